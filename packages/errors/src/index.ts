@@ -1,0 +1,49 @@
+// @pocketproxy/errors — the shape every package's error registry takes.
+// Any package may import this; it imports nothing of ours.
+//
+// Each package declares its own registry with `defineErrors({...})`: a stable code
+// (PP_ERR_<AREA>_<THING>, never reused), an HTTP status and a message template with {named}
+// holes. `docs/errors.md` is generated from all registries (`node scripts/gen-errors.mjs`) and a test
+// keeps it in step.
+
+export interface ErrorSpec {
+  readonly status: number;
+  readonly message: string;
+}
+
+export type Registry<K extends string> = { readonly [P in K]: ErrorSpec };
+
+export function defineErrors<K extends string>(area: string, specs: Registry<K>): Registry<K> & { readonly __area: string } {
+  for (const code of Object.keys(specs)) {
+    if (!/^PP_ERR_[A-Z0-9]+_[A-Z0-9_]+$/.test(code)) throw new Error(`bad error code name: ${code}`);
+  }
+  return Object.freeze({ ...specs, __area: area }) as Registry<K> & { readonly __area: string };
+}
+
+/** An error with a stable code. `detail` is safe to show to the caller; `cause` is not. */
+export class PPError extends Error {
+  readonly code: string;
+  readonly status: number;
+  readonly params: Readonly<Record<string, string | number>>;
+  constructor(code: string, spec: ErrorSpec, params: Record<string, string | number> = {}, options?: { cause?: unknown }) {
+    super(render(spec.message, params), options);
+    this.name = 'PPError';
+    this.code = code;
+    this.status = spec.status;
+    this.params = params;
+  }
+}
+
+export function render(template: string, params: Record<string, string | number>): string {
+  return template.replace(/\{(\w+)\}/g, (_, k: string) => (k in params ? String(params[k]) : `{${k}}`));
+}
+
+/** Build a typed thrower bound to one registry: `const fail = errorFactory(ERRORS); throw fail('PP_ERR_X_Y', {..})`. */
+export function errorFactory<K extends string>(registry: Registry<K>) {
+  return (code: K, params: Record<string, string | number> = {}, options?: { cause?: unknown }): PPError =>
+    new PPError(code, registry[code], params, options);
+}
+
+export function isPPError(e: unknown): e is PPError {
+  return e instanceof PPError;
+}
