@@ -13,11 +13,16 @@ export interface ErrorSpec {
 
 export type Registry<K extends string> = { readonly [P in K]: ErrorSpec };
 
-export function defineErrors<K extends string>(area: string, specs: Registry<K>): Registry<K> & { readonly __area: string } {
+/** Every registry defined in this process, by area; docs/errors.md is generated from it. */
+export const allRegistries = new Map<string, Registry<string>>();
+
+export function defineErrors<K extends string>(area: string, specs: Registry<K>): Registry<K> {
   for (const code of Object.keys(specs)) {
     if (!/^PP_ERR_[A-Z0-9]+_[A-Z0-9_]+$/.test(code)) throw new Error(`bad error code name: ${code}`);
   }
-  return Object.freeze({ ...specs, __area: area }) as Registry<K> & { readonly __area: string };
+  const frozen = Object.freeze({ ...specs });
+  allRegistries.set(area, frozen);
+  return frozen;
 }
 
 /** An error with a stable code. `detail` is safe to show to the caller; `cause` is not. */

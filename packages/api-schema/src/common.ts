@@ -1,0 +1,49 @@
+import { z } from 'zod';
+
+/** Typed, prefixed ids make logs and URLs self-explaining: dev_…, con_…, cmd_…, cus_…, rly_…, adm_…. */
+export const idOf = (prefix: string) =>
+  z.string().regex(new RegExp(`^${prefix}_[0-9a-zA-Z]{10,40}$`), `must be an id starting with ${prefix}_`);
+
+export const DeviceId = idOf('dev');
+export const ConnectionId = idOf('con');
+export const CommandId = idOf('cmd');
+export const CustomerId = idOf('cus');
+export const RelayId = idOf('rly');
+
+/** Names shown to operators: printable, trimmed, 1–64 chars. */
+export const Name = z
+  .string()
+  .trim()
+  .min(1, 'must not be empty')
+  .max(64, 'must be at most 64 characters')
+  .regex(/^[^\u0000-\u001f\u007f]+$/, 'must not contain control characters');
+
+export const Description = z.string().max(500, 'must be at most 500 characters');
+export const Timestamp = z.string().describe('RFC 3339 timestamp');
+export const Port = z.number().int().min(1).max(65535);
+export const IPv4 = z.string().regex(/^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/, 'must be an IPv4 address');
+export const Cidr = z
+  .string()
+  .regex(/^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}\/(3[0-2]|[12]?\d)$/, 'must be an IPv4 CIDR like 203.0.113.0/24');
+export const Hostname = z
+  .string()
+  .min(1)
+  .max(253)
+  .regex(/^[a-zA-Z0-9.\-:\[\]]+$/, 'must be a hostname or IP address');
+
+/** RFC 9457 problem details, as every error response carries them. */
+export const Problem = z.object({
+  type: z.string(),
+  title: z.string(),
+  status: z.number().int(),
+  code: z.string().describe('stable PP_ERR_* code, see docs/errors.md'),
+  detail: z.string(),
+  request_id: z.string(),
+  errors: z.array(z.object({ path: z.string(), message: z.string() })).optional(),
+});
+export type Problem = z.infer<typeof Problem>;
+
+export const Paging = z.object({
+  limit: z.coerce.number().int().min(1).max(1000).default(100),
+  offset: z.coerce.number().int().min(0).max(10_000_000).default(0),
+});

@@ -1,0 +1,232 @@
+import { z } from 'zod';
+import { Cidr, CommandId, ConnectionId, CustomerId, Description, DeviceId, Hostname, Name, Port, RelayId, Timestamp } from './common.js';
+
+// ---- auth ----
+export const LoginRequest = z.strictObject({
+  email: z.string().trim().toLowerCase().email('must be an email address').max(254),
+  password: z.string().min(1, 'must not be empty').max(1024),
+});
+export const LoginResponse = z.object({ token: z.string(), expires_at: Timestamp });
+
+// ---- relays ----
+export const Relay = z.object({
+  id: RelayId,
+  name: z.string(),
+  host: z.string().describe('address devices and customers dial'),
+  tunnel_port: Port,
+  push_url: z.string().describe('tunnel push API, e.g. http://127.0.0.1:8081'),
+  public_key: z.string().nullable().describe('tunnel static X25519 public key, base64'),
+  enabled: z.boolean(),
+  devices_online: z.number().int(),
+  created_at: Timestamp,
+});
+export const RelayCreate = z.strictObject({
+  name: Name,
+  host: Hostname,
+  tunnel_port: Port.default(1194),
+  push_url: z.string().url().max(300).default('http://127.0.0.1:8081'),
+  public_key: z.string().max(100).optional(),
+  enabled: z.boolean().default(true),
+});
+export const RelayUpdate = RelayCreate.partial();
+
+// ---- customers ----
+export const Customer = z.object({
+  id: CustomerId,
+  name: z.string(),
+  email: z.string().nullable(),
+  notes: z.string(),
+  connections: z.number().int(),
+  created_at: Timestamp,
+  updated_at: Timestamp,
+});
+export const CustomerCreate = z.strictObject({
+  name: Name,
+  email: z.string().trim().email('must be an email address').max(254).nullable().optional(),
+  notes: Description.default(''),
+});
+export const CustomerUpdate = CustomerCreate;
+
+// ---- devices ----
+export const DeviceStatus = z.enum(['online', 'offline']);
+export const NetworkType = z.string().max(32);
+export const DeviceMetrics = z.object({
+  battery: z.number().int().min(0).max(100).nullable(),
+  charging: z.boolean().nullable(),
+  signal: z.number().int().min(-200).max(100).nullable().describe('dBm (negative) or 0-4 bars'),
+  carrier: z.string().max(64).nullable(),
+  network_type: NetworkType.nullable(),
+});
+export const Device = z.object({
+  id: DeviceId,
+  name: z.string(),
+  description: z.string(),
+  status: DeviceStatus,
+  relay_id: RelayId.nullable(),
+  vpn_ip: z.string().nullable(),
+  base_port: Port,
+  ports: z.object({ http: Port, socks5: Port, udp: Port, openvpn: Port }),
+  current_ip: z.string().nullable(),
+  last_seen_at: Timestamp.nullable(),
+  paired_at: Timestamp,
+  agent_version: z.string().nullable(),
+  rotation_interval_s: z.number().int().nullable(),
+  next_rotation_at: Timestamp.nullable(),
+  metrics: DeviceMetrics,
+  created_at: Timestamp,
+  updated_at: Timestamp,
+});
+export const DeviceCreate = z.strictObject({
+  name: Name,
+  description: Description.default(''),
+  relay_id: RelayId.optional(),
+});
+export const DeviceUpdate = z.strictObject({
+  name: Name.optional(),
+  description: Description.optional(),
+  relay_id: RelayId.optional(),
+  rotation_interval_s: z
+    .number()
+    .int()
+    .min(60, 'must be at least 60 seconds')
+    .max(7 * 86400, 'must be at most 7 days')
+    .nullable()
+    .optional()
+    .describe('auto-rotation interval; null turns it off'),
+});
+
+export const IpHistoryEntry = z.object({
+  id: z.number().int(),
+  old_ip: z.string().nullable(),
+  new_ip: z.string(),
+  reason: z.string(),
+  changed_at: Timestamp,
+});
+
+// ---- commands ----
+export const CommandType = z.enum(['rotate_ip', 'wifi_toggle', 'airplane_mode', 'reboot', 'config_update']);
+export const CommandStatus = z.enum(['pending', 'sent', 'acked', 'succeeded', 'failed', 'expired']);
+export const Command = z.object({
+  id: CommandId,
+  device_id: DeviceId,
+  type: CommandType,
+  payload: z.record(z.string(), z.unknown()),
+  status: CommandStatus,
+  result: z.record(z.string(), z.unknown()).nullable(),
+  source: z.string(),
+  created_at: Timestamp,
+  sent_at: Timestamp.nullable(),
+  acked_at: Timestamp.nullable(),
+  finished_at: Timestamp.nullable(),
+  expires_at: Timestamp,
+});
+export const CommandCreate = z.strictObject({
+  type: CommandType,
+  payload: z.record(z.string(), z.unknown()).default({}),
+  ttl_s: z.number().int().min(10).max(86400).default(600),
+});
+export const CommandResult = z.strictObject({
+  status: z.enum(['acked', 'succeeded', 'failed']),
+  result: z.record(z.string(), z.unknown()).optional(),
+});
+
+// ---- pairing ----
+export const PairingCodeCreate = z.strictObject({
+  device_name: Name.optional(),
+  relay_id: RelayId.optional(),
+  ttl_s: z.number().int().min(60).max(3600).default(600),
+});
+export const PairingCode = z.object({ code: z.string(), expires_at: Timestamp, qr_svg: z.string(), pair_url: z.string() });
+export const PairRequest = z.strictObject({
+  code: z.string().trim().min(4).max(64),
+  public_key: z.string().regex(/^[A-Za-z0-9+/]{43}=$/, 'must be a base64 X25519 public key').optional(),
+  name: Name.optional(),
+  agent_version: z.string().max(64).optional(),
+});
+export const PairResponse = z.object({
+  device_id: DeviceId,
+  auth_token: z.string(),
+  relay: z.object({ id: RelayId, host: z.string(), port: Port }),
+  base_port: Port,
+  tunnel: z.object({
+    server_public_key: z.string().nullable(),
+    psk: z.string(),
+    mtu: z.number().int(),
+    subnet: z.string(),
+  }),
+});
+
+// ---- connections ----
+export const Protocol = z.enum(['http', 'socks5']);
+export const Connection = z.object({
+  id: ConnectionId,
+  device_id: DeviceId,
+  customer_id: CustomerId.nullable(),
+  protocol: Protocol,
+  host: z.string(),
+  port: Port,
+  username: z.string(),
+  password: z.string(),
+  enabled: z.boolean(),
+  bandwidth_limit_bytes: z.number().int().nullable(),
+  bytes_used_month: z.number().int(),
+  expires_at: Timestamp.nullable(),
+  allow_from: z.array(z.string()),
+  rotation_url: z.string(),
+  proxy_url: z.string(),
+  device_status: DeviceStatus,
+  created_at: Timestamp,
+  updated_at: Timestamp,
+});
+const Username = z.string().min(3, 'must be at least 3 characters').max(64).regex(/^[A-Za-z0-9._-]+$/, 'may contain letters, digits, dot, dash and underscore');
+const Password = z.string().min(8, 'must be at least 8 characters').max(128).regex(/^[\x21-\x7e]+$/, 'must be printable ASCII without spaces');
+export const ConnectionCreate = z.strictObject({
+  device_id: DeviceId,
+  customer_id: CustomerId.nullable().optional(),
+  protocol: Protocol,
+  username: Username.optional(),
+  password: Password.optional(),
+  enabled: z.boolean().default(true),
+  bandwidth_limit_bytes: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).nullable().optional(),
+  expires_at: z.iso.datetime({ offset: true }).nullable().optional(),
+  allow_from: z.array(Cidr).max(64).default([]),
+});
+export const ConnectionUpdate = ConnectionCreate.omit({ device_id: true, protocol: true }).partial().extend({
+  enabled: z.boolean().optional(),
+  allow_from: z.array(Cidr).max(64).optional(),
+  regenerate_rotation_token: z.boolean().optional(),
+});
+
+// ---- heartbeat (device → API) ----
+export const Heartbeat = z.strictObject({
+  metrics: DeviceMetrics.partial().default({}),
+  public_ip: z.string().max(64).nullable().optional(),
+  agent_version: z.string().max(64).optional(),
+  uptime_s: z.number().int().min(0).optional(),
+  usage: z
+    .array(z.strictObject({ connection_id: ConnectionId, bytes_in: z.number().int().min(0), bytes_out: z.number().int().min(0) }))
+    .max(10_000)
+    .default([]),
+});
+export const HeartbeatResponse = z.object({
+  commands: z.array(z.object({ id: CommandId, type: CommandType, payload: z.record(z.string(), z.unknown()) })),
+  heartbeat_interval_s: z.number().int(),
+  credentials_version: z.string(),
+});
+
+// ---- overview ----
+export const Overview = z.object({
+  devices: z.object({ total: z.number().int(), online: z.number().int(), offline: z.number().int() }),
+  connections: z.object({ total: z.number().int(), enabled: z.number().int() }),
+  customers: z.number().int(),
+  traffic: z.object({ today_bytes: z.number().int(), month_bytes: z.number().int() }),
+  recent_events: z.array(
+    z.object({ id: z.number().int(), type: z.string(), device_id: z.string().nullable(), data: z.record(z.string(), z.unknown()), created_at: Timestamp }),
+  ),
+});
+
+export const UsagePoint = z.object({ t: Timestamp, bytes_in: z.number().int(), bytes_out: z.number().int() });
+
+// ---- websocket events ----
+export const WsEventType = z.enum(['device_connected', 'device_disconnected', 'heartbeat', 'command_updated', 'ip_changed', 'device_paired', 'device_updated', 'connection_updated']);
+export const WsEvent = z.object({ type: WsEventType, data: z.record(z.string(), z.unknown()), at: Timestamp });

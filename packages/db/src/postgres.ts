@@ -1,0 +1,73 @@
+import pg from 'pg';
+import type { Db, Queryable } from './types.js';
+import { dbError } from './errors.js';
+
+// int8 (bigint) as JS number: our counters stay far below 2^53.
+pg.types.setTypeParser(20, (v) => Number(v));
+
+export async function openPostgres(url: string, opts: { max?: number } = {}): Promise<Db> {
+  const pool = new pg.Pool({ connectionString: url, max: opts.max ?? 10 });
+  pool.on('error', () => {}); // idle client errors surface on the next query
+  try {
+    const c = await pool.connect();
+    c.release();
+  } catch (e) {
+    await pool.end().catch(() => {});
+    throw dbError('PP_ERR_DB_CONNECT', { reason: (e as Error).message }, { cause: e });
+  }
+  const q: Queryable = {
+    async query<T>(sql: string, params?: unknown[]) {
+      const r = await pool.query(sql, params as unknown[]);
+      return { rows: r.rows as T[], rowCount: r.rowCount ?? 0 };
+    },
+  };
+  let listener: pg.Client | null = null;
+  const handlers = new Map<string, Set<(p: string) => void>>();
+  return {
+    kind: 'postgres',
+    query: q.query,
+    async tx(fn) {
+      const c = await pool.connect();
+      try {
+        await c.query('BEGIN');
+        const out = await fn({
+          async query<T>(sql: string, params?: unknown[]) {
+            const r = await c.query(sql, params as unknown[]);
+            return { rows: r.rows as T[], rowCount: r.rowCount ?? 0 };
+          },
+        });
+        await c.query('COMMIT');
+        return out;
+      } catch (e) {
+        await c.query('ROLLBACK').catch(() => {});
+        throw e;
+      } finally {
+        c.release();
+      }
+    },
+    async listen(channel, onPayload) {
+      if (!listener) {
+        listener = new pg.Client({ connectionString: url });
+        await listener.connect();
+        listener.on('notification', (n) => handlers.get(n.channel)?.forEach((h) => h(n.payload ?? '')));
+      }
+      let set = handlers.get(channel);
+      if (!set) {
+        set = new Set();
+        handlers.set(channel, set);
+        await listener.query(`LISTEN "${channel.replace(/"/g, '')}"`);
+      }
+      set.add(onPayload);
+      return async () => {
+        set!.delete(onPayload);
+      };
+    },
+    async notify(channel, payload) {
+      await pool.query('SELECT pg_notify($1, $2)', [channel, payload]);
+    },
+    async close() {
+      await listener?.end().catch(() => {});
+      await pool.end();
+    },
+  };
+}
