@@ -1,0 +1,67 @@
+// The element-level view of a state: every named set, map and counter object of our table as a
+// key -> value map. Full render prints these inside the table; renderUpdate diffs two of them,
+// so both paths agree by construction on what an element looks like.
+import type { ValidState } from './state.js';
+
+/** Key -> value (undefined for plain sets). Keys/values are already in nft syntax. */
+export type ElementMap = ReadonlyMap<string, string | undefined>;
+
+export interface Collections {
+  /** Named counter objects `port_<n>`, one per port in the state (enabled or not). */
+  readonly counters: ElementMap;
+  /** port -> vpn_ip . target_port, enabled TCP ports only. */
+  readonly tcp_fwd: ElementMap;
+  readonly udp_fwd: ElementMap;
+  /** proto . port -> counter name, so the forward chain finds a port's counter in one lookup. */
+  readonly port_counters: ElementMap;
+  /** proto . port of disabled ports. */
+  readonly disabled_ports: ElementMap;
+  /** proto . port of ports that have an allow-list. */
+  readonly restricted_ports: ElementMap;
+  /** proto . port . source-CIDR for each allowed source of a restricted port. */
+  readonly allowed_sources: ElementMap;
+}
+
+/** Order matters: it is the order the full render declares them in. */
+export const SET_NAMES = ['tcp_fwd', 'udp_fwd', 'port_counters', 'disabled_ports', 'restricted_ports', 'allowed_sources'] as const;
+export type SetName = (typeof SET_NAMES)[number];
+
+export function counterName(port: number): string {
+  return `port_${port}`;
+}
+
+function protosOf(proto: 'tcp' | 'udp' | 'both'): ReadonlyArray<'tcp' | 'udp'> {
+  return proto === 'both' ? ['tcp', 'udp'] : [proto];
+}
+
+export function collectionsOf(state: ValidState): Collections {
+  const counters = new Map<string, undefined>();
+  const tcp_fwd = new Map<string, string>();
+  const udp_fwd = new Map<string, string>();
+  const port_counters = new Map<string, string>();
+  const disabled_ports = new Map<string, undefined>();
+  const restricted_ports = new Map<string, undefined>();
+  const allowed_sources = new Map<string, undefined>();
+  for (const p of state.ports) {
+    const name = counterName(p.port);
+    counters.set(name, undefined);
+    for (const proto of protosOf(p.proto)) {
+      const key = `${proto} . ${p.port}`;
+      port_counters.set(key, `"${name}"`);
+      if (!p.enabled) {
+        disabled_ports.set(key, undefined);
+        continue;
+      }
+      (proto === 'tcp' ? tcp_fwd : udp_fwd).set(String(p.port), `${p.vpnIp} . ${p.targetPort}`);
+      if (p.allowFrom) {
+        restricted_ports.set(key, undefined);
+        for (const src of p.allowFrom) allowed_sources.set(`${key} . ${src}`, undefined);
+      }
+    }
+  }
+  return { counters, tcp_fwd, udp_fwd, port_counters, disabled_ports, restricted_ports, allowed_sources };
+}
+
+export function formatElement(key: string, value: string | undefined): string {
+  return value === undefined ? key : `${key} : ${value}`;
+}
