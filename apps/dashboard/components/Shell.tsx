@@ -1,0 +1,89 @@
+'use client';
+// The app frame: navigation, live-connection indicator, sign-out, and the auth guard that sends
+// visitors without a session to /login. The login page renders bare.
+import Link from 'next/link';
+import { usePathname } from 'next/navigation';
+import { useEffect, useState } from 'react';
+import { LiveProvider, useLiveStatus } from '@/lib/live';
+import { endSession, getToken, goToLogin } from '@/lib/session';
+
+const NAV = [
+  { href: '/', label: 'Overview' },
+  { href: '/devices/', label: 'Devices' },
+  { href: '/pair/', label: 'Pair a device' },
+  { href: '/connections/', label: 'Connections' },
+  { href: '/customers/', label: 'Customers' },
+  { href: '/relays/', label: 'Relays' },
+];
+
+function isActive(pathname: string, href: string) {
+  if (href === '/') return pathname === '/';
+  return pathname.startsWith(href);
+}
+
+function LiveIndicator() {
+  const status = useLiveStatus();
+  const text = status === 'live' ? 'Live' : status === 'connecting' ? 'Connecting…' : 'Reconnecting · polling every 10 s';
+  return (
+    <span className={`live live-${status}`} role="status" title="Live updates over WebSocket">
+      <span className="dot" aria-hidden="true" />
+      {text}
+    </span>
+  );
+}
+
+export function Shell({ children }: { children: React.ReactNode }) {
+  const pathname = usePathname() || '/';
+  const bare = pathname.startsWith('/login');
+  const [authed, setAuthed] = useState<boolean | null>(null);
+
+  useEffect(() => {
+    if (bare) return;
+    const ok = !!getToken();
+    setAuthed(ok);
+    if (!ok) goToLogin();
+  }, [bare, pathname]);
+
+  if (bare) return <main className="main main-bare">{children}</main>;
+  if (!authed) return <main className="main" aria-busy="true" />;
+
+  return (
+    <LiveProvider>
+      <a className="skip" href="#content">
+        Skip to content
+      </a>
+      <header className="topbar">
+        <Link href="/" className="brand">
+          PocketProxy
+        </Link>
+        <nav aria-label="Main">
+          <ul>
+            {NAV.map((n) => (
+              <li key={n.href}>
+                <Link href={n.href} aria-current={isActive(pathname, n.href) ? 'page' : undefined}>
+                  {n.label}
+                </Link>
+              </li>
+            ))}
+          </ul>
+        </nav>
+        <div className="topbar-right">
+          <LiveIndicator />
+          <button
+            type="button"
+            className="btn btn-small btn-ghost"
+            onClick={() => {
+              endSession();
+              window.location.assign('/login/');
+            }}
+          >
+            Sign out
+          </button>
+        </div>
+      </header>
+      <main className="main" id="content">
+        {children}
+      </main>
+    </LiveProvider>
+  );
+}

@@ -1,0 +1,20 @@
+// Response types inferred from the shared schemas, so the dashboard and API cannot drift apart.
+import type { z } from 'zod';
+import type * as S from '@pocketproxy/api-schema';
+
+export type Device = z.infer<typeof S.Device>;
+export type DeviceStatus = z.infer<typeof S.DeviceStatus>;
+export type DeviceMetrics = z.infer<typeof S.DeviceMetrics>;
+export type Connection = z.infer<typeof S.Connection>;
+export type Customer = z.infer<typeof S.Customer>;
+export type Relay = z.infer<typeof S.Relay>;
+export type Command = z.infer<typeof S.Command>;
+export type CommandStatus = z.infer<typeof S.CommandStatus>;
+export type CommandType = z.infer<typeof S.CommandType>;
+export type IpHistoryEntry = z.infer<typeof S.IpHistoryEntry>;
+export type UsagePoint = z.infer<typeof S.UsagePoint>;
+export type Overview = z.infer<typeof S.Overview>;
+export type PairingCode = z.infer<typeof S.PairingCode>;
+export type WsEvent = z.infer<typeof S.WsEvent>;
+export type WsEventType = z.infer<typeof S.WsEventType>;
+export type List<T> = { items: T[]; total: number };
