@@ -1,0 +1,25 @@
+// The HTTP proxy's failure answers. Every failure carries its stable code in X-PocketProxy-Error so
+// a customer can tell "target refused" from "name does not resolve" (table in README.md).
+import type * as net from 'node:net';
+import { STATUS_CODES } from 'node:http';
+import type { PPError } from '../errors.js';
+
+export const ERROR_HEADER = 'X-PocketProxy-Error';
+export const REALM = 'pocketproxy';
+
+/** Writes a complete failure response and closes the connection after it is flushed. */
+export function writeFailure(socket: net.Socket, err: PPError): void {
+  if (socket.destroyed || !socket.writable) return void socket.destroy();
+  const body = `${err.code}: ${err.message}\n`;
+  const lines = [
+    `HTTP/1.1 ${err.status} ${STATUS_CODES[err.status] ?? 'Error'}`,
+    `${ERROR_HEADER}: ${err.code}`,
+    'Content-Type: text/plain; charset=utf-8',
+    `Content-Length: ${Buffer.byteLength(body)}`,
+    'Connection: close',
+  ];
+  if (err.status === 407) lines.push(`Proxy-Authenticate: Basic realm="${REALM}"`);
+  socket.end(lines.join('\r\n') + '\r\n\r\n' + body);
+  // Do not wait forever for a client that never reads the answer.
+  socket.setTimeout(5_000, () => socket.destroy());
+}

@@ -1,0 +1,21 @@
+// @pocketproxy/proxy — proxy protocol servers and helpers: HTTP proxy (CONNECT + absolute-form),
+// SOCKS5 (RFC 1928/1929, CONNECT + UDP ASSOCIATE), a shared SOCKS5 UDP relay port, the destination
+// policy with its default dialer, and the transparent proxy's SNI/Host peek + CONNECT client.
+//
+// A protocol library that knows nothing of the product: callers pass `authenticate`, `dial`, a UDP
+// socket factory and a logger; servers emit `connectionClosed` / `requestFailed`. Imported by the
+// device agent (apps/agent) and the relay's transparent proxy (apps/server/tproxy). It imports only
+// @pocketproxy/errors and node built-ins; never the database or the API.
+export { PROXY_ERRORS, proxyError, type ProxyErrorCode } from './errors.js';
+export type * from './types.js';
+export { silentLogger } from './logger.js';
+export { isForbiddenAddress, addressCategory, validatePolicy, ipToBytes, type DestinationPolicy, type AddressCategory } from './policy.js';
+export {
+  createPolicyDialer, createPolicyResolver, createPolicyResolveAll, classifyDialError, systemResolve,
+  type PolicyDialerOptions, type PolicyResolverOptions, type Resolve, type ResolvedAddress,
+} from './dialer.js';
+export { relay, type RelayOptions, type RelayResult } from './relay.js';
+export { ProxyServer } from './server-base.js';
+export { createHttpProxy, type HttpProxyOptions } from './http/server.js';
+export { parseRequestHead, parseResponseHead, findHeadEnd, MAX_HEAD_BYTES, MAX_HEADERS, type RequestHead, type ResponseHead } from './http/head.js';
+export { ERROR_HEADER } from './http/responses.js';

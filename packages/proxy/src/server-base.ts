@@ -1,0 +1,57 @@
+// What every TCP server of this package shares: a net.Server, the set of live sockets (so close()
+// really ends everything, which tests and graceful shutdown rely on), and typed events.
+import { EventEmitter } from 'node:events';
+import * as net from 'node:net';
+import type { ProxyEvents } from './types.js';
+
+export class ProxyServer extends EventEmitter<ProxyEvents & { error: [Error] }> {
+  readonly server: net.Server;
+  private readonly sockets = new Set<net.Socket>();
+
+  constructor(onConnection: (socket: net.Socket) => void, maxConnections?: number) {
+    super();
+    // allowHalfOpen: tunnels forward each direction's FIN on its own (relay.ts).
+    this.server = net.createServer({ allowHalfOpen: true, noDelay: true }, (socket) => {
+      this.sockets.add(socket);
+      socket.once('close', () => this.sockets.delete(socket));
+      // A socket error without a listener would crash the process; handlers add their own too.
+      socket.on('error', () => {});
+      onConnection(socket);
+    });
+    if (maxConnections !== undefined) this.server.maxConnections = maxConnections;
+    this.server.on('error', (e) => this.emit('error', e));
+  }
+
+  /** Listens and resolves with the bound address (port 0 picks a free port). */
+  listen(port: number, host = '127.0.0.1'): Promise<net.AddressInfo> {
+    return new Promise((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen(port, host, () => {
+        this.server.removeListener('error', reject);
+        resolve(this.server.address() as net.AddressInfo);
+      });
+    });
+  }
+
+  address(): net.AddressInfo {
+    return this.server.address() as net.AddressInfo;
+  }
+
+  get connectionCount(): number {
+    return this.sockets.size;
+  }
+
+  /** Stops accepting and destroys every live connection (and, through them, their targets). */
+  close(): Promise<void> {
+    return new Promise((resolve) => {
+      for (const s of this.sockets) s.destroy();
+      if (!this.server.listening) return resolve();
+      this.server.close(() => resolve());
+    });
+  }
+}
+
+export function normalizeIp(ip: string | undefined): string {
+  if (!ip) return '';
+  return ip.startsWith('::ffff:') && ip.includes('.') ? ip.slice(7) : ip;
+}

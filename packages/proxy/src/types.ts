@@ -1,0 +1,67 @@
+// Types shared by every server in this package: the caller supplies authentication, dialing,
+// UDP sockets and a logger; the servers report business facts as events.
+import type * as net from 'node:net';
+import type * as dgram from 'node:dgram';
+
+/** What the server knows about a customer when it asks `authenticate`. */
+export interface AuthContext {
+  readonly protocol: 'http' | 'socks5';
+  readonly remoteAddress: string;
+  readonly remotePort: number;
+  readonly localPort: number;
+}
+
+export interface Principal {
+  /** Opaque id chosen by the app (e.g. a connection id); carried into dial and events. */
+  readonly principal: string;
+}
+
+export type Authenticate = (user: string, pass: string, ctx: AuthContext) => Promise<Principal | null>;
+
+/** Accept customers without credentials: `true` (principal "anonymous") or a source check. */
+export type AllowNoAuth = boolean | ((ctx: AuthContext) => Promise<Principal | null>);
+
+export interface DialRequest {
+  readonly host: string;
+  readonly port: number;
+  readonly principal: string;
+}
+
+/** Opens the egress TCP connection. Rejections should be PPErrors or errno errors (see dialer.ts). */
+export type Dial = (req: DialRequest) => Promise<net.Socket>;
+
+/** Creates an egress UDP socket (the app binds it to the cellular interface). Not yet bound. */
+export type UdpSocketFactory = (type: 'udp4' | 'udp6') => dgram.Socket;
+
+/** Resolves a UDP destination and applies the destination policy. */
+export type ResolveChecked = (host: string) => Promise<{ address: string; family: 4 | 6 }>;
+
+/** pino-compatible subset. */
+export interface Logger {
+  debug(obj: object, msg?: string): void;
+  info(obj: object, msg?: string): void;
+  warn(obj: object, msg?: string): void;
+  error(obj: object, msg?: string): void;
+}
+
+export interface ConnectionClosedEvent {
+  readonly principal: string;
+  readonly protocol: 'http' | 'socks5' | 'udp';
+  /** Bytes received from the customer (upload), including protocol handshakes. */
+  readonly bytesIn: number;
+  /** Bytes sent to the customer (download). */
+  readonly bytesOut: number;
+  readonly durationMs: number;
+}
+
+export interface RequestFailedEvent {
+  readonly principal?: string;
+  readonly protocol: 'http' | 'socks5' | 'udp';
+  readonly code: string;
+  readonly remoteAddress?: string;
+}
+
+export interface ProxyEvents {
+  connectionClosed: [ConnectionClosedEvent];
+  requestFailed: [RequestFailedEvent];
+}
