@@ -1,0 +1,95 @@
+// Removing a lab, and leftovers of labs whose owner died. Synchronous on purpose: it also runs
+// from process 'exit' / signal hooks, where no asynchronous work is carried out any more.
+// Everything is found from the system itself (namespace names, `ip netns pids`, marker files), so
+// a later run can clean what a crashed run left.
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { PREFIX_RE, assertPrefix } from './plan.js';
+import { runSync } from './run.js';
+
+/** Per-lab scratch dir: owner marker, TLS certificate. */
+export function labDir(prefix: string): string {
+  return join(tmpdir(), `pplab-${prefix}`);
+}
+
+/** `ip netns exec NS` bind-mounts /etc/netns/NS/resolv.conf over /etc/resolv.conf: the lab's DNS. */
+export function etcNetnsDir(ns: string): string {
+  return join('/etc/netns', ns);
+}
+
+export function writeOwnerMarker(prefix: string): void {
+  mkdirSync(labDir(prefix), { recursive: true, mode: 0o700 });
+  writeFileSync(join(labDir(prefix), 'owner.json'), JSON.stringify({ pid: process.pid, created: new Date().toISOString() }) + '\n');
+}
+
+function ownerAlive(prefix: string): boolean {
+  try {
+    const { pid } = JSON.parse(readFileSync(join(labDir(prefix), 'owner.json'), 'utf8')) as { pid: number };
+    if (pid === process.pid) return true;
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export function listNamespaces(): string[] {
+  const r = runSync('ip', ['netns', 'list']);
+  // Lines look like "name" or "name (id: 3)".
+  return r.stdout.split('\n').map((l) => l.trim().split(/\s+/)[0] ?? '').filter(Boolean);
+}
+
+export function labNamespaces(prefix: string): string[] {
+  return listNamespaces().filter((ns) => ns.startsWith(`${prefix}-`));
+}
+
+/** Kill (SIGKILL) every process still inside `ns`, by pid. Returns the pids signalled. */
+export function killNamespaceProcesses(ns: string): number[] {
+  const killed: number[] = [];
+  // A process may fork while we kill; a few bounded rounds catch its children.
+  for (let round = 0; round < 5; round++) {
+    const pids = runSync('ip', ['netns', 'pids', ns]).stdout.split(/\s+/).map(Number).filter((p) => p > 0 && p !== process.pid);
+    if (pids.length === 0) break;
+    for (const pid of pids) {
+      try { process.kill(pid, 'SIGKILL'); killed.push(pid); } catch { /* gone */ }
+    }
+    runSync('sleep', ['0.05']);
+  }
+  return killed;
+}
+
+/** Delete every namespace, process, /etc/netns entry and scratch dir of lab `prefix`. */
+export function cleanupLabSync(prefix: string, namespaces: readonly string[] = []): void {
+  assertPrefix(prefix);
+  const all = new Set([...namespaces, ...labNamespaces(prefix)]);
+  for (const ns of all) killNamespaceProcesses(ns);
+  for (const ns of all) {
+    runSync('ip', ['netns', 'del', ns]);
+    rmSync(etcNetnsDir(ns), { recursive: true, force: true });
+  }
+  rmSync(labDir(prefix), { recursive: true, force: true });
+}
+
+/**
+ * With a prefix: remove that lab, whoever owns it. Without: remove every lab (`pp????-*`
+ * namespaces) whose owner process is gone, leaving labs of live runs alone. Returns prefixes removed.
+ */
+export function cleanupStale(prefix?: string): string[] {
+  if (prefix !== undefined) {
+    cleanupLabSync(prefix);
+    return [prefix];
+  }
+  const prefixes = new Set(listNamespaces().map((ns) => ns.split('-')[0] ?? '').filter((p) => PREFIX_RE.test(p)));
+  const removed: string[] = [];
+  for (const p of prefixes) {
+    if (ownerAlive(p)) continue;
+    cleanupLabSync(p);
+    removed.push(p);
+  }
+  return removed;
+}
+
+export function labExists(prefix: string): boolean {
+  return labNamespaces(prefix).length > 0 || existsSync(labDir(prefix));
+}

@@ -1,0 +1,38 @@
+// Process-exit safety net: every live lab is torn down (synchronously) when the process exits or
+// gets SIGINT / SIGTERM / SIGHUP, so an interrupted test or demo leaves no namespace behind.
+// Handlers are installed while at least one lab is alive, and removed after the last one.
+
+export interface Teardownable {
+  teardownSync(): void;
+}
+
+const live = new Set<Teardownable>();
+const SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
+const EXIT_CODES: Record<(typeof SIGNALS)[number], number> = { SIGINT: 130, SIGTERM: 143, SIGHUP: 129 };
+
+function teardownAll() {
+  for (const lab of [...live]) {
+    try { lab.teardownSync(); } catch (e) { console.error('lab teardown failed:', e); }
+  }
+}
+
+const onExit = () => teardownAll();
+const onSignal = (sig: (typeof SIGNALS)[number]) => {
+  console.error(`lab: ${sig}, tearing down ${live.size} lab(s)`);
+  teardownAll();
+  process.exit(EXIT_CODES[sig]);
+};
+
+export function registerLab(lab: Teardownable): void {
+  if (live.size === 0) {
+    process.on('exit', onExit);
+    for (const s of SIGNALS) process.on(s, onSignal);
+  }
+  live.add(lab);
+}
+
+export function unregisterLab(lab: Teardownable): void {
+  if (!live.delete(lab) || live.size > 0) return;
+  process.off('exit', onExit);
+  for (const s of SIGNALS) process.off(s, onSignal);
+}

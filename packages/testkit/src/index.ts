@@ -1,0 +1,22 @@
+// @pocketproxy/testkit — the network-namespace lab (DESIGN §7): builds an "internet", a relay, a
+// customer and devices behind carrier NATs out of Linux network namespaces on one machine, runs
+// the real binaries inside, and tears it all down. Needs root.
+//
+// Who may import it: tests, benchmarks and the demo only (`*.lab.test.ts`, `bench/`, `demo.ts`).
+// Product code (apps/*, other packages) must never import it. It imports only @pocketproxy/errors.
+export { createLab, Lab, CLI_PATH } from './lab.js';
+export type { CreateLabOptions, DeviceInfo, InetInfo, LabInfo, ExecOptions } from './lab.js';
+export { LabProcess } from './process.js';
+export type { SpawnOptions, ExitStatus } from './process.js';
+export type { RunResult, RunOptions } from './run.js';
+export type { Rotation } from './carrier.js';
+export { rotateCarrier, currentCarrierAddress } from './carrier.js';
+export type { BlockOptions } from './firewall.js';
+export { cleanupStale } from './cleanup.js';
+export { INET, RELAY, CUST, DEV_IFACE, CGN_WAN, CGN_LAN, MAX_DEVICES, devicePlan, nextCarrierAddress, defaultDnsRecords } from './plan.js';
+export { LAB_ERRORS } from './errors.js';
+
+/** True when lab tests can run here (root). Lab tests skip loudly otherwise. */
+export function canRunLab(): boolean {
+  return process.getuid?.() === 0;
+}
