@@ -1,0 +1,21 @@
+# Built from source by node-gyp against the installed Node headers (npm config nodedir=/usr),
+# never downloaded: `npm run build -w @pocketproxy/tun`.
+{
+  "targets": [
+    {
+      "target_name": "pp_tun",
+      "sources": [
+        "native/addon.cc",
+        "native/errno_error.cc",
+        "native/fd_poller.cc",
+        "native/tun_queue.cc",
+        "native/udp_batch.cc",
+        "native/original_dst.cc"
+      ],
+      "dependencies": ["<!(node -p \"require('node-addon-api').targets\"):node_addon_api_except"],
+      "defines": ["NAPI_VERSION=8"],
+      "cflags_cc": ["-std=c++17", "-O2", "-Wall", "-Wextra", "-Wno-unused-parameter"],
+      "conditions": [["OS!='linux'", { "type": "none" }]]
+    }
+  ]
+}

@@ -1,0 +1,21 @@
+// pp_tun: PocketProxy's native addon. Exposes TunQueue (a TUN device queue with batched reads),
+// UdpBatch (recvmmsg/sendmmsg UDP socket) and getOriginalDst (SO_ORIGINAL_DST). Loaded only by
+// packages/tun/src/native.ts; everything else goes through the typed wrappers there.
+// Context-aware (NODE_API_MODULE), so each worker thread can load it and open its own TUN queue.
+#include <napi.h>
+
+#include "tun_queue.h"
+#include "udp_batch.h"
+
+namespace pp {
+Napi::Value GetOriginalDst(const Napi::CallbackInfo& info);
+}
+
+static Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  exports.Set("TunQueue", pp::TunQueue::Init(env));
+  exports.Set("UdpBatch", pp::UdpBatch::Init(env));
+  exports.Set("getOriginalDst", Napi::Function::New(env, pp::GetOriginalDst, "getOriginalDst"));
+  return exports;
+}
+
+NODE_API_MODULE(pp_tun, Init)

@@ -1,0 +1,239 @@
+#include "tun_queue.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/if.h>
+#include <linux/if_tun.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#include "errno_error.h"
+#include "js_call.h"
+
+namespace pp {
+
+Napi::Function TunQueue::Init(Napi::Env env) {
+  return DefineClass(env, "TunQueue",
+                     {
+                         InstanceAccessor<&TunQueue::GetName>("name"),
+                         InstanceAccessor<&TunQueue::GetFd>("fd"),
+                         InstanceMethod<&TunQueue::Start>("start"),
+                         InstanceMethod<&TunQueue::Pause>("pause"),
+                         InstanceMethod<&TunQueue::Write>("write"),
+                         InstanceMethod<&TunQueue::WriteBatch>("writeBatch"),
+                         InstanceMethod<&TunQueue::Stats>("stats"),
+                         InstanceMethod<&TunQueue::JsRef>("ref"),
+                         InstanceMethod<&TunQueue::JsUnref>("unref"),
+                         InstanceMethod<&TunQueue::Close>("close"),
+                     });
+}
+
+// new TunQueue(name: string, multiQueue: boolean)
+TunQueue::TunQueue(const Napi::CallbackInfo& info) : Napi::ObjectWrap<TunQueue>(info) {
+  Napi::Env env = info.Env();
+  std::string name = info[0].IsString() ? info[0].As<Napi::String>().Utf8Value() : "";
+  bool multi = info[1].ToBoolean();
+  if (name.size() >= IFNAMSIZ) throw Napi::RangeError::New(env, "interface name longer than 15 bytes");
+
+  int fd = ::open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) throw ErrnoError(env, "open /dev/net/tun", errno);
+  struct ifreq ifr;
+  memset(&ifr, 0, sizeof ifr);
+  // IFF_NO_PI: no 4-byte packet-info header, each read()/write() is exactly one IP packet.
+  ifr.ifr_flags = IFF_TUN | IFF_NO_PI | (multi ? IFF_MULTI_QUEUE : 0);
+  memcpy(ifr.ifr_name, name.data(), name.size());
+  if (ioctl(fd, TUNSETIFF, &ifr) < 0) {
+    int err = errno;
+    ::close(fd);
+    throw ErrnoError(env, "ioctl TUNSETIFF", err);
+  }
+  name_.assign(ifr.ifr_name, strnlen(ifr.ifr_name, IFNAMSIZ));
+  int r = Attach(env, fd);
+  if (r != 0) {
+    ::close(fd);
+    throw Napi::Error::New(env, std::string("uv_poll_init: ") + uv_strerror(r));
+  }
+}
+
+TunQueue::~TunQueue() { CloseFd(); }
+
+Napi::Value TunQueue::GetName(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), name_); }
+Napi::Value TunQueue::GetFd(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), fd()); }
+
+// start(onBatch, onError, batchSize, maxPacket, mode)
+//   mode 0: onBatch(data: Buffer, offsets: Uint32Array, count) — packet i is data[offsets[i], offsets[i+1]);
+//           `offsets` is one array reused for every batch.
+//   mode 1: onBatch(packets: Buffer[])
+Napi::Value TunQueue::Start(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (is_closed()) throw Napi::Error::New(env, "TUN queue is closed");
+  if (!info[0].IsFunction() || !info[1].IsFunction()) throw Napi::TypeError::New(env, "start(onBatch, onError, ...)");
+  uint32_t batch = info[2].IsNumber() ? info[2].As<Napi::Number>().Uint32Value() : 64;
+  uint32_t max_packet = info[3].IsNumber() ? info[3].As<Napi::Number>().Uint32Value() : 65535;
+  uint32_t mode = info[4].IsNumber() ? info[4].As<Napi::Number>().Uint32Value() : 0;
+  if (batch < 1 || batch > 1024) throw Napi::RangeError::New(env, "batch must be 1..1024");
+  if (max_packet < 576 || max_packet > 65535) throw Napi::RangeError::New(env, "maxPacket must be 576..65535");
+
+  on_batch_ = Napi::Persistent(info[0].As<Napi::Function>());
+  on_error_ = Napi::Persistent(info[1].As<Napi::Function>());
+  if (!async_ctx_) async_ctx_ = std::make_unique<Napi::AsyncContext>(env, "PocketProxyTunRead", Value());
+  if (batch != batch_ || max_packet != max_packet_ || !slab_) {
+    batch_ = batch;
+    max_packet_ = max_packet;
+    // new[] without () leaves memory untouched: only pages packets land in get faulted in.
+    slab_.reset(new uint8_t[static_cast<size_t>(batch) * max_packet]);
+    Napi::Uint32Array offsets = Napi::Uint32Array::New(env, batch + 1);
+    offsets_ = offsets.Data();
+    offsets_ref_ = Napi::Persistent(offsets);
+  }
+  mode_ = mode == 1 ? kArray : kSlab;
+  int r = FdPoller::Start();
+  if (r != 0) throw Napi::Error::New(env, std::string("uv_poll_start: ") + uv_strerror(r));
+  // Keep the JS wrapper alive while the kernel may still call us.
+  if (!js_ref_held_) {
+    Napi::ObjectWrap<TunQueue>::Ref();
+    js_ref_held_ = true;
+  }
+  return env.Undefined();
+}
+
+Napi::Value TunQueue::Pause(const Napi::CallbackInfo& info) {
+  FdPoller::Stop();
+  return info.Env().Undefined();
+}
+
+void TunQueue::OnReadable() {
+  Napi::Env env = Env();
+  Napi::HandleScope scope(env);
+  const size_t cap = static_cast<size_t>(batch_) * max_packet_;
+  size_t used = 0;
+  uint32_t n = 0;
+  int hard_err = 0;
+  offsets_[0] = 0;
+  // Packets are packed back to back; each read() gets at least max_packet_ bytes of room.
+  while (n < batch_ && cap - used >= max_packet_) {
+    ssize_t r = ::read(fd(), slab_.get() + used, max_packet_);
+    if (r < 0) {
+      if (errno == EINTR) continue;
+      if (errno != EAGAIN) hard_err = errno;
+      break;
+    }
+    used += static_cast<size_t>(r);
+    offsets_[++n] = static_cast<uint32_t>(used);
+  }
+  if (n > 0) {
+    stats_.rx_packets += n;
+    stats_.rx_bytes += used;
+    stats_.rx_batches += 1;
+    if (mode_ == kSlab) {
+      Napi::Buffer<uint8_t> data = Napi::Buffer<uint8_t>::Copy(env, slab_.get(), used);
+      CallJs(env, on_batch_, Value(), {data, offsets_ref_.Value(), Napi::Number::New(env, n)}, *async_ctx_);
+    } else {
+      Napi::Array arr = Napi::Array::New(env, n);
+      for (uint32_t i = 0; i < n; i++) {
+        arr[i] = Napi::Buffer<uint8_t>::Copy(env, slab_.get() + offsets_[i], offsets_[i + 1] - offsets_[i]);
+      }
+      CallJs(env, on_batch_, Value(), {arr}, *async_ctx_);
+    }
+  }
+  if (hard_err != 0 && !is_closed()) {
+    // e.g. EBADFD once the interface is deleted: stop, or level-triggered epoll would spin.
+    stats_.rx_errors += 1;
+    FdPoller::Stop();
+    if (!on_error_.IsEmpty()) CallJs(env, on_error_, Value(), {ErrnoError(env, "read", hard_err).Value()}, *async_ctx_);
+  }
+}
+
+void TunQueue::OnPollError(int uv_status) {
+  Napi::Env env = Env();
+  Napi::HandleScope scope(env);
+  stats_.rx_errors += 1;
+  if (!on_error_.IsEmpty()) {
+    Napi::Error e = Napi::Error::New(env, std::string("uv_poll: ") + uv_strerror(uv_status));
+    CallJs(env, on_error_, Value(), {e.Value()}, *async_ctx_);
+  }
+}
+
+bool TunQueue::WriteOne(const uint8_t* data, size_t len) {
+  for (;;) {
+    ssize_t r = ::write(fd(), data, len);
+    if (r >= 0) {
+      stats_.tx_packets += 1;
+      stats_.tx_bytes += static_cast<double>(r);
+      return true;
+    }
+    if (errno == EINTR) continue;
+    // A full queue is back-pressure, not a failure: IP is allowed to drop.
+    if (errno == EAGAIN || errno == ENOBUFS) stats_.tx_drops += 1;
+    else stats_.tx_errors += 1;  // EINVAL (not an IP packet), EIO (interface down), ...
+    return false;
+  }
+}
+
+Napi::Value TunQueue::Write(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (is_closed()) throw Napi::Error::New(env, "TUN queue is closed");
+  if (!info[0].IsTypedArray()) throw Napi::TypeError::New(env, "write(packet: Uint8Array)");
+  Napi::Uint8Array p = info[0].As<Napi::Uint8Array>();
+  return Napi::Boolean::New(env, WriteOne(p.Data(), p.ByteLength()));
+}
+
+// writeBatch(packets: Uint8Array[]) -> number written. There is no multi-packet write for TUN
+// (writev() would concatenate into one packet), so this is a loop of write() without JS in between.
+Napi::Value TunQueue::WriteBatch(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (is_closed()) throw Napi::Error::New(env, "TUN queue is closed");
+  if (!info[0].IsArray()) throw Napi::TypeError::New(env, "writeBatch(packets: Uint8Array[])");
+  Napi::Array arr = info[0].As<Napi::Array>();
+  uint32_t len = arr.Length();
+  uint32_t ok = 0;
+  for (uint32_t i = 0; i < len; i++) {
+    Napi::Value v = arr[i];
+    if (!v.IsTypedArray()) throw Napi::TypeError::New(env, "writeBatch: element is not a Uint8Array");
+    Napi::Uint8Array p = v.As<Napi::Uint8Array>();
+    if (WriteOne(p.Data(), p.ByteLength())) ok++;
+  }
+  return Napi::Number::New(env, ok);
+}
+
+Napi::Value TunQueue::Stats(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("rxPackets", stats_.rx_packets);
+  o.Set("rxBytes", stats_.rx_bytes);
+  o.Set("rxBatches", stats_.rx_batches);
+  o.Set("rxErrors", stats_.rx_errors);
+  o.Set("txPackets", stats_.tx_packets);
+  o.Set("txBytes", stats_.tx_bytes);
+  o.Set("txDrops", stats_.tx_drops);
+  o.Set("txErrors", stats_.tx_errors);
+  return o;
+}
+
+Napi::Value TunQueue::JsRef(const Napi::CallbackInfo& info) {
+  SetRef(true);
+  return info.Env().Undefined();
+}
+
+Napi::Value TunQueue::JsUnref(const Napi::CallbackInfo& info) {
+  SetRef(false);
+  return info.Env().Undefined();
+}
+
+void TunQueue::ReleaseCallbacks() {
+  on_batch_.Reset();
+  on_error_.Reset();
+  if (js_ref_held_) {
+    js_ref_held_ = false;
+    Napi::ObjectWrap<TunQueue>::Unref();
+  }
+}
+
+Napi::Value TunQueue::Close(const Napi::CallbackInfo& info) {
+  CloseFd();
+  ReleaseCallbacks();
+  return info.Env().Undefined();
+}
+
+}  // namespace pp

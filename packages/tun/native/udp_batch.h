@@ -1,0 +1,70 @@
+// UdpBatch: a UDP socket that receives with recvmmsg(2) and sends with sendmmsg(2), so a batch of
+// datagrams costs one syscall and one JS call instead of one of each per datagram (Node's dgram).
+// https://man7.org/linux/man-pages/man2/recvmmsg.2.html, https://man7.org/linux/man-pages/man2/sendmmsg.2.html
+#pragma once
+#include <napi.h>
+#include <sys/socket.h>
+
+#include <memory>
+#include <vector>
+
+#include "fd_poller.h"
+
+namespace pp {
+
+class UdpBatch : public Napi::ObjectWrap<UdpBatch>, private FdPoller {
+ public:
+  static Napi::Function Init(Napi::Env env);
+  explicit UdpBatch(const Napi::CallbackInfo& info);
+  ~UdpBatch() override;
+
+ private:
+  static constexpr uint32_t kSendChunk = 256;
+
+  Napi::Value LocalAddress(const Napi::CallbackInfo& info);
+  Napi::Value Start(const Napi::CallbackInfo& info);
+  Napi::Value Pause(const Napi::CallbackInfo& info);
+  Napi::Value Send(const Napi::CallbackInfo& info);
+  Napi::Value SendBatch(const Napi::CallbackInfo& info);
+  Napi::Value Stats(const Napi::CallbackInfo& info);
+  Napi::Value JsRef(const Napi::CallbackInfo& info);
+  Napi::Value JsUnref(const Napi::CallbackInfo& info);
+  Napi::Value Close(const Napi::CallbackInfo& info);
+
+  void OnReadable() override;
+  void OnPollError(int uv_status) override;
+  // Fills dst from a JS (address, port); caches the last parse since batches often share a peer.
+  bool ResolveDest(Napi::Env env, napi_value address, uint32_t port, sockaddr_storage* dst, socklen_t* len);
+  // sendmmsg over msgs[0..count); returns number sent, counting drops/errors.
+  uint32_t FlushSend(uint32_t count);
+
+  int family_;
+  uint32_t batch_ = 64;
+  uint32_t max_datagram_ = 2048;
+  std::unique_ptr<uint8_t[]> slab_;
+  std::vector<mmsghdr> rmsgs_;
+  std::vector<iovec> riov_;
+  std::vector<sockaddr_storage> rnames_;
+  Napi::Reference<Napi::Uint32Array> meta_ref_;
+  uint32_t* meta_ = nullptr;
+
+  std::vector<mmsghdr> smsgs_;
+  std::vector<iovec> siov_;
+  std::vector<sockaddr_storage> snames_;
+  char last_addr_[64] = {0};
+  uint32_t last_port_ = 0xffffffff;
+  sockaddr_storage last_sa_{};
+  socklen_t last_len_ = 0;
+
+  Napi::FunctionReference on_batch_;
+  Napi::FunctionReference on_error_;
+  std::unique_ptr<Napi::AsyncContext> async_ctx_;
+  bool js_ref_held_ = false;
+
+  struct {
+    double rx_packets = 0, rx_bytes = 0, rx_batches = 0, rx_truncated = 0, rx_errors = 0;
+    double tx_packets = 0, tx_bytes = 0, tx_drops = 0, tx_errors = 0, tx_syscalls = 0;
+  } stats_;
+};
+
+}  // namespace pp

@@ -1,0 +1,25 @@
+// @pocketproxy/tun — the operating-system data path that Node lacks, behind a small native addon:
+// TUN device queues with batched reads (openTun), SO_ORIGINAL_DST for the transparent proxy
+// (getOriginalDst), and a recvmmsg/sendmmsg UDP socket (BatchUdpSocket); plus FakeTun for tests.
+//
+// Who may import it: apps/server (tunnel, tproxy), apps/agent, packages/testkit, and any package's
+// tests (FakeTun, packet builders). It imports only @pocketproxy/errors.
+// The addon is built from native/ by `npm run build -w @pocketproxy/tun`.
+export { ERRORS as TUN_ERRORS, type TunErrorCode } from './errors.js';
+export { addonAvailable, ADDON_PATH } from './native.js';
+export { type TunDevice, type TunStats, type PacketBatch, packetsOf, batchOf } from './tun-device.js';
+export { openTun, type OpenTunOptions } from './tun.js';
+export { FakeTun, type FakeTunOptions } from './tun.fake.js';
+export { configureTun, renderTunCommands, type TunConfig } from './configure.js';
+export { type CommandRunner, execRunner, RecordingRunner } from './runner.js';
+export { getOriginalDst, socketFd, type OriginalDst } from './original-dst.js';
+export {
+  BatchUdpSocket,
+  createBatchUdpSocket,
+  type BatchUdpOptions,
+  type Datagram,
+  type OutDatagram,
+  type RawUdpBatchHandler,
+  type UdpStats,
+} from './udp.js';
+export { buildIPv4Udp, parseIPv4Udp, internetChecksum, type UdpPacketSpec, type ParsedUdpPacket } from './packet.js';

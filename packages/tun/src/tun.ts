@@ -1,0 +1,112 @@
+// The kernel TUN device: a thin typed wrapper over the addon's TunQueue.
+//
+//   kernel routes a packet to pp0 -> epoll says readable -> C++ read() x up to batchSize
+//   -> ONE JS call with the packets packed in one Buffer -> tunnel encrypts and sends
+//
+// Multi-queue: open the same name again with `multiQueue: true` in each worker thread to get one
+// queue each; the kernel spreads flows over queues by hash
+// (https://www.kernel.org/doc/html/latest/networking/tuntap.html#multiqueue-tuntap-interface).
+import { loadAddon, type NativeSystemError, type NativeTunQueue } from './native.js';
+import { fail, reasonOf } from './errors.js';
+import type { PacketBatch, TunDevice, TunStats } from './tun-device.js';
+
+export interface OpenTunOptions {
+  /** Interface name (max 15 bytes); "pp%d" lets the kernel pick the number. */
+  name: string;
+  /** IFF_MULTI_QUEUE: every open of this name adds one queue. All opens must agree. */
+  multiQueue?: boolean;
+  /** Most packets delivered per JS call (default 64). */
+  batchSize?: number;
+  /** Read buffer per packet; must be >= the interface MTU (default 65535, always safe). */
+  maxPacket?: number;
+}
+
+const IFNAME = /^[A-Za-z0-9_.%-]{1,15}$/;
+
+export function openTun(opts: OpenTunOptions): TunDevice {
+  if (!IFNAME.test(opts.name)) throw fail('PP_ERR_TUN_INVALID_CONFIG', { field: 'name', reason: `"${opts.name}" is not a 1-15 character interface name` });
+  const addon = loadAddon();
+  let q: NativeTunQueue;
+  try {
+    q = new addon.TunQueue(opts.name, opts.multiQueue ?? false);
+  } catch (e) {
+    const code = (e as NativeSystemError).code;
+    const hint = code === 'EPERM' ? ' (needs CAP_NET_ADMIN)' : code === 'EINVAL' && opts.multiQueue ? ' (queue flags differ from the existing device?)' : '';
+    throw fail('PP_ERR_TUN_OPEN_FAILED', { name: opts.name, reason: reasonOf(e) + hint }, { cause: e });
+  }
+  return new KernelTun(q, opts.batchSize ?? 64, opts.maxPacket ?? 65535);
+}
+
+class KernelTun implements TunDevice {
+  #closed = false;
+  constructor(
+    private readonly q: NativeTunQueue,
+    private readonly batchSize: number,
+    private readonly maxPacket: number,
+  ) {}
+
+  get name(): string {
+    return this.q.name;
+  }
+
+  start(onBatch: (batch: PacketBatch) => void, onError: (err: Error) => void = defaultOnError): void {
+    this.#check();
+    // The addon reuses its offsets array; this object is reused too, so a batch costs one Buffer.
+    const batch: { data: Buffer; offsets: Uint32Array; count: number } = { data: Buffer.alloc(0), offsets: new Uint32Array(1), count: 0 };
+    this.q.start(
+      (data: Buffer, offsets: Uint32Array, count: number) => {
+        batch.data = data;
+        batch.offsets = offsets;
+        batch.count = count;
+        onBatch(batch);
+      },
+      (err) => onError(fail('PP_ERR_TUN_IO', { what: `read from ${this.q.name}`, reason: err.message }, { cause: err })),
+      this.batchSize,
+      this.maxPacket,
+      0,
+    );
+  }
+
+  pause(): void {
+    if (!this.#closed) this.q.pause();
+  }
+
+  write(packet: Uint8Array): boolean {
+    this.#check();
+    return this.q.write(packet);
+  }
+
+  writeBatch(packets: readonly Uint8Array[]): number {
+    this.#check();
+    return this.q.writeBatch(packets);
+  }
+
+  stats(): TunStats {
+    return this.q.stats();
+  }
+
+  ref(): void {
+    if (!this.#closed) this.q.ref();
+  }
+
+  unref(): void {
+    if (!this.#closed) this.q.unref();
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.q.close();
+  }
+
+  #check(): void {
+    if (this.#closed) throw fail('PP_ERR_TUN_CLOSED', { what: `TUN ${this.q.name}` });
+  }
+}
+
+function defaultOnError(err: Error): void {
+  // Surfaces like an 'error' event without a listener would.
+  queueMicrotask(() => {
+    throw err;
+  });
+}
