@@ -1,0 +1,431 @@
+'use client';
+import Link from 'next/link';
+import { useRouter, useSearchParams } from 'next/navigation';
+import { Suspense, useEffect, useMemo, useState } from 'react';
+import { DeviceUpdate } from '@pocketproxy/api-schema';
+import { api, ApiError } from '@/lib/api';
+import { COMMAND_LABELS, commandResult, commandTone, upsertCommand } from '@/lib/commands';
+import { applyPatch, devicePatchFromEvent, portRange } from '@/lib/devices';
+import { formatBytes, formatSignal, formatTime, signalLevel } from '@/lib/format';
+import { problemErrors, validate, type FieldErrors } from '@/lib/forms';
+import { useDebounced, useLiveEvents, usePolling } from '@/lib/live';
+import { useResource } from '@/lib/resource';
+import type { Command, CommandType, Connection, Device, IpHistoryEntry, List, Relay, UsagePoint } from '@/lib/types';
+import { Age, Badge, ConfirmDialog, CopyButton, Dialog, Empty, ErrorBanner, Field, Loading, Notice, PageHeader, StatusBadge } from '@/components/ui';
+import { UsageChart } from '@/components/UsageChart';
+import { RotationEditor } from '@/components/RotationEditor';
+
+function DeviceInner() {
+  const id = useSearchParams().get('id') ?? '';
+  const router = useRouter();
+  const enc = encodeURIComponent(id);
+  const dev = useResource<Device>(id ? `/api/devices/${enc}` : null);
+  const conns = useResource<List<Connection>>(id ? `/api/connections?device_id=${enc}&limit=1000` : null);
+  const cmds = useResource<{ items: Command[] }>(id ? `/api/devices/${enc}/commands` : null);
+  const ips = useResource<{ items: IpHistoryEntry[] }>(id ? `/api/devices/${enc}/ip-history` : null);
+  const hourly = useResource<{ items: UsagePoint[] }>(id ? `/api/devices/${enc}/usage?granularity=hour` : null);
+  const daily = useResource<{ items: UsagePoint[] }>(id ? `/api/devices/${enc}/usage?granularity=day` : null);
+  const relays = useResource<List<Relay>>('/api/relays');
+
+  const [notice, setNotice] = useState<{ tone: 'ok' | 'warn' | 'error'; text: string } | null>(null);
+  const [editing, setEditing] = useState(false);
+  const [deleting, setDeleting] = useState(false);
+  const [sending, setSending] = useState<CommandType | null>(null);
+  const [extraCmd, setExtraCmd] = useState<CommandType>('airplane_mode');
+  const [confirmReboot, setConfirmReboot] = useState(false);
+
+  const d = dev.data;
+  useEffect(() => {
+    document.title = `${d?.name ?? 'Device'} · PocketProxy`;
+  }, [d?.name]);
+
+  const reloadConns = useDebounced(conns.reload, 500);
+  const reloadIps = useDebounced(ips.reload, 500);
+  const reloadDev = useDebounced(dev.reload, 500);
+  useLiveEvents((ev) => {
+    if (ev.type === 'command_updated') {
+      const c = ev.data as unknown as Command;
+      if (c.device_id === id && typeof c.id === 'string') cmds.setData((prev) => ({ items: upsertCommand(prev?.items ?? [], c) }));
+      return;
+    }
+    if (ev.type === 'connection_updated') {
+      if (!ev.data.device_id || ev.data.device_id === id) reloadConns();
+      return;
+    }
+    const change = devicePatchFromEvent(ev);
+    if (!change || change.id !== id) return;
+    if ((ev.type === 'device_updated' || ev.type === 'device_paired') && !change.full) return reloadDev();
+    dev.setData((prev) => (prev ? applyPatch(prev, change.patch) : prev));
+    if (ev.type === 'device_connected' || ev.type === 'device_disconnected') reloadConns();
+    if (ev.type === 'ip_changed') reloadIps();
+  });
+  usePolling(() => {
+    dev.reload();
+    cmds.reload();
+    conns.reload();
+    ips.reload();
+  });
+  // Usage is rolled up server-side and not pushed; refresh the charts every minute.
+  useEffect(() => {
+    const t = setInterval(() => {
+      hourly.reload();
+      daily.reload();
+    }, 60_000);
+    return () => clearInterval(t);
+  }, [hourly.reload, daily.reload]);
+
+  const relayName = useMemo(() => new Map((relays.data?.items ?? []).map((r) => [r.id, r.name])), [relays.data]);
+
+  async function send(type: CommandType) {
+    setSending(type);
+    setNotice(null);
+    try {
+      const c = await api<Command>(`/api/devices/${enc}/commands`, { method: 'POST', body: { type } });
+      cmds.setData((prev) => ({ items: upsertCommand(prev?.items ?? [], c) }));
+      setNotice(
+        d?.status === 'offline'
+          ? { tone: 'warn', text: `${COMMAND_LABELS[type]} queued. The device is offline: it runs when the device reconnects, unless it expires first.` }
+          : { tone: 'ok', text: `${COMMAND_LABELS[type]} sent. Its state updates below.` },
+      );
+    } catch (err) {
+      setNotice({ tone: 'error', text: err instanceof Error ? err.message : String(err) });
+    } finally {
+      setSending(null);
+    }
+  }
+
+  if (!id) return <Empty>No device selected. <Link href="/devices/">Back to devices</Link></Empty>;
+  if (dev.error instanceof ApiError && dev.error.status === 404)
+    return (
+      <Empty>
+        Device not found (it may have been deleted). <Link href="/devices/">Back to devices</Link>
+      </Empty>
+    );
+  if (!d) return dev.error ? <ErrorBanner error={dev.error} onRetry={dev.reload} /> : <Loading what="Loading device" />;
+
+  const m = d.metrics;
+  return (
+    <>
+      <p className="small">
+        <Link href="/devices/">← Devices</Link>
+      </p>
+      <PageHeader
+        title={
+          <>
+            {d.name} <StatusBadge status={d.status} />
+          </>
+        }
+      >
+        <button type="button" className="btn btn-primary" disabled={sending !== null} onClick={() => send('rotate_ip')}>
+          {sending === 'rotate_ip' ? 'Requesting…' : 'Rotate IP now'}
+        </button>
+        <button type="button" className="btn" onClick={() => setEditing(true)}>
+          Edit
+        </button>
+        <button type="button" className="btn btn-danger" onClick={() => setDeleting(true)}>
+          Delete
+        </button>
+      </PageHeader>
+      {d.status === 'offline' && (
+        <Notice tone="warn">
+          This device is offline: its {conns.data?.items.length ?? ''} connection{conns.data?.items.length === 1 ? '' : 's'} will not carry traffic until it
+          reconnects. Last seen <Age at={d.last_seen_at} />.
+        </Notice>
+      )}
+      {notice && (
+        <Notice tone={notice.tone} onClose={() => setNotice(null)}>
+          {notice.text}
+        </Notice>
+      )}
+      <ErrorBanner error={dev.error} onRetry={dev.reload} />
+
+      <div className="grid grid-2 section">
+        <section className="card" aria-labelledby="metrics-h">
+          <h2 id="metrics-h">Device</h2>
+          <dl className="kv">
+            <dt>Last seen</dt>
+            <dd>
+              <Age at={d.last_seen_at} />
+            </dd>
+            <dt>Current IP</dt>
+            <dd className="mono">{d.current_ip ?? '—'}</dd>
+            <dt>Carrier</dt>
+            <dd>{m.carrier ?? '—'}</dd>
+            <dt>Network</dt>
+            <dd>{m.network_type ?? '—'}</dd>
+            <dt>Signal</dt>
+            <dd className={`sig-${signalLevel(m.signal)}`}>{formatSignal(m.signal)}</dd>
+            <dt>Battery</dt>
+            <dd>
+              {m.battery === null ? '—' : `${m.battery}%`}
+              {m.charging === true ? ' (charging)' : m.charging === false ? ' (on battery)' : ''}
+            </dd>
+            <dt>Relay</dt>
+            <dd>{d.relay_id ? (relayName.get(d.relay_id) ?? d.relay_id) : '—'}</dd>
+            <dt>Tunnel address</dt>
+            <dd className="mono">{d.vpn_ip ?? '—'}</dd>
+            <dt>Ports</dt>
+            <dd className="mono">
+              {portRange(d)} <span className="muted">(HTTP {d.ports.http}, SOCKS5 {d.ports.socks5}, UDP {d.ports.udp}, OpenVPN {d.ports.openvpn})</span>
+            </dd>
+            <dt>Agent</dt>
+            <dd>{d.agent_version ?? '—'}</dd>
+            <dt>Paired</dt>
+            <dd>{formatTime(d.paired_at)}</dd>
+            <dt>ID</dt>
+            <dd className="mono">{d.id}</dd>
+            {d.description && (
+              <>
+                <dt>Notes</dt>
+                <dd>{d.description}</dd>
+              </>
+            )}
+          </dl>
+        </section>
+
+        <section className="card stack" aria-labelledby="rot-h">
+          <h2 id="rot-h">IP rotation</h2>
+          <RotationEditor device={d} onSaved={(nd) => dev.setData(() => nd)} />
+          <div className="row">
+            <label className="check" htmlFor="extra-cmd">
+              Other command
+            </label>
+            <select id="extra-cmd" value={extraCmd} onChange={(e) => setExtraCmd(e.target.value as CommandType)}>
+              {(['airplane_mode', 'wifi_toggle', 'reboot'] as const).map((t) => (
+                <option key={t} value={t}>
+                  {COMMAND_LABELS[t]}
+                </option>
+              ))}
+            </select>
+            <button type="button" className="btn" disabled={sending !== null} onClick={() => (extraCmd === 'reboot' ? setConfirmReboot(true) : send(extraCmd))}>
+              Send
+            </button>
+          </div>
+        </section>
+      </div>
+
+      <section className="section" aria-labelledby="conns-h">
+        <div className="page-head">
+          <h2 id="conns-h">Connections on this device</h2>
+          <div className="page-actions">
+            <Link className="btn btn-small" href={`/connections/?device_id=${enc}&new=1`}>
+              New connection
+            </Link>
+          </div>
+        </div>
+        <ErrorBanner error={conns.error} onRetry={conns.reload} />
+        {conns.data && conns.data.items.length === 0 && <Empty>No connections use this device yet.</Empty>}
+        {conns.data && conns.data.items.length > 0 && (
+          <div className="table-wrap">
+            <table className="table">
+              <thead>
+                <tr>
+                  <th>Protocol</th>
+                  <th>Endpoint</th>
+                  <th>Proxy URL</th>
+                  <th>State</th>
+                  <th>Used this month</th>
+                </tr>
+              </thead>
+              <tbody>
+                {conns.data.items.map((c) => (
+                  <tr key={c.id}>
+                    <td>{c.protocol.toUpperCase()}</td>
+                    <td className="mono">
+                      {c.host}:{c.port}
+                    </td>
+                    <td className="nowrap">
+                      <span className="proxy-url" title={c.proxy_url}>
+                        {c.proxy_url}
+                      </span>{' '}
+                      <CopyButton text={c.proxy_url} />
+                    </td>
+                    <td>{c.enabled ? <Badge tone={d.status === 'online' ? 'ok' : 'bad'}>{d.status === 'online' ? 'working' : 'device offline'}</Badge> : <Badge tone="muted">disabled</Badge>}</td>
+                    <td>
+                      {formatBytes(c.bytes_used_month)}
+                      {c.bandwidth_limit_bytes !== null && <span className="muted"> / {formatBytes(c.bandwidth_limit_bytes)}</span>}
+                    </td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+          </div>
+        )}
+      </section>
+
+      <div className="grid grid-2 section">
+        <section aria-labelledby="cmds-h">
+          <h2 id="cmds-h">Commands</h2>
+          <ErrorBanner error={cmds.error} onRetry={cmds.reload} />
+          {cmds.data && cmds.data.items.length === 0 && <Empty>No commands sent yet.</Empty>}
+          {cmds.data && cmds.data.items.length > 0 && (
+            <div className="table-wrap">
+              <table className="table">
+                <thead>
+                  <tr>
+                    <th>Command</th>
+                    <th>State</th>
+                    <th>Result</th>
+                    <th>Created</th>
+                  </tr>
+                </thead>
+                <tbody aria-live="polite">
+                  {cmds.data.items.slice(0, 50).map((c) => (
+                    <tr key={c.id}>
+                      <td>
+                        {COMMAND_LABELS[c.type] ?? c.type}
+                        <div className="muted small">{c.source}</div>
+                      </td>
+                      <td>
+                        <Badge tone={commandTone(c.status)}>{c.status}</Badge>
+                      </td>
+                      <td className="small">{commandResult(c)}</td>
+                      <td className="small nowrap" title={formatTime(c.created_at)}>
+                        <Age at={c.created_at} />
+                      </td>
+                    </tr>
+                  ))}
+                </tbody>
+              </table>
+            </div>
+          )}
+        </section>
+
+        <section aria-labelledby="ips-h">
+          <h2 id="ips-h">IP history</h2>
+          <ErrorBanner error={ips.error} onRetry={ips.reload} />
+          {ips.data && ips.data.items.length === 0 && <Empty>No IP changes recorded yet.</Empty>}
+          {ips.data && ips.data.items.length > 0 && (
+            <div className="table-wrap">
+              <table className="table">
+                <thead>
+                  <tr>
+                    <th>When</th>
+                    <th>Old → new</th>
+                    <th>Reason</th>
+                  </tr>
+                </thead>
+                <tbody>
+                  {ips.data.items.slice(0, 100).map((e) => (
+                    <tr key={e.id}>
+                      <td className="small nowrap">{formatTime(e.changed_at)}</td>
+                      <td className="mono">
+                        {e.old_ip ?? '—'} → {e.new_ip}
+                      </td>
+                      <td>{e.reason}</td>
+                    </tr>
+                  ))}
+                </tbody>
+              </table>
+            </div>
+          )}
+        </section>
+      </div>
+
+      <section className="section card stack" aria-labelledby="bw-h">
+        <h2 id="bw-h">Bandwidth</h2>
+        <ErrorBanner error={hourly.error ?? daily.error} />
+        {hourly.data ? <UsageChart points={hourly.data.items} granularity="hour" label="Last 24 hours (hourly)" /> : !hourly.error && <Loading />}
+        {daily.data ? <UsageChart points={daily.data.items} granularity="day" label="Last 30 days (daily)" /> : !daily.error && <Loading />}
+      </section>
+
+      <EditDevice device={d} relays={relays.data?.items ?? []} open={editing} onClose={() => setEditing(false)} onSaved={(nd) => dev.setData(() => nd)} />
+      <ConfirmDialog
+        open={deleting}
+        title={`Delete ${d.name}?`}
+        confirmLabel="Delete device"
+        onClose={() => setDeleting(false)}
+        onConfirm={async () => {
+          await api(`/api/devices/${enc}`, { method: 'DELETE' });
+          router.push('/devices/');
+        }}
+      >
+        The device is unpaired and its {conns.data?.items.length ?? 0} connection(s) stop working. The phone must be paired again to come back.
+      </ConfirmDialog>
+      <ConfirmDialog
+        open={confirmReboot}
+        title={`Reboot ${d.name}?`}
+        confirmLabel="Reboot"
+        onClose={() => setConfirmReboot(false)}
+        onConfirm={() => send('reboot')}
+      >
+        Its proxies are down until the device is back.
+      </ConfirmDialog>
+    </>
+  );
+}
+
+function EditDevice({ device, relays, open, onClose, onSaved }: { device: Device; relays: Relay[]; open: boolean; onClose: () => void; onSaved: (d: Device) => void }) {
+  const [name, setName] = useState(device.name);
+  const [description, setDescription] = useState(device.description);
+  const [relayId, setRelayId] = useState(device.relay_id ?? '');
+  const [errors, setErrors] = useState<FieldErrors>({});
+  const [busy, setBusy] = useState(false);
+  useEffect(() => {
+    if (!open) return;
+    setName(device.name);
+    setDescription(device.description);
+    setRelayId(device.relay_id ?? '');
+    setErrors({});
+  }, [open, device]);
+
+  async function submit(e: React.FormEvent) {
+    e.preventDefault();
+    const body: Record<string, unknown> = { name, description };
+    if (relayId && relayId !== device.relay_id) body.relay_id = relayId;
+    const v = validate(DeviceUpdate, body);
+    if (!v.ok) return setErrors(v.errors);
+    setBusy(true);
+    try {
+      onSaved(await api<Device>(`/api/devices/${encodeURIComponent(device.id)}`, { method: 'PATCH', body: v.data }));
+      onClose();
+    } catch (err) {
+      setErrors(problemErrors(err));
+    } finally {
+      setBusy(false);
+    }
+  }
+
+  return (
+    <Dialog open={open} title="Edit device" onClose={onClose}>
+      <form className="stack" onSubmit={submit} noValidate>
+        {errors._ && <Notice tone="error">{errors._}</Notice>}
+        <Field label="Name" error={errors.name}>
+          {(p) => <input {...p} value={name} onChange={(e) => setName(e.target.value)} maxLength={64} />}
+        </Field>
+        <Field label="Notes" error={errors.description}>
+          {(p) => <textarea {...p} rows={3} value={description} onChange={(e) => setDescription(e.target.value)} maxLength={500} />}
+        </Field>
+        <Field label="Relay" error={errors.relay_id} hint="Moving a device to another relay takes effect when it reconnects.">
+          {(p) => (
+            <select {...p} value={relayId} onChange={(e) => setRelayId(e.target.value)}>
+              {!device.relay_id && <option value="">—</option>}
+              {relays.map((r) => (
+                <option key={r.id} value={r.id}>
+                  {r.name} ({r.host})
+                </option>
+              ))}
+            </select>
+          )}
+        </Field>
+        <div className="actions">
+          <button type="button" className="btn" onClick={onClose}>
+            Cancel
+          </button>
+          <button type="submit" className="btn btn-primary" disabled={busy}>
+            {busy ? 'Saving…' : 'Save'}
+          </button>
+        </div>
+      </form>
+    </Dialog>
+  );
+}
+
+export default function DevicePage() {
+  return (
+    <Suspense fallback={<Loading />}>
+      <DeviceInner />
+    </Suspense>
+  );
+}
+

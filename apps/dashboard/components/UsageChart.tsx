@@ -1,0 +1,98 @@
+'use client';
+// Bandwidth chart for the device page. uPlot (≈ 20 KB gzip) is imported dynamically, so only the
+// device page ever downloads it.
+import 'uplot/dist/uPlot.min.css';
+import { useEffect, useRef, useState } from 'react';
+import type uPlotType from 'uplot';
+import { formatBytes } from '@/lib/format';
+import type { UsagePoint } from '@/lib/types';
+
+type Props = { points: UsagePoint[]; granularity: 'hour' | 'day'; label: string };
+
+/** A complete, gap-free series (UTC-aligned buckets ending now) so missing buckets read as zero. */
+export function toSeries(points: UsagePoint[], granularity: 'hour' | 'day', now = Date.now()): [number[], number[], number[]] {
+  const step = granularity === 'hour' ? 3600 : 86400;
+  const n = granularity === 'hour' ? 24 : 30;
+  const end = Math.floor(now / 1000 / step) * step;
+  const start = end - (n - 1) * step;
+  const xs: number[] = [];
+  const ins: number[] = [];
+  const outs: number[] = [];
+  const index = new Map<number, number>();
+  for (let t = start; t <= end; t += step) {
+    index.set(t, xs.length);
+    xs.push(t);
+    ins.push(0);
+    outs.push(0);
+  }
+  for (const p of points) {
+    const t = Math.floor(Date.parse(p.t) / 1000 / step) * step;
+    const i = index.get(t);
+    if (i === undefined) continue;
+    ins[i] = (ins[i] ?? 0) + p.bytes_in;
+    outs[i] = (outs[i] ?? 0) + p.bytes_out;
+  }
+  return [xs, ins, outs];
+}
+
+export function UsageChart({ points, granularity, label }: Props) {
+  const box = useRef<HTMLDivElement>(null);
+  const plot = useRef<uPlotType | null>(null);
+  const [failed, setFailed] = useState(false);
+
+  useEffect(() => {
+    let cancelled = false;
+    let ro: ResizeObserver | null = null;
+    const el = box.current;
+    if (!el) return;
+    import('uplot')
+      .then(({ default: uPlot }) => {
+        if (cancelled) return;
+        const data = toSeries(points, granularity);
+        const bars = uPlot.paths.bars?.({ size: [0.7, 40], gap: 1 });
+        const fmt = (_u: uPlotType, v: number | null) => (v === null ? '—' : formatBytes(v));
+        const width = Math.max(300, el.clientWidth);
+        const opts: uPlotType.Options = {
+          width,
+          height: 220,
+          scales: { x: { time: true } },
+          legend: { live: true },
+          cursor: { drag: { x: false, y: false } },
+          series: [
+            {
+              label: granularity === 'hour' ? 'Hour' : 'Day',
+              value: (_u, v) => (v === null ? '—' : new Date(v * 1000).toLocaleString(undefined, granularity === 'hour' ? { hour: '2-digit', minute: '2-digit', day: 'numeric', month: 'short' } : { day: 'numeric', month: 'short' })),
+            },
+            { label: 'Download (in)', stroke: '#1f5fd1', fill: 'rgba(31,95,209,0.35)', paths: bars, value: fmt, points: { show: false } },
+            { label: 'Upload (out)', stroke: '#d97706', fill: 'rgba(217,119,6,0.35)', paths: bars, value: fmt, points: { show: false } },
+          ],
+          axes: [{}, { values: (_u, vals) => vals.map((v) => formatBytes(v)), size: 70 }],
+        };
+        plot.current?.destroy();
+        plot.current = new uPlot(opts, data, el);
+        ro = new ResizeObserver(() => {
+          const w = Math.max(300, el.clientWidth);
+          if (plot.current && Math.abs(plot.current.width - w) > 2) plot.current.setSize({ width: w, height: 220 });
+        });
+        ro.observe(el);
+      })
+      .catch(() => !cancelled && setFailed(true));
+    return () => {
+      cancelled = true;
+      ro?.disconnect();
+      plot.current?.destroy();
+      plot.current = null;
+    };
+  }, [points, granularity]);
+
+  const total = points.reduce((s, p) => s + p.bytes_in + p.bytes_out, 0);
+  return (
+    <figure className="chart-fig" style={{ margin: 0 }}>
+      <figcaption className="row" style={{ justifyContent: 'space-between' }}>
+        <h3>{label}</h3>
+        <span className="muted small">total {formatBytes(total)}</span>
+      </figcaption>
+      {failed ? <p className="muted">Chart failed to load.</p> : <div ref={box} className="chart" role="img" aria-label={`${label}: ${formatBytes(total)} in total`} />}
+    </figure>
+  );
+}
