@@ -44,7 +44,9 @@ function serviceEnv(): NodeJS.ProcessEnv {
 export async function startInetServices(inetNs: string, tls: TlsMaterial, records: Record<string, string>, timeoutMs = 15_000): Promise<LabProcess[]> {
   const specs: { name: string; script: string; args: string[] }[] = [
     { name: 'http', script: 'http-echo.ts', args: ['--host', '0.0.0.0', '--http-port', String(INET.httpPort), '--https-port', String(INET.httpsPort), '--cert', tls.certPath, '--key', tls.keyPath] },
-    { name: 'echo', script: 'echo.ts', args: ['--host', '0.0.0.0', '--echo-port', String(INET.echoPort), '--whoami-port', String(INET.whoamiPort)] },
+    // UDP must be bound to the service address: a wildcard socket answers from the address facing
+    // the client (e.g. 198.18.n.1), which the client's carrier NAT then does not match and drops.
+    { name: 'echo', script: 'echo.ts', args: ['--host', INET.servicesIp, '--echo-port', String(INET.echoPort), '--whoami-port', String(INET.whoamiPort)] },
     { name: 'dns', script: 'dns-server.ts', args: ['--host', INET.dnsIp, '--port', String(INET.dnsPort), '--records', JSON.stringify(records)] },
   ];
   const procs = specs.map((s) => {
