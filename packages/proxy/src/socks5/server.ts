@@ -1,0 +1,260 @@
+// SOCKS5 server (RFC 1928) with username/password authentication (RFC 1929).
+//
+//   customer -> relay:30001 -> tunnel -> device:1080 -> [this] -> target
+//
+// A state machine over a byte buffer: messages may arrive split or coalesced (clients that send
+// greeting, credentials and request in one segment), so nothing assumes one 'data' event is one
+// message. The handshake must finish within handshakeTimeoutMs and no message may exceed its
+// bounded size. CONNECT and UDP ASSOCIATE are served; BIND answers "command not supported".
+import type * as net from 'node:net';
+import { isPPError } from '@pocketproxy/errors';
+import { proxyError, type PPError } from '../errors.js';
+import { createPolicyDialer, classifyDialError } from '../dialer.js';
+import { silentLogger } from '../logger.js';
+import { relay } from '../relay.js';
+import { ProxyServer, normalizeIp } from '../server-base.js';
+import type { AllowNoAuth, AuthContext, Authenticate, Dial, Logger, ResolveChecked, UdpSocketFactory } from '../types.js';
+import { createUdpRelay, type UdpRelay } from '../udp/relay.js';
+import { REP, replyCodeFor } from './reply.js';
+import {
+  CMD_CONNECT, CMD_UDP_ASSOCIATE, METHOD_NO_AUTH, METHOD_NONE_ACCEPTABLE, METHOD_USERPASS, VERSION,
+  encodeReply, parseGreeting, parseRequest, parseUserPass,
+} from './wire.js';
+
+export interface Socks5UdpOptions {
+  /** Shared relay port (the device's :1081). Without it each association gets its own port. */
+  readonly relay?: UdpRelay;
+  /** BND.ADDR/BND.PORT to announce (the relay's public address, DNATed to the device). */
+  readonly advertise?: { readonly address: string; readonly port?: number };
+  /** For private per-association relays: egress sockets and destination policy. */
+  readonly createSocket?: UdpSocketFactory;
+  readonly resolve?: ResolveChecked;
+}
+
+export interface Socks5Options {
+  readonly authenticate: Authenticate;
+  /** Offer method 0x00 (no authentication). Default false: only 0x02 is accepted. */
+  readonly allowNoAuth?: AllowNoAuth;
+  readonly dial?: Dial;
+  /** UDP ASSOCIATE support; `false` answers it with 0x07. Default: private relays, strict policy. */
+  readonly udp?: Socks5UdpOptions | false;
+  readonly logger?: Logger;
+  readonly handshakeTimeoutMs?: number;
+  readonly idleTimeoutMs?: number;
+  readonly maxConnections?: number;
+}
+
+const EMPTY = Buffer.alloc(0);
+/** Longest valid handshake message is RFC 1929's 513 bytes; anything beyond a few is abuse. */
+const MAX_HANDSHAKE_BUFFER = 2048;
+
+type Cfg = Socks5Options & { dial: Dial; logger: Logger; handshakeTimeoutMs: number; idleTimeoutMs: number };
+
+export function createSocks5Server(opts: Socks5Options): ProxyServer {
+  const cfg: Cfg = {
+    ...opts,
+    dial: opts.dial ?? createPolicyDialer({ policy: {} }),
+    logger: opts.logger ?? silentLogger,
+    handshakeTimeoutMs: opts.handshakeTimeoutMs ?? 10_000,
+    idleTimeoutMs: opts.idleTimeoutMs ?? 300_000,
+  };
+  const server: ProxyServer = new ProxyServer((socket) => new Socks5Connection(socket, cfg, server), opts.maxConnections);
+  if (opts.udp && opts.udp.relay) {
+    const shared = opts.udp.relay;
+    shared.on('requestFailed', (e) => server.emit('requestFailed', e));
+  }
+  return server;
+}
+
+class Socks5Connection {
+  private buf: Buffer = EMPTY;
+  private state: 'greeting' | 'auth' | 'request' | 'busy' | 'done' = 'greeting';
+  private principal: string | undefined;
+  private readonly started = Date.now();
+  private readonly ctx: AuthContext;
+  private readonly timer: NodeJS.Timeout;
+
+  constructor(private readonly socket: net.Socket, private readonly cfg: Cfg, private readonly events: ProxyServer) {
+    this.ctx = { protocol: 'socks5', remoteAddress: normalizeIp(socket.remoteAddress), remotePort: socket.remotePort ?? 0, localPort: socket.localPort ?? 0 };
+    this.timer = setTimeout(() => {
+      this.fail(proxyError('PP_ERR_PROXY_HANDSHAKE_TIMEOUT', { ms: cfg.handshakeTimeoutMs }), null);
+    }, cfg.handshakeTimeoutMs);
+    socket.on('data', this.onData);
+    socket.on('end', this.onEnd);
+    socket.once('close', () => {
+      clearTimeout(this.timer);
+      if (this.principal === undefined) return;
+      this.events.emit('connectionClosed', {
+        principal: this.principal, protocol: 'socks5', bytesIn: socket.bytesRead, bytesOut: socket.bytesWritten, durationMs: Date.now() - this.started,
+      });
+    });
+  }
+
+  private readonly onEnd = (): void => { if (this.state !== 'done') this.socket.destroy(); };
+
+  private readonly onData = (chunk: Buffer): void => {
+    this.buf = this.buf.length === 0 ? chunk : Buffer.concat([this.buf, chunk]);
+    if (this.buf.length > MAX_HANDSHAKE_BUFFER) {
+      return this.fail(proxyError('PP_ERR_PROXY_BAD_REQUEST', { reason: 'handshake too large' }), null);
+    }
+    this.step();
+  };
+
+  /** Consumes as many complete messages as the buffer holds; async steps set state 'busy'. */
+  private step(): void {
+    try {
+      while (this.state !== 'busy' && this.state !== 'done') {
+        if (this.state === 'greeting') {
+          const g = parseGreeting(this.buf);
+          if (!g) return;
+          this.consume(g.length);
+          this.chooseMethod(g.methods);
+        } else if (this.state === 'auth') {
+          const up = parseUserPass(this.buf);
+          if (!up) return;
+          this.consume(up.length);
+          this.busy(this.checkPassword(up.user, up.pass), 'request');
+        } else {
+          const r = parseRequest(this.buf);
+          if (!r) return;
+          this.consume(r.length);
+          // The client did its part; from here the dial's own timeout applies.
+          clearTimeout(this.timer);
+          if (r.cmd === CMD_CONNECT) this.busy(this.connect(r.host, r.port), 'done');
+          else if (r.cmd === CMD_UDP_ASSOCIATE && this.cfg.udp !== false) this.busy(this.associate(), 'done');
+          else throw proxyError('PP_ERR_PROXY_SOCKS_COMMAND_UNSUPPORTED', { cmd: r.cmd });
+        }
+      }
+    } catch (e) {
+      // Before the request stage there is no reply format for errors: just close (RFC 1928 §3).
+      this.fail(e, this.state === 'request' ? 'reply' : null);
+    }
+  }
+
+  private consume(n: number): void {
+    this.buf = n >= this.buf.length ? EMPTY : this.buf.subarray(n);
+  }
+
+  private busy(p: Promise<void>, next: 'request' | 'done'): void {
+    this.state = 'busy';
+    this.socket.pause();
+    p.then(() => {
+      if (this.state !== 'busy') return; // finished (tunnel/association) or failed meanwhile
+      this.state = next;
+      this.socket.resume();
+      this.step();
+    }, (e: unknown) => this.fail(e, next === 'done' ? 'reply' : null));
+  }
+
+  private chooseMethod(methods: readonly number[]): void {
+    if (methods.includes(METHOD_USERPASS)) {
+      this.socket.write(Buffer.from([VERSION, METHOD_USERPASS]));
+      this.state = 'auth';
+      return;
+    }
+    const anon = this.cfg.allowNoAuth;
+    if (methods.includes(METHOD_NO_AUTH) && anon) {
+      this.busy((async () => {
+        const ok = anon === true ? { principal: 'anonymous' } : await anon(this.ctx);
+        if (!ok) {
+          this.socket.write(Buffer.from([VERSION, METHOD_NONE_ACCEPTABLE]));
+          throw proxyError('PP_ERR_PROXY_SOCKS_NO_METHOD');
+        }
+        this.principal = ok.principal;
+        this.socket.write(Buffer.from([VERSION, METHOD_NO_AUTH]));
+      })(), 'request');
+      return;
+    }
+    this.socket.write(Buffer.from([VERSION, METHOD_NONE_ACCEPTABLE]));
+    throw proxyError('PP_ERR_PROXY_SOCKS_NO_METHOD');
+  }
+
+  private async checkPassword(user: string, pass: string): Promise<void> {
+    let ok;
+    try {
+      ok = await this.cfg.authenticate(user, pass, this.ctx);
+    } catch (e) {
+      this.socket.write(Buffer.from([0x01, 0x01]));
+      throw proxyError('PP_ERR_PROXY_AUTH_UNAVAILABLE', {}, { cause: e });
+    }
+    if (!ok) {
+      // RFC 1929 §2: a non-zero status MUST be followed by closing the connection.
+      this.socket.write(Buffer.from([0x01, 0x01]));
+      throw proxyError('PP_ERR_PROXY_AUTH_FAILED');
+    }
+    this.principal = ok.principal;
+    this.socket.write(Buffer.from([0x01, 0x00]));
+  }
+
+  private async connect(host: string, port: number): Promise<void> {
+    let target: net.Socket;
+    try {
+      target = await this.cfg.dial({ host, port, principal: this.principal! });
+    } catch (e) {
+      throw classifyDialError(e, host, port);
+    }
+    if (this.socket.destroyed) return void target.destroy();
+    this.finishHandshake();
+    // RFC 1928 §6: BND.ADDR/BND.PORT of a CONNECT reply is the address the server used to connect.
+    this.socket.write(encodeReply(REP.SUCCEEDED, normalizeIp(target.localAddress) || '0.0.0.0', target.localPort ?? 0));
+    if (this.buf.length > 0) target.write(this.buf); // optimistic data sent before our reply
+    this.buf = EMPTY;
+    relay(this.socket, target, { idleTimeoutMs: this.cfg.idleTimeoutMs }, () => {});
+  }
+
+  private async associate(): Promise<void> {
+    const udp = this.cfg.udp || {};
+    let relayPort = udp.relay;
+    let own: UdpRelay | undefined;
+    if (!relayPort) {
+      // A private port on the address the control connection reached us on.
+      own = createUdpRelay({ bind: { address: normalizeIp(this.socket.localAddress) || '0.0.0.0', port: 0 }, createSocket: udp.createSocket, resolve: udp.resolve, logger: this.cfg.logger });
+      own.on('requestFailed', (e) => this.events.emit('requestFailed', e));
+      own.on('connectionClosed', (e) => this.events.emit('connectionClosed', e));
+      await own.listen();
+      relayPort = own;
+    }
+    const assoc = relayPort.register({ principal: this.principal!, clientIp: this.ctx.remoteAddress });
+    if (!assoc) {
+      await own?.close();
+      throw proxyError('PP_ERR_PROXY_NETWORK_UNREACHABLE', { host: 'udp', port: 0 });
+    }
+    if (this.socket.destroyed) { assoc.close(); await own?.close(); return; }
+    this.finishHandshake();
+    const bound = relayPort.address();
+    const host = udp.advertise?.address ?? (isUnspecified(bound.address) ? normalizeIp(this.socket.localAddress) : bound.address);
+    this.socket.write(encodeReply(REP.SUCCEEDED, host, udp.advertise?.port ?? bound.port));
+    // RFC 1928 §7: the association lives exactly as long as the TCP control connection.
+    this.socket.on('data', () => {}); // nothing more is expected; keep reading so FIN/RST are seen
+    this.socket.on('end', () => this.socket.end());
+    this.socket.once('close', () => { assoc.close(); void own?.close(); });
+    this.socket.setTimeout(0);
+    this.socket.resume();
+  }
+
+  private finishHandshake(): void {
+    clearTimeout(this.timer);
+    this.state = 'done';
+    this.socket.removeListener('data', this.onData);
+    this.socket.removeListener('end', this.onEnd);
+  }
+
+  /** `reply`: answer with a RFC 1928 §6 reply before closing; null: just close. */
+  private fail(e: unknown, mode: 'reply' | null): void {
+    if (this.state === 'done') return;
+    const err: PPError = isPPError(e) ? e : proxyError('PP_ERR_PROXY_UPSTREAM_FAILED', { host: '?', port: 0 }, { cause: e });
+    if (!isPPError(e)) this.cfg.logger.error({ err: e }, 'socks5: unexpected failure');
+    clearTimeout(this.timer);
+    this.state = 'done';
+    this.socket.removeListener('data', this.onData);
+    this.events.emit('requestFailed', { principal: this.principal, protocol: 'socks5', code: err.code, remoteAddress: this.ctx.remoteAddress });
+    if (mode === 'reply' && this.socket.writable) this.socket.end(encodeReply(replyCodeFor(err)));
+    else if (this.socket.writable) this.socket.end();
+    this.socket.resume();
+    setTimeout(() => this.socket.destroy(), 2_000).unref();
+  }
+}
+
+function isUnspecified(a: string): boolean {
+  return a === '0.0.0.0' || a === '::';
+}
