@@ -1,0 +1,198 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { connect, ipv4, pair } from './helpers.js';
+
+test('roaming: same session from any address; the relay follows the last authenticated frame', () => {
+  const p = pair();
+  connect(p, 0, 'udp:203.0.113.5:4000');
+  const before = p.initiator.session!.localIndex;
+  const r1 = p.responder.receive(p.initiator.sendPacket(ipv4(), 100)!, 'udp:198.51.100.99:61000', 100);
+  assert.equal(r1.kind, 'packet');
+  assert.equal(p.responder.peer('dev_1')!.endpoint, 'udp:198.51.100.99:61000');
+  // ...and to the TCP fallback connection, still without a handshake
+  const r2 = p.responder.receive(p.initiator.sendPacket(ipv4(), 200)!, 'tcp:conn-17', 200);
+  assert.equal(r2.kind, 'packet');
+  const out = p.responder.sendPacket('dev_1', ipv4(80), 300)!;
+  assert.equal(out.endpoint, 'tcp:conn-17');
+  assert.equal(p.initiator.receive(out.frame, 300).kind, 'packet');
+  assert.equal(p.initiator.session!.localIndex, before);
+  assert.deepEqual(p.rEvents.filter((e) => e.type === 'endpoint_changed').map((e) => e.type === 'endpoint_changed' && e.to), ['udp:198.51.100.99:61000', 'tcp:conn-17']);
+  assert.equal(p.iEvents.filter((e) => e.type === 'handshake_sent').length, 1);
+});
+
+test('a forged frame from a new address does not move the endpoint', () => {
+  const p = pair();
+  connect(p, 0, 'a');
+  const f = p.initiator.sendPacket(ipv4(), 1)!;
+  const forged = Buffer.from(f);
+  forged[forged.length - 1]! ^= 1;
+  assert.deepEqual(p.responder.receive(forged, 'evil', 2), { kind: 'dropped', reason: 'decrypt', deviceId: 'dev_1' });
+  assert.equal(p.responder.receive(f, 'evil', 3).kind, 'packet');
+  assert.equal(p.responder.receive(f, 'evil2', 4).kind, 'dropped'); // replay: endpoint stays
+  assert.equal(p.responder.peer('dev_1')!.endpoint, 'evil');
+});
+
+test('keepalives every 10 s when idle, both directions; none while traffic flows', () => {
+  const p = pair();
+  connect(p, 0);
+  assert.deepEqual(p.initiator.tick(9_999), []);
+  assert.deepEqual(p.responder.tick(9_999), []);
+  const ki = p.initiator.tick(10_000);
+  assert.equal(ki.length, 1);
+  assert.equal(ki[0]!.length, 32);
+  assert.equal(p.responder.receive(ki[0]!, 'x', 10_000).kind, 'keepalive');
+  const kr = p.responder.tick(10_000);
+  assert.equal(kr.length, 1);
+  assert.equal(p.initiator.receive(kr[0]!.frame, 10_000).kind, 'keepalive');
+  // traffic resets the keepalive timer
+  p.initiator.sendPacket(ipv4(), 15_000);
+  assert.deepEqual(p.initiator.tick(20_000), []);
+  assert.equal(p.initiator.tick(25_000).length, 1);
+});
+
+test('dead peer: relay declares a silent device down at 30 s, not before', () => {
+  const p = pair();
+  connect(p, 0);
+  for (let t = 1_000; t < 30_000; t += 1_000) p.responder.tick(t); // device silent; relay keeps sending keepalives
+  assert.equal(p.responder.peer('dev_1')!.up, true);
+  p.responder.tick(30_000);
+  assert.equal(p.responder.peer('dev_1')!.up, false);
+  const down = p.rEvents.find((e) => e.type === 'peer_down');
+  assert.deepEqual(down, { type: 'peer_down', deviceId: 'dev_1', reason: 'dead', silentMs: 30_000 });
+  assert.equal(p.responder.sendPacket('dev_1', ipv4(), 30_001), null);
+  // the old session is gone: late frames from the device are ignored
+  assert.equal(p.responder.receive(p.initiator.sendPacket(ipv4(), 30_002)!, 'x', 30_002).kind, 'dropped');
+});
+
+test('dead relay: the device notices at 30 s and starts a new handshake', () => {
+  const p = pair();
+  connect(p, 0);
+  for (let t = 1_000; t < 30_000; t += 1_000) {
+    const out = p.initiator.tick(t);
+    assert.ok(out.every((f) => f[0] === 4), 'only keepalives before 30 s');
+  }
+  const out = p.initiator.tick(30_000);
+  assert.equal(out.length, 1);
+  assert.equal(out[0]![0], 1, 'an initiation');
+  assert.equal(p.initiator.state, 'connecting');
+  assert.ok(p.iEvents.some((e) => e.type === 'peer_dead' && e.silentMs === 30_000));
+  // it reconnects once the relay answers again
+  const rep = p.responder.receive(out[0]!, 'y', 30_001);
+  assert.equal(rep.kind, 'reply');
+  if (rep.kind === 'reply') assert.equal(p.initiator.receive(rep.frame, 30_002).kind, 'established');
+});
+
+test('handshake retry every 5 s with a fresh initiation while the relay is silent', () => {
+  const p = pair();
+  const first = p.initiator.tick(0);
+  assert.equal(first.length, 1);
+  assert.deepEqual(p.initiator.tick(4_999), []);
+  const second = p.initiator.tick(5_000);
+  assert.equal(second.length, 1);
+  assert.notDeepEqual(second[0], first[0]);
+  assert.deepEqual(p.iEvents.map((e) => e.type === 'handshake_sent' && `${e.reason}#${e.attempt}`), ['connect#1', 'retry#2']);
+  // the stale first initiation's response no longer matches a pending handshake
+  const stale = p.responder.receive(first[0]!, 'a', 5_001);
+  assert.equal(stale.kind, 'reply');
+  if (stale.kind === 'reply') assert.deepEqual(p.initiator.receive(stale.frame, 5_002), { kind: 'dropped', reason: 'unknown_index' });
+});
+
+test('packets queued before the handshake go out on establishment, in order', () => {
+  const p = pair();
+  assert.equal(p.initiator.sendPacket(ipv4(40, 1), 0), null);
+  assert.equal(p.initiator.sendMessage({ kind: 'ack', ack: { id: 'cmd_1', status: 'succeeded' } }, 0), null);
+  const [init] = p.initiator.tick(1);
+  const rep = p.responder.receive(init!, 'z', 1);
+  assert.equal(rep.kind, 'reply');
+  if (rep.kind !== 'reply') return;
+  const est = p.initiator.receive(rep.frame, 2);
+  assert.equal(est.kind, 'established');
+  if (est.kind !== 'established') return;
+  assert.equal(est.send.length, 2, 'the queue, and no extra keepalive');
+  const got = est.send.map((f) => p.responder.receive(f, 'z', 3));
+  assert.deepEqual(got.map((g) => g.kind), ['packet', 'message']);
+  assert.equal(p.responder.peer('dev_1')!.up, true);
+});
+
+test('rekey by time: initiator handshakes at rekeyAfter, old session keeps working until confirmed', () => {
+  const p = pair({ timers: { rekeyAfterMs: 60_000, rejectAfterMs: 90_000 } });
+  connect(p, 0);
+  const first = p.initiator.session!.localIndex;
+  let t = 0;
+  for (t = 5_000; t < 60_000; t += 5_000) {
+    for (const f of p.initiator.tick(t)) p.responder.receive(f, 'a', t);
+    for (const o of p.responder.tick(t)) p.initiator.receive(o.frame, t);
+  }
+  const out = p.initiator.tick(60_000);
+  const init = out.find((f) => f[0] === 1)!;
+  assert.ok(init, 'rekey initiation sent');
+  // data still flows on the old session in both directions during the handshake
+  assert.equal(p.responder.receive(p.initiator.sendPacket(ipv4(), 60_001)!, 'a', 60_001).kind, 'packet');
+  const rep = p.responder.receive(init, 'a', 60_002);
+  assert.equal(rep.kind, 'reply');
+  const down = p.responder.sendPacket('dev_1', ipv4(), 60_003)!; // sent on the old keys: not confirmed yet
+  if (rep.kind !== 'reply') return;
+  const est = p.initiator.receive(rep.frame, 60_004);
+  assert.equal(est.kind, 'established');
+  assert.notEqual(p.initiator.session!.localIndex, first);
+  assert.equal(p.initiator.receive(down.frame, 60_005).kind, 'packet', 'previous session still decrypts in-flight frames');
+  if (est.kind === 'established') for (const f of est.send) p.responder.receive(f, 'a', 60_006);
+  assert.ok(p.rEvents.some((e) => e.type === 'rekeyed'));
+  assert.equal(p.iEvents.filter((e) => e.type === 'established' && e.rekey).length, 1);
+  assert.equal(p.rEvents.filter((e) => e.type === 'peer_up').length, 1, 'rekey is not a reconnect');
+});
+
+test('rekey by message count', () => {
+  const p = pair({ timers: { rekeyAfterMessages: 50, rejectAfterMessages: 60 } });
+  connect(p, 0);
+  for (let i = 0; i < 48; i++) p.responder.receive(p.initiator.sendPacket(ipv4(), 1)!, 'a', 1);
+  assert.ok(p.initiator.tick(2).every((f) => f[0] !== 1));
+  p.initiator.sendPacket(ipv4(), 3);
+  const out = p.initiator.tick(4);
+  assert.ok(out.some((f) => f[0] === 1), 'initiation after 50 messages');
+  assert.ok(p.iEvents.some((e) => e.type === 'handshake_sent' && e.reason === 'rekey'));
+});
+
+test('session hard expiry: nothing is sent or accepted on it after rejectAfter', () => {
+  const p = pair({ timers: { rekeyAfterMs: 60_000, rejectAfterMs: 90_000, deadAfterMs: 200_000, keepaliveMs: 10_000 } });
+  connect(p, 0);
+  const late = p.initiator.sendPacket(ipv4(), 89_999)!;
+  assert.equal(p.responder.receive(late, 'a', 90_000).kind, 'dropped');
+  assert.equal(p.responder.sendPacket('dev_1', ipv4(), 90_000), null);
+  p.responder.tick(90_000);
+  assert.ok(p.rEvents.some((e) => e.type === 'peer_down' && e.reason === 'expired'));
+  assert.equal(p.initiator.sendPacket(ipv4(), 90_000), null, 'queued instead');
+});
+
+test('the responder answers nothing but handshakes from known devices', () => {
+  const p = pair();
+  connect(p, 0);
+  const junk = [Buffer.alloc(0), Buffer.from([1]), Buffer.alloc(148), Buffer.alloc(92), Buffer.alloc(32), Buffer.from('GET / HTTP/1.1\r\n\r\n')];
+  const init = Buffer.alloc(148);
+  init[0] = 1;
+  init[1] = 1;
+  junk.push(init);
+  for (const j of junk) assert.equal(p.responder.receive(j, 'q', 1).kind, 'dropped');
+});
+
+test('commands and acks ride the tunnel both ways', () => {
+  const p = pair();
+  connect(p, 0);
+  const push = p.responder.sendMessage('dev_1', { kind: 'command', command: { id: 'cmd_42', type: 'rotate_ip', payload: { reason: 'schedule' } } }, 1)!;
+  const got = p.initiator.receive(push.frame, 1);
+  assert.deepEqual(got, { kind: 'message', message: { kind: 'command', command: { id: 'cmd_42', type: 'rotate_ip', payload: { reason: 'schedule' } } } });
+  const ack = p.initiator.sendMessage({ kind: 'ack', ack: { id: 'cmd_42', status: 'received' } }, 2)!;
+  assert.deepEqual(p.responder.receive(ack, 'a', 2), { kind: 'message', deviceId: 'dev_1', message: { kind: 'ack', ack: { id: 'cmd_42', status: 'received' } } });
+  const ctl = p.responder.sendMessage('dev_1', { kind: 'control', control: { type: 'config', payload: { address: '192.168.255.7/24', mtu: 1380 } } }, 3)!;
+  assert.equal(p.initiator.receive(ctl.frame, 3).kind, 'message');
+});
+
+test('removePeer ends the sessions and emits peer_down', () => {
+  const p = pair();
+  connect(p, 0);
+  p.responder.removePeer('dev_1', 5);
+  assert.equal(p.responder.peer('dev_1'), undefined);
+  assert.equal(p.responder.connectedCount, 0);
+  assert.ok(p.rEvents.some((e) => e.type === 'peer_down' && e.reason === 'removed'));
+  assert.equal(p.responder.receive(p.initiator.sendPacket(ipv4(), 6)!, 'a', 6).kind, 'dropped');
+});
