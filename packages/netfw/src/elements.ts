@@ -34,7 +34,16 @@ function protosOf(proto: 'tcp' | 'udp' | 'both'): ReadonlyArray<'tcp' | 'udp'> {
   return proto === 'both' ? ['tcp', 'udp'] : [proto];
 }
 
+// Remembered per (frozen) state: the firewall diffs against its current state on every apply.
+const memo = new WeakMap<ValidState, Collections>();
+
 export function collectionsOf(state: ValidState): Collections {
+  let c = memo.get(state);
+  if (!c) memo.set(state, (c = build(state)));
+  return c;
+}
+
+function build(state: ValidState): Collections {
   const counters = new Map<string, undefined>();
   const tcp_fwd = new Map<string, string>();
   const udp_fwd = new Map<string, string>();

@@ -1,7 +1,10 @@
 // createFirewall: the declarative front door (tailscale Router.Set style). `apply(state)` may be
 // called again and again: the first call rebuilds our table from scratch (nothing from a crashed
 // run survives, nothing duplicates); later calls send only element diffs; an identical state
-// runs no command at all. Calls are serialised so two device connects never interleave.
+// runs no command at all. Calls are serialised so two device connects never interleave, and
+// applies that queue up while nft is busy are coalesced: only the latest state is sent (the API
+// is declarative, so intermediate states need not reach the kernel). After a relay restart,
+// when hundreds of devices reconnect at once, that turns hundreds of transactions into a few.
 import { parseCounters, type PortCounter } from './counters.js';
 import { render, renderTeardown, TABLE_FAMILY, TABLE_NAME } from './render.js';
 import type { CommandRunner } from './runner.js';
@@ -29,6 +32,8 @@ export interface ApplyResult {
   readonly kind: 'full' | 'update' | 'unchanged';
   /** Statement lines sent to nft (0 when unchanged). */
   readonly lines: number;
+  /** How many apply() calls this one transaction served (> 1 when calls were coalesced). */
+  readonly coalesced: number;
   readonly ms: number;
 }
 
@@ -52,6 +57,11 @@ export function createFirewall(deps: FirewallDeps): Firewall {
   const log = deps.logger ?? silent;
   let current: ValidState | undefined;
   let queue: Promise<unknown> = Promise.resolve();
+  interface Batch {
+    state: ValidState;
+    readonly waiters: Array<{ resolve: (r: ApplyResult) => void; reject: (e: unknown) => void }>;
+  }
+  let pending: Batch | undefined;
 
   // Serialise: each operation starts after the previous one settled, whatever its outcome.
   function serial<T>(op: () => Promise<T>): Promise<T> {
@@ -64,6 +74,29 @@ export function createFirewall(deps: FirewallDeps): Firewall {
     await run('nft', ['-f', '-'], script);
   }
 
+  async function applyNow(next: ValidState, coalesced: number): Promise<ApplyResult> {
+    const t0 = performance.now();
+    // renderUpdate itself falls back to a full render when the chains change.
+    const full = current === undefined || !sameSkeleton(current, next);
+    const script = current === undefined ? render(next) : renderUpdate(current, next);
+    if (script === '') return { kind: 'unchanged', lines: 0, coalesced, ms: performance.now() - t0 };
+    const lines = script.split('\n').filter((l) => l !== '' && !l.startsWith('#')).length;
+    const hadState = current !== undefined;
+    // Until the kernel confirms, we do not know what it holds: a failed diff forces a rebuild.
+    current = undefined;
+    try {
+      await load(script);
+    } catch (e) {
+      log.warn({ err: e, kind: full ? 'full' : 'update', ports: next.ports.length, hadState }, 'nft transaction failed; next apply rebuilds the table');
+      throw e;
+    }
+    current = next;
+    const kind = full ? 'full' : 'update';
+    const ms = performance.now() - t0;
+    log.debug({ kind, lines, coalesced, ports: next.ports.length, ms: Math.round(ms) }, 'firewall applied');
+    return { kind, lines, coalesced, ms };
+  }
+
   return {
     apply(input) {
       // Validate synchronously, before queueing: a bad state never reaches the runner.
@@ -73,29 +106,23 @@ export function createFirewall(deps: FirewallDeps): Firewall {
       } catch (e) {
         return Promise.reject(e);
       }
-      return serial(async () => {
-        const t0 = performance.now();
-        // renderUpdate itself falls back to a full render when the chains change.
-        const full = current === undefined || !sameSkeleton(current, next);
-        const script = current === undefined ? render(next) : renderUpdate(current, next);
-        if (script === '') {
-          return { kind: 'unchanged' as const, lines: 0, ms: 0 };
+      return new Promise<ApplyResult>((resolve, reject) => {
+        if (pending) {
+          pending.state = next;
+          pending.waiters.push({ resolve, reject });
+          return;
         }
-        const lines = script.split('\n').filter((l) => l !== '' && !l.startsWith('#')).length;
-        const prev = current;
-        // Until the kernel confirms, we do not know what it holds: a failed diff forces a rebuild.
-        current = undefined;
-        try {
-          await load(script);
-        } catch (e) {
-          log.warn({ err: e, kind: full ? 'full' : 'update', ports: next.ports.length, hadState: prev !== undefined }, 'nft transaction failed; next apply rebuilds the table');
-          throw e;
-        }
-        current = next;
-        const ms = performance.now() - t0;
-        const kind = full ? ('full' as const) : ('update' as const);
-        log.debug({ kind, lines, ports: next.ports.length, ms: Math.round(ms) }, 'firewall applied');
-        return { kind, lines, ms };
+        const batch: Batch = { state: next, waiters: [{ resolve, reject }] };
+        pending = batch;
+        void serial(async () => {
+          if (pending === batch) pending = undefined;
+          try {
+            const r = await applyNow(batch.state, batch.waiters.length);
+            for (const w of batch.waiters) w.resolve(r);
+          } catch (e) {
+            for (const w of batch.waiters) w.reject(e);
+          }
+        });
       });
     },
     readCounters() {
@@ -105,6 +132,8 @@ export function createFirewall(deps: FirewallDeps): Firewall {
       });
     },
     teardown() {
+      // Applies called after teardown must run after it, not join a batch queued before it.
+      pending = undefined;
       return serial(async () => {
         current = undefined;
         await load(renderTeardown());

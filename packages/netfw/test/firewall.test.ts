@@ -46,18 +46,35 @@ test('after a failed transaction the next apply rebuilds the whole table', async
   assert.equal(fake.scripts().at(-1), render(busy));
 });
 
-test('concurrent applies are serialised and each diff builds on the previous one', async () => {
+test('applies never interleave; those queued behind a running one are coalesced into one diff', async () => {
+  let release!: () => void;
+  const gate = new Promise<void>((r) => (release = r));
   const fake = createFakeRunner(async () => {
-    await new Promise((r) => setTimeout(r, 5));
+    await gate;
     return { stdout: '', stderr: '' };
   });
   const fw = createFirewall({ run: fake });
   const s1 = { ...base, ports: device('192.168.255.2', 30000) };
   const s2 = { ...base, ports: [...s1.ports, ...device('192.168.255.3', 30003)] };
   const s3 = { ...base, ports: device('192.168.255.3', 30003) };
-  const results = await Promise.all([fw.apply(s1), fw.apply(s2), fw.apply(s3), fw.apply(s3)]);
-  assert.deepEqual(results.map((r) => r.kind), ['full', 'update', 'update', 'unchanged']);
-  assert.deepEqual(fake.scripts(), [render(s1), renderUpdate(s1, s2), renderUpdate(s2, s3)]);
+  const p1 = fw.apply(s1);
+  while (fake.calls.length === 0) await new Promise((r) => setImmediate(r));
+  const rest = [fw.apply(s2), fw.apply(s3), fw.apply(s3)];
+  release();
+  const results = await Promise.all([p1, ...rest]);
+  assert.deepEqual(results.map((r) => [r.kind, r.coalesced]), [['full', 1], ['update', 3], ['update', 3], ['update', 3]]);
+  assert.deepEqual(fake.scripts(), [render(s1), renderUpdate(s1, s3)]);
+  assert.equal((await fw.apply(s3)).kind, 'unchanged');
+});
+
+test('a failed coalesced transaction rejects every caller in it', async () => {
+  const fake = createFakeRunner(() => {
+    throw new Error('nft: boom');
+  });
+  const fw = createFirewall({ run: fake });
+  const all = [fw.apply(oneDevice), fw.apply(busy)];
+  for (const p of all) await assert.rejects(p, /boom/);
+  assert.equal(fake.calls.length, 1);
 });
 
 test('readCounters, teardown and sysctls go through the runner', async () => {
