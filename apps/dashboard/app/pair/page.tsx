@@ -1,0 +1,193 @@
+'use client';
+import Link from 'next/link';
+import { useCallback, useEffect, useMemo, useRef, useState } from 'react';
+import { PairingCodeCreate } from '@pocketproxy/api-schema';
+import { api } from '@/lib/api';
+import { problemErrors, validate, type FieldErrors } from '@/lib/forms';
+import { useLiveEvents, useLiveStatus, POLL_INTERVAL_MS } from '@/lib/live';
+import { useResource } from '@/lib/resource';
+import type { Device, List, PairingCode, Relay } from '@/lib/types';
+import { Countdown, CopyButton, Field, Notice, PageHeader } from '@/components/ui';
+
+type Paired = { device_id: string; name: string };
+
+export default function PairPage() {
+  const relays = useResource<List<Relay>>('/api/relays');
+  const [deviceName, setDeviceName] = useState('');
+  const [relayId, setRelayId] = useState('');
+  const [errors, setErrors] = useState<FieldErrors>({});
+  const [busy, setBusy] = useState(false);
+  const [code, setCode] = useState<PairingCode | null>(null);
+  const [expired, setExpired] = useState(false);
+  const [paired, setPaired] = useState<Paired | null>(null);
+  const [origin, setOrigin] = useState('');
+  const knownIds = useRef<Set<string> | null>(null);
+  const live = useLiveStatus();
+
+  useEffect(() => {
+    setOrigin(window.location.origin);
+    document.title = 'Pair a device · PocketProxy';
+  }, []);
+
+  async function create(e?: React.FormEvent) {
+    e?.preventDefault();
+    const body: Record<string, unknown> = {};
+    if (deviceName.trim()) body.device_name = deviceName;
+    if (relayId) body.relay_id = relayId;
+    const v = validate(PairingCodeCreate, body);
+    if (!v.ok) return setErrors(v.errors);
+    setErrors({});
+    setBusy(true);
+    try {
+      // Remember the fleet first, so the polling fallback can spot the newly paired device.
+      knownIds.current = null;
+      api<List<Device>>('/api/devices?limit=1000')
+        .then((l) => (knownIds.current = new Set(l.items.map((d) => d.id))))
+        .catch(() => {});
+      const c = await api<PairingCode>('/api/pairing-codes', { method: 'POST', body: v.data });
+      setCode(c);
+      setExpired(Date.parse(c.expires_at) <= Date.now());
+      setPaired(null);
+    } catch (err) {
+      setErrors(problemErrors(err));
+    } finally {
+      setBusy(false);
+    }
+  }
+
+  useLiveEvents((ev) => {
+    if (ev.type !== 'device_paired' || !code || paired) return;
+    const prefix = typeof ev.data.code_prefix === 'string' ? ev.data.code_prefix : '';
+    if (prefix && prefix.toUpperCase() === code.code.slice(0, 4).toUpperCase()) {
+      setPaired({ device_id: String(ev.data.device_id ?? ''), name: String(ev.data.name ?? 'device') });
+    }
+  });
+
+  // Without the socket, look for a device that was not there when the code was made.
+  const waiting = !!code && !paired && !expired;
+  const poll = useCallback(async () => {
+    if (!knownIds.current) return;
+    try {
+      const l = await api<List<Device>>('/api/devices?limit=1000');
+      const fresh = l.items.filter((d) => !knownIds.current?.has(d.id));
+      const wanted = deviceName.trim();
+      const match = fresh.find((d) => !wanted || d.name === wanted) ?? (fresh.length === 1 ? fresh[0] : undefined);
+      if (match) setPaired({ device_id: match.id, name: match.name });
+    } catch {
+      /* keep waiting */
+    }
+  }, [deviceName]);
+  useEffect(() => {
+    if (!waiting || live === 'live') return;
+    const t = setInterval(poll, POLL_INTERVAL_MS);
+    return () => clearInterval(t);
+  }, [waiting, live, poll]);
+
+  const qrSrc = useMemo(() => (code ? `data:image/svg+xml;charset=utf-8,${encodeURIComponent(code.qr_svg)}` : ''), [code]);
+  const command = code ? `pocketproxy-agent pair --server ${origin} --code ${code.code}` : '';
+  const onExpire = useCallback(() => setExpired(true), []);
+
+  return (
+    <>
+      <PageHeader title="Pair a device" />
+      <div className="grid grid-2">
+        <form className="card stack" onSubmit={create} noValidate>
+          <h2>New pairing code</h2>
+          <p className="muted" style={{ margin: 0 }}>
+            A code works once and expires after 10 minutes. Run the agent command on the phone or modem box, or scan the QR code with the PocketProxy app.
+          </p>
+          {errors._ && <Notice tone="error">{errors._}</Notice>}
+          <Field label="Device name (optional)" error={errors.device_name} hint="Shown in the device list; the agent can also pick one.">
+            {(p) => <input {...p} value={deviceName} onChange={(e) => setDeviceName(e.target.value)} maxLength={64} placeholder="e.g. pixel-7-berlin-01" />}
+          </Field>
+          <Field label="Relay" error={errors.relay_id}>
+            {(p) => (
+              <select {...p} value={relayId} onChange={(e) => setRelayId(e.target.value)}>
+                <option value="">Default relay</option>
+                {(relays.data?.items ?? []).map((r) => (
+                  <option key={r.id} value={r.id} disabled={!r.enabled}>
+                    {r.name} ({r.host}){r.enabled ? '' : ' — disabled'}
+                  </option>
+                ))}
+              </select>
+            )}
+          </Field>
+          <div className="actions">
+            <button type="submit" className="btn btn-primary" disabled={busy}>
+              {busy ? 'Creating…' : code ? 'Create another code' : 'Create pairing code'}
+            </button>
+          </div>
+        </form>
+
+        {code && (
+          <section className="card stack" aria-labelledby="code-h" aria-live="polite">
+            {paired ? (
+              <>
+                <h2 id="code-h">Paired</h2>
+                <Notice tone="ok">
+                  <span className="paired">Paired: {paired.name}</span>
+                </Notice>
+                <div className="row">
+                  {paired.device_id && (
+                    <Link className="btn btn-primary" href={`/devices/view/?id=${encodeURIComponent(paired.device_id)}`}>
+                      Open device
+                    </Link>
+                  )}
+                  <Link className="btn" href={`/connections/?device_id=${encodeURIComponent(paired.device_id)}&new=1`}>
+                    Create a connection
+                  </Link>
+                </div>
+              </>
+            ) : (
+              <>
+                <div className="row" style={{ justifyContent: 'space-between' }}>
+                  <h2 id="code-h" style={{ margin: 0 }}>
+                    Pairing code
+                  </h2>
+                  {expired ? (
+                    <span className="badge badge-bad">expired</span>
+                  ) : (
+                    <span className="muted">
+                      expires in <Countdown key={code.code} at={code.expires_at} onExpire={onExpire} />
+                    </span>
+                  )}
+                </div>
+                {expired ? (
+                  <Notice tone="warn">This code has expired. Create a new one.</Notice>
+                ) : (
+                  <>
+                    <div className="row">
+                      <span className="pair-code">{code.code}</span>
+                      <CopyButton text={code.code} label="Copy code" />
+                    </div>
+                    <div className="row" style={{ alignItems: 'flex-start' }}>
+                      {/* Rendered as an image: an SVG in <img> cannot run script. */}
+                      <img className="qr" src={qrSrc} alt={`QR code for pairing code ${code.code}`} width={220} height={220} />
+                      <div className="stack" style={{ flex: 1, minWidth: 220 }}>
+                        <div>
+                          <strong>On the device, run:</strong>
+                        </div>
+                        <div className="cmd">
+                          <code>{command}</code>
+                        </div>
+                        <CopyButton text={command} label="Copy command" />
+                        {code.pair_url && (
+                          <div className="small muted">
+                            App link: <span className="mono">{code.pair_url}</span>
+                          </div>
+                        )}
+                        <div className="muted small" role="status">
+                          Waiting for the device to pair{live === 'live' ? '…' : ' (checking every 10 s)…'}
+                        </div>
+                      </div>
+                    </div>
+                  </>
+                )}
+              </>
+            )}
+          </section>
+        )}
+      </div>
+    </>
+  );
+}
