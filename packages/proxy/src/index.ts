@@ -25,3 +25,6 @@ export { REP as SOCKS5_REPLY, replyCodeFor } from './socks5/reply.js';
 export { createUdpRelay, UdpRelay, type UdpRelayOptions, type RegisterOptions } from './udp/relay.js';
 export type { UdpAssociation } from './udp/association.js';
 export { parseUdpHeader, encodeUdpHeader, type UdpHeader } from './udp/datagram.js';
+export { peekTarget, classifyFirstBytes, type PeekResult, type PeekOptions } from './peek/peek.js';
+export { parseClientHello, type ClientHelloResult } from './peek/clienthello.js';
+export { connectVia, type ConnectViaOptions, type Tunnel } from './connect-via.js';
