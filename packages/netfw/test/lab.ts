@@ -122,3 +122,28 @@ export async function tcpTry(ns: string, host: string, port: number, localAddres
 export async function udpTry(ns: string, host: string, port: number, localAddress: string): Promise<string> {
   return (await inNs(ns, process.execPath, ['-e', UDP_CLIENT, host, String(port), localAddress])).trim();
 }
+
+/** One bounded UDP attempt on a connected socket, so ICMP errors surface: reply, error code or TIMEOUT. */
+const UDP_CONNECTED_CLIENT = `
+const [host, port] = process.argv.slice(1);
+const s = require('node:dgram').createSocket('udp4');
+const done = (r) => { console.log(r); process.exit(0); };
+s.on('message', (m) => done(String(m)));
+s.on('error', (e) => done(e.code));
+s.connect(Number(port), host, () => { s.send('ping'); setTimeout(() => s.send('ping'), 200); });
+setTimeout(() => done('TIMEOUT'), 1500);
+`;
+
+export async function udpConnectedTry(ns: string, host: string, port: number): Promise<string> {
+  return (await inNs(ns, process.execPath, ['-e', UDP_CONNECTED_CLIENT, host, String(port)])).trim();
+}
+
+/** The relay's local services for OpenVPN customers: tproxy on TCP 12345, DNS stand-in on UDP 5353. */
+export const RELAY_SERVICES = `
+const net = require('node:net'), dgram = require('node:dgram');
+const tcp = net.createServer((s) => s.end('tproxy-got ' + s.remoteAddress + ' for ' + s.localAddress + ':' + s.localPort));
+const dns = dgram.createSocket('udp4');
+dns.on('message', (m, r) => dns.send('dns-redirected ' + m, r.port, r.address));
+tcp.listen(12345, '0.0.0.0', () => dns.bind(5353, '0.0.0.0', () => console.log('ready')));
+setTimeout(() => process.exit(0), 60000).unref();
+`;
