@@ -2,7 +2,7 @@
 // from process 'exit' / signal hooks, where no asynchronous work is carried out any more.
 // Everything is found from the system itself (namespace names, `ip netns pids`, marker files), so
 // a later run can clean what a crashed run left.
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PREFIX_RE, assertPrefix } from './plan.js';
@@ -23,14 +23,20 @@ export function writeOwnerMarker(prefix: string): void {
   writeFileSync(join(labDir(prefix), 'owner.json'), JSON.stringify({ pid: process.pid, created: new Date().toISOString() }) + '\n');
 }
 
-function ownerAlive(prefix: string): boolean {
+/** 'alive' | 'dead' (marker names a pid that is gone) | 'unknown' (no readable marker: maybe not ours). */
+function ownerState(prefix: string): 'alive' | 'dead' | 'unknown' {
+  let pid: number;
   try {
-    const { pid } = JSON.parse(readFileSync(join(labDir(prefix), 'owner.json'), 'utf8')) as { pid: number };
-    if (pid === process.pid) return true;
-    process.kill(pid, 0);
-    return true;
+    pid = (JSON.parse(readFileSync(join(labDir(prefix), 'owner.json'), 'utf8')) as { pid: number }).pid;
   } catch {
-    return false;
+    return 'unknown';
+  }
+  if (pid === process.pid) return 'alive';
+  try {
+    process.kill(pid, 0);
+    return 'alive';
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM' ? 'alive' : 'dead';
   }
 }
 
@@ -72,18 +78,21 @@ export function cleanupLabSync(prefix: string, namespaces: readonly string[] = [
 }
 
 /**
- * With a prefix: remove that lab, whoever owns it. Without: remove every lab (`pp????-*`
- * namespaces) whose owner process is gone, leaving labs of live runs alone. Returns prefixes removed.
+ * With a prefix: remove that lab, whoever owns it. Without: remove every lab whose owner marker
+ * names a dead process, leaving labs of live runs — and namespaces without our marker, which may
+ * belong to someone else — alone. Returns the prefixes removed.
  */
 export function cleanupStale(prefix?: string): string[] {
   if (prefix !== undefined) {
     cleanupLabSync(prefix);
     return [prefix];
   }
-  const prefixes = new Set(listNamespaces().map((ns) => ns.split('-')[0] ?? '').filter((p) => PREFIX_RE.test(p)));
+  const fromNs = listNamespaces().map((ns) => ns.split('-')[0] ?? '');
+  const fromDirs = readdirSync(tmpdir()).filter((d) => d.startsWith('pplab-')).map((d) => d.slice('pplab-'.length));
+  const prefixes = new Set([...fromNs, ...fromDirs].filter((p) => PREFIX_RE.test(p)));
   const removed: string[] = [];
   for (const p of prefixes) {
-    if (ownerAlive(p)) continue;
+    if (ownerState(p) !== 'dead') continue;
     cleanupLabSync(p);
     removed.push(p);
   }

@@ -15,8 +15,21 @@ export type { BlockOptions } from './firewall.js';
 export { cleanupStale } from './cleanup.js';
 export { INET, RELAY, CUST, DEV_IFACE, CGN_WAN, CGN_LAN, MAX_DEVICES, devicePlan, nextCarrierAddress, defaultDnsRecords } from './plan.js';
 export { LAB_ERRORS } from './errors.js';
+export { waitUntil } from './wait.js';
+export type { WaitOptions } from './wait.js';
 
 /** True when lab tests can run here (root). Lab tests skip loudly otherwise. */
 export function canRunLab(): boolean {
   return process.getuid?.() === 0;
+}
+
+/**
+ * For lab tests: returns true when root; otherwise skips the test loudly (stderr + t.skip) and
+ * returns false. `if (!requireRootOrSkip(t)) return;`
+ */
+export function requireRootOrSkip(t: { skip(message?: string): void }, what = 'network namespaces, veth, nftables'): boolean {
+  if (canRunLab()) return true;
+  console.error(`SKIPPED lab test (needs root: ${what})`);
+  t.skip(`needs root: ${what}`);
+  return false;
 }

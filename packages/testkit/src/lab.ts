@@ -4,7 +4,7 @@
 import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { rotateCarrier, currentCarrierAddress, type Rotation } from './carrier.js';
-import { cleanupLabSync, labDir, labExists, writeOwnerMarker } from './cleanup.js';
+import { cleanupLabSync, cleanupStale, labDir, labExists, writeOwnerMarker } from './cleanup.js';
 import { labError } from './errors.js';
 import { blockUdp, unblockUdp, type BlockOptions } from './firewall.js';
 import { registerLab, unregisterLab } from './hooks.js';
@@ -27,6 +27,8 @@ export interface CreateLabOptions {
   dnsRecords?: Record<string, string>;
   /** Bound on waiting for each inet service to listen. Default 15 s. */
   serviceTimeoutMs?: number;
+  /** First remove leftovers of labs whose owner process is dead (never a live run's lab). Default true. */
+  cleanStale?: boolean;
 }
 
 export interface DeviceInfo {
@@ -210,6 +212,15 @@ export class Lab implements LabInfo {
 
   get isTornDown(): boolean { return this.tornDown; }
 
+  /** Plain data (names and addresses), e.g. to print or hand to a child process. */
+  info(): LabInfo {
+    return JSON.parse(JSON.stringify({
+      prefix: this.prefix, namespaces: this.namespaces, inet: this.inet, relay: this.relay, cust: this.cust, devices: this.devices,
+    })) as LabInfo;
+  }
+
+  toJSON(): LabInfo { return this.info(); }
+
   /** @internal */
   adopt(p: LabProcess): void { this.procs.add(p); }
 
@@ -240,6 +251,10 @@ export async function createLab(opts: CreateLabOptions = {}): Promise<Lab> {
   if (uid !== 0) throw labError('PP_ERR_LAB_NOT_ROOT', { uid });
   const count = opts.devices ?? 1;
   assertDevice(count, MAX_DEVICES);
+  if (opts.cleanStale ?? true) {
+    const removed = cleanupStale();
+    if (removed.length > 0) console.error(`lab: removed leftovers of dead lab(s) ${removed.join(' ')}`);
+  }
   const prefix = opts.prefix ?? randomPrefix();
   assertPrefix(prefix);
   if (opts.prefix && labExists(prefix)) throw labError('PP_ERR_LAB_PREFIX_IN_USE', { prefix });
