@@ -19,6 +19,9 @@ class FdPoller {
 
   // Takes ownership of `fd` (already O_NONBLOCK). Returns a libuv error code (0 on success).
   int Attach(napi_env env, int fd);
+  // Takes ownership of a fd that must stay blocking (uv_poll_init would make it non-blocking):
+  // no polling, Start() fails. Only for the fs.read comparison in bench/tun.bench.ts.
+  void AdoptUnpolled(int fd) { fd_ = fd; }
   int Start();
   void Stop();
   // Stops polling, closes the fd, releases the uv handle. Idempotent.

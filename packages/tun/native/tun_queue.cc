@@ -29,14 +29,16 @@ Napi::Function TunQueue::Init(Napi::Env env) {
                      });
 }
 
-// new TunQueue(name: string, multiQueue: boolean)
+// new TunQueue(name: string, multiQueue: boolean, blocking?: boolean)
+// `blocking` exists only so the bench can compare against fs.read on the thread pool.
 TunQueue::TunQueue(const Napi::CallbackInfo& info) : Napi::ObjectWrap<TunQueue>(info) {
   Napi::Env env = info.Env();
   std::string name = info[0].IsString() ? info[0].As<Napi::String>().Utf8Value() : "";
   bool multi = info[1].ToBoolean();
+  bool blocking = info[2].ToBoolean();
   if (name.size() >= IFNAMSIZ) throw Napi::RangeError::New(env, "interface name longer than 15 bytes");
 
-  int fd = ::open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
+  int fd = ::open("/dev/net/tun", O_RDWR | O_CLOEXEC | (blocking ? 0 : O_NONBLOCK));
   if (fd < 0) throw ErrnoError(env, "open /dev/net/tun", errno);
   struct ifreq ifr;
   memset(&ifr, 0, sizeof ifr);
@@ -49,6 +51,10 @@ TunQueue::TunQueue(const Napi::CallbackInfo& info) : Napi::ObjectWrap<TunQueue>(
     throw ErrnoError(env, "ioctl TUNSETIFF", err);
   }
   name_.assign(ifr.ifr_name, strnlen(ifr.ifr_name, IFNAMSIZ));
+  if (blocking) {
+    AdoptUnpolled(fd);
+    return;
+  }
   int r = Attach(env, fd);
   if (r != 0) {
     ::close(fd);

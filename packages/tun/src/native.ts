@@ -61,7 +61,8 @@ export interface NativeUdpBatch {
 }
 
 export interface NativeAddon {
-  TunQueue: new (name: string, multiQueue: boolean) => NativeTunQueue;
+  /** `blocking` is for the fs.read comparison bench only: such a queue cannot start(). */
+  TunQueue: new (name: string, multiQueue: boolean, blocking?: boolean) => NativeTunQueue;
   UdpBatch: new (
     family: 4 | 6,
     address: string,
