@@ -1,0 +1,118 @@
+// HTTP proxy behaviour beyond the matrix: keep-alive, bodies, header hygiene, failure table,
+// malformed input (answered, never a crash, server keeps serving).
+import { it, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHttpProxy, createPolicyDialer, type ProxyServer, type RequestFailedEvent } from '../src/index.js';
+import { authenticate, basic, cleanup, connect, httpOrigin, onCleanup, PASS, readUntil, tcpEcho, testDial, testResolve, untilClose, USER } from './helpers.js';
+
+let origin: number, echo: number, proxy: ProxyServer, port: number, strict: number;
+const failures: RequestFailedEvent[] = [];
+const AUTH = `Proxy-Authorization: ${basic(USER, PASS)}\r\n`;
+
+before(async () => {
+  origin = await httpOrigin();
+  echo = await tcpEcho();
+  proxy = createHttpProxy({ authenticate, dial: testDial, headTimeoutMs: 500 });
+  proxy.on('requestFailed', (e) => failures.push(e));
+  port = (await proxy.listen(0)).port;
+  // Default policy: loopback and private destinations refused.
+  const p2 = createHttpProxy({ authenticate, dial: createPolicyDialer({ policy: {}, resolve: testResolve }) });
+  strict = (await p2.listen(0)).port;
+  onCleanup(() => proxy.close());
+  onCleanup(() => p2.close());
+});
+after(cleanup);
+
+function countResponses(b: Buffer): number {
+  return (b.toString('latin1').match(/HTTP\/1\.1 200 /g) ?? []).length;
+}
+
+it('serves several absolute-form requests on one keep-alive connection (pipelined too)', async () => {
+  const s = await connect(port);
+  const req = (path: string, extra = ''): string => `GET http://127.0.0.1:${origin}${path} HTTP/1.1\r\nHost: x\r\n${AUTH}${extra}\r\n`;
+  s.write(req('/one'));
+  await readUntil(s, (b) => countResponses(b) === 1 && b.toString().includes('"/one"'));
+  s.write(req('/two'));
+  await readUntil(s, (b) => b.toString().includes('"/two"'));
+  // Pipelined: two heads in one write.
+  s.write(req('/three') + req('/four'));
+  const both = await readUntil(s, (b) => b.toString().includes('"/four"'));
+  assert.ok(both.toString().includes('"/three"'));
+  s.destroy();
+});
+
+it('forwards Content-Length and chunked bodies; strips hop-by-hop and Proxy-Authorization; rewrites Host', async () => {
+  const s = await connect(port);
+  s.write(`POST http://origin.test:${origin}/p HTTP/1.1\r\nHost: wrong\r\n${AUTH}Connection: keep-alive, X-Hop\r\nX-Hop: 1\r\nKeep-Alive: 5\r\nX-End: 2\r\nContent-Length: 5\r\n\r\nhello`);
+  let res = (await readUntil(s, (b) => b.toString().includes('"body":"hello"'))).toString();
+  let body = JSON.parse(res.slice(res.indexOf('{'))) as { headers: Record<string, string> };
+  assert.equal(body.headers.host, `origin.test:${origin}`);
+  assert.equal(body.headers['x-hop'], undefined);
+  assert.equal(body.headers['keep-alive'], undefined);
+  assert.equal(body.headers['proxy-authorization'], undefined);
+  assert.equal(body.headers['x-end'], '2');
+  s.write(`POST http://127.0.0.1:${origin}/c HTTP/1.1\r\nHost: x\r\n${AUTH}Transfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n4;ext=1\r\ndefg\r\n0\r\n\r\n`);
+  res = (await readUntil(s, (b) => b.toString().includes('"body":"abcdefg"'))).toString();
+  body = JSON.parse(res.slice(res.lastIndexOf('{"method"'))) as { headers: Record<string, string> };
+  assert.equal(body.headers['transfer-encoding'], 'chunked');
+  s.destroy();
+});
+
+it('CONNECT forwards bytes sent right behind the head', async () => {
+  const s = await connect(port);
+  s.write(`CONNECT 127.0.0.1:${echo} HTTP/1.1\r\n${AUTH}\r\nearly-bytes`);
+  const got = await readUntil(s, (b) => b.toString().includes('early-bytes'));
+  assert.match(got.toString(), /^HTTP\/1\.1 200 Connection Established\r\n\r\nearly-bytes$/);
+  s.destroy();
+});
+
+async function ask(p: number, raw: string | Buffer): Promise<string> {
+  const s = await connect(p);
+  s.write(raw);
+  return (await untilClose(s, 4000)).toString('latin1');
+}
+
+const FAILURES: Array<[string, () => string, number, string]> = [
+  ['refused port', () => `CONNECT 127.0.0.1:1 HTTP/1.1\r\n${AUTH}\r\n`, 502, 'PP_ERR_PROXY_TARGET_REFUSED'],
+  ['unknown name', () => `CONNECT nx.test:80 HTTP/1.1\r\n${AUTH}\r\n`, 503, 'PP_ERR_PROXY_DNS_NOT_FOUND'],
+  ['absolute-form unknown name', () => `GET http://nx.test/ HTTP/1.1\r\n${AUTH}\r\n`, 503, 'PP_ERR_PROXY_DNS_NOT_FOUND'],
+  ['origin-form', () => `GET / HTTP/1.1\r\nHost: x\r\n${AUTH}\r\n`, 400, 'PP_ERR_PROXY_BAD_REQUEST'],
+  ['https absolute-form', () => `GET https://example.com/ HTTP/1.1\r\n${AUTH}\r\n`, 400, 'PP_ERR_PROXY_UNSUPPORTED_SCHEME'],
+  ['garbage request line', () => `HELLO\r\n\r\n`, 400, 'PP_ERR_PROXY_BAD_REQUEST'],
+  ['obs-fold', () => `GET http://127.0.0.1:${origin}/ HTTP/1.1\r\nX: a\r\n b\r\n\r\n`, 400, 'PP_ERR_PROXY_BAD_REQUEST'],
+  ['space before colon', () => `GET http://127.0.0.1:${origin}/ HTTP/1.1\r\nHost : x\r\n\r\n`, 400, 'PP_ERR_PROXY_BAD_REQUEST'],
+  ['CL + TE', () => `POST http://127.0.0.1:${origin}/ HTTP/1.1\r\n${AUTH}Content-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n`, 400, 'PP_ERR_PROXY_BAD_REQUEST'],
+  ['bad CONNECT target', () => `CONNECT example.com HTTP/1.1\r\n${AUTH}\r\n`, 400, 'PP_ERR_PROXY_BAD_REQUEST'],
+  ['HTTP/2 preface', () => `PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n`, 400, 'PP_ERR_PROXY_BAD_REQUEST'],
+  ['too many headers', () => `GET http://a/ HTTP/1.1\r\n${'X: y\r\n'.repeat(101)}\r\n`, 400, 'PP_ERR_PROXY_BAD_REQUEST'],
+  ['head > 16 KB', () => `GET http://a/ HTTP/1.1\r\nX: ${'a'.repeat(17000)}\r\n\r\n`, 431, 'PP_ERR_PROXY_HEAD_TOO_LARGE'],
+  ['malformed credentials', () => `CONNECT 127.0.0.1:${echo} HTTP/1.1\r\nProxy-Authorization: Basic !!!\r\n\r\n`, 407, 'PP_ERR_PROXY_AUTH_FAILED'],
+];
+
+for (const [name, raw, status, code] of FAILURES) {
+  it(`answers ${status} ${code} for ${name}`, async () => {
+    const res = await ask(port, raw());
+    assert.match(res, new RegExp(`^HTTP/1\\.1 ${status} `));
+    assert.match(res, new RegExp(`X-PocketProxy-Error: ${code}\r\n`));
+  });
+}
+
+it('refuses forbidden destinations with 403 under the default policy (incl. DNS rebinding and v4-mapped)', async () => {
+  for (const target of ['127.0.0.1:80', '[::1]:80', '[::ffff:127.0.0.1]:80', 'private.test:80', 'rebind.test:80', '169.254.169.254:80', '100.64.0.1:80']) {
+    const res = await ask(strict, `CONNECT ${target} HTTP/1.1\r\n${AUTH}\r\n`);
+    assert.match(res, /^HTTP\/1\.1 403 /, target);
+    assert.match(res, /X-PocketProxy-Error: PP_ERR_PROXY_FORBIDDEN_DESTINATION/);
+  }
+});
+
+it('times out a half-sent head with 408 and keeps serving', async () => {
+  const res = await ask(port, 'GET http://a/ HTTP/1.1\r\nX: partial');
+  assert.match(res, /^HTTP\/1\.1 408 /);
+  const ok = await ask(port, `GET http://127.0.0.1:${origin}/after HTTP/1.1\r\n${AUTH}Connection: close\r\n\r\n`);
+  assert.match(ok, /^HTTP\/1\.1 200 /);
+});
+
+it('reports failures as requestFailed events', () => {
+  assert.ok(failures.some((f) => f.code === 'PP_ERR_PROXY_TARGET_REFUSED' && f.principal === 'con_alice'));
+  assert.ok(failures.some((f) => f.code === 'PP_ERR_PROXY_HEAD_TOO_LARGE' && f.principal === undefined));
+});
