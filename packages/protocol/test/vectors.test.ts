@@ -69,12 +69,12 @@ test('handshake and transport frames match the published vectors', () => {
 });
 
 test('the doc formulas, written out with bare node:crypto, give the same bytes', () => {
-  const HASH = (...p: Buffer[]) => p.reduce((h, x) => h.update(x), createHash('sha256')).digest();
-  const HMAC = (k: Buffer, ...p: Buffer[]) => p.reduce((h, x) => h.update(x), createHmac('sha256', k)).digest();
-  const KDF = (n: number, key: Buffer, input: Buffer) => {
+  const HASH = (...p: Buffer[]): Buffer => p.reduce((h, x) => h.update(x), createHash('sha256')).digest();
+  const HMAC = (k: Buffer, ...p: Buffer[]): Buffer => p.reduce((h, x) => h.update(x), createHmac('sha256', k)).digest();
+  const KDF = (n: number, key: Buffer, input: Buffer): Buffer[] => {
     const t0 = HMAC(key, input);
     const out: Buffer[] = [];
-    let prev = Buffer.alloc(0);
+    let prev: Buffer = Buffer.alloc(0);
     for (let i = 1; i <= n; i++) out.push((prev = HMAC(t0, prev, Buffer.from([i]))));
     return out;
   };
@@ -96,10 +96,10 @@ test('the doc formulas, written out with bare node:crypto, give the same bytes',
   const resp = Buffer.from(EXPECTED.response, 'hex');
 
   // Responder's view, from the doc, using only its own private keys and the wire bytes.
-  let C = HASH(Buffer.from('Noise_IKpsk2_25519_ChaChaPoly_SHA256'));
-  let H = HASH(C, Buffer.from('PocketProxy tunnel v1'));
+  let C: Buffer = HASH(Buffer.from('Noise_IKpsk2_25519_ChaChaPoly_SHA256'));
+  let H: Buffer = HASH(C, Buffer.from('PocketProxy tunnel v1'));
   H = HASH(H, Sr);
-  [C] = KDF(1, C, Ei);
+  [C] = KDF(1, C, Ei) as [Buffer];
   H = HASH(H, Ei);
   let k: Buffer;
   [C, k] = KDF(2, C, DH(V.relayStaticPrivate, Ei)) as [Buffer, Buffer];
@@ -113,10 +113,10 @@ test('the doc formulas, written out with bare node:crypto, give the same bytes',
   const mac1 = HMAC(HASH(Buffer.from('mac1----'), Sr), init.subarray(0, 116)).subarray(0, 16);
   assert.equal(hex(mac1), hex(init.subarray(116, 132)));
 
-  [C] = KDF(1, C, Er);
+  [C] = KDF(1, C, Er) as [Buffer];
   H = HASH(H, Er);
-  [C] = KDF(1, C, DH(V.responderEphemeralPrivate, Ei));
-  [C] = KDF(1, C, DH(V.responderEphemeralPrivate, Si));
+  [C] = KDF(1, C, DH(V.responderEphemeralPrivate, Ei)) as [Buffer];
+  [C] = KDF(1, C, DH(V.responderEphemeralPrivate, Si)) as [Buffer];
   let t: Buffer;
   [C, t, k] = KDF(3, C, V.psk) as [Buffer, Buffer, Buffer];
   H = HASH(H, t);
