@@ -1,0 +1,81 @@
+// Bounded fast-check fuzzing: parsers throw nothing but PPError; servers survive garbage.
+import { it, after } from 'node:test';
+import assert from 'node:assert/strict';
+import fc from 'fast-check';
+import { isPPError } from '@pocketproxy/errors';
+import {
+  parseRequestHead, findHeadEnd, parseGreeting, parseUserPass, parseRequest, parseUdpHeader, parseClientHello, classifyFirstBytes,
+  createHttpProxy, createSocks5Server,
+} from '../src/index.js';
+import { ChunkedDecoder } from '../src/http/chunked.js';
+import { authenticate, cleanup, connect, onCleanup, socksRequest, testDial, untilClose } from './helpers.js';
+
+after(cleanup);
+
+const RUNS = { numRuns: 400, seed: 42 };
+const bytes = fc.uint8Array({ maxLength: 600 }).map((a) => Buffer.from(a));
+// Bytes biased towards the grammar's own characters finds deeper paths than pure noise.
+const headish = fc.array(fc.constantFrom('GET ', 'CONNECT ', 'http://a/', ' HTTP/1.1', '\r\n', ':', ' ', 'Host', 'a', '\t', '\0', '\x80', 'Content-Length: 1'), { maxLength: 40 })
+  .map((parts) => Buffer.from(parts.join(''), 'latin1'));
+
+function onlyPPError(f: () => unknown): void {
+  try { f(); } catch (e) { assert.ok(isPPError(e), `non-PPError thrown: ${String(e)}`); }
+}
+
+it('HTTP head parser', () => {
+  fc.assert(fc.property(fc.oneof(bytes, headish), (b) => onlyPPError(() => {
+    const end = findHeadEnd(Buffer.concat([b, Buffer.from('\r\n\r\n')]));
+    if (end > 0) parseRequestHead(Buffer.concat([b, Buffer.from('\r\n\r\n')]).subarray(0, end));
+  })), RUNS);
+});
+
+it('chunked body decoder', () => {
+  const chunkish = fc.array(fc.constantFrom('3\r\n', 'abc', '\r\n', '0\r\n', 'ff;x\r\n', 'zz', '\n', ''), { maxLength: 30 }).map((p) => Buffer.from(p.join('')));
+  fc.assert(fc.property(fc.oneof(bytes, chunkish), (b) => onlyPPError(() => new ChunkedDecoder().push(b, () => {}))), RUNS);
+});
+
+it('SOCKS5 greeting, user/pass and request parsers', () => {
+  const socksish = fc.tuple(fc.constantFrom(5, 1, 4), fc.uint8Array({ maxLength: 300 })).map(([v, rest]) => Buffer.from([v, ...rest]));
+  fc.assert(fc.property(fc.oneof(bytes, socksish), (b) => {
+    onlyPPError(() => parseGreeting(b));
+    onlyPPError(() => parseUserPass(b));
+    onlyPPError(() => parseRequest(b));
+  }), RUNS);
+});
+
+it('SOCKS5 UDP header parser', () => {
+  const udpish = fc.tuple(fc.constantFrom(1, 3, 4, 7), fc.uint8Array({ maxLength: 300 })).map(([atyp, rest]) => Buffer.from([0, 0, 0, atyp, ...rest]));
+  fc.assert(fc.property(fc.oneof(bytes, udpish), (b) => onlyPPError(() => parseUdpHeader(b))), RUNS);
+});
+
+it('ClientHello parser and first-bytes classifier', () => {
+  const tlsish = fc.tuple(fc.integer({ min: 0, max: 600 }), fc.uint8Array({ maxLength: 600 }))
+    .map(([len, rest]) => Buffer.from([0x16, 3, 1, len >> 8, len & 0xff, 1, 0, (len - 4) >> 8 & 0xff, (len - 4) & 0xff, ...rest]));
+  fc.assert(fc.property(fc.oneof(bytes, tlsish), (b) => {
+    onlyPPError(() => parseClientHello(b));
+    classifyFirstBytes(b); // must never throw at all
+  }), RUNS);
+});
+
+it('servers answer or close on garbage, and keep serving', async () => {
+  const http = createHttpProxy({ authenticate, dial: testDial, headTimeoutMs: 300 });
+  const socks = createSocks5Server({ authenticate, dial: testDial, handshakeTimeoutMs: 300 });
+  const hp = (await http.listen(0)).port;
+  const sp = (await socks.listen(0)).port;
+  onCleanup(() => http.close());
+  onCleanup(() => socks.close());
+  const samples = fc.sample(fc.oneof(bytes, headish), { numRuns: 40, seed: 7 });
+  await Promise.all(samples.flatMap((b) => [hp, sp].map(async (port) => {
+    const s = await connect(port);
+    s.end(b);
+    await untilClose(s, 3000);
+  })));
+  // Still alive: a valid SOCKS request to a refused port gets a proper reply.
+  const s = await connect(sp);
+  s.write(Buffer.from([5, 1, 2, 1, 5, ...Buffer.from('alice'), 6, ...Buffer.from('s3cret'), ...socksRequest(1, '127.0.0.1', 1)]));
+  const got = await untilClose(s);
+  assert.equal(got[got.length - 9], 0x05);
+  const deadline = Date.now() + 2000;
+  while (http.connectionCount + socks.connectionCount > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+  assert.equal(http.connectionCount + socks.connectionCount, 0);
+});
