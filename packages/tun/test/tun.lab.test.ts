@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { addonAvailable } from '../src/index.js';
 import { isRoot, lastJson, runNodeInNetns, withNetns } from './fixtures/netns.js';
 
-test('TUN: kernel -> read batch, write -> socket, multi-queue (in a netns)', async (t) => {
+test('TUN: kernel -> read batch, write -> socket, multi-queue incl. a worker thread (in a netns)', async (t) => {
   if (!isRoot()) {
     console.error('SKIPPED tun.lab.test.ts: needs root (network namespace + /dev/net/tun)');
     t.skip('needs root: network namespace + /dev/net/tun');
@@ -28,6 +28,8 @@ test('TUN: kernel -> read batch, write -> socket, multi-queue (in a netns)', asy
     assert.deepEqual(out.got[0], { payload: 'world', address: '10.254.0.2', port: 7000 });
     assert.deepEqual(out.got.slice(1).map((g: any) => g.payload), Array.from({ length: 10 }, (_, i) => `batch-${i}`));
     assert.deepEqual(out.mq, ['ppmq0', 'ppmq0']);
+    assert.equal(out.fromWorker, 'ppmq0');
+    assert.equal(out.workerExit, 0);
     assert.equal(out.stats.txPackets, 11);
     assert.equal(out.stats.txErrors, 1);
     assert.ok(out.stats.rxPackets >= 20);
