@@ -49,13 +49,16 @@ export function UsageChart({ points, granularity, label }: Props) {
       .then(({ default: uPlot }) => {
         if (cancelled) return;
         const data = toSeries(points, granularity);
-        const bars = uPlot.paths.bars?.({ size: [0.7, 40], gap: 1 });
+        // Download and upload side by side around each tick, half a bucket of room at both ends.
+        const barsIn = uPlot.paths.bars?.({ size: [0.4, 24], align: -1 });
+        const barsOut = uPlot.paths.bars?.({ size: [0.4, 24], align: 1 });
+        const half = (granularity === 'hour' ? 3600 : 86400) / 2;
         const fmt = (_u: uPlotType, v: number | null) => (v === null ? '—' : formatBytes(v));
         const width = Math.max(300, el.clientWidth);
         const opts: uPlotType.Options = {
           width,
           height: 220,
-          scales: { x: { time: true } },
+          scales: { x: { time: true, range: (_u, min, max) => [min - half, max + half] } },
           legend: { live: true },
           cursor: { drag: { x: false, y: false } },
           series: [
@@ -63,8 +66,8 @@ export function UsageChart({ points, granularity, label }: Props) {
               label: granularity === 'hour' ? 'Hour' : 'Day',
               value: (_u, v) => (v === null ? '—' : new Date(v * 1000).toLocaleString(undefined, granularity === 'hour' ? { hour: '2-digit', minute: '2-digit', day: 'numeric', month: 'short' } : { day: 'numeric', month: 'short' })),
             },
-            { label: 'Download (in)', stroke: '#1f5fd1', fill: 'rgba(31,95,209,0.35)', paths: bars, value: fmt, points: { show: false } },
-            { label: 'Upload (out)', stroke: '#d97706', fill: 'rgba(217,119,6,0.35)', paths: bars, value: fmt, points: { show: false } },
+            { label: 'Download (in)', stroke: '#1f5fd1', fill: 'rgba(31,95,209,0.35)', paths: barsIn, value: fmt, points: { show: false } },
+            { label: 'Upload (out)', stroke: '#d97706', fill: 'rgba(217,119,6,0.35)', paths: barsOut, value: fmt, points: { show: false } },
           ],
           axes: [{}, { values: (_u, vals) => vals.map((v) => formatBytes(v)), size: 70 }],
         };

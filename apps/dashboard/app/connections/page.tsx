@@ -195,12 +195,29 @@ function ConnectionsInner() {
                       </div>
                       <div className="row small" style={{ marginTop: 4, gap: 4 }}>
                         <CopyButton text={c.proxy_url} label="Copy URL" />
+                        <CopyButton text={absolute(c.rotation_url)} label="Copy rotation link" />
+                        <button
+                          type="button"
+                          className="btn btn-small"
+                          onClick={() => downloadOvpn(c).catch((err) => setNotice({ tone: 'error', body: `.ovpn download failed: ${errorMessage(err)}` }))}
+                        >
+                          .ovpn
+                        </button>
                       </div>
                     </td>
                     <td>
-                      <Link href={`/devices/view/?id=${encodeURIComponent(c.device_id)}`}>{dev?.name ?? c.device_id}</Link>{' '}
-                      <StatusBadge status={c.device_status} />
-                      {c.device_status !== 'online' && <div className="small" style={{ color: 'var(--bad)' }}>⚠ device offline: proxy down</div>}
+                      <Link className="nowrap" href={`/devices/view/?id=${encodeURIComponent(c.device_id)}`}>
+                        {dev?.name ?? c.device_id}
+                      </Link>
+                      <div>
+                        {c.device_status === 'online' ? (
+                          <StatusBadge status="online" />
+                        ) : (
+                          <Badge tone="bad" title="The device is offline: this proxy does not work until it reconnects">
+                            ⚠ offline
+                          </Badge>
+                        )}
+                      </div>
                     </td>
                     <td>{cust ? cust.name : c.customer_id ? <span className="mono small">{c.customer_id}</span> : <span className="muted">—</span>}</td>
                     <td>{r.ok ? <Badge tone="ok">ready</Badge> : <Badge tone="bad">{r.reasons.join(', ')}</Badge>}</td>
@@ -213,19 +230,9 @@ function ConnectionsInner() {
                     </td>
                     <td className="nowrap small">{c.expires_at ? formatTime(c.expires_at) : <span className="muted">never</span>}</td>
                     <td className="small">
-                      {c.allow_from.length === 0 ? <span className="muted">any (password)</span> : <span className="mono" title={c.allow_from.join('\n')}>{c.allow_from.length === 1 ? c.allow_from[0] : `${c.allow_from.length} ranges`}</span>}
+                      {c.allow_from.length === 0 ? <span className="muted" title="Any source address with the username and password">any</span> : <span className="mono" title={c.allow_from.join('\n')}>{c.allow_from.length === 1 ? c.allow_from[0] : `${c.allow_from.length} ranges`}</span>}
                     </td>
                     <td className="actions-cell">
-                      <CopyButton text={absolute(c.rotation_url)} label="Rotation link" />
-                      <button
-                        type="button"
-                        className="btn btn-small"
-                        onClick={() =>
-                          downloadOvpn(c).catch((err) => setNotice({ tone: 'error', body: `.ovpn download failed: ${errorMessage(err)}` }))
-                        }
-                      >
-                        .ovpn
-                      </button>
                       <button type="button" className="btn btn-small" onClick={() => setEditing(c)}>
                         Edit
                       </button>

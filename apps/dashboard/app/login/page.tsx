@@ -1,8 +1,8 @@
 'use client';
 import { useEffect, useState } from 'react';
-import { LoginRequest } from '@pocketproxy/api-schema';
+import type { LoginRequest } from '@pocketproxy/api-schema';
 import { api } from '@/lib/api';
-import { problemErrors, validate, type FieldErrors } from '@/lib/forms';
+import { problemErrors, type FieldErrors } from '@/lib/forms';
 import { startSession, takeFlash } from '@/lib/session';
 import type { z } from 'zod';
 import { Field, Notice } from '@/components/ui';
@@ -29,12 +29,16 @@ export default function LoginPage() {
 
   async function submit(e: React.FormEvent) {
     e.preventDefault();
-    const v = validate(LoginRequest, { email, password });
-    if (!v.ok) return setErrors(v.errors);
+    // Only presence is checked here: the admin address comes from the server's config and the
+    // server is the judge of it (a strict email check would lock out e.g. admin@localhost).
+    const local: FieldErrors = {};
+    if (!email.trim()) local.email = 'enter your email';
+    if (!password) local.password = 'enter your password';
+    if (Object.keys(local).length) return setErrors(local);
     setErrors({});
     setBusy(true);
     try {
-      const body: z.infer<typeof LoginRequest> = v.data;
+      const body: z.input<typeof LoginRequest> = { email: email.trim(), password };
       const res = await api<LoginResponse>('/api/auth/login', { method: 'POST', body, auth: false });
       startSession(res.token, res.expires_at);
       window.location.assign(safeNext());
