@@ -134,3 +134,9 @@ test('the doc formulas, written out with bare node:crypto, give the same bytes',
   const pt = Buffer.concat([d.update(frame.subarray(16, frame.length - 16)), d.final()]);
   assert.deepEqual(pt, V.ipPacket);
 });
+
+test('docs/protocol.md publishes exactly these vectors', async () => {
+  const { readFile } = await import('node:fs/promises');
+  const doc = (await readFile(new URL('../../../docs/protocol.md', import.meta.url), 'utf8')).replace(/\n/g, '');
+  for (const [name, value] of Object.entries(EXPECTED)) assert.ok(doc.includes(value), `${name} missing from docs/protocol.md`);
+});
