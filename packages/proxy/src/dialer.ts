@@ -96,7 +96,7 @@ export function createPolicyDialer(opts: PolicyDialerOptions): Dial {
 function connectOnce(host: string, port: number, localAddress: string | undefined, timeoutMs: number): Promise<net.Socket> {
   return new Promise((resolve, reject) => {
     // allowHalfOpen: a tunnel forwards each direction's FIN separately (see relay.ts).
-    const s = net.connect({ host, port, localAddress, allowHalfOpen: true });
+    const s = net.connect({ host, port, localAddress, allowHalfOpen: true, noDelay: true });
     const timer = setTimeout(() => {
       s.destroy();
       reject(Object.assign(new Error('connect timeout'), { code: 'ETIMEDOUT' }));
