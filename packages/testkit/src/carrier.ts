@@ -3,6 +3,7 @@
 // object, so the current address is read from the carrier namespace itself.
 //
 //   devN (100.64.N.2) --lan0-- cgnN [masquerade to 198.18.N.x] --wan0-- inet (198.18.N.1)
+import { setTimeout as sleep } from 'node:timers/promises';
 import { labError } from './errors.js';
 import { CGN_LAN, CGN_WAN, NAT_TABLE, devicePlan, isCarrierPoolAddress, nextCarrierAddress, nsName } from './plan.js';
 import { inNs, ipBatch, nftScript, run, runChecked } from './run.js';
@@ -48,9 +49,10 @@ export async function currentCarrierAddress(prefix: string, n: number): Promise<
  * one is promoted to primary, so masquerade uses it), restore the default route, and flush
  * conntrack entries of the old address so existing flows die as on a real carrier. inet needs no
  * route change (the whole pool is on-link there); its stale neighbour entry is dropped.
- * `to` picks a specific pool address instead of the next one.
+ * `to` picks a specific pool address instead of the next one; `outageMs` keeps the uplink down
+ * that long first, like a phone in airplane mode (nothing gets through in either direction).
  */
-export async function rotateCarrier(prefix: string, n: number, to?: string): Promise<Rotation> {
+export async function rotateCarrier(prefix: string, n: number, to?: string, opts: { outageMs?: number } = {}): Promise<Rotation> {
   const plan = devicePlan(n);
   const cgn = nsName(prefix, `cgn${n}`);
   const inet = nsName(prefix, 'inet');
@@ -59,9 +61,15 @@ export async function rotateCarrier(prefix: string, n: number, to?: string): Pro
   if (!isCarrierPoolAddress(n, newIp) || newIp === oldIp) {
     throw labError('PP_ERR_LAB_BAD_ARGS', { reason: `${newIp} is not another address of carrier ${n}'s pool 198.18.${n}.2-254` });
   }
+  const outageMs = Math.min(Math.max(opts.outageMs ?? 0, 0), 120_000);
+  if (outageMs > 0) {
+    await ipBatch(cgn, [`link set ${CGN_WAN} down`]);
+    await sleep(outageMs);
+  }
   await ipBatch(cgn, [
     `addr add ${newIp}/${plan.carrierPrefixLen} dev ${CGN_WAN}`,
     `addr del ${oldIp}/${plan.carrierPrefixLen} dev ${CGN_WAN}`,
+    `link set ${CGN_WAN} up`,
     `route replace default via ${plan.carrierGateway} dev ${CGN_WAN}`,
   ]);
   // Masquerade's own address-removal hook also drops these; flushing explicitly makes it certain

@@ -1,24 +1,29 @@
 // Shell entry point of the lab, stateless (everything is read from the namespaces themselves):
-//   node --import tsx packages/testkit/src/cli.ts rotate <prefix> <n> [address]   → prints the new carrier IP
+//   node --import tsx packages/testkit/src/cli.ts rotate [--outage-ms=N] <prefix> <n> [address]
+//                                                                              → prints the new carrier IP
 //   node --import tsx packages/testkit/src/cli.ts address <prefix> <n>            → prints the current carrier IP
 //   node --import tsx packages/testkit/src/cli.ts cleanup <prefix>|--stale        → removes a lab / dead labs' leftovers
 //   node --import tsx packages/testkit/src/cli.ts list                            → lab prefixes present
 // `rotate` is the agent's --rotate-command in the lab; it works from inside a device namespace,
 // since it only runs `ip -n` / `ip netns exec` on the lab's named namespaces.
+import { parseArgs } from 'node:util';
+import { isPPError } from '@pocketproxy/errors';
 import { currentCarrierAddress, rotateCarrier } from './carrier.js';
 import { cleanupStale, listNamespaces } from './cleanup.js';
-import { isPPError } from '@pocketproxy/errors';
 import { labError } from './errors.js';
 import { PREFIX_RE, assertPrefix } from './plan.js';
 
-const USAGE = 'usage: cli.ts rotate <prefix> <n> [address] | address <prefix> <n> | cleanup <prefix>|--stale | list';
+const USAGE = 'usage: cli.ts rotate [--outage-ms=N] <prefix> <n> [address] | address <prefix> <n> | cleanup <prefix>|--stale | list';
 
 async function main(argv: string[]): Promise<number> {
-  const [cmd, a, b, c] = argv;
+  const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: { 'outage-ms': { type: 'string' }, stale: { type: 'boolean' } } });
+  const [cmd, a, b, c] = positionals;
   switch (cmd) {
     case 'rotate': {
       const { prefix, n } = deviceArgs(a, b);
-      const r = await rotateCarrier(prefix, n, c);
+      const outageMs = Number(values['outage-ms'] ?? '0');
+      if (!Number.isFinite(outageMs) || outageMs < 0) throw labError('PP_ERR_LAB_BAD_ARGS', { reason: USAGE });
+      const r = await rotateCarrier(prefix, n, c, { outageMs });
       console.error(`lab ${prefix}: carrier ${n} ${r.oldIp} -> ${r.newIp}`);
       console.log(r.newIp);
       return 0;
@@ -29,8 +34,8 @@ async function main(argv: string[]): Promise<number> {
       return 0;
     }
     case 'cleanup': {
-      if (a === undefined) throw labError('PP_ERR_LAB_BAD_ARGS', { reason: USAGE });
-      const removed = a === '--stale' ? cleanupStale() : cleanupStale((assertPrefix(a), a));
+      if (a === undefined && !values.stale) throw labError('PP_ERR_LAB_BAD_ARGS', { reason: USAGE });
+      const removed = a === undefined ? cleanupStale() : cleanupStale((assertPrefix(a), a));
       console.error(`removed lab(s): ${removed.join(' ') || '(none)'}`);
       return 0;
     }

@@ -7,6 +7,8 @@ export interface Teardownable {
 }
 
 const live = new Set<Teardownable>();
+// Labs whose owner asked for signal handling; handlers are installed while this is non-empty.
+const onSignals = new Set<Teardownable>();
 const SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
 const EXIT_CODES: Record<(typeof SIGNALS)[number], number> = { SIGINT: 130, SIGTERM: 143, SIGHUP: 129 };
 
@@ -23,16 +25,15 @@ const onSignal = (sig: (typeof SIGNALS)[number]) => {
   process.exit(EXIT_CODES[sig]);
 };
 
-export function registerLab(lab: Teardownable): void {
-  if (live.size === 0) {
-    process.on('exit', onExit);
-    for (const s of SIGNALS) process.on(s, onSignal);
-  }
+export function registerLab(lab: Teardownable, handleSignals = true): void {
+  if (live.size === 0) process.on('exit', onExit);
   live.add(lab);
+  if (!handleSignals) return;
+  if (onSignals.size === 0) for (const s of SIGNALS) process.on(s, onSignal);
+  onSignals.add(lab);
 }
 
 export function unregisterLab(lab: Teardownable): void {
-  if (!live.delete(lab) || live.size > 0) return;
-  process.off('exit', onExit);
-  for (const s of SIGNALS) process.off(s, onSignal);
+  if (onSignals.delete(lab) && onSignals.size === 0) for (const s of SIGNALS) process.off(s, onSignal);
+  if (live.delete(lab) && live.size === 0) process.off('exit', onExit);
 }

@@ -21,6 +21,11 @@ export const CLI_PATH = fileURLToPath(new URL('./cli.ts', import.meta.url));
 export interface CreateLabOptions {
   /** Number of devices (each with its own carrier NAT). Default 1, at most 250. */
   devices?: number;
+  /**
+   * Tear the lab down on SIGINT / SIGTERM / SIGHUP and exit (130/143/129). Default true; turn it
+   * off when the caller shuts down gracefully itself (the 'exit' hook stays in any case).
+   */
+  handleSignals?: boolean;
   /** Fixed prefix (pp + 4 hex); default: a random unused one. */
   prefix?: string;
   /** Extra DNS A records (name → IPv4) on top of the defaults. */
@@ -149,11 +154,11 @@ export class Lab implements LabInfo {
     return this.spawn(ns, cmd, argv, opts);
   }
 
-  /** Rotate device n's carrier to the next public address of its pool (or `to`). */
-  async rotateCarrierAddress(n: number, to?: string): Promise<Rotation> {
+  /** Rotate device n's carrier to the next public address of its pool (or `to`), optionally after an outage. */
+  async rotateCarrierAddress(n: number, to?: string, opts: { outageMs?: number } = {}): Promise<Rotation> {
     this.alive();
     const d = this.device(n);
-    const r = await rotateCarrier(this.prefix, n, to);
+    const r = await rotateCarrier(this.prefix, n, to, opts);
     d.carrierIp = r.newIp;
     return r;
   }
@@ -166,13 +171,14 @@ export class Lab implements LabInfo {
   }
 
   /** argv of the stateless rotate CLI for device n (for the agent's --rotate-command). */
-  rotateCommand(n: number): string[] {
+  rotateCommand(n: number, opts: { outageMs?: number } = {}): string[] {
     this.device(n);
-    return [process.execPath, '--import', TSX_LOADER, CLI_PATH, 'rotate', this.prefix, String(n)];
+    const outage = opts.outageMs ? [`--outage-ms=${opts.outageMs}`] : [];
+    return [process.execPath, '--import', TSX_LOADER, CLI_PATH, 'rotate', ...outage, this.prefix, String(n)];
   }
 
-  rotateCommandLine(n: number): string {
-    return this.rotateCommand(n).map((a) => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`)).join(' ');
+  rotateCommandLine(n: number, opts: { outageMs?: number } = {}): string {
+    return this.rotateCommand(n, opts).map((a) => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`)).join(' ');
   }
 
   blockUdp(ns: string, port: number, opts?: BlockOptions): Promise<void> { this.alive(); return blockUdp(this.ns(ns), port, opts); }
@@ -265,13 +271,14 @@ export async function createLab(opts: CreateLabOptions = {}): Promise<Lab> {
   // Registered before anything exists, so a failure or a signal half-way still cleans up.
   let lab: Lab | null = null;
   const partial = { teardownSync: () => (lab ? lab.teardownSync() : cleanupLabSync(prefix, allNamespaces(t))) };
-  registerLab(partial);
+  const signals = opts.handleSignals ?? true;
+  registerLab(partial, signals);
   try {
     const [tls] = await Promise.all([makeCertificate(labDir(prefix), Object.keys(records)), buildTopology(t)]);
     lab = new Lab(prefix, t, tls, records);
     const services = await startInetServices(t.inet, tls, records, opts.serviceTimeoutMs);
     for (const s of services) lab.adopt(s);
-    registerLab(lab);
+    registerLab(lab, signals);
     unregisterLab(partial);
     return lab;
   } catch (e) {

@@ -80,8 +80,11 @@ if (!isRoot) {
       const sh = await lab.exec('dev1', 'sh', ['-c', `cd ${REPO} && node --import tsx ${lab.cliPath} rotate ${lab.prefix} 1`], { check: true });
       assert.notEqual(sh.stdout.trim(), after);
       assert.equal(await callerIp(lab, 'dev1'), sh.stdout.trim());
-      // Device 2 is untouched; in-process rotation works the same.
-      const rot = await lab.rotateCarrierAddress(2);
+      // In-process rotation works the same, here with an airplane-mode-like outage first.
+      const t0 = Date.now();
+      const rot = await lab.rotateCarrierAddress(2, undefined, { outageMs: 300 });
+      assert.ok(Date.now() - t0 >= 300);
+      assert.equal(rot.oldIp, lab.device(2).carrierGateway.replace(/\.1$/, '.2'));
       assert.equal(await callerIp(lab, 'dev2'), rot.newIp);
     });
 
