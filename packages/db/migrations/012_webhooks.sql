@@ -2,7 +2,7 @@ CREATE TABLE webhooks (
   id         text PRIMARY KEY,
   url        text NOT NULL,
   secret_enc text NOT NULL,
-  events     text[] NOT NULL DEFAULT '{device_offline,device_online}',
+  events     text[] NOT NULL DEFAULT '{device_disconnected,device_connected}',
   enabled    boolean NOT NULL DEFAULT true,
   created_at timestamptz NOT NULL DEFAULT now()
 );

@@ -1,0 +1,104 @@
+// createApi(ctx) builds the whole HTTP surface as a Fastify instance that tests drive with inject().
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import fastifyStatic from '@fastify/static';
+import { existsSync } from 'node:fs';
+import type { Ctx } from '../context.js';
+import { installProblemHandlers } from './problem.js';
+import { DeviceTokenCache, issueJwt } from './auth.js';
+import { Router } from './route.js';
+import { RateLimiter } from './ratelimit.js';
+import { fleetRoutes } from './routes/fleet.js';
+import { salesRoutes } from './routes/sales.js';
+import { deviceRoutes } from './routes/device.js';
+import { internalRoutes } from './routes/internal.js';
+import { installWs } from './ws.js';
+import { createMetrics } from './metrics.js';
+import { buildOpenApi } from './openapi.js';
+import * as S from '@pocketproxy/api-schema';
+import { checkLogin } from '../services/admins.js';
+import { apiError } from '../errors.js';
+
+export const VERSION = '0.1.0';
+
+export interface ApiOptions {
+  /** Static dashboard export to serve at `/`, if built. */
+  dashboardDir?: string | undefined;
+  /** Produces an .ovpn profile for a connection, or null when OpenVPN is off. */
+  ovpnProfile?: (connectionId: string) => Promise<string | null>;
+  logger?: boolean | object;
+}
+
+export async function createApi(ctx: Ctx, opts: ApiOptions = {}): Promise<FastifyInstance> {
+  const app = Fastify({
+    loggerInstance: ctx.log.child({ subsys: 'api' }) as unknown as FastifyBaseLogger,
+    bodyLimit: 262_144,
+    trustProxy: ctx.config.trustProxy,
+    genReqId: () => `req_${Math.random().toString(36).slice(2, 12)}`,
+    logController: new LogController({ disableRequestLogging: true }),
+    onProtoPoisoning: 'error',
+    onConstructorPoisoning: 'error',
+  });
+  installProblemHandlers(app);
+  const metrics = createMetrics(ctx);
+  app.addHook('onResponse', (req, reply, done) => {
+    const route = req.routeOptions.url ?? 'unmatched';
+    metrics.http.observe({ method: req.method, route, status: String(reply.statusCode) }, reply.elapsedTime / 1000);
+    if (reply.statusCode >= 500) req.log.error({ method: req.method, route, status: reply.statusCode }, 'request failed');
+    done();
+  });
+  app.addHook('onSend', (_req, reply, payload, done) => {
+    reply.header('x-content-type-options', 'nosniff');
+    reply.header('referrer-policy', 'no-referrer');
+    done(null, payload);
+  });
+
+  const cache = new DeviceTokenCache();
+  const r = new Router(app, ctx, cache);
+  const minute = 60_000;
+  const loginLimit = new RateLimiter(10, minute, ctx.clock);
+  r.add({
+    method: 'POST', url: '/api/auth/login', auth: 'public', tag: 'auth', summary: 'Sign in; answers a JWT for the Authorization header',
+    body: S.LoginRequest, response: S.LoginResponse,
+    handler: async ({ body, req }) => {
+      loginLimit.hit(`${req.ip}|${body.email}`);
+      const admin = await checkLogin(ctx, body.email, body.password);
+      if (!admin) throw apiError('PP_ERR_API_LOGIN_FAILED');
+      return issueJwt(ctx, admin);
+    },
+  });
+  fleetRoutes(r, ctx, { pairingCodes: new RateLimiter(30, minute, ctx.clock) }, (id) => cache.forget(id));
+  salesRoutes(r, ctx, opts.ovpnProfile ?? (async () => null));
+  deviceRoutes(
+    r,
+    ctx,
+    {
+      pair: new RateLimiter(ctx.config.pairingRatePerMin, minute, ctx.clock),
+      rotateLink: new RateLimiter(ctx.config.rotateLinkRatePerMin, minute, ctx.clock),
+      rotateLinkIp: new RateLimiter(ctx.config.rotateLinkRatePerMin * 10, minute, ctx.clock),
+    },
+    () => metrics.heartbeats.inc(),
+  );
+  internalRoutes(r, ctx);
+
+  app.get('/healthz', async (_req, reply) => {
+    try {
+      await ctx.db.query('SELECT 1');
+      return { status: 'ok', database: ctx.db.kind, version: VERSION };
+    } catch {
+      return reply.code(503).send({ status: 'unavailable', database: ctx.db.kind });
+    }
+  });
+  app.get('/metrics', async (_req, reply) => reply.type(metrics.registry.contentType).send(await metrics.registry.metrics()));
+  const openapi = buildOpenApi(r.docs, VERSION);
+  app.get('/api/openapi.json', async () => openapi);
+  await installWs(app, ctx, { inc: () => metrics.wsClients.inc(), dec: () => metrics.wsClients.dec() });
+
+  if (opts.dashboardDir && existsSync(opts.dashboardDir)) {
+    await app.register(fastifyStatic, { root: opts.dashboardDir, wildcard: true, index: ['index.html'], redirect: true, cacheControl: false });
+    app.addHook('onSend', (req, reply, payload, done) => {
+      if (!req.url.startsWith('/api') && req.url.includes('/_next/static/')) reply.header('cache-control', 'public, max-age=31536000, immutable');
+      done(null, payload);
+    });
+  }
+  return app;
+}

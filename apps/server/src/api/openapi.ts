@@ -1,0 +1,43 @@
+import { z } from 'zod';
+import { Problem } from '@pocketproxy/api-schema';
+import type { RouteDoc } from './route.js';
+
+const js = (s: z.ZodType, io: 'input' | 'output') => z.toJSONSchema(s, { io, unrepresentable: 'any' }) as Record<string, unknown>;
+
+/** OpenAPI 3.1 from the route declarations. */
+export function buildOpenApi(docs: RouteDoc[], version: string) {
+  const paths: Record<string, Record<string, unknown>> = {};
+  for (const d of docs) {
+    const path = d.url.replace(/:(\w+)/g, '{$1}');
+    const parameters: unknown[] = [];
+    for (const [where, schema] of [['path', d.params], ['query', d.query]] as const) {
+      if (!schema) continue;
+      const j = js(schema, 'input') as { properties?: Record<string, unknown>; required?: string[] };
+      for (const [name, s] of Object.entries(j.properties ?? {})) parameters.push({ name, in: where, required: where === 'path' || (j.required ?? []).includes(name), schema: s });
+    }
+    const responses: Record<string, unknown> = {
+      [String(d.status)]: d.produces
+        ? { description: 'OK', content: { [d.produces]: { schema: { type: 'string' } } } }
+        : d.response
+          ? { description: 'OK', content: { 'application/json': { schema: js(d.response, 'output') } } }
+          : { description: 'OK' },
+      default: { description: 'Problem', content: { 'application/problem+json': { schema: js(Problem, 'output') } } },
+    };
+    const op: Record<string, unknown> = { summary: d.summary, tags: [d.tag], parameters, responses };
+    if (d.body) op.requestBody = { required: true, content: { 'application/json': { schema: js(d.body, 'input') } } };
+    if (d.auth !== 'public') op.security = [{ [d.auth]: [] }];
+    (paths[path] ??= {})[d.method.toLowerCase()] = op;
+  }
+  return {
+    openapi: '3.1.0',
+    info: { title: 'PocketProxy API', version, description: 'Errors are application/problem+json with a stable code; see docs/errors.md.' },
+    components: {
+      securitySchemes: {
+        admin: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT', description: 'from POST /api/auth/login' },
+        device: { type: 'http', scheme: 'bearer', description: 'the auth_token returned by pairing' },
+        internal: { type: 'http', scheme: 'bearer', description: 'POCKETPROXY_INTERNAL_TOKEN' },
+      },
+    },
+    paths,
+  };
+}

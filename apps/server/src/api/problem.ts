@@ -1,0 +1,63 @@
+// Every error leaves as application/problem+json (RFC 9457) with a stable code and the request id.
+// Internal messages never leave: a non-PPError becomes PP_ERR_API_INTERNAL and is logged at error.
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { isPPError, PPError } from '@pocketproxy/errors';
+import { API_ERRORS, apiError } from '../errors.js';
+
+export interface FieldError {
+  path: string;
+  message: string;
+}
+
+export class ValidationError extends PPError {
+  constructor(readonly errors: FieldError[]) {
+    super('PP_ERR_API_VALIDATION', API_ERRORS.PP_ERR_API_VALIDATION, { detail: errors.map((e) => `${e.path || '(body)'}: ${e.message}`).join('; ') });
+  }
+}
+
+const TITLES: Record<number, string> = { 400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found', 409: 'Conflict', 413: 'Payload Too Large', 415: 'Unsupported Media Type', 429: 'Too Many Requests', 500: 'Internal Server Error', 503: 'Service Unavailable' };
+
+export function sendProblem(req: FastifyRequest, reply: FastifyReply, e: PPError, headers: Record<string, string> = {}) {
+  const body: Record<string, unknown> = {
+    type: `https://pocketproxy.dev/errors#${e.code}`,
+    title: TITLES[e.status] ?? 'Error',
+    status: e.status,
+    code: e.code,
+    detail: e.message,
+    request_id: req.id,
+  };
+  if (e instanceof ValidationError) body.errors = e.errors;
+  for (const [k, v] of Object.entries(headers)) reply.header(k, v);
+  return reply.code(e.status).type('application/problem+json').send(body);
+}
+
+/** Maps Fastify's own errors (body parsing, size) onto our codes. */
+function fromFastify(err: FastifyError): PPError | null {
+  switch (err.code) {
+    case 'FST_ERR_CTP_BODY_TOO_LARGE':
+      return apiError('PP_ERR_API_BODY_TOO_LARGE', { limit: 262144 });
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+      return apiError('PP_ERR_API_UNSUPPORTED_MEDIA');
+    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
+    case 'FST_ERR_CTP_INVALID_JSON_BODY':
+      return apiError('PP_ERR_API_BAD_JSON');
+  }
+  if (err instanceof SyntaxError || err.statusCode === 400) return apiError('PP_ERR_API_BAD_JSON');
+  return null;
+}
+
+export function installProblemHandlers(app: FastifyInstance): void {
+  app.setErrorHandler((err: FastifyError, req, reply) => {
+    const pp = isPPError(err) ? err : fromFastify(err);
+    if (pp) {
+      if (pp.status >= 500) req.log.error({ err, code: pp.code }, 'request failed');
+      else req.log.info({ code: pp.code }, pp.message);
+      const headers: Record<string, string> = {};
+      if (pp.code === 'PP_ERR_API_RATE_LIMITED') headers['retry-after'] = String(pp.params.retry_s ?? 60);
+      return sendProblem(req, reply, pp, headers);
+    }
+    req.log.error({ err }, 'unhandled error');
+    return sendProblem(req, reply, apiError('PP_ERR_API_INTERNAL'));
+  });
+  app.setNotFoundHandler((req, reply) => sendProblem(req, reply, apiError('PP_ERR_API_ROUTE_NOT_FOUND', { method: req.method, url: req.url.split('?')[0]!.slice(0, 200) })));
+}

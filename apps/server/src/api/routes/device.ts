@@ -1,0 +1,89 @@
+// Routes a device calls: public pairing and address echo, then, with its token, heartbeat, command
+// results, credentials sync and its tunnel parameters. Also the public rotation link.
+import { z } from 'zod';
+import * as S from '@pocketproxy/api-schema';
+import type { Ctx } from '../../context.js';
+import type { Router } from '../route.js';
+import type { RateLimiter } from '../ratelimit.js';
+import { pair } from '../../services/pairing.js';
+import { heartbeat } from '../../services/heartbeat.js';
+import { openRotation, queueCommand, transition } from '../../services/commands.js';
+import { deviceCredentials } from '../../services/connections.js';
+import { apiError } from '../../errors.js';
+import { sha256 } from '../../security/crypto.js';
+
+export function deviceRoutes(r: Router, ctx: Ctx, limits: { pair: RateLimiter; rotateLink: RateLimiter; rotateLinkIp: RateLimiter }, onHeartbeat: () => void) {
+  const tag = 'device';
+  r.add({
+    method: 'POST', url: '/api/public/pair', auth: 'public', tag, status: 201, summary: 'Pair a device with a pairing code (the code is the credential)',
+    body: S.PairRequest, response: S.PairResponse,
+    handler: async ({ body, req }) => {
+      limits.pair.hit(req.ip);
+      const s = await pair(ctx, body);
+      return {
+        device_id: s.device.id,
+        auth_token: s.auth_token,
+        relay: { id: s.relay.id, host: s.relay.host, port: s.relay.port },
+        base_port: s.device.base_port,
+        tunnel: { server_public_key: s.relay.public_key, psk: s.psk, private_key: s.private_key, mtu: ctx.config.tunnelMtu, subnet: ctx.config.deviceSubnet, vpn_ip: s.device.vpn_ip },
+      };
+    },
+  });
+  r.add({
+    method: 'GET', url: '/api/public/ip', auth: 'public', tag, summary: "The caller's address, so a device learns its egress IP",
+    response: z.object({ ip: z.string() }),
+    handler: async ({ req }) => ({ ip: req.ip.replace(/^::ffff:/, '') }),
+  });
+  r.add({
+    method: 'GET', url: '/api/public/rotate/:token', auth: 'public', tag: 'rotation', status: 202, summary: "Queue a rotation of the connection's device (rate-limited)",
+    params: z.object({ token: z.string().min(16).max(128).regex(/^[A-Za-z0-9_-]+$/) }),
+    handler: async ({ params, req }) => {
+      limits.rotateLinkIp.hit(req.ip);
+      const c = (await ctx.db.query<{ id: string; device_id: string }>('SELECT id, device_id FROM connections WHERE rotation_token_hash = $1', [sha256(params.token)])).rows[0];
+      if (!c) throw apiError('PP_ERR_API_NOT_FOUND', { what: 'rotation link' });
+      limits.rotateLink.hit(c.id);
+      const open = await openRotation(ctx.db, c.device_id);
+      const cmd = open ?? (await queueCommand(ctx, c.device_id, { type: 'rotate_ip', payload: {}, ttl_s: 300 }, 'rotation_link', `link:${c.id}`));
+      return { command_id: cmd.id, status: cmd.status, already_queued: Boolean(open) };
+    },
+  });
+
+  const IdParams = z.object({ id: S.DeviceId });
+  r.add({
+    method: 'POST', url: '/api/devices/:id/heartbeat', auth: 'device', tag, summary: 'Report metrics and usage; answers the commands to run',
+    params: IdParams, body: S.Heartbeat, response: S.HeartbeatResponse,
+    handler: async ({ params, body }) => {
+      onHeartbeat();
+      return heartbeat(ctx, params.id, body);
+    },
+  });
+  r.add({
+    method: 'POST', url: '/api/devices/:id/commands/:cmd/result', auth: 'device', tag, summary: 'Acknowledge or finish a command',
+    params: z.object({ id: S.DeviceId, cmd: S.CommandId }), body: S.CommandResult, response: S.Command.optional(),
+    handler: async ({ params, body }) => {
+      const out = await transition(ctx, params.id, params.cmd, body.status, body.result ?? null);
+      if (out) return out;
+      const r = await ctx.db.query<Record<string, unknown>>('SELECT * FROM commands WHERE id = $1', [params.cmd]);
+      return (await import('../../services/rows.js')).toCommand(r.rows[0]!);
+    },
+  });
+  r.add({
+    method: 'GET', url: '/api/devices/:id/credentials', auth: 'device', tag, summary: 'Usernames and password verifiers of the connections this device serves',
+    params: IdParams,
+    handler: async ({ params }) => {
+      const items = await deviceCredentials(ctx, ctx.db, params.id);
+      return { version: sha256(JSON.stringify(items)).slice(0, 16), items };
+    },
+  });
+  r.add({
+    method: 'GET', url: '/api/devices/:id/tunnel', auth: 'device', tag, summary: 'Where and how to open the tunnel (relay address and key, VPN address, MTU)',
+    params: IdParams,
+    handler: async ({ params }) => {
+      const d = (await ctx.db.query<{ vpn_ip: string; host: string | null; tunnel_port: number | null; public_key: string | null }>(
+        'SELECT d.vpn_ip, r.host, r.tunnel_port, r.public_key FROM devices d LEFT JOIN relays r ON r.id = d.relay_id WHERE d.id = $1',
+        [params.id],
+      )).rows[0]!;
+      return { relay: { host: d.host ?? ctx.config.publicHost, port: d.tunnel_port ?? ctx.config.tunnelPort, public_key: d.public_key }, vpn_ip: d.vpn_ip, mtu: ctx.config.tunnelMtu, subnet: ctx.config.deviceSubnet };
+    },
+  });
+}

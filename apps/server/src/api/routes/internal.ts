@@ -1,0 +1,126 @@
+// Routes for the platform's own components (tunnel process, OpenVPN hooks), behind the internal token.
+import { z } from 'zod';
+import * as S from '@pocketproxy/api-schema';
+import type { Ctx } from '../../context.js';
+import type { Router } from '../route.js';
+import { apiError } from '../../errors.js';
+import { checkVerifier } from '../../security/crypto.js';
+import { deviceCredentials, deviceForwarding } from '../../services/connections.js';
+import { recordEvent } from '../../services/audit.js';
+import { newId } from '../../security/crypto.js';
+
+const B64Key = z.string().regex(/^[A-Za-z0-9+/]{43}=$/);
+
+export function internalRoutes(r: Router, ctx: Ctx) {
+  const tag = 'internal';
+  r.add({
+    method: 'POST', url: '/api/internal/relays/register', auth: 'internal', tag, summary: 'A tunnel process announces itself and its public key',
+    body: z.strictObject({ name: S.Name, host: S.Hostname, tunnel_port: S.Port, push_url: z.string().url(), public_key: B64Key }),
+    handler: async ({ body }) => {
+      const r0 = await ctx.db.query<{ id: string }>(
+        `INSERT INTO relays (id, name, host, tunnel_port, push_url, public_key) VALUES ($1,$2,$3,$4,$5,$6)
+         ON CONFLICT (name) DO UPDATE SET host = excluded.host, tunnel_port = excluded.tunnel_port, push_url = excluded.push_url, public_key = excluded.public_key, updated_at = now()
+         RETURNING id`,
+        [newId('rly'), body.name, body.host, body.tunnel_port, body.push_url, body.public_key],
+      );
+      return { relay_id: r0.rows[0]!.id };
+    },
+  });
+  r.add({
+    method: 'GET', url: '/api/internal/tunnel/peers', auth: 'internal', tag, summary: 'Every device of a relay with its tunnel keys',
+    query: z.object({ relay_id: S.RelayId }),
+    handler: async ({ query }) => {
+      const rows = await ctx.db.query<{ id: string; public_key: string; psk_enc: string; vpn_ip: string }>(
+        'SELECT id, public_key, psk_enc, vpn_ip FROM devices WHERE relay_id = $1 AND public_key IS NOT NULL',
+        [query.relay_id],
+      );
+      return { items: rows.rows.map((d) => ({ device_id: d.id, public_key: d.public_key, psk: ctx.box.open(d.psk_enc), vpn_ip: d.vpn_ip })) };
+    },
+  });
+  r.add({
+    method: 'POST', url: '/api/internal/vpn/connected', auth: 'internal', tag, summary: 'The tunnel reports a device connected; answers what to forward to it',
+    body: z.strictObject({ device_id: S.DeviceId, vpn_ip: S.IPv4, relay_id: S.RelayId.optional(), endpoint: z.string().max(80).optional() }),
+    handler: async ({ body }) => {
+      const now = ctx.clock.now();
+      const res = await ctx.db.tx(async (q) => {
+        const prev = (await q.query<{ status: string; base_port: number; vpn_ip: string }>('SELECT status, base_port, vpn_ip FROM devices WHERE id = $1 FOR UPDATE', [body.device_id])).rows[0];
+        if (!prev) throw apiError('PP_ERR_API_NOT_FOUND', { what: 'device' });
+        await q.query(`UPDATE devices SET tunnel_connected = true, status = 'online', last_seen_at = $2, updated_at = $2, relay_id = coalesce($3, relay_id) WHERE id = $1`, [body.device_id, now, body.relay_id ?? null]);
+        await recordEvent(q, 'device_connected', body.device_id, { via: 'tunnel', endpoint: body.endpoint ?? null }, now);
+        return { prev, connections: await deviceForwarding(ctx, q, body.device_id), credentials: await deviceCredentials(ctx, q, body.device_id) };
+      });
+      ctx.bus.publish('device_connected', { device_id: body.device_id, via: 'tunnel', vpn_ip: res.prev.vpn_ip }, now);
+      return { base_port: res.prev.base_port, vpn_ip: res.prev.vpn_ip, connections: res.connections, credentials: res.credentials };
+    },
+  });
+  r.add({
+    method: 'POST', url: '/api/internal/vpn/disconnected', auth: 'internal', tag, summary: 'The tunnel reports a device gone',
+    body: z.strictObject({ device_id: S.DeviceId, reason: z.string().max(100).default('disconnected') }),
+    handler: async ({ body }) => {
+      const now = ctx.clock.now();
+      const changed = await ctx.db.tx(async (q) => {
+        const r0 = await q.query(`UPDATE devices SET tunnel_connected = false, status = 'offline', updated_at = $2 WHERE id = $1 AND (tunnel_connected OR status = 'online')`, [body.device_id, now]);
+        if (r0.rowCount) await recordEvent(q, 'device_disconnected', body.device_id, { via: 'tunnel', reason: body.reason }, now);
+        return r0.rowCount > 0;
+      });
+      if (changed) ctx.bus.publish('device_disconnected', { device_id: body.device_id, reason: body.reason }, now);
+      return { ok: true };
+    },
+  });
+  r.add({
+    method: 'GET', url: '/api/internal/devices/:id/forwarding', auth: 'internal', tag, summary: "A device's connections as the relay forwards them",
+    params: z.object({ id: S.DeviceId }),
+    handler: async ({ params }) => ({ connections: await deviceForwarding(ctx, ctx.db, params.id), credentials: await deviceCredentials(ctx, ctx.db, params.id) }),
+  });
+  r.add({
+    method: 'POST', url: '/api/internal/usage', auth: 'internal', tag, summary: 'Byte counters per relay port since the last report (nftables, authoritative)',
+    body: z.strictObject({ samples: z.array(z.strictObject({ port: S.Port, bytes_in: z.number().int().min(0), bytes_out: z.number().int().min(0) })).max(100_000) }),
+    handler: async ({ body }) => {
+      if (!body.samples.length) return { recorded: 0 };
+      const now = ctx.clock.now();
+      const hour = new Date(Math.floor(now.getTime() / 3_600_000) * 3_600_000);
+      const r0 = await ctx.db.query(
+        `INSERT INTO usage_hourly (connection_id, device_id, hour, source, bytes_in, bytes_out)
+         SELECT c.id, c.device_id, $1, 'nft', s.bytes_in, s.bytes_out
+           FROM jsonb_to_recordset($2::jsonb) AS s(port int, bytes_in bigint, bytes_out bigint) JOIN connections c ON c.port = s.port
+         ON CONFLICT (connection_id, source, hour) DO UPDATE
+           SET bytes_in = usage_hourly.bytes_in + excluded.bytes_in, bytes_out = usage_hourly.bytes_out + excluded.bytes_out`,
+        [hour, JSON.stringify(body.samples)],
+      );
+      return { recorded: r0.rowCount };
+    },
+  });
+
+  // OpenVPN hooks: the customer signs in with a connection's username and password.
+  const Ovpn = z.strictObject({ username: z.string().min(1).max(64), password: z.string().max(256).optional(), vpn_ip: S.IPv4.optional(), untrusted_ip: z.string().max(64).optional() });
+  r.add({
+    method: 'POST', url: '/api/internal/openvpn/auth', auth: 'internal', tag, summary: 'Check an OpenVPN customer login',
+    body: Ovpn,
+    handler: async ({ body }) => {
+      const c = (await ctx.db.query<{ id: string; device_id: string; password_verifier: string }>(
+        `SELECT id, device_id, password_verifier FROM connections WHERE username = $1 AND enabled AND blocked_reason IS NULL AND (expires_at IS NULL OR expires_at > $2)`,
+        [body.username, ctx.clock.now()],
+      )).rows[0];
+      if (!c || !body.password || !checkVerifier(body.password, c.password_verifier)) throw apiError('PP_ERR_API_FORBIDDEN');
+      return { ok: true, connection_id: c.id, device_id: c.device_id };
+    },
+  });
+  r.add({
+    method: 'POST', url: '/api/internal/openvpn/connect', auth: 'internal', tag, summary: 'An OpenVPN customer got an address: answers the device proxy to use',
+    body: Ovpn,
+    handler: async ({ body }) => {
+      const c = (await ctx.db.query<{ id: string; device_id: string; vpn_ip: string; password_enc: string; tunnel_connected: boolean }>(
+        `SELECT c.id, c.device_id, d.vpn_ip, c.password_enc, d.tunnel_connected FROM connections c JOIN devices d ON d.id = c.device_id
+          WHERE c.username = $1 AND c.enabled AND c.blocked_reason IS NULL`,
+        [body.username],
+      )).rows[0];
+      if (!c) throw apiError('PP_ERR_API_FORBIDDEN');
+      return { connection_id: c.id, device_id: c.device_id, device_vpn_ip: c.vpn_ip, proxy_port: 8080, username: body.username, password: ctx.box.open(c.password_enc), client_ip: body.vpn_ip ?? null };
+    },
+  });
+  r.add({
+    method: 'POST', url: '/api/internal/openvpn/disconnect', auth: 'internal', tag, summary: 'An OpenVPN customer left',
+    body: Ovpn,
+    handler: async () => ({ ok: true }),
+  });
+}

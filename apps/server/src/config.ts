@@ -1,0 +1,152 @@
+// One schema for the server's configuration, read from the environment (and an optional KEY=VALUE
+// file named by POCKETPROXY_CONFIG) once at start; every problem is reported together, then the
+// result is frozen and passed down. Nothing else reads process.env.
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { z } from 'zod';
+
+const bool = z.enum(['1', '0', 'true', 'false', 'yes', 'no']).transform((v) => ['1', 'true', 'yes'].includes(v));
+const port = z.coerce.number().int().min(0).max(65535);
+
+const Schema = z.object({
+  DATABASE_URL: z.string().url().optional(),
+  POCKETPROXY_DATA_DIR: z.string().default('./data'),
+  POCKETPROXY_ADMIN_EMAIL: z.string().email().optional(),
+  POCKETPROXY_ADMIN_PASSWORD: z.string().min(10, 'must be at least 10 characters').optional(),
+  POCKETPROXY_PUBLIC_HOST: z.string().min(1).default('127.0.0.1'),
+  POCKETPROXY_API_HOST: z.string().default('0.0.0.0'),
+  POCKETPROXY_API_PORT: port.default(8080),
+  POCKETPROXY_PUBLIC_URL: z.string().url().optional(),
+  POCKETPROXY_INTERNAL_TOKEN: z.string().min(24, 'must be at least 24 characters').optional(),
+  POCKETPROXY_SECRET_KEY: z.string().regex(/^[A-Za-z0-9+/]{43}=$/, 'must be 32 bytes in base64').optional(),
+  POCKETPROXY_JWT_TTL_S: z.coerce.number().int().min(60).max(30 * 86400).default(12 * 3600),
+  POCKETPROXY_TUNNEL_PORT: port.default(1194),
+  POCKETPROXY_PUSH_PORT: port.default(8081),
+  POCKETPROXY_PUSH_URL: z.string().url().optional(),
+  POCKETPROXY_DEVICE_SUBNET: z.string().regex(/^\d+\.\d+\.\d+\.\d+\/(1[6-9]|2[0-9]|30)$/, 'must be an IPv4 CIDR from /16 to /30').default('192.168.255.0/24'),
+  POCKETPROXY_TUNNEL_MTU: z.coerce.number().int().min(576).max(9000).default(1380),
+  POCKETPROXY_DEVICE_PORTS: z.string().regex(/^\d+-\d+$/).default('30000-39999'),
+  POCKETPROXY_CONNECTION_PORTS: z.string().regex(/^\d+-\d+$/).default('40000-49999'),
+  POCKETPROXY_STALE_AFTER_S: z.coerce.number().int().min(5).max(3600).default(60),
+  POCKETPROXY_HEARTBEAT_INTERVAL_S: z.coerce.number().int().min(5).max(600).default(30),
+  POCKETPROXY_PAIRING_RATE: z.coerce.number().int().min(1).max(10_000).default(10).describe('pair attempts per minute per address'),
+  POCKETPROXY_ROTATE_LINK_RATE: z.coerce.number().int().min(1).max(10_000).default(6).describe('rotation-link calls per minute per connection'),
+  POCKETPROXY_IP_HISTORY_KEEP: z.coerce.number().int().min(50).max(100_000).default(200),
+  POCKETPROXY_EVENTS_KEEP_DAYS: z.coerce.number().int().min(1).max(3650).default(30),
+  POCKETPROXY_DASHBOARD_DIR: z.string().optional(),
+  POCKETPROXY_TUNNEL: z.enum(['auto', 'on', 'off']).default('auto'),
+  POCKETPROXY_OPENVPN: z.enum(['auto', 'on', 'off']).default('off'),
+  POCKETPROXY_TRUST_PROXY: bool.default(false),
+  POCKETPROXY_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+});
+
+export interface PortRange {
+  readonly from: number;
+  readonly to: number;
+}
+
+export interface Config {
+  readonly databaseUrl: string | undefined;
+  readonly dataDir: string;
+  readonly admin: { readonly email: string; readonly password: string } | undefined;
+  readonly publicHost: string;
+  readonly publicUrl: string;
+  readonly apiHost: string;
+  readonly apiPort: number;
+  readonly internalToken: string | undefined;
+  readonly secretKey: string | undefined;
+  readonly jwtTtlS: number;
+  readonly tunnelPort: number;
+  readonly pushPort: number;
+  readonly pushUrl: string;
+  readonly deviceSubnet: string;
+  readonly tunnelMtu: number;
+  readonly devicePorts: PortRange;
+  readonly connectionPorts: PortRange;
+  readonly staleAfterS: number;
+  readonly heartbeatIntervalS: number;
+  readonly pairingRatePerMin: number;
+  readonly rotateLinkRatePerMin: number;
+  readonly ipHistoryKeep: number;
+  readonly eventsKeepDays: number;
+  readonly dashboardDir: string | undefined;
+  readonly tunnel: 'auto' | 'on' | 'off';
+  readonly openvpn: 'auto' | 'on' | 'off';
+  readonly trustProxy: boolean;
+  readonly logLevel: string;
+}
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+function readEnvFile(path: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const raw of readFileSync(path, 'utf8').split('\n')) {
+    const line = raw.trim();
+    if (!line || line.startsWith('#')) continue;
+    const eq = line.indexOf('=');
+    if (eq < 1) continue;
+    out[line.slice(0, eq).trim()] = line.slice(eq + 1).trim().replace(/^(['"])(.*)\1$/, '$2');
+  }
+  return out;
+}
+
+function range(s: string, name: string, problems: string[]): PortRange {
+  const [a, b] = s.split('-').map(Number) as [number, number];
+  if (!(a >= 1 && b <= 65535 && a <= b)) problems.push(`${name}: must be FROM-TO within 1-65535`);
+  return { from: a, to: b };
+}
+
+/** Environment wins over the file. Unknown POCKETPROXY_* names are reported (typos otherwise pass silently). */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const file = env.POCKETPROXY_CONFIG ? readEnvFile(resolve(env.POCKETPROXY_CONFIG)) : {};
+  const merged: Record<string, string | undefined> = { ...file };
+  for (const [k, v] of Object.entries(env)) if (v !== undefined && v !== '') merged[k] = v;
+  const problems: string[] = [];
+  const known = new Set([...Object.keys(Schema.shape), 'POCKETPROXY_CONFIG']);
+  for (const k of Object.keys(merged)) if (k.startsWith('POCKETPROXY_') && !known.has(k)) problems.push(`${k}: unknown setting`);
+  const parsed = Schema.safeParse(merged);
+  if (!parsed.success) for (const i of parsed.error.issues) problems.push(`${i.path.join('.')}: ${i.message}`);
+  if (!parsed.success || problems.length) throw new ConfigError(problems);
+  const c = parsed.data;
+  if (!!c.POCKETPROXY_ADMIN_EMAIL !== !!c.POCKETPROXY_ADMIN_PASSWORD) problems.push('POCKETPROXY_ADMIN_EMAIL and POCKETPROXY_ADMIN_PASSWORD go together');
+  const devicePorts = range(c.POCKETPROXY_DEVICE_PORTS, 'POCKETPROXY_DEVICE_PORTS', problems);
+  const connectionPorts = range(c.POCKETPROXY_CONNECTION_PORTS, 'POCKETPROXY_CONNECTION_PORTS', problems);
+  if (devicePorts.from <= connectionPorts.to && connectionPorts.from <= devicePorts.to) problems.push('POCKETPROXY_DEVICE_PORTS and POCKETPROXY_CONNECTION_PORTS overlap');
+  if (problems.length) throw new ConfigError(problems);
+  const apiPortShown = c.POCKETPROXY_API_PORT === 80 ? '' : `:${c.POCKETPROXY_API_PORT}`;
+  return Object.freeze({
+    databaseUrl: c.DATABASE_URL,
+    dataDir: resolve(c.POCKETPROXY_DATA_DIR),
+    admin: c.POCKETPROXY_ADMIN_EMAIL ? { email: c.POCKETPROXY_ADMIN_EMAIL.toLowerCase(), password: c.POCKETPROXY_ADMIN_PASSWORD! } : undefined,
+    publicHost: c.POCKETPROXY_PUBLIC_HOST,
+    publicUrl: (c.POCKETPROXY_PUBLIC_URL ?? `http://${c.POCKETPROXY_PUBLIC_HOST}${apiPortShown}`).replace(/\/$/, ''),
+    apiHost: c.POCKETPROXY_API_HOST,
+    apiPort: c.POCKETPROXY_API_PORT,
+    internalToken: c.POCKETPROXY_INTERNAL_TOKEN,
+    secretKey: c.POCKETPROXY_SECRET_KEY,
+    jwtTtlS: c.POCKETPROXY_JWT_TTL_S,
+    tunnelPort: c.POCKETPROXY_TUNNEL_PORT,
+    pushPort: c.POCKETPROXY_PUSH_PORT,
+    pushUrl: c.POCKETPROXY_PUSH_URL ?? `http://127.0.0.1:${c.POCKETPROXY_PUSH_PORT}`,
+    deviceSubnet: c.POCKETPROXY_DEVICE_SUBNET,
+    tunnelMtu: c.POCKETPROXY_TUNNEL_MTU,
+    devicePorts,
+    connectionPorts,
+    staleAfterS: c.POCKETPROXY_STALE_AFTER_S,
+    heartbeatIntervalS: c.POCKETPROXY_HEARTBEAT_INTERVAL_S,
+    pairingRatePerMin: c.POCKETPROXY_PAIRING_RATE,
+    rotateLinkRatePerMin: c.POCKETPROXY_ROTATE_LINK_RATE,
+    ipHistoryKeep: c.POCKETPROXY_IP_HISTORY_KEEP,
+    eventsKeepDays: c.POCKETPROXY_EVENTS_KEEP_DAYS,
+    dashboardDir: c.POCKETPROXY_DASHBOARD_DIR,
+    tunnel: c.POCKETPROXY_TUNNEL,
+    openvpn: c.POCKETPROXY_OPENVPN,
+    trustProxy: c.POCKETPROXY_TRUST_PROXY,
+    logLevel: c.POCKETPROXY_LOG_LEVEL,
+  });
+}

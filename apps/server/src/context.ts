@@ -1,0 +1,29 @@
+// What every service and route receives: built once by system.ts, never from globals.
+import type { Db } from '@pocketproxy/db';
+import type { Logger } from 'pino';
+import type { Config } from './config.js';
+import type { SecretBox } from './security/crypto.js';
+import type { EventBus } from './services/events.js';
+
+export interface Clock {
+  now(): Date;
+}
+export const systemClock: Clock = { now: () => new Date() };
+
+/** Sends a frame to a device through the tunnel that holds it; false when it is not connected there. */
+export interface PushClient {
+  push(pushUrl: string, deviceId: string, message: Record<string, unknown>): Promise<boolean>;
+}
+
+export interface Ctx {
+  readonly db: Db;
+  readonly config: Config;
+  readonly box: SecretBox;
+  readonly clock: Clock;
+  readonly bus: EventBus;
+  readonly log: Logger;
+  readonly push: PushClient;
+  /** Secrets the tunnel and hooks present on /api/internal/*. */
+  readonly internalToken: string;
+  readonly jwtKey: Uint8Array;
+}

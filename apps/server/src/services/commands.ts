@@ -1,0 +1,110 @@
+// Device commands: pending → sent → acked → succeeded | failed, or expired by the worker.
+// Delivery has two paths: an immediate push through the tunnel that holds the device, and the next
+// heartbeat's response for whatever the push could not deliver (device offline, tunnel restarting).
+import type { Queryable } from '@pocketproxy/db';
+import type { Ctx } from '../context.js';
+import { apiError } from '../errors.js';
+import { newId } from '../security/crypto.js';
+import { audit, recordEvent } from './audit.js';
+import { recordIpChange } from './devices.js';
+import { toCommand, type Row } from './rows.js';
+
+export type CommandView = ReturnType<typeof toCommand>;
+
+const OPEN = `('pending', 'sent', 'acked')`;
+const NEXT: Record<string, string[]> = {
+  pending: ['sent', 'acked', 'succeeded', 'failed', 'expired'],
+  sent: ['acked', 'succeeded', 'failed', 'expired'],
+  acked: ['succeeded', 'failed', 'expired'],
+};
+
+export async function queueCommand(
+  ctx: Ctx,
+  deviceId: string,
+  input: { type: string; payload: Record<string, unknown>; ttl_s: number },
+  source: string,
+  actor: string,
+): Promise<CommandView> {
+  const now = ctx.clock.now();
+  const { cmd, pushUrl } = await ctx.db.tx(async (q) => {
+    const d = (await q.query<{ id: string; push_url: string | null }>(
+      'SELECT d.id, r.push_url FROM devices d LEFT JOIN relays r ON r.id = d.relay_id WHERE d.id = $1',
+      [deviceId],
+    )).rows[0];
+    if (!d) throw apiError('PP_ERR_API_NOT_FOUND', { what: 'device' });
+    const id = newId('cmd');
+    const r = await q.query<Row>(
+      `INSERT INTO commands (id, device_id, type, payload, source, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING *`,
+      [id, deviceId, input.type, JSON.stringify(input.payload), source, now, new Date(now.getTime() + input.ttl_s * 1000)],
+    );
+    await audit(q, actor, 'command.create', id, { device_id: deviceId, type: input.type });
+    return { cmd: toCommand(r.rows[0]!), pushUrl: d.push_url };
+  });
+  ctx.bus.publish('command_updated', cmd, now);
+  if (!pushUrl) return cmd;
+  const delivered = await ctx.push
+    .push(pushUrl, deviceId, { kind: 'command', id: cmd.id, type: cmd.type, payload: cmd.payload })
+    .catch(() => false);
+  if (!delivered) return cmd;
+  return (await transition(ctx, deviceId, cmd.id, 'sent', null)) ?? cmd;
+}
+
+/** A rotation that is already queued answers for a new request instead of stacking another one. */
+export async function openRotation(q: Queryable, deviceId: string): Promise<CommandView | undefined> {
+  const r = await q.query<Row>(`SELECT * FROM commands WHERE device_id = $1 AND type = 'rotate_ip' AND status IN ${OPEN} ORDER BY created_at DESC LIMIT 1`, [deviceId]);
+  return r.rows[0] ? toCommand(r.rows[0]) : undefined;
+}
+
+export async function listCommands(q: Queryable, deviceId: string, limit: number, offset: number) {
+  const total = (await q.query<{ n: number }>('SELECT count(*)::int AS n FROM commands WHERE device_id = $1', [deviceId])).rows[0]!.n;
+  const r = await q.query<Row>('SELECT * FROM commands WHERE device_id = $1 ORDER BY created_at DESC, id LIMIT $2 OFFSET $3', [deviceId, limit, offset]);
+  return { items: r.rows.map(toCommand), total };
+}
+
+/**
+ * Commands for a heartbeat: every pending one, and any sent but not acknowledged for two heartbeat
+ * intervals (its push or response was lost); all marked sent. The device de-duplicates by id.
+ */
+export async function takeForDelivery(q: Queryable, deviceId: string, now: Date, resendAfterS: number) {
+  const r = await q.query<Row>(
+    `UPDATE commands SET status = 'sent', sent_at = $2
+      WHERE device_id = $1 AND expires_at > $2
+        AND (status = 'pending' OR (status = 'sent' AND sent_at < $2::timestamptz - make_interval(secs => $3)))
+      RETURNING id, type, payload, created_at`,
+    [deviceId, now, resendAfterS],
+  );
+  return r.rows
+    .sort((a, b) => new Date(a.created_at as string).getTime() - new Date(b.created_at as string).getTime())
+    .map((c) => ({ id: c.id as string, type: c.type as string, payload: (c.payload ?? {}) as Record<string, unknown> }));
+}
+
+/** Moves a command on; returns undefined when it is already there. Rejects impossible moves. */
+export async function transition(ctx: Ctx, deviceId: string, cmdId: string, next: string, result: Record<string, unknown> | null): Promise<CommandView | undefined> {
+  const now = ctx.clock.now();
+  const out = await ctx.db.tx(async (q) => {
+    const cur = (await q.query<Row>('SELECT * FROM commands WHERE id = $1 AND device_id = $2 FOR UPDATE', [cmdId, deviceId])).rows[0];
+    if (!cur) throw apiError('PP_ERR_API_NOT_FOUND', { what: 'command' });
+    const status = cur.status as string;
+    if (status === next) return undefined;
+    if (!NEXT[status]?.includes(next)) throw apiError('PP_ERR_API_COMMAND_STATE', { id: cmdId, status, next });
+    const terminal = next === 'succeeded' || next === 'failed' || next === 'expired';
+    const r = await q.query<Row>(
+      `UPDATE commands SET status = $2, result = coalesce($3, result),
+         sent_at = CASE WHEN $2 = 'sent' THEN $4 ELSE sent_at END,
+         acked_at = CASE WHEN $2 = 'acked' THEN $4 ELSE acked_at END,
+         finished_at = CASE WHEN $5 THEN $4 ELSE finished_at END
+       WHERE id = $1 RETURNING *`,
+      [cmdId, next, result === null ? null : JSON.stringify(result), now, terminal],
+    );
+    const cmd = toCommand(r.rows[0]!);
+    if (next === 'failed') await recordEvent(q, 'command_failed', deviceId, { command_id: cmdId, type: cmd.type, result }, now);
+    if (next === 'succeeded' && cmd.type === 'rotate_ip' && result && typeof result.new_ip === 'string') {
+      const old = (await q.query<{ current_ip: string | null }>('SELECT current_ip FROM devices WHERE id = $1', [deviceId])).rows[0];
+      const oldIp = typeof result.old_ip === 'string' ? result.old_ip : (old?.current_ip ?? null);
+      await recordIpChange(ctx, q, deviceId, oldIp, result.new_ip.slice(0, 64), 'rotation');
+    }
+    return cmd;
+  });
+  if (out) ctx.bus.publish('command_updated', out, now);
+  return out;
+}

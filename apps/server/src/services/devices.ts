@@ -1,0 +1,156 @@
+// Devices: creation (by pairing or by an admin), reads, updates, deletion, heartbeat.
+import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import type { Queryable } from '@pocketproxy/db';
+import type { Ctx } from '../context.js';
+import { apiError } from '../errors.js';
+import { newId, randomToken, sha256 } from '../security/crypto.js';
+import { allocatePort, freePort } from './ports.js';
+import { allocateVpnIp } from './ipam.js';
+import { audit, recordEvent } from './audit.js';
+import { toDevice, type Row } from './rows.js';
+import { defaultRelay, getRelay } from './relays.js';
+
+export type DeviceView = ReturnType<typeof toDevice>;
+
+export interface DeviceSecrets {
+  device: DeviceView;
+  auth_token: string;
+  psk: string;
+  /** Only when the server generated the key pair (the agent sent no public key). */
+  private_key?: string;
+  relay: { id: string; host: string; port: number; public_key: string | null };
+}
+
+/** X25519 key pair as raw 32-byte base64 (the tunnel protocol's encoding). */
+export function x25519KeyPair(): { publicKey: string; privateKey: string } {
+  const { publicKey, privateKey } = generateKeyPairSync('x25519');
+  const pub = publicKey.export({ format: 'jwk' }).x!;
+  const priv = privateKey.export({ format: 'jwk' }).d!;
+  return { publicKey: Buffer.from(pub, 'base64url').toString('base64'), privateKey: Buffer.from(priv, 'base64url').toString('base64') };
+}
+
+async function uniqueName(q: Queryable, wanted: string): Promise<string> {
+  const taken = new Set((await q.query<{ name: string }>(`SELECT name FROM devices WHERE name = $1 OR name LIKE $2`, [wanted, `${wanted}-%`])).rows.map((r) => r.name));
+  if (!taken.has(wanted)) return wanted;
+  for (let i = 2; ; i++) if (!taken.has(`${wanted}-${i}`)) return `${wanted}-${i}`;
+}
+
+export async function createDevice(
+  ctx: Ctx,
+  q: Queryable,
+  input: { name?: string | undefined; description?: string; relayId?: string | undefined; publicKey?: string | undefined; agentVersion?: string | undefined; strictName?: boolean },
+  actor: string,
+): Promise<DeviceSecrets> {
+  const relay = input.relayId ? await getRelay(q, input.relayId) : await defaultRelay(q);
+  if (!relay) throw apiError('PP_ERR_API_NOT_FOUND', { what: 'relay' });
+  if (input.publicKey) {
+    const dup = await q.query('SELECT 1 FROM devices WHERE public_key = $1', [input.publicKey]);
+    if (dup.rowCount) throw apiError('PP_ERR_API_CONFLICT', { detail: 'a device with this public key is already paired' });
+  }
+  const id = newId('dev');
+  let name = input.name ?? `device-${id.slice(4, 10).toLowerCase()}`;
+  if (input.strictName) {
+    const dup = await q.query('SELECT 1 FROM devices WHERE name = $1', [name]);
+    if (dup.rowCount) throw apiError('PP_ERR_API_CONFLICT', { detail: `a device named "${name}" already exists` });
+  } else {
+    name = await uniqueName(q, name);
+  }
+  const token = randomToken();
+  const psk = randomBytes(32).toString('base64');
+  let keys: { publicKey: string; privateKey?: string } = { publicKey: input.publicKey ?? '' };
+  if (!input.publicKey) keys = x25519KeyPair();
+  const basePort = await allocatePort(q, 'device', id, ctx.config.devicePorts);
+  const vpnIp = await allocateVpnIp(q, ctx.config.deviceSubnet);
+  const now = ctx.clock.now();
+  const r = await q.query<Row>(
+    `INSERT INTO devices (id, name, description, relay_id, vpn_ip, base_port, token_hash, public_key, psk_enc, agent_version, paired_at, created_at, updated_at)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11, $11) RETURNING *`,
+    [id, name, input.description ?? '', relay.id, vpnIp, basePort, sha256(token), keys.publicKey, ctx.box.seal(psk), input.agentVersion ?? null, now],
+  );
+  await audit(q, actor, 'device.create', id, { name, relay_id: relay.id });
+  await recordEvent(q, 'device_paired', id, { name }, now);
+  const out: DeviceSecrets = {
+    device: toDevice(r.rows[0]!),
+    auth_token: token,
+    psk,
+    relay: { id: relay.id, host: relay.host, port: relay.tunnel_port, public_key: relay.public_key },
+  };
+  if (keys.privateKey) out.private_key = keys.privateKey;
+  return out;
+}
+
+export async function getDevice(q: Queryable, id: string): Promise<DeviceView> {
+  const r = await q.query<Row>('SELECT * FROM devices WHERE id = $1', [id]);
+  if (!r.rows[0]) throw apiError('PP_ERR_API_NOT_FOUND', { what: 'device' });
+  return toDevice(r.rows[0]);
+}
+
+export async function listDevices(q: Queryable, f: { status?: string | undefined; q?: string | undefined; limit: number; offset: number }) {
+  const where: string[] = [];
+  const params: unknown[] = [];
+  if (f.status) {
+    params.push(f.status);
+    where.push(`status = $${params.length}`);
+  }
+  if (f.q) {
+    params.push(`%${f.q.replace(/[\\%_]/g, (c) => `\\${c}`)}%`);
+    where.push(`(name ILIKE $${params.length} OR id ILIKE $${params.length} OR coalesce(current_ip,'') ILIKE $${params.length} OR coalesce(carrier,'') ILIKE $${params.length})`);
+  }
+  const w = where.length ? `WHERE ${where.join(' AND ')}` : '';
+  const total = await q.query<{ n: number }>(`SELECT count(*)::int AS n FROM devices ${w}`, params);
+  params.push(f.limit, f.offset);
+  const rows = await q.query<Row>(`SELECT * FROM devices ${w} ORDER BY name LIMIT $${params.length - 1} OFFSET $${params.length}`, params);
+  return { items: rows.rows.map(toDevice), total: total.rows[0]!.n };
+}
+
+export async function updateDevice(
+  ctx: Ctx,
+  id: string,
+  patch: { name?: string | undefined; description?: string | undefined; relay_id?: string | undefined; rotation_interval_s?: number | null | undefined },
+  actor: string,
+): Promise<DeviceView> {
+  return ctx.db.tx(async (q) => {
+    const cur = await q.query<Row>('SELECT * FROM devices WHERE id = $1 FOR UPDATE', [id]);
+    if (!cur.rows[0]) throw apiError('PP_ERR_API_NOT_FOUND', { what: 'device' });
+    if (patch.name !== undefined) {
+      const dup = await q.query('SELECT 1 FROM devices WHERE name = $1 AND id <> $2', [patch.name, id]);
+      if (dup.rowCount) throw apiError('PP_ERR_API_CONFLICT', { detail: `a device named "${patch.name}" already exists` });
+    }
+    if (patch.relay_id !== undefined && !(await getRelay(q, patch.relay_id))) throw apiError('PP_ERR_API_NOT_FOUND', { what: 'relay' });
+    const now = ctx.clock.now();
+    const interval = patch.rotation_interval_s;
+    const r = await q.query<Row>(
+      `UPDATE devices SET
+         name = coalesce($2, name), description = coalesce($3, description), relay_id = coalesce($4, relay_id),
+         rotation_interval_s = CASE WHEN $5::boolean THEN $6::int ELSE rotation_interval_s END,
+         next_rotation_at = CASE WHEN $5::boolean THEN (CASE WHEN $6::int IS NULL THEN NULL ELSE $7::timestamptz + make_interval(secs => $6::int) END) ELSE next_rotation_at END,
+         updated_at = $7
+       WHERE id = $1 RETURNING *`,
+      [id, patch.name ?? null, patch.description ?? null, patch.relay_id ?? null, interval !== undefined, interval ?? null, now],
+    );
+    await audit(q, actor, 'device.update', id, patch);
+    const d = toDevice(r.rows[0]!);
+    ctx.bus.publish('device_updated', d, now);
+    return d;
+  });
+}
+
+export async function deleteDevice(ctx: Ctx, id: string, actor: string): Promise<void> {
+  await ctx.db.tx(async (q) => {
+    const conns = await q.query<{ id: string }>('SELECT id FROM connections WHERE device_id = $1', [id]);
+    const r = await q.query('DELETE FROM devices WHERE id = $1', [id]);
+    if (!r.rowCount) throw apiError('PP_ERR_API_NOT_FOUND', { what: 'device' });
+    await freePort(q, id);
+    for (const c of conns.rows) await freePort(q, c.id);
+    await audit(q, actor, 'device.delete', id);
+  });
+  ctx.bus.publish('device_updated', { id, deleted: true }, ctx.clock.now());
+}
+
+export async function recordIpChange(ctx: Ctx, q: Queryable, deviceId: string, oldIp: string | null, newIp: string, reason: string): Promise<void> {
+  const now = ctx.clock.now();
+  await q.query('UPDATE devices SET current_ip = $2, updated_at = $3 WHERE id = $1', [deviceId, newIp, now]);
+  await q.query('INSERT INTO ip_history (device_id, old_ip, new_ip, reason, changed_at) VALUES ($1, $2, $3, $4, $5)', [deviceId, oldIp, newIp, reason, now]);
+  await recordEvent(q, 'ip_changed', deviceId, { old_ip: oldIp, new_ip: newIp, reason }, now);
+  ctx.bus.publish('ip_changed', { device_id: deviceId, old_ip: oldIp, new_ip: newIp, reason }, now);
+}

@@ -1,0 +1,112 @@
+// The one wiring module: builds the whole server from config. Only main.ts and tests import it.
+import { existsSync, readFileSync } from 'node:fs';
+import { createPrivateKey, createPublicKey } from 'node:crypto';
+import { dirname, join } from 'node:path';
+import { createRequire } from 'node:module';
+import pino, { type Logger } from 'pino';
+import { migrate, openDb, type Db } from '@pocketproxy/db';
+import type { FastifyInstance } from 'fastify';
+import type { Config } from './config.js';
+import { systemClock, type Clock, type Ctx, type PushClient } from './context.js';
+import { SecretBox } from './security/crypto.js';
+import { EventBus } from './services/events.js';
+import { ensurePortPool } from './services/ports.js';
+import { ensureFirstAdmin } from './services/admins.js';
+import { ensureLocalRelay } from './services/relays.js';
+import { createApi } from './api/app.js';
+import { createWorker, type Worker } from './worker/worker.js';
+import { loadSecrets, relayKeyPath } from './secrets.js';
+
+export function createLogger(config: Pick<Config, 'logLevel'>): Logger {
+  return pino({
+    level: config.logLevel,
+    redact: { paths: ['req.headers.authorization', '*.password', '*.auth_token', '*.psk', '*.token', 'password', 'token'], censor: '[redacted]' },
+  });
+}
+
+export const httpPushClient = (internalToken: string): PushClient => ({
+  async push(pushUrl, deviceId, message) {
+    const res = await fetch(`${pushUrl.replace(/\/$/, '')}/push`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${internalToken}` },
+      body: JSON.stringify({ device_id: deviceId, message }),
+      signal: AbortSignal.timeout(2000),
+    });
+    if (!res.ok) return false;
+    const body = (await res.json()) as { delivered?: boolean };
+    return body.delivered === true;
+  },
+});
+
+/** The public half of the local relay key, when the tunnel has created one. */
+export function localRelayPublicKey(config: Config): string | null {
+  const p = relayKeyPath(config);
+  if (!existsSync(p)) return null;
+  const raw = Buffer.from(readFileSync(p, 'utf8').trim(), 'base64');
+  // PKCS#8 wrapping of a raw X25519 private key (RFC 8410).
+  const der = Buffer.concat([Buffer.from('302e020100300506032b656e04220420', 'hex'), raw]);
+  const priv = createPrivateKey({ key: der, format: 'der', type: 'pkcs8' });
+  const x = createPublicKey(priv).export({ format: 'jwk' }).x!;
+  return Buffer.from(x, 'base64url').toString('base64');
+}
+
+export function defaultDashboardDir(): string {
+  try {
+    return join(dirname(createRequire(import.meta.url).resolve('@pocketproxy/dashboard/package.json')), 'out');
+  } catch {
+    return join(process.cwd(), 'apps/dashboard/out');
+  }
+}
+
+export interface System {
+  ctx: Ctx;
+  db: Db;
+  api: FastifyInstance;
+  worker: Worker;
+  close(): Promise<void>;
+}
+
+export async function buildSystem(config: Config, opts: { log?: Logger; clock?: Clock; push?: PushClient; db?: Db } = {}): Promise<System> {
+  const log = opts.log ?? createLogger(config);
+  const secrets = loadSecrets(config);
+  const db = opts.db ?? (await openDb({ databaseUrl: config.databaseUrl, dataDir: config.dataDir }));
+  try {
+    const applied = await migrate(db);
+    if (applied.length) log.info({ applied }, 'database migrated');
+    const bus = new EventBus(db);
+    await bus.start();
+    const ctx: Ctx = {
+      db,
+      config,
+      box: new SecretBox(secrets.secretKey),
+      clock: opts.clock ?? systemClock,
+      bus,
+      log,
+      push: opts.push ?? httpPushClient(secrets.internalToken),
+      internalToken: secrets.internalToken,
+      jwtKey: secrets.jwtKey,
+    };
+    await ensurePortPool(db, config.devicePorts, config.connectionPorts);
+    const admin = await ensureFirstAdmin(ctx);
+    if (admin === 'created') log.info({ email: config.admin?.email }, 'first admin created');
+    if (admin === 'none-configured') log.warn('no admin exists: set POCKETPROXY_ADMIN_EMAIL and POCKETPROXY_ADMIN_PASSWORD and restart');
+    await ensureLocalRelay(ctx, localRelayPublicKey(config));
+    const api = await createApi(ctx, { dashboardDir: config.dashboardDir ?? defaultDashboardDir() });
+    const worker = createWorker(ctx);
+    return {
+      ctx,
+      db,
+      api,
+      worker,
+      async close() {
+        await worker.stop();
+        await api.close();
+        await bus.stop();
+        await db.close();
+      },
+    };
+  } catch (e) {
+    if (!opts.db) await db.close().catch(() => {});
+    throw e;
+  }
+}

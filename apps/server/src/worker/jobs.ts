@@ -1,0 +1,118 @@
+// The worker's jobs. Each takes the time from the injected clock (so tests can move it), runs in its
+// own transaction and first takes a transaction-scoped advisory lock: several worker instances on one
+// PostgreSQL never run the same job at once, and a job that finds its lock taken just skips this tick.
+import type { Queryable } from '@pocketproxy/db';
+import type { Ctx } from '../context.js';
+import { recordEvent } from '../services/audit.js';
+import { newId } from '../security/crypto.js';
+import { toCommand, type Row } from '../services/rows.js';
+
+export interface JobResult {
+  job: string;
+  skipped?: boolean;
+  changed: number;
+}
+
+type Job = (ctx: Ctx, q: Queryable, now: Date) => Promise<{ changed: number; after?: () => void }>;
+
+const JOB_LOCK_BASE = 7724000;
+
+export const JOBS: Record<string, Job> = {
+  /** Devices silent for longer than staleAfterS go offline, with a device_disconnected event. */
+  async staleDevices(ctx, q, now) {
+    const r = await q.query<{ id: string }>(
+      `UPDATE devices SET status = 'offline', tunnel_connected = false, updated_at = $1
+        WHERE status = 'online' AND (last_seen_at IS NULL OR last_seen_at < $1::timestamptz - make_interval(secs => $2)) RETURNING id`,
+      [now, ctx.config.staleAfterS],
+    );
+    for (const d of r.rows) await recordEvent(q, 'device_disconnected', d.id, { reason: 'stale', silent_for_s: ctx.config.staleAfterS }, now);
+    return { changed: r.rowCount, after: () => r.rows.forEach((d) => ctx.bus.publish('device_disconnected', { device_id: d.id, reason: 'stale' }, now)) };
+  },
+
+  /** Commands past their expiry end as expired. */
+  async expireCommands(ctx, q, now) {
+    const r = await q.query<Row>(
+      `UPDATE commands SET status = 'expired', finished_at = $1 WHERE status IN ('pending', 'sent', 'acked') AND expires_at <= $1 RETURNING *`,
+      [now],
+    );
+    return { changed: r.rowCount, after: () => r.rows.forEach((c) => ctx.bus.publish('command_updated', toCommand(c), now)) };
+  },
+
+  /** Connections past expiry or over their monthly bandwidth stop working (credentials sync drops them). */
+  async blockConnections(ctx, q, now) {
+    const expired = await q.query<{ id: string; device_id: string }>(
+      `UPDATE connections SET blocked_reason = 'expired', updated_at = $1 WHERE blocked_reason IS NULL AND expires_at IS NOT NULL AND expires_at <= $1 RETURNING id, device_id`,
+      [now],
+    );
+    const over = await q.query<{ id: string; device_id: string }>(
+      `UPDATE connections c SET blocked_reason = 'bandwidth', updated_at = $1
+        WHERE c.blocked_reason IS NULL AND c.bandwidth_limit_bytes IS NOT NULL
+          AND c.bandwidth_limit_bytes <= (
+            SELECT coalesce(sum(u.bytes_in + u.bytes_out) FILTER (WHERE u.source = 'nft'), 0)
+                 + CASE WHEN count(*) FILTER (WHERE u.source = 'nft') = 0 THEN coalesce(sum(u.bytes_in + u.bytes_out), 0) ELSE 0 END
+              FROM usage_hourly u WHERE u.connection_id = c.id AND u.hour >= date_trunc('month', $1::timestamptz))
+        RETURNING id, device_id`,
+      [now],
+    );
+    const all = [...expired.rows, ...over.rows];
+    return { changed: all.length, after: () => all.forEach((c) => ctx.bus.publish('connection_updated', { id: c.id, device_id: c.device_id, blocked: true }, now)) };
+  },
+
+  /** Bandwidth blocks lift at the start of a new month. */
+  async unblockNewMonth(_ctx, q, now) {
+    const r = await q.query(
+      `UPDATE connections SET blocked_reason = NULL, updated_at = $1 WHERE blocked_reason = 'bandwidth' AND updated_at < date_trunc('month', $1::timestamptz)`,
+      [now],
+    );
+    return { changed: r.rowCount };
+  },
+
+  /** Devices with an auto-rotation interval get a rotate_ip command when due. */
+  async autoRotate(ctx, q, now) {
+    const due = await q.query<{ id: string; rotation_interval_s: number }>(
+      `UPDATE devices SET next_rotation_at = $1::timestamptz + make_interval(secs => rotation_interval_s)
+        WHERE rotation_interval_s IS NOT NULL AND next_rotation_at <= $1 RETURNING id, rotation_interval_s`,
+      [now],
+    );
+    const made: Row[] = [];
+    for (const d of due.rows) {
+      const open = await q.query(`SELECT 1 FROM commands WHERE device_id = $1 AND type = 'rotate_ip' AND status IN ('pending','sent','acked')`, [d.id]);
+      if (open.rowCount) continue;
+      const r = await q.query<Row>(
+        `INSERT INTO commands (id, device_id, type, payload, source, created_at, expires_at) VALUES ($1, $2, 'rotate_ip', '{}', 'schedule', $3, $4) RETURNING *`,
+        [newId('cmd'), d.id, now, new Date(now.getTime() + Math.min(d.rotation_interval_s, 600) * 1000)],
+      );
+      made.push(r.rows[0]!);
+    }
+    return { changed: made.length, after: () => made.forEach((c) => ctx.bus.publish('command_updated', toCommand(c), now)) };
+  },
+
+  /** Retention: used or expired pairing codes after a day, IP history beyond the newest N per device, old events. */
+  async retention(ctx, q, now) {
+    const a = await q.query(`DELETE FROM pairing_codes WHERE expires_at < $1::timestamptz - interval '1 day'`, [now]);
+    const b = await q.query(
+      `DELETE FROM ip_history h USING (
+         SELECT id FROM (SELECT id, row_number() OVER (PARTITION BY device_id ORDER BY id DESC) AS n FROM ip_history) x WHERE x.n > $1) old
+       WHERE h.id = old.id`,
+      [ctx.config.ipHistoryKeep],
+    );
+    const c = await q.query(`DELETE FROM events WHERE created_at < $1::timestamptz - make_interval(days => $2)`, [now, ctx.config.eventsKeepDays]);
+    const d = await q.query(`DELETE FROM webhook_deliveries WHERE status <> 'pending' AND created_at < $1::timestamptz - interval '7 days'`, [now]);
+    return { changed: a.rowCount + b.rowCount + c.rowCount + d.rowCount };
+  },
+};
+
+export async function runJob(ctx: Ctx, name: string, now: Date): Promise<JobResult> {
+  const job = JOBS[name]!;
+  const key = JOB_LOCK_BASE + Object.keys(JOBS).indexOf(name);
+  let after: (() => void) | undefined;
+  const res = await ctx.db.tx(async (q) => {
+    const got = (await q.query<{ ok: boolean }>('SELECT pg_try_advisory_xact_lock($1) AS ok', [key])).rows[0]!.ok;
+    if (!got) return { job: name, skipped: true, changed: 0 };
+    const out = await job(ctx, q, now);
+    after = out.after;
+    return { job: name, changed: out.changed };
+  });
+  after?.();
+  return res;
+}
