@@ -2,7 +2,7 @@
 // from process 'exit' / signal hooks, where no asynchronous work is carried out any more.
 // Everything is found from the system itself (namespace names, `ip netns pids`, marker files), so
 // a later run can clean what a crashed run left.
-import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PREFIX_RE, assertPrefix } from './plan.js';
@@ -18,9 +18,20 @@ export function etcNetnsDir(ns: string): string {
   return join('/etc/netns', ns);
 }
 
-export function writeOwnerMarker(prefix: string): void {
-  mkdirSync(labDir(prefix), { recursive: true, mode: 0o700 });
+/**
+ * Claim `prefix` for this process: the scratch dir is created exclusively (mkdir fails if it
+ * exists), so two runs that draw the same random prefix can never build — or clean — each other's lab.
+ */
+export function claimPrefix(prefix: string): boolean {
+  if (labNamespaces(prefix).length > 0) return false;
+  try {
+    mkdirSync(labDir(prefix), { mode: 0o700 });
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'EEXIST') return false;
+    throw e;
+  }
   writeFileSync(join(labDir(prefix), 'owner.json'), JSON.stringify({ pid: process.pid, created: new Date().toISOString() }) + '\n');
+  return true;
 }
 
 /** 'alive' | 'dead' (marker names a pid that is gone) | 'unknown' (no readable marker: maybe not ours). */
@@ -97,8 +108,4 @@ export function cleanupStale(prefix?: string): string[] {
     removed.push(p);
   }
   return removed;
-}
-
-export function labExists(prefix: string): boolean {
-  return labNamespaces(prefix).length > 0 || existsSync(labDir(prefix));
 }

@@ -4,7 +4,7 @@
 import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { rotateCarrier, currentCarrierAddress, type Rotation } from './carrier.js';
-import { cleanupLabSync, cleanupStale, labDir, labExists, writeOwnerMarker } from './cleanup.js';
+import { claimPrefix, cleanupLabSync, cleanupStale, labDir } from './cleanup.js';
 import { labError } from './errors.js';
 import { blockUdp, unblockUdp, type BlockOptions } from './firewall.js';
 import { registerLab, unregisterLab } from './hooks.js';
@@ -243,10 +243,10 @@ export class Lab implements LabInfo {
   }
 }
 
-function randomPrefix(): string {
+function claimRandomPrefix(): string {
   for (let i = 0; i < 50; i++) {
     const p = `pp${randomBytes(2).toString('hex')}`;
-    if (!labExists(p)) return p;
+    if (claimPrefix(p)) return p;
   }
   throw labError('PP_ERR_LAB_PREFIX_IN_USE', { prefix: 'pp????' });
 }
@@ -261,12 +261,16 @@ export async function createLab(opts: CreateLabOptions = {}): Promise<Lab> {
     const removed = cleanupStale();
     if (removed.length > 0) console.error(`lab: removed leftovers of dead lab(s) ${removed.join(' ')}`);
   }
-  const prefix = opts.prefix ?? randomPrefix();
-  assertPrefix(prefix);
-  if (opts.prefix && labExists(prefix)) throw labError('PP_ERR_LAB_PREFIX_IN_USE', { prefix });
+  let prefix: string;
+  if (opts.prefix !== undefined) {
+    prefix = opts.prefix;
+    assertPrefix(prefix);
+    if (!claimPrefix(prefix)) throw labError('PP_ERR_LAB_PREFIX_IN_USE', { prefix });
+  } else {
+    prefix = claimRandomPrefix();
+  }
 
   const t = topologyNames(prefix, count);
-  writeOwnerMarker(prefix);
   const records = { ...defaultDnsRecords(), ...(opts.dnsRecords ?? {}) };
   // Registered before anything exists, so a failure or a signal half-way still cleans up.
   let lab: Lab | null = null;
