@@ -19,7 +19,8 @@ export class ProxyServer extends EventEmitter<ProxyEvents & { error: [Error] }> 
       onConnection(socket);
     });
     if (maxConnections !== undefined) this.server.maxConnections = maxConnections;
-    this.server.on('error', (e) => this.emit('error', e));
+    // Re-emitted only when someone listens: an unlistened 'error' would take the process down.
+    this.server.on('error', (e) => { if (this.listenerCount('error') > 0) this.emit('error', e); });
   }
 
   /** Listens and resolves with the bound address (port 0 picks a free port). */

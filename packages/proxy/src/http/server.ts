@@ -76,7 +76,9 @@ class HttpConnection {
         principal: this.principal, protocol: 'http', bytesIn: socket.bytesRead, bytesOut: socket.bytesWritten, durationMs: Date.now() - this.started,
       });
     });
-    socket.setTimeout(cfg.headTimeoutMs, this.onTimeout);
+    // One listener for the connection's life; each phase only re-arms the duration.
+    socket.on('timeout', this.onTimeout);
+    socket.setTimeout(cfg.headTimeoutMs);
   }
 
   private readonly onData = (chunk: Buffer): void => {
@@ -115,7 +117,7 @@ class HttpConnection {
     this.buf = this.buf.subarray(end);
     this.state = 'busy';
     this.requests++;
-    this.socket.setTimeout(this.cfg.idleTimeoutMs, this.onTimeout);
+    this.socket.setTimeout(this.cfg.idleTimeoutMs);
     this.handle(head).catch((e: unknown) => this.fail(e));
   }
 
@@ -174,6 +176,7 @@ class HttpConnection {
     this.state = 'tunnel';
     this.socket.removeListener('data', this.onData);
     this.socket.removeListener('end', this.onEnd);
+    this.socket.removeListener('timeout', this.onTimeout);
     this.socket.setTimeout(0);
     this.socket.write('HTTP/1.1 200 Connection Established\r\n\r\n');
     // Bytes the customer sent right behind the CONNECT head (e.g. an eager ClientHello).
@@ -209,7 +212,7 @@ class HttpConnection {
       return;
     }
     this.state = 'head';
-    this.socket.setTimeout(this.cfg.keepAliveTimeoutMs, this.onTimeout);
+    this.socket.setTimeout(this.cfg.keepAliveTimeoutMs);
     this.socket.resume();
     if (this.buf.length > 0) this.parseNext();
   }

@@ -68,7 +68,11 @@ export class UdpAssociation {
         if (this.peers.size >= MAX_PEERS) this.peers.delete(this.peers.values().next().value!);
         this.peers.add(key);
       }
-      this.socketFor(r.family).send(payload, port, r.address);
+      try {
+        this.socketFor(r.family).send(payload, port, r.address);
+      } catch {
+        this.dropped++; // factory failed or socket closed meanwhile
+      }
     }, () => { this.dropped++; });
   }
 

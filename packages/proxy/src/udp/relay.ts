@@ -113,7 +113,11 @@ export class UdpRelay extends EventEmitter<ProxyEvents> implements AssociationHo
 
   sendToClient(a: UdpAssociation, parts: Buffer[]): void {
     if (a.clientPort === undefined) return;
-    this.socket.send(parts, a.clientPort, a.clientIp);
+    try {
+      this.socket.send(parts, a.clientPort, a.clientIp);
+    } catch {
+      a.dropped++; // socket already closed (shutdown race)
+    }
   }
 
   failed(a: UdpAssociation, code: string): void {
