@@ -23,6 +23,10 @@ const Schema = z.object({
   POCKETPROXY_TUNNEL_PORT: port.default(1194),
   POCKETPROXY_PUSH_PORT: port.default(8081),
   POCKETPROXY_PUSH_URL: z.string().url().optional(),
+  POCKETPROXY_API_URL: z.string().url().optional().describe('where the tunnel reaches the API; default http://127.0.0.1:<api port>'),
+  POCKETPROXY_RELAY_NAME: z.string().regex(/^[a-z0-9-]{1,32}$/, 'must be 1-32 of a-z, 0-9, -').default('local'),
+  POCKETPROXY_TUNNEL_INTERFACE: z.string().regex(/^[a-zA-Z0-9_.-]{1,15}$/, 'must be a valid interface name').default('pp0'),
+  POCKETPROXY_TPROXY_PORT: port.default(12345),
   POCKETPROXY_DEVICE_SUBNET: z.string().regex(/^\d+\.\d+\.\d+\.\d+\/(1[6-9]|2[0-9]|30)$/, 'must be an IPv4 CIDR from /16 to /30').default('192.168.255.0/24'),
   POCKETPROXY_TUNNEL_MTU: z.coerce.number().int().min(576).max(9000).default(1380),
   POCKETPROXY_DEVICE_PORTS: z.string().regex(/^\d+-\d+$/).default('30000-39999'),
@@ -59,6 +63,10 @@ export interface Config {
   readonly tunnelPort: number;
   readonly pushPort: number;
   readonly pushUrl: string;
+  readonly apiUrl: string;
+  readonly relayName: string;
+  readonly tunnelInterface: string;
+  readonly tproxyPort: number;
   readonly deviceSubnet: string;
   readonly tunnelMtu: number;
   readonly devicePorts: PortRange;
@@ -133,6 +141,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     tunnelPort: c.POCKETPROXY_TUNNEL_PORT,
     pushPort: c.POCKETPROXY_PUSH_PORT,
     pushUrl: c.POCKETPROXY_PUSH_URL ?? `http://127.0.0.1:${c.POCKETPROXY_PUSH_PORT}`,
+    apiUrl: (c.POCKETPROXY_API_URL ?? `http://127.0.0.1:${c.POCKETPROXY_API_PORT}`).replace(/\/$/, ''),
+    relayName: c.POCKETPROXY_RELAY_NAME,
+    tunnelInterface: c.POCKETPROXY_TUNNEL_INTERFACE,
+    tproxyPort: c.POCKETPROXY_TPROXY_PORT,
     deviceSubnet: c.POCKETPROXY_DEVICE_SUBNET,
     tunnelMtu: c.POCKETPROXY_TUNNEL_MTU,
     devicePorts,

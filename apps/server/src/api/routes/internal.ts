@@ -73,6 +73,16 @@ export function internalRoutes(r: Router, ctx: Ctx) {
     handler: async ({ params }) => ({ connections: await deviceForwarding(ctx, ctx.db, params.id), credentials: await deviceCredentials(ctx, ctx.db, params.id) }),
   });
   r.add({
+    method: 'POST', url: '/api/internal/tunnel/forwarding', auth: 'internal', tag, summary: 'Forwarding of many connected devices at once (the tunnel polls this to apply changes)',
+    body: z.strictObject({ device_ids: z.array(S.DeviceId).max(20_000) }),
+    handler: async ({ body }) => {
+      const out: Record<string, { vpn_ip: string; base_port: number; connections: Awaited<ReturnType<typeof deviceForwarding>> }> = {};
+      const devs = await ctx.db.query<{ id: string; vpn_ip: string; base_port: number }>('SELECT id, vpn_ip, base_port FROM devices WHERE id = ANY($1::text[])', [body.device_ids]);
+      for (const d of devs.rows) out[d.id] = { vpn_ip: d.vpn_ip, base_port: d.base_port, connections: await deviceForwarding(ctx, ctx.db, d.id) };
+      return { devices: out };
+    },
+  });
+  r.add({
     method: 'POST', url: '/api/internal/usage', auth: 'internal', tag, summary: 'Byte counters per relay port since the last report (nftables, authoritative)',
     body: z.strictObject({ samples: z.array(z.strictObject({ port: S.Port, bytes_in: z.number().int().min(0), bytes_out: z.number().int().min(0) })).max(100_000) }),
     handler: async ({ body }) => {
