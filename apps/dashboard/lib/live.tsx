@@ -3,15 +3,31 @@
 // While the socket is down it reconnects with capped, jittered back-off, and pages fall back to
 // polling every 10 s (usePolling), so the screen is never silently stale.
 import { createContext, useContext, useEffect, useRef, useState, useSyncExternalStore } from 'react';
-import { WsEvent as WsEventSchema } from '@pocketproxy/api-schema';
 import { getToken } from './session';
-import type { WsEvent } from './types';
+import type { WsEvent, WsEventType } from './types';
 
 export type LiveStatus = 'connecting' | 'live' | 'down';
 type Listener = (ev: WsEvent) => void;
 
 export const POLL_INTERVAL_MS = 10_000;
 const MAX_BACKOFF_MS = 30_000;
+
+// Checked by hand rather than with the zod WsEvent schema: the shell is on every page, and zod
+// (~34 KB gzip) is then only downloaded by pages that have forms. The list is type-checked
+// against the schema's enum, both ways.
+const EVENT_TYPES = ['device_connected', 'device_disconnected', 'heartbeat', 'command_updated', 'ip_changed', 'device_paired', 'device_updated', 'connection_updated'] as const satisfies readonly WsEventType[];
+type _AllListed = Exclude<WsEventType, (typeof EVENT_TYPES)[number]> extends never ? true : never;
+const _allListed: _AllListed = true;
+void _allListed;
+const KNOWN = new Set<string>(EVENT_TYPES);
+
+function asEvent(v: unknown): WsEvent | null {
+  if (!v || typeof v !== 'object') return null;
+  const e = v as Record<string, unknown>;
+  if (typeof e.type !== 'string' || !KNOWN.has(e.type)) return null;
+  if (!e.data || typeof e.data !== 'object' || Array.isArray(e.data)) return null;
+  return { type: e.type as WsEventType, data: e.data as Record<string, unknown>, at: typeof e.at === 'string' ? e.at : new Date().toISOString() };
+}
 
 class LiveHub {
   status: LiveStatus = 'connecting';
@@ -75,11 +91,11 @@ class LiveHub {
       } catch {
         return;
       }
-      const ev = WsEventSchema.safeParse(parsed);
-      if (!ev.success) return; // unknown event types are ignored, not fatal
+      const ev = asEvent(parsed);
+      if (!ev) return; // unknown event types are ignored, not fatal
       for (const fn of this.listeners) {
         try {
-          fn(ev.data);
+          fn(ev);
         } catch (err) {
           console.warn('live listener failed', err);
         }

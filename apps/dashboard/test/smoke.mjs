@@ -18,8 +18,9 @@ const browser = await chromium.launch({
 const problems = [];
 try {
   const page = await browser.newPage({ viewport: { width: WIDTH, height: 900 } });
+  let expectErrors = false; // the browser itself logs the 401 of the revoked-token step
   page.on('console', (m) => {
-    if (m.type() === 'error') problems.push(`console: ${m.text()} @ ${page.url()}`);
+    if (m.type() === 'error' && !expectErrors) problems.push(`console: ${m.text()} @ ${page.url()}`);
   });
   page.on('pageerror', (e) => problems.push(`pageerror: ${e.message} @ ${page.url()}`));
 
@@ -69,6 +70,21 @@ try {
   await page.getByRole('button', { name: 'Create connection' }).click();
   await page.getByText('choose a device', { exact: true }).waitFor();
   await page.screenshot({ path: `${out}/connection-form-${WIDTH}.png`, fullPage: false });
+  await page.keyboard.press('Escape');
+
+  // Bulk rotate: select every visible device and rotate.
+  await page.goto(`${BASE}/devices/?status=online`);
+  await page.getByLabel('Select all devices').check();
+  await page.getByRole('button', { name: /^Rotate IP \(\d+\)$/ }).click();
+  await page.getByText(/Rotation requested for \d+ of \d+ device/).waitFor();
+  await page.screenshot({ path: `${out}/bulk-rotate-${WIDTH}.png` });
+
+  // An expired or revoked token lands on the login page with an explanation.
+  expectErrors = true;
+  await page.evaluate(() => sessionStorage.setItem('pp.token', 'revoked'));
+  await page.goto(`${BASE}/customers/`);
+  await page.waitForURL(/\/login\//);
+  await page.getByText('Your session expired, please sign in again').waitFor();
   console.log(`screenshots in ${out}`);
 } catch (err) {
   problems.push(`failed: ${err.message}`);
