@@ -2,7 +2,8 @@
 // Usage: node scripts/run-tests.mjs [substring-filter ...]
 // Tier-4 lab tests (file names containing ".lab.") run one at a time after the others: they own
 // network namespaces and fixed lab addresses.
-import { readdirSync, statSync } from 'node:fs';
+import { readdirSync, statSync, mkdtempSync, readFileSync, existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { availableParallelism } from 'node:os';
@@ -29,9 +30,25 @@ const env = { ...process.env, NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} -
 const unit = files.filter((f) => !f.includes('.lab.'));
 const lab = files.filter((f) => f.includes('.lab.'));
 let failed = false;
-for (const [group, concurrency] of [[unit, Math.max(2, availableParallelism())], [lab, 1]]) {
+const tmp = mkdtempSync(join(tmpdir(), 'pp-tests-'));
+const total = { passed: 0, failed: 0, skipped: 0, failures: [] };
+for (const [name, group, concurrency] of [['unit', unit, Math.max(2, availableParallelism())], ['lab', lab, 1]]) {
   if (group.length === 0) continue;
-  const r = spawnSync(process.execPath, ['--test', `--test-concurrency=${concurrency}`, ...group], { stdio: 'inherit', env, cwd: root });
+  const counts = join(tmp, `${name}.json`);
+  const reporters = ['--test-reporter', process.stdout.isTTY ? 'spec' : 'tap', '--test-reporter-destination', 'stdout', '--test-reporter', join(root, 'scripts/summary-reporter.mjs'), '--test-reporter-destination', counts];
+  const r = spawnSync(process.execPath, ['--test', `--test-concurrency=${concurrency}`, ...reporters, ...group], { stdio: 'inherit', env, cwd: root });
   if (r.status !== 0) failed = true;
+  if (existsSync(counts)) {
+    for (const line of readFileSync(counts, 'utf8').split('\n').filter(Boolean)) {
+      const c = JSON.parse(line);
+      total.passed += c.passed;
+      total.failed += c.failed;
+      total.skipped += c.skipped;
+      total.failures.push(...c.failures);
+    }
+  }
 }
+if (total.failures.length) console.log(`\nFailed:\n${total.failures.map((f) => `  - ${f}`).join('\n')}`);
+if (failed && total.failed === 0) total.failed = 1; // a file that crashed before reporting
+console.log(`\n${total.passed} passed, ${total.failed} failed, ${total.skipped} skipped`);
 process.exit(failed ? 1 : 0);

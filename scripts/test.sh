@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# The second of the README's two commands: install what is missing, build, start a throwaway
+# PostgreSQL (unless PP_TEST_DATABASE_URL is given), typecheck, and run every test tier.
+# Tests that need root skip loudly when not root.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+
+pgdir=""
+cleanup() { [ -n "$pgdir" ] && bash scripts/pg-test-cluster.sh stop "$pgdir"; [ -n "$pgdir" ] && rm -rf "$pgdir"; }
+trap cleanup EXIT
+if [ -z "${PP_TEST_DATABASE_URL:-}" ]; then
+  pgdir=$(mktemp -d /tmp/pp-test-pg.XXXXXX)
+  port=$(( 40000 + RANDOM % 20000 ))
+  PP_TEST_DATABASE_URL=$(bash scripts/pg-test-cluster.sh start "$pgdir" "$port")
+  export PP_TEST_DATABASE_URL
+  echo "test: PostgreSQL for the tests at $PP_TEST_DATABASE_URL"
+fi
+
+echo "test: typecheck"
+node node_modules/typescript/bin/tsc -p tsconfig.json --noEmit
+node scripts/run-tests.mjs "$@"
