@@ -34,14 +34,14 @@ try {
   await page.waitForTimeout(500);
   await page.screenshot({ path: `${out}/overview-${WIDTH}.png`, fullPage: true });
 
-  for (const [name, path, wait] of [
-    ['devices', '/devices/', 'Last seen'],
-    ['connections', '/connections/', 'Works?'],
-    ['customers', '/customers/', 'Email'],
-    ['relays', '/relays/', 'Tunnel port'],
+  for (const [name, path] of [
+    ['devices', '/devices/'],
+    ['connections', '/connections/'],
+    ['customers', '/customers/'],
+    ['relays', '/relays/'],
   ]) {
     await page.goto(`${BASE}${path}`);
-    await page.getByText(wait, { exact: true }).first().waitFor();
+    await page.locator('.table-wrap, .empty').first().waitFor(); // a table, or the empty state
     await page.waitForTimeout(400);
     await page.screenshot({ path: `${out}/${name}-${WIDTH}.png`, fullPage: true });
   }
