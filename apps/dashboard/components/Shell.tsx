@@ -5,7 +5,7 @@ import Link from 'next/link';
 import { usePathname } from 'next/navigation';
 import { useEffect, useState } from 'react';
 import { LiveProvider, useLiveStatus } from '@/lib/live';
-import { endSession, getToken, goToLogin } from '@/lib/session';
+import { endSession, getToken, goToLogin, msUntilExpiry, SESSION_EXPIRED } from '@/lib/session';
 
 const NAV = [
   { href: '/', label: 'Overview' },
@@ -43,6 +43,18 @@ export function Shell({ children }: { children: React.ReactNode }) {
     setAuthed(ok);
     if (!ok) goToLogin();
   }, [bare, pathname]);
+
+  // Leave when the token expires, even if the page makes no request that would get the 401.
+  useEffect(() => {
+    if (bare || !authed) return;
+    const ms = msUntilExpiry();
+    if (ms === null) return;
+    const t = setTimeout(() => {
+      endSession(SESSION_EXPIRED);
+      goToLogin();
+    }, Math.min(Math.max(ms, 0), 2 ** 31 - 1));
+    return () => clearTimeout(t);
+  }, [bare, authed]);
 
   if (bare) return <main className="main main-bare">{children}</main>;
   if (!authed) return <main className="main" aria-busy="true" />;

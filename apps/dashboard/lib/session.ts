@@ -26,6 +26,12 @@ export function getToken(): string | null {
   return token;
 }
 
+/** Milliseconds until the session's token expires, or null when unknown. */
+export function msUntilExpiry(): number | null {
+  const exp = Date.parse(store()?.getItem(EXPIRES) ?? '');
+  return Number.isFinite(exp) ? exp - Date.now() : null;
+}
+
 export function startSession(token: string, expiresAt: string): void {
   const s = store();
   s?.setItem(TOKEN, token);
