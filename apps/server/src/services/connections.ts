@@ -83,11 +83,11 @@ const genPassword = () => randomBytes(15).toString('base64url');
 
 async function assertUsernameFree(q: Queryable, username: string, exceptId: string | null) {
   const r = await q.query('SELECT 1 FROM connections WHERE username = $1 AND id IS DISTINCT FROM $2', [username, exceptId]);
-  if (r.rowCount) throw apiError('PP_ERR_API_CONFLICT', { detail: `the username "${username}" is taken` });
+  if (r.rows.length) throw apiError('PP_ERR_API_CONFLICT', { detail: `the username "${username}" is taken` });
 }
 
 async function assertCustomer(q: Queryable, id: string | null | undefined) {
-  if (id && !(await q.query('SELECT 1 FROM customers WHERE id = $1', [id])).rowCount) throw apiError('PP_ERR_API_NOT_FOUND', { what: 'customer' });
+  if (id && !(await q.query('SELECT 1 FROM customers WHERE id = $1', [id])).rows.length) throw apiError('PP_ERR_API_NOT_FOUND', { what: 'customer' });
 }
 
 export interface ConnectionInput {
@@ -104,7 +104,7 @@ export interface ConnectionInput {
 
 export async function createConnection(ctx: Ctx, input: ConnectionInput, actor: string): Promise<ConnectionView> {
   const out = await ctx.db.tx(async (q) => {
-    if (!(await q.query('SELECT 1 FROM devices WHERE id = $1', [input.device_id])).rowCount) throw apiError('PP_ERR_API_NOT_FOUND', { what: 'device' });
+    if (!(await q.query('SELECT 1 FROM devices WHERE id = $1', [input.device_id])).rows.length) throw apiError('PP_ERR_API_NOT_FOUND', { what: 'device' });
     await assertCustomer(q, input.customer_id);
     const username = input.username ?? genUsername();
     await assertUsernameFree(q, username, null);

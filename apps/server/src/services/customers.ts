@@ -23,7 +23,7 @@ type Input = { name: string; email?: string | null | undefined; notes: string };
 
 async function assertFreeName(q: Queryable, name: string, exceptId: string | null) {
   const r = await q.query('SELECT 1 FROM customers WHERE lower(name) = lower($1) AND id IS DISTINCT FROM $2', [name, exceptId]);
-  if (r.rowCount) throw apiError('PP_ERR_API_CONFLICT', { detail: `a customer named "${name}" already exists` });
+  if (r.rows.length) throw apiError('PP_ERR_API_CONFLICT', { detail: `a customer named "${name}" already exists` });
 }
 
 export async function createCustomer(ctx: Ctx, input: Input, actor: string) {

@@ -45,13 +45,13 @@ export async function createDevice(
   if (!relay) throw apiError('PP_ERR_API_NOT_FOUND', { what: 'relay' });
   if (input.publicKey) {
     const dup = await q.query('SELECT 1 FROM devices WHERE public_key = $1', [input.publicKey]);
-    if (dup.rowCount) throw apiError('PP_ERR_API_CONFLICT', { detail: 'a device with this public key is already paired' });
+    if (dup.rows.length) throw apiError('PP_ERR_API_CONFLICT', { detail: 'a device with this public key is already paired' });
   }
   const id = newId('dev');
   let name = input.name ?? `device-${id.slice(4, 10).toLowerCase()}`;
   if (input.strictName) {
     const dup = await q.query('SELECT 1 FROM devices WHERE name = $1', [name]);
-    if (dup.rowCount) throw apiError('PP_ERR_API_CONFLICT', { detail: `a device named "${name}" already exists` });
+    if (dup.rows.length) throw apiError('PP_ERR_API_CONFLICT', { detail: `a device named "${name}" already exists` });
   } else {
     name = await uniqueName(q, name);
   }
@@ -114,7 +114,7 @@ export async function updateDevice(
     if (!cur.rows[0]) throw apiError('PP_ERR_API_NOT_FOUND', { what: 'device' });
     if (patch.name !== undefined) {
       const dup = await q.query('SELECT 1 FROM devices WHERE name = $1 AND id <> $2', [patch.name, id]);
-      if (dup.rowCount) throw apiError('PP_ERR_API_CONFLICT', { detail: `a device named "${patch.name}" already exists` });
+      if (dup.rows.length) throw apiError('PP_ERR_API_CONFLICT', { detail: `a device named "${patch.name}" already exists` });
     }
     if (patch.relay_id !== undefined && !(await getRelay(q, patch.relay_id))) throw apiError('PP_ERR_API_NOT_FOUND', { what: 'relay' });
     const now = ctx.clock.now();

@@ -28,7 +28,7 @@ export async function overview(q: Queryable, now: Date) {
 
 /** Hourly for the last 24 h or daily for the last 30 days, zero-filled, for one device. */
 export async function deviceUsage(q: Queryable, deviceId: string, granularity: 'hour' | 'day', now: Date) {
-  if (!(await q.query('SELECT 1 FROM devices WHERE id = $1', [deviceId])).rowCount) throw apiError('PP_ERR_API_NOT_FOUND', { what: 'device' });
+  if (!(await q.query('SELECT 1 FROM devices WHERE id = $1', [deviceId])).rows.length) throw apiError('PP_ERR_API_NOT_FOUND', { what: 'device' });
   const step = granularity === 'hour' ? '1 hour' : '1 day';
   const span = granularity === 'hour' ? '23 hours' : '29 days';
   const r = await q.query<{ t: Date; bytes_in: number; bytes_out: number }>(

@@ -19,7 +19,7 @@ export async function createPairingCode(ctx: Ctx, input: { device_name?: string 
   const now = ctx.clock.now();
   const expiresAt = new Date(now.getTime() + input.ttl_s * 1000);
   await ctx.db.tx(async (q) => {
-    if (input.relay_id && !(await q.query('SELECT 1 FROM relays WHERE id = $1', [input.relay_id])).rowCount) throw apiError('PP_ERR_API_NOT_FOUND', { what: 'relay' });
+    if (input.relay_id && !(await q.query('SELECT 1 FROM relays WHERE id = $1', [input.relay_id])).rows.length) throw apiError('PP_ERR_API_NOT_FOUND', { what: 'relay' });
     await q.query('INSERT INTO pairing_codes (code_hash, code_prefix, device_name, relay_id, created_by, expires_at, created_at) VALUES ($1,$2,$3,$4,$5,$6,$7)', [
       sha256(normalizeCode(code)),
       raw.slice(0, 4),

@@ -41,7 +41,7 @@ type RelayInput = { name?: string | undefined; host?: string | undefined; tunnel
 
 export async function createRelay(ctx: Ctx, input: Required<Pick<RelayInput, 'name' | 'host'>> & RelayInput, actor: string) {
   return ctx.db.tx(async (q) => {
-    if ((await q.query('SELECT 1 FROM relays WHERE name = $1', [input.name])).rowCount) throw apiError('PP_ERR_API_CONFLICT', { detail: `a relay named "${input.name}" already exists` });
+    if ((await q.query('SELECT 1 FROM relays WHERE name = $1', [input.name])).rows.length) throw apiError('PP_ERR_API_CONFLICT', { detail: `a relay named "${input.name}" already exists` });
     const id = newId('rly');
     await q.query(`INSERT INTO relays (id, name, host, tunnel_port, push_url, public_key, enabled) VALUES ($1,$2,$3,$4,$5,$6,$7)`, [
       id,
@@ -60,7 +60,7 @@ export async function createRelay(ctx: Ctx, input: Required<Pick<RelayInput, 'na
 export async function updateRelay(ctx: Ctx, id: string, input: RelayInput, actor: string) {
   return ctx.db.tx(async (q) => {
     if (!(await getRelay(q, id))) throw apiError('PP_ERR_API_NOT_FOUND', { what: 'relay' });
-    if (input.name && (await q.query('SELECT 1 FROM relays WHERE name = $1 AND id <> $2', [input.name, id])).rowCount)
+    if (input.name && (await q.query('SELECT 1 FROM relays WHERE name = $1 AND id <> $2', [input.name, id])).rows.length)
       throw apiError('PP_ERR_API_CONFLICT', { detail: `a relay named "${input.name}" already exists` });
     await q.query(
       `UPDATE relays SET name = coalesce($2, name), host = coalesce($3, host), tunnel_port = coalesce($4, tunnel_port),

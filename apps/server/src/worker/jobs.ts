@@ -77,7 +77,7 @@ export const JOBS: Record<string, Job> = {
     const made: Row[] = [];
     for (const d of due.rows) {
       const open = await q.query(`SELECT 1 FROM commands WHERE device_id = $1 AND type = 'rotate_ip' AND status IN ('pending','sent','acked')`, [d.id]);
-      if (open.rowCount) continue;
+      if (open.rows.length) continue;
       const r = await q.query<Row>(
         `INSERT INTO commands (id, device_id, type, payload, source, created_at, expires_at) VALUES ($1, $2, 'rotate_ip', '{}', 'schedule', $3, $4) RETURNING *`,
         [newId('cmd'), d.id, now, new Date(now.getTime() + Math.min(d.rotation_interval_s, 600) * 1000)],
