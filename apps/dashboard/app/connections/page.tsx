@@ -169,9 +169,9 @@ function ConnectionsInner() {
             <thead>
               <tr>
                 <th>Proxy</th>
+                <th>Works?</th>
                 <th>Device</th>
                 <th>Customer</th>
-                <th>Works?</th>
                 <th>Enabled</th>
                 <th>Used / limit</th>
                 <th>Expires</th>
@@ -206,6 +206,17 @@ function ConnectionsInner() {
                       </div>
                     </td>
                     <td>
+                      {r.ok ? (
+                        <Badge tone="ok">ready</Badge>
+                      ) : (
+                        r.reasons.map((reason) => (
+                          <div key={reason}>
+                            <Badge tone="bad">{reason}</Badge>
+                          </div>
+                        ))
+                      )}
+                    </td>
+                    <td>
                       <Link className="nowrap" href={`/devices/view/?id=${encodeURIComponent(c.device_id)}`}>
                         {dev?.name ?? c.device_id}
                       </Link>
@@ -220,7 +231,6 @@ function ConnectionsInner() {
                       </div>
                     </td>
                     <td>{cust ? cust.name : c.customer_id ? <span className="mono small">{c.customer_id}</span> : <span className="muted">—</span>}</td>
-                    <td>{r.ok ? <Badge tone="ok">ready</Badge> : <Badge tone="bad">{r.reasons.join(', ')}</Badge>}</td>
                     <td>
                       <input type="checkbox" checked={c.enabled} onChange={(e) => setEnabled(c, e.target.checked)} aria-label={`${c.enabled ? 'Disable' : 'Enable'} ${c.username}`} />
                     </td>
