@@ -1,0 +1,162 @@
+// The packet path, both directions, with no awaits in it:
+//
+//   device -> UDP/TCP frame -> responder.receive -> packet (src must be the device's vpn_ip) -> pp0
+//   pp0 batch -> dst vpn_ip -> device -> session.seal -> UDP sendmmsg / TCP write -> device
+//
+// One UDP batch becomes one TUN writeBatch and one sendBatch of replies; one TUN batch becomes one
+// sendBatch. Multi-core seam: this module holds no state of its own beyond counters — a worker
+// per multi-queue TUN queue could run it with its own responder shard (sessions are keyed by
+// receiver index, so the UDP socket's reuseport group would have to steer by index; see README).
+import type { Responder, JsonMessage, DropReason, Outbound } from '@pocketproxy/protocol';
+import { FRAME_INITIATION } from '@pocketproxy/protocol';
+import type { OutDatagram, PacketBatch, TunDevice } from '@pocketproxy/tun';
+import type { DeviceTable } from './devices.js';
+import { ipv4Dst, ipv4Src } from './ipv4.js';
+import type { TokenBuckets } from './limits.js';
+import { sourceAddress, type Endpoint, type TcpConn, type UdpPort } from './transport.js';
+
+export type PathDrop = DropReason | 'rate_limited' | 'spoofed' | 'not_ipv4' | 'no_device' | 'no_session' | 'tun_full' | 'send_failed';
+
+export interface DataPathCounters {
+  framesIn: number;
+  framesOut: number;
+  packetsToTun: number;
+  packetsFromTun: number;
+  drops: Partial<Record<PathDrop, number>>;
+}
+
+export interface DataPathDeps {
+  responder: Responder<Endpoint>;
+  devices: DeviceTable;
+  tun: TunDevice;
+  udp: () => UdpPort | undefined;
+  now: () => number;
+  initiations: TokenBuckets;
+  onMessage: (deviceId: string, message: JsonMessage) => void;
+  /** A drop worth a (rate-limited) log line or a reaction, e.g. unknown_peer -> refresh peers. */
+  onDrop: (reason: PathDrop, deviceId: string | undefined, from: Endpoint | undefined) => void;
+}
+
+export interface DataPath {
+  readonly counters: DataPathCounters;
+  onTunBatch(batch: PacketBatch): void;
+  onUdpDatagrams(datagrams: readonly { data: Buffer; address: string; port: number }[]): void;
+  onTcpFrame(frame: Buffer, conn: TcpConn): void;
+  /** Sends frames the responder produced outside the packet path (keepalives, pushes). */
+  send(out: readonly Outbound<Endpoint>[]): void;
+}
+
+export function createDataPath(d: DataPathDeps): DataPath {
+  const counters: DataPathCounters = { framesIn: 0, framesOut: 0, packetsToTun: 0, packetsFromTun: 0, drops: {} };
+  const tcpEndpoints = new WeakMap<TcpConn, Endpoint>();
+
+  const drop = (reason: PathDrop, deviceId?: string, from?: Endpoint) => {
+    counters.drops[reason] = (counters.drops[reason] ?? 0) + 1;
+    d.onDrop(reason, deviceId, from);
+  };
+
+  /** Queues a frame for `to`: UDP into `udpOut` (sent as one batch), TCP written now. */
+  function emit(frame: Buffer, to: Endpoint, udpOut: OutDatagram[]): void {
+    counters.framesOut++;
+    if (to.kind === 'udp') udpOut.push({ data: frame, address: to.address, port: to.port });
+    else if (!to.conn.send(frame)) drop('send_failed');
+  }
+
+  function flushUdp(out: OutDatagram[]): void {
+    if (out.length === 0) return;
+    const sock = d.udp();
+    if (!sock) return void drop('send_failed');
+    try {
+      const n = sock.sendBatch(out);
+      for (let i = n; i < out.length; i++) drop('send_failed');
+    } catch {
+      drop('send_failed');
+    }
+  }
+
+  function flushTun(packets: Buffer[]): void {
+    if (packets.length === 0) return;
+    const n = d.tun.writeBatch(packets);
+    counters.packetsToTun += n;
+    for (let i = n; i < packets.length; i++) drop('tun_full');
+  }
+
+  function frameIn(frame: Buffer, from: Endpoint, now: number, toTun: Buffer[], udpOut: OutDatagram[]): void {
+    counters.framesIn++;
+    // No cookie reply in v1: an initiation costs two DH, so limit them per source before any crypto.
+    if (frame[0] === FRAME_INITIATION && !d.initiations.take(sourceAddress(from), now)) return drop('rate_limited', undefined, from);
+    const r = d.responder.receive(frame, from, now);
+    switch (r.kind) {
+      case 'packet': {
+        const p = r.packet;
+        const dev = d.devices.byId.get(r.deviceId);
+        if (p[0]! >> 4 !== 4 || p.length < 20) return drop('not_ipv4', r.deviceId);
+        if (!dev || ipv4Src(p) !== dev.vpnNum) return drop('spoofed', r.deviceId);
+        toTun.push(p);
+        return;
+      }
+      case 'reply':
+        return emit(r.frame, r.endpoint, udpOut);
+      case 'message':
+        return d.onMessage(r.deviceId, r.message);
+      case 'keepalive':
+        return;
+      case 'dropped':
+        return drop(r.reason, r.deviceId, from);
+    }
+  }
+
+  return {
+    counters,
+    onTunBatch(batch) {
+      const now = d.now();
+      const udpOut: OutDatagram[] = [];
+      const { data, offsets, count } = batch;
+      for (let i = 0; i < count; i++) {
+        const p = data.subarray(offsets[i]!, offsets[i + 1]!);
+        counters.packetsFromTun++;
+        if (p.length < 20 || p[0]! >> 4 !== 4) {
+          drop('not_ipv4');
+          continue;
+        }
+        const dev = d.devices.byAddress(ipv4Dst(p));
+        if (!dev) {
+          drop('no_device');
+          continue;
+        }
+        const ob = d.responder.sendPacket(dev.id, p, now);
+        if (!ob) {
+          drop('no_session', dev.id);
+          continue;
+        }
+        emit(ob.frame, ob.endpoint, udpOut);
+      }
+      flushUdp(udpOut);
+    },
+    onUdpDatagrams(datagrams) {
+      const now = d.now();
+      const toTun: Buffer[] = [];
+      const udpOut: OutDatagram[] = [];
+      for (const g of datagrams) frameIn(g.data, { kind: 'udp', address: g.address, port: g.port }, now, toTun, udpOut);
+      flushTun(toTun);
+      flushUdp(udpOut);
+    },
+    onTcpFrame(frame, conn) {
+      let ep = tcpEndpoints.get(conn);
+      if (!ep) {
+        ep = { kind: 'tcp', conn };
+        tcpEndpoints.set(conn, ep);
+      }
+      const toTun: Buffer[] = [];
+      const udpOut: OutDatagram[] = [];
+      frameIn(frame, ep, d.now(), toTun, udpOut);
+      flushTun(toTun);
+      flushUdp(udpOut);
+    },
+    send(out) {
+      const udpOut: OutDatagram[] = [];
+      for (const o of out) emit(o.frame, o.endpoint, udpOut);
+      flushUdp(udpOut);
+    },
+  };
+}
