@@ -1,0 +1,248 @@
+// `pocketproxy-agent run`, wired from injected parts (the only module main.ts builds from):
+//
+//   state.json -> API /tunnel (relay key) -> TUN ppd0 (vpn_ip/prefix, mtu) <-> TunnelClient <-> relay
+//   proxies on vpn_ip (:8080 HTTP, :1080 SOCKS5 tcp+udp, :1081 UDP) -> egress interface -> internet
+//   heartbeat (metrics, public IP, usage) <-> API; commands by tunnel push or heartbeat -> dispatcher
+import type { Logger } from 'pino';
+import { decodeKey, type JsonMessage } from '@pocketproxy/protocol';
+import type { CommandRunner, TunDevice } from '@pocketproxy/tun';
+import { createApiClient, fetchPublicIp, type ApiClient, type HeartbeatReply, type TunnelInfo } from './api-client.js';
+import { CredentialStore } from './credentials.js';
+import { agentError } from './errors.js';
+import { readState, writeState, type AgentState } from './state.js';
+import { AGENT_VERSION } from './version.js';
+import { createTunnelClient, type TunnelClient, type TunnelClientOptions } from './tunnel/client.js';
+import { firstHost, prefixLength } from './tunnel/probe.js';
+import { createEgress, interfaceAddresses } from './proxy/egress.js';
+import { startProxies, type Proxies } from './proxy/proxies.js';
+import { UsageMeter } from './ops/usage.js';
+import { HeartbeatLoop } from './ops/heartbeat.js';
+import { collectMetrics } from './ops/metrics.js';
+import { CommandDispatcher, type CommandHandler } from './ops/commands.js';
+import { createRotationDriver, realExec, rotateIp, type DriverName, type Exec, type RotationDriver } from './ops/rotation.js';
+
+export interface RunConfig {
+  stateDir: string;
+  egressInterface?: string;
+  tunnelInterface: string;
+  rotateDriver?: DriverName;
+  rotateCommand?: string;
+  ipEchoUrl?: string;
+  allowPrivateDestinations: boolean;
+  closeOnRotate: boolean;
+  allowReboot: boolean;
+  airplaneSeconds: number;
+  /** Proxy ports on vpn_ip (tests move them). */
+  ports?: { http?: number; socks5?: number; udp?: number };
+  tunnel?: Partial<Pick<TunnelClientOptions, 'timers' | 'policy' | 'liveness' | 'tickMs'>>;
+}
+
+export interface AgentDeps {
+  logger: Logger;
+  openTun: (name: string, mtu: number) => TunDevice;
+  configureTun: (cfg: { name: string; address: string; prefixLength: number; mtu: number }) => Promise<void>;
+  api?: ApiClient;
+  exec?: Exec;
+  publicIp?: () => Promise<string>;
+  now?: () => number;
+}
+
+export interface Agent {
+  start(): Promise<void>;
+  stop(): Promise<void>;
+  readonly tunnel: TunnelClient | undefined;
+  readonly proxies: Proxies | undefined;
+  readonly dispatcher: CommandDispatcher;
+  readonly credentials: CredentialStore;
+}
+
+export function createAgent(cfg: RunConfig, deps: AgentDeps): Agent {
+  const log = deps.logger;
+  const exec = deps.exec ?? realExec;
+  const now = deps.now ?? Date.now;
+  const credentials = new CredentialStore();
+  const usage = new UsageMeter();
+  let state: AgentState;
+  let api: ApiClient;
+  let tun: TunDevice | undefined;
+  let tunnel: TunnelClient | undefined;
+  let proxies: Proxies | undefined;
+  let heartbeat: HeartbeatLoop | undefined;
+  let stopped = false;
+  let credsInFlight: Promise<void> | undefined;
+  const startedAt = now();
+
+  let driver: RotationDriver | undefined;
+  if (cfg.rotateDriver) driver = createRotationDriver({ driver: cfg.rotateDriver, rotateCommand: cfg.rotateCommand, airplaneSeconds: cfg.airplaneSeconds, exec });
+
+  const publicIp = () => {
+    if (deps.publicIp) return deps.publicIp();
+    const local = cfg.egressInterface ? interfaceAddresses(cfg.egressInterface).ipv4 : undefined;
+    return fetchPublicIp(cfg.ipEchoUrl ?? `${state.server}/api/public/ip`, { localAddress: local });
+  };
+
+  let rotating: Promise<unknown> = Promise.resolve();
+  const handlers: Record<string, CommandHandler> = {
+    rotate_ip: () => {
+      // One rotation at a time: a second one waits for the first, then rotates again.
+      const run = rotating.catch(() => {}).then(async () => {
+        if (!driver) throw agentError('PP_ERR_AGENT_NOT_SUPPORTED', { what: 'rotate_ip', driver: 'none (configure --rotate-driver)' });
+        const r = await rotateIp({
+          driver,
+          publicIp,
+          lastKnownIp: () => heartbeat?.lastPublicIp ?? null,
+          closeCustomerSockets: cfg.closeOnRotate ? () => log.info({ closed: proxies?.closeCustomerSockets() ?? 0 }, 'closed customer sockets after rotation') : undefined,
+        });
+        void heartbeat?.beat();
+        return r;
+      });
+      rotating = run;
+      return run;
+    },
+    reboot: async () => {
+      if (!cfg.allowReboot) throw agentError('PP_ERR_AGENT_NOT_ALLOWED', { what: 'reboot (start with --allow-reboot)' });
+      setTimeout(() => void exec('reboot', [], 30_000).catch((e) => log.error({ err: e }, 'reboot failed')), 1_000);
+      return { rebooting: true };
+    },
+    wifi_toggle: async () => {
+      if (!driver?.wifiToggle) throw agentError('PP_ERR_AGENT_NOT_SUPPORTED', { what: 'wifi_toggle', driver: driver?.name ?? 'none' });
+      await driver.wifiToggle();
+      return {};
+    },
+    airplane_mode: async () => {
+      if (!driver?.airplaneMode) throw agentError('PP_ERR_AGENT_NOT_SUPPORTED', { what: 'airplane_mode', driver: driver?.name ?? 'none' });
+      await driver.airplaneMode();
+      return {};
+    },
+    config_update: async (payload) => {
+      const applied: Record<string, unknown> = {};
+      const hb = payload.heartbeat_interval_s;
+      if (typeof hb === 'number' && Number.isInteger(hb) && hb >= 5 && hb <= 3600) {
+        heartbeat?.setInterval(hb);
+        applied.heartbeat_interval_s = hb;
+      }
+      return { applied };
+    },
+  };
+
+  const dispatcher = new CommandDispatcher({
+    handlers,
+    report: (id, status, result) => api.commandResult(id, status, result),
+    ack: (id, status, extra) => tunnel?.sendMessage({ kind: 'ack', ack: { id, status, ...extra } }),
+    logger: log.child({ subsys: 'commands' }),
+  });
+
+  const refreshCredentials = (): Promise<void> => {
+    credsInFlight ??= (async () => {
+      try {
+        const c = await api.credentials();
+        credentials.replace(c.version, c.items);
+        log.info({ version: c.version, count: c.items.length }, 'credentials loaded');
+      } catch (e) {
+        log.warn({ err: e }, 'fetching credentials failed');
+      }
+    })().finally(() => (credsInFlight = undefined));
+    return credsInFlight;
+  };
+
+  const onMessage = (m: JsonMessage) => {
+    if (m.kind === 'command') dispatcher.submit({ id: m.command.id, type: m.command.type, payload: m.command.payload }, 'tunnel');
+    else if (m.kind === 'control') {
+      const t = m.control.type;
+      if (t === 'credentials_changed' || t === 'credentials') void refreshCredentials();
+      else if (t === 'config') log.info({ payload: m.control.payload }, 'relay config');
+    }
+  };
+
+  const onHeartbeatReply = (r: HeartbeatReply) => {
+    if (r.heartbeat_interval_s) heartbeat?.setInterval(r.heartbeat_interval_s);
+    if (r.credentials_version && r.credentials_version !== credentials.version) void refreshCredentials();
+    for (const c of r.commands ?? []) dispatcher.submit(c, 'heartbeat');
+  };
+
+  async function tunnelInfo(): Promise<TunnelInfo> {
+    // Right after pairing the relay's key may still be null until its tunnel registers: wait.
+    for (let delay = 1_000; ; delay = Math.min(30_000, delay * 2)) {
+      try {
+        const t = await api.tunnel();
+        if (t.relay.public_key && t.vpn_ip) return t;
+        log.info('relay tunnel key not published yet; waiting');
+      } catch (e) {
+        log.warn({ err: e }, 'fetching tunnel parameters failed');
+      }
+      if (stopped) throw agentError('PP_ERR_AGENT_USAGE', { reason: 'stopped' });
+      await new Promise((r) => setTimeout(r, delay));
+    }
+  }
+
+  return {
+    get tunnel() { return tunnel; },
+    get proxies() { return proxies; },
+    dispatcher,
+    credentials,
+    async start() {
+      state = await readState(cfg.stateDir);
+      api = deps.api ?? createApiClient({ server: state.server, deviceId: state.device_id, token: state.auth_token });
+      const t = await tunnelInfo();
+      if (t.relay.host !== state.relay.host || t.relay.port !== state.relay.port || t.relay.public_key !== state.relay.public_key || t.vpn_ip !== state.vpn_ip || t.mtu !== state.mtu || t.subnet !== state.subnet) {
+        state = { ...state, relay: { ...state.relay, host: t.relay.host, port: t.relay.port, public_key: t.relay.public_key }, vpn_ip: t.vpn_ip, mtu: t.mtu, subnet: t.subnet };
+        await writeState(cfg.stateDir, state).catch((e) => log.warn({ err: e }, 'updating state file failed'));
+      }
+      const vpnIp = t.vpn_ip!;
+      tun = deps.openTun(cfg.tunnelInterface, t.mtu);
+      await deps.configureTun({ name: tun.name, address: vpnIp, prefixLength: prefixLength(t.subnet), mtu: t.mtu });
+      const gw = firstHost(t.subnet);
+      const theTun = tun;
+      tunnel = createTunnelClient({
+        relayHost: t.relay.host,
+        relayPort: t.relay.port,
+        relayPublicKey: decodeKey(t.relay.public_key!, 'relay public key'),
+        privateKey: decodeKey(state.private_key, 'private key'),
+        psk: decodeKey(state.psk, 'psk'),
+        probe: gw && gw !== vpnIp ? { src: vpnIp, dst: gw } : undefined,
+        logger: log,
+        onPacket: (p) => { theTun.write(p); },
+        onMessage,
+        ...cfg.tunnel,
+      });
+      theTun.start((batch) => {
+        for (let i = 0; i < batch.count; i++) tunnel!.sendPacket(batch.data.subarray(batch.offsets[i]!, batch.offsets[i + 1]!));
+      }, (e) => log.error({ err: e }, 'tun read failed'));
+      await tunnel.start();
+
+      await refreshCredentials();
+      const egress = createEgress({ interface: cfg.egressInterface, tunnelSubnet: t.subnet, allowPrivate: cfg.allowPrivateDestinations });
+      proxies = await startProxies({
+        host: vpnIp,
+        ports: cfg.ports,
+        credentials,
+        egress,
+        usage,
+        logger: log,
+        advertise: () => ({ host: state.relay.host, udpPort: state.base_port + 2 }),
+      });
+
+      heartbeat = new HeartbeatLoop({
+        send: (body) => api.heartbeat(body),
+        metrics: () => collectMetrics(exec),
+        publicIp,
+        usage,
+        sampleLive: () => proxies && usage.sampleLive(proxies.liveSamples()),
+        onReply: onHeartbeatReply,
+        agentVersion: AGENT_VERSION,
+        startedAt,
+        now,
+        logger: log.child({ subsys: 'heartbeat' }),
+      });
+      heartbeat.start();
+      log.info({ deviceId: state.device_id, vpnIp, tun: tun.name, relay: `${t.relay.host}:${t.relay.port}` }, 'agent running');
+    },
+    async stop() {
+      stopped = true;
+      heartbeat?.stop();
+      await proxies?.close();
+      await tunnel?.stop();
+      tun?.close();
+    },
+  };
+}

@@ -1,0 +1,138 @@
+// The relay API as the device sees it (apps/server/src/api/routes/device.ts): pairing and the
+// address echo without credentials, everything else with the device's bearer token.
+import * as http from 'node:http';
+import * as https from 'node:https';
+import { isIP } from 'node:net';
+import { agentError } from './errors.js';
+
+export interface PairResult {
+  device_id: string;
+  auth_token: string;
+  relay: { id: string; host: string; port: number };
+  base_port: number;
+  tunnel: { server_public_key: string | null; psk: string; private_key?: string; mtu: number; subnet: string; vpn_ip?: string | null };
+}
+export interface TunnelInfo {
+  relay: { host: string; port: number; public_key: string | null };
+  vpn_ip: string | null;
+  mtu: number;
+  subnet: string;
+}
+export interface PushedCommand {
+  id: string;
+  type: string;
+  payload?: unknown;
+}
+export interface HeartbeatBody {
+  metrics: { battery?: number | null; charging?: boolean | null; signal?: number | null; carrier?: string | null; network_type?: string | null };
+  public_ip?: string | null;
+  agent_version?: string;
+  uptime_s?: number;
+  usage: Array<{ connection_id: string; bytes_in: number; bytes_out: number }>;
+}
+export interface HeartbeatReply {
+  commands: PushedCommand[];
+  heartbeat_interval_s: number;
+  credentials_version: string;
+}
+export interface CredentialItem {
+  connection_id: string;
+  protocol: string;
+  port: number;
+  username: string;
+  verifier: string;
+}
+export interface CredentialsReply {
+  version: string;
+  items: CredentialItem[];
+}
+export type CommandResultStatus = 'acked' | 'succeeded' | 'failed';
+
+export interface ApiClient {
+  pair(body: { code: string; public_key?: string; name?: string; agent_version?: string }): Promise<PairResult>;
+  tunnel(): Promise<TunnelInfo>;
+  heartbeat(body: HeartbeatBody): Promise<HeartbeatReply>;
+  commandResult(commandId: string, status: CommandResultStatus, result?: Record<string, unknown>): Promise<void>;
+  credentials(): Promise<CredentialsReply>;
+}
+
+export interface ApiClientOptions {
+  server: string;
+  deviceId?: string;
+  token?: string;
+  timeoutMs?: number;
+  fetch?: typeof fetch;
+}
+
+export function createApiClient(o: ApiClientOptions): ApiClient {
+  const base = o.server.replace(/\/+$/, '');
+  const f = o.fetch ?? fetch;
+  const timeoutMs = o.timeoutMs ?? 15_000;
+  const dev = () => `/api/devices/${encodeURIComponent(o.deviceId ?? '')}`;
+
+  async function call<T>(method: string, path: string, body?: unknown, auth = true): Promise<T> {
+    const headers: Record<string, string> = { accept: 'application/json' };
+    if (body !== undefined) headers['content-type'] = 'application/json';
+    if (auth && o.token) headers.authorization = `Bearer ${o.token}`;
+    let res: Response;
+    try {
+      res = await f(base + path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), signal: AbortSignal.timeout(timeoutMs) });
+    } catch (e) {
+      throw agentError('PP_ERR_AGENT_API', { method, path, reason: (e as Error).message }, { cause: e });
+    }
+    const text = await res.text();
+    if (!res.ok) {
+      let reason = `HTTP ${res.status}`;
+      try {
+        const p = JSON.parse(text) as { detail?: string; title?: string; code?: string };
+        reason += `: ${p.code ?? ''} ${p.detail ?? p.title ?? ''}`.trimEnd();
+      } catch {
+        reason += `: ${text.slice(0, 200)}`;
+      }
+      throw agentError('PP_ERR_AGENT_API', { method, path, reason, status: res.status });
+    }
+    return (text ? JSON.parse(text) : undefined) as T;
+  }
+
+  return {
+    pair: (body) => call<PairResult>('POST', '/api/public/pair', body, false),
+    tunnel: () => call<TunnelInfo>('GET', `${dev()}/tunnel`),
+    heartbeat: (body) => call<HeartbeatReply>('POST', `${dev()}/heartbeat`, body),
+    commandResult: async (id, status, result) => {
+      await call('POST', `${dev()}/commands/${encodeURIComponent(id)}/result`, result === undefined ? { status } : { status, result });
+    },
+    credentials: () => call<CredentialsReply>('GET', `${dev()}/credentials`),
+  };
+}
+
+/**
+ * GET an IP echo URL: accepts `{"ip": "..."}` JSON (our /api/public/ip) or a bare address.
+ * `localAddress` makes the request leave by the egress interface, so the answer is the address
+ * customers get, even when the default route is Wi-Fi.
+ */
+export function fetchPublicIp(url: string, opts: { timeoutMs?: number; localAddress?: string } = {}): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const u = new URL(url);
+    const mod = u.protocol === 'https:' ? https : http;
+    const fail = (reason: string) => reject(agentError('PP_ERR_AGENT_API', { method: 'GET', path: url, reason }));
+    const req = mod.get(u, { localAddress: opts.localAddress, timeout: opts.timeoutMs ?? 5_000, headers: { accept: 'application/json, text/plain' } }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => { if (text.length < 4096) text += c; });
+      res.on('error', (e) => fail(e.message));
+      res.on('end', () => {
+        if ((res.statusCode ?? 0) >= 300) return fail(`HTTP ${res.statusCode}`);
+        let ip = text.trim();
+        try {
+          if (ip.startsWith('{')) ip = String((JSON.parse(ip) as { ip?: unknown }).ip ?? '');
+        } catch {
+          return fail('answer is not JSON');
+        }
+        if (isIP(ip) === 0) return fail('answer is not an IP address');
+        resolve(ip);
+      });
+    });
+    req.on('timeout', () => req.destroy(new Error('timeout')));
+    req.on('error', (e) => fail(e.message));
+  });
+}

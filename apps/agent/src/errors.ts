@@ -1,0 +1,16 @@
+// Error registry of the device agent. Codes are stable and never reused.
+import { defineErrors, errorFactory } from '@pocketproxy/errors';
+
+export const AGENT_ERRORS = defineErrors('agent', {
+  PP_ERR_AGENT_USAGE: { status: 400, message: '{reason}' },
+  PP_ERR_AGENT_STATE_MISSING: { status: 404, message: 'no state file at {path}: run `pocketproxy-agent pair` first' },
+  PP_ERR_AGENT_STATE_INVALID: { status: 500, message: 'state file {path} is invalid: {reason}' },
+  PP_ERR_AGENT_API: { status: 502, message: '{method} {path} failed: {reason}' },
+  PP_ERR_AGENT_ROTATE_FAILED: { status: 502, message: 'rotation failed: {reason}' },
+  PP_ERR_AGENT_COMMAND_FAILED: { status: 502, message: 'command {command} failed: {reason}' },
+  PP_ERR_AGENT_NOT_SUPPORTED: { status: 400, message: '{what} is not supported by driver {driver}' },
+  PP_ERR_AGENT_NOT_ALLOWED: { status: 403, message: '{what} not allowed' },
+});
+
+export type AgentErrorCode = keyof typeof AGENT_ERRORS;
+export const agentError = errorFactory(AGENT_ERRORS);

@@ -1,0 +1,91 @@
+// The heartbeat: every heartbeat_interval_s (server-controlled, default 30 s) report metrics, the
+// public address and usage; the answer carries commands waiting for us and the credentials version.
+import type { Logger } from 'pino';
+import type { HeartbeatBody, HeartbeatReply } from '../api-client.js';
+import type { Metrics } from './metrics.js';
+import type { UsageMeter } from './usage.js';
+
+export interface HeartbeatDeps {
+  send: (body: HeartbeatBody) => Promise<HeartbeatReply>;
+  metrics: () => Promise<Metrics>;
+  publicIp: () => Promise<string>;
+  usage: UsageMeter;
+  /** Samples live connections into the meter just before a heartbeat is built. */
+  sampleLive?: () => void;
+  onReply: (reply: HeartbeatReply) => void;
+  agentVersion: string;
+  startedAt: number;
+  now?: () => number;
+  logger: Logger;
+  intervalS?: number;
+}
+
+export async function buildHeartbeat(d: Pick<HeartbeatDeps, 'metrics' | 'publicIp' | 'usage' | 'agentVersion' | 'startedAt' | 'now' | 'sampleLive'>): Promise<HeartbeatBody> {
+  const now = d.now ?? Date.now;
+  const [metrics, ip] = await Promise.all([d.metrics().catch(() => ({})), d.publicIp().catch(() => null)]);
+  d.sampleLive?.();
+  return {
+    metrics,
+    public_ip: ip,
+    agent_version: d.agentVersion,
+    uptime_s: Math.max(0, Math.floor((now() - d.startedAt) / 1000)),
+    usage: d.usage.drain().slice(0, 10_000),
+  };
+}
+
+export class HeartbeatLoop {
+  private timer: NodeJS.Timeout | undefined;
+  private stopped = true;
+  intervalS: number;
+  lastPublicIp: string | null = null;
+  lastOkAt: number | undefined;
+  private inFlight: Promise<void> | undefined;
+
+  constructor(private readonly d: HeartbeatDeps) {
+    this.intervalS = d.intervalS ?? 30;
+  }
+
+  start(): void {
+    this.stopped = false;
+    this.schedule(0);
+  }
+
+  stop(): void {
+    this.stopped = true;
+    if (this.timer) clearTimeout(this.timer);
+  }
+
+  /** Sends one heartbeat now (also used after a rotation so the server sees the new IP early). */
+  beat(): Promise<void> {
+    this.inFlight ??= this.once().finally(() => (this.inFlight = undefined));
+    return this.inFlight;
+  }
+
+  setInterval(seconds: number): void {
+    if (!Number.isFinite(seconds) || seconds < 5 || seconds > 3600) return;
+    const changed = seconds !== this.intervalS;
+    this.intervalS = seconds;
+    if (changed && !this.stopped) this.schedule(seconds * 1000);
+  }
+
+  private schedule(ms: number): void {
+    if (this.timer) clearTimeout(this.timer);
+    if (this.stopped) return;
+    this.timer = setTimeout(() => {
+      void this.beat().finally(() => this.schedule(this.intervalS * 1000));
+    }, ms);
+  }
+
+  private async once(): Promise<void> {
+    const body = await buildHeartbeat(this.d);
+    try {
+      const reply = await this.d.send(body);
+      if (body.public_ip) this.lastPublicIp = body.public_ip;
+      this.lastOkAt = (this.d.now ?? Date.now)();
+      this.d.onReply(reply);
+    } catch (e) {
+      this.d.usage.restore(body.usage); // counted again next time, not lost
+      this.d.logger.warn({ err: e }, 'heartbeat failed');
+    }
+  }
+}

@@ -1,0 +1,121 @@
+// IP rotation: a driver makes the carrier hand out a new address, then we poll the IP echo URL
+// until the address differs from the old one (bounded), and report {old_ip, new_ip}.
+//
+//   command      --rotate-command via /bin/sh -c (the lab's `testkit rotate`, a USB modem script...)
+//   android-root airplane mode on, wait, off (`cmd connectivity airplane-mode enable|disable`)
+//   modemmanager mmcli -m any --simple-disconnect, then --simple-connect
+import { execFile } from 'node:child_process';
+import { agentError } from '../errors.js';
+
+export type DriverName = 'command' | 'android-root' | 'modemmanager';
+
+/** Runs a program (no shell unless the caller asks for /bin/sh -c). */
+export type Exec = (file: string, args: readonly string[], timeoutMs: number) => Promise<{ stdout: string; stderr: string }>;
+
+export const realExec: Exec = (file, args, timeoutMs) =>
+  new Promise((resolve, reject) => {
+    execFile(file, [...args], { timeout: timeoutMs, maxBuffer: 1 << 20 }, (err, stdout, stderr) => {
+      if (err) reject(agentError('PP_ERR_AGENT_COMMAND_FAILED', { command: [file, ...args].join(' '), reason: `${err.message} ${String(stderr).trim()}`.trim() }, { cause: err }));
+      else resolve({ stdout: String(stdout), stderr: String(stderr) });
+    });
+  });
+
+export interface RotationDriver {
+  readonly name: DriverName;
+  rotate(): Promise<void>;
+  /** wifi_toggle / airplane_mode; undefined when the driver cannot. */
+  airplaneMode?(): Promise<void>;
+  wifiToggle?(): Promise<void>;
+}
+
+export interface DriverOptions {
+  driver: DriverName;
+  rotateCommand?: string;
+  airplaneSeconds?: number;
+  commandTimeoutMs?: number;
+  exec?: Exec;
+  sleep?: (ms: number) => Promise<void>;
+}
+
+const realSleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+export function createRotationDriver(o: DriverOptions): RotationDriver {
+  const exec = o.exec ?? realExec;
+  const sleep = o.sleep ?? realSleep;
+  const timeout = o.commandTimeoutMs ?? 60_000;
+  switch (o.driver) {
+    case 'command': {
+      const cmd = o.rotateCommand;
+      if (!cmd) throw agentError('PP_ERR_AGENT_USAGE', { reason: '--rotate-driver command needs --rotate-command' });
+      return { name: 'command', rotate: async () => void (await exec('/bin/sh', ['-c', cmd], timeout)) };
+    }
+    case 'android-root': {
+      const wait = (o.airplaneSeconds ?? 5) * 1000;
+      const airplane = async () => {
+        await exec('cmd', ['connectivity', 'airplane-mode', 'enable'], timeout);
+        await sleep(wait);
+        await exec('cmd', ['connectivity', 'airplane-mode', 'disable'], timeout);
+      };
+      return {
+        name: 'android-root',
+        rotate: airplane,
+        airplaneMode: airplane,
+        wifiToggle: async () => {
+          await exec('svc', ['wifi', 'disable'], timeout);
+          await sleep(wait);
+          await exec('svc', ['wifi', 'enable'], timeout);
+        },
+      };
+    }
+    case 'modemmanager':
+      return {
+        name: 'modemmanager',
+        rotate: async () => {
+          await exec('mmcli', ['-m', 'any', '--simple-disconnect'], timeout);
+          await exec('mmcli', ['-m', 'any', '--simple-connect'], timeout);
+        },
+      };
+    default:
+      throw agentError('PP_ERR_AGENT_USAGE', { reason: `unknown rotation driver ${String(o.driver)}` });
+  }
+}
+
+export interface RotateDeps {
+  driver: RotationDriver;
+  /** Current public address (the IP echo URL). */
+  publicIp: () => Promise<string>;
+  /** Called after the driver ran: drop customer sockets so keep-alives cannot hold the old IP. */
+  closeCustomerSockets?: () => void;
+  waitTimeoutMs?: number;
+  pollMs?: number;
+  now?: () => number;
+  sleep?: (ms: number) => Promise<void>;
+  /** Last address known from heartbeats, used when the echo cannot be reached before rotating. */
+  lastKnownIp?: () => string | null;
+}
+
+export async function rotateIp(d: RotateDeps): Promise<{ old_ip: string | null; new_ip: string }> {
+  const now = d.now ?? Date.now;
+  const sleep = d.sleep ?? realSleep;
+  let oldIp: string | null;
+  try {
+    oldIp = await d.publicIp();
+  } catch {
+    oldIp = d.lastKnownIp?.() ?? null;
+  }
+  await d.driver.rotate();
+  d.closeCustomerSockets?.();
+  const deadline = now() + (d.waitTimeoutMs ?? 60_000);
+  let last: string | undefined;
+  for (;;) {
+    try {
+      last = await d.publicIp();
+      if (last !== oldIp) return { old_ip: oldIp, new_ip: last };
+    } catch {
+      // The link is often down for a while during rotation: keep polling until the deadline.
+    }
+    if (now() >= deadline) break;
+    await sleep(d.pollMs ?? 1_000);
+  }
+  throw agentError('PP_ERR_AGENT_ROTATE_FAILED', { reason: last === undefined ? 'public address unknown after rotation' : `address still ${last} after ${d.waitTimeoutMs ?? 60_000} ms` });
+}

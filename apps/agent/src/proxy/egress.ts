@@ -1,0 +1,87 @@
+// Egress: customer traffic leaves by the egress interface (cellular) even when the tunnel rides
+// Wi-Fi. Rotation changes the interface's address, so it is looked up on every dial.
+//
+//   customer -> relay -> tunnel -> device proxy -> [bind egress address] -> target
+//
+// Destinations: public unicast only by default (packages/proxy policy: the lab's documentation
+// ranges 203.0.113/24, 198.51.100/24, 192.0.2/24 count as public), plus always refused: the tunnel
+// subnet and every address of this device (its own public IP would reach the device itself).
+import * as os from 'node:os';
+import * as dgram from 'node:dgram';
+import { createPolicyDialer, createPolicyResolver, proxyError, type DestinationPolicy, type Dial, type ResolveChecked, type UdpSocketFactory, type Resolve } from '@pocketproxy/proxy';
+
+export type InterfacesFn = () => NodeJS.Dict<os.NetworkInterfaceInfo[]>;
+
+export interface EgressOptions {
+  /** Interface name; undefined = no bind, the default route decides. */
+  interface?: string;
+  tunnelSubnet: string;
+  allowPrivate: boolean;
+  allowLoopback?: boolean;
+  interfaces?: InterfacesFn;
+  resolve?: Resolve;
+  connectTimeoutMs?: number;
+}
+
+export interface EgressAddresses {
+  ipv4?: string;
+  ipv6?: string;
+}
+
+export function interfaceAddresses(name: string, interfaces: InterfacesFn = os.networkInterfaces): EgressAddresses {
+  const out: EgressAddresses = {};
+  for (const a of interfaces()[name] ?? []) {
+    if (a.family === 'IPv4' && !out.ipv4) out.ipv4 = a.address;
+    // Link-local IPv6 cannot reach the internet.
+    if (a.family === 'IPv6' && !out.ipv6 && !a.address.toLowerCase().startsWith('fe80:')) out.ipv6 = a.address;
+  }
+  return out;
+}
+
+/** Every address of this host, as /32 or /128, for the deny list. */
+export function ownAddresses(interfaces: InterfacesFn = os.networkInterfaces): string[] {
+  const out: string[] = [];
+  for (const list of Object.values(interfaces())) {
+    for (const a of list ?? []) {
+      const addr = a.address.split('%')[0]!;
+      out.push(a.family === 'IPv4' ? `${addr}/32` : `${addr}/128`);
+    }
+  }
+  return out;
+}
+
+export function currentPolicy(o: EgressOptions): DestinationPolicy {
+  return {
+    allowPrivate: o.allowPrivate,
+    allowLoopback: o.allowLoopback ?? false,
+    denyCidrs: [o.tunnelSubnet, ...ownAddresses(o.interfaces)],
+  };
+}
+
+export interface Egress {
+  dial: Dial;
+  resolveUdp: ResolveChecked;
+  createUdpSocket: UdpSocketFactory;
+}
+
+export function createEgress(o: EgressOptions): Egress {
+  const ifs = o.interfaces ?? os.networkInterfaces;
+  const bind = (): EgressAddresses | undefined => (o.interface ? interfaceAddresses(o.interface, ifs) : undefined);
+  return {
+    dial: async (req) => {
+      const b = bind();
+      if (b && !b.ipv4 && !b.ipv6) throw proxyError('PP_ERR_PROXY_NETWORK_UNREACHABLE', { host: req.host, port: req.port });
+      const dial = createPolicyDialer({ policy: currentPolicy(o), resolve: o.resolve, bindAddress: b, connectTimeoutMs: o.connectTimeoutMs });
+      return dial(req);
+    },
+    resolveUdp: (host) => createPolicyResolver({ policy: currentPolicy(o), resolve: o.resolve })(host),
+    createUdpSocket: (type) => {
+      const s = dgram.createSocket(type);
+      const b = bind();
+      const addr = type === 'udp6' ? b?.ipv6 : b?.ipv4;
+      // Bind now to the egress address (port 0); without an egress interface send() binds implicitly.
+      if (addr) s.bind({ address: addr, port: 0, exclusive: true });
+      return s;
+    },
+  };
+}

@@ -1,0 +1,318 @@
+// The device side of the tunnel: the protocol Initiator (sans-IO) driven over UDP, or TCP with a
+// 2-byte length prefix on the same port when UDP does not get through.
+//
+//   TUN packet -> sendPacket -> Initiator.seal -> UDP | TCP -> relay
+//   relay -> UDP | TCP -> Initiator.receive -> packet (-> TUN) | message (-> commands/control)
+//   every tickMs: Initiator.tick (handshakes, keepalives, 30 s dead peer)
+//                 TransportPolicy (UDP -> TCP fallback, periodic UDP retry)
+//                 Liveness (probe a silent relay; re-handshake when it stays silent: relay restart)
+//
+// Our own address changing (rotation, Wi-Fi <-> cellular) needs nothing: the UDP socket is not
+// bound to an address, the kernel picks the new source, and the relay follows the newest
+// authenticated frame (docs/protocol.md §10). A TCP connection that dies with the old address is
+// reconnected with back-off.
+import { EventEmitter } from 'node:events';
+import * as dgram from 'node:dgram';
+import * as net from 'node:net';
+import { lookup } from 'node:dns/promises';
+import type { Logger } from 'pino';
+import {
+  createInitiator, encodeTcpFrame, FRAME_TRANSPORT, TcpFrameDecoder,
+  type Initiator, type InitiatorEvent, type JsonMessage, type TunnelTimers,
+} from '@pocketproxy/protocol';
+import { TransportPolicy, type Transport, type TransportPolicyOptions } from './transport-policy.js';
+import { Liveness, type LivenessOptions } from './liveness.js';
+import { icmpEcho } from './probe.js';
+
+export interface TunnelClientOptions {
+  relayHost: string;
+  relayPort: number;
+  relayPublicKey: Buffer;
+  privateKey: Buffer;
+  psk: Buffer;
+  /** ICMP echo probe addresses (our vpn_ip → the relay's tunnel address); no probes without it. */
+  probe?: { src: string; dst: string };
+  timers?: Partial<TunnelTimers>;
+  policy?: TransportPolicyOptions;
+  liveness?: LivenessOptions;
+  tickMs?: number;
+  now?: () => number;
+  resolve?: (host: string) => Promise<{ address: string; family: 4 | 6 }>;
+  logger: Logger;
+  onPacket?: (packet: Buffer) => void;
+  onMessage?: (message: JsonMessage) => void;
+}
+
+export interface TunnelStats {
+  transport: Transport;
+  established: boolean;
+  handshakes: number;
+  restarts: number;
+  fallbacks: number;
+  framesIn: { udp: number; tcp: number };
+  framesOut: { udp: number; tcp: number };
+  dropped: number;
+  tcpConnects: number;
+}
+
+export type TunnelClientEvents = {
+  established: [{ transport: Transport; handshakeMs: number; rekey: boolean }];
+  down: [{ reason: 'dead' | 'restart' | 'expired' }];
+  transport: [{ transport: Transport }];
+};
+
+const defaultResolve = async (host: string) => {
+  const r = await lookup(host, { verbatim: true });
+  return { address: r.address, family: (r.family === 6 ? 6 : 4) as 4 | 6 };
+};
+
+export class TunnelClient extends EventEmitter<TunnelClientEvents> {
+  readonly initiator: Initiator;
+  readonly policy: TransportPolicy;
+  readonly liveness: Liveness;
+  private readonly now: () => number;
+  private readonly log: Logger;
+  private udp: dgram.Socket | undefined;
+  private tcp: net.Socket | undefined;
+  private tcpReady = false;
+  private tcpRetryTimer: NodeJS.Timeout | undefined;
+  private tcpBackoffMs = 500;
+  private ticker: NodeJS.Timeout | undefined;
+  private relayAddr: { address: string; family: 4 | 6 } | undefined;
+  private running = false;
+  private probeSeq = 0;
+  private readonly stats_: TunnelStats;
+
+  constructor(private readonly o: TunnelClientOptions) {
+    super();
+    this.now = o.now ?? Date.now;
+    this.log = o.logger.child({ subsys: 'tunnel' });
+    this.initiator = createInitiator({ privateKey: o.privateKey, responderPublicKey: o.relayPublicKey, psk: o.psk, timers: o.timers, onEvent: (e) => this.onInitiatorEvent(e) });
+    this.policy = new TransportPolicy(o.policy, this.now());
+    this.liveness = new Liveness(o.liveness);
+    this.stats_ = { transport: 'udp', established: false, handshakes: 0, restarts: 0, fallbacks: 0, framesIn: { udp: 0, tcp: 0 }, framesOut: { udp: 0, tcp: 0 }, dropped: 0, tcpConnects: 0 };
+  }
+
+  get established(): boolean {
+    return this.initiator.state === 'established';
+  }
+
+  get transport(): Transport {
+    return this.policy.mode;
+  }
+
+  stats(): TunnelStats {
+    return { ...this.stats_, transport: this.policy.mode, established: this.established, restarts: this.liveness.restarts, framesIn: { ...this.stats_.framesIn }, framesOut: { ...this.stats_.framesOut } };
+  }
+
+  async start(): Promise<void> {
+    this.running = true;
+    this.relayAddr = await (this.o.resolve ?? defaultResolve)(this.o.relayHost);
+    this.openUdp();
+    this.ticker = setInterval(() => this.tick(), this.o.tickMs ?? 250);
+    this.tick();
+  }
+
+  async stop(): Promise<void> {
+    this.running = false;
+    if (this.ticker) clearInterval(this.ticker);
+    if (this.tcpRetryTimer) clearTimeout(this.tcpRetryTimer);
+    this.tcp?.destroy();
+    this.tcp = undefined;
+    const u = this.udp;
+    this.udp = undefined;
+    if (u) await new Promise<void>((r) => { try { u.close(() => r()); } catch { r(); } });
+  }
+
+  /** Seals and sends an IP packet from the TUN (queued by the initiator while connecting). */
+  sendPacket(packet: Buffer): void {
+    const now = this.now();
+    const f = this.initiator.sendPacket(packet, now);
+    if (f) this.sendFrame(f, now);
+  }
+
+  sendMessage(message: JsonMessage): void {
+    const now = this.now();
+    const f = this.initiator.sendMessage(message, now);
+    if (f) this.sendFrame(f, now);
+  }
+
+  /** Timer work; public so tests can drive it. */
+  tick(): void {
+    if (!this.running) return;
+    const now = this.now();
+    const act = this.policy.tick(now);
+    if (act.switchTo) this.onSwitch(act.switchTo, 'no handshake response');
+    for (const f of this.initiator.tick(now)) this.sendFrame(f, now);
+    if (this.established) {
+      const l = this.liveness.tick(now);
+      if (l === 'probe') this.probe(now, this.policy.mode);
+      else if (l === 'restart') {
+        this.log.warn({ transport: this.policy.mode, slow: this.liveness.slow }, 'relay silent: re-handshaking (relay restart?)');
+        this.sessionLost(now, 'restart');
+        for (const f of this.initiator.tick(now)) this.sendFrame(f, now);
+      }
+      if (act.probeUdp) this.probe(now, 'udp');
+    }
+  }
+
+  private probe(now: number, via: Transport): void {
+    const p = this.o.probe;
+    const f = p ? this.initiator.sendPacket(icmpEcho(p.src, p.dst, 0x5050, ++this.probeSeq), now) : this.initiator.sendMessage({ kind: 'control', control: { type: 'ping' } }, now);
+    if (f) this.sendFrame(f, now, via);
+  }
+
+  private sessionLost(now: number, reason: 'dead' | 'restart' | 'expired'): void {
+    if (reason === 'restart') this.initiator.reset();
+    this.policy.onSessionLost(now);
+    this.emit('down', { reason });
+    // The relay's name may point elsewhere now (failover); refresh it in the background.
+    void (this.o.resolve ?? defaultResolve)(this.o.relayHost).then((a) => { if (this.running) this.relayAddr = a; }, () => {});
+  }
+
+  private onInitiatorEvent(e: InitiatorEvent): void {
+    if (e.type === 'handshake_sent') {
+      this.stats_.handshakes++;
+      this.log.debug({ reason: e.reason, attempt: e.attempt, transport: this.policy.mode }, 'handshake sent');
+    } else if (e.type === 'peer_dead') {
+      this.log.warn({ silentMs: e.silentMs }, 'relay dead');
+      this.sessionLost(this.now(), 'dead');
+    } else if (e.type === 'session_expired') {
+      this.sessionLost(this.now(), 'expired');
+    } else if (e.type === 'established') {
+      this.log.info({ transport: this.policy.mode, handshakeMs: e.handshakeMs, rekey: e.rekey }, 'tunnel established');
+    }
+  }
+
+  private onSwitch(t: Transport, why: string): void {
+    this.stats_.fallbacks++;
+    this.log.info({ transport: t, why }, 'tunnel transport switched');
+    this.emit('transport', { transport: t });
+    if (t === 'tcp') {
+      this.ensureTcp();
+    } else {
+      this.closeTcp();
+    }
+    if (!this.established) {
+      // Start a fresh handshake on the new transport now rather than at the next 5 s retry.
+      this.initiator.reset();
+      if (t === 'udp') for (const f of this.initiator.tick(this.now())) this.sendFrame(f, this.now());
+    }
+  }
+
+  private sendFrame(frame: Buffer, now: number, via: Transport = this.policy.mode): void {
+    if (frame[0] === FRAME_TRANSPORT && this.established) this.liveness.onSent(now);
+    if (via === 'udp') {
+      const a = this.relayAddr;
+      if (!this.udp || !a) return;
+      this.stats_.framesOut.udp++;
+      this.udp.send(frame, this.o.relayPort, a.address, (err) => {
+        // ENETUNREACH etc. while the link is down during rotation: the next tick retries.
+        if (err) this.log.debug({ err: err.message }, 'udp send failed');
+      });
+      return;
+    }
+    if (this.tcp && this.tcpReady) {
+      this.stats_.framesOut.tcp++;
+      this.tcp.write(encodeTcpFrame(frame));
+    } else {
+      this.ensureTcp();
+    }
+  }
+
+  private onFrame(frame: Buffer, via: Transport): void {
+    const now = this.now();
+    this.stats_.framesIn[via]++;
+    const r = this.initiator.receive(frame, now);
+    if (r.kind === 'dropped') {
+      this.stats_.dropped++;
+      return;
+    }
+    const sw = this.policy.onAuthenticated(via, now);
+    if (sw) this.onSwitch(sw, 'udp answered again');
+    if (r.kind === 'established') {
+      this.policy.onEstablished(now);
+      this.liveness.onEstablished(now);
+      this.tcpBackoffMs = 500;
+      for (const f of r.send) this.sendFrame(f, now, via);
+      this.emit('established', { transport: via, handshakeMs: 0, rekey: false });
+      return;
+    }
+    this.liveness.onAuthenticated(now);
+    if (r.kind === 'packet') this.o.onPacket?.(r.packet);
+    else if (r.kind === 'message') this.o.onMessage?.(r.message);
+  }
+
+  private openUdp(): void {
+    const a = this.relayAddr!;
+    const s = dgram.createSocket(a.family === 6 ? 'udp6' : 'udp4');
+    s.on('message', (msg, rinfo) => {
+      // Only the relay's address:port; everything else is noise (and would fail auth anyway).
+      if (rinfo.port !== this.o.relayPort) return;
+      this.onFrame(msg, 'udp');
+    });
+    s.on('error', (e) => this.log.debug({ err: e.message }, 'udp socket error'));
+    this.udp = s;
+  }
+
+  private ensureTcp(): void {
+    if (!this.running || this.tcp || this.tcpRetryTimer || !this.relayAddr) return;
+    const s = net.connect({ host: this.relayAddr.address, port: this.o.relayPort, noDelay: true });
+    this.tcp = s;
+    this.tcpReady = false;
+    const decoder = new TcpFrameDecoder();
+    s.setKeepAlive(true, 15_000);
+    s.on('connect', () => {
+      this.tcpReady = true;
+      this.stats_.tcpConnects++;
+      this.log.info({ relay: `${this.relayAddr?.address}:${this.o.relayPort}` }, 'tcp connected');
+      if (this.policy.mode === 'tcp') {
+        if (!this.established) this.initiator.reset();
+        // Established: a keepalive moves the relay's endpoint to this connection; else a handshake.
+        for (const f of this.initiator.tick(this.now())) this.sendFrame(f, this.now(), 'tcp');
+        if (this.established) {
+          const f = this.initiator.sendMessage({ kind: 'control', control: { type: 'ping' } }, this.now());
+          if (f) this.sendFrame(f, this.now(), 'tcp');
+        }
+      }
+    });
+    s.on('data', (chunk: Buffer) => {
+      let frames: Buffer[];
+      try {
+        frames = decoder.push(chunk);
+      } catch (e) {
+        this.log.warn({ err: (e as Error).message }, 'tcp stream out of sync');
+        s.destroy();
+        return;
+      }
+      for (const f of frames) this.onFrame(f, 'tcp');
+    });
+    s.on('error', (e) => this.log.debug({ err: e.message }, 'tcp error'));
+    s.on('close', () => {
+      if (this.tcp !== s) return;
+      this.tcp = undefined;
+      this.tcpReady = false;
+      if (!this.running || this.policy.mode !== 'tcp') return;
+      const delay = this.tcpBackoffMs;
+      this.tcpBackoffMs = Math.min(30_000, this.tcpBackoffMs * 2);
+      this.tcpRetryTimer = setTimeout(() => {
+        this.tcpRetryTimer = undefined;
+        this.ensureTcp();
+      }, delay);
+    });
+  }
+
+  private closeTcp(): void {
+    if (this.tcpRetryTimer) clearTimeout(this.tcpRetryTimer);
+    this.tcpRetryTimer = undefined;
+    const s = this.tcp;
+    this.tcp = undefined;
+    this.tcpReady = false;
+    s?.end();
+    setTimeout(() => s?.destroy(), 2_000).unref();
+  }
+}
+
+export function createTunnelClient(o: TunnelClientOptions): TunnelClient {
+  return new TunnelClient(o);
+}
