@@ -93,7 +93,7 @@ export default function OverviewPage() {
                     <time dateTime={e.created_at}>{formatTime(e.created_at)}</time>
                     <Badge tone={eventTone(e.type)}>{eventLabel(e.type)}</Badge>
                     {e.device_id && (
-                      <Link href={`/devices/view/?id=${encodeURIComponent(e.device_id)}`} className="mono">
+                      <Link href={`/devices/view/?id=${encodeURIComponent(e.device_id)}`} className="mono" prefetch={false}>
                         {typeof e.data.name === 'string' ? e.data.name : e.device_id}
                       </Link>
                     )}

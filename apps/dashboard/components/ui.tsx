@@ -1,7 +1,7 @@
 'use client';
 // Small shared UI pieces: badges, live ages, copy buttons, dialogs, form fields, error banners.
-import { useEffect, useId, useRef, useState } from 'react';
-import { useNow } from '@/lib/clock';
+import { useEffect, useId, useLayoutEffect, useRef, useState } from 'react';
+import { trackAge, useNow } from '@/lib/clock';
 import { formatAge, formatTime, freshness } from '@/lib/format';
 import { ApiError } from '@/lib/api';
 
@@ -17,15 +17,19 @@ export function Badge({ tone, children, title }: { tone: 'ok' | 'warn' | 'bad' |
   );
 }
 
-/** "12s ago", coloured by freshness: green < 60 s, amber < 5 min, red beyond. */
+const ageFormat = (at: string | null | undefined, now: number): [string, string] => [formatAge(at, now), freshness(at, now)];
+
+/** "12s ago", coloured by freshness: green < 60 s, amber < 5 min, red beyond. Ticks every second. */
 export function Age({ at }: { at: string | null | undefined }) {
-  const now = useNow();
-  if (!now) return <span className="age">—</span>;
-  const f = freshness(at, now);
+  const ref = useRef<HTMLSpanElement>(null);
+  useLayoutEffect(() => {
+    const el = ref.current;
+    return el ? trackAge(el, { at, format: ageFormat }) : undefined;
+  }, [at]);
   return (
-    <span className={`age age-${f}`} title={at ? formatTime(at) : 'never seen'}>
+    <span ref={ref} className="age" title={at ? formatTime(at) : 'never seen'}>
       <span className="dot" aria-hidden="true" />
-      {formatAge(at, now)}
+      <span />
     </span>
   );
 }

@@ -16,7 +16,7 @@ const rid = (p) => `${p}_${(Date.now().toString(36) + (seq++).toString(36) + 'ab
 
 const relays = [{ id: 'rly_main0000001', name: 'main', host: '203.0.113.10', tunnel_port: 1194, push_url: 'http://127.0.0.1:8081', public_key: 'q83vEjRWeJCrze8SNFZ4kKvN7xI0VniQq83vEjRWeJA=', enabled: true, devices_online: 0, created_at: now() }];
 const carriers = ['Vodafone', 'Telekom', 'O2', 'T-Mobile US'];
-const devices = Array.from({ length: 24 }, (_, i) => {
+const devices = Array.from({ length: Number(process.env.MOCK_DEVICES ?? 24) }, (_, i) => {
   const online = i % 5 !== 3;
   return {
     id: `dev_${String(i).padStart(12, '0')}`,

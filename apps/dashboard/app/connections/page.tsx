@@ -217,7 +217,7 @@ function ConnectionsInner() {
                       )}
                     </td>
                     <td>
-                      <Link className="nowrap" href={`/devices/view/?id=${encodeURIComponent(c.device_id)}`}>
+                      <Link className="nowrap" href={`/devices/view/?id=${encodeURIComponent(c.device_id)}`} prefetch={false}>
                         {dev?.name ?? c.device_id}
                       </Link>
                       <div>

@@ -109,12 +109,12 @@ export default function CustomersPage() {
                   <td>{c.name}</td>
                   <td>{c.email ?? <span className="muted">—</span>}</td>
                   <td>
-                    <Link href={`/connections/?customer_id=${encodeURIComponent(c.id)}`}>{c.connections}</Link>
+                    <Link href={`/connections/?customer_id=${encodeURIComponent(c.id)}`} prefetch={false}>{c.connections}</Link>
                   </td>
                   <td className="small">{c.notes}</td>
                   <td className="small nowrap">{formatTime(c.created_at)}</td>
                   <td className="actions-cell">
-                    <Link className="btn btn-small" href={`/connections/?customer_id=${encodeURIComponent(c.id)}&new=1`}>
+                    <Link className="btn btn-small" href={`/connections/?customer_id=${encodeURIComponent(c.id)}&new=1`} prefetch={false}>
                       Add connection
                     </Link>
                     <button type="button" className="btn btn-small" onClick={() => setEditing(c)}>

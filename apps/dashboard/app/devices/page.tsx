@@ -1,7 +1,7 @@
 'use client';
 import Link from 'next/link';
 import { useSearchParams } from 'next/navigation';
-import { Suspense, useEffect, useMemo, useRef, useState } from 'react';
+import { memo, Suspense, useCallback, useEffect, useMemo, useRef, useState } from 'react';
 import { api, errorMessage, mapLimit } from '@/lib/api';
 import { applyPatch, devicePatchFromEvent, portRange, type DevicePatch } from '@/lib/devices';
 import { formatSignal, signalLevel } from '@/lib/format';
@@ -30,6 +30,38 @@ function listPath(status: StatusFilter, q: string) {
   const s = p.toString();
   return `/api/devices${s ? `?${s}` : ''}`;
 }
+
+/** One row; memoised so a live batch re-renders only the devices it touched. */
+const DeviceRow = memo(function DeviceRow({ d, selected, relay, onToggle }: { d: Device; selected: boolean; relay: string; onToggle: (id: string) => void }) {
+  return (
+    <tr className={selected ? 'selected' : undefined}>
+      <td>
+        <input type="checkbox" aria-label={`Select ${d.name}`} checked={selected} onChange={() => onToggle(d.id)} />
+      </td>
+      <td>
+        <Link href={`/devices/view/?id=${encodeURIComponent(d.id)}`} prefetch={false}>
+          {d.name}
+        </Link>
+      </td>
+      <td>
+        <StatusBadge status={d.status} />
+      </td>
+      <td>
+        <Age at={d.last_seen_at} />
+      </td>
+      <td className="mono">{d.current_ip ?? '—'}</td>
+      <td>{d.metrics.carrier ?? '—'}</td>
+      <td>{d.metrics.network_type ?? '—'}</td>
+      <td className={`nowrap sig-${signalLevel(d.metrics.signal)}`}>{formatSignal(d.metrics.signal)}</td>
+      <td className="nowrap">
+        {d.metrics.battery === null ? '—' : `${d.metrics.battery}%`}
+        {d.metrics.charging ? <span title="charging" aria-label="charging"> ⚡</span> : ''}
+      </td>
+      <td>{relay}</td>
+      <td className="mono nowrap">{portRange(d)}</td>
+    </tr>
+  );
+});
 
 function DevicesInner() {
   const params = useSearchParams();
@@ -117,13 +149,16 @@ function DevicesInner() {
   }, [rows]);
 
   const allSelected = rows.length > 0 && rows.every((r) => selected.has(r.id));
-  const toggle = (id: string) =>
-    setSelected((prev) => {
-      const next = new Set(prev);
-      if (next.has(id)) next.delete(id);
-      else next.add(id);
-      return next;
-    });
+  const toggle = useCallback(
+    (id: string) =>
+      setSelected((prev) => {
+        const next = new Set(prev);
+        if (next.has(id)) next.delete(id);
+        else next.add(id);
+        return next;
+      }),
+    [],
+  );
 
   async function rotateSelected() {
     const targets = rows.filter((r) => selected.has(r.id));
@@ -239,30 +274,7 @@ function DevicesInner() {
             </thead>
             <tbody>
               {rows.map((d) => (
-                <tr key={d.id} className={selected.has(d.id) ? 'selected' : undefined}>
-                  <td>
-                    <input type="checkbox" aria-label={`Select ${d.name}`} checked={selected.has(d.id)} onChange={() => toggle(d.id)} />
-                  </td>
-                  <td>
-                    <Link href={`/devices/view/?id=${encodeURIComponent(d.id)}`}>{d.name}</Link>
-                  </td>
-                  <td>
-                    <StatusBadge status={d.status} />
-                  </td>
-                  <td>
-                    <Age at={d.last_seen_at} />
-                  </td>
-                  <td className="mono">{d.current_ip ?? '—'}</td>
-                  <td>{d.metrics.carrier ?? '—'}</td>
-                  <td>{d.metrics.network_type ?? '—'}</td>
-                  <td className={`nowrap sig-${signalLevel(d.metrics.signal)}`}>{formatSignal(d.metrics.signal)}</td>
-                  <td className="nowrap">
-                    {d.metrics.battery === null ? '—' : `${d.metrics.battery}%`}
-                    {d.metrics.charging ? <span title="charging" aria-label="charging"> ⚡</span> : ''}
-                  </td>
-                  <td>{d.relay_id ? (relayName.get(d.relay_id) ?? d.relay_id) : '—'}</td>
-                  <td className="mono nowrap">{portRange(d)}</td>
-                </tr>
+                <DeviceRow key={d.id} d={d} selected={selected.has(d.id)} relay={d.relay_id ? (relayName.get(d.relay_id) ?? d.relay_id) : '—'} onToggle={toggle} />
               ))}
             </tbody>
           </table>
