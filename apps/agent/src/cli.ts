@@ -1,0 +1,129 @@
+// Command-line parsing and help for `pocketproxy-agent pair|run`. Pure: argv in, a frozen config
+// (or usage error listing every problem) out; main.ts does the I/O.
+import { parseArgs } from 'node:util';
+import { agentError } from './errors.js';
+import { DEFAULT_STATE_DIR } from './state.js';
+import type { RunConfig } from './agent.js';
+import type { DriverName } from './ops/rotation.js';
+
+export const HELP = {
+  main: `Usage: pocketproxy-agent <command> [options]
+
+Device side of PocketProxy: tunnel client, HTTP/SOCKS5 proxies, heartbeat, commands.
+
+Commands:
+  pair    pair this device with a relay using a pairing code
+  run     run the agent (needs root: creates a TUN device)
+
+Run "pocketproxy-agent <command> --help" for the options of a command.
+`,
+  pair: `Usage: pocketproxy-agent pair --server URL --code CODE [--state-dir DIR] [--name NAME]
+
+Pairs this device and writes <state-dir>/state.json (mode 0600).
+
+Options:
+  --server URL      the PocketProxy API, e.g. https://proxy.example.com
+  --code CODE       pairing code from the dashboard
+  --state-dir DIR   where to keep the device identity (default ${DEFAULT_STATE_DIR})
+  --name NAME       device name shown in the dashboard (default: host name)
+  -h, --help        show this help
+`,
+  run: `Usage: pocketproxy-agent run [options]
+
+Opens the tunnel to the relay and serves customers on the tunnel address
+(HTTP :8080, SOCKS5 :1080 tcp+udp, UDP relay :1081).
+
+Options:
+  --state-dir DIR                 state directory (default ${DEFAULT_STATE_DIR})
+  --egress-interface IF           customer traffic leaves by IF (e.g. wwan0); default: default route
+  --tunnel-interface IF           TUN device name (default ppd0)
+  --rotate-driver DRIVER          command | android-root | modemmanager
+  --rotate-command CMD            for --rotate-driver command: run via /bin/sh -c
+  --airplane-seconds N            android-root: airplane mode duration (default 5)
+  --ip-echo-url URL               public address echo (default <server>/api/public/ip)
+  --allow-private-destinations    let customers reach private ranges (never the tunnel subnet or this device)
+  --close-on-rotate true|false    drop open customer connections after a rotation (default true)
+  --allow-reboot                  obey the reboot command
+  --log-level LEVEL               pino level (default info, or $LOG_LEVEL)
+  -h, --help                      show this help
+`,
+} as const;
+
+export type Parsed =
+  | { command: 'help'; text: string }
+  | { command: 'pair'; server: string; code: string; stateDir: string; name?: string; logLevel?: string }
+  | { command: 'run'; config: Readonly<RunConfig>; logLevel?: string };
+
+const DRIVERS: readonly DriverName[] = ['command', 'android-root', 'modemmanager'];
+
+export function parseCli(argv: readonly string[]): Parsed {
+  const [command, ...rest] = argv;
+  if (!command || command === '-h' || command === '--help' || command === 'help') return { command: 'help', text: HELP.main };
+  if (command === 'pair') {
+    const { values } = parse(rest, {
+      server: { type: 'string' }, code: { type: 'string' }, 'state-dir': { type: 'string' }, name: { type: 'string' }, 'log-level': { type: 'string' }, help: { type: 'boolean', short: 'h' },
+    });
+    if (values.help) return { command: 'help', text: HELP.pair };
+    const problems: string[] = [];
+    if (!values.server) problems.push('--server is required');
+    else if (!/^https?:\/\/[^\s]+$/.test(values.server as string)) problems.push('--server must be an http(s) URL');
+    if (!values.code) problems.push('--code is required');
+    usage(problems, HELP.pair);
+    return { command: 'pair', server: values.server as string, code: values.code as string, stateDir: (values['state-dir'] as string | undefined) ?? DEFAULT_STATE_DIR, name: values.name as string | undefined, logLevel: values['log-level'] as string | undefined };
+  }
+  if (command === 'run') {
+    const { values } = parse(rest, {
+      'state-dir': { type: 'string' }, 'egress-interface': { type: 'string' }, 'tunnel-interface': { type: 'string' },
+      'rotate-driver': { type: 'string' }, 'rotate-command': { type: 'string' }, 'airplane-seconds': { type: 'string' },
+      'ip-echo-url': { type: 'string' }, 'allow-private-destinations': { type: 'boolean' }, 'close-on-rotate': { type: 'string' },
+      'allow-reboot': { type: 'boolean' }, 'log-level': { type: 'string' }, help: { type: 'boolean', short: 'h' },
+    });
+    if (values.help) return { command: 'help', text: HELP.run };
+    const problems: string[] = [];
+    const ifname = /^[A-Za-z0-9_.-]{1,15}$/;
+    const tunName = (values['tunnel-interface'] as string | undefined) ?? 'ppd0';
+    if (!ifname.test(tunName)) problems.push('--tunnel-interface must be a 1-15 character interface name');
+    const egress = values['egress-interface'] as string | undefined;
+    if (egress !== undefined && !ifname.test(egress)) problems.push('--egress-interface must be a 1-15 character interface name');
+    let driver = values['rotate-driver'] as DriverName | undefined;
+    const rotateCommand = values['rotate-command'] as string | undefined;
+    if (driver === undefined && rotateCommand) driver = 'command';
+    if (driver !== undefined && !DRIVERS.includes(driver)) problems.push(`--rotate-driver must be one of ${DRIVERS.join(', ')}`);
+    if (driver === 'command' && !rotateCommand) problems.push('--rotate-driver command needs --rotate-command');
+    const close = (values['close-on-rotate'] as string | undefined) ?? 'true';
+    if (close !== 'true' && close !== 'false') problems.push('--close-on-rotate must be true or false');
+    const airplane = Number((values['airplane-seconds'] as string | undefined) ?? 5);
+    if (!Number.isFinite(airplane) || airplane < 0 || airplane > 600) problems.push('--airplane-seconds must be 0-600');
+    const echo = values['ip-echo-url'] as string | undefined;
+    if (echo !== undefined && !/^https?:\/\/[^\s]+$/.test(echo)) problems.push('--ip-echo-url must be an http(s) URL');
+    usage(problems, HELP.run);
+    const config: RunConfig = {
+      stateDir: (values['state-dir'] as string | undefined) ?? DEFAULT_STATE_DIR,
+      egressInterface: egress,
+      tunnelInterface: tunName,
+      rotateDriver: driver,
+      rotateCommand,
+      ipEchoUrl: echo,
+      allowPrivateDestinations: Boolean(values['allow-private-destinations']),
+      closeOnRotate: close === 'true',
+      allowReboot: Boolean(values['allow-reboot']),
+      airplaneSeconds: airplane,
+    };
+    return { command: 'run', config: Object.freeze(config), logLevel: values['log-level'] as string | undefined };
+  }
+  throw agentError('PP_ERR_AGENT_USAGE', { reason: `unknown command "${command}"\n\n${HELP.main}` });
+}
+
+type Spec = NonNullable<Parameters<typeof parseArgs>[0]>['options'];
+
+function parse(args: readonly string[], options: Spec): { values: Record<string, string | boolean | undefined> } {
+  try {
+    return parseArgs({ args: [...args], options, strict: true, allowPositionals: false }) as { values: Record<string, string | boolean | undefined> };
+  } catch (e) {
+    throw agentError('PP_ERR_AGENT_USAGE', { reason: (e as Error).message });
+  }
+}
+
+function usage(problems: string[], help: string): void {
+  if (problems.length) throw agentError('PP_ERR_AGENT_USAGE', { reason: `${problems.join('\n')}\n\n${help}` });
+}

@@ -1,0 +1,54 @@
+// pocketproxy-agent entry point: parse arguments, build, start, handle signals. Nothing else.
+import { isPPError } from '@pocketproxy/errors';
+import { configureTun, execRunner, openTun } from '@pocketproxy/tun';
+import { parseCli } from './cli.js';
+import { createLogger } from './log.js';
+import { pairDevice } from './pair.js';
+import { createAgent } from './agent.js';
+
+async function main(argv: string[]): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseCli(argv);
+  } catch (e) {
+    process.stderr.write(`pocketproxy-agent: ${(e as Error).message}\n`);
+    return 2;
+  }
+  if (parsed.command === 'help') {
+    process.stdout.write(parsed.text);
+    return 0;
+  }
+  const logger = createLogger({ level: parsed.logLevel });
+  if (parsed.command === 'pair') {
+    const { state, path } = await pairDevice({ server: parsed.server, code: parsed.code, stateDir: parsed.stateDir, name: parsed.name });
+    logger.info({ deviceId: state.device_id, path, relay: `${state.relay.host}:${state.relay.port}` }, 'paired');
+    process.stdout.write(`paired as ${state.device_id}; state written to ${path}\n`);
+    return 0;
+  }
+  const agent = createAgent(parsed.config, {
+    logger,
+    openTun: (name, mtu) => openTun({ name, maxPacket: Math.max(mtu, 1500) + 64 }),
+    configureTun: (cfg) => configureTun(cfg, execRunner),
+  });
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, 'stopping');
+    const force = setTimeout(() => process.exit(1), 10_000);
+    force.unref();
+    agent.stop().then(() => process.exit(0), () => process.exit(1));
+  };
+  process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  await agent.start();
+  return -1; // keep running
+}
+
+main(process.argv.slice(2)).then(
+  (code) => { if (code >= 0) process.exit(code); },
+  (e) => {
+    process.stderr.write(`pocketproxy-agent: ${isPPError(e) ? `${e.code}: ${e.message}` : (e as Error).stack ?? String(e)}\n`);
+    process.exit(1);
+  },
+);
