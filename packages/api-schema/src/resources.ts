@@ -230,3 +230,25 @@ export const UsagePoint = z.object({ t: Timestamp, bytes_in: z.number().int(), b
 // ---- websocket events ----
 export const WsEventType = z.enum(['device_connected', 'device_disconnected', 'heartbeat', 'command_updated', 'ip_changed', 'device_paired', 'device_updated', 'connection_updated']);
 export const WsEvent = z.object({ type: WsEventType, data: z.record(z.string(), z.unknown()), at: Timestamp });
+
+// ---- webhooks ----
+export const WebhookEvent = z.enum(['device_connected', 'device_disconnected', 'device_paired', 'ip_changed', 'command_failed']);
+export const WebhookId = z.string().regex(/^whk_[0-9a-zA-Z]{10,40}$/, 'must be an id starting with whk_');
+export const Webhook = z.object({
+  id: WebhookId,
+  url: z.string(),
+  events: z.array(WebhookEvent),
+  enabled: z.boolean(),
+  created_at: Timestamp,
+  secret: z.string().optional().describe('only in the answer to POST: the HMAC key for x-pocketproxy-signature'),
+});
+export const WebhookCreate = z.strictObject({
+  url: z
+    .string()
+    .max(2000)
+    .url('must be a URL')
+    .refine((u) => /^https?:\/\//i.test(u), 'must be an http or https URL'),
+  events: z.array(WebhookEvent).min(1).max(16).default(['device_connected', 'device_disconnected']),
+  secret: z.string().min(16, 'must be at least 16 characters').max(256).optional().describe('generated when not given'),
+  enabled: z.boolean().default(true),
+});

@@ -11,6 +11,7 @@ import { fleetRoutes } from './routes/fleet.js';
 import { salesRoutes } from './routes/sales.js';
 import { deviceRoutes } from './routes/device.js';
 import { internalRoutes } from './routes/internal.js';
+import { webhookRoutes } from './routes/webhooks.js';
 import { installWs } from './ws.js';
 import { createMetrics } from './metrics.js';
 import { buildOpenApi } from './openapi.js';
@@ -78,6 +79,7 @@ export async function createApi(ctx: Ctx, opts: ApiOptions = {}): Promise<Fastif
     },
     () => metrics.heartbeats.inc(),
   );
+  webhookRoutes(r, ctx);
   internalRoutes(r, ctx);
 
   app.get('/healthz', async (_req, reply) => {
