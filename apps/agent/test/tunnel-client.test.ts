@@ -1,0 +1,100 @@
+// The tunnel client against a real protocol Responder on 127.0.0.1 (real UDP / TCP sockets).
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { createTunnelClient, type TunnelClient } from '../src/tunnel/client.js';
+import { icmpEcho } from '../src/tunnel/probe.js';
+import { startFakeRelay, type FakeRelay } from './fake-relay.js';
+import { logger, waitFor } from './helpers.js';
+
+const closers: Array<() => Promise<void>> = [];
+after(async () => { for (const c of closers.reverse()) await c(); });
+
+function client(relay: FakeRelay, extra: Partial<Parameters<typeof createTunnelClient>[0]> = {}): { c: TunnelClient; got: Buffer[] } {
+  const got: Buffer[] = [];
+  const c = createTunnelClient({
+    relayHost: '127.0.0.1', relayPort: relay.port, relayPublicKey: relay.keys.publicKey, privateKey: relay.device.privateKey, psk: relay.psk,
+    probe: { src: '192.168.255.7', dst: '192.168.255.1' }, logger, tickMs: 50, onPacket: (p) => got.push(Buffer.from(p)), ...extra,
+  });
+  closers.push(() => c.stop());
+  return { c, got };
+}
+
+test('UDP: handshake, packets both ways, pushed messages', async () => {
+  const relay = await startFakeRelay();
+  closers.push(() => relay.close());
+  const msgs: unknown[] = [];
+  const { c, got } = client(relay, { onMessage: (m) => msgs.push(m) });
+  await c.start();
+  await waitFor(() => c.established, 3000);
+  assert.equal(c.transport, 'udp');
+  const pkt = icmpEcho('192.168.255.7', '203.0.113.10', 1, 1);
+  c.sendPacket(pkt);
+  await waitFor(() => got.some((p) => p.equals(pkt)), 2000);
+  assert.ok(relay.packets.some((p) => p.equals(pkt)));
+  assert.ok(relay.push({ kind: 'command', command: { id: 'cmd_abcdefghij', type: 'rotate_ip', payload: {} } }));
+  await waitFor(() => msgs.length === 1, 2000);
+  c.sendMessage({ kind: 'ack', ack: { id: 'cmd_abcdefghij', status: 'received' } });
+  await waitFor(() => relay.messages.length === 1, 2000);
+  assert.equal(c.stats().framesOut.tcp, 0);
+});
+
+test('TCP fallback when the relay only listens on TCP', async () => {
+  const relay = await startFakeRelay({ udp: false, tcp: true });
+  closers.push(() => relay.close());
+  const { c, got } = client(relay, { policy: { fallbackAfterMs: 1000 }, timers: { rekeyTimeoutMs: 500 } });
+  const t0 = Date.now();
+  await c.start();
+  await waitFor(() => c.established, 5000);
+  const ms = Date.now() - t0;
+  assert.equal(c.transport, 'tcp');
+  assert.ok(ms >= 900, `fell back after ${ms} ms`);
+  const pkt = icmpEcho('192.168.255.7', '203.0.113.10', 2, 2);
+  c.sendPacket(pkt);
+  await waitFor(() => got.some((p) => p.equals(pkt)), 2000);
+  assert.ok(c.stats().tcpConnects >= 1);
+});
+
+test('back to UDP when UDP works again (periodic UDP retry while on TCP)', async () => {
+  const relay = await startFakeRelay({ udp: true, tcp: true });
+  closers.push(() => relay.close());
+  relay.silent = true; // nothing answers at first: forces the fallback to TCP
+  const { c } = client(relay, { policy: { fallbackAfterMs: 600, udpRetryMs: 800 }, timers: { rekeyTimeoutMs: 300 } });
+  await c.start();
+  await waitFor(() => c.transport === 'tcp', 3000);
+  relay.silent = false;
+  await waitFor(() => c.established, 5000);
+  await waitFor(() => c.transport === 'udp', 5000);
+});
+
+test('relay restart (sessions forgotten, silent): tunnel back within 5 s with default liveness timers', async () => {
+  const relay = await startFakeRelay();
+  closers.push(() => relay.close());
+  const { c, got } = client(relay);
+  await c.start();
+  await waitFor(() => c.established, 3000);
+  let downs = 0;
+  c.on('down', () => downs++);
+  let ups = 0;
+  c.on('established', () => ups++);
+  relay.restart();
+  const t0 = Date.now();
+  await waitFor(() => ups > 0, 8000);
+  const ms = Date.now() - t0;
+  assert.ok(ms <= 5500, `back after ${ms} ms`);
+  assert.equal(downs, 1);
+  const pkt = icmpEcho('192.168.255.7', '203.0.113.10', 3, 3);
+  c.sendPacket(pkt);
+  await waitFor(() => got.some((p) => p.equals(pkt)), 2000);
+  console.log(`relay restart: tunnel back after ${ms} ms`);
+});
+
+test('a relay that never answers probes does not cause endless re-handshakes', async () => {
+  const relay = await startFakeRelay({ echo: false });
+  closers.push(() => relay.close());
+  const { c } = client(relay, { liveness: { probeIdleMs: 100, replyTimeoutMs: 150, slowTimeoutMs: 10_000 } });
+  await c.start();
+  await waitFor(() => c.established, 3000);
+  await new Promise((r) => setTimeout(r, 2500));
+  assert.ok(c.liveness.slow, 'switched to the slow window');
+  assert.ok(c.liveness.restarts <= 3, `restarts ${c.liveness.restarts}`);
+});
