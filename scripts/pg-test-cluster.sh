@@ -8,12 +8,15 @@ as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
 case "$cmd" in
   start)
     port=${3:-55432}
+    # Tests trade durability for speed; `durable` keeps PostgreSQL's defaults (benchmarks).
+    tuning="-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+    [ "${4:-}" = durable ] && tuning=
     mkdir -p "$dir"; [ "$(id -u)" = 0 ] && chown postgres:postgres "$dir"
     if [ ! -f "$dir/PG_VERSION" ]; then
       as_pg "$bin/initdb" -D "$dir" -U postgres -A trust --no-sync >/dev/null
     fi
     as_pg "$bin/pg_ctl" -D "$dir" -l "$dir/server.log" -w -t 60 \
-      -o "-c listen_addresses=127.0.0.1 -p $port -k /tmp -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200" start >/dev/null
+      -o "-c listen_addresses=127.0.0.1 -p $port -k /tmp $tuning -c max_connections=200" start >/dev/null
     echo "postgres://postgres@127.0.0.1:$port/postgres"
     ;;
   stop)

@@ -11,7 +11,8 @@ function wrap(q: { query: (sql: string, params?: unknown[]) => Promise<{ rows: u
   return {
     async query<T>(sql: string, params?: unknown[]) {
       const r = await q.query(sql, params);
-      return { rows: r.rows as T[], rowCount: r.affectedRows ?? r.rows.length };
+      // PGlite reports affectedRows 0 for a SELECT; rowCount means "rows touched or returned" here as in pg.
+      return { rows: r.rows as T[], rowCount: Math.max(r.affectedRows ?? 0, r.rows.length) };
     },
   };
 }
@@ -36,6 +37,7 @@ export async function openPglite(dataDir: string | null): Promise<Db> {
   return {
     kind: 'pglite',
     query: base.query,
+    queryRelaxed: base.query,
     tx: (fn) => pg.transaction((t) => fn(wrap(t))),
     async listen(channel, onPayload) {
       const unsub = await pg.listen(channel, onPayload);

@@ -15,6 +15,8 @@ export async function openPostgres(url: string, opts: { max?: number } = {}): Pr
     await pool.end().catch(() => {});
     throw dbError('PP_ERR_DB_CONNECT', { reason: (e as Error).message }, { cause: e });
   }
+  const relaxed = new pg.Pool({ connectionString: url, max: Math.max(2, Math.ceil((opts.max ?? 10) / 2)), options: '-c synchronous_commit=off' });
+  relaxed.on('error', () => {});
   const q: Queryable = {
     async query<T>(sql: string, params?: unknown[]) {
       const r = await pool.query(sql, params as unknown[]);
@@ -26,6 +28,10 @@ export async function openPostgres(url: string, opts: { max?: number } = {}): Pr
   return {
     kind: 'postgres',
     query: q.query,
+    async queryRelaxed<T>(sql: string, params?: unknown[]) {
+      const r = await relaxed.query(sql, params as unknown[]);
+      return { rows: r.rows as T[], rowCount: r.rowCount ?? 0 };
+    },
     async tx(fn) {
       const c = await pool.connect();
       try {
@@ -67,6 +73,7 @@ export async function openPostgres(url: string, opts: { max?: number } = {}): Pr
     },
     async close() {
       await listener?.end().catch(() => {});
+      await relaxed.end();
       await pool.end();
     },
   };

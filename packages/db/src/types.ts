@@ -5,6 +5,12 @@ export interface Queryable {
 
 export interface Db extends Queryable {
   readonly kind: 'pglite' | 'postgres';
+  /**
+   * For writes that may be lost in a crash without harm (heartbeat metrics, last-seen times): on
+   * PostgreSQL they run on connections with synchronous_commit off, so they do not wait for the WAL
+   * flush. Never for anything a user created or paid for.
+   */
+  queryRelaxed<T = Record<string, unknown>>(sql: string, params?: unknown[]): Promise<{ rows: T[]; rowCount: number }>;
   /** Runs fn in one transaction; a thrown error rolls it back. */
   tx<T>(fn: (q: Queryable) => Promise<T>): Promise<T>;
   /** Subscribe to NOTIFY on a channel; returns an unsubscribe function. */

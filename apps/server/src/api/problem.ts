@@ -42,6 +42,8 @@ function fromFastify(err: FastifyError): PPError | null {
     case 'FST_ERR_CTP_INVALID_JSON_BODY':
       return apiError('PP_ERR_API_BAD_JSON');
   }
+  // A unique constraint that a concurrent request won: the same answer as the checks before it give.
+  if ((err as { code?: string }).code === '23505') return apiError('PP_ERR_API_CONFLICT', { detail: 'it conflicts with an existing record (a name, username or port already in use)' });
   if (err instanceof SyntaxError || err.statusCode === 400) return apiError('PP_ERR_API_BAD_JSON');
   return null;
 }

@@ -61,23 +61,6 @@ export async function listCommands(q: Queryable, deviceId: string, limit: number
   return { items: r.rows.map(toCommand), total };
 }
 
-/**
- * Commands for a heartbeat: every pending one, and any sent but not acknowledged for two heartbeat
- * intervals (its push or response was lost); all marked sent. The device de-duplicates by id.
- */
-export async function takeForDelivery(q: Queryable, deviceId: string, now: Date, resendAfterS: number) {
-  const r = await q.query<Row>(
-    `UPDATE commands SET status = 'sent', sent_at = $2
-      WHERE device_id = $1 AND expires_at > $2
-        AND (status = 'pending' OR (status = 'sent' AND sent_at < $2::timestamptz - make_interval(secs => $3)))
-      RETURNING id, type, payload, created_at`,
-    [deviceId, now, resendAfterS],
-  );
-  return r.rows
-    .sort((a, b) => new Date(a.created_at as string).getTime() - new Date(b.created_at as string).getTime())
-    .map((c) => ({ id: c.id as string, type: c.type as string, payload: (c.payload ?? {}) as Record<string, unknown> }));
-}
-
 /** Moves a command on; returns undefined when it is already there. Rejects impossible moves. */
 export async function transition(ctx: Ctx, deviceId: string, cmdId: string, next: string, result: Record<string, unknown> | null): Promise<CommandView | undefined> {
   const now = ctx.clock.now();
