@@ -1,0 +1,210 @@
+// Unit tests: state file, CLI, verifiers, command de-dup, transport/liveness policies, heartbeat shape.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtemp, rm, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { Heartbeat } from '@pocketproxy/api-schema';
+import { readState, writeState, statePath, type AgentState } from '../src/state.js';
+import { parseCli, HELP } from '../src/cli.js';
+import { checkVerifier, makeVerifier, CredentialStore } from '../src/credentials.js';
+import { CommandDispatcher } from '../src/ops/commands.js';
+import { TransportPolicy } from '../src/tunnel/transport-policy.js';
+import { Liveness } from '../src/tunnel/liveness.js';
+import { buildHeartbeat } from '../src/ops/heartbeat.js';
+import { UsageMeter } from '../src/ops/usage.js';
+import { parseMmcli, readBattery } from '../src/ops/metrics.js';
+import { firstHost, icmpEcho, checksum } from '../src/tunnel/probe.js';
+import { currentPolicy } from '../src/proxy/egress.js';
+import { isForbiddenAddress } from '@pocketproxy/proxy';
+import { logger } from './helpers.js';
+
+const sample: AgentState = {
+  version: 1, server: 'http://relay.test:8080', device_id: 'dev_abcdefghij', auth_token: 'tok', private_key: 'k', public_key: 'p', psk: 's',
+  relay: { id: 'rly_abcdefghij', host: 'relay.test', port: 1194, public_key: null }, base_port: 30000, vpn_ip: '192.168.255.7', mtu: 1380,
+  subnet: '192.168.255.0/24', paired_at: new Date(0).toISOString(),
+};
+
+test('state file: round trip, mode 0600 in a 0700 directory, clear errors', async () => {
+  const root = await mkdtemp(join(tmpdir(), 'ppagent-'));
+  try {
+    const dir = join(root, 'state');
+    const old = process.umask(0o022);
+    try { await writeState(dir, sample); } finally { process.umask(old); }
+    assert.deepEqual(await readState(dir), sample);
+    assert.equal((await stat(statePath(dir))).mode & 0o777, 0o600);
+    assert.equal((await stat(dir)).mode & 0o777, 0o700);
+    await writeState(dir, { ...sample, vpn_ip: '192.168.255.9' });
+    assert.equal((await readState(dir)).vpn_ip, '192.168.255.9');
+    assert.equal((await stat(statePath(dir))).mode & 0o777, 0o600);
+    await assert.rejects(readState(join(root, 'nope')), { code: 'PP_ERR_AGENT_STATE_MISSING' });
+  } finally {
+    await rm(root, { recursive: true, force: true });
+  }
+});
+
+test('CLI: --help on each command, problems reported together', () => {
+  assert.equal(parseCli(['--help']).command, 'help');
+  assert.deepEqual(parseCli(['pair', '--help']), { command: 'help', text: HELP.pair });
+  assert.deepEqual(parseCli(['run', '-h']), { command: 'help', text: HELP.run });
+  assert.throws(() => parseCli(['pair']), (e: Error) => /--server is required/.test(e.message) && /--code is required/.test(e.message));
+  assert.throws(() => parseCli(['run', '--rotate-driver', 'bogus', '--close-on-rotate', 'maybe']), (e: Error) => /rotate-driver/.test(e.message) && /close-on-rotate/.test(e.message));
+  assert.throws(() => parseCli(['frobnicate']), { code: 'PP_ERR_AGENT_USAGE' });
+  const r = parseCli(['run', '--rotate-command', 'echo hi', '--egress-interface', 'wwan0', '--close-on-rotate', 'false', '--allow-private-destinations']);
+  assert.equal(r.command, 'run');
+  if (r.command === 'run') {
+    assert.equal(r.config.rotateDriver, 'command');
+    assert.equal(r.config.tunnelInterface, 'ppd0');
+    assert.equal(r.config.closeOnRotate, false);
+    assert.equal(r.config.allowPrivateDestinations, true);
+    assert.ok(Object.isFrozen(r.config));
+  }
+  // The real launcher, end to end.
+  const bin = fileURLToPath(new URL('../bin/pocketproxy-agent.js', import.meta.url));
+  for (const args of [['--help'], ['pair', '--help'], ['run', '--help']]) {
+    const p = spawnSync(process.execPath, [bin, ...args], { encoding: 'utf8', timeout: 30_000, env: { ...process.env, NODE_OPTIONS: '' } });
+    assert.equal(p.status, 0, p.stderr);
+    assert.match(p.stdout, /Usage: pocketproxy-agent/);
+  }
+  const bad = spawnSync(process.execPath, [bin, 'pair'], { encoding: 'utf8', timeout: 30_000, env: { ...process.env, NODE_OPTIONS: '' } });
+  assert.equal(bad.status, 2);
+  assert.match(bad.stderr, /--server is required/);
+});
+
+test('credential verifier: v1$salt$base64url(HMAC-SHA256(salt, password))', () => {
+  const v = makeVerifier('s3cret-pass', 'NaCl123');
+  assert.match(v, /^v1\$NaCl123\$[A-Za-z0-9_-]{43}$/);
+  assert.ok(checkVerifier('s3cret-pass', v));
+  assert.ok(!checkVerifier('s3cret-pasS', v));
+  assert.ok(!checkVerifier('s3cret-pass', v.replace('v1$', 'v2$')));
+  assert.ok(!checkVerifier('x', 'garbage'));
+  assert.ok(!checkVerifier('x', 'v1$salt$'));
+  const store = new CredentialStore();
+  store.replace('v1', [{ connection_id: 'con_aaaaaaaaaa', protocol: 'socks5', port: 30001, username: 'alice', verifier: v }]);
+  assert.deepEqual(store.authenticate('alice', 's3cret-pass'), { principal: 'con_aaaaaaaaaa', port: 30001, protocol: 'socks5' });
+  assert.equal(store.authenticate('alice', 'nope'), null);
+  assert.equal(store.authenticate('bob', 's3cret-pass'), null);
+});
+
+test('commands: one run per id across tunnel pushes and heartbeats; re-pushes are re-acked', async () => {
+  const runs: string[] = [];
+  const reports: Array<[string, string, unknown]> = [];
+  const acks: Array<[string, string]> = [];
+  const d = new CommandDispatcher({
+    handlers: {
+      config_update: async (p) => { runs.push('config'); return { applied: p }; },
+      reboot: async () => { throw new Error('reboot not allowed'); },
+    },
+    report: async (id, status, result) => { reports.push([id, status, result]); },
+    ack: (id, status) => acks.push([id, status]),
+    logger,
+  });
+  const cmd = { id: 'cmd_aaaaaaaaaa', type: 'config_update', payload: { heartbeat_interval_s: 10 } };
+  assert.equal(d.submit(cmd, 'tunnel'), true);
+  assert.equal(d.submit(cmd, 'tunnel'), false);
+  assert.equal(d.submit(cmd, 'heartbeat'), false);
+  await d.idle();
+  assert.equal(d.submit(cmd, 'tunnel'), false);
+  assert.deepEqual(runs, ['config']);
+  assert.deepEqual(reports.map((r) => r[1]), ['acked', 'succeeded']);
+  assert.deepEqual(acks, [['cmd_aaaaaaaaaa', 'received'], ['cmd_aaaaaaaaaa', 'received'], ['cmd_aaaaaaaaaa', 'succeeded'], ['cmd_aaaaaaaaaa', 'succeeded']]);
+  d.submit({ id: 'cmd_bbbbbbbbbb', type: 'reboot' }, 'heartbeat');
+  d.submit({ id: 'cmd_cccccccccc', type: 'self_destruct' }, 'heartbeat');
+  await d.idle();
+  assert.deepEqual(reports.slice(2).map((r) => `${r[0]} ${r[1]}`).sort(), ['cmd_bbbbbbbbbb acked', 'cmd_bbbbbbbbbb failed', 'cmd_cccccccccc acked', 'cmd_cccccccccc failed']);
+  assert.match(JSON.stringify(reports.find((r) => r[0] === 'cmd_bbbbbbbbbb' && r[1] === 'failed')![2]), /reboot not allowed/);
+  assert.match(JSON.stringify(reports.find((r) => r[0] === 'cmd_cccccccccc' && r[1] === 'failed')![2]), /unknown command type/);
+});
+
+test('transport policy: UDP -> TCP after fallbackAfterMs without a session, UDP retry while on TCP', () => {
+  const p = new TransportPolicy({ fallbackAfterMs: 10_000, udpRetryMs: 60_000 }, 0);
+  assert.deepEqual(p.tick(5_000), {});
+  assert.deepEqual(p.tick(9_999), {});
+  assert.deepEqual(p.tick(10_000), { switchTo: 'tcp' });
+  assert.deepEqual(p.tick(15_000), {});
+  p.onEstablished(16_000);
+  assert.deepEqual(p.tick(70_000), {});
+  assert.deepEqual(p.tick(76_000), { probeUdp: true });
+  assert.deepEqual(p.tick(77_000), {});
+  assert.equal(p.onAuthenticated('tcp', 78_000), undefined);
+  assert.equal(p.onAuthenticated('udp', 78_000), 'udp');
+  assert.equal(p.mode, 'udp');
+  p.onSessionLost(100_000);
+  assert.deepEqual(p.tick(109_000), {});
+  assert.deepEqual(p.tick(110_000), { switchTo: 'tcp' });
+  assert.deepEqual(p.tick(120_000), { switchTo: 'udp' }); // TCP did not work either: alternate
+});
+
+test('liveness: probe after idle, restart when unanswered, slow mode for a relay deaf to probes', () => {
+  const l = new Liveness({ probeIdleMs: 2_000, replyTimeoutMs: 3_000, slowTimeoutMs: 15_000 });
+  l.onEstablished(0);
+  assert.equal(l.tick(1_000), null);
+  assert.equal(l.tick(2_000), 'probe');
+  l.onAuthenticated(2_050);
+  assert.equal(l.tick(3_000), null);
+  assert.equal(l.tick(4_050), 'probe');
+  assert.equal(l.tick(6_050), 'probe');
+  assert.equal(l.tick(7_049), null);
+  assert.equal(l.tick(7_050), 'restart'); // 3 s after the first unanswered probe, 5 s after the last reply
+  // Handshake succeeds at once, probes keep going unanswered: false alarms -> slow mode.
+  let t = 7_100;
+  for (let i = 0; i < 3 && !l.slow; i++) {
+    l.onEstablished(t);
+    while (l.tick((t += 50)) !== 'restart');
+  }
+  assert.ok(l.slow);
+  l.onEstablished(t);
+  assert.equal(l.tick(t + 5_000), null);
+  // A probe answered again restores fast detection.
+  let a: string | null = null;
+  for (let k = t; a !== 'probe'; k += 100) a = l.tick(k);
+  l.onAuthenticated(t + 8_000);
+  assert.equal(l.slow, false);
+});
+
+test('heartbeat payload matches the API schema (Heartbeat)', async () => {
+  const usage = new UsageMeter();
+  usage.add('con_aaaaaaaaaa', 100, 2000);
+  usage.add('anonymous', 5, 5);
+  const key = {};
+  usage.sampleLive([{ key, principal: 'con_bbbbbbbbbb', bytesIn: 10, bytesOut: 20 }]);
+  const body = await buildHeartbeat({
+    metrics: async () => ({ battery: 80, charging: true, signal: null, carrier: null, network_type: 'LTE' }),
+    publicIp: async () => '198.18.1.2',
+    usage, agentVersion: '0.1.0', startedAt: 0, now: () => 61_500,
+  });
+  const parsed = Heartbeat.parse(body);
+  assert.equal(parsed.uptime_s, 61);
+  assert.deepEqual(body.usage, [{ connection_id: 'con_aaaaaaaaaa', bytes_in: 100, bytes_out: 2000 }, { connection_id: 'con_bbbbbbbbbb', bytes_in: 10, bytes_out: 20 }]);
+  // Live socket closes later with totals 30/50: only the growth since the last sample counts.
+  usage.add('con_bbbbbbbbbb', 30, 50);
+  usage.closedAfterEvent(key);
+  assert.deepEqual(usage.drain(), [{ connection_id: 'con_bbbbbbbbbb', bytes_in: 20, bytes_out: 30 }]);
+  // Metrics unavailable and IP echo down still give a valid heartbeat.
+  const b2 = await buildHeartbeat({ metrics: async () => { throw new Error('x'); }, publicIp: async () => { throw new Error('down'); }, usage, agentVersion: '0.1.0', startedAt: 0 });
+  Heartbeat.parse(b2);
+  assert.equal(b2.public_ip, null);
+});
+
+test('metrics: mmcli parsing, battery absent -> null', async () => {
+  const m = parseMmcli('modem.3gpp.operator-name : LabTel\nmodem.generic.access-technologies.value[1] : lte\nmodem.generic.signal-quality.value : 75\n');
+  assert.deepEqual(m, { carrier: 'LabTel', network_type: 'lte', signal: 3 });
+  assert.deepEqual(parseMmcli(''), { carrier: null, network_type: null, signal: null });
+  assert.deepEqual(await readBattery('/nonexistent'), { battery: null, charging: null });
+});
+
+test('probe packet and destination policy', () => {
+  assert.equal(firstHost('192.168.255.0/24'), '192.168.255.1');
+  assert.equal(firstHost('10.20.16.0/20'), '10.20.16.1');
+  const p = icmpEcho('192.168.255.7', '192.168.255.1', 1, 2);
+  assert.equal(checksum(p.subarray(0, 20)), 0);
+  assert.equal(checksum(p.subarray(20)), 0);
+  const pol = currentPolicy({ tunnelSubnet: '192.168.255.0/24', allowPrivate: false, interfaces: () => ({ wwan0: [{ address: '100.64.1.2', family: 'IPv4', netmask: '255.255.255.0', internal: false, mac: '', cidr: '100.64.1.2/24' }] }) });
+  for (const ok of ['203.0.113.10', '198.51.100.1', '192.0.2.1', '8.8.8.8']) assert.equal(isForbiddenAddress(ok, pol), false, ok);
+  for (const bad of ['192.168.255.1', '10.0.0.1', '127.0.0.1', '100.64.1.2', '169.254.169.254']) assert.equal(isForbiddenAddress(bad, pol), true, bad);
+  const priv = currentPolicy({ tunnelSubnet: '192.168.255.0/24', allowPrivate: true, interfaces: () => ({}) });
+  assert.equal(isForbiddenAddress('10.0.0.1', priv), false);
+  assert.equal(isForbiddenAddress('192.168.255.9', priv), true);
+});
