@@ -4,7 +4,7 @@ import { openPglite } from './pglite.js';
 import { openPostgres } from './postgres.js';
 import type { Db } from './types.js';
 
-export type { Db, Queryable } from './types.js';
+export type { Db, Queryable, QueryOptions } from './types.js';
 export { migrate, loadMigrations, MIGRATIONS_DIR } from './migrate.js';
 export { DB_ERRORS } from './errors.js';
 export { acquireDirLock } from './lock.js';

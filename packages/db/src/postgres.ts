@@ -1,5 +1,5 @@
 import pg from 'pg';
-import type { Db, Queryable } from './types.js';
+import type { Db, Queryable, QueryOptions } from './types.js';
 import { dbError } from './errors.js';
 
 // int8 (bigint) as JS number: our counters stay far below 2^53.
@@ -18,8 +18,8 @@ export async function openPostgres(url: string, opts: { max?: number } = {}): Pr
   const relaxed = new pg.Pool({ connectionString: url, max: Math.max(2, Math.ceil((opts.max ?? 10) / 2)), options: '-c synchronous_commit=off' });
   relaxed.on('error', () => {});
   const q: Queryable = {
-    async query<T>(sql: string, params?: unknown[]) {
-      const r = await pool.query(sql, params as unknown[]);
+    async query<T>(sql: string, params?: unknown[], opts?: QueryOptions) {
+      const r = await pool.query(opts?.name ? { name: opts.name, text: sql, values: params as unknown[] } : { text: sql, values: params as unknown[] });
       return { rows: r.rows as T[], rowCount: r.rowCount ?? 0 };
     },
   };
@@ -28,8 +28,8 @@ export async function openPostgres(url: string, opts: { max?: number } = {}): Pr
   return {
     kind: 'postgres',
     query: q.query,
-    async queryRelaxed<T>(sql: string, params?: unknown[]) {
-      const r = await relaxed.query(sql, params as unknown[]);
+    async queryRelaxed<T>(sql: string, params?: unknown[], opts?: QueryOptions) {
+      const r = await relaxed.query(opts?.name ? { name: opts.name, text: sql, values: params as unknown[] } : { text: sql, values: params as unknown[] });
       return { rows: r.rows as T[], rowCount: r.rowCount ?? 0 };
     },
     async tx(fn) {

@@ -51,7 +51,7 @@ export class DeviceTokenCache {
     const now = Date.now();
     const hit = this.#m.get(h);
     if (hit && hit.until > now) return hit.id;
-    const r = await ctx.db.query<{ id: string }>('SELECT id FROM devices WHERE token_hash = $1', [h]);
+    const r = await ctx.db.query<{ id: string }>('SELECT id FROM devices WHERE token_hash = $1', [h], { name: 'device_by_token' });
     const id = r.rows[0]?.id ?? null;
     if (id) {
       if (this.#m.size > 50_000) this.#m.clear();

@@ -37,6 +37,7 @@ export async function heartbeat(ctx: Ctx, deviceId: string, hb: HeartbeatInput) 
        (SELECT coalesce(json_agg(json_build_object('id', c.id, 'type', c.type, 'payload', c.payload) ORDER BY c.created_at), '[]'::json) FROM c) AS commands
      FROM o`,
     [deviceId, now, m.battery ?? null, m.charging ?? null, m.signal ?? null, m.carrier ?? null, m.network_type ?? null, hb.agent_version ?? null, ctx.config.heartbeatIntervalS * 2],
+    { name: 'heartbeat_v1' },
   );
   const prev = r.rows[0];
   if (!prev) throw apiError('PP_ERR_API_NOT_FOUND', { what: 'device' });
