@@ -47,3 +47,21 @@ export const Paging = z.object({
   limit: z.coerce.number().int().min(1).max(1000).default(100),
   offset: z.coerce.number().int().min(0).max(10_000_000).default(0),
 });
+
+function jsonDepth(v: unknown, d = 0): number {
+  if (d > 64 || v === null || typeof v !== 'object') return d;
+  let max = d;
+  for (const x of Object.values(v as Record<string, unknown>)) max = Math.max(max, jsonDepth(x, d + 1));
+  return max;
+}
+
+/**
+ * A free-form JSON object from a client (command payloads and results), bounded: at most 16 levels
+ * deep and 16 KiB. PostgreSQL's jsonb parser refuses very deep documents with a stack-depth error,
+ * which would otherwise surface as a 500 instead of a 400.
+ */
+export const JsonObject = z.record(z.string(), z.unknown()).superRefine((v, ctx) => {
+  // depth first: JSON.stringify itself overflows the stack on a deep enough document
+  if (jsonDepth(v) > 16) ctx.addIssue({ code: 'custom', message: 'must be at most 16 levels deep' });
+  else if (JSON.stringify(v).length > 16_384) ctx.addIssue({ code: 'custom', message: 'must be at most 16 KiB as JSON' });
+});

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { Cidr, CommandId, ConnectionId, CustomerId, Description, DeviceId, Hostname, Name, Port, RelayId, Timestamp } from './common.js';
+import { Cidr, CommandId, ConnectionId, CustomerId, Description, DeviceId, Hostname, JsonObject, Name, Port, RelayId, Timestamp } from './common.js';
 
 // ---- auth ----
 export const LoginRequest = z.strictObject({
@@ -122,12 +122,12 @@ export const Command = z.object({
 });
 export const CommandCreate = z.strictObject({
   type: CommandType,
-  payload: z.record(z.string(), z.unknown()).default({}),
+  payload: JsonObject.default({}),
   ttl_s: z.number().int().min(10).max(86400).default(600),
 });
 export const CommandResult = z.strictObject({
   status: z.enum(['acked', 'succeeded', 'failed']),
-  result: z.record(z.string(), z.unknown()).optional(),
+  result: JsonObject.optional(),
 });
 
 // ---- pairing ----
