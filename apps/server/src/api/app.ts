@@ -40,6 +40,9 @@ export async function createApi(ctx: Ctx, opts: ApiOptions = {}): Promise<Fastif
     onConstructorPoisoning: 'error',
   });
   installProblemHandlers(app);
+  // Every body is JSON: without this, Fastify's built-in text/plain parser hands a string to the
+  // routes, which answer 400 'not an object' where 415 tells the client what is actually wrong.
+  app.removeContentTypeParser('text/plain');
   const metrics = createMetrics(ctx);
   app.addHook('onResponse', (req, reply, done) => {
     const route = req.routeOptions.url ?? 'unmatched';
