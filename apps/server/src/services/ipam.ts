@@ -19,6 +19,10 @@ export function relayAddress(cidr: string): string {
 }
 
 export async function allocateVpnIp(q: Queryable, cidr: string): Promise<string> {
+  // Read-then-pick races between concurrent pairings (both see the same lowest free address and one
+  // hits the unique index). Serialise allocation with a transaction-scoped lock: pairing is rare, and
+  // the lock is released at commit or rollback of the caller's transaction.
+  await q.query('SELECT pg_advisory_xact_lock(7723003)');
   const { base, prefix } = parseCidr(cidr);
   const size = 2 ** (32 - prefix);
   const used = new Set(
