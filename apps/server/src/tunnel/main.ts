@@ -2,7 +2,7 @@
 // UDP socket, HTTP API client), starts the tunnel and returns its stop function. main.ts (the CLI)
 // handles signals. Runs in its own process so the packet path never shares an event loop with the API.
 import pino from 'pino';
-import { addonAvailable, configureTun, createBatchUdpSocket, execRunner, openTun } from '@pocketproxy/tun';
+import { addonAvailable, configureTun, createBatchUdpSocket, execRunner, getOriginalDst, openTun } from '@pocketproxy/tun';
 import { createFirewall, createRunner } from '@pocketproxy/netfw';
 import type { Config } from '../config.js';
 import { loadSecrets, relayKeyPath } from '../secrets.js';
@@ -10,6 +10,11 @@ import { createHttpApi } from './api-client.js';
 import { loadOrCreateRelayKey } from './relay-key.js';
 import { createTunnel } from './tunnel.js';
 import { dgramUdpPort, type UdpPort } from './transport.js';
+import { createTransparentProxy, type TransparentProxy } from './tproxy.js';
+
+/** The customer OpenVPN server's subnet and interface (generated config of `pocketproxy openvpn`). */
+export const OPENVPN_SUBNET = '10.9.0.0/24';
+export const OPENVPN_INTERFACE = 'tun1';
 
 export async function runTunnel(config: Config): Promise<() => Promise<void>> {
   const logger = pino({ level: config.logLevel, redact: { paths: ['*.password', '*.psk', '*.token'], censor: '[redacted]' } });
@@ -26,6 +31,9 @@ export async function runTunnel(config: Config): Promise<() => Promise<void>> {
       return dgramUdpPort(host, port);
     }
   };
+  // OpenVPN customers reach devices through the transparent proxy (only when OpenVPN is enabled).
+  const tproxy: TransparentProxy | undefined =
+    config.openvpn === 'off' ? undefined : createTransparentProxy({ host: '0.0.0.0', port: config.tproxyPort, logger, getOriginalDst });
   const tunnel = createTunnel({
     settings: {
       relayName: config.relayName,
@@ -36,7 +44,9 @@ export async function runTunnel(config: Config): Promise<() => Promise<void>> {
       deviceSubnet: config.deviceSubnet,
       tunnelMtu: config.tunnelMtu,
       tunnelInterface: tun.name,
+      ...(tproxy ? { openvpn: { subnet: OPENVPN_SUBNET, interface: OPENVPN_INTERFACE, tproxyPort: config.tproxyPort } } : {}),
     },
+    extraRoutes: tproxy?.routes,
     relayKey: key,
     internalToken: token,
     api: createHttpApi({ baseUrl: config.apiUrl, token }),
@@ -46,11 +56,16 @@ export async function runTunnel(config: Config): Promise<() => Promise<void>> {
     openUdp,
     logger,
   });
+  const stop = async () => {
+    await tproxy?.close();
+    await tunnel.stop();
+  };
   try {
     await tunnel.start();
+    await tproxy?.start();
   } catch (err) {
-    await tunnel.stop().catch(() => {});
+    await stop().catch(() => {});
     throw err;
   }
-  return () => tunnel.stop();
+  return stop;
 }

@@ -7,7 +7,7 @@
 //   API -> push server :8081 -> 0x05 command / 0x07 control frames -> device
 import type { Logger } from 'pino';
 import { createResponder, encodeJsonMessage, MAX_JSON_MESSAGE_LEN, type JsonMessage, type TunnelTimers } from '@pocketproxy/protocol';
-import type { Firewall } from '@pocketproxy/netfw';
+import type { Firewall, OpenVpnState } from '@pocketproxy/netfw';
 import type { TunConfig, TunDevice } from '@pocketproxy/tun';
 import type { InternalApi, DeviceForwarding } from './api-client.js';
 import { DeviceTable, type DeviceEntry } from './devices.js';
@@ -34,6 +34,8 @@ export interface TunnelSettings {
   readonly listenHost?: string;
   /** Where the push API listens (default 127.0.0.1: only local processes may push). */
   readonly pushHost?: string;
+  /** OpenVPN customers: REDIRECT to the transparent proxy, QUIC reject, no leak (netfw). */
+  readonly openvpn?: OpenVpnState;
 }
 
 export interface TunnelIntervals {
@@ -108,7 +110,7 @@ export function createTunnel(deps: TunnelDeps): Tunnel {
   const now = deps.now ?? Date.now;
   const log = deps.logger.child({ subsys: 'tunnel' });
   const subnet = parseSubnet(s.deviceSubnet);
-  const base: BaseState = { tunnelInterface: s.tunnelInterface, deviceSubnet: subnet.cidr, tunnelAddress: subnet.relayAddress, mssClamp: 'pmtu' };
+  const base: BaseState = { tunnelInterface: s.tunnelInterface, deviceSubnet: subnet.cidr, tunnelAddress: subnet.relayAddress, mssClamp: 'pmtu', ...(s.openvpn ? { openvpn: s.openvpn } : {}) };
   const devices = new DeviceTable(subnet);
   const usage = new UsageMeter();
   const commands = new PendingCommands(iv.repushMs);

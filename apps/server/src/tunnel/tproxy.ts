@@ -1,0 +1,173 @@
+// The transparent proxy for OpenVPN customers (DESIGN §2):
+//
+//   customer 10.9.0.6 -> 93.184.216.34:443 --nft REDIRECT (tun1)--> relay :12345
+//     -> SO_ORIGINAL_DST (93.184.216.34:443) -> peek SNI / Host (short, bounded wait)
+//     -> connectVia(device vpn_ip:8080, "CONNECT sni-or-ip:443", connection credentials) -> target
+//
+// Which device serves which customer address comes from the OpenVPN client-connect hook: it asks
+// the API (`POST /api/internal/openvpn/connect`) and pushes the answer here
+// (`POST /openvpn/client {client_ip, device_vpn_ip, username, password}`; `DELETE /openvpn/client
+// {client_ip}` on disconnect). A customer address with no mapping is refused: nothing ever leaves
+// through the relay's own address.
+import * as net from 'node:net';
+import type { Logger } from 'pino';
+import { connectVia as realConnectVia, peekTarget as realPeek, type ConnectViaOptions, type PeekResult, type Tunnel as ProxyTunnel } from '@pocketproxy/proxy';
+import type { OriginalDst } from '@pocketproxy/tun';
+import { badRequest, type PushHandler } from './push-server.js';
+import { ipv4ToNumber } from './ipv4.js';
+import { LogLimiter } from './limits.js';
+
+export interface OpenVpnClientRoute {
+  readonly deviceVpnIp: string;
+  readonly username: string;
+  readonly password: string;
+}
+
+export interface TransparentProxyDeps {
+  host: string;
+  port: number;
+  logger: Logger;
+  getOriginalDst: (socket: net.Socket) => OriginalDst;
+  /** Device HTTP proxy port (agent's :8080). */
+  deviceProxyPort?: number;
+  peekTimeoutMs?: number;
+  connectTimeoutMs?: number;
+  maxConnections?: number;
+  peekTarget?: (socket: net.Socket, o: { timeoutMs: number }) => Promise<PeekResult>;
+  connectVia?: (o: ConnectViaOptions) => Promise<ProxyTunnel>;
+}
+
+export interface TransparentProxy {
+  readonly clients: Map<string, OpenVpnClientRoute>;
+  readonly routes: Record<string, PushHandler>;
+  readonly port: number;
+  readonly stats: { accepted: number; refused: number; failed: number; active: number };
+  start(): Promise<void>;
+  close(): Promise<void>;
+}
+
+const plainIp = (a: string | undefined) => (a?.startsWith('::ffff:') ? a.slice(7) : (a ?? ''));
+
+export function createTransparentProxy(d: TransparentProxyDeps): TransparentProxy {
+  const log = d.logger.child({ subsys: 'tproxy' });
+  const clients = new Map<string, OpenVpnClientRoute>();
+  const peek = d.peekTarget ?? realPeek;
+  const connect = d.connectVia ?? realConnectVia;
+  const limit = new LogLimiter(10_000);
+  const stats = { accepted: 0, refused: 0, failed: 0, active: 0 };
+  const sockets = new Set<net.Socket>();
+  let port = d.port;
+
+  async function handle(client: net.Socket): Promise<void> {
+    const clientIp = plainIp(client.remoteAddress);
+    const route = clients.get(clientIp);
+    if (!route) {
+      stats.refused++;
+      if (limit.allow(`nomap:${clientIp}`, Date.now()) !== undefined) log.info({ clientIp }, 'no device mapped for this OpenVPN client; refused');
+      return void client.destroy();
+    }
+    let dst: OriginalDst;
+    try {
+      dst = d.getOriginalDst(client);
+    } catch (err) {
+      stats.refused++;
+      if (limit.allow('nodst', Date.now()) !== undefined) log.warn({ clientIp, err: String(err) }, 'no original destination (not redirected?); refused');
+      return void client.destroy();
+    }
+    const p = await peek(client, { timeoutMs: d.peekTimeoutMs ?? 300 });
+    if (client.destroyed) return;
+    // The domain when the first bytes name one (so the device resolves it: no DNS answer from the
+    // relay's resolver decides where the customer goes), else the address the customer dialled.
+    const host = p.host ?? dst.address;
+    let up: ProxyTunnel;
+    try {
+      up = await connect({
+        proxyHost: route.deviceVpnIp,
+        proxyPort: d.deviceProxyPort ?? 8080,
+        auth: { username: route.username, password: route.password },
+        host,
+        port: dst.port,
+        timeoutMs: d.connectTimeoutMs ?? 10_000,
+      });
+    } catch (err) {
+      stats.failed++;
+      if (limit.allow(`fail:${clientIp}`, Date.now()) !== undefined) log.info({ clientIp, host, port: dst.port, err: String(err) }, 'device proxy refused or unreachable');
+      return void client.resetAndDestroy();
+    }
+    if (client.destroyed) return void up.socket.destroy();
+    const server = up.socket;
+    sockets.add(server);
+    server.on('close', () => sockets.delete(server));
+    if (p.buffered.length) server.write(p.buffered);
+    if (up.head.length) client.write(up.head);
+    client.pipe(server);
+    server.pipe(client);
+    client.on('close', () => server.destroy());
+    server.on('close', () => client.destroy());
+    client.on('error', () => server.destroy());
+    server.on('error', () => client.destroy());
+    server.resume();
+    client.resume();
+  }
+
+  const srv = net.createServer({ noDelay: true, pauseOnConnect: true }, (client) => {
+    if (stats.active >= (d.maxConnections ?? 20_000)) return void client.destroy();
+    stats.accepted++;
+    stats.active++;
+    sockets.add(client);
+    client.on('error', () => {});
+    client.on('close', () => {
+      stats.active--;
+      sockets.delete(client);
+    });
+    handle(client).catch((err) => {
+      log.warn({ err: String(err) }, 'transparent proxy connection failed');
+      client.destroy();
+    });
+  });
+
+  const routes: Record<string, PushHandler> = {
+    'POST /openvpn/client': (body) => {
+      const b = (body ?? {}) as Record<string, unknown>;
+      const ip = typeof b.client_ip === 'string' ? b.client_ip : '';
+      const dev = typeof b.device_vpn_ip === 'string' ? b.device_vpn_ip : '';
+      if (ipv4ToNumber(ip) === undefined) return badRequest('client_ip must be an IPv4 address');
+      if (ipv4ToNumber(dev) === undefined) return badRequest('device_vpn_ip must be an IPv4 address');
+      if (typeof b.username !== 'string' || b.username === '' || typeof b.password !== 'string') return badRequest('username and password are required');
+      clients.set(ip, { deviceVpnIp: dev, username: b.username, password: b.password });
+      log.info({ clientIp: ip, deviceVpnIp: dev, username: b.username }, 'OpenVPN client mapped');
+      return { status: 200, body: { ok: true } };
+    },
+    'DELETE /openvpn/client': (body, url) => {
+      const b = (body ?? {}) as Record<string, unknown>;
+      const ip = typeof b.client_ip === 'string' ? b.client_ip : (url.searchParams.get('client_ip') ?? '');
+      if (ipv4ToNumber(ip) === undefined) return badRequest('client_ip must be an IPv4 address');
+      return { status: 200, body: { removed: clients.delete(ip) } };
+    },
+  };
+
+  return {
+    clients,
+    routes,
+    stats,
+    get port() {
+      return port;
+    },
+    start: () =>
+      new Promise<void>((resolve, reject) => {
+        srv.once('error', reject);
+        srv.listen(d.port, d.host, () => {
+          srv.off('error', reject);
+          port = (srv.address() as net.AddressInfo).port;
+          log.info({ port }, 'transparent proxy listening');
+          resolve();
+        });
+      }),
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const s of sockets) s.destroy();
+        if (!srv.listening) return resolve();
+        srv.close(() => resolve());
+      }),
+  };
+}

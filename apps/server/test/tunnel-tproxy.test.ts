@@ -1,0 +1,117 @@
+// The transparent proxy without root: SO_ORIGINAL_DST is injected, the device's HTTP proxy is a
+// CONNECT stub on loopback, and the customer is a plain TCP client from 127.0.0.1.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as net from 'node:net';
+import pino from 'pino';
+import { createTransparentProxy } from '../src/tunnel/tproxy.js';
+
+async function deviceProxyStub() {
+  const requests: string[] = [];
+  const srv = net.createServer((s) => {
+    let buf = '';
+    const onData = (c: Buffer) => {
+      buf += c.toString('latin1');
+      const end = buf.indexOf('\r\n\r\n');
+      if (end < 0) return;
+      s.off('data', onData);
+      requests.push(buf.slice(0, end));
+      if (!buf.startsWith('CONNECT example.test:80 ') && !buf.startsWith('CONNECT 192.0.2.10:5555 ')) return void s.end('HTTP/1.1 403 Forbidden\r\n\r\n');
+      s.write('HTTP/1.1 200 Connection Established\r\n\r\n');
+      const rest = buf.slice(end + 4);
+      if (rest) s.write(`echo:${rest}`);
+      s.on('data', (d) => s.write(`echo:${d.toString('latin1')}`));
+    };
+    s.on('data', onData);
+    s.on('error', () => {});
+  });
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+  return { port: (srv.address() as net.AddressInfo).port, requests, close: () => new Promise<void>((r) => srv.close(() => r())) };
+}
+
+function exchange(port: number, send: string, until: (got: string) => boolean): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const c = net.connect(port, '127.0.0.1');
+    let got = '';
+    const t = setTimeout(() => (c.destroy(), resolve(got)), 3000);
+    c.on('connect', () => c.write(send));
+    c.on('data', (d) => {
+      got += d.toString('latin1');
+      if (until(got)) {
+        clearTimeout(t);
+        c.destroy();
+        resolve(got);
+      }
+    });
+    c.on('close', () => {
+      clearTimeout(t);
+      resolve(got);
+    });
+    c.on('error', reject);
+  });
+}
+
+test('transparent proxy: Host peek -> CONNECT domain via the mapped device with its credentials', async () => {
+  const stub = await deviceProxyStub();
+  const tp = createTransparentProxy({
+    host: '127.0.0.1',
+    port: 0,
+    logger: pino({ level: 'silent' }),
+    getOriginalDst: () => ({ address: '192.0.2.10', port: 80, family: 'IPv4' }),
+    deviceProxyPort: stub.port,
+    peekTimeoutMs: 200,
+  });
+  await tp.start();
+  try {
+    // Unmapped customer: refused, nothing reaches the device.
+    assert.equal(await exchange(tp.port, 'GET / HTTP/1.1\r\nHost: example.test\r\n\r\n', () => false), '');
+    assert.equal(stub.requests.length, 0);
+    assert.equal(tp.stats.refused, 1);
+
+    assert.equal((await tp.routes['POST /openvpn/client']!({ client_ip: 'nope' }, new URL('http://x'))).status, 400);
+    await tp.routes['POST /openvpn/client']!({ client_ip: '127.0.0.1', device_vpn_ip: '127.0.0.1', username: 'alice', password: 's3cret' }, new URL('http://x'));
+    const req = 'GET / HTTP/1.1\r\nHost: example.test\r\n\r\n';
+    const got = await exchange(tp.port, req, (g) => g.includes('\r\n\r\n'));
+    assert.equal(got, `echo:${req}`);
+    assert.match(stub.requests[0]!, /^CONNECT example\.test:80 HTTP\/1\.1\r\n/);
+    assert.match(stub.requests[0]!, new RegExp(`Proxy-Authorization: Basic ${Buffer.from('alice:s3cret').toString('base64')}`));
+
+    const del = await tp.routes['DELETE /openvpn/client']!({ client_ip: '127.0.0.1' }, new URL('http://x'));
+    assert.deepEqual(del.body, { removed: true });
+  } finally {
+    await tp.close();
+    await stub.close();
+  }
+});
+
+test('transparent proxy: no SNI/Host (server-first protocol) -> CONNECT the original address after the peek wait', async () => {
+  const stub = await deviceProxyStub();
+  const tp = createTransparentProxy({
+    host: '127.0.0.1',
+    port: 0,
+    logger: pino({ level: 'silent' }),
+    getOriginalDst: () => ({ address: '192.0.2.10', port: 5555, family: 'IPv4' }),
+    deviceProxyPort: stub.port,
+    peekTimeoutMs: 100,
+  });
+  tp.clients.set('127.0.0.1', { deviceVpnIp: '127.0.0.1', username: 'bob', password: 'pw' });
+  await tp.start();
+  try {
+    const got = await new Promise<string>((resolve) => {
+      const c = net.connect(tp.port, '127.0.0.1');
+      let buf = '';
+      // Say nothing first; write after the proxy connected upstream.
+      setTimeout(() => c.write('ping'), 300);
+      c.on('data', (d) => {
+        buf += d;
+        if (buf.includes('ping')) (c.destroy(), resolve(buf));
+      });
+      c.on('error', () => resolve(buf));
+    });
+    assert.equal(got, 'echo:ping');
+    assert.match(stub.requests[0]!, /^CONNECT 192\.0\.2\.10:5555 /);
+  } finally {
+    await tp.close();
+    await stub.close();
+  }
+});
