@@ -252,3 +252,6 @@ export const WebhookCreate = z.strictObject({
   secret: z.string().min(16, 'must be at least 16 characters').max(256).optional().describe('generated when not given'),
   enabled: z.boolean().default(true),
 });
+
+// ---- meta ----
+export const Health = z.object({ status: z.enum(['ok', 'unavailable']), database: z.enum(['pglite', 'postgres']), version: z.string().optional() });

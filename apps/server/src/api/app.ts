@@ -85,17 +85,25 @@ export async function createApi(ctx: Ctx, opts: ApiOptions = {}): Promise<Fastif
   webhookRoutes(r, ctx);
   internalRoutes(r, ctx);
 
-  app.get('/healthz', async (_req, reply) => {
-    try {
-      await ctx.db.query('SELECT 1');
-      return { status: 'ok', database: ctx.db.kind, version: VERSION };
-    } catch {
-      return reply.code(503).send({ status: 'unavailable', database: ctx.db.kind });
-    }
+  // Operational routes go through the Router too, so /api/openapi.json lists every route there is.
+  r.add({
+    method: 'GET', url: '/healthz', auth: 'public', tag: 'meta', summary: 'Liveness and database reachability (503 when the database does not answer)',
+    response: S.Health,
+    handler: async ({ reply }) => {
+      try {
+        await ctx.db.query('SELECT 1');
+        return { status: 'ok', database: ctx.db.kind, version: VERSION };
+      } catch {
+        return reply.code(503).send({ status: 'unavailable', database: ctx.db.kind });
+      }
+    },
   });
-  app.get('/metrics', async (_req, reply) => reply.type(metrics.registry.contentType).send(await metrics.registry.metrics()));
-  const openapi = buildOpenApi(r.docs, VERSION);
-  app.get('/api/openapi.json', async () => openapi);
+  r.add({
+    method: 'GET', url: '/metrics', auth: 'public', tag: 'meta', summary: 'Prometheus metrics (text exposition format)', produces: metrics.registry.contentType,
+    handler: () => metrics.registry.metrics(),
+  });
+  let openapi: unknown;
+  r.add({ method: 'GET', url: '/api/openapi.json', auth: 'public', tag: 'meta', summary: 'This OpenAPI 3.1 document', handler: async () => (openapi ??= buildOpenApi(r.docs, VERSION)) });
   await installWs(app, ctx, { inc: () => metrics.wsClients.inc(), dec: () => metrics.wsClients.dec() });
 
   if (opts.dashboardDir && existsSync(opts.dashboardDir)) {
