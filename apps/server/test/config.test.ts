@@ -1,0 +1,124 @@
+// loadConfig: defaults, every problem reported together, unknown POCKETPROXY_* names, the env file.
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { ConfigError, loadConfig } from '../src/config.js';
+
+function problems(env: Record<string, string>): string[] {
+  try {
+    loadConfig(env);
+  } catch (e) {
+    assert.ok(e instanceof ConfigError, String(e));
+    return e.problems;
+  }
+  assert.fail('expected a ConfigError');
+}
+
+describe('loadConfig', () => {
+  it('defaults: embedded database in ./data, API 8080, tunnel 1194, subnet, ranges, rates', () => {
+    const c = loadConfig({});
+    assert.equal(c.databaseUrl, undefined);
+    assert.equal(c.dataDir, resolve('./data'));
+    assert.equal(c.admin, undefined);
+    assert.equal(c.publicHost, '127.0.0.1');
+    assert.equal(c.publicUrl, 'http://127.0.0.1:8080');
+    assert.equal(c.apiPort, 8080);
+    assert.equal(c.apiHost, '0.0.0.0');
+    assert.equal(c.tunnelPort, 1194);
+    assert.equal(c.pushUrl, 'http://127.0.0.1:8081');
+    assert.equal(c.apiUrl, 'http://127.0.0.1:8080');
+    assert.equal(c.tproxyPort, 12345);
+    assert.equal(c.deviceSubnet, '192.168.255.0/24');
+    assert.deepEqual(c.devicePorts, { from: 30000, to: 39999 });
+    assert.deepEqual(c.connectionPorts, { from: 40000, to: 49999 });
+    assert.equal(c.staleAfterS, 60);
+    assert.equal(c.pairingRatePerMin, 10);
+    assert.equal(c.ipHistoryKeep, 200);
+    assert.equal(c.jwtTtlS, 12 * 3600);
+    assert.equal(c.openvpn, 'off');
+    assert.equal(c.trustProxy, false);
+    assert.ok(Object.isFrozen(c));
+  });
+
+  it('reads the DESIGN §3 names', () => {
+    const c = loadConfig({
+      DATABASE_URL: 'postgres://u:p@db.example:5432/pp',
+      POCKETPROXY_DATA_DIR: '/var/lib/pocketproxy',
+      POCKETPROXY_ADMIN_EMAIL: 'Ops@Example.com',
+      POCKETPROXY_ADMIN_PASSWORD: 'long-enough-password',
+      POCKETPROXY_PUBLIC_HOST: 'relay.example.net',
+      POCKETPROXY_API_PORT: '9090',
+      POCKETPROXY_INTERNAL_TOKEN: 'x'.repeat(32),
+      POCKETPROXY_TRUST_PROXY: 'yes',
+    });
+    assert.equal(c.databaseUrl, 'postgres://u:p@db.example:5432/pp');
+    assert.equal(c.dataDir, '/var/lib/pocketproxy');
+    assert.deepEqual(c.admin, { email: 'ops@example.com', password: 'long-enough-password' });
+    assert.equal(c.publicUrl, 'http://relay.example.net:9090');
+    assert.equal(c.apiPort, 9090);
+    assert.equal(c.internalToken, 'x'.repeat(32));
+    assert.equal(c.trustProxy, true);
+  });
+
+  it('reports every schema problem and every unknown POCKETPROXY_* name together', () => {
+    const p = problems({
+      POCKETPROXY_API_PORT: '70000',
+      POCKETPROXY_ADMIN_PASSWORD: 'short',
+      POCKETPROXY_ADMIN_EMAIL: 'not-an-email',
+      POCKETPROXY_DEVICE_SUBNET: '10.0.0.0/8',
+      POCKETPROXY_LOG_LEVEL: 'loud',
+      POCKETPROXY_STALE_AFTER_S: 'soon',
+      POCKETPROXY_IP_HISTORY_KEEP: '10',
+      POCKETPROXY_APIPORT: '1',
+      POCKETPROXY_ADMIN_PASWORD: 'typo',
+      DATABASE_URL: 'not a url',
+    });
+    const text = p.join('\n');
+    for (const name of ['POCKETPROXY_API_PORT', 'POCKETPROXY_ADMIN_PASSWORD', 'POCKETPROXY_ADMIN_EMAIL', 'POCKETPROXY_DEVICE_SUBNET', 'POCKETPROXY_LOG_LEVEL', 'POCKETPROXY_STALE_AFTER_S', 'POCKETPROXY_IP_HISTORY_KEEP', 'DATABASE_URL']) {
+      assert.match(text, new RegExp(`^${name}: `, 'm'), `${name} not reported in:\n${text}`);
+    }
+    assert.match(text, /^POCKETPROXY_APIPORT: unknown setting$/m);
+    assert.match(text, /^POCKETPROXY_ADMIN_PASWORD: unknown setting$/m);
+    assert.ok(p.length >= 10, text);
+    // the message names every problem too, one a line
+    try {
+      loadConfig({ POCKETPROXY_API_PORT: 'x', POCKETPROXY_NOPE: '1' });
+    } catch (e) {
+      assert.match((e as Error).message, /POCKETPROXY_API_PORT[\s\S]*POCKETPROXY_NOPE|POCKETPROXY_NOPE[\s\S]*POCKETPROXY_API_PORT/);
+    }
+  });
+
+  it('reports cross-field problems: admin email without password, overlapping or backwards port ranges', () => {
+    assert.match(problems({ POCKETPROXY_ADMIN_EMAIL: 'a@example.com' }).join('\n'), /go together/);
+    const p = problems({ POCKETPROXY_DEVICE_PORTS: '40000-40100', POCKETPROXY_CONNECTION_PORTS: '40050-40060' });
+    assert.match(p.join('\n'), /overlap/);
+    assert.match(problems({ POCKETPROXY_CONNECTION_PORTS: '50000-49000' }).join('\n'), /POCKETPROXY_CONNECTION_PORTS/);
+    assert.match(problems({ POCKETPROXY_DEVICE_PORTS: '1-70000' }).join('\n'), /POCKETPROXY_DEVICE_PORTS/);
+  });
+
+  it('cross-field problems are reported together with schema problems', { todo: 'config.ts stops after schema errors (integrator)' }, () => {
+    const p = problems({ POCKETPROXY_API_PORT: 'x', POCKETPROXY_ADMIN_EMAIL: 'a@example.com', POCKETPROXY_DEVICE_PORTS: '40000-40100' });
+    assert.match(p.join('\n'), /POCKETPROXY_API_PORT/);
+    assert.match(p.join('\n'), /go together/);
+    assert.match(p.join('\n'), /overlap/);
+  });
+
+  it('ignores empty values and non-POCKETPROXY names; the env file is read and the environment wins', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'pp-config-'));
+    try {
+      const file = join(dir, 'pocketproxy.env');
+      writeFileSync(file, ['# comment', '', 'POCKETPROXY_PUBLIC_HOST="file.example.net"', "POCKETPROXY_API_PORT='8181'", 'POCKETPROXY_STALE_AFTER_S=90'].join('\n'));
+      const c = loadConfig({ POCKETPROXY_CONFIG: file, POCKETPROXY_API_PORT: '8282', POCKETPROXY_TUNNEL_PORT: '', PATH: '/bin', HOME: '/root' });
+      assert.equal(c.publicHost, 'file.example.net');
+      assert.equal(c.apiPort, 8282);
+      assert.equal(c.staleAfterS, 90);
+      assert.equal(c.tunnelPort, 1194);
+      writeFileSync(file, 'POCKETPROXY_TYPO=1\n');
+      assert.match(problems({ POCKETPROXY_CONFIG: file }).join('\n'), /POCKETPROXY_TYPO: unknown setting/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
