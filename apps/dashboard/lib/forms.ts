@@ -8,9 +8,23 @@ export function zodFieldErrors(error: z.ZodError): FieldErrors {
   const out: FieldErrors = {};
   for (const issue of error.issues) {
     const key = issue.path.map(String).join('.') || '_';
-    if (!(key in out)) out[key] = issue.message;
+    if (!(key in out)) out[key] = friendly(issue);
   }
   return out;
+}
+
+/** zod's built-in messages ("Too big: expected number to be <=65535") rewritten for operators. */
+export function friendly(issue: z.ZodError["issues"][number]): string {
+  const m = issue.message;
+  if (!/^(Too big|Too small|Invalid input)/.test(m)) return m; // the schema's own wording
+  const i = issue as unknown as { code: string; origin?: string; maximum?: number | bigint; minimum?: number | bigint; expected?: string };
+  if (i.code === 'too_big' && i.origin === 'string') return `must be at most ${i.maximum} characters`;
+  if (i.code === 'too_small' && i.origin === 'string') return Number(i.minimum) <= 1 ? 'must not be empty' : `must be at least ${i.minimum} characters`;
+  if (i.code === 'too_big' && i.origin === 'number') return `must be at most ${i.maximum}`;
+  if (i.code === 'too_small' && i.origin === 'number') return `must be at least ${i.minimum}`;
+  if (i.code === 'too_big' && i.origin === 'array') return `at most ${i.maximum} entries`;
+  if (i.code === 'invalid_type' && i.expected === 'number') return 'must be a number';
+  return m;
 }
 
 /** Validate with a shared schema; returns either the parsed value or field errors. */

@@ -21,11 +21,12 @@ function RelayForm({ relay, onSaved, onCancel }: { relay?: Relay; onSaved: (r: R
 
   async function submit(e: React.FormEvent) {
     e.preventDefault();
-    const port = Number(tunnelPort);
+    const port = tunnelPort.trim() === '' ? NaN : Number(tunnelPort);
     const body: Record<string, unknown> = { name, host: host.trim(), tunnel_port: Number.isFinite(port) ? port : tunnelPort, push_url: pushUrl.trim(), enabled };
     if (publicKey.trim()) body.public_key = publicKey.trim();
     const v = validate(relay ? RelayUpdate : RelayCreate, body);
-    if (!v.ok) return setErrors(v.errors);
+    const local: FieldErrors = Number.isInteger(port) && port >= 1 && port <= 65535 ? {} : { tunnel_port: 'enter a port between 1 and 65535' };
+    if (!v.ok || Object.keys(local).length) return setErrors({ ...(v.ok ? {} : v.errors), ...local });
     setErrors({});
     setBusy(true);
     try {

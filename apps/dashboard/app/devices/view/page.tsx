@@ -42,6 +42,7 @@ function DeviceInner() {
   const reloadConns = useDebounced(conns.reload, 500);
   const reloadIps = useDebounced(ips.reload, 500);
   const reloadDev = useDebounced(dev.reload, 500);
+  const reloadCmds = useDebounced(cmds.reload, 500);
   useLiveEvents((ev) => {
     if (ev.type === 'command_updated') {
       const c = ev.data as unknown as Command;
@@ -54,6 +55,9 @@ function DeviceInner() {
     }
     const change = devicePatchFromEvent(ev);
     if (!change || change.id !== id) return;
+    // A heartbeat hands pending commands to the device (pending → sent) without a command_updated
+    // event of its own: refetch so the state column does not lag behind.
+    if (ev.type === 'heartbeat' && cmds.data?.items.some((c) => c.status === 'pending')) reloadCmds();
     if ((ev.type === 'device_updated' || ev.type === 'device_paired') && !change.full) return reloadDev();
     dev.setData((prev) => (prev ? applyPatch(prev, change.patch) : prev));
     if (ev.type === 'device_connected' || ev.type === 'device_disconnected') reloadConns();
