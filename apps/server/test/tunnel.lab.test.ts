@@ -58,6 +58,23 @@ test('device tunnel through the real kernel: DNAT -> pp0 -> device; push; roamin
     console.error(`tunnel.lab: customer -> device OK; roamed ${rot.oldIp} -> ${rot.newIp}; status ${JSON.stringify(status)}`);
     void got;
 
+    // Throughput figure (bounded: 3 s): customer -> relay:30004 -> DNAT -> tunnel -> device :1080.
+    const iperf = lab.spawn('dev1', 'iperf3', ['--forceflush', '-s', '-1', '-B', '192.168.255.2', '-p', '1080']);
+    await iperf.waitForLine(/Server listening/, 5_000);
+    for (const reverse of [false, true]) {
+      if (reverse) {
+        const again = lab.spawn('dev1', 'iperf3', ['--forceflush', '-s', '-1', '-B', '192.168.255.2', '-p', '1080']);
+        await again.waitForLine(/Server listening/, 5_000);
+      }
+      const r = await lab.exec('cust', 'iperf3', ['-c', lab.relay.ip, '-p', '30004', '-t', '3', '-J', ...(reverse ? ['-R'] : [])], { timeoutMs: 20_000 });
+      const j = JSON.parse(r.stdout);
+      const mbps = j.end.sum_received.bits_per_second / 1e6;
+      console.error(`tunnel.lab: iperf3 TCP ${reverse ? 'device -> customer' : 'customer -> device'}: ${mbps.toFixed(0)} Mbit/s (retransmits ${j.end.sum_sent.retransmits})`);
+      assert.ok(mbps > 1);
+    }
+    const after = JSON.parse((await lab.exec('relay', 'curl', ['-s', '-H', 'authorization: Bearer test-internal-token-0123456789abcdef', 'http://127.0.0.1:8081/status'])).stdout);
+    console.error(`tunnel.lab: status after iperf ${JSON.stringify(after)}`);
+
     await relay.stop(8_000);
     // Graceful stop removes our nft table: nothing forwards to a tunnel that is gone.
     const tables = await lab.exec('relay', 'nft', ['list', 'tables']);
