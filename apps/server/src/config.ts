@@ -119,13 +119,16 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   for (const k of Object.keys(merged)) if (k.startsWith('POCKETPROXY_') && !known.has(k)) problems.push(`${k}: unknown setting`);
   const parsed = Schema.safeParse(merged);
   if (!parsed.success) for (const i of parsed.error.issues) problems.push(`${i.path.join('.')}: ${i.message}`);
+  // Cross-field checks run on the raw values too, so one start reports every problem at once.
+  if (!!merged.POCKETPROXY_ADMIN_EMAIL !== !!merged.POCKETPROXY_ADMIN_PASSWORD) problems.push('POCKETPROXY_ADMIN_EMAIL and POCKETPROXY_ADMIN_PASSWORD go together');
+  const rangeOk = (v: string | undefined, dflt: string) => (/^\d+-\d+$/.test(v ?? dflt) ? (v ?? dflt) : null);
+  const dp = rangeOk(merged.POCKETPROXY_DEVICE_PORTS, '30000-39999');
+  const cp = rangeOk(merged.POCKETPROXY_CONNECTION_PORTS, '40000-49999');
+  const devicePorts = range(dp ?? '1-1', 'POCKETPROXY_DEVICE_PORTS', dp ? problems : []);
+  const connectionPorts = range(cp ?? '2-2', 'POCKETPROXY_CONNECTION_PORTS', cp ? problems : []);
+  if (dp && cp && devicePorts.from <= connectionPorts.to && connectionPorts.from <= devicePorts.to) problems.push('POCKETPROXY_DEVICE_PORTS and POCKETPROXY_CONNECTION_PORTS overlap');
   if (!parsed.success || problems.length) throw new ConfigError(problems);
   const c = parsed.data;
-  if (!!c.POCKETPROXY_ADMIN_EMAIL !== !!c.POCKETPROXY_ADMIN_PASSWORD) problems.push('POCKETPROXY_ADMIN_EMAIL and POCKETPROXY_ADMIN_PASSWORD go together');
-  const devicePorts = range(c.POCKETPROXY_DEVICE_PORTS, 'POCKETPROXY_DEVICE_PORTS', problems);
-  const connectionPorts = range(c.POCKETPROXY_CONNECTION_PORTS, 'POCKETPROXY_CONNECTION_PORTS', problems);
-  if (devicePorts.from <= connectionPorts.to && connectionPorts.from <= devicePorts.to) problems.push('POCKETPROXY_DEVICE_PORTS and POCKETPROXY_CONNECTION_PORTS overlap');
-  if (problems.length) throw new ConfigError(problems);
   const apiPortShown = c.POCKETPROXY_API_PORT === 80 ? '' : `:${c.POCKETPROXY_API_PORT}`;
   return Object.freeze({
     databaseUrl: c.DATABASE_URL,
