@@ -49,7 +49,7 @@ await db.query(
   [DEVICES],
 );
 
-const api = spawn(process.execPath, [bin, 'api'], { env, stdio: ['ignore', 'inherit', 'inherit'] });
+const api = spawn(process.execPath, [...(process.env.BENCH_CPU_PROF ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_CPU_PROF] : []), bin, 'api'], { env, stdio: ['ignore', 'inherit', 'inherit'] });
 const base = `http://127.0.0.1:${PORT}`;
 for (let i = 0; ; i++) {
   try {
