@@ -1,11 +1,11 @@
 'use client';
 import Link from 'next/link';
-import { useEffect } from 'react';
+import { useEffect, useMemo } from 'react';
 import { useDebounced, useLiveEvents, usePolling } from '@/lib/live';
 import { useResource } from '@/lib/resource';
 import { formatBytes, formatTime } from '@/lib/format';
 import { eventLabel, eventSummary, eventTone } from '@/lib/events';
-import type { Overview } from '@/lib/types';
+import type { Device, List, Overview } from '@/lib/types';
 import { Badge, Empty, ErrorBanner, Loading, PageHeader } from '@/components/ui';
 
 /** Events that change the counters or the event list; heartbeats alone do not. */
@@ -13,9 +13,14 @@ const RELEVANT = new Set(['device_connected', 'device_disconnected', 'device_pai
 
 export default function OverviewPage() {
   const ov = useResource<Overview>('/api/overview');
+  // Events carry device ids; show the names operators gave the devices.
+  const devices = useResource<List<Device>>('/api/devices?limit=1000');
+  const names = useMemo(() => new Map((devices.data?.items ?? []).map((x) => [x.id, x.name])), [devices.data]);
   const refresh = useDebounced(ov.reload, 1000);
+  const refreshNames = useDebounced(devices.reload, 1000);
   useLiveEvents((ev) => {
     if (RELEVANT.has(ev.type)) refresh();
+    if (ev.type === 'device_paired' || ev.type === 'device_updated') refreshNames();
   });
   usePolling(ov.reload);
   useEffect(() => {
@@ -88,18 +93,22 @@ export default function OverviewPage() {
               <Empty>No events yet. Pair a device to get started.</Empty>
             ) : (
               <ul className="events">
-                {d.recent_events.map((e) => (
+                {d.recent_events.map((e) => {
+                  const name = e.device_id ? (names.get(e.device_id) ?? (typeof e.data.name === 'string' ? e.data.name : e.device_id)) : null;
+                  const { name: _shown, ...rest } = e.data;
+                  return (
                   <li key={e.id}>
                     <time dateTime={e.created_at}>{formatTime(e.created_at)}</time>
                     <Badge tone={eventTone(e.type)}>{eventLabel(e.type)}</Badge>
                     {e.device_id && (
-                      <Link href={`/devices/view/?id=${encodeURIComponent(e.device_id)}`} className="mono" prefetch={false}>
-                        {typeof e.data.name === 'string' ? e.data.name : e.device_id}
+                      <Link href={`/devices/view/?id=${encodeURIComponent(e.device_id)}`} className={name === e.device_id ? 'mono' : undefined} prefetch={false}>
+                        {name}
                       </Link>
                     )}
-                    <span className="muted">{eventSummary(e.type, e.data)}</span>
+                    <span className="muted">{eventSummary(e.type, e.device_id ? rest : e.data)}</span>
                   </li>
-                ))}
+                  );
+                })}
               </ul>
             )}
           </section>

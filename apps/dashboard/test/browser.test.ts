@@ -194,7 +194,12 @@ test('bad input shows a clear message and changes nothing stored', { timeout: 60
   /** Submit, then expect `message` inside the dialog (field error or notice), dialog still open. */
   async function refused(dlg: Locator, submit: string, message: string | RegExp) {
     await dlg.getByRole('button', { name: submit }).click();
-    await dlg.locator('.field-error, .alert').filter({ hasText: message }).first().waitFor({ timeout: 5_000 });
+    try {
+      await dlg.locator('.field-error, .alert').filter({ hasText: message }).first().waitFor({ timeout: 5_000 });
+    } catch (err) {
+      await page.screenshot({ path: shotPath('failure-bad-input', 1280) });
+      throw err;
+    }
     assert.ok(await dlg.isVisible(), 'the form stays open');
   }
 

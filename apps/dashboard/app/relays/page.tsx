@@ -25,7 +25,7 @@ function RelayForm({ relay, onSaved, onCancel }: { relay?: Relay; onSaved: (r: R
     const body: Record<string, unknown> = { name, host: host.trim(), tunnel_port: Number.isFinite(port) ? port : tunnelPort, push_url: pushUrl.trim(), enabled };
     if (publicKey.trim()) body.public_key = publicKey.trim();
     const v = validate(relay ? RelayUpdate : RelayCreate, body);
-    const local: FieldErrors = Number.isInteger(port) && port >= 1 && port <= 65535 ? {} : { tunnel_port: 'enter a port between 1 and 65535' };
+    const local: FieldErrors = Number.isFinite(port) ? {} : { tunnel_port: 'enter a port between 1 and 65535' };
     if (!v.ok || Object.keys(local).length) return setErrors({ ...(v.ok ? {} : v.errors), ...local });
     setErrors({});
     setBusy(true);
