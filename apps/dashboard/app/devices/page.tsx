@@ -38,7 +38,7 @@ const DeviceRow = memo(function DeviceRow({ d, selected, relay, onToggle }: { d:
       <td>
         <input type="checkbox" aria-label={`Select ${d.name}`} checked={selected} onChange={() => onToggle(d.id)} />
       </td>
-      <td>
+      <td className="nowrap">
         <Link href={`/devices/view/?id=${encodeURIComponent(d.id)}`} prefetch={false}>
           {d.name}
         </Link>
