@@ -373,7 +373,12 @@ export function createTunnel(deps: TunnelDeps): Tunnel {
           if (!e || !e.up || !e.reported) continue;
           const f = got.get(id);
           if (f) {
-            if (setForwarding(e, f)) devLog(e).info({ ports: e.ports.length }, 'device forwarding changed');
+            if (setForwarding(e, f)) {
+              devLog(e).info({ ports: e.ports.length }, 'device forwarding changed');
+              // A connection was added, removed or re-enabled: the device needs its verifiers now,
+              // not at its next heartbeat (up to 30 s later), or the new port answers 407.
+              sendTo(e.id, { kind: 'control', control: { type: 'credentials', payload: { refetch: true } } });
+            }
           } else if (e.ports.length) {
             // Deleted upstream: stop forwarding; the next peer refresh ends its session.
             for (const p of e.forwarding ? connectionPorts(e.forwarding) : []) owedPorts.add(p);
