@@ -1,0 +1,203 @@
+// The whole product in a lab: `pocketproxy up` in the relay namespace, `pocketproxy-agent` in each
+// device namespace, and an admin API client for the test process. Shared by the data-plane lab
+// tests, `npm run demo` and `npm run bench:dataplane`, so all three start the system the same way.
+//
+// The test process lives in the root namespace and cannot reach lab addresses. The API client
+// goes through a unix socket instead: socat inside the relay namespace listens on a socket file
+// (files are not namespaced) and connects to 127.0.0.1:<api port> there.
+//
+//   test process --unix socket--> socat (relay ns) --tcp--> pocketproxy api 127.0.0.1:8080
+//
+// It spawns the built binaries by path (apps/*/bin) and imports no product code.
+import { request } from 'node:http';
+import { mkdtempSync, rmSync, existsSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Lab } from './lab.js';
+import type { LabProcess } from './process.js';
+import { waitUntil } from './wait.js';
+
+export const REPO_ROOT = fileURLToPath(new URL('../../../', import.meta.url));
+export const SERVER_BIN = join(REPO_ROOT, 'apps/server/bin/pocketproxy.js');
+export const AGENT_BIN = join(REPO_ROOT, 'apps/agent/bin/pocketproxy-agent.js');
+
+export const ADMIN_EMAIL = 'admin@example.com';
+export const ADMIN_PASSWORD = 'lab-admin-password-0123';
+
+export interface ApiResponse<T = any> { status: number; body: T; text: string }
+
+/** Minimal admin client over the unix-socket bridge. */
+export class LabApi {
+  token = '';
+  constructor(readonly socketPath: string) {}
+
+  call<T = any>(method: string, path: string, body?: unknown, opts: { token?: string; timeoutMs?: number } = {}): Promise<ApiResponse<T>> {
+    const data = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
+    const headers: Record<string, string> = { host: 'localhost' };
+    if (data) { headers['content-type'] = 'application/json'; headers['content-length'] = String(data.length); }
+    const token = opts.token ?? this.token;
+    if (token) headers.authorization = `Bearer ${token}`;
+    return new Promise((resolve, reject) => {
+      const req = request({ socketPath: this.socketPath, method, path, headers, timeout: opts.timeoutMs ?? 15_000 }, (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => {
+          const text = Buffer.concat(chunks).toString('utf8');
+          let parsed: any = text;
+          try { parsed = text ? JSON.parse(text) : undefined; } catch { /* not JSON */ }
+          resolve({ status: res.statusCode ?? 0, body: parsed, text });
+        });
+        res.on('error', reject);
+      });
+      req.on('timeout', () => req.destroy(new Error(`API ${method} ${path}: timeout`)));
+      req.on('error', reject);
+      req.end(data);
+    });
+  }
+
+  /** Like call(), but throws unless the status is 2xx. */
+  async ok<T = any>(method: string, path: string, body?: unknown): Promise<T> {
+    const r = await this.call<T>(method, path, body);
+    if (r.status < 200 || r.status > 299) throw new Error(`API ${method} ${path} -> ${r.status} ${r.text.slice(0, 400)}`);
+    return r.body;
+  }
+
+  async login(email = ADMIN_EMAIL, password = ADMIN_PASSWORD): Promise<void> {
+    const r = await this.ok<{ token: string }>('POST', '/api/auth/login', { email, password });
+    this.token = r.token;
+  }
+}
+
+export interface RelayOptions {
+  /** Extra POCKETPROXY_* settings (override the lab defaults). */
+  env?: Record<string, string>;
+  /** Mirror the relay's output to stderr. */
+  echo?: boolean;
+  readyTimeoutMs?: number;
+}
+
+export interface LabRelay {
+  proc: LabProcess;
+  api: LabApi;
+  dataDir: string;
+  apiPort: number;
+  /** pid of the `tunnel` child of `up` (changes when `up` restarts it). */
+  tunnelPid(): Promise<number | undefined>;
+  stop(): Promise<void>;
+}
+
+/** Start `pocketproxy up` in the relay namespace, wait for the API, log in as admin. */
+export async function startRelay(lab: Lab, opts: RelayOptions = {}): Promise<LabRelay> {
+  const dataDir = mkdtempSync(join(tmpdir(), 'pp-relay-'));
+  const apiPort = Number(opts.env?.POCKETPROXY_API_PORT ?? 8080);
+  const env: NodeJS.ProcessEnv = {
+    PATH: process.env.PATH,
+    HOME: process.env.HOME,
+    POCKETPROXY_DATA_DIR: dataDir,
+    POCKETPROXY_PUBLIC_HOST: lab.relay.ip,
+    POCKETPROXY_API_PORT: String(apiPort),
+    POCKETPROXY_ADMIN_EMAIL: ADMIN_EMAIL,
+    POCKETPROXY_ADMIN_PASSWORD: ADMIN_PASSWORD,
+    POCKETPROXY_LOG_LEVEL: 'info',
+    ...opts.env,
+  };
+  const proc = lab.spawn('relay', process.execPath, [SERVER_BIN, 'up'], { env, cwd: REPO_ROOT, echo: opts.echo ? (l) => console.error(l) : undefined });
+  const socketPath = join(dataDir, 'api.sock');
+  const bridge = lab.spawn('relay', 'socat', [`UNIX-LISTEN:${socketPath},fork,reuseaddr,mode=600`, `TCP:127.0.0.1:${apiPort}`]);
+  const api = new LabApi(socketPath);
+  await waitUntil(async () => {
+    if (proc.exitStatus) throw new Error(`pocketproxy up exited: ${proc.lines.slice(-20).join('\n')}`);
+    if (!existsSync(socketPath)) return false;
+    try { return (await api.call('GET', '/healthz', undefined, { timeoutMs: 2_000 })).status === 200; } catch { return false; }
+  }, { timeoutMs: opts.readyTimeoutMs ?? 60_000, intervalMs: 250, what: 'pocketproxy API answers /healthz' });
+  await api.login();
+  return {
+    proc, api, dataDir, apiPort,
+    tunnelPid: () => childPid(proc.pid, 'tunnel'),
+    async stop() {
+      await proc.stop(8_000);
+      await bridge.stop(500);
+      rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** pid of the child of `parent` whose command line contains `word` (from /proc). */
+export async function childPid(parent: number, word: string): Promise<number | undefined> {
+  const { readdirSync } = await import('node:fs');
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      if (ppid !== parent) continue;
+      const cmdline = readFileSync(`/proc/${name}/cmdline`, 'utf8').split('\0');
+      if (cmdline.includes(word)) return Number(name);
+    } catch { /* gone */ }
+  }
+  return undefined;
+}
+
+export interface AgentOptions {
+  /** Extra `run` arguments. */
+  args?: string[];
+  /** Use the lab's rotation CLI as `--rotate-command` (default true). */
+  rotate?: boolean;
+  echo?: boolean;
+  name?: string;
+}
+
+export interface LabAgent {
+  n: number;
+  deviceId: string;
+  stateDir: string;
+  proc: LabProcess;
+  basePort: number;
+  stop(): Promise<void>;
+}
+
+/** Pair device n with a fresh pairing code and start `pocketproxy-agent run` in its namespace. */
+export async function startAgent(lab: Lab, relay: LabRelay, n: number, opts: AgentOptions = {}): Promise<LabAgent> {
+  const stateDir = mkdtempSync(join(tmpdir(), `pp-agent${n}-`));
+  const code = await relay.api.ok<{ code: string }>('POST', '/api/pairing-codes', {});
+  const server = `http://${lab.relay.ip}:${relay.apiPort}`;
+  const env = { PATH: process.env.PATH, HOME: process.env.HOME };
+  const pair = await lab.exec(`dev${n}`, process.execPath, [AGENT_BIN, 'pair', '--server', server, '--code', code.code, '--state-dir', stateDir, '--name', opts.name ?? `lab-dev${n}`], { env, cwd: REPO_ROOT, timeoutMs: 30_000 });
+  if (pair.code !== 0) throw new Error(`agent pair (dev${n}) failed: ${pair.stderr}${pair.stdout}`);
+  const state = JSON.parse(readFileSync(join(stateDir, 'state.json'), 'utf8'));
+  const deviceId: string = state.device_id ?? state.deviceId;
+  const args = ['run', '--state-dir', stateDir, '--egress-interface', lab.device(n).iface, '--tunnel-interface', 'ppd0'];
+  if (opts.rotate ?? true) args.push('--rotate-driver', 'command', '--rotate-command', lab.rotateCommandLine(n));
+  args.push(...(opts.args ?? []));
+  const proc = lab.spawn(`dev${n}`, process.execPath, [AGENT_BIN, ...args], { env, cwd: REPO_ROOT, echo: opts.echo ? (l) => console.error(l) : undefined });
+  const basePort: number = state.base_port ?? state.basePort;
+  return {
+    n, deviceId, stateDir, proc, basePort,
+    async stop() {
+      await proc.stop(3_000);
+      rmSync(stateDir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Wait until the API says the device is online with its tunnel up. */
+export async function waitDeviceOnline(relay: LabRelay, deviceId: string, timeoutMs = 30_000): Promise<any> {
+  let dev: any;
+  await waitUntil(async () => {
+    dev = (await relay.api.call('GET', `/api/devices/${deviceId}`)).body;
+    return dev?.status === 'online' && dev?.tunnel_connected === true;
+  }, { timeoutMs, intervalMs: 300, what: `device ${deviceId} online with tunnel` });
+  return dev;
+}
+
+export interface Connection { id: string; device_id: string; protocol: 'http' | 'socks5'; port: number; username: string; password: string; proxy_url: string; enabled: boolean; [k: string]: unknown }
+
+export function createConnection(relay: LabRelay, deviceId: string, protocol: 'http' | 'socks5', extra: Record<string, unknown> = {}): Promise<Connection> {
+  return relay.api.ok<Connection>('POST', '/api/connections', { device_id: deviceId, protocol, ...extra });
+}
+
+/** Scratch directory for helper scripts that must be readable from every namespace. */
+export function scratchDir(prefix = 'pp-lab-'): string {
+  return mkdtempSync(join(tmpdir(), prefix));
+}
