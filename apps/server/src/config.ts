@@ -42,6 +42,10 @@ const Schema = z.object({
   POCKETPROXY_OPENVPN: z.enum(['auto', 'on', 'off']).default('off'),
   POCKETPROXY_TRUST_PROXY: bool.default(false),
   POCKETPROXY_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  POCKETPROXY_OPENVPN_PORT: port.default(1195),
+  POCKETPROXY_OPENVPN_SUBNET: z.string().regex(/^\d+\.\d+\.\d+\.0\/(1[6-9]|2[0-4])$/, 'must be an IPv4 CIDR from /16 to /24 ending in .0').default('10.9.0.0/24'),
+  POCKETPROXY_OPENVPN_DNS: z.string().regex(/^\d+\.\d+\.\d+\.\d+$/, 'must be an IPv4 address').default('1.1.1.1').describe('resolver that OpenVPN customers\' DNS queries reach THROUGH their device'),
+  POCKETPROXY_OPENVPN_DNS_PORT: port.default(5353).describe('relay port customer DNS is redirected to'),
 });
 
 export interface PortRange {
@@ -82,6 +86,10 @@ export interface Config {
   readonly openvpn: 'auto' | 'on' | 'off';
   readonly trustProxy: boolean;
   readonly logLevel: string;
+  readonly openvpnPort: number;
+  readonly openvpnSubnet: string;
+  readonly openvpnDns: string;
+  readonly openvpnDnsPort: number;
 }
 
 export class ConfigError extends Error {
@@ -163,5 +171,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     openvpn: c.POCKETPROXY_OPENVPN,
     trustProxy: c.POCKETPROXY_TRUST_PROXY,
     logLevel: c.POCKETPROXY_LOG_LEVEL,
+    openvpnPort: c.POCKETPROXY_OPENVPN_PORT,
+    openvpnSubnet: c.POCKETPROXY_OPENVPN_SUBNET,
+    openvpnDns: c.POCKETPROXY_OPENVPN_DNS,
+    openvpnDnsPort: c.POCKETPROXY_OPENVPN_DNS_PORT,
   });
 }

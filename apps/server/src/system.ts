@@ -16,6 +16,7 @@ import { ensureLocalRelay } from './services/relays.js';
 import { createApi } from './api/app.js';
 import { createWorker, type Worker } from './worker/worker.js';
 import { loadSecrets, relayKeyPath } from './secrets.js';
+import { ovpnProfileProvider } from './openvpn/main.js';
 
 export function createLogger(config: Pick<Config, 'logLevel'>): Logger {
   return pino({
@@ -91,7 +92,8 @@ export async function buildSystem(config: Config, opts: { log?: Logger; clock?: 
     if (admin === 'created') log.info({ email: config.admin?.email }, 'first admin created');
     if (admin === 'none-configured') log.warn('no admin exists: set POCKETPROXY_ADMIN_EMAIL and POCKETPROXY_ADMIN_PASSWORD and restart');
     await ensureLocalRelay(ctx, localRelayPublicKey(config));
-    const api = await createApi(ctx, { dashboardDir: config.dashboardDir ?? defaultDashboardDir() });
+    const ovpnProfile = ovpnProfileProvider(config, async (id) => (await db.query<{ username: string }>('SELECT username FROM connections WHERE id = $1', [id])).rows[0]?.username);
+    const api = await createApi(ctx, { dashboardDir: config.dashboardDir ?? defaultDashboardDir(), ...(ovpnProfile ? { ovpnProfile } : {}) });
     const worker = createWorker(ctx);
     return {
       ctx,

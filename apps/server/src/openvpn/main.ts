@@ -1,0 +1,140 @@
+// The customer OpenVPN server (DESIGN §2 "OpenVPN customer"), supervised by the tunnel process:
+//
+//   customer openvpn client --UDP :1195--> openvpn (tun1, 10.9.0.0/24, config generated here)
+//     auth-user-pass-verify / client-connect / client-disconnect -> hook.mjs -> API internal routes
+//                                                                  -> tunnel push API /openvpn/client
+//     TCP  -> nft REDIRECT -> transparent proxy :12345 -> CONNECT via the device
+//     DNS  -> nft REDIRECT -> DNS forwarder :5353 -> DNS over TCP via the device (dns.ts)
+//     UDP 443 -> icmp port-unreachable; other UDP -> admin-prohibited (netfw)
+//
+// Files in `${dataDir}/openvpn/` (0700): pki/ (pki.ts), server.conf (rewritten at every start),
+// hook.mjs + hook.json (0600, holds the internal token), tmp/ (openvpn's via-file credentials),
+// status.log.
+import { accessSync, chmodSync, constants, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { delimiter, join } from 'node:path';
+import type { Logger } from 'pino';
+import type { Config } from '../config.js';
+import { createDnsForwarder, type DnsForwarder, type DnsRoute } from './dns.js';
+import { writeHook } from './hook.js';
+import { ensurePki, readPem } from './pki.js';
+import { OPENVPN_INTERFACE, parseOvpnSubnet, renderProfile, renderServerConfig } from './render.js';
+import { superviseProcess, type Supervisor } from './supervisor.js';
+
+export { OPENVPN_INTERFACE };
+
+export const openvpnDir = (config: Pick<Config, 'dataDir'>) => join(config.dataDir, 'openvpn');
+
+/** Absolute path of the `openvpn` binary, or null. */
+export function findOpenvpnBinary(path = process.env.PATH ?? ''): string | null {
+  for (const dir of [...path.split(delimiter), '/usr/sbin', '/sbin', '/usr/local/sbin']) {
+    if (!dir) continue;
+    const p = join(dir, 'openvpn');
+    try {
+      accessSync(p, constants.X_OK);
+      return p;
+    } catch {
+      /* next */
+    }
+  }
+  return null;
+}
+
+export interface OpenvpnDecision {
+  readonly enabled: boolean;
+  readonly reason: string;
+  readonly binary: string | null;
+}
+
+/** POCKETPROXY_OPENVPN: off; on (must work, else the tunnel refuses to start); auto = on if openvpn exists and we are root. */
+export function openvpnDecision(config: Pick<Config, 'openvpn'>, probe: { binary?: string | null; root?: boolean } = {}): OpenvpnDecision {
+  const binary = probe.binary !== undefined ? probe.binary : findOpenvpnBinary();
+  const root = probe.root ?? process.getuid?.() === 0;
+  if (config.openvpn === 'off') return { enabled: false, reason: 'POCKETPROXY_OPENVPN=off', binary };
+  const missing = !binary ? 'the openvpn binary was not found (apt install openvpn)' : !root ? 'not running as root' : null;
+  if (missing === null) return { enabled: true, reason: `POCKETPROXY_OPENVPN=${config.openvpn}`, binary };
+  if (config.openvpn === 'on') throw new Error(`POCKETPROXY_OPENVPN=on but ${missing}`);
+  return { enabled: false, reason: `POCKETPROXY_OPENVPN=auto: ${missing}`, binary };
+}
+
+export interface StartOpenvpnOptions {
+  readonly config: Config;
+  readonly token: string;
+  readonly logger: Logger;
+  /** Customer address -> device route (the transparent proxy's client map). */
+  readonly lookup: (clientIp: string) => DnsRoute | undefined;
+  readonly binary: string;
+  /** The push API's URL as the hooks reach it (default config.pushUrl). */
+  readonly pushUrl?: string;
+}
+
+export interface OpenvpnServer {
+  readonly supervisor: Supervisor;
+  readonly dns: DnsForwarder;
+  readonly configPath: string;
+  stop(): Promise<void>;
+}
+
+/** PKI, hook, server.conf, DNS forwarder, then `openvpn` under supervision. */
+export async function startOpenvpn(o: StartOpenvpnOptions): Promise<OpenvpnServer> {
+  const log = o.logger.child({ subsys: 'openvpn' });
+  const dir = openvpnDir(o.config);
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  chmodSync(dir, 0o700);
+  const pki = ensurePki(dir);
+  if (pki.created) log.info({ dir: pki.dir }, 'OpenVPN PKI created');
+  const tmpDir = join(dir, 'tmp');
+  rmSync(tmpDir, { recursive: true, force: true });
+  mkdirSync(tmpDir, { mode: 0o700 });
+  const hook = writeHook(dir, { apiUrl: o.config.apiUrl, pushUrl: o.pushUrl ?? o.config.pushUrl, token: o.token });
+  const subnet = parseOvpnSubnet(o.config.openvpnSubnet);
+  const configPath = join(dir, 'server.conf');
+  const text = renderServerConfig({
+    port: o.config.openvpnPort,
+    subnet: o.config.openvpnSubnet,
+    iface: OPENVPN_INTERFACE,
+    pki,
+    node: process.execPath,
+    hook,
+    tmpDir,
+    statusFile: join(dir, 'status.log'),
+    dns: subnet.serverAddress,
+  });
+  writeFileSync(configPath, text, { mode: 0o600 });
+  const dns = createDnsForwarder({ host: '0.0.0.0', port: o.config.openvpnDnsPort, upstream: o.config.openvpnDns, lookup: o.lookup, logger: o.logger });
+  await dns.start();
+  const supervisor = superviseProcess({ binary: o.binary, args: ['--config', configPath], logger: o.logger });
+  supervisor.start();
+  log.info({ port: o.config.openvpnPort, subnet: o.config.openvpnSubnet, iface: OPENVPN_INTERFACE, dnsUpstream: o.config.openvpnDns }, 'customer OpenVPN server supervised');
+  return {
+    supervisor,
+    dns,
+    configPath,
+    async stop() {
+      await supervisor.stop();
+      await dns.close();
+    },
+  };
+}
+
+/** For the API: the .ovpn profile of a connection (the PKI is created on first use if the tunnel has not yet). */
+export function ovpnProfileProvider(config: Config, usernameOf?: (connectionId: string) => Promise<string | undefined>): ((connectionId: string) => Promise<string | null>) | undefined {
+  let decision: OpenvpnDecision;
+  try {
+    decision = openvpnDecision(config);
+  } catch {
+    decision = { enabled: true, reason: 'on', binary: null }; // "on": the tunnel reports the problem; profiles still work
+  }
+  if (!decision.enabled) return undefined;
+  return async (connectionId) => {
+    const dir = openvpnDir(config);
+    const pki = ensurePki(dir);
+    return renderProfile({
+      host: config.publicHost,
+      port: config.openvpnPort,
+      caCert: readPem(pki.caCert),
+      tlsCrypt: readFileSync(pki.tlsCrypt, 'utf8'),
+      connectionId,
+      username: usernameOf ? await usernameOf(connectionId) : undefined,
+    });
+  };
+}
