@@ -105,7 +105,7 @@ test('operator flow: log in, customer, pair, live online, connection, live rotat
   assert.equal(pair.status, 201, JSON.stringify(pair.json));
   state.deviceId = pair.json.device_id;
   state.deviceToken = pair.json.auth_token;
-  await page.getByText('Paired: lab-phone-1').waitFor({ timeout: 5_000 });
+  await page.getByText('Paired: lab-phone-1').waitFor({ timeout: 8_000 });
 
   // The device list shows it offline; a heartbeat turns it online without a reload.
   await nav(page, 'Devices');
@@ -119,8 +119,8 @@ test('operator flow: log in, customer, pair, live online, connection, live rotat
     state.deviceToken,
   );
   assert.equal(hb.status, 200, JSON.stringify(hb.json));
-  await row.getByText('online', { exact: true }).waitFor({ timeout: 5_000 });
-  await row.getByText('198.51.100.7').waitFor({ timeout: 5_000 });
+  await row.getByText('online', { exact: true }).waitFor({ timeout: 8_000 });
+  await row.getByText('198.51.100.7').waitFor({ timeout: 8_000 });
   await row.getByText('77%').waitFor();
   assert.equal(await page.evaluate(() => (window as any).__noReload), true, 'the page was not reloaded');
 
@@ -158,11 +158,11 @@ test('operator flow: log in, customer, pair, live online, connection, live rotat
   const beat = await server.ok('POST', `/api/devices/${state.deviceId}/heartbeat`, { public_ip: '198.51.100.7' }, state.deviceToken);
   const cmd = beat.commands.find((c: any) => c.type === 'rotate_ip');
   assert.ok(cmd, `the heartbeat hands out the rotation: ${JSON.stringify(beat)}`);
-  await cmdTable.getByText('sent', { exact: true }).waitFor({ timeout: 5_000 });
+  await cmdTable.getByText('sent', { exact: true }).waitFor({ timeout: 8_000 });
   await server.ok('POST', `/api/devices/${state.deviceId}/commands/${cmd.id}/result`, { status: 'succeeded', result: { old_ip: '198.51.100.7', new_ip: '198.51.100.99' } }, state.deviceToken);
-  await cmdTable.getByText('succeeded', { exact: true }).waitFor({ timeout: 5_000 });
+  await cmdTable.getByText('succeeded', { exact: true }).waitFor({ timeout: 8_000 });
   await cmdTable.getByText('198.51.100.7 → 198.51.100.99').waitFor();
-  await page.locator('dd.mono', { hasText: '198.51.100.99' }).waitFor({ timeout: 5_000 }); // current IP, from ip_changed
+  await page.locator('dd.mono', { hasText: '198.51.100.99' }).waitFor({ timeout: 8_000 }); // current IP, from ip_changed
   assert.equal(await page.evaluate(() => (window as any).__noReload), true, 'the page was not reloaded');
   const stored = await server.ok('GET', `/api/devices/${state.deviceId}/commands`, undefined, token);
   assert.equal(stored.items.find((c: any) => c.id === cmd.id)?.status, 'succeeded');
@@ -195,7 +195,7 @@ test('bad input shows a clear message and changes nothing stored', { timeout: 60
   async function refused(dlg: Locator, submit: string, message: string | RegExp) {
     await dlg.getByRole('button', { name: submit }).click();
     try {
-      await dlg.locator('.field-error, .alert').filter({ hasText: message }).first().waitFor({ timeout: 5_000 });
+      await dlg.locator('.field-error, .alert').filter({ hasText: message }).first().waitFor({ timeout: 8_000 });
     } catch (err) {
       await page.screenshot({ path: shotPath('failure-bad-input', 1280) });
       throw err;
