@@ -113,10 +113,13 @@ export function renderProfile(i: ProfileInput): string {
   if (!hostRe.test(i.host) && !ipRe.test(i.host)) throw new Error('public host must be a DNS name or IPv4 address');
   if (!Number.isInteger(i.port) || i.port < 1 || i.port > 65535) throw new Error('OpenVPN port must be 1-65535');
   const oneLine = (x: string) => x.replace(/[\r\n]/g, ' ').slice(0, 100);
+  // Only the armoured block (comments of the key file are left out); nothing that could close the tag.
   const pem = (x: string, begin: string) => {
-    const t = x.trim();
-    if (!t.includes(begin) || t.includes('</')) throw new Error('unexpected key material');
-    return t;
+    const at = x.indexOf(begin);
+    const end = x.indexOf('-----END ', at);
+    const close = end < 0 ? -1 : x.indexOf('-----', end + 9);
+    if (at < 0 || close < 0 || x.includes('</')) throw new Error('unexpected key material');
+    return x.slice(at, close + 5);
   };
   return `# PocketProxy OpenVPN profile for connection ${oneLine(i.connectionId)}
 # Sign in with the connection's username${i.username ? ` (${oneLine(i.username)})` : ''} and password.

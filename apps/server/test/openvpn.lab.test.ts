@@ -1,0 +1,172 @@
+// The customer OpenVPN path end to end with the real binaries: `pocketproxy up` with
+// POCKETPROXY_OPENVPN=on in the relay namespace (it supervises Debian's openvpn on UDP 1195), one
+// `pocketproxy-agent run` behind carrier NAT 1, and a REAL `openvpn` client in the customer
+// namespace using the profile from GET /api/connections/:id/ovpn and the connection's credentials.
+//
+//   cust openvpn --UDP 1195--> relay openvpn (tun1 10.9.0.x) --REDIRECT--> tproxy :12345
+//     --CONNECT via device 192.168.255.x:8080--> dev1 --carrier NAT 1--> 203.0.113.10
+//   cust DNS (203.0.113.53:53/udp) --REDIRECT--> relay :5353 --TCP via the device--> 203.0.113.53:53/tcp
+//
+// The lab's DNS server speaks UDP only; a tiny TCP->UDP shim on 203.0.113.53:53/tcp in `inet`
+// stands in for a real resolver's TCP side and records who asked (must be the carrier address).
+// Needs root (namespaces, TUN, nftables); skips loudly otherwise. Every wait is bounded.
+import { describe, it, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { chmodSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { createLab, waitUntil, startRelay, startAgent, waitDeviceOnline, createConnection, canRunLab, scratchDir, type Lab, type LabRelay, type LabAgent, type Connection, type LabProcess } from '@pocketproxy/testkit';
+
+const ROOT = canRunLab();
+if (!ROOT) console.error('openvpn.lab.test: SKIPPED — needs root (network namespaces, TUN, nftables, openvpn)');
+
+const TCP_DNS_SHIM = `
+const net = require('net'), dgram = require('dgram');
+net.createServer((c) => {
+  let buf = Buffer.alloc(0);
+  c.on('error', () => {});
+  c.on('data', (d) => {
+    buf = Buffer.concat([buf, d]);
+    while (buf.length >= 2) {
+      const n = buf.readUInt16BE(0);
+      if (buf.length < 2 + n) break;
+      const q = buf.subarray(2, 2 + n);
+      buf = buf.subarray(2 + n);
+      console.log('tcp-dns-query from ' + c.remoteAddress);
+      const u = dgram.createSocket('udp4');
+      const t = setTimeout(() => u.close(), 3000);
+      u.on('message', (m) => { clearTimeout(t); const l = Buffer.alloc(2); l.writeUInt16BE(m.length); c.write(Buffer.concat([l, m])); u.close(); });
+      u.send(q, 53, '203.0.113.53');
+    }
+  });
+}).listen(53, '203.0.113.53', () => console.log('tcp-dns-shim listening'));
+`;
+
+// UDP to 203.0.113.10:443 on a connected socket: an ICMP port-unreachable surfaces as ECONNREFUSED.
+const UDP_PROBE = `
+const s = require('dgram').createSocket('udp4');
+const t0 = Date.now();
+const out = (r) => { console.log(JSON.stringify({ ...r, ms: Date.now() - t0 })); process.exit(0); };
+s.on('error', (e) => out({ error: e.code }));
+s.on('message', () => out({ error: 'answered' }));
+setTimeout(() => out({ error: 'timeout' }), 3000);
+s.connect(Number(process.argv[3]), process.argv[2], () => { s.send('x'); setTimeout(() => s.send('y'), 200); });
+`;
+
+describe('customer OpenVPN end to end (relay + 1 agent + real openvpn client)', { skip: ROOT ? false : 'needs root', timeout: 240_000 }, () => {
+  let lab: Lab;
+  let relay: LabRelay;
+  let agent: LabAgent;
+  let conn: Connection;
+  let dir: string;
+  let profile: string;
+  let shim: LabProcess;
+  const clients: LabProcess[] = [];
+
+  const curl = (args: string[], timeoutS = 8) => lab.exec('cust', 'curl', ['-sS', '--max-time', String(timeoutS), ...args], { timeoutMs: (timeoutS + 5) * 1000 });
+  const carrier = () => lab.device(1).carrierIp;
+
+  function startClient(name: string, username: string, password: string): LabProcess {
+    const auth = join(dir, `${name}.auth`);
+    writeFileSync(auth, `${username}\n${password}\n`, { mode: 0o600 });
+    const p = lab.spawn('cust', 'openvpn', ['--config', profile, '--auth-user-pass', auth, '--connect-retry-max', '2', '--connect-timeout', '10', '--verb', '3'], { env: { PATH: process.env.PATH } });
+    clients.push(p);
+    return p;
+  }
+
+  before(async () => {
+    lab = await createLab({ devices: 1 });
+    dir = scratchDir('pp-ovpn-lab-');
+    chmodSync(dir, 0o700);
+    writeFileSync(join(dir, 'shim.cjs'), TCP_DNS_SHIM);
+    writeFileSync(join(dir, 'udp.cjs'), UDP_PROBE);
+    shim = lab.spawn('inet', process.execPath, [join(dir, 'shim.cjs')]);
+    await shim.waitForLine(/tcp-dns-shim listening/, 10_000);
+    relay = await startRelay(lab, { env: { POCKETPROXY_OPENVPN: 'on', POCKETPROXY_OPENVPN_DNS: '203.0.113.53' } });
+    agent = await startAgent(lab, relay, 1);
+    await waitDeviceOnline(relay, agent.deviceId, 30_000);
+    conn = await createConnection(relay, agent.deviceId, 'http');
+    // The device learns the new connection's verifier with the relay's forwarding poll (10 s).
+    await waitUntil(async () => {
+      const r = await curl(['-x', conn.proxy_url, 'http://203.0.113.10/ip'], 3);
+      return r.code === 0 && r.stdout.trim() === carrier();
+    }, { timeoutMs: 30_000, intervalMs: 500, what: 'the connection works as an HTTP proxy (device knows its credentials)' });
+    await relay.proc.waitForLine(/Initialization Sequence Completed/, 30_000);
+  });
+
+  after(async () => {
+    if (process.env.PP_OPENVPN_DEBUG) {
+      console.error(relay?.proc.output().slice(-20_000));
+      for (const c of clients) console.error(c.output().slice(-5_000));
+    }
+    for (const c of clients) await c.stop(3_000).catch(() => {});
+    await lab?.teardown(4_000);
+  });
+
+  it('GET /api/connections/:id/ovpn answers a profile: relay address, UDP 1195, CA and tls-crypt inline, AEAD ciphers', async () => {
+    const r = await relay.api.call('GET', `/api/connections/${conn.id}/ovpn`);
+    assert.equal(r.status, 200, r.text);
+    const text = r.text;
+    assert.match(text, new RegExp(`^remote ${lab.relay.ip.replaceAll('.', '\\.')} 1195$`, 'm'));
+    assert.match(text, /^proto udp$/m);
+    assert.match(text, /^auth-user-pass$/m);
+    assert.match(text, /^data-ciphers AES-256-GCM:CHACHA20-POLY1305$/m);
+    assert.match(text, /<ca>\n-----BEGIN CERTIFICATE-----[\s\S]+<\/ca>/);
+    assert.match(text, /<tls-crypt>\n-----BEGIN OpenVPN Static key V1-----[\s\S]+<\/tls-crypt>/);
+    assert.ok(!text.includes(conn.password), 'the profile does not carry the password');
+    profile = join(dir, 'customer.ovpn');
+    writeFileSync(profile, text, { mode: 0o600 });
+  });
+
+  it('a wrong password cannot connect (AUTH_FAILED, no tunnel)', async () => {
+    const t0 = Date.now();
+    const c = startClient('wrong', conn.username, `${conn.password}x`);
+    await c.waitForLine(/AUTH_FAILED|auth-failure/i, 30_000);
+    assert.ok(!c.lines.some((l) => /Initialization Sequence Completed/.test(l)));
+    await c.stop(3_000);
+    console.error(`openvpn.lab: wrong password refused in ${Date.now() - t0} ms`);
+  });
+
+  it('with the right credentials: HTTP exits from the device carrier address', async () => {
+    const t0 = Date.now();
+    const c = startClient('right', conn.username, conn.password);
+    await c.waitForLine(/Initialization Sequence Completed/, 30_000);
+    const connectMs = Date.now() - t0;
+    await relay.proc.waitForLine(/-> device 192\.168\.255\./, 10_000);
+    let ip = '';
+    await waitUntil(async () => {
+      const r = await curl(['http://203.0.113.10/ip'], 5);
+      ip = r.code === 0 ? r.stdout.trim() : `curl exit ${r.code}: ${r.stderr.trim()}`;
+      return ip === carrier();
+    }, { timeoutMs: 15_000, intervalMs: 500, what: `curl http://203.0.113.10/ip through OpenVPN shows ${carrier()} (last: ${ip})` });
+    const t1 = Date.now();
+    const r = await curl(['-o', '/dev/null', '-w', '%{time_total} %{size_download}', 'http://203.0.113.10/bytes?n=5000000'], 30);
+    assert.equal(r.code, 0, r.stderr);
+    const [secs, size] = r.stdout.trim().split(' ').map(Number) as [number, number];
+    console.error(`openvpn.lab: client connected in ${connectMs} ms; exit IP ${ip}; 5 MB download ${(size * 8 / secs / 1e6).toFixed(1)} Mbit/s (${Date.now() - t1} ms)`);
+  });
+
+  it('HTTPS by name: DNS resolved through the device, SNI passed on (CONNECT by domain)', async () => {
+    const r = await curl(['-k', 'https://sni.test/'], 10);
+    assert.equal(r.code, 0, r.stderr);
+    const j = JSON.parse(r.stdout);
+    assert.equal(j.sni, 'sni.test');
+    assert.equal(j.ip, carrier());
+    const asked = shim.lines.filter((l) => l.startsWith('tcp-dns-query from '));
+    assert.ok(asked.length > 0, 'the DNS query reached the resolver over TCP');
+    assert.ok(asked.every((l) => l.endsWith(carrier())), `DNS queries came from the carrier address only: ${asked.join(', ')}`);
+  });
+
+  it('UDP 443 from the customer is rejected at once (icmp port-unreachable -> ECONNREFUSED)', async () => {
+    const r = await lab.exec('cust', process.execPath, [join(dir, 'udp.cjs'), '203.0.113.10', '443'], { timeoutMs: 10_000 });
+    const j = JSON.parse(r.stdout.trim());
+    assert.equal(j.error, 'ECONNREFUSED', r.stdout);
+    assert.ok(j.ms < 1000, `refused in ${j.ms} ms`);
+    console.error(`openvpn.lab: UDP 443 refused in ${j.ms} ms`);
+  });
+
+  it('other customer UDP does not leave through the relay', async () => {
+    const r = await lab.exec('cust', process.execPath, [join(dir, 'udp.cjs'), '203.0.113.10', '8'], { timeoutMs: 10_000 });
+    const j = JSON.parse(r.stdout.trim());
+    assert.notEqual(j.error, 'answered', 'UDP whoami must not answer through the relay address');
+  });
+});
