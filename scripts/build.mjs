@@ -3,7 +3,8 @@
 // dashboard's static export. Each step is skipped when its output is newer than its inputs.
 import { build } from 'esbuild';
 import { execFileSync } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync, statSync, chmodSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync, chmodSync, writeFileSync } from 'node:fs';
+import { gzipSync, brotliCompressSync, constants as zc } from 'node:zlib';
 import { join, dirname } from 'node:path';
 import { pathToFileURL, fileURLToPath } from 'node:url';
 
@@ -77,5 +78,20 @@ if (!args.has('--no-dashboard') && existsSync(join(dash, 'package.json'))) {
     step('dashboard (next build)');
     execFileSync('npm', ['run', 'build', '-w', '@pocketproxy/dashboard'], { cwd: root, stdio: 'inherit', env: { ...process.env, NEXT_TELEMETRY_DISABLED: '1' } });
   }
+}
+if (existsSync(join(dash, 'out'))) {
+  // Pre-compressed copies: the API serves .br / .gz when the browser accepts them (no compression work per request).
+  const walk = (d) => {
+    for (const n of readdirSync(d)) {
+      const p = join(d, n);
+      if (statSync(p).isDirectory()) walk(p);
+      else if (/\.(js|css|html|svg|json|txt)$/.test(n) && statSync(p).size > 512 && mtime(`${p}.br`) < statSync(p).mtimeMs) {
+        const buf = readFileSync(p);
+        writeFileSync(`${p}.gz`, gzipSync(buf, { level: 9 }));
+        writeFileSync(`${p}.br`, brotliCompressSync(buf, { params: { [zc.BROTLI_PARAM_QUALITY]: 11 } }));
+      }
+    }
+  };
+  walk(join(dash, 'out'));
 }
 step('done');

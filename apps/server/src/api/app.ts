@@ -107,7 +107,7 @@ export async function createApi(ctx: Ctx, opts: ApiOptions = {}): Promise<Fastif
   await installWs(app, ctx, { inc: () => metrics.wsClients.inc(), dec: () => metrics.wsClients.dec() });
 
   if (opts.dashboardDir && existsSync(opts.dashboardDir)) {
-    await app.register(fastifyStatic, { root: opts.dashboardDir, wildcard: true, index: ['index.html'], redirect: true, cacheControl: false });
+    await app.register(fastifyStatic, { root: opts.dashboardDir, wildcard: true, index: ['index.html'], redirect: true, cacheControl: false, preCompressed: true });
     app.addHook('onSend', (req, reply, payload, done) => {
       if (!req.url.startsWith('/api') && req.url.includes('/_next/static/')) reply.header('cache-control', 'public, max-age=31536000, immutable');
       done(null, payload);

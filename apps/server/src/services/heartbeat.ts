@@ -3,6 +3,7 @@
 // address; state changes and usage rows, when there are any, follow in a transaction of their own.
 import type { Ctx } from '../context.js';
 import { apiError } from '../errors.js';
+import { toCommand, type Row } from './rows.js';
 import { recordIpChange } from './devices.js';
 import { recordEvent } from './audit.js';
 
@@ -19,7 +20,7 @@ export async function heartbeat(ctx: Ctx, deviceId: string, hb: HeartbeatInput) 
   // The common case in ONE statement (one round trip, autocommit): record metrics, take the commands to
   // deliver, and read back the previous status/address and the credentials version. Relaxed durability:
   // a crash may forget a last-seen time, and the command it marks 'sent' is re-sent after two intervals.
-  const r = await ctx.db.queryRelaxed<{ old_status: string; old_ip: string | null; cred_version: string; commands: { id: string; type: string; payload: Record<string, unknown> }[] }>(
+  const r = await ctx.db.queryRelaxed<{ old_status: string; old_ip: string | null; cred_version: string; commands: Row[] }>(
     `WITH o AS (SELECT id, status, current_ip FROM devices WHERE id = $1),
      d AS (
        UPDATE devices d SET
@@ -31,10 +32,10 @@ export async function heartbeat(ctx: Ctx, deviceId: string, hb: HeartbeatInput) 
        UPDATE commands SET status = 'sent', sent_at = $2
         WHERE device_id = $1 AND expires_at > $2
           AND (status = 'pending' OR (status = 'sent' AND sent_at < $2::timestamptz - make_interval(secs => $9)))
-        RETURNING id, type, payload, created_at)
+        RETURNING *)
      SELECT o.status AS old_status, o.current_ip AS old_ip,
        (SELECT count(*) || ':' || coalesce(extract(epoch FROM max(x.updated_at))::text, '0') FROM connections x WHERE x.device_id = $1) AS cred_version,
-       (SELECT coalesce(json_agg(json_build_object('id', c.id, 'type', c.type, 'payload', c.payload) ORDER BY c.created_at), '[]'::json) FROM c) AS commands
+       (SELECT coalesce(json_agg(to_json(c) ORDER BY c.created_at), '[]'::json) FROM c) AS commands
      FROM o`,
     [deviceId, now, m.battery ?? null, m.charging ?? null, m.signal ?? null, m.carrier ?? null, m.network_type ?? null, hb.agent_version ?? null, ctx.config.heartbeatIntervalS * 2],
     { name: 'heartbeat_v1' },
@@ -63,6 +64,8 @@ export async function heartbeat(ctx: Ctx, deviceId: string, hb: HeartbeatInput) 
     });
   }
   if (cameOnline) ctx.bus.publish('device_connected', { device_id: deviceId, via: 'heartbeat' }, now);
+  const commands = prev.commands.map(toCommand);
+  for (const c of commands) ctx.bus.publish('command_updated', c, now);
   ctx.bus.publish('heartbeat', { device_id: deviceId, metrics: m, current_ip: hb.public_ip ?? prev.old_ip, last_seen_at: now.toISOString() }, now);
-  return { commands: prev.commands, heartbeat_interval_s: ctx.config.heartbeatIntervalS, credentials_version: prev.cred_version };
+  return { commands: commands.map((c) => ({ id: c.id, type: c.type, payload: c.payload })), heartbeat_interval_s: ctx.config.heartbeatIntervalS, credentials_version: prev.cred_version };
 }
