@@ -50,6 +50,10 @@ export interface TunnelIntervals {
   retryMaxMs: number;
 }
 
+// A silent device must be offline with its ports closed within 30 s (DESIGN §2, §4). The
+// protocol's 30 s dead-peer window plus the 1 s tick and the firewall update always overshot
+// that, so the relay declares a peer dead after 25 s: still 2.5 device keepalives (10 s).
+const RELAY_PROTOCOL_TIMERS = { deadAfterMs: 25_000 } satisfies Partial<TunnelTimers>;
 const DEFAULT_INTERVALS: TunnelIntervals = { tickMs: 1_000, forwardingMs: 10_000, usageMs: 30_000, peersMs: 60_000, peersMinGapMs: 2_000, repushMs: 5_000, retryMaxMs: 10_000 };
 
 export interface TunnelDeps {
@@ -130,10 +134,11 @@ export function createTunnel(deps: TunnelDeps): Tunnel {
 
   const devLog = (e: DeviceEntry | string) => log.child({ deviceId: typeof e === 'string' ? e : e.id });
 
+  const protocolTimers = { ...RELAY_PROTOCOL_TIMERS, ...deps.protocolTimers };
   const responder = createResponder<Endpoint>({
     privateKey: deps.relayKey.privateKey,
     lookupPeer: (pub) => devices.lookup(pub),
-    timers: deps.protocolTimers,
+    timers: protocolTimers,
     sameEndpoint,
     onEvent: (ev) => {
       if (ev.type === 'peer_up') onPeerUp(ev.deviceId, ev.endpoint);
@@ -450,7 +455,7 @@ export function createTunnel(deps: TunnelDeps): Tunnel {
       onBadStream: (c, why) => {
         if (logLimit.allow('tcp-desync', now()) !== undefined) log.debug({ from: c.remoteAddress, why }, 'TCP stream out of sync; closed');
       },
-      idleMs: (deps.protocolTimers?.deadAfterMs ?? 30_000) * 2,
+      idleMs: (protocolTimers.deadAfterMs ?? RELAY_PROTOCOL_TIMERS.deadAfterMs) * 2,
     });
     addresses.tcp = (tcp.server.address() as { port: number }).port;
     const routes = { ...createPushRoutes({ push, status }), ...deps.extraRoutes };
