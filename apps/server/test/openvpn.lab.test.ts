@@ -14,7 +14,7 @@ import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { chmodSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { createLab, waitUntil, startRelay, startAgent, waitDeviceOnline, createConnection, canRunLab, scratchDir, type Lab, type LabRelay, type LabAgent, type Connection, type LabProcess } from '@pocketproxy/testkit';
+import { createLab, waitUntil, startRelay, startAgent, waitDeviceOnline, createConnection, canRunLab, scratchDir, childPid, type Lab, type LabRelay, type LabAgent, type Connection, type LabProcess } from '@pocketproxy/testkit';
 
 const ROOT = canRunLab();
 if (!ROOT) console.error('openvpn.lab.test: SKIPPED — needs root (network namespaces, TUN, nftables, openvpn)');
@@ -154,6 +154,7 @@ describe('customer OpenVPN end to end (relay + 1 agent + real openvpn client)', 
     const asked = shim.lines.filter((l) => l.startsWith('tcp-dns-query from '));
     assert.ok(asked.length > 0, 'the DNS query reached the resolver over TCP');
     assert.ok(asked.every((l) => l.endsWith(carrier())), `DNS queries came from the carrier address only: ${asked.join(', ')}`);
+    console.error(`openvpn.lab: ${asked.length} DNS queries reached the resolver over TCP, all from the carrier address ${carrier()}`);
   });
 
   it('UDP 443 from the customer is rejected at once (icmp port-unreachable -> ECONNREFUSED)', async () => {
@@ -169,4 +170,25 @@ describe('customer OpenVPN end to end (relay + 1 agent + real openvpn client)', 
     const j = JSON.parse(r.stdout.trim());
     assert.notEqual(j.error, 'answered', 'UDP whoami must not answer through the relay address');
   });
+
+  it('client leaves: the disconnect hook unmaps its address', async () => {
+    const c = clients.find((p) => p.lines.some((l) => /Initialization Sequence Completed/.test(l)))!;
+    await c.stop(5_000);
+    await relay.proc.waitForLine(/hook disconnect: \S+ 10\.9\.0\.\d+ unmapped/, 15_000);
+  });
+
+  it('openvpn is supervised: killed, it is restarted and listens again', async () => {
+    const tunnel = await relay.tunnelPid();
+    assert.ok(tunnel, 'tunnel process found');
+    const pid = await childPid(tunnel, '--config');
+    assert.ok(pid, 'openvpn process found under the tunnel');
+    const before = relay.proc.lines.filter((l) => l.includes('Initialization Sequence Completed')).length;
+    const t0 = Date.now();
+    process.kill(pid, 'SIGKILL'); // our own child (of the relay we started), by pid
+    await waitUntil(async () => relay.proc.lines.filter((l) => l.includes('Initialization Sequence Completed')).length > before, { timeoutMs: 15_000, intervalMs: 100, what: 'openvpn restarted' });
+    const again = await childPid(tunnel, '--config');
+    assert.ok(again && again !== pid, `a new openvpn process (${pid} -> ${again})`);
+    console.error(`openvpn.lab: openvpn restarted ${Date.now() - t0} ms after SIGKILL`);
+  });
+
 });

@@ -67,6 +67,7 @@ async function main() {
   if (mode === 'disconnect') {
     if (clientIp) await call(cfg.push_url, 'DELETE', '/openvpn/client', { client_ip: clientIp }).catch((e) => log('unmap failed: ' + e.message));
     if (username) await call(cfg.api_url, 'POST', '/api/internal/openvpn/disconnect', { username, ...(clientIp ? { vpn_ip: clientIp } : {}) }).catch((e) => log('API failed: ' + e.message));
+    log(username + ' ' + clientIp + ' unmapped');
     return 0;
   }
   log('unknown mode');

@@ -130,6 +130,7 @@ proto udp
 remote ${i.host} ${i.port}
 nobind
 resolv-retry infinite
+explicit-exit-notify 1
 persist-key
 persist-tun
 remote-cert-tls server
