@@ -34,7 +34,7 @@ const u = new URL(baseUrl);
 u.pathname = `/${dbName}`;
 const DATABASE_URL = u.toString();
 
-const env = { ...process.env, NODE_OPTIONS: '', DATABASE_URL, POCKETPROXY_DATA_DIR: join(tmp, 'data'), POCKETPROXY_API_PORT: String(PORT), POCKETPROXY_API_HOST: '127.0.0.1', POCKETPROXY_LOG_LEVEL: 'warn', POCKETPROXY_TUNNEL: 'off' };
+const env = { ...process.env, NODE_OPTIONS: '', DATABASE_URL, POCKETPROXY_DATA_DIR: join(tmp, 'data'), POCKETPROXY_API_PORT: String(PORT), POCKETPROXY_API_HOST: '127.0.0.1', POCKETPROXY_LOG_LEVEL: 'warn', POCKETPROXY_TUNNEL: 'off', POCKETPROXY_API_PROCESSES: process.env.BENCH_API_PROCESSES ?? '1' };
 const bin = join(ROOT, 'apps/server/bin/pocketproxy.js');
 execFileSync(process.execPath, [bin, 'migrate'], { env, stdio: 'inherit' });
 
@@ -58,10 +58,18 @@ for (let i = 0; ; i++) {
   if (i > 240) throw new Error('api did not start');
   await new Promise((r) => setTimeout(r, 250));
 }
+// The API process and, with BENCH_API_PROCESSES > 1, its cluster workers.
+const apiPids = () => [api.pid!, ...spawnSync('pgrep', ['-P', String(api.pid)], { encoding: 'utf8' }).stdout.trim().split('\n').filter(Boolean).map(Number)];
 const rss = () => {
-  const s = readFileSync(`/proc/${api.pid}/status`, 'utf8');
-  const kb = (k: string) => Number(new RegExp(`${k}:\\s+(\\d+)`).exec(s)?.[1] ?? 0);
-  return { rss: kb('VmRSS') / 1024, peak: kb('VmHWM') / 1024 };
+  let rssMb = 0;
+  let peak = 0;
+  for (const pid of apiPids()) {
+    const s = readFileSync(`/proc/${pid}/status`, 'utf8');
+    const kb = (k: string) => Number(new RegExp(`${k}:\\s+(\\d+)`).exec(s)?.[1] ?? 0);
+    rssMb += kb('VmRSS') / 1024;
+    peak += kb('VmHWM') / 1024;
+  }
+  return { rss: rssMb, peak };
 };
 const body = JSON.stringify({ metrics: { battery: 77, signal: -85, carrier: 'BenchTel', network_type: 'LTE' } });
 
@@ -108,13 +116,14 @@ done = function(summary, latency, requests)
 end
 `,
 );
-const cpu0 = { api: cpuOf(api.pid!), pg: pgCpu() };
+const apiCpu = () => apiPids().reduce((a, p) => a + cpuOf(p), 0);
+const cpu0 = { api: apiCpu(), pg: pgCpu() };
 const w = spawnSync('wrk', ['-t2', '-c64', `-d${SECONDS}s`, '-s', lua, '--timeout', '5s', base], { encoding: 'utf8' });
 const m = /WRK (\d+) (\d+) (\d+) (\d+) (\d+)/.exec(w.stdout);
 if (!m) throw new Error(`wrk failed: ${w.stdout}${w.stderr}`);
 const [reqs, durUs, errs, p50w, p99w] = m.slice(1).map(Number) as [number, number, number, number, number];
 const rate = reqs / (durUs / 1e6);
-const cpuPer = { api: ((cpuOf(api.pid!) - cpu0.api) / reqs) * 1e6, pg: ((pgCpu() - cpu0.pg) / reqs) * 1e6 };
+const cpuPer = { api: ((apiCpu() - cpu0.api) / reqs) * 1e6, pg: ((pgCpu() - cpu0.pg) / reqs) * 1e6 };
 const rssAfterLoad = rss();
 
 // 2. Latency at a fixed 1,000/s: requests start on schedule whatever the answers do (open loop).
@@ -135,7 +144,7 @@ const pct = (p: number) => lat[Math.min(lat.length - 1, Math.floor((p / 100) * l
 const achieved = lat.length / ((performance.now() - t0) / 1000);
 const r = rss();
 
-console.log(`\nPocketProxy API benchmark (real PostgreSQL 15 with default durability${process.env.PP_BENCH_DATABASE_URL ? ' (given server)' : ''}, ${os.cpus().length}-core machine, load average ${os.loadavg()[0]!.toFixed(1)}, API as a separate process)`);
+console.log(`\nPocketProxy API benchmark (real PostgreSQL 15 with default durability${process.env.PP_BENCH_DATABASE_URL ? ' (given server)' : ''}, ${os.cpus().length}-core machine, load average ${os.loadavg()[0]!.toFixed(1)}, API as a separate process${Number(env.POCKETPROXY_API_PROCESSES) > 1 ? ` ×${env.POCKETPROXY_API_PROCESSES}` : ''})`);
 console.log(`devices registered                 ${DEVICES}`);
 console.log(`sustained heartbeats/s (wrk -c64)   ${rate.toFixed(0)}   (goal ≥ 5000; ratio ${(rate / 5000).toFixed(2)}; wrk p50 ${(p50w / 1000).toFixed(1)} ms, p99 ${(p99w / 1000).toFixed(1)} ms, errors ${errs})`);
 console.log(`CPU per heartbeat: API ${cpuPer.api.toFixed(0)} µs, PostgreSQL ${cpuPer.pg.toFixed(0)} µs  (on an idle 2-core machine the ceiling is about ${(1e6 / Math.max(cpuPer.api, cpuPer.pg)).toFixed(0)}/s)`);

@@ -41,6 +41,7 @@ const Schema = z.object({
   POCKETPROXY_TUNNEL: z.enum(['auto', 'on', 'off']).default('auto'),
   POCKETPROXY_OPENVPN: z.enum(['auto', 'on', 'off']).default('off'),
   POCKETPROXY_TRUST_PROXY: bool.default(false),
+  POCKETPROXY_API_PROCESSES: z.coerce.number().int().min(1).max(64).default(1).describe('API processes sharing the port (needs DATABASE_URL)'),
   POCKETPROXY_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   POCKETPROXY_OPENVPN_PORT: port.default(1195),
   POCKETPROXY_OPENVPN_SUBNET: z.string().regex(/^\d+\.\d+\.\d+\.0\/(1[6-9]|2[0-4])$/, 'must be an IPv4 CIDR from /16 to /24 ending in .0').default('10.9.0.0/24'),
@@ -85,6 +86,7 @@ export interface Config {
   readonly tunnel: 'auto' | 'on' | 'off';
   readonly openvpn: 'auto' | 'on' | 'off';
   readonly trustProxy: boolean;
+  readonly apiProcesses: number;
   readonly logLevel: string;
   readonly openvpnPort: number;
   readonly openvpnSubnet: string;
@@ -135,6 +137,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const devicePorts = range(dp ?? '1-1', 'POCKETPROXY_DEVICE_PORTS', dp ? problems : []);
   const connectionPorts = range(cp ?? '2-2', 'POCKETPROXY_CONNECTION_PORTS', cp ? problems : []);
   if (dp && cp && devicePorts.from <= connectionPorts.to && connectionPorts.from <= devicePorts.to) problems.push('POCKETPROXY_DEVICE_PORTS and POCKETPROXY_CONNECTION_PORTS overlap');
+  if (Number(merged.POCKETPROXY_API_PROCESSES ?? 1) > 1 && !merged.DATABASE_URL) problems.push('POCKETPROXY_API_PROCESSES above 1 needs DATABASE_URL (the embedded database belongs to one process)');
   if (!parsed.success || problems.length) throw new ConfigError(problems);
   const c = parsed.data;
   const apiPortShown = c.POCKETPROXY_API_PORT === 80 ? '' : `:${c.POCKETPROXY_API_PORT}`;
@@ -170,6 +173,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     tunnel: c.POCKETPROXY_TUNNEL,
     openvpn: c.POCKETPROXY_OPENVPN,
     trustProxy: c.POCKETPROXY_TRUST_PROXY,
+    apiProcesses: c.POCKETPROXY_API_PROCESSES,
     logLevel: c.POCKETPROXY_LOG_LEVEL,
     openvpnPort: c.POCKETPROXY_OPENVPN_PORT,
     openvpnSubnet: c.POCKETPROXY_OPENVPN_SUBNET,

@@ -6,6 +6,7 @@
 //   tunnel   device tunnel, TUN, nftables, push API, transparent proxy
 //   migrate  apply database migrations and exit
 import { fork, type ChildProcess } from 'node:child_process';
+import cluster from 'node:cluster';
 import { isPPError } from '@pocketproxy/errors';
 import { ConfigError, loadConfig, type Config } from './config.js';
 import { buildSystem, createLogger } from './system.js';
@@ -89,9 +90,26 @@ async function main() {
       return;
     }
     case 'api': {
+      // Several API processes may share the port on PostgreSQL (node:cluster hands connections out);
+      // WebSocket events reach every process through LISTEN/NOTIFY.
+      if (config.apiProcesses > 1 && cluster.isPrimary) {
+        const forkOne = () => cluster.fork().on('error', () => {}); // EPIPE while a worker is going away
+        for (let i = 0; i < config.apiProcesses; i++) forkOne();
+        cluster.on('exit', (w, code, signal) => {
+          if (w.exitedAfterDisconnect) return;
+          process.stderr.write(`pocketproxy: api process ${w.process.pid} exited (${code ?? signal}); starting another\n`);
+          setTimeout(forkOne, 1000);
+        });
+        stops.push(async () => {
+          const workers = Object.values(cluster.workers ?? {}).filter((w) => w !== undefined);
+          await Promise.all(workers.map((w) => new Promise((r) => { w.once('exit', r); w.disconnect(); })));
+        });
+        return;
+      }
       // With the embedded database only one process may open it, so the worker runs here too.
       const { sys } = await runApiAndWorker(config, !config.databaseUrl);
       stops.push(() => sys.close());
+      if (cluster.isWorker) process.once('disconnect', () => void shutdown('primary stopped'));
       return;
     }
     case 'worker': {

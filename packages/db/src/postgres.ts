@@ -7,6 +7,7 @@ pg.types.setTypeParser(20, (v) => Number(v));
 
 export async function openPostgres(url: string, opts: { max?: number } = {}): Promise<Db> {
   const pool = new pg.Pool({ connectionString: url, max: opts.max ?? 10 });
+  // Idle pooled clients that PostgreSQL terminates emit 'error' on the pool; the pool drops them.
   pool.on('error', () => {}); // idle client errors surface on the next query
   try {
     const c = await pool.connect();
@@ -24,6 +25,7 @@ export async function openPostgres(url: string, opts: { max?: number } = {}): Pr
     },
   };
   let listener: pg.Client | null = null;
+  let closed = false;
   const handlers = new Map<string, Set<(p: string) => void>>();
   return {
     kind: 'postgres',
@@ -52,18 +54,30 @@ export async function openPostgres(url: string, opts: { max?: number } = {}): Pr
       }
     },
     async listen(channel, onPayload) {
-      if (!listener) {
-        listener = new pg.Client({ connectionString: url });
-        await listener.connect();
-        listener.on('notification', (n) => handlers.get(n.channel)?.forEach((h) => h(n.payload ?? '')));
-      }
+      // One dedicated connection carries every LISTEN. If PostgreSQL drops it (restart, failover,
+      // pg_terminate_backend) it is re-opened and the channels re-subscribed; events in the gap are lost,
+      // which the dashboard's polling fallback covers.
+      const connect = async (): Promise<void> => {
+        const c = new pg.Client({ connectionString: url });
+        c.on('notification', (n) => handlers.get(n.channel)?.forEach((h) => h(n.payload ?? '')));
+        c.on('error', () => {
+          if (listener !== c || closed) return;
+          listener = null;
+          c.end().catch(() => {});
+          setTimeout(() => void connect().catch(() => {}), 1000).unref();
+        });
+        await c.connect();
+        for (const ch of handlers.keys()) await c.query(`LISTEN "${ch.replace(/"/g, '')}"`);
+        listener = c;
+      };
       let set = handlers.get(channel);
       if (!set) {
         set = new Set();
         handlers.set(channel, set);
-        await listener.query(`LISTEN "${channel.replace(/"/g, '')}"`);
+        if (listener) await listener.query(`LISTEN "${channel.replace(/"/g, '')}"`);
       }
       set.add(onPayload);
+      if (!listener) await connect();
       return async () => {
         set!.delete(onPayload);
       };
@@ -72,6 +86,7 @@ export async function openPostgres(url: string, opts: { max?: number } = {}): Pr
       await pool.query('SELECT pg_notify($1, $2)', [channel, payload]);
     },
     async close() {
+      closed = true;
       await listener?.end().catch(() => {});
       await relaxed.end();
       await pool.end();
