@@ -40,4 +40,6 @@ export const CLIENTS = {
   socks5Udp: new URL('./clients/socks5-udp.ts', import.meta.url).pathname,
   proxyProbe: new URL('./clients/proxy-probe.ts', import.meta.url).pathname,
   tunnelHostile: new URL('./clients/tunnel-hostile.ts', import.meta.url).pathname,
+  httpLoad: new URL('./clients/http-load.ts', import.meta.url).pathname,
+  simDevices: new URL('./clients/sim-devices.ts', import.meta.url).pathname,
 };
