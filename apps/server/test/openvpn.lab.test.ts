@@ -12,7 +12,7 @@
 // Needs root (namespaces, TUN, nftables); skips loudly otherwise. Every wait is bounded.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { chmodSync, writeFileSync } from 'node:fs';
+import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createLab, waitUntil, startRelay, startAgent, waitDeviceOnline, createConnection, canRunLab, scratchDir, childPid, type Lab, type LabRelay, type LabAgent, type Connection, type LabProcess } from '@pocketproxy/testkit';
 
@@ -191,4 +191,27 @@ describe('customer OpenVPN end to end (relay + 1 agent + real openvpn client)', 
     console.error(`openvpn.lab: openvpn restarted ${Date.now() - t0} ms after SIGKILL`);
   });
 
+
+  it('tunnel killed: `up` restarts it and the new tunnel replaces the orphaned openvpn', async () => {
+    const tunnel = await relay.tunnelPid();
+    assert.ok(tunnel);
+    const orphan = await childPid(tunnel, '--config');
+    assert.ok(orphan);
+    const before = relay.proc.lines.filter((l) => l.includes('Initialization Sequence Completed')).length;
+    const t0 = Date.now();
+    process.kill(tunnel, 'SIGKILL'); // the tunnel child of the relay we started, by pid
+    let fresh: number | undefined;
+    await waitUntil(async () => {
+      const t = await relay.tunnelPid();
+      if (!t || t === tunnel) return false;
+      fresh = await childPid(t, '--config');
+      return fresh !== undefined && relay.proc.lines.filter((l) => l.includes('Initialization Sequence Completed')).length > before;
+    }, { timeoutMs: 30_000, intervalMs: 200, what: 'a new tunnel with a new openvpn listening' });
+    // Gone, or a zombie waiting for whoever adopted it to reap it.
+    let state = 'gone';
+    try { state = readFileSync(`/proc/${orphan}/stat`, 'utf8').split(') ')[1]!.slice(0, 1); } catch { /* gone */ }
+    assert.ok(state === 'gone' || state === 'Z', `the orphaned openvpn ${orphan} is not running (state ${state})`);
+    assert.ok(relay.proc.lines.some((l) => l.includes('left running by a previous tunnel process')));
+    console.error(`openvpn.lab: tunnel SIGKILLed; new tunnel + openvpn (${orphan} -> ${fresh}) listening after ${Date.now() - t0} ms`);
+  });
 });

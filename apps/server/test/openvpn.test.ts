@@ -3,9 +3,9 @@
 // the DNS forwarder over a fake device proxy.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { EventEmitter } from 'node:events';
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import * as dgram from 'node:dgram';
 import * as http from 'node:http';
 import * as net from 'node:net';
@@ -17,7 +17,7 @@ import { renderProfile, renderServerConfig, parseOvpnSubnet } from '../src/openv
 import { ensurePki, formatStaticKey } from '../src/openvpn/pki.js';
 import { writeHook } from '../src/openvpn/hook.js';
 import { superviseProcess } from '../src/openvpn/supervisor.js';
-import { openvpnDecision } from '../src/openvpn/main.js';
+import { openvpnDecision, stopStaleOpenvpn } from '../src/openvpn/main.js';
 import { createDnsForwarder } from '../src/openvpn/dns.js';
 
 const silent = pino({ level: 'silent' });
@@ -379,5 +379,30 @@ test('DNS forwarder: UDP query -> CONNECT resolver:53 via the mapped device -> T
     assert.equal(connects.length, 1);
   } finally {
     await dns.close();
+  }
+});
+
+test('stale openvpn of a dead tunnel: stopped only when its pid runs openvpn with our config', async () => {
+  const dir = tmp('pp-ovpn-stale-');
+  try {
+    const fake = join(dir, 'openvpn');
+    symlinkSync(process.execPath, fake); // argv[0] ends in "openvpn"
+    const conf = join(dir, 'server.conf');
+    const child = spawn(fake, ['-e', 'setInterval(() => {}, 1000)', '--', '--config', conf], { stdio: 'ignore' });
+    const exited = new Promise((r) => child.once('exit', r));
+    await new Promise((r) => setTimeout(r, 200));
+    const pidFile = join(dir, 'openvpn.pid');
+    // Another config path, or a pid that is not openvpn (this test process): left alone.
+    writeFileSync(pidFile, `${child.pid}\n`);
+    assert.equal(await stopStaleOpenvpn(pidFile, join(dir, 'other.conf')), undefined);
+    writeFileSync(pidFile, `${process.pid}\n`);
+    assert.equal(await stopStaleOpenvpn(pidFile, conf), undefined);
+    assert.equal(await stopStaleOpenvpn(join(dir, 'absent.pid'), conf), undefined);
+    writeFileSync(pidFile, `${child.pid}\n`);
+    assert.equal(await stopStaleOpenvpn(pidFile, conf), child.pid);
+    await exited;
+    assert.equal(existsSync(pidFile), false);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
   }
 });

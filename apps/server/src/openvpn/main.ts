@@ -102,7 +102,10 @@ export async function startOpenvpn(o: StartOpenvpnOptions): Promise<OpenvpnServe
   writeFileSync(configPath, text, { mode: 0o600 });
   const dns = createDnsForwarder({ host: '0.0.0.0', port: o.config.openvpnDnsPort, upstream: o.config.openvpnDns, lookup: o.lookup, logger: o.logger });
   await dns.start();
-  const supervisor = superviseProcess({ binary: o.binary, args: ['--config', configPath], logger: o.logger });
+  const pidFile = join(dir, 'openvpn.pid');
+  const stale = await stopStaleOpenvpn(pidFile, configPath);
+  if (stale) log.warn({ pid: stale }, 'stopped an openvpn left running by a previous tunnel process');
+  const supervisor = superviseProcess({ binary: o.binary, args: ['--config', configPath, '--writepid', pidFile], logger: o.logger });
   supervisor.start();
   log.info({ port: o.config.openvpnPort, subnet: o.config.openvpnSubnet, iface: OPENVPN_INTERFACE, dnsUpstream: o.config.openvpnDns }, 'customer OpenVPN server supervised');
   return {
@@ -114,6 +117,35 @@ export async function startOpenvpn(o: StartOpenvpnOptions): Promise<OpenvpnServe
       await dns.close();
     },
   };
+}
+
+/**
+ * A tunnel process that died without stopping (SIGKILL, crash) leaves its openvpn running, holding
+ * the port. Its pid file names it; it is stopped only if /proc shows that very pid running openvpn
+ * with our config path (never another process that reused the pid). Answers the pid stopped.
+ */
+export async function stopStaleOpenvpn(pidFile: string, configPath: string): Promise<number | undefined> {
+  let pid: number;
+  try {
+    pid = Number(readFileSync(pidFile, 'utf8').trim());
+  } catch {
+    return undefined;
+  }
+  rmSync(pidFile, { force: true });
+  const ours = () => {
+    try {
+      const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+      return /openvpn$/.test(argv[0] ?? '') && argv.includes(configPath);
+    } catch {
+      return false;
+    }
+  };
+  if (!Number.isInteger(pid) || pid <= 1 || !ours()) return undefined;
+  process.kill(pid, 'SIGTERM');
+  for (let i = 0; i < 50 && ours(); i++) await new Promise((r) => setTimeout(r, 100));
+  if (ours()) process.kill(pid, 'SIGKILL');
+  for (let i = 0; i < 20 && ours(); i++) await new Promise((r) => setTimeout(r, 100));
+  return pid;
 }
 
 /** For the API: the .ovpn profile of a connection (the PKI is created on first use if the tunnel has not yet). */
