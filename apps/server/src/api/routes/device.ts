@@ -11,6 +11,7 @@ import { openRotation, queueCommand, transition } from '../../services/commands.
 import { deviceCredentials } from '../../services/connections.js';
 import { apiError } from '../../errors.js';
 import { sha256 } from '../../security/crypto.js';
+import { toCommand } from '../../services/rows.js';
 
 export function deviceRoutes(r: Router, ctx: Ctx, limits: { pair: RateLimiter; rotateLink: RateLimiter; rotateLinkIp: RateLimiter }, onHeartbeat: () => void) {
   const tag = 'device';
@@ -64,7 +65,7 @@ export function deviceRoutes(r: Router, ctx: Ctx, limits: { pair: RateLimiter; r
       const out = await transition(ctx, params.id, params.cmd, body.status, body.result ?? null);
       if (out) return out;
       const r = await ctx.db.query<Record<string, unknown>>('SELECT * FROM commands WHERE id = $1', [params.cmd]);
-      return (await import('../../services/rows.js')).toCommand(r.rows[0]!);
+      return toCommand(r.rows[0]!);
     },
   });
   r.add({
