@@ -6,6 +6,7 @@
       "target_name": "pp_tun",
       "sources": [
         "native/addon.cc",
+        "native/aead.cc",
         "native/errno_error.cc",
         "native/fd_poller.cc",
         "native/tun_queue.cc",

@@ -16,7 +16,8 @@ export {
 } from './handshake.js';
 export { decodeFrame, checkHeader, encodeInitiation, encodeResponse, readCounter, writeCounter, type OuterFrame, type InitiationFrame, type ResponseFrame, type TransportFrame } from './messages.js';
 export { ReplayWindow } from './replay.js';
-export { TransportSession, type OpenFailure } from './session.js';
+export { TransportSession, OPEN_MALFORMED, OPEN_REPLAY, OPEN_DECRYPT, type OpenFailure, type ByteBatch } from './session.js';
+export { nodeAead, type AeadProvider, type AeadKey } from './aead.js';
 export {
   INNER_COMMAND, INNER_ACK, INNER_CONTROL, ACK_STATUSES, decodeInner, isIpPacket, encodeCommand, encodeAck, encodeControl, encodeJsonMessage,
   type CommandPush, type CommandAck, type AckStatus, type ControlMessage, type JsonMessage, type InnerMessage,

@@ -11,6 +11,7 @@
 import { type TunnelTimers, resolveTimers } from './timers.js';
 import { consumeResponse, createIdentity, createInitiation, type InitiatorHandshake, type StaticIdentity } from './handshake.js';
 import { TransportSession } from './session.js';
+import type { AeadProvider } from './aead.js';
 import { tai64n, nextTimestamp } from './timestamp.js';
 import { encodeJsonMessage, type JsonMessage } from './inner.js';
 import { defaultRandom, deliver, freshIndex, type DropReason, type RandomBytes } from './peer-common.js';
@@ -29,6 +30,8 @@ export interface InitiatorOptions {
   maxQueue?: number;
   random?: RandomBytes;
   onEvent?: (e: InitiatorEvent) => void;
+  /** Transport AEAD (default node:crypto); e.g. @pocketproxy/tun nativeAead(). Same bytes on the wire. */
+  aead?: AeadProvider;
 }
 
 export type HandshakeReason = 'connect' | 'retry' | 'rekey' | 'dead' | 'expired';
@@ -64,6 +67,7 @@ export class Initiator {
   private readonly random: RandomBytes;
   private readonly emit: (e: InitiatorEvent) => void;
   private readonly maxQueue: number;
+  private readonly aead: AeadProvider | undefined;
   private current: TransportSession | undefined;
   private previous: TransportSession | undefined;
   private pending: Pending | undefined;
@@ -83,6 +87,7 @@ export class Initiator {
     this.random = o.random ?? defaultRandom;
     this.emit = o.onEvent ?? (() => {});
     this.maxQueue = o.maxQueue ?? 256;
+    this.aead = o.aead;
   }
 
   get publicKey(): Buffer {
@@ -147,7 +152,7 @@ export class Initiator {
       if (typeof r === 'string') return { kind: 'dropped', reason: r === 'unknown_index' ? 'unknown_index' : r };
       const rekey = this.current !== undefined;
       this.previous = this.current;
-      this.current = new TransportSession({ localIndex: p.hs.senderIndex, remoteIndex: r.responderIndex, keys: r.keys, createdAt: now, isInitiator: true });
+      this.current = new TransportSession({ localIndex: p.hs.senderIndex, remoteIndex: r.responderIndex, keys: r.keys, createdAt: now, isInitiator: true, aead: this.aead });
       this.pending = undefined;
       this.everEstablished = true;
       this.lastRecvAt = now;

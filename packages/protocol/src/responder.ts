@@ -12,6 +12,7 @@
 import { type TunnelTimers, resolveTimers } from './timers.js';
 import { consumeInitiation, createIdentity, createResponse, type StaticIdentity } from './handshake.js';
 import { TransportSession } from './session.js';
+import type { AeadProvider } from './aead.js';
 import { encodeJsonMessage, type JsonMessage } from './inner.js';
 import { defaultRandom, deliver, freshIndex, type DropReason, type RandomBytes } from './peer-common.js';
 import { FRAME_INITIATION, FRAME_TRANSPORT, HEADER_LEN, KEY_LEN, PROTOCOL_VERSION } from './constants.js';
@@ -32,6 +33,8 @@ export interface ResponderOptions<E> {
   onEvent?: (e: ResponderEvent<E>) => void;
   /** Endpoint equality for roaming events; default Object.is (use string endpoints, or supply one). */
   sameEndpoint?: (a: E, b: E) => boolean;
+  /** Transport AEAD (default node:crypto); e.g. @pocketproxy/tun nativeAead(). Same bytes on the wire. */
+  aead?: AeadProvider;
 }
 
 export type PeerDownReason = 'dead' | 'expired' | 'removed';
@@ -99,6 +102,7 @@ export class Responder<E> {
   private readonly random: RandomBytes;
   private readonly emit: (e: ResponderEvent<E>) => void;
   private readonly same: (a: E, b: E) => boolean;
+  private readonly aead: AeadProvider | undefined;
   private readonly peers = new Map<string, ResponderPeer<E>>();
   private readonly byIndex = new Map<number, { peer: ResponderPeer<E>; session: TransportSession }>();
 
@@ -109,6 +113,7 @@ export class Responder<E> {
     this.random = o.random ?? defaultRandom;
     this.emit = o.onEvent ?? (() => {});
     this.same = o.sameEndpoint ?? Object.is;
+    this.aead = o.aead;
   }
 
   get publicKey(): Buffer {
@@ -232,7 +237,7 @@ export class Responder<E> {
     const localIndex = freshIndex(this.random, (i) => this.byIndex.has(i));
     const { message, keys } = createResponse({ consumed: c, psk: info.psk, senderIndex: localIndex, ephemeralPrivateKey: this.random(KEY_LEN) });
     this.drop(p.next);
-    p.next = new TransportSession({ localIndex, remoteIndex: c.initiatorIndex, keys, createdAt: now, isInitiator: false });
+    p.next = new TransportSession({ localIndex, remoteIndex: c.initiatorIndex, keys, createdAt: now, isInitiator: false, aead: this.aead });
     this.byIndex.set(localIndex, { peer: p, session: p.next });
     p.lastRecvAt = now;
     this.updateEndpoint(p, from);

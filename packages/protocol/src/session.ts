@@ -1,41 +1,54 @@
 // One transport session: the keys from one handshake, the send counter and the replay window.
-// The hot path (seal/open) avoids allocation where node:crypto lets it: the header is written
-// straight into the caller's buffer and the nonce buffer is reused. node:crypto has no update-into
-// API, so the cipher object and its output chunk are the only per-packet garbage.
-import { createCipheriv, createDecipheriv, createSecretKey, type KeyObject } from 'node:crypto';
-import { COUNTER_LIMIT, FRAME_TRANSPORT, PROTOCOL_VERSION, TAG_LEN, TRANSPORT_HEADER_LEN, TRANSPORT_MIN_LEN, TRANSPORT_OVERHEAD, MAX_FRAME_LEN } from './constants.js';
+// The AEAD is injected (`aead`, default node:crypto — see aead.ts): with node:crypto the cipher
+// object is the per-packet garbage; a native provider (@pocketproxy/tun nativeAead) reuses a keyed
+// context and writes straight into the caller's buffer. Same bytes on the wire either way.
+// The header is always written straight into the caller's buffer.
+import { COUNTER_LIMIT, FRAME_TRANSPORT, PROTOCOL_VERSION, TRANSPORT_HEADER_LEN, TRANSPORT_MIN_LEN, TRANSPORT_OVERHEAD, MAX_FRAME_LEN, MAX_PLAINTEXT_LEN } from './constants.js';
 import { tunnelError } from './errors.js';
 import type { TransportKeys } from './handshake.js';
 import { readCounter, writeCounter } from './messages.js';
 import { ReplayWindow } from './replay.js';
 import type { TunnelTimers } from './timers.js';
-
-const AEAD = 'chacha20-poly1305';
-const AEAD_OPTS = { authTagLength: TAG_LEN } as const;
+import { nodeAead, type AeadKey, type AeadProvider } from './aead.js';
 
 export type OpenFailure = 'malformed' | 'replay' | 'decrypt';
+
+/** Per-frame results of openBatch: a plaintext length (>= 0) or one of these. */
+export const OPEN_MALFORMED = -1;
+export const OPEN_REPLAY = -2;
+export const OPEN_DECRYPT = -3;
+
+/** Packets held in one buffer: packet i is data[offsets[i], offsets[i+1]) (the TUN batch shape). */
+export interface ByteBatch {
+  data: Uint8Array;
+  offsets: Uint32Array | readonly number[];
+  count: number;
+}
 
 export class TransportSession {
   readonly localIndex: number;
   readonly remoteIndex: number;
   readonly createdAt: number;
   readonly isInitiator: boolean;
-  private readonly sendKey: KeyObject;
-  private readonly recvKey: KeyObject;
-  private readonly sendNonce = Buffer.alloc(12);
-  private readonly recvNonce = Buffer.alloc(12);
+  /** The AEAD implementation in use ('node:crypto' unless a provider was injected). */
+  readonly aeadName: string;
+  private readonly sendKey: AeadKey;
+  private readonly recvKey: AeadKey;
+  private counters: Float64Array | undefined;
   private readonly replay = new ReplayWindow();
   private nextCounter = 0;
   /** Frames authenticated on this session. */
   received = 0;
 
-  constructor(o: { localIndex: number; remoteIndex: number; keys: TransportKeys; createdAt: number; isInitiator: boolean }) {
+  constructor(o: { localIndex: number; remoteIndex: number; keys: TransportKeys; createdAt: number; isInitiator: boolean; aead?: AeadProvider }) {
     this.localIndex = o.localIndex;
     this.remoteIndex = o.remoteIndex;
     this.createdAt = o.createdAt;
     this.isInitiator = o.isInitiator;
-    this.sendKey = createSecretKey(o.keys.sendKey);
-    this.recvKey = createSecretKey(o.keys.recvKey);
+    const aead = o.aead ?? nodeAead;
+    this.aeadName = aead.name;
+    this.sendKey = aead.key(o.keys.sendKey);
+    this.recvKey = aead.key(o.keys.recvKey);
   }
 
   get sent(): number {
@@ -61,42 +74,129 @@ export class TransportSession {
     if (out === undefined) buf = Buffer.allocUnsafe(len);
     else if (out.length >= len) buf = out;
     else throw tunnelError('PP_ERR_TUNNEL_MESSAGE_TOO_LARGE', { what: 'transport frame', size: len, limit: out.length });
-    buf[0] = FRAME_TRANSPORT;
-    buf[1] = PROTOCOL_VERSION;
-    buf[2] = 0;
-    buf[3] = 0;
-    buf.writeUInt32LE(this.remoteIndex, 4);
-    writeCounter(buf, 8, counter);
-    // Noise nonce = 4 zero bytes || the same 8 counter bytes as in the header.
-    buf.copy(this.sendNonce, 4, 8, 16);
-    const c = createCipheriv(AEAD, this.sendKey, this.sendNonce, AEAD_OPTS);
-    if (plaintext.length > 0) c.update(plaintext).copy(buf, TRANSPORT_HEADER_LEN);
-    c.final();
-    c.getAuthTag().copy(buf, TRANSPORT_HEADER_LEN + plaintext.length);
+    writeHeader(buf, 0, this.remoteIndex, counter);
+    this.sendKey.seal(counter, plaintext, buf, TRANSPORT_HEADER_LEN);
     return len === buf.length ? buf : buf.subarray(0, len);
   }
 
   /**
    * Authenticates and decrypts a transport frame addressed to this session (the caller matched
-   * the receiver index). Returns the plaintext, or why it was refused. Never throws.
+   * the receiver index). Returns the plaintext, or why it was refused. Never throws on bad input.
+   * The plaintext goes into `out` when given (it may be `frame.subarray(16)`: decrypt in place —
+   * the frame's bytes are then overwritten, with zeros when it does not authenticate), else into
+   * a new buffer.
    */
-  open(frame: Buffer): Buffer | OpenFailure {
+  open(frame: Buffer, out?: Buffer): Buffer | OpenFailure {
     if (frame.length < TRANSPORT_MIN_LEN || frame.length > MAX_FRAME_LEN) return 'malformed';
     const counter = readCounter(frame, 8);
     if (!this.replay.check(counter)) return 'replay';
-    frame.copy(this.recvNonce, 4, 8, 16);
-    const tagAt = frame.length - TAG_LEN;
-    const d = createDecipheriv(AEAD, this.recvKey, this.recvNonce, AEAD_OPTS);
-    d.setAuthTag(frame.subarray(tagAt));
-    const pt = tagAt > TRANSPORT_HEADER_LEN ? d.update(frame.subarray(TRANSPORT_HEADER_LEN, tagAt)) : EMPTY;
-    try {
-      d.final();
-    } catch {
-      return 'decrypt';
-    }
+    const n = frame.length - TRANSPORT_OVERHEAD;
+    let pt: Buffer;
+    if (out === undefined) pt = n === 0 ? EMPTY : Buffer.allocUnsafe(n);
+    else if (out.length >= n) pt = out;
+    else throw tunnelError('PP_ERR_TUNNEL_MESSAGE_TOO_LARGE', { what: 'plaintext', size: n, limit: out.length });
+    if (this.recvKey.open(counter, frame.subarray(TRANSPORT_HEADER_LEN), pt, 0) < 0) return 'decrypt';
     this.replay.mark(counter);
     this.received++;
-    return pt;
+    return pt.length === n ? pt : pt.subarray(0, n);
+  }
+
+  /**
+   * Seals packets i = 0..count-1 of `batch` (empty = keepalive) into consecutive frames in `out`:
+   * frame i is out[outOffsets[i], outOffsets[i+1]), outOffsets[0] = 0. One call into the provider
+   * when it has sealBatch, else one seal per packet. Returns how many were sealed: fewer than count
+   * when `out` is full or the counter limit is reached (the rest were not sealed and used no counter).
+   */
+  sealBatch(batch: ByteBatch, out: Buffer, outOffsets: Uint32Array): number {
+    const { data, offsets } = batch;
+    let count = Math.min(batch.count, COUNTER_LIMIT - this.nextCounter);
+    if (count <= 0) {
+      if (batch.count > 0) throw tunnelError('PP_ERR_TUNNEL_COUNTER_EXHAUSTED');
+      return 0;
+    }
+    if (outOffsets.length < count + 1) throw new RangeError('outOffsets must hold count + 1 entries');
+    for (let i = 0; i < count; i++) {
+      const len = offsets[i + 1]! - offsets[i]!;
+      if (len > MAX_PLAINTEXT_LEN) throw tunnelError('PP_ERR_TUNNEL_MESSAGE_TOO_LARGE', { what: 'transport frame', size: len + TRANSPORT_OVERHEAD, limit: MAX_FRAME_LEN });
+    }
+    const counter0 = this.nextCounter;
+    outOffsets[0] = 0;
+    if (this.sendKey.sealBatch && offsets instanceof Uint32Array) {
+      count = this.sendKey.sealBatch(counter0, data, offsets, count, out, outOffsets, TRANSPORT_HEADER_LEN);
+      for (let i = 0; i < count; i++) writeHeader(out, outOffsets[i]!, this.remoteIndex, counter0 + i);
+    } else {
+      let pos = 0;
+      let i = 0;
+      for (; i < count; i++) {
+        const pt = data.subarray(offsets[i]!, offsets[i + 1]!);
+        if (pos + pt.length + TRANSPORT_OVERHEAD > out.length) break;
+        writeHeader(out, pos, this.remoteIndex, counter0 + i);
+        pos += TRANSPORT_HEADER_LEN + this.sendKey.seal(counter0 + i, pt, out, pos + TRANSPORT_HEADER_LEN);
+        outOffsets[i + 1] = pos;
+      }
+      count = i;
+    }
+    this.nextCounter = counter0 + count;
+    return count;
+  }
+
+  /**
+   * Opens frames i = 0..count-1 of `batch` (all addressed to this session) in place: on success
+   * results[i] is the plaintext length and the plaintext is at data[offsets[i] + 16 ...]; else
+   * results[i] is OPEN_MALFORMED, OPEN_REPLAY or OPEN_DECRYPT (the frame's bytes may have been
+   * overwritten). Same checks and replay rules as open(), one call into the provider when it has
+   * openBatch. Returns how many authenticated.
+   */
+  openBatch(batch: ByteBatch, results: Int32Array): number {
+    const { data, offsets, count } = batch;
+    if (results.length < count) throw new RangeError('results must hold count entries');
+    if (!this.counters || this.counters.length < count) this.counters = new Float64Array(Math.max(count, 64));
+    const counters = this.counters;
+    const buf = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+    for (let i = 0; i < count; i++) {
+      const at = offsets[i]!;
+      const len = offsets[i + 1]! - at;
+      counters[i] = -1;
+      if (len < TRANSPORT_MIN_LEN || len > MAX_FRAME_LEN) results[i] = OPEN_MALFORMED;
+      else {
+        const c = readCounter(buf, at + 8);
+        if (!this.replay.check(c)) results[i] = OPEN_REPLAY;
+        else counters[i] = c;
+      }
+    }
+    if (this.recvKey.openBatch && offsets instanceof Uint32Array) {
+      this.recvKey.openBatch(counters, data, offsets, count, TRANSPORT_HEADER_LEN, data, results);
+    } else {
+      for (let i = 0; i < count; i++) {
+        if (counters[i]! < 0) {
+          results[i] = -2;
+          continue;
+        }
+        const at = offsets[i]! + TRANSPORT_HEADER_LEN;
+        results[i] = this.recvKey.open(counters[i]!, data.subarray(at, offsets[i + 1]!), data, at);
+      }
+    }
+    let ok = 0;
+    for (let i = 0; i < count; i++) {
+      const r = results[i]!;
+      if (r === -2) {
+        // skipped above; its reason was overwritten by the provider's "skipped" marker
+        const len = offsets[i + 1]! - offsets[i]!;
+        results[i] = len < TRANSPORT_MIN_LEN || len > MAX_FRAME_LEN ? OPEN_MALFORMED : OPEN_REPLAY;
+      } else if (r < 0) results[i] = OPEN_DECRYPT;
+      else if (!this.replay.mark(counters[i]!)) results[i] = OPEN_REPLAY; // a duplicate earlier in this batch
+      else {
+        this.received++;
+        ok++;
+      }
+    }
+    return ok;
+  }
+
+  /** Releases the provider's key objects (wipes native keys now rather than at GC). */
+  destroy(): void {
+    this.sendKey.destroy?.();
+    this.recvKey.destroy?.();
   }
 
   /** Rekey hint: the initiator should start a new handshake (time or message count). */
@@ -111,3 +211,13 @@ export class TransportSession {
 }
 
 const EMPTY = Buffer.alloc(0);
+
+function writeHeader(buf: Buffer, at: number, remoteIndex: number, counter: number): void {
+  buf[at] = FRAME_TRANSPORT;
+  buf[at + 1] = PROTOCOL_VERSION;
+  buf[at + 2] = 0;
+  buf[at + 3] = 0;
+  buf.writeUInt32LE(remoteIndex, at + 4);
+  // Noise nonce = 4 zero bytes || these same 8 counter bytes (the provider builds it from counter).
+  writeCounter(buf, at + 8, counter);
+}

@@ -1,9 +1,11 @@
 // pp_tun: PocketProxy's native addon. Exposes TunQueue (a TUN device queue with batched reads),
-// UdpBatch (recvmmsg/sendmmsg UDP socket) and getOriginalDst (SO_ORIGINAL_DST). Loaded only by
+// UdpBatch (recvmmsg/sendmmsg UDP socket), getOriginalDst (SO_ORIGINAL_DST) and
+// Aead (ChaCha20-Poly1305 with a reused, keyed context; single and batched). Loaded only by
 // packages/tun/src/native.ts; everything else goes through the typed wrappers there.
 // Context-aware (NODE_API_MODULE), so each worker thread can load it and open its own TUN queue.
 #include <napi.h>
 
+#include "aead.h"
 #include "tun_queue.h"
 #include "udp_batch.h"
 
@@ -12,6 +14,7 @@ Napi::Value GetOriginalDst(const Napi::CallbackInfo& info);
 }
 
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  exports.Set("Aead", pp::Aead::Init(env));
   exports.Set("TunQueue", pp::TunQueue::Init(env));
   exports.Set("UdpBatch", pp::UdpBatch::Init(env));
   exports.Set("getOriginalDst", Napi::Function::New(env, pp::GetOriginalDst, "getOriginalDst"));

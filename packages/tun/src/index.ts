@@ -1,12 +1,14 @@
 // @pocketproxy/tun — the operating-system data path that Node lacks, behind a small native addon:
 // TUN device queues with batched reads (openTun), SO_ORIGINAL_DST for the transparent proxy
-// (getOriginalDst), and a recvmmsg/sendmmsg UDP socket (BatchUdpSocket); plus FakeTun for tests.
+// (getOriginalDst), a recvmmsg/sendmmsg UDP socket (BatchUdpSocket), and a native ChaCha20-Poly1305
+// provider for the tunnel's transport sessions (nativeAead); plus FakeTun for tests.
 //
 // Who may import it: apps/server (tunnel, tproxy), apps/agent, packages/testkit, and any package's
 // tests (FakeTun, packet builders). It imports only @pocketproxy/errors.
 // The addon is built from native/ by `npm run build -w @pocketproxy/tun`.
 export { ERRORS as TUN_ERRORS, type TunErrorCode } from './errors.js';
 export { addonAvailable, ADDON_PATH } from './native.js';
+export { nativeAead, tryNativeAead, type NativeAead, type NativeAeadProvider } from './aead.js';
 export { type TunDevice, type TunStats, type PacketBatch, packetsOf, batchOf } from './tun-device.js';
 export { openTun, type OpenTunOptions } from './tun.js';
 export { FakeTun, type FakeTunOptions } from './tun.fake.js';

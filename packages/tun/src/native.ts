@@ -60,7 +60,22 @@ export interface NativeUdpBatch {
   close(): void;
 }
 
+/** ChaCha20-Poly1305 under one key (native/aead.h). Counters: integer numbers 0..2^53 or bigints. */
+export interface NativeAead {
+  /** Writes ciphertext || tag at dst[dstOffset]; returns src.length + 16. dst may alias src exactly. */
+  seal(counter: number | bigint, src: Uint8Array, dst: Uint8Array, dstOffset: number): number;
+  /** Plaintext length, or -1 when the tag does not verify (dst range wiped). dst may alias sealed exactly. */
+  open(counter: number | bigint, sealed: Uint8Array, dst: Uint8Array, dstOffset: number): number;
+  /** Packet i (src[srcOffsets[i], srcOffsets[i+1])) sealed with counter0 + i at dstOffsets[i] + headroom; sets dstOffsets[i+1]; returns packets sealed (stops when dst is full). */
+  sealBatch(counter0: number | bigint, src: Uint8Array, srcOffsets: Uint32Array, count: number, dst: Uint8Array, dstOffsets: Uint32Array, headroom: number): number;
+  /** Item i's sealed part src[offsets[i] + skip, offsets[i+1]) opened with counters[i] (NaN/negative: skipped, lengths[i] = -2) into the same offset of dst; lengths[i] = plaintext length or -1; returns how many authenticated. */
+  openBatch(counters: Float64Array, src: Uint8Array, offsets: Uint32Array, count: number, skip: number, dst: Uint8Array, lengths: Int32Array): number;
+  /** Frees the OpenSSL contexts (wiping the key) now; later calls throw. */
+  destroy(): void;
+}
+
 export interface NativeAddon {
+  Aead: new (key: Uint8Array) => NativeAead;
   /** `blocking` is for the fs.read comparison bench only: such a queue cannot start(). */
   TunQueue: new (name: string, multiQueue: boolean, blocking?: boolean) => NativeTunQueue;
   UdpBatch: new (

@@ -1,0 +1,53 @@
+// Aead: ChaCha20-Poly1305 (RFC 8439) under one key, for the tunnel's transport frames.
+//
+// Why native: node:crypto builds a cipher object per packet and cannot write into a given buffer
+// (~10 us per 1380-byte seal); here the EVP_CIPHER_CTX is created and keyed once and each packet
+// only sets the nonce, so a seal is ~the cipher's own cost plus one JS->C++ call, and the batch
+// forms pay that call once per batch.
+//
+// OpenSSL: the one inside the node binary (it exports the OpenSSL symbols; headers come from
+// /usr/include/node/openssl), so nothing else is linked. The tag check is OpenSSL's constant-time
+// one (EVP_DecryptFinal_ex).
+//
+// Nonce: 4 zero bytes || u64le(counter) — Noise's ChaChaPoly nonce, as in docs/protocol.md.
+// No associated data (transport frames have none). Output: ciphertext || 16-byte tag.
+#pragma once
+#include <napi.h>
+#include <openssl/evp.h>
+
+#include <cstddef>
+#include <cstdint>
+
+namespace pp {
+
+class Aead : public Napi::ObjectWrap<Aead> {
+ public:
+  static constexpr size_t kTagLen = 16;
+  static constexpr size_t kKeyLen = 32;
+
+  static Napi::Function Init(Napi::Env env);
+  explicit Aead(const Napi::CallbackInfo& info);
+  ~Aead() override;
+
+ private:
+  // seal(counter, src, dst, dstOffset) -> bytes written (src.length + 16)
+  Napi::Value Seal(const Napi::CallbackInfo& info);
+  // open(counter, sealed, dst, dstOffset) -> plaintext length, or -1 when the tag does not verify
+  Napi::Value Open(const Napi::CallbackInfo& info);
+  // sealBatch(counter0, src, srcOffsets, count, dst, dstOffsets, headroom) -> packets sealed
+  Napi::Value SealBatch(const Napi::CallbackInfo& info);
+  // openBatch(counters, src, offsets, count, skip, dst, lengths) -> packets authenticated
+  Napi::Value OpenBatch(const Napi::CallbackInfo& info);
+  // destroy(): frees the contexts (wiping the key) now instead of at garbage collection.
+  Napi::Value Destroy(const Napi::CallbackInfo& info);
+
+  void Check(Napi::Env env) const;
+  bool SealOne(uint64_t counter, const uint8_t* src, size_t len, uint8_t* dst);
+  // Decrypts sealed_len-16 bytes into dst; on a bad tag wipes dst and returns false.
+  bool OpenOne(uint64_t counter, const uint8_t* src, size_t sealed_len, uint8_t* dst);
+
+  EVP_CIPHER_CTX* enc_ = nullptr;
+  EVP_CIPHER_CTX* dec_ = nullptr;
+};
+
+}  // namespace pp
