@@ -1,0 +1,159 @@
+// `npm run bench:dataplane` (root): data-plane figures from one run in the lab, printed as a table.
+// Bounded (every phase has a time limit; ~4 min in all) and stops by itself.
+//
+//   proxy path:   cust --curl-> relay:PORT --DNAT-> pp0 --tunnel-> carrier NAT -> dev1 agent :8080 -> 203.0.113.10
+//   ceiling:      cust --curl-> 203.0.113.10 (the lab's plain routing)
+//   tunnels:      relay -> device over our tunnel (pp0 -> ppd0), over wireguard-go, over openvpn
+//                 (static key, UDP), each iperf3 single stream through the same carrier NAT links
+//   conn/s:       fresh TCP connection per request through the proxy (32 workers, 5 s)
+//   TTFB:         sequential requests, new connection each, proxy vs direct (p50 difference)
+//   RSS:          the tunnel process with 1,000 simulated devices (protocol Initiators over UDP)
+//
+// Goals (DESIGN / issue "Data plane"): >= 800 Mbit/s single stream, >= 2,000 new conn/s,
+// <= 2 ms added p50 TTFB, <= 200 MB tunnel RSS at 1,000 devices.
+import { writeFileSync, readFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { loadavg, cpus, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createLab, canRunLab, startRelay, startAgent, waitDeviceOnline, createConnection, waitUntil, CLIENTS, type Lab, type LabRelay } from '../src/index.js';
+
+const figures: { what: string; value: string; note?: string }[] = [];
+const record = (what: string, value: string, note?: string) => { figures.push({ what, value, note }); console.error(`bench: ${what}: ${value}${note ? ` (${note})` : ''}`); };
+const mbit = (bytesPerS: number) => (bytesPerS * 8) / 1e6;
+const SIM_DEVICES = Number(process.env.PP_BENCH_DEVICES ?? 1000);
+
+async function phase(name: string, fn: () => Promise<void>): Promise<void> {
+  const t0 = Date.now();
+  try { await fn(); } catch (e) { record(name, 'FAILED', String((e as Error).message ?? e).slice(0, 300)); }
+  console.error(`bench: phase ${name} took ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+}
+
+async function main(): Promise<void> {
+  if (!canRunLab()) { console.error('bench:dataplane needs root (network namespaces)'); process.exit(2); }
+  const started = new Date();
+  const load0 = loadavg();
+  const work = mkdtempSync(join(tmpdir(), 'pp-bench-'));
+  const lab: Lab = await createLab({ devices: 1 });
+  let relay: LabRelay | undefined;
+  const guard = setTimeout(() => { console.error('bench: 8 min bound reached; tearing down'); lab.teardownSync(); process.exit(1); }, 8 * 60_000);
+  try {
+    relay = await startRelay(lab, { env: { POCKETPROXY_DEVICE_SUBNET: '192.168.240.0/20', POCKETPROXY_LOG_LEVEL: 'warn', POCKETPROXY_PAIRING_RATE: '10000' } });
+    const agent = await startAgent(lab, relay, 1, { rotate: false, args: ['--log-level', 'warn'] });
+    const dev = await waitDeviceOnline(relay, agent.deviceId, 40_000);
+    const con = await createConnection(relay, agent.deviceId, 'http');
+    const curl = (args: string[], ns = 'cust', s = 12) => lab.exec(ns, 'curl', ['-sS', '--max-time', String(s), ...args], { timeoutMs: (s + 10) * 1000 });
+    await waitUntil(async () => (await curl(['-x', con.proxy_url, 'http://echo.test/ip'], 'cust', 3)).stdout.trim() === lab.device(1).carrierIp, { timeoutMs: 30_000, intervalMs: 500, what: 'proxy answers' });
+    const vpnIp: string = dev.vpn_ip;
+    const node = (script: string, args: string[], ms = 60_000) => lab.exec('cust', process.execPath, ['--import', lab.tsxLoader, '--conditions=source', script, ...args], { timeoutMs: ms });
+
+    // ---- single-stream throughput: curl of /bytes, 8 s cap each ------------------------------
+    const N = 2_000_000_000;
+    const speed = async (args: string[]) => {
+      const r = await curl(['-o', '/dev/null', '-w', '%{speed_download}', ...args, `http://echo.test/bytes?n=${N}`], 'cust', 8);
+      return Number(r.stdout.trim());
+    };
+    let proxyMbit = 0, ceilMbit = 0;
+    await phase('throughput', async () => {
+      proxyMbit = mbit(await speed(['-x', con.proxy_url]));
+      ceilMbit = mbit(await speed([]));
+      record('single stream via proxy (curl /bytes, 8 s)', `${proxyMbit.toFixed(0)} Mbit/s`, 'goal >= 800');
+      record('same target, plain lab routing (ceiling)', `${ceilMbit.toFixed(0)} Mbit/s`, `proxy = ${(100 * proxyMbit / ceilMbit).toFixed(1)} % of it`);
+    });
+
+    // ---- tunnels relay -> device: ours, wireguard-go, openvpn (iperf3 single stream, 5 s) -----
+    const iperf = async (serverIp: string, label: string): Promise<number> => {
+      const srv = lab.spawn('dev1', 'iperf3', ['--forceflush', '-s', '-1', '-B', serverIp, '-p', '5201']);
+      await srv.waitForLine(/Server listening/, 5_000);
+      const r = await lab.exec('relay', 'iperf3', ['-c', serverIp, '-p', '5201', '-t', '5', '-J'], { timeoutMs: 25_000 });
+      await srv.stop(500);
+      const j = JSON.parse(r.stdout);
+      const v = j.end.sum_received.bits_per_second / 1e6;
+      record(`tunnel relay -> device, iperf3 1 stream: ${label}`, `${v.toFixed(0)} Mbit/s`, `retransmits ${j.end.sum_sent.retransmits}`);
+      return v;
+    };
+    let ours = 0, wg = 0, ovpn = 0;
+    await phase('ours', async () => { ours = await iperf(vpnIp, 'PocketProxy tunnel'); });
+    await phase('wireguard-go', async () => {
+      const kp = async () => { const p = (await lab.exec('relay', 'wg', ['genkey'], { check: true })).stdout.trim(); const pub = (await lab.exec('relay', 'wg', ['pubkey'], { input: p, check: true })).stdout.trim(); return { p, pub }; };
+      const a = await kp(), b = await kp();
+      writeFileSync(join(work, 'a.key'), a.p); writeFileSync(join(work, 'b.key'), b.p);
+      // wireguard-go's control socket (/var/run/wireguard/<if>.sock) is not namespaced: one name per side.
+      const ifs = { relay: `wgr${lab.prefix.slice(2)}`, dev1: `wgd${lab.prefix.slice(2)}` };
+      for (const [ns, me, peer, ip, extra] of [['relay', 'a', b, '10.77.0.1', ['listen-port', '51820']], ['dev1', 'b', a, '10.77.0.2', []]] as const) {
+        const wgIf = ifs[ns];
+        // Foreground, so the lab owns the process (killed by pid at teardown).
+        lab.spawn(ns, 'wireguard-go', ['-f', wgIf], { env: { ...process.env, WG_I_PREFER_BUGGY_USERSPACE_TO_POLISHED_KMOD: '1' } });
+        await waitUntil(async () => (await lab.exec(ns, 'wg', ['show', wgIf])).code === 0, { timeoutMs: 5_000, intervalMs: 100, what: `wireguard-go wgb0 in ${ns}` });
+        const peerArgs = ns === 'dev1' ? ['endpoint', `${lab.relay.ip}:51820`, 'persistent-keepalive', '5'] : [];
+        await lab.exec(ns, 'wg', ['set', wgIf, 'private-key', join(work, `${me}.key`), ...extra, 'peer', peer.pub, 'allowed-ips', '10.77.0.0/24', ...peerArgs], { check: true });
+        await lab.exec(ns, 'ip', ['addr', 'add', `${ip}/24`, 'dev', wgIf], { check: true });
+        await lab.exec(ns, 'ip', ['link', 'set', wgIf, 'mtu', '1420', 'up'], { check: true });
+      }
+      // (no ping binary in this image) the device's side reports a completed handshake
+      await waitUntil(async () => /\t[1-9]\d*$/m.test((await lab.exec('dev1', 'wg', ['show', ifs.dev1, 'latest-handshakes'])).stdout), { timeoutMs: 10_000, intervalMs: 300, what: 'wireguard handshake' });
+      wg = await iperf('10.77.0.2', 'wireguard-go (reference)');
+    });
+    await phase('openvpn', async () => {
+      const key = join(work, 'ovpn.key');
+      await lab.exec('relay', 'openvpn', ['--genkey', 'secret', key], { check: true });
+      const common = ['--dev', 'ovb0', '--dev-type', 'tun', '--secret', key, '--proto', 'udp', '--cipher', 'AES-256-CBC', '--auth', 'SHA256', '--ping', '5', '--verb', '3'];
+      lab.spawn('relay', 'openvpn', [...common, '--port', '1196', '--ifconfig', '10.78.0.1', '10.78.0.2']);
+      const c = lab.spawn('dev1', 'openvpn', [...common, '--remote', lab.relay.ip, '1196', '--nobind', '--ifconfig', '10.78.0.2', '10.78.0.1']);
+      await c.waitForLine(/Peer Connection Initiated/, 20_000);
+      ovpn = await iperf('10.78.0.2', 'openvpn 2.6 static key, UDP (reference)');
+    });
+    if (ours && wg) record('PocketProxy tunnel / wireguard-go', `${(ours / wg).toFixed(2)}`);
+    if (ours && ovpn) record('PocketProxy tunnel / openvpn', `${(ours / ovpn).toFixed(2)}`);
+
+    // ---- new proxied connections per second ----------------------------------------------------
+    await phase('conn/s', async () => {
+      const via = JSON.parse((await node(CLIENTS.httpLoad, ['rate', 'http://echo.test/ip', con.proxy_url, '5000', '32'])).stdout);
+      const direct = JSON.parse((await node(CLIENTS.httpLoad, ['rate', 'http://echo.test/ip', '-', '5000', '32'])).stdout);
+      record('new proxied connections/s (32 workers, 5 s, one request each)', `${via.perSec}/s`, `goal >= 2,000; failed ${via.failed}; direct (same client) ${direct.perSec}/s`);
+    });
+
+    // ---- added TTFB ---------------------------------------------------------------------------
+    await phase('ttfb', async () => {
+      const via = JSON.parse((await node(CLIENTS.httpLoad, ['ttfb', 'http://echo.test/ip', con.proxy_url, '300'])).stdout);
+      const direct = JSON.parse((await node(CLIENTS.httpLoad, ['ttfb', 'http://echo.test/ip', '-', '300'])).stdout);
+      record('TTFB p50 via proxy / direct (new connection each, 300 sequential)', `${via.p50} ms / ${direct.p50} ms`, `added ${(via.p50 - direct.p50).toFixed(2)} ms (goal <= 2); p90 ${via.p90} / ${direct.p90}`);
+    });
+
+    // ---- tunnel RSS with 1,000 simulated devices ----------------------------------------------
+    await phase('rss', async () => {
+      const tpid = await relay!.tunnelPid();
+      const rss = () => { const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${tpid}/status`, 'utf8')); return Number(m![1]) / 1024; };
+      const rss0 = rss();
+      const keys: unknown[] = [];
+      const t0 = Date.now();
+      for (let i = 0; i < SIM_DEVICES; i += 8) {
+        const batch = await Promise.all(Array.from({ length: Math.min(8, SIM_DEVICES - i) }, (_, j) => relay!.api.ok('POST', '/api/devices', { name: `sim-${i + j}` })));
+        for (const d of batch) keys.push({ private_key: d.tunnel.private_key, psk: d.tunnel.psk, server_public_key: d.tunnel.server_public_key });
+        if (Date.now() - t0 > 150_000) break;
+      }
+      record('devices registered via POST /api/devices', `${keys.length} in ${((Date.now() - t0) / 1000).toFixed(0)} s`);
+      const file = join(work, 'keys.json');
+      writeFileSync(file, JSON.stringify(keys));
+      const sim = lab.spawn('cust', process.execPath, ['--import', lab.tsxLoader, '--conditions=source', CLIENTS.simDevices, lab.relay.ip, '1194', file, '100', '180000']);
+      let n = 0;
+      const t1 = Date.now();
+      await waitUntil(async () => { const l = sim.lines.filter((x) => x.startsWith('established')).at(-1); n = l ? Number(l.split(' ')[1]) : 0; return n >= keys.length; }, { timeoutMs: 150_000, intervalMs: 1_000, what: `simulated devices established (${n})` }).catch(() => undefined);
+      const upS = (Date.now() - t1) / 1000;
+      await new Promise((r) => setTimeout(r, 10_000)); // reports, firewall updates, keepalives settle
+      const status = JSON.parse((await lab.exec('relay', 'curl', ['-s', '-H', `authorization: Bearer ${readFileSync(join(relay!.dataDir, 'internal.token'), 'utf8').trim()}`, 'http://127.0.0.1:8081/status'])).stdout || '{}');
+      const rss1 = rss();
+      record(`tunnel RSS with ${n} simulated devices connected`, `${rss1.toFixed(0)} MB`, `before ${rss0.toFixed(0)} MB; goal <= 200 MB at 1,000; handshakes paced 100/s, all up after ${upS.toFixed(0)} s; relay status ${JSON.stringify(status).slice(0, 160)}`);
+      await sim.stop(500);
+    });
+  } finally {
+    clearTimeout(guard);
+    await lab.teardown(4_000);
+    rmSync(work, { recursive: true, force: true });
+  }
+  const load1 = loadavg();
+  console.log(`\nData plane benchmark — ${started.toISOString()}`);
+  console.log(`machine: ${cpus().length} x ${cpus()[0]?.model ?? '?'}; load average at start ${load0.map((x) => x.toFixed(2)).join(' ')}, at end ${load1.map((x) => x.toFixed(2)).join(' ')}; node ${process.version}`);
+  console.log('\n| measure | figure | note |\n|---|---|---|');
+  for (const f of figures) console.log(`| ${f.what} | ${f.value} | ${f.note ?? ''} |`);
+}
+
+main().then(() => process.exit(0), (e) => { console.error(`bench failed: ${(e as Error).stack ?? e}`); process.exit(1); });
