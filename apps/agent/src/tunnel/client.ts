@@ -20,6 +20,7 @@ import {
   createInitiator, encodeTcpFrame, FRAME_TRANSPORT, TcpFrameDecoder,
   type Initiator, type InitiatorEvent, type JsonMessage, type TunnelTimers,
 } from '@pocketproxy/protocol';
+import { tryNativeAead } from '@pocketproxy/tun';
 import { TransportPolicy, type Transport, type TransportPolicyOptions } from './transport-policy.js';
 import { Liveness, type LivenessOptions } from './liveness.js';
 import { icmpEcho } from './probe.js';
@@ -87,7 +88,8 @@ export class TunnelClient extends EventEmitter<TunnelClientEvents> {
     super();
     this.now = o.now ?? Date.now;
     this.log = o.logger.child({ subsys: 'tunnel' });
-    this.initiator = createInitiator({ privateKey: o.privateKey, responderPublicKey: o.relayPublicKey, psk: o.psk, timers: o.timers, onEvent: (e) => this.onInitiatorEvent(e) });
+    // Transport AEAD: the addon's OpenSSL path when it loads, else node:crypto (same bytes on the wire).
+    this.initiator = createInitiator({ aead: tryNativeAead(), privateKey: o.privateKey, responderPublicKey: o.relayPublicKey, psk: o.psk, timers: o.timers, onEvent: (e) => this.onInitiatorEvent(e) });
     this.policy = new TransportPolicy(o.policy, this.now());
     this.liveness = new Liveness(o.liveness);
     this.stats_ = { transport: 'udp', established: false, handshakes: 0, restarts: 0, fallbacks: 0, framesIn: { udp: 0, tcp: 0 }, framesOut: { udp: 0, tcp: 0 }, dropped: 0, tcpConnects: 0 };
