@@ -141,7 +141,7 @@ async function main(): Promise<void> {
       await new Promise((r) => setTimeout(r, 10_000)); // reports, firewall updates, keepalives settle
       const status = JSON.parse((await lab.exec('relay', 'curl', ['-s', '-H', `authorization: Bearer ${readFileSync(join(relay!.dataDir, 'internal.token'), 'utf8').trim()}`, 'http://127.0.0.1:8081/status'])).stdout || '{}');
       const rss1 = rss();
-      record(`tunnel RSS with ${n} simulated devices connected`, `${rss1.toFixed(0)} MB`, `before ${rss0.toFixed(0)} MB; goal <= 200 MB at 1,000; handshakes paced 100/s, all up after ${upS.toFixed(0)} s; relay status ${JSON.stringify(status).slice(0, 160)}`);
+      record(`tunnel RSS with ${n} simulated devices connected`, `${rss1.toFixed(0)} MB`, `before ${rss0.toFixed(0)} MB; goal <= 200 MB at 1,000; handshakes started at 100/s; ${n} of ${keys.length} up after ${upS.toFixed(0)} s (limit 150 s); relay status ${JSON.stringify(status).slice(0, 160)}`);
       await sim.stop(500);
     });
   } finally {
