@@ -28,10 +28,11 @@ export class EventBus {
   async start(): Promise<void> {
     if (!this.db || this.db.kind !== 'postgres') return;
     this.#unlisten = await this.db.listen(CHANNEL, (payload) => {
+      // "<instance>\n<json>": our own notifications come back too; skip them without parsing.
+      const nl = payload.indexOf('\n');
+      if (nl < 0 || payload.slice(0, nl) === this.#instance) return;
       try {
-        const msg = JSON.parse(payload) as { from: string; events: FleetEvent[] };
-        if (msg.from === this.#instance) return;
-        for (const e of msg.events) this.#deliver(e);
+        for (const e of JSON.parse(payload.slice(nl + 1)) as FleetEvent[]) this.#deliver(e);
       } catch {
         /* not ours */
       }
@@ -69,7 +70,7 @@ export class EventBus {
     let chunk: FleetEvent[] = [];
     let size = 0;
     const send = async () => {
-      if (chunk.length && this.db) await this.db.notify(CHANNEL, JSON.stringify({ from: this.#instance, events: chunk })).catch(() => {});
+      if (chunk.length && this.db) await this.db.notify(CHANNEL, `${this.#instance}\n${JSON.stringify(chunk)}`).catch(() => {});
       chunk = [];
       size = 0;
     };
