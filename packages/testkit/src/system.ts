@@ -22,6 +22,20 @@ export const REPO_ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 export const SERVER_BIN = join(REPO_ROOT, 'apps/server/bin/pocketproxy.js');
 export const AGENT_BIN = join(REPO_ROOT, 'apps/agent/bin/pocketproxy-agent.js');
 
+// Data and state directories are removed when this process exits (tests tear the lab down, not
+// each relay/agent), so runs leave nothing behind in /tmp.
+const scratch = new Set<string>();
+let exitHook = false;
+function tempDir(prefix: string): string {
+  const d = mkdtempSync(join(tmpdir(), prefix));
+  scratch.add(d);
+  if (!exitHook) {
+    exitHook = true;
+    process.once('exit', () => { for (const x of scratch) rmSync(x, { recursive: true, force: true }); });
+  }
+  return d;
+}
+
 export const ADMIN_EMAIL = 'admin@example.com';
 export const ADMIN_PASSWORD = 'lab-admin-password-0123';
 
@@ -89,7 +103,7 @@ export interface LabRelay {
 
 /** Start `pocketproxy up` in the relay namespace, wait for the API, log in as admin. */
 export async function startRelay(lab: Lab, opts: RelayOptions = {}): Promise<LabRelay> {
-  const dataDir = mkdtempSync(join(tmpdir(), 'pp-relay-'));
+  const dataDir = tempDir('pp-relay-');
   const apiPort = Number(opts.env?.POCKETPROXY_API_PORT ?? 8080);
   const env: NodeJS.ProcessEnv = {
     PATH: process.env.PATH,
@@ -159,7 +173,7 @@ export interface LabAgent {
 
 /** Pair device n with a fresh pairing code and start `pocketproxy-agent run` in its namespace. */
 export async function startAgent(lab: Lab, relay: LabRelay, n: number, opts: AgentOptions = {}): Promise<LabAgent> {
-  const stateDir = mkdtempSync(join(tmpdir(), `pp-agent${n}-`));
+  const stateDir = tempDir(`pp-agent${n}-`);
   const code = await relay.api.ok<{ code: string }>('POST', '/api/pairing-codes', {});
   const server = `http://${lab.relay.ip}:${relay.apiPort}`;
   const env = { PATH: process.env.PATH, HOME: process.env.HOME };
@@ -199,5 +213,5 @@ export function createConnection(relay: LabRelay, deviceId: string, protocol: 'h
 
 /** Scratch directory for helper scripts that must be readable from every namespace. */
 export function scratchDir(prefix = 'pp-lab-'): string {
-  return mkdtempSync(join(tmpdir(), prefix));
+  return tempDir(prefix);
 }
