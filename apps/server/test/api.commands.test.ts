@@ -124,3 +124,21 @@ perBackend(
   },
   { POCKETPROXY_PAIRING_RATE: '10000' },
 );
+
+// Regression: the device acknowledged a pushed command over REST before the push call returned; the
+// POST must still answer 201 (it answered 409 PP_ERR_API_COMMAND_STATE).
+perBackend('command acknowledged during its push', ({ ts, test }) => {
+  test('answers 201 with the state the device already reached', async () => {
+    const d = await pairDevice(ts());
+    const push = ts().push;
+    push.delivered = true;
+    const orig = push.push.bind(push);
+    push.push = async (url, id, msg) => {
+      await ts().call('POST', `/api/devices/${id}/commands/${String(msg.id)}/result`, { status: 'acked' }, { authorization: `Bearer ${d.token}` });
+      return orig(url, id, msg);
+    };
+    const res = await ts().call('POST', `/api/devices/${d.id}/commands`, { type: 'rotate_ip' });
+    assert.equal(res.status, 201, res.body);
+    assert.equal(res.json.status, 'acked');
+  });
+});

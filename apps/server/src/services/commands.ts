@@ -46,7 +46,15 @@ export async function queueCommand(
     .push(pushUrl, deviceId, { kind: 'command', id: cmd.id, type: cmd.type, payload: cmd.payload })
     .catch(() => false);
   if (!delivered) return cmd;
-  return (await transition(ctx, deviceId, cmd.id, 'sent', null)) ?? cmd;
+  // The device may already have acknowledged it over REST by now: only a still-pending command becomes sent.
+  const sent = await ctx.db.query<Row>(`UPDATE commands SET status = 'sent', sent_at = $2 WHERE id = $1 AND status = 'pending' RETURNING *`, [cmd.id, ctx.clock.now()]);
+  if (sent.rows[0]) {
+    const out = toCommand(sent.rows[0]);
+    ctx.bus.publish('command_updated', out, ctx.clock.now());
+    return out;
+  }
+  const cur = await ctx.db.query<Row>('SELECT * FROM commands WHERE id = $1', [cmd.id]);
+  return cur.rows[0] ? toCommand(cur.rows[0]) : cmd;
 }
 
 /** A rotation that is already queued answers for a new request instead of stacking another one. */
