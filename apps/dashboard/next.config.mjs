@@ -18,9 +18,15 @@ const schemaAliases = Object.fromEntries(
     .map((f) => [`./${f.replace(/\.ts$/, '.js')}`, `./${relative(here, join(schemaSrc, f))}`]),
 );
 
+// `next dev` works against a running API: REST calls are proxied to POCKETPROXY_API_URL (default
+// http://127.0.0.1:8080), and lib/live.tsx opens the WebSocket on NEXT_PUBLIC_POCKETPROXY_WS_ORIGIN when set
+// (e.g. ws://127.0.0.1:8080), since Next's dev proxy does not carry WebSocket upgrades.
+const dev = process.env.NODE_ENV === 'development';
+const apiUrl = (process.env.POCKETPROXY_API_URL ?? 'http://127.0.0.1:8080').replace(/\/$/, '');
+
 /** @type {import('next').NextConfig} */
 const nextConfig = {
-  output: 'export',
+  ...(dev ? { rewrites: async () => [{ source: '/api/:path*', destination: `${apiUrl}/api/:path*` }] } : { output: 'export' }),
   trailingSlash: true,
   reactStrictMode: true,
   poweredByHeader: false,

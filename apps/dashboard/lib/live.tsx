@@ -74,7 +74,7 @@ class LiveHub {
     const proto = window.location.protocol === 'https:' ? 'wss:' : 'ws:';
     let ws: WebSocket;
     try {
-      ws = new WebSocket(`${proto}//${window.location.host}/ws?token=${encodeURIComponent(token)}`);
+      ws = new WebSocket(`${process.env.NEXT_PUBLIC_POCKETPROXY_WS_ORIGIN ?? `${proto}//${window.location.host}`}/ws?token=${encodeURIComponent(token)}`);
     } catch {
       this.scheduleReconnect();
       return;
