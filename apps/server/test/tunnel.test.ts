@@ -139,7 +139,8 @@ test('silence: peer_down -> vpn/disconnected and ports removed; reconnect forwar
     h.clock.offset = 0;
     await connectDevice(h, rec);
     assert.equal(h.api.callsTo('/api/internal/vpn/connected').length, 2);
-    assert.equal(h.tunnel.status().ports_forwarded, 4);
+    // connectDevice's script check also matches the first period's scripts: wait for the applied state itself.
+    await waitFor('ports forwarded again', () => h.tunnel.status().ports_forwarded === 4);
   } finally {
     await h.close();
   }

@@ -262,7 +262,20 @@ export function createTunnel(deps: TunnelDeps): Tunnel {
     return true;
   }
 
-  async function syncFirewall(): Promise<void> {
+  // Many devices connect at once after a relay restart: building the whole desired state is O(ports), so
+  // doing it once per device is quadratic. Calls within 25 ms share one build and one nft transaction.
+  let syncQueued: Promise<void> | null = null;
+  function syncFirewall(): Promise<void> {
+    syncQueued ??= new Promise<void>((resolve) => {
+      setTimeout(() => {
+        syncQueued = null;
+        void syncFirewallNow().finally(resolve);
+      }, 25);
+    });
+    return syncQueued;
+  }
+
+  async function syncFirewallNow(): Promise<void> {
     const perDevice = new Map<string, DeviceEntry['ports']>();
     for (const e of devices.byId.values()) if (e.up && e.reported && e.ports.length) perDevice.set(e.id, e.ports);
     const { state, conflicts } = buildState(base, perDevice);
