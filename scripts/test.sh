@@ -7,7 +7,11 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 
 pgdir=""
-cleanup() { [ -n "$pgdir" ] && bash scripts/pg-test-cluster.sh stop "$pgdir"; [ -n "$pgdir" ] && rm -rf "$pgdir"; }
+# Must not fail: under `set -e` a failing command in the EXIT trap becomes the script's exit status.
+cleanup() {
+  if [ -n "$pgdir" ]; then bash scripts/pg-test-cluster.sh stop "$pgdir" || true; rm -rf "$pgdir"; fi
+  return 0
+}
 trap cleanup EXIT
 if [ -z "${PP_TEST_DATABASE_URL:-}" ]; then
   pgdir=$(mktemp -d /tmp/pp-test-pg.XXXXXX)
