@@ -4,6 +4,7 @@ import type { Logger } from 'pino';
 import type { Config } from './config.js';
 import type { SecretBox } from './security/crypto.js';
 import type { EventBus } from './services/events.js';
+import type { HeartbeatBatcher } from './services/heartbeat-batch.js';
 
 export interface Clock {
   now(): Date;
@@ -26,4 +27,5 @@ export interface Ctx {
   /** Secrets the tunnel and hooks present on /api/internal/*. */
   readonly internalToken: string;
   readonly jwtKey: Uint8Array;
+  readonly heartbeats: HeartbeatBatcher;
 }

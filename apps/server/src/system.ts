@@ -10,6 +10,7 @@ import type { Config } from './config.js';
 import { systemClock, type Clock, type Ctx, type PushClient } from './context.js';
 import { SecretBox } from './security/crypto.js';
 import { EventBus } from './services/events.js';
+import { HeartbeatBatcher } from './services/heartbeat-batch.js';
 import { ensurePortPool } from './services/ports.js';
 import { ensureFirstAdmin } from './services/admins.js';
 import { ensureLocalRelay } from './services/relays.js';
@@ -86,6 +87,7 @@ export async function buildSystem(config: Config, opts: { log?: Logger; clock?: 
       push: opts.push ?? httpPushClient(secrets.internalToken),
       internalToken: secrets.internalToken,
       jwtKey: secrets.jwtKey,
+      heartbeats: new HeartbeatBatcher(db, opts.clock ?? systemClock, config.heartbeatIntervalS * 2),
     };
     await ensurePortPool(db, config.devicePorts, config.connectionPorts);
     const admin = await ensureFirstAdmin(ctx);
