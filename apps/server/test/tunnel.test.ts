@@ -196,7 +196,7 @@ test('unauthenticated input gets no answer: garbage, unknown device, bad TCP len
 
 test('initiations are rate-limited per source address', async () => {
   const rec = makeDevice(7);
-  const h = await startHarness([rec]);
+  const h = await startHarness([rec], { initiationRate: { perSec: 5, burst: 20 } });
   try {
     const d = await h.device(rec);
     // 40 initiations at once from one address: the burst (20) passes, the rest is dropped unanswered.

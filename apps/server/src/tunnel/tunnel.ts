@@ -73,7 +73,11 @@ export interface TunnelDeps {
   readonly autoTimers?: boolean;
   /** More push routes ("POST /openvpn/client": handler) from other modules (transparent proxy). */
   readonly extraRoutes?: Record<string, PushHandler>;
-  /** Initiations per second and burst per source address (default 5/s, burst 20). */
+  /**
+   * Initiations per second and burst per source address (default 50/s, burst 500). One carrier NAT address can
+   * hide hundreds of phones that all re-handshake after a relay restart; MAC1 already drops garbage before any
+   * key agreement, and an accepted initiation costs about 0.1 ms, so this only bounds a flood from one address.
+   */
   readonly initiationRate?: { perSec: number; burst: number };
 }
 
@@ -162,7 +166,7 @@ export function createTunnel(deps: TunnelDeps): Tunnel {
     tun: deps.tun,
     udp: () => udp,
     now,
-    initiations: new TokenBuckets(deps.initiationRate?.perSec ?? 5, deps.initiationRate?.burst ?? 20),
+    initiations: new TokenBuckets(deps.initiationRate?.perSec ?? 50, deps.initiationRate?.burst ?? 500),
     onMessage,
     onDrop(reason, deviceId, from) {
       if (reason === 'unknown_peer') void requestPeers('unknown key');

@@ -202,7 +202,7 @@ export interface Harness {
   close(): Promise<void>;
 }
 
-export async function startHarness(devices: FakeDeviceRecord[], opts: { counters?: () => string } = {}): Promise<Harness> {
+export async function startHarness(devices: FakeDeviceRecord[], opts: { counters?: () => string; initiationRate?: { perSec: number; burst: number } } = {}): Promise<Harness> {
   const api = await startFakeApi(devices);
   const tun = new FakeTun({ name: 'pp0' });
   const runner = createFakeRunner((call) => ({ stdout: call.args.includes('counters') ? (opts.counters?.() ?? '{"nftables":[]}') : '', stderr: '' }));
@@ -226,6 +226,7 @@ export async function startHarness(devices: FakeDeviceRecord[], opts: { counters
     now: () => Date.now() + clock.offset,
     autoTimers: false,
     intervals: { retryMaxMs: 200, peersMinGapMs: 0 },
+    ...(opts.initiationRate ? { initiationRate: opts.initiationRate } : {}),
   });
   await tunnel.start();
   await tunnel.ready;
