@@ -36,7 +36,10 @@ for (const [name, group, concurrency] of [['unit', unit, Math.max(2, availablePa
   if (group.length === 0) continue;
   const counts = join(tmp, `${name}.json`);
   const reporters = ['--test-reporter', process.stdout.isTTY ? 'spec' : 'tap', '--test-reporter-destination', 'stdout', '--test-reporter', join(root, 'scripts/summary-reporter.mjs'), '--test-reporter-destination', counts];
-  const r = spawnSync(process.execPath, ['--test', `--test-concurrency=${concurrency}`, ...reporters, ...group], { stdio: 'inherit', env, cwd: root });
+  // A test may take 5 minutes; a whole group 40. A process that hangs (a deadlock does not fire timers) is
+  // killed by the group limit, and the run fails instead of holding CI until its own deadline.
+  const r = spawnSync(process.execPath, ['--test', `--test-concurrency=${concurrency}`, '--test-timeout=300000', ...reporters, ...group], { stdio: 'inherit', env, cwd: root, timeout: 40 * 60_000, killSignal: 'SIGKILL' });
+  if (r.error || r.signal) console.error(`run-tests: the ${name} group did not finish (${r.error?.message ?? r.signal}); counted as failed`);
   if (r.status !== 0) failed = true;
   if (existsSync(counts)) {
     for (const line of readFileSync(counts, 'utf8').split('\n').filter(Boolean)) {

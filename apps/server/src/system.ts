@@ -1,6 +1,6 @@
 // The one wiring module: builds the whole server from config. Only main.ts and tests import it.
 import { existsSync, readFileSync } from 'node:fs';
-import { createPrivateKey, createPublicKey } from 'node:crypto';
+import { decodeKey, encodeKey, publicKeyFromPrivate } from '@pocketproxy/protocol';
 import { dirname, join } from 'node:path';
 import { createRequire } from 'node:module';
 import pino, { type Logger } from 'pino';
@@ -44,12 +44,7 @@ export const httpPushClient = (internalToken: string): PushClient => ({
 export function localRelayPublicKey(config: Config): string | null {
   const p = relayKeyPath(config);
   if (!existsSync(p)) return null;
-  const raw = Buffer.from(readFileSync(p, 'utf8').trim(), 'base64');
-  // PKCS#8 wrapping of a raw X25519 private key (RFC 8410).
-  const der = Buffer.concat([Buffer.from('302e020100300506032b656e04220420', 'hex'), raw]);
-  const priv = createPrivateKey({ key: der, format: 'der', type: 'pkcs8' });
-  const x = createPublicKey(priv).export({ format: 'jwk' }).x!;
-  return Buffer.from(x, 'base64url').toString('base64');
+  return encodeKey(publicKeyFromPrivate(decodeKey(readFileSync(p, 'utf8').trim(), 'relay key')));
 }
 
 export function defaultDashboardDir(): string {

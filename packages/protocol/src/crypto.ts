@@ -18,9 +18,10 @@ export function x25519PublicKeyObject(raw: Buffer): KeyObject {
   return createPublicKey({ key: Buffer.concat([SPKI_X25519, raw]), format: 'der', type: 'spki' });
 }
 
+/** The raw public key: the last 32 bytes of its SubjectPublicKeyInfo (RFC 8410). DER, not JWK (see keys.ts). */
 export function x25519PublicFromPrivate(priv: KeyObject): Buffer {
-  const jwk = createPublicKey(priv).export({ format: 'jwk' });
-  return Buffer.from(jwk.x as string, 'base64url');
+  const spki = createPublicKey(priv).export({ format: 'der', type: 'spki' });
+  return Buffer.from(spki.subarray(spki.length - KEY_LEN));
 }
 
 const ZERO32 = Buffer.alloc(32);

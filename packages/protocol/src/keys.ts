@@ -1,7 +1,7 @@
 // Static X25519 keys: the relay's long-term pair, and each device's pair made by the agent at
 // pairing (the server stores only the public half). Text form is standard base64, 44 characters,
 // like WireGuard's, so keys can be pasted between tools.
-import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { KEY_LEN } from './constants.js';
 import { x25519PrivateKeyObject, x25519PublicFromPrivate } from './crypto.js';
 import { tunnelError } from './errors.js';
@@ -11,12 +11,18 @@ export interface KeyPair {
   readonly publicKey: Buffer;
 }
 
+/**
+ * 32 random bytes, clamped as RFC 7748 §5 describes (OpenSSL clamps anyway; stored keys are then canonical,
+ * like WireGuard's). Not crypto.generateKeyPairSync: on Node 20 a garbage-collected key-generation job can
+ * deadlock the process while another key is being exported (its destructor waits on a mutex the export
+ * holds — seen here as a test process hung on a futex), and the relay makes keys while it exports others.
+ */
 export function generateKeyPair(): KeyPair {
-  const { privateKey, publicKey } = generateKeyPairSync('x25519');
-  return {
-    privateKey: Buffer.from(privateKey.export({ format: 'jwk' }).d as string, 'base64url'),
-    publicKey: Buffer.from(publicKey.export({ format: 'jwk' }).x as string, 'base64url'),
-  };
+  const privateKey = randomBytes(KEY_LEN);
+  privateKey[0]! &= 248;
+  privateKey[31]! &= 127;
+  privateKey[31]! |= 64;
+  return { privateKey, publicKey: publicKeyFromPrivate(privateKey) };
 }
 
 export function publicKeyFromPrivate(privateKey: Buffer): Buffer {

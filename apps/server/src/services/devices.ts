@@ -1,5 +1,6 @@
 // Devices: creation (by pairing or by an admin), reads, updates, deletion, heartbeat.
-import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
+import { encodeKey, generateKeyPair } from '@pocketproxy/protocol';
 import type { Queryable } from '@pocketproxy/db';
 import type { Ctx } from '../context.js';
 import { apiError } from '../errors.js';
@@ -23,10 +24,8 @@ export interface DeviceSecrets {
 
 /** X25519 key pair as raw 32-byte base64 (the tunnel protocol's encoding). */
 export function x25519KeyPair(): { publicKey: string; privateKey: string } {
-  const { publicKey, privateKey } = generateKeyPairSync('x25519');
-  const pub = publicKey.export({ format: 'jwk' }).x!;
-  const priv = privateKey.export({ format: 'jwk' }).d!;
-  return { publicKey: Buffer.from(pub, 'base64url').toString('base64'), privateKey: Buffer.from(priv, 'base64url').toString('base64') };
+  const kp = generateKeyPair();
+  return { publicKey: encodeKey(kp.publicKey), privateKey: encodeKey(kp.privateKey) };
 }
 
 async function uniqueName(q: Queryable, wanted: string): Promise<string> {
