@@ -99,7 +99,7 @@ export default function CustomersPage() {
                 <th>Email</th>
                 <th>Connections</th>
                 <th>Notes</th>
-                <th>Created</th>
+                <th className="hide-narrow">Created</th>
                 <th className="right">Actions</th>
               </tr>
             </thead>
@@ -112,7 +112,7 @@ export default function CustomersPage() {
                     <Link href={`/connections/?customer_id=${encodeURIComponent(c.id)}`} prefetch={false}>{c.connections}</Link>
                   </td>
                   <td className="small">{c.notes}</td>
-                  <td className="small nowrap">{formatTime(c.created_at)}</td>
+                  <td className="small nowrap hide-narrow">{formatTime(c.created_at)}</td>
                   <td className="actions-cell">
                     <Link className="btn btn-small" href={`/connections/?customer_id=${encodeURIComponent(c.id)}&new=1`} prefetch={false}>
                       Add connection
