@@ -9,6 +9,7 @@ import { formatBytes, formatTime } from '@/lib/format';
 import { useDebounced, useLiveEvents, usePolling } from '@/lib/live';
 import { useResource } from '@/lib/resource';
 import type { Connection, Customer, Device, List } from '@/lib/types';
+import { upsertById } from '@/lib/types';
 import { ConnectionForm } from '@/components/ConnectionForm';
 import { Badge, ConfirmDialog, CopyButton, Dialog, Empty, ErrorBanner, Loading, Notice, PageHeader, StatusBadge } from '@/components/ui';
 
@@ -91,11 +92,7 @@ function ConnectionsInner() {
   function onSaved(c: Connection, created: boolean) {
     setCreating(false);
     setEditing(null);
-    list.setData((prev) => {
-      if (!prev) return prev;
-      const exists = prev.items.some((x) => x.id === c.id);
-      return { total: prev.total + (exists ? 0 : 1), items: exists ? prev.items.map((x) => (x.id === c.id ? c : x)) : [c, ...prev.items] };
-    });
+    list.setData((prev) => upsertById(prev, c, true));
     const r = readiness(c);
     setNotice({
       tone: r.ok ? 'ok' : 'warn',

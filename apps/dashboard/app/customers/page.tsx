@@ -8,6 +8,7 @@ import { problemErrors, validate, type FieldErrors } from '@/lib/forms';
 import { usePolling } from '@/lib/live';
 import { useResource } from '@/lib/resource';
 import type { Customer, List } from '@/lib/types';
+import { upsertById } from '@/lib/types';
 import { ConfirmDialog, Dialog, Empty, ErrorBanner, Field, Loading, Notice, PageHeader } from '@/components/ui';
 
 function CustomerForm({ customer, onSaved, onCancel }: { customer?: Customer; onSaved: (c: Customer) => void; onCancel: () => void }) {
@@ -72,11 +73,7 @@ export default function CustomersPage() {
   function onSaved(c: Customer) {
     setCreating(false);
     setEditing(null);
-    list.setData((prev) => {
-      if (!prev) return prev;
-      const exists = prev.items.some((x) => x.id === c.id);
-      return { total: prev.total + (exists ? 0 : 1), items: exists ? prev.items.map((x) => (x.id === c.id ? c : x)) : [...prev.items, c] };
-    });
+    list.setData((prev) => upsertById(prev, c));
   }
 
   const items = list.data?.items ?? [];

@@ -7,6 +7,7 @@ import { problemErrors, validate, type FieldErrors } from '@/lib/forms';
 import { usePolling } from '@/lib/live';
 import { useResource } from '@/lib/resource';
 import type { List, Relay } from '@/lib/types';
+import { upsertById } from '@/lib/types';
 import { Badge, Dialog, Empty, ErrorBanner, Field, Loading, Notice, PageHeader } from '@/components/ui';
 
 function RelayForm({ relay, onSaved, onCancel }: { relay?: Relay; onSaved: (r: Relay) => void; onCancel: () => void }) {
@@ -90,11 +91,7 @@ export default function RelaysPage() {
   function onSaved(r: Relay) {
     setCreating(false);
     setEditing(null);
-    list.setData((prev) => {
-      if (!prev) return prev;
-      const exists = prev.items.some((x) => x.id === r.id);
-      return { total: prev.total + (exists ? 0 : 1), items: exists ? prev.items.map((x) => (x.id === r.id ? r : x)) : [...prev.items, r] };
-    });
+    list.setData((prev) => upsertById(prev, r));
   }
 
   const items = list.data?.items ?? [];
