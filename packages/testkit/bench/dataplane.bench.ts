@@ -20,8 +20,15 @@ const figures: { what: string; value: string; note?: string }[] = [];
 const record = (what: string, value: string, note?: string) => { figures.push({ what, value, note }); console.error(`bench: ${what}: ${value}${note ? ` (${note})` : ''}`); };
 const mbit = (bytesPerS: number) => (bytesPerS * 8) / 1e6;
 const SIM_DEVICES = Number(process.env.PP_BENCH_DEVICES ?? 1000);
+// BENCH_PHASES=conn,ttfb runs only those phases (names: throughput, ours, wireguard-go, openvpn, conn, ttfb, rss;
+// default all). BENCH_CPU_PROF=DIR starts the relay (up, API, tunnel) and the agent with --cpu-prof into DIR and
+// stops them gracefully at the end so the profiles are written.
+const PHASES = process.env.BENCH_PHASES ? new Set(process.env.BENCH_PHASES.split(',').map((x) => x.trim())) : undefined;
+const CPU_PROF = process.env.BENCH_CPU_PROF;
+const profArgv = CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${CPU_PROF}`] : [];
 
 async function phase(name: string, fn: () => Promise<void>): Promise<void> {
+  if (PHASES && !PHASES.has(name.replace('/s', ''))) return;
   const t0 = Date.now();
   try { await fn(); } catch (e) { record(name, 'FAILED', String((e as Error).message ?? e).slice(0, 300)); }
   console.error(`bench: phase ${name} took ${((Date.now() - t0) / 1000).toFixed(1)} s`);
@@ -34,10 +41,12 @@ async function main(): Promise<void> {
   const work = mkdtempSync(join(tmpdir(), 'pp-bench-'));
   const lab: Lab = await createLab({ devices: 1 });
   let relay: LabRelay | undefined;
+  let stopForProfiles: (() => Promise<void>) | undefined;
   const guard = setTimeout(() => { console.error('bench: 8 min bound reached; tearing down'); lab.teardownSync(); process.exit(1); }, 8 * 60_000);
   try {
-    relay = await startRelay(lab, { env: { POCKETPROXY_DEVICE_SUBNET: '192.168.240.0/20', POCKETPROXY_LOG_LEVEL: 'warn', POCKETPROXY_PAIRING_RATE: '10000' } });
-    const agent = await startAgent(lab, relay, 1, { rotate: false, args: ['--log-level', 'warn'] });
+    relay = await startRelay(lab, { env: { POCKETPROXY_DEVICE_SUBNET: '192.168.240.0/20', POCKETPROXY_LOG_LEVEL: 'warn', POCKETPROXY_PAIRING_RATE: '10000' }, execArgv: profArgv });
+    const agent = await startAgent(lab, relay, 1, { rotate: false, args: ['--log-level', 'warn'], execArgv: profArgv });
+    stopForProfiles = async () => { await agent.stop(); await relay!.stop(); };
     const dev = await waitDeviceOnline(relay, agent.deviceId, 40_000);
     const con = await createConnection(relay, agent.deviceId, 'http');
     const curl = (args: string[], ns = 'cust', s = 12) => lab.exec(ns, 'curl', ['-sS', '--max-time', String(s), ...args], { timeoutMs: (s + 10) * 1000 });
@@ -146,6 +155,7 @@ async function main(): Promise<void> {
     });
   } finally {
     clearTimeout(guard);
+    if (CPU_PROF && stopForProfiles) await stopForProfiles().catch(() => undefined);
     await lab.teardown(4_000);
     rmSync(work, { recursive: true, force: true });
   }

@@ -89,6 +89,8 @@ export interface RelayOptions {
   /** Mirror the relay's output to stderr. */
   echo?: boolean;
   readyTimeoutMs?: number;
+  /** Node options before the script (e.g. --cpu-prof; `up` passes them on to its children). */
+  execArgv?: string[];
 }
 
 export interface LabRelay {
@@ -116,7 +118,7 @@ export async function startRelay(lab: Lab, opts: RelayOptions = {}): Promise<Lab
     POCKETPROXY_LOG_LEVEL: 'info',
     ...opts.env,
   };
-  const proc = lab.spawn('relay', process.execPath, [SERVER_BIN, 'up'], { env, cwd: REPO_ROOT, echo: opts.echo ? (l) => console.error(l) : undefined });
+  const proc = lab.spawn('relay', process.execPath, [...(opts.execArgv ?? []), SERVER_BIN, 'up'], { env, cwd: REPO_ROOT, echo: opts.echo ? (l) => console.error(l) : undefined });
   const socketPath = join(dataDir, 'api.sock');
   const bridge = lab.spawn('relay', 'socat', [`UNIX-LISTEN:${socketPath},fork,reuseaddr,mode=600`, `TCP:127.0.0.1:${apiPort}`]);
   const api = new LabApi(socketPath);
@@ -160,6 +162,8 @@ export interface AgentOptions {
   rotate?: boolean;
   echo?: boolean;
   name?: string;
+  /** Node options before the script (e.g. --cpu-prof). */
+  execArgv?: string[];
 }
 
 export interface LabAgent {
@@ -184,7 +188,7 @@ export async function startAgent(lab: Lab, relay: LabRelay, n: number, opts: Age
   const args = ['run', '--state-dir', stateDir, '--egress-interface', lab.device(n).iface, '--tunnel-interface', 'ppd0'];
   if (opts.rotate ?? true) args.push('--rotate-driver', 'command', '--rotate-command', lab.rotateCommandLine(n));
   args.push(...(opts.args ?? []));
-  const proc = lab.spawn(`dev${n}`, process.execPath, [AGENT_BIN, ...args], { env, cwd: REPO_ROOT, echo: opts.echo ? (l) => console.error(l) : undefined });
+  const proc = lab.spawn(`dev${n}`, process.execPath, [...(opts.execArgv ?? []), AGENT_BIN, ...args], { env, cwd: REPO_ROOT, echo: opts.echo ? (l) => console.error(l) : undefined });
   const basePort: number = state.base_port ?? state.basePort;
   return {
     n, deviceId, stateDir, proc, basePort,
