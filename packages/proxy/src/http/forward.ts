@@ -82,7 +82,11 @@ export function forward(p: ForwardParams): Forwarded {
       const keepAlive = p.keepAlive && (empty || hasLength || chunk);
       if (chunk) lines.push('Transfer-Encoding: chunked');
       lines.push(keepAlive ? 'Connection: keep-alive' : 'Connection: close');
+      // Head and the first body bytes (usually parsed from the same upstream segment) leave in one
+      // write: with Nagle off they would be two segments, i.e. two sealed tunnel packets per answer.
+      p.client.cork();
       p.client.write(lines.join('\r\n') + '\r\n\r\n');
+      setImmediate(() => { if (p.client.writableCorked) p.client.uncork(); });
       res.on('aborted', () => p.client.destroy());
       res.on('error', () => p.client.destroy());
       if (empty) {
