@@ -11,7 +11,7 @@
 //
 // Goals (DESIGN / issue "Data plane"): >= 800 Mbit/s single stream, >= 2,000 new conn/s,
 // <= 2 ms added p50 TTFB, <= 200 MB tunnel RSS at 1,000 devices.
-import { writeFileSync, readFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { writeFileSync, readFileSync, mkdtempSync, rmSync, existsSync } from 'node:fs';
 import { loadavg, cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createLab, canRunLab, startRelay, startAgent, waitDeviceOnline, createConnection, waitUntil, CLIENTS, type Lab, type LabRelay } from '../src/index.js';
@@ -46,7 +46,12 @@ async function main(): Promise<void> {
   try {
     relay = await startRelay(lab, { env: { POCKETPROXY_DEVICE_SUBNET: '192.168.240.0/20', POCKETPROXY_LOG_LEVEL: 'warn', POCKETPROXY_PAIRING_RATE: '10000' }, execArgv: profArgv });
     const agent = await startAgent(lab, relay, 1, { rotate: false, args: ['--log-level', 'warn'], execArgv: profArgv });
-    stopForProfiles = async () => { await agent.stop(); await relay!.stop(); };
+    stopForProfiles = async () => {
+      // The tunnel child first and on its own (stopped with the relay, it was killed before writing its profile).
+      const tpid = await relay!.tunnelPid();
+      if (tpid) { process.kill(tpid, 'SIGTERM'); await waitUntil(async () => !existsSync(`/proc/${tpid}`), { timeoutMs: 10_000, intervalMs: 100, what: 'tunnel exits' }).catch(() => undefined); }
+      await agent.stop(); await relay!.stop();
+    };
     const dev = await waitDeviceOnline(relay, agent.deviceId, 40_000);
     const con = await createConnection(relay, agent.deviceId, 'http');
     const curl = (args: string[], ns = 'cust', s = 12) => lab.exec(ns, 'curl', ['-sS', '--max-time', String(s), ...args], { timeoutMs: (s + 10) * 1000 });
