@@ -11,6 +11,10 @@
 // bound to an address, the kernel picks the new source, and the relay follows the newest
 // authenticated frame (docs/protocol.md §10). A TCP connection that dies with the old address is
 // reconnected with back-off.
+//
+// UDP goes through the native BatchUdpSocket of @pocketproxy/tun when the addon is there (one
+// synchronous sendto per frame, recvmmsg batches): node:dgram costs a dns.lookup + nextTick + send
+// request per frame, ~15 % of the agent's CPU at 600 new proxied connections/s. node:dgram otherwise.
 import { EventEmitter } from 'node:events';
 import * as dgram from 'node:dgram';
 import * as net from 'node:net';
@@ -20,12 +24,19 @@ import {
   createInitiator, encodeTcpFrame, FRAME_TRANSPORT, TcpFrameDecoder,
   type Initiator, type InitiatorEvent, type JsonMessage, type TunnelTimers,
 } from '@pocketproxy/protocol';
-import { tryNativeAead } from '@pocketproxy/tun';
+import { addonAvailable, createBatchUdpSocket, tryNativeAead } from '@pocketproxy/tun';
 import { TransportPolicy, type Transport, type TransportPolicyOptions } from './transport-policy.js';
 import { Liveness, type LivenessOptions } from './liveness.js';
 import { icmpEcho } from './probe.js';
 
+interface UdpPort {
+  send(frame: Buffer, port: number, address: string): void;
+  close(): Promise<void>;
+}
+
 export interface TunnelClientOptions {
+  /** false: node:dgram even when the native UDP socket is available (default: native when available). */
+  nativeUdp?: boolean;
   relayHost: string;
   relayPort: number;
   relayPublicKey: Buffer;
@@ -73,7 +84,7 @@ export class TunnelClient extends EventEmitter<TunnelClientEvents> {
   readonly liveness: Liveness;
   private readonly now: () => number;
   private readonly log: Logger;
-  private udp: dgram.Socket | undefined;
+  private udp: UdpPort | undefined;
   private tcp: net.Socket | undefined;
   private tcpReady = false;
   private tcpRetryTimer: NodeJS.Timeout | undefined;
@@ -123,7 +134,7 @@ export class TunnelClient extends EventEmitter<TunnelClientEvents> {
     this.tcp = undefined;
     const u = this.udp;
     this.udp = undefined;
-    if (u) await new Promise<void>((r) => { try { u.close(() => r()); } catch { r(); } });
+    if (u) await u.close();
   }
 
   /** Seals and sends an IP packet from the TUN (queued by the initiator while connecting). */
@@ -208,10 +219,7 @@ export class TunnelClient extends EventEmitter<TunnelClientEvents> {
       const a = this.relayAddr;
       if (!this.udp || !a) return;
       this.stats_.framesOut.udp++;
-      this.udp.send(frame, this.o.relayPort, a.address, (err) => {
-        // ENETUNREACH etc. while the link is down during rotation: the next tick retries.
-        if (err) this.log.debug({ err: err.message }, 'udp send failed');
-      });
+      this.udp.send(frame, this.o.relayPort, a.address);
       return;
     }
     if (this.tcp && this.tcpReady) {
@@ -247,14 +255,38 @@ export class TunnelClient extends EventEmitter<TunnelClientEvents> {
 
   private openUdp(): void {
     const a = this.relayAddr!;
-    const s = dgram.createSocket(a.family === 6 ? 'udp6' : 'udp4');
-    s.on('message', (msg, rinfo) => {
-      // Only the relay's address:port; everything else is noise (and would fail auth anyway).
-      if (rinfo.port !== this.o.relayPort) return;
-      this.onFrame(msg, 'udp');
-    });
+    const type = a.family === 6 ? 'udp6' : 'udp4';
+    // Only the relay's address:port; everything else is noise (and would fail auth anyway).
+    const onDatagram = (msg: Buffer, port: number) => { if (port === this.o.relayPort) this.onFrame(msg, 'udp'); };
+    // ENETUNREACH etc. while the link is down during rotation: the next tick retries.
+    const sendFailed = (err: string) => this.log.debug({ err }, 'udp send failed');
+    if (this.o.nativeUdp !== false && addonAvailable()) {
+      try {
+        const b = createBatchUdpSocket({ type });
+        b.startRaw((data, meta, _addrs, count) => {
+          for (let i = 0; i < count; i++) {
+            const off = meta[3 * i]!;
+            onDatagram(data.subarray(off, off + meta[3 * i + 1]!), meta[3 * i + 2]!);
+          }
+        }, (e) => this.log.debug({ err: e.message }, 'udp socket error'));
+        this.udp = {
+          send: (frame, port, address) => {
+            try { if (!b.send(frame, address, port)) sendFailed('dropped'); } catch (e) { sendFailed((e as Error).message); }
+          },
+          close: async () => b.close(),
+        };
+        return;
+      } catch (e) {
+        this.log.debug({ err: (e as Error).message }, 'native UDP socket unavailable; using node:dgram');
+      }
+    }
+    const s = dgram.createSocket(type);
+    s.on('message', (msg, rinfo) => onDatagram(msg, rinfo.port));
     s.on('error', (e) => this.log.debug({ err: e.message }, 'udp socket error'));
-    this.udp = s;
+    this.udp = {
+      send: (frame, port, address) => s.send(frame, port, address, (err) => { if (err) sendFailed(err.message); }),
+      close: () => new Promise<void>((r) => { try { s.close(() => r()); } catch { r(); } }),
+    };
   }
 
   private ensureTcp(): void {
