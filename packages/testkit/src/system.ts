@@ -46,7 +46,19 @@ export class LabApi {
   token = '';
   constructor(readonly socketPath: string) {}
 
-  call<T = any>(method: string, path: string, body?: unknown, opts: { token?: string; timeoutMs?: number } = {}): Promise<ApiResponse<T>> {
+  /** EAGAIN on connect = socat's listen backlog was full (the request never left): retried briefly. */
+  async call<T = any>(method: string, path: string, body?: unknown, opts: { token?: string; timeoutMs?: number } = {}): Promise<ApiResponse<T>> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await this.callOnce<T>(method, path, body, opts);
+      } catch (e) {
+        if ((e as { code?: string }).code !== 'EAGAIN' || attempt >= 40) throw e;
+        await new Promise((r) => setTimeout(r, 25 + 25 * Math.min(attempt, 4)));
+      }
+    }
+  }
+
+  private callOnce<T = any>(method: string, path: string, body: unknown, opts: { token?: string; timeoutMs?: number }): Promise<ApiResponse<T>> {
     const data = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
     const headers: Record<string, string> = { host: 'localhost' };
     if (data) { headers['content-type'] = 'application/json'; headers['content-length'] = String(data.length); }
