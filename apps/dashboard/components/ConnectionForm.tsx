@@ -4,7 +4,7 @@ import { useState } from 'react';
 import { ConnectionCreate, ConnectionUpdate } from '@pocketproxy/api-schema';
 import { api } from '@/lib/api';
 import { fromBytes, fromLocalInput, parseAllowList, toBytes, toLocalInput, type Unit } from '@/lib/connections';
-import { arrayErrors, problemErrors, validate, type FieldErrors } from '@/lib/forms';
+import { arrayErrors, useFormSend, validate, type FieldErrors } from '@/lib/forms';
 import type { Connection, Customer, Device } from '@/lib/types';
 import { Field, Notice } from './ui';
 
@@ -32,8 +32,7 @@ export function ConnectionForm({ connection: c, devices, customers, initialDevic
   const [allow, setAllow] = useState((c?.allow_from ?? []).join('\n'));
   const [enabled, setEnabled] = useState(c?.enabled ?? true);
   const [regen, setRegen] = useState(false);
-  const [errors, setErrors] = useState<FieldErrors>({});
-  const [busy, setBusy] = useState(false);
+  const { errors, setErrors, busy, send } = useFormSend();
 
   const device = devices.find((d) => d.id === deviceId);
 
@@ -67,18 +66,9 @@ export function ConnectionForm({ connection: c, devices, customers, initialDevic
     const v = validate(editing ? ConnectionUpdate : ConnectionCreate, body);
     const all = { ...(v.ok ? {} : v.errors), ...local };
     if (Object.keys(all).length) return setErrors(all);
-    setErrors({});
-    setBusy(true);
-    try {
-      const saved = editing
-        ? await api<Connection>(`/api/connections/${encodeURIComponent(c.id)}`, { method: 'PATCH', body: v.ok ? v.data : body })
-        : await api<Connection>('/api/connections', { method: 'POST', body: v.ok ? v.data : body });
-      onSaved(saved, !editing);
-    } catch (err) {
-      setErrors(problemErrors(err));
-    } finally {
-      setBusy(false);
-    }
+    await send(() => (editing
+      ? api<Connection>(`/api/connections/${encodeURIComponent(c.id)}`, { method: 'PATCH', body: v.ok ? v.data : body })
+      : api<Connection>('/api/connections', { method: 'POST', body: v.ok ? v.data : body })), (saved) => onSaved(saved, !editing));
   }
 
   return (

@@ -1,4 +1,5 @@
 // Form helpers: turn zod issues and API problems into `{field: message}` maps for inline display.
+import { useState } from 'react';
 import type { z } from 'zod';
 import { ApiError } from './api';
 
@@ -48,4 +49,25 @@ export function arrayErrors(errors: FieldErrors, prefix: string): string | undef
     if (m) msgs.push(`line ${Number(m[1]) + 1}: ${v}`);
   }
   return msgs.length ? msgs.join('; ') : undefined;
+}
+
+/**
+ * A form's errors and busy flag, and `send`: clears the errors, runs the request, hands its result on, or
+ * shows the API's problem next to the fields. The forms validate first, then `await send(...)`.
+ */
+export function useFormSend() {
+  const [errors, setErrors] = useState<FieldErrors>({});
+  const [busy, setBusy] = useState(false);
+  async function send<T>(request: () => Promise<T>, onDone: (value: T) => void): Promise<void> {
+    setErrors({});
+    setBusy(true);
+    try {
+      onDone(await request());
+    } catch (err) {
+      setErrors(problemErrors(err));
+    } finally {
+      setBusy(false);
+    }
+  }
+  return { errors, setErrors, busy, send };
 }

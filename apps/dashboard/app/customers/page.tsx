@@ -4,7 +4,7 @@ import { useEffect, useState } from 'react';
 import { CustomerCreate } from '@pocketproxy/api-schema';
 import { api } from '@/lib/api';
 import { formatTime } from '@/lib/format';
-import { problemErrors, validate, type FieldErrors } from '@/lib/forms';
+import { useFormSend, validate } from '@/lib/forms';
 import { usePolling } from '@/lib/live';
 import { useResource } from '@/lib/resource';
 import type { Customer, List } from '@/lib/types';
@@ -15,25 +15,15 @@ function CustomerForm({ customer, onSaved, onCancel }: { customer?: Customer; on
   const [name, setName] = useState(customer?.name ?? '');
   const [email, setEmail] = useState(customer?.email ?? '');
   const [notes, setNotes] = useState(customer?.notes ?? '');
-  const [errors, setErrors] = useState<FieldErrors>({});
-  const [busy, setBusy] = useState(false);
+  const { errors, setErrors, busy, send } = useFormSend();
 
   async function submit(e: React.FormEvent) {
     e.preventDefault();
     const v = validate(CustomerCreate, { name, email: email.trim() ? email : null, notes });
     if (!v.ok) return setErrors(v.errors);
-    setErrors({});
-    setBusy(true);
-    try {
-      const saved = customer
-        ? await api<Customer>(`/api/customers/${encodeURIComponent(customer.id)}`, { method: 'PUT', body: v.data })
-        : await api<Customer>('/api/customers', { method: 'POST', body: v.data });
-      onSaved(saved);
-    } catch (err) {
-      setErrors(problemErrors(err));
-    } finally {
-      setBusy(false);
-    }
+    await send(() => (customer
+      ? api<Customer>(`/api/customers/${encodeURIComponent(customer.id)}`, { method: 'PUT', body: v.data })
+      : api<Customer>('/api/customers', { method: 'POST', body: v.data })), onSaved);
   }
 
   return (

@@ -3,7 +3,7 @@ import { useEffect, useState } from 'react';
 import { RelayCreate, RelayUpdate } from '@pocketproxy/api-schema';
 import { api } from '@/lib/api';
 import { formatTime } from '@/lib/format';
-import { problemErrors, validate, type FieldErrors } from '@/lib/forms';
+import { useFormSend, validate, type FieldErrors } from '@/lib/forms';
 import { usePolling } from '@/lib/live';
 import { useResource } from '@/lib/resource';
 import type { List, Relay } from '@/lib/types';
@@ -17,8 +17,7 @@ function RelayForm({ relay, onSaved, onCancel }: { relay?: Relay; onSaved: (r: R
   const [pushUrl, setPushUrl] = useState(relay?.push_url ?? 'http://127.0.0.1:8081');
   const [publicKey, setPublicKey] = useState(relay?.public_key ?? '');
   const [enabled, setEnabled] = useState(relay?.enabled ?? true);
-  const [errors, setErrors] = useState<FieldErrors>({});
-  const [busy, setBusy] = useState(false);
+  const { errors, setErrors, busy, send } = useFormSend();
 
   async function submit(e: React.FormEvent) {
     e.preventDefault();
@@ -28,18 +27,9 @@ function RelayForm({ relay, onSaved, onCancel }: { relay?: Relay; onSaved: (r: R
     const v = validate(relay ? RelayUpdate : RelayCreate, body);
     const local: FieldErrors = Number.isFinite(port) ? {} : { tunnel_port: 'enter a port between 1 and 65535' };
     if (!v.ok || Object.keys(local).length) return setErrors({ ...(v.ok ? {} : v.errors), ...local });
-    setErrors({});
-    setBusy(true);
-    try {
-      const saved = relay
-        ? await api<Relay>(`/api/relays/${encodeURIComponent(relay.id)}`, { method: 'PATCH', body: v.data })
-        : await api<Relay>('/api/relays', { method: 'POST', body: v.data });
-      onSaved(saved);
-    } catch (err) {
-      setErrors(problemErrors(err));
-    } finally {
-      setBusy(false);
-    }
+    await send(() => (relay
+      ? api<Relay>(`/api/relays/${encodeURIComponent(relay.id)}`, { method: 'PATCH', body: v.data })
+      : api<Relay>('/api/relays', { method: 'POST', body: v.data })), onSaved);
   }
 
   return (
