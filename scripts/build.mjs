@@ -1,6 +1,6 @@
 // Builds what the platform runs: the native TUN addon (node-gyp, from source), the two command bundles
 // (esbuild: our TypeScript inlined, npm packages left as imports) and, unless --no-dashboard, the
-// dashboard's static export. Each step is skipped when its output is newer than its inputs.
+// dashboard's static export (--no-addon / --no-dashboard skip those steps). Each step is skipped when its output is newer than its inputs.
 import { build } from 'esbuild';
 import { execFileSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, statSync, chmodSync, writeFileSync } from 'node:fs';
@@ -31,7 +31,7 @@ const step = (name) => process.stdout.write(`build: ${name}\n`);
 
 // 1. Native addon.
 const addon = join(root, 'packages/tun/build/Release/pp_tun.node');
-if (force || mtime(addon) < newest(join(root, 'packages/tun'), ['.cc', '.h', '.gyp', '.cpp'])) {
+if (!args.has('--no-addon') && (force || mtime(addon) < newest(join(root, 'packages/tun'), ['.cc', '.h', '.gyp', '.cpp']))) {
   step('native TUN addon (node-gyp)');
   execFileSync(process.execPath, [join(root, 'node_modules/node-gyp/bin/node-gyp.js'), 'rebuild'], { cwd: join(root, 'packages/tun'), stdio: 'inherit' });
 }
