@@ -205,9 +205,7 @@ export function createAgent(cfg: RunConfig, deps: AgentDeps): Agent {
         onMessage,
         ...cfg.tunnel,
       });
-      theTun.start((batch) => {
-        for (let i = 0; i < batch.count; i++) tunnel!.sendPacket(batch.data.subarray(batch.offsets[i]!, batch.offsets[i + 1]!));
-      }, (e) => log.error({ err: e }, 'tun read failed'));
+      theTun.start((batch) => tunnel!.sendPackets(batch), (e) => log.error({ err: e }, 'tun read failed'));
       await tunnel.start();
 
       await refreshCredentials();

@@ -1,6 +1,7 @@
 // The tunnel client against a real protocol Responder on 127.0.0.1 (real UDP / TCP sockets).
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { batchOf } from '@pocketproxy/tun';
 import { createTunnelClient, type TunnelClient } from '../src/tunnel/client.js';
 import { icmpEcho } from '../src/tunnel/probe.js';
 import { startFakeRelay, type FakeRelay } from './fake-relay.js';
@@ -37,6 +38,29 @@ test('UDP: handshake, packets both ways, pushed messages', async () => {
   await waitFor(() => relay.messages.length === 1, 2000);
   assert.equal(c.stats().framesOut.tcp, 0);
 });
+
+// One TUN read batch -> one sendPackets: every packet arrives, in order, on each transport.
+for (const [name, extra, relayOpts] of [
+  ['native UDP (sendmmsg) when the addon is there', {}, {}],
+  ['node:dgram', { nativeUdp: false }, {}],
+  ['TCP (one corked write)', { policy: { fallbackAfterMs: 300 }, timers: { rekeyTimeoutMs: 200 } }, { udp: false, tcp: true }],
+] as const) {
+  test(`sendPackets: a batch of packets over ${name}`, async () => {
+    const relay = await startFakeRelay(relayOpts);
+    closers.push(() => relay.close());
+    const { c } = client(relay, extra);
+    await c.start();
+    await waitFor(() => c.established, 5000);
+    const before = relay.packets.length;
+    const pkts = Array.from({ length: 40 }, (_, i) => icmpEcho('192.168.255.7', '203.0.113.10', 100, i));
+    c.sendPackets(batchOf(pkts));
+    await waitFor(() => relay.packets.length >= before + pkts.length, 3000);
+    const got = relay.packets.slice(before).filter((p) => pkts.some((q) => q.equals(p)));
+    assert.deepEqual(got, pkts);
+    const out = c.stats().framesOut;
+    assert.ok(out.udp + out.tcp >= pkts.length);
+  });
+}
 
 test('TCP fallback when the relay only listens on TCP', async () => {
   const relay = await startFakeRelay({ udp: false, tcp: true });
