@@ -11,7 +11,9 @@
         "native/fd_poller.cc",
         "native/tun_queue.cc",
         "native/udp_batch.cc",
-        "native/original_dst.cc"
+        "native/original_dst.cc",
+        "native/offload.cc",
+        "native/offload_napi.cc"
       ],
       "dependencies": ["<!(node -p \"require('node-addon-api').targets\"):node_addon_api_except"],
       "defines": ["NAPI_VERSION=8"],

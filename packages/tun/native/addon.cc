@@ -11,6 +11,8 @@
 
 namespace pp {
 Napi::Value GetOriginalDst(const Napi::CallbackInfo& info);
+Napi::Value OffloadSegment(const Napi::CallbackInfo& info);
+Napi::Value OffloadCoalesce(const Napi::CallbackInfo& info);
 }
 
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
@@ -18,6 +20,8 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("TunQueue", pp::TunQueue::Init(env));
   exports.Set("UdpBatch", pp::UdpBatch::Init(env));
   exports.Set("getOriginalDst", Napi::Function::New(env, pp::GetOriginalDst, "getOriginalDst"));
+  exports.Set("offloadSegment", Napi::Function::New(env, pp::OffloadSegment, "offloadSegment"));
+  exports.Set("offloadCoalesce", Napi::Function::New(env, pp::OffloadCoalesce, "offloadCoalesce"));
   return exports;
 }
 

@@ -6,6 +6,7 @@
 #include <linux/if_tun.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "errno_error.h"
@@ -18,6 +19,7 @@ Napi::Function TunQueue::Init(Napi::Env env) {
                      {
                          InstanceAccessor<&TunQueue::GetName>("name"),
                          InstanceAccessor<&TunQueue::GetFd>("fd"),
+                         InstanceAccessor<&TunQueue::GetOffload>("offload"),
                          InstanceMethod<&TunQueue::Start>("start"),
                          InstanceMethod<&TunQueue::Pause>("pause"),
                          InstanceMethod<&TunQueue::Write>("write"),
@@ -29,13 +31,17 @@ Napi::Function TunQueue::Init(Napi::Env env) {
                      });
 }
 
-// new TunQueue(name: string, multiQueue: boolean, blocking?: boolean)
+// new TunQueue(name: string, multiQueue: boolean, blocking?: boolean, offload?: boolean)
 // `blocking` exists only so the bench can compare against fs.read on the thread pool.
+// `offload`: IFF_VNET_HDR + TUNSETOFFLOAD(CSUM, TSO4, TSO6) — reads may return 64 KB TCP
+// super-packets (cut into wire-sized packets here before JS sees them) and writeBatch glues
+// consecutive segments of a flow into one write (offload.h). JS sees plain IP packets either way.
 TunQueue::TunQueue(const Napi::CallbackInfo& info) : Napi::ObjectWrap<TunQueue>(info) {
   Napi::Env env = info.Env();
   std::string name = info[0].IsString() ? info[0].As<Napi::String>().Utf8Value() : "";
   bool multi = info[1].ToBoolean();
   bool blocking = info[2].ToBoolean();
+  bool offload = info[3].ToBoolean() && !blocking;
   if (name.size() >= IFNAMSIZ) throw Napi::RangeError::New(env, "interface name longer than 15 bytes");
 
   int fd = ::open("/dev/net/tun", O_RDWR | O_CLOEXEC | (blocking ? 0 : O_NONBLOCK));
@@ -43,7 +49,7 @@ TunQueue::TunQueue(const Napi::CallbackInfo& info) : Napi::ObjectWrap<TunQueue>(
   struct ifreq ifr;
   memset(&ifr, 0, sizeof ifr);
   // IFF_NO_PI: no 4-byte packet-info header, each read()/write() is exactly one IP packet.
-  ifr.ifr_flags = IFF_TUN | IFF_NO_PI | (multi ? IFF_MULTI_QUEUE : 0);
+  ifr.ifr_flags = IFF_TUN | IFF_NO_PI | (multi ? IFF_MULTI_QUEUE : 0) | (offload ? IFF_VNET_HDR : 0);
   memcpy(ifr.ifr_name, name.data(), name.size());
   if (ioctl(fd, TUNSETIFF, &ifr) < 0) {
     int err = errno;
@@ -51,6 +57,21 @@ TunQueue::TunQueue(const Napi::CallbackInfo& info) : Napi::ObjectWrap<TunQueue>(
     throw ErrnoError(env, "ioctl TUNSETIFF", err);
   }
   name_.assign(ifr.ifr_name, strnlen(ifr.ifr_name, IFNAMSIZ));
+  if (offload) {
+    int sz = static_cast<int>(kVnetHdrLen);
+    if (ioctl(fd, TUNSETVNETHDRSZ, &sz) < 0) {
+      int err = errno;
+      ::close(fd);
+      throw ErrnoError(env, "ioctl TUNSETVNETHDRSZ", err);
+    }
+    // TSO needs checksum offload; a kernel without TSO for TUN still gives us partial checksums.
+    const unsigned long full = TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6;
+    if (ioctl(fd, TUNSETOFFLOAD, full) == 0) offloads_ = full;
+    else if (ioctl(fd, TUNSETOFFLOAD, static_cast<unsigned long>(TUN_F_CSUM)) == 0) offloads_ = TUN_F_CSUM;
+    vnet_ = true;
+    scratch_.reset(new uint8_t[kVnetHdrLen + 65535]);
+    coalescer_ = std::make_unique<Coalescer>(&TunQueue::CoalescerSink, this);
+  }
   if (blocking) {
     AdoptUnpolled(fd);
     return;
@@ -66,6 +87,13 @@ TunQueue::~TunQueue() { CloseFd(); }
 
 Napi::Value TunQueue::GetName(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), name_); }
 Napi::Value TunQueue::GetFd(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), fd()); }
+Napi::Value TunQueue::GetOffload(const Napi::CallbackInfo& info) {
+  Napi::Object o = Napi::Object::New(info.Env());
+  o.Set("vnetHdr", vnet_);
+  o.Set("checksum", (offloads_ & TUN_F_CSUM) != 0);
+  o.Set("tso", (offloads_ & TUN_F_TSO4) != 0);
+  return o;
+}
 
 // start(onBatch, onError, batchSize, maxPacket, mode)
 //   mode 0: onBatch(data: Buffer, offsets: Uint32Array, count) — packet i is data[offsets[i], offsets[i+1]);
@@ -88,8 +116,11 @@ Napi::Value TunQueue::Start(const Napi::CallbackInfo& info) {
     batch_ = batch;
     max_packet_ = max_packet;
     // new[] without () leaves memory untouched: only pages packets land in get faulted in.
-    slab_.reset(new uint8_t[static_cast<size_t>(batch) * max_packet]);
-    Napi::Uint32Array offsets = Napi::Uint32Array::New(env, batch + 1);
+    // With offloads one read may become ~45 packets: room for a batch of 64 KB reads.
+    slab_cap_ = vnet_ ? static_cast<size_t>(batch) * 70000 + kMaxSegmentOutput : static_cast<size_t>(batch) * max_packet;
+    offsets_cap_ = vnet_ ? batch * 64 + static_cast<uint32_t>(kMaxSegments) + 1 : batch + 1;
+    slab_.reset(new uint8_t[slab_cap_]);
+    Napi::Uint32Array offsets = Napi::Uint32Array::New(env, offsets_cap_);
     offsets_ = offsets.Data();
     offsets_ref_ = Napi::Persistent(offsets);
   }
@@ -112,21 +143,48 @@ Napi::Value TunQueue::Pause(const Napi::CallbackInfo& info) {
 void TunQueue::OnReadable() {
   Napi::Env env = Env();
   Napi::HandleScope scope(env);
-  const size_t cap = static_cast<size_t>(batch_) * max_packet_;
+  const size_t cap = slab_cap_;
   size_t used = 0;
   uint32_t n = 0;
   int hard_err = 0;
   offsets_[0] = 0;
-  // Packets are packed back to back; each read() gets at least max_packet_ bytes of room.
-  while (n < batch_ && cap - used >= max_packet_) {
-    ssize_t r = ::read(fd(), slab_.get() + used, max_packet_);
-    if (r < 0) {
-      if (errno == EINTR) continue;
-      if (errno != EAGAIN) hard_err = errno;
-      break;
+  if (!vnet_) {
+    // Packets are packed back to back; each read() gets at least max_packet_ bytes of room.
+    while (n < batch_ && cap - used >= max_packet_) {
+      ssize_t r = ::read(fd(), slab_.get() + used, max_packet_);
+      if (r < 0) {
+        if (errno == EINTR) continue;
+        if (errno != EAGAIN) hard_err = errno;
+        break;
+      }
+      used += static_cast<size_t>(r);
+      offsets_[++n] = static_cast<uint32_t>(used);
     }
-    used += static_cast<size_t>(r);
-    offsets_[++n] = static_cast<uint32_t>(used);
+  } else {
+    // One read = vnet header + a packet of up to 64 KB, cut into wire-sized packets in the slab.
+    uint32_t reads = 0;
+    while (reads < batch_ && cap - used >= kMaxSegmentOutput && n + kMaxSegments < offsets_cap_) {
+      ssize_t r = ::read(fd(), scratch_.get(), kVnetHdrLen + 65535);
+      if (r < 0) {
+        if (errno == EINTR) continue;
+        if (errno != EAGAIN) hard_err = errno;
+        break;
+      }
+      reads++;
+      if (static_cast<size_t>(r) <= kVnetHdrLen) {
+        stats_.rx_bad_gso += 1;
+        continue;
+      }
+      const VnetHdr h = ReadVnetHdr(scratch_.get());
+      ends_.clear();
+      if (Segment(h, scratch_.get() + kVnetHdrLen, static_cast<size_t>(r) - kVnetHdrLen, slab_.get() + used, cap - used, ends_) < 0) {
+        stats_.rx_bad_gso += 1;
+        continue;
+      }
+      if (h.gso_type != kGsoNone) stats_.rx_gso += 1;
+      for (uint32_t e : ends_) offsets_[++n] = static_cast<uint32_t>(used + e);
+      used += ends_.back();
+    }
   }
   if (n > 0) {
     stats_.rx_packets += n;
@@ -161,7 +219,34 @@ void TunQueue::OnPollError(int uv_status) {
   }
 }
 
+bool TunQueue::WriteVnet(const uint8_t* hdr, const uint8_t* pkt, size_t len, uint32_t segs) {
+  struct iovec iov[2] = {{const_cast<uint8_t*>(hdr), kVnetHdrLen}, {const_cast<uint8_t*>(pkt), len}};
+  for (;;) {
+    ssize_t r = ::writev(fd(), iov, 2);
+    if (r >= 0) {
+      stats_.tx_packets += segs;
+      stats_.tx_bytes += static_cast<double>(len);
+      stats_.tx_writes += 1;
+      if (segs > 1) stats_.tx_gso += 1;
+      write_ok_ += segs;
+      return true;
+    }
+    if (errno == EINTR) continue;
+    if (errno == EAGAIN || errno == ENOBUFS) stats_.tx_drops += segs;
+    else stats_.tx_errors += segs;
+    return false;
+  }
+}
+
+void TunQueue::CoalescerSink(void* self, const uint8_t* hdr, const uint8_t* pkt, size_t len, uint32_t segs) {
+  static_cast<TunQueue*>(self)->WriteVnet(hdr, pkt, len, segs);
+}
+
 bool TunQueue::WriteOne(const uint8_t* data, size_t len) {
+  if (vnet_) {
+    static const uint8_t kPlain[kVnetHdrLen] = {0};
+    return WriteVnet(kPlain, data, len, 1);
+  }
   for (;;) {
     ssize_t r = ::write(fd(), data, len);
     if (r >= 0) {
@@ -186,19 +271,31 @@ Napi::Value TunQueue::Write(const Napi::CallbackInfo& info) {
 }
 
 // writeBatch(packets: Uint8Array[]) -> number written. There is no multi-packet write for TUN
-// (writev() would concatenate into one packet), so this is a loop of write() without JS in between.
+// (writev() would concatenate into one packet), so this is a loop of write() without JS in between;
+// with offloads, in-order segments of one TCP flow go as one GSO write (offload.h Coalescer).
 Napi::Value TunQueue::WriteBatch(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (is_closed()) throw Napi::Error::New(env, "TUN queue is closed");
   if (!info[0].IsArray()) throw Napi::TypeError::New(env, "writeBatch(packets: Uint8Array[])");
   Napi::Array arr = info[0].As<Napi::Array>();
   uint32_t len = arr.Length();
-  uint32_t ok = 0;
   for (uint32_t i = 0; i < len; i++) {
-    Napi::Value v = arr[i];
-    if (!v.IsTypedArray()) throw Napi::TypeError::New(env, "writeBatch: element is not a Uint8Array");
-    Napi::Uint8Array p = v.As<Napi::Uint8Array>();
-    if (WriteOne(p.Data(), p.ByteLength())) ok++;
+    if (!arr.Get(i).IsTypedArray()) throw Napi::TypeError::New(env, "writeBatch: element is not a Uint8Array");
+  }
+  uint32_t ok = 0;
+  if (vnet_) {
+    write_ok_ = 0;
+    for (uint32_t i = 0; i < len; i++) {
+      Napi::Uint8Array p = arr.Get(i).As<Napi::Uint8Array>();
+      coalescer_->Add(p.Data(), p.ByteLength());
+    }
+    coalescer_->Flush();
+    ok = write_ok_;
+  } else {
+    for (uint32_t i = 0; i < len; i++) {
+      Napi::Uint8Array p = arr.Get(i).As<Napi::Uint8Array>();
+      if (WriteOne(p.Data(), p.ByteLength())) ok++;
+    }
   }
   return Napi::Number::New(env, ok);
 }
@@ -214,6 +311,10 @@ Napi::Value TunQueue::Stats(const Napi::CallbackInfo& info) {
   o.Set("txBytes", stats_.tx_bytes);
   o.Set("txDrops", stats_.tx_drops);
   o.Set("txErrors", stats_.tx_errors);
+  o.Set("rxGso", stats_.rx_gso);
+  o.Set("rxBadGso", stats_.rx_bad_gso);
+  o.Set("txGso", stats_.tx_gso);
+  o.Set("txWrites", vnet_ ? stats_.tx_writes : stats_.tx_packets + stats_.tx_drops + stats_.tx_errors);
   return o;
 }
 

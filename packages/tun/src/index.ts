@@ -9,7 +9,7 @@
 export { ERRORS as TUN_ERRORS, type TunErrorCode } from './errors.js';
 export { addonAvailable, ADDON_PATH } from './native.js';
 export { nativeAead, tryNativeAead, type NativeAead, type NativeAeadProvider } from './aead.js';
-export { type TunDevice, type TunStats, type PacketBatch, packetsOf, batchOf } from './tun-device.js';
+export { type TunDevice, type TunOffload, type TunStats, type PacketBatch, packetsOf, batchOf } from './tun-device.js';
 export { openTun, type OpenTunOptions } from './tun.js';
 export { FakeTun, type FakeTunOptions } from './tun.fake.js';
 export { configureTun, renderTunCommands, type TunConfig } from './configure.js';

@@ -14,11 +14,17 @@ export interface NativeTunStats {
   txBytes: number;
   txDrops: number;
   txErrors: number;
+  /** Offload mode: reads that were TCP super-packets, reads with an unusable vnet header, GSO writes, write() calls. */
+  rxGso: number;
+  rxBadGso: number;
+  txGso: number;
+  txWrites: number;
 }
 
 export interface NativeTunQueue {
   readonly name: string;
   readonly fd: number;
+  readonly offload: { vnetHdr: boolean; checksum: boolean; tso: boolean };
   /** mode 0: onBatch(data, offsets, count); mode 1: onBatch(packets). */
   start(onBatch: (...args: any[]) => void, onError: (err: Error) => void, batch: number, maxPacket: number, mode: 0 | 1): void;
   pause(): void;
@@ -77,7 +83,7 @@ export interface NativeAead {
 export interface NativeAddon {
   Aead: new (key: Uint8Array) => NativeAead;
   /** `blocking` is for the fs.read comparison bench only: such a queue cannot start(). */
-  TunQueue: new (name: string, multiQueue: boolean, blocking?: boolean) => NativeTunQueue;
+  TunQueue: new (name: string, multiQueue: boolean, blocking?: boolean, offload?: boolean) => NativeTunQueue;
   UdpBatch: new (
     family: 4 | 6,
     address: string,
@@ -85,6 +91,10 @@ export interface NativeAddon {
     opts: { reusePort?: boolean; recvBufferSize?: number; sendBufferSize?: number; ipv6Only?: boolean },
   ) => NativeUdpBatch;
   getOriginalDst(fd: number): { address: string; port: number; family: 'IPv4' | 'IPv6' };
+  /** native/offload.h Segment: a vnet header + packet as read from an offload TUN -> wire packets (null: header does not fit). */
+  offloadSegment(vnetPacket: Uint8Array): Buffer[] | null;
+  /** native/offload.h Coalescer: packets -> what writeBatch would write (10-byte vnet header + packet each). */
+  offloadCoalesce(packets: readonly Uint8Array[]): Buffer[];
 }
 
 /** A system error thrown by the addon (same shape as Node's). */

@@ -22,11 +22,25 @@ export interface TunStats {
   txDrops: number;
   /** Writes the kernel rejected (EINVAL: not an IP packet; EIO: interface down). */
   txErrors: number;
+  /** With offloads (kernel TUN only): reads that were TCP super-packets, unusable reads, GSO writes, write() calls. */
+  rxGso?: number;
+  rxBadGso?: number;
+  txGso?: number;
+  txWrites?: number;
+}
+
+/** Which TUN offloads the kernel accepted (openTun option `offload`). */
+export interface TunOffload {
+  vnetHdr: boolean;
+  checksum: boolean;
+  tso: boolean;
 }
 
 export interface TunDevice {
   /** Interface name as the kernel assigned it (a pattern such as "pp%d" resolved). */
   readonly name: string;
+  /** Kernel TUN only: the offloads in effect. */
+  readonly offload?: TunOffload;
   /** Starts delivering packets; one call per batch of up to `batchSize` packets. */
   start(onBatch: (batch: PacketBatch) => void, onError?: (err: Error) => void): void;
   /** Stops reading (the kernel queues, then drops); `start` again to resume. */

@@ -8,7 +8,7 @@
 // (https://www.kernel.org/doc/html/latest/networking/tuntap.html#multiqueue-tuntap-interface).
 import { loadAddon, type NativeSystemError, type NativeTunQueue } from './native.js';
 import { fail, reasonOf } from './errors.js';
-import type { PacketBatch, TunDevice, TunStats } from './tun-device.js';
+import type { PacketBatch, TunDevice, TunOffload, TunStats } from './tun-device.js';
 
 export interface OpenTunOptions {
   /** Interface name (max 15 bytes); "pp%d" lets the kernel pick the number. */
@@ -19,6 +19,13 @@ export interface OpenTunOptions {
   batchSize?: number;
   /** Read buffer per packet; must be >= the interface MTU (default 65535, always safe). */
   maxPacket?: number;
+  /**
+   * TUN offloads (default true): IFF_VNET_HDR with checksum and TSO offload. The kernel may hand us
+   * 64 KB TCP super-packets (the addon cuts them into wire-sized packets before the batch reaches
+   * JS) and writeBatch glues consecutive segments of a TCP flow into one write, so a bulk transfer
+   * costs the kernel one skb per ~45 packets. Callers see plain IP packets either way.
+   */
+  offload?: boolean;
 }
 
 const IFNAME = /^[A-Za-z0-9_.%-]{1,15}$/;
@@ -28,7 +35,7 @@ export function openTun(opts: OpenTunOptions): TunDevice {
   const addon = loadAddon();
   let q: NativeTunQueue;
   try {
-    q = new addon.TunQueue(opts.name, opts.multiQueue ?? false);
+    q = new addon.TunQueue(opts.name, opts.multiQueue ?? false, false, opts.offload ?? true);
   } catch (e) {
     const code = (e as NativeSystemError).code;
     const hint = code === 'EPERM' ? ' (needs CAP_NET_ADMIN)' : code === 'EINVAL' && opts.multiQueue ? ' (queue flags differ from the existing device?)' : '';
@@ -47,6 +54,10 @@ class KernelTun implements TunDevice {
 
   get name(): string {
     return this.q.name;
+  }
+
+  get offload(): TunOffload {
+    return this.q.offload;
   }
 
   start(onBatch: (batch: PacketBatch) => void, onError: (err: Error) => void = defaultOnError): void {
