@@ -32,6 +32,8 @@ export interface RunConfig {
   closeOnRotate: boolean;
   allowReboot: boolean;
   airplaneSeconds: number;
+  /** How long the egress reuses a DNS answer (ms; 0 = resolve on every dial; default 5000). */
+  dnsCacheMs?: number;
   /** Proxy ports on vpn_ip (tests move them). */
   ports?: { http?: number; socks5?: number; udp?: number };
   tunnel?: Partial<Pick<TunnelClientOptions, 'timers' | 'policy' | 'liveness' | 'tickMs'>>;
@@ -209,7 +211,7 @@ export function createAgent(cfg: RunConfig, deps: AgentDeps): Agent {
       await tunnel.start();
 
       await refreshCredentials();
-      const egress = createEgress({ interface: cfg.egressInterface, tunnelSubnet: t.subnet, allowPrivate: cfg.allowPrivateDestinations });
+      const egress = createEgress({ interface: cfg.egressInterface, tunnelSubnet: t.subnet, allowPrivate: cfg.allowPrivateDestinations, dnsCacheMs: cfg.dnsCacheMs });
       proxies = await startProxies({
         host: vpnIp,
         ports: cfg.ports,

@@ -43,6 +43,7 @@ Options:
   --ip-echo-url URL               public address echo (default <server>/api/public/ip)
   --allow-private-destinations    let customers reach private ranges (never the tunnel subnet or this device)
   --close-on-rotate true|false    drop open customer connections after a rotation (default true)
+  --dns-cache-ms N                reuse a DNS answer for N ms (default 5000; 0 = resolve every request)
   --allow-reboot                  obey the reboot command
   --log-level LEVEL               pino level (default info, or $LOG_LEVEL)
   -h, --help                      show this help
@@ -76,7 +77,7 @@ export function parseCli(argv: readonly string[]): Parsed {
       'state-dir': { type: 'string' }, 'egress-interface': { type: 'string' }, 'tunnel-interface': { type: 'string' },
       'rotate-driver': { type: 'string' }, 'rotate-command': { type: 'string' }, 'airplane-seconds': { type: 'string' },
       'ip-echo-url': { type: 'string' }, 'allow-private-destinations': { type: 'boolean' }, 'close-on-rotate': { type: 'string' },
-      'allow-reboot': { type: 'boolean' }, 'log-level': { type: 'string' }, help: { type: 'boolean', short: 'h' },
+      'dns-cache-ms': { type: 'string' }, 'allow-reboot': { type: 'boolean' }, 'log-level': { type: 'string' }, help: { type: 'boolean', short: 'h' },
     });
     if (values.help) return { command: 'help', text: HELP.run };
     const problems: string[] = [];
@@ -94,6 +95,8 @@ export function parseCli(argv: readonly string[]): Parsed {
     if (close !== 'true' && close !== 'false') problems.push('--close-on-rotate must be true or false');
     const airplane = Number((values['airplane-seconds'] as string | undefined) ?? 5);
     if (!Number.isFinite(airplane) || airplane < 0 || airplane > 600) problems.push('--airplane-seconds must be 0-600');
+    const dnsCacheMs = Number((values['dns-cache-ms'] as string | undefined) ?? 5000);
+    if (!Number.isInteger(dnsCacheMs) || dnsCacheMs < 0 || dnsCacheMs > 3_600_000) problems.push('--dns-cache-ms must be an integer 0-3600000');
     const echo = values['ip-echo-url'] as string | undefined;
     if (echo !== undefined && !/^https?:\/\/[^\s]+$/.test(echo)) problems.push('--ip-echo-url must be an http(s) URL');
     usage(problems, HELP.run);
@@ -108,6 +111,7 @@ export function parseCli(argv: readonly string[]): Parsed {
       closeOnRotate: close === 'true',
       allowReboot: Boolean(values['allow-reboot']),
       airplaneSeconds: airplane,
+      dnsCacheMs,
     };
     return { command: 'run', config: Object.freeze(config), logLevel: values['log-level'] as string | undefined };
   }

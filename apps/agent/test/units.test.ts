@@ -17,7 +17,7 @@ import { buildHeartbeat } from '../src/ops/heartbeat.js';
 import { UsageMeter } from '../src/ops/usage.js';
 import { parseMmcli, readBattery } from '../src/ops/metrics.js';
 import { firstHost, icmpEcho, checksum } from '../src/tunnel/probe.js';
-import { currentPolicy } from '../src/proxy/egress.js';
+import { createEgress, currentPolicy } from '../src/proxy/egress.js';
 import { isForbiddenAddress } from '@pocketproxy/proxy';
 import { logger } from './helpers.js';
 
@@ -59,8 +59,13 @@ test('CLI: --help on each command, problems reported together', () => {
     assert.equal(r.config.tunnelInterface, 'ppd0');
     assert.equal(r.config.closeOnRotate, false);
     assert.equal(r.config.allowPrivateDestinations, true);
+    assert.equal(r.config.dnsCacheMs, 5000);
     assert.ok(Object.isFrozen(r.config));
   }
+  const d = parseCli(['run', '--dns-cache-ms', '0']);
+  assert.equal(d.command === 'run' && d.config.dnsCacheMs, 0);
+  assert.throws(() => parseCli(['run', '--dns-cache-ms', '-1']), (e: Error) => /--dns-cache-ms/.test(e.message));
+  assert.throws(() => parseCli(['run', '--dns-cache-ms', 'soon']), (e: Error) => /--dns-cache-ms/.test(e.message));
   // The real launcher, end to end.
   const bin = fileURLToPath(new URL('../bin/pocketproxy-agent.js', import.meta.url));
   for (const args of [['--help'], ['pair', '--help'], ['run', '--help']]) {
@@ -207,4 +212,20 @@ test('probe packet and destination policy', () => {
   const priv = currentPolicy({ tunnelSubnet: '192.168.255.0/24', allowPrivate: true, interfaces: () => ({}) });
   assert.equal(isForbiddenAddress('10.0.0.1', priv), false);
   assert.equal(isForbiddenAddress('192.168.255.9', priv), true);
+});
+
+test('egress: one DNS cache across interface snapshots, --dns-cache-ms 0 disables it', async () => {
+  let t = 0;
+  let lookups = 0;
+  const resolve = async () => { lookups++; return [{ address: '203.0.113.10', family: 4 as const }]; };
+  const egress = createEgress({ tunnelSubnet: '192.168.255.0/24', allowPrivate: false, interfaces: () => ({}), resolve, now: () => t });
+  for (let i = 0; i < 6; i++) {
+    assert.equal((await egress.resolveUdp('echo.test')).address, '203.0.113.10');
+    t += 1_200; // a new interface snapshot (and policy dialer) each time
+  }
+  assert.equal(lookups, 2, 'answer reused for 5 s across snapshots (t = 0, then t = 6000)');
+  const off = createEgress({ tunnelSubnet: '192.168.255.0/24', allowPrivate: false, interfaces: () => ({}), resolve, dnsCacheMs: 0 });
+  lookups = 0;
+  await off.resolveUdp('echo.test'); await off.resolveUdp('echo.test');
+  assert.equal(lookups, 2);
 });

@@ -3,11 +3,15 @@
 // Every resolved address is checked (not just the one we connect to), and we connect to an address
 // we checked rather than handing the name to net.connect: otherwise a name answering first a public
 // and then a private address (DNS rebinding) would slip past the policy.
+//
+// Answers are reused for `dnsCacheMs` (default 5 s, dns-cache.ts); the check above still runs on
+// every request.
 import * as net from 'node:net';
 import * as dns from 'node:dns/promises';
 import { isPPError } from '@pocketproxy/errors';
 import { proxyError, type PPError } from './errors.js';
 import { isForbiddenAddress, validatePolicy, type DestinationPolicy } from './policy.js';
+import { createDnsCache, DEFAULT_DNS_CACHE_MS } from './dns-cache.js';
 import type { Dial, DialRequest, ResolveChecked } from './types.js';
 
 export interface ResolvedAddress { readonly address: string; readonly family: 4 | 6 }
@@ -21,12 +25,19 @@ export const systemResolve: Resolve = async (host) => {
 export interface PolicyResolverOptions {
   readonly policy: DestinationPolicy;
   readonly resolve?: Resolve;
+  /**
+   * How long answers of `resolve` are reused, per resolver (default 5000 ms; 0 = resolve every
+   * time). A caller that rebuilds its dialer often passes a cached `resolve` (createDnsCache) and 0.
+   */
+  readonly dnsCacheMs?: number;
 }
 
 /** Resolves `host` (or takes an IP literal) and rejects unless every address passes the policy. */
 export function createPolicyResolveAll(opts: PolicyResolverOptions): (host: string) => Promise<ResolvedAddress[]> {
   validatePolicy(opts.policy);
-  const resolve = opts.resolve ?? systemResolve;
+  const base = opts.resolve ?? systemResolve;
+  const cacheMs = opts.dnsCacheMs ?? DEFAULT_DNS_CACHE_MS;
+  const resolve = cacheMs > 0 ? createDnsCache(base, { ttlMs: cacheMs }) : base;
   return async (rawHost) => {
     const host = rawHost.startsWith('[') && rawHost.endsWith(']') ? rawHost.slice(1, -1) : rawHost;
     const fam = net.isIP(host);

@@ -14,6 +14,7 @@ export {
   createPolicyDialer, createPolicyResolver, createPolicyResolveAll, classifyDialError, systemResolve,
   type PolicyDialerOptions, type PolicyResolverOptions, type Resolve, type ResolvedAddress,
 } from './dialer.js';
+export { createDnsCache, DEFAULT_DNS_CACHE_MS, DEFAULT_DNS_CACHE_NAMES, type CachedResolve, type DnsCacheOptions } from './dns-cache.js';
 export { relay, type RelayOptions, type RelayResult } from './relay.js';
 export { ProxyServer } from './server-base.js';
 export { createHttpProxy, type HttpProxyOptions } from './http/server.js';

@@ -10,9 +10,12 @@
 // Destinations: public unicast only by default (packages/proxy policy: the lab's documentation
 // ranges 203.0.113/24, 198.51.100/24, 192.0.2/24 count as public), plus always refused: the tunnel
 // subnet and every address of this device (its own public IP would reach the device itself).
+//
+// DNS answers are reused for `dnsCacheMs` (default 5 s): one cache for the egress's life, shared by
+// the dialers rebuilt with each interface snapshot (packages/proxy dns-cache.ts).
 import * as os from 'node:os';
 import * as dgram from 'node:dgram';
-import { createPolicyDialer, createPolicyResolver, proxyError, type DestinationPolicy, type Dial, type ResolveChecked, type UdpSocketFactory, type Resolve } from '@pocketproxy/proxy';
+import { createDnsCache, createPolicyDialer, createPolicyResolver, proxyError, systemResolve, DEFAULT_DNS_CACHE_MS, type DestinationPolicy, type Dial, type ResolveChecked, type UdpSocketFactory, type Resolve } from '@pocketproxy/proxy';
 
 export type InterfacesFn = () => NodeJS.Dict<os.NetworkInterfaceInfo[]>;
 
@@ -25,6 +28,8 @@ export interface EgressOptions {
   interfaces?: InterfacesFn;
   resolve?: Resolve;
   connectTimeoutMs?: number;
+  /** How long a DNS answer is reused (default 5000 ms; 0 = resolve on every dial). */
+  dnsCacheMs?: number;
   /** How long one interface snapshot is used (default 1000 ms; 0 = look up on every dial). */
   interfacesTtlMs?: number;
   now?: () => number;
@@ -75,6 +80,9 @@ export function createEgress(o: EgressOptions): Egress {
   const ifs = o.interfaces ?? os.networkInterfaces;
   const ttl = o.interfacesTtlMs ?? 1000;
   const now = o.now ?? Date.now;
+  const dnsCacheMs = o.dnsCacheMs ?? DEFAULT_DNS_CACHE_MS;
+  const base = o.resolve ?? systemResolve;
+  const resolve = dnsCacheMs > 0 ? createDnsCache(base, { ttlMs: dnsCacheMs, now }) : base;
   interface Snapshot { at: number; bind: EgressAddresses | undefined; dial: Dial; resolveUdp: ResolveChecked }
   let snap: Snapshot | undefined;
   const current = (): Snapshot => {
@@ -88,8 +96,8 @@ export function createEgress(o: EgressOptions): Egress {
     snap = {
       at: t,
       bind,
-      dial: createPolicyDialer({ policy, resolve: o.resolve, bindAddress: bind, connectTimeoutMs: o.connectTimeoutMs }),
-      resolveUdp: createPolicyResolver({ policy, resolve: o.resolve }),
+      dial: createPolicyDialer({ policy, resolve, dnsCacheMs: 0, bindAddress: bind, connectTimeoutMs: o.connectTimeoutMs }),
+      resolveUdp: createPolicyResolver({ policy, resolve, dnsCacheMs: 0 }),
     };
     return snap;
   };
