@@ -8,6 +8,8 @@ import {
   createHttpProxy, createSocks5Server,
 } from '../src/index.js';
 import { ChunkedDecoder } from '../src/http/chunked.js';
+import { ResponseReader } from '../src/http/response-reader.js';
+import { parseResponseHead } from '../src/http/head.js';
 import { authenticate, cleanup, connect, onCleanup, socksRequest, testDial, untilClose } from './helpers.js';
 
 after(cleanup);
@@ -27,6 +29,46 @@ it('HTTP head parser', () => {
     const end = findHeadEnd(Buffer.concat([b, Buffer.from('\r\n\r\n')]));
     if (end > 0) parseRequestHead(Buffer.concat([b, Buffer.from('\r\n\r\n')]).subarray(0, end));
   })), RUNS);
+});
+
+it('HTTP response head parser and reader: only PPError, and the same result however the bytes are split', () => {
+  const respish = fc.array(fc.constantFrom('HTTP/1.1 ', 'HTTP/1.0 ', '200 OK', '100 Continue', '101 ', '204 ', '304 ', '\r\n', '\r\n\r\n', ':', ' ', 'X', '\t', '\0', '\x80',
+    'Content-Length: 3', 'Content-Length: 1, 2', 'Transfer-Encoding: chunked', 'Connection: close', '3\r\nabc\r\n', '0\r\n', 'abc'), { maxLength: 40 })
+    .map((parts) => Buffer.from(parts.join(''), 'latin1'));
+  const run = (method: string, parts: Buffer[]): { events: string[]; error?: string } => {
+    const events: string[] = [];
+    const r = new ResponseReader(method, {
+      interim: (h) => events.push(`interim ${h.status}`),
+      head: (h, f) => events.push(`head ${h.status} ${JSON.stringify(f)} ${h.headers.length}`),
+      body: (b) => events.push(`body ${b.toString('latin1')}`),
+      end: () => events.push('end'),
+    });
+    try {
+      for (const p of parts) r.push(p);
+      events.push(`eof ${r.eof()}`);
+    } catch (e) {
+      assert.ok(isPPError(e) && e.code === 'PP_ERR_PROXY_BAD_UPSTREAM_RESPONSE', `unexpected ${String(e)}`);
+      return { events, error: e.code };
+    }
+    // Body slices may be cut differently; compare their concatenation.
+    const merged: string[] = [];
+    for (const ev of events) {
+      if (ev.startsWith('body ') && merged.at(-1)?.startsWith('body ')) merged[merged.length - 1] += ev.slice(5);
+      else merged.push(ev);
+    }
+    return { events: merged };
+  };
+  fc.assert(fc.property(fc.oneof(bytes, respish), fc.array(fc.nat(), { maxLength: 6 }), fc.constantFrom('GET', 'HEAD'), (b, cuts, method) => {
+    onlyPPError(() => parseResponseHead(b));
+    const at = [...new Set(cuts.map((c) => c % (b.length + 1)))].sort((x, y) => x - y);
+    const parts: Buffer[] = [];
+    let prev = 0;
+    for (const c of [...at, b.length]) { parts.push(b.subarray(prev, c)); prev = c; }
+    const one = run(method, [b]);
+    const split = run(method, parts);
+    assert.equal(split.error, one.error);
+    if (!one.error) assert.deepEqual(split.events, one.events);
+  }), RUNS);
 });
 
 it('chunked body decoder', () => {

@@ -1,5 +1,6 @@
-// Incremental decoder for a chunked request body (RFC 9112 §7.1), so the body can be handed to
-// node:http, which re-frames it towards the target. Bounded: size lines and trailers are limited.
+// Incremental decoder for a chunked body (RFC 9112 §7.1): the customer's request body (re-framed
+// towards the target by forward.ts) and the origin's answer (response-reader.ts, which turns the
+// errors into PP_ERR_PROXY_BAD_UPSTREAM_RESPONSE). Bounded: size lines and trailers are limited.
 import { proxyError } from '../errors.js';
 
 const MAX_LINE = 4096;
