@@ -1,7 +1,10 @@
 #include "udp_batch.h"
 
 #include <errno.h>
+
+#include <algorithm>
 #include <netinet/in.h>
+#include <netinet/udp.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -27,6 +30,17 @@ Napi::Function UdpBatch::Init(Napi::Env env) {
 }
 
 namespace {
+#ifndef UDP_SEGMENT
+#define UDP_SEGMENT 103
+#endif
+#ifndef UDP_GRO
+#define UDP_GRO 104
+#endif
+// Linux's UDP_MAX_SEGMENTS: the most datagrams one GSO send may carry.
+constexpr uint32_t kMaxGsoSegments = 64;
+constexpr size_t kSegCmsg = CMSG_SPACE(sizeof(uint16_t));
+constexpr size_t kGroCmsg = CMSG_SPACE(sizeof(int));
+
 void SetIntOpt(Napi::Env env, int fd, int level, int name, int value, const char* what) {
   if (setsockopt(fd, level, name, &value, sizeof value) < 0) {
     int err = errno;
@@ -37,7 +51,11 @@ void SetIntOpt(Napi::Env env, int fd, int level, int name, int value, const char
 }  // namespace
 
 // new UdpBatch(family: 4 | 6, address: string, port: number,
-//              opts: {reusePort?, recvBufferSize?, sendBufferSize?, ipv6Only?})
+//              opts: {reusePort?, recvBufferSize?, sendBufferSize?, ipv6Only?, offload?})
+// offload (UDP GSO + GRO): sendBatch sends a run of same-sized datagrams to one peer as one
+// message with UDP_SEGMENT (one skb through the stack, cut at the last moment), and the socket
+// accepts GRO-merged datagrams (UDP_GRO), split again here before JS sees them. Either is left
+// off silently when the kernel refuses it; JS sees the same datagrams either way.
 UdpBatch::UdpBatch(const Napi::CallbackInfo& info) : Napi::ObjectWrap<UdpBatch>(info) {
   Napi::Env env = info.Env();
   family_ = info[0].As<Napi::Number>().Int32Value() == 6 ? AF_INET6 : AF_INET;
@@ -57,14 +75,27 @@ UdpBatch::UdpBatch(const Napi::CallbackInfo& info) : Napi::ObjectWrap<UdpBatch>(
   if (family_ == AF_INET6 && opts.Has("ipv6Only")) {
     SetIntOpt(env, fd, IPPROTO_IPV6, IPV6_V6ONLY, opts.Get("ipv6Only").ToBoolean() ? 1 : 0, "setsockopt IPV6_V6ONLY");
   }
+  // Buffer sizes: the *FORCE variants (CAP_NET_ADMIN) are not capped by net.core.{r,w}mem_max,
+  // which is 208 KB by default — a few bursts of 64 KB GSO sends.
   Napi::Value rcv = opts.Get("recvBufferSize");
-  if (rcv.IsNumber()) SetIntOpt(env, fd, SOL_SOCKET, SO_RCVBUF, rcv.As<Napi::Number>().Int32Value(), "setsockopt SO_RCVBUF");
+  if (rcv.IsNumber()) {
+    int v = rcv.As<Napi::Number>().Int32Value();
+    if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &v, sizeof v) != 0) SetIntOpt(env, fd, SOL_SOCKET, SO_RCVBUF, v, "setsockopt SO_RCVBUF");
+  }
   Napi::Value snd = opts.Get("sendBufferSize");
-  if (snd.IsNumber()) SetIntOpt(env, fd, SOL_SOCKET, SO_SNDBUF, snd.As<Napi::Number>().Int32Value(), "setsockopt SO_SNDBUF");
+  if (snd.IsNumber()) {
+    int v = snd.As<Napi::Number>().Int32Value();
+    if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &v, sizeof v) != 0) SetIntOpt(env, fd, SOL_SOCKET, SO_SNDBUF, v, "setsockopt SO_SNDBUF");
+  }
   if (bind(fd, reinterpret_cast<sockaddr*>(&sa), salen) < 0) {
     int err = errno;
     ::close(fd);
     throw ErrnoError(env, "bind", err);
+  }
+  if (opts.Get("offload").ToBoolean()) {
+    int zero = 0, one = 1;
+    gso_ = setsockopt(fd, SOL_UDP, UDP_SEGMENT, &zero, sizeof zero) == 0;
+    gro_ = setsockopt(fd, SOL_UDP, UDP_GRO, &one, sizeof one) == 0;
   }
   int r = Attach(env, fd);
   if (r != 0) {
@@ -74,6 +105,10 @@ UdpBatch::UdpBatch(const Napi::CallbackInfo& info) : Napi::ObjectWrap<UdpBatch>(
   smsgs_.resize(kSendChunk);
   siov_.resize(kSendChunk);
   snames_.resize(kSendChunk);
+  snamelens_.resize(kSendChunk);
+  mfirst_.resize(kSendChunk);
+  mcount_.resize(kSendChunk);
+  sctl_.resize(kSendChunk * kSegCmsg);
 }
 
 UdpBatch::~UdpBatch() { CloseFd(); }
@@ -107,9 +142,14 @@ Napi::Value UdpBatch::Start(const Napi::CallbackInfo& info) {
   on_batch_ = Napi::Persistent(info[0].As<Napi::Function>());
   on_error_ = Napi::Persistent(info[1].As<Napi::Function>());
   if (!async_ctx_) async_ctx_ = std::make_unique<Napi::AsyncContext>(env, "PocketProxyUdpRecv", Value());
+  // A GRO message holds up to 64 KB of merged datagrams; longer single datagrams than asked for
+  // are then dropped here instead of by the kernel's truncation.
+  limit_ = max_dgram;
+  if (gro_) max_dgram = 65535;
   if (!slab_ || batch != batch_ || max_dgram != max_datagram_) {
     batch_ = batch;
     max_datagram_ = max_dgram;
+    rctl_.assign(static_cast<size_t>(batch) * kGroCmsg, 0);
     slab_.reset(new uint8_t[static_cast<size_t>(batch) * max_dgram]);
     rmsgs_.assign(batch, mmsghdr{});
     riov_.resize(batch);
@@ -121,8 +161,9 @@ Napi::Value UdpBatch::Start(const Napi::CallbackInfo& info) {
       rmsgs_[i].msg_hdr.msg_iovlen = 1;
       rmsgs_[i].msg_hdr.msg_name = &rnames_[i];
     }
-    Napi::Uint32Array meta = Napi::Uint32Array::New(env, static_cast<size_t>(batch) * 3);
+    Napi::Uint32Array meta = Napi::Uint32Array::New(env, static_cast<size_t>(batch) * 3 * (gro_ ? 8 : 1));
     meta_ = meta.Data();
+    meta_len_ = meta.ElementLength();
     meta_ref_ = Napi::Persistent(meta);
   }
   int r = FdPoller::Start();
@@ -145,6 +186,10 @@ void UdpBatch::OnReadable() {
   for (uint32_t i = 0; i < batch_; i++) {
     rmsgs_[i].msg_hdr.msg_namelen = sizeof(sockaddr_storage);
     rmsgs_[i].msg_hdr.msg_flags = 0;
+    if (gro_) {
+      rmsgs_[i].msg_hdr.msg_control = rctl_.data() + static_cast<size_t>(i) * kGroCmsg;
+      rmsgs_[i].msg_hdr.msg_controllen = kGroCmsg;
+    }
   }
   int n;
   do {
@@ -159,10 +204,34 @@ void UdpBatch::OnReadable() {
     }
     return;
   }
+  // Each message is one datagram, or with GRO several of gso_size bytes (the last may be shorter).
   size_t total = 0;
+  uint32_t pieces = 0;
+  std::vector<uint32_t>& seg = rseg_;
+  seg.assign(static_cast<size_t>(n), 0);
   for (int i = 0; i < n; i++) {
     if (rmsgs_[i].msg_hdr.msg_flags & MSG_TRUNC) continue;
     total += rmsgs_[i].msg_len;
+    uint32_t gs = 0;
+    if (gro_) {
+      for (cmsghdr* c = CMSG_FIRSTHDR(&rmsgs_[i].msg_hdr); c != nullptr; c = CMSG_NXTHDR(&rmsgs_[i].msg_hdr, c)) {
+        if (c->cmsg_level == SOL_UDP && c->cmsg_type == UDP_GRO) {
+          int v;
+          memcpy(&v, CMSG_DATA(c), sizeof v);
+          if (v > 0) gs = static_cast<uint32_t>(v);
+        }
+      }
+    }
+    const uint32_t len = rmsgs_[i].msg_len;
+    seg[i] = gs > 0 && gs < len ? gs : len;
+    pieces += len == 0 ? 1 : (len + seg[i] - 1) / seg[i];
+    if (gs > 0 && gs < len) stats_.rx_gro += 1;
+  }
+  if (static_cast<size_t>(pieces) * 3 > meta_len_) {
+    Napi::Uint32Array meta = Napi::Uint32Array::New(env, static_cast<size_t>(pieces) * 3);
+    meta_ = meta.Data();
+    meta_len_ = static_cast<size_t>(pieces) * 3;
+    meta_ref_ = Napi::Persistent(meta);
   }
   Napi::Buffer<uint8_t> data = Napi::Buffer<uint8_t>::New(env, total);
   Napi::Array addrs = Napi::Array::New(env);
@@ -171,28 +240,36 @@ void UdpBatch::OnReadable() {
   uint32_t k = 0;
   const sockaddr_storage* prev = nullptr;
   napi_value prev_str = nullptr;
+  int prev_port = 0;
   for (int i = 0; i < n; i++) {
     if (rmsgs_[i].msg_hdr.msg_flags & MSG_TRUNC) {
       stats_.rx_truncated += 1;
       continue;
     }
-    uint32_t len = rmsgs_[i].msg_len;
+    const uint32_t len = rmsgs_[i].msg_len;
     memcpy(out + off, riov_[i].iov_base, len);
-    char buf[INET6_ADDRSTRLEN];
-    int port;
-    if (prev != nullptr && SameSockaddr(prev, &rnames_[i])) {
-      port = static_cast<int>(meta_[3 * (k - 1) + 2]);
-    } else {
-      port = FormatSockaddr(&rnames_[i], buf, sizeof buf);
+    if (prev == nullptr || !SameSockaddr(prev, &rnames_[i])) {
+      char buf[INET6_ADDRSTRLEN];
+      prev_port = FormatSockaddr(&rnames_[i], buf, sizeof buf);
       prev_str = Napi::String::New(env, buf);
       prev = &rnames_[i];
     }
-    addrs.Set(k, Napi::Value(env, prev_str));
-    meta_[3 * k] = static_cast<uint32_t>(off);
-    meta_[3 * k + 1] = len;
-    meta_[3 * k + 2] = static_cast<uint32_t>(port);
+    uint32_t done = 0;
+    do {
+      const uint32_t piece = std::min(seg[i], len - done);
+      if (piece > limit_) {
+        stats_.rx_truncated += 1;
+        done += piece;
+        continue;
+      }
+      addrs.Set(k, Napi::Value(env, prev_str));
+      meta_[3 * k] = static_cast<uint32_t>(off + done);
+      meta_[3 * k + 1] = piece;
+      meta_[3 * k + 2] = static_cast<uint32_t>(prev_port);
+      k++;
+      done += piece;
+    } while (done < len);
     off += len;
-    k++;
   }
   if (k == 0) return;
   stats_.rx_packets += k;
@@ -226,27 +303,99 @@ bool UdpBatch::ResolveDest(Napi::Env env, napi_value address, uint32_t port, soc
   return true;
 }
 
-uint32_t UdpBatch::FlushSend(uint32_t count) {
+bool UdpBatch::NoGsoPeer(const sockaddr_storage& sa, socklen_t len) const {
+  for (const sockaddr_storage& p : no_gso_peers_) {
+    if (memcmp(&p, &sa, len) == 0) return true;
+  }
+  return false;
+}
+
+uint32_t UdpBatch::SendMessages(uint32_t nmsgs, int* gso_failed) {
+  *gso_failed = -1;
   uint32_t sent = 0;
   uint32_t i = 0;
-  while (i < count) {
-    int r = sendmmsg(fd(), smsgs_.data() + i, count - i, MSG_DONTWAIT);
+  while (i < nmsgs) {
+    int r = sendmmsg(fd(), smsgs_.data() + i, nmsgs - i, MSG_DONTWAIT);
     stats_.tx_syscalls += 1;
     if (r < 0) {
       if (errno == EINTR) continue;
       if (errno == EAGAIN || errno == ENOBUFS) {
         // Socket buffer full: drop the rest of this chunk (UDP may drop; the caller sees the count).
-        stats_.tx_drops += count - i;
+        for (uint32_t j = i; j < nmsgs; j++) stats_.tx_drops += mcount_[j];
         return sent;
       }
-      stats_.tx_errors += 1;  // this one datagram is bad (EMSGSIZE, ENETUNREACH, ...): skip it
+      if ((errno == EIO || errno == EINVAL || errno == EMSGSIZE) && mcount_[i] > 1) {
+        // EIO: the route cannot checksum-offload (GSO off for this socket); EINVAL / EMSGSIZE: a
+        // segment is larger than this peer's path MTU (unsegmented it is IP-fragmented instead; GSO
+        // off for this peer). Either way the caller resends from here one datagram per message.
+        if (errno == EIO) gso_ = false;
+        else if (no_gso_peers_.size() < 4096) no_gso_peers_.push_back(snames_[mfirst_[i]]);
+        *gso_failed = static_cast<int>(i);
+        return sent;
+      }
+      stats_.tx_errors += mcount_[i];  // this message is bad (EMSGSIZE, ENETUNREACH, ...): skip it
       i++;
       continue;
     }
-    for (int j = 0; j < r; j++) stats_.tx_bytes += smsgs_[i + j].msg_len;
-    stats_.tx_packets += r;
-    sent += r;
+    for (int j = 0; j < r; j++) {
+      stats_.tx_bytes += smsgs_[i + j].msg_len;
+      stats_.tx_packets += mcount_[i + j];
+      if (mcount_[i + j] > 1) stats_.tx_gso += 1;
+      sent += mcount_[i + j];
+    }
     i += r;
+  }
+  return sent;
+}
+
+uint32_t UdpBatch::FlushSend(uint32_t count) {
+  uint32_t sent = 0;
+  uint32_t d = 0;  // next datagram
+  while (d < count) {
+    uint32_t nmsgs = 0;
+    for (uint32_t i = d; i < count;) {
+      uint32_t n = 1;
+      const size_t size = siov_[i].iov_len;
+      if (gso_ && !NoGsoPeer(snames_[i], snamelens_[i])) {
+        // A run: same destination, same size (the last may be shorter, then it ends the run).
+        size_t bytes = size;
+        while (i + n < count && n < kMaxGsoSegments && snamelens_[i + n] == snamelens_[i] &&
+               memcmp(&snames_[i + n], &snames_[i], snamelens_[i]) == 0 && siov_[i + n].iov_len <= size &&
+               bytes + siov_[i + n].iov_len <= 65000) {
+          bytes += siov_[i + n].iov_len;
+          n++;
+          if (siov_[i + n - 1].iov_len < size) break;
+        }
+      }
+      mmsghdr& m = smsgs_[nmsgs];
+      memset(&m, 0, sizeof m);
+      m.msg_hdr.msg_name = &snames_[i];
+      m.msg_hdr.msg_namelen = snamelens_[i];
+      m.msg_hdr.msg_iov = &siov_[i];
+      m.msg_hdr.msg_iovlen = n;
+      if (n > 1) {
+        uint8_t* ctl = sctl_.data() + static_cast<size_t>(nmsgs) * kSegCmsg;
+        memset(ctl, 0, kSegCmsg);
+        m.msg_hdr.msg_control = ctl;
+        m.msg_hdr.msg_controllen = kSegCmsg;
+        cmsghdr* c = CMSG_FIRSTHDR(&m.msg_hdr);
+        c->cmsg_level = SOL_UDP;
+        c->cmsg_type = UDP_SEGMENT;
+        c->cmsg_len = CMSG_LEN(sizeof(uint16_t));
+        const uint16_t gs = static_cast<uint16_t>(size);
+        memcpy(CMSG_DATA(c), &gs, sizeof gs);
+      }
+      mfirst_[nmsgs] = i;
+      mcount_[nmsgs] = n;
+      nmsgs++;
+      i += n;
+    }
+    int failed;
+    sent += SendMessages(nmsgs, &failed);
+    if (failed < 0) break;
+    // GSO refused (now off for the socket or for that peer): the rest goes as regrouped again.
+    stats_.tx_gso_off += 1;
+    d = mfirst_[failed];
   }
   return sent;
 }
@@ -272,16 +421,11 @@ Napi::Value UdpBatch::SendBatch(const Napi::CallbackInfo& info) {
       throw Napi::TypeError::New(env, "sendBatch: element needs {data: Uint8Array, address: string, port: number}");
     }
     Napi::Uint8Array bytes = d.As<Napi::Uint8Array>();
-    mmsghdr& m = smsgs_[fill];
-    memset(&m, 0, sizeof m);
-    if (!ResolveDest(env, a, p.As<Napi::Number>().Uint32Value(), &snames_[fill], &m.msg_hdr.msg_namelen)) {
+    if (!ResolveDest(env, a, p.As<Napi::Number>().Uint32Value(), &snames_[fill], &snamelens_[fill])) {
       throw Napi::TypeError::New(env, "sendBatch: invalid address or port");
     }
     siov_[fill].iov_base = bytes.Data();
     siov_[fill].iov_len = bytes.ByteLength();
-    m.msg_hdr.msg_name = &snames_[fill];
-    m.msg_hdr.msg_iov = &siov_[fill];
-    m.msg_hdr.msg_iovlen = 1;
     if (++fill == kSendChunk) {
       sent += FlushSend(fill);
       fill = 0;
@@ -299,16 +443,11 @@ Napi::Value UdpBatch::Send(const Napi::CallbackInfo& info) {
     throw Napi::TypeError::New(env, "send(data: Uint8Array, address: string, port: number)");
   }
   Napi::Uint8Array bytes = info[0].As<Napi::Uint8Array>();
-  mmsghdr& m = smsgs_[0];
-  memset(&m, 0, sizeof m);
-  if (!ResolveDest(env, info[1], info[2].As<Napi::Number>().Uint32Value(), &snames_[0], &m.msg_hdr.msg_namelen)) {
+  if (!ResolveDest(env, info[1], info[2].As<Napi::Number>().Uint32Value(), &snames_[0], &snamelens_[0])) {
     throw Napi::TypeError::New(env, "send: invalid address or port");
   }
   siov_[0].iov_base = bytes.Data();
   siov_[0].iov_len = bytes.ByteLength();
-  m.msg_hdr.msg_name = &snames_[0];
-  m.msg_hdr.msg_iov = &siov_[0];
-  m.msg_hdr.msg_iovlen = 1;
   return Napi::Boolean::New(env, FlushSend(1) == 1);
 }
 
@@ -325,6 +464,11 @@ Napi::Value UdpBatch::Stats(const Napi::CallbackInfo& info) {
   o.Set("txDrops", stats_.tx_drops);
   o.Set("txErrors", stats_.tx_errors);
   o.Set("txSyscalls", stats_.tx_syscalls);
+  o.Set("rxGro", stats_.rx_gro);
+  o.Set("txGso", stats_.tx_gso);
+  o.Set("txGsoOff", stats_.tx_gso_off);
+  o.Set("gso", gso_);
+  o.Set("gro", gro_);
   return o;
 }
 

@@ -35,22 +35,38 @@ class UdpBatch : public Napi::ObjectWrap<UdpBatch>, private FdPoller {
   void OnPollError(int uv_status) override;
   // Fills dst from a JS (address, port); caches the last parse since batches often share a peer.
   bool ResolveDest(Napi::Env env, napi_value address, uint32_t port, sockaddr_storage* dst, socklen_t* len);
-  // sendmmsg over msgs[0..count); returns number sent, counting drops/errors.
+  // Sends datagrams [0, count) staged in siov_/snames_: grouped into UDP GSO messages when gso_
+  // (runs of one destination and one size, the last may be shorter), one message each otherwise.
+  // Returns datagrams sent, counting drops/errors.
   uint32_t FlushSend(uint32_t count);
+  // sendmmsg over msgs[0..nmsgs) whose datagram counts are mcount_[...]; returns datagrams sent.
+  // Sets *gso_failed to the first message index the kernel refused GSO for (EIO), or -1.
+  uint32_t SendMessages(uint32_t nmsgs, int* gso_failed);
 
   int family_;
   uint32_t batch_ = 64;
-  uint32_t max_datagram_ = 2048;
+  uint32_t max_datagram_ = 2048;  // receive buffer per message
+  uint32_t limit_ = 2048;         // largest datagram delivered
   std::unique_ptr<uint8_t[]> slab_;
   std::vector<mmsghdr> rmsgs_;
   std::vector<iovec> riov_;
   std::vector<sockaddr_storage> rnames_;
   Napi::Reference<Napi::Uint32Array> meta_ref_;
   uint32_t* meta_ = nullptr;
+  size_t meta_len_ = 0;
+  std::vector<uint32_t> rseg_;  // per received message: piece size
 
   std::vector<mmsghdr> smsgs_;
   std::vector<iovec> siov_;
   std::vector<sockaddr_storage> snames_;
+  std::vector<socklen_t> snamelens_;
+  std::vector<uint32_t> mfirst_, mcount_;  // per message: first datagram, datagram count
+  std::vector<uint8_t> sctl_;              // per message: a UDP_SEGMENT cmsg
+  std::vector<uint8_t> rctl_;              // per received message: room for a UDP_GRO cmsg
+  bool gso_ = false;                       // UDP_SEGMENT on send (kernel >= 4.18, checksum offload on the route)
+  std::vector<sockaddr_storage> no_gso_peers_;  // peers whose path MTU refused a GSO send
+  bool NoGsoPeer(const sockaddr_storage& sa, socklen_t len) const;
+  bool gro_ = false;                       // UDP_GRO on receive (kernel >= 5.0)
   char last_addr_[64] = {0};
   uint32_t last_port_ = 0xffffffff;
   sockaddr_storage last_sa_{};
@@ -64,6 +80,7 @@ class UdpBatch : public Napi::ObjectWrap<UdpBatch>, private FdPoller {
   struct {
     double rx_packets = 0, rx_bytes = 0, rx_batches = 0, rx_truncated = 0, rx_errors = 0;
     double tx_packets = 0, tx_bytes = 0, tx_drops = 0, tx_errors = 0, tx_syscalls = 0;
+    double rx_gro = 0, tx_gso = 0, tx_gso_off = 0;
   } stats_;
 };
 

@@ -47,6 +47,12 @@ export interface NativeUdpStats {
   txDrops: number;
   txErrors: number;
   txSyscalls: number;
+  /** Offload: received messages that held several datagrams, GSO sends, times GSO was turned off, and whether each is on. */
+  rxGro: number;
+  txGso: number;
+  txGsoOff: number;
+  gso: boolean;
+  gro: boolean;
 }
 
 export interface NativeUdpBatch {
@@ -88,7 +94,7 @@ export interface NativeAddon {
     family: 4 | 6,
     address: string,
     port: number,
-    opts: { reusePort?: boolean; recvBufferSize?: number; sendBufferSize?: number; ipv6Only?: boolean },
+    opts: { reusePort?: boolean; recvBufferSize?: number; sendBufferSize?: number; ipv6Only?: boolean; offload?: boolean },
   ) => NativeUdpBatch;
   getOriginalDst(fd: number): { address: string; port: number; family: 'IPv4' | 'IPv6' };
   /** native/offload.h Segment: a vnet header + packet as read from an offload TUN -> wire packets (null: header does not fit). */

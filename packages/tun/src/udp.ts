@@ -32,6 +32,13 @@ export interface BatchUdpOptions {
   batchSize?: number;
   /** Largest datagram accepted; longer ones are truncated by the kernel and dropped (default 2048). */
   maxDatagram?: number;
+  /**
+   * UDP GSO/GRO (default true): sendBatch sends a run of same-sized datagrams to one peer as one
+   * UDP_SEGMENT message (one skb through the stack and any veth/NAT hops, cut at the end), and
+   * merged datagrams received with UDP_GRO are split again before the handler sees them. Falls
+   * back to one datagram per message where the kernel or the route refuses (stats().gso).
+   */
+  offload?: boolean;
 }
 
 export type UdpStats = NativeUdpStats;
@@ -62,6 +69,7 @@ export class BatchUdpSocket {
         ipv6Only: opts.ipv6Only,
         recvBufferSize: opts.recvBufferSize,
         sendBufferSize: opts.sendBufferSize,
+        offload: opts.offload ?? true,
       });
     } catch (e) {
       if ((e as NativeSystemError).syscall === undefined && !(e instanceof TypeError)) throw e;
