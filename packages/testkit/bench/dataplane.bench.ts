@@ -5,7 +5,8 @@
 //   ceiling:      cust --curl-> 203.0.113.10 (the lab's plain routing)
 //   tunnels:      relay -> device over our tunnel (pp0 -> ppd0), over wireguard-go, over openvpn
 //                 (static key, UDP), each iperf3 single stream through the same carrier NAT links
-//   conn/s:       fresh TCP connection per request through the proxy (32 workers, 5 s)
+//   conn/s:       fresh TCP connection per request through the proxy (32 workers, 5 s), with our Node
+//                 client and with wrk (wrk-new-conn.lua), each also direct to the target
 //   TTFB:         sequential requests, new connection each, proxy vs direct (p50 difference)
 //   RSS:          the tunnel process with 1,000 simulated devices (protocol Initiators over UDP)
 //
@@ -32,6 +33,41 @@ async function phase(name: string, fn: () => Promise<void>): Promise<void> {
   const t0 = Date.now();
   try { await fn(); } catch (e) { record(name, 'FAILED', String((e as Error).message ?? e).slice(0, 300)); }
   console.error(`bench: phase ${name} took ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+}
+
+interface WrkResult { perSec: number; requests: number; non2xx: number; socketErrors: number; passiveOpens: Record<string, number>; oneConnPerRequest: boolean }
+const WRK_SCRIPT = new URL('./wrk-new-conn.lua', import.meta.url).pathname;
+const WRK_CONNECTIONS = 32;
+
+/** TCP passive opens (accepted connections) of a namespace since boot (RFC 1213 tcpPassiveOpens). */
+async function passiveOpens(lab: Lab, ns: string): Promise<number> {
+  const lines = (await lab.exec(ns, 'cat', ['/proc/net/snmp'], { check: true })).stdout.split('\n').filter((l) => l.startsWith('Tcp:'));
+  const names = lines[0]!.trim().split(/\s+/);
+  return Number(lines[1]!.trim().split(/\s+/)[names.indexOf('PassiveOpens')]);
+}
+
+/** wrk from the customer namespace for 5 s; `countIn` namespaces' accepted connections are counted around it. */
+async function wrkRun(lab: Lab, url: string, scriptArgs: string[], countIn: string[]): Promise<WrkResult> {
+  const before = await Promise.all(countIn.map((ns) => passiveOpens(lab, ns)));
+  const r = await lab.exec('cust', 'wrk', ['-t1', `-c${WRK_CONNECTIONS}`, '-d5s', '--timeout', '5s', '-s', WRK_SCRIPT, url, '--', ...scriptArgs], { timeoutMs: 30_000 });
+  // Connections wrk left open at the end are accepted but not counted as requests; let them close.
+  await new Promise((res) => setTimeout(res, 300));
+  const after = await Promise.all(countIn.map((ns) => passiveOpens(lab, ns)));
+  const out = r.stdout;
+  const num = (re: RegExp) => { const m = re.exec(out); return m ? Number(m[1]) : 0; };
+  if (!/Requests\/sec:/.test(out)) throw new Error(`wrk: ${(out + r.stderr).slice(0, 300)}`);
+  const requests = num(/(\d+) requests in/);
+  const se = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(out);
+  const passive = Object.fromEntries(countIn.map((ns, i) => [ns, after[i]! - before[i]!]));
+  const slack = WRK_CONNECTIONS + Math.ceil(requests * 0.01);
+  return {
+    perSec: num(/Requests\/sec:\s+([\d.]+)/),
+    requests,
+    non2xx: num(/Non-2xx or 3xx responses: (\d+)/),
+    socketErrors: se ? se.slice(1).reduce((a, x) => a + Number(x), 0) : 0,
+    passiveOpens: passive,
+    oneConnPerRequest: Object.values(passive).every((n) => n >= requests && n <= requests + slack),
+  };
 }
 
 async function main(): Promise<void> {
@@ -119,10 +155,23 @@ async function main(): Promise<void> {
     if (ours && ovpn) record('PocketProxy tunnel / openvpn', `${(ours / ovpn).toFixed(2)}`);
 
     // ---- new proxied connections per second ----------------------------------------------------
+    // Two load generators: our Node client (~0.7 core at 2,000/s on the same 2 cores as everything
+    // else) and wrk (C, epoll; wrk-new-conn.lua sends Connection: close, so wrk reconnects for each
+    // request). For wrk, the kernel's TCP open counters (/proc/net/snmp, per namespace) check that each
+    // request really was a new connection: passive opens at the device (its proxy port) and at the
+    // target must be at least wrk's request count, and at most that plus the connections still open
+    // at the end (-c) and a little slack.
     await phase('conn/s', async () => {
       const via = JSON.parse((await node(CLIENTS.httpLoad, ['rate', 'http://echo.test/ip', con.proxy_url, '5000', '32'])).stdout);
       const direct = JSON.parse((await node(CLIENTS.httpLoad, ['rate', 'http://echo.test/ip', '-', '5000', '32'])).stdout);
-      record('new proxied connections/s (32 workers, 5 s, one request each)', `${via.perSec}/s`, `goal >= 2,000; failed ${via.failed}; direct (same client) ${direct.perSec}/s`);
+      record('new proxied connections/s, Node client (32 workers, 5 s, one request each)', `${via.perSec}/s`, `goal >= 2,000; failed ${via.failed}; direct (same client) ${direct.perSec}/s`);
+      const px = new URL(con.proxy_url);
+      const auth = `Basic ${Buffer.from(`${decodeURIComponent(px.username)}:${decodeURIComponent(px.password)}`).toString('base64')}`;
+      const viaW = await wrkRun(lab, `http://${px.host}/`, ['http://echo.test/ip', 'echo.test', auth], ['dev1', 'inet']);
+      const directW = await wrkRun(lab, 'http://echo.test/', ['/ip', 'echo.test'], ['inet']);
+      const opens = (w: WrkResult) => Object.entries(w.passiveOpens).map(([ns, n]) => `${ns} ${n}`).join(', ');
+      record('new proxied connections/s, wrk (1 thread, 32 connections, 5 s, Connection: close)', `${viaW.perSec.toFixed(0)}/s`,
+        `goal >= 2,000; ${viaW.requests} requests, non-2xx ${viaW.non2xx}, socket errors ${viaW.socketErrors}; new TCP connections: ${opens(viaW)}${viaW.oneConnPerRequest ? '' : ' NOT one per request'}; direct (wrk) ${directW.perSec.toFixed(0)}/s (${directW.requests} requests, inet ${directW.passiveOpens.inet}, errors ${directW.socketErrors + directW.non2xx})`);
     });
 
     // ---- added TTFB ---------------------------------------------------------------------------
