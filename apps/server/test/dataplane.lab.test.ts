@@ -139,7 +139,7 @@ describe('data plane end to end (relay + 3 agents in the lab)', { skip: ROOT ? f
     await relay.api.ok('DELETE', `/api/devices/${made.device.id}`);
   });
 
-  it('usage is recorded (bytes_used_month > 0 within 60 s); a disabled connection stops and works again when re-enabled', async () => {
+  it('usage is recorded (bytes_used_month > 0 within 60 s, a download mostly as bytes_out); a disabled connection stops and works again when re-enabled', async () => {
     const c = http[2]!;
     const r = await curl(['-o', '/dev/null', '-x', c.proxy_url, 'http://echo.test/bytes?n=2000000'], 20);
     assert.equal(r.code, 0, r.stderr);
@@ -147,6 +147,19 @@ describe('data plane end to end (relay + 3 agents in the lab)', { skip: ROOT ? f
     // The tunnel reports nftables counters every 30 s: the 2 MB download must be in within two reports.
     await waitUntil(async () => (used = (await relay.api.ok('GET', `/api/connections/${c.id}`)).bytes_used_month) >= 2_000_000, { timeoutMs: 65_000, intervalMs: 2_000, what: `bytes_used_month >= 2e6 (last ${used})` });
     console.error(`dataplane.lab: bytes_used_month ${used}`);
+    // Direction (nft counters port_<n>_in / port_<n>_out): a download is what went back to the
+    // customer, so it lands in bytes_out; bytes_in holds the requests and ACKs (plus the 70 kB
+    // header sent to this device's port by an earlier test).
+    const io = { in: 0, out: 0 };
+    await waitUntil(async () => {
+      const items: Array<{ bytes_in: number; bytes_out: number }> = (await relay.api.ok('GET', `/api/devices/${agents[2]!.deviceId}/usage?granularity=day`)).items;
+      io.in = items.reduce((a, x) => a + x.bytes_in, 0);
+      io.out = items.reduce((a, x) => a + x.bytes_out, 0);
+      return io.out >= 2_000_000;
+    }, { timeoutMs: 10_000, intervalMs: 1_000, what: 'device usage bytes_out >= 2e6' }).catch(() => undefined);
+    assert.ok(io.out >= 2_000_000, `the 2 MB download is in bytes_out: ${JSON.stringify(io)}`);
+    assert.ok(io.in < io.out / 10, `a download shows up mostly as bytes_out: ${JSON.stringify(io)}`);
+    console.error(`dataplane.lab: device 3 usage bytes_in ${io.in}, bytes_out ${io.out}`);
     const t0 = Date.now();
     await relay.api.ok('PATCH', `/api/connections/${c.id}`, { enabled: false });
     await waitUntil(async () => (await proxyGet(c.proxy_url)) !== carrier(3), { timeoutMs: 60_000, intervalMs: 1_000, what: 'disabled connection stops working' });

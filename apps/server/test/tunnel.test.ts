@@ -209,9 +209,12 @@ test('initiations are rate-limited per source address', async () => {
 
 test('forwarding poll applies disable / enable / new connections; usage reports deltas', async () => {
   let bytes = 1000;
+  let bytesOut = 30_000;
   const rec = makeDevice(8, [{ connection_id: 'con_d', protocol: 'http', port: 40020, allow_from: [], enabled: true }]);
+  const counter = (name: string, b: number) => ({ counter: { family: 'ip', name, table: 'pocketproxy', packets: 1, bytes: b } });
   const h = await startHarness([rec], {
-    counters: () => JSON.stringify({ nftables: [{ counter: { family: 'ip', name: 'port_40020', table: 'pocketproxy', packets: 1, bytes } }, { counter: { family: 'ip', name: 'port_30024', table: 'pocketproxy', packets: 1, bytes: 777 } }] }),
+    counters: () =>
+      JSON.stringify({ nftables: [counter('port_40020_in', bytes), counter('port_40020_out', bytesOut), counter('port_30024_in', 777), counter('port_30024_out', 777)] }),
   });
   try {
     await connectDevice(h, rec);
@@ -228,9 +231,10 @@ test('forwarding poll applies disable / enable / new connections; usage reports 
     await h.tunnel.pollForwarding();
     assert.equal(h.runner.scripts().length, before, 'unchanged state runs no nft');
 
-    // usage: only connection ports, as deltas; a smaller counter means reset -> counted from zero
+    // usage: only connection ports, as deltas per direction (port_<n>_in -> bytes_in,
+    // port_<n>_out -> bytes_out); a smaller counter means reset -> counted from zero
     await h.tunnel.reportUsage();
-    assert.deepEqual(h.api.callsTo('/api/internal/usage').at(-1)!.body.samples, [{ port: 40020, bytes_in: 1000, bytes_out: 0 }]);
+    assert.deepEqual(h.api.callsTo('/api/internal/usage').at(-1)!.body.samples, [{ port: 40020, bytes_in: 1000, bytes_out: 30_000 }]);
     bytes = 1500;
     await h.tunnel.reportUsage();
     assert.deepEqual(h.api.callsTo('/api/internal/usage').at(-1)!.body.samples, [{ port: 40020, bytes_in: 500, bytes_out: 0 }]);
@@ -238,8 +242,9 @@ test('forwarding poll applies disable / enable / new connections; usage reports 
     await h.tunnel.reportUsage();
     assert.equal(h.api.callsTo('/api/internal/usage').length, n, 'no change, no report');
     bytes = 200;
+    bytesOut = 42_000;
     await h.tunnel.reportUsage();
-    assert.deepEqual(h.api.callsTo('/api/internal/usage').at(-1)!.body.samples, [{ port: 40020, bytes_in: 200, bytes_out: 0 }]);
+    assert.deepEqual(h.api.callsTo('/api/internal/usage').at(-1)!.body.samples, [{ port: 40020, bytes_in: 200, bytes_out: 12_000 }]);
   } finally {
     await h.close();
   }

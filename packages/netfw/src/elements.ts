@@ -7,13 +7,15 @@ import type { ValidState } from './state.js';
 export type ElementMap = ReadonlyMap<string, string | undefined>;
 
 export interface Collections {
-  /** Named counter objects `port_<n>`, one per port in the state (enabled or not). */
+  /** Named counter objects `port_<n>_in` and `port_<n>_out`, two per port in the state (enabled or not). */
   readonly counters: ElementMap;
   /** port -> vpn_ip . target_port, enabled TCP ports only. */
   readonly tcp_fwd: ElementMap;
   readonly udp_fwd: ElementMap;
-  /** proto . port -> counter name, so the forward chain finds a port's counter in one lookup. */
-  readonly port_counters: ElementMap;
+  /** proto . port -> `port_<n>_in`: customer -> target bytes (conntrack ORIGINAL direction). */
+  readonly port_counters_in: ElementMap;
+  /** proto . port -> `port_<n>_out`: bytes sent back to the customer (conntrack REPLY direction). */
+  readonly port_counters_out: ElementMap;
   /** proto . port of disabled ports. */
   readonly disabled_ports: ElementMap;
   /** proto . port of ports that have an allow-list. */
@@ -23,11 +25,15 @@ export interface Collections {
 }
 
 /** Order matters: it is the order the full render declares them in. */
-export const SET_NAMES = ['tcp_fwd', 'udp_fwd', 'port_counters', 'disabled_ports', 'restricted_ports', 'allowed_sources'] as const;
+export const SET_NAMES = ['tcp_fwd', 'udp_fwd', 'port_counters_in', 'port_counters_out', 'disabled_ports', 'restricted_ports', 'allowed_sources'] as const;
 export type SetName = (typeof SET_NAMES)[number];
 
-export function counterName(port: number): string {
-  return `port_${port}`;
+/** Which way a byte travels, seen from the customer: `in` = customer -> target (conntrack
+ * ORIGINAL direction of the DNAT'ed connection), `out` = back to the customer (REPLY). */
+export type Direction = 'in' | 'out';
+
+export function counterName(port: number, dir: Direction): string {
+  return `port_${port}_${dir}`;
 }
 
 function protosOf(proto: 'tcp' | 'udp' | 'both'): ReadonlyArray<'tcp' | 'udp'> {
@@ -47,16 +53,20 @@ function build(state: ValidState): Collections {
   const counters = new Map<string, undefined>();
   const tcp_fwd = new Map<string, string>();
   const udp_fwd = new Map<string, string>();
-  const port_counters = new Map<string, string>();
+  const port_counters_in = new Map<string, string>();
+  const port_counters_out = new Map<string, string>();
   const disabled_ports = new Map<string, undefined>();
   const restricted_ports = new Map<string, undefined>();
   const allowed_sources = new Map<string, undefined>();
   for (const p of state.ports) {
-    const name = counterName(p.port);
-    counters.set(name, undefined);
+    const nameIn = counterName(p.port, 'in');
+    const nameOut = counterName(p.port, 'out');
+    counters.set(nameIn, undefined);
+    counters.set(nameOut, undefined);
     for (const proto of protosOf(p.proto)) {
       const key = `${proto} . ${p.port}`;
-      port_counters.set(key, `"${name}"`);
+      port_counters_in.set(key, `"${nameIn}"`);
+      port_counters_out.set(key, `"${nameOut}"`);
       if (!p.enabled) {
         disabled_ports.set(key, undefined);
         continue;
@@ -68,7 +78,7 @@ function build(state: ValidState): Collections {
       }
     }
   }
-  return { counters, tcp_fwd, udp_fwd, port_counters, disabled_ports, restricted_ports, allowed_sources };
+  return { counters, tcp_fwd, udp_fwd, port_counters_in, port_counters_out, disabled_ports, restricted_ports, allowed_sources };
 }
 
 export function formatElement(key: string, value: string | undefined): string {

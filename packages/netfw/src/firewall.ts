@@ -39,7 +39,8 @@ export interface ApplyResult {
 
 export interface Firewall {
   apply(state: FirewallState): Promise<ApplyResult>;
-  /** port -> {packets, bytes}, both directions, since the table was last rebuilt. */
+  /** port -> { in, out } ({packets, bytes} each) since the table was last rebuilt: `in` counts
+   * customer -> target packets (conntrack ORIGINAL), `out` target -> customer (REPLY). */
   readCounters(): Promise<Map<number, PortCounter>>;
   /** Deletes our table (only ours); fine if it does not exist. The next apply rebuilds. */
   teardown(): Promise<void>;

@@ -11,9 +11,9 @@ export type { FirewallState, PortForward, OpenVpnState, Proto, ValidState } from
 export { render, renderTeardown, TABLE, TABLE_FAMILY, TABLE_NAME } from './render.js';
 export { renderUpdate, sameSkeleton } from './update.js';
 export { collectionsOf, counterName } from './elements.js';
-export type { Collections } from './elements.js';
+export type { Collections, Direction } from './elements.js';
 export { parseCounters } from './counters.js';
-export type { PortCounter } from './counters.js';
+export type { CounterValue, PortCounter } from './counters.js';
 export { createFirewall } from './firewall.js';
 export type { Firewall, FirewallDeps, ApplyResult, Logger, RunFn } from './firewall.js';
 export { createRunner } from './runner.js';

@@ -6,7 +6,7 @@
 //
 // Packet paths through the table (IPv4 only):
 //   customer -> relay:PORT -> guard (allow-list / disabled) -> prerouting DNAT via tcp_fwd/udp_fwd
-//            -> forward (count, accept, MSS clamp) -> postrouting SNAT to tunnelAddress -> pp0 -> device
+//            -> forward (count per direction, accept, MSS clamp) -> postrouting SNAT to tunnelAddress -> pp0 -> device
 //   OpenVPN customer (tun1) TCP -> prerouting REDIRECT -> transparent proxy (tun1's own address)
 //   OpenVPN customer UDP 443 -> forward REJECT icmp port-unreachable (browsers fall back from QUIC)
 import { collectionsOf, counterName, formatElement, SET_NAMES, type Collections, type SetName } from './elements.js';
@@ -22,10 +22,12 @@ export const TABLE = `${TABLE_FAMILY} ${TABLE_NAME}`;
 export const SET_DECLS: Readonly<Record<SetName, readonly string[]>> = {
   tcp_fwd: ['type inet_service : ipv4_addr . inet_service'],
   udp_fwd: ['type inet_service : ipv4_addr . inet_service'],
-  // An object map: a lookup names the counter to bump. Named counters are cheap to add and
+  // Object maps: a lookup names the counter to bump, one map per direction (port_<n>_in for the
+  // customer's bytes, port_<n>_out for the bytes sent back). Named counters are cheap to add and
   // delete one by one and `nft -j list counters` reads them all in one call.
   // https://wiki.nftables.org/wiki-nftables/index.php/Stateful_objects
-  port_counters: ['type inet_proto . inet_service : counter'],
+  port_counters_in: ['type inet_proto . inet_service : counter'],
+  port_counters_out: ['type inet_proto . inet_service : counter'],
   disabled_ports: ['type inet_proto . inet_service'],
   restricted_ports: ['type inet_proto . inet_service'],
   // Concatenation with a CIDR range needs `flags interval` (the pipapo set backend).
@@ -47,7 +49,7 @@ function renderFull(s: ValidState, c: Collections): string {
   ];
   if (c.counters.size > 0) out.push('', ...[...c.counters.keys()].map((name) => `\tcounter ${name} {}`));
   for (const name of SET_NAMES) {
-    const kind = name.endsWith('_fwd') || name === 'port_counters' ? 'map' : 'set';
+    const kind = name.endsWith('_fwd') || name.startsWith('port_counters_') ? 'map' : 'set';
     out.push('', `\t${kind} ${name} {`, ...SET_DECLS[name].map((l) => `\t\t${l}`));
     const elems = [...c[name]].map(([k, v]) => formatElement(k, v));
     if (elems.length > 0) out.push('\t\telements = {', ...elems.map((e, i) => `\t\t\t${e}${i < elems.length - 1 ? ',' : ''}`), '\t\t}');
@@ -119,9 +121,11 @@ function chains(s: ValidState): string[][] {
     );
   }
   forward.push(
-    // `ct original proto-dst` is the public port in both directions, so one counter sees upload
-    // and download. It needs an l4proto dependency, hence the { tcp, udp } match.
-    'ct status dnat meta l4proto { tcp, udp } counter name meta l4proto . ct original proto-dst map @port_counters',
+    // `ct original proto-dst` is the public port in both directions; `ct direction` splits them:
+    // ORIGINAL = customer -> target (bytes_in), REPLY = target -> customer (bytes_out). The key
+    // needs an l4proto dependency, hence the { tcp, udp } match. Bytes are IP packet lengths.
+    'ct status dnat ct direction original meta l4proto { tcp, udp } counter name meta l4proto . ct original proto-dst map @port_counters_in',
+    'ct status dnat ct direction reply meta l4proto { tcp, udp } counter name meta l4proto . ct original proto-dst map @port_counters_out',
     'ct status dnat accept',
     // Devices never route through the relay, and the device subnet is reached only via DNAT.
     `iifname ${pp} drop`,

@@ -4,7 +4,7 @@
 // and open connections of other devices are untouched.
 //
 // Order inside the transaction matters only for the kernel's reference checks:
-//   1. delete elements (a counter can only go once no port_counters element names it)
+//   1. delete elements (a counter can only go once no port_counters_in/_out element names it)
 //   2. delete counters   3. add counters   4. add elements (may name the new counters)
 // A changed map value is a delete plus an add of the same key; both land in the same batch, so
 // no packet ever sees the key missing.

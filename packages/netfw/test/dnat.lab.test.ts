@@ -12,12 +12,35 @@ const RELAY = '198.51.100.1';
 const A = '198.51.100.2';
 const B = '198.51.100.3';
 
+/** On the device: TCP 8091 sends 200,000 bytes and closes (a download); TCP 8092 swallows
+ * whatever comes and answers with its length (an upload). */
+const BULK_SERVER = `
+const net = require('node:net');
+const down = net.createServer((s) => s.end(Buffer.alloc(200000, 120)));
+const up = net.createServer((s) => { let n = 0; s.on('data', (b) => (n += b.length)); s.on('end', () => s.end(String(n))); });
+down.listen(8091, '0.0.0.0', () => up.listen(8092, '0.0.0.0', () => console.log('ready')));
+setTimeout(() => process.exit(0), 60000).unref();
+`;
+
+/** Connects, sends \`upload\` bytes (then half-closes), prints how many bytes came back. */
+const BULK_CLIENT = `
+const [host, port, upload] = process.argv.slice(1);
+const s = require('node:net').connect({ host, port: Number(port) }, () => s.end(Buffer.alloc(Number(upload), 121)));
+let n = 0;
+s.on('data', (b) => (n += b.length));
+s.on('end', () => { console.log(n); process.exit(0); });
+s.on('error', (e) => { console.log(e.code); process.exit(0); });
+setTimeout(() => { console.log('TIMEOUT'); process.exit(0); }, 5000);
+`;
+
 function stateWith(overrides: Record<number, object> = {}): FirewallState {
   const ports = [
     { port: 30000, proto: 'tcp' as const, vpnIp: '192.168.255.2', targetPort: 8080, enabled: true },
     { port: 30001, proto: 'tcp' as const, vpnIp: '192.168.255.2', targetPort: 8080, enabled: true, allowFrom: [B] },
     { port: 30002, proto: 'tcp' as const, vpnIp: '192.168.255.2', targetPort: 8080, enabled: false },
     { port: 30003, proto: 'udp' as const, vpnIp: '192.168.255.2', targetPort: 1081, enabled: true },
+    { port: 30004, proto: 'tcp' as const, vpnIp: '192.168.255.2', targetPort: 8091, enabled: true },
+    { port: 30005, proto: 'tcp' as const, vpnIp: '192.168.255.2', targetPort: 8092, enabled: true },
   ].map((p) => ({ ...p, ...(overrides[p.port] ?? {}) }));
   return { tunnelInterface: 'pp0', deviceSubnet: '192.168.255.0/24', tunnelAddress: '192.168.255.1', mssClamp: 'pmtu', ports };
 }
@@ -30,6 +53,7 @@ test('DNAT through maps reaches the device; allow-list, disabled port and counte
     await inNs(client, 'ip', ['addr', 'add', `${B}/24`, 'dev', 'c0']);
     await link({ ns: relay, ifname: 'pp0', addr: '192.168.255.1/24' }, { ns: dev, ifname: 'd0', addr: '192.168.255.2/24' });
     const server = await startIn(dev, DEVICE_SERVER);
+    const bulk = await startIn(dev, BULK_SERVER);
     try {
       const fw = createFirewall({ run: createRunner({ netns: relay }) });
       await fw.applySysctls();
@@ -43,17 +67,34 @@ test('DNAT through maps reaches the device; allow-list, disabled port and counte
       assert.equal(await tcpTry(client, RELAY, 30000, A), 'device-ok 192.168.255.1');
       assert.equal(await udpTry(client, RELAY, 30003, A), 'echo ping');
 
+      // Per direction: `in` = customer -> device (conntrack ORIGINAL), `out` = back to the customer.
       const c1 = await fw.readCounters();
-      assert.ok(c1.get(30000)!.packets >= 6, `tcp counter ${JSON.stringify(c1.get(30000))}`);
-      assert.ok(c1.get(30000)!.bytes > 300);
-      assert.deepEqual(c1.get(30003), { packets: 2, bytes: 2 * 28 + 4 + 9 }); // ping out, echo back (IP+UDP+payload)
-      console.error('counters after one TCP exchange and one UDP echo:', Object.fromEntries(c1));
+      const t0 = c1.get(30000)!;
+      assert.ok(t0.in.packets >= 3 && t0.out.packets >= 3, `tcp counter ${JSON.stringify(t0)}`);
+      // Only the device sent payload ("device-ok 192.168.255.1", 23 bytes); the client sent none.
+      assert.ok(t0.out.bytes > t0.in.bytes, `tcp counter ${JSON.stringify(t0)}`);
+      assert.ok(t0.in.bytes + t0.out.bytes > 300);
+      // ping out (IP+UDP+4), "echo ping" back (IP+UDP+9).
+      assert.deepEqual(c1.get(30003), { in: { packets: 1, bytes: 28 + 4 }, out: { packets: 1, bytes: 28 + 9 } });
+      console.error('counters after one TCP exchange and one UDP echo:', JSON.stringify(Object.fromEntries(c1)));
+
+      // A 200,000-byte download counts as out, a 200,000-byte upload as in.
+      assert.equal((await inNs(client, process.execPath, ['-e', BULK_CLIENT, RELAY, '30004', '0'])).trim(), '200000');
+      assert.equal((await inNs(client, process.execPath, ['-e', BULK_CLIENT, RELAY, '30005', '200000'])).trim(), '6');
+      const bulkCounters = await fw.readCounters();
+      const down = bulkCounters.get(30004)!;
+      const up = bulkCounters.get(30005)!;
+      console.error('download 200 kB:', JSON.stringify(down), 'upload 200 kB:', JSON.stringify(up));
+      assert.ok(down.out.bytes >= 200_000 && down.out.bytes < 240_000, `download ${JSON.stringify(down)}`);
+      assert.ok(down.in.bytes < 20_000, `download ${JSON.stringify(down)}`);
+      assert.ok(up.in.bytes >= 200_000 && up.in.bytes < 240_000, `upload ${JSON.stringify(up)}`);
+      assert.ok(up.out.bytes < 20_000, `upload ${JSON.stringify(up)}`);
 
       // Allow-list: only B may use 30001. Disabled 30002 drops (no RST, no forward).
       assert.equal(await tcpTry(client, RELAY, 30001, A), 'TIMEOUT');
       assert.equal(await tcpTry(client, RELAY, 30001, B), 'device-ok 192.168.255.1');
       assert.equal(await tcpTry(client, RELAY, 30002, A), 'TIMEOUT');
-      assert.deepEqual((await fw.readCounters()).get(30002), { packets: 0, bytes: 0 });
+      assert.deepEqual((await fw.readCounters()).get(30002), { in: { packets: 0, bytes: 0 }, out: { packets: 0, bytes: 0 } });
 
       // Element-level updates: disable 30000, open 30001 to A, enable 30002.
       const next = stateWith({ 30000: { enabled: false }, 30001: { allowFrom: [A, B] }, 30002: { enabled: true } });
@@ -62,12 +103,14 @@ test('DNAT through maps reaches the device; allow-list, disabled port and counte
       assert.equal(await tcpTry(client, RELAY, 30000, A), 'TIMEOUT');
       assert.equal(await tcpTry(client, RELAY, 30001, A), 'device-ok 192.168.255.1');
       assert.equal(await tcpTry(client, RELAY, 30002, A), 'device-ok 192.168.255.1');
-      // The counter of a port survives updates to it.
-      assert.ok((await fw.readCounters()).get(30000)!.packets >= c1.get(30000)!.packets);
+      // Both counters of a port survive updates to it.
+      const c2 = (await fw.readCounters()).get(30000)!;
+      assert.ok(c2.in.packets >= t0.in.packets && c2.out.packets >= t0.out.packets, `after update ${JSON.stringify(c2)}`);
 
       await fw.teardown();
       assert.equal(await tcpTry(client, RELAY, 30002, A), 'REFUSED');
     } finally {
+      bulk.kill('SIGKILL');
       server.kill('SIGKILL');
     }
   });

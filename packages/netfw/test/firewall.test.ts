@@ -13,9 +13,43 @@ test('first apply rebuilds, the same state again runs nothing, a change sends a 
   const next = { ...oneDevice, ports: [...oneDevice.ports, ...device('192.168.255.3', 30003)] };
   const r = await fw.apply(next);
   assert.equal(r.kind, 'update');
-  assert.equal(r.lines, 6);
+  // 6 counters (in + out for 3 ports), tcp_fwd, udp_fwd, port_counters_in, port_counters_out.
+  assert.equal(r.lines, 10);
   assert.deepEqual(fake.scripts(), [render(oneDevice), renderUpdate(oneDevice, next)]);
   assert.deepEqual(fake.calls.map((c) => [c.cmd, ...c.args].join(' ')), ['nft -f -', 'nft -f -']);
+});
+
+test('adding and removing a port creates and deletes both of its counters in ONE nft transaction', async () => {
+  const fake = createFakeRunner();
+  const fw = createFirewall({ run: fake });
+  const one = { ...base, ports: [{ port: 30000, proto: 'tcp' as const, vpnIp: '192.168.255.2', targetPort: 8080, enabled: true }] };
+  await fw.apply(base);
+  assert.equal((await fw.apply(one)).kind, 'update');
+  assert.equal((await fw.apply(base)).kind, 'update');
+  assert.equal(fake.calls.length, 3, 'one nft -f per apply');
+  const [, added, removed] = fake.scripts();
+  assert.equal(
+    added,
+    [
+      'add counter ip pocketproxy port_30000_in',
+      'add counter ip pocketproxy port_30000_out',
+      'add element ip pocketproxy tcp_fwd { 30000 : 192.168.255.2 . 8080 }',
+      'add element ip pocketproxy port_counters_in { tcp . 30000 : "port_30000_in" }',
+      'add element ip pocketproxy port_counters_out { tcp . 30000 : "port_30000_out" }',
+      '',
+    ].join('\n'),
+  );
+  assert.equal(
+    removed,
+    [
+      'delete element ip pocketproxy tcp_fwd { 30000 }',
+      'delete element ip pocketproxy port_counters_in { tcp . 30000 }',
+      'delete element ip pocketproxy port_counters_out { tcp . 30000 }',
+      'delete counter ip pocketproxy port_30000_in',
+      'delete counter ip pocketproxy port_30000_out',
+      '',
+    ].join('\n'),
+  );
 });
 
 test('a skeleton change is a full rebuild', async () => {
@@ -80,12 +114,20 @@ test('a failed coalesced transaction rejects every caller in it', async () => {
 test('readCounters, teardown and sysctls go through the runner', async () => {
   const fake = createFakeRunner((c) =>
     c.args[0] === '-j'
-      ? { stdout: JSON.stringify({ nftables: [{ counter: { name: 'port_30000', table: 'pocketproxy', packets: 2, bytes: 120 } }] }), stderr: '' }
+      ? {
+          stdout: JSON.stringify({
+            nftables: [
+              { counter: { name: 'port_30000_in', table: 'pocketproxy', packets: 2, bytes: 120 } },
+              { counter: { name: 'port_30000_out', table: 'pocketproxy', packets: 3, bytes: 4000 } },
+            ],
+          }),
+          stderr: '',
+        }
       : { stdout: '', stderr: '' },
   );
   const fw = createFirewall({ run: fake });
   await fw.apply(oneDevice);
-  assert.deepEqual(await fw.readCounters(), new Map([[30000, { packets: 2, bytes: 120 }]]));
+  assert.deepEqual(await fw.readCounters(), new Map([[30000, { in: { packets: 2, bytes: 120 }, out: { packets: 3, bytes: 4000 } }]]));
   await fw.teardown();
   await fw.applySysctls();
   assert.deepEqual(fake.calls.map((c) => [c.cmd, ...c.args].join(' ')), [

@@ -57,15 +57,16 @@ test('scripts load; re-apply keeps one copy; updates equal a fresh render; teard
     await fw2.apply(plus);
     assert.match(await inNs(ns, 'nft', ['list', 'map', 'ip', 'pocketproxy', 'tcp_fwd']), /30003 : 192\.168\.255\.3 \. 8080/);
     assert.ok((await fw2.readCounters()).has(30005));
+    // Both counters of each port exist, and each counter map names its own direction.
+    const listedCounters = await inNs(ns, 'nft', ['list', 'counters', 'table', 'ip', 'pocketproxy']);
+    for (const p of [30003, 30004, 30005]) for (const d of ['in', 'out']) assert.match(listedCounters, new RegExp(`counter port_${p}_${d} `));
+    assert.match(await inNs(ns, 'nft', ['list', 'map', 'ip', 'pocketproxy', 'port_counters_in']), /udp \. 30005 : "port_30005_in"/);
+    assert.match(await inNs(ns, 'nft', ['list', 'map', 'ip', 'pocketproxy', 'port_counters_out']), /udp \. 30005 : "port_30005_out"/);
     await fw2.apply(oneDevice);
     assert.doesNotMatch(await inNs(ns, 'nft', ['list', 'map', 'ip', 'pocketproxy', 'tcp_fwd']), /30003/);
     assert.deepEqual(
       [...(await fw2.readCounters()).entries()],
-      [
-        [30000, { packets: 0, bytes: 0 }],
-        [30001, { packets: 0, bytes: 0 }],
-        [30002, { packets: 0, bytes: 0 }],
-      ],
+      [30000, 30001, 30002].map((p) => [p, { in: { packets: 0, bytes: 0 }, out: { packets: 0, bytes: 0 } }]),
     );
 
     // A diff the kernel refuses (its first half is valid, then it deletes elements that are

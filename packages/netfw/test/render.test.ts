@@ -21,7 +21,11 @@ const EMPTY_SETS = `
 		type inet_service : ipv4_addr . inet_service
 	}
 
-	map port_counters {
+	map port_counters_in {
+		type inet_proto . inet_service : counter
+	}
+
+	map port_counters_out {
 		type inet_proto . inet_service : counter
 	}
 
@@ -63,7 +67,8 @@ const PLAIN_CHAINS = `
 	chain forward {
 		type filter hook forward priority filter; policy accept;
 		oifname "pp0" tcp flags syn / syn,rst tcp option maxseg size set rt mtu
-		ct status dnat meta l4proto { tcp, udp } counter name meta l4proto . ct original proto-dst map @port_counters
+		ct status dnat ct direction original meta l4proto { tcp, udp } counter name meta l4proto . ct original proto-dst map @port_counters_in
+		ct status dnat ct direction reply meta l4proto { tcp, udp } counter name meta l4proto . ct original proto-dst map @port_counters_out
 		ct status dnat accept
 		iifname "pp0" drop
 		oifname "pp0" drop
@@ -75,13 +80,16 @@ test('empty state: skeleton table with empty maps', () => {
   assert.equal(render(base), HEADER + EMPTY_SETS + PLAIN_CHAINS);
 });
 
-test('one device: three ports in the maps, one counter each', () => {
+test('one device: three ports in the maps, an in and an out counter each', () => {
   const expected =
     HEADER +
     `
-	counter port_30000 {}
-	counter port_30001 {}
-	counter port_30002 {}
+	counter port_30000_in {}
+	counter port_30000_out {}
+	counter port_30001_in {}
+	counter port_30001_out {}
+	counter port_30002_in {}
+	counter port_30002_out {}
 
 	map tcp_fwd {
 		type inet_service : ipv4_addr . inet_service
@@ -98,12 +106,21 @@ test('one device: three ports in the maps, one counter each', () => {
 		}
 	}
 
-	map port_counters {
+	map port_counters_in {
 		type inet_proto . inet_service : counter
 		elements = {
-			tcp . 30000 : "port_30000",
-			tcp . 30001 : "port_30001",
-			udp . 30002 : "port_30002"
+			tcp . 30000 : "port_30000_in",
+			tcp . 30001 : "port_30001_in",
+			udp . 30002 : "port_30002_in"
+		}
+	}
+
+	map port_counters_out {
+		type inet_proto . inet_service : counter
+		elements = {
+			tcp . 30000 : "port_30000_out",
+			tcp . 30001 : "port_30001_out",
+			udp . 30002 : "port_30002_out"
 		}
 	}
 
@@ -128,9 +145,12 @@ test('allow-lists, a disabled port, tcp+udp, fixed MSS and OpenVPN', () => {
   const expected =
     HEADER +
     `
-	counter port_30000 {}
-	counter port_30001 {}
-	counter port_30002 {}
+	counter port_30000_in {}
+	counter port_30000_out {}
+	counter port_30001_in {}
+	counter port_30001_out {}
+	counter port_30002_in {}
+	counter port_30002_out {}
 
 	map tcp_fwd {
 		type inet_service : ipv4_addr . inet_service
@@ -147,13 +167,23 @@ test('allow-lists, a disabled port, tcp+udp, fixed MSS and OpenVPN', () => {
 		}
 	}
 
-	map port_counters {
+	map port_counters_in {
 		type inet_proto . inet_service : counter
 		elements = {
-			tcp . 30000 : "port_30000",
-			tcp . 30001 : "port_30001",
-			udp . 30001 : "port_30001",
-			udp . 30002 : "port_30002"
+			tcp . 30000 : "port_30000_in",
+			tcp . 30001 : "port_30001_in",
+			udp . 30001 : "port_30001_in",
+			udp . 30002 : "port_30002_in"
+		}
+	}
+
+	map port_counters_out {
+		type inet_proto . inet_service : counter
+		elements = {
+			tcp . 30000 : "port_30000_out",
+			tcp . 30001 : "port_30001_out",
+			udp . 30001 : "port_30001_out",
+			udp . 30002 : "port_30002_out"
 		}
 	}
 
@@ -210,7 +240,8 @@ test('allow-lists, a disabled port, tcp+udp, fixed MSS and OpenVPN', () => {
 		type filter hook forward priority filter; policy accept;
 		iifname "pp0" tcp flags syn / syn,rst tcp option maxseg size set 1360
 		oifname "pp0" tcp flags syn / syn,rst tcp option maxseg size set 1360
-		ct status dnat meta l4proto { tcp, udp } counter name meta l4proto . ct original proto-dst map @port_counters
+		ct status dnat ct direction original meta l4proto { tcp, udp } counter name meta l4proto . ct original proto-dst map @port_counters_in
+		ct status dnat ct direction reply meta l4proto { tcp, udp } counter name meta l4proto . ct original proto-dst map @port_counters_out
 		ct status dnat accept
 		iifname "pp0" drop
 		oifname "pp0" drop

@@ -11,32 +11,53 @@ test('same state renders an empty update', () => {
   assert.equal(renderUpdate(busy, { ...busy, ports: [...busy.ports].reverse() }), '');
 });
 
-test('a device connecting adds its map elements and counters only', () => {
+test('a device connecting adds its map elements and both counters of each port, in one script', () => {
   const next = { ...oneDevice, ports: [...oneDevice.ports, ...device('192.168.255.3', 30003)] };
   assert.equal(
     renderUpdate(oneDevice, next),
     [
-      'add counter ip pocketproxy port_30003',
-      'add counter ip pocketproxy port_30004',
-      'add counter ip pocketproxy port_30005',
+      'add counter ip pocketproxy port_30003_in',
+      'add counter ip pocketproxy port_30003_out',
+      'add counter ip pocketproxy port_30004_in',
+      'add counter ip pocketproxy port_30004_out',
+      'add counter ip pocketproxy port_30005_in',
+      'add counter ip pocketproxy port_30005_out',
       'add element ip pocketproxy tcp_fwd { 30003 : 192.168.255.3 . 8080, 30004 : 192.168.255.3 . 1080 }',
       'add element ip pocketproxy udp_fwd { 30005 : 192.168.255.3 . 1081 }',
-      'add element ip pocketproxy port_counters { tcp . 30003 : "port_30003", tcp . 30004 : "port_30004", udp . 30005 : "port_30005" }',
+      'add element ip pocketproxy port_counters_in { tcp . 30003 : "port_30003_in", tcp . 30004 : "port_30004_in", udp . 30005 : "port_30005_in" }',
+      'add element ip pocketproxy port_counters_out { tcp . 30003 : "port_30003_out", tcp . 30004 : "port_30004_out", udp . 30005 : "port_30005_out" }',
       '',
     ].join('\n'),
   );
 });
 
-test('a device leaving deletes elements before their counters', () => {
+test('a device leaving deletes elements of both counter maps before both counters', () => {
   assert.equal(
     renderUpdate(oneDevice, base),
     [
       'delete element ip pocketproxy tcp_fwd { 30000, 30001 }',
       'delete element ip pocketproxy udp_fwd { 30002 }',
-      'delete element ip pocketproxy port_counters { tcp . 30000, tcp . 30001, udp . 30002 }',
-      'delete counter ip pocketproxy port_30000',
-      'delete counter ip pocketproxy port_30001',
-      'delete counter ip pocketproxy port_30002',
+      'delete element ip pocketproxy port_counters_in { tcp . 30000, tcp . 30001, udp . 30002 }',
+      'delete element ip pocketproxy port_counters_out { tcp . 30000, tcp . 30001, udp . 30002 }',
+      'delete counter ip pocketproxy port_30000_in',
+      'delete counter ip pocketproxy port_30000_out',
+      'delete counter ip pocketproxy port_30001_in',
+      'delete counter ip pocketproxy port_30001_out',
+      'delete counter ip pocketproxy port_30002_in',
+      'delete counter ip pocketproxy port_30002_out',
+      '',
+    ].join('\n'),
+  );
+});
+
+test('a port switching tcp -> both gains elements in both counter maps and keeps its counters', () => {
+  const ports = oneDevice.ports.map((p) => (p.port === 30000 ? { ...p, proto: 'both' as const } : p));
+  assert.equal(
+    renderUpdate(oneDevice, { ...oneDevice, ports }),
+    [
+      'add element ip pocketproxy udp_fwd { 30000 : 192.168.255.2 . 8080 }',
+      'add element ip pocketproxy port_counters_in { udp . 30000 : "port_30000_in" }',
+      'add element ip pocketproxy port_counters_out { udp . 30000 : "port_30000_out" }',
       '',
     ].join('\n'),
   );
@@ -88,6 +109,7 @@ test('one device among 5,000 changes: a few lines, not a rebuild', () => {
 // --- property: replaying the update on the old table gives the new table -------------------
 
 type Model = Map<string, Map<string, string | undefined>>;
+const COUNTER_MAPS = ['port_counters_in', 'port_counters_out'] as const;
 
 function modelOf(s: FirewallState): Model {
   const c = collectionsOf(validateState(s));
@@ -112,13 +134,16 @@ function replay(m: Model, script: string): void {
       const counters = m.get('counters')!;
       if (ctr[1] === 'delete') {
         // The kernel refuses to delete a counter still named by a map element.
-        assert.ok(![...m.get('port_counters')!.values()].includes(`"${ctr[2]}"`), `counter ${ctr[2]} still referenced`);
+        for (const map of COUNTER_MAPS) assert.ok(![...m.get(map)!.values()].includes(`"${ctr[2]}"`), `counter ${ctr[2]} still referenced by ${map}`);
         assert.ok(counters.delete(ctr[2]!));
       } else counters.set(ctr[2]!, undefined);
     } else assert.fail(`unexpected line: ${line}`);
   }
   // And no element may name a counter that does not exist at the end of the batch.
-  for (const v of m.get('port_counters')!.values()) assert.ok(m.get('counters')!.has(v!.slice(1, -1)));
+  for (const map of COUNTER_MAPS) for (const v of m.get(map)!.values()) assert.ok(m.get('counters')!.has(v!.slice(1, -1)), `${map} names missing ${v}`);
+  // Each port has both directions or neither, and each map names only its own direction.
+  for (const [k, v] of m.get('port_counters_in')!) assert.equal(m.get('port_counters_out')!.get(k), v!.replace(/_in"$/, '_out"'));
+  assert.equal(m.get('port_counters_in')!.size, m.get('port_counters_out')!.size);
 }
 
 const portArb = fc.record({

@@ -1,10 +1,12 @@
 // Per-port usage from nftables counters, as deltas since the last successful report.
+// netfw keeps two counters per port (see packages/netfw/src/counters.ts): `in` counts the
+// conntrack ORIGINAL direction of the port's DNAT'ed connections (customer -> target, reported as
+// bytes_in) and `out` the REPLY direction (sent back to the customer, reported as bytes_out) —
+// the same meaning as the agent's per-connection counts and the API's usage tables.
 // Counters restart at zero whenever netfw rebuilds the table (process start, skeleton change,
 // recovery after a failed transaction): `reset()` is called then, and a reading smaller than the
-// last one is also taken as a restart (count from zero), never as a negative delta.
-//
-// netfw keeps ONE counter per port for both directions (`ct original proto-dst`), so the total
-// is reported as bytes_in and bytes_out stays 0 until netfw splits the counters by direction.
+// last one is also taken as a restart (count from zero), never as a negative delta. Each
+// direction keeps its own baseline.
 import type { PortCounter } from '@pocketproxy/netfw';
 
 export interface UsageSample {
@@ -13,8 +15,18 @@ export interface UsageSample {
   bytes_out: number;
 }
 
+interface Baseline {
+  readonly in: number;
+  readonly out: number;
+}
+
+/** Growth since `prev`; a smaller reading means the counter restarted at zero. */
+function grown(now: number, prev: number): number {
+  return now >= prev ? now - prev : now;
+}
+
 export class UsageMeter {
-  private last = new Map<number, number>();
+  private last = new Map<number, Baseline>();
 
   /** Forget the baseline: the counters were recreated at zero. */
   reset(): void {
@@ -32,10 +44,11 @@ export class UsageMeter {
     for (const port of new Set(ports)) {
       const c = counters.get(port);
       if (!c) continue;
-      const prev = base.get(port) ?? 0;
-      const delta = c.bytes >= prev ? c.bytes - prev : c.bytes;
-      next.set(port, c.bytes);
-      if (delta > 0) samples.push({ port, bytes_in: delta, bytes_out: 0 });
+      const prev = base.get(port) ?? { in: 0, out: 0 };
+      const bytesIn = grown(c.in.bytes, prev.in);
+      const bytesOut = grown(c.out.bytes, prev.out);
+      next.set(port, { in: c.in.bytes, out: c.out.bytes });
+      if (bytesIn > 0 || bytesOut > 0) samples.push({ port, bytes_in: bytesIn, bytes_out: bytesOut });
     }
     return {
       samples,
