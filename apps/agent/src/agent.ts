@@ -203,7 +203,7 @@ export function createAgent(cfg: RunConfig, deps: AgentDeps): Agent {
         psk: decodeKey(state.psk, 'psk'),
         probe: gw && gw !== vpnIp ? { src: vpnIp, dst: gw } : undefined,
         logger: log,
-        onPacket: (p) => { theTun.write(p); },
+        onPackets: (ps) => { if (ps.length === 1) theTun.write(ps[0]!); else theTun.writeBatch(ps); },
         onMessage,
         ...cfg.tunnel,
       });

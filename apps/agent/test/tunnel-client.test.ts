@@ -62,6 +62,21 @@ for (const [name, extra, relayOpts] of [
   });
 }
 
+test('onPackets: echoed packets come back in order, batched per receive', async () => {
+  const relay = await startFakeRelay();
+  closers.push(() => relay.close());
+  const batches: Buffer[][] = [];
+  const { c } = client(relay, { onPacket: undefined, onPackets: (ps) => batches.push(ps.map((p) => Buffer.from(p))) });
+  await c.start();
+  await waitFor(() => c.established, 3000);
+  const pkts = Array.from({ length: 40 }, (_, i) => icmpEcho('192.168.255.7', '203.0.113.10', 200, i));
+  c.sendPackets(batchOf(pkts));
+  const mine = () => batches.flat().filter((p) => pkts.some((q) => q.equals(p)));
+  await waitFor(() => mine().length === pkts.length, 3000);
+  assert.deepEqual(mine(), pkts);
+  console.log(`onPackets: ${batches.length} deliveries for ${batches.flat().length} packets`);
+});
+
 test('TCP fallback when the relay only listens on TCP', async () => {
   const relay = await startFakeRelay({ udp: false, tcp: true });
   closers.push(() => relay.close());

@@ -55,6 +55,8 @@ export interface TunnelClientOptions {
   resolve?: (host: string) => Promise<{ address: string; family: 4 | 6 }>;
   logger: Logger;
   onPacket?: (packet: Buffer) => void;
+  /** Instead of onPacket: the packets opened from one UDP receive batch together (one TUN writeBatch). */
+  onPackets?: (packets: Buffer[]) => void;
   onMessage?: (message: JsonMessage) => void;
 }
 
@@ -96,6 +98,8 @@ export class TunnelClient extends EventEmitter<TunnelClientEvents> {
   private relayAddr: { address: string; family: 4 | 6 } | undefined;
   private running = false;
   private probeSeq = 0;
+  /** Packets opened during the current recvmmsg batch, delivered together at its end. */
+  private rxPackets: Buffer[] | undefined;
   private readonly stats_: TunnelStats;
 
   constructor(private readonly o: TunnelClientOptions) {
@@ -291,8 +295,22 @@ export class TunnelClient extends EventEmitter<TunnelClientEvents> {
       return;
     }
     this.liveness.onAuthenticated(now);
-    if (r.kind === 'packet') this.o.onPacket?.(r.packet);
+    if (r.kind === 'packet') this.deliver(r.packet);
     else if (r.kind === 'message') this.o.onMessage?.(r.message);
+  }
+
+  private deliver(packet: Buffer): void {
+    if (this.rxPackets) this.rxPackets.push(packet);
+    else if (this.o.onPackets) this.o.onPackets([packet]);
+    else this.o.onPacket?.(packet);
+  }
+
+  private flushRx(): void {
+    const ps = this.rxPackets;
+    this.rxPackets = undefined;
+    if (!ps || ps.length === 0) return;
+    if (this.o.onPackets) this.o.onPackets(ps);
+    else for (const p of ps) this.o.onPacket?.(p);
   }
 
   private openUdp(): void {
@@ -304,11 +322,19 @@ export class TunnelClient extends EventEmitter<TunnelClientEvents> {
     const sendFailed = (err: string) => this.log.debug({ err }, 'udp send failed');
     if (this.o.nativeUdp !== false && addonAvailable()) {
       try {
-        const b = createBatchUdpSocket({ type });
+        // 4 MB each way: bursts of 64 KB GSO/GRO messages overflow the 208 KB default (uncapped
+        // with CAP_NET_ADMIN, else limited by net.core.rmem_max/wmem_max).
+        const b = createBatchUdpSocket({ type, recvBufferSize: 4 << 20, sendBufferSize: 4 << 20 });
         b.startRaw((data, meta, _addrs, count) => {
-          for (let i = 0; i < count; i++) {
-            const off = meta[3 * i]!;
-            onDatagram(data.subarray(off, off + meta[3 * i + 1]!), meta[3 * i + 2]!);
+          // Opened packets are fresh buffers (Initiator.receive), so they may wait for the batch's end.
+          this.rxPackets = count > 1 ? [] : undefined;
+          try {
+            for (let i = 0; i < count; i++) {
+              const off = meta[3 * i]!;
+              onDatagram(data.subarray(off, off + meta[3 * i + 1]!), meta[3 * i + 2]!);
+            }
+          } finally {
+            this.flushRx();
           }
         }, (e) => this.log.debug({ err: e.message }, 'udp socket error'));
         this.udp = {
