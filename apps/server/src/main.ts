@@ -13,6 +13,12 @@ import { buildSystem, createLogger } from './system.js';
 import { migrate, openDb } from '@pocketproxy/db';
 import { tunnelAvailability } from './preflight.js';
 
+// The tunnel child's V8 young generation: the packet path makes short-lived garbage at a high
+// rate, and with the default 16 MB semi-spaces the heap's reserve (not live data: ~26 MB live at
+// 1,000 devices) was most of the process's RSS. Flags given to `up` itself come later and win.
+// (A separately started `pocketproxy tunnel` gets the same from deploy/systemd.)
+export const TUNNEL_V8_FLAGS = ['--max-semi-space-size=2'];
+
 const HELP: Record<string, string> = {
   '': `pocketproxy — self-hosted mobile proxy relay
 
@@ -138,7 +144,7 @@ async function main() {
       let child: ChildProcess | null = null;
       let stopping = false;
       const spawnTunnel = () => {
-        child = fork(process.argv[1]!, ['tunnel'], { stdio: 'inherit', execArgv: process.execArgv, env: { ...process.env, POCKETPROXY_INTERNAL_TOKEN: sys.ctx.internalToken } });
+        child = fork(process.argv[1]!, ['tunnel'], { stdio: 'inherit', execArgv: [...TUNNEL_V8_FLAGS, ...process.execArgv], env: { ...process.env, POCKETPROXY_INTERNAL_TOKEN: sys.ctx.internalToken } });
         child.on('exit', (code, signal) => {
           if (stopping) return;
           if (code === 3) {

@@ -26,7 +26,9 @@ const SIM_DEVICES = Number(process.env.PP_BENCH_DEVICES ?? 1000);
 // stops them gracefully at the end so the profiles are written.
 const PHASES = process.env.BENCH_PHASES ? new Set(process.env.BENCH_PHASES.split(',').map((x) => x.trim())) : undefined;
 const CPU_PROF = process.env.BENCH_CPU_PROF;
-const profArgv = CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${CPU_PROF}`] : [];
+// BENCH_HEAP_SNAPSHOT=DIR: after the RSS figure, the tunnel process writes a heap snapshot into DIR.
+const HEAP_DIR = process.env.BENCH_HEAP_SNAPSHOT;
+const profArgv = [...(CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${CPU_PROF}`] : []), ...(HEAP_DIR ? ['--heapsnapshot-signal=SIGUSR2', `--diagnostic-dir=${HEAP_DIR}`] : [])];
 
 async function phase(name: string, fn: () => Promise<void>): Promise<void> {
   if (PHASES && !PHASES.has(name.replace('/s', ''))) return;
@@ -204,7 +206,11 @@ async function main(): Promise<void> {
       await new Promise((r) => setTimeout(r, 10_000)); // reports, firewall updates, keepalives settle
       const status = JSON.parse((await lab.exec('relay', 'curl', ['-s', '-H', `authorization: Bearer ${readFileSync(join(relay!.dataDir, 'internal.token'), 'utf8').trim()}`, 'http://127.0.0.1:8081/status'])).stdout || '{}');
       const rss1 = rss();
-      record(`tunnel RSS with ${n} simulated devices connected`, `${rss1.toFixed(0)} MB`, `before ${rss0.toFixed(0)} MB; goal <= 200 MB at 1,000; handshakes started at 100/s; ${n} of ${keys.length} up after ${upS.toFixed(0)} s (limit 150 s); relay status ${JSON.stringify(status).slice(0, 160)}`);
+      if (HEAP_DIR) {
+        if (tpid) process.kill(tpid, 'SIGUSR2');
+        await new Promise((r) => setTimeout(r, 15_000));
+      }
+      record(`tunnel RSS with ${n} simulated devices connected`, `${rss1.toFixed(0)} MB`, `before ${rss0.toFixed(0)} MB; goal <= 200 MB at 1,000; handshakes started at 100/s; ${n} of ${keys.length} up after ${upS.toFixed(0)} s (limit 150 s); tunnel memory MB ${JSON.stringify(status.memory_mb ?? {})}; devices connected ${status.devices_connected}, ports forwarded ${status.ports_forwarded}`);
       await sim.stop(500);
     });
   } finally {

@@ -1,6 +1,8 @@
 #include "tun_queue.h"
 
 #include <errno.h>
+
+#include <algorithm>
 #include <fcntl.h>
 #include <linux/if.h>
 #include <linux/if_tun.h>
@@ -116,8 +118,10 @@ Napi::Value TunQueue::Start(const Napi::CallbackInfo& info) {
     batch_ = batch;
     max_packet_ = max_packet;
     // new[] without () leaves memory untouched: only pages packets land in get faulted in.
-    // With offloads one read may become ~45 packets: room for a batch of 64 KB reads.
-    slab_cap_ = vnet_ ? static_cast<size_t>(batch) * 70000 + kMaxSegmentOutput : static_cast<size_t>(batch) * max_packet;
+    // With offloads one read may become ~45 packets.
+    // Capped at ~512 KB of packets per JS call (the batch is copied into one Buffer for JS).
+    slab_cap_ = vnet_ ? std::min<size_t>(static_cast<size_t>(batch) * 70000, 512 * 1024) + kMaxSegmentOutput
+                      : static_cast<size_t>(batch) * max_packet;
     offsets_cap_ = vnet_ ? batch * 64 + static_cast<uint32_t>(kMaxSegments) + 1 : batch + 1;
     slab_.reset(new uint8_t[slab_cap_]);
     Napi::Uint32Array offsets = Napi::Uint32Array::New(env, offsets_cap_);

@@ -95,6 +95,8 @@ export interface TunnelStatus {
   packets_from_tun: number;
   drops: Partial<Record<PathDrop, number>>;
   uptime_s: number;
+  /** process.memoryUsage() in MB: where the tunnel's RSS goes (V8 heap, Buffers, the rest). */
+  memory_mb: { rss: number; heap_used: number; heap_total: number; external: number; array_buffers: number };
 }
 
 export interface Tunnel {
@@ -537,10 +539,17 @@ export function createTunnel(deps: TunnelDeps): Tunnel {
       packets_from_tun: c.packetsFromTun,
       drops: { ...c.drops },
       uptime_s: Math.round((now() - startedAt) / 1000),
+      memory_mb: memoryMb(),
     };
   }
 
   return { start, ready, stop, tick, pollForwarding, reportUsage, refreshPeers, push, status, devices, addresses };
+}
+
+function memoryMb(): TunnelStatus['memory_mb'] {
+  const m = process.memoryUsage();
+  const mb = (n: number) => Math.round(n / 1048576);
+  return { rss: mb(m.rss), heap_used: mb(m.heapUsed), heap_total: mb(m.heapTotal), external: mb(m.external), array_buffers: mb(m.arrayBuffers) };
 }
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms).unref());
