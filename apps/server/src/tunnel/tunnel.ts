@@ -5,21 +5,29 @@
 //   devices <-UDP/TCP :1194-> [responder] <-> datapath <-> pp0 <-> nftables DNAT <-> customers
 //   API <-HTTP-> register / peers / vpn connected|disconnected / forwarding / usage
 //   API -> push server :8081 -> 0x05 command / 0x07 control frames -> device
+//
+// This file wires the parts together and owns start/stop, the timers (tick) and status();
+// peer-lifecycle.ts, registration.ts, firewall-sync.ts, messages.ts and usage-report.ts do the rest.
 import type { Logger } from 'pino';
-import { createResponder, encodeJsonMessage, MAX_JSON_MESSAGE_LEN, type JsonMessage, type TunnelTimers } from '@pocketproxy/protocol';
+import { createResponder, type JsonMessage, type TunnelTimers } from '@pocketproxy/protocol';
 import type { Firewall, OpenVpnState } from '@pocketproxy/netfw';
 import { tryNativeAead, type TunConfig, type TunDevice } from '@pocketproxy/tun';
-import type { InternalApi, DeviceForwarding } from './api-client.js';
-import { DeviceTable, type DeviceEntry } from './devices.js';
+import type { InternalApi } from './api-client.js';
+import { PendingCommands } from './commands.js';
+import { sleep, type TunnelLogs } from './context.js';
 import { createDataPath, type PathDrop } from './datapath.js';
-import { buildState, checkedPorts, connectionPorts, type BaseState } from './forwarding.js';
+import { DeviceTable, type DeviceEntry } from './devices.js';
+import { createFirewallSync } from './firewall-sync.js';
+import type { BaseState } from './forwarding.js';
 import { parseSubnet } from './ipv4.js';
 import { LogLimiter, TokenBuckets } from './limits.js';
-import { startPushServer, type PushHandler, type PushServer } from './push-server.js';
-import { describeEndpoint, listenTcp, sameEndpoint, type Endpoint, type TcpListener, type UdpPort } from './transport.js';
-import { UsageMeter } from './usage.js';
-import { PendingCommands } from './commands.js';
+import { createMessages } from './messages.js';
+import { createPeerLifecycle } from './peer-lifecycle.js';
 import { createPushRoutes } from './push-routes.js';
+import { startPushServer, type PushHandler, type PushServer } from './push-server.js';
+import { createRegistration } from './registration.js';
+import { describeEndpoint, listenTcp, sameEndpoint, type Endpoint, type TcpListener, type UdpPort } from './transport.js';
+import { createUsageReport } from './usage-report.js';
 
 export interface TunnelSettings {
   readonly relayName: string;
@@ -122,27 +130,25 @@ export function createTunnel(deps: TunnelDeps): Tunnel {
   const subnet = parseSubnet(s.deviceSubnet);
   const base: BaseState = { tunnelInterface: s.tunnelInterface, deviceSubnet: subnet.cidr, tunnelAddress: subnet.relayAddress, mssClamp: 'pmtu', ...(s.openvpn ? { openvpn: s.openvpn } : {}) };
   const devices = new DeviceTable(subnet);
-  const usage = new UsageMeter();
   const commands = new PendingCommands(iv.repushMs);
   const logLimit = new LogLimiter(10_000);
   const startedAt = now();
-  let relayId: string | undefined;
   let stopped = false;
+  const isStopped = () => stopped;
   let udp: UdpPort | undefined;
   let tcp: TcpListener | undefined;
   let pushServer: PushServer | undefined;
   const timers: NodeJS.Timeout[] = [];
   const addresses = { udp: 0, tcp: 0, push: 0 };
-  let lastPeersFetch = -Infinity;
-  let peersInFlight: Promise<void> | undefined;
-  /** Ports whose usage is owed: connection ports of forwarded devices, and ones removed since the last report. */
-  const owedPorts = new Set<number>();
 
   const devLog = (e: DeviceEntry | string) => log.child({ deviceId: typeof e === 'string' ? e : e.id });
+  const logs: TunnelLogs = { now, log, devLog, logLimit };
 
   const protocolTimers = { ...RELAY_PROTOCOL_TIMERS, ...deps.protocolTimers };
   // Transport AEAD: the addon's OpenSSL path (~5x less CPU per packet) when it loads, else node:crypto; same bytes.
   const aead = tryNativeAead();
+  // The responder's and the data path's callbacks reach parts built below them (peers, messages,
+  // registration); none of them fires before start().
   const responder = createResponder<Endpoint>({
     aead,
     privateKey: deps.relayKey.privateKey,
@@ -150,8 +156,8 @@ export function createTunnel(deps: TunnelDeps): Tunnel {
     timers: protocolTimers,
     sameEndpoint,
     onEvent: (ev) => {
-      if (ev.type === 'peer_up') onPeerUp(ev.deviceId, ev.endpoint);
-      else if (ev.type === 'peer_down') onPeerDown(ev.deviceId, ev.reason, ev.silentMs);
+      if (ev.type === 'peer_up') peers.onPeerUp(ev.deviceId, ev.endpoint);
+      else if (ev.type === 'peer_down') peers.onPeerDown(ev.deviceId, ev.reason, ev.silentMs);
       else if (ev.type === 'endpoint_changed') {
         const e = devices.byId.get(ev.deviceId);
         if (e) e.endpoint = ev.to;
@@ -169,9 +175,9 @@ export function createTunnel(deps: TunnelDeps): Tunnel {
     udp: () => udp,
     now,
     initiations: new TokenBuckets(deps.initiationRate?.perSec ?? 50, deps.initiationRate?.burst ?? 500),
-    onMessage,
+    onMessage: (deviceId, m) => messages.onMessage(deviceId, m),
     onDrop(reason, deviceId, from) {
-      if (reason === 'unknown_peer') void requestPeers('unknown key');
+      if (reason === 'unknown_peer') void registration.requestPeers('unknown key');
       const suppressed = logLimit.allow(`drop:${reason}`, now());
       if (suppressed === undefined) return;
       const level = reason === 'spoofed' || reason === 'rate_limited' || reason === 'tun_full' ? 'warn' : 'debug';
@@ -179,279 +185,30 @@ export function createTunnel(deps: TunnelDeps): Tunnel {
     },
   });
 
-  // ---- device lifecycle ---------------------------------------------------------------------
-
-  function onPeerUp(id: string, endpoint: Endpoint): void {
-    const e = devices.byId.get(id);
-    if (!e) return;
-    e.up = true;
-    e.gen++;
-    e.endpoint = endpoint;
-    e.reported = false;
-    e.reporting = false;
-    e.reportFailures = 0;
-    e.nextReportAt = 0;
-    devLog(e).info({ endpoint: describeEndpoint(endpoint), vpnIp: e.vpnIp }, 'device connected');
-    sendConfig(e);
-    reportConnected(e);
-  }
-
-  function onPeerDown(id: string, reason: string, silentMs: number): void {
-    const e = devices.byId.get(id);
-    if (!e) return;
-    e.up = false;
-    e.gen++;
-    e.reported = false;
-    e.reporting = false;
-    for (const p of e.forwarding ? connectionPorts(e.forwarding) : []) owedPorts.add(p);
-    e.forwarding = undefined;
-    e.ports = [];
-    e.endpoint = undefined;
-    commands.forgetDevice(id);
-    devLog(e).info({ reason, silentMs }, 'device disconnected');
-    void syncFirewall();
-    e.chain = e.chain.then(() => reportDisconnected(id, reason));
-  }
-
-  async function reportDisconnected(id: string, reason: string): Promise<void> {
-    for (let attempt = 1; attempt <= 3 && !stopped; attempt++) {
-      try {
-        await deps.api.disconnected({ device_id: id, reason });
-        return;
-      } catch (err) {
-        devLog(id).warn({ err: String(err), attempt }, 'vpn/disconnected failed');
-        await sleep(500 * attempt);
-      }
-    }
-  }
-
-  function reportConnected(e: DeviceEntry): void {
-    if (!relayId || e.reporting) return;
-    e.reporting = true;
-    const gen = e.gen;
-    const rid = relayId;
-    e.chain = e.chain.then(async () => {
-      if (e.gen !== gen || !e.up || stopped) return;
-      try {
-        const ans = await deps.api.connected({ device_id: e.id, vpn_ip: e.vpnIp, relay_id: rid, endpoint: e.endpoint ? describeEndpoint(e.endpoint).slice(0, 80) : '' });
-        // Went down (or down and up) meanwhile: this answer is stale; the newer period reports itself.
-        if (e.gen !== gen || !e.up) return;
-        if (ans.vpn_ip !== e.vpnIp) {
-          const ok = devices.readdress(e, ans.vpn_ip);
-          devLog(e).warn({ peers: e.vpnIp, api: ans.vpn_ip, followed: ok }, 'API answered another vpn_ip than the peer list');
-          if (ok) sendConfig(e);
-        }
-        e.reported = true;
-        e.reportFailures = 0;
-        setForwarding(e, ans);
-        sendCredentials(e, ans.credentials);
-        devLog(e).info({ basePort: ans.base_port, connections: ans.connections.length, ports: e.ports.length }, 'device ports forwarded');
-        await syncFirewall();
-      } catch (err) {
-        e.reportFailures++;
-        e.nextReportAt = now() + Math.min(iv.retryMaxMs, 500 * 2 ** Math.min(e.reportFailures, 10));
-        devLog(e).warn({ err: String(err), failures: e.reportFailures }, 'vpn/connected failed; will retry');
-      } finally {
-        if (e.gen === gen) e.reporting = false;
-      }
-    });
-  }
-
-  function setForwarding(e: DeviceEntry, f: DeviceForwarding): boolean {
-    const before = JSON.stringify(e.forwarding ?? null);
-    if (before === JSON.stringify(f) && e.ports.length > 0) return false;
-    for (const p of e.forwarding ? connectionPorts(e.forwarding) : []) owedPorts.add(p);
-    const { ports, rejected } = checkedPorts(base, e.id, { ...f, vpn_ip: e.vpnIp });
-    for (const r of rejected) devLog(e).warn({ port: r.port, reason: r.reason }, 'port not forwarded');
-    e.forwarding = f;
-    e.ports = ports;
-    return true;
-  }
-
-  // Many devices connect at once after a relay restart: building the whole desired state is O(ports), so
-  // doing it once per device is quadratic. Calls within 25 ms share one build and one nft transaction.
-  let syncQueued: Promise<void> | null = null;
-  function syncFirewall(): Promise<void> {
-    syncQueued ??= new Promise<void>((resolve) => {
-      setTimeout(() => {
-        syncQueued = null;
-        void syncFirewallNow().finally(resolve);
-      }, 25);
-    });
-    return syncQueued;
-  }
-
-  async function syncFirewallNow(): Promise<void> {
-    const perDevice = new Map<string, DeviceEntry['ports']>();
-    for (const e of devices.byId.values()) if (e.up && e.reported && e.ports.length) perDevice.set(e.id, e.ports);
-    const { state, conflicts } = buildState(base, perDevice);
-    for (const c of conflicts) if (logLimit.allow(`conflict:${c.port}`, now()) !== undefined) devLog(c.deviceId).warn({ port: c.port, reason: c.reason }, 'port not forwarded');
-    try {
-      const r = await deps.firewall.apply(state);
-      if (r.kind === 'full') usage.reset();
-    } catch (err) {
-      log.error({ err: String(err), ports: state.ports.length }, 'firewall apply failed; retried at the next forwarding poll');
-    }
-  }
-
-  function sendTo(deviceId: string, message: JsonMessage): boolean {
-    let ob;
-    try {
-      ob = responder.sendMessage(deviceId, message, now());
-    } catch (err) {
-      devLog(deviceId).warn({ err: String(err) }, 'message not sent');
-      return false;
-    }
-    if (!ob) return false;
-    path.send([ob]);
-    return true;
-  }
-
-  function sendConfig(e: DeviceEntry): void {
-    sendTo(e.id, { kind: 'control', control: { type: 'config', payload: { address: `${e.vpnIp}/${subnet.prefix}`, gateway: subnet.relayAddress, mtu: s.tunnelMtu } } });
-  }
-
-  /** Credential sync hint: the list when it fits one message, else ask the device to fetch it. */
-  function sendCredentials(e: DeviceEntry, items: readonly unknown[]): void {
-    const full: JsonMessage = { kind: 'control', control: { type: 'credentials', payload: { items } } };
-    let fits = false;
-    try {
-      fits = encodeJsonMessage(full).length <= MAX_JSON_MESSAGE_LEN;
-    } catch {
-      fits = false;
-    }
-    sendTo(e.id, fits ? full : { kind: 'control', control: { type: 'credentials', payload: { refetch: true } } });
-  }
-
-  function onMessage(deviceId: string, m: JsonMessage): void {
-    const l = devLog(deviceId);
-    if (m.kind === 'ack') {
-      const settled = commands.acked(m.ack.id, deviceId);
-      l.info({ commandId: m.ack.id, status: m.ack.status, settled, error: m.ack.error }, 'command ack');
-    } else if (m.kind === 'control') {
-      if (logLimit.allow(`ctl:${deviceId}`, now()) !== undefined) l.debug({ type: m.control.type }, 'control message from device');
-    } else if (logLimit.allow(`cmd:${deviceId}`, now()) !== undefined) {
-      l.warn({ commandId: m.command.id }, 'device sent a command frame; ignored');
-    }
-  }
-
-  function push(deviceId: string, message: JsonMessage): boolean {
-    const ok = sendTo(deviceId, message);
-    if (ok && message.kind === 'command') commands.sent(message.command.id, deviceId, message, now());
-    return ok;
-  }
-
-  // ---- API sync -----------------------------------------------------------------------------
-
-  async function register(): Promise<void> {
-    for (let attempt = 1; !stopped; attempt++) {
-      try {
-        const r = await deps.api.register({ name: s.relayName, host: s.publicHost, tunnel_port: s.tunnelPort, push_url: s.pushUrl, public_key: deps.relayKey.publicKey.toString('base64') });
-        relayId = r.relay_id;
-        log.info({ relayId, attempt }, 'relay registered');
-        return;
-      } catch (err) {
-        const wait = Math.min(iv.retryMaxMs, 250 * 2 ** Math.min(attempt, 10));
-        if (attempt === 1 || logLimit.allow('register', now()) !== undefined) log.warn({ err: String(err), attempt, retryMs: wait }, 'relay registration failed; retrying');
-        await sleep(wait);
-      }
-    }
-  }
-
-  function requestPeers(why: string): Promise<void> {
-    if (peersInFlight) return peersInFlight;
-    if (now() - lastPeersFetch < iv.peersMinGapMs) return Promise.resolve();
-    log.debug({ why }, 'refreshing peer list');
-    return refreshPeers();
-  }
-
-  function refreshPeers(): Promise<void> {
-    if (!relayId) return Promise.resolve();
-    if (peersInFlight) return peersInFlight;
-    lastPeersFetch = now();
-    const rid = relayId;
-    peersInFlight = (async () => {
-      try {
-        const peers = await deps.api.peers(rid);
-        // Sessions of devices that left the list or got a new key go first (peer_down is reported).
-        for (const id of devices.diff(peers)) responder.removePeer(id, now());
-        for (const sk of devices.replace(peers)) if (logLimit.allow(`skip:${sk.deviceId}`, now()) !== undefined) devLog(sk.deviceId).warn({ reason: sk.reason }, 'device left out of the tunnel');
-        log.debug({ peers: peers.length }, 'peer list loaded');
-      } catch (err) {
-        if (logLimit.allow('peers', now()) !== undefined) log.warn({ err: String(err) }, 'peer list fetch failed');
-        throw err;
-      } finally {
-        peersInFlight = undefined;
-      }
-    })();
-    return peersInFlight;
-  }
-
-  let polling = false;
-  async function pollForwarding(): Promise<void> {
-    if (polling || !relayId) return;
-    polling = true;
-    try {
-      const ids = devices.connected().filter((e) => e.reported).map((e) => e.id);
-      if (ids.length > 0) {
-        const got = await deps.api.forwarding(ids);
-        for (const id of ids) {
-          const e = devices.byId.get(id);
-          if (!e || !e.up || !e.reported) continue;
-          const f = got.get(id);
-          if (f) {
-            if (setForwarding(e, f)) {
-              devLog(e).info({ ports: e.ports.length }, 'device forwarding changed');
-              // A connection was added, removed or re-enabled: the device needs its verifiers now,
-              // not at its next heartbeat (up to 30 s later), or the new port answers 407.
-              sendTo(e.id, { kind: 'control', control: { type: 'credentials', payload: { refetch: true } } });
-            }
-          } else if (e.ports.length) {
-            // Deleted upstream: stop forwarding; the next peer refresh ends its session.
-            for (const p of e.forwarding ? connectionPorts(e.forwarding) : []) owedPorts.add(p);
-            e.forwarding = undefined;
-            e.ports = [];
-            devLog(e).info('device no longer known to the API; ports removed');
-          }
-        }
-      }
-      await syncFirewall();
-    } catch (err) {
-      if (logLimit.allow('forwarding', now()) !== undefined) log.warn({ err: String(err) }, 'forwarding poll failed');
-    } finally {
-      polling = false;
-    }
-  }
-
-  let reporting = false;
-  async function reportUsage(): Promise<void> {
-    if (reporting) return;
-    reporting = true;
-    try {
-      const ports = new Set(owedPorts);
-      for (const e of devices.byId.values()) if (e.reported && e.forwarding) for (const p of connectionPorts(e.forwarding)) ports.add(p);
-      if (ports.size === 0) return;
-      const counters = await deps.firewall.readCounters();
-      const { samples, commit } = usage.deltas(counters, ports);
-      if (samples.length > 0) await deps.api.usage(samples);
-      commit();
-      owedPorts.clear();
-    } catch (err) {
-      if (logLimit.allow('usage', now()) !== undefined) log.warn({ err: String(err) }, 'usage report failed; carried into the next one');
-    } finally {
-      reporting = false;
-    }
-  }
+  const messages = createMessages({ ...logs, responder, path, commands, subnet, tunnelMtu: s.tunnelMtu, isUp: (id) => devices.byId.get(id)?.up === true });
+  const registration = createRegistration({
+    ...logs,
+    api: deps.api,
+    relay: { name: s.relayName, host: s.publicHost, tunnel_port: s.tunnelPort, push_url: s.pushUrl, public_key: deps.relayKey.publicKey.toString('base64') },
+    devices,
+    responder,
+    intervals: iv,
+    isStopped,
+  });
+  const usage = createUsageReport({ ...logs, devices, firewall: deps.firewall, api: deps.api });
+  const forwarding = createFirewallSync({ ...logs, base, devices, firewall: deps.firewall, api: deps.api, usage, sendTo: messages.sendTo, isRegistered: () => registration.relayId() !== undefined });
+  const peers = createPeerLifecycle({ ...logs, devices, api: deps.api, messages, forwarding, commands, relayId: registration.relayId, retryMaxMs: iv.retryMaxMs, isStopped });
+  const { push } = messages;
+  const { pollForwarding } = forwarding;
+  const { reportUsage } = usage;
+  const { refreshPeers } = registration;
 
   function tick(): void {
     const t = now();
     const out = responder.tick(t);
     if (out.length) path.send(out);
-    for (const e of devices.byId.values()) if (e.up && !e.reported && !e.reporting && t >= e.nextReportAt) reportConnected(e);
-    for (const c of commands.due(t, (id) => devices.byId.get(id)?.up === true)) {
-      sendTo(c.deviceId, c.message);
-      devLog(c.deviceId).info({ commandId: c.id }, 'command re-pushed (no ack yet)');
-    }
+    peers.reportDue(t);
+    messages.repushDue(t);
   }
 
   // ---- lifecycle ----------------------------------------------------------------------------
@@ -498,7 +255,7 @@ export function createTunnel(deps: TunnelDeps): Tunnel {
       every(iv.peersMs, () => refreshPeers().catch(() => {}));
     }
     void (async () => {
-      await register();
+      await registration.register();
       while (!stopped && !devices.ready) {
         await refreshPeers().catch(() => sleep(Math.min(iv.retryMaxMs, 1000)));
       }
@@ -526,7 +283,7 @@ export function createTunnel(deps: TunnelDeps): Tunnel {
     const c = path.counters;
     const connected = devices.connected();
     return {
-      relay_id: relayId ?? null,
+      relay_id: registration.relayId() ?? null,
       devices_known: devices.byId.size,
       devices_connected: connected.length,
       devices_forwarded: connected.filter((e) => e.reported).length,
@@ -552,4 +309,3 @@ function memoryMb(): TunnelStatus['memory_mb'] {
   return { rss: mb(m.rss), heap_used: mb(m.heapUsed), heap_total: mb(m.heapTotal), external: mb(m.external), array_buffers: mb(m.arrayBuffers) };
 }
 
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms).unref());
