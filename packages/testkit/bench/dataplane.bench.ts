@@ -28,7 +28,12 @@ const PHASES = process.env.BENCH_PHASES ? new Set(process.env.BENCH_PHASES.split
 const CPU_PROF = process.env.BENCH_CPU_PROF;
 // BENCH_HEAP_SNAPSHOT=DIR: after the RSS figure, the tunnel process writes a heap snapshot into DIR.
 const HEAP_DIR = process.env.BENCH_HEAP_SNAPSHOT;
-const profArgv = [...(CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${CPU_PROF}`] : []), ...(HEAP_DIR ? ['--heapsnapshot-signal=SIGUSR2', `--diagnostic-dir=${HEAP_DIR}`] : [])];
+// BENCH_PERF_MAP=1: relay and agent write /tmp/perf-<pid>.map so `perf report` names JS frames.
+const profArgv = [
+  ...(CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${CPU_PROF}`] : []),
+  ...(HEAP_DIR ? ['--heapsnapshot-signal=SIGUSR2', `--diagnostic-dir=${HEAP_DIR}`] : []),
+  ...(process.env.BENCH_PERF_MAP ? ['--perf-basic-prof'] : []),
+];
 
 async function phase(name: string, fn: () => Promise<void>): Promise<void> {
   if (PHASES && !PHASES.has(name.replace('/s', ''))) return;
