@@ -29,6 +29,7 @@ const Schema = z.object({
   POCKETPROXY_TPROXY_PORT: port.default(12345),
   POCKETPROXY_DEVICE_SUBNET: z.string().regex(/^\d+\.\d+\.\d+\.\d+\/(1[6-9]|2[0-9]|30)$/, 'must be an IPv4 CIDR from /16 to /30').default('192.168.255.0/24'),
   POCKETPROXY_TUNNEL_MTU: z.coerce.number().int().min(576).max(9000).default(1380),
+  POCKETPROXY_OFFLOAD: bool.default(true).describe('TUN TSO/GRO and UDP GSO/GRO in the tunnel (off: one packet per system call)'),
   POCKETPROXY_DEVICE_PORTS: z.string().regex(/^\d+-\d+$/).default('30000-39999'),
   POCKETPROXY_CONNECTION_PORTS: z.string().regex(/^\d+-\d+$/).default('40000-49999'),
   POCKETPROXY_STALE_AFTER_S: z.coerce.number().int().min(5).max(3600).default(60),
@@ -74,6 +75,8 @@ export interface Config {
   readonly tproxyPort: number;
   readonly deviceSubnet: string;
   readonly tunnelMtu: number;
+  /** TUN and UDP offloads in the tunnel process (packages/tun). */
+  readonly offload: boolean;
   readonly devicePorts: PortRange;
   readonly connectionPorts: PortRange;
   readonly staleAfterS: number;
@@ -161,6 +164,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     tproxyPort: c.POCKETPROXY_TPROXY_PORT,
     deviceSubnet: c.POCKETPROXY_DEVICE_SUBNET,
     tunnelMtu: c.POCKETPROXY_TUNNEL_MTU,
+    offload: c.POCKETPROXY_OFFLOAD,
     devicePorts,
     connectionPorts,
     staleAfterS: c.POCKETPROXY_STALE_AFTER_S,

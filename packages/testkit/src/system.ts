@@ -128,6 +128,8 @@ export async function startRelay(lab: Lab, opts: RelayOptions = {}): Promise<Lab
     POCKETPROXY_ADMIN_EMAIL: ADMIN_EMAIL,
     POCKETPROXY_ADMIN_PASSWORD: ADMIN_PASSWORD,
     POCKETPROXY_LOG_LEVEL: 'info',
+    // The offload escape hatch (packages/tun) passes through, for A/B runs.
+    ...(process.env.POCKETPROXY_OFFLOAD !== undefined ? { POCKETPROXY_OFFLOAD: process.env.POCKETPROXY_OFFLOAD } : {}),
     ...opts.env,
   };
   const proc = lab.spawn('relay', process.execPath, [...(opts.execArgv ?? []), SERVER_BIN, 'up'], { env, cwd: REPO_ROOT, echo: opts.echo ? (l) => console.error(l) : undefined });
@@ -192,7 +194,7 @@ export async function startAgent(lab: Lab, relay: LabRelay, n: number, opts: Age
   const stateDir = tempDir(`pp-agent${n}-`);
   const code = await relay.api.ok<{ code: string }>('POST', '/api/pairing-codes', {});
   const server = `http://${lab.relay.ip}:${relay.apiPort}`;
-  const env = { PATH: process.env.PATH, HOME: process.env.HOME };
+  const env = { PATH: process.env.PATH, HOME: process.env.HOME, ...(process.env.POCKETPROXY_OFFLOAD !== undefined ? { POCKETPROXY_OFFLOAD: process.env.POCKETPROXY_OFFLOAD } : {}) };
   const pair = await lab.exec(`dev${n}`, process.execPath, [AGENT_BIN, 'pair', '--server', server, '--code', code.code, '--state-dir', stateDir, '--name', opts.name ?? `lab-dev${n}`], { env, cwd: REPO_ROOT, timeoutMs: 30_000 });
   if (pair.code !== 0) throw new Error(`agent pair (dev${n}) failed: ${pair.stderr}${pair.stdout}`);
   const state = JSON.parse(readFileSync(join(stateDir, 'state.json'), 'utf8'));

@@ -24,18 +24,24 @@ export interface OpenTunOptions {
    * 64 KB TCP super-packets (the addon cuts them into wire-sized packets before the batch reaches
    * JS) and writeBatch glues consecutive segments of a TCP flow into one write, so a bulk transfer
    * costs the kernel one skb per ~45 packets. Callers see plain IP packets either way.
+   * Default: on, unless the environment has POCKETPROXY_OFFLOAD=0.
    */
   offload?: boolean;
 }
 
 const IFNAME = /^[A-Za-z0-9_.%-]{1,15}$/;
 
+/** Offloads are on unless POCKETPROXY_OFFLOAD=0 (an escape hatch for kernels or paths that misbehave, and for A/B measurements). */
+export function offloadDefault(): boolean {
+  return process.env.POCKETPROXY_OFFLOAD !== '0';
+}
+
 export function openTun(opts: OpenTunOptions): TunDevice {
   if (!IFNAME.test(opts.name)) throw fail('PP_ERR_TUN_INVALID_CONFIG', { field: 'name', reason: `"${opts.name}" is not a 1-15 character interface name` });
   const addon = loadAddon();
   let q: NativeTunQueue;
   try {
-    q = new addon.TunQueue(opts.name, opts.multiQueue ?? false, false, opts.offload ?? true);
+    q = new addon.TunQueue(opts.name, opts.multiQueue ?? false, false, opts.offload ?? offloadDefault());
   } catch (e) {
     const code = (e as NativeSystemError).code;
     const hint = code === 'EPERM' ? ' (needs CAP_NET_ADMIN)' : code === 'EINVAL' && opts.multiQueue ? ' (queue flags differ from the existing device?)' : '';

@@ -4,6 +4,7 @@
 import { isIP } from 'node:net';
 import { loadAddon, type NativeSystemError, type NativeUdpBatch, type NativeUdpStats } from './native.js';
 import { fail, reasonOf } from './errors.js';
+import { offloadDefault } from './tun.js';
 
 export interface Datagram {
   data: Buffer;
@@ -37,6 +38,7 @@ export interface BatchUdpOptions {
    * UDP_SEGMENT message (one skb through the stack and any veth/NAT hops, cut at the end), and
    * merged datagrams received with UDP_GRO are split again before the handler sees them. Falls
    * back to one datagram per message where the kernel or the route refuses (stats().gso).
+   * Default: on, unless the environment has POCKETPROXY_OFFLOAD=0.
    */
   offload?: boolean;
 }
@@ -69,7 +71,7 @@ export class BatchUdpSocket {
         ipv6Only: opts.ipv6Only,
         recvBufferSize: opts.recvBufferSize,
         sendBufferSize: opts.sendBufferSize,
-        offload: opts.offload ?? true,
+        offload: opts.offload ?? offloadDefault(),
       });
     } catch (e) {
       if ((e as NativeSystemError).syscall === undefined && !(e instanceof TypeError)) throw e;

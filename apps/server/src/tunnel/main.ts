@@ -22,10 +22,10 @@ export async function runTunnel(config: Config): Promise<() => Promise<void>> {
   const key = loadOrCreateRelayKey(relayKeyPath(config));
   if (key.created) logger.info({ path: relayKeyPath(config) }, 'relay key created');
   if (!addonAvailable()) throw new Error('pocketproxy tunnel: the TUN addon is not built (run npm run build -w @pocketproxy/tun)');
-  const tun = openTun({ name: config.tunnelInterface, maxPacket: Math.max(config.tunnelMtu, 2048) });
+  const tun = openTun({ name: config.tunnelInterface, maxPacket: Math.max(config.tunnelMtu, 2048), offload: config.offload });
   const openUdp = async (host: string, port: number): Promise<UdpPort> => {
     try {
-      return createBatchUdpSocket({ type: 'udp4', address: host, port, recvBufferSize: 8 << 20, sendBufferSize: 8 << 20, maxDatagram: 65535 });
+      return createBatchUdpSocket({ type: 'udp4', address: host, port, recvBufferSize: 8 << 20, sendBufferSize: 8 << 20, maxDatagram: 65535, offload: config.offload });
     } catch (err) {
       logger.warn({ err: String(err) }, 'batched UDP socket unavailable; using node:dgram');
       return dgramUdpPort(host, port);
