@@ -328,8 +328,9 @@ uint32_t UdpBatch::SendMessages(uint32_t nmsgs, int* gso_failed) {
         // EIO: the route cannot checksum-offload (GSO off for this socket); EINVAL / EMSGSIZE: a
         // segment is larger than this peer's path MTU (unsegmented it is IP-fragmented instead; GSO
         // off for this peer). Either way the caller resends from here one datagram per message.
-        if (errno == EIO) gso_ = false;
-        else if (no_gso_peers_.size() < 4096) no_gso_peers_.push_back(snames_[mfirst_[i]]);
+        // (With the peer list full, the socket gives GSO up: the resend below must not try GSO again.)
+        if (errno == EIO || no_gso_peers_.size() >= 4096) gso_ = false;
+        else no_gso_peers_.push_back(snames_[mfirst_[i]]);
         *gso_failed = static_cast<int>(i);
         return sent;
       }
