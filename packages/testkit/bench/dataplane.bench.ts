@@ -183,7 +183,12 @@ async function main(): Promise<void> {
       record('new proxied connections/s, Node client (32 workers, 5 s, one request each)', `${via.perSec}/s`, `goal >= 2,000; failed ${via.failed}; direct (same client) ${direct.perSec}/s`);
       const px = new URL(con.proxy_url);
       const auth = `Basic ${Buffer.from(`${decodeURIComponent(px.username)}:${decodeURIComponent(px.password)}`).toString('base64')}`;
+      const relayStatus = async () => JSON.parse((await lab.exec('relay', 'curl', ['-s', '-H', `authorization: Bearer ${readFileSync(join(relay!.dataDir, 'internal.token'), 'utf8').trim()}`, 'http://127.0.0.1:8081/status'])).stdout || '{}');
+      const st0 = await relayStatus();
       const viaW = await wrkRun(lab, `http://${px.host}/`, ['http://echo.test/ip', 'echo.test', auth], ['dev1', 'inet']);
+      const st1 = await relayStatus();
+      const perReq = (k: string) => ((st1[k] - st0[k]) / Math.max(1, viaW.requests)).toFixed(1);
+      record('tunnel frames per proxied request (wrk run, relay counters)', `${perReq('frames_in')} in · ${perReq('frames_out')} out`, 'device -> relay · relay -> device');
       const directW = await wrkRun(lab, 'http://echo.test/', ['/ip', 'echo.test'], ['inet']);
       const opens = (w: WrkResult) => Object.entries(w.passiveOpens).map(([ns, n]) => `${ns} ${n}`).join(', ');
       record('new proxied connections/s, wrk (1 thread, 32 connections, 5 s, Connection: close)', `${viaW.perSec.toFixed(0)}/s`,
