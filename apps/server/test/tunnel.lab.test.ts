@@ -51,6 +51,9 @@ test('device tunnel through the real kernel: DNAT -> pp0 -> device; push; roamin
     await device.waitForLine(/message .*"cmd_1"/, 5_000);
     const status = JSON.parse((await lab.exec('relay', 'curl', ['-s', '-H', 'authorization: Bearer test-internal-token-0123456789abcdef', 'http://127.0.0.1:8081/status'])).stdout);
     assert.equal(status.devices_connected, 1);
+    // The real kernel accepted the offloads on pp0 and the tunnel socket (packages/tun).
+    assert.deepEqual(status.offload, { tun: { vnet_hdr: true, tso: true }, udp: { gso: true, gro: true } });
+    assert.ok(status.memory_mb.rss > 0 && status.memory_mb.heap_used > 0);
 
     // The carrier changes the device's public address: the session roams without a handshake.
     const rot = await lab.rotateCarrierAddress(1);

@@ -73,6 +73,7 @@ test('UDP: handshake -> vpn/connected -> ports -> packets both ways; spoofed sou
     await sleep(50);
     assert.deepEqual(h.tun.written.map((p) => parseIPv4Udp(p)!.payload.toString()), ['from-device', 'after']);
     assert.equal(h.tunnel.status().drops.spoofed, 1);
+    assert.equal(h.tunnel.status().offload.tun, null, 'FakeTun has no offloads');
     // a packet for an address with no device is dropped, not sent anywhere
     h.tun.inject(udpPacket('203.0.113.9', '192.168.255.99'));
     assert.equal(h.tunnel.status().drops.no_device, 1);

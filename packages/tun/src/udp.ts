@@ -130,6 +130,12 @@ export class BatchUdpSocket {
     return this.#sock.stats();
   }
 
+  /** Whether UDP GSO (send) and GRO (receive) are in effect on this socket right now. */
+  offload(): { gso: boolean; gro: boolean } {
+    const s = this.#sock.stats();
+    return { gso: s.gso, gro: s.gro };
+  }
+
   ref(): void {
     if (!this.#closed) this.#sock.ref();
   }

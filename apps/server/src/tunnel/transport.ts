@@ -39,6 +39,8 @@ export interface UdpPort {
   start(onDatagrams: (datagrams: Datagram[]) => void, onError?: (err: Error) => void): void;
   sendBatch(datagrams: readonly OutDatagram[]): number;
   address(): { address: string; port: number };
+  /** Native sockets: whether UDP GSO (send) and GRO (receive) are in effect. */
+  offload?(): { gso: boolean; gro: boolean };
   close(): void;
 }
 

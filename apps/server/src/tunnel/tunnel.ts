@@ -103,6 +103,8 @@ export interface TunnelStatus {
   packets_from_tun: number;
   drops: Partial<Record<PathDrop, number>>;
   uptime_s: number;
+  /** Offloads in effect (packages/tun): TUN vnet header/TSO, UDP GSO/GRO; null where not applicable. */
+  offload: { tun: { vnet_hdr: boolean; tso: boolean } | null; udp: { gso: boolean; gro: boolean } | null };
   /** process.memoryUsage() in MB: where the tunnel's RSS goes (V8 heap, Buffers, the rest). */
   memory_mb: { rss: number; heap_used: number; heap_total: number; external: number; array_buffers: number };
 }
@@ -243,7 +245,7 @@ export function createTunnel(deps: TunnelDeps): Tunnel {
     deps.tun.start((b) => path.onTunBatch(b), (err) => {
       if (logLimit.allow('tun-error', now()) !== undefined) log.error({ err: String(err) }, 'TUN read error');
     });
-    log.info({ udp: addresses.udp, tcp: addresses.tcp, push: addresses.push, tun: deps.tun.name, address: `${subnet.relayAddress}/${subnet.prefix}`, mtu: s.tunnelMtu, aead: aead?.name ?? 'node:crypto' }, 'tunnel listening');
+    log.info({ udp: addresses.udp, tcp: addresses.tcp, push: addresses.push, tun: deps.tun.name, address: `${subnet.relayAddress}/${subnet.prefix}`, mtu: s.tunnelMtu, aead: aead?.name ?? 'node:crypto', offload: { tun: deps.tun.offload ?? null, udp: udp?.offload?.() ?? null } }, 'tunnel listening');
     if (deps.autoTimers !== false) {
       const every = (ms: number, f: () => unknown) => {
         const t = setInterval(() => void f(), ms);
@@ -296,6 +298,10 @@ export function createTunnel(deps: TunnelDeps): Tunnel {
       packets_from_tun: c.packetsFromTun,
       drops: { ...c.drops },
       uptime_s: Math.round((now() - startedAt) / 1000),
+      offload: {
+        tun: deps.tun.offload ? { vnet_hdr: deps.tun.offload.vnetHdr, tso: deps.tun.offload.tso } : null,
+        udp: udp?.offload?.() ?? null,
+      },
       memory_mb: memoryMb(),
     };
   }
