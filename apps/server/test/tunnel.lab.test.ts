@@ -76,6 +76,9 @@ test('device tunnel through the real kernel: DNAT -> pp0 -> device; push; roamin
       assert.ok(mbps > 1);
     }
     const after = JSON.parse((await lab.exec('relay', 'curl', ['-s', '-H', 'authorization: Bearer test-internal-token-0123456789abcdef', 'http://127.0.0.1:8081/status'])).stdout);
+    // iperf3 both ways: pp0 handed us TSO super-packets and took glued GSO writes.
+    assert.ok(after.tun_stats.rx_gso > 0 && after.tun_stats.tx_gso > 0, JSON.stringify(after.tun_stats));
+    assert.ok(after.tun_stats.tx_writes < after.tun_stats.tx_packets, 'fewer TUN writes than packets');
     console.error(`tunnel.lab: status after iperf ${JSON.stringify(after)}`);
 
     await relay.stop(8_000);

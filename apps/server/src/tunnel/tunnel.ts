@@ -11,7 +11,7 @@
 import type { Logger } from 'pino';
 import { createResponder, type JsonMessage, type TunnelTimers } from '@pocketproxy/protocol';
 import type { Firewall, OpenVpnState } from '@pocketproxy/netfw';
-import { tryNativeAead, type TunConfig, type TunDevice } from '@pocketproxy/tun';
+import { tryNativeAead, type TunConfig, type TunDevice, type TunStats } from '@pocketproxy/tun';
 import type { InternalApi } from './api-client.js';
 import { PendingCommands } from './commands.js';
 import { sleep, type TunnelLogs } from './context.js';
@@ -105,6 +105,8 @@ export interface TunnelStatus {
   uptime_s: number;
   /** Offloads in effect (packages/tun): TUN vnet header/TSO, UDP GSO/GRO; null where not applicable. */
   offload: { tun: { vnet_hdr: boolean; tso: boolean } | null; udp: { gso: boolean; gro: boolean } | null };
+  /** The TUN queue's counters: packets vs write() calls shows how much GRO gluing saves; drops/errors. */
+  tun_stats: { rx_packets: number; tx_packets: number; tx_writes: number | null; rx_gso: number | null; tx_gso: number | null; tx_drops: number; tx_errors: number };
   /** process.memoryUsage() in MB: where the tunnel's RSS goes (V8 heap, Buffers, the rest). */
   memory_mb: { rss: number; heap_used: number; heap_total: number; external: number; array_buffers: number };
 }
@@ -302,11 +304,16 @@ export function createTunnel(deps: TunnelDeps): Tunnel {
         tun: deps.tun.offload ? { vnet_hdr: deps.tun.offload.vnetHdr, tso: deps.tun.offload.tso } : null,
         udp: udp?.offload?.() ?? null,
       },
+      tun_stats: tunStats(deps.tun.stats()),
       memory_mb: memoryMb(),
     };
   }
 
   return { start, ready, stop, tick, pollForwarding, reportUsage, refreshPeers, push, status, devices, addresses };
+}
+
+function tunStats(t: TunStats): TunnelStatus['tun_stats'] {
+  return { rx_packets: t.rxPackets, tx_packets: t.txPackets, tx_writes: t.txWrites ?? null, rx_gso: t.rxGso ?? null, tx_gso: t.txGso ?? null, tx_drops: t.txDrops, tx_errors: t.txErrors };
 }
 
 function memoryMb(): TunnelStatus['memory_mb'] {
