@@ -14,7 +14,7 @@ function client(relay: FakeRelay, extra: Partial<Parameters<typeof createTunnelC
   const got: Buffer[] = [];
   const c = createTunnelClient({
     relayHost: '127.0.0.1', relayPort: relay.port, relayPublicKey: relay.keys.publicKey, privateKey: relay.device.privateKey, psk: relay.psk,
-    probe: { src: '192.168.255.7', dst: '192.168.255.1' }, logger, tickMs: 50, onPacket: (p) => got.push(Buffer.from(p)), ...extra,
+    probe: { src: '192.168.255.7', dst: '192.168.255.1' }, logger, tickMs: 50, onPackets: (ps) => { for (const p of ps) got.push(Buffer.from(p)); }, ...extra,
   });
   closers.push(() => c.stop());
   return { c, got };
@@ -66,7 +66,7 @@ test('onPackets: echoed packets come back in order, batched per receive', async 
   const relay = await startFakeRelay();
   closers.push(() => relay.close());
   const batches: Buffer[][] = [];
-  const { c } = client(relay, { onPacket: undefined, onPackets: (ps) => batches.push(ps.map((p) => Buffer.from(p))) });
+  const { c } = client(relay, { onPackets: (ps) => batches.push(ps.map((p) => Buffer.from(p))) });
   await c.start();
   await waitFor(() => c.established, 3000);
   const pkts = Array.from({ length: 40 }, (_, i) => icmpEcho('192.168.255.7', '203.0.113.10', 200, i));

@@ -17,7 +17,7 @@ import { tunnelAvailability } from './preflight.js';
 // rate, and with the default 16 MB semi-spaces the heap's reserve (not live data: ~26 MB live at
 // 1,000 devices) was most of the process's RSS. Flags given to `up` itself come later and win.
 // (A separately started `pocketproxy tunnel` gets the same from deploy/systemd.)
-export const TUNNEL_V8_FLAGS = ['--max-semi-space-size=2'];
+const TUNNEL_V8_FLAGS = ['--max-semi-space-size=2'];
 
 const HELP: Record<string, string> = {
   '': `pocketproxy — self-hosted mobile proxy relay

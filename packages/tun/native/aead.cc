@@ -82,8 +82,9 @@ size_t SizeArg(const Napi::CallbackInfo& info, size_t i, const char* what) {
 }
 
 // In place (same start) or disjoint: OpenSSL does not allow partial overlap.
-bool OverlapOk(const uint8_t* a, const uint8_t* b, size_t n) {
-  return a == b || a + n <= b || b + n <= a;
+// Reading src[0, srcLen) while writing dst[0, dstLen): in place (same start) or not at all.
+bool OverlapOk(const uint8_t* src, size_t src_len, const uint8_t* dst, size_t dst_len) {
+  return src == dst || src + src_len <= dst || dst + dst_len <= src;
 }
 
 inline void Nonce(uint64_t counter, uint8_t nonce[12]) {
@@ -168,7 +169,7 @@ Napi::Value Aead::Seal(const Napi::CallbackInfo& info) {
   if (src.len > kMaxLen) throw Napi::RangeError::New(env, "src too large");
   if (off > dst.len || dst.len - off < src.len + kTagLen) throw Napi::RangeError::New(env, "dst too small for src.length + 16 bytes at dstOffset");
   uint8_t* out = dst.data + off;
-  if (src.data != out && !(src.data + src.len <= out || out + src.len + kTagLen <= src.data)) throw Napi::RangeError::New(env, "src and dst overlap partially");
+  if (!OverlapOk(src.data, src.len, out, src.len + kTagLen)) throw Napi::RangeError::New(env, "src and dst overlap partially");
   if (!SealOne(counter, src.data, src.len, out)) throw Napi::Error::New(env, "OpenSSL: seal failed");
   return Napi::Number::New(env, static_cast<double>(src.len + kTagLen));
 }
@@ -186,7 +187,7 @@ Napi::Value Aead::Open(const Napi::CallbackInfo& info) {
   const size_t len = src.len - kTagLen;
   if (off > dst.len || dst.len - off < len) throw Napi::RangeError::New(env, "dst too small for sealed.length - 16 bytes at dstOffset");
   uint8_t* out = dst.data + off;
-  if (!OverlapOk(src.data, out, len)) throw Napi::RangeError::New(env, "sealed and dst overlap partially");
+  if (!OverlapOk(src.data, len, out, len)) throw Napi::RangeError::New(env, "sealed and dst overlap partially");
   return Napi::Number::New(env, OpenOne(counter, src.data, src.len, out) ? static_cast<double>(len) : -1);
 }
 

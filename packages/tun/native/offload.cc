@@ -31,11 +31,16 @@ inline void StoreCsum(uint8_t* p, uint16_t c) { memcpy(p, &c, 2); }
 // Sum of the TCP/UDP pseudo-header for `l4_len` bytes of protocol `proto`.
 uint32_t PseudoSum(const uint8_t* ip, bool v6, uint8_t proto, size_t l4_len) {
   uint32_t s = v6 ? CsumPartial(ip + 8, 32, 0) : CsumPartial(ip + 12, 8, 0);
-  uint64_t t = static_cast<uint64_t>(s) + NetWord(proto) + NetWord(static_cast<uint16_t>(l4_len)) +
-               (l4_len > 0xffff ? NetWord(static_cast<uint16_t>(l4_len >> 16)) : 0);
+  // l4_len <= 65535 here (one IP packet), so its upper 16 bits add nothing.
+  uint64_t t = static_cast<uint64_t>(s) + NetWord(proto) + NetWord(static_cast<uint16_t>(l4_len));
   while (t >> 32) t = (t & 0xffffffff) + (t >> 32);
   return static_cast<uint32_t>(t);
 }
+
+// What the Coalescer glues: IPv4 without options (20-byte header) or IPv6 with TCP next (40).
+constexpr size_t IpLen(bool v6) { return v6 ? 40 : 20; }
+// Flow key: source and destination addresses, then both ports.
+constexpr size_t KeyLen(bool v6) { return v6 ? 36 : 12; }
 
 inline uint32_t Add32(uint32_t a, uint32_t b) {
   uint64_t t = static_cast<uint64_t>(a) + b;
@@ -187,17 +192,17 @@ void Coalescer::Emit(Item& it) {
   uint8_t* ip = it.buf;
   if (!it.v6) {
     Put16(ip + 2, static_cast<uint16_t>(it.len));
-    FixIpv4Csum(ip, it.ip_len);
+    FixIpv4Csum(ip, IpLen(false));
   } else {
     Put16(ip + 4, static_cast<uint16_t>(it.len - 40));
   }
   // CHECKSUM_PARTIAL: the field holds the folded pseudo-header sum, the kernel finishes it.
-  uint8_t* th = ip + it.ip_len;
-  StoreCsum(th + 16, CsumFold(PseudoSum(ip, it.v6, kProtoTcp, it.len - it.ip_len)));
+  const size_t iphl = IpLen(it.v6);
+  uint8_t* th = ip + iphl;
+  StoreCsum(th + 16, CsumFold(PseudoSum(ip, it.v6, kProtoTcp, it.len - iphl)));
   uint8_t hdr[kVnetHdrLen];
   WriteVnetHdr(hdr, VnetHdr{kVnetFlagNeedsCsum, it.v6 ? kGsoTcpV6 : kGsoTcpV4, static_cast<uint16_t>(it.hdr_len), it.gso_size,
-                            static_cast<uint16_t>(it.ip_len), 16});
-  coalesced_ += it.segs - 1u;
+                            static_cast<uint16_t>(iphl), 16});
   sink_(ctx_, hdr, ip, it.len, it.segs);
 }
 
@@ -240,20 +245,13 @@ void Coalescer::Add(const uint8_t* pkt, size_t len) {
   const uint8_t* th = pkt + iphl;
   const uint8_t flags = th[13];
   uint8_t key[36];
-  size_t key_len;
-  if (v6) {
-    memcpy(key, pkt + 8, 32);
-    memcpy(key + 32, th, 4);
-    key_len = 36;
-  } else {
-    memcpy(key, pkt + 12, 8);
-    memcpy(key + 8, th, 4);
-    key_len = 12;
-  }
+  const size_t key_len = KeyLen(v6);
+  memcpy(key, pkt + (v6 ? 8 : 12), key_len - 4);
+  memcpy(key + key_len - 4, th, 4);
   int at = -1;  // position in order_
   for (int i = 0; i < used_; i++) {
     const Item& it = items_[order_[i]];
-    if (it.v6 == v6 && it.key_len == key_len && memcmp(it.key, key, key_len) == 0) {
+    if (it.v6 == v6 && memcmp(it.key, key, key_len) == 0) {
       at = i;
       break;
     }
@@ -301,13 +299,11 @@ void Coalescer::Add(const uint8_t* pkt, size_t len) {
   Item& it = items_[order_[used_++]];
   it.v6 = v6;
   memcpy(it.key, key, key_len);
-  it.key_len = key_len;
   it.next_seq = seq + static_cast<uint32_t>(payload);
   it.ack = Be32(th + 8);
   it.gso_size = static_cast<uint16_t>(payload);
   it.segs = 1;
   it.closed = (flags & kPsh) != 0 || payload < kMinGsoSize;  // tiny segments are not worth a GSO write
-  it.ip_len = iphl;
   it.hdr_len = hl;
   it.len = len;
   memcpy(it.buf, pkt, len);

@@ -55,19 +55,16 @@ class Coalescer {
   Coalescer(Sink sink, void* ctx);
   void Add(const uint8_t* pkt, size_t len);
   void Flush();
-  uint32_t coalesced() const { return coalesced_; }
 
  private:
   struct Item {
     bool v6 = false;
-    uint8_t key[36];  // addresses + ports
-    size_t key_len = 0;
+    uint8_t key[36];  // addresses + ports: KeyLen(v6) bytes
     uint32_t next_seq = 0, ack = 0;
     uint16_t gso_size = 0;
     uint16_t segs = 0;
     bool closed = false;  // last segment shorter than gso_size, or PSH: nothing may follow
-    size_t ip_len = 0;    // IP header bytes
-    size_t hdr_len = 0;   // IP + TCP header bytes
+    size_t hdr_len = 0;   // IP + TCP header bytes (the IP header is IpLen(v6): no v4 options)
     size_t len = 0;       // packet bytes in buf
     uint8_t buf[65535];
   };
@@ -80,7 +77,6 @@ class Coalescer {
   Item items_[kItems];
   int order_[kItems];
   int used_ = 0;
-  uint32_t coalesced_ = 0;
 };
 
 }  // namespace pp

@@ -282,24 +282,23 @@ Napi::Value TunQueue::WriteBatch(const Napi::CallbackInfo& info) {
   if (is_closed()) throw Napi::Error::New(env, "TUN queue is closed");
   if (!info[0].IsArray()) throw Napi::TypeError::New(env, "writeBatch(packets: Uint8Array[])");
   Napi::Array arr = info[0].As<Napi::Array>();
-  uint32_t len = arr.Length();
+  // Every element is checked before anything is written; one Get per element.
+  const uint32_t len = arr.Length();
+  wbatch_.clear();
   for (uint32_t i = 0; i < len; i++) {
-    if (!arr.Get(i).IsTypedArray()) throw Napi::TypeError::New(env, "writeBatch: element is not a Uint8Array");
+    Napi::Value v = arr.Get(i);
+    if (!v.IsTypedArray()) throw Napi::TypeError::New(env, "writeBatch: element is not a Uint8Array");
+    Napi::Uint8Array p = v.As<Napi::Uint8Array>();
+    wbatch_.emplace_back(p.Data(), p.ByteLength());
   }
   uint32_t ok = 0;
   if (vnet_) {
     write_ok_ = 0;
-    for (uint32_t i = 0; i < len; i++) {
-      Napi::Uint8Array p = arr.Get(i).As<Napi::Uint8Array>();
-      coalescer_->Add(p.Data(), p.ByteLength());
-    }
+    for (const auto& [data, size] : wbatch_) coalescer_->Add(data, size);
     coalescer_->Flush();
     ok = write_ok_;
   } else {
-    for (uint32_t i = 0; i < len; i++) {
-      Napi::Uint8Array p = arr.Get(i).As<Napi::Uint8Array>();
-      if (WriteOne(p.Data(), p.ByteLength())) ok++;
-    }
+    for (const auto& [data, size] : wbatch_) ok += WriteOne(data, size) ? 1 : 0;
   }
   return Napi::Number::New(env, ok);
 }

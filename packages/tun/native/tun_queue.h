@@ -6,6 +6,7 @@
 #include <napi.h>
 
 #include <memory>
+#include <utility>
 #include <vector>
 
 #include "fd_poller.h"
@@ -65,6 +66,7 @@ class TunQueue : public Napi::ObjectWrap<TunQueue>, private FdPoller {
   std::vector<uint32_t> ends_;
   uint32_t offsets_cap_ = 0;
   uint32_t write_ok_ = 0;  // packets accepted in the current writeBatch
+  std::vector<std::pair<const uint8_t*, size_t>> wbatch_;  // the current writeBatch's packets
 
   struct {
     double rx_packets = 0, rx_bytes = 0, rx_batches = 0, rx_errors = 0;

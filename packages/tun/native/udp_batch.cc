@@ -303,11 +303,12 @@ bool UdpBatch::ResolveDest(Napi::Env env, napi_value address, uint32_t port, soc
   return true;
 }
 
-bool UdpBatch::NoGsoPeer(const sockaddr_storage& sa, socklen_t len) const {
-  for (const sockaddr_storage& p : no_gso_peers_) {
-    if (memcmp(&p, &sa, len) == 0) return true;
-  }
-  return false;
+uint64_t UdpBatch::PeerKey(const sockaddr_storage& sa, socklen_t len) {
+  // FNV-1a over the sockaddr bytes (family, port, address; ParseSockaddr zeroes the padding).
+  const uint8_t* p = reinterpret_cast<const uint8_t*>(&sa);
+  uint64_t h = 1469598103934665603ull;
+  for (socklen_t i = 0; i < len; i++) h = (h ^ p[i]) * 1099511628211ull;
+  return h;
 }
 
 uint32_t UdpBatch::SendMessages(uint32_t nmsgs, int* gso_failed) {
@@ -330,7 +331,7 @@ uint32_t UdpBatch::SendMessages(uint32_t nmsgs, int* gso_failed) {
         // off for this peer). Either way the caller resends from here one datagram per message.
         // (With the peer list full, the socket gives GSO up: the resend below must not try GSO again.)
         if (errno == EIO || no_gso_peers_.size() >= 4096) gso_ = false;
-        else no_gso_peers_.push_back(snames_[mfirst_[i]]);
+        else no_gso_peers_.insert(PeerKey(snames_[mfirst_[i]], snamelens_[mfirst_[i]]));
         *gso_failed = static_cast<int>(i);
         return sent;
       }
@@ -357,7 +358,7 @@ uint32_t UdpBatch::FlushSend(uint32_t count) {
     for (uint32_t i = d; i < count;) {
       uint32_t n = 1;
       const size_t size = siov_[i].iov_len;
-      if (gso_ && !NoGsoPeer(snames_[i], snamelens_[i])) {
+      if (gso_ && (no_gso_peers_.empty() || no_gso_peers_.count(PeerKey(snames_[i], snamelens_[i])) == 0)) {
         // A run: same destination, same size (the last may be shorter, then it ends the run).
         size_t bytes = size;
         while (i + n < count && n < kMaxGsoSegments && snamelens_[i + n] == snamelens_[i] &&

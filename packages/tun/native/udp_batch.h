@@ -6,6 +6,7 @@
 #include <sys/socket.h>
 
 #include <memory>
+#include <unordered_set>
 #include <vector>
 
 #include "fd_poller.h"
@@ -64,8 +65,10 @@ class UdpBatch : public Napi::ObjectWrap<UdpBatch>, private FdPoller {
   std::vector<uint8_t> sctl_;              // per message: a UDP_SEGMENT cmsg
   std::vector<uint8_t> rctl_;              // per received message: room for a UDP_GRO cmsg
   bool gso_ = false;                       // UDP_SEGMENT on send (kernel >= 4.18, checksum offload on the route)
-  std::vector<sockaddr_storage> no_gso_peers_;  // peers whose path MTU refused a GSO send
-  bool NoGsoPeer(const sockaddr_storage& sa, socklen_t len) const;
+  // Peers whose path MTU refused a GSO send, by a 64-bit hash of their address and port (a
+  // collision only costs another peer its GSO). Checked once per run on the send path.
+  std::unordered_set<uint64_t> no_gso_peers_;
+  static uint64_t PeerKey(const sockaddr_storage& sa, socklen_t len);
   bool gro_ = false;                       // UDP_GRO on receive (kernel >= 5.0)
   char last_addr_[64] = {0};
   uint32_t last_port_ = 0xffffffff;

@@ -54,8 +54,7 @@ export interface TunnelClientOptions {
   now?: () => number;
   resolve?: (host: string) => Promise<{ address: string; family: 4 | 6 }>;
   logger: Logger;
-  onPacket?: (packet: Buffer) => void;
-  /** Instead of onPacket: the packets opened from one UDP receive batch together (one TUN writeBatch). */
+  /** Packets from the relay: those opened from one UDP receive batch come together (one TUN writeBatch). */
   onPackets?: (packets: Buffer[]) => void;
   onMessage?: (message: JsonMessage) => void;
 }
@@ -301,16 +300,13 @@ export class TunnelClient extends EventEmitter<TunnelClientEvents> {
 
   private deliver(packet: Buffer): void {
     if (this.rxPackets) this.rxPackets.push(packet);
-    else if (this.o.onPackets) this.o.onPackets([packet]);
-    else this.o.onPacket?.(packet);
+    else this.o.onPackets?.([packet]);
   }
 
   private flushRx(): void {
     const ps = this.rxPackets;
     this.rxPackets = undefined;
-    if (!ps || ps.length === 0) return;
-    if (this.o.onPackets) this.o.onPackets(ps);
-    else for (const p of ps) this.o.onPacket?.(p);
+    if (ps && ps.length > 0) this.o.onPackets?.(ps);
   }
 
   private openUdp(): void {
