@@ -12,6 +12,7 @@
         "native/tun_queue.cc",
         "native/udp_batch.cc",
         "native/original_dst.cc",
+        "native/tcp_flags.cc",
         "native/offload.cc",
         "native/offload_napi.cc"
       ],

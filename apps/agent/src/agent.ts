@@ -11,7 +11,8 @@ import { CredentialStore } from './credentials.js';
 import { agentError } from './errors.js';
 import { readState, writeState, type AgentState } from './state.js';
 import { AGENT_VERSION } from './version.js';
-import { createTunnelClient, type TunnelClient, type TunnelClientOptions } from './tunnel/client.js';
+import type { TunnelClientOptions } from './tunnel/client.js';
+import { inProcessTunnel, type StartTunnel, type TunnelHandle } from './tunnel/host.js';
 import { firstHost, prefixLength } from './tunnel/probe.js';
 import { createEgress, interfaceAddresses } from './proxy/egress.js';
 import { startProxies, type Proxies } from './proxy/proxies.js';
@@ -47,12 +48,14 @@ export interface AgentDeps {
   exec?: Exec;
   publicIp?: () => Promise<string>;
   now?: () => number;
+  /** Where the tunnel runs (default: on this event loop with openTun/configureTun; main.ts: a worker thread). */
+  startTunnel?: StartTunnel;
 }
 
 export interface Agent {
   start(): Promise<void>;
   stop(): Promise<void>;
-  readonly tunnel: TunnelClient | undefined;
+  readonly tunnel: TunnelHandle | undefined;
   readonly proxies: Proxies | undefined;
   readonly dispatcher: CommandDispatcher;
   readonly credentials: CredentialStore;
@@ -66,8 +69,7 @@ export function createAgent(cfg: RunConfig, deps: AgentDeps): Agent {
   const usage = new UsageMeter();
   let state: AgentState;
   let api: ApiClient;
-  let tun: TunDevice | undefined;
-  let tunnel: TunnelClient | undefined;
+  let tunnel: TunnelHandle | undefined;
   let proxies: Proxies | undefined;
   let heartbeat: HeartbeatLoop | undefined;
   let stopped = false;
@@ -191,24 +193,18 @@ export function createAgent(cfg: RunConfig, deps: AgentDeps): Agent {
         await writeState(cfg.stateDir, state).catch((e) => log.warn({ err: e }, 'updating state file failed'));
       }
       const vpnIp = t.vpn_ip!;
-      tun = deps.openTun(cfg.tunnelInterface, t.mtu);
-      await deps.configureTun({ name: tun.name, address: vpnIp, prefixLength: prefixLength(t.subnet), mtu: t.mtu });
       const gw = firstHost(t.subnet);
-      const theTun = tun;
-      tunnel = createTunnelClient({
+      const startTunnel = deps.startTunnel ?? inProcessTunnel(deps);
+      tunnel = await startTunnel({
+        tun: { name: cfg.tunnelInterface, mtu: t.mtu, address: vpnIp, prefixLength: prefixLength(t.subnet) },
         relayHost: t.relay.host,
         relayPort: t.relay.port,
         relayPublicKey: decodeKey(t.relay.public_key!, 'relay public key'),
         privateKey: decodeKey(state.private_key, 'private key'),
         psk: decodeKey(state.psk, 'psk'),
         probe: gw && gw !== vpnIp ? { src: vpnIp, dst: gw } : undefined,
-        logger: log,
-        onPackets: (ps) => { if (ps.length === 1) theTun.write(ps[0]!); else theTun.writeBatch(ps); },
-        onMessage,
-        ...cfg.tunnel,
-      });
-      theTun.start((batch) => tunnel!.sendPackets(batch), (e) => log.error({ err: e }, 'tun read failed'));
-      await tunnel.start();
+        options: cfg.tunnel,
+      }, onMessage, log);
 
       await refreshCredentials();
       const egress = createEgress({ interface: cfg.egressInterface, tunnelSubnet: t.subnet, allowPrivate: cfg.allowPrivateDestinations, dnsCacheMs: cfg.dnsCacheMs });
@@ -235,14 +231,13 @@ export function createAgent(cfg: RunConfig, deps: AgentDeps): Agent {
         logger: log.child({ subsys: 'heartbeat' }),
       });
       heartbeat.start();
-      log.info({ deviceId: state.device_id, vpnIp, tun: tun.name, relay: `${t.relay.host}:${t.relay.port}` }, 'agent running');
+      log.info({ deviceId: state.device_id, vpnIp, tun: tunnel.tunName, relay: `${t.relay.host}:${t.relay.port}` }, 'agent running');
     },
     async stop() {
       stopped = true;
       heartbeat?.stop();
       await proxies?.close();
       await tunnel?.stop();
-      tun?.close();
     },
   };
 }

@@ -1,10 +1,13 @@
 // pocketproxy-agent entry point: parse arguments, build, start, handle signals. Nothing else.
+import { isMainThread, workerData } from 'node:worker_threads';
 import { isPPError } from '@pocketproxy/errors';
 import { configureTun, execRunner, openTun } from '@pocketproxy/tun';
 import { parseCli } from './cli.js';
 import { createLogger } from './log.js';
 import { pairDevice } from './pair.js';
 import { createAgent } from './agent.js';
+import { inProcessTunnel, workerTunnel, type WorkerData } from './tunnel/host.js';
+import { runTunnelWorker } from './tunnel/worker.js';
 
 async function main(argv: string[]): Promise<number> {
   let parsed;
@@ -25,10 +28,19 @@ async function main(argv: string[]): Promise<number> {
     process.stdout.write(`paired as ${state.device_id}; state written to ${path}\n`);
     return 0;
   }
+  const io = {
+    openTun: (name: string, mtu: number) => openTun({ name, maxPacket: Math.max(mtu, 1500) + 64 }),
+    configureTun: (cfg: Parameters<typeof configureTun>[0]) => configureTun(cfg, execRunner),
+  };
+  // The tunnel's packet path on a thread of its own (tunnel/host.ts); POCKETPROXY_AGENT_TUNNEL_THREAD=0
+  // keeps it on the main event loop.
+  const onWorker = process.env.POCKETPROXY_AGENT_TUNNEL_THREAD !== '0';
   const agent = createAgent(parsed.config, {
     logger,
-    openTun: (name, mtu) => openTun({ name, maxPacket: Math.max(mtu, 1500) + 64 }),
-    configureTun: (cfg) => configureTun(cfg, execRunner),
+    ...io,
+    startTunnel: onWorker
+      ? workerTunnel(process.argv[1]!, logger.level, (e) => { logger.fatal({ err: e }, 'tunnel worker failed'); process.exit(1); })
+      : inProcessTunnel(io),
   });
   let stopping = false;
   const stop = (signal: string) => {
@@ -45,7 +57,13 @@ async function main(argv: string[]): Promise<number> {
   return -1; // keep running
 }
 
-main(process.argv.slice(2)).then(
+const tunnelWorker = !isMainThread && (workerData as WorkerData | undefined)?.ppRole === 'tunnel';
+if (tunnelWorker) {
+  runTunnelWorker(workerData as WorkerData).catch((e: unknown) => {
+    process.stderr.write(`pocketproxy-agent tunnel worker: ${(e as Error).stack ?? String(e)}\n`);
+    process.exit(1);
+  });
+} else main(process.argv.slice(2)).then(
   (code) => { if (code >= 0) process.exit(code); },
   (e) => {
     process.stderr.write(`pocketproxy-agent: ${isPPError(e) ? `${e.code}: ${e.message}` : (e as Error).stack ?? String(e)}\n`);

@@ -12,7 +12,7 @@
 //
 // Goals (DESIGN / issue "Data plane"): >= 800 Mbit/s single stream, >= 2,000 new conn/s,
 // <= 2 ms added p50 TTFB, <= 200 MB tunnel RSS at 1,000 devices.
-import { writeFileSync, readFileSync, mkdtempSync, rmSync, existsSync } from 'node:fs';
+import { writeFileSync, readFileSync, readdirSync, mkdtempSync, rmSync, existsSync } from 'node:fs';
 import { loadavg, cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createLab, canRunLab, startRelay, startAgent, waitDeviceOnline, createConnection, waitUntil, CLIENTS, type Lab, type LabRelay } from '../src/index.js';
@@ -44,7 +44,45 @@ async function phase(name: string, fn: () => Promise<void>): Promise<void> {
 
 interface WrkResult { perSec: number; requests: number; non2xx: number; socketErrors: number; passiveOpens: Record<string, number>; oneConnPerRequest: boolean }
 const WRK_SCRIPT = new URL('./wrk-new-conn.lua', import.meta.url).pathname;
-const WRK_CONNECTIONS = 32;
+const WRK_CONNECTIONS = Number(process.env.BENCH_WRK_CONNECTIONS ?? 32);
+
+/** CPU time (µs) of every process, grouped by role, plus the machine's busy and softirq time (/proc). */
+interface CpuSnap { byRole: Map<string, number>; busy: number; softirq: number }
+const CLK_US = 1e6 / 100; // USER_HZ is 100 on Linux
+function roleOf(cmd: string): string {
+  if (cmd.includes('pocketproxy-agent.js')) return 'agent';
+  if (/pocketproxy\.js tunnel\b/.test(cmd)) return 'tunnel';
+  if (cmd.includes('http-echo')) return 'target (node:http)';
+  if (/^wrk\b|\/wrk\b/.test(cmd)) return 'wrk';
+  return 'other';
+}
+function cpuSnap(): CpuSnap {
+  const byRole = new Map<string, number>();
+  for (const pid of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      const us = (Number(f[11]) + Number(f[12])) * CLK_US; // utime + stime
+      const role = roleOf(readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' '));
+      byRole.set(role, (byRole.get(role) ?? 0) + us);
+    } catch { /* exited meanwhile */ }
+  }
+  const cpu = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
+  // user nice system idle iowait irq softirq steal
+  const busy = (cpu[0]! + cpu[1]! + cpu[2]! + cpu[5]! + cpu[6]! + cpu[7]!) * CLK_US;
+  return { byRole, busy, softirq: cpu[6]! * CLK_US };
+}
+/** "agent 310 · tunnel 120 · ..." µs of CPU per request between two snapshots (processes alive in both). */
+function cpuPerRequest(a: CpuSnap, b: CpuSnap, requests: number, seconds: number): string {
+  const parts: string[] = [];
+  for (const [role, us] of b.byRole) {
+    const d = us - (a.byRole.get(role) ?? 0);
+    if (role !== 'other' && d > 0) parts.push(`${role} ${(d / requests).toFixed(0)}`);
+  }
+  const busy = b.busy - a.busy;
+  parts.push(`softirq ${((b.softirq - a.softirq) / requests).toFixed(0)}`);
+  return `${parts.join(' · ')} · machine ${(busy / requests).toFixed(0)} µs (${(100 * busy / (seconds * 1e6 * cpus().length)).toFixed(0)} % of ${cpus().length} cores busy)`;
+}
 
 /** TCP passive opens (accepted connections) of a namespace since boot (RFC 1213 tcpPassiveOpens). */
 async function passiveOpens(lab: Lab, ns: string): Promise<number> {
@@ -185,9 +223,14 @@ async function main(): Promise<void> {
       const auth = `Basic ${Buffer.from(`${decodeURIComponent(px.username)}:${decodeURIComponent(px.password)}`).toString('base64')}`;
       const relayStatus = async () => JSON.parse((await lab.exec('relay', 'curl', ['-s', '-H', `authorization: Bearer ${readFileSync(join(relay!.dataDir, 'internal.token'), 'utf8').trim()}`, 'http://127.0.0.1:8081/status'])).stdout || '{}');
       const st0 = await relayStatus();
+      const cpu0 = cpuSnap();
+      const t0 = Date.now();
       const viaW = await wrkRun(lab, `http://${px.host}/`, ['http://echo.test/ip', 'echo.test', auth], ['dev1', 'inet']);
+      const cpu1 = cpuSnap();
+      const wrkSeconds = (Date.now() - t0) / 1000;
       const st1 = await relayStatus();
       const perReq = (k: string) => ((st1[k] - st0[k]) / Math.max(1, viaW.requests)).toFixed(1);
+      record('CPU per proxied request by process (wrk run, /proc; µs)', cpuPerRequest(cpu0, cpu1, viaW.requests, wrkSeconds), 'kernel work of a packet is charged to whoever sends it (veth hops run inline)');
       record('tunnel frames per proxied request (wrk run, relay counters)', `${perReq('frames_in')} in · ${perReq('frames_out')} out`, 'device -> relay · relay -> device');
       const directW = await wrkRun(lab, 'http://echo.test/', ['/ip', 'echo.test'], ['inet']);
       const opens = (w: WrkResult) => Object.entries(w.passiveOpens).map(([ns, n]) => `${ns} ${n}`).join(', ');

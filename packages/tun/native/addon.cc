@@ -1,5 +1,5 @@
 // pp_tun: PocketProxy's native addon. Exposes TunQueue (a TUN device queue with batched reads),
-// UdpBatch (recvmmsg/sendmmsg UDP socket), getOriginalDst (SO_ORIGINAL_DST) and
+// UdpBatch (recvmmsg/sendmmsg UDP socket), getOriginalDst (SO_ORIGINAL_DST), setTcpFlag (TCP_QUICKACK/TCP_CORK) and
 // Aead (ChaCha20-Poly1305 with a reused, keyed context; single and batched). Loaded only by
 // packages/tun/src/native.ts; everything else goes through the typed wrappers there.
 // Context-aware (NODE_API_MODULE), so each worker thread can load it and open its own TUN queue.
@@ -14,6 +14,7 @@ namespace pp {
 Napi::Value GetOriginalDst(const Napi::CallbackInfo& info);
 Napi::Value OffloadSegment(const Napi::CallbackInfo& info);
 Napi::Value OffloadCoalesce(const Napi::CallbackInfo& info);
+Napi::Value SetTcpFlag(const Napi::CallbackInfo& info);
 }
 
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
@@ -31,6 +32,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("UdpBatch", pp::UdpBatch::Init(env));
   exports.Set("getOriginalDst", Napi::Function::New(env, pp::GetOriginalDst, "getOriginalDst"));
   exports.Set("offloadSegment", Napi::Function::New(env, pp::OffloadSegment, "offloadSegment"));
+  exports.Set("setTcpFlag", Napi::Function::New(env, pp::SetTcpFlag, "setTcpFlag"));
   exports.Set("offloadCoalesce", Napi::Function::New(env, pp::OffloadCoalesce, "offloadCoalesce"));
   return exports;
 }

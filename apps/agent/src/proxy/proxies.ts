@@ -23,6 +23,7 @@ import { createHttpProxy, createSocks5Server, UdpRelay, type ProxyServer, type R
 import type { CredentialStore } from '../credentials.js';
 import type { Egress } from './egress.js';
 import type { UsageMeter, LiveSample } from '../ops/usage.js';
+import { setTcpFlag } from '@pocketproxy/tun';
 import { DualUdpSocket } from './dual-udp.js';
 
 export const DEFAULT_PORTS: Readonly<{ http: number; socks5: number; udp: number }> = Object.freeze({ http: 8080, socks5: 1080, udp: 1081 });
@@ -102,8 +103,15 @@ export async function startProxies(o: ProxiesOptions): Promise<Proxies> {
     },
   };
 
-  const http = createHttpProxy({ authenticate, dial: o.egress.dial, logger: log });
-  const socks5 = createSocks5Server({ authenticate, dial: o.egress.dial, udp: udpOpts, logger: log });
+  // Segment economy (every customer segment is a sealed tunnel frame both ways): target connections
+  // in delayed-ACK mode, so our FIN carries the ACK of the answer; see also the listeners below.
+  const dial: typeof o.egress.dial = async (req) => {
+    const s = await o.egress.dial(req);
+    setTcpFlag(s, 'quickack', false);
+    return s;
+  };
+  const http = createHttpProxy({ authenticate, dial, logger: log, beforeEnd: (s) => void setTcpFlag(s, 'cork', true) });
+  const socks5 = createSocks5Server({ authenticate, dial, udp: udpOpts, logger: log });
 
   for (const srv of [http, socks5]) {
     srv.server.on('connection', (s: net.Socket) => {
@@ -126,6 +134,9 @@ export async function startProxies(o: ProxiesOptions): Promise<Proxies> {
   try {
     await http.listen(ports.http, o.host);
     await socks5.listen(ports.socks5, o.host);
+    // Connections accepted from these listeners start in delayed-ACK mode (the kernel copies the
+    // listener's ACK state): a request is acknowledged by its answer, not by a bare ACK of its own.
+    for (const srv of [http, socks5]) setTcpFlag(srv.server, 'quickack', false);
   } catch (e) {
     await Promise.allSettled([http.close(), socks5.close(), udp.close()]);
     dual.close();

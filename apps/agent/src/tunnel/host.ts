@@ -1,0 +1,153 @@
+// Where the tunnel's packet path runs: on the agent's own event loop (tests, with an injected TUN)
+// or on a worker thread of its own (the agent binary).
+//
+//   main thread:   proxies (accept, parse, dial, relay), heartbeat, commands
+//   tunnel worker: TUN read -> seal -> UDP/TCP -> relay;  relay -> open -> TUN write   (worker.ts)
+//
+// Every customer packet crosses the tunnel, so at a few thousand new connections a second the
+// packet path was about a quarter of the agent's one loop (sendmmsg/TUN writes carry the kernel's
+// delivery inline). On its own thread it runs beside the proxies instead of between them, the
+// same split the relay makes with its tunnel child process. Only JSON messages (commands, acks,
+// control) and a state snapshot cross the thread boundary; packets never do.
+import { Worker } from 'node:worker_threads';
+import type { Logger } from 'pino';
+import type { JsonMessage } from '@pocketproxy/protocol';
+import type { TunDevice } from '@pocketproxy/tun';
+import { agentError } from '../errors.js';
+import { createTunnelClient, type TunnelClient, type TunnelClientOptions, type TunnelStats } from './client.js';
+
+export interface TunnelSpec {
+  tun: { name: string; mtu: number; address: string; prefixLength: number };
+  relayHost: string;
+  relayPort: number;
+  relayPublicKey: Uint8Array;
+  privateKey: Uint8Array;
+  psk: Uint8Array;
+  probe?: { src: string; dst: string };
+  options?: Partial<Pick<TunnelClientOptions, 'timers' | 'policy' | 'liveness' | 'tickMs'>>;
+}
+
+/** What the agent needs of a running tunnel, wherever it runs. */
+export interface TunnelHandle {
+  readonly established: boolean;
+  readonly tunName: string;
+  stats(): TunnelStats;
+  sendMessage(message: JsonMessage): void;
+  stop(): Promise<void>;
+}
+
+export type StartTunnel = (spec: TunnelSpec, onMessage: (m: JsonMessage) => void, logger: Logger) => Promise<TunnelHandle>;
+
+/** Options of the TunnelClient a spec describes (shared by both hosts). */
+export function clientOptions(spec: TunnelSpec, logger: Logger, onPackets: (ps: Buffer[]) => void, onMessage: (m: JsonMessage) => void): TunnelClientOptions {
+  return {
+    relayHost: spec.relayHost,
+    relayPort: spec.relayPort,
+    relayPublicKey: Buffer.from(spec.relayPublicKey),
+    privateKey: Buffer.from(spec.privateKey),
+    psk: Buffer.from(spec.psk),
+    probe: spec.probe,
+    logger,
+    onPackets,
+    onMessage,
+    ...spec.options,
+  };
+}
+
+/** Opens and configures the TUN, connects the tunnel client to it and starts both. */
+export async function runTunnel(
+  spec: TunnelSpec,
+  io: { openTun: (name: string, mtu: number) => TunDevice; configureTun: (cfg: TunnelSpec['tun']) => Promise<void> },
+  onMessage: (m: JsonMessage) => void,
+  logger: Logger,
+): Promise<{ tun: TunDevice; client: TunnelClient }> {
+  const tun = io.openTun(spec.tun.name, spec.tun.mtu);
+  try {
+    await io.configureTun({ ...spec.tun, name: tun.name });
+    const client = createTunnelClient(clientOptions(spec, logger, (ps) => { if (ps.length === 1) tun.write(ps[0]!); else tun.writeBatch(ps); }, onMessage));
+    tun.start((batch) => client.sendPackets(batch), (e) => logger.error({ err: e }, 'tun read failed'));
+    await client.start();
+    return { tun, client };
+  } catch (e) {
+    tun.close();
+    throw e;
+  }
+}
+
+/** The tunnel on the caller's event loop (tests inject a FakeTun this way). */
+export function inProcessTunnel(io: Parameters<typeof runTunnel>[1]): StartTunnel {
+  return async (spec, onMessage, logger) => {
+    const { tun, client } = await runTunnel(spec, io, onMessage, logger);
+    return {
+      get established() { return client.established; },
+      tunName: tun.name,
+      stats: () => client.stats(),
+      sendMessage: (m) => client.sendMessage(m),
+      async stop() {
+        await client.stop();
+        tun.close();
+      },
+    };
+  };
+}
+
+/** main thread -> worker */
+export type ToWorker = { t: 'send'; message: JsonMessage } | { t: 'stop' };
+/** worker -> main thread */
+export type FromWorker =
+  | { t: 'started'; tunName: string; stats: TunnelStats }
+  | { t: 'state'; stats: TunnelStats }
+  | { t: 'message'; message: JsonMessage }
+  | { t: 'failed'; error: string }
+  | { t: 'stopped' };
+
+export interface WorkerData { ppRole: 'tunnel'; spec: TunnelSpec; logLevel: string }
+
+/**
+ * The tunnel on a worker thread. `entry` is the script the worker runs: the agent's own entry
+ * point, which hands over to worker.ts when it finds `workerData.ppRole === 'tunnel'` (one bundle,
+ * as the server forks its own entry for the tunnel process). A worker that dies takes the agent
+ * with it, as an exception on the packet path would in-process: the supervisor restarts both.
+ */
+export function workerTunnel(entry: string, logLevel: string, onFatal: (e: unknown) => void): StartTunnel {
+  return (spec, onMessage, logger) => new Promise((resolve, reject) => {
+    const data: WorkerData = { ppRole: 'tunnel', spec, logLevel };
+    const worker = new Worker(entry, { workerData: data, argv: [] });
+    let stats: TunnelStats | undefined;
+    let tunName = spec.tun.name;
+    let started = false;
+    let stopped: (() => void) | undefined;
+    const handle: TunnelHandle = {
+      get established() { return stats?.established ?? false; },
+      get tunName() { return tunName; },
+      stats: () => {
+        if (!stats) throw agentError('PP_ERR_AGENT_USAGE', { reason: 'tunnel not started' });
+        return stats;
+      },
+      sendMessage: (message) => worker.postMessage({ t: 'send', message } satisfies ToWorker),
+      stop: () => new Promise<void>((done) => {
+        const finish = () => { clearTimeout(timer); void worker.terminate().then(() => done(), () => done()); };
+        const timer = setTimeout(finish, 3_000);
+        stopped = finish;
+        worker.postMessage({ t: 'stop' } satisfies ToWorker);
+      }),
+    };
+    worker.on('message', (m: FromWorker) => {
+      switch (m.t) {
+        case 'started': started = true; tunName = m.tunName; stats = m.stats; resolve(handle); break;
+        case 'state': stats = m.stats; break;
+        case 'message': onMessage(m.message); break;
+        case 'failed':
+          if (!started) { reject(new Error(m.error)); void worker.terminate(); } else onFatal(new Error(m.error));
+          break;
+        case 'stopped': stopped?.(); break;
+      }
+    });
+    worker.on('error', (e) => { if (!started) reject(e); else onFatal(e); });
+    worker.on('exit', (code) => {
+      if (!started) reject(new Error(`tunnel worker exited with code ${code} before starting`));
+      else if (!stopped) onFatal(new Error(`tunnel worker exited with code ${code}`));
+    });
+    logger.debug({ entry }, 'tunnel worker started');
+  });
+}
