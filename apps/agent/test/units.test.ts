@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { Heartbeat } from '@pocketproxy/api-schema';
 import { readState, writeState, statePath, type AgentState } from '../src/state.js';
 import { parseCli, HELP } from '../src/cli.js';
-import { checkVerifier, makeVerifier, CredentialStore } from '../src/credentials.js';
+import { checkVerifier, makeVerifier, CredentialStore, VERIFIED_MEMO_MAX } from '../src/credentials.js';
 import { CommandDispatcher } from '../src/ops/commands.js';
 import { TransportPolicy } from '../src/tunnel/transport-policy.js';
 import { Liveness } from '../src/tunnel/liveness.js';
@@ -91,6 +91,32 @@ test('credential verifier: v1$salt$base64url(HMAC-SHA256(salt, password))', () =
   assert.deepEqual(store.authenticate('alice', 's3cret-pass'), { principal: 'con_aaaaaaaaaa', port: 30001, protocol: 'socks5' });
   assert.equal(store.authenticate('alice', 'nope'), null);
   assert.equal(store.authenticate('bob', 's3cret-pass'), null);
+});
+
+test('credentials: a verified pair is remembered until the credentials change; a changed or revoked password is checked afresh', () => {
+  const store = new CredentialStore();
+  const item = (password: string) => ({ connection_id: 'con_aaaaaaaaaa', protocol: 'http', port: 30000, username: 'alice', verifier: makeVerifier(password, 'salt1') });
+  store.replace('v1', [item('first-pass')]);
+  const ok = store.authenticate('alice', 'first-pass');
+  assert.deepEqual(ok, { principal: 'con_aaaaaaaaaa', port: 30000, protocol: 'http' });
+  assert.equal(store.authenticate('alice', 'first-pass'), ok, 'second check answered from the memo');
+  // A user name containing the separator cannot collide with another pair.
+  assert.equal(store.authenticate('alice\0first', 'pass'), null);
+  assert.equal(store.authenticate('alice', 'first-pass\0'), null);
+  // Password changed on the server: the old one stops working at once, the new one works.
+  store.replace('v2', [item('second-pass')]);
+  assert.equal(store.authenticate('alice', 'first-pass'), null);
+  assert.ok(store.authenticate('alice', 'second-pass'));
+  // Connection deleted: nothing remembered survives.
+  store.replace('v3', []);
+  assert.equal(store.authenticate('alice', 'second-pass'), null);
+  // Bounded: filling the memo past its limit drops it and keeps answering correctly.
+  const many = Array.from({ length: VERIFIED_MEMO_MAX + 1 }, (_, i) => ({ ...item(`p${i}`), username: `u${i}`, connection_id: `con_${String(i).padStart(10, '0')}` }));
+  store.replace('v4', many);
+  for (let i = 0; i < many.length; i++) assert.equal(store.authenticate(`u${i}`, `p${i}`)?.principal, many[i]!.connection_id);
+  assert.ok(store.verifiedCount <= VERIFIED_MEMO_MAX, `memo holds ${store.verifiedCount}`);
+  assert.ok(store.authenticate('u0', 'p0'));
+  assert.equal(store.authenticate('u0', 'p1'), null);
 });
 
 test('commands: one run per id across tunnel pushes and heartbeats; re-pushes are re-acked', async () => {

@@ -8,6 +8,8 @@
 // Needs root (namespaces, TUN, nftables); skips loudly otherwise.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { createLab, waitUntil, startRelay, startAgent, waitDeviceOnline, createConnection, CLIENTS, canRunLab, type Lab, type LabRelay, type LabAgent, type Connection } from '@pocketproxy/testkit';
 
 const ROOT = canRunLab();
@@ -70,6 +72,28 @@ describe('data plane end to end (relay + 3 agents in the lab)', { skip: ROOT ? f
       const s = socks[i]!;
       assert.equal(await proxyGet(`socks5h://${s.username}:${s.password}@${relayIp()}:${a.basePort + 1}`), carrier(i + 1), `SOCKS5 base port ${a.basePort + 1}`);
     }
+  });
+
+  it('short proxied connections spend few tunnel frames: the answer carries the request ACK and the FIN (3 in, 4 out per request)', async () => {
+    // One customer TCP connection per request (Connection: close). Without the agent's segment economy
+    // (listeners in delayed-ACK mode, TCP_CORK before the last end) this was 5.0 frames device -> relay
+    // and 5.4 relay -> device per request; the relay's counters include the three agents' keepalives.
+    const token = readFileSync(join(relay.dataDir, 'internal.token'), 'utf8').trim();
+    const frames = async () => {
+      const r = await lab.exec('relay', 'curl', ['-sS', '-H', `authorization: Bearer ${token}`, 'http://127.0.0.1:8081/status'], { check: true });
+      const j = JSON.parse(r.stdout);
+      return { in: Number(j.frames_in), out: Number(j.frames_out) };
+    };
+    const n = 200;
+    const before = await frames();
+    const r = JSON.parse((await node(CLIENTS.httpLoad, ['ttfb', 'http://echo.test/ip', http[2]!.proxy_url, String(n)], 60_000)).stdout);
+    const after = await frames();
+    assert.ok(r.p50 > 0, JSON.stringify(r));
+    const perIn = (after.in - before.in) / n;
+    const perOut = (after.out - before.out) / n;
+    console.error(`dataplane.lab: tunnel frames per short request ${perIn.toFixed(2)} in, ${perOut.toFixed(2)} out`);
+    assert.ok(perIn >= 2.9 && perIn <= 3.5, `device -> relay frames per request ${perIn}`);
+    assert.ok(perOut >= 3.9 && perOut <= 4.5, `relay -> device frames per request ${perOut}`);
   });
 
   it('HTTPS through CONNECT shows the SNI and the carrier address', async () => {
