@@ -5,7 +5,7 @@
 //   heartbeat (metrics, public IP, usage) <-> API; commands by tunnel push or heartbeat -> dispatcher
 import type { Logger } from 'pino';
 import { decodeKey, type JsonMessage } from '@pocketproxy/protocol';
-import type { CommandRunner, TunDevice } from '@pocketproxy/tun';
+import { openTcpSocket, type CommandRunner, type TunDevice } from '@pocketproxy/tun';
 import { createApiClient, fetchPublicIp, type ApiClient, type HeartbeatReply, type TunnelInfo } from './api-client.js';
 import { CredentialStore } from './credentials.js';
 import { agentError } from './errors.js';
@@ -207,7 +207,7 @@ export function createAgent(cfg: RunConfig, deps: AgentDeps): Agent {
       }, onMessage, log);
 
       await refreshCredentials();
-      const egress = createEgress({ interface: cfg.egressInterface, tunnelSubnet: t.subnet, allowPrivate: cfg.allowPrivateDestinations, dnsCacheMs: cfg.dnsCacheMs });
+      const egress = createEgress({ interface: cfg.egressInterface, tunnelSubnet: t.subnet, allowPrivate: cfg.allowPrivateDestinations, dnsCacheMs: cfg.dnsCacheMs, openSocket: egressSocket });
       proxies = await startProxies({
         host: vpnIp,
         ports: cfg.ports,
@@ -240,4 +240,18 @@ export function createAgent(cfg: RunConfig, deps: AgentDeps): Agent {
       await tunnel?.stop();
     },
   };
+}
+
+/**
+ * Target connections: bound with IP_BIND_ADDRESS_NO_PORT (a plain bind to the egress address runs
+ * out of local ports near 470 new connections/s, TIME_WAIT included) and in delayed-ACK mode from
+ * the start, so the handshake's last ACK rides the request and our FIN carries the ACK of the
+ * answer. Without the addon (or if it refuses), net.connect's own socket.
+ */
+function egressSocket(family: 4 | 6, localAddress: string | undefined) {
+  try {
+    return openTcpSocket(family, localAddress, { quietAck: true });
+  } catch {
+    return undefined;
+  }
 }

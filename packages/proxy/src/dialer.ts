@@ -70,6 +70,12 @@ export interface PolicyDialerOptions extends PolicyResolverOptions {
   readonly connectTimeoutMs?: number;
   /** At most this many resolved addresses are tried in order (default 2). */
   readonly maxAttempts?: number;
+  /**
+   * Makes the unconnected socket for one attempt (already bound to `localAddress` if given), or
+   * undefined for a plain net.connect. The agent's egress passes sockets bound with
+   * IP_BIND_ADDRESS_NO_PORT (@pocketproxy/tun openTcpSocket).
+   */
+  readonly openSocket?: (family: 4 | 6, localAddress: string | undefined) => net.Socket | undefined;
 }
 
 export function createPolicyDialer(opts: PolicyDialerOptions): Dial {
@@ -94,7 +100,7 @@ export function createPolicyDialer(opts: PolicyDialerOptions): Dial {
       const left = deadline - Date.now();
       if (left <= 0) break;
       try {
-        return await connectOnce(a.address, req.port, bindFor(a.family), left);
+        return await connectOnce(a, req.port, bindFor(a.family), left, opts.openSocket);
       } catch (e) {
         last = classifyDialError(e, req.host, req.port);
         if (last.code === 'PP_ERR_PROXY_TARGET_TIMEOUT') break;
@@ -104,10 +110,18 @@ export function createPolicyDialer(opts: PolicyDialerOptions): Dial {
   };
 }
 
-function connectOnce(host: string, port: number, localAddress: string | undefined, timeoutMs: number): Promise<net.Socket> {
+function connectOnce(to: ResolvedAddress, port: number, localAddress: string | undefined, timeoutMs: number, open: PolicyDialerOptions['openSocket']): Promise<net.Socket> {
   return new Promise((resolve, reject) => {
-    // allowHalfOpen: a tunnel forwards each direction's FIN separately (see relay.ts).
-    const s = net.connect({ host, port, localAddress, allowHalfOpen: true, noDelay: true });
+    const host = to.address;
+    let s: net.Socket;
+    try {
+      const made = open?.(to.family, localAddress);
+      // allowHalfOpen: a tunnel forwards each direction's FIN separately (see relay.ts).
+      s = made ? made.connect({ host, port }) : net.connect({ host, port, localAddress, allowHalfOpen: true });
+    } catch (e) {
+      return reject(e);
+    }
+    s.setNoDelay(true);
     const timer = setTimeout(() => {
       s.destroy();
       reject(Object.assign(new Error('connect timeout'), { code: 'ETIMEDOUT' }));

@@ -1,6 +1,7 @@
 // Destination policy: every special-purpose range, IPv6 embeddings, deny lists, DNS rebinding.
 import { it } from 'node:test';
 import assert from 'node:assert/strict';
+import * as net from 'node:net';
 import { isForbiddenAddress, addressCategory, createPolicyDialer, validatePolicy } from '../src/index.js';
 import { testResolve } from './helpers.js';
 
@@ -47,4 +48,32 @@ it('the policy dialer checks every resolved address (no DNS rebinding)', async (
 it('binds the egress address per family', async () => {
   const dial = createPolicyDialer({ policy: { allowLoopback: true }, resolve: testResolve, bindAddress: { ipv4: '127.0.0.1' } });
   await assert.rejects(dial({ host: '::1', port: 9, principal: 'p' }), { code: 'PP_ERR_PROXY_NETWORK_UNREACHABLE' });
+});
+
+it('openSocket makes the socket of each attempt (family and bind address passed); its errors are classified', async () => {
+  const server = net.createServer((s) => { s.on('error', () => {}); s.end('hi'); });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const port = (server.address() as net.AddressInfo).port;
+  try {
+    const calls: Array<[number, string | undefined]> = [];
+    const dial = createPolicyDialer({
+      policy: { allowLoopback: true }, resolve: testResolve, bindAddress: { ipv4: '127.0.0.1' },
+      openSocket: (family, local) => { calls.push([family, local]); return new net.Socket({ allowHalfOpen: true }); },
+    });
+    const s = await dial({ host: 'echo.test', port, principal: 'p' });
+    assert.deepEqual(calls, [[4, '127.0.0.1']]);
+    assert.equal(s.remotePort, port);
+    s.destroy();
+    // undefined: net.connect's own socket.
+    const plain = createPolicyDialer({ policy: { allowLoopback: true }, resolve: testResolve, openSocket: () => undefined });
+    (await plain({ host: '127.0.0.1', port, principal: 'p' })).destroy();
+    // A factory that throws (e.g. EADDRNOTAVAIL after the egress address went away) is one failed attempt.
+    const failing = createPolicyDialer({
+      policy: { allowLoopback: true }, resolve: testResolve,
+      openSocket: () => { throw Object.assign(new Error('bind: address not available'), { code: 'EADDRNOTAVAIL' }); },
+    });
+    await assert.rejects(failing({ host: '127.0.0.1', port, principal: 'p' }), { code: 'PP_ERR_PROXY_NETWORK_UNREACHABLE' });
+  } finally {
+    server.close();
+  }
 });

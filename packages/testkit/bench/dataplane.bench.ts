@@ -52,7 +52,7 @@ const CLK_US = 1e6 / 100; // USER_HZ is 100 on Linux
 function roleOf(cmd: string): string {
   if (cmd.includes('pocketproxy-agent.js')) return 'agent';
   if (/pocketproxy\.js tunnel\b/.test(cmd)) return 'tunnel';
-  if (cmd.includes('http-echo')) return 'target (node:http)';
+  if (cmd.includes('http-echo')) return 'target';
   if (/^wrk\b|\/wrk\b/.test(cmd)) return 'wrk';
   return 'other';
 }
@@ -222,6 +222,7 @@ async function main(): Promise<void> {
       const px = new URL(con.proxy_url);
       const auth = `Basic ${Buffer.from(`${decodeURIComponent(px.username)}:${decodeURIComponent(px.password)}`).toString('base64')}`;
       const relayStatus = async () => JSON.parse((await lab.exec('relay', 'curl', ['-s', '-H', `authorization: Bearer ${readFileSync(join(relay!.dataDir, 'internal.token'), 'utf8').trim()}`, 'http://127.0.0.1:8081/status'])).stdout || '{}');
+      const opens = (w: WrkResult) => Object.entries(w.passiveOpens).map(([ns, n]) => `${ns} ${n}`).join(', ');
       const st0 = await relayStatus();
       const cpu0 = cpuSnap();
       const t0 = Date.now();
@@ -230,12 +231,11 @@ async function main(): Promise<void> {
       const wrkSeconds = (Date.now() - t0) / 1000;
       const st1 = await relayStatus();
       const perReq = (k: string) => ((st1[k] - st0[k]) / Math.max(1, viaW.requests)).toFixed(1);
-      record('CPU per proxied request by process (wrk run, /proc; µs)', cpuPerRequest(cpu0, cpu1, viaW.requests, wrkSeconds), 'kernel work of a packet is charged to whoever sends it (veth hops run inline)');
-      record('tunnel frames per proxied request (wrk run, relay counters)', `${perReq('frames_in')} in · ${perReq('frames_out')} out`, 'device -> relay · relay -> device');
       const directW = await wrkRun(lab, 'http://echo.test/', ['/ip', 'echo.test'], ['inet']);
-      const opens = (w: WrkResult) => Object.entries(w.passiveOpens).map(([ns, n]) => `${ns} ${n}`).join(', ');
-      record('new proxied connections/s, wrk (1 thread, 32 connections, 5 s, Connection: close)', `${viaW.perSec.toFixed(0)}/s`,
+      record(`new proxied connections/s, wrk (1 thread, ${WRK_CONNECTIONS} connections, 5 s, Connection: close)`, `${viaW.perSec.toFixed(0)}/s`,
         `goal >= 2,000; ${viaW.requests} requests, non-2xx ${viaW.non2xx}, socket errors ${viaW.socketErrors}; new TCP connections: ${opens(viaW)}${viaW.oneConnPerRequest ? '' : ' NOT one per request'}; direct (wrk) ${directW.perSec.toFixed(0)}/s (${directW.requests} requests, inet ${directW.passiveOpens.inet}, errors ${directW.socketErrors + directW.non2xx})`);
+      record('  CPU per proxied request by process (µs, wrk run)', cpuPerRequest(cpu0, cpu1, viaW.requests, wrkSeconds), 'from /proc; the kernel work of a packet is charged to whoever sends it (veth hops run inline)');
+      record('  tunnel frames per proxied request (wrk run)', `${perReq('frames_in')} in · ${perReq('frames_out')} out`, 'relay counters: device -> relay · relay -> device');
     });
 
     // ---- tunnel RSS with 1,000 simulated devices ----------------------------------------------

@@ -1,5 +1,6 @@
-// setTcpFlag(fd, flag, on): the two TCP socket flags Node does not expose, used by the agent's
-// proxies to spend fewer segments per short connection (packages/tun/src/tcp-flags.ts):
+// TCP socket options Node does not expose, for the agent's proxies (packages/tun/src/tcp-flags.ts).
+//
+// setTcpFlag(fd, flag, on): two flags that spend fewer segments per short connection:
 //   "quickack" TCP_QUICKACK: off puts the socket (or, on a listener, every connection accepted from
 //              it: the kernel copies the listener's ACK state into the child) in delayed-ACK mode,
 //              so a request is acknowledged by its answer instead of by a bare ACK of its own.
@@ -12,7 +13,10 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include <unistd.h>
+
 #include "errno_error.h"
+#include "sockaddr.h"
 
 namespace pp {
 
@@ -30,6 +34,51 @@ Napi::Value SetTcpFlag(const Napi::CallbackInfo& info) {
   int on = info[2].As<Napi::Boolean>().Value() ? 1 : 0;
   if (setsockopt(fd, IPPROTO_TCP, opt, &on, sizeof on) < 0) throw ErrnoError(env, "setsockopt", errno);
   return env.Undefined();
+}
+
+// openTcpSocket(family, bindAddress, quietAck): an unconnected non-blocking TCP socket for an
+// outgoing connection, for Node to adopt (new net.Socket({ fd })) and connect.
+//   - bound to `bindAddress` (the egress interface's address) with IP_BIND_ADDRESS_NO_PORT, so the
+//     local port is chosen at connect() time for the whole 4-tuple. A plain bind(addr, 0) must pick
+//     a port no other socket on that address holds, TIME_WAIT ones included: about 28,000 ports per
+//     minute, i.e. new connections start failing with EADDRINUSE near 470/s sustained.
+//   - quietAck: TCP_QUICKACK off before connect(), so the handshake's last ACK is not sent on its
+//     own but rides the request (tcp_rcv_synsent_state_process: "Save one ACK").
+Napi::Value OpenTcpSocket(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() != 3 || !info[0].IsNumber() || !(info[1].IsString() || info[1].IsNull()) || !info[2].IsBoolean()) {
+    throw Napi::TypeError::New(env, "openTcpSocket(family: 4 | 6, bindAddress: string | null, quietAck: boolean)");
+  }
+  int fam = info[0].As<Napi::Number>().Int32Value();
+  if (fam != 4 && fam != 6) throw Napi::TypeError::New(env, "openTcpSocket: family must be 4 or 6");
+  int family = fam == 4 ? AF_INET : AF_INET6;
+  sockaddr_storage bind_to;
+  socklen_t bind_len = 0;
+  if (info[1].IsString()) {
+    std::string addr = info[1].As<Napi::String>().Utf8Value();
+    // No v4-mapped binding here: the bind address must be of the socket's own family.
+    in6_addr probe;
+    if (inet_pton(family, addr.c_str(), &probe) != 1 || !ParseSockaddr(family, addr.c_str(), 0, &bind_to, &bind_len)) {
+      throw Napi::TypeError::New(env, "openTcpSocket: bindAddress is not an address of that family");
+    }
+  }
+  int fd = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_TCP);
+  if (fd < 0) throw ErrnoError(env, "socket", errno);
+  int one = 1, zero = 0;
+  if (info[2].As<Napi::Boolean>().Value() && setsockopt(fd, IPPROTO_TCP, TCP_QUICKACK, &zero, sizeof zero) < 0) {
+    int e = errno;
+    close(fd);
+    throw ErrnoError(env, "setsockopt TCP_QUICKACK", e);
+  }
+  if (bind_len > 0) {
+    if (setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof one) < 0 ||
+        bind(fd, reinterpret_cast<sockaddr*>(&bind_to), bind_len) < 0) {
+      int e = errno;
+      close(fd);
+      throw ErrnoError(env, "bind", e);
+    }
+  }
+  return Napi::Number::New(env, fd);
 }
 
 }  // namespace pp

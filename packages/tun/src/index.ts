@@ -15,7 +15,7 @@ export { FakeTun, type FakeTunOptions } from './tun.fake.js';
 export { configureTun, renderTunCommands, type TunConfig } from './configure.js';
 export { type CommandRunner, execRunner, RecordingRunner } from './runner.js';
 export { getOriginalDst, socketFd, type OriginalDst } from './original-dst.js';
-export { setTcpFlag, type TcpFlag } from './tcp-flags.js';
+export { setTcpFlag, openTcpSocket, type TcpFlag } from './tcp-flags.js';
 export {
   BatchUdpSocket,
   createBatchUdpSocket,

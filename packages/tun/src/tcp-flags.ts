@@ -1,9 +1,10 @@
-// TCP_QUICKACK and TCP_CORK on a Node socket or listening server (Node exposes neither). Used to
-// spend fewer segments on short proxied connections; see native/tcp_flags.cc for what each does.
-//
-// Best effort by design: a segment saved is an optimisation, so a socket without an fd (already
-// closed, or not TCP) or a failing setsockopt answers false instead of throwing.
-import type { Server, Socket } from 'node:net';
+// TCP socket options Node does not expose (native/tcp_flags.cc says what each one does):
+//   setTcpFlag     TCP_QUICKACK and TCP_CORK on a socket or listening server. Best effort by design:
+//                  a segment saved is an optimisation, so a socket without an fd (already closed, or
+//                  not TCP) or a failing setsockopt answers false instead of throwing.
+//   openTcpSocket  an outgoing socket bound with IP_BIND_ADDRESS_NO_PORT (and optionally in
+//                  delayed-ACK mode), adopted by Node and connected with socket.connect().
+import { Socket, type Server } from 'node:net';
 import { loadAddon } from './native.js';
 
 export type TcpFlag = 'quickack' | 'cork';
@@ -18,4 +19,15 @@ export function setTcpFlag(target: Socket | Server, flag: TcpFlag, on: boolean):
   } catch {
     return false;
   }
+}
+
+/**
+ * An unconnected TCP socket bound to `bindAddress` (port chosen at connect time), for the caller to
+ * connect(). Throws a system error (EADDRNOTAVAIL when the address is gone, ...) or when the addon
+ * is missing; callers fall back to net.connect.
+ */
+export function openTcpSocket(family: 4 | 6, bindAddress: string | undefined, opts: { quietAck: boolean }): Socket {
+  const fd = loadAddon().openTcpSocket(family, bindAddress ?? null, opts.quietAck);
+  // allowHalfOpen: a tunnel forwards each direction's FIN on its own (packages/proxy relay.ts).
+  return new Socket({ fd, allowHalfOpen: true, readable: true, writable: true });
 }

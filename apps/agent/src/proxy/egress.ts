@@ -15,7 +15,7 @@
 // the dialers rebuilt with each interface snapshot (packages/proxy dns-cache.ts).
 import * as os from 'node:os';
 import * as dgram from 'node:dgram';
-import { createDnsCache, createPolicyDialer, createPolicyResolver, proxyError, systemResolve, DEFAULT_DNS_CACHE_MS, type DestinationPolicy, type Dial, type ResolveChecked, type UdpSocketFactory, type Resolve } from '@pocketproxy/proxy';
+import { createDnsCache, createPolicyDialer, createPolicyResolver, proxyError, systemResolve, DEFAULT_DNS_CACHE_MS, type DestinationPolicy, type Dial, type PolicyDialerOptions, type ResolveChecked, type UdpSocketFactory, type Resolve } from '@pocketproxy/proxy';
 
 export type InterfacesFn = () => NodeJS.Dict<os.NetworkInterfaceInfo[]>;
 
@@ -33,6 +33,8 @@ export interface EgressOptions {
   /** How long one interface snapshot is used (default 1000 ms; 0 = look up on every dial). */
   interfacesTtlMs?: number;
   now?: () => number;
+  /** Unconnected outgoing TCP sockets (createPolicyDialer openSocket); default net.connect's own. */
+  openSocket?: PolicyDialerOptions['openSocket'];
 }
 
 export interface EgressAddresses {
@@ -96,7 +98,7 @@ export function createEgress(o: EgressOptions): Egress {
     snap = {
       at: t,
       bind,
-      dial: createPolicyDialer({ policy, resolve, dnsCacheMs: 0, bindAddress: bind, connectTimeoutMs: o.connectTimeoutMs }),
+      dial: createPolicyDialer({ policy, resolve, dnsCacheMs: 0, bindAddress: bind, connectTimeoutMs: o.connectTimeoutMs, openSocket: o.openSocket }),
       resolveUdp: createPolicyResolver({ policy, resolve, dnsCacheMs: 0 }),
     };
     return snap;

@@ -103,15 +103,10 @@ export async function startProxies(o: ProxiesOptions): Promise<Proxies> {
     },
   };
 
-  // Segment economy (every customer segment is a sealed tunnel frame both ways): target connections
-  // in delayed-ACK mode, so our FIN carries the ACK of the answer; see also the listeners below.
-  const dial: typeof o.egress.dial = async (req) => {
-    const s = await o.egress.dial(req);
-    setTcpFlag(s, 'quickack', false);
-    return s;
-  };
-  const http = createHttpProxy({ authenticate, dial, logger: log, beforeEnd: (s) => void setTcpFlag(s, 'cork', true) });
-  const socks5 = createSocks5Server({ authenticate, dial, udp: udpOpts, logger: log });
+  // Segment economy (every customer segment is a sealed tunnel frame both ways): the answer's tail
+  // and its FIN leave together; see also the listeners below and the egress sockets (egress.ts).
+  const http = createHttpProxy({ authenticate, dial: o.egress.dial, logger: log, beforeEnd: (s) => void setTcpFlag(s, 'cork', true) });
+  const socks5 = createSocks5Server({ authenticate, dial: o.egress.dial, udp: udpOpts, logger: log });
 
   for (const srv of [http, socks5]) {
     srv.server.on('connection', (s: net.Socket) => {
