@@ -243,8 +243,9 @@ export function createAgent(cfg: RunConfig, deps: AgentDeps): Agent {
 }
 
 /**
- * Target connections: bound with IP_BIND_ADDRESS_NO_PORT (a plain bind to the egress address runs
- * out of local ports near 470 new connections/s, TIME_WAIT included) and in delayed-ACK mode from
+ * Target connections: bound with IP_BIND_ADDRESS_NO_PORT (with a plain bind to the egress address,
+ * each new connection searches for a local port no socket holds, TIME_WAIT included, and that
+ * search slows to a crawl past ~10,000 recent connections) and in delayed-ACK mode from
  * the start, so the handshake's last ACK rides the request and our FIN carries the ACK of the
  * answer. Without the addon (or if it refuses), net.connect's own socket.
  */
