@@ -33,7 +33,10 @@ const step = (name) => process.stdout.write(`build: ${name}\n`);
 const addon = join(root, 'packages/tun/build/Release/pp_tun.node');
 if (!args.has('--no-addon') && (force || mtime(addon) < newest(join(root, 'packages/tun'), ['.cc', '.h', '.gyp', '.cpp']))) {
   step('native TUN addon (node-gyp)');
-  execFileSync(process.execPath, [join(root, 'node_modules/node-gyp/bin/node-gyp.js'), 'rebuild'], { cwd: join(root, 'packages/tun'), stdio: 'inherit' });
+  // Headers of the running Node: npm passes its nodedir setting on when this runs under npm; run
+  // directly, Debian's nodejs headers in /usr serve, so node-gyp never tries to download them.
+  const nodedir = process.env.npm_config_nodedir ?? (existsSync('/usr/include/node/node_api.h') ? '/usr' : undefined);
+  execFileSync(process.execPath, [join(root, 'node_modules/node-gyp/bin/node-gyp.js'), 'rebuild', ...(nodedir ? [`--nodedir=${nodedir}`] : [])], { cwd: join(root, 'packages/tun'), stdio: 'inherit' });
 }
 
 // 2. Command bundles. Files keep their own import.meta.url, so package-relative lookups (the addon,

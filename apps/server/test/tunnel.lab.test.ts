@@ -79,6 +79,8 @@ test('device tunnel through the real kernel: DNAT -> pp0 -> device; push; roamin
     // iperf3 both ways: pp0 handed us TSO super-packets and took glued GSO writes.
     assert.ok(after.tun_stats.rx_gso > 0 && after.tun_stats.tx_gso > 0, JSON.stringify(after.tun_stats));
     assert.ok(after.tun_stats.tx_writes < after.tun_stats.tx_packets, 'fewer TUN writes than packets');
+    // Bulk traffic leaves in batches: fewer sendmmsg calls than datagrams, fewer recvmmsg calls than datagrams in.
+    assert.ok(after.udp_stats.tx_syscalls < after.udp_stats.tx_datagrams && after.udp_stats.rx_batches < after.udp_stats.rx_datagrams, JSON.stringify(after.udp_stats));
     console.error(`tunnel.lab: status after iperf ${JSON.stringify(after)}`);
 
     await relay.stop(8_000);

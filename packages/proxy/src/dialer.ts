@@ -71,9 +71,10 @@ export interface PolicyDialerOptions extends PolicyResolverOptions {
   /** At most this many resolved addresses are tried in order (default 2). */
   readonly maxAttempts?: number;
   /**
-   * Makes the unconnected socket for one attempt (already bound to `localAddress` if given), or
-   * undefined for a plain net.connect. The agent's egress passes sockets bound with
-   * IP_BIND_ADDRESS_NO_PORT (@pocketproxy/tun openTcpSocket).
+   * Makes the unconnected socket for one attempt (already bound to `localAddress` if given, and
+   * with Nagle off if wanted: it is connected as is), or undefined for a plain net.connect (Nagle
+   * off). The agent's egress passes sockets bound with IP_BIND_ADDRESS_NO_PORT (@pocketproxy/tun
+   * openTcpSocket).
    */
   readonly openSocket?: (family: 4 | 6, localAddress: string | undefined) => net.Socket | undefined;
 }
@@ -117,11 +118,10 @@ function connectOnce(to: ResolvedAddress, port: number, localAddress: string | u
     try {
       const made = open?.(to.family, localAddress);
       // allowHalfOpen: a tunnel forwards each direction's FIN separately (see relay.ts).
-      s = made ? made.connect({ host, port }) : net.connect({ host, port, localAddress, allowHalfOpen: true });
+      s = made ? made.connect({ host, port }) : net.connect({ host, port, localAddress, allowHalfOpen: true, noDelay: true });
     } catch (e) {
       return reject(e);
     }
-    s.setNoDelay(true);
     const timer = setTimeout(() => {
       s.destroy();
       reject(Object.assign(new Error('connect timeout'), { code: 'ETIMEDOUT' }));

@@ -2,7 +2,7 @@
 // really ends everything, which tests and graceful shutdown rely on), and typed events.
 import { EventEmitter } from 'node:events';
 import * as net from 'node:net';
-import type { ProxyEvents } from './types.js';
+import type { AuthContext, ProxyEvents } from './types.js';
 
 export class ProxyServer extends EventEmitter<ProxyEvents & { error: [Error] }> {
   readonly server: net.Server;
@@ -55,4 +55,15 @@ export class ProxyServer extends EventEmitter<ProxyEvents & { error: [Error] }> 
 export function normalizeIp(ip: string | undefined): string {
   if (!ip) return '';
   return ip.startsWith('::ffff:') && ip.includes('.') ? ip.slice(7) : ip;
+}
+
+/**
+ * The AuthContext of one customer connection. Addresses are read from the socket when first asked
+ * for (getpeername/getsockname are a system call each, and most requests never need them).
+ */
+export class SocketAuthContext implements AuthContext {
+  constructor(readonly protocol: AuthContext['protocol'], readonly socket: net.Socket) {}
+  get remoteAddress(): string { return normalizeIp(this.socket.remoteAddress); }
+  get remotePort(): number { return this.socket.remotePort ?? 0; }
+  get localPort(): number { return this.socket.localPort ?? 0; }
 }

@@ -6,6 +6,8 @@ import type * as dgram from 'node:dgram';
 /** What the server knows about a customer when it asks `authenticate`. */
 export interface AuthContext {
   readonly protocol: 'http' | 'socks5';
+  /** The customer's connection (an app may attach what it learns, e.g. the principal, to it). */
+  readonly socket: net.Socket;
   readonly remoteAddress: string;
   readonly remotePort: number;
   readonly localPort: number;

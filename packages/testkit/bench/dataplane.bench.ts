@@ -235,7 +235,10 @@ async function main(): Promise<void> {
       record(`new proxied connections/s, wrk (1 thread, ${WRK_CONNECTIONS} connections, 5 s, Connection: close)`, `${viaW.perSec.toFixed(0)}/s`,
         `goal >= 2,000; ${viaW.requests} requests, non-2xx ${viaW.non2xx}, socket errors ${viaW.socketErrors}; new TCP connections: ${opens(viaW)}${viaW.oneConnPerRequest ? '' : ' NOT one per request'}; direct (wrk) ${directW.perSec.toFixed(0)}/s (${directW.requests} requests, inet ${directW.passiveOpens.inet}, errors ${directW.socketErrors + directW.non2xx})`);
       record('  CPU per proxied request by process (µs, wrk run)', cpuPerRequest(cpu0, cpu1, viaW.requests, wrkSeconds), 'from /proc; the kernel work of a packet is charged to whoever sends it (veth hops run inline)');
-      record('  tunnel frames per proxied request (wrk run)', `${perReq('frames_in')} in · ${perReq('frames_out')} out`, 'relay counters: device -> relay · relay -> device');
+      const per = (a: number, b: number) => (b > 0 ? (a / b).toFixed(2) : '-');
+      const u0 = st0.udp_stats ?? {}, u1 = st1.udp_stats ?? {};
+      record('  tunnel frames per proxied request (wrk run)', `${perReq('frames_in')} in · ${perReq('frames_out')} out`,
+        `relay counters: device -> relay · relay -> device; relay UDP datagrams per recvmmsg ${per(u1.rx_datagrams - u0.rx_datagrams, u1.rx_batches - u0.rx_batches)}, per sendmmsg ${per(u1.tx_datagrams - u0.tx_datagrams, u1.tx_syscalls - u0.tx_syscalls)}`);
     });
 
     // ---- tunnel RSS with 1,000 simulated devices ----------------------------------------------

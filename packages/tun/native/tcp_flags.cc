@@ -45,6 +45,7 @@ Napi::Value SetTcpFlag(const Napi::CallbackInfo& info) {
 //     connections took 0.7 s and the next 10,000 took 16 s; with this flag 40,000 took 5.2 s.
 //   - quietAck: TCP_QUICKACK off before connect(), so the handshake's last ACK is not sent on its
 //     own but rides the request (tcp_rcv_synsent_state_process: "Save one ACK").
+//   - TCP_NODELAY, as Node's own proxies' sockets have it (one system call fewer than asking Node).
 Napi::Value OpenTcpSocket(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (info.Length() != 3 || !info[0].IsNumber() || !(info[1].IsString() || info[1].IsNull()) || !info[2].IsBoolean()) {
@@ -66,10 +67,11 @@ Napi::Value OpenTcpSocket(const Napi::CallbackInfo& info) {
   int fd = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_TCP);
   if (fd < 0) throw ErrnoError(env, "socket", errno);
   int one = 1, zero = 0;
-  if (info[2].As<Napi::Boolean>().Value() && setsockopt(fd, IPPROTO_TCP, TCP_QUICKACK, &zero, sizeof zero) < 0) {
+  if ((info[2].As<Napi::Boolean>().Value() && setsockopt(fd, IPPROTO_TCP, TCP_QUICKACK, &zero, sizeof zero) < 0) ||
+      setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) < 0) {
     int e = errno;
     close(fd);
-    throw ErrnoError(env, "setsockopt TCP_QUICKACK", e);
+    throw ErrnoError(env, "setsockopt", e);
   }
   if (bind_len > 0) {
     if (setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof one) < 0 ||

@@ -2,8 +2,8 @@
 //   setTcpFlag     TCP_QUICKACK and TCP_CORK on a socket or listening server. Best effort by design:
 //                  a segment saved is an optimisation, so a socket without an fd (already closed, or
 //                  not TCP) or a failing setsockopt answers false instead of throwing.
-//   openTcpSocket  an outgoing socket bound with IP_BIND_ADDRESS_NO_PORT (and optionally in
-//                  delayed-ACK mode), adopted by Node and connected with socket.connect().
+//   openTcpSocket  an outgoing socket (Nagle off) bound with IP_BIND_ADDRESS_NO_PORT and optionally
+//                  in delayed-ACK mode, adopted by Node and connected with socket.connect().
 import { Socket, type Server } from 'node:net';
 import { loadAddon } from './native.js';
 

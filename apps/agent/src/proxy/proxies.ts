@@ -19,7 +19,7 @@
 import type * as net from 'node:net';
 import * as dgram from 'node:dgram';
 import type { Logger } from 'pino';
-import { createHttpProxy, createSocks5Server, UdpRelay, type ProxyServer, type RegisterOptions, type UdpAssociation, type UdpRelayOptions } from '@pocketproxy/proxy';
+import { createHttpProxy, createSocks5Server, UdpRelay, type AuthContext, type ProxyServer, type RegisterOptions, type UdpAssociation, type UdpRelayOptions } from '@pocketproxy/proxy';
 import type { CredentialStore } from '../credentials.js';
 import type { Egress } from './egress.js';
 import type { UsageMeter, LiveSample } from '../ops/usage.js';
@@ -65,16 +65,14 @@ export interface Proxies {
 export async function startProxies(o: ProxiesOptions): Promise<Proxies> {
   const ports = { ...DEFAULT_PORTS, ...o.ports };
   const log = o.logger.child({ subsys: 'proxy' });
-  // Customer sockets by "ip|port", so authenticate() can attach its principal to the socket.
-  const byPeer = new Map<string, net.Socket>();
+  // The principal of each authenticated customer socket (for live usage samples).
   const principalOf = new WeakMap<net.Socket, string>();
   const open = new Set<net.Socket>();
 
-  const authenticate = async (user: string, pass: string, ctx: { remoteAddress: string; remotePort: number }) => {
+  const authenticate = async (user: string, pass: string, ctx: AuthContext) => {
     const ok = o.credentials.authenticate(user, pass);
     if (!ok) return null;
-    const s = byPeer.get(`${ctx.remoteAddress}|${ctx.remotePort}`);
-    if (s) principalOf.set(s, ok.principal);
+    principalOf.set(ctx.socket, ok.principal);
     return { principal: ok.principal };
   };
 
@@ -110,11 +108,8 @@ export async function startProxies(o: ProxiesOptions): Promise<Proxies> {
 
   for (const srv of [http, socks5]) {
     srv.server.on('connection', (s: net.Socket) => {
-      const key = `${normalize(s.remoteAddress)}|${s.remotePort}`;
-      byPeer.set(key, s);
       open.add(s);
       s.once('close', () => {
-        byPeer.delete(key);
         open.delete(s);
         // connectionClosed (emitted just before, by the library's own close handler) added the
         // totals; take back what live samples of this socket already reported.
@@ -162,9 +157,4 @@ export async function startProxies(o: ProxiesOptions): Promise<Proxies> {
       await new Promise<void>((r) => dual.close(r));
     },
   };
-}
-
-function normalize(ip: string | undefined): string {
-  if (!ip) return '';
-  return ip.startsWith('::ffff:') && ip.includes('.') ? ip.slice(7) : ip;
 }

@@ -41,6 +41,8 @@ export interface UdpPort {
   address(): { address: string; port: number };
   /** Native sockets: whether UDP GSO (send) and GRO (receive) are in effect. */
   offload?(): { gso: boolean; gro: boolean };
+  /** Native sockets: datagrams against system calls each way (how well the batching works). */
+  stats?(): { rxPackets: number; rxBatches: number; txPackets: number; txSyscalls: number };
   close(): void;
 }
 

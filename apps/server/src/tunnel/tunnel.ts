@@ -107,6 +107,8 @@ export interface TunnelStatus {
   offload: { tun: { vnet_hdr: boolean; tso: boolean } | null; udp: { gso: boolean; gro: boolean } | null };
   /** The TUN queue's counters: packets vs write() calls shows how much GRO gluing saves; drops/errors. */
   tun_stats: { rx_packets: number; tx_packets: number; tx_writes: number | null; rx_gso: number | null; tx_gso: number | null; tx_drops: number; tx_errors: number };
+  /** The UDP socket's datagrams against recvmmsg/sendmmsg calls (null on node:dgram). */
+  udp_stats: { rx_datagrams: number; rx_batches: number; tx_datagrams: number; tx_syscalls: number } | null;
   /** process.memoryUsage() in MB: where the tunnel's RSS goes (V8 heap, Buffers, the rest). */
   memory_mb: { rss: number; heap_used: number; heap_total: number; external: number; array_buffers: number };
 }
@@ -305,11 +307,16 @@ export function createTunnel(deps: TunnelDeps): Tunnel {
         udp: udp?.offload?.() ?? null,
       },
       tun_stats: tunStats(deps.tun.stats()),
+      udp_stats: udpStats(udp?.stats?.()),
       memory_mb: memoryMb(),
     };
   }
 
   return { start, ready, stop, tick, pollForwarding, reportUsage, refreshPeers, push, status, devices, addresses };
+}
+
+function udpStats(u: ReturnType<NonNullable<UdpPort['stats']>> | undefined): TunnelStatus['udp_stats'] {
+  return u ? { rx_datagrams: u.rxPackets, rx_batches: u.rxBatches, tx_datagrams: u.txPackets, tx_syscalls: u.txSyscalls } : null;
 }
 
 function tunStats(t: TunStats): TunnelStatus['tun_stats'] {

@@ -107,7 +107,16 @@ export function headerValues(headers: readonly Header[], lower: string): string[
 
 /** Comma-separated list field members, lower-cased (Connection, Transfer-Encoding). */
 export function listMembers(headers: readonly Header[], lower: string): string[] {
-  return headerValues(headers, lower).flatMap((v) => v.split(',')).map((s) => s.trim().toLowerCase()).filter(Boolean);
+  // Runs several times per request; most requests have no such field at all.
+  const out: string[] = [];
+  for (const h of headers) {
+    if (h.lower !== lower) continue;
+    for (const part of h.value.split(',')) {
+      const m = part.trim();
+      if (m !== '') out.push(m.toLowerCase());
+    }
+  }
+  return out;
 }
 
 /** host:port of authority-form (CONNECT, RFC 9112 §3.2.3); IPv6 in brackets. */

@@ -11,7 +11,7 @@ import { proxyError, type PPError } from '../errors.js';
 import { createPolicyDialer, classifyDialError } from '../dialer.js';
 import { silentLogger } from '../logger.js';
 import { relay } from '../relay.js';
-import { ProxyServer, normalizeIp } from '../server-base.js';
+import { ProxyServer, SocketAuthContext } from '../server-base.js';
 import type { AllowNoAuth, AuthContext, Authenticate, Dial, Logger } from '../types.js';
 import { parseProxyAuthorization } from './basic-auth.js';
 import { ChunkedDecoder } from './chunked.js';
@@ -72,7 +72,7 @@ class HttpConnection {
   private readonly ctx: AuthContext;
 
   constructor(private readonly socket: net.Socket, private readonly cfg: Cfg, private readonly events: ProxyServer) {
-    this.ctx = { protocol: 'http', remoteAddress: normalizeIp(socket.remoteAddress), remotePort: socket.remotePort ?? 0, localPort: socket.localPort ?? 0 };
+    this.ctx = new SocketAuthContext('http', socket);
     socket.on('data', this.onData);
     socket.on('end', this.onEnd);
     socket.once('close', () => {

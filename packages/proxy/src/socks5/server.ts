@@ -12,7 +12,7 @@ import { proxyError, type PPError } from '../errors.js';
 import { createPolicyDialer, classifyDialError } from '../dialer.js';
 import { silentLogger } from '../logger.js';
 import { relay } from '../relay.js';
-import { ProxyServer, normalizeIp } from '../server-base.js';
+import { ProxyServer, SocketAuthContext, normalizeIp } from '../server-base.js';
 import type { AllowNoAuth, AuthContext, Authenticate, Dial, Logger, ResolveChecked, UdpSocketFactory } from '../types.js';
 import { createUdpRelay, type UdpRelay } from '../udp/relay.js';
 import { REP, replyCodeFor } from './reply.js';
@@ -75,7 +75,7 @@ class Socks5Connection {
   private readonly timer: NodeJS.Timeout;
 
   constructor(private readonly socket: net.Socket, private readonly cfg: Cfg, private readonly events: ProxyServer) {
-    this.ctx = { protocol: 'socks5', remoteAddress: normalizeIp(socket.remoteAddress), remotePort: socket.remotePort ?? 0, localPort: socket.localPort ?? 0 };
+    this.ctx = new SocketAuthContext('socks5', socket);
     this.timer = setTimeout(() => {
       this.fail(proxyError('PP_ERR_PROXY_HANDSHAKE_TIMEOUT', { ms: cfg.handshakeTimeoutMs }), null);
     }, cfg.handshakeTimeoutMs);
