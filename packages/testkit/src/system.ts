@@ -194,7 +194,9 @@ export async function startAgent(lab: Lab, relay: LabRelay, n: number, opts: Age
   const stateDir = tempDir(`pp-agent${n}-`);
   const code = await relay.api.ok<{ code: string }>('POST', '/api/pairing-codes', {});
   const server = `http://${lab.relay.ip}:${relay.apiPort}`;
-  const env = { PATH: process.env.PATH, HOME: process.env.HOME, ...(process.env.POCKETPROXY_OFFLOAD !== undefined ? { POCKETPROXY_OFFLOAD: process.env.POCKETPROXY_OFFLOAD } : {}) };
+  // The agent's switches pass through, for A/B benchmarks (docs/operations.md).
+  const passed = ['POCKETPROXY_OFFLOAD', 'POCKETPROXY_AGENT_TUNNEL_THREAD'].filter((k) => process.env[k] !== undefined);
+  const env = { PATH: process.env.PATH, HOME: process.env.HOME, ...Object.fromEntries(passed.map((k) => [k, process.env[k]])) };
   const pair = await lab.exec(`dev${n}`, process.execPath, [AGENT_BIN, 'pair', '--server', server, '--code', code.code, '--state-dir', stateDir, '--name', opts.name ?? `lab-dev${n}`], { env, cwd: REPO_ROOT, timeoutMs: 30_000 });
   if (pair.code !== 0) throw new Error(`agent pair (dev${n}) failed: ${pair.stderr}${pair.stdout}`);
   const state = JSON.parse(readFileSync(join(stateDir, 'state.json'), 'utf8'));
