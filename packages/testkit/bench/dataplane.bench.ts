@@ -115,10 +115,20 @@ async function wrkRun(lab: Lab, url: string, scriptArgs: string[], countIn: stri
   };
 }
 
+/** Milliseconds for a fixed integer loop on this thread: how fast the host runs these cores right now. */
+function cpuProbeMs(): number {
+  const t0 = process.hrtime.bigint();
+  let x = 0;
+  for (let i = 0; i < 3e8; i++) x = (x + i * 7) % 1000003;
+  if (x < 0) console.log(x); // keep the loop
+  return Number(process.hrtime.bigint() - t0) / 1e6;
+}
+
 async function main(): Promise<void> {
   if (!canRunLab()) { console.error('bench:dataplane needs root (network namespaces)'); process.exit(2); }
   const started = new Date();
   const load0 = loadavg();
+  const probe0 = cpuProbeMs();
   const work = mkdtempSync(join(tmpdir(), 'pp-bench-'));
   const lab: Lab = await createLab({ devices: 1 });
   let relay: LabRelay | undefined;
@@ -279,7 +289,7 @@ async function main(): Promise<void> {
   }
   const load1 = loadavg();
   console.log(`\nData plane benchmark — ${started.toISOString()}`);
-  console.log(`machine: ${cpus().length} x ${cpus()[0]?.model ?? '?'}; load average at start ${load0.map((x) => x.toFixed(2)).join(' ')}, at end ${load1.map((x) => x.toFixed(2)).join(' ')}; node ${process.version}`);
+  console.log(`machine: ${cpus().length} x ${cpus()[0]?.model ?? '?'}; load average at start ${load0.map((x) => x.toFixed(2)).join(' ')}, at end ${load1.map((x) => x.toFixed(2)).join(' ')}; node ${process.version}; CPU probe ${probe0.toFixed(0)} ms at start, ${cpuProbeMs().toFixed(0)} ms at end (a fixed JS loop, to compare runs: slower means the host gave these cores less)`);
   console.log('\n| measure | figure | note |\n|---|---|---|');
   for (const f of figures) console.log(`| ${f.what} | ${f.value} | ${f.note ?? ''} |`);
 }
