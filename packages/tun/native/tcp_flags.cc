@@ -6,6 +6,8 @@
 //              so a request is acknowledged by its answer instead of by a bare ACK of its own.
 //   "cork"     TCP_CORK: hold partial segments; a shutdown() then sends the queued tail and the FIN
 //              in one segment.
+//   "defer_accept" TCP_DEFER_ACCEPT (1 s) on a listener: a connection is handed to accept() when
+//              its first data arrives, for protocols whose clients speak first.
 #include <errno.h>
 #include <napi.h>
 #include <netinet/in.h>
@@ -30,7 +32,8 @@ Napi::Value SetTcpFlag(const Napi::CallbackInfo& info) {
   int opt;
   if (flag == "quickack") opt = TCP_QUICKACK;
   else if (flag == "cork") opt = TCP_CORK;
-  else throw Napi::TypeError::New(env, "setTcpFlag: flag must be 'quickack' or 'cork'");
+  else if (flag == "defer_accept") opt = TCP_DEFER_ACCEPT;
+  else throw Napi::TypeError::New(env, "setTcpFlag: flag must be 'quickack', 'cork' or 'defer_accept'");
   int on = info[2].As<Napi::Boolean>().Value() ? 1 : 0;
   if (setsockopt(fd, IPPROTO_TCP, opt, &on, sizeof on) < 0) throw ErrnoError(env, "setsockopt", errno);
   return env.Undefined();

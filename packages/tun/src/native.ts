@@ -97,7 +97,7 @@ export interface NativeAddon {
     opts: { reusePort?: boolean; recvBufferSize?: number; sendBufferSize?: number; ipv6Only?: boolean; offload?: boolean },
   ) => NativeUdpBatch;
   getOriginalDst(fd: number): { address: string; port: number; family: 'IPv4' | 'IPv6' };
-  setTcpFlag(fd: number, flag: 'quickack' | 'cork', on: boolean): void;
+  setTcpFlag(fd: number, flag: 'quickack' | 'cork' | 'defer_accept', on: boolean): void;
   openTcpSocket(family: 4 | 6, bindAddress: string | null, quietAck: boolean): number;
   /** native/offload.h Segment: a vnet header + packet as read from an offload TUN -> wire packets (null: header does not fit). */
   offloadSegment(vnetPacket: Uint8Array): Buffer[] | null;

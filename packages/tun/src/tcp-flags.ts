@@ -7,7 +7,7 @@
 import { Socket, type Server } from 'node:net';
 import { loadAddon } from './native.js';
 
-export type TcpFlag = 'quickack' | 'cork';
+export type TcpFlag = 'quickack' | 'cork' | 'defer_accept';
 
 /** Sets `flag` on the socket (or on a listening server: inherited by connections it accepts). */
 export function setTcpFlag(target: Socket | Server, flag: TcpFlag, on: boolean): boolean {

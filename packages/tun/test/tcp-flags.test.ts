@@ -11,10 +11,15 @@ test('setTcpFlag: quickack on a listener and its connections, cork before end; b
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   try {
     assert.equal(setTcpFlag(server, 'quickack', false), true);
+    assert.equal(setTcpFlag(server, 'defer_accept', true), true);
     const accepted = new Promise<net.Socket>((r) => server.once('connection', r));
     const client = net.connect((server.address() as net.AddressInfo).port, '127.0.0.1');
     await new Promise((r) => client.once('connect', r));
+    // Deferred accept: the server sees the connection once the client has said something.
+    client.write('hello');
     const sock = await accepted;
+    const first = await new Promise<Buffer>((r) => sock.once('data', r));
+    assert.equal(first.toString(), 'hello');
     assert.equal(setTcpFlag(client, 'quickack', false), true);
     const received: Buffer[] = [];
     client.on('data', (d) => received.push(d));

@@ -126,7 +126,12 @@ export async function startProxies(o: ProxiesOptions): Promise<Proxies> {
     await socks5.listen(ports.socks5, o.host);
     // Connections accepted from these listeners start in delayed-ACK mode (the kernel copies the
     // listener's ACK state): a request is acknowledged by its answer, not by a bare ACK of its own.
-    for (const srv of [http, socks5]) setTcpFlag(srv.server, 'quickack', false);
+    // And they are handed to us only once their first bytes are there (HTTP and SOCKS5 clients
+    // speak first): one wakeup per connection instead of one for the accept and one for the data.
+    for (const srv of [http, socks5]) {
+      setTcpFlag(srv.server, 'quickack', false);
+      setTcpFlag(srv.server, 'defer_accept', true);
+    }
   } catch (e) {
     await Promise.allSettled([http.close(), socks5.close(), udp.close()]);
     dual.close();
