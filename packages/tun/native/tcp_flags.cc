@@ -1,6 +1,6 @@
 // TCP socket options Node does not expose, for the agent's proxies (packages/tun/src/tcp-flags.ts).
 //
-// setTcpFlag(fd, flag, on): two flags that spend fewer segments per short connection:
+// setTcpFlag(fd, flag, on): flags that spend fewer segments and wakeups per short connection:
 //   "quickack" TCP_QUICKACK: off puts the socket (or, on a listener, every connection accepted from
 //              it: the kernel copies the listener's ACK state into the child) in delayed-ACK mode,
 //              so a request is acknowledged by its answer instead of by a bare ACK of its own.
@@ -14,7 +14,6 @@
 #include <netinet/tcp.h>
 #include <string.h>
 #include <sys/socket.h>
-
 #include <unistd.h>
 
 #include "errno_error.h"
@@ -25,7 +24,7 @@ namespace pp {
 Napi::Value SetTcpFlag(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (info.Length() != 3 || !info[0].IsNumber() || !info[1].IsString() || !info[2].IsBoolean()) {
-    throw Napi::TypeError::New(env, "setTcpFlag(fd: number, flag: 'quickack' | 'cork', on: boolean)");
+    throw Napi::TypeError::New(env, "setTcpFlag(fd: number, flag: 'quickack' | 'cork' | 'defer_accept', on: boolean)");
   }
   int fd = info[0].As<Napi::Number>().Int32Value();
   std::string flag = info[1].As<Napi::String>().Utf8Value();

@@ -39,7 +39,7 @@ export interface TunnelHandle {
 export type StartTunnel = (spec: TunnelSpec, onMessage: (m: JsonMessage) => void, logger: Logger) => Promise<TunnelHandle>;
 
 /** Options of the TunnelClient a spec describes (shared by both hosts). */
-export function clientOptions(spec: TunnelSpec, logger: Logger, onPackets: (ps: Buffer[]) => void, onMessage: (m: JsonMessage) => void): TunnelClientOptions {
+function clientOptions(spec: TunnelSpec, logger: Logger, onPackets: (ps: Buffer[]) => void, onMessage: (m: JsonMessage) => void): TunnelClientOptions {
   return {
     relayHost: spec.relayHost,
     relayPort: spec.relayPort,
