@@ -32,12 +32,26 @@ export interface PolicyResolverOptions {
   readonly dnsCacheMs?: number;
 }
 
+const VERDICTS_MAX = 4096;
+
 /** Resolves `host` (or takes an IP literal) and rejects unless every address passes the policy. */
 export function createPolicyResolveAll(opts: PolicyResolverOptions): (host: string) => Promise<ResolvedAddress[]> {
   validatePolicy(opts.policy);
   const base = opts.resolve ?? systemResolve;
   const cacheMs = opts.dnsCacheMs ?? DEFAULT_DNS_CACHE_MS;
   const resolve = cacheMs > 0 ? createDnsCache(base, { ttlMs: cacheMs }) : base;
+  // The verdict for an address is a pure function of it and this resolver's fixed policy: remember
+  // it (bounded) instead of parsing the address and walking the deny list on every request.
+  const verdicts = new Map<string, boolean>();
+  const forbidden = (address: string): boolean => {
+    let v = verdicts.get(address);
+    if (v === undefined) {
+      v = isForbiddenAddress(address, opts.policy);
+      if (verdicts.size >= VERDICTS_MAX) verdicts.clear();
+      verdicts.set(address, v);
+    }
+    return v;
+  };
   return async (rawHost) => {
     const host = rawHost.startsWith('[') && rawHost.endsWith(']') ? rawHost.slice(1, -1) : rawHost;
     const fam = net.isIP(host);
@@ -52,7 +66,7 @@ export function createPolicyResolveAll(opts: PolicyResolverOptions): (host: stri
       if (addrs.length === 0) throw proxyError('PP_ERR_PROXY_DNS_NOT_FOUND', { host });
     }
     for (const a of addrs) {
-      if (isForbiddenAddress(a.address, opts.policy)) throw proxyError('PP_ERR_PROXY_FORBIDDEN_DESTINATION', { host });
+      if (forbidden(a.address)) throw proxyError('PP_ERR_PROXY_FORBIDDEN_DESTINATION', { host });
     }
     return addrs;
   };

@@ -41,6 +41,8 @@ it('applies allowPrivate / allowLoopback / denyCidrs', () => {
 it('the policy dialer checks every resolved address (no DNS rebinding)', async () => {
   const dial = createPolicyDialer({ policy: { allowLoopback: false }, resolve: testResolve, connectTimeoutMs: 500 });
   await assert.rejects(dial({ host: 'rebind.test', port: 80, principal: 'p' }), { code: 'PP_ERR_PROXY_FORBIDDEN_DESTINATION' });
+  // Verdicts are remembered per address: the second time is refused just the same.
+  await assert.rejects(dial({ host: 'rebind.test', port: 80, principal: 'p' }), { code: 'PP_ERR_PROXY_FORBIDDEN_DESTINATION' });
   await assert.rejects(dial({ host: '[::1]', port: 80, principal: 'p' }), { code: 'PP_ERR_PROXY_FORBIDDEN_DESTINATION' });
   await assert.rejects(dial({ host: 'nx.test', port: 80, principal: 'p' }), { code: 'PP_ERR_PROXY_DNS_NOT_FOUND' });
 });
