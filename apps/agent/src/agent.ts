@@ -5,14 +5,14 @@
 //   heartbeat (metrics, public IP, usage) <-> API; commands by tunnel push or heartbeat -> dispatcher
 import type { Logger } from 'pino';
 import { decodeKey, type JsonMessage } from '@pocketproxy/protocol';
-import { openTcpSocket, type CommandRunner, type TunDevice } from '@pocketproxy/tun';
+import { openTcpSocket } from '@pocketproxy/tun';
 import { createApiClient, fetchPublicIp, type ApiClient, type HeartbeatReply, type TunnelInfo } from './api-client.js';
 import { CredentialStore } from './credentials.js';
 import { agentError } from './errors.js';
 import { readState, writeState, type AgentState } from './state.js';
 import { AGENT_VERSION } from './version.js';
 import type { TunnelClientOptions } from './tunnel/client.js';
-import { inProcessTunnel, type StartTunnel, type TunnelHandle } from './tunnel/host.js';
+import type { StartTunnel, TunnelHandle } from './tunnel/host.js';
 import { firstHost, prefixLength } from './tunnel/probe.js';
 import { createEgress, interfaceAddresses } from './proxy/egress.js';
 import { startProxies, type Proxies } from './proxy/proxies.js';
@@ -42,14 +42,12 @@ export interface RunConfig {
 
 export interface AgentDeps {
   logger: Logger;
-  openTun: (name: string, mtu: number) => TunDevice;
-  configureTun: (cfg: { name: string; address: string; prefixLength: number; mtu: number }) => Promise<void>;
   api?: ApiClient;
   exec?: Exec;
   publicIp?: () => Promise<string>;
   now?: () => number;
-  /** Where the tunnel runs (default: on this event loop with openTun/configureTun; main.ts: a worker thread). */
-  startTunnel?: StartTunnel;
+  /** Where the tunnel runs: a worker thread (main.ts) or this event loop (inProcessTunnel; tests with a FakeTun). */
+  startTunnel: StartTunnel;
 }
 
 export interface Agent {
@@ -194,8 +192,7 @@ export function createAgent(cfg: RunConfig, deps: AgentDeps): Agent {
       }
       const vpnIp = t.vpn_ip!;
       const gw = firstHost(t.subnet);
-      const startTunnel = deps.startTunnel ?? inProcessTunnel(deps);
-      tunnel = await startTunnel({
+      tunnel = await deps.startTunnel({
         tun: { name: cfg.tunnelInterface, mtu: t.mtu, address: vpnIp, prefixLength: prefixLength(t.subnet) },
         relayHost: t.relay.host,
         relayPort: t.relay.port,

@@ -1,12 +1,11 @@
 // pocketproxy-agent entry point: parse arguments, build, start, handle signals. Nothing else.
 import { isMainThread, workerData } from 'node:worker_threads';
 import { isPPError } from '@pocketproxy/errors';
-import { configureTun, execRunner, openTun } from '@pocketproxy/tun';
 import { parseCli } from './cli.js';
 import { createLogger } from './log.js';
 import { pairDevice } from './pair.js';
 import { createAgent } from './agent.js';
-import { inProcessTunnel, workerTunnel, type WorkerData } from './tunnel/host.js';
+import { inProcessTunnel, kernelTun, workerTunnel, type WorkerData } from './tunnel/host.js';
 import { runTunnelWorker } from './tunnel/worker.js';
 
 async function main(argv: string[]): Promise<number> {
@@ -28,19 +27,14 @@ async function main(argv: string[]): Promise<number> {
     process.stdout.write(`paired as ${state.device_id}; state written to ${path}\n`);
     return 0;
   }
-  const io = {
-    openTun: (name: string, mtu: number) => openTun({ name, maxPacket: Math.max(mtu, 1500) + 64 }),
-    configureTun: (cfg: Parameters<typeof configureTun>[0]) => configureTun(cfg, execRunner),
-  };
   // The tunnel's packet path on a thread of its own (tunnel/host.ts); POCKETPROXY_AGENT_TUNNEL_THREAD=0
   // keeps it on the main event loop.
   const onWorker = process.env.POCKETPROXY_AGENT_TUNNEL_THREAD !== '0';
   const agent = createAgent(parsed.config, {
     logger,
-    ...io,
     startTunnel: onWorker
       ? workerTunnel(process.argv[1]!, logger.level, (e) => { logger.fatal({ err: e }, 'tunnel worker failed'); process.exit(1); })
-      : inProcessTunnel(io),
+      : inProcessTunnel(kernelTun),
   });
   let stopping = false;
   const stop = (signal: string) => {

@@ -11,6 +11,7 @@ import { FakeTun } from '@pocketproxy/tun';
 import { encodeKey } from '@pocketproxy/protocol';
 import { Heartbeat } from '@pocketproxy/api-schema';
 import { createAgent } from '../src/agent.js';
+import { inProcessTunnel } from '../src/tunnel/host.js';
 import { writeState } from '../src/state.js';
 import { makeVerifier } from '../src/credentials.js';
 import type { ApiClient, HeartbeatBody } from '../src/api-client.js';
@@ -60,7 +61,7 @@ test('agent: tunnel up, proxies authenticate from credentials, commands over the
   const configured: unknown[] = [];
   const agent = createAgent(
     { stateDir: dir, tunnelInterface: 'ppd0', allowPrivateDestinations: false, closeOnRotate: true, allowReboot: false, airplaneSeconds: 5, ports: { http: 0, socks5: 0, udp: 0 }, tunnel: { tickMs: 50 } },
-    { logger, api, openTun: () => tun, configureTun: async (c) => void configured.push(c), publicIp: async () => '198.18.1.2' },
+    { logger, api, startTunnel: inProcessTunnel({ openTun: () => tun, configureTun: async (c) => void configured.push(c) }), publicIp: async () => '198.18.1.2' },
   );
   cleanups.push(() => agent.stop());
   await agent.start();

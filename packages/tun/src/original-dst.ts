@@ -2,7 +2,7 @@
 // transparent proxy (:12345), read from conntrack via SO_ORIGINAL_DST / IP6T_SO_ORIGINAL_DST.
 //
 //   customer 10.9.0.6 -> 93.184.216.34:443 --nft redirect--> relay :12345 --getOriginalDst--> 93.184.216.34:443
-import type { Socket } from 'node:net';
+import type { Server, Socket } from 'node:net';
 import { loadAddon, type NativeSystemError } from './native.js';
 import { fail, reasonOf } from './errors.js';
 
@@ -12,9 +12,9 @@ export interface OriginalDst {
   family: 'IPv4' | 'IPv6';
 }
 
-/** The fd behind a net.Socket; Node keeps it on the (undocumented, stable since 0.x) TCP handle. */
-export function socketFd(socket: Socket): number {
-  const fd = (socket as unknown as { _handle?: { fd?: number } })._handle?.fd;
+/** The fd behind a net.Socket or listening net.Server; Node keeps it on the (undocumented, stable since 0.x) TCP handle. */
+export function socketFd(socket: Socket | Server): number {
+  const fd = (socket as unknown as { _handle?: { fd?: number } | null })._handle?.fd;
   if (typeof fd !== 'number' || fd < 0) throw fail('PP_ERR_TUN_NO_FD');
   return fd;
 }

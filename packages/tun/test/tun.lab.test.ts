@@ -2,61 +2,43 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { addonAvailable } from '../src/index.js';
-import { isRoot, lastJson, runNodeInNetns, withNetns } from './fixtures/netns.js';
+import { requireRoot, runFixture } from './fixtures/netns.js';
 
 test('TUN: kernel -> read batch, write -> socket, multi-queue incl. a worker thread (in a netns)', async (t) => {
-  if (!isRoot()) {
-    console.error('SKIPPED tun.lab.test.ts: needs root (network namespace + /dev/net/tun)');
-    t.skip('needs root: network namespace + /dev/net/tun');
-    return;
-  }
+  if (!requireRoot(t, 'tun.lab.test.ts', 'network namespace + /dev/net/tun')) return;
   assert.ok(addonAvailable(), 'addon not built: npm run build -w @pocketproxy/tun');
-  await withNetns(async (ns) => {
-    const r = await runNodeInNetns(ns, new URL('./fixtures/tun-roundtrip.ts', import.meta.url), [], 30_000);
-    assert.equal(r.code, 0, `fixture failed: ${r.stderr}`);
-    const out = lastJson<any>(r.stdout);
-    assert.match(out.name, /^pptun\d+$/);
-    assert.equal(out.seen.length, 20);
-    for (const [i, s] of out.seen.entries()) {
-      assert.deepEqual(s, { src: '10.254.0.1', dst: '10.254.0.2', srcPort: 4000, dstPort: 5000, payload: `hello-${i}`, ipOk: true, udpOk: true });
-    }
-    // 20 datagrams sent back to back arrive in fewer callbacks than packets when the loop lags.
-    assert.ok(out.batches >= 1 && out.batches <= 40);
-    assert.equal(out.wroteOne, true);
-    assert.equal(out.wroteMany, 10);
-    assert.equal(out.garbage, false);
-    assert.deepEqual(out.got[0], { payload: 'world', address: '10.254.0.2', port: 7000 });
-    assert.deepEqual(out.got.slice(1).map((g: any) => g.payload), Array.from({ length: 10 }, (_, i) => `batch-${i}`));
-    assert.deepEqual(out.mq, ['ppmq0', 'ppmq0']);
-    assert.equal(out.fromWorker, 'ppmq0');
-    assert.equal(out.workerExit, 0);
-    assert.equal(out.stats.txPackets, 11);
-    assert.equal(out.stats.txErrors, 1);
-    assert.ok(out.stats.rxPackets >= 20);
-  });
+  const out = await runFixture<any>('tun-roundtrip.ts', [], 30_000);
+  assert.match(out.name, /^pptun\d+$/);
+  assert.equal(out.seen.length, 20);
+  for (const [i, s] of out.seen.entries()) {
+    assert.deepEqual(s, { src: '10.254.0.1', dst: '10.254.0.2', srcPort: 4000, dstPort: 5000, payload: `hello-${i}`, ipOk: true, udpOk: true });
+  }
+  // 20 datagrams sent back to back arrive in fewer callbacks than packets when the loop lags.
+  assert.ok(out.batches >= 1 && out.batches <= 40);
+  assert.equal(out.wroteOne, true);
+  assert.equal(out.wroteMany, 10);
+  assert.equal(out.garbage, false);
+  assert.deepEqual(out.got[0], { payload: 'world', address: '10.254.0.2', port: 7000 });
+  assert.deepEqual(out.got.slice(1).map((g: any) => g.payload), Array.from({ length: 10 }, (_, i) => `batch-${i}`));
+  assert.deepEqual(out.mq, ['ppmq0', 'ppmq0']);
+  assert.equal(out.fromWorker, 'ppmq0');
+  assert.equal(out.workerExit, 0);
+  assert.equal(out.stats.txPackets, 11);
+  assert.equal(out.stats.txErrors, 1);
+  assert.ok(out.stats.rxPackets >= 20);
 });
 
 test('TUN offloads: a TCP stream between two namespaces through our TSO cutting and GRO gluing arrives intact', async (t) => {
-  if (!isRoot()) {
-    console.error('SKIPPED tun.lab.test.ts offloads: needs root (network namespaces + /dev/net/tun)');
-    t.skip('needs root: network namespace + /dev/net/tun');
-    return;
-  }
-  await withNetns((nsA) =>
-    withNetns(async (nsB) => {
-      const r = await runNodeInNetns(nsA, new URL('./fixtures/tun-offload.ts', import.meta.url), [nsB, 'offload', '48'], 40_000);
-      assert.equal(r.code, 0, `fixture failed: ${r.stderr}`);
-      const out = lastJson<any>(r.stdout);
-      assert.deepEqual(out.offload, { vnetHdr: true, checksum: true, tso: true });
-      assert.equal(out.bytes, 48 * 1024 * 1024);
-      assert.equal(out.hashOk, true, 'every byte arrived, in order');
-      // The kernel handed A super-packets (TSO) and we wrote glued segments into B (GRO).
-      assert.ok(out.a.rxGso > 0, `A read no TSO super-packets: ${JSON.stringify(out.a)}`);
-      assert.ok(out.b.txGso > 0, `nothing was glued into B: ${JSON.stringify(out.b)}`);
-      assert.ok(out.b.txWrites < out.b.txPackets, 'fewer writes than packets');
-      assert.equal(out.a.rxBadGso + out.b.rxBadGso, 0);
-      assert.equal(out.b.txErrors + out.a.txErrors, 0);
-      console.error(`offload stream: ${out.mbit} Mbit/s, A read ${out.a.rxGso} super-packets, B got ${out.b.txPackets} packets in ${out.b.txWrites} writes`);
-    }, 'pptunb'),
-  );
+  if (!requireRoot(t, 'tun.lab.test.ts offloads', 'network namespaces + /dev/net/tun')) return;
+  const out = await runFixture<any>('tun-offload.ts', ['offload', '48'], 40_000, { peerPrefix: 'pptunb' });
+  assert.deepEqual(out.offload, { vnetHdr: true, checksum: true, tso: true });
+  assert.equal(out.bytes, 48 * 1024 * 1024);
+  assert.equal(out.hashOk, true, 'every byte arrived, in order');
+  // The kernel handed A super-packets (TSO) and we wrote glued segments into B (GRO).
+  assert.ok(out.a.rxGso > 0, `A read no TSO super-packets: ${JSON.stringify(out.a)}`);
+  assert.ok(out.b.txGso > 0, `nothing was glued into B: ${JSON.stringify(out.b)}`);
+  assert.ok(out.b.txWrites < out.b.txPackets, 'fewer writes than packets');
+  assert.equal(out.a.rxBadGso + out.b.rxBadGso, 0);
+  assert.equal(out.b.txErrors + out.a.txErrors, 0);
+  console.error(`offload stream: ${out.mbit} Mbit/s, A read ${out.a.rxGso} super-packets, B got ${out.b.txPackets} packets in ${out.b.txWrites} writes`);
 });

@@ -19,11 +19,11 @@
 import type * as net from 'node:net';
 import * as dgram from 'node:dgram';
 import type { Logger } from 'pino';
+import { setTcpFlag } from '@pocketproxy/tun';
 import { createHttpProxy, createSocks5Server, UdpRelay, type AuthContext, type ProxyServer, type RegisterOptions, type UdpAssociation, type UdpRelayOptions } from '@pocketproxy/proxy';
 import type { CredentialStore } from '../credentials.js';
 import type { Egress } from './egress.js';
 import type { UsageMeter, LiveSample } from '../ops/usage.js';
-import { setTcpFlag } from '@pocketproxy/tun';
 import { DualUdpSocket } from './dual-udp.js';
 
 export const DEFAULT_PORTS: Readonly<{ http: number; socks5: number; udp: number }> = Object.freeze({ http: 8080, socks5: 1080, udp: 1081 });

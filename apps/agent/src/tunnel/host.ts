@@ -12,7 +12,7 @@
 import { Worker } from 'node:worker_threads';
 import type { Logger } from 'pino';
 import type { JsonMessage } from '@pocketproxy/protocol';
-import type { TunDevice } from '@pocketproxy/tun';
+import { configureTun, execRunner, openTun, type TunDevice } from '@pocketproxy/tun';
 import { agentError } from '../errors.js';
 import { createTunnelClient, type TunnelClient, type TunnelClientOptions, type TunnelStats } from './client.js';
 
@@ -54,10 +54,22 @@ function clientOptions(spec: TunnelSpec, logger: Logger, onPackets: (ps: Buffer[
   };
 }
 
+/** How the TUN is opened and configured: the kernel's (kernelTun) or a test's FakeTun. */
+export interface TunIo {
+  openTun(name: string, mtu: number): TunDevice;
+  configureTun(cfg: TunnelSpec['tun']): Promise<void>;
+}
+
+/** The real TUN device, configured with `ip` (no shell). */
+export const kernelTun: TunIo = {
+  openTun: (name, mtu) => openTun({ name, maxPacket: Math.max(mtu, 1500) + 64 }),
+  configureTun: (cfg) => configureTun(cfg, execRunner),
+};
+
 /** Opens and configures the TUN, connects the tunnel client to it and starts both. */
 export async function runTunnel(
   spec: TunnelSpec,
-  io: { openTun: (name: string, mtu: number) => TunDevice; configureTun: (cfg: TunnelSpec['tun']) => Promise<void> },
+  io: TunIo,
   onMessage: (m: JsonMessage) => void,
   logger: Logger,
 ): Promise<{ tun: TunDevice; client: TunnelClient }> {
@@ -75,7 +87,7 @@ export async function runTunnel(
 }
 
 /** The tunnel on the caller's event loop (tests inject a FakeTun this way). */
-export function inProcessTunnel(io: Parameters<typeof runTunnel>[1]): StartTunnel {
+export function inProcessTunnel(io: TunIo): StartTunnel {
   return async (spec, onMessage, logger) => {
     const { tun, client } = await runTunnel(spec, io, onMessage, logger);
     return {

@@ -1,9 +1,8 @@
 // The tunnel worker thread (see host.ts): opens and configures the TUN, runs the tunnel client and
 // the whole packet path, and talks to the main thread in JSON messages and state snapshots only.
 import { parentPort } from 'node:worker_threads';
-import { configureTun, execRunner, openTun } from '@pocketproxy/tun';
 import { createLogger } from '../log.js';
-import { runTunnel, type FromWorker, type ToWorker, type WorkerData } from './host.js';
+import { kernelTun, runTunnel, type FromWorker, type ToWorker, type WorkerData } from './host.js';
 
 /** How often the main thread's copy of the tunnel stats is refreshed (events refresh it at once). */
 const STATE_EVERY_MS = 1_000;
@@ -15,12 +14,7 @@ export async function runTunnelWorker(data: WorkerData): Promise<void> {
   const logger = createLogger({ level: data.logLevel });
   let ran: Awaited<ReturnType<typeof runTunnel>>;
   try {
-    ran = await runTunnel(
-      data.spec,
-      { openTun: (name, mtu) => openTun({ name, maxPacket: Math.max(mtu, 1500) + 64 }), configureTun: (cfg) => configureTun(cfg, execRunner) },
-      (message) => post({ t: 'message', message }),
-      logger,
-    );
+    ran = await runTunnel(data.spec, kernelTun, (message) => post({ t: 'message', message }), logger);
   } catch (e) {
     post({ t: 'failed', error: (e as Error)?.message ?? String(e) });
     return;
