@@ -13,6 +13,7 @@
         "native/udp_batch.cc",
         "native/original_dst.cc",
         "native/tcp_flags.cc",
+        "native/bind_device.cc",
         "native/offload.cc",
         "native/offload_napi.cc"
       ],

@@ -1,5 +1,5 @@
 // pp_tun: PocketProxy's native addon. Exposes TunQueue (a TUN device queue with batched reads),
-// UdpBatch (recvmmsg/sendmmsg UDP socket), getOriginalDst (SO_ORIGINAL_DST), setTcpFlag (TCP_QUICKACK/TCP_CORK), openTcpSocket (egress sockets) and
+// UdpBatch (recvmmsg/sendmmsg UDP socket), getOriginalDst (SO_ORIGINAL_DST), setTcpFlag (TCP_QUICKACK/TCP_CORK), openTcpSocket and bindToDevice (egress sockets) and
 // Aead (ChaCha20-Poly1305 with a reused, keyed context; single and batched). Loaded only by
 // packages/tun/src/native.ts; everything else goes through the typed wrappers there.
 // Context-aware (NODE_API_MODULE), so each worker thread can load it and open its own TUN queue.
@@ -16,6 +16,7 @@ Napi::Value OffloadSegment(const Napi::CallbackInfo& info);
 Napi::Value OffloadCoalesce(const Napi::CallbackInfo& info);
 Napi::Value SetTcpFlag(const Napi::CallbackInfo& info);
 Napi::Value OpenTcpSocket(const Napi::CallbackInfo& info);
+Napi::Value BindToDevice(const Napi::CallbackInfo& info);
 }
 
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
@@ -35,6 +36,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("offloadSegment", Napi::Function::New(env, pp::OffloadSegment, "offloadSegment"));
   exports.Set("setTcpFlag", Napi::Function::New(env, pp::SetTcpFlag, "setTcpFlag"));
   exports.Set("openTcpSocket", Napi::Function::New(env, pp::OpenTcpSocket, "openTcpSocket"));
+  exports.Set("bindToDevice", Napi::Function::New(env, pp::BindToDevice, "bindToDevice"));
   exports.Set("offloadCoalesce", Napi::Function::New(env, pp::OffloadCoalesce, "offloadCoalesce"));
   return exports;
 }

@@ -10,12 +10,14 @@
 //              its first data arrives, for protocols whose clients speak first.
 #include <errno.h>
 #include <napi.h>
+#include <net/if.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "bind_device.h"
 #include "errno_error.h"
 #include "sockaddr.h"
 
@@ -38,8 +40,11 @@ Napi::Value SetTcpFlag(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
-// openTcpSocket(family, bindAddress, quietAck): an unconnected non-blocking TCP socket for an
+// openTcpSocket(family, bindAddress, quietAck, device?): an unconnected non-blocking TCP socket for an
 // outgoing connection, for Node to adopt (new net.Socket({ fd })) and connect.
+//   - device (the egress interface's name): SO_BINDTODEVICE before bind and connect, so the SYN
+//     and everything after leave by that interface whatever the main table's default route says
+//     (the route lookup is restricted to routes through it). Fails with ENODEV for an unknown name.
 //   - bound to `bindAddress` (the egress interface's address) with IP_BIND_ADDRESS_NO_PORT, so the
 //     local port is chosen at connect() time for the whole 4-tuple. A plain bind(addr, 0) must find
 //     a port no other socket on that address holds, TIME_WAIT ones included (28,232 ports, 60 s),
@@ -50,9 +55,13 @@ Napi::Value SetTcpFlag(const Napi::CallbackInfo& info) {
 //   - TCP_NODELAY, as Node's own proxies' sockets have it (one system call fewer than asking Node).
 Napi::Value OpenTcpSocket(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (info.Length() != 3 || !info[0].IsNumber() || !(info[1].IsString() || info[1].IsNull()) || !info[2].IsBoolean()) {
-    throw Napi::TypeError::New(env, "openTcpSocket(family: 4 | 6, bindAddress: string | null, quietAck: boolean)");
+  bool has_device = info.Length() == 4 && info[3].IsString();
+  if (info.Length() < 3 || info.Length() > 4 || !info[0].IsNumber() || !(info[1].IsString() || info[1].IsNull()) || !info[2].IsBoolean() ||
+      (info.Length() == 4 && !has_device && !info[3].IsNull() && !info[3].IsUndefined())) {
+    throw Napi::TypeError::New(env, "openTcpSocket(family: 4 | 6, bindAddress: string | null, quietAck: boolean, device?: string | null)");
   }
+  std::string device = has_device ? info[3].As<Napi::String>().Utf8Value() : std::string();
+  if (has_device && (device.empty() || device.size() >= IFNAMSIZ)) throw Napi::TypeError::New(env, "openTcpSocket: device must be 1-15 bytes");
   int fam = info[0].As<Napi::Number>().Int32Value();
   if (fam != 4 && fam != 6) throw Napi::TypeError::New(env, "openTcpSocket: family must be 4 or 6");
   int family = fam == 4 ? AF_INET : AF_INET6;
@@ -74,6 +83,13 @@ Napi::Value OpenTcpSocket(const Napi::CallbackInfo& info) {
     int e = errno;
     close(fd);
     throw ErrnoError(env, "setsockopt", e);
+  }
+  if (has_device) {
+    int e = SetBindToDevice(fd, device);
+    if (e != 0) {
+      close(fd);
+      throw ErrnoError(env, "setsockopt(SO_BINDTODEVICE)", e);
+    }
   }
   if (bind_len > 0) {
     if (setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof one) < 0 ||

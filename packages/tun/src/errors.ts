@@ -13,6 +13,8 @@ export const ERRORS = defineErrors('tun', {
   PP_ERR_TUN_UDP_BIND_FAILED: { status: 500, message: 'cannot bind UDP socket to {address}:{port}: {reason}' },
   PP_ERR_TUN_INVALID_DATAGRAM: { status: 400, message: 'invalid datagram: {reason}' },
   PP_ERR_TUN_IO: { status: 500, message: '{what} failed: {reason}' },
+  PP_ERR_TUN_INVALID_INTERFACE: { status: 400, message: 'invalid interface name {name}: {reason}' },
+  PP_ERR_TUN_BIND_DEVICE_FAILED: { status: 500, message: 'cannot bind socket to interface {name}: {reason}' },
 });
 
 export type TunErrorCode = Exclude<keyof typeof ERRORS, '__area'>;

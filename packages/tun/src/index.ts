@@ -15,7 +15,8 @@ export { FakeTun, type FakeTunOptions } from './tun.fake.js';
 export { configureTun, renderTunCommands, type TunConfig } from './configure.js';
 export { type CommandRunner, execRunner, RecordingRunner } from './runner.js';
 export { getOriginalDst, socketFd, type OriginalDst } from './original-dst.js';
-export { setTcpFlag, openTcpSocket, type TcpFlag } from './tcp-flags.js';
+export { setTcpFlag, openTcpSocket, type TcpFlag, type OpenTcpSocketOptions } from './tcp-flags.js';
+export { bindToDevice, validateInterfaceName, IFNAMSIZ } from './bind-device.js';
 export {
   BatchUdpSocket,
   createBatchUdpSocket,

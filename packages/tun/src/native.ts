@@ -98,7 +98,9 @@ export interface NativeAddon {
   ) => NativeUdpBatch;
   getOriginalDst(fd: number): { address: string; port: number; family: 'IPv4' | 'IPv6' };
   setTcpFlag(fd: number, flag: 'quickack' | 'cork' | 'defer_accept', on: boolean): void;
-  openTcpSocket(family: 4 | 6, bindAddress: string | null, quietAck: boolean): number;
+  openTcpSocket(family: 4 | 6, bindAddress: string | null, quietAck: boolean, device?: string | null): number;
+  /** SO_BINDTODEVICE on an fd; throws a system error with syscall 'setsockopt(SO_BINDTODEVICE)'. */
+  bindToDevice(fd: number, ifname: string): void;
   /** native/offload.h Segment: a vnet header + packet as read from an offload TUN -> wire packets (null: header does not fit). */
   offloadSegment(vnetPacket: Uint8Array): Buffer[] | null;
   /** native/offload.h Coalescer: packets -> what writeBatch would write (10-byte vnet header + packet each). */

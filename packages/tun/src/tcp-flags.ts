@@ -2,9 +2,11 @@
 //   setTcpFlag     TCP_QUICKACK, TCP_CORK, TCP_DEFER_ACCEPT on a socket or listening server. Best effort by design:
 //                  a segment saved is an optimisation, so a socket without an fd (already closed, or
 //                  not TCP) or a failing setsockopt answers false instead of throwing.
-//   openTcpSocket  an outgoing socket (Nagle off) bound with IP_BIND_ADDRESS_NO_PORT and optionally
-//                  in delayed-ACK mode, adopted by Node and connected with socket.connect().
+//   openTcpSocket  an outgoing socket (Nagle off) bound with IP_BIND_ADDRESS_NO_PORT, optionally
+//                  in delayed-ACK mode and pinned to a device (SO_BINDTODEVICE, bind-device.ts),
+//                  adopted by Node and connected with socket.connect().
 import { Socket, type Server } from 'node:net';
+import { bindDeviceError, validateInterfaceName } from './bind-device.js';
 import { loadAddon } from './native.js';
 import { socketFd } from './original-dst.js';
 
@@ -20,13 +22,29 @@ export function setTcpFlag(target: Socket | Server, flag: TcpFlag, on: boolean):
   }
 }
 
+export interface OpenTcpSocketOptions {
+  /** TCP_QUICKACK off before connect(): delayed-ACK mode from the handshake on. Default false. */
+  quietAck?: boolean;
+  /** Interface name: SO_BINDTODEVICE before bind and connect, so the connection leaves by it. */
+  device?: string;
+}
+
 /**
- * An unconnected TCP socket bound to `bindAddress` (port chosen at connect time), for the caller to
- * connect(). Throws a system error (EADDRNOTAVAIL when the address is gone, ...) or when the addon
- * is missing; callers fall back to net.connect.
+ * An unconnected TCP socket bound to `bindAddress` (port chosen at connect time) and, with
+ * `device`, pinned to that interface, for the caller to connect(). Throws a system error
+ * (EADDRNOTAVAIL when the address is gone, ...), PP_ERR_TUN_INVALID_INTERFACE /
+ * PP_ERR_TUN_BIND_DEVICE_FAILED (ENODEV: no such interface) for the device, or
+ * PP_ERR_TUN_ADDON_MISSING; callers without a device fall back to net.connect.
  */
-export function openTcpSocket(family: 4 | 6, bindAddress: string | undefined, opts: { quietAck: boolean }): Socket {
-  const fd = loadAddon().openTcpSocket(family, bindAddress ?? null, opts.quietAck);
+export function openTcpSocket(family: 4 | 6, bindAddress?: string, opts: OpenTcpSocketOptions = {}): Socket {
+  if (opts.device !== undefined) validateInterfaceName(opts.device);
+  const addon = loadAddon();
+  let fd: number;
+  try {
+    fd = addon.openTcpSocket(family, bindAddress ?? null, opts.quietAck ?? false, opts.device ?? null);
+  } catch (e) {
+    throw opts.device !== undefined ? bindDeviceError(opts.device, e) : e;
+  }
   // allowHalfOpen: a tunnel forwards each direction's FIN on its own (packages/proxy relay.ts).
   return new Socket({ fd, allowHalfOpen: true, readable: true, writable: true });
 }
