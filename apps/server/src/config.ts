@@ -2,6 +2,7 @@
 // file named by POCKETPROXY_CONFIG) once at start; every problem is reported together, then the
 // result is frozen and passed down. Nothing else reads process.env.
 import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
 import { resolve } from 'node:path';
 import { z } from 'zod';
 
@@ -41,7 +42,7 @@ const Schema = z.object({
   POCKETPROXY_DASHBOARD_DIR: z.string().optional(),
   POCKETPROXY_TUNNEL: z.enum(['auto', 'on', 'off']).default('auto'),
   POCKETPROXY_OPENVPN: z.enum(['auto', 'on', 'off']).default('off'),
-  POCKETPROXY_TRUST_PROXY: bool.default(false),
+  POCKETPROXY_TRUST_PROXY: z.string().default('false').transform(trustedProxies).describe('addresses/CIDRs of the proxies in front of the API whose X-Forwarded-For is believed'),
   POCKETPROXY_API_PROCESSES: z.coerce.number().int().min(1).max(64).default(1).describe('API processes sharing the port (needs DATABASE_URL)'),
   POCKETPROXY_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   POCKETPROXY_OPENVPN_PORT: port.default(1195),
@@ -88,7 +89,12 @@ export interface Config {
   readonly dashboardDir: string | undefined;
   readonly tunnel: 'auto' | 'on' | 'off';
   readonly openvpn: 'auto' | 'on' | 'off';
-  readonly trustProxy: boolean;
+  /**
+   * Peers whose X-Forwarded-For is believed (addresses, CIDRs, or proxy-addr's names loopback, linklocal,
+   * uniquelocal); empty: none, request.ip is the socket peer. With a list, request.ip is the first address
+   * from the right of X-Forwarded-For that is not one of these: never the client-chosen leftmost entry.
+   */
+  readonly trustProxy: readonly string[];
   readonly apiProcesses: number;
   readonly logLevel: string;
   readonly openvpnPort: number;
@@ -112,6 +118,31 @@ function readEnvFile(path: string): Record<string, string> {
     const eq = line.indexOf('=');
     if (eq < 1) continue;
     out[line.slice(0, eq).trim()] = line.slice(eq + 1).trim().replace(/^(['"])(.*)\1$/, '$2');
+  }
+  return out;
+}
+
+const PROXY_NAMES = new Set(['loopback', 'linklocal', 'uniquelocal']);
+
+/**
+ * POCKETPROXY_TRUST_PROXY: `false` (or 0/no/off/empty) trusts no proxy; otherwise a comma-separated list of
+ * the proxies in front of the API. `true` is refused: it used to trust every hop, so a client could name
+ * its own address (rate-limit keys, /api/public/ip) with a forged X-Forwarded-For.
+ */
+function trustedProxies(v: string, ctx: z.RefinementCtx): string[] {
+  const s = v.trim().toLowerCase();
+  if (['', 'false', '0', 'no', 'off'].includes(s)) return [];
+  if (['true', '1', 'yes', 'on'].includes(s)) {
+    ctx.addIssue({ code: 'custom', message: 'name the proxies instead of true (which believed any X-Forwarded-For hop, so clients could pick their address): e.g. loopback for nginx on this host, or 10.0.0.5,10.0.1.0/24' });
+    return [];
+  }
+  const out: string[] = [];
+  for (const item of s.split(',').map((x) => x.trim()).filter(Boolean)) {
+    const [addr, bits, extra] = item.split('/');
+    const family = isIP(addr ?? '');
+    const ok = PROXY_NAMES.has(item) || (family !== 0 && extra === undefined && (bits === undefined || (/^\d{1,3}$/.test(bits) && Number(bits) <= (family === 4 ? 32 : 128))));
+    if (ok) out.push(item);
+    else ctx.addIssue({ code: 'custom', message: `"${item}" is not an address, a CIDR or one of loopback, linklocal, uniquelocal` });
   }
   return out;
 }

@@ -47,6 +47,29 @@ perBackend('auth', ({ ts, test }) => {
     assertProblem(await login(body), 401, 'PP_ERR_API_LOGIN_FAILED');
   });
 
+  test('429: failed logins per address across emails (20 per 15 min); other addresses unaffected; a success is not a failure', async () => {
+    const from = (remoteAddress: string, body: unknown) =>
+      ts().sys.api.inject({ method: 'POST', url: '/api/auth/login', remoteAddress, headers: { 'content-type': 'application/json' }, payload: JSON.stringify(body) });
+    const status = async (r: Awaited<ReturnType<typeof from>>) => r.statusCode;
+    // Successful logins give their count back: five of them, then still twenty failures before the limit.
+    for (let i = 0; i < 5; i++) assert.equal(await status(await from('203.0.113.9', ADMIN)), 200);
+    for (let i = 0; i < 20; i++) assert.equal(await status(await from('203.0.113.9', { email: `spray${i}@example.com`, password: 'guess-123456' })), 401);
+    // Spraying: twenty emails, one failure each, from one address; the next try is refused whatever the email, even the right password.
+    for (let i = 0; i < 20; i++) assert.equal(await status(await from('203.0.113.7', { email: `spray${i}@example.com`, password: 'guess-123456' })), 401, `try ${i}`);
+    for (const body of [{ email: 'spray99@example.com', password: 'guess-123456' }, ADMIN]) {
+      const res = await from('203.0.113.7', body);
+      assert.equal(res.statusCode, 429, res.body);
+      assert.equal(res.json().code, 'PP_ERR_API_RATE_LIMITED');
+      const retry = Number(res.headers['retry-after']);
+      assert.ok(retry >= 1 && retry <= 900, `retry-after ${retry}`);
+    }
+    assert.equal(await status(await from('203.0.113.9', { email: 'spray99@example.com', password: 'guess-123456' })), 429);
+    assert.equal(await status(await from('203.0.113.8', ADMIN)), 200, 'another address signs in');
+    assert.equal(await status(await from('203.0.113.8', { email: 'spray0@example.com', password: 'guess-123456' })), 401);
+    ts().clock.advance(15 * 60_000 + 1_000);
+    assert.equal(await status(await from('203.0.113.7', ADMIN)), 200, 'the window passes');
+  });
+
   test('401: no token, not a bearer, garbage, other-key JWT', async () => {
     const url = '/api/devices';
     assertProblem(await ts().call('GET', url, undefined, { authorization: '' }), 401, 'PP_ERR_API_UNAUTHENTICATED');

@@ -38,7 +38,7 @@ describe('loadConfig', () => {
     assert.equal(c.ipHistoryKeep, 200);
     assert.equal(c.jwtTtlS, 12 * 3600);
     assert.equal(c.openvpn, 'off');
-    assert.equal(c.trustProxy, false);
+    assert.deepEqual(c.trustProxy, []);
     assert.ok(Object.isFrozen(c));
   });
 
@@ -51,7 +51,7 @@ describe('loadConfig', () => {
       POCKETPROXY_PUBLIC_HOST: 'relay.example.net',
       POCKETPROXY_API_PORT: '9090',
       POCKETPROXY_INTERNAL_TOKEN: 'x'.repeat(32),
-      POCKETPROXY_TRUST_PROXY: 'yes',
+      POCKETPROXY_TRUST_PROXY: 'loopback, 10.0.0.5,10.0.1.0/24,2001:db8::/32',
     });
     assert.equal(c.databaseUrl, 'postgres://u:p@db.example:5432/pp');
     assert.equal(c.dataDir, '/var/lib/pocketproxy');
@@ -59,7 +59,15 @@ describe('loadConfig', () => {
     assert.equal(c.publicUrl, 'http://relay.example.net:9090');
     assert.equal(c.apiPort, 9090);
     assert.equal(c.internalToken, 'x'.repeat(32));
-    assert.equal(c.trustProxy, true);
+    assert.deepEqual(c.trustProxy, ['loopback', '10.0.0.5', '10.0.1.0/24', '2001:db8::/32']);
+  });
+
+  it('POCKETPROXY_TRUST_PROXY: off by default and for false/0/no/off; true is refused; every bad entry is named', () => {
+    for (const v of ['false', '0', 'no', 'off', 'FALSE']) assert.deepEqual(loadConfig({ POCKETPROXY_TRUST_PROXY: v }).trustProxy, [], v);
+    for (const v of ['true', 'yes', '1', 'on']) assert.match(problems({ POCKETPROXY_TRUST_PROXY: v }).join('\n'), /^POCKETPROXY_TRUST_PROXY: name the proxies instead of true/m, v);
+    const p = problems({ POCKETPROXY_TRUST_PROXY: 'loopback,nginx.local,10.0.0.0/33,10.0.0.1/8/2,::1/129,127.0.0.1' }).join('\n');
+    for (const bad of ['nginx.local', '10.0.0.0/33', '10.0.0.1/8/2', '::1/129']) assert.match(p, new RegExp(`"${bad.replace(/[./]/g, '\\$&')}" is not an address`), p);
+    assert.doesNotMatch(p, /"loopback"|"127\.0\.0\.1"/);
   });
 
   it('reports every schema problem and every unknown POCKETPROXY_* name together', () => {

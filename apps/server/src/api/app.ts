@@ -20,6 +20,9 @@ import { checkLogin } from '../services/admins.js';
 import { apiError } from '../errors.js';
 
 export const VERSION = '0.1.0';
+/** Failed logins one address may make in LOGIN_FAILURE_WINDOW_MS, across every email. */
+export const LOGIN_FAILURES_PER_ADDRESS = 20;
+export const LOGIN_FAILURE_WINDOW_MS = 15 * 60_000;
 
 export interface ApiOptions {
   /** Static dashboard export to serve at `/`, if built. */
@@ -33,7 +36,8 @@ export async function createApi(ctx: Ctx, opts: ApiOptions = {}): Promise<Fastif
   const app = Fastify({
     loggerInstance: ctx.log.child({ subsys: 'api' }) as unknown as FastifyBaseLogger,
     bodyLimit: 262_144,
-    trustProxy: ctx.config.trustProxy,
+    // Only the named proxies' X-Forwarded-For counts, read from the right (docs/operations.md).
+    trustProxy: ctx.config.trustProxy.length ? [...ctx.config.trustProxy] : false,
     genReqId: () => `req_${Math.random().toString(36).slice(2, 12)}`,
     logController: new LogController({ disableRequestLogging: true }),
     onProtoPoisoning: 'error',
@@ -59,14 +63,35 @@ export async function createApi(ctx: Ctx, opts: ApiOptions = {}): Promise<Fastif
   const cache = new DeviceTokenCache();
   const r = new Router(app, ctx, cache);
   const minute = 60_000;
+  // Two login limits: every try per address and email (10/min), and failures per address whatever the
+  // email (LOGIN_FAILURES_PER_ADDRESS per 15 min), so spraying many emails from one address stops too.
+  // A try counts as a failure before the password is checked (parallel tries count) and is given back
+  // when it succeeds.
   const loginLimit = new RateLimiter(10, minute, ctx.clock);
+  const loginFailures = new RateLimiter(LOGIN_FAILURES_PER_ADDRESS, LOGIN_FAILURE_WINDOW_MS, ctx.clock);
   r.add({
     method: 'POST', url: '/api/auth/login', auth: 'public', tag: 'auth', summary: 'Sign in; answers a JWT for the Authorization header',
     body: S.LoginRequest, response: S.LoginResponse,
     handler: async ({ body, req }) => {
       loginLimit.hit(`${req.ip}|${body.email}`);
-      const admin = await checkLogin(ctx, body.email, body.password);
-      if (!admin) throw apiError('PP_ERR_API_LOGIN_FAILED');
+      try {
+        loginFailures.hit(req.ip);
+      } catch (e) {
+        req.log.warn({ ip: req.ip }, 'login refused: too many failed logins from this address');
+        throw e;
+      }
+      let admin;
+      try {
+        admin = await checkLogin(ctx, body.email, body.password);
+      } catch (e) {
+        loginFailures.undo(req.ip); // the database, not the password
+        throw e;
+      }
+      if (!admin) {
+        req.log.info({ ip: req.ip }, 'login failed');
+        throw apiError('PP_ERR_API_LOGIN_FAILED');
+      }
+      loginFailures.undo(req.ip);
       return issueJwt(ctx, admin);
     },
   });

@@ -23,6 +23,12 @@ export class RateLimiter {
     if (++w.count > this.limit) throw apiError('PP_ERR_API_RATE_LIMITED', { retry_s: Math.max(1, Math.ceil((w.resetAt - now) / 1000)) });
   }
 
+  /** Gives back one hit of key's current window (a login that turned out to be right). */
+  undo(key: string): void {
+    const w = this.#windows.get(key);
+    if (w && w.count > 0 && w.resetAt > this.clock.now().getTime()) w.count--;
+  }
+
   #sweep(now: number) {
     for (const [k, w] of this.#windows) if (w.resetAt <= now) this.#windows.delete(k);
   }
