@@ -80,7 +80,7 @@ export function createAgent(cfg: RunConfig, deps: AgentDeps): Agent {
   const publicIp = () => {
     if (deps.publicIp) return deps.publicIp();
     const local = cfg.egressInterface ? interfaceAddresses(cfg.egressInterface).ipv4 : undefined;
-    return fetchPublicIp(cfg.ipEchoUrl ?? `${state.server}/api/public/ip`, { localAddress: local });
+    return fetchPublicIp(cfg.ipEchoUrl ?? `${state.server}/api/public/ip`, { localAddress: local, device: cfg.egressInterface });
   };
 
   let rotating: Promise<unknown> = Promise.resolve();
@@ -244,12 +244,15 @@ export function createAgent(cfg: RunConfig, deps: AgentDeps): Agent {
  * each new connection searches for a local port no socket holds, TIME_WAIT included, and that
  * search slows to a crawl past ~10,000 recent connections) and in delayed-ACK mode from
  * the start, so the handshake's last ACK rides the request and our FIN carries the ACK of the
- * answer. Without the addon (or if it refuses), net.connect's own socket.
+ * answer. Pinned to the egress interface (SO_BINDTODEVICE) when the egress passes `device`; a
+ * socket that cannot be pinned throws (no unpinned fallback). Without a device, if the addon is
+ * missing or refuses: net.connect's own socket.
  */
-function egressSocket(family: 4 | 6, localAddress: string | undefined) {
+function egressSocket(family: 4 | 6, localAddress: string | undefined, device?: string) {
   try {
-    return openTcpSocket(family, localAddress, { quietAck: true });
-  } catch {
+    return openTcpSocket(family, localAddress, { quietAck: true, device });
+  } catch (e) {
+    if (device !== undefined) throw e;
     return undefined;
   }
 }

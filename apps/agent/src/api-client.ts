@@ -3,6 +3,8 @@
 import * as http from 'node:http';
 import * as https from 'node:https';
 import { isIP } from 'node:net';
+import * as tls from 'node:tls';
+import { addonAvailable, openTcpSocket } from '@pocketproxy/tun';
 import { agentError } from './errors.js';
 
 export interface PairResult {
@@ -107,15 +109,28 @@ export function createApiClient(o: ApiClientOptions): ApiClient {
 
 /**
  * GET an IP echo URL: accepts `{"ip": "..."}` JSON (our /api/public/ip) or a bare address.
- * `localAddress` makes the request leave by the egress interface, so the answer is the address
- * customers get, even when the default route is Wi-Fi.
+ * `localAddress` (the egress interface's address) and `device` (its name: SO_BINDTODEVICE, as the
+ * egress sockets) make the request leave by the egress interface, so the answer is the address
+ * customers get, even when the default route is Wi-Fi: the address alone would still be routed
+ * by the main table. Without the @pocketproxy/tun addon the device is ignored (address only, as
+ * the egress falls back); a device that cannot be bound fails the request.
  */
-export function fetchPublicIp(url: string, opts: { timeoutMs?: number; localAddress?: string } = {}): Promise<string> {
+export function fetchPublicIp(url: string, opts: { timeoutMs?: number; localAddress?: string; device?: string } = {}): Promise<string> {
   return new Promise((resolve, reject) => {
     const u = new URL(url);
     const mod = u.protocol === 'https:' ? https : http;
     const fail = (reason: string) => reject(agentError('PP_ERR_AGENT_API', { method: 'GET', path: url, reason }));
-    const req = mod.get(u, { localAddress: opts.localAddress, timeout: opts.timeoutMs ?? 5_000, headers: { accept: 'application/json, text/plain' } }, (res) => {
+    const device = opts.device && addonAvailable() ? opts.device : undefined;
+    // Pinned: our own socket (no agent), bound and pinned before connect(); TLS on top for https.
+    const createConnection = device ? () => {
+      const host = u.hostname.replace(/^\[|\]$/g, '');
+      const family = isIP(host) === 6 ? 6 : 4;
+      const local = opts.localAddress && isIP(opts.localAddress) === family ? opts.localAddress : undefined;
+      const port = Number(u.port) || (u.protocol === 'https:' ? 443 : 80);
+      const sock = openTcpSocket(family, local, { device }).connect({ host, port, family });
+      return u.protocol === 'https:' ? tls.connect({ socket: sock, servername: isIP(host) ? undefined : host }) : sock;
+    } : undefined;
+    const req = mod.get(u, { localAddress: opts.localAddress, createConnection, timeout: opts.timeoutMs ?? 5_000, headers: { accept: 'application/json, text/plain' } }, (res) => {
       let text = '';
       res.setEncoding('utf8');
       res.on('data', (c: string) => { if (text.length < 4096) text += c; });

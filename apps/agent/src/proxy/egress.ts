@@ -5,7 +5,18 @@
 // address, the deny list of own addresses and the policy dialer built from them are reused while
 // the snapshot is fresh.
 //
-//   customer -> relay -> tunnel -> device proxy -> [bind egress address] -> target
+//   customer -> relay -> tunnel -> device proxy -> [bind egress address + SO_BINDTODEVICE] -> target
+//
+// Pinning: with two uplinks (tunnel over Wi-Fi/Ethernet holding the default route, customers over
+// cellular), a socket bound only to the cellular address is still routed by the main table: out of
+// the default interface with a source that network drops. So every egress socket is also bound
+// to the interface itself (SO_BINDTODEVICE, @pocketproxy/tun): TCP sockets through `openSocket`
+// (which gets the device name), UDP sockets in their bind callback (a dgram socket has no fd
+// before; dgram holds datagrams sent meanwhile until after that callback). The route lookup is then
+// restricted to routes through the interface, so it needs one in the main table (a default route
+// with a higher metric, as NetworkManager/ModemManager install). A socket that cannot be pinned
+// is not used (TCP: network unreachable; UDP: closed, its datagrams dropped): never an unpinned
+// fallback. Without the addon, egress binds the address only and says so once.
 //
 // Destinations: public unicast only by default (packages/proxy policy: the lab's documentation
 // ranges 203.0.113/24, 198.51.100/24, 192.0.2/24 count as public), plus always refused: the tunnel
@@ -15,6 +26,9 @@
 // the dialers rebuilt with each interface snapshot (packages/proxy dns-cache.ts).
 import * as os from 'node:os';
 import * as dgram from 'node:dgram';
+import type * as net from 'node:net';
+import { isPPError } from '@pocketproxy/errors';
+import { addonAvailable, bindToDevice, openTcpSocket } from '@pocketproxy/tun';
 import { createDnsCache, createPolicyDialer, createPolicyResolver, proxyError, systemResolve, DEFAULT_DNS_CACHE_MS, type DestinationPolicy, type Dial, type PolicyDialerOptions, type ResolveChecked, type UdpSocketFactory, type Resolve } from '@pocketproxy/proxy';
 
 export type InterfacesFn = () => NodeJS.Dict<os.NetworkInterfaceInfo[]>;
@@ -33,8 +47,20 @@ export interface EgressOptions {
   /** How long one interface snapshot is used (default 1000 ms; 0 = look up on every dial). */
   interfacesTtlMs?: number;
   now?: () => number;
-  /** Unconnected outgoing TCP sockets (createPolicyDialer openSocket); default net.connect's own. */
-  openSocket?: PolicyDialerOptions['openSocket'];
+  /**
+   * Unconnected outgoing TCP sockets (createPolicyDialer openSocket), bound to `localAddress` and,
+   * when `device` is given, pinned to it (openTcpSocket({device})). Must throw rather than return
+   * undefined when it cannot pin: undefined means net.connect's own socket, which is not pinned.
+   * Default: openTcpSocket({device}) when pinning, else net.connect's own.
+   */
+  openSocket?: (family: 4 | 6, localAddress: string | undefined, device: string | undefined) => net.Socket | undefined;
+  /**
+   * Pin egress sockets to `interface` with SO_BINDTODEVICE (default true; needs the
+   * @pocketproxy/tun addon, else address binding only). false = address binding only, as before.
+   */
+  bindToDevice?: boolean;
+  /** Where the "egress is not pinned" notice (once) and UDP pinning failures go; default process.emitWarning. */
+  logger?: { warn(obj: object, msg: string): void };
 }
 
 export interface EgressAddresses {
@@ -78,7 +104,40 @@ export interface Egress {
   createUdpSocket: UdpSocketFactory;
 }
 
+const emitWarningLogger = {
+  warn(obj: object, msg: string) { process.emitWarning(`${msg} ${JSON.stringify(obj)}`, { code: 'PP_EGRESS' }); },
+};
+
+/** An error the policy dialer classifies as PP_ERR_PROXY_NETWORK_UNREACHABLE (classifyDialError: ENETUNREACH). */
+function notPinned(device: string, cause?: unknown): Error {
+  const why = cause instanceof Error ? cause.message : 'the socket factory returned no pinned socket';
+  return Object.assign(new Error(`egress socket not pinned to ${device}: ${why}`), { code: 'ENETUNREACH', cause });
+}
+
 export function createEgress(o: EgressOptions): Egress {
+  const log = o.logger ?? emitWarningLogger;
+  // The interface every egress socket is pinned to, or undefined (address binding only).
+  let device: string | undefined;
+  if (o.interface && (o.bindToDevice ?? true)) {
+    if (addonAvailable()) device = o.interface;
+    else log.warn({ interface: o.interface }, 'egress is not pinned to its interface (the @pocketproxy/tun addon is not built): sockets bind its address only, so they follow the main routing table');
+  }
+  const pinned = device;
+  const openSocket: PolicyDialerOptions['openSocket'] = pinned
+    ? (family, localAddress) => {
+        const open = o.openSocket ?? ((f, a, d) => openTcpSocket(f, a, { device: d }));
+        let s: net.Socket | undefined;
+        try {
+          s = open(family, localAddress, pinned);
+        } catch (e) {
+          // The interface is gone or was never there (ENODEV), or its name is unusable: unreachable.
+          if (isPPError(e) && (e.code === 'PP_ERR_TUN_BIND_DEVICE_FAILED' || e.code === 'PP_ERR_TUN_INVALID_INTERFACE')) throw notPinned(pinned, e);
+          throw e;
+        }
+        if (!s) throw notPinned(pinned);
+        return s;
+      }
+    : o.openSocket && ((family, localAddress) => o.openSocket!(family, localAddress, undefined));
   const ifs = o.interfaces ?? os.networkInterfaces;
   const ttl = o.interfacesTtlMs ?? 1000;
   const now = o.now ?? Date.now;
@@ -98,7 +157,7 @@ export function createEgress(o: EgressOptions): Egress {
     snap = {
       at: t,
       bind,
-      dial: createPolicyDialer({ policy, resolve, dnsCacheMs: 0, bindAddress: bind, connectTimeoutMs: o.connectTimeoutMs, openSocket: o.openSocket }),
+      dial: createPolicyDialer({ policy, resolve, dnsCacheMs: 0, bindAddress: bind, connectTimeoutMs: o.connectTimeoutMs, openSocket }),
       resolveUdp: createPolicyResolver({ policy, resolve, dnsCacheMs: 0 }),
     };
     return snap;
@@ -115,8 +174,22 @@ export function createEgress(o: EgressOptions): Egress {
       const s = dgram.createSocket(type);
       const b = current().bind;
       const addr = type === 'udp6' ? b?.ipv6 : b?.ipv4;
-      // Bind now to the egress address (port 0); without an egress interface send() binds implicitly.
-      if (addr) s.bind({ address: addr, port: 0, exclusive: true });
+      if (pinned) {
+        // Bound now (to the egress address, or the wildcard if the interface has none of this
+        // family) and pinned once the fd exists; datagrams sent before wait in dgram's queue until
+        // after this callback. If pinning fails the socket is closed and they are dropped.
+        s.bind({ address: addr ?? (type === 'udp6' ? '::' : '0.0.0.0'), port: 0, exclusive: true }, () => {
+          try {
+            bindToDevice(s, pinned);
+          } catch (e) {
+            log.warn({ interface: pinned, err: e instanceof Error ? e.message : String(e) }, 'egress UDP socket could not be pinned to its interface; closed');
+            s.close();
+          }
+        });
+      } else if (addr) {
+        // Bind now to the egress address (port 0); without an egress interface send() binds implicitly.
+        s.bind({ address: addr, port: 0, exclusive: true });
+      }
       return s;
     },
   };
