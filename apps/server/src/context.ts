@@ -1,6 +1,7 @@
 // What every service and route receives: built once by system.ts, never from globals.
 import type { Db } from '@pocketproxy/db';
 import type { Logger } from 'pino';
+import type { ServerKey } from '@pocketproxy/protocol';
 import type { Config } from './config.js';
 import type { SecretBox } from './security/crypto.js';
 import type { EventBus } from './services/events.js';
@@ -27,5 +28,7 @@ export interface Ctx {
   /** Secrets the tunnel and hooks present on /api/internal/*. */
   readonly internalToken: string;
   readonly jwtKey: Uint8Array;
+  /** Endorses the relay key each device gets; its fingerprint goes into pairing codes (services/pairing.ts). */
+  readonly serverKey: ServerKey;
   readonly heartbeats: HeartbeatBatcher;
 }

@@ -19,13 +19,16 @@ export interface Secrets {
   secretKey: Buffer;
   internalToken: string;
   jwtKey: Uint8Array;
+  /** Seed of the server key (Ed25519) that endorses relay keys; its fingerprint is in every pairing code. */
+  serverKeySeed: Buffer;
 }
 
 export function loadSecrets(config: Config): Secrets {
   const secretKey = Buffer.from(config.secretKey ?? fileSecret(config.dataDir, 'secret.key', () => randomBytes(32).toString('base64')), 'base64');
   const internalToken = config.internalToken ?? fileSecret(config.dataDir, 'internal.token', () => randomBytes(32).toString('base64url'));
   const jwtKey = new Uint8Array(hkdfSync('sha256', secretKey, Buffer.alloc(0), 'pocketproxy jwt v1', 32));
-  return { secretKey, internalToken, jwtKey };
+  const serverKeySeed = Buffer.from(hkdfSync('sha256', secretKey, Buffer.alloc(0), 'pocketproxy server key v1', 32));
+  return { secretKey, internalToken, jwtKey, serverKeySeed };
 }
 
 /** The local relay's static X25519 key (tunnel handshake). The tunnel process owns it; the API only reads its public half. */

@@ -1,6 +1,6 @@
 // The one wiring module: builds the whole server from config. Only main.ts and tests import it.
 import { existsSync, readFileSync } from 'node:fs';
-import { decodeKey, encodeKey, publicKeyFromPrivate } from '@pocketproxy/protocol';
+import { decodeKey, encodeKey, publicKeyFromPrivate, serverKeyFromSeed } from '@pocketproxy/protocol';
 import { dirname, join } from 'node:path';
 import { createRequire } from 'node:module';
 import pino, { type Logger } from 'pino';
@@ -82,6 +82,7 @@ export async function buildSystem(config: Config, opts: { log?: Logger; clock?: 
       push: opts.push ?? httpPushClient(secrets.internalToken),
       internalToken: secrets.internalToken,
       jwtKey: secrets.jwtKey,
+      serverKey: serverKeyFromSeed(secrets.serverKeySeed),
       heartbeats: new HeartbeatBatcher(db, opts.clock ?? systemClock, config.heartbeatIntervalS * 2),
     };
     await ensurePortPool(db, config.devicePorts, config.connectionPorts);

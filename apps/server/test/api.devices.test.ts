@@ -1,6 +1,9 @@
 // Devices (admin side): list/filter/search/get/patch/delete, manual registration, IP history, usage,
 // pairing codes and pairing (single use, expiry, rate limit).
 import assert from 'node:assert/strict';
+import QRCode from 'qrcode';
+import { checkRelayKeyEndorsement, encodeKey, generateKeyPair, serverKeyFingerprint, serverKeyFromSeed } from '@pocketproxy/protocol';
+import { loadSecrets } from '../src/secrets.js';
 import { pairDevice, snapshot } from './harness.js';
 import { assertProblem, dev, perBackend, UNKNOWN } from './api.assert.js';
 
@@ -179,6 +182,60 @@ perBackend('devices', ({ ts, test }) => {
     assertProblem(await ts().call('POST', '/api/public/pair', { code: 'ZZZZZ-ZZZZZ' }, pub), 404, 'PP_ERR_API_PAIRING_CODE_INVALID');
     assertProblem(await ts().call('POST', '/api/public/pair', {}, pub), 400, 'PP_ERR_API_VALIDATION');
     assert.equal(await snapshot(ts().db), before);
+  });
+
+  test('the pairing URI carries the server fingerprint (QR too); pair and /tunnel endorse the relay key per device, also after a move', async () => {
+    const keyA = encodeKey(generateKeyPair().publicKey);
+    const keyB = encodeKey(generateKeyPair().publicKey);
+    const relayA = (await ts().call('POST', '/api/relays', { name: 'fp-relay-a', host: 'a.example.net', public_key: keyA })).json;
+    const relayB = (await ts().call('POST', '/api/relays', { name: 'fp-relay-b', host: 'b.example.net', public_key: keyB })).json;
+    const code = await ts().call('POST', '/api/pairing-codes', { relay_id: relayA.id });
+    assert.equal(code.status, 201, code.body);
+    const fp = code.json.server_fingerprint;
+    assert.match(fp, /^[A-Za-z0-9_-]{22}$/);
+    assert.equal(fp, ts().sys.ctx.serverKey.fingerprint);
+    assert.equal(code.json.pair_url, `pocketproxy://pair?server=${encodeURIComponent(ts().sys.ctx.config.publicUrl)}&code=${code.json.code}&fp=${fp}`);
+    const uri = new URL(code.json.pair_url);
+    assert.deepEqual([uri.protocol, uri.host, uri.searchParams.get('server'), uri.searchParams.get('code'), uri.searchParams.get('fp')], ['pocketproxy:', 'pair', ts().sys.ctx.config.publicUrl, code.json.code, fp]);
+    assert.equal(code.json.qr_svg, await QRCode.toString(code.json.pair_url, { type: 'svg', errorCorrectionLevel: 'M', margin: 2 }), 'the QR code is the URI');
+    // The server key is derived from the secret key: the same after a restart.
+    assert.equal(serverKeyFromSeed(loadSecrets(ts().sys.ctx.config).serverKeySeed).fingerprint, fp);
+
+    const p = await ts().call('POST', '/api/public/pair', { code: code.json.code }, { authorization: '' });
+    assert.equal(p.status, 201, p.body);
+    const id = p.json.device_id;
+    assert.equal(p.json.server_key.fingerprint, fp);
+    assert.equal(serverKeyFingerprint(p.json.server_key.public_key), fp);
+    assert.equal(p.json.tunnel.server_public_key, keyA);
+    assert.ok(checkRelayKeyEndorsement(p.json.server_key.public_key, id, keyA, p.json.tunnel.server_public_key_endorsement));
+    assert.ok(!checkRelayKeyEndorsement(p.json.server_key.public_key, id, keyB, p.json.tunnel.server_public_key_endorsement));
+
+    const t1 = await ts().call('GET', `/api/devices/${id}/tunnel`, undefined, dev(p.json.auth_token));
+    assert.equal(t1.status, 200, t1.body);
+    assert.deepEqual([t1.json.relay.host, t1.json.relay.public_key], ['a.example.net', keyA]);
+    assert.ok(checkRelayKeyEndorsement(p.json.server_key.public_key, id, keyA, t1.json.relay.public_key_endorsement));
+    // Moved to another relay: that relay's key, endorsed for this device.
+    assert.equal((await ts().call('PATCH', `/api/devices/${id}`, { relay_id: relayB.id })).status, 200);
+    const t2 = await ts().call('GET', `/api/devices/${id}/tunnel`, undefined, dev(p.json.auth_token));
+    assert.deepEqual([t2.json.relay.host, t2.json.relay.public_key], ['b.example.net', keyB]);
+    assert.ok(checkRelayKeyEndorsement(p.json.server_key.public_key, id, keyB, t2.json.relay.public_key_endorsement));
+    // Another device's endorsement of the same key does not transfer.
+    const other = await pairDevice(ts(), 'fp-other');
+    await ts().call('PATCH', `/api/devices/${other.id}`, { relay_id: relayB.id });
+    const t3 = await ts().call('GET', `/api/devices/${other.id}/tunnel`, undefined, dev(other.token));
+    assert.ok(!checkRelayKeyEndorsement(p.json.server_key.public_key, id, keyB, t3.json.relay.public_key_endorsement));
+  });
+
+  test('a relay without a key yet: pairing answers null key and null endorsement, and still the server key', async () => {
+    const relay = (await ts().call('POST', '/api/relays', { name: 'fp-relay-nokey', host: 'n.example.net' })).json;
+    const code = await ts().call('POST', '/api/pairing-codes', { relay_id: relay.id });
+    const p = await ts().call('POST', '/api/public/pair', { code: code.json.code }, { authorization: '' });
+    assert.equal(p.status, 201, p.body);
+    assert.equal(p.json.tunnel.server_public_key, null);
+    assert.equal(p.json.tunnel.server_public_key_endorsement, null);
+    assert.equal(p.json.server_key.fingerprint, code.json.server_fingerprint);
+    const t = await ts().call('GET', `/api/devices/${p.json.device_id}/tunnel`, undefined, dev(p.json.auth_token));
+    assert.deepEqual([t.json.relay.public_key, t.json.relay.public_key_endorsement], [null, null]);
   });
 
   test('a pairing code expires (FakeClock +11 min) → 404; bad ttl 400; unknown relay 404', async () => {

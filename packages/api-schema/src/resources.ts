@@ -136,7 +136,14 @@ export const PairingCodeCreate = z.strictObject({
   relay_id: RelayId.optional(),
   ttl_s: z.number().int().min(60).max(3600).default(600),
 });
-export const PairingCode = z.object({ code: z.string(), expires_at: Timestamp, qr_svg: z.string(), pair_url: z.string() });
+export const ServerFingerprint = z.string().regex(/^[A-Za-z0-9_-]{22}$/).describe("base64url of the first 16 bytes of SHA-256 of the server key (Ed25519) that endorses relay keys");
+export const PairingCode = z.object({
+  code: z.string(),
+  expires_at: Timestamp,
+  qr_svg: z.string().describe('SVG QR code of pair_url'),
+  pair_url: z.string().describe('pocketproxy://pair?server=<url>&code=<code>&fp=<server_fingerprint>: all `pocketproxy-agent pair` needs'),
+  server_fingerprint: ServerFingerprint,
+});
 export const PairRequest = z.strictObject({
   code: z.string().trim().min(4).max(64),
   public_key: z.string().regex(/^[A-Za-z0-9+/]{43}=$/, 'must be a base64 X25519 public key').optional(),
@@ -149,11 +156,25 @@ export const PairResponse = z.object({
   relay: z.object({ id: RelayId, host: z.string(), port: Port }),
   base_port: Port,
   tunnel: z.object({
-    server_public_key: z.string().nullable(),
+    server_public_key: z.string().nullable().describe("the relay's X25519 key, base64 (null until its tunnel registers)"),
+    server_public_key_endorsement: z.string().nullable().describe('Ed25519 signature by server_key of "pocketproxy relay-key v1\\n<device_id>\\n<server_public_key>", base64'),
     psk: z.string(),
     mtu: z.number().int(),
     subnet: z.string(),
   }),
+  server_key: z.object({ public_key: z.string().describe('Ed25519, base64'), fingerprint: ServerFingerprint }),
+});
+/** GET /api/devices/:id/tunnel */
+export const DeviceTunnel = z.object({
+  relay: z.object({
+    host: z.string(),
+    port: Port,
+    public_key: z.string().nullable(),
+    public_key_endorsement: z.string().nullable().describe("the server key's signature of public_key for this device (as in PairResponse)"),
+  }),
+  vpn_ip: z.string().nullable(),
+  mtu: z.number().int(),
+  subnet: z.string(),
 });
 
 // ---- connections ----

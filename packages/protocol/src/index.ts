@@ -2,12 +2,14 @@
 // handshake, transport sessions (seal/open, replay window, rekey hints), the outer and inner frame
 // codecs, the TCP fallback framer, and the initiator/responder state machines with tick(now).
 // No sockets, no timers, no product knowledge: callers pass bytes and `now` in, get bytes and
-// events out. Spec: docs/protocol.md.
+// events out. Spec: docs/protocol.md. Also the control plane's Ed25519 server key that endorses relay
+// keys, whose fingerprint a pairing code carries (endorsement.ts, docs/api.md).
 // Imported by apps/server (tunnel, push API), apps/agent, and anything implementing the device side.
 // Imports only node:crypto and @pocketproxy/errors.
 export * from './constants.js';
 export { TUNNEL_ERRORS, tunnelError, type TunnelErrorCode } from './errors.js';
 export { generateKeyPair, generatePsk, publicKeyFromPrivate, encodeKey, decodeKey, type KeyPair } from './keys.js';
+export { serverKeyFromSeed, serverKeyFingerprint, relayKeyStatement, checkRelayKeyEndorsement, FINGERPRINT_PATTERN, type ServerKey } from './endorsement.js';
 export { tai64n, nextTimestamp } from './timestamp.js';
 export {
   createIdentity, mac1KeyFor, createInitiation, consumeInitiation, createResponse, consumeResponse,

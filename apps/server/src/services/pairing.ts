@@ -31,9 +31,12 @@ export async function createPairingCode(ctx: Ctx, input: { device_name?: string 
     ]);
     await audit(q, actor, 'pairing_code.create', null, { code_prefix: raw.slice(0, 4), expires_at: expiresAt.toISOString() });
   });
-  const pairUrl = `pocketproxy://pair?server=${encodeURIComponent(ctx.config.publicUrl)}&code=${code}`;
+  // The pairing URI carries the server key's fingerprint: the agent checks the relay key it is given
+  // against it (docs/api.md "Pairing: the server fingerprint"), so the QR code is all a device needs.
+  const fp = ctx.serverKey.fingerprint;
+  const pairUrl = `pocketproxy://pair?server=${encodeURIComponent(ctx.config.publicUrl)}&code=${code}&fp=${fp}`;
   const qrSvg = await QRCode.toString(pairUrl, { type: 'svg', errorCorrectionLevel: 'M', margin: 2 });
-  return { code, expires_at: expiresAt.toISOString(), qr_svg: qrSvg, pair_url: pairUrl };
+  return { code, expires_at: expiresAt.toISOString(), qr_svg: qrSvg, pair_url: pairUrl, server_fingerprint: fp };
 }
 
 /** Consumes a code and creates its device in one transaction: a code pairs exactly one device. */

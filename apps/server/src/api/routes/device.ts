@@ -21,12 +21,18 @@ export function deviceRoutes(r: Router, ctx: Ctx, limits: { pair: RateLimiter; r
     handler: async ({ body, req }) => {
       limits.pair.hit(req.ip);
       const s = await pair(ctx, body);
+      const relayKey = s.relay.public_key;
       return {
         device_id: s.device.id,
         auth_token: s.auth_token,
         relay: { id: s.relay.id, host: s.relay.host, port: s.relay.port },
         base_port: s.device.base_port,
-        tunnel: { server_public_key: s.relay.public_key, psk: s.psk, private_key: s.private_key, mtu: ctx.config.tunnelMtu, subnet: ctx.config.deviceSubnet, vpn_ip: s.device.vpn_ip },
+        tunnel: {
+          server_public_key: relayKey,
+          server_public_key_endorsement: relayKey ? ctx.serverKey.endorseRelayKey(s.device.id, relayKey) : null,
+          psk: s.psk, private_key: s.private_key, mtu: ctx.config.tunnelMtu, subnet: ctx.config.deviceSubnet, vpn_ip: s.device.vpn_ip,
+        },
+        server_key: { public_key: ctx.serverKey.publicKey, fingerprint: ctx.serverKey.fingerprint },
       };
     },
   });
@@ -77,14 +83,15 @@ export function deviceRoutes(r: Router, ctx: Ctx, limits: { pair: RateLimiter; r
     },
   });
   r.add({
-    method: 'GET', url: '/api/devices/:id/tunnel', auth: 'device', tag, summary: 'Where and how to open the tunnel (relay address and key, VPN address, MTU)',
-    params: IdParams,
+    method: 'GET', url: '/api/devices/:id/tunnel', auth: 'device', tag, summary: 'Where and how to open the tunnel (relay address, key and its endorsement, VPN address, MTU)',
+    params: IdParams, response: S.DeviceTunnel,
     handler: async ({ params }) => {
       const d = (await ctx.db.query<{ vpn_ip: string; host: string | null; tunnel_port: number | null; public_key: string | null }>(
         'SELECT d.vpn_ip, r.host, r.tunnel_port, r.public_key FROM devices d LEFT JOIN relays r ON r.id = d.relay_id WHERE d.id = $1',
         [params.id],
       )).rows[0]!;
-      return { relay: { host: d.host ?? ctx.config.publicHost, port: d.tunnel_port ?? ctx.config.tunnelPort, public_key: d.public_key }, vpn_ip: d.vpn_ip, mtu: ctx.config.tunnelMtu, subnet: ctx.config.deviceSubnet };
+      const endorsement = d.public_key ? ctx.serverKey.endorseRelayKey(params.id, d.public_key) : null;
+      return { relay: { host: d.host ?? ctx.config.publicHost, port: d.tunnel_port ?? ctx.config.tunnelPort, public_key: d.public_key, public_key_endorsement: endorsement }, vpn_ip: d.vpn_ip, mtu: ctx.config.tunnelMtu, subnet: ctx.config.deviceSubnet };
     },
   });
 }
