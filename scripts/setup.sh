@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-DEBS=(nftables iproute2 openvpn postgresql chromium curl socat dnsutils iperf3 conntrack wireguard-go wireguard-tools procps openssl python3 make g++ wrk)
+DEBS=(nftables iproute2 iputils-ping openvpn postgresql chromium curl socat dnsutils iperf3 conntrack wireguard-go wireguard-tools procps openssl python3 make g++ wrk)
 missing=()
 for p in "${DEBS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then

@@ -16,6 +16,8 @@ export interface Collections {
   readonly port_counters_in: ElementMap;
   /** proto . port -> `port_<n>_out`: bytes sent back to the customer (conntrack REPLY direction). */
   readonly port_counters_out: ElementMap;
+  /** proto . port of every port in the state: DNAT'ed flows of other ports (removed ones) are cut. */
+  readonly forwarded_ports: ElementMap;
   /** proto . port of disabled ports. */
   readonly disabled_ports: ElementMap;
   /** proto . port of ports that have an allow-list. */
@@ -25,7 +27,7 @@ export interface Collections {
 }
 
 /** Order matters: it is the order the full render declares them in. */
-export const SET_NAMES = ['tcp_fwd', 'udp_fwd', 'port_counters_in', 'port_counters_out', 'disabled_ports', 'restricted_ports', 'allowed_sources'] as const;
+export const SET_NAMES = ['tcp_fwd', 'udp_fwd', 'port_counters_in', 'port_counters_out', 'forwarded_ports', 'disabled_ports', 'restricted_ports', 'allowed_sources'] as const;
 export type SetName = (typeof SET_NAMES)[number];
 
 /** Which way a byte travels, seen from the customer: `in` = customer -> target (conntrack
@@ -55,6 +57,7 @@ function build(state: ValidState): Collections {
   const udp_fwd = new Map<string, string>();
   const port_counters_in = new Map<string, string>();
   const port_counters_out = new Map<string, string>();
+  const forwarded_ports = new Map<string, undefined>();
   const disabled_ports = new Map<string, undefined>();
   const restricted_ports = new Map<string, undefined>();
   const allowed_sources = new Map<string, undefined>();
@@ -67,6 +70,7 @@ function build(state: ValidState): Collections {
       const key = `${proto} . ${p.port}`;
       port_counters_in.set(key, `"${nameIn}"`);
       port_counters_out.set(key, `"${nameOut}"`);
+      forwarded_ports.set(key, undefined);
       if (!p.enabled) {
         disabled_ports.set(key, undefined);
         continue;
@@ -78,7 +82,7 @@ function build(state: ValidState): Collections {
       }
     }
   }
-  return { counters, tcp_fwd, udp_fwd, port_counters_in, port_counters_out, disabled_ports, restricted_ports, allowed_sources };
+  return { counters, tcp_fwd, udp_fwd, port_counters_in, port_counters_out, forwarded_ports, disabled_ports, restricted_ports, allowed_sources };
 }
 
 export function formatElement(key: string, value: string | undefined): string {

@@ -5,10 +5,16 @@
 // https://wiki.nftables.org/wiki-nftables/index.php/Atomic_rule_replacement
 //
 // Packet paths through the table (IPv4 only):
-//   customer -> relay:PORT -> guard (allow-list / disabled) -> prerouting DNAT via tcp_fwd/udp_fwd
-//            -> forward (count per direction, accept, MSS clamp) -> postrouting SNAT to tunnelAddress -> pp0 -> device
+//   customer -> relay:PORT -> guard (anti-spoofing, allow-list, disabled) -> prerouting DNAT to vpn_ip:PORT
+//            -> forward (cut flows of removed ports, count per direction, accept, MSS clamp) -> pp0 -> device
+//   device -> pp0 -> (reply of a DNAT'ed flow: conntrack un-DNATs it) -> forward -> customer
+//   device -> pp0 -> the relay itself: input allows only replies and an echo request to tunnelAddress
 //   OpenVPN customer (tun1) TCP -> prerouting REDIRECT -> transparent proxy (tun1's own address)
 //   OpenVPN customer UDP 443 -> forward REJECT icmp port-unreachable (browsers fall back from QUIC)
+//
+// No source NAT: the device sees each customer's real address and the public port it dialled
+// (DNAT keeps the port), so it knows which connection a socket belongs to. The device routes its
+// answers (source vpn_ip) back into the tunnel itself (docs/protocol.md, "Customer traffic").
 import { collectionsOf, counterName, formatElement, SET_NAMES, type Collections, type SetName } from './elements.js';
 import { ensureValid, type FirewallState, type ValidState } from './state.js';
 
@@ -28,6 +34,7 @@ export const SET_DECLS: Readonly<Record<SetName, readonly string[]>> = {
   // https://wiki.nftables.org/wiki-nftables/index.php/Stateful_objects
   port_counters_in: ['type inet_proto . inet_service : counter'],
   port_counters_out: ['type inet_proto . inet_service : counter'],
+  forwarded_ports: ['type inet_proto . inet_service'],
   disabled_ports: ['type inet_proto . inet_service'],
   restricted_ports: ['type inet_proto . inet_service'],
   // Concatenation with a CIDR range needs `flags interval` (the pipapo set backend).
@@ -75,6 +82,10 @@ function chains(s: ValidState): string[][] {
     'ct direction reply accept',
     // Loopback packets re-enter through prerouting; local clients are trusted.
     'iifname "lo" accept',
+    // Device addresses come only from the tunnel: the device trusts the relay's tunnel address
+    // (the OpenVPN path's connections come from it), so nobody outside may forge it.
+    `iifname != ${pp} ip saddr ${s.deviceSubnet} drop`,
+    ...(ov ? [`iifname != ${ovIf} ip saddr ${ov.subnet} drop`] : []),
     'fib daddr type != local accept',
     'meta l4proto . th dport @disabled_ports drop',
     'meta l4proto . th dport @restricted_ports meta l4proto . th dport . ip saddr != @allowed_sources drop',
@@ -100,12 +111,15 @@ function chains(s: ValidState): string[][] {
     '}',
   );
 
-  // SNAT (not masquerade: the address is known, so no per-connection lookup) makes the device
-  // answer the relay, i.e. back through the tunnel, whatever the customer's address.
-  const postrouting = [
-    'chain postrouting {',
-    'type nat hook postrouting priority srcnat; policy accept;',
-    `oifname ${pp} ct status dnat snat ip to ${s.tunnelAddress}`,
+  // A device reaches only the tunnel's own services on the relay: answers to what the relay opened
+  // (the transparent proxy's connections) and the agent's liveness probe (an echo request to
+  // tunnelAddress). The API, the database, sshd and everything else are refused.
+  const input = [
+    'chain input {',
+    'type filter hook input priority filter; policy accept;',
+    `iifname ${pp} ct state established,related accept`,
+    `iifname ${pp} ip daddr ${s.tunnelAddress} icmp type echo-request accept`,
+    `iifname ${pp} reject with icmp type admin-prohibited`,
     '}',
   ];
 
@@ -121,11 +135,16 @@ function chains(s: ValidState): string[][] {
     );
   }
   forward.push(
+    // A port that is no longer forwarded (connection deleted or moved) ends its open flows at once:
+    // conntrack would otherwise keep carrying them to the device until they close.
+    `oifname ${pp} ct status dnat meta l4proto tcp meta l4proto . ct original proto-dst != @forwarded_ports reject with tcp reset`,
+    `oifname ${pp} ct status dnat meta l4proto { tcp, udp } meta l4proto . ct original proto-dst != @forwarded_ports drop`,
+    `iifname ${pp} ct status dnat meta l4proto { tcp, udp } meta l4proto . ct original proto-dst != @forwarded_ports drop`,
     // `ct original proto-dst` is the public port in both directions; `ct direction` splits them:
     // ORIGINAL = customer -> target (bytes_in), REPLY = target -> customer (bytes_out). The key
     // needs an l4proto dependency, hence the { tcp, udp } match. Bytes are IP packet lengths.
-    'ct status dnat ct direction original meta l4proto { tcp, udp } counter name meta l4proto . ct original proto-dst map @port_counters_in',
-    'ct status dnat ct direction reply meta l4proto { tcp, udp } counter name meta l4proto . ct original proto-dst map @port_counters_out',
+    `oifname ${pp} ct status dnat ct direction original meta l4proto { tcp, udp } counter name meta l4proto . ct original proto-dst map @port_counters_in`,
+    `iifname ${pp} ct status dnat ct direction reply meta l4proto { tcp, udp } counter name meta l4proto . ct original proto-dst map @port_counters_out`,
     'ct status dnat accept',
     // Devices never route through the relay, and the device subnet is reached only via DNAT.
     `iifname ${pp} drop`,
@@ -139,7 +158,7 @@ function chains(s: ValidState): string[][] {
     );
   }
   forward.push('}');
-  return [guard, prerouting, postrouting, forward];
+  return [guard, prerouting, input, forward];
 }
 
 /** A script that deletes our table if it exists and does nothing else. */

@@ -31,7 +31,7 @@ export interface OpenVpnState {
 export interface FirewallState {
   readonly tunnelInterface: string;
   readonly deviceSubnet: string;
-  /** The relay's own address in deviceSubnet; DNAT'ed traffic is SNAT'ed to it. */
+  /** The relay's own address in deviceSubnet (devices may ping it; nothing else of the relay). */
   readonly tunnelAddress: string;
   /** 'pmtu' clamps SYNs into the tunnel to the route MTU; a number clamps both ways to it. */
   readonly mssClamp: 'pmtu' | number;

@@ -13,8 +13,8 @@ test('first apply rebuilds, the same state again runs nothing, a change sends a 
   const next = { ...oneDevice, ports: [...oneDevice.ports, ...device('192.168.255.3', 30003)] };
   const r = await fw.apply(next);
   assert.equal(r.kind, 'update');
-  // 6 counters (in + out for 3 ports), tcp_fwd, udp_fwd, port_counters_in, port_counters_out.
-  assert.equal(r.lines, 10);
+  // 6 counters (in + out for 3 ports), tcp_fwd, udp_fwd, port_counters_in, port_counters_out, forwarded_ports.
+  assert.equal(r.lines, 11);
   assert.deepEqual(fake.scripts(), [render(oneDevice), renderUpdate(oneDevice, next)]);
   assert.deepEqual(fake.calls.map((c) => [c.cmd, ...c.args].join(' ')), ['nft -f -', 'nft -f -']);
 });
@@ -36,6 +36,7 @@ test('adding and removing a port creates and deletes both of its counters in ONE
       'add element ip pocketproxy tcp_fwd { 30000 : 192.168.255.2 . 8080 }',
       'add element ip pocketproxy port_counters_in { tcp . 30000 : "port_30000_in" }',
       'add element ip pocketproxy port_counters_out { tcp . 30000 : "port_30000_out" }',
+      'add element ip pocketproxy forwarded_ports { tcp . 30000 }',
       '',
     ].join('\n'),
   );
@@ -45,6 +46,7 @@ test('adding and removing a port creates and deletes both of its counters in ONE
       'delete element ip pocketproxy tcp_fwd { 30000 }',
       'delete element ip pocketproxy port_counters_in { tcp . 30000 }',
       'delete element ip pocketproxy port_counters_out { tcp . 30000 }',
+      'delete element ip pocketproxy forwarded_ports { tcp . 30000 }',
       'delete counter ip pocketproxy port_30000_in',
       'delete counter ip pocketproxy port_30000_out',
       '',

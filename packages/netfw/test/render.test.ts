@@ -29,6 +29,10 @@ const EMPTY_SETS = `
 		type inet_proto . inet_service : counter
 	}
 
+	set forwarded_ports {
+		type inet_proto . inet_service
+	}
+
 	set disabled_ports {
 		type inet_proto . inet_service
 	}
@@ -48,6 +52,7 @@ const PLAIN_CHAINS = `
 		type filter hook prerouting priority dstnat - 10; policy accept;
 		ct direction reply accept
 		iifname "lo" accept
+		iifname != "pp0" ip saddr 192.168.255.0/24 drop
 		fib daddr type != local accept
 		meta l4proto . th dport @disabled_ports drop
 		meta l4proto . th dport @restricted_ports meta l4proto . th dport . ip saddr != @allowed_sources drop
@@ -59,16 +64,21 @@ const PLAIN_CHAINS = `
 		iifname != "pp0" fib daddr type local dnat ip to udp dport map @udp_fwd
 	}
 
-	chain postrouting {
-		type nat hook postrouting priority srcnat; policy accept;
-		oifname "pp0" ct status dnat snat ip to 192.168.255.1
+	chain input {
+		type filter hook input priority filter; policy accept;
+		iifname "pp0" ct state established,related accept
+		iifname "pp0" ip daddr 192.168.255.1 icmp type echo-request accept
+		iifname "pp0" reject with icmp type admin-prohibited
 	}
 
 	chain forward {
 		type filter hook forward priority filter; policy accept;
 		oifname "pp0" tcp flags syn / syn,rst tcp option maxseg size set rt mtu
-		ct status dnat ct direction original meta l4proto { tcp, udp } counter name meta l4proto . ct original proto-dst map @port_counters_in
-		ct status dnat ct direction reply meta l4proto { tcp, udp } counter name meta l4proto . ct original proto-dst map @port_counters_out
+		oifname "pp0" ct status dnat meta l4proto tcp meta l4proto . ct original proto-dst != @forwarded_ports reject with tcp reset
+		oifname "pp0" ct status dnat meta l4proto { tcp, udp } meta l4proto . ct original proto-dst != @forwarded_ports drop
+		iifname "pp0" ct status dnat meta l4proto { tcp, udp } meta l4proto . ct original proto-dst != @forwarded_ports drop
+		oifname "pp0" ct status dnat ct direction original meta l4proto { tcp, udp } counter name meta l4proto . ct original proto-dst map @port_counters_in
+		iifname "pp0" ct status dnat ct direction reply meta l4proto { tcp, udp } counter name meta l4proto . ct original proto-dst map @port_counters_out
 		ct status dnat accept
 		iifname "pp0" drop
 		oifname "pp0" drop
@@ -121,6 +131,15 @@ test('one device: three ports in the maps, an in and an out counter each', () =>
 			tcp . 30000 : "port_30000_out",
 			tcp . 30001 : "port_30001_out",
 			udp . 30002 : "port_30002_out"
+		}
+	}
+
+	set forwarded_ports {
+		type inet_proto . inet_service
+		elements = {
+			tcp . 30000,
+			tcp . 30001,
+			udp . 30002
 		}
 	}
 
@@ -187,6 +206,16 @@ test('allow-lists, a disabled port, tcp+udp, fixed MSS and OpenVPN', () => {
 		}
 	}
 
+	set forwarded_ports {
+		type inet_proto . inet_service
+		elements = {
+			tcp . 30000,
+			tcp . 30001,
+			udp . 30001,
+			udp . 30002
+		}
+	}
+
 	set disabled_ports {
 		type inet_proto . inet_service
 		elements = {
@@ -217,6 +246,8 @@ test('allow-lists, a disabled port, tcp+udp, fixed MSS and OpenVPN', () => {
 		type filter hook prerouting priority dstnat - 10; policy accept;
 		ct direction reply accept
 		iifname "lo" accept
+		iifname != "pp0" ip saddr 192.168.255.0/24 drop
+		iifname != "tun1" ip saddr 10.9.0.0/24 drop
 		fib daddr type != local accept
 		meta l4proto . th dport @disabled_ports drop
 		meta l4proto . th dport @restricted_ports meta l4proto . th dport . ip saddr != @allowed_sources drop
@@ -231,17 +262,22 @@ test('allow-lists, a disabled port, tcp+udp, fixed MSS and OpenVPN', () => {
 		iifname != "pp0" fib daddr type local dnat ip to udp dport map @udp_fwd
 	}
 
-	chain postrouting {
-		type nat hook postrouting priority srcnat; policy accept;
-		oifname "pp0" ct status dnat snat ip to 192.168.255.1
+	chain input {
+		type filter hook input priority filter; policy accept;
+		iifname "pp0" ct state established,related accept
+		iifname "pp0" ip daddr 192.168.255.1 icmp type echo-request accept
+		iifname "pp0" reject with icmp type admin-prohibited
 	}
 
 	chain forward {
 		type filter hook forward priority filter; policy accept;
 		iifname "pp0" tcp flags syn / syn,rst tcp option maxseg size set 1360
 		oifname "pp0" tcp flags syn / syn,rst tcp option maxseg size set 1360
-		ct status dnat ct direction original meta l4proto { tcp, udp } counter name meta l4proto . ct original proto-dst map @port_counters_in
-		ct status dnat ct direction reply meta l4proto { tcp, udp } counter name meta l4proto . ct original proto-dst map @port_counters_out
+		oifname "pp0" ct status dnat meta l4proto tcp meta l4proto . ct original proto-dst != @forwarded_ports reject with tcp reset
+		oifname "pp0" ct status dnat meta l4proto { tcp, udp } meta l4proto . ct original proto-dst != @forwarded_ports drop
+		iifname "pp0" ct status dnat meta l4proto { tcp, udp } meta l4proto . ct original proto-dst != @forwarded_ports drop
+		oifname "pp0" ct status dnat ct direction original meta l4proto { tcp, udp } counter name meta l4proto . ct original proto-dst map @port_counters_in
+		iifname "pp0" ct status dnat ct direction reply meta l4proto { tcp, udp } counter name meta l4proto . ct original proto-dst map @port_counters_out
 		ct status dnat accept
 		iifname "pp0" drop
 		oifname "pp0" drop

@@ -26,6 +26,7 @@ test('a device connecting adds its map elements and both counters of each port, 
       'add element ip pocketproxy udp_fwd { 30005 : 192.168.255.3 . 1081 }',
       'add element ip pocketproxy port_counters_in { tcp . 30003 : "port_30003_in", tcp . 30004 : "port_30004_in", udp . 30005 : "port_30005_in" }',
       'add element ip pocketproxy port_counters_out { tcp . 30003 : "port_30003_out", tcp . 30004 : "port_30004_out", udp . 30005 : "port_30005_out" }',
+      'add element ip pocketproxy forwarded_ports { tcp . 30003, tcp . 30004, udp . 30005 }',
       '',
     ].join('\n'),
   );
@@ -39,6 +40,7 @@ test('a device leaving deletes elements of both counter maps before both counter
       'delete element ip pocketproxy udp_fwd { 30002 }',
       'delete element ip pocketproxy port_counters_in { tcp . 30000, tcp . 30001, udp . 30002 }',
       'delete element ip pocketproxy port_counters_out { tcp . 30000, tcp . 30001, udp . 30002 }',
+      'delete element ip pocketproxy forwarded_ports { tcp . 30000, tcp . 30001, udp . 30002 }',
       'delete counter ip pocketproxy port_30000_in',
       'delete counter ip pocketproxy port_30000_out',
       'delete counter ip pocketproxy port_30001_in',
@@ -58,6 +60,7 @@ test('a port switching tcp -> both gains elements in both counter maps and keeps
       'add element ip pocketproxy udp_fwd { 30000 : 192.168.255.2 . 8080 }',
       'add element ip pocketproxy port_counters_in { udp . 30000 : "port_30000_in" }',
       'add element ip pocketproxy port_counters_out { udp . 30000 : "port_30000_out" }',
+      'add element ip pocketproxy forwarded_ports { udp . 30000 }',
       '',
     ].join('\n'),
   );
