@@ -5,7 +5,7 @@
 // Who may import it: tests, benchmarks and the demo only (`*.lab.test.ts`, `bench/`, `demo.ts`).
 // Product code (apps/*, other packages) must never import it. It imports only @pocketproxy/errors.
 export { createLab, Lab, CLI_PATH } from './lab.js';
-export type { CreateLabOptions, DeviceInfo, InetInfo, LabInfo, ExecOptions } from './lab.js';
+export type { CreateLabOptions, DeviceInfo, WifiInfo, InetInfo, LabInfo, ExecOptions } from './lab.js';
 export { LabProcess } from './process.js';
 export type { SpawnOptions, ExitStatus } from './process.js';
 export type { RunResult, RunOptions } from './run.js';
@@ -13,7 +13,7 @@ export type { Rotation } from './carrier.js';
 export { rotateCarrier, currentCarrierAddress } from './carrier.js';
 export type { BlockOptions } from './firewall.js';
 export { cleanupStale } from './cleanup.js';
-export { INET, RELAY, CUST, DEV_IFACE, CGN_WAN, CGN_LAN, MAX_DEVICES, devicePlan, nextCarrierAddress, defaultDnsRecords } from './plan.js';
+export { INET, RELAY, CUST, DEV_IFACE, WIFI_IFACE, WIFI_METRIC, CELLULAR_METRIC, CGN_WAN, CGN_LAN, MAX_DEVICES, devicePlan, wifiPlan, nextCarrierAddress, defaultDnsRecords } from './plan.js';
 export { LAB_ERRORS } from './errors.js';
 export { waitUntil } from './wait.js';
 export type { WaitOptions } from './wait.js';

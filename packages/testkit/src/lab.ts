@@ -9,7 +9,7 @@ import { labError } from './errors.js';
 import { blockUdp, unblockUdp, type BlockOptions } from './firewall.js';
 import { registerLab, unregisterLab } from './hooks.js';
 import {
-  CGN_WAN, CUST, DEV_IFACE, INET, MAX_DEVICES, RELAY, assertDevice, assertPrefix, defaultDnsRecords, devicePlan,
+  CELLULAR_METRIC, CGN_WAN, CUST, DEV_IFACE, INET, MAX_DEVICES, RELAY, WIFI_IFACE, WIFI_METRIC, assertDevice, assertPrefix, defaultDnsRecords, devicePlan, wifiPlan,
 } from './plan.js';
 import { LabProcess, type SpawnOptions } from './process.js';
 import { inNs, ipBatch, run, commandFailed, type RunOptions, type RunResult } from './run.js';
@@ -21,6 +21,13 @@ export const CLI_PATH = fileURLToPath(new URL('./cli.ts', import.meta.url));
 export interface CreateLabOptions {
   /** Number of devices (each with its own carrier NAT). Default 1, at most 250. */
   devices?: number;
+  /**
+   * Devices (numbers 1..devices) that get a second uplink, like the modem box on Ethernet/Wi-Fi or
+   * a phone on Wi-Fi: `wlan0` (100.65.N.2) into their own Wi-Fi NAT router namespace `wifiN`
+   * (public 198.19.N.2), which holds the device's default route (metric 100); `wwan0` keeps a
+   * default route with metric 600, as NetworkManager leaves it. Default none.
+   */
+  wifi?: readonly number[];
   /**
    * Tear the lab down on SIGINT / SIGTERM / SIGHUP and exit (130/143/129). Default true; turn it
    * off when the caller shuts down gracefully itself (the 'exit' hook stays in any case).
@@ -46,6 +53,24 @@ export interface DeviceInfo {
   /** Public address at creation / after the last in-process rotation; carrierAddress(n) reads the truth. */
   carrierIp: string;
   carrierGateway: string;
+  /** The Wi-Fi uplink, for the devices named in createLab({wifi}). */
+  wifi?: WifiInfo;
+}
+
+export interface WifiInfo {
+  /** The Wi-Fi router's namespace (`<p>-wifiN`). */
+  ns: string;
+  /** The device's interface toward it (`wlan0`). */
+  iface: string;
+  /** The device's address on it, and the router's. */
+  ip: string;
+  gateway: string;
+  /** The router's public address (what services in inet see from traffic out of Wi-Fi). */
+  publicIp: string;
+  publicGateway: string;
+  /** Default-route metric of wlan0 (100) and of the cellular wwan0 next to it (600). */
+  metric: number;
+  cellularMetric: number;
 }
 
 export interface InetInfo {
@@ -89,7 +114,7 @@ export class Lab implements LabInfo {
   readonly tsxLoader = TSX_LOADER;
   readonly cliPath = CLI_PATH;
   private readonly procs = new Set<LabProcess>();
-  private readonly routes: Map<string, string>;
+  private readonly routes: Map<string, string[]>;
   private tornDown = false;
 
   constructor(prefix: string, t: TopologyNames, tls: TlsMaterial, records: Record<string, string>) {
@@ -113,7 +138,13 @@ export class Lab implements LabInfo {
     this.cust = { ns: t.cust, ip: CUST.ip, gateway: CUST.gateway, iface: CUST.iface };
     this.devices = t.dev.map((ns, i) => {
       const p = devicePlan(i + 1);
-      return { n: i + 1, ns, cgnNs: t.cgn[i]!, iface: DEV_IFACE, privateIp: p.privateIp, gateway: p.cgnLanIp, carrierIp: p.firstCarrierIp, carrierGateway: p.carrierGateway };
+      const d: DeviceInfo = { n: i + 1, ns, cgnNs: t.cgn[i]!, iface: DEV_IFACE, privateIp: p.privateIp, gateway: p.cgnLanIp, carrierIp: p.firstCarrierIp, carrierGateway: p.carrierGateway };
+      const w = t.wifi.find((x) => x.n === i + 1);
+      if (w) {
+        const wp = wifiPlan(w.n);
+        d.wifi = { ns: w.ns, iface: WIFI_IFACE, ip: wp.devIp, gateway: wp.lanIp, publicIp: wp.publicIp, publicGateway: wp.publicGateway, metric: WIFI_METRIC, cellularMetric: CELLULAR_METRIC };
+      }
+      return d;
     });
   }
 
@@ -191,13 +222,13 @@ export class Lab implements LabInfo {
     await ipBatch(full, [`link set ${iface ?? this.uplink(full)} down`]);
   }
 
-  /** Bring an interface up again and restore the namespace's default route (dropped with the link). */
+  /** Bring an interface up again and restore the namespace's default route(s) through it (dropped with the link). */
   async setLinkUp(ns: string, iface?: string): Promise<void> {
     this.alive();
     const full = this.ns(ns);
-    const route = this.routes.get(full);
     const dev = iface ?? this.uplink(full);
-    await ipBatch(full, [`link set ${dev} up`, ...(route && route.endsWith(`dev ${dev}`) ? [route] : [])]);
+    const routes = (this.routes.get(full) ?? []).filter((r) => r.endsWith(`dev ${dev}`) || r.includes(`dev ${dev} `));
+    await ipBatch(full, [`link set ${dev} up`, ...routes]);
   }
 
   /** Stop every spawned process (SIGTERM, then SIGKILL after `graceMs`), delete every namespace. Idempotent. */
@@ -234,7 +265,7 @@ export class Lab implements LabInfo {
     if (full === this.relay.ns) return RELAY.iface;
     if (full === this.cust.ns) return CUST.iface;
     if (this.devices.some((d) => d.ns === full)) return DEV_IFACE;
-    if (this.devices.some((d) => d.cgnNs === full)) return CGN_WAN;
+    if (this.devices.some((d) => d.cgnNs === full || d.wifi?.ns === full)) return CGN_WAN;
     throw labError('PP_ERR_LAB_BAD_ARGS', { reason: `${full} has several links; name the interface` });
   }
 
@@ -257,6 +288,9 @@ export async function createLab(opts: CreateLabOptions = {}): Promise<Lab> {
   if (uid !== 0) throw labError('PP_ERR_LAB_NOT_ROOT', { uid });
   const count = opts.devices ?? 1;
   assertDevice(count, MAX_DEVICES);
+  const wifi = opts.wifi ?? [];
+  for (const n of wifi) assertDevice(n, count);
+  if (new Set(wifi).size !== wifi.length) throw labError('PP_ERR_LAB_BAD_ARGS', { reason: `wifi lists a device twice: ${wifi.join(', ')}` });
   if (opts.cleanStale ?? true) {
     const removed = cleanupStale();
     if (removed.length > 0) console.error(`lab: removed leftovers of dead lab(s) ${removed.join(' ')}`);
@@ -270,7 +304,7 @@ export async function createLab(opts: CreateLabOptions = {}): Promise<Lab> {
     prefix = claimRandomPrefix();
   }
 
-  const t = topologyNames(prefix, count);
+  const t = topologyNames(prefix, count, wifi);
   const records = { ...defaultDnsRecords(), ...(opts.dnsRecords ?? {}) };
   // Registered before anything exists, so a failure or a signal half-way still cleans up.
   let lab: Lab | null = null;

@@ -32,12 +32,20 @@ export const CGN_WAN = 'wan0';
 export const CGN_LAN = 'lan0';
 /** The device's uplink, named like a Linux cellular modem interface. */
 export const DEV_IFACE = 'wwan0';
+/** A device's second uplink (createLab({wifi: [n]})), named like a Linux Wi-Fi interface. */
+export const WIFI_IFACE = 'wlan0';
+/**
+ * Default-route metrics of a device with two uplinks, as NetworkManager sets them: Wi-Fi (100)
+ * holds the default route, cellular (600) stays in the main table as the less preferred one.
+ */
+export const WIFI_METRIC = 100;
+export const CELLULAR_METRIC = 600;
 
 /** Our own nft table names inside lab namespaces (never touching tables the product owns). */
 export const NAT_TABLE = 'pplab_nat';
 export const BLOCK_TABLE = 'pplab_block';
 
-export type Role = 'inet' | 'relay' | 'cust' | `dev${number}` | `cgn${number}`;
+export type Role = 'inet' | 'relay' | 'cust' | `dev${number}` | `cgn${number}` | `wifi${number}`;
 
 export function nsName(prefix: string, role: Role | string): string {
   return `${prefix}-${role}`;
@@ -66,6 +74,26 @@ export function devicePlan(n: number) {
     carrierPrefixLen: 24,
     firstCarrierIp: `198.18.${n}.2`,
     inetIface: `cgn${n}`,
+  };
+}
+
+/**
+ * Device n's second uplink (only with createLab({wifi: [n]})): its `wlan0` (100.65.n.2, RFC 6598
+ * space like the carrier LANs) behind the Wi-Fi router namespace `wifiN`, which masquerades its LAN
+ * to 198.19.n.2 (RFC 2544 benchmarking space, the upper half of 198.18.0.0/15); inet holds .1.
+ * The address does not rotate.
+ */
+export function wifiPlan(n: number) {
+  assertDevice(n);
+  return {
+    devIp: `100.65.${n}.2`,
+    lanIp: `100.65.${n}.1`,
+    lanPrefixLen: 24,
+    lanCidr: `100.65.${n}.0/24`,
+    publicIp: `198.19.${n}.2`,
+    publicGateway: `198.19.${n}.1`,
+    publicPrefixLen: 24,
+    inetIface: `wifi${n}`,
   };
 }
 

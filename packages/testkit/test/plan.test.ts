@@ -4,6 +4,9 @@ import assert from 'node:assert/strict';
 import { devicePlan, isCarrierPoolAddress, nextCarrierAddress, nsName, defaultDnsRecords, INET } from '../src/plan.js';
 import { answerQuery, parseQuery, RCODE_NXDOMAIN } from '../src/services/dns-wire.js';
 import { carrierRuleset } from '../src/carrier.js';
+import { wifiPlan } from '../src/plan.js';
+import { wifiRuleset } from '../src/wifi.js';
+import { allNamespaces, defaultRoutes, topologyNames } from '../src/topology.js';
 import { isPPError } from '@pocketproxy/errors';
 
 function query(name: string, qtype = 1, id = 0x1234): Buffer {
@@ -56,4 +59,29 @@ test('carrier ruleset masquerades out of wan0 and drops unsolicited inbound', ()
   const rs = carrierRuleset();
   assert.match(rs, /oifname "wan0" masquerade/);
   assert.match(rs, /iifname "wan0" oifname "lan0" ct state new drop/);
+});
+
+test('Wi-Fi uplink: plan inside 100.64.0.0/10 (LAN) and 198.18.0.0/15 (public); default routes wlan0 metric 100, wwan0 metric 600; router masquerades only its LAN', () => {
+  const w = wifiPlan(7);
+  assert.equal(w.devIp, '100.65.7.2');
+  assert.equal(w.lanIp, '100.65.7.1');
+  assert.equal(w.publicIp, '198.19.7.2');
+  assert.equal(w.publicGateway, '198.19.7.1');
+  assert.ok(w.inetIface.length <= 15);
+  assert.throws(() => wifiPlan(0), (e: unknown) => isPPError(e) && e.code === 'PP_ERR_LAB_BAD_DEVICE');
+  const t = topologyNames('pp0a1b', 3, [3, 1]);
+  assert.deepEqual(t.wifi, [{ n: 1, ns: 'pp0a1b-wifi1' }, { n: 3, ns: 'pp0a1b-wifi3' }]);
+  assert.ok(allNamespaces(t).includes('pp0a1b-wifi3'));
+  const r = defaultRoutes(t);
+  assert.deepEqual(r.get('pp0a1b-dev1'), [
+    'route replace default via 100.65.1.1 dev wlan0 metric 100',
+    'route replace default via 100.64.1.1 dev wwan0 metric 600',
+  ]);
+  assert.deepEqual(r.get('pp0a1b-dev2'), ['route replace default via 100.64.2.1 dev wwan0'], 'no Wi-Fi: unchanged');
+  assert.deepEqual(r.get('pp0a1b-wifi3'), ['route replace default via 198.19.3.1 dev wan0']);
+  assert.deepEqual(topologyNames('pp0a1b', 2).wifi, []);
+  const rules = wifiRuleset(1);
+  assert.match(rules, /oifname "wan0" ip saddr 100\.65\.1\.0\/24 masquerade/);
+  assert.match(rules, /iifname "lan0" ip saddr != 100\.65\.1\.0\/24 counter drop/);
+  assert.match(rules, /iifname "wan0" oifname "lan0" ct state new drop/);
 });
