@@ -12,10 +12,12 @@ export interface PairResult {
   auth_token: string;
   relay: { id: string; host: string; port: number };
   base_port: number;
-  tunnel: { server_public_key: string | null; psk: string; private_key?: string; mtu: number; subnet: string; vpn_ip?: string | null };
+  tunnel: { server_public_key: string | null; server_public_key_endorsement?: string | null; psk: string; private_key?: string; mtu: number; subnet: string; vpn_ip?: string | null };
+  /** The server key that endorses relay keys (absent from an API older than the pairing fingerprint). */
+  server_key?: { public_key: string; fingerprint: string };
 }
 export interface TunnelInfo {
-  relay: { host: string; port: number; public_key: string | null };
+  relay: { host: string; port: number; public_key: string | null; public_key_endorsement?: string | null };
   vpn_ip: string | null;
   mtu: number;
   subnet: string;

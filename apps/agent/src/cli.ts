@@ -3,6 +3,8 @@
 import { parseArgs } from 'node:util';
 import { agentError } from './errors.js';
 import { DEFAULT_STATE_DIR } from './state.js';
+import { parsePairingUri, serverUrlProblem } from './trust.js';
+import { FINGERPRINT_PATTERN } from '@pocketproxy/protocol';
 import type { RunConfig } from './agent.js';
 import type { DriverName } from './ops/rotation.js';
 
@@ -17,16 +19,23 @@ Commands:
 
 Run "pocketproxy-agent <command> --help" for the options of a command.
 `,
-  pair: `Usage: pocketproxy-agent pair --server URL --code CODE [--state-dir DIR] [--name NAME]
+  pair: `Usage: pocketproxy-agent pair 'pocketproxy://pair?server=URL&code=CODE&fp=FP' [options]
+       pocketproxy-agent pair --server URL --code CODE [--fingerprint FP] [options]
 
-Pairs this device and writes <state-dir>/state.json (mode 0600).
+Pairs this device and writes <state-dir>/state.json (mode 0600). The pairing URI (the
+dashboard's QR code and command; quote it in a shell) carries the server key's
+fingerprint: the agent then refuses a server key or relay key that does not match it.
 
 Options:
-  --server URL      the PocketProxy API, e.g. https://proxy.example.com
-  --code CODE       pairing code from the dashboard
-  --state-dir DIR   where to keep the device identity (default ${DEFAULT_STATE_DIR})
-  --name NAME       device name shown in the dashboard (default: host name)
-  -h, --help        show this help
+  --server URL          the PocketProxy API, e.g. https://proxy.example.com
+  --code CODE           pairing code from the dashboard
+  --fingerprint FP      the server key fingerprint shown with the code (the URI's fp)
+  --insecure-http       allow a plain http:// server that is not loopback (a lab: the
+                        token and keys cross the network in clear); needs the fingerprint;
+                        remembered for run
+  --state-dir DIR       where to keep the device identity (default ${DEFAULT_STATE_DIR})
+  --name NAME           device name shown in the dashboard (default: host name)
+  -h, --help            show this help
 `,
   run: `Usage: pocketproxy-agent run [options]
 
@@ -35,6 +44,7 @@ Opens the tunnel to the relay and serves customers on the tunnel address
 
 Options:
   --state-dir DIR                 state directory (default ${DEFAULT_STATE_DIR})
+  --insecure-http                 accept a plain http:// server that is not loopback (pair --insecure-http is remembered)
   --egress-interface IF           customer traffic leaves by IF (e.g. wwan0); default: default route
   --tunnel-interface IF           TUN device name (default ppd0)
   --rotate-driver DRIVER          command | android-root | modemmanager
@@ -52,8 +62,8 @@ Options:
 
 export type Parsed =
   | { command: 'help'; text: string }
-  | { command: 'pair'; server: string; code: string; stateDir: string; name?: string; logLevel?: string }
-  | { command: 'run'; config: Readonly<RunConfig>; logLevel?: string };
+  | { command: 'pair'; server: string; code: string; fingerprint?: string; insecureHttp: boolean; stateDir: string; name?: string; logLevel?: string }
+  | { command: 'run'; config: Readonly<RunConfig>; insecureHttp: boolean; logLevel?: string };
 
 const DRIVERS: readonly DriverName[] = ['command', 'android-root', 'modemmanager'];
 
@@ -61,19 +71,38 @@ export function parseCli(argv: readonly string[]): Parsed {
   const [command, ...rest] = argv;
   if (!command || command === '-h' || command === '--help' || command === 'help') return { command: 'help', text: HELP.main };
   if (command === 'pair') {
-    const { values } = parse(rest, {
-      server: { type: 'string' }, code: { type: 'string' }, 'state-dir': { type: 'string' }, name: { type: 'string' }, 'log-level': { type: 'string' }, help: { type: 'boolean', short: 'h' },
-    });
+    const { values, positionals } = parse(rest, {
+      server: { type: 'string' }, code: { type: 'string' }, fingerprint: { type: 'string' }, 'insecure-http': { type: 'boolean' },
+      'state-dir': { type: 'string' }, name: { type: 'string' }, 'log-level': { type: 'string' }, help: { type: 'boolean', short: 'h' },
+    }, true);
     if (values.help) return { command: 'help', text: HELP.pair };
     const problems: string[] = [];
-    if (!values.server) problems.push('--server is required');
-    else if (!/^https?:\/\/[^\s]+$/.test(values.server as string)) problems.push('--server must be an http(s) URL');
-    if (!values.code) problems.push('--code is required');
+    const insecureHttp = Boolean(values['insecure-http']);
+    let server = values.server as string | undefined;
+    let code = values.code as string | undefined;
+    let fingerprint = values.fingerprint as string | undefined;
+    if (positionals.length > 1) problems.push('one pairing URI at most');
+    if (positionals.length) {
+      const uri = parsePairingUri(positionals[0]!);
+      if (server !== undefined || code !== undefined || fingerprint !== undefined) problems.push('give the pairing URI or --server/--code/--fingerprint, not both');
+      else if (typeof uri === 'string') problems.push(uri);
+      else ({ server, code, fingerprint } = uri);
+    } else {
+      if (!server) problems.push('--server is required (or the pairing URI)');
+      if (!code) problems.push('--code is required (or the pairing URI)');
+      if (fingerprint !== undefined && !FINGERPRINT_PATTERN.test(fingerprint)) problems.push('--fingerprint must be 22 characters of base64url (the fp of the pairing URI)');
+    }
+    if (server) {
+      const p = serverUrlProblem(server, insecureHttp);
+      if (p) problems.push(p);
+      else if (insecureHttp && fingerprint === undefined && serverUrlProblem(server, false)) problems.push('--insecure-http needs the server fingerprint (the pairing URI, or --fingerprint): over plain http it is all that stops a man in the middle posing as the relay');
+    }
     usage(problems, HELP.pair);
-    return { command: 'pair', server: values.server as string, code: values.code as string, stateDir: (values['state-dir'] as string | undefined) ?? DEFAULT_STATE_DIR, name: values.name as string | undefined, logLevel: values['log-level'] as string | undefined };
+    return { command: 'pair', server: server!, code: code!, ...(fingerprint === undefined ? {} : { fingerprint }), insecureHttp, stateDir: (values['state-dir'] as string | undefined) ?? DEFAULT_STATE_DIR, name: values.name as string | undefined, logLevel: values['log-level'] as string | undefined };
   }
   if (command === 'run') {
     const { values } = parse(rest, {
+      'insecure-http': { type: 'boolean' },
       'state-dir': { type: 'string' }, 'egress-interface': { type: 'string' }, 'tunnel-interface': { type: 'string' },
       'rotate-driver': { type: 'string' }, 'rotate-command': { type: 'string' }, 'airplane-seconds': { type: 'string' },
       'ip-echo-url': { type: 'string' }, 'allow-private-destinations': { type: 'boolean' }, 'close-on-rotate': { type: 'string' },
@@ -113,16 +142,16 @@ export function parseCli(argv: readonly string[]): Parsed {
       airplaneSeconds: airplane,
       dnsCacheMs,
     };
-    return { command: 'run', config: Object.freeze(config), logLevel: values['log-level'] as string | undefined };
+    return { command: 'run', config: Object.freeze(config), insecureHttp: Boolean(values['insecure-http']), logLevel: values['log-level'] as string | undefined };
   }
   throw agentError('PP_ERR_AGENT_USAGE', { reason: `unknown command "${command}"\n\n${HELP.main}` });
 }
 
 type Spec = NonNullable<Parameters<typeof parseArgs>[0]>['options'];
 
-function parse(args: readonly string[], options: Spec): { values: Record<string, string | boolean | undefined> } {
+function parse(args: readonly string[], options: Spec, allowPositionals = false): { values: Record<string, string | boolean | undefined>; positionals: string[] } {
   try {
-    return parseArgs({ args: [...args], options, strict: true, allowPositionals: false }) as { values: Record<string, string | boolean | undefined> };
+    return parseArgs({ args: [...args], options, strict: true, allowPositionals }) as { values: Record<string, string | boolean | undefined>; positionals: string[] };
   } catch (e) {
     throw agentError('PP_ERR_AGENT_USAGE', { reason: (e as Error).message });
   }

@@ -4,6 +4,8 @@ import { isPPError } from '@pocketproxy/errors';
 import { parseCli } from './cli.js';
 import { createLogger } from './log.js';
 import { pairDevice } from './pair.js';
+import { readState } from './state.js';
+import { trustedApiClient } from './trust.js';
 import { createAgent } from './agent.js';
 import { inProcessTunnel, kernelTun, workerTunnel, type WorkerData } from './tunnel/host.js';
 import { runTunnelWorker } from './tunnel/worker.js';
@@ -22,16 +24,21 @@ async function main(argv: string[]): Promise<number> {
   }
   const logger = createLogger({ level: parsed.logLevel });
   if (parsed.command === 'pair') {
-    const { state, path } = await pairDevice({ server: parsed.server, code: parsed.code, stateDir: parsed.stateDir, name: parsed.name });
-    logger.info({ deviceId: state.device_id, path, relay: `${state.relay.host}:${state.relay.port}` }, 'paired');
+    const { state, path } = await pairDevice({ server: parsed.server, code: parsed.code, fingerprint: parsed.fingerprint, insecureHttp: parsed.insecureHttp, stateDir: parsed.stateDir, name: parsed.name });
+    logger.info({ deviceId: state.device_id, path, relay: `${state.relay.host}:${state.relay.port}`, serverKey: state.server_key?.fingerprint ?? null }, 'paired');
+    if (state.server_key?.from === 'first-use') logger.warn({ fingerprint: state.server_key.fingerprint }, 'no fingerprint given: pinned the server key the server answered with; compare it with the dashboard');
     process.stdout.write(`paired as ${state.device_id}; state written to ${path}\n`);
     return 0;
   }
   // The tunnel's packet path on a thread of its own (tunnel/host.ts); POCKETPROXY_AGENT_TUNNEL_THREAD=0
   // keeps it on the main event loop.
   const onWorker = process.env.POCKETPROXY_AGENT_TUNNEL_THREAD !== '0';
+  // The API client checks the server URL (https, loopback or --insecure-http) and every relay key
+  // against the server key pinned at pairing (trust.ts).
+  const api = trustedApiClient(await readState(parsed.config.stateDir), { insecureHttp: parsed.insecureHttp, logger });
   const agent = createAgent(parsed.config, {
     logger,
+    api,
     startTunnel: onWorker
       ? workerTunnel(process.argv[1]!, logger.level, (e) => { logger.fatal({ err: e }, 'tunnel worker failed'); process.exit(1); })
       : inProcessTunnel(kernelTun),

@@ -3,6 +3,7 @@
 // Written atomically (temp file + rename) so a crash never leaves half a file.
 import { promises as fs } from 'node:fs';
 import { join } from 'node:path';
+import { serverKeyFingerprint } from '@pocketproxy/protocol';
 import { agentError } from './errors.js';
 
 export const DEFAULT_STATE_DIR = '/var/lib/pocketproxy-agent';
@@ -24,6 +25,14 @@ export interface AgentState {
   mtu: number;
   subnet: string;
   paired_at: string;
+  /**
+   * The server key (Ed25519) that must endorse every relay key this device uses; pinned at pairing, from
+   * the pairing code's fingerprint (`from: 'fingerprint'`) or, without one, from the pairing answer itself
+   * (`'first-use'`). Absent in state files written before the pin existed: then nothing is checked.
+   */
+  server_key?: { public_key: string; fingerprint: string; from: 'fingerprint' | 'first-use' };
+  /** `pair --insecure-http`: `run` accepts this plain-http, non-loopback server too. */
+  insecure_http?: boolean;
 }
 
 export function statePath(dir: string): string {
@@ -70,5 +79,16 @@ function checkState(s: unknown): string[] {
   const r = o.relay as Record<string, unknown> | undefined;
   if (typeof r !== 'object' || r === null || typeof r.host !== 'string' || typeof r.port !== 'number') p.push('relay must be {host, port}');
   if (typeof o.mtu !== 'number') p.push('mtu must be a number');
+  if (o.server_key !== undefined) {
+    const k = o.server_key as Record<string, unknown> | null;
+    let fp: string | undefined;
+    try {
+      fp = typeof k?.public_key === 'string' ? serverKeyFingerprint(k.public_key) : undefined;
+    } catch {
+      /* reported below */
+    }
+    if (!fp || k?.fingerprint !== fp || (k.from !== 'fingerprint' && k.from !== 'first-use')) p.push('server_key must be {public_key, fingerprint (of that key), from}');
+  }
+  if (o.insecure_http !== undefined && typeof o.insecure_http !== 'boolean') p.push('insecure_http must be true or false');
   return p;
 }

@@ -192,12 +192,18 @@ export interface LabAgent {
 /** Pair device n with a fresh pairing code and start `pocketproxy-agent run` in its namespace. */
 export async function startAgent(lab: Lab, relay: LabRelay, n: number, opts: AgentOptions = {}): Promise<LabAgent> {
   const stateDir = tempDir(`pp-agent${n}-`);
-  const code = await relay.api.ok<{ code: string }>('POST', '/api/pairing-codes', {});
+  const code = await relay.api.ok<{ code: string; pair_url: string; server_fingerprint: string }>('POST', '/api/pairing-codes', {});
   const server = `http://${lab.relay.ip}:${relay.apiPort}`;
+  // The lab's API is plain http on a non-loopback address: --insecure-http (pair remembers it for run).
+  // The pairing URI (as in the QR code) when it names the address we reach the API at, which it does
+  // unless a test overrides POCKETPROXY_PUBLIC_URL; both carry the server key fingerprint.
+  const pairArgs = new URL(code.pair_url).searchParams.get('server') === server
+    ? [code.pair_url]
+    : ['--server', server, '--code', code.code, '--fingerprint', code.server_fingerprint];
   // The agent's switches pass through, for A/B benchmarks (docs/operations.md).
   const passed = ['POCKETPROXY_OFFLOAD', 'POCKETPROXY_AGENT_TUNNEL_THREAD'].filter((k) => process.env[k] !== undefined);
   const env = { PATH: process.env.PATH, HOME: process.env.HOME, ...Object.fromEntries(passed.map((k) => [k, process.env[k]])) };
-  const pair = await lab.exec(`dev${n}`, process.execPath, [AGENT_BIN, 'pair', '--server', server, '--code', code.code, '--state-dir', stateDir, '--name', opts.name ?? `lab-dev${n}`], { env, cwd: REPO_ROOT, timeoutMs: 30_000 });
+  const pair = await lab.exec(`dev${n}`, process.execPath, [AGENT_BIN, 'pair', ...pairArgs, '--insecure-http', '--state-dir', stateDir, '--name', opts.name ?? `lab-dev${n}`], { env, cwd: REPO_ROOT, timeoutMs: 30_000 });
   if (pair.code !== 0) throw new Error(`agent pair (dev${n}) failed: ${pair.stderr}${pair.stdout}`);
   const state = JSON.parse(readFileSync(join(stateDir, 'state.json'), 'utf8'));
   const deviceId: string = state.device_id ?? state.deviceId;
