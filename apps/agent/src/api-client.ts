@@ -2,6 +2,8 @@
 // address echo without credentials, everything else with the device's bearer token.
 import * as http from 'node:http';
 import * as https from 'node:https';
+import * as dns from 'node:dns';
+import type { Duplex } from 'node:stream';
 import { isIP } from 'node:net';
 import * as tls from 'node:tls';
 import { addonAvailable, openTcpSocket } from '@pocketproxy/tun';
@@ -124,13 +126,25 @@ export function fetchPublicIp(url: string, opts: { timeoutMs?: number; localAddr
     const fail = (reason: string) => reject(agentError('PP_ERR_AGENT_API', { method: 'GET', path: url, reason }));
     const device = opts.device && addonAvailable() ? opts.device : undefined;
     // Pinned: our own socket (no agent), bound and pinned before connect(); TLS on top for https.
-    const createConnection = device ? () => {
+    // The name is resolved first: a socket adopted from an fd starts reading at once, and left
+    // unconnected while connect() looked a name up it fails with ENOTCONN.
+    const createConnection: http.RequestOptions['createConnection'] = device ? (_o, oncreate) => {
+      // Node's ClientRequest calls oncreate(err) without a socket on failure.
+      const done = oncreate as (err: Error | null, socket?: Duplex) => void;
       const host = u.hostname.replace(/^\[|\]$/g, '');
       const family = isIP(host) === 6 ? 6 : 4;
       const local = opts.localAddress && isIP(opts.localAddress) === family ? opts.localAddress : undefined;
       const port = Number(u.port) || (u.protocol === 'https:' ? 443 : 80);
-      const sock = openTcpSocket(family, local, { device }).connect({ host, port, family });
-      return u.protocol === 'https:' ? tls.connect({ socket: sock, servername: isIP(host) ? undefined : host }) : sock;
+      dns.lookup(host, { family }, (err, address) => {
+        if (err) return done(err);
+        try {
+          const sock = openTcpSocket(family, local, { device }).connect({ host: address, port });
+          done(null, u.protocol === 'https:' ? tls.connect({ socket: sock, servername: isIP(host) ? undefined : host }) : sock);
+        } catch (e) {
+          done(e as Error);
+        }
+      });
+      return undefined;
     } : undefined;
     const req = mod.get(u, { localAddress: opts.localAddress, createConnection, timeout: opts.timeoutMs ?? 5_000, headers: { accept: 'application/json, text/plain' } }, (res) => {
       let text = '';

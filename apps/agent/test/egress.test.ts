@@ -129,6 +129,9 @@ test('fetchPublicIp through the egress device: pinned socket from the egress add
   try {
     assert.equal(await fetchPublicIp(url, { localAddress: SRC, device: 'lo' }), SRC);
     assert.equal(await fetchPublicIp(url, { device: 'lo' }), '127.0.0.1');
+    // A name is resolved before the pinned socket is made (an adopted socket left unconnected while
+    // connect() looks the name up fails with ENOTCONN).
+    assert.equal(await fetchPublicIp(url.replace('127.0.0.1', 'localhost'), { localAddress: SRC, device: 'lo' }), SRC);
     await assert.rejects(fetchPublicIp(url, { localAddress: SRC, device: 'ppnosuch0' }), (e: unknown) => {
       assert.ok(isPPError(e) && e.code === 'PP_ERR_AGENT_API' && /ppnosuch0/.test(e.message), String(e));
       return true;
