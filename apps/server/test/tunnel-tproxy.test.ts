@@ -58,7 +58,6 @@ test('transparent proxy: Host peek -> CONNECT domain via the mapped device with 
     port: 0,
     logger: pino({ level: 'silent' }),
     getOriginalDst: () => ({ address: '192.0.2.10', port: 80, family: 'IPv4' }),
-    deviceProxyPort: stub.port,
     peekTimeoutMs: 200,
   });
   await tp.start();
@@ -68,8 +67,15 @@ test('transparent proxy: Host peek -> CONNECT domain via the mapped device with 
     assert.equal(stub.requests.length, 0);
     assert.equal(tp.stats.refused, 1);
 
-    assert.equal((await tp.routes['POST /openvpn/client']!({ client_ip: 'nope' }, new URL('http://x'))).status, 400);
-    await tp.routes['POST /openvpn/client']!({ client_ip: '127.0.0.1', device_vpn_ip: '127.0.0.1', username: 'alice', password: 's3cret' }, new URL('http://x'));
+    const map = (b: object) => tp.routes['POST /openvpn/client']!(b, new URL('http://x'));
+    const good = { client_ip: '127.0.0.1', device_vpn_ip: '127.0.0.1', proxy_port: stub.port, protocol: 'http', username: 'alice', password: 's3cret' };
+    assert.equal((await map({ ...good, client_ip: 'nope' })).status, 400);
+    // The connection's own port and protocol are required: there is no device-wide proxy port any more.
+    for (const bad of [{ proxy_port: undefined }, { proxy_port: 0 }, { proxy_port: 70000 }, { protocol: 'socks4' }, { protocol: undefined }]) {
+      assert.equal((await map({ ...good, ...bad })).status, 400, JSON.stringify(bad));
+    }
+    assert.equal(tp.clients.size, 0);
+    await map(good);
     const req = 'GET / HTTP/1.1\r\nHost: example.test\r\n\r\n';
     const got = await exchange(tp.port, req, (g) => g.includes('\r\n\r\n'));
     assert.equal(got, `echo:${req}`);
@@ -91,10 +97,9 @@ test('transparent proxy: no SNI/Host (server-first protocol) -> CONNECT the orig
     port: 0,
     logger: pino({ level: 'silent' }),
     getOriginalDst: () => ({ address: '192.0.2.10', port: 5555, family: 'IPv4' }),
-    deviceProxyPort: stub.port,
     peekTimeoutMs: 100,
   });
-  tp.clients.set('127.0.0.1', { deviceVpnIp: '127.0.0.1', username: 'bob', password: 'pw' });
+  tp.clients.set('127.0.0.1', { deviceVpnIp: '127.0.0.1', proxyPort: stub.port, protocol: 'http', username: 'bob', password: 'pw' });
   await tp.start();
   try {
     const got = await new Promise<string>((resolve) => {

@@ -48,9 +48,10 @@ test('UDP: handshake -> vpn/connected -> ports -> packets both ways; spoofed sou
     assert.equal(call.body.relay_id, 'rly_test');
     assert.match(call.body.endpoint, /^127\.0\.0\.1:\d+$/);
     const script = h.runner.scripts().at(-1)!;
-    for (const e of ['30003 : 192.168.255.2 . 8080', '30004 : 192.168.255.2 . 1080', '40000 : 192.168.255.2 . 8080', '40001 : 192.168.255.2 . 1080']) assert.ok(script.includes(e), `${e} in\n${script}`);
-    assert.match(script, /udp_fwd \{[^}]*30005 : 192\.168\.255\.2 \. 1081/);
-    assert.match(script, /udp_fwd \{[^}]*40001 : 192\.168\.255\.2 \. 1080/);
+    // Each connection's port goes to the same port of the device (its own listener there); no device-level ports.
+    for (const e of ['30003 : 192.168.255.2 . 30003', '40000 : 192.168.255.2 . 40000', '40001 : 192.168.255.2 . 40001']) assert.ok(script.includes(e), `${e} in\n${script}`);
+    assert.match(script, /udp_fwd \{[^}]*40001 : 192\.168\.255\.2 \. 40001/);
+    assert.doesNotMatch(script, /30004|30005|8080|1080/);
     assert.match(script, /tcp \. 40001 \. 203\.0\.113\.0\/24/);
     // The config control message tells the device its address and MTU.
     await waitFor('config', () => d.messages.find((m) => m.kind === 'control' && m.control.type === 'config'));
@@ -141,7 +142,7 @@ test('silence: peer_down -> vpn/disconnected and ports removed; reconnect forwar
     await connectDevice(h, rec);
     assert.equal(h.api.callsTo('/api/internal/vpn/connected').length, 2);
     // connectDevice's script check also matches the first period's scripts: wait for the applied state itself.
-    await waitFor('ports forwarded again', () => h.tunnel.status().ports_forwarded === 4);
+    await waitFor('ports forwarded again', () => h.tunnel.status().ports_forwarded === 2);
   } finally {
     await h.close();
   }
@@ -208,26 +209,29 @@ test('initiations are rate-limited per source address', async () => {
   }
 });
 
-test('forwarding poll applies disable / enable / new connections; usage reports deltas', async () => {
+test('forwarding poll applies new and deleted connections (disabled ones stay forwarded); usage reports deltas', async () => {
   let bytes = 1000;
   let bytesOut = 30_000;
   const rec = makeDevice(8, [{ connection_id: 'con_d', protocol: 'http', port: 40020, allow_from: [], enabled: true }]);
   const counter = (name: string, b: number) => ({ counter: { family: 'ip', name, table: 'pocketproxy', packets: 1, bytes: b } });
   const h = await startHarness([rec], {
     counters: () =>
-      JSON.stringify({ nftables: [counter('port_40020_in', bytes), counter('port_40020_out', bytesOut), counter('port_30024_in', 777), counter('port_30024_out', 777)] }),
+      JSON.stringify({ nftables: [counter('port_40020_in', bytes), counter('port_40020_out', bytesOut)] }),
   });
   try {
     await connectDevice(h, rec);
-    rec.connections[0] = { ...rec.connections[0]!, enabled: false };
+    const scripts = h.runner.scripts().length;
+    // A disabled connection stays forwarded: its device answers the customer with the reason.
+    rec.connections[1] = { ...rec.connections[1]!, enabled: false };
     await h.tunnel.pollForwarding();
-    assert.match(h.runner.scripts().at(-1)!, /add element ip pocketproxy disabled_ports \{ tcp \. 40020 \}/);
-    rec.connections[0] = { ...rec.connections[0]!, enabled: true };
+    assert.equal(h.runner.scripts().length, scripts, 'disabling changes no rule');
     rec.connections.push({ connection_id: 'con_e', protocol: 'socks5', port: 40021, allow_from: [], enabled: true });
     await h.tunnel.pollForwarding();
     const s = h.runner.scripts().at(-1)!;
-    assert.match(s, /delete element ip pocketproxy disabled_ports \{ tcp \. 40020 \}/);
-    assert.match(s, /40021 : 192\.168\.255\.9 \. 1080/);
+    assert.match(s, /40021 : 192\.168\.255\.9 \. 40021/);
+    rec.connections.pop();
+    await h.tunnel.pollForwarding();
+    assert.match(h.runner.scripts().at(-1)!, /delete element ip pocketproxy forwarded_ports \{ tcp \. 40021, udp \. 40021 \}/);
     const before = h.runner.scripts().length;
     await h.tunnel.pollForwarding();
     assert.equal(h.runner.scripts().length, before, 'unchanged state runs no nft');
@@ -275,6 +279,38 @@ test('vpn/connected failing is retried; unknown device key triggers a peer refre
     await waitFor('known', () => h.tunnel.devices.byId.get(later.device_id));
     await d2.connect(8000);
     await waitFor('forwarded', () => h.tunnel.devices.byId.get(later.device_id)?.reported);
+  } finally {
+    await h.close();
+  }
+});
+
+test('POST /sync: a pushed change of one device is applied before the answer, and the device is told to refetch its credentials', async () => {
+  const rec = makeDevice(11);
+  const other = makeDevice(12);
+  const h = await startHarness([rec, other]);
+  try {
+    const d = await connectDevice(h, rec);
+    const hints = () => d.messages.filter((m) => m.kind === 'control' && m.control.type === 'credentials').length;
+    const before = hints();
+    rec.connections.push({ connection_id: 'con_new', protocol: 'socks5', port: 40030, allow_from: [], enabled: true });
+    const r = await push(h.tunnel.addresses.push, '/sync', { device_id: rec.device_id });
+    assert.deepEqual(r.body, { ok: true, connected: true });
+    // Applied when the answer came: no poll ran.
+    assert.match(h.runner.scripts().at(-1)!, /40030 : 192\.168\.255\.12 \. 40030/);
+    await waitFor('credentials hint', () => hints() > before);
+    // Deleted: the port goes at once.
+    rec.connections.pop();
+    assert.deepEqual((await push(h.tunnel.addresses.push, '/sync', { device_id: rec.device_id })).body, { ok: true, connected: true });
+    assert.match(h.runner.scripts().at(-1)!, /delete element ip pocketproxy tcp_fwd \{ 40030 \}/);
+    // A password change moves no port, but the device still hears of it.
+    const n = hints();
+    const scripts = h.runner.scripts().length;
+    assert.deepEqual((await push(h.tunnel.addresses.push, '/sync', { device_id: rec.device_id })).body, { ok: true, connected: true });
+    assert.equal(h.runner.scripts().length, scripts);
+    await waitFor('credentials hint again', () => hints() > n);
+    // A device without a session here, and bad input.
+    assert.deepEqual((await push(h.tunnel.addresses.push, '/sync', { device_id: other.device_id })).body, { ok: true, connected: false });
+    assert.equal((await push(h.tunnel.addresses.push, '/sync', { device_id: 7 })).status, 400);
   } finally {
     await h.close();
   }

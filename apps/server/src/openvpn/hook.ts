@@ -6,8 +6,8 @@
 //   auth        (auth-user-pass-verify via-file: argv[3] = file with username\npassword)
 //               POST {api}/api/internal/openvpn/auth {username, password, untrusted_ip} -> exit 0 iff 200
 //   connect     (client-connect; env common_name = username, ifconfig_pool_remote_ip)
-//               POST {api}/api/internal/openvpn/connect {username, vpn_ip} -> {device_vpn_ip, username, password}
-//               POST {push}/openvpn/client {client_ip, device_vpn_ip, username, password} -> exit 0 iff both 200
+//               POST {api}/api/internal/openvpn/connect {username, vpn_ip} -> {device_vpn_ip, proxy_port, protocol, username, password}
+//               POST {push}/openvpn/client {client_ip, device_vpn_ip, proxy_port, protocol, username, password} -> exit 0 iff both 200
 //   disconnect  (client-disconnect) DELETE {push}/openvpn/client {client_ip};
 //               POST {api}/api/internal/openvpn/disconnect {username, vpn_ip}; always exit 0
 //
@@ -59,7 +59,7 @@ async function main() {
     if (!username || !clientIp) { log('missing username or client address'); return 1; }
     const r = await call(cfg.api_url, 'POST', '/api/internal/openvpn/connect', { username, vpn_ip: clientIp });
     if (r.status !== 200 || !r.body || !r.body.device_vpn_ip) { log('API refused ' + username + ' (' + r.status + ')'); return 1; }
-    const p = await call(cfg.push_url, 'POST', '/openvpn/client', { client_ip: clientIp, device_vpn_ip: r.body.device_vpn_ip, username: r.body.username, password: r.body.password });
+    const p = await call(cfg.push_url, 'POST', '/openvpn/client', { client_ip: clientIp, device_vpn_ip: r.body.device_vpn_ip, proxy_port: r.body.proxy_port, protocol: r.body.protocol, username: r.body.username, password: r.body.password });
     if (p.status !== 200) { log('tunnel refused the mapping (' + p.status + ')'); return 1; }
     log(username + ' ' + clientIp + ' -> device ' + r.body.device_vpn_ip);
     return 0;

@@ -13,7 +13,6 @@ export interface ForwardedConnection {
 
 export interface DeviceForwarding {
   readonly vpn_ip: string;
-  readonly base_port: number;
   readonly connections: readonly ForwardedConnection[];
 }
 
@@ -149,7 +148,7 @@ function parsePeer(i: unknown): TunnelPeer | undefined {
 export function parseForwarding(v: unknown): DeviceForwarding | undefined {
   if (typeof v !== 'object' || v === null) return undefined;
   const o = v as Record<string, unknown>;
-  if (typeof o.vpn_ip !== 'string' || typeof o.base_port !== 'number' || !Array.isArray(o.connections)) return undefined;
+  if (typeof o.vpn_ip !== 'string' || !Array.isArray(o.connections)) return undefined;
   const connections: ForwardedConnection[] = [];
   for (const c of o.connections as Record<string, unknown>[]) {
     if (typeof c !== 'object' || c === null) continue;
@@ -157,5 +156,5 @@ export function parseForwarding(v: unknown): DeviceForwarding | undefined {
     const allow = Array.isArray(c.allow_from) ? c.allow_from.filter((a): a is string => typeof a === 'string') : [];
     connections.push({ connection_id: c.connection_id, protocol: c.protocol, port: c.port, allow_from: allow, enabled: c.enabled === true });
   }
-  return { vpn_ip: o.vpn_ip, base_port: o.base_port, connections };
+  return { vpn_ip: o.vpn_ip, connections };
 }

@@ -26,6 +26,8 @@ export interface DeviceEntry {
   forwarding: DeviceForwarding | undefined;
   /** Checked ports (see forwarding.ts) while reported; empty otherwise. */
   ports: PortForward[];
+  /** Sequence number of the API answer `forwarding` came from (firewall-sync.ts). */
+  fwdSeq: number;
   /** API calls about this device run one after another (connected never overtakes disconnected). */
   chain: Promise<void>;
 }
@@ -138,6 +140,7 @@ function newEntry(p: TunnelPeer, vpnNum: number): DeviceEntry {
     gen: 0,
     forwarding: undefined,
     ports: [],
+    fwdSeq: 0,
     chain: Promise.resolve(),
   };
 }

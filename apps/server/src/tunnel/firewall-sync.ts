@@ -1,7 +1,14 @@
-// Forwarding: which ports each device has (from vpn/connected and the forwarding poll) and the
-// firewall kept in step with it. forwarding.ts turns devices into netfw state; this module decides
-// when: coalesced syncs after device changes, and the poll every forwardingMs that picks up
-// connections added, removed or re-enabled upstream (and retries a failed apply).
+// Forwarding: which ports each device has (from vpn/connected, the API's pushes and the forwarding
+// poll) and the firewall kept in step with it. forwarding.ts turns devices into netfw state; this
+// module decides when: coalesced syncs after device changes, `syncDevice` when the API pushes a
+// change of one device's connections (POST /sync: applied before it answers, so a new port answers
+// and a deleted one is cut within a second), and the poll every forwardingMs as the safety net for
+// pushes that did not arrive (it also retries a failed apply).
+//
+//   API (connection changed) -> POST /sync {device_id} -> GET forwarding -> nft apply -> device: refetch credentials
+//
+// An answer is applied only if it was asked for after the one applied last (`fwdSeq`), so a slow
+// poll can never put back a port that a push has just removed.
 import type { Firewall } from '@pocketproxy/netfw';
 import type { JsonMessage } from '@pocketproxy/protocol';
 import type { DeviceForwarding, InternalApi } from './api-client.js';
@@ -22,19 +29,31 @@ export interface FirewallSyncContext extends TunnelLogs {
 }
 
 export interface FirewallSync {
-  /** Takes a device's forwarding and checks its ports; false when nothing changed. */
-  setForwarding(e: DeviceEntry, f: DeviceForwarding): boolean;
+  /** Takes a device's forwarding and checks its ports; false when nothing changed or `seq` is stale. */
+  setForwarding(e: DeviceEntry, f: DeviceForwarding, seq?: number): boolean;
   /** The device forwards nothing any more (down, or deleted upstream); its usage stays owed. */
   clearForwarding(e: DeviceEntry): void;
   /** Applies the ports of all up and reported devices, shared with other calls within 25 ms. */
   syncFirewall(): Promise<void>;
   pollForwarding(): Promise<void>;
+  /**
+   * The API says this device's connections changed: fetch them, apply the firewall, tell the device
+   * to refetch its credentials. Resolves once applied; false when the device has no session here.
+   */
+  syncDevice(deviceId: string): Promise<boolean>;
+  /** A sequence number for an API answer about to be asked for (see setForwarding). */
+  nextSeq(): number;
 }
 
 export function createFirewallSync(c: FirewallSyncContext): FirewallSync {
   const { now, log, devLog, logLimit, devices } = c;
 
-  function setForwarding(e: DeviceEntry, f: DeviceForwarding): boolean {
+  let seqCounter = 0;
+  const nextSeq = (): number => ++seqCounter;
+
+  function setForwarding(e: DeviceEntry, f: DeviceForwarding, seq = nextSeq()): boolean {
+    if (seq < e.fwdSeq) return false;
+    e.fwdSeq = seq;
     const before = JSON.stringify(e.forwarding ?? null);
     if (before === JSON.stringify(f) && e.ports.length > 0) return false;
     c.usage.owe(e.forwarding);
@@ -84,13 +103,15 @@ export function createFirewallSync(c: FirewallSyncContext): FirewallSync {
     try {
       const ids = devices.connected().filter((e) => e.reported).map((e) => e.id);
       if (ids.length > 0) {
+        const seq = nextSeq();
         const got = await c.api.forwarding(ids);
         for (const id of ids) {
           const e = devices.byId.get(id);
           if (!e || !e.up || !e.reported) continue;
           const f = got.get(id);
+          if (seq < e.fwdSeq) continue; // a push answered after this poll asked
           if (f) {
-            if (setForwarding(e, f)) {
+            if (setForwarding(e, f, seq)) {
               devLog(e).info({ ports: e.ports.length }, 'device forwarding changed');
               // A connection was added, removed or re-enabled: the device needs its verifiers now,
               // not at its next heartbeat (up to 30 s later), or the new port answers 407.
@@ -98,6 +119,7 @@ export function createFirewallSync(c: FirewallSyncContext): FirewallSync {
             }
           } else if (e.ports.length) {
             // Deleted upstream: stop forwarding; the next peer refresh ends its session.
+            e.fwdSeq = seq;
             clearForwarding(e);
             devLog(e).info('device no longer known to the API; ports removed');
           }
@@ -111,5 +133,29 @@ export function createFirewallSync(c: FirewallSyncContext): FirewallSync {
     }
   }
 
-  return { setForwarding, clearForwarding, syncFirewall, pollForwarding };
+  function syncDevice(deviceId: string): Promise<boolean> {
+    const e = devices.byId.get(deviceId);
+    if (!e || !e.up) return Promise.resolve(false);
+    const gen = e.gen;
+    // After vpn/connected of this period (same chain): before it, the device has nothing forwarded yet.
+    const run = e.chain.then(async (): Promise<boolean> => {
+      if (e.gen !== gen || !e.up || !e.reported) return false;
+      const seq = nextSeq();
+      const f = (await c.api.forwarding([deviceId])).get(deviceId);
+      if (e.gen !== gen || !e.up) return false;
+      if (f) setForwarding(e, f, seq);
+      else if (seq >= e.fwdSeq) {
+        e.fwdSeq = seq;
+        clearForwarding(e);
+      }
+      await syncFirewall();
+      // Also when no port changed: a password, state or limit change is the device's business only.
+      c.sendTo(deviceId, { kind: 'control', control: { type: 'credentials', payload: { refetch: true } } });
+      return true;
+    });
+    e.chain = run.then(() => undefined, () => undefined);
+    return run;
+  }
+
+  return { setForwarding, clearForwarding, syncFirewall, pollForwarding, syncDevice, nextSeq };
 }

@@ -1,21 +1,20 @@
 // What the relay forwards, as netfw desired state. One entry per connected device; the firewall
 // state is always rebuilt from all of them and handed to netfw's declarative apply (which diffs):
 //
-//   customer -> relay:base_port+0 (tcp) -> vpn_ip:8080   device HTTP proxy
-//               relay:base_port+1 (tcp) -> vpn_ip:1080   device SOCKS5
-//               relay:base_port+2 (udp) -> vpn_ip:1081   device SOCKS5 UDP relay
-//               relay:conn.port (http)  -> vpn_ip:8080 tcp
-//               relay:conn.port (socks5)-> vpn_ip:1080 tcp+udp (the agent serves SOCKS5-UDP there)
+//   customer -> relay:conn.port (http)   -> vpn_ip:conn.port tcp      the device's listener for that connection
+//   customer -> relay:conn.port (socks5) -> vpn_ip:conn.port tcp+udp  (SOCKS5 and its UDP datagrams)
+//
+// The port is kept and the customer's address is not rewritten, so the device knows for every socket
+// which connection it belongs to and who the customer is (docs/security.md). There are no
+// device-level ports: every forwarded port belongs to one connection with its own credentials. A
+// disabled, expired or blocked connection stays forwarded: its device refuses the customer with a
+// reason (403 / SOCKS5 0x02) instead of letting them wait for a timeout. Deleted ones are not.
 //
 // One bad value from upstream (a port two devices claim, an allow-list netfw refuses) must not
 // take every other device's ports down with it, so each port is checked alone and the offender is
 // left out and reported.
 import { validateState, type FirewallState, type OpenVpnState, type PortForward } from '@pocketproxy/netfw';
 import type { DeviceForwarding } from './api-client.js';
-
-export const DEVICE_HTTP_PORT = 8080;
-export const DEVICE_SOCKS_PORT = 1080;
-export const DEVICE_UDP_RELAY_PORT = 1081;
 
 export interface BaseState {
   readonly tunnelInterface: string;
@@ -33,29 +32,18 @@ export interface Rejected {
 
 /** The ports one device should have, before validation. */
 export function devicePorts(f: DeviceForwarding): PortForward[] {
-  const out: PortForward[] = [];
-  const vpnIp = f.vpn_ip;
-  if (Number.isInteger(f.base_port) && f.base_port > 0) {
-    out.push({ port: f.base_port, proto: 'tcp', vpnIp, targetPort: DEVICE_HTTP_PORT, enabled: true });
-    out.push({ port: f.base_port + 1, proto: 'tcp', vpnIp, targetPort: DEVICE_SOCKS_PORT, enabled: true });
-    out.push({ port: f.base_port + 2, proto: 'udp', vpnIp, targetPort: DEVICE_UDP_RELAY_PORT, enabled: true });
-  }
-  for (const c of f.connections) {
-    const http = c.protocol === 'http';
-    out.push({
-      port: c.port,
-      proto: http ? 'tcp' : 'both',
-      vpnIp,
-      targetPort: http ? DEVICE_HTTP_PORT : DEVICE_SOCKS_PORT,
-      enabled: c.enabled,
-      // An empty list in netfw means "nobody"; the API's empty list means "no restriction".
-      ...(c.allow_from.length > 0 ? { allowFrom: [...c.allow_from] } : {}),
-    });
-  }
-  return out;
+  return f.connections.map((c) => ({
+    port: c.port,
+    proto: c.protocol === 'http' ? 'tcp' : 'both',
+    vpnIp: f.vpn_ip,
+    targetPort: c.port,
+    enabled: true,
+    // An empty list in netfw means "nobody"; the API's empty list means "no restriction".
+    ...(c.allow_from.length > 0 ? { allowFrom: [...c.allow_from] } : {}),
+  }));
 }
 
-/** Connection (not device-level) ports of a device: the only ones usage is reported for. */
+/** The public ports of a device's connections (what usage is reported for). */
 export function connectionPorts(f: DeviceForwarding): number[] {
   return f.connections.map((c) => c.port);
 }

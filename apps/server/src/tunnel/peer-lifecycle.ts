@@ -15,7 +15,7 @@ export interface PeerLifecycleContext extends TunnelLogs {
   readonly devices: DeviceTable;
   readonly api: Pick<InternalApi, 'connected' | 'disconnected'>;
   readonly messages: Pick<Messages, 'sendConfig' | 'sendCredentials'>;
-  readonly forwarding: Pick<FirewallSync, 'setForwarding' | 'clearForwarding' | 'syncFirewall'>;
+  readonly forwarding: Pick<FirewallSync, 'setForwarding' | 'clearForwarding' | 'syncFirewall' | 'nextSeq'>;
   readonly commands: Pick<PendingCommands, 'forgetDevice'>;
   /** vpn/connected needs it; a device that came up before registration is reported from tick. */
   readonly relayId: () => string | undefined;
@@ -85,6 +85,7 @@ export function createPeerLifecycle(c: PeerLifecycleContext): PeerLifecycle {
     e.chain = e.chain.then(async () => {
       if (e.gen !== gen || !e.up || c.isStopped()) return;
       try {
+        const seq = forwarding.nextSeq();
         const ans = await c.api.connected({ device_id: e.id, vpn_ip: e.vpnIp, relay_id: rid, endpoint: e.endpoint ? describeEndpoint(e.endpoint).slice(0, 80) : '' });
         // Went down (or down and up) meanwhile: this answer is stale; the newer period reports itself.
         if (e.gen !== gen || !e.up) return;
@@ -95,9 +96,9 @@ export function createPeerLifecycle(c: PeerLifecycleContext): PeerLifecycle {
         }
         e.reported = true;
         e.reportFailures = 0;
-        forwarding.setForwarding(e, ans);
+        forwarding.setForwarding(e, ans, seq);
         messages.sendCredentials(e, ans.credentials);
-        devLog(e).info({ basePort: ans.base_port, connections: ans.connections.length, ports: e.ports.length }, 'device ports forwarded');
+        devLog(e).info({ connections: ans.connections.length, ports: e.ports.length }, 'device ports forwarded');
         await forwarding.syncFirewall();
       } catch (err) {
         e.reportFailures++;

@@ -2,12 +2,15 @@
 //   POST /push {device_id, message: {kind:'command', id, type, payload?} | {kind:'control', type, payload?}}
 //     -> {delivered: true} once the frame went out on the device's session, else {delivered: false}
 //        (offline: the API leaves the command for the next heartbeat answer)
+//   POST /sync {device_id} -> {ok: true, connected} once the device's connections as the API has them
+//        now are applied to the firewall and the device was told to refetch its credentials
 //   GET /status -> TunnelStatus
 import { encodeJsonMessage, type JsonMessage } from '@pocketproxy/protocol';
 import { badRequest, type PushHandler } from './push-server.js';
 
 export interface PushRouteDeps {
   push(deviceId: string, message: JsonMessage): boolean;
+  syncDevice(deviceId: string): Promise<boolean>;
   status(): unknown;
 }
 
@@ -42,6 +45,11 @@ export function createPushRoutes(d: PushRouteDeps): Record<string, PushHandler> 
         return badRequest((e as Error).message);
       }
       return { status: 200, body: { delivered: d.push(b.device_id, m) } };
+    },
+    'POST /sync': async (body) => {
+      const b = (body ?? {}) as Record<string, unknown>;
+      if (!str(b.device_id, 64)) return badRequest('device_id must be a string');
+      return { status: 200, body: { ok: true, connected: await d.syncDevice(b.device_id) } };
     },
     'GET /status': () => ({ status: 200, body: d.status() }),
   };

@@ -2,16 +2,19 @@
 //
 //   customer 10.9.0.6 -> 93.184.216.34:443 --nft REDIRECT (tun1)--> relay :12345
 //     -> SO_ORIGINAL_DST (93.184.216.34:443) -> peek SNI / Host (short, bounded wait)
-//     -> connectVia(device vpn_ip:8080, "CONNECT sni-or-ip:443", connection credentials) -> target
+//     -> the connection's own listener on the device (vpn_ip:PORT), in its protocol:
+//        HTTP "CONNECT sni-or-ip:443" (connectVia) or SOCKS5 CONNECT (connectViaSocks5),
+//        with the connection's credentials -> target
 //
-// Which device serves which customer address comes from the OpenVPN client-connect hook: it asks
-// the API (`POST /api/internal/openvpn/connect`) and pushes the answer here
-// (`POST /openvpn/client {client_ip, device_vpn_ip, username, password}`; `DELETE /openvpn/client
-// {client_ip}` on disconnect). A customer address with no mapping is refused: nothing ever leaves
-// through the relay's own address.
+// Which device and connection serve which customer address comes from the OpenVPN client-connect
+// hook: it asks the API (`POST /api/internal/openvpn/connect`) and pushes the answer here
+// (`POST /openvpn/client {client_ip, device_vpn_ip, proxy_port, protocol, username, password}`;
+// `DELETE /openvpn/client {client_ip}` on disconnect). A customer address with no mapping is
+// refused: nothing ever leaves through the relay's own address. The device applies the
+// connection's state and limits to these sockets as to any other of that connection.
 import * as net from 'node:net';
 import type { Logger } from 'pino';
-import { connectVia as realConnectVia, peekTarget as realPeek, type ConnectViaOptions, type PeekResult, type Tunnel as ProxyTunnel } from '@pocketproxy/proxy';
+import { connectVia as realConnectVia, connectViaSocks5 as realConnectSocks5, peekTarget as realPeek, type ConnectViaOptions, type PeekResult, type Tunnel as ProxyTunnel } from '@pocketproxy/proxy';
 import type { OriginalDst } from '@pocketproxy/tun';
 import { badRequest, type PushHandler } from './push-server.js';
 import { ipv4ToNumber } from './ipv4.js';
@@ -19,6 +22,9 @@ import { LogLimiter } from './limits.js';
 
 export interface OpenVpnClientRoute {
   readonly deviceVpnIp: string;
+  /** The connection's port on the device (the same as its public port on the relay). */
+  readonly proxyPort: number;
+  readonly protocol: 'http' | 'socks5';
   readonly username: string;
   readonly password: string;
 }
@@ -28,13 +34,12 @@ export interface TransparentProxyDeps {
   port: number;
   logger: Logger;
   getOriginalDst: (socket: net.Socket) => OriginalDst;
-  /** Device HTTP proxy port (agent's :8080). */
-  deviceProxyPort?: number;
   peekTimeoutMs?: number;
   connectTimeoutMs?: number;
   maxConnections?: number;
   peekTarget?: (socket: net.Socket, o: { timeoutMs: number }) => Promise<PeekResult>;
   connectVia?: (o: ConnectViaOptions) => Promise<ProxyTunnel>;
+  connectViaSocks5?: (o: ConnectViaOptions) => Promise<{ socket: net.Socket }>;
 }
 
 export interface TransparentProxy {
@@ -52,7 +57,8 @@ export function createTransparentProxy(d: TransparentProxyDeps): TransparentProx
   const log = d.logger.child({ subsys: 'tproxy' });
   const clients = new Map<string, OpenVpnClientRoute>();
   const peek = d.peekTarget ?? realPeek;
-  const connect = d.connectVia ?? realConnectVia;
+  const viaHttp = d.connectVia ?? realConnectVia;
+  const viaSocks5 = d.connectViaSocks5 ?? realConnectSocks5;
   const limit = new LogLimiter(10_000);
   const stats = { accepted: 0, refused: 0, failed: 0, active: 0 };
   const sockets = new Set<net.Socket>();
@@ -79,16 +85,17 @@ export function createTransparentProxy(d: TransparentProxyDeps): TransparentProx
     // The domain when the first bytes name one (so the device resolves it: no DNS answer from the
     // relay's resolver decides where the customer goes), else the address the customer dialled.
     const host = p.host ?? dst.address;
-    let up: ProxyTunnel;
+    let up: { socket: net.Socket; head?: Buffer };
     try {
-      up = await connect({
+      const o: ConnectViaOptions = {
         proxyHost: route.deviceVpnIp,
-        proxyPort: d.deviceProxyPort ?? 8080,
+        proxyPort: route.proxyPort,
         auth: { username: route.username, password: route.password },
         host,
         port: dst.port,
         timeoutMs: d.connectTimeoutMs ?? 10_000,
-      });
+      };
+      up = route.protocol === 'socks5' ? await viaSocks5(o) : await viaHttp(o);
     } catch (err) {
       stats.failed++;
       if (limit.allow(`fail:${clientIp}`, Date.now()) !== undefined) log.info({ clientIp, host, port: dst.port, err: String(err) }, 'device proxy refused or unreachable');
@@ -99,7 +106,7 @@ export function createTransparentProxy(d: TransparentProxyDeps): TransparentProx
     sockets.add(server);
     server.on('close', () => sockets.delete(server));
     if (p.buffered.length) server.write(p.buffered);
-    if (up.head.length) client.write(up.head);
+    if (up.head?.length) client.write(up.head);
     client.pipe(server);
     server.pipe(client);
     client.on('close', () => server.destroy());
@@ -133,9 +140,12 @@ export function createTransparentProxy(d: TransparentProxyDeps): TransparentProx
       const dev = typeof b.device_vpn_ip === 'string' ? b.device_vpn_ip : '';
       if (ipv4ToNumber(ip) === undefined) return badRequest('client_ip must be an IPv4 address');
       if (ipv4ToNumber(dev) === undefined) return badRequest('device_vpn_ip must be an IPv4 address');
+      const port = b.proxy_port;
+      if (typeof port !== 'number' || !Number.isInteger(port) || port < 1 || port > 65535) return badRequest('proxy_port must be a port number');
+      if (b.protocol !== 'http' && b.protocol !== 'socks5') return badRequest("protocol must be 'http' or 'socks5'");
       if (typeof b.username !== 'string' || b.username === '' || typeof b.password !== 'string') return badRequest('username and password are required');
-      clients.set(ip, { deviceVpnIp: dev, username: b.username, password: b.password });
-      log.info({ clientIp: ip, deviceVpnIp: dev, username: b.username }, 'OpenVPN client mapped');
+      clients.set(ip, { deviceVpnIp: dev, proxyPort: port, protocol: b.protocol, username: b.username, password: b.password });
+      log.info({ clientIp: ip, deviceVpnIp: dev, port, protocol: b.protocol, username: b.username }, 'OpenVPN client mapped');
       return { status: 200, body: { ok: true } };
     },
     'DELETE /openvpn/client': (body, url) => {

@@ -120,6 +120,8 @@ export interface Tunnel {
   stop(): Promise<void>;
   tick(): void;
   pollForwarding(): Promise<void>;
+  /** Apply one device's connections as the API has them now (what POST /sync does). */
+  syncDevice(deviceId: string): Promise<boolean>;
   reportUsage(): Promise<void>;
   refreshPeers(): Promise<void>;
   push(deviceId: string, message: JsonMessage): boolean;
@@ -205,7 +207,7 @@ export function createTunnel(deps: TunnelDeps): Tunnel {
   const forwarding = createFirewallSync({ ...logs, base, devices, firewall: deps.firewall, api: deps.api, usage, sendTo: messages.sendTo, isRegistered: () => registration.relayId() !== undefined });
   const peers = createPeerLifecycle({ ...logs, devices, api: deps.api, messages, forwarding, commands, relayId: registration.relayId, retryMaxMs: iv.retryMaxMs, isStopped });
   const { push } = messages;
-  const { pollForwarding } = forwarding;
+  const { pollForwarding, syncDevice } = forwarding;
   const { reportUsage } = usage;
   const { refreshPeers } = registration;
 
@@ -243,7 +245,7 @@ export function createTunnel(deps: TunnelDeps): Tunnel {
       idleMs: (protocolTimers.deadAfterMs ?? RELAY_PROTOCOL_TIMERS.deadAfterMs) * 2,
     });
     addresses.tcp = (tcp.server.address() as { port: number }).port;
-    const routes = { ...createPushRoutes({ push, status }), ...deps.extraRoutes };
+    const routes = { ...createPushRoutes({ push, status, syncDevice }), ...deps.extraRoutes };
     pushServer = await startPushServer({ host: s.pushHost ?? '127.0.0.1', port: s.pushPort, token: deps.internalToken, routes, onError: (err, route) => log.error({ err: String(err), route }, 'push route failed') });
     addresses.push = pushServer.port;
     deps.tun.start((b) => path.onTunBatch(b), (err) => {
@@ -312,7 +314,7 @@ export function createTunnel(deps: TunnelDeps): Tunnel {
     };
   }
 
-  return { start, ready, stop, tick, pollForwarding, reportUsage, refreshPeers, push, status, devices, addresses };
+  return { start, ready, stop, tick, pollForwarding, syncDevice, reportUsage, refreshPeers, push, status, devices, addresses };
 }
 
 function udpStats(u: ReturnType<NonNullable<UdpPort['stats']>> | undefined): TunnelStatus['udp_stats'] {

@@ -19,7 +19,8 @@ export interface FakeDeviceRecord {
   keys: KeyPair;
   psk: Buffer;
   vpn_ip: string;
-  base_port: number;
+  /** The port of the device's first connection (HTTP, always there), whose forwarding connectDevice waits for. */
+  port: number;
   connections: ForwardedConnection[];
 }
 
@@ -57,7 +58,7 @@ export async function startFakeApi(devices: FakeDeviceRecord[]) {
           }
           const d = find(body.device_id);
           if (!d) return send(404, {});
-          return send(200, { base_port: d.base_port, vpn_ip: d.vpn_ip, connections: d.connections, credentials: [{ connection_id: 'con_1', username: 'u', verifier: 'v' }] });
+          return send(200, { vpn_ip: d.vpn_ip, connections: d.connections, credentials: [{ connection_id: 'con_1', username: 'u', verifier: 'v' }] });
         }
         case 'POST /api/internal/vpn/disconnected':
           return send(200, { ok: true });
@@ -65,7 +66,7 @@ export async function startFakeApi(devices: FakeDeviceRecord[]) {
           const out: Record<string, unknown> = {};
           for (const id of body.device_ids as string[]) {
             const d = find(id);
-            if (d) out[id] = { vpn_ip: d.vpn_ip, base_port: d.base_port, connections: d.connections };
+            if (d) out[id] = { vpn_ip: d.vpn_ip, connections: d.connections };
           }
           return send(200, { devices: out });
         }
@@ -90,8 +91,11 @@ export async function startFakeApi(devices: FakeDeviceRecord[]) {
   };
 }
 
+/** Device n with an HTTP connection on 30000 + 3n, then `connections`. */
 export function makeDevice(n: number, connections: ForwardedConnection[] = []): FakeDeviceRecord {
-  return { device_id: `dev_${n}`, keys: generateKeyPair(), psk: generatePsk(), vpn_ip: `192.168.255.${n + 1}`, base_port: 30000 + 3 * n, connections };
+  const port = 30000 + 3 * n;
+  const first: ForwardedConnection = { connection_id: `con_dev${n}`, protocol: 'http', port, allow_from: [], enabled: true };
+  return { device_id: `dev_${n}`, keys: generateKeyPair(), psk: generatePsk(), vpn_ip: `192.168.255.${n + 1}`, port, connections: [first, ...connections] };
 }
 
 /** The device side: an Initiator over a real UDP socket or TCP connection to the relay. */
@@ -257,6 +261,6 @@ export async function connectDevice(h: Harness, rec: FakeDeviceRecord, transport
   const d = await h.device(rec, transport);
   await d.connect();
   await waitFor('vpn/connected', () => h.api.callsTo('/api/internal/vpn/connected').some((c) => c.body.device_id === rec.device_id));
-  await waitFor('ports forwarded', () => h.tunnel.devices.byId.get(rec.device_id)?.reported && h.runner.scripts().some((s) => s.includes(`${rec.base_port} : ${rec.vpn_ip} . 8080`)));
+  await waitFor('ports forwarded', () => h.tunnel.devices.byId.get(rec.device_id)?.reported && h.runner.scripts().some((s) => s.includes(`${rec.port} : ${rec.vpn_ip} . ${rec.port}`)));
   return d;
 }
