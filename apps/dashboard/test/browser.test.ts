@@ -100,7 +100,14 @@ test('operator flow: log in, customer, pair, live online, connection, live rotat
   await page.getByRole('button', { name: 'Create pairing code' }).click();
   const code = (await page.locator('.pair-code').textContent())?.trim() ?? '';
   assert.match(code, /^\S{4,}$/, 'a pairing code is shown');
-  await page.getByText(`--code ${code}`).waitFor();
+  // The commands: pair with the pairing URI (server, code, server key fingerprint), then run; shown whole.
+  const pairCmd = page.locator('.cmd-wrap code');
+  await page.getByText(`code=${code}&fp=`).waitFor();
+  const fp = (await pairCmd.textContent())?.match(/&fp=([A-Za-z0-9_-]{22})'/)?.[1];
+  assert.ok(fp, 'the pair command carries the fingerprint');
+  assert.match((await pairCmd.textContent()) ?? '', /^pocketproxy-agent pair 'pocketproxy:\/\/pair\?server=[^']+&code=[^']+&fp=[^']+'\npocketproxy-agent run /);
+  await page.getByText(`Server fingerprint: ${fp}`).waitFor();
+  assert.ok(await pairCmd.evaluate((el) => el.parentElement!.scrollWidth <= el.parentElement!.clientWidth), 'the commands wrap instead of scrolling out of view');
   const pair = await server.call('POST', '/api/public/pair', { code, agent_version: 'lab-0.1' });
   assert.equal(pair.status, 201, JSON.stringify(pair.json));
   state.deviceId = pair.json.device_id;

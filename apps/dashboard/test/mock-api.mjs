@@ -159,7 +159,8 @@ async function api(req, res, url) {
       devices.push(d);
       emit('device_paired', { device_id: d.id, name: d.name, code_prefix: code.slice(0, 4) });
     }, Number(process.env.MOCK_PAIR_DELAY_MS ?? 8000));
-    return send(res, 201, { code, expires_at: new Date(Date.now() + 600_000).toISOString(), qr_svg: svg, pair_url: `pocketproxy://pair?server=http://127.0.0.1:${port}&code=${code}` });
+    const fp = 'mOckFingerprint0000000';
+    return send(res, 201, { code, expires_at: new Date(Date.now() + 600_000).toISOString(), qr_svg: svg, pair_url: `pocketproxy://pair?server=${encodeURIComponent(`http://127.0.0.1:${port}`)}&code=${code}&fp=${fp}`, server_fingerprint: fp });
   }
   if (p === '/api/connections' && m === 'GET') {
     const did = url.searchParams.get('device_id');

@@ -11,6 +11,22 @@ import { Countdown, CopyButton, Field, Notice, PageHeader } from '@/components/u
 
 type Paired = { device_id: string; name: string };
 
+/** The server a pairing URI names, and whether the agent will refuse it without --insecure-http. */
+function uriServer(pairUrl: string): { server: string; plainHttp: boolean } {
+  try {
+    const server = new URL(pairUrl).searchParams.get('server') ?? '';
+    const u = new URL(server);
+    const host = u.hostname.replace(/^\[|\]$/g, '');
+    const loopback = host === 'localhost' || /^127\.\d+\.\d+\.\d+$/.test(host) || host === '::1';
+    return { server, plainHttp: u.protocol === 'http:' && !loopback };
+  } catch {
+    return { server: '', plainHttp: false };
+  }
+}
+
+/** Single-quoted for a POSIX shell (the URI has & and ?). */
+const shellQuote = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
+
 export default function PairPage() {
   const relays = useResource<List<Relay>>('/api/relays');
   const [deviceName, setDeviceName] = useState('');
@@ -84,7 +100,10 @@ export default function PairPage() {
   }, [waiting, live, poll]);
 
   const qrSrc = useMemo(() => (code ? `data:image/svg+xml;charset=utf-8,${encodeURIComponent(code.qr_svg)}` : ''), [code]);
-  const command = code ? `pocketproxy-agent pair --server ${origin} --code ${code.code}` : '';
+  // The pairing URI is what the QR code holds: server, code and the server key fingerprint the agent checks.
+  const pairCommand = code ? `pocketproxy-agent pair ${shellQuote(code.pair_url)}` : '';
+  const runCommand = 'pocketproxy-agent run --egress-interface wwan0';
+  const target = code ? uriServer(code.pair_url) : { server: '', plainHttp: false };
   const onExpire = useCallback(() => setExpired(true), []);
 
   return (
@@ -167,13 +186,28 @@ export default function PairPage() {
                         <div>
                           <strong>On the device, run:</strong>
                         </div>
-                        <div className="cmd">
-                          <code>{command}</code>
+                        <div className="cmd cmd-wrap">
+                          <code>
+                            {pairCommand}
+                            {'\n'}
+                            {runCommand}
+                          </code>
                         </div>
-                        <CopyButton text={command} label="Copy command" />
-                        {code.pair_url && (
+                        <CopyButton text={`${pairCommand}\n${runCommand}`} label="Copy commands" />
+                        <div className="small muted">
+                          Pick the modem&apos;s interface for <span className="mono">--egress-interface</span> and a rotation driver (<span className="mono">--rotate-driver</span>); <span className="mono">pocketproxy-agent run --help</span> lists the options.
+                        </div>
+                        <div className="small muted">
+                          Server fingerprint: <span className="mono">{code.server_fingerprint}</span> — the agent refuses a server or relay key that does not match it.
+                        </div>
+                        {target.plainHttp && (
+                          <Notice tone="warn">
+                            The server URL <span className="mono">{target.server}</span> is plain http: the agent refuses it unless you add <span className="mono">--insecure-http</span> to the pair command (for a lab only; the device token and keys would cross the network in clear). Set <span className="mono">POCKETPROXY_PUBLIC_URL</span> to an https URL.
+                          </Notice>
+                        )}
+                        {origin && target.server && target.server !== origin && (
                           <div className="small muted">
-                            App link: <span className="mono">{code.pair_url}</span>
+                            The code names the server <span className="mono">{target.server}</span> (POCKETPROXY_PUBLIC_URL), not <span className="mono">{origin}</span>: the device must reach that address.
                           </div>
                         )}
                         <div className="muted small" role="status">
