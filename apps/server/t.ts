@@ -10,7 +10,7 @@ const p = (s: string) => console.log(s, Date.now() - t);
 loadSecrets(config);
 const db = await openDb({ dataDir: config.dataDir }); p('open');
 await migrate(db); p('migrate');
-await ensurePortPool(db, config.devicePorts, config.connectionPorts); p('pool');
+await ensurePortPool(db, config.connectionPorts); p('pool');
 await hashPassword('x'); p('hash');
 await db.query('select 1'); p('q');
 await db.close(); p('close');

@@ -42,8 +42,8 @@ execFileSync(process.execPath, [bin, 'migrate'], { env, stdio: 'inherit' });
 const db = new pg.Client({ connectionString: DATABASE_URL });
 await db.connect();
 await db.query(
-  `INSERT INTO devices (id, name, vpn_ip, base_port, token_hash, psk_enc)
-   SELECT 'dev_bench' || lpad(i::text, 6, '0'), 'bench-' || i, '100.' || (i >> 16) || '.' || ((i >> 8) & 255) || '.' || (i & 255), 100000 + i,
+  `INSERT INTO devices (id, name, vpn_ip, token_hash, psk_enc)
+   SELECT 'dev_bench' || lpad(i::text, 6, '0'), 'bench-' || i, '100.' || (i >> 16) || '.' || ((i >> 8) & 255) || '.' || (i & 255),
           encode(sha256(('benchtoken' || i)::bytea), 'hex'), 'x'
      FROM generate_series(1, $1::int) AS i`,
   [DEVICES],

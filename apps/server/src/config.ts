@@ -31,7 +31,7 @@ const Schema = z.object({
   POCKETPROXY_DEVICE_SUBNET: z.string().regex(/^\d+\.\d+\.\d+\.\d+\/(1[6-9]|2[0-9]|30)$/, 'must be an IPv4 CIDR from /16 to /30').default('192.168.255.0/24'),
   POCKETPROXY_TUNNEL_MTU: z.coerce.number().int().min(576).max(9000).default(1380),
   POCKETPROXY_OFFLOAD: bool.default(true).describe('TUN TSO/GRO and UDP GSO/GRO in the tunnel (off: one packet per system call)'),
-  POCKETPROXY_DEVICE_PORTS: z.string().regex(/^\d+-\d+$/).default('30000-39999'),
+  POCKETPROXY_DEVICE_PORTS: z.string().optional().describe('deprecated and ignored: device-level ports were removed (migration 014)'),
   POCKETPROXY_CONNECTION_PORTS: z.string().regex(/^\d+-\d+$/).default('40000-49999'),
   POCKETPROXY_STALE_AFTER_S: z.coerce.number().int().min(5).max(3600).default(60),
   POCKETPROXY_HEARTBEAT_INTERVAL_S: z.coerce.number().int().min(5).max(600).default(30),
@@ -78,8 +78,9 @@ export interface Config {
   readonly tunnelMtu: number;
   /** TUN and UDP offloads in the tunnel process (packages/tun). */
   readonly offload: boolean;
-  readonly devicePorts: PortRange;
   readonly connectionPorts: PortRange;
+  /** Settings that are set but no longer do anything, with why; logged as warnings at start. */
+  readonly deprecated: readonly string[];
   readonly staleAfterS: number;
   readonly heartbeatIntervalS: number;
   readonly pairingRatePerMin: number;
@@ -166,11 +167,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   // Cross-field checks run on the raw values too, so one start reports every problem at once.
   if (!!merged.POCKETPROXY_ADMIN_EMAIL !== !!merged.POCKETPROXY_ADMIN_PASSWORD) problems.push('POCKETPROXY_ADMIN_EMAIL and POCKETPROXY_ADMIN_PASSWORD go together');
   const rangeOk = (v: string | undefined, dflt: string) => (/^\d+-\d+$/.test(v ?? dflt) ? (v ?? dflt) : null);
-  const dp = rangeOk(merged.POCKETPROXY_DEVICE_PORTS, '30000-39999');
   const cp = rangeOk(merged.POCKETPROXY_CONNECTION_PORTS, '40000-49999');
-  const devicePorts = range(dp ?? '1-1', 'POCKETPROXY_DEVICE_PORTS', dp ? problems : []);
   const connectionPorts = range(cp ?? '2-2', 'POCKETPROXY_CONNECTION_PORTS', cp ? problems : []);
-  if (dp && cp && devicePorts.from <= connectionPorts.to && connectionPorts.from <= devicePorts.to) problems.push('POCKETPROXY_DEVICE_PORTS and POCKETPROXY_CONNECTION_PORTS overlap');
+  const deprecated = merged.POCKETPROXY_DEVICE_PORTS
+    ? ['POCKETPROXY_DEVICE_PORTS is ignored: device-level ports were removed (every relay port belongs to one connection); remove the setting']
+    : [];
   if (Number(merged.POCKETPROXY_API_PROCESSES ?? 1) > 1 && !merged.DATABASE_URL) problems.push('POCKETPROXY_API_PROCESSES above 1 needs DATABASE_URL (the embedded database belongs to one process)');
   if (!parsed.success || problems.length) throw new ConfigError(problems);
   const c = parsed.data;
@@ -196,8 +197,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     deviceSubnet: c.POCKETPROXY_DEVICE_SUBNET,
     tunnelMtu: c.POCKETPROXY_TUNNEL_MTU,
     offload: c.POCKETPROXY_OFFLOAD,
-    devicePorts,
     connectionPorts,
+    deprecated,
     staleAfterS: c.POCKETPROXY_STALE_AFTER_S,
     heartbeatIntervalS: c.POCKETPROXY_HEARTBEAT_INTERVAL_S,
     pairingRatePerMin: c.POCKETPROXY_PAIRING_RATE,

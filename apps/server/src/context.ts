@@ -12,9 +12,13 @@ export interface Clock {
 }
 export const systemClock: Clock = { now: () => new Date() };
 
-/** Sends a frame to a device through the tunnel that holds it; false when it is not connected there. */
+/** Calls the tunnel (relay) that holds a device, at its push API. */
 export interface PushClient {
+  /** Sends a frame to a device through the tunnel that holds it; false when it is not connected there. */
   push(pushUrl: string, deviceId: string, message: Record<string, unknown>): Promise<boolean>;
+  /** Asks the relay to apply a device's changed connections now (forwarding, credentials to the
+   * device); true when it answered that it did. Throws or answers false otherwise. */
+  sync(pushUrl: string, deviceId: string): Promise<boolean>;
 }
 
 export interface Ctx {

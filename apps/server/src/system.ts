@@ -38,6 +38,17 @@ export const httpPushClient = (internalToken: string): PushClient => ({
     const body = (await res.json()) as { delivered?: boolean };
     return body.delivered === true;
   },
+  async sync(pushUrl, deviceId) {
+    const res = await fetch(`${pushUrl.replace(/\/$/, '')}/sync`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${internalToken}` },
+      body: JSON.stringify({ device_id: deviceId }),
+      signal: AbortSignal.timeout(2000),
+    });
+    if (!res.ok) return false;
+    const body = (await res.json()) as { ok?: boolean };
+    return body.ok === true;
+  },
 });
 
 /** The public half of the local relay key, when the tunnel has created one. */
@@ -85,7 +96,8 @@ export async function buildSystem(config: Config, opts: { log?: Logger; clock?: 
       serverKey: serverKeyFromSeed(secrets.serverKeySeed),
       heartbeats: new HeartbeatBatcher(db, opts.clock ?? systemClock, config.heartbeatIntervalS * 2),
     };
-    await ensurePortPool(db, config.devicePorts, config.connectionPorts);
+    for (const d of config.deprecated) log.warn(d);
+    await ensurePortPool(db, config.connectionPorts);
     const admin = await ensureFirstAdmin(ctx);
     if (admin === 'created') log.info({ email: config.admin?.email }, 'first admin created');
     if (admin === 'none-configured') log.warn('no admin exists: set POCKETPROXY_ADMIN_EMAIL and POCKETPROXY_ADMIN_PASSWORD and restart');

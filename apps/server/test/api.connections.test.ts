@@ -108,6 +108,100 @@ perBackend(
       assert.equal(await snapshot(ts().db), before);
     });
 
+    test('limits an operator sells: max_connections and rate limits stored, answered, changed and cleared', async () => {
+      const d = await pairDevice(ts());
+      const res = await ts().call('POST', '/api/connections', { device_id: d.id, protocol: 'socks5', max_connections: 50, rate_limit_down_kbps: 20_000, rate_limit_up_kbps: 5_000 });
+      assert.equal(res.status, 201, res.body);
+      assert.deepEqual([res.json.max_connections, res.json.rate_limit_down_kbps, res.json.rate_limit_up_kbps], [50, 20_000, 5_000]);
+      const row = (await ts().db.query<Record<string, unknown>>('SELECT max_connections, rate_limit_down_kbps, rate_limit_up_kbps FROM connections WHERE id = $1', [res.json.id])).rows[0]!;
+      assert.deepEqual([row.max_connections, row.rate_limit_down_kbps, row.rate_limit_up_kbps].map(Number), [50, 20_000, 5_000]);
+      // the bounds themselves are valid
+      const edge = await ts().call('PATCH', `/api/connections/${res.json.id}`, { max_connections: 100_000, rate_limit_down_kbps: 1, rate_limit_up_kbps: 10_000_000 });
+      assert.equal(edge.status, 200, edge.body);
+      assert.deepEqual([edge.json.max_connections, edge.json.rate_limit_down_kbps, edge.json.rate_limit_up_kbps], [100_000, 1, 10_000_000]);
+      // a PATCH that does not name a limit keeps it; null clears it
+      const kept = await ts().call('PATCH', `/api/connections/${res.json.id}`, { rate_limit_up_kbps: null });
+      assert.deepEqual([kept.json.max_connections, kept.json.rate_limit_down_kbps, kept.json.rate_limit_up_kbps], [100_000, 1, null]);
+      const got = (await ts().call('GET', `/api/connections/${res.json.id}`)).json;
+      assert.deepEqual([got.max_connections, got.rate_limit_down_kbps, got.rate_limit_up_kbps], [100_000, 1, null]);
+      const listed = (await ts().call('GET', `/api/connections?device_id=${d.id}`)).json.items[0];
+      assert.equal(listed.max_connections, 100_000);
+      // without limits: null, not 0
+      const plain = (await ts().call('POST', '/api/connections', { device_id: d.id, protocol: 'http' })).json;
+      assert.deepEqual([plain.max_connections, plain.rate_limit_down_kbps, plain.rate_limit_up_kbps, plain.bytes_used_month, plain.bytes_relay_month], [null, null, null, 0, 0]);
+    });
+
+    test('400 for out-of-range or mistyped limits, on create and on PATCH, naming the field; nothing changes', async () => {
+      const d = await pairDevice(ts());
+      const c = (await ts().call('POST', '/api/connections', { device_id: d.id, protocol: 'http', max_connections: 5 })).json;
+      const before = await snapshot(ts().db);
+      const bad: [string, unknown][] = [
+        ['max_connections', 0], ['max_connections', -1], ['max_connections', 100_001], ['max_connections', 1.5], ['max_connections', '10'], ['max_connections', true],
+        ['rate_limit_down_kbps', 0], ['rate_limit_down_kbps', 10_000_001], ['rate_limit_down_kbps', 0.5], ['rate_limit_down_kbps', '1000'], ['rate_limit_down_kbps', 1e308],
+        ['rate_limit_up_kbps', 0], ['rate_limit_up_kbps', -5], ['rate_limit_up_kbps', 10_000_001], ['rate_limit_up_kbps', [1]], ['rate_limit_up_kbps', { kbps: 1 }],
+      ];
+      for (const [field, value] of bad) {
+        for (const [m, u, body] of [
+          ['POST', '/api/connections', { device_id: d.id, protocol: 'http', [field]: value }],
+          ['PATCH', `/api/connections/${c.id}`, { [field]: value }],
+        ] as const) {
+          const res = await ts().call(m, u, body);
+          assertProblem(res, 400, 'PP_ERR_API_VALIDATION');
+          assert.ok(res.json.errors.some((e: { path: string }) => e.path === field), `${m} ${field}=${JSON.stringify(value)}: ${res.body}`);
+        }
+      }
+      const msg = (await ts().call('POST', '/api/connections', { device_id: d.id, protocol: 'http', rate_limit_down_kbps: 0 })).json;
+      assert.match(msg.detail, /rate_limit_down_kbps/);
+      assert.equal(await snapshot(ts().db), before);
+      assert.deepEqual(ts().push.synced.filter((s) => s.deviceId === d.id).length, 1, 'only the valid create was pushed');
+    });
+
+    test('every change of a connection asks its relay to sync the device (create, PATCH, password, DELETE), after commit; a relay that is down fails nothing', async () => {
+      const d = await pairDevice(ts());
+      const localRelay = (await ts().db.query<{ push_url: string }>('SELECT r.push_url FROM devices d JOIN relays r ON r.id = d.relay_id WHERE d.id = $1', [d.id])).rows[0]!.push_url;
+      ts().push.takeSynced();
+      const c = (await ts().call('POST', '/api/connections', { device_id: d.id, protocol: 'http' })).json;
+      assert.deepEqual(ts().push.synced, [{ pushUrl: localRelay, deviceId: d.id }]);
+      ts().push.takeSynced();
+      for (const patch of [{ enabled: false }, { password: 'Another-pass-1' }, { allow_from: ['198.51.100.0/24'] }, { max_connections: 3 }, { expires_at: null }, { customer_id: null }]) {
+        assert.equal((await ts().call('PATCH', `/api/connections/${c.id}`, patch)).status, 200);
+        assert.deepEqual(ts().push.takeSynced(), [d.id], JSON.stringify(patch));
+      }
+      // refused changes are not pushed
+      await ts().call('PATCH', `/api/connections/${c.id}`, { max_connections: 0 });
+      await ts().call('PATCH', `/api/connections/${UNKNOWN.con}`, { enabled: true });
+      assert.deepEqual(ts().push.takeSynced(), []);
+      // the relay down or refusing: the API answers as usual
+      for (const answer of [new Error('connect ECONNREFUSED'), false]) {
+        ts().push.syncAnswer = answer;
+        const r = await ts().call('PATCH', `/api/connections/${c.id}`, { enabled: true });
+        assert.equal(r.status, 200, r.body);
+        assert.deepEqual(ts().push.takeSynced(), [d.id]);
+      }
+      ts().push.syncAnswer = true;
+      // the sync comes after commit: what the relay then reads is already the new state
+      let seen: string | undefined;
+      const orig = ts().push.sync.bind(ts().push);
+      ts().push.sync = async (url, id) => {
+        seen = (await ts().db.query<{ username: string }>('SELECT username FROM connections WHERE id = $1', [c.id])).rows[0]?.username;
+        return orig(url, id);
+      };
+      try {
+        await ts().call('PATCH', `/api/connections/${c.id}`, { username: 'synced-after-commit' });
+        assert.equal(seen, 'synced-after-commit');
+      } finally {
+        ts().push.sync = orig;
+      }
+      ts().push.takeSynced();
+      assert.equal((await ts().call('DELETE', `/api/connections/${c.id}`)).status, 204);
+      assert.deepEqual(ts().push.takeSynced(), [d.id]);
+      // deleting the device: its relay is still found (looked up before the row goes)
+      await ts().call('POST', '/api/connections', { device_id: d.id, protocol: 'http' });
+      ts().push.takeSynced();
+      assert.equal((await ts().call('DELETE', `/api/devices/${d.id}`)).status, 204);
+      assert.deepEqual(ts().push.synced, [{ pushUrl: localRelay, deviceId: d.id }]);
+    });
+
     test('DELETE frees the port; the next create reuses it (lowest first)', async () => {
       const d = await pairDevice(ts());
       const a = (await ts().call('POST', '/api/connections', { device_id: d.id, protocol: 'http' })).json;

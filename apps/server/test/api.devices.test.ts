@@ -46,7 +46,8 @@ perBackend('devices', ({ ts, test }) => {
     assert.equal(res.status, 200);
     assert.equal(res.json.id, d.id);
     assert.equal(res.json.name, 'get-me');
-    assert.deepEqual(res.json.ports, { http: d.basePort, socks5: d.basePort + 1, udp: d.basePort + 2, openvpn: d.basePort + 3 });
+    // no device-level ports any more: a device is reached only through its connections' ports
+    assert.ok(!('ports' in res.json) && !('base_port' in res.json), res.body);
     assert.ok(!('token_hash' in res.json) && !('psk_enc' in res.json));
     assert.ok(!res.body.includes(d.token));
     assertProblem(await ts().call('GET', `/api/devices/${UNKNOWN.dev}`), 404, 'PP_ERR_API_NOT_FOUND');
@@ -98,7 +99,7 @@ perBackend('devices', ({ ts, test }) => {
     assert.equal(res.json.device.name, 'manual-1');
     assert.ok(res.json.auth_token.length >= 32);
     assert.equal(typeof res.json.tunnel.psk, 'string');
-    assert.equal(res.json.base_port, res.json.device.base_port);
+    assert.ok(!('base_port' in res.json) && !('base_port' in res.json.device), 'no device-level ports');
     // the token works for the device routes
     const hb = await ts().call('POST', `/api/devices/${res.json.device.id}/heartbeat`, {}, dev(res.json.auth_token));
     assert.equal(hb.status, 200, hb.body);

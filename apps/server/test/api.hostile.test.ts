@@ -30,6 +30,8 @@ async function targets(ts: TestSystem): Promise<Target[]> {
     { name: 'patch device', method: 'PATCH', url: `/api/devices/${d.id}`, headers: admin, valid: { name: 'dev-y', rotation_interval_s: 600 }, text: 'name', num: 'rotation_interval_s' },
     { name: 'create connection', method: 'POST', url: '/api/connections', headers: admin, valid: { device_id: d.id, protocol: 'http', bandwidth_limit_bytes: 1000 }, num: 'bandwidth_limit_bytes' },
     { name: 'patch connection', method: 'PATCH', url: `/api/connections/${con.id}`, headers: admin, valid: { enabled: false, bandwidth_limit_bytes: 5 }, num: 'bandwidth_limit_bytes' },
+    { name: 'create connection with limits', method: 'POST', url: '/api/connections', headers: admin, valid: { device_id: d.id, protocol: 'socks5', max_connections: 10, rate_limit_down_kbps: 1000 }, num: 'max_connections' },
+    { name: 'patch connection rates', method: 'PATCH', url: `/api/connections/${con.id}`, headers: admin, valid: { rate_limit_down_kbps: 1000, rate_limit_up_kbps: 500 }, num: 'rate_limit_up_kbps' },
     { name: 'queue command', method: 'POST', url: `/api/devices/${d.id}/commands`, headers: admin, valid: { type: 'reboot', ttl_s: 60 }, num: 'ttl_s' },
     { name: 'create relay', method: 'POST', url: '/api/relays', headers: admin, valid: { name: 'rly-x', host: 'r.example.net', tunnel_port: 1194 }, text: 'name', num: 'tunnel_port' },
     { name: 'pairing code', method: 'POST', url: '/api/pairing-codes', headers: admin, valid: { device_name: 'pc-x', ttl_s: 600 }, text: 'device_name', num: 'ttl_s' },

@@ -76,6 +76,135 @@ perBackend(
       assert.match(tn.json.vpn_ip, /^192\.168\.255\.\d+$/);
     });
 
+    test("credentials: every connection of the device, each with state, allow-list, expiry, limits and the device's own usage", async () => {
+      const d = await pairDevice(ts());
+      const other = await pairDevice(ts());
+      const t0 = ts().clock.now().getTime();
+      const mk = async (body: Record<string, unknown>) => {
+        const r = await ts().call('POST', '/api/connections', { device_id: d.id, protocol: 'http', ...body });
+        assert.equal(r.status, 201, r.body);
+        return r.json;
+      };
+      const a = await mk({ allow_from: ['203.0.113.0/24'], expires_at: new Date(t0 + 86400_000).toISOString(), max_connections: 7, rate_limit_down_kbps: 8000, rate_limit_up_kbps: 2000, bandwidth_limit_bytes: 1_000_000_000 });
+      const off = await mk({ protocol: 'socks5', enabled: false });
+      const soon = await mk({ expires_at: new Date(t0 + 1000).toISOString() });
+      const bw = await mk({ bandwidth_limit_bytes: 1000 });
+      await ts().call('POST', '/api/connections', { device_id: other.id, protocol: 'http' });
+      await ts().call('POST', `/api/devices/${d.id}/heartbeat`, { usage: [{ connection_id: a.id, bytes_in: 300, bytes_out: 200 }, { connection_id: bw.id, bytes_in: 0, bytes_out: 2000 }] }, dev(d.token));
+      await ts().call('POST', '/api/internal/usage', { samples: [{ port: a.port, bytes_in: 9999, bytes_out: 9999 }] }, internal(ts()));
+      const get = async () => {
+        const r = await ts().call('GET', `/api/devices/${d.id}/credentials`, undefined, dev(d.token));
+        assert.equal(r.status, 200, r.body);
+        return r;
+      };
+      const res = await get();
+      const items = res.json.items as Record<string, unknown>[];
+      assert.deepEqual(items.map((i) => i.connection_id), [a, off, soon, bw].sort((x, y) => x.port - y.port).map((c) => c.id), 'every connection of this device, by port');
+      const verifier = (await ts().db.query<{ password_verifier: string }>('SELECT password_verifier FROM connections WHERE id = $1', [a.id])).rows[0]!.password_verifier;
+      const itemA = items.find((i) => i.connection_id === a.id)!;
+      assert.deepEqual(Object.keys(itemA), ['connection_id', 'protocol', 'port', 'username', 'verifier', 'state', 'allow_from', 'expires_at', 'max_connections', 'rate_limit_down_kbps', 'rate_limit_up_kbps', 'bandwidth_limit_bytes', 'bytes_used_month']);
+      assert.deepEqual(itemA, {
+        connection_id: a.id, protocol: 'http', port: a.port, username: a.username, verifier, state: 'active', allow_from: ['203.0.113.0/24'],
+        expires_at: new Date(t0 + 86400_000).toISOString(), max_connections: 7, rate_limit_down_kbps: 8000, rate_limit_up_kbps: 2000,
+        bandwidth_limit_bytes: 1_000_000_000, bytes_used_month: 500,
+      });
+      const state = (r: typeof res) => Object.fromEntries((r.json.items as { connection_id: string; state: string }[]).map((i) => [i.connection_id, i.state]));
+      assert.deepEqual(state(res), { [a.id]: 'active', [off.id]: 'disabled', [soon.id]: 'active', [bw.id]: 'bandwidth' });
+      const offItem = items.find((i) => i.connection_id === off.id)!;
+      assert.deepEqual([offItem.protocol, offItem.allow_from, offItem.expires_at, offItem.max_connections, offItem.bandwidth_limit_bytes, offItem.bytes_used_month], ['socks5', [], null, null, null, 0]);
+      for (const c of [a, off, soon, bw]) assert.ok(!res.body.includes(c.password), 'verifiers only, never passwords');
+      // expiry passes: 'expired' at once, before any worker tick, and the version changes with it
+      ts().clock.advance(2000);
+      const later = await get();
+      assert.equal(state(later)[soon.id], 'expired');
+      assert.notEqual(later.json.version, res.json.version);
+      // precedence: disabled > expired > bandwidth
+      await ts().call('PATCH', `/api/connections/${off.id}`, { expires_at: new Date(t0 - 1000).toISOString() });
+      await ts().db.query('UPDATE connections SET expires_at = $2 WHERE id = $1', [bw.id, new Date(t0 - 1000)]);
+      assert.equal((await ts().db.query<{ blocked_reason: string }>('SELECT blocked_reason FROM connections WHERE id = $1', [bw.id])).rows[0]!.blocked_reason, 'bandwidth');
+      const prec = state(await get());
+      assert.deepEqual([prec[off.id], prec[bw.id]], ['disabled', 'expired']);
+      // a device without connections
+      const empty = await pairDevice(ts());
+      const none = await ts().call('GET', `/api/devices/${empty.id}/credentials`, undefined, dev(empty.token));
+      assert.deepEqual(none.json, { version: '0:0', items: [] });
+    });
+
+    test('credentials version: the heartbeat answers the same; it changes with every item field but bytes_used_month, whatever the clock', async () => {
+      const d = await pairDevice(ts());
+      const c = (await ts().call('POST', '/api/connections', { device_id: d.id, protocol: 'http', bandwidth_limit_bytes: 1_000_000 })).json;
+      const cus = (await ts().call('POST', '/api/customers', { name: 'version-cus' })).json;
+      // The clock stands still: nothing here may rely on updated_at moving.
+      const version = async () => {
+        const creds = await ts().call('GET', `/api/devices/${d.id}/credentials`, undefined, dev(d.token));
+        const hb = await ts().call('POST', `/api/devices/${d.id}/heartbeat`, {}, dev(d.token));
+        assert.equal(hb.json.credentials_version, creds.json.version, 'heartbeat and credentials agree');
+        return creds.json.version as string;
+      };
+      let last = await version();
+      assert.equal(await version(), last, 'stable while nothing changes');
+      const expect = async (what: string, changed: boolean) => {
+        const now = await version();
+        if (changed) assert.notEqual(now, last, `${what} changes the version`);
+        else assert.equal(now, last, `${what} leaves the version`);
+        last = now;
+      };
+      await ts().call('POST', `/api/devices/${d.id}/heartbeat`, { usage: [{ connection_id: c.id, bytes_in: 10, bytes_out: 10 }] }, dev(d.token));
+      await expect('usage (bytes_used_month)', false);
+      await ts().call('PATCH', `/api/connections/${c.id}`, { customer_id: cus.id });
+      await expect('the customer (not in the items)', false);
+      for (const patch of [
+        { username: 'version-user' }, { password: 'Version-pass-2' }, { enabled: false }, { enabled: true }, { allow_from: ['192.0.2.0/24'] }, { allow_from: ['192.0.2.0/25'] },
+        { expires_at: '2030-01-01T00:00:00Z' }, { expires_at: null }, { max_connections: 4 }, { rate_limit_down_kbps: 100 }, { rate_limit_up_kbps: 100 }, { bandwidth_limit_bytes: 2_000_000 },
+      ]) {
+        assert.equal((await ts().call('PATCH', `/api/connections/${c.id}`, patch)).status, 200);
+        await expect(JSON.stringify(patch), true);
+      }
+      const c2 = (await ts().call('POST', '/api/connections', { device_id: d.id, protocol: 'socks5' })).json;
+      await expect('a new connection', true);
+      await ts().call('DELETE', `/api/connections/${c2.id}`);
+      await expect('a deleted connection', true);
+      // another device's changes leave this one's version
+      const o = await pairDevice(ts());
+      await ts().call('POST', '/api/connections', { device_id: o.id, protocol: 'http' });
+      await expect("another device's connection", false);
+    });
+
+    test('a heartbeat whose usage takes a connection to its limit blocks it at once, answers the new version and syncs the relay', async () => {
+      const d = await pairDevice(ts());
+      const lim = (await ts().call('POST', '/api/connections', { device_id: d.id, protocol: 'http', bandwidth_limit_bytes: 10_000 })).json;
+      const free = (await ts().call('POST', '/api/connections', { device_id: d.id, protocol: 'http' })).json;
+      const big = (await ts().call('POST', '/api/connections', { device_id: d.id, protocol: 'socks5', bandwidth_limit_bytes: 1_000_000 })).json;
+      const blocked = async (id: string) => (await ts().db.query<{ blocked_reason: string | null }>('SELECT blocked_reason FROM connections WHERE id = $1', [id])).rows[0]!.blocked_reason;
+      const hb = (usage: { connection_id: string; bytes_in: number; bytes_out: number }[]) => ts().call('POST', `/api/devices/${d.id}/heartbeat`, { usage }, dev(d.token));
+      ts().push.takeSynced();
+      const first = await hb([{ connection_id: lim.id, bytes_in: 6000, bytes_out: 3000 }, { connection_id: free.id, bytes_in: 1e9, bytes_out: 1e9 }]);
+      assert.equal(first.status, 200, first.body);
+      assert.equal(await blocked(lim.id), null, '9000 of 10000');
+      assert.deepEqual(ts().push.takeSynced(), []);
+      // the relay's count never blocks
+      await ts().call('POST', '/api/internal/usage', { samples: [{ port: big.port, bytes_in: 5_000_000, bytes_out: 0 }] }, internal(ts()));
+      await hb([]);
+      assert.equal(await blocked(big.id), null);
+      const events: Record<string, unknown>[] = [];
+      const unsub = ts().sys.ctx.bus.subscribe((e) => e.type === 'connection_updated' && events.push(e.data));
+      const second = await hb([{ connection_id: lim.id, bytes_in: 1000, bytes_out: 0 }]);
+      unsub();
+      assert.equal(second.status, 200, second.body);
+      assert.equal(await blocked(lim.id), 'bandwidth', 'at the limit: blocked by this heartbeat');
+      assert.equal(await blocked(free.id), null);
+      assert.equal(await blocked(big.id), null);
+      const creds = (await ts().call('GET', `/api/devices/${d.id}/credentials`, undefined, dev(d.token))).json;
+      assert.equal(second.json.credentials_version, creds.version, 'the answer carries the version after the block');
+      assert.notEqual(second.json.credentials_version, first.json.credentials_version);
+      assert.equal(creds.items.find((i: { connection_id: string }) => i.connection_id === lim.id).state, 'bandwidth');
+      assert.deepEqual(ts().push.takeSynced(), [d.id]);
+      assert.deepEqual(events, [{ id: lim.id, device_id: d.id, blocked: true }]);
+      // the next report changes nothing more
+      await hb([{ connection_id: lim.id, bytes_in: 1, bytes_out: 1 }]);
+      assert.deepEqual(ts().push.takeSynced(), []);
+    });
+
     test('internal routes need the internal token: 401 without, with an admin JWT or a device token', async () => {
       const d = await pairDevice(ts());
       const routes: [string, string, unknown][] = [
@@ -99,21 +228,27 @@ perBackend(
       assert.equal(await snapshot(ts().db), before);
     });
 
-    test('vpn/connected marks online, answers base_port, connections and credentials; vpn/disconnected → offline + event', async () => {
+    test('vpn/connected marks online, answers vpn_ip, connections and credentials (no base_port); vpn/disconnected → offline + event', async () => {
       const d = await pairDevice(ts());
       const c = (await ts().call('POST', '/api/connections', { device_id: d.id, protocol: 'http', allow_from: ['203.0.113.0/24'] })).json;
       const vpnIp = (await ts().call('GET', `/api/devices/${d.id}`)).json.vpn_ip;
       const res = await ts().call('POST', '/api/internal/vpn/connected', { device_id: d.id, vpn_ip: vpnIp, endpoint: '198.18.0.9:40000' }, internal(ts()));
       assert.equal(res.status, 200, res.body);
-      assert.equal(res.json.base_port, d.basePort);
+      assert.ok(!('base_port' in res.json), res.body);
       assert.equal(res.json.vpn_ip, vpnIp);
       assert.deepEqual(res.json.connections, [{ connection_id: c.id, protocol: 'http', port: c.port, allow_from: ['203.0.113.0/24'], enabled: true }]);
       assert.equal(res.json.credentials[0].username, c.username);
+      const creds = (await ts().call('GET', `/api/devices/${d.id}/credentials`, undefined, dev(d.token))).json;
+      assert.deepEqual(res.json.credentials, creds.items, 'the same items the device gets');
+      assert.equal(res.json.credentials_version, creds.version);
       assert.equal((await ts().call('GET', `/api/devices/${d.id}`)).json.status, 'online');
       const fw = await ts().call('GET', `/api/internal/devices/${d.id}/forwarding`, undefined, internal(ts()));
       assert.deepEqual(fw.json.connections, res.json.connections);
+      assert.deepEqual(fw.json.credentials, creds.items);
+      assert.equal(fw.json.credentials_version, creds.version);
       const bulk = await ts().call('POST', '/api/internal/tunnel/forwarding', { device_ids: [d.id, UNKNOWN.dev] }, internal(ts()));
       assert.deepEqual(Object.keys(bulk.json.devices), [d.id]);
+      assert.deepEqual(bulk.json.devices[d.id], { vpn_ip: vpnIp, connections: res.json.connections });
       const off = await ts().call('POST', '/api/internal/vpn/disconnected', { device_id: d.id, reason: 'timeout' }, internal(ts()));
       assert.equal(off.status, 200);
       assert.equal((await ts().call('GET', `/api/devices/${d.id}`)).json.status, 'offline');
@@ -127,7 +262,7 @@ perBackend(
       assertProblem(await ts().call('POST', '/api/internal/vpn/connected', { device_id: d.id, vpn_ip: '999.1.1.1' }, internal(ts())), 400, 'PP_ERR_API_VALIDATION');
     });
 
-    test('usage ingestion by relay port adds nft bytes to the connection that owns the port', async () => {
+    test('usage ingestion by relay port adds nft bytes to the connection that owns the port (bytes_relay_month, not what limits apply to)', async () => {
       const d = await pairDevice(ts());
       const c = (await ts().call('POST', '/api/connections', { device_id: d.id, protocol: 'http' })).json;
       const res = await ts().call('POST', '/api/internal/usage', { samples: [{ port: c.port, bytes_in: 4000, bytes_out: 1000 }, { port: 65000, bytes_in: 1, bytes_out: 1 }] }, internal(ts()));
@@ -136,7 +271,9 @@ perBackend(
       await ts().call('POST', '/api/internal/usage', { samples: [{ port: c.port, bytes_in: 1, bytes_out: 1 }] }, internal(ts()));
       const rows = await ts().db.query<{ source: string; bytes_in: string; bytes_out: string }>('SELECT source, bytes_in, bytes_out FROM usage_hourly WHERE connection_id = $1', [c.id]);
       assert.deepEqual(rows.rows.map((r) => [r.source, Number(r.bytes_in), Number(r.bytes_out)]), [['nft', 4001, 1001]]);
-      assert.equal((await ts().call('GET', `/api/connections/${c.id}`)).json.bytes_used_month, 5002);
+      const got = (await ts().call('GET', `/api/connections/${c.id}`)).json;
+      assert.equal(got.bytes_relay_month, 5002);
+      assert.equal(got.bytes_used_month, 0, "the relay's count is not the device's");
       assertProblem(await ts().call('POST', '/api/internal/usage', { samples: [{ port: c.port, bytes_in: -5, bytes_out: 0 }] }, internal(ts())), 400, 'PP_ERR_API_VALIDATION');
     });
 
@@ -158,6 +295,25 @@ perBackend(
       assertProblem(await ts().call('POST', '/api/internal/openvpn/auth', { username: 'ovpn-user', password: 'ovpn-password-1' }, internal(ts())), 403);
       await ts().call('PATCH', `/api/connections/${c.id}`, { enabled: true, expires_at: new Date(ts().clock.now().getTime() - 1000).toISOString() });
       assertProblem(await ts().call('POST', '/api/internal/openvpn/auth', { username: 'ovpn-user', password: 'ovpn-password-1' }, internal(ts())), 403);
+      assertProblem(await ts().call('POST', '/api/internal/openvpn/connect', { username: 'ovpn-user', vpn_ip: '10.9.0.6' }, internal(ts())), 403, 'PP_ERR_API_FORBIDDEN');
+    });
+
+    test("openvpn/auth checks the allow-list against untrusted_ip; connect answers the connection's own port and protocol", async () => {
+      const d = await pairDevice(ts());
+      const c = (await ts().call('POST', '/api/connections', { device_id: d.id, protocol: 'socks5', username: 'ovpn-allow', password: 'ovpn-password-2', allow_from: ['203.0.113.0/24', '198.51.100.7/32'] })).json;
+      const auth = (untrusted_ip?: string) => ts().call('POST', '/api/internal/openvpn/auth', { username: 'ovpn-allow', password: 'ovpn-password-2', ...(untrusted_ip === undefined ? {} : { untrusted_ip }) }, internal(ts()));
+      for (const ip of ['203.0.113.77', '203.0.113.0', '198.51.100.7', '::ffff:203.0.113.5']) assert.equal((await auth(ip)).status, 200, ip);
+      for (const ip of [undefined, '198.51.100.8', '203.0.114.1', '2001:db8::1', 'not-an-ip', '203.0.113.256', '']) assertProblem(await auth(ip), 403, 'PP_ERR_API_FORBIDDEN');
+      const conn = await ts().call('POST', '/api/internal/openvpn/connect', { username: 'ovpn-allow', vpn_ip: '10.9.0.7' }, internal(ts()));
+      assert.equal(conn.status, 200, conn.body);
+      assert.equal(conn.json.proxy_port, c.port, "the connection's own port: its listener on the device");
+      assert.equal(conn.json.protocol, 'socks5');
+      assert.equal(conn.json.password, 'ovpn-password-2');
+      await ts().call('PATCH', `/api/connections/${c.id}`, { allow_from: [] });
+      assert.equal((await auth()).status, 200, 'no allow-list: any address, even none');
+      const h = (await ts().call('POST', '/api/connections', { device_id: d.id, protocol: 'http', username: 'ovpn-http', password: 'ovpn-password-3' })).json;
+      const hc = await ts().call('POST', '/api/internal/openvpn/connect', { username: 'ovpn-http', vpn_ip: '10.9.0.8' }, internal(ts()));
+      assert.deepEqual([hc.json.proxy_port, hc.json.protocol], [h.port, 'http']);
     });
   },
   { POCKETPROXY_PAIRING_RATE: '10000' },

@@ -31,8 +31,8 @@ describe('loadConfig', () => {
     assert.equal(c.apiUrl, 'http://127.0.0.1:8080');
     assert.equal(c.tproxyPort, 12345);
     assert.equal(c.deviceSubnet, '192.168.255.0/24');
-    assert.deepEqual(c.devicePorts, { from: 30000, to: 39999 });
     assert.deepEqual(c.connectionPorts, { from: 40000, to: 49999 });
+    assert.deepEqual(c.deprecated, []);
     assert.equal(c.staleAfterS, 60);
     assert.equal(c.pairingRatePerMin, 10);
     assert.equal(c.ipHistoryKeep, 200);
@@ -98,19 +98,27 @@ describe('loadConfig', () => {
     }
   });
 
-  it('reports cross-field problems: admin email without password, overlapping or backwards port ranges', () => {
+  it('reports cross-field problems: admin email without password, backwards port range, several processes on PGlite', () => {
     assert.match(problems({ POCKETPROXY_ADMIN_EMAIL: 'a@example.com' }).join('\n'), /go together/);
-    const p = problems({ POCKETPROXY_DEVICE_PORTS: '40000-40100', POCKETPROXY_CONNECTION_PORTS: '40050-40060' });
-    assert.match(p.join('\n'), /overlap/);
     assert.match(problems({ POCKETPROXY_CONNECTION_PORTS: '50000-49000' }).join('\n'), /POCKETPROXY_CONNECTION_PORTS/);
-    assert.match(problems({ POCKETPROXY_DEVICE_PORTS: '1-70000' }).join('\n'), /POCKETPROXY_DEVICE_PORTS/);
+    assert.match(problems({ POCKETPROXY_CONNECTION_PORTS: '1-70000' }).join('\n'), /POCKETPROXY_CONNECTION_PORTS/);
+    assert.match(problems({ POCKETPROXY_API_PROCESSES: '2' }).join('\n'), /needs DATABASE_URL/);
   });
 
   it('cross-field problems are reported together with schema problems', () => {
-    const p = problems({ POCKETPROXY_API_PORT: 'x', POCKETPROXY_ADMIN_EMAIL: 'a@example.com', POCKETPROXY_DEVICE_PORTS: '40000-40100' });
+    const p = problems({ POCKETPROXY_API_PORT: 'x', POCKETPROXY_ADMIN_EMAIL: 'a@example.com', POCKETPROXY_API_PROCESSES: '2' });
     assert.match(p.join('\n'), /POCKETPROXY_API_PORT/);
     assert.match(p.join('\n'), /go together/);
-    assert.match(p.join('\n'), /overlap/);
+    assert.match(p.join('\n'), /needs DATABASE_URL/);
+  });
+
+  it('POCKETPROXY_DEVICE_PORTS (device-level ports, removed) is still accepted, whatever its value, and reported as deprecated', () => {
+    for (const v of ['30000-39999', '40000-40100', 'nonsense']) {
+      const c = loadConfig({ POCKETPROXY_DEVICE_PORTS: v });
+      assert.equal(c.deprecated.length, 1);
+      assert.match(c.deprecated[0]!, /^POCKETPROXY_DEVICE_PORTS is ignored: device-level ports were removed/);
+      assert.ok(!('devicePorts' in c));
+    }
   });
 
   it('ignores empty values and non-POCKETPROXY names; the env file is read and the environment wins', () => {

@@ -26,13 +26,27 @@ export class FakeClock implements Clock {
   }
 }
 
-/** Records pushes; `delivered` decides the answer. */
+/** Records pushes and relay syncs; `delivered` and `syncAnswer` decide the answers. */
 export class FakePush implements PushClient {
   sent: { pushUrl: string; deviceId: string; message: Record<string, unknown> }[] = [];
   delivered = false;
+  synced: { pushUrl: string; deviceId: string }[] = [];
+  /** true / false answer; an Error is thrown (relay down). */
+  syncAnswer: boolean | Error = true;
   async push(pushUrl: string, deviceId: string, message: Record<string, unknown>) {
     this.sent.push({ pushUrl, deviceId, message });
     return this.delivered;
+  }
+  async sync(pushUrl: string, deviceId: string) {
+    this.synced.push({ pushUrl, deviceId });
+    if (this.syncAnswer instanceof Error) throw this.syncAnswer;
+    return this.syncAnswer;
+  }
+  /** The device ids synced since the last call, in order. */
+  takeSynced(): string[] {
+    const ids = this.synced.map((s) => s.deviceId);
+    this.synced = [];
+    return ids;
   }
 }
 
@@ -91,7 +105,6 @@ export async function startSystem(backend: Backend, env: Record<string, string> 
     POCKETPROXY_ADMIN_EMAIL: ADMIN.email,
     POCKETPROXY_ADMIN_PASSWORD: ADMIN.password,
     POCKETPROXY_PUBLIC_HOST: 'relay.example.net',
-    POCKETPROXY_DEVICE_PORTS: '30000-30399',
     POCKETPROXY_CONNECTION_PORTS: '40000-40199',
     POCKETPROXY_LOG_LEVEL: 'silent',
     ...(pgdb ? { DATABASE_URL: pgdb.url } : {}),
@@ -130,11 +143,11 @@ export async function startSystem(backend: Backend, env: Record<string, string> 
 }
 
 /** Pairs a device through the public API as an agent would; returns its id and token. */
-export async function pairDevice(ts: TestSystem, name?: string): Promise<{ id: string; token: string; basePort: number }> {
+export async function pairDevice(ts: TestSystem, name?: string): Promise<{ id: string; token: string }> {
   const code = await ts.call('POST', '/api/pairing-codes', name ? { device_name: name } : {});
   const res = await ts.call('POST', '/api/public/pair', { code: code.json.code }, { authorization: '' });
   if (res.status !== 201) throw new Error(`pair failed: ${res.status} ${res.body}`);
-  return { id: res.json.device_id, token: res.json.auth_token, basePort: res.json.base_port };
+  return { id: res.json.device_id, token: res.json.auth_token };
 }
 
 /** Every row of the tables a bad request must not change, for before/after comparison. */

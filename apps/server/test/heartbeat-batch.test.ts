@@ -47,4 +47,4 @@ perBackend('heartbeat group commit', ({ ts, test }) => {
     assert.equal(gone.old_status, null);
     assert.equal(ok.status, 200);
   });
-}, { POCKETPROXY_DEVICE_PORTS: '30000-31999' });
+});

@@ -180,7 +180,7 @@ const TOKEN = 'internal-token-0123456789abcdef';
 test('hook: auth, connect, disconnect call the API and the push API with the token from hook.json', async () => {
   const api = await fakeServer((s) => {
     if (s.url === '/api/internal/openvpn/auth') return s.body.password === 'right-pass' ? { status: 200, body: { ok: true } } : { status: 403, body: { error: 'PP_ERR_API_FORBIDDEN' } };
-    if (s.url === '/api/internal/openvpn/connect') return { status: 200, body: { connection_id: 'con_1', device_id: 'dev_1', device_vpn_ip: '192.168.255.7', proxy_port: 8080, username: s.body.username, password: 'right-pass', client_ip: s.body.vpn_ip } };
+    if (s.url === '/api/internal/openvpn/connect') return { status: 200, body: { connection_id: 'con_1', device_id: 'dev_1', device_vpn_ip: '192.168.255.7', proxy_port: 40007, protocol: 'socks5', username: s.body.username, password: 'right-pass', client_ip: s.body.vpn_ip } };
     return { status: 200, body: { ok: true } };
   });
   const push = await fakeServer(() => ({ status: 200, body: { ok: true } }));
@@ -206,7 +206,7 @@ test('hook: auth, connect, disconnect call the API and the push API with the tok
     const c = await runHook(script, ['connect', join(dir, 'ccd.tmp')], env);
     assert.equal(c.code, 0, c.stderr);
     assert.deepEqual(api.seen[2]!.body, { username: 'u123', vpn_ip: '10.9.0.6' });
-    assert.deepEqual(push.seen[0], { method: 'POST', url: '/openvpn/client', auth: `Bearer ${TOKEN}`, body: { client_ip: '10.9.0.6', device_vpn_ip: '192.168.255.7', username: 'u123', password: 'right-pass' } });
+    assert.deepEqual(push.seen[0], { method: 'POST', url: '/openvpn/client', auth: `Bearer ${TOKEN}`, body: { client_ip: '10.9.0.6', device_vpn_ip: '192.168.255.7', proxy_port: 40007, protocol: 'socks5', username: 'u123', password: 'right-pass' } });
 
     const d = await runHook(script, ['disconnect'], env);
     assert.equal(d.code, 0, d.stderr);

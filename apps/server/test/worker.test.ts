@@ -86,34 +86,62 @@ perBackend(
       assert.equal((await ts().call('POST', `/api/devices/${d.id}/commands/${open.id}/result`, { status: 'succeeded' }, dev(d.token))).status, 409);
     });
 
-    test('connection expiry and bandwidth limit set blocked_reason; raising the limit lifts it', async () => {
+    test("connection expiry and bandwidth limit (the device's count only) set blocked_reason, sync the relay; raising the limit lifts it", async () => {
       const w = createWorker(ts().sys.ctx, { post: recorder().post });
       const d = await pairDevice(ts());
       const exp = (await ts().call('POST', '/api/connections', { device_id: d.id, protocol: 'http', expires_at: new Date(ts().clock.now().getTime() + 60_000).toISOString() })).json;
       const lim = (await ts().call('POST', '/api/connections', { device_id: d.id, protocol: 'http', bandwidth_limit_bytes: 10_000 })).json;
-      await ts().call('POST', '/api/internal/usage', { samples: [{ port: lim.port, bytes_in: 6000, bytes_out: 3000 }] }, { authorization: `Bearer ${ts().sys.ctx.internalToken}` });
+      // Usage the device reported (recorded here straight in SQL, as a heartbeat that did not block would
+      // leave it) and the relay's port counters, which limits ignore.
+      const hour = new Date(Math.floor(ts().clock.now().getTime() / 3_600_000) * 3_600_000);
+      const agentUsage = (bytesIn: number) =>
+        ts().db.query(
+          `INSERT INTO usage_hourly (connection_id, device_id, hour, source, bytes_in, bytes_out) VALUES ($1, $2, $3, 'agent', $4, 0)
+           ON CONFLICT (connection_id, source, hour) DO UPDATE SET bytes_in = usage_hourly.bytes_in + excluded.bytes_in`,
+          [lim.id, d.id, hour, bytesIn],
+        );
+      await agentUsage(9000);
+      await ts().call('POST', '/api/internal/usage', { samples: [{ port: lim.port, bytes_in: 50_000, bytes_out: 50_000 }] }, { authorization: `Bearer ${ts().sys.ctx.internalToken}` });
+      ts().push.takeSynced();
       await w.tick();
       const blocked = async (id: string) => (await ts().db.query<{ blocked_reason: string | null }>('SELECT blocked_reason FROM connections WHERE id = $1', [id])).rows[0]!.blocked_reason;
       assert.equal(await blocked(exp.id), null);
-      assert.equal(await blocked(lim.id), null, '9000 of 10000 bytes: still open');
-      await ts().call('POST', '/api/internal/usage', { samples: [{ port: lim.port, bytes_in: 1000, bytes_out: 0 }] }, { authorization: `Bearer ${ts().sys.ctx.internalToken}` });
+      assert.equal(await blocked(lim.id), null, '9000 of 10000 bytes by the device (the relay counted 100,000): still open');
+      assert.deepEqual(ts().push.takeSynced(), [], 'nothing changed, nothing synced');
+      await agentUsage(1000);
       ts().clock.advance(61_000);
+      const events: unknown[] = [];
+      const unsub = ts().sys.ctx.bus.subscribe((e) => e.type === 'connection_updated' && events.push(e.data));
       await w.tick();
+      unsub();
       assert.equal(await blocked(exp.id), 'expired');
       assert.equal(await blocked(lim.id), 'bandwidth');
-      // blocked connections leave the device's credentials and the relay's forwarding
-      const creds = (await ts().call('GET', `/api/devices/${d.id}/credentials`, undefined, dev(d.token))).json.items.map((c: { connection_id: string }) => c.connection_id);
-      assert.ok(!creds.includes(exp.id) && !creds.includes(lim.id));
+      assert.deepEqual(ts().push.takeSynced(), [d.id], "the device's relay is told once");
+      assert.equal(events.length, 2);
+      // blocked connections stay in the device's credentials with their state (the device refuses them
+      // with the reason); the relay's forwarding marks them not usable
+      const items = (await ts().call('GET', `/api/devices/${d.id}/credentials`, undefined, dev(d.token))).json.items as { connection_id: string; state: string }[];
+      assert.deepEqual(Object.fromEntries(items.map((c) => [c.connection_id, c.state])), { [exp.id]: 'expired', [lim.id]: 'bandwidth' });
       const fw = (await ts().call('GET', `/api/internal/devices/${d.id}/forwarding`, undefined, { authorization: `Bearer ${ts().sys.ctx.internalToken}` })).json.connections;
       assert.ok(fw.every((c: { enabled: boolean }) => !c.enabled));
       assert.equal((await ts().call('GET', '/api/overview')).status, 200);
       await ts().call('PATCH', `/api/connections/${lim.id}`, { bandwidth_limit_bytes: 1_000_000 });
       await w.tick();
       assert.equal(await blocked(lim.id), null, 'raised limit lifts the block');
-      // lowering it again below usage re-blocks
+      // lowering it again below usage re-blocks, at once (the PATCH checks), not at the next tick
       await ts().call('PATCH', `/api/connections/${lim.id}`, { bandwidth_limit_bytes: 100 });
-      await w.tick();
       assert.equal(await blocked(lim.id), 'bandwidth');
+      // a relay that is down does not fail the tick
+      ts().push.syncAnswer = new Error('ECONNREFUSED');
+      try {
+        assert.equal((await ts().call('PATCH', `/api/connections/${lim.id}`, { bandwidth_limit_bytes: 1_000_000 })).status, 200, 'the API call does not fail with the relay');
+        await agentUsage(5_000_000);
+        const res = await w.tick();
+        assert.equal(res.find((r) => r.job === 'blockConnections')!.changed, 1);
+        assert.equal(await blocked(lim.id), 'bandwidth');
+      } finally {
+        ts().push.syncAnswer = true;
+      }
     });
 
     test('auto-rotation queues rotate_ip on schedule, never stacking two', async () => {
@@ -240,17 +268,22 @@ perBackend(
       });
     }
 
-    test('bandwidth blocks lift at the start of a new month', async () => {
+    test('bandwidth blocks lift at the start of a new month, and the relay is told', async () => {
       const w = createWorker(ts().sys.ctx, { post: recorder().post });
       const d = await pairDevice(ts());
       const c = (await ts().call('POST', '/api/connections', { device_id: d.id, protocol: 'http', bandwidth_limit_bytes: 10 })).json;
-      await ts().call('POST', '/api/internal/usage', { samples: [{ port: c.port, bytes_in: 100, bytes_out: 0 }] }, { authorization: `Bearer ${ts().sys.ctx.internalToken}` });
-      await w.tick();
+      await ts().call('POST', `/api/devices/${d.id}/heartbeat`, { usage: [{ connection_id: c.id, bytes_in: 100, bytes_out: 0 }] }, dev(d.token));
       const blocked = async () => (await ts().db.query<{ blocked_reason: string | null }>('SELECT blocked_reason FROM connections WHERE id = $1', [c.id])).rows[0]!.blocked_reason;
+      assert.equal(await blocked(), 'bandwidth', 'blocked by the heartbeat that reported it');
+      await w.tick();
       assert.equal(await blocked(), 'bandwidth');
+      ts().push.takeSynced();
       ts().clock.advance(40 * 86400_000); // no API calls after this: the admin JWT has expired
       await w.tick();
       assert.equal(await blocked(), null);
+      const synced = ts().push.takeSynced();
+      assert.ok(synced.includes(d.id), 'its relay is told');
+      assert.equal(new Set(synced).size, synced.length, 'each device once');
     });
   },
   { POCKETPROXY_PAIRING_RATE: '10000', POCKETPROXY_IP_HISTORY_KEEP: '50' },

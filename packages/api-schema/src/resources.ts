@@ -64,8 +64,6 @@ export const Device = z.object({
   status: DeviceStatus,
   relay_id: RelayId.nullable(),
   vpn_ip: z.string().nullable(),
-  base_port: Port,
-  ports: z.object({ http: Port, socks5: Port, udp: Port, openvpn: Port }),
   current_ip: z.string().nullable(),
   last_seen_at: Timestamp.nullable(),
   paired_at: Timestamp,
@@ -154,7 +152,6 @@ export const PairResponse = z.object({
   device_id: DeviceId,
   auth_token: z.string(),
   relay: z.object({ id: RelayId, host: z.string(), port: Port }),
-  base_port: Port,
   tunnel: z.object({
     server_public_key: z.string().nullable().describe("the relay's X25519 key, base64 (null until its tunnel registers)"),
     server_public_key_endorsement: z.string().nullable().describe('Ed25519 signature by server_key of "pocketproxy relay-key v1\\n<device_id>\\n<server_public_key>", base64'),
@@ -190,7 +187,14 @@ export const Connection = z.object({
   password: z.string(),
   enabled: z.boolean(),
   bandwidth_limit_bytes: z.number().int().nullable(),
-  bytes_used_month: z.number().int(),
+  max_connections: z.number().int().nullable(),
+  rate_limit_down_kbps: z.number().int().nullable(),
+  rate_limit_up_kbps: z.number().int().nullable(),
+  bytes_used_month: z
+    .number()
+    .int()
+    .describe("this month's bytes relayed for the customer both ways, as the device counted them (every path, OpenVPN included); bandwidth_limit_bytes applies to it"),
+  bytes_relay_month: z.number().int().describe("this month's bytes at the connection's relay port (IP packet lengths, both ways; not OpenVPN customers); informational"),
   expires_at: Timestamp.nullable(),
   allow_from: z.array(z.string()),
   rotation_url: z.string(),
@@ -200,6 +204,7 @@ export const Connection = z.object({
   updated_at: Timestamp,
 });
 const Username = z.string().min(3, 'must be at least 3 characters').max(64).regex(/^[A-Za-z0-9._-]+$/, 'may contain letters, digits, dot, dash and underscore');
+const RateKbps = z.number().int('must be a whole number').min(1, 'must be at least 1 kbps').max(10_000_000, 'must be at most 10000000 kbps (10 Gbit/s)').nullable().optional();
 const Password = z.string().min(8, 'must be at least 8 characters').max(128).regex(/^[\x21-\x7e]+$/, 'must be printable ASCII without spaces');
 export const ConnectionCreate = z.strictObject({
   device_id: DeviceId,
@@ -211,6 +216,16 @@ export const ConnectionCreate = z.strictObject({
   bandwidth_limit_bytes: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).nullable().optional(),
   expires_at: z.iso.datetime({ offset: true }).nullable().optional(),
   allow_from: z.array(Cidr).max(64).default([]),
+  max_connections: z
+    .number()
+    .int('must be a whole number')
+    .min(1, 'must be at least 1')
+    .max(100_000, 'must be at most 100000')
+    .nullable()
+    .optional()
+    .describe('simultaneous customer connections the device accepts for it; null: no limit'),
+  rate_limit_down_kbps: RateKbps.describe('download rate (target → customer) in kilobits per second, 1 kbps = 1000 bit/s; null: no limit'),
+  rate_limit_up_kbps: RateKbps.describe('upload rate (customer → target) in kilobits per second, 1 kbps = 1000 bit/s; null: no limit'),
 });
 export const ConnectionUpdate = ConnectionCreate.omit({ device_id: true, protocol: true }).partial().extend({
   enabled: z.boolean().optional(),
@@ -232,7 +247,29 @@ export const Heartbeat = z.strictObject({
 export const HeartbeatResponse = z.object({
   commands: z.array(z.object({ id: CommandId, type: CommandType, payload: z.record(z.string(), z.unknown()) })),
   heartbeat_interval_s: z.number().int(),
-  credentials_version: z.string(),
+  credentials_version: z.string().describe('equals GET /api/devices/:id/credentials version while nothing changed; refetch when it differs'),
+});
+
+// ---- credentials (device ← API) ----
+export const ConnectionState = z.enum(['active', 'disabled', 'expired', 'bandwidth']);
+export const CredentialItem = z.object({
+  connection_id: ConnectionId,
+  protocol: Protocol,
+  port: Port.describe("the connection's relay port, which is also its listener port on the device's vpn_ip"),
+  username: z.string(),
+  verifier: z.string().describe('v1$<salt>$<base64url HMAC-SHA256(key = salt, message = password)>; never the password'),
+  state: ConnectionState.describe('disabled (enabled false) > expired (expires_at passed or blocked) > bandwidth (monthly limit reached) > active'),
+  allow_from: z.array(z.string()).describe('customer CIDRs; [] = anyone with the credentials'),
+  expires_at: Timestamp.nullable(),
+  max_connections: z.number().int().nullable(),
+  rate_limit_down_kbps: z.number().int().nullable(),
+  rate_limit_up_kbps: z.number().int().nullable(),
+  bandwidth_limit_bytes: z.number().int().nullable(),
+  bytes_used_month: z.number().int().describe("this month's usage as the device reported it (the only field that changes without changing the version)"),
+});
+export const DeviceCredentials = z.object({
+  version: z.string().describe('changes whenever any item field but bytes_used_month changes; equals the heartbeat credentials_version'),
+  items: z.array(CredentialItem),
 });
 
 // ---- overview ----

@@ -1,7 +1,9 @@
 // Connections: a customer's credentials on one device, reached on their own relay port.
-//   customer -> relay:PORT -> nftables DNAT -> tunnel -> device:8080 (http) | :1080 (socks5) -> target
-// Passwords are sealed at rest (the operator can copy the proxy URL again); devices only ever get a
-// verifier (security/crypto.ts).
+//   customer -> relay:PORT -> nftables DNAT (no source NAT) -> tunnel -> device vpn_ip:PORT -> target
+// On the device a listener of that connection alone checks its credentials, state, allow-list and
+// limits: a connection's credentials open nothing on another port. Passwords are sealed at rest (the
+// operator can copy the proxy URL again); devices only ever get a verifier (security/crypto.ts).
+// Every change is pushed to the device's relay after commit (push.ts syncDevice).
 import { randomBytes } from 'node:crypto';
 import type { Queryable } from '@pocketproxy/db';
 import type { Ctx } from '../context.js';
@@ -10,17 +12,24 @@ import { newId, passwordVerifier, randomToken, sha256 } from '../security/crypto
 import { allocatePort, freePort } from './ports.js';
 import { audit } from './audit.js';
 import { iso, isoReq, type Row } from './rows.js';
+import { syncDevice } from './push.js';
+
+// Usage this month per connection. 'agent': what the device proxy relayed for the customer (both ways,
+// on every path, OpenVPN customers included) — the figure limits apply to. 'nft': the relay's per-port
+// counters (IP packet lengths on the wire; OpenVPN customers never cross those ports).
+const usedMonth = (source: 'agent' | 'nft', conn: string, now: string) =>
+  `coalesce((SELECT sum(u.bytes_in + u.bytes_out) FROM usage_hourly u WHERE u.connection_id = ${conn} AND u.source = '${source}' AND u.hour >= date_trunc('month', ${now}::timestamptz)), 0)::bigint`;
 
 const SELECT = `
   SELECT c.*, d.status AS device_status, d.tunnel_connected AS device_tunnel_connected, coalesce(r.host, $HOST) AS relay_host,
-    coalesce((SELECT coalesce(sum(u.bytes_in + u.bytes_out) FILTER (WHERE u.source = 'nft'), 0)
-                   + CASE WHEN count(*) FILTER (WHERE u.source = 'nft') = 0 THEN coalesce(sum(u.bytes_in + u.bytes_out) FILTER (WHERE u.source = 'agent'), 0) ELSE 0 END
-              FROM usage_hourly u WHERE u.connection_id = c.id AND u.hour >= date_trunc('month', $NOW::timestamptz)), 0)::bigint AS bytes_used_month
+    ${usedMonth('agent', 'c.id', '$NOW')} AS bytes_used_month, ${usedMonth('nft', 'c.id', '$NOW')} AS bytes_relay_month
   FROM connections c JOIN devices d ON d.id = c.device_id LEFT JOIN relays r ON r.id = d.relay_id`;
 
 function select(ctx: Ctx, paramsSoFar: number): string {
-  return SELECT.replace('$HOST', `$${paramsSoFar + 1}`).replace('$NOW', `$${paramsSoFar + 2}`);
+  return SELECT.replace('$HOST', `$${paramsSoFar + 1}`).replaceAll('$NOW', `$${paramsSoFar + 2}`);
 }
+
+const numOrNull = (v: unknown): number | null => (v == null ? null : Number(v));
 
 export function toConnection(ctx: Ctx, r: Row) {
   const username = r.username as string;
@@ -41,7 +50,11 @@ export function toConnection(ctx: Ctx, r: Row) {
     enabled: Boolean(r.enabled),
     blocked_reason: (r.blocked_reason as string | null) ?? null,
     bandwidth_limit_bytes: r.bandwidth_limit_bytes == null ? null : Number(r.bandwidth_limit_bytes),
+    max_connections: numOrNull(r.max_connections),
+    rate_limit_down_kbps: numOrNull(r.rate_limit_down_kbps),
+    rate_limit_up_kbps: numOrNull(r.rate_limit_up_kbps),
     bytes_used_month: Number(r.bytes_used_month ?? 0),
+    bytes_relay_month: Number(r.bytes_relay_month ?? 0),
     expires_at: iso(r.expires_at),
     allow_from: (r.allow_from as string[]) ?? [],
     rotation_url: `${ctx.config.publicUrl}/api/public/rotate/${token}`,
@@ -100,6 +113,9 @@ export interface ConnectionInput {
   bandwidth_limit_bytes?: number | null | undefined;
   expires_at?: string | null | undefined;
   allow_from: string[];
+  max_connections?: number | null | undefined;
+  rate_limit_down_kbps?: number | null | undefined;
+  rate_limit_up_kbps?: number | null | undefined;
 }
 
 export async function createConnection(ctx: Ctx, input: ConnectionInput, actor: string): Promise<ConnectionView> {
@@ -115,15 +131,20 @@ export async function createConnection(ctx: Ctx, input: ConnectionInput, actor: 
     const now = ctx.clock.now();
     await q.query(
       `INSERT INTO connections (id, device_id, customer_id, protocol, port, username, password_enc, password_verifier, enabled,
-         bandwidth_limit_bytes, expires_at, allow_from, rotation_token_hash, rotation_token_enc, created_at, updated_at)
-       VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$15)`,
+         bandwidth_limit_bytes, expires_at, allow_from, rotation_token_hash, rotation_token_enc, max_connections, rate_limit_down_kbps, rate_limit_up_kbps,
+         created_at, updated_at)
+       VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$18)`,
       [id, input.device_id, input.customer_id ?? null, input.protocol, port, username, ctx.box.seal(password), passwordVerifier(password), input.enabled,
-        input.bandwidth_limit_bytes ?? null, input.expires_at ?? null, input.allow_from, sha256(token), ctx.box.seal(token), now],
+        input.bandwidth_limit_bytes ?? null, input.expires_at ?? null, input.allow_from, sha256(token), ctx.box.seal(token),
+        input.max_connections ?? null, input.rate_limit_down_kbps ?? null, input.rate_limit_up_kbps ?? null, now],
     );
     await audit(q, actor, 'connection.create', id, { device_id: input.device_id, protocol: input.protocol, port });
+    // Created already past its expiry or with a zero budget: blocked from the start.
+    await blockDue(q, now, { connectionId: id });
     return getConnection(ctx, q, id);
   });
   ctx.bus.publish('connection_updated', { id: out.id, device_id: out.device_id }, ctx.clock.now());
+  await syncDevice(ctx, out.device_id);
   return out;
 }
 
@@ -135,6 +156,9 @@ export interface ConnectionPatch {
   bandwidth_limit_bytes?: number | null | undefined;
   expires_at?: string | null | undefined;
   allow_from?: string[] | undefined;
+  max_connections?: number | null | undefined;
+  rate_limit_down_kbps?: number | null | undefined;
+  rate_limit_up_kbps?: number | null | undefined;
   regenerate_rotation_token?: boolean | undefined;
 }
 
@@ -160,19 +184,26 @@ export async function updateConnection(ctx: Ctx, id: string, p: ConnectionPatch,
     if (p.bandwidth_limit_bytes !== undefined) set('bandwidth_limit_bytes', p.bandwidth_limit_bytes);
     if (p.expires_at !== undefined) set('expires_at', p.expires_at);
     if (p.allow_from !== undefined) set('allow_from', p.allow_from);
+    if (p.max_connections !== undefined) set('max_connections', p.max_connections);
+    if (p.rate_limit_down_kbps !== undefined) set('rate_limit_down_kbps', p.rate_limit_down_kbps);
+    if (p.rate_limit_up_kbps !== undefined) set('rate_limit_up_kbps', p.rate_limit_up_kbps);
     if (p.regenerate_rotation_token) {
       const token = randomToken(24);
       set('rotation_token_hash', sha256(token));
       set('rotation_token_enc', ctx.box.seal(token));
     }
-    // A lifted limit or a moved expiry re-opens a blocked connection; the worker re-blocks if still due.
+    // A lifted limit or a moved expiry re-opens a blocked connection; one still due is blocked again
+    // below, in the same transaction.
     if (p.bandwidth_limit_bytes !== undefined || p.expires_at !== undefined || p.enabled !== undefined) sets.push('blocked_reason = NULL');
-    set('updated_at', ctx.clock.now());
+    const now = ctx.clock.now();
+    set('updated_at', now);
     await q.query(`UPDATE connections SET ${sets.join(', ')} WHERE id = $1`, vals);
     await audit(q, actor, 'connection.update', id, { ...p, password: p.password ? '[redacted]' : undefined });
+    await blockDue(q, now, { connectionId: id });
     return getConnection(ctx, q, id);
   });
   ctx.bus.publish('connection_updated', { id: out.id, device_id: out.device_id }, ctx.clock.now());
+  await syncDevice(ctx, out.device_id);
   return out;
 }
 
@@ -185,16 +216,118 @@ export async function deleteConnection(ctx: Ctx, id: string, actor: string): Pro
     return r.rows[0].device_id;
   });
   ctx.bus.publish('connection_updated', { id, device_id: deviceId, deleted: true }, ctx.clock.now());
+  await syncDevice(ctx, deviceId);
 }
 
-/** What a device needs to check customers: usernames with verifiers, only for usable connections. */
+export type ConnectionState = 'active' | 'disabled' | 'expired' | 'bandwidth';
+export type BlockReason = 'expired' | 'bandwidth';
+
+/**
+ * The credentials version of one device, as SQL: the count of its connections and a hash over every
+ * field of their credential items except bytes_used_month (plus whether each has passed its expiry,
+ * which turns its state to 'expired' without a row change). It changes exactly when an item does,
+ * whoever wrote the row and whatever the clocks say. The heartbeat answer (heartbeat-batch.ts) and
+ * GET /api/devices/:id/credentials compute it with this same expression, so an agent refetches only
+ * when something changed. `device` and `now` are SQL expressions (a column, a parameter).
+ */
+export function credentialsVersionSql(device: string, now: string): string {
+  return `(SELECT count(*) || ':' || coalesce(encode(sha256(convert_to(string_agg(json_build_array(
+      x.id, x.protocol, x.port, x.username, x.password_verifier, x.enabled, x.blocked_reason, extract(epoch FROM x.expires_at), x.expires_at <= ${now}::timestamptz,
+      x.allow_from, x.max_connections, x.rate_limit_down_kbps, x.rate_limit_up_kbps, x.bandwidth_limit_bytes)::text, ',' ORDER BY x.id), 'UTF8')), 'hex'), '0')
+    FROM connections x WHERE x.device_id = ${device})`;
+}
+
+/** disabled > expired > bandwidth > active. */
+export function connectionState(c: { enabled: boolean; blocked_reason: string | null; expired: boolean }): ConnectionState {
+  if (!c.enabled) return 'disabled';
+  if (c.expired || c.blocked_reason === 'expired') return 'expired';
+  if (c.blocked_reason === 'bandwidth') return 'bandwidth';
+  // A block reason this code does not know refuses rather than opens.
+  return c.blocked_reason ? 'disabled' : 'active';
+}
+
+export async function credentialsVersion(q: Queryable, deviceId: string, now: Date): Promise<string> {
+  return (await q.query<{ v: string }>(`SELECT ${credentialsVersionSql('$1', '$2')} AS v`, [deviceId, now])).rows[0]!.v;
+}
+
+/**
+ * What a device needs to serve its connections: every connection (a listener per port, refusing
+ * clearly when not active), with the password verifier, state, allow-list, expiry, limits and this
+ * month's usage as the device reported it. Items and version come from one statement (one snapshot).
+ */
 export async function deviceCredentials(ctx: Ctx, q: Queryable, deviceId: string) {
   const r = await q.query<Row>(
-    `SELECT id, protocol, port, username, password_verifier FROM connections
-      WHERE device_id = $1 AND enabled AND blocked_reason IS NULL AND (expires_at IS NULL OR expires_at > $2) ORDER BY port`,
+    `SELECT v.version, c.id, c.protocol, c.port, c.username, c.password_verifier, c.enabled, c.blocked_reason, c.expires_at,
+            (c.expires_at IS NOT NULL AND c.expires_at <= $2::timestamptz) AS expired, c.allow_from,
+            c.max_connections, c.rate_limit_down_kbps, c.rate_limit_up_kbps, c.bandwidth_limit_bytes,
+            ${usedMonth('agent', 'c.id', '$2')} AS bytes_used_month
+       FROM (SELECT ${credentialsVersionSql('$1', '$2')} AS version) v
+       LEFT JOIN connections c ON c.device_id = $1
+      ORDER BY c.port`,
     [deviceId, ctx.clock.now()],
   );
-  return r.rows.map((c) => ({ connection_id: c.id as string, protocol: c.protocol as string, port: Number(c.port), username: c.username as string, verifier: c.password_verifier as string }));
+  const items = r.rows
+    .filter((c) => c.id != null)
+    .map((c) => ({
+      connection_id: c.id as string,
+      protocol: c.protocol as 'http' | 'socks5',
+      port: Number(c.port),
+      username: c.username as string,
+      verifier: c.password_verifier as string,
+      state: connectionState({ enabled: Boolean(c.enabled), blocked_reason: (c.blocked_reason as string | null) ?? null, expired: Boolean(c.expired) }),
+      allow_from: (c.allow_from as string[]) ?? [],
+      expires_at: iso(c.expires_at),
+      max_connections: numOrNull(c.max_connections),
+      rate_limit_down_kbps: numOrNull(c.rate_limit_down_kbps),
+      rate_limit_up_kbps: numOrNull(c.rate_limit_up_kbps),
+      bandwidth_limit_bytes: numOrNull(c.bandwidth_limit_bytes),
+      bytes_used_month: Number(c.bytes_used_month ?? 0),
+    }));
+  return { version: r.rows[0]!.version as string, items };
+}
+export type CredentialItem = Awaited<ReturnType<typeof deviceCredentials>>['items'][number];
+
+/**
+ * Blocks the connections now due: past their expiry ('expired'), or at or over their monthly
+ * bandwidth limit by the device's own count ('bandwidth'). Bumps updated_at (the credentials version
+ * changes anyway). Scoped to one connection, one device, or all (the worker). The caller publishes
+ * connection_updated and syncs the devices after commit.
+ */
+export async function blockDue(
+  q: Queryable,
+  now: Date,
+  scope: { deviceId?: string; connectionId?: string } = {},
+  reasons: readonly BlockReason[] = ['expired', 'bandwidth'],
+): Promise<{ id: string; device_id: string; reason: BlockReason }[]> {
+  const params: unknown[] = [now];
+  let where = '';
+  if (scope.connectionId) {
+    params.push(scope.connectionId);
+    where = 'AND c.id = $2';
+  } else if (scope.deviceId) {
+    params.push(scope.deviceId);
+    where = 'AND c.device_id = $2';
+  }
+  const out: { id: string; device_id: string; reason: BlockReason }[] = [];
+  if (reasons.includes('expired')) {
+    const r = await q.query<{ id: string; device_id: string }>(
+      `UPDATE connections c SET blocked_reason = 'expired', updated_at = $1
+        WHERE c.blocked_reason IS NULL AND c.expires_at IS NOT NULL AND c.expires_at <= $1 ${where} RETURNING c.id, c.device_id`,
+      params,
+    );
+    for (const x of r.rows) out.push({ ...x, reason: 'expired' });
+  }
+  if (reasons.includes('bandwidth')) {
+    const r = await q.query<{ id: string; device_id: string }>(
+      `UPDATE connections c SET blocked_reason = 'bandwidth', updated_at = $1
+        WHERE c.blocked_reason IS NULL AND c.bandwidth_limit_bytes IS NOT NULL ${where}
+          AND c.bandwidth_limit_bytes <= ${usedMonth('agent', 'c.id', '$1')}
+        RETURNING c.id, c.device_id`,
+      params,
+    );
+    for (const x of r.rows) out.push({ ...x, reason: 'bandwidth' });
+  }
+  return out;
 }
 
 /** Everything the relay's firewall needs for one device's connections (internal vpn/connected). */

@@ -5,11 +5,12 @@ import type { Queryable } from '@pocketproxy/db';
 import type { Ctx } from '../context.js';
 import { apiError } from '../errors.js';
 import { newId, randomToken, sha256 } from '../security/crypto.js';
-import { allocatePort, freePort } from './ports.js';
+import { freePort } from './ports.js';
 import { allocateVpnIp } from './ipam.js';
 import { audit, recordEvent } from './audit.js';
 import { toDevice, type Row } from './rows.js';
 import { defaultRelay, getRelay } from './relays.js';
+import { pushUrls, syncDevice } from './push.js';
 
 export type DeviceView = ReturnType<typeof toDevice>;
 
@@ -58,13 +59,12 @@ export async function createDevice(
   const psk = randomBytes(32).toString('base64');
   let keys: { publicKey: string; privateKey?: string } = { publicKey: input.publicKey ?? '' };
   if (!input.publicKey) keys = x25519KeyPair();
-  const basePort = await allocatePort(q, 'device', id, ctx.config.devicePorts);
   const vpnIp = await allocateVpnIp(q, ctx.config.deviceSubnet);
   const now = ctx.clock.now();
   const r = await q.query<Row>(
-    `INSERT INTO devices (id, name, description, relay_id, vpn_ip, base_port, token_hash, public_key, psk_enc, agent_version, paired_at, created_at, updated_at)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11, $11) RETURNING *`,
-    [id, name, input.description ?? '', relay.id, vpnIp, basePort, sha256(token), keys.publicKey, ctx.box.seal(psk), input.agentVersion ?? null, now],
+    `INSERT INTO devices (id, name, description, relay_id, vpn_ip, token_hash, public_key, psk_enc, agent_version, paired_at, created_at, updated_at)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, $10) RETURNING *`,
+    [id, name, input.description ?? '', relay.id, vpnIp, sha256(token), keys.publicKey, ctx.box.seal(psk), input.agentVersion ?? null, now],
   );
   await audit(q, actor, 'device.create', id, { name, relay_id: relay.id });
   await recordEvent(q, 'device_paired', id, { name }, now);
@@ -135,15 +135,17 @@ export async function updateDevice(
 }
 
 export async function deleteDevice(ctx: Ctx, id: string, actor: string): Promise<void> {
+  // Its relay is looked up first: after the delete the row that names it is gone.
+  const pushUrl = (await pushUrls(ctx, [id])).get(id) ?? null;
   await ctx.db.tx(async (q) => {
     const conns = await q.query<{ id: string }>('SELECT id FROM connections WHERE device_id = $1', [id]);
     const r = await q.query('DELETE FROM devices WHERE id = $1', [id]);
     if (!r.rowCount) throw apiError('PP_ERR_API_NOT_FOUND', { what: 'device' });
-    await freePort(q, id);
     for (const c of conns.rows) await freePort(q, c.id);
     await audit(q, actor, 'device.delete', id);
   });
   ctx.bus.publish('device_updated', { id, deleted: true }, ctx.clock.now());
+  await syncDevice(ctx, id, pushUrl);
 }
 
 export async function recordIpChange(ctx: Ctx, q: Queryable, deviceId: string, oldIp: string | null, newIp: string, reason: string): Promise<void> {

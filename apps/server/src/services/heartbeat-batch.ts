@@ -7,6 +7,7 @@
 import type { Db } from '@pocketproxy/db';
 import type { Clock } from '../context.js';
 import type { Row } from './rows.js';
+import { credentialsVersionSql } from './connections.js';
 
 export interface Metrics {
   battery?: number | null | undefined;
@@ -51,7 +52,7 @@ c AS (
      AND (status = 'pending' OR (status = 'sent' AND sent_at < $8::timestamptz - make_interval(secs => $9)))
    RETURNING *)
 SELECT i.id, o.status AS old_status, o.current_ip AS old_ip,
-  (SELECT count(*) || ':' || coalesce(extract(epoch FROM max(x.updated_at))::text, '0') FROM connections x WHERE x.device_id = i.id) AS cred_version,
+  ${credentialsVersionSql('i.id', '$8')} AS cred_version,
   (SELECT coalesce(json_agg(to_json(c) ORDER BY c.created_at), '[]'::json) FROM c WHERE c.device_id = i.id) AS commands
 FROM i LEFT JOIN o ON o.id = i.id`;
 
@@ -114,7 +115,7 @@ export class HeartbeatBatcher {
     ];
     for (let attempt = 1; ; attempt++) {
       try {
-        const r = await this.db.queryRelaxed<{ id: string; old_status: string | null; old_ip: string | null; cred_version: string; commands: Row[] }>(SQL, params, { name: 'heartbeat_batch_v1' });
+        const r = await this.db.queryRelaxed<{ id: string; old_status: string | null; old_ip: string | null; cred_version: string; commands: Row[] }>(SQL, params, { name: 'heartbeat_batch_v2' });
         this.stats.batches++;
         this.stats.heartbeats += batch.length;
         const byId = new Map(r.rows.map((x) => [x.id, x]));

@@ -6,6 +6,8 @@ import { apiError } from '../errors.js';
 import { toCommand } from './rows.js';
 import { recordIpChange } from './devices.js';
 import { recordEvent } from './audit.js';
+import { blockDue, credentialsVersion } from './connections.js';
+import { syncDevice } from './push.js';
 
 export interface HeartbeatInput {
   metrics: { battery?: number | null | undefined; charging?: boolean | null | undefined; signal?: number | null | undefined; carrier?: string | null | undefined; network_type?: string | null | undefined };
@@ -24,6 +26,8 @@ export async function heartbeat(ctx: Ctx, deviceId: string, hb: HeartbeatInput) 
   const cameOnline = prev.old_status !== 'online';
   const ipChanged = !!hb.public_ip && hb.public_ip !== prev.old_ip;
   // The rare parts (state changes, usage) in a transaction of their own.
+  let blocked: Awaited<ReturnType<typeof blockDue>> = [];
+  let credVersion = prev.cred_version;
   if (cameOnline || ipChanged || hb.usage.length) {
     await ctx.db.tx(async (q) => {
       if (hb.usage.length) {
@@ -37,14 +41,22 @@ export async function heartbeat(ctx: Ctx, deviceId: string, hb: HeartbeatInput) 
              SET bytes_in = usage_hourly.bytes_in + excluded.bytes_in, bytes_out = usage_hourly.bytes_out + excluded.bytes_out`,
           [deviceId, hour, JSON.stringify(hb.usage)],
         );
+        // Limits apply to the device's own count: a connection this report took to its limit is
+        // blocked now, not at the worker's next tick.
+        blocked = await blockDue(q, now, { deviceId }, ['bandwidth']);
+        if (blocked.length) credVersion = await credentialsVersion(q, deviceId, now);
       }
       if (cameOnline) await recordEvent(q, 'device_connected', deviceId, { via: 'heartbeat' }, now);
       if (ipChanged) await recordIpChange(ctx, q, deviceId, prev.old_ip, hb.public_ip!, 'observed');
     });
   }
   if (cameOnline) ctx.bus.publish('device_connected', { device_id: deviceId, via: 'heartbeat' }, now);
+  if (blocked.length) {
+    for (const c of blocked) ctx.bus.publish('connection_updated', { id: c.id, device_id: c.device_id, blocked: true }, now);
+    await syncDevice(ctx, deviceId);
+  }
   const commands = prev.commands.map(toCommand);
   for (const c of commands) ctx.bus.publish('command_updated', c, now);
   ctx.bus.publish('heartbeat', { device_id: deviceId, metrics: m, current_ip: hb.public_ip ?? prev.old_ip, last_seen_at: now.toISOString() }, now);
-  return { commands: commands.map((c) => ({ id: c.id, type: c.type, payload: c.payload })), heartbeat_interval_s: ctx.config.heartbeatIntervalS, credentials_version: prev.cred_version };
+  return { commands: commands.map((c) => ({ id: c.id, type: c.type, payload: c.payload })), heartbeat_interval_s: ctx.config.heartbeatIntervalS, credentials_version: credVersion };
 }

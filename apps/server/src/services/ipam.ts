@@ -14,6 +14,28 @@ export function parseCidr(cidr: string): { base: number; prefix: number } {
 export const ipToInt = (ip: string) => ip.split('.').reduce((a, o) => (a << 8) | Number(o), 0) >>> 0;
 export const intToIp = (n: number) => [n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255].join('.');
 
+/** A dotted-quad IPv4 address (an IPv4-mapped IPv6 form too) as an integer; null for anything else. */
+export function parseIpv4(text: string): number | null {
+  const m = /^(?:::ffff:)?(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/i.exec(text.trim());
+  if (!m) return null;
+  const o = m.slice(1).map(Number);
+  return o.every((x) => x <= 255) ? ipToInt(o.join('.')) : null;
+}
+
+/** Whether `ip` lies in one of the IPv4 CIDRs (host bits of a CIDR are ignored). False for an address
+ * that is not IPv4; an empty list contains nothing (callers treat "no list" themselves). */
+export function ipInCidrs(ip: string, cidrs: readonly string[]): boolean {
+  const n = parseIpv4(ip);
+  if (n === null) return false;
+  return cidrs.some((c) => {
+    const [addr, bits] = c.includes('/') ? c.split('/') : [c, '32'];
+    if (parseIpv4(addr!) === null || !/^\d{1,2}$/.test(bits!) || Number(bits) > 32) return false;
+    const { base, prefix } = parseCidr(`${addr}/${bits}`);
+    const mask = prefix === 0 ? 0 : (0xffffffff << (32 - prefix)) >>> 0;
+    return ((n & mask) >>> 0) === base;
+  });
+}
+
 export function relayAddress(cidr: string): string {
   return intToIp(parseCidr(cidr).base + 1);
 }

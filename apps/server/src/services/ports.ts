@@ -1,19 +1,16 @@
 // The port pool (migration 005). Allocation takes the lowest free port of a kind inside the configured
 // range with FOR UPDATE SKIP LOCKED: two transactions allocating at once lock different rows, so they
 // never get the same port, and neither waits for the other. Freeing a port makes it the next one handed
-// out again (recycling).
+// out again (recycling). Only connections own ports: device-level port blocks were removed (migration 014),
+// so no relay port accepts traffic without a credential made for it.
 import type { Queryable } from '@pocketproxy/db';
 import type { PortRange } from '../config.js';
 import { apiError } from '../errors.js';
 
-export type PortKind = 'device' | 'connection';
+export type PortKind = 'connection';
 
-/** Makes sure every port of the configured ranges has a row; cheap and idempotent at start. */
-export async function ensurePortPool(q: Queryable, devicePorts: PortRange, connectionPorts: PortRange): Promise<void> {
-  await q.query(
-    `INSERT INTO ports (port, kind) SELECT p, 'device' FROM generate_series($1::int, $2::int - 3, 4) AS p ON CONFLICT (port) DO NOTHING`,
-    [devicePorts.from, devicePorts.to],
-  );
+/** Makes sure every port of the configured range has a row; cheap and idempotent at start. */
+export async function ensurePortPool(q: Queryable, connectionPorts: PortRange): Promise<void> {
   await q.query(`INSERT INTO ports (port, kind) SELECT p, 'connection' FROM generate_series($1::int, $2::int) AS p ON CONFLICT (port) DO NOTHING`, [
     connectionPorts.from,
     connectionPorts.to,
@@ -37,6 +34,3 @@ export async function allocatePort(q: Queryable, kind: PortKind, ownerId: string
 export async function freePort(q: Queryable, ownerId: string): Promise<void> {
   await q.query(`UPDATE ports SET owner_id = NULL, updated_at = now() WHERE owner_id = $1`, [ownerId]);
 }
-
-/** The four ports of a device block. */
-export const devicePorts = (base: number) => ({ http: base, socks5: base + 1, udp: base + 2, openvpn: base + 3 });

@@ -1,5 +1,4 @@
 // Row → API object mappers. One place decides what leaves the server: no token hash, no sealed secret.
-import { devicePorts } from './ports.js';
 
 const iso = (d: unknown): string | null => (d == null ? null : new Date(d as string).toISOString());
 const isoReq = (d: unknown): string => new Date(d as string).toISOString();
@@ -8,7 +7,6 @@ const num = (v: unknown): number | null => (v == null ? null : Number(v));
 export type Row = Record<string, unknown>;
 
 export function toDevice(r: Row) {
-  const base = Number(r.base_port);
   return {
     id: r.id as string,
     name: r.name as string,
@@ -17,8 +15,6 @@ export function toDevice(r: Row) {
     tunnel_connected: Boolean(r.tunnel_connected),
     relay_id: (r.relay_id as string | null) ?? null,
     vpn_ip: (r.vpn_ip as string | null) ?? null,
-    base_port: base,
-    ports: devicePorts(base),
     current_ip: (r.current_ip as string | null) ?? null,
     last_seen_at: iso(r.last_seen_at),
     paired_at: isoReq(r.paired_at),

@@ -6,6 +6,8 @@ import type { Ctx } from '../context.js';
 import { recordEvent } from '../services/audit.js';
 import { newId } from '../security/crypto.js';
 import { toCommand, type Row } from '../services/rows.js';
+import { blockDue } from '../services/connections.js';
+import { syncDevices } from '../services/push.js';
 
 export interface JobResult {
   job: string;
@@ -13,9 +15,24 @@ export interface JobResult {
   changed: number;
 }
 
-type Job = (ctx: Ctx, q: Queryable, now: Date) => Promise<{ changed: number; after?: () => void }>;
+/** `after` runs once the job's transaction committed (events, relay syncs). */
+type Job = (ctx: Ctx, q: Queryable, now: Date) => Promise<{ changed: number; after?: () => void | Promise<void> }>;
 
 const JOB_LOCK_BASE = 7724000;
+
+/** How long a tick waits for relay syncs a job started; the rest go on in the background. */
+const SYNC_WAIT_MS = 2500;
+
+/** Pushes the devices' changed connections to their relays, waiting at most SYNC_WAIT_MS for it. */
+async function syncChanged(ctx: Ctx, deviceIds: Iterable<string>): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<void>((resolve) => {
+    timer = setTimeout(resolve, SYNC_WAIT_MS);
+    timer.unref();
+  });
+  await Promise.race([syncDevices(ctx, deviceIds), deadline]);
+  clearTimeout(timer);
+}
 
 export const JOBS: Record<string, Job> = {
   /** Devices silent for longer than staleAfterS go offline, with a device_disconnected event. */
@@ -38,33 +55,33 @@ export const JOBS: Record<string, Job> = {
     return { changed: r.rowCount, after: () => r.rows.forEach((c) => ctx.bus.publish('command_updated', toCommand(c), now)) };
   },
 
-  /** Connections past expiry or over their monthly bandwidth stop working (credentials sync drops them). */
+  /** Connections past expiry or over their monthly bandwidth (the device's count) are blocked; their
+   * devices' relays are told at once, and the devices refuse them with the reason. */
   async blockConnections(ctx, q, now) {
-    const expired = await q.query<{ id: string; device_id: string }>(
-      `UPDATE connections SET blocked_reason = 'expired', updated_at = $1 WHERE blocked_reason IS NULL AND expires_at IS NOT NULL AND expires_at <= $1 RETURNING id, device_id`,
-      [now],
-    );
-    const over = await q.query<{ id: string; device_id: string }>(
-      `UPDATE connections c SET blocked_reason = 'bandwidth', updated_at = $1
-        WHERE c.blocked_reason IS NULL AND c.bandwidth_limit_bytes IS NOT NULL
-          AND c.bandwidth_limit_bytes <= (
-            SELECT coalesce(sum(u.bytes_in + u.bytes_out) FILTER (WHERE u.source = 'nft'), 0)
-                 + CASE WHEN count(*) FILTER (WHERE u.source = 'nft') = 0 THEN coalesce(sum(u.bytes_in + u.bytes_out), 0) ELSE 0 END
-              FROM usage_hourly u WHERE u.connection_id = c.id AND u.hour >= date_trunc('month', $1::timestamptz))
-        RETURNING id, device_id`,
-      [now],
-    );
-    const all = [...expired.rows, ...over.rows];
-    return { changed: all.length, after: () => all.forEach((c) => ctx.bus.publish('connection_updated', { id: c.id, device_id: c.device_id, blocked: true }, now)) };
+    const all = await blockDue(q, now);
+    return {
+      changed: all.length,
+      after: async () => {
+        for (const c of all) ctx.bus.publish('connection_updated', { id: c.id, device_id: c.device_id, blocked: true }, now);
+        await syncChanged(ctx, all.map((c) => c.device_id));
+      },
+    };
   },
 
   /** Bandwidth blocks lift at the start of a new month. */
-  async unblockNewMonth(_ctx, q, now) {
-    const r = await q.query(
-      `UPDATE connections SET blocked_reason = NULL, updated_at = $1 WHERE blocked_reason = 'bandwidth' AND updated_at < date_trunc('month', $1::timestamptz)`,
+  async unblockNewMonth(ctx, q, now) {
+    const r = await q.query<{ id: string; device_id: string }>(
+      `UPDATE connections SET blocked_reason = NULL, updated_at = $1 WHERE blocked_reason = 'bandwidth' AND updated_at < date_trunc('month', $1::timestamptz)
+       RETURNING id, device_id`,
       [now],
     );
-    return { changed: r.rowCount };
+    return {
+      changed: r.rowCount,
+      after: async () => {
+        for (const c of r.rows) ctx.bus.publish('connection_updated', { id: c.id, device_id: c.device_id, blocked: false }, now);
+        await syncChanged(ctx, r.rows.map((c) => c.device_id));
+      },
+    };
   },
 
   /** Devices with an auto-rotation interval get a rotate_ip command when due. */
@@ -105,7 +122,7 @@ export const JOBS: Record<string, Job> = {
 export async function runJob(ctx: Ctx, name: string, now: Date): Promise<JobResult> {
   const job = JOBS[name]!;
   const key = JOB_LOCK_BASE + Object.keys(JOBS).indexOf(name);
-  let after: (() => void) | undefined;
+  let after: (() => void | Promise<void>) | undefined;
   const res = await ctx.db.tx(async (q) => {
     const got = (await q.query<{ ok: boolean }>('SELECT pg_try_advisory_xact_lock($1) AS ok', [key])).rows[0]!.ok;
     if (!got) return { job: name, skipped: true, changed: 0 };
@@ -113,6 +130,6 @@ export async function runJob(ctx: Ctx, name: string, now: Date): Promise<JobResu
     after = out.after;
     return { job: name, changed: out.changed };
   });
-  after?.();
+  await after?.();
   return res;
 }

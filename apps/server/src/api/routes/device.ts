@@ -26,7 +26,6 @@ export function deviceRoutes(r: Router, ctx: Ctx, limits: { pair: RateLimiter; r
         device_id: s.device.id,
         auth_token: s.auth_token,
         relay: { id: s.relay.id, host: s.relay.host, port: s.relay.port },
-        base_port: s.device.base_port,
         tunnel: {
           server_public_key: relayKey,
           server_public_key_endorsement: relayKey ? ctx.serverKey.endorseRelayKey(s.device.id, relayKey) : null,
@@ -75,12 +74,10 @@ export function deviceRoutes(r: Router, ctx: Ctx, limits: { pair: RateLimiter; r
     },
   });
   r.add({
-    method: 'GET', url: '/api/devices/:id/credentials', auth: 'device', tag, summary: 'Usernames and password verifiers of the connections this device serves',
-    params: IdParams,
-    handler: async ({ params }) => {
-      const items = await deviceCredentials(ctx, ctx.db, params.id);
-      return { version: sha256(JSON.stringify(items)).slice(0, 16), items };
-    },
+    method: 'GET', url: '/api/devices/:id/credentials', auth: 'device', tag,
+    summary: 'Every connection this device serves: password verifier, state, allow-list, expiry, limits, usage; version as in the heartbeat answer',
+    params: IdParams, response: S.DeviceCredentials,
+    handler: ({ params }) => deviceCredentials(ctx, ctx.db, params.id),
   });
   r.add({
     method: 'GET', url: '/api/devices/:id/tunnel', auth: 'device', tag, summary: 'Where and how to open the tunnel (relay address, key and its endorsement, VPN address, MTU)',

@@ -27,7 +27,7 @@ export function fleetRoutes(r: Router, ctx: Ctx, limits: { pairingCodes: RateLim
     body: S.DeviceCreate,
     handler: async ({ body, principal }) => {
       const s = await ctx.db.tx((q) => createDevice(ctx, q, { name: body.name, description: body.description, relayId: body.relay_id, strictName: true }, principal.id));
-      return { device: s.device, auth_token: s.auth_token, relay: s.relay, base_port: s.device.base_port, tunnel: { server_public_key: s.relay.public_key, psk: s.psk, private_key: s.private_key, mtu: ctx.config.tunnelMtu, subnet: ctx.config.deviceSubnet, vpn_ip: s.device.vpn_ip } };
+      return { device: s.device, auth_token: s.auth_token, relay: s.relay, tunnel: { server_public_key: s.relay.public_key, psk: s.psk, private_key: s.private_key, mtu: ctx.config.tunnelMtu, subnet: ctx.config.deviceSubnet, vpn_ip: s.device.vpn_ip } };
     },
   });
   r.add({ method: 'GET', url: '/api/devices/:id', auth: 'admin', tag, summary: 'Get a device', params: IdParams, response: S.Device, handler: ({ params }) => getDevice(ctx.db, params.id) });

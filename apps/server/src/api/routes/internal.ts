@@ -8,6 +8,7 @@ import { checkVerifier } from '../../security/crypto.js';
 import { deviceCredentials, deviceForwarding } from '../../services/connections.js';
 import { recordEvent } from '../../services/audit.js';
 import { newId } from '../../security/crypto.js';
+import { ipInCidrs } from '../../services/ipam.js';
 
 const B64Key = z.string().regex(/^[A-Za-z0-9+/]{43}=$/);
 
@@ -43,14 +44,14 @@ export function internalRoutes(r: Router, ctx: Ctx) {
     handler: async ({ body }) => {
       const now = ctx.clock.now();
       const res = await ctx.db.tx(async (q) => {
-        const prev = (await q.query<{ status: string; base_port: number; vpn_ip: string }>('SELECT status, base_port, vpn_ip FROM devices WHERE id = $1 FOR UPDATE', [body.device_id])).rows[0];
+        const prev = (await q.query<{ status: string; vpn_ip: string }>('SELECT status, vpn_ip FROM devices WHERE id = $1 FOR UPDATE', [body.device_id])).rows[0];
         if (!prev) throw apiError('PP_ERR_API_NOT_FOUND', { what: 'device' });
         await q.query(`UPDATE devices SET tunnel_connected = true, status = 'online', last_seen_at = $2, updated_at = $2, relay_id = coalesce($3, relay_id) WHERE id = $1`, [body.device_id, now, body.relay_id ?? null]);
         await recordEvent(q, 'device_connected', body.device_id, { via: 'tunnel', endpoint: body.endpoint ?? null }, now);
         return { prev, connections: await deviceForwarding(ctx, q, body.device_id), credentials: await deviceCredentials(ctx, q, body.device_id) };
       });
       ctx.bus.publish('device_connected', { device_id: body.device_id, via: 'tunnel', vpn_ip: res.prev.vpn_ip }, now);
-      return { base_port: res.prev.base_port, vpn_ip: res.prev.vpn_ip, connections: res.connections, credentials: res.credentials };
+      return { vpn_ip: res.prev.vpn_ip, connections: res.connections, credentials: res.credentials.items, credentials_version: res.credentials.version };
     },
   });
   r.add({
@@ -70,15 +71,18 @@ export function internalRoutes(r: Router, ctx: Ctx) {
   r.add({
     method: 'GET', url: '/api/internal/devices/:id/forwarding', auth: 'internal', tag, summary: "A device's connections as the relay forwards them",
     params: z.object({ id: S.DeviceId }),
-    handler: async ({ params }) => ({ connections: await deviceForwarding(ctx, ctx.db, params.id), credentials: await deviceCredentials(ctx, ctx.db, params.id) }),
+    handler: async ({ params }) => {
+      const credentials = await deviceCredentials(ctx, ctx.db, params.id);
+      return { connections: await deviceForwarding(ctx, ctx.db, params.id), credentials: credentials.items, credentials_version: credentials.version };
+    },
   });
   r.add({
     method: 'POST', url: '/api/internal/tunnel/forwarding', auth: 'internal', tag, summary: 'Forwarding of many connected devices at once (the tunnel polls this to apply changes)',
     body: z.strictObject({ device_ids: z.array(S.DeviceId).max(20_000) }),
     handler: async ({ body }) => {
-      const out: Record<string, { vpn_ip: string; base_port: number; connections: Awaited<ReturnType<typeof deviceForwarding>> }> = {};
-      const devs = await ctx.db.query<{ id: string; vpn_ip: string; base_port: number }>('SELECT id, vpn_ip, base_port FROM devices WHERE id = ANY($1::text[])', [body.device_ids]);
-      for (const d of devs.rows) out[d.id] = { vpn_ip: d.vpn_ip, base_port: d.base_port, connections: await deviceForwarding(ctx, ctx.db, d.id) };
+      const out: Record<string, { vpn_ip: string; connections: Awaited<ReturnType<typeof deviceForwarding>> }> = {};
+      const devs = await ctx.db.query<{ id: string; vpn_ip: string }>('SELECT id, vpn_ip FROM devices WHERE id = ANY($1::text[])', [body.device_ids]);
+      for (const d of devs.rows) out[d.id] = { vpn_ip: d.vpn_ip, connections: await deviceForwarding(ctx, ctx.db, d.id) };
       return { devices: out };
     },
   });
@@ -101,31 +105,40 @@ export function internalRoutes(r: Router, ctx: Ctx) {
     },
   });
 
-  // OpenVPN hooks: the customer signs in with a connection's username and password.
+  // OpenVPN hooks: the customer signs in with a connection's username and password. Its traffic reaches
+  // the device through the relay's transparent proxy (from the relay's address), so the connection's
+  // allow-list is checked here, against the customer's real address (untrusted_ip).
   const Ovpn = z.strictObject({ username: z.string().min(1).max(64), password: z.string().max(256).optional(), vpn_ip: S.IPv4.optional(), untrusted_ip: z.string().max(64).optional() });
   r.add({
-    method: 'POST', url: '/api/internal/openvpn/auth', auth: 'internal', tag, summary: 'Check an OpenVPN customer login',
+    method: 'POST', url: '/api/internal/openvpn/auth', auth: 'internal', tag,
+    summary: "Check an OpenVPN customer login (password, state, and the allow-list against untrusted_ip, the customer's address)",
     body: Ovpn,
     handler: async ({ body }) => {
-      const c = (await ctx.db.query<{ id: string; device_id: string; password_verifier: string }>(
-        `SELECT id, device_id, password_verifier FROM connections WHERE username = $1 AND enabled AND blocked_reason IS NULL AND (expires_at IS NULL OR expires_at > $2)`,
+      const c = (await ctx.db.query<{ id: string; device_id: string; password_verifier: string; allow_from: string[] }>(
+        `SELECT id, device_id, password_verifier, allow_from FROM connections WHERE username = $1 AND enabled AND blocked_reason IS NULL AND (expires_at IS NULL OR expires_at > $2)`,
         [body.username, ctx.clock.now()],
       )).rows[0];
       if (!c || !body.password || !checkVerifier(body.password, c.password_verifier)) throw apiError('PP_ERR_API_FORBIDDEN');
+      // A connection with an allow-list admits only customers from it; without an address, none.
+      if (c.allow_from?.length && !(body.untrusted_ip && ipInCidrs(body.untrusted_ip, c.allow_from))) throw apiError('PP_ERR_API_FORBIDDEN');
       return { ok: true, connection_id: c.id, device_id: c.device_id };
     },
   });
   r.add({
-    method: 'POST', url: '/api/internal/openvpn/connect', auth: 'internal', tag, summary: 'An OpenVPN customer got an address: answers the device proxy to use',
+    method: 'POST', url: '/api/internal/openvpn/connect', auth: 'internal', tag,
+    summary: "An OpenVPN customer got an address: answers the device proxy to use (the connection's own port and protocol on the device)",
     body: Ovpn,
     handler: async ({ body }) => {
-      const c = (await ctx.db.query<{ id: string; device_id: string; vpn_ip: string; password_enc: string; tunnel_connected: boolean }>(
-        `SELECT c.id, c.device_id, d.vpn_ip, c.password_enc, d.tunnel_connected FROM connections c JOIN devices d ON d.id = c.device_id
-          WHERE c.username = $1 AND c.enabled AND c.blocked_reason IS NULL`,
-        [body.username],
+      const c = (await ctx.db.query<{ id: string; device_id: string; vpn_ip: string; port: number; protocol: 'http' | 'socks5'; password_enc: string }>(
+        `SELECT c.id, c.device_id, d.vpn_ip, c.port, c.protocol, c.password_enc FROM connections c JOIN devices d ON d.id = c.device_id
+          WHERE c.username = $1 AND c.enabled AND c.blocked_reason IS NULL AND (c.expires_at IS NULL OR c.expires_at > $2)`,
+        [body.username, ctx.clock.now()],
       )).rows[0];
       if (!c) throw apiError('PP_ERR_API_FORBIDDEN');
-      return { connection_id: c.id, device_id: c.device_id, device_vpn_ip: c.vpn_ip, proxy_port: 8080, username: body.username, password: ctx.box.open(c.password_enc), client_ip: body.vpn_ip ?? null };
+      return {
+        connection_id: c.id, device_id: c.device_id, device_vpn_ip: c.vpn_ip, proxy_port: Number(c.port), protocol: c.protocol,
+        username: body.username, password: ctx.box.open(c.password_enc), client_ip: body.vpn_ip ?? null,
+      };
     },
   });
   r.add({

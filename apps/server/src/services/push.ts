@@ -1,0 +1,55 @@
+// Push on change: when a device's connections change (created, edited, password, blocked, unblocked,
+// deleted, device deleted), the API asks the relay that holds the device to apply it now
+// (POST {push_url}/sync {device_id}); the relay refetches the device's forwarding and credentials,
+// updates its firewall and tells the device, and answers {ok: true} once applied. That is what revokes
+// a connection within a second. Best effort: called after commit, never inside a transaction, never
+// failing the caller; the relay's forwarding poll (every 10 s) is the safety net.
+import type { Ctx } from '../context.js';
+
+/** Most syncs in flight at once when a job changed many devices. */
+const SYNC_CONCURRENCY = 16;
+
+/** The relay push API of each device that has one (devices.relay_id → relays.push_url). */
+export async function pushUrls(ctx: Ctx, deviceIds: readonly string[]): Promise<Map<string, string>> {
+  if (!deviceIds.length) return new Map();
+  const r = await ctx.db.query<{ id: string; push_url: string }>(
+    'SELECT d.id, r.push_url FROM devices d JOIN relays r ON r.id = d.relay_id WHERE d.id = ANY($1::text[])',
+    [[...deviceIds]],
+  );
+  return new Map(r.rows.map((x) => [x.id, x.push_url]));
+}
+
+/**
+ * Tells the device's relay to apply its changed connections; true when the relay confirmed. Pass
+ * `pushUrl` when the device row is already gone (device deletion looks it up before deleting).
+ */
+export async function syncDevice(ctx: Ctx, deviceId: string, pushUrl?: string | null): Promise<boolean> {
+  try {
+    const url = pushUrl === undefined ? (await pushUrls(ctx, [deviceId])).get(deviceId) : pushUrl;
+    if (!url) return false;
+    const ok = await ctx.push.sync(url, deviceId);
+    if (!ok) ctx.log.debug({ device_id: deviceId }, 'relay did not confirm the sync; its poll applies the change');
+    return ok;
+  } catch (err) {
+    ctx.log.debug({ err, device_id: deviceId }, 'relay sync failed; its poll applies the change');
+    return false;
+  }
+}
+
+/** syncDevice for many devices (worker jobs), a few at a time; never throws. */
+export async function syncDevices(ctx: Ctx, deviceIds: Iterable<string>): Promise<void> {
+  const ids = [...new Set(deviceIds)];
+  if (!ids.length) return;
+  let urls: Map<string, string>;
+  try {
+    urls = await pushUrls(ctx, ids);
+  } catch (err) {
+    ctx.log.debug({ err, devices: ids.length }, 'relay sync skipped: push URLs not readable; the relays poll');
+    return;
+  }
+  const queue = ids.filter((id) => urls.has(id));
+  const run = async () => {
+    for (let id = queue.shift(); id !== undefined; id = queue.shift()) await syncDevice(ctx, id, urls.get(id)!);
+  };
+  await Promise.all(Array.from({ length: Math.min(SYNC_CONCURRENCY, queue.length) }, run));
+}
