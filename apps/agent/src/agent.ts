@@ -1,11 +1,13 @@
 // `pocketproxy-agent run`, wired from injected parts (the only module main.ts builds from):
 //
 //   state.json -> API /tunnel (relay key) -> TUN ppd0 (vpn_ip/prefix, mtu) <-> TunnelClient <-> relay
-//   proxies on vpn_ip (:8080 HTTP, :1080 SOCKS5 tcp+udp, :1081 UDP) -> egress interface -> internet
+//   one listener per connection on vpn_ip:<its relay port> (HTTP or SOCKS5 tcp+udp) -> egress interface -> internet
 //   heartbeat (metrics, public IP, usage) <-> API; commands by tunnel push or heartbeat -> dispatcher
+//   credentials (API, on push / version change) -> listeners (open, close, revoke) + byte budgets
 import type { Logger } from 'pino';
 import { decodeKey, type JsonMessage } from '@pocketproxy/protocol';
 import { openTcpSocket } from '@pocketproxy/tun';
+import { ConnectionMeter, createHandshakeGuard } from '@pocketproxy/proxy';
 import { createApiClient, fetchPublicIp, type ApiClient, type HeartbeatReply, type TunnelInfo } from './api-client.js';
 import { CredentialStore } from './credentials.js';
 import { agentError } from './errors.js';
@@ -15,8 +17,9 @@ import type { TunnelClientOptions } from './tunnel/client.js';
 import type { StartTunnel, TunnelHandle } from './tunnel/host.js';
 import { firstHost, prefixLength } from './tunnel/probe.js';
 import { createEgress, interfaceAddresses } from './proxy/egress.js';
-import { startProxies, type Proxies } from './proxy/proxies.js';
+import { Listeners } from './proxy/listeners.js';
 import { UsageMeter } from './ops/usage.js';
+import { DEFAULT_REPLY_TABLE } from './tunnel/routing.js';
 import { HeartbeatLoop } from './ops/heartbeat.js';
 import { collectMetrics } from './ops/metrics.js';
 import { CommandDispatcher, type CommandHandler } from './ops/commands.js';
@@ -35,8 +38,15 @@ export interface RunConfig {
   airplaneSeconds: number;
   /** How long the egress reuses a DNS answer (ms; 0 = resolve on every dial; default 5000). */
   dnsCacheMs?: number;
-  /** Proxy ports on vpn_ip (tests move them). */
-  ports?: { http?: number; socks5?: number; udp?: number };
+  /** Request head / SOCKS5 handshake deadline (ms, default 10000). */
+  handshakeTimeoutMs?: number;
+  /** Established tunnels idle this long are closed (ms, default 300000). */
+  idleTimeoutMs?: number;
+  /** Unauthenticated sockets allowed per customer address (default 64) and in all (default 2048). */
+  maxHandshakesPerAddress?: number;
+  maxHandshakes?: number;
+  /** Routing table (and rule preference) that sends answers to customers into the tunnel; 0 = none (tests). */
+  replyTable?: number;
   tunnel?: Partial<Pick<TunnelClientOptions, 'timers' | 'policy' | 'liveness' | 'tickMs'>>;
 }
 
@@ -54,7 +64,7 @@ export interface Agent {
   start(): Promise<void>;
   stop(): Promise<void>;
   readonly tunnel: TunnelHandle | undefined;
-  readonly proxies: Proxies | undefined;
+  readonly listeners: Listeners | undefined;
   readonly dispatcher: CommandDispatcher;
   readonly credentials: CredentialStore;
 }
@@ -64,15 +74,33 @@ export function createAgent(cfg: RunConfig, deps: AgentDeps): Agent {
   const exec = deps.exec ?? realExec;
   const now = deps.now ?? Date.now;
   const credentials = new CredentialStore();
-  const usage = new UsageMeter();
+  let listeners: Listeners | undefined;
+  let heartbeat: HeartbeatLoop | undefined;
+  // A connection whose byte budget runs out mid-stream: its sockets end at once, and a heartbeat
+  // carries the count so the API blocks it (and tells every relay) without waiting for the next beat.
+  const usage = new UsageMeter((id) => new ConnectionMeter({
+    now,
+    onExhausted: () => {
+      const ended = listeners?.endConnection(id) ?? 0;
+      log.info({ connectionId: id, ended }, 'bandwidth limit reached; connection ended');
+      void heartbeat?.beat();
+    },
+  }));
   let state: AgentState;
   let api: ApiClient;
   let tunnel: TunnelHandle | undefined;
-  let proxies: Proxies | undefined;
-  let heartbeat: HeartbeatLoop | undefined;
   let stopped = false;
-  let credsInFlight: Promise<void> | undefined;
+  let monthTimer: NodeJS.Timeout | undefined;
   const startedAt = now();
+  const replyTable = cfg.replyTable ?? DEFAULT_REPLY_TABLE;
+  // Heartbeats (which carry usage) and credential fetches (which carry the API's usage figure) run
+  // one at a time, so the figure a fetch brings back holds exactly the heartbeats sent before it.
+  let apiTurn: Promise<unknown> = Promise.resolve();
+  const oneAtATime = <T>(f: () => Promise<T>): Promise<T> => {
+    const run = apiTurn.then(f, f);
+    apiTurn = run.catch(() => {});
+    return run;
+  };
 
   let driver: RotationDriver | undefined;
   if (cfg.rotateDriver) driver = createRotationDriver({ driver: cfg.rotateDriver, rotateCommand: cfg.rotateCommand, airplaneSeconds: cfg.airplaneSeconds, exec });
@@ -93,7 +121,7 @@ export function createAgent(cfg: RunConfig, deps: AgentDeps): Agent {
           driver,
           publicIp,
           lastKnownIp: () => heartbeat?.lastPublicIp ?? null,
-          closeCustomerSockets: cfg.closeOnRotate ? () => log.info({ closed: proxies?.closeCustomerSockets() ?? 0 }, 'closed customer sockets after rotation') : undefined,
+          closeCustomerSockets: cfg.closeOnRotate ? () => log.info({ closed: listeners?.closeCustomerSockets() ?? 0 }, 'closed customer sockets after rotation') : undefined,
         });
         void heartbeat?.beat();
         return r;
@@ -134,15 +162,35 @@ export function createAgent(cfg: RunConfig, deps: AgentDeps): Agent {
     logger: log.child({ subsys: 'commands' }),
   });
 
+  // One fetch at a time; a request that arrives while one is in flight (it may have been asked
+  // before the change it announces) gets one more fetch after it.
+  let credsInFlight: Promise<void> | undefined;
+  let credsAgain = false;
+  const fetchCredentials = () => oneAtATime(async () => {
+    const c = await api.credentials();
+    const reportedAt = new Map<string, number>();
+    for (const i of c.items as { connection_id?: unknown }[]) if (typeof i?.connection_id === 'string') reportedAt.set(i.connection_id, usage.of(i.connection_id).reported);
+    return { c, reportedAt };
+  });
   const refreshCredentials = (): Promise<void> => {
-    credsInFlight ??= (async () => {
-      try {
-        const c = await api.credentials();
-        credentials.replace(c.version, c.items);
-        log.info({ version: c.version, count: c.items.length }, 'credentials loaded');
-      } catch (e) {
-        log.warn({ err: e }, 'fetching credentials failed');
-      }
+    if (credsInFlight) {
+      credsAgain = true;
+      return credsInFlight;
+    }
+    credsInFlight = (async () => {
+      do {
+        credsAgain = false;
+        try {
+          const { c, reportedAt } = await fetchCredentials();
+          const bad = credentials.replace(c.version, c.items);
+          for (const b of bad) log.warn({ connectionId: b.id, reason: b.reason }, 'credential item refused');
+          listeners?.setBudgets(reportedAt);
+          await listeners?.apply();
+          log.info({ version: c.version, count: credentials.size }, 'credentials loaded');
+        } catch (e) {
+          log.warn({ err: e }, 'fetching credentials failed');
+        }
+      } while (credsAgain && !stopped);
     })().finally(() => (credsInFlight = undefined));
     return credsInFlight;
   };
@@ -179,7 +227,7 @@ export function createAgent(cfg: RunConfig, deps: AgentDeps): Agent {
 
   return {
     get tunnel() { return tunnel; },
-    get proxies() { return proxies; },
+    get listeners() { return listeners; },
     dispatcher,
     credentials,
     async start() {
@@ -193,7 +241,7 @@ export function createAgent(cfg: RunConfig, deps: AgentDeps): Agent {
       const vpnIp = t.vpn_ip!;
       const gw = firstHost(t.subnet);
       tunnel = await deps.startTunnel({
-        tun: { name: cfg.tunnelInterface, mtu: t.mtu, address: vpnIp, prefixLength: prefixLength(t.subnet) },
+        tun: { name: cfg.tunnelInterface, mtu: t.mtu, address: vpnIp, prefixLength: prefixLength(t.subnet), ...(replyTable ? { replyTable } : {}) },
         relayHost: t.relay.host,
         relayPort: t.relay.port,
         relayPublicKey: decodeKey(t.relay.public_key!, 'relay public key'),
@@ -203,24 +251,39 @@ export function createAgent(cfg: RunConfig, deps: AgentDeps): Agent {
         options: cfg.tunnel,
       }, onMessage, log);
 
-      await refreshCredentials();
-      const egress = createEgress({ interface: cfg.egressInterface, tunnelSubnet: t.subnet, allowPrivate: cfg.allowPrivateDestinations, dnsCacheMs: cfg.dnsCacheMs, openSocket: egressSocket });
-      proxies = await startProxies({
+      const egress = createEgress({ interface: cfg.egressInterface, tunnelSubnet: t.subnet, allowPrivate: cfg.allowPrivateDestinations, dnsCacheMs: cfg.dnsCacheMs, openSocket: egressSocket, logger: log });
+      listeners = new Listeners({
         host: vpnIp,
-        ports: cfg.ports,
+        relayAddress: gw,
+        relayHost: t.relay.host,
         credentials,
-        egress,
         usage,
+        egress,
+        // The relay's transparent proxy opens every OpenVPN customer's connections from one address.
+        guard: createHandshakeGuard({ maxPerAddress: cfg.maxHandshakesPerAddress ?? 64, maxTotal: cfg.maxHandshakes ?? 2048, exempt: (ip) => ip === gw }),
+        limits: { headTimeoutMs: cfg.handshakeTimeoutMs ?? 10_000, idleTimeoutMs: cfg.idleTimeoutMs ?? 300_000 },
         logger: log,
-        advertise: () => ({ host: state.relay.host, udpPort: state.base_port + 2 }),
+        now,
       });
+      await refreshCredentials();
+      // Budgets are per calendar month (UTC, as the API counts): a new month starts from the API's figure.
+      let month = new Date(now()).getUTCMonth();
+      monthTimer = setInterval(() => {
+        const m = new Date(now()).getUTCMonth();
+        if (m !== month) {
+          month = m;
+          void refreshCredentials();
+        }
+      }, 60_000);
+      monthTimer.unref();
 
       heartbeat = new HeartbeatLoop({
         send: (body) => api.heartbeat(body),
         metrics: () => collectMetrics(exec),
         publicIp,
         usage,
-        sampleLive: () => proxies && usage.sampleLive(proxies.liveSamples()),
+        proxyStats: () => listeners?.stats(),
+        oneAtATime,
         onReply: onHeartbeatReply,
         agentVersion: AGENT_VERSION,
         startedAt,
@@ -233,7 +296,8 @@ export function createAgent(cfg: RunConfig, deps: AgentDeps): Agent {
     async stop() {
       stopped = true;
       heartbeat?.stop();
-      await proxies?.close();
+      if (monthTimer) clearInterval(monthTimer);
+      await listeners?.close();
       await tunnel?.stop();
     },
   };

@@ -13,7 +13,6 @@ export interface PairResult {
   device_id: string;
   auth_token: string;
   relay: { id: string; host: string; port: number };
-  base_port: number;
   tunnel: { server_public_key: string | null; server_public_key_endorsement?: string | null; psk: string; private_key?: string; mtu: number; subnet: string; vpn_ip?: string | null };
   /** The server key that endorses relay keys (absent from an API older than the pairing fingerprint). */
   server_key?: { public_key: string; fingerprint: string };
@@ -35,22 +34,73 @@ export interface HeartbeatBody {
   agent_version?: string;
   uptime_s?: number;
   usage: Array<{ connection_id: string; bytes_in: number; bytes_out: number }>;
+  proxy?: Record<string, number>;
 }
 export interface HeartbeatReply {
   commands: PushedCommand[];
   heartbeat_interval_s: number;
   credentials_version: string;
 }
+export type ConnectionState = 'active' | 'disabled' | 'expired' | 'bandwidth';
+
+/** One connection this device serves (GET /api/devices/:id/credentials); checked by parseCredentialItem. */
 export interface CredentialItem {
   connection_id: string;
-  protocol: string;
+  protocol: 'http' | 'socks5';
+  /** The connection's public port on the relay, which is also its listener port on vpn_ip. */
   port: number;
   username: string;
   verifier: string;
+  state: ConnectionState;
+  /** Customer addresses/CIDRs allowed; empty = anyone with the credentials. */
+  allow_from: string[];
+  expires_at: string | null;
+  max_connections: number | null;
+  rate_limit_down_kbps: number | null;
+  rate_limit_up_kbps: number | null;
+  bandwidth_limit_bytes: number | null;
+  /** This month's usage as the API has it from our reports (bytes relayed both ways). */
+  bytes_used_month: number;
 }
 export interface CredentialsReply {
   version: string;
   items: CredentialItem[];
+}
+
+const STATES: readonly ConnectionState[] = ['active', 'disabled', 'expired', 'bandwidth'];
+const posInt = (v: unknown, max: number): v is number => typeof v === 'number' && Number.isInteger(v) && v >= 1 && v <= max;
+const optLimit = (v: unknown, max: number): number | null | undefined => (v === null || v === undefined ? null : posInt(v, max) ? v : undefined);
+
+/**
+ * One item of the credentials answer, checked: what the listeners get is well-formed or left out
+ * (with the reason). Fields an older API does not send take their permissive defaults only where
+ * that cannot open anything: a missing state is refused, not taken as active.
+ */
+export function parseCredentialItem(v: unknown): CredentialItem | string {
+  if (typeof v !== 'object' || v === null) return 'not an object';
+  const o = v as Record<string, unknown>;
+  if (typeof o.connection_id !== 'string' || o.connection_id === '' || o.connection_id.length > 64) return 'bad connection_id';
+  if (o.protocol !== 'http' && o.protocol !== 'socks5') return `bad protocol ${String(o.protocol)}`;
+  if (!posInt(o.port, 65535)) return `bad port ${String(o.port)}`;
+  if (typeof o.username !== 'string' || o.username === '' || o.username.length > 255) return 'bad username';
+  if (typeof o.verifier !== 'string' || !o.verifier.startsWith('v1$')) return 'bad verifier';
+  if (!STATES.includes(o.state as ConnectionState)) return `bad state ${String(o.state)}`;
+  const allow = o.allow_from ?? [];
+  if (!Array.isArray(allow) || allow.length > 1000 || !allow.every((a) => typeof a === 'string' && a.length <= 64)) return 'bad allow_from';
+  const expires = o.expires_at ?? null;
+  if (expires !== null && (typeof expires !== 'string' || Number.isNaN(Date.parse(expires)))) return 'bad expires_at';
+  const maxConn = optLimit(o.max_connections, 1_000_000);
+  const down = optLimit(o.rate_limit_down_kbps, 100_000_000);
+  const up = optLimit(o.rate_limit_up_kbps, 100_000_000);
+  const limit = o.bandwidth_limit_bytes === null || o.bandwidth_limit_bytes === undefined ? null : typeof o.bandwidth_limit_bytes === 'number' && Number.isSafeInteger(o.bandwidth_limit_bytes) && o.bandwidth_limit_bytes >= 0 ? o.bandwidth_limit_bytes : undefined;
+  if (maxConn === undefined || down === undefined || up === undefined || limit === undefined) return 'bad limit';
+  const used = o.bytes_used_month ?? 0;
+  if (typeof used !== 'number' || !Number.isSafeInteger(used) || used < 0) return 'bad bytes_used_month';
+  return {
+    connection_id: o.connection_id, protocol: o.protocol, port: o.port, username: o.username, verifier: o.verifier,
+    state: o.state as ConnectionState, allow_from: allow as string[], expires_at: expires as string | null,
+    max_connections: maxConn, rate_limit_down_kbps: down, rate_limit_up_kbps: up, bandwidth_limit_bytes: limit, bytes_used_month: used,
+  };
 }
 export type CommandResultStatus = 'acked' | 'succeeded' | 'failed';
 

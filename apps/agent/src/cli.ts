@@ -39,8 +39,8 @@ Options:
 `,
   run: `Usage: pocketproxy-agent run [options]
 
-Opens the tunnel to the relay and serves customers on the tunnel address
-(HTTP :8080, SOCKS5 :1080 tcp+udp, UDP relay :1081).
+Opens the tunnel to the relay and serves each connection on its own port of the
+tunnel address (the connection's relay port; HTTP, or SOCKS5 tcp+udp).
 
 Options:
   --state-dir DIR                 state directory (default ${DEFAULT_STATE_DIR})
@@ -55,6 +55,11 @@ Options:
   --close-on-rotate true|false    drop open customer connections after a rotation (default true)
   --dns-cache-ms N                reuse a DNS answer for N ms (default 5000; 0 = resolve every request)
   --allow-reboot                  obey the reboot command
+  --handshake-timeout-s N         a request head / SOCKS5 handshake must be complete in N s (default 10)
+  --idle-timeout-s N              close an established tunnel after N s without traffic (default 300)
+  --max-handshakes-per-address N  unauthenticated sockets per customer address (default 64)
+  --max-handshakes N              unauthenticated sockets in all (default 2048)
+  --reply-table N                 routing table and rule preference for answers into the tunnel (default 5210)
   --log-level LEVEL               pino level (default info, or $LOG_LEVEL)
   -h, --help                      show this help
 `,
@@ -106,7 +111,9 @@ export function parseCli(argv: readonly string[]): Parsed {
       'state-dir': { type: 'string' }, 'egress-interface': { type: 'string' }, 'tunnel-interface': { type: 'string' },
       'rotate-driver': { type: 'string' }, 'rotate-command': { type: 'string' }, 'airplane-seconds': { type: 'string' },
       'ip-echo-url': { type: 'string' }, 'allow-private-destinations': { type: 'boolean' }, 'close-on-rotate': { type: 'string' },
-      'dns-cache-ms': { type: 'string' }, 'allow-reboot': { type: 'boolean' }, 'log-level': { type: 'string' }, help: { type: 'boolean', short: 'h' },
+      'dns-cache-ms': { type: 'string' }, 'allow-reboot': { type: 'boolean' },
+      'handshake-timeout-s': { type: 'string' }, 'idle-timeout-s': { type: 'string' }, 'max-handshakes-per-address': { type: 'string' },
+      'max-handshakes': { type: 'string' }, 'reply-table': { type: 'string' }, 'log-level': { type: 'string' }, help: { type: 'boolean', short: 'h' },
     });
     if (values.help) return { command: 'help', text: HELP.run };
     const problems: string[] = [];
@@ -126,6 +133,17 @@ export function parseCli(argv: readonly string[]): Parsed {
     if (!Number.isFinite(airplane) || airplane < 0 || airplane > 600) problems.push('--airplane-seconds must be 0-600');
     const dnsCacheMs = Number((values['dns-cache-ms'] as string | undefined) ?? 5000);
     if (!Number.isInteger(dnsCacheMs) || dnsCacheMs < 0 || dnsCacheMs > 3_600_000) problems.push('--dns-cache-ms must be an integer 0-3600000');
+    const int = (name: string, def: number, min: number, max: number): number => {
+      const v = Number((values[name] as string | undefined) ?? def);
+      if (!Number.isInteger(v) || v < min || v > max) problems.push(`--${name} must be an integer ${min}-${max}`);
+      return v;
+    };
+    const handshakeS = int('handshake-timeout-s', 10, 1, 600);
+    const idleS = int('idle-timeout-s', 300, 1, 86_400);
+    const perAddress = int('max-handshakes-per-address', 64, 1, 100_000);
+    const handshakes = int('max-handshakes', 2048, 1, 1_000_000);
+    const replyTable = int('reply-table', 5210, 1, 2_147_483_647);
+    if (replyTable >= 253 && replyTable <= 255) problems.push('--reply-table must not be 253-255 (the default, main and local tables)');
     const echo = values['ip-echo-url'] as string | undefined;
     if (echo !== undefined && !/^https?:\/\/[^\s]+$/.test(echo)) problems.push('--ip-echo-url must be an http(s) URL');
     usage(problems, HELP.run);
@@ -141,6 +159,11 @@ export function parseCli(argv: readonly string[]): Parsed {
       allowReboot: Boolean(values['allow-reboot']),
       airplaneSeconds: airplane,
       dnsCacheMs,
+      handshakeTimeoutMs: handshakeS * 1000,
+      idleTimeoutMs: idleS * 1000,
+      maxHandshakesPerAddress: perAddress,
+      maxHandshakes: handshakes,
+      replyTable,
     };
     return { command: 'run', config: Object.freeze(config), insecureHttp: Boolean(values['insecure-http']), logLevel: values['log-level'] as string | undefined };
   }

@@ -1,10 +1,12 @@
-// Customer credentials, checked on the device: the server sends usernames with password
-// verifiers, never passwords (DESIGN §6).
+// The connections this device serves, as the API last described them, and the password check.
+// The server sends usernames with password verifiers, never passwords (docs/security.md):
 //   verifier = "v1$" + salt + "$" + base64url(HMAC-SHA256(key = salt as UTF-8, message = password))
-// The principal of an authenticated customer is the connection id; its relay port is kept so the
-// SOCKS5 UDP ASSOCIATE reply can name the port the customer must send datagrams to.
+// Each connection has a listener of its own (proxy/listeners.ts), and a credential is checked only
+// against the connection of the port it arrived on: the username and password of one connection
+// open nothing on another.
 import { createHmac, timingSafeEqual } from 'node:crypto';
-import type { CredentialItem } from './api-client.js';
+import { BlockList, isIP } from 'node:net';
+import { parseCredentialItem, type CredentialItem } from './api-client.js';
 
 export function makeVerifier(password: string, salt: string): string {
   return `v1$${salt}$${createHmac('sha256', Buffer.from(salt, 'utf8')).update(password, 'utf8').digest('base64url')}`;
@@ -19,33 +21,59 @@ export function checkVerifier(password: string, verifier: string): boolean {
   return want.length === got.length && timingSafeEqual(want, got);
 }
 
-export interface Authenticated {
-  principal: string;
-  port: number;
-  protocol: string;
-}
-
 /** Most user/password pairs remembered as verified (the whole memo is dropped when it fills). */
 export const VERIFIED_MEMO_MAX = 4096;
 
+/** An address list as node:net's BlockList (IPv4 and IPv6, CIDRs and single addresses). */
+export function addressList(cidrs: readonly string[]): BlockList | null {
+  if (cidrs.length === 0) return null;
+  const list = new BlockList();
+  for (const c of cidrs) {
+    const [addr, bits] = c.split('/');
+    const fam = isIP(addr ?? '');
+    if (fam === 0) continue;
+    const type = fam === 6 ? 'ipv6' : 'ipv4';
+    try {
+      if (bits === undefined) list.addAddress(addr!, type);
+      else list.addSubnet(addr!, Number(bits), type);
+    } catch {
+      // A bad prefix adds nothing: the list stays closed to what it cannot read.
+    }
+  }
+  return list;
+}
+
 export class CredentialStore {
-  private byUser = new Map<string, CredentialItem>();
   private byId = new Map<string, CredentialItem>();
+  private lists = new Map<string, BlockList | null>();
   /**
-   * Pairs that passed checkVerifier since the last replace(), so a customer opening thousands of
-   * connections pays the HMAC once (it was ~3 % of the agent's CPU at 1,800 new connections/s).
-   * Keyed by user + NUL + password: the device sees every password in clear in Proxy-Authorization
+   * connection + user + password triples that passed checkVerifier since the last replace(), so a
+   * customer opening thousands of connections pays the HMAC once (it was ~3 % of the agent's CPU at
+   * 1,800 new connections/s). The device sees every password in clear in Proxy-Authorization
    * anyway; what it never holds is the password of a customer who did not connect. Cleared
    * whenever the credentials change, so a changed or revoked password is checked afresh.
    */
-  private verified = new Map<string, Authenticated>();
+  private verified = new Set<string>();
   version: string | undefined;
 
-  replace(version: string, items: readonly CredentialItem[]): void {
+  /** Replaces the whole set; returns the items left out and why (malformed from the API). */
+  replace(version: string, raw: readonly unknown[]): { id: string; reason: string }[] {
+    const bad: { id: string; reason: string }[] = [];
+    const byId = new Map<string, CredentialItem>();
+    for (const r of raw) {
+      const item = parseCredentialItem(r);
+      if (typeof item === 'string') bad.push({ id: String((r as { connection_id?: unknown })?.connection_id ?? '?'), reason: item });
+      else byId.set(item.connection_id, item);
+    }
     this.version = version;
-    this.byUser = new Map(items.map((i) => [i.username, i]));
-    this.byId = new Map(items.map((i) => [i.connection_id, i]));
-    this.verified = new Map();
+    this.byId = byId;
+    this.lists = new Map();
+    this.verified = new Set();
+    return bad;
+  }
+
+  get size(): number {
+    return this.byId.size;
   }
 
   /** Pairs currently remembered as verified (tests). */
@@ -53,28 +81,31 @@ export class CredentialStore {
     return this.verified.size;
   }
 
-  get size(): number {
-    return this.byUser.size;
+  items(): IterableIterator<CredentialItem> {
+    return this.byId.values();
   }
 
-  authenticate(username: string, password: string): Authenticated | null {
-    const key = `${username}\0${password}`;
-    const memo = this.verified.get(key);
-    if (memo) return memo;
-    const item = this.byUser.get(username);
-    // Unknown users still cost one HMAC, so timing does not reveal which usernames exist.
-    if (!item) {
-      checkVerifier(password, 'v1$x$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA');
-      return null;
-    }
-    if (!checkVerifier(password, item.verifier)) return null;
-    const ok = { principal: item.connection_id, port: item.port, protocol: item.protocol };
+  get(connectionId: string): CredentialItem | undefined {
+    return this.byId.get(connectionId);
+  }
+
+  /** True when user/password are this connection's. Wrong users still cost one HMAC (no timing oracle). */
+  check(item: CredentialItem, username: string, password: string): boolean {
+    const key = `${item.connection_id}\0${username}\0${password}`;
+    if (this.verified.has(key)) return true;
+    const ok = checkVerifier(password, item.verifier) && username === item.username;
+    if (!ok) return false;
     if (this.verified.size >= VERIFIED_MEMO_MAX) this.verified.clear();
-    this.verified.set(key, ok);
-    return ok;
+    this.verified.add(key);
+    return true;
   }
 
-  byConnection(id: string): CredentialItem | undefined {
-    return this.byId.get(id);
+  /** The connection's allow-list check; true when it has none. */
+  allowed(item: CredentialItem, address: string): boolean {
+    let list = this.lists.get(item.connection_id);
+    if (list === undefined) this.lists.set(item.connection_id, (list = addressList(item.allow_from)));
+    if (list === null) return true;
+    const fam = isIP(address);
+    return fam !== 0 && list.check(address, fam === 6 ? 'ipv6' : 'ipv4');
   }
 }

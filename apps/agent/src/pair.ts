@@ -47,7 +47,6 @@ export async function pairDevice(o: PairOptions): Promise<{ state: AgentState; p
     public_key: encodeKey(keys.publicKey),
     psk: r.tunnel.psk,
     relay: { id: r.relay.id, host: r.relay.host, port: r.relay.port, public_key: r.tunnel.server_public_key },
-    base_port: r.base_port,
     vpn_ip: r.tunnel.vpn_ip ?? null,
     mtu: r.tunnel.mtu,
     subnet: r.tunnel.subnet,

@@ -20,7 +20,6 @@ export interface AgentState {
   /** base64 pre-shared key from pairing. */
   psk: string;
   relay: { id: string; host: string; port: number; public_key: string | null };
-  base_port: number;
   vpn_ip: string | null;
   mtu: number;
   subnet: string;

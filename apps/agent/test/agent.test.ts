@@ -1,6 +1,8 @@
 // The whole agent in one process: FakeTun, a fake API object, a real Responder on 127.0.0.1, the
-// proxies on 127.0.0.1 (ephemeral ports). Covers wiring: credentials -> proxy auth, destination
-// policy, a command pushed through the tunnel (0x06 ack + REST result), heartbeat with usage.
+// connections' listeners on 127.0.0.1 (their ports picked free). Covers wiring: credentials ->
+// one listener per connection, auth against that connection only, state changes pushed through
+// the tunnel (refusal with a reason, listener closed on delete), destination policy, a command
+// pushed through the tunnel (0x06 ack + REST result), heartbeat with usage.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import * as net from 'node:net';
@@ -14,24 +16,40 @@ import { createAgent } from '../src/agent.js';
 import { inProcessTunnel } from '../src/tunnel/host.js';
 import { writeState } from '../src/state.js';
 import { makeVerifier } from '../src/credentials.js';
-import type { ApiClient, HeartbeatBody } from '../src/api-client.js';
+import type { ApiClient, CredentialItem, HeartbeatBody } from '../src/api-client.js';
 import { startFakeRelay } from './fake-relay.js';
 import { logger, waitFor } from './helpers.js';
 
 const cleanups: Array<() => Promise<unknown> | unknown> = [];
 after(async () => { for (const c of cleanups.reverse()) await c(); });
 
+/** The status line of a CONNECT answer (with the reason header, if any), or the socket error code. */
 function connectRequest(port: number, auth?: string): Promise<string> {
-  return new Promise((resolve, reject) => {
+  return new Promise((resolve) => {
     const s = net.connect(port, '127.0.0.1');
     let buf = '';
-    s.on('data', (d) => { buf += d.toString('latin1'); if (buf.includes('\r\n\r\n')) { s.destroy(); resolve(buf.split('\r\n')[0]!); } });
-    s.on('error', reject);
+    s.on('data', (d) => {
+      buf += d.toString('latin1');
+      if (!buf.includes('\r\n\r\n')) return;
+      s.destroy();
+      const reason = /\r\nX-PocketProxy-Reason: ([^\r]+)/i.exec(buf)?.[1];
+      resolve(buf.split('\r\n')[0]! + (reason ? ` [${reason}]` : ''));
+    });
+    s.on('error', (e: NodeJS.ErrnoException) => resolve(e.code ?? e.message));
     s.write(`CONNECT 127.0.0.1:9 HTTP/1.1\r\nHost: 127.0.0.1:9\r\n${auth ? `Proxy-Authorization: Basic ${Buffer.from(auth).toString('base64')}\r\n` : ''}\r\n`);
   });
 }
 
-test('agent: tunnel up, proxies authenticate from credentials, commands over the tunnel, heartbeat', async () => {
+function freePorts(n: number): Promise<number[]> {
+  return Promise.all(Array.from({ length: n }, () => new Promise<number>((resolve) => {
+    const srv = net.createServer().listen(0, '127.0.0.1', () => {
+      const p = (srv.address() as net.AddressInfo).port;
+      srv.close(() => resolve(p));
+    });
+  })));
+}
+
+test('agent: tunnel up, one listener per connection, auth per connection, state pushed, commands over the tunnel, heartbeat', async () => {
   const relay = await startFakeRelay();
   cleanups.push(() => relay.close());
   const dir = await mkdtemp(join(tmpdir(), 'ppagent-run-'));
@@ -39,11 +57,17 @@ test('agent: tunnel up, proxies authenticate from credentials, commands over the
   await writeState(dir, {
     version: 1, server: 'http://127.0.0.1:1', device_id: 'dev_abcdefghij', auth_token: 'tok', private_key: encodeKey(relay.device.privateKey),
     public_key: encodeKey(relay.device.publicKey), psk: encodeKey(relay.psk), relay: { id: 'rly_abcdefghij', host: '127.0.0.1', port: relay.port, public_key: null },
-    base_port: 30000, vpn_ip: null, mtu: 1380, subnet: '127.0.0.0/8', paired_at: new Date().toISOString(),
+    vpn_ip: null, mtu: 1380, subnet: '127.0.0.0/8', paired_at: new Date().toISOString(),
   });
   const heartbeats: HeartbeatBody[] = [];
   const results: Array<{ id: string; status: string; result?: Record<string, unknown> }> = [];
   let credFetches = 0;
+  const [portA, portB] = (await freePorts(2)) as [number, number];
+  const item = (id: string, port: number, username: string, password: string, extra: Partial<CredentialItem> = {}): CredentialItem => ({
+    connection_id: id, protocol: 'http', port, username, verifier: makeVerifier(password, `salt-${id}`), state: 'active', allow_from: [], expires_at: null,
+    max_connections: null, rate_limit_down_kbps: null, rate_limit_up_kbps: null, bandwidth_limit_bytes: null, bytes_used_month: 0, ...extra,
+  });
+  let items = [item('con_aaaaaaaaaa', portA, 'alice', 'wonderland'), item('con_bbbbbbbbbb', portB, 'bob', 'builder')];
   const api: ApiClient = {
     pair: async () => { throw new Error('unused'); },
     tunnel: async () => ({ relay: { host: '127.0.0.1', port: relay.port, public_key: encodeKey(relay.keys.publicKey) }, vpn_ip: '127.0.0.1', mtu: 1380, subnet: '127.0.0.0/8' }),
@@ -54,18 +78,19 @@ test('agent: tunnel up, proxies authenticate from credentials, commands over the
     commandResult: async (id, status, result) => { results.push({ id, status, result }); },
     credentials: async () => {
       credFetches++;
-      return { version: 'v1', items: [{ connection_id: 'con_aaaaaaaaaa', protocol: 'http', port: 30010, username: 'alice', verifier: makeVerifier('wonderland', 'salt1') }] };
+      return { version: 'v1', items };
     },
   };
   const tun = new FakeTun({ name: 'ppd0' });
   const configured: unknown[] = [];
   const agent = createAgent(
-    { stateDir: dir, tunnelInterface: 'ppd0', allowPrivateDestinations: false, closeOnRotate: true, allowReboot: false, airplaneSeconds: 5, ports: { http: 0, socks5: 0, udp: 0 }, tunnel: { tickMs: 50 } },
+    { stateDir: dir, tunnelInterface: 'ppd0', allowPrivateDestinations: false, closeOnRotate: true, allowReboot: false, airplaneSeconds: 5, tunnel: { tickMs: 50 } },
     { logger, api, startTunnel: inProcessTunnel({ openTun: () => tun, configureTun: async (c) => void configured.push(c) }), publicIp: async () => '198.18.1.2' },
   );
   cleanups.push(() => agent.stop());
   await agent.start();
-  assert.deepEqual(configured, [{ name: 'ppd0', address: '127.0.0.1', prefixLength: 8, mtu: 1380 }]);
+  // The TUN io is asked to route answers from the tunnel address back into the TUN (kernelTun does, with `ip rule`).
+  assert.deepEqual(configured, [{ name: 'ppd0', address: '127.0.0.1', prefixLength: 8, mtu: 1380, replyTable: 5210 }]);
   await waitFor(() => agent.tunnel!.established, 3000);
 
   // TUN -> tunnel -> relay (which echoes) -> tunnel -> TUN
@@ -74,11 +99,15 @@ test('agent: tunnel up, proxies authenticate from credentials, commands over the
   tun.inject(pkt);
   await waitFor(() => tun.written.some((p) => p.equals(pkt)), 2000).catch((e) => { console.log("DEBUG", relay.packets, tun.written, agent.tunnel!.stats()); throw e; });
 
-  const port = agent.proxies!.ports.http;
-  assert.match(await connectRequest(port), / 407 /);
-  assert.match(await connectRequest(port, 'alice:wrong'), / 407 /);
+  assert.deepEqual(agent.listeners!.ports(), new Map([['con_aaaaaaaaaa', portA], ['con_bbbbbbbbbb', portB]]));
+  assert.match(await connectRequest(portA), / 407 /);
+  assert.match(await connectRequest(portA, 'alice:wrong'), / 407 /);
+  // Bob's credentials are right, but for another connection: this port does not know them.
+  assert.match(await connectRequest(portA, 'bob:builder'), / 407 /);
+  assert.match(await connectRequest(portB, 'alice:wonderland'), / 407 /);
   // Authenticated, but loopback is this device: refused by policy (403), never dialled.
-  assert.match(await connectRequest(port, 'alice:wonderland'), / 403 /);
+  assert.match(await connectRequest(portA, 'alice:wonderland'), /^HTTP\/1\.1 403 [^[]*$/);
+  assert.match(await connectRequest(portB, 'bob:builder'), /^HTTP\/1\.1 403 [^[]*$/);
 
   // A command pushed over the tunnel: acked over the tunnel, result over REST; re-push not rerun.
   const cmd = { kind: 'command' as const, command: { id: 'cmd_tunneltunn', type: 'reboot', payload: {} } };
@@ -96,7 +125,19 @@ test('agent: tunnel up, proxies authenticate from credentials, commands over the
   assert.equal(heartbeats[0]!.public_ip, '198.18.1.2');
   assert.equal(credFetches, 1);
 
-  // Control message: credentials changed -> refetch.
+  // Pushed changes (the relay's credentials hint): Alice's connection disabled, Bob's deleted.
+  items = [item('con_aaaaaaaaaa', portA, 'alice', 'wonderland', { state: 'disabled' })];
+  relay.push({ kind: 'control', control: { type: 'credentials', payload: { refetch: true } } });
+  await waitFor(() => credFetches === 2 && agent.listeners!.ports().size === 1, 2000);
+  assert.equal(await connectRequest(portA, 'alice:wonderland'), 'HTTP/1.1 403 Forbidden [disabled]');
+  // A wrong password learns nothing about the state.
+  assert.match(await connectRequest(portA, 'alice:wrong'), / 407 /);
+  assert.equal(await connectRequest(portB, 'bob:builder'), 'ECONNREFUSED');
+  // Re-enabled and expired-by-date: the listener is the same, the answer follows the item.
+  items = [item('con_aaaaaaaaaa', portA, 'alice', 'wonderland', { expires_at: new Date(Date.now() - 1000).toISOString() })];
   relay.push({ kind: 'control', control: { type: 'credentials_changed' } });
-  await waitFor(() => credFetches === 2, 2000);
+  await waitFor(() => credFetches === 3, 2000);
+  await waitFor(() => agent.listeners!.stats().listeners === 1, 2000);
+  assert.equal(await connectRequest(portA, 'alice:wonderland'), 'HTTP/1.1 403 Forbidden [expired]');
+  assert.ok(agent.listeners!.stats().denied >= 2);
 });

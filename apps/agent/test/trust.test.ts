@@ -81,7 +81,7 @@ test('CLI: pair takes the URI or --server/--code/--fingerprint; http needs loopb
 /** A pairing answer as the server gives it, signed by `by` (a MITM substitutes its own key and relay). */
 function answer(by: ServerKey | null, relay: string | null, endorsedRelay = relay): PairResult {
   return {
-    device_id: DEV, auth_token: 'tok', relay: { id: 'rly_abcdefghij', host: 'relay.example.com', port: 1194 }, base_port: 30000,
+    device_id: DEV, auth_token: 'tok', relay: { id: 'rly_abcdefghij', host: 'relay.example.com', port: 1194 },
     tunnel: { server_public_key: relay, server_public_key_endorsement: by && endorsedRelay ? by.endorseRelayKey(DEV, endorsedRelay) : null, psk: encodeKey(Buffer.alloc(32, 3)), mtu: 1380, subnet: '192.168.255.0/24', vpn_ip: '192.168.255.2' },
     ...(by ? { server_key: { public_key: by.publicKey, fingerprint: by.fingerprint } } : {}),
   };
@@ -141,7 +141,7 @@ test('state.json: a server_key must be a key with its own fingerprint; insecure_
   try {
     const base: AgentState = {
       version: 1, server: 'https://relay.example.com', device_id: DEV, auth_token: 'tok', private_key: 'k', public_key: 'p', psk: 's',
-      relay: { id: 'rly_abcdefghij', host: 'relay.example.com', port: 1194, public_key: null }, base_port: 30000, vpn_ip: null, mtu: 1380,
+      relay: { id: 'rly_abcdefghij', host: 'relay.example.com', port: 1194, public_key: null }, vpn_ip: null, mtu: 1380,
       subnet: '192.168.255.0/24', paired_at: new Date(0).toISOString(), server_key: { public_key: server.publicKey, fingerprint: server.fingerprint, from: 'fingerprint' }, insecure_http: true,
     };
     await writeState(root, base);
@@ -158,7 +158,7 @@ test('state.json: a server_key must be a key with its own fingerprint; insecure_
 test('run: the API client refuses insecure servers and relay keys the pinned server key did not endorse', async () => {
   const state = (o: Partial<AgentState> = {}): AgentState => ({
     version: 1, server: 'https://relay.example.com', device_id: DEV, auth_token: 'tok', private_key: 'k', public_key: 'p', psk: 's',
-    relay: { id: 'rly_abcdefghij', host: 'relay.example.com', port: 1194, public_key: null }, base_port: 30000, vpn_ip: null, mtu: 1380,
+    relay: { id: 'rly_abcdefghij', host: 'relay.example.com', port: 1194, public_key: null }, vpn_ip: null, mtu: 1380,
     subnet: '192.168.255.0/24', paired_at: new Date(0).toISOString(), server_key: { public_key: server.publicKey, fingerprint: server.fingerprint, from: 'fingerprint' }, ...o,
   });
   let tunnelAnswer: unknown;

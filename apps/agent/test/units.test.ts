@@ -10,6 +10,7 @@ import { Heartbeat } from '@pocketproxy/api-schema';
 import { readState, writeState, statePath, type AgentState } from '../src/state.js';
 import { parseCli, HELP } from '../src/cli.js';
 import { checkVerifier, makeVerifier, CredentialStore, VERIFIED_MEMO_MAX } from '../src/credentials.js';
+import type { CredentialItem } from '../src/api-client.js';
 import { CommandDispatcher } from '../src/ops/commands.js';
 import { TransportPolicy } from '../src/tunnel/transport-policy.js';
 import { Liveness } from '../src/tunnel/liveness.js';
@@ -18,12 +19,12 @@ import { UsageMeter } from '../src/ops/usage.js';
 import { parseMmcli, readBattery } from '../src/ops/metrics.js';
 import { firstHost, icmpEcho, checksum } from '../src/tunnel/probe.js';
 import { createEgress, currentPolicy } from '../src/proxy/egress.js';
-import { isForbiddenAddress } from '@pocketproxy/proxy';
+import { ConnectionMeter, isForbiddenAddress } from '@pocketproxy/proxy';
 import { logger } from './helpers.js';
 
 const sample: AgentState = {
   version: 1, server: 'http://relay.test:8080', device_id: 'dev_abcdefghij', auth_token: 'tok', private_key: 'k', public_key: 'p', psk: 's',
-  relay: { id: 'rly_abcdefghij', host: 'relay.test', port: 1194, public_key: null }, base_port: 30000, vpn_ip: '192.168.255.7', mtu: 1380,
+  relay: { id: 'rly_abcdefghij', host: 'relay.test', port: 1194, public_key: null }, vpn_ip: '192.168.255.7', mtu: 1380,
   subnet: '192.168.255.0/24', paired_at: new Date(0).toISOString(),
 };
 
@@ -87,36 +88,76 @@ test('credential verifier: v1$salt$base64url(HMAC-SHA256(salt, password))', () =
   assert.ok(!checkVerifier('x', 'garbage'));
   assert.ok(!checkVerifier('x', 'v1$salt$'));
   const store = new CredentialStore();
-  store.replace('v1', [{ connection_id: 'con_aaaaaaaaaa', protocol: 'socks5', port: 30001, username: 'alice', verifier: v }]);
-  assert.deepEqual(store.authenticate('alice', 's3cret-pass'), { principal: 'con_aaaaaaaaaa', port: 30001, protocol: 'socks5' });
-  assert.equal(store.authenticate('alice', 'nope'), null);
-  assert.equal(store.authenticate('bob', 's3cret-pass'), null);
+  store.replace('v1', [credItem({ connection_id: 'con_aaaaaaaaaa', protocol: 'socks5', port: 30001, username: 'alice', verifier: v })]);
+  const a = store.get('con_aaaaaaaaaa')!;
+  assert.equal(store.check(a, 'alice', 's3cret-pass'), true);
+  assert.equal(store.check(a, 'alice', 'nope'), false);
+  assert.equal(store.check(a, 'bob', 's3cret-pass'), false);
 });
 
-test('credentials: a verified pair is remembered until the credentials change; a changed or revoked password is checked afresh', () => {
+/** A well-formed credential item as the API sends it (active, no limits). */
+function credItem(o: Partial<CredentialItem> & { connection_id: string; verifier: string }): CredentialItem {
+  return {
+    protocol: 'http', port: 30000, username: 'alice', state: 'active', allow_from: [], expires_at: null, max_connections: null,
+    rate_limit_down_kbps: null, rate_limit_up_kbps: null, bandwidth_limit_bytes: null, bytes_used_month: 0, ...o,
+  };
+}
+
+test('credentials: a credential is checked only against its own connection; verified triples are remembered until the credentials change', () => {
   const store = new CredentialStore();
-  const item = (password: string) => ({ connection_id: 'con_aaaaaaaaaa', protocol: 'http', port: 30000, username: 'alice', verifier: makeVerifier(password, 'salt1') });
-  store.replace('v1', [item('first-pass')]);
-  const ok = store.authenticate('alice', 'first-pass');
-  assert.deepEqual(ok, { principal: 'con_aaaaaaaaaa', port: 30000, protocol: 'http' });
-  assert.equal(store.authenticate('alice', 'first-pass'), ok, 'second check answered from the memo');
-  // A user name containing the separator cannot collide with another pair.
-  assert.equal(store.authenticate('alice\0first', 'pass'), null);
-  assert.equal(store.authenticate('alice', 'first-pass\0'), null);
+  const item = (password: string) => credItem({ connection_id: 'con_aaaaaaaaaa', username: 'alice', verifier: makeVerifier(password, 'salt1') });
+  const other = credItem({ connection_id: 'con_bbbbbbbbbb', port: 30001, username: 'bob', verifier: makeVerifier('bob-pass', 'salt2') });
+  store.replace('v1', [item('first-pass'), other]);
+  const a = store.get('con_aaaaaaaaaa')!;
+  const b = store.get('con_bbbbbbbbbb')!;
+  assert.ok(store.check(a, 'alice', 'first-pass'));
+  assert.equal(store.verifiedCount, 1);
+  assert.ok(store.check(a, 'alice', 'first-pass'), 'second check answered from the memo');
+  assert.equal(store.verifiedCount, 1);
+  // Alice's credentials on Bob's connection (and the other way round) open nothing, memo or not.
+  assert.equal(store.check(b, 'alice', 'first-pass'), false);
+  assert.equal(store.check(a, 'bob', 'bob-pass'), false);
+  // A user name containing the separator cannot collide with another triple.
+  assert.equal(store.check(a, 'alice\0first', 'pass'), false);
+  assert.equal(store.check(a, 'alice', 'first-pass\0'), false);
   // Password changed on the server: the old one stops working at once, the new one works.
   store.replace('v2', [item('second-pass')]);
-  assert.equal(store.authenticate('alice', 'first-pass'), null);
-  assert.ok(store.authenticate('alice', 'second-pass'));
+  const a2 = store.get('con_aaaaaaaaaa')!;
+  assert.equal(store.check(a2, 'alice', 'first-pass'), false);
+  assert.ok(store.check(a2, 'alice', 'second-pass'));
   // Connection deleted: nothing remembered survives.
   store.replace('v3', []);
-  assert.equal(store.authenticate('alice', 'second-pass'), null);
+  assert.equal(store.get('con_aaaaaaaaaa'), undefined);
   // Bounded: filling the memo past its limit drops it and keeps answering correctly.
   const many = Array.from({ length: VERIFIED_MEMO_MAX + 1 }, (_, i) => ({ ...item(`p${i}`), username: `u${i}`, connection_id: `con_${String(i).padStart(10, '0')}` }));
   store.replace('v4', many);
-  for (let i = 0; i < many.length; i++) assert.equal(store.authenticate(`u${i}`, `p${i}`)?.principal, many[i]!.connection_id);
+  for (let i = 0; i < many.length; i++) assert.ok(store.check(store.get(many[i]!.connection_id)!, `u${i}`, `p${i}`));
   assert.ok(store.verifiedCount <= VERIFIED_MEMO_MAX, `memo holds ${store.verifiedCount}`);
-  assert.ok(store.authenticate('u0', 'p0'));
-  assert.equal(store.authenticate('u0', 'p1'), null);
+  assert.equal(store.check(store.get(many[0]!.connection_id)!, 'u0', 'p1'), false);
+});
+
+test('credentials: malformed items from the API are left out with the reason; allow-lists match IPv4/IPv6 addresses and CIDRs, and fail closed', () => {
+  const store = new CredentialStore();
+  const v = makeVerifier('pw', 's');
+  const good = credItem({ connection_id: 'con_aaaaaaaaaa', verifier: v, allow_from: ['203.0.113.0/24', '192.0.2.7', '2001:db8::/32'] });
+  const bad = store.replace('v1', [
+    good,
+    { ...good, connection_id: 'con_1', port: 0 },
+    { ...good, connection_id: 'con_2', protocol: 'socks4' },
+    { ...good, connection_id: 'con_3', state: undefined },
+    { ...good, connection_id: 'con_4', verifier: 'plaintext' },
+    { ...good, connection_id: 'con_5', max_connections: -1 },
+    { ...good, connection_id: 'con_6', expires_at: 'tomorrow' },
+    'nonsense',
+  ]);
+  assert.equal(store.size, 1);
+  assert.deepEqual(bad.map((b) => b.id), ['con_1', 'con_2', 'con_3', 'con_4', 'con_5', 'con_6', '?']);
+  const a = store.get('con_aaaaaaaaaa')!;
+  for (const ok of ['203.0.113.9', '192.0.2.7', '2001:db8::1']) assert.equal(store.allowed(a, ok), true, ok);
+  for (const no of ['203.0.114.1', '192.0.2.8', '2001:db9::1', '', 'not-an-ip']) assert.equal(store.allowed(a, no), false, no);
+  store.replace('v2', [{ ...good, allow_from: [] }, { ...good, connection_id: 'con_bbbbbbbbbb', allow_from: ['300.1.1.1', 'x/8'] }]);
+  assert.equal(store.allowed(store.get('con_aaaaaaaaaa')!, '198.51.100.1'), true, 'no list: anyone with the credentials');
+  assert.equal(store.allowed(store.get('con_bbbbbbbbbb')!, '198.51.100.1'), false, 'an unreadable list admits nobody');
 });
 
 test('commands: one run per id across tunnel pushes and heartbeats; re-pushes are re-acked', async () => {
@@ -195,26 +236,37 @@ test('liveness: probe after idle, restart when unanswered, slow mode for a relay
   assert.equal(l.slow, false);
 });
 
-test('heartbeat payload matches the API schema (Heartbeat)', async () => {
-  const usage = new UsageMeter();
-  usage.add('con_aaaaaaaaaa', 100, 2000);
-  usage.add('anonymous', 5, 5);
-  const key = {};
-  usage.sampleLive([{ key, principal: 'con_bbbbbbbbbb', bytesIn: 10, bytesOut: 20 }]);
+test('heartbeat payload matches the API schema (Heartbeat); usage is what the meters counted, reported once', async () => {
+  const usage = new UsageMeter(() => new ConnectionMeter());
+  usage.of('con_aaaaaaaaaa').take('up', 100);
+  usage.of('con_aaaaaaaaaa').take('down', 2000);
+  usage.of('con_bbbbbbbbbb').take('down', 20);
   const body = await buildHeartbeat({
     metrics: async () => ({ battery: 80, charging: true, signal: null, carrier: null, network_type: 'LTE' }),
     publicIp: async () => '198.18.1.2',
-    usage, agentVersion: '0.1.0', startedAt: 0, now: () => 61_500,
+    proxyStats: () => ({ listeners: 2, open: 1, admitted: 1, handshakeTimeouts: 3, idleClosed: 0, authFailures: 4, denied: 1, unauthRefusedPerAddress: 5, unauthRefusedTotal: 0, unauthActive: 0, listenFailures: 0 }),
+    agentVersion: '0.1.0', startedAt: 0, now: () => 61_500,
   });
+  body.usage = usage.drain();
   const parsed = Heartbeat.parse(body);
   assert.equal(parsed.uptime_s, 61);
-  assert.deepEqual(body.usage, [{ connection_id: 'con_aaaaaaaaaa', bytes_in: 100, bytes_out: 2000 }, { connection_id: 'con_bbbbbbbbbb', bytes_in: 10, bytes_out: 20 }]);
-  // Live socket closes later with totals 30/50: only the growth since the last sample counts.
-  usage.add('con_bbbbbbbbbb', 30, 50);
-  usage.closedAfterEvent(key);
-  assert.deepEqual(usage.drain(), [{ connection_id: 'con_bbbbbbbbbb', bytes_in: 20, bytes_out: 30 }]);
+  assert.equal(parsed.proxy?.handshake_timeouts, 3);
+  assert.deepEqual(body.usage, [{ connection_id: 'con_aaaaaaaaaa', bytes_in: 100, bytes_out: 2000 }, { connection_id: 'con_bbbbbbbbbb', bytes_in: 0, bytes_out: 20 }]);
+  // Counted meanwhile; a failed heartbeat gives its part back, so the next one carries both.
+  usage.of('con_bbbbbbbbbb').take('up', 30);
+  const failed = usage.drain();
+  assert.deepEqual(failed, [{ connection_id: 'con_bbbbbbbbbb', bytes_in: 30, bytes_out: 0 }]);
+  usage.restore(failed);
+  usage.of('con_bbbbbbbbbb').take('down', 50);
+  assert.deepEqual(usage.drain(), [{ connection_id: 'con_bbbbbbbbbb', bytes_in: 30, bytes_out: 50 }]);
+  assert.deepEqual(usage.drain(), []);
+  assert.equal(usage.of('con_bbbbbbbbbb').reported, 100);
+  // A policed datagram given back is neither billed nor reported.
+  usage.of('con_aaaaaaaaaa').take('up', 7);
+  usage.of('con_aaaaaaaaaa').refund('up', 7);
+  assert.deepEqual(usage.drain(), []);
   // Metrics unavailable and IP echo down still give a valid heartbeat.
-  const b2 = await buildHeartbeat({ metrics: async () => { throw new Error('x'); }, publicIp: async () => { throw new Error('down'); }, usage, agentVersion: '0.1.0', startedAt: 0 });
+  const b2 = await buildHeartbeat({ metrics: async () => { throw new Error('x'); }, publicIp: async () => { throw new Error('down'); }, agentVersion: '0.1.0', startedAt: 0 });
   Heartbeat.parse(b2);
   assert.equal(b2.public_ip, null);
 });

@@ -26,6 +26,7 @@ describe('data plane under faults (relay + 2 agents in the lab)', { skip: ROOT ?
   let relay: LabRelay;
   const agents: LabAgent[] = [];
   const http: Connection[] = [];
+  const socks: Connection[] = [];
 
   const curl = async (args: string[], timeoutS = 4) => lab.exec('cust', 'curl', ['-sS', '--max-time', String(timeoutS), ...args], { timeoutMs: (timeoutS + 5) * 1000 });
   const proxyGet = async (proxy: string, url = 'http://echo.test/ip', timeoutS = 3) => {
@@ -47,6 +48,7 @@ describe('data plane under faults (relay + 2 agents in the lab)', { skip: ROOT ?
     agents.push(await startAgent(lab, relay, 2));
     for (const a of agents) await waitDeviceOnline(relay, a.deviceId, 30_000);
     for (const a of agents) http.push(await createConnection(relay, a.deviceId, 'http'));
+    for (const a of agents) socks.push(await createConnection(relay, a.deviceId, 'socks5'));
     await waitUntil(allWork, { timeoutMs: 30_000, intervalMs: 500, what: 'every HTTP connection answers through its device' });
   });
 
@@ -66,7 +68,8 @@ describe('data plane under faults (relay + 2 agents in the lab)', { skip: ROOT ?
     await waitUntil(allWork, { timeoutMs: 5_000, intervalMs: 200, what: 'ports work within 5 s of the tunnel restart' });
     const back = Date.now();
     const { out, ports } = await nftPorts();
-    const expected = agents.flatMap((a, i) => [a.basePort, a.basePort + 1, http[i]!.port].map((p) => Number(`1${p}`)).concat(Number(`2${a.basePort + 2}`)));
+    // Each connection's port once: HTTP tcp, SOCKS5 tcp and udp (1<port> = tcp, 2<port> = udp).
+    const expected = agents.flatMap((_, i) => [Number(`1${http[i]!.port}`), Number(`1${socks[i]!.port}`), Number(`2${socks[i]!.port}`)]);
     for (const p of expected) assert.equal(ports.filter((x) => x === p).length, 1, `port ${String(p).slice(1)} exactly once in\n${out}`);
     assert.equal(ports.length, new Set(ports).size, 'no duplicate map elements');
     console.error(`dataplane-faults.lab: tunnel ${pid} killed; new tunnel ${fresh} after ${restarted - t0} ms; ports back ${back - restarted} ms after that (${back - t0} ms after the kill)`);
@@ -80,7 +83,7 @@ describe('data plane under faults (relay + 2 agents in the lab)', { skip: ROOT ?
       await waitUntil(async () => {
         const d = await relay.api.ok('GET', `/api/devices/${a.deviceId}`);
         const { ports } = await nftPorts();
-        return d.status === 'offline' && !ports.includes(Number(`1${a.basePort}`)) && !ports.includes(Number(`1${http[1]!.port}`));
+        return d.status === 'offline' && !ports.includes(Number(`1${socks[1]!.port}`)) && !ports.includes(Number(`1${http[1]!.port}`));
       }, { timeoutMs: 30_000, intervalMs: 500, what: 'device offline and its ports removed' });
       const gone = Date.now() - t0;
       const r = await curl(['-x', http[1]!.proxy_url, 'http://echo.test/ip'], 3);

@@ -30,20 +30,22 @@ test('device tunnel through the real kernel: DNAT -> pp0 -> device; push; roamin
     const psk = generatePsk();
     writeFileSync(join(dir, 'relay.key'), `${encodeKey(relayKey.privateKey)}\n`, { mode: 0o600 });
     const spec = {
-      devices: [{ device_id: 'dev_1', public_key: encodeKey(dev.publicKey), psk: encodeKey(psk), vpn_ip: '192.168.255.2', base_port: 30003, connections: [{ connection_id: 'con_1', protocol: 'http', port: 40000, allow_from: [], enabled: true }] }],
+      devices: [{ device_id: 'dev_1', public_key: encodeKey(dev.publicKey), psk: encodeKey(psk), vpn_ip: '192.168.255.2', connections: [30003, 30004, 40000].map((port) => ({ connection_id: `con_${port}`, protocol: 'http', port, allow_from: [], enabled: true })) }],
     };
     writeFileSync(join(dir, 'lab.json'), JSON.stringify(spec));
     const relay = lab.spawnNode('relay', fixture('relay.ts'), [join(dir, 'lab.json'), dir]);
     await relay.waitForLine('ready tunnel', 20_000);
-    const device = lab.spawnNode('dev1', fixture('device.ts'), [lab.relay.ip, '1194', encodeKey(relayKey.publicKey), encodeKey(dev.privateKey), encodeKey(psk), '192.168.255.2/24']);
+    const device = lab.spawnNode('dev1', fixture('device.ts'), [lab.relay.ip, '1194', encodeKey(relayKey.publicKey), encodeKey(dev.privateKey), encodeKey(psk), '192.168.255.2/24', '30003,40000']);
     await device.waitForLine('established', 15_000);
     await relay.waitForLine(/api POST \/api\/internal\/vpn\/connected .*dev_1/, 10_000);
     await device.waitForLine(/message .*"config"/, 5_000);
 
     const curl = async (port: number) => (await lab!.exec('cust', 'curl', ['-s', '--max-time', '3', `http://${lab!.relay.ip}:${port}/`])).stdout;
     let got = '';
-    await waitUntil(async () => (got = await curl(30003)) === 'device-ok 192.168.255.1', { timeoutMs: 10_000, intervalMs: 200, what: 'customer reaches the device through relay:30003' });
-    assert.equal(await curl(40000), 'device-ok 192.168.255.1');
+    // No source NAT: the device sees the customer's own address, on the port the customer dialled.
+    const seen = `device-ok ${lab.cust.ip}`;
+    await waitUntil(async () => (got = await curl(30003)) === seen, { timeoutMs: 10_000, intervalMs: 200, what: 'customer reaches the device through relay:30003' });
+    assert.equal(await curl(40000), seen);
 
     // Push a command through the push API: the device gets the 0x05 frame and acks it.
     const push = await lab.exec('relay', 'curl', ['-s', '-H', 'authorization: Bearer test-internal-token-0123456789abcdef', '-H', 'content-type: application/json', '-d', '{"device_id":"dev_1","message":{"kind":"command","id":"cmd_1","type":"ping"}}', 'http://127.0.0.1:8081/push']);
@@ -57,16 +59,16 @@ test('device tunnel through the real kernel: DNAT -> pp0 -> device; push; roamin
 
     // The carrier changes the device's public address: the session roams without a handshake.
     const rot = await lab.rotateCarrierAddress(1);
-    await waitUntil(async () => (await curl(30003)) === 'device-ok 192.168.255.1', { timeoutMs: 10_000, intervalMs: 300, what: `device reachable after rotation ${rot.oldIp} -> ${rot.newIp}` });
+    await waitUntil(async () => (await curl(30003)) === seen, { timeoutMs: 10_000, intervalMs: 300, what: `device reachable after rotation ${rot.oldIp} -> ${rot.newIp}` });
     console.error(`tunnel.lab: customer -> device OK; roamed ${rot.oldIp} -> ${rot.newIp}; status ${JSON.stringify(status)}`);
     void got;
 
-    // Throughput figure (bounded: 3 s): customer -> relay:30004 -> DNAT -> tunnel -> device :1080.
-    const iperf = lab.spawn('dev1', 'iperf3', ['--forceflush', '-s', '-1', '-B', '192.168.255.2', '-p', '1080']);
+    // Throughput figure (bounded: 3 s): customer -> relay:30004 -> DNAT -> tunnel -> device :30004.
+    const iperf = lab.spawn('dev1', 'iperf3', ['--forceflush', '-s', '-1', '-B', '192.168.255.2', '-p', '30004']);
     await iperf.waitForLine(/Server listening/, 5_000);
     for (const reverse of [false, true]) {
       if (reverse) {
-        const again = lab.spawn('dev1', 'iperf3', ['--forceflush', '-s', '-1', '-B', '192.168.255.2', '-p', '1080']);
+        const again = lab.spawn('dev1', 'iperf3', ['--forceflush', '-s', '-1', '-B', '192.168.255.2', '-p', '30004']);
         await again.waitForLine(/Server listening/, 5_000);
       }
       const r = await lab.exec('cust', 'iperf3', ['-c', lab.relay.ip, '-p', '30004', '-t', '3', '-J', ...(reverse ? ['-R'] : [])], { timeoutMs: 20_000 });

@@ -234,6 +234,20 @@ export const ConnectionUpdate = ConnectionCreate.omit({ device_id: true, protoco
 });
 
 // ---- heartbeat (device → API) ----
+const Count = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
+export const ProxyStats = z.strictObject({
+  listeners: Count,
+  open: Count,
+  admitted: Count,
+  handshake_timeouts: Count,
+  idle_closed: Count,
+  auth_failures: Count,
+  denied: Count,
+  unauth_refused_per_address: Count,
+  unauth_refused_total: Count,
+  unauth_active: Count,
+  listen_failures: Count,
+});
 export const Heartbeat = z.strictObject({
   metrics: DeviceMetrics.partial().default({}),
   public_ip: z.string().max(64).nullable().optional(),
@@ -243,6 +257,8 @@ export const Heartbeat = z.strictObject({
     .array(z.strictObject({ connection_id: ConnectionId, bytes_in: z.number().int().min(0), bytes_out: z.number().int().min(0) }))
     .max(10_000)
     .default([]),
+  /** The device's proxy counters since the agent started (slow clients, refusals). */
+  proxy: ProxyStats.optional(),
 });
 export const HeartbeatResponse = z.object({
   commands: z.array(z.object({ id: CommandId, type: CommandType, payload: z.record(z.string(), z.unknown()) })),

@@ -31,14 +31,14 @@ async function main(): Promise<void> {
     lab = await createLab({ devices: DEVICES, handleSignals: false });
     step('starting `pocketproxy up` in the relay namespace (database, API, tunnel)…');
     const relay = await startRelay(lab, { env: { POCKETPROXY_HEARTBEAT_INTERVAL_S: '10' } });
-    const rows: { n: number; deviceId: string; http: string; socks: string; carrier: string; base: number }[] = [];
+    const rows: { n: number; deviceId: string; http: string; socks: string; carrier: string }[] = [];
     for (let n = 1; n <= DEVICES; n++) {
       step(`pairing device ${n} and starting its agent…`);
       const a = await startAgent(lab, relay, n);
       await waitDeviceOnline(relay, a.deviceId, 40_000);
       const h = await createConnection(relay, a.deviceId, 'http');
       const s = await createConnection(relay, a.deviceId, 'socks5');
-      rows.push({ n, deviceId: a.deviceId, http: h.proxy_url, socks: `socks5h://${s.username}:${s.password}@${lab.relay.ip}:${s.port}`, carrier: lab.device(n).carrierIp, base: a.basePort });
+      rows.push({ n, deviceId: a.deviceId, http: h.proxy_url, socks: `socks5h://${s.username}:${s.password}@${lab.relay.ip}:${s.port}`, carrier: lab.device(n).carrierIp });
     }
     step('waiting until every proxy port answers…');
     await waitUntil(async () => {

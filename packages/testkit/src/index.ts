@@ -42,4 +42,5 @@ export const CLIENTS = {
   tunnelHostile: new URL('./clients/tunnel-hostile.ts', import.meta.url).pathname,
   httpLoad: new URL('./clients/http-load.ts', import.meta.url).pathname,
   simDevices: new URL('./clients/sim-devices.ts', import.meta.url).pathname,
+  hostile: new URL('./clients/hostile.ts', import.meta.url).pathname,
 };

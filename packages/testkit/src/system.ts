@@ -185,7 +185,6 @@ export interface LabAgent {
   deviceId: string;
   stateDir: string;
   proc: LabProcess;
-  basePort: number;
   stop(): Promise<void>;
 }
 
@@ -211,9 +210,8 @@ export async function startAgent(lab: Lab, relay: LabRelay, n: number, opts: Age
   if (opts.rotate ?? true) args.push('--rotate-driver', 'command', '--rotate-command', lab.rotateCommandLine(n));
   args.push(...(opts.args ?? []));
   const proc = lab.spawn(`dev${n}`, process.execPath, [...(opts.execArgv ?? []), AGENT_BIN, ...args], { env, cwd: REPO_ROOT, echo: opts.echo ? (l) => console.error(l) : undefined });
-  const basePort: number = state.base_port ?? state.basePort;
   return {
-    n, deviceId, stateDir, proc, basePort,
+    n, deviceId, stateDir, proc,
     async stop() {
       await proc.stop(3_000);
       rmSync(stateDir, { recursive: true, force: true });

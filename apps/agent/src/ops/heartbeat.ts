@@ -4,14 +4,17 @@ import type { Logger } from 'pino';
 import type { HeartbeatBody, HeartbeatReply } from '../api-client.js';
 import type { Metrics } from './metrics.js';
 import type { UsageMeter } from './usage.js';
+import type { ListenerStats } from '../proxy/listeners.js';
 
 export interface HeartbeatDeps {
   send: (body: HeartbeatBody) => Promise<HeartbeatReply>;
   metrics: () => Promise<Metrics>;
   publicIp: () => Promise<string>;
   usage: UsageMeter;
-  /** Samples live connections into the meter just before a heartbeat is built. */
-  sampleLive?: () => void;
+  /** The proxies' counters (slow clients, refusals), reported as `proxy`. */
+  proxyStats?: () => ListenerStats | undefined;
+  /** Runs the usage drain and the send one at a time with credential fetches (agent.ts). */
+  oneAtATime?: <T>(f: () => Promise<T>) => Promise<T>;
   onReply: (reply: HeartbeatReply) => void;
   agentVersion: string;
   startedAt: number;
@@ -20,16 +23,22 @@ export interface HeartbeatDeps {
   intervalS?: number;
 }
 
-export async function buildHeartbeat(d: Pick<HeartbeatDeps, 'metrics' | 'publicIp' | 'usage' | 'agentVersion' | 'startedAt' | 'now' | 'sampleLive'>): Promise<HeartbeatBody> {
+/** Everything but usage (slow: metrics and the public address are looked up). */
+export async function buildHeartbeat(d: Pick<HeartbeatDeps, 'metrics' | 'publicIp' | 'agentVersion' | 'startedAt' | 'now' | 'proxyStats'>): Promise<HeartbeatBody> {
   const now = d.now ?? Date.now;
   const [metrics, ip] = await Promise.all([d.metrics().catch(() => ({})), d.publicIp().catch(() => null)]);
-  d.sampleLive?.();
+  const p = d.proxyStats?.();
   return {
     metrics,
     public_ip: ip,
     agent_version: d.agentVersion,
     uptime_s: Math.max(0, Math.floor((now() - d.startedAt) / 1000)),
-    usage: d.usage.drain().slice(0, 10_000),
+    usage: [],
+    ...(p ? { proxy: {
+      listeners: p.listeners, open: p.open, admitted: p.admitted, handshake_timeouts: p.handshakeTimeouts, idle_closed: p.idleClosed,
+      auth_failures: p.authFailures, denied: p.denied, unauth_refused_per_address: p.unauthRefusedPerAddress,
+      unauth_refused_total: p.unauthRefusedTotal, unauth_active: p.unauthActive, listen_failures: p.listenFailures,
+    } } : {}),
   };
 }
 
@@ -78,14 +87,20 @@ export class HeartbeatLoop {
 
   private async once(): Promise<void> {
     const body = await buildHeartbeat(this.d);
-    try {
-      const reply = await this.d.send(body);
-      if (body.public_ip) this.lastPublicIp = body.public_ip;
-      this.lastOkAt = (this.d.now ?? Date.now)();
-      this.d.onReply(reply);
-    } catch (e) {
-      this.d.usage.restore(body.usage); // counted again next time, not lost
-      this.d.logger.warn({ err: e }, 'heartbeat failed');
-    }
+    const turn = this.d.oneAtATime ?? ((f) => f());
+    const reply = await turn(async () => {
+      body.usage = this.d.usage.drain();
+      try {
+        return await this.d.send(body);
+      } catch (e) {
+        this.d.usage.restore(body.usage); // counted again next time, not lost
+        this.d.logger.warn({ err: e }, 'heartbeat failed');
+        return undefined;
+      }
+    });
+    if (!reply) return;
+    if (body.public_ip) this.lastPublicIp = body.public_ip;
+    this.lastOkAt = (this.d.now ?? Date.now)();
+    this.d.onReply(reply);
   }
 }

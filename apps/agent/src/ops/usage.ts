@@ -1,71 +1,86 @@
-// Per-connection byte counts since the last heartbeat. Closed customer connections report their
-// totals through the proxies' connectionClosed events; connections still open are sampled through
-// `live` (bytes counted so far), and only the growth since the previous sample is reported, so a
-// long tunnel is billed as it goes rather than when it ends.
+// Bytes per connection, counted as they are relayed, and reported as deltas in heartbeats.
+//
+//   customer socket / target socket / UDP datagram -> Meter.take(dir, n) (packages/proxy) ->
+//   ConnectionUsage (up += n | down += n) -> ConnectionMeter (budget, rate limits)
+//
+// Every byte path of a connection (HTTP forward, CONNECT and SOCKS5 tunnels, SOCKS5 UDP, the
+// relay's OpenVPN customers, who reach the same listeners) goes through one ConnectionUsage per
+// connection, which lives as long as the agent: a heartbeat reports what it counted since the
+// last successful heartbeat, so usage is billed as it goes and never twice. `up` is what the
+// customer sent (bytes_in), `down` what it received (bytes_out).
+import type { ConnectionMeter, Direction, Meter } from '@pocketproxy/proxy';
+
 export interface UsageEntry {
   connection_id: string;
   bytes_in: number;
   bytes_out: number;
 }
 
-export interface LiveSample {
-  key: object;
-  principal: string;
-  bytesIn: number;
-  bytesOut: number;
+export class ConnectionUsage implements Meter {
+  /** Relayed since the agent started. */
+  up = 0;
+  down = 0;
+  /** What heartbeats carried of it (the one in flight included; rolled back if it fails). */
+  reportedUp = 0;
+  reportedDown = 0;
+  constructor(readonly connectionId: string, readonly limits: ConnectionMeter) {}
+
+  take(dir: Direction, bytes: number): number {
+    if (dir === 'up') this.up += bytes;
+    else this.down += bytes;
+    return this.limits.take(dir, bytes);
+  }
+
+  /** A policed UDP datagram was not delivered after all: neither billed nor charged to the rate. */
+  refund(dir: Direction, bytes: number): void {
+    if (dir === 'up') this.up -= bytes;
+    else this.down -= bytes;
+    this.limits.refund(dir, bytes);
+  }
+
+  get counted(): number {
+    return this.up + this.down;
+  }
+
+  get reported(): number {
+    return this.reportedUp + this.reportedDown;
+  }
 }
 
 export class UsageMeter {
-  private pending = new Map<string, { in: number; out: number }>();
-  /** What was already reported of connections still open (by socket identity). */
-  private reportedLive = new WeakMap<object, { principal: string; in: number; out: number }>();
+  private readonly byId = new Map<string, ConnectionUsage>();
 
-  add(principal: string, bytesIn: number, bytesOut: number): void {
-    // Only connection ids are billable (the heartbeat schema rejects anything else).
-    if (!principal.startsWith('con_')) return;
-    const e = this.pending.get(principal) ?? { in: 0, out: 0 };
-    e.in += bytesIn;
-    e.out += bytesOut;
-    this.pending.set(principal, e);
+  constructor(private readonly makeLimits: (connectionId: string) => ConnectionMeter) {}
+
+  /** The connection's counter (made on first use, kept for the agent's life). */
+  of(connectionId: string): ConnectionUsage {
+    let u = this.byId.get(connectionId);
+    if (!u) this.byId.set(connectionId, (u = new ConnectionUsage(connectionId, this.makeLimits(connectionId))));
+    return u;
   }
 
-  /**
-   * The connection behind `key` closed and its full totals were already add()ed (from the
-   * connectionClosed event): take back what live samples of it reported earlier.
-   */
-  closedAfterEvent(key: object): void {
-    const r = this.reportedLive.get(key);
-    if (!r) return;
-    this.reportedLive.delete(key);
-    const e = this.pending.get(r.principal) ?? { in: 0, out: 0 };
-    e.in -= r.in;
-    e.out -= r.out;
-    this.pending.set(r.principal, e);
-  }
-
-  sampleLive(samples: Iterable<LiveSample>): void {
-    for (const s of samples) {
-      if (!s.principal.startsWith('con_')) continue;
-      const r = this.reportedLive.get(s.key) ?? { principal: s.principal, in: 0, out: 0 };
-      this.add(s.principal, Math.max(0, s.bytesIn - r.in), Math.max(0, s.bytesOut - r.out));
-      this.reportedLive.set(s.key, { principal: s.principal, in: Math.max(r.in, s.bytesIn), out: Math.max(r.out, s.bytesOut) });
-    }
-  }
-
-  /** Takes everything pending (call restore() with it if the heartbeat fails). */
-  drain(): UsageEntry[] {
+  /** Everything counted and not yet carried by a heartbeat; marked as reported (restore() if the heartbeat fails). */
+  drain(max = 10_000): UsageEntry[] {
     const out: UsageEntry[] = [];
-    const keep = new Map<string, { in: number; out: number }>();
-    for (const [id, e] of this.pending) {
-      // Negative only transiently (a close's correction landing before its event); carry it over.
-      if (e.in < 0 || e.out < 0) keep.set(id, e);
-      else if (e.in > 0 || e.out > 0) out.push({ connection_id: id, bytes_in: e.in, bytes_out: e.out });
+    for (const u of this.byId.values()) {
+      if (out.length >= max) break;
+      const dIn = u.up - u.reportedUp;
+      const dOut = u.down - u.reportedDown;
+      if (dIn <= 0 && dOut <= 0) continue;
+      u.reportedUp = u.up;
+      u.reportedDown = u.down;
+      out.push({ connection_id: u.connectionId, bytes_in: dIn, bytes_out: dOut });
     }
-    this.pending = keep;
     return out;
   }
 
+  /** The heartbeat that carried `entries` failed: they are reported again next time. */
   restore(entries: readonly UsageEntry[]): void {
-    for (const e of entries) this.add(e.connection_id, e.bytes_in, e.bytes_out);
+    for (const e of entries) {
+      const u = this.byId.get(e.connection_id);
+      if (!u) continue;
+      u.reportedUp -= e.bytes_in;
+      u.reportedDown -= e.bytes_out;
+    }
   }
 }

@@ -13,11 +13,13 @@ import { Worker } from 'node:worker_threads';
 import type { Logger } from 'pino';
 import type { JsonMessage } from '@pocketproxy/protocol';
 import { configureTun, execRunner, openTun, type TunDevice } from '@pocketproxy/tun';
+import { installReplyRoute, removeReplyRoute } from './routing.js';
 import { agentError } from '../errors.js';
 import { createTunnelClient, type TunnelClient, type TunnelClientOptions, type TunnelStats } from './client.js';
 
 export interface TunnelSpec {
-  tun: { name: string; mtu: number; address: string; prefixLength: number };
+  /** `replyTable`: route answers from `address` into the TUN (routing.ts); absent with a FakeTun. */
+  tun: { name: string; mtu: number; address: string; prefixLength: number; replyTable?: number };
   relayHost: string;
   relayPort: number;
   relayPublicKey: Uint8Array;
@@ -58,12 +60,20 @@ function clientOptions(spec: TunnelSpec, logger: Logger, onPackets: (ps: Buffer[
 export interface TunIo {
   openTun(name: string, mtu: number): TunDevice;
   configureTun(cfg: TunnelSpec['tun']): Promise<void>;
+  /** Undoes what configureTun set up beyond the TUN itself (which goes away when closed). */
+  unconfigureTun?(cfg: TunnelSpec['tun']): Promise<void>;
 }
 
-/** The real TUN device, configured with `ip` (no shell). */
+/** The real TUN device, configured with `ip` (no shell), answers to customers routed into it. */
 export const kernelTun: TunIo = {
   openTun: (name, mtu) => openTun({ name, maxPacket: Math.max(mtu, 1500) + 64 }),
-  configureTun: (cfg) => configureTun(cfg, execRunner),
+  configureTun: async (cfg) => {
+    await configureTun(cfg, execRunner);
+    if (cfg.replyTable !== undefined) await installReplyRoute({ tun: cfg.name, address: cfg.address, table: cfg.replyTable }, execRunner);
+  },
+  unconfigureTun: async (cfg) => {
+    if (cfg.replyTable !== undefined) await removeReplyRoute(cfg.replyTable, execRunner);
+  },
 };
 
 /** Opens and configures the TUN, connects the tunnel client to it and starts both. */
@@ -98,6 +108,7 @@ export function inProcessTunnel(io: TunIo): StartTunnel {
       async stop() {
         await client.stop();
         tun.close();
+        await io.unconfigureTun?.(spec.tun).catch(() => {});
       },
     };
   };

@@ -27,8 +27,9 @@ export async function runTunnelWorker(data: WorkerData): Promise<void> {
     if (m.t === 'send') client.sendMessage(m.message);
     else if (m.t === 'stop') {
       clearInterval(timer);
-      void client.stop().finally(() => {
+      void client.stop().finally(async () => {
         tun.close();
+        await kernelTun.unconfigureTun?.(data.spec.tun).catch(() => {});
         post({ t: 'stopped' });
         port.close();
       });

@@ -1,0 +1,336 @@
+// One listener per connection, on the connection's own port of the tunnel address:
+//
+//   customer 192.0.2.1 -> relay:30001 --DNAT, port kept, no source NAT--> tunnel -> vpn_ip:30001
+//     -> this connection's HTTP or SOCKS5 server -> egress (cellular) -> target
+//   customer UDP (SOCKS5 only)  -> relay:30001/udp --DNAT--> vpn_ip:30001/udp -> this connection's UdpRelay
+//   OpenVPN customer -> relay's transparent proxy (from the relay's tunnel address) -> vpn_ip:30001
+//
+// So the port a socket arrived on names its connection, and the socket's peer is the customer's
+// real address. A listener checks credentials against its own connection only, then its state
+// (disabled / expired / over its bandwidth: refused with a reason), its allow-list, its
+// max_connections, and hands every relayed byte to the connection's meter (byte budget, rate
+// limits, usage). Changes from the API (apply) open and close listeners and end the sockets of a
+// connection whose password, state or allow-list no longer admit them (docs/security.md).
+import type * as net from 'node:net';
+import * as dgram from 'node:dgram';
+import type { Logger } from 'pino';
+import { setTcpFlag } from '@pocketproxy/tun';
+import {
+  createHttpProxy, createSocks5Server, proxyError, UdpRelay,
+  type AuthContext, type HandshakeGuard, type Principal, type ProxyServer,
+} from '@pocketproxy/proxy';
+import type { CredentialItem } from '../api-client.js';
+import type { CredentialStore } from '../credentials.js';
+import type { Egress } from './egress.js';
+import type { UsageMeter } from '../ops/usage.js';
+
+export interface ListenerLimits {
+  /** Absolute time for a request head / SOCKS5 handshake (ms). */
+  readonly headTimeoutMs: number;
+  /** An established tunnel with no traffic either way is closed after this (ms). */
+  readonly idleTimeoutMs: number;
+}
+
+export interface ListenersOptions {
+  /** The tunnel address (vpn_ip): every listener binds here. */
+  readonly host: string;
+  /** The relay's tunnel address: its transparent proxy (OpenVPN customers) connects from here. */
+  readonly relayAddress?: string;
+  /** BND.ADDR of UDP ASSOCIATE replies: the relay's public host, where customers send datagrams. */
+  readonly relayHost: string;
+  readonly credentials: CredentialStore;
+  readonly usage: UsageMeter;
+  readonly egress: Egress;
+  readonly guard: HandshakeGuard;
+  readonly limits: ListenerLimits;
+  readonly logger: Logger;
+  readonly now?: () => number;
+}
+
+interface Listener {
+  item: CredentialItem;
+  readonly server: ProxyServer;
+  readonly udp?: { relay: UdpRelay; socket: dgram.Socket };
+  /** Every accepted socket (closeCustomerSockets) and the authenticated ones (max_connections, revocation). */
+  readonly open: Set<net.Socket>;
+  readonly admitted: Set<net.Socket>;
+}
+
+export interface ListenerStats {
+  readonly listeners: number;
+  readonly open: number;
+  readonly admitted: number;
+  readonly handshakeTimeouts: number;
+  readonly idleClosed: number;
+  readonly authFailures: number;
+  readonly denied: number;
+  readonly unauthRefusedPerAddress: number;
+  readonly unauthRefusedTotal: number;
+  readonly unauthActive: number;
+  readonly listenFailures: number;
+}
+
+/** Why an authenticated customer of this connection may not go on, or undefined. */
+export function refusal(item: CredentialItem, now: number, budgetLeft: boolean): string | undefined {
+  if (item.state !== 'active') return item.state;
+  if (item.expires_at !== null && Date.parse(item.expires_at) <= now) return 'expired';
+  if (!budgetLeft) return 'bandwidth';
+  return undefined;
+}
+
+export class Listeners {
+  private readonly byId = new Map<string, Listener>();
+  private readonly log: Logger;
+  private readonly now: () => number;
+  private closedCounters = { handshakeTimeouts: 0, idleClosed: 0, authFailures: 0, denied: 0 };
+  private listenFailures = 0;
+  private expiryTimer: NodeJS.Timeout | undefined;
+  private applying: Promise<void> = Promise.resolve();
+  private closed = false;
+
+  constructor(private readonly o: ListenersOptions) {
+    this.log = o.logger.child({ subsys: 'proxy' });
+    this.now = o.now ?? Date.now;
+  }
+
+  /** Listening ports by connection id (tests, logs). */
+  ports(): Map<string, number> {
+    return new Map([...this.byId].map(([id, l]) => [id, l.item.port]));
+  }
+
+  /** Brings the listeners in line with the credential store; calls run one after another. */
+  apply(): Promise<void> {
+    const run = this.applying.then(() => this.applyNow());
+    this.applying = run.catch(() => {});
+    return run;
+  }
+
+  private async applyNow(): Promise<void> {
+    if (this.closed) return;
+    const wanted = new Map([...this.o.credentials.items()].map((i) => [i.connection_id, i]));
+    for (const [id, l] of this.byId) {
+      const next = wanted.get(id);
+      if (!next || next.port !== l.item.port || next.protocol !== l.item.protocol) {
+        await this.closeListener(id, l, next ? 'moved' : 'removed');
+      }
+    }
+    for (const item of wanted.values()) {
+      const usage = this.o.usage.of(item.connection_id);
+      usage.limits.setRates({ upKbps: item.rate_limit_up_kbps, downKbps: item.rate_limit_down_kbps });
+      const l = this.byId.get(item.connection_id);
+      if (l) {
+        const before = l.item;
+        l.item = item;
+        this.revokeChanged(l, before);
+      } else {
+        await this.openListener(item).catch((err: unknown) => {
+          this.listenFailures++;
+          this.log.error({ err, connectionId: item.connection_id, port: item.port }, 'cannot listen for connection; retried at the next change');
+        });
+      }
+    }
+    this.armExpiry();
+  }
+
+  /**
+   * Sets each connection's byte budget from the API's view of this month's usage. `reportedAt` is
+   * what our heartbeats had carried when the API answered (none in flight), so the bytes counted
+   * since are exactly the ones the API's figure lacks.
+   */
+  setBudgets(reportedAt: ReadonlyMap<string, number>): void {
+    for (const item of this.o.credentials.items()) {
+      const usage = this.o.usage.of(item.connection_id);
+      if (item.bandwidth_limit_bytes === null) usage.limits.setBudget(null);
+      else {
+        // In the meter's own count: what it has taken so far plus what is left.
+        const left = item.bandwidth_limit_bytes - item.bytes_used_month - (usage.counted - (reportedAt.get(item.connection_id) ?? 0));
+        usage.limits.setBudget(Math.max(0, usage.limits.used + left));
+      }
+    }
+  }
+
+  /** Ends every customer socket (after a rotation the old address is gone anyway). */
+  closeCustomerSockets(): number {
+    let n = 0;
+    for (const l of this.byId.values()) {
+      n += l.open.size;
+      for (const s of [...l.open]) s.destroy();
+    }
+    return n;
+  }
+
+  /** Ends the sockets of one connection (its byte budget is spent). */
+  endConnection(connectionId: string): number {
+    const l = this.byId.get(connectionId);
+    if (!l) return 0;
+    const n = l.admitted.size;
+    for (const s of [...l.admitted]) s.destroy();
+    return n;
+  }
+
+  stats(): ListenerStats {
+    const sum = { ...this.closedCounters };
+    let open = 0;
+    let admitted = 0;
+    for (const l of this.byId.values()) {
+      open += l.open.size;
+      admitted += l.admitted.size;
+      const s = l.server.stats;
+      sum.handshakeTimeouts += s.handshakeTimeouts;
+      sum.idleClosed += s.idleClosed;
+      sum.authFailures += s.authFailures;
+      sum.denied += s.denied;
+    }
+    const g = this.o.guard.stats;
+    return {
+      listeners: this.byId.size, open, admitted, ...sum,
+      unauthRefusedPerAddress: g.refusedPerAddress, unauthRefusedTotal: g.refusedTotal, unauthActive: g.active,
+      listenFailures: this.listenFailures,
+    };
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    if (this.expiryTimer) clearTimeout(this.expiryTimer);
+    await this.applying;
+    await Promise.all([...this.byId].map(([id, l]) => this.closeListener(id, l, 'stopping')));
+  }
+
+  // ---- one connection ---------------------------------------------------------------------
+
+  private async openListener(item: CredentialItem): Promise<void> {
+    const host = this.o.host;
+    const id = item.connection_id;
+    const authenticate = (user: string, pass: string, ctx: AuthContext) => Promise.resolve(this.admit(id, user, pass, ctx));
+    const common = { authenticate, dial: this.o.egress.dial, logger: this.log, guard: this.o.guard, idleTimeoutMs: this.o.limits.idleTimeoutMs };
+    let udp: Listener['udp'];
+    let server: ProxyServer;
+    if (item.protocol === 'http') {
+      // Segment economy (every customer segment is a sealed tunnel frame both ways): the answer's
+      // tail and its FIN leave together.
+      server = createHttpProxy({ ...common, headTimeoutMs: this.o.limits.headTimeoutMs, beforeEnd: (s) => void setTcpFlag(s, 'cork', true) });
+    } else {
+      const socket = await bindUdp(item.port, host);
+      const relay = new UdpRelay({ socket, createSocket: this.o.egress.createUdpSocket, resolve: this.o.egress.resolveUdp, logger: this.log });
+      udp = { relay, socket };
+      server = createSocks5Server({ ...common, handshakeTimeoutMs: this.o.limits.headTimeoutMs, udp: { relay, advertise: { address: this.o.relayHost, port: item.port } } });
+    }
+    const l: Listener = { item, server, udp, open: new Set(), admitted: new Set() };
+    server.server.on('connection', (s: net.Socket) => {
+      l.open.add(s);
+      s.once('close', () => {
+        l.open.delete(s);
+        l.admitted.delete(s);
+      });
+    });
+    server.on('requestFailed', (e) => this.log.debug({ code: e.code, connectionId: id, remote: e.remoteAddress }, 'request failed'));
+    try {
+      await server.listen(item.port, host);
+    } catch (e) {
+      await server.close();
+      if (udp) await closeUdp(udp);
+      throw e;
+    }
+    // Accepted connections start in delayed-ACK mode (the kernel copies the listener's ACK state):
+    // a request is acknowledged by its answer. And they are handed over only once their first bytes
+    // are there (HTTP and SOCKS5 clients speak first): one wakeup instead of two.
+    setTcpFlag(server.server, 'quickack', false);
+    setTcpFlag(server.server, 'defer_accept', true);
+    this.byId.set(id, l);
+    this.log.info({ connectionId: id, protocol: item.protocol, port: item.port, state: item.state }, 'connection listening');
+  }
+
+  private async closeListener(id: string, l: Listener, why: string): Promise<void> {
+    this.byId.delete(id);
+    const s = l.server.stats;
+    this.closedCounters.handshakeTimeouts += s.handshakeTimeouts;
+    this.closedCounters.idleClosed += s.idleClosed;
+    this.closedCounters.authFailures += s.authFailures;
+    this.closedCounters.denied += s.denied;
+    const n = l.open.size;
+    await l.server.close(); // destroys every socket, and with the control sockets their UDP associations
+    if (l.udp) await closeUdp(l.udp);
+    this.log.info({ connectionId: id, port: l.item.port, closed: n, why }, 'connection listener closed');
+  }
+
+  /** Credentials, then the connection's state, allow-list and max_connections. */
+  private admit(id: string, user: string, pass: string, ctx: AuthContext): Principal | null {
+    const l = this.byId.get(id);
+    if (!l) return null;
+    const item = l.item;
+    const store = this.o.credentials;
+    if (!store.check(item, user, pass)) return null;
+    const remote = ctx.remoteAddress;
+    // The relay's transparent proxy speaks for OpenVPN customers; their allow-list was checked at sign-in.
+    if (remote !== this.o.relayAddress && !store.allowed(item, remote)) {
+      return { principal: id, deny: proxyError('PP_ERR_PROXY_ACCESS_DENIED', { reason: 'address' }) };
+    }
+    const usage = this.o.usage.of(id);
+    const why = refusal(item, this.now(), !usage.limits.exhausted);
+    if (why) return { principal: id, deny: proxyError('PP_ERR_PROXY_ACCESS_DENIED', { reason: why }) };
+    if (!l.admitted.has(ctx.socket)) {
+      if (item.max_connections !== null && l.admitted.size >= item.max_connections) {
+        this.log.info({ connectionId: id, limit: item.max_connections, remote }, 'max_connections reached; refused');
+        return { principal: id, deny: proxyError('PP_ERR_PROXY_TOO_MANY_CONNECTIONS', { limit: item.max_connections }) };
+      }
+      l.admitted.add(ctx.socket);
+    }
+    return { principal: id, meter: usage };
+  }
+
+  /** The API changed a connection: end the sockets it no longer admits. */
+  private revokeChanged(l: Listener, before: CredentialItem): void {
+    const item = l.item;
+    const all = item.username !== before.username || item.verifier !== before.verifier || refusal(item, this.now(), true) !== undefined;
+    const listChanged = item.allow_from.join(',') !== before.allow_from.join(',');
+    if (!all && !listChanged) return;
+    let n = 0;
+    for (const s of [...l.admitted]) {
+      const remote = s.remoteAddress?.startsWith('::ffff:') ? s.remoteAddress.slice(7) : (s.remoteAddress ?? '');
+      if (all || (remote !== this.o.relayAddress && !this.o.credentials.allowed(item, remote))) {
+        s.destroy();
+        n++;
+      }
+    }
+    if (n > 0) this.log.info({ connectionId: item.connection_id, ended: n, state: item.state }, 'connection changed; its sockets ended');
+  }
+
+  /** Re-applies at the next expiry, so an expired connection's sockets end on time. */
+  private armExpiry(): void {
+    if (this.expiryTimer) clearTimeout(this.expiryTimer);
+    const now = this.now();
+    let next = Infinity;
+    for (const l of this.byId.values()) {
+      const t = l.item.expires_at === null ? NaN : Date.parse(l.item.expires_at);
+      if (l.item.state === 'active' && t > now) next = Math.min(next, t);
+    }
+    if (next === Infinity) return;
+    this.expiryTimer = setTimeout(() => {
+      for (const l of this.byId.values()) this.revokeChanged(l, l.item);
+      this.armExpiry();
+    }, Math.min(next - now + 10, 2 ** 31 - 1));
+    this.expiryTimer.unref();
+  }
+}
+
+function bindUdp(port: number, host: string): Promise<dgram.Socket> {
+  return new Promise((resolve, reject) => {
+    const s = dgram.createSocket('udp4');
+    s.once('error', reject);
+    s.bind(port, host, () => {
+      s.removeListener('error', reject);
+      resolve(s);
+    });
+  });
+}
+
+async function closeUdp(u: { relay: UdpRelay; socket: dgram.Socket }): Promise<void> {
+  await u.relay.close();
+  await new Promise<void>((r) => {
+    try {
+      u.socket.close(() => r());
+    } catch {
+      r();
+    }
+  });
+}
