@@ -8,6 +8,12 @@ import { arrayErrors, useFormSend, validate, type FieldErrors } from '@/lib/form
 import type { Connection, Customer, Device } from '@/lib/types';
 import { Field, Notice } from './ui';
 
+/** An optional whole-number input: '' → null (no limit), else the number (NaN when it is not one). */
+function optionalNumber(text: string): number | null {
+  const t = text.trim();
+  return t === '' ? null : Number(t);
+}
+
 type Props = {
   connection?: Connection; // edit when given
   devices: Device[];
@@ -29,6 +35,9 @@ export function ConnectionForm({ connection: c, devices, customers, initialDevic
   const [amount, setAmount] = useState(limit.amount);
   const [unit, setUnit] = useState<Unit>(limit.unit);
   const [expires, setExpires] = useState(toLocalInput(c?.expires_at ?? null));
+  const [maxConns, setMaxConns] = useState(c?.max_connections == null ? '' : String(c.max_connections));
+  const [downKbps, setDownKbps] = useState(c?.rate_limit_down_kbps == null ? '' : String(c.rate_limit_down_kbps));
+  const [upKbps, setUpKbps] = useState(c?.rate_limit_up_kbps == null ? '' : String(c.rate_limit_up_kbps));
   const [allow, setAllow] = useState((c?.allow_from ?? []).join('\n'));
   const [enabled, setEnabled] = useState(c?.enabled ?? true);
   const [regen, setRegen] = useState(false);
@@ -45,6 +54,8 @@ export function ConnectionForm({ connection: c, devices, customers, initialDevic
     if (expiresAt === 'invalid') local.expires_at = 'enter a date and time';
     else if (expiresAt && !editing && Date.parse(expiresAt) <= Date.now()) local.expires_at = 'must be in the future';
     if (!editing && !deviceId) local.device_id = 'choose a device';
+    const limits = { max_connections: optionalNumber(maxConns), rate_limit_down_kbps: optionalNumber(downKbps), rate_limit_up_kbps: optionalNumber(upKbps) };
+    for (const [k, v] of Object.entries(limits)) if (Number.isNaN(v)) local[k] = 'enter a whole number, or leave empty for no limit';
 
     const body: Record<string, unknown> = {
       customer_id: customerId || null,
@@ -52,6 +63,7 @@ export function ConnectionForm({ connection: c, devices, customers, initialDevic
       expires_at: expiresAt,
       allow_from: parseAllowList(allow),
       enabled,
+      ...limits,
     };
     if (editing) {
       if (username !== c.username) body.username = username;
@@ -134,6 +146,15 @@ export function ConnectionForm({ connection: c, devices, customers, initialDevic
               </select>
             </div>
           )}
+        </Field>
+        <Field label="Max simultaneous connections" error={errors.max_connections} hint="1–100000. Leave empty for no limit.">
+          {(p) => <input {...p} type="number" min={1} max={100000} step={1} inputMode="numeric" value={maxConns} onChange={(e) => setMaxConns(e.target.value)} placeholder="unlimited" />}
+        </Field>
+        <Field label="Download rate limit (kbps)" error={errors.rate_limit_down_kbps} hint="Target → customer, kilobits per second (1000 kbps = 1 Mbit/s). Empty: no limit.">
+          {(p) => <input {...p} type="number" min={1} max={10000000} step={1} inputMode="numeric" value={downKbps} onChange={(e) => setDownKbps(e.target.value)} placeholder="unlimited" />}
+        </Field>
+        <Field label="Upload rate limit (kbps)" error={errors.rate_limit_up_kbps} hint="Customer → target, kilobits per second. Empty: no limit.">
+          {(p) => <input {...p} type="number" min={1} max={10000000} step={1} inputMode="numeric" value={upKbps} onChange={(e) => setUpKbps(e.target.value)} placeholder="unlimited" />}
         </Field>
         <Field label="Expires" error={errors.expires_at} hint="Leave empty for no expiry. Your local time.">
           {(p) => <input {...p} type="datetime-local" value={expires} onChange={(e) => setExpires(e.target.value)} />}

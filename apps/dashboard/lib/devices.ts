@@ -25,7 +25,7 @@ export function devicePatchFromEvent(ev: WsEvent): { id: string; patch: DevicePa
     case 'device_updated':
     case 'device_paired': {
       // A full Device in the event replaces ours; otherwise the caller refetches.
-      const full = typeof d.id === 'string' && typeof d.status === 'string' && typeof d.base_port === 'number';
+      const full = typeof d.id === 'string' && typeof d.status === 'string' && typeof d.paired_at === 'string' && typeof d.metrics === 'object';
       return { id, patch: full ? (d as unknown as DevicePatch) : {}, full };
     }
     default:
@@ -37,9 +37,3 @@ export function applyPatch(dev: Device, patch: DevicePatch): Device {
   return { ...dev, ...patch, metrics: { ...dev.metrics, ...(patch.metrics ?? {}) } } as Device;
 }
 
-export function portRange(d: Device): string {
-  const ports = [d.base_port, ...Object.values(d.ports ?? {})].filter((p): p is number => typeof p === 'number');
-  const lo = Math.min(...ports);
-  const hi = Math.max(...ports);
-  return lo === hi ? String(lo) : `${lo}–${hi}`;
-}

@@ -138,6 +138,8 @@ test('operator flow: log in, customer, pair, live online, connection, live rotat
   await dlg.getByLabel('Device').selectOption({ label: 'lab-phone-1 — online' });
   await dlg.getByLabel('Customer').selectOption({ label: 'Acme Scraping' });
   await dlg.getByLabel('SOCKS5 (TCP + UDP)').check();
+  await dlg.getByLabel('Max simultaneous connections').fill('25');
+  await dlg.getByLabel('Download rate limit (kbps)').fill('50000');
   await dlg.getByRole('button', { name: 'Create connection' }).click();
   await dlg.waitFor({ state: 'hidden' });
   await page.getByText('Connection created. It is ready to use:').waitFor();
@@ -148,6 +150,7 @@ test('operator flow: log in, customer, pair, live online, connection, live rotat
   state.connection = conn;
   assert.equal(conn.customer_id, state.customerId);
   assert.equal(conn.protocol, 'socks5');
+  assert.deepEqual([conn.max_connections, conn.rate_limit_down_kbps, conn.rate_limit_up_kbps], [25, 50000, null], 'limits stored; an empty one is no limit');
   assert.equal(shown, conn.proxy_url, 'the page shows the stored proxy string');
   assert.equal(shown, `socks5://${conn.username}:${conn.password}@${conn.host}:${conn.port}`);
   const connRow = page.locator('tbody tr').filter({ hasText: conn.username });
@@ -268,6 +271,17 @@ test('bad input shows a clear message and changes nothing stored', { timeout: 60
   await dlg.getByLabel('Monthly bandwidth limit').fill('-5');
   await refused(dlg, 'Create connection', /must be at least 0|enter a number/);
   await dlg.getByLabel('Monthly bandwidth limit').fill('');
+  for (const [label, value, message] of [
+    ['Max simultaneous connections', '0', 'must be at least 1'],
+    ['Max simultaneous connections', '2.5', 'must be a whole number'],
+    ['Max simultaneous connections', '100001', 'must be at most 100000'],
+    ['Download rate limit (kbps)', '20000000', 'must be at most 10000000 kbps'],
+    ['Upload rate limit (kbps)', '0', 'must be at least 1 kbps'],
+  ] as const) {
+    await dlg.getByLabel(label).fill(value);
+    await refused(dlg, 'Create connection', message);
+    await dlg.getByLabel(label).fill('');
+  }
   await dlg.getByLabel('Username').fill(state.connection.username);
   await log.allowing(/status of 409/, () => refused(dlg, 'Create connection', `the username "${state.connection.username}" is taken`));
   await dlg.getByRole('button', { name: 'Cancel' }).click();

@@ -25,8 +25,6 @@ const devices = Array.from({ length: Number(process.env.MOCK_DEVICES ?? 24) }, (
     status: online ? 'online' : 'offline',
     relay_id: relays[0].id,
     vpn_ip: online ? `192.168.255.${i + 2}` : null,
-    base_port: 30000 + i * 10,
-    ports: { http: 30000 + i * 10, socks5: 30001 + i * 10, udp: 30002 + i * 10, openvpn: 30003 + i * 10 },
     current_ip: `198.51.100.${i + 10}`,
     last_seen_at: new Date(Date.now() - (online ? (i % 3) * 20_000 : 3_600_000 * (i + 1) / 4)).toISOString(),
     paired_at: now(),
@@ -47,10 +45,12 @@ function mkConn(body) {
   const dev = devices.find((d) => d.id === body.device_id);
   const username = body.username ?? `u${Math.random().toString(36).slice(2, 8)}`;
   const password = body.password ?? Math.random().toString(36).slice(2, 14);
-  const port = dev.base_port + (body.protocol === 'http' ? 0 : 1) + connections.length * 0;
+  const port = 40000 + connections.length;
   const c = {
     id: rid('con'), device_id: dev.id, customer_id: body.customer_id ?? null, protocol: body.protocol, host: relays[0].host, port,
-    username, password, enabled: body.enabled ?? true, bandwidth_limit_bytes: body.bandwidth_limit_bytes ?? null, bytes_used_month: Math.floor(Math.random() * 5e9),
+    username, password, enabled: body.enabled ?? true, bandwidth_limit_bytes: body.bandwidth_limit_bytes ?? null,
+    max_connections: body.max_connections ?? null, rate_limit_down_kbps: body.rate_limit_down_kbps ?? null, rate_limit_up_kbps: body.rate_limit_up_kbps ?? null,
+    bytes_used_month: Math.floor(Math.random() * 5e9), bytes_relay_month: Math.floor(Math.random() * 5e9),
     expires_at: body.expires_at ?? null, allow_from: body.allow_from ?? [], rotation_url: `/api/public/rotate/${Math.random().toString(36).slice(2)}`,
     proxy_url: `${body.protocol}://${username}:${password}@${relays[0].host}:${port}`, device_status: dev.status, created_at: now(), updated_at: now(),
   };

@@ -3,7 +3,7 @@ import Link from 'next/link';
 import { useSearchParams } from 'next/navigation';
 import { memo, Suspense, useCallback, useEffect, useMemo, useRef, useState } from 'react';
 import { api, errorMessage, mapLimit } from '@/lib/api';
-import { applyPatch, devicePatchFromEvent, portRange, type DevicePatch } from '@/lib/devices';
+import { applyPatch, devicePatchFromEvent, type DevicePatch } from '@/lib/devices';
 import { formatSignal, signalLevel } from '@/lib/format';
 import { useDebounced, useLiveEvents, usePolling } from '@/lib/live';
 import { useResource } from '@/lib/resource';
@@ -58,7 +58,6 @@ const DeviceRow = memo(function DeviceRow({ d, selected, relay, onToggle }: { d:
         {d.metrics.charging ? <span title="charging" aria-label="charging"> ⚡</span> : ''}
       </td>
       <td>{relay}</td>
-      <td className="mono nowrap">{portRange(d)}</td>
     </tr>
   );
 });
@@ -269,7 +268,6 @@ function DevicesInner() {
                 {sortHeader('signal', 'Signal')}
                 {sortHeader('battery', 'Battery')}
                 <th>Relay</th>
-                <th>Ports</th>
               </tr>
             </thead>
             <tbody>

@@ -5,7 +5,7 @@ import { Suspense, useEffect, useMemo, useState } from 'react';
 import { DeviceUpdate } from '@pocketproxy/api-schema';
 import { api, ApiError } from '@/lib/api';
 import { COMMAND_LABELS, commandResult, commandTone, upsertCommand } from '@/lib/commands';
-import { applyPatch, devicePatchFromEvent, portRange } from '@/lib/devices';
+import { applyPatch, devicePatchFromEvent } from '@/lib/devices';
 import { formatBytes, formatSignal, formatTime, signalLevel } from '@/lib/format';
 import { problemErrors, validate, type FieldErrors } from '@/lib/forms';
 import { useDebounced, useLiveEvents, usePolling } from '@/lib/live';
@@ -168,10 +168,6 @@ function DeviceInner() {
             <dd>{d.relay_id ? (relayName.get(d.relay_id) ?? d.relay_id) : '—'}</dd>
             <dt>Tunnel address</dt>
             <dd className="mono">{d.vpn_ip ?? '—'}</dd>
-            <dt>Ports</dt>
-            <dd className="mono">
-              {portRange(d)} <span className="muted">(HTTP {d.ports.http}, SOCKS5 {d.ports.socks5}, UDP {d.ports.udp}, OpenVPN {d.ports.openvpn})</span>
-            </dd>
             <dt>Agent</dt>
             <dd>{d.agent_version ?? '—'}</dd>
             <dt>Paired</dt>
