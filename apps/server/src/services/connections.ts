@@ -223,17 +223,20 @@ export type ConnectionState = 'active' | 'disabled' | 'expired' | 'bandwidth';
 export type BlockReason = 'expired' | 'bandwidth';
 
 /**
- * The credentials version of one device, as SQL: the count of its connections and a hash over every
- * field of their credential items except bytes_used_month (plus whether each has passed its expiry,
- * which turns its state to 'expired' without a row change). It changes exactly when an item does,
- * whoever wrote the row and whatever the clocks say. The heartbeat answer (heartbeat-batch.ts) and
- * GET /api/devices/:id/credentials compute it with this same expression, so an agent refetches only
- * when something changed. `device` and `now` are SQL expressions (a column, a parameter).
+ * The credentials version of one device, as SQL: the count of its connections, ':', and the sum of a
+ * 64-bit hash per connection over every field of its credential item except bytes_used_month (plus
+ * whether its expiry has passed, which turns its state to 'expired' without a row change). It changes
+ * when any item does — whoever wrote the row, whatever the clocks say (no updated_at involved) — and
+ * only then. The heartbeat answer (heartbeat-batch.ts) and GET /api/devices/:id/credentials compute it
+ * with this same expression, so an agent refetches only when something changed. It costs the heartbeat
+ * batch a few µs per device (a sum, no string building or cryptographic hash: a change detector only).
+ * `device` and `now` are SQL expressions (a column, a parameter). Timestamps go in as epoch numbers, so
+ * the text hashed does not depend on session settings.
  */
 export function credentialsVersionSql(device: string, now: string): string {
-  return `(SELECT count(*) || ':' || coalesce(encode(sha256(convert_to(string_agg(json_build_array(
+  return `(SELECT count(*) || ':' || coalesce(sum(hashtextextended(row(
       x.id, x.protocol, x.port, x.username, x.password_verifier, x.enabled, x.blocked_reason, extract(epoch FROM x.expires_at), x.expires_at <= ${now}::timestamptz,
-      x.allow_from, x.max_connections, x.rate_limit_down_kbps, x.rate_limit_up_kbps, x.bandwidth_limit_bytes)::text, ',' ORDER BY x.id), 'UTF8')), 'hex'), '0')
+      x.allow_from, x.max_connections, x.rate_limit_down_kbps, x.rate_limit_up_kbps, x.bandwidth_limit_bytes)::text, 0))::text, '0')
     FROM connections x WHERE x.device_id = ${device})`;
 }
 

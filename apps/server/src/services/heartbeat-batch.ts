@@ -115,7 +115,7 @@ export class HeartbeatBatcher {
     ];
     for (let attempt = 1; ; attempt++) {
       try {
-        const r = await this.db.queryRelaxed<{ id: string; old_status: string | null; old_ip: string | null; cred_version: string; commands: Row[] }>(SQL, params, { name: 'heartbeat_batch_v2' });
+        const r = await this.db.queryRelaxed<{ id: string; old_status: string | null; old_ip: string | null; cred_version: string; commands: Row[] }>(SQL, params, { name: 'heartbeat_batch_v3' });
         this.stats.batches++;
         this.stats.heartbeats += batch.length;
         const byId = new Map(r.rows.map((x) => [x.id, x]));
