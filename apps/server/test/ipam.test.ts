@@ -27,5 +27,5 @@ test('ipInCidrs: prefix boundaries, /0 and /32, host bits ignored, bare addresse
   assert.ok(!ipInCidrs('172.32.0.0', ['172.16.0.0/12']));
   assert.ok(!ipInCidrs('1.2.3.4', []), 'an empty list contains nothing');
   for (const bad of ['2001:db8::1', 'x', '', '1.2.3.4.5']) assert.ok(!ipInCidrs(bad, ['0.0.0.0/0']), bad);
-  for (const junk of ['1.2.3.0/33', '1.2.3.0/x', 'x/8', '1.2.3/8', '1.2.3.0/', '/8']) assert.ok(!ipInCidrs('1.2.3.4', [junk]), junk);
+  for (const junk of ['1.2.3.0/33', '1.2.3.0/x', 'x/8', '1.2.3/8', '1.2.3.0/', '/8', '::ffff:1.2.3.0/24', '1.2.3.0/24/8']) assert.ok(!ipInCidrs('1.2.3.4', [junk]), junk);
 });

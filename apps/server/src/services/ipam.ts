@@ -28,11 +28,13 @@ export function ipInCidrs(ip: string, cidrs: readonly string[]): boolean {
   const n = parseIpv4(ip);
   if (n === null) return false;
   return cidrs.some((c) => {
-    const [addr, bits] = c.includes('/') ? c.split('/') : [c, '32'];
-    if (parseIpv4(addr!) === null || !/^\d{1,2}$/.test(bits!) || Number(bits) > 32) return false;
-    const { base, prefix } = parseCidr(`${addr}/${bits}`);
+    const parts = c.includes('/') ? c.split('/') : [c, '32'];
+    const [addr = '', bits = ''] = parts;
+    const a = parts.length !== 2 || addr.includes(':') ? null : parseIpv4(addr);
+    if (a === null || !/^\d{1,2}$/.test(bits) || Number(bits) > 32) return false;
+    const prefix = Number(bits);
     const mask = prefix === 0 ? 0 : (0xffffffff << (32 - prefix)) >>> 0;
-    return ((n & mask) >>> 0) === base;
+    return ((n & mask) >>> 0) === ((a & mask) >>> 0);
   });
 }
 
