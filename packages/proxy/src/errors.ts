@@ -37,6 +37,9 @@ export const PROXY_ERRORS = defineErrors('proxy', {
   PP_ERR_PROXY_TLS_MALFORMED: { status: 400, message: 'malformed TLS ClientHello: {reason}' },
   // connectVia: the next proxy answered CONNECT with a failure.
   PP_ERR_PROXY_UPSTREAM_REJECTED: { status: 502, message: 'upstream proxy answered {status} ({code})' },
+  // Refusals the app returns as Principal.deny (credentials right, customer refused).
+  PP_ERR_PROXY_ACCESS_DENIED: { status: 403, message: 'access denied: {reason}' },
+  PP_ERR_PROXY_TOO_MANY_CONNECTIONS: { status: 503, message: 'too many connections (limit {limit})' },
 });
 
 export type ProxyErrorCode = Exclude<keyof typeof PROXY_ERRORS, '__area'>;

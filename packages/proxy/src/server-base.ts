@@ -1,22 +1,50 @@
 // What every TCP server of this package shares: a net.Server, the set of live sockets (so close()
-// really ends everything, which tests and graceful shutdown rely on), and typed events.
+// really ends everything, which tests and graceful shutdown rely on), the handshake guard at accept,
+// counters, and typed events.
 import { EventEmitter } from 'node:events';
 import * as net from 'node:net';
+import type { HandshakeGuard } from './limits/guard.js';
 import type { AuthContext, ProxyEvents } from './types.js';
+
+/** Counters of one server (plain numbers, bumped where things happen; read them any time). */
+export interface ProxyStats {
+  /** Head (HTTP) or handshake (SOCKS5) not complete by its deadline. */
+  handshakeTimeouts: number;
+  /** Tunnels (and HTTP answers) ended by the idle timeout. */
+  idleClosed: number;
+  /** Wrong or malformed credentials (a missing Proxy-Authorization is not counted: browsers ask first). */
+  authFailures: number;
+  /** Requests refused through Principal.deny. */
+  denied: number;
+}
+
+/** Called for every admitted socket; `leave` takes it out of the guard (call it once authenticated). */
+export type OnConnection = (socket: net.Socket, leave: () => void) => void;
+
+const noop = (): void => {};
 
 export class ProxyServer extends EventEmitter<ProxyEvents & { error: [Error] }> {
   readonly server: net.Server;
+  readonly stats: ProxyStats = { handshakeTimeouts: 0, idleClosed: 0, authFailures: 0, denied: 0 };
   private readonly sockets = new Set<net.Socket>();
 
-  constructor(onConnection: (socket: net.Socket) => void, maxConnections?: number) {
+  constructor(onConnection: OnConnection, maxConnections?: number, guard?: HandshakeGuard) {
     super();
     // allowHalfOpen: tunnels forward each direction's FIN on its own (relay.ts).
     this.server = net.createServer({ allowHalfOpen: true, noDelay: true }, (socket) => {
+      // A socket error without a listener would crash the process; handlers add their own too.
+      socket.on('error', noop);
+      let leave = noop;
+      if (guard) {
+        // One getpeername per accept, only with a guard; SocketAuthContext reuses Node's cached answer.
+        const l = guard.admit(socket.remoteAddress ?? '');
+        if (l === null) return void socket.destroy();
+        leave = l;
+        socket.once('close', l);
+      }
       this.sockets.add(socket);
       socket.once('close', () => this.sockets.delete(socket));
-      // A socket error without a listener would crash the process; handlers add their own too.
-      socket.on('error', () => {});
-      onConnection(socket);
+      onConnection(socket, leave);
     });
     if (maxConnections !== undefined) this.server.maxConnections = maxConnections;
     // Re-emitted only when someone listens: an unlistened 'error' would take the process down.

@@ -2,6 +2,7 @@
 // UDP sockets and a logger; the servers report business facts as events.
 import type * as net from 'node:net';
 import type * as dgram from 'node:dgram';
+import type { PPError } from './errors.js';
 
 /** What the server knows about a customer when it asks `authenticate`. */
 export interface AuthContext {
@@ -13,9 +14,38 @@ export interface AuthContext {
   readonly localPort: number;
 }
 
+/** up = bytes from the customer, down = bytes to the customer. */
+export type Direction = 'up' | 'down';
+
+/**
+ * Byte accounting and limits of one customer (see limits/meter.ts for the stock implementation).
+ * Called once per chunk (at most 16 KiB) on every byte path of a principal that has one.
+ */
+export interface Meter {
+  /**
+   * The bytes were read and are being delivered. Returns 0 = go on; > 0 = ms to wait before reading
+   * more in that direction (rate limit; a UDP datagram is dropped instead); -1 = byte budget spent:
+   * end the customer connection and its target now.
+   */
+  take(dir: Direction, bytes: number): number;
+  /**
+   * Optional: bytes taken but not delivered after all (a policed UDP datagram), so a sender above
+   * its rate still gets the rate through instead of paying for what was dropped.
+   */
+  refund?(dir: Direction, bytes: number): void;
+}
+
 export interface Principal {
   /** Opaque id chosen by the app (e.g. a connection id); carried into dial and events. */
   readonly principal: string;
+  /** Applied to every byte this customer moves (tunnels, absolute-form bodies and answers, UDP). */
+  readonly meter?: Meter;
+  /**
+   * The credentials were right but the customer is refused (disabled, expired, over its bandwidth,
+   * too many connections). Answered at the request stage: HTTP with the error's status, SOCKS5 with
+   * authentication success followed by the mapped reply code; then the connection closes.
+   */
+  readonly deny?: PPError;
 }
 
 export type Authenticate = (user: string, pass: string, ctx: AuthContext) => Promise<Principal | null>;

@@ -116,3 +116,31 @@ it('reports failures as requestFailed events', () => {
   assert.ok(failures.some((f) => f.code === 'PP_ERR_PROXY_TARGET_REFUSED' && f.principal === 'con_alice'));
   assert.ok(failures.some((f) => f.code === 'PP_ERR_PROXY_HEAD_TOO_LARGE' && f.principal === undefined));
 });
+
+it('re-chunks a large close-delimited answer intact for a customer that reads slowly (framing under backpressure)', async () => {
+  const net = await import('node:net');
+  const body = Buffer.alloc(4 << 20);
+  for (let i = 0; i < body.length; i++) body[i] = (i * 31) & 0xff;
+  const srv = net.createServer((c) => { c.on('error', () => {}); c.once('data', () => c.end(Buffer.concat([Buffer.from('HTTP/1.1 200 OK\r\n\r\n'), body]))); });
+  srv.listen(0, '127.0.0.1');
+  await new Promise((r) => srv.once('listening', r));
+  onCleanup(() => new Promise((r) => { srv.close(r); }));
+  const s = await connect(port);
+  s.write(`GET http://127.0.0.1:${(srv.address() as { port: number }).port}/ HTTP/1.1\r\n${AUTH}Connection: close\r\n\r\n`);
+  s.pause();
+  await new Promise((r) => setTimeout(r, 300)); // the proxy's write buffer fills up meanwhile
+  const got = await untilClose(s, 10_000);
+  const start = got.indexOf('\r\n\r\n') + 4;
+  assert.match(got.toString('latin1', 0, start), /Transfer-Encoding: chunked/);
+  const out: Buffer[] = [];
+  for (let i = start; ;) {
+    const eol = got.indexOf('\r\n', i);
+    const size = parseInt(got.toString('latin1', i, eol), 16);
+    assert.ok(Number.isFinite(size), `bad chunk size line at ${i}`);
+    if (size === 0) break;
+    out.push(got.subarray(eol + 2, eol + 2 + size));
+    assert.equal(got.toString('latin1', eol + 2 + size, eol + 4 + size), '\r\n');
+    i = eol + 4 + size;
+  }
+  assert.ok(Buffer.concat(out).equals(body));
+});

@@ -8,6 +8,8 @@
 // the customer's keep-alive is ours to serve, the origin's is not worth a pool on a phone.
 import type * as net from 'node:net';
 import { proxyError } from '../errors.js';
+import { BudgetSpent, Hold, MeteredFeed } from '../limits/flow.js';
+import type { Meter } from '../types.js';
 import type { Header, ResponseHead } from './head.js';
 import { ResponseReader, type ResponseFraming } from './response-reader.js';
 
@@ -34,6 +36,8 @@ export interface ForwardParams {
   /** Whether the customer may get a chunked answer (HTTP/1.1). */
   readonly clientHttp11: boolean;
   readonly keepAlive: boolean;
+  /** Charged 'down' for every byte read from the origin (head and body, as received). */
+  readonly meter?: Meter;
 }
 
 export interface Forwarded {
@@ -93,6 +97,17 @@ function interimHead(res: ResponseHead): string {
   return `${head}\r\n`;
 }
 
+/**
+ * One chunk of a chunked body. All three writes happen whatever the first ones return (a false
+ * only means "buffer full"; skipping the rest would corrupt the framing); the last one's answer is
+ * the buffer's state after all of them.
+ */
+function writeChunk(s: net.Socket, b: Buffer): boolean {
+  s.write(`${b.length.toString(16)}\r\n`);
+  s.write(b);
+  return s.write('\r\n');
+}
+
 const hangUp = (): Error => Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' });
 
 export function forward(p: ForwardParams): Forwarded {
@@ -105,6 +120,9 @@ export function forward(p: ForwardParams): Forwarded {
   let settle!: { resolve: (r: { keepAlive: boolean }) => void; reject: (e: unknown) => void };
   const done = new Promise<{ keepAlive: boolean }>((resolve, reject) => { settle = { resolve, reject }; });
   done.catch(() => {});
+  // Reading from the origin pauses for the customer's full write buffer and for meter waits alike.
+  const hold = new Hold(upstream);
+  let drainWait = false;
 
   const fail = (e: unknown): void => {
     if (finished) return;
@@ -114,7 +132,11 @@ export function forward(p: ForwardParams): Forwarded {
     if (responded) client.destroy();
     settle.reject(e);
   };
-  const onResumeUpstream = (): void => { upstream.resume(); };
+  const onClientDrain = (): void => {
+    if (!drainWait) return;
+    drainWait = false;
+    hold.release();
+  };
   const reader = new ResponseReader(p.method, {
     // RFC 9110 §15.2: no 1xx to an HTTP/1.0 customer.
     interim: (h) => { if (p.clientHttp11) client.write(interimHead(h)); },
@@ -130,10 +152,10 @@ export function forward(p: ForwardParams): Forwarded {
       setImmediate(() => { if (client.writableCorked) client.uncork(); });
     },
     body: (b) => {
-      const ok = chunk ? client.write(`${b.length.toString(16)}\r\n`) && client.write(b) && client.write('\r\n') : client.write(b);
-      if (!ok) {
-        upstream.pause();
-        client.once('drain', onResumeUpstream);
+      const ok = chunk ? writeChunk(client, b) : client.write(b);
+      if (!ok && !drainWait) {
+        drainWait = true;
+        hold.hold();
       }
     },
     end: () => {
@@ -146,25 +168,38 @@ export function forward(p: ForwardParams): Forwarded {
   const onData = (d: Buffer): void => {
     try { reader.push(d); } catch (e) { fail(e); }
   };
-  const onEnd = (): void => { if (!reader.eof()) fail(hangUp()); };
+  // Budget spent: the customer connection and the origin go at once (no in-band answer).
+  const kill = (): void => {
+    if (finished) return;
+    finished = true;
+    cleanup();
+    client.destroy();
+    settle.reject(new BudgetSpent());
+  };
+  const feed = p.meter ? new MeteredFeed(p.meter, 'down', hold, onData, kill) : null;
+  // The origin's FIN/close is judged after the bytes the meter still holds back were read.
+  const eof = (): void => { if (!reader.eof()) fail(hangUp()); };
+  const onEnd = (): void => { if (feed) feed.whenFlushed(eof); else eof(); };
   const onError = (e: Error): void => fail(e);
-  const onClose = (): void => { if (!reader.eof()) fail(hangUp()); };
+  const onClose = onEnd;
   function cleanup(): void {
-    upstream.removeListener('data', onData);
+    feed?.stop();
+    upstream.removeListener('data', feed ? feed.push : onData);
     upstream.removeListener('end', onEnd);
     upstream.removeListener('error', onError);
     upstream.removeListener('close', onClose);
-    client.removeListener('drain', onResumeUpstream);
+    client.removeListener('drain', onClientDrain);
     upstream.destroy();
   }
-  upstream.on('data', onData);
+  upstream.on('data', feed ? feed.push : onData);
   upstream.on('end', onEnd);
   upstream.on('error', onError);
   upstream.on('close', onClose);
+  client.on('drain', onClientDrain);
   upstream.write(req.head);
 
   return {
-    write: (b) => (req.chunked ? upstream.write(`${b.length.toString(16)}\r\n`) && upstream.write(b) && upstream.write('\r\n') : upstream.write(b)),
+    write: (b) => (req.chunked ? writeChunk(upstream, b) : upstream.write(b)),
     end: () => { if (req.chunked && !upstream.destroyed) upstream.write('0\r\n\r\n'); },
     onDrain: (cb) => { upstream.once('drain', cb); },
     abort: () => {

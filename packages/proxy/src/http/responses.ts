@@ -5,6 +5,8 @@ import { STATUS_CODES } from 'node:http';
 import type { PPError } from '../errors.js';
 
 export const ERROR_HEADER = 'X-PocketProxy-Error';
+/** Why an access denial happened (disabled, expired, bandwidth, …): the app's short token. */
+export const REASON_HEADER = 'X-PocketProxy-Reason';
 export const REALM = 'pocketproxy';
 
 /** Writes a complete failure response and closes the connection after it is flushed. */
@@ -19,7 +21,14 @@ export function writeFailure(socket: net.Socket, err: PPError): void {
     'Connection: close',
   ];
   if (err.status === 407) lines.push(`Proxy-Authenticate: Basic realm="${REALM}"`);
+  if (err.code === 'PP_ERR_PROXY_ACCESS_DENIED') lines.push(`${REASON_HEADER}: ${reasonToken(err.params.reason)}`);
   socket.end(lines.join('\r\n') + '\r\n\r\n' + body);
   // Do not wait forever for a client that never reads the answer.
   socket.setTimeout(5_000, () => socket.destroy());
+}
+
+/** The reason comes from the app; keep it a header-safe token whatever it is. */
+function reasonToken(reason: string | number | undefined): string {
+  const t = String(reason ?? '').replace(/[^A-Za-z0-9._-]/g, '').slice(0, 64);
+  return t === '' ? 'unspecified' : t;
 }

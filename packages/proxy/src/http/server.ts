@@ -4,19 +4,24 @@
 //
 // One customer connection may carry several absolute-form requests (keep-alive) and end in a
 // CONNECT tunnel. Every request is authenticated (Proxy-Authorization: Basic) and dialed through
-// the same `dial`, so the policy and egress binding apply to both paths.
+// the same `dial`, so the policy and egress binding apply to both paths. A request head must be
+// complete within headTimeoutMs counted from accept (first request) or from its first byte (later
+// keep-alive requests): an absolute deadline, so a client trickling a byte now and then is still
+// closed in time.
 import type * as net from 'node:net';
 import { isPPError } from '@pocketproxy/errors';
 import { proxyError, type PPError } from '../errors.js';
 import { createPolicyDialer, classifyDialError } from '../dialer.js';
+import { BudgetSpent, Hold, MeteredFeed } from '../limits/flow.js';
+import type { HandshakeGuard } from '../limits/guard.js';
 import { silentLogger } from '../logger.js';
 import { relay } from '../relay.js';
 import { ProxyServer, SocketAuthContext } from '../server-base.js';
-import type { AllowNoAuth, AuthContext, Authenticate, Dial, Logger } from '../types.js';
+import type { AllowNoAuth, AuthContext, Authenticate, Dial, Logger, Meter, Principal } from '../types.js';
 import { parseProxyAuthorization } from './basic-auth.js';
-import { ChunkedDecoder } from './chunked.js';
+import { bodyFraming, bodySink, type BodySink, type Framing } from './body.js';
 import { forward, endToEndHeaders, type Forwarded } from './forward.js';
-import { findHeadEnd, headerValues, listMembers, parseAuthority, parseRequestHead, MAX_HEAD_BYTES, type RequestHead } from './head.js';
+import { findHeadEnd, listMembers, parseAuthority, parseRequestHead, MAX_HEAD_BYTES, type RequestHead } from './head.js';
 import { writeFailure } from './responses.js';
 
 export interface HttpProxyOptions {
@@ -26,13 +31,15 @@ export interface HttpProxyOptions {
   /** Egress. Default: createPolicyDialer with the strict default policy (public addresses only). */
   readonly dial?: Dial;
   readonly logger?: Logger;
-  /** Time allowed to send a complete request head (default 10 s). */
+  /** Deadline for a complete request head, from accept / from the head's first byte (default 10 s). */
   readonly headTimeoutMs?: number;
   /** Idle time allowed between keep-alive requests (default 30 s). */
   readonly keepAliveTimeoutMs?: number;
   /** Tunnel / response idle timeout (default 5 min). */
   readonly idleTimeoutMs?: number;
   readonly maxConnections?: number;
+  /** Caps unauthenticated sockets per address and in total; may be shared with other servers. */
+  readonly guard?: HandshakeGuard;
   /**
    * Called just before the proxy ends a customer connection after its last answer, while that
    * answer's bytes are usually still in Node's write buffer. The agent sets TCP_CORK here, so the
@@ -53,62 +60,117 @@ export function createHttpProxy(opts: HttpProxyOptions): ProxyServer {
     keepAliveTimeoutMs: opts.keepAliveTimeoutMs ?? 30_000,
     idleTimeoutMs: opts.idleTimeoutMs ?? 300_000,
   };
-  const server: ProxyServer = new ProxyServer((socket) => new HttpConnection(socket, cfg, server), opts.maxConnections);
+  const server: ProxyServer = new ProxyServer((socket, leave) => new HttpConnection(socket, cfg, server, leave), opts.maxConnections, opts.guard);
   return server;
 }
 
 type Cfg = HttpProxyOptions & { dial: Dial; logger: Logger; headTimeoutMs: number; keepAliveTimeoutMs: number; idleTimeoutMs: number };
-type BodySink = (chunk: Buffer) => number;
 
 class HttpConnection {
   private buf: Buffer = EMPTY;
   /** 'head': parsing; 'busy': a request is being handled; 'tunnel'/'closing': no more parsing. */
   private state: 'head' | 'busy' | 'tunnel' | 'closing' = 'head';
   private body: BodySink | null = null;
+  /** Principal of the latest request (events); `served` once one was not denied. */
   private principal: string | undefined;
+  private served = false;
   private fwd: Forwarded | null = null;
-  private requests = 0;
+  /** Meters the upload of an absolute-form request (body); null without a meter. */
+  private upFeed: MeteredFeed | null = null;
+  private killed = false;
+  private headTimer: NodeJS.Timeout | null;
+  private readonly hold: Hold;
+  /** Which reasons hold the customer socket now (each at most once). */
+  private held = { dial: false, drain: false, pipeline: false };
   private readonly started = Date.now();
   private readonly ctx: AuthContext;
 
-  constructor(private readonly socket: net.Socket, private readonly cfg: Cfg, private readonly events: ProxyServer) {
+  constructor(private readonly socket: net.Socket, private readonly cfg: Cfg, private readonly events: ProxyServer, private readonly leave: () => void) {
     this.ctx = new SocketAuthContext('http', socket);
+    this.hold = new Hold(socket);
     socket.on('data', this.onData);
     socket.on('end', this.onEnd);
     socket.once('close', () => {
+      this.clearHeadTimer();
+      this.upFeed?.stop();
       this.fwd?.abort();
-      if (this.principal === undefined) return;
+      if (!this.served) return;
       this.events.emit('connectionClosed', {
-        principal: this.principal, protocol: 'http', bytesIn: socket.bytesRead, bytesOut: socket.bytesWritten, durationMs: Date.now() - this.started,
+        principal: this.principal!, protocol: 'http', bytesIn: socket.bytesRead, bytesOut: socket.bytesWritten, durationMs: Date.now() - this.started,
       });
     });
-    // One listener for the connection's life; each phase only re-arms the duration.
+    // One listener for the connection's life; each later phase only re-arms the duration.
     socket.on('timeout', this.onTimeout);
-    socket.setTimeout(cfg.headTimeoutMs);
+    this.headTimer = setTimeout(this.onHeadDeadline, cfg.headTimeoutMs);
   }
 
   private readonly onData = (chunk: Buffer): void => {
     if (this.body) {
-      const used = this.body(chunk);
-      if (used === chunk.length) return;
-      chunk = chunk.subarray(used);
+      if (this.upFeed) this.upFeed.push(chunk);
+      else this.feedBody(chunk);
+      return;
     }
+    // The first byte of a later keep-alive request starts that head's deadline.
+    if (this.state === 'head' && this.headTimer === null) this.headTimer = setTimeout(this.onHeadDeadline, this.cfg.headTimeoutMs);
+    this.buffer(chunk);
+  };
+
+  /** Body bytes to the body sink; what is left over belongs to the next request. */
+  private readonly feedBody = (chunk: Buffer): void => {
+    const used = this.body ? this.body(chunk) : 0;
+    if (used < chunk.length) this.buffer(used === 0 ? chunk : chunk.subarray(used));
+  };
+
+  private buffer(chunk: Buffer): void {
     this.buf = this.buf.length === 0 ? chunk : Buffer.concat([this.buf, chunk]);
     if (this.state === 'head') this.parseNext();
     // A pipelining client waits while we answer; stop reading once a head's worth is queued.
-    else if (this.buf.length > MAX_HEAD_BYTES) this.socket.pause();
-  };
+    else if (this.buf.length > MAX_HEAD_BYTES) this.take('pipeline');
+  }
+
+  private take(reason: keyof HttpConnection['held']): void {
+    if (this.held[reason]) return;
+    this.held[reason] = true;
+    this.hold.hold();
+  }
+
+  private give(reason: keyof HttpConnection['held']): void {
+    if (!this.held[reason]) return;
+    this.held[reason] = false;
+    this.hold.release();
+  }
+
+  /** Between requests and at teardown nothing may keep the socket paused. */
+  private releaseAll(): void {
+    this.held = { dial: false, drain: false, pipeline: false };
+    this.hold.clear();
+  }
 
   private readonly onEnd = (): void => {
     // Customer finished sending. Between requests that means goodbye; mid-request the answer still flows.
     if (this.state === 'head') this.socket.end();
   };
 
-  private readonly onTimeout = (): void => {
-    if (this.state === 'head' && this.buf.length > 0) {
-      this.fail(proxyError('PP_ERR_PROXY_HANDSHAKE_TIMEOUT', { ms: this.cfg.headTimeoutMs }));
-    } else this.socket.destroy();
+  private readonly onHeadDeadline = (): void => {
+    this.headTimer = null;
+    if (this.state !== 'head') return;
+    this.events.stats.handshakeTimeouts++;
+    // Someone who sent nothing gets nothing: an answer would only help a port scanner.
+    if (this.buf.length > 0) this.fail(proxyError('PP_ERR_PROXY_HANDSHAKE_TIMEOUT', { ms: this.cfg.headTimeoutMs }));
+    else this.socket.destroy();
   };
+
+  private readonly onTimeout = (): void => {
+    // Keep-alive idle with a half-sent head: the head deadline's verdict, a little early.
+    if (this.state === 'head' && this.buf.length > 0) return this.onHeadDeadline();
+    if (this.state === 'busy') this.events.stats.idleClosed++;
+    this.socket.destroy();
+  };
+
+  private clearHeadTimer(): void {
+    if (this.headTimer !== null) clearTimeout(this.headTimer);
+    this.headTimer = null;
+  }
 
   private parseNext(): void {
     let end: number;
@@ -120,14 +182,14 @@ class HttpConnection {
     } catch (e) {
       return this.fail(e);
     }
+    this.clearHeadTimer();
     this.buf = this.buf.subarray(end);
     this.state = 'busy';
-    this.requests++;
     this.socket.setTimeout(this.cfg.idleTimeoutMs);
-    this.handle(head).catch((e: unknown) => this.fail(e));
+    this.handle(head, end).catch((e: unknown) => this.fail(e));
   }
 
-  private async handle(head: RequestHead): Promise<void> {
+  private async handle(head: RequestHead, headBytes: number): Promise<void> {
     const isConnect = head.method === 'CONNECT';
     let host: string;
     let port: number;
@@ -143,11 +205,18 @@ class HttpConnection {
       if (host === '') throw proxyError('PP_ERR_PROXY_BAD_REQUEST', { reason: 'empty host' });
     }
     const framing = isConnect ? null : bodyFraming(head);
-    const principal = await this.authenticate(head);
-    this.principal = principal;
+    const p = await this.authenticate(head);
+    this.principal = p.principal;
+    this.leave();
+    if (p.deny) {
+      this.events.stats.denied++;
+      throw p.deny;
+    }
+    this.served = true;
+    const principal = p.principal;
 
     // Hold the customer's bytes while we dial; they are replayed afterwards.
-    this.socket.pause();
+    this.take('dial');
     let upstream: net.Socket;
     try {
       upstream = await this.cfg.dial({ host, port, principal });
@@ -155,56 +224,64 @@ class HttpConnection {
       throw classifyDialError(e, host, port);
     }
     if (this.socket.destroyed) return void upstream.destroy();
-    if (isConnect) return this.tunnel(upstream);
-    await this.forward(head, url!, framing!, upstream);
+    if (isConnect) return this.tunnel(upstream, p.meter);
+    await this.forward(head, url!, framing!, upstream, p.meter, headBytes);
   }
 
-  private async authenticate(head: RequestHead): Promise<string> {
+  private async authenticate(head: RequestHead): Promise<Principal> {
     const cred = parseProxyAuthorization(head.headers);
     try {
       if (cred === undefined) {
         const anon = this.cfg.allowNoAuth;
-        if (anon === true) return 'anonymous';
+        if (anon === true) return { principal: 'anonymous' };
         const ok = typeof anon === 'function' ? await anon(this.ctx) : null;
-        if (ok) return ok.principal;
+        if (ok) return ok;
         throw proxyError('PP_ERR_PROXY_AUTH_REQUIRED');
       }
-      if (cred === 'malformed') throw proxyError('PP_ERR_PROXY_AUTH_FAILED');
-      const ok = await this.cfg.authenticate(cred.user, cred.pass, this.ctx);
-      if (!ok) throw proxyError('PP_ERR_PROXY_AUTH_FAILED');
-      return ok.principal;
+      const ok = cred === 'malformed' ? null : await this.cfg.authenticate(cred.user, cred.pass, this.ctx);
+      if (!ok) {
+        this.events.stats.authFailures++;
+        throw proxyError('PP_ERR_PROXY_AUTH_FAILED');
+      }
+      return ok;
     } catch (e) {
       throw isPPError(e) ? e : proxyError('PP_ERR_PROXY_AUTH_UNAVAILABLE', {}, { cause: e });
     }
   }
 
-  private tunnel(upstream: net.Socket): void {
+  private tunnel(upstream: net.Socket, meter: Meter | undefined): void {
     this.state = 'tunnel';
     this.socket.removeListener('data', this.onData);
     this.socket.removeListener('end', this.onEnd);
     this.socket.removeListener('timeout', this.onTimeout);
     this.socket.setTimeout(0);
     this.socket.write('HTTP/1.1 200 Connection Established\r\n\r\n');
-    // Bytes the customer sent right behind the CONNECT head (e.g. an eager ClientHello).
-    if (this.buf.length > 0) upstream.write(this.buf);
+    // Bytes the customer sent right behind the CONNECT head (e.g. an eager ClientHello) go first.
+    const first = this.buf;
     this.buf = EMPTY;
-    relay(this.socket, upstream, { idleTimeoutMs: this.cfg.idleTimeoutMs }, () => {});
+    // The relay owns pausing from here (it resumes the socket itself).
+    relay(this.socket, upstream, { idleTimeoutMs: this.cfg.idleTimeoutMs, meter, first, onIdle: () => { this.events.stats.idleClosed++; } }, () => {});
   }
 
-  private async forward(head: RequestHead, url: URL, framing: Framing, upstream: net.Socket): Promise<void> {
+  private async forward(head: RequestHead, url: URL, framing: Framing, upstream: net.Socket, meter: Meter | undefined, headBytes: number): Promise<void> {
     const conn = listMembers(head.headers, 'connection');
     const keepAlive = head.version === '1.1' && !conn.includes('close') && !listMembers(head.headers, 'proxy-connection').includes('close');
     const headers = endToEndHeaders(head.headers, conn);
     headers.unshift(['Host', url.host]);
     if (framing.kind === 'chunked') headers.push(['Transfer-Encoding', 'chunked']);
-    const fwd = forward({ client: this.socket, upstream, method: head.method, path: url.pathname + url.search, headers, clientHttp11: head.version === '1.1', keepAlive });
+    if (meter) {
+      // The head goes upstream too (rewritten): charged as upload, so headers are no free channel.
+      this.upFeed = new MeteredFeed(meter, 'up', this.hold, this.feedBody, this.kill);
+      if (!this.upFeed.charge(headBytes)) return void upstream.destroy();
+    }
+    const fwd = forward({ client: this.socket, upstream, method: head.method, path: url.pathname + url.search, headers, clientHttp11: head.version === '1.1', keepAlive, meter });
     this.fwd = fwd;
     this.streamBody(framing, fwd);
     let result: { keepAlive: boolean };
     try {
       result = await fwd.done;
     } catch (e) {
-      throw classifyDialError(e, url.hostname, Number(url.port || 80));
+      throw e instanceof BudgetSpent ? e : classifyDialError(e, url.hostname, Number(url.port || 80));
     }
     if (this.body) {
       // The origin answered before reading the whole body; the rest cannot be framed any more.
@@ -212,6 +289,12 @@ class HttpConnection {
       this.body = null;
     }
     this.fwd = null;
+    // Bytes the meter still held back (a pipelined next request) were read already: keep them.
+    const rest = this.upFeed?.stop();
+    this.upFeed = null;
+    if (rest) this.buf = this.buf.length === 0 ? rest : Buffer.concat([this.buf, rest]);
+    this.releaseAll();
+    if (this.socket.destroyed) return;
     if (!result.keepAlive || this.socket.readableEnded) {
       this.state = 'closing';
       this.cfg.beforeEnd?.(this.socket);
@@ -220,78 +303,55 @@ class HttpConnection {
     }
     this.state = 'head';
     this.socket.setTimeout(this.cfg.keepAliveTimeoutMs);
-    this.socket.resume();
-    if (this.buf.length > 0) this.parseNext();
+    if (this.buf.length > 0) {
+      this.headTimer = setTimeout(this.onHeadDeadline, this.cfg.headTimeoutMs);
+      this.parseNext();
+    }
   }
 
   /** Feeds the request body (buffered bytes first, then the socket) into the upstream request. */
   private streamBody(framing: Framing, fwd: Forwarded): void {
-    const finish = (): void => { this.body = null; fwd.end(); };
-    const put = (b: Buffer): void => {
-      if (!fwd.write(b)) { this.socket.pause(); fwd.onDrain(() => this.socket.resume()); }
-    };
-    let sink: BodySink;
-    if (framing.kind === 'none') return void (finish(), this.socket.resume());
-    if (framing.kind === 'length') {
-      let left = framing.length;
-      sink = (chunk) => {
-        const n = Math.min(left, chunk.length);
-        if (n > 0) put(chunk.subarray(0, n));
-        left -= n;
-        if (left === 0) finish();
-        return n;
+    if (framing.kind !== 'none') {
+      const put = (b: Buffer): void => {
+        if (fwd.write(b) || this.held.drain) return;
+        this.take('drain');
+        fwd.onDrain(() => this.give('drain'));
       };
-    } else {
-      const dec = new ChunkedDecoder();
-      sink = (chunk) => {
-        let n: number;
-        try { n = dec.push(chunk, put); } catch (e) { fwd.abort(); this.fail(e); return chunk.length; }
-        if (dec.done) finish();
-        return n;
-      };
-    }
-    this.body = sink;
+      const finish = (): void => { this.body = null; fwd.end(); };
+      this.body = bodySink(framing, put, finish, (e) => { fwd.abort(); this.fail(e); });
+    } else fwd.end();
     const pending = this.buf;
     this.buf = EMPTY;
     if (pending.length > 0) {
-      const used = sink(pending);
-      this.buf = pending.subarray(used);
+      if (this.body && this.upFeed) this.upFeed.push(pending);
+      else if (this.body) this.feedBody(pending);
+      else this.buf = pending;
     }
-    this.socket.resume();
+    this.give('dial');
   }
 
+  /** Budget spent mid-request: no in-band answer is possible, both sides go at once. */
+  private readonly kill = (): void => {
+    this.killed = true;
+    this.fwd?.abort();
+    this.socket.destroy();
+  };
+
   private fail(e: unknown): void {
+    if (this.killed || e instanceof BudgetSpent) return void this.socket.destroy();
     const err: PPError = isPPError(e) ? e : proxyError('PP_ERR_PROXY_UPSTREAM_FAILED', { host: '?', port: 0 }, { cause: e });
     if (!isPPError(e)) this.cfg.logger.error({ err: e }, 'http proxy: unexpected failure');
     this.events.emit('requestFailed', { principal: this.principal, protocol: 'http', code: err.code, remoteAddress: this.ctx.remoteAddress });
     const answered = this.state === 'tunnel' || (this.fwd?.responded ?? false);
     this.state = 'closing';
     this.body = null;
+    this.clearHeadTimer();
+    this.upFeed?.stop();
     this.fwd?.abort();
     this.socket.removeListener('data', this.onData);
     // A failure after the answer started cannot be reported in-band.
     if (answered) this.socket.destroy();
     else writeFailure(this.socket, err);
-    this.socket.resume();
+    this.releaseAll();
   }
-}
-
-type Framing = { kind: 'none' } | { kind: 'length'; length: number } | { kind: 'chunked' };
-
-/** RFC 9112 §6.3. Ambiguous framing is rejected outright (request smuggling). */
-function bodyFraming(head: RequestHead): Framing {
-  const te = listMembers(head.headers, 'transfer-encoding');
-  const cl = headerValues(head.headers, 'content-length');
-  if (te.length > 0) {
-    if (cl.length > 0) throw proxyError('PP_ERR_PROXY_BAD_REQUEST', { reason: 'both Content-Length and Transfer-Encoding' });
-    if (te.length !== 1 || te[0] !== 'chunked') throw proxyError('PP_ERR_PROXY_BAD_REQUEST', { reason: 'unsupported Transfer-Encoding' });
-    return { kind: 'chunked' };
-  }
-  if (cl.length === 0) return { kind: 'none' };
-  const values = new Set(cl.flatMap((v) => v.split(',')).map((s) => s.trim()));
-  if (values.size !== 1) throw proxyError('PP_ERR_PROXY_BAD_REQUEST', { reason: 'conflicting Content-Length' });
-  const v = [...values][0]!;
-  if (!/^\d{1,15}$/.test(v)) throw proxyError('PP_ERR_PROXY_BAD_REQUEST', { reason: 'invalid Content-Length' });
-  const length = Number(v);
-  return length === 0 ? { kind: 'none' } : { kind: 'length', length };
 }

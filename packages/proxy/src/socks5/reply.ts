@@ -15,6 +15,10 @@ export const REP = {
 
 const TABLE: Record<string, number> = {
   PP_ERR_PROXY_FORBIDDEN_DESTINATION: REP.NOT_ALLOWED,
+  // A refused customer: "connection not allowed by ruleset" is the RFC's own word for it.
+  PP_ERR_PROXY_ACCESS_DENIED: REP.NOT_ALLOWED,
+  // No "busy" code exists; "refused" tells a client to try later rather than that it is banned.
+  PP_ERR_PROXY_TOO_MANY_CONNECTIONS: REP.CONNECTION_REFUSED,
   PP_ERR_PROXY_NETWORK_UNREACHABLE: REP.NETWORK_UNREACHABLE,
   PP_ERR_PROXY_HOST_UNREACHABLE: REP.HOST_UNREACHABLE,
   // A name that does not resolve names no reachable host.

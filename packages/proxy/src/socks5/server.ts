@@ -6,30 +6,25 @@
 // greeting, credentials and request in one segment), so nothing assumes one 'data' event is one
 // message. The handshake must finish within handshakeTimeoutMs and no message may exceed its
 // bounded size. CONNECT and UDP ASSOCIATE are served; BIND answers "command not supported".
+// A customer the app refuses (Principal.deny) passes authentication and gets the refusal as the
+// request's reply code: RFC 1929 has only "failure", which would read as a wrong password.
 import type * as net from 'node:net';
 import { isPPError } from '@pocketproxy/errors';
 import { proxyError, type PPError } from '../errors.js';
 import { createPolicyDialer, classifyDialError } from '../dialer.js';
+import type { HandshakeGuard } from '../limits/guard.js';
 import { silentLogger } from '../logger.js';
 import { relay } from '../relay.js';
 import { ProxyServer, SocketAuthContext, normalizeIp } from '../server-base.js';
-import type { AllowNoAuth, AuthContext, Authenticate, Dial, Logger, ResolveChecked, UdpSocketFactory } from '../types.js';
-import { createUdpRelay, type UdpRelay } from '../udp/relay.js';
+import type { AllowNoAuth, AuthContext, Authenticate, Dial, Logger, Principal } from '../types.js';
+import { associate, type Socks5UdpOptions } from './associate.js';
 import { REP, replyCodeFor } from './reply.js';
 import {
   CMD_CONNECT, CMD_UDP_ASSOCIATE, METHOD_NO_AUTH, METHOD_NONE_ACCEPTABLE, METHOD_USERPASS, VERSION,
   encodeReply, parseGreeting, parseRequest, parseUserPass,
 } from './wire.js';
 
-export interface Socks5UdpOptions {
-  /** Shared relay port (the device's :1081). Without it each association gets its own port. */
-  readonly relay?: UdpRelay;
-  /** BND.ADDR/BND.PORT to announce (the relay's public address, DNATed to the device). */
-  readonly advertise?: { readonly address: string; readonly port?: number };
-  /** For private per-association relays: egress sockets and destination policy. */
-  readonly createSocket?: UdpSocketFactory;
-  readonly resolve?: ResolveChecked;
-}
+export type { Socks5UdpOptions };
 
 export interface Socks5Options {
   readonly authenticate: Authenticate;
@@ -39,9 +34,13 @@ export interface Socks5Options {
   /** UDP ASSOCIATE support; `false` answers it with 0x07. Default: private relays, strict policy. */
   readonly udp?: Socks5UdpOptions | false;
   readonly logger?: Logger;
+  /** Absolute deadline from accept to a complete request (default 10 s). */
   readonly handshakeTimeoutMs?: number;
+  /** Tunnel idle timeout (default 5 min). */
   readonly idleTimeoutMs?: number;
   readonly maxConnections?: number;
+  /** Caps unauthenticated sockets per address and in total; may be shared with other servers. */
+  readonly guard?: HandshakeGuard;
 }
 
 const EMPTY = Buffer.alloc(0);
@@ -58,7 +57,7 @@ export function createSocks5Server(opts: Socks5Options): ProxyServer {
     handshakeTimeoutMs: opts.handshakeTimeoutMs ?? 10_000,
     idleTimeoutMs: opts.idleTimeoutMs ?? 300_000,
   };
-  const server: ProxyServer = new ProxyServer((socket) => new Socks5Connection(socket, cfg, server), opts.maxConnections);
+  const server: ProxyServer = new ProxyServer((socket, leave) => new Socks5Connection(socket, cfg, server, leave), opts.maxConnections, opts.guard);
   if (opts.udp && opts.udp.relay) {
     const shared = opts.udp.relay;
     shared.on('requestFailed', (e) => server.emit('requestFailed', e));
@@ -70,20 +69,25 @@ class Socks5Connection {
   private buf: Buffer = EMPTY;
   private state: 'greeting' | 'auth' | 'request' | 'busy' | 'done' = 'greeting';
   private principal: string | undefined;
+  /** What authentication returned (meter, deny). */
+  private granted: Principal | undefined;
   private readonly started = Date.now();
   private readonly ctx: AuthContext;
   private readonly timer: NodeJS.Timeout;
 
-  constructor(private readonly socket: net.Socket, private readonly cfg: Cfg, private readonly events: ProxyServer) {
+  constructor(private readonly socket: net.Socket, private readonly cfg: Cfg, private readonly events: ProxyServer, private readonly leave: () => void) {
     this.ctx = new SocketAuthContext('socks5', socket);
+    // Absolute: counted from accept, not re-armed by bytes, so trickling clients are closed in time.
     this.timer = setTimeout(() => {
+      this.events.stats.handshakeTimeouts++;
       this.fail(proxyError('PP_ERR_PROXY_HANDSHAKE_TIMEOUT', { ms: cfg.handshakeTimeoutMs }), null);
     }, cfg.handshakeTimeoutMs);
     socket.on('data', this.onData);
     socket.on('end', this.onEnd);
     socket.once('close', () => {
       clearTimeout(this.timer);
-      if (this.principal === undefined) return;
+      // Only a customer that was served reports usage (a denied one moved nothing).
+      if (this.principal === undefined || this.granted?.deny) return;
       this.events.emit('connectionClosed', {
         principal: this.principal, protocol: 'socks5', bytesIn: socket.bytesRead, bytesOut: socket.bytesWritten, durationMs: Date.now() - this.started,
       });
@@ -120,8 +124,12 @@ class Socks5Connection {
           this.consume(r.length);
           // The client did its part; from here the dial's own timeout applies.
           clearTimeout(this.timer);
+          if (this.granted?.deny) {
+            this.events.stats.denied++;
+            throw this.granted.deny;
+          }
           if (r.cmd === CMD_CONNECT) this.busy(this.connect(r.host, r.port), 'done');
-          else if (r.cmd === CMD_UDP_ASSOCIATE && this.cfg.udp !== false) this.busy(this.associate(), 'done');
+          else if (r.cmd === CMD_UDP_ASSOCIATE && this.cfg.udp !== false) this.busy(this.associate(r.port), 'done');
           else throw proxyError('PP_ERR_PROXY_SOCKS_COMMAND_UNSUPPORTED', { cmd: r.cmd });
         }
       }
@@ -160,7 +168,7 @@ class Socks5Connection {
           this.socket.write(Buffer.from([VERSION, METHOD_NONE_ACCEPTABLE]));
           throw proxyError('PP_ERR_PROXY_SOCKS_NO_METHOD');
         }
-        this.principal = ok.principal;
+        this.authenticated(ok);
         this.socket.write(Buffer.from([VERSION, METHOD_NO_AUTH]));
       })(), 'request');
       return;
@@ -178,12 +186,19 @@ class Socks5Connection {
       throw proxyError('PP_ERR_PROXY_AUTH_UNAVAILABLE', {}, { cause: e });
     }
     if (!ok) {
+      this.events.stats.authFailures++;
       // RFC 1929 §2: a non-zero status MUST be followed by closing the connection.
       this.socket.write(Buffer.from([0x01, 0x01]));
       throw proxyError('PP_ERR_PROXY_AUTH_FAILED');
     }
-    this.principal = ok.principal;
+    this.authenticated(ok);
     this.socket.write(Buffer.from([0x01, 0x00]));
+  }
+
+  private authenticated(p: Principal): void {
+    this.principal = p.principal;
+    this.granted = p;
+    this.leave();
   }
 
   private async connect(host: string, port: number): Promise<void> {
@@ -197,39 +212,16 @@ class Socks5Connection {
     this.finishHandshake();
     // RFC 1928 §6: BND.ADDR/BND.PORT of a CONNECT reply is the address the server used to connect.
     this.socket.write(encodeReply(REP.SUCCEEDED, normalizeIp(target.localAddress) || '0.0.0.0', target.localPort ?? 0));
-    if (this.buf.length > 0) target.write(this.buf); // optimistic data sent before our reply
+    const first = this.buf; // optimistic data sent before our reply
     this.buf = EMPTY;
-    relay(this.socket, target, { idleTimeoutMs: this.cfg.idleTimeoutMs }, () => {});
+    relay(this.socket, target, { idleTimeoutMs: this.cfg.idleTimeoutMs, meter: this.granted?.meter, first, onIdle: () => { this.events.stats.idleClosed++; } }, () => {});
   }
 
-  private async associate(): Promise<void> {
-    const udp = this.cfg.udp || {};
-    let relayPort = udp.relay;
-    let own: UdpRelay | undefined;
-    if (!relayPort) {
-      // A private port on the address the control connection reached us on.
-      own = createUdpRelay({ bind: { address: normalizeIp(this.socket.localAddress) || '0.0.0.0', port: 0 }, createSocket: udp.createSocket, resolve: udp.resolve, logger: this.cfg.logger });
-      own.on('requestFailed', (e) => this.events.emit('requestFailed', e));
-      own.on('connectionClosed', (e) => this.events.emit('connectionClosed', e));
-      await own.listen();
-      relayPort = own;
-    }
-    const assoc = relayPort.register({ principal: this.principal!, clientIp: this.ctx.remoteAddress });
-    if (!assoc) {
-      await own?.close();
-      throw proxyError('PP_ERR_PROXY_NETWORK_UNREACHABLE', { host: 'udp', port: 0 });
-    }
-    if (this.socket.destroyed) { assoc.close(); await own?.close(); return; }
-    this.finishHandshake();
-    const bound = relayPort.address();
-    const host = udp.advertise?.address ?? (isUnspecified(bound.address) ? normalizeIp(this.socket.localAddress) : bound.address);
-    this.socket.write(encodeReply(REP.SUCCEEDED, host, udp.advertise?.port ?? bound.port));
-    // RFC 1928 §7: the association lives exactly as long as the TCP control connection.
-    this.socket.on('data', () => {}); // nothing more is expected; keep reading so FIN/RST are seen
-    this.socket.on('end', () => this.socket.end());
-    this.socket.once('close', () => { assoc.close(); void own?.close(); });
-    this.socket.setTimeout(0);
-    this.socket.resume();
+  private associate(clientPort: number): Promise<void> {
+    return associate({
+      socket: this.socket, udp: this.cfg.udp || {}, logger: this.cfg.logger, events: this.events, principal: this.principal!,
+      meter: this.granted?.meter, clientIp: this.ctx.remoteAddress, clientPort, finishHandshake: () => this.finishHandshake(),
+    });
   }
 
   private finishHandshake(): void {
@@ -253,8 +245,4 @@ class Socks5Connection {
     this.socket.resume();
     setTimeout(() => this.socket.destroy(), 2_000).unref();
   }
-}
-
-function isUnspecified(a: string): boolean {
-  return a === '0.0.0.0' || a === '::';
 }

@@ -20,6 +20,7 @@ export interface Greeting { readonly methods: readonly number[]; readonly length
 export interface UserPass { readonly user: string; readonly pass: string; readonly length: number }
 export interface SocksAddress { readonly atyp: number; readonly host: string; readonly port: number }
 export interface Request extends SocksAddress { readonly cmd: number; readonly length: number }
+export interface Reply extends SocksAddress { readonly rep: number; readonly length: number }
 
 /** RFC 1928 §3: VER NMETHODS METHODS[1..255]. */
 export function parseGreeting(b: Buffer): Greeting | null {
@@ -85,6 +86,16 @@ export function parseRequest(b: Buffer): Request | null {
   const r = readAddress(b, 3);
   if (!r) return null;
   return { cmd, ...r.addr, length: r.next };
+}
+
+/** RFC 1928 §6 (client side): VER REP RSV ATYP BND.ADDR BND.PORT. */
+export function parseReply(b: Buffer): Reply | null {
+  if (b.length < 1) return null;
+  if (b[0] !== VERSION) throw proxyError('PP_ERR_PROXY_SOCKS_BAD_VERSION', { version: b[0]! });
+  if (b.length < 4) return null;
+  const r = readAddress(b, 3);
+  if (!r) return null;
+  return { rep: b[1]!, ...r.addr, length: r.next };
 }
 
 /** ATYP ADDR PORT for an IP literal or a name (names longer than 255 bytes are refused). */

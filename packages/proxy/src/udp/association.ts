@@ -5,10 +5,14 @@
 //
 // Answers are accepted only from address:port pairs this association has sent to (the filtering
 // of an address-and-port-dependent NAT, RFC 4787 §5), so the egress port is no open door.
+//
+// With a meter, each datagram is charged as it passes (client's 'up', answers 'down'). UDP cannot
+// be paused, so a rate wait drops the datagram instead (policing; refunded when the meter can, so a
+// sender above its rate still gets its rate through); a spent budget closes the association.
 import type * as dgram from 'node:dgram';
 import { isPPError } from '@pocketproxy/errors';
 import { normalizeIp } from '../server-base.js';
-import type { ResolveChecked, UdpSocketFactory } from '../types.js';
+import type { Direction, Meter, ResolveChecked, UdpSocketFactory } from '../types.js';
 import { encodeUdpHeader, parseUdpHeader } from './datagram.js';
 
 const MAX_PEERS = 1024;
@@ -27,9 +31,11 @@ export class UdpAssociation {
   bytesIn = 0;
   bytesOut = 0;
   dropped = 0;
-  /** The client's source port, learnt from its first datagram. */
+  /** The client's source port: named in UDP ASSOCIATE, or learnt from its first datagram. */
   clientPort: number | undefined;
   readonly started = Date.now();
+  /** Runs once when the association closes (the SOCKS5 server ends the control connection then). */
+  onClosed: (() => void) | undefined;
   private closed = false;
   private readonly egress: { 4?: dgram.Socket; 6?: dgram.Socket } = {};
   private readonly peers = new Set<string>();
@@ -41,6 +47,7 @@ export class UdpAssociation {
     private readonly host: AssociationHost,
     private readonly resolve: ResolveChecked,
     private readonly createSocket: UdpSocketFactory,
+    private readonly meter?: Meter,
   ) {}
 
   get isClosed(): boolean { return this.closed; }
@@ -56,10 +63,11 @@ export class UdpAssociation {
     }
     // RFC 1928 §7: fragmentation is optional; an implementation without it drops FRAG != 0.
     if (h.frag !== 0) { this.dropped++; return; }
-    this.bytesIn += msg.length;
-    const payload = msg.subarray(h.dataOffset);
     const port = h.port;
     if (port === 0) { this.dropped++; return; }
+    if (this.meter && !this.charge('up', msg.length)) return;
+    this.bytesIn += msg.length;
+    const payload = msg.subarray(h.dataOffset);
     this.lookup(h.host).then((r) => {
       if (this.closed) return;
       if ('error' in r) { this.dropped++; return; }
@@ -112,8 +120,22 @@ export class UdpAssociation {
       return;
     }
     const header = encodeUdpHeader(addr, rinfo.port);
+    if (this.meter && !this.charge('down', header.length + msg.length)) return;
     this.bytesOut += header.length + msg.length;
     this.host.sendToClient(this, [header, msg]);
+  }
+
+  /** False when the datagram must not pass: over the rate (dropped) or budget spent (closed). */
+  private charge(dir: Direction, bytes: number): boolean {
+    const m = this.meter!;
+    const wait = m.take(dir, bytes);
+    if (wait === 0) return true;
+    if (wait < 0) this.close();
+    else {
+      this.dropped++;
+      m.refund?.(dir, bytes);
+    }
+    return false;
   }
 
   close(): void {
@@ -121,5 +143,6 @@ export class UdpAssociation {
     this.closed = true;
     for (const s of [this.egress[4], this.egress[6]]) if (s) try { s.close(); } catch { /* already closed */ }
     this.host.unregister(this);
+    this.onClosed?.();
   }
 }

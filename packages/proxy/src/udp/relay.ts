@@ -4,22 +4,21 @@
 //   customer -> relay:30002/udp -> (DNAT) -> tunnel -> device:1081 -> [this] -> target
 //
 // Who may use it (DESIGN.md §6: no port works without credentials): a datagram is accepted only
-// when its source IP holds a live association, which exists only while an authenticated SOCKS5
+// from a source that holds a live association, which exists only while an authenticated SOCKS5
 // control connection from that IP is open (RFC 1928 §7: "the association terminates when the TCP
-// connection ... terminates"). The association learns the client's source port from the first
-// datagram of that IP and then accepts only that ip:port. Several associations from one IP are
-// claimed oldest-first. Unknown sources get no answer at all. We deliberately ignore the address
-// the client announces in the UDP ASSOCIATE request: behind the relay's NAT it is never right.
-// Caveat: behind the relay's masquerade every customer of one device shares the relay's address,
-// so until the first datagram claims it an association can be claimed by another authenticated
-// customer of the same device. Where that matters, use per-connection relay ports.
+// connection ... terminates"). RFC 1928 §6 lets the client name the port it will send from
+// (DST.PORT of UDP ASSOCIATE): then the association is bound to clientIp:clientPort at once and
+// nobody else can claim it. A client that names no port (0, it does not know yet) gets the old
+// rule: the first datagram from its IP binds the association to that source port (several
+// associations of one IP are claimed oldest-first). DST.ADDR is not used: the control
+// connection's peer address is the better answer to "who is this". Unknown sources get no answer.
 import { EventEmitter } from 'node:events';
 import * as dgram from 'node:dgram';
 import type { AddressInfo } from 'node:net';
 import { createPolicyResolver } from '../dialer.js';
 import { silentLogger } from '../logger.js';
 import { normalizeIp } from '../server-base.js';
-import type { Logger, ProxyEvents, ResolveChecked, UdpSocketFactory } from '../types.js';
+import type { Logger, Meter, ProxyEvents, ResolveChecked, UdpSocketFactory } from '../types.js';
 import { UdpAssociation, type AssociationHost } from './association.js';
 
 export interface UdpRelayOptions {
@@ -39,6 +38,10 @@ export interface RegisterOptions {
   readonly principal: string;
   /** The control connection's peer address. */
   readonly clientIp: string;
+  /** The port the client named in UDP ASSOCIATE (DST.PORT); 0/undefined = not named. */
+  readonly clientPort?: number;
+  /** Charged per datagram: from the client 'up', to the client 'down' (a wait drops the datagram). */
+  readonly meter?: Meter;
 }
 
 export class UdpRelay extends EventEmitter<ProxyEvents> implements AssociationHost {
@@ -89,8 +92,15 @@ export class UdpRelay extends EventEmitter<ProxyEvents> implements AssociationHo
   register(o: RegisterOptions): UdpAssociation | null {
     if (this.all.size >= this.maxAssociations) return null;
     const ip = normalizeIp(o.clientIp);
-    const a = new UdpAssociation(o.principal, ip, this, this.resolve, this.createSocket);
+    const a = new UdpAssociation(o.principal, ip, this, this.resolve, this.createSocket, o.meter);
     this.all.add(a);
+    if (o.clientPort) {
+      // Bound now. A second live association naming the same ip:port (the same client, reusing
+      // its socket) takes the key over; the older one keeps living but receives nothing more.
+      a.clientPort = o.clientPort;
+      this.bound.set(`${ip}|${o.clientPort}`, a);
+      return a;
+    }
     const q = this.unclaimed.get(ip);
     if (q) q.push(a); else this.unclaimed.set(ip, [a]);
     return a;
@@ -126,7 +136,10 @@ export class UdpRelay extends EventEmitter<ProxyEvents> implements AssociationHo
 
   unregister(a: UdpAssociation): void {
     if (!this.all.delete(a)) return;
-    if (a.clientPort !== undefined) this.bound.delete(`${a.clientIp}|${a.clientPort}`);
+    if (a.clientPort !== undefined) {
+      const key = `${a.clientIp}|${a.clientPort}`;
+      if (this.bound.get(key) === a) this.bound.delete(key);
+    }
     const q = this.unclaimed.get(a.clientIp);
     if (q) {
       const i = q.indexOf(a);
