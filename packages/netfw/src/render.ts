@@ -139,6 +139,8 @@ function chains(s: ValidState): string[][] {
     // conntrack would otherwise keep carrying them to the device until they close.
     `oifname ${pp} ct status dnat meta l4proto tcp meta l4proto . ct original proto-dst != @forwarded_ports reject with tcp reset`,
     `oifname ${pp} ct status dnat meta l4proto { tcp, udp } meta l4proto . ct original proto-dst != @forwarded_ports drop`,
+    // ...except the device's reset of such a flow: it tells the customer at once that it is over.
+    `iifname ${pp} ct status dnat tcp flags rst accept`,
     `iifname ${pp} ct status dnat meta l4proto { tcp, udp } meta l4proto . ct original proto-dst != @forwarded_ports drop`,
     // `ct original proto-dst` is the public port in both directions; `ct direction` splits them:
     // ORIGINAL = customer -> target (bytes_in), REPLY = target -> customer (bytes_out). The key

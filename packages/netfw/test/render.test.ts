@@ -76,6 +76,7 @@ const PLAIN_CHAINS = `
 		oifname "pp0" tcp flags syn / syn,rst tcp option maxseg size set rt mtu
 		oifname "pp0" ct status dnat meta l4proto tcp meta l4proto . ct original proto-dst != @forwarded_ports reject with tcp reset
 		oifname "pp0" ct status dnat meta l4proto { tcp, udp } meta l4proto . ct original proto-dst != @forwarded_ports drop
+		iifname "pp0" ct status dnat tcp flags rst accept
 		iifname "pp0" ct status dnat meta l4proto { tcp, udp } meta l4proto . ct original proto-dst != @forwarded_ports drop
 		oifname "pp0" ct status dnat ct direction original meta l4proto { tcp, udp } counter name meta l4proto . ct original proto-dst map @port_counters_in
 		iifname "pp0" ct status dnat ct direction reply meta l4proto { tcp, udp } counter name meta l4proto . ct original proto-dst map @port_counters_out
@@ -275,6 +276,7 @@ test('allow-lists, a disabled port, tcp+udp, fixed MSS and OpenVPN', () => {
 		oifname "pp0" tcp flags syn / syn,rst tcp option maxseg size set 1360
 		oifname "pp0" ct status dnat meta l4proto tcp meta l4proto . ct original proto-dst != @forwarded_ports reject with tcp reset
 		oifname "pp0" ct status dnat meta l4proto { tcp, udp } meta l4proto . ct original proto-dst != @forwarded_ports drop
+		iifname "pp0" ct status dnat tcp flags rst accept
 		iifname "pp0" ct status dnat meta l4proto { tcp, udp } meta l4proto . ct original proto-dst != @forwarded_ports drop
 		oifname "pp0" ct status dnat ct direction original meta l4proto { tcp, udp } counter name meta l4proto . ct original proto-dst map @port_counters_in
 		iifname "pp0" ct status dnat ct direction reply meta l4proto { tcp, udp } counter name meta l4proto . ct original proto-dst map @port_counters_out

@@ -164,7 +164,7 @@ export class Listeners {
     const l = this.byId.get(connectionId);
     if (!l) return 0;
     const n = l.admitted.size;
-    for (const s of [...l.admitted]) s.destroy();
+    for (const s of [...l.admitted]) cut(s);
     return n;
   }
 
@@ -248,7 +248,8 @@ export class Listeners {
     this.closedCounters.authFailures += s.authFailures;
     this.closedCounters.denied += s.denied;
     const n = l.open.size;
-    await l.server.close(); // destroys every socket, and with the control sockets their UDP associations
+    for (const s of l.open) cut(s);
+    await l.server.close(); // and with the control sockets their UDP associations
     if (l.udp) await closeUdp(l.udp);
     this.log.info({ connectionId: id, port: l.item.port, closed: n, why }, 'connection listener closed');
   }
@@ -288,7 +289,7 @@ export class Listeners {
     for (const s of [...l.admitted]) {
       const remote = s.remoteAddress?.startsWith('::ffff:') ? s.remoteAddress.slice(7) : (s.remoteAddress ?? '');
       if (all || (remote !== this.o.relayAddress && !this.o.credentials.allowed(item, remote))) {
-        s.destroy();
+        cut(s);
         n++;
       }
     }
@@ -310,6 +311,20 @@ export class Listeners {
       this.armExpiry();
     }, Math.min(next - now + 10, 2 ** 31 - 1));
     this.expiryTimer.unref();
+  }
+}
+
+/**
+ * Ends a customer socket with a reset, not a FIN: a FIN queues behind everything still buffered
+ * towards the customer (with a slow reader, megabytes: seconds of download after the revocation),
+ * a reset makes the customer's kernel drop it and fail the next read at once.
+ */
+function cut(s: net.Socket): void {
+  if (s.destroyed) return;
+  try {
+    s.resetAndDestroy();
+  } catch {
+    s.destroy(); // not connected yet
   }
 }
 
