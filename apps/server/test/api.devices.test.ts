@@ -92,6 +92,21 @@ perBackend('devices', ({ ts, test }) => {
     assert.equal(await snapshot(ts().db), before);
   });
 
+  test('heartbeat proxy counters are kept per device (proxy_stats); a heartbeat without them keeps the last; bad ones are refused and change nothing', async () => {
+    const d = await pairDevice(ts(), 'proxy-stats');
+    assert.equal((await ts().call('GET', `/api/devices/${d.id}`)).json.proxy_stats, null);
+    const stats = { listeners: 3, open: 2, admitted: 1, handshake_timeouts: 64, idle_closed: 0, auth_failures: 5, denied: 2, unauth_refused_per_address: 936, unauth_refused_total: 0, unauth_active: 0, listen_failures: 0 };
+    assert.equal((await ts().call('POST', `/api/devices/${d.id}/heartbeat`, { proxy: stats }, dev(d.token))).status, 200);
+    assert.deepEqual((await ts().call('GET', `/api/devices/${d.id}`)).json.proxy_stats, stats);
+    assert.equal((await ts().call('POST', `/api/devices/${d.id}/heartbeat`, {}, dev(d.token))).status, 200);
+    assert.deepEqual((await ts().call('GET', `/api/devices/${d.id}`)).json.proxy_stats, stats);
+    const before = await snapshot(ts().db);
+    for (const bad of [{ ...stats, denied: -1 }, { ...stats, extra: 1 }, { listeners: 1 }, { ...stats, open: 'many' }]) {
+      assertProblem(await ts().call('POST', `/api/devices/${d.id}/heartbeat`, { proxy: bad }, dev(d.token)), 400, 'PP_ERR_API_VALIDATION');
+    }
+    assert.equal(await snapshot(ts().db), before);
+  });
+
   test('POST /api/devices registers by hand (201, credentials once); duplicate name 409; unknown relay 404', async () => {
     const res = await ts().call('POST', '/api/devices', { name: 'manual-1', description: 'by hand' });
     assert.equal(res.status, 201, res.body);

@@ -325,18 +325,18 @@ test('decision: off / on / auto', () => {
 
 // ---- DNS forwarder -------------------------------------------------------------------------
 
-test('DNS forwarder: UDP query -> CONNECT resolver:53 via the mapped device -> TCP framing -> UDP answer; unmapped clients get nothing', async () => {
-  const connects: { proxyHost: string; host: string; port: number; user: string }[] = [];
+test('DNS forwarder: UDP query -> CONNECT resolver:53 through the mapped connection (its port) -> TCP framing -> UDP answer; unmapped clients get nothing', async () => {
+  const connects: { proxyHost: string; proxyPort: number; host: string; port: number; user: string }[] = [];
   const dns = createDnsForwarder({
     host: '127.0.0.1',
     port: 0,
     upstream: '1.1.1.1',
     logger: silent,
     timeoutMs: 1000,
-    lookup: (ip) => (ip === '127.0.0.1' ? { deviceVpnIp: '192.168.255.9', username: 'u', password: 'p' } : undefined),
+    lookup: (ip) => (ip === '127.0.0.1' ? { deviceVpnIp: '192.168.255.9', proxyPort: 40007, protocol: 'http', username: 'u', password: 'p' } : undefined),
     // The "device": a socket pair whose far end answers DNS over TCP with the query id echoed.
     connectVia: async (o) => {
-      connects.push({ proxyHost: o.proxyHost, host: o.host, port: o.port, user: o.auth!.username });
+      connects.push({ proxyHost: o.proxyHost, proxyPort: o.proxyPort, host: o.host, port: o.port, user: o.auth!.username });
       const srv = net.createServer((s) => {
         s.once('data', (d: Buffer) => {
           const q = d.subarray(2, 2 + d.readUInt16BE(0));
@@ -364,7 +364,7 @@ test('DNS forwarder: UDP query -> CONNECT resolver:53 via the mapped device -> T
     c.close();
     assert.equal(a.readUInt16BE(0), 0x1234);
     assert.equal(a[2]! & 0x80, 0x80, 'a response');
-    assert.deepEqual(connects, [{ proxyHost: '192.168.255.9', host: '1.1.1.1', port: 53, user: 'u' }]);
+    assert.deepEqual(connects, [{ proxyHost: '192.168.255.9', proxyPort: 40007, host: '1.1.1.1', port: 53, user: 'u' }]);
     assert.equal(dns.stats.answered, 1);
     // A client with no device mapping: no CONNECT, no answer.
     const u = dgram.createSocket('udp4');

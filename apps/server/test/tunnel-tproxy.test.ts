@@ -4,6 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as net from 'node:net';
 import pino from 'pino';
+import { createSocks5Server } from '@pocketproxy/proxy';
 import { createTransparentProxy } from '../src/tunnel/tproxy.js';
 
 async function deviceProxyStub() {
@@ -118,5 +119,45 @@ test('transparent proxy: no SNI/Host (server-first protocol) -> CONNECT the orig
   } finally {
     await tp.close();
     await stub.close();
+  }
+});
+
+test('transparent proxy: a SOCKS5 connection is reached in SOCKS5 on its own port, with its credentials', async () => {
+  // The "device": our own SOCKS5 server for one connection; its dial goes to a loopback echo target.
+  const target = net.createServer((s) => s.on('data', (d) => s.write(`target:${d.toString('latin1')}`)));
+  await new Promise<void>((r) => target.listen(0, '127.0.0.1', r));
+  const asked: string[] = [];
+  const device = createSocks5Server({
+    authenticate: async (user, pass) => (user === 'carol' && pass === 'pw5' ? { principal: 'con_socks' } : null),
+    dial: async ({ host, port }) => {
+      asked.push(`${host}:${port}`);
+      const s = net.connect((target.address() as net.AddressInfo).port, '127.0.0.1');
+      await new Promise((r) => s.once('connect', r));
+      return s;
+    },
+  });
+  const { port: devicePort } = await device.listen(0, '127.0.0.1');
+  const tp = createTransparentProxy({
+    host: '127.0.0.1',
+    port: 0,
+    logger: pino({ level: 'silent' }),
+    getOriginalDst: () => ({ address: '192.0.2.10', port: 443, family: 'IPv4' }),
+    peekTimeoutMs: 100,
+  });
+  tp.clients.set('127.0.0.1', { deviceVpnIp: '127.0.0.1', proxyPort: devicePort, protocol: 'socks5', username: 'carol', password: 'pw5' });
+  await tp.start();
+  try {
+    const got = await exchange(tp.port, 'hello', (g) => g.includes('hello'));
+    assert.equal(got, 'target:hello');
+    assert.deepEqual(asked, ['192.0.2.10:443']);
+    // Wrong credentials on the device: the customer's connection is reset, nothing reaches the target.
+    tp.clients.set('127.0.0.1', { deviceVpnIp: '127.0.0.1', proxyPort: devicePort, protocol: 'socks5', username: 'carol', password: 'nope' });
+    assert.equal(await exchange(tp.port, 'again', () => false).catch((e: NodeJS.ErrnoException) => e.code), 'ECONNRESET');
+    assert.equal(asked.length, 1);
+    assert.equal(tp.stats.failed, 1);
+  } finally {
+    await tp.close();
+    await device.close();
+    await new Promise<void>((r) => target.close(() => r()));
   }
 });

@@ -57,6 +57,21 @@ export const DeviceMetrics = z.object({
   carrier: z.string().max(64).nullable(),
   network_type: NetworkType.nullable(),
 });
+const Count = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
+/** The device's proxy counters since its agent started (slow clients, refusals; docs/security.md). */
+export const ProxyStats = z.strictObject({
+  listeners: Count,
+  open: Count,
+  admitted: Count,
+  handshake_timeouts: Count,
+  idle_closed: Count,
+  auth_failures: Count,
+  denied: Count,
+  unauth_refused_per_address: Count,
+  unauth_refused_total: Count,
+  unauth_active: Count,
+  listen_failures: Count,
+});
 export const Device = z.object({
   id: DeviceId,
   name: z.string(),
@@ -71,6 +86,8 @@ export const Device = z.object({
   rotation_interval_s: z.number().int().nullable(),
   next_rotation_at: Timestamp.nullable(),
   metrics: DeviceMetrics,
+  /** From the last heartbeat that carried them; null before one did. */
+  proxy_stats: ProxyStats.nullable(),
   created_at: Timestamp,
   updated_at: Timestamp,
 });
@@ -234,20 +251,6 @@ export const ConnectionUpdate = ConnectionCreate.omit({ device_id: true, protoco
 });
 
 // ---- heartbeat (device → API) ----
-const Count = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
-export const ProxyStats = z.strictObject({
-  listeners: Count,
-  open: Count,
-  admitted: Count,
-  handshake_timeouts: Count,
-  idle_closed: Count,
-  auth_failures: Count,
-  denied: Count,
-  unauth_refused_per_address: Count,
-  unauth_refused_total: Count,
-  unauth_active: Count,
-  listen_failures: Count,
-});
 export const Heartbeat = z.strictObject({
   metrics: DeviceMetrics.partial().default({}),
   public_ip: z.string().max(64).nullable().optional(),
@@ -257,7 +260,6 @@ export const Heartbeat = z.strictObject({
     .array(z.strictObject({ connection_id: ConnectionId, bytes_in: z.number().int().min(0), bytes_out: z.number().int().min(0) }))
     .max(10_000)
     .default([]),
-  /** The device's proxy counters since the agent started (slow clients, refusals). */
   proxy: ProxyStats.optional(),
 });
 export const HeartbeatResponse = z.object({

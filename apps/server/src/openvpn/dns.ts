@@ -1,8 +1,9 @@
 // DNS for OpenVPN customers, resolved THROUGH their device (no DNS leak through the relay).
 //
 //   customer 10.9.0.6 -> any:53 (udp/tcp) --nft REDIRECT (tun1)--> relay :5353 (this module)
-//     -> the customer's device (the transparent proxy's client map) -> CONNECT upstream:53 via the
-//        device's HTTP proxy with the connection's credentials -> DNS over TCP (RFC 1035 §4.2.2)
+//     -> the customer's device (the transparent proxy's client map) -> upstream:53 through the
+//        customer's connection (its port and protocol, its credentials: tunnel/device-dial.ts)
+//        -> DNS over TCP (RFC 1035 §4.2.2)
 //
 // So the query leaves from the device's carrier address, to a configured public resolver
 // (POCKETPROXY_OPENVPN_DNS, default 1.1.1.1). UDP queries are answered over UDP (answers larger
@@ -12,25 +13,20 @@
 import * as dgram from 'node:dgram';
 import * as net from 'node:net';
 import type { Logger } from 'pino';
-import { connectVia as realConnectVia, type ConnectViaOptions, type Tunnel } from '@pocketproxy/proxy';
+import { dialThroughConnection, type ConnectionRoute, type DeviceDialers } from '../tunnel/device-dial.js';
 
-export interface DnsRoute {
-  readonly deviceVpnIp: string;
-  readonly username: string;
-  readonly password: string;
-}
+export type DnsRoute = ConnectionRoute;
+type Tunnel = { socket: net.Socket; head: Buffer };
 
-export interface DnsForwarderDeps {
+export interface DnsForwarderDeps extends DeviceDialers {
   readonly host: string;
   readonly port: number;
   readonly upstream: string;
   readonly upstreamPort?: number;
   readonly lookup: (clientIp: string) => DnsRoute | undefined;
   readonly logger: Logger;
-  readonly deviceProxyPort?: number;
   readonly timeoutMs?: number;
   readonly maxInFlight?: number;
-  readonly connectVia?: (o: ConnectViaOptions) => Promise<Tunnel>;
 }
 
 export interface DnsForwarder {
@@ -78,7 +74,6 @@ async function queryOverTcp(t: Tunnel, query: Buffer, timeoutMs: number): Promis
 
 export function createDnsForwarder(d: DnsForwarderDeps): DnsForwarder {
   const log = d.logger.child({ subsys: 'openvpn-dns' });
-  const connect = d.connectVia ?? realConnectVia;
   const timeoutMs = d.timeoutMs ?? 5_000;
   const maxInFlight = d.maxInFlight ?? 512;
   const stats = { queries: 0, answered: 0, failed: 0, refused: 0, tcp: 0 };
@@ -94,8 +89,7 @@ export function createDnsForwarder(d: DnsForwarderDeps): DnsForwarder {
     log.warn(o, msg);
   };
 
-  const dial = (r: DnsRoute) =>
-    connect({ proxyHost: r.deviceVpnIp, proxyPort: d.deviceProxyPort ?? 8080, auth: { username: r.username, password: r.password }, host: d.upstream, port: d.upstreamPort ?? 53, timeoutMs });
+  const dial = (r: DnsRoute): Promise<Tunnel> => dialThroughConnection(r, d.upstream, d.upstreamPort ?? 53, timeoutMs, d);
 
   udp.on('message', (msg, rinfo) => {
     stats.queries++;

@@ -6,6 +6,9 @@ const num = (v: unknown): number | null => (v == null ? null : Number(v));
 
 export type Row = Record<string, unknown>;
 
+/** What the agent reported in its last heartbeat's `proxy` (api-schema ProxyStats). */
+export type ProxyStatsView = Record<'listeners' | 'open' | 'admitted' | 'handshake_timeouts' | 'idle_closed' | 'auth_failures' | 'denied' | 'unauth_refused_per_address' | 'unauth_refused_total' | 'unauth_active' | 'listen_failures', number>;
+
 export function toDevice(r: Row) {
   return {
     id: r.id as string,
@@ -28,6 +31,7 @@ export function toDevice(r: Row) {
       carrier: (r.carrier as string | null) ?? null,
       network_type: (r.network_type as string | null) ?? null,
     },
+    proxy_stats: (r.proxy_stats ?? null) as ProxyStatsView | null,
     created_at: isoReq(r.created_at),
     updated_at: isoReq(r.updated_at),
   };

@@ -14,22 +14,16 @@
 // connection's state and limits to these sockets as to any other of that connection.
 import * as net from 'node:net';
 import type { Logger } from 'pino';
-import { connectVia as realConnectVia, connectViaSocks5 as realConnectSocks5, peekTarget as realPeek, type ConnectViaOptions, type PeekResult, type Tunnel as ProxyTunnel } from '@pocketproxy/proxy';
+import { peekTarget as realPeek, type PeekResult } from '@pocketproxy/proxy';
 import type { OriginalDst } from '@pocketproxy/tun';
 import { badRequest, type PushHandler } from './push-server.js';
 import { ipv4ToNumber } from './ipv4.js';
 import { LogLimiter } from './limits.js';
+import { dialThroughConnection, type ConnectionRoute, type DeviceDialers } from './device-dial.js';
 
-export interface OpenVpnClientRoute {
-  readonly deviceVpnIp: string;
-  /** The connection's port on the device (the same as its public port on the relay). */
-  readonly proxyPort: number;
-  readonly protocol: 'http' | 'socks5';
-  readonly username: string;
-  readonly password: string;
-}
+export type OpenVpnClientRoute = ConnectionRoute;
 
-export interface TransparentProxyDeps {
+export interface TransparentProxyDeps extends DeviceDialers {
   host: string;
   port: number;
   logger: Logger;
@@ -38,8 +32,6 @@ export interface TransparentProxyDeps {
   connectTimeoutMs?: number;
   maxConnections?: number;
   peekTarget?: (socket: net.Socket, o: { timeoutMs: number }) => Promise<PeekResult>;
-  connectVia?: (o: ConnectViaOptions) => Promise<ProxyTunnel>;
-  connectViaSocks5?: (o: ConnectViaOptions) => Promise<{ socket: net.Socket }>;
 }
 
 export interface TransparentProxy {
@@ -57,8 +49,6 @@ export function createTransparentProxy(d: TransparentProxyDeps): TransparentProx
   const log = d.logger.child({ subsys: 'tproxy' });
   const clients = new Map<string, OpenVpnClientRoute>();
   const peek = d.peekTarget ?? realPeek;
-  const viaHttp = d.connectVia ?? realConnectVia;
-  const viaSocks5 = d.connectViaSocks5 ?? realConnectSocks5;
   const limit = new LogLimiter(10_000);
   const stats = { accepted: 0, refused: 0, failed: 0, active: 0 };
   const sockets = new Set<net.Socket>();
@@ -85,17 +75,9 @@ export function createTransparentProxy(d: TransparentProxyDeps): TransparentProx
     // The domain when the first bytes name one (so the device resolves it: no DNS answer from the
     // relay's resolver decides where the customer goes), else the address the customer dialled.
     const host = p.host ?? dst.address;
-    let up: { socket: net.Socket; head?: Buffer };
+    let up: { socket: net.Socket; head: Buffer };
     try {
-      const o: ConnectViaOptions = {
-        proxyHost: route.deviceVpnIp,
-        proxyPort: route.proxyPort,
-        auth: { username: route.username, password: route.password },
-        host,
-        port: dst.port,
-        timeoutMs: d.connectTimeoutMs ?? 10_000,
-      };
-      up = route.protocol === 'socks5' ? await viaSocks5(o) : await viaHttp(o);
+      up = await dialThroughConnection(route, host, dst.port, d.connectTimeoutMs ?? 10_000, d);
     } catch (err) {
       stats.failed++;
       if (limit.allow(`fail:${clientIp}`, Date.now()) !== undefined) log.info({ clientIp, host, port: dst.port, err: String(err) }, 'device proxy refused or unreachable');
@@ -106,7 +88,7 @@ export function createTransparentProxy(d: TransparentProxyDeps): TransparentProx
     sockets.add(server);
     server.on('close', () => sockets.delete(server));
     if (p.buffered.length) server.write(p.buffered);
-    if (up.head?.length) client.write(up.head);
+    if (up.head.length) client.write(up.head);
     client.pipe(server);
     server.pipe(client);
     client.on('close', () => server.destroy());
