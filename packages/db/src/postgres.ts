@@ -6,7 +6,9 @@ import { dbError } from './errors.js';
 pg.types.setTypeParser(20, (v) => Number(v));
 
 export async function openPostgres(url: string, opts: { max?: number } = {}): Promise<Db> {
-  const pool = new pg.Pool({ connectionString: url, max: opts.max ?? 10 });
+  // Sessions in UTC whatever the server's default: calendar months (bandwidth limits, usage roll-ups)
+  // are UTC months everywhere (the agent counts its budget against the same boundary).
+  const pool = new pg.Pool({ connectionString: url, max: opts.max ?? 10, options: '-c TimeZone=UTC' });
   // Idle pooled clients that PostgreSQL terminates emit 'error' on the pool; the pool drops them.
   pool.on('error', () => {}); // idle client errors surface on the next query
   try {
@@ -16,7 +18,7 @@ export async function openPostgres(url: string, opts: { max?: number } = {}): Pr
     await pool.end().catch(() => {});
     throw dbError('PP_ERR_DB_CONNECT', { reason: (e as Error).message }, { cause: e });
   }
-  const relaxed = new pg.Pool({ connectionString: url, max: Math.max(2, Math.ceil((opts.max ?? 10) / 2)), options: '-c synchronous_commit=off' });
+  const relaxed = new pg.Pool({ connectionString: url, max: Math.max(2, Math.ceil((opts.max ?? 10) / 2)), options: '-c synchronous_commit=off -c TimeZone=UTC' });
   relaxed.on('error', () => {});
   const q: Queryable = {
     async query<T>(sql: string, params?: unknown[], opts?: QueryOptions) {

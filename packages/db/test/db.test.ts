@@ -73,3 +73,37 @@ test('PostgreSQL: LISTEN survives the server dropping its connection', async (t)
     await db.close();
   }
 });
+
+test('sessions run in UTC on both backends (calendar months of limits and usage are UTC months)', async (t) => {
+  const lite = await openDb({ dataDir: null });
+  try {
+    assert.equal((await lite.query<{ tz: string }>("SELECT current_setting('TimeZone') AS tz")).rows[0]!.tz, 'UTC');
+  } finally {
+    await lite.close();
+  }
+  const base = process.env.PP_TEST_DATABASE_URL;
+  if (!base) {
+    console.error('SKIPPED (PostgreSQL half): needs PP_TEST_DATABASE_URL (npm test starts a server and sets it)');
+    t.skip('needs PP_TEST_DATABASE_URL');
+    return;
+  }
+  // A server whose own default is another zone: our sessions still use UTC.
+  const admin = new pg.Client({ connectionString: base });
+  await admin.connect();
+  const dbName = `pp_tz_${randomBytes(4).toString('hex')}`;
+  await admin.query(`CREATE DATABASE ${dbName}`);
+  await admin.query(`ALTER DATABASE ${dbName} SET TimeZone = 'Pacific/Auckland'`);
+  const url = new URL(base);
+  url.pathname = `/${dbName}`;
+  const db = await openDb({ databaseUrl: url.toString(), dataDir: null });
+  try {
+    assert.equal((await db.query<{ tz: string }>("SELECT current_setting('TimeZone') AS tz")).rows[0]!.tz, 'UTC');
+    assert.equal((await db.queryRelaxed<{ tz: string }>("SELECT current_setting('TimeZone') AS tz")).rows[0]!.tz, 'UTC');
+    const m = (await db.query<{ m: Date }>("SELECT date_trunc('month', '2026-11-30T23:30:00Z'::timestamptz) AS m")).rows[0]!.m;
+    assert.equal(m.toISOString(), '2026-11-01T00:00:00.000Z');
+  } finally {
+    await db.close();
+    await admin.query(`DROP DATABASE ${dbName}`);
+    await admin.end();
+  }
+});
