@@ -1,0 +1,85 @@
+// `npm run bench:control` (root): how fast an operator's change takes effect, in the lab, with the
+// built `pocketproxy up` and one `pocketproxy-agent run`. p50 / p95 / max over BENCH_TRIES (20) tries.
+// Bounded (~4 min) and stops by itself.
+//
+//   new connection:  POST /api/connections -> its port answers through the device (exit address = the carrier's)
+//   revocation:      a download running through a connection (paced by the device at 16 Mbit/s, so it
+//                    never fills the customer's own buffer) -> DELETE / PATCH enabled=false / PATCH password
+//                    -> the download ends (curl exits) -- measured from the API's answer
+//
+// Goals (issue "Data-plane isolation": revocation in one second; "Live control plane": p95 <= 1 s).
+import { loadavg, cpus } from 'node:os';
+import { createLab, canRunLab, startRelay, startAgent, waitDeviceOnline, createConnection, waitUntil, type Lab, type LabRelay, type Connection } from '../src/index.js';
+
+const TRIES = Number(process.env.BENCH_TRIES ?? 20);
+const figures: { what: string; value: string; note?: string }[] = [];
+const record = (what: string, value: string, note?: string) => { figures.push({ what, value, note }); console.error(`bench: ${what}: ${value}${note ? ` (${note})` : ''}`); };
+
+function summary(ms: number[]): string {
+  const s = [...ms].sort((a, b) => a - b);
+  const at = (q: number) => s[Math.min(s.length - 1, Math.ceil(q * s.length) - 1)]!;
+  return `p50 ${at(0.5)} ms · p95 ${at(0.95)} ms · max ${s[s.length - 1]} ms`;
+}
+
+async function main(): Promise<void> {
+  if (!canRunLab()) { console.error('bench:control needs root (network namespaces)'); process.exit(2); }
+  const started = new Date();
+  const load0 = loadavg();
+  const lab: Lab = await createLab({ devices: 1 });
+  let relay: LabRelay | undefined;
+  const guard = setTimeout(() => { console.error('bench: 8 min bound reached; tearing down'); lab.teardownSync(); process.exit(1); }, 8 * 60_000);
+  try {
+    relay = await startRelay(lab, { env: { POCKETPROXY_LOG_LEVEL: 'warn' } });
+    const agent = await startAgent(lab, relay, 1, { rotate: false, args: ['--log-level', 'warn'] });
+    await waitDeviceOnline(relay, agent.deviceId, 30_000);
+    const carrier = await lab.carrierAddress(1);
+    const via = (c: Connection, pass = c.password) => `http://${encodeURIComponent(c.username)}:${encodeURIComponent(pass)}@${lab.relay.ip}:${c.port}`;
+    const get = async (c: Connection) => {
+      const r = await lab.exec('cust', 'curl', ['-sS', '--max-time', '2', '-x', via(c), 'http://echo.test/ip'], { timeoutMs: 10_000 });
+      return r.code === 0 ? r.stdout.trim() : '';
+    };
+
+    // New connection -> answers with the right exit address.
+    const created: number[] = [];
+    for (let i = 0; i < TRIES; i++) {
+      const t0 = Date.now();
+      const c = await createConnection(relay, agent.deviceId, 'http');
+      await waitUntil(async () => (await get(c)) === carrier, { timeoutMs: 30_000, intervalMs: 25, what: `connection ${c.port} answers` });
+      created.push(Date.now() - t0);
+      await relay.api.ok('DELETE', `/api/connections/${c.id}`);
+    }
+    record('connection created -> its port answers with the carrier address', summary(created), `${TRIES} tries; includes the API call and one curl (~50 ms here)`);
+
+    // Revocation of a running download.
+    const kinds: Record<string, (c: Connection) => Promise<unknown>> = {
+      delete: (c) => relay!.api.ok('DELETE', `/api/connections/${c.id}`),
+      disable: (c) => relay!.api.ok('PATCH', `/api/connections/${c.id}`, { enabled: false }),
+      'password change': (c) => relay!.api.ok('PATCH', `/api/connections/${c.id}`, { password: `new-password-${Date.now()}` }),
+    };
+    for (const [kind, act] of Object.entries(kinds)) {
+      const ended: number[] = [];
+      for (let i = 0; i < TRIES; i++) {
+        const c = await createConnection(relay, agent.deviceId, 'http', { rate_limit_down_kbps: 16_000 });
+        await waitUntil(async () => (await get(c)) === carrier, { timeoutMs: 30_000, intervalMs: 50, what: 'connection answers' });
+        const dl = lab.spawn('cust', 'curl', ['-sS', '--max-time', '30', '-o', '/dev/null', '-x', via(c), 'http://echo.test/bytes?n=100000000']);
+        await new Promise((r) => setTimeout(r, 700));
+        if (dl.exitStatus) throw new Error(`download through ${c.port} ended early: ${dl.lines.join(' ')}`);
+        await act(c);
+        const t0 = Date.now();
+        await dl.exited;
+        ended.push(Date.now() - t0);
+        if (kind !== 'delete') await relay.api.ok('DELETE', `/api/connections/${c.id}`);
+      }
+      record(`${kind} -> running download ended`, summary(ended), `${TRIES} tries, from the API's answer`);
+    }
+  } finally {
+    clearTimeout(guard);
+    await lab.teardown(4_000);
+  }
+  console.log(`\nControl-plane benchmark — ${started.toISOString()}`);
+  console.log(`machine: ${cpus().length} x ${cpus()[0]?.model ?? '?'}; load average at start ${load0.map((x) => x.toFixed(2)).join(' ')}, at end ${loadavg().map((x) => x.toFixed(2)).join(' ')}; node ${process.version}`);
+  console.log('\n| measure | figure | note |\n|---|---|---|');
+  for (const f of figures) console.log(`| ${f.what} | ${f.value} | ${f.note ?? ''} |`);
+}
+
+main().then(() => process.exit(0), (e) => { console.error(`bench failed: ${(e as Error).stack ?? e}`); process.exit(1); });
