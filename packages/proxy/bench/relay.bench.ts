@@ -1,9 +1,11 @@
 // Micro bench on loopback: CONNECT setups per second and tunnel throughput, for the HTTP proxy and
-// SOCKS5. Bounded (fixed counts and sizes), everything on 127.0.0.1, closes all it opens.
+// SOCKS5; then the HTTP tunnel with a meter (ConnectionMeter without limits: the cost of counting;
+// and with a 1 Gbit/s upload limit: how close the limiter gets). Bounded (fixed counts and sizes),
+// everything on 127.0.0.1, closes all it opens.
 // Run: node --import tsx --conditions=source packages/proxy/bench/relay.bench.ts
 import * as net from 'node:net';
 import { once } from 'node:events';
-import { createHttpProxy, createSocks5Server, createPolicyDialer } from '../src/index.js';
+import { ConnectionMeter, createHttpProxy, createSocks5Server, createPolicyDialer, type Meter } from '../src/index.js';
 
 const SETUPS = Number(process.env.SETUPS ?? 2000);
 const CONCURRENCY = 32;
@@ -34,14 +36,18 @@ const http = createHttpProxy({ authenticate, dial });
 const socks = createSocks5Server({ authenticate, dial });
 const httpPort = (await http.listen(0)).port;
 const socksPort = (await socks.listen(0)).port;
+// Each metered run gets a fresh meter (a spent bucket must not carry over).
+let meter: Meter = new ConnectionMeter();
+const metered = createHttpProxy({ authenticate: async (u, p) => (u === 'u' && p === 'p' ? { principal: 'bench', meter } : null), dial });
+const meteredPort = (await metered.listen(0)).port;
 
 const AUTH = 'Basic ' + Buffer.from('u:p').toString('base64');
 const SOCKS_HELLO = Buffer.from([5, 1, 2, 1, 1, 0x75, 1, 0x70, 5, 1, 0, 1, 127, 0, 0, 1, targetPort >> 8, targetPort & 0xff]);
 
 /** Opens a tunnel and resolves with the socket once the proxy confirmed it. */
-function open(kind: 'http' | 'socks5'): Promise<net.Socket> {
+function open(kind: 'http' | 'socks5', port = kind === 'http' ? httpPort : socksPort): Promise<net.Socket> {
   return new Promise((resolve, reject) => {
-    const s = net.connect(kind === 'http' ? httpPort : socksPort, '127.0.0.1');
+    const s = net.connect(port, '127.0.0.1');
     s.setNoDelay(true);
     s.on('error', reject);
     let got = 0;
@@ -75,8 +81,8 @@ async function setups(kind: 'http' | 'socks5'): Promise<number> {
   return SETUPS / ((performance.now() - t0) / 1000);
 }
 
-async function throughput(kind: 'http' | 'socks5'): Promise<number> {
-  const s = await open(kind);
+async function throughput(kind: 'http' | 'socks5', port?: number): Promise<number> {
+  const s = await open(kind, port);
   const chunk = Buffer.alloc(64 * 1024, 0x61);
   const total = MB * 1024 * 1024;
   const t0 = performance.now();
@@ -100,8 +106,13 @@ for (const kind of ['http', 'socks5'] as const) {
   const gbps = await throughput(kind);
   rows.push(`${kind.padEnd(7)} CONNECT setups/s: ${sps.toFixed(0).padStart(6)}   throughput: ${gbps.toFixed(2)} Gbit/s (${MB} MiB, one tunnel)`);
 }
+meter = new ConnectionMeter();
+rows.push(`http + meter (no limits)                throughput: ${(await throughput('http', meteredPort)).toFixed(2)} Gbit/s`);
+meter = new ConnectionMeter({ upKbps: 1_000_000 });
+rows.push(`http + meter (1 Gbit/s up limit)        throughput: ${(await throughput('http', meteredPort)).toFixed(2)} Gbit/s`);
 console.log(`proxy relay bench (loopback, ${SETUPS} setups x ${CONCURRENCY} concurrent, node ${process.version})`);
 for (const r of rows) console.log('  ' + r);
 await http.close();
 await socks.close();
+await metered.close();
 target.close();

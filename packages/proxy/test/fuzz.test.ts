@@ -4,8 +4,8 @@ import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { isPPError } from '@pocketproxy/errors';
 import {
-  parseRequestHead, findHeadEnd, parseGreeting, parseUserPass, parseRequest, parseUdpHeader, parseClientHello, classifyFirstBytes,
-  createHttpProxy, createSocks5Server,
+  parseRequestHead, findHeadEnd, parseGreeting, parseUserPass, parseRequest, parseReply, parseUdpHeader, parseClientHello, classifyFirstBytes,
+  readSocks5Answers, createHttpProxy, createSocks5Server,
 } from '../src/index.js';
 import { ChunkedDecoder } from '../src/http/chunked.js';
 import { ResponseReader } from '../src/http/response-reader.js';
@@ -82,6 +82,40 @@ it('SOCKS5 greeting, user/pass and request parsers', () => {
     onlyPPError(() => parseGreeting(b));
     onlyPPError(() => parseUserPass(b));
     onlyPPError(() => parseRequest(b));
+  }), RUNS);
+});
+
+it('SOCKS5 client: reply parser and answer reader (only PPError; a verdict on a prefix never changes with more bytes)', () => {
+  // Answers shaped like a server's: method selection, auth status (when asked), reply with an
+  // address (valid or not) and the target's first bytes; cut and flipped at random.
+  const address = fc.oneof(
+    { arbitrary: fc.constantFrom([1, 10, 0, 0, 1, 0, 80], [4, ...new Array<number>(16).fill(0), 1, 0, 80], [3, 6, ...Buffer.from('a.test'), 1, 187]), weight: 3 },
+    { arbitrary: fc.constantFrom([3, 2, 0x20, 0x21, 0, 1], [3, 0, 0, 1], [9, 1, 2]), weight: 1 },
+    { arbitrary: fc.array(fc.nat(255), { maxLength: 24 }), weight: 1 },
+  );
+  const answerish = fc.tuple(fc.constantFrom<'offered' | number>('offered', 'offered', 'offered', 0xff, 7), fc.boolean(), fc.constantFrom(0, 0, 1), fc.constantFrom(0, 0, 0, 1, 2, 5, 0x0a), address, fc.uint8Array({ maxLength: 8 }), fc.nat(60), fc.nat(255))
+    .map(([m, withAuth, status, rep, addr, tail, cutAt, flip]) => {
+      const method: number = m === 'offered' ? (withAuth ? 2 : 0) : m;
+      const b = Buffer.from([5, method, ...(withAuth ? [1, status] : []), 5, rep, 0, ...addr, ...tail]);
+      if (flip % 4 === 0 && b.length > 0) b[flip % b.length] = b[flip % b.length]! ^ 0x5a;
+      return [flip % 3 === 0 ? b.subarray(0, cutAt) : b, withAuth] as const;
+    });
+  const verdict = (b: Buffer, withAuth: boolean): string => {
+    try {
+      return JSON.stringify(readSocks5Answers(b, withAuth));
+    } catch (e) {
+      assert.ok(isPPError(e), `non-PPError thrown: ${String(e)}`);
+      return `throws ${e.code}`;
+    }
+  };
+  const input = fc.oneof(fc.tuple(bytes, fc.boolean()), answerish);
+  fc.assert(fc.property(input, fc.nat(), ([b, withAuth], cut) => {
+    onlyPPError(() => parseReply(b));
+    const whole = verdict(b, withAuth);
+    const prefix = verdict(b.subarray(0, cut % (b.length + 1)), withAuth);
+    if (prefix !== JSON.stringify({ kind: 'more' })) assert.equal(prefix, whole);
+    const parsed = JSON.parse(whole.startsWith('throws') ? '{}' : whole) as { kind?: string; length?: number };
+    if (parsed.kind === 'connected') assert.ok(parsed.length! <= b.length);
   }), RUNS);
 });
 

@@ -12,16 +12,16 @@ import type * as net from 'node:net';
 import { isPPError } from '@pocketproxy/errors';
 import { proxyError, type PPError } from '../errors.js';
 import { createPolicyDialer, classifyDialError } from '../dialer.js';
-import { BudgetSpent, Hold, MeteredFeed } from '../limits/flow.js';
+import { BudgetSpent, MeteredFeed, NamedHolds } from '../limits/flow.js';
 import type { HandshakeGuard } from '../limits/guard.js';
 import { silentLogger } from '../logger.js';
 import { relay } from '../relay.js';
 import { ProxyServer, SocketAuthContext } from '../server-base.js';
-import type { AllowNoAuth, AuthContext, Authenticate, Dial, Logger, Meter, Principal } from '../types.js';
-import { parseProxyAuthorization } from './basic-auth.js';
+import type { AllowNoAuth, AuthContext, Authenticate, Dial, Logger, Meter } from '../types.js';
 import { bodyFraming, bodySink, type BodySink, type Framing } from './body.js';
 import { forward, endToEndHeaders, type Forwarded } from './forward.js';
-import { findHeadEnd, listMembers, parseAuthority, parseRequestHead, MAX_HEAD_BYTES, type RequestHead } from './head.js';
+import { findHeadEnd, listMembers, parseRequestHead, MAX_HEAD_BYTES, type RequestHead } from './head.js';
+import { authenticateRequest, requestTarget } from './request.js';
 import { writeFailure } from './responses.js';
 
 export interface HttpProxyOptions {
@@ -79,15 +79,14 @@ class HttpConnection {
   private upFeed: MeteredFeed | null = null;
   private killed = false;
   private headTimer: NodeJS.Timeout | null;
-  private readonly hold: Hold;
-  /** Which reasons hold the customer socket now (each at most once). */
-  private held = { dial: false, drain: false, pipeline: false };
+  /** Why the customer socket is paused: dialing, upstream backpressure, pipelined bytes queued (+ meter waits). */
+  private readonly holds: NamedHolds<'dial' | 'drain' | 'pipeline'>;
   private readonly started = Date.now();
   private readonly ctx: AuthContext;
 
   constructor(private readonly socket: net.Socket, private readonly cfg: Cfg, private readonly events: ProxyServer, private readonly leave: () => void) {
     this.ctx = new SocketAuthContext('http', socket);
-    this.hold = new Hold(socket);
+    this.holds = new NamedHolds(socket);
     socket.on('data', this.onData);
     socket.on('end', this.onEnd);
     socket.once('close', () => {
@@ -125,25 +124,7 @@ class HttpConnection {
     this.buf = this.buf.length === 0 ? chunk : Buffer.concat([this.buf, chunk]);
     if (this.state === 'head') this.parseNext();
     // A pipelining client waits while we answer; stop reading once a head's worth is queued.
-    else if (this.buf.length > MAX_HEAD_BYTES) this.take('pipeline');
-  }
-
-  private take(reason: keyof HttpConnection['held']): void {
-    if (this.held[reason]) return;
-    this.held[reason] = true;
-    this.hold.hold();
-  }
-
-  private give(reason: keyof HttpConnection['held']): void {
-    if (!this.held[reason]) return;
-    this.held[reason] = false;
-    this.hold.release();
-  }
-
-  /** Between requests and at teardown nothing may keep the socket paused. */
-  private releaseAll(): void {
-    this.held = { dial: false, drain: false, pipeline: false };
-    this.hold.clear();
+    else if (this.buf.length > MAX_HEAD_BYTES) this.holds.take('pipeline');
   }
 
   private readonly onEnd = (): void => {
@@ -190,22 +171,10 @@ class HttpConnection {
   }
 
   private async handle(head: RequestHead, headBytes: number): Promise<void> {
-    const isConnect = head.method === 'CONNECT';
-    let host: string;
-    let port: number;
-    let url: URL | undefined;
-    if (isConnect) ({ host, port } = parseAuthority(head.target));
-    else {
-      if (!/^[a-z][a-z0-9+.-]*:\/\//i.test(head.target)) throw proxyError('PP_ERR_PROXY_BAD_REQUEST', { reason: 'a proxy request needs an absolute URI' });
-      try { url = new URL(head.target); } catch { throw proxyError('PP_ERR_PROXY_BAD_REQUEST', { reason: 'invalid URI' }); }
-      if (url.protocol !== 'http:') throw proxyError('PP_ERR_PROXY_UNSUPPORTED_SCHEME', { scheme: url.protocol.slice(0, -1) });
-      if (url.username || url.password) throw proxyError('PP_ERR_PROXY_BAD_REQUEST', { reason: 'userinfo in URI' });
-      host = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname;
-      port = url.port ? Number(url.port) : 80;
-      if (host === '') throw proxyError('PP_ERR_PROXY_BAD_REQUEST', { reason: 'empty host' });
-    }
+    const { host, port, url } = requestTarget(head);
+    const isConnect = url === undefined;
     const framing = isConnect ? null : bodyFraming(head);
-    const p = await this.authenticate(head);
+    const p = await authenticateRequest(head, this.cfg, this.ctx, this.events.stats);
     this.principal = p.principal;
     this.leave();
     if (p.deny) {
@@ -213,40 +182,18 @@ class HttpConnection {
       throw p.deny;
     }
     this.served = true;
-    const principal = p.principal;
 
     // Hold the customer's bytes while we dial; they are replayed afterwards.
-    this.take('dial');
+    this.holds.take('dial');
     let upstream: net.Socket;
     try {
-      upstream = await this.cfg.dial({ host, port, principal });
+      upstream = await this.cfg.dial({ host, port, principal: p.principal });
     } catch (e) {
       throw classifyDialError(e, host, port);
     }
     if (this.socket.destroyed) return void upstream.destroy();
     if (isConnect) return this.tunnel(upstream, p.meter);
-    await this.forward(head, url!, framing!, upstream, p.meter, headBytes);
-  }
-
-  private async authenticate(head: RequestHead): Promise<Principal> {
-    const cred = parseProxyAuthorization(head.headers);
-    try {
-      if (cred === undefined) {
-        const anon = this.cfg.allowNoAuth;
-        if (anon === true) return { principal: 'anonymous' };
-        const ok = typeof anon === 'function' ? await anon(this.ctx) : null;
-        if (ok) return ok;
-        throw proxyError('PP_ERR_PROXY_AUTH_REQUIRED');
-      }
-      const ok = cred === 'malformed' ? null : await this.cfg.authenticate(cred.user, cred.pass, this.ctx);
-      if (!ok) {
-        this.events.stats.authFailures++;
-        throw proxyError('PP_ERR_PROXY_AUTH_FAILED');
-      }
-      return ok;
-    } catch (e) {
-      throw isPPError(e) ? e : proxyError('PP_ERR_PROXY_AUTH_UNAVAILABLE', {}, { cause: e });
-    }
+    await this.forward(head, url, framing!, upstream, p.meter, headBytes);
   }
 
   private tunnel(upstream: net.Socket, meter: Meter | undefined): void {
@@ -271,7 +218,7 @@ class HttpConnection {
     if (framing.kind === 'chunked') headers.push(['Transfer-Encoding', 'chunked']);
     if (meter) {
       // The head goes upstream too (rewritten): charged as upload, so headers are no free channel.
-      this.upFeed = new MeteredFeed(meter, 'up', this.hold, this.feedBody, this.kill);
+      this.upFeed = new MeteredFeed(meter, 'up', this.holds.counter, this.feedBody, this.kill);
       if (!this.upFeed.charge(headBytes)) return void upstream.destroy();
     }
     const fwd = forward({ client: this.socket, upstream, method: head.method, path: url.pathname + url.search, headers, clientHttp11: head.version === '1.1', keepAlive, meter });
@@ -293,7 +240,8 @@ class HttpConnection {
     const rest = this.upFeed?.stop();
     this.upFeed = null;
     if (rest) this.buf = this.buf.length === 0 ? rest : Buffer.concat([this.buf, rest]);
-    this.releaseAll();
+    // Between requests nothing may keep the socket paused.
+    this.holds.clear();
     if (this.socket.destroyed) return;
     if (!result.keepAlive || this.socket.readableEnded) {
       this.state = 'closing';
@@ -313,9 +261,9 @@ class HttpConnection {
   private streamBody(framing: Framing, fwd: Forwarded): void {
     if (framing.kind !== 'none') {
       const put = (b: Buffer): void => {
-        if (fwd.write(b) || this.held.drain) return;
-        this.take('drain');
-        fwd.onDrain(() => this.give('drain'));
+        if (fwd.write(b) || this.holds.has('drain')) return;
+        this.holds.take('drain');
+        fwd.onDrain(() => this.holds.give('drain'));
       };
       const finish = (): void => { this.body = null; fwd.end(); };
       this.body = bodySink(framing, put, finish, (e) => { fwd.abort(); this.fail(e); });
@@ -327,7 +275,7 @@ class HttpConnection {
       else if (this.body) this.feedBody(pending);
       else this.buf = pending;
     }
-    this.give('dial');
+    this.holds.give('dial');
   }
 
   /** Budget spent mid-request: no in-band answer is possible, both sides go at once. */
@@ -352,6 +300,7 @@ class HttpConnection {
     // A failure after the answer started cannot be reported in-band.
     if (answered) this.socket.destroy();
     else writeFailure(this.socket, err);
-    this.releaseAll();
+    // Read on, to see the customer's FIN or reset.
+    this.holds.clear();
   }
 }

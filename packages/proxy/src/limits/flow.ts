@@ -29,6 +29,34 @@ export class Hold {
   }
 }
 
+/** A Hold whose reasons have names, each held at most once (take/give are idempotent per reason). */
+export class NamedHolds<R extends string> {
+  private readonly held = new Set<R>();
+  private readonly hold: Hold;
+  constructor(stream: Readable) { this.hold = new Hold(stream); }
+
+  /** The underlying counter, for holders without a name (a metered feed). */
+  get counter(): Hold { return this.hold; }
+
+  take(reason: R): void {
+    if (this.held.has(reason)) return;
+    this.held.add(reason);
+    this.hold.hold();
+  }
+
+  give(reason: R): void {
+    if (this.held.delete(reason)) this.hold.release();
+  }
+
+  has(reason: R): boolean { return this.held.has(reason); }
+
+  /** Drops every reason, named or not, and lets the stream flow. */
+  clear(): void {
+    this.held.clear();
+    this.hold.clear();
+  }
+}
+
 /**
  * The most a single take() covers. Sockets read up to 64 KiB at once; charging that in one piece
  * would make a 1 Mbit/s download arrive in half-second lumps (and the measured rate swing by a
