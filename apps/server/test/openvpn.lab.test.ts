@@ -4,7 +4,7 @@
 // namespace using the profile from GET /api/connections/:id/ovpn and the connection's credentials.
 //
 //   cust openvpn --UDP 1195--> relay openvpn (tun1 10.9.0.x) --REDIRECT--> tproxy :12345
-//     --CONNECT via device 192.168.255.x:8080--> dev1 --carrier NAT 1--> 203.0.113.10
+//     --CONNECT via the connection's own port, 192.168.255.x:PORT--> dev1 --carrier NAT 1--> 203.0.113.10
 //   cust DNS (203.0.113.53:53/udp) --REDIRECT--> relay :5353 --TCP via the device--> 203.0.113.53:53/tcp
 //
 // The lab's DNS server speaks UDP only; a tiny TCP->UDP shim on 203.0.113.53:53/tcp in `inet`
@@ -81,11 +81,11 @@ describe('customer OpenVPN end to end (relay + 1 agent + real openvpn client)', 
     writeFileSync(join(dir, 'udp.cjs'), UDP_PROBE);
     shim = lab.spawn('inet', process.execPath, [join(dir, 'shim.cjs')]);
     await shim.waitForLine(/tcp-dns-shim listening/, 10_000);
-    relay = await startRelay(lab, { env: { POCKETPROXY_OPENVPN: 'on', POCKETPROXY_OPENVPN_DNS: '203.0.113.53' } });
+    relay = await startRelay(lab, { env: { POCKETPROXY_OPENVPN: 'on', POCKETPROXY_OPENVPN_DNS: '203.0.113.53', POCKETPROXY_HEARTBEAT_INTERVAL_S: '5' } });
     agent = await startAgent(lab, relay, 1);
     await waitDeviceOnline(relay, agent.deviceId, 30_000);
     conn = await createConnection(relay, agent.deviceId, 'http');
-    // The device learns the new connection's verifier with the relay's forwarding poll (10 s).
+    // Pushed by the API to the relay and the device: the new connection answers at once.
     await waitUntil(async () => {
       const r = await curl(['-x', conn.proxy_url, 'http://203.0.113.10/ip'], 3);
       return r.code === 0 && r.stdout.trim() === carrier();
@@ -126,6 +126,14 @@ describe('customer OpenVPN end to end (relay + 1 agent + real openvpn client)', 
     console.error(`openvpn.lab: wrong password refused in ${Date.now() - t0} ms`);
   });
 
+  it("an allow-list that does not list the customer's address refuses its OpenVPN login", async () => {
+    const listed = await createConnection(relay, agent.deviceId, 'http', { allow_from: ['198.51.100.0/24'] });
+    const c = startClient('not-listed', listed.username, listed.password);
+    await c.waitForLine(/AUTH_FAILED|auth-failure/i, 30_000);
+    assert.ok(!c.lines.some((l) => /Initialization Sequence Completed/.test(l)));
+    await c.stop(3_000);
+  });
+
   it('with the right credentials: HTTP exits from the device carrier address', async () => {
     const t0 = Date.now();
     const c = startClient('right', conn.username, conn.password);
@@ -155,6 +163,30 @@ describe('customer OpenVPN end to end (relay + 1 agent + real openvpn client)', 
     assert.ok(asked.length > 0, 'the DNS query reached the resolver over TCP');
     assert.ok(asked.every((l) => l.endsWith(carrier())), `DNS queries came from the carrier address only: ${asked.join(', ')}`);
     console.error(`openvpn.lab: ${asked.length} DNS queries reached the resolver over TCP, all from the carrier address ${carrier()}`);
+  });
+
+  it("the connection's limits hold for its OpenVPN customer: usage counted by the device, disabling ends a running download, re-enabling serves again", async () => {
+    let used = 0;
+    await waitUntil(async () => (used = (await relay.api.ok('GET', `/api/connections/${conn.id}`)).bytes_used_month) >= 5_000_000, { timeoutMs: 20_000, intervalMs: 1_000, what: `the 5 MB OpenVPN download counted (bytes_used_month ${used})` });
+    // Paced by the device (a speed limit of the connection, which holds for this path too), so the
+    // download never fills the customer's own buffer: what ends it is the revocation.
+    await relay.api.ok('PATCH', `/api/connections/${conn.id}`, { rate_limit_down_kbps: 8_000 });
+    const dl = lab.spawn('cust', 'curl', ['-sS', '--max-time', '60', '-o', '/dev/null', '-w', '%{speed_download}', 'http://203.0.113.10/bytes?n=100000000']);
+    await new Promise((r) => setTimeout(r, 1_500));
+    assert.equal(dl.exitStatus, null, 'download running');
+    await relay.api.ok('PATCH', `/api/connections/${conn.id}`, { enabled: false });
+    const t0 = Date.now();
+    const st = await dl.exited;
+    const ms = Date.now() - t0;
+    assert.notEqual(st.code, 0);
+    assert.ok(ms <= 1_000, `download ended ${ms} ms after the API answered`);
+    const kbps = (Number(dl.lines.map((l) => l.trim()).find((l) => /^\d+(\.\d+)?$/.test(l))) * 8) / 1000;
+    assert.ok(kbps > 6_000 && kbps < 9_000, `paced at ${kbps.toFixed(0)} kbps (limit 8,000)`);
+    const r = await curl(['http://203.0.113.10/ip'], 3);
+    assert.notEqual(r.code, 0, 'nothing through a disabled connection');
+    await relay.api.ok('PATCH', `/api/connections/${conn.id}`, { enabled: true, rate_limit_down_kbps: null });
+    await waitUntil(async () => (await curl(['http://203.0.113.10/ip'], 3)).stdout.trim() === carrier(), { timeoutMs: 10_000, intervalMs: 300, what: 're-enabled connection serves the OpenVPN customer again' });
+    console.error(`openvpn.lab: usage through OpenVPN counted (${used} bytes); speed limit ${kbps.toFixed(0)} kbps (8,000); disable ended the download after ${ms} ms`);
   });
 
   it('UDP 443 from the customer is rejected at once (icmp port-unreachable -> ECONNREFUSED)', async () => {

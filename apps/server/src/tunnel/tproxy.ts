@@ -91,10 +91,12 @@ export function createTransparentProxy(d: TransparentProxyDeps): TransparentProx
     if (up.head.length) client.write(up.head);
     client.pipe(server);
     server.pipe(client);
-    client.on('close', () => server.destroy());
-    server.on('close', () => client.destroy());
-    client.on('error', () => server.destroy());
-    server.on('error', () => client.destroy());
+    // A reset on one side resets the other: when the device revokes the connection it resets its
+    // socket, and the customer must hear of it at once, not after what is still queued towards it.
+    for (const [from, to] of [[client, server], [server, client]] as const) {
+      from.on('error', () => { if (!to.destroyed) to.resetAndDestroy(); });
+      from.on('close', () => to.destroy());
+    }
     server.resume();
     client.resume();
   }
