@@ -20,8 +20,6 @@ export class Hold {
     if (this.n > 0 && --this.n === 0) this.stream.resume();
   }
 
-  get held(): boolean { return this.n > 0; }
-
   /** Drops every reason and lets the stream flow (teardown reads on to see EOF/close). */
   clear(): void {
     this.n = 0;
@@ -75,10 +73,14 @@ export class BudgetSpent extends Error {
  * `exhausted` runs (once) when the meter says -1; the rest of that chunk is not delivered.
  */
 export class MeteredFeed {
+  /** The chunk being delivered (null when all was delivered) and how far. */
   private cur: Buffer | null = null;
   private off = 0;
   private timer: NodeJS.Timeout | null = null;
   private dead = false;
+  private flushed: (() => void) | null = null;
+  /** When the last rate wait ended (performance.now()); -Infinity before any. */
+  private wokeAt = -Infinity;
 
   constructor(
     private readonly meter: Meter,
@@ -87,8 +89,6 @@ export class MeteredFeed {
     private readonly deliver: (b: Buffer) => void,
     private readonly exhausted: () => void,
   ) {}
-
-  private flushed: (() => void) | null = null;
 
   /**
    * Runs `cb` once every byte pushed so far was delivered (now, or after the wait holding the
@@ -100,9 +100,6 @@ export class MeteredFeed {
     else this.flushed = cb;
   }
 
-  /** When the last rate wait ended (performance.now()); -Infinity before any. */
-  wokeAt = -Infinity;
-
   /** True while a rate wait is running, or ended less than `ms` ago: the path is throttled, not idle. */
   throttledWithin(ms: number): boolean {
     return this.timer !== null || performance.now() - this.wokeAt < ms;
@@ -110,6 +107,12 @@ export class MeteredFeed {
 
   readonly push = (chunk: Buffer): void => {
     if (this.dead) return;
+    if (this.cur !== null) {
+      // Only a source that ignored pause() gets here: keep the order, the running wait delivers it.
+      this.cur = Buffer.concat([this.cur.subarray(this.off), chunk]);
+      this.off = 0;
+      return;
+    }
     this.cur = chunk;
     this.off = 0;
     this.run();
