@@ -19,7 +19,8 @@ export type Direction = 'up' | 'down';
 
 /**
  * Byte accounting and limits of one customer (see limits/meter.ts for the stock implementation).
- * Called once per chunk (at most 16 KiB) on every byte path of a principal that has one.
+ * Called on every byte path of a principal that has one: per slice of at most 16 KiB on TCP, per
+ * datagram on UDP.
  */
 export interface Meter {
   /**
