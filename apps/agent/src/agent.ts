@@ -76,13 +76,13 @@ export function createAgent(cfg: RunConfig, deps: AgentDeps): Agent {
   const credentials = new CredentialStore();
   let listeners: Listeners | undefined;
   let heartbeat: HeartbeatLoop | undefined;
-  // A connection whose byte budget runs out mid-stream: its sockets end at once, and a heartbeat
-  // carries the count so the API blocks it (and tells every relay) without waiting for the next beat.
+  // A connection whose byte budget runs out: every socket of it ends at its next read (the meter
+  // answers -1; what was read and billed before is still delivered), new requests get 403
+  // "bandwidth", and a heartbeat carries the count at once so the API blocks it everywhere.
   const usage = new UsageMeter((id) => new ConnectionMeter({
     now,
     onExhausted: () => {
-      const ended = listeners?.endConnection(id) ?? 0;
-      log.info({ connectionId: id, ended }, 'bandwidth limit reached; connection ended');
+      log.info({ connectionId: id }, 'bandwidth limit reached');
       void heartbeat?.beat();
     },
   }));

@@ -261,6 +261,11 @@ test('heartbeat payload matches the API schema (Heartbeat); usage is what the me
   assert.deepEqual(usage.drain(), [{ connection_id: 'con_bbbbbbbbbb', bytes_in: 30, bytes_out: 50 }]);
   assert.deepEqual(usage.drain(), []);
   assert.equal(usage.of('con_bbbbbbbbbb').reported, 100);
+  // Past a spent budget nothing is delivered, and nothing is billed.
+  const capped = new UsageMeter(() => new ConnectionMeter({ budgetBytes: 1000 }));
+  assert.equal(capped.of('con_cccccccccc').take('down', 1500), 0, 'the chunk that crosses the budget is delivered');
+  assert.equal(capped.of('con_cccccccccc').take('down', 500), -1);
+  assert.deepEqual(capped.drain(), [{ connection_id: 'con_cccccccccc', bytes_in: 0, bytes_out: 1500 }]);
   // A policed datagram given back is neither billed nor reported.
   usage.of('con_aaaaaaaaaa').take('up', 7);
   usage.of('con_aaaaaaaaaa').refund('up', 7);

@@ -26,9 +26,12 @@ export class ConnectionUsage implements Meter {
   constructor(readonly connectionId: string, readonly limits: ConnectionMeter) {}
 
   take(dir: Direction, bytes: number): number {
+    const r = this.limits.take(dir, bytes);
+    // -1: the budget was spent before these bytes, which are not delivered (and not billed).
+    if (r === -1) return r;
     if (dir === 'up') this.up += bytes;
     else this.down += bytes;
-    return this.limits.take(dir, bytes);
+    return r;
   }
 
   /** A policed UDP datagram was not delivered after all: neither billed nor charged to the rate. */

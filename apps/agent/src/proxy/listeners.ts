@@ -159,15 +159,6 @@ export class Listeners {
     return n;
   }
 
-  /** Ends the sockets of one connection (its byte budget is spent). */
-  endConnection(connectionId: string): number {
-    const l = this.byId.get(connectionId);
-    if (!l) return 0;
-    const n = l.admitted.size;
-    for (const s of [...l.admitted]) cut(s);
-    return n;
-  }
-
   stats(): ListenerStats {
     const sum = { ...this.closedCounters };
     let open = 0;
