@@ -27,6 +27,31 @@ export function connectVia(o: ConnectViaOptions): Promise<Tunnel> {
   const lines = [`CONNECT ${authority} HTTP/1.1`, `Host: ${authority}`];
   if (o.auth) lines.push(`Proxy-Authorization: ${basicAuthValue(o.auth.username, o.auth.password)}`);
   const request = lines.join('\r\n') + '\r\n\r\n';
+  return proxyHandshake(o, request, (buf) => {
+    let end: number;
+    let status: number;
+    let code = 'none';
+    try {
+      end = findHeadEnd(buf);
+      if (end < 0) return undefined;
+      const head = parseResponseHead(buf.subarray(0, end));
+      status = head.status;
+      code = head.headers.find((h) => h.lower === 'x-pocketproxy-error')?.value ?? 'none';
+    } catch (e) {
+      throw proxyError('PP_ERR_PROXY_BAD_UPSTREAM_RESPONSE', {}, { cause: e });
+    }
+    if (status < 200 || status > 299) throw proxyError('PP_ERR_PROXY_UPSTREAM_REJECTED', { status, code });
+    return end;
+  }).then(({ socket, rest }) => ({ socket, head: rest }));
+}
+
+/**
+ * The part every proxy client shares: connect to the proxy, send `hello`, feed what comes back to
+ * `answered` until it says where the proxy's answer ends (undefined = need more; a PPError = refused),
+ * all within `timeoutMs`. Resolves with the paused socket and the bytes after the answer (the
+ * target's, already).
+ */
+export function proxyHandshake(o: ConnectViaOptions, hello: Buffer | string, answered: (buf: Buffer) => number | undefined): Promise<{ socket: net.Socket; rest: Buffer }> {
   return new Promise((resolve, reject) => {
     const socket = net.connect({ host: o.proxyHost, port: o.proxyPort, localAddress: o.localAddress, allowHalfOpen: true, noDelay: true });
     let buf: Buffer = Buffer.alloc(0);
@@ -48,25 +73,19 @@ export function connectVia(o: ConnectViaOptions): Promise<Tunnel> {
     const onEnd = (): void => done(proxyError('PP_ERR_PROXY_TARGET_RESET', { host: o.proxyHost, port: o.proxyPort }));
     const onData = (chunk: Buffer): void => {
       buf = buf.length === 0 ? chunk : Buffer.concat([buf, chunk]);
-      let end: number;
-      let status: number;
-      let code = 'none';
+      let end: number | undefined;
       try {
-        end = findHeadEnd(buf);
-        if (end < 0) return;
-        const head = parseResponseHead(buf.subarray(0, end));
-        status = head.status;
-        code = head.headers.find((h) => h.lower === 'x-pocketproxy-error')?.value ?? 'none';
+        end = answered(buf);
       } catch (e) {
-        return done(proxyError('PP_ERR_PROXY_BAD_UPSTREAM_RESPONSE', {}, { cause: e }));
+        return done(e as PPError);
       }
-      if (status < 200 || status > 299) return done(proxyError('PP_ERR_PROXY_UPSTREAM_REJECTED', { status, code }));
+      if (end === undefined) return;
       done(null);
-      resolve({ socket, head: buf.subarray(end) });
+      resolve({ socket, rest: buf.subarray(end) });
     };
     socket.on('error', onError);
     socket.on('end', onEnd);
     socket.on('data', onData);
-    socket.once('connect', () => socket.write(request));
+    socket.once('connect', () => socket.write(hello));
   });
 }

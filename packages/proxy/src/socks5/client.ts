@@ -7,9 +7,8 @@
 // trip instead of three over the tunnel. Servers that read the stream message by message (ours
 // does; RFC 1928 does not ask for a pause between messages) accept that.
 import * as net from 'node:net';
-import { proxyError, type PPError } from '../errors.js';
-import { classifyDialError } from '../dialer.js';
-import type { ConnectViaOptions } from '../connect-via.js';
+import { proxyError } from '../errors.js';
+import { proxyHandshake, type ConnectViaOptions } from '../connect-via.js';
 import { REP } from './reply.js';
 import { METHOD_NO_AUTH, METHOD_NONE_ACCEPTABLE, METHOD_USERPASS, VERSION, encodeAddress, parseReply, type SocksAddress } from './wire.js';
 
@@ -81,47 +80,16 @@ export function socks5Hello(o: Pick<ConnectViaOptions, 'auth' | 'host' | 'port'>
   return Buffer.concat(parts);
 }
 
-export function connectViaSocks5(o: ConnectViaSocks5Options): Promise<Socks5Tunnel> {
-  return new Promise((resolve, reject) => {
-    let hello: Buffer;
-    try { hello = socks5Hello(o); } catch (e) { return reject(e); }
-    const withAuth = o.auth !== undefined;
-    const socket = net.connect({ host: o.proxyHost, port: o.proxyPort, localAddress: o.localAddress, allowHalfOpen: true, noDelay: true });
-    let buf: Buffer = Buffer.alloc(0);
-    let settled = false;
-    const done = (err: PPError | null): void => {
-      if (settled) return;
-      settled = true;
-      clearTimeout(timer);
-      socket.removeListener('data', onData);
-      if (err) { socket.destroy(); return reject(err); }
-      socket.pause();
-      socket.removeListener('error', onError);
-      socket.removeListener('end', onEnd);
-      // Later errors surface to the caller as 'close'; an unlistened 'error' must not crash the process.
-      socket.on('error', () => {});
-    };
-    const timer = setTimeout(() => done(proxyError('PP_ERR_PROXY_TARGET_TIMEOUT', { host: o.proxyHost, port: o.proxyPort })), o.timeoutMs ?? 10_000);
-    const onError = (e: Error): void => done(classifyDialError(e, o.proxyHost, o.proxyPort));
-    const onEnd = (): void => done(proxyError('PP_ERR_PROXY_TARGET_RESET', { host: o.proxyHost, port: o.proxyPort }));
-    const onData = (chunk: Buffer): void => {
-      buf = buf.length === 0 ? chunk : Buffer.concat([buf, chunk]);
-      let a: Socks5Answers;
-      try {
-        a = readSocks5Answers(buf, withAuth);
-      } catch (e) {
-        return done(e as PPError);
-      }
-      if (a.kind === 'more') return;
-      if (a.kind === 'rejected') return done(proxyError('PP_ERR_PROXY_UPSTREAM_REJECTED', { status: a.status, code: a.code }));
-      done(null);
-      // The target's first bytes may share a segment with the reply: hand them back to the stream.
-      if (buf.length > a.length) socket.unshift(buf.subarray(a.length));
-      resolve({ socket });
-    };
-    socket.on('error', onError);
-    socket.on('end', onEnd);
-    socket.on('data', onData);
-    socket.once('connect', () => socket.write(hello));
+export async function connectViaSocks5(o: ConnectViaSocks5Options): Promise<Socks5Tunnel> {
+  const hello = socks5Hello(o);
+  const withAuth = o.auth !== undefined;
+  const { socket, rest } = await proxyHandshake(o, hello, (buf) => {
+    const a = readSocks5Answers(buf, withAuth);
+    if (a.kind === 'more') return undefined;
+    if (a.kind === 'rejected') throw proxyError('PP_ERR_PROXY_UPSTREAM_REJECTED', { status: a.status, code: a.code });
+    return a.length;
   });
+  // The target's first bytes may share a segment with the reply: hand them back to the stream.
+  if (rest.length > 0) socket.unshift(rest);
+  return { socket };
 }
