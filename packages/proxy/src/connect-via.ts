@@ -1,5 +1,5 @@
 // HTTP CONNECT client: opens a tunnel through an HTTP proxy (RFC 9110 §9.3.6). The transparent proxy
-// uses it to reach the device: relay:12345 -> connectVia(device:8080, "host:443") -> target.
+// uses it to reach the device: relay:12345 -> connectVia(device:<connection port>, "host:443") -> target.
 import * as net from 'node:net';
 import { proxyError, type PPError } from './errors.js';
 import { classifyDialError } from './dialer.js';

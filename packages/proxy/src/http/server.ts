@@ -1,6 +1,6 @@
 // HTTP proxy: CONNECT tunnels and absolute-form requests.
 //
-//   customer -> relay:30000 -> tunnel -> device:8080 -> [this] -> target
+//   customer -> relay:30000 -> tunnel -> device:30000 -> [this] -> target
 //
 // One customer connection may carry several absolute-form requests (keep-alive) and end in a
 // CONNECT tunnel. Every request is authenticated (Proxy-Authorization: Basic) and dialed through

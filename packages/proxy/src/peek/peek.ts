@@ -1,6 +1,6 @@
 // First-bytes peek for the transparent proxy: which host does this intercepted TCP connection want?
 //
-//   customer(OpenVPN) -> relay tun -> REDIRECT :12345 -> [peek] -> connectVia(device:8080) -> target
+//   customer(OpenVPN) -> relay tun -> REDIRECT :12345 -> [peek] -> connectVia(device:<connection port>) -> target
 //
 // Waits at most `timeoutMs` (server-first protocols send nothing), returns as soon as the SNI or
 // Host header is known, and hands back every byte read so the caller replays them. The socket is

@@ -10,7 +10,7 @@ import { REP } from './reply.js';
 import { encodeReply } from './wire.js';
 
 export interface Socks5UdpOptions {
-  /** Shared relay port (the device's :1081). Without it each association gets its own port. */
+  /** Shared relay port (the agent's: the connection's own UDP port). Without it each association gets its own port. */
   readonly relay?: UdpRelay;
   /** BND.ADDR/BND.PORT to announce (the relay's public address, DNATed to the device). */
   readonly advertise?: { readonly address: string; readonly port?: number };

@@ -1,6 +1,6 @@
 // SOCKS5 server (RFC 1928) with username/password authentication (RFC 1929).
 //
-//   customer -> relay:30001 -> tunnel -> device:1080 -> [this] -> target
+//   customer -> relay:30001 -> tunnel -> device:30001 -> [this] -> target
 //
 // A state machine over a byte buffer: messages may arrive split or coalesced (clients that send
 // greeting, credentials and request in one segment), so nothing assumes one 'data' event is one

@@ -1,7 +1,7 @@
 // One SOCKS5 UDP association: datagrams from its client go out through egress sockets made by the
 // app's factory (bound to the cellular interface); answers come back with the §7 header.
 //
-//   customer -> relay:30002/udp -> tunnel -> device:1081 -> [association] -> egress socket -> target
+//   customer -> relay:30001/udp -> tunnel -> device:30001/udp -> [association] -> egress socket -> target
 //
 // Answers are accepted only from address:port pairs this association has sent to (the filtering
 // of an address-and-port-dependent NAT, RFC 4787 §5), so the egress port is no open door.

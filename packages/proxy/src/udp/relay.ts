@@ -1,7 +1,7 @@
-// The UDP side of SOCKS5 UDP ASSOCIATE on one shared port (the device's :1081), or a private port
+// The UDP side of SOCKS5 UDP ASSOCIATE on one shared port (the agent: a SOCKS5 connection's own port), or a private port
 // per association.
 //
-//   customer -> relay:30002/udp -> (DNAT) -> tunnel -> device:1081 -> [this] -> target
+//   customer -> relay:30001/udp -> (DNAT) -> tunnel -> device:30001/udp -> [this] -> target
 //
 // Who may use it (DESIGN.md §6: no port works without credentials): a datagram is accepted only
 // from a source that holds a live association, which exists only while an authenticated SOCKS5
