@@ -57,9 +57,16 @@ describe('data plane under faults (relay + 2 agents in the lab)', { skip: ROOT ?
     await lab?.teardown(4_000);
   });
 
-  it('tunnel process SIGKILLed: `up` restarts it, ports work again within 5 s of the restart; nft has each port once', async () => {
+  it('tunnel process SIGKILLed: `up` restarts it, ports work again within 5 s of the restart; a download running through it survives; nft has each port once', async () => {
     const pid = await relay.tunnelPid();
     assert.ok(pid, 'tunnel child of `up` found');
+    // A download paced by its device (8 Mbit/s, ~12 s) across the restart: the restarted tunnel keeps
+    // every known device's ports (warm start) while the devices reconnect, so the flow resumes.
+    const paced = await createConnection(relay, agents[0]!.deviceId, 'http', { rate_limit_down_kbps: 8_000 });
+    await waitUntil(async () => (await proxyGet(`http://${paced.username}:${paced.password}@${lab.relay.ip}:${paced.port}`)) === lab.device(1).carrierIp, { timeoutMs: 10_000, intervalMs: 300, what: 'paced connection answers' });
+    const dl = lab.spawn('cust', 'curl', ['-sS', '--max-time', '60', '-o', '/dev/null', '-w', '%{size_download}', '-x', `http://${paced.username}:${paced.password}@${lab.relay.ip}:${paced.port}`, 'http://echo.test/bytes?n=12000000']);
+    await new Promise((r) => setTimeout(r, 2_000));
+    assert.equal(dl.exitStatus, null, 'download running');
     const t0 = Date.now();
     process.kill(pid, 'SIGKILL');
     let fresh: number | undefined;
@@ -72,6 +79,11 @@ describe('data plane under faults (relay + 2 agents in the lab)', { skip: ROOT ?
     const expected = agents.flatMap((_, i) => [Number(`1${http[i]!.port}`), Number(`1${socks[i]!.port}`), Number(`2${socks[i]!.port}`)]);
     for (const p of expected) assert.equal(ports.filter((x) => x === p).length, 1, `port ${String(p).slice(1)} exactly once in\n${out}`);
     assert.equal(ports.length, new Set(ports).size, 'no duplicate map elements');
+    const st = await dl.exited;
+    const size = dl.lines.map((l) => l.trim()).find((l) => /^\d+$/.test(l));
+    assert.equal(st.code, 0, `the download across the restart: ${dl.lines.join(' ')}`);
+    assert.equal(size, '12000000');
+    await relay.api.ok('DELETE', `/api/connections/${paced.id}`);
     console.error(`dataplane-faults.lab: tunnel ${pid} killed; new tunnel ${fresh} after ${restarted - t0} ms; ports back ${back - restarted} ms after that (${back - t0} ms after the kill)`);
   });
 

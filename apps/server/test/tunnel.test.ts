@@ -17,8 +17,10 @@ const push = async (port: number, path: string, body?: unknown, token = TOKEN) =
   return { status: res.status, body: (await res.json()) as any };
 };
 
-test('start: registers, configures pp0, rebuilds the table from empty, applies sysctls', async () => {
-  const h = await startHarness([makeDevice(1)]);
+test('start: registers, configures pp0, rebuilds the table from the API with the known devices\' ports (warm start), applies sysctls', async () => {
+  const rec = makeDevice(1);
+  const gone = makeDevice(2);
+  const h = await startHarness([rec, gone], { warmMs: 10_000 });
   try {
     const reg = h.api.callsTo('/api/internal/relays/register')[0]!;
     assert.equal(reg.body.name, 'local');
@@ -26,10 +28,25 @@ test('start: registers, configures pp0, rebuilds the table from empty, applies s
     assert.equal(reg.body.tunnel_port, 0);
     assert.ok(h.api.callsTo('/api/internal/tunnel/peers').length >= 1);
     assert.deepEqual(h.tunRunner.commands, ['ip link set dev pp0 mtu 1380', 'ip addr replace 192.168.255.1/24 dev pp0', 'ip link set dev pp0 up']);
-    const first = h.runner.scripts()[0]!;
+    // The first apply is one full rebuild, and it already forwards every known device's ports: after a
+    // restart their customers' open flows must not meet an empty table while the devices reconnect.
+    const first = await waitFor('first apply', () => h.runner.scripts()[0]);
     assert.match(first, /delete table ip pocketproxy/);
-    assert.doesNotMatch(first, /port_\d+/);
+    assert.match(first, new RegExp(`${rec.port} : ${rec.vpn_ip.replaceAll('.', '\\.')} \\. ${rec.port}`));
+    assert.match(first, new RegExp(`${gone.port} : ${gone.vpn_ip.replaceAll('.', '\\.')} \\. ${gone.port}`));
     assert.ok(h.runner.calls.some((c) => c.cmd === 'sysctl' && c.args.join(' ') === '-w net.ipv4.ip_forward=1'));
+    // Device 1 comes back: its ports stay. Device 2 does not: its ports go once the warm time is over.
+    await connectDevice(h, rec);
+    const before = h.runner.scripts().length;
+    h.tunnel.tick();
+    assert.equal(h.runner.scripts().length, before, 'nothing expires early');
+    h.clock.offset += 11_000;
+    h.tunnel.tick();
+    await waitFor('warm ports of the absent device removed', () => h.runner.scripts().length > before);
+    const last = h.runner.scripts().at(-1)!;
+    assert.match(last, new RegExp(`delete element ip pocketproxy tcp_fwd \\{ ${gone.port} \\}`));
+    assert.doesNotMatch(last, new RegExp(`${rec.port}`));
+    assert.equal(h.tunnel.status().ports_forwarded, 1);
   } finally {
     await h.close();
   }

@@ -28,6 +28,11 @@ export interface DeviceEntry {
   ports: PortForward[];
   /** Sequence number of the API answer `forwarding` came from (firewall-sync.ts). */
   fwdSeq: number;
+  /**
+   * Until when its ports stay forwarded although it has no session (0 = not warm): after the relay
+   * restarts, devices reconnect within seconds; their customers' open flows must survive that.
+   */
+  warmUntil: number;
   /** API calls about this device run one after another (connected never overtakes disconnected). */
   chain: Promise<void>;
 }
@@ -141,6 +146,7 @@ function newEntry(p: TunnelPeer, vpnNum: number): DeviceEntry {
     forwarding: undefined,
     ports: [],
     fwdSeq: 0,
+    warmUntil: 0,
     chain: Promise.resolve(),
   };
 }

@@ -43,6 +43,16 @@ export interface FirewallSync {
   syncDevice(deviceId: string): Promise<boolean>;
   /** A sequence number for an API answer about to be asked for (see setForwarding). */
   nextSeq(): number;
+  /**
+   * After a (re)start: forward every known device's ports for `warmMs` while they reconnect, then
+   * let the firewall apply for the first time. Until then nothing is applied, so a restarted relay
+   * never shows its customers an empty table (the open flows of every port would be cut).
+   */
+  warmStart(warmMs: number): Promise<void>;
+  /** Lets the firewall apply without (or after) the warm start. */
+  openGate(): void;
+  /** Removes warm ports of devices that did not come back in time (from tick). */
+  expireWarm(t: number): void;
 }
 
 export function createFirewallSync(c: FirewallSyncContext): FirewallSync {
@@ -70,6 +80,39 @@ export function createFirewallSync(c: FirewallSyncContext): FirewallSync {
     e.ports = [];
   }
 
+  let openGate!: () => void;
+  const gate = new Promise<void>((r) => (openGate = r));
+  const forwarded = (e: DeviceEntry, t: number): boolean => (e.up && e.reported) || e.warmUntil > t;
+
+  async function warmStart(warmMs: number): Promise<void> {
+    const ids = [...devices.byId.values()].filter((e) => !e.up).map((e) => e.id);
+    const seq = nextSeq();
+    for (let i = 0; i < ids.length; i += 5_000) {
+      const got = await c.api.forwarding(ids.slice(i, i + 5_000));
+      for (const [id, f] of got) {
+        const e = devices.byId.get(id);
+        if (!e || e.up || seq < e.fwdSeq) continue;
+        setForwarding(e, f, seq);
+        e.warmUntil = now() + warmMs;
+      }
+    }
+    log.info({ devices: ids.length, ports: [...devices.byId.values()].reduce((n, e) => n + (e.warmUntil ? e.ports.length : 0), 0), warmMs }, 'warm start: ports kept while devices reconnect');
+  }
+
+  function expireWarm(t: number): void {
+    let changed = false;
+    for (const e of devices.byId.values()) {
+      if (e.warmUntil === 0 || e.warmUntil > t) continue;
+      e.warmUntil = 0;
+      if (!(e.up && e.reported)) {
+        clearForwarding(e);
+        changed = true;
+        devLog(e).info('device did not reconnect after the restart; its ports are closed');
+      }
+    }
+    if (changed) void syncFirewall();
+  }
+
   // Many devices connect at once after a relay restart: building the whole desired state is O(ports), so
   // doing it once per device is quadratic. Calls within 25 ms share one build and one nft transaction.
   let syncQueued: Promise<void> | null = null;
@@ -84,8 +127,10 @@ export function createFirewallSync(c: FirewallSyncContext): FirewallSync {
   }
 
   async function syncFirewallNow(): Promise<void> {
+    await gate;
+    const t = now();
     const perDevice = new Map<string, DeviceEntry['ports']>();
-    for (const e of devices.byId.values()) if (e.up && e.reported && e.ports.length) perDevice.set(e.id, e.ports);
+    for (const e of devices.byId.values()) if (forwarded(e, t) && e.ports.length) perDevice.set(e.id, e.ports);
     const { state, conflicts } = buildState(c.base, perDevice);
     for (const x of conflicts) if (logLimit.allow(`conflict:${x.port}`, now()) !== undefined) devLog(x.deviceId).warn({ port: x.port, reason: x.reason }, 'port not forwarded');
     try {
@@ -157,5 +202,5 @@ export function createFirewallSync(c: FirewallSyncContext): FirewallSync {
     return run;
   }
 
-  return { setForwarding, clearForwarding, syncFirewall, pollForwarding, syncDevice, nextSeq };
+  return { setForwarding, clearForwarding, syncFirewall, pollForwarding, syncDevice, nextSeq, warmStart, openGate: () => openGate(), expireWarm };
 }

@@ -58,6 +58,7 @@ export function createPeerLifecycle(c: PeerLifecycleContext): PeerLifecycle {
   function onPeerDown(id: string, reason: string, silentMs: number): void {
     const e = newPeriod(id, false, undefined);
     if (!e) return;
+    e.warmUntil = 0;
     forwarding.clearForwarding(e);
     c.commands.forgetDevice(id);
     devLog(e).info({ reason, silentMs }, 'device disconnected');
@@ -96,6 +97,7 @@ export function createPeerLifecycle(c: PeerLifecycleContext): PeerLifecycle {
         }
         e.reported = true;
         e.reportFailures = 0;
+        e.warmUntil = 0;
         forwarding.setForwarding(e, ans, seq);
         messages.sendCredentials(e, ans.credentials);
         devLog(e).info({ connections: ans.connections.length, ports: e.ports.length }, 'device ports forwarded');

@@ -56,13 +56,17 @@ export interface TunnelIntervals {
   repushMs: number;
   /** Longest back-off between API retries (register, vpn/connected). */
   retryMaxMs: number;
+  /** After a start, how long known devices keep their ports while they reconnect (warm start). */
+  warmMs: number;
+  /** How long the first firewall apply waits for the warm start (an API that does not answer). */
+  warmWaitMs: number;
 }
 
 // A silent device must be offline with its ports closed within 30 s (DESIGN §2, §4). The
 // protocol's 30 s dead-peer window plus the 1 s tick and the firewall update always overshot
 // that, so the relay declares a peer dead after 25 s: still 2.5 device keepalives (10 s).
 const RELAY_PROTOCOL_TIMERS = { deadAfterMs: 25_000 } satisfies Partial<TunnelTimers>;
-const DEFAULT_INTERVALS: TunnelIntervals = { tickMs: 1_000, forwardingMs: 10_000, usageMs: 30_000, peersMs: 60_000, peersMinGapMs: 2_000, repushMs: 5_000, retryMaxMs: 10_000 };
+const DEFAULT_INTERVALS: TunnelIntervals = { tickMs: 1_000, forwardingMs: 10_000, usageMs: 30_000, peersMs: 60_000, peersMinGapMs: 2_000, repushMs: 5_000, retryMaxMs: 10_000, warmMs: 30_000, warmWaitMs: 10_000 };
 
 export interface TunnelDeps {
   readonly settings: TunnelSettings;
@@ -217,6 +221,7 @@ export function createTunnel(deps: TunnelDeps): Tunnel {
     if (out.length) path.send(out);
     peers.reportDue(t);
     messages.repushDue(t);
+    forwarding.expireWarm(t);
   }
 
   // ---- lifecycle ----------------------------------------------------------------------------
@@ -227,8 +232,8 @@ export function createTunnel(deps: TunnelDeps): Tunnel {
   async function start(): Promise<void> {
     const host = s.listenHost ?? '0.0.0.0';
     await deps.configureTun({ name: deps.tun.name, address: subnet.relayAddress, prefixLength: subnet.prefix, mtu: s.tunnelMtu });
-    // Rebuild our table from nothing: ports of a crashed run must not survive; devices re-handshake.
-    await deps.firewall.apply({ ...base, ports: [] });
+    // The table is rebuilt from the API's state once the warm start has it (below): ports of a
+    // crashed run do not survive, and the ports of devices about to reconnect are never missing.
     await deps.firewall.applySysctls();
     udp = await deps.openUdp(host, s.tunnelPort);
     udp.start((dgs) => path.onUdpDatagrams(dgs), (err) => {
@@ -262,11 +267,17 @@ export function createTunnel(deps: TunnelDeps): Tunnel {
       every(iv.usageMs, reportUsage);
       every(iv.peersMs, () => refreshPeers().catch(() => {}));
     }
+    // Whatever happens to the warm start, the firewall applies after warmWaitMs at the latest.
+    const gateTimer = setTimeout(() => forwarding.openGate(), iv.warmWaitMs);
+    timers.push(gateTimer as unknown as NodeJS.Timeout);
     void (async () => {
       await registration.register();
       while (!stopped && !devices.ready) {
         await refreshPeers().catch(() => sleep(Math.min(iv.retryMaxMs, 1000)));
       }
+      await forwarding.warmStart(iv.warmMs).catch((err) => log.warn({ err: String(err) }, 'warm start failed; devices get their ports as they reconnect'));
+      forwarding.openGate();
+      void forwarding.syncFirewall();
       if (!stopped) resolveReady();
     })();
   }

@@ -206,7 +206,7 @@ export interface Harness {
   close(): Promise<void>;
 }
 
-export async function startHarness(devices: FakeDeviceRecord[], opts: { counters?: () => string; initiationRate?: { perSec: number; burst: number } } = {}): Promise<Harness> {
+export async function startHarness(devices: FakeDeviceRecord[], opts: { counters?: () => string; initiationRate?: { perSec: number; burst: number }; warmMs?: number } = {}): Promise<Harness> {
   const api = await startFakeApi(devices);
   const tun = new FakeTun({ name: 'pp0' });
   const runner = createFakeRunner((call) => ({ stdout: call.args.includes('counters') ? (opts.counters?.() ?? '{"nftables":[]}') : '', stderr: '' }));
@@ -229,7 +229,7 @@ export async function startHarness(devices: FakeDeviceRecord[], opts: { counters
     logger: pino({ level: process.env.TUNNEL_TEST_LOG ?? 'silent' }),
     now: () => Date.now() + clock.offset,
     autoTimers: false,
-    intervals: { retryMaxMs: 200, peersMinGapMs: 0 },
+    intervals: { retryMaxMs: 200, peersMinGapMs: 0, ...(opts.warmMs !== undefined ? { warmMs: opts.warmMs } : {}) },
     ...(opts.initiationRate ? { initiationRate: opts.initiationRate } : {}),
   });
   await tunnel.start();
