@@ -5,8 +5,9 @@
 //   relay -> socket -> receive(frame) -> packet | message | keepalive | established
 //   every ~1 s: tick(now) -> handshakes, retries, keepalives, dead-relay detection
 //
-// The initiator alone starts handshakes (first connect, retry every rekeyTimeoutMs, rekey by age or
-// message count, after the relay went silent). Roaming needs nothing here: the relay follows
+// The initiator alone starts handshakes (first connect, retry every rekeyTimeoutMs — sooner at first
+// while it has no session, timers.connectRetryMs —, rekey by age or message count, after the relay
+// went silent). Roaming needs nothing here: the relay follows
 // whatever address the next authenticated frame comes from.
 import { type TunnelTimers, resolveTimers } from './timers.js';
 import { consumeResponse, createIdentity, createInitiation, type InitiatorHandshake, type StaticIdentity } from './handshake.js';
@@ -125,7 +126,7 @@ export class Initiator {
     }
     if (reason) {
       if (!this.pending) out.push(this.startHandshake(now, reason, 1, now));
-      else if (now - this.pending.sentAt >= t.rekeyTimeoutMs) out.push(this.startHandshake(now, 'retry', this.pending.attempt + 1, this.pending.startedAt));
+      else if (now - this.pending.sentAt >= this.retryAfterMs(this.pending.attempt)) out.push(this.startHandshake(now, 'retry', this.pending.attempt + 1, this.pending.startedAt));
     }
     if (this.current && now - this.lastSentAt >= t.keepaliveMs) out.push(this.sealOn(this.current, EMPTY, now));
     return out;
@@ -223,6 +224,13 @@ export class Initiator {
     this.pending = { hs: state, sentAt: now, startedAt, attempt };
     this.emit({ type: 'handshake_sent', reason, attempt });
     return message;
+  }
+
+  /** How long the initiation of `attempt` (1 = first of its streak) waits for an answer before the next. */
+  retryAfterMs(attempt: number): number {
+    const fast = this.timers.connectRetryMs;
+    // Fast retries only without a session: nothing is flowing, and the relay answers at once when it knows us.
+    return !this.current && attempt <= fast.length ? fast[attempt - 1]! : this.timers.rekeyTimeoutMs;
   }
 
   private isKnownType(t: number): boolean {

@@ -47,7 +47,8 @@ export type ResponderEvent<E> =
   | { type: 'peer_down'; deviceId: string; reason: PeerDownReason; silentMs: number };
 
 export type ResponderReceive<E> =
-  | { kind: 'dropped'; reason: DropReason; deviceId?: string; error?: Error }
+  /** `publicKey`: for `unknown_peer`, the static key the initiation carried (authenticated by nothing yet). */
+  | { kind: 'dropped'; reason: DropReason; deviceId?: string; error?: Error; publicKey?: Buffer }
   | { kind: 'reply'; frame: Buffer; endpoint: E; deviceId: string }
   | { kind: 'keepalive'; deviceId: string }
   | { kind: 'packet'; deviceId: string; packet: Buffer }
@@ -216,7 +217,15 @@ export class Responder<E> {
   }
 
   private receiveInitiation(frame: Buffer, from: E, now: number): ResponderReceive<E> {
-    const c = consumeInitiation(this.identity, frame, this.lookupPeer);
+    let unknownKey: Buffer | undefined;
+    const c = consumeInitiation(this.identity, frame, (pub) => {
+      const p = this.lookupPeer(pub);
+      if (p === undefined) unknownKey = pub;
+      return p;
+    });
+    // An unknown key is returned so the app can keep the initiation and answer it once it learns the key
+    // (the same frame handed to receive() again later is judged afresh: MAC1, key, timestamp).
+    if (c === 'unknown_peer') return { kind: 'dropped', reason: c, publicKey: unknownKey };
     if (typeof c === 'string') return { kind: 'dropped', reason: c };
     const info = c.peer;
     if (!info || typeof info.deviceId !== 'string' || !Buffer.isBuffer(info.psk) || info.psk.length !== KEY_LEN) {

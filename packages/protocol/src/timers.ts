@@ -20,6 +20,13 @@ export interface TunnelTimers {
   rejectAfterMessages: number;
   /** Initiator resends an unanswered initiation (fresh ephemeral and timestamp) after this long. */
   rekeyTimeoutMs: number;
+  /**
+   * Initiator only: while it has no session (first connect, after a dead relay or an expired
+   * session), its first retries come after these delays, one after another (each at most
+   * rekeyTimeoutMs), then every rekeyTimeoutMs as usual. Empty (the default): every rekeyTimeoutMs.
+   * A rekey of a live session always waits rekeyTimeoutMs. The agent sets [250, 500, 1000, 2000].
+   */
+  connectRetryMs: readonly number[];
 }
 
 export const DEFAULT_TIMERS: Readonly<TunnelTimers> = Object.freeze({
@@ -30,13 +37,22 @@ export const DEFAULT_TIMERS: Readonly<TunnelTimers> = Object.freeze({
   rejectAfterMs: 180_000,
   rejectAfterMessages: 2 ** 48,
   rekeyTimeoutMs: 5_000,
+  connectRetryMs: Object.freeze([]) as readonly number[],
 });
+
+/** At most this many fast retries (connectRetryMs). */
+const MAX_CONNECT_RETRIES = 16;
 
 export function resolveTimers(partial: Partial<TunnelTimers> | undefined): TunnelTimers {
   const t = { ...DEFAULT_TIMERS, ...partial };
-  for (const [k, v] of Object.entries(t)) {
+  const { connectRetryMs, ...numbers } = t;
+  for (const [k, v] of Object.entries(numbers)) {
     if (!Number.isFinite(v) || v <= 0) throw tunnelError('PP_ERR_TUNNEL_CONFIG_INVALID', { reason: `${k} must be a positive number` });
   }
+  if (!Array.isArray(connectRetryMs) || connectRetryMs.length > MAX_CONNECT_RETRIES || connectRetryMs.some((v) => typeof v !== 'number' || !Number.isFinite(v) || v <= 0 || v > t.rekeyTimeoutMs)) {
+    throw tunnelError('PP_ERR_TUNNEL_CONFIG_INVALID', { reason: `connectRetryMs must be at most ${MAX_CONNECT_RETRIES} positive numbers, each at most rekeyTimeoutMs` });
+  }
+  t.connectRetryMs = Object.freeze([...connectRetryMs]);
   if (t.rekeyAfterMs >= t.rejectAfterMs) throw tunnelError('PP_ERR_TUNNEL_CONFIG_INVALID', { reason: 'rekeyAfterMs must be below rejectAfterMs' });
   if (t.rekeyAfterMessages >= t.rejectAfterMessages) throw tunnelError('PP_ERR_TUNNEL_CONFIG_INVALID', { reason: 'rekeyAfterMessages must be below rejectAfterMessages' });
   if (t.keepaliveMs >= t.deadAfterMs) throw tunnelError('PP_ERR_TUNNEL_CONFIG_INVALID', { reason: 'keepaliveMs must be below deadAfterMs' });
