@@ -187,6 +187,7 @@ export function createAgent(cfg: RunConfig, deps: AgentDeps): Agent {
           listeners?.setBudgets(reportedAt);
           await listeners?.apply();
           log.info({ version: c.version, count: credentials.size }, 'credentials loaded');
+          void api.credentialsApplied?.(c.version).catch((e: unknown) => log.debug({ err: e }, 'reporting the applied credentials failed'));
         } catch (e) {
           log.warn({ err: e }, 'fetching credentials failed');
         }
@@ -283,6 +284,7 @@ export function createAgent(cfg: RunConfig, deps: AgentDeps): Agent {
         publicIp,
         usage,
         proxyStats: () => listeners?.stats(),
+        transport: () => (tunnel?.established ? tunnel.stats().transport : undefined),
         oneAtATime,
         onReply: onHeartbeatReply,
         agentVersion: AGENT_VERSION,

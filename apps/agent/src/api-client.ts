@@ -35,6 +35,7 @@ export interface HeartbeatBody {
   uptime_s?: number;
   usage: Array<{ connection_id: string; bytes_in: number; bytes_out: number }>;
   proxy?: Record<string, number>;
+  tunnel_transport?: 'udp' | 'tcp';
 }
 export interface HeartbeatReply {
   commands: PushedCommand[];
@@ -110,6 +111,8 @@ export interface ApiClient {
   heartbeat(body: HeartbeatBody): Promise<HeartbeatReply>;
   commandResult(commandId: string, status: CommandResultStatus, result?: Record<string, unknown>): Promise<void>;
   credentials(): Promise<CredentialsReply>;
+  /** Tells the API which credentials version is now applied (the connections show as live). */
+  credentialsApplied?(version: string): Promise<void>;
 }
 
 export interface ApiClientOptions {
@@ -158,6 +161,9 @@ export function createApiClient(o: ApiClientOptions): ApiClient {
       await call('POST', `${dev()}/commands/${encodeURIComponent(id)}/result`, result === undefined ? { status } : { status, result });
     },
     credentials: () => call<CredentialsReply>('GET', `${dev()}/credentials`),
+    credentialsApplied: async (version) => {
+      await call('POST', `${dev()}/credentials/applied`, { version });
+    },
   };
 }
 

@@ -17,7 +17,8 @@ export interface PushClient {
   /** Sends a frame to a device through the tunnel that holds it; false when it is not connected there. */
   push(pushUrl: string, deviceId: string, message: Record<string, unknown>): Promise<boolean>;
   /** Asks the relay to apply a device's changed connections now (forwarding, credentials to the
-   * device); true when it answered that it did. Throws or answers false otherwise. */
+   * device); true when it answered that it did for a device connected to it. Throws or answers
+   * false otherwise (the device is offline there: it gets its state when it reconnects). */
   sync(pushUrl: string, deviceId: string): Promise<boolean>;
 }
 

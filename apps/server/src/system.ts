@@ -46,8 +46,8 @@ export const httpPushClient = (internalToken: string): PushClient => ({
       signal: AbortSignal.timeout(2000),
     });
     if (!res.ok) return false;
-    const body = (await res.json()) as { ok?: boolean };
-    return body.ok === true;
+    const body = (await res.json()) as { ok?: boolean; connected?: boolean };
+    return body.ok === true && body.connected === true;
   },
 });
 

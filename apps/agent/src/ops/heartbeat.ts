@@ -13,6 +13,8 @@ export interface HeartbeatDeps {
   usage: UsageMeter;
   /** The proxies' counters (slow clients, refusals), reported as `proxy`. */
   proxyStats?: () => ListenerStats | undefined;
+  /** The tunnel's transport now, when it is up. */
+  transport?: () => 'udp' | 'tcp' | undefined;
   /** Runs the usage drain and the send one at a time with credential fetches (agent.ts). */
   oneAtATime?: <T>(f: () => Promise<T>) => Promise<T>;
   onReply: (reply: HeartbeatReply) => void;
@@ -24,16 +26,18 @@ export interface HeartbeatDeps {
 }
 
 /** Everything but usage (slow: metrics and the public address are looked up). */
-export async function buildHeartbeat(d: Pick<HeartbeatDeps, 'metrics' | 'publicIp' | 'agentVersion' | 'startedAt' | 'now' | 'proxyStats'>): Promise<HeartbeatBody> {
+export async function buildHeartbeat(d: Pick<HeartbeatDeps, 'metrics' | 'publicIp' | 'agentVersion' | 'startedAt' | 'now' | 'proxyStats' | 'transport'>): Promise<HeartbeatBody> {
   const now = d.now ?? Date.now;
   const [metrics, ip] = await Promise.all([d.metrics().catch(() => ({})), d.publicIp().catch(() => null)]);
   const p = d.proxyStats?.();
+  const transport = d.transport?.();
   return {
     metrics,
     public_ip: ip,
     agent_version: d.agentVersion,
     uptime_s: Math.max(0, Math.floor((now() - d.startedAt) / 1000)),
     usage: [],
+    ...(transport ? { tunnel_transport: transport } : {}),
     ...(p ? { proxy: {
       listeners: p.listeners, open: p.open, admitted: p.admitted, handshake_timeouts: p.handshakeTimeouts, idle_closed: p.idleClosed,
       auth_failures: p.authFailures, denied: p.denied, unauth_refused_per_address: p.unauthRefusedPerAddress,

@@ -32,21 +32,24 @@ interface Pending {
   agentVersion: string | null;
   /** The agent's proxy counters (heartbeat `proxy`), stored as they are. */
   proxy: object | null;
+  /** What the device's tunnel rides now (heartbeat `tunnel_transport`). */
+  transport: 'udp' | 'tcp' | null;
   resolve: (r: HeartbeatOutcome) => void;
   reject: (e: unknown) => void;
 }
 
 const SQL = `
 WITH i AS (
-  SELECT * FROM unnest($1::text[], $2::int[], $3::boolean[], $4::int[], $5::text[], $6::text[], $7::text[], $10::jsonb[])
-    AS t(id, battery, charging, signal, carrier, network_type, agent_version, proxy_stats)),
+  SELECT * FROM unnest($1::text[], $2::int[], $3::boolean[], $4::int[], $5::text[], $6::text[], $7::text[], $10::jsonb[], $11::text[])
+    AS t(id, battery, charging, signal, carrier, network_type, agent_version, proxy_stats, tunnel_transport)),
 o AS (SELECT d.id, d.status, d.current_ip FROM devices d JOIN i ON i.id = d.id),
 u AS (
   UPDATE devices d SET
     status = 'online', last_seen_at = $8, updated_at = $8,
     battery = coalesce(i.battery, d.battery), charging = coalesce(i.charging, d.charging), signal = coalesce(i.signal, d.signal),
     carrier = coalesce(i.carrier, d.carrier), network_type = coalesce(i.network_type, d.network_type),
-    agent_version = coalesce(i.agent_version, d.agent_version), proxy_stats = coalesce(i.proxy_stats, d.proxy_stats)
+    agent_version = coalesce(i.agent_version, d.agent_version), proxy_stats = coalesce(i.proxy_stats, d.proxy_stats),
+    tunnel_transport = coalesce(i.tunnel_transport, d.tunnel_transport)
   FROM i WHERE d.id = i.id RETURNING d.id),
 c AS (
   UPDATE commands SET status = 'sent', sent_at = $8
@@ -71,9 +74,9 @@ export class HeartbeatBatcher {
     private readonly maxBatch = 500,
   ) {}
 
-  submit(id: string, m: Metrics, agentVersion: string | null, proxy: object | null = null): Promise<HeartbeatOutcome> {
+  submit(id: string, m: Metrics, agentVersion: string | null, proxy: object | null = null, transport: 'udp' | 'tcp' | null = null): Promise<HeartbeatOutcome> {
     return new Promise((resolve, reject) => {
-      this.#queue.push({ id, m, agentVersion, proxy, resolve, reject });
+      this.#queue.push({ id, m, agentVersion, proxy, transport, resolve, reject });
       if (!this.#running) {
         this.#running = true;
         setImmediate(() => void this.#drain());
@@ -115,10 +118,11 @@ export class HeartbeatBatcher {
       now,
       this.resendAfterS,
       col((p) => (p.proxy ? JSON.stringify(p.proxy) : null)),
+      col((p) => p.transport),
     ];
     for (let attempt = 1; ; attempt++) {
       try {
-        const r = await this.db.queryRelaxed<{ id: string; old_status: string | null; old_ip: string | null; cred_version: string; commands: Row[] }>(SQL, params, { name: 'heartbeat_batch_v4' });
+        const r = await this.db.queryRelaxed<{ id: string; old_status: string | null; old_ip: string | null; cred_version: string; commands: Row[] }>(SQL, params, { name: 'heartbeat_batch_v5' });
         this.stats.batches++;
         this.stats.heartbeats += batch.length;
         const byId = new Map(r.rows.map((x) => [x.id, x]));

@@ -15,13 +15,14 @@ export interface HeartbeatInput {
   agent_version?: string | undefined;
   usage: { connection_id: string; bytes_in: number; bytes_out: number }[];
   proxy?: object | undefined;
+  tunnel_transport?: 'udp' | 'tcp' | undefined;
 }
 
 export async function heartbeat(ctx: Ctx, deviceId: string, hb: HeartbeatInput) {
   const m = hb.metrics;
   // The common case: metrics recorded, commands taken, previous status/address and credentials version read
   // back — batched with every other heartbeat arriving meanwhile (heartbeat-batch.ts).
-  const prev = await ctx.heartbeats.submit(deviceId, m, hb.agent_version ?? null, hb.proxy ?? null);
+  const prev = await ctx.heartbeats.submit(deviceId, m, hb.agent_version ?? null, hb.proxy ?? null, hb.tunnel_transport ?? null);
   const now = prev.at;
   if (prev.old_status === null) throw apiError('PP_ERR_API_NOT_FOUND', { what: 'device' });
   const cameOnline = prev.old_status !== 'online';

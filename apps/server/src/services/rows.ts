@@ -32,6 +32,7 @@ export function toDevice(r: Row) {
       network_type: (r.network_type as string | null) ?? null,
     },
     proxy_stats: (r.proxy_stats ?? null) as ProxyStatsView | null,
+    tunnel_transport: (r.tunnel_transport ?? null) as 'udp' | 'tcp' | null,
     created_at: isoReq(r.created_at),
     updated_at: isoReq(r.updated_at),
   };

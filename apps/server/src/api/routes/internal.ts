@@ -28,12 +28,14 @@ export function internalRoutes(r: Router, ctx: Ctx) {
     },
   });
   r.add({
-    method: 'GET', url: '/api/internal/tunnel/peers', auth: 'internal', tag, summary: 'Every device of a relay with its tunnel keys',
-    query: z.object({ relay_id: S.RelayId }),
+    method: 'GET', url: '/api/internal/tunnel/peers', auth: 'internal', tag,
+    summary: 'Every device of a relay with its tunnel keys (with device_id: only that device, if it is this relay\'s)',
+    query: z.object({ relay_id: S.RelayId, device_id: S.DeviceId.optional() }),
     handler: async ({ query }) => {
+      // device_id: the relay checks one pushed device (paired, deleted, moved) without loading every key.
       const rows = await ctx.db.query<{ id: string; public_key: string; psk_enc: string; vpn_ip: string }>(
-        'SELECT id, public_key, psk_enc, vpn_ip FROM devices WHERE relay_id = $1 AND public_key IS NOT NULL',
-        [query.relay_id],
+        'SELECT id, public_key, psk_enc, vpn_ip FROM devices WHERE relay_id = $1 AND public_key IS NOT NULL AND ($2::text IS NULL OR id = $2)',
+        [query.relay_id, query.device_id ?? null],
       );
       return { items: rows.rows.map((d) => ({ device_id: d.id, public_key: d.public_key, psk: ctx.box.open(d.psk_enc), vpn_ip: d.vpn_ip })) };
     },
@@ -46,7 +48,11 @@ export function internalRoutes(r: Router, ctx: Ctx) {
       const res = await ctx.db.tx(async (q) => {
         const prev = (await q.query<{ status: string; vpn_ip: string }>('SELECT status, vpn_ip FROM devices WHERE id = $1 FOR UPDATE', [body.device_id])).rows[0];
         if (!prev) throw apiError('PP_ERR_API_NOT_FOUND', { what: 'device' });
-        await q.query(`UPDATE devices SET tunnel_connected = true, status = 'online', last_seen_at = $2, updated_at = $2, relay_id = coalesce($3, relay_id) WHERE id = $1`, [body.device_id, now, body.relay_id ?? null]);
+        // The relay's endpoint description says the transport: "tcp/<address>" or "<address>:<port>" (UDP).
+        const transport = body.endpoint === undefined ? null : body.endpoint.startsWith('tcp/') ? 'tcp' : 'udp';
+        await q.query(`UPDATE devices SET tunnel_connected = true, status = 'online', last_seen_at = $2, updated_at = $2, relay_id = coalesce($3, relay_id), tunnel_transport = coalesce($4, tunnel_transport) WHERE id = $1`, [body.device_id, now, body.relay_id ?? null, transport]);
+        // The relay applies what this answer carries right away: every connection as it is now is in force there.
+        await q.query(`UPDATE connections SET relay_applied_at = $2 WHERE device_id = $1 AND (relay_applied_at IS NULL OR relay_applied_at < updated_at)`, [body.device_id, now]);
         await recordEvent(q, 'device_connected', body.device_id, { via: 'tunnel', endpoint: body.endpoint ?? null }, now);
         return { prev, connections: await deviceForwarding(ctx, q, body.device_id), credentials: await deviceCredentials(ctx, q, body.device_id) };
       });
