@@ -31,6 +31,7 @@ const EXTRA: [string, string][] = [
   ['GET', '/api/webhooks'], ['POST', '/api/webhooks'], ['DELETE', '/api/webhooks/:id'],
   ['GET', '/api/internal/devices/:id/forwarding'], ['GET', '/api/internal/tunnel/peers'], ['POST', '/api/internal/tunnel/forwarding'],
   ['POST', '/api/internal/relays/register'], ['POST', '/api/internal/usage'],
+  ['POST', '/api/devices/rotate'], ['GET', '/api/public/rotate/:token/status'],
 ];
 
 const oaPath = (u: string) => u.replace(/:(\w+)/g, '{$1}');

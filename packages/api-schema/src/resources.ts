@@ -145,6 +145,43 @@ export const CommandResult = z.strictObject({
   result: JsonObject.optional(),
 });
 
+// ---- rotation (services/rotation.ts: every rotate_ip goes through one path) ----
+/** POST /api/devices/rotate: one rotation per device; a device already rotating joins that rotation. */
+export const BulkRotate = z.strictObject({
+  device_ids: z.array(DeviceId).min(1, 'name at least one device').max(1000, 'at most 1000 devices at once'),
+  ttl_s: z.number().int().min(10).max(86400).default(600),
+});
+export const BulkRotateResponse = z.object({
+  items: z.array(
+    z.object({
+      device_id: z.string(),
+      outcome: z.enum(['queued', 'joined', 'not_found', 'failed']).describe('queued: a new rotate_ip; joined: the rotation already running answers; not_found: no such device; failed: see error'),
+      command: Command.nullable(),
+      error: z.string().nullable().describe('the PP_ERR_* code when outcome is failed or not_found'),
+    }),
+  ),
+});
+/** `wait` of the rotation link and its status URL: seconds to hold the answer until the rotation ends. */
+export const RotationWaitQuery = z.object({
+  wait: z.coerce
+    .number()
+    .int('must be a whole number of seconds')
+    .min(1, 'must be at least 1 second')
+    .max(60, 'must be at most 60 seconds')
+    .optional()
+    .describe('hold the answer until the rotation has finished, at most this many seconds (1-60)'),
+});
+export const RotationStatus = z.object({
+  status: z.enum(['pending', 'succeeded', 'failed', 'expired']).describe('pending: still queued or running (HTTP 202); the others are final (HTTP 200)'),
+  command_id: CommandId,
+  old_ip: z.string().nullable().describe('the public address before, as the device reported it (succeeded only)'),
+  new_ip: z.string().nullable().describe('the public address after (succeeded only)'),
+  rotated_at: Timestamp.nullable().describe('when the device reported success'),
+  requested_at: Timestamp.describe('when this rotation was asked for (the minimum interval counts from here)'),
+  status_url: z.string().describe('GET it (optionally with ?wait=) for the state of the latest rotation of this connection\'s device'),
+  already_queued: z.boolean().optional().describe('the request joined a rotation that was already running instead of starting another'),
+});
+
 // ---- pairing ----
 export const PairingCodeCreate = z.strictObject({
   device_name: Name.optional(),
@@ -215,6 +252,11 @@ export const Connection = z.object({
   expires_at: Timestamp.nullable(),
   allow_from: z.array(z.string()),
   rotation_url: z.string(),
+  rotation_min_interval_s: z
+    .number()
+    .int()
+    .nullable()
+    .describe("minimum seconds between rotations asked for through rotation_url (measured from the start of the device's last rotation); null: no minimum"),
   proxy_url: z.string(),
   device_status: DeviceStatus,
   created_at: Timestamp,
@@ -243,6 +285,14 @@ export const ConnectionCreate = z.strictObject({
     .describe('simultaneous customer connections the device accepts for it; null: no limit'),
   rate_limit_down_kbps: RateKbps.describe('download rate (target → customer) in kilobits per second, 1 kbps = 1000 bit/s; null: no limit'),
   rate_limit_up_kbps: RateKbps.describe('upload rate (customer → target) in kilobits per second, 1 kbps = 1000 bit/s; null: no limit'),
+  rotation_min_interval_s: z
+    .number()
+    .int('must be a whole number')
+    .min(0, 'must be at least 0 seconds')
+    .max(86_400, 'must be at most 86400 seconds (a day)')
+    .nullable()
+    .optional()
+    .describe("the rotation link answers 429 with Retry-After while the device's last rotation started less than this many seconds ago; null: no minimum"),
 });
 export const ConnectionUpdate = ConnectionCreate.omit({ device_id: true, protocol: true }).partial().extend({
   enabled: z.boolean().optional(),

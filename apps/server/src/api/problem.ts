@@ -55,7 +55,7 @@ export function installProblemHandlers(app: FastifyInstance): void {
       if (pp.status >= 500) req.log.error({ err, code: pp.code }, 'request failed');
       else req.log.info({ code: pp.code }, pp.message);
       const headers: Record<string, string> = {};
-      if (pp.code === 'PP_ERR_API_RATE_LIMITED') headers['retry-after'] = String(pp.params.retry_s ?? 60);
+      if (pp.code === 'PP_ERR_API_RATE_LIMITED' || pp.code === 'PP_ERR_API_ROTATION_TOO_SOON') headers['retry-after'] = String(pp.params.retry_s ?? 60);
       return sendProblem(req, reply, pp, headers);
     }
     req.log.error({ err }, 'unhandled error');

@@ -18,28 +18,41 @@ const NEXT: Record<string, string[]> = {
   acked: ['succeeded', 'failed', 'expired'],
 };
 
+export interface QueueOptions {
+  /** Runs in the command's transaction with the device row locked (so two requests for one device
+   * take turns), before the insert: a command it returns answers instead of a new one (nothing is
+   * inserted, pushed or published); what it throws refuses the request. services/rotation.ts. */
+  before?: (q: Queryable, now: Date) => Promise<CommandView | undefined>;
+}
+
+/** The one path of every command (manual, scheduled, bulk, rotation link): insert + audit in one
+ * transaction, a command_updated event, then an immediate push to the device's tunnel. */
 export async function queueCommand(
   ctx: Ctx,
   deviceId: string,
   input: { type: string; payload: Record<string, unknown>; ttl_s: number },
   source: string,
   actor: string,
+  opts: QueueOptions = {},
 ): Promise<CommandView> {
   const now = ctx.clock.now();
-  const { cmd, pushUrl } = await ctx.db.tx(async (q) => {
+  const { cmd, pushUrl, joined } = await ctx.db.tx(async (q) => {
     const d = (await q.query<{ id: string; push_url: string | null }>(
-      'SELECT d.id, r.push_url FROM devices d LEFT JOIN relays r ON r.id = d.relay_id WHERE d.id = $1',
+      `SELECT d.id, r.push_url FROM devices d LEFT JOIN relays r ON r.id = d.relay_id WHERE d.id = $1${opts.before ? ' FOR UPDATE OF d' : ''}`,
       [deviceId],
     )).rows[0];
     if (!d) throw apiError('PP_ERR_API_NOT_FOUND', { what: 'device' });
+    const existing = await opts.before?.(q, now);
+    if (existing) return { cmd: existing, pushUrl: null, joined: true };
     const id = newId('cmd');
     const r = await q.query<Row>(
       `INSERT INTO commands (id, device_id, type, payload, source, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING *`,
       [id, deviceId, input.type, JSON.stringify(input.payload), source, now, new Date(now.getTime() + input.ttl_s * 1000)],
     );
-    await audit(q, actor, 'command.create', id, { device_id: deviceId, type: input.type });
-    return { cmd: toCommand(r.rows[0]!), pushUrl: d.push_url };
+    await audit(q, actor, 'command.create', id, { device_id: deviceId, type: input.type, source });
+    return { cmd: toCommand(r.rows[0]!), pushUrl: d.push_url, joined: false };
   });
+  if (joined) return cmd;
   ctx.bus.publish('command_updated', cmd, now);
   if (!pushUrl) return cmd;
   const delivered = await ctx.push

@@ -58,6 +58,7 @@ export function toConnection(ctx: Ctx, r: Row) {
     expires_at: iso(r.expires_at),
     allow_from: (r.allow_from as string[]) ?? [],
     rotation_url: `${ctx.config.publicUrl}/api/public/rotate/${token}`,
+    rotation_min_interval_s: numOrNull(r.rotation_min_interval_s),
     proxy_url: `${scheme}://${encodeURIComponent(username)}:${encodeURIComponent(password)}@${host}:${port}`,
     device_status: r.device_status as 'online' | 'offline',
     device_tunnel_connected: Boolean(r.device_tunnel_connected),
@@ -116,6 +117,7 @@ export interface ConnectionInput {
   max_connections?: number | null | undefined;
   rate_limit_down_kbps?: number | null | undefined;
   rate_limit_up_kbps?: number | null | undefined;
+  rotation_min_interval_s?: number | null | undefined;
 }
 
 export async function createConnection(ctx: Ctx, input: ConnectionInput, actor: string): Promise<ConnectionView> {
@@ -132,11 +134,11 @@ export async function createConnection(ctx: Ctx, input: ConnectionInput, actor: 
     await q.query(
       `INSERT INTO connections (id, device_id, customer_id, protocol, port, username, password_enc, password_verifier, enabled,
          bandwidth_limit_bytes, expires_at, allow_from, rotation_token_hash, rotation_token_enc, max_connections, rate_limit_down_kbps, rate_limit_up_kbps,
-         created_at, updated_at)
-       VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$18)`,
+         created_at, updated_at, rotation_min_interval_s)
+       VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$18,$19)`,
       [id, input.device_id, input.customer_id ?? null, input.protocol, port, username, ctx.box.seal(password), passwordVerifier(password), input.enabled,
         input.bandwidth_limit_bytes ?? null, input.expires_at ?? null, input.allow_from, sha256(token), ctx.box.seal(token),
-        input.max_connections ?? null, input.rate_limit_down_kbps ?? null, input.rate_limit_up_kbps ?? null, now],
+        input.max_connections ?? null, input.rate_limit_down_kbps ?? null, input.rate_limit_up_kbps ?? null, now, input.rotation_min_interval_s ?? null],
     );
     await audit(q, actor, 'connection.create', id, { device_id: input.device_id, protocol: input.protocol, port });
     // Created already past its expiry or with a zero budget: blocked from the start.
@@ -159,6 +161,7 @@ export interface ConnectionPatch {
   max_connections?: number | null | undefined;
   rate_limit_down_kbps?: number | null | undefined;
   rate_limit_up_kbps?: number | null | undefined;
+  rotation_min_interval_s?: number | null | undefined;
   regenerate_rotation_token?: boolean | undefined;
 }
 
@@ -187,6 +190,7 @@ export async function updateConnection(ctx: Ctx, id: string, p: ConnectionPatch,
     if (p.max_connections !== undefined) set('max_connections', p.max_connections);
     if (p.rate_limit_down_kbps !== undefined) set('rate_limit_down_kbps', p.rate_limit_down_kbps);
     if (p.rate_limit_up_kbps !== undefined) set('rate_limit_up_kbps', p.rate_limit_up_kbps);
+    if (p.rotation_min_interval_s !== undefined) set('rotation_min_interval_s', p.rotation_min_interval_s);
     if (p.regenerate_rotation_token) {
       const token = randomToken(24);
       set('rotation_token_hash', sha256(token));

@@ -4,10 +4,10 @@
 import type { Queryable } from '@pocketproxy/db';
 import type { Ctx } from '../context.js';
 import { recordEvent } from '../services/audit.js';
-import { newId } from '../security/crypto.js';
 import { toCommand, type Row } from '../services/rows.js';
 import { blockDue } from '../services/connections.js';
 import { syncDevices } from '../services/push.js';
+import { requestRotation } from '../services/rotation.js';
 
 export interface JobResult {
   job: string;
@@ -22,6 +22,17 @@ const JOB_LOCK_BASE = 7724000;
 
 /** How long a tick waits for relay syncs a job started; the rest go on in the background. */
 const SYNC_WAIT_MS = 2500;
+
+/** Scheduled rotations queued (and pushed) at once. */
+const ROTATE_CONCURRENCY = 16;
+
+async function forEachLimited<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  const lane = async () => {
+    while (next < items.length) await fn(items[next++]!);
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, lane));
+}
 
 /** Pushes the devices' changed connections to their relays, waiting at most SYNC_WAIT_MS for it. */
 async function syncChanged(ctx: Ctx, deviceIds: Iterable<string>): Promise<void> {
@@ -84,24 +95,42 @@ export const JOBS: Record<string, Job> = {
     };
   },
 
-  /** Devices with an auto-rotation interval get a rotate_ip command when due. */
+  /** Devices with an auto-rotation interval get a rotate_ip command when due: queued after the commit
+   * through the one rotation path (services/rotation.ts), so it is pushed to the device at once,
+   * audited (actor `worker`) and announced like a manual one; a device still rotating is not stacked on. */
   async autoRotate(ctx, q, now) {
     const due = await q.query<{ id: string; rotation_interval_s: number }>(
       `UPDATE devices SET next_rotation_at = $1::timestamptz + make_interval(secs => rotation_interval_s)
         WHERE rotation_interval_s IS NOT NULL AND next_rotation_at <= $1 RETURNING id, rotation_interval_s`,
       [now],
     );
-    const made: Row[] = [];
-    for (const d of due.rows) {
-      const open = await q.query(`SELECT 1 FROM commands WHERE device_id = $1 AND type = 'rotate_ip' AND status IN ('pending','sent','acked')`, [d.id]);
-      if (open.rows.length) continue;
-      const r = await q.query<Row>(
-        `INSERT INTO commands (id, device_id, type, payload, source, created_at, expires_at) VALUES ($1, $2, 'rotate_ip', '{}', 'schedule', $3, $4) RETURNING *`,
-        [newId('cmd'), d.id, now, new Date(now.getTime() + Math.min(d.rotation_interval_s, 600) * 1000)],
-      );
-      made.push(r.rows[0]!);
-    }
-    return { changed: made.length, after: () => made.forEach((c) => ctx.bus.publish('command_updated', toCommand(c), now)) };
+    const open = due.rows.length
+      ? new Set((await q.query<{ device_id: string }>(
+          `SELECT DISTINCT device_id FROM commands WHERE device_id = ANY($1::text[]) AND type = 'rotate_ip' AND status IN ('pending','sent','acked')`,
+          [due.rows.map((d) => d.id)],
+        )).rows.map((r) => r.device_id))
+      : new Set<string>();
+    const rotate = due.rows.filter((d) => !open.has(d.id));
+    return {
+      changed: rotate.length,
+      after: async () => {
+        let timer: NodeJS.Timeout | undefined;
+        const deadline = new Promise<void>((resolve) => {
+          timer = setTimeout(resolve, SYNC_WAIT_MS);
+          timer.unref();
+        });
+        const all = forEachLimited(rotate, ROTATE_CONCURRENCY, async (d) => {
+          try {
+            // A scheduled rotation lives at most one interval (capped at 10 min), so it never outlives the next one.
+            await requestRotation(ctx, d.id, { source: 'schedule', actor: 'worker', ttl_s: Math.min(d.rotation_interval_s, 600) });
+          } catch (err) {
+            ctx.log.warn({ err, device_id: d.id }, 'scheduled rotation not queued');
+          }
+        });
+        await Promise.race([all, deadline]);
+        clearTimeout(timer);
+      },
+    };
   },
 
   /** Retention: used or expired pairing codes after a day, IP history beyond the newest N per device, old events. */

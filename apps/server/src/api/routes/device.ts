@@ -4,10 +4,12 @@ import { z } from 'zod';
 import * as S from '@pocketproxy/api-schema';
 import type { Ctx } from '../../context.js';
 import type { Router } from '../route.js';
-import type { RateLimiter } from '../ratelimit.js';
+import type { FastifyReply } from 'fastify';
+import { RateLimiter } from '../ratelimit.js';
 import { pair } from '../../services/pairing.js';
 import { heartbeat } from '../../services/heartbeat.js';
-import { openRotation, queueCommand, transition } from '../../services/commands.js';
+import { transition, type CommandView } from '../../services/commands.js';
+import { isFinished, latestRotation, requestRotation, rotationView, waitForCommand } from '../../services/rotation.js';
 import { deviceCredentials } from '../../services/connections.js';
 import { apiError } from '../../errors.js';
 import { sha256 } from '../../security/crypto.js';
@@ -40,17 +42,52 @@ export function deviceRoutes(r: Router, ctx: Ctx, limits: { pair: RateLimiter; r
     response: z.object({ ip: z.string() }),
     handler: async ({ req }) => ({ ip: req.ip.replace(/^::ffff:/, '') }),
   });
+  // The public rotation link: the token is the credential. A malformed token, an unknown one and (on the
+  // status URL) a link whose device has never rotated all answer the same 404 "rotation not found";
+  // the per-address limit comes first (token guessing), the per-connection one (abuse) next.
+  const Token = z.object({ token: z.string().min(16).max(128).regex(/^[A-Za-z0-9_-]+$/) });
+  const statusIp = new RateLimiter(ctx.config.rotateLinkRatePerMin * 10, 60_000, ctx.clock);
+  const link = async (token: string) => {
+    const c = (await ctx.db.query<{ id: string; device_id: string; rotation_min_interval_s: number | null }>(
+      'SELECT id, device_id, rotation_min_interval_s FROM connections WHERE rotation_token_hash = $1',
+      [sha256(token)],
+    )).rows[0];
+    if (!c) throw apiError('PP_ERR_API_NOT_FOUND', { what: 'rotation' });
+    return c;
+  };
+  /** 200 once the rotation has finished, 202 while it is open; with `wait`, held until it finishes (at most that long). */
+  const answer = async (reply: FastifyReply, token: string, cmd: CommandView, waitS: number | undefined, extra: Record<string, unknown> = {}) => {
+    let c = cmd;
+    if (waitS && !isFinished(c)) {
+      const gone = new AbortController();
+      reply.raw.once('close', () => gone.abort());
+      c = await waitForCommand(ctx, c, waitS * 1000, gone.signal);
+    }
+    const body = { ...rotationView(c, `${ctx.config.publicUrl}/api/public/rotate/${token}/status`), ...extra };
+    return reply.code(isFinished(c) ? 200 : 202).send(body);
+  };
   r.add({
-    method: 'GET', url: '/api/public/rotate/:token', auth: 'public', tag: 'rotation', status: 202, summary: "Queue a rotation of the connection's device (rate-limited)",
-    params: z.object({ token: z.string().min(16).max(128).regex(/^[A-Za-z0-9_-]+$/) }),
-    handler: async ({ params, req }) => {
+    method: 'GET', url: '/api/public/rotate/:token', auth: 'public', tag: 'rotation', status: 202,
+    summary: "Rotate the connection's device (rate-limited; joins a rotation already running; 429 + Retry-After inside the connection's rotation_min_interval_s). With ?wait=1..60: held until it finishes, 200 when it has, 202 when still running",
+    params: Token, query: S.RotationWaitQuery, response: S.RotationStatus,
+    handler: async ({ params, query, req, reply }) => {
       limits.rotateLinkIp.hit(req.ip);
-      const c = (await ctx.db.query<{ id: string; device_id: string }>('SELECT id, device_id FROM connections WHERE rotation_token_hash = $1', [sha256(params.token)])).rows[0];
-      if (!c) throw apiError('PP_ERR_API_NOT_FOUND', { what: 'rotation link' });
+      const c = await link(params.token);
       limits.rotateLink.hit(c.id);
-      const open = await openRotation(ctx.db, c.device_id);
-      const cmd = open ?? (await queueCommand(ctx, c.device_id, { type: 'rotate_ip', payload: {}, ttl_s: 300 }, 'rotation_link', `link:${c.id}`));
-      return { command_id: cmd.id, status: cmd.status, already_queued: Boolean(open) };
+      const { command, joined } = await requestRotation(ctx, c.device_id, { source: 'rotation_link', actor: `link:${c.id}`, ttl_s: 300, minIntervalS: c.rotation_min_interval_s });
+      return answer(reply, params.token, command, query.wait, { already_queued: joined });
+    },
+  });
+  r.add({
+    method: 'GET', url: '/api/public/rotate/:token/status', auth: 'public', tag: 'rotation', status: 200,
+    summary: "The latest rotation of the connection's device, whoever asked for it: 200 finished, 202 still running (?wait=1..60 holds the answer until it finishes); 404 before the first",
+    params: Token, query: S.RotationWaitQuery, response: S.RotationStatus,
+    handler: async ({ params, query, req, reply }) => {
+      statusIp.hit(req.ip);
+      const c = await link(params.token);
+      const last = await latestRotation(ctx.db, c.device_id);
+      if (!last) throw apiError('PP_ERR_API_NOT_FOUND', { what: 'rotation' });
+      return answer(reply, params.token, last, query.wait);
     },
   });
 
