@@ -6,12 +6,31 @@ import type { Router } from '../route.js';
 import type { RateLimiter } from '../ratelimit.js';
 import { createDevice, deleteDevice, getDevice, listDevices, updateDevice } from '../../services/devices.js';
 import { listCommands, queueCommand } from '../../services/commands.js';
+import { requestRotation } from '../../services/rotation.js';
+import { isPPError } from '@pocketproxy/errors';
 import { createPairingCode } from '../../services/pairing.js';
 import { deviceUsage } from '../../services/overview.js';
 import { toIpHistory, type Row } from '../../services/rows.js';
 
 const IdParams = z.object({ id: S.DeviceId });
 const list = <T extends z.ZodType>(t: T) => z.object({ items: z.array(t), total: z.number().int() });
+
+/** Devices a bulk rotation queues at once (each is a transaction and a push to its relay). */
+const BULK_CONCURRENCY = 16;
+
+/** fn over items, at most `limit` at a time; results in the items' order. */
+async function mapLimited<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
+  const out = new Array<R>(items.length);
+  let next = 0;
+  const lane = async () => {
+    while (next < items.length) {
+      const i = next++;
+      out[i] = await fn(items[i]!);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, lane));
+  return out;
+}
 
 export function fleetRoutes(r: Router, ctx: Ctx, limits: { pairingCodes: RateLimiter }, onDeviceDeleted: (id: string) => void) {
   const tag = 'devices';
@@ -47,7 +66,30 @@ export function fleetRoutes(r: Router, ctx: Ctx, limits: { pairingCodes: RateLim
   r.add({
     method: 'POST', url: '/api/devices/:id/commands', auth: 'admin', tag, status: 201, summary: 'Queue a command (pushed at once when the device is connected)',
     params: IdParams, body: S.CommandCreate, response: S.Command,
-    handler: ({ params, body, principal }) => queueCommand(ctx, params.id, body, 'api', principal.id),
+    handler: async ({ params, body, principal }) => {
+      // An operator's explicit rotate_ip is always a command of its own (the device runs rotations one
+      // after the other); it goes through the one rotation path like every other rotation.
+      if (body.type === 'rotate_ip') return (await requestRotation(ctx, params.id, { source: 'api', actor: principal.id, ttl_s: body.ttl_s, payload: body.payload, join: false })).command;
+      return queueCommand(ctx, params.id, body, 'api', principal.id);
+    },
+  });
+  r.add({
+    method: 'POST', url: '/api/devices/rotate', auth: 'admin', tag, summary: 'Rotate many devices: one rotate_ip each (a device already rotating joins that rotation); an answer per device, in the order asked',
+    body: S.BulkRotate, response: S.BulkRotateResponse,
+    handler: async ({ body, principal }) => {
+      const ids = [...new Set(body.device_ids)];
+      const items = await mapLimited(ids, BULK_CONCURRENCY, async (id) => {
+        try {
+          const { command, joined } = await requestRotation(ctx, id, { source: 'bulk', actor: principal.id, ttl_s: body.ttl_s });
+          return { device_id: id, outcome: joined ? ('joined' as const) : ('queued' as const), command, error: null };
+        } catch (e) {
+          const code = isPPError(e) ? e.code : 'PP_ERR_API_INTERNAL';
+          if (!isPPError(e)) ctx.log.error({ err: e, device_id: id }, 'bulk rotation failed');
+          return { device_id: id, outcome: code === 'PP_ERR_API_NOT_FOUND' ? ('not_found' as const) : ('failed' as const), command: null, error: code };
+        }
+      });
+      return { items };
+    },
   });
   r.add({
     method: 'GET', url: '/api/devices/:id/commands', auth: 'admin', tag, summary: 'Commands of a device, newest first',
