@@ -32,6 +32,7 @@ const EXTRA: [string, string][] = [
   ['GET', '/api/internal/devices/:id/forwarding'], ['GET', '/api/internal/tunnel/peers'], ['POST', '/api/internal/tunnel/forwarding'],
   ['POST', '/api/internal/relays/register'], ['POST', '/api/internal/usage'],
   ['POST', '/api/devices/rotate'], ['GET', '/api/public/rotate/:token/status'],
+  ['POST', '/api/devices/:id/credentials/applied'],
 ];
 
 const oaPath = (u: string) => u.replace(/:(\w+)/g, '{$1}');
@@ -85,7 +86,7 @@ perBackend('openapi', ({ ts, test }) => {
         }
         const isPublic = path.startsWith('/api/public/') || ['/api/auth/login', '/healthz', '/metrics', '/api/openapi.json'].includes(path);
         const isInternal = path.startsWith('/api/internal/');
-        const isDevice = /\/heartbeat$|\/result$|\/credentials$|\/tunnel$/.test(path) && !isInternal;
+        const isDevice = /\/heartbeat$|\/result$|\/credentials$|\/credentials\/applied$|\/tunnel$/.test(path) && !isInternal;
         const want = isPublic ? undefined : isInternal ? 'internal' : isDevice ? 'device' : 'admin';
         assert.deepEqual(op.security?.map((s: Record<string, unknown>) => Object.keys(s)[0]), want ? [want] : undefined, `${where}: security`);
       }

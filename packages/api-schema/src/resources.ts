@@ -88,6 +88,7 @@ export const Device = z.object({
   metrics: DeviceMetrics,
   /** From the last heartbeat that carried them; null before one did. */
   proxy_stats: ProxyStats.nullable(),
+  tunnel_transport: z.enum(['udp', 'tcp']).nullable().describe('what the device tunnel rides now (from the relay when it connects, then from its heartbeats)'),
   created_at: Timestamp,
   updated_at: Timestamp,
 });
@@ -259,6 +260,13 @@ export const Connection = z.object({
     .describe("minimum seconds between rotations asked for through rotation_url (measured from the start of the device's last rotation); null: no minimum"),
   proxy_url: z.string(),
   device_status: DeviceStatus,
+  live: z
+    .object({
+      state: z.enum(['live', 'pending']),
+      relay_applied_at: Timestamp.nullable(),
+      device_applied_at: Timestamp.nullable(),
+    })
+    .describe('live: the current state (as of updated_at) is in force on the relay and on the connected device; pending: not yet (the age is now - updated_at), or the device is offline'),
   created_at: Timestamp,
   updated_at: Timestamp,
 });
@@ -311,6 +319,7 @@ export const Heartbeat = z.strictObject({
     .max(10_000)
     .default([]),
   proxy: ProxyStats.optional(),
+  tunnel_transport: z.enum(['udp', 'tcp']).optional(),
 });
 export const HeartbeatResponse = z.object({
   commands: z.array(z.object({ id: CommandId, type: CommandType, payload: z.record(z.string(), z.unknown()) })),

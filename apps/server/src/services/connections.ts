@@ -13,6 +13,7 @@ import { allocatePort, freePort } from './ports.js';
 import { audit } from './audit.js';
 import { iso, isoReq, type Row } from './rows.js';
 import { syncDevice } from './push.js';
+import { liveState } from './live.js';
 
 // Usage this month per connection. 'agent': what the device proxy relayed for the customer (both ways,
 // on every path, OpenVPN customers included) — the figure limits apply to. 'nft': the relay's per-port
@@ -62,6 +63,7 @@ export function toConnection(ctx: Ctx, r: Row) {
     proxy_url: `${scheme}://${encodeURIComponent(username)}:${encodeURIComponent(password)}@${host}:${port}`,
     device_status: r.device_status as 'online' | 'offline',
     device_tunnel_connected: Boolean(r.device_tunnel_connected),
+    live: liveState(r),
     created_at: isoReq(r.created_at),
     updated_at: isoReq(r.updated_at),
   };

@@ -11,6 +11,7 @@ import { heartbeat } from '../../services/heartbeat.js';
 import { transition, type CommandView } from '../../services/commands.js';
 import { isFinished, latestRotation, requestRotation, rotationView, waitForCommand } from '../../services/rotation.js';
 import { deviceCredentials } from '../../services/connections.js';
+import { markDeviceApplied } from '../../services/live.js';
 import { apiError } from '../../errors.js';
 import { sha256 } from '../../security/crypto.js';
 import { toCommand } from '../../services/rows.js';
@@ -115,6 +116,12 @@ export function deviceRoutes(r: Router, ctx: Ctx, limits: { pair: RateLimiter; r
     summary: 'Every connection this device serves: password verifier, state, allow-list, expiry, limits, usage; version as in the heartbeat answer',
     params: IdParams, response: S.DeviceCredentials,
     handler: ({ params }) => deviceCredentials(ctx, ctx.db, params.id),
+  });
+  r.add({
+    method: 'POST', url: '/api/devices/:id/credentials/applied', auth: 'device', tag,
+    summary: 'The agent applied the credentials of this version: its connections are in force on the device (shown as live)',
+    params: IdParams, body: z.strictObject({ version: z.string().min(1).max(200) }), response: z.object({ current: z.boolean() }),
+    handler: async ({ params, body }) => ({ current: await markDeviceApplied(ctx, params.id, body.version) }),
   });
   r.add({
     method: 'GET', url: '/api/devices/:id/tunnel', auth: 'device', tag, summary: 'Where and how to open the tunnel (relay address, key and its endorsement, VPN address, MTU)',
