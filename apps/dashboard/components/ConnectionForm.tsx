@@ -38,6 +38,7 @@ export function ConnectionForm({ connection: c, devices, customers, initialDevic
   const [maxConns, setMaxConns] = useState(c?.max_connections == null ? '' : String(c.max_connections));
   const [downKbps, setDownKbps] = useState(c?.rate_limit_down_kbps == null ? '' : String(c.rate_limit_down_kbps));
   const [upKbps, setUpKbps] = useState(c?.rate_limit_up_kbps == null ? '' : String(c.rate_limit_up_kbps));
+  const [minRotation, setMinRotation] = useState(c?.rotation_min_interval_s == null ? '' : String(c.rotation_min_interval_s));
   const [allow, setAllow] = useState((c?.allow_from ?? []).join('\n'));
   const [enabled, setEnabled] = useState(c?.enabled ?? true);
   const [regen, setRegen] = useState(false);
@@ -54,7 +55,7 @@ export function ConnectionForm({ connection: c, devices, customers, initialDevic
     if (expiresAt === 'invalid') local.expires_at = 'enter a date and time';
     else if (expiresAt && !editing && Date.parse(expiresAt) <= Date.now()) local.expires_at = 'must be in the future';
     if (!editing && !deviceId) local.device_id = 'choose a device';
-    const limits = { max_connections: optionalNumber(maxConns), rate_limit_down_kbps: optionalNumber(downKbps), rate_limit_up_kbps: optionalNumber(upKbps) };
+    const limits = { max_connections: optionalNumber(maxConns), rate_limit_down_kbps: optionalNumber(downKbps), rate_limit_up_kbps: optionalNumber(upKbps), rotation_min_interval_s: optionalNumber(minRotation) };
     for (const [k, v] of Object.entries(limits)) if (Number.isNaN(v)) local[k] = 'enter a whole number, or leave empty for no limit';
 
     const body: Record<string, unknown> = {
@@ -155,6 +156,9 @@ export function ConnectionForm({ connection: c, devices, customers, initialDevic
         </Field>
         <Field label="Upload rate limit (kbps)" error={errors.rate_limit_up_kbps} hint="Customer → target, kilobits per second. Empty: no limit.">
           {(p) => <input {...p} type="number" min={1} max={10000000} step={1} inputMode="numeric" value={upKbps} onChange={(e) => setUpKbps(e.target.value)} placeholder="unlimited" />}
+        </Field>
+        <Field label="Minimum time between rotations (s)" error={errors.rotation_min_interval_s} hint="The rotation link answers 429 (with Retry-After) until this long after the device's last rotation started. 0–86400. Empty: no minimum.">
+          {(p) => <input {...p} type="number" min={0} max={86400} step={1} inputMode="numeric" value={minRotation} onChange={(e) => setMinRotation(e.target.value)} placeholder="no minimum" />}
         </Field>
         <Field label="Expires" error={errors.expires_at} hint="Leave empty for no expiry. Your local time.">
           {(p) => <input {...p} type="datetime-local" value={expires} onChange={(e) => setExpires(e.target.value)} />}

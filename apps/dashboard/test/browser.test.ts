@@ -140,6 +140,7 @@ test('operator flow: log in, customer, pair, live online, connection, live rotat
   await dlg.getByLabel('SOCKS5 (TCP + UDP)').check();
   await dlg.getByLabel('Max simultaneous connections').fill('25');
   await dlg.getByLabel('Download rate limit (kbps)').fill('50000');
+  await dlg.getByLabel('Minimum time between rotations (s)').fill('300');
   await dlg.getByRole('button', { name: 'Create connection' }).click();
   await dlg.waitFor({ state: 'hidden' });
   await page.getByText('Connection created. It is ready to use:').waitFor();
@@ -151,6 +152,7 @@ test('operator flow: log in, customer, pair, live online, connection, live rotat
   assert.equal(conn.customer_id, state.customerId);
   assert.equal(conn.protocol, 'socks5');
   assert.deepEqual([conn.max_connections, conn.rate_limit_down_kbps, conn.rate_limit_up_kbps], [25, 50000, null], 'limits stored; an empty one is no limit');
+  assert.equal(conn.rotation_min_interval_s, 300, 'the minimum time between rotations is stored');
   assert.equal(shown, conn.proxy_url, 'the page shows the stored proxy string');
   assert.equal(shown, `socks5://${conn.username}:${conn.password}@${conn.host}:${conn.port}`);
   const connRow = page.locator('tbody tr').filter({ hasText: conn.username });
