@@ -133,6 +133,7 @@ perBackend(
 
     test('400 for out-of-range or mistyped limits, on create and on PATCH, naming the field; nothing changes', async () => {
       const d = await pairDevice(ts());
+      ts().push.takeSynced(); // the pairing's own sync (its relay learns the new device)
       const c = (await ts().call('POST', '/api/connections', { device_id: d.id, protocol: 'http', max_connections: 5 })).json;
       const before = await snapshot(ts().db);
       const bad: [string, unknown][] = [

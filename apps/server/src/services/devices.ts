@@ -78,6 +78,22 @@ export async function createDevice(
   return out;
 }
 
+/** How long the API call waits for the relay to take a new or moved device (then it finishes on its own). */
+const ANNOUNCE_WAIT_MS = 1_000;
+
+/**
+ * After commit: tells the device's relay (or the one at `pushUrl`: the relay it left) that the device is
+ * new, moved or gone, so the relay refreshes its peer list at once (POST /sync; push.ts) — a freshly
+ * paired device's first initiation is answered instead of dropped. Waits for the relay's answer at most
+ * ANNOUNCE_WAIT_MS; never throws (the relay's own refresh of unknown keys is the safety net).
+ */
+export async function announceDevice(ctx: Ctx, deviceId: string, pushUrl?: string | null): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const waited = new Promise<void>((r) => { timer = setTimeout(r, ANNOUNCE_WAIT_MS); });
+  await Promise.race([syncDevice(ctx, deviceId, pushUrl), waited]);
+  clearTimeout(timer);
+}
+
 export async function getDevice(q: Queryable, id: string): Promise<DeviceView> {
   const r = await q.query<Row>('SELECT * FROM devices WHERE id = $1', [id]);
   if (!r.rows[0]) throw apiError('PP_ERR_API_NOT_FOUND', { what: 'device' });
@@ -108,9 +124,15 @@ export async function updateDevice(
   patch: { name?: string | undefined; description?: string | undefined; relay_id?: string | undefined; rotation_interval_s?: number | null | undefined },
   actor: string,
 ): Promise<DeviceView> {
-  return ctx.db.tx(async (q) => {
+  // A move to another relay: both relays hear of it after commit (the old one ends its session).
+  let leftRelay: { pushUrl: string | null } | undefined;
+  const out = await ctx.db.tx(async (q) => {
     const cur = await q.query<Row>('SELECT * FROM devices WHERE id = $1 FOR UPDATE', [id]);
     if (!cur.rows[0]) throw apiError('PP_ERR_API_NOT_FOUND', { what: 'device' });
+    const oldRelay = cur.rows[0].relay_id as string | null;
+    if (patch.relay_id !== undefined && patch.relay_id !== oldRelay) {
+      leftRelay = { pushUrl: oldRelay ? ((await q.query<{ push_url: string }>('SELECT push_url FROM relays WHERE id = $1', [oldRelay])).rows[0]?.push_url ?? null) : null };
+    }
     if (patch.name !== undefined) {
       const dup = await q.query('SELECT 1 FROM devices WHERE name = $1 AND id <> $2', [patch.name, id]);
       if (dup.rows.length) throw apiError('PP_ERR_API_CONFLICT', { detail: `a device named "${patch.name}" already exists` });
@@ -132,6 +154,8 @@ export async function updateDevice(
     ctx.bus.publish('device_updated', d, now);
     return d;
   });
+  if (leftRelay) await Promise.all([announceDevice(ctx, id), leftRelay.pushUrl ? announceDevice(ctx, id, leftRelay.pushUrl) : undefined]);
+  return out;
 }
 
 export async function deleteDevice(ctx: Ctx, id: string, actor: string): Promise<void> {

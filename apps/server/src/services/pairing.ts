@@ -6,7 +6,7 @@ import type { Ctx } from '../context.js';
 import { apiError } from '../errors.js';
 import { sha256 } from '../security/crypto.js';
 import { audit } from './audit.js';
-import { createDevice, type DeviceSecrets } from './devices.js';
+import { announceDevice, createDevice, type DeviceSecrets } from './devices.js';
 
 // Crockford base32 without I, L, O, U: nothing to misread on a phone screen.
 const ALPHABET = '0123456789ABCDEFGHJKMNPQRSTVWXYZ';
@@ -62,5 +62,8 @@ export async function pair(
     return { ...secrets, code_prefix: code.code_prefix };
   });
   ctx.bus.publish('device_paired', { device_id: out.device.id, name: out.device.name, code_prefix: out.code_prefix }, now);
+  // Its relay learns the new key before the agent's first initiation (else that one is kept and answered
+  // after the relay's own refresh); bounded wait, never fails the pairing.
+  await announceDevice(ctx, out.device.id);
   return out;
 }

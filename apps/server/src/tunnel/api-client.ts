@@ -45,7 +45,8 @@ export interface RegisterInput {
 
 export interface InternalApi {
   register(input: RegisterInput): Promise<{ relay_id: string }>;
-  peers(relayId: string): Promise<TunnelPeer[]>;
+  /** The relay's devices; with `deviceId`, only that one (empty when it is not this relay's, or gone). */
+  peers(relayId: string, deviceId?: string): Promise<TunnelPeer[]>;
   connected(input: { device_id: string; vpn_ip: string; relay_id: string; endpoint: string }): Promise<ConnectedAnswer>;
   disconnected(input: { device_id: string; reason: string }): Promise<void>;
   forwarding(deviceIds: string[]): Promise<Map<string, DeviceForwarding>>;
@@ -101,8 +102,9 @@ export function createHttpApi(o: HttpApiOptions): InternalApi {
       if (typeof r.relay_id !== 'string' || r.relay_id === '') throw new ApiError('register: no relay_id in the answer', 200);
       return { relay_id: r.relay_id };
     },
-    async peers(relayId) {
-      const r = (await call('GET', `/api/internal/tunnel/peers?relay_id=${encodeURIComponent(relayId)}`)) as { items?: unknown };
+    async peers(relayId, deviceId) {
+      const one = deviceId === undefined ? '' : `&device_id=${encodeURIComponent(deviceId)}`;
+      const r = (await call('GET', `/api/internal/tunnel/peers?relay_id=${encodeURIComponent(relayId)}${one}`)) as { items?: unknown };
       if (!Array.isArray(r.items)) throw new ApiError('peers: no items array', 200);
       return r.items.flatMap((i) => {
         const p = parsePeer(i);

@@ -4,24 +4,29 @@
 //   pp0 batch -> dst vpn_ip -> device -> session.seal -> UDP sendmmsg / TCP write -> device
 //
 // One UDP batch becomes one TUN writeBatch and one sendBatch of replies; one TUN batch becomes one
-// sendBatch. Multi-core seam: this module holds no state of its own beyond counters — a worker
+// sendBatch. An initiation from a key the relay does not know yet is kept (held-initiations.ts) and
+// handed to the responder again by `replayHeld` once the peer list knows the key; known peers never
+// reach that branch. Multi-core seam: this module holds no state of its own beyond counters — a worker
 // per multi-queue TUN queue could run it with its own responder shard (sessions are keyed by
 // receiver index, so the UDP socket's reuseport group would have to steer by index; see README).
 import type { Responder, JsonMessage, DropReason, Outbound } from '@pocketproxy/protocol';
 import { FRAME_INITIATION } from '@pocketproxy/protocol';
 import type { OutDatagram, PacketBatch, TunDevice } from '@pocketproxy/tun';
 import type { DeviceTable } from './devices.js';
+import { HeldInitiations } from './held-initiations.js';
 import { ipv4Dst, ipv4Src } from './ipv4.js';
 import type { TokenBuckets } from './limits.js';
 import { sourceAddress, type Endpoint, type TcpConn, type UdpPort } from './transport.js';
 
-export type PathDrop = DropReason | 'rate_limited' | 'spoofed' | 'not_ipv4' | 'no_device' | 'no_session' | 'tun_full' | 'send_failed';
+export type PathDrop = DropReason | 'unknown_peer_replayed' | 'rate_limited' | 'spoofed' | 'not_ipv4' | 'no_device' | 'no_session' | 'tun_full' | 'send_failed';
 
 export interface DataPathCounters {
   framesIn: number;
   framesOut: number;
   packetsToTun: number;
   packetsFromTun: number;
+  /** Kept initiations from keys unknown when they arrived, answered once the peer list knew them. */
+  initiationsReplayed: number;
   drops: Partial<Record<PathDrop, number>>;
 }
 
@@ -35,6 +40,8 @@ export interface DataPathDeps {
   onMessage: (deviceId: string, message: JsonMessage) => void;
   /** A drop worth a (rate-limited) log line or a reaction, e.g. unknown_peer -> refresh peers. */
   onDrop: (reason: PathDrop, deviceId: string | undefined, from: Endpoint | undefined) => void;
+  /** Initiations from unknown keys kept for replayHeld: endpoints at most, and for how long (default 256, 5 s). */
+  heldInitiations?: { max: number; ttlMs: number };
 }
 
 export interface DataPath {
@@ -44,11 +51,16 @@ export interface DataPath {
   onTcpFrame(frame: Buffer, conn: TcpConn): void;
   /** Sends frames the responder produced outside the packet path (keepalives, pushes). */
   send(out: readonly Outbound<Endpoint>[]): void;
+  /** Initiations kept from unknown keys (counters: held, expired; replayed below). */
+  readonly held: HeldInitiations;
+  /** Hands the kept initiations whose key the device table knows now to the responder again; returns how many were answered. */
+  replayHeld(): number;
 }
 
 export function createDataPath(d: DataPathDeps): DataPath {
-  const counters: DataPathCounters = { framesIn: 0, framesOut: 0, packetsToTun: 0, packetsFromTun: 0, drops: {} };
+  const counters: DataPathCounters = { framesIn: 0, framesOut: 0, packetsToTun: 0, packetsFromTun: 0, initiationsReplayed: 0, drops: {} };
   const tcpEndpoints = new WeakMap<TcpConn, Endpoint>();
+  const held = new HeldInitiations(d.heldInitiations?.max, d.heldInitiations?.ttlMs);
 
   const drop = (reason: PathDrop, deviceId?: string, from?: Endpoint) => {
     counters.drops[reason] = (counters.drops[reason] ?? 0) + 1;
@@ -102,8 +114,21 @@ export function createDataPath(d: DataPathDeps): DataPath {
       case 'keepalive':
         return;
       case 'dropped':
+        // Kept so the peer refresh this drop triggers can answer this very initiation (replayHeld).
+        if (r.publicKey) held.hold(frame, from, r.publicKey, now);
         return drop(r.reason, r.deviceId, from);
     }
+  }
+
+  /** A kept initiation, again: it was counted and rate-limited when it arrived; MAC1 and the rest are checked afresh. */
+  function replayOne(frame: Buffer, from: Endpoint, now: number, udpOut: OutDatagram[]): boolean {
+    const r = d.responder.receive(frame, from, now);
+    if (r.kind === 'reply') {
+      emit(r.frame, r.endpoint, udpOut);
+      return true;
+    }
+    if (r.kind === 'dropped') drop(r.reason === 'unknown_peer' ? 'unknown_peer_replayed' : r.reason, r.deviceId, from);
+    return false;
   }
 
   return {
@@ -157,6 +182,17 @@ export function createDataPath(d: DataPathDeps): DataPath {
       const udpOut: OutDatagram[] = [];
       for (const o of out) emit(o.frame, o.endpoint, udpOut);
       flushUdp(udpOut);
+    },
+    held,
+    replayHeld() {
+      if (held.size === 0) return 0;
+      const now = d.now();
+      const udpOut: OutDatagram[] = [];
+      let answered = 0;
+      for (const h of held.take((key) => d.devices.lookup(key) !== undefined, now)) if (replayOne(h.frame, h.from, now, udpOut)) answered++;
+      counters.initiationsReplayed += answered;
+      flushUdp(udpOut);
+      return answered;
     },
   };
 }

@@ -3,7 +3,9 @@
 //     -> {delivered: true} once the frame went out on the device's session, else {delivered: false}
 //        (offline: the API leaves the command for the next heartbeat answer)
 //   POST /sync {device_id} -> {ok: true, connected} once the device's connections as the API has them
-//        now are applied to the firewall and the device was told to refetch its credentials
+//        now are applied to the firewall and the device was told to refetch its credentials; a device
+//        the peer list has wrong (new, re-keyed, deleted, moved) refreshes the list first, so a freshly
+//        paired device's first initiation is answered and a deleted one's session ends
 //   GET /status -> TunnelStatus
 import { encodeJsonMessage, type JsonMessage } from '@pocketproxy/protocol';
 import { badRequest, type PushHandler } from './push-server.js';

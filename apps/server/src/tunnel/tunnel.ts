@@ -105,6 +105,9 @@ export interface TunnelStatus {
   frames_out: number;
   packets_to_tun: number;
   packets_from_tun: number;
+  /** Initiations from keys unknown when they arrived: kept now, and answered after a peer refresh so far. */
+  initiations_held: number;
+  initiations_replayed: number;
   drops: Partial<Record<PathDrop, number>>;
   uptime_s: number;
   /** Offloads in effect (packages/tun): TUN vnet header/TSO, UDP GSO/GRO; null where not applicable. */
@@ -124,7 +127,10 @@ export interface Tunnel {
   stop(): Promise<void>;
   tick(): void;
   pollForwarding(): Promise<void>;
-  /** Apply one device's connections as the API has them now (what POST /sync does). */
+  /**
+   * What POST /sync does: the device's peer entry (a new device can handshake at once, a deleted or
+   * moved one loses its session) and its connections as the API has them now. True when it has a session.
+   */
   syncDevice(deviceId: string): Promise<boolean>;
   reportUsage(): Promise<void>;
   refreshPeers(): Promise<void>;
@@ -206,12 +212,21 @@ export function createTunnel(deps: TunnelDeps): Tunnel {
     responder,
     intervals: iv,
     isStopped,
+    onPeersLoaded: () => {
+      const n = path.replayHeld();
+      if (n > 0) log.debug({ answered: n }, 'kept initiations answered after the peer refresh');
+    },
   });
   const usage = createUsageReport({ ...logs, devices, firewall: deps.firewall, api: deps.api });
   const forwarding = createFirewallSync({ ...logs, base, devices, firewall: deps.firewall, api: deps.api, usage, sendTo: messages.sendTo, isRegistered: () => registration.relayId() !== undefined });
   const peers = createPeerLifecycle({ ...logs, devices, api: deps.api, messages, forwarding, commands, relayId: registration.relayId, retryMaxMs: iv.retryMaxMs, isStopped });
   const { push } = messages;
-  const { pollForwarding, syncDevice } = forwarding;
+  const { pollForwarding } = forwarding;
+  // Both at once: a connection change of a known device is not held up by the peer check.
+  async function syncDevice(deviceId: string): Promise<boolean> {
+    const [, connected] = await Promise.all([registration.syncPeer(deviceId), forwarding.syncDevice(deviceId)]);
+    return connected && devices.byId.get(deviceId)?.up === true;
+  }
   const { reportUsage } = usage;
   const { refreshPeers } = registration;
 
@@ -313,6 +328,8 @@ export function createTunnel(deps: TunnelDeps): Tunnel {
       frames_out: c.framesOut,
       packets_to_tun: c.packetsToTun,
       packets_from_tun: c.packetsFromTun,
+      initiations_held: path.held.size,
+      initiations_replayed: c.initiationsReplayed,
       drops: { ...c.drops },
       uptime_s: Math.round((now() - startedAt) / 1000),
       offload: {

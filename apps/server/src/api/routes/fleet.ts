@@ -4,7 +4,7 @@ import * as S from '@pocketproxy/api-schema';
 import type { Ctx } from '../../context.js';
 import type { Router } from '../route.js';
 import type { RateLimiter } from '../ratelimit.js';
-import { createDevice, deleteDevice, getDevice, listDevices, updateDevice } from '../../services/devices.js';
+import { announceDevice, createDevice, deleteDevice, getDevice, listDevices, updateDevice } from '../../services/devices.js';
 import { listCommands, queueCommand } from '../../services/commands.js';
 import { requestRotation } from '../../services/rotation.js';
 import { isPPError } from '@pocketproxy/errors';
@@ -46,6 +46,7 @@ export function fleetRoutes(r: Router, ctx: Ctx, limits: { pairingCodes: RateLim
     body: S.DeviceCreate,
     handler: async ({ body, principal }) => {
       const s = await ctx.db.tx((q) => createDevice(ctx, q, { name: body.name, description: body.description, relayId: body.relay_id, strictName: true }, principal.id));
+      await announceDevice(ctx, s.device.id); // its relay learns the key now (after commit; never fails this call)
       return { device: s.device, auth_token: s.auth_token, relay: s.relay, tunnel: { server_public_key: s.relay.public_key, psk: s.psk, private_key: s.private_key, mtu: ctx.config.tunnelMtu, subnet: ctx.config.deviceSubnet, vpn_ip: s.device.vpn_ip } };
     },
   });
