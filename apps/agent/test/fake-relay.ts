@@ -20,6 +20,10 @@ export interface FakeRelay {
   push(message: JsonMessage): boolean;
   close(): Promise<void>;
   silent: boolean;
+  /** Frames arriving over UDP are ignored (UDP blocked on the way in); TCP still works. */
+  silentUdp: boolean;
+  /** false: lookupPeer does not know the device yet (a relay whose peer list predates its pairing). */
+  knowsDevice: boolean;
 }
 
 export async function startFakeRelay(opts: { udp?: boolean; tcp?: boolean; echo?: boolean } = {}): Promise<FakeRelay> {
@@ -32,10 +36,10 @@ export async function startFakeRelay(opts: { udp?: boolean; tcp?: boolean; echo?
   let udp: dgram.Socket | undefined;
   let tcp: net.Server | undefined;
   const make = () =>
-    createResponder<Ep>({ privateKey: keys.privateKey, lookupPeer: (pk) => (pk.equals(device.publicKey) ? { deviceId: 'dev_test', psk } : undefined) });
+    createResponder<Ep>({ privateKey: keys.privateKey, lookupPeer: (pk) => (relay.knowsDevice && pk.equals(device.publicKey) ? { deviceId: 'dev_test', psk } : undefined) });
   let r = make();
   const relay: FakeRelay = {
-    port: 0, keys, device, psk, packets, messages, silent: false,
+    port: 0, keys, device, psk, packets, messages, silent: false, silentUdp: false, knowsDevice: true,
     responder: () => r,
     restart: () => { r = make(); },
     push: (m) => {
@@ -57,7 +61,7 @@ export async function startFakeRelay(opts: { udp?: boolean; tcp?: boolean; echo?
     } else tcpConns.get(ep)?.write(encodeTcpFrame(frame));
   };
   const onFrame = (frame: Buffer, ep: Ep) => {
-    if (relay.silent) return;
+    if (relay.silent || (relay.silentUdp && ep.startsWith('udp:'))) return;
     const now = Date.now();
     const res = r.receive(frame, ep, now);
     if (res.kind === 'reply') send(res.endpoint, res.frame);

@@ -191,7 +191,7 @@ test('commands: one run per id across tunnel pushes and heartbeats; re-pushes ar
 });
 
 test('transport policy: UDP -> TCP after fallbackAfterMs without a session, UDP retry while on TCP', () => {
-  const p = new TransportPolicy({ fallbackAfterMs: 10_000, udpRetryMs: 60_000 }, 0);
+  const p = new TransportPolicy({ fallbackAfterMs: 10_000, udpRetryMs: 60_000, udpRetryFirstMs: 60_000 }, 0);
   assert.deepEqual(p.tick(5_000), {});
   assert.deepEqual(p.tick(9_999), {});
   assert.deepEqual(p.tick(10_000), { switchTo: 'tcp' });
@@ -207,6 +207,38 @@ test('transport policy: UDP -> TCP after fallbackAfterMs without a session, UDP 
   assert.deepEqual(p.tick(109_000), {});
   assert.deepEqual(p.tick(110_000), { switchTo: 'tcp' });
   assert.deepEqual(p.tick(120_000), { switchTo: 'udp' }); // TCP did not work either: alternate
+});
+
+test('transport policy: after a fallback, UDP probes 1, 2, 4, ... s apart up to 60 s; a rekey keeps the schedule, a new session restarts it', () => {
+  const p = new TransportPolicy({}, 0); // defaults: fallback 10 s, first probe 1 s, at most 60 s apart
+  assert.deepEqual(p.tick(9_999), {});
+  assert.deepEqual(p.tick(10_000), { switchTo: 'tcp' });
+  assert.deepEqual(p.tick(11_000), {}, 'no probes while connecting');
+  p.onEstablished(12_000); // the session came up on TCP
+  const probes: number[] = [];
+  const run = (from: number, to: number) => { for (let t = from; t <= to; t += 100) if (p.tick(t).probeUdp) probes.push(t); };
+  run(12_100, 200_000);
+  assert.deepEqual(probes, [13_000, 15_000, 19_000, 27_000, 43_000, 75_000, 135_000, 195_000]);
+  // A rekey (already established) does not restart the schedule.
+  p.onEstablished(196_000);
+  probes.length = 0;
+  run(196_100, 260_000);
+  assert.deepEqual(probes, [255_000]);
+  // UDP answered: back on UDP, no more probes.
+  assert.equal(p.onAuthenticated('udp', 260_000), 'udp');
+  probes.length = 0;
+  run(260_100, 300_000);
+  assert.deepEqual(probes, []);
+  // Lost again, fell back again, new session on TCP: 1 s again.
+  p.onSessionLost(300_000);
+  assert.deepEqual(p.tick(310_000), { switchTo: 'tcp' });
+  p.onEstablished(310_500);
+  assert.equal(p.nextUdpProbeAt, 311_500);
+  assert.deepEqual(p.tick(311_400), {});
+  assert.deepEqual(p.tick(311_500), { probeUdp: true });
+  assert.equal(p.nextUdpProbeAt, 313_500);
+  // The first gap never exceeds the longest.
+  assert.equal(new TransportPolicy({ udpRetryMs: 800 }).udpRetryFirstMs, 800);
 });
 
 test('liveness: probe after idle, restart when unanswered, slow mode for a relay deaf to probes', () => {

@@ -3,8 +3,9 @@
 //
 //   TUN packet -> sendPacket -> Initiator.seal -> UDP | TCP -> relay
 //   relay -> UDP | TCP -> Initiator.receive -> packet (-> TUN) | message (-> commands/control)
-//   every tickMs: Initiator.tick (handshakes, keepalives, 30 s dead peer)
-//                 TransportPolicy (UDP -> TCP fallback, periodic UDP retry)
+//   every tickMs: Initiator.tick (handshakes — retried after 0.25, 0.5, 1, 2 s, then every 5 s while
+//                 there is no session —, keepalives, 30 s dead peer)
+//                 TransportPolicy (UDP -> TCP fallback, UDP probes while on TCP: 1, 2, 4, ... 60 s)
 //                 Liveness (probe a silent relay; re-handshake when it stays silent: relay restart)
 //
 // Our own address changing (rotation, Wi-Fi <-> cellular) needs nothing: the UDP socket is not
@@ -22,7 +23,7 @@ import * as net from 'node:net';
 import { lookup } from 'node:dns/promises';
 import type { Logger } from 'pino';
 import {
-  createInitiator, encodeTcpFrame, FRAME_TRANSPORT, TcpFrameDecoder,
+  createInitiator, encodeTcpFrame, FRAME_INITIATION, FRAME_TRANSPORT, TcpFrameDecoder,
   type Initiator, type InitiatorEvent, type JsonMessage, type TunnelTimers,
 } from '@pocketproxy/protocol';
 import { addonAvailable, createBatchUdpSocket, tryNativeAead, type OutDatagram, type PacketBatch } from '@pocketproxy/tun';
@@ -77,6 +78,21 @@ export type TunnelClientEvents = {
   transport: [{ transport: Transport }];
 };
 
+/**
+ * The agent's first retries of an unanswered initiation while it has no session (timers.connectRetryMs;
+ * the protocol default is every 5 s): a relay that learned of us a moment ago, or whose tunnel just
+ * started, answers within a second instead of at the next 5 s retry. Then every 5 s as before. Five
+ * initiations in the first 4 s, far below the relay's per-source limit (50/s, burst 500).
+ */
+export const AGENT_CONNECT_RETRY_MS: readonly number[] = Object.freeze([250, 500, 1_000, 2_000]);
+
+/** The agent's protocol timers: `timers` over the fast first retries (those longer than its rekeyTimeoutMs dropped). */
+export function agentTimers(timers: Partial<TunnelTimers> | undefined): Partial<TunnelTimers> {
+  if (timers?.connectRetryMs) return timers;
+  const rekeyTimeoutMs = timers?.rekeyTimeoutMs ?? 5_000;
+  return { ...timers, connectRetryMs: AGENT_CONNECT_RETRY_MS.filter((ms) => ms <= rekeyTimeoutMs) };
+}
+
 const defaultResolve = async (host: string) => {
   const r = await lookup(host, { verbatim: true });
   return { address: r.address, family: (r.family === 6 ? 6 : 4) as 4 | 6 };
@@ -106,7 +122,7 @@ export class TunnelClient extends EventEmitter<TunnelClientEvents> {
     this.now = o.now ?? Date.now;
     this.log = o.logger.child({ subsys: 'tunnel' });
     // Transport AEAD: the addon's OpenSSL path when it loads, else node:crypto (same bytes on the wire).
-    this.initiator = createInitiator({ aead: tryNativeAead(), privateKey: o.privateKey, responderPublicKey: o.relayPublicKey, psk: o.psk, timers: o.timers, onEvent: (e) => this.onInitiatorEvent(e) });
+    this.initiator = createInitiator({ aead: tryNativeAead(), privateKey: o.privateKey, responderPublicKey: o.relayPublicKey, psk: o.psk, timers: agentTimers(o.timers), onEvent: (e) => this.onInitiatorEvent(e) });
     this.policy = new TransportPolicy(o.policy, this.now());
     this.liveness = new Liveness(o.liveness);
     this.stats_ = { transport: 'udp', established: false, handshakes: 0, restarts: 0, fallbacks: 0, framesIn: { udp: 0, tcp: 0 }, framesOut: { udp: 0, tcp: 0 }, dropped: 0, tcpConnects: 0 };
@@ -248,6 +264,10 @@ export class TunnelClient extends EventEmitter<TunnelClientEvents> {
       this.tcp.write(encodeTcpFrame(frame));
     } else {
       this.ensureTcp();
+      // No TCP connection (yet, or the relay refuses it): an initiation goes over UDP meanwhile rather
+      // than nowhere. A relay whose tunnel was still starting when we fell back, or UDP that works
+      // again, answers there, and that answer moves us back to UDP at once (onFrame).
+      if (frame[0] === FRAME_INITIATION) this.sendFrame(frame, now, 'udp');
     }
   }
 
