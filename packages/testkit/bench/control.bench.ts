@@ -6,6 +6,10 @@
 //   revocation:      a download running through a connection (paced by the device at 16 Mbit/s, so it
 //                    never fills the customer's own buffer) -> DELETE / PATCH enabled=false / PATCH password
 //                    -> the download ends (curl exits) -- measured from the API's answer
+//   rotation link:   GET rotation_url?wait=60 -> the answer with the new carrier address, against the time the
+//                    rotate_ip ran on the device (the command's acked_at -> finished_at: the lab driver, a
+//                    `testkit rotate` process, plus the agent's address checks around it and its report),
+//                    and against the driver run alone in the device namespace
 //
 // Goals (issue "Data-plane isolation": revocation in one second; "Live control plane": p95 <= 1 s).
 import { loadavg, cpus } from 'node:os';
@@ -30,7 +34,7 @@ async function main(): Promise<void> {
   const guard = setTimeout(() => { console.error('bench: 8 min bound reached; tearing down'); lab.teardownSync(); process.exit(1); }, 8 * 60_000);
   try {
     relay = await startRelay(lab, { env: { POCKETPROXY_LOG_LEVEL: 'warn' } });
-    const agent = await startAgent(lab, relay, 1, { rotate: false, args: ['--log-level', 'warn'] });
+    const agent = await startAgent(lab, relay, 1, { rotate: true, args: ['--log-level', 'warn'] });
     await waitDeviceOnline(relay, agent.deviceId, 30_000);
     const carrier = await lab.carrierAddress(1);
     const via = (c: Connection, pass = c.password) => `http://${encodeURIComponent(c.username)}:${encodeURIComponent(pass)}@${lab.relay.ip}:${c.port}`;
@@ -72,6 +76,50 @@ async function main(): Promise<void> {
       }
       record(`${kind} -> running download ended`, summary(ended), `${TRIES} tries, from the API's answer`);
     }
+
+    // Rotation link with ?wait -> answer with the new address. Last: it moves the carrier address the
+    // phases above compare against. A connection per try, so the link's per-connection rate limit
+    // (POCKETPROXY_ROTATE_LINK_RATE, 6/min) never answers instead.
+    const rot = { total: [] as number[], device: [] as number[], overhead: [] as number[], toAck: [] as number[], toAnswer: [] as number[], ids: [] as string[] };
+    for (let i = 0; i < TRIES; i++) {
+      const c = await createConnection(relay, agent.deviceId, 'http');
+      const path = new URL(String(c.rotation_url)).pathname;
+      const before = await lab.carrierAddress(1);
+      const t0 = Date.now();
+      const res = await relay.api.call('GET', `${path}?wait=60`, undefined, { token: '', timeoutMs: 70_000 });
+      const t1 = Date.now();
+      if (res.status !== 200 || res.body?.status !== 'succeeded') throw new Error(`rotation link answered ${res.status}: ${res.text.slice(0, 300)}`);
+      const truth = await lab.carrierAddress(1);
+      if (res.body.new_ip !== truth || res.body.old_ip !== before) throw new Error(`rotation link answered ${res.body.old_ip} -> ${res.body.new_ip}; the carrier went ${before} -> ${truth}`);
+      const cmd = (await relay.api.ok<{ items: any[] }>('GET', `/api/devices/${agent.deviceId}/commands?limit=1`)).items[0];
+      if (cmd?.id !== res.body.command_id || !cmd.acked_at || !cmd.finished_at) throw new Error(`command row: ${JSON.stringify(cmd)}`);
+      const acked = Date.parse(cmd.acked_at);
+      const finished = Date.parse(cmd.finished_at);
+      rot.total.push(t1 - t0);
+      rot.device.push(finished - acked);
+      rot.overhead.push(t1 - t0 - (finished - acked));
+      rot.toAck.push(acked - t0);
+      rot.toAnswer.push(t1 - finished);
+      rot.ids.push(cmd.id);
+      await relay.api.ok('DELETE', `/api/connections/${c.id}`);
+    }
+    // The driver alone: the same command the agent runs, in the device namespace.
+    const alone: number[] = [];
+    const [bin, ...argv] = lab.rotateCommand(1);
+    for (let i = 0; i < Math.min(TRIES, 10); i++) {
+      const t0 = Date.now();
+      const r = await lab.exec('dev1', bin!, argv, { timeoutMs: 30_000 });
+      if (r.code !== 0) throw new Error(`rotate driver failed: ${r.stderr}`);
+      alone.push(Date.now() - t0);
+    }
+    record('rotation link ?wait=60 -> answer with the new address', summary(rot.total), `${TRIES} tries; every answer's new_ip checked against the carrier`);
+    // The agent logs (warn) each failed attempt to report a result; it retries after 1 s.
+    const retried = rot.ids.filter((id) => agent.proc.lines.some((l) => l.includes(id) && l.includes('reporting command result failed'))).length;
+    record('  of which rotate_ip running on the device (acked_at -> finished_at)', summary(rot.device), `the driver, the agent's address checks before and after, its REST report of the result; that report failed and was retried 1 s later in ${retried} of ${TRIES} tries`);
+    record('  control-plane overhead (answer time - time on the device)', summary(rot.overhead), 'goal: <= 500 ms');
+    record('    link request -> device acknowledged (acked_at)', summary(rot.toAck), 'API, push through the tunnel, the agent\'s REST ack');
+    record('    result recorded (finished_at) -> answer', summary(rot.toAnswer), 'command_updated wakes the waiter');
+    record('rotate driver alone (`testkit rotate` in the device namespace)', summary(alone), `${alone.length} tries`);
   } finally {
     clearTimeout(guard);
     await lab.teardown(4_000);
