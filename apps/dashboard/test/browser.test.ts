@@ -5,7 +5,8 @@
 // Needs apps/dashboard/out and apps/server/dist (the test command builds them); needs /usr/bin/chromium.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import type { Browser, Locator, Page } from 'playwright-core';
 import { ADMIN, CHROMIUM, ErrorLog, launchBrowser, missingBuilds, Server, shotPath, until } from './harness.js';
 
@@ -156,7 +157,17 @@ test('operator flow: log in, customer, pair, live online, connection, live rotat
   assert.equal(shown, conn.proxy_url, 'the page shows the stored proxy string');
   assert.equal(shown, `socks5://${conn.username}:${conn.password}@${conn.host}:${conn.port}`);
   const connRow = page.locator('tbody tr').filter({ hasText: conn.username });
-  await connRow.getByText('ready', { exact: true }).waitFor();
+  // Not in force yet (no relay has applied it, the device has not reported it): pending, with its age.
+  await connRow.getByText(/^pending · /).waitFor();
+  // The test plays the relay (the device's tunnel comes up: vpn/connected) and the device (it applied
+  // the credentials version): the row turns live without a reload.
+  const internalToken = readFileSync(join(server.dataDir, 'internal.token'), 'utf8').trim();
+  const device = await server.ok('GET', `/api/devices/${state.deviceId}`, undefined, token);
+  const up = await server.call('POST', '/api/internal/vpn/connected', { device_id: state.deviceId, vpn_ip: device.vpn_ip, endpoint: '198.51.100.7:40000' }, internalToken);
+  assert.equal(up.status, 200, JSON.stringify(up.json));
+  const creds = await server.ok('GET', `/api/devices/${state.deviceId}/credentials`, undefined, state.deviceToken);
+  await server.ok('POST', `/api/devices/${state.deviceId}/credentials/applied`, { version: creds.version }, state.deviceToken);
+  await connRow.getByText('live', { exact: true }).waitFor({ timeout: 8_000 });
   await connRow.getByText('Acme Scraping').waitFor();
 
   // Rotation: queued from the device page, the test plays the device, the page follows live.
@@ -320,7 +331,7 @@ const PAGES: { name: string; go: (page: Page) => Promise<void>; ready: (page: Pa
     },
     ready: (p) => p.getByText('On the device, run:').waitFor(),
   },
-  { name: 'connections', go: (p) => nav(p, 'Connections'), ready: (p) => p.getByText('ready', { exact: true }).first().waitFor() },
+  { name: 'connections', go: (p) => nav(p, 'Connections'), ready: (p) => p.getByText(/^(live|pending · .+)$/).first().waitFor() },
   {
     name: 'connection-form',
     go: (p) => p.getByRole('button', { name: 'New connection' }).click(),

@@ -32,6 +32,7 @@ const devices = Array.from({ length: Number(process.env.MOCK_DEVICES ?? 24) }, (
     rotation_interval_s: i % 4 === 0 ? 1800 : null,
     next_rotation_at: i % 4 === 0 ? new Date(Date.now() + 900_000).toISOString() : null,
     metrics: { battery: 20 + ((i * 17) % 80), charging: i % 2 === 0, signal: -70 - ((i * 7) % 50), carrier: carriers[i % 4], network_type: i % 3 ? 'LTE' : '5G NR' },
+    proxy_stats: null, tunnel_transport: i % 5 === 4 ? 'tcp' : 'udp',
     created_at: now(),
     updated_at: now(),
   };
@@ -53,6 +54,8 @@ function mkConn(body) {
     bytes_used_month: Math.floor(Math.random() * 5e9), bytes_relay_month: Math.floor(Math.random() * 5e9),
     expires_at: body.expires_at ?? null, allow_from: body.allow_from ?? [], rotation_url: `/api/public/rotate/${Math.random().toString(36).slice(2)}`,
     proxy_url: `${body.protocol}://${username}:${password}@${relays[0].host}:${port}`, device_status: dev.status, created_at: now(), updated_at: now(),
+    // Live once the device is online (the mock's relay and device apply at once).
+    live: dev.status === 'online' ? { state: 'live', relay_applied_at: now(), device_applied_at: now() } : { state: 'pending', relay_applied_at: null, device_applied_at: null },
   };
   connections.push(c);
   return c;

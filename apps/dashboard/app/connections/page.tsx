@@ -5,7 +5,7 @@ import { Suspense, useEffect, useMemo, useState } from 'react';
 import { api, apiText, errorMessage } from '@/lib/api';
 import { useNow } from '@/lib/clock';
 import { readiness } from '@/lib/connections';
-import { formatBytes, formatTime } from '@/lib/format';
+import { formatAge, formatBytes, formatTime } from '@/lib/format';
 import { useDebounced, useLiveEvents, usePolling } from '@/lib/live';
 import { useResource } from '@/lib/resource';
 import type { Connection, Customer, Device, List } from '@/lib/types';
@@ -204,7 +204,13 @@ function ConnectionsInner() {
                     </td>
                     <td>
                       {r.ok ? (
-                        <Badge tone="ok">ready</Badge>
+                        c.live.state === 'live' ? (
+                          <Badge tone="ok" title="In force on the relay and on the device">live</Badge>
+                        ) : (
+                          <Badge tone="warn" title={`Changed ${formatAge(c.updated_at, now)}; the relay ${c.live.relay_applied_at ? 'has it' : 'does not have it yet'}, the device ${c.live.device_applied_at && c.live.device_applied_at >= c.updated_at ? 'has it' : 'does not have it yet'}`}>
+                            pending · {formatAge(c.updated_at, now)}
+                          </Badge>
+                        )
                       ) : (
                         r.reasons.map((reason) => (
                           <div key={reason}>

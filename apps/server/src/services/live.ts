@@ -4,15 +4,26 @@
 //   API change (updated_at) -> push -> relay answers /sync for a connected device -> relay_applied_at
 //                                   -> device refetches, applies, POST .../credentials/applied -> device_applied_at
 //   device reconnects -> vpn/connected answers its whole state -> relay_applied_at (routes/internal.ts)
+import type { Queryable } from '@pocketproxy/db';
 import type { Ctx } from '../context.js';
 import { credentialsVersion } from './connections.js';
 
-/** Connections of the device changed at or before `upTo` are in force on its relay now. */
-export async function markRelayApplied(ctx: Ctx, deviceId: string, upTo: Date): Promise<void> {
-  await ctx.db.query(
-    `UPDATE connections SET relay_applied_at = $2 WHERE device_id = $1 AND updated_at <= $3 AND (relay_applied_at IS NULL OR relay_applied_at < updated_at)`,
+/**
+ * Connections of the device changed at or before `upTo` are in force on its relay now. Returns
+ * the ones that were not before (announce them with `announceLive`).
+ */
+export async function markRelayApplied(ctx: Ctx, deviceId: string, upTo: Date, q: Queryable = ctx.db): Promise<string[]> {
+  const r = await q.query<{ id: string }>(
+    `UPDATE connections SET relay_applied_at = $2 WHERE device_id = $1 AND updated_at <= $3 AND (relay_applied_at IS NULL OR relay_applied_at < updated_at) RETURNING id`,
     [deviceId, ctx.clock.now(), upTo],
   );
+  return r.rows.map((x) => x.id);
+}
+
+/** Dashboards reload a connection on connection_updated: its live state moved. */
+export function announceLive(ctx: Ctx, deviceId: string, ids: readonly string[]): void {
+  const now = ctx.clock.now();
+  for (const id of ids) ctx.bus.publish('connection_updated', { id, device_id: deviceId, live: true }, now);
 }
 
 /**
@@ -22,11 +33,17 @@ export async function markRelayApplied(ctx: Ctx, deviceId: string, upTo: Date): 
  */
 export async function markDeviceApplied(ctx: Ctx, deviceId: string, version: string): Promise<boolean> {
   const now = ctx.clock.now();
-  return ctx.db.tx(async (q) => {
-    if ((await credentialsVersion(q, deviceId, now)) !== version) return false;
-    await q.query(`UPDATE connections SET device_applied_at = $2 WHERE device_id = $1 AND updated_at <= $2 AND (device_applied_at IS NULL OR device_applied_at < updated_at)`, [deviceId, now]);
-    return true;
+  const ids = await ctx.db.tx(async (q) => {
+    if ((await credentialsVersion(q, deviceId, now)) !== version) return null;
+    const r = await q.query<{ id: string }>(
+      `UPDATE connections SET device_applied_at = $2 WHERE device_id = $1 AND updated_at <= $2 AND (device_applied_at IS NULL OR device_applied_at < updated_at) RETURNING id`,
+      [deviceId, now],
+    );
+    return r.rows.map((x) => x.id);
   });
+  if (ids === null) return false;
+  announceLive(ctx, deviceId, ids);
+  return true;
 }
 
 /** What the connection object says about it (live = in force on both, with the device connected). */

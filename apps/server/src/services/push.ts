@@ -5,7 +5,7 @@
 // a connection within a second. Best effort: called after commit, never inside a transaction, never
 // failing the caller; the relay's forwarding poll (every 10 s) is the safety net.
 import type { Ctx } from '../context.js';
-import { markRelayApplied } from './live.js';
+import { announceLive, markRelayApplied } from './live.js';
 
 /** Most syncs in flight at once when a job changed many devices. */
 const SYNC_CONCURRENCY = 16;
@@ -32,7 +32,7 @@ export async function syncDevice(ctx: Ctx, deviceId: string, pushUrl?: string | 
     const ok = await ctx.push.sync(url, deviceId);
     if (!ok) ctx.log.debug({ device_id: deviceId }, 'relay did not confirm the sync (device not connected there, or it failed); its poll or the device\'s reconnect applies the change');
     // The relay fetched the device's state after `asked`: every change made before is in force there.
-    else await markRelayApplied(ctx, deviceId, asked);
+    else announceLive(ctx, deviceId, await markRelayApplied(ctx, deviceId, asked));
     return ok;
   } catch (err) {
     ctx.log.debug({ err, device_id: deviceId }, 'relay sync failed; its poll applies the change');

@@ -168,6 +168,10 @@ function DeviceInner() {
             <dd>{d.relay_id ? (relayName.get(d.relay_id) ?? d.relay_id) : '—'}</dd>
             <dt>Tunnel address</dt>
             <dd className="mono">{d.vpn_ip ?? '—'}</dd>
+            <dt>Tunnel transport</dt>
+            <dd title="UDP is the tunnel's normal transport; TCP is its fallback where UDP is blocked">
+              {d.status === 'online' ? (d.tunnel_transport ? d.tunnel_transport.toUpperCase() + (d.tunnel_transport === 'tcp' ? ' (fallback)' : '') : '—') : 'offline'}
+            </dd>
             <dt>Agent</dt>
             <dd>{d.agent_version ?? '—'}</dd>
             <dt>Paired</dt>

@@ -9,6 +9,7 @@ import { deviceCredentials, deviceForwarding } from '../../services/connections.
 import { recordEvent } from '../../services/audit.js';
 import { newId } from '../../security/crypto.js';
 import { ipInCidrs } from '../../services/ipam.js';
+import { announceLive, markRelayApplied } from '../../services/live.js';
 
 const B64Key = z.string().regex(/^[A-Za-z0-9+/]{43}=$/);
 
@@ -52,11 +53,12 @@ export function internalRoutes(r: Router, ctx: Ctx) {
         const transport = body.endpoint === undefined ? null : body.endpoint.startsWith('tcp/') ? 'tcp' : 'udp';
         await q.query(`UPDATE devices SET tunnel_connected = true, status = 'online', last_seen_at = $2, updated_at = $2, relay_id = coalesce($3, relay_id), tunnel_transport = coalesce($4, tunnel_transport) WHERE id = $1`, [body.device_id, now, body.relay_id ?? null, transport]);
         // The relay applies what this answer carries right away: every connection as it is now is in force there.
-        await q.query(`UPDATE connections SET relay_applied_at = $2 WHERE device_id = $1 AND (relay_applied_at IS NULL OR relay_applied_at < updated_at)`, [body.device_id, now]);
+        const applied = await markRelayApplied(ctx, body.device_id, now, q);
         await recordEvent(q, 'device_connected', body.device_id, { via: 'tunnel', endpoint: body.endpoint ?? null }, now);
-        return { prev, connections: await deviceForwarding(ctx, q, body.device_id), credentials: await deviceCredentials(ctx, q, body.device_id) };
+        return { prev, applied, connections: await deviceForwarding(ctx, q, body.device_id), credentials: await deviceCredentials(ctx, q, body.device_id) };
       });
       ctx.bus.publish('device_connected', { device_id: body.device_id, via: 'tunnel', vpn_ip: res.prev.vpn_ip }, now);
+      announceLive(ctx, body.device_id, res.applied);
       return { vpn_ip: res.prev.vpn_ip, connections: res.connections, credentials: res.credentials.items, credentials_version: res.credentials.version };
     },
   });
