@@ -35,6 +35,8 @@ export function requireRootOrSkip(t: { skip(message?: string): void }, what = 'n
 }
 export { startRelay, startAgent, waitDeviceOnline, createConnection, childPid, scratchDir, LabApi, REPO_ROOT, SERVER_BIN, AGENT_BIN, ADMIN_EMAIL, ADMIN_PASSWORD } from './system.js';
 export type { LabRelay, LabAgent, RelayOptions, AgentOptions, Connection, ApiResponse } from './system.js';
+export { pairAndMeasure, agentTransport } from './pairing.js';
+export type { PairingTiming } from './pairing.js';
 /** Lab client scripts (run them with `lab.spawnNode` / `lab.exec(ns, process.execPath, ['--import', lab.tsxLoader, path, ...])`). */
 export const CLIENTS = {
   socks5Udp: new URL('./clients/socks5-udp.ts', import.meta.url).pathname,

@@ -1,6 +1,7 @@
 // The tunnel worker thread (see host.ts): opens and configures the TUN, runs the tunnel client and
 // the whole packet path, and talks to the main thread in JSON messages and state snapshots only.
 import { parentPort } from 'node:worker_threads';
+import { once } from 'node:events';
 import { createLogger } from '../log.js';
 import { kernelTun, runTunnel, type FromWorker, type ToWorker, type WorkerData } from './host.js';
 
@@ -12,9 +13,21 @@ export async function runTunnelWorker(data: WorkerData): Promise<void> {
   if (!port) throw new Error('runTunnelWorker: not on a worker thread');
   const post = (m: FromWorker) => port.postMessage(m);
   const logger = createLogger({ level: data.logLevel });
+  // Started ahead of time (host.ts workerTunnel): loaded, now wait for the spec.
+  let spec = data.spec;
+  while (!spec) {
+    const [m] = (await once(port, 'message')) as [ToWorker];
+    if (m.t === 'start') spec = m.spec;
+    else if (m.t === 'stop') {
+      post({ t: 'stopped' });
+      port.close();
+      return;
+    }
+  }
+  const tunSpec = spec;
   let ran: Awaited<ReturnType<typeof runTunnel>>;
   try {
-    ran = await runTunnel(data.spec, kernelTun, (message) => post({ t: 'message', message }), logger);
+    ran = await runTunnel(tunSpec, kernelTun, (message) => post({ t: 'message', message }), logger);
   } catch (e) {
     post({ t: 'failed', error: (e as Error)?.message ?? String(e) });
     return;
@@ -29,7 +42,7 @@ export async function runTunnelWorker(data: WorkerData): Promise<void> {
       clearInterval(timer);
       void client.stop().finally(async () => {
         tun.close();
-        await kernelTun.unconfigureTun?.(data.spec.tun).catch(() => {});
+        await kernelTun.unconfigureTun?.(tunSpec.tun).catch(() => {});
         post({ t: 'stopped' });
         port.close();
       });
