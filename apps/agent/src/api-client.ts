@@ -134,8 +134,17 @@ export function createApiClient(o: ApiClientOptions): ApiClient {
     if (body !== undefined) headers['content-type'] = 'application/json';
     if (auth && o.token) headers.authorization = `Bearer ${o.token}`;
     let res: Response;
+    const send = () => f(base + path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), signal: AbortSignal.timeout(timeoutMs) });
     try {
-      res = await f(base + path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), signal: AbortSignal.timeout(timeoutMs) });
+      try {
+        res = await send();
+      } catch (e) {
+        // A kept-alive connection that died under us (typically: the device's address just rotated
+        // and the carrier's NAT forgot the old flow) fails at once; a fresh connection works. The
+        // same error on a failed heartbeat already means "send it again" (its usage is restored).
+        if (!wasReset(e)) throw e;
+        res = await send();
+      }
     } catch (e) {
       throw agentError('PP_ERR_AGENT_API', { method, path, reason: (e as Error).message }, { cause: e });
     }
@@ -165,6 +174,12 @@ export function createApiClient(o: ApiClientOptions): ApiClient {
       await call('POST', `${dev()}/credentials/applied`, { version });
     },
   };
+}
+
+/** A connection reset or closed by the other side before an answer (fetch wraps the cause). */
+export function wasReset(e: unknown): boolean {
+  const c = (e as { cause?: { code?: string } })?.cause?.code ?? (e as { code?: string })?.code;
+  return c === 'ECONNRESET' || c === 'EPIPE' || c === 'UND_ERR_SOCKET' || c === 'UND_ERR_CLOSED';
 }
 
 /**
