@@ -2,6 +2,9 @@
 // built `pocketproxy up` and one `pocketproxy-agent run`. p50 / p95 / max over BENCH_TRIES (20) tries.
 // Bounded (~4 min) and stops by itself.
 //
+//   pairing:         a fresh device paired in dev2 (new state dir, `pair` then `run`; the previous one stopped by
+//                    its pid) and a connection created for it at once: the code's redemption (paired_at) -> the
+//                    device online, and -> its connection's port answering with dev2's carrier address
 //   new connection:  POST /api/connections -> its port answers through the device (exit address = the carrier's)
 //   revocation:      a download running through a connection (paced by the device at 16 Mbit/s, so it
 //                    never fills the customer's own buffer) -> DELETE / PATCH enabled=false / PATCH password
@@ -13,7 +16,7 @@
 //
 // Goals (issue "Data-plane isolation": revocation in one second; "Live control plane": p95 <= 1 s).
 import { loadavg, cpus } from 'node:os';
-import { createLab, canRunLab, startRelay, startAgent, waitDeviceOnline, createConnection, waitUntil, type Lab, type LabRelay, type Connection } from '../src/index.js';
+import { createLab, canRunLab, startRelay, startAgent, waitDeviceOnline, createConnection, waitUntil, pairAndMeasure, type Lab, type LabRelay, type Connection } from '../src/index.js';
 
 const TRIES = Number(process.env.BENCH_TRIES ?? 20);
 const figures: { what: string; value: string; note?: string }[] = [];
@@ -29,11 +32,12 @@ async function main(): Promise<void> {
   if (!canRunLab()) { console.error('bench:control needs root (network namespaces)'); process.exit(2); }
   const started = new Date();
   const load0 = loadavg();
-  const lab: Lab = await createLab({ devices: 1 });
+  const lab: Lab = await createLab({ devices: 2 }); // dev2: the pairing phase's fresh devices
   let relay: LabRelay | undefined;
   const guard = setTimeout(() => { console.error('bench: 8 min bound reached; tearing down'); lab.teardownSync(); process.exit(1); }, 8 * 60_000);
   try {
-    relay = await startRelay(lab, { env: { POCKETPROXY_LOG_LEVEL: 'warn' } });
+    // Pairing phase: BENCH_TRIES pairings from one address in a minute or two (the API's default is 10/min per address).
+    relay = await startRelay(lab, { env: { POCKETPROXY_LOG_LEVEL: 'warn', POCKETPROXY_PAIRING_RATE: '1000' } });
     const agent = await startAgent(lab, relay, 1, { rotate: true, args: ['--log-level', 'warn'] });
     await waitDeviceOnline(relay, agent.deviceId, 30_000);
     const carrier = await lab.carrierAddress(1);
@@ -42,6 +46,17 @@ async function main(): Promise<void> {
       const r = await lab.exec('cust', 'curl', ['-sS', '--max-time', '2', '-x', via(c), 'http://echo.test/ip'], { timeoutMs: 10_000 });
       return r.code === 0 ? r.stdout.trim() : '';
     };
+
+    // Pairing -> online and a connection created at once answering, one fresh device after another in dev2.
+    const paired = { online: [] as number[], answer: [] as number[] };
+    for (let i = 0; i < TRIES; i++) {
+      const m = await pairAndMeasure(lab, relay, 2, { timeoutMs: 30_000, agent: { args: ['--log-level', 'warn'] } });
+      paired.online.push(m.onlineMs);
+      paired.answer.push(m.answerMs);
+      await m.agent.stop();
+    }
+    record('pairing code redeemed -> device online', summary(paired.online), `${TRIES} fresh devices, one after another; paired_at -> the API shows it online with its tunnel`);
+    record('pairing code redeemed -> its new connection answers', summary(paired.answer), 'connection created right after `pair`; includes the agent\'s `run` start (node, bundle), one curl per 25 ms; goal p95 <= 2 s');
 
     // New connection -> answers with the right exit address.
     const created: number[] = [];
