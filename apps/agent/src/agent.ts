@@ -25,6 +25,9 @@ import { collectMetrics } from './ops/metrics.js';
 import { CommandDispatcher, type CommandHandler } from './ops/commands.js';
 import { createRotationDriver, realExec, rotateIp, type DriverName, type Exec, type RotationDriver } from './ops/rotation.js';
 
+/** A tunnel without a session this long makes the agent ask the API whether its relay changed. */
+export const NO_SESSION_RECHECK_MS = 60_000;
+
 export interface RunConfig {
   stateDir: string;
   egressInterface?: string;
@@ -91,6 +94,9 @@ export function createAgent(cfg: RunConfig, deps: AgentDeps): Agent {
   let tunnel: TunnelHandle | undefined;
   let stopped = false;
   let monthTimer: NodeJS.Timeout | undefined;
+  let current: TunnelInfo | undefined;
+  let retuning: Promise<void> | undefined;
+  let downSince: number | undefined;
   const startedAt = now();
   const replyTable = cfg.replyTable ?? DEFAULT_REPLY_TABLE;
   // Heartbeats (which carry usage) and credential fetches (which carry the API's usage figure) run
@@ -201,6 +207,7 @@ export function createAgent(cfg: RunConfig, deps: AgentDeps): Agent {
     else if (m.kind === 'control') {
       const t = m.control.type;
       if (t === 'credentials_changed' || t === 'credentials') void refreshCredentials();
+      else if (t === 'tunnel_changed') void retune('the API says the tunnel parameters changed');
       else if (t === 'config') log.info({ payload: m.control.payload }, 'relay config');
     }
   };
@@ -235,37 +242,7 @@ export function createAgent(cfg: RunConfig, deps: AgentDeps): Agent {
       state = await readState(cfg.stateDir);
       api = deps.api ?? createApiClient({ server: state.server, deviceId: state.device_id, token: state.auth_token });
       const t = await tunnelInfo();
-      if (t.relay.host !== state.relay.host || t.relay.port !== state.relay.port || t.relay.public_key !== state.relay.public_key || t.vpn_ip !== state.vpn_ip || t.mtu !== state.mtu || t.subnet !== state.subnet) {
-        state = { ...state, relay: { ...state.relay, host: t.relay.host, port: t.relay.port, public_key: t.relay.public_key }, vpn_ip: t.vpn_ip, mtu: t.mtu, subnet: t.subnet };
-        await writeState(cfg.stateDir, state).catch((e) => log.warn({ err: e }, 'updating state file failed'));
-      }
-      const vpnIp = t.vpn_ip!;
-      const gw = firstHost(t.subnet);
-      tunnel = await deps.startTunnel({
-        tun: { name: cfg.tunnelInterface, mtu: t.mtu, address: vpnIp, prefixLength: prefixLength(t.subnet), ...(replyTable ? { replyTable } : {}) },
-        relayHost: t.relay.host,
-        relayPort: t.relay.port,
-        relayPublicKey: decodeKey(t.relay.public_key!, 'relay public key'),
-        privateKey: decodeKey(state.private_key, 'private key'),
-        psk: decodeKey(state.psk, 'psk'),
-        probe: gw && gw !== vpnIp ? { src: vpnIp, dst: gw } : undefined,
-        options: cfg.tunnel,
-      }, onMessage, log);
-
-      const egress = createEgress({ interface: cfg.egressInterface, tunnelSubnet: t.subnet, allowPrivate: cfg.allowPrivateDestinations, dnsCacheMs: cfg.dnsCacheMs, openSocket: egressSocket, logger: log });
-      listeners = new Listeners({
-        host: vpnIp,
-        relayAddress: gw,
-        relayHost: t.relay.host,
-        credentials,
-        usage,
-        egress,
-        // The relay's transparent proxy opens every OpenVPN customer's connections from one address.
-        guard: createHandshakeGuard({ maxPerAddress: cfg.maxHandshakesPerAddress ?? 64, maxTotal: cfg.maxHandshakes ?? 2048, exempt: (ip) => ip === gw }),
-        limits: { headTimeoutMs: cfg.handshakeTimeoutMs ?? 10_000, idleTimeoutMs: cfg.idleTimeoutMs ?? 300_000 },
-        logger: log,
-        now,
-      });
+      await bringUp(t);
       await refreshCredentials();
       // Budgets are per calendar month (UTC, as the API counts): a new month starts from the API's figure.
       let month = new Date(now()).getUTCMonth();
@@ -275,7 +252,13 @@ export function createAgent(cfg: RunConfig, deps: AgentDeps): Agent {
           month = m;
           void refreshCredentials();
         }
-      }, 60_000);
+        // A tunnel without a session for a minute may be dialling a relay that moved or changed its
+        // key (the relay cannot push to a device it has no session with): ask the API again.
+        if (tunnel && !tunnel.established) {
+          downSince ??= now();
+          if (now() - downSince >= NO_SESSION_RECHECK_MS) void retune('no tunnel session for a minute');
+        } else downSince = undefined;
+      }, 10_000);
       monthTimer.unref();
 
       heartbeat = new HeartbeatLoop({
@@ -293,7 +276,7 @@ export function createAgent(cfg: RunConfig, deps: AgentDeps): Agent {
         logger: log.child({ subsys: 'heartbeat' }),
       });
       heartbeat.start();
-      log.info({ deviceId: state.device_id, vpnIp, tun: tunnel.tunName, relay: `${t.relay.host}:${t.relay.port}` }, 'agent running');
+      log.info({ deviceId: state.device_id, vpnIp: t.vpn_ip, tun: tunnel!.tunName, relay: `${t.relay.host}:${t.relay.port}` }, 'agent running');
     },
     async stop() {
       stopped = true;
@@ -303,6 +286,67 @@ export function createAgent(cfg: RunConfig, deps: AgentDeps): Agent {
       await tunnel?.stop();
     },
   };
+
+  /** The tunnel and the listeners for these tunnel parameters (also what retune restarts). */
+  async function bringUp(t: TunnelInfo): Promise<void> {
+    if (t.relay.host !== state.relay.host || t.relay.port !== state.relay.port || t.relay.public_key !== state.relay.public_key || t.vpn_ip !== state.vpn_ip || t.mtu !== state.mtu || t.subnet !== state.subnet) {
+      state = { ...state, relay: { ...state.relay, host: t.relay.host, port: t.relay.port, public_key: t.relay.public_key }, vpn_ip: t.vpn_ip, mtu: t.mtu, subnet: t.subnet };
+      await writeState(cfg.stateDir, state).catch((e) => log.warn({ err: e }, 'updating state file failed'));
+    }
+    current = t;
+    const vpnIp = t.vpn_ip!;
+    const gw = firstHost(t.subnet);
+    tunnel = await deps.startTunnel({
+      tun: { name: cfg.tunnelInterface, mtu: t.mtu, address: vpnIp, prefixLength: prefixLength(t.subnet), ...(replyTable ? { replyTable } : {}) },
+      relayHost: t.relay.host,
+      relayPort: t.relay.port,
+      relayPublicKey: decodeKey(t.relay.public_key!, 'relay public key'),
+      privateKey: decodeKey(state.private_key, 'private key'),
+      psk: decodeKey(state.psk, 'psk'),
+      probe: gw && gw !== vpnIp ? { src: vpnIp, dst: gw } : undefined,
+      options: cfg.tunnel,
+    }, onMessage, log);
+
+    const egress = createEgress({ interface: cfg.egressInterface, tunnelSubnet: t.subnet, allowPrivate: cfg.allowPrivateDestinations, dnsCacheMs: cfg.dnsCacheMs, openSocket: egressSocket, logger: log });
+    listeners = new Listeners({
+      host: vpnIp,
+      relayAddress: gw,
+      relayHost: t.relay.host,
+      credentials,
+      usage,
+      egress,
+      // The relay's transparent proxy opens every OpenVPN customer's connections from one address.
+      guard: createHandshakeGuard({ maxPerAddress: cfg.maxHandshakesPerAddress ?? 64, maxTotal: cfg.maxHandshakes ?? 2048, exempt: (ip) => ip === gw }),
+      limits: { headTimeoutMs: cfg.handshakeTimeoutMs ?? 10_000, idleTimeoutMs: cfg.idleTimeoutMs ?? 300_000 },
+      logger: log,
+      now,
+    });
+  }
+
+  /**
+   * The API says (control `tunnel_changed`, or a tunnel down for a minute makes us ask) that the
+   * tunnel parameters may have changed: the device moved to another relay, the relay's address, port
+   * or key changed. When they did, the tunnel and the listeners start again with the new ones.
+   */
+  function retune(why: string): Promise<void> {
+    retuning ??= (async () => {
+      try {
+        const t = await api.tunnel();
+        if (!t.relay.public_key || !t.vpn_ip || !current) return;
+        const same = t.relay.host === current.relay.host && t.relay.port === current.relay.port && t.relay.public_key === current.relay.public_key && t.vpn_ip === current.vpn_ip && t.mtu === current.mtu && t.subnet === current.subnet;
+        if (same || stopped) return;
+        log.info({ why, relay: `${t.relay.host}:${t.relay.port}`, vpnIp: t.vpn_ip }, 'tunnel parameters changed; restarting the tunnel and the listeners');
+        await listeners?.close();
+        await tunnel?.stop();
+        downSince = undefined;
+        await bringUp(t);
+        await refreshCredentials();
+      } catch (e) {
+        log.warn({ err: e, why }, 'checking the tunnel parameters failed');
+      }
+    })().finally(() => (retuning = undefined));
+    return retuning;
+  }
 }
 
 /**

@@ -59,6 +59,7 @@ test('agent: tunnel up, one listener per connection, auth per connection, state 
     public_key: encodeKey(relay.device.publicKey), psk: encodeKey(relay.psk), relay: { id: 'rly_abcdefghij', host: '127.0.0.1', port: relay.port, public_key: null },
     vpn_ip: null, mtu: 1380, subnet: '127.0.0.0/8', paired_at: new Date().toISOString(),
   });
+  let tunnelReply = { relay: { host: '127.0.0.1', port: relay.port, public_key: encodeKey(relay.keys.publicKey) as string | null }, vpn_ip: '127.0.0.1', mtu: 1380, subnet: '127.0.0.0/8' };
   const heartbeats: HeartbeatBody[] = [];
   const results: Array<{ id: string; status: string; result?: Record<string, unknown> }> = [];
   let credFetches = 0;
@@ -70,7 +71,7 @@ test('agent: tunnel up, one listener per connection, auth per connection, state 
   let items = [item('con_aaaaaaaaaa', portA, 'alice', 'wonderland'), item('con_bbbbbbbbbb', portB, 'bob', 'builder')];
   const api: ApiClient = {
     pair: async () => { throw new Error('unused'); },
-    tunnel: async () => ({ relay: { host: '127.0.0.1', port: relay.port, public_key: encodeKey(relay.keys.publicKey) }, vpn_ip: '127.0.0.1', mtu: 1380, subnet: '127.0.0.0/8' }),
+    tunnel: async () => tunnelReply,
     heartbeat: async (b) => {
       heartbeats.push(b);
       return { commands: heartbeats.length === 1 ? [{ id: 'cmd_hbhbhbhbhb', type: 'config_update', payload: { heartbeat_interval_s: 3600 } }] : [], heartbeat_interval_s: 3600, credentials_version: 'v1' };
@@ -81,11 +82,13 @@ test('agent: tunnel up, one listener per connection, auth per connection, state 
       return { version: 'v1', items };
     },
   };
-  const tun = new FakeTun({ name: 'ppd0' });
+  // A new TUN each time the agent opens one (it does again when its tunnel moves to another relay).
+  let tun = new FakeTun({ name: 'ppd0' });
+  let opened = 0;
   const configured: unknown[] = [];
   const agent = createAgent(
     { stateDir: dir, tunnelInterface: 'ppd0', allowPrivateDestinations: false, closeOnRotate: true, allowReboot: false, airplaneSeconds: 5, tunnel: { tickMs: 50 } },
-    { logger, api, startTunnel: inProcessTunnel({ openTun: () => tun, configureTun: async (c) => void configured.push(c) }), publicIp: async () => '198.18.1.2' },
+    { logger, api, startTunnel: inProcessTunnel({ openTun: () => (opened++ === 0 ? tun : (tun = new FakeTun({ name: 'ppd0' }))), configureTun: async (c) => void configured.push(c) }), publicIp: async () => '198.18.1.2' },
   );
   cleanups.push(() => agent.stop());
   await agent.start();
@@ -140,4 +143,19 @@ test('agent: tunnel up, one listener per connection, auth per connection, state 
   await waitFor(() => agent.listeners!.stats().listeners === 1, 2000);
   assert.equal(await connectRequest(portA, 'alice:wonderland'), 'HTTP/1.1 403 Forbidden [expired]');
   assert.ok(agent.listeners!.stats().denied >= 2);
+
+  // The device moved to another relay: told through the old one, it asks the API again and opens
+  // its tunnel to the new relay (its listeners come back with it).
+  const relay2 = await startFakeRelay({ device: relay.device, psk: relay.psk });
+  cleanups.push(() => relay2.close());
+  tunnelReply = { relay: { host: '127.0.0.1', port: relay2.port, public_key: encodeKey(relay2.keys.publicKey) }, vpn_ip: '127.0.0.1', mtu: 1380, subnet: '127.0.0.0/8' };
+  relay.push({ kind: 'control', control: { type: 'tunnel_changed' } });
+  await waitFor(() => agent.tunnel!.established && configured.length === 2, 5000);
+  const probe = Buffer.alloc(28);
+  probe[0] = 0x45;
+  probe[1] = 7;
+  tun.inject(probe);
+  await waitFor(() => relay2.packets.some((p) => p.equals(probe)), 3000);
+  await waitFor(() => agent.listeners!.stats().listeners === 1, 3000);
+  assert.equal(await connectRequest(portA, 'alice:wonderland'), 'HTTP/1.1 403 Forbidden [expired]');
 });

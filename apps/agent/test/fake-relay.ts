@@ -26,10 +26,11 @@ export interface FakeRelay {
   knowsDevice: boolean;
 }
 
-export async function startFakeRelay(opts: { udp?: boolean; tcp?: boolean; echo?: boolean } = {}): Promise<FakeRelay> {
+/** `device`/`psk`: serve a device another fake relay already knows (a device that moves relays). */
+export async function startFakeRelay(opts: { udp?: boolean; tcp?: boolean; echo?: boolean; device?: KeyPair; psk?: Buffer } = {}): Promise<FakeRelay> {
   const keys = generateKeyPair();
-  const device = generateKeyPair();
-  const psk = generatePsk();
+  const device = opts.device ?? generateKeyPair();
+  const psk = opts.psk ?? generatePsk();
   const packets: Buffer[] = [];
   const messages: JsonMessage[] = [];
   const tcpConns = new Map<string, net.Socket>();

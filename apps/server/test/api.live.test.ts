@@ -74,3 +74,37 @@ perBackend('live state of connections, device transport', ({ ts, test }) => {
     assertProblem(await ts().call('POST', `/api/devices/${d.id}/heartbeat`, { tunnel_transport: 'quic' }, dev(d.token)), 400, 'PP_ERR_API_VALIDATION');
   });
 });
+
+perBackend('devices learn of tunnel changes', ({ ts, test }) => {
+  const tunnelChanged = () => ts().push.sent.filter((s) => (s.message as { type?: string }).type === 'tunnel_changed');
+
+  test("a relay's address, port or key changed: its connected devices are told (through it); other edits tell nobody", async () => {
+    const d = await pairDevice(ts(), 'moved-relay-1');
+    const idle = await pairDevice(ts(), 'moved-relay-2');
+    const dev = (await ts().call('GET', `/api/devices/${d.id}`)).json;
+    await ts().call('POST', '/api/internal/vpn/connected', { device_id: d.id, vpn_ip: dev.vpn_ip }, internal(ts()));
+    ts().push.sent = [];
+    const relay = (await ts().call('GET', `/api/relays/${dev.relay_id}`)).json;
+    assert.equal((await ts().call('PATCH', `/api/relays/${dev.relay_id}`, { enabled: true })).status, 200);
+    assert.deepEqual(tunnelChanged(), [], 'nothing the devices dial changed');
+    const after = (await ts().call('GET', `/api/relays/${dev.relay_id}`)).json;
+    assert.deepEqual([after.tunnel_port, after.push_url], [relay.tunnel_port, relay.push_url], 'a PATCH leaves the fields it does not name alone');
+    assert.equal((await ts().call('PATCH', `/api/relays/${dev.relay_id}`, { host: relay.host })).status, 200);
+    assert.deepEqual(tunnelChanged(), [], 'the same address again is no change');
+    assert.equal((await ts().call('PATCH', `/api/relays/${dev.relay_id}`, { host: 'relay2.example.net' })).status, 200);
+    assert.deepEqual(tunnelChanged().map((s) => [s.deviceId, s.pushUrl]), [[d.id, relay.push_url]], 'only the connected device, through its relay');
+    assert.ok(!tunnelChanged().some((s) => s.deviceId === idle.id));
+  });
+
+  test('a device moved to another relay is told through the old one, and both relays are synced', async () => {
+    const d = await pairDevice(ts(), 'moved-dev');
+    const old = (await ts().call('GET', `/api/devices/${d.id}`)).json;
+    const oldUrl = (await ts().call('GET', `/api/relays/${old.relay_id}`)).json.push_url;
+    const other = await ts().call('POST', '/api/relays', { name: 'live-eu', host: 'eu.example.net', push_url: 'http://10.9.8.6:8081' });
+    ts().push.sent = [];
+    ts().push.takeSynced();
+    assert.equal((await ts().call('PATCH', `/api/devices/${d.id}`, { relay_id: other.json.id })).status, 200);
+    assert.deepEqual(tunnelChanged().map((s) => [s.deviceId, s.pushUrl]), [[d.id, oldUrl]]);
+    assert.deepEqual(ts().push.synced.map((s) => s.pushUrl).sort(), [oldUrl, 'http://10.9.8.6:8081'].sort());
+  });
+});

@@ -28,7 +28,16 @@ export const RelayCreate = z.strictObject({
   public_key: z.string().max(100).optional(),
   enabled: z.boolean().default(true),
 });
-export const RelayUpdate = RelayCreate.partial();
+// Not RelayCreate.partial(): zod keeps a field's default under partial(), so a PATCH that left
+// tunnel_port or push_url out would have reset them to 1194 and the local push URL.
+export const RelayUpdate = z.strictObject({
+  name: Name.optional(),
+  host: Hostname.optional(),
+  tunnel_port: Port.optional(),
+  push_url: z.string().url().max(300).optional(),
+  public_key: z.string().max(100).optional(),
+  enabled: z.boolean().optional(),
+});
 
 // ---- customers ----
 export const Customer = z.object({

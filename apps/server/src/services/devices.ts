@@ -10,7 +10,7 @@ import { allocateVpnIp } from './ipam.js';
 import { audit, recordEvent } from './audit.js';
 import { toDevice, type Row } from './rows.js';
 import { defaultRelay, getRelay } from './relays.js';
-import { pushUrls, syncDevice } from './push.js';
+import { pushUrls, syncDevice, tellTunnelChanged } from './push.js';
 
 export type DeviceView = ReturnType<typeof toDevice>;
 
@@ -154,7 +154,12 @@ export async function updateDevice(
     ctx.bus.publish('device_updated', d, now);
     return d;
   });
-  if (leftRelay) await Promise.all([announceDevice(ctx, id), leftRelay.pushUrl ? announceDevice(ctx, id, leftRelay.pushUrl) : undefined]);
+  if (leftRelay) {
+    // The new relay learns the device, and the device (still on the old relay's tunnel) learns that
+    // it moved, before the old relay lets it go.
+    await Promise.all([announceDevice(ctx, id), leftRelay.pushUrl ? tellTunnelChanged(ctx, [id], leftRelay.pushUrl) : undefined]);
+    if (leftRelay.pushUrl) await announceDevice(ctx, id, leftRelay.pushUrl);
+  }
   return out;
 }
 

@@ -40,6 +40,24 @@ export async function syncDevice(ctx: Ctx, deviceId: string, pushUrl?: string | 
   }
 }
 
+/**
+ * Tells devices through their relay (`pushUrl`) that their tunnel parameters changed (relay moved,
+ * or its address, port or key changed): each agent asks GET /api/devices/:id/tunnel again and
+ * restarts its tunnel if they did. Best effort, a few at a time; an agent without a session asks
+ * by itself after a minute. Returns how many were delivered.
+ */
+export async function tellTunnelChanged(ctx: Ctx, deviceIds: readonly string[], pushUrl: string): Promise<number> {
+  const queue = [...deviceIds];
+  let delivered = 0;
+  const run = async () => {
+    for (let id = queue.shift(); id !== undefined; id = queue.shift()) {
+      if (await ctx.push.push(pushUrl, id, { kind: 'control', type: 'tunnel_changed' }).catch(() => false)) delivered++;
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(SYNC_CONCURRENCY, queue.length) }, run));
+  return delivered;
+}
+
 /** syncDevice for many devices (worker jobs), a few at a time; never throws. */
 export async function syncDevices(ctx: Ctx, deviceIds: Iterable<string>): Promise<void> {
   const ids = [...new Set(deviceIds)];

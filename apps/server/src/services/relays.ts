@@ -4,6 +4,7 @@ import { apiError } from '../errors.js';
 import { newId } from '../security/crypto.js';
 import { audit } from './audit.js';
 import { toRelay, type Row } from './rows.js';
+import { tellTunnelChanged } from './push.js';
 
 export interface RelayRow {
   id: string;
@@ -58,8 +59,12 @@ export async function createRelay(ctx: Ctx, input: Required<Pick<RelayInput, 'na
 }
 
 export async function updateRelay(ctx: Ctx, id: string, input: RelayInput, actor: string) {
-  return ctx.db.tx(async (q) => {
-    if (!(await getRelay(q, id))) throw apiError('PP_ERR_API_NOT_FOUND', { what: 'relay' });
+  let dialled = false;
+  const out = await ctx.db.tx(async (q) => {
+    const before = await getRelay(q, id);
+    if (!before) throw apiError('PP_ERR_API_NOT_FOUND', { what: 'relay' });
+    // What its devices dial: their tunnel must follow a change of it.
+    dialled = (input.host !== undefined && input.host !== before.host) || (input.tunnel_port !== undefined && input.tunnel_port !== before.tunnel_port) || (input.public_key !== undefined && input.public_key !== before.public_key);
     if (input.name && (await q.query('SELECT 1 FROM relays WHERE name = $1 AND id <> $2', [input.name, id])).rows.length)
       throw apiError('PP_ERR_API_CONFLICT', { detail: `a relay named "${input.name}" already exists` });
     await q.query(
@@ -70,6 +75,13 @@ export async function updateRelay(ctx: Ctx, id: string, input: RelayInput, actor
     await audit(q, actor, 'relay.update', id, input);
     return getRelayView(q, id);
   });
+  // Its devices dial its address, port and key: they ask for them again (through the relay's push API).
+  if (dialled) {
+    const devs = await ctx.db.query<{ id: string }>('SELECT id FROM devices WHERE relay_id = $1 AND tunnel_connected', [id]);
+    const url = (await ctx.db.query<{ push_url: string }>('SELECT push_url FROM relays WHERE id = $1', [id])).rows[0]?.push_url;
+    if (url && devs.rows.length) await tellTunnelChanged(ctx, devs.rows.map((d) => d.id), url);
+  }
+  return out;
 }
 
 /** At start: the relay this server runs itself ("local"), created from config on first run. */
