@@ -1,5 +1,5 @@
 // Tier 3: the built `pocketproxy` command as a new user runs it. Walks the device contract of
-// DESIGN §3 over real HTTP: login → pairing code → pair → heartbeat → command → delivered → result.
+// docs/design.md §3 over real HTTP: login → pairing code → pair → heartbeat → command → delivered → result.
 // The tunnel is switched off here (it would create pp0 and nftables in this namespace); the lab tests
 // run it inside network namespaces.
 import { test, before, after } from 'node:test';

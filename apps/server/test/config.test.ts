@@ -42,7 +42,7 @@ describe('loadConfig', () => {
     assert.ok(Object.isFrozen(c));
   });
 
-  it('reads the DESIGN §3 names', () => {
+  it('reads the docs/design.md §3 names', () => {
     const c = loadConfig({
       DATABASE_URL: 'postgres://u:p@db.example:5432/pp',
       POCKETPROXY_DATA_DIR: '/var/lib/pocketproxy',

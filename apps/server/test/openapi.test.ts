@@ -1,10 +1,10 @@
-// /api/openapi.json: every route of DESIGN §3 exists and is documented; the document lists exactly the
+// /api/openapi.json: every route of docs/design.md §3 exists and is documented; the document lists exactly the
 // routes the server answers, and looks like valid OpenAPI 3.1 (paths, parameters, security, schemas).
 import assert from 'node:assert/strict';
 import { perBackend } from './api.assert.js';
 
-/** DESIGN §3: fixed names outside tools rely on. */
-const DESIGN: [string, string][] = [
+/** docs/design.md §3: fixed names outside tools rely on. */
+const CONTRACT: [string, string][] = [
   ['POST', '/api/auth/login'],
   ['GET', '/api/devices'], ['POST', '/api/devices'],
   ['GET', '/api/devices/:id'], ['PATCH', '/api/devices/:id'], ['DELETE', '/api/devices/:id'],
@@ -24,7 +24,7 @@ const DESIGN: [string, string][] = [
   ['POST', '/api/internal/openvpn/auth'], ['POST', '/api/internal/openvpn/connect'], ['POST', '/api/internal/openvpn/disconnect'],
 ];
 
-/** Beyond DESIGN: what the code adds (webhooks, usage, device sync, relay registration, ...). */
+/** Beyond those fixed names: what the code adds (webhooks, usage, device sync, relay registration, ...). */
 const EXTRA: [string, string][] = [
   ['GET', '/api/devices/:id/usage'], ['GET', '/api/devices/:id/credentials'], ['GET', '/api/devices/:id/tunnel'],
   ['GET', '/api/relays/:id'], ['PATCH', '/api/relays/:id'],
@@ -38,8 +38,8 @@ const EXTRA: [string, string][] = [
 const oaPath = (u: string) => u.replace(/:(\w+)/g, '{$1}');
 
 perBackend('openapi', ({ ts, test }) => {
-  test('every DESIGN §3 route is registered', async () => {
-    for (const [method, url] of DESIGN) assert.ok(ts().sys.api.hasRoute({ method: method as 'GET', url }), `${method} ${url} is missing`);
+  test('every docs/design.md §3 route is registered', async () => {
+    for (const [method, url] of CONTRACT) assert.ok(ts().sys.api.hasRoute({ method: method as 'GET', url }), `${method} ${url} is missing`);
     assert.ok(ts().sys.api.hasRoute({ method: 'GET', url: '/ws' }));
   });
 
@@ -56,7 +56,7 @@ perBackend('openapi', ({ ts, test }) => {
       assert.match(path, /^\/[\w\-./{}]*$/, path);
       for (const m of Object.keys(ops)) documented.add(`${m.toUpperCase()} ${path}`);
     }
-    const expected = new Set([...DESIGN, ...EXTRA].map(([m, u]) => `${m} ${oaPath(u)}`));
+    const expected = new Set([...CONTRACT, ...EXTRA].map(([m, u]) => `${m} ${oaPath(u)}`));
     assert.deepEqual([...expected].filter((x) => !documented.has(x)), [], 'routes missing from the document');
     assert.deepEqual([...documented].filter((x) => !expected.has(x)), [], 'documented routes this test does not know: add them to EXTRA (and test them)');
     // and each documented route is served

@@ -31,7 +31,7 @@ export const busy: FirewallState = {
   openvpn: { subnet: '10.9.0.0/24', interface: 'tun1', tproxyPort: 12345, dnsRedirectPort: 5353 },
 };
 
-/** Many devices: `n` devices x 3 ports in a /20 (the DESIGN's "thousands" subnet). */
+/** Many devices: `n` devices x 3 ports in a /20 (the "thousands of devices" of docs/design.md §9). */
 export function fleet(devices: number): FirewallState {
   const ports: PortForward[] = [];
   for (let i = 0; i < devices; i++) {

@@ -2,7 +2,7 @@
 //
 // A device proxy sits inside the operator's network (tunnel subnet, the phone itself, the carrier's
 // private ranges), so by default everything that is not a public unicast address is refused
-// (DESIGN.md §6). Special-purpose ranges come from the IANA registries (RFC 6890):
+// (docs/design.md §6). Special-purpose ranges come from the IANA registries (RFC 6890):
 // https://www.iana.org/assignments/iana-ipv4-special-registry and ...-ipv6-special-registry.
 // IPv6 forms that embed an IPv4 address (v4-mapped ::ffff:0:0/96, v4-compatible ::/96,
 // NAT64 64:ff9b::/96 (RFC 6052), 6to4 2002::/16 (RFC 3056)) are judged by the embedded address.

@@ -10,7 +10,7 @@
 //   TTFB:         sequential requests, new connection each, proxy vs direct (p50 difference)
 //   RSS:          the tunnel process with 1,000 simulated devices (protocol Initiators over UDP)
 //
-// Goals (DESIGN / issue "Data plane"): >= 800 Mbit/s single stream, >= 2,000 new conn/s,
+// Goals (issue "Data plane"; scale: docs/design.md §9): >= 800 Mbit/s single stream, >= 2,000 new conn/s,
 // <= 2 ms added p50 TTFB, <= 200 MB tunnel RSS at 1,000 devices.
 import { writeFileSync, readFileSync, readdirSync, mkdtempSync, rmSync, existsSync } from 'node:fs';
 import { loadavg, cpus, tmpdir } from 'node:os';

@@ -1,4 +1,4 @@
-// @pocketproxy/testkit — the network-namespace lab (DESIGN §7): builds an "internet", a relay, a
+// @pocketproxy/testkit — the network-namespace lab (docs/design.md §7): builds an "internet", a relay, a
 // customer and devices behind carrier NATs out of Linux network namespaces on one machine, runs
 // the real binaries inside, and tears it all down. Needs root.
 //

@@ -1,4 +1,4 @@
-// The customer OpenVPN server (DESIGN §2 "OpenVPN customer"), supervised by the tunnel process:
+// The customer OpenVPN server (docs/design.md §2.4), supervised by the tunnel process:
 //
 //   customer openvpn client --UDP :1195--> openvpn (tun1, 10.9.0.0/24, config generated here)
 //     auth-user-pass-verify / client-connect / client-disconnect -> hook.mjs -> API internal routes

@@ -1,4 +1,4 @@
-// The transparent proxy for OpenVPN customers (DESIGN §2):
+// The transparent proxy for OpenVPN customers (docs/design.md §2.4):
 //
 //   customer 10.9.0.6 -> 93.184.216.34:443 --nft REDIRECT (tun1)--> relay :12345
 //     -> SO_ORIGINAL_DST (93.184.216.34:443) -> peek SNI / Host (short, bounded wait)

@@ -62,7 +62,7 @@ export interface TunnelIntervals {
   warmWaitMs: number;
 }
 
-// A silent device must be offline with its ports closed within 30 s (DESIGN §2, §4). The
+// A silent device must be offline with its ports closed within 30 s (docs/design.md §2.2, §4). The
 // protocol's 30 s dead-peer window plus the 1 s tick and the firewall update always overshot
 // that, so the relay declares a peer dead after 25 s: still 2.5 device keepalives (10 s).
 const RELAY_PROTOCOL_TIMERS = { deadAfterMs: 25_000 } satisfies Partial<TunnelTimers>;

@@ -3,7 +3,7 @@
 //
 //   customer -> relay:30001/udp -> (DNAT) -> tunnel -> device:30001/udp -> [this] -> target
 //
-// Who may use it (DESIGN.md §6: no port works without credentials): a datagram is accepted only
+// Who may use it (docs/design.md §6: no port works without credentials): a datagram is accepted only
 // from a source that holds a live association, which exists only while an authenticated SOCKS5
 // control connection from that IP is open (RFC 1928 §7: "the association terminates when the TCP
 // connection ... terminates"). RFC 1928 §6 lets the client name the port it will send from
