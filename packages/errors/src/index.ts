@@ -3,8 +3,8 @@
 //
 // Each package declares its own registry with `defineErrors({...})`: a stable code
 // (PP_ERR_<AREA>_<THING>, never reused), an HTTP status and a message template with {named}
-// holes. `docs/errors.md` is generated from all registries (`node scripts/gen-errors.mjs`) and a test
-// keeps it in step.
+// holes. `docs/errors.md` is generated from all registries (`node --import tsx packages/errors/src/doc.ts
+// --write`) and a test (test/docs.test.ts) keeps it in step.
 
 export interface ErrorSpec {
   readonly status: number;

@@ -2,7 +2,7 @@
 //
 // `status` is the HTTP status the HTTP proxy answers with (README "Failure responses"); the SOCKS5
 // server maps the same codes to RFC 1928 §6 reply codes in socks5/reply.ts. Keep the two tables and
-// packages/proxy/README.md in step (test/errors.test.ts checks the README).
+// packages/proxy/README.md in step (test/readme.test.ts checks the README).
 import { defineErrors, errorFactory, PPError } from '@pocketproxy/errors';
 
 export const PROXY_ERRORS = defineErrors('proxy', {

@@ -4,8 +4,8 @@
 //
 // A protocol library that knows nothing of the product: callers pass `authenticate`, `dial`, a UDP
 // socket factory and a logger; servers emit `connectionClosed` / `requestFailed`. Imported by the
-// device agent (apps/agent) and the relay's transparent proxy (apps/server/tproxy). It imports only
-// @pocketproxy/errors and node built-ins; never the database or the API.
+// device agent (apps/agent) and the relay's transparent proxy (apps/server/src/tunnel/tproxy.ts).
+// It imports only @pocketproxy/errors and node built-ins; never the database or the API.
 export { PROXY_ERRORS, proxyError, type ProxyErrorCode } from './errors.js';
 export type * from './types.js';
 export { silentLogger } from './logger.js';

@@ -95,7 +95,7 @@ export function internalRoutes(r: Router, ctx: Ctx) {
     },
   });
   r.add({
-    method: 'POST', url: '/api/internal/usage', auth: 'internal', tag, summary: 'Byte counters per relay port since the last report (nftables, authoritative)',
+    method: 'POST', url: '/api/internal/usage', auth: 'internal', tag, summary: "Byte counters per relay port since the last report (nftables; bytes_relay_month, for information: limits use the device's count)",
     body: z.strictObject({ samples: z.array(z.strictObject({ port: S.Port, bytes_in: z.number().int().min(0), bytes_out: z.number().int().min(0) })).max(100_000) }),
     handler: async ({ body }) => {
       if (!body.samples.length) return { recorded: 0 };
