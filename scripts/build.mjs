@@ -31,12 +31,19 @@ const step = (name) => process.stdout.write(`build: ${name}\n`);
 
 // 1. Native addon.
 const addon = join(root, 'packages/tun/build/Release/pp_tun.node');
-if (!args.has('--no-addon') && (force || mtime(addon) < newest(join(root, 'packages/tun'), ['.cc', '.h', '.gyp', '.cpp']))) {
+if (
+  !args.has('--no-addon') &&
+  (force || mtime(addon) < newest(join(root, 'packages/tun'), ['.cc', '.h', '.gyp', '.cpp']))
+) {
   step('native TUN addon (node-gyp)');
   // Headers of the running Node: npm passes its nodedir setting on when this runs under npm; run
   // directly, Debian's nodejs headers in /usr serve, so node-gyp never tries to download them.
   const nodedir = process.env.npm_config_nodedir ?? (existsSync('/usr/include/node/node_api.h') ? '/usr' : undefined);
-  execFileSync(process.execPath, [join(root, 'node_modules/node-gyp/bin/node-gyp.js'), 'rebuild', ...(nodedir ? [`--nodedir=${nodedir}`] : [])], { cwd: join(root, 'packages/tun'), stdio: 'inherit' });
+  execFileSync(
+    process.execPath,
+    [join(root, 'node_modules/node-gyp/bin/node-gyp.js'), 'rebuild', ...(nodedir ? [`--nodedir=${nodedir}`] : [])],
+    { cwd: join(root, 'packages/tun'), stdio: 'inherit' },
+  );
 }
 
 // 2. Command bundles. Files keep their own import.meta.url, so package-relative lookups (the addon,
@@ -52,8 +59,15 @@ const keepMetaUrl = {
     b.onResolve({ filter: /^[^./]/ }, (a) => (a.path.startsWith('@pocketproxy/') ? undefined : { external: true }));
   },
 };
-const srcTime = Math.max(newest(join(root, 'packages'), ['.ts', '.sql']), newest(join(root, 'apps/server/src'), ['.ts']), newest(join(root, 'apps/agent/src'), ['.ts']));
-for (const [app, out] of [['apps/server', 'apps/server/dist/main.js'], ['apps/agent', 'apps/agent/dist/main.js']]) {
+const srcTime = Math.max(
+  newest(join(root, 'packages'), ['.ts', '.sql']),
+  newest(join(root, 'apps/server/src'), ['.ts']),
+  newest(join(root, 'apps/agent/src'), ['.ts']),
+);
+for (const [app, out] of [
+  ['apps/server', 'apps/server/dist/main.js'],
+  ['apps/agent', 'apps/agent/dist/main.js'],
+]) {
   if (!existsSync(join(root, app, 'src/main.ts'))) continue;
   if (!force && mtime(join(root, out)) >= srcTime) continue;
   step(`${app} bundle`);
@@ -76,10 +90,17 @@ for (const [app, out] of [['apps/server', 'apps/server/dist/main.js'], ['apps/ag
 const dash = join(root, 'apps/dashboard');
 if (!args.has('--no-dashboard') && existsSync(join(dash, 'package.json'))) {
   const out = join(dash, 'out/index.html');
-  const inputs = Math.max(newest(dash, ['.ts', '.tsx', '.css', '.mjs', '.json']), newest(join(root, 'packages/api-schema'), ['.ts']));
+  const inputs = Math.max(
+    newest(dash, ['.ts', '.tsx', '.css', '.mjs', '.json']),
+    newest(join(root, 'packages/api-schema'), ['.ts']),
+  );
   if (force || mtime(out) < inputs) {
     step('dashboard (next build)');
-    execFileSync('npm', ['run', 'build', '-w', '@pocketproxy/dashboard'], { cwd: root, stdio: 'inherit', env: { ...process.env, NEXT_TELEMETRY_DISABLED: '1' } });
+    execFileSync('npm', ['run', 'build', '-w', '@pocketproxy/dashboard'], {
+      cwd: root,
+      stdio: 'inherit',
+      env: { ...process.env, NEXT_TELEMETRY_DISABLED: '1' },
+    });
   }
 }
 if (existsSync(join(dash, 'out'))) {
@@ -88,7 +109,11 @@ if (existsSync(join(dash, 'out'))) {
     for (const n of readdirSync(d)) {
       const p = join(d, n);
       if (statSync(p).isDirectory()) walk(p);
-      else if (/\.(js|css|html|svg|json|txt)$/.test(n) && statSync(p).size > 512 && mtime(`${p}.br`) < statSync(p).mtimeMs) {
+      else if (
+        /\.(js|css|html|svg|json|txt)$/.test(n) &&
+        statSync(p).size > 512 &&
+        mtime(`${p}.br`) < statSync(p).mtimeMs
+      ) {
         const buf = readFileSync(p);
         writeFileSync(`${p}.gz`, gzipSync(buf, { level: 9 }));
         writeFileSync(`${p}.br`, brotliCompressSync(buf, { params: { [zc.BROTLI_PARAM_QUALITY]: 11 } }));

@@ -26,7 +26,9 @@ const apiUrl = (process.env.POCKETPROXY_API_URL ?? 'http://127.0.0.1:8080').repl
 
 /** @type {import('next').NextConfig} */
 const nextConfig = {
-  ...(dev ? { rewrites: async () => [{ source: '/api/:path*', destination: `${apiUrl}/api/:path*` }] } : { output: 'export' }),
+  ...(dev
+    ? { rewrites: async () => [{ source: '/api/:path*', destination: `${apiUrl}/api/:path*` }] }
+    : { output: 'export' }),
   trailingSlash: true,
   reactStrictMode: true,
   poweredByHeader: false,

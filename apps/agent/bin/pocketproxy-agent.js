@@ -9,6 +9,8 @@ if (existsSync(dist)) {
   await import(dist);
 } else {
   const src = fileURLToPath(new URL('../src/main.ts', import.meta.url));
-  const r = spawnSync(process.execPath, ['--import', 'tsx', '--conditions=source', src, ...process.argv.slice(2)], { stdio: 'inherit' });
+  const r = spawnSync(process.execPath, ['--import', 'tsx', '--conditions=source', src, ...process.argv.slice(2)], {
+    stdio: 'inherit',
+  });
   process.exit(r.status ?? 1);
 }

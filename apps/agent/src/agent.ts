@@ -23,7 +23,14 @@ import { DEFAULT_REPLY_TABLE } from './tunnel/routing.js';
 import { HeartbeatLoop } from './ops/heartbeat.js';
 import { collectMetrics } from './ops/metrics.js';
 import { CommandDispatcher, type CommandHandler } from './ops/commands.js';
-import { createRotationDriver, realExec, rotateIp, type DriverName, type Exec, type RotationDriver } from './ops/rotation.js';
+import {
+  createRotationDriver,
+  realExec,
+  rotateIp,
+  type DriverName,
+  type Exec,
+  type RotationDriver,
+} from './ops/rotation.js';
 
 /** A tunnel without a session this long makes the agent ask the API whether its relay changed. */
 export const NO_SESSION_RECHECK_MS = 60_000;
@@ -82,13 +89,16 @@ export function createAgent(cfg: RunConfig, deps: AgentDeps): Agent {
   // A connection whose byte budget runs out: every socket of it ends at its next read (the meter
   // answers -1; what was read and billed before is still delivered), new requests get 403
   // "bandwidth", and a heartbeat carries the count at once so the API blocks it everywhere.
-  const usage = new UsageMeter((id) => new ConnectionMeter({
-    now,
-    onExhausted: () => {
-      log.info({ connectionId: id }, 'bandwidth limit reached');
-      void heartbeat?.beat();
-    },
-  }));
+  const usage = new UsageMeter(
+    (id) =>
+      new ConnectionMeter({
+        now,
+        onExhausted: () => {
+          log.info({ connectionId: id }, 'bandwidth limit reached');
+          void heartbeat?.beat();
+        },
+      }),
+  );
   let state: AgentState;
   let api: ApiClient;
   let tunnel: TunnelHandle | undefined;
@@ -109,44 +119,65 @@ export function createAgent(cfg: RunConfig, deps: AgentDeps): Agent {
   };
 
   let driver: RotationDriver | undefined;
-  if (cfg.rotateDriver) driver = createRotationDriver({ driver: cfg.rotateDriver, rotateCommand: cfg.rotateCommand, airplaneSeconds: cfg.airplaneSeconds, exec });
+  if (cfg.rotateDriver)
+    driver = createRotationDriver({
+      driver: cfg.rotateDriver,
+      rotateCommand: cfg.rotateCommand,
+      airplaneSeconds: cfg.airplaneSeconds,
+      exec,
+    });
 
   const publicIp = () => {
     if (deps.publicIp) return deps.publicIp();
     const local = cfg.egressInterface ? interfaceAddresses(cfg.egressInterface).ipv4 : undefined;
-    return fetchPublicIp(cfg.ipEchoUrl ?? `${state.server}/api/public/ip`, { localAddress: local, device: cfg.egressInterface });
+    return fetchPublicIp(cfg.ipEchoUrl ?? `${state.server}/api/public/ip`, {
+      localAddress: local,
+      device: cfg.egressInterface,
+    });
   };
 
   let rotating: Promise<unknown> = Promise.resolve();
   const handlers: Record<string, CommandHandler> = {
     rotate_ip: () => {
       // One rotation at a time: a second one waits for the first, then rotates again.
-      const run = rotating.catch(() => {}).then(async () => {
-        if (!driver) throw agentError('PP_ERR_AGENT_NOT_SUPPORTED', { what: 'rotate_ip', driver: 'none (configure --rotate-driver)' });
-        const r = await rotateIp({
-          driver,
-          publicIp,
-          lastKnownIp: () => heartbeat?.lastPublicIp ?? null,
-          closeCustomerSockets: cfg.closeOnRotate ? () => log.info({ closed: listeners?.closeCustomerSockets() ?? 0 }, 'closed customer sockets after rotation') : undefined,
+      const run = rotating
+        .catch(() => {})
+        .then(async () => {
+          if (!driver)
+            throw agentError('PP_ERR_AGENT_NOT_SUPPORTED', {
+              what: 'rotate_ip',
+              driver: 'none (configure --rotate-driver)',
+            });
+          const r = await rotateIp({
+            driver,
+            publicIp,
+            lastKnownIp: () => heartbeat?.lastPublicIp ?? null,
+            closeCustomerSockets: cfg.closeOnRotate
+              ? () =>
+                  log.info({ closed: listeners?.closeCustomerSockets() ?? 0 }, 'closed customer sockets after rotation')
+              : undefined,
+          });
+          void heartbeat?.beat();
+          return r;
         });
-        void heartbeat?.beat();
-        return r;
-      });
       rotating = run;
       return run;
     },
     reboot: async () => {
-      if (!cfg.allowReboot) throw agentError('PP_ERR_AGENT_NOT_ALLOWED', { what: 'reboot (start with --allow-reboot)' });
+      if (!cfg.allowReboot)
+        throw agentError('PP_ERR_AGENT_NOT_ALLOWED', { what: 'reboot (start with --allow-reboot)' });
       setTimeout(() => void exec('reboot', [], 30_000).catch((e) => log.error({ err: e }, 'reboot failed')), 1_000);
       return { rebooting: true };
     },
     wifi_toggle: async () => {
-      if (!driver?.wifiToggle) throw agentError('PP_ERR_AGENT_NOT_SUPPORTED', { what: 'wifi_toggle', driver: driver?.name ?? 'none' });
+      if (!driver?.wifiToggle)
+        throw agentError('PP_ERR_AGENT_NOT_SUPPORTED', { what: 'wifi_toggle', driver: driver?.name ?? 'none' });
       await driver.wifiToggle();
       return {};
     },
     airplane_mode: async () => {
-      if (!driver?.airplaneMode) throw agentError('PP_ERR_AGENT_NOT_SUPPORTED', { what: 'airplane_mode', driver: driver?.name ?? 'none' });
+      if (!driver?.airplaneMode)
+        throw agentError('PP_ERR_AGENT_NOT_SUPPORTED', { what: 'airplane_mode', driver: driver?.name ?? 'none' });
       await driver.airplaneMode();
       return {};
     },
@@ -172,12 +203,14 @@ export function createAgent(cfg: RunConfig, deps: AgentDeps): Agent {
   // before the change it announces) gets one more fetch after it.
   let credsInFlight: Promise<void> | undefined;
   let credsAgain = false;
-  const fetchCredentials = () => oneAtATime(async () => {
-    const c = await api.credentials();
-    const reportedAt = new Map<string, number>();
-    for (const i of c.items as { connection_id?: unknown }[]) if (typeof i?.connection_id === 'string') reportedAt.set(i.connection_id, usage.of(i.connection_id).reported);
-    return { c, reportedAt };
-  });
+  const fetchCredentials = () =>
+    oneAtATime(async () => {
+      const c = await api.credentials();
+      const reportedAt = new Map<string, number>();
+      for (const i of c.items as { connection_id?: unknown }[])
+        if (typeof i?.connection_id === 'string') reportedAt.set(i.connection_id, usage.of(i.connection_id).reported);
+      return { c, reportedAt };
+    });
   const refreshCredentials = (): Promise<void> => {
     if (credsInFlight) {
       credsAgain = true;
@@ -193,7 +226,9 @@ export function createAgent(cfg: RunConfig, deps: AgentDeps): Agent {
           listeners?.setBudgets(reportedAt);
           await listeners?.apply();
           log.info({ version: c.version, count: credentials.size }, 'credentials loaded');
-          void api.credentialsApplied?.(c.version).catch((e: unknown) => log.debug({ err: e }, 'reporting the applied credentials failed'));
+          void api
+            .credentialsApplied?.(c.version)
+            .catch((e: unknown) => log.debug({ err: e }, 'reporting the applied credentials failed'));
         } catch (e) {
           log.warn({ err: e }, 'fetching credentials failed');
         }
@@ -203,7 +238,8 @@ export function createAgent(cfg: RunConfig, deps: AgentDeps): Agent {
   };
 
   const onMessage = (m: JsonMessage) => {
-    if (m.kind === 'command') dispatcher.submit({ id: m.command.id, type: m.command.type, payload: m.command.payload }, 'tunnel');
+    if (m.kind === 'command')
+      dispatcher.submit({ id: m.command.id, type: m.command.type, payload: m.command.payload }, 'tunnel');
     else if (m.kind === 'control') {
       const t = m.control.type;
       if (t === 'credentials_changed' || t === 'credentials') void refreshCredentials();
@@ -234,8 +270,12 @@ export function createAgent(cfg: RunConfig, deps: AgentDeps): Agent {
   }
 
   return {
-    get tunnel() { return tunnel; },
-    get listeners() { return listeners; },
+    get tunnel() {
+      return tunnel;
+    },
+    get listeners() {
+      return listeners;
+    },
     dispatcher,
     credentials,
     async start() {
@@ -276,7 +316,10 @@ export function createAgent(cfg: RunConfig, deps: AgentDeps): Agent {
         logger: log.child({ subsys: 'heartbeat' }),
       });
       heartbeat.start();
-      log.info({ deviceId: state.device_id, vpnIp: t.vpn_ip, tun: tunnel!.tunName, relay: `${t.relay.host}:${t.relay.port}` }, 'agent running');
+      log.info(
+        { deviceId: state.device_id, vpnIp: t.vpn_ip, tun: tunnel!.tunName, relay: `${t.relay.host}:${t.relay.port}` },
+        'agent running',
+      );
     },
     async stop() {
       stopped = true;
@@ -289,25 +332,55 @@ export function createAgent(cfg: RunConfig, deps: AgentDeps): Agent {
 
   /** The tunnel and the listeners for these tunnel parameters (also what retune restarts). */
   async function bringUp(t: TunnelInfo): Promise<void> {
-    if (t.relay.host !== state.relay.host || t.relay.port !== state.relay.port || t.relay.public_key !== state.relay.public_key || t.vpn_ip !== state.vpn_ip || t.mtu !== state.mtu || t.subnet !== state.subnet) {
-      state = { ...state, relay: { ...state.relay, host: t.relay.host, port: t.relay.port, public_key: t.relay.public_key }, vpn_ip: t.vpn_ip, mtu: t.mtu, subnet: t.subnet };
+    if (
+      t.relay.host !== state.relay.host ||
+      t.relay.port !== state.relay.port ||
+      t.relay.public_key !== state.relay.public_key ||
+      t.vpn_ip !== state.vpn_ip ||
+      t.mtu !== state.mtu ||
+      t.subnet !== state.subnet
+    ) {
+      state = {
+        ...state,
+        relay: { ...state.relay, host: t.relay.host, port: t.relay.port, public_key: t.relay.public_key },
+        vpn_ip: t.vpn_ip,
+        mtu: t.mtu,
+        subnet: t.subnet,
+      };
       await writeState(cfg.stateDir, state).catch((e) => log.warn({ err: e }, 'updating state file failed'));
     }
     current = t;
     const vpnIp = t.vpn_ip!;
     const gw = firstHost(t.subnet);
-    tunnel = await deps.startTunnel({
-      tun: { name: cfg.tunnelInterface, mtu: t.mtu, address: vpnIp, prefixLength: prefixLength(t.subnet), ...(replyTable ? { replyTable } : {}) },
-      relayHost: t.relay.host,
-      relayPort: t.relay.port,
-      relayPublicKey: decodeKey(t.relay.public_key!, 'relay public key'),
-      privateKey: decodeKey(state.private_key, 'private key'),
-      psk: decodeKey(state.psk, 'psk'),
-      probe: gw && gw !== vpnIp ? { src: vpnIp, dst: gw } : undefined,
-      options: cfg.tunnel,
-    }, onMessage, log);
+    tunnel = await deps.startTunnel(
+      {
+        tun: {
+          name: cfg.tunnelInterface,
+          mtu: t.mtu,
+          address: vpnIp,
+          prefixLength: prefixLength(t.subnet),
+          ...(replyTable ? { replyTable } : {}),
+        },
+        relayHost: t.relay.host,
+        relayPort: t.relay.port,
+        relayPublicKey: decodeKey(t.relay.public_key!, 'relay public key'),
+        privateKey: decodeKey(state.private_key, 'private key'),
+        psk: decodeKey(state.psk, 'psk'),
+        probe: gw && gw !== vpnIp ? { src: vpnIp, dst: gw } : undefined,
+        options: cfg.tunnel,
+      },
+      onMessage,
+      log,
+    );
 
-    const egress = createEgress({ interface: cfg.egressInterface, tunnelSubnet: t.subnet, allowPrivate: cfg.allowPrivateDestinations, dnsCacheMs: cfg.dnsCacheMs, openSocket: egressSocket, logger: log });
+    const egress = createEgress({
+      interface: cfg.egressInterface,
+      tunnelSubnet: t.subnet,
+      allowPrivate: cfg.allowPrivateDestinations,
+      dnsCacheMs: cfg.dnsCacheMs,
+      openSocket: egressSocket,
+      logger: log,
+    });
     listeners = new Listeners({
       host: vpnIp,
       relayAddress: gw,
@@ -316,7 +389,11 @@ export function createAgent(cfg: RunConfig, deps: AgentDeps): Agent {
       usage,
       egress,
       // The relay's transparent proxy opens every OpenVPN customer's connections from one address.
-      guard: createHandshakeGuard({ maxPerAddress: cfg.maxHandshakesPerAddress ?? 64, maxTotal: cfg.maxHandshakes ?? 2048, exempt: (ip) => ip === gw }),
+      guard: createHandshakeGuard({
+        maxPerAddress: cfg.maxHandshakesPerAddress ?? 64,
+        maxTotal: cfg.maxHandshakes ?? 2048,
+        exempt: (ip) => ip === gw,
+      }),
       limits: { headTimeoutMs: cfg.handshakeTimeoutMs ?? 10_000, idleTimeoutMs: cfg.idleTimeoutMs ?? 300_000 },
       logger: log,
       now,
@@ -333,9 +410,18 @@ export function createAgent(cfg: RunConfig, deps: AgentDeps): Agent {
       try {
         const t = await api.tunnel();
         if (!t.relay.public_key || !t.vpn_ip || !current) return;
-        const same = t.relay.host === current.relay.host && t.relay.port === current.relay.port && t.relay.public_key === current.relay.public_key && t.vpn_ip === current.vpn_ip && t.mtu === current.mtu && t.subnet === current.subnet;
+        const same =
+          t.relay.host === current.relay.host &&
+          t.relay.port === current.relay.port &&
+          t.relay.public_key === current.relay.public_key &&
+          t.vpn_ip === current.vpn_ip &&
+          t.mtu === current.mtu &&
+          t.subnet === current.subnet;
         if (same || stopped) return;
-        log.info({ why, relay: `${t.relay.host}:${t.relay.port}`, vpnIp: t.vpn_ip }, 'tunnel parameters changed; restarting the tunnel and the listeners');
+        log.info(
+          { why, relay: `${t.relay.host}:${t.relay.port}`, vpnIp: t.vpn_ip },
+          'tunnel parameters changed; restarting the tunnel and the listeners',
+        );
         await listeners?.close();
         await tunnel?.stop();
         downSince = undefined;

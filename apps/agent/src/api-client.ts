@@ -13,7 +13,15 @@ export interface PairResult {
   device_id: string;
   auth_token: string;
   relay: { id: string; host: string; port: number };
-  tunnel: { server_public_key: string | null; server_public_key_endorsement?: string | null; psk: string; private_key?: string; mtu: number; subnet: string; vpn_ip?: string | null };
+  tunnel: {
+    server_public_key: string | null;
+    server_public_key_endorsement?: string | null;
+    psk: string;
+    private_key?: string;
+    mtu: number;
+    subnet: string;
+    vpn_ip?: string | null;
+  };
   /** The server key that endorses relay keys (absent from an API older than the pairing fingerprint). */
   server_key?: { public_key: string; fingerprint: string };
 }
@@ -29,7 +37,13 @@ export interface PushedCommand {
   payload?: unknown;
 }
 export interface HeartbeatBody {
-  metrics: { battery?: number | null; charging?: boolean | null; signal?: number | null; carrier?: string | null; network_type?: string | null };
+  metrics: {
+    battery?: number | null;
+    charging?: boolean | null;
+    signal?: number | null;
+    carrier?: string | null;
+    network_type?: string | null;
+  };
   public_ip?: string | null;
   agent_version?: string;
   uptime_s?: number;
@@ -69,8 +83,10 @@ export interface CredentialsReply {
 }
 
 const STATES: readonly ConnectionState[] = ['active', 'disabled', 'expired', 'bandwidth'];
-const posInt = (v: unknown, max: number): v is number => typeof v === 'number' && Number.isInteger(v) && v >= 1 && v <= max;
-const optLimit = (v: unknown, max: number): number | null | undefined => (v === null || v === undefined ? null : posInt(v, max) ? v : undefined);
+const posInt = (v: unknown, max: number): v is number =>
+  typeof v === 'number' && Number.isInteger(v) && v >= 1 && v <= max;
+const optLimit = (v: unknown, max: number): number | null | undefined =>
+  v === null || v === undefined ? null : posInt(v, max) ? v : undefined;
 
 /**
  * One item of the credentials answer, checked: what the listeners get is well-formed or left out
@@ -80,27 +96,46 @@ const optLimit = (v: unknown, max: number): number | null | undefined => (v === 
 export function parseCredentialItem(v: unknown): CredentialItem | string {
   if (typeof v !== 'object' || v === null) return 'not an object';
   const o = v as Record<string, unknown>;
-  if (typeof o.connection_id !== 'string' || o.connection_id === '' || o.connection_id.length > 64) return 'bad connection_id';
+  if (typeof o.connection_id !== 'string' || o.connection_id === '' || o.connection_id.length > 64)
+    return 'bad connection_id';
   if (o.protocol !== 'http' && o.protocol !== 'socks5') return `bad protocol ${String(o.protocol)}`;
   if (!posInt(o.port, 65535)) return `bad port ${String(o.port)}`;
   if (typeof o.username !== 'string' || o.username === '' || o.username.length > 255) return 'bad username';
   if (typeof o.verifier !== 'string' || !o.verifier.startsWith('v1$')) return 'bad verifier';
   if (!STATES.includes(o.state as ConnectionState)) return `bad state ${String(o.state)}`;
   const allow = o.allow_from ?? [];
-  if (!Array.isArray(allow) || allow.length > 1000 || !allow.every((a) => typeof a === 'string' && a.length <= 64)) return 'bad allow_from';
+  if (!Array.isArray(allow) || allow.length > 1000 || !allow.every((a) => typeof a === 'string' && a.length <= 64))
+    return 'bad allow_from';
   const expires = o.expires_at ?? null;
   if (expires !== null && (typeof expires !== 'string' || Number.isNaN(Date.parse(expires)))) return 'bad expires_at';
   const maxConn = optLimit(o.max_connections, 1_000_000);
   const down = optLimit(o.rate_limit_down_kbps, 100_000_000);
   const up = optLimit(o.rate_limit_up_kbps, 100_000_000);
-  const limit = o.bandwidth_limit_bytes === null || o.bandwidth_limit_bytes === undefined ? null : typeof o.bandwidth_limit_bytes === 'number' && Number.isSafeInteger(o.bandwidth_limit_bytes) && o.bandwidth_limit_bytes >= 0 ? o.bandwidth_limit_bytes : undefined;
+  const limit =
+    o.bandwidth_limit_bytes === null || o.bandwidth_limit_bytes === undefined
+      ? null
+      : typeof o.bandwidth_limit_bytes === 'number' &&
+          Number.isSafeInteger(o.bandwidth_limit_bytes) &&
+          o.bandwidth_limit_bytes >= 0
+        ? o.bandwidth_limit_bytes
+        : undefined;
   if (maxConn === undefined || down === undefined || up === undefined || limit === undefined) return 'bad limit';
   const used = o.bytes_used_month ?? 0;
   if (typeof used !== 'number' || !Number.isSafeInteger(used) || used < 0) return 'bad bytes_used_month';
   return {
-    connection_id: o.connection_id, protocol: o.protocol, port: o.port, username: o.username, verifier: o.verifier,
-    state: o.state as ConnectionState, allow_from: allow as string[], expires_at: expires as string | null,
-    max_connections: maxConn, rate_limit_down_kbps: down, rate_limit_up_kbps: up, bandwidth_limit_bytes: limit, bytes_used_month: used,
+    connection_id: o.connection_id,
+    protocol: o.protocol,
+    port: o.port,
+    username: o.username,
+    verifier: o.verifier,
+    state: o.state as ConnectionState,
+    allow_from: allow as string[],
+    expires_at: expires as string | null,
+    max_connections: maxConn,
+    rate_limit_down_kbps: down,
+    rate_limit_up_kbps: up,
+    bandwidth_limit_bytes: limit,
+    bytes_used_month: used,
   };
 }
 export type CommandResultStatus = 'acked' | 'succeeded' | 'failed';
@@ -134,7 +169,13 @@ export function createApiClient(o: ApiClientOptions): ApiClient {
     if (body !== undefined) headers['content-type'] = 'application/json';
     if (auth && o.token) headers.authorization = `Bearer ${o.token}`;
     let res: Response;
-    const send = () => f(base + path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), signal: AbortSignal.timeout(timeoutMs) });
+    const send = () =>
+      f(base + path, {
+        method,
+        headers,
+        body: body === undefined ? undefined : JSON.stringify(body),
+        signal: AbortSignal.timeout(timeoutMs),
+      });
     try {
       try {
         res = await send();
@@ -167,7 +208,11 @@ export function createApiClient(o: ApiClientOptions): ApiClient {
     tunnel: () => call<TunnelInfo>('GET', `${dev()}/tunnel`),
     heartbeat: (body) => call<HeartbeatReply>('POST', `${dev()}/heartbeat`, body),
     commandResult: async (id, status, result) => {
-      await call('POST', `${dev()}/commands/${encodeURIComponent(id)}/result`, result === undefined ? { status } : { status, result });
+      await call(
+        'POST',
+        `${dev()}/commands/${encodeURIComponent(id)}/result`,
+        result === undefined ? { status } : { status, result },
+      );
     },
     credentials: () => call<CredentialsReply>('GET', `${dev()}/credentials`),
     credentialsApplied: async (version) => {
@@ -190,7 +235,10 @@ export function wasReset(e: unknown): boolean {
  * by the main table. Without the @pocketproxy/tun addon the device is ignored (address only, as
  * the egress falls back); a device that cannot be bound fails the request.
  */
-export function fetchPublicIp(url: string, opts: { timeoutMs?: number; localAddress?: string; device?: string } = {}): Promise<string> {
+export function fetchPublicIp(
+  url: string,
+  opts: { timeoutMs?: number; localAddress?: string; device?: string } = {},
+): Promise<string> {
   return new Promise((resolve, reject) => {
     const u = new URL(url);
     const mod = u.protocol === 'https:' ? https : http;
@@ -199,41 +247,59 @@ export function fetchPublicIp(url: string, opts: { timeoutMs?: number; localAddr
     // Pinned: our own socket (no agent), bound and pinned before connect(); TLS on top for https.
     // The name is resolved first: a socket adopted from an fd starts reading at once, and left
     // unconnected while connect() looked a name up it fails with ENOTCONN.
-    const createConnection: http.RequestOptions['createConnection'] = device ? (_o, oncreate) => {
-      // Node's ClientRequest calls oncreate(err) without a socket on failure.
-      const done = oncreate as (err: Error | null, socket?: Duplex) => void;
-      const host = u.hostname.replace(/^\[|\]$/g, '');
-      const family = isIP(host) === 6 ? 6 : 4;
-      const local = opts.localAddress && isIP(opts.localAddress) === family ? opts.localAddress : undefined;
-      const port = Number(u.port) || (u.protocol === 'https:' ? 443 : 80);
-      dns.lookup(host, { family }, (err, address) => {
-        if (err) return done(err);
-        try {
-          const sock = openTcpSocket(family, local, { device }).connect({ host: address, port });
-          done(null, u.protocol === 'https:' ? tls.connect({ socket: sock, servername: isIP(host) ? undefined : host }) : sock);
-        } catch (e) {
-          done(e as Error);
+    const createConnection: http.RequestOptions['createConnection'] = device
+      ? (_o, oncreate) => {
+          // Node's ClientRequest calls oncreate(err) without a socket on failure.
+          const done = oncreate as (err: Error | null, socket?: Duplex) => void;
+          const host = u.hostname.replace(/^\[|\]$/g, '');
+          const family = isIP(host) === 6 ? 6 : 4;
+          const local = opts.localAddress && isIP(opts.localAddress) === family ? opts.localAddress : undefined;
+          const port = Number(u.port) || (u.protocol === 'https:' ? 443 : 80);
+          dns.lookup(host, { family }, (err, address) => {
+            if (err) return done(err);
+            try {
+              const sock = openTcpSocket(family, local, { device }).connect({ host: address, port });
+              done(
+                null,
+                u.protocol === 'https:'
+                  ? tls.connect({ socket: sock, servername: isIP(host) ? undefined : host })
+                  : sock,
+              );
+            } catch (e) {
+              done(e as Error);
+            }
+          });
+          return undefined;
         }
-      });
-      return undefined;
-    } : undefined;
-    const req = mod.get(u, { localAddress: opts.localAddress, createConnection, timeout: opts.timeoutMs ?? 5_000, headers: { accept: 'application/json, text/plain' } }, (res) => {
-      let text = '';
-      res.setEncoding('utf8');
-      res.on('data', (c: string) => { if (text.length < 4096) text += c; });
-      res.on('error', (e) => fail(e.message));
-      res.on('end', () => {
-        if ((res.statusCode ?? 0) >= 300) return fail(`HTTP ${res.statusCode}`);
-        let ip = text.trim();
-        try {
-          if (ip.startsWith('{')) ip = String((JSON.parse(ip) as { ip?: unknown }).ip ?? '');
-        } catch {
-          return fail('answer is not JSON');
-        }
-        if (isIP(ip) === 0) return fail('answer is not an IP address');
-        resolve(ip);
-      });
-    });
+      : undefined;
+    const req = mod.get(
+      u,
+      {
+        localAddress: opts.localAddress,
+        createConnection,
+        timeout: opts.timeoutMs ?? 5_000,
+        headers: { accept: 'application/json, text/plain' },
+      },
+      (res) => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (c: string) => {
+          if (text.length < 4096) text += c;
+        });
+        res.on('error', (e) => fail(e.message));
+        res.on('end', () => {
+          if ((res.statusCode ?? 0) >= 300) return fail(`HTTP ${res.statusCode}`);
+          let ip = text.trim();
+          try {
+            if (ip.startsWith('{')) ip = String((JSON.parse(ip) as { ip?: unknown }).ip ?? '');
+          } catch {
+            return fail('answer is not JSON');
+          }
+          if (isIP(ip) === 0) return fail('answer is not an IP address');
+          resolve(ip);
+        });
+      },
+    );
     req.on('timeout', () => req.destroy(new Error('timeout')));
     req.on('error', (e) => fail(e.message));
   });

@@ -67,19 +67,39 @@ Options:
 
 export type Parsed =
   | { command: 'help'; text: string }
-  | { command: 'pair'; server: string; code: string; fingerprint?: string; insecureHttp: boolean; stateDir: string; name?: string; logLevel?: string }
+  | {
+      command: 'pair';
+      server: string;
+      code: string;
+      fingerprint?: string;
+      insecureHttp: boolean;
+      stateDir: string;
+      name?: string;
+      logLevel?: string;
+    }
   | { command: 'run'; config: Readonly<RunConfig>; insecureHttp: boolean; logLevel?: string };
 
 const DRIVERS: readonly DriverName[] = ['command', 'android-root', 'modemmanager'];
 
 export function parseCli(argv: readonly string[]): Parsed {
   const [command, ...rest] = argv;
-  if (!command || command === '-h' || command === '--help' || command === 'help') return { command: 'help', text: HELP.main };
+  if (!command || command === '-h' || command === '--help' || command === 'help')
+    return { command: 'help', text: HELP.main };
   if (command === 'pair') {
-    const { values, positionals } = parse(rest, {
-      server: { type: 'string' }, code: { type: 'string' }, fingerprint: { type: 'string' }, 'insecure-http': { type: 'boolean' },
-      'state-dir': { type: 'string' }, name: { type: 'string' }, 'log-level': { type: 'string' }, help: { type: 'boolean', short: 'h' },
-    }, true);
+    const { values, positionals } = parse(
+      rest,
+      {
+        server: { type: 'string' },
+        code: { type: 'string' },
+        fingerprint: { type: 'string' },
+        'insecure-http': { type: 'boolean' },
+        'state-dir': { type: 'string' },
+        name: { type: 'string' },
+        'log-level': { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+      },
+      true,
+    );
     if (values.help) return { command: 'help', text: HELP.pair };
     const problems: string[] = [];
     const insecureHttp = Boolean(values['insecure-http']);
@@ -89,31 +109,57 @@ export function parseCli(argv: readonly string[]): Parsed {
     if (positionals.length > 1) problems.push('one pairing URI at most');
     if (positionals.length) {
       const uri = parsePairingUri(positionals[0]!);
-      if (server !== undefined || code !== undefined || fingerprint !== undefined) problems.push('give the pairing URI or --server/--code/--fingerprint, not both');
+      if (server !== undefined || code !== undefined || fingerprint !== undefined)
+        problems.push('give the pairing URI or --server/--code/--fingerprint, not both');
       else if (typeof uri === 'string') problems.push(uri);
       else ({ server, code, fingerprint } = uri);
     } else {
       if (!server) problems.push('--server is required (or the pairing URI)');
       if (!code) problems.push('--code is required (or the pairing URI)');
-      if (fingerprint !== undefined && !FINGERPRINT_PATTERN.test(fingerprint)) problems.push('--fingerprint must be 22 characters of base64url (the fp of the pairing URI)');
+      if (fingerprint !== undefined && !FINGERPRINT_PATTERN.test(fingerprint))
+        problems.push('--fingerprint must be 22 characters of base64url (the fp of the pairing URI)');
     }
     if (server) {
       const p = serverUrlProblem(server, insecureHttp);
       if (p) problems.push(p);
-      else if (insecureHttp && fingerprint === undefined && serverUrlProblem(server, false)) problems.push('--insecure-http needs the server fingerprint (the pairing URI, or --fingerprint): over plain http it is all that stops a man in the middle posing as the relay');
+      else if (insecureHttp && fingerprint === undefined && serverUrlProblem(server, false))
+        problems.push(
+          '--insecure-http needs the server fingerprint (the pairing URI, or --fingerprint): over plain http it is all that stops a man in the middle posing as the relay',
+        );
     }
     usage(problems, HELP.pair);
-    return { command: 'pair', server: server!, code: code!, ...(fingerprint === undefined ? {} : { fingerprint }), insecureHttp, stateDir: (values['state-dir'] as string | undefined) ?? DEFAULT_STATE_DIR, name: values.name as string | undefined, logLevel: values['log-level'] as string | undefined };
+    return {
+      command: 'pair',
+      server: server!,
+      code: code!,
+      ...(fingerprint === undefined ? {} : { fingerprint }),
+      insecureHttp,
+      stateDir: (values['state-dir'] as string | undefined) ?? DEFAULT_STATE_DIR,
+      name: values.name as string | undefined,
+      logLevel: values['log-level'] as string | undefined,
+    };
   }
   if (command === 'run') {
     const { values } = parse(rest, {
       'insecure-http': { type: 'boolean' },
-      'state-dir': { type: 'string' }, 'egress-interface': { type: 'string' }, 'tunnel-interface': { type: 'string' },
-      'rotate-driver': { type: 'string' }, 'rotate-command': { type: 'string' }, 'airplane-seconds': { type: 'string' },
-      'ip-echo-url': { type: 'string' }, 'allow-private-destinations': { type: 'boolean' }, 'close-on-rotate': { type: 'string' },
-      'dns-cache-ms': { type: 'string' }, 'allow-reboot': { type: 'boolean' },
-      'handshake-timeout-s': { type: 'string' }, 'idle-timeout-s': { type: 'string' }, 'max-handshakes-per-address': { type: 'string' },
-      'max-handshakes': { type: 'string' }, 'reply-table': { type: 'string' }, 'log-level': { type: 'string' }, help: { type: 'boolean', short: 'h' },
+      'state-dir': { type: 'string' },
+      'egress-interface': { type: 'string' },
+      'tunnel-interface': { type: 'string' },
+      'rotate-driver': { type: 'string' },
+      'rotate-command': { type: 'string' },
+      'airplane-seconds': { type: 'string' },
+      'ip-echo-url': { type: 'string' },
+      'allow-private-destinations': { type: 'boolean' },
+      'close-on-rotate': { type: 'string' },
+      'dns-cache-ms': { type: 'string' },
+      'allow-reboot': { type: 'boolean' },
+      'handshake-timeout-s': { type: 'string' },
+      'idle-timeout-s': { type: 'string' },
+      'max-handshakes-per-address': { type: 'string' },
+      'max-handshakes': { type: 'string' },
+      'reply-table': { type: 'string' },
+      'log-level': { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
     });
     if (values.help) return { command: 'help', text: HELP.run };
     const problems: string[] = [];
@@ -121,18 +167,21 @@ export function parseCli(argv: readonly string[]): Parsed {
     const tunName = (values['tunnel-interface'] as string | undefined) ?? 'ppd0';
     if (!ifname.test(tunName)) problems.push('--tunnel-interface must be a 1-15 character interface name');
     const egress = values['egress-interface'] as string | undefined;
-    if (egress !== undefined && !ifname.test(egress)) problems.push('--egress-interface must be a 1-15 character interface name');
+    if (egress !== undefined && !ifname.test(egress))
+      problems.push('--egress-interface must be a 1-15 character interface name');
     let driver = values['rotate-driver'] as DriverName | undefined;
     const rotateCommand = values['rotate-command'] as string | undefined;
     if (driver === undefined && rotateCommand) driver = 'command';
-    if (driver !== undefined && !DRIVERS.includes(driver)) problems.push(`--rotate-driver must be one of ${DRIVERS.join(', ')}`);
+    if (driver !== undefined && !DRIVERS.includes(driver))
+      problems.push(`--rotate-driver must be one of ${DRIVERS.join(', ')}`);
     if (driver === 'command' && !rotateCommand) problems.push('--rotate-driver command needs --rotate-command');
     const close = (values['close-on-rotate'] as string | undefined) ?? 'true';
     if (close !== 'true' && close !== 'false') problems.push('--close-on-rotate must be true or false');
     const airplane = Number((values['airplane-seconds'] as string | undefined) ?? 5);
     if (!Number.isFinite(airplane) || airplane < 0 || airplane > 600) problems.push('--airplane-seconds must be 0-600');
     const dnsCacheMs = Number((values['dns-cache-ms'] as string | undefined) ?? 5000);
-    if (!Number.isInteger(dnsCacheMs) || dnsCacheMs < 0 || dnsCacheMs > 3_600_000) problems.push('--dns-cache-ms must be an integer 0-3600000');
+    if (!Number.isInteger(dnsCacheMs) || dnsCacheMs < 0 || dnsCacheMs > 3_600_000)
+      problems.push('--dns-cache-ms must be an integer 0-3600000');
     const int = (name: string, def: number, min: number, max: number): number => {
       const v = Number((values[name] as string | undefined) ?? def);
       if (!Number.isInteger(v) || v < min || v > max) problems.push(`--${name} must be an integer ${min}-${max}`);
@@ -143,7 +192,8 @@ export function parseCli(argv: readonly string[]): Parsed {
     const perAddress = int('max-handshakes-per-address', 64, 1, 100_000);
     const handshakes = int('max-handshakes', 2048, 1, 1_000_000);
     const replyTable = int('reply-table', 5210, 1, 2_147_483_647);
-    if (replyTable >= 253 && replyTable <= 255) problems.push('--reply-table must not be 253-255 (the default, main and local tables)');
+    if (replyTable >= 253 && replyTable <= 255)
+      problems.push('--reply-table must not be 253-255 (the default, main and local tables)');
     const echo = values['ip-echo-url'] as string | undefined;
     if (echo !== undefined && !/^https?:\/\/[^\s]+$/.test(echo)) problems.push('--ip-echo-url must be an http(s) URL');
     usage(problems, HELP.run);
@@ -165,16 +215,28 @@ export function parseCli(argv: readonly string[]): Parsed {
       maxHandshakes: handshakes,
       replyTable,
     };
-    return { command: 'run', config: Object.freeze(config), insecureHttp: Boolean(values['insecure-http']), logLevel: values['log-level'] as string | undefined };
+    return {
+      command: 'run',
+      config: Object.freeze(config),
+      insecureHttp: Boolean(values['insecure-http']),
+      logLevel: values['log-level'] as string | undefined,
+    };
   }
   throw agentError('PP_ERR_AGENT_USAGE', { reason: `unknown command "${command}"\n\n${HELP.main}` });
 }
 
 type Spec = NonNullable<Parameters<typeof parseArgs>[0]>['options'];
 
-function parse(args: readonly string[], options: Spec, allowPositionals = false): { values: Record<string, string | boolean | undefined>; positionals: string[] } {
+function parse(
+  args: readonly string[],
+  options: Spec,
+  allowPositionals = false,
+): { values: Record<string, string | boolean | undefined>; positionals: string[] } {
   try {
-    return parseArgs({ args: [...args], options, strict: true, allowPositionals }) as { values: Record<string, string | boolean | undefined>; positionals: string[] };
+    return parseArgs({ args: [...args], options, strict: true, allowPositionals }) as {
+      values: Record<string, string | boolean | undefined>;
+      positionals: string[];
+    };
   } catch (e) {
     throw agentError('PP_ERR_AGENT_USAGE', { reason: (e as Error).message });
   }

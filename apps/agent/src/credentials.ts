@@ -62,7 +62,8 @@ export class CredentialStore {
     const byId = new Map<string, CredentialItem>();
     for (const r of raw) {
       const item = parseCredentialItem(r);
-      if (typeof item === 'string') bad.push({ id: String((r as { connection_id?: unknown })?.connection_id ?? '?'), reason: item });
+      if (typeof item === 'string')
+        bad.push({ id: String((r as { connection_id?: unknown })?.connection_id ?? '?'), reason: item });
       else byId.set(item.connection_id, item);
     }
     this.version = version;

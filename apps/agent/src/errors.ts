@@ -10,9 +10,21 @@ export const AGENT_ERRORS = defineErrors('agent', {
   PP_ERR_AGENT_COMMAND_FAILED: { status: 502, message: 'command {command} failed: {reason}' },
   PP_ERR_AGENT_NOT_SUPPORTED: { status: 400, message: '{what} is not supported by driver {driver}' },
   PP_ERR_AGENT_NOT_ALLOWED: { status: 403, message: '{what} not allowed' },
-  PP_ERR_AGENT_INSECURE_SERVER: { status: 400, message: '{server} is plain http and not loopback: the device token, keys and credentials would cross the network readable and alterable; use https, or pass --insecure-http (a lab)' },
-  PP_ERR_AGENT_SERVER_KEY_MISMATCH: { status: 502, message: 'the server answered with a server key whose fingerprint is {got}, not the pairing fingerprint {expected}: something between this device and {server} may be posing as it; nothing was saved' },
-  PP_ERR_AGENT_RELAY_KEY_UNENDORSED: { status: 502, message: 'relay key {key} is not endorsed by the server key this device paired with (fingerprint {fingerprint}): refusing to use it' },
+  PP_ERR_AGENT_INSECURE_SERVER: {
+    status: 400,
+    message:
+      '{server} is plain http and not loopback: the device token, keys and credentials would cross the network readable and alterable; use https, or pass --insecure-http (a lab)',
+  },
+  PP_ERR_AGENT_SERVER_KEY_MISMATCH: {
+    status: 502,
+    message:
+      'the server answered with a server key whose fingerprint is {got}, not the pairing fingerprint {expected}: something between this device and {server} may be posing as it; nothing was saved',
+  },
+  PP_ERR_AGENT_RELAY_KEY_UNENDORSED: {
+    status: 502,
+    message:
+      'relay key {key} is not endorsed by the server key this device paired with (fingerprint {fingerprint}): refusing to use it',
+  },
 });
 
 export type AgentErrorCode = keyof typeof AGENT_ERRORS;

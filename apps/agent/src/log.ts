@@ -3,7 +3,12 @@
 import pino, { type Logger } from 'pino';
 
 const SECRET_KEYS = ['auth_token', 'authorization', 'private_key', 'psk', 'password', 'verifier', 'token'];
-export const REDACT_PATHS = [...SECRET_KEYS, ...SECRET_KEYS.map((k) => `*.${k}`), 'headers.authorization', 'req.headers.authorization'];
+export const REDACT_PATHS = [
+  ...SECRET_KEYS,
+  ...SECRET_KEYS.map((k) => `*.${k}`),
+  'headers.authorization',
+  'req.headers.authorization',
+];
 
 export type { Logger };
 

@@ -24,9 +24,28 @@ async function main(argv: string[]): Promise<number> {
   }
   const logger = createLogger({ level: parsed.logLevel });
   if (parsed.command === 'pair') {
-    const { state, path } = await pairDevice({ server: parsed.server, code: parsed.code, fingerprint: parsed.fingerprint, insecureHttp: parsed.insecureHttp, stateDir: parsed.stateDir, name: parsed.name });
-    logger.info({ deviceId: state.device_id, path, relay: `${state.relay.host}:${state.relay.port}`, serverKey: state.server_key?.fingerprint ?? null }, 'paired');
-    if (state.server_key?.from === 'first-use') logger.warn({ fingerprint: state.server_key.fingerprint }, 'no fingerprint given: pinned the server key the server answered with; compare it with the dashboard');
+    const { state, path } = await pairDevice({
+      server: parsed.server,
+      code: parsed.code,
+      fingerprint: parsed.fingerprint,
+      insecureHttp: parsed.insecureHttp,
+      stateDir: parsed.stateDir,
+      name: parsed.name,
+    });
+    logger.info(
+      {
+        deviceId: state.device_id,
+        path,
+        relay: `${state.relay.host}:${state.relay.port}`,
+        serverKey: state.server_key?.fingerprint ?? null,
+      },
+      'paired',
+    );
+    if (state.server_key?.from === 'first-use')
+      logger.warn(
+        { fingerprint: state.server_key.fingerprint },
+        'no fingerprint given: pinned the server key the server answered with; compare it with the dashboard',
+      );
     process.stdout.write(`paired as ${state.device_id}; state written to ${path}\n`);
     return 0;
   }
@@ -40,7 +59,10 @@ async function main(argv: string[]): Promise<number> {
     logger,
     api,
     startTunnel: onWorker
-      ? workerTunnel(process.argv[1]!, logger.level, (e) => { logger.fatal({ err: e }, 'tunnel worker failed'); process.exit(1); })
+      ? workerTunnel(process.argv[1]!, logger.level, (e) => {
+          logger.fatal({ err: e }, 'tunnel worker failed');
+          process.exit(1);
+        })
       : inProcessTunnel(kernelTun),
   });
   let stopping = false;
@@ -50,7 +72,10 @@ async function main(argv: string[]): Promise<number> {
     logger.info({ signal }, 'stopping');
     const force = setTimeout(() => process.exit(1), 10_000);
     force.unref();
-    agent.stop().then(() => process.exit(0), () => process.exit(1));
+    agent.stop().then(
+      () => process.exit(0),
+      () => process.exit(1),
+    );
   };
   process.on('SIGINT', () => stop('SIGINT'));
   process.on('SIGTERM', () => stop('SIGTERM'));
@@ -64,10 +89,15 @@ if (tunnelWorker) {
     process.stderr.write(`pocketproxy-agent tunnel worker: ${(e as Error).stack ?? String(e)}\n`);
     process.exit(1);
   });
-} else main(process.argv.slice(2)).then(
-  (code) => { if (code >= 0) process.exit(code); },
-  (e) => {
-    process.stderr.write(`pocketproxy-agent: ${isPPError(e) ? `${e.code}: ${e.message}` : (e as Error).stack ?? String(e)}\n`);
-    process.exit(1);
-  },
-);
+} else
+  main(process.argv.slice(2)).then(
+    (code) => {
+      if (code >= 0) process.exit(code);
+    },
+    (e) => {
+      process.stderr.write(
+        `pocketproxy-agent: ${isPPError(e) ? `${e.code}: ${e.message}` : ((e as Error).stack ?? String(e))}\n`,
+      );
+      process.exit(1);
+    },
+  );

@@ -24,17 +24,34 @@ export interface PairOptions {
 }
 
 export async function pairDevice(o: PairOptions): Promise<{ state: AgentState; path: string }> {
-  if (serverUrlProblem(o.server, o.insecureHttp === true)) throw agentError('PP_ERR_AGENT_INSECURE_SERVER', { server: o.server });
+  if (serverUrlProblem(o.server, o.insecureHttp === true))
+    throw agentError('PP_ERR_AGENT_INSECURE_SERVER', { server: o.server });
   const keys = generateKeyPair();
   const api = o.api ?? createApiClient({ server: o.server });
-  const r = await api.pair({ code: o.code, public_key: encodeKey(keys.publicKey), name: o.name ?? os.hostname().slice(0, 64), agent_version: AGENT_VERSION });
+  const r = await api.pair({
+    code: o.code,
+    public_key: encodeKey(keys.publicKey),
+    name: o.name ?? os.hostname().slice(0, 64),
+    agent_version: AGENT_VERSION,
+  });
   decodeKey(r.tunnel.psk, 'psk'); // fail now, not at `run`, if the server sent something unusable
   let serverKey: AgentState['server_key'];
   if (r.server_key) {
     const fp = serverKeyFingerprint(r.server_key.public_key);
-    if (o.fingerprint !== undefined && fp !== o.fingerprint) throw agentError('PP_ERR_AGENT_SERVER_KEY_MISMATCH', { got: fp, expected: o.fingerprint, server: o.server });
-    serverKey = { public_key: r.server_key.public_key, fingerprint: fp, from: o.fingerprint === undefined ? 'first-use' : 'fingerprint' };
-    if (r.tunnel.server_public_key) assertRelayKeyEndorsed(serverKey, r.device_id, r.tunnel.server_public_key, r.tunnel.server_public_key_endorsement);
+    if (o.fingerprint !== undefined && fp !== o.fingerprint)
+      throw agentError('PP_ERR_AGENT_SERVER_KEY_MISMATCH', { got: fp, expected: o.fingerprint, server: o.server });
+    serverKey = {
+      public_key: r.server_key.public_key,
+      fingerprint: fp,
+      from: o.fingerprint === undefined ? 'first-use' : 'fingerprint',
+    };
+    if (r.tunnel.server_public_key)
+      assertRelayKeyEndorsed(
+        serverKey,
+        r.device_id,
+        r.tunnel.server_public_key,
+        r.tunnel.server_public_key_endorsement,
+      );
   } else if (o.fingerprint !== undefined) {
     throw agentError('PP_ERR_AGENT_SERVER_KEY_MISMATCH', { got: 'none', expected: o.fingerprint, server: o.server });
   }

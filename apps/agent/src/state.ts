@@ -76,7 +76,8 @@ function checkState(s: unknown): string[] {
     if (typeof o[k] !== 'string' || (o[k] as string).length === 0) p.push(`${k} must be a non-empty string`);
   }
   const r = o.relay as Record<string, unknown> | undefined;
-  if (typeof r !== 'object' || r === null || typeof r.host !== 'string' || typeof r.port !== 'number') p.push('relay must be {host, port}');
+  if (typeof r !== 'object' || r === null || typeof r.host !== 'string' || typeof r.port !== 'number')
+    p.push('relay must be {host, port}');
   if (typeof o.mtu !== 'number') p.push('mtu must be a number');
   if (o.server_key !== undefined) {
     const k = o.server_key as Record<string, unknown> | null;
@@ -86,8 +87,10 @@ function checkState(s: unknown): string[] {
     } catch {
       /* reported below */
     }
-    if (!fp || k?.fingerprint !== fp || (k.from !== 'fingerprint' && k.from !== 'first-use')) p.push('server_key must be {public_key, fingerprint (of that key), from}');
+    if (!fp || k?.fingerprint !== fp || (k.from !== 'fingerprint' && k.from !== 'first-use'))
+      p.push('server_key must be {public_key, fingerprint (of that key), from}');
   }
-  if (o.insecure_http !== undefined && typeof o.insecure_http !== 'boolean') p.push('insecure_http must be true or false');
+  if (o.insecure_http !== undefined && typeof o.insecure_http !== 'boolean')
+    p.push('insecure_http must be true or false');
   return p;
 }

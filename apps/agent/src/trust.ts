@@ -55,12 +55,18 @@ export function parsePairingUri(text: string): PairingUri | string {
   const fp = u.searchParams.get('fp');
   if (!server || !/^https?:\/\/[^\s]+$/.test(server)) return 'the pairing URI has no http(s) server=';
   if (!code) return 'the pairing URI has no code=';
-  if (fp !== null && !FINGERPRINT_PATTERN.test(fp)) return 'the pairing URI has a malformed fp= (22 characters of base64url)';
+  if (fp !== null && !FINGERPRINT_PATTERN.test(fp))
+    return 'the pairing URI has a malformed fp= (22 characters of base64url)';
   return fp === null ? { server, code } : { server, code, fingerprint: fp };
 }
 
 /** Throws PP_ERR_AGENT_RELAY_KEY_UNENDORSED unless the pinned server key endorsed `relayKey` for this device. */
-export function assertRelayKeyEndorsed(pin: NonNullable<AgentState['server_key']>, deviceId: string, relayKey: string, endorsement: unknown): void {
+export function assertRelayKeyEndorsed(
+  pin: NonNullable<AgentState['server_key']>,
+  deviceId: string,
+  relayKey: string,
+  endorsement: unknown,
+): void {
   if (!checkRelayKeyEndorsement(pin.public_key, deviceId, relayKey, endorsement)) {
     throw agentError('PP_ERR_AGENT_RELAY_KEY_UNENDORSED', { key: relayKey, fingerprint: pin.fingerprint });
   }
@@ -72,20 +78,31 @@ export function assertRelayKeyEndorsed(pin: NonNullable<AgentState['server_key']
  * pinned server key. A refused key is an error from tunnel(), so the agent never dials that relay; it
  * retries later (the path may have changed), logging why.
  */
-export function trustedApiClient(state: AgentState, opts: { insecureHttp: boolean; logger: Logger; fetch?: typeof fetch }): ApiClient {
+export function trustedApiClient(
+  state: AgentState,
+  opts: { insecureHttp: boolean; logger: Logger; fetch?: typeof fetch },
+): ApiClient {
   const problem = serverUrlProblem(state.server, opts.insecureHttp || state.insecure_http === true);
   if (problem) throw agentError('PP_ERR_AGENT_INSECURE_SERVER', { server: state.server });
-  const api = createApiClient({ server: state.server, deviceId: state.device_id, token: state.auth_token, fetch: opts.fetch });
+  const api = createApiClient({
+    server: state.server,
+    deviceId: state.device_id,
+    token: state.auth_token,
+    fetch: opts.fetch,
+  });
   const pin = state.server_key;
   if (!pin) {
-    opts.logger.warn('this device was paired without a server key: relay keys from the API are not checked; pair again (pairing URI) to pin one');
+    opts.logger.warn(
+      'this device was paired without a server key: relay keys from the API are not checked; pair again (pairing URI) to pin one',
+    );
     return api;
   }
   return {
     ...api,
     async tunnel() {
       const t = await api.tunnel();
-      if (t.relay.public_key) assertRelayKeyEndorsed(pin, state.device_id, t.relay.public_key, t.relay.public_key_endorsement);
+      if (t.relay.public_key)
+        assertRelayKeyEndorsed(pin, state.device_id, t.relay.public_key, t.relay.public_key_endorsement);
       return t;
     },
   };

@@ -21,7 +21,9 @@ import { startFakeRelay } from './fake-relay.js';
 import { logger, waitFor } from './helpers.js';
 
 const cleanups: Array<() => Promise<unknown> | unknown> = [];
-after(async () => { for (const c of cleanups.reverse()) await c(); });
+after(async () => {
+  for (const c of cleanups.reverse()) await c();
+});
 
 /** The status line of a CONNECT answer (with the reason header, if any), or the socket error code. */
 function connectRequest(port: number, auth?: string): Promise<string> {
@@ -36,17 +38,25 @@ function connectRequest(port: number, auth?: string): Promise<string> {
       resolve(buf.split('\r\n')[0]! + (reason ? ` [${reason}]` : ''));
     });
     s.on('error', (e: NodeJS.ErrnoException) => resolve(e.code ?? e.message));
-    s.write(`CONNECT 127.0.0.1:9 HTTP/1.1\r\nHost: 127.0.0.1:9\r\n${auth ? `Proxy-Authorization: Basic ${Buffer.from(auth).toString('base64')}\r\n` : ''}\r\n`);
+    s.write(
+      `CONNECT 127.0.0.1:9 HTTP/1.1\r\nHost: 127.0.0.1:9\r\n${auth ? `Proxy-Authorization: Basic ${Buffer.from(auth).toString('base64')}\r\n` : ''}\r\n`,
+    );
   });
 }
 
 function freePorts(n: number): Promise<number[]> {
-  return Promise.all(Array.from({ length: n }, () => new Promise<number>((resolve) => {
-    const srv = net.createServer().listen(0, '127.0.0.1', () => {
-      const p = (srv.address() as net.AddressInfo).port;
-      srv.close(() => resolve(p));
-    });
-  })));
+  return Promise.all(
+    Array.from(
+      { length: n },
+      () =>
+        new Promise<number>((resolve) => {
+          const srv = net.createServer().listen(0, '127.0.0.1', () => {
+            const p = (srv.address() as net.AddressInfo).port;
+            srv.close(() => resolve(p));
+          });
+        }),
+    ),
+  );
 }
 
 test('agent: tunnel up, one listener per connection, auth per connection, state pushed, commands over the tunnel, heartbeat', async () => {
@@ -55,28 +65,71 @@ test('agent: tunnel up, one listener per connection, auth per connection, state 
   const dir = await mkdtemp(join(tmpdir(), 'ppagent-run-'));
   cleanups.push(() => rm(dir, { recursive: true, force: true }));
   await writeState(dir, {
-    version: 1, server: 'http://127.0.0.1:1', device_id: 'dev_abcdefghij', auth_token: 'tok', private_key: encodeKey(relay.device.privateKey),
-    public_key: encodeKey(relay.device.publicKey), psk: encodeKey(relay.psk), relay: { id: 'rly_abcdefghij', host: '127.0.0.1', port: relay.port, public_key: null },
-    vpn_ip: null, mtu: 1380, subnet: '127.0.0.0/8', paired_at: new Date().toISOString(),
+    version: 1,
+    server: 'http://127.0.0.1:1',
+    device_id: 'dev_abcdefghij',
+    auth_token: 'tok',
+    private_key: encodeKey(relay.device.privateKey),
+    public_key: encodeKey(relay.device.publicKey),
+    psk: encodeKey(relay.psk),
+    relay: { id: 'rly_abcdefghij', host: '127.0.0.1', port: relay.port, public_key: null },
+    vpn_ip: null,
+    mtu: 1380,
+    subnet: '127.0.0.0/8',
+    paired_at: new Date().toISOString(),
   });
-  let tunnelReply = { relay: { host: '127.0.0.1', port: relay.port, public_key: encodeKey(relay.keys.publicKey) as string | null }, vpn_ip: '127.0.0.1', mtu: 1380, subnet: '127.0.0.0/8' };
+  let tunnelReply = {
+    relay: { host: '127.0.0.1', port: relay.port, public_key: encodeKey(relay.keys.publicKey) as string | null },
+    vpn_ip: '127.0.0.1',
+    mtu: 1380,
+    subnet: '127.0.0.0/8',
+  };
   const heartbeats: HeartbeatBody[] = [];
   const results: Array<{ id: string; status: string; result?: Record<string, unknown> }> = [];
   let credFetches = 0;
   const [portA, portB] = (await freePorts(2)) as [number, number];
-  const item = (id: string, port: number, username: string, password: string, extra: Partial<CredentialItem> = {}): CredentialItem => ({
-    connection_id: id, protocol: 'http', port, username, verifier: makeVerifier(password, `salt-${id}`), state: 'active', allow_from: [], expires_at: null,
-    max_connections: null, rate_limit_down_kbps: null, rate_limit_up_kbps: null, bandwidth_limit_bytes: null, bytes_used_month: 0, ...extra,
+  const item = (
+    id: string,
+    port: number,
+    username: string,
+    password: string,
+    extra: Partial<CredentialItem> = {},
+  ): CredentialItem => ({
+    connection_id: id,
+    protocol: 'http',
+    port,
+    username,
+    verifier: makeVerifier(password, `salt-${id}`),
+    state: 'active',
+    allow_from: [],
+    expires_at: null,
+    max_connections: null,
+    rate_limit_down_kbps: null,
+    rate_limit_up_kbps: null,
+    bandwidth_limit_bytes: null,
+    bytes_used_month: 0,
+    ...extra,
   });
   let items = [item('con_aaaaaaaaaa', portA, 'alice', 'wonderland'), item('con_bbbbbbbbbb', portB, 'bob', 'builder')];
   const api: ApiClient = {
-    pair: async () => { throw new Error('unused'); },
+    pair: async () => {
+      throw new Error('unused');
+    },
     tunnel: async () => tunnelReply,
     heartbeat: async (b) => {
       heartbeats.push(b);
-      return { commands: heartbeats.length === 1 ? [{ id: 'cmd_hbhbhbhbhb', type: 'config_update', payload: { heartbeat_interval_s: 3600 } }] : [], heartbeat_interval_s: 3600, credentials_version: 'v1' };
+      return {
+        commands:
+          heartbeats.length === 1
+            ? [{ id: 'cmd_hbhbhbhbhb', type: 'config_update', payload: { heartbeat_interval_s: 3600 } }]
+            : [],
+        heartbeat_interval_s: 3600,
+        credentials_version: 'v1',
+      };
     },
-    commandResult: async (id, status, result) => { results.push({ id, status, result }); },
+    commandResult: async (id, status, result) => {
+      results.push({ id, status, result });
+    },
     credentials: async () => {
       credFetches++;
       return { version: 'v1', items };
@@ -87,8 +140,24 @@ test('agent: tunnel up, one listener per connection, auth per connection, state 
   let opened = 0;
   const configured: unknown[] = [];
   const agent = createAgent(
-    { stateDir: dir, tunnelInterface: 'ppd0', allowPrivateDestinations: false, closeOnRotate: true, allowReboot: false, airplaneSeconds: 5, tunnel: { tickMs: 50 } },
-    { logger, api, startTunnel: inProcessTunnel({ openTun: () => (opened++ === 0 ? tun : (tun = new FakeTun({ name: 'ppd0' }))), configureTun: async (c) => void configured.push(c) }), publicIp: async () => '198.18.1.2' },
+    {
+      stateDir: dir,
+      tunnelInterface: 'ppd0',
+      allowPrivateDestinations: false,
+      closeOnRotate: true,
+      allowReboot: false,
+      airplaneSeconds: 5,
+      tunnel: { tickMs: 50 },
+    },
+    {
+      logger,
+      api,
+      startTunnel: inProcessTunnel({
+        openTun: () => (opened++ === 0 ? tun : (tun = new FakeTun({ name: 'ppd0' }))),
+        configureTun: async (c) => void configured.push(c),
+      }),
+      publicIp: async () => '198.18.1.2',
+    },
   );
   cleanups.push(() => agent.stop());
   await agent.start();
@@ -100,9 +169,18 @@ test('agent: tunnel up, one listener per connection, auth per connection, state 
   const pkt = Buffer.alloc(28);
   pkt[0] = 0x45;
   tun.inject(pkt);
-  await waitFor(() => tun.written.some((p) => p.equals(pkt)), 2000).catch((e) => { console.log("DEBUG", relay.packets, tun.written, agent.tunnel!.stats()); throw e; });
+  await waitFor(() => tun.written.some((p) => p.equals(pkt)), 2000).catch((e) => {
+    console.log('DEBUG', relay.packets, tun.written, agent.tunnel!.stats());
+    throw e;
+  });
 
-  assert.deepEqual(agent.listeners!.ports(), new Map([['con_aaaaaaaaaa', portA], ['con_bbbbbbbbbb', portB]]));
+  assert.deepEqual(
+    agent.listeners!.ports(),
+    new Map([
+      ['con_aaaaaaaaaa', portA],
+      ['con_bbbbbbbbbb', portB],
+    ]),
+  );
   assert.match(await connectRequest(portA), / 407 /);
   assert.match(await connectRequest(portA, 'alice:wrong'), / 407 /);
   // Bob's credentials are right, but for another connection: this port does not know them.
@@ -117,7 +195,10 @@ test('agent: tunnel up, one listener per connection, auth per connection, state 
   relay.push(cmd);
   relay.push(cmd);
   await waitFor(() => results.some((r) => r.id === 'cmd_tunneltunn' && r.status === 'failed'), 3000);
-  await waitFor(() => relay.messages.filter((m) => m.kind === 'ack' && m.ack.id === 'cmd_tunneltunn').length >= 3, 2000);
+  await waitFor(
+    () => relay.messages.filter((m) => m.kind === 'ack' && m.ack.id === 'cmd_tunneltunn').length >= 3,
+    2000,
+  );
   assert.equal(results.filter((r) => r.id === 'cmd_tunneltunn').length, 2); // acked + failed, once
   assert.match(JSON.stringify(results.find((r) => r.id === 'cmd_tunneltunn' && r.status === 'failed')), /not allowed/);
 
@@ -137,7 +218,9 @@ test('agent: tunnel up, one listener per connection, auth per connection, state 
   assert.match(await connectRequest(portA, 'alice:wrong'), / 407 /);
   assert.equal(await connectRequest(portB, 'bob:builder'), 'ECONNREFUSED');
   // Re-enabled and expired-by-date: the listener is the same, the answer follows the item.
-  items = [item('con_aaaaaaaaaa', portA, 'alice', 'wonderland', { expires_at: new Date(Date.now() - 1000).toISOString() })];
+  items = [
+    item('con_aaaaaaaaaa', portA, 'alice', 'wonderland', { expires_at: new Date(Date.now() - 1000).toISOString() }),
+  ];
   relay.push({ kind: 'control', control: { type: 'credentials_changed' } });
   await waitFor(() => credFetches === 3, 2000);
   await waitFor(() => agent.listeners!.stats().listeners === 1, 2000);
@@ -148,7 +231,12 @@ test('agent: tunnel up, one listener per connection, auth per connection, state 
   // its tunnel to the new relay (its listeners come back with it).
   const relay2 = await startFakeRelay({ device: relay.device, psk: relay.psk });
   cleanups.push(() => relay2.close());
-  tunnelReply = { relay: { host: '127.0.0.1', port: relay2.port, public_key: encodeKey(relay2.keys.publicKey) }, vpn_ip: '127.0.0.1', mtu: 1380, subnet: '127.0.0.0/8' };
+  tunnelReply = {
+    relay: { host: '127.0.0.1', port: relay2.port, public_key: encodeKey(relay2.keys.publicKey) },
+    vpn_ip: '127.0.0.1',
+    mtu: 1380,
+    subnet: '127.0.0.0/8',
+  };
   relay.push({ kind: 'control', control: { type: 'tunnel_changed' } });
   await waitFor(() => agent.tunnel!.established && configured.length === 2, 5000);
   const probe = Buffer.alloc(28);

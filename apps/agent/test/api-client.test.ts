@@ -4,7 +4,10 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createApiClient, wasReset } from '../src/api-client.js';
 
-const reset = () => Object.assign(new TypeError('fetch failed'), { cause: Object.assign(new Error('read ECONNRESET'), { code: 'ECONNRESET' }) });
+const reset = () =>
+  Object.assign(new TypeError('fetch failed'), {
+    cause: Object.assign(new Error('read ECONNRESET'), { code: 'ECONNRESET' }),
+  });
 
 test('api client: one immediate retry after a connection reset, none after other failures', async () => {
   let calls = 0;
@@ -28,7 +31,11 @@ test('api client: one immediate retry after a connection reset, none after other
   assert.equal(calls, 2, 'no second retry');
 
   calls = 0;
-  script.push(() => Object.assign(new TypeError('fetch failed'), { cause: Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' }) }));
+  script.push(() =>
+    Object.assign(new TypeError('fetch failed'), {
+      cause: Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' }),
+    }),
+  );
   await assert.rejects(api.credentials(), /fetch failed/);
   assert.equal(calls, 1, 'a refused connection is not retried here (the callers back off)');
 

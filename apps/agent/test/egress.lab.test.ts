@@ -29,7 +29,10 @@ interface Probe {
   warnings: string[];
 }
 
-describe('egress on a device with two uplinks (Wi-Fi default route, egress wwan0)', { skip: ROOT ? false : 'needs root', timeout: 120_000 }, () => {
+describe('egress on a device with two uplinks (Wi-Fi default route, egress wwan0)', {
+  skip: ROOT ? false : 'needs root',
+  timeout: 120_000,
+}, () => {
   let lab: Lab;
   let carrier: string;
   let wifiPublic: string;
@@ -37,7 +40,18 @@ describe('egress on a device with two uplinks (Wi-Fi default route, egress wwan0
   const probe = async (bindToDevice: boolean): Promise<Probe> => {
     const env: NodeJS.ProcessEnv = { ...process.env, NODE_EXTRA_CA_CERTS: lab.inet.tls.certPath };
     delete env.NODE_OPTIONS; // the runner's `--import tsx` resolves from the cwd; the loader is passed explicitly
-    const r = await lab.exec('dev1', process.execPath, ['--import', lab.tsxLoader, '--conditions=source', PROBE, JSON.stringify({ iface: 'wwan0', bindToDevice, timeoutMs: TIMEOUT_MS })], { env, timeoutMs: 30_000 });
+    const r = await lab.exec(
+      'dev1',
+      process.execPath,
+      [
+        '--import',
+        lab.tsxLoader,
+        '--conditions=source',
+        PROBE,
+        JSON.stringify({ iface: 'wwan0', bindToDevice, timeoutMs: TIMEOUT_MS }),
+      ],
+      { env, timeoutMs: 30_000 },
+    );
     assert.equal(r.code, 0, `probe exited ${r.code}: ${r.stderr}`);
     const line = r.stdout.trim().split('\n').pop()!;
     console.error(`probe bindToDevice=${bindToDevice}: ${line}`);
@@ -48,14 +62,17 @@ describe('egress on a device with two uplinks (Wi-Fi default route, egress wwan0
     const r = await lab.exec('wifi1', 'nft', ['list', 'chain', 'ip', 'pplab_nat', 'forward'], { check: true });
     return Number(/saddr != [\d./]+ counter packets (\d+)/.exec(r.stdout)?.[1] ?? NaN);
   };
-  const curl = async (args: string[]) => (await lab.exec('dev1', 'curl', ['-sS', '-m', '3', ...args, 'http://echo.test/ip'])).stdout.trim() || 'no answer';
+  const curl = async (args: string[]) =>
+    (await lab.exec('dev1', 'curl', ['-sS', '-m', '3', ...args, 'http://echo.test/ip'])).stdout.trim() || 'no answer';
 
   before(async () => {
     lab = await createLab({ devices: 1, wifi: [1] });
     carrier = lab.device(1).carrierIp;
     wifiPublic = lab.device(1).wifi!.publicIp;
   });
-  after(async () => { await lab?.teardown(); });
+  after(async () => {
+    await lab?.teardown();
+  });
 
   it('the lab device has two uplinks: default route via wlan0 (metric 100), wwan0 metric 600; curl shows both exits', async () => {
     const routes = (await lab.exec('dev1', 'ip', ['route', 'show', 'default'], { check: true })).stdout;
@@ -64,7 +81,11 @@ describe('egress on a device with two uplinks (Wi-Fi default route, egress wwan0
     assert.notEqual(carrier, wifiPublic);
     assert.equal(await curl([]), wifiPublic, 'the default route exits by the Wi-Fi');
     assert.equal(await curl(['--interface', 'wwan0']), carrier, 'curl bound to the device exits by the carrier');
-    assert.equal(await curl(['--interface', lab.device(1).privateIp]), 'no answer', 'curl bound to the cellular address only goes nowhere (the issue)');
+    assert.equal(
+      await curl(['--interface', lab.device(1).privateIp]),
+      'no answer',
+      'curl bound to the cellular address only goes nowhere (the issue)',
+    );
   });
 
   it('pinned (SO_BINDTODEVICE + address): TCP, UDP and fetchPublicIp (http, https) exit from the carrier address', async () => {
@@ -110,7 +131,9 @@ describe('egress on a device with two uplinks (Wi-Fi default route, egress wwan0
     const prefix = lab.prefix;
     assert.ok(lab.namespaces.includes(`${prefix}-wifi1`));
     await lab.teardown();
-    const left = spawnSync('ip', ['netns', 'list'], { encoding: 'utf8' }).stdout.split('\n').filter((l) => l.startsWith(`${prefix}-`));
+    const left = spawnSync('ip', ['netns', 'list'], { encoding: 'utf8' })
+      .stdout.split('\n')
+      .filter((l) => l.startsWith(`${prefix}-`));
     assert.deepEqual(left, []);
   });
 });

@@ -17,14 +17,32 @@ const skip = !addonAvailable() && 'the @pocketproxy/tun addon is not built';
 // The egress interface's address: 127.0.0.2 (lo holds all of 127/8), so the targets on 127.0.0.1
 // are not "own addresses" for the destination policy and the source address shows the bind.
 const SRC = '127.0.0.2';
-const ifs = (name: string) => () => ({ [name]: [{ address: SRC, family: 'IPv4', netmask: '255.0.0.0', mac: '00:00:00:00:00:00', internal: true, cidr: `${SRC}/8` } as NetworkInterfaceInfo] });
+const ifs = (name: string) => () => ({
+  [name]: [
+    {
+      address: SRC,
+      family: 'IPv4',
+      netmask: '255.0.0.0',
+      mac: '00:00:00:00:00:00',
+      internal: true,
+      cidr: `${SRC}/8`,
+    } as NetworkInterfaceInfo,
+  ],
+});
 
 function egressOn(name: string, extra: Partial<EgressOptions> = {}) {
   const devices: (string | undefined)[] = [];
   const warnings: string[] = [];
   const egress = createEgress({
-    interface: name, interfaces: ifs(name), tunnelSubnet: '192.168.255.0/24', allowPrivate: true, allowLoopback: true,
-    openSocket: (family, local, device) => { devices.push(device); return openTcpSocket(family, local, { device }); },
+    interface: name,
+    interfaces: ifs(name),
+    tunnelSubnet: '192.168.255.0/24',
+    allowPrivate: true,
+    allowLoopback: true,
+    openSocket: (family, local, device) => {
+      devices.push(device);
+      return openTcpSocket(family, local, { device });
+    },
     logger: { warn: (_o, msg) => warnings.push(msg) },
     ...extra,
   });
@@ -33,7 +51,11 @@ function egressOn(name: string, extra: Partial<EgressOptions> = {}) {
 
 async function tcpServer() {
   const peers: string[] = [];
-  const server = net.createServer((s) => { peers.push(s.remoteAddress!); s.on('error', () => {}); s.end('hello'); });
+  const server = net.createServer((s) => {
+    peers.push(s.remoteAddress!);
+    s.on('error', () => {});
+    s.end('hello');
+  });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   return { server, peers, port: (server.address() as net.AddressInfo).port };
 }
@@ -41,12 +63,17 @@ async function tcpServer() {
 async function udpServer() {
   const seen: string[] = [];
   const rx = dgram.createSocket('udp4');
-  rx.on('message', (m, r) => { seen.push(`${r.address} ${m}`); rx.send(`re:${m}`, r.port, r.address); });
+  rx.on('message', (m, r) => {
+    seen.push(`${r.address} ${m}`);
+    rx.send(`re:${m}`, r.port, r.address);
+  });
   await new Promise<void>((r) => rx.bind(0, '127.0.0.1', r));
   return { rx, seen, port: rx.address().port };
 }
 
-test('egress pinned to lo: the TCP dial gets device "lo" and leaves from the interface address; UDP pinned, answered', { skip }, async () => {
+test('egress pinned to lo: the TCP dial gets device "lo" and leaves from the interface address; UDP pinned, answered', {
+  skip,
+}, async () => {
   const { egress, devices, warnings } = egressOn('lo');
   const t = await tcpServer();
   const u = await udpServer();
@@ -72,7 +99,9 @@ test('egress pinned to lo: the TCP dial gets device "lo" and leaves from the int
   }
 });
 
-test('egress pinned to an interface that does not exist: the TCP dial is network unreachable, the UDP socket is closed, nothing leaves unpinned', { skip }, async () => {
+test('egress pinned to an interface that does not exist: the TCP dial is network unreachable, the UDP socket is closed, nothing leaves unpinned', {
+  skip,
+}, async () => {
   const { egress, devices, warnings } = egressOn('ppnosuch0');
   const t = await tcpServer();
   const u = await udpServer();
@@ -84,7 +113,10 @@ test('egress pinned to an interface that does not exist: the TCP dial is network
     assert.ok(devices.length >= 1 && devices.every((d) => d === 'ppnosuch0'));
     // Default opener (no openSocket given) behaves the same.
     const { egress: plain } = egressOn('ppnosuch0', { openSocket: undefined });
-    await assert.rejects(plain.dial({ host: '127.0.0.1', port: t.port, principal: 'p' }), (e: unknown) => isPPError(e) && e.code === 'PP_ERR_PROXY_NETWORK_UNREACHABLE');
+    await assert.rejects(
+      plain.dial({ host: '127.0.0.1', port: t.port, principal: 'p' }),
+      (e: unknown) => isPPError(e) && e.code === 'PP_ERR_PROXY_NETWORK_UNREACHABLE',
+    );
 
     const us = egress.createUdpSocket('udp4');
     us.on('error', () => {});
@@ -122,7 +154,9 @@ test('egress with bindToDevice: false binds the address only (openSocket gets no
   }
 });
 
-test('fetchPublicIp through the egress device: pinned socket from the egress address; an unknown device fails the request', { skip }, async () => {
+test('fetchPublicIp through the egress device: pinned socket from the egress address; an unknown device fails the request', {
+  skip,
+}, async () => {
   const server = http.createServer((req, res) => res.end(JSON.stringify({ ip: req.socket.remoteAddress })));
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const url = `http://127.0.0.1:${(server.address() as net.AddressInfo).port}/api/public/ip`;

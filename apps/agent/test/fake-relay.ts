@@ -4,7 +4,16 @@
 import * as dgram from 'node:dgram';
 import * as net from 'node:net';
 import { once } from 'node:events';
-import { createResponder, encodeTcpFrame, generateKeyPair, generatePsk, TcpFrameDecoder, type JsonMessage, type KeyPair, type Responder } from '@pocketproxy/protocol';
+import {
+  createResponder,
+  encodeTcpFrame,
+  generateKeyPair,
+  generatePsk,
+  TcpFrameDecoder,
+  type JsonMessage,
+  type KeyPair,
+  type Responder,
+} from '@pocketproxy/protocol';
 
 type Ep = string; // "udp:ip:port" or "tcp:<n>"
 
@@ -27,7 +36,9 @@ export interface FakeRelay {
 }
 
 /** `device`/`psk`: serve a device another fake relay already knows (a device that moves relays). */
-export async function startFakeRelay(opts: { udp?: boolean; tcp?: boolean; echo?: boolean; device?: KeyPair; psk?: Buffer } = {}): Promise<FakeRelay> {
+export async function startFakeRelay(
+  opts: { udp?: boolean; tcp?: boolean; echo?: boolean; device?: KeyPair; psk?: Buffer } = {},
+): Promise<FakeRelay> {
   const keys = generateKeyPair();
   const device = opts.device ?? generateKeyPair();
   const psk = opts.psk ?? generatePsk();
@@ -37,12 +48,26 @@ export async function startFakeRelay(opts: { udp?: boolean; tcp?: boolean; echo?
   let udp: dgram.Socket | undefined;
   let tcp: net.Server | undefined;
   const make = () =>
-    createResponder<Ep>({ privateKey: keys.privateKey, lookupPeer: (pk) => (relay.knowsDevice && pk.equals(device.publicKey) ? { deviceId: 'dev_test', psk } : undefined) });
+    createResponder<Ep>({
+      privateKey: keys.privateKey,
+      lookupPeer: (pk) =>
+        relay.knowsDevice && pk.equals(device.publicKey) ? { deviceId: 'dev_test', psk } : undefined,
+    });
   let r = make();
   const relay: FakeRelay = {
-    port: 0, keys, device, psk, packets, messages, silent: false, silentUdp: false, knowsDevice: true,
+    port: 0,
+    keys,
+    device,
+    psk,
+    packets,
+    messages,
+    silent: false,
+    silentUdp: false,
+    knowsDevice: true,
     responder: () => r,
-    restart: () => { r = make(); },
+    restart: () => {
+      r = make();
+    },
     push: (m) => {
       const o = r.sendMessage('dev_test', m, Date.now());
       if (o) send(o.endpoint, o.frame);
@@ -81,7 +106,13 @@ export async function startFakeRelay(opts: { udp?: boolean; tcp?: boolean; echo?
       const ep = `tcp:${++n}`;
       tcpConns.set(ep, s);
       const dec = new TcpFrameDecoder();
-      s.on('data', (c) => { try { for (const f of dec.push(c)) onFrame(f, ep); } catch { s.destroy(); } });
+      s.on('data', (c) => {
+        try {
+          for (const f of dec.push(c)) onFrame(f, ep);
+        } catch {
+          s.destroy();
+        }
+      });
       s.on('error', () => {});
       s.on('close', () => tcpConns.delete(ep));
     });
@@ -96,6 +127,8 @@ export async function startFakeRelay(opts: { udp?: boolean; tcp?: boolean; echo?
     port = udp.address().port;
   }
   relay.port = port;
-  const ticker = setInterval(() => { for (const o of r.tick(Date.now())) send(o.endpoint, o.frame); }, 200);
+  const ticker = setInterval(() => {
+    for (const o of r.tick(Date.now())) send(o.endpoint, o.frame);
+  }, 200);
   return relay;
 }

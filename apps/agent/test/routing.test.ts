@@ -30,7 +30,9 @@ test('reply route: table with one default route into the TUN, rule by source add
   const r = runner(2);
   await installReplyRoute({ tun: 'ppd0', address: '192.168.255.7', table: 5210 }, r);
   assert.deepEqual(r.commands, [
-    'ip rule del pref 5210', 'ip rule del pref 5210', 'ip rule del pref 5210',
+    'ip rule del pref 5210',
+    'ip rule del pref 5210',
+    'ip rule del pref 5210',
     'ip route replace default dev ppd0 table 5210',
     'ip rule add from 192.168.255.7/32 lookup 5210 pref 5210',
   ]);
@@ -38,6 +40,10 @@ test('reply route: table with one default route into the TUN, rule by source add
   assert.equal(await removeReplyRoute(5210, stop), 1);
   assert.equal(await removeReplyRoute(5210, runner(0)), 0);
   for (const table of [0, 253, 254, 255, 1.5, 2 ** 31]) {
-    await assert.rejects(installReplyRoute({ tun: 'ppd0', address: '192.168.255.7', table }, runner(0)), RangeError, String(table));
+    await assert.rejects(
+      installReplyRoute({ tun: 'ppd0', address: '192.168.255.7', table }, runner(0)),
+      RangeError,
+      String(table),
+    );
   }
 });

@@ -8,13 +8,28 @@ import { startFakeRelay, type FakeRelay } from './fake-relay.js';
 import { logger, waitFor } from './helpers.js';
 
 const closers: Array<() => Promise<void>> = [];
-after(async () => { for (const c of closers.reverse()) await c(); });
+after(async () => {
+  for (const c of closers.reverse()) await c();
+});
 
-function client(relay: FakeRelay, extra: Partial<Parameters<typeof createTunnelClient>[0]> = {}): { c: TunnelClient; got: Buffer[] } {
+function client(
+  relay: FakeRelay,
+  extra: Partial<Parameters<typeof createTunnelClient>[0]> = {},
+): { c: TunnelClient; got: Buffer[] } {
   const got: Buffer[] = [];
   const c = createTunnelClient({
-    relayHost: '127.0.0.1', relayPort: relay.port, relayPublicKey: relay.keys.publicKey, privateKey: relay.device.privateKey, psk: relay.psk,
-    probe: { src: '192.168.255.7', dst: '192.168.255.1' }, logger, tickMs: 50, onPackets: (ps) => { for (const p of ps) got.push(Buffer.from(p)); }, ...extra,
+    relayHost: '127.0.0.1',
+    relayPort: relay.port,
+    relayPublicKey: relay.keys.publicKey,
+    privateKey: relay.device.privateKey,
+    psk: relay.psk,
+    probe: { src: '192.168.255.7', dst: '192.168.255.1' },
+    logger,
+    tickMs: 50,
+    onPackets: (ps) => {
+      for (const p of ps) got.push(Buffer.from(p));
+    },
+    ...extra,
   });
   closers.push(() => c.stop());
   return { c, got };
@@ -43,7 +58,11 @@ test('UDP: handshake, packets both ways, pushed messages', async () => {
 for (const [name, extra, relayOpts] of [
   ['native UDP (sendmmsg) when the addon is there', {}, {}],
   ['node:dgram', { nativeUdp: false }, {}],
-  ['TCP (one corked write)', { policy: { fallbackAfterMs: 300 }, timers: { rekeyTimeoutMs: 200 } }, { udp: false, tcp: true }],
+  [
+    'TCP (one corked write)',
+    { policy: { fallbackAfterMs: 300 }, timers: { rekeyTimeoutMs: 200 } },
+    { udp: false, tcp: true },
+  ],
 ] as const) {
   test(`sendPackets: a batch of packets over ${name}`, async () => {
     const relay = await startFakeRelay(relayOpts);

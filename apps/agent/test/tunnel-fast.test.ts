@@ -8,12 +8,21 @@ import { startFakeRelay, type FakeRelay } from './fake-relay.js';
 import { logger, waitFor } from './helpers.js';
 
 const closers: Array<() => Promise<void>> = [];
-after(async () => { for (const c of closers.reverse()) await c(); });
+after(async () => {
+  for (const c of closers.reverse()) await c();
+});
 
 function client(relay: FakeRelay, extra: Partial<Parameters<typeof createTunnelClient>[0]> = {}): TunnelClient {
   const c = createTunnelClient({
-    relayHost: '127.0.0.1', relayPort: relay.port, relayPublicKey: relay.keys.publicKey, privateKey: relay.device.privateKey, psk: relay.psk,
-    probe: { src: '192.168.255.7', dst: '192.168.255.1' }, logger, tickMs: 50, ...extra,
+    relayHost: '127.0.0.1',
+    relayPort: relay.port,
+    relayPublicKey: relay.keys.publicKey,
+    privateKey: relay.device.privateKey,
+    psk: relay.psk,
+    probe: { src: '192.168.255.7', dst: '192.168.255.1' },
+    logger,
+    tickMs: 50,
+    ...extra,
   });
   closers.push(() => c.stop());
   return c;
@@ -32,7 +41,9 @@ test('a relay that learns the device 0.6 s after its first initiation: establish
   const c = client(relay);
   const t0 = Date.now();
   await c.start();
-  setTimeout(() => { relay.knowsDevice = true; }, 600);
+  setTimeout(() => {
+    relay.knowsDevice = true;
+  }, 600);
   await waitFor(() => c.established, 5000);
   const ms = Date.now() - t0;
   assert.ok(ms < 2_000, `established after ${ms} ms`);

@@ -21,11 +21,24 @@ test('workerTunnel: a TUN that cannot be opened rejects start (no hang, no fatal
   const spec: TunnelSpec = {
     // An interface name the kernel refuses (and that openTun rejects before any syscall).
     tun: { name: 'bad name/with slash', mtu: 1380, address: '10.0.0.2', prefixLength: 24 },
-    relayHost: '127.0.0.1', relayPort: 9, relayPublicKey: new Uint8Array(32), privateKey: new Uint8Array(32), psk: new Uint8Array(32),
+    relayHost: '127.0.0.1',
+    relayPort: 9,
+    relayPublicKey: new Uint8Array(32),
+    privateKey: new Uint8Array(32),
+    psk: new Uint8Array(32),
   };
   let fatal: unknown;
-  const start = workerTunnel(ENTRY, 'silent', (e) => { fatal = e; });
-  await assert.rejects(start(spec, () => {}, silentLogger()), (e: Error) => { console.error(`tunnel-host.test: start rejected: ${e.message}`); assert.match(e.message, /interface name|TUN|tun/i); return true; });
+  const start = workerTunnel(ENTRY, 'silent', (e) => {
+    fatal = e;
+  });
+  await assert.rejects(
+    start(spec, () => {}, silentLogger()),
+    (e: Error) => {
+      console.error(`tunnel-host.test: start rejected: ${e.message}`);
+      assert.match(e.message, /interface name|TUN|tun/i);
+      return true;
+    },
+  );
   await new Promise((r) => setTimeout(r, 200));
   assert.equal(fatal, undefined);
 });

@@ -23,9 +23,18 @@ import { ConnectionMeter, isForbiddenAddress } from '@pocketproxy/proxy';
 import { logger } from './helpers.js';
 
 const sample: AgentState = {
-  version: 1, server: 'http://relay.test:8080', device_id: 'dev_abcdefghij', auth_token: 'tok', private_key: 'k', public_key: 'p', psk: 's',
-  relay: { id: 'rly_abcdefghij', host: 'relay.test', port: 1194, public_key: null }, vpn_ip: '192.168.255.7', mtu: 1380,
-  subnet: '192.168.255.0/24', paired_at: new Date(0).toISOString(),
+  version: 1,
+  server: 'http://relay.test:8080',
+  device_id: 'dev_abcdefghij',
+  auth_token: 'tok',
+  private_key: 'k',
+  public_key: 'p',
+  psk: 's',
+  relay: { id: 'rly_abcdefghij', host: 'relay.test', port: 1194, public_key: null },
+  vpn_ip: '192.168.255.7',
+  mtu: 1380,
+  subnet: '192.168.255.0/24',
+  paired_at: new Date(0).toISOString(),
 };
 
 test('state file: round trip, mode 0600 in a 0700 directory, clear errors', async () => {
@@ -33,7 +42,11 @@ test('state file: round trip, mode 0600 in a 0700 directory, clear errors', asyn
   try {
     const dir = join(root, 'state');
     const old = process.umask(0o022);
-    try { await writeState(dir, sample); } finally { process.umask(old); }
+    try {
+      await writeState(dir, sample);
+    } finally {
+      process.umask(old);
+    }
     assert.deepEqual(await readState(dir), sample);
     assert.equal((await stat(statePath(dir))).mode & 0o777, 0o600);
     assert.equal((await stat(dir)).mode & 0o777, 0o700);
@@ -50,10 +63,25 @@ test('CLI: --help on each command, problems reported together', () => {
   assert.equal(parseCli(['--help']).command, 'help');
   assert.deepEqual(parseCli(['pair', '--help']), { command: 'help', text: HELP.pair });
   assert.deepEqual(parseCli(['run', '-h']), { command: 'help', text: HELP.run });
-  assert.throws(() => parseCli(['pair']), (e: Error) => /--server is required/.test(e.message) && /--code is required/.test(e.message));
-  assert.throws(() => parseCli(['run', '--rotate-driver', 'bogus', '--close-on-rotate', 'maybe']), (e: Error) => /rotate-driver/.test(e.message) && /close-on-rotate/.test(e.message));
+  assert.throws(
+    () => parseCli(['pair']),
+    (e: Error) => /--server is required/.test(e.message) && /--code is required/.test(e.message),
+  );
+  assert.throws(
+    () => parseCli(['run', '--rotate-driver', 'bogus', '--close-on-rotate', 'maybe']),
+    (e: Error) => /rotate-driver/.test(e.message) && /close-on-rotate/.test(e.message),
+  );
   assert.throws(() => parseCli(['frobnicate']), { code: 'PP_ERR_AGENT_USAGE' });
-  const r = parseCli(['run', '--rotate-command', 'echo hi', '--egress-interface', 'wwan0', '--close-on-rotate', 'false', '--allow-private-destinations']);
+  const r = parseCli([
+    'run',
+    '--rotate-command',
+    'echo hi',
+    '--egress-interface',
+    'wwan0',
+    '--close-on-rotate',
+    'false',
+    '--allow-private-destinations',
+  ]);
   assert.equal(r.command, 'run');
   if (r.command === 'run') {
     assert.equal(r.config.rotateDriver, 'command');
@@ -65,16 +93,30 @@ test('CLI: --help on each command, problems reported together', () => {
   }
   const d = parseCli(['run', '--dns-cache-ms', '0']);
   assert.equal(d.command === 'run' && d.config.dnsCacheMs, 0);
-  assert.throws(() => parseCli(['run', '--dns-cache-ms', '-1']), (e: Error) => /--dns-cache-ms/.test(e.message));
-  assert.throws(() => parseCli(['run', '--dns-cache-ms', 'soon']), (e: Error) => /--dns-cache-ms/.test(e.message));
+  assert.throws(
+    () => parseCli(['run', '--dns-cache-ms', '-1']),
+    (e: Error) => /--dns-cache-ms/.test(e.message),
+  );
+  assert.throws(
+    () => parseCli(['run', '--dns-cache-ms', 'soon']),
+    (e: Error) => /--dns-cache-ms/.test(e.message),
+  );
   // The real launcher, end to end.
   const bin = fileURLToPath(new URL('../bin/pocketproxy-agent.js', import.meta.url));
   for (const args of [['--help'], ['pair', '--help'], ['run', '--help']]) {
-    const p = spawnSync(process.execPath, [bin, ...args], { encoding: 'utf8', timeout: 30_000, env: { ...process.env, NODE_OPTIONS: '' } });
+    const p = spawnSync(process.execPath, [bin, ...args], {
+      encoding: 'utf8',
+      timeout: 30_000,
+      env: { ...process.env, NODE_OPTIONS: '' },
+    });
     assert.equal(p.status, 0, p.stderr);
     assert.match(p.stdout, /Usage: pocketproxy-agent/);
   }
-  const bad = spawnSync(process.execPath, [bin, 'pair'], { encoding: 'utf8', timeout: 30_000, env: { ...process.env, NODE_OPTIONS: '' } });
+  const bad = spawnSync(process.execPath, [bin, 'pair'], {
+    encoding: 'utf8',
+    timeout: 30_000,
+    env: { ...process.env, NODE_OPTIONS: '' },
+  });
   assert.equal(bad.status, 2);
   assert.match(bad.stderr, /--server is required/);
 });
@@ -88,7 +130,9 @@ test('credential verifier: v1$salt$base64url(HMAC-SHA256(salt, password))', () =
   assert.ok(!checkVerifier('x', 'garbage'));
   assert.ok(!checkVerifier('x', 'v1$salt$'));
   const store = new CredentialStore();
-  store.replace('v1', [credItem({ connection_id: 'con_aaaaaaaaaa', protocol: 'socks5', port: 30001, username: 'alice', verifier: v })]);
+  store.replace('v1', [
+    credItem({ connection_id: 'con_aaaaaaaaaa', protocol: 'socks5', port: 30001, username: 'alice', verifier: v }),
+  ]);
   const a = store.get('con_aaaaaaaaaa')!;
   assert.equal(store.check(a, 'alice', 's3cret-pass'), true);
   assert.equal(store.check(a, 'alice', 'nope'), false);
@@ -98,15 +142,31 @@ test('credential verifier: v1$salt$base64url(HMAC-SHA256(salt, password))', () =
 /** A well-formed credential item as the API sends it (active, no limits). */
 function credItem(o: Partial<CredentialItem> & { connection_id: string; verifier: string }): CredentialItem {
   return {
-    protocol: 'http', port: 30000, username: 'alice', state: 'active', allow_from: [], expires_at: null, max_connections: null,
-    rate_limit_down_kbps: null, rate_limit_up_kbps: null, bandwidth_limit_bytes: null, bytes_used_month: 0, ...o,
+    protocol: 'http',
+    port: 30000,
+    username: 'alice',
+    state: 'active',
+    allow_from: [],
+    expires_at: null,
+    max_connections: null,
+    rate_limit_down_kbps: null,
+    rate_limit_up_kbps: null,
+    bandwidth_limit_bytes: null,
+    bytes_used_month: 0,
+    ...o,
   };
 }
 
 test('credentials: a credential is checked only against its own connection; verified triples are remembered until the credentials change', () => {
   const store = new CredentialStore();
-  const item = (password: string) => credItem({ connection_id: 'con_aaaaaaaaaa', username: 'alice', verifier: makeVerifier(password, 'salt1') });
-  const other = credItem({ connection_id: 'con_bbbbbbbbbb', port: 30001, username: 'bob', verifier: makeVerifier('bob-pass', 'salt2') });
+  const item = (password: string) =>
+    credItem({ connection_id: 'con_aaaaaaaaaa', username: 'alice', verifier: makeVerifier(password, 'salt1') });
+  const other = credItem({
+    connection_id: 'con_bbbbbbbbbb',
+    port: 30001,
+    username: 'bob',
+    verifier: makeVerifier('bob-pass', 'salt2'),
+  });
   store.replace('v1', [item('first-pass'), other]);
   const a = store.get('con_aaaaaaaaaa')!;
   const b = store.get('con_bbbbbbbbbb')!;
@@ -129,7 +189,11 @@ test('credentials: a credential is checked only against its own connection; veri
   store.replace('v3', []);
   assert.equal(store.get('con_aaaaaaaaaa'), undefined);
   // Bounded: filling the memo past its limit drops it and keeps answering correctly.
-  const many = Array.from({ length: VERIFIED_MEMO_MAX + 1 }, (_, i) => ({ ...item(`p${i}`), username: `u${i}`, connection_id: `con_${String(i).padStart(10, '0')}` }));
+  const many = Array.from({ length: VERIFIED_MEMO_MAX + 1 }, (_, i) => ({
+    ...item(`p${i}`),
+    username: `u${i}`,
+    connection_id: `con_${String(i).padStart(10, '0')}`,
+  }));
   store.replace('v4', many);
   for (let i = 0; i < many.length; i++) assert.ok(store.check(store.get(many[i]!.connection_id)!, `u${i}`, `p${i}`));
   assert.ok(store.verifiedCount <= VERIFIED_MEMO_MAX, `memo holds ${store.verifiedCount}`);
@@ -139,7 +203,11 @@ test('credentials: a credential is checked only against its own connection; veri
 test('credentials: malformed items from the API are left out with the reason; allow-lists match IPv4/IPv6 addresses and CIDRs, and fail closed', () => {
   const store = new CredentialStore();
   const v = makeVerifier('pw', 's');
-  const good = credItem({ connection_id: 'con_aaaaaaaaaa', verifier: v, allow_from: ['203.0.113.0/24', '192.0.2.7', '2001:db8::/32'] });
+  const good = credItem({
+    connection_id: 'con_aaaaaaaaaa',
+    verifier: v,
+    allow_from: ['203.0.113.0/24', '192.0.2.7', '2001:db8::/32'],
+  });
   const bad = store.replace('v1', [
     good,
     { ...good, connection_id: 'con_1', port: 0 },
@@ -151,12 +219,23 @@ test('credentials: malformed items from the API are left out with the reason; al
     'nonsense',
   ]);
   assert.equal(store.size, 1);
-  assert.deepEqual(bad.map((b) => b.id), ['con_1', 'con_2', 'con_3', 'con_4', 'con_5', 'con_6', '?']);
+  assert.deepEqual(
+    bad.map((b) => b.id),
+    ['con_1', 'con_2', 'con_3', 'con_4', 'con_5', 'con_6', '?'],
+  );
   const a = store.get('con_aaaaaaaaaa')!;
   for (const ok of ['203.0.113.9', '192.0.2.7', '2001:db8::1']) assert.equal(store.allowed(a, ok), true, ok);
-  for (const no of ['203.0.114.1', '192.0.2.8', '2001:db9::1', '', 'not-an-ip']) assert.equal(store.allowed(a, no), false, no);
-  store.replace('v2', [{ ...good, allow_from: [] }, { ...good, connection_id: 'con_bbbbbbbbbb', allow_from: ['300.1.1.1', 'x/8'] }]);
-  assert.equal(store.allowed(store.get('con_aaaaaaaaaa')!, '198.51.100.1'), true, 'no list: anyone with the credentials');
+  for (const no of ['203.0.114.1', '192.0.2.8', '2001:db9::1', '', 'not-an-ip'])
+    assert.equal(store.allowed(a, no), false, no);
+  store.replace('v2', [
+    { ...good, allow_from: [] },
+    { ...good, connection_id: 'con_bbbbbbbbbb', allow_from: ['300.1.1.1', 'x/8'] },
+  ]);
+  assert.equal(
+    store.allowed(store.get('con_aaaaaaaaaa')!, '198.51.100.1'),
+    true,
+    'no list: anyone with the credentials',
+  );
   assert.equal(store.allowed(store.get('con_bbbbbbbbbb')!, '198.51.100.1'), false, 'an unreadable list admits nobody');
 });
 
@@ -166,10 +245,17 @@ test('commands: one run per id across tunnel pushes and heartbeats; re-pushes ar
   const acks: Array<[string, string]> = [];
   const d = new CommandDispatcher({
     handlers: {
-      config_update: async (p) => { runs.push('config'); return { applied: p }; },
-      reboot: async () => { throw new Error('reboot not allowed'); },
+      config_update: async (p) => {
+        runs.push('config');
+        return { applied: p };
+      },
+      reboot: async () => {
+        throw new Error('reboot not allowed');
+      },
     },
-    report: async (id, status, result) => { reports.push([id, status, result]); },
+    report: async (id, status, result) => {
+      reports.push([id, status, result]);
+    },
     ack: (id, status) => acks.push([id, status]),
     logger,
   });
@@ -180,14 +266,34 @@ test('commands: one run per id across tunnel pushes and heartbeats; re-pushes ar
   await d.idle();
   assert.equal(d.submit(cmd, 'tunnel'), false);
   assert.deepEqual(runs, ['config']);
-  assert.deepEqual(reports.map((r) => r[1]), ['acked', 'succeeded']);
-  assert.deepEqual(acks, [['cmd_aaaaaaaaaa', 'received'], ['cmd_aaaaaaaaaa', 'received'], ['cmd_aaaaaaaaaa', 'succeeded'], ['cmd_aaaaaaaaaa', 'succeeded']]);
+  assert.deepEqual(
+    reports.map((r) => r[1]),
+    ['acked', 'succeeded'],
+  );
+  assert.deepEqual(acks, [
+    ['cmd_aaaaaaaaaa', 'received'],
+    ['cmd_aaaaaaaaaa', 'received'],
+    ['cmd_aaaaaaaaaa', 'succeeded'],
+    ['cmd_aaaaaaaaaa', 'succeeded'],
+  ]);
   d.submit({ id: 'cmd_bbbbbbbbbb', type: 'reboot' }, 'heartbeat');
   d.submit({ id: 'cmd_cccccccccc', type: 'self_destruct' }, 'heartbeat');
   await d.idle();
-  assert.deepEqual(reports.slice(2).map((r) => `${r[0]} ${r[1]}`).sort(), ['cmd_bbbbbbbbbb acked', 'cmd_bbbbbbbbbb failed', 'cmd_cccccccccc acked', 'cmd_cccccccccc failed']);
-  assert.match(JSON.stringify(reports.find((r) => r[0] === 'cmd_bbbbbbbbbb' && r[1] === 'failed')![2]), /reboot not allowed/);
-  assert.match(JSON.stringify(reports.find((r) => r[0] === 'cmd_cccccccccc' && r[1] === 'failed')![2]), /unknown command type/);
+  assert.deepEqual(
+    reports
+      .slice(2)
+      .map((r) => `${r[0]} ${r[1]}`)
+      .sort(),
+    ['cmd_bbbbbbbbbb acked', 'cmd_bbbbbbbbbb failed', 'cmd_cccccccccc acked', 'cmd_cccccccccc failed'],
+  );
+  assert.match(
+    JSON.stringify(reports.find((r) => r[0] === 'cmd_bbbbbbbbbb' && r[1] === 'failed')![2]),
+    /reboot not allowed/,
+  );
+  assert.match(
+    JSON.stringify(reports.find((r) => r[0] === 'cmd_cccccccccc' && r[1] === 'failed')![2]),
+    /unknown command type/,
+  );
 });
 
 test('transport policy: UDP -> TCP after fallbackAfterMs without a session, UDP retry while on TCP', () => {
@@ -216,7 +322,9 @@ test('transport policy: after a fallback, UDP probes 1, 2, 4, ... s apart up to 
   assert.deepEqual(p.tick(11_000), {}, 'no probes while connecting');
   p.onEstablished(12_000); // the session came up on TCP
   const probes: number[] = [];
-  const run = (from: number, to: number) => { for (let t = from; t <= to; t += 100) if (p.tick(t).probeUdp) probes.push(t); };
+  const run = (from: number, to: number) => {
+    for (let t = from; t <= to; t += 100) if (p.tick(t).probeUdp) probes.push(t);
+  };
   run(12_100, 200_000);
   assert.deepEqual(probes, [13_000, 15_000, 19_000, 27_000, 43_000, 75_000, 135_000, 195_000]);
   // A rekey (already established) does not restart the schedule.
@@ -276,14 +384,31 @@ test('heartbeat payload matches the API schema (Heartbeat); usage is what the me
   const body = await buildHeartbeat({
     metrics: async () => ({ battery: 80, charging: true, signal: null, carrier: null, network_type: 'LTE' }),
     publicIp: async () => '198.18.1.2',
-    proxyStats: () => ({ listeners: 2, open: 1, admitted: 1, handshakeTimeouts: 3, idleClosed: 0, authFailures: 4, denied: 1, unauthRefusedPerAddress: 5, unauthRefusedTotal: 0, unauthActive: 0, listenFailures: 0 }),
-    agentVersion: '0.1.0', startedAt: 0, now: () => 61_500,
+    proxyStats: () => ({
+      listeners: 2,
+      open: 1,
+      admitted: 1,
+      handshakeTimeouts: 3,
+      idleClosed: 0,
+      authFailures: 4,
+      denied: 1,
+      unauthRefusedPerAddress: 5,
+      unauthRefusedTotal: 0,
+      unauthActive: 0,
+      listenFailures: 0,
+    }),
+    agentVersion: '0.1.0',
+    startedAt: 0,
+    now: () => 61_500,
   });
   body.usage = usage.drain();
   const parsed = Heartbeat.parse(body);
   assert.equal(parsed.uptime_s, 61);
   assert.equal(parsed.proxy?.handshake_timeouts, 3);
-  assert.deepEqual(body.usage, [{ connection_id: 'con_aaaaaaaaaa', bytes_in: 100, bytes_out: 2000 }, { connection_id: 'con_bbbbbbbbbb', bytes_in: 0, bytes_out: 20 }]);
+  assert.deepEqual(body.usage, [
+    { connection_id: 'con_aaaaaaaaaa', bytes_in: 100, bytes_out: 2000 },
+    { connection_id: 'con_bbbbbbbbbb', bytes_in: 0, bytes_out: 20 },
+  ]);
   // Counted meanwhile; a failed heartbeat gives its part back, so the next one carries both.
   usage.of('con_bbbbbbbbbb').take('up', 30);
   const failed = usage.drain();
@@ -303,13 +428,24 @@ test('heartbeat payload matches the API schema (Heartbeat); usage is what the me
   usage.of('con_aaaaaaaaaa').refund('up', 7);
   assert.deepEqual(usage.drain(), []);
   // Metrics unavailable and IP echo down still give a valid heartbeat.
-  const b2 = await buildHeartbeat({ metrics: async () => { throw new Error('x'); }, publicIp: async () => { throw new Error('down'); }, agentVersion: '0.1.0', startedAt: 0 });
+  const b2 = await buildHeartbeat({
+    metrics: async () => {
+      throw new Error('x');
+    },
+    publicIp: async () => {
+      throw new Error('down');
+    },
+    agentVersion: '0.1.0',
+    startedAt: 0,
+  });
   Heartbeat.parse(b2);
   assert.equal(b2.public_ip, null);
 });
 
 test('metrics: mmcli parsing, battery absent -> null', async () => {
-  const m = parseMmcli('modem.3gpp.operator-name : LabTel\nmodem.generic.access-technologies.value[1] : lte\nmodem.generic.signal-quality.value : 75\n');
+  const m = parseMmcli(
+    'modem.3gpp.operator-name : LabTel\nmodem.generic.access-technologies.value[1] : lte\nmodem.generic.signal-quality.value : 75\n',
+  );
   assert.deepEqual(m, { carrier: 'LabTel', network_type: 'lte', signal: 3 });
   assert.deepEqual(parseMmcli(''), { carrier: null, network_type: null, signal: null });
   assert.deepEqual(await readBattery('/nonexistent'), { battery: null, charging: null });
@@ -321,9 +457,26 @@ test('probe packet and destination policy', () => {
   const p = icmpEcho('192.168.255.7', '192.168.255.1', 1, 2);
   assert.equal(checksum(p.subarray(0, 20)), 0);
   assert.equal(checksum(p.subarray(20)), 0);
-  const pol = currentPolicy({ tunnelSubnet: '192.168.255.0/24', allowPrivate: false, interfaces: () => ({ wwan0: [{ address: '100.64.1.2', family: 'IPv4', netmask: '255.255.255.0', internal: false, mac: '', cidr: '100.64.1.2/24' }] }) });
-  for (const ok of ['203.0.113.10', '198.51.100.1', '192.0.2.1', '8.8.8.8']) assert.equal(isForbiddenAddress(ok, pol), false, ok);
-  for (const bad of ['192.168.255.1', '10.0.0.1', '127.0.0.1', '100.64.1.2', '169.254.169.254']) assert.equal(isForbiddenAddress(bad, pol), true, bad);
+  const pol = currentPolicy({
+    tunnelSubnet: '192.168.255.0/24',
+    allowPrivate: false,
+    interfaces: () => ({
+      wwan0: [
+        {
+          address: '100.64.1.2',
+          family: 'IPv4',
+          netmask: '255.255.255.0',
+          internal: false,
+          mac: '',
+          cidr: '100.64.1.2/24',
+        },
+      ],
+    }),
+  });
+  for (const ok of ['203.0.113.10', '198.51.100.1', '192.0.2.1', '8.8.8.8'])
+    assert.equal(isForbiddenAddress(ok, pol), false, ok);
+  for (const bad of ['192.168.255.1', '10.0.0.1', '127.0.0.1', '100.64.1.2', '169.254.169.254'])
+    assert.equal(isForbiddenAddress(bad, pol), true, bad);
   const priv = currentPolicy({ tunnelSubnet: '192.168.255.0/24', allowPrivate: true, interfaces: () => ({}) });
   assert.equal(isForbiddenAddress('10.0.0.1', priv), false);
   assert.equal(isForbiddenAddress('192.168.255.9', priv), true);
@@ -332,15 +485,31 @@ test('probe packet and destination policy', () => {
 test('egress: one DNS cache across interface snapshots, --dns-cache-ms 0 disables it', async () => {
   let t = 0;
   let lookups = 0;
-  const resolve = async () => { lookups++; return [{ address: '203.0.113.10', family: 4 as const }]; };
-  const egress = createEgress({ tunnelSubnet: '192.168.255.0/24', allowPrivate: false, interfaces: () => ({}), resolve, now: () => t });
+  const resolve = async () => {
+    lookups++;
+    return [{ address: '203.0.113.10', family: 4 as const }];
+  };
+  const egress = createEgress({
+    tunnelSubnet: '192.168.255.0/24',
+    allowPrivate: false,
+    interfaces: () => ({}),
+    resolve,
+    now: () => t,
+  });
   for (let i = 0; i < 6; i++) {
     assert.equal((await egress.resolveUdp('echo.test')).address, '203.0.113.10');
     t += 1_200; // a new interface snapshot (and policy dialer) each time
   }
   assert.equal(lookups, 2, 'answer reused for 5 s across snapshots (t = 0, then t = 6000)');
-  const off = createEgress({ tunnelSubnet: '192.168.255.0/24', allowPrivate: false, interfaces: () => ({}), resolve, dnsCacheMs: 0 });
+  const off = createEgress({
+    tunnelSubnet: '192.168.255.0/24',
+    allowPrivate: false,
+    interfaces: () => ({}),
+    resolve,
+    dnsCacheMs: 0,
+  });
   lookups = 0;
-  await off.resolveUdp('echo.test'); await off.resolveUdp('echo.test');
+  await off.resolveUdp('echo.test');
+  await off.resolveUdp('echo.test');
   assert.equal(lookups, 2);
 });

@@ -9,7 +9,15 @@ import type { Device, List, Overview } from '@/lib/types';
 import { Badge, Empty, ErrorBanner, Loading, PageHeader } from '@/components/ui';
 
 /** Events that change the counters or the event list; heartbeats alone do not. */
-const RELEVANT = new Set(['device_connected', 'device_disconnected', 'device_paired', 'device_updated', 'ip_changed', 'connection_updated', 'command_updated']);
+const RELEVANT = new Set([
+  'device_connected',
+  'device_disconnected',
+  'device_paired',
+  'device_updated',
+  'ip_changed',
+  'connection_updated',
+  'command_updated',
+]);
 
 export default function OverviewPage() {
   const ov = useResource<Overview>('/api/overview');
@@ -94,19 +102,25 @@ export default function OverviewPage() {
             ) : (
               <ul className="events">
                 {d.recent_events.map((e) => {
-                  const name = e.device_id ? (names.get(e.device_id) ?? (typeof e.data.name === 'string' ? e.data.name : e.device_id)) : null;
+                  const name = e.device_id
+                    ? (names.get(e.device_id) ?? (typeof e.data.name === 'string' ? e.data.name : e.device_id))
+                    : null;
                   const { name: _shown, ...rest } = e.data;
                   return (
-                  <li key={e.id}>
-                    <time dateTime={e.created_at}>{formatTime(e.created_at)}</time>
-                    <Badge tone={eventTone(e.type)}>{eventLabel(e.type)}</Badge>
-                    {e.device_id && (
-                      <Link href={`/devices/view/?id=${encodeURIComponent(e.device_id)}`} className={name === e.device_id ? 'mono' : undefined} prefetch={false}>
-                        {name}
-                      </Link>
-                    )}
-                    <span className="muted">{eventSummary(e.type, e.device_id ? rest : e.data)}</span>
-                  </li>
+                    <li key={e.id}>
+                      <time dateTime={e.created_at}>{formatTime(e.created_at)}</time>
+                      <Badge tone={eventTone(e.type)}>{eventLabel(e.type)}</Badge>
+                      {e.device_id && (
+                        <Link
+                          href={`/devices/view/?id=${encodeURIComponent(e.device_id)}`}
+                          className={name === e.device_id ? 'mono' : undefined}
+                          prefetch={false}
+                        >
+                          {name}
+                        </Link>
+                      )}
+                      <span className="muted">{eventSummary(e.type, e.device_id ? rest : e.data)}</span>
+                    </li>
                   );
                 })}
               </ul>

@@ -27,7 +27,9 @@ function choiceFor(s: number | null): string {
 
 export function RotationEditor({ device, onSaved }: { device: Device; onSaved: (d: Device) => void }) {
   const [choice, setChoice] = useState(choiceFor(device.rotation_interval_s));
-  const [minutes, setMinutes] = useState(device.rotation_interval_s ? String(Math.round(device.rotation_interval_s / 60)) : '');
+  const [minutes, setMinutes] = useState(
+    device.rotation_interval_s ? String(Math.round(device.rotation_interval_s / 60)) : '',
+  );
   const [errors, setErrors] = useState<FieldErrors>({});
   const [busy, setBusy] = useState(false);
   const [saved, setSaved] = useState(false);
@@ -37,13 +39,21 @@ export function RotationEditor({ device, onSaved }: { device: Device; onSaved: (
     setMinutes(device.rotation_interval_s ? String(Math.round(device.rotation_interval_s / 60)) : '');
   }, [device.rotation_interval_s]);
 
-  const value: number | null = choice === 'custom' ? (minutes.trim() === '' ? NaN : Math.round(Number(minutes) * 60)) : choice === 'null' ? null : Number(choice);
+  const value: number | null =
+    choice === 'custom'
+      ? minutes.trim() === ''
+        ? NaN
+        : Math.round(Number(minutes) * 60)
+      : choice === 'null'
+        ? null
+        : Number(choice);
   const dirty = value !== device.rotation_interval_s;
 
   async function save(e: React.FormEvent) {
     e.preventDefault();
     setSaved(false);
-    if (value !== null && !Number.isFinite(value)) return setErrors({ rotation_interval_s: 'enter a number of minutes' });
+    if (value !== null && !Number.isFinite(value))
+      return setErrors({ rotation_interval_s: 'enter a number of minutes' });
     const v = validate(DeviceUpdate, { rotation_interval_s: value });
     if (!v.ok) return setErrors(v.errors);
     setErrors({});
@@ -62,7 +72,9 @@ export function RotationEditor({ device, onSaved }: { device: Device; onSaved: (
     <form className="stack" onSubmit={save} noValidate>
       <p className="muted small" style={{ margin: 0 }}>
         Auto-rotation: <strong>{formatInterval(device.rotation_interval_s)}</strong>
-        {device.rotation_interval_s && device.next_rotation_at ? ` · next at ${formatTime(device.next_rotation_at)}` : ''}
+        {device.rotation_interval_s && device.next_rotation_at
+          ? ` · next at ${formatTime(device.next_rotation_at)}`
+          : ''}
         {device.rotation_interval_s && device.status === 'offline' ? ' · paused while the device is offline' : ''}
       </p>
       {errors._ && <Notice tone="error">{errors._}</Notice>}
@@ -88,7 +100,18 @@ export function RotationEditor({ device, onSaved }: { device: Device; onSaved: (
         </Field>
         {choice === 'custom' && (
           <Field label="Minutes" error={errors.rotation_interval_s} hint="1 minute to 7 days">
-            {(p) => <input {...p} type="number" min={1} max={10080} step={1} value={minutes} onChange={(e) => setMinutes(e.target.value)} style={{ width: 120 }} />}
+            {(p) => (
+              <input
+                {...p}
+                type="number"
+                min={1}
+                max={10080}
+                step={1}
+                value={minutes}
+                onChange={(e) => setMinutes(e.target.value)}
+                style={{ width: 120 }}
+              />
+            )}
           </Field>
         )}
         <button type="submit" className="btn" disabled={busy || !dirty}>

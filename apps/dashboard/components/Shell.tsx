@@ -23,7 +23,8 @@ function isActive(pathname: string, href: string) {
 
 function LiveIndicator() {
   const status = useLiveStatus();
-  const text = status === 'live' ? 'Live' : status === 'connecting' ? 'Connecting…' : 'Reconnecting · polling every 10 s';
+  const text =
+    status === 'live' ? 'Live' : status === 'connecting' ? 'Connecting…' : 'Reconnecting · polling every 10 s';
   return (
     <span className={`live live-${status}`} role="status" title="Live updates over WebSocket">
       <span className="dot" aria-hidden="true" />
@@ -49,10 +50,13 @@ export function Shell({ children }: { children: React.ReactNode }) {
     if (bare || !authed) return;
     const ms = msUntilExpiry();
     if (ms === null) return;
-    const t = setTimeout(() => {
-      endSession(SESSION_EXPIRED);
-      goToLogin();
-    }, Math.min(Math.max(ms, 0), 2 ** 31 - 1));
+    const t = setTimeout(
+      () => {
+        endSession(SESSION_EXPIRED);
+        goToLogin();
+      },
+      Math.min(Math.max(ms, 0), 2 ** 31 - 1),
+    );
     return () => clearTimeout(t);
   }, [bare, authed]);
 

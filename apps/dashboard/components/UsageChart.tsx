@@ -10,7 +10,11 @@ import type { UsagePoint } from '@/lib/types';
 type Props = { points: UsagePoint[]; granularity: 'hour' | 'day'; label: string };
 
 /** A complete, gap-free series (UTC-aligned buckets ending now) so missing buckets read as zero. */
-export function toSeries(points: UsagePoint[], granularity: 'hour' | 'day', now = Date.now()): [number[], number[], number[]] {
+export function toSeries(
+  points: UsagePoint[],
+  granularity: 'hour' | 'day',
+  now = Date.now(),
+): [number[], number[], number[]] {
   const step = granularity === 'hour' ? 3600 : 86400;
   const n = granularity === 'hour' ? 24 : 30;
   const end = Math.floor(now / 1000 / step) * step;
@@ -64,10 +68,32 @@ export function UsageChart({ points, granularity, label }: Props) {
           series: [
             {
               label: granularity === 'hour' ? 'Hour' : 'Day',
-              value: (_u, v) => (v === null ? '—' : new Date(v * 1000).toLocaleString(undefined, granularity === 'hour' ? { hour: '2-digit', minute: '2-digit', day: 'numeric', month: 'short' } : { day: 'numeric', month: 'short' })),
+              value: (_u, v) =>
+                v === null
+                  ? '—'
+                  : new Date(v * 1000).toLocaleString(
+                      undefined,
+                      granularity === 'hour'
+                        ? { hour: '2-digit', minute: '2-digit', day: 'numeric', month: 'short' }
+                        : { day: 'numeric', month: 'short' },
+                    ),
             },
-            { label: 'Download (in)', stroke: '#1f5fd1', fill: 'rgba(31,95,209,0.35)', paths: barsIn, value: fmt, points: { show: false } },
-            { label: 'Upload (out)', stroke: '#d97706', fill: 'rgba(217,119,6,0.35)', paths: barsOut, value: fmt, points: { show: false } },
+            {
+              label: 'Download (in)',
+              stroke: '#1f5fd1',
+              fill: 'rgba(31,95,209,0.35)',
+              paths: barsIn,
+              value: fmt,
+              points: { show: false },
+            },
+            {
+              label: 'Upload (out)',
+              stroke: '#d97706',
+              fill: 'rgba(217,119,6,0.35)',
+              paths: barsOut,
+              value: fmt,
+              points: { show: false },
+            },
           ],
           axes: [{}, { values: (_u, vals) => vals.map((v) => formatBytes(v)), size: 70 }],
         };
@@ -95,7 +121,11 @@ export function UsageChart({ points, granularity, label }: Props) {
         <h3>{label}</h3>
         <span className="muted small">total {formatBytes(total)}</span>
       </figcaption>
-      {failed ? <p className="muted">Chart failed to load.</p> : <div ref={box} className="chart" role="img" aria-label={`${label}: ${formatBytes(total)} in total`} />}
+      {failed ? (
+        <p className="muted">Chart failed to load.</p>
+      ) : (
+        <div ref={box} className="chart" role="img" aria-label={`${label}: ${formatBytes(total)} in total`} />
+      )}
     </figure>
   );
 }

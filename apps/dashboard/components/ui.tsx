@@ -9,7 +9,15 @@ export function StatusBadge({ status }: { status: 'online' | 'offline' | string 
   return <span className={`badge badge-${status === 'online' ? 'ok' : 'bad'}`}>{status}</span>;
 }
 
-export function Badge({ tone, children, title }: { tone: 'ok' | 'warn' | 'bad' | 'info' | 'muted'; children: React.ReactNode; title?: string }) {
+export function Badge({
+  tone,
+  children,
+  title,
+}: {
+  tone: 'ok' | 'warn' | 'bad' | 'info' | 'muted';
+  children: React.ReactNode;
+  title?: string;
+}) {
   return (
     <span className={`badge badge-${tone}`} title={title}>
       {children}
@@ -17,7 +25,10 @@ export function Badge({ tone, children, title }: { tone: 'ok' | 'warn' | 'bad' |
   );
 }
 
-const ageFormat = (at: string | null | undefined, now: number): [string, string] => [formatAge(at, now), freshness(at, now)];
+const ageFormat = (at: string | null | undefined, now: number): [string, string] => [
+  formatAge(at, now),
+  freshness(at, now),
+];
 
 /** "12s ago", coloured by freshness: green < 60 s, amber < 5 min, red beyond. Ticks every second. */
 export function Age({ at }: { at: string | null | undefined }) {
@@ -47,7 +58,9 @@ export function Countdown({ at, onExpire }: { at: string; onExpire?: () => void 
   }, [left, now, onExpire]);
   const m = Math.floor(left / 60);
   const s = left % 60;
-  return <span className={`countdown ${left < 60 ? 'countdown-low' : ''}`}>{`${m}:${String(s).padStart(2, '0')}`}</span>;
+  return (
+    <span className={`countdown ${left < 60 ? 'countdown-low' : ''}`}>{`${m}:${String(s).padStart(2, '0')}`}</span>
+  );
 }
 
 async function copyText(text: string): Promise<boolean> {
@@ -113,7 +126,15 @@ export function ErrorBanner({ error, onRetry }: { error: unknown; onRetry?: () =
   );
 }
 
-export function Notice({ tone, children, onClose }: { tone: 'ok' | 'warn' | 'error' | 'info'; children: React.ReactNode; onClose?: () => void }) {
+export function Notice({
+  tone,
+  children,
+  onClose,
+}: {
+  tone: 'ok' | 'warn' | 'error' | 'info';
+  children: React.ReactNode;
+  onClose?: () => void;
+}) {
   return (
     <div className={`alert alert-${tone}`} role={tone === 'error' ? 'alert' : 'status'}>
       <div>{children}</div>
@@ -156,7 +177,19 @@ export function Field({ label, error, hint, children }: FieldProps) {
 }
 
 /** Modal built on <dialog>: focus trap, Escape and backdrop handling come from the browser. */
-export function Dialog({ open, title, onClose, children, wide }: { open: boolean; title: string; onClose: () => void; children: React.ReactNode; wide?: boolean }) {
+export function Dialog({
+  open,
+  title,
+  onClose,
+  children,
+  wide,
+}: {
+  open: boolean;
+  title: string;
+  onClose: () => void;
+  children: React.ReactNode;
+  wide?: boolean;
+}) {
   const ref = useRef<HTMLDialogElement>(null);
   const titleId = useId();
   useEffect(() => {

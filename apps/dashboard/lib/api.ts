@@ -89,7 +89,9 @@ export async function apiText(path: string, opts: Options = {}): Promise<string>
 
 /** Run `fn` over `items` with at most `limit` in flight; keeps per-item outcomes. */
 export async function mapLimit<T, R>(items: T[], limit: number, fn: (item: T) => Promise<R>) {
-  const results: Array<{ item: T; ok: true; value: R } | { item: T; ok: false; error: unknown }> = new Array(items.length);
+  const results: Array<{ item: T; ok: true; value: R } | { item: T; ok: false; error: unknown }> = new Array(
+    items.length,
+  );
   let next = 0;
   async function worker() {
     while (next < items.length) {

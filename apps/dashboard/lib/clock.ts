@@ -25,14 +25,21 @@ function subscribe(fn: () => void) {
 }
 
 export function useNow(): number {
-  return useSyncExternalStore(subscribe, () => now, () => 0);
+  return useSyncExternalStore(
+    subscribe,
+    () => now,
+    () => 0,
+  );
 }
 
 // ---- live ages without re-rendering ----
 // A fleet table shows hundreds of "12s ago" cells. Re-rendering each through React every second
 // costs a long task per tick on a modest machine, so one timer writes their text and freshness
 // straight into the DOM (React renders the element once and never owns its text).
-type AgeEntry = { at: string | null | undefined; format: (at: string | null | undefined, now: number) => [text: string, fresh: string] };
+type AgeEntry = {
+  at: string | null | undefined;
+  format: (at: string | null | undefined, now: number) => [text: string, fresh: string];
+};
 const ages = new Map<HTMLElement, AgeEntry>();
 let ageTimer: ReturnType<typeof setInterval> | null = null;
 

@@ -8,7 +8,8 @@ export function readiness(c: Connection, now = Date.now()): Readiness {
   if (!c.enabled) reasons.push('disabled');
   if (c.device_status !== 'online') reasons.push('device offline');
   if (c.expires_at && Date.parse(c.expires_at) <= now) reasons.push('expired');
-  if (c.bandwidth_limit_bytes !== null && c.bytes_used_month >= c.bandwidth_limit_bytes) reasons.push('bandwidth limit reached');
+  if (c.bandwidth_limit_bytes !== null && c.bytes_used_month >= c.bandwidth_limit_bytes)
+    reasons.push('bandwidth limit reached');
   return { ok: reasons.length === 0, reasons };
 }
 

@@ -6,7 +6,8 @@ export type DevicePatch = Partial<Omit<Device, 'metrics'>> & { metrics?: Partial
 /** The change a live event makes to one device, or null when the event is not about devices. */
 export function devicePatchFromEvent(ev: WsEvent): { id: string; patch: DevicePatch; full: boolean } | null {
   const d = ev.data;
-  const id = typeof d.device_id === 'string' ? d.device_id : typeof d.id === 'string' && d.id.startsWith('dev_') ? d.id : null;
+  const id =
+    typeof d.device_id === 'string' ? d.device_id : typeof d.id === 'string' && d.id.startsWith('dev_') ? d.id : null;
   if (!id) return null;
   switch (ev.type) {
     case 'heartbeat': {
@@ -17,7 +18,11 @@ export function devicePatchFromEvent(ev: WsEvent): { id: string; patch: DevicePa
       return { id, patch, full: false };
     }
     case 'device_connected':
-      return { id, patch: { status: 'online', last_seen_at: ev.at, ...(typeof d.vpn_ip === 'string' ? { vpn_ip: d.vpn_ip } : {}) }, full: false };
+      return {
+        id,
+        patch: { status: 'online', last_seen_at: ev.at, ...(typeof d.vpn_ip === 'string' ? { vpn_ip: d.vpn_ip } : {}) },
+        full: false,
+      };
     case 'device_disconnected':
       return { id, patch: { status: 'offline' }, full: false };
     case 'ip_changed':
@@ -25,7 +30,11 @@ export function devicePatchFromEvent(ev: WsEvent): { id: string; patch: DevicePa
     case 'device_updated':
     case 'device_paired': {
       // A full Device in the event replaces ours; otherwise the caller refetches.
-      const full = typeof d.id === 'string' && typeof d.status === 'string' && typeof d.paired_at === 'string' && typeof d.metrics === 'object';
+      const full =
+        typeof d.id === 'string' &&
+        typeof d.status === 'string' &&
+        typeof d.paired_at === 'string' &&
+        typeof d.metrics === 'object';
       return { id, patch: full ? (d as unknown as DevicePatch) : {}, full };
     }
     default:
@@ -36,4 +45,3 @@ export function devicePatchFromEvent(ev: WsEvent): { id: string; patch: DevicePa
 export function applyPatch(dev: Device, patch: DevicePatch): Device {
   return { ...dev, ...patch, metrics: { ...dev.metrics, ...(patch.metrics ?? {}) } } as Device;
 }
-

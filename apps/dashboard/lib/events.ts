@@ -35,7 +35,8 @@ export function eventSummary(type: string, data: Record<string, unknown>): strin
   if ('old_ip' in data || 'new_ip' in data) return `${str(data.old_ip)} → ${str(data.new_ip)}`;
   const parts: string[] = [];
   for (const key of ['name', 'reason', 'type', 'status', 'vpn_ip', 'current_ip', 'error']) {
-    if (data[key] !== undefined && data[key] !== null && data[key] !== '') parts.push(key === 'name' ? str(data[key]) : `${key.replace(/_/g, ' ')}: ${str(data[key])}`);
+    if (data[key] !== undefined && data[key] !== null && data[key] !== '')
+      parts.push(key === 'name' ? str(data[key]) : `${key.replace(/_/g, ' ')}: ${str(data[key])}`);
   }
   return parts.join(' · ');
 }

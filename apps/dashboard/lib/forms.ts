@@ -15,12 +15,19 @@ export function zodFieldErrors(error: z.ZodError): FieldErrors {
 }
 
 /** zod's built-in messages ("Too big: expected number to be <=65535") rewritten for operators. */
-export function friendly(issue: z.ZodError["issues"][number]): string {
+export function friendly(issue: z.ZodError['issues'][number]): string {
   const m = issue.message;
   if (!/^(Too big|Too small|Invalid input)/.test(m)) return m; // the schema's own wording
-  const i = issue as unknown as { code: string; origin?: string; maximum?: number | bigint; minimum?: number | bigint; expected?: string };
+  const i = issue as unknown as {
+    code: string;
+    origin?: string;
+    maximum?: number | bigint;
+    minimum?: number | bigint;
+    expected?: string;
+  };
   if (i.code === 'too_big' && i.origin === 'string') return `must be at most ${i.maximum} characters`;
-  if (i.code === 'too_small' && i.origin === 'string') return Number(i.minimum) <= 1 ? 'must not be empty' : `must be at least ${i.minimum} characters`;
+  if (i.code === 'too_small' && i.origin === 'string')
+    return Number(i.minimum) <= 1 ? 'must not be empty' : `must be at least ${i.minimum} characters`;
   if (i.code === 'too_big' && i.origin === 'number') return `must be at most ${i.maximum}`;
   if (i.code === 'too_small' && i.origin === 'number') return `must be at least ${i.minimum}`;
   if (i.code === 'too_big' && i.origin === 'array') return `at most ${i.maximum} entries`;
@@ -29,7 +36,10 @@ export function friendly(issue: z.ZodError["issues"][number]): string {
 }
 
 /** Validate with a shared schema; returns either the parsed value or field errors. */
-export function validate<S extends z.ZodType>(schema: S, value: unknown): { ok: true; data: z.output<S> } | { ok: false; errors: FieldErrors } {
+export function validate<S extends z.ZodType>(
+  schema: S,
+  value: unknown,
+): { ok: true; data: z.output<S> } | { ok: false; errors: FieldErrors } {
   const r = schema.safeParse(value);
   return r.success ? { ok: true, data: r.data } : { ok: false, errors: zodFieldErrors(r.error) };
 }

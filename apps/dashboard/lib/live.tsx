@@ -15,7 +15,16 @@ const MAX_BACKOFF_MS = 30_000;
 // Checked by hand rather than with the zod WsEvent schema: the shell is on every page, and zod
 // (~34 KB gzip) is then only downloaded by pages that have forms. The list is type-checked
 // against the schema's enum, both ways.
-const EVENT_TYPES = ['device_connected', 'device_disconnected', 'heartbeat', 'command_updated', 'ip_changed', 'device_paired', 'device_updated', 'connection_updated'] as const satisfies readonly WsEventType[];
+const EVENT_TYPES = [
+  'device_connected',
+  'device_disconnected',
+  'heartbeat',
+  'command_updated',
+  'ip_changed',
+  'device_paired',
+  'device_updated',
+  'connection_updated',
+] as const satisfies readonly WsEventType[];
 type _AllListed = Exclude<WsEventType, (typeof EVENT_TYPES)[number]> extends never ? true : never;
 const _allListed: _AllListed = true;
 void _allListed;
@@ -26,7 +35,11 @@ function asEvent(v: unknown): WsEvent | null {
   const e = v as Record<string, unknown>;
   if (typeof e.type !== 'string' || !KNOWN.has(e.type)) return null;
   if (!e.data || typeof e.data !== 'object' || Array.isArray(e.data)) return null;
-  return { type: e.type as WsEventType, data: e.data as Record<string, unknown>, at: typeof e.at === 'string' ? e.at : new Date().toISOString() };
+  return {
+    type: e.type as WsEventType,
+    data: e.data as Record<string, unknown>,
+    at: typeof e.at === 'string' ? e.at : new Date().toISOString(),
+  };
 }
 
 class LiveHub {
@@ -74,7 +87,9 @@ class LiveHub {
     const proto = window.location.protocol === 'https:' ? 'wss:' : 'ws:';
     let ws: WebSocket;
     try {
-      ws = new WebSocket(`${process.env.NEXT_PUBLIC_POCKETPROXY_WS_ORIGIN ?? `${proto}//${window.location.host}`}/ws?token=${encodeURIComponent(token)}`);
+      ws = new WebSocket(
+        `${process.env.NEXT_PUBLIC_POCKETPROXY_WS_ORIGIN ?? `${proto}//${window.location.host}`}/ws?token=${encodeURIComponent(token)}`,
+      );
     } catch {
       this.scheduleReconnect();
       return;
@@ -183,9 +198,12 @@ export function useDebounced(fn: () => void, ms: number): () => void {
   const ref = useRef(fn);
   ref.current = fn;
   const timer = useRef<ReturnType<typeof setTimeout> | null>(null);
-  useEffect(() => () => {
-    if (timer.current) clearTimeout(timer.current);
-  }, []);
+  useEffect(
+    () => () => {
+      if (timer.current) clearTimeout(timer.current);
+    },
+    [],
+  );
   const [call] = useState(() => () => {
     if (timer.current) return;
     timer.current = setTimeout(() => {

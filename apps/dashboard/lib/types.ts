@@ -20,8 +20,13 @@ export type WsEventType = z.infer<typeof S.WsEventType>;
 export type List<T> = { items: T[]; total: number };
 
 /** The list with `item` replaced (same id) or added (at the end, or the start with `prepend`). */
-export function upsertById<T extends { id: string }>(list: List<T> | undefined, item: T, prepend = false): List<T> | undefined {
+export function upsertById<T extends { id: string }>(
+  list: List<T> | undefined,
+  item: T,
+  prepend = false,
+): List<T> | undefined {
   if (!list) return list;
-  if (list.items.some((x) => x.id === item.id)) return { total: list.total, items: list.items.map((x) => (x.id === item.id ? item : x)) };
+  if (list.items.some((x) => x.id === item.id))
+    return { total: list.total, items: list.items.map((x) => (x.id === item.id ? item : x)) };
   return { total: list.total + 1, items: prepend ? [item, ...list.items] : [...list.items, item] };
 }

@@ -11,7 +11,10 @@ import type { Browser, Locator, Page } from 'playwright-core';
 import { ADMIN, CHROMIUM, ErrorLog, launchBrowser, missingBuilds, Server, shotPath, until } from './harness.js';
 
 const haveChromium = existsSync(CHROMIUM);
-if (!haveChromium) console.error(`\n*** dashboard browser tests SKIPPED: no Chromium at ${CHROMIUM} (apt-get install chromium, or set CHROMIUM=) ***\n`);
+if (!haveChromium)
+  console.error(
+    `\n*** dashboard browser tests SKIPPED: no Chromium at ${CHROMIUM} (apt-get install chromium, or set CHROMIUM=) ***\n`,
+  );
 
 let server: Server;
 let browser: Browser;
@@ -54,7 +57,8 @@ async function nav(page: Page, label: string) {
   await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: label, exact: true }).click();
 }
 
-const rowOf = (page: Page | Locator, name: string) => page.locator('tbody tr').filter({ has: page.getByRole('link', { name, exact: true }) });
+const rowOf = (page: Page | Locator, name: string) =>
+  page.locator('tbody tr').filter({ has: page.getByRole('link', { name, exact: true }) });
 
 function skipWithoutChromium(t: { skip: (m: string) => void }): boolean {
   if (haveChromium) return false;
@@ -64,7 +68,9 @@ function skipWithoutChromium(t: { skip: (m: string) => void }): boolean {
 
 const state: { deviceId?: string; deviceToken?: string; customerId?: string; connection?: any } = {};
 
-test('operator flow: log in, customer, pair, live online, connection, live rotation, log out', { timeout: 90_000 }, async (t) => {
+test('operator flow: log in, customer, pair, live online, connection, live rotation, log out', {
+  timeout: 90_000,
+}, async (t) => {
   if (skipWithoutChromium(t)) return;
   const { page, log } = await newTab();
 
@@ -106,9 +112,15 @@ test('operator flow: log in, customer, pair, live online, connection, live rotat
   await page.getByText(`code=${code}&fp=`).waitFor();
   const fp = (await pairCmd.textContent())?.match(/&fp=([A-Za-z0-9_-]{22})'/)?.[1];
   assert.ok(fp, 'the pair command carries the fingerprint');
-  assert.match((await pairCmd.textContent()) ?? '', /^pocketproxy-agent pair 'pocketproxy:\/\/pair\?server=[^']+&code=[^']+&fp=[^']+'\npocketproxy-agent run /);
+  assert.match(
+    (await pairCmd.textContent()) ?? '',
+    /^pocketproxy-agent pair 'pocketproxy:\/\/pair\?server=[^']+&code=[^']+&fp=[^']+'\npocketproxy-agent run /,
+  );
   await page.getByText(`Server fingerprint: ${fp}`).waitFor();
-  assert.ok(await pairCmd.evaluate((el) => el.parentElement!.scrollWidth <= el.parentElement!.clientWidth), 'the commands wrap instead of scrolling out of view');
+  assert.ok(
+    await pairCmd.evaluate((el) => el.parentElement!.scrollWidth <= el.parentElement!.clientWidth),
+    'the commands wrap instead of scrolling out of view',
+  );
   const pair = await server.call('POST', '/api/public/pair', { code, agent_version: 'lab-0.1' });
   assert.equal(pair.status, 201, JSON.stringify(pair.json));
   state.deviceId = pair.json.device_id;
@@ -123,7 +135,10 @@ test('operator flow: log in, customer, pair, live online, connection, live rotat
   const hb = await server.call(
     'POST',
     `/api/devices/${state.deviceId}/heartbeat`,
-    { metrics: { battery: 77, charging: true, signal: -85, carrier: 'Vodafone', network_type: 'LTE' }, public_ip: '198.51.100.7' },
+    {
+      metrics: { battery: 77, charging: true, signal: -85, carrier: 'Vodafone', network_type: 'LTE' },
+      public_ip: '198.51.100.7',
+    },
     state.deviceToken,
   );
   assert.equal(hb.status, 200, JSON.stringify(hb.json));
@@ -152,7 +167,11 @@ test('operator flow: log in, customer, pair, live online, connection, live rotat
   state.connection = conn;
   assert.equal(conn.customer_id, state.customerId);
   assert.equal(conn.protocol, 'socks5');
-  assert.deepEqual([conn.max_connections, conn.rate_limit_down_kbps, conn.rate_limit_up_kbps], [25, 50000, null], 'limits stored; an empty one is no limit');
+  assert.deepEqual(
+    [conn.max_connections, conn.rate_limit_down_kbps, conn.rate_limit_up_kbps],
+    [25, 50000, null],
+    'limits stored; an empty one is no limit',
+  );
   assert.equal(conn.rotation_min_interval_s, 300, 'the minimum time between rotations is stored');
   assert.equal(shown, conn.proxy_url, 'the page shows the stored proxy string');
   assert.equal(shown, `socks5://${conn.username}:${conn.password}@${conn.host}:${conn.port}`);
@@ -163,10 +182,20 @@ test('operator flow: log in, customer, pair, live online, connection, live rotat
   // the credentials version): the row turns live without a reload.
   const internalToken = readFileSync(join(server.dataDir, 'internal.token'), 'utf8').trim();
   const device = await server.ok('GET', `/api/devices/${state.deviceId}`, undefined, token);
-  const up = await server.call('POST', '/api/internal/vpn/connected', { device_id: state.deviceId, vpn_ip: device.vpn_ip, endpoint: '198.51.100.7:40000' }, internalToken);
+  const up = await server.call(
+    'POST',
+    '/api/internal/vpn/connected',
+    { device_id: state.deviceId, vpn_ip: device.vpn_ip, endpoint: '198.51.100.7:40000' },
+    internalToken,
+  );
   assert.equal(up.status, 200, JSON.stringify(up.json));
   const creds = await server.ok('GET', `/api/devices/${state.deviceId}/credentials`, undefined, state.deviceToken);
-  await server.ok('POST', `/api/devices/${state.deviceId}/credentials/applied`, { version: creds.version }, state.deviceToken);
+  await server.ok(
+    'POST',
+    `/api/devices/${state.deviceId}/credentials/applied`,
+    { version: creds.version },
+    state.deviceToken,
+  );
   await connRow.getByText('live', { exact: true }).waitFor({ timeout: 8_000 });
   await connRow.getByText('Acme Scraping').waitFor();
 
@@ -178,11 +207,21 @@ test('operator flow: log in, customer, pair, live online, connection, live rotat
   await page.getByRole('button', { name: 'Rotate IP now' }).click();
   const cmdTable = page.locator('section[aria-labelledby="cmds-h"]');
   await cmdTable.getByText('pending', { exact: true }).waitFor();
-  const beat = await server.ok('POST', `/api/devices/${state.deviceId}/heartbeat`, { public_ip: '198.51.100.7' }, state.deviceToken);
+  const beat = await server.ok(
+    'POST',
+    `/api/devices/${state.deviceId}/heartbeat`,
+    { public_ip: '198.51.100.7' },
+    state.deviceToken,
+  );
   const cmd = beat.commands.find((c: any) => c.type === 'rotate_ip');
   assert.ok(cmd, `the heartbeat hands out the rotation: ${JSON.stringify(beat)}`);
   await cmdTable.getByText('sent', { exact: true }).waitFor({ timeout: 8_000 });
-  await server.ok('POST', `/api/devices/${state.deviceId}/commands/${cmd.id}/result`, { status: 'succeeded', result: { old_ip: '198.51.100.7', new_ip: '198.51.100.99' } }, state.deviceToken);
+  await server.ok(
+    'POST',
+    `/api/devices/${state.deviceId}/commands/${cmd.id}/result`,
+    { status: 'succeeded', result: { old_ip: '198.51.100.7', new_ip: '198.51.100.99' } },
+    state.deviceToken,
+  );
   await cmdTable.getByText('succeeded', { exact: true }).waitFor({ timeout: 8_000 });
   await cmdTable.getByText('198.51.100.7 → 198.51.100.99').waitFor();
   await page.locator('dd.mono', { hasText: '198.51.100.99' }).waitFor({ timeout: 8_000 }); // current IP, from ip_changed
@@ -193,7 +232,11 @@ test('operator flow: log in, customer, pair, live online, connection, live rotat
   // Log out: back on /login, the token is gone, and protected pages send us back there.
   await page.getByRole('button', { name: 'Sign out' }).click();
   await page.waitForURL(/\/login\//);
-  assert.equal(await page.evaluate(() => Object.keys(sessionStorage).filter((k) => /token/i.test(k)).length), 0, 'no token left in sessionStorage');
+  assert.equal(
+    await page.evaluate(() => Object.keys(sessionStorage).filter((k) => /token/i.test(k)).length),
+    0,
+    'no token left in sessionStorage',
+  );
   await page.goto(`${server.base}/connections/`);
   await page.waitForURL(/\/login\//);
   await page.getByLabel('Email').waitFor();
@@ -209,7 +252,11 @@ test('bad input shows a clear message and changes nothing stored', { timeout: 60
   await signIn(page);
   const snapshot = async () =>
     JSON.stringify(
-      await Promise.all(['/api/customers', '/api/relays', '/api/connections', '/api/devices'].map((p) => server.ok('GET', `${p}?limit=1000`, undefined, token))),
+      await Promise.all(
+        ['/api/customers', '/api/relays', '/api/connections', '/api/devices'].map((p) =>
+          server.ok('GET', `${p}?limit=1000`, undefined, token),
+        ),
+      ),
       (k, v) => (k === 'last_seen_at' || k === 'devices_online' || k === 'status' ? undefined : v),
     );
   const before = await snapshot();
@@ -238,7 +285,9 @@ test('bad input shows a clear message and changes nothing stored', { timeout: 60
   await refused(dlg, 'Create customer', 'must be an email address');
   await dlg.getByLabel('Email (optional)').fill('');
   await dlg.getByLabel('Name').fill('Acme Scraping');
-  await log.allowing(/status of 409/, () => refused(dlg, 'Create customer', 'a customer named "Acme Scraping" already exists'));
+  await log.allowing(/status of 409/, () =>
+    refused(dlg, 'Create customer', 'a customer named "Acme Scraping" already exists'),
+  );
   // The name field cannot take more than 64 characters.
   await dlg.getByLabel('Name').fill('x'.repeat(80));
   assert.equal((await dlg.getByLabel('Name').inputValue()).length, 64);
@@ -252,7 +301,15 @@ test('bad input shows a clear message and changes nothing stored', { timeout: 60
   await dlg.getByLabel('Public host').fill('relay2.example.com');
   for (const port of ['70000', '0', '']) {
     await dlg.getByLabel('Tunnel port').fill(port);
-    await refused(dlg, 'Create relay', port === '70000' ? 'must be at most 65535' : port === '0' ? 'must be at least 1' : 'enter a port between 1 and 65535');
+    await refused(
+      dlg,
+      'Create relay',
+      port === '70000'
+        ? 'must be at most 65535'
+        : port === '0'
+          ? 'must be at least 1'
+          : 'enter a port between 1 and 65535',
+    );
   }
   await dlg.getByLabel('Tunnel port').fill('1195');
   await dlg.getByLabel('Public host').fill('a'.repeat(300));
@@ -296,7 +353,9 @@ test('bad input shows a clear message and changes nothing stored', { timeout: 60
     await dlg.getByLabel(label).fill('');
   }
   await dlg.getByLabel('Username').fill(state.connection.username);
-  await log.allowing(/status of 409/, () => refused(dlg, 'Create connection', `the username "${state.connection.username}" is taken`));
+  await log.allowing(/status of 409/, () =>
+    refused(dlg, 'Create connection', `the username "${state.connection.username}" is taken`),
+  );
   await dlg.getByRole('button', { name: 'Cancel' }).click();
 
   // Editing a connection with a bad value is refused too, and the stored one is untouched.
@@ -331,13 +390,25 @@ const PAGES: { name: string; go: (page: Page) => Promise<void>; ready: (page: Pa
     },
     ready: (p) => p.getByText('On the device, run:').waitFor(),
   },
-  { name: 'connections', go: (p) => nav(p, 'Connections'), ready: (p) => p.getByText(/^(live|pending · .+)$/).first().waitFor() },
+  {
+    name: 'connections',
+    go: (p) => nav(p, 'Connections'),
+    ready: (p) =>
+      p
+        .getByText(/^(live|pending · .+)$/)
+        .first()
+        .waitFor(),
+  },
   {
     name: 'connection-form',
     go: (p) => p.getByRole('button', { name: 'New connection' }).click(),
     ready: (p) => p.getByRole('dialog', { name: 'New connection' }).waitFor(),
   },
-  { name: 'customers', go: (p) => p.goto(`${server.base}/customers/`).then(() => {}), ready: (p) => p.getByText('Acme Scraping').first().waitFor() },
+  {
+    name: 'customers',
+    go: (p) => p.goto(`${server.base}/customers/`).then(() => {}),
+    ready: (p) => p.getByText('Acme Scraping').first().waitFor(),
+  },
   { name: 'relays', go: (p) => nav(p, 'Relays'), ready: (p) => p.locator('tbody tr').first().waitFor() },
 ];
 
@@ -346,7 +417,12 @@ for (const width of [1280, 768]) {
     if (skipWithoutChromium(t)) return;
     assert.ok(state.deviceId, 'needs the device from the flow test');
     // Keep the device online for the pictures.
-    await server.ok('POST', `/api/devices/${state.deviceId}/heartbeat`, { metrics: { battery: 76, signal: -83 } }, state.deviceToken);
+    await server.ok(
+      'POST',
+      `/api/devices/${state.deviceId}/heartbeat`,
+      { metrics: { battery: 76, signal: -83 } },
+      state.deviceToken,
+    );
     const { page, log } = await newTab(width);
     await page.goto(`${server.base}/login/`);
     await page.getByLabel('Email').waitFor();
@@ -358,7 +434,9 @@ for (const width of [1280, 768]) {
       await page.waitForTimeout(300); // let ages and charts settle
       await page.screenshot({ path: shotPath(p.name, width), fullPage: !p.name.endsWith('-form') });
       // Nothing may stick out sideways except inside a scrolling table.
-      const overflow = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+      const overflow = await page.evaluate(
+        () => document.documentElement.scrollWidth - document.documentElement.clientWidth,
+      );
       assert.ok(overflow <= 0, `${p.name} at ${width}px scrolls sideways by ${overflow}px`);
       if (p.name === 'connection-form') await page.keyboard.press('Escape');
     }

@@ -21,7 +21,8 @@ export const ADMIN = { email: 'admin@example.com', password: 'lab-admin-password
 /** Why the builds this needs are missing, or null when both are there. */
 export function missingBuilds(): string | null {
   const missing: string[] = [];
-  if (!existsSync(join(OUT, 'index.html'))) missing.push(`${OUT}/index.html (run \`npm run build -w @pocketproxy/dashboard\`)`);
+  if (!existsSync(join(OUT, 'index.html')))
+    missing.push(`${OUT}/index.html (run \`npm run build -w @pocketproxy/dashboard\`)`);
   if (!existsSync(SERVER_BUNDLE)) missing.push(`${SERVER_BUNDLE} (run \`node scripts/build.mjs --no-dashboard\`)`);
   return missing.length ? `dashboard browser tests need the builds first; missing: ${missing.join('; ')}` : null;
 }
@@ -71,7 +72,8 @@ export class Server {
     this.proc.stderr!.on('data', (d) => (this.output += d));
     const deadline = Date.now() + 90_000;
     for (;;) {
-      if (this.proc.exitCode !== null) throw new Error(`pocketproxy up exited (${this.proc.exitCode}):\n${this.output}`);
+      if (this.proc.exitCode !== null)
+        throw new Error(`pocketproxy up exited (${this.proc.exitCode}):\n${this.output}`);
       try {
         if ((await fetch(`${this.base}/healthz`)).ok) break;
       } catch {
@@ -98,7 +100,10 @@ export class Server {
   async call(method: string, path: string, body?: unknown, token?: string): Promise<Reply> {
     const res = await fetch(this.base + path, {
       method,
-      headers: { ...(body === undefined ? {} : { 'content-type': 'application/json' }), ...(token ? { authorization: `Bearer ${token}` } : {}) },
+      headers: {
+        ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+        ...(token ? { authorization: `Bearer ${token}` } : {}),
+      },
       body: body === undefined ? undefined : JSON.stringify(body),
     });
     const text = await res.text();
@@ -123,7 +128,16 @@ export class Server {
   }
 }
 
-export const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+export const CHROMIUM_ARGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+];
 
 export async function launchBrowser(): Promise<Browser> {
   const { chromium } = await import('playwright-core');
@@ -168,7 +182,11 @@ export function shotPath(name: string, width: number): string {
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Poll fn until it returns a truthy value. */
-export async function until<T>(what: string, fn: () => Promise<T | undefined | null | false>, timeoutMs = 10_000): Promise<T> {
+export async function until<T>(
+  what: string,
+  fn: () => Promise<T | undefined | null | false>,
+  timeoutMs = 10_000,
+): Promise<T> {
   const end = Date.now() + timeoutMs;
   for (;;) {
     const v = await fn();
@@ -177,4 +195,3 @@ export async function until<T>(what: string, fn: () => Promise<T | undefined | n
     await sleep(100);
   }
 }
-

@@ -14,7 +14,19 @@ const now = () => new Date().toISOString();
 let seq = 0;
 const rid = (p) => `${p}_${(Date.now().toString(36) + (seq++).toString(36) + 'abcdefghij').slice(0, 16)}`;
 
-const relays = [{ id: 'rly_main0000001', name: 'main', host: '203.0.113.10', tunnel_port: 1194, push_url: 'http://127.0.0.1:8081', public_key: 'q83vEjRWeJCrze8SNFZ4kKvN7xI0VniQq83vEjRWeJA=', enabled: true, devices_online: 0, created_at: now() }];
+const relays = [
+  {
+    id: 'rly_main0000001',
+    name: 'main',
+    host: '203.0.113.10',
+    tunnel_port: 1194,
+    push_url: 'http://127.0.0.1:8081',
+    public_key: 'q83vEjRWeJCrze8SNFZ4kKvN7xI0VniQq83vEjRWeJA=',
+    enabled: true,
+    devices_online: 0,
+    created_at: now(),
+  },
+];
 const carriers = ['Vodafone', 'Telekom', 'O2', 'T-Mobile US'];
 const devices = Array.from({ length: Number(process.env.MOCK_DEVICES ?? 24) }, (_, i) => {
   const online = i % 5 !== 3;
@@ -26,20 +38,43 @@ const devices = Array.from({ length: Number(process.env.MOCK_DEVICES ?? 24) }, (
     relay_id: relays[0].id,
     vpn_ip: online ? `192.168.255.${i + 2}` : null,
     current_ip: `198.51.100.${i + 10}`,
-    last_seen_at: new Date(Date.now() - (online ? (i % 3) * 20_000 : 3_600_000 * (i + 1) / 4)).toISOString(),
+    last_seen_at: new Date(Date.now() - (online ? (i % 3) * 20_000 : (3_600_000 * (i + 1)) / 4)).toISOString(),
     paired_at: now(),
     agent_version: '0.1.0',
     rotation_interval_s: i % 4 === 0 ? 1800 : null,
     next_rotation_at: i % 4 === 0 ? new Date(Date.now() + 900_000).toISOString() : null,
-    metrics: { battery: 20 + ((i * 17) % 80), charging: i % 2 === 0, signal: -70 - ((i * 7) % 50), carrier: carriers[i % 4], network_type: i % 3 ? 'LTE' : '5G NR' },
-    proxy_stats: null, tunnel_transport: i % 5 === 4 ? 'tcp' : 'udp',
+    metrics: {
+      battery: 20 + ((i * 17) % 80),
+      charging: i % 2 === 0,
+      signal: -70 - ((i * 7) % 50),
+      carrier: carriers[i % 4],
+      network_type: i % 3 ? 'LTE' : '5G NR',
+    },
+    proxy_stats: null,
+    tunnel_transport: i % 5 === 4 ? 'tcp' : 'udp',
     created_at: now(),
     updated_at: now(),
   };
 });
 const customers = [
-  { id: 'cus_acme00000001', name: 'Acme Scraping', email: 'ops@acme.test', notes: '', connections: 0, created_at: now(), updated_at: now() },
-  { id: 'cus_beta00000001', name: 'Beta Ads', email: null, notes: 'trial until June', connections: 0, created_at: now(), updated_at: now() },
+  {
+    id: 'cus_acme00000001',
+    name: 'Acme Scraping',
+    email: 'ops@acme.test',
+    notes: '',
+    connections: 0,
+    created_at: now(),
+    updated_at: now(),
+  },
+  {
+    id: 'cus_beta00000001',
+    name: 'Beta Ads',
+    email: null,
+    notes: 'trial until June',
+    connections: 0,
+    created_at: now(),
+    updated_at: now(),
+  },
 ];
 const connections = [];
 function mkConn(body) {
@@ -48,19 +83,44 @@ function mkConn(body) {
   const password = body.password ?? Math.random().toString(36).slice(2, 14);
   const port = 40000 + connections.length;
   const c = {
-    id: rid('con'), device_id: dev.id, customer_id: body.customer_id ?? null, protocol: body.protocol, host: relays[0].host, port,
-    username, password, enabled: body.enabled ?? true, bandwidth_limit_bytes: body.bandwidth_limit_bytes ?? null,
-    max_connections: body.max_connections ?? null, rate_limit_down_kbps: body.rate_limit_down_kbps ?? null, rate_limit_up_kbps: body.rate_limit_up_kbps ?? null,
-    bytes_used_month: Math.floor(Math.random() * 5e9), bytes_relay_month: Math.floor(Math.random() * 5e9),
-    expires_at: body.expires_at ?? null, allow_from: body.allow_from ?? [], rotation_url: `/api/public/rotate/${Math.random().toString(36).slice(2)}`,
-    proxy_url: `${body.protocol}://${username}:${password}@${relays[0].host}:${port}`, device_status: dev.status, created_at: now(), updated_at: now(),
+    id: rid('con'),
+    device_id: dev.id,
+    customer_id: body.customer_id ?? null,
+    protocol: body.protocol,
+    host: relays[0].host,
+    port,
+    username,
+    password,
+    enabled: body.enabled ?? true,
+    bandwidth_limit_bytes: body.bandwidth_limit_bytes ?? null,
+    max_connections: body.max_connections ?? null,
+    rate_limit_down_kbps: body.rate_limit_down_kbps ?? null,
+    rate_limit_up_kbps: body.rate_limit_up_kbps ?? null,
+    bytes_used_month: Math.floor(Math.random() * 5e9),
+    bytes_relay_month: Math.floor(Math.random() * 5e9),
+    expires_at: body.expires_at ?? null,
+    allow_from: body.allow_from ?? [],
+    rotation_url: `/api/public/rotate/${Math.random().toString(36).slice(2)}`,
+    proxy_url: `${body.protocol}://${username}:${password}@${relays[0].host}:${port}`,
+    device_status: dev.status,
+    created_at: now(),
+    updated_at: now(),
     // Live once the device is online (the mock's relay and device apply at once).
-    live: dev.status === 'online' ? { state: 'live', relay_applied_at: now(), device_applied_at: now() } : { state: 'pending', relay_applied_at: null, device_applied_at: null },
+    live:
+      dev.status === 'online'
+        ? { state: 'live', relay_applied_at: now(), device_applied_at: now() }
+        : { state: 'pending', relay_applied_at: null, device_applied_at: null },
   };
   connections.push(c);
   return c;
 }
-for (let i = 0; i < 8; i++) mkConn({ device_id: devices[i * 2].id, protocol: i % 2 ? 'socks5' : 'http', customer_id: customers[i % 2].id, bandwidth_limit_bytes: i === 3 ? 1e9 : null });
+for (let i = 0; i < 8; i++)
+  mkConn({
+    device_id: devices[i * 2].id,
+    protocol: i % 2 ? 'socks5' : 'http',
+    customer_id: customers[i % 2].id,
+    bandwidth_limit_bytes: i === 3 ? 1e9 : null,
+  });
 const commands = [];
 const ipHistory = new Map();
 const events = [];
@@ -70,7 +130,8 @@ const sockets = new Set();
 function emit(type, data) {
   const msg = JSON.stringify({ type, data, at: now() });
   for (const ws of sockets) ws.send(msg);
-  if (type !== 'heartbeat') events.unshift({ id: events.length + 1, type, device_id: data.device_id ?? null, data, created_at: now() });
+  if (type !== 'heartbeat')
+    events.unshift({ id: events.length + 1, type, device_id: data.device_id ?? null, data, created_at: now() });
 }
 
 function send(res, status, body, headers = {}) {
@@ -78,7 +139,12 @@ function send(res, status, body, headers = {}) {
   res.end(body === undefined ? '' : JSON.stringify(body));
 }
 function problem(res, status, code, detail, errors) {
-  send(res, status, { type: 'about:blank', title: detail, status, code, detail, request_id: rid('req'), ...(errors ? { errors } : {}) }, { 'content-type': 'application/problem+json' });
+  send(
+    res,
+    status,
+    { type: 'about:blank', title: detail, status, code, detail, request_id: rid('req'), ...(errors ? { errors } : {}) },
+    { 'content-type': 'application/problem+json' },
+  );
 }
 async function readBody(req) {
   let s = '';
@@ -91,19 +157,34 @@ async function api(req, res, url) {
   const m = req.method;
   if (p === '/api/auth/login' && m === 'POST') {
     const b = await readBody(req);
-    if (b.email === 'a@b.c' && b.password === 'secret-pass-1') return send(res, 200, { token: TOKEN, expires_at: new Date(Date.now() + 12 * 3600_000).toISOString() });
+    if (b.email === 'a@b.c' && b.password === 'secret-pass-1')
+      return send(res, 200, { token: TOKEN, expires_at: new Date(Date.now() + 12 * 3600_000).toISOString() });
     return problem(res, 401, 'PP_ERR_AUTH_INVALID', 'Wrong email or password.');
   }
-  if (req.headers.authorization !== `Bearer ${TOKEN}`) return problem(res, 401, 'PP_ERR_AUTH_REQUIRED', 'Sign in first.');
+  if (req.headers.authorization !== `Bearer ${TOKEN}`)
+    return problem(res, 401, 'PP_ERR_AUTH_REQUIRED', 'Sign in first.');
   let mm;
   if (p === '/api/overview') {
     const on = devices.filter((d) => d.status === 'online').length;
-    return send(res, 200, { devices: { total: devices.length, online: on, offline: devices.length - on }, connections: { total: connections.length, enabled: connections.filter((c) => c.enabled).length }, customers: customers.length, traffic: { today_bytes: 3.2e9, month_bytes: 812e9 }, recent_events: events.slice(0, 20) });
+    return send(res, 200, {
+      devices: { total: devices.length, online: on, offline: devices.length - on },
+      connections: { total: connections.length, enabled: connections.filter((c) => c.enabled).length },
+      customers: customers.length,
+      traffic: { today_bytes: 3.2e9, month_bytes: 812e9 },
+      recent_events: events.slice(0, 20),
+    });
   }
   if (p === '/api/devices' && m === 'GET') {
     const st = url.searchParams.get('status');
     const q = (url.searchParams.get('q') ?? '').toLowerCase();
-    const items = devices.filter((d) => (!st || d.status === st) && (!q || d.name.includes(q) || (d.current_ip ?? '').includes(q) || (d.metrics.carrier ?? '').toLowerCase().includes(q)));
+    const items = devices.filter(
+      (d) =>
+        (!st || d.status === st) &&
+        (!q ||
+          d.name.includes(q) ||
+          (d.current_ip ?? '').includes(q) ||
+          (d.metrics.carrier ?? '').toLowerCase().includes(q)),
+    );
     return send(res, 200, { items, total: items.length });
   }
   if ((mm = p.match(/^\/api\/devices\/([^/]+)$/))) {
@@ -112,9 +193,15 @@ async function api(req, res, url) {
     if (m === 'GET') return send(res, 200, d);
     if (m === 'PATCH') {
       const b = await readBody(req);
-      if (b.name !== undefined && !b.name.trim()) return problem(res, 400, 'PP_ERR_VALIDATION', 'Invalid request body.', [{ path: '/name', message: 'must not be empty' }]);
+      if (b.name !== undefined && !b.name.trim())
+        return problem(res, 400, 'PP_ERR_VALIDATION', 'Invalid request body.', [
+          { path: '/name', message: 'must not be empty' },
+        ]);
       Object.assign(d, b, { updated_at: now() });
-      if ('rotation_interval_s' in b) d.next_rotation_at = b.rotation_interval_s ? new Date(Date.now() + b.rotation_interval_s * 1000).toISOString() : null;
+      if ('rotation_interval_s' in b)
+        d.next_rotation_at = b.rotation_interval_s
+          ? new Date(Date.now() + b.rotation_interval_s * 1000).toISOString()
+          : null;
       emit('device_updated', { device_id: d.id });
       return send(res, 200, d);
     }
@@ -128,28 +215,59 @@ async function api(req, res, url) {
     if (!d) return problem(res, 404, 'PP_ERR_DEVICE_NOT_FOUND', 'No such device.');
     if (m === 'GET') return send(res, 200, { items: commands.filter((c) => c.device_id === d.id) });
     const b = await readBody(req);
-    const c = { id: rid('cmd'), device_id: d.id, type: b.type, payload: b.payload ?? {}, status: 'pending', result: null, source: 'dashboard', created_at: now(), sent_at: null, acked_at: null, finished_at: null, expires_at: new Date(Date.now() + 600_000).toISOString() };
+    const c = {
+      id: rid('cmd'),
+      device_id: d.id,
+      type: b.type,
+      payload: b.payload ?? {},
+      status: 'pending',
+      result: null,
+      source: 'dashboard',
+      created_at: now(),
+      sent_at: null,
+      acked_at: null,
+      finished_at: null,
+      expires_at: new Date(Date.now() + 600_000).toISOString(),
+    };
     commands.unshift(c);
     if (d.status === 'online') {
-      setTimeout(() => { c.status = 'sent'; c.sent_at = now(); emit('command_updated', c); }, 400);
-      setTimeout(() => { c.status = 'acked'; c.acked_at = now(); emit('command_updated', c); }, 900);
+      setTimeout(() => {
+        c.status = 'sent';
+        c.sent_at = now();
+        emit('command_updated', c);
+      }, 400);
+      setTimeout(() => {
+        c.status = 'acked';
+        c.acked_at = now();
+        emit('command_updated', c);
+      }, 900);
       setTimeout(() => {
         const old = d.current_ip;
         d.current_ip = `198.51.100.${Math.floor(Math.random() * 250)}`;
-        c.status = 'succeeded'; c.finished_at = now(); c.result = { old_ip: old, new_ip: d.current_ip };
-        const h = ipHistory.get(d.id) ?? []; h.unshift({ id: h.length + 1, old_ip: old, new_ip: d.current_ip, reason: 'command', changed_at: now() }); ipHistory.set(d.id, h);
-        emit('command_updated', c); emit('ip_changed', { device_id: d.id, old_ip: old, new_ip: d.current_ip });
+        c.status = 'succeeded';
+        c.finished_at = now();
+        c.result = { old_ip: old, new_ip: d.current_ip };
+        const h = ipHistory.get(d.id) ?? [];
+        h.unshift({ id: h.length + 1, old_ip: old, new_ip: d.current_ip, reason: 'command', changed_at: now() });
+        ipHistory.set(d.id, h);
+        emit('command_updated', c);
+        emit('ip_changed', { device_id: d.id, old_ip: old, new_ip: d.current_ip });
       }, 2500);
     }
     return send(res, 201, c);
   }
-  if ((mm = p.match(/^\/api\/devices\/([^/]+)\/ip-history$/))) return send(res, 200, { items: ipHistory.get(mm[1]) ?? [] });
+  if ((mm = p.match(/^\/api\/devices\/([^/]+)\/ip-history$/)))
+    return send(res, 200, { items: ipHistory.get(mm[1]) ?? [] });
   if ((mm = p.match(/^\/api\/devices\/([^/]+)\/usage$/))) {
     const hour = url.searchParams.get('granularity') === 'hour';
     const step = hour ? 3600_000 : 86400_000;
     const n = hour ? 24 : 30;
     const end = Math.floor(Date.now() / step) * step;
-    const items = Array.from({ length: n }, (_, i) => ({ t: new Date(end - (n - 1 - i) * step).toISOString(), bytes_in: Math.floor(Math.random() * (hour ? 4e8 : 9e9)), bytes_out: Math.floor(Math.random() * (hour ? 5e7 : 1e9)) }));
+    const items = Array.from({ length: n }, (_, i) => ({
+      t: new Date(end - (n - 1 - i) * step).toISOString(),
+      bytes_in: Math.floor(Math.random() * (hour ? 4e8 : 9e9)),
+      bytes_out: Math.floor(Math.random() * (hour ? 5e7 : 1e9)),
+    }));
     return send(res, 200, { items });
   }
   if (p === '/api/pairing-codes' && m === 'POST') {
@@ -157,23 +275,43 @@ async function api(req, res, url) {
     const code = Math.random().toString(36).slice(2, 10).toUpperCase();
     pairing = { code, name: b.device_name };
     const svg = `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 29 29"><rect width="29" height="29" fill="#fff"/><path d="M1 1h7v7H1zM21 1h7v7h-7zM1 21h7v7H1zM10 10h9v9h-9z" fill="#000"/></svg>`;
-    setTimeout(() => {
-      const d = { ...devices[0], id: rid('dev'), name: b.device_name || 'new-phone', status: 'online', last_seen_at: now() };
-      devices.push(d);
-      emit('device_paired', { device_id: d.id, name: d.name, code_prefix: code.slice(0, 4) });
-    }, Number(process.env.MOCK_PAIR_DELAY_MS ?? 8000));
+    setTimeout(
+      () => {
+        const d = {
+          ...devices[0],
+          id: rid('dev'),
+          name: b.device_name || 'new-phone',
+          status: 'online',
+          last_seen_at: now(),
+        };
+        devices.push(d);
+        emit('device_paired', { device_id: d.id, name: d.name, code_prefix: code.slice(0, 4) });
+      },
+      Number(process.env.MOCK_PAIR_DELAY_MS ?? 8000),
+    );
     const fp = 'mOckFingerprint0000000';
-    return send(res, 201, { code, expires_at: new Date(Date.now() + 600_000).toISOString(), qr_svg: svg, pair_url: `pocketproxy://pair?server=${encodeURIComponent(`http://127.0.0.1:${port}`)}&code=${code}&fp=${fp}`, server_fingerprint: fp });
+    return send(res, 201, {
+      code,
+      expires_at: new Date(Date.now() + 600_000).toISOString(),
+      qr_svg: svg,
+      pair_url: `pocketproxy://pair?server=${encodeURIComponent(`http://127.0.0.1:${port}`)}&code=${code}&fp=${fp}`,
+      server_fingerprint: fp,
+    });
   }
   if (p === '/api/connections' && m === 'GET') {
     const did = url.searchParams.get('device_id');
     const cid = url.searchParams.get('customer_id');
-    const items = connections.filter((c) => (!did || c.device_id === did) && (!cid || c.customer_id === cid)).map((c) => ({ ...c, device_status: devices.find((d) => d.id === c.device_id)?.status ?? 'offline' }));
+    const items = connections
+      .filter((c) => (!did || c.device_id === did) && (!cid || c.customer_id === cid))
+      .map((c) => ({ ...c, device_status: devices.find((d) => d.id === c.device_id)?.status ?? 'offline' }));
     return send(res, 200, { items, total: items.length });
   }
   if (p === '/api/connections' && m === 'POST') {
     const b = await readBody(req);
-    if (!devices.some((d) => d.id === b.device_id)) return problem(res, 400, 'PP_ERR_VALIDATION', 'Invalid request body.', [{ path: '/device_id', message: 'no such device' }]);
+    if (!devices.some((d) => d.id === b.device_id))
+      return problem(res, 400, 'PP_ERR_VALIDATION', 'Invalid request body.', [
+        { path: '/device_id', message: 'no such device' },
+      ]);
     return send(res, 201, mkConn(b));
   }
   if ((mm = p.match(/^\/api\/connections\/([^/]+)(\/ovpn)?$/))) {
@@ -195,7 +333,11 @@ async function api(req, res, url) {
     }
   }
   if (p === '/api/customers') {
-    if (m === 'GET') return send(res, 200, { items: customers.map((c) => ({ ...c, connections: connections.filter((x) => x.customer_id === c.id).length })), total: customers.length });
+    if (m === 'GET')
+      return send(res, 200, {
+        items: customers.map((c) => ({ ...c, connections: connections.filter((x) => x.customer_id === c.id).length })),
+        total: customers.length,
+      });
     const b = await readBody(req);
     const c = { id: rid('cus'), connections: 0, created_at: now(), updated_at: now(), email: null, notes: '', ...b };
     customers.push(c);
@@ -212,7 +354,14 @@ async function api(req, res, url) {
     return send(res, 200, c);
   }
   if (p === '/api/relays') {
-    if (m === 'GET') return send(res, 200, { items: relays.map((r) => ({ ...r, devices_online: devices.filter((d) => d.status === 'online' && d.relay_id === r.id).length })), total: relays.length });
+    if (m === 'GET')
+      return send(res, 200, {
+        items: relays.map((r) => ({
+          ...r,
+          devices_online: devices.filter((d) => d.status === 'online' && d.relay_id === r.id).length,
+        })),
+        total: relays.length,
+      });
     const b = await readBody(req);
     const r = { id: rid('rly'), devices_online: 0, public_key: null, created_at: now(), ...b };
     relays.push(r);
@@ -226,7 +375,15 @@ async function api(req, res, url) {
   return problem(res, 404, 'PP_ERR_NOT_FOUND', `No route ${m} ${p}`);
 }
 
-const TYPES = { '.html': 'text/html; charset=utf-8', '.js': 'text/javascript', '.css': 'text/css', '.txt': 'text/plain', '.svg': 'image/svg+xml', '.ico': 'image/x-icon', '.woff2': 'font/woff2' };
+const TYPES = {
+  '.html': 'text/html; charset=utf-8',
+  '.js': 'text/javascript',
+  '.css': 'text/css',
+  '.txt': 'text/plain',
+  '.svg': 'image/svg+xml',
+  '.ico': 'image/x-icon',
+  '.woff2': 'font/woff2',
+};
 async function serveStatic(res, pathname) {
   let file = normalize(join(root, decodeURIComponent(pathname)));
   if (!file.startsWith(root)) return send(res, 403, {});
@@ -237,7 +394,9 @@ async function serveStatic(res, pathname) {
   }
   try {
     const body = await readFile(file);
-    res.writeHead(file.endsWith('404.html') && !pathname.startsWith('/404') ? 404 : 200, { 'content-type': TYPES[extname(file)] ?? 'application/octet-stream' });
+    res.writeHead(file.endsWith('404.html') && !pathname.startsWith('/404') ? 404 : 200, {
+      'content-type': TYPES[extname(file)] ?? 'application/octet-stream',
+    });
     res.end(body);
   } catch {
     res.writeHead(404).end('not found');
@@ -246,7 +405,8 @@ async function serveStatic(res, pathname) {
 
 const server = createServer((req, res) => {
   const url = new URL(req.url ?? '/', 'http://x');
-  if (url.pathname.startsWith('/api/')) return api(req, res, url).catch((e) => problem(res, 500, 'PP_ERR_INTERNAL', String(e)));
+  if (url.pathname.startsWith('/api/'))
+    return api(req, res, url).catch((e) => problem(res, 500, 'PP_ERR_INTERNAL', String(e)));
   return serveStatic(res, url.pathname);
 });
 const wss = new WebSocketServer({ noServer: true });
@@ -262,7 +422,10 @@ setInterval(() => {
   for (const d of devices) {
     if (d.status !== 'online') continue;
     d.last_seen_at = now();
-    d.metrics = { ...d.metrics, signal: Math.max(-130, Math.min(-50, d.metrics.signal + Math.round(Math.random() * 6 - 3))) };
+    d.metrics = {
+      ...d.metrics,
+      signal: Math.max(-130, Math.min(-50, d.metrics.signal + Math.round(Math.random() * 6 - 3))),
+    };
     emit('heartbeat', { device_id: d.id, metrics: d.metrics, current_ip: d.current_ip, last_seen_at: d.last_seen_at });
   }
 }, 5000).unref();

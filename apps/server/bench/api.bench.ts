@@ -22,7 +22,11 @@ let pgdir: string | null = null;
 let baseUrl = process.env.PP_BENCH_DATABASE_URL;
 if (!baseUrl) {
   pgdir = mkdtempSync(join(tmpdir(), 'pp-bench-pg-')); // its own dir: the script hands it to the postgres user
-  baseUrl = execFileSync('bash', [join(ROOT, 'scripts/pg-test-cluster.sh'), 'start', pgdir, String(PORT + 1), 'durable'], { encoding: 'utf8' }).trim();
+  baseUrl = execFileSync(
+    'bash',
+    [join(ROOT, 'scripts/pg-test-cluster.sh'), 'start', pgdir, String(PORT + 1), 'durable'],
+    { encoding: 'utf8' },
+  ).trim();
 }
 const dbName = `pp_bench_${process.pid}`;
 const admin = new pg.Client({ connectionString: baseUrl });
@@ -34,7 +38,17 @@ const u = new URL(baseUrl);
 u.pathname = `/${dbName}`;
 const DATABASE_URL = u.toString();
 
-const env = { ...process.env, NODE_OPTIONS: '', DATABASE_URL, POCKETPROXY_DATA_DIR: join(tmp, 'data'), POCKETPROXY_API_PORT: String(PORT), POCKETPROXY_API_HOST: '127.0.0.1', POCKETPROXY_LOG_LEVEL: 'warn', POCKETPROXY_TUNNEL: 'off', POCKETPROXY_API_PROCESSES: process.env.BENCH_API_PROCESSES ?? '1' };
+const env = {
+  ...process.env,
+  NODE_OPTIONS: '',
+  DATABASE_URL,
+  POCKETPROXY_DATA_DIR: join(tmp, 'data'),
+  POCKETPROXY_API_PORT: String(PORT),
+  POCKETPROXY_API_HOST: '127.0.0.1',
+  POCKETPROXY_LOG_LEVEL: 'warn',
+  POCKETPROXY_TUNNEL: 'off',
+  POCKETPROXY_API_PROCESSES: process.env.BENCH_API_PROCESSES ?? '1',
+};
 const bin = join(ROOT, 'apps/server/bin/pocketproxy.js');
 execFileSync(process.execPath, [bin, 'migrate'], { env, stdio: 'inherit' });
 
@@ -49,7 +63,11 @@ await db.query(
   [DEVICES],
 );
 
-const api = spawn(process.execPath, [...(process.env.BENCH_CPU_PROF ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_CPU_PROF] : []), bin, 'api'], { env, stdio: ['ignore', 'inherit', 'inherit'] });
+const api = spawn(
+  process.execPath,
+  [...(process.env.BENCH_CPU_PROF ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_CPU_PROF] : []), bin, 'api'],
+  { env, stdio: ['ignore', 'inherit', 'inherit'] },
+);
 const base = `http://127.0.0.1:${PORT}`;
 for (let i = 0; ; i++) {
   try {
@@ -59,7 +77,14 @@ for (let i = 0; ; i++) {
   await new Promise((r) => setTimeout(r, 250));
 }
 // The API process and, with BENCH_API_PROCESSES > 1, its cluster workers.
-const apiPids = () => [api.pid!, ...spawnSync('pgrep', ['-P', String(api.pid)], { encoding: 'utf8' }).stdout.trim().split('\n').filter(Boolean).map(Number)];
+const apiPids = () => [
+  api.pid!,
+  ...spawnSync('pgrep', ['-P', String(api.pid)], { encoding: 'utf8' })
+    .stdout.trim()
+    .split('\n')
+    .filter(Boolean)
+    .map(Number),
+];
 const rss = () => {
   let rssMb = 0;
   let peak = 0;
@@ -78,15 +103,32 @@ const agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
 function heartbeat(i: number): Promise<number> {
   return new Promise((resolve, reject) => {
     const t0 = process.hrtime.bigint();
-    const req = http.request(`${base}/api/devices/dev_bench${String(i).padStart(6, '0')}/heartbeat`, { method: 'POST', agent, headers: { authorization: `Bearer benchtoken${i}`, 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } }, (res) => {
-      res.resume();
-      res.on('end', () => (res.statusCode === 200 ? resolve(Number(process.hrtime.bigint() - t0) / 1e6) : reject(new Error(`status ${res.statusCode}`))));
-    });
+    const req = http.request(
+      `${base}/api/devices/dev_bench${String(i).padStart(6, '0')}/heartbeat`,
+      {
+        method: 'POST',
+        agent,
+        headers: {
+          authorization: `Bearer benchtoken${i}`,
+          'content-type': 'application/json',
+          'content-length': Buffer.byteLength(body),
+        },
+      },
+      (res) => {
+        res.resume();
+        res.on('end', () =>
+          res.statusCode === 200
+            ? resolve(Number(process.hrtime.bigint() - t0) / 1e6)
+            : reject(new Error(`status ${res.statusCode}`)),
+        );
+      },
+    );
     req.on('error', reject);
     req.end(body);
   });
 }
-for (let i = 1; i <= DEVICES; i += 64) await Promise.all(Array.from({ length: Math.min(64, DEVICES - i + 1) }, (_, k) => heartbeat(i + k)));
+for (let i = 1; i <= DEVICES; i += 64)
+  await Promise.all(Array.from({ length: Math.min(64, DEVICES - i + 1) }, (_, k) => heartbeat(i + k)));
 console.log(`seeded ${DEVICES} devices; warm-up heartbeat sent for each`);
 
 // CPU seconds used so far by a process (utime + stime), and by every postgres process together.
@@ -99,7 +141,12 @@ const cpuOf = (pid: number) => {
     return 0;
   }
 };
-const pgCpu = () => execFileSync('pgrep', ['-x', 'postgres'], { encoding: 'utf8' }).trim().split('\n').filter(Boolean).reduce((a, p) => a + cpuOf(Number(p)), 0);
+const pgCpu = () =>
+  execFileSync('pgrep', ['-x', 'postgres'], { encoding: 'utf8' })
+    .trim()
+    .split('\n')
+    .filter(Boolean)
+    .reduce((a, p) => a + cpuOf(Number(p)), 0);
 
 // 1. Sustained throughput with wrk (C, keep-alive), random devices.
 const lua = join(tmp, 'hb.lua');
@@ -136,7 +183,12 @@ for (let k = 0; k < target * SECONDS; k++) {
   const due = t0 + (k * 1000) / target;
   const wait = due - performance.now();
   if (wait > 1) await new Promise((r) => setTimeout(r, wait));
-  pending.push(heartbeat(1 + ((k * 7919) % DEVICES)).then((ms) => void lat.push(ms), () => void errors++));
+  pending.push(
+    heartbeat(1 + ((k * 7919) % DEVICES)).then(
+      (ms) => void lat.push(ms),
+      () => void errors++,
+    ),
+  );
 }
 await Promise.all(pending);
 lat.sort((a, b) => a - b);
@@ -144,12 +196,22 @@ const pct = (p: number) => lat[Math.min(lat.length - 1, Math.floor((p / 100) * l
 const achieved = lat.length / ((performance.now() - t0) / 1000);
 const r = rss();
 
-console.log(`\nPocketProxy API benchmark (real PostgreSQL 15 with default durability${process.env.PP_BENCH_DATABASE_URL ? ' (given server)' : ''}, ${os.cpus().length}-core machine, load average ${os.loadavg()[0]!.toFixed(1)}, API as a separate process${Number(env.POCKETPROXY_API_PROCESSES) > 1 ? ` ×${env.POCKETPROXY_API_PROCESSES}` : ''})`);
+console.log(
+  `\nPocketProxy API benchmark (real PostgreSQL 15 with default durability${process.env.PP_BENCH_DATABASE_URL ? ' (given server)' : ''}, ${os.cpus().length}-core machine, load average ${os.loadavg()[0]!.toFixed(1)}, API as a separate process${Number(env.POCKETPROXY_API_PROCESSES) > 1 ? ` ×${env.POCKETPROXY_API_PROCESSES}` : ''})`,
+);
 console.log(`devices registered                 ${DEVICES}`);
-console.log(`sustained heartbeats/s (wrk -c64)   ${rate.toFixed(0)}   (goal ≥ 5000; ratio ${(rate / 5000).toFixed(2)}; wrk p50 ${(p50w / 1000).toFixed(1)} ms, p99 ${(p99w / 1000).toFixed(1)} ms, errors ${errs})`);
-console.log(`CPU per heartbeat: API ${cpuPer.api.toFixed(0)} µs, PostgreSQL ${cpuPer.pg.toFixed(0)} µs  (on an idle 2-core machine the ceiling is about ${(1e6 / Math.max(cpuPer.api, cpuPer.pg)).toFixed(0)}/s)`);
-console.log(`latency at 1000/s: p50 ${pct(50).toFixed(2)} ms, p99 ${pct(99).toFixed(2)} ms, max ${lat[lat.length - 1]!.toFixed(1)} ms   (goal p99 ≤ 20 ms; achieved ${achieved.toFixed(0)}/s, errors ${errors})`);
-console.log(`API RSS after load ${rssAfterLoad.rss.toFixed(0)} MB, now ${r.rss.toFixed(0)} MB, peak ${r.peak.toFixed(0)} MB   (goal ≤ 300 MB)`);
+console.log(
+  `sustained heartbeats/s (wrk -c64)   ${rate.toFixed(0)}   (goal ≥ 5000; ratio ${(rate / 5000).toFixed(2)}; wrk p50 ${(p50w / 1000).toFixed(1)} ms, p99 ${(p99w / 1000).toFixed(1)} ms, errors ${errs})`,
+);
+console.log(
+  `CPU per heartbeat: API ${cpuPer.api.toFixed(0)} µs, PostgreSQL ${cpuPer.pg.toFixed(0)} µs  (on an idle 2-core machine the ceiling is about ${(1e6 / Math.max(cpuPer.api, cpuPer.pg)).toFixed(0)}/s)`,
+);
+console.log(
+  `latency at 1000/s: p50 ${pct(50).toFixed(2)} ms, p99 ${pct(99).toFixed(2)} ms, max ${lat[lat.length - 1]!.toFixed(1)} ms   (goal p99 ≤ 20 ms; achieved ${achieved.toFixed(0)}/s, errors ${errors})`,
+);
+console.log(
+  `API RSS after load ${rssAfterLoad.rss.toFixed(0)} MB, now ${r.rss.toFixed(0)} MB, peak ${r.peak.toFixed(0)} MB   (goal ≤ 300 MB)`,
+);
 
 api.kill('SIGTERM');
 await new Promise((res) => api.once('exit', res));

@@ -19,35 +19,93 @@ const Schema = z.object({
   POCKETPROXY_API_PORT: port.default(8080),
   POCKETPROXY_PUBLIC_URL: z.string().url().optional(),
   POCKETPROXY_INTERNAL_TOKEN: z.string().min(24, 'must be at least 24 characters').optional(),
-  POCKETPROXY_SECRET_KEY: z.string().regex(/^[A-Za-z0-9+/]{43}=$/, 'must be 32 bytes in base64').optional(),
-  POCKETPROXY_JWT_TTL_S: z.coerce.number().int().min(60).max(30 * 86400).default(12 * 3600),
+  POCKETPROXY_SECRET_KEY: z
+    .string()
+    .regex(/^[A-Za-z0-9+/]{43}=$/, 'must be 32 bytes in base64')
+    .optional(),
+  POCKETPROXY_JWT_TTL_S: z.coerce
+    .number()
+    .int()
+    .min(60)
+    .max(30 * 86400)
+    .default(12 * 3600),
   POCKETPROXY_TUNNEL_PORT: port.default(1194),
   POCKETPROXY_PUSH_PORT: port.default(8081),
   POCKETPROXY_PUSH_URL: z.string().url().optional(),
-  POCKETPROXY_API_URL: z.string().url().optional().describe('where the tunnel reaches the API; default http://127.0.0.1:<api port>'),
-  POCKETPROXY_RELAY_NAME: z.string().regex(/^[a-z0-9-]{1,32}$/, 'must be 1-32 of a-z, 0-9, -').default('local'),
-  POCKETPROXY_TUNNEL_INTERFACE: z.string().regex(/^[a-zA-Z0-9_.-]{1,15}$/, 'must be a valid interface name').default('pp0'),
+  POCKETPROXY_API_URL: z
+    .string()
+    .url()
+    .optional()
+    .describe('where the tunnel reaches the API; default http://127.0.0.1:<api port>'),
+  POCKETPROXY_RELAY_NAME: z
+    .string()
+    .regex(/^[a-z0-9-]{1,32}$/, 'must be 1-32 of a-z, 0-9, -')
+    .default('local'),
+  POCKETPROXY_TUNNEL_INTERFACE: z
+    .string()
+    .regex(/^[a-zA-Z0-9_.-]{1,15}$/, 'must be a valid interface name')
+    .default('pp0'),
   POCKETPROXY_TPROXY_PORT: port.default(12345),
-  POCKETPROXY_DEVICE_SUBNET: z.string().regex(/^\d+\.\d+\.\d+\.\d+\/(1[6-9]|2[0-9]|30)$/, 'must be an IPv4 CIDR from /16 to /30').default('192.168.255.0/24'),
+  POCKETPROXY_DEVICE_SUBNET: z
+    .string()
+    .regex(/^\d+\.\d+\.\d+\.\d+\/(1[6-9]|2[0-9]|30)$/, 'must be an IPv4 CIDR from /16 to /30')
+    .default('192.168.255.0/24'),
   POCKETPROXY_TUNNEL_MTU: z.coerce.number().int().min(576).max(9000).default(1380),
-  POCKETPROXY_OFFLOAD: bool.default(true).describe('TUN TSO/GRO and UDP GSO/GRO in the tunnel (off: one packet per system call)'),
-  POCKETPROXY_DEVICE_PORTS: z.string().optional().describe('deprecated and ignored: device-level ports were removed (migration 014)'),
-  POCKETPROXY_CONNECTION_PORTS: z.string().regex(/^\d+-\d+$/).default('40000-49999'),
+  POCKETPROXY_OFFLOAD: bool
+    .default(true)
+    .describe('TUN TSO/GRO and UDP GSO/GRO in the tunnel (off: one packet per system call)'),
+  POCKETPROXY_DEVICE_PORTS: z
+    .string()
+    .optional()
+    .describe('deprecated and ignored: device-level ports were removed (migration 014)'),
+  POCKETPROXY_CONNECTION_PORTS: z
+    .string()
+    .regex(/^\d+-\d+$/)
+    .default('40000-49999'),
   POCKETPROXY_STALE_AFTER_S: z.coerce.number().int().min(5).max(3600).default(60),
   POCKETPROXY_HEARTBEAT_INTERVAL_S: z.coerce.number().int().min(5).max(600).default(30),
-  POCKETPROXY_PAIRING_RATE: z.coerce.number().int().min(1).max(10_000).default(10).describe('pair attempts per minute per address'),
-  POCKETPROXY_ROTATE_LINK_RATE: z.coerce.number().int().min(1).max(10_000).default(6).describe('rotation-link calls per minute per connection'),
+  POCKETPROXY_PAIRING_RATE: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .max(10_000)
+    .default(10)
+    .describe('pair attempts per minute per address'),
+  POCKETPROXY_ROTATE_LINK_RATE: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .max(10_000)
+    .default(6)
+    .describe('rotation-link calls per minute per connection'),
   POCKETPROXY_IP_HISTORY_KEEP: z.coerce.number().int().min(50).max(100_000).default(200),
   POCKETPROXY_EVENTS_KEEP_DAYS: z.coerce.number().int().min(1).max(3650).default(30),
   POCKETPROXY_DASHBOARD_DIR: z.string().optional(),
   POCKETPROXY_TUNNEL: z.enum(['auto', 'on', 'off']).default('auto'),
   POCKETPROXY_OPENVPN: z.enum(['auto', 'on', 'off']).default('off'),
-  POCKETPROXY_TRUST_PROXY: z.string().default('false').transform(trustedProxies).describe('addresses/CIDRs of the proxies in front of the API whose X-Forwarded-For is believed'),
-  POCKETPROXY_API_PROCESSES: z.coerce.number().int().min(1).max(64).default(1).describe('API processes sharing the port (needs DATABASE_URL)'),
+  POCKETPROXY_TRUST_PROXY: z
+    .string()
+    .default('false')
+    .transform(trustedProxies)
+    .describe('addresses/CIDRs of the proxies in front of the API whose X-Forwarded-For is believed'),
+  POCKETPROXY_API_PROCESSES: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .max(64)
+    .default(1)
+    .describe('API processes sharing the port (needs DATABASE_URL)'),
   POCKETPROXY_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   POCKETPROXY_OPENVPN_PORT: port.default(1195),
-  POCKETPROXY_OPENVPN_SUBNET: z.string().regex(/^\d+\.\d+\.\d+\.0\/(1[6-9]|2[0-4])$/, 'must be an IPv4 CIDR from /16 to /24 ending in .0').default('10.9.0.0/24'),
-  POCKETPROXY_OPENVPN_DNS: z.string().regex(/^\d+\.\d+\.\d+\.\d+$/, 'must be an IPv4 address').default('1.1.1.1').describe('resolver that OpenVPN customers\' DNS queries reach THROUGH their device'),
+  POCKETPROXY_OPENVPN_SUBNET: z
+    .string()
+    .regex(/^\d+\.\d+\.\d+\.0\/(1[6-9]|2[0-4])$/, 'must be an IPv4 CIDR from /16 to /24 ending in .0')
+    .default('10.9.0.0/24'),
+  POCKETPROXY_OPENVPN_DNS: z
+    .string()
+    .regex(/^\d+\.\d+\.\d+\.\d+$/, 'must be an IPv4 address')
+    .default('1.1.1.1')
+    .describe("resolver that OpenVPN customers' DNS queries reach THROUGH their device"),
   POCKETPROXY_OPENVPN_DNS_PORT: port.default(5353).describe('relay port customer DNS is redirected to'),
 });
 
@@ -118,7 +176,10 @@ function readEnvFile(path: string): Record<string, string> {
     if (!line || line.startsWith('#')) continue;
     const eq = line.indexOf('=');
     if (eq < 1) continue;
-    out[line.slice(0, eq).trim()] = line.slice(eq + 1).trim().replace(/^(['"])(.*)\1$/, '$2');
+    out[line.slice(0, eq).trim()] = line
+      .slice(eq + 1)
+      .trim()
+      .replace(/^(['"])(.*)\1$/, '$2');
   }
   return out;
 }
@@ -134,16 +195,31 @@ function trustedProxies(v: string, ctx: z.RefinementCtx): string[] {
   const s = v.trim().toLowerCase();
   if (['', 'false', '0', 'no', 'off'].includes(s)) return [];
   if (['true', '1', 'yes', 'on'].includes(s)) {
-    ctx.addIssue({ code: 'custom', message: 'name the proxies instead of true (which believed any X-Forwarded-For hop, so clients could pick their address): e.g. loopback for nginx on this host, or 10.0.0.5,10.0.1.0/24' });
+    ctx.addIssue({
+      code: 'custom',
+      message:
+        'name the proxies instead of true (which believed any X-Forwarded-For hop, so clients could pick their address): e.g. loopback for nginx on this host, or 10.0.0.5,10.0.1.0/24',
+    });
     return [];
   }
   const out: string[] = [];
-  for (const item of s.split(',').map((x) => x.trim()).filter(Boolean)) {
+  for (const item of s
+    .split(',')
+    .map((x) => x.trim())
+    .filter(Boolean)) {
     const [addr, bits, extra] = item.split('/');
     const family = isIP(addr ?? '');
-    const ok = PROXY_NAMES.has(item) || (family !== 0 && extra === undefined && (bits === undefined || (/^\d{1,3}$/.test(bits) && Number(bits) <= (family === 4 ? 32 : 128))));
+    const ok =
+      PROXY_NAMES.has(item) ||
+      (family !== 0 &&
+        extra === undefined &&
+        (bits === undefined || (/^\d{1,3}$/.test(bits) && Number(bits) <= (family === 4 ? 32 : 128))));
     if (ok) out.push(item);
-    else ctx.addIssue({ code: 'custom', message: `"${item}" is not an address, a CIDR or one of loopback, linklocal, uniquelocal` });
+    else
+      ctx.addIssue({
+        code: 'custom',
+        message: `"${item}" is not an address, a CIDR or one of loopback, linklocal, uniquelocal`,
+      });
   }
   return out;
 }
@@ -161,25 +237,34 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   for (const [k, v] of Object.entries(env)) if (v !== undefined && v !== '') merged[k] = v;
   const problems: string[] = [];
   const known = new Set([...Object.keys(Schema.shape), 'POCKETPROXY_CONFIG']);
-  for (const k of Object.keys(merged)) if (k.startsWith('POCKETPROXY_') && !known.has(k)) problems.push(`${k}: unknown setting`);
+  for (const k of Object.keys(merged))
+    if (k.startsWith('POCKETPROXY_') && !known.has(k)) problems.push(`${k}: unknown setting`);
   const parsed = Schema.safeParse(merged);
   if (!parsed.success) for (const i of parsed.error.issues) problems.push(`${i.path.join('.')}: ${i.message}`);
   // Cross-field checks run on the raw values too, so one start reports every problem at once.
-  if (!!merged.POCKETPROXY_ADMIN_EMAIL !== !!merged.POCKETPROXY_ADMIN_PASSWORD) problems.push('POCKETPROXY_ADMIN_EMAIL and POCKETPROXY_ADMIN_PASSWORD go together');
+  if (!!merged.POCKETPROXY_ADMIN_EMAIL !== !!merged.POCKETPROXY_ADMIN_PASSWORD)
+    problems.push('POCKETPROXY_ADMIN_EMAIL and POCKETPROXY_ADMIN_PASSWORD go together');
   const rangeOk = (v: string | undefined, dflt: string) => (/^\d+-\d+$/.test(v ?? dflt) ? (v ?? dflt) : null);
   const cp = rangeOk(merged.POCKETPROXY_CONNECTION_PORTS, '40000-49999');
   const connectionPorts = range(cp ?? '2-2', 'POCKETPROXY_CONNECTION_PORTS', cp ? problems : []);
   const deprecated = merged.POCKETPROXY_DEVICE_PORTS
-    ? ['POCKETPROXY_DEVICE_PORTS is ignored: device-level ports were removed (every relay port belongs to one connection); remove the setting']
+    ? [
+        'POCKETPROXY_DEVICE_PORTS is ignored: device-level ports were removed (every relay port belongs to one connection); remove the setting',
+      ]
     : [];
-  if (Number(merged.POCKETPROXY_API_PROCESSES ?? 1) > 1 && !merged.DATABASE_URL) problems.push('POCKETPROXY_API_PROCESSES above 1 needs DATABASE_URL (the embedded database belongs to one process)');
+  if (Number(merged.POCKETPROXY_API_PROCESSES ?? 1) > 1 && !merged.DATABASE_URL)
+    problems.push(
+      'POCKETPROXY_API_PROCESSES above 1 needs DATABASE_URL (the embedded database belongs to one process)',
+    );
   if (!parsed.success || problems.length) throw new ConfigError(problems);
   const c = parsed.data;
   const apiPortShown = c.POCKETPROXY_API_PORT === 80 ? '' : `:${c.POCKETPROXY_API_PORT}`;
   return Object.freeze({
     databaseUrl: c.DATABASE_URL,
     dataDir: resolve(c.POCKETPROXY_DATA_DIR),
-    admin: c.POCKETPROXY_ADMIN_EMAIL ? { email: c.POCKETPROXY_ADMIN_EMAIL.toLowerCase(), password: c.POCKETPROXY_ADMIN_PASSWORD! } : undefined,
+    admin: c.POCKETPROXY_ADMIN_EMAIL
+      ? { email: c.POCKETPROXY_ADMIN_EMAIL.toLowerCase(), password: c.POCKETPROXY_ADMIN_PASSWORD! }
+      : undefined,
     publicHost: c.POCKETPROXY_PUBLIC_HOST,
     publicUrl: (c.POCKETPROXY_PUBLIC_URL ?? `http://${c.POCKETPROXY_PUBLIC_HOST}${apiPortShown}`).replace(/\/$/, ''),
     apiHost: c.POCKETPROXY_API_HOST,

@@ -21,6 +21,9 @@ export const API_ERRORS = defineErrors('api', {
   PP_ERR_API_INTERNAL: { status: 500, message: 'internal error' },
   PP_ERR_API_UNAVAILABLE: { status: 503, message: '{detail}' },
   PP_ERR_API_OPENVPN_DISABLED: { status: 404, message: 'OpenVPN is not enabled on this server' },
-  PP_ERR_API_ROTATION_TOO_SOON: { status: 429, message: 'this connection allows one rotation every {min_s} s; retry in {retry_s} s' },
+  PP_ERR_API_ROTATION_TOO_SOON: {
+    status: 429,
+    message: 'this connection allows one rotation every {min_s} s; retry in {retry_s} s',
+  },
 });
 export const apiError = errorFactory(API_ERRORS);

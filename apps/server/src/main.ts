@@ -41,8 +41,10 @@ child process, so packet work never shares an event loop with API requests. With
 embedded database lives in POCKETPROXY_DATA_DIR (default ./data) and is locked to this process.
 Without root or /dev/net/tun the tunnel stays off and the reason is printed.`,
   api: 'pocketproxy api — serve the REST API, /ws and the dashboard on POCKETPROXY_API_PORT (default 8080).',
-  worker: 'pocketproxy worker — run background jobs (stale devices, expiry, rotation schedules, retention, webhooks).\nWith the embedded database, the worker runs inside `up`/`api` instead.',
-  tunnel: 'pocketproxy tunnel — device tunnel on UDP+TCP POCKETPROXY_TUNNEL_PORT (1194), TUN pp0, nftables, push API on POCKETPROXY_PUSH_PORT (8081).',
+  worker:
+    'pocketproxy worker — run background jobs (stale devices, expiry, rotation schedules, retention, webhooks).\nWith the embedded database, the worker runs inside `up`/`api` instead.',
+  tunnel:
+    'pocketproxy tunnel — device tunnel on UDP+TCP POCKETPROXY_TUNNEL_PORT (1194), TUN pp0, nftables, push API on POCKETPROXY_PUSH_PORT (8081).',
   migrate: 'pocketproxy migrate — apply pending SQL migrations (the same files on PGlite and PostgreSQL) and exit.',
 };
 
@@ -103,12 +105,22 @@ async function main() {
         for (let i = 0; i < config.apiProcesses; i++) forkOne();
         cluster.on('exit', (w, code, signal) => {
           if (w.exitedAfterDisconnect) return;
-          process.stderr.write(`pocketproxy: api process ${w.process.pid} exited (${code ?? signal}); starting another\n`);
+          process.stderr.write(
+            `pocketproxy: api process ${w.process.pid} exited (${code ?? signal}); starting another\n`,
+          );
           setTimeout(forkOne, 1000);
         });
         stops.push(async () => {
           const workers = Object.values(cluster.workers ?? {}).filter((w) => w !== undefined);
-          await Promise.all(workers.map((w) => new Promise((r) => { w.once('exit', r); w.disconnect(); })));
+          await Promise.all(
+            workers.map(
+              (w) =>
+                new Promise((r) => {
+                  w.once('exit', r);
+                  w.disconnect();
+                }),
+            ),
+          );
         });
         return;
       }
@@ -119,7 +131,11 @@ async function main() {
       return;
     }
     case 'worker': {
-      if (!config.databaseUrl) die('the worker alone needs DATABASE_URL; with the embedded database run `pocketproxy up` or `api`, which include it', 2);
+      if (!config.databaseUrl)
+        die(
+          'the worker alone needs DATABASE_URL; with the embedded database run `pocketproxy up` or `api`, which include it',
+          2,
+        );
       const log = createLogger(config);
       const sys = await buildSystem(config, { log });
       sys.worker.start();
@@ -138,13 +154,20 @@ async function main() {
       stops.push(() => sys.close());
       const why = tunnelAvailability(config);
       if (why !== null) {
-        log.warn({ reason: why }, `device tunnel is OFF: ${why}. The API and dashboard are running; devices cannot connect until the tunnel runs.`);
+        log.warn(
+          { reason: why },
+          `device tunnel is OFF: ${why}. The API and dashboard are running; devices cannot connect until the tunnel runs.`,
+        );
         return;
       }
       let child: ChildProcess | null = null;
       let stopping = false;
       const spawnTunnel = () => {
-        child = fork(process.argv[1]!, ['tunnel'], { stdio: 'inherit', execArgv: [...TUNNEL_V8_FLAGS, ...process.execArgv], env: { ...process.env, POCKETPROXY_INTERNAL_TOKEN: sys.ctx.internalToken } });
+        child = fork(process.argv[1]!, ['tunnel'], {
+          stdio: 'inherit',
+          execArgv: [...TUNNEL_V8_FLAGS, ...process.execArgv],
+          env: { ...process.env, POCKETPROXY_INTERNAL_TOKEN: sys.ctx.internalToken },
+        });
         child.on('exit', (code, signal) => {
           if (stopping) return;
           if (code === 3) {
@@ -173,4 +196,3 @@ main().catch((e) => {
   if (isPPError(e)) die(`${e.code}: ${e.message}`);
   die(e instanceof Error ? (e.stack ?? e.message) : String(e));
 });
-

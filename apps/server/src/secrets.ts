@@ -24,8 +24,12 @@ export interface Secrets {
 }
 
 export function loadSecrets(config: Config): Secrets {
-  const secretKey = Buffer.from(config.secretKey ?? fileSecret(config.dataDir, 'secret.key', () => randomBytes(32).toString('base64')), 'base64');
-  const internalToken = config.internalToken ?? fileSecret(config.dataDir, 'internal.token', () => randomBytes(32).toString('base64url'));
+  const secretKey = Buffer.from(
+    config.secretKey ?? fileSecret(config.dataDir, 'secret.key', () => randomBytes(32).toString('base64')),
+    'base64',
+  );
+  const internalToken =
+    config.internalToken ?? fileSecret(config.dataDir, 'internal.token', () => randomBytes(32).toString('base64url'));
   const jwtKey = new Uint8Array(hkdfSync('sha256', secretKey, Buffer.alloc(0), 'pocketproxy jwt v1', 32));
   const serverKeySeed = Buffer.from(hkdfSync('sha256', secretKey, Buffer.alloc(0), 'pocketproxy server key v1', 32));
   return { secretKey, internalToken, jwtKey, serverKeySeed };

@@ -22,7 +22,10 @@ import { ovpnProfileProvider } from './openvpn/main.js';
 export function createLogger(config: Pick<Config, 'logLevel'>): Logger {
   return pino({
     level: config.logLevel,
-    redact: { paths: ['req.headers.authorization', '*.password', '*.auth_token', '*.psk', '*.token', 'password', 'token'], censor: '[redacted]' },
+    redact: {
+      paths: ['req.headers.authorization', '*.password', '*.auth_token', '*.psk', '*.token', 'password', 'token'],
+      censor: '[redacted]',
+    },
   });
 }
 
@@ -74,7 +77,10 @@ export interface System {
   close(): Promise<void>;
 }
 
-export async function buildSystem(config: Config, opts: { log?: Logger; clock?: Clock; push?: PushClient; db?: Db } = {}): Promise<System> {
+export async function buildSystem(
+  config: Config,
+  opts: { log?: Logger; clock?: Clock; push?: PushClient; db?: Db } = {},
+): Promise<System> {
   const log = opts.log ?? createLogger(config);
   const secrets = loadSecrets(config);
   const db = opts.db ?? (await openDb({ databaseUrl: config.databaseUrl, dataDir: config.dataDir }));
@@ -100,10 +106,19 @@ export async function buildSystem(config: Config, opts: { log?: Logger; clock?: 
     await ensurePortPool(db, config.connectionPorts);
     const admin = await ensureFirstAdmin(ctx);
     if (admin === 'created') log.info({ email: config.admin?.email }, 'first admin created');
-    if (admin === 'none-configured') log.warn('no admin exists: set POCKETPROXY_ADMIN_EMAIL and POCKETPROXY_ADMIN_PASSWORD and restart');
+    if (admin === 'none-configured')
+      log.warn('no admin exists: set POCKETPROXY_ADMIN_EMAIL and POCKETPROXY_ADMIN_PASSWORD and restart');
     await ensureLocalRelay(ctx, localRelayPublicKey(config));
-    const ovpnProfile = ovpnProfileProvider(config, async (id) => (await db.query<{ username: string }>('SELECT username FROM connections WHERE id = $1', [id])).rows[0]?.username);
-    const api = await createApi(ctx, { dashboardDir: config.dashboardDir ?? defaultDashboardDir(), ...(ovpnProfile ? { ovpnProfile } : {}) });
+    const ovpnProfile = ovpnProfileProvider(
+      config,
+      async (id) =>
+        (await db.query<{ username: string }>('SELECT username FROM connections WHERE id = $1', [id])).rows[0]
+          ?.username,
+    );
+    const api = await createApi(ctx, {
+      dashboardDir: config.dashboardDir ?? defaultDashboardDir(),
+      ...(ovpnProfile ? { ovpnProfile } : {}),
+    });
     const worker = createWorker(ctx);
     return {
       ctx,

@@ -7,7 +7,13 @@ import { pairDevice } from './harness.js';
 import { internal, perBackend } from './api.assert.js';
 
 perBackend('devices announced to their relay', ({ ts, test }) => {
-  const pushUrlOf = async (deviceId: string) => (await ts().db.query<{ push_url: string }>('SELECT r.push_url FROM devices d JOIN relays r ON r.id = d.relay_id WHERE d.id = $1', [deviceId])).rows[0]!.push_url;
+  const pushUrlOf = async (deviceId: string) =>
+    (
+      await ts().db.query<{ push_url: string }>(
+        'SELECT r.push_url FROM devices d JOIN relays r ON r.id = d.relay_id WHERE d.id = $1',
+        [deviceId],
+      )
+    ).rows[0]!.push_url;
 
   test('pairing syncs the new device to its relay, after commit', async () => {
     ts().push.takeSynced();
@@ -65,10 +71,16 @@ perBackend('devices announced to their relay', ({ ts, test }) => {
     ts().push.takeSynced();
     assert.equal((await ts().call('PATCH', `/api/devices/${id}`, { name: 'announce-renamed' })).status, 200);
     assert.deepEqual(ts().push.takeSynced(), []);
-    const other = await ts().call('POST', '/api/relays', { name: 'announce-eu', host: 'eu.example.net', push_url: 'http://10.9.8.7:8081' });
+    const other = await ts().call('POST', '/api/relays', {
+      name: 'announce-eu',
+      host: 'eu.example.net',
+      push_url: 'http://10.9.8.7:8081',
+    });
     assert.equal(other.status, 201, other.body);
     assert.equal((await ts().call('PATCH', `/api/devices/${id}`, { relay_id: other.json.id })).status, 200);
-    const got = ts().push.synced.map((s) => `${s.pushUrl} ${s.deviceId}`).sort();
+    const got = ts()
+      .push.synced.map((s) => `${s.pushUrl} ${s.deviceId}`)
+      .sort();
     assert.deepEqual(got, [`${local} ${id}`, `http://10.9.8.7:8081 ${id}`].sort());
     ts().push.takeSynced();
     // Same relay again: not a move.
@@ -86,14 +98,37 @@ perBackend('devices announced to their relay', ({ ts, test }) => {
     const relayId = (await ts().call('GET', `/api/devices/${a.id}`)).json.relay_id as string;
     const all = await ts().call('GET', `/api/internal/tunnel/peers?relay_id=${relayId}`, undefined, internal(ts()));
     assert.ok(all.json.items.length >= 2);
-    const one = await ts().call('GET', `/api/internal/tunnel/peers?relay_id=${relayId}&device_id=${b.id}`, undefined, internal(ts()));
+    const one = await ts().call(
+      'GET',
+      `/api/internal/tunnel/peers?relay_id=${relayId}&device_id=${b.id}`,
+      undefined,
+      internal(ts()),
+    );
     assert.equal(one.status, 200, one.body);
-    assert.deepEqual(one.json.items.map((i: { device_id: string }) => i.device_id), [b.id]);
+    assert.deepEqual(
+      one.json.items.map((i: { device_id: string }) => i.device_id),
+      [b.id],
+    );
     assert.deepEqual(Object.keys(one.json.items[0]).sort(), ['device_id', 'psk', 'public_key', 'vpn_ip']);
     const elsewhere = await ts().call('POST', '/api/relays', { name: 'announce-us', host: 'us.example.net' });
-    const none = await ts().call('GET', `/api/internal/tunnel/peers?relay_id=${elsewhere.json.id}&device_id=${b.id}`, undefined, internal(ts()));
+    const none = await ts().call(
+      'GET',
+      `/api/internal/tunnel/peers?relay_id=${elsewhere.json.id}&device_id=${b.id}`,
+      undefined,
+      internal(ts()),
+    );
     assert.deepEqual(none.json.items, []);
-    assert.equal((await ts().call('GET', `/api/internal/tunnel/peers?relay_id=${relayId}&device_id=nope`, undefined, internal(ts()))).status, 400);
+    assert.equal(
+      (
+        await ts().call(
+          'GET',
+          `/api/internal/tunnel/peers?relay_id=${relayId}&device_id=nope`,
+          undefined,
+          internal(ts()),
+        )
+      ).status,
+      400,
+    );
     ts().push.takeSynced();
   });
 });

@@ -13,19 +13,27 @@ export function assertProblem(res: Res, status: number, code?: string): void {
   assert.equal(res.status, status, `expected ${status}, got ${res.status}: ${res.body.slice(0, 500)}`);
   assert.match(String(res.headers['content-type']), /^application\/problem\+json/);
   const p = res.json as Record<string, unknown>;
-  for (const k of ['type', 'title', 'status', 'code', 'detail', 'request_id']) assert.ok(k in p, `problem lacks ${k}: ${res.body}`);
+  for (const k of ['type', 'title', 'status', 'code', 'detail', 'request_id'])
+    assert.ok(k in p, `problem lacks ${k}: ${res.body}`);
   assert.equal(p.status, status);
   assert.match(String(p.code), /^PP_ERR_[A-Z_]+$/);
   assert.match(String(p.type), /^https:\/\//);
   assert.ok(String(p.request_id).length > 0);
   if (code) assert.equal(p.code, code, res.body);
-  assert.doesNotMatch(res.body, /\bat [\w.<>]+ \(|\.ts:\d+|\.js:\d+|node_modules|stack|SQLSTATE|syntax error at|relation "|violates|duplicate key/i);
+  assert.doesNotMatch(
+    res.body,
+    /\bat [\w.<>]+ \(|\.ts:\d+|\.js:\d+|node_modules|stack|SQLSTATE|syntax error at|relation "|violates|duplicate key/i,
+  );
 }
 
 /** A suite per backend; each test skips loudly when the backend is missing. */
 export function perBackend(
   title: string,
-  body: (ctx: { ts: () => TestSystem; backend: Backend; test: (name: string, fn: (t: TestContext) => Promise<void>) => void }) => void,
+  body: (ctx: {
+    ts: () => TestSystem;
+    backend: Backend;
+    test: (name: string, fn: (t: TestContext) => Promise<void>) => void;
+  }) => void,
   env: Record<string, string> = {},
   backends: readonly Backend[] = BACKENDS,
 ): void {
@@ -71,4 +79,10 @@ export async function forgedToken(ts: TestSystem): Promise<string> {
 
 export const dev = (token: string) => ({ authorization: `Bearer ${token}` });
 export const internal = (ts: TestSystem) => ({ authorization: `Bearer ${ts.sys.ctx.internalToken}` });
-export const UNKNOWN = { dev: 'dev_0000000000000000', con: 'con_0000000000000000', cus: 'cus_0000000000000000', rly: 'rly_0000000000000000', cmd: 'cmd_0000000000000000' };
+export const UNKNOWN = {
+  dev: 'dev_0000000000000000',
+  con: 'con_0000000000000000',
+  cus: 'cus_0000000000000000',
+  rly: 'rly_0000000000000000',
+  cmd: 'cmd_0000000000000000',
+};

@@ -30,7 +30,14 @@ perBackend('auth', ({ ts, test }) => {
   });
 
   test('400: malformed login bodies', async () => {
-    for (const body of [{}, { email: 'not-an-email', password: 'x' }, { email: ADMIN.email }, { email: ADMIN.email, password: '' }, { ...ADMIN, extra: 1 }, { email: 5, password: 5 }]) {
+    for (const body of [
+      {},
+      { email: 'not-an-email', password: 'x' },
+      { email: ADMIN.email },
+      { email: ADMIN.email, password: '' },
+      { ...ADMIN, extra: 1 },
+      { email: 5, password: 5 },
+    ]) {
       const res = await login(body);
       assertProblem(res, 400, 'PP_ERR_API_VALIDATION');
       assert.ok(Array.isArray(res.json.errors), res.body);
@@ -49,13 +56,28 @@ perBackend('auth', ({ ts, test }) => {
 
   test('429: failed logins per address across emails (20 per 15 min); other addresses unaffected; a success is not a failure', async () => {
     const from = (remoteAddress: string, body: unknown) =>
-      ts().sys.api.inject({ method: 'POST', url: '/api/auth/login', remoteAddress, headers: { 'content-type': 'application/json' }, payload: JSON.stringify(body) });
+      ts().sys.api.inject({
+        method: 'POST',
+        url: '/api/auth/login',
+        remoteAddress,
+        headers: { 'content-type': 'application/json' },
+        payload: JSON.stringify(body),
+      });
     const status = async (r: Awaited<ReturnType<typeof from>>) => r.statusCode;
     // Successful logins give their count back: five of them, then still twenty failures before the limit.
     for (let i = 0; i < 5; i++) assert.equal(await status(await from('203.0.113.9', ADMIN)), 200);
-    for (let i = 0; i < 20; i++) assert.equal(await status(await from('203.0.113.9', { email: `spray${i}@example.com`, password: 'guess-123456' })), 401);
+    for (let i = 0; i < 20; i++)
+      assert.equal(
+        await status(await from('203.0.113.9', { email: `spray${i}@example.com`, password: 'guess-123456' })),
+        401,
+      );
     // Spraying: twenty emails, one failure each, from one address; the next try is refused whatever the email, even the right password.
-    for (let i = 0; i < 20; i++) assert.equal(await status(await from('203.0.113.7', { email: `spray${i}@example.com`, password: 'guess-123456' })), 401, `try ${i}`);
+    for (let i = 0; i < 20; i++)
+      assert.equal(
+        await status(await from('203.0.113.7', { email: `spray${i}@example.com`, password: 'guess-123456' })),
+        401,
+        `try ${i}`,
+      );
     for (const body of [{ email: 'spray99@example.com', password: 'guess-123456' }, ADMIN]) {
       const res = await from('203.0.113.7', body);
       assert.equal(res.statusCode, 429, res.body);
@@ -63,9 +85,15 @@ perBackend('auth', ({ ts, test }) => {
       const retry = Number(res.headers['retry-after']);
       assert.ok(retry >= 1 && retry <= 900, `retry-after ${retry}`);
     }
-    assert.equal(await status(await from('203.0.113.9', { email: 'spray99@example.com', password: 'guess-123456' })), 429);
+    assert.equal(
+      await status(await from('203.0.113.9', { email: 'spray99@example.com', password: 'guess-123456' })),
+      429,
+    );
     assert.equal(await status(await from('203.0.113.8', ADMIN)), 200, 'another address signs in');
-    assert.equal(await status(await from('203.0.113.8', { email: 'spray0@example.com', password: 'guess-123456' })), 401);
+    assert.equal(
+      await status(await from('203.0.113.8', { email: 'spray0@example.com', password: 'guess-123456' })),
+      401,
+    );
     ts().clock.advance(15 * 60_000 + 1_000);
     assert.equal(await status(await from('203.0.113.7', ADMIN)), 200, 'the window passes');
   });
@@ -73,17 +101,38 @@ perBackend('auth', ({ ts, test }) => {
   test('401: no token, not a bearer, garbage, other-key JWT', async () => {
     const url = '/api/devices';
     assertProblem(await ts().call('GET', url, undefined, { authorization: '' }), 401, 'PP_ERR_API_UNAUTHENTICATED');
-    assertProblem(await ts().call('GET', url, undefined, { authorization: `Basic ${Buffer.from('a:b').toString('base64')}` }), 401, 'PP_ERR_API_UNAUTHENTICATED');
-    assertProblem(await ts().call('GET', url, undefined, { authorization: 'Bearer not.a.jwt' }), 401, 'PP_ERR_API_UNAUTHENTICATED');
-    assertProblem(await ts().call('GET', url, undefined, { authorization: `Bearer ${await forgedToken(ts())}` }), 401, 'PP_ERR_API_UNAUTHENTICATED');
+    assertProblem(
+      await ts().call('GET', url, undefined, { authorization: `Basic ${Buffer.from('a:b').toString('base64')}` }),
+      401,
+      'PP_ERR_API_UNAUTHENTICATED',
+    );
+    assertProblem(
+      await ts().call('GET', url, undefined, { authorization: 'Bearer not.a.jwt' }),
+      401,
+      'PP_ERR_API_UNAUTHENTICATED',
+    );
+    assertProblem(
+      await ts().call('GET', url, undefined, { authorization: `Bearer ${await forgedToken(ts())}` }),
+      401,
+      'PP_ERR_API_UNAUTHENTICATED',
+    );
     // alg "none": an unsigned token with the right claims
     const h = Buffer.from(JSON.stringify({ alg: 'none', typ: 'JWT' })).toString('base64url');
-    const p = Buffer.from(JSON.stringify({ sub: 'adm_x', aud: 'pocketproxy-admin', exp: 9999999999 })).toString('base64url');
-    assertProblem(await ts().call('GET', url, undefined, { authorization: `Bearer ${h}.${p}.` }), 401, 'PP_ERR_API_UNAUTHENTICATED');
+    const p = Buffer.from(JSON.stringify({ sub: 'adm_x', aud: 'pocketproxy-admin', exp: 9999999999 })).toString(
+      'base64url',
+    );
+    assertProblem(
+      await ts().call('GET', url, undefined, { authorization: `Bearer ${h}.${p}.` }),
+      401,
+      'PP_ERR_API_UNAUTHENTICATED',
+    );
   });
 
   test('401: a device token or the internal token is no admin session', async () => {
-    assertProblem(await ts().call('GET', '/api/devices', undefined, { authorization: `Bearer ${ts().sys.ctx.internalToken}` }), 401);
+    assertProblem(
+      await ts().call('GET', '/api/devices', undefined, { authorization: `Bearer ${ts().sys.ctx.internalToken}` }),
+      401,
+    );
   });
 
   test('401 PP_ERR_API_SESSION_EXPIRED once the JWT has expired (FakeClock)', async () => {
@@ -94,7 +143,10 @@ perBackend('auth', ({ ts, test }) => {
       const res = await ts().call('GET', '/api/overview', undefined, { authorization: `Bearer ${token}` });
       assertProblem(res, 401, 'PP_ERR_API_SESSION_EXPIRED');
       const fresh = await freshToken(ts());
-      assert.equal((await ts().call('GET', '/api/overview', undefined, { authorization: `Bearer ${fresh}` })).status, 200);
+      assert.equal(
+        (await ts().call('GET', '/api/overview', undefined, { authorization: `Bearer ${fresh}` })).status,
+        200,
+      );
     } finally {
       ts().clock.advance(-(ttl * 1000 + 1000));
     }

@@ -13,23 +13,40 @@ perBackend(
     /** An API on the shared system with its own trusted proxies, fresh rate limits and a captured log. */
     async function apiWith(trustProxy: string[]) {
       const lines: Record<string, unknown>[] = [];
-      const log = pino({ level: 'info' }, { write: (s: string) => void lines.push(JSON.parse(s) as Record<string, unknown>) });
+      const log = pino(
+        { level: 'info' },
+        { write: (s: string) => void lines.push(JSON.parse(s) as Record<string, unknown>) },
+      );
       const ctx = { ...ts().sys.ctx, log, config: { ...ts().sys.ctx.config, trustProxy } } as Ctx;
       const app = await createApi(ctx);
       await app.ready();
       return { app, lines };
     }
-    const send = (app: FastifyInstance, method: 'GET' | 'POST', url: string, remoteAddress: string, xff?: string, body?: unknown) =>
+    const send = (
+      app: FastifyInstance,
+      method: 'GET' | 'POST',
+      url: string,
+      remoteAddress: string,
+      xff?: string,
+      body?: unknown,
+    ) =>
       app.inject({
-        method, url, remoteAddress,
-        headers: { ...(xff === undefined ? {} : { 'x-forwarded-for': xff }), ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+        method,
+        url,
+        remoteAddress,
+        headers: {
+          ...(xff === undefined ? {} : { 'x-forwarded-for': xff }),
+          ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+        },
         payload: body === undefined ? undefined : JSON.stringify(body),
       });
-    const ipOf = async (app: FastifyInstance, remoteAddress: string, xff?: string) => (await send(app, 'GET', '/api/public/ip', remoteAddress, xff)).json().ip as string;
+    const ipOf = async (app: FastifyInstance, remoteAddress: string, xff?: string) =>
+      (await send(app, 'GET', '/api/public/ip', remoteAddress, xff)).json().ip as string;
     /** Eleven pair attempts with bad codes (POCKETPROXY_PAIRING_RATE is 10/min): the statuses. */
     async function pairTries(app: FastifyInstance, remote: string, xff: (i: number) => string | undefined, n = 11) {
       const out: number[] = [];
-      for (let i = 0; i < n; i++) out.push((await send(app, 'POST', '/api/public/pair', remote, xff(i), { code: 'ZZZZZ-ZZZZZ' })).statusCode);
+      for (let i = 0; i < n; i++)
+        out.push((await send(app, 'POST', '/api/public/pair', remote, xff(i), { code: 'ZZZZZ-ZZZZZ' })).statusCode);
       return out;
     }
     const limited = (s: number[]) => s.length === 11 && s.slice(0, 10).every((x) => x === 404) && s[10] === 429;
@@ -42,10 +59,20 @@ perBackend(
         assert.equal(await ipOf(app, '127.0.0.1', '198.51.100.1, 203.0.113.9'), '127.0.0.1');
         // Rate-limit key: a new forged X-Forwarded-For per try changes nothing.
         assert.ok(limited(await pairTries(app, '203.0.113.20', (i) => `198.51.100.${i}`)));
-        assert.deepEqual(await pairTries(app, '203.0.113.21', (i) => `198.51.100.${i}`, 1), [404], 'another peer is not limited');
+        assert.deepEqual(
+          await pairTries(app, '203.0.113.21', (i) => `198.51.100.${i}`, 1),
+          [404],
+          'another peer is not limited',
+        );
         // Logged address.
-        await send(app, 'POST', '/api/auth/login', '203.0.113.30', '198.51.100.1', { email: 'who@example.com', password: 'guess-123456' });
-        assert.deepEqual(lines.filter((l) => l.msg === 'login failed').map((l) => l.ip), ['203.0.113.30']);
+        await send(app, 'POST', '/api/auth/login', '203.0.113.30', '198.51.100.1', {
+          email: 'who@example.com',
+          password: 'guess-123456',
+        });
+        assert.deepEqual(
+          lines.filter((l) => l.msg === 'login failed').map((l) => l.ip),
+          ['203.0.113.30'],
+        );
       } finally {
         await app.close();
       }
@@ -65,11 +92,24 @@ perBackend(
         assert.equal(await ipOf(app, '203.0.113.50', '127.0.0.1'), '203.0.113.50');
         // Rate-limit key: one client behind the proxy, a new forged leftmost entry per try, is still one key.
         assert.ok(limited(await pairTries(app, '127.0.0.1', (i) => `198.51.100.${i}, 203.0.113.9`)));
-        assert.deepEqual(await pairTries(app, '127.0.0.1', () => '198.51.100.1, 203.0.113.10', 1), [404], 'another client behind the proxy is not limited');
-        assert.ok(limited(await pairTries(app, '203.0.113.60', (i) => `203.0.113.${100 + i}`)), 'a direct client is keyed by its own address');
+        assert.deepEqual(
+          await pairTries(app, '127.0.0.1', () => '198.51.100.1, 203.0.113.10', 1),
+          [404],
+          'another client behind the proxy is not limited',
+        );
+        assert.ok(
+          limited(await pairTries(app, '203.0.113.60', (i) => `203.0.113.${100 + i}`)),
+          'a direct client is keyed by its own address',
+        );
         // Logged address.
-        await send(app, 'POST', '/api/auth/login', '127.0.0.1', '198.51.100.1, 203.0.113.31', { email: 'who@example.com', password: 'guess-123456' });
-        assert.deepEqual(lines.filter((l) => l.msg === 'login failed').map((l) => l.ip), ['203.0.113.31']);
+        await send(app, 'POST', '/api/auth/login', '127.0.0.1', '198.51.100.1, 203.0.113.31', {
+          email: 'who@example.com',
+          password: 'guess-123456',
+        });
+        assert.deepEqual(
+          lines.filter((l) => l.msg === 'login failed').map((l) => l.ip),
+          ['203.0.113.31'],
+        );
       } finally {
         await app.close();
       }
@@ -82,13 +122,23 @@ perBackend(
         assert.equal(await ipOf(app, '10.1.2.3', '198.51.100.1, 203.0.113.9'), '203.0.113.9');
         assert.equal(await ipOf(app, '127.0.0.1', '10.1.2.3'), '10.1.2.3', 'all hops trusted: the leftmost proxy');
         // Spraying emails through the proxies with a new forged leftmost entry each time: one address, limited.
-        const login = (xff: string, email: string) => send(app, 'POST', '/api/auth/login', '127.0.0.1', xff, { email, password: 'guess-123456' });
-        for (let i = 0; i < 20; i++) assert.equal((await login(`198.51.100.${i}, 203.0.113.40, 10.0.0.1`, `s${i}@example.com`)).statusCode, 401);
+        const login = (xff: string, email: string) =>
+          send(app, 'POST', '/api/auth/login', '127.0.0.1', xff, { email, password: 'guess-123456' });
+        for (let i = 0; i < 20; i++)
+          assert.equal((await login(`198.51.100.${i}, 203.0.113.40, 10.0.0.1`, `s${i}@example.com`)).statusCode, 401);
         const res = await login('198.51.100.77, 203.0.113.40, 10.0.0.1', 'another@example.com');
         assert.equal(res.statusCode, 429, res.body);
         assert.ok(Number(res.headers['retry-after']) >= 1);
-        assert.equal((await login('198.51.100.77, 203.0.113.41, 10.0.0.1', 'another@example.com')).statusCode, 401, 'another client is not limited');
-        assert.ok(lines.some((l) => l.msg === 'login refused: too many failed logins from this address' && l.ip === '203.0.113.40'));
+        assert.equal(
+          (await login('198.51.100.77, 203.0.113.41, 10.0.0.1', 'another@example.com')).statusCode,
+          401,
+          'another client is not limited',
+        );
+        assert.ok(
+          lines.some(
+            (l) => l.msg === 'login refused: too many failed logins from this address' && l.ip === '203.0.113.40',
+          ),
+        );
       } finally {
         await app.close();
       }

@@ -12,7 +12,10 @@ perBackend(
       const ids: string[] = [];
       for (const type of types) {
         ts().clock.advance(1000);
-        const res = await ts().call('POST', `/api/devices/${d.id}/commands`, { type, payload: type === 'config_update' ? { heartbeat_s: 30 } : undefined });
+        const res = await ts().call('POST', `/api/devices/${d.id}/commands`, {
+          type,
+          payload: type === 'config_update' ? { heartbeat_s: 30 } : undefined,
+        });
         assert.equal(res.status, 201, res.body);
         assert.match(res.json.id, /^cmd_/);
         assert.equal(res.json.type, type);
@@ -24,13 +27,28 @@ perBackend(
       const list = await ts().call('GET', `/api/devices/${d.id}/commands`);
       assert.equal(list.status, 200);
       assert.equal(list.json.total, 5);
-      assert.deepEqual(list.json.items.map((c: { id: string }) => c.id), [...ids].reverse());
+      assert.deepEqual(
+        list.json.items.map((c: { id: string }) => c.id),
+        [...ids].reverse(),
+      );
       assert.equal((await ts().call('GET', `/api/devices/${d.id}/commands?limit=2`)).json.items.length, 2);
       const before = await snapshot(ts().db);
-      for (const body of [{ type: 'self_destruct' }, {}, { type: 'reboot', payload: [] }, { type: 'reboot', payload: 'x' }, { type: 'reboot', ttl_s: 5 }, { type: 'reboot', ttl_s: 86401 }, { type: 'reboot', extra: true }]) {
+      for (const body of [
+        { type: 'self_destruct' },
+        {},
+        { type: 'reboot', payload: [] },
+        { type: 'reboot', payload: 'x' },
+        { type: 'reboot', ttl_s: 5 },
+        { type: 'reboot', ttl_s: 86401 },
+        { type: 'reboot', extra: true },
+      ]) {
         assertProblem(await ts().call('POST', `/api/devices/${d.id}/commands`, body), 400, 'PP_ERR_API_VALIDATION');
       }
-      assertProblem(await ts().call('POST', `/api/devices/${UNKNOWN.dev}/commands`, { type: 'reboot' }), 404, 'PP_ERR_API_NOT_FOUND');
+      assertProblem(
+        await ts().call('POST', `/api/devices/${UNKNOWN.dev}/commands`, { type: 'reboot' }),
+        404,
+        'PP_ERR_API_NOT_FOUND',
+      );
       assertProblem(await ts().call('GET', `/api/devices/${UNKNOWN.dev}/commands`), 404, 'PP_ERR_API_NOT_FOUND');
       assert.equal(await snapshot(ts().db), before);
     });
@@ -53,11 +71,17 @@ perBackend(
         // ...but is after two heartbeat intervals without an acknowledgement
         ts().clock.advance(ts().sys.ctx.config.heartbeatIntervalS * 2000 + 1000);
         const hb2 = await ts().call('POST', `/api/devices/${d.id}/heartbeat`, {}, dev(d.token));
-        assert.deepEqual(hb2.json.commands.map((c: { id: string }) => c.id), [res.json.id]);
+        assert.deepEqual(
+          hb2.json.commands.map((c: { id: string }) => c.id),
+          [res.json.id],
+        );
       } finally {
         ts().push.delivered = false;
       }
-      const pend = await ts().call('POST', `/api/devices/${d.id}/commands`, { type: 'wifi_toggle', payload: { on: false } });
+      const pend = await ts().call('POST', `/api/devices/${d.id}/commands`, {
+        type: 'wifi_toggle',
+        payload: { on: false },
+      });
       assert.equal(pend.json.status, 'pending');
       const hb = await ts().call('POST', `/api/devices/${d.id}/heartbeat`, {}, dev(d.token));
       assert.deepEqual(hb.json.commands, [{ id: pend.json.id, type: 'wifi_toggle', payload: { on: false } }]);
@@ -85,13 +109,25 @@ perBackend(
       assertProblem(await ts().call('POST', url, { status: 'failed' }, dev(d.token)), 409, 'PP_ERR_API_COMMAND_STATE');
       assertProblem(await ts().call('POST', url, { status: 'pending' }, dev(d.token)), 400, 'PP_ERR_API_VALIDATION');
       assertProblem(await ts().call('POST', url, { status: 'expired' }, dev(d.token)), 400, 'PP_ERR_API_VALIDATION');
-      assertProblem(await ts().call('POST', url, { status: 'succeeded', result: 'ok' }, dev(d.token)), 400, 'PP_ERR_API_VALIDATION');
+      assertProblem(
+        await ts().call('POST', url, { status: 'succeeded', result: 'ok' }, dev(d.token)),
+        400,
+        'PP_ERR_API_VALIDATION',
+      );
       assert.equal(await snapshot(ts().db), before);
       // failed records an event
       const c2 = (await ts().call('POST', `/api/devices/${d.id}/commands`, { type: 'reboot' })).json;
-      const f = await ts().call('POST', `/api/devices/${d.id}/commands/${c2.id}/result`, { status: 'failed', result: { error: 'no root' } }, dev(d.token));
+      const f = await ts().call(
+        'POST',
+        `/api/devices/${d.id}/commands/${c2.id}/result`,
+        { status: 'failed', result: { error: 'no root' } },
+        dev(d.token),
+      );
       assert.equal(f.json.status, 'failed');
-      const ev = await ts().db.query<{ data: { command_id: string } }>(`SELECT data FROM events WHERE type = 'command_failed' AND device_id = $1`, [d.id]);
+      const ev = await ts().db.query<{ data: { command_id: string } }>(
+        `SELECT data FROM events WHERE type = 'command_failed' AND device_id = $1`,
+        [d.id],
+      );
       assert.equal(ev.rows[0]?.data.command_id, c2.id);
     });
 
@@ -99,26 +135,59 @@ perBackend(
       const d = await pairDevice(ts());
       await ts().call('POST', `/api/devices/${d.id}/heartbeat`, { public_ip: '198.18.3.1' }, dev(d.token));
       const c = (await ts().call('POST', `/api/devices/${d.id}/commands`, { type: 'rotate_ip' })).json;
-      await ts().call('POST', `/api/devices/${d.id}/commands/${c.id}/result`, { status: 'succeeded', result: { new_ip: '198.18.3.2' } }, dev(d.token));
+      await ts().call(
+        'POST',
+        `/api/devices/${d.id}/commands/${c.id}/result`,
+        { status: 'succeeded', result: { new_ip: '198.18.3.2' } },
+        dev(d.token),
+      );
       const h = (await ts().call('GET', `/api/devices/${d.id}/ip-history`)).json.items[0];
       assert.deepEqual([h.old_ip, h.new_ip, h.reason], ['198.18.3.1', '198.18.3.2', 'rotation']);
     });
 
-    test('401 wrong or missing device token; 403 another device\'s token; 404 unknown or foreign command', async () => {
+    test("401 wrong or missing device token; 403 another device's token; 404 unknown or foreign command", async () => {
       const a = await pairDevice(ts());
       const b = await pairDevice(ts());
       const ca = (await ts().call('POST', `/api/devices/${a.id}/commands`, { type: 'reboot' })).json;
       const cb = (await ts().call('POST', `/api/devices/${b.id}/commands`, { type: 'reboot' })).json;
       const url = `/api/devices/${a.id}/commands/${ca.id}/result`;
       const before = await snapshot(ts().db);
-      assertProblem(await ts().call('POST', url, { status: 'acked' }, dev('x'.repeat(43))), 401, 'PP_ERR_API_UNAUTHENTICATED');
-      assertProblem(await ts().call('POST', url, { status: 'acked' }, { authorization: '' }), 401, 'PP_ERR_API_UNAUTHENTICATED');
+      assertProblem(
+        await ts().call('POST', url, { status: 'acked' }, dev('x'.repeat(43))),
+        401,
+        'PP_ERR_API_UNAUTHENTICATED',
+      );
+      assertProblem(
+        await ts().call('POST', url, { status: 'acked' }, { authorization: '' }),
+        401,
+        'PP_ERR_API_UNAUTHENTICATED',
+      );
       assertProblem(await ts().call('POST', url, { status: 'acked' }), 401, 'PP_ERR_API_UNAUTHENTICATED'); // an admin JWT is not a device token
       assertProblem(await ts().call('POST', url, { status: 'acked' }, dev(b.token)), 403, 'PP_ERR_API_FORBIDDEN');
-      assertProblem(await ts().call('POST', `/api/devices/${a.id}/heartbeat`, {}, dev(b.token)), 403, 'PP_ERR_API_FORBIDDEN');
-      assertProblem(await ts().call('POST', `/api/devices/${a.id}/commands/${cb.id}/result`, { status: 'acked' }, dev(a.token)), 404, 'PP_ERR_API_NOT_FOUND');
-      assertProblem(await ts().call('POST', `/api/devices/${a.id}/commands/${UNKNOWN.cmd}/result`, { status: 'acked' }, dev(a.token)), 404, 'PP_ERR_API_NOT_FOUND');
-      assertProblem(await ts().call('POST', `/api/devices/${a.id}/commands/bogus/result`, { status: 'acked' }, dev(a.token)), 404);
+      assertProblem(
+        await ts().call('POST', `/api/devices/${a.id}/heartbeat`, {}, dev(b.token)),
+        403,
+        'PP_ERR_API_FORBIDDEN',
+      );
+      assertProblem(
+        await ts().call('POST', `/api/devices/${a.id}/commands/${cb.id}/result`, { status: 'acked' }, dev(a.token)),
+        404,
+        'PP_ERR_API_NOT_FOUND',
+      );
+      assertProblem(
+        await ts().call(
+          'POST',
+          `/api/devices/${a.id}/commands/${UNKNOWN.cmd}/result`,
+          { status: 'acked' },
+          dev(a.token),
+        ),
+        404,
+        'PP_ERR_API_NOT_FOUND',
+      );
+      assertProblem(
+        await ts().call('POST', `/api/devices/${a.id}/commands/bogus/result`, { status: 'acked' }, dev(a.token)),
+        404,
+      );
       assert.equal(await snapshot(ts().db), before);
     });
   },
@@ -134,7 +203,12 @@ perBackend('command acknowledged during its push', ({ ts, test }) => {
     push.delivered = true;
     const orig = push.push.bind(push);
     push.push = async (url, id, msg) => {
-      await ts().call('POST', `/api/devices/${id}/commands/${String(msg.id)}/result`, { status: 'acked' }, { authorization: `Bearer ${d.token}` });
+      await ts().call(
+        'POST',
+        `/api/devices/${id}/commands/${String(msg.id)}/result`,
+        { status: 'acked' },
+        { authorization: `Bearer ${d.token}` },
+      );
       return orig(url, id, msg);
     };
     const res = await ts().call('POST', `/api/devices/${d.id}/commands`, { type: 'rotate_ip' });

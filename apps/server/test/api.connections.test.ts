@@ -21,7 +21,8 @@ perBackend(
       assert.equal(c.enabled, true);
       assert.deepEqual(c.allow_from, []);
       assert.match(c.rotation_url, /^http:\/\/relay\.example\.net:8080\/api\/public\/rotate\/[A-Za-z0-9_-]{16,}$/);
-      const row = (await ts().db.query<Record<string, unknown>>('SELECT * FROM connections WHERE id = $1', [c.id])).rows[0]!;
+      const row = (await ts().db.query<Record<string, unknown>>('SELECT * FROM connections WHERE id = $1', [c.id]))
+        .rows[0]!;
       const raw = JSON.stringify(row);
       assert.ok(!raw.includes(c.password), 'plaintext password in the row');
       assert.ok(!raw.includes(c.rotation_url.split('/').at(-1)), 'plaintext rotation token in the row');
@@ -39,7 +40,14 @@ perBackend(
       const d = await pairDevice(ts());
       const cus = (await ts().call('POST', '/api/customers', { name: 'Acme given' })).json;
       const res = await ts().call('POST', '/api/connections', {
-        device_id: d.id, customer_id: cus.id, protocol: 'socks5', username: 'given.user', password: 'S3cret!pass', bandwidth_limit_bytes: 1_000_000, expires_at: '2027-01-01T00:00:00Z', allow_from: ['203.0.113.0/24'],
+        device_id: d.id,
+        customer_id: cus.id,
+        protocol: 'socks5',
+        username: 'given.user',
+        password: 'S3cret!pass',
+        bandwidth_limit_bytes: 1_000_000,
+        expires_at: '2027-01-01T00:00:00Z',
+        allow_from: ['203.0.113.0/24'],
       });
       assert.equal(res.status, 201, res.body);
       assert.equal(res.json.username, 'given.user');
@@ -51,7 +59,10 @@ perBackend(
       assert.deepEqual(res.json.allow_from, ['203.0.113.0/24']);
       assert.equal((await ts().call('GET', `/api/customers/${cus.id}`)).json.connections, 1);
       const list = await ts().call('GET', `/api/connections?customer_id=${cus.id}`);
-      assert.deepEqual(list.json.items.map((x: { id: string }) => x.id), [res.json.id]);
+      assert.deepEqual(
+        list.json.items.map((x: { id: string }) => x.id),
+        [res.json.id],
+      );
       const byDev = await ts().call('GET', `/api/connections?device_id=${d.id}`);
       assert.equal(byDev.json.total, 1);
     });
@@ -60,9 +71,21 @@ perBackend(
       const d = await pairDevice(ts());
       await ts().call('POST', '/api/connections', { device_id: d.id, protocol: 'http', username: 'taken-name' });
       const before = await snapshot(ts().db);
-      assertProblem(await ts().call('POST', '/api/connections', { device_id: d.id, protocol: 'http', username: 'taken-name' }), 409, 'PP_ERR_API_CONFLICT');
-      assertProblem(await ts().call('POST', '/api/connections', { device_id: UNKNOWN.dev, protocol: 'http' }), 404, 'PP_ERR_API_NOT_FOUND');
-      assertProblem(await ts().call('POST', '/api/connections', { device_id: d.id, protocol: 'http', customer_id: UNKNOWN.cus }), 404, 'PP_ERR_API_NOT_FOUND');
+      assertProblem(
+        await ts().call('POST', '/api/connections', { device_id: d.id, protocol: 'http', username: 'taken-name' }),
+        409,
+        'PP_ERR_API_CONFLICT',
+      );
+      assertProblem(
+        await ts().call('POST', '/api/connections', { device_id: UNKNOWN.dev, protocol: 'http' }),
+        404,
+        'PP_ERR_API_NOT_FOUND',
+      );
+      assertProblem(
+        await ts().call('POST', '/api/connections', { device_id: d.id, protocol: 'http', customer_id: UNKNOWN.cus }),
+        404,
+        'PP_ERR_API_NOT_FOUND',
+      );
       for (const body of [
         { device_id: d.id, protocol: 'http', allow_from: ['10.0.0.0/33'] },
         { device_id: d.id, protocol: 'http', allow_from: ['not-a-cidr'] },
@@ -86,7 +109,14 @@ perBackend(
       const d = await pairDevice(ts());
       const c = (await ts().call('POST', '/api/connections', { device_id: d.id, protocol: 'http' })).json;
       await ts().call('POST', '/api/connections', { device_id: d.id, protocol: 'http', username: 'other-user' });
-      const res = await ts().call('PATCH', `/api/connections/${c.id}`, { username: 'renamed', password: 'N3w-password', enabled: false, allow_from: ['198.51.100.7/32'], bandwidth_limit_bytes: null, regenerate_rotation_token: true });
+      const res = await ts().call('PATCH', `/api/connections/${c.id}`, {
+        username: 'renamed',
+        password: 'N3w-password',
+        enabled: false,
+        allow_from: ['198.51.100.7/32'],
+        bandwidth_limit_bytes: null,
+        regenerate_rotation_token: true,
+      });
       assert.equal(res.status, 200, res.body);
       assert.equal(res.json.username, 'renamed');
       assert.equal(res.json.password, 'N3w-password');
@@ -94,15 +124,35 @@ perBackend(
       assert.deepEqual(res.json.allow_from, ['198.51.100.7/32']);
       assert.equal(res.json.port, c.port);
       assert.notEqual(res.json.rotation_url, c.rotation_url);
-      const row = (await ts().db.query<{ password_verifier: string }>('SELECT password_verifier FROM connections WHERE id = $1', [c.id])).rows[0]!;
+      const row = (
+        await ts().db.query<{ password_verifier: string }>('SELECT password_verifier FROM connections WHERE id = $1', [
+          c.id,
+        ])
+      ).rows[0]!;
       assert.ok(checkVerifier('N3w-password', row.password_verifier));
       assert.ok(!checkVerifier(c.password, row.password_verifier));
       const before = await snapshot(ts().db);
-      assertProblem(await ts().call('PATCH', `/api/connections/${c.id}`, { username: 'other-user' }), 409, 'PP_ERR_API_CONFLICT');
+      assertProblem(
+        await ts().call('PATCH', `/api/connections/${c.id}`, { username: 'other-user' }),
+        409,
+        'PP_ERR_API_CONFLICT',
+      );
       assertProblem(await ts().call('PATCH', `/api/connections/${c.id}`, { port: 1 }), 400, 'PP_ERR_API_VALIDATION');
-      assertProblem(await ts().call('PATCH', `/api/connections/${c.id}`, { device_id: d.id }), 400, 'PP_ERR_API_VALIDATION');
-      assertProblem(await ts().call('PATCH', `/api/connections/${c.id}`, { customer_id: UNKNOWN.cus }), 404, 'PP_ERR_API_NOT_FOUND');
-      assertProblem(await ts().call('PATCH', `/api/connections/${UNKNOWN.con}`, { enabled: true }), 404, 'PP_ERR_API_NOT_FOUND');
+      assertProblem(
+        await ts().call('PATCH', `/api/connections/${c.id}`, { device_id: d.id }),
+        400,
+        'PP_ERR_API_VALIDATION',
+      );
+      assertProblem(
+        await ts().call('PATCH', `/api/connections/${c.id}`, { customer_id: UNKNOWN.cus }),
+        404,
+        'PP_ERR_API_NOT_FOUND',
+      );
+      assertProblem(
+        await ts().call('PATCH', `/api/connections/${UNKNOWN.con}`, { enabled: true }),
+        404,
+        'PP_ERR_API_NOT_FOUND',
+      );
       assertProblem(await ts().call('GET', `/api/connections/${UNKNOWN.con}`), 404, 'PP_ERR_API_NOT_FOUND');
       assertProblem(await ts().call('GET', '/api/connections/nope'), 404);
       assert.equal(await snapshot(ts().db), before);
@@ -110,36 +160,86 @@ perBackend(
 
     test('limits an operator sells: max_connections and rate limits stored, answered, changed and cleared', async () => {
       const d = await pairDevice(ts());
-      const res = await ts().call('POST', '/api/connections', { device_id: d.id, protocol: 'socks5', max_connections: 50, rate_limit_down_kbps: 20_000, rate_limit_up_kbps: 5_000 });
+      const res = await ts().call('POST', '/api/connections', {
+        device_id: d.id,
+        protocol: 'socks5',
+        max_connections: 50,
+        rate_limit_down_kbps: 20_000,
+        rate_limit_up_kbps: 5_000,
+      });
       assert.equal(res.status, 201, res.body);
-      assert.deepEqual([res.json.max_connections, res.json.rate_limit_down_kbps, res.json.rate_limit_up_kbps], [50, 20_000, 5_000]);
-      const row = (await ts().db.query<Record<string, unknown>>('SELECT max_connections, rate_limit_down_kbps, rate_limit_up_kbps FROM connections WHERE id = $1', [res.json.id])).rows[0]!;
-      assert.deepEqual([row.max_connections, row.rate_limit_down_kbps, row.rate_limit_up_kbps].map(Number), [50, 20_000, 5_000]);
+      assert.deepEqual(
+        [res.json.max_connections, res.json.rate_limit_down_kbps, res.json.rate_limit_up_kbps],
+        [50, 20_000, 5_000],
+      );
+      const row = (
+        await ts().db.query<Record<string, unknown>>(
+          'SELECT max_connections, rate_limit_down_kbps, rate_limit_up_kbps FROM connections WHERE id = $1',
+          [res.json.id],
+        )
+      ).rows[0]!;
+      assert.deepEqual(
+        [row.max_connections, row.rate_limit_down_kbps, row.rate_limit_up_kbps].map(Number),
+        [50, 20_000, 5_000],
+      );
       // the bounds themselves are valid
-      const edge = await ts().call('PATCH', `/api/connections/${res.json.id}`, { max_connections: 100_000, rate_limit_down_kbps: 1, rate_limit_up_kbps: 10_000_000 });
+      const edge = await ts().call('PATCH', `/api/connections/${res.json.id}`, {
+        max_connections: 100_000,
+        rate_limit_down_kbps: 1,
+        rate_limit_up_kbps: 10_000_000,
+      });
       assert.equal(edge.status, 200, edge.body);
-      assert.deepEqual([edge.json.max_connections, edge.json.rate_limit_down_kbps, edge.json.rate_limit_up_kbps], [100_000, 1, 10_000_000]);
+      assert.deepEqual(
+        [edge.json.max_connections, edge.json.rate_limit_down_kbps, edge.json.rate_limit_up_kbps],
+        [100_000, 1, 10_000_000],
+      );
       // a PATCH that does not name a limit keeps it; null clears it
       const kept = await ts().call('PATCH', `/api/connections/${res.json.id}`, { rate_limit_up_kbps: null });
-      assert.deepEqual([kept.json.max_connections, kept.json.rate_limit_down_kbps, kept.json.rate_limit_up_kbps], [100_000, 1, null]);
+      assert.deepEqual(
+        [kept.json.max_connections, kept.json.rate_limit_down_kbps, kept.json.rate_limit_up_kbps],
+        [100_000, 1, null],
+      );
       const got = (await ts().call('GET', `/api/connections/${res.json.id}`)).json;
       assert.deepEqual([got.max_connections, got.rate_limit_down_kbps, got.rate_limit_up_kbps], [100_000, 1, null]);
       const listed = (await ts().call('GET', `/api/connections?device_id=${d.id}`)).json.items[0];
       assert.equal(listed.max_connections, 100_000);
       // without limits: null, not 0
       const plain = (await ts().call('POST', '/api/connections', { device_id: d.id, protocol: 'http' })).json;
-      assert.deepEqual([plain.max_connections, plain.rate_limit_down_kbps, plain.rate_limit_up_kbps, plain.bytes_used_month, plain.bytes_relay_month], [null, null, null, 0, 0]);
+      assert.deepEqual(
+        [
+          plain.max_connections,
+          plain.rate_limit_down_kbps,
+          plain.rate_limit_up_kbps,
+          plain.bytes_used_month,
+          plain.bytes_relay_month,
+        ],
+        [null, null, null, 0, 0],
+      );
     });
 
     test('400 for out-of-range or mistyped limits, on create and on PATCH, naming the field; nothing changes', async () => {
       const d = await pairDevice(ts());
       ts().push.takeSynced(); // the pairing's own sync (its relay learns the new device)
-      const c = (await ts().call('POST', '/api/connections', { device_id: d.id, protocol: 'http', max_connections: 5 })).json;
+      const c = (await ts().call('POST', '/api/connections', { device_id: d.id, protocol: 'http', max_connections: 5 }))
+        .json;
       const before = await snapshot(ts().db);
       const bad: [string, unknown][] = [
-        ['max_connections', 0], ['max_connections', -1], ['max_connections', 100_001], ['max_connections', 1.5], ['max_connections', '10'], ['max_connections', true],
-        ['rate_limit_down_kbps', 0], ['rate_limit_down_kbps', 10_000_001], ['rate_limit_down_kbps', 0.5], ['rate_limit_down_kbps', '1000'], ['rate_limit_down_kbps', 1e308],
-        ['rate_limit_up_kbps', 0], ['rate_limit_up_kbps', -5], ['rate_limit_up_kbps', 10_000_001], ['rate_limit_up_kbps', [1]], ['rate_limit_up_kbps', { kbps: 1 }],
+        ['max_connections', 0],
+        ['max_connections', -1],
+        ['max_connections', 100_001],
+        ['max_connections', 1.5],
+        ['max_connections', '10'],
+        ['max_connections', true],
+        ['rate_limit_down_kbps', 0],
+        ['rate_limit_down_kbps', 10_000_001],
+        ['rate_limit_down_kbps', 0.5],
+        ['rate_limit_down_kbps', '1000'],
+        ['rate_limit_down_kbps', 1e308],
+        ['rate_limit_up_kbps', 0],
+        ['rate_limit_up_kbps', -5],
+        ['rate_limit_up_kbps', 10_000_001],
+        ['rate_limit_up_kbps', [1]],
+        ['rate_limit_up_kbps', { kbps: 1 }],
       ];
       for (const [field, value] of bad) {
         for (const [m, u, body] of [
@@ -148,23 +248,44 @@ perBackend(
         ] as const) {
           const res = await ts().call(m, u, body);
           assertProblem(res, 400, 'PP_ERR_API_VALIDATION');
-          assert.ok(res.json.errors.some((e: { path: string }) => e.path === field), `${m} ${field}=${JSON.stringify(value)}: ${res.body}`);
+          assert.ok(
+            res.json.errors.some((e: { path: string }) => e.path === field),
+            `${m} ${field}=${JSON.stringify(value)}: ${res.body}`,
+          );
         }
       }
-      const msg = (await ts().call('POST', '/api/connections', { device_id: d.id, protocol: 'http', rate_limit_down_kbps: 0 })).json;
+      const msg = (
+        await ts().call('POST', '/api/connections', { device_id: d.id, protocol: 'http', rate_limit_down_kbps: 0 })
+      ).json;
       assert.match(msg.detail, /rate_limit_down_kbps/);
       assert.equal(await snapshot(ts().db), before);
-      assert.deepEqual(ts().push.synced.filter((s) => s.deviceId === d.id).length, 1, 'only the valid create was pushed');
+      assert.deepEqual(
+        ts().push.synced.filter((s) => s.deviceId === d.id).length,
+        1,
+        'only the valid create was pushed',
+      );
     });
 
     test('every change of a connection asks its relay to sync the device (create, PATCH, password, DELETE), after commit; a relay that is down fails nothing', async () => {
       const d = await pairDevice(ts());
-      const localRelay = (await ts().db.query<{ push_url: string }>('SELECT r.push_url FROM devices d JOIN relays r ON r.id = d.relay_id WHERE d.id = $1', [d.id])).rows[0]!.push_url;
+      const localRelay = (
+        await ts().db.query<{ push_url: string }>(
+          'SELECT r.push_url FROM devices d JOIN relays r ON r.id = d.relay_id WHERE d.id = $1',
+          [d.id],
+        )
+      ).rows[0]!.push_url;
       ts().push.takeSynced();
       const c = (await ts().call('POST', '/api/connections', { device_id: d.id, protocol: 'http' })).json;
       assert.deepEqual(ts().push.synced, [{ pushUrl: localRelay, deviceId: d.id }]);
       ts().push.takeSynced();
-      for (const patch of [{ enabled: false }, { password: 'Another-pass-1' }, { allow_from: ['198.51.100.0/24'] }, { max_connections: 3 }, { expires_at: null }, { customer_id: null }]) {
+      for (const patch of [
+        { enabled: false },
+        { password: 'Another-pass-1' },
+        { allow_from: ['198.51.100.0/24'] },
+        { max_connections: 3 },
+        { expires_at: null },
+        { customer_id: null },
+      ]) {
         assert.equal((await ts().call('PATCH', `/api/connections/${c.id}`, patch)).status, 200);
         assert.deepEqual(ts().push.takeSynced(), [d.id], JSON.stringify(patch));
       }
@@ -184,7 +305,8 @@ perBackend(
       let seen: string | undefined;
       const orig = ts().push.sync.bind(ts().push);
       ts().push.sync = async (url, id) => {
-        seen = (await ts().db.query<{ username: string }>('SELECT username FROM connections WHERE id = $1', [c.id])).rows[0]?.username;
+        seen = (await ts().db.query<{ username: string }>('SELECT username FROM connections WHERE id = $1', [c.id]))
+          .rows[0]?.username;
         return orig(url, id);
       };
       try {
@@ -233,7 +355,10 @@ perBackend(
       assert.equal(first.json.already_queued, false);
       assert.equal(first.json.status, 'pending');
       const cmds = (await ts().call('GET', `/api/devices/${d.id}/commands`)).json.items;
-      assert.deepEqual(cmds.map((x: { id: string; type: string; source: string }) => [x.id, x.type, x.source]), [[first.json.command_id, 'rotate_ip', 'rotation_link']]);
+      assert.deepEqual(
+        cmds.map((x: { id: string; type: string; source: string }) => [x.id, x.type, x.source]),
+        [[first.json.command_id, 'rotate_ip', 'rotation_link']],
+      );
       const second = await ts().call('GET', path, undefined, pub);
       assert.equal(second.status, 202);
       assert.equal(second.json.already_queued, true);
@@ -243,15 +368,29 @@ perBackend(
       const limited = await ts().call('GET', path, undefined, pub);
       assertProblem(limited, 429, 'PP_ERR_API_RATE_LIMITED');
       assert.equal((await ts().call('GET', `/api/devices/${d.id}/commands`)).json.total, 1);
-      assertProblem(await ts().call('GET', `/api/public/rotate/${'A'.repeat(32)}`, undefined, pub), 404, 'PP_ERR_API_NOT_FOUND');
+      assertProblem(
+        await ts().call('GET', `/api/public/rotate/${'A'.repeat(32)}`, undefined, pub),
+        404,
+        'PP_ERR_API_NOT_FOUND',
+      );
       assertProblem(await ts().call('GET', '/api/public/rotate/short', undefined, pub), 404);
       ts().clock.advance(60_000);
       assert.equal((await ts().call('GET', path, undefined, pub)).status, 202);
     });
 
     test('401 without a session on connection routes', async () => {
-      for (const [m, u] of [['GET', '/api/connections'], ['POST', '/api/connections'], ['GET', `/api/connections/${UNKNOWN.con}`], ['PATCH', `/api/connections/${UNKNOWN.con}`], ['DELETE', `/api/connections/${UNKNOWN.con}`], ['GET', `/api/connections/${UNKNOWN.con}/ovpn`]] as const) {
-        assertProblem(await ts().call(m, u, m === 'POST' || m === 'PATCH' ? {} : undefined, { authorization: '' }), 401);
+      for (const [m, u] of [
+        ['GET', '/api/connections'],
+        ['POST', '/api/connections'],
+        ['GET', `/api/connections/${UNKNOWN.con}`],
+        ['PATCH', `/api/connections/${UNKNOWN.con}`],
+        ['DELETE', `/api/connections/${UNKNOWN.con}`],
+        ['GET', `/api/connections/${UNKNOWN.con}/ovpn`],
+      ] as const) {
+        assertProblem(
+          await ts().call(m, u, m === 'POST' || m === 'PATCH' ? {} : undefined, { authorization: '' }),
+          401,
+        );
       }
     });
   },
@@ -260,16 +399,27 @@ perBackend(
 
 perBackend('customers, relays, overview', ({ ts, test }) => {
   test('customers CRUD: 201, get, list, PUT, DELETE 204; 409 case-insensitive duplicate; 404; 400', async () => {
-    const res = await ts().call('POST', '/api/customers', { name: 'Acme Ltd', email: 'ops@acme.example', notes: 'pays on time' });
+    const res = await ts().call('POST', '/api/customers', {
+      name: 'Acme Ltd',
+      email: 'ops@acme.example',
+      notes: 'pays on time',
+    });
     assert.equal(res.status, 201, res.body);
     assert.match(res.json.id, /^cus_/);
-    assert.deepEqual([res.json.name, res.json.email, res.json.notes, res.json.connections], ['Acme Ltd', 'ops@acme.example', 'pays on time', 0]);
+    assert.deepEqual(
+      [res.json.name, res.json.email, res.json.notes, res.json.connections],
+      ['Acme Ltd', 'ops@acme.example', 'pays on time', 0],
+    );
     const id = res.json.id;
     assert.equal((await ts().call('GET', `/api/customers/${id}`)).json.name, 'Acme Ltd');
     assert.ok((await ts().call('GET', '/api/customers')).json.items.some((c: { id: string }) => c.id === id));
     const before = await snapshot(ts().db);
     assertProblem(await ts().call('POST', '/api/customers', { name: 'ACME ltd' }), 409, 'PP_ERR_API_CONFLICT');
-    assertProblem(await ts().call('POST', '/api/customers', { name: 'x', email: 'nope' }), 400, 'PP_ERR_API_VALIDATION');
+    assertProblem(
+      await ts().call('POST', '/api/customers', { name: 'x', email: 'nope' }),
+      400,
+      'PP_ERR_API_VALIDATION',
+    );
     assertProblem(await ts().call('POST', '/api/customers', { name: 'x', vip: true }), 400, 'PP_ERR_API_VALIDATION');
     assertProblem(await ts().call('POST', '/api/customers', { notes: 'no name' }), 400, 'PP_ERR_API_VALIDATION');
     assert.equal(await snapshot(ts().db), before);
@@ -279,8 +429,16 @@ perBackend('customers, relays, overview', ({ ts, test }) => {
     // renaming to its own name in another case is not a conflict
     assert.equal((await ts().call('PUT', `/api/customers/${id}`, { name: 'ACME GROUP' })).status, 200);
     const other = (await ts().call('POST', '/api/customers', { name: 'Beta' })).json;
-    assertProblem(await ts().call('PUT', `/api/customers/${other.id}`, { name: 'acme group' }), 409, 'PP_ERR_API_CONFLICT');
-    assertProblem(await ts().call('PUT', `/api/customers/${UNKNOWN.cus}`, { name: 'Gamma' }), 404, 'PP_ERR_API_NOT_FOUND');
+    assertProblem(
+      await ts().call('PUT', `/api/customers/${other.id}`, { name: 'acme group' }),
+      409,
+      'PP_ERR_API_CONFLICT',
+    );
+    assertProblem(
+      await ts().call('PUT', `/api/customers/${UNKNOWN.cus}`, { name: 'Gamma' }),
+      404,
+      'PP_ERR_API_NOT_FOUND',
+    );
     assertProblem(await ts().call('GET', `/api/customers/${UNKNOWN.cus}`), 404, 'PP_ERR_API_NOT_FOUND');
     assert.equal((await ts().call('DELETE', `/api/customers/${other.id}`)).status, 204);
     assertProblem(await ts().call('DELETE', `/api/customers/${other.id}`), 404, 'PP_ERR_API_NOT_FOUND');
@@ -290,7 +448,8 @@ perBackend('customers, relays, overview', ({ ts, test }) => {
   test('deleting a customer keeps its connections, unassigned', async () => {
     const d = await pairDevice(ts());
     const cus = (await ts().call('POST', '/api/customers', { name: 'Leaving' })).json;
-    const c = (await ts().call('POST', '/api/connections', { device_id: d.id, protocol: 'http', customer_id: cus.id })).json;
+    const c = (await ts().call('POST', '/api/connections', { device_id: d.id, protocol: 'http', customer_id: cus.id }))
+      .json;
     assert.equal((await ts().call('DELETE', `/api/customers/${cus.id}`)).status, 204);
     const after = await ts().call('GET', `/api/connections/${c.id}`);
     assert.equal(after.status, 200);
@@ -306,17 +465,33 @@ perBackend('customers, relays, overview', ({ ts, test }) => {
     const res = await ts().call('POST', '/api/relays', { name: 'eu-2', host: 'eu2.example.net' });
     assert.equal(res.status, 201, res.body);
     assert.match(res.json.id, /^rly_/);
-    assert.deepEqual([res.json.tunnel_port, res.json.push_url, res.json.enabled, res.json.devices_online], [1194, 'http://127.0.0.1:8081', true, 0]);
+    assert.deepEqual(
+      [res.json.tunnel_port, res.json.push_url, res.json.enabled, res.json.devices_online],
+      [1194, 'http://127.0.0.1:8081', true, 0],
+    );
     assert.equal((await ts().call('GET', `/api/relays/${res.json.id}`)).json.name, 'eu-2');
     const p = await ts().call('PATCH', `/api/relays/${res.json.id}`, { host: '203.0.113.9', enabled: false });
     assert.equal(p.status, 200, p.body);
     assert.deepEqual([p.json.name, p.json.host, p.json.enabled], ['eu-2', '203.0.113.9', false]);
     const before = await snapshot(ts().db);
-    assertProblem(await ts().call('POST', '/api/relays', { name: 'eu-2', host: 'x.example.net' }), 409, 'PP_ERR_API_CONFLICT');
-    assertProblem(await ts().call('PATCH', `/api/relays/${res.json.id}`, { name: 'local' }), 409, 'PP_ERR_API_CONFLICT');
+    assertProblem(
+      await ts().call('POST', '/api/relays', { name: 'eu-2', host: 'x.example.net' }),
+      409,
+      'PP_ERR_API_CONFLICT',
+    );
+    assertProblem(
+      await ts().call('PATCH', `/api/relays/${res.json.id}`, { name: 'local' }),
+      409,
+      'PP_ERR_API_CONFLICT',
+    );
     assertProblem(await ts().call('PATCH', `/api/relays/${UNKNOWN.rly}`, { host: 'x' }), 404, 'PP_ERR_API_NOT_FOUND');
     assertProblem(await ts().call('GET', `/api/relays/${UNKNOWN.rly}`), 404, 'PP_ERR_API_NOT_FOUND');
-    for (const body of [{ name: 'x' }, { name: 'x', host: 'bad host!' }, { name: 'x', host: 'h', tunnel_port: 70000 }, { name: 'x', host: 'h', push_url: 'not a url' }]) {
+    for (const body of [
+      { name: 'x' },
+      { name: 'x', host: 'bad host!' },
+      { name: 'x', host: 'h', tunnel_port: 70000 },
+      { name: 'x', host: 'h', push_url: 'not a url' },
+    ]) {
       assertProblem(await ts().call('POST', '/api/relays', body), 400, 'PP_ERR_API_VALIDATION');
     }
     assert.equal(await snapshot(ts().db), before);
@@ -333,7 +508,10 @@ perBackend('customers, relays, overview', ({ ts, test }) => {
     const devices = (await ts().db.query<{ n: number }>('SELECT count(*)::int AS n FROM devices')).rows[0]!.n;
     assert.equal(o.json.devices.total, devices);
     assert.equal(o.json.devices.online + o.json.devices.offline, devices);
-    assert.equal(o.json.customers, (await ts().db.query<{ n: number }>('SELECT count(*)::int AS n FROM customers')).rows[0]!.n);
+    assert.equal(
+      o.json.customers,
+      (await ts().db.query<{ n: number }>('SELECT count(*)::int AS n FROM customers')).rows[0]!.n,
+    );
     assert.equal(typeof o.json.traffic.today_bytes, 'number');
     assert.ok(o.json.recent_events.some((e: { type: string }) => e.type === 'device_paired'));
     assertProblem(await ts().call('GET', '/api/overview', undefined, { authorization: '' }), 401);

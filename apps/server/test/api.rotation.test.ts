@@ -35,14 +35,33 @@ async function setup(ts: TestSystem, n: number, extra: Record<string, unknown> =
 }
 
 const rotations = async (ts: TestSystem, deviceId: string) =>
-  (await ts.db.query<{ id: string; status: string; source: string }>(`SELECT id, status, source FROM commands WHERE device_id = $1 AND type = 'rotate_ip' ORDER BY created_at DESC, id DESC`, [deviceId])).rows;
+  (
+    await ts.db.query<{ id: string; status: string; source: string }>(
+      `SELECT id, status, source FROM commands WHERE device_id = $1 AND type = 'rotate_ip' ORDER BY created_at DESC, id DESC`,
+      [deviceId],
+    )
+  ).rows;
 
 /** The device's newest open rotation, once there is one. */
 const openRotationId = (ts: TestSystem, deviceId: string) =>
-  until('a rotate_ip command', async () => (await rotations(ts, deviceId)).find((r) => ['pending', 'sent', 'acked'].includes(r.status))?.id);
+  until(
+    'a rotate_ip command',
+    async () => (await rotations(ts, deviceId)).find((r) => ['pending', 'sent', 'acked'].includes(r.status))?.id,
+  );
 
-const report = (ts: TestSystem, d: { id: string; token: string }, cmd: string, status: string, result?: Record<string, unknown>) =>
-  ts.call('POST', `/api/devices/${d.id}/commands/${cmd}/result`, result ? { status, result } : { status }, dev(d.token));
+const report = (
+  ts: TestSystem,
+  d: { id: string; token: string },
+  cmd: string,
+  status: string,
+  result?: Record<string, unknown>,
+) =>
+  ts.call(
+    'POST',
+    `/api/devices/${d.id}/commands/${cmd}/result`,
+    result ? { status, result } : { status },
+    dev(d.token),
+  );
 
 perBackend(
   'rotation',
@@ -54,7 +73,12 @@ perBackend(
       const manual = await pairDevice(ts());
       await ts().call('POST', `/api/devices/${sched.id}/heartbeat`, { public_ip: '198.18.50.1' }, dev(sched.token));
       const hook = `whk_${'rot'.padEnd(12, '0')}`;
-      await ts().db.query('INSERT INTO webhooks (id, url, secret_enc, events) VALUES ($1, $2, $3, $4)', [hook, 'https://hooks.example.com/ip', ts().sys.ctx.box.seal('whsec_rotation_test_0123456789'), ['ip_changed']]);
+      await ts().db.query('INSERT INTO webhooks (id, url, secret_enc, events) VALUES ($1, $2, $3, $4)', [
+        hook,
+        'https://hooks.example.com/ip',
+        ts().sys.ctx.box.seal('whsec_rotation_test_0123456789'),
+        ['ip_changed'],
+      ]);
       await ts().call('PATCH', `/api/devices/${sched.id}`, { rotation_interval_s: 120 });
       const events: FleetEvent[] = [];
       const unsub = ts().sys.ctx.bus.subscribe((e) => e.type === 'command_updated' && events.push(e));
@@ -67,28 +91,62 @@ perBackend(
         const m = await ts().call('POST', `/api/devices/${manual.id}/commands`, { type: 'rotate_ip' });
         assert.equal(m.status, 201, m.body);
         const [s] = await rotations(ts(), sched.id);
-        assert.deepEqual([s!.source, s!.status], ['schedule', 'sent'], 'pushed at once: sent, not waiting for the next heartbeat');
-        assert.deepEqual(ts().push.sent.map((p) => [p.deviceId, p.message.kind, p.message.type, p.message.id]), [[sched.id, 'command', 'rotate_ip', s!.id], [manual.id, 'command', 'rotate_ip', m.json.id]]);
+        assert.deepEqual(
+          [s!.source, s!.status],
+          ['schedule', 'sent'],
+          'pushed at once: sent, not waiting for the next heartbeat',
+        );
+        assert.deepEqual(
+          ts().push.sent.map((p) => [p.deviceId, p.message.kind, p.message.type, p.message.id]),
+          [
+            [sched.id, 'command', 'rotate_ip', s!.id],
+            [manual.id, 'command', 'rotate_ip', m.json.id],
+          ],
+        );
         // the same events, in the same shape, for both
         const of = (id: string) => events.filter((e) => e.data.id === id);
-        assert.deepEqual(of(s!.id).map((e) => e.data.status), ['pending', 'sent']);
-        assert.deepEqual(of(m.json.id).map((e) => e.data.status), ['pending', 'sent']);
+        assert.deepEqual(
+          of(s!.id).map((e) => e.data.status),
+          ['pending', 'sent'],
+        );
+        assert.deepEqual(
+          of(m.json.id).map((e) => e.data.status),
+          ['pending', 'sent'],
+        );
         assert.deepEqual(Object.keys(of(s!.id)[1]!.data).sort(), Object.keys(of(m.json.id)[1]!.data).sort());
         // audited, both
-        const audit = await ts().db.query<{ actor: string; target_id: string; data: Record<string, unknown> }>(`SELECT actor, target_id, data FROM audit_log WHERE action = 'command.create' AND target_id = ANY($1::text[]) ORDER BY id`, [[s!.id, m.json.id]]);
-        assert.deepEqual(audit.rows.map((a) => [a.target_id, a.actor === 'worker', a.data.source, a.data.type, a.data.device_id]), [
-          [s!.id, true, 'schedule', 'rotate_ip', sched.id],
-          [m.json.id, false, 'api', 'rotate_ip', manual.id],
-        ]);
+        const audit = await ts().db.query<{ actor: string; target_id: string; data: Record<string, unknown> }>(
+          `SELECT actor, target_id, data FROM audit_log WHERE action = 'command.create' AND target_id = ANY($1::text[]) ORDER BY id`,
+          [[s!.id, m.json.id]],
+        );
+        assert.deepEqual(
+          audit.rows.map((a) => [a.target_id, a.actor === 'worker', a.data.source, a.data.type, a.data.device_id]),
+          [
+            [s!.id, true, 'schedule', 'rotate_ip', sched.id],
+            [m.json.id, false, 'api', 'rotate_ip', manual.id],
+          ],
+        );
         // the device's result: IP history, ip_changed (bus, event row, webhook delivery)
         const ipEvents: FleetEvent[] = [];
         const unsub2 = ts().sys.ctx.bus.subscribe((e) => e.type === 'ip_changed' && ipEvents.push(e));
         await report(ts(), sched, s!.id, 'acked');
-        assert.equal((await report(ts(), sched, s!.id, 'succeeded', { old_ip: '198.18.50.1', new_ip: '198.18.50.2' })).json.status, 'succeeded');
+        assert.equal(
+          (await report(ts(), sched, s!.id, 'succeeded', { old_ip: '198.18.50.1', new_ip: '198.18.50.2' })).json.status,
+          'succeeded',
+        );
         unsub2();
-        assert.deepEqual(ipEvents.map((e) => [e.data.device_id, e.data.old_ip, e.data.new_ip, e.data.reason]), [[sched.id, '198.18.50.1', '198.18.50.2', 'rotation']]);
-        const del = await ts().db.query<{ payload: { device_id: string; data: { new_ip: string } } }>('SELECT payload FROM webhook_deliveries WHERE webhook_id = $1', [hook]);
-        assert.deepEqual(del.rows.map((r) => [r.payload.device_id, r.payload.data.new_ip]), [[sched.id, '198.18.50.2']]);
+        assert.deepEqual(
+          ipEvents.map((e) => [e.data.device_id, e.data.old_ip, e.data.new_ip, e.data.reason]),
+          [[sched.id, '198.18.50.1', '198.18.50.2', 'rotation']],
+        );
+        const del = await ts().db.query<{ payload: { device_id: string; data: { new_ip: string } } }>(
+          'SELECT payload FROM webhook_deliveries WHERE webhook_id = $1',
+          [hook],
+        );
+        assert.deepEqual(
+          del.rows.map((r) => [r.payload.device_id, r.payload.data.new_ip]),
+          [[sched.id, '198.18.50.2']],
+        );
         assert.equal((await ts().call('GET', `/api/devices/${sched.id}`)).json.current_ip, '198.18.50.2');
       } finally {
         unsub();
@@ -105,7 +163,10 @@ perBackend(
       assert.equal((await ts().call('GET', path, undefined, pub)).status, 202);
       ts().clock.advance(61_000);
       await w.tick();
-      assert.deepEqual((await rotations(ts(), d.id)).map((r) => r.source), ['rotation_link']);
+      assert.deepEqual(
+        (await rotations(ts(), d.id)).map((r) => r.source),
+        ['rotation_link'],
+      );
     });
 
     test('?wait: answers when the device reports succeeded, with the old and new address (woken by the event, not a poll)', async () => {
@@ -124,8 +185,14 @@ perBackend(
       assert.equal(res.status, 200, res.body);
       const row = (await ts().call('GET', `/api/devices/${d.id}/commands?limit=1`)).json.items[0];
       assert.deepEqual(res.json, {
-        status: 'succeeded', command_id: id, old_ip: '198.18.52.1', new_ip: '198.18.52.2', rotated_at: row.finished_at, requested_at: row.created_at,
-        status_url: `http://relay.example.net:8080${statusPath}`, already_queued: false,
+        status: 'succeeded',
+        command_id: id,
+        old_ip: '198.18.52.1',
+        new_ip: '198.18.52.2',
+        rotated_at: row.finished_at,
+        requested_at: row.created_at,
+        status_url: `http://relay.example.net:8080${statusPath}`,
+        already_queued: false,
       });
       assert.ok(woke < 1000 && woke < POLL_MS, `answered ${woke} ms after the result`);
       assert.ok(Date.now() - t0 < 5000);
@@ -134,16 +201,23 @@ perBackend(
       assert.equal(st.status, 200);
       const { already_queued: _, ...same } = res.json;
       assert.deepEqual(st.json, same);
-      assert.equal((await ts().call('GET', `${statusPath}?wait=5`, undefined, pub)).status, 200, 'a finished rotation is answered at once');
+      assert.equal(
+        (await ts().call('GET', `${statusPath}?wait=5`, undefined, pub)).status,
+        200,
+        'a finished rotation is answered at once',
+      );
     });
 
-    test('?wait: a failed rotation answers 200 failed without the device\'s error text; an expired one 200 expired', async () => {
+    test("?wait: a failed rotation answers 200 failed without the device's error text; an expired one 200 expired", async () => {
       ts().clock.advance(61_000);
       const { d, path } = await setup(ts(), 53);
       const pending = ts().call('GET', `${path}?wait=20`, undefined, pub);
       const id = await openRotationId(ts(), d.id);
       await sleep(100);
-      await report(ts(), d, id, 'failed', { error: 'PP_ERR_AGENT_COMMAND_FAILED /opt/secret/rotate.sh exited 1', code: 'PP_ERR_AGENT_COMMAND_FAILED' });
+      await report(ts(), d, id, 'failed', {
+        error: 'PP_ERR_AGENT_COMMAND_FAILED /opt/secret/rotate.sh exited 1',
+        code: 'PP_ERR_AGENT_COMMAND_FAILED',
+      });
       const res = await pending;
       assert.equal(res.status, 200, res.body);
       assert.equal(res.json.status, 'failed');
@@ -176,16 +250,26 @@ perBackend(
       const waited = await ts().call('GET', `${path}?wait=1`, undefined, pub);
       const took = Date.now() - t0;
       assert.equal(waited.status, 202, waited.body);
-      assert.deepEqual([waited.json.status, waited.json.command_id, waited.json.already_queued], ['pending', now.json.command_id, true]);
+      assert.deepEqual(
+        [waited.json.status, waited.json.command_id, waited.json.already_queued],
+        ['pending', now.json.command_id, true],
+      );
       assert.ok(took >= 950 && took < 3000, `waited ${took} ms for wait=1`);
       await report(ts(), d, now.json.command_id, 'acked');
       const st = await ts().call('GET', `${statusPath}?wait=1`, undefined, pub);
-      assert.deepEqual([st.status, st.json.status, st.json.command_id], [202, 'pending', now.json.command_id], 'acked is still pending to the link');
+      assert.deepEqual(
+        [st.status, st.json.status, st.json.command_id],
+        [202, 'pending', now.json.command_id],
+        'acked is still pending to the link',
+      );
       assert.equal((await rotations(ts(), d.id)).length, 1, 'nothing stacked');
       // two at once: one rotation (the device row is locked while the first queues)
       await report(ts(), d, now.json.command_id, 'succeeded', { old_ip: '198.18.54.1', new_ip: '198.18.54.2' });
       const both = await Promise.all([ts().call('GET', path, undefined, pub), ts().call('GET', path, undefined, pub)]);
-      assert.deepEqual(both.map((r) => r.status), [202, 202]);
+      assert.deepEqual(
+        both.map((r) => r.status),
+        [202, 202],
+      );
       assert.equal(both[0]!.json.command_id, both[1]!.json.command_id);
       assert.deepEqual(both.map((r) => r.json.already_queued).sort(), [false, true]);
       assert.equal((await rotations(ts(), d.id)).length, 2);
@@ -221,19 +305,43 @@ perBackend(
       assert.equal(plain.rotation_min_interval_s, null, 'no minimum unless set');
       const before = await snapshot(ts().db);
       for (const v of [-1, 86_401, 1.5, '60', true]) {
-        assertProblem(await ts().call('PATCH', `/api/connections/${c.id}`, { rotation_min_interval_s: v }), 400, 'PP_ERR_API_VALIDATION');
-        assertProblem(await ts().call('POST', '/api/connections', { device_id: d.id, protocol: 'http', rotation_min_interval_s: v }), 400, 'PP_ERR_API_VALIDATION');
+        assertProblem(
+          await ts().call('PATCH', `/api/connections/${c.id}`, { rotation_min_interval_s: v }),
+          400,
+          'PP_ERR_API_VALIDATION',
+        );
+        assertProblem(
+          await ts().call('POST', '/api/connections', {
+            device_id: d.id,
+            protocol: 'http',
+            rotation_min_interval_s: v,
+          }),
+          400,
+          'PP_ERR_API_VALIDATION',
+        );
       }
       assert.equal(await snapshot(ts().db), before);
-      for (const v of [0, 86_400, null, 120]) assert.equal((await ts().call('PATCH', `/api/connections/${c.id}`, { rotation_min_interval_s: v })).json.rotation_min_interval_s, v);
-      assert.equal((await ts().call('PATCH', `/api/connections/${c.id}`, { enabled: true })).json.rotation_min_interval_s, 120, 'PATCH keeps it when not named');
+      for (const v of [0, 86_400, null, 120])
+        assert.equal(
+          (await ts().call('PATCH', `/api/connections/${c.id}`, { rotation_min_interval_s: v })).json
+            .rotation_min_interval_s,
+          v,
+        );
+      assert.equal(
+        (await ts().call('PATCH', `/api/connections/${c.id}`, { enabled: true })).json.rotation_min_interval_s,
+        120,
+        'PATCH keeps it when not named',
+      );
 
       const first = await ts().call('GET', path, undefined, pub);
       assert.equal(first.status, 202);
       ts().clock.advance(30_000);
       // still open: a request joins it, whatever the interval
       const join = await ts().call('GET', path, undefined, pub);
-      assert.deepEqual([join.status, join.json.command_id, join.json.already_queued], [202, first.json.command_id, true]);
+      assert.deepEqual(
+        [join.status, join.json.command_id, join.json.already_queued],
+        [202, first.json.command_id, true],
+      );
       await report(ts(), d, first.json.command_id, 'succeeded', { old_ip: '198.18.56.1', new_ip: '198.18.56.2' });
       ts().clock.advance(10_000);
       const soon = await ts().call('GET', path, undefined, pub);
@@ -254,7 +362,7 @@ perBackend(
       ts().clock.advance(200_000);
       await ts().call('POST', `/api/devices/${d.id}/commands`, { type: 'rotate_ip' });
       const mine = await ts().call('GET', path, undefined, pub);
-      assert.equal(mine.status, 202, 'joins the operator\'s open rotation');
+      assert.equal(mine.status, 202, "joins the operator's open rotation");
       await report(ts(), d, mine.json.command_id, 'succeeded', { old_ip: '198.18.56.2', new_ip: '198.18.56.3' });
       ts().clock.advance(5_000);
       assert.equal((await ts().call('GET', path, undefined, pub)).headers['retry-after'], '115');
@@ -273,7 +381,14 @@ perBackend(
       ts().clock.advance(61_000);
       const { statusPath } = await setup(ts(), 57);
       const before = await snapshot(ts().db);
-      const bad = ['A'.repeat(32), 'short', 'x'.repeat(100), 'has.dot.in.it.0123456789', '%00%00%00%00%00%00%00%00%00%00', `${'B'.repeat(31)}'`];
+      const bad = [
+        'A'.repeat(32),
+        'short',
+        'x'.repeat(100),
+        'has.dot.in.it.0123456789',
+        '%00%00%00%00%00%00%00%00%00%00',
+        `${'B'.repeat(31)}'`,
+      ];
       const answers: Res[] = [];
       for (const tok of bad) {
         for (const suffix of ['', '?wait=1', '/status', '/status?wait=1']) {
@@ -283,12 +398,19 @@ perBackend(
         }
       }
       const shape = (r: Res) => JSON.stringify({ ...r.json, request_id: '' });
-      assert.equal(new Set(answers.map(shape)).size, 1, `one answer for every bad token: ${[...new Set(answers.map(shape))].join(' | ')}`);
+      assert.equal(
+        new Set(answers.map(shape)).size,
+        1,
+        `one answer for every bad token: ${[...new Set(answers.map(shape))].join(' | ')}`,
+      );
       // a valid link with no rotation yet answers the same on its status URL
       assert.equal(shape(await ts().call('GET', statusPath, undefined, pub)), shape(answers[0]!));
       for (const r of answers) assert.doesNotMatch(r.body, /dev_|con_|cmd_|token|hash/);
       // past 100 characters the router itself matches no route: a 404 all the same
-      assert.equal((await ts().call('GET', `/api/public/rotate/${'x'.repeat(129)}?wait=1`, undefined, pub)).status, 404);
+      assert.equal(
+        (await ts().call('GET', `/api/public/rotate/${'x'.repeat(129)}?wait=1`, undefined, pub)).status,
+        404,
+      );
       assert.equal(await snapshot(ts().db), before);
     });
 
@@ -302,21 +424,43 @@ perBackend(
       try {
         const res = await ts().call('POST', '/api/devices/rotate', { device_ids: [a.id, b.id, UNKNOWN.dev, a.id] });
         assert.equal(res.status, 200, res.body);
-        assert.deepEqual(res.json.items.map((i: { device_id: string; outcome: string; error: string | null }) => [i.device_id, i.outcome, i.error]), [
-          [a.id, 'queued', null],
-          [b.id, 'joined', null],
-          [UNKNOWN.dev, 'not_found', 'PP_ERR_API_NOT_FOUND'],
-        ]);
+        assert.deepEqual(
+          res.json.items.map((i: { device_id: string; outcome: string; error: string | null }) => [
+            i.device_id,
+            i.outcome,
+            i.error,
+          ]),
+          [
+            [a.id, 'queued', null],
+            [b.id, 'joined', null],
+            [UNKNOWN.dev, 'not_found', 'PP_ERR_API_NOT_FOUND'],
+          ],
+        );
         const qa = res.json.items[0].command;
         assert.deepEqual([qa.type, qa.source, qa.status], ['rotate_ip', 'bulk', 'sent']);
         assert.equal(res.json.items[1].command.id, open.id);
-        assert.deepEqual(ts().push.sent.map((p) => [p.deviceId, p.message.id]), [[a.id, qa.id]], 'pushed; a joined rotation is not pushed again');
-        assert.equal((await ts().db.query(`SELECT 1 FROM audit_log WHERE action = 'command.create' AND target_id = $1`, [qa.id])).rows.length, 1);
+        assert.deepEqual(
+          ts().push.sent.map((p) => [p.deviceId, p.message.id]),
+          [[a.id, qa.id]],
+          'pushed; a joined rotation is not pushed again',
+        );
+        assert.equal(
+          (await ts().db.query(`SELECT 1 FROM audit_log WHERE action = 'command.create' AND target_id = $1`, [qa.id]))
+            .rows.length,
+          1,
+        );
       } finally {
         ts().push.delivered = false;
       }
       const before = await snapshot(ts().db);
-      for (const body of [{}, { device_ids: [] }, { device_ids: ['nope'] }, { device_ids: Array.from({ length: 1001 }, () => a.id) }, { device_ids: [a.id], extra: 1 }, { device_ids: [a.id], ttl_s: 5 }]) {
+      for (const body of [
+        {},
+        { device_ids: [] },
+        { device_ids: ['nope'] },
+        { device_ids: Array.from({ length: 1001 }, () => a.id) },
+        { device_ids: [a.id], extra: 1 },
+        { device_ids: [a.id], ttl_s: 5 },
+      ]) {
         assertProblem(await ts().call('POST', '/api/devices/rotate', body), 400, 'PP_ERR_API_VALIDATION');
       }
       assertProblem(await ts().call('POST', '/api/devices/rotate', { device_ids: [a.id] }, { authorization: '' }), 401);
@@ -329,7 +473,10 @@ perBackend(
       const two = (await ts().call('POST', `/api/devices/${d.id}/commands`, { type: 'rotate_ip' })).json;
       assert.notEqual(one.id, two.id);
       assert.equal(Date.parse(one.expires_at) - Date.parse(one.created_at), 60_000);
-      assert.deepEqual((await rotations(ts(), d.id)).map((r) => r.source), ['api', 'api']);
+      assert.deepEqual(
+        (await rotations(ts(), d.id)).map((r) => r.source),
+        ['api', 'api'],
+      );
     });
 
     if (backend === 'postgres') {
@@ -348,8 +495,14 @@ perBackend(
           const out = await res;
           const woke = Date.now() - tReport;
           assert.equal(out.statusCode, 200, out.body);
-          assert.deepEqual([out.json().status, out.json().command_id, out.json().new_ip], ['succeeded', id, '198.18.58.2']);
-          assert.ok(woke < 2000 && woke < POLL_MS, `instance B answered ${woke} ms after instance A recorded the result (the event, not B's ${POLL_MS} ms poll)`);
+          assert.deepEqual(
+            [out.json().status, out.json().command_id, out.json().new_ip],
+            ['succeeded', id, '198.18.58.2'],
+          );
+          assert.ok(
+            woke < 2000 && woke < POLL_MS,
+            `instance B answered ${woke} ms after instance A recorded the result (the event, not B's ${POLL_MS} ms poll)`,
+          );
           console.error(`rotation: cross-instance wake ${woke} ms`);
         } finally {
           await b.close();

@@ -48,16 +48,27 @@ perBackend(
       const paired = await c.waitFor((e) => e.type === 'device_paired' && e.data.device_id === d.id, 'device_paired');
       assert.equal(paired.data.name, 'ws-phone');
       assert.equal(paired.at, ts().clock.now().toISOString());
-      await ts().call('POST', `/api/devices/${d.id}/heartbeat`, { metrics: { battery: 77 }, public_ip: '198.18.50.1' }, dev(d.token));
+      await ts().call(
+        'POST',
+        `/api/devices/${d.id}/heartbeat`,
+        { metrics: { battery: 77 }, public_ip: '198.18.50.1' },
+        dev(d.token),
+      );
       await c.waitFor((e) => e.type === 'device_connected' && e.data.device_id === d.id, 'device_connected');
       const hb = await c.waitFor((e) => e.type === 'heartbeat' && e.data.device_id === d.id, 'heartbeat');
       assert.equal((hb.data.metrics as { battery: number }).battery, 77);
       const ip = await c.waitFor((e) => e.type === 'ip_changed' && e.data.device_id === d.id, 'ip_changed');
       assert.deepEqual([ip.data.old_ip, ip.data.new_ip], [null, '198.18.50.1']);
       const cmd = (await ts().call('POST', `/api/devices/${d.id}/commands`, { type: 'reboot' })).json;
-      await c.waitFor((e) => e.type === 'command_updated' && e.data.id === cmd.id && e.data.status === 'pending', 'command_updated pending');
+      await c.waitFor(
+        (e) => e.type === 'command_updated' && e.data.id === cmd.id && e.data.status === 'pending',
+        'command_updated pending',
+      );
       await ts().call('POST', `/api/devices/${d.id}/commands/${cmd.id}/result`, { status: 'succeeded' }, dev(d.token));
-      await c.waitFor((e) => e.type === 'command_updated' && e.data.id === cmd.id && e.data.status === 'succeeded', 'command_updated succeeded');
+      await c.waitFor(
+        (e) => e.type === 'command_updated' && e.data.id === cmd.id && e.data.status === 'succeeded',
+        'command_updated succeeded',
+      );
       await ts().call('POST', '/api/internal/vpn/disconnected', { device_id: d.id, reason: 'bye' }, internal(ts()));
       await c.waitFor((e) => e.type === 'device_disconnected' && e.data.device_id === d.id, 'device_disconnected');
       // no secrets on the wire

@@ -44,7 +44,10 @@ const env = () => ({
 async function api(method: string, path: string, body?: unknown, token?: string) {
   const res = await fetch(base() + path, {
     method,
-    headers: { ...(body === undefined ? {} : { 'content-type': 'application/json' }), ...(token ? { authorization: `Bearer ${token}` } : {}) },
+    headers: {
+      ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+      ...(token ? { authorization: `Bearer ${token}` } : {}),
+    },
     body: body === undefined ? undefined : JSON.stringify(body),
   });
   const text = await res.text();
@@ -79,12 +82,25 @@ after(async () => {
 });
 
 test('--help answers on every command', () => {
-  for (const args of [['--help'], ['up', '--help'], ['api', '--help'], ['worker', '--help'], ['tunnel', '--help'], ['migrate', '--help']]) {
-    const r = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', env: { ...process.env, NODE_OPTIONS: '' } });
+  for (const args of [
+    ['--help'],
+    ['up', '--help'],
+    ['api', '--help'],
+    ['worker', '--help'],
+    ['tunnel', '--help'],
+    ['migrate', '--help'],
+  ]) {
+    const r = spawnSync(process.execPath, [BIN, ...args], {
+      encoding: 'utf8',
+      env: { ...process.env, NODE_OPTIONS: '' },
+    });
     assert.equal(r.status, 0, `${args.join(' ')}: ${r.stderr}`);
     assert.match(r.stdout, /pocketproxy/);
   }
-  const bad = spawnSync(process.execPath, [BIN, 'frobnicate'], { encoding: 'utf8', env: { ...process.env, NODE_OPTIONS: '' } });
+  const bad = spawnSync(process.execPath, [BIN, 'frobnicate'], {
+    encoding: 'utf8',
+    env: { ...process.env, NODE_OPTIONS: '' },
+  });
   assert.equal(bad.status, 2);
   assert.match(bad.stderr, /unknown command/);
 });
@@ -94,7 +110,11 @@ test('says plainly that the tunnel is off and why', () => {
 });
 
 test('a second process on the same data dir gets a clear error, not a corrupted database', () => {
-  const r = spawnSync(process.execPath, [BIN, 'api'], { encoding: 'utf8', env: { ...env(), POCKETPROXY_API_PORT: '0' }, timeout: 60_000 });
+  const r = spawnSync(process.execPath, [BIN, 'api'], {
+    encoding: 'utf8',
+    env: { ...env(), POCKETPROXY_API_PORT: '0' },
+    timeout: 60_000,
+  });
   assert.notEqual(r.status, 0);
   assert.match(r.stderr, /PP_ERR_DB_LOCKED/);
   assert.match(r.stderr, new RegExp(`in use by process ${proc.pid}`));
@@ -121,17 +141,33 @@ test('device contract: login → pairing code → pair → heartbeat → command
   const ip = await api('GET', '/api/public/ip');
   assert.equal(ip.json.ip, '127.0.0.1');
 
-  const hb0 = await api('POST', `/api/devices/${id}/heartbeat`, { metrics: { battery: 55, carrier: 'LabTel' } }, dtoken);
+  const hb0 = await api(
+    'POST',
+    `/api/devices/${id}/heartbeat`,
+    { metrics: { battery: 55, carrier: 'LabTel' } },
+    dtoken,
+  );
   assert.equal(hb0.status, 200);
   assert.deepEqual(hb0.json.commands, []);
 
   const cmd = await api('POST', `/api/devices/${id}/commands`, { type: 'rotate_ip' }, token);
   assert.equal(cmd.status, 201);
   const hb1 = await api('POST', `/api/devices/${id}/heartbeat`, {}, dtoken);
-  assert.deepEqual(hb1.json.commands.map((c: { id: string }) => c.id), [cmd.json.id]);
+  assert.deepEqual(
+    hb1.json.commands.map((c: { id: string }) => c.id),
+    [cmd.json.id],
+  );
 
-  assert.equal((await api('POST', `/api/devices/${id}/commands/${cmd.json.id}/result`, { status: 'acked' }, dtoken)).json.status, 'acked');
-  const done = await api('POST', `/api/devices/${id}/commands/${cmd.json.id}/result`, { status: 'succeeded', result: { old_ip: '198.18.0.2', new_ip: '198.18.0.3' } }, dtoken);
+  assert.equal(
+    (await api('POST', `/api/devices/${id}/commands/${cmd.json.id}/result`, { status: 'acked' }, dtoken)).json.status,
+    'acked',
+  );
+  const done = await api(
+    'POST',
+    `/api/devices/${id}/commands/${cmd.json.id}/result`,
+    { status: 'succeeded', result: { old_ip: '198.18.0.2', new_ip: '198.18.0.3' } },
+    dtoken,
+  );
   assert.equal(done.json.status, 'succeeded');
 
   const cmds = await api('GET', `/api/devices/${id}/commands`, undefined, token);

@@ -63,10 +63,19 @@ describe('loadConfig', () => {
   });
 
   it('POCKETPROXY_TRUST_PROXY: off by default and for false/0/no/off; true is refused; every bad entry is named', () => {
-    for (const v of ['false', '0', 'no', 'off', 'FALSE']) assert.deepEqual(loadConfig({ POCKETPROXY_TRUST_PROXY: v }).trustProxy, [], v);
-    for (const v of ['true', 'yes', '1', 'on']) assert.match(problems({ POCKETPROXY_TRUST_PROXY: v }).join('\n'), /^POCKETPROXY_TRUST_PROXY: name the proxies instead of true/m, v);
-    const p = problems({ POCKETPROXY_TRUST_PROXY: 'loopback,nginx.local,10.0.0.0/33,10.0.0.1/8/2,::1/129,127.0.0.1' }).join('\n');
-    for (const bad of ['nginx.local', '10.0.0.0/33', '10.0.0.1/8/2', '::1/129']) assert.match(p, new RegExp(`"${bad.replace(/[./]/g, '\\$&')}" is not an address`), p);
+    for (const v of ['false', '0', 'no', 'off', 'FALSE'])
+      assert.deepEqual(loadConfig({ POCKETPROXY_TRUST_PROXY: v }).trustProxy, [], v);
+    for (const v of ['true', 'yes', '1', 'on'])
+      assert.match(
+        problems({ POCKETPROXY_TRUST_PROXY: v }).join('\n'),
+        /^POCKETPROXY_TRUST_PROXY: name the proxies instead of true/m,
+        v,
+      );
+    const p = problems({
+      POCKETPROXY_TRUST_PROXY: 'loopback,nginx.local,10.0.0.0/33,10.0.0.1/8/2,::1/129,127.0.0.1',
+    }).join('\n');
+    for (const bad of ['nginx.local', '10.0.0.0/33', '10.0.0.1/8/2', '::1/129'])
+      assert.match(p, new RegExp(`"${bad.replace(/[./]/g, '\\$&')}" is not an address`), p);
     assert.doesNotMatch(p, /"loopback"|"127\.0\.0\.1"/);
   });
 
@@ -84,7 +93,16 @@ describe('loadConfig', () => {
       DATABASE_URL: 'not a url',
     });
     const text = p.join('\n');
-    for (const name of ['POCKETPROXY_API_PORT', 'POCKETPROXY_ADMIN_PASSWORD', 'POCKETPROXY_ADMIN_EMAIL', 'POCKETPROXY_DEVICE_SUBNET', 'POCKETPROXY_LOG_LEVEL', 'POCKETPROXY_STALE_AFTER_S', 'POCKETPROXY_IP_HISTORY_KEEP', 'DATABASE_URL']) {
+    for (const name of [
+      'POCKETPROXY_API_PORT',
+      'POCKETPROXY_ADMIN_PASSWORD',
+      'POCKETPROXY_ADMIN_EMAIL',
+      'POCKETPROXY_DEVICE_SUBNET',
+      'POCKETPROXY_LOG_LEVEL',
+      'POCKETPROXY_STALE_AFTER_S',
+      'POCKETPROXY_IP_HISTORY_KEEP',
+      'DATABASE_URL',
+    ]) {
       assert.match(text, new RegExp(`^${name}: `, 'm'), `${name} not reported in:\n${text}`);
     }
     assert.match(text, /^POCKETPROXY_APIPORT: unknown setting$/m);
@@ -94,7 +112,10 @@ describe('loadConfig', () => {
     try {
       loadConfig({ POCKETPROXY_API_PORT: 'x', POCKETPROXY_NOPE: '1' });
     } catch (e) {
-      assert.match((e as Error).message, /POCKETPROXY_API_PORT[\s\S]*POCKETPROXY_NOPE|POCKETPROXY_NOPE[\s\S]*POCKETPROXY_API_PORT/);
+      assert.match(
+        (e as Error).message,
+        /POCKETPROXY_API_PORT[\s\S]*POCKETPROXY_NOPE|POCKETPROXY_NOPE[\s\S]*POCKETPROXY_API_PORT/,
+      );
     }
   });
 
@@ -106,7 +127,11 @@ describe('loadConfig', () => {
   });
 
   it('cross-field problems are reported together with schema problems', () => {
-    const p = problems({ POCKETPROXY_API_PORT: 'x', POCKETPROXY_ADMIN_EMAIL: 'a@example.com', POCKETPROXY_API_PROCESSES: '2' });
+    const p = problems({
+      POCKETPROXY_API_PORT: 'x',
+      POCKETPROXY_ADMIN_EMAIL: 'a@example.com',
+      POCKETPROXY_API_PROCESSES: '2',
+    });
     assert.match(p.join('\n'), /POCKETPROXY_API_PORT/);
     assert.match(p.join('\n'), /go together/);
     assert.match(p.join('\n'), /needs DATABASE_URL/);
@@ -125,8 +150,23 @@ describe('loadConfig', () => {
     const dir = mkdtempSync(join(tmpdir(), 'pp-config-'));
     try {
       const file = join(dir, 'pocketproxy.env');
-      writeFileSync(file, ['# comment', '', 'POCKETPROXY_PUBLIC_HOST="file.example.net"', "POCKETPROXY_API_PORT='8181'", 'POCKETPROXY_STALE_AFTER_S=90'].join('\n'));
-      const c = loadConfig({ POCKETPROXY_CONFIG: file, POCKETPROXY_API_PORT: '8282', POCKETPROXY_TUNNEL_PORT: '', PATH: '/bin', HOME: '/root' });
+      writeFileSync(
+        file,
+        [
+          '# comment',
+          '',
+          'POCKETPROXY_PUBLIC_HOST="file.example.net"',
+          "POCKETPROXY_API_PORT='8181'",
+          'POCKETPROXY_STALE_AFTER_S=90',
+        ].join('\n'),
+      );
+      const c = loadConfig({
+        POCKETPROXY_CONFIG: file,
+        POCKETPROXY_API_PORT: '8282',
+        POCKETPROXY_TUNNEL_PORT: '',
+        PATH: '/bin',
+        HOME: '/root',
+      });
       assert.equal(c.publicHost, 'file.example.net');
       assert.equal(c.apiPort, 8282);
       assert.equal(c.staleAfterS, 90);

@@ -30,7 +30,11 @@ test('two API instances, one PostgreSQL, one relay: changes through either reach
     req.on('data', (c) => (body += c));
     req.on('end', () => {
       if (req.method === 'POST' && req.url === '/sync') {
-        synced.push({ device: (JSON.parse(body) as { device_id: string }).device_id, at: Date.now(), auth: req.headers.authorization });
+        synced.push({
+          device: (JSON.parse(body) as { device_id: string }).device_id,
+          at: Date.now(),
+          auth: req.headers.authorization,
+        });
         res.setHeader('content-type', 'application/json');
         return void res.end(JSON.stringify({ ok: true, connected: true }));
       }
@@ -42,21 +46,46 @@ test('two API instances, one PostgreSQL, one relay: changes through either reach
   const pushUrl = `http://127.0.0.1:${(relay.address() as AddressInfo).port}`;
   const dirs = [mkdtempSync(join(tmpdir(), 'pp-multi-a-')), mkdtempSync(join(tmpdir(), 'pp-multi-b-'))];
   const env = (dir: string) => ({
-    DATABASE_URL: pgdb.url, POCKETPROXY_DATA_DIR: dir, POCKETPROXY_LOG_LEVEL: 'silent', POCKETPROXY_SECRET_KEY: Buffer.alloc(32, 9).toString('base64'),
-    POCKETPROXY_INTERNAL_TOKEN: TOKEN, POCKETPROXY_ADMIN_EMAIL: ADMIN.email, POCKETPROXY_ADMIN_PASSWORD: ADMIN.password, POCKETPROXY_CONNECTION_PORTS: '40000-40099',
+    DATABASE_URL: pgdb.url,
+    POCKETPROXY_DATA_DIR: dir,
+    POCKETPROXY_LOG_LEVEL: 'silent',
+    POCKETPROXY_SECRET_KEY: Buffer.alloc(32, 9).toString('base64'),
+    POCKETPROXY_INTERNAL_TOKEN: TOKEN,
+    POCKETPROXY_ADMIN_EMAIL: ADMIN.email,
+    POCKETPROXY_ADMIN_PASSWORD: ADMIN.password,
+    POCKETPROXY_CONNECTION_PORTS: '40000-40099',
   });
   const systems: System[] = [];
   try {
     for (const d of dirs) systems.push(await buildSystem(loadConfig(env(d)), { log: pino({ level: 'silent' }) }));
     const [a, b] = systems as [System, System];
-    const login = async (s: System) => ((await s.api.inject({ method: 'POST', url: '/api/auth/login', payload: ADMIN })).json() as { token: string }).token;
+    const login = async (s: System) =>
+      ((await s.api.inject({ method: 'POST', url: '/api/auth/login', payload: ADMIN })).json() as { token: string })
+        .token;
     const tokens = [await login(a), await login(b)];
     const call = async (i: 0 | 1, method: string, url: string, body?: unknown, auth = `Bearer ${tokens[i]}`) => {
-      const res = await systems[i]!.api.inject({ method: method as 'GET', url, headers: { authorization: auth, ...(body === undefined ? {} : { 'content-type': 'application/json' }) }, payload: body === undefined ? undefined : JSON.stringify(body) });
+      const res = await systems[i]!.api.inject({
+        method: method as 'GET',
+        url,
+        headers: { authorization: auth, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+        payload: body === undefined ? undefined : JSON.stringify(body),
+      });
       return { status: res.statusCode, json: (res.body ? res.json() : undefined) as any };
     };
     // The relay registers (through A) with its push URL; a device on it.
-    const reg = await call(0, 'POST', '/api/internal/relays/register', { name: 'relay-x', host: 'relay.example.net', tunnel_port: 1194, push_url: pushUrl, public_key: Buffer.alloc(32, 1).toString('base64') }, `Bearer ${TOKEN}`);
+    const reg = await call(
+      0,
+      'POST',
+      '/api/internal/relays/register',
+      {
+        name: 'relay-x',
+        host: 'relay.example.net',
+        tunnel_port: 1194,
+        push_url: pushUrl,
+        public_key: Buffer.alloc(32, 1).toString('base64'),
+      },
+      `Bearer ${TOKEN}`,
+    );
     assert.equal(reg.status, 200, JSON.stringify(reg.json));
     const made = await call(1, 'POST', '/api/devices', { name: 'multi-dev', relay_id: reg.json.relay_id });
     assert.equal(made.status, 201, JSON.stringify(made.json));
@@ -75,7 +104,10 @@ test('two API instances, one PostgreSQL, one relay: changes through either reach
     assert.equal(before(), n + 1, 'B pushed the change');
     // B's worker blocks an expired connection: pushed too.
     n = before();
-    await a.ctx.db.query(`UPDATE connections SET expires_at = now() - interval '1 minute', enabled = true WHERE id = $1`, [c.json.id]);
+    await a.ctx.db.query(
+      `UPDATE connections SET expires_at = now() - interval '1 minute', enabled = true WHERE id = $1`,
+      [c.json.id],
+    );
     const r = await runJob(b.ctx, 'blockConnections', new Date());
     assert.ok(r.changed >= 1, JSON.stringify(r));
     assert.ok(before() >= n + 1, "B's worker pushed the block");

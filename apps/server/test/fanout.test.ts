@@ -18,7 +18,13 @@ test('events fan out across API instances sharing PostgreSQL', async (t) => {
     return;
   }
   const dirs = [mkdtempSync(join(tmpdir(), 'pp-fan-a-')), mkdtempSync(join(tmpdir(), 'pp-fan-b-'))];
-  const env = (dir: string) => ({ DATABASE_URL: pgdb.url, POCKETPROXY_DATA_DIR: dir, POCKETPROXY_LOG_LEVEL: 'silent', POCKETPROXY_SECRET_KEY: Buffer.alloc(32, 7).toString('base64'), POCKETPROXY_INTERNAL_TOKEN: 'x'.repeat(32) });
+  const env = (dir: string) => ({
+    DATABASE_URL: pgdb.url,
+    POCKETPROXY_DATA_DIR: dir,
+    POCKETPROXY_LOG_LEVEL: 'silent',
+    POCKETPROXY_SECRET_KEY: Buffer.alloc(32, 7).toString('base64'),
+    POCKETPROXY_INTERNAL_TOKEN: 'x'.repeat(32),
+  });
   const a = await buildSystem(loadConfig(env(dirs[0]!)), { log: pino({ level: 'silent' }) });
   const b = await buildSystem(loadConfig(env(dirs[1]!)), { log: pino({ level: 'silent' }) });
   try {

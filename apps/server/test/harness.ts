@@ -92,7 +92,12 @@ export interface TestSystem {
   db: Db;
   token: string;
   /** inject() with the admin token and JSON by default. */
-  call(method: string, url: string, body?: unknown, headers?: Record<string, string>): Promise<{ status: number; json: any; headers: Record<string, unknown>; body: string }>;
+  call(
+    method: string,
+    url: string,
+    body?: unknown,
+    headers?: Record<string, string>,
+  ): Promise<{ status: number; json: any; headers: Record<string, unknown>; body: string }>;
   close(): Promise<void>;
 }
 
@@ -124,7 +129,12 @@ export async function startSystem(backend: Backend, env: Record<string, string> 
     token,
     async call(method, url, body, headers = {}) {
       const h: Record<string, string> = { authorization: `Bearer ${token}`, ...headers };
-      const res = await sys.api.inject({ method: method as 'GET', url, payload: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body), headers: body === undefined ? h : { 'content-type': 'application/json', ...h } });
+      const res = await sys.api.inject({
+        method: method as 'GET',
+        url,
+        payload: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
+        headers: body === undefined ? h : { 'content-type': 'application/json', ...h },
+      });
       let json: unknown = undefined;
       try {
         json = res.json();
@@ -152,7 +162,19 @@ export async function pairDevice(ts: TestSystem, name?: string): Promise<{ id: s
 
 /** Every row of the tables a bad request must not change, for before/after comparison. */
 export async function snapshot(db: Db): Promise<string> {
-  const tables = ['admins', 'relays', 'customers', 'devices', 'ports', 'connections', 'commands', 'ip_history', 'pairing_codes', 'webhooks', 'usage_hourly'];
+  const tables = [
+    'admins',
+    'relays',
+    'customers',
+    'devices',
+    'ports',
+    'connections',
+    'commands',
+    'ip_history',
+    'pairing_codes',
+    'webhooks',
+    'usage_hourly',
+  ];
   const out: Record<string, unknown> = {};
   for (const t of tables) out[t] = (await db.query(`SELECT * FROM ${t} ORDER BY 1`)).rows;
   return JSON.stringify(out);

@@ -19,7 +19,16 @@ perBackend('heartbeat group commit', ({ ts, test }) => {
     const calls = [];
     for (let round = 0; round < 3; round++) {
       for (const [i, d] of devices.entries()) {
-        calls.push(ts().call('POST', `/api/devices/${d.id}/heartbeat`, { metrics: { battery: i % 101, carrier: `c${round}` } }, { authorization: `Bearer ${d.token}` }).then((r) => ({ r, d })));
+        calls.push(
+          ts()
+            .call(
+              'POST',
+              `/api/devices/${d.id}/heartbeat`,
+              { metrics: { battery: i % 101, carrier: `c${round}` } },
+              { authorization: `Bearer ${d.token}` },
+            )
+            .then((r) => ({ r, d })),
+        );
       }
     }
     const results = await Promise.all(calls);
@@ -30,7 +39,10 @@ perBackend('heartbeat group commit', ({ ts, test }) => {
     assert.equal(delivered[0]!.r.json.commands[0].id, cmd.json.id);
     const stats = ts().sys.ctx.heartbeats.stats;
     assert.equal(stats.heartbeats - before.heartbeats, 300);
-    assert.ok(stats.batches - before.batches < 150, `batched: ${stats.batches - before.batches} statements for 300 heartbeats`);
+    assert.ok(
+      stats.batches - before.batches < 150,
+      `batched: ${stats.batches - before.batches} statements for 300 heartbeats`,
+    );
     const d7 = await ts().call('GET', `/api/devices/${devices[7]!.id}`);
     assert.equal(d7.json.metrics.battery, 7);
     assert.equal(d7.json.status, 'online');

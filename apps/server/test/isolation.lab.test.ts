@@ -10,8 +10,19 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  createLab, waitUntil, startRelay, startAgent, waitDeviceOnline, createConnection, CLIENTS, canRunLab,
-  type Lab, type LabRelay, type LabAgent, type Connection, type LabProcess,
+  createLab,
+  waitUntil,
+  startRelay,
+  startAgent,
+  waitDeviceOnline,
+  createConnection,
+  CLIENTS,
+  canRunLab,
+  type Lab,
+  type LabRelay,
+  type LabAgent,
+  type Connection,
+  type LabProcess,
 } from '@pocketproxy/testkit';
 
 const ROOT = canRunLab();
@@ -28,36 +39,65 @@ s.bind(9999, '203.0.113.10', () => console.log('sink ready'));
 setTimeout(() => process.exit(0), 600000).unref();
 `;
 
-describe('data-plane isolation: hostile customers and devices (relay + 2 agents in the lab)', { skip: ROOT ? false : 'needs root', timeout: 600_000 }, () => {
+describe('data-plane isolation: hostile customers and devices (relay + 2 agents in the lab)', {
+  skip: ROOT ? false : 'needs root',
+  timeout: 600_000,
+}, () => {
   let lab: Lab;
   let relay: LabRelay;
   const agents: LabAgent[] = [];
   let sink: LabProcess;
   const c: Record<string, Connection> = {};
 
-  const curl = (args: string[], timeoutS = 5) => lab.exec('cust', 'curl', ['-sS', '--max-time', String(timeoutS), ...args], { timeoutMs: (timeoutS + 5) * 1000 });
+  const curl = (args: string[], timeoutS = 5) =>
+    lab.exec('cust', 'curl', ['-sS', '--max-time', String(timeoutS), ...args], { timeoutMs: (timeoutS + 5) * 1000 });
   /** HTTP status of a GET through an HTTP proxy (000 = no answer), with the reason header when there is one. */
   const status = async (proxy: string, opts: { from?: string; url?: string } = {}) => {
-    const r = await curl([...(opts.from ? ['--interface', opts.from] : []), '-o', '/dev/null', '-D', '-', '-w', '%{http_code}', '-x', proxy, opts.url ?? 'http://echo.test/ip'], 4);
+    const r = await curl(
+      [
+        ...(opts.from ? ['--interface', opts.from] : []),
+        '-o',
+        '/dev/null',
+        '-D',
+        '-',
+        '-w',
+        '%{http_code}',
+        '-x',
+        proxy,
+        opts.url ?? 'http://echo.test/ip',
+      ],
+      4,
+    );
     const reason = /x-pocketproxy-reason: *([^\r\n]+)/i.exec(r.stdout)?.[1];
     const code = r.stdout.trim().slice(-3);
     return reason ? `${code} ${reason}` : code;
   };
-  const via = (conn: Connection, user = conn.username, pass = conn.password, scheme = conn.protocol === 'socks5' ? 'socks5h' : 'http') =>
-    `${scheme}://${encodeURIComponent(user)}:${encodeURIComponent(pass)}@${lab.relay.ip}:${conn.port}`;
+  const via = (
+    conn: Connection,
+    user = conn.username,
+    pass = conn.password,
+    scheme = conn.protocol === 'socks5' ? 'socks5h' : 'http',
+  ) => `${scheme}://${encodeURIComponent(user)}:${encodeURIComponent(pass)}@${lab.relay.ip}:${conn.port}`;
   const exitIp = async (proxy: string, from?: string) => {
     const r = await curl([...(from ? ['--interface', from] : []), '-x', proxy, 'http://echo.test/ip'], 5);
     return r.code === 0 ? r.stdout.trim() : `curl exit ${r.code}`;
   };
   const node = (script: string, args: string[], timeoutMs = 30_000) =>
-    lab.exec('cust', process.execPath, ['--import', lab.tsxLoader, '--conditions=source', script, ...args], { timeoutMs });
+    lab.exec('cust', process.execPath, ['--import', lab.tsxLoader, '--conditions=source', script, ...args], {
+      timeoutMs,
+    });
   const hostile = async (args: string[], timeoutMs = 60_000) => {
     const r = await node(CLIENTS.hostile, args, timeoutMs);
     const line = r.stdout.trim().split('\n').pop() ?? '';
-    try { return JSON.parse(line); } catch { throw new Error(`hostile ${args[0]}: ${r.stdout} ${r.stderr}`); }
+    try {
+      return JSON.parse(line);
+    } catch {
+      throw new Error(`hostile ${args[0]}: ${r.stdout} ${r.stderr}`);
+    }
   };
   const socksAuth = async (conn: Connection, user: string, pass: string) =>
-    JSON.parse((await node(CLIENTS.proxyProbe, ['socks5-auth', lab.relay.ip, String(conn.port), user, pass])).stdout).hex as string;
+    JSON.parse((await node(CLIENTS.proxyProbe, ['socks5-auth', lab.relay.ip, String(conn.port), user, pass])).stdout)
+      .hex as string;
   const carrier = (n: number) => lab.carrierAddress(n);
 
   before(async () => {
@@ -68,7 +108,14 @@ describe('data-plane isolation: hostile customers and devices (relay + 2 agents 
     agents.push(await startAgent(lab, relay, 2));
     for (const a of agents) await waitDeviceOnline(relay, a.deviceId, 30_000);
     const d1 = agents[0]!.deviceId;
-    const make = async (name: string, protocol: 'http' | 'socks5', extra: Record<string, unknown> = {}, device = d1) => { c[name] = await createConnection(relay, device, protocol, extra); };
+    const make = async (
+      name: string,
+      protocol: 'http' | 'socks5',
+      extra: Record<string, unknown> = {},
+      device = d1,
+    ) => {
+      c[name] = await createConnection(relay, device, protocol, extra);
+    };
     await make('A', 'http', { allow_from: ['198.51.100.0/24'] }); // the customer's addresses are not in it
     await make('B', 'http');
     await make('C', 'socks5');
@@ -85,48 +132,82 @@ describe('data-plane isolation: hostile customers and devices (relay + 2 agents 
     sink = lab.spawn('inet', process.execPath, ['-e', UDP_SINK]);
     await sink.waitForLine(/sink ready/, 10_000);
     // Pushed by the API: every new port answers through its device without waiting for a poll.
-    await waitUntil(async () => (await status(via(c.B!))) === '200' && (await status(via(c.W!))) === '200', { timeoutMs: 15_000, intervalMs: 300, what: 'new connections answer' });
+    await waitUntil(async () => (await status(via(c.B!))) === '200' && (await status(via(c.W!))) === '200', {
+      timeoutMs: 15_000,
+      intervalMs: 300,
+      what: 'new connections answer',
+    });
   });
 
   after(async () => {
-    if (process.env.PP_ISOLATION_DEBUG) for (const p of [relay?.proc, ...agents.map((a) => a.proc)]) console.error(p?.lines.slice(-300).join('\n'));
+    if (process.env.PP_ISOLATION_DEBUG)
+      for (const p of [relay?.proc, ...agents.map((a) => a.proc)]) console.error(p?.lines.slice(-300).join('\n'));
     await lab?.teardown(4_000);
   });
 
   it('credentials work only on their own connection port and protocol; the allow-list cannot be escaped; no port without a connection', async () => {
-    const A = c.A!, B = c.B!, C = c.C!, C2 = c.C2!;
+    const A = c.A!,
+      B = c.B!,
+      C = c.C!,
+      C2 = c.C2!;
     assert.equal(await status(via(B)), '200');
     // A is refused on its own port by its allow-list (the relay drops the customer's packets)...
     assert.equal(await status(via(A)), '000');
     // ...and its credentials open nothing anywhere else: B's port, a SOCKS5 port.
     assert.equal(await status(via(B, A.username, A.password)), '407');
     assert.equal(await status(via(B, C.username, C.password)), '407', 'SOCKS5 credentials on an HTTP port');
-    assert.match(await socksAuth(C2, C.username, C.password), /^0502(01..)$/, 'one SOCKS5 connection\'s credentials on another');
+    assert.match(
+      await socksAuth(C2, C.username, C.password),
+      /^0502(01..)$/,
+      "one SOCKS5 connection's credentials on another",
+    );
     assert.match(await socksAuth(C, B.username, B.password), /^0502(01..)$/, 'HTTP credentials on a SOCKS5 port');
     assert.match(await socksAuth(C, A.username, A.password), /^0502(01..)$/);
     assert.equal(await socksAuth(C, C.username, C.password), '05020100');
     // A port no connection owns is closed (no device-level ports any more).
     const unused = Math.max(...Object.values(c).map((x) => x.port)) + 50;
-    const r = await curl(['-o', '/dev/null', '-x', `http://${B.username}:${B.password}@${lab.relay.ip}:${unused}`, 'http://echo.test/ip'], 3);
+    const r = await curl(
+      ['-o', '/dev/null', '-x', `http://${B.username}:${B.password}@${lab.relay.ip}:${unused}`, 'http://echo.test/ip'],
+      3,
+    );
     assert.equal(r.code, 7, `port ${unused}: ${r.stderr}`);
   });
 
   it('UDP ASSOCIATE serves only its client: sprays without credentials, from another address or another port, are never relayed', async () => {
     const C = c.C!;
-    const assoc = lab.spawnNode('cust', CLIENTS.hostile, ['assoc', lab.relay.ip, String(C.port), C.username, C.password, lab.inet.servicesIp, '9999', '8000']);
+    const assoc = lab.spawnNode('cust', CLIENTS.hostile, [
+      'assoc',
+      lab.relay.ip,
+      String(C.port),
+      C.username,
+      C.password,
+      lab.inet.servicesIp,
+      '9999',
+      '8000',
+    ]);
     const ready = JSON.parse((await assoc.waitForLine(/"ready"/, 15_000)).trim());
     assert.equal(ready.reply, 'legit', JSON.stringify(ready));
     await sink.waitForLine(/got legit from 198\.18\.1\./, 5_000);
     // During the association: another address, and the client's own address from another port.
     const other = await hostile(['udp-spray', lab.relay.ip, String(C.port), lab.inet.servicesIp, '9999', '300', CUST2]);
-    const same = await hostile(['udp-spray', lab.relay.ip, String(C.port), lab.inet.servicesIp, '9999', '300', lab.cust.ip]);
+    const same = await hostile([
+      'udp-spray',
+      lab.relay.ip,
+      String(C.port),
+      lab.inet.servicesIp,
+      '9999',
+      '300',
+      lab.cust.ip,
+    ]);
     assert.deepEqual([other.answers, same.answers], [0, 0]);
     assert.equal(sink.lines.filter((l) => l.includes('spray')).length, 0, 'no sprayed datagram reached the internet');
     assert.equal((await assoc.exited).code, 0);
     // After it: nothing either.
     await hostile(['udp-spray', lab.relay.ip, String(C.port), lab.inet.servicesIp, '9999', '100', lab.cust.ip]);
     assert.equal(sink.lines.filter((l) => l.includes('spray')).length, 0);
-    console.error(`isolation.lab: UDP sprays (300 + 300 + 100 datagrams) relayed: 0; the association's own datagram: ${ready.reply}`);
+    console.error(
+      `isolation.lab: UDP sprays (300 + 300 + 100 datagrams) relayed: 0; the association's own datagram: ${ready.reply}`,
+    );
   });
 
   it('1,000 request heads that never finish: refused or closed by the deadline, while a customer from another address is served', async () => {
@@ -143,54 +224,124 @@ describe('data-plane isolation: hostile customers and devices (relay + 2 agents 
     assert.ok(res.closedWithin1s >= 900, `most refused at once by the per-address cap: ${JSON.stringify(res)}`);
     assert.ok(res.lastCloseMs <= 14_000, `the rest closed by the 10 s head deadline: ${JSON.stringify(res)}`);
     // The agent counted both, and says so in its heartbeat.
-    await waitUntil(async () => {
-      const d = await relay.api.ok('GET', `/api/devices/${agents[0]!.deviceId}`);
-      return (d.proxy_stats?.unauth_refused_per_address ?? 0) >= 900 && (d.proxy_stats?.handshake_timeouts ?? 0) >= 50;
-    }, { timeoutMs: 15_000, intervalMs: 1_000, what: 'device proxy_stats count the refusals and the timeouts' });
+    await waitUntil(
+      async () => {
+        const d = await relay.api.ok('GET', `/api/devices/${agents[0]!.deviceId}`);
+        return (
+          (d.proxy_stats?.unauth_refused_per_address ?? 0) >= 900 && (d.proxy_stats?.handshake_timeouts ?? 0) >= 50
+        );
+      },
+      { timeoutMs: 15_000, intervalMs: 1_000, what: 'device proxy_stats count the refusals and the timeouts' },
+    );
   });
 
   it('max_connections + 1 is refused: HTTP 503, SOCKS5 reply 0x05', async () => {
-    const M = c.M!, M2 = c.M2!;
-    const http = await hostile(['hold-connect', lab.relay.ip, String(M.port), 'http', M.username, M.password, lab.inet.servicesIp, '80', '3', '200']);
+    const M = c.M!,
+      M2 = c.M2!;
+    const http = await hostile([
+      'hold-connect',
+      lab.relay.ip,
+      String(M.port),
+      'http',
+      M.username,
+      M.password,
+      lab.inet.servicesIp,
+      '80',
+      '3',
+      '200',
+    ]);
     assert.deepEqual(http.answers, ['200', '200', '503']);
-    const socks = await hostile(['hold-connect', lab.relay.ip, String(M2.port), 'socks5', M2.username, M2.password, lab.inet.servicesIp, '80', '2', '200']);
+    const socks = await hostile([
+      'hold-connect',
+      lab.relay.ip,
+      String(M2.port),
+      'socks5',
+      M2.username,
+      M2.password,
+      lab.inet.servicesIp,
+      '80',
+      '2',
+      '200',
+    ]);
     assert.deepEqual(socks.answers, ['0', '5']);
     // Once they are closed the connection serves again.
-    await waitUntil(async () => (await status(via(M))) === '200', { timeoutMs: 5_000, intervalMs: 200, what: 'M serves again' });
+    await waitUntil(async () => (await status(via(M))) === '200', {
+      timeoutMs: 5_000,
+      intervalMs: 200,
+      what: 'M serves again',
+    });
   });
 
   it('speed limits hold within ±10 % in each direction', async () => {
     const R = c.R!;
-    const down = await curl(['-o', '/dev/null', '-w', '%{speed_download} %{size_download}', '-x', via(R), 'http://echo.test/bytes?n=4000000'], 20);
+    const down = await curl(
+      ['-o', '/dev/null', '-w', '%{speed_download} %{size_download}', '-x', via(R), 'http://echo.test/bytes?n=4000000'],
+      20,
+    );
     assert.equal(down.code, 0, down.stderr);
     const [downBps, downSize] = down.stdout.trim().split(' ').map(Number) as [number, number];
     assert.equal(downSize, 4_000_000);
-    const up = await lab.exec('cust', 'sh', ['-c', `head -c 2000000 /dev/zero | curl -sS --max-time 20 -o /dev/null -w '%{speed_upload}' -x '${via(R)}' --data-binary @- http://echo.test/upload`], { timeoutMs: 30_000 });
+    const up = await lab.exec(
+      'cust',
+      'sh',
+      [
+        '-c',
+        `head -c 2000000 /dev/zero | curl -sS --max-time 20 -o /dev/null -w '%{speed_upload}' -x '${via(R)}' --data-binary @- http://echo.test/upload`,
+      ],
+      { timeoutMs: 30_000 },
+    );
     assert.equal(up.code, 0, up.stderr);
     const upBps = Number(up.stdout.trim());
     const kbps = (bps: number) => Math.round((bps * 8) / 1000);
-    console.error(`isolation.lab: rate limits down ${kbps(downBps)} kbps (limit 8000), up ${kbps(upBps)} kbps (limit 4000)`);
+    console.error(
+      `isolation.lab: rate limits down ${kbps(downBps)} kbps (limit 8000), up ${kbps(upBps)} kbps (limit 4000)`,
+    );
     assert.ok(Math.abs(kbps(downBps) - 8000) <= 800, `download ${kbps(downBps)} kbps`);
     assert.ok(Math.abs(kbps(upBps) - 4000) <= 400, `upload ${kbps(upBps)} kbps`);
   });
 
   it('a bandwidth limit is overshot by less than 1 MB at full speed; then the customer gets 403 with the reason at once', async () => {
     const L = c.L!;
-    const r = await curl(['-o', '/dev/null', '-w', '%{size_download}', '-x', via(L), 'http://echo.test/bytes?n=20000000'], 20);
+    const r = await curl(
+      ['-o', '/dev/null', '-w', '%{size_download}', '-x', via(L), 'http://echo.test/bytes?n=20000000'],
+      20,
+    );
     const got = Number(r.stdout.trim());
-    console.error(`isolation.lab: 5 MB limit, 20 MB download at full speed: ${got} bytes delivered (curl exit ${r.code})`);
+    console.error(
+      `isolation.lab: 5 MB limit, 20 MB download at full speed: ${got} bytes delivered (curl exit ${r.code})`,
+    );
     assert.notEqual(r.code, 0, 'the download was cut');
     assert.ok(got <= 5 * MB + 1 * MB, `delivered ${got}`);
     const t0 = Date.now();
     assert.equal(await status(via(L)), '403 bandwidth');
     assert.ok(Date.now() - t0 < 3_000, 'refused at once, not after a timeout');
     let conn: any;
-    await waitUntil(async () => (conn = await relay.api.ok('GET', `/api/connections/${L.id}`)).blocked_reason === 'bandwidth', { timeoutMs: 15_000, intervalMs: 500, what: 'the API blocked L' });
+    await waitUntil(
+      async () => (conn = await relay.api.ok('GET', `/api/connections/${L.id}`)).blocked_reason === 'bandwidth',
+      { timeoutMs: 15_000, intervalMs: 500, what: 'the API blocked L' },
+    );
     console.error(`isolation.lab: L bytes_used_month ${conn.bytes_used_month} (limit ${5 * MB})`);
     assert.ok(conn.bytes_used_month <= 5 * MB + 1 * MB, `recorded ${conn.bytes_used_month}`);
     // SOCKS5 customers of a blocked connection get reply 0x02 (not allowed by ruleset).
     const s = await createConnection(relay, agents[0]!.deviceId, 'socks5', { bandwidth_limit_bytes: 0 });
-    await waitUntil(async () => (await hostile(['hold-connect', lab.relay.ip, String(s.port), 'socks5', s.username, s.password, lab.inet.servicesIp, '80', '1', '0'])).answers[0] === '2', { timeoutMs: 10_000, intervalMs: 500, what: 'SOCKS5 reply 0x02 for a connection over its limit' });
+    await waitUntil(
+      async () =>
+        (
+          await hostile([
+            'hold-connect',
+            lab.relay.ip,
+            String(s.port),
+            'socks5',
+            s.username,
+            s.password,
+            lab.inet.servicesIp,
+            '80',
+            '1',
+            '0',
+          ])
+        ).answers[0] === '2',
+      { timeoutMs: 10_000, intervalMs: 500, what: 'SOCKS5 reply 0x02 for a connection over its limit' },
+    );
   });
 
   it('delete, disable and password change end a running download within 1 s; an expired connection is refused with its reason', async () => {
@@ -201,7 +352,16 @@ describe('data-plane isolation: hostile customers and devices (relay + 2 agents 
       V3: () => relay.api.ok('PATCH', `/api/connections/${c.V3!.id}`, { password: 'a-brand-new-password-123' }),
     };
     for (const [name, act] of Object.entries(change)) {
-      const dl = lab.spawn('cust', 'curl', ['-sS', '--max-time', '60', '-o', '/dev/null', '-x', via(c[name]!), 'http://echo.test/bytes?n=100000000']);
+      const dl = lab.spawn('cust', 'curl', [
+        '-sS',
+        '--max-time',
+        '60',
+        '-o',
+        '/dev/null',
+        '-x',
+        via(c[name]!),
+        'http://echo.test/bytes?n=100000000',
+      ]);
       await new Promise((r) => setTimeout(r, 1_500));
       assert.equal(dl.exitStatus, null, `${name}: download running`);
       await act();
@@ -210,24 +370,43 @@ describe('data-plane isolation: hostile customers and devices (relay + 2 agents 
       ended[name] = Date.now() - t0;
       assert.notEqual(st.code, 0, `${name}: curl ended with an error`);
     }
-    console.error(`isolation.lab: download ended after delete ${ended.V1} ms, disable ${ended.V2} ms, password change ${ended.V3} ms`);
+    console.error(
+      `isolation.lab: download ended after delete ${ended.V1} ms, disable ${ended.V2} ms, password change ${ended.V3} ms`,
+    );
     for (const [name, ms] of Object.entries(ended)) assert.ok(ms <= 1_000, `${name}: ${ms} ms`);
     assert.equal(await status(via(c.V2!)), '403 disabled');
     assert.equal(await status(via(c.V3!)), '407', 'old password');
     assert.equal(await status(via(c.V3!, c.V3!.username, 'a-brand-new-password-123')), '200', 'new password');
     const gone = await curl(['-o', '/dev/null', '-x', via(c.V1!), 'http://echo.test/ip'], 3);
     assert.equal(gone.code, 7, 'deleted: the port is closed');
-    const e = await createConnection(relay, agents[0]!.deviceId, 'http', { expires_at: new Date(Date.now() + 4_000).toISOString() });
-    await waitUntil(async () => (await status(via(e))) === '200', { timeoutMs: 5_000, intervalMs: 200, what: 'E works before it expires' });
-    await waitUntil(async () => (await status(via(e))) === '403 expired', { timeoutMs: 8_000, intervalMs: 300, what: 'E refused with "expired"' });
+    const e = await createConnection(relay, agents[0]!.deviceId, 'http', {
+      expires_at: new Date(Date.now() + 4_000).toISOString(),
+    });
+    await waitUntil(async () => (await status(via(e))) === '200', {
+      timeoutMs: 5_000,
+      intervalMs: 200,
+      what: 'E works before it expires',
+    });
+    await waitUntil(async () => (await status(via(e))) === '403 expired', {
+      timeoutMs: 8_000,
+      intervalMs: 300,
+      what: 'E refused with "expired"',
+    });
   });
 
   it('a device reaches nothing of the relay but its tunnel: the API and other ports are refused over the tunnel', async () => {
     const d = await relay.api.ok('GET', `/api/devices/${agents[0]!.deviceId}`);
     const vpnIp: string = d.vpn_ip;
     const gw = vpnIp.replace(/\.\d+$/, '.1');
-    for (const url of [`http://${gw}:8080/healthz`, `http://${lab.relay.ip}:8080/healthz`, `http://${gw}:8081/status`, `http://${gw}:22/`]) {
-      const r = await lab.exec('dev1', 'curl', ['-sS', '--max-time', '3', '--interface', vpnIp, url], { timeoutMs: 10_000 });
+    for (const url of [
+      `http://${gw}:8080/healthz`,
+      `http://${lab.relay.ip}:8080/healthz`,
+      `http://${gw}:8081/status`,
+      `http://${gw}:22/`,
+    ]) {
+      const r = await lab.exec('dev1', 'curl', ['-sS', '--max-time', '3', '--interface', vpnIp, url], {
+        timeoutMs: 10_000,
+      });
       assert.notEqual(r.code, 0, `${url} from the tunnel: ${r.stdout}`);
     }
     // The liveness probe still gets its answer.
@@ -240,14 +419,20 @@ describe('data-plane isolation: hostile customers and devices (relay + 2 agents 
     assert.equal(await exitIp(via(c.W!)), await carrier(2), 'exit by wwan0, the carrier address');
     // The tunnel's flow to relay:1194 (UDP, or TCP if it fell back) goes through the Wi-Fi router, not the carrier.
     const flows = async (ns: string) => {
-      const out = await Promise.all(['udp', 'tcp'].map((p) => lab.exec(ns, 'conntrack', ['-L', '-p', p, '--orig-port-dst', '1194'], { timeoutMs: 10_000 })));
+      const out = await Promise.all(
+        ['udp', 'tcp'].map((p) =>
+          lab.exec(ns, 'conntrack', ['-L', '-p', p, '--orig-port-dst', '1194'], { timeoutMs: 10_000 }),
+        ),
+      );
       return out.map((r) => r.stdout).join('');
     };
     const toRelay = new RegExp(`dst=${lab.relay.ip.replace(/\./g, '\\.')} `);
     const viaWifi = await flows(wifi.ns);
     assert.match(viaWifi, toRelay, `tunnel over the Wi-Fi router:\n${viaWifi}`);
     assert.doesNotMatch(await flows(lab.device(2).cgnNs), toRelay, 'no tunnel flow through the carrier');
-    const direct = await lab.exec('dev2', 'curl', ['-sS', '--max-time', '3', 'http://echo.test/ip'], { timeoutMs: 10_000 });
-    assert.equal(direct.stdout.trim(), wifi.publicIp, 'the device\'s own default route is the Wi-Fi');
+    const direct = await lab.exec('dev2', 'curl', ['-sS', '--max-time', '3', 'http://echo.test/ip'], {
+      timeoutMs: 10_000,
+    });
+    assert.equal(direct.stdout.trim(), wifi.publicIp, "the device's own default route is the Wi-Fi");
   });
 });

@@ -14,7 +14,22 @@ import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { createLab, waitUntil, startRelay, startAgent, waitDeviceOnline, createConnection, canRunLab, scratchDir, childPid, type Lab, type LabRelay, type LabAgent, type Connection, type LabProcess } from '@pocketproxy/testkit';
+import {
+  createLab,
+  waitUntil,
+  startRelay,
+  startAgent,
+  waitDeviceOnline,
+  createConnection,
+  canRunLab,
+  scratchDir,
+  childPid,
+  type Lab,
+  type LabRelay,
+  type LabAgent,
+  type Connection,
+  type LabProcess,
+} from '@pocketproxy/testkit';
 
 const ROOT = canRunLab();
 if (!ROOT) console.error('openvpn.lab.test: SKIPPED — needs root (network namespaces, TUN, nftables, openvpn)');
@@ -52,7 +67,10 @@ setTimeout(() => out({ error: 'timeout' }), 3000);
 s.connect(Number(process.argv[3]), process.argv[2], () => { s.send('x'); setTimeout(() => s.send('y'), 200); });
 `;
 
-describe('customer OpenVPN end to end (relay + 1 agent + real openvpn client)', { skip: ROOT ? false : 'needs root', timeout: 240_000 }, () => {
+describe('customer OpenVPN end to end (relay + 1 agent + real openvpn client)', {
+  skip: ROOT ? false : 'needs root',
+  timeout: 240_000,
+}, () => {
   let lab: Lab;
   let relay: LabRelay;
   let agent: LabAgent;
@@ -62,13 +80,30 @@ describe('customer OpenVPN end to end (relay + 1 agent + real openvpn client)', 
   let shim: LabProcess;
   const clients: LabProcess[] = [];
 
-  const curl = (args: string[], timeoutS = 8) => lab.exec('cust', 'curl', ['-sS', '--max-time', String(timeoutS), ...args], { timeoutMs: (timeoutS + 5) * 1000 });
+  const curl = (args: string[], timeoutS = 8) =>
+    lab.exec('cust', 'curl', ['-sS', '--max-time', String(timeoutS), ...args], { timeoutMs: (timeoutS + 5) * 1000 });
   const carrier = () => lab.device(1).carrierIp;
 
   function startClient(name: string, username: string, password: string): LabProcess {
     const auth = join(dir, `${name}.auth`);
     writeFileSync(auth, `${username}\n${password}\n`, { mode: 0o600 });
-    const p = lab.spawn('cust', 'openvpn', ['--config', profile, '--auth-user-pass', auth, '--connect-retry-max', '2', '--connect-timeout', '10', '--verb', '3'], { env: { PATH: process.env.PATH } });
+    const p = lab.spawn(
+      'cust',
+      'openvpn',
+      [
+        '--config',
+        profile,
+        '--auth-user-pass',
+        auth,
+        '--connect-retry-max',
+        '2',
+        '--connect-timeout',
+        '10',
+        '--verb',
+        '3',
+      ],
+      { env: { PATH: process.env.PATH } },
+    );
     clients.push(p);
     return p;
   }
@@ -81,15 +116,28 @@ describe('customer OpenVPN end to end (relay + 1 agent + real openvpn client)', 
     writeFileSync(join(dir, 'udp.cjs'), UDP_PROBE);
     shim = lab.spawn('inet', process.execPath, [join(dir, 'shim.cjs')]);
     await shim.waitForLine(/tcp-dns-shim listening/, 10_000);
-    relay = await startRelay(lab, { env: { POCKETPROXY_OPENVPN: 'on', POCKETPROXY_OPENVPN_DNS: '203.0.113.53', POCKETPROXY_HEARTBEAT_INTERVAL_S: '5' } });
+    relay = await startRelay(lab, {
+      env: {
+        POCKETPROXY_OPENVPN: 'on',
+        POCKETPROXY_OPENVPN_DNS: '203.0.113.53',
+        POCKETPROXY_HEARTBEAT_INTERVAL_S: '5',
+      },
+    });
     agent = await startAgent(lab, relay, 1);
     await waitDeviceOnline(relay, agent.deviceId, 30_000);
     conn = await createConnection(relay, agent.deviceId, 'http');
     // Pushed by the API to the relay and the device: the new connection answers at once.
-    await waitUntil(async () => {
-      const r = await curl(['-x', conn.proxy_url, 'http://203.0.113.10/ip'], 3);
-      return r.code === 0 && r.stdout.trim() === carrier();
-    }, { timeoutMs: 30_000, intervalMs: 500, what: 'the connection works as an HTTP proxy (device knows its credentials)' });
+    await waitUntil(
+      async () => {
+        const r = await curl(['-x', conn.proxy_url, 'http://203.0.113.10/ip'], 3);
+        return r.code === 0 && r.stdout.trim() === carrier();
+      },
+      {
+        timeoutMs: 30_000,
+        intervalMs: 500,
+        what: 'the connection works as an HTTP proxy (device knows its credentials)',
+      },
+    );
     await relay.proc.waitForLine(/Initialization Sequence Completed/, 30_000);
   });
 
@@ -141,16 +189,28 @@ describe('customer OpenVPN end to end (relay + 1 agent + real openvpn client)', 
     const connectMs = Date.now() - t0;
     await relay.proc.waitForLine(/-> device 192\.168\.255\./, 10_000);
     let ip = '';
-    await waitUntil(async () => {
-      const r = await curl(['http://203.0.113.10/ip'], 5);
-      ip = r.code === 0 ? r.stdout.trim() : `curl exit ${r.code}: ${r.stderr.trim()}`;
-      return ip === carrier();
-    }, { timeoutMs: 15_000, intervalMs: 500, what: `curl http://203.0.113.10/ip through OpenVPN shows ${carrier()} (last: ${ip})` });
+    await waitUntil(
+      async () => {
+        const r = await curl(['http://203.0.113.10/ip'], 5);
+        ip = r.code === 0 ? r.stdout.trim() : `curl exit ${r.code}: ${r.stderr.trim()}`;
+        return ip === carrier();
+      },
+      {
+        timeoutMs: 15_000,
+        intervalMs: 500,
+        what: `curl http://203.0.113.10/ip through OpenVPN shows ${carrier()} (last: ${ip})`,
+      },
+    );
     const t1 = Date.now();
-    const r = await curl(['-o', '/dev/null', '-w', '%{time_total} %{size_download}', 'http://203.0.113.10/bytes?n=5000000'], 30);
+    const r = await curl(
+      ['-o', '/dev/null', '-w', '%{time_total} %{size_download}', 'http://203.0.113.10/bytes?n=5000000'],
+      30,
+    );
     assert.equal(r.code, 0, r.stderr);
     const [secs, size] = r.stdout.trim().split(' ').map(Number) as [number, number];
-    console.error(`openvpn.lab: client connected in ${connectMs} ms; exit IP ${ip}; 5 MB download ${(size * 8 / secs / 1e6).toFixed(1)} Mbit/s (${Date.now() - t1} ms)`);
+    console.error(
+      `openvpn.lab: client connected in ${connectMs} ms; exit IP ${ip}; 5 MB download ${((size * 8) / secs / 1e6).toFixed(1)} Mbit/s (${Date.now() - t1} ms)`,
+    );
   });
 
   it('HTTPS by name: DNS resolved through the device, SNI passed on (CONNECT by domain)', async () => {
@@ -161,17 +221,34 @@ describe('customer OpenVPN end to end (relay + 1 agent + real openvpn client)', 
     assert.equal(j.ip, carrier());
     const asked = shim.lines.filter((l) => l.startsWith('tcp-dns-query from '));
     assert.ok(asked.length > 0, 'the DNS query reached the resolver over TCP');
-    assert.ok(asked.every((l) => l.endsWith(carrier())), `DNS queries came from the carrier address only: ${asked.join(', ')}`);
-    console.error(`openvpn.lab: ${asked.length} DNS queries reached the resolver over TCP, all from the carrier address ${carrier()}`);
+    assert.ok(
+      asked.every((l) => l.endsWith(carrier())),
+      `DNS queries came from the carrier address only: ${asked.join(', ')}`,
+    );
+    console.error(
+      `openvpn.lab: ${asked.length} DNS queries reached the resolver over TCP, all from the carrier address ${carrier()}`,
+    );
   });
 
   it("the connection's limits hold for its OpenVPN customer: usage counted by the device, disabling ends a running download, re-enabling serves again", async () => {
     let used = 0;
-    await waitUntil(async () => (used = (await relay.api.ok('GET', `/api/connections/${conn.id}`)).bytes_used_month) >= 5_000_000, { timeoutMs: 20_000, intervalMs: 1_000, what: `the 5 MB OpenVPN download counted (bytes_used_month ${used})` });
+    await waitUntil(
+      async () => (used = (await relay.api.ok('GET', `/api/connections/${conn.id}`)).bytes_used_month) >= 5_000_000,
+      { timeoutMs: 20_000, intervalMs: 1_000, what: `the 5 MB OpenVPN download counted (bytes_used_month ${used})` },
+    );
     // Paced by the device (a speed limit of the connection, which holds for this path too), so the
     // download never fills the customer's own buffer: what ends it is the revocation.
     await relay.api.ok('PATCH', `/api/connections/${conn.id}`, { rate_limit_down_kbps: 8_000 });
-    const dl = lab.spawn('cust', 'curl', ['-sS', '--max-time', '60', '-o', '/dev/null', '-w', '%{speed_download}', 'http://203.0.113.10/bytes?n=100000000']);
+    const dl = lab.spawn('cust', 'curl', [
+      '-sS',
+      '--max-time',
+      '60',
+      '-o',
+      '/dev/null',
+      '-w',
+      '%{speed_download}',
+      'http://203.0.113.10/bytes?n=100000000',
+    ]);
     await new Promise((r) => setTimeout(r, 1_500));
     assert.equal(dl.exitStatus, null, 'download running');
     await relay.api.ok('PATCH', `/api/connections/${conn.id}`, { enabled: false });
@@ -185,12 +262,20 @@ describe('customer OpenVPN end to end (relay + 1 agent + real openvpn client)', 
     const r = await curl(['http://203.0.113.10/ip'], 3);
     assert.notEqual(r.code, 0, 'nothing through a disabled connection');
     await relay.api.ok('PATCH', `/api/connections/${conn.id}`, { enabled: true, rate_limit_down_kbps: null });
-    await waitUntil(async () => (await curl(['http://203.0.113.10/ip'], 3)).stdout.trim() === carrier(), { timeoutMs: 10_000, intervalMs: 300, what: 're-enabled connection serves the OpenVPN customer again' });
-    console.error(`openvpn.lab: usage through OpenVPN counted (${used} bytes); speed limit ${kbps.toFixed(0)} kbps (8,000); disable ended the download after ${ms} ms`);
+    await waitUntil(async () => (await curl(['http://203.0.113.10/ip'], 3)).stdout.trim() === carrier(), {
+      timeoutMs: 10_000,
+      intervalMs: 300,
+      what: 're-enabled connection serves the OpenVPN customer again',
+    });
+    console.error(
+      `openvpn.lab: usage through OpenVPN counted (${used} bytes); speed limit ${kbps.toFixed(0)} kbps (8,000); disable ended the download after ${ms} ms`,
+    );
   });
 
   it('UDP 443 from the customer is rejected at once (icmp port-unreachable -> ECONNREFUSED)', async () => {
-    const r = await lab.exec('cust', process.execPath, [join(dir, 'udp.cjs'), '203.0.113.10', '443'], { timeoutMs: 10_000 });
+    const r = await lab.exec('cust', process.execPath, [join(dir, 'udp.cjs'), '203.0.113.10', '443'], {
+      timeoutMs: 10_000,
+    });
     const j = JSON.parse(r.stdout.trim());
     assert.equal(j.error, 'ECONNREFUSED', r.stdout);
     assert.ok(j.ms < 1000, `refused in ${j.ms} ms`);
@@ -198,7 +283,9 @@ describe('customer OpenVPN end to end (relay + 1 agent + real openvpn client)', 
   });
 
   it('other customer UDP does not leave through the relay', async () => {
-    const r = await lab.exec('cust', process.execPath, [join(dir, 'udp.cjs'), '203.0.113.10', '8'], { timeoutMs: 10_000 });
+    const r = await lab.exec('cust', process.execPath, [join(dir, 'udp.cjs'), '203.0.113.10', '8'], {
+      timeoutMs: 10_000,
+    });
     const j = JSON.parse(r.stdout.trim());
     assert.notEqual(j.error, 'answered', 'UDP whoami must not answer through the relay address');
   });
@@ -217,12 +304,14 @@ describe('customer OpenVPN end to end (relay + 1 agent + real openvpn client)', 
     const before = relay.proc.lines.filter((l) => l.includes('Initialization Sequence Completed')).length;
     const t0 = Date.now();
     process.kill(pid, 'SIGKILL'); // our own child (of the relay we started), by pid
-    await waitUntil(async () => relay.proc.lines.filter((l) => l.includes('Initialization Sequence Completed')).length > before, { timeoutMs: 15_000, intervalMs: 100, what: 'openvpn restarted' });
+    await waitUntil(
+      async () => relay.proc.lines.filter((l) => l.includes('Initialization Sequence Completed')).length > before,
+      { timeoutMs: 15_000, intervalMs: 100, what: 'openvpn restarted' },
+    );
     const again = await childPid(tunnel, '--config');
     assert.ok(again && again !== pid, `a new openvpn process (${pid} -> ${again})`);
     console.error(`openvpn.lab: openvpn restarted ${Date.now() - t0} ms after SIGKILL`);
   });
-
 
   it('tunnel killed: `up` restarts it and the new tunnel replaces the orphaned openvpn', async () => {
     const tunnel = await relay.tunnelPid();
@@ -233,17 +322,29 @@ describe('customer OpenVPN end to end (relay + 1 agent + real openvpn client)', 
     const t0 = Date.now();
     process.kill(tunnel, 'SIGKILL'); // the tunnel child of the relay we started, by pid
     let fresh: number | undefined;
-    await waitUntil(async () => {
-      const t = await relay.tunnelPid();
-      if (!t || t === tunnel) return false;
-      fresh = await childPid(t, '--config');
-      return fresh !== undefined && relay.proc.lines.filter((l) => l.includes('Initialization Sequence Completed')).length > before;
-    }, { timeoutMs: 30_000, intervalMs: 200, what: 'a new tunnel with a new openvpn listening' });
+    await waitUntil(
+      async () => {
+        const t = await relay.tunnelPid();
+        if (!t || t === tunnel) return false;
+        fresh = await childPid(t, '--config');
+        return (
+          fresh !== undefined &&
+          relay.proc.lines.filter((l) => l.includes('Initialization Sequence Completed')).length > before
+        );
+      },
+      { timeoutMs: 30_000, intervalMs: 200, what: 'a new tunnel with a new openvpn listening' },
+    );
     // Gone, or a zombie waiting for whoever adopted it to reap it.
     let state = 'gone';
-    try { state = readFileSync(`/proc/${orphan}/stat`, 'utf8').split(') ')[1]!.slice(0, 1); } catch { /* gone */ }
+    try {
+      state = readFileSync(`/proc/${orphan}/stat`, 'utf8').split(') ')[1]!.slice(0, 1);
+    } catch {
+      /* gone */
+    }
     assert.ok(state === 'gone' || state === 'Z', `the orphaned openvpn ${orphan} is not running (state ${state})`);
     assert.ok(relay.proc.lines.some((l) => l.includes('left running by a previous tunnel process')));
-    console.error(`openvpn.lab: tunnel SIGKILLed; new tunnel + openvpn (${orphan} -> ${fresh}) listening after ${Date.now() - t0} ms`);
+    console.error(
+      `openvpn.lab: tunnel SIGKILLed; new tunnel + openvpn (${orphan} -> ${fresh}) listening after ${Date.now() - t0} ms`,
+    );
   });
 });

@@ -13,23 +13,51 @@ import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { createLab, waitUntil, startRelay, startAgent, waitDeviceOnline, canRunLab, pairAndMeasure, agentTransport, type Lab, type LabRelay, type LabAgent } from '@pocketproxy/testkit';
+import {
+  createLab,
+  waitUntil,
+  startRelay,
+  startAgent,
+  waitDeviceOnline,
+  canRunLab,
+  pairAndMeasure,
+  agentTransport,
+  type Lab,
+  type LabRelay,
+  type LabAgent,
+} from '@pocketproxy/testkit';
 
 const ROOT = canRunLab();
 if (!ROOT) console.error('pairing.lab.test: SKIPPED — needs root (network namespaces, TUN, nftables)');
 
 const TUNNEL_PORT = 1194;
 
-describe('pairing to serving (relay + freshly paired agents in the lab)', { skip: ROOT ? false : 'needs root', timeout: 300_000 }, () => {
+describe('pairing to serving (relay + freshly paired agents in the lab)', {
+  skip: ROOT ? false : 'needs root',
+  timeout: 300_000,
+}, () => {
   let lab: Lab;
   let relay: LabRelay;
   const running: LabAgent[] = [];
 
   const status = async () => {
     const token = readFileSync(join(relay.dataDir, 'internal.token'), 'utf8').trim();
-    const r = await lab.exec('relay', 'curl', ['-sS', '--max-time', '2', '-H', `authorization: Bearer ${token}`, `http://127.0.0.1:8081/status`]);
+    const r = await lab.exec('relay', 'curl', [
+      '-sS',
+      '--max-time',
+      '2',
+      '-H',
+      `authorization: Bearer ${token}`,
+      `http://127.0.0.1:8081/status`,
+    ]);
     if (r.code !== 0) return undefined;
-    return JSON.parse(r.stdout) as { relay_id: string | null; tcp_connections: number; devices_connected: number; initiations_replayed: number; drops: Record<string, number> };
+    return JSON.parse(r.stdout) as {
+      relay_id: string | null;
+      tcp_connections: number;
+      devices_connected: number;
+      initiations_replayed: number;
+      drops: Record<string, number>;
+    };
   };
   /** On UDP by every account: the agent's log, the relay's TCP connections, the API's tunnel_transport (from heartbeats). */
   const onUdp = async (a: LabAgent) => {
@@ -43,7 +71,11 @@ describe('pairing to serving (relay + freshly paired agents in the lab)', { skip
   before(async () => {
     lab = await createLab({ devices: 3 });
     relay = await startRelay(lab, { env: { POCKETPROXY_HEARTBEAT_INTERVAL_S: '5' } });
-    await waitUntil(async () => (await status())?.relay_id, { timeoutMs: 30_000, intervalMs: 200, what: 'relay tunnel registered' });
+    await waitUntil(async () => (await status())?.relay_id, {
+      timeoutMs: 30_000,
+      intervalMs: 200,
+      what: 'relay tunnel registered',
+    });
   });
 
   after(async () => {
@@ -62,15 +94,25 @@ describe('pairing to serving (relay + freshly paired agents in the lab)', { skip
       answers.push(m.answerMs);
       onlines.push(m.onlineMs);
       assert.ok(m.answerMs < 5_000, `try ${i + 1}: port answered ${m.answerMs} ms after pairing`);
-      await waitUntil(() => onUdp(m.agent), { timeoutMs: 10_000, intervalMs: 200, what: `device ${m.deviceId} on UDP` });
+      await waitUntil(() => onUdp(m.agent), {
+        timeoutMs: 10_000,
+        intervalMs: 200,
+        what: `device ${m.deviceId} on UDP`,
+      });
       // The API's push made the relay know the key before the agent's first initiation: nothing dropped as unknown.
       const after = await status();
-      assert.equal(after!.drops.unknown_peer ?? 0, before!.drops.unknown_peer ?? 0, 'no initiation from an unknown key');
+      assert.equal(
+        after!.drops.unknown_peer ?? 0,
+        before!.drops.unknown_peer ?? 0,
+        'no initiation from an unknown key',
+      );
       await m.agent.stop();
       running.splice(running.indexOf(m.agent), 1);
     }
     const s = [...answers].sort((a, b) => a - b);
-    console.error(`pairing.lab: paired -> port answering ${answers.join(', ')} ms (median ${s[2]}); -> online ${onlines.join(', ')} ms`);
+    console.error(
+      `pairing.lab: paired -> port answering ${answers.join(', ')} ms (median ${s[2]}); -> online ${onlines.join(', ')} ms`,
+    );
   });
 
   it('an agent that starts while the relay tunnel is down (port closed, tunnel restarting): online on UDP within seconds of the tunnel answering', async () => {
@@ -85,25 +127,47 @@ describe('pairing to serving (relay + freshly paired agents in the lab)', { skip
     try {
       agent = await startAgent(lab, relay, 2, { rotate: false });
       running.push(agent);
-      await waitUntil(async () => { const p = await relay.tunnelPid(); return p !== undefined && p !== old && (await status()) !== undefined; }, { timeoutMs: 30_000, intervalMs: 200, what: 'the tunnel restarted' });
+      await waitUntil(
+        async () => {
+          const p = await relay.tunnelPid();
+          return p !== undefined && p !== old && (await status()) !== undefined;
+        },
+        { timeoutMs: 30_000, intervalMs: 200, what: 'the tunnel restarted' },
+      );
       await new Promise((r) => setTimeout(r, 12_000));
-      assert.equal((await relay.api.call('GET', `/api/devices/${agent.deviceId}`)).body?.tunnel_connected, false, 'nothing got through the closed port');
+      assert.equal(
+        (await relay.api.call('GET', `/api/devices/${agent.deviceId}`)).body?.tunnel_connected,
+        false,
+        'nothing got through the closed port',
+      );
     } finally {
       await lab.exec('relay', 'nft', ['delete', 'table', 'inet', 'pplab_closed']);
     }
     const t0 = Date.now();
     const a = agent;
     let agentUdpMs: number | undefined;
-    const watch = waitUntil(() => agentTransport(a) === 'udp' && a.proc.lines.some((l) => l.includes('"tunnel established"')) && (agentUdpMs = Date.now() - t0), { timeoutMs: 20_000, intervalMs: 25, what: 'agent established, on UDP' });
+    const watch = waitUntil(
+      () =>
+        agentTransport(a) === 'udp' &&
+        a.proc.lines.some((l) => l.includes('"tunnel established"')) &&
+        (agentUdpMs = Date.now() - t0),
+      { timeoutMs: 20_000, intervalMs: 25, what: 'agent established, on UDP' },
+    );
     await waitDeviceOnline(relay, agent.deviceId, 20_000);
     const onlineMs = Date.now() - t0;
     await watch;
     // The relay's TCP connection closes and the API hears the transport with the next heartbeat (5 s here).
-    await waitUntil(() => onUdp(a), { timeoutMs: 15_000, intervalMs: 100, what: `device ${agent.deviceId} on UDP (agent, relay, API)` });
+    await waitUntil(() => onUdp(a), {
+      timeoutMs: 15_000,
+      intervalMs: 100,
+      what: `device ${agent.deviceId} on UDP (agent, relay, API)`,
+    });
     const allMs = Date.now() - t0;
     assert.ok(onlineMs < 8_000, `online ${onlineMs} ms after the port opened`);
     assert.ok(agentUdpMs! < 6_000, `agent on UDP ${agentUdpMs} ms after the port opened`);
-    console.error(`pairing.lab: tunnel port closed at the agent's start, opened: online after ${onlineMs} ms, agent on UDP after ${agentUdpMs} ms, relay and API agree after ${allMs} ms; agent transport switches: ${agent.proc.lines.filter((l) => l.includes('tunnel transport switched')).length}`);
+    console.error(
+      `pairing.lab: tunnel port closed at the agent's start, opened: online after ${onlineMs} ms, agent on UDP after ${agentUdpMs} ms, relay and API agree after ${allMs} ms; agent transport switches: ${agent.proc.lines.filter((l) => l.includes('tunnel transport switched')).length}`,
+    );
     await agent.stop();
     running.splice(running.indexOf(agent), 1);
   });
@@ -120,11 +184,17 @@ describe('pairing to serving (relay + freshly paired agents in the lab)', { skip
       await lab.unblockUdp('relay', TUNNEL_PORT);
     }
     const t0 = Date.now();
-    await waitUntil(() => agentTransport(m.agent) === 'udp', { timeoutMs: 20_000, intervalMs: 50, what: 'agent back on UDP' });
+    await waitUntil(() => agentTransport(m.agent) === 'udp', {
+      timeoutMs: 20_000,
+      intervalMs: 50,
+      what: 'agent back on UDP',
+    });
     const ms = Date.now() - t0;
     await waitUntil(() => onUdp(m.agent), { timeoutMs: 10_000, intervalMs: 200, what: 'relay and API see UDP' });
     assert.ok(ms < 6_000, `back on UDP ${ms} ms after UDP was unblocked`);
-    console.error(`pairing.lab: UDP blocked at pairing: port answered over TCP ${m.answerMs} ms after pairing; back on UDP ${ms} ms after the unblock`);
+    console.error(
+      `pairing.lab: UDP blocked at pairing: port answered over TCP ${m.answerMs} ms after pairing; back on UDP ${ms} ms after the unblock`,
+    );
     await m.agent.stop();
     running.splice(running.indexOf(m.agent), 1);
   });

@@ -10,11 +10,16 @@ perBackend(
   ({ ts, test }) => {
     test('40 concurrent POST /api/connections get 40 different ports', async () => {
       const d = await pairDevice(ts());
-      const res = await Promise.all(Array.from({ length: 40 }, () => ts().call('POST', '/api/connections', { device_id: d.id, protocol: 'http' })));
+      const res = await Promise.all(
+        Array.from({ length: 40 }, () => ts().call('POST', '/api/connections', { device_id: d.id, protocol: 'http' })),
+      );
       for (const r of res) assert.equal(r.status, 201, r.body);
       const ports = res.map((r) => r.json.port as number);
       assert.equal(new Set(ports).size, 40, `duplicate ports: ${ports.sort()}`);
-      const rows = await ts().db.query<{ port: number; owner_id: string }>('SELECT port, owner_id FROM ports WHERE owner_id = ANY($1::text[])', [res.map((r) => r.json.id)]);
+      const rows = await ts().db.query<{ port: number; owner_id: string }>(
+        'SELECT port, owner_id FROM ports WHERE owner_id = ANY($1::text[])',
+        [res.map((r) => r.json.id)],
+      );
       assert.equal(rows.rows.length, 40);
       for (const r of res) assert.equal(rows.rows.find((x) => x.owner_id === r.json.id)?.port, r.json.port);
     });
@@ -31,7 +36,9 @@ perBackend(
         ),
       );
       assert.equal(new Set(got).size, 40);
-      const before = (await ts().db.query<{ n: number }>('SELECT count(*)::int AS n FROM ports WHERE owner_id IS NOT NULL')).rows[0]!.n;
+      const before = (
+        await ts().db.query<{ n: number }>('SELECT count(*)::int AS n FROM ports WHERE owner_id IS NOT NULL')
+      ).rows[0]!.n;
       await assert.rejects(
         ts().db.tx(async (q) => {
           await allocatePort(q, 'connection', 'con_rolledback00', range);
@@ -39,20 +46,32 @@ perBackend(
         }),
         /abort/,
       );
-      assert.equal((await ts().db.query<{ n: number }>('SELECT count(*)::int AS n FROM ports WHERE owner_id IS NOT NULL')).rows[0]!.n, before);
+      assert.equal(
+        (await ts().db.query<{ n: number }>('SELECT count(*)::int AS n FROM ports WHERE owner_id IS NOT NULL')).rows[0]!
+          .n,
+        before,
+      );
       await ts().db.query(`UPDATE ports SET owner_id = NULL WHERE owner_id LIKE 'con_direct%'`);
     });
 
     test('20 concurrent pairings get different VPN addresses and no ports (device-level ports are gone)', async () => {
-      const owned = async () => (await ts().db.query<{ n: number }>('SELECT count(*)::int AS n FROM ports WHERE owner_id IS NOT NULL')).rows[0]!.n;
+      const owned = async () =>
+        (await ts().db.query<{ n: number }>('SELECT count(*)::int AS n FROM ports WHERE owner_id IS NOT NULL')).rows[0]!
+          .n;
       const before = await owned();
       const codes = await Promise.all(Array.from({ length: 20 }, () => ts().call('POST', '/api/pairing-codes', {})));
-      const res = await Promise.all(codes.map((c) => ts().call('POST', '/api/public/pair', { code: c.json.code }, { authorization: '' })));
+      const res = await Promise.all(
+        codes.map((c) => ts().call('POST', '/api/public/pair', { code: c.json.code }, { authorization: '' })),
+      );
       for (const r of res) assert.equal(r.status, 201, r.body);
       assert.equal(new Set(res.map((r) => r.json.tunnel.vpn_ip)).size, 20);
       for (const r of res) assert.ok(!('base_port' in r.json), r.body);
       assert.equal(await owned(), before, 'pairing allocates no port');
-      assert.equal((await ts().db.query(`SELECT 1 FROM ports WHERE kind = 'device'`)).rows.length, 0, 'no device port blocks in the pool');
+      assert.equal(
+        (await ts().db.query(`SELECT 1 FROM ports WHERE kind = 'device'`)).rows.length,
+        0,
+        'no device port blocks in the pool',
+      );
       assert.equal((await ts().db.query('SELECT 1 FROM devices WHERE base_port IS NOT NULL')).rows.length, 0);
     });
   },
@@ -70,13 +89,22 @@ perBackend(
         assert.equal(r.status, 201, r.body);
         made.push(r.json);
       }
-      assert.deepEqual(made.map((c) => c.port), [40000, 40001, 40002, 40003, 40004]);
+      assert.deepEqual(
+        made.map((c) => c.port),
+        [40000, 40001, 40002, 40003, 40004],
+      );
       const before = await snapshot(ts().db);
-      const res = await ts().call('POST', '/api/connections', { device_id: d.id, protocol: 'http', username: 'one-too-many' });
+      const res = await ts().call('POST', '/api/connections', {
+        device_id: d.id,
+        protocol: 'http',
+        username: 'one-too-many',
+      });
       assertProblem(res, 409, 'PP_ERR_API_PORTS_EXHAUSTED');
       assert.equal(await snapshot(ts().db), before);
       // concurrent attempts on a full pool: all refused, nothing stored
-      const many = await Promise.all(Array.from({ length: 8 }, () => ts().call('POST', '/api/connections', { device_id: d.id, protocol: 'http' })));
+      const many = await Promise.all(
+        Array.from({ length: 8 }, () => ts().call('POST', '/api/connections', { device_id: d.id, protocol: 'http' })),
+      );
       for (const r of many) assertProblem(r, 409, 'PP_ERR_API_PORTS_EXHAUSTED');
       assert.equal(await snapshot(ts().db), before);
       await ts().call('DELETE', `/api/connections/${made[3].id}`);
@@ -84,12 +112,20 @@ perBackend(
       const a = await ts().call('POST', '/api/connections', { device_id: d.id, protocol: 'http' });
       const b = await ts().call('POST', '/api/connections', { device_id: d.id, protocol: 'http' });
       assert.deepEqual([a.json.port, b.json.port], [40001, 40003]);
-      assertProblem(await ts().call('POST', '/api/connections', { device_id: d.id, protocol: 'http' }), 409, 'PP_ERR_API_PORTS_EXHAUSTED');
+      assertProblem(
+        await ts().call('POST', '/api/connections', { device_id: d.id, protocol: 'http' }),
+        409,
+        'PP_ERR_API_PORTS_EXHAUSTED',
+      );
     });
 
     test('a full connection pool does not stop pairing: devices take no ports', async () => {
       for (let i = 0; i < 3; i++) await pairDevice(ts());
-      assert.equal((await ts().db.query(`SELECT 1 FROM ports WHERE owner_id IS NULL`)).rows.length, 0, 'the pool is still full');
+      assert.equal(
+        (await ts().db.query(`SELECT 1 FROM ports WHERE owner_id IS NULL`)).rows.length,
+        0,
+        'the pool is still full',
+      );
     });
   },
   { POCKETPROXY_CONNECTION_PORTS: '40000-40004', POCKETPROXY_PAIRING_RATE: '10000' },

@@ -6,7 +6,15 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import pino from 'pino';
 import { generateKeyPair, generatePsk, encodeKey } from '@pocketproxy/protocol';
-import { connectDevice, makeDevice, sleep, startHarness, TOKEN, waitFor, type FakeDeviceRecord } from './tunnel/helpers.js';
+import {
+  connectDevice,
+  makeDevice,
+  sleep,
+  startHarness,
+  TOKEN,
+  waitFor,
+  type FakeDeviceRecord,
+} from './tunnel/helpers.js';
 import { createRegistration } from '../src/tunnel/registration.js';
 import { DeviceTable } from '../src/tunnel/devices.js';
 import { parseSubnet } from '../src/tunnel/ipv4.js';
@@ -48,7 +56,9 @@ test('a missed push: the first initiation of an unknown key is kept and answered
     d.sendRaw(init!);
     await waitFor('replayed_initiation drop', () => h.tunnel.status().drops.replayed_initiation === 1);
     assert.equal(responses(d.raw), 1);
-    console.error(`tunnel-pairing: first initiation of an unknown key answered after ${ms} ms (kept, peer refresh, replay)`);
+    console.error(
+      `tunnel-pairing: first initiation of an unknown key answered after ${ms} ms (kept, peer refresh, replay)`,
+    );
   } finally {
     await h.close();
   }
@@ -89,7 +99,10 @@ test('POST /sync of a new device refreshes the peer list at once: its very first
     assert.equal(h.tunnel.status().drops.unknown_peer ?? 0, 0, 'never dropped as unknown');
     // A push for a device this relay does not have and still does not have: no full refresh, no change.
     const before = h.tunnel.devices.byId.size;
-    assert.deepEqual((await push(h.tunnel.addresses.push, '/sync', { device_id: 'dev_elsewhere' })).body, { ok: true, connected: false });
+    assert.deepEqual((await push(h.tunnel.addresses.push, '/sync', { device_id: 'dev_elsewhere' })).body, {
+      ok: true,
+      connected: false,
+    });
     assert.equal(h.tunnel.devices.byId.size, before);
   } finally {
     await h.close();
@@ -109,9 +122,16 @@ test('POST /sync of a deleted (or moved away) device ends its session at once', 
     assert.deepEqual(r.body, { ok: true, connected: false });
     assert.equal(h.tunnel.devices.byId.get(gone.device_id), undefined);
     assert.equal(h.tunnel.status().devices_connected, 1);
-    await waitFor('vpn/disconnected', () => h.api.callsTo('/api/internal/vpn/disconnected').some((c) => c.body.device_id === gone.device_id && c.body.reason === 'removed'));
+    await waitFor('vpn/disconnected', () =>
+      h.api
+        .callsTo('/api/internal/vpn/disconnected')
+        .some((c) => c.body.device_id === gone.device_id && c.body.reason === 'removed'),
+    );
     // A connection change of the device that stays: no peer change, still connected.
-    assert.deepEqual((await push(h.tunnel.addresses.push, '/sync', { device_id: stays.device_id })).body, { ok: true, connected: true });
+    assert.deepEqual((await push(h.tunnel.addresses.push, '/sync', { device_id: stays.device_id })).body, {
+      ok: true,
+      connected: true,
+    });
   } finally {
     await h.close();
   }
@@ -124,7 +144,10 @@ test('POST /sync of a device re-keyed under the same id: the old session ends, t
     const old = await connectDevice(h, rec);
     const rekeyed: FakeDeviceRecord = { ...rec, keys: generateKeyPair() };
     h.api.devices[h.api.devices.indexOf(rec)] = rekeyed;
-    assert.deepEqual((await push(h.tunnel.addresses.push, '/sync', { device_id: rec.device_id })).body, { ok: true, connected: false });
+    assert.deepEqual((await push(h.tunnel.addresses.push, '/sync', { device_id: rec.device_id })).body, {
+      ok: true,
+      connected: false,
+    });
     assert.ok(h.tunnel.devices.byId.get(rec.device_id)!.publicKey.equals(rekeyed.keys.publicKey));
     old.close();
     const d = await h.device(rekeyed);
@@ -159,14 +182,30 @@ function registrationWith(peers: () => TunnelPeer[], gapMs: number) {
         return deviceId === undefined ? all : all.filter((p) => p.deviceId === deviceId);
       },
     },
-    relay: { name: 'x', host: 'h', tunnel_port: 1, push_url: 'http://h', public_key: encodeKey(generateKeyPair().publicKey) },
+    relay: {
+      name: 'x',
+      host: 'h',
+      tunnel_port: 1,
+      push_url: 'http://h',
+      public_key: encodeKey(generateKeyPair().publicKey),
+    },
     devices,
     responder: { removePeer: (id) => void removed.push(id) },
     intervals: { peersMinGapMs: gapMs, retryMaxMs: 100 },
     isStopped: () => false,
     onPeersLoaded: () => void loaded++,
   });
-  return { reg, calls, devices, removed, loads: () => loaded, holdFetches: (on: boolean) => { hold = on; }, release: () => release?.() };
+  return {
+    reg,
+    calls,
+    devices,
+    removed,
+    loads: () => loaded,
+    holdFetches: (on: boolean) => {
+      hold = on;
+    },
+    release: () => release?.(),
+  };
 }
 
 const peer = (n: number): TunnelPeer => {
@@ -242,7 +281,11 @@ test('held initiations: newest per endpoint, at most max endpoints, at most ttl'
   for (const p of [2, 3, 4]) h.hold(frame(p + 10), ep(p), key, 20);
   assert.equal(h.size, 3, 'bounded');
   const got = h.take(() => true, 500);
-  assert.deepEqual(got.map((x) => (x.from as { port: number }).port).sort(), [2, 3, 4], 'the oldest endpoint went first');
+  assert.deepEqual(
+    got.map((x) => (x.from as { port: number }).port).sort(),
+    [2, 3, 4],
+    'the oldest endpoint went first',
+  );
   assert.equal(h.size, 0);
   // The receive buffer is reused by the socket: the kept frame is a copy.
   const buf = frame(7);

@@ -17,7 +17,8 @@ async function deviceProxyStub() {
       if (end < 0) return;
       s.off('data', onData);
       requests.push(buf.slice(0, end));
-      if (!buf.startsWith('CONNECT example.test:80 ') && !buf.startsWith('CONNECT 192.0.2.10:5555 ')) return void s.end('HTTP/1.1 403 Forbidden\r\n\r\n');
+      if (!buf.startsWith('CONNECT example.test:80 ') && !buf.startsWith('CONNECT 192.0.2.10:5555 '))
+        return void s.end('HTTP/1.1 403 Forbidden\r\n\r\n');
       s.write('HTTP/1.1 200 Connection Established\r\n\r\n');
       const rest = buf.slice(end + 4);
       if (rest) s.write(`echo:${rest}`);
@@ -27,7 +28,11 @@ async function deviceProxyStub() {
     s.on('error', () => {});
   });
   await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
-  return { port: (srv.address() as net.AddressInfo).port, requests, close: () => new Promise<void>((r) => srv.close(() => r())) };
+  return {
+    port: (srv.address() as net.AddressInfo).port,
+    requests,
+    close: () => new Promise<void>((r) => srv.close(() => r())),
+  };
 }
 
 function exchange(port: number, send: string, until: (got: string) => boolean): Promise<string> {
@@ -69,10 +74,23 @@ test('transparent proxy: Host peek -> CONNECT domain via the mapped device with 
     assert.equal(tp.stats.refused, 1);
 
     const map = (b: object) => tp.routes['POST /openvpn/client']!(b, new URL('http://x'));
-    const good = { client_ip: '127.0.0.1', device_vpn_ip: '127.0.0.1', proxy_port: stub.port, protocol: 'http', username: 'alice', password: 's3cret' };
+    const good = {
+      client_ip: '127.0.0.1',
+      device_vpn_ip: '127.0.0.1',
+      proxy_port: stub.port,
+      protocol: 'http',
+      username: 'alice',
+      password: 's3cret',
+    };
     assert.equal((await map({ ...good, client_ip: 'nope' })).status, 400);
     // The connection's own port and protocol are required: there is no device-wide proxy port any more.
-    for (const bad of [{ proxy_port: undefined }, { proxy_port: 0 }, { proxy_port: 70000 }, { protocol: 'socks4' }, { protocol: undefined }]) {
+    for (const bad of [
+      { proxy_port: undefined },
+      { proxy_port: 0 },
+      { proxy_port: 70000 },
+      { protocol: 'socks4' },
+      { protocol: undefined },
+    ]) {
       assert.equal((await map({ ...good, ...bad })).status, 400, JSON.stringify(bad));
     }
     assert.equal(tp.clients.size, 0);
@@ -81,7 +99,10 @@ test('transparent proxy: Host peek -> CONNECT domain via the mapped device with 
     const got = await exchange(tp.port, req, (g) => g.includes('\r\n\r\n'));
     assert.equal(got, `echo:${req}`);
     assert.match(stub.requests[0]!, /^CONNECT example\.test:80 HTTP\/1\.1\r\n/);
-    assert.match(stub.requests[0]!, new RegExp(`Proxy-Authorization: Basic ${Buffer.from('alice:s3cret').toString('base64')}`));
+    assert.match(
+      stub.requests[0]!,
+      new RegExp(`Proxy-Authorization: Basic ${Buffer.from('alice:s3cret').toString('base64')}`),
+    );
 
     const del = await tp.routes['DELETE /openvpn/client']!({ client_ip: '127.0.0.1' }, new URL('http://x'));
     assert.deepEqual(del.body, { removed: true });
@@ -100,7 +121,13 @@ test('transparent proxy: no SNI/Host (server-first protocol) -> CONNECT the orig
     getOriginalDst: () => ({ address: '192.0.2.10', port: 5555, family: 'IPv4' }),
     peekTimeoutMs: 100,
   });
-  tp.clients.set('127.0.0.1', { deviceVpnIp: '127.0.0.1', proxyPort: stub.port, protocol: 'http', username: 'bob', password: 'pw' });
+  tp.clients.set('127.0.0.1', {
+    deviceVpnIp: '127.0.0.1',
+    proxyPort: stub.port,
+    protocol: 'http',
+    username: 'bob',
+    password: 'pw',
+  });
   await tp.start();
   try {
     const got = await new Promise<string>((resolve) => {
@@ -110,7 +137,7 @@ test('transparent proxy: no SNI/Host (server-first protocol) -> CONNECT the orig
       setTimeout(() => c.write('ping'), 300);
       c.on('data', (d) => {
         buf += d;
-        if (buf.includes('ping')) (c.destroy(), resolve(buf));
+        if (buf.includes('ping')) c.destroy(), resolve(buf);
       });
       c.on('error', () => resolve(buf));
     });
@@ -144,15 +171,30 @@ test('transparent proxy: a SOCKS5 connection is reached in SOCKS5 on its own por
     getOriginalDst: () => ({ address: '192.0.2.10', port: 443, family: 'IPv4' }),
     peekTimeoutMs: 100,
   });
-  tp.clients.set('127.0.0.1', { deviceVpnIp: '127.0.0.1', proxyPort: devicePort, protocol: 'socks5', username: 'carol', password: 'pw5' });
+  tp.clients.set('127.0.0.1', {
+    deviceVpnIp: '127.0.0.1',
+    proxyPort: devicePort,
+    protocol: 'socks5',
+    username: 'carol',
+    password: 'pw5',
+  });
   await tp.start();
   try {
     const got = await exchange(tp.port, 'hello', (g) => g.includes('hello'));
     assert.equal(got, 'target:hello');
     assert.deepEqual(asked, ['192.0.2.10:443']);
     // Wrong credentials on the device: the customer's connection is reset, nothing reaches the target.
-    tp.clients.set('127.0.0.1', { deviceVpnIp: '127.0.0.1', proxyPort: devicePort, protocol: 'socks5', username: 'carol', password: 'nope' });
-    assert.equal(await exchange(tp.port, 'again', () => false).catch((e: NodeJS.ErrnoException) => e.code), 'ECONNRESET');
+    tp.clients.set('127.0.0.1', {
+      deviceVpnIp: '127.0.0.1',
+      proxyPort: devicePort,
+      protocol: 'socks5',
+      username: 'carol',
+      password: 'nope',
+    });
+    assert.equal(
+      await exchange(tp.port, 'again', () => false).catch((e: NodeJS.ErrnoException) => e.code),
+      'ECONNRESET',
+    );
     assert.equal(asked.length, 1);
     assert.equal(tp.stats.failed, 1);
   } finally {

@@ -7,7 +7,12 @@ import type { PortCounter } from '@pocketproxy/netfw';
 import { UsageMeter } from '../src/tunnel/usage.js';
 
 const reading = (entries: Record<number, [number, number]>): Map<number, PortCounter> =>
-  new Map(Object.entries(entries).map(([p, [i, o]]) => [Number(p), { in: { packets: 1, bytes: i }, out: { packets: 1, bytes: o } }]));
+  new Map(
+    Object.entries(entries).map(([p, [i, o]]) => [
+      Number(p),
+      { in: { packets: 1, bytes: i }, out: { packets: 1, bytes: o } },
+    ]),
+  );
 
 function report(m: UsageMeter, counters: Map<number, PortCounter>, ports: number[]) {
   const r = m.deltas(counters, ports);
@@ -17,9 +22,13 @@ function report(m: UsageMeter, counters: Map<number, PortCounter>, ports: number
 
 test('in and out are reported separately, as deltas, each against its own baseline', () => {
   const m = new UsageMeter();
-  assert.deepEqual(report(m, reading({ 30000: [100, 5000] }), [30000]), [{ port: 30000, bytes_in: 100, bytes_out: 5000 }]);
+  assert.deepEqual(report(m, reading({ 30000: [100, 5000] }), [30000]), [
+    { port: 30000, bytes_in: 100, bytes_out: 5000 },
+  ]);
   assert.deepEqual(report(m, reading({ 30000: [150, 5000] }), [30000]), [{ port: 30000, bytes_in: 50, bytes_out: 0 }]);
-  assert.deepEqual(report(m, reading({ 30000: [150, 9000] }), [30000]), [{ port: 30000, bytes_in: 0, bytes_out: 4000 }]);
+  assert.deepEqual(report(m, reading({ 30000: [150, 9000] }), [30000]), [
+    { port: 30000, bytes_in: 0, bytes_out: 4000 },
+  ]);
   assert.deepEqual(report(m, reading({ 30000: [150, 9000] }), [30000]), [], 'no change, no sample');
 });
 
@@ -37,7 +46,9 @@ test('reset() (table rebuilt) forgets both baselines', () => {
   report(m, reading({ 30000: [1000, 2000] }), [30000]);
   m.reset();
   // Readings above the old baseline still count in full after a rebuild.
-  assert.deepEqual(report(m, reading({ 30000: [1500, 2500] }), [30000]), [{ port: 30000, bytes_in: 1500, bytes_out: 2500 }]);
+  assert.deepEqual(report(m, reading({ 30000: [1500, 2500] }), [30000]), [
+    { port: 30000, bytes_in: 1500, bytes_out: 2500 },
+  ]);
 });
 
 test('a failed report is carried into the next one (no commit = baseline kept)', () => {
@@ -46,7 +57,9 @@ test('a failed report is carried into the next one (no commit = baseline kept)',
   const failed = m.deltas(reading({ 30000: [300, 900] }), [30000]);
   assert.deepEqual(failed.samples, [{ port: 30000, bytes_in: 200, bytes_out: 700 }]);
   // not committed: the API refused it
-  assert.deepEqual(report(m, reading({ 30000: [350, 1000] }), [30000]), [{ port: 30000, bytes_in: 250, bytes_out: 800 }]);
+  assert.deepEqual(report(m, reading({ 30000: [350, 1000] }), [30000]), [
+    { port: 30000, bytes_in: 250, bytes_out: 800 },
+  ]);
 });
 
 test('a reset between reading and commit wins: the stale commit does not restore a baseline', () => {

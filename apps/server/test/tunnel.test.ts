@@ -11,13 +11,16 @@ import { connectDevice, makeDevice, sleep, startHarness, TOKEN, udpPacket, waitF
 const push = async (port: number, path: string, body?: unknown, token = TOKEN) => {
   const res = await fetch(`http://127.0.0.1:${port}${path}`, {
     method: body === undefined ? 'GET' : 'POST',
-    headers: { authorization: `Bearer ${token}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+    headers: {
+      authorization: `Bearer ${token}`,
+      ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+    },
     body: body === undefined ? undefined : JSON.stringify(body),
   });
   return { status: res.status, body: (await res.json()) as any };
 };
 
-test('start: registers, configures pp0, rebuilds the table from the API with the known devices\' ports (warm start), applies sysctls', async () => {
+test("start: registers, configures pp0, rebuilds the table from the API with the known devices' ports (warm start), applies sysctls", async () => {
   const rec = makeDevice(1);
   const gone = makeDevice(2);
   const h = await startHarness([rec, gone], { warmMs: 10_000 });
@@ -27,7 +30,11 @@ test('start: registers, configures pp0, rebuilds the table from the API with the
     assert.equal(reg.body.public_key, h.relayKeys.publicKey.toString('base64'));
     assert.equal(reg.body.tunnel_port, 0);
     assert.ok(h.api.callsTo('/api/internal/tunnel/peers').length >= 1);
-    assert.deepEqual(h.tunRunner.commands, ['ip link set dev pp0 mtu 1380', 'ip addr replace 192.168.255.1/24 dev pp0', 'ip link set dev pp0 up']);
+    assert.deepEqual(h.tunRunner.commands, [
+      'ip link set dev pp0 mtu 1380',
+      'ip addr replace 192.168.255.1/24 dev pp0',
+      'ip link set dev pp0 up',
+    ]);
     // The first apply is one full rebuild, and it already forwards every known device's ports: after a
     // restart their customers' open flows must not meet an empty table while the devices reconnect.
     const first = await waitFor('first apply', () => h.runner.scripts()[0]);
@@ -66,15 +73,22 @@ test('UDP: handshake -> vpn/connected -> ports -> packets both ways; spoofed sou
     assert.match(call.body.endpoint, /^127\.0\.0\.1:\d+$/);
     const script = h.runner.scripts().at(-1)!;
     // Each connection's port goes to the same port of the device (its own listener there); no device-level ports.
-    for (const e of ['30003 : 192.168.255.2 . 30003', '40000 : 192.168.255.2 . 40000', '40001 : 192.168.255.2 . 40001']) assert.ok(script.includes(e), `${e} in\n${script}`);
+    for (const e of ['30003 : 192.168.255.2 . 30003', '40000 : 192.168.255.2 . 40000', '40001 : 192.168.255.2 . 40001'])
+      assert.ok(script.includes(e), `${e} in\n${script}`);
     assert.match(script, /udp_fwd \{[^}]*40001 : 192\.168\.255\.2 \. 40001/);
     assert.doesNotMatch(script, /30004|30005|8080|1080/);
     assert.match(script, /tcp \. 40001 \. 203\.0\.113\.0\/24/);
     // The config control message tells the device its address and MTU.
     await waitFor('config', () => d.messages.find((m) => m.kind === 'control' && m.control.type === 'config'));
     const cfg = d.messages.find((m) => m.kind === 'control' && m.control.type === 'config')!;
-    assert.deepEqual(cfg.kind === 'control' && cfg.control.payload, { address: '192.168.255.2/24', gateway: '192.168.255.1', mtu: 1380 });
-    await waitFor('credentials', () => d.messages.some((m) => m.kind === 'control' && m.control.type === 'credentials'));
+    assert.deepEqual(cfg.kind === 'control' && cfg.control.payload, {
+      address: '192.168.255.2/24',
+      gateway: '192.168.255.1',
+      mtu: 1380,
+    });
+    await waitFor('credentials', () =>
+      d.messages.some((m) => m.kind === 'control' && m.control.type === 'credentials'),
+    );
 
     // pp0 -> device
     h.tun.inject(udpPacket('203.0.113.9', '192.168.255.2', 'to-device'));
@@ -89,7 +103,10 @@ test('UDP: handshake -> vpn/connected -> ports -> packets both ways; spoofed sou
     d.sendPacket(udpPacket('192.168.255.2', '203.0.113.9', 'after'));
     await waitFor('second packet', () => h.tun.written.length >= 2);
     await sleep(50);
-    assert.deepEqual(h.tun.written.map((p) => parseIPv4Udp(p)!.payload.toString()), ['from-device', 'after']);
+    assert.deepEqual(
+      h.tun.written.map((p) => parseIPv4Udp(p)!.payload.toString()),
+      ['from-device', 'after'],
+    );
     assert.equal(h.tunnel.status().drops.spoofed, 1);
     assert.equal(h.tunnel.status().offload.tun, null, 'FakeTun has no offloads');
     // a packet for an address with no device is dropped, not sent anywhere
@@ -106,23 +123,56 @@ test('push API: command frame delivered, ack logged, unacked command re-pushed o
   try {
     const d = await connectDevice(h, rec);
     const port = h.tunnel.addresses.push;
-    assert.equal((await push(port, '/push', { device_id: rec.device_id, message: { kind: 'command', id: 'cmd_1', type: 'rotate_ip', payload: { x: 1 } } }, 'wrong')).status, 401);
-    const r = await push(port, '/push', { device_id: rec.device_id, message: { kind: 'command', id: 'cmd_1', type: 'rotate_ip', payload: { x: 1 } } });
+    assert.equal(
+      (
+        await push(
+          port,
+          '/push',
+          { device_id: rec.device_id, message: { kind: 'command', id: 'cmd_1', type: 'rotate_ip', payload: { x: 1 } } },
+          'wrong',
+        )
+      ).status,
+      401,
+    );
+    const r = await push(port, '/push', {
+      device_id: rec.device_id,
+      message: { kind: 'command', id: 'cmd_1', type: 'rotate_ip', payload: { x: 1 } },
+    });
     assert.deepEqual(r, { status: 200, body: { delivered: true } });
     const cmd = await waitFor('command at device', () => d.messages.find((m) => m.kind === 'command'));
     assert.deepEqual(cmd, { kind: 'command', command: { id: 'cmd_1', type: 'rotate_ip', payload: { x: 1 } } });
     // not connected -> delivered false
-    assert.deepEqual((await push(port, '/push', { device_id: 'dev_3', message: { kind: 'command', id: 'cmd_2', type: 'x' } })).body, { delivered: false });
+    assert.deepEqual(
+      (await push(port, '/push', { device_id: 'dev_3', message: { kind: 'command', id: 'cmd_2', type: 'x' } })).body,
+      { delivered: false },
+    );
     // control frame
-    assert.deepEqual((await push(port, '/push', { device_id: rec.device_id, message: { kind: 'control', type: 'hello', payload: 1 } })).body, { delivered: true });
-    await waitFor('control at device', () => d.messages.find((m) => m.kind === 'control' && m.control.type === 'hello'));
+    assert.deepEqual(
+      (await push(port, '/push', { device_id: rec.device_id, message: { kind: 'control', type: 'hello', payload: 1 } }))
+        .body,
+      { delivered: true },
+    );
+    await waitFor('control at device', () =>
+      d.messages.find((m) => m.kind === 'control' && m.control.type === 'hello'),
+    );
     // bad message
     assert.equal((await push(port, '/push', { device_id: rec.device_id, message: { kind: 'nope' } })).status, 400);
-    assert.equal((await push(port, '/push', { device_id: rec.device_id, message: { kind: 'command', id: 'x', type: 'y', payload: 'z'.repeat(5000) } })).status, 400);
+    assert.equal(
+      (
+        await push(port, '/push', {
+          device_id: rec.device_id,
+          message: { kind: 'command', id: 'x', type: 'y', payload: 'z'.repeat(5000) },
+        })
+      ).status,
+      400,
+    );
     // no ack -> one re-push after ~5 s
     h.clock.offset += 5_100;
     h.tunnel.tick();
-    await waitFor('re-push', () => d.messages.filter((m) => m.kind === 'command' && m.command.id === 'cmd_1').length === 2);
+    await waitFor(
+      're-push',
+      () => d.messages.filter((m) => m.kind === 'command' && m.command.id === 'cmd_1').length === 2,
+    );
     h.clock.offset += 5_100;
     h.tunnel.tick();
     await sleep(50);
@@ -148,9 +198,14 @@ test('silence: peer_down -> vpn/disconnected and ports removed; reconnect forwar
     d.close();
     h.clock.offset += 31_000;
     h.tunnel.tick();
-    await waitFor('vpn/disconnected', () => h.api.callsTo('/api/internal/vpn/disconnected').find((c) => c.body.device_id === rec.device_id));
+    await waitFor('vpn/disconnected', () =>
+      h.api.callsTo('/api/internal/vpn/disconnected').find((c) => c.body.device_id === rec.device_id),
+    );
     assert.equal(h.api.callsTo('/api/internal/vpn/disconnected')[0]!.body.reason, 'dead');
-    await waitFor('ports removed', () => h.runner.scripts().at(-1)!.includes('delete element') && !h.tunnel.devices.byId.get(rec.device_id)!.up);
+    await waitFor(
+      'ports removed',
+      () => h.runner.scripts().at(-1)!.includes('delete element') && !h.tunnel.devices.byId.get(rec.device_id)!.up,
+    );
     const last = h.runner.scripts().at(-1)!;
     assert.match(last, /delete element ip pocketproxy tcp_fwd \{[^}]*40010/);
     assert.equal((await h.tunnel.status()).ports_forwarded, 0);
@@ -175,7 +230,15 @@ test('TCP fallback: handshake, packets and pushes over one TCP connection; roami
     assert.equal(parseIPv4Udp(await waitFor('packet', () => d.packets[0]))!.payload.toString(), 'over-tcp');
     d.sendPacket(udpPacket(rec.vpn_ip, '203.0.113.9', 'up-tcp'));
     assert.equal(parseIPv4Udp(await waitFor('tun', () => h.tun.written[0]))!.payload.toString(), 'up-tcp');
-    assert.deepEqual((await push(h.tunnel.addresses.push, '/push', { device_id: rec.device_id, message: { kind: 'command', id: 'cmd_t', type: 'x' } })).body, { delivered: true });
+    assert.deepEqual(
+      (
+        await push(h.tunnel.addresses.push, '/push', {
+          device_id: rec.device_id,
+          message: { kind: 'command', id: 'cmd_t', type: 'x' },
+        })
+      ).body,
+      { delivered: true },
+    );
     await waitFor('command over tcp', () => d.messages.find((m) => m.kind === 'command'));
     assert.equal(h.tunnel.status().tcp_connections, 1);
   } finally {
@@ -194,7 +257,11 @@ test('unauthenticated input gets no answer: garbage, unknown device, bad TCP len
     sock.send(Buffer.from('hello relay'), port, '127.0.0.1');
     sock.send(Buffer.alloc(148, 1), port, '127.0.0.1');
     // A well-formed initiation from a key the API does not know.
-    const stranger = createInitiator({ privateKey: generateKeyPair().privateKey, responderPublicKey: h.relayKeys.publicKey, psk: generatePsk() });
+    const stranger = createInitiator({
+      privateKey: generateKeyPair().privateKey,
+      responderPublicKey: h.relayKeys.publicKey,
+      psk: generatePsk(),
+    });
     for (const f of stranger.tick(Date.now())) sock.send(f, port, '127.0.0.1');
     await sleep(300);
     assert.equal(answers.length, 0);
@@ -230,7 +297,9 @@ test('forwarding poll applies new and deleted connections (disabled ones stay fo
   let bytes = 1000;
   let bytesOut = 30_000;
   const rec = makeDevice(8, [{ connection_id: 'con_d', protocol: 'http', port: 40020, allow_from: [], enabled: true }]);
-  const counter = (name: string, b: number) => ({ counter: { family: 'ip', name, table: 'pocketproxy', packets: 1, bytes: b } });
+  const counter = (name: string, b: number) => ({
+    counter: { family: 'ip', name, table: 'pocketproxy', packets: 1, bytes: b },
+  });
   const h = await startHarness([rec], {
     counters: () =>
       JSON.stringify({ nftables: [counter('port_40020_in', bytes), counter('port_40020_out', bytesOut)] }),
@@ -248,7 +317,10 @@ test('forwarding poll applies new and deleted connections (disabled ones stay fo
     assert.match(s, /40021 : 192\.168\.255\.9 \. 40021/);
     rec.connections.pop();
     await h.tunnel.pollForwarding();
-    assert.match(h.runner.scripts().at(-1)!, /delete element ip pocketproxy forwarded_ports \{ tcp \. 40021, udp \. 40021 \}/);
+    assert.match(
+      h.runner.scripts().at(-1)!,
+      /delete element ip pocketproxy forwarded_ports \{ tcp \. 40021, udp \. 40021 \}/,
+    );
     const before = h.runner.scripts().length;
     await h.tunnel.pollForwarding();
     assert.equal(h.runner.scripts().length, before, 'unchanged state runs no nft');
@@ -256,17 +328,23 @@ test('forwarding poll applies new and deleted connections (disabled ones stay fo
     // usage: only connection ports, as deltas per direction (port_<n>_in -> bytes_in,
     // port_<n>_out -> bytes_out); a smaller counter means reset -> counted from zero
     await h.tunnel.reportUsage();
-    assert.deepEqual(h.api.callsTo('/api/internal/usage').at(-1)!.body.samples, [{ port: 40020, bytes_in: 1000, bytes_out: 30_000 }]);
+    assert.deepEqual(h.api.callsTo('/api/internal/usage').at(-1)!.body.samples, [
+      { port: 40020, bytes_in: 1000, bytes_out: 30_000 },
+    ]);
     bytes = 1500;
     await h.tunnel.reportUsage();
-    assert.deepEqual(h.api.callsTo('/api/internal/usage').at(-1)!.body.samples, [{ port: 40020, bytes_in: 500, bytes_out: 0 }]);
+    assert.deepEqual(h.api.callsTo('/api/internal/usage').at(-1)!.body.samples, [
+      { port: 40020, bytes_in: 500, bytes_out: 0 },
+    ]);
     const n = h.api.callsTo('/api/internal/usage').length;
     await h.tunnel.reportUsage();
     assert.equal(h.api.callsTo('/api/internal/usage').length, n, 'no change, no report');
     bytes = 200;
     bytesOut = 42_000;
     await h.tunnel.reportUsage();
-    assert.deepEqual(h.api.callsTo('/api/internal/usage').at(-1)!.body.samples, [{ port: 40020, bytes_in: 200, bytes_out: 12_000 }]);
+    assert.deepEqual(h.api.callsTo('/api/internal/usage').at(-1)!.body.samples, [
+      { port: 40020, bytes_in: 200, bytes_out: 12_000 },
+    ]);
   } finally {
     await h.close();
   }
@@ -317,16 +395,25 @@ test('POST /sync: a pushed change of one device is applied before the answer, an
     await waitFor('credentials hint', () => hints() > before);
     // Deleted: the port goes at once.
     rec.connections.pop();
-    assert.deepEqual((await push(h.tunnel.addresses.push, '/sync', { device_id: rec.device_id })).body, { ok: true, connected: true });
+    assert.deepEqual((await push(h.tunnel.addresses.push, '/sync', { device_id: rec.device_id })).body, {
+      ok: true,
+      connected: true,
+    });
     assert.match(h.runner.scripts().at(-1)!, /delete element ip pocketproxy tcp_fwd \{ 40030 \}/);
     // A password change moves no port, but the device still hears of it.
     const n = hints();
     const scripts = h.runner.scripts().length;
-    assert.deepEqual((await push(h.tunnel.addresses.push, '/sync', { device_id: rec.device_id })).body, { ok: true, connected: true });
+    assert.deepEqual((await push(h.tunnel.addresses.push, '/sync', { device_id: rec.device_id })).body, {
+      ok: true,
+      connected: true,
+    });
     assert.equal(h.runner.scripts().length, scripts);
     await waitFor('credentials hint again', () => hints() > n);
     // A device without a session here, and bad input.
-    assert.deepEqual((await push(h.tunnel.addresses.push, '/sync', { device_id: other.device_id })).body, { ok: true, connected: false });
+    assert.deepEqual((await push(h.tunnel.addresses.push, '/sync', { device_id: other.device_id })).body, {
+      ok: true,
+      connected: false,
+    });
     assert.equal((await push(h.tunnel.addresses.push, '/sync', { device_id: 7 })).status, 400);
   } finally {
     await h.close();

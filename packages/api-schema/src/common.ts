@@ -21,10 +21,15 @@ export const Name = z
 export const Description = z.string().max(500, 'must be at most 500 characters');
 export const Timestamp = z.string().describe('RFC 3339 timestamp');
 export const Port = z.number().int().min(1).max(65535);
-export const IPv4 = z.string().regex(/^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/, 'must be an IPv4 address');
+export const IPv4 = z
+  .string()
+  .regex(/^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/, 'must be an IPv4 address');
 export const Cidr = z
   .string()
-  .regex(/^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}\/(3[0-2]|[12]?\d)$/, 'must be an IPv4 CIDR like 203.0.113.0/24');
+  .regex(
+    /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}\/(3[0-2]|[12]?\d)$/,
+    'must be an IPv4 CIDR like 203.0.113.0/24',
+  );
 export const Hostname = z
   .string()
   .min(1)
@@ -63,5 +68,6 @@ function jsonDepth(v: unknown, d = 0): number {
 export const JsonObject = z.record(z.string(), z.unknown()).superRefine((v, ctx) => {
   // depth first: JSON.stringify itself overflows the stack on a deep enough document
   if (jsonDepth(v) > 16) ctx.addIssue({ code: 'custom', message: 'must be at most 16 levels deep' });
-  else if (JSON.stringify(v).length > 16_384) ctx.addIssue({ code: 'custom', message: 'must be at most 16 KiB as JSON' });
+  else if (JSON.stringify(v).length > 16_384)
+    ctx.addIssue({ code: 'custom', message: 'must be at most 16 KiB as JSON' });
 });

@@ -1,5 +1,18 @@
 import { z } from 'zod';
-import { Cidr, CommandId, ConnectionId, CustomerId, Description, DeviceId, Hostname, JsonObject, Name, Port, RelayId, Timestamp } from './common.js';
+import {
+  Cidr,
+  CommandId,
+  ConnectionId,
+  CustomerId,
+  Description,
+  DeviceId,
+  Hostname,
+  JsonObject,
+  Name,
+  Port,
+  RelayId,
+  Timestamp,
+} from './common.js';
 
 // ---- auth ----
 export const LoginRequest = z.strictObject({
@@ -97,7 +110,10 @@ export const Device = z.object({
   metrics: DeviceMetrics,
   /** From the last heartbeat that carried them; null before one did. */
   proxy_stats: ProxyStats.nullable(),
-  tunnel_transport: z.enum(['udp', 'tcp']).nullable().describe('what the device tunnel rides now (from the relay when it connects, then from its heartbeats)'),
+  tunnel_transport: z
+    .enum(['udp', 'tcp'])
+    .nullable()
+    .describe('what the device tunnel rides now (from the relay when it connects, then from its heartbeats)'),
   created_at: Timestamp,
   updated_at: Timestamp,
 });
@@ -165,7 +181,11 @@ export const BulkRotateResponse = z.object({
   items: z.array(
     z.object({
       device_id: z.string(),
-      outcome: z.enum(['queued', 'joined', 'not_found', 'failed']).describe('queued: a new rotate_ip; joined: the rotation already running answers; not_found: no such device; failed: see error'),
+      outcome: z
+        .enum(['queued', 'joined', 'not_found', 'failed'])
+        .describe(
+          'queued: a new rotate_ip; joined: the rotation already running answers; not_found: no such device; failed: see error',
+        ),
       command: Command.nullable(),
       error: z.string().nullable().describe('the PP_ERR_* code when outcome is failed or not_found'),
     }),
@@ -182,14 +202,21 @@ export const RotationWaitQuery = z.object({
     .describe('hold the answer until the rotation has finished, at most this many seconds (1-60)'),
 });
 export const RotationStatus = z.object({
-  status: z.enum(['pending', 'succeeded', 'failed', 'expired']).describe('pending: still queued or running (HTTP 202); the others are final (HTTP 200)'),
+  status: z
+    .enum(['pending', 'succeeded', 'failed', 'expired'])
+    .describe('pending: still queued or running (HTTP 202); the others are final (HTTP 200)'),
   command_id: CommandId,
   old_ip: z.string().nullable().describe('the public address before, as the device reported it (succeeded only)'),
   new_ip: z.string().nullable().describe('the public address after (succeeded only)'),
   rotated_at: Timestamp.nullable().describe('when the device reported success'),
   requested_at: Timestamp.describe('when this rotation was asked for (the minimum interval counts from here)'),
-  status_url: z.string().describe('GET it (optionally with ?wait=) for the state of the latest rotation of this connection\'s device'),
-  already_queued: z.boolean().optional().describe('the request joined a rotation that was already running instead of starting another'),
+  status_url: z
+    .string()
+    .describe("GET it (optionally with ?wait=) for the state of the latest rotation of this connection's device"),
+  already_queued: z
+    .boolean()
+    .optional()
+    .describe('the request joined a rotation that was already running instead of starting another'),
 });
 
 // ---- pairing ----
@@ -198,17 +225,27 @@ export const PairingCodeCreate = z.strictObject({
   relay_id: RelayId.optional(),
   ttl_s: z.number().int().min(60).max(3600).default(600),
 });
-export const ServerFingerprint = z.string().regex(/^[A-Za-z0-9_-]{22}$/).describe("base64url of the first 16 bytes of SHA-256 of the server key (Ed25519) that endorses relay keys");
+export const ServerFingerprint = z
+  .string()
+  .regex(/^[A-Za-z0-9_-]{22}$/)
+  .describe('base64url of the first 16 bytes of SHA-256 of the server key (Ed25519) that endorses relay keys');
 export const PairingCode = z.object({
   code: z.string(),
   expires_at: Timestamp,
   qr_svg: z.string().describe('SVG QR code of pair_url'),
-  pair_url: z.string().describe('pocketproxy://pair?server=<url>&code=<code>&fp=<server_fingerprint>: all `pocketproxy-agent pair` needs'),
+  pair_url: z
+    .string()
+    .describe(
+      'pocketproxy://pair?server=<url>&code=<code>&fp=<server_fingerprint>: all `pocketproxy-agent pair` needs',
+    ),
   server_fingerprint: ServerFingerprint,
 });
 export const PairRequest = z.strictObject({
   code: z.string().trim().min(4).max(64),
-  public_key: z.string().regex(/^[A-Za-z0-9+/]{43}=$/, 'must be a base64 X25519 public key').optional(),
+  public_key: z
+    .string()
+    .regex(/^[A-Za-z0-9+/]{43}=$/, 'must be a base64 X25519 public key')
+    .optional(),
   name: Name.optional(),
   agent_version: z.string().max(64).optional(),
 });
@@ -217,8 +254,16 @@ export const PairResponse = z.object({
   auth_token: z.string(),
   relay: z.object({ id: RelayId, host: z.string(), port: Port }),
   tunnel: z.object({
-    server_public_key: z.string().nullable().describe("the relay's X25519 key, base64 (null until its tunnel registers)"),
-    server_public_key_endorsement: z.string().nullable().describe('Ed25519 signature by server_key of "pocketproxy relay-key v1\\n<device_id>\\n<server_public_key>", base64'),
+    server_public_key: z
+      .string()
+      .nullable()
+      .describe("the relay's X25519 key, base64 (null until its tunnel registers)"),
+    server_public_key_endorsement: z
+      .string()
+      .nullable()
+      .describe(
+        'Ed25519 signature by server_key of "pocketproxy relay-key v1\\n<device_id>\\n<server_public_key>", base64',
+      ),
     psk: z.string(),
     mtu: z.number().int(),
     subnet: z.string(),
@@ -231,7 +276,10 @@ export const DeviceTunnel = z.object({
     host: z.string(),
     port: Port,
     public_key: z.string().nullable(),
-    public_key_endorsement: z.string().nullable().describe("the server key's signature of public_key for this device (as in PairResponse)"),
+    public_key_endorsement: z
+      .string()
+      .nullable()
+      .describe("the server key's signature of public_key for this device (as in PairResponse)"),
   }),
   vpn_ip: z.string().nullable(),
   mtu: z.number().int(),
@@ -257,8 +305,15 @@ export const Connection = z.object({
   bytes_used_month: z
     .number()
     .int()
-    .describe("this month's bytes relayed for the customer both ways, as the device counted them (every path, OpenVPN included); bandwidth_limit_bytes applies to it"),
-  bytes_relay_month: z.number().int().describe("this month's bytes at the connection's relay port (IP packet lengths, both ways; not OpenVPN customers); informational"),
+    .describe(
+      "this month's bytes relayed for the customer both ways, as the device counted them (every path, OpenVPN included); bandwidth_limit_bytes applies to it",
+    ),
+  bytes_relay_month: z
+    .number()
+    .int()
+    .describe(
+      "this month's bytes at the connection's relay port (IP packet lengths, both ways; not OpenVPN customers); informational",
+    ),
   expires_at: Timestamp.nullable(),
   allow_from: z.array(z.string()),
   rotation_url: z.string(),
@@ -266,7 +321,9 @@ export const Connection = z.object({
     .number()
     .int()
     .nullable()
-    .describe("minimum seconds between rotations asked for through rotation_url (measured from the start of the device's last rotation); null: no minimum"),
+    .describe(
+      "minimum seconds between rotations asked for through rotation_url (measured from the start of the device's last rotation); null: no minimum",
+    ),
   proxy_url: z.string(),
   device_status: DeviceStatus,
   live: z
@@ -275,13 +332,29 @@ export const Connection = z.object({
       relay_applied_at: Timestamp.nullable(),
       device_applied_at: Timestamp.nullable(),
     })
-    .describe('live: the current state (as of updated_at) is in force on the relay and on the connected device; pending: not yet (the age is now - updated_at), or the device is offline'),
+    .describe(
+      'live: the current state (as of updated_at) is in force on the relay and on the connected device; pending: not yet (the age is now - updated_at), or the device is offline',
+    ),
   created_at: Timestamp,
   updated_at: Timestamp,
 });
-const Username = z.string().min(3, 'must be at least 3 characters').max(64).regex(/^[A-Za-z0-9._-]+$/, 'may contain letters, digits, dot, dash and underscore');
-const RateKbps = z.number().int('must be a whole number').min(1, 'must be at least 1 kbps').max(10_000_000, 'must be at most 10000000 kbps (10 Gbit/s)').nullable().optional();
-const Password = z.string().min(8, 'must be at least 8 characters').max(128).regex(/^[\x21-\x7e]+$/, 'must be printable ASCII without spaces');
+const Username = z
+  .string()
+  .min(3, 'must be at least 3 characters')
+  .max(64)
+  .regex(/^[A-Za-z0-9._-]+$/, 'may contain letters, digits, dot, dash and underscore');
+const RateKbps = z
+  .number()
+  .int('must be a whole number')
+  .min(1, 'must be at least 1 kbps')
+  .max(10_000_000, 'must be at most 10000000 kbps (10 Gbit/s)')
+  .nullable()
+  .optional();
+const Password = z
+  .string()
+  .min(8, 'must be at least 8 characters')
+  .max(128)
+  .regex(/^[\x21-\x7e]+$/, 'must be printable ASCII without spaces');
 export const ConnectionCreate = z.strictObject({
   device_id: DeviceId,
   customer_id: CustomerId.nullable().optional(),
@@ -300,8 +373,12 @@ export const ConnectionCreate = z.strictObject({
     .nullable()
     .optional()
     .describe('simultaneous customer connections the device accepts for it; null: no limit'),
-  rate_limit_down_kbps: RateKbps.describe('download rate (target → customer) in kilobits per second, 1 kbps = 1000 bit/s; null: no limit'),
-  rate_limit_up_kbps: RateKbps.describe('upload rate (customer → target) in kilobits per second, 1 kbps = 1000 bit/s; null: no limit'),
+  rate_limit_down_kbps: RateKbps.describe(
+    'download rate (target → customer) in kilobits per second, 1 kbps = 1000 bit/s; null: no limit',
+  ),
+  rate_limit_up_kbps: RateKbps.describe(
+    'upload rate (customer → target) in kilobits per second, 1 kbps = 1000 bit/s; null: no limit',
+  ),
   rotation_min_interval_s: z
     .number()
     .int('must be a whole number')
@@ -309,13 +386,17 @@ export const ConnectionCreate = z.strictObject({
     .max(86_400, 'must be at most 86400 seconds (a day)')
     .nullable()
     .optional()
-    .describe("the rotation link answers 429 with Retry-After while the device's last rotation started less than this many seconds ago; null: no minimum"),
+    .describe(
+      "the rotation link answers 429 with Retry-After while the device's last rotation started less than this many seconds ago; null: no minimum",
+    ),
 });
-export const ConnectionUpdate = ConnectionCreate.omit({ device_id: true, protocol: true }).partial().extend({
-  enabled: z.boolean().optional(),
-  allow_from: z.array(Cidr).max(64).optional(),
-  regenerate_rotation_token: z.boolean().optional(),
-});
+export const ConnectionUpdate = ConnectionCreate.omit({ device_id: true, protocol: true })
+  .partial()
+  .extend({
+    enabled: z.boolean().optional(),
+    allow_from: z.array(Cidr).max(64).optional(),
+    regenerate_rotation_token: z.boolean().optional(),
+  });
 
 // ---- heartbeat (device → API) ----
 export const Heartbeat = z.strictObject({
@@ -324,7 +405,13 @@ export const Heartbeat = z.strictObject({
   agent_version: z.string().max(64).optional(),
   uptime_s: z.number().int().min(0).optional(),
   usage: z
-    .array(z.strictObject({ connection_id: ConnectionId, bytes_in: z.number().int().min(0), bytes_out: z.number().int().min(0) }))
+    .array(
+      z.strictObject({
+        connection_id: ConnectionId,
+        bytes_in: z.number().int().min(0),
+        bytes_out: z.number().int().min(0),
+      }),
+    )
     .max(10_000)
     .default([]),
   proxy: ProxyStats.optional(),
@@ -333,7 +420,9 @@ export const Heartbeat = z.strictObject({
 export const HeartbeatResponse = z.object({
   commands: z.array(z.object({ id: CommandId, type: CommandType, payload: z.record(z.string(), z.unknown()) })),
   heartbeat_interval_s: z.number().int(),
-  credentials_version: z.string().describe('equals GET /api/devices/:id/credentials version while nothing changed; refetch when it differs'),
+  credentials_version: z
+    .string()
+    .describe('equals GET /api/devices/:id/credentials version while nothing changed; refetch when it differs'),
 });
 
 // ---- credentials (device ← API) ----
@@ -343,18 +432,29 @@ export const CredentialItem = z.object({
   protocol: Protocol,
   port: Port.describe("the connection's relay port, which is also its listener port on the device's vpn_ip"),
   username: z.string(),
-  verifier: z.string().describe('v1$<salt>$<base64url HMAC-SHA256(key = salt, message = password)>; never the password'),
-  state: ConnectionState.describe('disabled (enabled false) > expired (expires_at passed or blocked) > bandwidth (monthly limit reached) > active'),
+  verifier: z
+    .string()
+    .describe('v1$<salt>$<base64url HMAC-SHA256(key = salt, message = password)>; never the password'),
+  state: ConnectionState.describe(
+    'disabled (enabled false) > expired (expires_at passed or blocked) > bandwidth (monthly limit reached) > active',
+  ),
   allow_from: z.array(z.string()).describe('customer CIDRs; [] = anyone with the credentials'),
   expires_at: Timestamp.nullable(),
   max_connections: z.number().int().nullable(),
   rate_limit_down_kbps: z.number().int().nullable(),
   rate_limit_up_kbps: z.number().int().nullable(),
   bandwidth_limit_bytes: z.number().int().nullable(),
-  bytes_used_month: z.number().int().describe("this month's usage as the device reported it (the only field that changes without changing the version)"),
+  bytes_used_month: z
+    .number()
+    .int()
+    .describe(
+      "this month's usage as the device reported it (the only field that changes without changing the version)",
+    ),
 });
 export const DeviceCredentials = z.object({
-  version: z.string().describe('changes whenever any item field but bytes_used_month changes; equals the heartbeat credentials_version'),
+  version: z
+    .string()
+    .describe('changes whenever any item field but bytes_used_month changes; equals the heartbeat credentials_version'),
   items: z.array(CredentialItem),
 });
 
@@ -365,18 +465,39 @@ export const Overview = z.object({
   customers: z.number().int(),
   traffic: z.object({ today_bytes: z.number().int(), month_bytes: z.number().int() }),
   recent_events: z.array(
-    z.object({ id: z.number().int(), type: z.string(), device_id: z.string().nullable(), data: z.record(z.string(), z.unknown()), created_at: Timestamp }),
+    z.object({
+      id: z.number().int(),
+      type: z.string(),
+      device_id: z.string().nullable(),
+      data: z.record(z.string(), z.unknown()),
+      created_at: Timestamp,
+    }),
   ),
 });
 
 export const UsagePoint = z.object({ t: Timestamp, bytes_in: z.number().int(), bytes_out: z.number().int() });
 
 // ---- websocket events ----
-export const WsEventType = z.enum(['device_connected', 'device_disconnected', 'heartbeat', 'command_updated', 'ip_changed', 'device_paired', 'device_updated', 'connection_updated']);
+export const WsEventType = z.enum([
+  'device_connected',
+  'device_disconnected',
+  'heartbeat',
+  'command_updated',
+  'ip_changed',
+  'device_paired',
+  'device_updated',
+  'connection_updated',
+]);
 export const WsEvent = z.object({ type: WsEventType, data: z.record(z.string(), z.unknown()), at: Timestamp });
 
 // ---- webhooks ----
-export const WebhookEvent = z.enum(['device_connected', 'device_disconnected', 'device_paired', 'ip_changed', 'command_failed']);
+export const WebhookEvent = z.enum([
+  'device_connected',
+  'device_disconnected',
+  'device_paired',
+  'ip_changed',
+  'command_failed',
+]);
 export const WebhookId = z.string().regex(/^whk_[0-9a-zA-Z]{10,40}$/, 'must be an id starting with whk_');
 export const Webhook = z.object({
   id: WebhookId,
@@ -398,4 +519,8 @@ export const WebhookCreate = z.strictObject({
 });
 
 // ---- meta ----
-export const Health = z.object({ status: z.enum(['ok', 'unavailable']), database: z.enum(['pglite', 'postgres']), version: z.string().optional() });
+export const Health = z.object({
+  status: z.enum(['ok', 'unavailable']),
+  database: z.enum(['pglite', 'postgres']),
+  version: z.string().optional(),
+});

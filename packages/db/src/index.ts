@@ -10,6 +10,10 @@ export { DB_ERRORS } from './errors.js';
 export { acquireDirLock } from './lock.js';
 
 /** `databaseUrl` set → PostgreSQL; otherwise PGlite in `dataDir` (null = in memory, for tests). */
-export function openDb(opts: { databaseUrl?: string | undefined; dataDir: string | null; poolSize?: number }): Promise<Db> {
+export function openDb(opts: {
+  databaseUrl?: string | undefined;
+  dataDir: string | null;
+  poolSize?: number;
+}): Promise<Db> {
   return opts.databaseUrl ? openPostgres(opts.databaseUrl, { max: opts.poolSize ?? 10 }) : openPglite(opts.dataDir);
 }

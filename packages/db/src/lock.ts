@@ -37,7 +37,8 @@ export function acquireDirLock(dir: string): () => void {
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
       const pid = Number(readFileSync(path, 'utf8').trim());
-      if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && alive(pid)) throw dbError('PP_ERR_DB_LOCKED', { dir, pid });
+      if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && alive(pid))
+        throw dbError('PP_ERR_DB_LOCKED', { dir, pid });
       unlinkSync(path); // stale: its owner is gone
     }
   }

@@ -5,7 +5,10 @@ import type { Db } from './types.js';
 import { dbError } from './errors.js';
 
 // Found through the package, not import.meta.url, so it also works from the bundled binaries.
-export const MIGRATIONS_DIR = join(dirname(createRequire(import.meta.url).resolve('@pocketproxy/db/package.json')), 'migrations');
+export const MIGRATIONS_DIR = join(
+  dirname(createRequire(import.meta.url).resolve('@pocketproxy/db/package.json')),
+  'migrations',
+);
 
 export interface Migration {
   version: string;
@@ -22,11 +25,15 @@ export function loadMigrations(dir = MIGRATIONS_DIR): Migration[] {
 /** Applies pending migrations in order, each in its own transaction, under an advisory lock so two
  * instances starting together do not race. Returns the versions applied now. */
 export async function migrate(db: Db, migrations = loadMigrations()): Promise<string[]> {
-  await db.query(`CREATE TABLE IF NOT EXISTS schema_migrations (version text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())`);
+  await db.query(
+    `CREATE TABLE IF NOT EXISTS schema_migrations (version text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())`,
+  );
   const applied: string[] = [];
   await db.tx(async (q) => {
     await q.query('SELECT pg_advisory_xact_lock(7723001)');
-    const done = new Set((await q.query<{ version: string }>('SELECT version FROM schema_migrations')).rows.map((r) => r.version));
+    const done = new Set(
+      (await q.query<{ version: string }>('SELECT version FROM schema_migrations')).rows.map((r) => r.version),
+    );
     for (const m of migrations) {
       if (done.has(m.version)) continue;
       try {

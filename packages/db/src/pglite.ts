@@ -7,7 +7,9 @@ import { join } from 'node:path';
 import { acquireDirLock } from './lock.js';
 import type { Db, Queryable } from './types.js';
 
-function wrap(q: { query: (sql: string, params?: unknown[]) => Promise<{ rows: unknown[]; affectedRows?: number }> }): Queryable {
+function wrap(q: {
+  query: (sql: string, params?: unknown[]) => Promise<{ rows: unknown[]; affectedRows?: number }>;
+}): Queryable {
   return {
     async query<T>(sql: string, params?: unknown[]) {
       const r = await q.query(sql, params);

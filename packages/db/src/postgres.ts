@@ -18,11 +18,19 @@ export async function openPostgres(url: string, opts: { max?: number } = {}): Pr
     await pool.end().catch(() => {});
     throw dbError('PP_ERR_DB_CONNECT', { reason: (e as Error).message }, { cause: e });
   }
-  const relaxed = new pg.Pool({ connectionString: url, max: Math.max(2, Math.ceil((opts.max ?? 10) / 2)), options: '-c synchronous_commit=off -c TimeZone=UTC' });
+  const relaxed = new pg.Pool({
+    connectionString: url,
+    max: Math.max(2, Math.ceil((opts.max ?? 10) / 2)),
+    options: '-c synchronous_commit=off -c TimeZone=UTC',
+  });
   relaxed.on('error', () => {});
   const q: Queryable = {
     async query<T>(sql: string, params?: unknown[], opts?: QueryOptions) {
-      const r = await pool.query(opts?.name ? { name: opts.name, text: sql, values: params as unknown[] } : { text: sql, values: params as unknown[] });
+      const r = await pool.query(
+        opts?.name
+          ? { name: opts.name, text: sql, values: params as unknown[] }
+          : { text: sql, values: params as unknown[] },
+      );
       return { rows: r.rows as T[], rowCount: r.rowCount ?? 0 };
     },
   };
@@ -33,7 +41,11 @@ export async function openPostgres(url: string, opts: { max?: number } = {}): Pr
     kind: 'postgres',
     query: q.query,
     async queryRelaxed<T>(sql: string, params?: unknown[], opts?: QueryOptions) {
-      const r = await relaxed.query(opts?.name ? { name: opts.name, text: sql, values: params as unknown[] } : { text: sql, values: params as unknown[] });
+      const r = await relaxed.query(
+        opts?.name
+          ? { name: opts.name, text: sql, values: params as unknown[] }
+          : { text: sql, values: params as unknown[] },
+      );
       return { rows: r.rows as T[], rowCount: r.rowCount ?? 0 };
     },
     async tx(fn) {

@@ -5,7 +5,11 @@ export interface QueryOptions {
 }
 
 export interface Queryable {
-  query<T = Record<string, unknown>>(sql: string, params?: unknown[], opts?: QueryOptions): Promise<{ rows: T[]; rowCount: number }>;
+  query<T = Record<string, unknown>>(
+    sql: string,
+    params?: unknown[],
+    opts?: QueryOptions,
+  ): Promise<{ rows: T[]; rowCount: number }>;
 }
 
 export interface Db extends Queryable {
@@ -15,7 +19,11 @@ export interface Db extends Queryable {
    * PostgreSQL they run on connections with synchronous_commit off, so they do not wait for the WAL
    * flush. Never for anything a user created or paid for.
    */
-  queryRelaxed<T = Record<string, unknown>>(sql: string, params?: unknown[], opts?: QueryOptions): Promise<{ rows: T[]; rowCount: number }>;
+  queryRelaxed<T = Record<string, unknown>>(
+    sql: string,
+    params?: unknown[],
+    opts?: QueryOptions,
+  ): Promise<{ rows: T[]; rowCount: number }>;
   /** Runs fn in one transaction; a thrown error rolls it back. */
   tx<T>(fn: (q: Queryable) => Promise<T>): Promise<T>;
   /** Subscribe to NOTIFY on a channel; returns an unsubscribe function. */

@@ -60,7 +60,9 @@ test('PostgreSQL: LISTEN survives the server dropping its connection', async (t)
     await db.listen(channel, (p) => got.push(p));
     const admin = new pg.Client({ connectionString: base });
     await admin.connect();
-    const killed = await admin.query(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query = $1`, [`LISTEN "${channel}"`]);
+    const killed = await admin.query(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query = $1`, [
+      `LISTEN "${channel}"`,
+    ]);
     await admin.end();
     assert.equal(killed.rowCount, 1, 'the listener connection was found and terminated');
     const deadline = Date.now() + 10_000;
@@ -98,8 +100,12 @@ test('sessions run in UTC on both backends (calendar months of limits and usage 
   const db = await openDb({ databaseUrl: url.toString(), dataDir: null });
   try {
     assert.equal((await db.query<{ tz: string }>("SELECT current_setting('TimeZone') AS tz")).rows[0]!.tz, 'UTC');
-    assert.equal((await db.queryRelaxed<{ tz: string }>("SELECT current_setting('TimeZone') AS tz")).rows[0]!.tz, 'UTC');
-    const m = (await db.query<{ m: Date }>("SELECT date_trunc('month', '2026-11-30T23:30:00Z'::timestamptz) AS m")).rows[0]!.m;
+    assert.equal(
+      (await db.queryRelaxed<{ tz: string }>("SELECT current_setting('TimeZone') AS tz")).rows[0]!.tz,
+      'UTC',
+    );
+    const m = (await db.query<{ m: Date }>("SELECT date_trunc('month', '2026-11-30T23:30:00Z'::timestamptz) AS m"))
+      .rows[0]!.m;
     assert.equal(m.toISOString(), '2026-11-01T00:00:00.000Z');
   } finally {
     await db.close();

@@ -30,7 +30,12 @@ export class PPError extends Error {
   readonly code: string;
   readonly status: number;
   readonly params: Readonly<Record<string, string | number>>;
-  constructor(code: string, spec: ErrorSpec, params: Record<string, string | number> = {}, options?: { cause?: unknown }) {
+  constructor(
+    code: string,
+    spec: ErrorSpec,
+    params: Record<string, string | number> = {},
+    options?: { cause?: unknown },
+  ) {
     super(render(spec.message, params), options);
     this.name = 'PPError';
     this.code = code;

@@ -35,13 +35,16 @@ export function parseCounters(json: string, table: string): Map<number, PortCoun
   if (!Array.isArray(items)) throw fail('PP_ERR_NETFW_COUNTERS_UNPARSABLE', { reason: 'no "nftables" array' });
   const out = new Map<number, PortCounter>();
   for (const item of items) {
-    const c = item !== null && typeof item === 'object' ? (item as { counter?: Record<string, unknown> }).counter : undefined;
+    const c =
+      item !== null && typeof item === 'object' ? (item as { counter?: Record<string, unknown> }).counter : undefined;
     if (!c || typeof c !== 'object' || c.table !== table) continue;
     const m = NAME.exec(String(c.name));
     if (!m) continue;
     const { packets, bytes } = c;
     if (typeof packets !== 'number' || typeof bytes !== 'number') {
-      throw fail('PP_ERR_NETFW_COUNTERS_UNPARSABLE', { reason: `counter ${String(c.name)} lacks numeric packets/bytes` });
+      throw fail('PP_ERR_NETFW_COUNTERS_UNPARSABLE', {
+        reason: `counter ${String(c.name)} lacks numeric packets/bytes`,
+      });
     }
     const port = Number(m[1]);
     const dir = m[2] as Direction;

@@ -27,7 +27,16 @@ export interface Collections {
 }
 
 /** Order matters: it is the order the full render declares them in. */
-export const SET_NAMES = ['tcp_fwd', 'udp_fwd', 'port_counters_in', 'port_counters_out', 'forwarded_ports', 'disabled_ports', 'restricted_ports', 'allowed_sources'] as const;
+export const SET_NAMES = [
+  'tcp_fwd',
+  'udp_fwd',
+  'port_counters_in',
+  'port_counters_out',
+  'forwarded_ports',
+  'disabled_ports',
+  'restricted_ports',
+  'allowed_sources',
+] as const;
 export type SetName = (typeof SET_NAMES)[number];
 
 /** Which way a byte travels, seen from the customer: `in` = customer -> target (conntrack
@@ -82,7 +91,17 @@ function build(state: ValidState): Collections {
       }
     }
   }
-  return { counters, tcp_fwd, udp_fwd, port_counters_in, port_counters_out, forwarded_ports, disabled_ports, restricted_ports, allowed_sources };
+  return {
+    counters,
+    tcp_fwd,
+    udp_fwd,
+    port_counters_in,
+    port_counters_out,
+    forwarded_ports,
+    disabled_ports,
+    restricted_ports,
+    allowed_sources,
+  };
 }
 
 export function formatElement(key: string, value: string | undefined): string {

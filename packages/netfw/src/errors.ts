@@ -9,7 +9,10 @@ export const ERRORS = defineErrors('netfw', {
   PP_ERR_NETFW_INVALID_ADDRESS: { status: 400, message: 'invalid IPv4 address in {field}: {value}' },
   PP_ERR_NETFW_INVALID_CIDR: { status: 400, message: 'invalid IPv4 CIDR in {field}: {value} ({reason})' },
   PP_ERR_NETFW_INVALID_INTERFACE: { status: 400, message: 'invalid interface name in {field}: {value}' },
-  PP_ERR_NETFW_ADDRESS_OUTSIDE_SUBNET: { status: 400, message: '{field} {value} is not a usable host address of {subnet}' },
+  PP_ERR_NETFW_ADDRESS_OUTSIDE_SUBNET: {
+    status: 400,
+    message: '{field} {value} is not a usable host address of {subnet}',
+  },
   PP_ERR_NETFW_DUPLICATE_PORT: { status: 409, message: 'port {port} appears more than once' },
   PP_ERR_NETFW_DUPLICATE_SOURCE: { status: 400, message: 'port {port}: allowFrom entries {a} and {b} overlap' },
   PP_ERR_NETFW_COMMAND_FAILED: { status: 500, message: 'command failed: {command} (exit {code}): {stderr}' },

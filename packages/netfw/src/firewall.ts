@@ -88,7 +88,10 @@ export function createFirewall(deps: FirewallDeps): Firewall {
     try {
       await load(script);
     } catch (e) {
-      log.warn({ err: e, kind: full ? 'full' : 'update', ports: next.ports.length, hadState }, 'nft transaction failed; next apply rebuilds the table');
+      log.warn(
+        { err: e, kind: full ? 'full' : 'update', ports: next.ports.length, hadState },
+        'nft transaction failed; next apply rebuilds the table',
+      );
       throw e;
     }
     current = next;

@@ -58,13 +58,13 @@ export function formatCidr(c: Cidr): string {
 }
 
 export function cidrContains(c: Cidr, addr: number): boolean {
-  return ((addr & maskOf(c.prefix)) >>> 0) === c.base;
+  return (addr & maskOf(c.prefix)) >>> 0 === c.base;
 }
 
 export function cidrsOverlap(a: Cidr, b: Cidr): boolean {
   const p = Math.min(a.prefix, b.prefix);
   const m = maskOf(p);
-  return ((a.base & m) >>> 0) === ((b.base & m) >>> 0);
+  return (a.base & m) >>> 0 === (b.base & m) >>> 0;
 }
 
 /** Last address of the block (the broadcast address for prefixes < 31). */

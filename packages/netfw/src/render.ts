@@ -59,10 +59,12 @@ function renderFull(s: ValidState, c: Collections): string {
     const kind = name.endsWith('_fwd') || name.startsWith('port_counters_') ? 'map' : 'set';
     out.push('', `\t${kind} ${name} {`, ...SET_DECLS[name].map((l) => `\t\t${l}`));
     const elems = [...c[name]].map(([k, v]) => formatElement(k, v));
-    if (elems.length > 0) out.push('\t\telements = {', ...elems.map((e, i) => `\t\t\t${e}${i < elems.length - 1 ? ',' : ''}`), '\t\t}');
+    if (elems.length > 0)
+      out.push('\t\telements = {', ...elems.map((e, i) => `\t\t\t${e}${i < elems.length - 1 ? ',' : ''}`), '\t\t}');
     out.push('\t}');
   }
-  for (const chain of chains(s)) out.push('', ...chain.map((l, i) => (i === 0 || i === chain.length - 1 ? `\t${l}` : `\t\t${l}`)));
+  for (const chain of chains(s))
+    out.push('', ...chain.map((l, i) => (i === 0 || i === chain.length - 1 ? `\t${l}` : `\t\t${l}`)));
   out.push('}', '');
   return out.join('\n');
 }
@@ -92,7 +94,10 @@ function chains(s: ValidState): string[][] {
   ];
   if (ov) {
     // The transparent proxy and DNS ports are for redirected customers only, never dialled directly.
-    const own = [`tcp . ${ov.tproxyPort}`, ...(ov.dnsRedirectPort ? [`tcp . ${ov.dnsRedirectPort}`, `udp . ${ov.dnsRedirectPort}`] : [])];
+    const own = [
+      `tcp . ${ov.tproxyPort}`,
+      ...(ov.dnsRedirectPort ? [`tcp . ${ov.dnsRedirectPort}`, `udp . ${ov.dnsRedirectPort}`] : []),
+    ];
     guard.push(`iifname != ${ovIf} meta l4proto . th dport { ${own.join(', ')} } drop`);
   }
   guard.push('}');
@@ -101,7 +106,8 @@ function chains(s: ValidState): string[][] {
   if (ov) {
     // REDIRECT sends to the incoming interface's primary address, so no route_localnet needed.
     // https://wiki.nftables.org/wiki-nftables/index.php/Performing_Network_Address_Translation_(NAT)#Redirect
-    if (ov.dnsRedirectPort) prerouting.push(`${fromCustomers} meta l4proto { tcp, udp } th dport 53 redirect to :${ov.dnsRedirectPort}`);
+    if (ov.dnsRedirectPort)
+      prerouting.push(`${fromCustomers} meta l4proto { tcp, udp } th dport 53 redirect to :${ov.dnsRedirectPort}`);
     prerouting.push(`${fromCustomers} meta l4proto tcp redirect to :${ov.tproxyPort}`);
   }
   // Only traffic for the relay itself, and never from devices (no device-to-device hops).

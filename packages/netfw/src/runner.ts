@@ -25,7 +25,8 @@ const MAX_OUTPUT = 64 * 1024 * 1024;
 
 export function createRunner(opts: RunnerOptions = {}): CommandRunner {
   const timeoutMs = opts.timeoutMs ?? 30_000;
-  if (opts.netns !== undefined && !/^[A-Za-z0-9_.-]{1,64}$/.test(opts.netns)) throw new TypeError(`bad netns name: ${opts.netns}`);
+  if (opts.netns !== undefined && !/^[A-Za-z0-9_.-]{1,64}$/.test(opts.netns))
+    throw new TypeError(`bad netns name: ${opts.netns}`);
   return {
     run(cmd, args, stdin) {
       const argv = opts.netns ? ['netns', 'exec', opts.netns, cmd, ...args] : [...args];
@@ -50,7 +51,9 @@ export function createRunner(opts: RunnerOptions = {}): CommandRunner {
         child.stderr.on('data', collect(err));
         child.on('error', (e) => {
           clearTimeout(timer);
-          reject(fail('PP_ERR_NETFW_COMMAND_FAILED', { command: shown, code: 'spawn', stderr: e.message }, { cause: e }));
+          reject(
+            fail('PP_ERR_NETFW_COMMAND_FAILED', { command: shown, code: 'spawn', stderr: e.message }, { cause: e }),
+          );
         });
         child.on('close', (code, signal) => {
           clearTimeout(timer);

@@ -3,7 +3,16 @@
 // before any command runs, and returns a canonical copy (ports sorted, CIDRs in `nft list`
 // form) so two equal states always render byte-for-byte the same text.
 import { fail } from './errors.js';
-import { cidrContains, cidrLast, cidrsOverlap, formatCidr, formatIPv4, parseCidr, parseIPv4, type Cidr } from './ipv4.js';
+import {
+  cidrContains,
+  cidrLast,
+  cidrsOverlap,
+  formatCidr,
+  formatIPv4,
+  parseCidr,
+  parseIPv4,
+  type Cidr,
+} from './ipv4.js';
 
 export type Proto = 'tcp' | 'udp' | 'both';
 
@@ -60,14 +69,16 @@ export function checkPort(field: string, v: unknown): number {
 }
 
 function checkIfname(field: string, v: unknown): string {
-  if (typeof v !== 'string' || !IFNAME.test(v) || v === 'lo') throw fail('PP_ERR_NETFW_INVALID_INTERFACE', { field, value: String(v) });
+  if (typeof v !== 'string' || !IFNAME.test(v) || v === 'lo')
+    throw fail('PP_ERR_NETFW_INVALID_INTERFACE', { field, value: String(v) });
   return v;
 }
 
 function checkSubnet(field: string, v: unknown): Cidr {
   const c = parseCidr(v as string, false);
   if (typeof c === 'string') throw fail('PP_ERR_NETFW_INVALID_CIDR', { field, value: String(v), reason: c });
-  if (c.prefix < 8 || c.prefix > 30) throw fail('PP_ERR_NETFW_INVALID_CIDR', { field, value: String(v), reason: 'prefix must be /8 to /30' });
+  if (c.prefix < 8 || c.prefix > 30)
+    throw fail('PP_ERR_NETFW_INVALID_CIDR', { field, value: String(v), reason: 'prefix must be /8 to /30' });
   return c;
 }
 
@@ -85,7 +96,8 @@ function checkAllowFrom(field: string, port: number, list: unknown): string[] {
   const cidrs: Cidr[] = [];
   for (const [i, text] of list.entries()) {
     const c = parseCidr(text as string, true);
-    if (typeof c === 'string') throw fail('PP_ERR_NETFW_INVALID_CIDR', { field: `${field}[${i}]`, value: String(text), reason: c });
+    if (typeof c === 'string')
+      throw fail('PP_ERR_NETFW_INVALID_CIDR', { field: `${field}[${i}]`, value: String(text), reason: c });
     // Overlapping intervals in one interval set are refused by the kernel, and a duplicate is
     // almost always a bug upstream; report both clearly rather than merging silently.
     const clash = cidrs.find((o) => cidrsOverlap(o, c));
@@ -96,50 +108,98 @@ function checkAllowFrom(field: string, port: number, list: unknown): string[] {
 }
 
 export function validateState(input: FirewallState): ValidState {
-  if (input === null || typeof input !== 'object') throw fail('PP_ERR_NETFW_INVALID_STATE', { field: 'state', reason: 'must be an object' });
+  if (input === null || typeof input !== 'object')
+    throw fail('PP_ERR_NETFW_INVALID_STATE', { field: 'state', reason: 'must be an object' });
   const tunnelInterface = checkIfname('tunnelInterface', input.tunnelInterface);
   const subnet = checkSubnet('deviceSubnet', input.deviceSubnet);
   const tunnelAddress = checkHostIn('tunnelAddress', input.tunnelAddress, subnet);
   let mssClamp: 'pmtu' | number;
   if (input.mssClamp === 'pmtu') mssClamp = 'pmtu';
-  else if (typeof input.mssClamp === 'number' && Number.isInteger(input.mssClamp) && input.mssClamp >= 536 && input.mssClamp <= 9000) mssClamp = input.mssClamp;
-  else throw fail('PP_ERR_NETFW_INVALID_STATE', { field: 'mssClamp', reason: `must be 'pmtu' or an integer 536-9000, got ${String(input.mssClamp)}` });
+  else if (
+    typeof input.mssClamp === 'number' &&
+    Number.isInteger(input.mssClamp) &&
+    input.mssClamp >= 536 &&
+    input.mssClamp <= 9000
+  )
+    mssClamp = input.mssClamp;
+  else
+    throw fail('PP_ERR_NETFW_INVALID_STATE', {
+      field: 'mssClamp',
+      reason: `must be 'pmtu' or an integer 536-9000, got ${String(input.mssClamp)}`,
+    });
 
   let openvpn: OpenVpnState | undefined;
   if (input.openvpn !== undefined) {
     const o = input.openvpn;
     const ovSubnet = checkSubnet('openvpn.subnet', o.subnet);
-    if (cidrsOverlap(ovSubnet, subnet)) throw fail('PP_ERR_NETFW_INVALID_STATE', { field: 'openvpn.subnet', reason: `overlaps deviceSubnet ${formatCidr(subnet)}` });
+    if (cidrsOverlap(ovSubnet, subnet))
+      throw fail('PP_ERR_NETFW_INVALID_STATE', {
+        field: 'openvpn.subnet',
+        reason: `overlaps deviceSubnet ${formatCidr(subnet)}`,
+      });
     const iface = checkIfname('openvpn.interface', o.interface);
-    if (iface === tunnelInterface) throw fail('PP_ERR_NETFW_INVALID_STATE', { field: 'openvpn.interface', reason: 'must differ from tunnelInterface' });
+    if (iface === tunnelInterface)
+      throw fail('PP_ERR_NETFW_INVALID_STATE', {
+        field: 'openvpn.interface',
+        reason: 'must differ from tunnelInterface',
+      });
     const tproxyPort = checkPort('openvpn.tproxyPort', o.tproxyPort);
     const dns = o.dnsRedirectPort === undefined ? undefined : checkPort('openvpn.dnsRedirectPort', o.dnsRedirectPort);
-    if (dns === tproxyPort) throw fail('PP_ERR_NETFW_INVALID_STATE', { field: 'openvpn.dnsRedirectPort', reason: 'must differ from tproxyPort' });
-    openvpn = Object.freeze({ subnet: formatCidr(ovSubnet), interface: iface, tproxyPort, ...(dns === undefined ? {} : { dnsRedirectPort: dns }) });
+    if (dns === tproxyPort)
+      throw fail('PP_ERR_NETFW_INVALID_STATE', {
+        field: 'openvpn.dnsRedirectPort',
+        reason: 'must differ from tproxyPort',
+      });
+    openvpn = Object.freeze({
+      subnet: formatCidr(ovSubnet),
+      interface: iface,
+      tproxyPort,
+      ...(dns === undefined ? {} : { dnsRedirectPort: dns }),
+    });
   }
 
-  if (!Array.isArray(input.ports)) throw fail('PP_ERR_NETFW_INVALID_STATE', { field: 'ports', reason: 'must be an array' });
+  if (!Array.isArray(input.ports))
+    throw fail('PP_ERR_NETFW_INVALID_STATE', { field: 'ports', reason: 'must be an array' });
   const seen = new Set<number>();
   const ports: ValidPortForward[] = [];
   for (const [i, p] of input.ports.entries()) {
     const f = `ports[${i}]`;
-    if (p === null || typeof p !== 'object') throw fail('PP_ERR_NETFW_INVALID_STATE', { field: f, reason: 'must be an object' });
+    if (p === null || typeof p !== 'object')
+      throw fail('PP_ERR_NETFW_INVALID_STATE', { field: f, reason: 'must be an object' });
     const port = checkPort(`${f}.port`, p.port);
     // One owner per public port, whatever the protocol: 'both' exists for the tcp+udp case.
     if (seen.has(port)) throw fail('PP_ERR_NETFW_DUPLICATE_PORT', { port });
     seen.add(port);
-    if (p.proto !== 'tcp' && p.proto !== 'udp' && p.proto !== 'both') throw fail('PP_ERR_NETFW_INVALID_STATE', { field: `${f}.proto`, reason: `must be tcp, udp or both, got ${String(p.proto)}` });
+    if (p.proto !== 'tcp' && p.proto !== 'udp' && p.proto !== 'both')
+      throw fail('PP_ERR_NETFW_INVALID_STATE', {
+        field: `${f}.proto`,
+        reason: `must be tcp, udp or both, got ${String(p.proto)}`,
+      });
     const vpnIp = checkHostIn(`${f}.vpnIp`, p.vpnIp, subnet);
-    if (vpnIp === tunnelAddress) throw fail('PP_ERR_NETFW_INVALID_STATE', { field: `${f}.vpnIp`, reason: 'is the relay tunnelAddress' });
+    if (vpnIp === tunnelAddress)
+      throw fail('PP_ERR_NETFW_INVALID_STATE', { field: `${f}.vpnIp`, reason: 'is the relay tunnelAddress' });
     const targetPort = checkPort(`${f}.targetPort`, p.targetPort);
-    if (typeof p.enabled !== 'boolean') throw fail('PP_ERR_NETFW_INVALID_STATE', { field: `${f}.enabled`, reason: 'must be a boolean' });
+    if (typeof p.enabled !== 'boolean')
+      throw fail('PP_ERR_NETFW_INVALID_STATE', { field: `${f}.enabled`, reason: 'must be a boolean' });
     const allowFrom = p.allowFrom === undefined ? undefined : checkAllowFrom(`${f}.allowFrom`, port, p.allowFrom);
-    ports.push(Object.freeze({ port, proto: p.proto, vpnIp, targetPort, enabled: p.enabled, ...(allowFrom ? { allowFrom: Object.freeze(allowFrom) } : {}) }));
+    ports.push(
+      Object.freeze({
+        port,
+        proto: p.proto,
+        vpnIp,
+        targetPort,
+        enabled: p.enabled,
+        ...(allowFrom ? { allowFrom: Object.freeze(allowFrom) } : {}),
+      }),
+    );
   }
   if (openvpn) {
     for (const p of ports) {
       if (p.port === openvpn.tproxyPort || p.port === openvpn.dnsRedirectPort) {
-        throw fail('PP_ERR_NETFW_INVALID_STATE', { field: `port ${p.port}`, reason: 'is the transparent proxy or DNS redirect port' });
+        throw fail('PP_ERR_NETFW_INVALID_STATE', {
+          field: `port ${p.port}`,
+          reason: 'is the transparent proxy or DNS redirect port',
+        });
       }
     }
   }

@@ -58,7 +58,8 @@ function diff(a: ElementMap, b: ElementMap): Diff {
 
 function chunked(verb: string, name: string, elems: string[]): string[] {
   const lines: string[] = [];
-  for (let i = 0; i < elems.length; i += CHUNK) lines.push(`${verb} element ${TABLE} ${name} { ${elems.slice(i, i + CHUNK).join(', ')} }`);
+  for (let i = 0; i < elems.length; i += CHUNK)
+    lines.push(`${verb} element ${TABLE} ${name} { ${elems.slice(i, i + CHUNK).join(', ')} }`);
   return lines;
 }
 

@@ -73,9 +73,13 @@ test('garbage is a PPError, not a crash', () => {
   assert.throws(() => parseCounters('null', 'pocketproxy'), unparsable);
   assert.throws(() => parseCounters('{"nftables":{}}', 'pocketproxy'), unparsable);
   for (const dir of ['in', 'out']) {
-    const bad = JSON.stringify({ nftables: [{ counter: { name: `port_1_${dir}`, table: 'pocketproxy', packets: 'x' } }] });
+    const bad = JSON.stringify({
+      nftables: [{ counter: { name: `port_1_${dir}`, table: 'pocketproxy', packets: 'x' } }],
+    });
     assert.throws(() => parseCounters(bad, 'pocketproxy'), unparsable);
-    const noBytes = JSON.stringify({ nftables: [{ counter: { name: `port_1_${dir}`, table: 'pocketproxy', packets: 1 } }] });
+    const noBytes = JSON.stringify({
+      nftables: [{ counter: { name: `port_1_${dir}`, table: 'pocketproxy', packets: 1 } }],
+    });
     assert.throws(() => parseCounters(noBytes, 'pocketproxy'), unparsable);
   }
   // null items in the array are skipped, not dereferenced.

@@ -69,7 +69,13 @@ function stateWith(overrides: Record<number, object> = {}): FirewallState {
     { port: 30005, proto: 'tcp' as const, vpnIp: '192.168.255.2', targetPort: 8092, enabled: true },
     { port: 30006, proto: 'tcp' as const, vpnIp: '192.168.255.2', targetPort: 8093, enabled: true },
   ].map((p) => ({ ...p, ...(overrides[p.port] ?? {}) }));
-  return { tunnelInterface: 'pp0', deviceSubnet: '192.168.255.0/24', tunnelAddress: '192.168.255.1', mssClamp: 'pmtu', ports };
+  return {
+    tunnelInterface: 'pp0',
+    deviceSubnet: '192.168.255.0/24',
+    tunnelAddress: '192.168.255.1',
+    mssClamp: 'pmtu',
+    ports,
+  };
 }
 
 test('DNAT through maps reaches the device; allow-list, disabled port and counters work', async (t) => {
@@ -78,13 +84,19 @@ test('DNAT through maps reaches the device; allow-list, disabled port and counte
     const [client, relay, dev] = [ns.client!, ns.relay!, ns.device!];
     await link({ ns: client, ifname: 'c0', addr: `${A}/24` }, { ns: relay, ifname: 'r0', addr: `${RELAY}/24` });
     await inNs(client, 'ip', ['addr', 'add', `${B}/24`, 'dev', 'c0']);
-    await link({ ns: relay, ifname: 'pp0', addr: '192.168.255.1/24' }, { ns: dev, ifname: 'd0', addr: '192.168.255.2/24' });
+    await link(
+      { ns: relay, ifname: 'pp0', addr: '192.168.255.1/24' },
+      { ns: dev, ifname: 'd0', addr: '192.168.255.2/24' },
+    );
     await inNs(dev, 'ip', ['route', 'add', 'default', 'via', '192.168.255.1']);
     const server = await startIn(dev, DEVICE_SERVER);
     const bulk = await startIn(dev, BULK_SERVER);
     const trickle = await startIn(dev, TRICKLE_SERVER);
     // Something on the relay a device must not reach (the API, PostgreSQL, sshd...).
-    const relaySvc = await startIn(relay, `require('node:net').createServer((s) => s.end('relay-service')).listen(9999, '0.0.0.0', () => console.log('ready')); setTimeout(() => process.exit(0), 60000).unref();`);
+    const relaySvc = await startIn(
+      relay,
+      `require('node:net').createServer((s) => s.end('relay-service')).listen(9999, '0.0.0.0', () => console.log('ready')); setTimeout(() => process.exit(0), 60000).unref();`,
+    );
     try {
       const fw = createFirewall({ run: createRunner({ netns: relay }) });
       await fw.applySysctls();
@@ -126,7 +138,10 @@ test('DNAT through maps reaches the device; allow-list, disabled port and counte
       assert.equal(await tcpTry(client, RELAY, 30001, A), 'TIMEOUT');
       assert.equal(await tcpTry(client, RELAY, 30001, B), `device-ok ${B}`);
       assert.equal(await tcpTry(client, RELAY, 30002, A), 'TIMEOUT');
-      assert.deepEqual((await fw.readCounters()).get(30002), { in: { packets: 0, bytes: 0 }, out: { packets: 0, bytes: 0 } });
+      assert.deepEqual((await fw.readCounters()).get(30002), {
+        in: { packets: 0, bytes: 0 },
+        out: { packets: 0, bytes: 0 },
+      });
 
       // Element-level updates: disable 30000, open 30001 to A, enable 30002.
       const next = stateWith({ 30000: { enabled: false }, 30001: { allowFrom: [A, B] }, 30002: { enabled: true } });
@@ -137,7 +152,10 @@ test('DNAT through maps reaches the device; allow-list, disabled port and counte
       assert.equal(await tcpTry(client, RELAY, 30002, A), `device-ok ${A}`);
       // Both counters of a port survive updates to it.
       const c2 = (await fw.readCounters()).get(30000)!;
-      assert.ok(c2.in.packets >= t0.in.packets && c2.out.packets >= t0.out.packets, `after update ${JSON.stringify(c2)}`);
+      assert.ok(
+        c2.in.packets >= t0.in.packets && c2.out.packets >= t0.out.packets,
+        `after update ${JSON.stringify(c2)}`,
+      );
 
       // A device reaches only the relay's tunnel address with an echo request, nothing else of it.
       assert.equal(await tcpTry(relay, '127.0.0.1', 9999, '127.0.0.1'), 'relay-service');
@@ -160,7 +178,9 @@ test('DNAT through maps reaches the device; allow-list, disabled port and counte
       await fw.apply({ ...next, ports: next.ports.filter((p) => p.port !== 30006) });
       const removedAt = Date.now();
       const ended = JSON.parse((await cut).trim().split('\n').pop()!);
-      console.error(`download on a removed port: ${JSON.stringify(ended)}, last byte ${ended.last - removedAt} ms after the removal`);
+      console.error(
+        `download on a removed port: ${JSON.stringify(ended)}, last byte ${ended.last - removedAt} ms after the removal`,
+      );
       // Nothing more reaches the customer (at most what was already on the wire); a packet the
       // customer still sends is answered with a reset. Telling the customer is the device's job
       // (its agent ends the socket); the relay makes sure nothing flows even if it does not.

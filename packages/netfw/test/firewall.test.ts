@@ -16,13 +16,19 @@ test('first apply rebuilds, the same state again runs nothing, a change sends a 
   // 6 counters (in + out for 3 ports), tcp_fwd, udp_fwd, port_counters_in, port_counters_out, forwarded_ports.
   assert.equal(r.lines, 11);
   assert.deepEqual(fake.scripts(), [render(oneDevice), renderUpdate(oneDevice, next)]);
-  assert.deepEqual(fake.calls.map((c) => [c.cmd, ...c.args].join(' ')), ['nft -f -', 'nft -f -']);
+  assert.deepEqual(
+    fake.calls.map((c) => [c.cmd, ...c.args].join(' ')),
+    ['nft -f -', 'nft -f -'],
+  );
 });
 
 test('adding and removing a port creates and deletes both of its counters in ONE nft transaction', async () => {
   const fake = createFakeRunner();
   const fw = createFirewall({ run: fake });
-  const one = { ...base, ports: [{ port: 30000, proto: 'tcp' as const, vpnIp: '192.168.255.2', targetPort: 8080, enabled: true }] };
+  const one = {
+    ...base,
+    ports: [{ port: 30000, proto: 'tcp' as const, vpnIp: '192.168.255.2', targetPort: 8080, enabled: true }],
+  };
   await fw.apply(base);
   assert.equal((await fw.apply(one)).kind, 'update');
   assert.equal((await fw.apply(base)).kind, 'update');
@@ -98,7 +104,15 @@ test('applies never interleave; those queued behind a running one are coalesced 
   const rest = [fw.apply(s2), fw.apply(s3), fw.apply(s3)];
   release();
   const results = await Promise.all([p1, ...rest]);
-  assert.deepEqual(results.map((r) => [r.kind, r.coalesced]), [['full', 1], ['update', 3], ['update', 3], ['update', 3]]);
+  assert.deepEqual(
+    results.map((r) => [r.kind, r.coalesced]),
+    [
+      ['full', 1],
+      ['update', 3],
+      ['update', 3],
+      ['update', 3],
+    ],
+  );
   assert.deepEqual(fake.scripts(), [render(s1), renderUpdate(s1, s3)]);
   assert.equal((await fw.apply(s3)).kind, 'unchanged');
 });
@@ -129,15 +143,16 @@ test('readCounters, teardown and sysctls go through the runner', async () => {
   );
   const fw = createFirewall({ run: fake });
   await fw.apply(oneDevice);
-  assert.deepEqual(await fw.readCounters(), new Map([[30000, { in: { packets: 2, bytes: 120 }, out: { packets: 3, bytes: 4000 } }]]));
+  assert.deepEqual(
+    await fw.readCounters(),
+    new Map([[30000, { in: { packets: 2, bytes: 120 }, out: { packets: 3, bytes: 4000 } }]]),
+  );
   await fw.teardown();
   await fw.applySysctls();
-  assert.deepEqual(fake.calls.map((c) => [c.cmd, ...c.args].join(' ')), [
-    'nft -f -',
-    'nft -j list counters table ip pocketproxy',
-    'nft -f -',
-    'sysctl -w net.ipv4.ip_forward=1',
-  ]);
+  assert.deepEqual(
+    fake.calls.map((c) => [c.cmd, ...c.args].join(' ')),
+    ['nft -f -', 'nft -j list counters table ip pocketproxy', 'nft -f -', 'sysctl -w net.ipv4.ip_forward=1'],
+  );
   assert.equal(fake.calls[2]!.stdin, 'table ip pocketproxy {}\ndelete table ip pocketproxy\n');
   // After teardown the next apply is a full rebuild again.
   assert.equal((await fw.apply(oneDevice)).kind, 'full');

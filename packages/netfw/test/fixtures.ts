@@ -24,7 +24,14 @@ export const busy: FirewallState = {
   ...base,
   mssClamp: 1360,
   ports: [
-    { port: 30001, proto: 'both', vpnIp: '192.168.255.2', targetPort: 1080, enabled: true, allowFrom: ['203.0.113.7', '10.0.0.0/8'] },
+    {
+      port: 30001,
+      proto: 'both',
+      vpnIp: '192.168.255.2',
+      targetPort: 1080,
+      enabled: true,
+      allowFrom: ['203.0.113.7', '10.0.0.0/8'],
+    },
     { port: 30000, proto: 'tcp', vpnIp: '192.168.255.2', targetPort: 8080, enabled: true },
     { port: 30002, proto: 'udp', vpnIp: '192.168.255.3', targetPort: 1081, enabled: false },
   ],

@@ -36,7 +36,10 @@ export function inNs(ns: string, cmd: string, args: string[]): Promise<string> {
 }
 
 /** Creates one namespace per role, runs fn, deletes them all whatever happens. */
-export async function withNamespaces<T>(roles: readonly string[], fn: (ns: Record<string, string>) => Promise<T>): Promise<T> {
+export async function withNamespaces<T>(
+  roles: readonly string[],
+  fn: (ns: Record<string, string>) => Promise<T>,
+): Promise<T> {
   const tag = randomBytes(3).toString('hex');
   const ns: Record<string, string> = {};
   const children: ChildProcess[] = [];
@@ -50,12 +53,16 @@ export async function withNamespaces<T>(roles: readonly string[], fn: (ns: Recor
     return await fn(ns);
   } finally {
     for (const c of children) c.kill('SIGKILL');
-    for (const name of Object.values(ns)) await sh('ip', ['netns', 'del', name]).catch((e) => console.error(`could not delete ${name}:`, e));
+    for (const name of Object.values(ns))
+      await sh('ip', ['netns', 'del', name]).catch((e) => console.error(`could not delete ${name}:`, e));
   }
 }
 
 /** A veth pair between two of our namespaces, addressed and up. */
-export async function link(a: { ns: string; ifname: string; addr: string }, b: { ns: string; ifname: string; addr: string }): Promise<void> {
+export async function link(
+  a: { ns: string; ifname: string; addr: string },
+  b: { ns: string; ifname: string; addr: string },
+): Promise<void> {
   await sh('ip', ['-n', a.ns, 'link', 'add', a.ifname, 'type', 'veth', 'peer', 'name', b.ifname, 'netns', b.ns]);
   for (const end of [a, b]) {
     await inNs(end.ns, 'ip', ['addr', 'add', end.addr, 'dev', end.ifname]);
@@ -69,7 +76,9 @@ export async function link(a: { ns: string; ifname: string; addr: string }, b: {
  */
 export function startIn(ns: string, source: string, args: string[] = []): Promise<ChildProcess> {
   return new Promise((resolve, reject) => {
-    const child = spawn('ip', ['netns', 'exec', ns, process.execPath, '-e', source, ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = spawn('ip', ['netns', 'exec', ns, process.execPath, '-e', source, ...args], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
     const timer = setTimeout(() => {
       child.kill('SIGKILL');
       reject(new Error('server did not start'));

@@ -7,7 +7,8 @@ import { createFirewall, createRunner, render, renderUpdate, type FirewallState 
 import { busy, device, oneDevice } from './fixtures.js';
 import { inNs, needsRoot, withNamespaces } from './lab.js';
 
-const FOREIGN = 'table inet someone_else {\n\tchain input {\n\t\ttype filter hook input priority filter; policy accept;\n\t\ttcp dport 22 counter accept\n\t}\n}\n';
+const FOREIGN =
+  'table inet someone_else {\n\tchain input {\n\t\ttype filter hook input priority filter; policy accept;\n\t\ttcp dport 22 counter accept\n\t}\n}\n';
 
 /** Our table as the kernel lists it, without handles or counter values (they vary). */
 async function listOurs(ns: string): Promise<string> {
@@ -38,7 +39,19 @@ test('scripts load; re-apply keeps one copy; updates equal a fresh render; teard
       { ...busy, ports: [...busy.ports, ...device('192.168.255.7', 30010)] },
       { ...busy, ports: [...device('192.168.255.7', 30010)] },
       { ...busy, ports: [...device('192.168.255.8', 30010, { allowFrom: ['100.64.0.0/10'] })] },
-      { ...busy, ports: [{ port: 30011, proto: 'both', vpnIp: '192.168.255.8', targetPort: 1080, enabled: true, allowFrom: ['100.64.0.0/10', '203.0.113.9'] }] },
+      {
+        ...busy,
+        ports: [
+          {
+            port: 30011,
+            proto: 'both',
+            vpnIp: '192.168.255.8',
+            targetPort: 1080,
+            enabled: true,
+            allowFrom: ['100.64.0.0/10', '203.0.113.9'],
+          },
+        ],
+      },
       busy,
     ];
     for (const s of steps) {
@@ -49,19 +62,32 @@ test('scripts load; re-apply keeps one copy; updates equal a fresh render; teard
       await run.run('nft', ['-f', '-'], render(s));
       assert.equal(await listOurs(ns), afterDiff, `diff and full render disagree for ${JSON.stringify(s.ports)}`);
     }
-    assert.match(await inNs(ns, 'nft', ['list', 'map', 'ip', 'pocketproxy', 'tcp_fwd']), /30000 : 192\.168\.255\.2 \. 8080/);
+    assert.match(
+      await inNs(ns, 'nft', ['list', 'map', 'ip', 'pocketproxy', 'tcp_fwd']),
+      /30000 : 192\.168\.255\.2 \. 8080/,
+    );
 
     // A map element added, then removed, by element-level transactions only.
     const plus = { ...oneDevice, ports: [...oneDevice.ports, ...device('192.168.255.3', 30003)] };
     await fw2.apply(oneDevice);
     await fw2.apply(plus);
-    assert.match(await inNs(ns, 'nft', ['list', 'map', 'ip', 'pocketproxy', 'tcp_fwd']), /30003 : 192\.168\.255\.3 \. 8080/);
+    assert.match(
+      await inNs(ns, 'nft', ['list', 'map', 'ip', 'pocketproxy', 'tcp_fwd']),
+      /30003 : 192\.168\.255\.3 \. 8080/,
+    );
     assert.ok((await fw2.readCounters()).has(30005));
     // Both counters of each port exist, and each counter map names its own direction.
     const listedCounters = await inNs(ns, 'nft', ['list', 'counters', 'table', 'ip', 'pocketproxy']);
-    for (const p of [30003, 30004, 30005]) for (const d of ['in', 'out']) assert.match(listedCounters, new RegExp(`counter port_${p}_${d} `));
-    assert.match(await inNs(ns, 'nft', ['list', 'map', 'ip', 'pocketproxy', 'port_counters_in']), /udp \. 30005 : "port_30005_in"/);
-    assert.match(await inNs(ns, 'nft', ['list', 'map', 'ip', 'pocketproxy', 'port_counters_out']), /udp \. 30005 : "port_30005_out"/);
+    for (const p of [30003, 30004, 30005])
+      for (const d of ['in', 'out']) assert.match(listedCounters, new RegExp(`counter port_${p}_${d} `));
+    assert.match(
+      await inNs(ns, 'nft', ['list', 'map', 'ip', 'pocketproxy', 'port_counters_in']),
+      /udp \. 30005 : "port_30005_in"/,
+    );
+    assert.match(
+      await inNs(ns, 'nft', ['list', 'map', 'ip', 'pocketproxy', 'port_counters_out']),
+      /udp \. 30005 : "port_30005_out"/,
+    );
     await fw2.apply(oneDevice);
     assert.doesNotMatch(await inNs(ns, 'nft', ['list', 'map', 'ip', 'pocketproxy', 'tcp_fwd']), /30003/);
     assert.deepEqual(
@@ -72,7 +98,8 @@ test('scripts load; re-apply keeps one copy; updates equal a fresh render; teard
     // A diff the kernel refuses (its first half is valid, then it deletes elements that are
     // already gone) changes nothing at all: nft -f is one transaction.
     const before = await listOurs(ns);
-    const bad = renderUpdate(oneDevice, { ...oneDevice, ports: device('192.168.255.9', 30000) }) + renderUpdate(plus, oneDevice);
+    const bad =
+      renderUpdate(oneDevice, { ...oneDevice, ports: device('192.168.255.9', 30000) }) + renderUpdate(plus, oneDevice);
     await assert.rejects(run.run('nft', ['-f', '-'], bad), { code: 'PP_ERR_NETFW_COMMAND_FAILED' });
     assert.equal(await listOurs(ns), before);
 

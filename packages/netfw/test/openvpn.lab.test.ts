@@ -15,7 +15,10 @@ test('OpenVPN customers: TCP redirected to the tproxy, DNS redirected, QUIC reje
     const [cust, relay, out] = [ns.cust!, ns.relay!, ns.outsider!];
     await link({ ns: cust, ifname: 'c0', addr: '10.9.0.2/24' }, { ns: relay, ifname: 'tun1', addr: '10.9.0.1/24' });
     await inNs(cust, 'ip', ['route', 'add', 'default', 'via', '10.9.0.1']);
-    await link({ ns: out, ifname: 'o0', addr: '198.51.100.2/24' }, { ns: relay, ifname: 'r0', addr: '198.51.100.1/24' });
+    await link(
+      { ns: out, ifname: 'o0', addr: '198.51.100.2/24' },
+      { ns: relay, ifname: 'r0', addr: '198.51.100.1/24' },
+    );
     // Both ends of these veths stay in the relay namespace: a route to nowhere, and a pp0.
     await inNs(relay, 'ip', ['link', 'add', 'inet0', 'type', 'veth', 'peer', 'name', 'inet1']);
     await inNs(relay, 'ip', ['link', 'set', 'inet0', 'up']);
@@ -45,7 +48,13 @@ test('OpenVPN customers: TCP redirected to the tproxy, DNS redirected, QUIC reje
       // The tproxy port is not reachable by dialling it directly from outside.
       assert.equal(await tcpTry(out, '198.51.100.1', 12345, '198.51.100.2'), 'TIMEOUT');
       // ...while the relay itself (loopback) still can.
-      assert.match(await inNs(relay, process.execPath, ['-e', "require('net').connect(12345,'127.0.0.1').on('data',(d)=>{console.log(String(d));process.exit(0)})"]), /tproxy-got 127\.0\.0\.1/);
+      assert.match(
+        await inNs(relay, process.execPath, [
+          '-e',
+          "require('net').connect(12345,'127.0.0.1').on('data',(d)=>{console.log(String(d));process.exit(0)})",
+        ]),
+        /tproxy-got 127\.0\.0\.1/,
+      );
     } finally {
       services.kill('SIGKILL');
     }

@@ -299,7 +299,10 @@ test('OpenVPN without a DNS port: no DNS redirect, only the tproxy port is guard
 });
 
 test('render is deterministic: input order and CIDR spelling do not change the text', () => {
-  const shuffled = { ...busy, ports: [...busy.ports].reverse().map((p) => (p.allowFrom ? { ...p, allowFrom: [...p.allowFrom].reverse() } : p)) };
+  const shuffled = {
+    ...busy,
+    ports: [...busy.ports].reverse().map((p) => (p.allowFrom ? { ...p, allowFrom: [...p.allowFrom].reverse() } : p)),
+  };
   assert.equal(render(shuffled), render(busy));
 });
 

@@ -2,7 +2,13 @@
 // a single-element update at that size, and a counter read. Prints how long each `nft -f` took.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createFirewall, createRunner, type CommandRunner, type FirewallState, type PortForward } from '../src/index.js';
+import {
+  createFirewall,
+  createRunner,
+  type CommandRunner,
+  type FirewallState,
+  type PortForward,
+} from '../src/index.js';
 import { base } from './fixtures.js';
 import { needsRoot, withNamespaces } from './lab.js';
 
@@ -11,7 +17,14 @@ function state(ports: number): FirewallState {
   const list: PortForward[] = [];
   for (let i = 0; i < ports; i++) {
     const host = 2 + Math.floor(i / 3);
-    list.push({ port: 20000 + i, proto: i % 3 === 2 ? 'udp' : 'tcp', vpnIp: `10.200.${host >> 8}.${host & 255}`, targetPort: [8080, 1080, 1081][i % 3]!, enabled: true, ...(i % 10 === 0 ? { allowFrom: ['198.51.100.0/24'] } : {}) });
+    list.push({
+      port: 20000 + i,
+      proto: i % 3 === 2 ? 'udp' : 'tcp',
+      vpnIp: `10.200.${host >> 8}.${host & 255}`,
+      targetPort: [8080, 1080, 1081][i % 3]!,
+      enabled: true,
+      ...(i % 10 === 0 ? { allowFrom: ['198.51.100.0/24'] } : {}),
+    });
   }
   return { ...base, deviceSubnet: '10.200.0.0/16', tunnelAddress: '10.200.0.1', ports: list };
 }
@@ -48,7 +61,10 @@ for (const size of [5_000, 30_000]) {
       const replaceNft = nftMs.at(-1)!;
 
       // One device reconnects with a new address: 3 map elements change.
-      const next = { ...s, ports: s.ports.map((p) => (p.port >= 20000 && p.port < 20003 ? { ...p, vpnIp: '10.200.250.250' } : p)) };
+      const next = {
+        ...s,
+        ports: s.ports.map((p) => (p.port >= 20000 && p.port < 20003 ? { ...p, vpnIp: '10.200.250.250' } : p)),
+      };
       t0 = performance.now();
       const upd = await fw.apply(next);
       const updTotal = performance.now() - t0;

@@ -3,7 +3,14 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { collectionsOf, render, renderUpdate, validateState, type FirewallState, type PortForward } from '../src/index.js';
+import {
+  collectionsOf,
+  render,
+  renderUpdate,
+  validateState,
+  type FirewallState,
+  type PortForward,
+} from '../src/index.js';
 import { base, busy, device, fleet, oneDevice } from './fixtures.js';
 
 test('same state renders an empty update', () => {
@@ -81,7 +88,9 @@ test('a device reconnecting with a new address replaces map values and keeps cou
 });
 
 test('disabling a port moves it from the map to disabled_ports; allow-list edits touch allowed_sources', () => {
-  const ports = oneDevice.ports.map((p) => (p.port === 30000 ? { ...p, enabled: false } : p.port === 30001 ? { ...p, allowFrom: ['198.51.100.0/24'] } : p));
+  const ports = oneDevice.ports.map((p) =>
+    p.port === 30000 ? { ...p, enabled: false } : p.port === 30001 ? { ...p, allowFrom: ['198.51.100.0/24'] } : p,
+  );
   assert.equal(
     renderUpdate(oneDevice, { ...oneDevice, ports }),
     [
@@ -105,7 +114,10 @@ test('one device among 5,000 changes: a few lines, not a rebuild', () => {
   const next = { ...big, ports: big.ports.map((p) => (p.port === 20000 ? { ...p, targetPort: 8081 } : p)) };
   const script = renderUpdate(big, next);
   const ms = performance.now() - t0;
-  assert.equal(script, 'delete element ip pocketproxy tcp_fwd { 20000 }\nadd element ip pocketproxy tcp_fwd { 20000 : 10.200.0.2 . 8081 }\n');
+  assert.equal(
+    script,
+    'delete element ip pocketproxy tcp_fwd { 20000 }\nadd element ip pocketproxy tcp_fwd { 20000 : 10.200.0.2 . 8081 }\n',
+  );
   console.error(`renderUpdate over 15,000 ports (single change): ${ms.toFixed(1)} ms`);
 });
 
@@ -137,15 +149,19 @@ function replay(m: Model, script: string): void {
       const counters = m.get('counters')!;
       if (ctr[1] === 'delete') {
         // The kernel refuses to delete a counter still named by a map element.
-        for (const map of COUNTER_MAPS) assert.ok(![...m.get(map)!.values()].includes(`"${ctr[2]}"`), `counter ${ctr[2]} still referenced by ${map}`);
+        for (const map of COUNTER_MAPS)
+          assert.ok(![...m.get(map)!.values()].includes(`"${ctr[2]}"`), `counter ${ctr[2]} still referenced by ${map}`);
         assert.ok(counters.delete(ctr[2]!));
       } else counters.set(ctr[2]!, undefined);
     } else assert.fail(`unexpected line: ${line}`);
   }
   // And no element may name a counter that does not exist at the end of the batch.
-  for (const map of COUNTER_MAPS) for (const v of m.get(map)!.values()) assert.ok(m.get('counters')!.has(v!.slice(1, -1)), `${map} names missing ${v}`);
+  for (const map of COUNTER_MAPS)
+    for (const v of m.get(map)!.values())
+      assert.ok(m.get('counters')!.has(v!.slice(1, -1)), `${map} names missing ${v}`);
   // Each port has both directions or neither, and each map names only its own direction.
-  for (const [k, v] of m.get('port_counters_in')!) assert.equal(m.get('port_counters_out')!.get(k), v!.replace(/_in"$/, '_out"'));
+  for (const [k, v] of m.get('port_counters_in')!)
+    assert.equal(m.get('port_counters_out')!.get(k), v!.replace(/_in"$/, '_out"'));
   assert.equal(m.get('port_counters_in')!.size, m.get('port_counters_out')!.size);
 }
 
@@ -157,10 +173,12 @@ const portArb = fc.record({
   enabled: fc.boolean(),
   allowFrom: fc.option(fc.subarray(['10.0.0.0/8', '203.0.113.7', '198.51.100.0/24']), { nil: undefined }),
 });
-const stateArb = fc.uniqueArray(portArb, { selector: (p) => p.port, maxLength: 8 }).map((ports): FirewallState => ({
-  ...base,
-  ports: ports.map((p) => (p.allowFrom === undefined ? (({ allowFrom: _a, ...rest }) => rest)(p) : p) as PortForward),
-}));
+const stateArb = fc.uniqueArray(portArb, { selector: (p) => p.port, maxLength: 8 }).map(
+  (ports): FirewallState => ({
+    ...base,
+    ports: ports.map((p) => (p.allowFrom === undefined ? (({ allowFrom: _a, ...rest }) => rest)(p) : p) as PortForward),
+  }),
+);
 
 test('property: prev + renderUpdate(prev, next) == next, element for element', () => {
   fc.assert(

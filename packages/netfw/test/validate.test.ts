@@ -22,20 +22,32 @@ const withPort = (p: object) => ({ ...base, ports: [{ ...port, ...p }] });
 
 test('valid states pass and come back canonical', () => {
   const v = validateState(busy);
-  assert.deepEqual(v.ports.map((p) => p.port), [30000, 30001, 30002]);
+  assert.deepEqual(
+    v.ports.map((p) => p.port),
+    [30000, 30001, 30002],
+  );
   assert.deepEqual(v.ports[1]!.allowFrom, ['10.0.0.0/8', '203.0.113.7']);
   assert.ok(Object.isFrozen(v) && Object.isFrozen(v.ports[0]));
   assert.deepEqual(validateState(withPort({ allowFrom: ['198.51.100.9/32'] })).ports[0]!.allowFrom, ['198.51.100.9']);
 });
 
 test('ports must be integers 1-65535', () => {
-  for (const bad of [0, 65536, -1, 1.5, '80', NaN]) rejects(withPort({ port: bad }), 'PP_ERR_NETFW_INVALID_PORT', /ports\[0\]\.port/);
+  for (const bad of [0, 65536, -1, 1.5, '80', NaN])
+    rejects(withPort({ port: bad }), 'PP_ERR_NETFW_INVALID_PORT', /ports\[0\]\.port/);
   rejects(withPort({ targetPort: 70000 }), 'PP_ERR_NETFW_INVALID_PORT', /targetPort/);
   rejects({ ...busy, openvpn: { ...busy.openvpn!, tproxyPort: 0 } }, 'PP_ERR_NETFW_INVALID_PORT');
 });
 
 test('addresses are parsed strictly', () => {
-  for (const bad of ['192.168.255.02', '192.168.255', '192.168.255.2.1', '192.168.255.256', ' 192.168.255.2', '::1', '0x7f.0.0.1']) {
+  for (const bad of [
+    '192.168.255.02',
+    '192.168.255',
+    '192.168.255.2.1',
+    '192.168.255.256',
+    ' 192.168.255.2',
+    '::1',
+    '0x7f.0.0.1',
+  ]) {
     rejects(withPort({ vpnIp: bad }), 'PP_ERR_NETFW_INVALID_ADDRESS');
   }
   rejects(withPort({ vpnIp: '10.0.0.2' }), 'PP_ERR_NETFW_ADDRESS_OUTSIDE_SUBNET');
@@ -51,18 +63,27 @@ test('CIDRs are parsed strictly', () => {
   rejects({ ...base, deviceSubnet: '192.168.255.0/024' }, 'PP_ERR_NETFW_INVALID_CIDR');
   rejects(withPort({ allowFrom: ['10.0.0.1/8'] }), 'PP_ERR_NETFW_INVALID_CIDR', /allowFrom\[0\]/);
   rejects(withPort({ allowFrom: 'x' }), 'PP_ERR_NETFW_INVALID_STATE');
-  rejects({ ...busy, openvpn: { ...busy.openvpn!, subnet: '192.168.0.0/16' } }, 'PP_ERR_NETFW_INVALID_STATE', /overlaps/);
+  rejects(
+    { ...busy, openvpn: { ...busy.openvpn!, subnet: '192.168.0.0/16' } },
+    'PP_ERR_NETFW_INVALID_STATE',
+    /overlaps/,
+  );
 });
 
 test('duplicates are rejected', () => {
   rejects({ ...base, ports: [port, { ...port, proto: 'udp' }] }, 'PP_ERR_NETFW_DUPLICATE_PORT', /30000/);
   rejects(withPort({ allowFrom: ['10.0.0.0/8', '10.0.0.0/8'] }), 'PP_ERR_NETFW_DUPLICATE_SOURCE');
-  rejects(withPort({ allowFrom: ['10.0.0.0/8', '10.1.2.3'] }), 'PP_ERR_NETFW_DUPLICATE_SOURCE', /10\.0\.0\.0\/8 and 10\.1\.2\.3/);
+  rejects(
+    withPort({ allowFrom: ['10.0.0.0/8', '10.1.2.3'] }),
+    'PP_ERR_NETFW_DUPLICATE_SOURCE',
+    /10\.0\.0\.0\/8 and 10\.1\.2\.3/,
+  );
   rejects({ ...busy, ports: [{ ...port, port: 12345 }] }, 'PP_ERR_NETFW_INVALID_STATE', /transparent proxy/);
 });
 
 test('interface names cannot smuggle nft syntax', () => {
-  for (const bad of ['pp0" accept', 'a b', '', 'x'.repeat(16), 'lo', 'pp0;']) rejects({ ...base, tunnelInterface: bad }, 'PP_ERR_NETFW_INVALID_INTERFACE');
+  for (const bad of ['pp0" accept', 'a b', '', 'x'.repeat(16), 'lo', 'pp0;'])
+    rejects({ ...base, tunnelInterface: bad }, 'PP_ERR_NETFW_INVALID_INTERFACE');
   rejects({ ...busy, openvpn: { ...busy.openvpn!, interface: 'pp0' } }, 'PP_ERR_NETFW_INVALID_STATE', /differ/);
 });
 

@@ -8,8 +8,20 @@ import { TransportSession, DEFAULT_TUNNEL_MTU, TRANSPORT_OVERHEAD } from '@pocke
 const seconds = Math.min(Number(process.argv[2] ?? 2) || 2, 30);
 const key1 = randomBytes(32);
 const key2 = randomBytes(32);
-const sender = new TransportSession({ localIndex: 1, remoteIndex: 2, keys: { sendKey: key1, recvKey: key2 }, createdAt: 0, isInitiator: true });
-const receiver = new TransportSession({ localIndex: 2, remoteIndex: 1, keys: { sendKey: key2, recvKey: key1 }, createdAt: 0, isInitiator: false });
+const sender = new TransportSession({
+  localIndex: 1,
+  remoteIndex: 2,
+  keys: { sendKey: key1, recvKey: key2 },
+  createdAt: 0,
+  isInitiator: true,
+});
+const receiver = new TransportSession({
+  localIndex: 2,
+  remoteIndex: 1,
+  keys: { sendKey: key2, recvKey: key1 },
+  createdAt: 0,
+  isInitiator: false,
+});
 
 function run(name: string, size: number, body: (pkt: Buffer, out: Buffer) => void): void {
   const pkt = randomBytes(size);
@@ -29,29 +41,58 @@ function run(name: string, size: number, body: (pkt: Buffer, out: Buffer) => voi
   const cpu = (cu.user + cu.system) / 1e6;
   // Per CPU-second as well as wall clock: on a shared machine the wall figure mostly measures the
   // neighbours, the CPU figure is what one core of ours can do.
-  const fmt = (pps: number) => `${Math.round(pps).toLocaleString('en-US').padStart(9)} pkt/s ${((pps * size * 8) / 1e9).toFixed(2)} Gbit/s`;
-  console.log(`${name.padEnd(26)} ${String(size).padStart(4)}B  wall: ${fmt(n / wall)}   per CPU-second: ${fmt(n / cpu)}  (${((cpu / n) * 1e6).toFixed(2)} us/op)`);
+  const fmt = (pps: number) =>
+    `${Math.round(pps).toLocaleString('en-US').padStart(9)} pkt/s ${((pps * size * 8) / 1e9).toFixed(2)} Gbit/s`;
+  console.log(
+    `${name.padEnd(26)} ${String(size).padStart(4)}B  wall: ${fmt(n / wall)}   per CPU-second: ${fmt(n / cpu)}  (${((cpu / n) * 1e6).toFixed(2)} us/op)`,
+  );
 }
 
-console.log(`node ${process.version}, openssl ${process.versions.openssl}, load average ${loadavg().map((l) => l.toFixed(2)).join(' ')}, ${seconds}s per case`);
+console.log(
+  `node ${process.version}, openssl ${process.versions.openssl}, load average ${loadavg()
+    .map((l) => l.toFixed(2))
+    .join(' ')}, ${seconds}s per case`,
+);
 const MTU = DEFAULT_TUNNEL_MTU;
 run('seal (into pooled buffer)', MTU, (pkt, out) => void sender.seal(pkt, out));
-run('open', MTU, (() => {
-  // a fresh session per batch so the replay window never rejects; sealing is done up front
-  const frames: Buffer[] = [];
-  const pkt = randomBytes(MTU);
-  let rx = new TransportSession({ localIndex: 2, remoteIndex: 1, keys: { sendKey: key2, recvKey: key1 }, createdAt: 0, isInitiator: false });
-  const tx = new TransportSession({ localIndex: 1, remoteIndex: 2, keys: { sendKey: key1, recvKey: key2 }, createdAt: 0, isInitiator: true });
-  for (let i = 0; i < 1000; i++) frames.push(Buffer.from(tx.seal(pkt)));
-  let i = 0;
-  return () => {
-    if (i === frames.length) {
-      rx = new TransportSession({ localIndex: 2, remoteIndex: 1, keys: { sendKey: key2, recvKey: key1 }, createdAt: 0, isInitiator: false });
-      i = 0;
-    }
-    if (typeof rx.open(frames[i++]!) === 'string') throw new Error('open failed');
-  };
-})());
+run(
+  'open',
+  MTU,
+  (() => {
+    // a fresh session per batch so the replay window never rejects; sealing is done up front
+    const frames: Buffer[] = [];
+    const pkt = randomBytes(MTU);
+    let rx = new TransportSession({
+      localIndex: 2,
+      remoteIndex: 1,
+      keys: { sendKey: key2, recvKey: key1 },
+      createdAt: 0,
+      isInitiator: false,
+    });
+    const tx = new TransportSession({
+      localIndex: 1,
+      remoteIndex: 2,
+      keys: { sendKey: key1, recvKey: key2 },
+      createdAt: 0,
+      isInitiator: true,
+    });
+    for (let i = 0; i < 1000; i++) frames.push(Buffer.from(tx.seal(pkt)));
+    let i = 0;
+    return () => {
+      if (i === frames.length) {
+        rx = new TransportSession({
+          localIndex: 2,
+          remoteIndex: 1,
+          keys: { sendKey: key2, recvKey: key1 },
+          createdAt: 0,
+          isInitiator: false,
+        });
+        i = 0;
+      }
+      if (typeof rx.open(frames[i++]!) === 'string') throw new Error('open failed');
+    };
+  })(),
+);
 run('seal+open', MTU, (pkt, out) => {
   const pt = receiver.open(sender.seal(pkt, out));
   if (typeof pt === 'string') throw new Error(pt);

@@ -27,14 +27,30 @@ export interface AeadKey {
    * (headroom + length + 16 after dstOffsets[i]; the caller sets dstOffsets[0]). Stops early when
    * dst is full; returns how many were sealed. src and dst must not overlap.
    */
-  sealBatch?(counter0: number, src: Uint8Array, srcOffsets: Uint32Array, count: number, dst: Uint8Array, dstOffsets: Uint32Array, headroom: number): number;
+  sealBatch?(
+    counter0: number,
+    src: Uint8Array,
+    srcOffsets: Uint32Array,
+    count: number,
+    dst: Uint8Array,
+    dstOffsets: Uint32Array,
+    headroom: number,
+  ): number;
   /**
    * Optional batch form of open: item i is src[offsets[i], offsets[i+1]); its sealed part starts
    * `skip` bytes in and is opened with counters[i] (NaN or negative = skip it, lengths[i] = -2);
    * the plaintext goes to the same offset in dst (dst === src: in place). lengths[i] = plaintext
    * length or -1. Returns how many authenticated.
    */
-  openBatch?(counters: Float64Array, src: Uint8Array, offsets: Uint32Array, count: number, skip: number, dst: Uint8Array, lengths: Int32Array): number;
+  openBatch?(
+    counters: Float64Array,
+    src: Uint8Array,
+    offsets: Uint32Array,
+    count: number,
+    skip: number,
+    dst: Uint8Array,
+    lengths: Int32Array,
+  ): number;
   /** Optional: release resources (wipe the key) before garbage collection. */
   destroy?(): void;
 }

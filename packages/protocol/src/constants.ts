@@ -20,7 +20,8 @@ export const MAC_LEN = 16;
 export const TIMESTAMP_LEN = 12;
 export const HEADER_LEN = 4; // type, version, 2 reserved zero bytes
 
-export const INITIATION_LEN = HEADER_LEN + 4 + KEY_LEN + (KEY_LEN + TAG_LEN) + (TIMESTAMP_LEN + TAG_LEN) + MAC_LEN + MAC_LEN; // 148
+export const INITIATION_LEN =
+  HEADER_LEN + 4 + KEY_LEN + (KEY_LEN + TAG_LEN) + (TIMESTAMP_LEN + TAG_LEN) + MAC_LEN + MAC_LEN; // 148
 export const INITIATION_MAC1_OFFSET = INITIATION_LEN - 2 * MAC_LEN; // 116
 export const RESPONSE_LEN = HEADER_LEN + 4 + 4 + KEY_LEN + TAG_LEN + MAC_LEN + MAC_LEN; // 92
 export const RESPONSE_MAC1_OFFSET = RESPONSE_LEN - 2 * MAC_LEN; // 60

@@ -1,6 +1,15 @@
 // The primitives of Noise_IKpsk2_25519_ChaChaPoly_SHA256, all from node:crypto.
 // HKDF is Noise's own (https://noiseprotocol.org/noise.html §4.3), not RFC 5869's expand with info.
-import { createCipheriv, createDecipheriv, createHash, createHmac, createPrivateKey, createPublicKey, diffieHellman, type KeyObject } from 'node:crypto';
+import {
+  createCipheriv,
+  createDecipheriv,
+  createHash,
+  createHmac,
+  createPrivateKey,
+  createPublicKey,
+  diffieHellman,
+  type KeyObject,
+} from 'node:crypto';
 import { KEY_LEN, MAC_LEN, TAG_LEN } from './constants.js';
 import { tunnelError } from './errors.js';
 
@@ -9,12 +18,20 @@ const PKCS8_X25519 = Buffer.from('302e020100300506032b656e04220420', 'hex');
 const SPKI_X25519 = Buffer.from('302a300506032b656e032100', 'hex');
 
 export function x25519PrivateKeyObject(raw: Buffer): KeyObject {
-  if (raw.length !== KEY_LEN) throw tunnelError('PP_ERR_TUNNEL_KEY_INVALID', { what: 'private key', reason: `need ${KEY_LEN} bytes, got ${raw.length}` });
+  if (raw.length !== KEY_LEN)
+    throw tunnelError('PP_ERR_TUNNEL_KEY_INVALID', {
+      what: 'private key',
+      reason: `need ${KEY_LEN} bytes, got ${raw.length}`,
+    });
   return createPrivateKey({ key: Buffer.concat([PKCS8_X25519, raw]), format: 'der', type: 'pkcs8' });
 }
 
 export function x25519PublicKeyObject(raw: Buffer): KeyObject {
-  if (raw.length !== KEY_LEN) throw tunnelError('PP_ERR_TUNNEL_KEY_INVALID', { what: 'public key', reason: `need ${KEY_LEN} bytes, got ${raw.length}` });
+  if (raw.length !== KEY_LEN)
+    throw tunnelError('PP_ERR_TUNNEL_KEY_INVALID', {
+      what: 'public key',
+      reason: `need ${KEY_LEN} bytes, got ${raw.length}`,
+    });
   return createPublicKey({ key: Buffer.concat([SPKI_X25519, raw]), format: 'der', type: 'spki' });
 }
 

@@ -31,14 +31,19 @@ export interface ServerKey {
 
 /** The server key from a 32-byte seed (the API derives the seed from its secret key with HKDF). */
 export function serverKeyFromSeed(seed: Buffer): ServerKey {
-  if (seed.length !== KEY_LEN) throw tunnelError('PP_ERR_TUNNEL_KEY_INVALID', { what: 'server key seed', reason: `need ${KEY_LEN} bytes, got ${seed.length}` });
+  if (seed.length !== KEY_LEN)
+    throw tunnelError('PP_ERR_TUNNEL_KEY_INVALID', {
+      what: 'server key seed',
+      reason: `need ${KEY_LEN} bytes, got ${seed.length}`,
+    });
   const priv = createPrivateKey({ key: Buffer.concat([PKCS8_ED25519, seed]), format: 'der', type: 'pkcs8' });
   const spki = createPublicKey(priv).export({ format: 'der', type: 'spki' });
   const publicKey = encodeKey(Buffer.from(spki.subarray(spki.length - KEY_LEN)));
   return {
     publicKey,
     fingerprint: serverKeyFingerprint(publicKey),
-    endorseRelayKey: (deviceId, relayPublicKey) => sign(null, relayKeyStatement(deviceId, relayPublicKey), priv).toString('base64'),
+    endorseRelayKey: (deviceId, relayPublicKey) =>
+      sign(null, relayKeyStatement(deviceId, relayPublicKey), priv).toString('base64'),
   };
 }
 
@@ -52,11 +57,20 @@ export function relayKeyStatement(deviceId: string, relayPublicKey: string): Buf
 }
 
 /** True only for a well-formed endorsement of exactly this relay key for this device by this server key. */
-export function checkRelayKeyEndorsement(serverPublicKey: string, deviceId: string, relayPublicKey: string, endorsement: unknown): boolean {
+export function checkRelayKeyEndorsement(
+  serverPublicKey: string,
+  deviceId: string,
+  relayPublicKey: string,
+  endorsement: unknown,
+): boolean {
   if (typeof endorsement !== 'string' || !SIGNATURE_B64.test(endorsement)) return false;
   let key: KeyObject;
   try {
-    key = createPublicKey({ key: Buffer.concat([SPKI_ED25519, decodeKey(serverPublicKey, 'server key')]), format: 'der', type: 'spki' });
+    key = createPublicKey({
+      key: Buffer.concat([SPKI_ED25519, decodeKey(serverPublicKey, 'server key')]),
+      format: 'der',
+      type: 'spki',
+    });
   } catch {
     return false;
   }

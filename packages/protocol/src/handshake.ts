@@ -8,8 +8,28 @@
 // vectors). Authentication failures return undefined and never throw, so the state machines can
 // drop silently; only programming errors (wrong key sizes) throw.
 import { timingSafeEqual, type KeyObject } from 'node:crypto';
-import { CONSTRUCTION, IDENTIFIER, INITIATION_MAC1_OFFSET, KEY_LEN, LABEL_MAC1, MAC_LEN, RESPONSE_MAC1_OFFSET, TIMESTAMP_LEN } from './constants.js';
-import { aeadOpen, aeadSeal, dh, hash, kdf1, kdf2, kdf3, mac16, x25519PrivateKeyObject, x25519PublicFromPrivate } from './crypto.js';
+import {
+  CONSTRUCTION,
+  IDENTIFIER,
+  INITIATION_MAC1_OFFSET,
+  KEY_LEN,
+  LABEL_MAC1,
+  MAC_LEN,
+  RESPONSE_MAC1_OFFSET,
+  TIMESTAMP_LEN,
+} from './constants.js';
+import {
+  aeadOpen,
+  aeadSeal,
+  dh,
+  hash,
+  kdf1,
+  kdf2,
+  kdf3,
+  mac16,
+  x25519PrivateKeyObject,
+  x25519PublicFromPrivate,
+} from './crypto.js';
 import { decodeFrame, encodeInitiation, encodeResponse } from './messages.js';
 import { isPPError } from '@pocketproxy/errors';
 
@@ -75,11 +95,30 @@ export function createInitiation(i: CreateInitiationInput): { message: Buffer; s
   [ck, k] = kdf2(ck, dh(i.initiator.keyObject, i.responderPublicKey));
   const encryptedTimestamp = aeadSeal(k, 0, i.timestamp, h);
   h = hash(h, encryptedTimestamp);
-  const message = encodeInitiation({ senderIndex: i.senderIndex, ephemeral: ephemeralPublic, encryptedStatic, encryptedTimestamp, mac1: ZERO_MAC, mac2: ZERO_MAC });
-  mac16(mac1KeyFor(i.responderPublicKey), message.subarray(0, INITIATION_MAC1_OFFSET)).copy(message, INITIATION_MAC1_OFFSET);
+  const message = encodeInitiation({
+    senderIndex: i.senderIndex,
+    ephemeral: ephemeralPublic,
+    encryptedStatic,
+    encryptedTimestamp,
+    mac1: ZERO_MAC,
+    mac2: ZERO_MAC,
+  });
+  mac16(mac1KeyFor(i.responderPublicKey), message.subarray(0, INITIATION_MAC1_OFFSET)).copy(
+    message,
+    INITIATION_MAC1_OFFSET,
+  );
   return {
     message,
-    state: { senderIndex: i.senderIndex, responderPublicKey: i.responderPublicKey, ck, h, ephemeral, ephemeralPublic, staticPublic: i.initiator.publicKey, staticKey: i.initiator.keyObject },
+    state: {
+      senderIndex: i.senderIndex,
+      responderPublicKey: i.responderPublicKey,
+      ck,
+      h,
+      ephemeral,
+      ephemeralPublic,
+      staticPublic: i.initiator.publicKey,
+      staticKey: i.initiator.keyObject,
+    },
   };
 }
 
@@ -100,7 +139,11 @@ export type InitiationDrop = 'malformed' | 'mac1' | 'decrypt' | 'unknown_peer';
  * Verifies MAC1 first (one HMAC, before any DH), then runs the Noise tokens. `lookupPeer` is called
  * with the decrypted static key; returning undefined drops the packet.
  */
-export function consumeInitiation<P>(responder: StaticIdentity, msg: Buffer, lookupPeer: (publicKey: Buffer) => P | undefined): ConsumedInitiation<P> | InitiationDrop {
+export function consumeInitiation<P>(
+  responder: StaticIdentity,
+  msg: Buffer,
+  lookupPeer: (publicKey: Buffer) => P | undefined,
+): ConsumedInitiation<P> | InitiationDrop {
   let f;
   try {
     f = decodeFrame(msg);
@@ -124,7 +167,15 @@ export function consumeInitiation<P>(responder: StaticIdentity, msg: Buffer, loo
     const timestamp = aeadOpen(k, 0, f.encryptedTimestamp, h);
     if (!timestamp) return 'decrypt';
     h = hash(h, f.encryptedTimestamp);
-    return { peer, initiatorStatic: Buffer.from(initiatorStatic), initiatorIndex: f.senderIndex, initiatorEphemeral: Buffer.from(f.ephemeral), timestamp, ck, h };
+    return {
+      peer,
+      initiatorStatic: Buffer.from(initiatorStatic),
+      initiatorIndex: f.senderIndex,
+      initiatorEphemeral: Buffer.from(f.ephemeral),
+      timestamp,
+      ck,
+      h,
+    };
   } catch (e) {
     if (isPPError(e)) return 'decrypt'; // low-order ephemeral or static
     throw e;
@@ -151,7 +202,14 @@ export function createResponse(i: CreateResponseInput): { message: Buffer; keys:
   ck = ck2;
   h = hash(h, t);
   const encryptedNothing = aeadSeal(k, 0, EMPTY, h);
-  const message = encodeResponse({ senderIndex: i.senderIndex, receiverIndex: c.initiatorIndex, ephemeral: ephemeralPublic, encryptedNothing, mac1: ZERO_MAC, mac2: ZERO_MAC });
+  const message = encodeResponse({
+    senderIndex: i.senderIndex,
+    receiverIndex: c.initiatorIndex,
+    ephemeral: ephemeralPublic,
+    encryptedNothing,
+    mac1: ZERO_MAC,
+    mac2: ZERO_MAC,
+  });
   mac16(mac1KeyFor(c.initiatorStatic), message.subarray(0, RESPONSE_MAC1_OFFSET)).copy(message, RESPONSE_MAC1_OFFSET);
   const [initiatorSend, responderSend] = kdf2(ck, EMPTY);
   return { message, keys: { sendKey: responderSend, recvKey: initiatorSend } };
@@ -160,7 +218,12 @@ export function createResponse(i: CreateResponseInput): { message: Buffer; keys:
 export type ResponseDrop = 'malformed' | 'mac1' | 'decrypt' | 'unknown_index';
 
 /** Completes the initiator side. `mac1Key` is the initiator's own (mac1KeyFor(its public key)). */
-export function consumeResponse(state: InitiatorHandshake, mac1Key: Buffer, psk: Buffer, msg: Buffer): { keys: TransportKeys; responderIndex: number } | ResponseDrop {
+export function consumeResponse(
+  state: InitiatorHandshake,
+  mac1Key: Buffer,
+  psk: Buffer,
+  msg: Buffer,
+): { keys: TransportKeys; responderIndex: number } | ResponseDrop {
   let f;
   try {
     f = decodeFrame(msg);

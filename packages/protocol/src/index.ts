@@ -9,23 +9,91 @@
 export * from './constants.js';
 export { TUNNEL_ERRORS, tunnelError, type TunnelErrorCode } from './errors.js';
 export { generateKeyPair, generatePsk, publicKeyFromPrivate, encodeKey, decodeKey, type KeyPair } from './keys.js';
-export { serverKeyFromSeed, serverKeyFingerprint, relayKeyStatement, checkRelayKeyEndorsement, FINGERPRINT_PATTERN, type ServerKey } from './endorsement.js';
+export {
+  serverKeyFromSeed,
+  serverKeyFingerprint,
+  relayKeyStatement,
+  checkRelayKeyEndorsement,
+  FINGERPRINT_PATTERN,
+  type ServerKey,
+} from './endorsement.js';
 export { tai64n, nextTimestamp } from './timestamp.js';
 export {
-  createIdentity, mac1KeyFor, createInitiation, consumeInitiation, createResponse, consumeResponse,
-  type StaticIdentity, type TransportKeys, type InitiatorHandshake, type ConsumedInitiation, type CreateInitiationInput,
-  type CreateResponseInput, type InitiationDrop, type ResponseDrop,
+  createIdentity,
+  mac1KeyFor,
+  createInitiation,
+  consumeInitiation,
+  createResponse,
+  consumeResponse,
+  type StaticIdentity,
+  type TransportKeys,
+  type InitiatorHandshake,
+  type ConsumedInitiation,
+  type CreateInitiationInput,
+  type CreateResponseInput,
+  type InitiationDrop,
+  type ResponseDrop,
 } from './handshake.js';
-export { decodeFrame, checkHeader, encodeInitiation, encodeResponse, readCounter, writeCounter, type OuterFrame, type InitiationFrame, type ResponseFrame, type TransportFrame } from './messages.js';
+export {
+  decodeFrame,
+  checkHeader,
+  encodeInitiation,
+  encodeResponse,
+  readCounter,
+  writeCounter,
+  type OuterFrame,
+  type InitiationFrame,
+  type ResponseFrame,
+  type TransportFrame,
+} from './messages.js';
 export { ReplayWindow } from './replay.js';
-export { TransportSession, OPEN_MALFORMED, OPEN_REPLAY, OPEN_DECRYPT, type OpenFailure, type ByteBatch } from './session.js';
+export {
+  TransportSession,
+  OPEN_MALFORMED,
+  OPEN_REPLAY,
+  OPEN_DECRYPT,
+  type OpenFailure,
+  type ByteBatch,
+} from './session.js';
 export { nodeAead, type AeadProvider, type AeadKey } from './aead.js';
 export {
-  INNER_COMMAND, INNER_ACK, INNER_CONTROL, ACK_STATUSES, decodeInner, isIpPacket, encodeCommand, encodeAck, encodeControl, encodeJsonMessage,
-  type CommandPush, type CommandAck, type AckStatus, type ControlMessage, type JsonMessage, type InnerMessage,
+  INNER_COMMAND,
+  INNER_ACK,
+  INNER_CONTROL,
+  ACK_STATUSES,
+  decodeInner,
+  isIpPacket,
+  encodeCommand,
+  encodeAck,
+  encodeControl,
+  encodeJsonMessage,
+  type CommandPush,
+  type CommandAck,
+  type AckStatus,
+  type ControlMessage,
+  type JsonMessage,
+  type InnerMessage,
 } from './inner.js';
 export { TcpFrameDecoder, encodeTcpFrame, tcpLengthPrefix, TCP_MIN_FRAME_LEN } from './tcp-framer.js';
 export { DEFAULT_TIMERS, resolveTimers, type TunnelTimers } from './timers.js';
 export { type DropReason, type RandomBytes } from './peer-common.js';
-export { Initiator, createInitiator, type InitiatorOptions, type InitiatorEvent, type InitiatorReceive, type InitiatorState, type HandshakeReason } from './initiator.js';
-export { Responder, ResponderPeer, createResponder, type ResponderOptions, type ResponderEvent, type ResponderReceive, type PeerLookup, type PeerDownReason, type Outbound } from './responder.js';
+export {
+  Initiator,
+  createInitiator,
+  type InitiatorOptions,
+  type InitiatorEvent,
+  type InitiatorReceive,
+  type InitiatorState,
+  type HandshakeReason,
+} from './initiator.js';
+export {
+  Responder,
+  ResponderPeer,
+  createResponder,
+  type ResponderOptions,
+  type ResponderEvent,
+  type ResponderReceive,
+  type PeerLookup,
+  type PeerDownReason,
+  type Outbound,
+} from './responder.js';

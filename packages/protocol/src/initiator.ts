@@ -10,7 +10,13 @@
 // went silent). Roaming needs nothing here: the relay follows
 // whatever address the next authenticated frame comes from.
 import { type TunnelTimers, resolveTimers } from './timers.js';
-import { consumeResponse, createIdentity, createInitiation, type InitiatorHandshake, type StaticIdentity } from './handshake.js';
+import {
+  consumeResponse,
+  createIdentity,
+  createInitiation,
+  type InitiatorHandshake,
+  type StaticIdentity,
+} from './handshake.js';
 import { TransportSession } from './session.js';
 import type { AeadProvider } from './aead.js';
 import { tai64n, nextTimestamp } from './timestamp.js';
@@ -79,8 +85,10 @@ export class Initiator {
   private everEstablished = false;
 
   constructor(o: InitiatorOptions) {
-    if (o.psk.length !== KEY_LEN) throw tunnelError('PP_ERR_TUNNEL_KEY_INVALID', { what: 'psk', reason: `need ${KEY_LEN} bytes` });
-    if (o.responderPublicKey.length !== KEY_LEN) throw tunnelError('PP_ERR_TUNNEL_KEY_INVALID', { what: 'responder public key', reason: `need ${KEY_LEN} bytes` });
+    if (o.psk.length !== KEY_LEN)
+      throw tunnelError('PP_ERR_TUNNEL_KEY_INVALID', { what: 'psk', reason: `need ${KEY_LEN} bytes` });
+    if (o.responderPublicKey.length !== KEY_LEN)
+      throw tunnelError('PP_ERR_TUNNEL_KEY_INVALID', { what: 'responder public key', reason: `need ${KEY_LEN} bytes` });
     this.timers = resolveTimers(o.timers);
     this.identity = createIdentity(o.privateKey);
     this.responderPublicKey = Buffer.from(o.responderPublicKey);
@@ -126,7 +134,8 @@ export class Initiator {
     }
     if (reason) {
       if (!this.pending) out.push(this.startHandshake(now, reason, 1, now));
-      else if (now - this.pending.sentAt >= this.retryAfterMs(this.pending.attempt)) out.push(this.startHandshake(now, 'retry', this.pending.attempt + 1, this.pending.startedAt));
+      else if (now - this.pending.sentAt >= this.retryAfterMs(this.pending.attempt))
+        out.push(this.startHandshake(now, 'retry', this.pending.attempt + 1, this.pending.startedAt));
     }
     if (this.current && now - this.lastSentAt >= t.keepaliveMs) out.push(this.sealOn(this.current, EMPTY, now));
     return out;
@@ -134,11 +143,13 @@ export class Initiator {
 
   /** Handles one frame from the relay. Never throws on network input. */
   receive(frame: Buffer, now: number): InitiatorReceive {
-    if (frame.length < HEADER_LEN || frame[1] !== PROTOCOL_VERSION || frame[2] !== 0 || frame[3] !== 0) return DROP_MALFORMED;
+    if (frame.length < HEADER_LEN || frame[1] !== PROTOCOL_VERSION || frame[2] !== 0 || frame[3] !== 0)
+      return DROP_MALFORMED;
     if (frame[0] === FRAME_TRANSPORT) {
       if (frame.length < 16) return DROP_MALFORMED;
       const idx = frame.readUInt32LE(4);
-      const s = this.current?.localIndex === idx ? this.current : this.previous?.localIndex === idx ? this.previous : undefined;
+      const s =
+        this.current?.localIndex === idx ? this.current : this.previous?.localIndex === idx ? this.previous : undefined;
       if (!s) return { kind: 'dropped', reason: 'unknown_index' };
       if (s.expired(now, this.timers)) return { kind: 'dropped', reason: 'expired' };
       const pt = s.open(frame);
@@ -153,7 +164,14 @@ export class Initiator {
       if (typeof r === 'string') return { kind: 'dropped', reason: r === 'unknown_index' ? 'unknown_index' : r };
       const rekey = this.current !== undefined;
       this.previous = this.current;
-      this.current = new TransportSession({ localIndex: p.hs.senderIndex, remoteIndex: r.responderIndex, keys: r.keys, createdAt: now, isInitiator: true, aead: this.aead });
+      this.current = new TransportSession({
+        localIndex: p.hs.senderIndex,
+        remoteIndex: r.responderIndex,
+        keys: r.keys,
+        createdAt: now,
+        isInitiator: true,
+        aead: this.aead,
+      });
       this.pending = undefined;
       this.everEstablished = true;
       this.lastRecvAt = now;
@@ -213,7 +231,10 @@ export class Initiator {
     // Strictly increasing even within one millisecond or if the clock stepped back a little.
     if (this.lastTimestamp && Buffer.compare(ts, this.lastTimestamp) <= 0) ts = nextTimestamp(this.lastTimestamp);
     this.lastTimestamp = ts;
-    const senderIndex = freshIndex(this.random, (i) => i === this.current?.localIndex || i === this.previous?.localIndex);
+    const senderIndex = freshIndex(
+      this.random,
+      (i) => i === this.current?.localIndex || i === this.previous?.localIndex,
+    );
     const { message, state } = createInitiation({
       initiator: this.identity,
       responderPublicKey: this.responderPublicKey,

@@ -58,10 +58,12 @@ export function decodeInner(pt: Buffer): InnerMessage {
   const b = pt[0] as number;
   const v = b >> 4;
   if (v === 4 || v === 6) {
-    if (pt.length < (v === 4 ? 20 : 40)) throw malformed(`IPv${v} packet of ${pt.length} bytes is shorter than its header`);
+    if (pt.length < (v === 4 ? 20 : 40))
+      throw malformed(`IPv${v} packet of ${pt.length} bytes is shorter than its header`);
     return { kind: 'packet', packet: pt };
   }
-  if (b !== INNER_COMMAND && b !== INNER_ACK && b !== INNER_CONTROL) throw tunnelError('PP_ERR_TUNNEL_INNER_TYPE', { type: `0x${b.toString(16).padStart(2, '0')}` });
+  if (b !== INNER_COMMAND && b !== INNER_ACK && b !== INNER_CONTROL)
+    throw tunnelError('PP_ERR_TUNNEL_INNER_TYPE', { type: `0x${b.toString(16).padStart(2, '0')}` });
   if (pt.length > MAX_JSON_MESSAGE_LEN) throw tooLarge(pt.length);
   let obj: unknown;
   try {
@@ -86,7 +88,11 @@ export function encodeControl(c: ControlMessage): Buffer {
   return encodeJson(INNER_CONTROL, checkControl(c as unknown as Record<string, unknown>));
 }
 export function encodeJsonMessage(m: JsonMessage): Buffer {
-  return m.kind === 'command' ? encodeCommand(m.command) : m.kind === 'ack' ? encodeAck(m.ack) : encodeControl(m.control);
+  return m.kind === 'command'
+    ? encodeCommand(m.command)
+    : m.kind === 'ack'
+      ? encodeAck(m.ack)
+      : encodeControl(m.control);
 }
 
 function encodeJson(type: number, value: object): Buffer {
@@ -107,7 +113,8 @@ function checkCommand(o: Record<string, unknown>): CommandPush {
 
 function checkAck(o: Record<string, unknown>): CommandAck {
   const status = o.status;
-  if (typeof status !== 'string' || !(ACK_STATUSES as readonly string[]).includes(status)) throw malformed(`status must be one of ${ACK_STATUSES.join(', ')}`);
+  if (typeof status !== 'string' || !(ACK_STATUSES as readonly string[]).includes(status))
+    throw malformed(`status must be one of ${ACK_STATUSES.join(', ')}`);
   const a: CommandAck = { id: str(o, 'id', MAX_ID), status: status as AckStatus };
   if (o.result !== undefined) a.result = o.result;
   if (o.error !== undefined) {
@@ -125,7 +132,8 @@ function checkControl(o: Record<string, unknown>): ControlMessage {
 
 function str(o: Record<string, unknown>, key: string, max: number): string {
   const v = Object.prototype.hasOwnProperty.call(o, key) ? o[key] : undefined;
-  if (typeof v !== 'string' || v.length === 0 || v.length > max) throw malformed(`${key} must be a string of 1..${max} characters`);
+  if (typeof v !== 'string' || v.length === 0 || v.length > max)
+    throw malformed(`${key} must be a string of 1..${max} characters`);
   return v;
 }
 
@@ -133,5 +141,9 @@ function malformed(reason: string) {
   return tunnelError('PP_ERR_TUNNEL_INNER_MALFORMED', { reason });
 }
 function tooLarge(size: number) {
-  return tunnelError('PP_ERR_TUNNEL_MESSAGE_TOO_LARGE', { what: 'JSON inner message', size, limit: MAX_JSON_MESSAGE_LEN });
+  return tunnelError('PP_ERR_TUNNEL_MESSAGE_TOO_LARGE', {
+    what: 'JSON inner message',
+    size,
+    limit: MAX_JSON_MESSAGE_LEN,
+  });
 }

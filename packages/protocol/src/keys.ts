@@ -35,7 +35,8 @@ export function generatePsk(): Buffer {
 }
 
 export function encodeKey(key: Buffer): string {
-  if (key.length !== KEY_LEN) throw tunnelError('PP_ERR_TUNNEL_KEY_INVALID', { what: 'key', reason: `need ${KEY_LEN} bytes, got ${key.length}` });
+  if (key.length !== KEY_LEN)
+    throw tunnelError('PP_ERR_TUNNEL_KEY_INVALID', { what: 'key', reason: `need ${KEY_LEN} bytes, got ${key.length}` });
   return key.toString('base64');
 }
 
@@ -44,7 +45,10 @@ const B64_KEY = /^[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=$/;
 /** Strict: exactly 44 characters of standard base64 that decode to 32 bytes (no url-safe, no whitespace). */
 export function decodeKey(text: string, what = 'key'): Buffer {
   if (typeof text !== 'string' || !B64_KEY.test(text)) {
-    throw tunnelError('PP_ERR_TUNNEL_KEY_INVALID', { what, reason: 'expected 44 characters of standard base64 encoding 32 bytes' });
+    throw tunnelError('PP_ERR_TUNNEL_KEY_INVALID', {
+      what,
+      reason: 'expected 44 characters of standard base64 encoding 32 bytes',
+    });
   }
   return Buffer.from(text, 'base64');
 }

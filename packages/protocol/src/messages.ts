@@ -2,8 +2,21 @@
 // Layouts follow WireGuard's (https://www.wireguard.com/papers/wireguard.pdf §5.4) with byte 1
 // carrying our protocol version. Integers inside frames are little-endian, as in Noise nonces.
 import {
-  FRAME_INITIATION, FRAME_RESPONSE, FRAME_TRANSPORT, FRAME_COOKIE_REPLY, HEADER_LEN, INITIATION_LEN, KEY_LEN,
-  MAC_LEN, MAX_FRAME_LEN, PROTOCOL_VERSION, RESPONSE_LEN, TAG_LEN, TIMESTAMP_LEN, TRANSPORT_HEADER_LEN, TRANSPORT_MIN_LEN,
+  FRAME_INITIATION,
+  FRAME_RESPONSE,
+  FRAME_TRANSPORT,
+  FRAME_COOKIE_REPLY,
+  HEADER_LEN,
+  INITIATION_LEN,
+  KEY_LEN,
+  MAC_LEN,
+  MAX_FRAME_LEN,
+  PROTOCOL_VERSION,
+  RESPONSE_LEN,
+  TAG_LEN,
+  TIMESTAMP_LEN,
+  TRANSPORT_HEADER_LEN,
+  TRANSPORT_MIN_LEN,
 } from './constants.js';
 import { tunnelError } from './errors.js';
 
@@ -41,9 +54,11 @@ export function decodeFrame(buf: Buffer): OuterFrame {
   const type = checkHeader(buf);
   switch (type) {
     case FRAME_INITIATION: {
-      if (buf.length !== INITIATION_LEN) throw malformed(`initiation must be ${INITIATION_LEN} bytes, got ${buf.length}`);
+      if (buf.length !== INITIATION_LEN)
+        throw malformed(`initiation must be ${INITIATION_LEN} bytes, got ${buf.length}`);
       let o = HEADER_LEN;
-      const senderIndex = buf.readUInt32LE(o); o += 4;
+      const senderIndex = buf.readUInt32LE(o);
+      o += 4;
       const ephemeral = buf.subarray(o, (o += KEY_LEN));
       const encryptedStatic = buf.subarray(o, (o += KEY_LEN + TAG_LEN));
       const encryptedTimestamp = buf.subarray(o, (o += TIMESTAMP_LEN + TAG_LEN));
@@ -54,8 +69,10 @@ export function decodeFrame(buf: Buffer): OuterFrame {
     case FRAME_RESPONSE: {
       if (buf.length !== RESPONSE_LEN) throw malformed(`response must be ${RESPONSE_LEN} bytes, got ${buf.length}`);
       let o = HEADER_LEN;
-      const senderIndex = buf.readUInt32LE(o); o += 4;
-      const receiverIndex = buf.readUInt32LE(o); o += 4;
+      const senderIndex = buf.readUInt32LE(o);
+      o += 4;
+      const receiverIndex = buf.readUInt32LE(o);
+      o += 4;
       const ephemeral = buf.subarray(o, (o += KEY_LEN));
       const encryptedNothing = buf.subarray(o, (o += TAG_LEN));
       const mac1 = buf.subarray(o, (o += MAC_LEN));
@@ -63,9 +80,15 @@ export function decodeFrame(buf: Buffer): OuterFrame {
       return { type: 'response', senderIndex, receiverIndex, ephemeral, encryptedNothing, mac1, mac2 };
     }
     case FRAME_TRANSPORT: {
-      if (buf.length < TRANSPORT_MIN_LEN) throw malformed(`transport frame must be at least ${TRANSPORT_MIN_LEN} bytes, got ${buf.length}`);
+      if (buf.length < TRANSPORT_MIN_LEN)
+        throw malformed(`transport frame must be at least ${TRANSPORT_MIN_LEN} bytes, got ${buf.length}`);
       if (buf.length > MAX_FRAME_LEN) throw malformed(`frame longer than ${MAX_FRAME_LEN} bytes`);
-      return { type: 'transport', receiverIndex: buf.readUInt32LE(4), counter: readCounter(buf, 8), ciphertext: buf.subarray(TRANSPORT_HEADER_LEN) };
+      return {
+        type: 'transport',
+        receiverIndex: buf.readUInt32LE(4),
+        counter: readCounter(buf, 8),
+        ciphertext: buf.subarray(TRANSPORT_HEADER_LEN),
+      };
     }
     case FRAME_COOKIE_REPLY:
       throw tunnelError('PP_ERR_TUNNEL_FRAME_TYPE', { type: 'cookie-reply (reserved, not in v1)' });
@@ -105,7 +128,8 @@ export function encodeInitiation(f: Omit<InitiationFrame, 'type'>): Buffer {
   const buf = Buffer.alloc(INITIATION_LEN);
   writeHeader(buf, FRAME_INITIATION);
   let o = HEADER_LEN;
-  buf.writeUInt32LE(f.senderIndex >>> 0, o); o += 4;
+  buf.writeUInt32LE(f.senderIndex >>> 0, o);
+  o += 4;
   o += copyExact(f.ephemeral, buf, o, KEY_LEN, 'ephemeral');
   o += copyExact(f.encryptedStatic, buf, o, KEY_LEN + TAG_LEN, 'encrypted static');
   o += copyExact(f.encryptedTimestamp, buf, o, TIMESTAMP_LEN + TAG_LEN, 'encrypted timestamp');
@@ -118,8 +142,10 @@ export function encodeResponse(f: Omit<ResponseFrame, 'type'>): Buffer {
   const buf = Buffer.alloc(RESPONSE_LEN);
   writeHeader(buf, FRAME_RESPONSE);
   let o = HEADER_LEN;
-  buf.writeUInt32LE(f.senderIndex >>> 0, o); o += 4;
-  buf.writeUInt32LE(f.receiverIndex >>> 0, o); o += 4;
+  buf.writeUInt32LE(f.senderIndex >>> 0, o);
+  o += 4;
+  buf.writeUInt32LE(f.receiverIndex >>> 0, o);
+  o += 4;
   o += copyExact(f.ephemeral, buf, o, KEY_LEN, 'ephemeral');
   o += copyExact(f.encryptedNothing, buf, o, TAG_LEN, 'encrypted nothing');
   o += copyExact(f.mac1, buf, o, MAC_LEN, 'mac1');

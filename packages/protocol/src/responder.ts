@@ -134,7 +134,8 @@ export class Responder<E> {
 
   /** Handles one frame from `from`. Never throws on network input; `dropped` means send nothing. */
   receive(frame: Buffer, from: E, now: number): ResponderReceive<E> {
-    if (frame.length < HEADER_LEN || frame[1] !== PROTOCOL_VERSION || frame[2] !== 0 || frame[3] !== 0) return DROP_MALFORMED;
+    if (frame.length < HEADER_LEN || frame[1] !== PROTOCOL_VERSION || frame[2] !== 0 || frame[3] !== 0)
+      return DROP_MALFORMED;
     if (frame[0] === FRAME_TRANSPORT) return this.receiveTransport(frame, from, now);
     if (frame[0] === FRAME_INITIATION) return this.receiveInitiation(frame, from, now);
     return frame[0]! >= 1 && frame[0]! <= 3 ? { kind: 'dropped', reason: 'unexpected' } : DROP_MALFORMED;
@@ -229,7 +230,9 @@ export class Responder<E> {
     if (typeof c === 'string') return { kind: 'dropped', reason: c };
     const info = c.peer;
     if (!info || typeof info.deviceId !== 'string' || !Buffer.isBuffer(info.psk) || info.psk.length !== KEY_LEN) {
-      throw tunnelError('PP_ERR_TUNNEL_CONFIG_INVALID', { reason: 'lookupPeer must return {deviceId: string, psk: 32-byte Buffer}' });
+      throw tunnelError('PP_ERR_TUNNEL_CONFIG_INVALID', {
+        reason: 'lookupPeer must return {deviceId: string, psk: 32-byte Buffer}',
+      });
     }
     let p = this.peers.get(info.deviceId);
     if (!p) {
@@ -240,13 +243,26 @@ export class Responder<E> {
       p.publicKey = c.initiatorStatic;
       p.lastTimestamp = undefined;
     }
-    if (p.lastTimestamp && Buffer.compare(c.timestamp, p.lastTimestamp) <= 0) return { kind: 'dropped', reason: 'replayed_initiation', deviceId: p.deviceId };
+    if (p.lastTimestamp && Buffer.compare(c.timestamp, p.lastTimestamp) <= 0)
+      return { kind: 'dropped', reason: 'replayed_initiation', deviceId: p.deviceId };
     p.lastTimestamp = c.timestamp;
     p.psk = info.psk;
     const localIndex = freshIndex(this.random, (i) => this.byIndex.has(i));
-    const { message, keys } = createResponse({ consumed: c, psk: info.psk, senderIndex: localIndex, ephemeralPrivateKey: this.random(KEY_LEN) });
+    const { message, keys } = createResponse({
+      consumed: c,
+      psk: info.psk,
+      senderIndex: localIndex,
+      ephemeralPrivateKey: this.random(KEY_LEN),
+    });
     this.drop(p.next);
-    p.next = new TransportSession({ localIndex, remoteIndex: c.initiatorIndex, keys, createdAt: now, isInitiator: false, aead: this.aead });
+    p.next = new TransportSession({
+      localIndex,
+      remoteIndex: c.initiatorIndex,
+      keys,
+      createdAt: now,
+      isInitiator: false,
+      aead: this.aead,
+    });
     this.byIndex.set(localIndex, { peer: p, session: p.next });
     p.lastRecvAt = now;
     this.updateEndpoint(p, from);
@@ -275,7 +291,10 @@ export class Responder<E> {
 }
 
 const EMPTY = Buffer.alloc(0);
-const DROP_MALFORMED = Object.freeze({ kind: 'dropped', reason: 'malformed' }) as { kind: 'dropped'; reason: DropReason };
+const DROP_MALFORMED = Object.freeze({ kind: 'dropped', reason: 'malformed' }) as {
+  kind: 'dropped';
+  reason: DropReason;
+};
 
 export function createResponder<E = string>(o: ResponderOptions<E>): Responder<E> {
   return new Responder<E>(o);

@@ -3,7 +3,16 @@
 // object is the per-packet garbage; a native provider (@pocketproxy/tun nativeAead) reuses a keyed
 // context and writes straight into the caller's buffer. Same bytes on the wire either way.
 // The header is always written straight into the caller's buffer.
-import { COUNTER_LIMIT, FRAME_TRANSPORT, PROTOCOL_VERSION, TRANSPORT_HEADER_LEN, TRANSPORT_MIN_LEN, TRANSPORT_OVERHEAD, MAX_FRAME_LEN, MAX_PLAINTEXT_LEN } from './constants.js';
+import {
+  COUNTER_LIMIT,
+  FRAME_TRANSPORT,
+  PROTOCOL_VERSION,
+  TRANSPORT_HEADER_LEN,
+  TRANSPORT_MIN_LEN,
+  TRANSPORT_OVERHEAD,
+  MAX_FRAME_LEN,
+  MAX_PLAINTEXT_LEN,
+} from './constants.js';
 import { tunnelError } from './errors.js';
 import type { TransportKeys } from './handshake.js';
 import { readCounter, writeCounter } from './messages.js';
@@ -40,7 +49,14 @@ export class TransportSession {
   /** Frames authenticated on this session. */
   received = 0;
 
-  constructor(o: { localIndex: number; remoteIndex: number; keys: TransportKeys; createdAt: number; isInitiator: boolean; aead?: AeadProvider }) {
+  constructor(o: {
+    localIndex: number;
+    remoteIndex: number;
+    keys: TransportKeys;
+    createdAt: number;
+    isInitiator: boolean;
+    aead?: AeadProvider;
+  }) {
     this.localIndex = o.localIndex;
     this.remoteIndex = o.remoteIndex;
     this.createdAt = o.createdAt;
@@ -66,14 +82,20 @@ export class TransportSession {
    */
   seal(plaintext: Buffer, out?: Buffer): Buffer {
     const len = plaintext.length + TRANSPORT_OVERHEAD;
-    if (len > MAX_FRAME_LEN) throw tunnelError('PP_ERR_TUNNEL_MESSAGE_TOO_LARGE', { what: 'transport frame', size: len, limit: MAX_FRAME_LEN });
+    if (len > MAX_FRAME_LEN)
+      throw tunnelError('PP_ERR_TUNNEL_MESSAGE_TOO_LARGE', {
+        what: 'transport frame',
+        size: len,
+        limit: MAX_FRAME_LEN,
+      });
     const counter = this.nextCounter;
     if (counter >= COUNTER_LIMIT) throw tunnelError('PP_ERR_TUNNEL_COUNTER_EXHAUSTED');
     this.nextCounter = counter + 1;
     let buf: Buffer;
     if (out === undefined) buf = Buffer.allocUnsafe(len);
     else if (out.length >= len) buf = out;
-    else throw tunnelError('PP_ERR_TUNNEL_MESSAGE_TOO_LARGE', { what: 'transport frame', size: len, limit: out.length });
+    else
+      throw tunnelError('PP_ERR_TUNNEL_MESSAGE_TOO_LARGE', { what: 'transport frame', size: len, limit: out.length });
     writeHeader(buf, 0, this.remoteIndex, counter);
     this.sendKey.seal(counter, plaintext, buf, TRANSPORT_HEADER_LEN);
     return len === buf.length ? buf : buf.subarray(0, len);
@@ -117,7 +139,12 @@ export class TransportSession {
     if (outOffsets.length < count + 1) throw new RangeError('outOffsets must hold count + 1 entries');
     for (let i = 0; i < count; i++) {
       const len = offsets[i + 1]! - offsets[i]!;
-      if (len > MAX_PLAINTEXT_LEN) throw tunnelError('PP_ERR_TUNNEL_MESSAGE_TOO_LARGE', { what: 'transport frame', size: len + TRANSPORT_OVERHEAD, limit: MAX_FRAME_LEN });
+      if (len > MAX_PLAINTEXT_LEN)
+        throw tunnelError('PP_ERR_TUNNEL_MESSAGE_TOO_LARGE', {
+          what: 'transport frame',
+          size: len + TRANSPORT_OVERHEAD,
+          limit: MAX_FRAME_LEN,
+        });
     }
     const counter0 = this.nextCounter;
     outOffsets[0] = 0;
@@ -184,7 +211,8 @@ export class TransportSession {
         const len = offsets[i + 1]! - offsets[i]!;
         results[i] = len < TRANSPORT_MIN_LEN || len > MAX_FRAME_LEN ? OPEN_MALFORMED : OPEN_REPLAY;
       } else if (r < 0) results[i] = OPEN_DECRYPT;
-      else if (!this.replay.mark(counters[i]!)) results[i] = OPEN_REPLAY; // a duplicate earlier in this batch
+      else if (!this.replay.mark(counters[i]!))
+        results[i] = OPEN_REPLAY; // a duplicate earlier in this batch
       else {
         this.received++;
         ok++;
@@ -201,12 +229,20 @@ export class TransportSession {
 
   /** Rekey hint: the initiator should start a new handshake (time or message count). */
   needsRekey(now: number, t: TunnelTimers): boolean {
-    return now - this.createdAt >= t.rekeyAfterMs || this.nextCounter >= t.rekeyAfterMessages || this.replay.greatest >= t.rekeyAfterMessages;
+    return (
+      now - this.createdAt >= t.rekeyAfterMs ||
+      this.nextCounter >= t.rekeyAfterMessages ||
+      this.replay.greatest >= t.rekeyAfterMessages
+    );
   }
 
   /** Past its hard limits: must not be used in either direction. */
   expired(now: number, t: TunnelTimers): boolean {
-    return now - this.createdAt >= t.rejectAfterMs || this.nextCounter >= t.rejectAfterMessages || this.replay.greatest >= t.rejectAfterMessages;
+    return (
+      now - this.createdAt >= t.rejectAfterMs ||
+      this.nextCounter >= t.rejectAfterMessages ||
+      this.replay.greatest >= t.rejectAfterMessages
+    );
   }
 }
 

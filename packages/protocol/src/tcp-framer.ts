@@ -74,7 +74,11 @@ export class TcpFrameDecoder {
         break;
       }
       if (len < TCP_MIN_FRAME_LEN) {
-        this.failure = tunnelError('PP_ERR_TUNNEL_TCP_FRAME_LENGTH', { length: len, min: TCP_MIN_FRAME_LEN, max: MAX_FRAME_LEN });
+        this.failure = tunnelError('PP_ERR_TUNNEL_TCP_FRAME_LENGTH', {
+          length: len,
+          min: TCP_MIN_FRAME_LEN,
+          max: MAX_FRAME_LEN,
+        });
         throw this.failure;
       }
       if (n - o >= len) {

@@ -47,14 +47,26 @@ export function resolveTimers(partial: Partial<TunnelTimers> | undefined): Tunne
   const t = { ...DEFAULT_TIMERS, ...partial };
   const { connectRetryMs, ...numbers } = t;
   for (const [k, v] of Object.entries(numbers)) {
-    if (!Number.isFinite(v) || v <= 0) throw tunnelError('PP_ERR_TUNNEL_CONFIG_INVALID', { reason: `${k} must be a positive number` });
+    if (!Number.isFinite(v) || v <= 0)
+      throw tunnelError('PP_ERR_TUNNEL_CONFIG_INVALID', { reason: `${k} must be a positive number` });
   }
-  if (!Array.isArray(connectRetryMs) || connectRetryMs.length > MAX_CONNECT_RETRIES || connectRetryMs.some((v) => typeof v !== 'number' || !Number.isFinite(v) || v <= 0 || v > t.rekeyTimeoutMs)) {
-    throw tunnelError('PP_ERR_TUNNEL_CONFIG_INVALID', { reason: `connectRetryMs must be at most ${MAX_CONNECT_RETRIES} positive numbers, each at most rekeyTimeoutMs` });
+  if (
+    !Array.isArray(connectRetryMs) ||
+    connectRetryMs.length > MAX_CONNECT_RETRIES ||
+    connectRetryMs.some((v) => typeof v !== 'number' || !Number.isFinite(v) || v <= 0 || v > t.rekeyTimeoutMs)
+  ) {
+    throw tunnelError('PP_ERR_TUNNEL_CONFIG_INVALID', {
+      reason: `connectRetryMs must be at most ${MAX_CONNECT_RETRIES} positive numbers, each at most rekeyTimeoutMs`,
+    });
   }
   t.connectRetryMs = Object.freeze([...connectRetryMs]);
-  if (t.rekeyAfterMs >= t.rejectAfterMs) throw tunnelError('PP_ERR_TUNNEL_CONFIG_INVALID', { reason: 'rekeyAfterMs must be below rejectAfterMs' });
-  if (t.rekeyAfterMessages >= t.rejectAfterMessages) throw tunnelError('PP_ERR_TUNNEL_CONFIG_INVALID', { reason: 'rekeyAfterMessages must be below rejectAfterMessages' });
-  if (t.keepaliveMs >= t.deadAfterMs) throw tunnelError('PP_ERR_TUNNEL_CONFIG_INVALID', { reason: 'keepaliveMs must be below deadAfterMs' });
+  if (t.rekeyAfterMs >= t.rejectAfterMs)
+    throw tunnelError('PP_ERR_TUNNEL_CONFIG_INVALID', { reason: 'rekeyAfterMs must be below rejectAfterMs' });
+  if (t.rekeyAfterMessages >= t.rejectAfterMessages)
+    throw tunnelError('PP_ERR_TUNNEL_CONFIG_INVALID', {
+      reason: 'rekeyAfterMessages must be below rejectAfterMessages',
+    });
+  if (t.keepaliveMs >= t.deadAfterMs)
+    throw tunnelError('PP_ERR_TUNNEL_CONFIG_INVALID', { reason: 'keepaliveMs must be below deadAfterMs' });
   return t;
 }

@@ -5,7 +5,16 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes, randomInt } from 'node:crypto';
 import fc from 'fast-check';
-import { TransportSession, nodeAead, OPEN_DECRYPT, OPEN_MALFORMED, OPEN_REPLAY, REPLAY_WINDOW, type AeadProvider, type AeadKey } from '../src/index.js';
+import {
+  TransportSession,
+  nodeAead,
+  OPEN_DECRYPT,
+  OPEN_MALFORMED,
+  OPEN_REPLAY,
+  REPLAY_WINDOW,
+  type AeadProvider,
+  type AeadKey,
+} from '../src/index.js';
 
 /** Wraps node:crypto and counts calls, so tests can see which path the session took. */
 function counting(withBatch: boolean) {
@@ -56,9 +65,29 @@ function counting(withBatch: boolean) {
 function sessions(aead?: AeadProvider) {
   const k1 = randomBytes(32);
   const k2 = randomBytes(32);
-  const a = new TransportSession({ localIndex: 7, remoteIndex: 9, keys: { sendKey: k1, recvKey: k2 }, createdAt: 0, isInitiator: true, aead });
-  const b = new TransportSession({ localIndex: 9, remoteIndex: 7, keys: { sendKey: k2, recvKey: k1 }, createdAt: 0, isInitiator: false, aead });
-  const twin = new TransportSession({ localIndex: 7, remoteIndex: 9, keys: { sendKey: k1, recvKey: k2 }, createdAt: 0, isInitiator: true });
+  const a = new TransportSession({
+    localIndex: 7,
+    remoteIndex: 9,
+    keys: { sendKey: k1, recvKey: k2 },
+    createdAt: 0,
+    isInitiator: true,
+    aead,
+  });
+  const b = new TransportSession({
+    localIndex: 9,
+    remoteIndex: 7,
+    keys: { sendKey: k2, recvKey: k1 },
+    createdAt: 0,
+    isInitiator: false,
+    aead,
+  });
+  const twin = new TransportSession({
+    localIndex: 7,
+    remoteIndex: 9,
+    keys: { sendKey: k1, recvKey: k2 },
+    createdAt: 0,
+    isInitiator: true,
+  });
   return { a, b, twin };
 }
 
@@ -82,7 +111,10 @@ test('open into a given buffer, in place, and its failure modes', () => {
   const { a, b } = sessions();
   const pt = randomBytes(300);
   const f = Buffer.from(a.seal(pt));
-  assert.throws(() => b.open(f, Buffer.alloc(299)), (e: any) => e.code === 'PP_ERR_TUNNEL_MESSAGE_TOO_LARGE');
+  assert.throws(
+    () => b.open(f, Buffer.alloc(299)),
+    (e: any) => e.code === 'PP_ERR_TUNNEL_MESSAGE_TOO_LARGE',
+  );
   const r = b.open(f, f.subarray(16));
   assert.ok(Buffer.isBuffer(r));
   assert.equal(r.byteOffset, f.byteOffset + 16);
@@ -91,7 +123,10 @@ test('open into a given buffer, in place, and its failure modes', () => {
   g[40]! ^= 1;
   const out = Buffer.alloc(400, 0x55);
   assert.equal(b.open(g, out), 'decrypt');
-  assert.ok(out.every((x) => x === 0x55), 'node:crypto path writes nothing on failure');
+  assert.ok(
+    out.every((x) => x === 0x55),
+    'node:crypto path writes nothing on failure',
+  );
 });
 
 for (const withBatch of [true, false]) {
@@ -105,7 +140,8 @@ for (const withBatch of [true, false]) {
         const outOffsets = new Uint32Array(pts.length + 1);
         assert.equal(a.sealBatch(batchOf(pts), out, outOffsets), pts.length);
         assert.equal(a.sent, pts.length);
-        for (let i = 0; i < pts.length; i++) assert.deepEqual(out.subarray(outOffsets[i]!, outOffsets[i + 1]!), twin.seal(pts[i]!));
+        for (let i = 0; i < pts.length; i++)
+          assert.deepEqual(out.subarray(outOffsets[i]!, outOffsets[i + 1]!), twin.seal(pts[i]!));
         const results = new Int32Array(pts.length);
         assert.equal(b.openBatch({ data: out, offsets: outOffsets, count: pts.length }, results), pts.length);
         for (let i = 0; i < pts.length; i++) {
@@ -150,7 +186,10 @@ test('sealBatch stops when out is full and uses no counter for the rest; rejects
   assert.equal(a.sealBatch(batchOf(pts), out, offs), 2);
   assert.equal(a.sent, 2);
   assert.deepEqual(b.open(Buffer.from(a.seal(pts[2]!))), pts[2], 'next single seal continues at counter 2');
-  assert.throws(() => a.sealBatch(batchOf([Buffer.alloc(65504)]), Buffer.alloc(70000), new Uint32Array(2)), (e: any) => e.code === 'PP_ERR_TUNNEL_MESSAGE_TOO_LARGE');
+  assert.throws(
+    () => a.sealBatch(batchOf([Buffer.alloc(65504)]), Buffer.alloc(70000), new Uint32Array(2)),
+    (e: any) => e.code === 'PP_ERR_TUNNEL_MESSAGE_TOO_LARGE',
+  );
   assert.throws(() => a.sealBatch(batchOf(pts), out, new Uint32Array(3)), RangeError);
 });
 

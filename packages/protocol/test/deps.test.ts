@@ -10,7 +10,10 @@ test('src/ imports only node:crypto, @pocketproxy/errors and its own files', () 
     const src = readFileSync(new URL(f, dir), 'utf8');
     for (const m of src.matchAll(/\bfrom\s+'([^']+)'/g)) {
       const spec = m[1]!;
-      assert.ok(spec.startsWith('./') || spec === 'node:crypto' || spec === '@pocketproxy/errors', `${f} imports ${spec}`);
+      assert.ok(
+        spec.startsWith('./') || spec === 'node:crypto' || spec === '@pocketproxy/errors',
+        `${f} imports ${spec}`,
+      );
     }
     assert.ok(!/process\.env|setTimeout|setInterval/.test(src), `${f} must not read env or own timers`);
   }

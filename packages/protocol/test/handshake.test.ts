@@ -1,8 +1,18 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  consumeInitiation, consumeResponse, createIdentity, createInitiation, createResponse, generateKeyPair, generatePsk, tai64n,
-  INITIATION_LEN, RESPONSE_LEN, INITIATION_MAC1_OFFSET, mac1KeyFor,
+  consumeInitiation,
+  consumeResponse,
+  createIdentity,
+  createInitiation,
+  createResponse,
+  generateKeyPair,
+  generatePsk,
+  tai64n,
+  INITIATION_LEN,
+  RESPONSE_LEN,
+  INITIATION_MAC1_OFFSET,
+  mac1KeyFor,
 } from '../src/index.js';
 import { createHmac } from 'node:crypto';
 import { connect, pair } from './helpers.js';
@@ -18,7 +28,13 @@ function setup() {
 }
 
 function initiation(s: ReturnType<typeof setup>, responderPublicKey = s.relay.publicKey, ms = 1_700_000_000_000) {
-  return createInitiation({ initiator: s.d, responderPublicKey, senderIndex: 0x11223344, timestamp: tai64n(ms), ephemeralPrivateKey: generateKeyPair().privateKey });
+  return createInitiation({
+    initiator: s.d,
+    responderPublicKey,
+    senderIndex: 0x11223344,
+    timestamp: tai64n(ms),
+    ephemeralPrivateKey: generateKeyPair().privateKey,
+  });
 }
 
 test('handshake round trip yields mirrored transport keys', () => {
@@ -30,7 +46,12 @@ test('handshake round trip yields mirrored transport keys', () => {
   assert.equal(c.peer.deviceId, 'dev_1');
   assert.equal(c.initiatorIndex, 0x11223344);
   assert.deepEqual(c.initiatorStatic, s.dev.publicKey);
-  const resp = createResponse({ consumed: c, psk: s.psk, senderIndex: 0x55667788, ephemeralPrivateKey: generateKeyPair().privateKey });
+  const resp = createResponse({
+    consumed: c,
+    psk: s.psk,
+    senderIndex: 0x55667788,
+    ephemeralPrivateKey: generateKeyPair().privateKey,
+  });
   assert.equal(resp.message.length, RESPONSE_LEN);
   const done = consumeResponse(state, s.d.mac1Key, s.psk, resp.message);
   assert.ok(typeof done !== 'string');
@@ -45,7 +66,12 @@ test('wrong PSK: the initiator rejects the response (and no keys exist)', () => 
   const { message, state } = initiation(s);
   const c = consumeInitiation(s.r, message, s.lookup);
   assert.ok(typeof c !== 'string');
-  const resp = createResponse({ consumed: c, psk: generatePsk(), senderIndex: 1, ephemeralPrivateKey: generateKeyPair().privateKey });
+  const resp = createResponse({
+    consumed: c,
+    psk: generatePsk(),
+    senderIndex: 1,
+    ephemeralPrivateKey: generateKeyPair().privateKey,
+  });
   assert.equal(consumeResponse(state, s.d.mac1Key, s.psk, resp.message), 'decrypt');
 });
 
@@ -63,7 +89,13 @@ test('wrong PSK end to end: the device never becomes established, relay never se
 test('unknown device static key: dropped after lookup, no reply', () => {
   const s = setup();
   const stranger = createIdentity(generateKeyPair().privateKey);
-  const { message } = createInitiation({ initiator: stranger, responderPublicKey: s.relay.publicKey, senderIndex: 1, timestamp: tai64n(0), ephemeralPrivateKey: generateKeyPair().privateKey });
+  const { message } = createInitiation({
+    initiator: stranger,
+    responderPublicKey: s.relay.publicKey,
+    senderIndex: 1,
+    timestamp: tai64n(0),
+    ephemeralPrivateKey: generateKeyPair().privateKey,
+  });
   assert.equal(consumeInitiation(s.r, message, s.lookup), 'unknown_peer');
 });
 
@@ -71,7 +103,10 @@ test('initiation for another relay key fails MAC1 before any DH', () => {
   const s = setup();
   const { message } = initiation(s, generateKeyPair().publicKey);
   let looked = false;
-  assert.equal(consumeInitiation(s.r, message, () => ((looked = true), undefined)), 'mac1');
+  assert.equal(
+    consumeInitiation(s.r, message, () => ((looked = true), undefined)),
+    'mac1',
+  );
   assert.equal(looked, false);
 });
 
@@ -86,7 +121,12 @@ test('any single flipped bit (outside the unused MAC2) in an initiation or respo
   }
   const c = consumeInitiation(s.r, message, s.lookup);
   assert.ok(typeof c !== 'string');
-  const resp = createResponse({ consumed: c, psk: s.psk, senderIndex: 9, ephemeralPrivateKey: generateKeyPair().privateKey });
+  const resp = createResponse({
+    consumed: c,
+    psk: s.psk,
+    senderIndex: 9,
+    ephemeralPrivateKey: generateKeyPair().privateKey,
+  });
   for (let i = 0; i < resp.message.length * 8; i++) {
     const m = Buffer.from(resp.message);
     m[i >> 3]! ^= 1 << (i & 7);
@@ -102,7 +142,10 @@ test('low-order ephemeral (all zeros) is dropped, not thrown', () => {
   const m = Buffer.from(message);
   m.fill(0, 8, 40);
   // recompute MAC1 so the packet gets past the cheap check and reaches the DH
-  createHmac('sha256', mac1KeyFor(s.relay.publicKey)).update(m.subarray(0, INITIATION_MAC1_OFFSET)).digest().copy(m, INITIATION_MAC1_OFFSET, 0, 16);
+  createHmac('sha256', mac1KeyFor(s.relay.publicKey))
+    .update(m.subarray(0, INITIATION_MAC1_OFFSET))
+    .digest()
+    .copy(m, INITIATION_MAC1_OFFSET, 0, 16);
   assert.equal(consumeInitiation(s.r, m, s.lookup), 'decrypt');
 });
 
@@ -110,7 +153,11 @@ test('replayed initiation is dropped by the timestamp; a newer one is accepted',
   const p = pair();
   const [init] = p.initiator.tick(1_000);
   assert.equal(p.responder.receive(init!, 'a', 1_000).kind, 'reply');
-  assert.deepEqual(p.responder.receive(init!, 'b', 1_001), { kind: 'dropped', reason: 'replayed_initiation', deviceId: 'dev_1' });
+  assert.deepEqual(p.responder.receive(init!, 'b', 1_001), {
+    kind: 'dropped',
+    reason: 'replayed_initiation',
+    deviceId: 'dev_1',
+  });
   // the replay did not move the endpoint
   assert.equal(p.responder.peer('dev_1')!.endpoint, 'a');
   const [retry] = p.initiator.tick(1_000 + p.initiator.timers.rekeyTimeoutMs);

@@ -1,6 +1,14 @@
 // Shared fixtures: a relay, a device, a PSK, and both state machines wired with a fake clock.
 import { createHash } from 'node:crypto';
-import { createInitiator, createResponder, generateKeyPair, generatePsk, type InitiatorEvent, type ResponderEvent, type TunnelTimers } from '../src/index.js';
+import {
+  createInitiator,
+  createResponder,
+  generateKeyPair,
+  generatePsk,
+  type InitiatorEvent,
+  type ResponderEvent,
+  type TunnelTimers,
+} from '../src/index.js';
 
 /** Deterministic bytes from a seed (SHA-256 counter mode): reproducible indices and ephemerals. */
 export function seededRandom(seed: string) {
@@ -24,7 +32,13 @@ export function pair(opts: { timers?: Partial<TunnelTimers>; psk?: Buffer; devic
     timers: opts.timers,
     onEvent: (e) => rEvents.push(e),
   });
-  const initiator = createInitiator({ privateKey: device.privateKey, responderPublicKey: relay.publicKey, psk: opts.devicePsk ?? psk, timers: opts.timers, onEvent: (e) => iEvents.push(e) });
+  const initiator = createInitiator({
+    privateKey: device.privateKey,
+    responderPublicKey: relay.publicKey,
+    psk: opts.devicePsk ?? psk,
+    timers: opts.timers,
+    onEvent: (e) => iEvents.push(e),
+  });
   return { relay, device, psk, responder, initiator, rEvents, iEvents };
 }
 

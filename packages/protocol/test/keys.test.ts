@@ -22,14 +22,33 @@ test('base64 round trip, 44 characters, standard alphabet', () => {
 
 test('decodeKey rejects anything but a canonical 32-byte base64 key', () => {
   const good = encodeKey(Buffer.alloc(32, 7));
-  const bad = ['', good.slice(1), `${good}=`, good.replace(/=$/, ''), good.replace(/.=$/, 'B='), ` ${good}`, Buffer.alloc(32, 255).toString('base64url') + '=', 'A'.repeat(44)];
+  const bad = [
+    '',
+    good.slice(1),
+    `${good}=`,
+    good.replace(/=$/, ''),
+    good.replace(/.=$/, 'B='),
+    ` ${good}`,
+    Buffer.alloc(32, 255).toString('base64url') + '=',
+    'A'.repeat(44),
+  ];
   for (const s of bad) {
-    assert.throws(() => decodeKey(s), (e) => isPPError(e) && e.code === 'PP_ERR_TUNNEL_KEY_INVALID', s);
+    assert.throws(
+      () => decodeKey(s),
+      (e) => isPPError(e) && e.code === 'PP_ERR_TUNNEL_KEY_INVALID',
+      s,
+    );
   }
-  assert.throws(() => encodeKey(Buffer.alloc(31)), (e) => isPPError(e));
+  assert.throws(
+    () => encodeKey(Buffer.alloc(31)),
+    (e) => isPPError(e),
+  );
 });
 
 test('known X25519 vector (RFC 7748 §6.1)', () => {
   const alicePriv = Buffer.from('77076d0a7318a57d3c16c17251b26645df4c2f87ebc0992ab177fba51db92c2a', 'hex');
-  assert.equal(publicKeyFromPrivate(alicePriv).toString('hex'), '8520f0098930a754748b7ddcb43ef75a0dbf3a0d26381af4eba4a98eaa9b4e6a');
+  assert.equal(
+    publicKeyFromPrivate(alicePriv).toString('hex'),
+    '8520f0098930a754748b7ddcb43ef75a0dbf3a0d26381af4eba4a98eaa9b4e6a',
+  );
 });

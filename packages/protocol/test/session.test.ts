@@ -8,8 +8,20 @@ import { ipv4 } from './helpers.js';
 function sessions() {
   const k1 = randomBytes(32);
   const k2 = randomBytes(32);
-  const a = new TransportSession({ localIndex: 7, remoteIndex: 9, keys: { sendKey: k1, recvKey: k2 }, createdAt: 0, isInitiator: true });
-  const b = new TransportSession({ localIndex: 9, remoteIndex: 7, keys: { sendKey: k2, recvKey: k1 }, createdAt: 0, isInitiator: false });
+  const a = new TransportSession({
+    localIndex: 7,
+    remoteIndex: 9,
+    keys: { sendKey: k1, recvKey: k2 },
+    createdAt: 0,
+    isInitiator: true,
+  });
+  const b = new TransportSession({
+    localIndex: 9,
+    remoteIndex: 7,
+    keys: { sendKey: k2, recvKey: k1 },
+    createdAt: 0,
+    isInitiator: false,
+  });
   return { a, b };
 }
 
@@ -80,19 +92,22 @@ test('a forged far-future counter cannot move the window (tag checked first)', (
 
 test('ReplayWindow matches a model (bounded fast-check)', () => {
   fc.assert(
-    fc.property(fc.array(fc.oneof(fc.nat(5000), fc.integer({ min: 0, max: 200_000 })), { maxLength: 300 }), (counters) => {
-      const w = new ReplayWindow();
-      const seen = new Set<number>();
-      let top = -1;
-      for (const c of counters) {
-        const expect = !seen.has(c) && (c > top || top - c < REPLAY_WINDOW);
-        assert.equal(w.mark(c), expect, `counter ${c} top ${top}`);
-        if (expect) {
-          seen.add(c);
-          top = Math.max(top, c);
+    fc.property(
+      fc.array(fc.oneof(fc.nat(5000), fc.integer({ min: 0, max: 200_000 })), { maxLength: 300 }),
+      (counters) => {
+        const w = new ReplayWindow();
+        const seen = new Set<number>();
+        let top = -1;
+        for (const c of counters) {
+          const expect = !seen.has(c) && (c > top || top - c < REPLAY_WINDOW);
+          assert.equal(w.mark(c), expect, `counter ${c} top ${top}`);
+          if (expect) {
+            seen.add(c);
+            top = Math.max(top, c);
+          }
         }
-      }
-    }),
+      },
+    ),
     { numRuns: 300, seed: 42 },
   );
 });

@@ -16,7 +16,10 @@ test('roaming: same session from any address; the relay follows the last authent
   assert.equal(out.endpoint, 'tcp:conn-17');
   assert.equal(p.initiator.receive(out.frame, 300).kind, 'packet');
   assert.equal(p.initiator.session!.localIndex, before);
-  assert.deepEqual(p.rEvents.filter((e) => e.type === 'endpoint_changed').map((e) => e.type === 'endpoint_changed' && e.to), ['udp:198.51.100.99:61000', 'tcp:conn-17']);
+  assert.deepEqual(
+    p.rEvents.filter((e) => e.type === 'endpoint_changed').map((e) => e.type === 'endpoint_changed' && e.to),
+    ['udp:198.51.100.99:61000', 'tcp:conn-17'],
+  );
   assert.equal(p.iEvents.filter((e) => e.type === 'handshake_sent').length, 1);
 });
 
@@ -69,7 +72,10 @@ test('dead relay: the device notices at 30 s and starts a new handshake', () => 
   connect(p, 0);
   for (let t = 1_000; t < 30_000; t += 1_000) {
     const out = p.initiator.tick(t);
-    assert.ok(out.every((f) => f[0] === 4), 'only keepalives before 30 s');
+    assert.ok(
+      out.every((f) => f[0] === 4),
+      'only keepalives before 30 s',
+    );
   }
   const out = p.initiator.tick(30_000);
   assert.equal(out.length, 1);
@@ -90,11 +96,15 @@ test('handshake retry every 5 s with a fresh initiation while the relay is silen
   const second = p.initiator.tick(5_000);
   assert.equal(second.length, 1);
   assert.notDeepEqual(second[0], first[0]);
-  assert.deepEqual(p.iEvents.map((e) => e.type === 'handshake_sent' && `${e.reason}#${e.attempt}`), ['connect#1', 'retry#2']);
+  assert.deepEqual(
+    p.iEvents.map((e) => e.type === 'handshake_sent' && `${e.reason}#${e.attempt}`),
+    ['connect#1', 'retry#2'],
+  );
   // the stale first initiation's response no longer matches a pending handshake
   const stale = p.responder.receive(first[0]!, 'a', 5_001);
   assert.equal(stale.kind, 'reply');
-  if (stale.kind === 'reply') assert.deepEqual(p.initiator.receive(stale.frame, 5_002), { kind: 'dropped', reason: 'unknown_index' });
+  if (stale.kind === 'reply')
+    assert.deepEqual(p.initiator.receive(stale.frame, 5_002), { kind: 'dropped', reason: 'unknown_index' });
 });
 
 test('packets queued before the handshake go out on establishment, in order', () => {
@@ -110,7 +120,10 @@ test('packets queued before the handshake go out on establishment, in order', ()
   if (est.kind !== 'established') return;
   assert.equal(est.send.length, 2, 'the queue, and no extra keepalive');
   const got = est.send.map((f) => p.responder.receive(f, 'z', 3));
-  assert.deepEqual(got.map((g) => g.kind), ['packet', 'message']);
+  assert.deepEqual(
+    got.map((g) => g.kind),
+    ['packet', 'message'],
+  );
   assert.equal(p.responder.peer('dev_1')!.up, true);
 });
 
@@ -135,7 +148,11 @@ test('rekey by time: initiator handshakes at rekeyAfter, old session keeps worki
   const est = p.initiator.receive(rep.frame, 60_004);
   assert.equal(est.kind, 'established');
   assert.notEqual(p.initiator.session!.localIndex, first);
-  assert.equal(p.initiator.receive(down.frame, 60_005).kind, 'packet', 'previous session still decrypts in-flight frames');
+  assert.equal(
+    p.initiator.receive(down.frame, 60_005).kind,
+    'packet',
+    'previous session still decrypts in-flight frames',
+  );
   if (est.kind === 'established') for (const f of est.send) p.responder.receive(f, 'a', 60_006);
   assert.ok(p.rEvents.some((e) => e.type === 'rekeyed'));
   assert.equal(p.iEvents.filter((e) => e.type === 'established' && e.rekey).length, 1);
@@ -149,12 +166,17 @@ test('rekey by message count', () => {
   assert.ok(p.initiator.tick(2).every((f) => f[0] !== 1));
   p.initiator.sendPacket(ipv4(), 3);
   const out = p.initiator.tick(4);
-  assert.ok(out.some((f) => f[0] === 1), 'initiation after 50 messages');
+  assert.ok(
+    out.some((f) => f[0] === 1),
+    'initiation after 50 messages',
+  );
   assert.ok(p.iEvents.some((e) => e.type === 'handshake_sent' && e.reason === 'rekey'));
 });
 
 test('session hard expiry: nothing is sent or accepted on it after rejectAfter', () => {
-  const p = pair({ timers: { rekeyAfterMs: 60_000, rejectAfterMs: 90_000, deadAfterMs: 200_000, keepaliveMs: 10_000 } });
+  const p = pair({
+    timers: { rekeyAfterMs: 60_000, rejectAfterMs: 90_000, deadAfterMs: 200_000, keepaliveMs: 10_000 },
+  });
   connect(p, 0);
   const late = p.initiator.sendPacket(ipv4(), 89_999)!;
   assert.equal(p.responder.receive(late, 'a', 90_000).kind, 'dropped');
@@ -167,7 +189,14 @@ test('session hard expiry: nothing is sent or accepted on it after rejectAfter',
 test('the responder answers nothing but handshakes from known devices', () => {
   const p = pair();
   connect(p, 0);
-  const junk = [Buffer.alloc(0), Buffer.from([1]), Buffer.alloc(148), Buffer.alloc(92), Buffer.alloc(32), Buffer.from('GET / HTTP/1.1\r\n\r\n')];
+  const junk = [
+    Buffer.alloc(0),
+    Buffer.from([1]),
+    Buffer.alloc(148),
+    Buffer.alloc(92),
+    Buffer.alloc(32),
+    Buffer.from('GET / HTTP/1.1\r\n\r\n'),
+  ];
   const init = Buffer.alloc(148);
   init[0] = 1;
   init[1] = 1;
@@ -178,12 +207,27 @@ test('the responder answers nothing but handshakes from known devices', () => {
 test('commands and acks ride the tunnel both ways', () => {
   const p = pair();
   connect(p, 0);
-  const push = p.responder.sendMessage('dev_1', { kind: 'command', command: { id: 'cmd_42', type: 'rotate_ip', payload: { reason: 'schedule' } } }, 1)!;
+  const push = p.responder.sendMessage(
+    'dev_1',
+    { kind: 'command', command: { id: 'cmd_42', type: 'rotate_ip', payload: { reason: 'schedule' } } },
+    1,
+  )!;
   const got = p.initiator.receive(push.frame, 1);
-  assert.deepEqual(got, { kind: 'message', message: { kind: 'command', command: { id: 'cmd_42', type: 'rotate_ip', payload: { reason: 'schedule' } } } });
+  assert.deepEqual(got, {
+    kind: 'message',
+    message: { kind: 'command', command: { id: 'cmd_42', type: 'rotate_ip', payload: { reason: 'schedule' } } },
+  });
   const ack = p.initiator.sendMessage({ kind: 'ack', ack: { id: 'cmd_42', status: 'received' } }, 2)!;
-  assert.deepEqual(p.responder.receive(ack, 'a', 2), { kind: 'message', deviceId: 'dev_1', message: { kind: 'ack', ack: { id: 'cmd_42', status: 'received' } } });
-  const ctl = p.responder.sendMessage('dev_1', { kind: 'control', control: { type: 'config', payload: { address: '192.168.255.7/24', mtu: 1380 } } }, 3)!;
+  assert.deepEqual(p.responder.receive(ack, 'a', 2), {
+    kind: 'message',
+    deviceId: 'dev_1',
+    message: { kind: 'ack', ack: { id: 'cmd_42', status: 'received' } },
+  });
+  const ctl = p.responder.sendMessage(
+    'dev_1',
+    { kind: 'control', control: { type: 'config', payload: { address: '192.168.255.7/24', mtu: 1380 } } },
+    3,
+  )!;
   assert.equal(p.initiator.receive(ctl.frame, 3).kind, 'message');
 });
 

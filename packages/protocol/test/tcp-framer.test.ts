@@ -57,10 +57,22 @@ test('whole frames inside one chunk are returned without copying', () => {
 
 test('a length below the smallest frame poisons the stream with a PPError', () => {
   const d = new TcpFrameDecoder();
-  assert.throws(() => d.push(Buffer.from([0, 5, 1, 2, 3, 4, 5])), (e) => isPPError(e) && e.code === 'PP_ERR_TUNNEL_TCP_FRAME_LENGTH');
-  assert.throws(() => d.push(encodeTcpFrame(Buffer.alloc(40))), (e) => isPPError(e));
-  assert.throws(() => encodeTcpFrame(Buffer.alloc(10)), (e) => isPPError(e));
-  assert.throws(() => tcpLengthPrefix(MAX_FRAME_LEN + 1), (e) => isPPError(e));
+  assert.throws(
+    () => d.push(Buffer.from([0, 5, 1, 2, 3, 4, 5])),
+    (e) => isPPError(e) && e.code === 'PP_ERR_TUNNEL_TCP_FRAME_LENGTH',
+  );
+  assert.throws(
+    () => d.push(encodeTcpFrame(Buffer.alloc(40))),
+    (e) => isPPError(e),
+  );
+  assert.throws(
+    () => encodeTcpFrame(Buffer.alloc(10)),
+    (e) => isPPError(e),
+  );
+  assert.throws(
+    () => tcpLengthPrefix(MAX_FRAME_LEN + 1),
+    (e) => isPPError(e),
+  );
 });
 
 test('a whole tunnel session over the TCP framing', () => {
@@ -77,7 +89,9 @@ test('a whole tunnel session over the TCP framing', () => {
   assert.equal(est.kind, 'established');
   if (est.kind !== 'established') return;
   const wire = Buffer.concat([...est.send, p.initiator.sendPacket(ipv4(1380), 2)!].map(encodeTcpFrame));
-  const kinds = [...up.push(wire.subarray(0, 700)), ...up.push(wire.subarray(700))].map((f) => p.responder.receive(f, 'tcp:1', 3).kind);
+  const kinds = [...up.push(wire.subarray(0, 700)), ...up.push(wire.subarray(700))].map(
+    (f) => p.responder.receive(f, 'tcp:1', 3).kind,
+  );
   assert.deepEqual(kinds, ['keepalive', 'packet']);
   void connect;
 });

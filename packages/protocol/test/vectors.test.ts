@@ -4,9 +4,25 @@
 // the doc and the code cannot drift apart.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createCipheriv, createDecipheriv, createHash, createHmac, createPrivateKey, createPublicKey, diffieHellman } from 'node:crypto';
 import {
-  createIdentity, createInitiation, consumeInitiation, createResponse, consumeResponse, tai64n, TransportSession, encodeCommand, decodeInner,
+  createCipheriv,
+  createDecipheriv,
+  createHash,
+  createHmac,
+  createPrivateKey,
+  createPublicKey,
+  diffieHellman,
+} from 'node:crypto';
+import {
+  createIdentity,
+  createInitiation,
+  consumeInitiation,
+  createResponse,
+  consumeResponse,
+  tai64n,
+  TransportSession,
+  encodeCommand,
+  decodeInner,
   publicKeyFromPrivate,
 } from '../src/index.js';
 import { VECTOR_INPUTS as V } from './vector-inputs.js';
@@ -22,13 +38,17 @@ export const EXPECTED = {
   responderEphemeralPrivate: '4bbaca024bae3b3c5c7cbafa4f119941f57bd224256ae03cff140ee066fb3083',
   responderEphemeralPublic: '68f202ac912887b2b8a3adc3e3180bfb1b8d22cb8f628bdf1b7e869bd66ba56a',
   timestamp: '400000006553f1000754d4c0',
-  initiation: '01010000040302015543f73d096c90842bcb14fd49ca8b8284ab11512c39babc9934c89bd104482ef44974ca5940aa58736532e978f1f184e245e298e4bb81ed5f48c3e45a68c3ef31c1de01ca496c5ebff9395760d1142c7511dda7605c3a7a4b7459abd74f4baee63429274006db2c66b69c992c9e76588da2a8e2255461540e34c8e200000000000000000000000000000000',
-  response: '020100000d0c0b0a0403020168f202ac912887b2b8a3adc3e3180bfb1b8d22cb8f628bdf1b7e869bd66ba56a4749ff718a4f5593b6d153bc334bba69c400e2f31b4aca568228ec651e08a28a00000000000000000000000000000000',
+  initiation:
+    '01010000040302015543f73d096c90842bcb14fd49ca8b8284ab11512c39babc9934c89bd104482ef44974ca5940aa58736532e978f1f184e245e298e4bb81ed5f48c3e45a68c3ef31c1de01ca496c5ebff9395760d1142c7511dda7605c3a7a4b7459abd74f4baee63429274006db2c66b69c992c9e76588da2a8e2255461540e34c8e200000000000000000000000000000000',
+  response:
+    '020100000d0c0b0a0403020168f202ac912887b2b8a3adc3e3180bfb1b8d22cb8f628bdf1b7e869bd66ba56a4749ff718a4f5593b6d153bc334bba69c400e2f31b4aca568228ec651e08a28a00000000000000000000000000000000',
   initiatorSendKey: '82e088ef445ababd02b473fb2f4348cc1490635bcbf2e98a2579cf84e52b022f',
   initiatorRecvKey: '98b68d5fcc622b0b88d4e78e0ed0758ad09814d49126ea4a6e5dc9e3395392f1',
   keepaliveInitiatorCounter0: '040100000d0c0b0a00000000000000003130a8882bd54e2004430bdbd9678d1a',
-  ipPacketInitiatorCounter1: '040100000d0c0b0a01000000000000006af297450ecb2e0e30e6e54725923b8923983f99d52e85141d0b0bed3b5b381d33dbde6eafad10ec168a9833',
-  commandResponderCounter0: '04010000040302010000000000000000f18d6a5c33c8089882e11504837f84a1512cd867d59b9dec27af02f7e32e1ba336a37269c5426710752664a4b844cbffe93657277cb1c3b2df4929ea5f46d6d6e62a043f8b54536d5c9fc32bcc060a',
+  ipPacketInitiatorCounter1:
+    '040100000d0c0b0a01000000000000006af297450ecb2e0e30e6e54725923b8923983f99d52e85141d0b0bed3b5b381d33dbde6eafad10ec168a9833',
+  commandResponderCounter0:
+    '04010000040302010000000000000000f18d6a5c33c8089882e11504837f84a1512cd867d59b9dec27af02f7e32e1ba336a37269c5426710752664a4b844cbffe93657277cb1c3b2df4929ea5f46d6d6e62a043f8b54536d5c9fc32bcc060a',
 };
 
 const hex = (b: Buffer) => b.toString('hex');
@@ -42,19 +62,42 @@ test('handshake and transport frames match the published vectors', () => {
   assert.equal(hex(publicKeyFromPrivate(V.responderEphemeralPrivate)), EXPECTED.responderEphemeralPublic);
   const ts = tai64n(V.unixMs);
   assert.equal(hex(ts), EXPECTED.timestamp);
-  const { message: init, state } = createInitiation({ initiator: dev, responderPublicKey: relay.publicKey, senderIndex: V.initiatorIndex, timestamp: ts, ephemeralPrivateKey: V.initiatorEphemeralPrivate });
+  const { message: init, state } = createInitiation({
+    initiator: dev,
+    responderPublicKey: relay.publicKey,
+    senderIndex: V.initiatorIndex,
+    timestamp: ts,
+    ephemeralPrivateKey: V.initiatorEphemeralPrivate,
+  });
   assert.equal(hex(init), EXPECTED.initiation);
   const c = consumeInitiation(relay, init, () => ({ deviceId: 'dev_vec', psk: V.psk }));
   assert.ok(typeof c !== 'string');
   assert.equal(hex(c.timestamp), EXPECTED.timestamp);
-  const { message: resp, keys: rk } = createResponse({ consumed: c, psk: V.psk, senderIndex: V.responderIndex, ephemeralPrivateKey: V.responderEphemeralPrivate });
+  const { message: resp, keys: rk } = createResponse({
+    consumed: c,
+    psk: V.psk,
+    senderIndex: V.responderIndex,
+    ephemeralPrivateKey: V.responderEphemeralPrivate,
+  });
   assert.equal(hex(resp), EXPECTED.response);
   const done = consumeResponse(state, dev.mac1Key, V.psk, resp);
   assert.ok(typeof done !== 'string');
   assert.equal(hex(done.keys.sendKey), EXPECTED.initiatorSendKey);
   assert.equal(hex(done.keys.recvKey), EXPECTED.initiatorRecvKey);
-  const i = new TransportSession({ localIndex: V.initiatorIndex, remoteIndex: V.responderIndex, keys: done.keys, createdAt: 0, isInitiator: true });
-  const r = new TransportSession({ localIndex: V.responderIndex, remoteIndex: V.initiatorIndex, keys: rk, createdAt: 0, isInitiator: false });
+  const i = new TransportSession({
+    localIndex: V.initiatorIndex,
+    remoteIndex: V.responderIndex,
+    keys: done.keys,
+    createdAt: 0,
+    isInitiator: true,
+  });
+  const r = new TransportSession({
+    localIndex: V.responderIndex,
+    remoteIndex: V.initiatorIndex,
+    keys: rk,
+    createdAt: 0,
+    isInitiator: false,
+  });
   const ka = i.seal(Buffer.alloc(0));
   assert.equal(hex(ka), EXPECTED.keepaliveInitiatorCounter0);
   const ip = i.seal(V.ipPacket);
@@ -78,8 +121,18 @@ test('the doc formulas, written out with bare node:crypto, give the same bytes',
     for (let i = 1; i <= n; i++) out.push((prev = HMAC(t0, prev, Buffer.from([i]))));
     return out;
   };
-  const priv = (raw: Buffer) => createPrivateKey({ key: Buffer.concat([Buffer.from('302e020100300506032b656e04220420', 'hex'), raw]), format: 'der', type: 'pkcs8' });
-  const pub = (raw: Buffer) => createPublicKey({ key: Buffer.concat([Buffer.from('302a300506032b656e032100', 'hex'), raw]), format: 'der', type: 'spki' });
+  const priv = (raw: Buffer) =>
+    createPrivateKey({
+      key: Buffer.concat([Buffer.from('302e020100300506032b656e04220420', 'hex'), raw]),
+      format: 'der',
+      type: 'pkcs8',
+    });
+  const pub = (raw: Buffer) =>
+    createPublicKey({
+      key: Buffer.concat([Buffer.from('302a300506032b656e032100', 'hex'), raw]),
+      format: 'der',
+      type: 'spki',
+    });
   const DH = (a: Buffer, b: Buffer) => diffieHellman({ privateKey: priv(a), publicKey: pub(b) });
   const AEAD = (k: Buffer, n: bigint, pt: Buffer, ad: Buffer) => {
     const nonce = Buffer.alloc(12);
@@ -122,7 +175,10 @@ test('the doc formulas, written out with bare node:crypto, give the same bytes',
   H = HASH(H, t);
   const empty = AEAD(k, 0n, Buffer.alloc(0), H);
   assert.equal(hex(empty), hex(resp.subarray(44, 60)));
-  assert.equal(hex(HMAC(HASH(Buffer.from('mac1----'), Si), resp.subarray(0, 60)).subarray(0, 16)), hex(resp.subarray(60, 76)));
+  assert.equal(
+    hex(HMAC(HASH(Buffer.from('mac1----'), Si), resp.subarray(0, 60)).subarray(0, 16)),
+    hex(resp.subarray(60, 76)),
+  );
   const [tInit, tResp] = KDF(2, C, Buffer.alloc(0));
   assert.equal(hex(tInit!), EXPECTED.initiatorSendKey);
   assert.equal(hex(tResp!), EXPECTED.initiatorRecvKey);
@@ -138,5 +194,6 @@ test('the doc formulas, written out with bare node:crypto, give the same bytes',
 test('docs/protocol.md publishes exactly these vectors', async () => {
   const { readFile } = await import('node:fs/promises');
   const doc = (await readFile(new URL('../../../docs/protocol.md', import.meta.url), 'utf8')).replace(/\n/g, '');
-  for (const [name, value] of Object.entries(EXPECTED)) assert.ok(doc.includes(value), `${name} missing from docs/protocol.md`);
+  for (const [name, value] of Object.entries(EXPECTED))
+    assert.ok(doc.includes(value), `${name} missing from docs/protocol.md`);
 });

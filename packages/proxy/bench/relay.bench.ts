@@ -25,7 +25,10 @@ const target = net.createServer({ allowHalfOpen: true }, (c) => {
   c.on('error', () => {});
   let n = 0;
   c.on('data', (d: Buffer) => {
-    if (n === 0 && d[0] === 0x3f) { c.end('ok'); return; } // '?' probe for setup bench
+    if (n === 0 && d[0] === 0x3f) {
+      c.end('ok');
+      return;
+    } // '?' probe for setup bench
     n += d.length;
   });
   c.on('end', () => c.end(String(n)));
@@ -38,11 +41,33 @@ const httpPort = (await http.listen(0)).port;
 const socksPort = (await socks.listen(0)).port;
 // Each metered run gets a fresh meter (a spent bucket must not carry over).
 let meter: Meter = new ConnectionMeter();
-const metered = createHttpProxy({ authenticate: async (u, p) => (u === 'u' && p === 'p' ? { principal: 'bench', meter } : null), dial });
+const metered = createHttpProxy({
+  authenticate: async (u, p) => (u === 'u' && p === 'p' ? { principal: 'bench', meter } : null),
+  dial,
+});
 const meteredPort = (await metered.listen(0)).port;
 
 const AUTH = 'Basic ' + Buffer.from('u:p').toString('base64');
-const SOCKS_HELLO = Buffer.from([5, 1, 2, 1, 1, 0x75, 1, 0x70, 5, 1, 0, 1, 127, 0, 0, 1, targetPort >> 8, targetPort & 0xff]);
+const SOCKS_HELLO = Buffer.from([
+  5,
+  1,
+  2,
+  1,
+  1,
+  0x75,
+  1,
+  0x70,
+  5,
+  1,
+  0,
+  1,
+  127,
+  0,
+  0,
+  1,
+  targetPort >> 8,
+  targetPort & 0xff,
+]);
 
 /** Opens a tunnel and resolves with the socket once the proxy confirmed it. */
 function open(kind: 'http' | 'socks5', port = kind === 'http' ? httpPort : socksPort): Promise<net.Socket> {
@@ -63,21 +88,29 @@ function open(kind: 'http' | 'socks5', port = kind === 'http' ? httpPort : socks
       }
     };
     s.on('data', onData);
-    s.once('connect', () => s.write(kind === 'http' ? `CONNECT 127.0.0.1:${targetPort} HTTP/1.1\r\nProxy-Authorization: ${AUTH}\r\n\r\n` : SOCKS_HELLO));
+    s.once('connect', () =>
+      s.write(
+        kind === 'http'
+          ? `CONNECT 127.0.0.1:${targetPort} HTTP/1.1\r\nProxy-Authorization: ${AUTH}\r\n\r\n`
+          : SOCKS_HELLO,
+      ),
+    );
   });
 }
 
 async function setups(kind: 'http' | 'socks5'): Promise<number> {
   let next = 0;
   const t0 = performance.now();
-  await Promise.all(Array.from({ length: CONCURRENCY }, async () => {
-    while (next++ < SETUPS) {
-      const s = await open(kind);
-      s.write('?');
-      await once(s, 'end');
-      s.destroy();
-    }
-  }));
+  await Promise.all(
+    Array.from({ length: CONCURRENCY }, async () => {
+      while (next++ < SETUPS) {
+        const s = await open(kind);
+        s.write('?');
+        await once(s, 'end');
+        s.destroy();
+      }
+    }),
+  );
   return SETUPS / ((performance.now() - t0) / 1000);
 }
 
@@ -93,7 +126,9 @@ async function throughput(kind: 'http' | 'socks5', port?: number): Promise<numbe
   }
   s.end();
   let reply = '';
-  s.on('data', (d: Buffer) => { reply += d.toString(); });
+  s.on('data', (d: Buffer) => {
+    reply += d.toString();
+  });
   await once(s, 'close');
   const secs = (performance.now() - t0) / 1000;
   if (Number(reply) !== total) throw new Error(`target saw ${reply} of ${total}`);
@@ -104,12 +139,18 @@ const rows: string[] = [];
 for (const kind of ['http', 'socks5'] as const) {
   const sps = await setups(kind);
   const gbps = await throughput(kind);
-  rows.push(`${kind.padEnd(7)} CONNECT setups/s: ${sps.toFixed(0).padStart(6)}   throughput: ${gbps.toFixed(2)} Gbit/s (${MB} MiB, one tunnel)`);
+  rows.push(
+    `${kind.padEnd(7)} CONNECT setups/s: ${sps.toFixed(0).padStart(6)}   throughput: ${gbps.toFixed(2)} Gbit/s (${MB} MiB, one tunnel)`,
+  );
 }
 meter = new ConnectionMeter();
-rows.push(`http + meter (no limits)                throughput: ${(await throughput('http', meteredPort)).toFixed(2)} Gbit/s`);
+rows.push(
+  `http + meter (no limits)                throughput: ${(await throughput('http', meteredPort)).toFixed(2)} Gbit/s`,
+);
 meter = new ConnectionMeter({ upKbps: 1_000_000 });
-rows.push(`http + meter (1 Gbit/s up limit)        throughput: ${(await throughput('http', meteredPort)).toFixed(2)} Gbit/s`);
+rows.push(
+  `http + meter (1 Gbit/s up limit)        throughput: ${(await throughput('http', meteredPort)).toFixed(2)} Gbit/s`,
+);
 console.log(`proxy relay bench (loopback, ${SETUPS} setups x ${CONCURRENCY} concurrent, node ${process.version})`);
 for (const r of rows) console.log('  ' + r);
 await http.close();

@@ -51,9 +51,19 @@ export function connectVia(o: ConnectViaOptions): Promise<Tunnel> {
  * all within `timeoutMs`. Resolves with the paused socket and the bytes after the answer (the
  * target's, already).
  */
-export function proxyHandshake(o: ConnectViaOptions, hello: Buffer | string, answered: (buf: Buffer) => number | undefined): Promise<{ socket: net.Socket; rest: Buffer }> {
+export function proxyHandshake(
+  o: ConnectViaOptions,
+  hello: Buffer | string,
+  answered: (buf: Buffer) => number | undefined,
+): Promise<{ socket: net.Socket; rest: Buffer }> {
   return new Promise((resolve, reject) => {
-    const socket = net.connect({ host: o.proxyHost, port: o.proxyPort, localAddress: o.localAddress, allowHalfOpen: true, noDelay: true });
+    const socket = net.connect({
+      host: o.proxyHost,
+      port: o.proxyPort,
+      localAddress: o.localAddress,
+      allowHalfOpen: true,
+      noDelay: true,
+    });
     let buf: Buffer = Buffer.alloc(0);
     let settled = false;
     const done = (err: PPError | null): void => {
@@ -61,14 +71,20 @@ export function proxyHandshake(o: ConnectViaOptions, hello: Buffer | string, ans
       settled = true;
       clearTimeout(timer);
       socket.removeListener('data', onData);
-      if (err) { socket.destroy(); return reject(err); }
+      if (err) {
+        socket.destroy();
+        return reject(err);
+      }
       socket.pause();
       socket.removeListener('error', onError);
       socket.removeListener('end', onEnd);
       // Later errors surface to the caller as 'close'; an unlistened 'error' must not crash the process.
       socket.on('error', () => {});
     };
-    const timer = setTimeout(() => done(proxyError('PP_ERR_PROXY_TARGET_TIMEOUT', { host: o.proxyHost, port: o.proxyPort })), o.timeoutMs ?? 10_000);
+    const timer = setTimeout(
+      () => done(proxyError('PP_ERR_PROXY_TARGET_TIMEOUT', { host: o.proxyHost, port: o.proxyPort })),
+      o.timeoutMs ?? 10_000,
+    );
     const onError = (e: Error): void => done(classifyDialError(e, o.proxyHost, o.proxyPort));
     const onEnd = (): void => done(proxyError('PP_ERR_PROXY_TARGET_RESET', { host: o.proxyHost, port: o.proxyPort }));
     const onData = (chunk: Buffer): void => {

@@ -14,7 +14,10 @@ import { isForbiddenAddress, validatePolicy, type DestinationPolicy } from './po
 import { createDnsCache, DEFAULT_DNS_CACHE_MS } from './dns-cache.js';
 import type { Dial, DialRequest, ResolveChecked } from './types.js';
 
-export interface ResolvedAddress { readonly address: string; readonly family: 4 | 6 }
+export interface ResolvedAddress {
+  readonly address: string;
+  readonly family: 4 | 6;
+}
 export type Resolve = (host: string) => Promise<ResolvedAddress[]>;
 
 export const systemResolve: Resolve = async (host) => {
@@ -125,14 +128,22 @@ export function createPolicyDialer(opts: PolicyDialerOptions): Dial {
   };
 }
 
-function connectOnce(to: ResolvedAddress, port: number, localAddress: string | undefined, timeoutMs: number, open: PolicyDialerOptions['openSocket']): Promise<net.Socket> {
+function connectOnce(
+  to: ResolvedAddress,
+  port: number,
+  localAddress: string | undefined,
+  timeoutMs: number,
+  open: PolicyDialerOptions['openSocket'],
+): Promise<net.Socket> {
   return new Promise((resolve, reject) => {
     const host = to.address;
     let s: net.Socket;
     try {
       const made = open?.(to.family, localAddress);
       // allowHalfOpen: a tunnel forwards each direction's FIN separately (see relay.ts).
-      s = made ? made.connect({ host, port }) : net.connect({ host, port, localAddress, allowHalfOpen: true, noDelay: true });
+      s = made
+        ? made.connect({ host, port })
+        : net.connect({ host, port, localAddress, allowHalfOpen: true, noDelay: true });
     } catch (e) {
       return reject(e);
     }
@@ -158,15 +169,32 @@ export function classifyDialError(e: unknown, host: string, port: number): PPErr
   const code = (e as { code?: unknown } | null)?.code;
   const p = { host, port };
   switch (code) {
-    case 'ENOTFOUND': case 'EAI_NONAME': case 'EAI_NODATA': case 'ENODATA':
+    case 'ENOTFOUND':
+    case 'EAI_NONAME':
+    case 'EAI_NODATA':
+    case 'ENODATA':
       return proxyError('PP_ERR_PROXY_DNS_NOT_FOUND', { host }, { cause: e });
-    case 'EAI_AGAIN': case 'EAI_FAIL': case 'ESERVFAIL': case 'ETIMEOUT': case 'ECONNREFUSED_DNS':
+    case 'EAI_AGAIN':
+    case 'EAI_FAIL':
+    case 'ESERVFAIL':
+    case 'ETIMEOUT':
+    case 'ECONNREFUSED_DNS':
       return proxyError('PP_ERR_PROXY_DNS_FAILED', { host }, { cause: e });
-    case 'ECONNREFUSED': return proxyError('PP_ERR_PROXY_TARGET_REFUSED', p, { cause: e });
-    case 'ECONNRESET': case 'EPIPE': return proxyError('PP_ERR_PROXY_TARGET_RESET', p, { cause: e });
-    case 'ETIMEDOUT': return proxyError('PP_ERR_PROXY_TARGET_TIMEOUT', p, { cause: e });
-    case 'ENETUNREACH': case 'ENETDOWN': case 'EADDRNOTAVAIL': return proxyError('PP_ERR_PROXY_NETWORK_UNREACHABLE', p, { cause: e });
-    case 'EHOSTUNREACH': case 'EHOSTDOWN': return proxyError('PP_ERR_PROXY_HOST_UNREACHABLE', p, { cause: e });
-    default: return proxyError('PP_ERR_PROXY_UPSTREAM_FAILED', p, { cause: e });
+    case 'ECONNREFUSED':
+      return proxyError('PP_ERR_PROXY_TARGET_REFUSED', p, { cause: e });
+    case 'ECONNRESET':
+    case 'EPIPE':
+      return proxyError('PP_ERR_PROXY_TARGET_RESET', p, { cause: e });
+    case 'ETIMEDOUT':
+      return proxyError('PP_ERR_PROXY_TARGET_TIMEOUT', p, { cause: e });
+    case 'ENETUNREACH':
+    case 'ENETDOWN':
+    case 'EADDRNOTAVAIL':
+      return proxyError('PP_ERR_PROXY_NETWORK_UNREACHABLE', p, { cause: e });
+    case 'EHOSTUNREACH':
+    case 'EHOSTDOWN':
+      return proxyError('PP_ERR_PROXY_HOST_UNREACHABLE', p, { cause: e });
+    default:
+      return proxyError('PP_ERR_PROXY_UPSTREAM_FAILED', p, { cause: e });
   }
 }

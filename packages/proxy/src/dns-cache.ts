@@ -56,7 +56,9 @@ export function createDnsCache(resolve: Resolve, opts: DnsCacheOptions = {}): Ca
     const answer = (async () => {
       try {
         // Frozen: every caller gets the same array.
-        const a = Object.freeze((await resolve(host)).map((x) => Object.freeze({ address: x.address, family: x.family })));
+        const a = Object.freeze(
+          (await resolve(host)).map((x) => Object.freeze({ address: x.address, family: x.family })),
+        );
         if (entries.get(key) === entry) entry.expires = now() + ttlMs;
         return a;
       } catch (e) {

@@ -9,7 +9,10 @@ export const PROXY_ERRORS = defineErrors('proxy', {
   // Client side: what the customer sent.
   PP_ERR_PROXY_BAD_REQUEST: { status: 400, message: 'malformed request: {reason}' },
   PP_ERR_PROXY_HEAD_TOO_LARGE: { status: 431, message: 'request head exceeds {limit}' },
-  PP_ERR_PROXY_UNSUPPORTED_SCHEME: { status: 400, message: 'absolute-form scheme {scheme} is not supported (use CONNECT)' },
+  PP_ERR_PROXY_UNSUPPORTED_SCHEME: {
+    status: 400,
+    message: 'absolute-form scheme {scheme} is not supported (use CONNECT)',
+  },
   PP_ERR_PROXY_AUTH_REQUIRED: { status: 407, message: 'proxy credentials required' },
   PP_ERR_PROXY_AUTH_FAILED: { status: 407, message: 'proxy credentials rejected' },
   PP_ERR_PROXY_AUTH_UNAVAILABLE: { status: 500, message: 'credential check failed' },

@@ -9,23 +9,73 @@
 export { PROXY_ERRORS, proxyError, type ProxyErrorCode } from './errors.js';
 export type * from './types.js';
 export { silentLogger } from './logger.js';
-export { isForbiddenAddress, addressCategory, validatePolicy, ipToBytes, type DestinationPolicy, type AddressCategory } from './policy.js';
 export {
-  createPolicyDialer, createPolicyResolver, createPolicyResolveAll, classifyDialError, systemResolve,
-  type PolicyDialerOptions, type PolicyResolverOptions, type Resolve, type ResolvedAddress,
+  isForbiddenAddress,
+  addressCategory,
+  validatePolicy,
+  ipToBytes,
+  type DestinationPolicy,
+  type AddressCategory,
+} from './policy.js';
+export {
+  createPolicyDialer,
+  createPolicyResolver,
+  createPolicyResolveAll,
+  classifyDialError,
+  systemResolve,
+  type PolicyDialerOptions,
+  type PolicyResolverOptions,
+  type Resolve,
+  type ResolvedAddress,
 } from './dialer.js';
-export { createDnsCache, DEFAULT_DNS_CACHE_MS, DEFAULT_DNS_CACHE_NAMES, type CachedResolve, type DnsCacheOptions } from './dns-cache.js';
+export {
+  createDnsCache,
+  DEFAULT_DNS_CACHE_MS,
+  DEFAULT_DNS_CACHE_NAMES,
+  type CachedResolve,
+  type DnsCacheOptions,
+} from './dns-cache.js';
 export { relay, type RelayOptions, type RelayResult } from './relay.js';
 export { ConnectionMeter, MIN_BURST_BYTES, type ConnectionMeterOptions } from './limits/meter.js';
-export { createHandshakeGuard, type HandshakeGuard, type HandshakeGuardOptions, type HandshakeGuardStats } from './limits/guard.js';
+export {
+  createHandshakeGuard,
+  type HandshakeGuard,
+  type HandshakeGuardOptions,
+  type HandshakeGuardStats,
+} from './limits/guard.js';
 export { SLICE_BYTES } from './limits/flow.js';
 export { ProxyServer, type ProxyStats } from './server-base.js';
 export { createHttpProxy, type HttpProxyOptions } from './http/server.js';
-export { parseRequestHead, parseResponseHead, findHeadEnd, MAX_HEAD_BYTES, MAX_HEADERS, type RequestHead, type ResponseHead } from './http/head.js';
+export {
+  parseRequestHead,
+  parseResponseHead,
+  findHeadEnd,
+  MAX_HEAD_BYTES,
+  MAX_HEADERS,
+  type RequestHead,
+  type ResponseHead,
+} from './http/head.js';
 export { ERROR_HEADER, REASON_HEADER } from './http/responses.js';
 export { createSocks5Server, type Socks5Options, type Socks5UdpOptions } from './socks5/server.js';
-export { parseGreeting, parseUserPass, parseRequest, parseReply, encodeReply, encodeAddress, readAddress, type SocksAddress, type Reply as Socks5Reply } from './socks5/wire.js';
-export { connectViaSocks5, readSocks5Answers, socks5Hello, type ConnectViaSocks5Options, type Socks5Tunnel, type Socks5Answers } from './socks5/client.js';
+export {
+  parseGreeting,
+  parseUserPass,
+  parseRequest,
+  parseReply,
+  encodeReply,
+  encodeAddress,
+  readAddress,
+  type SocksAddress,
+  type Reply as Socks5Reply,
+} from './socks5/wire.js';
+export {
+  connectViaSocks5,
+  readSocks5Answers,
+  socks5Hello,
+  type ConnectViaSocks5Options,
+  type Socks5Tunnel,
+  type Socks5Answers,
+} from './socks5/client.js';
 export { REP as SOCKS5_REPLY, replyCodeFor } from './socks5/reply.js';
 export { createUdpRelay, UdpRelay, type UdpRelayOptions, type RegisterOptions } from './udp/relay.js';
 export type { UdpAssociation } from './udp/association.js';

@@ -18,9 +18,20 @@ export interface DestinationPolicy {
 }
 
 export type AddressCategory =
-  | 'public' | 'loopback' | 'private' | 'link-local' | 'multicast' | 'unspecified' | 'broadcast' | 'reserved' | 'invalid';
+  | 'public'
+  | 'loopback'
+  | 'private'
+  | 'link-local'
+  | 'multicast'
+  | 'unspecified'
+  | 'broadcast'
+  | 'reserved'
+  | 'invalid';
 
-interface Cidr { readonly bytes: Uint8Array; readonly bits: number }
+interface Cidr {
+  readonly bytes: Uint8Array;
+  readonly bits: number;
+}
 
 /** Parses an IPv4 or IPv6 literal into 4 or 16 bytes; null when it is not one. */
 export function ipToBytes(ip: string): Uint8Array | null {
@@ -72,7 +83,9 @@ function inCidr(ip: Uint8Array, c: Cidr): boolean {
 const V4: Array<[string, AddressCategory]> = [
   ['0.0.0.0/8', 'unspecified'], // "this network", RFC 791; connecting to 0.0.0.0 reaches the host itself
   ['127.0.0.0/8', 'loopback'],
-  ['10.0.0.0/8', 'private'], ['172.16.0.0/12', 'private'], ['192.168.0.0/16', 'private'],
+  ['10.0.0.0/8', 'private'],
+  ['172.16.0.0/12', 'private'],
+  ['192.168.0.0/16', 'private'],
   ['100.64.0.0/10', 'private'], // CGNAT, RFC 6598 — the carrier's side of the phone
   ['198.18.0.0/15', 'private'], // benchmarking, RFC 2544
   ['169.254.0.0/16', 'link-local'], // includes cloud metadata 169.254.169.254
@@ -82,17 +95,23 @@ const V4: Array<[string, AddressCategory]> = [
   ['240.0.0.0/4', 'reserved'],
 ];
 const V6: Array<[string, AddressCategory]> = [
-  ['::/128', 'unspecified'], ['::1/128', 'loopback'],
-  ['fc00::/7', 'private'], ['fec0::/10', 'private'], // ULA; deprecated site-local (RFC 3879)
-  ['fe80::/10', 'link-local'], ['ff00::/8', 'multicast'],
+  ['::/128', 'unspecified'],
+  ['::1/128', 'loopback'],
+  ['fc00::/7', 'private'],
+  ['fec0::/10', 'private'], // ULA; deprecated site-local (RFC 3879)
+  ['fe80::/10', 'link-local'],
+  ['ff00::/8', 'multicast'],
   ['100::/64', 'reserved'], // discard-only, RFC 6666
 ];
 const V4_TABLE = V4.map(([c, k]) => [parseCidr(c), k] as const);
 const V6_TABLE = V6.map(([c, k]) => [parseCidr(c), k] as const);
 // IPv6 prefixes whose addresses carry an IPv4 address; [prefix, offset of the IPv4 bytes].
 const EMBEDDED: Array<[Cidr, number]> = [
-  [parseCidr('::ffff:0:0/96'), 12], [parseCidr('::/96'), 12], [parseCidr('64:ff9b::/96'), 12],
-  [parseCidr('64:ff9b:1::/48'), 12], [parseCidr('2002::/16'), 2],
+  [parseCidr('::ffff:0:0/96'), 12],
+  [parseCidr('::/96'), 12],
+  [parseCidr('64:ff9b::/96'), 12],
+  [parseCidr('64:ff9b:1::/48'), 12],
+  [parseCidr('2002::/16'), 2],
 ];
 
 function categorize(b: Uint8Array): AddressCategory {
@@ -112,7 +131,10 @@ export function addressCategory(ip: string): AddressCategory {
 const compiled = new WeakMap<readonly string[], Cidr[]>();
 function denyList(cidrs: readonly string[]): Cidr[] {
   let c = compiled.get(cidrs);
-  if (!c) { c = cidrs.map(parseCidr); compiled.set(cidrs, c); }
+  if (!c) {
+    c = cidrs.map(parseCidr);
+    compiled.set(cidrs, c);
+  }
   return c;
 }
 
@@ -130,10 +152,14 @@ export function isForbiddenAddress(ip: string, policy: DestinationPolicy = {}): 
     for (const c of denyList(policy.denyCidrs)) if (inCidr(b, c) || (v4 !== null && inCidr(v4, c))) return true;
   }
   switch (categorize(b)) {
-    case 'public': return false;
-    case 'loopback': return !policy.allowLoopback;
-    case 'private': return !policy.allowPrivate;
-    default: return true;
+    case 'public':
+      return false;
+    case 'loopback':
+      return !policy.allowLoopback;
+    case 'private':
+      return !policy.allowPrivate;
+    default:
+      return true;
   }
 }
 

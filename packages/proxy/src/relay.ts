@@ -27,10 +27,18 @@ export interface RelayOptions {
   readonly onIdle?: () => void;
 }
 
-export function relay(client: net.Socket, target: net.Socket, opts: RelayOptions, done: (r: RelayResult) => void): void {
+export function relay(
+  client: net.Socket,
+  target: net.Socket,
+  opts: RelayOptions,
+  done: (r: RelayResult) => void,
+): void {
   const meter = opts.meter;
   // Budget spent: no in-band answer is possible mid-stream, so both sides go at once.
-  const kill = (): void => { client.destroy(); target.destroy(); };
+  const kill = (): void => {
+    client.destroy();
+    target.destroy();
+  };
   const up = pump(client, target, 'up', meter, kill);
   const down = pump(target, client, 'down', meter, kill);
   let open = 2;
@@ -76,7 +84,13 @@ export function relay(client: net.Socket, target: net.Socket, opts: RelayOptions
 }
 
 /** One direction. Returns the metered feed (null without a meter: the plain path has no per-chunk extras). */
-function pump(src: net.Socket, dst: net.Socket, dir: Direction, meter: Meter | undefined, kill: () => void): MeteredFeed | null {
+function pump(
+  src: net.Socket,
+  dst: net.Socket,
+  dir: Direction,
+  meter: Meter | undefined,
+  kill: () => void,
+): MeteredFeed | null {
   const hold = new Hold(src);
   let drainWait = false;
   const write = (chunk: Buffer): void => {

@@ -48,7 +48,9 @@ export class ProxyServer extends EventEmitter<ProxyEvents & { error: [Error] }> 
     });
     if (maxConnections !== undefined) this.server.maxConnections = maxConnections;
     // Re-emitted only when someone listens: an unlistened 'error' would take the process down.
-    this.server.on('error', (e) => { if (this.listenerCount('error') > 0) this.emit('error', e); });
+    this.server.on('error', (e) => {
+      if (this.listenerCount('error') > 0) this.emit('error', e);
+    });
   }
 
   /** Listens and resolves with the bound address (port 0 picks a free port). */
@@ -90,8 +92,17 @@ export function normalizeIp(ip: string | undefined): string {
  * for (getpeername/getsockname are a system call each, and most requests never need them).
  */
 export class SocketAuthContext implements AuthContext {
-  constructor(readonly protocol: AuthContext['protocol'], readonly socket: net.Socket) {}
-  get remoteAddress(): string { return normalizeIp(this.socket.remoteAddress); }
-  get remotePort(): number { return this.socket.remotePort ?? 0; }
-  get localPort(): number { return this.socket.localPort ?? 0; }
+  constructor(
+    readonly protocol: AuthContext['protocol'],
+    readonly socket: net.Socket,
+  ) {}
+  get remoteAddress(): string {
+    return normalizeIp(this.socket.remoteAddress);
+  }
+  get remotePort(): number {
+    return this.socket.remotePort ?? 0;
+  }
+  get localPort(): number {
+    return this.socket.localPort ?? 0;
+  }
 }

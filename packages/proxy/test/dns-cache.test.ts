@@ -4,7 +4,9 @@ import { it } from 'node:test';
 import assert from 'node:assert/strict';
 import { createDnsCache, createPolicyResolveAll, type ResolvedAddress } from '../src/index.js';
 
-function counting(answer: (host: string, n: number) => ResolvedAddress[] | Error = () => [{ address: '203.0.113.10', family: 4 }]) {
+function counting(
+  answer: (host: string, n: number) => ResolvedAddress[] | Error = () => [{ address: '203.0.113.10', family: 4 }],
+) {
   const calls: string[] = [];
   const resolve = async (host: string) => {
     calls.push(host);
@@ -31,16 +33,23 @@ it('reuses an answer for ttlMs, then resolves again', async () => {
 it('ttlMs 0 resolves every time', async () => {
   const r = counting();
   const cached = createDnsCache(r.resolve, { ttlMs: 0 });
-  await cached('a.test'); await cached('a.test');
+  await cached('a.test');
+  await cached('a.test');
   assert.equal(r.calls.length, 2);
   assert.equal(cached.size, 0);
 });
 
 it('concurrent look-ups of one name share one in-flight promise', async () => {
   let release!: () => void;
-  const gate = new Promise<void>((res) => { release = res; });
+  const gate = new Promise<void>((res) => {
+    release = res;
+  });
   let calls = 0;
-  const cached = createDnsCache(async () => { calls++; await gate; return [{ address: '203.0.113.7', family: 4 }]; });
+  const cached = createDnsCache(async () => {
+    calls++;
+    await gate;
+    return [{ address: '203.0.113.7', family: 4 }];
+  });
   const all = Promise.all(Array.from({ length: 50 }, () => cached('shared.test')));
   await new Promise((r) => setImmediate(r));
   assert.equal(calls, 1);
@@ -52,7 +61,9 @@ it('concurrent look-ups of one name share one in-flight promise', async () => {
 });
 
 it('failures are not cached; waiters of a failed look-up all see the error', async () => {
-  const r = counting((_h, n) => (n === 1 ? Object.assign(new Error('try again'), { code: 'EAI_AGAIN' }) : [{ address: '203.0.113.9', family: 4 }]));
+  const r = counting((_h, n) =>
+    n === 1 ? Object.assign(new Error('try again'), { code: 'EAI_AGAIN' }) : [{ address: '203.0.113.9', family: 4 }],
+  );
   const cached = createDnsCache(r.resolve, { now: () => 0 });
   const [a, b] = await Promise.allSettled([cached('flaky.test'), cached('flaky.test')]);
   assert.equal(a.status, 'rejected');
@@ -63,7 +74,10 @@ it('failures are not cached; waiters of a failed look-up all see the error', asy
   assert.equal(r.calls.length, 2);
   // A resolve that throws synchronously is not cached either.
   let n = 0;
-  const sync = createDnsCache(((h: string) => { if (n++ === 0) throw new Error('sync'); return Promise.resolve([{ address: '203.0.113.1', family: 4 as const }]); }) as never);
+  const sync = createDnsCache(((h: string) => {
+    if (n++ === 0) throw new Error('sync');
+    return Promise.resolve([{ address: '203.0.113.1', family: 4 as const }]);
+  }) as never);
   await assert.rejects(sync('x.test'), /sync/);
   assert.equal((await sync('x.test')).length, 1);
 });
@@ -73,7 +87,9 @@ it('holds at most maxNames names, evicting the oldest', async () => {
   const cached = createDnsCache(r.resolve, { maxNames: 3, now: () => 0 });
   for (const h of ['a', 'b', 'c', 'd']) await cached(`${h}.test`);
   assert.equal(cached.size, 3);
-  await cached('b.test'); await cached('c.test'); await cached('d.test');
+  await cached('b.test');
+  await cached('c.test');
+  await cached('d.test');
   assert.equal(r.calls.length, 4, 'b, c, d still cached');
   await cached('a.test');
   assert.equal(r.calls.length, 5, 'a was evicted');
@@ -86,12 +102,16 @@ it('holds at most maxNames names, evicting the oldest', async () => {
 });
 
 it('the policy is checked on every request, cached or not', async () => {
-  const r = counting((h) => (h === 'inside.test' ? [{ address: '10.0.0.5', family: 4 }] : [{ address: '203.0.113.5', family: 4 }]));
+  const r = counting((h) =>
+    h === 'inside.test' ? [{ address: '10.0.0.5', family: 4 }] : [{ address: '203.0.113.5', family: 4 }],
+  );
   const resolveAll = createPolicyResolveAll({ policy: {}, resolve: r.resolve });
-  for (let i = 0; i < 3; i++) await assert.rejects(resolveAll('inside.test'), { code: 'PP_ERR_PROXY_FORBIDDEN_DESTINATION' });
+  for (let i = 0; i < 3; i++)
+    await assert.rejects(resolveAll('inside.test'), { code: 'PP_ERR_PROXY_FORBIDDEN_DESTINATION' });
   assert.equal(r.calls.length, 1, 'the default dialer caches (5 s)');
   assert.equal((await resolveAll('outside.test'))[0]!.address, '203.0.113.5');
   const uncached = createPolicyResolveAll({ policy: {}, resolve: r.resolve, dnsCacheMs: 0 });
-  await uncached('outside.test'); await uncached('outside.test');
+  await uncached('outside.test');
+  await uncached('outside.test');
   assert.equal(r.calls.length, 4);
 });

@@ -27,13 +27,25 @@ it('Hold pauses on the first reason and resumes only when the last one is releas
 /** A meter answering from a script (then 0), recording the sizes it was asked about. */
 function scripted(answers: number[]): Meter & { sizes: number[] } {
   const sizes: number[] = [];
-  return { sizes, take: (_d, n) => { sizes.push(n); return answers.shift() ?? 0; } };
+  return {
+    sizes,
+    take: (_d, n) => {
+      sizes.push(n);
+      return answers.shift() ?? 0;
+    },
+  };
 }
 
 it('slices chunks for the meter but writes slices that need no wait as one buffer', () => {
   const m = scripted([]);
   const out: Buffer[] = [];
-  const feed = new MeteredFeed(m, 'down', new Hold(new PassThrough()), (b) => out.push(b), () => assert.fail());
+  const feed = new MeteredFeed(
+    m,
+    'down',
+    new Hold(new PassThrough()),
+    (b) => out.push(b),
+    () => assert.fail(),
+  );
   const chunk = Buffer.alloc(SLICE_BYTES * 3 + 10, 1);
   feed.push(chunk);
   assert.deepEqual(m.sizes, [SLICE_BYTES, SLICE_BYTES, SLICE_BYTES, 10]);
@@ -46,18 +58,33 @@ it('a wait delivers the slice, holds the source, and goes on with the rest after
   const src = new PassThrough();
   src.resume();
   const out: Buffer[] = [];
-  const feed = new MeteredFeed(m, 'up', new Hold(src), (b) => out.push(b), () => assert.fail());
+  const feed = new MeteredFeed(
+    m,
+    'up',
+    new Hold(src),
+    (b) => out.push(b),
+    () => assert.fail(),
+  );
   const chunk = Buffer.alloc(SLICE_BYTES * 3, 2);
   feed.push(chunk);
-  assert.deepEqual(out.map((b) => b.length), [SLICE_BYTES * 2], 'two slices approved, the second asked for a wait');
+  assert.deepEqual(
+    out.map((b) => b.length),
+    [SLICE_BYTES * 2],
+    'two slices approved, the second asked for a wait',
+  );
   assert.equal(src.isPaused(), true);
   assert.equal(feed.throttledWithin(1000), true);
   let ended = false;
-  feed.whenFlushed(() => { ended = true; });
+  feed.whenFlushed(() => {
+    ended = true;
+  });
   assert.equal(ended, false);
   feed.push(Buffer.from('late')); // a source ignoring pause(): appended, not lost
   for (let i = 0; i < 300 && out.length < 2; i++) await sleep(10);
-  assert.deepEqual(out.map((b) => b.length), [SLICE_BYTES * 2, SLICE_BYTES + 4]);
+  assert.deepEqual(
+    out.map((b) => b.length),
+    [SLICE_BYTES * 2, SLICE_BYTES + 4],
+  );
   assert.ok(Buffer.concat(out).equals(Buffer.concat([chunk, Buffer.from('late')])));
   assert.equal(ended, true);
   assert.equal(src.isPaused(), false);
@@ -67,9 +94,18 @@ it('-1 delivers the slices approved before it (the crossing one included), then 
   const m = scripted([0, 0, -1]);
   const out: Buffer[] = [];
   let exhausted = 0;
-  const feed = new MeteredFeed(m, 'down', new Hold(new PassThrough()), (b) => out.push(b), () => exhausted++);
+  const feed = new MeteredFeed(
+    m,
+    'down',
+    new Hold(new PassThrough()),
+    (b) => out.push(b),
+    () => exhausted++,
+  );
   feed.push(Buffer.alloc(SLICE_BYTES * 4));
-  assert.deepEqual(out.map((b) => b.length), [SLICE_BYTES * 2]);
+  assert.deepEqual(
+    out.map((b) => b.length),
+    [SLICE_BYTES * 2],
+  );
   assert.equal(exhausted, 1);
   feed.push(Buffer.alloc(10));
   assert.equal(exhausted, 1, 'a stopped feed takes nothing more');
@@ -77,7 +113,13 @@ it('-1 delivers the slices approved before it (the crossing one included), then 
 });
 
 it('stop() hands back what was not delivered yet', () => {
-  const feed = new MeteredFeed(scripted([50]), 'up', new Hold(new PassThrough()), () => {}, () => {});
+  const feed = new MeteredFeed(
+    scripted([50]),
+    'up',
+    new Hold(new PassThrough()),
+    () => {},
+    () => {},
+  );
   feed.push(Buffer.concat([Buffer.alloc(SLICE_BYTES), Buffer.from('next request')]));
   assert.equal(feed.stop()?.toString(), 'next request');
 });

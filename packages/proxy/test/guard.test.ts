@@ -5,7 +5,20 @@ import assert from 'node:assert/strict';
 import * as net from 'node:net';
 import { once } from 'node:events';
 import { createHandshakeGuard, createHttpProxy, createSocks5Server } from '../src/index.js';
-import { authenticate, basic, cleanup, onCleanup, PASS, readUntil, socksHandshake, socksRequest, tcpEcho, testDial, untilClose, USER } from './helpers.js';
+import {
+  authenticate,
+  basic,
+  cleanup,
+  onCleanup,
+  PASS,
+  readUntil,
+  socksHandshake,
+  socksRequest,
+  tcpEcho,
+  testDial,
+  untilClose,
+  USER,
+} from './helpers.js';
 
 after(cleanup);
 const AUTH = `Proxy-Authorization: ${basic(USER, PASS)}\r\n`;
@@ -31,7 +44,11 @@ it('caps per address and in total; exempt addresses count only toward the total;
 function dialFrom(port: number, localAddress = '127.0.0.1'): Promise<net.Socket> {
   return new Promise((resolve, reject) => {
     const s = net.connect({ port, host: '127.0.0.1', localAddress });
-    s.once('connect', () => { s.removeListener('error', reject); s.on('error', () => {}); resolve(s); });
+    s.once('connect', () => {
+      s.removeListener('error', reject);
+      s.on('error', () => {});
+      resolve(s);
+    });
     s.once('error', reject);
     onCleanup(() => s.destroy());
   });
@@ -80,18 +97,25 @@ it('1,000 sockets trickling a head are closed by the deadline, the excess is ref
 
   const slow: Array<{ s: net.Socket; opened: number; closed?: number; got: Buffer[] }> = [];
   for (let batch = 0; batch < 10; batch++) {
-    await Promise.all(Array.from({ length: 100 }, async () => {
-      const s = await dialFrom(port);
-      const e: { s: net.Socket; opened: number; closed?: number; got: Buffer[] } = { s, opened: Date.now(), got: [] };
-      s.on('data', (d: Buffer) => e.got.push(d));
-      s.once('close', () => { e.closed = Date.now(); });
-      slow.push(e);
-    }));
+    await Promise.all(
+      Array.from({ length: 100 }, async () => {
+        const s = await dialFrom(port);
+        const e: { s: net.Socket; opened: number; closed?: number; got: Buffer[] } = { s, opened: Date.now(), got: [] };
+        s.on('data', (d: Buffer) => e.got.push(d));
+        s.once('close', () => {
+          e.closed = Date.now();
+        });
+        slow.push(e);
+      }),
+    );
   }
   // One byte each every 250 ms: each byte would re-arm an idle timer; the deadline is absolute.
   const head = Buffer.from(`GET http://127.0.0.1:${echo}/ HTTP/1.1\r\nX-Slow: ${'z'.repeat(200)}`);
   let i = 0;
-  const tick = setInterval(() => { for (const e of slow) if (!e.s.destroyed) e.s.write(head.subarray(i % head.length, (i % head.length) + 1)); i++; }, 250);
+  const tick = setInterval(() => {
+    for (const e of slow) if (!e.s.destroyed) e.s.write(head.subarray(i % head.length, (i % head.length) + 1));
+    i++;
+  }, 250);
   onCleanup(() => clearInterval(tick));
 
   // Over the per-address cap: refused at accept, before any deadline.
@@ -108,7 +132,10 @@ it('1,000 sockets trickling a head are closed by the deadline, the excess is ref
   await readUntil(c, (b) => b.includes('\r\n\r\n'));
   c.write('still served');
   await readUntil(c, (b) => b.toString().endsWith('still served'));
-  assert.ok(slow.every((e) => e.closed === undefined), 'the slow ones are still hanging');
+  assert.ok(
+    slow.every((e) => e.closed === undefined),
+    'the slow ones are still hanging',
+  );
   // The total cap: 1,000 + this tunnel (left the guard) + 10 more from yet another address.
   const others = await Promise.all(Array.from({ length: 12 }, () => dialFrom(port, '127.0.0.3')));
   await new Promise((r) => setTimeout(r, 200));
@@ -124,7 +151,10 @@ it('1,000 sockets trickling a head are closed by the deadline, the excess is ref
   assert.ok(lives[0]! >= HEAD_MS - 50, `one closed after ${lives[0]} ms, before the deadline`);
   // Generous: 1,000 sockets on a loaded 2-core VM; an idle timer re-armed by each byte would never fire.
   assert.ok(lives[lives.length - 1]! < HEAD_MS + 5000, `slowest closed after ${lives[lives.length - 1]} ms`);
-  assert.ok(slow.every((e) => Buffer.concat(e.got).toString('latin1').startsWith('HTTP/1.1 408 ')), 'each got a 408');
+  assert.ok(
+    slow.every((e) => Buffer.concat(e.got).toString('latin1').startsWith('HTTP/1.1 408 ')),
+    'each got a 408',
+  );
   assert.equal(proxy.stats.handshakeTimeouts, 1000);
   await new Promise((r) => setTimeout(r, 100));
   assert.equal(guard.stats.active, 0);

@@ -7,7 +7,9 @@ import { once } from 'node:events';
 import { createPolicyDialer, createPolicyResolver, type Resolve } from '../src/index.js';
 
 const closers: Array<() => Promise<unknown> | unknown> = [];
-export function onCleanup(f: () => Promise<unknown> | unknown): void { closers.push(f); }
+export function onCleanup(f: () => Promise<unknown> | unknown): void {
+  closers.push(f);
+}
 export async function cleanup(): Promise<void> {
   while (closers.length) await closers.pop()!();
 }
@@ -16,7 +18,11 @@ export async function cleanup(): Promise<void> {
 export const testResolve: Resolve = async (host) => {
   if (host === 'echo.test' || host === 'origin.test') return [{ address: '127.0.0.1', family: 4 }];
   if (host === 'echo6.test') return [{ address: '::1', family: 6 }];
-  if (host === 'rebind.test') return [{ address: '93.184.216.34', family: 4 }, { address: '127.0.0.1', family: 4 }];
+  if (host === 'rebind.test')
+    return [
+      { address: '93.184.216.34', family: 4 },
+      { address: '127.0.0.1', family: 4 },
+    ];
   if (host === 'private.test') return [{ address: '10.1.2.3', family: 4 }];
   throw Object.assign(new Error('not found'), { code: 'ENOTFOUND' });
 };
@@ -26,14 +32,26 @@ export const testUdpResolve = createPolicyResolver({ policy: loopbackPolicy, res
 
 export const USER = 'alice';
 export const PASS = 's3cret';
-export const authenticate = async (u: string, p: string) => (u === USER && p === PASS ? { principal: 'con_alice' } : null);
+export const authenticate = async (u: string, p: string) =>
+  u === USER && p === PASS ? { principal: 'con_alice' } : null;
 
 export async function tcpEcho(host = '127.0.0.1'): Promise<number> {
   const sockets = new Set<net.Socket>();
-  const s = net.createServer({ allowHalfOpen: true }, (c) => { sockets.add(c); c.on('error', () => {}); c.pipe(c); c.on('close', () => sockets.delete(c)); });
+  const s = net.createServer({ allowHalfOpen: true }, (c) => {
+    sockets.add(c);
+    c.on('error', () => {});
+    c.pipe(c);
+    c.on('close', () => sockets.delete(c));
+  });
   s.listen(0, host);
   await once(s, 'listening');
-  onCleanup(() => new Promise((r) => { for (const c of sockets) c.destroy(); s.close(r); }));
+  onCleanup(
+    () =>
+      new Promise((r) => {
+        for (const c of sockets) c.destroy();
+        s.close(r);
+      }),
+  );
   return (s.address() as net.AddressInfo).port;
 }
 
@@ -41,7 +59,9 @@ export async function httpOrigin(host = '127.0.0.1'): Promise<number> {
   const s = http.createServer((req, res) => {
     let body = '';
     req.setEncoding('utf8');
-    req.on('data', (d: string) => { body += d; });
+    req.on('data', (d: string) => {
+      body += d;
+    });
     req.on('end', () => {
       res.setHeader('content-type', 'application/json');
       res.end(JSON.stringify({ method: req.method, url: req.url, headers: req.headers, body }));
@@ -50,7 +70,13 @@ export async function httpOrigin(host = '127.0.0.1'): Promise<number> {
   s.keepAliveTimeout = 1000;
   s.listen(0, host);
   await once(s, 'listening');
-  onCleanup(() => new Promise((r) => { s.closeAllConnections(); s.close(r); }));
+  onCleanup(
+    () =>
+      new Promise((r) => {
+        s.closeAllConnections();
+        s.close(r);
+      }),
+  );
   return (s.address() as net.AddressInfo).port;
 }
 
@@ -75,10 +101,26 @@ export async function connect(port: number, host = '127.0.0.1'): Promise<net.Soc
 export function readUntil(s: net.Socket, pred: (b: Buffer) => boolean, ms = 3000): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     let buf = Buffer.alloc(0);
-    const t = setTimeout(() => { off(); reject(new Error(`timeout; got ${JSON.stringify(buf.toString('latin1'))}`)); }, ms);
-    const off = (): void => { clearTimeout(t); s.removeListener('data', onData); s.removeListener('close', onClose); };
-    const onData = (d: Buffer): void => { buf = Buffer.concat([buf, d]); if (pred(buf)) { off(); resolve(buf); } };
-    const onClose = (): void => { off(); resolve(buf); };
+    const t = setTimeout(() => {
+      off();
+      reject(new Error(`timeout; got ${JSON.stringify(buf.toString('latin1'))}`));
+    }, ms);
+    const off = (): void => {
+      clearTimeout(t);
+      s.removeListener('data', onData);
+      s.removeListener('close', onClose);
+    };
+    const onData = (d: Buffer): void => {
+      buf = Buffer.concat([buf, d]);
+      if (pred(buf)) {
+        off();
+        resolve(buf);
+      }
+    };
+    const onClose = (): void => {
+      off();
+      resolve(buf);
+    };
     s.on('data', onData);
     s.once('close', onClose);
     if (s.isPaused()) s.resume();
@@ -92,13 +134,19 @@ export function basic(u: string, p: string): string {
 }
 
 /** SOCKS5 handshake up to the reply; returns [socket, reply bytes]. */
-export async function socksHandshake(port: number, auth: 'ok' | 'wrong' | 'missing', request: Buffer): Promise<{ s: net.Socket; greeting: Buffer; auth?: Buffer; reply?: Buffer }> {
+export async function socksHandshake(
+  port: number,
+  auth: 'ok' | 'wrong' | 'missing',
+  request: Buffer,
+): Promise<{ s: net.Socket; greeting: Buffer; auth?: Buffer; reply?: Buffer }> {
   const s = await connect(port);
   s.write(auth === 'missing' ? Buffer.from([5, 1, 0]) : Buffer.from([5, 1, 2]));
   const greeting = await readUntil(s, (b) => b.length >= 2);
   if (greeting[1] !== 2) return { s, greeting };
   const pass = auth === 'ok' ? PASS : 'nope';
-  s.write(Buffer.concat([Buffer.from([1, USER.length]), Buffer.from(USER), Buffer.from([pass.length]), Buffer.from(pass)]));
+  s.write(
+    Buffer.concat([Buffer.from([1, USER.length]), Buffer.from(USER), Buffer.from([pass.length]), Buffer.from(pass)]),
+  );
   const a = await readUntil(s, (b) => b.length >= 2);
   if (a[1] !== 0) return { s, greeting, auth: a };
   s.write(request);

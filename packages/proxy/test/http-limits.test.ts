@@ -5,10 +5,33 @@ import assert from 'node:assert/strict';
 import * as net from 'node:net';
 import { once } from 'node:events';
 import {
-  ConnectionMeter, createHttpProxy, createSocks5Server, proxyError,
-  type ConnectionClosedEvent, type Dial, type Direction, type Meter, type Principal, type RequestFailedEvent,
+  ConnectionMeter,
+  createHttpProxy,
+  createSocks5Server,
+  proxyError,
+  type ConnectionClosedEvent,
+  type Dial,
+  type Direction,
+  type Meter,
+  type Principal,
+  type RequestFailedEvent,
 } from '../src/index.js';
-import { authenticate, basic, cleanup, connect, httpOrigin, onCleanup, PASS, readUntil, socksHandshake, socksRequest, tcpEcho, testDial, untilClose, USER } from './helpers.js';
+import {
+  authenticate,
+  basic,
+  cleanup,
+  connect,
+  httpOrigin,
+  onCleanup,
+  PASS,
+  readUntil,
+  socksHandshake,
+  socksRequest,
+  tcpEcho,
+  testDial,
+  untilClose,
+  USER,
+} from './helpers.js';
 
 after(cleanup);
 const AUTH = `Proxy-Authorization: ${basic(USER, PASS)}\r\n`;
@@ -20,7 +43,10 @@ async function rawOrigin(answer: Buffer | null): Promise<{ port: number; closed:
   const s = net.createServer((c) => {
     live.add(c);
     c.on('error', () => {});
-    c.on('close', () => { closed++; live.delete(c); });
+    c.on('close', () => {
+      closed++;
+      live.delete(c);
+    });
     let buf = Buffer.alloc(0);
     const onData = (d: Buffer): void => {
       buf = Buffer.concat([buf, d]);
@@ -35,7 +61,13 @@ async function rawOrigin(answer: Buffer | null): Promise<{ port: number; closed:
   s.listen(0, '127.0.0.1');
   await once(s, 'listening');
   // A paused socket never reads the FIN that would close it.
-  onCleanup(() => new Promise((r) => { for (const c of live) c.destroy(); s.close(r); }));
+  onCleanup(
+    () =>
+      new Promise((r) => {
+        for (const c of live) c.destroy();
+        s.close(r);
+      }),
+  );
   return { port: (s.address() as net.AddressInfo).port, closed: () => closed };
 }
 
@@ -53,19 +85,36 @@ function dechunk(b: Buffer): Buffer {
 }
 
 function counting(wait = 0): Meter & { up: number; down: number; takes: number } {
-  const m = { up: 0, down: 0, takes: 0, take(dir: Direction, n: number) { m.takes++; m[dir] += n; return wait; } };
+  const m = {
+    up: 0,
+    down: 0,
+    takes: 0,
+    take(dir: Direction, n: number) {
+      m.takes++;
+      m[dir] += n;
+      return wait;
+    },
+  };
   return m;
 }
 
 async function proxyWith(p: Partial<Principal>, o: { dial?: Dial } = {}) {
   const customers: net.Socket[] = [];
   const targets: net.Socket[] = [];
-  const dial: Dial = async (r) => { const t = await (o.dial ?? testDial)(r); targets.push(t); return t; };
+  const dial: Dial = async (r) => {
+    const t = await (o.dial ?? testDial)(r);
+    targets.push(t);
+    return t;
+  };
   const failed: RequestFailedEvent[] = [];
   const closed: ConnectionClosedEvent[] = [];
   const proxy = createHttpProxy({
-    authenticate: async (u, pw, ctx) => { customers.push(ctx.socket); return u === USER && pw === PASS ? { principal: 'con_1', ...p } : null; },
-    dial, headTimeoutMs: 500,
+    authenticate: async (u, pw, ctx) => {
+      customers.push(ctx.socket);
+      return u === USER && pw === PASS ? { principal: 'con_1', ...p } : null;
+    },
+    dial,
+    headTimeoutMs: 500,
   });
   proxy.on('requestFailed', (e) => failed.push(e));
   proxy.on('connectionClosed', (e) => closed.push(e));
@@ -88,7 +137,10 @@ it('absolute-form: the meter is charged the request head and body (up) and every
 });
 
 it('absolute-form: a budget spent mid-answer ends customer and origin at once, with no failure event', async () => {
-  const big = Buffer.concat([Buffer.from(`HTTP/1.1 200 OK\r\nContent-Length: ${8 << 20}\r\n\r\n`), Buffer.alloc(8 << 20, 0x61)]);
+  const big = Buffer.concat([
+    Buffer.from(`HTTP/1.1 200 OK\r\nContent-Length: ${8 << 20}\r\n\r\n`),
+    Buffer.alloc(8 << 20, 0x61),
+  ]);
   const origin = await rawOrigin(big);
   const meter = new ConnectionMeter({ budgetBytes: 500_000 });
   const { port, failed, closed } = await proxyWith({ meter });
@@ -97,14 +149,18 @@ it('absolute-form: a budget spent mid-answer ends customer and origin at once, w
   const got = await untilClose(s, 5000);
   assert.ok(got.length > 400_000 && got.length <= 500_000 + 64 * 1024, `received ${got.length}`);
   const deadline = Date.now() + 2000;
-  while ((origin.closed() < 1 || closed.length < 1) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+  while ((origin.closed() < 1 || closed.length < 1) && Date.now() < deadline)
+    await new Promise((r) => setTimeout(r, 10));
   assert.equal(origin.closed(), 1);
   assert.deepEqual(failed, []);
   assert.equal(closed.length, 1, 'usage is still reported');
 });
 
 it('absolute-form: a customer that stops reading bounds what the proxy buffers, whatever the meter says', async () => {
-  const big = Buffer.concat([Buffer.from(`HTTP/1.1 200 OK\r\nContent-Length: ${32 << 20}\r\n\r\n`), Buffer.alloc(32 << 20, 0x62)]);
+  const big = Buffer.concat([
+    Buffer.from(`HTTP/1.1 200 OK\r\nContent-Length: ${32 << 20}\r\n\r\n`),
+    Buffer.alloc(32 << 20, 0x62),
+  ]);
   const origin = await rawOrigin(big);
   const meter = counting(2);
   const { port, customers } = await proxyWith({ meter });
@@ -126,7 +182,12 @@ it('absolute-form: an origin that stops reading the body bounds the upload buffe
   s.write(`POST http://127.0.0.1:${origin.port}/up HTTP/1.1\r\n${AUTH}Content-Length: ${size}\r\n\r\n`);
   const chunk = Buffer.alloc(1 << 20);
   let sent = 0;
-  const writer = (async () => { while (sent < size && !s.destroyed) { sent += chunk.length; if (!s.write(chunk)) await Promise.race([once(s, 'drain'), once(s, 'close')]); } })();
+  const writer = (async () => {
+    while (sent < size && !s.destroyed) {
+      sent += chunk.length;
+      if (!s.write(chunk)) await Promise.race([once(s, 'drain'), once(s, 'close')]);
+    }
+  })();
   await new Promise((r) => setTimeout(r, 800));
   assert.ok(meter.takes > 5);
   assert.ok(targets[0]!.writableLength < 512 * 1024, `queued ${targets[0]!.writableLength} upstream`);
@@ -139,7 +200,8 @@ it('absolute-form: a pipelined request the meter still held when the answer came
   const meter = counting(3);
   const { port } = await proxyWith({ meter });
   const s = await connect(port);
-  const req = (path: string, body: string, close = ''): string => `POST http://127.0.0.1:${origin}${path} HTTP/1.1\r\nHost: x\r\n${AUTH}${close}Content-Length: ${body.length}\r\n\r\n${body}`;
+  const req = (path: string, body: string, close = ''): string =>
+    `POST http://127.0.0.1:${origin}${path} HTTP/1.1\r\nHost: x\r\n${AUTH}${close}Content-Length: ${body.length}\r\n\r\n${body}`;
   const second = 'b'.repeat(200_000);
   s.write(req('/one', 'a'.repeat(10)) + req('/two', second, 'Connection: close\r\n'));
   const got = (await untilClose(s, 10_000)).toString();
@@ -168,13 +230,20 @@ it('absolute-form: an origin FIN right behind the answer waits for the bytes the
 it('HTTP deny: the error status, its code and reason headers, then close; counted; no usage event', async () => {
   const cases: Array<[Principal['deny'], number, RegExp]> = [
     [proxyError('PP_ERR_PROXY_ACCESS_DENIED', { reason: 'bandwidth' }), 403, /X-PocketProxy-Reason: bandwidth\r\n/],
-    [proxyError('PP_ERR_PROXY_ACCESS_DENIED', { reason: 'ex\r\nSet-Cookie: x' }), 403, /X-PocketProxy-Reason: exSet-Cookiex\r\n/],
+    [
+      proxyError('PP_ERR_PROXY_ACCESS_DENIED', { reason: 'ex\r\nSet-Cookie: x' }),
+      403,
+      /X-PocketProxy-Reason: exSet-Cookiex\r\n/,
+    ],
     [proxyError('PP_ERR_PROXY_TOO_MANY_CONNECTIONS', { limit: 3 }), 503, /^(?![\s\S]*X-PocketProxy-Reason)/],
   ];
   const echo = await tcpEcho();
   for (const [deny, status, extra] of cases) {
     const { port, proxy, failed, closed } = await proxyWith({ deny });
-    for (const req of [`CONNECT 127.0.0.1:${echo} HTTP/1.1\r\n${AUTH}\r\n`, `GET http://127.0.0.1:${echo}/ HTTP/1.1\r\n${AUTH}\r\n`]) {
+    for (const req of [
+      `CONNECT 127.0.0.1:${echo} HTTP/1.1\r\n${AUTH}\r\n`,
+      `GET http://127.0.0.1:${echo}/ HTTP/1.1\r\n${AUTH}\r\n`,
+    ]) {
       const s = await connect(port);
       s.write(req);
       const res = (await untilClose(s, 3000)).toString('latin1');
@@ -183,7 +252,13 @@ it('HTTP deny: the error status, its code and reason headers, then close; counte
       assert.match(res, extra);
     }
     assert.equal(proxy.stats.denied, 2);
-    assert.deepEqual(failed.map((f) => [f.code, f.principal]), [[deny!.code, 'con_1'], [deny!.code, 'con_1']]);
+    assert.deepEqual(
+      failed.map((f) => [f.code, f.principal]),
+      [
+        [deny!.code, 'con_1'],
+        [deny!.code, 'con_1'],
+      ],
+    );
     await new Promise((r) => setTimeout(r, 50));
     assert.deepEqual(closed, []);
   }
@@ -191,8 +266,14 @@ it('HTTP deny: the error status, its code and reason headers, then close; counte
 
 it('SOCKS5 deny: authentication succeeds, the request gets 0x02 / 0x05, then close; counted', async () => {
   const echo = await tcpEcho();
-  for (const [deny, rep] of [[proxyError('PP_ERR_PROXY_ACCESS_DENIED', { reason: 'expired' }), 0x02], [proxyError('PP_ERR_PROXY_TOO_MANY_CONNECTIONS', { limit: 1 }), 0x05]] as const) {
-    const socks = createSocks5Server({ authenticate: async (u, p) => (u === USER && p === PASS ? { principal: 'con_1', deny } : null), dial: testDial });
+  for (const [deny, rep] of [
+    [proxyError('PP_ERR_PROXY_ACCESS_DENIED', { reason: 'expired' }), 0x02],
+    [proxyError('PP_ERR_PROXY_TOO_MANY_CONNECTIONS', { limit: 1 }), 0x05],
+  ] as const) {
+    const socks = createSocks5Server({
+      authenticate: async (u, p) => (u === USER && p === PASS ? { principal: 'con_1', deny } : null),
+      dial: testDial,
+    });
     onCleanup(() => socks.close());
     const port = (await socks.listen(0)).port;
     for (const cmd of [1, 3]) {
@@ -211,7 +292,9 @@ it('HTTP head deadline is absolute: a client trickling one byte every 100 ms get
   const t0 = Date.now();
   const head = 'GET http://a/ HTTP/1.1\r\nX-Long: ' + 'a'.repeat(100);
   let i = 0;
-  const timer = setInterval(() => { if (!trickle.destroyed) trickle.write(head[i++ % head.length]!); }, 100);
+  const timer = setInterval(() => {
+    if (!trickle.destroyed) trickle.write(head[i++ % head.length]!);
+  }, 100);
   onCleanup(() => clearInterval(timer));
   const res = (await untilClose(trickle, 5000)).toString();
   clearInterval(timer);
@@ -245,7 +328,9 @@ it('SOCKS5 handshake deadline is absolute: trickled greeting and credentials are
   const bytes = [5, 1, 2, 1, USER.length, ...Buffer.from(USER), PASS.length, ...Buffer.from(PASS)];
   let i = 0;
   const t0 = Date.now();
-  const timer = setInterval(() => { if (!s.destroyed && i < bytes.length) s.write(Buffer.from([bytes[i++]!])); }, 60);
+  const timer = setInterval(() => {
+    if (!s.destroyed && i < bytes.length) s.write(Buffer.from([bytes[i++]!]));
+  }, 60);
   onCleanup(() => clearInterval(timer));
   await untilClose(s, 5000);
   clearInterval(timer);

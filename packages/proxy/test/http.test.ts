@@ -3,7 +3,21 @@
 import { it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHttpProxy, createPolicyDialer, type ProxyServer, type RequestFailedEvent } from '../src/index.js';
-import { authenticate, basic, cleanup, connect, httpOrigin, onCleanup, PASS, readUntil, tcpEcho, testDial, testResolve, untilClose, USER } from './helpers.js';
+import {
+  authenticate,
+  basic,
+  cleanup,
+  connect,
+  httpOrigin,
+  onCleanup,
+  PASS,
+  readUntil,
+  tcpEcho,
+  testDial,
+  testResolve,
+  untilClose,
+  USER,
+} from './helpers.js';
 
 let origin: number, echo: number, proxy: ProxyServer, port: number, strict: number;
 const failures: RequestFailedEvent[] = [];
@@ -29,7 +43,8 @@ function countResponses(b: Buffer): number {
 
 it('serves several absolute-form requests on one keep-alive connection (pipelined too)', async () => {
   const s = await connect(port);
-  const req = (path: string, extra = ''): string => `GET http://127.0.0.1:${origin}${path} HTTP/1.1\r\nHost: x\r\n${AUTH}${extra}\r\n`;
+  const req = (path: string, extra = ''): string =>
+    `GET http://127.0.0.1:${origin}${path} HTTP/1.1\r\nHost: x\r\n${AUTH}${extra}\r\n`;
   s.write(req('/one'));
   await readUntil(s, (b) => countResponses(b) === 1 && b.toString().includes('"/one"'));
   s.write(req('/two'));
@@ -43,7 +58,9 @@ it('serves several absolute-form requests on one keep-alive connection (pipeline
 
 it('forwards Content-Length and chunked bodies; strips hop-by-hop and Proxy-Authorization; rewrites Host', async () => {
   const s = await connect(port);
-  s.write(`POST http://origin.test:${origin}/p HTTP/1.1\r\nHost: wrong\r\n${AUTH}Connection: keep-alive, X-Hop\r\nX-Hop: 1\r\nKeep-Alive: 5\r\nX-End: 2\r\nContent-Length: 5\r\n\r\nhello`);
+  s.write(
+    `POST http://origin.test:${origin}/p HTTP/1.1\r\nHost: wrong\r\n${AUTH}Connection: keep-alive, X-Hop\r\nX-Hop: 1\r\nKeep-Alive: 5\r\nX-End: 2\r\nContent-Length: 5\r\n\r\nhello`,
+  );
   let res = (await readUntil(s, (b) => b.toString().includes('"body":"hello"'))).toString();
   let body = JSON.parse(res.slice(res.indexOf('{'))) as { headers: Record<string, string> };
   assert.equal(body.headers.host, `origin.test:${origin}`);
@@ -51,7 +68,9 @@ it('forwards Content-Length and chunked bodies; strips hop-by-hop and Proxy-Auth
   assert.equal(body.headers['keep-alive'], undefined);
   assert.equal(body.headers['proxy-authorization'], undefined);
   assert.equal(body.headers['x-end'], '2');
-  s.write(`POST http://127.0.0.1:${origin}/c HTTP/1.1\r\nHost: x\r\n${AUTH}Transfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n4;ext=1\r\ndefg\r\n0\r\n\r\n`);
+  s.write(
+    `POST http://127.0.0.1:${origin}/c HTTP/1.1\r\nHost: x\r\n${AUTH}Transfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n4;ext=1\r\ndefg\r\n0\r\n\r\n`,
+  );
   res = (await readUntil(s, (b) => b.toString().includes('"body":"abcdefg"'))).toString();
   body = JSON.parse(res.slice(res.lastIndexOf('{"method"'))) as { headers: Record<string, string> };
   assert.equal(body.headers['transfer-encoding'], 'chunked');
@@ -75,18 +94,53 @@ async function ask(p: number, raw: string | Buffer): Promise<string> {
 const FAILURES: Array<[string, () => string, number, string]> = [
   ['refused port', () => `CONNECT 127.0.0.1:1 HTTP/1.1\r\n${AUTH}\r\n`, 502, 'PP_ERR_PROXY_TARGET_REFUSED'],
   ['unknown name', () => `CONNECT nx.test:80 HTTP/1.1\r\n${AUTH}\r\n`, 503, 'PP_ERR_PROXY_DNS_NOT_FOUND'],
-  ['absolute-form unknown name', () => `GET http://nx.test/ HTTP/1.1\r\n${AUTH}\r\n`, 503, 'PP_ERR_PROXY_DNS_NOT_FOUND'],
+  [
+    'absolute-form unknown name',
+    () => `GET http://nx.test/ HTTP/1.1\r\n${AUTH}\r\n`,
+    503,
+    'PP_ERR_PROXY_DNS_NOT_FOUND',
+  ],
   ['origin-form', () => `GET / HTTP/1.1\r\nHost: x\r\n${AUTH}\r\n`, 400, 'PP_ERR_PROXY_BAD_REQUEST'],
-  ['https absolute-form', () => `GET https://example.com/ HTTP/1.1\r\n${AUTH}\r\n`, 400, 'PP_ERR_PROXY_UNSUPPORTED_SCHEME'],
+  [
+    'https absolute-form',
+    () => `GET https://example.com/ HTTP/1.1\r\n${AUTH}\r\n`,
+    400,
+    'PP_ERR_PROXY_UNSUPPORTED_SCHEME',
+  ],
   ['garbage request line', () => `HELLO\r\n\r\n`, 400, 'PP_ERR_PROXY_BAD_REQUEST'],
   ['obs-fold', () => `GET http://127.0.0.1:${origin}/ HTTP/1.1\r\nX: a\r\n b\r\n\r\n`, 400, 'PP_ERR_PROXY_BAD_REQUEST'],
-  ['space before colon', () => `GET http://127.0.0.1:${origin}/ HTTP/1.1\r\nHost : x\r\n\r\n`, 400, 'PP_ERR_PROXY_BAD_REQUEST'],
-  ['CL + TE', () => `POST http://127.0.0.1:${origin}/ HTTP/1.1\r\n${AUTH}Content-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n`, 400, 'PP_ERR_PROXY_BAD_REQUEST'],
+  [
+    'space before colon',
+    () => `GET http://127.0.0.1:${origin}/ HTTP/1.1\r\nHost : x\r\n\r\n`,
+    400,
+    'PP_ERR_PROXY_BAD_REQUEST',
+  ],
+  [
+    'CL + TE',
+    () => `POST http://127.0.0.1:${origin}/ HTTP/1.1\r\n${AUTH}Content-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n`,
+    400,
+    'PP_ERR_PROXY_BAD_REQUEST',
+  ],
   ['bad CONNECT target', () => `CONNECT example.com HTTP/1.1\r\n${AUTH}\r\n`, 400, 'PP_ERR_PROXY_BAD_REQUEST'],
   ['HTTP/2 preface', () => `PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n`, 400, 'PP_ERR_PROXY_BAD_REQUEST'],
-  ['too many headers', () => `GET http://a/ HTTP/1.1\r\n${'X: y\r\n'.repeat(101)}\r\n`, 400, 'PP_ERR_PROXY_BAD_REQUEST'],
-  ['head > 16 KB', () => `GET http://a/ HTTP/1.1\r\nX: ${'a'.repeat(17000)}\r\n\r\n`, 431, 'PP_ERR_PROXY_HEAD_TOO_LARGE'],
-  ['malformed credentials', () => `CONNECT 127.0.0.1:${echo} HTTP/1.1\r\nProxy-Authorization: Basic !!!\r\n\r\n`, 407, 'PP_ERR_PROXY_AUTH_FAILED'],
+  [
+    'too many headers',
+    () => `GET http://a/ HTTP/1.1\r\n${'X: y\r\n'.repeat(101)}\r\n`,
+    400,
+    'PP_ERR_PROXY_BAD_REQUEST',
+  ],
+  [
+    'head > 16 KB',
+    () => `GET http://a/ HTTP/1.1\r\nX: ${'a'.repeat(17000)}\r\n\r\n`,
+    431,
+    'PP_ERR_PROXY_HEAD_TOO_LARGE',
+  ],
+  [
+    'malformed credentials',
+    () => `CONNECT 127.0.0.1:${echo} HTTP/1.1\r\nProxy-Authorization: Basic !!!\r\n\r\n`,
+    407,
+    'PP_ERR_PROXY_AUTH_FAILED',
+  ],
 ];
 
 for (const [name, raw, status, code] of FAILURES) {
@@ -98,7 +152,15 @@ for (const [name, raw, status, code] of FAILURES) {
 }
 
 it('refuses forbidden destinations with 403 under the default policy (incl. DNS rebinding and v4-mapped)', async () => {
-  for (const target of ['127.0.0.1:80', '[::1]:80', '[::ffff:127.0.0.1]:80', 'private.test:80', 'rebind.test:80', '169.254.169.254:80', '100.64.0.1:80']) {
+  for (const target of [
+    '127.0.0.1:80',
+    '[::1]:80',
+    '[::ffff:127.0.0.1]:80',
+    'private.test:80',
+    'rebind.test:80',
+    '169.254.169.254:80',
+    '100.64.0.1:80',
+  ]) {
     const res = await ask(strict, `CONNECT ${target} HTTP/1.1\r\n${AUTH}\r\n`);
     assert.match(res, /^HTTP\/1\.1 403 /, target);
     assert.match(res, /X-PocketProxy-Error: PP_ERR_PROXY_FORBIDDEN_DESTINATION/);
@@ -121,19 +183,29 @@ it('re-chunks a large close-delimited answer intact for a customer that reads sl
   const net = await import('node:net');
   const body = Buffer.alloc(4 << 20);
   for (let i = 0; i < body.length; i++) body[i] = (i * 31) & 0xff;
-  const srv = net.createServer((c) => { c.on('error', () => {}); c.once('data', () => c.end(Buffer.concat([Buffer.from('HTTP/1.1 200 OK\r\n\r\n'), body]))); });
+  const srv = net.createServer((c) => {
+    c.on('error', () => {});
+    c.once('data', () => c.end(Buffer.concat([Buffer.from('HTTP/1.1 200 OK\r\n\r\n'), body])));
+  });
   srv.listen(0, '127.0.0.1');
   await new Promise((r) => srv.once('listening', r));
-  onCleanup(() => new Promise((r) => { srv.close(r); }));
+  onCleanup(
+    () =>
+      new Promise((r) => {
+        srv.close(r);
+      }),
+  );
   const s = await connect(port);
-  s.write(`GET http://127.0.0.1:${(srv.address() as { port: number }).port}/ HTTP/1.1\r\n${AUTH}Connection: close\r\n\r\n`);
+  s.write(
+    `GET http://127.0.0.1:${(srv.address() as { port: number }).port}/ HTTP/1.1\r\n${AUTH}Connection: close\r\n\r\n`,
+  );
   s.pause();
   await new Promise((r) => setTimeout(r, 300)); // the proxy's write buffer fills up meanwhile
   const got = await untilClose(s, 10_000);
   const start = got.indexOf('\r\n\r\n') + 4;
   assert.match(got.toString('latin1', 0, start), /Transfer-Encoding: chunked/);
   const out: Buffer[] = [];
-  for (let i = start; ;) {
+  for (let i = start; ; ) {
     const eol = got.indexOf('\r\n', i);
     const size = parseInt(got.toString('latin1', i, eol), 16);
     assert.ok(Number.isFinite(size), `bad chunk size line at ${i}`);

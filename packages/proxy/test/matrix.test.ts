@@ -4,7 +4,20 @@ import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHttpProxy, createSocks5Server, type ProxyServer, type ConnectionClosedEvent } from '../src/index.js';
 import {
-  authenticate, basic, cleanup, connect, httpOrigin, onCleanup, PASS, readUntil, socksHandshake, socksRequest, tcpEcho, testDial, untilHead, USER,
+  authenticate,
+  basic,
+  cleanup,
+  connect,
+  httpOrigin,
+  onCleanup,
+  PASS,
+  readUntil,
+  socksHandshake,
+  socksRequest,
+  tcpEcho,
+  testDial,
+  untilHead,
+  USER,
 } from './helpers.js';
 
 type Auth = 'ok' | 'wrong' | 'missing';
@@ -59,7 +72,12 @@ for (const auth of AUTHS) {
         } else {
           assert.match(head, /^HTTP\/1\.1 407 /);
           assert.match(head, /Proxy-Authenticate: Basic realm="pocketproxy"/);
-          assert.match(head, auth === 'missing' ? /X-PocketProxy-Error: PP_ERR_PROXY_AUTH_REQUIRED/ : /X-PocketProxy-Error: PP_ERR_PROXY_AUTH_FAILED/);
+          assert.match(
+            head,
+            auth === 'missing'
+              ? /X-PocketProxy-Error: PP_ERR_PROXY_AUTH_REQUIRED/
+              : /X-PocketProxy-Error: PP_ERR_PROXY_AUTH_FAILED/,
+          );
         }
         s.destroy();
       });
@@ -69,11 +87,16 @@ for (const auth of AUTHS) {
         const host = t.name === 'domain' ? 'origin.test' : t.host;
         const hostPort = t.v6 ? `[${host}]:${op}` : `${host}:${op}`;
         const s = await connect(httpPort);
-        s.write(`GET http://${hostPort}/x?y=1 HTTP/1.1\r\nHost: ${hostPort}\r\n${authHeader(auth)}Connection: close\r\n\r\n`);
+        s.write(
+          `GET http://${hostPort}/x?y=1 HTTP/1.1\r\nHost: ${hostPort}\r\n${authHeader(auth)}Connection: close\r\n\r\n`,
+        );
         const res = (await readUntil(s, () => false)).toString('utf8');
         if (auth === 'ok') {
           assert.match(res, /^HTTP\/1\.1 200 /);
-          const body = JSON.parse(res.slice(res.indexOf('\r\n\r\n') + 4)) as { url: string; headers: Record<string, string> };
+          const body = JSON.parse(res.slice(res.indexOf('\r\n\r\n') + 4)) as {
+            url: string;
+            headers: Record<string, string>;
+          };
           assert.equal(body.url, '/x?y=1');
           assert.equal(body.headers['proxy-authorization'], undefined);
           assert.equal(body.headers.host, hostPort);
@@ -103,7 +126,8 @@ for (const auth of AUTHS) {
 describe('events', () => {
   it('connectionClosed carries the principal and byte counts', async () => {
     const deadline = Date.now() + 2000;
-    while (closed.filter((e) => e.principal === 'con_alice').length < 9 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    while (closed.filter((e) => e.principal === 'con_alice').length < 9 && Date.now() < deadline)
+      await new Promise((r) => setTimeout(r, 20));
     const mine = closed.filter((e) => e.principal === 'con_alice');
     assert.ok(mine.length >= 9, `only ${mine.length} closed events`);
     for (const e of mine) {

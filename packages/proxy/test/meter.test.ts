@@ -5,7 +5,12 @@ import { ConnectionMeter, MIN_BURST_BYTES, SLICE_BYTES, type Direction } from '.
 
 function clock(): { now: () => number; advance: (ms: number) => void } {
   let t = 1_000;
-  return { now: () => t, advance: (ms) => { t += ms; } };
+  return {
+    now: () => t,
+    advance: (ms) => {
+      t += ms;
+    },
+  };
 }
 
 it('budget: the crossing chunk passes, every later take is -1, onExhausted fires once', () => {
@@ -42,7 +47,13 @@ it('budget: exactly reaching it spends it; 0 spends it at once; setBudget raises
  * Simulates `sockets` pumps sharing one meter, each delivering SLICE_BYTES and then waiting what
  * take() asked, for `ms` of simulated time; returns the bytes delivered.
  */
-function simulate(m: ConnectionMeter, c: ReturnType<typeof clock>, dir: Direction, sockets: number, ms: number): number {
+function simulate(
+  m: ConnectionMeter,
+  c: ReturnType<typeof clock>,
+  dir: Direction,
+  sockets: number,
+  ms: number,
+): number {
   const start = c.now();
   const next = new Array<number>(sockets).fill(start);
   let delivered = 0;
@@ -59,15 +70,21 @@ function simulate(m: ConnectionMeter, c: ReturnType<typeof clock>, dir: Directio
   }
 }
 
-for (const [kbps, sockets] of [[1000, 1], [1000, 8], [50_000, 1], [50_000, 16], [256, 3]] as const) {
+for (const [kbps, sockets] of [
+  [1000, 1],
+  [1000, 8],
+  [50_000, 1],
+  [50_000, 16],
+  [256, 3],
+] as const) {
   it(`rate: ${kbps} kbps shared by ${sockets} socket(s) delivers the limit within 2 % over 20 s`, () => {
     const c = clock();
     const m = new ConnectionMeter({ downKbps: kbps, now: c.now });
     const ms = 20_000;
     const bytes = simulate(m, c, 'down', sockets, ms);
-    const want = (kbps * 1000 / 8) * (ms / 1000);
+    const want = ((kbps * 1000) / 8) * (ms / 1000);
     // The bucket's start (one burst) and the last slice are the only excess allowed.
-    const burst = Math.max(MIN_BURST_BYTES, kbps / 8 * 100);
+    const burst = Math.max(MIN_BURST_BYTES, (kbps / 8) * 100);
     assert.ok(Math.abs(bytes - want) <= 0.02 * want + burst + SLICE_BYTES * sockets, `${bytes} vs ${want}`);
   });
 }

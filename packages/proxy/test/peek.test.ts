@@ -13,7 +13,10 @@ const results: Array<(r: PeekResult) => void> = [];
 before(async () => {
   const srv = net.createServer((s) => {
     s.on('error', () => {});
-    void peekTarget(s, { timeoutMs: 300 }).then((r) => { results.shift()?.(r); s.destroy(); });
+    void peekTarget(s, { timeoutMs: 300 }).then((r) => {
+      results.shift()?.(r);
+      s.destroy();
+    });
   });
   srv.listen(0, '127.0.0.1');
   await once(srv, 'listening');
@@ -31,7 +34,10 @@ async function rawSend(parts: Array<Buffer | string>, gapMs = 30): Promise<PeekR
   const s = net.connect(peekPort, '127.0.0.1');
   s.on('error', () => {});
   await once(s, 'connect');
-  for (const part of parts) { s.write(part); await new Promise((r) => setTimeout(r, gapMs)); }
+  for (const part of parts) {
+    s.write(part);
+    await new Promise((r) => setTimeout(r, gapMs));
+  }
   const r = await p;
   s.destroy();
   return r;
@@ -41,7 +47,12 @@ let helloBytes: Buffer;
 
 it('extracts SNI from a real tls.connect ClientHello', async () => {
   const p = nextPeek();
-  const c = tls.connect({ host: '127.0.0.1', port: peekPort, servername: 'Www.Example.TEST', rejectUnauthorized: false });
+  const c = tls.connect({
+    host: '127.0.0.1',
+    port: peekPort,
+    servername: 'Www.Example.TEST',
+    rejectUnauthorized: false,
+  });
   c.on('error', () => {});
   const r = await p;
   c.destroy();
@@ -65,7 +76,11 @@ it('extracts SNI from a ClientHello split across two records and three TCP segme
 });
 
 it('extracts the HTTP Host header (split across segments) with its port', async () => {
-  const r = await rawSend(['GET / HT', 'TP/1.1\r\nUser-Agent: t\r\nHost: shop.example.test:8080\r\n', 'Accept: */*\r\n\r\n']);
+  const r = await rawSend([
+    'GET / HT',
+    'TP/1.1\r\nUser-Agent: t\r\nHost: shop.example.test:8080\r\n',
+    'Accept: */*\r\n\r\n',
+  ]);
   assert.equal(r.kind, 'http');
   assert.equal(r.host, 'shop.example.test');
   assert.equal(r.port, 8080);
@@ -89,14 +104,30 @@ it('connectVia tunnels through the HTTP proxy and reports its error code', async
   const proxy = createHttpProxy({ authenticate, dial: testDial });
   const { port } = await proxy.listen(0);
   onCleanup(() => proxy.close());
-  const t = await connectVia({ proxyHost: '127.0.0.1', proxyPort: port, auth: { username: USER, password: PASS }, host: 'echo.test', port: echo, timeoutMs: 2000 });
+  const t = await connectVia({
+    proxyHost: '127.0.0.1',
+    proxyPort: port,
+    auth: { username: USER, password: PASS },
+    host: 'echo.test',
+    port: echo,
+    timeoutMs: 2000,
+  });
   assert.equal(t.head.length, 0);
   t.socket.write('via');
   await readUntil(t.socket, (b) => b.toString() === 'via');
   t.socket.destroy();
   await assert.rejects(
-    connectVia({ proxyHost: '127.0.0.1', proxyPort: port, auth: { username: USER, password: 'bad' }, host: 'echo.test', port: echo }),
-    (e: { code: string; params: { status: number; code: string } }) => e.code === 'PP_ERR_PROXY_UPSTREAM_REJECTED' && e.params.status === 407 && e.params.code === 'PP_ERR_PROXY_AUTH_FAILED',
+    connectVia({
+      proxyHost: '127.0.0.1',
+      proxyPort: port,
+      auth: { username: USER, password: 'bad' },
+      host: 'echo.test',
+      port: echo,
+    }),
+    (e: { code: string; params: { status: number; code: string } }) =>
+      e.code === 'PP_ERR_PROXY_UPSTREAM_REJECTED' &&
+      e.params.status === 407 &&
+      e.params.code === 'PP_ERR_PROXY_AUTH_FAILED',
   );
   await assert.rejects(
     connectVia({ proxyHost: '127.0.0.1', proxyPort: 1, host: 'x', port: 1 }),

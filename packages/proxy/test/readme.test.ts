@@ -22,14 +22,18 @@ it('imports only node built-ins, relative modules and @pocketproxy/errors (a pro
   const walk = (d: string): void => {
     for (const n of readdirSync(d)) {
       const p = join(d, n);
-      if (statSync(p).isDirectory()) walk(p); else if (n.endsWith('.ts')) files.push(p);
+      if (statSync(p).isDirectory()) walk(p);
+      else if (n.endsWith('.ts')) files.push(p);
     }
   };
   walk(root);
   for (const f of files) {
     for (const m of readFileSync(f, 'utf8').matchAll(/from '([^']+)'/g)) {
       const spec = m[1]!;
-      assert.ok(spec.startsWith('node:') || spec.startsWith('.') || spec === '@pocketproxy/errors', `${f} imports ${spec}`);
+      assert.ok(
+        spec.startsWith('node:') || spec.startsWith('.') || spec === '@pocketproxy/errors',
+        `${f} imports ${spec}`,
+      );
     }
   }
 });

@@ -4,8 +4,25 @@ import { it, after } from 'node:test';
 import assert from 'node:assert/strict';
 import * as net from 'node:net';
 import { once } from 'node:events';
-import { ConnectionMeter, createHttpProxy, createSocks5Server, type Dial, type Meter, type ProxyServer } from '../src/index.js';
-import { cleanup, connect, onCleanup, readUntil, socksRequest, tcpEcho, testDial, untilClose, untilHead } from './helpers.js';
+import {
+  ConnectionMeter,
+  createHttpProxy,
+  createSocks5Server,
+  type Dial,
+  type Meter,
+  type ProxyServer,
+} from '../src/index.js';
+import {
+  cleanup,
+  connect,
+  onCleanup,
+  readUntil,
+  socksRequest,
+  tcpEcho,
+  testDial,
+  untilClose,
+  untilHead,
+} from './helpers.js';
 
 after(cleanup);
 
@@ -17,22 +34,47 @@ async function source(): Promise<{ port: number; closed: () => number }> {
     c.on('close', () => closed++);
     const block = Buffer.alloc(64 * 1024);
     for (let i = 0; i < block.length; i++) block[i] = i & 0xff;
-    const pump = (): void => { while (!c.destroyed && c.write(block)); };
+    const pump = (): void => {
+      while (!c.destroyed && c.write(block));
+    };
     c.on('drain', pump);
     pump();
   });
   s.listen(0, '127.0.0.1');
   await once(s, 'listening');
-  onCleanup(() => new Promise((r) => { s.close(r); }));
+  onCleanup(
+    () =>
+      new Promise((r) => {
+        s.close(r);
+      }),
+  );
   return { port: (s.address() as net.AddressInfo).port, closed: () => closed };
 }
 
 /** An HTTP proxy whose every customer gets `meter`; `sockets` collects proxy-side customer and target sockets. */
-async function meteredHttp(meter: Meter, idleTimeoutMs?: number): Promise<{ port: number; proxy: ProxyServer; customers: net.Socket[]; targets: net.Socket[] }> {
+async function meteredHttp(
+  meter: Meter,
+  idleTimeoutMs?: number,
+): Promise<{ port: number; proxy: ProxyServer; customers: net.Socket[]; targets: net.Socket[] }> {
   const customers: net.Socket[] = [];
   const targets: net.Socket[] = [];
-  const dial: Dial = async (r) => { const t = await testDial(r); targets.push(t); return t; };
-  const proxy = createHttpProxy({ authenticate: async (_u, _p, ctx) => { customers.push(ctx.socket); return { principal: 'p', meter }; }, allowNoAuth: async (ctx) => { customers.push(ctx.socket); return { principal: 'p', meter }; }, dial, idleTimeoutMs });
+  const dial: Dial = async (r) => {
+    const t = await testDial(r);
+    targets.push(t);
+    return t;
+  };
+  const proxy = createHttpProxy({
+    authenticate: async (_u, _p, ctx) => {
+      customers.push(ctx.socket);
+      return { principal: 'p', meter };
+    },
+    allowNoAuth: async (ctx) => {
+      customers.push(ctx.socket);
+      return { principal: 'p', meter };
+    },
+    dial,
+    idleTimeoutMs,
+  });
   onCleanup(() => proxy.close());
   return { port: (await proxy.listen(0)).port, proxy, customers, targets };
 }
@@ -54,11 +96,18 @@ it('a 1000 kbps down limit delivers 1 Mbit/s within 10 % over 3 s through HTTP C
   let total = rest.length;
   const t0 = performance.now();
   samples.push([t0, total]);
-  s.on('data', (d: Buffer) => { total += d.length; samples.push([performance.now(), total]); });
+  s.on('data', (d: Buffer) => {
+    total += d.length;
+    samples.push([performance.now(), total]);
+  });
   // Skip the first 500 ms (the bucket's initial burst), then measure 3 s of wall time.
   await new Promise((r) => setTimeout(r, 3500));
   s.destroy();
-  const at = (t: number): number => { let b = 0; for (const [ts, n] of samples) if (ts <= t) b = n; return b; };
+  const at = (t: number): number => {
+    let b = 0;
+    for (const [ts, n] of samples) if (ts <= t) b = n;
+    return b;
+  };
   const bytes = at(t0 + 3500) - at(t0 + 500);
   const kbps = (bytes * 8) / 3 / 1000;
   assert.ok(kbps > 900 && kbps < 1100, `delivered ${kbps.toFixed(0)} kbps`);
@@ -85,7 +134,12 @@ it('backpressure and rate waits do not undo each other: a customer that stops re
   const src = await source();
   let takes = 0;
   // Every slice asks for a short wait: rate timers keep expiring while the customer's buffer is full.
-  const meter: Meter = { take: () => { takes++; return 2; } };
+  const meter: Meter = {
+    take: () => {
+      takes++;
+      return 2;
+    },
+  };
   const { port, customers } = await meteredHttp(meter);
   const { s } = await tunnel(port, src.port);
   s.pause();
@@ -127,16 +181,29 @@ it('a FIN right behind the data waits for the bytes the meter still holds (tunne
     c.on('error', () => {});
     const parts: Buffer[] = [];
     c.on('data', (d: Buffer) => parts.push(d));
-    c.on('end', () => { const all = Buffer.concat(parts); c.end(`${all.length} ${all.equals(payload)}`); });
+    c.on('end', () => {
+      const all = Buffer.concat(parts);
+      c.end(`${all.length} ${all.equals(payload)}`);
+    });
   });
   sink.listen(0, '127.0.0.1');
   await once(sink, 'listening');
-  onCleanup(() => new Promise((r) => { sink.close(r); }));
+  onCleanup(
+    () =>
+      new Promise((r) => {
+        sink.close(r);
+      }),
+  );
   const { port } = await meteredHttp(new ConnectionMeter({ upKbps: 100_000 }));
   for (let round = 0; round < 4; round++) {
     const s = await connect(port);
     // Head, payload and FIN at once: they wait in the customer socket while the proxy dials.
-    s.end(Buffer.concat([Buffer.from(`CONNECT 127.0.0.1:${(sink.address() as net.AddressInfo).port} HTTP/1.1\r\n\r\n`), payload]));
+    s.end(
+      Buffer.concat([
+        Buffer.from(`CONNECT 127.0.0.1:${(sink.address() as net.AddressInfo).port} HTTP/1.1\r\n\r\n`),
+        payload,
+      ]),
+    );
     const got = (await untilClose(s, 10_000)).toString('latin1');
     assert.equal(got.slice(got.indexOf('\r\n\r\n') + 4), `${payload.length} true`);
   }
@@ -163,7 +230,11 @@ it('the idle timeout spares a tunnel waiting on its meter, and fires once it is 
 it('SOCKS5 CONNECT applies the meter too (budget ends the tunnel)', async () => {
   const src = await source();
   const meter = new ConnectionMeter({ budgetBytes: 200_000 });
-  const socks = createSocks5Server({ authenticate: async () => ({ principal: 'p', meter }), allowNoAuth: async () => ({ principal: 'p', meter }), dial: testDial });
+  const socks = createSocks5Server({
+    authenticate: async () => ({ principal: 'p', meter }),
+    allowNoAuth: async () => ({ principal: 'p', meter }),
+    dial: testDial,
+  });
   onCleanup(() => socks.close());
   const port = (await socks.listen(0)).port;
   const s = await connect(port);

@@ -3,9 +3,31 @@ import { it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import * as dgram from 'node:dgram';
 import { once } from 'node:events';
-import { createSocks5Server, createPolicyDialer, createUdpRelay, encodeUdpHeader, parseUdpHeader, type ProxyServer, type UdpRelay } from '../src/index.js';
 import {
-  authenticate, cleanup, connect, onCleanup, PASS, readUntil, socksHandshake, socksRequest, tcpEcho, testDial, testResolve, testUdpResolve, udpEcho, untilClose, USER,
+  createSocks5Server,
+  createPolicyDialer,
+  createUdpRelay,
+  encodeUdpHeader,
+  parseUdpHeader,
+  type ProxyServer,
+  type UdpRelay,
+} from '../src/index.js';
+import {
+  authenticate,
+  cleanup,
+  connect,
+  onCleanup,
+  PASS,
+  readUntil,
+  socksHandshake,
+  socksRequest,
+  tcpEcho,
+  testDial,
+  testResolve,
+  testUdpResolve,
+  udpEcho,
+  untilClose,
+  USER,
 } from './helpers.js';
 
 let echo: number, uecho: number, uecho6: number, socks: ProxyServer, port: number, strictPort: number;
@@ -15,13 +37,22 @@ before(async () => {
   echo = await tcpEcho();
   uecho = await udpEcho('udp4');
   uecho6 = await udpEcho('udp6');
-  socks = createSocks5Server({ authenticate, dial: testDial, udp: { resolve: testUdpResolve }, handshakeTimeoutMs: 500 });
+  socks = createSocks5Server({
+    authenticate,
+    dial: testDial,
+    udp: { resolve: testUdpResolve },
+    handshakeTimeoutMs: 500,
+  });
   port = (await socks.listen(0)).port;
   const strict = createSocks5Server({ authenticate, dial: createPolicyDialer({ policy: {}, resolve: testResolve }) });
   strictPort = (await strict.listen(0)).port;
   shared = createUdpRelay({ bind: { address: '127.0.0.1', port: 0 }, resolve: testUdpResolve });
   await shared.listen();
-  const s2 = createSocks5Server({ authenticate, dial: testDial, udp: { relay: shared, advertise: { address: '198.51.100.7', port: 30002 } } });
+  const s2 = createSocks5Server({
+    authenticate,
+    dial: testDial,
+    udp: { relay: shared, advertise: { address: '198.51.100.7', port: 30002 } },
+  });
   sharedPort = (await s2.listen(0)).port;
   onCleanup(() => socks.close());
   onCleanup(() => strict.close());
@@ -30,12 +61,20 @@ before(async () => {
 });
 after(cleanup);
 
-const AUTH = Buffer.concat([Buffer.from([1, USER.length]), Buffer.from(USER), Buffer.from([PASS.length]), Buffer.from(PASS)]);
+const AUTH = Buffer.concat([
+  Buffer.from([1, USER.length]),
+  Buffer.from(USER),
+  Buffer.from([PASS.length]),
+  Buffer.from(PASS),
+]);
 
 it('handles greeting, auth and request arriving one byte at a time', async () => {
   const s = await connect(port);
   const all = Buffer.concat([Buffer.from([5, 2, 0, 2]), AUTH, socksRequest(1, '127.0.0.1', echo)]);
-  for (const b of all) { s.write(Buffer.from([b])); await new Promise((r) => setImmediate(r)); }
+  for (const b of all) {
+    s.write(Buffer.from([b]));
+    await new Promise((r) => setImmediate(r));
+  }
   await readUntil(s, (b) => b.length >= 2 + 2 + 10);
   s.write('split ok');
   await readUntil(s, (b) => b.toString('latin1').endsWith('split ok'));
@@ -98,8 +137,15 @@ async function udpClient(): Promise<dgram.Socket> {
 
 function recv(u: dgram.Socket, ms = 2000): Promise<Buffer | null> {
   return new Promise((resolve) => {
-    const t = setTimeout(() => { u.removeListener('message', on); resolve(null); }, ms);
-    const on = (m: Buffer): void => { clearTimeout(t); u.removeListener('message', on); resolve(m); };
+    const t = setTimeout(() => {
+      u.removeListener('message', on);
+      resolve(null);
+    }, ms);
+    const on = (m: Buffer): void => {
+      clearTimeout(t);
+      u.removeListener('message', on);
+      resolve(m);
+    };
     u.on('message', on);
   });
 }
@@ -112,7 +158,11 @@ it('UDP ASSOCIATE round trip to a local UDP echo (IPv4, domain, IPv6), FRAG != 0
   const bndPort = r.reply!.readUInt16BE(8);
   assert.equal(bndAddr, '127.0.0.1');
   const u = await udpClient();
-  for (const [host, p] of [['127.0.0.1', uecho], ['echo.test', uecho], ['::1', uecho6]] as const) {
+  for (const [host, p] of [
+    ['127.0.0.1', uecho],
+    ['echo.test', uecho],
+    ['::1', uecho6],
+  ] as const) {
     u.send(Buffer.concat([encodeUdpHeader(host, p), Buffer.from(`dgram ${host}`)]), bndPort, bndAddr);
     const back = await recv(u);
     assert.ok(back, `no answer via ${host}`);
@@ -144,7 +194,11 @@ it('UDP destinations go through the policy', async () => {
   strictRelay.on('requestFailed', (e) => codes.push(e.code));
   strictRelay.register({ principal: 'p', clientIp: '127.0.0.1' });
   const u = await udpClient();
-  u.send(Buffer.concat([encodeUdpHeader('127.0.0.1', uecho), Buffer.from('x')]), strictRelay.address().port, '127.0.0.1');
+  u.send(
+    Buffer.concat([encodeUdpHeader('127.0.0.1', uecho), Buffer.from('x')]),
+    strictRelay.address().port,
+    '127.0.0.1',
+  );
   assert.equal(await recv(u, 300), null);
   assert.deepEqual(codes, ['PP_ERR_PROXY_FORBIDDEN_DESTINATION']);
 });

@@ -15,10 +15,24 @@
 import { writeFileSync, readFileSync, readdirSync, mkdtempSync, rmSync, existsSync } from 'node:fs';
 import { loadavg, cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createLab, canRunLab, startRelay, startAgent, waitDeviceOnline, createConnection, waitUntil, CLIENTS, type Lab, type LabRelay } from '../src/index.js';
+import {
+  createLab,
+  canRunLab,
+  startRelay,
+  startAgent,
+  waitDeviceOnline,
+  createConnection,
+  waitUntil,
+  CLIENTS,
+  type Lab,
+  type LabRelay,
+} from '../src/index.js';
 
 const figures: { what: string; value: string; note?: string }[] = [];
-const record = (what: string, value: string, note?: string) => { figures.push({ what, value, note }); console.error(`bench: ${what}: ${value}${note ? ` (${note})` : ''}`); };
+const record = (what: string, value: string, note?: string) => {
+  figures.push({ what, value, note });
+  console.error(`bench: ${what}: ${value}${note ? ` (${note})` : ''}`);
+};
 const mbit = (bytesPerS: number) => (bytesPerS * 8) / 1e6;
 const SIM_DEVICES = Number(process.env.PP_BENCH_DEVICES ?? 1000);
 // BENCH_PHASES=conn,ttfb runs only those phases (names: throughput, ours, wireguard-go, openvpn, conn, ttfb, rss;
@@ -38,17 +52,32 @@ const profArgv = [
 async function phase(name: string, fn: () => Promise<void>): Promise<void> {
   if (PHASES && !PHASES.has(name.replace('/s', ''))) return;
   const t0 = Date.now();
-  try { await fn(); } catch (e) { record(name, 'FAILED', String((e as Error).message ?? e).slice(0, 300)); }
+  try {
+    await fn();
+  } catch (e) {
+    record(name, 'FAILED', String((e as Error).message ?? e).slice(0, 300));
+  }
   console.error(`bench: phase ${name} took ${((Date.now() - t0) / 1000).toFixed(1)} s`);
 }
 
-interface WrkResult { perSec: number; requests: number; non2xx: number; socketErrors: number; passiveOpens: Record<string, number>; oneConnPerRequest: boolean }
+interface WrkResult {
+  perSec: number;
+  requests: number;
+  non2xx: number;
+  socketErrors: number;
+  passiveOpens: Record<string, number>;
+  oneConnPerRequest: boolean;
+}
 const WRK_SCRIPT = new URL('./wrk-new-conn.lua', import.meta.url).pathname;
 const WRK_CONNECTIONS = Number(process.env.BENCH_WRK_CONNECTIONS ?? 32);
 const WRK_RUNS = 3;
 
 /** CPU time (µs) of every process, grouped by role, plus the machine's busy and softirq time (/proc). */
-interface CpuSnap { byRole: Map<string, number>; busy: number; softirq: number }
+interface CpuSnap {
+  byRole: Map<string, number>;
+  busy: number;
+  softirq: number;
+}
 const CLK_US = 1e6 / 100; // USER_HZ is 100 on Linux
 function roleOf(cmd: string): string {
   if (cmd.includes('pocketproxy-agent.js')) return 'agent';
@@ -66,7 +95,9 @@ function cpuSnap(): CpuSnap {
       const us = (Number(f[11]) + Number(f[12])) * CLK_US; // utime + stime
       const role = roleOf(readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' '));
       byRole.set(role, (byRole.get(role) ?? 0) + us);
-    } catch { /* exited meanwhile */ }
+    } catch {
+      /* exited meanwhile */
+    }
   }
   const cpu = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
   // user nice system idle iowait irq softirq steal
@@ -82,12 +113,14 @@ function cpuPerRequest(a: CpuSnap, b: CpuSnap, requests: number, seconds: number
   }
   const busy = b.busy - a.busy;
   parts.push(`softirq ${((b.softirq - a.softirq) / requests).toFixed(0)}`);
-  return `${parts.join(' · ')} · machine ${(busy / requests).toFixed(0)} µs (${(100 * busy / (seconds * 1e6 * cpus().length)).toFixed(0)} % of ${cpus().length} cores busy)`;
+  return `${parts.join(' · ')} · machine ${(busy / requests).toFixed(0)} µs (${((100 * busy) / (seconds * 1e6 * cpus().length)).toFixed(0)} % of ${cpus().length} cores busy)`;
 }
 
 /** TCP passive opens (accepted connections) of a namespace since boot (RFC 1213 tcpPassiveOpens). */
 async function passiveOpens(lab: Lab, ns: string): Promise<number> {
-  const lines = (await lab.exec(ns, 'cat', ['/proc/net/snmp'], { check: true })).stdout.split('\n').filter((l) => l.startsWith('Tcp:'));
+  const lines = (await lab.exec(ns, 'cat', ['/proc/net/snmp'], { check: true })).stdout
+    .split('\n')
+    .filter((l) => l.startsWith('Tcp:'));
   const names = lines[0]!.trim().split(/\s+/);
   return Number(lines[1]!.trim().split(/\s+/)[names.indexOf('PassiveOpens')]);
 }
@@ -95,12 +128,20 @@ async function passiveOpens(lab: Lab, ns: string): Promise<number> {
 /** wrk from the customer namespace for 5 s; `countIn` namespaces' accepted connections are counted around it. */
 async function wrkRun(lab: Lab, url: string, scriptArgs: string[], countIn: string[]): Promise<WrkResult> {
   const before = await Promise.all(countIn.map((ns) => passiveOpens(lab, ns)));
-  const r = await lab.exec('cust', 'wrk', ['-t1', `-c${WRK_CONNECTIONS}`, '-d5s', '--timeout', '5s', '-s', WRK_SCRIPT, url, '--', ...scriptArgs], { timeoutMs: 30_000 });
+  const r = await lab.exec(
+    'cust',
+    'wrk',
+    ['-t1', `-c${WRK_CONNECTIONS}`, '-d5s', '--timeout', '5s', '-s', WRK_SCRIPT, url, '--', ...scriptArgs],
+    { timeoutMs: 30_000 },
+  );
   // Connections wrk left open at the end are accepted but not counted as requests; let them close.
   await new Promise((res) => setTimeout(res, 300));
   const after = await Promise.all(countIn.map((ns) => passiveOpens(lab, ns)));
   const out = r.stdout;
-  const num = (re: RegExp) => { const m = re.exec(out); return m ? Number(m[1]) : 0; };
+  const num = (re: RegExp) => {
+    const m = re.exec(out);
+    return m ? Number(m[1]) : 0;
+  };
   if (!/Requests\/sec:/.test(out)) throw new Error(`wrk: ${(out + r.stderr).slice(0, 300)}`);
   const requests = num(/(\d+) requests in/);
   const se = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(out);
@@ -126,7 +167,10 @@ function cpuProbeMs(): number {
 }
 
 async function main(): Promise<void> {
-  if (!canRunLab()) { console.error('bench:dataplane needs root (network namespaces)'); process.exit(2); }
+  if (!canRunLab()) {
+    console.error('bench:dataplane needs root (network namespaces)');
+    process.exit(2);
+  }
   const started = new Date();
   const load0 = loadavg();
   const probe0 = cpuProbeMs();
@@ -134,76 +178,182 @@ async function main(): Promise<void> {
   const lab: Lab = await createLab({ devices: 1 });
   let relay: LabRelay | undefined;
   let stopForProfiles: (() => Promise<void>) | undefined;
-  const guard = setTimeout(() => { console.error('bench: 8 min bound reached; tearing down'); lab.teardownSync(); process.exit(1); }, 8 * 60_000);
+  const guard = setTimeout(() => {
+    console.error('bench: 8 min bound reached; tearing down');
+    lab.teardownSync();
+    process.exit(1);
+  }, 8 * 60_000);
   try {
-    relay = await startRelay(lab, { env: { POCKETPROXY_DEVICE_SUBNET: '192.168.240.0/20', POCKETPROXY_LOG_LEVEL: 'warn', POCKETPROXY_PAIRING_RATE: '10000' }, execArgv: profArgv });
+    relay = await startRelay(lab, {
+      env: {
+        POCKETPROXY_DEVICE_SUBNET: '192.168.240.0/20',
+        POCKETPROXY_LOG_LEVEL: 'warn',
+        POCKETPROXY_PAIRING_RATE: '10000',
+      },
+      execArgv: profArgv,
+    });
     const agent = await startAgent(lab, relay, 1, { rotate: false, args: ['--log-level', 'warn'], execArgv: profArgv });
     stopForProfiles = async () => {
       // The tunnel child first and on its own (stopped with the relay, it was killed before writing its profile).
       const tpid = await relay!.tunnelPid();
-      if (tpid) { process.kill(tpid, 'SIGTERM'); await waitUntil(async () => !existsSync(`/proc/${tpid}`), { timeoutMs: 10_000, intervalMs: 100, what: 'tunnel exits' }).catch(() => undefined); }
-      await agent.stop(); await relay!.stop();
+      if (tpid) {
+        process.kill(tpid, 'SIGTERM');
+        await waitUntil(async () => !existsSync(`/proc/${tpid}`), {
+          timeoutMs: 10_000,
+          intervalMs: 100,
+          what: 'tunnel exits',
+        }).catch(() => undefined);
+      }
+      await agent.stop();
+      await relay!.stop();
     };
     const dev = await waitDeviceOnline(relay, agent.deviceId, 40_000);
     const con = await createConnection(relay, agent.deviceId, 'http');
-    const curl = (args: string[], ns = 'cust', s = 12) => lab.exec(ns, 'curl', ['-sS', '--max-time', String(s), ...args], { timeoutMs: (s + 10) * 1000 });
-    await waitUntil(async () => (await curl(['-x', con.proxy_url, 'http://echo.test/ip'], 'cust', 3)).stdout.trim() === lab.device(1).carrierIp, { timeoutMs: 30_000, intervalMs: 500, what: 'proxy answers' });
+    const curl = (args: string[], ns = 'cust', s = 12) =>
+      lab.exec(ns, 'curl', ['-sS', '--max-time', String(s), ...args], { timeoutMs: (s + 10) * 1000 });
+    await waitUntil(
+      async () =>
+        (await curl(['-x', con.proxy_url, 'http://echo.test/ip'], 'cust', 3)).stdout.trim() === lab.device(1).carrierIp,
+      { timeoutMs: 30_000, intervalMs: 500, what: 'proxy answers' },
+    );
     const vpnIp: string = dev.vpn_ip;
-    const node = (script: string, args: string[], ms = 60_000) => lab.exec('cust', process.execPath, ['--import', lab.tsxLoader, '--conditions=source', script, ...args], { timeoutMs: ms });
+    const node = (script: string, args: string[], ms = 60_000) =>
+      lab.exec('cust', process.execPath, ['--import', lab.tsxLoader, '--conditions=source', script, ...args], {
+        timeoutMs: ms,
+      });
 
     // ---- single-stream throughput: curl of /bytes, 8 s cap each ------------------------------
     const N = 2_000_000_000;
     const speed = async (args: string[]) => {
-      const r = await curl(['-o', '/dev/null', '-w', '%{speed_download}', ...args, `http://echo.test/bytes?n=${N}`], 'cust', 8);
+      const r = await curl(
+        ['-o', '/dev/null', '-w', '%{speed_download}', ...args, `http://echo.test/bytes?n=${N}`],
+        'cust',
+        8,
+      );
       return Number(r.stdout.trim());
     };
-    let proxyMbit = 0, ceilMbit = 0;
+    let proxyMbit = 0,
+      ceilMbit = 0;
     await phase('throughput', async () => {
       proxyMbit = mbit(await speed(['-x', con.proxy_url]));
       ceilMbit = mbit(await speed([]));
       record('single stream via proxy (curl /bytes, 8 s)', `${proxyMbit.toFixed(0)} Mbit/s`, 'goal >= 800');
-      record('same target, plain lab routing (ceiling)', `${ceilMbit.toFixed(0)} Mbit/s`, `proxy = ${(100 * proxyMbit / ceilMbit).toFixed(1)} % of it`);
+      record(
+        'same target, plain lab routing (ceiling)',
+        `${ceilMbit.toFixed(0)} Mbit/s`,
+        `proxy = ${((100 * proxyMbit) / ceilMbit).toFixed(1)} % of it`,
+      );
     });
 
     // ---- tunnels relay -> device: ours, wireguard-go, openvpn (iperf3 single stream, 5 s) -----
     const iperf = async (serverIp: string, label: string): Promise<number> => {
       const srv = lab.spawn('dev1', 'iperf3', ['--forceflush', '-s', '-1', '-B', serverIp, '-p', '5201']);
       await srv.waitForLine(/Server listening/, 5_000);
-      const r = await lab.exec('relay', 'iperf3', ['-c', serverIp, '-p', '5201', '-t', '5', '-J'], { timeoutMs: 25_000 });
+      const r = await lab.exec('relay', 'iperf3', ['-c', serverIp, '-p', '5201', '-t', '5', '-J'], {
+        timeoutMs: 25_000,
+      });
       await srv.stop(500);
       const j = JSON.parse(r.stdout);
       const v = j.end.sum_received.bits_per_second / 1e6;
-      record(`tunnel relay -> device, iperf3 1 stream: ${label}`, `${v.toFixed(0)} Mbit/s`, `retransmits ${j.end.sum_sent.retransmits}`);
+      record(
+        `tunnel relay -> device, iperf3 1 stream: ${label}`,
+        `${v.toFixed(0)} Mbit/s`,
+        `retransmits ${j.end.sum_sent.retransmits}`,
+      );
       return v;
     };
-    let ours = 0, wg = 0, ovpn = 0;
-    await phase('ours', async () => { ours = await iperf(vpnIp, 'PocketProxy tunnel'); });
+    let ours = 0,
+      wg = 0,
+      ovpn = 0;
+    await phase('ours', async () => {
+      ours = await iperf(vpnIp, 'PocketProxy tunnel');
+    });
     await phase('wireguard-go', async () => {
-      const kp = async () => { const p = (await lab.exec('relay', 'wg', ['genkey'], { check: true })).stdout.trim(); const pub = (await lab.exec('relay', 'wg', ['pubkey'], { input: p, check: true })).stdout.trim(); return { p, pub }; };
-      const a = await kp(), b = await kp();
-      writeFileSync(join(work, 'a.key'), a.p); writeFileSync(join(work, 'b.key'), b.p);
+      const kp = async () => {
+        const p = (await lab.exec('relay', 'wg', ['genkey'], { check: true })).stdout.trim();
+        const pub = (await lab.exec('relay', 'wg', ['pubkey'], { input: p, check: true })).stdout.trim();
+        return { p, pub };
+      };
+      const a = await kp(),
+        b = await kp();
+      writeFileSync(join(work, 'a.key'), a.p);
+      writeFileSync(join(work, 'b.key'), b.p);
       // wireguard-go's control socket (/var/run/wireguard/<if>.sock) is not namespaced: one name per side.
       const ifs = { relay: `wgr${lab.prefix.slice(2)}`, dev1: `wgd${lab.prefix.slice(2)}` };
-      for (const [ns, me, peer, ip, extra] of [['relay', 'a', b, '10.77.0.1', ['listen-port', '51820']], ['dev1', 'b', a, '10.77.0.2', []]] as const) {
+      for (const [ns, me, peer, ip, extra] of [
+        ['relay', 'a', b, '10.77.0.1', ['listen-port', '51820']],
+        ['dev1', 'b', a, '10.77.0.2', []],
+      ] as const) {
         const wgIf = ifs[ns];
         // Foreground, so the lab owns the process (killed by pid at teardown).
-        lab.spawn(ns, 'wireguard-go', ['-f', wgIf], { env: { ...process.env, WG_I_PREFER_BUGGY_USERSPACE_TO_POLISHED_KMOD: '1' } });
-        await waitUntil(async () => (await lab.exec(ns, 'wg', ['show', wgIf])).code === 0, { timeoutMs: 5_000, intervalMs: 100, what: `wireguard-go wgb0 in ${ns}` });
+        lab.spawn(ns, 'wireguard-go', ['-f', wgIf], {
+          env: { ...process.env, WG_I_PREFER_BUGGY_USERSPACE_TO_POLISHED_KMOD: '1' },
+        });
+        await waitUntil(async () => (await lab.exec(ns, 'wg', ['show', wgIf])).code === 0, {
+          timeoutMs: 5_000,
+          intervalMs: 100,
+          what: `wireguard-go wgb0 in ${ns}`,
+        });
         const peerArgs = ns === 'dev1' ? ['endpoint', `${lab.relay.ip}:51820`, 'persistent-keepalive', '5'] : [];
-        await lab.exec(ns, 'wg', ['set', wgIf, 'private-key', join(work, `${me}.key`), ...extra, 'peer', peer.pub, 'allowed-ips', '10.77.0.0/24', ...peerArgs], { check: true });
+        await lab.exec(
+          ns,
+          'wg',
+          [
+            'set',
+            wgIf,
+            'private-key',
+            join(work, `${me}.key`),
+            ...extra,
+            'peer',
+            peer.pub,
+            'allowed-ips',
+            '10.77.0.0/24',
+            ...peerArgs,
+          ],
+          { check: true },
+        );
         await lab.exec(ns, 'ip', ['addr', 'add', `${ip}/24`, 'dev', wgIf], { check: true });
         await lab.exec(ns, 'ip', ['link', 'set', wgIf, 'mtu', '1420', 'up'], { check: true });
       }
       // (no ping binary in this image) the device's side reports a completed handshake
-      await waitUntil(async () => /\t[1-9]\d*$/m.test((await lab.exec('dev1', 'wg', ['show', ifs.dev1, 'latest-handshakes'])).stdout), { timeoutMs: 10_000, intervalMs: 300, what: 'wireguard handshake' });
+      await waitUntil(
+        async () => /\t[1-9]\d*$/m.test((await lab.exec('dev1', 'wg', ['show', ifs.dev1, 'latest-handshakes'])).stdout),
+        { timeoutMs: 10_000, intervalMs: 300, what: 'wireguard handshake' },
+      );
       wg = await iperf('10.77.0.2', 'wireguard-go (reference)');
     });
     await phase('openvpn', async () => {
       const key = join(work, 'ovpn.key');
       await lab.exec('relay', 'openvpn', ['--genkey', 'secret', key], { check: true });
-      const common = ['--dev', 'ovb0', '--dev-type', 'tun', '--secret', key, '--proto', 'udp', '--cipher', 'AES-256-CBC', '--auth', 'SHA256', '--ping', '5', '--verb', '3'];
+      const common = [
+        '--dev',
+        'ovb0',
+        '--dev-type',
+        'tun',
+        '--secret',
+        key,
+        '--proto',
+        'udp',
+        '--cipher',
+        'AES-256-CBC',
+        '--auth',
+        'SHA256',
+        '--ping',
+        '5',
+        '--verb',
+        '3',
+      ];
       lab.spawn('relay', 'openvpn', [...common, '--port', '1196', '--ifconfig', '10.78.0.1', '10.78.0.2']);
-      const c = lab.spawn('dev1', 'openvpn', [...common, '--remote', lab.relay.ip, '1196', '--nobind', '--ifconfig', '10.78.0.2', '10.78.0.1']);
+      const c = lab.spawn('dev1', 'openvpn', [
+        ...common,
+        '--remote',
+        lab.relay.ip,
+        '1196',
+        '--nobind',
+        '--ifconfig',
+        '10.78.0.2',
+        '10.78.0.1',
+      ]);
       await c.waitForLine(/Peer Connection Initiated/, 20_000);
       ovpn = await iperf('10.78.0.2', 'openvpn 2.6 static key, UDP (reference)');
     });
@@ -214,9 +364,15 @@ async function main(): Promise<void> {
     // Before conn/s: its ~20k direct connections leave TIME_WAIT and conntrack entries behind that
     // made the DIRECT time to first byte 3-4x slower for a minute (the proxied path was unaffected).
     await phase('ttfb', async () => {
-      const via = JSON.parse((await node(CLIENTS.httpLoad, ['ttfb', 'http://echo.test/ip', con.proxy_url, '300'])).stdout);
+      const via = JSON.parse(
+        (await node(CLIENTS.httpLoad, ['ttfb', 'http://echo.test/ip', con.proxy_url, '300'])).stdout,
+      );
       const direct = JSON.parse((await node(CLIENTS.httpLoad, ['ttfb', 'http://echo.test/ip', '-', '300'])).stdout);
-      record('TTFB p50 via proxy / direct (new connection each, 300 sequential)', `${via.p50} ms / ${direct.p50} ms`, `added ${(via.p50 - direct.p50).toFixed(2)} ms (goal <= 2); p90 ${via.p90} / ${direct.p90}`);
+      record(
+        'TTFB p50 via proxy / direct (new connection each, 300 sequential)',
+        `${via.p50} ms / ${direct.p50} ms`,
+        `added ${(via.p50 - direct.p50).toFixed(2)} ms (goal <= 2); p90 ${via.p90} / ${direct.p90}`,
+      );
     });
 
     // ---- new proxied connections per second ----------------------------------------------------
@@ -227,20 +383,44 @@ async function main(): Promise<void> {
     // target must be at least wrk's request count, and at most that plus the connections still open
     // at the end (-c) and a little slack.
     await phase('conn/s', async () => {
-      const via = JSON.parse((await node(CLIENTS.httpLoad, ['rate', 'http://echo.test/ip', con.proxy_url, '5000', '32'])).stdout);
-      const direct = JSON.parse((await node(CLIENTS.httpLoad, ['rate', 'http://echo.test/ip', '-', '5000', '32'])).stdout);
-      record('new proxied connections/s, Node client (32 workers, 5 s, one request each)', `${via.perSec}/s`, `goal >= 2,000; failed ${via.failed}; direct (same client) ${direct.perSec}/s`);
+      const via = JSON.parse(
+        (await node(CLIENTS.httpLoad, ['rate', 'http://echo.test/ip', con.proxy_url, '5000', '32'])).stdout,
+      );
+      const direct = JSON.parse(
+        (await node(CLIENTS.httpLoad, ['rate', 'http://echo.test/ip', '-', '5000', '32'])).stdout,
+      );
+      record(
+        'new proxied connections/s, Node client (32 workers, 5 s, one request each)',
+        `${via.perSec}/s`,
+        `goal >= 2,000; failed ${via.failed}; direct (same client) ${direct.perSec}/s`,
+      );
       const px = new URL(con.proxy_url);
       const auth = `Basic ${Buffer.from(`${decodeURIComponent(px.username)}:${decodeURIComponent(px.password)}`).toString('base64')}`;
-      const relayStatus = async () => JSON.parse((await lab.exec('relay', 'curl', ['-s', '-H', `authorization: Bearer ${readFileSync(join(relay!.dataDir, 'internal.token'), 'utf8').trim()}`, 'http://127.0.0.1:8081/status'])).stdout || '{}');
-      const opens = (w: WrkResult) => Object.entries(w.passiveOpens).map(([ns, n]) => `${ns} ${n}`).join(', ');
+      const relayStatus = async () =>
+        JSON.parse(
+          (
+            await lab.exec('relay', 'curl', [
+              '-s',
+              '-H',
+              `authorization: Bearer ${readFileSync(join(relay!.dataDir, 'internal.token'), 'utf8').trim()}`,
+              'http://127.0.0.1:8081/status',
+            ])
+          ).stdout || '{}',
+        );
+      const opens = (w: WrkResult) =>
+        Object.entries(w.passiveOpens)
+          .map(([ns, n]) => `${ns} ${n}`)
+          .join(', ');
       // Three proxied wrk runs back to back: the figure is their median (one 5 s window on this shared
       // VM can be 10 % off); CPU and frames per request are over all three.
       const st0 = await relayStatus();
       const cpu0 = cpuSnap();
       const t0 = Date.now();
       const runs: WrkResult[] = [];
-      for (let i = 0; i < WRK_RUNS; i++) runs.push(await wrkRun(lab, `http://${px.host}/`, ['http://echo.test/ip', 'echo.test', auth], ['dev1', 'inet']));
+      for (let i = 0; i < WRK_RUNS; i++)
+        runs.push(
+          await wrkRun(lab, `http://${px.host}/`, ['http://echo.test/ip', 'echo.test', auth], ['dev1', 'inet']),
+        );
       const cpu1 = cpuSnap();
       const wrkSeconds = (Date.now() - t0) / 1000;
       const st1 = await relayStatus();
@@ -249,44 +429,105 @@ async function main(): Promise<void> {
       const sorted = [...runs].sort((a, b) => a.perSec - b.perSec);
       const median = sorted[Math.floor(sorted.length / 2)]!;
       const directW = await wrkRun(lab, 'http://echo.test/', ['/ip', 'echo.test'], ['inet']);
-      const checks = runs.map((r) => `${r.requests} requests, non-2xx ${r.non2xx}, socket errors ${r.socketErrors}, new TCP connections ${opens(r)}${r.oneConnPerRequest ? '' : ' NOT one per request'}`).join('; ');
-      record(`new proxied connections/s, wrk (1 thread, ${WRK_CONNECTIONS} connections, 5 s, Connection: close; median of ${WRK_RUNS})`, `${median.perSec.toFixed(0)}/s`,
-        `goal >= 2,000; runs ${runs.map((r) => r.perSec.toFixed(0)).join(' · ')}/s; ${checks}; direct (wrk) ${directW.perSec.toFixed(0)}/s (${directW.requests} requests, inet ${directW.passiveOpens.inet}, errors ${directW.socketErrors + directW.non2xx})`);
-      record('  CPU per proxied request by process (µs, wrk runs)', cpuPerRequest(cpu0, cpu1, requests, wrkSeconds), 'from /proc; the kernel work of a packet is charged to whoever sends it (veth hops run inline)');
+      const checks = runs
+        .map(
+          (r) =>
+            `${r.requests} requests, non-2xx ${r.non2xx}, socket errors ${r.socketErrors}, new TCP connections ${opens(r)}${r.oneConnPerRequest ? '' : ' NOT one per request'}`,
+        )
+        .join('; ');
+      record(
+        `new proxied connections/s, wrk (1 thread, ${WRK_CONNECTIONS} connections, 5 s, Connection: close; median of ${WRK_RUNS})`,
+        `${median.perSec.toFixed(0)}/s`,
+        `goal >= 2,000; runs ${runs.map((r) => r.perSec.toFixed(0)).join(' · ')}/s; ${checks}; direct (wrk) ${directW.perSec.toFixed(0)}/s (${directW.requests} requests, inet ${directW.passiveOpens.inet}, errors ${directW.socketErrors + directW.non2xx})`,
+      );
+      record(
+        '  CPU per proxied request by process (µs, wrk runs)',
+        cpuPerRequest(cpu0, cpu1, requests, wrkSeconds),
+        'from /proc; the kernel work of a packet is charged to whoever sends it (veth hops run inline)',
+      );
       const per = (a: number, b: number) => (b > 0 ? (a / b).toFixed(2) : '-');
-      const u0 = st0.udp_stats ?? {}, u1 = st1.udp_stats ?? {};
-      record('  tunnel frames per proxied request (wrk runs)', `${perReq('frames_in')} in · ${perReq('frames_out')} out`,
-        `relay counters: device -> relay · relay -> device; relay UDP datagrams per recvmmsg ${per(u1.rx_datagrams - u0.rx_datagrams, u1.rx_batches - u0.rx_batches)}, per sendmmsg ${per(u1.tx_datagrams - u0.tx_datagrams, u1.tx_syscalls - u0.tx_syscalls)}`);
+      const u0 = st0.udp_stats ?? {},
+        u1 = st1.udp_stats ?? {};
+      record(
+        '  tunnel frames per proxied request (wrk runs)',
+        `${perReq('frames_in')} in · ${perReq('frames_out')} out`,
+        `relay counters: device -> relay · relay -> device; relay UDP datagrams per recvmmsg ${per(u1.rx_datagrams - u0.rx_datagrams, u1.rx_batches - u0.rx_batches)}, per sendmmsg ${per(u1.tx_datagrams - u0.tx_datagrams, u1.tx_syscalls - u0.tx_syscalls)}`,
+      );
     });
 
     // ---- tunnel RSS with 1,000 simulated devices ----------------------------------------------
     await phase('rss', async () => {
       const tpid = await relay!.tunnelPid();
-      const rss = () => { const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${tpid}/status`, 'utf8')); return Number(m![1]) / 1024; };
+      const rss = () => {
+        const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${tpid}/status`, 'utf8'));
+        return Number(m![1]) / 1024;
+      };
       const rss0 = rss();
       const keys: unknown[] = [];
       const t0 = Date.now();
       for (let i = 0; i < SIM_DEVICES; i += 8) {
-        const batch = await Promise.all(Array.from({ length: Math.min(8, SIM_DEVICES - i) }, (_, j) => relay!.api.ok('POST', '/api/devices', { name: `sim-${i + j}` })));
-        for (const d of batch) keys.push({ private_key: d.tunnel.private_key, psk: d.tunnel.psk, server_public_key: d.tunnel.server_public_key });
+        const batch = await Promise.all(
+          Array.from({ length: Math.min(8, SIM_DEVICES - i) }, (_, j) =>
+            relay!.api.ok('POST', '/api/devices', { name: `sim-${i + j}` }),
+          ),
+        );
+        for (const d of batch)
+          keys.push({
+            private_key: d.tunnel.private_key,
+            psk: d.tunnel.psk,
+            server_public_key: d.tunnel.server_public_key,
+          });
         if (Date.now() - t0 > 150_000) break;
       }
-      record('devices registered via POST /api/devices', `${keys.length} in ${((Date.now() - t0) / 1000).toFixed(0)} s`);
+      record(
+        'devices registered via POST /api/devices',
+        `${keys.length} in ${((Date.now() - t0) / 1000).toFixed(0)} s`,
+      );
       const file = join(work, 'keys.json');
       writeFileSync(file, JSON.stringify(keys));
-      const sim = lab.spawn('cust', process.execPath, ['--import', lab.tsxLoader, '--conditions=source', CLIENTS.simDevices, lab.relay.ip, '1194', file, '100', '180000']);
+      const sim = lab.spawn('cust', process.execPath, [
+        '--import',
+        lab.tsxLoader,
+        '--conditions=source',
+        CLIENTS.simDevices,
+        lab.relay.ip,
+        '1194',
+        file,
+        '100',
+        '180000',
+      ]);
       let n = 0;
       const t1 = Date.now();
-      await waitUntil(async () => { const l = sim.lines.filter((x) => x.startsWith('established')).at(-1); n = l ? Number(l.split(' ')[1]) : 0; return n >= keys.length; }, { timeoutMs: 150_000, intervalMs: 1_000, what: `simulated devices established (${n})` }).catch(() => undefined);
+      await waitUntil(
+        async () => {
+          const l = sim.lines.filter((x) => x.startsWith('established')).at(-1);
+          n = l ? Number(l.split(' ')[1]) : 0;
+          return n >= keys.length;
+        },
+        { timeoutMs: 150_000, intervalMs: 1_000, what: `simulated devices established (${n})` },
+      ).catch(() => undefined);
       const upS = (Date.now() - t1) / 1000;
       await new Promise((r) => setTimeout(r, 10_000)); // reports, firewall updates, keepalives settle
-      const status = JSON.parse((await lab.exec('relay', 'curl', ['-s', '-H', `authorization: Bearer ${readFileSync(join(relay!.dataDir, 'internal.token'), 'utf8').trim()}`, 'http://127.0.0.1:8081/status'])).stdout || '{}');
+      const status = JSON.parse(
+        (
+          await lab.exec('relay', 'curl', [
+            '-s',
+            '-H',
+            `authorization: Bearer ${readFileSync(join(relay!.dataDir, 'internal.token'), 'utf8').trim()}`,
+            'http://127.0.0.1:8081/status',
+          ])
+        ).stdout || '{}',
+      );
       const rss1 = rss();
       if (HEAP_DIR) {
         if (tpid) process.kill(tpid, 'SIGUSR2');
         await new Promise((r) => setTimeout(r, 15_000));
       }
-      record(`tunnel RSS with ${n} simulated devices connected`, `${rss1.toFixed(0)} MB`, `before ${rss0.toFixed(0)} MB; goal <= 200 MB at 1,000; handshakes started at 100/s; ${n} of ${keys.length} up after ${upS.toFixed(0)} s (limit 150 s); tunnel memory MB ${JSON.stringify(status.memory_mb ?? {})}; devices connected ${status.devices_connected}, ports forwarded ${status.ports_forwarded}`);
+      record(
+        `tunnel RSS with ${n} simulated devices connected`,
+        `${rss1.toFixed(0)} MB`,
+        `before ${rss0.toFixed(0)} MB; goal <= 200 MB at 1,000; handshakes started at 100/s; ${n} of ${keys.length} up after ${upS.toFixed(0)} s (limit 150 s); tunnel memory MB ${JSON.stringify(status.memory_mb ?? {})}; devices connected ${status.devices_connected}, ports forwarded ${status.ports_forwarded}`,
+      );
       await sim.stop(500);
     });
   } finally {
@@ -297,9 +538,17 @@ async function main(): Promise<void> {
   }
   const load1 = loadavg();
   console.log(`\nData plane benchmark — ${started.toISOString()}`);
-  console.log(`machine: ${cpus().length} x ${cpus()[0]?.model ?? '?'}; load average at start ${load0.map((x) => x.toFixed(2)).join(' ')}, at end ${load1.map((x) => x.toFixed(2)).join(' ')}; node ${process.version}; CPU probe ${probe0.toFixed(0)} ms at start, ${cpuProbeMs().toFixed(0)} ms at end (a fixed JS loop, to compare runs: slower means the host gave these cores less)`);
+  console.log(
+    `machine: ${cpus().length} x ${cpus()[0]?.model ?? '?'}; load average at start ${load0.map((x) => x.toFixed(2)).join(' ')}, at end ${load1.map((x) => x.toFixed(2)).join(' ')}; node ${process.version}; CPU probe ${probe0.toFixed(0)} ms at start, ${cpuProbeMs().toFixed(0)} ms at end (a fixed JS loop, to compare runs: slower means the host gave these cores less)`,
+  );
   console.log('\n| measure | figure | note |\n|---|---|---|');
   for (const f of figures) console.log(`| ${f.what} | ${f.value} | ${f.note ?? ''} |`);
 }
 
-main().then(() => process.exit(0), (e) => { console.error(`bench failed: ${(e as Error).stack ?? e}`); process.exit(1); });
+main().then(
+  () => process.exit(0),
+  (e) => {
+    console.error(`bench failed: ${(e as Error).stack ?? e}`);
+    process.exit(1);
+  },
+);

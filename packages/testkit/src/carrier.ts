@@ -52,14 +52,21 @@ export async function currentCarrierAddress(prefix: string, n: number): Promise<
  * `to` picks a specific pool address instead of the next one; `outageMs` keeps the uplink down
  * that long first, like a phone in airplane mode (nothing gets through in either direction).
  */
-export async function rotateCarrier(prefix: string, n: number, to?: string, opts: { outageMs?: number } = {}): Promise<Rotation> {
+export async function rotateCarrier(
+  prefix: string,
+  n: number,
+  to?: string,
+  opts: { outageMs?: number } = {},
+): Promise<Rotation> {
   const plan = devicePlan(n);
   const cgn = nsName(prefix, `cgn${n}`);
   const inet = nsName(prefix, 'inet');
   const oldIp = await currentCarrierAddress(prefix, n);
   const newIp = to ?? nextCarrierAddress(n, oldIp);
   if (!isCarrierPoolAddress(n, newIp) || newIp === oldIp) {
-    throw labError('PP_ERR_LAB_BAD_ARGS', { reason: `${newIp} is not another address of carrier ${n}'s pool 198.18.${n}.2-254` });
+    throw labError('PP_ERR_LAB_BAD_ARGS', {
+      reason: `${newIp} is not another address of carrier ${n}'s pool 198.18.${n}.2-254`,
+    });
   }
   const outageMs = Math.min(Math.max(opts.outageMs ?? 0, 0), 120_000);
   if (outageMs > 0) {

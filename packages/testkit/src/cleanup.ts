@@ -30,7 +30,10 @@ export function claimPrefix(prefix: string): boolean {
     if ((e as NodeJS.ErrnoException).code === 'EEXIST') return false;
     throw e;
   }
-  writeFileSync(join(labDir(prefix), 'owner.json'), JSON.stringify({ pid: process.pid, created: new Date().toISOString() }) + '\n');
+  writeFileSync(
+    join(labDir(prefix), 'owner.json'),
+    JSON.stringify({ pid: process.pid, created: new Date().toISOString() }) + '\n',
+  );
   return true;
 }
 
@@ -54,7 +57,10 @@ function ownerState(prefix: string): 'alive' | 'dead' | 'unknown' {
 export function listNamespaces(): string[] {
   const r = runSync('ip', ['netns', 'list']);
   // Lines look like "name" or "name (id: 3)".
-  return r.stdout.split('\n').map((l) => l.trim().split(/\s+/)[0] ?? '').filter(Boolean);
+  return r.stdout
+    .split('\n')
+    .map((l) => l.trim().split(/\s+/)[0] ?? '')
+    .filter(Boolean);
 }
 
 export function labNamespaces(prefix: string): string[] {
@@ -66,10 +72,18 @@ export function killNamespaceProcesses(ns: string): number[] {
   const killed: number[] = [];
   // A process may fork while we kill; a few bounded rounds catch its children.
   for (let round = 0; round < 5; round++) {
-    const pids = runSync('ip', ['netns', 'pids', ns]).stdout.split(/\s+/).map(Number).filter((p) => p > 0 && p !== process.pid);
+    const pids = runSync('ip', ['netns', 'pids', ns])
+      .stdout.split(/\s+/)
+      .map(Number)
+      .filter((p) => p > 0 && p !== process.pid);
     if (pids.length === 0) break;
     for (const pid of pids) {
-      try { process.kill(pid, 'SIGKILL'); killed.push(pid); } catch { /* gone */ }
+      try {
+        process.kill(pid, 'SIGKILL');
+        killed.push(pid);
+      } catch {
+        /* gone */
+      }
     }
     runSync('sleep', ['0.05']);
   }
@@ -99,7 +113,9 @@ export function cleanupStale(prefix?: string): string[] {
     return [prefix];
   }
   const fromNs = listNamespaces().map((ns) => ns.split('-')[0] ?? '');
-  const fromDirs = readdirSync(tmpdir()).filter((d) => d.startsWith('pplab-')).map((d) => d.slice('pplab-'.length));
+  const fromDirs = readdirSync(tmpdir())
+    .filter((d) => d.startsWith('pplab-'))
+    .map((d) => d.slice('pplab-'.length));
   const prefixes = new Set([...fromNs, ...fromDirs].filter((p) => PREFIX_RE.test(p)));
   const removed: string[] = [];
   for (const p of prefixes) {

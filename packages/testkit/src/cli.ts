@@ -13,10 +13,15 @@ import { cleanupStale, listNamespaces } from './cleanup.js';
 import { labError } from './errors.js';
 import { PREFIX_RE, assertPrefix } from './plan.js';
 
-const USAGE = 'usage: cli.ts rotate [--outage-ms=N] <prefix> <n> [address] | address <prefix> <n> | cleanup <prefix>|--stale | list';
+const USAGE =
+  'usage: cli.ts rotate [--outage-ms=N] <prefix> <n> [address] | address <prefix> <n> | cleanup <prefix>|--stale | list';
 
 async function main(argv: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: { 'outage-ms': { type: 'string' }, stale: { type: 'boolean' } } });
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: { 'outage-ms': { type: 'string' }, stale: { type: 'boolean' } },
+  });
   const [cmd, a, b, c] = positionals;
   switch (cmd) {
     case 'rotate': {
@@ -40,7 +45,11 @@ async function main(argv: string[]): Promise<number> {
       return 0;
     }
     case 'list': {
-      const prefixes = new Set(listNamespaces().map((ns) => ns.split('-')[0] ?? '').filter((p) => PREFIX_RE.test(p)));
+      const prefixes = new Set(
+        listNamespaces()
+          .map((ns) => ns.split('-')[0] ?? '')
+          .filter((p) => PREFIX_RE.test(p)),
+      );
       for (const p of prefixes) console.log(p);
       return 0;
     }
@@ -51,7 +60,8 @@ async function main(argv: string[]): Promise<number> {
 }
 
 function deviceArgs(prefix: string | undefined, n: string | undefined) {
-  if (prefix === undefined || n === undefined || !/^\d+$/.test(n)) throw labError('PP_ERR_LAB_BAD_ARGS', { reason: USAGE });
+  if (prefix === undefined || n === undefined || !/^\d+$/.test(n))
+    throw labError('PP_ERR_LAB_BAD_ARGS', { reason: USAGE });
   assertPrefix(prefix);
   return { prefix, n: Number(n) };
 }

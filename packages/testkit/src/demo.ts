@@ -5,13 +5,26 @@
 //
 //   sudo ip netns exec <prefix>-cust curl -x http://user:pass@198.51.100.1:40000 http://echo.test/ip
 //   -> 198.18.1.2 (device 1's carrier address)
-import { createLab, canRunLab, startRelay, startAgent, waitDeviceOnline, createConnection, waitUntil, ADMIN_EMAIL, ADMIN_PASSWORD, type Lab } from './index.js';
+import {
+  createLab,
+  canRunLab,
+  startRelay,
+  startAgent,
+  waitDeviceOnline,
+  createConnection,
+  waitUntil,
+  ADMIN_EMAIL,
+  ADMIN_PASSWORD,
+  type Lab,
+} from './index.js';
 
 const DEVICES = Number(process.env.PP_DEMO_DEVICES ?? 3);
 
 async function main(): Promise<void> {
   if (!canRunLab()) {
-    console.error('npm run demo needs root (it creates network namespaces, a TUN device and nftables rules): sudo npm run demo');
+    console.error(
+      'npm run demo needs root (it creates network namespaces, a TUN device and nftables rules): sudo npm run demo',
+    );
     process.exit(2);
   }
   let lab: Lab | undefined;
@@ -38,16 +51,25 @@ async function main(): Promise<void> {
       await waitDeviceOnline(relay, a.deviceId, 40_000);
       const h = await createConnection(relay, a.deviceId, 'http');
       const s = await createConnection(relay, a.deviceId, 'socks5');
-      rows.push({ n, deviceId: a.deviceId, http: h.proxy_url, socks: `socks5h://${s.username}:${s.password}@${lab.relay.ip}:${s.port}`, carrier: lab.device(n).carrierIp });
+      rows.push({
+        n,
+        deviceId: a.deviceId,
+        http: h.proxy_url,
+        socks: `socks5h://${s.username}:${s.password}@${lab.relay.ip}:${s.port}`,
+        carrier: lab.device(n).carrierIp,
+      });
     }
     step('waiting until every proxy port answers…');
-    await waitUntil(async () => {
-      for (const r of rows) {
-        const out = await lab!.exec('cust', 'curl', ['-s', '--max-time', '3', '-x', r.http, 'http://echo.test/ip']);
-        if (out.stdout.trim() !== r.carrier) return false;
-      }
-      return true;
-    }, { timeoutMs: 60_000, intervalMs: 1_000, what: 'proxy ports answer' });
+    await waitUntil(
+      async () => {
+        for (const r of rows) {
+          const out = await lab!.exec('cust', 'curl', ['-s', '--max-time', '3', '-x', r.http, 'http://echo.test/ip']);
+          if (out.stdout.trim() !== r.carrier) return false;
+        }
+        return true;
+      },
+      { timeoutMs: 60_000, intervalMs: 1_000, what: 'proxy ports answer' },
+    );
 
     const cust = lab.ns('cust');
     const lines = [
@@ -63,7 +85,7 @@ async function main(): Promise<void> {
       '# HTTPS through CONNECT (the lab server echoes the SNI it saw):',
       `sudo ip netns exec ${cust} curl -k -x ${rows[0]!.http} https://sni.test/`,
       '',
-      '# rotate device 1\'s carrier address, then ask again:',
+      "# rotate device 1's carrier address, then ask again:",
       `sudo ${lab.rotateCommandLine(1)}`,
       `sudo ip netns exec ${cust} curl -x ${rows[0]!.http} http://echo.test/ip`,
       '',
@@ -75,8 +97,15 @@ async function main(): Promise<void> {
       'Ctrl-C stops everything and removes the lab.',
     ];
     console.log(lines.join('\n'));
-    relay.proc.exited.then((s) => { if (!stopping) { console.error(`pocketproxy up exited (${JSON.stringify(s)}):\n${relay.proc.lines.slice(-20).join('\n')}`); void stop(1); } });
-    await new Promise(() => { /* until Ctrl-C */ });
+    relay.proc.exited.then((s) => {
+      if (!stopping) {
+        console.error(`pocketproxy up exited (${JSON.stringify(s)}):\n${relay.proc.lines.slice(-20).join('\n')}`);
+        void stop(1);
+      }
+    });
+    await new Promise(() => {
+      /* until Ctrl-C */
+    });
   } catch (err) {
     console.error(`demo failed: ${(err as Error).stack ?? err}`);
     await stop(1);

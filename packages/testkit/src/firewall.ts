@@ -9,19 +9,25 @@ export interface BlockOptions {
   mode?: 'drop' | 'reject';
 }
 
-function setName(mode: 'drop' | 'reject') { return mode === 'drop' ? 'udp_drop' : 'udp_reject'; }
+function setName(mode: 'drop' | 'reject') {
+  return mode === 'drop' ? 'udp_drop' : 'udp_reject';
+}
 
 // Input, output and forward: the same call works on an endpoint (relay, devN) or a router (inet, cgnN).
 const TABLE = `table inet ${BLOCK_TABLE} {
   set udp_drop { type inet_service; }
   set udp_reject { type inet_service; }
-${['input', 'output', 'forward'].map((h) => `  chain ${h} {
+${['input', 'output', 'forward']
+  .map(
+    (h) => `  chain ${h} {
     type filter hook ${h} priority filter - 5; policy accept;
     udp dport @udp_drop drop
     udp sport @udp_drop drop
     udp dport @udp_reject reject
     udp sport @udp_reject reject
-  }`).join('\n')}
+  }`,
+  )
+  .join('\n')}
 }
 `;
 

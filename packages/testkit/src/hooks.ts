@@ -14,7 +14,11 @@ const EXIT_CODES: Record<(typeof SIGNALS)[number], number> = { SIGINT: 130, SIGT
 
 function teardownAll() {
   for (const lab of [...live]) {
-    try { lab.teardownSync(); } catch (e) { console.error('lab teardown failed:', e); }
+    try {
+      lab.teardownSync();
+    } catch (e) {
+      console.error('lab teardown failed:', e);
+    }
   }
 }
 

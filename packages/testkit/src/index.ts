@@ -13,7 +13,22 @@ export type { Rotation } from './carrier.js';
 export { rotateCarrier, currentCarrierAddress } from './carrier.js';
 export type { BlockOptions } from './firewall.js';
 export { cleanupStale } from './cleanup.js';
-export { INET, RELAY, CUST, DEV_IFACE, WIFI_IFACE, WIFI_METRIC, CELLULAR_METRIC, CGN_WAN, CGN_LAN, MAX_DEVICES, devicePlan, wifiPlan, nextCarrierAddress, defaultDnsRecords } from './plan.js';
+export {
+  INET,
+  RELAY,
+  CUST,
+  DEV_IFACE,
+  WIFI_IFACE,
+  WIFI_METRIC,
+  CELLULAR_METRIC,
+  CGN_WAN,
+  CGN_LAN,
+  MAX_DEVICES,
+  devicePlan,
+  wifiPlan,
+  nextCarrierAddress,
+  defaultDnsRecords,
+} from './plan.js';
 export { LAB_ERRORS } from './errors.js';
 export { waitUntil } from './wait.js';
 export type { WaitOptions } from './wait.js';
@@ -27,13 +42,29 @@ export function canRunLab(): boolean {
  * For lab tests: returns true when root; otherwise skips the test loudly (stderr + t.skip) and
  * returns false. `if (!requireRootOrSkip(t)) return;`
  */
-export function requireRootOrSkip(t: { skip(message?: string): void }, what = 'network namespaces, veth, nftables'): boolean {
+export function requireRootOrSkip(
+  t: { skip(message?: string): void },
+  what = 'network namespaces, veth, nftables',
+): boolean {
   if (canRunLab()) return true;
   console.error(`SKIPPED lab test (needs root: ${what})`);
   t.skip(`needs root: ${what}`);
   return false;
 }
-export { startRelay, startAgent, waitDeviceOnline, createConnection, childPid, scratchDir, LabApi, REPO_ROOT, SERVER_BIN, AGENT_BIN, ADMIN_EMAIL, ADMIN_PASSWORD } from './system.js';
+export {
+  startRelay,
+  startAgent,
+  waitDeviceOnline,
+  createConnection,
+  childPid,
+  scratchDir,
+  LabApi,
+  REPO_ROOT,
+  SERVER_BIN,
+  AGENT_BIN,
+  ADMIN_EMAIL,
+  ADMIN_PASSWORD,
+} from './system.js';
 export type { LabRelay, LabAgent, RelayOptions, AgentOptions, Connection, ApiResponse } from './system.js';
 export { pairAndMeasure, agentTransport } from './pairing.js';
 export type { PairingTiming } from './pairing.js';

@@ -9,7 +9,20 @@ import { labError } from './errors.js';
 import { blockUdp, unblockUdp, type BlockOptions } from './firewall.js';
 import { registerLab, unregisterLab } from './hooks.js';
 import {
-  CELLULAR_METRIC, CGN_WAN, CUST, DEV_IFACE, INET, MAX_DEVICES, RELAY, WIFI_IFACE, WIFI_METRIC, assertDevice, assertPrefix, defaultDnsRecords, devicePlan, wifiPlan,
+  CELLULAR_METRIC,
+  CGN_WAN,
+  CUST,
+  DEV_IFACE,
+  INET,
+  MAX_DEVICES,
+  RELAY,
+  WIFI_IFACE,
+  WIFI_METRIC,
+  assertDevice,
+  assertPrefix,
+  defaultDnsRecords,
+  devicePlan,
+  wifiPlan,
 } from './plan.js';
 import { LabProcess, type SpawnOptions } from './process.js';
 import { inNs, ipBatch, run, commandFailed, type RunOptions, type RunResult } from './run.js';
@@ -138,11 +151,29 @@ export class Lab implements LabInfo {
     this.cust = { ns: t.cust, ip: CUST.ip, gateway: CUST.gateway, iface: CUST.iface };
     this.devices = t.dev.map((ns, i) => {
       const p = devicePlan(i + 1);
-      const d: DeviceInfo = { n: i + 1, ns, cgnNs: t.cgn[i]!, iface: DEV_IFACE, privateIp: p.privateIp, gateway: p.cgnLanIp, carrierIp: p.firstCarrierIp, carrierGateway: p.carrierGateway };
+      const d: DeviceInfo = {
+        n: i + 1,
+        ns,
+        cgnNs: t.cgn[i]!,
+        iface: DEV_IFACE,
+        privateIp: p.privateIp,
+        gateway: p.cgnLanIp,
+        carrierIp: p.firstCarrierIp,
+        carrierGateway: p.carrierGateway,
+      };
       const w = t.wifi.find((x) => x.n === i + 1);
       if (w) {
         const wp = wifiPlan(w.n);
-        d.wifi = { ns: w.ns, iface: WIFI_IFACE, ip: wp.devIp, gateway: wp.lanIp, publicIp: wp.publicIp, publicGateway: wp.publicGateway, metric: WIFI_METRIC, cellularMetric: CELLULAR_METRIC };
+        d.wifi = {
+          ns: w.ns,
+          iface: WIFI_IFACE,
+          ip: wp.devIp,
+          gateway: wp.lanIp,
+          publicIp: wp.publicIp,
+          publicGateway: wp.publicGateway,
+          metric: WIFI_METRIC,
+          cellularMetric: CELLULAR_METRIC,
+        };
       }
       return d;
     });
@@ -209,11 +240,19 @@ export class Lab implements LabInfo {
   }
 
   rotateCommandLine(n: number, opts: { outageMs?: number } = {}): string {
-    return this.rotateCommand(n, opts).map((a) => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`)).join(' ');
+    return this.rotateCommand(n, opts)
+      .map((a) => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`))
+      .join(' ');
   }
 
-  blockUdp(ns: string, port: number, opts?: BlockOptions): Promise<void> { this.alive(); return blockUdp(this.ns(ns), port, opts); }
-  unblockUdp(ns: string, port: number): Promise<void> { this.alive(); return unblockUdp(this.ns(ns), port); }
+  blockUdp(ns: string, port: number, opts?: BlockOptions): Promise<void> {
+    this.alive();
+    return blockUdp(this.ns(ns), port, opts);
+  }
+  unblockUdp(ns: string, port: number): Promise<void> {
+    this.alive();
+    return unblockUdp(this.ns(ns), port);
+  }
 
   /** Take an interface down (default: the namespace's uplink toward inet; `iface` is required for inet). */
   async setLinkDown(ns: string, iface?: string): Promise<void> {
@@ -247,19 +286,32 @@ export class Lab implements LabInfo {
     unregisterLab(this);
   }
 
-  get isTornDown(): boolean { return this.tornDown; }
+  get isTornDown(): boolean {
+    return this.tornDown;
+  }
 
   /** Plain data (names and addresses), e.g. to print or hand to a child process. */
   info(): LabInfo {
-    return JSON.parse(JSON.stringify({
-      prefix: this.prefix, namespaces: this.namespaces, inet: this.inet, relay: this.relay, cust: this.cust, devices: this.devices,
-    })) as LabInfo;
+    return JSON.parse(
+      JSON.stringify({
+        prefix: this.prefix,
+        namespaces: this.namespaces,
+        inet: this.inet,
+        relay: this.relay,
+        cust: this.cust,
+        devices: this.devices,
+      }),
+    ) as LabInfo;
   }
 
-  toJSON(): LabInfo { return this.info(); }
+  toJSON(): LabInfo {
+    return this.info();
+  }
 
   /** @internal */
-  adopt(p: LabProcess): void { this.procs.add(p); }
+  adopt(p: LabProcess): void {
+    this.procs.add(p);
+  }
 
   private uplink(full: string): string {
     if (full === this.relay.ns) return RELAY.iface;
@@ -290,7 +342,8 @@ export async function createLab(opts: CreateLabOptions = {}): Promise<Lab> {
   assertDevice(count, MAX_DEVICES);
   const wifi = opts.wifi ?? [];
   for (const n of wifi) assertDevice(n, count);
-  if (new Set(wifi).size !== wifi.length) throw labError('PP_ERR_LAB_BAD_ARGS', { reason: `wifi lists a device twice: ${wifi.join(', ')}` });
+  if (new Set(wifi).size !== wifi.length)
+    throw labError('PP_ERR_LAB_BAD_ARGS', { reason: `wifi lists a device twice: ${wifi.join(', ')}` });
   if (opts.cleanStale ?? true) {
     const removed = cleanupStale();
     if (removed.length > 0) console.error(`lab: removed leftovers of dead lab(s) ${removed.join(' ')}`);

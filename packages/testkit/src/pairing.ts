@@ -6,7 +6,14 @@
 //     (curl from the customer namespace, every 25 ms).
 // Shared by the pairing lab test and `npm run bench:control`.
 import type { Lab } from './lab.js';
-import { createConnection, startAgent, type AgentOptions, type Connection, type LabAgent, type LabRelay } from './system.js';
+import {
+  createConnection,
+  startAgent,
+  type AgentOptions,
+  type Connection,
+  type LabAgent,
+  type LabRelay,
+} from './system.js';
 
 export interface PairingTiming {
   agent: LabAgent;
@@ -20,7 +27,12 @@ export interface PairingTiming {
   pairCommandMs: number;
 }
 
-export async function pairAndMeasure(lab: Lab, relay: LabRelay, n: number, opts: { timeoutMs?: number; agent?: AgentOptions } = {}): Promise<PairingTiming> {
+export async function pairAndMeasure(
+  lab: Lab,
+  relay: LabRelay,
+  n: number,
+  opts: { timeoutMs?: number; agent?: AgentOptions } = {},
+): Promise<PairingTiming> {
   const timeoutMs = opts.timeoutMs ?? 30_000;
   const carrier = await lab.carrierAddress(n);
   const t0 = Date.now();
@@ -43,16 +55,27 @@ export async function pairAndMeasure(lab: Lab, relay: LabRelay, n: number, opts:
     })();
     const answering = (async () => {
       while (answerAt === undefined && Date.now() < deadline) {
-        const r = await lab.exec('cust', 'curl', ['-sS', '--max-time', '2', '-x', proxy, 'http://echo.test/ip'], { timeoutMs: 5_000 });
+        const r = await lab.exec('cust', 'curl', ['-sS', '--max-time', '2', '-x', proxy, 'http://echo.test/ip'], {
+          timeoutMs: 5_000,
+        });
         if (r.code === 0 && r.stdout.trim() === carrier) answerAt = Date.now();
         else await new Promise((res) => setTimeout(res, 25));
       }
     })();
     await Promise.all([online, answering]);
     if (onlineAt === undefined || answerAt === undefined) {
-      throw new Error(`device ${agent.deviceId} (dev${n}) not ${onlineAt === undefined ? 'online' : 'answering on its port'} within ${timeoutMs} ms of pairing; agent output:\n${agent.proc.lines.slice(-30).join('\n')}`);
+      throw new Error(
+        `device ${agent.deviceId} (dev${n}) not ${onlineAt === undefined ? 'online' : 'answering on its port'} within ${timeoutMs} ms of pairing; agent output:\n${agent.proc.lines.slice(-30).join('\n')}`,
+      );
     }
-    return { agent, deviceId: agent.deviceId, connection, onlineMs: onlineAt - pairedAt, answerMs: answerAt - pairedAt, pairCommandMs };
+    return {
+      agent,
+      deviceId: agent.deviceId,
+      connection,
+      onlineMs: onlineAt - pairedAt,
+      answerMs: answerAt - pairedAt,
+      pairCommandMs,
+    };
   } catch (e) {
     await agent.stop();
     throw e;
@@ -63,11 +86,18 @@ export async function pairAndMeasure(lab: Lab, relay: LabRelay, n: number, opts:
 export function agentTransport(agent: LabAgent): 'udp' | 'tcp' | undefined {
   let t: 'udp' | 'tcp' | undefined;
   for (const line of agent.proc.lines) {
-    if (!line.startsWith('{') || !(line.includes('tunnel transport switched') || line.includes('tunnel established'))) continue;
+    if (!line.startsWith('{') || !(line.includes('tunnel transport switched') || line.includes('tunnel established')))
+      continue;
     try {
       const j = JSON.parse(line) as { msg?: string; transport?: string };
-      if ((j.msg === 'tunnel transport switched' || j.msg === 'tunnel established') && (j.transport === 'udp' || j.transport === 'tcp')) t = j.transport;
-    } catch { /* not JSON */ }
+      if (
+        (j.msg === 'tunnel transport switched' || j.msg === 'tunnel established') &&
+        (j.transport === 'udp' || j.transport === 'tcp')
+      )
+        t = j.transport;
+    } catch {
+      /* not JSON */
+    }
   }
   return t;
 }

@@ -24,8 +24,20 @@ export const INET = {
   dnsPort: 53,
 } as const;
 
-export const RELAY = { ip: '198.51.100.1', gateway: '198.51.100.254', prefixLen: 24, iface: 'eth0', inetIface: 'relay0' } as const;
-export const CUST = { ip: '192.0.2.1', gateway: '192.0.2.254', prefixLen: 24, iface: 'eth0', inetIface: 'cust0' } as const;
+export const RELAY = {
+  ip: '198.51.100.1',
+  gateway: '198.51.100.254',
+  prefixLen: 24,
+  iface: 'eth0',
+  inetIface: 'relay0',
+} as const;
+export const CUST = {
+  ip: '192.0.2.1',
+  gateway: '192.0.2.254',
+  prefixLen: 24,
+  iface: 'eth0',
+  inetIface: 'cust0',
+} as const;
 
 /** Interface names inside a carrier namespace (created directly there, so no prefix is needed). */
 export const CGN_WAN = 'wan0';

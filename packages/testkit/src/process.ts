@@ -49,7 +49,8 @@ export class LabProcess {
       detached: true,
       stdio: [opts.stdin ?? 'ignore', 'pipe', 'pipe'],
     });
-    if (this.child.pid === undefined) throw labError('PP_ERR_LAB_COMMAND_FAILED', { ns, cmd, code: 'spawn', stderr: 'no pid' });
+    if (this.child.pid === undefined)
+      throw labError('PP_ERR_LAB_COMMAND_FAILED', { ns, cmd, code: 'spawn', stderr: 'no pid' });
     this.pid = this.child.pid;
     const tag = `[${ns} ${cmd.split('/').pop()}:${this.pid}]`;
     const feed = (which: 'out' | 'err') => (chunk: string) => {
@@ -61,12 +62,15 @@ export class LabProcess {
         this.pushLine(line);
         opts.echo?.(`${tag} ${line}`);
       }
-      if (which === 'out') this.out = buf; else this.err = buf;
+      if (which === 'out') this.out = buf;
+      else this.err = buf;
     };
     this.child.stdout!.setEncoding('utf8').on('data', feed('out'));
     this.child.stderr!.setEncoding('utf8').on('data', feed('err'));
     this.exited = new Promise((resolve) => {
-      this.child.on('error', (e) => { this.pushLine(`spawn error: ${String(e)}`); });
+      this.child.on('error', (e) => {
+        this.pushLine(`spawn error: ${String(e)}`);
+      });
       this.child.on('close', (code, signal) => {
         if (this.out) this.pushLine(this.out);
         if (this.err) this.pushLine(this.err);
@@ -78,10 +82,14 @@ export class LabProcess {
     });
   }
 
-  get stdin() { return this.child.stdin; }
+  get stdin() {
+    return this.child.stdin;
+  }
 
   /** All captured output (stdout and stderr interleaved by arrival), as text. */
-  output(): string { return this.lines.join('\n'); }
+  output(): string {
+    return this.lines.join('\n');
+  }
 
   /**
    * Resolve with the first captured line (already seen or future) matching `pattern`; reject with
@@ -95,21 +103,37 @@ export class LabProcess {
         seen = Math.max(seen, this.dropped);
         for (; seen - this.dropped < this.lines.length; seen++) {
           const l = this.lines[seen - this.dropped]!;
-          if (match(l)) { done(); resolve(l); return; }
+          if (match(l)) {
+            done();
+            resolve(l);
+            return;
+          }
         }
         if (this.exitStatus) {
           done();
-          reject(labError('PP_ERR_LAB_PROCESS_EXITED', {
-            cmd: this.cmd, pid: this.pid, pattern: String(pattern),
-            status: `${this.exitStatus.code ?? this.exitStatus.signal}; output tail: ${this.lines.slice(-15).join(' | ')}`,
-          }));
+          reject(
+            labError('PP_ERR_LAB_PROCESS_EXITED', {
+              cmd: this.cmd,
+              pid: this.pid,
+              pattern: String(pattern),
+              status: `${this.exitStatus.code ?? this.exitStatus.signal}; output tail: ${this.lines.slice(-15).join(' | ')}`,
+            }),
+          );
         }
       };
       const timer = setTimeout(() => {
         done();
-        reject(labError('PP_ERR_LAB_TIMEOUT', { ms: timeoutMs, what: `${this.cmd} printing ${String(pattern)}; output tail: ${this.lines.slice(-15).join(' | ')}` }));
+        reject(
+          labError('PP_ERR_LAB_TIMEOUT', {
+            ms: timeoutMs,
+            what: `${this.cmd} printing ${String(pattern)}; output tail: ${this.lines.slice(-15).join(' | ')}`,
+          }),
+        );
       }, timeoutMs);
-      const done = () => { clearTimeout(timer); this.waiters.delete(check); };
+      const done = () => {
+        clearTimeout(timer);
+        this.waiters.delete(check);
+      };
       this.waiters.add(check);
       check();
     });
@@ -118,8 +142,14 @@ export class LabProcess {
   /** Signal the process group (falls back to the pid alone). No-op once exited. */
   kill(signal: NodeJS.Signals = 'SIGTERM'): void {
     if (this.exitStatus) return;
-    try { process.kill(-this.pid, signal); } catch {
-      try { process.kill(this.pid, signal); } catch { /* already gone */ }
+    try {
+      process.kill(-this.pid, signal);
+    } catch {
+      try {
+        process.kill(this.pid, signal);
+      } catch {
+        /* already gone */
+      }
     }
   }
 
@@ -131,7 +161,11 @@ export class LabProcess {
     const s = await this.exited;
     clearTimeout(timer);
     // Children that left the group's leader behind still carry its pgid.
-    try { process.kill(-this.pid, 'SIGKILL'); } catch { /* group empty */ }
+    try {
+      process.kill(-this.pid, 'SIGKILL');
+    } catch {
+      /* group empty */
+    }
     return s;
   }
 
@@ -145,5 +179,7 @@ export class LabProcess {
     this.wake();
   }
 
-  private wake() { for (const w of [...this.waiters]) w(); }
+  private wake() {
+    for (const w of [...this.waiters]) w();
+  }
 }

@@ -29,29 +29,54 @@ export function run(cmd: string, args: readonly string[], opts: RunOptions = {})
     const child = spawn(cmd, args, { env: opts.env ?? process.env, cwd: opts.cwd, stdio: ['pipe', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => { if (stdout.length < MAX_CAPTURE) stdout += d; });
-    child.stderr.setEncoding('utf8').on('data', (d: string) => { if (stderr.length < MAX_CAPTURE) stderr += d; });
+    child.stdout.setEncoding('utf8').on('data', (d: string) => {
+      if (stdout.length < MAX_CAPTURE) stdout += d;
+    });
+    child.stderr.setEncoding('utf8').on('data', (d: string) => {
+      if (stderr.length < MAX_CAPTURE) stderr += d;
+    });
     const timer = setTimeout(() => {
       child.kill('SIGKILL');
       reject(labError('PP_ERR_LAB_TIMEOUT', { ms: timeoutMs, what: [cmd, ...args].join(' ') }));
     }, timeoutMs);
-    child.on('error', (err) => { clearTimeout(timer); reject(err); });
-    child.on('close', (code) => { clearTimeout(timer); resolve({ stdout, stderr, code }); });
-    child.stdin.on('error', () => { /* the command may exit without reading its input */ });
+    child.on('error', (err) => {
+      clearTimeout(timer);
+      reject(err);
+    });
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ stdout, stderr, code });
+    });
+    child.stdin.on('error', () => {
+      /* the command may exit without reading its input */
+    });
     child.stdin.end(opts.input ?? '');
   });
 }
 
 /** Like run(), but a non-zero exit becomes PP_ERR_LAB_COMMAND_FAILED. */
-export async function runChecked(cmd: string, args: readonly string[], opts: RunOptions & { ns?: string } = {}): Promise<RunResult> {
+export async function runChecked(
+  cmd: string,
+  args: readonly string[],
+  opts: RunOptions & { ns?: string } = {},
+): Promise<RunResult> {
   const r = await run(cmd, args, opts);
   if (r.code !== 0) throw commandFailed(opts.ns ?? 'root', cmd, args, r);
   return r;
 }
 
 /** Synchronous variant for process-exit hooks, where nothing asynchronous runs any more. */
-export function runSync(cmd: string, args: readonly string[], opts: { input?: string; timeoutMs?: number } = {}): RunResult {
-  const r = spawnSync(cmd, args, { input: opts.input ?? '', timeout: opts.timeoutMs ?? 10_000, encoding: 'utf8', maxBuffer: MAX_CAPTURE });
+export function runSync(
+  cmd: string,
+  args: readonly string[],
+  opts: { input?: string; timeoutMs?: number } = {},
+): RunResult {
+  const r = spawnSync(cmd, args, {
+    input: opts.input ?? '',
+    timeout: opts.timeoutMs ?? 10_000,
+    encoding: 'utf8',
+    maxBuffer: MAX_CAPTURE,
+  });
   return { stdout: r.stdout ?? '', stderr: r.stderr ?? (r.error ? String(r.error) : ''), code: r.status };
 }
 

@@ -21,11 +21,29 @@ export async function makeCertificate(dir: string, names: readonly string[]): Pr
   const certPath = join(dir, 'lab-cert.pem');
   const keyPath = join(dir, 'lab-key.pem');
   const san = [...names.map((n) => `DNS:${n}`), `IP:${INET.servicesIp}`].join(',');
-  await runChecked('openssl', [
-    'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes',
-    '-keyout', keyPath, '-out', certPath, '-days', '7',
-    '-subj', '/CN=echo.test/O=PocketProxy lab', '-addext', `subjectAltName=${san}`,
-  ], { timeoutMs: 15_000 });
+  await runChecked(
+    'openssl',
+    [
+      'req',
+      '-x509',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:prime256v1',
+      '-nodes',
+      '-keyout',
+      keyPath,
+      '-out',
+      certPath,
+      '-days',
+      '7',
+      '-subj',
+      '/CN=echo.test/O=PocketProxy lab',
+      '-addext',
+      `subjectAltName=${san}`,
+    ],
+    { timeoutMs: 15_000 },
+  );
   return { certPath, keyPath, names: [...names] };
 }
 
@@ -41,25 +59,59 @@ function serviceEnv(): NodeJS.ProcessEnv {
   return env;
 }
 
-export async function startInetServices(inetNs: string, tls: TlsMaterial, records: Record<string, string>, timeoutMs = 15_000): Promise<LabProcess[]> {
+export async function startInetServices(
+  inetNs: string,
+  tls: TlsMaterial,
+  records: Record<string, string>,
+  timeoutMs = 15_000,
+): Promise<LabProcess[]> {
   const specs: { name: string; script: string; args: string[] }[] = [
-    { name: 'http', script: 'http-echo.ts', args: ['--host', '0.0.0.0', '--http-port', String(INET.httpPort), '--https-port', String(INET.httpsPort), '--cert', tls.certPath, '--key', tls.keyPath] },
+    {
+      name: 'http',
+      script: 'http-echo.ts',
+      args: [
+        '--host',
+        '0.0.0.0',
+        '--http-port',
+        String(INET.httpPort),
+        '--https-port',
+        String(INET.httpsPort),
+        '--cert',
+        tls.certPath,
+        '--key',
+        tls.keyPath,
+      ],
+    },
     // UDP must be bound to the service address: a wildcard socket answers from the address facing
     // the client (e.g. 198.18.n.1), which the client's carrier NAT then does not match and drops.
-    { name: 'echo', script: 'echo.ts', args: ['--host', INET.servicesIp, '--echo-port', String(INET.echoPort), '--whoami-port', String(INET.whoamiPort)] },
-    { name: 'dns', script: 'dns-server.ts', args: ['--host', INET.dnsIp, '--port', String(INET.dnsPort), '--records', JSON.stringify(records)] },
+    {
+      name: 'echo',
+      script: 'echo.ts',
+      args: ['--host', INET.servicesIp, '--echo-port', String(INET.echoPort), '--whoami-port', String(INET.whoamiPort)],
+    },
+    {
+      name: 'dns',
+      script: 'dns-server.ts',
+      args: ['--host', INET.dnsIp, '--port', String(INET.dnsPort), '--records', JSON.stringify(records)],
+    },
   ];
   const procs = specs.map((s) => {
     const [cmd, args] = nodeTsArgv(join(SERVICES_DIR, s.script), s.args);
     // stdin stays an open pipe: when we die, it closes and the service exits (see lifecycle.ts).
     return { spec: s, proc: new LabProcess(inetNs, cmd, args, { env: serviceEnv(), stdin: 'pipe' }) };
   });
-  const results = await Promise.allSettled(procs.map(({ spec, proc }) => proc.waitForLine(`ready ${spec.name}`, timeoutMs)));
+  const results = await Promise.allSettled(
+    procs.map(({ spec, proc }) => proc.waitForLine(`ready ${spec.name}`, timeoutMs)),
+  );
   const failed = results.findIndex((r) => r.status === 'rejected');
   if (failed >= 0) {
     const reason = (results[failed] as PromiseRejectedResult).reason as Error;
     await Promise.all(procs.map(({ proc }) => proc.stop(500)));
-    throw labError('PP_ERR_LAB_SERVICE_START', { service: procs[failed]!.spec.name, reason: reason.message }, { cause: reason });
+    throw labError(
+      'PP_ERR_LAB_SERVICE_START',
+      { service: procs[failed]!.spec.name, reason: reason.message },
+      { cause: reason },
+    );
   }
   return procs.map((p) => p.proc);
 }

@@ -31,7 +31,9 @@ function tempDir(prefix: string): string {
   scratch.add(d);
   if (!exitHook) {
     exitHook = true;
-    process.once('exit', () => { for (const x of scratch) rmSync(x, { recursive: true, force: true }); });
+    process.once('exit', () => {
+      for (const x of scratch) rmSync(x, { recursive: true, force: true });
+    });
   }
   return d;
 }
@@ -39,7 +41,11 @@ function tempDir(prefix: string): string {
 export const ADMIN_EMAIL = 'admin@example.com';
 export const ADMIN_PASSWORD = 'lab-admin-password-0123';
 
-export interface ApiResponse<T = any> { status: number; body: T; text: string }
+export interface ApiResponse<T = any> {
+  status: number;
+  body: T;
+  text: string;
+}
 
 /** Minimal admin client over the unix-socket bridge. */
 export class LabApi {
@@ -47,7 +53,12 @@ export class LabApi {
   constructor(readonly socketPath: string) {}
 
   /** EAGAIN on connect = socat's listen backlog was full (the request never left): retried briefly. */
-  async call<T = any>(method: string, path: string, body?: unknown, opts: { token?: string; timeoutMs?: number } = {}): Promise<ApiResponse<T>> {
+  async call<T = any>(
+    method: string,
+    path: string,
+    body?: unknown,
+    opts: { token?: string; timeoutMs?: number } = {},
+  ): Promise<ApiResponse<T>> {
     for (let attempt = 0; ; attempt++) {
       try {
         return await this.callOnce<T>(method, path, body, opts);
@@ -58,24 +69,39 @@ export class LabApi {
     }
   }
 
-  private callOnce<T = any>(method: string, path: string, body: unknown, opts: { token?: string; timeoutMs?: number }): Promise<ApiResponse<T>> {
+  private callOnce<T = any>(
+    method: string,
+    path: string,
+    body: unknown,
+    opts: { token?: string; timeoutMs?: number },
+  ): Promise<ApiResponse<T>> {
     const data = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
     const headers: Record<string, string> = { host: 'localhost' };
-    if (data) { headers['content-type'] = 'application/json'; headers['content-length'] = String(data.length); }
+    if (data) {
+      headers['content-type'] = 'application/json';
+      headers['content-length'] = String(data.length);
+    }
     const token = opts.token ?? this.token;
     if (token) headers.authorization = `Bearer ${token}`;
     return new Promise((resolve, reject) => {
-      const req = request({ socketPath: this.socketPath, method, path, headers, timeout: opts.timeoutMs ?? 15_000 }, (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => {
-          const text = Buffer.concat(chunks).toString('utf8');
-          let parsed: any = text;
-          try { parsed = text ? JSON.parse(text) : undefined; } catch { /* not JSON */ }
-          resolve({ status: res.statusCode ?? 0, body: parsed, text });
-        });
-        res.on('error', reject);
-      });
+      const req = request(
+        { socketPath: this.socketPath, method, path, headers, timeout: opts.timeoutMs ?? 15_000 },
+        (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (c: Buffer) => chunks.push(c));
+          res.on('end', () => {
+            const text = Buffer.concat(chunks).toString('utf8');
+            let parsed: any = text;
+            try {
+              parsed = text ? JSON.parse(text) : undefined;
+            } catch {
+              /* not JSON */
+            }
+            resolve({ status: res.statusCode ?? 0, body: parsed, text });
+          });
+          res.on('error', reject);
+        },
+      );
       req.on('timeout', () => req.destroy(new Error(`API ${method} ${path}: timeout`)));
       req.on('error', reject);
       req.end(data);
@@ -85,7 +111,8 @@ export class LabApi {
   /** Like call(), but throws unless the status is 2xx. */
   async ok<T = any>(method: string, path: string, body?: unknown): Promise<T> {
     const r = await this.call<T>(method, path, body);
-    if (r.status < 200 || r.status > 299) throw new Error(`API ${method} ${path} -> ${r.status} ${r.text.slice(0, 400)}`);
+    if (r.status < 200 || r.status > 299)
+      throw new Error(`API ${method} ${path} -> ${r.status} ${r.text.slice(0, 400)}`);
     return r.body;
   }
 
@@ -132,18 +159,35 @@ export async function startRelay(lab: Lab, opts: RelayOptions = {}): Promise<Lab
     ...(process.env.POCKETPROXY_OFFLOAD !== undefined ? { POCKETPROXY_OFFLOAD: process.env.POCKETPROXY_OFFLOAD } : {}),
     ...opts.env,
   };
-  const proc = lab.spawn('relay', process.execPath, [...(opts.execArgv ?? []), SERVER_BIN, 'up'], { env, cwd: REPO_ROOT, echo: opts.echo ? (l) => console.error(l) : undefined });
+  const proc = lab.spawn('relay', process.execPath, [...(opts.execArgv ?? []), SERVER_BIN, 'up'], {
+    env,
+    cwd: REPO_ROOT,
+    echo: opts.echo ? (l) => console.error(l) : undefined,
+  });
   const socketPath = join(dataDir, 'api.sock');
-  const bridge = lab.spawn('relay', 'socat', [`UNIX-LISTEN:${socketPath},fork,reuseaddr,mode=600`, `TCP:127.0.0.1:${apiPort}`]);
+  const bridge = lab.spawn('relay', 'socat', [
+    `UNIX-LISTEN:${socketPath},fork,reuseaddr,mode=600`,
+    `TCP:127.0.0.1:${apiPort}`,
+  ]);
   const api = new LabApi(socketPath);
-  await waitUntil(async () => {
-    if (proc.exitStatus) throw new Error(`pocketproxy up exited: ${proc.lines.slice(-20).join('\n')}`);
-    if (!existsSync(socketPath)) return false;
-    try { return (await api.call('GET', '/healthz', undefined, { timeoutMs: 2_000 })).status === 200; } catch { return false; }
-  }, { timeoutMs: opts.readyTimeoutMs ?? 60_000, intervalMs: 250, what: 'pocketproxy API answers /healthz' });
+  await waitUntil(
+    async () => {
+      if (proc.exitStatus) throw new Error(`pocketproxy up exited: ${proc.lines.slice(-20).join('\n')}`);
+      if (!existsSync(socketPath)) return false;
+      try {
+        return (await api.call('GET', '/healthz', undefined, { timeoutMs: 2_000 })).status === 200;
+      } catch {
+        return false;
+      }
+    },
+    { timeoutMs: opts.readyTimeoutMs ?? 60_000, intervalMs: 250, what: 'pocketproxy API answers /healthz' },
+  );
   await api.login();
   return {
-    proc, api, dataDir, apiPort,
+    proc,
+    api,
+    dataDir,
+    apiPort,
     tunnelPid: () => childPid(proc.pid, 'tunnel'),
     async stop() {
       await proc.stop(8_000);
@@ -164,7 +208,9 @@ export async function childPid(parent: number, word: string): Promise<number | u
       if (ppid !== parent) continue;
       const cmdline = readFileSync(`/proc/${name}/cmdline`, 'utf8').split('\0');
       if (cmdline.includes(word)) return Number(name);
-    } catch { /* gone */ }
+    } catch {
+      /* gone */
+    }
   }
   return undefined;
 }
@@ -191,27 +237,56 @@ export interface LabAgent {
 /** Pair device n with a fresh pairing code and start `pocketproxy-agent run` in its namespace. */
 export async function startAgent(lab: Lab, relay: LabRelay, n: number, opts: AgentOptions = {}): Promise<LabAgent> {
   const stateDir = tempDir(`pp-agent${n}-`);
-  const code = await relay.api.ok<{ code: string; pair_url: string; server_fingerprint: string }>('POST', '/api/pairing-codes', {});
+  const code = await relay.api.ok<{ code: string; pair_url: string; server_fingerprint: string }>(
+    'POST',
+    '/api/pairing-codes',
+    {},
+  );
   const server = `http://${lab.relay.ip}:${relay.apiPort}`;
   // The lab's API is plain http on a non-loopback address: --insecure-http (pair remembers it for run).
   // The pairing URI (as in the QR code) when it names the address we reach the API at, which it does
   // unless a test overrides POCKETPROXY_PUBLIC_URL; both carry the server key fingerprint.
-  const pairArgs = new URL(code.pair_url).searchParams.get('server') === server
-    ? [code.pair_url]
-    : ['--server', server, '--code', code.code, '--fingerprint', code.server_fingerprint];
+  const pairArgs =
+    new URL(code.pair_url).searchParams.get('server') === server
+      ? [code.pair_url]
+      : ['--server', server, '--code', code.code, '--fingerprint', code.server_fingerprint];
   // The agent's switches pass through, for A/B benchmarks (docs/operations.md).
   const passed = ['POCKETPROXY_OFFLOAD', 'POCKETPROXY_AGENT_TUNNEL_THREAD'].filter((k) => process.env[k] !== undefined);
-  const env = { PATH: process.env.PATH, HOME: process.env.HOME, ...Object.fromEntries(passed.map((k) => [k, process.env[k]])) };
-  const pair = await lab.exec(`dev${n}`, process.execPath, [AGENT_BIN, 'pair', ...pairArgs, '--insecure-http', '--state-dir', stateDir, '--name', opts.name ?? `lab-dev${n}`], { env, cwd: REPO_ROOT, timeoutMs: 30_000 });
+  const env = {
+    PATH: process.env.PATH,
+    HOME: process.env.HOME,
+    ...Object.fromEntries(passed.map((k) => [k, process.env[k]])),
+  };
+  const pair = await lab.exec(
+    `dev${n}`,
+    process.execPath,
+    [AGENT_BIN, 'pair', ...pairArgs, '--insecure-http', '--state-dir', stateDir, '--name', opts.name ?? `lab-dev${n}`],
+    { env, cwd: REPO_ROOT, timeoutMs: 30_000 },
+  );
   if (pair.code !== 0) throw new Error(`agent pair (dev${n}) failed: ${pair.stderr}${pair.stdout}`);
   const state = JSON.parse(readFileSync(join(stateDir, 'state.json'), 'utf8'));
   const deviceId: string = state.device_id ?? state.deviceId;
-  const args = ['run', '--state-dir', stateDir, '--egress-interface', lab.device(n).iface, '--tunnel-interface', 'ppd0'];
+  const args = [
+    'run',
+    '--state-dir',
+    stateDir,
+    '--egress-interface',
+    lab.device(n).iface,
+    '--tunnel-interface',
+    'ppd0',
+  ];
   if (opts.rotate ?? true) args.push('--rotate-driver', 'command', '--rotate-command', lab.rotateCommandLine(n));
   args.push(...(opts.args ?? []));
-  const proc = lab.spawn(`dev${n}`, process.execPath, [...(opts.execArgv ?? []), AGENT_BIN, ...args], { env, cwd: REPO_ROOT, echo: opts.echo ? (l) => console.error(l) : undefined });
+  const proc = lab.spawn(`dev${n}`, process.execPath, [...(opts.execArgv ?? []), AGENT_BIN, ...args], {
+    env,
+    cwd: REPO_ROOT,
+    echo: opts.echo ? (l) => console.error(l) : undefined,
+  });
   return {
-    n, deviceId, stateDir, proc,
+    n,
+    deviceId,
+    stateDir,
+    proc,
     async stop() {
       await proc.stop(3_000);
       rmSync(stateDir, { recursive: true, force: true });
@@ -222,16 +297,34 @@ export async function startAgent(lab: Lab, relay: LabRelay, n: number, opts: Age
 /** Wait until the API says the device is online with its tunnel up. */
 export async function waitDeviceOnline(relay: LabRelay, deviceId: string, timeoutMs = 30_000): Promise<any> {
   let dev: any;
-  await waitUntil(async () => {
-    dev = (await relay.api.call('GET', `/api/devices/${deviceId}`)).body;
-    return dev?.status === 'online' && dev?.tunnel_connected === true;
-  }, { timeoutMs, intervalMs: 300, what: `device ${deviceId} online with tunnel` });
+  await waitUntil(
+    async () => {
+      dev = (await relay.api.call('GET', `/api/devices/${deviceId}`)).body;
+      return dev?.status === 'online' && dev?.tunnel_connected === true;
+    },
+    { timeoutMs, intervalMs: 300, what: `device ${deviceId} online with tunnel` },
+  );
   return dev;
 }
 
-export interface Connection { id: string; device_id: string; protocol: 'http' | 'socks5'; port: number; username: string; password: string; proxy_url: string; enabled: boolean; [k: string]: unknown }
+export interface Connection {
+  id: string;
+  device_id: string;
+  protocol: 'http' | 'socks5';
+  port: number;
+  username: string;
+  password: string;
+  proxy_url: string;
+  enabled: boolean;
+  [k: string]: unknown;
+}
 
-export function createConnection(relay: LabRelay, deviceId: string, protocol: 'http' | 'socks5', extra: Record<string, unknown> = {}): Promise<Connection> {
+export function createConnection(
+  relay: LabRelay,
+  deviceId: string,
+  protocol: 'http' | 'socks5',
+  extra: Record<string, unknown> = {},
+): Promise<Connection> {
   return relay.api.ok<Connection>('POST', '/api/connections', { device_id: deviceId, protocol, ...extra });
 }
 

@@ -11,7 +11,18 @@ import { join } from 'node:path';
 import { setupCarrierNat } from './carrier.js';
 import { etcNetnsDir } from './cleanup.js';
 import {
-  CELLULAR_METRIC, CGN_LAN, CGN_WAN, CUST, DEV_IFACE, INET, RELAY, WIFI_IFACE, WIFI_METRIC, devicePlan, nsName, wifiPlan,
+  CELLULAR_METRIC,
+  CGN_LAN,
+  CGN_WAN,
+  CUST,
+  DEV_IFACE,
+  INET,
+  RELAY,
+  WIFI_IFACE,
+  WIFI_METRIC,
+  devicePlan,
+  nsName,
+  wifiPlan,
 } from './plan.js';
 import { inNs, ipBatch, runChecked } from './run.js';
 import { setupWifiNat } from './wifi.js';
@@ -59,12 +70,15 @@ export function defaultRoutes(t: TopologyNames): Map<string, string[]> {
   const wifi = new Set(t.wifi.map((w) => w.n));
   t.dev.forEach((ns, i) => {
     const n = i + 1;
-    m.set(ns, wifi.has(n)
-      ? [
-        `route replace default via ${wifiPlan(n).lanIp} dev ${WIFI_IFACE} metric ${WIFI_METRIC}`,
-        `route replace default via ${devicePlan(n).cgnLanIp} dev ${DEV_IFACE} metric ${CELLULAR_METRIC}`,
-      ]
-      : [`route replace default via ${devicePlan(n).cgnLanIp} dev ${DEV_IFACE}`]);
+    m.set(
+      ns,
+      wifi.has(n)
+        ? [
+            `route replace default via ${wifiPlan(n).lanIp} dev ${WIFI_IFACE} metric ${WIFI_METRIC}`,
+            `route replace default via ${devicePlan(n).cgnLanIp} dev ${DEV_IFACE} metric ${CELLULAR_METRIC}`,
+          ]
+        : [`route replace default via ${devicePlan(n).cgnLanIp} dev ${DEV_IFACE}`],
+    );
   });
   t.cgn.forEach((ns, i) => m.set(ns, [`route replace default via ${devicePlan(i + 1).carrierGateway} dev ${CGN_WAN}`]));
   t.wifi.forEach(({ n, ns }) => m.set(ns, [`route replace default via ${wifiPlan(n).publicGateway} dev ${CGN_WAN}`]));
@@ -106,55 +120,80 @@ export async function buildTopology(t: TopologyNames): Promise<void> {
     const p = devicePlan(n);
     const cgnNs = t.cgn[i]!;
     inet.push(`addr add ${p.carrierGateway}/${p.carrierPrefixLen} dev ${p.inetIface}`, `link set ${p.inetIface} up`);
-    jobs.push((async () => {
-      // Routers forward; promote_secondaries keeps the new address when rotation deletes the old primary.
-      await sysctl(cgnNs, { 'net.ipv4.ip_forward': '1', 'net.ipv4.conf.all.promote_secondaries': '1' });
-      await ipBatch(cgnNs, [
-        'link set lo up',
-        `addr add ${p.firstCarrierIp}/${p.carrierPrefixLen} dev ${CGN_WAN}`,
-        `link set ${CGN_WAN} up`,
-        `addr add ${p.cgnLanIp}/${p.lanPrefixLen} dev ${CGN_LAN}`,
-        `link set ${CGN_LAN} up`,
-        ...routes.get(cgnNs)!,
-      ]);
-      await setupCarrierNat(cgnNs);
-    })());
+    jobs.push(
+      (async () => {
+        // Routers forward; promote_secondaries keeps the new address when rotation deletes the old primary.
+        await sysctl(cgnNs, { 'net.ipv4.ip_forward': '1', 'net.ipv4.conf.all.promote_secondaries': '1' });
+        await ipBatch(cgnNs, [
+          'link set lo up',
+          `addr add ${p.firstCarrierIp}/${p.carrierPrefixLen} dev ${CGN_WAN}`,
+          `link set ${CGN_WAN} up`,
+          `addr add ${p.cgnLanIp}/${p.lanPrefixLen} dev ${CGN_LAN}`,
+          `link set ${CGN_LAN} up`,
+          ...routes.get(cgnNs)!,
+        ]);
+        await setupCarrierNat(cgnNs);
+      })(),
+    );
     const w = t.wifi.some((x) => x.n === n) ? wifiPlan(n) : undefined;
-    jobs.push(ipBatch(devNs, [
-      'link set lo up',
-      `addr add ${p.privateIp}/${p.lanPrefixLen} dev ${DEV_IFACE}`,
-      `link set ${DEV_IFACE} up`,
-      ...(w ? [`addr add ${w.devIp}/${w.lanPrefixLen} dev ${WIFI_IFACE}`, `link set ${WIFI_IFACE} up`] : []),
-      ...routes.get(devNs)!,
-    ]));
+    jobs.push(
+      ipBatch(devNs, [
+        'link set lo up',
+        `addr add ${p.privateIp}/${p.lanPrefixLen} dev ${DEV_IFACE}`,
+        `link set ${DEV_IFACE} up`,
+        ...(w ? [`addr add ${w.devIp}/${w.lanPrefixLen} dev ${WIFI_IFACE}`, `link set ${WIFI_IFACE} up`] : []),
+        ...routes.get(devNs)!,
+      ]),
+    );
   });
   for (const { n, ns } of t.wifi) {
     const w = wifiPlan(n);
     inet.push(`addr add ${w.publicGateway}/${w.publicPrefixLen} dev ${w.inetIface}`, `link set ${w.inetIface} up`);
-    jobs.push((async () => {
-      await sysctl(ns, { 'net.ipv4.ip_forward': '1' });
-      await ipBatch(ns, [
-        'link set lo up',
-        `addr add ${w.publicIp}/${w.publicPrefixLen} dev ${CGN_WAN}`,
-        `link set ${CGN_WAN} up`,
-        `addr add ${w.lanIp}/${w.lanPrefixLen} dev ${CGN_LAN}`,
-        `link set ${CGN_LAN} up`,
-        ...routes.get(ns)!,
-      ]);
-      await setupWifiNat(ns, n);
-    })());
+    jobs.push(
+      (async () => {
+        await sysctl(ns, { 'net.ipv4.ip_forward': '1' });
+        await ipBatch(ns, [
+          'link set lo up',
+          `addr add ${w.publicIp}/${w.publicPrefixLen} dev ${CGN_WAN}`,
+          `link set ${CGN_WAN} up`,
+          `addr add ${w.lanIp}/${w.lanPrefixLen} dev ${CGN_LAN}`,
+          `link set ${CGN_LAN} up`,
+          ...routes.get(ns)!,
+        ]);
+        await setupWifiNat(ns, n);
+      })(),
+    );
   }
-  jobs.push((async () => {
-    await sysctl(t.inet, { 'net.ipv4.ip_forward': '1' });
-    await ipBatch(t.inet, inet);
-  })());
-  jobs.push(ipBatch(t.relay, ['link set lo up', `addr add ${RELAY.ip}/${RELAY.prefixLen} dev ${RELAY.iface}`, `link set ${RELAY.iface} up`, ...routes.get(t.relay)!]));
-  jobs.push(ipBatch(t.cust, ['link set lo up', `addr add ${CUST.ip}/${CUST.prefixLen} dev ${CUST.iface}`, `link set ${CUST.iface} up`, ...routes.get(t.cust)!]));
+  jobs.push(
+    (async () => {
+      await sysctl(t.inet, { 'net.ipv4.ip_forward': '1' });
+      await ipBatch(t.inet, inet);
+    })(),
+  );
+  jobs.push(
+    ipBatch(t.relay, [
+      'link set lo up',
+      `addr add ${RELAY.ip}/${RELAY.prefixLen} dev ${RELAY.iface}`,
+      `link set ${RELAY.iface} up`,
+      ...routes.get(t.relay)!,
+    ]),
+  );
+  jobs.push(
+    ipBatch(t.cust, [
+      'link set lo up',
+      `addr add ${CUST.ip}/${CUST.prefixLen} dev ${CUST.iface}`,
+      `link set ${CUST.iface} up`,
+      ...routes.get(t.cust)!,
+    ]),
+  );
   await Promise.all(jobs);
 
   // Programs in the lab resolve through the lab DNS (curl, getaddrinfo, the agent).
   for (const ns of all) {
     mkdirSync(etcNetnsDir(ns), { recursive: true });
-    writeFileSync(join(etcNetnsDir(ns), 'resolv.conf'), `# PocketProxy lab ${ns}\nnameserver ${INET.dnsIp}\noptions timeout:1 attempts:2\n`);
+    writeFileSync(
+      join(etcNetnsDir(ns), 'resolv.conf'),
+      `# PocketProxy lab ${ns}\nnameserver ${INET.dnsIp}\noptions timeout:1 attempts:2\n`,
+    );
   }
 }

@@ -11,7 +11,10 @@ export interface WaitOptions {
 }
 
 /** Poll `check` until it returns a value other than undefined/false/null; that value is returned. */
-export async function waitUntil<T>(check: () => T | Promise<T>, opts: WaitOptions = {}): Promise<Exclude<T, false | null | undefined>> {
+export async function waitUntil<T>(
+  check: () => T | Promise<T>,
+  opts: WaitOptions = {},
+): Promise<Exclude<T, false | null | undefined>> {
   const timeoutMs = opts.timeoutMs ?? 10_000;
   const deadline = Date.now() + timeoutMs;
   let lastError: unknown;
@@ -24,7 +27,11 @@ export async function waitUntil<T>(check: () => T | Promise<T>, opts: WaitOption
     }
     if (Date.now() >= deadline) {
       const last = lastError instanceof Error ? `; last error: ${lastError.message}` : '';
-      throw labError('PP_ERR_LAB_TIMEOUT', { ms: timeoutMs, what: `${opts.what ?? 'condition'}${last}` }, { cause: lastError });
+      throw labError(
+        'PP_ERR_LAB_TIMEOUT',
+        { ms: timeoutMs, what: `${opts.what ?? 'condition'}${last}` },
+        { cause: lastError },
+      );
     }
     await sleep(opts.intervalMs ?? 100);
   }

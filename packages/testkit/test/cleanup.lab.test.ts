@@ -16,15 +16,24 @@ async function ownerWithLab() {
     lab.spawn('dev1', 'sleep', ['600']);
     console.log('PREFIX ' + lab.prefix);
     setInterval(() => {}, 1000);`;
-  const child = spawn(process.execPath, ['--import', TSX_LOADER, '--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, ['--import', TSX_LOADER, '--input-type=module', '-e', script], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   let out = '';
-  child.stdout.setEncoding('utf8').on('data', (d: string) => { out += d; });
-  const prefix = await waitUntil(() => /PREFIX (pp[0-9a-f]{4})/.exec(out)?.[1], { timeoutMs: 20_000, what: 'child lab up' });
+  child.stdout.setEncoding('utf8').on('data', (d: string) => {
+    out += d;
+  });
+  const prefix = await waitUntil(() => /PREFIX (pp[0-9a-f]{4})/.exec(out)?.[1], {
+    timeoutMs: 20_000,
+    what: 'child lab up',
+  });
   return { child, prefix };
 }
 
 function namespacesOf(prefix: string): string[] {
-  return spawnSync('ip', ['netns', 'list'], { encoding: 'utf8' }).stdout.split('\n').filter((l) => l.startsWith(`${prefix}-`));
+  return spawnSync('ip', ['netns', 'list'], { encoding: 'utf8' })
+    .stdout.split('\n')
+    .filter((l) => l.startsWith(`${prefix}-`));
 }
 
 function pidsIn(ns: string): number[] {

@@ -10,7 +10,14 @@ const isRoot = process.getuid?.() === 0;
 const REPO = new URL('../../../', import.meta.url).pathname;
 
 /** One UDP request from inside `ns`; resolves the reply text or 'TIMEOUT'. */
-async function udp(lab: Lab, ns: string, host: string, port: number, payload: string, timeoutMs = 1500): Promise<string> {
+async function udp(
+  lab: Lab,
+  ns: string,
+  host: string,
+  port: number,
+  payload: string,
+  timeoutMs = 1500,
+): Promise<string> {
   const script = `const s=require('dgram').createSocket('udp4');
     const t=setTimeout(()=>{console.log('TIMEOUT');process.exit(0)},${timeoutMs});
     s.on('message',m=>{console.log(m.toString());clearTimeout(t);s.close()});
@@ -48,7 +55,9 @@ if (!isRoot) {
       lab = await createLab({ devices: 2 });
       console.error(`lab ${lab.prefix} up in ${Date.now() - t0} ms`);
     });
-    after(async () => { await lab?.teardown(); });
+    after(async () => {
+      await lab?.teardown();
+    });
 
     test('each device reaches the inet echo as its carrier public address', { timeout: 30_000 }, async () => {
       assert.equal(await callerIp(lab, 'dev1'), lab.device(1).carrierIp);
@@ -56,16 +65,26 @@ if (!isRoot) {
       assert.notEqual(lab.device(1).carrierIp, lab.device(2).carrierIp);
       const r = await lab.exec('dev1', 'curl', ['-sS', '-m', '5', 'http://echo.test/ip'], { check: true });
       assert.equal(r.stdout.trim(), lab.device(1).carrierIp);
-      const bytes = await lab.exec('dev1', 'curl', ['-sS', '-m', '10', '-o', '/dev/null', '-w', '%{size_download}', 'http://echo.test/bytes?n=5000000'], { check: true });
+      const bytes = await lab.exec(
+        'dev1',
+        'curl',
+        ['-sS', '-m', '10', '-o', '/dev/null', '-w', '%{size_download}', 'http://echo.test/bytes?n=5000000'],
+        { check: true },
+      );
       assert.equal(bytes.stdout, '5000000');
     });
 
-    test('rotation via the CLI from inside the device changes the public address and kills old flows', { timeout: 30_000 }, async () => {
+    test('rotation via the CLI from inside the device changes the public address and kills old flows', {
+      timeout: 30_000,
+    }, async () => {
       const before = await lab.carrierAddress(1);
       // A long-lived TCP flow through the carrier NAT, which the rotation must break.
-      const flow = lab.spawn('dev1', process.execPath, ['-e', `const s=require('net').connect(7,'203.0.113.10',()=>console.log('connected'));
+      const flow = lab.spawn('dev1', process.execPath, [
+        '-e',
+        `const s=require('net').connect(7,'203.0.113.10',()=>console.log('connected'));
         s.on('data',()=>{}); const i=setInterval(()=>s.write('x'),100);
-        s.on('error',e=>console.log('closed '+e.code)); s.on('close',()=>{console.log('closed');clearInterval(i)});`]);
+        s.on('error',e=>console.log('closed '+e.code)); s.on('close',()=>{console.log('closed');clearInterval(i)});`,
+      ]);
       spawnedPids.push(flow.pid);
       await flow.waitForLine('connected', 5000);
 
@@ -77,7 +96,12 @@ if (!isRoot) {
       await flow.waitForLine('closed', 10_000);
 
       // The documented shell form, exactly as the agent's --rotate-command would run it.
-      const sh = await lab.exec('dev1', 'sh', ['-c', `cd ${REPO} && node --import tsx ${lab.cliPath} rotate ${lab.prefix} 1`], { check: true });
+      const sh = await lab.exec(
+        'dev1',
+        'sh',
+        ['-c', `cd ${REPO} && node --import tsx ${lab.cliPath} rotate ${lab.prefix} 1`],
+        { check: true },
+      );
       assert.notEqual(sh.stdout.trim(), after);
       assert.equal(await callerIp(lab, 'dev1'), sh.stdout.trim());
       // In-process rotation works the same, here with an airplane-mode-like outage first.
@@ -89,7 +113,10 @@ if (!isRoot) {
     });
 
     test('the customer reaches a TCP listener on the relay public address', { timeout: 30_000 }, async () => {
-      const srv = lab.spawn('relay', process.execPath, ['-e', `require('net').createServer(s=>s.end('hello from relay\\n')).listen(9000,'${lab.relay.ip}',()=>console.log('listening'))`]);
+      const srv = lab.spawn('relay', process.execPath, [
+        '-e',
+        `require('net').createServer(s=>s.end('hello from relay\\n')).listen(9000,'${lab.relay.ip}',()=>console.log('listening'))`,
+      ]);
       spawnedPids.push(srv.pid);
       await srv.waitForLine('listening', 5000);
       const script = `const s=require('net').connect(9000,'${lab.relay.ip}');s.on('data',d=>process.stdout.write(d));s.on('error',e=>console.log(e.code))`;
@@ -101,24 +128,41 @@ if (!isRoot) {
     });
 
     test('DNS answers *.test names from the table and NXDOMAIN otherwise', { timeout: 30_000 }, async () => {
-      const a = await lab.exec('cust', 'dig', ['+short', '+time=2', '+tries=1', `@${lab.inet.dns.ip}`, 'echo.test', 'A'], { check: true });
+      const a = await lab.exec(
+        'cust',
+        'dig',
+        ['+short', '+time=2', '+tries=1', `@${lab.inet.dns.ip}`, 'echo.test', 'A'],
+        { check: true },
+      );
       assert.equal(a.stdout.trim(), lab.inet.servicesIp);
       const relay = await lab.exec('dev2', 'dig', ['+short', '+time=2', '+tries=1', 'relay.test'], { check: true });
       assert.equal(relay.stdout.trim(), lab.relay.ip);
-      const nx = await lab.exec('cust', 'dig', ['+time=2', '+tries=1', `@${lab.inet.dns.ip}`, 'nope.test'], { check: true });
+      const nx = await lab.exec('cust', 'dig', ['+time=2', '+tries=1', `@${lab.inet.dns.ip}`, 'nope.test'], {
+        check: true,
+      });
       assert.match(nx.stdout, /status: NXDOMAIN/);
     });
 
     test('HTTPS echoes the SNI it saw', { timeout: 30_000 }, async () => {
       for (const name of ['b.test', 'sni.test']) {
-        const r = await lab.exec('cust', 'curl', ['-sS', '-k', '-m', '5', '--resolve', `${name}:443:${lab.inet.servicesIp}`, `https://${name}/hello`], { check: true });
+        const r = await lab.exec(
+          'cust',
+          'curl',
+          ['-sS', '-k', '-m', '5', '--resolve', `${name}:443:${lab.inet.servicesIp}`, `https://${name}/hello`],
+          { check: true },
+        );
         const body = JSON.parse(r.stdout) as { sni: string; ip: string; path: string };
         assert.equal(body.sni, name);
         assert.equal(body.ip, lab.cust.ip);
         assert.equal(body.path, '/hello');
       }
       // The certificate verifies against itself for every lab name.
-      const v = await lab.exec('cust', 'curl', ['-sS', '-m', '5', '--cacert', lab.inet.tls.certPath, 'https://echo.test/'], { check: true });
+      const v = await lab.exec(
+        'cust',
+        'curl',
+        ['-sS', '-m', '5', '--cacert', lab.inet.tls.certPath, 'https://echo.test/'],
+        { check: true },
+      );
       assert.equal((JSON.parse(v.stdout) as { sni: string }).sni, 'echo.test');
     });
 

@@ -23,8 +23,14 @@ test('device plan: private, carrier and gateway addresses per device', () => {
   assert.equal(p.firstCarrierIp, '198.18.3.2');
   assert.ok(p.inetIface.length <= 15);
   assert.equal(nsName('pp0a1b', 'dev3'), 'pp0a1b-dev3');
-  assert.throws(() => devicePlan(0), (e: unknown) => isPPError(e) && e.code === 'PP_ERR_LAB_BAD_DEVICE');
-  assert.throws(() => devicePlan(251), (e: unknown) => isPPError(e) && e.code === 'PP_ERR_LAB_BAD_DEVICE');
+  assert.throws(
+    () => devicePlan(0),
+    (e: unknown) => isPPError(e) && e.code === 'PP_ERR_LAB_BAD_DEVICE',
+  );
+  assert.throws(
+    () => devicePlan(251),
+    (e: unknown) => isPPError(e) && e.code === 'PP_ERR_LAB_BAD_DEVICE',
+  );
 });
 
 test('carrier pool: next address, wrap-around, foreign addresses', () => {
@@ -68,9 +74,15 @@ test('Wi-Fi uplink: plan inside 100.64.0.0/10 (LAN) and 198.18.0.0/15 (public); 
   assert.equal(w.publicIp, '198.19.7.2');
   assert.equal(w.publicGateway, '198.19.7.1');
   assert.ok(w.inetIface.length <= 15);
-  assert.throws(() => wifiPlan(0), (e: unknown) => isPPError(e) && e.code === 'PP_ERR_LAB_BAD_DEVICE');
+  assert.throws(
+    () => wifiPlan(0),
+    (e: unknown) => isPPError(e) && e.code === 'PP_ERR_LAB_BAD_DEVICE',
+  );
   const t = topologyNames('pp0a1b', 3, [3, 1]);
-  assert.deepEqual(t.wifi, [{ n: 1, ns: 'pp0a1b-wifi1' }, { n: 3, ns: 'pp0a1b-wifi3' }]);
+  assert.deepEqual(t.wifi, [
+    { n: 1, ns: 'pp0a1b-wifi1' },
+    { n: 3, ns: 'pp0a1b-wifi3' },
+  ]);
   assert.ok(allNamespaces(t).includes('pp0a1b-wifi3'));
   const r = defaultRoutes(t);
   assert.deepEqual(r.get('pp0a1b-dev1'), [

@@ -40,8 +40,22 @@ function sessions(aead: AeadProvider) {
   const k1 = randomBytes(32);
   const k2 = randomBytes(32);
   const mk = () => ({
-    tx: new TransportSession({ localIndex: 1, remoteIndex: 2, keys: { sendKey: k1, recvKey: k2 }, createdAt: 0, isInitiator: true, aead }),
-    rx: new TransportSession({ localIndex: 2, remoteIndex: 1, keys: { sendKey: k2, recvKey: k1 }, createdAt: 0, isInitiator: false, aead }),
+    tx: new TransportSession({
+      localIndex: 1,
+      remoteIndex: 2,
+      keys: { sendKey: k1, recvKey: k2 },
+      createdAt: 0,
+      isInitiator: true,
+      aead,
+    }),
+    rx: new TransportSession({
+      localIndex: 2,
+      remoteIndex: 1,
+      keys: { sendKey: k2, recvKey: k1 },
+      createdAt: 0,
+      isInitiator: false,
+      aead,
+    }),
   });
   return mk;
 }
@@ -70,7 +84,18 @@ function frames(aead: AeadProvider, n: number) {
   const s = mk();
   const out = Buffer.allocUnsafe(n * (size + 32));
   const offs = new Uint32Array(n + 1);
-  if (s.tx.sealBatch({ data: Buffer.concat(Array.from({ length: n }, () => pkt)), offsets: Uint32Array.from({ length: n + 1 }, (_, i) => i * size), count: n }, out, offs) !== n) throw new Error('seal');
+  if (
+    s.tx.sealBatch(
+      {
+        data: Buffer.concat(Array.from({ length: n }, () => pkt)),
+        offsets: Uint32Array.from({ length: n + 1 }, (_, i) => i * size),
+        count: n,
+      },
+      out,
+      offs,
+    ) !== n
+  )
+    throw new Error('seal');
   return { mk, out, offs };
 }
 function openSingle(aead: AeadProvider, inPlace: boolean): () => void {
@@ -108,7 +133,11 @@ function bareNative(): () => void {
 }
 
 const native = nativeAead();
-console.log(`node ${process.version}, openssl ${process.versions.openssl}, load average ${loadavg().map((l) => l.toFixed(2)).join(' ')}, ${size}-byte packets, batch ${B}, ${seconds}s per case`);
+console.log(
+  `node ${process.version}, openssl ${process.versions.openssl}, load average ${loadavg()
+    .map((l) => l.toFixed(2))
+    .join(' ')}, ${size}-byte packets, batch ${B}, ${seconds}s per case`,
+);
 const sN = run('seal node:crypto', 1, sealSingle(nodeAead));
 const sS = run('seal native single', 1, sealSingle(native));
 const sB = run(`seal native batch (${B})`, B, sealBatch(native));
@@ -118,9 +147,15 @@ const oS = run('open native single (new buffer)', 1, openSingle(native, false));
 const oI = run('open native single (in place)', 1, openSingle(native, true));
 const oB = run(`open native batch (${B}, in place)`, B, openBatch(native));
 
-const fmt = (pps: number) => `${Math.round(pps).toLocaleString('en-US').padStart(10)} pkt/s ${((pps * size * 8) / 1e9).toFixed(2).padStart(6)} Gbit/s`;
-for (const [base, list] of [[sN, [sN, sS, sB, sR]], [oN, [oN, oS, oI, oB]]] as [Result, Result[]][]) {
+const fmt = (pps: number) =>
+  `${Math.round(pps).toLocaleString('en-US').padStart(10)} pkt/s ${((pps * size * 8) / 1e9).toFixed(2).padStart(6)} Gbit/s`;
+for (const [base, list] of [
+  [sN, [sN, sS, sB, sR]],
+  [oN, [oN, oS, oI, oB]],
+] as [Result, Result[]][]) {
   for (const r of list) {
-    console.log(`${r.name.padEnd(36)} per CPU-second: ${fmt(r.perCpu)}  ${r.us.toFixed(2).padStart(6)} us/pkt  x${(r.perCpu / base.perCpu).toFixed(1).padStart(5)}   wall: ${fmt(r.wall)}`);
+    console.log(
+      `${r.name.padEnd(36)} per CPU-second: ${fmt(r.perCpu)}  ${r.us.toFixed(2).padStart(6)} us/pkt  x${(r.perCpu / base.perCpu).toFixed(1).padStart(5)}   wall: ${fmt(r.wall)}`,
+    );
   }
 }

@@ -14,11 +14,18 @@ const size = Number(process.env.BENCH_SIZE ?? 100);
 const modes = ['poll-slab', 'poll-array', 'fsread-1', 'fsread-4'];
 type Result = { pps: number; perRound: number[]; usPerPacketCpu: number; usPerPacketWall: number; batches: number };
 const results: Record<string, Result> = {};
-console.log(`draining ${rounds} x ${packets} queued UDP/IPv4 packets (${size} B payload) per strategy; best round shown`);
+console.log(
+  `draining ${rounds} x ${packets} queued UDP/IPv4 packets (${size} B payload) per strategy; best round shown`,
+);
 for (const mode of modes) {
   const ns = createNetns('pptunb');
   try {
-    const r = await runNodeInNetns(ns, new URL('./fixtures/tun-read-child.ts', import.meta.url), [mode, String(packets), String(rounds), String(size)], 90_000);
+    const r = await runNodeInNetns(
+      ns,
+      new URL('./fixtures/tun-read-child.ts', import.meta.url),
+      [mode, String(packets), String(rounds), String(size)],
+      90_000,
+    );
     if (r.code !== 0) throw new Error(`${mode} failed (exit ${r.code}): ${r.stderr}`);
     results[mode] = lastJson<Result>(r.stdout);
   } finally {

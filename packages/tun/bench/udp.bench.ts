@@ -60,9 +60,13 @@ async function sendBatched(port: number): Promise<{ pps: number; us: number }> {
 
 function flood(port: number): Promise<string> {
   const script = fileURLToPath(new URL('./fixtures/udp-flood.ts', import.meta.url));
-  const child = spawn(process.execPath, ['--import', 'tsx', '--conditions=source', script, '127.0.0.1', String(port), String(seconds), String(size)], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
+  const child = spawn(
+    process.execPath,
+    ['--import', 'tsx', '--conditions=source', script, '127.0.0.1', String(port), String(seconds), String(size)],
+    {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    },
+  );
   let out = '';
   child.stdout.on('data', (d: Buffer) => (out += d.toString()));
   const killer = setTimeout(() => child.pid !== undefined && process.kill(child.pid, 'SIGKILL'), (seconds + 15) * 1000);
@@ -121,6 +125,10 @@ console.log(`  ratio ${(sb.pps / sd.pps).toFixed(2)}x (CPU per datagram ${(sd.us
 const rd = await recv('dgram');
 const rb = await recv('batch');
 console.log(`receive: ${seconds} s flood of ${size} B datagrams from a sendmmsg generator process`);
-console.log(`  node:dgram       ${String(rd.pps).padStart(9)} datagrams/s   ${rd.us} us CPU/datagram   generator ${rd.gen}`);
-console.log(`  recvmmsg (64)    ${String(rb.pps).padStart(9)} datagrams/s   ${rb.us} us CPU/datagram   generator ${rb.gen}`);
+console.log(
+  `  node:dgram       ${String(rd.pps).padStart(9)} datagrams/s   ${rd.us} us CPU/datagram   generator ${rd.gen}`,
+);
+console.log(
+  `  recvmmsg (64)    ${String(rb.pps).padStart(9)} datagrams/s   ${rb.us} us CPU/datagram   generator ${rb.gen}`,
+);
 console.log(`  ratio ${(rb.pps / rd.pps).toFixed(2)}x (CPU per datagram ${(rd.us / rb.us).toFixed(2)}x less)`);

@@ -43,7 +43,9 @@ export function validateInterfaceName(name: string): void {
 /** The fd of a bound dgram socket (see the top of this file), or PP_ERR_TUN_NO_FD. */
 export function dgramFd(socket: dgram.Socket): number {
   const state = Object.getOwnPropertySymbols(socket).find((s) => s.description === 'state symbol');
-  const fd = state ? (socket as unknown as Record<symbol, { handle?: { fd?: number } | null } | undefined>)[state]?.handle?.fd : undefined;
+  const fd = state
+    ? (socket as unknown as Record<symbol, { handle?: { fd?: number } | null } | undefined>)[state]?.handle?.fd
+    : undefined;
   if (typeof fd !== 'number' || fd < 0) throw fail('PP_ERR_TUN_NO_FD');
   return fd;
 }
@@ -52,7 +54,14 @@ export function dgramFd(socket: dgram.Socket): number {
 export function bindDeviceError(name: string, e: unknown): unknown {
   const sys = e as NativeSystemError;
   if (sys?.syscall === 'setsockopt(SO_BINDTODEVICE)') {
-    return fail('PP_ERR_TUN_BIND_DEVICE_FAILED', { name, reason: sys.code === 'ENODEV' ? `no such interface (ENODEV)` : `${sys.code ?? 'error'} (${reasonOf(e)})` }, { cause: e });
+    return fail(
+      'PP_ERR_TUN_BIND_DEVICE_FAILED',
+      {
+        name,
+        reason: sys.code === 'ENODEV' ? `no such interface (ENODEV)` : `${sys.code ?? 'error'} (${reasonOf(e)})`,
+      },
+      { cause: e },
+    );
   }
   return e;
 }

@@ -17,8 +17,10 @@ export interface TunConfig {
 /** The `ip` commands, as argument vectors, that configureTun runs, in order. */
 export function renderTunCommands(cfg: TunConfig): string[][] {
   const family = isIP(cfg.address);
-  if (!/^[A-Za-z0-9_.-]{1,15}$/.test(cfg.name)) throw fail('PP_ERR_TUN_INVALID_CONFIG', { field: 'name', reason: `"${cfg.name}" is not an interface name` });
-  if (family === 0) throw fail('PP_ERR_TUN_INVALID_CONFIG', { field: 'address', reason: `"${cfg.address}" is not an IP address` });
+  if (!/^[A-Za-z0-9_.-]{1,15}$/.test(cfg.name))
+    throw fail('PP_ERR_TUN_INVALID_CONFIG', { field: 'name', reason: `"${cfg.name}" is not an interface name` });
+  if (family === 0)
+    throw fail('PP_ERR_TUN_INVALID_CONFIG', { field: 'address', reason: `"${cfg.address}" is not an IP address` });
   const maxPrefix = family === 4 ? 32 : 128;
   if (!Number.isInteger(cfg.prefixLength) || cfg.prefixLength < 0 || cfg.prefixLength > maxPrefix) {
     throw fail('PP_ERR_TUN_INVALID_CONFIG', { field: 'prefixLength', reason: `must be an integer 0-${maxPrefix}` });

@@ -3,7 +3,10 @@
 import { defineErrors, errorFactory } from '@pocketproxy/errors';
 
 export const ERRORS = defineErrors('tun', {
-  PP_ERR_TUN_ADDON_MISSING: { status: 500, message: 'native addon not found at {path}: run npm run build -w @pocketproxy/tun' },
+  PP_ERR_TUN_ADDON_MISSING: {
+    status: 500,
+    message: 'native addon not found at {path}: run npm run build -w @pocketproxy/tun',
+  },
   PP_ERR_TUN_OPEN_FAILED: { status: 500, message: 'cannot open TUN device {name}: {reason}' },
   PP_ERR_TUN_CLOSED: { status: 500, message: '{what} is closed' },
   PP_ERR_TUN_INVALID_CONFIG: { status: 400, message: 'invalid TUN config: {field} {reason}' },

@@ -26,7 +26,13 @@ export interface NativeTunQueue {
   readonly fd: number;
   readonly offload: { vnetHdr: boolean; checksum: boolean; tso: boolean };
   /** mode 0: onBatch(data, offsets, count); mode 1: onBatch(packets). */
-  start(onBatch: (...args: any[]) => void, onError: (err: Error) => void, batch: number, maxPacket: number, mode: 0 | 1): void;
+  start(
+    onBatch: (...args: any[]) => void,
+    onError: (err: Error) => void,
+    batch: number,
+    maxPacket: number,
+    mode: 0 | 1,
+  ): void;
   pause(): void;
   write(packet: Uint8Array): boolean;
   writeBatch(packets: readonly Uint8Array[]): number;
@@ -79,9 +85,25 @@ export interface NativeAead {
   /** Plaintext length, or -1 when the tag does not verify (dst range wiped). dst may alias sealed exactly. */
   open(counter: number | bigint, sealed: Uint8Array, dst: Uint8Array, dstOffset: number): number;
   /** Packet i (src[srcOffsets[i], srcOffsets[i+1])) sealed with counter0 + i at dstOffsets[i] + headroom; sets dstOffsets[i+1]; returns packets sealed (stops when dst is full). */
-  sealBatch(counter0: number | bigint, src: Uint8Array, srcOffsets: Uint32Array, count: number, dst: Uint8Array, dstOffsets: Uint32Array, headroom: number): number;
+  sealBatch(
+    counter0: number | bigint,
+    src: Uint8Array,
+    srcOffsets: Uint32Array,
+    count: number,
+    dst: Uint8Array,
+    dstOffsets: Uint32Array,
+    headroom: number,
+  ): number;
   /** Item i's sealed part src[offsets[i] + skip, offsets[i+1]) opened with counters[i] (NaN/negative: skipped, lengths[i] = -2) into the same offset of dst; lengths[i] = plaintext length or -1; returns how many authenticated. */
-  openBatch(counters: Float64Array, src: Uint8Array, offsets: Uint32Array, count: number, skip: number, dst: Uint8Array, lengths: Int32Array): number;
+  openBatch(
+    counters: Float64Array,
+    src: Uint8Array,
+    offsets: Uint32Array,
+    count: number,
+    skip: number,
+    dst: Uint8Array,
+    lengths: Int32Array,
+  ): number;
   /** Frees the OpenSSL contexts (wiping the key) now; later calls throw. */
   destroy(): void;
 }
@@ -89,12 +111,23 @@ export interface NativeAead {
 export interface NativeAddon {
   Aead: new (key: Uint8Array) => NativeAead;
   /** `blocking` is for the fs.read comparison bench only: such a queue cannot start(). */
-  TunQueue: new (name: string, multiQueue: boolean, blocking?: boolean, offload?: boolean) => NativeTunQueue;
+  TunQueue: new (
+    name: string,
+    multiQueue: boolean,
+    blocking?: boolean,
+    offload?: boolean,
+  ) => NativeTunQueue;
   UdpBatch: new (
     family: 4 | 6,
     address: string,
     port: number,
-    opts: { reusePort?: boolean; recvBufferSize?: number; sendBufferSize?: number; ipv6Only?: boolean; offload?: boolean },
+    opts: {
+      reusePort?: boolean;
+      recvBufferSize?: number;
+      sendBufferSize?: number;
+      ipv6Only?: boolean;
+      offload?: boolean;
+    },
   ) => NativeUdpBatch;
   getOriginalDst(fd: number): { address: string; port: number; family: 'IPv4' | 'IPv6' };
   setTcpFlag(fd: number, flag: 'quickack' | 'cork' | 'defer_accept', on: boolean): void;

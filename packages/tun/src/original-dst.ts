@@ -29,7 +29,8 @@ export function getOriginalDst(socket: Socket): OriginalDst {
   try {
     return loadAddon().getOriginalDst(fd);
   } catch (e) {
-    if ((e as NativeSystemError).syscall !== undefined) throw fail('PP_ERR_TUN_NO_ORIGINAL_DST', { reason: reasonOf(e) }, { cause: e });
+    if ((e as NativeSystemError).syscall !== undefined)
+      throw fail('PP_ERR_TUN_NO_ORIGINAL_DST', { reason: reasonOf(e) }, { cause: e });
     throw e;
   }
 }

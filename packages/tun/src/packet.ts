@@ -59,7 +59,10 @@ export function buildIPv4Udp(spec: UdpPacketSpec): Buffer {
   const dst = ipv4Bytes(spec.dst, 'dst');
   const udpLen = 8 + spec.payload.length;
   const total = 20 + udpLen;
-  if (total > 65535) throw fail('PP_ERR_TUN_INVALID_DATAGRAM', { reason: `payload of ${spec.payload.length} bytes does not fit in an IPv4 packet` });
+  if (total > 65535)
+    throw fail('PP_ERR_TUN_INVALID_DATAGRAM', {
+      reason: `payload of ${spec.payload.length} bytes does not fit in an IPv4 packet`,
+    });
   const p = Buffer.alloc(total);
   p[0] = 0x45; // version 4, IHL 5 words
   p.writeUInt16BE(total, 2);

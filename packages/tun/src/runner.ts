@@ -12,7 +12,14 @@ export const execRunner: CommandRunner = {
   run(cmd, args) {
     return new Promise<string>((resolve, reject) => {
       execFile(cmd, [...args], { timeout: 10_000 }, (err, stdout, stderr) => {
-        if (err) reject(fail('PP_ERR_TUN_COMMAND_FAILED', { command: [cmd, ...args].join(' '), reason: (stderr || err.message).trim() }, { cause: err }));
+        if (err)
+          reject(
+            fail(
+              'PP_ERR_TUN_COMMAND_FAILED',
+              { command: [cmd, ...args].join(' '), reason: (stderr || err.message).trim() },
+              { cause: err },
+            ),
+          );
         else resolve(stdout);
       });
     });

@@ -20,7 +20,16 @@ export class FakeTun implements TunDevice {
   #paused = true;
   readonly #batchSize: number;
   readonly #dropWrites: () => boolean;
-  readonly #stats: TunStats = { rxPackets: 0, rxBytes: 0, rxBatches: 0, rxErrors: 0, txPackets: 0, txBytes: 0, txDrops: 0, txErrors: 0 };
+  readonly #stats: TunStats = {
+    rxPackets: 0,
+    rxBytes: 0,
+    rxBatches: 0,
+    rxErrors: 0,
+    txPackets: 0,
+    txBytes: 0,
+    txDrops: 0,
+    txErrors: 0,
+  };
 
   constructor(opts: FakeTunOptions = {}) {
     this.name = opts.name ?? 'fake0';

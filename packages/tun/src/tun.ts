@@ -37,14 +37,23 @@ export function offloadDefault(): boolean {
 }
 
 export function openTun(opts: OpenTunOptions): TunDevice {
-  if (!IFNAME.test(opts.name)) throw fail('PP_ERR_TUN_INVALID_CONFIG', { field: 'name', reason: `"${opts.name}" is not a 1-15 character interface name` });
+  if (!IFNAME.test(opts.name))
+    throw fail('PP_ERR_TUN_INVALID_CONFIG', {
+      field: 'name',
+      reason: `"${opts.name}" is not a 1-15 character interface name`,
+    });
   const addon = loadAddon();
   let q: NativeTunQueue;
   try {
     q = new addon.TunQueue(opts.name, opts.multiQueue ?? false, false, opts.offload ?? offloadDefault());
   } catch (e) {
     const code = (e as NativeSystemError).code;
-    const hint = code === 'EPERM' ? ' (needs CAP_NET_ADMIN)' : code === 'EINVAL' && opts.multiQueue ? ' (queue flags differ from the existing device?)' : '';
+    const hint =
+      code === 'EPERM'
+        ? ' (needs CAP_NET_ADMIN)'
+        : code === 'EINVAL' && opts.multiQueue
+          ? ' (queue flags differ from the existing device?)'
+          : '';
     throw fail('PP_ERR_TUN_OPEN_FAILED', { name: opts.name, reason: reasonOf(e) + hint }, { cause: e });
   }
   return new KernelTun(q, opts.batchSize ?? 64, opts.maxPacket ?? 65535);
@@ -69,7 +78,11 @@ class KernelTun implements TunDevice {
   start(onBatch: (batch: PacketBatch) => void, onError: (err: Error) => void = defaultOnError): void {
     this.#check();
     // The addon reuses its offsets array; this object is reused too, so a batch costs one Buffer.
-    const batch: { data: Buffer; offsets: Uint32Array; count: number } = { data: Buffer.alloc(0), offsets: new Uint32Array(1), count: 0 };
+    const batch: { data: Buffer; offsets: Uint32Array; count: number } = {
+      data: Buffer.alloc(0),
+      offsets: new Uint32Array(1),
+      count: 0,
+    };
     this.q.start(
       (data: Buffer, offsets: Uint32Array, count: number) => {
         batch.data = data;
@@ -77,7 +90,8 @@ class KernelTun implements TunDevice {
         batch.count = count;
         onBatch(batch);
       },
-      (err) => onError(fail('PP_ERR_TUN_IO', { what: `read from ${this.q.name}`, reason: err.message }, { cause: err })),
+      (err) =>
+        onError(fail('PP_ERR_TUN_IO', { what: `read from ${this.q.name}`, reason: err.message }, { cause: err })),
       this.batchSize,
       this.maxPacket,
       0,

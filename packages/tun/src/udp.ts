@@ -61,8 +61,10 @@ export class BatchUdpSocket {
     const family = opts.type === 'udp6' ? 6 : 4;
     const address = opts.address ?? (family === 6 ? '::' : '0.0.0.0');
     const port = opts.port ?? 0;
-    if (isIP(address) === 0) throw fail('PP_ERR_TUN_INVALID_CONFIG', { field: 'address', reason: `"${address}" is not an IP address` });
-    if (!Number.isInteger(port) || port < 0 || port > 65535) throw fail('PP_ERR_TUN_INVALID_CONFIG', { field: 'port', reason: 'must be an integer 0-65535' });
+    if (isIP(address) === 0)
+      throw fail('PP_ERR_TUN_INVALID_CONFIG', { field: 'address', reason: `"${address}" is not an IP address` });
+    if (!Number.isInteger(port) || port < 0 || port > 65535)
+      throw fail('PP_ERR_TUN_INVALID_CONFIG', { field: 'port', reason: 'must be an integer 0-65535' });
     this.#batchSize = opts.batchSize ?? 64;
     this.#maxDatagram = opts.maxDatagram ?? 2048;
     try {
@@ -99,7 +101,12 @@ export class BatchUdpSocket {
   /** The cheapest path: no per-datagram object. */
   startRaw(onBatch: RawUdpBatchHandler, onError: (err: Error) => void = () => {}): void {
     this.#check();
-    this.#sock.start(onBatch, (err) => onError(fail('PP_ERR_TUN_IO', { what: 'recvmmsg', reason: err.message }, { cause: err })), this.#batchSize, this.#maxDatagram);
+    this.#sock.start(
+      onBatch,
+      (err) => onError(fail('PP_ERR_TUN_IO', { what: 'recvmmsg', reason: err.message }, { cause: err })),
+      this.#batchSize,
+      this.#maxDatagram,
+    );
   }
 
   pause(): void {

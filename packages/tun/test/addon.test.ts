@@ -14,5 +14,8 @@ test('the native addon is built and exports its three entry points', () => {
 
 test('native errors carry errno code and syscall', () => {
   const addon = loadAddon();
-  assert.throws(() => addon.getOriginalDst(987654), (e: any) => e.code === 'EBADF' && e.syscall === 'getsockname');
+  assert.throws(
+    () => addon.getOriginalDst(987654),
+    (e: any) => e.code === 'EBADF' && e.syscall === 'getsockname',
+  );
 });

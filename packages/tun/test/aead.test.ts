@@ -4,7 +4,14 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createCipheriv, createDecipheriv, randomBytes, randomInt } from 'node:crypto';
-import { TransportSession, nodeAead, OPEN_DECRYPT, OPEN_REPLAY, OPEN_MALFORMED, type AeadProvider } from '@pocketproxy/protocol';
+import {
+  TransportSession,
+  nodeAead,
+  OPEN_DECRYPT,
+  OPEN_REPLAY,
+  OPEN_MALFORMED,
+  type AeadProvider,
+} from '@pocketproxy/protocol';
 import { nativeAead, tryNativeAead, ADDON_PATH } from '../src/index.js';
 
 const native = tryNativeAead();
@@ -45,7 +52,8 @@ test('seal/open match node:crypto byte for byte (random sizes and counters, fuzz
     const k = nativeAead().key(key);
     const len = round < 20 ? round : randomInt(0, round % 10 === 0 ? 65504 : 1500);
     const pt = randomBytes(len);
-    const counter = round % 3 === 0 ? BigInt(randomInt(0, 2 ** 48 - 1)) * 16n + BigInt(randomInt(0, 16)) : BigInt(randomInt(0, 1000));
+    const counter =
+      round % 3 === 0 ? BigInt(randomInt(0, 2 ** 48 - 1)) * 16n + BigInt(randomInt(0, 16)) : BigInt(randomInt(0, 1000));
     const expected = refSeal(key, counter, pt);
     const off = randomInt(0, 40);
     const dst = randomBytes(off + len + 16 + randomInt(0, 8));
@@ -61,7 +69,10 @@ test('seal/open match node:crypto byte for byte (random sizes and counters, fuzz
     bad[randomInt(0, bad.length)]! ^= 1 << randomInt(0, 8);
     const out = Buffer.alloc(len, 0xaa);
     assert.equal(k.open(counter, bad, out, 0), -1);
-    assert.ok(out.every((b) => b === 0), 'wiped');
+    assert.ok(
+      out.every((b) => b === 0),
+      'wiped',
+    );
     assert.equal(k.open(counter + 1n, expected, Buffer.alloc(len), 0), -1);
     k.destroy();
   }
@@ -114,7 +125,9 @@ test('argument checks: sizes, offsets, overlap, types, destroyed', { skip }, () 
   k.destroy();
 });
 
-test('sealBatch = N single seals with counters counter0+i, headroom left free, stops when dst is full', { skip }, () => {
+test('sealBatch = N single seals with counters counter0+i, headroom left free, stops when dst is full', {
+  skip,
+}, () => {
   const key = randomBytes(32);
   const k = nativeAead().key(key);
   const sizes = [0, 1, 1380, 64, 1500, 20];
@@ -127,7 +140,10 @@ test('sealBatch = N single seals with counters counter0+i, headroom left free, s
   assert.equal(k.sealBatch(1000, src, offsets, sizes.length, dst, dof, 16), sizes.length);
   for (let i = 0; i < sizes.length; i++) {
     const frame = dst.subarray(dof[i]!, dof[i + 1]!);
-    assert.ok(frame.subarray(0, 16).every((b) => b === 0xee), 'headroom untouched');
+    assert.ok(
+      frame.subarray(0, 16).every((b) => b === 0xee),
+      'headroom untouched',
+    );
     assert.deepEqual(frame.subarray(16), refSeal(key, BigInt(1000 + i), src.subarray(offsets[i]!, offsets[i + 1]!)));
   }
   const small = Buffer.alloc(total - 1);
@@ -135,7 +151,11 @@ test('sealBatch = N single seals with counters counter0+i, headroom left free, s
   const bad = Uint32Array.from(offsets);
   bad[3] = src.length + 1;
   assert.throws(() => k.sealBatch(0, src, bad, sizes.length, dst, dof, 16), RangeError);
-  assert.throws(() => k.sealBatch(0, src, offsets, sizes.length + 1, dst, dof, 16), RangeError, 'offsets shorter than count + 1');
+  assert.throws(
+    () => k.sealBatch(0, src, offsets, sizes.length + 1, dst, dof, 16),
+    RangeError,
+    'offsets shorter than count + 1',
+  );
   assert.throws(() => k.sealBatch(0, dst, offsets, 1, dst, dof, 16), RangeError, 'src and dst overlap');
 });
 
@@ -156,7 +176,10 @@ test('openBatch: in place, per-item results, skipped items, tampered items', { s
   assert.deepEqual([...lengths], [1380, 0, -2, -1, 5, -1]);
   assert.deepEqual(data.subarray(offsets[0]! + 16, offsets[0]! + 16 + 1380), pts[0]);
   assert.deepEqual(data.subarray(offsets[4]! + 16, offsets[4]! + 21), pts[4]);
-  assert.ok(data.subarray(offsets[3]! + 16, offsets[3]! + 16 + 1380).every((b) => b === 0), 'failed item wiped');
+  assert.ok(
+    data.subarray(offsets[3]! + 16, offsets[3]! + 16 + 1380).every((b) => b === 0),
+    'failed item wiped',
+  );
 });
 
 const providers: [string, () => AeadProvider][] = [
@@ -167,8 +190,22 @@ const providers: [string, () => AeadProvider][] = [
 function pair(a: AeadProvider, b: AeadProvider) {
   const k1 = randomBytes(32);
   const k2 = randomBytes(32);
-  const x = new TransportSession({ localIndex: 1, remoteIndex: 2, keys: { sendKey: k1, recvKey: k2 }, createdAt: 0, isInitiator: true, aead: a });
-  const y = new TransportSession({ localIndex: 2, remoteIndex: 1, keys: { sendKey: k2, recvKey: k1 }, createdAt: 0, isInitiator: false, aead: b });
+  const x = new TransportSession({
+    localIndex: 1,
+    remoteIndex: 2,
+    keys: { sendKey: k1, recvKey: k2 },
+    createdAt: 0,
+    isInitiator: true,
+    aead: a,
+  });
+  const y = new TransportSession({
+    localIndex: 2,
+    remoteIndex: 1,
+    keys: { sendKey: k2, recvKey: k1 },
+    createdAt: 0,
+    isInitiator: false,
+    aead: b,
+  });
   return { x, y };
 }
 
@@ -192,7 +229,14 @@ test('TransportSession: native-sealed frames open on node:crypto and vice versa,
 test('TransportSession: same keys give the same frames on both providers; in-place seal and open', { skip }, () => {
   const keys = { sendKey: randomBytes(32), recvKey: randomBytes(32) };
   const n = new TransportSession({ localIndex: 1, remoteIndex: 9, keys, createdAt: 0, isInitiator: true });
-  const v = new TransportSession({ localIndex: 1, remoteIndex: 9, keys, createdAt: 0, isInitiator: true, aead: nativeAead() });
+  const v = new TransportSession({
+    localIndex: 1,
+    remoteIndex: 9,
+    keys,
+    createdAt: 0,
+    isInitiator: true,
+    aead: nativeAead(),
+  });
   assert.equal(v.aeadName, 'openssl-native');
   assert.equal(n.aeadName, 'node:crypto');
   for (let i = 0; i < 100; i++) {
@@ -202,9 +246,18 @@ test('TransportSession: same keys give the same frames on both providers; in-pla
     const inPlace = v.seal(out.subarray(16, 16 + pt.length), out); // sealing in place, as the initiator allows
     assert.deepEqual(Buffer.from(inPlace), n.seal(pt));
   }
-  const rx = new TransportSession({ localIndex: 9, remoteIndex: 1, keys: { sendKey: keys.recvKey, recvKey: keys.sendKey }, createdAt: 0, isInitiator: false, aead: nativeAead() });
+  const rx = new TransportSession({
+    localIndex: 9,
+    remoteIndex: 1,
+    keys: { sendKey: keys.recvKey, recvKey: keys.sendKey },
+    createdAt: 0,
+    isInitiator: false,
+    aead: nativeAead(),
+  });
   const pt = randomBytes(1380);
-  const f = Buffer.from(new TransportSession({ localIndex: 1, remoteIndex: 9, keys, createdAt: 0, isInitiator: true }).seal(pt));
+  const f = Buffer.from(
+    new TransportSession({ localIndex: 1, remoteIndex: 9, keys, createdAt: 0, isInitiator: true }).seal(pt),
+  );
   const r = rx.open(f, f.subarray(16));
   assert.ok(Buffer.isBuffer(r));
   assert.equal(r.buffer, f.buffer, 'decrypted in place');
@@ -217,10 +270,26 @@ test('the published transport vectors (docs/protocol.md) seal and open with the 
   const recv = Buffer.from('98b68d5fcc622b0b88d4e78e0ed0758ad09814d49126ea4a6e5dc9e3395392f1', 'hex');
   const ipPacket = Buffer.from('4500001c000100004011f876c0a8ff02c0a8ff01d43500350008a6a7', 'hex');
   const keepalive0 = '040100000d0c0b0a00000000000000003130a8882bd54e2004430bdbd9678d1a';
-  const ip1 = '040100000d0c0b0a01000000000000006af297450ecb2e0e30e6e54725923b8923983f99d52e85141d0b0bed3b5b381d33dbde6eafad10ec168a9833';
-  const cmd0 = '04010000040302010000000000000000f18d6a5c33c8089882e11504837f84a1512cd867d59b9dec27af02f7e32e1ba336a37269c5426710752664a4b844cbffe93657277cb1c3b2df4929ea5f46d6d6e62a043f8b54536d5c9fc32bcc060a';
-  const i = new TransportSession({ localIndex: 0x01020304, remoteIndex: 0x0a0b0c0d, keys: { sendKey: send, recvKey: recv }, createdAt: 0, isInitiator: true, aead: nativeAead() });
-  const r = new TransportSession({ localIndex: 0x0a0b0c0d, remoteIndex: 0x01020304, keys: { sendKey: recv, recvKey: send }, createdAt: 0, isInitiator: false, aead: nativeAead() });
+  const ip1 =
+    '040100000d0c0b0a01000000000000006af297450ecb2e0e30e6e54725923b8923983f99d52e85141d0b0bed3b5b381d33dbde6eafad10ec168a9833';
+  const cmd0 =
+    '04010000040302010000000000000000f18d6a5c33c8089882e11504837f84a1512cd867d59b9dec27af02f7e32e1ba336a37269c5426710752664a4b844cbffe93657277cb1c3b2df4929ea5f46d6d6e62a043f8b54536d5c9fc32bcc060a';
+  const i = new TransportSession({
+    localIndex: 0x01020304,
+    remoteIndex: 0x0a0b0c0d,
+    keys: { sendKey: send, recvKey: recv },
+    createdAt: 0,
+    isInitiator: true,
+    aead: nativeAead(),
+  });
+  const r = new TransportSession({
+    localIndex: 0x0a0b0c0d,
+    remoteIndex: 0x01020304,
+    keys: { sendKey: recv, recvKey: send },
+    createdAt: 0,
+    isInitiator: false,
+    aead: nativeAead(),
+  });
   assert.equal(i.seal(Buffer.alloc(0)).toString('hex'), keepalive0);
   assert.equal(i.seal(ipPacket).toString('hex'), ip1);
   assert.deepEqual(r.open(Buffer.from(keepalive0, 'hex')), Buffer.alloc(0));
@@ -234,9 +303,23 @@ test('the published transport vectors (docs/protocol.md) seal and open with the 
 test('TransportSession.sealBatch/openBatch on the native provider = single seal/open on node:crypto', { skip }, () => {
   const keys = { sendKey: randomBytes(32), recvKey: randomBytes(32) };
   const rxKeys = { sendKey: keys.recvKey, recvKey: keys.sendKey };
-  const batchTx = new TransportSession({ localIndex: 1, remoteIndex: 9, keys, createdAt: 0, isInitiator: true, aead: nativeAead() });
+  const batchTx = new TransportSession({
+    localIndex: 1,
+    remoteIndex: 9,
+    keys,
+    createdAt: 0,
+    isInitiator: true,
+    aead: nativeAead(),
+  });
   const singleTx = new TransportSession({ localIndex: 1, remoteIndex: 9, keys, createdAt: 0, isInitiator: true });
-  const rx = new TransportSession({ localIndex: 9, remoteIndex: 1, keys: rxKeys, createdAt: 0, isInitiator: false, aead: nativeAead() });
+  const rx = new TransportSession({
+    localIndex: 9,
+    remoteIndex: 1,
+    keys: rxKeys,
+    createdAt: 0,
+    isInitiator: false,
+    aead: nativeAead(),
+  });
   for (let round = 0; round < 20; round++) {
     const pts = Array.from({ length: randomInt(1, 65) }, () => randomBytes(randomInt(0, 1500)));
     const offsets = new Uint32Array(pts.length + 1);
@@ -245,9 +328,14 @@ test('TransportSession.sealBatch/openBatch on the native provider = single seal/
     const out = Buffer.alloc(data.length + 32 * pts.length);
     const outOffsets = new Uint32Array(pts.length + 1);
     assert.equal(batchTx.sealBatch({ data, offsets, count: pts.length }, out, outOffsets), pts.length);
-    for (let i = 0; i < pts.length; i++) assert.deepEqual(out.subarray(outOffsets[i]!, outOffsets[i + 1]!), singleTx.seal(pts[i]!), `frame ${i}`);
+    for (let i = 0; i < pts.length; i++)
+      assert.deepEqual(out.subarray(outOffsets[i]!, outOffsets[i + 1]!), singleTx.seal(pts[i]!), `frame ${i}`);
     // receive them with one duplicate and one tampered frame appended
-    const extra = [Buffer.from(out.subarray(outOffsets[0]!, outOffsets[1]!)), Buffer.from(out.subarray(outOffsets[0]!, outOffsets[1]!)), Buffer.alloc(10)];
+    const extra = [
+      Buffer.from(out.subarray(outOffsets[0]!, outOffsets[1]!)),
+      Buffer.from(out.subarray(outOffsets[0]!, outOffsets[1]!)),
+      Buffer.alloc(10),
+    ];
     extra[1]![20]! ^= 0x10;
     extra[1]!.writeUInt32LE(0xffff, 8); // fresh counter, bad tag
     const all = Buffer.concat([out, ...extra]);

@@ -12,7 +12,10 @@ const NO_SUCH = 'ppnosuch0';
 const code = (c: string) => (e: unknown) => isPPError(e) && e.code === c;
 
 async function echoServer(): Promise<{ server: net.Server; port: number }> {
-  const server = net.createServer((s) => { s.on('error', () => {}); s.once('data', (d) => s.end(`echo:${d}`)); });
+  const server = net.createServer((s) => {
+    s.on('error', () => {});
+    s.once('data', (d) => s.end(`echo:${d}`));
+  });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   return { server, port: (server.address() as net.AddressInfo).port };
 }
@@ -20,7 +23,10 @@ async function echoServer(): Promise<{ server: net.Server; port: number }> {
 async function roundTrip(s: net.Socket, port: number): Promise<string> {
   const got: Buffer[] = [];
   s.on('data', (d) => got.push(d));
-  await new Promise<void>((resolve, reject) => { s.once('error', reject); s.connect({ host: '127.0.0.1', port }, resolve); });
+  await new Promise<void>((resolve, reject) => {
+    s.once('error', reject);
+    s.connect({ host: '127.0.0.1', port }, resolve);
+  });
   s.write('hi');
   await new Promise((r) => s.once('end', r));
   s.destroy();
@@ -29,12 +35,27 @@ async function roundTrip(s: net.Socket, port: number): Promise<string> {
 
 test('interface names: 1-15 bytes, no / : NUL or whitespace, not . or ..', () => {
   for (const ok of ['lo', 'wwan0', 'eth0.100', 'wlp2s0', 'a'.repeat(15), 'rmnet_data0']) validateInterfaceName(ok);
-  for (const bad of ['', 'a'.repeat(16), 'é'.repeat(8), 'eth0/1', '../x', 'eth 0', ' lo', 'lo\n', 'eth0:1', '.', '..', 'lo\0x']) {
+  for (const bad of [
+    '',
+    'a'.repeat(16),
+    'é'.repeat(8),
+    'eth0/1',
+    '../x',
+    'eth 0',
+    ' lo',
+    'lo\n',
+    'eth0:1',
+    '.',
+    '..',
+    'lo\0x',
+  ]) {
     assert.throws(() => validateInterfaceName(bad), code('PP_ERR_TUN_INVALID_INTERFACE'), JSON.stringify(bad));
   }
 });
 
-test('openTcpSocket({device: "lo"}) reaches 127.0.0.1, with and without a bind address', { skip: !addonAvailable() && 'addon not built' }, async () => {
+test('openTcpSocket({device: "lo"}) reaches 127.0.0.1, with and without a bind address', {
+  skip: !addonAvailable() && 'addon not built',
+}, async () => {
   const { server, port } = await echoServer();
   try {
     const a = openTcpSocket(4, '127.0.0.1', { quietAck: true, device: 'lo' });
@@ -46,20 +67,31 @@ test('openTcpSocket({device: "lo"}) reaches 127.0.0.1, with and without a bind a
   }
 });
 
-test('openTcpSocket: an interface that does not exist fails with PP_ERR_TUN_BIND_DEVICE_FAILED (ENODEV); bad names are refused before any system call', { skip: !addonAvailable() && 'addon not built' }, () => {
-  assert.throws(() => openTcpSocket(4, '127.0.0.1', { device: NO_SUCH }), (e: any) => {
-    assert.ok(isPPError(e) && e.code === 'PP_ERR_TUN_BIND_DEVICE_FAILED', String(e));
-    assert.equal(e.status, 500);
-    assert.match(e.message, /ppnosuch0.*ENODEV/);
-    assert.equal((e.cause as { code?: string }).code, 'ENODEV');
-    return true;
-  });
-  for (const bad of ['', 'x'.repeat(16), 'a/b', 'lo 1']) assert.throws(() => openTcpSocket(4, undefined, { device: bad }), code('PP_ERR_TUN_INVALID_INTERFACE'));
+test('openTcpSocket: an interface that does not exist fails with PP_ERR_TUN_BIND_DEVICE_FAILED (ENODEV); bad names are refused before any system call', {
+  skip: !addonAvailable() && 'addon not built',
+}, () => {
+  assert.throws(
+    () => openTcpSocket(4, '127.0.0.1', { device: NO_SUCH }),
+    (e: any) => {
+      assert.ok(isPPError(e) && e.code === 'PP_ERR_TUN_BIND_DEVICE_FAILED', String(e));
+      assert.equal(e.status, 500);
+      assert.match(e.message, /ppnosuch0.*ENODEV/);
+      assert.equal((e.cause as { code?: string }).code, 'ENODEV');
+      return true;
+    },
+  );
+  for (const bad of ['', 'x'.repeat(16), 'a/b', 'lo 1'])
+    assert.throws(() => openTcpSocket(4, undefined, { device: bad }), code('PP_ERR_TUN_INVALID_INTERFACE'));
   // The address errors are unchanged (system errors the dialer classifies).
-  assert.throws(() => openTcpSocket(4, '192.0.2.77', { device: 'lo' }), (e: any) => e.code === 'EADDRNOTAVAIL' && e.syscall === 'bind');
+  assert.throws(
+    () => openTcpSocket(4, '192.0.2.77', { device: 'lo' }),
+    (e: any) => e.code === 'EADDRNOTAVAIL' && e.syscall === 'bind',
+  );
 });
 
-test('bindToDevice: a connected net.Socket; errors for no fd, unknown interface and bad names', { skip: !addonAvailable() && 'addon not built' }, async () => {
+test('bindToDevice: a connected net.Socket; errors for no fd, unknown interface and bad names', {
+  skip: !addonAvailable() && 'addon not built',
+}, async () => {
   const { server, port } = await echoServer();
   try {
     const s = net.connect({ host: '127.0.0.1', port });
@@ -77,7 +109,9 @@ test('bindToDevice: a connected net.Socket; errors for no fd, unknown interface 
   }
 });
 
-test('bindToDevice on a dgram socket: no fd before bind; pinned to lo in the bind callback, a datagram queued before the bind still arrives', { skip: !addonAvailable() && 'addon not built' }, async () => {
+test('bindToDevice on a dgram socket: no fd before bind; pinned to lo in the bind callback, a datagram queued before the bind still arrives', {
+  skip: !addonAvailable() && 'addon not built',
+}, async () => {
   const rx = dgram.createSocket('udp4');
   await new Promise<void>((r) => rx.bind(0, '127.0.0.1', r));
   const got = new Promise<string>((r) => rx.once('message', (m) => r(m.toString())));
@@ -86,13 +120,22 @@ test('bindToDevice on a dgram socket: no fd before bind; pinned to lo in the bin
     assert.throws(() => bindToDevice(s, 'lo'), code('PP_ERR_TUN_NO_FD'), 'a dgram socket has no fd before bind');
     let pinned: unknown = 'not called';
     s.bind({ address: '127.0.0.1', port: 0, exclusive: true }, () => {
-      try { bindToDevice(s, 'lo'); pinned = true; } catch (e) { pinned = e; }
+      try {
+        bindToDevice(s, 'lo');
+        pinned = true;
+      } catch (e) {
+        pinned = e;
+      }
     });
     // Sent while the bind is pending: dgram queues it until after the bind callback.
     s.send('queued', rx.address().port, '127.0.0.1');
     assert.equal(await got, 'queued');
     assert.equal(pinned, true);
-    assert.throws(() => bindToDevice(s, NO_SUCH), (e: any) => isPPError(e) && e.code === 'PP_ERR_TUN_BIND_DEVICE_FAILED' && (e.cause as { code?: string }).code === 'ENODEV');
+    assert.throws(
+      () => bindToDevice(s, NO_SUCH),
+      (e: any) =>
+        isPPError(e) && e.code === 'PP_ERR_TUN_BIND_DEVICE_FAILED' && (e.cause as { code?: string }).code === 'ENODEV',
+    );
   } finally {
     s.close();
     rx.close();

@@ -21,7 +21,10 @@ test('configureTun: IPv6 and up=false', async () => {
 test('configureTun is idempotent: same config, same commands', () => {
   const cfg = { name: 'pp0', address: '10.0.0.1', prefixLength: 30, mtu: 1500 };
   assert.deepEqual(renderTunCommands(cfg), renderTunCommands(cfg));
-  assert.ok(renderTunCommands(cfg).every((a) => !a.includes('add')), 'uses replace, never add');
+  assert.ok(
+    renderTunCommands(cfg).every((a) => !a.includes('add')),
+    'uses replace, never add',
+  );
 });
 
 test('configureTun rejects bad input before running anything', async () => {

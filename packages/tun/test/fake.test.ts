@@ -8,7 +8,10 @@ test('FakeTun delivers injected packets in batches of batchSize', () => {
   const dev: TunDevice = tun; // the same interface the kernel device implements
   dev.start((b: PacketBatch) => batches.push(packetsOf(b).map((p) => p.toString())));
   tun.inject(...['a', 'b', 'c', 'd', 'e'].map((s) => Buffer.from(s)));
-  assert.deepEqual(batches, [['a', 'b', 'c'], ['d', 'e']]);
+  assert.deepEqual(batches, [
+    ['a', 'b', 'c'],
+    ['d', 'e'],
+  ]);
   assert.equal(tun.stats().rxPackets, 5);
   assert.equal(tun.stats().rxBatches, 2);
 });
@@ -29,7 +32,10 @@ test('FakeTun queues while paused and captures writes', () => {
   assert.equal(tun.write(pkt), true);
   pkt[0] = 0x79; // the capture is a copy
   assert.equal(tun.writeBatch([Buffer.from('y'), Buffer.from('z')]), 2);
-  assert.deepEqual(tun.written.map((p) => p.toString()), ['x', 'y', 'z']);
+  assert.deepEqual(
+    tun.written.map((p) => p.toString()),
+    ['x', 'y', 'z'],
+  );
   assert.equal(tun.stats().txPackets, 3);
 });
 
@@ -39,5 +45,8 @@ test('FakeTun counts drops and refuses use after close', () => {
   assert.equal(tun.writeBatch([Buffer.from('1'), Buffer.from('2'), Buffer.from('3')]), 2);
   assert.equal(tun.stats().txDrops, 1);
   tun.close();
-  assert.throws(() => tun.write(Buffer.from('x')), (e: any) => e.code === 'PP_ERR_TUN_CLOSED');
+  assert.throws(
+    () => tun.write(Buffer.from('x')),
+    (e: any) => e.code === 'PP_ERR_TUN_CLOSED',
+  );
 });

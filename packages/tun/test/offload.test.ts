@@ -8,7 +8,11 @@ import { internetChecksum } from '../src/index.js';
 import { loadAddon } from '../src/native.js';
 
 const addon = loadAddon();
-const FIN = 0x01, SYN = 0x02, PSH = 0x08, ACK = 0x10, CWR = 0x80;
+const FIN = 0x01,
+  SYN = 0x02,
+  PSH = 0x08,
+  ACK = 0x10,
+  CWR = 0x80;
 
 interface Tcp {
   v6?: boolean;
@@ -86,7 +90,10 @@ function tcp(t: Tcp): Buffer {
   return p;
 }
 
-function vnet(h: { flags?: number; gsoType?: number; hdrLen?: number; gsoSize?: number; csumStart?: number; csumOffset?: number }, pkt: Uint8Array): Buffer {
+function vnet(
+  h: { flags?: number; gsoType?: number; hdrLen?: number; gsoSize?: number; csumStart?: number; csumOffset?: number },
+  pkt: Uint8Array,
+): Buffer {
   const b = Buffer.alloc(10 + pkt.length);
   b[0] = h.flags ?? 0;
   b[1] = h.gsoType ?? 0;
@@ -119,7 +126,9 @@ for (const v6 of [false, true]) {
   const fam = v6 ? 'IPv6' : 'IPv4';
   test(`segment: a ${fam} TSO super-packet becomes MSS-sized packets with correct headers and checksums`, () => {
     const data = bytes(10_000);
-    const segs = addon.offloadSegment(superPacket({ v6, seq: 0xfffff000, flags: ACK | PSH | FIN | CWR, options: TS, payload: data, id: 65534 }, 1400));
+    const segs = addon.offloadSegment(
+      superPacket({ v6, seq: 0xfffff000, flags: ACK | PSH | FIN | CWR, options: TS, payload: data, id: 65534 }, 1400),
+    );
     assert.ok(segs);
     assert.equal(segs.length, Math.ceil(10_000 / 1400));
     let seq = 0xfffff000;
@@ -146,7 +155,16 @@ for (const v6 of [false, true]) {
 
   test(`coalesce: in-order ${fam} segments of one flow become one GSO write; segment() of it gives them back`, () => {
     const mss = 1200;
-    const originals = Array.from({ length: 10 }, (_, i) => tcp({ v6, seq: 5000 + i * mss, options: TS, payload: bytes(i === 9 ? 300 : mss, i), id: 100 + i, flags: ACK | (i === 9 ? PSH : 0) }));
+    const originals = Array.from({ length: 10 }, (_, i) =>
+      tcp({
+        v6,
+        seq: 5000 + i * mss,
+        options: TS,
+        payload: bytes(i === 9 ? 300 : mss, i),
+        id: 100 + i,
+        flags: ACK | (i === 9 ? PSH : 0),
+      }),
+    );
     const out = addon.offloadCoalesce(originals);
     assert.equal(out.length, 1);
     const h = out[0]!;
@@ -167,7 +185,8 @@ test('coalesce: gaps, other ACKs, other options, pure ACKs, SYN/FIN and bad chec
   const bad = p({ seq: 3000 });
   bad[bad.length - 1]! ^= 0xff; // payload corrupted after the checksum was computed
   const input = [
-    p({ seq: 0 }), p({ seq: 1000 }), // glued (flow A)
+    p({ seq: 0 }),
+    p({ seq: 1000 }), // glued (flow A)
     p({ seq: 2000, sport: 1 }), // flow B
     p({ seq: 3000, ack: 5 }), // flow A, other ACK: A flushed first
     p({ seq: 4000, ack: 5 }), // glued with the one before
@@ -184,7 +203,12 @@ test('coalesce: gaps, other ACKs, other options, pure ACKs, SYN/FIN and bad chec
   assert.equal(segs.length, input.length);
   const flow = (b: Buffer) => b.readUInt16BE(20);
   // Re-cut segments number their IP IDs from the first one's; compare without ID and header sum.
-  const noId = (b: Buffer) => { const c = Buffer.from(b); c.fill(0, 4, 6); c.fill(0, 10, 12); return c.toString('hex'); };
+  const noId = (b: Buffer) => {
+    const c = Buffer.from(b);
+    c.fill(0, 4, 6);
+    c.fill(0, 10, 12);
+    return c.toString('hex');
+  };
   for (const port of [8080, 1]) {
     const i = input.filter((b) => flow(b) === port).map(noId);
     const o = segs.filter((b) => flow(b) === port).map(noId);
@@ -206,7 +230,10 @@ test('segment: non-GSO packets with a partial checksum get it completed (TCP and
   assert.deepEqual(plain, t);
   // UDP whose sum comes out zero is sent as 0xffff.
   const udp = Buffer.alloc(28);
-  udp[0] = 0x45; udp.writeUInt16BE(28, 2); udp[8] = 64; udp[9] = 17;
+  udp[0] = 0x45;
+  udp.writeUInt16BE(28, 2);
+  udp[8] = 64;
+  udp[9] = 17;
   udp.writeUInt16BE(8, 24);
   udp.writeUInt16BE(fold(pseudo(udp, false, 8)), 26);
   const [u] = addon.offloadSegment(vnet({ flags: 1, csumStart: 20, csumOffset: 6 }, udp))!;
@@ -231,7 +258,17 @@ test('segment: headers that do not describe the packet are refused, not trusted'
 // Bytes biased toward plausible headers so the fuzzer reaches the segmenting code.
 const vnetLike = fc.oneof(
   fc.uint8Array({ maxLength: 400 }),
-  fc.tuple(fc.constantFrom(0, 1, 2), fc.constantFrom(0, 1, 4, 0x81, 3, 5), fc.integer({ min: 0, max: 120 }), fc.integer({ min: 0, max: 3000 }), fc.integer({ min: 0, max: 80 }), fc.constantFrom(6, 16, 0, 1, 255), fc.constantFrom(0x45, 0x46, 0x60, 0x4f, 0x00), fc.uint8Array({ minLength: 19, maxLength: 3000 }))
+  fc
+    .tuple(
+      fc.constantFrom(0, 1, 2),
+      fc.constantFrom(0, 1, 4, 0x81, 3, 5),
+      fc.integer({ min: 0, max: 120 }),
+      fc.integer({ min: 0, max: 3000 }),
+      fc.integer({ min: 0, max: 80 }),
+      fc.constantFrom(6, 16, 0, 1, 255),
+      fc.constantFrom(0x45, 0x46, 0x60, 0x4f, 0x00),
+      fc.uint8Array({ minLength: 19, maxLength: 3000 }),
+    )
     .map(([flags, gsoType, hdrLen, gsoSize, csumStart, csumOffset, first, rest]) => {
       const p = Buffer.from([first, ...rest]);
       if (p.length > 9) p[9] = 6;
@@ -245,14 +282,22 @@ test('fuzz: segment never crashes and never produces a packet larger than the in
     fc.property(vnetLike, (b) => {
       const out = addon.offloadSegment(b);
       if (out === null) return;
-      for (const s of out) assert.ok(s.length >= 20 && s.length <= b.length - 10, 'segment size bounded by the super-packet');
+      for (const s of out)
+        assert.ok(s.length >= 20 && s.length <= b.length - 10, 'segment size bounded by the super-packet');
     }),
     { numRuns: 3000, seed: 7 },
   );
 });
 
 test('fuzz: coalesce keeps every packet (valid segments round-trip, anything else passes through unchanged)', () => {
-  const segment = fc.record({ sport: fc.constantFrom(1, 2), seqStep: fc.constantFrom(0, 1, 1000), len: fc.constantFrom(0, 10, 1000), flags: fc.constantFrom(ACK, ACK | PSH, ACK | FIN, SYN), ack: fc.constantFrom(1, 2), corrupt: fc.boolean() });
+  const segment = fc.record({
+    sport: fc.constantFrom(1, 2),
+    seqStep: fc.constantFrom(0, 1, 1000),
+    len: fc.constantFrom(0, 10, 1000),
+    flags: fc.constantFrom(ACK, ACK | PSH, ACK | FIN, SYN),
+    ack: fc.constantFrom(1, 2),
+    corrupt: fc.boolean(),
+  });
   const junk = fc.uint8Array({ maxLength: 120 }).map((b) => Buffer.from(b));
   fc.assert(
     fc.property(fc.array(fc.oneof(segment, junk), { maxLength: 40 }), (items) => {
@@ -272,7 +317,12 @@ test('fuzz: coalesce keeps every packet (valid segments round-trip, anything els
       assert.equal(size(back), size(input), 'bytes');
       // Each flow's payload arrives complete and in order.
       for (const port of [1, 2]) {
-        const pay = (xs: Buffer[]) => Buffer.concat(xs.filter((p) => p.length >= 40 && p[0] === 0x45 && p[9] === 6 && p.readUInt16BE(20) === port).map(tcpPayload));
+        const pay = (xs: Buffer[]) =>
+          Buffer.concat(
+            xs
+              .filter((p) => p.length >= 40 && p[0] === 0x45 && p[9] === 6 && p.readUInt16BE(20) === port)
+              .map(tcpPayload),
+          );
         assert.deepEqual(pay(back), pay(input));
       }
     }),

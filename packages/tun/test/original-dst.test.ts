@@ -5,7 +5,10 @@ import net from 'node:net';
 import { getOriginalDst, socketFd } from '../src/index.js';
 
 test('socketFd: a socket that is not connected has no fd', () => {
-  assert.throws(() => socketFd(new net.Socket()), (e: any) => e.code === 'PP_ERR_TUN_NO_FD');
+  assert.throws(
+    () => socketFd(new net.Socket()),
+    (e: any) => e.code === 'PP_ERR_TUN_NO_FD',
+  );
 });
 
 test('getOriginalDst on a loopback connection: its own address, or NO_ORIGINAL_DST when untracked', async () => {

@@ -13,19 +13,26 @@ test('internetChecksum matches a known IPv4 header (RFC 1071 / Wikipedia example
 test('buildIPv4Udp -> parseIPv4Udp round-trips with valid checksums', () => {
   const ip = fc.tuple(fc.nat(255), fc.nat(255), fc.nat(255), fc.nat(255)).map((a) => a.join('.'));
   fc.assert(
-    fc.property(ip, ip, fc.integer({ min: 1, max: 65535 }), fc.integer({ min: 1, max: 65535 }), fc.uint8Array({ maxLength: 1500 }), (src, dst, sp, dp, payload) => {
-      const p = buildIPv4Udp({ src, dst, srcPort: sp, dstPort: dp, payload });
-      assert.equal(p.length, 28 + payload.length);
-      const u = parseIPv4Udp(p);
-      assert.ok(u);
-      assert.equal(u.src, src);
-      assert.equal(u.dst, dst);
-      assert.equal(u.srcPort, sp);
-      assert.equal(u.dstPort, dp);
-      assert.deepEqual(new Uint8Array(u.payload), payload);
-      assert.ok(u.ipChecksumOk);
-      assert.ok(u.udpChecksumOk);
-    }),
+    fc.property(
+      ip,
+      ip,
+      fc.integer({ min: 1, max: 65535 }),
+      fc.integer({ min: 1, max: 65535 }),
+      fc.uint8Array({ maxLength: 1500 }),
+      (src, dst, sp, dp, payload) => {
+        const p = buildIPv4Udp({ src, dst, srcPort: sp, dstPort: dp, payload });
+        assert.equal(p.length, 28 + payload.length);
+        const u = parseIPv4Udp(p);
+        assert.ok(u);
+        assert.equal(u.src, src);
+        assert.equal(u.dst, dst);
+        assert.equal(u.srcPort, sp);
+        assert.equal(u.dstPort, dp);
+        assert.deepEqual(new Uint8Array(u.payload), payload);
+        assert.ok(u.ipChecksumOk);
+        assert.ok(u.udpChecksumOk);
+      },
+    ),
     { numRuns: 300 },
   );
 });
@@ -42,5 +49,8 @@ test('parseIPv4Udp: a flipped payload bit fails the UDP checksum; non-UDP is nul
 });
 
 test('buildIPv4Udp rejects non-IPv4 addresses', () => {
-  assert.throws(() => buildIPv4Udp({ src: '::1', dst: '10.0.0.2', srcPort: 1, dstPort: 2, payload: Buffer.alloc(0) }), (e: any) => e.code === 'PP_ERR_TUN_INVALID_CONFIG');
+  assert.throws(
+    () => buildIPv4Udp({ src: '::1', dst: '10.0.0.2', srcPort: 1, dstPort: 2, payload: Buffer.alloc(0) }),
+    (e: any) => e.code === 'PP_ERR_TUN_INVALID_CONFIG',
+  );
 });

@@ -41,14 +41,20 @@ test('setTcpFlag: quickack on a listener and its connections, cork before end; b
 });
 
 test('openTcpSocket: bound to the given address, port chosen at connect; adopted and connected by Node; bad input refused', async () => {
-  const server = net.createServer((s) => { s.on('error', () => {}); s.end('answer'); });
+  const server = net.createServer((s) => {
+    s.on('error', () => {});
+    s.end('answer');
+  });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const port = (server.address() as net.AddressInfo).port;
   try {
     const s = openTcpSocket(4, '127.0.0.1', { quietAck: true });
     const got: Buffer[] = [];
     s.on('data', (d) => got.push(d));
-    await new Promise<void>((resolve, reject) => { s.once('error', reject); s.connect({ host: '127.0.0.1', port }, resolve); });
+    await new Promise<void>((resolve, reject) => {
+      s.once('error', reject);
+      s.connect({ host: '127.0.0.1', port }, resolve);
+    });
     assert.equal(s.localAddress, '127.0.0.1');
     assert.ok(s.localPort! > 0);
     s.write('request');
@@ -57,10 +63,16 @@ test('openTcpSocket: bound to the given address, port chosen at connect; adopted
     s.destroy();
     // Refused target: an ordinary Node socket error.
     const r = openTcpSocket(4, undefined, { quietAck: false });
-    const err = await new Promise<NodeJS.ErrnoException>((resolve) => { r.once('error', resolve); r.connect({ host: '127.0.0.1', port: 1 }); });
+    const err = await new Promise<NodeJS.ErrnoException>((resolve) => {
+      r.once('error', resolve);
+      r.connect({ host: '127.0.0.1', port: 1 });
+    });
     assert.equal(err.code, 'ECONNREFUSED');
     // An address this host does not have; an address of the other family.
-    assert.throws(() => openTcpSocket(4, '192.0.2.77', { quietAck: true }), (e: any) => e.code === 'EADDRNOTAVAIL' && e.syscall === 'bind');
+    assert.throws(
+      () => openTcpSocket(4, '192.0.2.77', { quietAck: true }),
+      (e: any) => e.code === 'EADDRNOTAVAIL' && e.syscall === 'bind',
+    );
     assert.throws(() => openTcpSocket(4, '::1', { quietAck: true }), TypeError);
     assert.throws(() => openTcpSocket(6, 'not-an-ip', { quietAck: true }), TypeError);
   } finally {

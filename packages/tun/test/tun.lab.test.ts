@@ -11,7 +11,15 @@ test('TUN: kernel -> read batch, write -> socket, multi-queue incl. a worker thr
   assert.match(out.name, /^pptun\d+$/);
   assert.equal(out.seen.length, 20);
   for (const [i, s] of out.seen.entries()) {
-    assert.deepEqual(s, { src: '10.254.0.1', dst: '10.254.0.2', srcPort: 4000, dstPort: 5000, payload: `hello-${i}`, ipOk: true, udpOk: true });
+    assert.deepEqual(s, {
+      src: '10.254.0.1',
+      dst: '10.254.0.2',
+      srcPort: 4000,
+      dstPort: 5000,
+      payload: `hello-${i}`,
+      ipOk: true,
+      udpOk: true,
+    });
   }
   // 20 datagrams sent back to back arrive in fewer callbacks than packets when the loop lags.
   assert.ok(out.batches >= 1 && out.batches <= 40);
@@ -19,7 +27,10 @@ test('TUN: kernel -> read batch, write -> socket, multi-queue incl. a worker thr
   assert.equal(out.wroteMany, 10);
   assert.equal(out.garbage, false);
   assert.deepEqual(out.got[0], { payload: 'world', address: '10.254.0.2', port: 7000 });
-  assert.deepEqual(out.got.slice(1).map((g: any) => g.payload), Array.from({ length: 10 }, (_, i) => `batch-${i}`));
+  assert.deepEqual(
+    out.got.slice(1).map((g: any) => g.payload),
+    Array.from({ length: 10 }, (_, i) => `batch-${i}`),
+  );
   assert.deepEqual(out.mq, ['ppmq0', 'ppmq0']);
   assert.equal(out.fromWorker, 'ppmq0');
   assert.equal(out.workerExit, 0);
@@ -40,5 +51,7 @@ test('TUN offloads: a TCP stream between two namespaces through our TSO cutting 
   assert.ok(out.b.txWrites < out.b.txPackets, 'fewer writes than packets');
   assert.equal(out.a.rxBadGso + out.b.rxBadGso, 0);
   assert.equal(out.b.txErrors + out.a.txErrors, 0);
-  console.error(`offload stream: ${out.mbit} Mbit/s, A read ${out.a.rxGso} super-packets, B got ${out.b.txPackets} packets in ${out.b.txWrites} writes`);
+  console.error(
+    `offload stream: ${out.mbit} Mbit/s, A read ${out.a.rxGso} super-packets, B got ${out.b.txPackets} packets in ${out.b.txWrites} writes`,
+  );
 });

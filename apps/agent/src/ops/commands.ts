@@ -9,13 +9,20 @@ import { isPPError } from '@pocketproxy/errors';
 export type CommandSource = 'tunnel' | 'heartbeat';
 
 /** A handler resolves with the result object (→ succeeded) or throws (→ failed, message as error). */
-export type CommandHandler = (payload: Record<string, unknown>, cmd: PushedCommand) => Promise<Record<string, unknown> | undefined>;
+export type CommandHandler = (
+  payload: Record<string, unknown>,
+  cmd: PushedCommand,
+) => Promise<Record<string, unknown> | undefined>;
 
 export interface CommandDispatcherDeps {
   handlers: Record<string, CommandHandler>;
   report: (id: string, status: CommandResultStatus, result?: Record<string, unknown>) => Promise<void>;
   /** Tunnel ack (0x06); absent when the command came by heartbeat only. */
-  ack?: (id: string, status: 'received' | 'succeeded' | 'failed' | 'rejected', extra?: { result?: unknown; error?: string }) => void;
+  ack?: (
+    id: string,
+    status: 'received' | 'succeeded' | 'failed' | 'rejected',
+    extra?: { result?: unknown; error?: string },
+  ) => void;
   logger: Logger;
   /** Ids remembered for de-duplication (oldest forgotten first). */
   remember?: number;
@@ -55,9 +62,14 @@ export class CommandDispatcher {
 
   private async run(cmd: PushedCommand): Promise<void> {
     const log = this.deps.logger.child({ cmdId: cmd.id, type: cmd.type });
-    const payload = typeof cmd.payload === 'object' && cmd.payload !== null && !Array.isArray(cmd.payload) ? (cmd.payload as Record<string, unknown>) : {};
+    const payload =
+      typeof cmd.payload === 'object' && cmd.payload !== null && !Array.isArray(cmd.payload)
+        ? (cmd.payload as Record<string, unknown>)
+        : {};
     await this.report(log, cmd.id, 'acked');
-    const handler = Object.prototype.hasOwnProperty.call(this.deps.handlers, cmd.type) ? this.deps.handlers[cmd.type] : undefined;
+    const handler = Object.prototype.hasOwnProperty.call(this.deps.handlers, cmd.type)
+      ? this.deps.handlers[cmd.type]
+      : undefined;
     let status: 'succeeded' | 'failed';
     let result: Record<string, unknown> | undefined;
     if (!handler) {
@@ -78,7 +90,12 @@ export class CommandDispatcher {
     await this.report(log, cmd.id, status, result);
   }
 
-  private async report(log: Logger, id: string, status: CommandResultStatus, result?: Record<string, unknown>): Promise<void> {
+  private async report(
+    log: Logger,
+    id: string,
+    status: CommandResultStatus,
+    result?: Record<string, unknown>,
+  ): Promise<void> {
     // A lost result would leave the command hanging on the dashboard: retry a few times.
     for (let attempt = 1; attempt <= 5; attempt++) {
       try {

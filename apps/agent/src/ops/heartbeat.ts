@@ -26,7 +26,9 @@ export interface HeartbeatDeps {
 }
 
 /** Everything but usage (slow: metrics and the public address are looked up). */
-export async function buildHeartbeat(d: Pick<HeartbeatDeps, 'metrics' | 'publicIp' | 'agentVersion' | 'startedAt' | 'now' | 'proxyStats' | 'transport'>): Promise<HeartbeatBody> {
+export async function buildHeartbeat(
+  d: Pick<HeartbeatDeps, 'metrics' | 'publicIp' | 'agentVersion' | 'startedAt' | 'now' | 'proxyStats' | 'transport'>,
+): Promise<HeartbeatBody> {
   const now = d.now ?? Date.now;
   const [metrics, ip] = await Promise.all([d.metrics().catch(() => ({})), d.publicIp().catch(() => null)]);
   const p = d.proxyStats?.();
@@ -38,11 +40,23 @@ export async function buildHeartbeat(d: Pick<HeartbeatDeps, 'metrics' | 'publicI
     uptime_s: Math.max(0, Math.floor((now() - d.startedAt) / 1000)),
     usage: [],
     ...(transport ? { tunnel_transport: transport } : {}),
-    ...(p ? { proxy: {
-      listeners: p.listeners, open: p.open, admitted: p.admitted, handshake_timeouts: p.handshakeTimeouts, idle_closed: p.idleClosed,
-      auth_failures: p.authFailures, denied: p.denied, unauth_refused_per_address: p.unauthRefusedPerAddress,
-      unauth_refused_total: p.unauthRefusedTotal, unauth_active: p.unauthActive, listen_failures: p.listenFailures,
-    } } : {}),
+    ...(p
+      ? {
+          proxy: {
+            listeners: p.listeners,
+            open: p.open,
+            admitted: p.admitted,
+            handshake_timeouts: p.handshakeTimeouts,
+            idle_closed: p.idleClosed,
+            auth_failures: p.authFailures,
+            denied: p.denied,
+            unauth_refused_per_address: p.unauthRefusedPerAddress,
+            unauth_refused_total: p.unauthRefusedTotal,
+            unauth_active: p.unauthActive,
+            listen_failures: p.listenFailures,
+          },
+        }
+      : {}),
   };
 }
 

@@ -8,7 +8,9 @@ import type { Exec } from './rotation.js';
 
 export type Metrics = HeartbeatBody['metrics'];
 
-export async function readBattery(root = '/sys/class/power_supply'): Promise<{ battery: number | null; charging: boolean | null }> {
+export async function readBattery(
+  root = '/sys/class/power_supply',
+): Promise<{ battery: number | null; charging: boolean | null }> {
   let names: string[];
   try {
     names = await fs.readdir(root);
@@ -30,7 +32,11 @@ export async function readBattery(root = '/sys/class/power_supply'): Promise<{ b
 }
 
 /** Parses `mmcli -m any -K` key/value output. */
-export function parseMmcli(text: string): { carrier: string | null; network_type: string | null; signal: number | null } {
+export function parseMmcli(text: string): {
+  carrier: string | null;
+  network_type: string | null;
+  signal: number | null;
+} {
   const kv = new Map<string, string>();
   for (const line of text.split('\n')) {
     const i = line.indexOf(':');
@@ -46,11 +52,16 @@ export function parseMmcli(text: string): { carrier: string | null; network_type
     carrier: val('modem.3gpp.operator-name')?.slice(0, 64) ?? null,
     network_type: tech?.slice(0, 32) ?? null,
     // Percent 0-100 mapped to 0-4 bars (the schema takes dBm or bars).
-    signal: Number.isFinite(quality) && val('modem.generic.signal-quality.value') !== null ? Math.min(4, Math.round(quality / 25)) : null,
+    signal:
+      Number.isFinite(quality) && val('modem.generic.signal-quality.value') !== null
+        ? Math.min(4, Math.round(quality / 25))
+        : null,
   };
 }
 
-export async function readModem(exec: Exec): Promise<{ carrier: string | null; network_type: string | null; signal: number | null }> {
+export async function readModem(
+  exec: Exec,
+): Promise<{ carrier: string | null; network_type: string | null; signal: number | null }> {
   try {
     const { stdout } = await exec('mmcli', ['-m', 'any', '-K'], 5_000);
     return parseMmcli(stdout);

@@ -10,12 +10,23 @@ import { agentError } from '../errors.js';
 export type DriverName = 'command' | 'android-root' | 'modemmanager';
 
 /** Runs a program (no shell unless the caller asks for /bin/sh -c). */
-export type Exec = (file: string, args: readonly string[], timeoutMs: number) => Promise<{ stdout: string; stderr: string }>;
+export type Exec = (
+  file: string,
+  args: readonly string[],
+  timeoutMs: number,
+) => Promise<{ stdout: string; stderr: string }>;
 
 export const realExec: Exec = (file, args, timeoutMs) =>
   new Promise((resolve, reject) => {
     execFile(file, [...args], { timeout: timeoutMs, maxBuffer: 1 << 20 }, (err, stdout, stderr) => {
-      if (err) reject(agentError('PP_ERR_AGENT_COMMAND_FAILED', { command: [file, ...args].join(' '), reason: `${err.message} ${String(stderr).trim()}`.trim() }, { cause: err }));
+      if (err)
+        reject(
+          agentError(
+            'PP_ERR_AGENT_COMMAND_FAILED',
+            { command: [file, ...args].join(' '), reason: `${err.message} ${String(stderr).trim()}`.trim() },
+            { cause: err },
+          ),
+        );
       else resolve({ stdout: String(stdout), stderr: String(stderr) });
     });
   });
@@ -117,5 +128,10 @@ export async function rotateIp(d: RotateDeps): Promise<{ old_ip: string | null; 
     if (now() >= deadline) break;
     await sleep(d.pollMs ?? 1_000);
   }
-  throw agentError('PP_ERR_AGENT_ROTATE_FAILED', { reason: last === undefined ? 'public address unknown after rotation' : `address still ${last} after ${d.waitTimeoutMs ?? 60_000} ms` });
+  throw agentError('PP_ERR_AGENT_ROTATE_FAILED', {
+    reason:
+      last === undefined
+        ? 'public address unknown after rotation'
+        : `address still ${last} after ${d.waitTimeoutMs ?? 60_000} ms`,
+  });
 }

@@ -23,7 +23,10 @@ export class ConnectionUsage implements Meter {
   /** What heartbeats carried of it (the one in flight included; rolled back if it fails). */
   reportedUp = 0;
   reportedDown = 0;
-  constructor(readonly connectionId: string, readonly limits: ConnectionMeter) {}
+  constructor(
+    readonly connectionId: string,
+    readonly limits: ConnectionMeter,
+  ) {}
 
   take(dir: Direction, bytes: number): number {
     const r = this.limits.take(dir, bytes);

@@ -29,7 +29,20 @@ import * as dgram from 'node:dgram';
 import type * as net from 'node:net';
 import { isPPError } from '@pocketproxy/errors';
 import { addonAvailable, bindToDevice, openTcpSocket } from '@pocketproxy/tun';
-import { createDnsCache, createPolicyDialer, createPolicyResolver, proxyError, systemResolve, DEFAULT_DNS_CACHE_MS, type DestinationPolicy, type Dial, type PolicyDialerOptions, type ResolveChecked, type UdpSocketFactory, type Resolve } from '@pocketproxy/proxy';
+import {
+  createDnsCache,
+  createPolicyDialer,
+  createPolicyResolver,
+  proxyError,
+  systemResolve,
+  DEFAULT_DNS_CACHE_MS,
+  type DestinationPolicy,
+  type Dial,
+  type PolicyDialerOptions,
+  type ResolveChecked,
+  type UdpSocketFactory,
+  type Resolve,
+} from '@pocketproxy/proxy';
 
 export type InterfacesFn = () => NodeJS.Dict<os.NetworkInterfaceInfo[]>;
 
@@ -105,7 +118,9 @@ export interface Egress {
 }
 
 const emitWarningLogger = {
-  warn(obj: object, msg: string) { process.emitWarning(`${msg} ${JSON.stringify(obj)}`, { code: 'PP_EGRESS' }); },
+  warn(obj: object, msg: string) {
+    process.emitWarning(`${msg} ${JSON.stringify(obj)}`, { code: 'PP_EGRESS' });
+  },
 };
 
 /** An error the policy dialer classifies as PP_ERR_PROXY_NETWORK_UNREACHABLE (classifyDialError: ENETUNREACH). */
@@ -120,7 +135,11 @@ export function createEgress(o: EgressOptions): Egress {
   let device: string | undefined;
   if (o.interface && (o.bindToDevice ?? true)) {
     if (addonAvailable()) device = o.interface;
-    else log.warn({ interface: o.interface }, 'egress is not pinned to its interface (the @pocketproxy/tun addon is not built): sockets bind its address only, so they follow the main routing table');
+    else
+      log.warn(
+        { interface: o.interface },
+        'egress is not pinned to its interface (the @pocketproxy/tun addon is not built): sockets bind its address only, so they follow the main routing table',
+      );
   }
   const pinned = device;
   const openSocket: PolicyDialerOptions['openSocket'] = pinned
@@ -131,7 +150,8 @@ export function createEgress(o: EgressOptions): Egress {
           s = open(family, localAddress, pinned);
         } catch (e) {
           // The interface is gone or was never there (ENODEV), or its name is unusable: unreachable.
-          if (isPPError(e) && (e.code === 'PP_ERR_TUN_BIND_DEVICE_FAILED' || e.code === 'PP_ERR_TUN_INVALID_INTERFACE')) throw notPinned(pinned, e);
+          if (isPPError(e) && (e.code === 'PP_ERR_TUN_BIND_DEVICE_FAILED' || e.code === 'PP_ERR_TUN_INVALID_INTERFACE'))
+            throw notPinned(pinned, e);
           throw e;
         }
         if (!s) throw notPinned(pinned);
@@ -144,7 +164,12 @@ export function createEgress(o: EgressOptions): Egress {
   const dnsCacheMs = o.dnsCacheMs ?? DEFAULT_DNS_CACHE_MS;
   const base = o.resolve ?? systemResolve;
   const resolve = dnsCacheMs > 0 ? createDnsCache(base, { ttlMs: dnsCacheMs, now }) : base;
-  interface Snapshot { at: number; bind: EgressAddresses | undefined; dial: Dial; resolveUdp: ResolveChecked }
+  interface Snapshot {
+    at: number;
+    bind: EgressAddresses | undefined;
+    dial: Dial;
+    resolveUdp: ResolveChecked;
+  }
   let snap: Snapshot | undefined;
   const current = (): Snapshot => {
     const t = now();
@@ -157,7 +182,14 @@ export function createEgress(o: EgressOptions): Egress {
     snap = {
       at: t,
       bind,
-      dial: createPolicyDialer({ policy, resolve, dnsCacheMs: 0, bindAddress: bind, connectTimeoutMs: o.connectTimeoutMs, openSocket }),
+      dial: createPolicyDialer({
+        policy,
+        resolve,
+        dnsCacheMs: 0,
+        bindAddress: bind,
+        connectTimeoutMs: o.connectTimeoutMs,
+        openSocket,
+      }),
       resolveUdp: createPolicyResolver({ policy, resolve, dnsCacheMs: 0 }),
     };
     return snap;
@@ -166,7 +198,8 @@ export function createEgress(o: EgressOptions): Egress {
     dial: async (req) => {
       const s = current();
       const b = s.bind;
-      if (b && !b.ipv4 && !b.ipv6) throw proxyError('PP_ERR_PROXY_NETWORK_UNREACHABLE', { host: req.host, port: req.port });
+      if (b && !b.ipv4 && !b.ipv6)
+        throw proxyError('PP_ERR_PROXY_NETWORK_UNREACHABLE', { host: req.host, port: req.port });
       return s.dial(req);
     },
     resolveUdp: (host) => current().resolveUdp(host),
@@ -182,7 +215,10 @@ export function createEgress(o: EgressOptions): Egress {
           try {
             bindToDevice(s, pinned);
           } catch (e) {
-            log.warn({ interface: pinned, err: e instanceof Error ? e.message : String(e) }, 'egress UDP socket could not be pinned to its interface; closed');
+            log.warn(
+              { interface: pinned, err: e instanceof Error ? e.message : String(e) },
+              'egress UDP socket could not be pinned to its interface; closed',
+            );
             s.close();
           }
         });

@@ -16,8 +16,14 @@ import * as dgram from 'node:dgram';
 import type { Logger } from 'pino';
 import { setTcpFlag } from '@pocketproxy/tun';
 import {
-  createHttpProxy, createSocks5Server, proxyError, UdpRelay,
-  type AuthContext, type HandshakeGuard, type Principal, type ProxyServer,
+  createHttpProxy,
+  createSocks5Server,
+  proxyError,
+  UdpRelay,
+  type AuthContext,
+  type HandshakeGuard,
+  type Principal,
+  type ProxyServer,
 } from '@pocketproxy/proxy';
 import type { CredentialItem } from '../api-client.js';
 import type { CredentialStore } from '../credentials.js';
@@ -125,7 +131,10 @@ export class Listeners {
       } else {
         await this.openListener(item).catch((err: unknown) => {
           this.listenFailures++;
-          this.log.error({ err, connectionId: item.connection_id, port: item.port }, 'cannot listen for connection; retried at the next change');
+          this.log.error(
+            { err, connectionId: item.connection_id, port: item.port },
+            'cannot listen for connection; retried at the next change',
+          );
         });
       }
     }
@@ -143,7 +152,10 @@ export class Listeners {
       if (item.bandwidth_limit_bytes === null) usage.limits.setBudget(null);
       else {
         // In the meter's own count: what it has taken so far plus what is left.
-        const left = item.bandwidth_limit_bytes - item.bytes_used_month - (usage.counted - (reportedAt.get(item.connection_id) ?? 0));
+        const left =
+          item.bandwidth_limit_bytes -
+          item.bytes_used_month -
+          (usage.counted - (reportedAt.get(item.connection_id) ?? 0));
         usage.limits.setBudget(Math.max(0, usage.limits.used + left));
       }
     }
@@ -174,8 +186,13 @@ export class Listeners {
     }
     const g = this.o.guard.stats;
     return {
-      listeners: this.byId.size, open, admitted, ...sum,
-      unauthRefusedPerAddress: g.refusedPerAddress, unauthRefusedTotal: g.refusedTotal, unauthActive: g.active,
+      listeners: this.byId.size,
+      open,
+      admitted,
+      ...sum,
+      unauthRefusedPerAddress: g.refusedPerAddress,
+      unauthRefusedTotal: g.refusedTotal,
+      unauthActive: g.active,
       listenFailures: this.listenFailures,
     };
   }
@@ -192,19 +209,39 @@ export class Listeners {
   private async openListener(item: CredentialItem): Promise<void> {
     const host = this.o.host;
     const id = item.connection_id;
-    const authenticate = (user: string, pass: string, ctx: AuthContext) => Promise.resolve(this.admit(id, user, pass, ctx));
-    const common = { authenticate, dial: this.o.egress.dial, logger: this.log, guard: this.o.guard, idleTimeoutMs: this.o.limits.idleTimeoutMs };
+    const authenticate = (user: string, pass: string, ctx: AuthContext) =>
+      Promise.resolve(this.admit(id, user, pass, ctx));
+    const common = {
+      authenticate,
+      dial: this.o.egress.dial,
+      logger: this.log,
+      guard: this.o.guard,
+      idleTimeoutMs: this.o.limits.idleTimeoutMs,
+    };
     let udp: Listener['udp'];
     let server: ProxyServer;
     if (item.protocol === 'http') {
       // Segment economy (every customer segment is a sealed tunnel frame both ways): the answer's
       // tail and its FIN leave together.
-      server = createHttpProxy({ ...common, headTimeoutMs: this.o.limits.headTimeoutMs, beforeEnd: (s) => void setTcpFlag(s, 'cork', true) });
+      server = createHttpProxy({
+        ...common,
+        headTimeoutMs: this.o.limits.headTimeoutMs,
+        beforeEnd: (s) => void setTcpFlag(s, 'cork', true),
+      });
     } else {
       const socket = await bindUdp(item.port, host);
-      const relay = new UdpRelay({ socket, createSocket: this.o.egress.createUdpSocket, resolve: this.o.egress.resolveUdp, logger: this.log });
+      const relay = new UdpRelay({
+        socket,
+        createSocket: this.o.egress.createUdpSocket,
+        resolve: this.o.egress.resolveUdp,
+        logger: this.log,
+      });
       udp = { relay, socket };
-      server = createSocks5Server({ ...common, handshakeTimeoutMs: this.o.limits.headTimeoutMs, udp: { relay, advertise: { address: this.o.relayHost, port: item.port } } });
+      server = createSocks5Server({
+        ...common,
+        handshakeTimeoutMs: this.o.limits.headTimeoutMs,
+        udp: { relay, advertise: { address: this.o.relayHost, port: item.port } },
+      });
     }
     const l: Listener = { item, server, udp, open: new Set(), admitted: new Set() };
     server.server.on('connection', (s: net.Socket) => {
@@ -214,7 +251,9 @@ export class Listeners {
         l.admitted.delete(s);
       });
     });
-    server.on('requestFailed', (e) => this.log.debug({ code: e.code, connectionId: id, remote: e.remoteAddress }, 'request failed'));
+    server.on('requestFailed', (e) =>
+      this.log.debug({ code: e.code, connectionId: id, remote: e.remoteAddress }, 'request failed'),
+    );
     try {
       await server.listen(item.port, host);
     } catch (e) {
@@ -228,7 +267,10 @@ export class Listeners {
     setTcpFlag(server.server, 'quickack', false);
     setTcpFlag(server.server, 'defer_accept', true);
     this.byId.set(id, l);
-    this.log.info({ connectionId: id, protocol: item.protocol, port: item.port, state: item.state }, 'connection listening');
+    this.log.info(
+      { connectionId: id, protocol: item.protocol, port: item.port, state: item.state },
+      'connection listening',
+    );
   }
 
   private async closeListener(id: string, l: Listener, why: string): Promise<void> {
@@ -263,7 +305,10 @@ export class Listeners {
     if (!l.admitted.has(ctx.socket)) {
       if (item.max_connections !== null && l.admitted.size >= item.max_connections) {
         this.log.info({ connectionId: id, limit: item.max_connections, remote }, 'max_connections reached; refused');
-        return { principal: id, deny: proxyError('PP_ERR_PROXY_TOO_MANY_CONNECTIONS', { limit: item.max_connections }) };
+        return {
+          principal: id,
+          deny: proxyError('PP_ERR_PROXY_TOO_MANY_CONNECTIONS', { limit: item.max_connections }),
+        };
       }
       l.admitted.add(ctx.socket);
     }
@@ -273,7 +318,10 @@ export class Listeners {
   /** The API changed a connection: end the sockets it no longer admits. */
   private revokeChanged(l: Listener, before: CredentialItem): void {
     const item = l.item;
-    const all = item.username !== before.username || item.verifier !== before.verifier || refusal(item, this.now(), true) !== undefined;
+    const all =
+      item.username !== before.username ||
+      item.verifier !== before.verifier ||
+      refusal(item, this.now(), true) !== undefined;
     const listChanged = item.allow_from.join(',') !== before.allow_from.join(',');
     if (!all && !listChanged) return;
     let n = 0;
@@ -284,7 +332,11 @@ export class Listeners {
         n++;
       }
     }
-    if (n > 0) this.log.info({ connectionId: item.connection_id, ended: n, state: item.state }, 'connection changed; its sockets ended');
+    if (n > 0)
+      this.log.info(
+        { connectionId: item.connection_id, ended: n, state: item.state },
+        'connection changed; its sockets ended',
+      );
   }
 
   /** Re-applies at the next expiry, so an expired connection's sockets end on time. */
@@ -297,10 +349,13 @@ export class Listeners {
       if (l.item.state === 'active' && t > now) next = Math.min(next, t);
     }
     if (next === Infinity) return;
-    this.expiryTimer = setTimeout(() => {
-      for (const l of this.byId.values()) this.revokeChanged(l, l.item);
-      this.armExpiry();
-    }, Math.min(next - now + 10, 2 ** 31 - 1));
+    this.expiryTimer = setTimeout(
+      () => {
+        for (const l of this.byId.values()) this.revokeChanged(l, l.item);
+        this.armExpiry();
+      },
+      Math.min(next - now + 10, 2 ** 31 - 1),
+    );
     this.expiryTimer.unref();
   }
 }

@@ -23,10 +23,23 @@ import * as net from 'node:net';
 import { lookup } from 'node:dns/promises';
 import type { Logger } from 'pino';
 import {
-  createInitiator, encodeTcpFrame, FRAME_INITIATION, FRAME_TRANSPORT, TcpFrameDecoder,
-  type Initiator, type InitiatorEvent, type JsonMessage, type TunnelTimers,
+  createInitiator,
+  encodeTcpFrame,
+  FRAME_INITIATION,
+  FRAME_TRANSPORT,
+  TcpFrameDecoder,
+  type Initiator,
+  type InitiatorEvent,
+  type JsonMessage,
+  type TunnelTimers,
 } from '@pocketproxy/protocol';
-import { addonAvailable, createBatchUdpSocket, tryNativeAead, type OutDatagram, type PacketBatch } from '@pocketproxy/tun';
+import {
+  addonAvailable,
+  createBatchUdpSocket,
+  tryNativeAead,
+  type OutDatagram,
+  type PacketBatch,
+} from '@pocketproxy/tun';
 import { TransportPolicy, type Transport, type TransportPolicyOptions } from './transport-policy.js';
 import { Liveness, type LivenessOptions } from './liveness.js';
 import { icmpEcho } from './probe.js';
@@ -122,10 +135,27 @@ export class TunnelClient extends EventEmitter<TunnelClientEvents> {
     this.now = o.now ?? Date.now;
     this.log = o.logger.child({ subsys: 'tunnel' });
     // Transport AEAD: the addon's OpenSSL path when it loads, else node:crypto (same bytes on the wire).
-    this.initiator = createInitiator({ aead: tryNativeAead(), privateKey: o.privateKey, responderPublicKey: o.relayPublicKey, psk: o.psk, timers: agentTimers(o.timers), onEvent: (e) => this.onInitiatorEvent(e) });
+    this.initiator = createInitiator({
+      aead: tryNativeAead(),
+      privateKey: o.privateKey,
+      responderPublicKey: o.relayPublicKey,
+      psk: o.psk,
+      timers: agentTimers(o.timers),
+      onEvent: (e) => this.onInitiatorEvent(e),
+    });
     this.policy = new TransportPolicy(o.policy, this.now());
     this.liveness = new Liveness(o.liveness);
-    this.stats_ = { transport: 'udp', established: false, handshakes: 0, restarts: 0, fallbacks: 0, framesIn: { udp: 0, tcp: 0 }, framesOut: { udp: 0, tcp: 0 }, dropped: 0, tcpConnects: 0 };
+    this.stats_ = {
+      transport: 'udp',
+      established: false,
+      handshakes: 0,
+      restarts: 0,
+      fallbacks: 0,
+      framesIn: { udp: 0, tcp: 0 },
+      framesOut: { udp: 0, tcp: 0 },
+      dropped: 0,
+      tcpConnects: 0,
+    };
   }
 
   get established(): boolean {
@@ -137,7 +167,14 @@ export class TunnelClient extends EventEmitter<TunnelClientEvents> {
   }
 
   stats(): TunnelStats {
-    return { ...this.stats_, transport: this.policy.mode, established: this.established, restarts: this.liveness.restarts, framesIn: { ...this.stats_.framesIn }, framesOut: { ...this.stats_.framesOut } };
+    return {
+      ...this.stats_,
+      transport: this.policy.mode,
+      established: this.established,
+      restarts: this.liveness.restarts,
+      framesIn: { ...this.stats_.framesIn },
+      framesOut: { ...this.stats_.framesOut },
+    };
   }
 
   async start(): Promise<void> {
@@ -198,7 +235,10 @@ export class TunnelClient extends EventEmitter<TunnelClientEvents> {
       const l = this.liveness.tick(now);
       if (l === 'probe') this.probe(now, this.policy.mode);
       else if (l === 'restart') {
-        this.log.warn({ transport: this.policy.mode, slow: this.liveness.slow }, 'relay silent: re-handshaking (relay restart?)');
+        this.log.warn(
+          { transport: this.policy.mode, slow: this.liveness.slow },
+          'relay silent: re-handshaking (relay restart?)',
+        );
         this.sessionLost(now, 'restart');
         for (const f of this.initiator.tick(now)) this.sendFrame(f, now);
       }
@@ -208,7 +248,9 @@ export class TunnelClient extends EventEmitter<TunnelClientEvents> {
 
   private probe(now: number, via: Transport): void {
     const p = this.o.probe;
-    const f = p ? this.initiator.sendPacket(icmpEcho(p.src, p.dst, 0x5050, ++this.probeSeq), now) : this.initiator.sendMessage({ kind: 'control', control: { type: 'ping' } }, now);
+    const f = p
+      ? this.initiator.sendPacket(icmpEcho(p.src, p.dst, 0x5050, ++this.probeSeq), now)
+      : this.initiator.sendMessage({ kind: 'control', control: { type: 'ping' } }, now);
     if (f) this.sendFrame(f, now, via);
   }
 
@@ -217,7 +259,12 @@ export class TunnelClient extends EventEmitter<TunnelClientEvents> {
     this.policy.onSessionLost(now);
     this.emit('down', { reason });
     // The relay's name may point elsewhere now (failover); refresh it in the background.
-    void (this.o.resolve ?? defaultResolve)(this.o.relayHost).then((a) => { if (this.running) this.relayAddr = a; }, () => {});
+    void (this.o.resolve ?? defaultResolve)(this.o.relayHost).then(
+      (a) => {
+        if (this.running) this.relayAddr = a;
+      },
+      () => {},
+    );
   }
 
   private onInitiatorEvent(e: InitiatorEvent): void {
@@ -333,7 +380,9 @@ export class TunnelClient extends EventEmitter<TunnelClientEvents> {
     const a = this.relayAddr!;
     const type = a.family === 6 ? 'udp6' : 'udp4';
     // Only the relay's address:port; everything else is noise (and would fail auth anyway).
-    const onDatagram = (msg: Buffer, port: number) => { if (port === this.o.relayPort) this.onFrame(msg, 'udp'); };
+    const onDatagram = (msg: Buffer, port: number) => {
+      if (port === this.o.relayPort) this.onFrame(msg, 'udp');
+    };
     // ENETUNREACH etc. while the link is down during rotation: the next tick retries.
     const sendFailed = (err: string) => this.log.debug({ err }, 'udp send failed');
     if (this.o.nativeUdp !== false && addonAvailable()) {
@@ -341,21 +390,28 @@ export class TunnelClient extends EventEmitter<TunnelClientEvents> {
         // 4 MB each way: bursts of 64 KB GSO/GRO messages overflow the 208 KB default (uncapped
         // with CAP_NET_ADMIN, else limited by net.core.rmem_max/wmem_max).
         const b = createBatchUdpSocket({ type, recvBufferSize: 4 << 20, sendBufferSize: 4 << 20 });
-        b.startRaw((data, meta, _addrs, count) => {
-          // Opened packets are fresh buffers (Initiator.receive), so they may wait for the batch's end.
-          this.rxPackets = count > 1 ? [] : undefined;
-          try {
-            for (let i = 0; i < count; i++) {
-              const off = meta[3 * i]!;
-              onDatagram(data.subarray(off, off + meta[3 * i + 1]!), meta[3 * i + 2]!);
+        b.startRaw(
+          (data, meta, _addrs, count) => {
+            // Opened packets are fresh buffers (Initiator.receive), so they may wait for the batch's end.
+            this.rxPackets = count > 1 ? [] : undefined;
+            try {
+              for (let i = 0; i < count; i++) {
+                const off = meta[3 * i]!;
+                onDatagram(data.subarray(off, off + meta[3 * i + 1]!), meta[3 * i + 2]!);
+              }
+            } finally {
+              this.flushRx();
             }
-          } finally {
-            this.flushRx();
-          }
-        }, (e) => this.log.debug({ err: e.message }, 'udp socket error'));
+          },
+          (e) => this.log.debug({ err: e.message }, 'udp socket error'),
+        );
         this.udp = {
           send: (frame, port, address) => {
-            try { if (!b.send(frame, address, port)) sendFailed('dropped'); } catch (e) { sendFailed((e as Error).message); }
+            try {
+              if (!b.send(frame, address, port)) sendFailed('dropped');
+            } catch (e) {
+              sendFailed((e as Error).message);
+            }
           },
           sendMany: (frames, port, address) => {
             const out: OutDatagram[] = new Array(frames.length);
@@ -363,7 +419,9 @@ export class TunnelClient extends EventEmitter<TunnelClientEvents> {
             try {
               const n = b.sendBatch(out);
               if (n < out.length) sendFailed(`${out.length - n} of ${out.length} dropped`);
-            } catch (e) { sendFailed((e as Error).message); }
+            } catch (e) {
+              sendFailed((e as Error).message);
+            }
           },
           close: async () => b.close(),
         };
@@ -376,9 +434,24 @@ export class TunnelClient extends EventEmitter<TunnelClientEvents> {
     s.on('message', (msg, rinfo) => onDatagram(msg, rinfo.port));
     s.on('error', (e) => this.log.debug({ err: e.message }, 'udp socket error'));
     this.udp = {
-      send: (frame, port, address) => s.send(frame, port, address, (err) => { if (err) sendFailed(err.message); }),
-      sendMany: (frames, port, address) => { for (const f of frames) s.send(f, port, address, (err) => { if (err) sendFailed(err.message); }); },
-      close: () => new Promise<void>((r) => { try { s.close(() => r()); } catch { r(); } }),
+      send: (frame, port, address) =>
+        s.send(frame, port, address, (err) => {
+          if (err) sendFailed(err.message);
+        }),
+      sendMany: (frames, port, address) => {
+        for (const f of frames)
+          s.send(f, port, address, (err) => {
+            if (err) sendFailed(err.message);
+          });
+      },
+      close: () =>
+        new Promise<void>((r) => {
+          try {
+            s.close(() => r());
+          } catch {
+            r();
+          }
+        }),
     };
   }
 

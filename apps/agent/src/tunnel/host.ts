@@ -38,10 +38,19 @@ export interface TunnelHandle {
   stop(): Promise<void>;
 }
 
-export type StartTunnel = (spec: TunnelSpec, onMessage: (m: JsonMessage) => void, logger: Logger) => Promise<TunnelHandle>;
+export type StartTunnel = (
+  spec: TunnelSpec,
+  onMessage: (m: JsonMessage) => void,
+  logger: Logger,
+) => Promise<TunnelHandle>;
 
 /** Options of the TunnelClient a spec describes (shared by both hosts). */
-function clientOptions(spec: TunnelSpec, logger: Logger, onPackets: (ps: Buffer[]) => void, onMessage: (m: JsonMessage) => void): TunnelClientOptions {
+function clientOptions(
+  spec: TunnelSpec,
+  logger: Logger,
+  onPackets: (ps: Buffer[]) => void,
+  onMessage: (m: JsonMessage) => void,
+): TunnelClientOptions {
   return {
     relayHost: spec.relayHost,
     relayPort: spec.relayPort,
@@ -69,7 +78,8 @@ export const kernelTun: TunIo = {
   openTun: (name, mtu) => openTun({ name, maxPacket: Math.max(mtu, 1500) + 64 }),
   configureTun: async (cfg) => {
     await configureTun(cfg, execRunner);
-    if (cfg.replyTable !== undefined) await installReplyRoute({ tun: cfg.name, address: cfg.address, table: cfg.replyTable }, execRunner);
+    if (cfg.replyTable !== undefined)
+      await installReplyRoute({ tun: cfg.name, address: cfg.address, table: cfg.replyTable }, execRunner);
   },
   unconfigureTun: async (cfg) => {
     if (cfg.replyTable !== undefined) await removeReplyRoute(cfg.replyTable, execRunner);
@@ -86,8 +96,21 @@ export async function runTunnel(
   const tun = io.openTun(spec.tun.name, spec.tun.mtu);
   try {
     await io.configureTun({ ...spec.tun, name: tun.name });
-    const client = createTunnelClient(clientOptions(spec, logger, (ps) => { if (ps.length === 1) tun.write(ps[0]!); else tun.writeBatch(ps); }, onMessage));
-    tun.start((batch) => client.sendPackets(batch), (e) => logger.error({ err: e }, 'tun read failed'));
+    const client = createTunnelClient(
+      clientOptions(
+        spec,
+        logger,
+        (ps) => {
+          if (ps.length === 1) tun.write(ps[0]!);
+          else tun.writeBatch(ps);
+        },
+        onMessage,
+      ),
+    );
+    tun.start(
+      (batch) => client.sendPackets(batch),
+      (e) => logger.error({ err: e }, 'tun read failed'),
+    );
     await client.start();
     return { tun, client };
   } catch (e) {
@@ -101,7 +124,9 @@ export function inProcessTunnel(io: TunIo): StartTunnel {
   return async (spec, onMessage, logger) => {
     const { tun, client } = await runTunnel(spec, io, onMessage, logger);
     return {
-      get established() { return client.established; },
+      get established() {
+        return client.established;
+      },
       tunName: tun.name,
       stats: () => client.stats(),
       sendMessage: (m) => client.sendMessage(m),
@@ -125,7 +150,11 @@ export type FromWorker =
   | { t: 'stopped' };
 
 /** Without `spec`, the worker loads and waits for a 'start' message carrying it. */
-export interface WorkerData { ppRole: 'tunnel'; spec?: TunnelSpec; logLevel: string }
+export interface WorkerData {
+  ppRole: 'tunnel';
+  spec?: TunnelSpec;
+  logLevel: string;
+}
 
 /**
  * The tunnel on a worker thread. `entry` is the script the worker runs: the agent's own entry
@@ -139,54 +168,90 @@ export function workerTunnel(entry: string, logLevel: string, onFatal: (e: unkno
   // so the first handshake goes out that much sooner after `run` starts. It holds nothing open (and
   // does not keep the process alive) until it gets its spec.
   const spawn = () => {
-    const w = { worker: new Worker(entry, { workerData: { ppRole: 'tunnel', logLevel } satisfies WorkerData, argv: [] }), gone: false };
+    const w = {
+      worker: new Worker(entry, { workerData: { ppRole: 'tunnel', logLevel } satisfies WorkerData, argv: [] }),
+      gone: false,
+    };
     w.worker.unref();
-    w.worker.once('error', () => { w.gone = true; });
-    w.worker.once('exit', () => { w.gone = true; });
+    w.worker.once('error', () => {
+      w.gone = true;
+    });
+    w.worker.once('exit', () => {
+      w.gone = true;
+    });
     return w;
   };
   let spare: ReturnType<typeof spawn> | undefined = spawn();
-  return (spec, onMessage, logger) => new Promise((resolve, reject) => {
-    const ready = spare && !spare.gone ? spare : spawn();
-    spare = undefined;
-    const worker = ready.worker;
-    worker.ref();
-    let stats: TunnelStats | undefined;
-    let tunName = spec.tun.name;
-    let started = false;
-    let stopped: (() => void) | undefined;
-    const handle: TunnelHandle = {
-      get established() { return stats?.established ?? false; },
-      get tunName() { return tunName; },
-      stats: () => {
-        if (!stats) throw agentError('PP_ERR_AGENT_USAGE', { reason: 'tunnel not started' });
-        return stats;
-      },
-      sendMessage: (message) => worker.postMessage({ t: 'send', message } satisfies ToWorker),
-      stop: () => new Promise<void>((done) => {
-        const finish = () => { clearTimeout(timer); void worker.terminate().then(() => done(), () => done()); };
-        const timer = setTimeout(finish, 3_000);
-        stopped = finish;
-        worker.postMessage({ t: 'stop' } satisfies ToWorker);
-      }),
-    };
-    worker.on('message', (m: FromWorker) => {
-      switch (m.t) {
-        case 'started': started = true; tunName = m.tunName; stats = m.stats; resolve(handle); break;
-        case 'state': stats = m.stats; break;
-        case 'message': onMessage(m.message); break;
-        case 'failed':
-          if (!started) { reject(new Error(m.error)); void worker.terminate(); } else onFatal(new Error(m.error));
-          break;
-        case 'stopped': stopped?.(); break;
-      }
+  return (spec, onMessage, logger) =>
+    new Promise((resolve, reject) => {
+      const ready = spare && !spare.gone ? spare : spawn();
+      spare = undefined;
+      const worker = ready.worker;
+      worker.ref();
+      let stats: TunnelStats | undefined;
+      let tunName = spec.tun.name;
+      let started = false;
+      let stopped: (() => void) | undefined;
+      const handle: TunnelHandle = {
+        get established() {
+          return stats?.established ?? false;
+        },
+        get tunName() {
+          return tunName;
+        },
+        stats: () => {
+          if (!stats) throw agentError('PP_ERR_AGENT_USAGE', { reason: 'tunnel not started' });
+          return stats;
+        },
+        sendMessage: (message) => worker.postMessage({ t: 'send', message } satisfies ToWorker),
+        stop: () =>
+          new Promise<void>((done) => {
+            const finish = () => {
+              clearTimeout(timer);
+              void worker.terminate().then(
+                () => done(),
+                () => done(),
+              );
+            };
+            const timer = setTimeout(finish, 3_000);
+            stopped = finish;
+            worker.postMessage({ t: 'stop' } satisfies ToWorker);
+          }),
+      };
+      worker.on('message', (m: FromWorker) => {
+        switch (m.t) {
+          case 'started':
+            started = true;
+            tunName = m.tunName;
+            stats = m.stats;
+            resolve(handle);
+            break;
+          case 'state':
+            stats = m.stats;
+            break;
+          case 'message':
+            onMessage(m.message);
+            break;
+          case 'failed':
+            if (!started) {
+              reject(new Error(m.error));
+              void worker.terminate();
+            } else onFatal(new Error(m.error));
+            break;
+          case 'stopped':
+            stopped?.();
+            break;
+        }
+      });
+      worker.on('error', (e) => {
+        if (!started) reject(e);
+        else onFatal(e);
+      });
+      worker.on('exit', (code) => {
+        if (!started) reject(new Error(`tunnel worker exited with code ${code} before starting`));
+        else if (!stopped) onFatal(new Error(`tunnel worker exited with code ${code}`));
+      });
+      worker.postMessage({ t: 'start', spec } satisfies ToWorker);
+      logger.debug({ entry }, 'tunnel worker started');
     });
-    worker.on('error', (e) => { if (!started) reject(e); else onFatal(e); });
-    worker.on('exit', (code) => {
-      if (!started) reject(new Error(`tunnel worker exited with code ${code} before starting`));
-      else if (!stopped) onFatal(new Error(`tunnel worker exited with code ${code}`));
-    });
-    worker.postMessage({ t: 'start', spec } satisfies ToWorker);
-    logger.debug({ entry }, 'tunnel worker started');
-  });
 }

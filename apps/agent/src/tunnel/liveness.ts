@@ -69,7 +69,11 @@ export class Liveness {
       : this.unansweredSince !== undefined && now - this.unansweredSince >= this.replyTimeoutMs;
     if (timedOut) {
       // A restart that followed soon after the previous one's handshake looks like a false alarm.
-      if (this.restartedAt !== undefined && now - this.restartedAt <= this.replyTimeoutMs + this.probeIdleMs * 2 + 1_000) this.falseAlarms++;
+      if (
+        this.restartedAt !== undefined &&
+        now - this.restartedAt <= this.replyTimeoutMs + this.probeIdleMs * 2 + 1_000
+      )
+        this.falseAlarms++;
       else this.falseAlarms = 0;
       if (this.falseAlarms >= this.maxFalseAlarms) this.slow = true;
       this.restartedAt = now;

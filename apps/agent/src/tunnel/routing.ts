@@ -43,8 +43,17 @@ export async function removeReplyRoute(table: number, runner: CommandRunner): Pr
 }
 
 export async function installReplyRoute(r: ReplyRoute, runner: CommandRunner): Promise<void> {
-  if (!Number.isInteger(r.table) || r.table < 1 || r.table > 0x7fffffff || r.table === 253 || r.table === 254 || r.table === 255) {
-    throw new RangeError(`reply table must be an integer 1-2147483647 other than 253-255 (default, main, local), got ${r.table}`);
+  if (
+    !Number.isInteger(r.table) ||
+    r.table < 1 ||
+    r.table > 0x7fffffff ||
+    r.table === 253 ||
+    r.table === 254 ||
+    r.table === 255
+  ) {
+    throw new RangeError(
+      `reply table must be an integer 1-2147483647 other than 253-255 (default, main, local), got ${r.table}`,
+    );
   }
   await removeReplyRoute(r.table, runner);
   for (const args of replyRouteCommands(r)) await runner.run('ip', args);

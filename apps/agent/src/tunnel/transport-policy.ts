@@ -49,7 +49,8 @@ export class TransportPolicy {
 
   tick(now: number): PolicyAction {
     if (this.connectingSince !== undefined) {
-      if (now - this.connectingSince >= this.fallbackAfterMs) return { switchTo: this.switchTo(this.mode === 'udp' ? 'tcp' : 'udp', now) };
+      if (now - this.connectingSince >= this.fallbackAfterMs)
+        return { switchTo: this.switchTo(this.mode === 'udp' ? 'tcp' : 'udp', now) };
       return {};
     }
     if (this.mode === 'tcp' && now - this.lastUdpProbeAt >= this.udpProbeGapMs) {
@@ -70,7 +71,9 @@ export class TransportPolicy {
 
   /** When the next UDP probe is due (while established on TCP), for logs and tests. */
   get nextUdpProbeAt(): number | undefined {
-    return this.mode === 'tcp' && this.connectingSince === undefined ? this.lastUdpProbeAt + this.udpProbeGapMs : undefined;
+    return this.mode === 'tcp' && this.connectingSince === undefined
+      ? this.lastUdpProbeAt + this.udpProbeGapMs
+      : undefined;
   }
 
   onSessionLost(now: number): void {

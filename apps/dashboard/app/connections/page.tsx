@@ -11,7 +11,18 @@ import { useResource } from '@/lib/resource';
 import type { Connection, Customer, Device, List } from '@/lib/types';
 import { upsertById } from '@/lib/types';
 import { ConnectionForm } from '@/components/ConnectionForm';
-import { Badge, ConfirmDialog, CopyButton, Dialog, Empty, ErrorBanner, Loading, Notice, PageHeader, StatusBadge } from '@/components/ui';
+import {
+  Badge,
+  ConfirmDialog,
+  CopyButton,
+  Dialog,
+  Empty,
+  ErrorBanner,
+  Loading,
+  Notice,
+  PageHeader,
+  StatusBadge,
+} from '@/components/ui';
 
 function absolute(url: string): string {
   return /^https?:\/\//.test(url) ? url : `${window.location.origin}${url.startsWith('/') ? '' : '/'}${url}`;
@@ -68,8 +79,13 @@ function ConnectionsInner() {
     if (ev.type === 'device_connected' || ev.type === 'device_disconnected') {
       const id = ev.data.device_id;
       const status = ev.type === 'device_connected' ? 'online' : 'offline';
-      list.setData((prev) => prev && { ...prev, items: prev.items.map((c) => (c.device_id === id ? { ...c, device_status: status } : c)) });
-      devices.setData((prev) => prev && { ...prev, items: prev.items.map((d) => (d.id === id ? { ...d, status } : d)) });
+      list.setData(
+        (prev) =>
+          prev && { ...prev, items: prev.items.map((c) => (c.device_id === id ? { ...c, device_status: status } : c)) },
+      );
+      devices.setData(
+        (prev) => prev && { ...prev, items: prev.items.map((d) => (d.id === id ? { ...d, status } : d)) },
+      );
     }
     if (ev.type === 'device_paired' || ev.type === 'device_updated') reloadDevices();
   });
@@ -81,11 +97,17 @@ function ConnectionsInner() {
   async function setEnabled(c: Connection, enabled: boolean) {
     list.setData((prev) => prev && { ...prev, items: prev.items.map((x) => (x.id === c.id ? { ...x, enabled } : x)) });
     try {
-      const saved = await api<Connection>(`/api/connections/${encodeURIComponent(c.id)}`, { method: 'PATCH', body: { enabled } });
+      const saved = await api<Connection>(`/api/connections/${encodeURIComponent(c.id)}`, {
+        method: 'PATCH',
+        body: { enabled },
+      });
       list.setData((prev) => prev && { ...prev, items: prev.items.map((x) => (x.id === c.id ? saved : x)) });
     } catch (err) {
       list.setData((prev) => prev && { ...prev, items: prev.items.map((x) => (x.id === c.id ? c : x)) });
-      setNotice({ tone: 'error', body: `Could not ${enabled ? 'enable' : 'disable'} the connection: ${errorMessage(err)}` });
+      setNotice({
+        tone: 'error',
+        body: `Could not ${enabled ? 'enable' : 'disable'} the connection: ${errorMessage(err)}`,
+      });
     }
   }
 
@@ -99,7 +121,8 @@ function ConnectionsInner() {
       body: (
         <div className="stack">
           <div>
-            {created ? 'Connection created.' : 'Connection saved.'} {r.ok ? 'It is ready to use:' : `It will not work yet (${r.reasons.join(', ')}):`}
+            {created ? 'Connection created.' : 'Connection saved.'}{' '}
+            {r.ok ? 'It is ready to use:' : `It will not work yet (${r.reasons.join(', ')}):`}
           </div>
           <div className="row">
             <code className="mono">{c.proxy_url}</code>
@@ -142,7 +165,9 @@ function ConnectionsInner() {
                 {c.name}
               </option>
             ))}
-            {customerFilter && !customerById.has(customerFilter) && <option value={customerFilter}>{customerFilter}</option>}
+            {customerFilter && !customerById.has(customerFilter) && (
+              <option value={customerFilter}>{customerFilter}</option>
+            )}
           </select>
         </label>
         {list.data && (
@@ -159,7 +184,9 @@ function ConnectionsInner() {
       )}
       <ErrorBanner error={list.error} onRetry={list.reload} />
       {!list.data && !list.error && <Loading what="Loading connections" />}
-      {list.data && items.length === 0 && <Empty>No connections{deviceFilter || customerFilter ? ' match' : ' yet'}.</Empty>}
+      {list.data && items.length === 0 && (
+        <Empty>No connections{deviceFilter || customerFilter ? ' match' : ' yet'}.</Empty>
+      )}
       {items.length > 0 && (
         <div className="table-wrap">
           <table className="table">
@@ -196,7 +223,11 @@ function ConnectionsInner() {
                         <button
                           type="button"
                           className="btn btn-small"
-                          onClick={() => downloadOvpn(c).catch((err) => setNotice({ tone: 'error', body: `.ovpn download failed: ${errorMessage(err)}` }))}
+                          onClick={() =>
+                            downloadOvpn(c).catch((err) =>
+                              setNotice({ tone: 'error', body: `.ovpn download failed: ${errorMessage(err)}` }),
+                            )
+                          }
                         >
                           .ovpn
                         </button>
@@ -205,9 +236,14 @@ function ConnectionsInner() {
                     <td>
                       {r.ok ? (
                         c.live.state === 'live' ? (
-                          <Badge tone="ok" title="In force on the relay and on the device">live</Badge>
+                          <Badge tone="ok" title="In force on the relay and on the device">
+                            live
+                          </Badge>
                         ) : (
-                          <Badge tone="warn" title={`Changed ${formatAge(c.updated_at, now)}; the relay ${c.live.relay_applied_at ? 'has it' : 'does not have it yet'}, the device ${c.live.device_applied_at && c.live.device_applied_at >= c.updated_at ? 'has it' : 'does not have it yet'}`}>
+                          <Badge
+                            tone="warn"
+                            title={`Changed ${formatAge(c.updated_at, now)}; the relay ${c.live.relay_applied_at ? 'has it' : 'does not have it yet'}, the device ${c.live.device_applied_at && c.live.device_applied_at >= c.updated_at ? 'has it' : 'does not have it yet'}`}
+                          >
                             pending · {formatAge(c.updated_at, now)}
                           </Badge>
                         )
@@ -220,7 +256,11 @@ function ConnectionsInner() {
                       )}
                     </td>
                     <td>
-                      <Link className="nowrap" href={`/devices/view/?id=${encodeURIComponent(c.device_id)}`} prefetch={false}>
+                      <Link
+                        className="nowrap"
+                        href={`/devices/view/?id=${encodeURIComponent(c.device_id)}`}
+                        prefetch={false}
+                      >
                         {dev?.name ?? c.device_id}
                       </Link>
                       <div>
@@ -233,17 +273,43 @@ function ConnectionsInner() {
                         )}
                       </div>
                     </td>
-                    <td>{cust ? cust.name : c.customer_id ? <span className="mono small">{c.customer_id}</span> : <span className="muted">—</span>}</td>
                     <td>
-                      <input type="checkbox" checked={c.enabled} onChange={(e) => setEnabled(c, e.target.checked)} aria-label={`${c.enabled ? 'Disable' : 'Enable'} ${c.username}`} />
+                      {cust ? (
+                        cust.name
+                      ) : c.customer_id ? (
+                        <span className="mono small">{c.customer_id}</span>
+                      ) : (
+                        <span className="muted">—</span>
+                      )}
+                    </td>
+                    <td>
+                      <input
+                        type="checkbox"
+                        checked={c.enabled}
+                        onChange={(e) => setEnabled(c, e.target.checked)}
+                        aria-label={`${c.enabled ? 'Disable' : 'Enable'} ${c.username}`}
+                      />
                     </td>
                     <td className="nowrap">
                       {formatBytes(c.bytes_used_month)}
-                      <span className="muted"> / {c.bandwidth_limit_bytes === null ? '∞' : formatBytes(c.bandwidth_limit_bytes)}</span>
+                      <span className="muted">
+                        {' '}
+                        / {c.bandwidth_limit_bytes === null ? '∞' : formatBytes(c.bandwidth_limit_bytes)}
+                      </span>
                     </td>
-                    <td className="nowrap small">{c.expires_at ? formatTime(c.expires_at) : <span className="muted">never</span>}</td>
+                    <td className="nowrap small">
+                      {c.expires_at ? formatTime(c.expires_at) : <span className="muted">never</span>}
+                    </td>
                     <td className="small">
-                      {c.allow_from.length === 0 ? <span className="muted" title="Any source address with the username and password">any</span> : <span className="mono" title={c.allow_from.join('\n')}>{c.allow_from.length === 1 ? c.allow_from[0] : `${c.allow_from.length} ranges`}</span>}
+                      {c.allow_from.length === 0 ? (
+                        <span className="muted" title="Any source address with the username and password">
+                          any
+                        </span>
+                      ) : (
+                        <span className="mono" title={c.allow_from.join('\n')}>
+                          {c.allow_from.length === 1 ? c.allow_from[0] : `${c.allow_from.length} ranges`}
+                        </span>
+                      )}
                     </td>
                     <td className="actions-cell">
                       <button type="button" className="btn btn-small" onClick={() => setEditing(c)}>

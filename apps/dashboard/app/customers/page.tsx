@@ -11,7 +11,15 @@ import type { Customer, List } from '@/lib/types';
 import { upsertById } from '@/lib/types';
 import { ConfirmDialog, Dialog, Empty, ErrorBanner, Field, Loading, Notice, PageHeader } from '@/components/ui';
 
-function CustomerForm({ customer, onSaved, onCancel }: { customer?: Customer; onSaved: (c: Customer) => void; onCancel: () => void }) {
+function CustomerForm({
+  customer,
+  onSaved,
+  onCancel,
+}: {
+  customer?: Customer;
+  onSaved: (c: Customer) => void;
+  onCancel: () => void;
+}) {
   const [name, setName] = useState(customer?.name ?? '');
   const [email, setEmail] = useState(customer?.email ?? '');
   const [notes, setNotes] = useState(customer?.notes ?? '');
@@ -21,9 +29,13 @@ function CustomerForm({ customer, onSaved, onCancel }: { customer?: Customer; on
     e.preventDefault();
     const v = validate(CustomerCreate, { name, email: email.trim() ? email : null, notes });
     if (!v.ok) return setErrors(v.errors);
-    await send(() => (customer
-      ? api<Customer>(`/api/customers/${encodeURIComponent(customer.id)}`, { method: 'PUT', body: v.data })
-      : api<Customer>('/api/customers', { method: 'POST', body: v.data })), onSaved);
+    await send(
+      () =>
+        customer
+          ? api<Customer>(`/api/customers/${encodeURIComponent(customer.id)}`, { method: 'PUT', body: v.data })
+          : api<Customer>('/api/customers', { method: 'POST', body: v.data }),
+      onSaved,
+    );
   }
 
   return (
@@ -96,12 +108,18 @@ export default function CustomersPage() {
                   <td>{c.name}</td>
                   <td>{c.email ?? <span className="muted">—</span>}</td>
                   <td>
-                    <Link href={`/connections/?customer_id=${encodeURIComponent(c.id)}`} prefetch={false}>{c.connections}</Link>
+                    <Link href={`/connections/?customer_id=${encodeURIComponent(c.id)}`} prefetch={false}>
+                      {c.connections}
+                    </Link>
                   </td>
                   <td className="small">{c.notes}</td>
                   <td className="small nowrap hide-narrow">{formatTime(c.created_at)}</td>
                   <td className="actions-cell">
-                    <Link className="btn btn-small" href={`/connections/?customer_id=${encodeURIComponent(c.id)}&new=1`} prefetch={false}>
+                    <Link
+                      className="btn btn-small"
+                      href={`/connections/?customer_id=${encodeURIComponent(c.id)}&new=1`}
+                      prefetch={false}
+                    >
                       Add connection
                     </Link>
                     <button type="button" className="btn btn-small" onClick={() => setEditing(c)}>
@@ -121,7 +139,9 @@ export default function CustomersPage() {
         <CustomerForm onSaved={onSaved} onCancel={() => setCreating(false)} />
       </Dialog>
       <Dialog open={!!editing} title="Edit customer" onClose={() => setEditing(null)}>
-        {editing && <CustomerForm key={editing.id} customer={editing} onSaved={onSaved} onCancel={() => setEditing(null)} />}
+        {editing && (
+          <CustomerForm key={editing.id} customer={editing} onSaved={onSaved} onCancel={() => setEditing(null)} />
+        )}
       </Dialog>
       <ConfirmDialog
         open={!!deleting}

@@ -32,7 +32,17 @@ function listPath(status: StatusFilter, q: string) {
 }
 
 /** One row; memoised so a live batch re-renders only the devices it touched. */
-const DeviceRow = memo(function DeviceRow({ d, selected, relay, onToggle }: { d: Device; selected: boolean; relay: string; onToggle: (id: string) => void }) {
+const DeviceRow = memo(function DeviceRow({
+  d,
+  selected,
+  relay,
+  onToggle,
+}: {
+  d: Device;
+  selected: boolean;
+  relay: string;
+  onToggle: (id: string) => void;
+}) {
   return (
     <tr className={selected ? 'selected' : undefined}>
       <td>
@@ -55,7 +65,14 @@ const DeviceRow = memo(function DeviceRow({ d, selected, relay, onToggle }: { d:
       <td className={`nowrap sig-${signalLevel(d.metrics.signal)}`}>{formatSignal(d.metrics.signal)}</td>
       <td className="nowrap">
         {d.metrics.battery === null ? '—' : `${d.metrics.battery}%`}
-        {d.metrics.charging ? <span title="charging" aria-label="charging"> ⚡</span> : ''}
+        {d.metrics.charging ? (
+          <span title="charging" aria-label="charging">
+            {' '}
+            ⚡
+          </span>
+        ) : (
+          ''
+        )}
       </td>
       <td>{relay}</td>
     </tr>
@@ -64,7 +81,9 @@ const DeviceRow = memo(function DeviceRow({ d, selected, relay, onToggle }: { d:
 
 function DevicesInner() {
   const params = useSearchParams();
-  const initialStatus = (['online', 'offline'].includes(params.get('status') ?? '') ? params.get('status') : 'all') as StatusFilter;
+  const initialStatus = (
+    ['online', 'offline'].includes(params.get('status') ?? '') ? params.get('status') : 'all'
+  ) as StatusFilter;
   const [status, setStatus] = useState<StatusFilter>(initialStatus);
   const [query, setQuery] = useState(params.get('q') ?? '');
   const [q, setQ] = useState(query);
@@ -100,15 +119,21 @@ function DevicesInner() {
   const pending = useRef(new Map<string, DevicePatch>());
   const flushTimer = useRef<ReturnType<typeof setTimeout> | null>(null);
   const refetch = useDebounced(list.reload, 1000);
-  useEffect(() => () => {
-    if (flushTimer.current) clearTimeout(flushTimer.current);
-  }, []);
+  useEffect(
+    () => () => {
+      if (flushTimer.current) clearTimeout(flushTimer.current);
+    },
+    [],
+  );
   useLiveEvents((ev) => {
     const change = devicePatchFromEvent(ev);
     if (!change) return;
     if (ev.type === 'device_paired' || (ev.type === 'device_updated' && !change.full)) return refetch();
     const prev = pending.current.get(change.id);
-    pending.current.set(change.id, prev ? { ...prev, ...change.patch, metrics: { ...prev.metrics, ...change.patch.metrics } } : change.patch);
+    pending.current.set(
+      change.id,
+      prev ? { ...prev, ...change.patch, metrics: { ...prev.metrics, ...change.patch.metrics } } : change.patch,
+    );
     if (flushTimer.current) return;
     flushTimer.current = setTimeout(() => {
       flushTimer.current = null;
@@ -164,7 +189,9 @@ function DevicesInner() {
     if (!targets.length) return;
     setBusy(true);
     setNotice(null);
-    const results = await mapLimit(targets, 8, (d) => api(`/api/devices/${encodeURIComponent(d.id)}/commands`, { method: 'POST', body: { type: 'rotate_ip' } }));
+    const results = await mapLimit(targets, 8, (d) =>
+      api(`/api/devices/${encodeURIComponent(d.id)}/commands`, { method: 'POST', body: { type: 'rotate_ip' } }),
+    );
     setBusy(false);
     const failed = results.filter((r) => !r.ok);
     const offline = targets.filter((d) => d.status === 'offline').length;
@@ -174,7 +201,8 @@ function DevicesInner() {
       text: (
         <>
           Rotation requested for {okCount} of {targets.length} device{targets.length === 1 ? '' : 's'}.
-          {offline > 0 && ` ${offline} ${offline === 1 ? 'is' : 'are'} offline: the command waits until the device reconnects, or expires.`}
+          {offline > 0 &&
+            ` ${offline} ${offline === 1 ? 'is' : 'are'} offline: the command waits until the device reconnects, or expires.`}
           {failed.length > 0 && (
             <ul>
               {failed.slice(0, 10).map((f) => (
@@ -193,7 +221,11 @@ function DevicesInner() {
 
   const sortHeader = (key: SortKey, label: string) => (
     <th aria-sort={sort.key === key ? (sort.dir === 1 ? 'ascending' : 'descending') : undefined}>
-      <button type="button" className="sort" onClick={() => setSort((s) => ({ key, dir: s.key === key ? (s.dir === 1 ? -1 : 1) : 1 }))}>
+      <button
+        type="button"
+        className="sort"
+        onClick={() => setSort((s) => ({ key, dir: s.key === key ? (s.dir === 1 ? -1 : 1) : 1 }))}
+      >
         {label}
         {sort.key === key ? (sort.dir === 1 ? ' ▲' : ' ▼') : ''}
       </button>
@@ -214,10 +246,22 @@ function DevicesInner() {
         </Link>
       </PageHeader>
       <div className="toolbar">
-        <input type="search" placeholder="Search name, IP, carrier…" aria-label="Search devices" value={query} onChange={(e) => setQuery(e.target.value)} />
+        <input
+          type="search"
+          placeholder="Search name, IP, carrier…"
+          aria-label="Search devices"
+          value={query}
+          onChange={(e) => setQuery(e.target.value)}
+        />
         <div className="seg" role="group" aria-label="Filter by status">
           {(['all', 'online', 'offline'] as const).map((s) => (
-            <button key={s} type="button" className="btn btn-small" aria-pressed={status === s} onClick={() => setStatus(s)}>
+            <button
+              key={s}
+              type="button"
+              className="btn btn-small"
+              aria-pressed={status === s}
+              onClick={() => setStatus(s)}
+            >
               {s === 'all' ? 'All' : s === 'online' ? 'Online' : 'Offline'}
             </button>
           ))}
@@ -272,7 +316,13 @@ function DevicesInner() {
             </thead>
             <tbody>
               {rows.map((d) => (
-                <DeviceRow key={d.id} d={d} selected={selected.has(d.id)} relay={d.relay_id ? (relayName.get(d.relay_id) ?? d.relay_id) : '—'} onToggle={toggle} />
+                <DeviceRow
+                  key={d.id}
+                  d={d}
+                  selected={selected.has(d.id)}
+                  relay={d.relay_id ? (relayName.get(d.relay_id) ?? d.relay_id) : '—'}
+                  onToggle={toggle}
+                />
               ))}
             </tbody>
           </table>

@@ -57,11 +57,28 @@ export default function LoginPage() {
         {flash && <Notice tone="warn">{flash}</Notice>}
         {errors._ && <Notice tone="error">{errors._}</Notice>}
         <Field label="Email" error={errors.email}>
-          {(p) => <input {...p} type="email" autoComplete="username" value={email} onChange={(e) => setEmail(e.target.value)} autoFocus required />}
+          {(p) => (
+            <input
+              {...p}
+              type="email"
+              autoComplete="username"
+              value={email}
+              onChange={(e) => setEmail(e.target.value)}
+              autoFocus
+              required
+            />
+          )}
         </Field>
         <Field label="Password" error={errors.password}>
           {(p) => (
-            <input {...p} type="password" autoComplete="current-password" value={password} onChange={(e) => setPassword(e.target.value)} required />
+            <input
+              {...p}
+              type="password"
+              autoComplete="current-password"
+              value={password}
+              onChange={(e) => setPassword(e.target.value)}
+              required
+            />
           )}
         </Field>
         <button className="btn btn-primary" type="submit" disabled={busy}>

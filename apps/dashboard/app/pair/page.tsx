@@ -99,7 +99,10 @@ export default function PairPage() {
     return () => clearInterval(t);
   }, [waiting, live, poll]);
 
-  const qrSrc = useMemo(() => (code ? `data:image/svg+xml;charset=utf-8,${encodeURIComponent(code.qr_svg)}` : ''), [code]);
+  const qrSrc = useMemo(
+    () => (code ? `data:image/svg+xml;charset=utf-8,${encodeURIComponent(code.qr_svg)}` : ''),
+    [code],
+  );
   // The pairing URI is what the QR code holds: server, code and the server key fingerprint the agent checks.
   const pairCommand = code ? `pocketproxy-agent pair ${shellQuote(code.pair_url)}` : '';
   const runCommand = 'pocketproxy-agent run --egress-interface wwan0';
@@ -113,11 +116,24 @@ export default function PairPage() {
         <form className="card stack" onSubmit={create} noValidate>
           <h2>New pairing code</h2>
           <p className="muted" style={{ margin: 0 }}>
-            A code works once and expires after 10 minutes. Run the agent command on the phone or modem box, or scan the QR code with the PocketProxy app.
+            A code works once and expires after 10 minutes. Run the agent command on the phone or modem box, or scan the
+            QR code with the PocketProxy app.
           </p>
           {errors._ && <Notice tone="error">{errors._}</Notice>}
-          <Field label="Device name (optional)" error={errors.device_name} hint="Shown in the device list; the agent can also pick one.">
-            {(p) => <input {...p} value={deviceName} onChange={(e) => setDeviceName(e.target.value)} maxLength={64} placeholder="e.g. pixel-7-berlin-01" />}
+          <Field
+            label="Device name (optional)"
+            error={errors.device_name}
+            hint="Shown in the device list; the agent can also pick one."
+          >
+            {(p) => (
+              <input
+                {...p}
+                value={deviceName}
+                onChange={(e) => setDeviceName(e.target.value)}
+                maxLength={64}
+                placeholder="e.g. pixel-7-berlin-01"
+              />
+            )}
           </Field>
           <Field label="Relay" error={errors.relay_id}>
             {(p) => (
@@ -148,7 +164,10 @@ export default function PairPage() {
                 </Notice>
                 <div className="row">
                   {paired.device_id && (
-                    <Link className="btn btn-primary" href={`/devices/view/?id=${encodeURIComponent(paired.device_id)}`}>
+                    <Link
+                      className="btn btn-primary"
+                      href={`/devices/view/?id=${encodeURIComponent(paired.device_id)}`}
+                    >
                       Open device
                     </Link>
                   )}
@@ -181,7 +200,13 @@ export default function PairPage() {
                     </div>
                     <div className="row" style={{ alignItems: 'flex-start' }}>
                       {/* Rendered as an image: an SVG in <img> cannot run script. */}
-                      <img className="qr" src={qrSrc} alt={`QR code for pairing code ${code.code}`} width={220} height={220} />
+                      <img
+                        className="qr"
+                        src={qrSrc}
+                        alt={`QR code for pairing code ${code.code}`}
+                        width={220}
+                        height={220}
+                      />
                       <div className="stack" style={{ flex: 1, minWidth: 220 }}>
                         <div>
                           <strong>On the device, run:</strong>
@@ -195,19 +220,27 @@ export default function PairPage() {
                         </div>
                         <CopyButton text={`${pairCommand}\n${runCommand}`} label="Copy commands" />
                         <div className="small muted">
-                          Pick the modem&apos;s interface for <span className="mono">--egress-interface</span> and a rotation driver (<span className="mono">--rotate-driver</span>); <span className="mono">pocketproxy-agent run --help</span> lists the options.
+                          Pick the modem&apos;s interface for <span className="mono">--egress-interface</span> and a
+                          rotation driver (<span className="mono">--rotate-driver</span>);{' '}
+                          <span className="mono">pocketproxy-agent run --help</span> lists the options.
                         </div>
                         <div className="small muted">
-                          Server fingerprint: <span className="mono">{code.server_fingerprint}</span> — the agent refuses a server or relay key that does not match it.
+                          Server fingerprint: <span className="mono">{code.server_fingerprint}</span> — the agent
+                          refuses a server or relay key that does not match it.
                         </div>
                         {target.plainHttp && (
                           <Notice tone="warn">
-                            The server URL <span className="mono">{target.server}</span> is plain http: the agent refuses it unless you add <span className="mono">--insecure-http</span> to the pair command (for a lab only; the device token and keys would cross the network in clear). Set <span className="mono">POCKETPROXY_PUBLIC_URL</span> to an https URL.
+                            The server URL <span className="mono">{target.server}</span> is plain http: the agent
+                            refuses it unless you add <span className="mono">--insecure-http</span> to the pair command
+                            (for a lab only; the device token and keys would cross the network in clear). Set{' '}
+                            <span className="mono">POCKETPROXY_PUBLIC_URL</span> to an https URL.
                           </Notice>
                         )}
                         {origin && target.server && target.server !== origin && (
                           <div className="small muted">
-                            The code names the server <span className="mono">{target.server}</span> (POCKETPROXY_PUBLIC_URL), not <span className="mono">{origin}</span>: the device must reach that address.
+                            The code names the server <span className="mono">{target.server}</span>{' '}
+                            (POCKETPROXY_PUBLIC_URL), not <span className="mono">{origin}</span>: the device must reach
+                            that address.
                           </div>
                         )}
                         <div className="muted small" role="status">

@@ -22,14 +22,24 @@ function RelayForm({ relay, onSaved, onCancel }: { relay?: Relay; onSaved: (r: R
   async function submit(e: React.FormEvent) {
     e.preventDefault();
     const port = tunnelPort.trim() === '' ? NaN : Number(tunnelPort);
-    const body: Record<string, unknown> = { name, host: host.trim(), tunnel_port: Number.isFinite(port) ? port : tunnelPort, push_url: pushUrl.trim(), enabled };
+    const body: Record<string, unknown> = {
+      name,
+      host: host.trim(),
+      tunnel_port: Number.isFinite(port) ? port : tunnelPort,
+      push_url: pushUrl.trim(),
+      enabled,
+    };
     if (publicKey.trim()) body.public_key = publicKey.trim();
     const v = validate(relay ? RelayUpdate : RelayCreate, body);
     const local: FieldErrors = Number.isFinite(port) ? {} : { tunnel_port: 'enter a port between 1 and 65535' };
     if (!v.ok || Object.keys(local).length) return setErrors({ ...(v.ok ? {} : v.errors), ...local });
-    await send(() => (relay
-      ? api<Relay>(`/api/relays/${encodeURIComponent(relay.id)}`, { method: 'PATCH', body: v.data })
-      : api<Relay>('/api/relays', { method: 'POST', body: v.data })), onSaved);
+    await send(
+      () =>
+        relay
+          ? api<Relay>(`/api/relays/${encodeURIComponent(relay.id)}`, { method: 'PATCH', body: v.data })
+          : api<Relay>('/api/relays', { method: 'POST', body: v.data }),
+      onSaved,
+    );
   }
 
   return (
@@ -40,21 +50,51 @@ function RelayForm({ relay, onSaved, onCancel }: { relay?: Relay; onSaved: (r: R
           {(p) => <input {...p} value={name} onChange={(e) => setName(e.target.value)} maxLength={64} autoFocus />}
         </Field>
         <Field label="Public host" error={errors.host} hint="What devices and customers dial.">
-          {(p) => <input {...p} value={host} onChange={(e) => setHost(e.target.value)} placeholder="relay1.example.com" spellCheck={false} />}
+          {(p) => (
+            <input
+              {...p}
+              value={host}
+              onChange={(e) => setHost(e.target.value)}
+              placeholder="relay1.example.com"
+              spellCheck={false}
+            />
+          )}
         </Field>
         <Field label="Tunnel port" error={errors.tunnel_port} hint="UDP, with TCP fallback on the same port.">
-          {(p) => <input {...p} type="number" min={1} max={65535} value={tunnelPort} onChange={(e) => setTunnelPort(e.target.value)} />}
+          {(p) => (
+            <input
+              {...p}
+              type="number"
+              min={1}
+              max={65535}
+              value={tunnelPort}
+              onChange={(e) => setTunnelPort(e.target.value)}
+            />
+          )}
         </Field>
         <Field label="Push API URL" error={errors.push_url} hint="Internal; how the API reaches this relay's tunnel.">
           {(p) => <input {...p} value={pushUrl} onChange={(e) => setPushUrl(e.target.value)} spellCheck={false} />}
         </Field>
         <div className="span-all">
-          <Field label="Tunnel public key (optional)" error={errors.public_key} hint="Base64 X25519 key; the tunnel normally reports it itself.">
-            {(p) => <input {...p} value={publicKey} onChange={(e) => setPublicKey(e.target.value)} spellCheck={false} className="mono" />}
+          <Field
+            label="Tunnel public key (optional)"
+            error={errors.public_key}
+            hint="Base64 X25519 key; the tunnel normally reports it itself."
+          >
+            {(p) => (
+              <input
+                {...p}
+                value={publicKey}
+                onChange={(e) => setPublicKey(e.target.value)}
+                spellCheck={false}
+                className="mono"
+              />
+            )}
           </Field>
         </div>
         <label className="check">
-          <input type="checkbox" checked={enabled} onChange={(e) => setEnabled(e.target.checked)} /> Enabled (accepts new devices)
+          <input type="checkbox" checked={enabled} onChange={(e) => setEnabled(e.target.checked)} /> Enabled (accepts
+          new devices)
         </label>
       </div>
       <div className="actions">
@@ -94,7 +134,9 @@ export default function RelaysPage() {
       </PageHeader>
       <ErrorBanner error={list.error} onRetry={list.reload} />
       {!list.data && !list.error && <Loading what="Loading relays" />}
-      {list.data && items.length === 0 && <Empty>No relays. The server normally registers its own relay at start.</Empty>}
+      {list.data && items.length === 0 && (
+        <Empty>No relays. The server normally registers its own relay at start.</Empty>
+      )}
       {items.length > 0 && (
         <div className="table-wrap">
           <table className="table">

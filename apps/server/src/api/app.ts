@@ -51,7 +51,8 @@ export async function createApi(ctx: Ctx, opts: ApiOptions = {}): Promise<Fastif
   app.addHook('onResponse', (req, reply, done) => {
     const route = req.routeOptions.url ?? 'unmatched';
     metrics.http.observe({ method: req.method, route, status: String(reply.statusCode) }, reply.elapsedTime / 1000);
-    if (reply.statusCode >= 500) req.log.error({ method: req.method, route, status: reply.statusCode }, 'request failed');
+    if (reply.statusCode >= 500)
+      req.log.error({ method: req.method, route, status: reply.statusCode }, 'request failed');
     done();
   });
   app.addHook('onSend', (_req, reply, payload, done) => {
@@ -70,8 +71,13 @@ export async function createApi(ctx: Ctx, opts: ApiOptions = {}): Promise<Fastif
   const loginLimit = new RateLimiter(10, minute, ctx.clock);
   const loginFailures = new RateLimiter(LOGIN_FAILURES_PER_ADDRESS, LOGIN_FAILURE_WINDOW_MS, ctx.clock);
   r.add({
-    method: 'POST', url: '/api/auth/login', auth: 'public', tag: 'auth', summary: 'Sign in; answers a JWT for the Authorization header',
-    body: S.LoginRequest, response: S.LoginResponse,
+    method: 'POST',
+    url: '/api/auth/login',
+    auth: 'public',
+    tag: 'auth',
+    summary: 'Sign in; answers a JWT for the Authorization header',
+    body: S.LoginRequest,
+    response: S.LoginResponse,
     handler: async ({ body, req }) => {
       loginLimit.hit(`${req.ip}|${body.email}`);
       try {
@@ -112,7 +118,11 @@ export async function createApi(ctx: Ctx, opts: ApiOptions = {}): Promise<Fastif
 
   // Operational routes go through the Router too, so /api/openapi.json lists every route there is.
   r.add({
-    method: 'GET', url: '/healthz', auth: 'public', tag: 'meta', summary: 'Liveness and database reachability (503 when the database does not answer)',
+    method: 'GET',
+    url: '/healthz',
+    auth: 'public',
+    tag: 'meta',
+    summary: 'Liveness and database reachability (503 when the database does not answer)',
     response: S.Health,
     handler: async ({ reply }) => {
       try {
@@ -124,17 +134,37 @@ export async function createApi(ctx: Ctx, opts: ApiOptions = {}): Promise<Fastif
     },
   });
   r.add({
-    method: 'GET', url: '/metrics', auth: 'public', tag: 'meta', summary: 'Prometheus metrics (text exposition format)', produces: metrics.registry.contentType,
+    method: 'GET',
+    url: '/metrics',
+    auth: 'public',
+    tag: 'meta',
+    summary: 'Prometheus metrics (text exposition format)',
+    produces: metrics.registry.contentType,
     handler: () => metrics.registry.metrics(),
   });
   let openapi: unknown;
-  r.add({ method: 'GET', url: '/api/openapi.json', auth: 'public', tag: 'meta', summary: 'This OpenAPI 3.1 document', handler: async () => (openapi ??= buildOpenApi(r.docs, VERSION)) });
+  r.add({
+    method: 'GET',
+    url: '/api/openapi.json',
+    auth: 'public',
+    tag: 'meta',
+    summary: 'This OpenAPI 3.1 document',
+    handler: async () => (openapi ??= buildOpenApi(r.docs, VERSION)),
+  });
   await installWs(app, ctx, { inc: () => metrics.wsClients.inc(), dec: () => metrics.wsClients.dec() });
 
   if (opts.dashboardDir && existsSync(opts.dashboardDir)) {
-    await app.register(fastifyStatic, { root: opts.dashboardDir, wildcard: true, index: ['index.html'], redirect: true, cacheControl: false, preCompressed: true });
+    await app.register(fastifyStatic, {
+      root: opts.dashboardDir,
+      wildcard: true,
+      index: ['index.html'],
+      redirect: true,
+      cacheControl: false,
+      preCompressed: true,
+    });
     app.addHook('onSend', (req, reply, payload, done) => {
-      if (!req.url.startsWith('/api') && req.url.includes('/_next/static/')) reply.header('cache-control', 'public, max-age=31536000, immutable');
+      if (!req.url.startsWith('/api') && req.url.includes('/_next/static/'))
+        reply.header('cache-control', 'public, max-age=31536000, immutable');
       done(null, payload);
     });
   }

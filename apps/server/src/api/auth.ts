@@ -26,7 +26,11 @@ export async function issueJwt(ctx: Ctx, admin: { id: string; email: string }) {
 
 export async function verifyJwt(ctx: Ctx, token: string): Promise<Principal> {
   try {
-    const { payload } = await jwtVerify(token, ctx.jwtKey, { audience: 'pocketproxy-admin', algorithms: ['HS256'], currentDate: ctx.clock.now() });
+    const { payload } = await jwtVerify(token, ctx.jwtKey, {
+      audience: 'pocketproxy-admin',
+      algorithms: ['HS256'],
+      currentDate: ctx.clock.now(),
+    });
     if (!payload.sub) throw apiError('PP_ERR_API_UNAUTHENTICATED');
     return { kind: 'admin', id: payload.sub };
   } catch (e) {
@@ -51,7 +55,9 @@ export class DeviceTokenCache {
     const now = Date.now();
     const hit = this.#m.get(h);
     if (hit && hit.until > now) return hit.id;
-    const r = await ctx.db.query<{ id: string }>('SELECT id FROM devices WHERE token_hash = $1', [h], { name: 'device_by_token' });
+    const r = await ctx.db.query<{ id: string }>('SELECT id FROM devices WHERE token_hash = $1', [h], {
+      name: 'device_by_token',
+    });
     const id = r.rows[0]?.id ?? null;
     if (id) {
       if (this.#m.size > 50_000) this.#m.clear();
@@ -64,7 +70,13 @@ export class DeviceTokenCache {
   }
 }
 
-export async function authenticate(ctx: Ctx, cache: DeviceTokenCache, kind: AuthKind, req: FastifyRequest, params: Record<string, string>): Promise<Principal> {
+export async function authenticate(
+  ctx: Ctx,
+  cache: DeviceTokenCache,
+  kind: AuthKind,
+  req: FastifyRequest,
+  params: Record<string, string>,
+): Promise<Principal> {
   if (kind === 'public') return { kind, id: req.ip };
   const token = bearer(req);
   if (!token) throw apiError('PP_ERR_API_UNAUTHENTICATED');

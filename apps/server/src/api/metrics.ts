@@ -12,15 +12,25 @@ export function createMetrics(ctx: Ctx) {
     buckets: [0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 1, 5],
     registers: [registry],
   });
-  const heartbeats = new client.Counter({ name: 'pocketproxy_heartbeats_total', help: 'Device heartbeats received', registers: [registry] });
-  const wsClients = new client.Gauge({ name: 'pocketproxy_ws_clients', help: 'Connected dashboard WebSockets', registers: [registry] });
+  const heartbeats = new client.Counter({
+    name: 'pocketproxy_heartbeats_total',
+    help: 'Device heartbeats received',
+    registers: [registry],
+  });
+  const wsClients = new client.Gauge({
+    name: 'pocketproxy_ws_clients',
+    help: 'Connected dashboard WebSockets',
+    registers: [registry],
+  });
   new client.Gauge({
     name: 'pocketproxy_devices',
     help: 'Devices by status',
     labelNames: ['status'] as const,
     registers: [registry],
     async collect() {
-      const r = await ctx.db.query<{ status: string; n: number }>('SELECT status, count(*)::int AS n FROM devices GROUP BY status');
+      const r = await ctx.db.query<{ status: string; n: number }>(
+        'SELECT status, count(*)::int AS n FROM devices GROUP BY status',
+      );
       this.reset();
       for (const s of ['online', 'offline']) this.set({ status: s }, r.rows.find((x) => x.status === s)?.n ?? 0);
     },
@@ -30,7 +40,9 @@ export function createMetrics(ctx: Ctx) {
     help: 'Commands not yet finished',
     registers: [registry],
     async collect() {
-      const r = await ctx.db.query<{ n: number }>(`SELECT count(*)::int AS n FROM commands WHERE status IN ('pending','sent','acked')`);
+      const r = await ctx.db.query<{ n: number }>(
+        `SELECT count(*)::int AS n FROM commands WHERE status IN ('pending','sent','acked')`,
+      );
       this.set(r.rows[0]!.n);
     },
   });

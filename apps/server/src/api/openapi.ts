@@ -2,7 +2,8 @@ import { z } from 'zod';
 import { Problem } from '@pocketproxy/api-schema';
 import type { RouteDoc } from './route.js';
 
-const js = (s: z.ZodType, io: 'input' | 'output') => z.toJSONSchema(s, { io, unrepresentable: 'any' }) as Record<string, unknown>;
+const js = (s: z.ZodType, io: 'input' | 'output') =>
+  z.toJSONSchema(s, { io, unrepresentable: 'any' }) as Record<string, unknown>;
 
 /** OpenAPI 3.1 from the route declarations. */
 export function buildOpenApi(docs: RouteDoc[], version: string) {
@@ -10,10 +11,19 @@ export function buildOpenApi(docs: RouteDoc[], version: string) {
   for (const d of docs) {
     const path = d.url.replace(/:(\w+)/g, '{$1}');
     const parameters: unknown[] = [];
-    for (const [where, schema] of [['path', d.params], ['query', d.query]] as const) {
+    for (const [where, schema] of [
+      ['path', d.params],
+      ['query', d.query],
+    ] as const) {
       if (!schema) continue;
       const j = js(schema, 'input') as { properties?: Record<string, unknown>; required?: string[] };
-      for (const [name, s] of Object.entries(j.properties ?? {})) parameters.push({ name, in: where, required: where === 'path' || (j.required ?? []).includes(name), schema: s });
+      for (const [name, s] of Object.entries(j.properties ?? {}))
+        parameters.push({
+          name,
+          in: where,
+          required: where === 'path' || (j.required ?? []).includes(name),
+          schema: s,
+        });
     }
     const responses: Record<string, unknown> = {
       [String(d.status)]: d.produces
@@ -30,7 +40,11 @@ export function buildOpenApi(docs: RouteDoc[], version: string) {
   }
   return {
     openapi: '3.1.0',
-    info: { title: 'PocketProxy API', version, description: 'Errors are application/problem+json with a stable code; see docs/errors.md.' },
+    info: {
+      title: 'PocketProxy API',
+      version,
+      description: 'Errors are application/problem+json with a stable code; see docs/errors.md.',
+    },
     components: {
       securitySchemes: {
         admin: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT', description: 'from POST /api/auth/login' },

@@ -11,13 +11,31 @@ export interface FieldError {
 
 export class ValidationError extends PPError {
   constructor(readonly errors: FieldError[]) {
-    super('PP_ERR_API_VALIDATION', API_ERRORS.PP_ERR_API_VALIDATION, { detail: errors.map((e) => `${e.path || '(body)'}: ${e.message}`).join('; ') });
+    super('PP_ERR_API_VALIDATION', API_ERRORS.PP_ERR_API_VALIDATION, {
+      detail: errors.map((e) => `${e.path || '(body)'}: ${e.message}`).join('; '),
+    });
   }
 }
 
-const TITLES: Record<number, string> = { 400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found', 409: 'Conflict', 413: 'Payload Too Large', 415: 'Unsupported Media Type', 429: 'Too Many Requests', 500: 'Internal Server Error', 503: 'Service Unavailable' };
+const TITLES: Record<number, string> = {
+  400: 'Bad Request',
+  401: 'Unauthorized',
+  403: 'Forbidden',
+  404: 'Not Found',
+  409: 'Conflict',
+  413: 'Payload Too Large',
+  415: 'Unsupported Media Type',
+  429: 'Too Many Requests',
+  500: 'Internal Server Error',
+  503: 'Service Unavailable',
+};
 
-export function sendProblem(req: FastifyRequest, reply: FastifyReply, e: PPError, headers: Record<string, string> = {}) {
+export function sendProblem(
+  req: FastifyRequest,
+  reply: FastifyReply,
+  e: PPError,
+  headers: Record<string, string> = {},
+) {
   const body: Record<string, unknown> = {
     type: `https://pocketproxy.dev/errors#${e.code}`,
     title: TITLES[e.status] ?? 'Error',
@@ -43,7 +61,10 @@ function fromFastify(err: FastifyError): PPError | null {
       return apiError('PP_ERR_API_BAD_JSON');
   }
   // A unique constraint that a concurrent request won: the same answer as the checks before it give.
-  if ((err as { code?: string }).code === '23505') return apiError('PP_ERR_API_CONFLICT', { detail: 'it conflicts with an existing record (a name, username or port already in use)' });
+  if ((err as { code?: string }).code === '23505')
+    return apiError('PP_ERR_API_CONFLICT', {
+      detail: 'it conflicts with an existing record (a name, username or port already in use)',
+    });
   if (err instanceof SyntaxError || err.statusCode === 400) return apiError('PP_ERR_API_BAD_JSON');
   return null;
 }
@@ -55,11 +76,18 @@ export function installProblemHandlers(app: FastifyInstance): void {
       if (pp.status >= 500) req.log.error({ err, code: pp.code }, 'request failed');
       else req.log.info({ code: pp.code }, pp.message);
       const headers: Record<string, string> = {};
-      if (pp.code === 'PP_ERR_API_RATE_LIMITED' || pp.code === 'PP_ERR_API_ROTATION_TOO_SOON') headers['retry-after'] = String(pp.params.retry_s ?? 60);
+      if (pp.code === 'PP_ERR_API_RATE_LIMITED' || pp.code === 'PP_ERR_API_ROTATION_TOO_SOON')
+        headers['retry-after'] = String(pp.params.retry_s ?? 60);
       return sendProblem(req, reply, pp, headers);
     }
     req.log.error({ err }, 'unhandled error');
     return sendProblem(req, reply, apiError('PP_ERR_API_INTERNAL'));
   });
-  app.setNotFoundHandler((req, reply) => sendProblem(req, reply, apiError('PP_ERR_API_ROUTE_NOT_FOUND', { method: req.method, url: req.url.split('?')[0]!.slice(0, 200) })));
+  app.setNotFoundHandler((req, reply) =>
+    sendProblem(
+      req,
+      reply,
+      apiError('PP_ERR_API_ROUTE_NOT_FOUND', { method: req.method, url: req.url.split('?')[0]!.slice(0, 200) }),
+    ),
+  );
 }

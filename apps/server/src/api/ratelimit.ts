@@ -20,7 +20,8 @@ export class RateLimiter {
       w = { count: 0, resetAt: now + this.windowMs };
       this.#windows.set(key, w);
     }
-    if (++w.count > this.limit) throw apiError('PP_ERR_API_RATE_LIMITED', { retry_s: Math.max(1, Math.ceil((w.resetAt - now) / 1000)) });
+    if (++w.count > this.limit)
+      throw apiError('PP_ERR_API_RATE_LIMITED', { retry_s: Math.max(1, Math.ceil((w.resetAt - now) / 1000)) });
   }
 
   /** Gives back one hit of key's current window (a login that turned out to be right). */

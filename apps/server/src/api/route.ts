@@ -48,7 +48,10 @@ export interface RouteDoc {
 }
 
 export function issuesToFields(err: z.ZodError) {
-  return err.issues.map((i) => ({ path: i.path.map(String).join('.'), message: i.code === 'unrecognized_keys' ? `unknown field(s): ${i.keys.join(', ')}` : i.message }));
+  return err.issues.map((i) => ({
+    path: i.path.map(String).join('.'),
+    message: i.code === 'unrecognized_keys' ? `unknown field(s): ${i.keys.join(', ')}` : i.message,
+  }));
 }
 
 export function parseOr400<T extends z.ZodType>(schema: T, data: unknown): z.output<T> {
@@ -65,9 +68,18 @@ export class Router {
     private readonly cache: DeviceTokenCache,
   ) {}
 
-  add<P extends z.ZodType = z.ZodUnknown, Q extends z.ZodType = z.ZodUnknown, B extends z.ZodType = z.ZodUnknown>(def: RouteDef<P, Q, B>): void {
+  add<P extends z.ZodType = z.ZodUnknown, Q extends z.ZodType = z.ZodUnknown, B extends z.ZodType = z.ZodUnknown>(
+    def: RouteDef<P, Q, B>,
+  ): void {
     const status = def.status ?? 200;
-    const doc: RouteDoc = { method: def.method, url: def.url, auth: def.auth, summary: def.summary, tag: def.tag, status };
+    const doc: RouteDoc = {
+      method: def.method,
+      url: def.url,
+      auth: def.auth,
+      summary: def.summary,
+      tag: def.tag,
+      status,
+    };
     if (def.params) doc.params = def.params;
     if (def.query) doc.query = def.query;
     if (def.body) doc.body = def.body;
@@ -96,7 +108,11 @@ export class Router {
             else throw new ValidationError([{ path: '', message: 'the body must be a JSON object' }]);
           } else body = parseOr400(def.body, req.body);
         }
-        const out = await def.handler({ params, query, body, principal, req, reply } as RouteInput<z.output<P>, z.output<Q>, z.output<B>>);
+        const out = await def.handler({ params, query, body, principal, req, reply } as RouteInput<
+          z.output<P>,
+          z.output<Q>,
+          z.output<B>
+        >);
         if (reply.sent) return reply;
         if (def.produces) return reply.code(status).type(def.produces).send(out);
         if (out === undefined) return reply.code(status === 200 ? 204 : status).send();

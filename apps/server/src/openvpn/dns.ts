@@ -89,7 +89,8 @@ export function createDnsForwarder(d: DnsForwarderDeps): DnsForwarder {
     log.warn(o, msg);
   };
 
-  const dial = (r: DnsRoute): Promise<Tunnel> => dialThroughConnection(r, d.upstream, d.upstreamPort ?? 53, timeoutMs, d);
+  const dial = (r: DnsRoute): Promise<Tunnel> =>
+    dialThroughConnection(r, d.upstream, d.upstreamPort ?? 53, timeoutMs, d);
 
   udp.on('message', (msg, rinfo) => {
     stats.queries++;
@@ -107,7 +108,10 @@ export function createDnsForwarder(d: DnsForwarderDeps): DnsForwarder {
       })
       .catch((err) => {
         stats.failed++;
-        warn({ clientIp: rinfo.address, device: route.deviceVpnIp, err: String(err) }, 'DNS query through the device failed');
+        warn(
+          { clientIp: rinfo.address, device: route.deviceVpnIp, err: String(err) },
+          'DNS query through the device failed',
+        );
       })
       .finally(() => inFlight--);
   });

@@ -94,7 +94,11 @@ function writeAtomic(path: string, text: string, mode: number): void {
 export function writeHook(dir: string, s: HookSettings): string {
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   const script = join(dir, 'hook.mjs');
-  writeAtomic(join(dir, 'hook.json'), `${JSON.stringify({ api_url: s.apiUrl, push_url: s.pushUrl, token: s.token, timeout_ms: s.timeoutMs ?? 5000 }, null, 2)}\n`, 0o600);
+  writeAtomic(
+    join(dir, 'hook.json'),
+    `${JSON.stringify({ api_url: s.apiUrl, push_url: s.pushUrl, token: s.token, timeout_ms: s.timeoutMs ?? 5000 }, null, 2)}\n`,
+    0o600,
+  );
   writeAtomic(script, HOOK_SOURCE, 0o600);
   return script;
 }

@@ -46,11 +46,18 @@ export interface OpenvpnDecision {
 }
 
 /** POCKETPROXY_OPENVPN: off; on (must work, else the tunnel refuses to start); auto = on if openvpn exists and we are root. */
-export function openvpnDecision(config: Pick<Config, 'openvpn'>, probe: { binary?: string | null; root?: boolean } = {}): OpenvpnDecision {
+export function openvpnDecision(
+  config: Pick<Config, 'openvpn'>,
+  probe: { binary?: string | null; root?: boolean } = {},
+): OpenvpnDecision {
   const binary = probe.binary !== undefined ? probe.binary : findOpenvpnBinary();
   const root = probe.root ?? process.getuid?.() === 0;
   if (config.openvpn === 'off') return { enabled: false, reason: 'POCKETPROXY_OPENVPN=off', binary };
-  const missing = !binary ? 'the openvpn binary was not found (apt install openvpn)' : !root ? 'not running as root' : null;
+  const missing = !binary
+    ? 'the openvpn binary was not found (apt install openvpn)'
+    : !root
+      ? 'not running as root'
+      : null;
   if (missing === null) return { enabled: true, reason: `POCKETPROXY_OPENVPN=${config.openvpn}`, binary };
   if (config.openvpn === 'on') throw new Error(`POCKETPROXY_OPENVPN=on but ${missing}`);
   return { enabled: false, reason: `POCKETPROXY_OPENVPN=auto: ${missing}`, binary };
@@ -100,14 +107,32 @@ export async function startOpenvpn(o: StartOpenvpnOptions): Promise<OpenvpnServe
     dns: subnet.serverAddress,
   });
   writeFileSync(configPath, text, { mode: 0o600 });
-  const dns = createDnsForwarder({ host: '0.0.0.0', port: o.config.openvpnDnsPort, upstream: o.config.openvpnDns, lookup: o.lookup, logger: o.logger });
+  const dns = createDnsForwarder({
+    host: '0.0.0.0',
+    port: o.config.openvpnDnsPort,
+    upstream: o.config.openvpnDns,
+    lookup: o.lookup,
+    logger: o.logger,
+  });
   await dns.start();
   const pidFile = join(dir, 'openvpn.pid');
   const stale = await stopStaleOpenvpn(pidFile, configPath);
   if (stale) log.warn({ pid: stale }, 'stopped an openvpn left running by a previous tunnel process');
-  const supervisor = superviseProcess({ binary: o.binary, args: ['--config', configPath, '--writepid', pidFile], logger: o.logger });
+  const supervisor = superviseProcess({
+    binary: o.binary,
+    args: ['--config', configPath, '--writepid', pidFile],
+    logger: o.logger,
+  });
   supervisor.start();
-  log.info({ port: o.config.openvpnPort, subnet: o.config.openvpnSubnet, iface: OPENVPN_INTERFACE, dnsUpstream: o.config.openvpnDns }, 'customer OpenVPN server supervised');
+  log.info(
+    {
+      port: o.config.openvpnPort,
+      subnet: o.config.openvpnSubnet,
+      iface: OPENVPN_INTERFACE,
+      dnsUpstream: o.config.openvpnDns,
+    },
+    'customer OpenVPN server supervised',
+  );
   return {
     supervisor,
     dns,
@@ -149,7 +174,10 @@ export async function stopStaleOpenvpn(pidFile: string, configPath: string): Pro
 }
 
 /** For the API: the .ovpn profile of a connection (the PKI is created on first use if the tunnel has not yet). */
-export function ovpnProfileProvider(config: Config, usernameOf?: (connectionId: string) => Promise<string | undefined>): ((connectionId: string) => Promise<string | null>) | undefined {
+export function ovpnProfileProvider(
+  config: Config,
+  usernameOf?: (connectionId: string) => Promise<string | undefined>,
+): ((connectionId: string) => Promise<string | null>) | undefined {
   let decision: OpenvpnDecision;
   try {
     decision = openvpnDecision(config);

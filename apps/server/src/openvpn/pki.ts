@@ -8,7 +8,17 @@
 // (API and tunnel of `pocketproxy up`) starting at once end up with one PKI, never a mixed one.
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 
 export const SERVER_CN = 'pocketproxy-server';
@@ -80,9 +90,65 @@ export function ensurePki(openvpnDir: string, run: OpensslRun = runOpenssl): Pki
     chmodSync(tmp, 0o700);
     writeFileSync(join(tmp, 'openssl.cnf'), OPENSSL_CNF);
     const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
-    run(['req', '-config', 'openssl.cnf', '-x509', ...ec, '-keyout', 'ca.key', '-out', 'ca.crt', '-days', '3650', '-subj', '/CN=PocketProxy OpenVPN CA', '-extensions', 'ca_ext'], tmp);
-    run(['req', '-config', 'openssl.cnf', '-new', ...ec, '-keyout', 'server.key', '-out', 'server.csr', '-subj', `/CN=${SERVER_CN}`], tmp);
-    run(['x509', '-req', '-in', 'server.csr', '-CA', 'ca.crt', '-CAkey', 'ca.key', '-set_serial', `0x${randomBytes(16).toString('hex')}`, '-days', '3650', '-extfile', 'openssl.cnf', '-extensions', 'server_ext', '-out', 'server.crt'], tmp);
+    run(
+      [
+        'req',
+        '-config',
+        'openssl.cnf',
+        '-x509',
+        ...ec,
+        '-keyout',
+        'ca.key',
+        '-out',
+        'ca.crt',
+        '-days',
+        '3650',
+        '-subj',
+        '/CN=PocketProxy OpenVPN CA',
+        '-extensions',
+        'ca_ext',
+      ],
+      tmp,
+    );
+    run(
+      [
+        'req',
+        '-config',
+        'openssl.cnf',
+        '-new',
+        ...ec,
+        '-keyout',
+        'server.key',
+        '-out',
+        'server.csr',
+        '-subj',
+        `/CN=${SERVER_CN}`,
+      ],
+      tmp,
+    );
+    run(
+      [
+        'x509',
+        '-req',
+        '-in',
+        'server.csr',
+        '-CA',
+        'ca.crt',
+        '-CAkey',
+        'ca.key',
+        '-set_serial',
+        `0x${randomBytes(16).toString('hex')}`,
+        '-days',
+        '3650',
+        '-extfile',
+        'openssl.cnf',
+        '-extensions',
+        'server_ext',
+        '-out',
+        'server.crt',
+      ],
+      tmp,
+    );
     writeFileSync(join(tmp, 'tls-crypt.key'), formatStaticKey(), { mode: 0o600 });
     for (const f of ['server.csr', 'openssl.cnf']) rmSync(join(tmp, f), { force: true });
     for (const f of readdirSync(tmp)) chmodSync(join(tmp, f), 0o600);

@@ -11,7 +11,12 @@ export interface ServerConfigInput {
   readonly port: number;
   readonly subnet: string; // a.b.c.0/NN
   readonly iface: string;
-  readonly pki: { readonly caCert: string; readonly serverCert: string; readonly serverKey: string; readonly tlsCrypt: string };
+  readonly pki: {
+    readonly caCert: string;
+    readonly serverCert: string;
+    readonly serverKey: string;
+    readonly tlsCrypt: string;
+  };
   /** Absolute path of node and of the hook script (the token is in hook.json next to it, never in argv). */
   readonly node: string;
   readonly hook: string;
@@ -35,7 +40,8 @@ const ipRe = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]
 export function parseOvpnSubnet(cidr: string): SubnetInfo {
   const [net, len] = cidr.split('/');
   const prefix = Number(len);
-  if (!net || !ipRe.test(net) || !Number.isInteger(prefix) || prefix < 16 || prefix > 29) throw new Error(`OpenVPN subnet ${cidr}: must be an IPv4 CIDR from /16 to /29`);
+  if (!net || !ipRe.test(net) || !Number.isInteger(prefix) || prefix < 16 || prefix > 29)
+    throw new Error(`OpenVPN subnet ${cidr}: must be an IPv4 CIDR from /16 to /29`);
   const n = net.split('.').reduce((a, o) => a * 256 + Number(o), 0);
   const mask = prefix === 0 ? 0 : (0xffffffff << (32 - prefix)) >>> 0;
   if ((n & ~mask) >>> 0 !== 0) throw new Error(`OpenVPN subnet ${cidr}: host bits must be zero`);
@@ -44,7 +50,8 @@ export function parseOvpnSubnet(cidr: string): SubnetInfo {
 }
 
 function safePath(p: string, what: string): string {
-  if (!p.startsWith('/') || /[\s"'\\#;]/.test(p)) throw new Error(`${what} path must be absolute without spaces, quotes, # or ; (got ${JSON.stringify(p)})`);
+  if (!p.startsWith('/') || /[\s"'\\#;]/.test(p))
+    throw new Error(`${what} path must be absolute without spaces, quotes, # or ; (got ${JSON.stringify(p)})`);
   return p;
 }
 

@@ -9,7 +9,11 @@ export async function ensureFirstAdmin(ctx: Ctx): Promise<'created' | 'exists' |
   if (!ctx.config.admin) return 'none-configured';
   const hash = await hashPassword(ctx.config.admin.password);
   await ctx.db.tx(async (q) => {
-    await q.query('INSERT INTO admins (id, email, password_hash) VALUES ($1, $2, $3) ON CONFLICT (email) DO NOTHING', [newId('adm'), ctx.config.admin!.email, hash]);
+    await q.query('INSERT INTO admins (id, email, password_hash) VALUES ($1, $2, $3) ON CONFLICT (email) DO NOTHING', [
+      newId('adm'),
+      ctx.config.admin!.email,
+      hash,
+    ]);
     await audit(q, 'system', 'admin.create', null, { email: ctx.config.admin!.email });
   });
   return 'created';
@@ -18,8 +22,17 @@ export async function ensureFirstAdmin(ctx: Ctx): Promise<'created' | 'exists' |
 // Compared against when the email is unknown, so a wrong email costs as long as a wrong password.
 let decoy: Promise<string> | null = null;
 
-export async function checkLogin(ctx: Ctx, email: string, password: string): Promise<{ id: string; email: string } | null> {
-  const r = (await ctx.db.query<{ id: string; email: string; password_hash: string }>('SELECT id, email, password_hash FROM admins WHERE email = $1', [email])).rows[0];
+export async function checkLogin(
+  ctx: Ctx,
+  email: string,
+  password: string,
+): Promise<{ id: string; email: string } | null> {
+  const r = (
+    await ctx.db.query<{ id: string; email: string; password_hash: string }>(
+      'SELECT id, email, password_hash FROM admins WHERE email = $1',
+      [email],
+    )
+  ).rows[0];
   if (!r) {
     decoy ??= hashPassword('decoy-password-never-valid');
     await verifyPassword(password, await decoy);

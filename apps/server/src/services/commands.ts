@@ -37,17 +37,27 @@ export async function queueCommand(
 ): Promise<CommandView> {
   const now = ctx.clock.now();
   const { cmd, pushUrl, joined } = await ctx.db.tx(async (q) => {
-    const d = (await q.query<{ id: string; push_url: string | null }>(
-      `SELECT d.id, r.push_url FROM devices d LEFT JOIN relays r ON r.id = d.relay_id WHERE d.id = $1${opts.before ? ' FOR UPDATE OF d' : ''}`,
-      [deviceId],
-    )).rows[0];
+    const d = (
+      await q.query<{ id: string; push_url: string | null }>(
+        `SELECT d.id, r.push_url FROM devices d LEFT JOIN relays r ON r.id = d.relay_id WHERE d.id = $1${opts.before ? ' FOR UPDATE OF d' : ''}`,
+        [deviceId],
+      )
+    ).rows[0];
     if (!d) throw apiError('PP_ERR_API_NOT_FOUND', { what: 'device' });
     const existing = await opts.before?.(q, now);
     if (existing) return { cmd: existing, pushUrl: null, joined: true };
     const id = newId('cmd');
     const r = await q.query<Row>(
       `INSERT INTO commands (id, device_id, type, payload, source, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING *`,
-      [id, deviceId, input.type, JSON.stringify(input.payload), source, now, new Date(now.getTime() + input.ttl_s * 1000)],
+      [
+        id,
+        deviceId,
+        input.type,
+        JSON.stringify(input.payload),
+        source,
+        now,
+        new Date(now.getTime() + input.ttl_s * 1000),
+      ],
     );
     await audit(q, actor, 'command.create', id, { device_id: deviceId, type: input.type, source });
     return { cmd: toCommand(r.rows[0]!), pushUrl: d.push_url, joined: false };
@@ -60,7 +70,10 @@ export async function queueCommand(
     .catch(() => false);
   if (!delivered) return cmd;
   // The device may already have acknowledged it over REST by now: only a still-pending command becomes sent.
-  const sent = await ctx.db.query<Row>(`UPDATE commands SET status = 'sent', sent_at = $2 WHERE id = $1 AND status = 'pending' RETURNING *`, [cmd.id, ctx.clock.now()]);
+  const sent = await ctx.db.query<Row>(
+    `UPDATE commands SET status = 'sent', sent_at = $2 WHERE id = $1 AND status = 'pending' RETURNING *`,
+    [cmd.id, ctx.clock.now()],
+  );
   if (sent.rows[0]) {
     const out = toCommand(sent.rows[0]);
     ctx.bus.publish('command_updated', out, ctx.clock.now());
@@ -72,21 +85,37 @@ export async function queueCommand(
 
 /** A rotation that is already queued answers for a new request instead of stacking another one. */
 export async function openRotation(q: Queryable, deviceId: string): Promise<CommandView | undefined> {
-  const r = await q.query<Row>(`SELECT * FROM commands WHERE device_id = $1 AND type = 'rotate_ip' AND status IN ${OPEN} ORDER BY created_at DESC LIMIT 1`, [deviceId]);
+  const r = await q.query<Row>(
+    `SELECT * FROM commands WHERE device_id = $1 AND type = 'rotate_ip' AND status IN ${OPEN} ORDER BY created_at DESC LIMIT 1`,
+    [deviceId],
+  );
   return r.rows[0] ? toCommand(r.rows[0]) : undefined;
 }
 
 export async function listCommands(q: Queryable, deviceId: string, limit: number, offset: number) {
-  const total = (await q.query<{ n: number }>('SELECT count(*)::int AS n FROM commands WHERE device_id = $1', [deviceId])).rows[0]!.n;
-  const r = await q.query<Row>('SELECT * FROM commands WHERE device_id = $1 ORDER BY created_at DESC, id LIMIT $2 OFFSET $3', [deviceId, limit, offset]);
+  const total = (
+    await q.query<{ n: number }>('SELECT count(*)::int AS n FROM commands WHERE device_id = $1', [deviceId])
+  ).rows[0]!.n;
+  const r = await q.query<Row>(
+    'SELECT * FROM commands WHERE device_id = $1 ORDER BY created_at DESC, id LIMIT $2 OFFSET $3',
+    [deviceId, limit, offset],
+  );
   return { items: r.rows.map(toCommand), total };
 }
 
 /** Moves a command on; returns undefined when it is already there. Rejects impossible moves. */
-export async function transition(ctx: Ctx, deviceId: string, cmdId: string, next: string, result: Record<string, unknown> | null): Promise<CommandView | undefined> {
+export async function transition(
+  ctx: Ctx,
+  deviceId: string,
+  cmdId: string,
+  next: string,
+  result: Record<string, unknown> | null,
+): Promise<CommandView | undefined> {
   const now = ctx.clock.now();
   const out = await ctx.db.tx(async (q) => {
-    const cur = (await q.query<Row>('SELECT * FROM commands WHERE id = $1 AND device_id = $2 FOR UPDATE', [cmdId, deviceId])).rows[0];
+    const cur = (
+      await q.query<Row>('SELECT * FROM commands WHERE id = $1 AND device_id = $2 FOR UPDATE', [cmdId, deviceId])
+    ).rows[0];
     if (!cur) throw apiError('PP_ERR_API_NOT_FOUND', { what: 'command' });
     const status = cur.status as string;
     if (status === next) return undefined;
@@ -101,9 +130,12 @@ export async function transition(ctx: Ctx, deviceId: string, cmdId: string, next
       [cmdId, next, result === null ? null : JSON.stringify(result), now, terminal],
     );
     const cmd = toCommand(r.rows[0]!);
-    if (next === 'failed') await recordEvent(q, 'command_failed', deviceId, { command_id: cmdId, type: cmd.type, result }, now);
+    if (next === 'failed')
+      await recordEvent(q, 'command_failed', deviceId, { command_id: cmdId, type: cmd.type, result }, now);
     if (next === 'succeeded' && cmd.type === 'rotate_ip' && result && typeof result.new_ip === 'string') {
-      const old = (await q.query<{ current_ip: string | null }>('SELECT current_ip FROM devices WHERE id = $1', [deviceId])).rows[0];
+      const old = (
+        await q.query<{ current_ip: string | null }>('SELECT current_ip FROM devices WHERE id = $1', [deviceId])
+      ).rows[0];
       const oldIp = typeof result.old_ip === 'string' ? result.old_ip : (old?.current_ip ?? null);
       await recordIpChange(ctx, q, deviceId, oldIp, result.new_ip.slice(0, 64), 'rotation');
     }

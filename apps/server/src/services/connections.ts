@@ -71,12 +71,17 @@ export function toConnection(ctx: Ctx, r: Row) {
 export type ConnectionView = ReturnType<typeof toConnection>;
 
 export async function getConnection(ctx: Ctx, q: Queryable, id: string): Promise<ConnectionView> {
-  const r = (await q.query<Row>(`${select(ctx, 1)} WHERE c.id = $1`, [id, ctx.config.publicHost, ctx.clock.now()])).rows[0];
+  const r = (await q.query<Row>(`${select(ctx, 1)} WHERE c.id = $1`, [id, ctx.config.publicHost, ctx.clock.now()]))
+    .rows[0];
   if (!r) throw apiError('PP_ERR_API_NOT_FOUND', { what: 'connection' });
   return toConnection(ctx, r);
 }
 
-export async function listConnections(ctx: Ctx, q: Queryable, f: { device_id?: string | undefined; customer_id?: string | undefined; limit: number; offset: number }) {
+export async function listConnections(
+  ctx: Ctx,
+  q: Queryable,
+  f: { device_id?: string | undefined; customer_id?: string | undefined; limit: number; offset: number },
+) {
   const where: string[] = [];
   const params: unknown[] = [];
   if (f.device_id) {
@@ -90,7 +95,13 @@ export async function listConnections(ctx: Ctx, q: Queryable, f: { device_id?: s
   const w = where.length ? `WHERE ${where.join(' AND ')}` : '';
   const total = (await q.query<{ n: number }>(`SELECT count(*)::int AS n FROM connections c ${w}`, params)).rows[0]!.n;
   const n = params.length;
-  const rows = await q.query<Row>(`${select(ctx, n)} ${w} ORDER BY c.port LIMIT $${n + 3} OFFSET $${n + 4}`, [...params, ctx.config.publicHost, ctx.clock.now(), f.limit, f.offset]);
+  const rows = await q.query<Row>(`${select(ctx, n)} ${w} ORDER BY c.port LIMIT $${n + 3} OFFSET $${n + 4}`, [
+    ...params,
+    ctx.config.publicHost,
+    ctx.clock.now(),
+    f.limit,
+    f.offset,
+  ]);
   return { items: rows.rows.map((r) => toConnection(ctx, r)), total };
 }
 
@@ -98,12 +109,16 @@ const genUsername = () => `u${randomBytes(6).toString('hex')}`;
 const genPassword = () => randomBytes(15).toString('base64url');
 
 async function assertUsernameFree(q: Queryable, username: string, exceptId: string | null) {
-  const r = await q.query('SELECT 1 FROM connections WHERE username = $1 AND id IS DISTINCT FROM $2', [username, exceptId]);
+  const r = await q.query('SELECT 1 FROM connections WHERE username = $1 AND id IS DISTINCT FROM $2', [
+    username,
+    exceptId,
+  ]);
   if (r.rows.length) throw apiError('PP_ERR_API_CONFLICT', { detail: `the username "${username}" is taken` });
 }
 
 async function assertCustomer(q: Queryable, id: string | null | undefined) {
-  if (id && !(await q.query('SELECT 1 FROM customers WHERE id = $1', [id])).rows.length) throw apiError('PP_ERR_API_NOT_FOUND', { what: 'customer' });
+  if (id && !(await q.query('SELECT 1 FROM customers WHERE id = $1', [id])).rows.length)
+    throw apiError('PP_ERR_API_NOT_FOUND', { what: 'customer' });
 }
 
 export interface ConnectionInput {
@@ -124,7 +139,8 @@ export interface ConnectionInput {
 
 export async function createConnection(ctx: Ctx, input: ConnectionInput, actor: string): Promise<ConnectionView> {
   const out = await ctx.db.tx(async (q) => {
-    if (!(await q.query('SELECT 1 FROM devices WHERE id = $1', [input.device_id])).rows.length) throw apiError('PP_ERR_API_NOT_FOUND', { what: 'device' });
+    if (!(await q.query('SELECT 1 FROM devices WHERE id = $1', [input.device_id])).rows.length)
+      throw apiError('PP_ERR_API_NOT_FOUND', { what: 'device' });
     await assertCustomer(q, input.customer_id);
     const username = input.username ?? genUsername();
     await assertUsernameFree(q, username, null);
@@ -138,9 +154,27 @@ export async function createConnection(ctx: Ctx, input: ConnectionInput, actor: 
          bandwidth_limit_bytes, expires_at, allow_from, rotation_token_hash, rotation_token_enc, max_connections, rate_limit_down_kbps, rate_limit_up_kbps,
          created_at, updated_at, rotation_min_interval_s)
        VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$18,$19)`,
-      [id, input.device_id, input.customer_id ?? null, input.protocol, port, username, ctx.box.seal(password), passwordVerifier(password), input.enabled,
-        input.bandwidth_limit_bytes ?? null, input.expires_at ?? null, input.allow_from, sha256(token), ctx.box.seal(token),
-        input.max_connections ?? null, input.rate_limit_down_kbps ?? null, input.rate_limit_up_kbps ?? null, now, input.rotation_min_interval_s ?? null],
+      [
+        id,
+        input.device_id,
+        input.customer_id ?? null,
+        input.protocol,
+        port,
+        username,
+        ctx.box.seal(password),
+        passwordVerifier(password),
+        input.enabled,
+        input.bandwidth_limit_bytes ?? null,
+        input.expires_at ?? null,
+        input.allow_from,
+        sha256(token),
+        ctx.box.seal(token),
+        input.max_connections ?? null,
+        input.rate_limit_down_kbps ?? null,
+        input.rate_limit_up_kbps ?? null,
+        now,
+        input.rotation_min_interval_s ?? null,
+      ],
     );
     await audit(q, actor, 'connection.create', id, { device_id: input.device_id, protocol: input.protocol, port });
     // Created already past its expiry or with a zero budget: blocked from the start.
@@ -167,7 +201,12 @@ export interface ConnectionPatch {
   regenerate_rotation_token?: boolean | undefined;
 }
 
-export async function updateConnection(ctx: Ctx, id: string, p: ConnectionPatch, actor: string): Promise<ConnectionView> {
+export async function updateConnection(
+  ctx: Ctx,
+  id: string,
+  p: ConnectionPatch,
+  actor: string,
+): Promise<ConnectionView> {
   const out = await ctx.db.tx(async (q) => {
     const cur = (await q.query<Row>('SELECT * FROM connections WHERE id = $1 FOR UPDATE', [id])).rows[0];
     if (!cur) throw apiError('PP_ERR_API_NOT_FOUND', { what: 'connection' });
@@ -200,7 +239,8 @@ export async function updateConnection(ctx: Ctx, id: string, p: ConnectionPatch,
     }
     // A lifted limit or a moved expiry re-opens a blocked connection; one still due is blocked again
     // below, in the same transaction.
-    if (p.bandwidth_limit_bytes !== undefined || p.expires_at !== undefined || p.enabled !== undefined) sets.push('blocked_reason = NULL');
+    if (p.bandwidth_limit_bytes !== undefined || p.expires_at !== undefined || p.enabled !== undefined)
+      sets.push('blocked_reason = NULL');
     const now = ctx.clock.now();
     set('updated_at', now);
     await q.query(`UPDATE connections SET ${sets.join(', ')} WHERE id = $1`, vals);
@@ -247,7 +287,11 @@ export function credentialsVersionSql(device: string, now: string): string {
 }
 
 /** disabled > expired > bandwidth > active. */
-export function connectionState(c: { enabled: boolean; blocked_reason: string | null; expired: boolean }): ConnectionState {
+export function connectionState(c: {
+  enabled: boolean;
+  blocked_reason: string | null;
+  expired: boolean;
+}): ConnectionState {
   if (!c.enabled) return 'disabled';
   if (c.expired || c.blocked_reason === 'expired') return 'expired';
   if (c.blocked_reason === 'bandwidth') return 'bandwidth';
@@ -283,7 +327,11 @@ export async function deviceCredentials(ctx: Ctx, q: Queryable, deviceId: string
       port: Number(c.port),
       username: c.username as string,
       verifier: c.password_verifier as string,
-      state: connectionState({ enabled: Boolean(c.enabled), blocked_reason: (c.blocked_reason as string | null) ?? null, expired: Boolean(c.expired) }),
+      state: connectionState({
+        enabled: Boolean(c.enabled),
+        blocked_reason: (c.blocked_reason as string | null) ?? null,
+        expired: Boolean(c.expired),
+      }),
       allow_from: (c.allow_from as string[]) ?? [],
       expires_at: iso(c.expires_at),
       max_connections: numOrNull(c.max_connections),
@@ -346,5 +394,11 @@ export async function deviceForwarding(ctx: Ctx, q: Queryable, deviceId: string)
        FROM connections WHERE device_id = $1 ORDER BY port`,
     [deviceId, ctx.clock.now()],
   );
-  return r.rows.map((c) => ({ connection_id: c.id as string, protocol: c.protocol as 'http' | 'socks5', port: Number(c.port), allow_from: (c.allow_from as string[]) ?? [], enabled: Boolean(c.usable) }));
+  return r.rows.map((c) => ({
+    connection_id: c.id as string,
+    protocol: c.protocol as 'http' | 'socks5',
+    port: Number(c.port),
+    allow_from: (c.allow_from as string[]) ?? [],
+    enabled: Boolean(c.usable),
+  }));
 }

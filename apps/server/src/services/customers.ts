@@ -22,7 +22,10 @@ export async function getCustomer(q: Queryable, id: string) {
 type Input = { name: string; email?: string | null | undefined; notes: string };
 
 async function assertFreeName(q: Queryable, name: string, exceptId: string | null) {
-  const r = await q.query('SELECT 1 FROM customers WHERE lower(name) = lower($1) AND id IS DISTINCT FROM $2', [name, exceptId]);
+  const r = await q.query('SELECT 1 FROM customers WHERE lower(name) = lower($1) AND id IS DISTINCT FROM $2', [
+    name,
+    exceptId,
+  ]);
   if (r.rows.length) throw apiError('PP_ERR_API_CONFLICT', { detail: `a customer named "${name}" already exists` });
 }
 
@@ -31,7 +34,10 @@ export async function createCustomer(ctx: Ctx, input: Input, actor: string) {
     await assertFreeName(q, input.name, null);
     const id = newId('cus');
     const now = ctx.clock.now();
-    await q.query('INSERT INTO customers (id, name, email, notes, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $5)', [id, input.name, input.email ?? null, input.notes, now]);
+    await q.query(
+      'INSERT INTO customers (id, name, email, notes, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $5)',
+      [id, input.name, input.email ?? null, input.notes, now],
+    );
     await audit(q, actor, 'customer.create', id, { name: input.name });
     return getCustomer(q, id);
   });
@@ -41,7 +47,13 @@ export async function replaceCustomer(ctx: Ctx, id: string, input: Input, actor:
   return ctx.db.tx(async (q) => {
     await getCustomer(q, id);
     await assertFreeName(q, input.name, id);
-    await q.query('UPDATE customers SET name = $2, email = $3, notes = $4, updated_at = $5 WHERE id = $1', [id, input.name, input.email ?? null, input.notes, ctx.clock.now()]);
+    await q.query('UPDATE customers SET name = $2, email = $3, notes = $4, updated_at = $5 WHERE id = $1', [
+      id,
+      input.name,
+      input.email ?? null,
+      input.notes,
+      ctx.clock.now(),
+    ]);
     await audit(q, actor, 'customer.update', id, { name: input.name });
     return getCustomer(q, id);
   });

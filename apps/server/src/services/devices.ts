@@ -30,7 +30,14 @@ export function x25519KeyPair(): { publicKey: string; privateKey: string } {
 }
 
 async function uniqueName(q: Queryable, wanted: string): Promise<string> {
-  const taken = new Set((await q.query<{ name: string }>(`SELECT name FROM devices WHERE name = $1 OR name LIKE $2`, [wanted, `${wanted}-%`])).rows.map((r) => r.name));
+  const taken = new Set(
+    (
+      await q.query<{ name: string }>(`SELECT name FROM devices WHERE name = $1 OR name LIKE $2`, [
+        wanted,
+        `${wanted}-%`,
+      ])
+    ).rows.map((r) => r.name),
+  );
   if (!taken.has(wanted)) return wanted;
   for (let i = 2; ; i++) if (!taken.has(`${wanted}-${i}`)) return `${wanted}-${i}`;
 }
@@ -38,14 +45,22 @@ async function uniqueName(q: Queryable, wanted: string): Promise<string> {
 export async function createDevice(
   ctx: Ctx,
   q: Queryable,
-  input: { name?: string | undefined; description?: string; relayId?: string | undefined; publicKey?: string | undefined; agentVersion?: string | undefined; strictName?: boolean },
+  input: {
+    name?: string | undefined;
+    description?: string;
+    relayId?: string | undefined;
+    publicKey?: string | undefined;
+    agentVersion?: string | undefined;
+    strictName?: boolean;
+  },
   actor: string,
 ): Promise<DeviceSecrets> {
   const relay = input.relayId ? await getRelay(q, input.relayId) : await defaultRelay(q);
   if (!relay) throw apiError('PP_ERR_API_NOT_FOUND', { what: 'relay' });
   if (input.publicKey) {
     const dup = await q.query('SELECT 1 FROM devices WHERE public_key = $1', [input.publicKey]);
-    if (dup.rows.length) throw apiError('PP_ERR_API_CONFLICT', { detail: 'a device with this public key is already paired' });
+    if (dup.rows.length)
+      throw apiError('PP_ERR_API_CONFLICT', { detail: 'a device with this public key is already paired' });
   }
   const id = newId('dev');
   let name = input.name ?? `device-${id.slice(4, 10).toLowerCase()}`;
@@ -64,7 +79,18 @@ export async function createDevice(
   const r = await q.query<Row>(
     `INSERT INTO devices (id, name, description, relay_id, vpn_ip, token_hash, public_key, psk_enc, agent_version, paired_at, created_at, updated_at)
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, $10) RETURNING *`,
-    [id, name, input.description ?? '', relay.id, vpnIp, sha256(token), keys.publicKey, ctx.box.seal(psk), input.agentVersion ?? null, now],
+    [
+      id,
+      name,
+      input.description ?? '',
+      relay.id,
+      vpnIp,
+      sha256(token),
+      keys.publicKey,
+      ctx.box.seal(psk),
+      input.agentVersion ?? null,
+      now,
+    ],
   );
   await audit(q, actor, 'device.create', id, { name, relay_id: relay.id });
   await recordEvent(q, 'device_paired', id, { name }, now);
@@ -89,7 +115,9 @@ const ANNOUNCE_WAIT_MS = 1_000;
  */
 export async function announceDevice(ctx: Ctx, deviceId: string, pushUrl?: string | null): Promise<void> {
   let timer: NodeJS.Timeout | undefined;
-  const waited = new Promise<void>((r) => { timer = setTimeout(r, ANNOUNCE_WAIT_MS); });
+  const waited = new Promise<void>((r) => {
+    timer = setTimeout(r, ANNOUNCE_WAIT_MS);
+  });
   await Promise.race([syncDevice(ctx, deviceId, pushUrl), waited]);
   clearTimeout(timer);
 }
@@ -100,7 +128,10 @@ export async function getDevice(q: Queryable, id: string): Promise<DeviceView> {
   return toDevice(r.rows[0]);
 }
 
-export async function listDevices(q: Queryable, f: { status?: string | undefined; q?: string | undefined; limit: number; offset: number }) {
+export async function listDevices(
+  q: Queryable,
+  f: { status?: string | undefined; q?: string | undefined; limit: number; offset: number },
+) {
   const where: string[] = [];
   const params: unknown[] = [];
   if (f.status) {
@@ -109,19 +140,29 @@ export async function listDevices(q: Queryable, f: { status?: string | undefined
   }
   if (f.q) {
     params.push(`%${f.q.replace(/[\\%_]/g, (c) => `\\${c}`)}%`);
-    where.push(`(name ILIKE $${params.length} OR id ILIKE $${params.length} OR coalesce(current_ip,'') ILIKE $${params.length} OR coalesce(carrier,'') ILIKE $${params.length})`);
+    where.push(
+      `(name ILIKE $${params.length} OR id ILIKE $${params.length} OR coalesce(current_ip,'') ILIKE $${params.length} OR coalesce(carrier,'') ILIKE $${params.length})`,
+    );
   }
   const w = where.length ? `WHERE ${where.join(' AND ')}` : '';
   const total = await q.query<{ n: number }>(`SELECT count(*)::int AS n FROM devices ${w}`, params);
   params.push(f.limit, f.offset);
-  const rows = await q.query<Row>(`SELECT * FROM devices ${w} ORDER BY name LIMIT $${params.length - 1} OFFSET $${params.length}`, params);
+  const rows = await q.query<Row>(
+    `SELECT * FROM devices ${w} ORDER BY name LIMIT $${params.length - 1} OFFSET $${params.length}`,
+    params,
+  );
   return { items: rows.rows.map(toDevice), total: total.rows[0]!.n };
 }
 
 export async function updateDevice(
   ctx: Ctx,
   id: string,
-  patch: { name?: string | undefined; description?: string | undefined; relay_id?: string | undefined; rotation_interval_s?: number | null | undefined },
+  patch: {
+    name?: string | undefined;
+    description?: string | undefined;
+    relay_id?: string | undefined;
+    rotation_interval_s?: number | null | undefined;
+  },
   actor: string,
 ): Promise<DeviceView> {
   // A move to another relay: both relays hear of it after commit (the old one ends its session).
@@ -131,13 +172,20 @@ export async function updateDevice(
     if (!cur.rows[0]) throw apiError('PP_ERR_API_NOT_FOUND', { what: 'device' });
     const oldRelay = cur.rows[0].relay_id as string | null;
     if (patch.relay_id !== undefined && patch.relay_id !== oldRelay) {
-      leftRelay = { pushUrl: oldRelay ? ((await q.query<{ push_url: string }>('SELECT push_url FROM relays WHERE id = $1', [oldRelay])).rows[0]?.push_url ?? null) : null };
+      leftRelay = {
+        pushUrl: oldRelay
+          ? ((await q.query<{ push_url: string }>('SELECT push_url FROM relays WHERE id = $1', [oldRelay])).rows[0]
+              ?.push_url ?? null)
+          : null,
+      };
     }
     if (patch.name !== undefined) {
       const dup = await q.query('SELECT 1 FROM devices WHERE name = $1 AND id <> $2', [patch.name, id]);
-      if (dup.rows.length) throw apiError('PP_ERR_API_CONFLICT', { detail: `a device named "${patch.name}" already exists` });
+      if (dup.rows.length)
+        throw apiError('PP_ERR_API_CONFLICT', { detail: `a device named "${patch.name}" already exists` });
     }
-    if (patch.relay_id !== undefined && !(await getRelay(q, patch.relay_id))) throw apiError('PP_ERR_API_NOT_FOUND', { what: 'relay' });
+    if (patch.relay_id !== undefined && !(await getRelay(q, patch.relay_id)))
+      throw apiError('PP_ERR_API_NOT_FOUND', { what: 'relay' });
     const now = ctx.clock.now();
     const interval = patch.rotation_interval_s;
     const r = await q.query<Row>(
@@ -147,7 +195,15 @@ export async function updateDevice(
          next_rotation_at = CASE WHEN $5::boolean THEN (CASE WHEN $6::int IS NULL THEN NULL ELSE $7::timestamptz + make_interval(secs => $6::int) END) ELSE next_rotation_at END,
          updated_at = $7
        WHERE id = $1 RETURNING *`,
-      [id, patch.name ?? null, patch.description ?? null, patch.relay_id ?? null, interval !== undefined, interval ?? null, now],
+      [
+        id,
+        patch.name ?? null,
+        patch.description ?? null,
+        patch.relay_id ?? null,
+        interval !== undefined,
+        interval ?? null,
+        now,
+      ],
     );
     await audit(q, actor, 'device.update', id, patch);
     const d = toDevice(r.rows[0]!);
@@ -157,7 +213,10 @@ export async function updateDevice(
   if (leftRelay) {
     // The new relay learns the device, and the device (still on the old relay's tunnel) learns that
     // it moved, before the old relay lets it go.
-    await Promise.all([announceDevice(ctx, id), leftRelay.pushUrl ? tellTunnelChanged(ctx, [id], leftRelay.pushUrl) : undefined]);
+    await Promise.all([
+      announceDevice(ctx, id),
+      leftRelay.pushUrl ? tellTunnelChanged(ctx, [id], leftRelay.pushUrl) : undefined,
+    ]);
     if (leftRelay.pushUrl) await announceDevice(ctx, id, leftRelay.pushUrl);
   }
   return out;
@@ -177,10 +236,23 @@ export async function deleteDevice(ctx: Ctx, id: string, actor: string): Promise
   await syncDevice(ctx, id, pushUrl);
 }
 
-export async function recordIpChange(ctx: Ctx, q: Queryable, deviceId: string, oldIp: string | null, newIp: string, reason: string): Promise<void> {
+export async function recordIpChange(
+  ctx: Ctx,
+  q: Queryable,
+  deviceId: string,
+  oldIp: string | null,
+  newIp: string,
+  reason: string,
+): Promise<void> {
   const now = ctx.clock.now();
   await q.query('UPDATE devices SET current_ip = $2, updated_at = $3 WHERE id = $1', [deviceId, newIp, now]);
-  await q.query('INSERT INTO ip_history (device_id, old_ip, new_ip, reason, changed_at) VALUES ($1, $2, $3, $4, $5)', [deviceId, oldIp, newIp, reason, now]);
+  await q.query('INSERT INTO ip_history (device_id, old_ip, new_ip, reason, changed_at) VALUES ($1, $2, $3, $4, $5)', [
+    deviceId,
+    oldIp,
+    newIp,
+    reason,
+    now,
+  ]);
   await recordEvent(q, 'ip_changed', deviceId, { old_ip: oldIp, new_ip: newIp, reason }, now);
   ctx.bus.publish('ip_changed', { device_id: deviceId, old_ip: oldIp, new_ip: newIp, reason }, now);
 }

@@ -70,7 +70,8 @@ export class EventBus {
     let chunk: FleetEvent[] = [];
     let size = 0;
     const send = async () => {
-      if (chunk.length && this.db) await this.db.notify(CHANNEL, `${this.#instance}\n${JSON.stringify(chunk)}`).catch(() => {});
+      if (chunk.length && this.db)
+        await this.db.notify(CHANNEL, `${this.#instance}\n${JSON.stringify(chunk)}`).catch(() => {});
       chunk = [];
       size = 0;
     };

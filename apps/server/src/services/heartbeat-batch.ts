@@ -74,7 +74,13 @@ export class HeartbeatBatcher {
     private readonly maxBatch = 500,
   ) {}
 
-  submit(id: string, m: Metrics, agentVersion: string | null, proxy: object | null = null, transport: 'udp' | 'tcp' | null = null): Promise<HeartbeatOutcome> {
+  submit(
+    id: string,
+    m: Metrics,
+    agentVersion: string | null,
+    proxy: object | null = null,
+    transport: 'udp' | 'tcp' | null = null,
+  ): Promise<HeartbeatOutcome> {
     return new Promise((resolve, reject) => {
       this.#queue.push({ id, m, agentVersion, proxy, transport, resolve, reject });
       if (!this.#running) {
@@ -122,13 +128,25 @@ export class HeartbeatBatcher {
     ];
     for (let attempt = 1; ; attempt++) {
       try {
-        const r = await this.db.queryRelaxed<{ id: string; old_status: string | null; old_ip: string | null; cred_version: string; commands: Row[] }>(SQL, params, { name: 'heartbeat_batch_v5' });
+        const r = await this.db.queryRelaxed<{
+          id: string;
+          old_status: string | null;
+          old_ip: string | null;
+          cred_version: string;
+          commands: Row[];
+        }>(SQL, params, { name: 'heartbeat_batch_v5' });
         this.stats.batches++;
         this.stats.heartbeats += batch.length;
         const byId = new Map(r.rows.map((x) => [x.id, x]));
         for (const p of batch) {
           const x = byId.get(p.id);
-          p.resolve({ old_status: x?.old_status ?? null, old_ip: x?.old_ip ?? null, cred_version: x?.cred_version ?? '0:0', commands: x?.commands ?? [], at: now });
+          p.resolve({
+            old_status: x?.old_status ?? null,
+            old_ip: x?.old_ip ?? null,
+            cred_version: x?.cred_version ?? '0:0',
+            commands: x?.commands ?? [],
+            at: now,
+          });
         }
         return;
       } catch (e) {

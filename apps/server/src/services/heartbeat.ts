@@ -10,7 +10,13 @@ import { blockDue, credentialsVersion } from './connections.js';
 import { syncDevice } from './push.js';
 
 export interface HeartbeatInput {
-  metrics: { battery?: number | null | undefined; charging?: boolean | null | undefined; signal?: number | null | undefined; carrier?: string | null | undefined; network_type?: string | null | undefined };
+  metrics: {
+    battery?: number | null | undefined;
+    charging?: boolean | null | undefined;
+    signal?: number | null | undefined;
+    carrier?: string | null | undefined;
+    network_type?: string | null | undefined;
+  };
   public_ip?: string | null | undefined;
   agent_version?: string | undefined;
   usage: { connection_id: string; bytes_in: number; bytes_out: number }[];
@@ -22,7 +28,13 @@ export async function heartbeat(ctx: Ctx, deviceId: string, hb: HeartbeatInput) 
   const m = hb.metrics;
   // The common case: metrics recorded, commands taken, previous status/address and credentials version read
   // back — batched with every other heartbeat arriving meanwhile (heartbeat-batch.ts).
-  const prev = await ctx.heartbeats.submit(deviceId, m, hb.agent_version ?? null, hb.proxy ?? null, hb.tunnel_transport ?? null);
+  const prev = await ctx.heartbeats.submit(
+    deviceId,
+    m,
+    hb.agent_version ?? null,
+    hb.proxy ?? null,
+    hb.tunnel_transport ?? null,
+  );
   const now = prev.at;
   if (prev.old_status === null) throw apiError('PP_ERR_API_NOT_FOUND', { what: 'device' });
   const cameOnline = prev.old_status !== 'online';
@@ -54,11 +66,20 @@ export async function heartbeat(ctx: Ctx, deviceId: string, hb: HeartbeatInput) 
   }
   if (cameOnline) ctx.bus.publish('device_connected', { device_id: deviceId, via: 'heartbeat' }, now);
   if (blocked.length) {
-    for (const c of blocked) ctx.bus.publish('connection_updated', { id: c.id, device_id: c.device_id, blocked: true }, now);
+    for (const c of blocked)
+      ctx.bus.publish('connection_updated', { id: c.id, device_id: c.device_id, blocked: true }, now);
     await syncDevice(ctx, deviceId);
   }
   const commands = prev.commands.map(toCommand);
   for (const c of commands) ctx.bus.publish('command_updated', c, now);
-  ctx.bus.publish('heartbeat', { device_id: deviceId, metrics: m, current_ip: hb.public_ip ?? prev.old_ip, last_seen_at: now.toISOString() }, now);
-  return { commands: commands.map((c) => ({ id: c.id, type: c.type, payload: c.payload })), heartbeat_interval_s: ctx.config.heartbeatIntervalS, credentials_version: credVersion };
+  ctx.bus.publish(
+    'heartbeat',
+    { device_id: deviceId, metrics: m, current_ip: hb.public_ip ?? prev.old_ip, last_seen_at: now.toISOString() },
+    now,
+  );
+  return {
+    commands: commands.map((c) => ({ id: c.id, type: c.type, payload: c.payload })),
+    heartbeat_interval_s: ctx.config.heartbeatIntervalS,
+    credentials_version: credVersion,
+  };
 }

@@ -34,7 +34,7 @@ export function ipInCidrs(ip: string, cidrs: readonly string[]): boolean {
     if (a === null || !/^\d{1,2}$/.test(bits) || Number(bits) > 32) return false;
     const prefix = Number(bits);
     const mask = prefix === 0 ? 0 : (0xffffffff << (32 - prefix)) >>> 0;
-    return ((n & mask) >>> 0) === ((a & mask) >>> 0);
+    return (n & mask) >>> 0 === (a & mask) >>> 0;
   });
 }
 
@@ -50,7 +50,9 @@ export async function allocateVpnIp(q: Queryable, cidr: string): Promise<string>
   const { base, prefix } = parseCidr(cidr);
   const size = 2 ** (32 - prefix);
   const used = new Set(
-    (await q.query<{ vpn_ip: string }>('SELECT vpn_ip FROM devices WHERE vpn_ip IS NOT NULL')).rows.map((r) => ipToInt(r.vpn_ip)),
+    (await q.query<{ vpn_ip: string }>('SELECT vpn_ip FROM devices WHERE vpn_ip IS NOT NULL')).rows.map((r) =>
+      ipToInt(r.vpn_ip),
+    ),
   );
   for (let i = 2; i < size - 1; i++) {
     if (!used.has(base + i)) return intToIp(base + i);

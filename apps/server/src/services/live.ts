@@ -12,7 +12,12 @@ import { credentialsVersion } from './connections.js';
  * Connections of the device changed at or before `upTo` are in force on its relay now. Returns
  * the ones that were not before (announce them with `announceLive`).
  */
-export async function markRelayApplied(ctx: Ctx, deviceId: string, upTo: Date, q: Queryable = ctx.db): Promise<string[]> {
+export async function markRelayApplied(
+  ctx: Ctx,
+  deviceId: string,
+  upTo: Date,
+  q: Queryable = ctx.db,
+): Promise<string[]> {
   const r = await q.query<{ id: string }>(
     `UPDATE connections SET relay_applied_at = $2 WHERE device_id = $1 AND updated_at <= $3 AND (relay_applied_at IS NULL OR relay_applied_at < updated_at) RETURNING id`,
     [deviceId, ctx.clock.now(), upTo],
@@ -52,7 +57,12 @@ export function liveState(r: Record<string, unknown>) {
   const at = (v: unknown) => (v == null ? null : new Date(v as string | Date));
   const relay = at(r.relay_applied_at);
   const device = at(r.device_applied_at);
-  const live = Boolean(r.device_tunnel_connected) && relay !== null && device !== null && relay.getTime() >= changed && device.getTime() >= changed;
+  const live =
+    Boolean(r.device_tunnel_connected) &&
+    relay !== null &&
+    device !== null &&
+    relay.getTime() >= changed &&
+    device.getTime() >= changed;
   return {
     state: (live ? 'live' : 'pending') as 'live' | 'pending',
     relay_applied_at: relay?.toISOString() ?? null,

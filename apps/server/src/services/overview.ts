@@ -2,8 +2,16 @@ import type { Queryable } from '@pocketproxy/db';
 import { apiError } from '../errors.js';
 
 export async function overview(q: Queryable, now: Date) {
-  const d = (await q.query<{ total: number; online: number }>(`SELECT count(*)::int AS total, (count(*) FILTER (WHERE status = 'online'))::int AS online FROM devices`)).rows[0]!;
-  const c = (await q.query<{ total: number; enabled: number }>(`SELECT count(*)::int AS total, (count(*) FILTER (WHERE enabled AND blocked_reason IS NULL))::int AS enabled FROM connections`)).rows[0]!;
+  const d = (
+    await q.query<{ total: number; online: number }>(
+      `SELECT count(*)::int AS total, (count(*) FILTER (WHERE status = 'online'))::int AS online FROM devices`,
+    )
+  ).rows[0]!;
+  const c = (
+    await q.query<{ total: number; enabled: number }>(
+      `SELECT count(*)::int AS total, (count(*) FILTER (WHERE enabled AND blocked_reason IS NULL))::int AS enabled FROM connections`,
+    )
+  ).rows[0]!;
   const cu = (await q.query<{ n: number }>('SELECT count(*)::int AS n FROM customers')).rows[0]!.n;
   const t = (
     await q.query<{ today: number; month: number }>(
@@ -14,21 +22,32 @@ export async function overview(q: Queryable, now: Date) {
       [now],
     )
   ).rows[0]!;
-  const ev = await q.query<{ id: number; type: string; device_id: string | null; data: Record<string, unknown>; created_at: Date }>(
-    'SELECT id, type, device_id, data, created_at FROM events ORDER BY id DESC LIMIT 20',
-  );
+  const ev = await q.query<{
+    id: number;
+    type: string;
+    device_id: string | null;
+    data: Record<string, unknown>;
+    created_at: Date;
+  }>('SELECT id, type, device_id, data, created_at FROM events ORDER BY id DESC LIMIT 20');
   return {
     devices: { total: d.total, online: d.online, offline: d.total - d.online },
     connections: { total: c.total, enabled: c.enabled },
     customers: cu,
     traffic: { today_bytes: Number(t.today), month_bytes: Number(t.month) },
-    recent_events: ev.rows.map((e) => ({ id: Number(e.id), type: e.type, device_id: e.device_id, data: e.data ?? {}, created_at: new Date(e.created_at).toISOString() })),
+    recent_events: ev.rows.map((e) => ({
+      id: Number(e.id),
+      type: e.type,
+      device_id: e.device_id,
+      data: e.data ?? {},
+      created_at: new Date(e.created_at).toISOString(),
+    })),
   };
 }
 
 /** Hourly for the last 24 h or daily for the last 30 days, zero-filled, for one device. */
 export async function deviceUsage(q: Queryable, deviceId: string, granularity: 'hour' | 'day', now: Date) {
-  if (!(await q.query('SELECT 1 FROM devices WHERE id = $1', [deviceId])).rows.length) throw apiError('PP_ERR_API_NOT_FOUND', { what: 'device' });
+  if (!(await q.query('SELECT 1 FROM devices WHERE id = $1', [deviceId])).rows.length)
+    throw apiError('PP_ERR_API_NOT_FOUND', { what: 'device' });
   const step = granularity === 'hour' ? '1 hour' : '1 day';
   const span = granularity === 'hour' ? '23 hours' : '29 days';
   const r = await q.query<{ t: Date; bytes_in: number; bytes_out: number }>(
@@ -39,5 +58,11 @@ export async function deviceUsage(q: Queryable, deviceId: string, granularity: '
       GROUP BY s.t ORDER BY s.t`,
     [deviceId, granularity, now, span, step],
   );
-  return { items: r.rows.map((x) => ({ t: new Date(x.t).toISOString(), bytes_in: Number(x.bytes_in), bytes_out: Number(x.bytes_out) })) };
+  return {
+    items: r.rows.map((x) => ({
+      t: new Date(x.t).toISOString(),
+      bytes_in: Number(x.bytes_in),
+      bytes_out: Number(x.bytes_out),
+    })),
+  };
 }

@@ -11,10 +11,10 @@ export type PortKind = 'connection';
 
 /** Makes sure every port of the configured range has a row; cheap and idempotent at start. */
 export async function ensurePortPool(q: Queryable, connectionPorts: PortRange): Promise<void> {
-  await q.query(`INSERT INTO ports (port, kind) SELECT p, 'connection' FROM generate_series($1::int, $2::int) AS p ON CONFLICT (port) DO NOTHING`, [
-    connectionPorts.from,
-    connectionPorts.to,
-  ]);
+  await q.query(
+    `INSERT INTO ports (port, kind) SELECT p, 'connection' FROM generate_series($1::int, $2::int) AS p ON CONFLICT (port) DO NOTHING`,
+    [connectionPorts.from, connectionPorts.to],
+  );
 }
 
 export async function allocatePort(q: Queryable, kind: PortKind, ownerId: string, range: PortRange): Promise<number> {

@@ -30,7 +30,11 @@ export async function syncDevice(ctx: Ctx, deviceId: string, pushUrl?: string | 
     if (!url) return false;
     const asked = ctx.clock.now();
     const ok = await ctx.push.sync(url, deviceId);
-    if (!ok) ctx.log.debug({ device_id: deviceId }, 'relay did not confirm the sync (device not connected there, or it failed); its poll or the device\'s reconnect applies the change');
+    if (!ok)
+      ctx.log.debug(
+        { device_id: deviceId },
+        "relay did not confirm the sync (device not connected there, or it failed); its poll or the device's reconnect applies the change",
+      );
     // The relay fetched the device's state after `asked`: every change made before is in force there.
     else announceLive(ctx, deviceId, await markRelayApplied(ctx, deviceId, asked));
     return ok;

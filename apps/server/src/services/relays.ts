@@ -38,21 +38,36 @@ export async function getRelayView(q: Queryable, id: string) {
   return toRelay(r);
 }
 
-type RelayInput = { name?: string | undefined; host?: string | undefined; tunnel_port?: number | undefined; push_url?: string | undefined; public_key?: string | undefined; enabled?: boolean | undefined };
+type RelayInput = {
+  name?: string | undefined;
+  host?: string | undefined;
+  tunnel_port?: number | undefined;
+  push_url?: string | undefined;
+  public_key?: string | undefined;
+  enabled?: boolean | undefined;
+};
 
-export async function createRelay(ctx: Ctx, input: Required<Pick<RelayInput, 'name' | 'host'>> & RelayInput, actor: string) {
+export async function createRelay(
+  ctx: Ctx,
+  input: Required<Pick<RelayInput, 'name' | 'host'>> & RelayInput,
+  actor: string,
+) {
   return ctx.db.tx(async (q) => {
-    if ((await q.query('SELECT 1 FROM relays WHERE name = $1', [input.name])).rows.length) throw apiError('PP_ERR_API_CONFLICT', { detail: `a relay named "${input.name}" already exists` });
+    if ((await q.query('SELECT 1 FROM relays WHERE name = $1', [input.name])).rows.length)
+      throw apiError('PP_ERR_API_CONFLICT', { detail: `a relay named "${input.name}" already exists` });
     const id = newId('rly');
-    await q.query(`INSERT INTO relays (id, name, host, tunnel_port, push_url, public_key, enabled) VALUES ($1,$2,$3,$4,$5,$6,$7)`, [
-      id,
-      input.name,
-      input.host,
-      input.tunnel_port ?? 1194,
-      input.push_url ?? 'http://127.0.0.1:8081',
-      input.public_key ?? null,
-      input.enabled ?? true,
-    ]);
+    await q.query(
+      `INSERT INTO relays (id, name, host, tunnel_port, push_url, public_key, enabled) VALUES ($1,$2,$3,$4,$5,$6,$7)`,
+      [
+        id,
+        input.name,
+        input.host,
+        input.tunnel_port ?? 1194,
+        input.push_url ?? 'http://127.0.0.1:8081',
+        input.public_key ?? null,
+        input.enabled ?? true,
+      ],
+    );
     await audit(q, actor, 'relay.create', id, { name: input.name, host: input.host });
     return getRelayView(q, id);
   });
@@ -64,22 +79,44 @@ export async function updateRelay(ctx: Ctx, id: string, input: RelayInput, actor
     const before = await getRelay(q, id);
     if (!before) throw apiError('PP_ERR_API_NOT_FOUND', { what: 'relay' });
     // What its devices dial: their tunnel must follow a change of it.
-    dialled = (input.host !== undefined && input.host !== before.host) || (input.tunnel_port !== undefined && input.tunnel_port !== before.tunnel_port) || (input.public_key !== undefined && input.public_key !== before.public_key);
-    if (input.name && (await q.query('SELECT 1 FROM relays WHERE name = $1 AND id <> $2', [input.name, id])).rows.length)
+    dialled =
+      (input.host !== undefined && input.host !== before.host) ||
+      (input.tunnel_port !== undefined && input.tunnel_port !== before.tunnel_port) ||
+      (input.public_key !== undefined && input.public_key !== before.public_key);
+    if (
+      input.name &&
+      (await q.query('SELECT 1 FROM relays WHERE name = $1 AND id <> $2', [input.name, id])).rows.length
+    )
       throw apiError('PP_ERR_API_CONFLICT', { detail: `a relay named "${input.name}" already exists` });
     await q.query(
       `UPDATE relays SET name = coalesce($2, name), host = coalesce($3, host), tunnel_port = coalesce($4, tunnel_port),
          push_url = coalesce($5, push_url), public_key = coalesce($6, public_key), enabled = coalesce($7, enabled), updated_at = now() WHERE id = $1`,
-      [id, input.name ?? null, input.host ?? null, input.tunnel_port ?? null, input.push_url ?? null, input.public_key ?? null, input.enabled ?? null],
+      [
+        id,
+        input.name ?? null,
+        input.host ?? null,
+        input.tunnel_port ?? null,
+        input.push_url ?? null,
+        input.public_key ?? null,
+        input.enabled ?? null,
+      ],
     );
     await audit(q, actor, 'relay.update', id, input);
     return getRelayView(q, id);
   });
   // Its devices dial its address, port and key: they ask for them again (through the relay's push API).
   if (dialled) {
-    const devs = await ctx.db.query<{ id: string }>('SELECT id FROM devices WHERE relay_id = $1 AND tunnel_connected', [id]);
-    const url = (await ctx.db.query<{ push_url: string }>('SELECT push_url FROM relays WHERE id = $1', [id])).rows[0]?.push_url;
-    if (url && devs.rows.length) await tellTunnelChanged(ctx, devs.rows.map((d) => d.id), url);
+    const devs = await ctx.db.query<{ id: string }>('SELECT id FROM devices WHERE relay_id = $1 AND tunnel_connected', [
+      id,
+    ]);
+    const url = (await ctx.db.query<{ push_url: string }>('SELECT push_url FROM relays WHERE id = $1', [id])).rows[0]
+      ?.push_url;
+    if (url && devs.rows.length)
+      await tellTunnelChanged(
+        ctx,
+        devs.rows.map((d) => d.id),
+        url,
+      );
   }
   return out;
 }
@@ -90,18 +127,16 @@ export async function ensureLocalRelay(ctx: Ctx, publicKey: string | null): Prom
     await q.query('SELECT pg_advisory_xact_lock(7723002)');
     const existing = (await q.query<RelayRow>(`SELECT * FROM relays WHERE name = 'local'`)).rows[0];
     if (existing) {
-      if (publicKey && existing.public_key !== publicKey) await q.query('UPDATE relays SET public_key = $2, updated_at = now() WHERE id = $1', [existing.id, publicKey]);
+      if (publicKey && existing.public_key !== publicKey)
+        await q.query('UPDATE relays SET public_key = $2, updated_at = now() WHERE id = $1', [existing.id, publicKey]);
       return { ...existing, public_key: publicKey ?? existing.public_key };
     }
     const id = newId('rly');
     const row = (
-      await q.query<RelayRow>(`INSERT INTO relays (id, name, host, tunnel_port, push_url, public_key) VALUES ($1, 'local', $2, $3, $4, $5) RETURNING *`, [
-        id,
-        ctx.config.publicHost,
-        ctx.config.tunnelPort,
-        ctx.config.pushUrl,
-        publicKey,
-      ])
+      await q.query<RelayRow>(
+        `INSERT INTO relays (id, name, host, tunnel_port, push_url, public_key) VALUES ($1, 'local', $2, $3, $4, $5) RETURNING *`,
+        [id, ctx.config.publicHost, ctx.config.tunnelPort, ctx.config.pushUrl, publicKey],
+      )
     ).rows[0]!;
     await audit(q, 'system', 'relay.create', id, { name: 'local' });
     return row;

@@ -43,7 +43,10 @@ export const isFinished = (c: { status: string }) => FINISHED.has(c.status);
 
 /** The device's latest rotation, in whatever state. */
 export async function latestRotation(q: Queryable, deviceId: string): Promise<CommandView | undefined> {
-  const r = await q.query<Row>(`SELECT * FROM commands WHERE device_id = $1 AND type = 'rotate_ip' ORDER BY created_at DESC, id DESC LIMIT 1`, [deviceId]);
+  const r = await q.query<Row>(
+    `SELECT * FROM commands WHERE device_id = $1 AND type = 'rotate_ip' ORDER BY created_at DESC, id DESC LIMIT 1`,
+    [deviceId],
+  );
   return r.rows[0] ? toCommand(r.rows[0]) : undefined;
 }
 
@@ -66,12 +69,20 @@ export async function requestRotation(ctx: Ctx, deviceId: string, req: RotationR
       if (minS > 0) {
         const last = await latestRotation(q, deviceId);
         const leftMs = last ? Date.parse(last.created_at) + minS * 1000 - now.getTime() : 0;
-        if (leftMs > 0) throw apiError('PP_ERR_API_ROTATION_TOO_SOON', { min_s: minS, retry_s: Math.ceil(leftMs / 1000) });
+        if (leftMs > 0)
+          throw apiError('PP_ERR_API_ROTATION_TOO_SOON', { min_s: minS, retry_s: Math.ceil(leftMs / 1000) });
       }
       return undefined;
     };
   }
-  const command = await queueCommand(ctx, deviceId, { type: 'rotate_ip', payload: req.payload ?? {}, ttl_s: req.ttl_s }, req.source, req.actor, opts);
+  const command = await queueCommand(
+    ctx,
+    deviceId,
+    { type: 'rotate_ip', payload: req.payload ?? {}, ttl_s: req.ttl_s },
+    req.source,
+    req.actor,
+    opts,
+  );
   return { command, joined };
 }
 
@@ -107,7 +118,12 @@ export const POLL_MS = 5000;
  * `timeoutMs` has passed or `signal` aborted (the client went away). Never rejects: a database error
  * answers the state it had.
  */
-export function waitForCommand(ctx: Ctx, cmd: CommandView, timeoutMs: number, signal?: AbortSignal): Promise<CommandView> {
+export function waitForCommand(
+  ctx: Ctx,
+  cmd: CommandView,
+  timeoutMs: number,
+  signal?: AbortSignal,
+): Promise<CommandView> {
   if (isFinished(cmd)) return Promise.resolve(cmd);
   let watch = watches.get(ctx.bus);
   if (!watch) watches.set(ctx.bus, (watch = new CommandWatch(ctx.bus)));

@@ -7,7 +7,20 @@ const num = (v: unknown): number | null => (v == null ? null : Number(v));
 export type Row = Record<string, unknown>;
 
 /** What the agent reported in its last heartbeat's `proxy` (api-schema ProxyStats). */
-export type ProxyStatsView = Record<'listeners' | 'open' | 'admitted' | 'handshake_timeouts' | 'idle_closed' | 'auth_failures' | 'denied' | 'unauth_refused_per_address' | 'unauth_refused_total' | 'unauth_active' | 'listen_failures', number>;
+export type ProxyStatsView = Record<
+  | 'listeners'
+  | 'open'
+  | 'admitted'
+  | 'handshake_timeouts'
+  | 'idle_closed'
+  | 'auth_failures'
+  | 'denied'
+  | 'unauth_refused_per_address'
+  | 'unauth_refused_total'
+  | 'unauth_active'
+  | 'listen_failures',
+  number
+>;
 
 export function toDevice(r: Row) {
   return {
@@ -82,7 +95,13 @@ export function toRelay(r: Row) {
 }
 
 export function toIpHistory(r: Row) {
-  return { id: Number(r.id), old_ip: (r.old_ip as string | null) ?? null, new_ip: r.new_ip as string, reason: r.reason as string, changed_at: isoReq(r.changed_at) };
+  return {
+    id: Number(r.id),
+    old_ip: (r.old_ip as string | null) ?? null,
+    new_ip: r.new_ip as string,
+    reason: r.reason as string,
+    changed_at: isoReq(r.changed_at),
+  };
 }
 
 export { iso, isoReq };

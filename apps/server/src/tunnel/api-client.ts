@@ -80,7 +80,10 @@ export function createHttpApi(o: HttpApiOptions): InternalApi {
     try {
       res = await doFetch(`${base}${path}`, {
         method,
-        headers: { authorization: `Bearer ${o.token}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+        headers: {
+          authorization: `Bearer ${o.token}`,
+          ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+        },
         body: body === undefined ? undefined : JSON.stringify(body),
         signal: AbortSignal.timeout(timeoutMs),
       });
@@ -99,12 +102,15 @@ export function createHttpApi(o: HttpApiOptions): InternalApi {
   return {
     async register(input) {
       const r = (await call('POST', '/api/internal/relays/register', input)) as { relay_id?: unknown };
-      if (typeof r.relay_id !== 'string' || r.relay_id === '') throw new ApiError('register: no relay_id in the answer', 200);
+      if (typeof r.relay_id !== 'string' || r.relay_id === '')
+        throw new ApiError('register: no relay_id in the answer', 200);
       return { relay_id: r.relay_id };
     },
     async peers(relayId, deviceId) {
       const one = deviceId === undefined ? '' : `&device_id=${encodeURIComponent(deviceId)}`;
-      const r = (await call('GET', `/api/internal/tunnel/peers?relay_id=${encodeURIComponent(relayId)}${one}`)) as { items?: unknown };
+      const r = (await call('GET', `/api/internal/tunnel/peers?relay_id=${encodeURIComponent(relayId)}${one}`)) as {
+        items?: unknown;
+      };
       if (!Array.isArray(r.items)) throw new ApiError('peers: no items array', 200);
       return r.items.flatMap((i) => {
         const p = parsePeer(i);
@@ -121,9 +127,12 @@ export function createHttpApi(o: HttpApiOptions): InternalApi {
       await call('POST', '/api/internal/vpn/disconnected', input);
     },
     async forwarding(deviceIds) {
-      const r = (await call('POST', '/api/internal/tunnel/forwarding', { device_ids: deviceIds })) as { devices?: unknown };
+      const r = (await call('POST', '/api/internal/tunnel/forwarding', { device_ids: deviceIds })) as {
+        devices?: unknown;
+      };
       const out = new Map<string, DeviceForwarding>();
-      if (typeof r.devices !== 'object' || r.devices === null) throw new ApiError('tunnel/forwarding: no devices object', 200);
+      if (typeof r.devices !== 'object' || r.devices === null)
+        throw new ApiError('tunnel/forwarding: no devices object', 200);
       for (const [id, v] of Object.entries(r.devices as Record<string, unknown>)) {
         const f = parseForwarding(v);
         if (f) out.set(id, f);
@@ -139,9 +148,20 @@ export function createHttpApi(o: HttpApiOptions): InternalApi {
 function parsePeer(i: unknown): TunnelPeer | undefined {
   if (typeof i !== 'object' || i === null) return undefined;
   const o = i as Record<string, unknown>;
-  if (typeof o.device_id !== 'string' || typeof o.vpn_ip !== 'string' || typeof o.public_key !== 'string' || typeof o.psk !== 'string') return undefined;
+  if (
+    typeof o.device_id !== 'string' ||
+    typeof o.vpn_ip !== 'string' ||
+    typeof o.public_key !== 'string' ||
+    typeof o.psk !== 'string'
+  )
+    return undefined;
   try {
-    return { deviceId: o.device_id, vpnIp: o.vpn_ip, publicKey: decodeKey(o.public_key, 'device public key'), psk: decodeKey(o.psk, 'device psk') };
+    return {
+      deviceId: o.device_id,
+      vpnIp: o.vpn_ip,
+      publicKey: decodeKey(o.public_key, 'device public key'),
+      psk: decodeKey(o.psk, 'device psk'),
+    };
   } catch {
     return undefined;
   }
@@ -154,9 +174,20 @@ export function parseForwarding(v: unknown): DeviceForwarding | undefined {
   const connections: ForwardedConnection[] = [];
   for (const c of o.connections as Record<string, unknown>[]) {
     if (typeof c !== 'object' || c === null) continue;
-    if (typeof c.connection_id !== 'string' || typeof c.port !== 'number' || (c.protocol !== 'http' && c.protocol !== 'socks5')) continue;
+    if (
+      typeof c.connection_id !== 'string' ||
+      typeof c.port !== 'number' ||
+      (c.protocol !== 'http' && c.protocol !== 'socks5')
+    )
+      continue;
     const allow = Array.isArray(c.allow_from) ? c.allow_from.filter((a): a is string => typeof a === 'string') : [];
-    connections.push({ connection_id: c.connection_id, protocol: c.protocol, port: c.port, allow_from: allow, enabled: c.enabled === true });
+    connections.push({
+      connection_id: c.connection_id,
+      protocol: c.protocol,
+      port: c.port,
+      allow_from: allow,
+      enabled: c.enabled === true,
+    });
   }
   return { vpn_ip: o.vpn_ip, connections };
 }

@@ -18,7 +18,16 @@ import { ipv4Dst, ipv4Src } from './ipv4.js';
 import type { TokenBuckets } from './limits.js';
 import { sourceAddress, type Endpoint, type TcpConn, type UdpPort } from './transport.js';
 
-export type PathDrop = DropReason | 'unknown_peer_replayed' | 'rate_limited' | 'spoofed' | 'not_ipv4' | 'no_device' | 'no_session' | 'tun_full' | 'send_failed';
+export type PathDrop =
+  | DropReason
+  | 'unknown_peer_replayed'
+  | 'rate_limited'
+  | 'spoofed'
+  | 'not_ipv4'
+  | 'no_device'
+  | 'no_session'
+  | 'tun_full'
+  | 'send_failed';
 
 export interface DataPathCounters {
   framesIn: number;
@@ -58,7 +67,14 @@ export interface DataPath {
 }
 
 export function createDataPath(d: DataPathDeps): DataPath {
-  const counters: DataPathCounters = { framesIn: 0, framesOut: 0, packetsToTun: 0, packetsFromTun: 0, initiationsReplayed: 0, drops: {} };
+  const counters: DataPathCounters = {
+    framesIn: 0,
+    framesOut: 0,
+    packetsToTun: 0,
+    packetsFromTun: 0,
+    initiationsReplayed: 0,
+    drops: {},
+  };
   const tcpEndpoints = new WeakMap<TcpConn, Endpoint>();
   const held = new HeldInitiations(d.heldInitiations?.max, d.heldInitiations?.ttlMs);
 
@@ -96,7 +112,8 @@ export function createDataPath(d: DataPathDeps): DataPath {
   function frameIn(frame: Buffer, from: Endpoint, now: number, toTun: Buffer[], udpOut: OutDatagram[]): void {
     counters.framesIn++;
     // No cookie reply in v1: an initiation costs two DH, so limit them per source before any crypto.
-    if (frame[0] === FRAME_INITIATION && !d.initiations.take(sourceAddress(from), now)) return drop('rate_limited', undefined, from);
+    if (frame[0] === FRAME_INITIATION && !d.initiations.take(sourceAddress(from), now))
+      return drop('rate_limited', undefined, from);
     const r = d.responder.receive(frame, from, now);
     switch (r.kind) {
       case 'packet': {
@@ -189,7 +206,8 @@ export function createDataPath(d: DataPathDeps): DataPath {
       const now = d.now();
       const udpOut: OutDatagram[] = [];
       let answered = 0;
-      for (const h of held.take((key) => d.devices.lookup(key) !== undefined, now)) if (replayOne(h.frame, h.from, now, udpOut)) answered++;
+      for (const h of held.take((key) => d.devices.lookup(key) !== undefined, now))
+        if (replayOne(h.frame, h.from, now, udpOut)) answered++;
       counters.initiationsReplayed += answered;
       flushUdp(udpOut);
       return answered;

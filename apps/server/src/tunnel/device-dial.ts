@@ -6,7 +6,12 @@
 //     http connection:   CONNECT host:port            (connectVia)
 //     socks5 connection: SOCKS5 CONNECT host:port     (connectViaSocks5)
 import type * as net from 'node:net';
-import { connectVia as realConnectVia, connectViaSocks5 as realConnectSocks5, type ConnectViaOptions, type Tunnel } from '@pocketproxy/proxy';
+import {
+  connectVia as realConnectVia,
+  connectViaSocks5 as realConnectSocks5,
+  type ConnectViaOptions,
+  type Tunnel,
+} from '@pocketproxy/proxy';
 
 /** Which connection an OpenVPN customer uses (from the client-connect hook, via the API). */
 export interface ConnectionRoute {
@@ -24,8 +29,22 @@ export interface DeviceDialers {
 }
 
 /** A tunnel to host:port through the route's connection; `head` = bytes the target sent already. */
-export async function dialThroughConnection(route: ConnectionRoute, host: string, port: number, timeoutMs: number, d: DeviceDialers = {}): Promise<{ socket: net.Socket; head: Buffer }> {
-  const o: ConnectViaOptions = { proxyHost: route.deviceVpnIp, proxyPort: route.proxyPort, auth: { username: route.username, password: route.password }, host, port, timeoutMs };
-  if (route.protocol === 'socks5') return { socket: (await (d.connectViaSocks5 ?? realConnectSocks5)(o)).socket, head: Buffer.alloc(0) };
+export async function dialThroughConnection(
+  route: ConnectionRoute,
+  host: string,
+  port: number,
+  timeoutMs: number,
+  d: DeviceDialers = {},
+): Promise<{ socket: net.Socket; head: Buffer }> {
+  const o: ConnectViaOptions = {
+    proxyHost: route.deviceVpnIp,
+    proxyPort: route.proxyPort,
+    auth: { username: route.username, password: route.password },
+    host,
+    port,
+    timeoutMs,
+  };
+  if (route.protocol === 'socks5')
+    return { socket: (await (d.connectViaSocks5 ?? realConnectSocks5)(o)).socket, head: Buffer.alloc(0) };
   return (d.connectVia ?? realConnectVia)(o);
 }

@@ -96,7 +96,14 @@ export function createFirewallSync(c: FirewallSyncContext): FirewallSync {
         e.warmUntil = now() + warmMs;
       }
     }
-    log.info({ devices: ids.length, ports: [...devices.byId.values()].reduce((n, e) => n + (e.warmUntil ? e.ports.length : 0), 0), warmMs }, 'warm start: ports kept while devices reconnect');
+    log.info(
+      {
+        devices: ids.length,
+        ports: [...devices.byId.values()].reduce((n, e) => n + (e.warmUntil ? e.ports.length : 0), 0),
+        warmMs,
+      },
+      'warm start: ports kept while devices reconnect',
+    );
   }
 
   function expireWarm(t: number): void {
@@ -132,12 +139,17 @@ export function createFirewallSync(c: FirewallSyncContext): FirewallSync {
     const perDevice = new Map<string, DeviceEntry['ports']>();
     for (const e of devices.byId.values()) if (forwarded(e, t) && e.ports.length) perDevice.set(e.id, e.ports);
     const { state, conflicts } = buildState(c.base, perDevice);
-    for (const x of conflicts) if (logLimit.allow(`conflict:${x.port}`, now()) !== undefined) devLog(x.deviceId).warn({ port: x.port, reason: x.reason }, 'port not forwarded');
+    for (const x of conflicts)
+      if (logLimit.allow(`conflict:${x.port}`, now()) !== undefined)
+        devLog(x.deviceId).warn({ port: x.port, reason: x.reason }, 'port not forwarded');
     try {
       const r = await c.firewall.apply(state);
       if (r.kind === 'full') c.usage.countersReset();
     } catch (err) {
-      log.error({ err: String(err), ports: state.ports.length }, 'firewall apply failed; retried at the next forwarding poll');
+      log.error(
+        { err: String(err), ports: state.ports.length },
+        'firewall apply failed; retried at the next forwarding poll',
+      );
     }
   }
 
@@ -146,7 +158,10 @@ export function createFirewallSync(c: FirewallSyncContext): FirewallSync {
     if (polling || !c.isRegistered()) return;
     polling = true;
     try {
-      const ids = devices.connected().filter((e) => e.reported).map((e) => e.id);
+      const ids = devices
+        .connected()
+        .filter((e) => e.reported)
+        .map((e) => e.id);
       if (ids.length > 0) {
         const seq = nextSeq();
         const got = await c.api.forwarding(ids);
@@ -198,9 +213,22 @@ export function createFirewallSync(c: FirewallSyncContext): FirewallSync {
       c.sendTo(deviceId, { kind: 'control', control: { type: 'credentials', payload: { refetch: true } } });
       return true;
     });
-    e.chain = run.then(() => undefined, () => undefined);
+    e.chain = run.then(
+      () => undefined,
+      () => undefined,
+    );
     return run;
   }
 
-  return { setForwarding, clearForwarding, syncFirewall, pollForwarding, syncDevice, nextSeq, warmStart, openGate: () => openGate(), expireWarm };
+  return {
+    setForwarding,
+    clearForwarding,
+    syncFirewall,
+    pollForwarding,
+    syncDevice,
+    nextSeq,
+    warmStart,
+    openGate: () => openGate(),
+    expireWarm,
+  };
 }

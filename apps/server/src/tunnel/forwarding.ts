@@ -49,7 +49,11 @@ export function connectionPorts(f: DeviceForwarding): number[] {
 }
 
 /** Ports of one device that netfw accepts on their own, and the ones it refuses. */
-export function checkedPorts(base: BaseState, deviceId: string, f: DeviceForwarding): { ports: PortForward[]; rejected: Rejected[] } {
+export function checkedPorts(
+  base: BaseState,
+  deviceId: string,
+  f: DeviceForwarding,
+): { ports: PortForward[]; rejected: Rejected[] } {
   const ports: PortForward[] = [];
   const rejected: Rejected[] = [];
   const seen = new Set<number>();
@@ -70,7 +74,10 @@ export function checkedPorts(base: BaseState, deviceId: string, f: DeviceForward
 }
 
 /** Desired state from every device's checked ports; a port two devices claim goes to the first. */
-export function buildState(base: BaseState, perDevice: ReadonlyMap<string, readonly PortForward[]>): { state: FirewallState; conflicts: Rejected[] } {
+export function buildState(
+  base: BaseState,
+  perDevice: ReadonlyMap<string, readonly PortForward[]>,
+): { state: FirewallState; conflicts: Rejected[] } {
   const taken = new Map<number, string>();
   const ports: PortForward[] = [];
   const conflicts: Rejected[] = [];

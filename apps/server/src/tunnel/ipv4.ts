@@ -34,7 +34,8 @@ export function parseSubnet(text: string): Subnet {
   const [addr, bits] = text.split('/');
   const base = addr === undefined ? undefined : ipv4ToNumber(addr);
   const prefix = Number(bits);
-  if (base === undefined || !Number.isInteger(prefix) || prefix < 8 || prefix > 30) throw new Error(`device subnet "${text}" is not an IPv4 CIDR /8../30`);
+  if (base === undefined || !Number.isInteger(prefix) || prefix < 8 || prefix > 30)
+    throw new Error(`device subnet "${text}" is not an IPv4 CIDR /8../30`);
   const mask = (0xffffffff << (32 - prefix)) >>> 0;
   const net = (base & mask) >>> 0;
   const network = numberToIpv4(net);
@@ -43,7 +44,7 @@ export function parseSubnet(text: string): Subnet {
     prefix,
     cidr: `${network}/${prefix}`,
     relayAddress: numberToIpv4(net + 1),
-    contains: (ip: number) => ((ip & mask) >>> 0) === net,
+    contains: (ip: number) => (ip & mask) >>> 0 === net,
   });
 }
 

@@ -2,7 +2,14 @@
 // UDP socket, HTTP API client), starts the tunnel and returns its stop function. main.ts (the CLI)
 // handles signals. Runs in its own process so the packet path never shares an event loop with the API.
 import pino from 'pino';
-import { addonAvailable, configureTun, createBatchUdpSocket, execRunner, getOriginalDst, openTun } from '@pocketproxy/tun';
+import {
+  addonAvailable,
+  configureTun,
+  createBatchUdpSocket,
+  execRunner,
+  getOriginalDst,
+  openTun,
+} from '@pocketproxy/tun';
 import { createFirewall, createRunner } from '@pocketproxy/netfw';
 import type { Config } from '../config.js';
 import { loadSecrets, relayKeyPath } from '../secrets.js';
@@ -17,15 +24,31 @@ import { openvpnDecision, startOpenvpn, type OpenvpnServer } from '../openvpn/ma
 export const OPENVPN_INTERFACE = 'tun1';
 
 export async function runTunnel(config: Config): Promise<() => Promise<void>> {
-  const logger = pino({ level: config.logLevel, redact: { paths: ['*.password', '*.psk', '*.token'], censor: '[redacted]' } });
+  const logger = pino({
+    level: config.logLevel,
+    redact: { paths: ['*.password', '*.psk', '*.token'], censor: '[redacted]' },
+  });
   const token = config.internalToken ?? loadSecrets(config).internalToken;
   const key = loadOrCreateRelayKey(relayKeyPath(config));
   if (key.created) logger.info({ path: relayKeyPath(config) }, 'relay key created');
-  if (!addonAvailable()) throw new Error('pocketproxy tunnel: the TUN addon is not built (run npm run build -w @pocketproxy/tun)');
-  const tun = openTun({ name: config.tunnelInterface, maxPacket: Math.max(config.tunnelMtu, 2048), offload: config.offload });
+  if (!addonAvailable())
+    throw new Error('pocketproxy tunnel: the TUN addon is not built (run npm run build -w @pocketproxy/tun)');
+  const tun = openTun({
+    name: config.tunnelInterface,
+    maxPacket: Math.max(config.tunnelMtu, 2048),
+    offload: config.offload,
+  });
   const openUdp = async (host: string, port: number): Promise<UdpPort> => {
     try {
-      return createBatchUdpSocket({ type: 'udp4', address: host, port, recvBufferSize: 8 << 20, sendBufferSize: 8 << 20, maxDatagram: 65535, offload: config.offload });
+      return createBatchUdpSocket({
+        type: 'udp4',
+        address: host,
+        port,
+        recvBufferSize: 8 << 20,
+        sendBufferSize: 8 << 20,
+        maxDatagram: 65535,
+        offload: config.offload,
+      });
     } catch (err) {
       logger.warn({ err: String(err) }, 'batched UDP socket unavailable; using node:dgram');
       return dgramUdpPort(host, port);
@@ -34,8 +57,9 @@ export async function runTunnel(config: Config): Promise<() => Promise<void>> {
   // OpenVPN customers reach devices through the transparent proxy (only when OpenVPN is enabled).
   const ovpn = openvpnDecision(config);
   if (!ovpn.enabled && config.openvpn !== 'off') logger.warn({ reason: ovpn.reason }, 'customer OpenVPN is OFF');
-  const tproxy: TransparentProxy | undefined =
-    !ovpn.enabled ? undefined : createTransparentProxy({ host: '0.0.0.0', port: config.tproxyPort, logger, getOriginalDst });
+  const tproxy: TransparentProxy | undefined = !ovpn.enabled
+    ? undefined
+    : createTransparentProxy({ host: '0.0.0.0', port: config.tproxyPort, logger, getOriginalDst });
   const tunnel = createTunnel({
     settings: {
       relayName: config.relayName,
@@ -46,7 +70,16 @@ export async function runTunnel(config: Config): Promise<() => Promise<void>> {
       deviceSubnet: config.deviceSubnet,
       tunnelMtu: config.tunnelMtu,
       tunnelInterface: tun.name,
-      ...(tproxy ? { openvpn: { subnet: config.openvpnSubnet, interface: OPENVPN_INTERFACE, tproxyPort: config.tproxyPort, dnsRedirectPort: config.openvpnDnsPort } } : {}),
+      ...(tproxy
+        ? {
+            openvpn: {
+              subnet: config.openvpnSubnet,
+              interface: OPENVPN_INTERFACE,
+              tproxyPort: config.tproxyPort,
+              dnsRedirectPort: config.openvpnDnsPort,
+            },
+          }
+        : {}),
     },
     extraRoutes: tproxy?.routes,
     relayKey: key,
@@ -67,7 +100,14 @@ export async function runTunnel(config: Config): Promise<() => Promise<void>> {
   try {
     await tunnel.start();
     await tproxy?.start();
-    if (tproxy) openvpn = await startOpenvpn({ config, token, logger, binary: ovpn.binary!, lookup: (ip) => tproxy.clients.get(ip) });
+    if (tproxy)
+      openvpn = await startOpenvpn({
+        config,
+        token,
+        logger,
+        binary: ovpn.binary!,
+        lookup: (ip) => tproxy.clients.get(ip),
+      });
   } catch (err) {
     await stop().catch(() => {});
     throw err;

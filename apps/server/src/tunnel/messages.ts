@@ -51,7 +51,13 @@ export function createMessages(c: MessagesContext): Messages {
   }
 
   function sendConfig(e: DeviceEntry): void {
-    sendTo(e.id, { kind: 'control', control: { type: 'config', payload: { address: `${e.vpnIp}/${c.subnet.prefix}`, gateway: c.subnet.relayAddress, mtu: c.tunnelMtu } } });
+    sendTo(e.id, {
+      kind: 'control',
+      control: {
+        type: 'config',
+        payload: { address: `${e.vpnIp}/${c.subnet.prefix}`, gateway: c.subnet.relayAddress, mtu: c.tunnelMtu },
+      },
+    });
   }
 
   /** Credential sync hint: the list when it fits one message, else ask the device to fetch it. */
@@ -72,7 +78,8 @@ export function createMessages(c: MessagesContext): Messages {
       const settled = commands.acked(m.ack.id, deviceId);
       l.info({ commandId: m.ack.id, status: m.ack.status, settled, error: m.ack.error }, 'command ack');
     } else if (m.kind === 'control') {
-      if (logLimit.allow(`ctl:${deviceId}`, now()) !== undefined) l.debug({ type: m.control.type }, 'control message from device');
+      if (logLimit.allow(`ctl:${deviceId}`, now()) !== undefined)
+        l.debug({ type: m.control.type }, 'control message from device');
     } else if (logLimit.allow(`cmd:${deviceId}`, now()) !== undefined) {
       l.warn({ commandId: m.command.id }, 'device sent a command frame; ignored');
     }

@@ -87,12 +87,20 @@ export function createPeerLifecycle(c: PeerLifecycleContext): PeerLifecycle {
       if (e.gen !== gen || !e.up || c.isStopped()) return;
       try {
         const seq = forwarding.nextSeq();
-        const ans = await c.api.connected({ device_id: e.id, vpn_ip: e.vpnIp, relay_id: rid, endpoint: e.endpoint ? describeEndpoint(e.endpoint).slice(0, 80) : '' });
+        const ans = await c.api.connected({
+          device_id: e.id,
+          vpn_ip: e.vpnIp,
+          relay_id: rid,
+          endpoint: e.endpoint ? describeEndpoint(e.endpoint).slice(0, 80) : '',
+        });
         // Went down (or down and up) meanwhile: this answer is stale; the newer period reports itself.
         if (e.gen !== gen || !e.up) return;
         if (ans.vpn_ip !== e.vpnIp) {
           const ok = devices.readdress(e, ans.vpn_ip);
-          devLog(e).warn({ peers: e.vpnIp, api: ans.vpn_ip, followed: ok }, 'API answered another vpn_ip than the peer list');
+          devLog(e).warn(
+            { peers: e.vpnIp, api: ans.vpn_ip, followed: ok },
+            'API answered another vpn_ip than the peer list',
+          );
           if (ok) messages.sendConfig(e);
         }
         e.reported = true;
@@ -113,7 +121,8 @@ export function createPeerLifecycle(c: PeerLifecycleContext): PeerLifecycle {
   }
 
   function reportDue(t: number): void {
-    for (const e of devices.byId.values()) if (e.up && !e.reported && !e.reporting && t >= e.nextReportAt) reportConnected(e);
+    for (const e of devices.byId.values())
+      if (e.up && !e.reported && !e.reporting && t >= e.nextReportAt) reportConnected(e);
   }
 
   return { onPeerUp, onPeerDown, reportDue };

@@ -25,7 +25,10 @@ export function toJsonMessage(m: unknown): JsonMessage | string {
   if (o.kind === 'command') {
     if (!str(o.id, 128)) return 'message.id must be a string of 1..128 characters';
     if (!str(o.type, 64)) return 'message.type must be a string of 1..64 characters';
-    return { kind: 'command', command: { id: o.id, type: o.type, ...(o.payload === undefined ? {} : { payload: o.payload }) } };
+    return {
+      kind: 'command',
+      command: { id: o.id, type: o.type, ...(o.payload === undefined ? {} : { payload: o.payload }) },
+    };
   }
   if (o.kind === 'control') {
     if (!str(o.type, 64)) return 'message.type must be a string of 1..64 characters';

@@ -43,7 +43,8 @@ export function startPushServer(o: PushServerOptions): Promise<PushServer> {
       res.end(text);
     };
     // Compare digests: constant time whatever the header's length.
-    if (!timingSafeEqual(digest(req.headers.authorization ?? ''), want)) return reply(401, { error: 'PP_ERR_TUNNEL_PUSH_UNAUTHENTICATED' });
+    if (!timingSafeEqual(digest(req.headers.authorization ?? ''), want))
+      return reply(401, { error: 'PP_ERR_TUNNEL_PUSH_UNAUTHENTICATED' });
     const url = new URL(req.url ?? '/', 'http://push.invalid');
     const key = `${req.method} ${url.pathname}`;
     const handler = o.routes[key];

@@ -59,7 +59,8 @@ export function createRegistration(c: RegistrationContext): Registration {
         return;
       } catch (err) {
         const wait = Math.min(c.intervals.retryMaxMs, 250 * 2 ** Math.min(attempt, 10));
-        if (attempt === 1 || logLimit.allow('register', now()) !== undefined) log.warn({ err: String(err), attempt, retryMs: wait }, 'relay registration failed; retrying');
+        if (attempt === 1 || logLimit.allow('register', now()) !== undefined)
+          log.warn({ err: String(err), attempt, retryMs: wait }, 'relay registration failed; retrying');
         await sleep(wait);
       }
     }
@@ -86,10 +87,12 @@ export function createRegistration(c: RegistrationContext): Registration {
     if (peersInFlight) {
       if (!opts.fresh) return peersInFlight;
       // The answer under way may predate the change we were told of: one more fetch after it, for all who ask meanwhile.
-      followUp ??= peersInFlight.catch(() => {}).then(() => {
-        followUp = undefined;
-        return refreshPeers();
-      });
+      followUp ??= peersInFlight
+        .catch(() => {})
+        .then(() => {
+          followUp = undefined;
+          return refreshPeers();
+        });
       return followUp;
     }
     lastPeersFetch = now();
@@ -99,7 +102,9 @@ export function createRegistration(c: RegistrationContext): Registration {
         const peers = await c.api.peers(rid);
         // Sessions of devices that left the list or got a new key go first (peer_down is reported).
         for (const id of devices.diff(peers)) c.responder.removePeer(id, now());
-        for (const sk of devices.replace(peers)) if (logLimit.allow(`skip:${sk.deviceId}`, now()) !== undefined) devLog(sk.deviceId).warn({ reason: sk.reason }, 'device left out of the tunnel');
+        for (const sk of devices.replace(peers))
+          if (logLimit.allow(`skip:${sk.deviceId}`, now()) !== undefined)
+            devLog(sk.deviceId).warn({ reason: sk.reason }, 'device left out of the tunnel');
         log.debug({ peers: peers.length }, 'peer list loaded');
         c.onPeersLoaded?.();
       } catch (err) {
@@ -118,13 +123,23 @@ export function createRegistration(c: RegistrationContext): Registration {
     try {
       const api = (await c.api.peers(rid, deviceId)).find((p) => p.deviceId === deviceId);
       const have = devices.byId.get(deviceId);
-      const same = api && have ? api.publicKey.equals(have.publicKey) && api.psk.equals(have.psk) && api.vpnIp === have.vpnIp : api === have;
+      const same =
+        api && have
+          ? api.publicKey.equals(have.publicKey) && api.psk.equals(have.psk) && api.vpnIp === have.vpnIp
+          : api === have;
       if (same) return false;
-      devLog(deviceId).info({ change: !have ? 'new' : !api ? 'gone' : 'changed' }, 'device pushed: refreshing peer list');
+      devLog(deviceId).info(
+        { change: !have ? 'new' : !api ? 'gone' : 'changed' },
+        'device pushed: refreshing peer list',
+      );
       await refreshPeers({ fresh: true });
       return true;
     } catch (err) {
-      if (logLimit.allow('sync-peer', now()) !== undefined) log.warn({ err: String(err), deviceId }, 'peer check of a pushed device failed; the periodic refresh applies it');
+      if (logLimit.allow('sync-peer', now()) !== undefined)
+        log.warn(
+          { err: String(err), deviceId },
+          'peer check of a pushed device failed; the periodic refresh applies it',
+        );
       return false;
     }
   }

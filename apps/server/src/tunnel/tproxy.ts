@@ -59,7 +59,8 @@ export function createTransparentProxy(d: TransparentProxyDeps): TransparentProx
     const route = clients.get(clientIp);
     if (!route) {
       stats.refused++;
-      if (limit.allow(`nomap:${clientIp}`, Date.now()) !== undefined) log.info({ clientIp }, 'no device mapped for this OpenVPN client; refused');
+      if (limit.allow(`nomap:${clientIp}`, Date.now()) !== undefined)
+        log.info({ clientIp }, 'no device mapped for this OpenVPN client; refused');
       return void client.destroy();
     }
     let dst: OriginalDst;
@@ -67,7 +68,8 @@ export function createTransparentProxy(d: TransparentProxyDeps): TransparentProx
       dst = d.getOriginalDst(client);
     } catch (err) {
       stats.refused++;
-      if (limit.allow('nodst', Date.now()) !== undefined) log.warn({ clientIp, err: String(err) }, 'no original destination (not redirected?); refused');
+      if (limit.allow('nodst', Date.now()) !== undefined)
+        log.warn({ clientIp, err: String(err) }, 'no original destination (not redirected?); refused');
       return void client.destroy();
     }
     const p = await peek(client, { timeoutMs: d.peekTimeoutMs ?? 300 });
@@ -80,7 +82,8 @@ export function createTransparentProxy(d: TransparentProxyDeps): TransparentProx
       up = await dialThroughConnection(route, host, dst.port, d.connectTimeoutMs ?? 10_000, d);
     } catch (err) {
       stats.failed++;
-      if (limit.allow(`fail:${clientIp}`, Date.now()) !== undefined) log.info({ clientIp, host, port: dst.port, err: String(err) }, 'device proxy refused or unreachable');
+      if (limit.allow(`fail:${clientIp}`, Date.now()) !== undefined)
+        log.info({ clientIp, host, port: dst.port, err: String(err) }, 'device proxy refused or unreachable');
       return void client.resetAndDestroy();
     }
     if (client.destroyed) return void up.socket.destroy();
@@ -93,8 +96,13 @@ export function createTransparentProxy(d: TransparentProxyDeps): TransparentProx
     server.pipe(client);
     // A reset on one side resets the other: when the device revokes the connection it resets its
     // socket, and the customer must hear of it at once, not after what is still queued towards it.
-    for (const [from, to] of [[client, server], [server, client]] as const) {
-      from.on('error', () => { if (!to.destroyed) to.resetAndDestroy(); });
+    for (const [from, to] of [
+      [client, server],
+      [server, client],
+    ] as const) {
+      from.on('error', () => {
+        if (!to.destroyed) to.resetAndDestroy();
+      });
       from.on('close', () => to.destroy());
     }
     server.resume();
@@ -125,11 +133,22 @@ export function createTransparentProxy(d: TransparentProxyDeps): TransparentProx
       if (ipv4ToNumber(ip) === undefined) return badRequest('client_ip must be an IPv4 address');
       if (ipv4ToNumber(dev) === undefined) return badRequest('device_vpn_ip must be an IPv4 address');
       const port = b.proxy_port;
-      if (typeof port !== 'number' || !Number.isInteger(port) || port < 1 || port > 65535) return badRequest('proxy_port must be a port number');
+      if (typeof port !== 'number' || !Number.isInteger(port) || port < 1 || port > 65535)
+        return badRequest('proxy_port must be a port number');
       if (b.protocol !== 'http' && b.protocol !== 'socks5') return badRequest("protocol must be 'http' or 'socks5'");
-      if (typeof b.username !== 'string' || b.username === '' || typeof b.password !== 'string') return badRequest('username and password are required');
-      clients.set(ip, { deviceVpnIp: dev, proxyPort: port, protocol: b.protocol, username: b.username, password: b.password });
-      log.info({ clientIp: ip, deviceVpnIp: dev, port, protocol: b.protocol, username: b.username }, 'OpenVPN client mapped');
+      if (typeof b.username !== 'string' || b.username === '' || typeof b.password !== 'string')
+        return badRequest('username and password are required');
+      clients.set(ip, {
+        deviceVpnIp: dev,
+        proxyPort: port,
+        protocol: b.protocol,
+        username: b.username,
+        password: b.password,
+      });
+      log.info(
+        { clientIp: ip, deviceVpnIp: dev, port, protocol: b.protocol, username: b.username },
+        'OpenVPN client mapped',
+      );
       return { status: 200, body: { ok: true } };
     },
     'DELETE /openvpn/client': (body, url) => {

@@ -49,7 +49,11 @@ export interface UdpPort {
 /** node:dgram behind the UdpPort shape: one datagram per batch (used when the addon is absent). */
 export function dgramUdpPort(host: string, port: number): Promise<UdpPort> {
   return new Promise((resolve, reject) => {
-    const sock = dgram.createSocket({ type: net.isIPv6(host) ? 'udp6' : 'udp4', recvBufferSize: 4 << 20, sendBufferSize: 4 << 20 });
+    const sock = dgram.createSocket({
+      type: net.isIPv6(host) ? 'udp6' : 'udp4',
+      recvBufferSize: 4 << 20,
+      sendBufferSize: 4 << 20,
+    });
     sock.once('error', reject);
     sock.bind(port, host, () => {
       sock.off('error', reject);

@@ -26,7 +26,14 @@ import { createPeerLifecycle } from './peer-lifecycle.js';
 import { createPushRoutes } from './push-routes.js';
 import { startPushServer, type PushHandler, type PushServer } from './push-server.js';
 import { createRegistration } from './registration.js';
-import { describeEndpoint, listenTcp, sameEndpoint, type Endpoint, type TcpListener, type UdpPort } from './transport.js';
+import {
+  describeEndpoint,
+  listenTcp,
+  sameEndpoint,
+  type Endpoint,
+  type TcpListener,
+  type UdpPort,
+} from './transport.js';
 import { createUsageReport } from './usage-report.js';
 
 export interface TunnelSettings {
@@ -66,7 +73,17 @@ export interface TunnelIntervals {
 // protocol's 30 s dead-peer window plus the 1 s tick and the firewall update always overshot
 // that, so the relay declares a peer dead after 25 s: still 2.5 device keepalives (10 s).
 const RELAY_PROTOCOL_TIMERS = { deadAfterMs: 25_000 } satisfies Partial<TunnelTimers>;
-const DEFAULT_INTERVALS: TunnelIntervals = { tickMs: 1_000, forwardingMs: 10_000, usageMs: 30_000, peersMs: 60_000, peersMinGapMs: 2_000, repushMs: 5_000, retryMaxMs: 10_000, warmMs: 30_000, warmWaitMs: 10_000 };
+const DEFAULT_INTERVALS: TunnelIntervals = {
+  tickMs: 1_000,
+  forwardingMs: 10_000,
+  usageMs: 30_000,
+  peersMs: 60_000,
+  peersMinGapMs: 2_000,
+  repushMs: 5_000,
+  retryMaxMs: 10_000,
+  warmMs: 30_000,
+  warmWaitMs: 10_000,
+};
 
 export interface TunnelDeps {
   readonly settings: TunnelSettings;
@@ -113,7 +130,15 @@ export interface TunnelStatus {
   /** Offloads in effect (packages/tun): TUN vnet header/TSO, UDP GSO/GRO; null where not applicable. */
   offload: { tun: { vnet_hdr: boolean; tso: boolean } | null; udp: { gso: boolean; gro: boolean } | null };
   /** The TUN queue's counters: packets vs write() calls shows how much GRO gluing saves; drops/errors. */
-  tun_stats: { rx_packets: number; tx_packets: number; tx_writes: number | null; rx_gso: number | null; tx_gso: number | null; tx_drops: number; tx_errors: number };
+  tun_stats: {
+    rx_packets: number;
+    tx_packets: number;
+    tx_writes: number | null;
+    rx_gso: number | null;
+    tx_gso: number | null;
+    tx_drops: number;
+    tx_errors: number;
+  };
   /** The UDP socket's datagrams against recvmmsg/sendmmsg calls (null on node:dgram). */
   udp_stats: { rx_datagrams: number; rx_batches: number; tx_datagrams: number; tx_syscalls: number } | null;
   /** process.memoryUsage() in MB: where the tunnel's RSS goes (V8 heap, Buffers, the rest). */
@@ -146,7 +171,13 @@ export function createTunnel(deps: TunnelDeps): Tunnel {
   const now = deps.now ?? Date.now;
   const log = deps.logger.child({ subsys: 'tunnel' });
   const subnet = parseSubnet(s.deviceSubnet);
-  const base: BaseState = { tunnelInterface: s.tunnelInterface, deviceSubnet: subnet.cidr, tunnelAddress: subnet.relayAddress, mssClamp: 'pmtu', ...(s.openvpn ? { openvpn: s.openvpn } : {}) };
+  const base: BaseState = {
+    tunnelInterface: s.tunnelInterface,
+    deviceSubnet: subnet.cidr,
+    tunnelAddress: subnet.relayAddress,
+    mssClamp: 'pmtu',
+    ...(s.openvpn ? { openvpn: s.openvpn } : {}),
+  };
   const devices = new DeviceTable(subnet);
   const commands = new PendingCommands(iv.repushMs);
   const logLimit = new LogLimiter(10_000);
@@ -179,7 +210,11 @@ export function createTunnel(deps: TunnelDeps): Tunnel {
       else if (ev.type === 'endpoint_changed') {
         const e = devices.byId.get(ev.deviceId);
         if (e) e.endpoint = ev.to;
-        if (logLimit.allow(`roam:${ev.deviceId}`, now()) !== undefined) devLog(ev.deviceId).info({ from: describeEndpoint(ev.from), to: describeEndpoint(ev.to) }, 'device endpoint changed');
+        if (logLimit.allow(`roam:${ev.deviceId}`, now()) !== undefined)
+          devLog(ev.deviceId).info(
+            { from: describeEndpoint(ev.from), to: describeEndpoint(ev.to) },
+            'device endpoint changed',
+          );
       } else if (ev.type === 'handshake' && logLimit.allow(`hs:${ev.deviceId}`, now()) !== undefined) {
         devLog(ev.deviceId).debug({ endpoint: describeEndpoint(ev.endpoint) }, 'handshake answered');
       }
@@ -199,15 +234,32 @@ export function createTunnel(deps: TunnelDeps): Tunnel {
       const suppressed = logLimit.allow(`drop:${reason}`, now());
       if (suppressed === undefined) return;
       const level = reason === 'spoofed' || reason === 'rate_limited' || reason === 'tun_full' ? 'warn' : 'debug';
-      log[level]({ reason, deviceId, from: from ? describeEndpoint(from) : undefined, suppressed }, 'frame or packet dropped');
+      log[level](
+        { reason, deviceId, from: from ? describeEndpoint(from) : undefined, suppressed },
+        'frame or packet dropped',
+      );
     },
   });
 
-  const messages = createMessages({ ...logs, responder, path, commands, subnet, tunnelMtu: s.tunnelMtu, isUp: (id) => devices.byId.get(id)?.up === true });
+  const messages = createMessages({
+    ...logs,
+    responder,
+    path,
+    commands,
+    subnet,
+    tunnelMtu: s.tunnelMtu,
+    isUp: (id) => devices.byId.get(id)?.up === true,
+  });
   const registration = createRegistration({
     ...logs,
     api: deps.api,
-    relay: { name: s.relayName, host: s.publicHost, tunnel_port: s.tunnelPort, push_url: s.pushUrl, public_key: deps.relayKey.publicKey.toString('base64') },
+    relay: {
+      name: s.relayName,
+      host: s.publicHost,
+      tunnel_port: s.tunnelPort,
+      push_url: s.pushUrl,
+      public_key: deps.relayKey.publicKey.toString('base64'),
+    },
     devices,
     responder,
     intervals: iv,
@@ -218,8 +270,27 @@ export function createTunnel(deps: TunnelDeps): Tunnel {
     },
   });
   const usage = createUsageReport({ ...logs, devices, firewall: deps.firewall, api: deps.api });
-  const forwarding = createFirewallSync({ ...logs, base, devices, firewall: deps.firewall, api: deps.api, usage, sendTo: messages.sendTo, isRegistered: () => registration.relayId() !== undefined });
-  const peers = createPeerLifecycle({ ...logs, devices, api: deps.api, messages, forwarding, commands, relayId: registration.relayId, retryMaxMs: iv.retryMaxMs, isStopped });
+  const forwarding = createFirewallSync({
+    ...logs,
+    base,
+    devices,
+    firewall: deps.firewall,
+    api: deps.api,
+    usage,
+    sendTo: messages.sendTo,
+    isRegistered: () => registration.relayId() !== undefined,
+  });
+  const peers = createPeerLifecycle({
+    ...logs,
+    devices,
+    api: deps.api,
+    messages,
+    forwarding,
+    commands,
+    relayId: registration.relayId,
+    retryMaxMs: iv.retryMaxMs,
+    isStopped,
+  });
   const { push } = messages;
   const { pollForwarding } = forwarding;
   // Both at once: a connection change of a known device is not held up by the peer check.
@@ -246,32 +317,62 @@ export function createTunnel(deps: TunnelDeps): Tunnel {
 
   async function start(): Promise<void> {
     const host = s.listenHost ?? '0.0.0.0';
-    await deps.configureTun({ name: deps.tun.name, address: subnet.relayAddress, prefixLength: subnet.prefix, mtu: s.tunnelMtu });
+    await deps.configureTun({
+      name: deps.tun.name,
+      address: subnet.relayAddress,
+      prefixLength: subnet.prefix,
+      mtu: s.tunnelMtu,
+    });
     // The table is rebuilt from the API's state once the warm start has it (below): ports of a
     // crashed run do not survive, and the ports of devices about to reconnect are never missing.
     await deps.firewall.applySysctls();
     udp = await deps.openUdp(host, s.tunnelPort);
-    udp.start((dgs) => path.onUdpDatagrams(dgs), (err) => {
-      if (logLimit.allow('udp-error', now()) !== undefined) log.warn({ err: String(err) }, 'UDP receive error');
-    });
+    udp.start(
+      (dgs) => path.onUdpDatagrams(dgs),
+      (err) => {
+        if (logLimit.allow('udp-error', now()) !== undefined) log.warn({ err: String(err) }, 'UDP receive error');
+      },
+    );
     addresses.udp = udp.address().port;
     tcp = await listenTcp({
       host,
       port: addresses.udp,
       onFrame: (f, c) => path.onTcpFrame(f, c),
       onBadStream: (c, why) => {
-        if (logLimit.allow('tcp-desync', now()) !== undefined) log.debug({ from: c.remoteAddress, why }, 'TCP stream out of sync; closed');
+        if (logLimit.allow('tcp-desync', now()) !== undefined)
+          log.debug({ from: c.remoteAddress, why }, 'TCP stream out of sync; closed');
       },
       idleMs: (protocolTimers.deadAfterMs ?? RELAY_PROTOCOL_TIMERS.deadAfterMs) * 2,
     });
     addresses.tcp = (tcp.server.address() as { port: number }).port;
     const routes = { ...createPushRoutes({ push, status, syncDevice }), ...deps.extraRoutes };
-    pushServer = await startPushServer({ host: s.pushHost ?? '127.0.0.1', port: s.pushPort, token: deps.internalToken, routes, onError: (err, route) => log.error({ err: String(err), route }, 'push route failed') });
-    addresses.push = pushServer.port;
-    deps.tun.start((b) => path.onTunBatch(b), (err) => {
-      if (logLimit.allow('tun-error', now()) !== undefined) log.error({ err: String(err) }, 'TUN read error');
+    pushServer = await startPushServer({
+      host: s.pushHost ?? '127.0.0.1',
+      port: s.pushPort,
+      token: deps.internalToken,
+      routes,
+      onError: (err, route) => log.error({ err: String(err), route }, 'push route failed'),
     });
-    log.info({ udp: addresses.udp, tcp: addresses.tcp, push: addresses.push, tun: deps.tun.name, address: `${subnet.relayAddress}/${subnet.prefix}`, mtu: s.tunnelMtu, aead: aead?.name ?? 'node:crypto', offload: { tun: deps.tun.offload ?? null, udp: udp?.offload?.() ?? null } }, 'tunnel listening');
+    addresses.push = pushServer.port;
+    deps.tun.start(
+      (b) => path.onTunBatch(b),
+      (err) => {
+        if (logLimit.allow('tun-error', now()) !== undefined) log.error({ err: String(err) }, 'TUN read error');
+      },
+    );
+    log.info(
+      {
+        udp: addresses.udp,
+        tcp: addresses.tcp,
+        push: addresses.push,
+        tun: deps.tun.name,
+        address: `${subnet.relayAddress}/${subnet.prefix}`,
+        mtu: s.tunnelMtu,
+        aead: aead?.name ?? 'node:crypto',
+        offload: { tun: deps.tun.offload ?? null, udp: udp?.offload?.() ?? null },
+      },
+      'tunnel listening',
+    );
     if (deps.autoTimers !== false) {
       const every = (ms: number, f: () => unknown) => {
         const t = setInterval(() => void f(), ms);
@@ -290,7 +391,9 @@ export function createTunnel(deps: TunnelDeps): Tunnel {
       while (!stopped && !devices.ready) {
         await refreshPeers().catch(() => sleep(Math.min(iv.retryMaxMs, 1000)));
       }
-      await forwarding.warmStart(iv.warmMs).catch((err) => log.warn({ err: String(err) }, 'warm start failed; devices get their ports as they reconnect'));
+      await forwarding
+        .warmStart(iv.warmMs)
+        .catch((err) => log.warn({ err: String(err) }, 'warm start failed; devices get their ports as they reconnect'));
       forwarding.openGate();
       void forwarding.syncFirewall();
       if (!stopped) resolveReady();
@@ -307,7 +410,10 @@ export function createTunnel(deps: TunnelDeps): Tunnel {
     await tcp?.close();
     await pushServer?.close();
     // Leave nothing forwarding to a tunnel that is gone; tell the API, bounded in time.
-    await Promise.race([Promise.allSettled(up.map((id) => deps.api.disconnected({ device_id: id, reason: 'relay_stopped' }))), sleep(2_000)]);
+    await Promise.race([
+      Promise.allSettled(up.map((id) => deps.api.disconnected({ device_id: id, reason: 'relay_stopped' }))),
+      sleep(2_000),
+    ]);
     await deps.firewall.teardown().catch((err) => log.warn({ err: String(err) }, 'firewall teardown failed'));
     deps.tun.close();
     log.info({ devices: up.length }, 'tunnel stopped');
@@ -342,20 +448,48 @@ export function createTunnel(deps: TunnelDeps): Tunnel {
     };
   }
 
-  return { start, ready, stop, tick, pollForwarding, syncDevice, reportUsage, refreshPeers, push, status, devices, addresses };
+  return {
+    start,
+    ready,
+    stop,
+    tick,
+    pollForwarding,
+    syncDevice,
+    reportUsage,
+    refreshPeers,
+    push,
+    status,
+    devices,
+    addresses,
+  };
 }
 
 function udpStats(u: ReturnType<NonNullable<UdpPort['stats']>> | undefined): TunnelStatus['udp_stats'] {
-  return u ? { rx_datagrams: u.rxPackets, rx_batches: u.rxBatches, tx_datagrams: u.txPackets, tx_syscalls: u.txSyscalls } : null;
+  return u
+    ? { rx_datagrams: u.rxPackets, rx_batches: u.rxBatches, tx_datagrams: u.txPackets, tx_syscalls: u.txSyscalls }
+    : null;
 }
 
 function tunStats(t: TunStats): TunnelStatus['tun_stats'] {
-  return { rx_packets: t.rxPackets, tx_packets: t.txPackets, tx_writes: t.txWrites ?? null, rx_gso: t.rxGso ?? null, tx_gso: t.txGso ?? null, tx_drops: t.txDrops, tx_errors: t.txErrors };
+  return {
+    rx_packets: t.rxPackets,
+    tx_packets: t.txPackets,
+    tx_writes: t.txWrites ?? null,
+    rx_gso: t.rxGso ?? null,
+    tx_gso: t.txGso ?? null,
+    tx_drops: t.txDrops,
+    tx_errors: t.txErrors,
+  };
 }
 
 function memoryMb(): TunnelStatus['memory_mb'] {
   const m = process.memoryUsage();
   const mb = (n: number) => Math.round(n / 1048576);
-  return { rss: mb(m.rss), heap_used: mb(m.heapUsed), heap_total: mb(m.heapTotal), external: mb(m.external), array_buffers: mb(m.arrayBuffers) };
+  return {
+    rss: mb(m.rss),
+    heap_used: mb(m.heapUsed),
+    heap_total: mb(m.heapTotal),
+    external: mb(m.external),
+    array_buffers: mb(m.arrayBuffers),
+  };
 }
-

@@ -38,7 +38,8 @@ export function createUsageReport(c: UsageReportContext): UsageReport {
     reporting = true;
     try {
       const ports = new Set(owedPorts);
-      for (const e of c.devices.byId.values()) if (e.reported && e.forwarding) for (const p of connectionPorts(e.forwarding)) ports.add(p);
+      for (const e of c.devices.byId.values())
+        if (e.reported && e.forwarding) for (const p of connectionPorts(e.forwarding)) ports.add(p);
       if (ports.size === 0) return;
       const counters = await c.firewall.readCounters();
       const { samples, commit } = usage.deltas(counters, ports);
@@ -46,7 +47,8 @@ export function createUsageReport(c: UsageReportContext): UsageReport {
       commit();
       owedPorts.clear();
     } catch (err) {
-      if (c.logLimit.allow('usage', c.now()) !== undefined) c.log.warn({ err: String(err) }, 'usage report failed; carried into the next one');
+      if (c.logLimit.allow('usage', c.now()) !== undefined)
+        c.log.warn({ err: String(err) }, 'usage report failed; carried into the next one');
     } finally {
       reporting = false;
     }

@@ -37,7 +37,10 @@ export class UsageMeter {
    * Deltas for `ports` from a counter reading. Returns the samples and a commit function to call
    * once the API accepted them (a failed report is carried into the next one).
    */
-  deltas(counters: ReadonlyMap<number, PortCounter>, ports: Iterable<number>): { samples: UsageSample[]; commit: () => void } {
+  deltas(
+    counters: ReadonlyMap<number, PortCounter>,
+    ports: Iterable<number>,
+  ): { samples: UsageSample[]; commit: () => void } {
     const next = new Map(this.last);
     const samples: UsageSample[] = [];
     const base = this.last;

@@ -53,8 +53,13 @@ export const JOBS: Record<string, Job> = {
         WHERE status = 'online' AND (last_seen_at IS NULL OR last_seen_at < $1::timestamptz - make_interval(secs => $2)) RETURNING id`,
       [now, ctx.config.staleAfterS],
     );
-    for (const d of r.rows) await recordEvent(q, 'device_disconnected', d.id, { reason: 'stale', silent_for_s: ctx.config.staleAfterS }, now);
-    return { changed: r.rowCount, after: () => r.rows.forEach((d) => ctx.bus.publish('device_disconnected', { device_id: d.id, reason: 'stale' }, now)) };
+    for (const d of r.rows)
+      await recordEvent(q, 'device_disconnected', d.id, { reason: 'stale', silent_for_s: ctx.config.staleAfterS }, now);
+    return {
+      changed: r.rowCount,
+      after: () =>
+        r.rows.forEach((d) => ctx.bus.publish('device_disconnected', { device_id: d.id, reason: 'stale' }, now)),
+    };
   },
 
   /** Commands past their expiry end as expired. */
@@ -63,7 +68,10 @@ export const JOBS: Record<string, Job> = {
       `UPDATE commands SET status = 'expired', finished_at = $1 WHERE status IN ('pending', 'sent', 'acked') AND expires_at <= $1 RETURNING *`,
       [now],
     );
-    return { changed: r.rowCount, after: () => r.rows.forEach((c) => ctx.bus.publish('command_updated', toCommand(c), now)) };
+    return {
+      changed: r.rowCount,
+      after: () => r.rows.forEach((c) => ctx.bus.publish('command_updated', toCommand(c), now)),
+    };
   },
 
   /** Connections past expiry or over their monthly bandwidth (the device's count) are blocked; their
@@ -73,8 +81,12 @@ export const JOBS: Record<string, Job> = {
     return {
       changed: all.length,
       after: async () => {
-        for (const c of all) ctx.bus.publish('connection_updated', { id: c.id, device_id: c.device_id, blocked: true }, now);
-        await syncChanged(ctx, all.map((c) => c.device_id));
+        for (const c of all)
+          ctx.bus.publish('connection_updated', { id: c.id, device_id: c.device_id, blocked: true }, now);
+        await syncChanged(
+          ctx,
+          all.map((c) => c.device_id),
+        );
       },
     };
   },
@@ -89,8 +101,12 @@ export const JOBS: Record<string, Job> = {
     return {
       changed: r.rowCount,
       after: async () => {
-        for (const c of r.rows) ctx.bus.publish('connection_updated', { id: c.id, device_id: c.device_id, blocked: false }, now);
-        await syncChanged(ctx, r.rows.map((c) => c.device_id));
+        for (const c of r.rows)
+          ctx.bus.publish('connection_updated', { id: c.id, device_id: c.device_id, blocked: false }, now);
+        await syncChanged(
+          ctx,
+          r.rows.map((c) => c.device_id),
+        );
       },
     };
   },
@@ -105,10 +121,14 @@ export const JOBS: Record<string, Job> = {
       [now],
     );
     const open = due.rows.length
-      ? new Set((await q.query<{ device_id: string }>(
-          `SELECT DISTINCT device_id FROM commands WHERE device_id = ANY($1::text[]) AND type = 'rotate_ip' AND status IN ('pending','sent','acked')`,
-          [due.rows.map((d) => d.id)],
-        )).rows.map((r) => r.device_id))
+      ? new Set(
+          (
+            await q.query<{ device_id: string }>(
+              `SELECT DISTINCT device_id FROM commands WHERE device_id = ANY($1::text[]) AND type = 'rotate_ip' AND status IN ('pending','sent','acked')`,
+              [due.rows.map((d) => d.id)],
+            )
+          ).rows.map((r) => r.device_id),
+        )
       : new Set<string>();
     const rotate = due.rows.filter((d) => !open.has(d.id));
     return {
@@ -122,7 +142,11 @@ export const JOBS: Record<string, Job> = {
         const all = forEachLimited(rotate, ROTATE_CONCURRENCY, async (d) => {
           try {
             // A scheduled rotation lives at most one interval (capped at 10 min), so it never outlives the next one.
-            await requestRotation(ctx, d.id, { source: 'schedule', actor: 'worker', ttl_s: Math.min(d.rotation_interval_s, 600) });
+            await requestRotation(ctx, d.id, {
+              source: 'schedule',
+              actor: 'worker',
+              ttl_s: Math.min(d.rotation_interval_s, 600),
+            });
           } catch (err) {
             ctx.log.warn({ err, device_id: d.id }, 'scheduled rotation not queued');
           }
@@ -142,8 +166,14 @@ export const JOBS: Record<string, Job> = {
        WHERE h.id = old.id`,
       [ctx.config.ipHistoryKeep],
     );
-    const c = await q.query(`DELETE FROM events WHERE created_at < $1::timestamptz - make_interval(days => $2)`, [now, ctx.config.eventsKeepDays]);
-    const d = await q.query(`DELETE FROM webhook_deliveries WHERE status <> 'pending' AND created_at < $1::timestamptz - interval '7 days'`, [now]);
+    const c = await q.query(`DELETE FROM events WHERE created_at < $1::timestamptz - make_interval(days => $2)`, [
+      now,
+      ctx.config.eventsKeepDays,
+    ]);
+    const d = await q.query(
+      `DELETE FROM webhook_deliveries WHERE status <> 'pending' AND created_at < $1::timestamptz - interval '7 days'`,
+      [now],
+    );
     return { changed: a.rowCount + b.rowCount + c.rowCount + d.rowCount };
   },
 };

@@ -5,7 +5,18 @@ import * as http from 'node:http';
 import * as dgram from 'node:dgram';
 import * as net from 'node:net';
 import pino from 'pino';
-import { createInitiator, encodeKey, generateKeyPair, generatePsk, TcpFrameDecoder, encodeTcpFrame, type Initiator, type JsonMessage, type KeyPair, type TunnelTimers } from '@pocketproxy/protocol';
+import {
+  createInitiator,
+  encodeKey,
+  generateKeyPair,
+  generatePsk,
+  TcpFrameDecoder,
+  encodeTcpFrame,
+  type Initiator,
+  type JsonMessage,
+  type KeyPair,
+  type TunnelTimers,
+} from '@pocketproxy/protocol';
 import { createFirewall, createFakeRunner, type FakeRunner } from '@pocketproxy/netfw';
 import { FakeTun, RecordingRunner, buildIPv4Udp } from '@pocketproxy/tun';
 import { createTunnel, type Tunnel } from '../../src/tunnel/tunnel.js';
@@ -50,7 +61,14 @@ export async function startFakeApi(devices: FakeDeviceRecord[]) {
         case 'POST /api/internal/relays/register':
           return send(200, { relay_id: 'rly_test' });
         case 'GET /api/internal/tunnel/peers':
-          return send(200, { items: devices.map((d) => ({ device_id: d.device_id, public_key: encodeKey(d.keys.publicKey), psk: encodeKey(d.psk), vpn_ip: d.vpn_ip })) });
+          return send(200, {
+            items: devices.map((d) => ({
+              device_id: d.device_id,
+              public_key: encodeKey(d.keys.publicKey),
+              psk: encodeKey(d.psk),
+              vpn_ip: d.vpn_ip,
+            })),
+          });
         case 'POST /api/internal/vpn/connected': {
           if (failConnected > 0) {
             failConnected--;
@@ -58,7 +76,11 @@ export async function startFakeApi(devices: FakeDeviceRecord[]) {
           }
           const d = find(body.device_id);
           if (!d) return send(404, {});
-          return send(200, { vpn_ip: d.vpn_ip, connections: d.connections, credentials: [{ connection_id: 'con_1', username: 'u', verifier: 'v' }] });
+          return send(200, {
+            vpn_ip: d.vpn_ip,
+            connections: d.connections,
+            credentials: [{ connection_id: 'con_1', username: 'u', verifier: 'v' }],
+          });
         }
         case 'POST /api/internal/vpn/disconnected':
           return send(200, { ok: true });
@@ -87,15 +109,32 @@ export async function startFakeApi(devices: FakeDeviceRecord[]) {
       failConnected = n;
     },
     callsTo: (path: string) => calls.filter((c) => c.path === path),
-    close: () => new Promise<void>((r) => { server.closeAllConnections(); server.close(() => r()); }),
+    close: () =>
+      new Promise<void>((r) => {
+        server.closeAllConnections();
+        server.close(() => r());
+      }),
   };
 }
 
 /** Device n with an HTTP connection on 30000 + 3n, then `connections`. */
 export function makeDevice(n: number, connections: ForwardedConnection[] = []): FakeDeviceRecord {
   const port = 30000 + 3 * n;
-  const first: ForwardedConnection = { connection_id: `con_dev${n}`, protocol: 'http', port, allow_from: [], enabled: true };
-  return { device_id: `dev_${n}`, keys: generateKeyPair(), psk: generatePsk(), vpn_ip: `192.168.255.${n + 1}`, port, connections: [first, ...connections] };
+  const first: ForwardedConnection = {
+    connection_id: `con_dev${n}`,
+    protocol: 'http',
+    port,
+    allow_from: [],
+    enabled: true,
+  };
+  return {
+    device_id: `dev_${n}`,
+    keys: generateKeyPair(),
+    psk: generatePsk(),
+    vpn_ip: `192.168.255.${n + 1}`,
+    port,
+    connections: [first, ...connections],
+  };
 }
 
 /** The device side: an Initiator over a real UDP socket or TCP connection to the relay. */
@@ -115,7 +154,12 @@ export class DeviceSim {
     readonly transport: 'udp' | 'tcp' = 'udp',
     timers?: Partial<TunnelTimers>,
   ) {
-    this.initiator = createInitiator({ privateKey: rec.keys.privateKey, responderPublicKey: relayPublicKey, psk: rec.psk, timers });
+    this.initiator = createInitiator({
+      privateKey: rec.keys.privateKey,
+      responderPublicKey: relayPublicKey,
+      psk: rec.psk,
+      timers,
+    });
   }
 
   async open(): Promise<void> {
@@ -206,16 +250,32 @@ export interface Harness {
   close(): Promise<void>;
 }
 
-export async function startHarness(devices: FakeDeviceRecord[], opts: { counters?: () => string; initiationRate?: { perSec: number; burst: number }; warmMs?: number } = {}): Promise<Harness> {
+export async function startHarness(
+  devices: FakeDeviceRecord[],
+  opts: { counters?: () => string; initiationRate?: { perSec: number; burst: number }; warmMs?: number } = {},
+): Promise<Harness> {
   const api = await startFakeApi(devices);
   const tun = new FakeTun({ name: 'pp0' });
-  const runner = createFakeRunner((call) => ({ stdout: call.args.includes('counters') ? (opts.counters?.() ?? '{"nftables":[]}') : '', stderr: '' }));
+  const runner = createFakeRunner((call) => ({
+    stdout: call.args.includes('counters') ? (opts.counters?.() ?? '{"nftables":[]}') : '',
+    stderr: '',
+  }));
   const tunRunner = new RecordingRunner();
   const relayKeys = generateKeyPair();
   const clock = { offset: 0 };
   const sims: DeviceSim[] = [];
   const tunnel = createTunnel({
-    settings: { relayName: 'local', publicHost: '127.0.0.1', tunnelPort: 0, pushPort: 0, pushUrl: 'http://127.0.0.1:0', deviceSubnet: '192.168.255.0/24', tunnelMtu: 1380, tunnelInterface: 'pp0', listenHost: '127.0.0.1' },
+    settings: {
+      relayName: 'local',
+      publicHost: '127.0.0.1',
+      tunnelPort: 0,
+      pushPort: 0,
+      pushUrl: 'http://127.0.0.1:0',
+      deviceSubnet: '192.168.255.0/24',
+      tunnelMtu: 1380,
+      tunnelInterface: 'pp0',
+      listenHost: '127.0.0.1',
+    },
     relayKey: relayKeys,
     internalToken: TOKEN,
     api: createHttpApi({ baseUrl: api.url, token: TOKEN, timeoutMs: 2000 }),
@@ -257,10 +317,21 @@ export async function startHarness(devices: FakeDeviceRecord[], opts: { counters
 }
 
 /** A device that handshakes, sends its confirmation, and is forwarded (vpn/connected answered, ports applied). */
-export async function connectDevice(h: Harness, rec: FakeDeviceRecord, transport: 'udp' | 'tcp' = 'udp'): Promise<DeviceSim> {
+export async function connectDevice(
+  h: Harness,
+  rec: FakeDeviceRecord,
+  transport: 'udp' | 'tcp' = 'udp',
+): Promise<DeviceSim> {
   const d = await h.device(rec, transport);
   await d.connect();
-  await waitFor('vpn/connected', () => h.api.callsTo('/api/internal/vpn/connected').some((c) => c.body.device_id === rec.device_id));
-  await waitFor('ports forwarded', () => h.tunnel.devices.byId.get(rec.device_id)?.reported && h.runner.scripts().some((s) => s.includes(`${rec.port} : ${rec.vpn_ip} . ${rec.port}`)));
+  await waitFor('vpn/connected', () =>
+    h.api.callsTo('/api/internal/vpn/connected').some((c) => c.body.device_id === rec.device_id),
+  );
+  await waitFor(
+    'ports forwarded',
+    () =>
+      h.tunnel.devices.byId.get(rec.device_id)?.reported &&
+      h.runner.scripts().some((s) => s.includes(`${rec.port} : ${rec.vpn_ip} . ${rec.port}`)),
+  );
   return d;
 }

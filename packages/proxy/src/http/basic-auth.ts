@@ -2,7 +2,9 @@
 import type { Header } from './head.js';
 
 /** undefined: no usable header; otherwise the decoded pair. Non-Basic schemes count as absent. */
-export function parseProxyAuthorization(headers: readonly Header[]): { user: string; pass: string } | undefined | 'malformed' {
+export function parseProxyAuthorization(
+  headers: readonly Header[],
+): { user: string; pass: string } | undefined | 'malformed' {
   const h = headers.find((x) => x.lower === 'proxy-authorization');
   if (!h) return undefined;
   const m = /^basic +([A-Za-z0-9+/]+={0,2})$/i.exec(h.value);

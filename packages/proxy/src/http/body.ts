@@ -15,8 +15,10 @@ export function bodyFraming(head: RequestHead): Framing {
   const te = listMembers(head.headers, 'transfer-encoding');
   const cl = headerValues(head.headers, 'content-length');
   if (te.length > 0) {
-    if (cl.length > 0) throw proxyError('PP_ERR_PROXY_BAD_REQUEST', { reason: 'both Content-Length and Transfer-Encoding' });
-    if (te.length !== 1 || te[0] !== 'chunked') throw proxyError('PP_ERR_PROXY_BAD_REQUEST', { reason: 'unsupported Transfer-Encoding' });
+    if (cl.length > 0)
+      throw proxyError('PP_ERR_PROXY_BAD_REQUEST', { reason: 'both Content-Length and Transfer-Encoding' });
+    if (te.length !== 1 || te[0] !== 'chunked')
+      throw proxyError('PP_ERR_PROXY_BAD_REQUEST', { reason: 'unsupported Transfer-Encoding' });
     return { kind: 'chunked' };
   }
   if (cl.length === 0) return { kind: 'none' };
@@ -33,7 +35,12 @@ export function bodyFraming(head: RequestHead): Framing {
  * `finish` runs once the body is complete, `invalid` on a malformed chunked body (the sink then
  * claims the whole chunk: nothing after it can be trusted).
  */
-export function bodySink(framing: Exclude<Framing, { kind: 'none' }>, put: (b: Buffer) => void, finish: () => void, invalid: (e: unknown) => void): BodySink {
+export function bodySink(
+  framing: Exclude<Framing, { kind: 'none' }>,
+  put: (b: Buffer) => void,
+  finish: () => void,
+  invalid: (e: unknown) => void,
+): BodySink {
   if (framing.kind === 'length') {
     let left = framing.length;
     return (chunk) => {
@@ -47,7 +54,12 @@ export function bodySink(framing: Exclude<Framing, { kind: 'none' }>, put: (b: B
   const dec = new ChunkedDecoder();
   return (chunk) => {
     let n: number;
-    try { n = dec.push(chunk, put); } catch (e) { invalid(e); return chunk.length; }
+    try {
+      n = dec.push(chunk, put);
+    } catch (e) {
+      invalid(e);
+      return chunk.length;
+    }
     if (dec.done) finish();
     return n;
   };

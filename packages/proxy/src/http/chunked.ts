@@ -14,7 +14,9 @@ export class ChunkedDecoder {
   private remaining = 0;
   private trailerBytes = 0;
 
-  get done(): boolean { return this.state === 'done'; }
+  get done(): boolean {
+    return this.state === 'done';
+  }
 
   /**
    * Consumes bytes; calls `onData` with body slices (views into `buf`, no copies).

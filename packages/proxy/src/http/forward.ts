@@ -15,14 +15,25 @@ import { ResponseReader, type ResponseFraming } from './response-reader.js';
 
 /** RFC 9110 §7.6.1 hop-by-hop fields, plus the proxy-only ones we consume. */
 export const HOP_BY_HOP = new Set([
-  'connection', 'keep-alive', 'proxy-connection', 'proxy-authorization', 'proxy-authenticate',
-  'te', 'trailer', 'transfer-encoding', 'upgrade',
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'proxy-authorization',
+  'proxy-authenticate',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
 ]);
 
-export function endToEndHeaders(headers: readonly Header[], connectionTokens: readonly string[]): Array<[string, string]> {
+export function endToEndHeaders(
+  headers: readonly Header[],
+  connectionTokens: readonly string[],
+): Array<[string, string]> {
   const drop = new Set(connectionTokens);
   const out: Array<[string, string]> = [];
-  for (const h of headers) if (!HOP_BY_HOP.has(h.lower) && !drop.has(h.lower) && h.lower !== 'host') out.push([h.name, h.value]);
+  for (const h of headers)
+    if (!HOP_BY_HOP.has(h.lower) && !drop.has(h.lower) && h.lower !== 'host') out.push([h.name, h.value]);
   return out;
 }
 
@@ -57,23 +68,35 @@ export interface Forwarded {
 const BODYLESS_BY_DEFAULT = new Set(['GET', 'HEAD', 'DELETE', 'OPTIONS', 'TRACE', 'CONNECT']);
 
 /** The request head as it goes upstream. */
-export function requestHead(method: string, path: string, headers: ReadonlyArray<readonly [string, string]>): { head: string; chunked: boolean } {
+export function requestHead(
+  method: string,
+  path: string,
+  headers: ReadonlyArray<readonly [string, string]>,
+): { head: string; chunked: boolean } {
   let head = `${method} ${path} HTTP/1.1\r\n`;
   let chunked = false;
   let framed = false;
   for (const [name, value] of headers) {
     head += `${name}: ${value}\r\n`;
     const lower = name.toLowerCase();
-    if (lower === 'transfer-encoding') { chunked = true; framed = true; } else if (lower === 'content-length') framed = true;
+    if (lower === 'transfer-encoding') {
+      chunked = true;
+      framed = true;
+    } else if (lower === 'content-length') framed = true;
   }
   if (!framed && !BODYLESS_BY_DEFAULT.has(method)) head += 'Content-Length: 0\r\n';
   return { head: `${head}Connection: close\r\n\r\n`, chunked };
 }
 
 /** The answer's head as it goes to the customer, and how its body is framed there. */
-export function clientHead(res: ResponseHead, framing: ResponseFraming, p: Pick<ForwardParams, 'clientHttp11' | 'keepAlive'>): { head: string; chunk: boolean; keepAlive: boolean } {
+export function clientHead(
+  res: ResponseHead,
+  framing: ResponseFraming,
+  p: Pick<ForwardParams, 'clientHttp11' | 'keepAlive'>,
+): { head: string; chunk: boolean; keepAlive: boolean } {
   const connTokens = new Set<string>();
-  for (const h of res.headers) if (h.lower === 'connection') for (const t of h.value.split(',')) connTokens.add(t.trim().toLowerCase());
+  for (const h of res.headers)
+    if (h.lower === 'connection') for (const t of h.value.split(',')) connTokens.add(t.trim().toLowerCase());
   const hasTe = framing.kind === 'chunked' || res.headers.some((h) => h.lower === 'transfer-encoding');
   let head = `HTTP/1.1 ${res.status} ${res.reason}\r\n`;
   for (const h of res.headers) {
@@ -118,7 +141,9 @@ export function forward(p: ForwardParams): Forwarded {
   let chunk = false;
   let keepAlive = false;
   let settle!: { resolve: (r: { keepAlive: boolean }) => void; reject: (e: unknown) => void };
-  const done = new Promise<{ keepAlive: boolean }>((resolve, reject) => { settle = { resolve, reject }; });
+  const done = new Promise<{ keepAlive: boolean }>((resolve, reject) => {
+    settle = { resolve, reject };
+  });
   done.catch(() => {});
   // Reading from the origin pauses for the customer's full write buffer and for meter waits alike.
   const hold = new Hold(upstream);
@@ -139,7 +164,9 @@ export function forward(p: ForwardParams): Forwarded {
   };
   const reader = new ResponseReader(p.method, {
     // RFC 9110 §15.2: no 1xx to an HTTP/1.0 customer.
-    interim: (h) => { if (p.clientHttp11) client.write(interimHead(h)); },
+    interim: (h) => {
+      if (p.clientHttp11) client.write(interimHead(h));
+    },
     head: (h, framing) => {
       responded = true;
       const out = clientHead(h, framing, p);
@@ -149,7 +176,9 @@ export function forward(p: ForwardParams): Forwarded {
       // write: with Nagle off they would be two segments, i.e. two sealed tunnel packets per answer.
       client.cork();
       client.write(out.head);
-      setImmediate(() => { if (client.writableCorked) client.uncork(); });
+      setImmediate(() => {
+        if (client.writableCorked) client.uncork();
+      });
     },
     body: (b) => {
       const ok = chunk ? writeChunk(client, b) : client.write(b);
@@ -166,7 +195,11 @@ export function forward(p: ForwardParams): Forwarded {
     },
   });
   const onData = (d: Buffer): void => {
-    try { reader.push(d); } catch (e) { fail(e); }
+    try {
+      reader.push(d);
+    } catch (e) {
+      fail(e);
+    }
   };
   // Budget spent: the customer connection and the origin go at once (no in-band answer).
   const kill = (): void => {
@@ -178,8 +211,13 @@ export function forward(p: ForwardParams): Forwarded {
   };
   const feed = p.meter ? new MeteredFeed(p.meter, 'down', hold, onData, kill) : null;
   // The origin's FIN/close is judged after the bytes the meter still holds back were read.
-  const eof = (): void => { if (!reader.eof()) fail(hangUp()); };
-  const onEnd = (): void => { if (feed) feed.whenFlushed(eof); else eof(); };
+  const eof = (): void => {
+    if (!reader.eof()) fail(hangUp());
+  };
+  const onEnd = (): void => {
+    if (feed) feed.whenFlushed(eof);
+    else eof();
+  };
   const onError = (e: Error): void => fail(e);
   const onClose = onEnd;
   function cleanup(): void {
@@ -200,13 +238,23 @@ export function forward(p: ForwardParams): Forwarded {
 
   return {
     write: (b) => (req.chunked ? writeChunk(upstream, b) : upstream.write(b)),
-    end: () => { if (req.chunked && !upstream.destroyed) upstream.write('0\r\n\r\n'); },
-    onDrain: (cb) => { upstream.once('drain', cb); },
+    end: () => {
+      if (req.chunked && !upstream.destroyed) upstream.write('0\r\n\r\n');
+    },
+    onDrain: (cb) => {
+      upstream.once('drain', cb);
+    },
     abort: () => {
-      if (!finished) { finished = true; cleanup(); settle.reject(proxyError('PP_ERR_PROXY_UPSTREAM_FAILED', { host: '?', port: 0 })); }
+      if (!finished) {
+        finished = true;
+        cleanup();
+        settle.reject(proxyError('PP_ERR_PROXY_UPSTREAM_FAILED', { host: '?', port: 0 }));
+      }
       upstream.destroy();
     },
-    get responded() { return responded; },
+    get responded() {
+      return responded;
+    },
     done,
   };
 }

@@ -9,7 +9,11 @@ import { proxyError } from '../errors.js';
 export const MAX_HEAD_BYTES = 16 * 1024;
 export const MAX_HEADERS = 100;
 
-export interface Header { readonly name: string; readonly lower: string; readonly value: string }
+export interface Header {
+  readonly name: string;
+  readonly lower: string;
+  readonly value: string;
+}
 
 export interface RequestHead {
   readonly method: string;

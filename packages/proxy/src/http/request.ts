@@ -17,10 +17,16 @@ export interface RequestTarget {
 /** CONNECT authority or absolute-form http:// URI; throws the PPError to answer with. */
 export function requestTarget(head: RequestHead): RequestTarget {
   if (head.method === 'CONNECT') return parseAuthority(head.target);
-  if (!/^[a-z][a-z0-9+.-]*:\/\//i.test(head.target)) throw proxyError('PP_ERR_PROXY_BAD_REQUEST', { reason: 'a proxy request needs an absolute URI' });
+  if (!/^[a-z][a-z0-9+.-]*:\/\//i.test(head.target))
+    throw proxyError('PP_ERR_PROXY_BAD_REQUEST', { reason: 'a proxy request needs an absolute URI' });
   let url: URL;
-  try { url = new URL(head.target); } catch { throw proxyError('PP_ERR_PROXY_BAD_REQUEST', { reason: 'invalid URI' }); }
-  if (url.protocol !== 'http:') throw proxyError('PP_ERR_PROXY_UNSUPPORTED_SCHEME', { scheme: url.protocol.slice(0, -1) });
+  try {
+    url = new URL(head.target);
+  } catch {
+    throw proxyError('PP_ERR_PROXY_BAD_REQUEST', { reason: 'invalid URI' });
+  }
+  if (url.protocol !== 'http:')
+    throw proxyError('PP_ERR_PROXY_UNSUPPORTED_SCHEME', { scheme: url.protocol.slice(0, -1) });
   if (url.username || url.password) throw proxyError('PP_ERR_PROXY_BAD_REQUEST', { reason: 'userinfo in URI' });
   const host = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname;
   if (host === '') throw proxyError('PP_ERR_PROXY_BAD_REQUEST', { reason: 'empty host' });
@@ -33,7 +39,12 @@ export interface AuthDeps {
 }
 
 /** The request's principal, or the PPError to answer with (407, or 500 when `authenticate` threw). */
-export async function authenticateRequest(head: RequestHead, deps: AuthDeps, ctx: AuthContext, stats: ProxyStats): Promise<Principal> {
+export async function authenticateRequest(
+  head: RequestHead,
+  deps: AuthDeps,
+  ctx: AuthContext,
+  stats: ProxyStats,
+): Promise<Principal> {
   const cred = parseProxyAuthorization(head.headers);
   try {
     if (cred === undefined) {

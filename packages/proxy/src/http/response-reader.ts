@@ -10,7 +10,14 @@
 import { isPPError } from '@pocketproxy/errors';
 import { proxyError } from '../errors.js';
 import { ChunkedDecoder } from './chunked.js';
-import { findHeadEnd, headerValues, listMembers, parseResponseHead, MAX_HEAD_BYTES, type ResponseHead } from './head.js';
+import {
+  findHeadEnd,
+  headerValues,
+  listMembers,
+  parseResponseHead,
+  MAX_HEAD_BYTES,
+  type ResponseHead,
+} from './head.js';
 
 export type ResponseFraming =
   | { readonly kind: 'none' }
@@ -56,12 +63,20 @@ export class ResponseReader {
   private left = 0;
   private chunked: ChunkedDecoder | undefined;
 
-  constructor(private readonly method: string, private readonly ev: ResponseEvents, private readonly maxHead = MAX_HEAD_BYTES) {}
+  constructor(
+    private readonly method: string,
+    private readonly ev: ResponseEvents,
+    private readonly maxHead = MAX_HEAD_BYTES,
+  ) {}
 
   /** True once the final head was read. */
-  get headRead(): boolean { return this.state !== 'head'; }
+  get headRead(): boolean {
+    return this.state !== 'head';
+  }
 
-  get done(): boolean { return this.state === 'done'; }
+  get done(): boolean {
+    return this.state === 'done';
+  }
 
   push(chunk: Buffer): void {
     if (this.state === 'done') return;
@@ -144,7 +159,9 @@ export class ResponseReader {
     if (this.state === 'chunked') {
       const dec = this.chunked!;
       try {
-        dec.push(chunk, (b) => { if (b.length > 0) this.ev.body(b); });
+        dec.push(chunk, (b) => {
+          if (b.length > 0) this.ev.body(b);
+        });
       } catch (e) {
         if (!isPPError(e) || e.code !== 'PP_ERR_PROXY_BAD_REQUEST') throw e;
         invalid(String(e.params?.reason ?? 'bad chunked body'), e);

@@ -29,6 +29,8 @@ export function writeFailure(socket: net.Socket, err: PPError): void {
 
 /** The reason comes from the app; keep it a header-safe token whatever it is. */
 function reasonToken(reason: string | number | undefined): string {
-  const t = String(reason ?? '').replace(/[^A-Za-z0-9._-]/g, '').slice(0, 64);
+  const t = String(reason ?? '')
+    .replace(/[^A-Za-z0-9._-]/g, '')
+    .slice(0, 64);
   return t === '' ? 'unspecified' : t;
 }

@@ -60,11 +60,21 @@ export function createHttpProxy(opts: HttpProxyOptions): ProxyServer {
     keepAliveTimeoutMs: opts.keepAliveTimeoutMs ?? 30_000,
     idleTimeoutMs: opts.idleTimeoutMs ?? 300_000,
   };
-  const server: ProxyServer = new ProxyServer((socket, leave) => new HttpConnection(socket, cfg, server, leave), opts.maxConnections, opts.guard);
+  const server: ProxyServer = new ProxyServer(
+    (socket, leave) => new HttpConnection(socket, cfg, server, leave),
+    opts.maxConnections,
+    opts.guard,
+  );
   return server;
 }
 
-type Cfg = HttpProxyOptions & { dial: Dial; logger: Logger; headTimeoutMs: number; keepAliveTimeoutMs: number; idleTimeoutMs: number };
+type Cfg = HttpProxyOptions & {
+  dial: Dial;
+  logger: Logger;
+  headTimeoutMs: number;
+  keepAliveTimeoutMs: number;
+  idleTimeoutMs: number;
+};
 
 class HttpConnection {
   private buf: Buffer = EMPTY;
@@ -84,7 +94,12 @@ class HttpConnection {
   private readonly started = Date.now();
   private readonly ctx: AuthContext;
 
-  constructor(private readonly socket: net.Socket, private readonly cfg: Cfg, private readonly events: ProxyServer, private readonly leave: () => void) {
+  constructor(
+    private readonly socket: net.Socket,
+    private readonly cfg: Cfg,
+    private readonly events: ProxyServer,
+    private readonly leave: () => void,
+  ) {
     this.ctx = new SocketAuthContext('http', socket);
     this.holds = new NamedHolds(socket);
     socket.on('data', this.onData);
@@ -95,7 +110,11 @@ class HttpConnection {
       this.fwd?.abort();
       if (!this.served) return;
       this.events.emit('connectionClosed', {
-        principal: this.principal!, protocol: 'http', bytesIn: socket.bytesRead, bytesOut: socket.bytesWritten, durationMs: Date.now() - this.started,
+        principal: this.principal!,
+        protocol: 'http',
+        bytesIn: socket.bytesRead,
+        bytesOut: socket.bytesWritten,
+        durationMs: Date.now() - this.started,
       });
     });
     // One listener for the connection's life; each later phase only re-arms the duration.
@@ -110,7 +129,8 @@ class HttpConnection {
       return;
     }
     // The first byte of a later keep-alive request starts that head's deadline.
-    if (this.state === 'head' && this.headTimer === null) this.headTimer = setTimeout(this.onHeadDeadline, this.cfg.headTimeoutMs);
+    if (this.state === 'head' && this.headTimer === null)
+      this.headTimer = setTimeout(this.onHeadDeadline, this.cfg.headTimeoutMs);
     this.buffer(chunk);
   };
 
@@ -207,12 +227,34 @@ class HttpConnection {
     const first = this.buf;
     this.buf = EMPTY;
     // The relay owns pausing from here (it resumes the socket itself).
-    relay(this.socket, upstream, { idleTimeoutMs: this.cfg.idleTimeoutMs, meter, first, onIdle: () => { this.events.stats.idleClosed++; } }, () => {});
+    relay(
+      this.socket,
+      upstream,
+      {
+        idleTimeoutMs: this.cfg.idleTimeoutMs,
+        meter,
+        first,
+        onIdle: () => {
+          this.events.stats.idleClosed++;
+        },
+      },
+      () => {},
+    );
   }
 
-  private async forward(head: RequestHead, url: URL, framing: Framing, upstream: net.Socket, meter: Meter | undefined, headBytes: number): Promise<void> {
+  private async forward(
+    head: RequestHead,
+    url: URL,
+    framing: Framing,
+    upstream: net.Socket,
+    meter: Meter | undefined,
+    headBytes: number,
+  ): Promise<void> {
     const conn = listMembers(head.headers, 'connection');
-    const keepAlive = head.version === '1.1' && !conn.includes('close') && !listMembers(head.headers, 'proxy-connection').includes('close');
+    const keepAlive =
+      head.version === '1.1' &&
+      !conn.includes('close') &&
+      !listMembers(head.headers, 'proxy-connection').includes('close');
     const headers = endToEndHeaders(head.headers, conn);
     headers.unshift(['Host', url.host]);
     if (framing.kind === 'chunked') headers.push(['Transfer-Encoding', 'chunked']);
@@ -221,7 +263,16 @@ class HttpConnection {
       this.upFeed = new MeteredFeed(meter, 'up', this.holds.counter, this.feedBody, this.kill);
       if (!this.upFeed.charge(headBytes)) return void upstream.destroy();
     }
-    const fwd = forward({ client: this.socket, upstream, method: head.method, path: url.pathname + url.search, headers, clientHttp11: head.version === '1.1', keepAlive, meter });
+    const fwd = forward({
+      client: this.socket,
+      upstream,
+      method: head.method,
+      path: url.pathname + url.search,
+      headers,
+      clientHttp11: head.version === '1.1',
+      keepAlive,
+      meter,
+    });
     this.fwd = fwd;
     this.streamBody(framing, fwd);
     let result: { keepAlive: boolean };
@@ -265,8 +316,14 @@ class HttpConnection {
         this.holds.take('drain');
         fwd.onDrain(() => this.holds.give('drain'));
       };
-      const finish = (): void => { this.body = null; fwd.end(); };
-      this.body = bodySink(framing, put, finish, (e) => { fwd.abort(); this.fail(e); });
+      const finish = (): void => {
+        this.body = null;
+        fwd.end();
+      };
+      this.body = bodySink(framing, put, finish, (e) => {
+        fwd.abort();
+        this.fail(e);
+      });
     } else fwd.end();
     const pending = this.buf;
     this.buf = EMPTY;
@@ -287,9 +344,16 @@ class HttpConnection {
 
   private fail(e: unknown): void {
     if (this.killed || e instanceof BudgetSpent) return void this.socket.destroy();
-    const err: PPError = isPPError(e) ? e : proxyError('PP_ERR_PROXY_UPSTREAM_FAILED', { host: '?', port: 0 }, { cause: e });
+    const err: PPError = isPPError(e)
+      ? e
+      : proxyError('PP_ERR_PROXY_UPSTREAM_FAILED', { host: '?', port: 0 }, { cause: e });
     if (!isPPError(e)) this.cfg.logger.error({ err: e }, 'http proxy: unexpected failure');
-    this.events.emit('requestFailed', { principal: this.principal, protocol: 'http', code: err.code, remoteAddress: this.ctx.remoteAddress });
+    this.events.emit('requestFailed', {
+      principal: this.principal,
+      protocol: 'http',
+      code: err.code,
+      remoteAddress: this.ctx.remoteAddress,
+    });
     const answered = this.state === 'tunnel' || (this.fwd?.responded ?? false);
     this.state = 'closing';
     this.body = null;

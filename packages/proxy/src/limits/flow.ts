@@ -31,10 +31,14 @@ export class Hold {
 export class NamedHolds<R extends string> {
   private readonly held = new Set<R>();
   private readonly hold: Hold;
-  constructor(stream: Readable) { this.hold = new Hold(stream); }
+  constructor(stream: Readable) {
+    this.hold = new Hold(stream);
+  }
 
   /** The underlying counter, for holders without a name (a metered feed). */
-  get counter(): Hold { return this.hold; }
+  get counter(): Hold {
+    return this.hold;
+  }
 
   take(reason: R): void {
     if (this.held.has(reason)) return;
@@ -46,7 +50,9 @@ export class NamedHolds<R extends string> {
     if (this.held.delete(reason)) this.hold.release();
   }
 
-  has(reason: R): boolean { return this.held.has(reason); }
+  has(reason: R): boolean {
+    return this.held.has(reason);
+  }
 
   /** Drops every reason, named or not, and lets the stream flow. */
   clear(): void {
@@ -65,7 +71,9 @@ export const SLICE_BYTES = 16 * 1024;
 
 /** Rejection of a request whose meter said -1 mid-way (the sockets are gone; nothing to answer). */
 export class BudgetSpent extends Error {
-  constructor() { super('byte budget spent'); }
+  constructor() {
+    super('byte budget spent');
+  }
 }
 
 /**

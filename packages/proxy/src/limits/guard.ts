@@ -46,9 +46,15 @@ export function createHandshakeGuard(o: HandshakeGuardOptions = {}): HandshakeGu
     admit(raw: string): (() => void) | null {
       const ip = normalizeIp(raw);
       const counted = !(exempt?.(ip) ?? false);
-      const mine = counted ? perAddress.get(ip) ?? 0 : 0;
-      if (counted && mine >= maxPerAddress) { refusedPerAddress++; return null; }
-      if (active >= maxTotal) { refusedTotal++; return null; }
+      const mine = counted ? (perAddress.get(ip) ?? 0) : 0;
+      if (counted && mine >= maxPerAddress) {
+        refusedPerAddress++;
+        return null;
+      }
+      if (active >= maxTotal) {
+        refusedTotal++;
+        return null;
+      }
       active++;
       if (counted) perAddress.set(ip, mine + 1);
       let inside = true;
@@ -58,7 +64,8 @@ export function createHandshakeGuard(o: HandshakeGuardOptions = {}): HandshakeGu
         active--;
         if (!counted) return;
         const n = perAddress.get(ip)! - 1;
-        if (n === 0) perAddress.delete(ip); else perAddress.set(ip, n);
+        if (n === 0) perAddress.delete(ip);
+        else perAddress.set(ip, n);
       };
     },
     get stats(): HandshakeGuardStats {

@@ -83,10 +83,14 @@ export class ConnectionMeter implements Meter {
   }
 
   /** Bytes taken so far, both directions. */
-  get used(): number { return this.usedBytes; }
+  get used(): number {
+    return this.usedBytes;
+  }
 
   /** True once the budget is spent (every take returns -1 until setBudget raises it). */
-  get exhausted(): boolean { return this.over; }
+  get exhausted(): boolean {
+    return this.over;
+  }
 
   take(dir: Direction, bytes: number): number {
     if (this.over) return -1;

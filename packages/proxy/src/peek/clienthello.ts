@@ -4,9 +4,7 @@
 // everything is bounded by `maxBytes`. Throws only PPError (PP_ERR_PROXY_TLS_MALFORMED).
 import { proxyError } from '../errors.js';
 
-export type ClientHelloResult =
-  | { readonly state: 'need-more' }
-  | { readonly state: 'done'; readonly sni?: string };
+export type ClientHelloResult = { readonly state: 'need-more' } | { readonly state: 'done'; readonly sni?: string };
 
 const RECORD_HANDSHAKE = 0x16;
 const HANDSHAKE_CLIENT_HELLO = 0x01;
@@ -53,14 +51,23 @@ function needMore(buf: Buffer, maxBytes: number): ClientHelloResult {
 
 function readSni(b: Buffer): string | undefined {
   let p = 2 + 32; // legacy_version, random
-  const need = (n: number): void => { if (p + n > b.length) bad('truncated ClientHello'); };
-  need(1); p += 1 + b[p]!; // legacy_session_id <0..32>
-  need(2); const cs = b.readUInt16BE(p); p += 2;
+  const need = (n: number): void => {
+    if (p + n > b.length) bad('truncated ClientHello');
+  };
+  need(1);
+  p += 1 + b[p]!; // legacy_session_id <0..32>
+  need(2);
+  const cs = b.readUInt16BE(p);
+  p += 2;
   if (cs % 2 !== 0) bad('odd cipher_suites length');
-  need(cs); p += cs;
-  need(1); p += 1 + b[p]!; // legacy_compression_methods
+  need(cs);
+  p += cs;
+  need(1);
+  p += 1 + b[p]!; // legacy_compression_methods
   if (p === b.length) return undefined; // no extensions (SSLv3-style hello)
-  need(2); const extEnd = p + 2 + b.readUInt16BE(p); p += 2;
+  need(2);
+  const extEnd = p + 2 + b.readUInt16BE(p);
+  p += 2;
   if (extEnd > b.length) bad('extensions overrun');
   while (p + 4 <= extEnd) {
     const type = b.readUInt16BE(p);

@@ -23,7 +23,9 @@ export interface PeekOptions {
   readonly maxBytes?: number;
 }
 
-type Verdict = { done: false; kind: PeekResult['kind'] } | { done: true; kind: PeekResult['kind']; host?: string; port?: number };
+type Verdict =
+  | { done: false; kind: PeekResult['kind'] }
+  | { done: true; kind: PeekResult['kind']; host?: string; port?: number };
 
 const METHOD = /^[A-Z]{3,12} /;
 
@@ -43,13 +45,19 @@ export function classifyFirstBytes(b: Buffer, maxBytes = 16 * 1024): Verdict {
   const start = b.toString('latin1', 0, Math.min(b.length, 13));
   if (!METHOD.test(start)) {
     // Could still become a method ("GE" so far)?
-    return /^[A-Z]{1,12}$/.test(start) && b.length < 13 ? { done: false, kind: 'unknown' } : { done: true, kind: 'unknown' };
+    return /^[A-Z]{1,12}$/.test(start) && b.length < 13
+      ? { done: false, kind: 'unknown' }
+      : { done: true, kind: 'unknown' };
   }
   const text = b.toString('latin1', 0, Math.min(b.length, maxBytes));
   const m = /\r\nhost:[ \t]*([^\r\n]*?)[ \t]*\r\n/i.exec(text);
   if (m) return { done: true, kind: 'http', ...splitHostPort(m[1]!) };
   let complete = false;
-  try { complete = findHeadEnd(b, maxBytes) >= 0; } catch { complete = true; }
+  try {
+    complete = findHeadEnd(b, maxBytes) >= 0;
+  } catch {
+    complete = true;
+  }
   return complete ? { done: true, kind: 'http' } : { done: false, kind: 'http' };
 }
 

@@ -40,28 +40,46 @@ export async function associate(p: AssociateParams): Promise<void> {
   let own: UdpRelay | undefined;
   if (!relayPort) {
     // A private port on the address the control connection reached us on.
-    own = createUdpRelay({ bind: { address: normalizeIp(socket.localAddress) || '0.0.0.0', port: 0 }, createSocket: udp.createSocket, resolve: udp.resolve, logger: p.logger });
+    own = createUdpRelay({
+      bind: { address: normalizeIp(socket.localAddress) || '0.0.0.0', port: 0 },
+      createSocket: udp.createSocket,
+      resolve: udp.resolve,
+      logger: p.logger,
+    });
     own.on('requestFailed', (e) => p.events.emit('requestFailed', e));
     own.on('connectionClosed', (e) => p.events.emit('connectionClosed', e));
     await own.listen();
     relayPort = own;
   }
-  const assoc = relayPort.register({ principal: p.principal, clientIp: p.clientIp, clientPort: p.clientPort, meter: p.meter });
+  const assoc = relayPort.register({
+    principal: p.principal,
+    clientIp: p.clientIp,
+    clientPort: p.clientPort,
+    meter: p.meter,
+  });
   if (!assoc) {
     await own?.close();
     throw proxyError('PP_ERR_PROXY_NETWORK_UNREACHABLE', { host: 'udp', port: 0 });
   }
-  if (socket.destroyed) { assoc.close(); await own?.close(); return; }
+  if (socket.destroyed) {
+    assoc.close();
+    await own?.close();
+    return;
+  }
   p.finishHandshake();
   const bound = relayPort.address();
-  const host = udp.advertise?.address ?? (isUnspecified(bound.address) ? normalizeIp(socket.localAddress) : bound.address);
+  const host =
+    udp.advertise?.address ?? (isUnspecified(bound.address) ? normalizeIp(socket.localAddress) : bound.address);
   socket.write(encodeReply(REP.SUCCEEDED, host, udp.advertise?.port ?? bound.port));
   // RFC 1928 §7: the association lives exactly as long as the TCP control connection; and when the
   // association ends first (budget spent, relay closed) the client learns it by the control closing.
   assoc.onClosed = () => socket.destroy();
   socket.on('data', () => {}); // nothing more is expected; keep reading so FIN/RST are seen
   socket.on('end', () => socket.end());
-  socket.once('close', () => { assoc.close(); void own?.close(); });
+  socket.once('close', () => {
+    assoc.close();
+    void own?.close();
+  });
   socket.setTimeout(0);
   socket.resume();
 }

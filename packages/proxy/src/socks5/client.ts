@@ -10,7 +10,15 @@ import * as net from 'node:net';
 import { proxyError } from '../errors.js';
 import { proxyHandshake, type ConnectViaOptions } from '../connect-via.js';
 import { REP } from './reply.js';
-import { METHOD_NO_AUTH, METHOD_NONE_ACCEPTABLE, METHOD_USERPASS, VERSION, encodeAddress, parseReply, type SocksAddress } from './wire.js';
+import {
+  METHOD_NO_AUTH,
+  METHOD_NONE_ACCEPTABLE,
+  METHOD_USERPASS,
+  VERSION,
+  encodeAddress,
+  parseReply,
+  type SocksAddress,
+} from './wire.js';
 
 /** Same fields as connectVia's. */
 export type ConnectViaSocks5Options = ConnectViaOptions;
@@ -39,7 +47,8 @@ function bad(reason: string): never {
 export function readSocks5Answers(b: Buffer, withAuth: boolean): Socks5Answers {
   if (b.length < 2) return { kind: 'more' };
   if (b[0] !== VERSION) bad(`method selection version ${b[0]}`);
-  if (b[1] === METHOD_NONE_ACCEPTABLE) return { kind: 'rejected', status: METHOD_NONE_ACCEPTABLE, code: 'NO_ACCEPTABLE_METHOD' };
+  if (b[1] === METHOD_NONE_ACCEPTABLE)
+    return { kind: 'rejected', status: METHOD_NONE_ACCEPTABLE, code: 'NO_ACCEPTABLE_METHOD' };
   if (b[1] !== (withAuth ? METHOD_USERPASS : METHOD_NO_AUTH)) bad(`method ${b[1]} was not offered`);
   let off = 2;
   if (withAuth) {

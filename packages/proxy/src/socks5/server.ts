@@ -20,8 +20,16 @@ import type { AllowNoAuth, AuthContext, Authenticate, Dial, Logger, Principal } 
 import { associate, type Socks5UdpOptions } from './associate.js';
 import { REP, replyCodeFor } from './reply.js';
 import {
-  CMD_CONNECT, CMD_UDP_ASSOCIATE, METHOD_NO_AUTH, METHOD_NONE_ACCEPTABLE, METHOD_USERPASS, VERSION,
-  encodeReply, parseGreeting, parseRequest, parseUserPass,
+  CMD_CONNECT,
+  CMD_UDP_ASSOCIATE,
+  METHOD_NO_AUTH,
+  METHOD_NONE_ACCEPTABLE,
+  METHOD_USERPASS,
+  VERSION,
+  encodeReply,
+  parseGreeting,
+  parseRequest,
+  parseUserPass,
 } from './wire.js';
 
 export type { Socks5UdpOptions };
@@ -57,7 +65,11 @@ export function createSocks5Server(opts: Socks5Options): ProxyServer {
     handshakeTimeoutMs: opts.handshakeTimeoutMs ?? 10_000,
     idleTimeoutMs: opts.idleTimeoutMs ?? 300_000,
   };
-  const server: ProxyServer = new ProxyServer((socket, leave) => new Socks5Connection(socket, cfg, server, leave), opts.maxConnections, opts.guard);
+  const server: ProxyServer = new ProxyServer(
+    (socket, leave) => new Socks5Connection(socket, cfg, server, leave),
+    opts.maxConnections,
+    opts.guard,
+  );
   if (opts.udp && opts.udp.relay) {
     const shared = opts.udp.relay;
     shared.on('requestFailed', (e) => server.emit('requestFailed', e));
@@ -75,7 +87,12 @@ class Socks5Connection {
   private readonly ctx: AuthContext;
   private readonly timer: NodeJS.Timeout;
 
-  constructor(private readonly socket: net.Socket, private readonly cfg: Cfg, private readonly events: ProxyServer, private readonly leave: () => void) {
+  constructor(
+    private readonly socket: net.Socket,
+    private readonly cfg: Cfg,
+    private readonly events: ProxyServer,
+    private readonly leave: () => void,
+  ) {
     this.ctx = new SocketAuthContext('socks5', socket);
     // Absolute: counted from accept, not re-armed by bytes, so trickling clients are closed in time.
     this.timer = setTimeout(() => {
@@ -89,12 +106,18 @@ class Socks5Connection {
       // Only a customer that was served reports usage (a denied one moved nothing).
       if (this.principal === undefined || this.granted?.deny) return;
       this.events.emit('connectionClosed', {
-        principal: this.principal, protocol: 'socks5', bytesIn: socket.bytesRead, bytesOut: socket.bytesWritten, durationMs: Date.now() - this.started,
+        principal: this.principal,
+        protocol: 'socks5',
+        bytesIn: socket.bytesRead,
+        bytesOut: socket.bytesWritten,
+        durationMs: Date.now() - this.started,
       });
     });
   }
 
-  private readonly onEnd = (): void => { if (this.state !== 'done') this.socket.destroy(); };
+  private readonly onEnd = (): void => {
+    if (this.state !== 'done') this.socket.destroy();
+  };
 
   private readonly onData = (chunk: Buffer): void => {
     this.buf = this.buf.length === 0 ? chunk : Buffer.concat([this.buf, chunk]);
@@ -146,12 +169,15 @@ class Socks5Connection {
   private busy(p: Promise<void>, next: 'request' | 'done'): void {
     this.state = 'busy';
     this.socket.pause();
-    p.then(() => {
-      if (this.state !== 'busy') return; // finished (tunnel/association) or failed meanwhile
-      this.state = next;
-      this.socket.resume();
-      this.step();
-    }, (e: unknown) => this.fail(e, next === 'done' ? 'reply' : null));
+    p.then(
+      () => {
+        if (this.state !== 'busy') return; // finished (tunnel/association) or failed meanwhile
+        this.state = next;
+        this.socket.resume();
+        this.step();
+      },
+      (e: unknown) => this.fail(e, next === 'done' ? 'reply' : null),
+    );
   }
 
   private chooseMethod(methods: readonly number[]): void {
@@ -162,15 +188,18 @@ class Socks5Connection {
     }
     const anon = this.cfg.allowNoAuth;
     if (methods.includes(METHOD_NO_AUTH) && anon) {
-      this.busy((async () => {
-        const ok = anon === true ? { principal: 'anonymous' } : await anon(this.ctx);
-        if (!ok) {
-          this.socket.write(Buffer.from([VERSION, METHOD_NONE_ACCEPTABLE]));
-          throw proxyError('PP_ERR_PROXY_SOCKS_NO_METHOD');
-        }
-        this.authenticated(ok);
-        this.socket.write(Buffer.from([VERSION, METHOD_NO_AUTH]));
-      })(), 'request');
+      this.busy(
+        (async () => {
+          const ok = anon === true ? { principal: 'anonymous' } : await anon(this.ctx);
+          if (!ok) {
+            this.socket.write(Buffer.from([VERSION, METHOD_NONE_ACCEPTABLE]));
+            throw proxyError('PP_ERR_PROXY_SOCKS_NO_METHOD');
+          }
+          this.authenticated(ok);
+          this.socket.write(Buffer.from([VERSION, METHOD_NO_AUTH]));
+        })(),
+        'request',
+      );
       return;
     }
     this.socket.write(Buffer.from([VERSION, METHOD_NONE_ACCEPTABLE]));
@@ -214,13 +243,32 @@ class Socks5Connection {
     this.socket.write(encodeReply(REP.SUCCEEDED, normalizeIp(target.localAddress) || '0.0.0.0', target.localPort ?? 0));
     const first = this.buf; // optimistic data sent before our reply
     this.buf = EMPTY;
-    relay(this.socket, target, { idleTimeoutMs: this.cfg.idleTimeoutMs, meter: this.granted?.meter, first, onIdle: () => { this.events.stats.idleClosed++; } }, () => {});
+    relay(
+      this.socket,
+      target,
+      {
+        idleTimeoutMs: this.cfg.idleTimeoutMs,
+        meter: this.granted?.meter,
+        first,
+        onIdle: () => {
+          this.events.stats.idleClosed++;
+        },
+      },
+      () => {},
+    );
   }
 
   private associate(clientPort: number): Promise<void> {
     return associate({
-      socket: this.socket, udp: this.cfg.udp || {}, logger: this.cfg.logger, events: this.events, principal: this.principal!,
-      meter: this.granted?.meter, clientIp: this.ctx.remoteAddress, clientPort, finishHandshake: () => this.finishHandshake(),
+      socket: this.socket,
+      udp: this.cfg.udp || {},
+      logger: this.cfg.logger,
+      events: this.events,
+      principal: this.principal!,
+      meter: this.granted?.meter,
+      clientIp: this.ctx.remoteAddress,
+      clientPort,
+      finishHandshake: () => this.finishHandshake(),
     });
   }
 
@@ -234,12 +282,19 @@ class Socks5Connection {
   /** `reply`: answer with a RFC 1928 §6 reply before closing; null: just close. */
   private fail(e: unknown, mode: 'reply' | null): void {
     if (this.state === 'done') return;
-    const err: PPError = isPPError(e) ? e : proxyError('PP_ERR_PROXY_UPSTREAM_FAILED', { host: '?', port: 0 }, { cause: e });
+    const err: PPError = isPPError(e)
+      ? e
+      : proxyError('PP_ERR_PROXY_UPSTREAM_FAILED', { host: '?', port: 0 }, { cause: e });
     if (!isPPError(e)) this.cfg.logger.error({ err: e }, 'socks5: unexpected failure');
     clearTimeout(this.timer);
     this.state = 'done';
     this.socket.removeListener('data', this.onData);
-    this.events.emit('requestFailed', { principal: this.principal, protocol: 'socks5', code: err.code, remoteAddress: this.ctx.remoteAddress });
+    this.events.emit('requestFailed', {
+      principal: this.principal,
+      protocol: 'socks5',
+      code: err.code,
+      remoteAddress: this.ctx.remoteAddress,
+    });
     if (mode === 'reply' && this.socket.writable) this.socket.end(encodeReply(replyCodeFor(err)));
     else if (this.socket.writable) this.socket.end();
     this.socket.resume();

@@ -16,11 +16,28 @@ export const ATYP_IPV4 = 0x01;
 export const ATYP_DOMAIN = 0x03;
 export const ATYP_IPV6 = 0x04;
 
-export interface Greeting { readonly methods: readonly number[]; readonly length: number }
-export interface UserPass { readonly user: string; readonly pass: string; readonly length: number }
-export interface SocksAddress { readonly atyp: number; readonly host: string; readonly port: number }
-export interface Request extends SocksAddress { readonly cmd: number; readonly length: number }
-export interface Reply extends SocksAddress { readonly rep: number; readonly length: number }
+export interface Greeting {
+  readonly methods: readonly number[];
+  readonly length: number;
+}
+export interface UserPass {
+  readonly user: string;
+  readonly pass: string;
+  readonly length: number;
+}
+export interface SocksAddress {
+  readonly atyp: number;
+  readonly host: string;
+  readonly port: number;
+}
+export interface Request extends SocksAddress {
+  readonly cmd: number;
+  readonly length: number;
+}
+export interface Reply extends SocksAddress {
+  readonly rep: number;
+  readonly length: number;
+}
 
 /** RFC 1928 §3: VER NMETHODS METHODS[1..255]. */
 export function parseGreeting(b: Buffer): Greeting | null {
@@ -36,7 +53,8 @@ export function parseGreeting(b: Buffer): Greeting | null {
 /** RFC 1929 §2: VER(0x01) ULEN UNAME PLEN PASSWD. */
 export function parseUserPass(b: Buffer): UserPass | null {
   if (b.length < 1) return null;
-  if (b[0] !== 0x01) throw proxyError('PP_ERR_PROXY_BAD_REQUEST', { reason: 'bad username/password subnegotiation version' });
+  if (b[0] !== 0x01)
+    throw proxyError('PP_ERR_PROXY_BAD_REQUEST', { reason: 'bad username/password subnegotiation version' });
   if (b.length < 2) return null;
   const ulen = b[1]!;
   if (b.length < 3 + ulen) return null;
@@ -69,7 +87,8 @@ export function readAddress(b: Buffer, off: number): { addr: SocksAddress; next:
     if (b.length < off + 2 + len + 2) return null;
     host = b.toString('latin1', off + 2, off + 2 + len);
     // A domain (or an IP literal sent as a domain); nothing a resolver would misread.
-    if (!/^[A-Za-z0-9._:-]+$/.test(host)) throw proxyError('PP_ERR_PROXY_BAD_REQUEST', { reason: 'invalid domain name' });
+    if (!/^[A-Za-z0-9._:-]+$/.test(host))
+      throw proxyError('PP_ERR_PROXY_BAD_REQUEST', { reason: 'invalid domain name' });
     p = off + 2 + len;
   } else {
     throw proxyError('PP_ERR_PROXY_SOCKS_ATYP_UNSUPPORTED', { atyp });
@@ -115,7 +134,8 @@ export function encodeAddress(host: string, port: number): Buffer {
     out.set(ip, 1);
   } else {
     const name = Buffer.from(host, 'latin1');
-    if (name.length === 0 || name.length > 255) throw proxyError('PP_ERR_PROXY_BAD_REQUEST', { reason: 'domain name length' });
+    if (name.length === 0 || name.length > 255)
+      throw proxyError('PP_ERR_PROXY_BAD_REQUEST', { reason: 'domain name length' });
     out = Buffer.allocUnsafe(4 + name.length);
     out[0] = ATYP_DOMAIN;
     out[1] = name.length;
@@ -134,11 +154,17 @@ export function encodeReply(rep: number, host = '0.0.0.0', port = 0): Buffer {
 export function formatIpv6(groups: readonly number[]): string {
   let bestStart = -1;
   let bestLen = 1;
-  for (let i = 0; i < 8;) {
-    if (groups[i] !== 0) { i++; continue; }
+  for (let i = 0; i < 8; ) {
+    if (groups[i] !== 0) {
+      i++;
+      continue;
+    }
     let j = i;
     while (j < 8 && groups[j] === 0) j++;
-    if (j - i > bestLen) { bestStart = i; bestLen = j - i; }
+    if (j - i > bestLen) {
+      bestStart = i;
+      bestLen = j - i;
+    }
     i = j;
   }
   const hex = groups.map((g) => g.toString(16));

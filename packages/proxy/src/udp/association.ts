@@ -50,7 +50,9 @@ export class UdpAssociation {
     private readonly meter?: Meter,
   ) {}
 
-  get isClosed(): boolean { return this.closed; }
+  get isClosed(): boolean {
+    return this.closed;
+  }
 
   /** A datagram from the client (already matched to this association by the relay). */
   fromClient(msg: Buffer): void {
@@ -62,26 +64,40 @@ export class UdpAssociation {
       return;
     }
     // RFC 1928 §7: fragmentation is optional; an implementation without it drops FRAG != 0.
-    if (h.frag !== 0) { this.dropped++; return; }
+    if (h.frag !== 0) {
+      this.dropped++;
+      return;
+    }
     const port = h.port;
-    if (port === 0) { this.dropped++; return; }
+    if (port === 0) {
+      this.dropped++;
+      return;
+    }
     if (this.meter && !this.charge('up', msg.length)) return;
     this.bytesIn += msg.length;
     const payload = msg.subarray(h.dataOffset);
-    this.lookup(h.host).then((r) => {
-      if (this.closed) return;
-      if ('error' in r) { this.dropped++; return; }
-      const key = `${r.address}|${port}`;
-      if (!this.peers.has(key)) {
-        if (this.peers.size >= MAX_PEERS) this.peers.delete(this.peers.values().next().value!);
-        this.peers.add(key);
-      }
-      try {
-        this.socketFor(r.family).send(payload, port, r.address);
-      } catch {
-        this.dropped++; // factory failed or socket closed meanwhile
-      }
-    }, () => { this.dropped++; });
+    this.lookup(h.host).then(
+      (r) => {
+        if (this.closed) return;
+        if ('error' in r) {
+          this.dropped++;
+          return;
+        }
+        const key = `${r.address}|${port}`;
+        if (!this.peers.has(key)) {
+          if (this.peers.size >= MAX_PEERS) this.peers.delete(this.peers.values().next().value!);
+          this.peers.add(key);
+        }
+        try {
+          this.socketFor(r.family).send(payload, port, r.address);
+        } catch {
+          this.dropped++; // factory failed or socket closed meanwhile
+        }
+      },
+      () => {
+        this.dropped++;
+      },
+    );
   }
 
   private lookup(host: string): Promise<Resolved> {
@@ -141,7 +157,13 @@ export class UdpAssociation {
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    for (const s of [this.egress[4], this.egress[6]]) if (s) try { s.close(); } catch { /* already closed */ }
+    for (const s of [this.egress[4], this.egress[6]])
+      if (s)
+        try {
+          s.close();
+        } catch {
+          /* already closed */
+        }
     this.host.unregister(this);
     this.onClosed?.();
   }

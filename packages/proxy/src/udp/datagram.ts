@@ -25,7 +25,9 @@ export function parseUdpHeader(msg: Buffer): UdpHeader {
 export function encodeUdpHeader(host: string, port: number): Buffer {
   const addr = encodeAddress(host, port);
   const out = Buffer.allocUnsafe(3 + addr.length);
-  out[0] = 0; out[1] = 0; out[2] = 0;
+  out[0] = 0;
+  out[1] = 0;
+  out[2] = 0;
   addr.copy(out, 3);
   return out;
 }

@@ -84,9 +84,13 @@ export class UdpRelay extends EventEmitter<ProxyEvents> implements AssociationHo
     return this.socket.address();
   }
 
-  address(): AddressInfo { return this.socket.address(); }
+  address(): AddressInfo {
+    return this.socket.address();
+  }
 
-  get associationCount(): number { return this.all.size; }
+  get associationCount(): number {
+    return this.all.size;
+  }
 
   /** Opens an association for an authenticated control connection; null when the relay is full. */
   register(o: RegisterOptions): UdpAssociation | null {
@@ -102,7 +106,8 @@ export class UdpRelay extends EventEmitter<ProxyEvents> implements AssociationHo
       return a;
     }
     const q = this.unclaimed.get(ip);
-    if (q) q.push(a); else this.unclaimed.set(ip, [a]);
+    if (q) q.push(a);
+    else this.unclaimed.set(ip, [a]);
     return a;
   }
 
@@ -113,7 +118,10 @@ export class UdpRelay extends EventEmitter<ProxyEvents> implements AssociationHo
     if (!a) {
       const q = this.unclaimed.get(ip);
       a = q?.shift();
-      if (!a) { this.strays++; return; }
+      if (!a) {
+        this.strays++;
+        return;
+      }
       if (q!.length === 0) this.unclaimed.delete(ip);
       a.clientPort = rinfo.port;
       this.bound.set(key, a);
@@ -146,13 +154,26 @@ export class UdpRelay extends EventEmitter<ProxyEvents> implements AssociationHo
       if (i >= 0) q.splice(i, 1);
       if (q.length === 0) this.unclaimed.delete(a.clientIp);
     }
-    this.emit('connectionClosed', { principal: a.principal, protocol: 'udp', bytesIn: a.bytesIn, bytesOut: a.bytesOut, durationMs: Date.now() - a.started });
+    this.emit('connectionClosed', {
+      principal: a.principal,
+      protocol: 'udp',
+      bytesIn: a.bytesIn,
+      bytesOut: a.bytesOut,
+      durationMs: Date.now() - a.started,
+    });
   }
 
   /** Closes every association and (if we created it) the socket. */
   async close(): Promise<void> {
     for (const a of [...this.all]) a.close();
-    if (this.ownSocket) await new Promise<void>((r) => { try { this.socket.close(() => r()); } catch { r(); } });
+    if (this.ownSocket)
+      await new Promise<void>((r) => {
+        try {
+          this.socket.close(() => r());
+        } catch {
+          r();
+        }
+      });
   }
 }
 

@@ -16,7 +16,10 @@ import * as net from 'node:net';
 import * as dgram from 'node:dgram';
 
 const [mode, ...a] = process.argv.slice(2) as string[];
-const out = (o: object) => { console.log(JSON.stringify(o)); process.exit(0); };
+const out = (o: object) => {
+  console.log(JSON.stringify(o));
+  process.exit(0);
+};
 const udpHeader = (ip: string, port: number) => {
   const h = Buffer.from([0, 0, 0, 1, ...ip.split('.').map(Number), 0, 0]);
   h.writeUInt16BE(port, 8);
@@ -27,16 +30,23 @@ const udpHeader = (ip: string, port: number) => {
 function reader(sock: net.Socket) {
   let buf = Buffer.alloc(0);
   const waiting: Array<() => void> = [];
-  sock.on('data', (d) => { buf = Buffer.concat([buf, d]); waiting.splice(0).forEach((f) => f()); });
-  sock.on('close', () => waiting.splice(0).forEach((f) => f()));
-  return (n: number) => new Promise<Buffer>((resolve, reject) => {
-    const check = () => {
-      if (buf.length >= n) { const b = buf.subarray(0, n); buf = buf.subarray(n); resolve(b); }
-      else if (sock.destroyed) reject(new Error('closed'));
-      else waiting.push(check);
-    };
-    check();
+  sock.on('data', (d) => {
+    buf = Buffer.concat([buf, d]);
+    waiting.splice(0).forEach((f) => f());
   });
+  sock.on('close', () => waiting.splice(0).forEach((f) => f()));
+  return (n: number) =>
+    new Promise<Buffer>((resolve, reject) => {
+      const check = () => {
+        if (buf.length >= n) {
+          const b = buf.subarray(0, n);
+          buf = buf.subarray(n);
+          resolve(b);
+        } else if (sock.destroyed) reject(new Error('closed'));
+        else waiting.push(check);
+      };
+      check();
+    });
 }
 
 /** SOCKS5 greeting + RFC 1929 auth; resolves with a reader for what follows. */
@@ -45,7 +55,8 @@ async function socks5Auth(sock: net.Socket, user: string, pass: string) {
   sock.write(Buffer.from([5, 1, 2]));
   const m = await need(2);
   if (m[1] !== 2) throw new Error(`method ${m[1]}`);
-  const u = Buffer.from(user), p = Buffer.from(pass);
+  const u = Buffer.from(user),
+    p = Buffer.from(pass);
   sock.write(Buffer.concat([Buffer.from([1, u.length]), u, Buffer.from([p.length]), p]));
   const s = await need(2);
   if (s[1] !== 0) throw new Error(`auth status ${s[1]}`);
@@ -70,7 +81,10 @@ async function main(): Promise<void> {
   if (mode === 'assoc') {
     const [relay, port, user, pass, tIp, tPort, holdMs, local] = a;
     const sock = net.connect({ port: Number(port), host: relay, localAddress: local });
-    await new Promise<void>((r, j) => { sock.once('connect', () => r()); sock.once('error', j); });
+    await new Promise<void>((r, j) => {
+      sock.once('connect', () => r());
+      sock.once('error', j);
+    });
     const need = await socks5Auth(sock, user!, pass!);
     sock.write(Buffer.from([5, 3, 0, 1, 0, 0, 0, 0, 0, 0]));
     const r = await need(10);
@@ -81,11 +95,19 @@ async function main(): Promise<void> {
     await new Promise<void>((res) => u.bind(0, local, () => res()));
     const reply = await new Promise<string>((resolve) => {
       u.once('message', (msg) => resolve(msg.subarray(10).toString('utf8')));
-      const send = () => u.send(Buffer.concat([udpHeader(tIp!, Number(tPort)), Buffer.from('legit')]), bndPort, bndIp === '0.0.0.0' ? relay! : bndIp);
+      const send = () =>
+        u.send(
+          Buffer.concat([udpHeader(tIp!, Number(tPort)), Buffer.from('legit')]),
+          bndPort,
+          bndIp === '0.0.0.0' ? relay! : bndIp,
+        );
       send();
       const t = setInterval(send, 500);
       u.once('message', () => clearInterval(t));
-      setTimeout(() => { clearInterval(t); resolve(''); }, 5000);
+      setTimeout(() => {
+        clearInterval(t);
+        resolve('');
+      }, 5000);
     });
     console.log(JSON.stringify({ ready: true, bnd: `${bndIp}:${bndPort}`, reply, localPort: u.address().port }));
     let closed = false;
@@ -96,15 +118,25 @@ async function main(): Promise<void> {
   if (mode === 'slow-heads') {
     const [relay, port, count, everyMs, maxMs, local] = a;
     const t0 = Date.now();
-    let opened = 0, closed = 0, closedWithin1s = 0, lastCloseMs = 0, answered408 = 0;
+    let opened = 0,
+      closed = 0,
+      closedWithin1s = 0,
+      lastCloseMs = 0,
+      answered408 = 0;
     const all: net.Socket[] = [];
     for (let i = 0; i < Number(count); i++) {
       const s = net.connect({ port: Number(port), host: relay, localAddress: local });
       all.push(s);
       let started = 0;
       let got = '';
-      s.on('connect', () => { opened++; started = Date.now(); s.write('G'); });
-      s.on('data', (d) => { got += d.toString('latin1'); });
+      s.on('connect', () => {
+        opened++;
+        started = Date.now();
+        s.write('G');
+      });
+      s.on('data', (d) => {
+        got += d.toString('latin1');
+      });
       s.on('error', () => {});
       s.on('close', () => {
         closed++;
@@ -113,7 +145,9 @@ async function main(): Promise<void> {
         if (started && at - started < 1000) closedWithin1s++;
         lastCloseMs = Math.max(lastCloseMs, at - t0);
       });
-      const t = setInterval(() => { if (!s.destroyed && s.writable) s.write('E'); }, Number(everyMs));
+      const t = setInterval(() => {
+        if (!s.destroyed && s.writable) s.write('E');
+      }, Number(everyMs));
       s.on('close', () => clearInterval(t));
       if (i % 100 === 99) await new Promise((r) => setTimeout(r, 20));
     }
@@ -130,14 +164,20 @@ async function main(): Promise<void> {
       await new Promise<void>((r) => sock.once('connect', () => r()));
       if (protocol === 'http') {
         const need = reader(sock);
-        sock.write(`CONNECT ${tHost}:${tPort} HTTP/1.1\r\nHost: ${tHost}:${tPort}\r\nProxy-Authorization: Basic ${Buffer.from(`${user}:${pass}`).toString('base64')}\r\n\r\n`);
+        sock.write(
+          `CONNECT ${tHost}:${tPort} HTTP/1.1\r\nHost: ${tHost}:${tPort}\r\nProxy-Authorization: Basic ${Buffer.from(`${user}:${pass}`).toString('base64')}\r\n\r\n`,
+        );
         const line = await need(12).catch(() => Buffer.from('closed'));
         answers.push(line.toString('latin1').slice(9, 12));
       } else {
         try {
           const need = await socks5Auth(sock, user!, pass!);
           const h = Buffer.from(tHost!);
-          const req = Buffer.concat([Buffer.from([5, 1, 0, 3, h.length]), h, Buffer.from([Number(tPort) >> 8, Number(tPort) & 255])]);
+          const req = Buffer.concat([
+            Buffer.from([5, 1, 0, 3, h.length]),
+            h,
+            Buffer.from([Number(tPort) >> 8, Number(tPort) & 255]),
+          ]);
           sock.write(req);
           answers.push(String((await need(2))[1]));
         } catch (e) {

@@ -9,20 +9,31 @@ import { createInitiator, decodeKey, type Initiator } from '@pocketproxy/protoco
 
 const [host, portS, file, rateS, holdS] = process.argv.slice(2) as string[];
 const port = Number(portS);
-const keys = JSON.parse(readFileSync(file!, 'utf8')) as { private_key: string; psk: string; server_public_key: string }[];
+const keys = JSON.parse(readFileSync(file!, 'utf8')) as {
+  private_key: string;
+  psk: string;
+  server_public_key: string;
+}[];
 const sims: { ini: Initiator; sock: dgram.Socket; up: boolean }[] = [];
 let established = 0;
 let lastPrint = 0;
 
 function start(k: (typeof keys)[number]) {
-  const ini = createInitiator({ privateKey: decodeKey(k.private_key), responderPublicKey: decodeKey(k.server_public_key), psk: decodeKey(k.psk) });
+  const ini = createInitiator({
+    privateKey: decodeKey(k.private_key),
+    responderPublicKey: decodeKey(k.server_public_key),
+    psk: decodeKey(k.psk),
+  });
   const sock = dgram.createSocket('udp4');
   const sim = { ini, sock, up: false };
   sock.on('message', (m) => {
     const r = ini.receive(m, Date.now());
     if (r.kind === 'established') {
       r.send.forEach((f) => sock.send(f, port, host));
-      if (!sim.up) { sim.up = true; established++; }
+      if (!sim.up) {
+        sim.up = true;
+        established++;
+      }
     }
   });
   sock.bind(0, () => ini.tick(Date.now()).forEach((f) => sock.send(f, port, host)));
@@ -38,6 +49,12 @@ const pacer = setInterval(() => {
 setInterval(() => {
   const now = Date.now();
   for (const s of sims) s.ini.tick(now).forEach((f) => s.sock.send(f, port, host));
-  if (established !== lastPrint) { lastPrint = established; console.log(`established ${established}`); }
+  if (established !== lastPrint) {
+    lastPrint = established;
+    console.log(`established ${established}`);
+  }
 }, 500);
-setTimeout(() => { console.log(`done ${JSON.stringify({ established, started: sims.length })}`); process.exit(0); }, Number(holdS));
+setTimeout(() => {
+  console.log(`done ${JSON.stringify({ established, started: sims.length })}`);
+  process.exit(0);
+}, Number(holdS));

@@ -7,26 +7,43 @@ import * as dgram from 'node:dgram';
 
 const [host, portS, user, pass, tIp, tPortS, payload, tmo] = process.argv.slice(2) as string[];
 const timeoutMs = Number(tmo ?? 5000);
-const done = (o: object) => { console.log(JSON.stringify(o)); process.exit(0); };
+const done = (o: object) => {
+  console.log(JSON.stringify(o));
+  process.exit(0);
+};
 setTimeout(() => done({ ok: false, error: 'timeout' }), timeoutMs).unref();
 
 const sock = net.connect(Number(portS), host!);
 let buf = Buffer.alloc(0);
-const need = (n: number) => new Promise<Buffer>((resolve, reject) => {
-  const check = () => {
-    if (buf.length >= n) { const b = buf.subarray(0, n); buf = buf.subarray(n); sock.off('data', onData); resolve(b); return true; }
-    return false;
-  };
-  const onData = (d: Buffer) => { buf = Buffer.concat([buf, d]); check(); };
-  if (!check()) { sock.on('data', onData); sock.once('close', () => reject(new Error('control connection closed'))); }
-});
+const need = (n: number) =>
+  new Promise<Buffer>((resolve, reject) => {
+    const check = () => {
+      if (buf.length >= n) {
+        const b = buf.subarray(0, n);
+        buf = buf.subarray(n);
+        sock.off('data', onData);
+        resolve(b);
+        return true;
+      }
+      return false;
+    };
+    const onData = (d: Buffer) => {
+      buf = Buffer.concat([buf, d]);
+      check();
+    };
+    if (!check()) {
+      sock.on('data', onData);
+      sock.once('close', () => reject(new Error('control connection closed')));
+    }
+  });
 sock.on('error', (e) => done({ ok: false, error: `tcp: ${e.message}` }));
 sock.once('connect', async () => {
   try {
     sock.write(Buffer.from([5, 1, 2]));
     const m = await need(2);
     if (m[1] !== 2) return done({ ok: false, error: `method ${m[1]}` });
-    const u = Buffer.from(user!), p = Buffer.from(pass!);
+    const u = Buffer.from(user!),
+      p = Buffer.from(pass!);
     sock.write(Buffer.concat([Buffer.from([1, u.length]), u, Buffer.from([p.length]), p]));
     const a = await need(2);
     if (a[1] !== 0) return done({ ok: false, error: `auth status ${a[1]}` });
@@ -46,7 +63,13 @@ sock.once('connect', async () => {
     u4.on('message', (msg) => {
       if (msg.length < 10 || msg[3] !== 1) return done({ ok: false, error: 'bad reply header' });
       const from = `${[...msg.subarray(4, 8)].join('.')}:${msg.readUInt16BE(8)}`;
-      done({ ok: true, bnd: `${bndIp}:${bndPort}`, from, reply: msg.subarray(10).toString('utf8'), ms: Date.now() - t0 });
+      done({
+        ok: true,
+        bnd: `${bndIp}:${bndPort}`,
+        from,
+        reply: msg.subarray(10).toString('utf8'),
+        ms: Date.now() - t0,
+      });
     });
     const send = () => u4.send(Buffer.concat([hdr, Buffer.from(payload!)]), bndPort, relayIp);
     send();

@@ -5,7 +5,13 @@ import { parseArgs } from 'node:util';
 import { answerQuery } from './dns-wire.js';
 import { exitWithParent } from './lifecycle.js';
 
-const { values } = parseArgs({ options: { host: { type: 'string', default: '0.0.0.0' }, port: { type: 'string', default: '53' }, records: { type: 'string', default: '{}' } } });
+const { values } = parseArgs({
+  options: {
+    host: { type: 'string', default: '0.0.0.0' },
+    port: { type: 'string', default: '53' },
+    records: { type: 'string', default: '{}' },
+  },
+});
 const records = JSON.parse(values.records!) as Record<string, string>;
 const lower: Record<string, string> = {};
 for (const [k, v] of Object.entries(records)) lower[k.toLowerCase().replace(/\.$/, '')] = v;

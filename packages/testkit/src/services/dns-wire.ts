@@ -36,11 +36,24 @@ export function parseQuery(msg: Buffer): DnsQuestion | null {
     off += len;
   }
   if (off + 4 > msg.length) return null;
-  return { id, flags, name: labels.join('.').toLowerCase(), qtype: msg.readUInt16BE(off), qclass: msg.readUInt16BE(off + 2), end: off + 4 };
+  return {
+    id,
+    flags,
+    name: labels.join('.').toLowerCase(),
+    qtype: msg.readUInt16BE(off),
+    qclass: msg.readUInt16BE(off + 2),
+    end: off + 4,
+  };
 }
 
 /** Build the answer to `query` (the raw query bytes, so the question is echoed verbatim). */
-export function buildAnswer(query: Buffer, q: DnsQuestion, rcode: number, aRecords: readonly string[], ttl = 5): Buffer {
+export function buildAnswer(
+  query: Buffer,
+  q: DnsQuestion,
+  rcode: number,
+  aRecords: readonly string[],
+  ttl = 5,
+): Buffer {
   const header = Buffer.alloc(12);
   header.writeUInt16BE(q.id, 0);
   // QR=1, opcode copied, AA=1, RD copied, RA=1.
@@ -66,7 +79,10 @@ export function errorAnswer(query: Buffer, rcode: number): Buffer {
   const header = Buffer.from(query.subarray(0, 12));
   if (header.length < 12) return Buffer.alloc(0);
   header.writeUInt16BE(0x8000 | (header.readUInt16BE(2) & 0x7900) | 0x0080 | rcode, 2);
-  header.writeUInt16BE(0, 4); header.writeUInt16BE(0, 6); header.writeUInt16BE(0, 8); header.writeUInt16BE(0, 10);
+  header.writeUInt16BE(0, 4);
+  header.writeUInt16BE(0, 6);
+  header.writeUInt16BE(0, 8);
+  header.writeUInt16BE(0, 10);
   return header;
 }
 

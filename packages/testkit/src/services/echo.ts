@@ -7,14 +7,23 @@ import { createServer } from 'node:net';
 import { parseArgs } from 'node:util';
 import { exitWithParent } from './lifecycle.js';
 
-const { values } = parseArgs({ options: { host: { type: 'string', default: '0.0.0.0' }, 'echo-port': { type: 'string', default: '7' }, 'whoami-port': { type: 'string', default: '8' } } });
+const { values } = parseArgs({
+  options: {
+    host: { type: 'string', default: '0.0.0.0' },
+    'echo-port': { type: 'string', default: '7' },
+    'whoami-port': { type: 'string', default: '8' },
+  },
+});
 const host = values.host!;
 
 const udpEcho = createSocket('udp4');
 udpEcho.on('message', (msg, r) => udpEcho.send(msg, r.port, r.address));
 const whoami = createSocket('udp4');
 whoami.on('message', (_msg, r) => whoami.send(JSON.stringify({ ip: r.address, port: r.port }), r.port, r.address));
-const tcp = createServer((s) => { s.on('error', () => s.destroy()); s.pipe(s); });
+const tcp = createServer((s) => {
+  s.on('error', () => s.destroy());
+  s.pipe(s);
+});
 
 await Promise.all([
   new Promise<void>((r) => udpEcho.bind(Number(values['echo-port']), host, r)),
@@ -22,4 +31,8 @@ await Promise.all([
   new Promise<void>((r) => tcp.listen(Number(values['echo-port']), host, r)),
 ]);
 console.log(`ready echo ${host} tcp+udp=${values['echo-port']} whoami=${values['whoami-port']}`);
-exitWithParent(() => { udpEcho.close(); whoami.close(); tcp.close(); });
+exitWithParent(() => {
+  udpEcho.close();
+  whoami.close();
+  tcp.close();
+});

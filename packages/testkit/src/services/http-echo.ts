@@ -36,11 +36,16 @@ function sendBytes(res: ServerResponse, n: number) {
     while (left > 0) {
       const piece = left >= CHUNK.length ? CHUNK : CHUNK.subarray(0, left);
       left -= piece.length;
-      if (!res.write(piece)) { res.once('drain', pump); return; }
+      if (!res.write(piece)) {
+        res.once('drain', pump);
+        return;
+      }
     }
     res.end();
   };
-  res.on('close', () => { left = 0; });
+  res.on('close', () => {
+    left = 0;
+  });
   pump();
 }
 
@@ -52,14 +57,21 @@ function handle(req: IncomingMessage, res: ServerResponse) {
   }
   if (url.pathname === '/bytes') {
     const n = Number(url.searchParams.get('n') ?? '0');
-    if (!Number.isSafeInteger(n) || n < 0 || n > MAX_BYTES) { res.writeHead(400).end('bad n\n'); return; }
+    if (!Number.isSafeInteger(n) || n < 0 || n > MAX_BYTES) {
+      res.writeHead(400).end('bad n\n');
+      return;
+    }
     sendBytes(res, n);
     return;
   }
   if (url.pathname === '/upload') {
     let bytes = 0;
-    req.on('data', (d: Buffer) => { bytes += d.length; });
-    req.on('end', () => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ bytes }) + '\n'));
+    req.on('data', (d: Buffer) => {
+      bytes += d.length;
+    });
+    req.on('end', () =>
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ bytes }) + '\n'),
+    );
     return;
   }
   if (url.pathname === '/sleep') {
@@ -89,11 +101,20 @@ const servers: { close(): void }[] = [];
 const ready: Promise<string>[] = [];
 const http = createHttp(handle);
 servers.push(http);
-ready.push(new Promise((r) => http.listen(Number(values['http-port']), values.host, () => r(`http=${values['http-port']}`))));
+ready.push(
+  new Promise((r) => http.listen(Number(values['http-port']), values.host, () => r(`http=${values['http-port']}`))),
+);
 if (values['https-port'] && values.cert && values.key) {
-  const https = createHttps({ cert: readFileSync(values.cert), key: readFileSync(values.key), ALPNProtocols: ['http/1.1'] }, handle);
+  const https = createHttps(
+    { cert: readFileSync(values.cert), key: readFileSync(values.key), ALPNProtocols: ['http/1.1'] },
+    handle,
+  );
   servers.push(https);
-  ready.push(new Promise((r) => https.listen(Number(values['https-port']), values.host, () => r(`https=${values['https-port']}`))));
+  ready.push(
+    new Promise((r) =>
+      https.listen(Number(values['https-port']), values.host, () => r(`https=${values['https-port']}`)),
+    ),
+  );
 }
 void Promise.all(ready).then((what) => console.log(`ready http ${values.host} ${what.join(' ')}`));
 exitWithParent(() => servers.forEach((s) => s.close()));

@@ -11,7 +11,20 @@ import { problemErrors, validate, type FieldErrors } from '@/lib/forms';
 import { useDebounced, useLiveEvents, usePolling } from '@/lib/live';
 import { useResource } from '@/lib/resource';
 import type { Command, CommandType, Connection, Device, IpHistoryEntry, List, Relay, UsagePoint } from '@/lib/types';
-import { Age, Badge, ConfirmDialog, CopyButton, Dialog, Empty, ErrorBanner, Field, Loading, Notice, PageHeader, StatusBadge } from '@/components/ui';
+import {
+  Age,
+  Badge,
+  ConfirmDialog,
+  CopyButton,
+  Dialog,
+  Empty,
+  ErrorBanner,
+  Field,
+  Loading,
+  Notice,
+  PageHeader,
+  StatusBadge,
+} from '@/components/ui';
 import { UsageChart } from '@/components/UsageChart';
 import { RotationEditor } from '@/components/RotationEditor';
 
@@ -46,7 +59,8 @@ function DeviceInner() {
   useLiveEvents((ev) => {
     if (ev.type === 'command_updated') {
       const c = ev.data as unknown as Command;
-      if (c.device_id === id && typeof c.id === 'string') cmds.setData((prev) => ({ items: upsertCommand(prev?.items ?? [], c) }));
+      if (c.device_id === id && typeof c.id === 'string')
+        cmds.setData((prev) => ({ items: upsertCommand(prev?.items ?? [], c) }));
       return;
     }
     if (ev.type === 'connection_updated') {
@@ -88,7 +102,10 @@ function DeviceInner() {
       cmds.setData((prev) => ({ items: upsertCommand(prev?.items ?? [], c) }));
       setNotice(
         d?.status === 'offline'
-          ? { tone: 'warn', text: `${COMMAND_LABELS[type]} queued. The device is offline: it runs when the device reconnects, unless it expires first.` }
+          ? {
+              tone: 'warn',
+              text: `${COMMAND_LABELS[type]} queued. The device is offline: it runs when the device reconnects, unless it expires first.`,
+            }
           : { tone: 'ok', text: `${COMMAND_LABELS[type]} sent. Its state updates below.` },
       );
     } catch (err) {
@@ -98,7 +115,12 @@ function DeviceInner() {
     }
   }
 
-  if (!id) return <Empty>No device selected. <Link href="/devices/">Back to devices</Link></Empty>;
+  if (!id)
+    return (
+      <Empty>
+        No device selected. <Link href="/devices/">Back to devices</Link>
+      </Empty>
+    );
   if (dev.error instanceof ApiError && dev.error.status === 404)
     return (
       <Empty>
@@ -132,8 +154,9 @@ function DeviceInner() {
       </PageHeader>
       {d.status === 'offline' && (
         <Notice tone="warn">
-          This device is offline: its {conns.data?.items.length ?? ''} connection{conns.data?.items.length === 1 ? '' : 's'} will not carry traffic until it
-          reconnects. Last seen <Age at={d.last_seen_at} />.
+          This device is offline: its {conns.data?.items.length ?? ''} connection
+          {conns.data?.items.length === 1 ? '' : 's'} will not carry traffic until it reconnects. Last seen{' '}
+          <Age at={d.last_seen_at} />.
         </Notice>
       )}
       {notice && (
@@ -170,7 +193,11 @@ function DeviceInner() {
             <dd className="mono">{d.vpn_ip ?? '—'}</dd>
             <dt>Tunnel transport</dt>
             <dd title="UDP is the tunnel's normal transport; TCP is its fallback where UDP is blocked">
-              {d.status === 'online' ? (d.tunnel_transport ? d.tunnel_transport.toUpperCase() + (d.tunnel_transport === 'tcp' ? ' (fallback)' : '') : '—') : 'offline'}
+              {d.status === 'online'
+                ? d.tunnel_transport
+                  ? d.tunnel_transport.toUpperCase() + (d.tunnel_transport === 'tcp' ? ' (fallback)' : '')
+                  : '—'
+                : 'offline'}
             </dd>
             <dt>Agent</dt>
             <dd>{d.agent_version ?? '—'}</dd>
@@ -201,7 +228,12 @@ function DeviceInner() {
                 </option>
               ))}
             </select>
-            <button type="button" className="btn" disabled={sending !== null} onClick={() => (extraCmd === 'reboot' ? setConfirmReboot(true) : send(extraCmd))}>
+            <button
+              type="button"
+              className="btn"
+              disabled={sending !== null}
+              onClick={() => (extraCmd === 'reboot' ? setConfirmReboot(true) : send(extraCmd))}
+            >
               Send
             </button>
           </div>
@@ -244,10 +276,20 @@ function DeviceInner() {
                       </span>{' '}
                       <CopyButton text={c.proxy_url} />
                     </td>
-                    <td>{c.enabled ? <Badge tone={d.status === 'online' ? 'ok' : 'bad'}>{d.status === 'online' ? 'working' : 'device offline'}</Badge> : <Badge tone="muted">disabled</Badge>}</td>
+                    <td>
+                      {c.enabled ? (
+                        <Badge tone={d.status === 'online' ? 'ok' : 'bad'}>
+                          {d.status === 'online' ? 'working' : 'device offline'}
+                        </Badge>
+                      ) : (
+                        <Badge tone="muted">disabled</Badge>
+                      )}
+                    </td>
                     <td>
                       {formatBytes(c.bytes_used_month)}
-                      {c.bandwidth_limit_bytes !== null && <span className="muted"> / {formatBytes(c.bandwidth_limit_bytes)}</span>}
+                      {c.bandwidth_limit_bytes !== null && (
+                        <span className="muted"> / {formatBytes(c.bandwidth_limit_bytes)}</span>
+                      )}
                     </td>
                   </tr>
                 ))}
@@ -329,11 +371,25 @@ function DeviceInner() {
       <section className="section card stack" aria-labelledby="bw-h">
         <h2 id="bw-h">Bandwidth</h2>
         <ErrorBanner error={hourly.error ?? daily.error} />
-        {hourly.data ? <UsageChart points={hourly.data.items} granularity="hour" label="Last 24 hours (hourly)" /> : !hourly.error && <Loading />}
-        {daily.data ? <UsageChart points={daily.data.items} granularity="day" label="Last 30 days (daily)" /> : !daily.error && <Loading />}
+        {hourly.data ? (
+          <UsageChart points={hourly.data.items} granularity="hour" label="Last 24 hours (hourly)" />
+        ) : (
+          !hourly.error && <Loading />
+        )}
+        {daily.data ? (
+          <UsageChart points={daily.data.items} granularity="day" label="Last 30 days (daily)" />
+        ) : (
+          !daily.error && <Loading />
+        )}
       </section>
 
-      <EditDevice device={d} relays={relays.data?.items ?? []} open={editing} onClose={() => setEditing(false)} onSaved={(nd) => dev.setData(() => nd)} />
+      <EditDevice
+        device={d}
+        relays={relays.data?.items ?? []}
+        open={editing}
+        onClose={() => setEditing(false)}
+        onSaved={(nd) => dev.setData(() => nd)}
+      />
       <ConfirmDialog
         open={deleting}
         title={`Delete ${d.name}?`}
@@ -344,7 +400,8 @@ function DeviceInner() {
           router.push('/devices/');
         }}
       >
-        The device is unpaired and its {conns.data?.items.length ?? 0} connection(s) stop working. The phone must be paired again to come back.
+        The device is unpaired and its {conns.data?.items.length ?? 0} connection(s) stop working. The phone must be
+        paired again to come back.
       </ConfirmDialog>
       <ConfirmDialog
         open={confirmReboot}
@@ -359,7 +416,19 @@ function DeviceInner() {
   );
 }
 
-function EditDevice({ device, relays, open, onClose, onSaved }: { device: Device; relays: Relay[]; open: boolean; onClose: () => void; onSaved: (d: Device) => void }) {
+function EditDevice({
+  device,
+  relays,
+  open,
+  onClose,
+  onSaved,
+}: {
+  device: Device;
+  relays: Relay[];
+  open: boolean;
+  onClose: () => void;
+  onSaved: (d: Device) => void;
+}) {
   const [name, setName] = useState(device.name);
   const [description, setDescription] = useState(device.description);
   const [relayId, setRelayId] = useState(device.relay_id ?? '');
@@ -398,9 +467,21 @@ function EditDevice({ device, relays, open, onClose, onSaved }: { device: Device
           {(p) => <input {...p} value={name} onChange={(e) => setName(e.target.value)} maxLength={64} />}
         </Field>
         <Field label="Notes" error={errors.description}>
-          {(p) => <textarea {...p} rows={3} value={description} onChange={(e) => setDescription(e.target.value)} maxLength={500} />}
+          {(p) => (
+            <textarea
+              {...p}
+              rows={3}
+              value={description}
+              onChange={(e) => setDescription(e.target.value)}
+              maxLength={500}
+            />
+          )}
         </Field>
-        <Field label="Relay" error={errors.relay_id} hint="Moving a device to another relay takes effect when it reconnects.">
+        <Field
+          label="Relay"
+          error={errors.relay_id}
+          hint="Moving a device to another relay takes effect when it reconnects."
+        >
           {(p) => (
             <select {...p} value={relayId} onChange={(e) => setRelayId(e.target.value)}>
               {!device.relay_id && <option value="">—</option>}
@@ -432,4 +513,3 @@ export default function DevicePage() {
     </Suspense>
   );
 }
-

@@ -4,7 +4,14 @@ import * as S from '@pocketproxy/api-schema';
 import type { Ctx } from '../../context.js';
 import type { Router } from '../route.js';
 import type { RateLimiter } from '../ratelimit.js';
-import { announceDevice, createDevice, deleteDevice, getDevice, listDevices, updateDevice } from '../../services/devices.js';
+import {
+  announceDevice,
+  createDevice,
+  deleteDevice,
+  getDevice,
+  listDevices,
+  updateDevice,
+} from '../../services/devices.js';
 import { listCommands, queueCommand } from '../../services/commands.js';
 import { requestRotation } from '../../services/rotation.js';
 import { isPPError } from '@pocketproxy/errors';
@@ -32,32 +39,84 @@ async function mapLimited<T, R>(items: readonly T[], limit: number, fn: (item: T
   return out;
 }
 
-export function fleetRoutes(r: Router, ctx: Ctx, limits: { pairingCodes: RateLimiter }, onDeviceDeleted: (id: string) => void) {
+export function fleetRoutes(
+  r: Router,
+  ctx: Ctx,
+  limits: { pairingCodes: RateLimiter },
+  onDeviceDeleted: (id: string) => void,
+) {
   const tag = 'devices';
   r.add({
-    method: 'GET', url: '/api/devices', auth: 'admin', tag, summary: 'List devices',
+    method: 'GET',
+    url: '/api/devices',
+    auth: 'admin',
+    tag,
+    summary: 'List devices',
     query: S.Paging.extend({ status: S.DeviceStatus.optional(), q: z.string().max(100).optional() }),
     response: list(S.Device),
     handler: ({ query }) => listDevices(ctx.db, query),
   });
   r.add({
-    method: 'POST', url: '/api/devices', auth: 'admin', tag, status: 201,
+    method: 'POST',
+    url: '/api/devices',
+    auth: 'admin',
+    tag,
+    status: 201,
     summary: 'Register a device by hand (instead of a pairing code); returns its credentials once',
     body: S.DeviceCreate,
     handler: async ({ body, principal }) => {
-      const s = await ctx.db.tx((q) => createDevice(ctx, q, { name: body.name, description: body.description, relayId: body.relay_id, strictName: true }, principal.id));
+      const s = await ctx.db.tx((q) =>
+        createDevice(
+          ctx,
+          q,
+          { name: body.name, description: body.description, relayId: body.relay_id, strictName: true },
+          principal.id,
+        ),
+      );
       await announceDevice(ctx, s.device.id); // its relay learns the key now (after commit; never fails this call)
-      return { device: s.device, auth_token: s.auth_token, relay: s.relay, tunnel: { server_public_key: s.relay.public_key, psk: s.psk, private_key: s.private_key, mtu: ctx.config.tunnelMtu, subnet: ctx.config.deviceSubnet, vpn_ip: s.device.vpn_ip } };
+      return {
+        device: s.device,
+        auth_token: s.auth_token,
+        relay: s.relay,
+        tunnel: {
+          server_public_key: s.relay.public_key,
+          psk: s.psk,
+          private_key: s.private_key,
+          mtu: ctx.config.tunnelMtu,
+          subnet: ctx.config.deviceSubnet,
+          vpn_ip: s.device.vpn_ip,
+        },
+      };
     },
   });
-  r.add({ method: 'GET', url: '/api/devices/:id', auth: 'admin', tag, summary: 'Get a device', params: IdParams, response: S.Device, handler: ({ params }) => getDevice(ctx.db, params.id) });
   r.add({
-    method: 'PATCH', url: '/api/devices/:id', auth: 'admin', tag, summary: 'Rename, describe, move or set auto-rotation',
-    params: IdParams, body: S.DeviceUpdate, response: S.Device,
+    method: 'GET',
+    url: '/api/devices/:id',
+    auth: 'admin',
+    tag,
+    summary: 'Get a device',
+    params: IdParams,
+    response: S.Device,
+    handler: ({ params }) => getDevice(ctx.db, params.id),
+  });
+  r.add({
+    method: 'PATCH',
+    url: '/api/devices/:id',
+    auth: 'admin',
+    tag,
+    summary: 'Rename, describe, move or set auto-rotation',
+    params: IdParams,
+    body: S.DeviceUpdate,
+    response: S.Device,
     handler: ({ params, body, principal }) => updateDevice(ctx, params.id, body, principal.id),
   });
   r.add({
-    method: 'DELETE', url: '/api/devices/:id', auth: 'admin', tag, status: 204, summary: 'Delete a device, its connections and ports',
+    method: 'DELETE',
+    url: '/api/devices/:id',
+    auth: 'admin',
+    tag,
+    status: 204,
+    summary: 'Delete a device, its connections and ports',
     params: IdParams,
     handler: async ({ params, principal }) => {
       await deleteDevice(ctx, params.id, principal.id);
@@ -65,58 +124,116 @@ export function fleetRoutes(r: Router, ctx: Ctx, limits: { pairingCodes: RateLim
     },
   });
   r.add({
-    method: 'POST', url: '/api/devices/:id/commands', auth: 'admin', tag, status: 201, summary: 'Queue a command (pushed at once when the device is connected)',
-    params: IdParams, body: S.CommandCreate, response: S.Command,
+    method: 'POST',
+    url: '/api/devices/:id/commands',
+    auth: 'admin',
+    tag,
+    status: 201,
+    summary: 'Queue a command (pushed at once when the device is connected)',
+    params: IdParams,
+    body: S.CommandCreate,
+    response: S.Command,
     handler: async ({ params, body, principal }) => {
       // An operator's explicit rotate_ip is always a command of its own (the device runs rotations one
       // after the other); it goes through the one rotation path like every other rotation.
-      if (body.type === 'rotate_ip') return (await requestRotation(ctx, params.id, { source: 'api', actor: principal.id, ttl_s: body.ttl_s, payload: body.payload, join: false })).command;
+      if (body.type === 'rotate_ip')
+        return (
+          await requestRotation(ctx, params.id, {
+            source: 'api',
+            actor: principal.id,
+            ttl_s: body.ttl_s,
+            payload: body.payload,
+            join: false,
+          })
+        ).command;
       return queueCommand(ctx, params.id, body, 'api', principal.id);
     },
   });
   r.add({
-    method: 'POST', url: '/api/devices/rotate', auth: 'admin', tag, summary: 'Rotate many devices: one rotate_ip each (a device already rotating joins that rotation); an answer per device, in the order asked',
-    body: S.BulkRotate, response: S.BulkRotateResponse,
+    method: 'POST',
+    url: '/api/devices/rotate',
+    auth: 'admin',
+    tag,
+    summary:
+      'Rotate many devices: one rotate_ip each (a device already rotating joins that rotation); an answer per device, in the order asked',
+    body: S.BulkRotate,
+    response: S.BulkRotateResponse,
     handler: async ({ body, principal }) => {
       const ids = [...new Set(body.device_ids)];
       const items = await mapLimited(ids, BULK_CONCURRENCY, async (id) => {
         try {
-          const { command, joined } = await requestRotation(ctx, id, { source: 'bulk', actor: principal.id, ttl_s: body.ttl_s });
+          const { command, joined } = await requestRotation(ctx, id, {
+            source: 'bulk',
+            actor: principal.id,
+            ttl_s: body.ttl_s,
+          });
           return { device_id: id, outcome: joined ? ('joined' as const) : ('queued' as const), command, error: null };
         } catch (e) {
           const code = isPPError(e) ? e.code : 'PP_ERR_API_INTERNAL';
           if (!isPPError(e)) ctx.log.error({ err: e, device_id: id }, 'bulk rotation failed');
-          return { device_id: id, outcome: code === 'PP_ERR_API_NOT_FOUND' ? ('not_found' as const) : ('failed' as const), command: null, error: code };
+          return {
+            device_id: id,
+            outcome: code === 'PP_ERR_API_NOT_FOUND' ? ('not_found' as const) : ('failed' as const),
+            command: null,
+            error: code,
+          };
         }
       });
       return { items };
     },
   });
   r.add({
-    method: 'GET', url: '/api/devices/:id/commands', auth: 'admin', tag, summary: 'Commands of a device, newest first',
-    params: IdParams, query: S.Paging, response: list(S.Command),
+    method: 'GET',
+    url: '/api/devices/:id/commands',
+    auth: 'admin',
+    tag,
+    summary: 'Commands of a device, newest first',
+    params: IdParams,
+    query: S.Paging,
+    response: list(S.Command),
     handler: async ({ params, query }) => {
       await getDevice(ctx.db, params.id);
       return listCommands(ctx.db, params.id, query.limit, query.offset);
     },
   });
   r.add({
-    method: 'GET', url: '/api/devices/:id/ip-history', auth: 'admin', tag, summary: 'Public addresses the device has had, newest first',
-    params: IdParams, query: S.Paging, response: z.object({ items: z.array(S.IpHistoryEntry) }),
+    method: 'GET',
+    url: '/api/devices/:id/ip-history',
+    auth: 'admin',
+    tag,
+    summary: 'Public addresses the device has had, newest first',
+    params: IdParams,
+    query: S.Paging,
+    response: z.object({ items: z.array(S.IpHistoryEntry) }),
     handler: async ({ params, query }) => {
       await getDevice(ctx.db, params.id);
-      const rows = await ctx.db.query<Row>('SELECT * FROM ip_history WHERE device_id = $1 ORDER BY id DESC LIMIT $2 OFFSET $3', [params.id, query.limit, query.offset]);
+      const rows = await ctx.db.query<Row>(
+        'SELECT * FROM ip_history WHERE device_id = $1 ORDER BY id DESC LIMIT $2 OFFSET $3',
+        [params.id, query.limit, query.offset],
+      );
       return { items: rows.rows.map(toIpHistory) };
     },
   });
   r.add({
-    method: 'GET', url: '/api/devices/:id/usage', auth: 'admin', tag, summary: 'Traffic: hourly for 24 h or daily for 30 days',
-    params: IdParams, query: z.object({ granularity: z.enum(['hour', 'day']).default('hour') }), response: z.object({ items: z.array(S.UsagePoint) }),
+    method: 'GET',
+    url: '/api/devices/:id/usage',
+    auth: 'admin',
+    tag,
+    summary: 'Traffic: hourly for 24 h or daily for 30 days',
+    params: IdParams,
+    query: z.object({ granularity: z.enum(['hour', 'day']).default('hour') }),
+    response: z.object({ items: z.array(S.UsagePoint) }),
     handler: ({ params, query }) => deviceUsage(ctx.db, params.id, query.granularity, ctx.clock.now()),
   });
   r.add({
-    method: 'POST', url: '/api/pairing-codes', auth: 'admin', tag: 'pairing', status: 201, summary: 'Create a single-use pairing code with its QR code',
-    body: S.PairingCodeCreate, response: S.PairingCode,
+    method: 'POST',
+    url: '/api/pairing-codes',
+    auth: 'admin',
+    tag: 'pairing',
+    status: 201,
+    summary: 'Create a single-use pairing code with its QR code',
+    body: S.PairingCodeCreate,
+    response: S.PairingCode,
     handler: ({ body, principal }) => {
       limits.pairingCodes.hit(principal.id);
       return createPairingCode(ctx, body, principal.id);

@@ -16,8 +16,18 @@ const B64Key = z.string().regex(/^[A-Za-z0-9+/]{43}=$/);
 export function internalRoutes(r: Router, ctx: Ctx) {
   const tag = 'internal';
   r.add({
-    method: 'POST', url: '/api/internal/relays/register', auth: 'internal', tag, summary: 'A tunnel process announces itself and its public key',
-    body: z.strictObject({ name: S.Name, host: S.Hostname, tunnel_port: S.Port, push_url: z.string().url(), public_key: B64Key }),
+    method: 'POST',
+    url: '/api/internal/relays/register',
+    auth: 'internal',
+    tag,
+    summary: 'A tunnel process announces itself and its public key',
+    body: z.strictObject({
+      name: S.Name,
+      host: S.Hostname,
+      tunnel_port: S.Port,
+      push_url: z.string().url(),
+      public_key: B64Key,
+    }),
     handler: async ({ body }) => {
       const r0 = await ctx.db.query<{ id: string }>(
         `INSERT INTO relays (id, name, host, tunnel_port, push_url, public_key) VALUES ($1,$2,$3,$4,$5,$6)
@@ -29,8 +39,11 @@ export function internalRoutes(r: Router, ctx: Ctx) {
     },
   });
   r.add({
-    method: 'GET', url: '/api/internal/tunnel/peers', auth: 'internal', tag,
-    summary: 'Every device of a relay with its tunnel keys (with device_id: only that device, if it is this relay\'s)',
+    method: 'GET',
+    url: '/api/internal/tunnel/peers',
+    auth: 'internal',
+    tag,
+    summary: "Every device of a relay with its tunnel keys (with device_id: only that device, if it is this relay's)",
     query: z.object({ relay_id: S.RelayId, device_id: S.DeviceId.optional() }),
     handler: async ({ query }) => {
       // device_id: the relay checks one pushed device (paired, deleted, moved) without loading every key.
@@ -38,38 +51,86 @@ export function internalRoutes(r: Router, ctx: Ctx) {
         'SELECT id, public_key, psk_enc, vpn_ip FROM devices WHERE relay_id = $1 AND public_key IS NOT NULL AND ($2::text IS NULL OR id = $2)',
         [query.relay_id, query.device_id ?? null],
       );
-      return { items: rows.rows.map((d) => ({ device_id: d.id, public_key: d.public_key, psk: ctx.box.open(d.psk_enc), vpn_ip: d.vpn_ip })) };
+      return {
+        items: rows.rows.map((d) => ({
+          device_id: d.id,
+          public_key: d.public_key,
+          psk: ctx.box.open(d.psk_enc),
+          vpn_ip: d.vpn_ip,
+        })),
+      };
     },
   });
   r.add({
-    method: 'POST', url: '/api/internal/vpn/connected', auth: 'internal', tag, summary: 'The tunnel reports a device connected; answers what to forward to it',
-    body: z.strictObject({ device_id: S.DeviceId, vpn_ip: S.IPv4, relay_id: S.RelayId.optional(), endpoint: z.string().max(80).optional() }),
+    method: 'POST',
+    url: '/api/internal/vpn/connected',
+    auth: 'internal',
+    tag,
+    summary: 'The tunnel reports a device connected; answers what to forward to it',
+    body: z.strictObject({
+      device_id: S.DeviceId,
+      vpn_ip: S.IPv4,
+      relay_id: S.RelayId.optional(),
+      endpoint: z.string().max(80).optional(),
+    }),
     handler: async ({ body }) => {
       const now = ctx.clock.now();
       const res = await ctx.db.tx(async (q) => {
-        const prev = (await q.query<{ status: string; vpn_ip: string }>('SELECT status, vpn_ip FROM devices WHERE id = $1 FOR UPDATE', [body.device_id])).rows[0];
+        const prev = (
+          await q.query<{ status: string; vpn_ip: string }>(
+            'SELECT status, vpn_ip FROM devices WHERE id = $1 FOR UPDATE',
+            [body.device_id],
+          )
+        ).rows[0];
         if (!prev) throw apiError('PP_ERR_API_NOT_FOUND', { what: 'device' });
         // The relay's endpoint description says the transport: "tcp/<address>" or "<address>:<port>" (UDP).
         const transport = body.endpoint === undefined ? null : body.endpoint.startsWith('tcp/') ? 'tcp' : 'udp';
-        await q.query(`UPDATE devices SET tunnel_connected = true, status = 'online', last_seen_at = $2, updated_at = $2, relay_id = coalesce($3, relay_id), tunnel_transport = coalesce($4, tunnel_transport) WHERE id = $1`, [body.device_id, now, body.relay_id ?? null, transport]);
+        await q.query(
+          `UPDATE devices SET tunnel_connected = true, status = 'online', last_seen_at = $2, updated_at = $2, relay_id = coalesce($3, relay_id), tunnel_transport = coalesce($4, tunnel_transport) WHERE id = $1`,
+          [body.device_id, now, body.relay_id ?? null, transport],
+        );
         // The relay applies what this answer carries right away: every connection as it is now is in force there.
         const applied = await markRelayApplied(ctx, body.device_id, now, q);
-        await recordEvent(q, 'device_connected', body.device_id, { via: 'tunnel', endpoint: body.endpoint ?? null }, now);
-        return { prev, applied, connections: await deviceForwarding(ctx, q, body.device_id), credentials: await deviceCredentials(ctx, q, body.device_id) };
+        await recordEvent(
+          q,
+          'device_connected',
+          body.device_id,
+          { via: 'tunnel', endpoint: body.endpoint ?? null },
+          now,
+        );
+        return {
+          prev,
+          applied,
+          connections: await deviceForwarding(ctx, q, body.device_id),
+          credentials: await deviceCredentials(ctx, q, body.device_id),
+        };
       });
       ctx.bus.publish('device_connected', { device_id: body.device_id, via: 'tunnel', vpn_ip: res.prev.vpn_ip }, now);
       announceLive(ctx, body.device_id, res.applied);
-      return { vpn_ip: res.prev.vpn_ip, connections: res.connections, credentials: res.credentials.items, credentials_version: res.credentials.version };
+      return {
+        vpn_ip: res.prev.vpn_ip,
+        connections: res.connections,
+        credentials: res.credentials.items,
+        credentials_version: res.credentials.version,
+      };
     },
   });
   r.add({
-    method: 'POST', url: '/api/internal/vpn/disconnected', auth: 'internal', tag, summary: 'The tunnel reports a device gone',
+    method: 'POST',
+    url: '/api/internal/vpn/disconnected',
+    auth: 'internal',
+    tag,
+    summary: 'The tunnel reports a device gone',
     body: z.strictObject({ device_id: S.DeviceId, reason: z.string().max(100).default('disconnected') }),
     handler: async ({ body }) => {
       const now = ctx.clock.now();
       const changed = await ctx.db.tx(async (q) => {
-        const r0 = await q.query(`UPDATE devices SET tunnel_connected = false, status = 'offline', updated_at = $2 WHERE id = $1 AND (tunnel_connected OR status = 'online')`, [body.device_id, now]);
-        if (r0.rowCount) await recordEvent(q, 'device_disconnected', body.device_id, { via: 'tunnel', reason: body.reason }, now);
+        const r0 = await q.query(
+          `UPDATE devices SET tunnel_connected = false, status = 'offline', updated_at = $2 WHERE id = $1 AND (tunnel_connected OR status = 'online')`,
+          [body.device_id, now],
+        );
+        if (r0.rowCount)
+          await recordEvent(q, 'device_disconnected', body.device_id, { via: 'tunnel', reason: body.reason }, now);
         return r0.rowCount > 0;
       });
       if (changed) ctx.bus.publish('device_disconnected', { device_id: body.device_id, reason: body.reason }, now);
@@ -77,26 +138,51 @@ export function internalRoutes(r: Router, ctx: Ctx) {
     },
   });
   r.add({
-    method: 'GET', url: '/api/internal/devices/:id/forwarding', auth: 'internal', tag, summary: "A device's connections as the relay forwards them",
+    method: 'GET',
+    url: '/api/internal/devices/:id/forwarding',
+    auth: 'internal',
+    tag,
+    summary: "A device's connections as the relay forwards them",
     params: z.object({ id: S.DeviceId }),
     handler: async ({ params }) => {
       const credentials = await deviceCredentials(ctx, ctx.db, params.id);
-      return { connections: await deviceForwarding(ctx, ctx.db, params.id), credentials: credentials.items, credentials_version: credentials.version };
+      return {
+        connections: await deviceForwarding(ctx, ctx.db, params.id),
+        credentials: credentials.items,
+        credentials_version: credentials.version,
+      };
     },
   });
   r.add({
-    method: 'POST', url: '/api/internal/tunnel/forwarding', auth: 'internal', tag, summary: 'Forwarding of many connected devices at once (the tunnel polls this to apply changes)',
+    method: 'POST',
+    url: '/api/internal/tunnel/forwarding',
+    auth: 'internal',
+    tag,
+    summary: 'Forwarding of many connected devices at once (the tunnel polls this to apply changes)',
     body: z.strictObject({ device_ids: z.array(S.DeviceId).max(20_000) }),
     handler: async ({ body }) => {
       const out: Record<string, { vpn_ip: string; connections: Awaited<ReturnType<typeof deviceForwarding>> }> = {};
-      const devs = await ctx.db.query<{ id: string; vpn_ip: string }>('SELECT id, vpn_ip FROM devices WHERE id = ANY($1::text[])', [body.device_ids]);
-      for (const d of devs.rows) out[d.id] = { vpn_ip: d.vpn_ip, connections: await deviceForwarding(ctx, ctx.db, d.id) };
+      const devs = await ctx.db.query<{ id: string; vpn_ip: string }>(
+        'SELECT id, vpn_ip FROM devices WHERE id = ANY($1::text[])',
+        [body.device_ids],
+      );
+      for (const d of devs.rows)
+        out[d.id] = { vpn_ip: d.vpn_ip, connections: await deviceForwarding(ctx, ctx.db, d.id) };
       return { devices: out };
     },
   });
   r.add({
-    method: 'POST', url: '/api/internal/usage', auth: 'internal', tag, summary: "Byte counters per relay port since the last report (nftables; bytes_relay_month, for information: limits use the device's count)",
-    body: z.strictObject({ samples: z.array(z.strictObject({ port: S.Port, bytes_in: z.number().int().min(0), bytes_out: z.number().int().min(0) })).max(100_000) }),
+    method: 'POST',
+    url: '/api/internal/usage',
+    auth: 'internal',
+    tag,
+    summary:
+      "Byte counters per relay port since the last report (nftables; bytes_relay_month, for information: limits use the device's count)",
+    body: z.strictObject({
+      samples: z
+        .array(z.strictObject({ port: S.Port, bytes_in: z.number().int().min(0), bytes_out: z.number().int().min(0) }))
+        .max(100_000),
+    }),
     handler: async ({ body }) => {
       if (!body.samples.length) return { recorded: 0 };
       const now = ctx.clock.now();
@@ -116,41 +202,77 @@ export function internalRoutes(r: Router, ctx: Ctx) {
   // OpenVPN hooks: the customer signs in with a connection's username and password. Its traffic reaches
   // the device through the relay's transparent proxy (from the relay's address), so the connection's
   // allow-list is checked here, against the customer's real address (untrusted_ip).
-  const Ovpn = z.strictObject({ username: z.string().min(1).max(64), password: z.string().max(256).optional(), vpn_ip: S.IPv4.optional(), untrusted_ip: z.string().max(64).optional() });
+  const Ovpn = z.strictObject({
+    username: z.string().min(1).max(64),
+    password: z.string().max(256).optional(),
+    vpn_ip: S.IPv4.optional(),
+    untrusted_ip: z.string().max(64).optional(),
+  });
   r.add({
-    method: 'POST', url: '/api/internal/openvpn/auth', auth: 'internal', tag,
-    summary: "Check an OpenVPN customer login (password, state, and the allow-list against untrusted_ip, the customer's address)",
+    method: 'POST',
+    url: '/api/internal/openvpn/auth',
+    auth: 'internal',
+    tag,
+    summary:
+      "Check an OpenVPN customer login (password, state, and the allow-list against untrusted_ip, the customer's address)",
     body: Ovpn,
     handler: async ({ body }) => {
-      const c = (await ctx.db.query<{ id: string; device_id: string; password_verifier: string; allow_from: string[] }>(
-        `SELECT id, device_id, password_verifier, allow_from FROM connections WHERE username = $1 AND enabled AND blocked_reason IS NULL AND (expires_at IS NULL OR expires_at > $2)`,
-        [body.username, ctx.clock.now()],
-      )).rows[0];
-      if (!c || !body.password || !checkVerifier(body.password, c.password_verifier)) throw apiError('PP_ERR_API_FORBIDDEN');
+      const c = (
+        await ctx.db.query<{ id: string; device_id: string; password_verifier: string; allow_from: string[] }>(
+          `SELECT id, device_id, password_verifier, allow_from FROM connections WHERE username = $1 AND enabled AND blocked_reason IS NULL AND (expires_at IS NULL OR expires_at > $2)`,
+          [body.username, ctx.clock.now()],
+        )
+      ).rows[0];
+      if (!c || !body.password || !checkVerifier(body.password, c.password_verifier))
+        throw apiError('PP_ERR_API_FORBIDDEN');
       // A connection with an allow-list admits only customers from it; without an address, none.
-      if (c.allow_from?.length && !(body.untrusted_ip && ipInCidrs(body.untrusted_ip, c.allow_from))) throw apiError('PP_ERR_API_FORBIDDEN');
+      if (c.allow_from?.length && !(body.untrusted_ip && ipInCidrs(body.untrusted_ip, c.allow_from)))
+        throw apiError('PP_ERR_API_FORBIDDEN');
       return { ok: true, connection_id: c.id, device_id: c.device_id };
     },
   });
   r.add({
-    method: 'POST', url: '/api/internal/openvpn/connect', auth: 'internal', tag,
-    summary: "An OpenVPN customer got an address: answers the device proxy to use (the connection's own port and protocol on the device)",
+    method: 'POST',
+    url: '/api/internal/openvpn/connect',
+    auth: 'internal',
+    tag,
+    summary:
+      "An OpenVPN customer got an address: answers the device proxy to use (the connection's own port and protocol on the device)",
     body: Ovpn,
     handler: async ({ body }) => {
-      const c = (await ctx.db.query<{ id: string; device_id: string; vpn_ip: string; port: number; protocol: 'http' | 'socks5'; password_enc: string }>(
-        `SELECT c.id, c.device_id, d.vpn_ip, c.port, c.protocol, c.password_enc FROM connections c JOIN devices d ON d.id = c.device_id
+      const c = (
+        await ctx.db.query<{
+          id: string;
+          device_id: string;
+          vpn_ip: string;
+          port: number;
+          protocol: 'http' | 'socks5';
+          password_enc: string;
+        }>(
+          `SELECT c.id, c.device_id, d.vpn_ip, c.port, c.protocol, c.password_enc FROM connections c JOIN devices d ON d.id = c.device_id
           WHERE c.username = $1 AND c.enabled AND c.blocked_reason IS NULL AND (c.expires_at IS NULL OR c.expires_at > $2)`,
-        [body.username, ctx.clock.now()],
-      )).rows[0];
+          [body.username, ctx.clock.now()],
+        )
+      ).rows[0];
       if (!c) throw apiError('PP_ERR_API_FORBIDDEN');
       return {
-        connection_id: c.id, device_id: c.device_id, device_vpn_ip: c.vpn_ip, proxy_port: Number(c.port), protocol: c.protocol,
-        username: body.username, password: ctx.box.open(c.password_enc), client_ip: body.vpn_ip ?? null,
+        connection_id: c.id,
+        device_id: c.device_id,
+        device_vpn_ip: c.vpn_ip,
+        proxy_port: Number(c.port),
+        protocol: c.protocol,
+        username: body.username,
+        password: ctx.box.open(c.password_enc),
+        client_ip: body.vpn_ip ?? null,
       };
     },
   });
   r.add({
-    method: 'POST', url: '/api/internal/openvpn/disconnect', auth: 'internal', tag, summary: 'An OpenVPN customer left',
+    method: 'POST',
+    url: '/api/internal/openvpn/disconnect',
+    auth: 'internal',
+    tag,
+    summary: 'An OpenVPN customer left',
     body: Ovpn,
     handler: async () => ({ ok: true }),
   });

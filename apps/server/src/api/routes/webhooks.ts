@@ -9,33 +9,47 @@ import { newId, randomToken } from '../../security/crypto.js';
 import { audit } from '../../services/audit.js';
 import { iso, type Row } from '../../services/rows.js';
 
-const toWebhook = (r: Row) => ({ id: r.id as string, url: r.url as string, events: (r.events as string[]) ?? [], enabled: Boolean(r.enabled), created_at: iso(r.created_at)! });
+const toWebhook = (r: Row) => ({
+  id: r.id as string,
+  url: r.url as string,
+  events: (r.events as string[]) ?? [],
+  enabled: Boolean(r.enabled),
+  created_at: iso(r.created_at)!,
+});
 
 export function webhookRoutes(r: Router, ctx: Ctx) {
   const tag = 'webhooks';
   r.add({
-    method: 'GET', url: '/api/webhooks', auth: 'admin', tag, summary: 'List webhooks (without their secrets)',
+    method: 'GET',
+    url: '/api/webhooks',
+    auth: 'admin',
+    tag,
+    summary: 'List webhooks (without their secrets)',
     response: z.object({ items: z.array(S.Webhook), total: z.number().int() }),
     handler: async () => {
-      const rows = (await ctx.db.query<Row>('SELECT id, url, events, enabled, created_at FROM webhooks ORDER BY created_at, id')).rows.map(toWebhook);
+      const rows = (
+        await ctx.db.query<Row>('SELECT id, url, events, enabled, created_at FROM webhooks ORDER BY created_at, id')
+      ).rows.map(toWebhook);
       return { items: rows, total: rows.length };
     },
   });
   r.add({
-    method: 'POST', url: '/api/webhooks', auth: 'admin', tag, status: 201, summary: 'Add a webhook; answers its signing secret once',
-    body: S.WebhookCreate, response: S.Webhook,
+    method: 'POST',
+    url: '/api/webhooks',
+    auth: 'admin',
+    tag,
+    status: 201,
+    summary: 'Add a webhook; answers its signing secret once',
+    body: S.WebhookCreate,
+    response: S.Webhook,
     handler: async ({ body, principal }) => {
       const id = newId('whk');
       const secret = body.secret ?? `whsec_${randomToken(24)}`;
       const row = await ctx.db.tx(async (q) => {
-        const r0 = await q.query<Row>('INSERT INTO webhooks (id, url, secret_enc, events, enabled, created_at) VALUES ($1, $2, $3, $4, $5, $6) RETURNING id, url, events, enabled, created_at', [
-          id,
-          body.url,
-          ctx.box.seal(secret),
-          body.events,
-          body.enabled,
-          ctx.clock.now(),
-        ]);
+        const r0 = await q.query<Row>(
+          'INSERT INTO webhooks (id, url, secret_enc, events, enabled, created_at) VALUES ($1, $2, $3, $4, $5, $6) RETURNING id, url, events, enabled, created_at',
+          [id, body.url, ctx.box.seal(secret), body.events, body.enabled, ctx.clock.now()],
+        );
         await audit(q, principal.id, 'webhook.create', id, { url: body.url, events: body.events });
         return r0.rows[0]!;
       });
@@ -43,7 +57,12 @@ export function webhookRoutes(r: Router, ctx: Ctx) {
     },
   });
   r.add({
-    method: 'DELETE', url: '/api/webhooks/:id', auth: 'admin', tag, status: 204, summary: 'Remove a webhook and its pending deliveries',
+    method: 'DELETE',
+    url: '/api/webhooks/:id',
+    auth: 'admin',
+    tag,
+    status: 204,
+    summary: 'Remove a webhook and its pending deliveries',
     params: z.object({ id: S.WebhookId }),
     handler: async ({ params, principal }) => {
       await ctx.db.tx(async (q) => {
