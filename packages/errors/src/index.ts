@@ -3,7 +3,7 @@
 //
 // Each package declares its own registry with `defineErrors({...})`: a stable code
 // (PP_ERR_<AREA>_<THING>, never reused), an HTTP status and a message template with {named}
-// holes. `docs/errors.md` is generated from all registries (`node --import tsx packages/errors/src/doc.ts
+// holes. `docs/errors.md` is generated from all registries (`node --import tsx scripts/gen-errors-doc.ts
 // --write`) and a test (test/docs.test.ts) keeps it in step.
 
 export interface ErrorSpec {
