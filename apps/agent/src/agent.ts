@@ -57,6 +57,8 @@ export interface RunConfig {
   maxHandshakes?: number;
   /** Routing table (and rule preference) that sends answers to customers into the tunnel; 0 = none (tests). */
   replyTable?: number;
+  /** TUN and UDP offloads of the tunnel (default on; main.ts: off for POCKETPROXY_OFFLOAD=0). */
+  offload?: boolean;
   tunnel?: Partial<Pick<TunnelClientOptions, 'timers' | 'policy' | 'liveness' | 'tickMs'>>;
 }
 
@@ -367,6 +369,7 @@ export function createAgent(cfg: RunConfig, deps: AgentDeps): Agent {
         privateKey: decodeKey(state.private_key, 'private key'),
         psk: decodeKey(state.psk, 'psk'),
         probe: gw && gw !== vpnIp ? { src: vpnIp, dst: gw } : undefined,
+        offload: cfg.offload,
         options: cfg.tunnel,
       },
       onMessage,

@@ -55,7 +55,9 @@ async function main(argv: string[]): Promise<number> {
   // The API client checks the server URL (https, loopback or --insecure-http) and every relay key
   // against the server key pinned at pairing (trust.ts).
   const api = trustedApiClient(await readState(parsed.config.stateDir), { insecureHttp: parsed.insecureHttp, logger });
-  const agent = createAgent(parsed.config, {
+  // POCKETPROXY_OFFLOAD=0: the TUN and the tunnel's UDP socket without offloads (packages/tun README).
+  const config = { ...parsed.config, offload: process.env.POCKETPROXY_OFFLOAD !== '0' };
+  const agent = createAgent(config, {
     logger,
     api,
     startTunnel: onWorker

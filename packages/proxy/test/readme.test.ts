@@ -13,27 +13,3 @@ it('README documents every error code with its HTTP status', () => {
     assert.ok(row.includes(`| ${(spec as { status: number }).status} |`), `${code} status differs in README`);
   }
 });
-
-it('imports only node built-ins, relative modules and @pocketproxy/errors (a protocol library)', async () => {
-  const { readdirSync, statSync } = await import('node:fs');
-  const { join } = await import('node:path');
-  const root = new URL('../src/', import.meta.url).pathname;
-  const files: string[] = [];
-  const walk = (d: string): void => {
-    for (const n of readdirSync(d)) {
-      const p = join(d, n);
-      if (statSync(p).isDirectory()) walk(p);
-      else if (n.endsWith('.ts')) files.push(p);
-    }
-  };
-  walk(root);
-  for (const f of files) {
-    for (const m of readFileSync(f, 'utf8').matchAll(/from '([^']+)'/g)) {
-      const spec = m[1]!;
-      assert.ok(
-        spec.startsWith('node:') || spec.startsWith('.') || spec === '@pocketproxy/errors',
-        `${f} imports ${spec}`,
-      );
-    }
-  }
-});

@@ -3,7 +3,8 @@
 // the real binaries inside, and tears it all down. Needs root.
 //
 // Who may import it: tests, benchmarks and the demo only (`*.lab.test.ts`, `bench/`, `demo.ts`).
-// Product code (apps/*, other packages) must never import it. It imports only @pocketproxy/errors.
+// Product code (apps/*, other packages) must never import it. Its src imports packages only (errors,
+// protocol), never an app: it runs the apps' binaries by path (docs/design.md §10).
 export { createLab, Lab, CLI_PATH } from './lab.js';
 export type { CreateLabOptions, DeviceInfo, WifiInfo, InetInfo, LabInfo, ExecOptions } from './lab.js';
 export { LabProcess } from './process.js';

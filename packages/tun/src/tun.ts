@@ -24,17 +24,13 @@ export interface OpenTunOptions {
    * 64 KB TCP super-packets (the addon cuts them into wire-sized packets before the batch reaches
    * JS) and writeBatch glues consecutive segments of a TCP flow into one write, so a bulk transfer
    * costs the kernel one skb per ~45 packets. Callers see plain IP packets either way.
-   * Default: on, unless the environment has POCKETPROXY_OFFLOAD=0.
+   * Default: on. The apps turn it off with POCKETPROXY_OFFLOAD=0 (an escape hatch for kernels or paths
+   * that misbehave, and for A/B measurements); this package reads no environment.
    */
   offload?: boolean;
 }
 
 const IFNAME = /^[A-Za-z0-9_.%-]{1,15}$/;
-
-/** Offloads are on unless POCKETPROXY_OFFLOAD=0 (an escape hatch for kernels or paths that misbehave, and for A/B measurements). */
-export function offloadDefault(): boolean {
-  return process.env.POCKETPROXY_OFFLOAD !== '0';
-}
 
 export function openTun(opts: OpenTunOptions): TunDevice {
   if (!IFNAME.test(opts.name))
@@ -45,7 +41,7 @@ export function openTun(opts: OpenTunOptions): TunDevice {
   const addon = loadAddon();
   let q: NativeTunQueue;
   try {
-    q = new addon.TunQueue(opts.name, opts.multiQueue ?? false, false, opts.offload ?? offloadDefault());
+    q = new addon.TunQueue(opts.name, opts.multiQueue ?? false, false, opts.offload ?? true);
   } catch (e) {
     const code = (e as NativeSystemError).code;
     const hint =

@@ -4,7 +4,6 @@
 import { isIP } from 'node:net';
 import { loadAddon, type NativeSystemError, type NativeUdpBatch, type NativeUdpStats } from './native.js';
 import { fail, reasonOf } from './errors.js';
-import { offloadDefault } from './tun.js';
 
 export interface Datagram {
   data: Buffer;
@@ -38,7 +37,7 @@ export interface BatchUdpOptions {
    * UDP_SEGMENT message (one skb through the stack and any veth/NAT hops, cut at the end), and
    * merged datagrams received with UDP_GRO are split again before the handler sees them. Falls
    * back to one datagram per message where the kernel or the route refuses (stats().gso).
-   * Default: on, unless the environment has POCKETPROXY_OFFLOAD=0.
+   * Default: on (the apps pass false for POCKETPROXY_OFFLOAD=0).
    */
   offload?: boolean;
 }
@@ -73,7 +72,7 @@ export class BatchUdpSocket {
         ipv6Only: opts.ipv6Only,
         recvBufferSize: opts.recvBufferSize,
         sendBufferSize: opts.sendBufferSize,
-        offload: opts.offload ?? offloadDefault(),
+        offload: opts.offload ?? true,
       });
     } catch (e) {
       if ((e as NativeSystemError).syscall === undefined && !(e instanceof TypeError)) throw e;

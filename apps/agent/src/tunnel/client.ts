@@ -54,6 +54,8 @@ interface UdpPort {
 export interface TunnelClientOptions {
   /** false: node:dgram even when the native UDP socket is available (default: native when available). */
   nativeUdp?: boolean;
+  /** UDP GSO/GRO on the native socket (default true; main.ts passes false for POCKETPROXY_OFFLOAD=0). */
+  offload?: boolean;
   relayHost: string;
   relayPort: number;
   relayPublicKey: Buffer;
@@ -389,7 +391,12 @@ export class TunnelClient extends EventEmitter<TunnelClientEvents> {
       try {
         // 4 MB each way: bursts of 64 KB GSO/GRO messages overflow the 208 KB default (uncapped
         // with CAP_NET_ADMIN, else limited by net.core.rmem_max/wmem_max).
-        const b = createBatchUdpSocket({ type, recvBufferSize: 4 << 20, sendBufferSize: 4 << 20 });
+        const b = createBatchUdpSocket({
+          type,
+          recvBufferSize: 4 << 20,
+          sendBufferSize: 4 << 20,
+          offload: this.o.offload,
+        });
         b.startRaw(
           (data, meta, _addrs, count) => {
             // Opened packets are fresh buffers (Initiator.receive), so they may wait for the batch's end.

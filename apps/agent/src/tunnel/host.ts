@@ -26,6 +26,8 @@ export interface TunnelSpec {
   privateKey: Uint8Array;
   psk: Uint8Array;
   probe?: { src: string; dst: string };
+  /** TUN and UDP offloads (default on; the agent turns them off for POCKETPROXY_OFFLOAD=0). */
+  offload?: boolean;
   options?: Partial<Pick<TunnelClientOptions, 'timers' | 'policy' | 'liveness' | 'tickMs'>>;
 }
 
@@ -58,6 +60,7 @@ function clientOptions(
     privateKey: Buffer.from(spec.privateKey),
     psk: Buffer.from(spec.psk),
     probe: spec.probe,
+    offload: spec.offload,
     logger,
     onPackets,
     onMessage,
@@ -67,7 +70,7 @@ function clientOptions(
 
 /** How the TUN is opened and configured: the kernel's (kernelTun) or a test's FakeTun. */
 export interface TunIo {
-  openTun(name: string, mtu: number): TunDevice;
+  openTun(name: string, mtu: number, offload?: boolean): TunDevice;
   configureTun(cfg: TunnelSpec['tun']): Promise<void>;
   /** Undoes what configureTun set up beyond the TUN itself (which goes away when closed). */
   unconfigureTun?(cfg: TunnelSpec['tun']): Promise<void>;
@@ -75,7 +78,7 @@ export interface TunIo {
 
 /** The real TUN device, configured with `ip` (no shell), answers to customers routed into it. */
 export const kernelTun: TunIo = {
-  openTun: (name, mtu) => openTun({ name, maxPacket: Math.max(mtu, 1500) + 64 }),
+  openTun: (name, mtu, offload) => openTun({ name, maxPacket: Math.max(mtu, 1500) + 64, offload }),
   configureTun: async (cfg) => {
     await configureTun(cfg, execRunner);
     if (cfg.replyTable !== undefined)
@@ -93,7 +96,7 @@ export async function runTunnel(
   onMessage: (m: JsonMessage) => void,
   logger: Logger,
 ): Promise<{ tun: TunDevice; client: TunnelClient }> {
-  const tun = io.openTun(spec.tun.name, spec.tun.mtu);
+  const tun = io.openTun(spec.tun.name, spec.tun.mtu, spec.offload);
   try {
     await io.configureTun({ ...spec.tun, name: tun.name });
     const client = createTunnelClient(
