@@ -104,7 +104,10 @@ export class CredentialStore {
   /** The connection's allow-list check; true when it has none. */
   allowed(item: CredentialItem, address: string): boolean {
     let list = this.lists.get(item.connection_id);
-    if (list === undefined) this.lists.set(item.connection_id, (list = addressList(item.allow_from)));
+    if (list === undefined) {
+      list = addressList(item.allow_from);
+      this.lists.set(item.connection_id, list);
+    }
     if (list === null) return true;
     const fam = isIP(address);
     return fam !== 0 && list.check(address, fam === 6 ? 'ipv6' : 'ipv4');

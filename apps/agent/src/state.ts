@@ -42,7 +42,7 @@ export async function writeState(dir: string, state: AgentState): Promise<string
   await fs.mkdir(dir, { recursive: true, mode: 0o700 });
   const path = statePath(dir);
   const tmp = `${path}.${process.pid}.tmp`;
-  await fs.writeFile(tmp, JSON.stringify(state, null, 2) + '\n', { mode: 0o600 });
+  await fs.writeFile(tmp, `${JSON.stringify(state, null, 2)}\n`, { mode: 0o600 });
   await fs.chmod(tmp, 0o600); // writeFile's mode is subject to umask and ignored for existing files
   await fs.rename(tmp, path);
   return path;

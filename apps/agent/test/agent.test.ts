@@ -153,7 +153,10 @@ test('agent: tunnel up, one listener per connection, auth per connection, state 
       logger,
       api,
       startTunnel: inProcessTunnel({
-        openTun: () => (opened++ === 0 ? tun : (tun = new FakeTun({ name: 'ppd0' }))),
+        openTun: () => {
+          if (opened++ > 0) tun = new FakeTun({ name: 'ppd0' });
+          return tun;
+        },
         configureTun: async (c) => void configured.push(c),
       }),
       publicIp: async () => '198.18.1.2',

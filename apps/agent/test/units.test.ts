@@ -364,7 +364,8 @@ test('liveness: probe after idle, restart when unanswered, slow mode for a relay
   let t = 7_100;
   for (let i = 0; i < 3 && !l.slow; i++) {
     l.onEstablished(t);
-    while (l.tick((t += 50)) !== 'restart');
+    do t += 50;
+    while (l.tick(t) !== 'restart');
   }
   assert.ok(l.slow);
   l.onEstablished(t);

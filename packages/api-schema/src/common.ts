@@ -16,6 +16,7 @@ export const Name = z
   .trim()
   .min(1, 'must not be empty')
   .max(64, 'must be at most 64 characters')
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: this regex exists to reject control characters
   .regex(/^[^\u0000-\u001f\u007f]+$/, 'must not contain control characters');
 
 export const Description = z.string().max(500, 'must be at most 500 characters');
@@ -34,7 +35,7 @@ export const Hostname = z
   .string()
   .min(1)
   .max(253)
-  .regex(/^[a-zA-Z0-9.\-:\[\]]+$/, 'must be a hostname or IP address');
+  .regex(/^[a-zA-Z0-9.\-:[\]]+$/, 'must be a hostname or IP address');
 
 /** RFC 9457 problem details, as every error response carries them. */
 export const Problem = z.object({

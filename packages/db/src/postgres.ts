@@ -73,7 +73,9 @@ export async function openPostgres(url: string, opts: { max?: number } = {}): Pr
       // which the dashboard's polling fallback covers.
       const connect = async (): Promise<void> => {
         const c = new pg.Client({ connectionString: url });
-        c.on('notification', (n) => handlers.get(n.channel)?.forEach((h) => h(n.payload ?? '')));
+        c.on('notification', (n) => {
+          for (const h of handlers.get(n.channel) ?? []) h(n.payload ?? '');
+        });
         c.on('error', () => {
           if (listener !== c || closed) return;
           listener = null;

@@ -56,7 +56,10 @@ const memo = new WeakMap<ValidState, Collections>();
 
 export function collectionsOf(state: ValidState): Collections {
   let c = memo.get(state);
-  if (!c) memo.set(state, (c = build(state)));
+  if (!c) {
+    c = build(state);
+    memo.set(state, c);
+  }
   return c;
 }
 

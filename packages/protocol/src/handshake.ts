@@ -30,7 +30,7 @@ import {
   x25519PrivateKeyObject,
   x25519PublicFromPrivate,
 } from './crypto.js';
-import { decodeFrame, encodeInitiation, encodeResponse } from './messages.js';
+import { decodeFrame, encodeInitiation, encodeResponse, type OuterFrame } from './messages.js';
 import { isPPError } from '@pocketproxy/errors';
 
 const EMPTY = Buffer.alloc(0);
@@ -144,7 +144,7 @@ export function consumeInitiation<P>(
   msg: Buffer,
   lookupPeer: (publicKey: Buffer) => P | undefined,
 ): ConsumedInitiation<P> | InitiationDrop {
-  let f;
+  let f: OuterFrame;
   try {
     f = decodeFrame(msg);
   } catch {
@@ -224,7 +224,7 @@ export function consumeResponse(
   psk: Buffer,
   msg: Buffer,
 ): { keys: TransportKeys; responderIndex: number } | ResponseDrop {
-  let f;
+  let f: OuterFrame;
   try {
     f = decodeFrame(msg);
   } catch {

@@ -76,7 +76,7 @@ export {
 } from './inner.js';
 export { TcpFrameDecoder, encodeTcpFrame, tcpLengthPrefix, TCP_MIN_FRAME_LEN } from './tcp-framer.js';
 export { DEFAULT_TIMERS, resolveTimers, type TunnelTimers } from './timers.js';
-export { type DropReason, type RandomBytes } from './peer-common.js';
+export type { DropReason, RandomBytes } from './peer-common.js';
 export {
   Initiator,
   createInitiator,

@@ -131,7 +131,7 @@ function checkControl(o: Record<string, unknown>): ControlMessage {
 }
 
 function str(o: Record<string, unknown>, key: string, max: number): string {
-  const v = Object.prototype.hasOwnProperty.call(o, key) ? o[key] : undefined;
+  const v = Object.hasOwn(o, key) ? o[key] : undefined;
   if (typeof v !== 'string' || v.length === 0 || v.length > max)
     throw malformed(`${key} must be a string of 1..${max} characters`);
   return v;

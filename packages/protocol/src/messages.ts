@@ -49,6 +49,16 @@ export interface TransportFrame {
 
 export type OuterFrame = InitiationFrame | ResponseFrame | TransportFrame;
 
+/** Consecutive views into `buf` from `at` on: each call returns the next `len` bytes. */
+function views(buf: Buffer, at: number): (len: number) => Buffer {
+  let o = at;
+  return (len) => {
+    const v = buf.subarray(o, o + len);
+    o += len;
+    return v;
+  };
+}
+
 /** Fields of a decoded frame are views into `buf`, not copies. Throws PPError on anything malformed. */
 export function decodeFrame(buf: Buffer): OuterFrame {
   const type = checkHeader(buf);
@@ -56,27 +66,24 @@ export function decodeFrame(buf: Buffer): OuterFrame {
     case FRAME_INITIATION: {
       if (buf.length !== INITIATION_LEN)
         throw malformed(`initiation must be ${INITIATION_LEN} bytes, got ${buf.length}`);
-      let o = HEADER_LEN;
-      const senderIndex = buf.readUInt32LE(o);
-      o += 4;
-      const ephemeral = buf.subarray(o, (o += KEY_LEN));
-      const encryptedStatic = buf.subarray(o, (o += KEY_LEN + TAG_LEN));
-      const encryptedTimestamp = buf.subarray(o, (o += TIMESTAMP_LEN + TAG_LEN));
-      const mac1 = buf.subarray(o, (o += MAC_LEN));
-      const mac2 = buf.subarray(o, (o += MAC_LEN));
+      const senderIndex = buf.readUInt32LE(HEADER_LEN);
+      const next = views(buf, HEADER_LEN + 4);
+      const ephemeral = next(KEY_LEN);
+      const encryptedStatic = next(KEY_LEN + TAG_LEN);
+      const encryptedTimestamp = next(TIMESTAMP_LEN + TAG_LEN);
+      const mac1 = next(MAC_LEN);
+      const mac2 = next(MAC_LEN);
       return { type: 'initiation', senderIndex, ephemeral, encryptedStatic, encryptedTimestamp, mac1, mac2 };
     }
     case FRAME_RESPONSE: {
       if (buf.length !== RESPONSE_LEN) throw malformed(`response must be ${RESPONSE_LEN} bytes, got ${buf.length}`);
-      let o = HEADER_LEN;
-      const senderIndex = buf.readUInt32LE(o);
-      o += 4;
-      const receiverIndex = buf.readUInt32LE(o);
-      o += 4;
-      const ephemeral = buf.subarray(o, (o += KEY_LEN));
-      const encryptedNothing = buf.subarray(o, (o += TAG_LEN));
-      const mac1 = buf.subarray(o, (o += MAC_LEN));
-      const mac2 = buf.subarray(o, (o += MAC_LEN));
+      const senderIndex = buf.readUInt32LE(HEADER_LEN);
+      const receiverIndex = buf.readUInt32LE(HEADER_LEN + 4);
+      const next = views(buf, HEADER_LEN + 8);
+      const ephemeral = next(KEY_LEN);
+      const encryptedNothing = next(TAG_LEN);
+      const mac1 = next(MAC_LEN);
+      const mac2 = next(MAC_LEN);
       return { type: 'response', senderIndex, receiverIndex, ephemeral, encryptedNothing, mac1, mac2 };
     }
     case FRAME_TRANSPORT: {

@@ -24,8 +24,14 @@ function counting(withBatch: boolean) {
     key(raw) {
       const k = nodeAead.key(raw);
       const key: AeadKey = {
-        seal: (...a) => (calls.seal++, k.seal(...a)),
-        open: (...a) => (calls.open++, k.open(...a)),
+        seal: (...a) => {
+          calls.seal++;
+          return k.seal(...a);
+        },
+        open: (...a) => {
+          calls.open++;
+          return k.open(...a);
+        },
       };
       if (withBatch) {
         // reference batch implementations in JS, with the documented semantics
@@ -93,7 +99,7 @@ function sessions(aead?: AeadProvider) {
 
 function batchOf(pts: Buffer[]) {
   const offsets = new Uint32Array(pts.length + 1);
-  pts.forEach((p, i) => (offsets[i + 1] = offsets[i]! + p.length));
+  for (const [i, p] of pts.entries()) offsets[i + 1] = offsets[i]! + p.length;
   return { data: Buffer.concat(pts), offsets, count: pts.length };
 }
 

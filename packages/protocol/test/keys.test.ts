@@ -29,7 +29,7 @@ test('decodeKey rejects anything but a canonical 32-byte base64 key', () => {
     good.replace(/=$/, ''),
     good.replace(/.=$/, 'B='),
     ` ${good}`,
-    Buffer.alloc(32, 255).toString('base64url') + '=',
+    `${Buffer.alloc(32, 255).toString('base64url')}=`,
     'A'.repeat(44),
   ];
   for (const s of bad) {

@@ -28,7 +28,7 @@ test('frames survive any chunking of the stream (bounded fast-check)', () => {
         const got: Buffer[] = [];
         for (const chunk of splitAt(stream, cuts)) got.push(...d.push(chunk));
         assert.equal(got.length, frames.length);
-        got.forEach((g, i) => assert.deepEqual(g, Buffer.from(frames[i]!)));
+        for (const [i, g] of got.entries()) assert.deepEqual(g, Buffer.from(frames[i]!));
         assert.equal(d.buffered, 0);
       },
     ),

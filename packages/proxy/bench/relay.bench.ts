@@ -47,7 +47,7 @@ const metered = createHttpProxy({
 });
 const meteredPort = (await metered.listen(0)).port;
 
-const AUTH = 'Basic ' + Buffer.from('u:p').toString('base64');
+const AUTH = `Basic ${Buffer.from('u:p').toString('base64')}`;
 const SOCKS_HELLO = Buffer.from([
   5,
   1,
@@ -83,8 +83,8 @@ function open(kind: 'http' | 'socks5', port = kind === 'http' ? httpPort : socks
       if (kind === 'http') text += d.toString('latin1');
       if ((kind === 'http' && text.includes('\r\n\r\n')) || (need > 0 && got >= need)) {
         s.removeListener('data', onData);
-        if (kind === 'http' && !text.startsWith('HTTP/1.1 200')) return reject(new Error(text));
-        resolve(s);
+        if (kind === 'http' && !text.startsWith('HTTP/1.1 200')) reject(new Error(text));
+        else resolve(s);
       }
     };
     s.on('data', onData);
@@ -152,7 +152,7 @@ rows.push(
   `http + meter (1 Gbit/s up limit)        throughput: ${(await throughput('http', meteredPort)).toFixed(2)} Gbit/s`,
 );
 console.log(`proxy relay bench (loopback, ${SETUPS} setups x ${CONCURRENCY} concurrent, node ${process.version})`);
-for (const r of rows) console.log('  ' + r);
+for (const r of rows) console.log(`  ${r}`);
 await http.close();
 await socks.close();
 await metered.close();

@@ -26,7 +26,7 @@ export function connectVia(o: ConnectViaOptions): Promise<Tunnel> {
   const authority = net.isIPv6(o.host) ? `[${o.host}]:${o.port}` : `${o.host}:${o.port}`;
   const lines = [`CONNECT ${authority} HTTP/1.1`, `Host: ${authority}`];
   if (o.auth) lines.push(`Proxy-Authorization: ${basicAuthValue(o.auth.username, o.auth.password)}`);
-  const request = lines.join('\r\n') + '\r\n\r\n';
+  const request = `${lines.join('\r\n')}\r\n\r\n`;
   return proxyHandshake(o, request, (buf) => {
     let end: number;
     let status: number;
@@ -73,7 +73,8 @@ export function proxyHandshake(
       socket.removeListener('data', onData);
       if (err) {
         socket.destroy();
-        return reject(err);
+        reject(err);
+        return;
       }
       socket.pause();
       socket.removeListener('error', onError);
@@ -93,7 +94,8 @@ export function proxyHandshake(
       try {
         end = answered(buf);
       } catch (e) {
-        return done(e as PPError);
+        done(e as PPError);
+        return;
       }
       if (end === undefined) return;
       done(null);

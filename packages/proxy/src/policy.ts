@@ -46,7 +46,7 @@ export function ipToBytes(ip: string): Uint8Array | null {
   const v4 = /(\d+\.\d+\.\d+\.\d+)$/.exec(s);
   if (v4) {
     tail = v4[1]!.split('.').map(Number);
-    s = s.slice(0, -v4[1]!.length) + '0:0';
+    s = `${s.slice(0, -v4[1]!.length)}0:0`;
   }
   const [head, rest] = s.split('::') as [string, string | undefined];
   const h = head ? head.split(':') : [];

@@ -74,7 +74,7 @@ it('failures are not cached; waiters of a failed look-up all see the error', asy
   assert.equal(r.calls.length, 2);
   // A resolve that throws synchronously is not cached either.
   let n = 0;
-  const sync = createDnsCache(((h: string) => {
+  const sync = createDnsCache((() => {
     if (n++ === 0) throw new Error('sync');
     return Promise.resolve([{ address: '203.0.113.1', family: 4 as const }]);
   }) as never);

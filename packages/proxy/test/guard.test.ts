@@ -3,7 +3,6 @@
 import { it, after } from 'node:test';
 import assert from 'node:assert/strict';
 import * as net from 'node:net';
-import { once } from 'node:events';
 import { createHandshakeGuard, createHttpProxy, createSocks5Server } from '../src/index.js';
 import {
   authenticate,

@@ -130,7 +130,7 @@ export const untilClose = (s: net.Socket, ms?: number): Promise<Buffer> => readU
 export const untilHead = (s: net.Socket): Promise<Buffer> => readUntil(s, (b) => b.includes('\r\n\r\n'));
 
 export function basic(u: string, p: string): string {
-  return 'Basic ' + Buffer.from(`${u}:${p}`).toString('base64');
+  return `Basic ${Buffer.from(`${u}:${p}`).toString('base64')}`;
 }
 
 /** SOCKS5 handshake up to the reply; returns [socket, reply bytes]. */

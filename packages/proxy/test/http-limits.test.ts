@@ -129,7 +129,7 @@ it('absolute-form: the meter is charged the request head and body (up) and every
   const { port } = await proxyWith({ meter });
   const head = `POST http://127.0.0.1:${origin.port}/x HTTP/1.1\r\nHost: x\r\n${AUTH}Content-Length: 11\r\nConnection: close\r\n\r\n`;
   const s = await connect(port);
-  s.write(head + 'hello world');
+  s.write(`${head}hello world`);
   const got = (await untilClose(s)).toString();
   assert.match(got, /^HTTP\/1\.1 200 [\s\S]*hello$/);
   assert.equal(meter.up, Buffer.byteLength(head) + 11);
@@ -290,7 +290,7 @@ it('HTTP head deadline is absolute: a client trickling one byte every 100 ms get
   const { port, proxy } = await proxyWith({});
   const trickle = await connect(port);
   const t0 = Date.now();
-  const head = 'GET http://a/ HTTP/1.1\r\nX-Long: ' + 'a'.repeat(100);
+  const head = `GET http://a/ HTTP/1.1\r\nX-Long: ${'a'.repeat(100)}`;
   let i = 0;
   const timer = setInterval(() => {
     if (!trickle.destroyed) trickle.write(head[i++ % head.length]!);

@@ -213,7 +213,13 @@ it('the idle timeout spares a tunnel waiting on its meter, and fires once it is 
   const echo = await tcpEcho();
   let first = true;
   // The first slice asks for a wait three times the idle timeout.
-  const meter: Meter = { take: () => (first ? ((first = false), 600) : 0) };
+  const meter: Meter = {
+    take: () => {
+      if (!first) return 0;
+      first = false;
+      return 600;
+    },
+  };
   const { port, proxy } = await meteredHttp(meter, 200);
   const { s } = await tunnel(port, echo);
   const t0 = Date.now();

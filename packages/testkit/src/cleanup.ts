@@ -32,7 +32,7 @@ export function claimPrefix(prefix: string): boolean {
   }
   writeFileSync(
     join(labDir(prefix), 'owner.json'),
-    JSON.stringify({ pid: process.pid, created: new Date().toISOString() }) + '\n',
+    `${JSON.stringify({ pid: process.pid, created: new Date().toISOString() })}\n`,
   );
   return true;
 }

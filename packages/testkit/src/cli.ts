@@ -40,7 +40,8 @@ async function main(argv: string[]): Promise<number> {
     }
     case 'cleanup': {
       if (a === undefined && !values.stale) throw labError('PP_ERR_LAB_BAD_ARGS', { reason: USAGE });
-      const removed = a === undefined ? cleanupStale() : cleanupStale((assertPrefix(a), a));
+      if (a !== undefined) assertPrefix(a);
+      const removed = a === undefined ? cleanupStale() : cleanupStale(a);
       console.error(`removed lab(s): ${removed.join(' ') || '(none)'}`);
       return 0;
     }

@@ -55,8 +55,7 @@ export class LabProcess {
     const tag = `[${ns} ${cmd.split('/').pop()}:${this.pid}]`;
     const feed = (which: 'out' | 'err') => (chunk: string) => {
       let buf = (which === 'out' ? this.out : this.err) + chunk;
-      let i: number;
-      while ((i = buf.indexOf('\n')) >= 0) {
+      for (let i = buf.indexOf('\n'); i >= 0; i = buf.indexOf('\n')) {
         const line = buf.slice(0, i);
         buf = buf.slice(i + 1);
         this.pushLine(line);

@@ -98,7 +98,7 @@ export function commandFailed(ns: string, cmd: string, args: readonly string[], 
 export async function ipBatch(ns: string | null, lines: readonly string[]): Promise<void> {
   if (lines.length === 0) return;
   const args = ns ? ['-n', ns, '-batch', '-'] : ['-batch', '-'];
-  await runChecked('ip', args, { input: lines.join('\n') + '\n', ns: ns ?? 'root' });
+  await runChecked('ip', args, { input: `${lines.join('\n')}\n`, ns: ns ?? 'root' });
 }
 
 export async function nftScript(ns: string, script: string): Promise<void> {

@@ -41,7 +41,11 @@ function tempDir(prefix: string): string {
 export const ADMIN_EMAIL = 'admin@example.com';
 export const ADMIN_PASSWORD = 'lab-admin-password-0123';
 
-export interface ApiResponse<T = any> {
+/** An API reply as the lab tests read it: untyped JSON unless the caller names a type. */
+// biome-ignore lint/suspicious/noExplicitAny: lab tests read replies field by field; their assertions are the check
+export type Json = any;
+
+export interface ApiResponse<T = Json> {
   status: number;
   body: T;
   text: string;
@@ -53,7 +57,7 @@ export class LabApi {
   constructor(readonly socketPath: string) {}
 
   /** EAGAIN on connect = socat's listen backlog was full (the request never left): retried briefly. */
-  async call<T = any>(
+  async call<T = Json>(
     method: string,
     path: string,
     body?: unknown,
@@ -69,7 +73,7 @@ export class LabApi {
     }
   }
 
-  private callOnce<T = any>(
+  private callOnce<T = Json>(
     method: string,
     path: string,
     body: unknown,
@@ -91,13 +95,13 @@ export class LabApi {
           res.on('data', (c: Buffer) => chunks.push(c));
           res.on('end', () => {
             const text = Buffer.concat(chunks).toString('utf8');
-            let parsed: any = text;
+            let parsed: unknown = text;
             try {
               parsed = text ? JSON.parse(text) : undefined;
             } catch {
               /* not JSON */
             }
-            resolve({ status: res.statusCode ?? 0, body: parsed, text });
+            resolve({ status: res.statusCode ?? 0, body: parsed as T, text });
           });
           res.on('error', reject);
         },
@@ -109,7 +113,7 @@ export class LabApi {
   }
 
   /** Like call(), but throws unless the status is 2xx. */
-  async ok<T = any>(method: string, path: string, body?: unknown): Promise<T> {
+  async ok<T = Json>(method: string, path: string, body?: unknown): Promise<T> {
     const r = await this.call<T>(method, path, body);
     if (r.status < 200 || r.status > 299)
       throw new Error(`API ${method} ${path} -> ${r.status} ${r.text.slice(0, 400)}`);
@@ -295,8 +299,8 @@ export async function startAgent(lab: Lab, relay: LabRelay, n: number, opts: Age
 }
 
 /** Wait until the API says the device is online with its tunnel up. */
-export async function waitDeviceOnline(relay: LabRelay, deviceId: string, timeoutMs = 30_000): Promise<any> {
-  let dev: any;
+export async function waitDeviceOnline(relay: LabRelay, deviceId: string, timeoutMs = 30_000): Promise<Json> {
+  let dev: Json;
   await waitUntil(
     async () => {
       dev = (await relay.api.call('GET', `/api/devices/${deviceId}`)).body;

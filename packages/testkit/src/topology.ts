@@ -80,8 +80,10 @@ export function defaultRoutes(t: TopologyNames): Map<string, string[]> {
         : [`route replace default via ${devicePlan(n).cgnLanIp} dev ${DEV_IFACE}`],
     );
   });
-  t.cgn.forEach((ns, i) => m.set(ns, [`route replace default via ${devicePlan(i + 1).carrierGateway} dev ${CGN_WAN}`]));
-  t.wifi.forEach(({ n, ns }) => m.set(ns, [`route replace default via ${wifiPlan(n).publicGateway} dev ${CGN_WAN}`]));
+  for (const [i, ns] of t.cgn.entries()) {
+    m.set(ns, [`route replace default via ${devicePlan(i + 1).carrierGateway} dev ${CGN_WAN}`]);
+  }
+  for (const { n, ns } of t.wifi) m.set(ns, [`route replace default via ${wifiPlan(n).publicGateway} dev ${CGN_WAN}`]);
   return m;
 }
 

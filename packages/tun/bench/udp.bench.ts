@@ -92,7 +92,7 @@ async function recv(kind: 'dgram' | 'batch'): Promise<{ pps: number; us: number;
   if (kind === 'dgram') {
     const s = dgram.createSocket({ type: 'udp4', recvBufferSize: 4 << 20 });
     await new Promise<void>((r) => s.bind(0, '127.0.0.1', r));
-    s.on('message', (m) => {
+    s.on('message', () => {
       if (received++ === 0) first();
     });
     port = s.address().port;

@@ -27,11 +27,18 @@ export interface NativeTunQueue {
   readonly offload: { vnetHdr: boolean; checksum: boolean; tso: boolean };
   /** mode 0: onBatch(data, offsets, count); mode 1: onBatch(packets). */
   start(
-    onBatch: (...args: any[]) => void,
+    onBatch: (data: Buffer, offsets: Uint32Array, count: number) => void,
     onError: (err: Error) => void,
     batch: number,
     maxPacket: number,
-    mode: 0 | 1,
+    mode: 0,
+  ): void;
+  start(
+    onBatch: (packets: Buffer[]) => void,
+    onError: (err: Error) => void,
+    batch: number,
+    maxPacket: number,
+    mode: 1,
   ): void;
   pause(): void;
   write(packet: Uint8Array): boolean;

@@ -72,6 +72,6 @@ export function batchOf(packets: readonly Uint8Array[]): PacketBatch {
     offsets[i + 1] = total;
   });
   const data = Buffer.allocUnsafe(total);
-  packets.forEach((p, i) => data.set(p, offsets[i]!));
+  for (const [i, p] of packets.entries()) data.set(p, offsets[i]!);
   return { data, offsets, count: packets.length };
 }

@@ -323,7 +323,7 @@ test('TransportSession.sealBatch/openBatch on the native provider = single seal/
   for (let round = 0; round < 20; round++) {
     const pts = Array.from({ length: randomInt(1, 65) }, () => randomBytes(randomInt(0, 1500)));
     const offsets = new Uint32Array(pts.length + 1);
-    pts.forEach((p, i) => (offsets[i + 1] = offsets[i]! + p.length));
+    for (const [i, p] of pts.entries()) offsets[i + 1] = offsets[i]! + p.length;
     const data = Buffer.concat(pts);
     const out = Buffer.alloc(data.length + 32 * pts.length);
     const outOffsets = new Uint32Array(pts.length + 1);

@@ -176,7 +176,7 @@ for (const v6 of [false, true]) {
     const back = addon.offloadSegment(h);
     assert.ok(back);
     assert.equal(back.length, originals.length);
-    back.forEach((b, i) => assert.deepEqual(b, originals[i], `segment ${i} round-trips byte for byte`));
+    for (const [i, b] of back.entries()) assert.deepEqual(b, originals[i], `segment ${i} round-trips byte for byte`);
   });
 }
 

@@ -67,9 +67,7 @@ export class CommandDispatcher {
         ? (cmd.payload as Record<string, unknown>)
         : {};
     await this.report(log, cmd.id, 'acked');
-    const handler = Object.prototype.hasOwnProperty.call(this.deps.handlers, cmd.type)
-      ? this.deps.handlers[cmd.type]
-      : undefined;
+    const handler = Object.hasOwn(this.deps.handlers, cmd.type) ? this.deps.handlers[cmd.type] : undefined;
     let status: 'succeeded' | 'failed';
     let result: Record<string, unknown> | undefined;
     if (!handler) {

@@ -61,7 +61,10 @@ export class UsageMeter {
   /** The connection's counter (made on first use, kept for the agent's life). */
   of(connectionId: string): ConnectionUsage {
     let u = this.byId.get(connectionId);
-    if (!u) this.byId.set(connectionId, (u = new ConnectionUsage(connectionId, this.makeLimits(connectionId))));
+    if (!u) {
+      u = new ConnectionUsage(connectionId, this.makeLimits(connectionId));
+      this.byId.set(connectionId, u);
+    }
     return u;
   }
 

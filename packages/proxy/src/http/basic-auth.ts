@@ -16,5 +16,5 @@ export function parseProxyAuthorization(
 }
 
 export function basicAuthValue(user: string, pass: string): string {
-  return 'Basic ' + Buffer.from(`${user}:${pass}`, 'utf8').toString('base64');
+  return `Basic ${Buffer.from(`${user}:${pass}`, 'utf8').toString('base64')}`;
 }

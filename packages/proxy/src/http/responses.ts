@@ -22,7 +22,7 @@ export function writeFailure(socket: net.Socket, err: PPError): void {
   ];
   if (err.status === 407) lines.push(`Proxy-Authenticate: Basic realm="${REALM}"`);
   if (err.code === 'PP_ERR_PROXY_ACCESS_DENIED') lines.push(`${REASON_HEADER}: ${reasonToken(err.params.reason)}`);
-  socket.end(lines.join('\r\n') + '\r\n\r\n' + body);
+  socket.end(`${lines.join('\r\n')}\r\n\r\n${body}`);
   // Do not wait forever for a client that never reads the answer.
   socket.setTimeout(5_000, () => socket.destroy());
 }

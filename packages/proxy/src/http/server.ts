@@ -163,7 +163,10 @@ class HttpConnection {
 
   private readonly onTimeout = (): void => {
     // Keep-alive idle with a half-sent head: the head deadline's verdict, a little early.
-    if (this.state === 'head' && this.buf.length > 0) return this.onHeadDeadline();
+    if (this.state === 'head' && this.buf.length > 0) {
+      this.onHeadDeadline();
+      return;
+    }
     if (this.state === 'busy') this.events.stats.idleClosed++;
     this.socket.destroy();
   };
@@ -181,7 +184,8 @@ class HttpConnection {
       if (end < 0) return;
       head = parseRequestHead(this.buf.subarray(0, end));
     } catch (e) {
-      return this.fail(e);
+      this.fail(e);
+      return;
     }
     this.clearHeadTimer();
     this.buf = this.buf.subarray(end);

@@ -3,7 +3,7 @@
 // datagrams, and tie the association's life to the control connection in both directions.
 import type * as net from 'node:net';
 import { proxyError } from '../errors.js';
-import { ProxyServer, normalizeIp } from '../server-base.js';
+import { type ProxyServer, normalizeIp } from '../server-base.js';
 import type { Logger, Meter, ResolveChecked, UdpSocketFactory } from '../types.js';
 import { createUdpRelay, type UdpRelay } from '../udp/relay.js';
 import { REP } from './reply.js';

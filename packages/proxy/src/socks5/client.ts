@@ -6,7 +6,7 @@
 // server's choice is known in advance and the three answers can be read as they come: one round
 // trip instead of three over the tunnel. Servers that read the stream message by message (ours
 // does; RFC 1928 does not ask for a pause between messages) accept that.
-import * as net from 'node:net';
+import type * as net from 'node:net';
 import { proxyError } from '../errors.js';
 import { proxyHandshake, type ConnectViaOptions } from '../connect-via.js';
 import { REP } from './reply.js';
@@ -17,6 +17,7 @@ import {
   VERSION,
   encodeAddress,
   parseReply,
+  type Reply,
   type SocksAddress,
 } from './wire.js';
 
@@ -63,7 +64,7 @@ export function readSocks5Answers(b: Buffer, withAuth: boolean): Socks5Answers {
   const rep = b[off + 1]!;
   // A failure is final at its code; servers differ in what (if anything) follows it.
   if (rep !== REP.SUCCEEDED) return { kind: 'rejected', status: rep, code: REPLY_NAMES.get(rep) ?? 'UNKNOWN' };
-  let r;
+  let r: Reply | null;
   try {
     r = parseReply(b.subarray(off));
   } catch (e) {

@@ -70,8 +70,8 @@ export function createSocks5Server(opts: Socks5Options): ProxyServer {
     opts.maxConnections,
     opts.guard,
   );
-  if (opts.udp && opts.udp.relay) {
-    const shared = opts.udp.relay;
+  const shared = opts.udp ? opts.udp.relay : undefined;
+  if (shared) {
     shared.on('requestFailed', (e) => server.emit('requestFailed', e));
   }
   return server;
@@ -122,7 +122,8 @@ class Socks5Connection {
   private readonly onData = (chunk: Buffer): void => {
     this.buf = this.buf.length === 0 ? chunk : Buffer.concat([this.buf, chunk]);
     if (this.buf.length > MAX_HANDSHAKE_BUFFER) {
-      return this.fail(proxyError('PP_ERR_PROXY_BAD_REQUEST', { reason: 'handshake too large' }), null);
+      this.fail(proxyError('PP_ERR_PROXY_BAD_REQUEST', { reason: 'handshake too large' }), null);
+      return;
     }
     this.step();
   };
@@ -207,7 +208,7 @@ class Socks5Connection {
   }
 
   private async checkPassword(user: string, pass: string): Promise<void> {
-    let ok;
+    let ok: Principal | null;
     try {
       ok = await this.cfg.authenticate(user, pass, this.ctx);
     } catch (e) {

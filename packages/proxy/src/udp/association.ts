@@ -13,7 +13,7 @@ import type * as dgram from 'node:dgram';
 import { isPPError } from '@pocketproxy/errors';
 import { normalizeIp } from '../server-base.js';
 import type { Direction, Meter, ResolveChecked, UdpSocketFactory } from '../types.js';
-import { encodeUdpHeader, parseUdpHeader } from './datagram.js';
+import { encodeUdpHeader, parseUdpHeader, type UdpHeader } from './datagram.js';
 
 const MAX_PEERS = 1024;
 const MAX_CACHED_NAMES = 256;
@@ -56,7 +56,7 @@ export class UdpAssociation {
 
   /** A datagram from the client (already matched to this association by the relay). */
   fromClient(msg: Buffer): void {
-    let h;
+    let h: UdpHeader;
     try {
       h = parseUdpHeader(msg);
     } catch {

@@ -11,7 +11,7 @@ export interface UdpHeader extends SocksAddress {
 export function parseUdpHeader(msg: Buffer): UdpHeader {
   if (msg.length < 4) throw proxyError('PP_ERR_PROXY_UDP_MALFORMED', { reason: 'short header' });
   if (msg[0] !== 0 || msg[1] !== 0) throw proxyError('PP_ERR_PROXY_UDP_MALFORMED', { reason: 'RSV not zero' });
-  let r;
+  let r: ReturnType<typeof readAddress>;
   try {
     r = readAddress(msg, 3);
   } catch (e) {

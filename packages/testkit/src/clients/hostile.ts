@@ -32,9 +32,11 @@ function reader(sock: net.Socket) {
   const waiting: Array<() => void> = [];
   sock.on('data', (d) => {
     buf = Buffer.concat([buf, d]);
-    waiting.splice(0).forEach((f) => f());
+    for (const f of waiting.splice(0)) f();
   });
-  sock.on('close', () => waiting.splice(0).forEach((f) => f()));
+  sock.on('close', () => {
+    for (const f of waiting.splice(0)) f();
+  });
   return (n: number) =>
     new Promise<Buffer>((resolve, reject) => {
       const check = () => {

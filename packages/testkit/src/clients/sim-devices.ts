@@ -29,14 +29,16 @@ function start(k: (typeof keys)[number]) {
   sock.on('message', (m) => {
     const r = ini.receive(m, Date.now());
     if (r.kind === 'established') {
-      r.send.forEach((f) => sock.send(f, port, host));
+      for (const f of r.send) sock.send(f, port, host);
       if (!sim.up) {
         sim.up = true;
         established++;
       }
     }
   });
-  sock.bind(0, () => ini.tick(Date.now()).forEach((f) => sock.send(f, port, host)));
+  sock.bind(0, () => {
+    for (const f of ini.tick(Date.now())) sock.send(f, port, host);
+  });
   sims.push(sim);
 }
 
@@ -48,7 +50,7 @@ const pacer = setInterval(() => {
 }, 100);
 setInterval(() => {
   const now = Date.now();
-  for (const s of sims) s.ini.tick(now).forEach((f) => s.sock.send(f, port, host));
+  for (const s of sims) for (const f of s.ini.tick(now)) s.sock.send(f, port, host);
   if (established !== lastPrint) {
     lastPrint = established;
     console.log(`established ${established}`);

@@ -59,7 +59,7 @@ async function main() {
     const r = ini.receive(m, Date.now());
     if (r.kind === 'established') {
       established = true;
-      r.send.forEach((f) => legit.send(f, port, host));
+      for (const f of r.send) legit.send(f, port, host);
     } else if (r.kind === 'packet' && isEchoReply(r.packet)) pingReplies++;
   });
   const send = (f: Buffer) => {
@@ -129,7 +129,7 @@ async function main() {
   }
   await sleep(500);
   console.log(JSON.stringify({ established, pingReply, answers, pingAfter: pingReplies - before }));
-  socks.forEach((s) => s.close());
+  for (const s of socks) s.close();
   legit.close();
   process.exit(0);
 }

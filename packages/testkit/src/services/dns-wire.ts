@@ -69,7 +69,7 @@ export function buildAnswer(
     rr.writeUInt16BE(1, 4);
     rr.writeUInt32BE(ttl, 6);
     rr.writeUInt16BE(4, 10);
-    ip.split('.').forEach((o, i) => rr.writeUInt8(Number(o), 12 + i));
+    for (const [i, o] of ip.split('.').entries()) rr.writeUInt8(Number(o), 12 + i);
     return rr;
   });
   return Buffer.concat([header, question, ...answers]);

@@ -52,7 +52,7 @@ function sendBytes(res: ServerResponse, n: number) {
 function handle(req: IncomingMessage, res: ServerResponse) {
   const url = new URL(req.url ?? '/', 'http://lab');
   if (url.pathname === '/ip') {
-    res.writeHead(200, { 'content-type': 'text/plain' }).end(callerIp(req) + '\n');
+    res.writeHead(200, { 'content-type': 'text/plain' }).end(`${callerIp(req)}\n`);
     return;
   }
   if (url.pathname === '/bytes') {
@@ -70,7 +70,7 @@ function handle(req: IncomingMessage, res: ServerResponse) {
       bytes += d.length;
     });
     req.on('end', () =>
-      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ bytes }) + '\n'),
+      res.writeHead(200, { 'content-type': 'application/json' }).end(`${JSON.stringify({ bytes })}\n`),
     );
     return;
   }
@@ -94,7 +94,7 @@ function handle(req: IncomingMessage, res: ServerResponse) {
   }
   // Drain any request body so keep-alive connections stay usable.
   req.resume();
-  req.on('end', () => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(body) + '\n'));
+  req.on('end', () => res.writeHead(200, { 'content-type': 'application/json' }).end(`${JSON.stringify(body)}\n`));
 }
 
 const servers: { close(): void }[] = [];
@@ -117,4 +117,6 @@ if (values['https-port'] && values.cert && values.key) {
   );
 }
 void Promise.all(ready).then((what) => console.log(`ready http ${values.host} ${what.join(' ')}`));
-exitWithParent(() => servers.forEach((s) => s.close()));
+exitWithParent(() => {
+  for (const s of servers) s.close();
+});
