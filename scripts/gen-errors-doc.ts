@@ -26,7 +26,13 @@ export function registryFiles(): string[] {
 export async function renderErrorsDoc(): Promise<string> {
   for (const f of registryFiles()) await import(pathToFileURL(f).href);
   const seen = new Map<string, string>();
-  let md = `# Error codes\n\nEvery error PocketProxy reports carries a stable code \`PP_ERR_<AREA>_<THING>\`. Codes are never\nreused or renamed. The API answers them as \`application/problem+json\` (\`code\`, \`detail\`, \`request_id\`);\nproxies put them in the \`X-PocketProxy-Error\` header; logs carry them as \`code\`.\n\nGenerated from the registries (\`src/errors.ts\` of each package) by \`${COMMAND}\`;\na test fails when this file is out of step.\n`;
+  let md =
+    '# Error codes\n\n' +
+    'Every error PocketProxy reports carries a stable code `PP_ERR_<AREA>_<THING>`. Codes are never\n' +
+    'reused or renamed. The API answers them as `application/problem+json` (`code`, `detail`, `request_id`);\n' +
+    'proxies put them in the `X-PocketProxy-Error` header; logs carry them as `code`.\n\n' +
+    `Generated from the registries (\`src/errors.ts\` of each package) by \`${COMMAND}\`;\n` +
+    'a test fails when this file is out of step.\n';
   for (const area of [...allRegistries.keys()].sort()) {
     const reg = allRegistries.get(area)!;
     md += `\n## ${area}\n\n| code | HTTP status | message |\n|---|---|---|\n`;

@@ -124,7 +124,8 @@ export function parseCli(argv: readonly string[]): Parsed {
       if (p) problems.push(p);
       else if (insecureHttp && fingerprint === undefined && serverUrlProblem(server, false))
         problems.push(
-          '--insecure-http needs the server fingerprint (the pairing URI, or --fingerprint): over plain http it is all that stops a man in the middle posing as the relay',
+          '--insecure-http needs the server fingerprint (the pairing URI, or --fingerprint): ' +
+            'over plain http it is all that stops a man in the middle posing as the relay',
         );
     }
     usage(problems, HELP.pair);

@@ -13,12 +13,14 @@ export const AGENT_ERRORS = defineErrors('agent', {
   PP_ERR_AGENT_INSECURE_SERVER: {
     status: 400,
     message:
-      '{server} is plain http and not loopback: the device token, keys and credentials would cross the network readable and alterable; use https, or pass --insecure-http (a lab)',
+      '{server} is plain http and not loopback: the device token, keys and credentials would cross the network ' +
+      'readable and alterable; use https, or pass --insecure-http (a lab)',
   },
   PP_ERR_AGENT_SERVER_KEY_MISMATCH: {
     status: 502,
     message:
-      'the server answered with a server key whose fingerprint is {got}, not the pairing fingerprint {expected}: something between this device and {server} may be posing as it; nothing was saved',
+      'the server answered with a server key whose fingerprint is {got}, not the pairing fingerprint {expected}: ' +
+      'something between this device and {server} may be posing as it; nothing was saved',
   },
   PP_ERR_AGENT_RELAY_KEY_UNENDORSED: {
     status: 502,

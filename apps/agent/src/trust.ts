@@ -30,7 +30,10 @@ export function serverUrlProblem(url: string, insecureHttp: boolean): string | n
   }
   if (u.protocol !== 'https:' && u.protocol !== 'http:') return `${url} must be an http(s) URL`;
   if (u.protocol === 'http:' && !insecureHttp && !isLoopbackHost(u.hostname)) {
-    return `${url} is plain http and not loopback: the device token, keys and credentials would cross the network readable and alterable. Use https://, or pass --insecure-http (a lab)`;
+    return (
+      `${url} is plain http and not loopback: the device token, keys and credentials would cross the network ` +
+      'readable and alterable. Use https://, or pass --insecure-http (a lab)'
+    );
   }
   return null;
 }

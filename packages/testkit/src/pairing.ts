@@ -64,8 +64,10 @@ export async function pairAndMeasure(
     })();
     await Promise.all([online, answering]);
     if (onlineAt === undefined || answerAt === undefined) {
+      const what = onlineAt === undefined ? 'online' : 'answering on its port';
       throw new Error(
-        `device ${agent.deviceId} (dev${n}) not ${onlineAt === undefined ? 'online' : 'answering on its port'} within ${timeoutMs} ms of pairing; agent output:\n${agent.proc.lines.slice(-30).join('\n')}`,
+        `device ${agent.deviceId} (dev${n}) not ${what} within ${timeoutMs} ms of pairing; ` +
+          `agent output:\n${agent.proc.lines.slice(-30).join('\n')}`,
       );
     }
     return {

@@ -91,7 +91,10 @@ export interface NativeAead {
   seal(counter: number | bigint, src: Uint8Array, dst: Uint8Array, dstOffset: number): number;
   /** Plaintext length, or -1 when the tag does not verify (dst range wiped). dst may alias sealed exactly. */
   open(counter: number | bigint, sealed: Uint8Array, dst: Uint8Array, dstOffset: number): number;
-  /** Packet i (src[srcOffsets[i], srcOffsets[i+1])) sealed with counter0 + i at dstOffsets[i] + headroom; sets dstOffsets[i+1]; returns packets sealed (stops when dst is full). */
+  /**
+   * Packet i (src[srcOffsets[i], srcOffsets[i+1])) sealed with counter0 + i at dstOffsets[i] + headroom;
+   * sets dstOffsets[i+1]; returns packets sealed (stops when dst is full).
+   */
   sealBatch(
     counter0: number | bigint,
     src: Uint8Array,
@@ -101,7 +104,11 @@ export interface NativeAead {
     dstOffsets: Uint32Array,
     headroom: number,
   ): number;
-  /** Item i's sealed part src[offsets[i] + skip, offsets[i+1]) opened with counters[i] (NaN/negative: skipped, lengths[i] = -2) into the same offset of dst; lengths[i] = plaintext length or -1; returns how many authenticated. */
+  /**
+   * Item i's sealed part src[offsets[i] + skip, offsets[i+1]) opened with counters[i] (NaN/negative: skipped,
+   * lengths[i] = -2) into the same offset of dst; lengths[i] = plaintext length or -1; returns how many
+   * authenticated.
+   */
   openBatch(
     counters: Float64Array,
     src: Uint8Array,

@@ -166,8 +166,9 @@ async function main(): Promise<void> {
       await new Promise<void>((r) => sock.once('connect', () => r()));
       if (protocol === 'http') {
         const need = reader(sock);
+        const basic = Buffer.from(`${user}:${pass}`).toString('base64');
         sock.write(
-          `CONNECT ${tHost}:${tPort} HTTP/1.1\r\nHost: ${tHost}:${tPort}\r\nProxy-Authorization: Basic ${Buffer.from(`${user}:${pass}`).toString('base64')}\r\n\r\n`,
+          `CONNECT ${tHost}:${tPort} HTTP/1.1\r\nHost: ${tHost}:${tPort}\r\nProxy-Authorization: Basic ${basic}\r\n\r\n`,
         );
         const line = await need(12).catch(() => Buffer.from('closed'));
         answers.push(line.toString('latin1').slice(9, 12));
