@@ -1,7 +1,7 @@
 // pocketproxy-agent entry point: parse arguments, build, start, handle signals. Nothing else.
 import { isMainThread, workerData } from 'node:worker_threads';
 import { isPPError } from '@pocketproxy/errors';
-import { parseCli } from './cli.js';
+import { parseCli, type Parsed } from './cli.js';
 import { createLogger } from './log.js';
 import { pairDevice } from './pair.js';
 import { readState } from './state.js';
@@ -11,7 +11,7 @@ import { inProcessTunnel, kernelTun, workerTunnel, type WorkerData } from './tun
 import { runTunnelWorker } from './tunnel/worker.js';
 
 async function main(argv: string[]): Promise<number> {
-  let parsed;
+  let parsed: Parsed;
   try {
     parsed = parseCli(argv);
   } catch (e) {

@@ -210,7 +210,10 @@ export class TunnelClient extends EventEmitter<TunnelClientEvents> {
    * the native socket), over TCP in one corked write.
    */
   sendPackets(batch: PacketBatch): void {
-    if (batch.count === 1) return this.sendPacket(batch.data.subarray(batch.offsets[0]!, batch.offsets[1]!));
+    if (batch.count === 1) {
+      this.sendPacket(batch.data.subarray(batch.offsets[0]!, batch.offsets[1]!));
+      return;
+    }
     const now = this.now();
     const frames: Buffer[] = [];
     for (let i = 0; i < batch.count; i++) {
