@@ -88,7 +88,9 @@ it('one guard shared by HTTP and SOCKS5: refused at accept, freed by authenticat
 
 it('1,000 sockets trickling a head are closed by the deadline, the excess is refused at once, and a customer from elsewhere is served meanwhile', async () => {
   const echo = await tcpEcho();
-  const HEAD_MS = 2500;
+  // Long enough that on a loaded 2-core VM the checks below all happen before any deadline fires: the test
+  // asserts the order of events (refused before any deadline; every slow socket ended by it), not timings.
+  const HEAD_MS = 8000;
   const guard = createHandshakeGuard({ maxPerAddress: 1000, maxTotal: 1010 });
   const proxy = createHttpProxy({ authenticate, dial: testDial, guard, headTimeoutMs: HEAD_MS });
   onCleanup(() => proxy.close());
@@ -119,11 +121,13 @@ it('1,000 sockets trickling a head are closed by the deadline, the excess is ref
 
   // Over the per-address cap: refused at accept, before any deadline.
   const extra = await Promise.all(Array.from({ length: 10 }, () => dialFrom(port)));
-  const t0 = Date.now();
-  await Promise.all(extra.map((s) => untilClose(s, 3000)));
-  // Well before any deadline could have closed them (a busy loop may take a while to accept them).
-  assert.ok(Date.now() - t0 < HEAD_MS / 2, `excess closed after ${Date.now() - t0} ms`);
+  await Promise.all(extra.map((s) => untilClose(s, HEAD_MS * 2)));
+  // Refused by the guard, not ended by a deadline: no slow socket (all opened before these) has reached its own.
   assert.equal(guard.stats.refusedPerAddress, 10);
+  assert.ok(
+    slow.every((e) => e.closed === undefined),
+    'the excess was closed before any deadline fired',
+  );
 
   // A customer from another address is served while the 1,000 hang.
   const c = await dialFrom(port, '127.0.0.2');
@@ -141,15 +145,14 @@ it('1,000 sockets trickling a head are closed by the deadline, the excess is ref
   assert.equal(guard.stats.refusedTotal, 2);
   for (const s of others) s.destroy();
 
-  const deadline = Date.now() + HEAD_MS + 8000;
+  const deadline = Date.now() + HEAD_MS + 15000;
   while (slow.some((e) => e.closed === undefined) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
   clearInterval(tick);
   const open = slow.filter((e) => e.closed === undefined).length;
   assert.equal(open, 0, `${open} slow sockets still open`);
   const lives = slow.map((e) => e.closed! - e.opened).sort((a, b) => a - b);
   assert.ok(lives[0]! >= HEAD_MS - 50, `one closed after ${lives[0]} ms, before the deadline`);
-  // Generous: 1,000 sockets on a loaded 2-core VM; an idle timer re-armed by each byte would never fire.
-  assert.ok(lives[lives.length - 1]! < HEAD_MS + 5000, `slowest closed after ${lives[lives.length - 1]} ms`);
+  // All closed (above) although each sent a byte every 250 ms: an idle timer re-armed by each byte would never fire.
   assert.ok(
     slow.every((e) => Buffer.concat(e.got).toString('latin1').startsWith('HTTP/1.1 408 ')),
     'each got a 408',
