@@ -95,7 +95,8 @@ test('DNAT through maps reaches the device; allow-list, disabled port and counte
     // Something on the relay a device must not reach (the API, PostgreSQL, sshd...).
     const relaySvc = await startIn(
       relay,
-      `require('node:net').createServer((s) => s.end('relay-service')).listen(9999, '0.0.0.0', () => console.log('ready')); setTimeout(() => process.exit(0), 60000).unref();`,
+      "require('node:net').createServer((s) => s.end('relay-service')).listen(9999, '0.0.0.0', () => console.log('ready')); " +
+        'setTimeout(() => process.exit(0), 60000).unref();',
     );
     try {
       const fw = createFirewall({ run: createRunner({ netns: relay }) });

@@ -59,7 +59,8 @@ it('serves several absolute-form requests on one keep-alive connection (pipeline
 it('forwards Content-Length and chunked bodies; strips hop-by-hop and Proxy-Authorization; rewrites Host', async () => {
   const s = await connect(port);
   s.write(
-    `POST http://origin.test:${origin}/p HTTP/1.1\r\nHost: wrong\r\n${AUTH}Connection: keep-alive, X-Hop\r\nX-Hop: 1\r\nKeep-Alive: 5\r\nX-End: 2\r\nContent-Length: 5\r\n\r\nhello`,
+    `POST http://origin.test:${origin}/p HTTP/1.1\r\nHost: wrong\r\n${AUTH}Connection: keep-alive, X-Hop\r\n` +
+      `X-Hop: 1\r\nKeep-Alive: 5\r\nX-End: 2\r\nContent-Length: 5\r\n\r\nhello`,
   );
   let res = (await readUntil(s, (b) => b.toString().includes('"body":"hello"'))).toString();
   let body = JSON.parse(res.slice(res.indexOf('{'))) as { headers: Record<string, string> };

@@ -238,7 +238,8 @@ const get = (o: number, extra = '', method = 'GET', version = '1.1'): string =>
 it('proxy: origin chunked -> customer gets a re-chunked body and keeps the connection; upstream request is Connection: close', async () => {
   const o = await scripted((s) =>
     s.end(
-      'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: X-Drop\r\nX-Drop: 1\r\nKeep-Alive: 5\r\nX-Keep: 2\r\n\r\n5\r\nhello\r\n0\r\nX-Trailer: t\r\n\r\n',
+      'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: X-Drop\r\nX-Drop: 1\r\nKeep-Alive: 5\r\nX-Keep: 2\r\n\r\n' +
+        '5\r\nhello\r\n0\r\nX-Trailer: t\r\n\r\n',
     ),
   );
   const c = await connect(port);

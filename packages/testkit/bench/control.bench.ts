@@ -207,7 +207,8 @@ async function main(): Promise<void> {
     record(
       '  of which rotate_ip running on the device (acked_at -> finished_at)',
       summary(rot.device),
-      `the driver, the agent's address checks before and after, its REST report of the result; that report failed and was retried 1 s later in ${retried} of ${TRIES} tries`,
+      "the driver, the agent's address checks before and after, its REST report of the result; " +
+        `that report failed and was retried 1 s later in ${retried} of ${TRIES} tries`,
     );
     record('  control-plane overhead (answer time - time on the device)', summary(rot.overhead), 'goal: <= 500 ms');
     record(

@@ -113,7 +113,8 @@ function cpuPerRequest(a: CpuSnap, b: CpuSnap, requests: number, seconds: number
   }
   const busy = b.busy - a.busy;
   parts.push(`softirq ${((b.softirq - a.softirq) / requests).toFixed(0)}`);
-  return `${parts.join(' · ')} · machine ${(busy / requests).toFixed(0)} µs (${((100 * busy) / (seconds * 1e6 * cpus().length)).toFixed(0)} % of ${cpus().length} cores busy)`;
+  const busyPct = (100 * busy) / (seconds * 1e6 * cpus().length);
+  return `${parts.join(' · ')} · machine ${(busy / requests).toFixed(0)} µs (${busyPct.toFixed(0)} % of ${cpus().length} cores busy)`;
 }
 
 /** TCP passive opens (accepted connections) of a namespace since boot (RFC 1213 tcpPassiveOpens). */
@@ -432,13 +433,16 @@ async function main(): Promise<void> {
       const checks = runs
         .map(
           (r) =>
-            `${r.requests} requests, non-2xx ${r.non2xx}, socket errors ${r.socketErrors}, new TCP connections ${opens(r)}${r.oneConnPerRequest ? '' : ' NOT one per request'}`,
+            `${r.requests} requests, non-2xx ${r.non2xx}, socket errors ${r.socketErrors}, ` +
+            `new TCP connections ${opens(r)}${r.oneConnPerRequest ? '' : ' NOT one per request'}`,
         )
         .join('; ');
       record(
         `new proxied connections/s, wrk (1 thread, ${WRK_CONNECTIONS} connections, 5 s, Connection: close; median of ${WRK_RUNS})`,
         `${median.perSec.toFixed(0)}/s`,
-        `goal >= 2,000; runs ${runs.map((r) => r.perSec.toFixed(0)).join(' · ')}/s; ${checks}; direct (wrk) ${directW.perSec.toFixed(0)}/s (${directW.requests} requests, inet ${directW.passiveOpens.inet}, errors ${directW.socketErrors + directW.non2xx})`,
+        `goal >= 2,000; runs ${runs.map((r) => r.perSec.toFixed(0)).join(' · ')}/s; ${checks}; ` +
+          `direct (wrk) ${directW.perSec.toFixed(0)}/s (${directW.requests} requests, ` +
+          `inet ${directW.passiveOpens.inet}, errors ${directW.socketErrors + directW.non2xx})`,
       );
       record(
         '  CPU per proxied request by process (µs, wrk runs)',
@@ -451,7 +455,9 @@ async function main(): Promise<void> {
       record(
         '  tunnel frames per proxied request (wrk runs)',
         `${perReq('frames_in')} in · ${perReq('frames_out')} out`,
-        `relay counters: device -> relay · relay -> device; relay UDP datagrams per recvmmsg ${per(u1.rx_datagrams - u0.rx_datagrams, u1.rx_batches - u0.rx_batches)}, per sendmmsg ${per(u1.tx_datagrams - u0.tx_datagrams, u1.tx_syscalls - u0.tx_syscalls)}`,
+        'relay counters: device -> relay · relay -> device; ' +
+          `relay UDP datagrams per recvmmsg ${per(u1.rx_datagrams - u0.rx_datagrams, u1.rx_batches - u0.rx_batches)}, ` +
+          `per sendmmsg ${per(u1.tx_datagrams - u0.tx_datagrams, u1.tx_syscalls - u0.tx_syscalls)}`,
       );
     });
 
@@ -526,7 +532,10 @@ async function main(): Promise<void> {
       record(
         `tunnel RSS with ${n} simulated devices connected`,
         `${rss1.toFixed(0)} MB`,
-        `before ${rss0.toFixed(0)} MB; goal <= 200 MB at 1,000; handshakes started at 100/s; ${n} of ${keys.length} up after ${upS.toFixed(0)} s (limit 150 s); tunnel memory MB ${JSON.stringify(status.memory_mb ?? {})}; devices connected ${status.devices_connected}, ports forwarded ${status.ports_forwarded}`,
+        `before ${rss0.toFixed(0)} MB; goal <= 200 MB at 1,000; handshakes started at 100/s; ` +
+          `${n} of ${keys.length} up after ${upS.toFixed(0)} s (limit 150 s); ` +
+          `tunnel memory MB ${JSON.stringify(status.memory_mb ?? {})}; ` +
+          `devices connected ${status.devices_connected}, ports forwarded ${status.ports_forwarded}`,
       );
       await sim.stop(500);
     });
@@ -539,7 +548,10 @@ async function main(): Promise<void> {
   const load1 = loadavg();
   console.log(`\nData plane benchmark — ${started.toISOString()}`);
   console.log(
-    `machine: ${cpus().length} x ${cpus()[0]?.model ?? '?'}; load average at start ${load0.map((x) => x.toFixed(2)).join(' ')}, at end ${load1.map((x) => x.toFixed(2)).join(' ')}; node ${process.version}; CPU probe ${probe0.toFixed(0)} ms at start, ${cpuProbeMs().toFixed(0)} ms at end (a fixed JS loop, to compare runs: slower means the host gave these cores less)`,
+    `machine: ${cpus().length} x ${cpus()[0]?.model ?? '?'}; ` +
+      `load average at start ${load0.map((x) => x.toFixed(2)).join(' ')}, at end ${load1.map((x) => x.toFixed(2)).join(' ')}; ` +
+      `node ${process.version}; CPU probe ${probe0.toFixed(0)} ms at start, ${cpuProbeMs().toFixed(0)} ms at end ` +
+      '(a fixed JS loop, to compare runs: slower means the host gave these cores less)',
   );
   console.log('\n| measure | figure | note |\n|---|---|---|');
   for (const f of figures) console.log(`| ${f.what} | ${f.value} | ${f.note ?? ''} |`);

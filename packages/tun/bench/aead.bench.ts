@@ -155,7 +155,8 @@ for (const [base, list] of [
 ] as [Result, Result[]][]) {
   for (const r of list) {
     console.log(
-      `${r.name.padEnd(36)} per CPU-second: ${fmt(r.perCpu)}  ${r.us.toFixed(2).padStart(6)} us/pkt  x${(r.perCpu / base.perCpu).toFixed(1).padStart(5)}   wall: ${fmt(r.wall)}`,
+      `${r.name.padEnd(36)} per CPU-second: ${fmt(r.perCpu)}  ${r.us.toFixed(2).padStart(6)} us/pkt  ` +
+        `x${(r.perCpu / base.perCpu).toFixed(1).padStart(5)}   wall: ${fmt(r.wall)}`,
     );
   }
 }

@@ -33,7 +33,8 @@ for (const mode of modes) {
   }
   const x = results[mode]!;
   console.log(
-    `${mode.padEnd(11)} ${String(x.pps).padStart(9)} packets/s   ${x.usPerPacketCpu} us CPU/packet   rounds ${x.perRound.join(' / ')}   JS calls ${x.batches || '(one per packet)'}`,
+    `${mode.padEnd(11)} ${String(x.pps).padStart(9)} packets/s   ${x.usPerPacketCpu} us CPU/packet   ` +
+      `rounds ${x.perRound.join(' / ')}   JS calls ${x.batches || '(one per packet)'}`,
   );
 }
 const poll = results['poll-slab']!.pps;
