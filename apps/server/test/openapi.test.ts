@@ -62,6 +62,9 @@ const EXTRA: [string, string][] = [
   ['POST', '/api/devices/rotate'],
   ['GET', '/api/public/rotate/:token/status'],
   ['POST', '/api/devices/:id/credentials/applied'],
+  ['POST', '/api/connections/bulk'],
+  ['GET', '/api/devices/stats'],
+  ['GET', '/api/usage'],
 ];
 
 const oaPath = (u: string) => u.replace(/:(\w+)/g, '{$1}');

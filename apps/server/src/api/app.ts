@@ -12,6 +12,7 @@ import { salesRoutes } from './routes/sales.js';
 import { deviceRoutes } from './routes/device.js';
 import { internalRoutes } from './routes/internal.js';
 import { webhookRoutes } from './routes/webhooks.js';
+import { fleetToolRoutes } from './routes/fleet-tools.js';
 import { installWs } from './ws.js';
 import { createMetrics } from './metrics.js';
 import { buildOpenApi } from './openapi.js';
@@ -114,6 +115,7 @@ export async function createApi(ctx: Ctx, opts: ApiOptions = {}): Promise<Fastif
     () => metrics.heartbeats.inc(),
   );
   webhookRoutes(r, ctx);
+  fleetToolRoutes(r, ctx);
   internalRoutes(r, ctx);
 
   // Operational routes go through the Router too, so /api/openapi.json lists every route there is.

@@ -207,7 +207,21 @@ export async function updateConnection(
   p: ConnectionPatch,
   actor: string,
 ): Promise<ConnectionView> {
-  const out = await ctx.db.tx(async (q) => {
+  const out = await ctx.db.tx((q) => updateConnectionIn(ctx, q, id, p, actor));
+  ctx.bus.publish('connection_updated', { id: out.id, device_id: out.device_id }, ctx.clock.now());
+  await syncDevice(ctx, out.device_id);
+  return out;
+}
+
+/** updateConnection's change inside the caller's transaction (bulk actions); the caller publishes and syncs. */
+export async function updateConnectionIn(
+  ctx: Ctx,
+  q: Queryable,
+  id: string,
+  p: ConnectionPatch,
+  actor: string,
+): Promise<ConnectionView> {
+  {
     const cur = (await q.query<Row>('SELECT * FROM connections WHERE id = $1 FOR UPDATE', [id])).rows[0];
     if (!cur) throw apiError('PP_ERR_API_NOT_FOUND', { what: 'connection' });
     if (p.customer_id !== undefined) await assertCustomer(q, p.customer_id);
@@ -247,22 +261,22 @@ export async function updateConnection(
     await audit(q, actor, 'connection.update', id, { ...p, password: p.password ? '[redacted]' : undefined });
     await blockDue(q, now, { connectionId: id });
     return getConnection(ctx, q, id);
-  });
-  ctx.bus.publish('connection_updated', { id: out.id, device_id: out.device_id }, ctx.clock.now());
-  await syncDevice(ctx, out.device_id);
-  return out;
+  }
 }
 
 export async function deleteConnection(ctx: Ctx, id: string, actor: string): Promise<void> {
-  const deviceId = await ctx.db.tx(async (q) => {
-    const r = await q.query<{ device_id: string }>('DELETE FROM connections WHERE id = $1 RETURNING device_id', [id]);
-    if (!r.rows[0]) throw apiError('PP_ERR_API_NOT_FOUND', { what: 'connection' });
-    await freePort(q, id);
-    await audit(q, actor, 'connection.delete', id);
-    return r.rows[0].device_id;
-  });
+  const deviceId = await ctx.db.tx((q) => deleteConnectionIn(q, id, actor));
   ctx.bus.publish('connection_updated', { id, device_id: deviceId, deleted: true }, ctx.clock.now());
   await syncDevice(ctx, deviceId);
+}
+
+/** deleteConnection's change inside the caller's transaction; answers the device id. */
+export async function deleteConnectionIn(q: Queryable, id: string, actor: string): Promise<string> {
+  const r = await q.query<{ device_id: string }>('DELETE FROM connections WHERE id = $1 RETURNING device_id', [id]);
+  if (!r.rows[0]) throw apiError('PP_ERR_API_NOT_FOUND', { what: 'connection' });
+  await freePort(q, id);
+  await audit(q, actor, 'connection.delete', id);
+  return r.rows[0].device_id;
 }
 
 export type ConnectionState = 'active' | 'disabled' | 'expired' | 'bandwidth';

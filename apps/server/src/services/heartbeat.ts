@@ -72,9 +72,26 @@ export async function heartbeat(ctx: Ctx, deviceId: string, hb: HeartbeatInput) 
   }
   const commands = prev.commands.map(toCommand);
   for (const c of commands) ctx.bus.publish('command_updated', c, now);
+  // bytes_in / bytes_out: what this heartbeat reported (since the previous one), so a page can show the
+  // device's throughput; proxy_open: customer sockets open on the device now (the dashboard's columns).
+  let bytesIn = 0;
+  let bytesOut = 0;
+  for (const u of hb.usage) {
+    bytesIn += u.bytes_in;
+    bytesOut += u.bytes_out;
+  }
+  const open = (hb.proxy as { open?: unknown } | undefined)?.open;
   ctx.bus.publish(
     'heartbeat',
-    { device_id: deviceId, metrics: m, current_ip: hb.public_ip ?? prev.old_ip, last_seen_at: now.toISOString() },
+    {
+      device_id: deviceId,
+      metrics: m,
+      current_ip: hb.public_ip ?? prev.old_ip,
+      last_seen_at: now.toISOString(),
+      bytes_in: bytesIn,
+      bytes_out: bytesOut,
+      ...(typeof open === 'number' ? { proxy_open: open } : {}),
+    },
     now,
   );
   return {

@@ -1,0 +1,45 @@
+// Fleet tools (issue 12): bulk actions on connections, per-device statistics and the fleet's traffic.
+import * as S from '@pocketproxy/api-schema';
+import type { Ctx } from '../../context.js';
+import type { Router } from '../route.js';
+import { bulkConnections } from '../../services/connections-bulk.js';
+import { deviceStats, fleetUsage } from '../../services/fleet-stats.js';
+import { getDevice } from '../../services/devices.js';
+
+export function fleetToolRoutes(r: Router, ctx: Ctx) {
+  r.add({
+    method: 'POST',
+    url: '/api/connections/bulk',
+    auth: 'admin',
+    tag: 'connections',
+    summary:
+      'One action on many connections: enable, disable or delete all in one transaction (an unknown id: 400 naming it, nothing changed), or rotate their devices',
+    body: S.ConnectionBulk,
+    response: S.ConnectionBulkResponse,
+    handler: ({ body, principal }) => bulkConnections(ctx, body, principal.id),
+  });
+  r.add({
+    method: 'GET',
+    url: '/api/devices/stats',
+    auth: 'admin',
+    tag: 'devices',
+    summary: 'Per device: traffic today and this month, uptime over 24 h and 7 days, rotation success rate over 7 days',
+    query: S.DeviceStatsQuery,
+    response: S.DeviceStatsList,
+    handler: async ({ query }) => {
+      const now = ctx.clock.now();
+      if (query.device_id) await getDevice(ctx.db, query.device_id);
+      return { at: now.toISOString(), items: await deviceStats(ctx.db, now, query.device_id) };
+    },
+  });
+  r.add({
+    method: 'GET',
+    url: '/api/usage',
+    auth: 'admin',
+    tag: 'overview',
+    summary: "The whole fleet's traffic: hourly for 24 h or daily for 30 days",
+    query: S.FleetUsageQuery,
+    response: S.FleetUsage,
+    handler: ({ query }) => fleetUsage(ctx.db, query.granularity, ctx.clock.now()),
+  });
+}
