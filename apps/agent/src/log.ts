@@ -1,14 +1,9 @@
-// The agent's pino logger. Secrets never reach the log: tokens, keys, PSKs, passwords and
-// verifiers are redacted wherever they appear (top level or one object down).
+// The agent's pino logger. Secrets never reach the log: the values of every field named in
+// @pocketproxy/errors' SECRET_LOG_KEYS (passwords, tokens, keys, PSKs, verifiers, pairing codes,
+// authorization and cookie headers) are redacted at any depth of a log object and at the top level of
+// a child's bindings. The server logs with the same list and options.
 import pino, { type Logger } from 'pino';
-
-const SECRET_KEYS = ['auth_token', 'authorization', 'private_key', 'psk', 'password', 'verifier', 'token'];
-export const REDACT_PATHS = [
-  ...SECRET_KEYS,
-  ...SECRET_KEYS.map((k) => `*.${k}`),
-  'headers.authorization',
-  'req.headers.authorization',
-];
+import { logRedactionOptions } from '@pocketproxy/errors';
 
 export type { Logger };
 
@@ -16,7 +11,7 @@ export function createLogger(opts: { level?: string; destination?: pino.Destinat
   const o: pino.LoggerOptions = {
     name: 'pocketproxy-agent',
     level: opts.level ?? process.env.LOG_LEVEL ?? 'info',
-    redact: { paths: REDACT_PATHS, censor: '[redacted]' },
+    ...logRedactionOptions(),
   };
   return opts.destination ? pino(o, opts.destination) : pino(o);
 }

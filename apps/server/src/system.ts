@@ -3,7 +3,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { decodeKey, encodeKey, publicKeyFromPrivate, serverKeyFromSeed } from '@pocketproxy/protocol';
 import { dirname, join } from 'node:path';
 import { createRequire } from 'node:module';
-import pino, { type Logger } from 'pino';
+import type { Logger } from 'pino';
 import { migrate, openDb, type Db } from '@pocketproxy/db';
 import type { FastifyInstance } from 'fastify';
 import type { Config } from './config.js';
@@ -18,16 +18,9 @@ import { createApi } from './api/app.js';
 import { createWorker, type Worker } from './worker/worker.js';
 import { loadSecrets, relayKeyPath } from './secrets.js';
 import { ovpnProfileProvider } from './openvpn/main.js';
+import { createLogger } from './log.js';
 
-export function createLogger(config: Pick<Config, 'logLevel'>): Logger {
-  return pino({
-    level: config.logLevel,
-    redact: {
-      paths: ['req.headers.authorization', '*.password', '*.auth_token', '*.psk', '*.token', 'password', 'token'],
-      censor: '[redacted]',
-    },
-  });
-}
+export { createLogger } from './log.js';
 
 export const httpPushClient = (internalToken: string): PushClient => ({
   async push(pushUrl, deviceId, message) {

@@ -1,5 +1,6 @@
 // @pocketproxy/errors — the shape every package's error registry takes.
-// Any package may import this; it imports nothing of ours.
+// Any package may import this; it imports nothing of ours. Also the one list of what no log may show
+// (redact.ts: SECRET_LOG_KEYS; logRedactionOptions applies it in the server's and the agent's loggers).
 //
 // Each package declares its own registry with `defineErrors({...})`: a stable code
 // (PP_ERR_<AREA>_<THING>, never reused), an HTTP status and a message template with {named}
@@ -57,3 +58,5 @@ export function errorFactory<K extends string>(registry: Registry<K>) {
 export function isPPError(e: unknown): e is PPError {
   return e instanceof PPError;
 }
+
+export { LOG_REDACT_CENSOR, SECRET_LOG_KEYS, isSecretLogKey, logRedactionOptions, redactSecrets } from './redact.js';

@@ -1,7 +1,6 @@
 // `pocketproxy tunnel`: reads the config, builds the real parts (kernel TUN, nft runner, batched
 // UDP socket, HTTP API client), starts the tunnel and returns its stop function. main.ts (the CLI)
 // handles signals. Runs in its own process so the packet path never shares an event loop with the API.
-import pino from 'pino';
 import {
   addonAvailable,
   configureTun,
@@ -12,6 +11,7 @@ import {
 } from '@pocketproxy/tun';
 import { createFirewall, createRunner } from '@pocketproxy/netfw';
 import type { Config } from '../config.js';
+import { createLogger } from '../log.js';
 import { loadSecrets, relayKeyPath } from '../secrets.js';
 import { createHttpApi } from './api-client.js';
 import { loadOrCreateRelayKey } from './relay-key.js';
@@ -24,10 +24,7 @@ import { openvpnDecision, startOpenvpn, type OpenvpnServer } from '../openvpn/ma
 export const OPENVPN_INTERFACE = 'tun1';
 
 export async function runTunnel(config: Config): Promise<() => Promise<void>> {
-  const logger = pino({
-    level: config.logLevel,
-    redact: { paths: ['*.password', '*.psk', '*.token'], censor: '[redacted]' },
-  });
+  const logger = createLogger(config);
   const token = config.internalToken ?? loadSecrets(config).internalToken;
   const key = loadOrCreateRelayKey(relayKeyPath(config));
   if (key.created) logger.info({ path: relayKeyPath(config) }, 'relay key created');
