@@ -30,8 +30,8 @@ export interface Rejected {
   readonly reason: string;
 }
 
-/** The ports one device should have, before validation. */
-export function devicePorts(f: DeviceForwarding): PortForward[] {
+/** The forwards of one device's connections (one per connection port), before validation. */
+export function connectionForwards(f: DeviceForwarding): PortForward[] {
   return f.connections.map((c) => ({
     port: c.port,
     proto: c.protocol === 'http' ? 'tcp' : 'both',
@@ -57,7 +57,7 @@ export function checkedPorts(
   const ports: PortForward[] = [];
   const rejected: Rejected[] = [];
   const seen = new Set<number>();
-  for (const p of devicePorts(f)) {
+  for (const p of connectionForwards(f)) {
     if (seen.has(p.port)) {
       rejected.push({ deviceId, port: p.port, reason: 'port listed twice for this device' });
       continue;

@@ -108,7 +108,7 @@ export function createPeerLifecycle(c: PeerLifecycleContext): PeerLifecycle {
         e.warmUntil = 0;
         forwarding.setForwarding(e, ans, seq);
         messages.sendCredentials(e, ans.credentials);
-        devLog(e).info({ connections: ans.connections.length, ports: e.ports.length }, 'device ports forwarded');
+        devLog(e).info({ connections: ans.connections.length, ports: e.ports.length }, 'connection ports forwarded');
         await forwarding.syncFirewall();
       } catch (err) {
         e.reportFailures++;
