@@ -8,6 +8,7 @@ import type { Db } from '@pocketproxy/db';
 import type { Clock } from '../context.js';
 import type { Row } from './rows.js';
 import { credentialsVersionSql } from './connections.js';
+import { HEARTBEAT_SEEN } from './presence.js';
 
 export interface Metrics {
   battery?: number | null | undefined;
@@ -45,7 +46,7 @@ WITH i AS (
 o AS (SELECT d.id, d.status, d.current_ip FROM devices d JOIN i ON i.id = d.id),
 u AS (
   UPDATE devices d SET
-    status = 'online', last_seen_at = $8, updated_at = $8,
+    ${HEARTBEAT_SEEN('$8')}, updated_at = $8,
     battery = coalesce(i.battery, d.battery), charging = coalesce(i.charging, d.charging), signal = coalesce(i.signal, d.signal),
     carrier = coalesce(i.carrier, d.carrier), network_type = coalesce(i.network_type, d.network_type),
     agent_version = coalesce(i.agent_version, d.agent_version), proxy_stats = coalesce(i.proxy_stats, d.proxy_stats),

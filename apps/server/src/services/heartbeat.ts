@@ -5,7 +5,7 @@ import type { Ctx } from '../context.js';
 import { apiError } from '../errors.js';
 import { toCommand } from './rows.js';
 import { recordIpChange } from './devices.js';
-import { recordEvent } from './audit.js';
+import { announceHeartbeatSeen, heartbeatBringsOnline, heartbeatSeen } from './presence.js';
 import { blockDue, credentialsVersion } from './connections.js';
 import { syncDevice } from './push.js';
 
@@ -37,7 +37,7 @@ export async function heartbeat(ctx: Ctx, deviceId: string, hb: HeartbeatInput) 
   );
   const now = prev.at;
   if (prev.old_status === null) throw apiError('PP_ERR_API_NOT_FOUND', { what: 'device' });
-  const cameOnline = prev.old_status !== 'online';
+  const cameOnline = heartbeatBringsOnline(prev.old_status);
   const ipChanged = !!hb.public_ip && hb.public_ip !== prev.old_ip;
   // The rare parts (state changes, usage) in a transaction of their own.
   let blocked: Awaited<ReturnType<typeof blockDue>> = [];
@@ -60,11 +60,11 @@ export async function heartbeat(ctx: Ctx, deviceId: string, hb: HeartbeatInput) 
         blocked = await blockDue(q, now, { deviceId }, ['bandwidth']);
         if (blocked.length) credVersion = await credentialsVersion(q, deviceId, now);
       }
-      if (cameOnline) await recordEvent(q, 'device_connected', deviceId, { via: 'heartbeat' }, now);
+      if (cameOnline) await heartbeatSeen(q, deviceId, now);
       if (ipChanged) await recordIpChange(ctx, q, deviceId, prev.old_ip, hb.public_ip!, 'observed');
     });
   }
-  if (cameOnline) ctx.bus.publish('device_connected', { device_id: deviceId, via: 'heartbeat' }, now);
+  if (cameOnline) announceHeartbeatSeen(ctx, deviceId, now);
   if (blocked.length) {
     for (const c of blocked)
       ctx.bus.publish('connection_updated', { id: c.id, device_id: c.device_id, blocked: true }, now);

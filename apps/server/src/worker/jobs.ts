@@ -3,7 +3,7 @@
 // PostgreSQL never run the same job at once, and a job that finds its lock taken just skips this tick.
 import type { Queryable } from '@pocketproxy/db';
 import type { Ctx } from '../context.js';
-import { recordEvent } from '../services/audit.js';
+import { sweepStale } from '../services/presence.js';
 import { toCommand, type Row } from '../services/rows.js';
 import { blockDue } from '../services/connections.js';
 import { syncDevices } from '../services/push.js';
@@ -47,20 +47,7 @@ async function syncChanged(ctx: Ctx, deviceIds: Iterable<string>): Promise<void>
 
 export const JOBS: Record<string, Job> = {
   /** Devices silent for longer than staleAfterS go offline, with a device_disconnected event. */
-  async staleDevices(ctx, q, now) {
-    const r = await q.query<{ id: string }>(
-      `UPDATE devices SET status = 'offline', tunnel_connected = false, updated_at = $1
-        WHERE status = 'online' AND (last_seen_at IS NULL OR last_seen_at < $1::timestamptz - make_interval(secs => $2)) RETURNING id`,
-      [now, ctx.config.staleAfterS],
-    );
-    for (const d of r.rows)
-      await recordEvent(q, 'device_disconnected', d.id, { reason: 'stale', silent_for_s: ctx.config.staleAfterS }, now);
-    return {
-      changed: r.rowCount,
-      after: () =>
-        r.rows.forEach((d) => ctx.bus.publish('device_disconnected', { device_id: d.id, reason: 'stale' }, now)),
-    };
-  },
+  staleDevices: sweepStale,
 
   /** Commands past their expiry end as expired. */
   async expireCommands(ctx, q, now) {

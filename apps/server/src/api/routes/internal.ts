@@ -6,10 +6,9 @@ import type { Router } from '../route.js';
 import { apiError } from '../../errors.js';
 import { checkVerifier } from '../../security/crypto.js';
 import { deviceCredentials, deviceForwarding } from '../../services/connections.js';
-import { recordEvent } from '../../services/audit.js';
+import { tunnelConnected, tunnelDisconnected } from '../../services/presence.js';
 import { newId } from '../../security/crypto.js';
 import { ipInCidrs } from '../../services/ipam.js';
-import { announceLive, markRelayApplied } from '../../services/live.js';
 
 const B64Key = z.string().regex(/^[A-Za-z0-9+/]{43}=$/);
 
@@ -73,47 +72,8 @@ export function internalRoutes(r: Router, ctx: Ctx) {
       relay_id: S.RelayId.optional(),
       endpoint: z.string().max(80).optional(),
     }),
-    handler: async ({ body }) => {
-      const now = ctx.clock.now();
-      const res = await ctx.db.tx(async (q) => {
-        const prev = (
-          await q.query<{ status: string; vpn_ip: string }>(
-            'SELECT status, vpn_ip FROM devices WHERE id = $1 FOR UPDATE',
-            [body.device_id],
-          )
-        ).rows[0];
-        if (!prev) throw apiError('PP_ERR_API_NOT_FOUND', { what: 'device' });
-        // The relay's endpoint description says the transport: "tcp/<address>" or "<address>:<port>" (UDP).
-        const transport = body.endpoint === undefined ? null : body.endpoint.startsWith('tcp/') ? 'tcp' : 'udp';
-        await q.query(
-          `UPDATE devices SET tunnel_connected = true, status = 'online', last_seen_at = $2, updated_at = $2, relay_id = coalesce($3, relay_id), tunnel_transport = coalesce($4, tunnel_transport) WHERE id = $1`,
-          [body.device_id, now, body.relay_id ?? null, transport],
-        );
-        // The relay applies what this answer carries right away: every connection as it is now is in force there.
-        const applied = await markRelayApplied(ctx, body.device_id, now, q);
-        await recordEvent(
-          q,
-          'device_connected',
-          body.device_id,
-          { via: 'tunnel', endpoint: body.endpoint ?? null },
-          now,
-        );
-        return {
-          prev,
-          applied,
-          connections: await deviceForwarding(ctx, q, body.device_id),
-          credentials: await deviceCredentials(ctx, q, body.device_id),
-        };
-      });
-      ctx.bus.publish('device_connected', { device_id: body.device_id, via: 'tunnel', vpn_ip: res.prev.vpn_ip }, now);
-      announceLive(ctx, body.device_id, res.applied);
-      return {
-        vpn_ip: res.prev.vpn_ip,
-        connections: res.connections,
-        credentials: res.credentials.items,
-        credentials_version: res.credentials.version,
-      };
-    },
+    handler: ({ body }) =>
+      tunnelConnected(ctx, { deviceId: body.device_id, relayId: body.relay_id, endpoint: body.endpoint }),
   });
   r.add({
     method: 'POST',
@@ -123,17 +83,7 @@ export function internalRoutes(r: Router, ctx: Ctx) {
     summary: 'The tunnel reports a device gone',
     body: z.strictObject({ device_id: S.DeviceId, reason: z.string().max(100).default('disconnected') }),
     handler: async ({ body }) => {
-      const now = ctx.clock.now();
-      const changed = await ctx.db.tx(async (q) => {
-        const r0 = await q.query(
-          `UPDATE devices SET tunnel_connected = false, status = 'offline', updated_at = $2 WHERE id = $1 AND (tunnel_connected OR status = 'online')`,
-          [body.device_id, now],
-        );
-        if (r0.rowCount)
-          await recordEvent(q, 'device_disconnected', body.device_id, { via: 'tunnel', reason: body.reason }, now);
-        return r0.rowCount > 0;
-      });
-      if (changed) ctx.bus.publish('device_disconnected', { device_id: body.device_id, reason: body.reason }, now);
+      await tunnelDisconnected(ctx, body.device_id, body.reason);
       return { ok: true };
     },
   });
