@@ -79,7 +79,9 @@ function redact(value: unknown, depth: number, seen: Set<object>): unknown {
       let copy: unknown[] | undefined;
       for (let i = 0; i < value.length; i++) {
         const r = redact(value[i], depth + 1, seen);
-        if (r !== value[i]) (copy ??= value.slice())[i] = r;
+        if (r === value[i]) continue;
+        copy ??= value.slice();
+        copy[i] = r;
       }
       return copy ?? value;
     }
