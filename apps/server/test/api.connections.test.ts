@@ -341,6 +341,8 @@ perBackend(
     test('GET /api/connections/:id/ovpn is 404 PP_ERR_API_OPENVPN_DISABLED when OpenVPN is off; 404 unknown connection', async () => {
       const d = await pairDevice(ts());
       const c = (await ts().call('POST', '/api/connections', { device_id: d.id, protocol: 'http' })).json;
+      assert.equal(c.ovpn_url, null, 'no profile to offer');
+      assert.equal((await ts().call('GET', `/api/connections/${c.id}`)).json.ovpn_url, null);
       assertProblem(await ts().call('GET', `/api/connections/${c.id}/ovpn`), 404, 'PP_ERR_API_OPENVPN_DISABLED');
       assertProblem(await ts().call('GET', `/api/connections/${UNKNOWN.con}/ovpn`), 404, 'PP_ERR_API_NOT_FOUND');
     });
@@ -512,6 +514,14 @@ perBackend('customers, relays, overview', ({ ts, test }) => {
       o.json.customers,
       (await ts().db.query<{ n: number }>('SELECT count(*)::int AS n FROM customers')).rows[0]!.n,
     );
+    const conns = (
+      await ts().db.query<{ enabled: number; blocked: number }>(
+        `SELECT (count(*) FILTER (WHERE enabled))::int AS enabled,
+                (count(*) FILTER (WHERE enabled AND blocked_reason IS NOT NULL))::int AS blocked FROM connections`,
+      )
+    ).rows[0]!;
+    // Blocked (bandwidth, expired) is not disabled: the operator ticked it on, the server holds it.
+    assert.deepEqual([o.json.connections.enabled, o.json.connections.blocked], [conns.enabled, conns.blocked]);
     assert.equal(typeof o.json.traffic.today_bytes, 'number');
     assert.ok(o.json.recent_events.some((e: { type: string }) => e.type === 'device_paired'));
     assertProblem(await ts().call('GET', '/api/overview', undefined, { authorization: '' }), 401);

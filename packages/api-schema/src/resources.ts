@@ -325,6 +325,10 @@ export const Connection = z.object({
       "minimum seconds between rotations asked for through rotation_url (measured from the start of the device's last rotation); null: no minimum",
     ),
   proxy_url: z.string(),
+  ovpn_url: z
+    .string()
+    .nullable()
+    .describe("path of the connection's OpenVPN profile (GET, admin); null when OpenVPN is off on this server"),
   device_status: DeviceStatus,
   live: z
     .object({
@@ -461,7 +465,14 @@ export const DeviceCredentials = z.object({
 // ---- overview ----
 export const Overview = z.object({
   devices: z.object({ total: z.number().int(), online: z.number().int(), offline: z.number().int() }),
-  connections: z.object({ total: z.number().int(), enabled: z.number().int() }),
+  connections: z.object({
+    total: z.number().int(),
+    enabled: z.number().int().describe('connections switched on (enabled), blocked or not'),
+    blocked: z
+      .number()
+      .int()
+      .describe('enabled connections the server has blocked (blocked_reason: bandwidth limit reached, expired)'),
+  }),
   customers: z.number().int(),
   traffic: z.object({ today_bytes: z.number().int(), month_bytes: z.number().int() }),
   recent_events: z.array(

@@ -103,7 +103,7 @@ export async function createApi(ctx: Ctx, opts: ApiOptions = {}): Promise<Fastif
     },
   });
   fleetRoutes(r, ctx, { pairingCodes: new RateLimiter(30, minute, ctx.clock) }, (id) => cache.forget(id));
-  salesRoutes(r, ctx, opts.ovpnProfile ?? (async () => null));
+  salesRoutes(r, ctx, opts.ovpnProfile);
   deviceRoutes(
     r,
     ctx,

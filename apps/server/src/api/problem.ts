@@ -83,11 +83,26 @@ export function installProblemHandlers(app: FastifyInstance): void {
     req.log.error({ err }, 'unhandled error');
     return sendProblem(req, reply, apiError('PP_ERR_API_INTERNAL'));
   });
-  app.setNotFoundHandler((req, reply) =>
-    sendProblem(
+  app.setNotFoundHandler((req, reply) => {
+    const path = req.url.split('?')[0]!;
+    // A page of the dashboard that does not exist gets the dashboard's own 404 page (HTML, status 404)
+    // when the dashboard is served (@fastify/static decorates reply.sendFile); API paths keep problem+json.
+    const sendFile = (reply as { sendFile?: (file: string) => FastifyReply }).sendFile;
+    if (
+      (req.method === 'GET' || req.method === 'HEAD') &&
+      !/^\/(api|ws|healthz|metrics)(\/|$)/.test(path) &&
+      typeof sendFile === 'function' &&
+      !(req as { [NOT_FOUND_PAGE]?: true })[NOT_FOUND_PAGE]
+    ) {
+      (req as { [NOT_FOUND_PAGE]?: true })[NOT_FOUND_PAGE] = true; // 404.html missing: problem+json next time
+      return sendFile.call(reply.code(404).header('cache-control', 'no-cache'), '404.html');
+    }
+    return sendProblem(
       req,
       reply,
-      apiError('PP_ERR_API_ROUTE_NOT_FOUND', { method: req.method, url: req.url.split('?')[0]!.slice(0, 200) }),
-    ),
-  );
+      apiError('PP_ERR_API_ROUTE_NOT_FOUND', { method: req.method, url: path.slice(0, 200) }),
+    );
+  });
 }
+
+const NOT_FOUND_PAGE = Symbol('not-found page tried');

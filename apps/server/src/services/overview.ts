@@ -8,8 +8,9 @@ export async function overview(q: Queryable, now: Date) {
     )
   ).rows[0]!;
   const c = (
-    await q.query<{ total: number; enabled: number }>(
-      `SELECT count(*)::int AS total, (count(*) FILTER (WHERE enabled AND blocked_reason IS NULL))::int AS enabled FROM connections`,
+    await q.query<{ total: number; enabled: number; blocked: number }>(
+      `SELECT count(*)::int AS total, (count(*) FILTER (WHERE enabled))::int AS enabled,
+              (count(*) FILTER (WHERE enabled AND blocked_reason IS NOT NULL))::int AS blocked FROM connections`,
     )
   ).rows[0]!;
   const cu = (await q.query<{ n: number }>('SELECT count(*)::int AS n FROM customers')).rows[0]!.n;
@@ -31,7 +32,7 @@ export async function overview(q: Queryable, now: Date) {
   }>('SELECT id, type, device_id, data, created_at FROM events ORDER BY id DESC LIMIT 20');
   return {
     devices: { total: d.total, online: d.online, offline: d.total - d.online },
-    connections: { total: c.total, enabled: c.enabled },
+    connections: { total: c.total, enabled: c.enabled, blocked: c.blocked },
     customers: cu,
     traffic: { today_bytes: Number(t.today), month_bytes: Number(t.month) },
     recent_events: ev.rows.map((e) => ({

@@ -23,8 +23,14 @@ import { apiError } from '../../errors.js';
 
 const list = <T extends z.ZodType>(t: T) => z.object({ items: z.array(t), total: z.number().int() });
 
-export function salesRoutes(r: Router, ctx: Ctx, ovpn: (connectionId: string) => Promise<string | null>) {
+/** `ovpn` makes a connection's OpenVPN profile; undefined when OpenVPN is off. */
+export function salesRoutes(r: Router, ctx: Ctx, ovpn: ((connectionId: string) => Promise<string | null>) | undefined) {
   const ConParams = z.object({ id: S.ConnectionId });
+  // Where the connection's .ovpn profile is, or null when OpenVPN is off (the dashboard offers it only then).
+  const withOvpn = <C extends { id: string }>(c: C) => ({
+    ...c,
+    ovpn_url: ovpn ? `/api/connections/${c.id}/ovpn` : null,
+  });
   let tag = 'connections';
   r.add({
     method: 'GET',
@@ -34,7 +40,10 @@ export function salesRoutes(r: Router, ctx: Ctx, ovpn: (connectionId: string) =>
     summary: 'List connections',
     query: S.Paging.extend({ device_id: S.DeviceId.optional(), customer_id: S.CustomerId.optional() }),
     response: list(S.Connection),
-    handler: ({ query }) => listConnections(ctx, ctx.db, query),
+    handler: async ({ query }) => {
+      const l = await listConnections(ctx, ctx.db, query);
+      return { ...l, items: l.items.map(withOvpn) };
+    },
   });
   r.add({
     method: 'POST',
@@ -45,7 +54,7 @@ export function salesRoutes(r: Router, ctx: Ctx, ovpn: (connectionId: string) =>
     summary: 'Create a connection; generates credentials when not given and allocates its port',
     body: S.ConnectionCreate,
     response: S.Connection,
-    handler: ({ body, principal }) => createConnection(ctx, body, principal.id),
+    handler: async ({ body, principal }) => withOvpn(await createConnection(ctx, body, principal.id)),
   });
   r.add({
     method: 'GET',
@@ -55,7 +64,7 @@ export function salesRoutes(r: Router, ctx: Ctx, ovpn: (connectionId: string) =>
     summary: 'Get a connection',
     params: ConParams,
     response: S.Connection,
-    handler: ({ params }) => getConnection(ctx, ctx.db, params.id),
+    handler: async ({ params }) => withOvpn(await getConnection(ctx, ctx.db, params.id)),
   });
   r.add({
     method: 'PATCH',
@@ -66,7 +75,8 @@ export function salesRoutes(r: Router, ctx: Ctx, ovpn: (connectionId: string) =>
     params: ConParams,
     body: S.ConnectionUpdate,
     response: S.Connection,
-    handler: ({ params, body, principal }) => updateConnection(ctx, params.id, body, principal.id),
+    handler: async ({ params, body, principal }) =>
+      withOvpn(await updateConnection(ctx, params.id, body, principal.id)),
   });
   r.add({
     method: 'DELETE',
@@ -88,7 +98,7 @@ export function salesRoutes(r: Router, ctx: Ctx, ovpn: (connectionId: string) =>
     params: ConParams,
     handler: async ({ params, reply }) => {
       await getConnection(ctx, ctx.db, params.id);
-      const text = await ovpn(params.id);
+      const text = ovpn ? await ovpn(params.id) : null;
       if (text === null) throw apiError('PP_ERR_API_OPENVPN_DISABLED');
       reply.header('content-disposition', `attachment; filename="${params.id}.ovpn"`);
       return text;
