@@ -77,7 +77,18 @@ export default function OverviewPage() {
                 <div className="label">Connections</div>
                 <div className="value">{d.connections.total}</div>
               </Link>
-              <div className="sub">{d.connections.enabled} enabled</div>
+              <div className="sub">
+                {d.connections.enabled} enabled
+                {d.connections.blocked > 0 && (
+                  <span title="Enabled, but held by the server: bandwidth limit reached or expired">
+                    {' '}
+                    · <span style={{ color: 'var(--warn)' }}>{d.connections.blocked} blocked</span>
+                  </span>
+                )}
+                {d.connections.total > d.connections.enabled && (
+                  <> · {d.connections.total - d.connections.enabled} disabled</>
+                )}
+              </div>
             </div>
             <div className="card stat">
               <Link href="/customers/">

@@ -6,6 +6,7 @@ import { usePathname } from 'next/navigation';
 import { useEffect, useState } from 'react';
 import { LiveProvider, useLiveStatus } from '@/lib/live';
 import { endSession, getToken, goToLogin, msUntilExpiry, SESSION_EXPIRED } from '@/lib/session';
+import { watchTables } from '@/lib/tables';
 
 const NAV = [
   { href: '/', label: 'Overview' },
@@ -58,6 +59,13 @@ export function Shell({ children }: { children: React.ReactNode }) {
       Math.min(Math.max(ms, 0), 2 ** 31 - 1),
     );
     return () => clearTimeout(t);
+  }, [bare, authed]);
+
+  // Tables too wide for their box become stacked cards instead of scrolling sideways (lib/tables.ts).
+  useEffect(() => {
+    if (bare || !authed) return;
+    const main = document.getElementById('content');
+    return main ? watchTables(main) : undefined;
   }, [bare, authed]);
 
   if (bare) return <main className="main main-bare">{children}</main>;

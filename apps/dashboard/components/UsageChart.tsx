@@ -9,7 +9,11 @@ import type { UsagePoint } from '@/lib/types';
 
 type Props = { points: UsagePoint[]; granularity: 'hour' | 'day'; label: string };
 
-/** A complete, gap-free series (UTC-aligned buckets ending now) so missing buckets read as zero. */
+/**
+ * A complete, gap-free series (UTC-aligned buckets ending now) so missing buckets read as zero:
+ * [time, download, upload]. Usage is counted from the customer's side (docs/api.md "Usage"): a
+ * download is what was sent to the customer (`bytes_out`), an upload what the customer sent (`bytes_in`).
+ */
 export function toSeries(
   points: UsagePoint[],
   granularity: 'hour' | 'day',
@@ -20,23 +24,23 @@ export function toSeries(
   const end = Math.floor(now / 1000 / step) * step;
   const start = end - (n - 1) * step;
   const xs: number[] = [];
-  const ins: number[] = [];
-  const outs: number[] = [];
+  const down: number[] = [];
+  const up: number[] = [];
   const index = new Map<number, number>();
   for (let t = start; t <= end; t += step) {
     index.set(t, xs.length);
     xs.push(t);
-    ins.push(0);
-    outs.push(0);
+    down.push(0);
+    up.push(0);
   }
   for (const p of points) {
     const t = Math.floor(Date.parse(p.t) / 1000 / step) * step;
     const i = index.get(t);
     if (i === undefined) continue;
-    ins[i] = (ins[i] ?? 0) + p.bytes_in;
-    outs[i] = (outs[i] ?? 0) + p.bytes_out;
+    down[i] = (down[i] ?? 0) + p.bytes_out;
+    up[i] = (up[i] ?? 0) + p.bytes_in;
   }
-  return [xs, ins, outs];
+  return [xs, down, up];
 }
 
 export function UsageChart({ points, granularity, label }: Props) {
@@ -54,8 +58,8 @@ export function UsageChart({ points, granularity, label }: Props) {
         if (cancelled) return;
         const data = toSeries(points, granularity);
         // Download and upload side by side around each tick, half a bucket of room at both ends.
-        const barsIn = uPlot.paths.bars?.({ size: [0.4, 24], align: -1 });
-        const barsOut = uPlot.paths.bars?.({ size: [0.4, 24], align: 1 });
+        const barsDown = uPlot.paths.bars?.({ size: [0.4, 24], align: -1 });
+        const barsUp = uPlot.paths.bars?.({ size: [0.4, 24], align: 1 });
         const half = (granularity === 'hour' ? 3600 : 86400) / 2;
         const fmt = (_u: uPlotType, v: number | null) => (v === null ? '—' : formatBytes(v));
         const width = Math.max(300, el.clientWidth);
@@ -79,18 +83,18 @@ export function UsageChart({ points, granularity, label }: Props) {
                     ),
             },
             {
-              label: 'Download (in)',
+              label: 'Download (to customers)',
               stroke: '#1f5fd1',
               fill: 'rgba(31,95,209,0.35)',
-              paths: barsIn,
+              paths: barsDown,
               value: fmt,
               points: { show: false },
             },
             {
-              label: 'Upload (out)',
+              label: 'Upload (from customers)',
               stroke: '#d97706',
               fill: 'rgba(217,119,6,0.35)',
-              paths: barsOut,
+              paths: barsUp,
               value: fmt,
               points: { show: false },
             },
@@ -114,17 +118,26 @@ export function UsageChart({ points, granularity, label }: Props) {
     };
   }, [points, granularity]);
 
-  const total = points.reduce((s, p) => s + p.bytes_in + p.bytes_out, 0);
+  const down = points.reduce((s, p) => s + p.bytes_out, 0);
+  const up = points.reduce((s, p) => s + p.bytes_in, 0);
+  const total = down + up;
   return (
     <figure className="chart-fig" style={{ margin: 0 }}>
       <figcaption className="row" style={{ justifyContent: 'space-between' }}>
         <h3>{label}</h3>
-        <span className="muted small">total {formatBytes(total)}</span>
+        <span className="muted small">
+          ↓ {formatBytes(down)} download · ↑ {formatBytes(up)} upload
+        </span>
       </figcaption>
       {failed ? (
         <p className="muted">Chart failed to load.</p>
       ) : (
-        <div ref={box} className="chart" role="img" aria-label={`${label}: ${formatBytes(total)} in total`} />
+        <div
+          ref={box}
+          className="chart"
+          role="img"
+          aria-label={`${label}: ${formatBytes(down)} downloaded and ${formatBytes(up)} uploaded by customers, ${formatBytes(total)} in total`}
+        />
       )}
     </figure>
   );

@@ -30,16 +30,21 @@ const ageFormat = (at: string | null | undefined, now: number): [string, string]
   freshness(at, now),
 ];
 
-/** "12s ago", coloured by freshness: green < 60 s, amber < 5 min, red beyond. Ticks every second. */
-export function Age({ at }: { at: string | null | undefined }) {
+const neutralFormat = (at: string | null | undefined, now: number): [string, string] => [formatAge(at, now), ''];
+
+/**
+ * "12s ago", coloured by freshness for a last-seen time: green < 60 s, amber < 5 min, red beyond.
+ * `neutral`: just the age, uncoloured (a command's creation, a last known address). Ticks every second.
+ */
+export function Age({ at, neutral = false }: { at: string | null | undefined; neutral?: boolean }) {
   const ref = useRef<HTMLSpanElement>(null);
   useLayoutEffect(() => {
     const el = ref.current;
-    return el ? trackAge(el, { at, format: ageFormat }) : undefined;
-  }, [at]);
+    return el ? trackAge(el, { at, format: neutral ? neutralFormat : ageFormat }) : undefined;
+  }, [at, neutral]);
   return (
-    <span ref={ref} className="age" title={at ? formatTime(at) : 'never seen'}>
-      <span className="dot" aria-hidden="true" />
+    <span ref={ref} className="age" title={at ? formatTime(at) : neutral ? undefined : 'never seen'}>
+      {!neutral && <span className="dot" aria-hidden="true" />}
       <span />
     </span>
   );

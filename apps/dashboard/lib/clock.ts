@@ -47,7 +47,8 @@ function paint(el: HTMLElement, e: AgeEntry, now: number) {
   const [text, fresh] = e.format(e.at, now);
   const label = el.lastChild;
   if (label && label.textContent !== text) label.textContent = text;
-  if (el.dataset.fresh !== fresh) el.dataset.fresh = fresh;
+  if (!fresh) delete el.dataset.fresh;
+  else if (el.dataset.fresh !== fresh) el.dataset.fresh = fresh;
 }
 
 /** Keep `el` showing the age of `at`; returns the unregister function. */

@@ -1,4 +1,5 @@
 // Human-readable one-liners for stored events and live WebSocket events.
+import { COMMAND_LABELS } from './commands';
 
 const LABELS: Record<string, string> = {
   device_connected: 'Device connected',
@@ -9,8 +10,23 @@ const LABELS: Record<string, string> = {
   ip_changed: 'IP changed',
   command_updated: 'Command updated',
   connection_updated: 'Connection updated',
+  command_failed: 'Command failed',
   heartbeat: 'Heartbeat',
 };
+
+/** Why a device went away or an address changed, in words (the raw value stays in the tooltip). */
+const REASONS: Record<string, string> = {
+  dead: 'tunnel went silent',
+  expired: 'tunnel session expired',
+  removed: 'removed from the relay',
+  stale: 'no heartbeat',
+  relay_stopped: 'relay stopped',
+  disconnected: 'disconnected',
+  rotation: 'rotation',
+  observed: 'seen in a heartbeat',
+};
+export const reasonLabel = (r: string): string => REASONS[r] ?? r.replace(/_/g, ' ');
+const STATUSES: Record<string, string> = { online: 'online', offline: 'offline' };
 
 export function eventLabel(type: string): string {
   return LABELS[type] ?? type.replace(/_/g, ' ').replace(/^./, (c) => c.toUpperCase());
@@ -32,11 +48,26 @@ function str(v: unknown): string {
 
 /** A short description of an event's data. */
 export function eventSummary(type: string, data: Record<string, unknown>): string {
-  if ('old_ip' in data || 'new_ip' in data) return `${str(data.old_ip)} → ${str(data.new_ip)}`;
-  const parts: string[] = [];
-  for (const key of ['name', 'reason', 'type', 'status', 'vpn_ip', 'current_ip', 'error']) {
-    if (data[key] !== undefined && data[key] !== null && data[key] !== '')
-      parts.push(key === 'name' ? str(data[key]) : `${key.replace(/_/g, ' ')}: ${str(data[key])}`);
+  if ('old_ip' in data || 'new_ip' in data) {
+    const why = typeof data.reason === 'string' ? ` (${reasonLabel(data.reason)})` : '';
+    return `${str(data.old_ip)} → ${str(data.new_ip)}${why}`;
   }
+  const parts: string[] = [];
+  if (typeof data.name === 'string' && data.name) parts.push(data.name);
+  if (typeof data.type === 'string') parts.push(COMMAND_LABELS[data.type as keyof typeof COMMAND_LABELS] ?? data.type);
+  if (typeof data.reason === 'string') {
+    const why = reasonLabel(data.reason);
+    parts.push(
+      data.reason === 'stale' && typeof data.silent_for_s === 'number' ? `${why} for ${data.silent_for_s} s` : why,
+    );
+  }
+  if (typeof data.status === 'string') parts.push(STATUSES[data.status] ?? data.status.replace(/_/g, ' '));
+  const result = data.result && typeof data.result === 'object' ? (data.result as Record<string, unknown>) : null;
+  const error = typeof data.error === 'string' ? data.error : typeof result?.error === 'string' ? result.error : null;
+  if (error) parts.push(error);
+  if (typeof data.vpn_ip === 'string') parts.push(`tunnel address ${data.vpn_ip}`);
+  if (typeof data.current_ip === 'string') parts.push(`IP ${data.current_ip}`);
+  if (data.via === 'heartbeat') parts.push('by heartbeat');
+  if (data.via === 'tunnel' && type === 'device_connected') parts.push('tunnel up');
   return parts.join(' · ');
 }

@@ -58,6 +58,14 @@ export function formatTime(iso: string | null | undefined): string {
   });
 }
 
+/** The date alone ("Jan 1, 2027"); formatTime gives the time too. */
+export function formatDate(iso: string | null | undefined): string {
+  if (!iso) return '—';
+  const d = new Date(iso);
+  if (Number.isNaN(d.getTime())) return iso;
+  return d.toLocaleDateString(undefined, { year: 'numeric', month: 'short', day: 'numeric' });
+}
+
 export function formatSignal(signal: number | null | undefined): string {
   if (signal === null || signal === undefined) return '—';
   return signal < 0 ? `${signal} dBm` : `${signal}/4`;

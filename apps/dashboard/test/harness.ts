@@ -45,6 +45,8 @@ export class Server {
   port = 0;
   dataDir = '';
   output = '';
+  /** `extraEnv` is added to the server's environment (e.g. POCKETPROXY_OPENVPN). */
+  constructor(private readonly extraEnv: Record<string, string> = {}) {}
   get base() {
     return `http://127.0.0.1:${this.port}`;
   }
@@ -66,6 +68,7 @@ export class Server {
         POCKETPROXY_PUBLIC_HOST: '127.0.0.1',
         POCKETPROXY_TUNNEL: 'off',
         POCKETPROXY_LOG_LEVEL: 'warn',
+        ...this.extraEnv,
       },
     });
     this.proc.stdout!.on('data', (d) => (this.output += d));

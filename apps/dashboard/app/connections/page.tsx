@@ -5,7 +5,7 @@ import { Suspense, useEffect, useMemo, useState } from 'react';
 import { api, apiText, errorMessage } from '@/lib/api';
 import { useNow } from '@/lib/clock';
 import { readiness } from '@/lib/connections';
-import { formatAge, formatBytes, formatTime } from '@/lib/format';
+import { formatAge, formatBytes, formatDate, formatTime } from '@/lib/format';
 import { useDebounced, useLiveEvents, usePolling } from '@/lib/live';
 import { useResource } from '@/lib/resource';
 import type { Connection, Customer, Device, List } from '@/lib/types';
@@ -211,7 +211,7 @@ function ConnectionsInner() {
                 return (
                   <tr key={c.id} className={r.ok ? undefined : 'row-warn'}>
                     <td>
-                      <div className="nowrap">
+                      <div>
                         <Badge tone="info">{c.protocol.toUpperCase()}</Badge>{' '}
                         <span className="proxy-url" title={c.proxy_url}>
                           {c.proxy_url}
@@ -219,21 +219,31 @@ function ConnectionsInner() {
                       </div>
                       <div className="row small" style={{ marginTop: 4, gap: 4 }}>
                         <CopyButton text={c.proxy_url} label="Copy URL" />
-                        <CopyButton text={absolute(c.rotation_url)} label="Copy rotation link" />
-                        <button
-                          type="button"
-                          className="btn btn-small"
-                          onClick={() =>
-                            downloadOvpn(c).catch((err) =>
-                              setNotice({ tone: 'error', body: `.ovpn download failed: ${errorMessage(err)}` }),
-                            )
-                          }
-                        >
-                          .ovpn
-                        </button>
+                        {c.ovpn_url && (
+                          <button
+                            type="button"
+                            className="btn btn-small"
+                            onClick={() =>
+                              downloadOvpn(c).catch((err) =>
+                                setNotice({ tone: 'error', body: `.ovpn download failed: ${errorMessage(err)}` }),
+                              )
+                            }
+                          >
+                            .ovpn
+                          </button>
+                        )}
+                      </div>
+                      <div className="row small" style={{ marginTop: 4, gap: 4 }}>
+                        <span className="muted" title="Rotation link: opening it rotates the device's IP">
+                          ↻
+                        </span>
+                        <span className="proxy-url" title={`Rotation link: ${absolute(c.rotation_url)}`}>
+                          {absolute(c.rotation_url)}
+                        </span>
+                        <CopyButton text={absolute(c.rotation_url)} label="Copy link" />
                       </div>
                     </td>
-                    <td>
+                    <td className="wrap-badges">
                       {r.ok ? (
                         c.live.state === 'live' ? (
                           <Badge tone="ok" title="In force on the relay and on the device">
@@ -298,7 +308,11 @@ function ConnectionsInner() {
                       </span>
                     </td>
                     <td className="nowrap small">
-                      {c.expires_at ? formatTime(c.expires_at) : <span className="muted">never</span>}
+                      {c.expires_at ? (
+                        <span title={formatTime(c.expires_at)}>{formatDate(c.expires_at)}</span>
+                      ) : (
+                        <span className="muted">never</span>
+                      )}
                     </td>
                     <td className="small">
                       {c.allow_from.length === 0 ? (

@@ -11,6 +11,19 @@ import { Countdown, CopyButton, Field, Notice, PageHeader } from '@/components/u
 
 type Paired = { device_id: string; name: string };
 
+/** What the agent runs on, and the `run` options that fit it (the operator adjusts the interface). */
+const KINDS = {
+  modem: {
+    label: 'Linux box with a 4G/5G modem',
+    run: 'pocketproxy-agent run --egress-interface wwan0 --rotate-driver modemmanager',
+  },
+  android: {
+    label: 'Rooted Android phone (Termux, as root)',
+    run: 'pocketproxy-agent run --egress-interface rmnet_data0 --rotate-driver android-root',
+  },
+} as const;
+type Kind = keyof typeof KINDS;
+
 /** The server a pairing URI names, and whether the agent will refuse it without --insecure-http. */
 function uriServer(pairUrl: string): { server: string; plainHttp: boolean } {
   try {
@@ -36,6 +49,7 @@ export default function PairPage() {
   const [code, setCode] = useState<PairingCode | null>(null);
   const [expired, setExpired] = useState(false);
   const [paired, setPaired] = useState<Paired | null>(null);
+  const [kind, setKind] = useState<Kind>('modem');
   const [origin, setOrigin] = useState('');
   const knownIds = useRef<Set<string> | null>(null);
   const live = useLiveStatus();
@@ -105,7 +119,7 @@ export default function PairPage() {
   );
   // The pairing URI is what the QR code holds: server, code and the server key fingerprint the agent checks.
   const pairCommand = code ? `pocketproxy-agent pair ${shellQuote(code.pair_url)}` : '';
-  const runCommand = 'pocketproxy-agent run --egress-interface wwan0';
+  const runCommand = KINDS[kind].run;
   const target = code ? uriServer(code.pair_url) : { server: '', plainHttp: false };
   const onExpire = useCallback(() => setExpired(true), []);
 
@@ -116,8 +130,10 @@ export default function PairPage() {
         <form className="card stack" onSubmit={create} noValidate>
           <h2>New pairing code</h2>
           <p className="muted" style={{ margin: 0 }}>
-            A code works once and expires after 10 minutes. Run the agent command on the phone or modem box, or scan the
-            QR code with the PocketProxy app.
+            A code works once and expires after 10 minutes. The device runs{' '}
+            <span className="mono">pocketproxy-agent</span> as root: a Linux box with a 4G/5G modem, or a rooted Android
+            phone under Termux. There is no app to install: the QR code holds the same pairing URI as the command, so a
+            phone camera can read it.
           </p>
           {errors._ && <Notice tone="error">{errors._}</Notice>}
           <Field
@@ -207,10 +223,30 @@ export default function PairPage() {
                         width={220}
                         height={220}
                       />
-                      <div className="stack" style={{ flex: 1, minWidth: 220 }}>
-                        <div>
+                      <div className="stack" style={{ flex: '1 1 220px', minWidth: 0 }}>
+                        <div className="row" style={{ justifyContent: 'space-between' }}>
                           <strong>On the device, run:</strong>
+                          <select
+                            aria-label="Kind of device"
+                            value={kind}
+                            onChange={(e) => setKind(e.target.value as Kind)}
+                          >
+                            {(Object.keys(KINDS) as Kind[]).map((k) => (
+                              <option key={k} value={k}>
+                                {KINDS[k].label}
+                              </option>
+                            ))}
+                          </select>
                         </div>
+                        <ol className="small muted steps">
+                          <li>
+                            <span className="mono">pair</span> redeems the code once and saves the device&apos;s keys;
+                          </li>
+                          <li>
+                            <span className="mono">run</span> brings it online; keep it running (a service, or{' '}
+                            <span className="mono">tmux</span> / <span className="mono">nohup</span>).
+                          </li>
+                        </ol>
                         <div className="cmd cmd-wrap">
                           <code>
                             {pairCommand}

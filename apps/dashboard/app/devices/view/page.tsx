@@ -1,11 +1,12 @@
 'use client';
 import Link from 'next/link';
 import { useRouter, useSearchParams } from 'next/navigation';
-import { Suspense, useEffect, useMemo, useState } from 'react';
+import { Suspense, useEffect, useMemo, useRef, useState } from 'react';
 import { DeviceUpdate } from '@pocketproxy/api-schema';
 import { api, ApiError } from '@/lib/api';
-import { COMMAND_LABELS, commandResult, commandTone, upsertCommand } from '@/lib/commands';
+import { COMMAND_LABELS, commandResult, commandTone, mergeSeen, remember, upsertCommand } from '@/lib/commands';
 import { applyPatch, devicePatchFromEvent } from '@/lib/devices';
+import { reasonLabel } from '@/lib/events';
 import { formatBytes, formatSignal, formatTime, signalLevel } from '@/lib/format';
 import { problemErrors, validate, type FieldErrors } from '@/lib/forms';
 import { useDebounced, useLiveEvents, usePolling } from '@/lib/live';
@@ -56,11 +57,18 @@ function DeviceInner() {
   const reloadIps = useDebounced(ips.reload, 500);
   const reloadDev = useDebounced(dev.reload, 500);
   const reloadCmds = useDebounced(cmds.reload, 500);
+  // Every copy of a command the page is handed (WebSocket, our POST's answer), so that an answer or a
+  // refetch that arrives late never moves a command back (a fast failure once stayed "sent").
+  const seenCmds = useRef(new Map<string, Command>());
+  const gotCommand = (c: Command) => {
+    remember(seenCmds.current, c);
+    cmds.setData((prev) => ({ items: upsertCommand(prev?.items ?? [], c) }));
+  };
+  const commands = useMemo(() => mergeSeen(cmds.data?.items ?? [], seenCmds.current), [cmds.data]);
   useLiveEvents((ev) => {
     if (ev.type === 'command_updated') {
       const c = ev.data as unknown as Command;
-      if (c.device_id === id && typeof c.id === 'string')
-        cmds.setData((prev) => ({ items: upsertCommand(prev?.items ?? [], c) }));
+      if (c.device_id === id && typeof c.id === 'string' && typeof c.status === 'string') gotCommand(c);
       return;
     }
     if (ev.type === 'connection_updated') {
@@ -71,7 +79,7 @@ function DeviceInner() {
     if (!change || change.id !== id) return;
     // A heartbeat hands pending commands to the device (pending → sent) without a command_updated
     // event of its own: refetch so the state column does not lag behind.
-    if (ev.type === 'heartbeat' && cmds.data?.items.some((c) => c.status === 'pending')) reloadCmds();
+    if (ev.type === 'heartbeat' && commands.some((c) => c.status === 'pending')) reloadCmds();
     if ((ev.type === 'device_updated' || ev.type === 'device_paired') && !change.full) return reloadDev();
     dev.setData((prev) => (prev ? applyPatch(prev, change.patch) : prev));
     if (ev.type === 'device_connected' || ev.type === 'device_disconnected') reloadConns();
@@ -98,8 +106,7 @@ function DeviceInner() {
     setSending(type);
     setNotice(null);
     try {
-      const c = await api<Command>(`/api/devices/${enc}/commands`, { method: 'POST', body: { type } });
-      cmds.setData((prev) => ({ items: upsertCommand(prev?.items ?? [], c) }));
+      gotCommand(await api<Command>(`/api/devices/${enc}/commands`, { method: 'POST', body: { type } }));
       setNotice(
         d?.status === 'offline'
           ? {
@@ -174,8 +181,16 @@ function DeviceInner() {
             <dd>
               <Age at={d.last_seen_at} />
             </dd>
-            <dt>Current IP</dt>
-            <dd className="mono">{d.current_ip ?? '—'}</dd>
+            <dt>{d.status === 'online' ? 'Current IP' : 'Last known IP'}</dt>
+            <dd className="mono">
+              {d.current_ip ?? '—'}
+              {d.status !== 'online' && d.current_ip && (
+                <span className="muted small sans">
+                  {' '}
+                  (last known, <Age at={d.last_seen_at} neutral />)
+                </span>
+              )}
+            </dd>
             <dt>Carrier</dt>
             <dd>{m.carrier ?? '—'}</dd>
             <dt>Network</dt>
@@ -303,8 +318,8 @@ function DeviceInner() {
         <section aria-labelledby="cmds-h">
           <h2 id="cmds-h">Commands</h2>
           <ErrorBanner error={cmds.error} onRetry={cmds.reload} />
-          {cmds.data && cmds.data.items.length === 0 && <Empty>No commands sent yet.</Empty>}
-          {cmds.data && cmds.data.items.length > 0 && (
+          {cmds.data && commands.length === 0 && <Empty>No commands sent yet.</Empty>}
+          {cmds.data && commands.length > 0 && (
             <div className="table-wrap">
               <table className="table">
                 <thead>
@@ -316,7 +331,7 @@ function DeviceInner() {
                   </tr>
                 </thead>
                 <tbody aria-live="polite">
-                  {cmds.data.items.slice(0, 50).map((c) => (
+                  {commands.slice(0, 50).map((c) => (
                     <tr key={c.id}>
                       <td>
                         {COMMAND_LABELS[c.type] ?? c.type}
@@ -327,7 +342,7 @@ function DeviceInner() {
                       </td>
                       <td className="small">{commandResult(c)}</td>
                       <td className="small nowrap" title={formatTime(c.created_at)}>
-                        <Age at={c.created_at} />
+                        <Age at={c.created_at} neutral />
                       </td>
                     </tr>
                   ))}
@@ -358,7 +373,7 @@ function DeviceInner() {
                       <td className="mono">
                         {e.old_ip ?? '—'} → {e.new_ip}
                       </td>
-                      <td>{e.reason}</td>
+                      <td title={e.reason}>{reasonLabel(e.reason)}</td>
                     </tr>
                   ))}
                 </tbody>
