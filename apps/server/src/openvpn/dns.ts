@@ -133,7 +133,10 @@ export function createDnsForwarder(d: DnsForwarderDeps): DnsForwarder {
         if (c.destroyed) return void t.socket.destroy();
         const up = t.socket;
         tcpSockets.add(up);
-        up.on('close', () => (tcpSockets.delete(up), c.destroy()));
+        up.on('close', () => {
+          tcpSockets.delete(up);
+          c.destroy();
+        });
         c.on('close', () => up.destroy());
         if (t.head.length) c.write(t.head);
         c.pipe(up);

@@ -41,8 +41,7 @@ export function superviseProcess(d: SupervisorDeps): Supervisor {
     stream.setEncoding('utf8');
     stream.on('data', (c: string) => {
       buf += c;
-      let i;
-      while ((i = buf.indexOf('\n')) >= 0) {
+      for (let i = buf.indexOf('\n'); i >= 0; i = buf.indexOf('\n')) {
         const line = buf.slice(0, i).trimEnd();
         buf = buf.slice(i + 1);
         if (!line) continue;
@@ -62,7 +61,8 @@ export function superviseProcess(d: SupervisorDeps): Supervisor {
       c = spawn(d.binary, d.args, { stdio: ['ignore', 'pipe', 'pipe'] });
     } catch (err) {
       log.error({ err: String(err) }, 'openvpn could not be started');
-      return schedule();
+      schedule();
+      return;
     }
     child = c;
     lines(c.stdout);
