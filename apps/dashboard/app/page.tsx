@@ -6,6 +6,7 @@ import { useResource } from '@/lib/resource';
 import { formatBytes, formatTime } from '@/lib/format';
 import { eventLabel, eventSummary, eventTone } from '@/lib/events';
 import type { Device, List, Overview } from '@/lib/types';
+import { FleetTraffic } from '@/components/FleetTraffic';
 import { Badge, Empty, ErrorBanner, Loading, PageHeader } from '@/components/ui';
 
 /** Events that change the counters or the event list; heartbeats alone do not. */
@@ -106,6 +107,7 @@ export default function OverviewPage() {
             </div>
           </div>
 
+          <FleetTraffic />
           <section className="section card" aria-labelledby="events-h">
             <h2 id="events-h">Recent events</h2>
             {d.recent_events.length === 0 ? (

@@ -11,6 +11,8 @@ import { useResource } from '@/lib/resource';
 import type { Connection, Customer, Device, List } from '@/lib/types';
 import { upsertById } from '@/lib/types';
 import { ConnectionForm } from '@/components/ConnectionForm';
+import { BulkBar, type BulkAnswer } from '@/components/ConnectionBulk';
+import { matchesSearch } from '@/lib/export';
 import {
   Badge,
   ConfirmDialog,
@@ -50,6 +52,8 @@ function ConnectionsInner() {
   const [editing, setEditing] = useState<Connection | null>(null);
   const [deleting, setDeleting] = useState<Connection | null>(null);
   const [notice, setNotice] = useState<NoticeState>(null);
+  const [search, setSearch] = useState(params.get('q') ?? '');
+  const [selected, setSelected] = useState<Set<string>>(new Set());
   const now = useNow() || Date.now();
 
   useEffect(() => {
@@ -59,9 +63,10 @@ function ConnectionsInner() {
     const p = new URLSearchParams();
     if (deviceFilter) p.set('device_id', deviceFilter);
     if (customerFilter) p.set('customer_id', customerFilter);
+    if (search.trim()) p.set('q', search.trim());
     const s = p.toString();
     window.history.replaceState(null, '', `/connections/${s ? `?${s}` : ''}`);
-  }, [deviceFilter, customerFilter]);
+  }, [deviceFilter, customerFilter, search]);
 
   const q = new URLSearchParams({ limit: '1000' });
   if (deviceFilter) q.set('device_id', deviceFilter);
@@ -133,8 +138,31 @@ function ConnectionsInner() {
     });
   }
 
-  const items = list.data?.items ?? [];
+  const names = useMemo(
+    () => ({
+      deviceName: (id: string) => deviceById.get(id)?.name,
+      customerName: (id: string) => customerById.get(id)?.name,
+    }),
+    [deviceById, customerById],
+  );
+  const all = list.data?.items;
+  const items = useMemo(() => (all ?? []).filter((c) => matchesSearch(c, search, names)), [all, search, names]);
+  const chosen = useMemo(() => items.filter((c) => selected.has(c.id)), [items, selected]);
+  const allChosen = items.length > 0 && chosen.length === items.length;
   const offline = items.filter((c) => c.enabled && c.device_status !== 'online').length;
+
+  function onBulk(a: BulkAnswer) {
+    const gone = new Set(a.deleted);
+    const byId = new Map(a.items.map((c) => [c.id, c]));
+    list.setData(
+      (prev) =>
+        prev && {
+          total: prev.total - gone.size,
+          items: prev.items.filter((c) => !gone.has(c.id)).map((c) => byId.get(c.id) ?? c),
+        },
+    );
+    if (a.action !== 'rotate') setSelected(new Set());
+  }
 
   return (
     <>
@@ -144,6 +172,13 @@ function ConnectionsInner() {
         </button>
       </PageHeader>
       <div className="toolbar">
+        <input
+          type="search"
+          placeholder="Search username, port, device, customer…"
+          aria-label="Search connections"
+          value={search}
+          onChange={(e) => setSearch(e.target.value)}
+        />
         <label className="check">
           Device
           <select value={deviceFilter} onChange={(e) => setDeviceFilter(e.target.value)}>
@@ -185,13 +220,30 @@ function ConnectionsInner() {
       <ErrorBanner error={list.error} onRetry={list.reload} />
       {!list.data && !list.error && <Loading what="Loading connections" />}
       {list.data && items.length === 0 && (
-        <Empty>No connections{deviceFilter || customerFilter ? ' match' : ' yet'}.</Empty>
+        <Empty>No connections{deviceFilter || customerFilter || search.trim() ? ' match' : ' yet'}.</Empty>
+      )}
+      {items.length > 0 && (
+        <BulkBar
+          selected={chosen}
+          shown={items}
+          names={names}
+          onDone={onBulk}
+          onNotice={(tone, text) => setNotice({ tone, body: text })}
+        />
       )}
       {items.length > 0 && (
         <div className="table-wrap">
           <table className="table">
             <thead>
               <tr>
+                <th>
+                  <input
+                    type="checkbox"
+                    aria-label="Select all shown connections"
+                    checked={allChosen}
+                    onChange={() => setSelected(allChosen ? new Set() : new Set(items.map((c) => c.id)))}
+                  />
+                </th>
                 <th>Proxy</th>
                 <th>Works?</th>
                 <th>Device</th>
@@ -209,7 +261,22 @@ function ConnectionsInner() {
                 const dev = deviceById.get(c.device_id);
                 const cust = c.customer_id ? customerById.get(c.customer_id) : undefined;
                 return (
-                  <tr key={c.id} className={r.ok ? undefined : 'row-warn'}>
+                  <tr key={c.id} className={selected.has(c.id) ? 'selected' : r.ok ? undefined : 'row-warn'}>
+                    <td>
+                      <input
+                        type="checkbox"
+                        aria-label={`Select ${c.username}`}
+                        checked={selected.has(c.id)}
+                        onChange={() =>
+                          setSelected((prev) => {
+                            const next = new Set(prev);
+                            if (next.has(c.id)) next.delete(c.id);
+                            else next.add(c.id);
+                            return next;
+                          })
+                        }
+                      />
+                    </td>
                     <td>
                       <div>
                         <Badge tone="info">{c.protocol.toUpperCase()}</Badge>{' '}

@@ -4,27 +4,47 @@ import { useSearchParams } from 'next/navigation';
 import { memo, Suspense, useCallback, useEffect, useMemo, useRef, useState } from 'react';
 import { api, errorMessage, mapLimit } from '@/lib/api';
 import { applyPatch, devicePatchFromEvent, type DevicePatch } from '@/lib/devices';
-import { formatSignal, signalLevel } from '@/lib/format';
+import { formatBytes, formatSignal, signalLevel } from '@/lib/format';
+import {
+  type DeviceStats,
+  formatBps,
+  type LiveFigures,
+  percent,
+  throughputOf,
+  useAllPages,
+  useVirtualRows,
+} from '@/lib/fleet';
 import { useDebounced, useLiveEvents, usePolling } from '@/lib/live';
 import { useResource } from '@/lib/resource';
 import type { Device, List, Relay } from '@/lib/types';
 import { Age, Empty, ErrorBanner, Loading, Notice, PageHeader, StatusBadge } from '@/components/ui';
+import { DeviceCopyDialog } from '@/components/DeviceCopy';
 
 type StatusFilter = 'all' | 'online' | 'offline';
 type SortKey = 'name' | 'status' | 'last_seen' | 'battery' | 'signal' | 'ip';
 
+const collator = new Intl.Collator(undefined, { numeric: true });
 const SORTS: Record<SortKey, (a: Device, b: Device) => number> = {
-  name: (a, b) => a.name.localeCompare(b.name, undefined, { numeric: true }),
-  status: (a, b) => a.status.localeCompare(b.status),
+  name: (a, b) => collator.compare(a.name, b.name),
+  status: (a, b) => (a.status < b.status ? -1 : a.status > b.status ? 1 : 0),
   last_seen: (a, b) => Date.parse(b.last_seen_at ?? '0') - Date.parse(a.last_seen_at ?? '0'),
   battery: (a, b) => (a.metrics.battery ?? -1) - (b.metrics.battery ?? -1),
   signal: (a, b) => (a.metrics.signal ?? -999) - (b.metrics.signal ?? -999),
-  ip: (a, b) => (a.current_ip ?? '').localeCompare(b.current_ip ?? '', undefined, { numeric: true }),
+  ip: (a, b) => collator.compare(a.current_ip ?? '', b.current_ip ?? ''),
+};
+/** The value a sort looks at, to tell whether a live change can move a row. */
+const SORT_VALUE: Record<SortKey, (d: Device) => unknown> = {
+  name: (d) => d.name,
+  status: (d) => d.status,
+  last_seen: (d) => d.last_seen_at,
+  battery: (d) => d.metrics.battery,
+  signal: (d) => d.metrics.signal,
+  ip: (d) => d.current_ip,
 };
 
 function listPath(status: StatusFilter, q: string) {
-  // The API pages lists (default 100); an operator's fleet fits in its maximum page.
-  const p = new URLSearchParams({ limit: '1000' });
+  // Every page of the list is fetched (fetchAll: the API pages at 1000); rows are virtualised.
+  const p = new URLSearchParams();
   if (status !== 'all') p.set('status', status);
   if (q.trim()) p.set('q', q.trim());
   const s = p.toString();
@@ -37,14 +57,27 @@ const DeviceRow = memo(function DeviceRow({
   selected,
   relay,
   onToggle,
+  stats,
+  live,
+  rotating,
+  onRotate,
+  onCopy,
 }: {
   d: Device;
   selected: boolean;
   relay: string;
   onToggle: (id: string) => void;
+  stats: DeviceStats | undefined;
+  live: LiveFigures | undefined;
+  rotating: boolean;
+  onRotate: (d: Device) => void;
+  onCopy: (d: Device) => void;
 }) {
+  const open = live?.open ?? d.proxy_stats?.open;
+  const rot = stats?.rotations_7d;
+  const finished = rot ? rot.succeeded + rot.failed + rot.expired : 0;
   return (
-    <tr className={selected ? 'selected' : undefined}>
+    <tr className={selected ? 'selected' : undefined} data-row="">
       <td>
         <input type="checkbox" aria-label={`Select ${d.name}`} checked={selected} onChange={() => onToggle(d.id)} />
       </td>
@@ -52,29 +85,75 @@ const DeviceRow = memo(function DeviceRow({
         <Link href={`/devices/view/?id=${encodeURIComponent(d.id)}`} prefetch={false}>
           {d.name}
         </Link>
+        <div className="muted small" title="Relay">
+          {relay}
+        </div>
       </td>
       <td>
         <StatusBadge status={d.status} />
-      </td>
-      <td>
-        <Age at={d.last_seen_at} />
+        <div className="small">
+          <Age at={d.last_seen_at} />
+        </div>
       </td>
       <td className="mono">{d.current_ip ?? '—'}</td>
-      <td>{d.metrics.carrier ?? '—'}</td>
-      <td>{d.metrics.network_type ?? '—'}</td>
-      <td className={`nowrap sig-${signalLevel(d.metrics.signal)}`}>{formatSignal(d.metrics.signal)}</td>
-      <td className="nowrap">
-        {d.metrics.battery === null ? '—' : `${d.metrics.battery}%`}
-        {d.metrics.charging ? (
-          <span title="charging" aria-label="charging">
-            {' '}
-            ⚡
-          </span>
-        ) : (
-          ''
-        )}
+      <td>
+        {d.metrics.carrier ?? '—'}
+        <div className="muted small">{d.metrics.network_type ?? ''}</div>
       </td>
-      <td>{relay}</td>
+      <td className="nowrap">
+        <span className={`sig-${signalLevel(d.metrics.signal)}`}>{formatSignal(d.metrics.signal)}</span>
+        <div className="small" title="Battery">
+          {d.metrics.battery === null ? '—' : `${d.metrics.battery}%`}
+          {d.metrics.charging ? (
+            <span title="charging" aria-label="charging">
+              {' '}
+              ⚡
+            </span>
+          ) : (
+            ''
+          )}
+        </div>
+      </td>
+      <td className="nowrap right" title="Traffic today / this month, both ways">
+        {stats ? formatBytes(stats.traffic_today_bytes) : '—'}
+        <div className="muted small">{stats ? formatBytes(stats.traffic_month_bytes) : ''}</div>
+      </td>
+      <td
+        className="nowrap right"
+        title="Customer connections open on the device (last heartbeat) · throughput over the last heartbeat interval"
+      >
+        {open ?? '—'}
+        <div className="muted small">{d.status === 'online' ? formatBps(live?.bps) : '—'}</div>
+      </td>
+      <td className="nowrap right" title="Share of time online: last 24 h / last 7 days">
+        {percent(stats?.uptime_24h)}
+        <div className="muted small">{percent(stats?.uptime_7d)}</div>
+      </td>
+      <td
+        className="nowrap right"
+        title={
+          rot
+            ? `Rotations finished in 7 days: ${rot.succeeded} succeeded, ${rot.failed} failed, ${rot.expired} expired`
+            : undefined
+        }
+      >
+        {percent(stats?.rotation_success_rate_7d)}
+        <div className="muted small">{finished ? `of ${finished}` : ''}</div>
+      </td>
+      <td className="actions-cell nowrap">
+        <button
+          type="button"
+          className="btn btn-small"
+          disabled={rotating}
+          onClick={() => onRotate(d)}
+          aria-label={`Rotate IP of ${d.name}`}
+        >
+          {rotating ? 'Rotating…' : 'Rotate'}
+        </button>
+        <button type="button" className="btn btn-small" onClick={() => onCopy(d)} aria-label={`Copy ${d.name}`}>
+          Copy
+        </button>
+      </td>
     </tr>
   );
 });
@@ -91,6 +170,8 @@ function DevicesInner() {
   const [selected, setSelected] = useState<Set<string>>(new Set());
   const [notice, setNotice] = useState<{ tone: 'ok' | 'warn' | 'error'; text: React.ReactNode } | null>(null);
   const [busy, setBusy] = useState(false);
+  const [rotatingIds, setRotatingIds] = useState<Set<string>>(new Set());
+  const [copying, setCopying] = useState<Device | null>(null);
 
   // Debounce typing into a server-side search.
   useEffect(() => {
@@ -111,7 +192,18 @@ function DevicesInner() {
     document.title = 'Devices · PocketProxy';
   }, []);
 
-  const list = useResource<List<Device>>(listPath(status, q));
+  const list = useAllPages<Device>(listPath(status, q));
+  // Traffic, uptime and rotation figures: once at load, then every minute (they move slowly).
+  const stats = useResource<{ at: string; items: DeviceStats[] }>('/api/devices/stats');
+  useEffect(() => {
+    const t = setInterval(stats.reload, 60_000);
+    return () => clearInterval(t);
+  }, [stats.reload]);
+  const statsById = useMemo(() => new Map((stats.data?.items ?? []).map((x) => [x.device_id, x])), [stats.data]);
+  // Live figures per device from heartbeats (throughput, open connections); replaced per device.
+  const [liveFigs, setLiveFigs] = useState<Map<string, LiveFigures>>(new Map());
+  const pendingFigs = useRef(new Map<string, LiveFigures>());
+  const lastSeen = useRef(new Map<string, string | null>());
   const relays = useResource<List<Relay>>('/api/relays');
   const relayName = useMemo(() => new Map((relays.data?.items ?? []).map((r) => [r.id, r.name])), [relays.data]);
 
@@ -128,6 +220,20 @@ function DevicesInner() {
   useLiveEvents((ev) => {
     const change = devicePatchFromEvent(ev);
     if (!change) return;
+    if (ev.type === 'heartbeat') {
+      const d = ev.data;
+      const bytes = (Number(d.bytes_in) || 0) + (Number(d.bytes_out) || 0);
+      const seen = typeof d.last_seen_at === 'string' ? d.last_seen_at : ev.at;
+      const before = lastSeen.current.has(change.id)
+        ? lastSeen.current.get(change.id)
+        : list.data?.items.find((x) => x.id === change.id)?.last_seen_at;
+      lastSeen.current.set(change.id, seen);
+      const fig: LiveFigures = { at: Date.parse(seen) };
+      const bps = 'bytes_in' in d ? throughputOf(bytes, seen, before) : null;
+      if (bps !== null) fig.bps = bps;
+      if (typeof d.proxy_open === 'number') fig.open = d.proxy_open;
+      pendingFigs.current.set(change.id, fig);
+    }
     if (ev.type === 'device_paired' || (ev.type === 'device_updated' && !change.full)) return refetch();
     const prev = pending.current.get(change.id);
     pending.current.set(
@@ -139,6 +245,14 @@ function DevicesInner() {
       flushTimer.current = null;
       const batch = pending.current;
       pending.current = new Map();
+      const figs = pendingFigs.current;
+      pendingFigs.current = new Map();
+      if (figs.size)
+        setLiveFigs((prev) => {
+          const next = new Map(prev);
+          for (const [id, f] of figs) next.set(id, { ...prev.get(id), ...f });
+          return next;
+        });
       let unknown = false;
       list.setData((prev) => {
         if (!prev) return prev;
@@ -155,13 +269,37 @@ function DevicesInner() {
       if (unknown && status === 'all' && !q) refetch();
     }, 300);
   });
-  usePolling(list.reload);
+  usePolling(() => {
+    list.reload();
+    stats.reload();
+  });
 
+  // Sorted rows. A live batch usually changes no sorted value (a heartbeat under the name sort): then
+  // the previous order is kept and only the changed objects are swapped in, instead of sorting again.
+  const order = useRef<{ key: string; ids: string[]; values: Map<string, unknown> } | null>(null);
   const rows = useMemo(() => {
     const items = (list.data?.items ?? []).filter((d) => status === 'all' || d.status === status);
+    const value = SORT_VALUE[sort.key];
+    const key = `${sort.key}:${sort.dir}:${status}`;
+    const prev = order.current;
+    if (prev && prev.key === key && prev.ids.length === items.length) {
+      const byId = new Map(items.map((d) => [d.id, d]));
+      let same = true;
+      for (const id of prev.ids) {
+        const d = byId.get(id);
+        if (!d || value(d) !== prev.values.get(id)) {
+          same = false;
+          break;
+        }
+      }
+      if (same) return prev.ids.map((id) => byId.get(id)!);
+    }
     const cmp = SORTS[sort.key];
-    return [...items].sort((a, b) => cmp(a, b) * sort.dir || SORTS.name(a, b));
+    const sorted = [...items].sort((a, b) => cmp(a, b) * sort.dir || SORTS.name(a, b));
+    order.current = { key, ids: sorted.map((d) => d.id), values: new Map(sorted.map((d) => [d.id, value(d)])) };
+    return sorted;
   }, [list.data, status, sort]);
+  const vr = useVirtualRows(rows.length);
 
   // Drop selections that are no longer visible.
   useEffect(() => {
@@ -183,6 +321,28 @@ function DevicesInner() {
       }),
     [],
   );
+
+  const rotateOne = useCallback(async (d: Device) => {
+    setRotatingIds((prev) => new Set(prev).add(d.id));
+    try {
+      await api(`/api/devices/${encodeURIComponent(d.id)}/commands`, { method: 'POST', body: { type: 'rotate_ip' } });
+      setNotice({
+        tone: d.status === 'online' ? 'ok' : 'warn',
+        text:
+          d.status === 'online'
+            ? `Rotation requested for ${d.name}.`
+            : `Rotation queued for ${d.name}, which is offline: it runs when the device reconnects, or expires.`,
+      });
+    } catch (err) {
+      setNotice({ tone: 'error', text: `Could not rotate ${d.name}: ${errorMessage(err)}` });
+    } finally {
+      setRotatingIds((prev) => {
+        const next = new Set(prev);
+        next.delete(d.id);
+        return next;
+      });
+    }
+  }, []);
 
   async function rotateSelected() {
     const targets = rows.filter((r) => selected.has(r.id));
@@ -305,25 +465,49 @@ function DevicesInner() {
                 </th>
                 {sortHeader('name', 'Name')}
                 {sortHeader('status', 'Status')}
-                {sortHeader('last_seen', 'Last seen')}
                 {sortHeader('ip', 'Current IP')}
-                <th>Carrier</th>
                 <th>Network</th>
                 {sortHeader('signal', 'Signal')}
-                {sortHeader('battery', 'Battery')}
-                <th>Relay</th>
+                <th className="right" title="Traffic today / this month">
+                  Traffic
+                </th>
+                <th className="right" title="Open customer connections · throughput">
+                  Live
+                </th>
+                <th className="right" title="Online share: 24 h / 7 days">
+                  Uptime
+                </th>
+                <th className="right" title="Rotation success rate, 7 days">
+                  Rotations
+                </th>
+                <th className="right">Actions</th>
               </tr>
             </thead>
-            <tbody>
-              {rows.map((d) => (
+            <tbody ref={vr.bodyRef}>
+              {vr.padTop > 0 && (
+                <tr aria-hidden="true" className="spacer">
+                  <td colSpan={11} style={{ height: vr.padTop, padding: 0, border: 0 }} />
+                </tr>
+              )}
+              {rows.slice(vr.start, vr.end).map((d) => (
                 <DeviceRow
                   key={d.id}
                   d={d}
                   selected={selected.has(d.id)}
                   relay={d.relay_id ? (relayName.get(d.relay_id) ?? d.relay_id) : '—'}
                   onToggle={toggle}
+                  stats={statsById.get(d.id)}
+                  live={liveFigs.get(d.id)}
+                  rotating={rotatingIds.has(d.id)}
+                  onRotate={rotateOne}
+                  onCopy={setCopying}
                 />
               ))}
+              {vr.padBottom > 0 && (
+                <tr aria-hidden="true" className="spacer">
+                  <td colSpan={11} style={{ height: vr.padBottom, padding: 0, border: 0 }} />
+                </tr>
+              )}
             </tbody>
           </table>
           {list.data && list.data.total > list.data.items.length && (
@@ -333,6 +517,7 @@ function DevicesInner() {
           )}
         </div>
       )}
+      <DeviceCopyDialog device={copying} onClose={() => setCopying(null)} />
     </>
   );
 }
