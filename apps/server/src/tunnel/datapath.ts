@@ -112,28 +112,33 @@ export function createDataPath(d: DataPathDeps): DataPath {
   function frameIn(frame: Buffer, from: Endpoint, now: number, toTun: Buffer[], udpOut: OutDatagram[]): void {
     counters.framesIn++;
     // No cookie reply in v1: an initiation costs two DH, so limit them per source before any crypto.
-    if (frame[0] === FRAME_INITIATION && !d.initiations.take(sourceAddress(from), now))
-      return drop('rate_limited', undefined, from);
+    if (frame[0] === FRAME_INITIATION && !d.initiations.take(sourceAddress(from), now)) {
+      drop('rate_limited', undefined, from);
+      return;
+    }
     const r = d.responder.receive(frame, from, now);
     switch (r.kind) {
       case 'packet': {
         const p = r.packet;
         const dev = d.devices.byId.get(r.deviceId);
-        if (p[0]! >> 4 !== 4 || p.length < 20) return drop('not_ipv4', r.deviceId);
-        if (!dev || ipv4Src(p) !== dev.vpnNum) return drop('spoofed', r.deviceId);
-        toTun.push(p);
+        if (p[0]! >> 4 !== 4 || p.length < 20) drop('not_ipv4', r.deviceId);
+        else if (!dev || ipv4Src(p) !== dev.vpnNum) drop('spoofed', r.deviceId);
+        else toTun.push(p);
         return;
       }
       case 'reply':
-        return emit(r.frame, r.endpoint, udpOut);
+        emit(r.frame, r.endpoint, udpOut);
+        return;
       case 'message':
-        return d.onMessage(r.deviceId, r.message);
+        d.onMessage(r.deviceId, r.message);
+        return;
       case 'keepalive':
         return;
       case 'dropped':
         // Kept so the peer refresh this drop triggers can answer this very initiation (replayHeld).
         if (r.publicKey) held.hold(frame, from, r.publicKey, now);
-        return drop(r.reason, r.deviceId, from);
+        drop(r.reason, r.deviceId, from);
+        return;
     }
   }
 

@@ -69,7 +69,7 @@ export class DeviceTable {
     const drop: string[] = [];
     for (const [id, e] of this.byId) {
       const p = next.get(id);
-      if (!p || !p.publicKey.equals(e.publicKey)) drop.push(id);
+      if (!p?.publicKey.equals(e.publicKey)) drop.push(id);
     }
     return drop;
   }

@@ -167,7 +167,7 @@ export function createFirewallSync(c: FirewallSyncContext): FirewallSync {
         const got = await c.api.forwarding(ids);
         for (const id of ids) {
           const e = devices.byId.get(id);
-          if (!e || !e.up || !e.reported) continue;
+          if (!e?.up || !e.reported) continue;
           const f = got.get(id);
           if (seq < e.fwdSeq) continue; // a push answered after this poll asked
           if (f) {
@@ -195,7 +195,7 @@ export function createFirewallSync(c: FirewallSyncContext): FirewallSync {
 
   function syncDevice(deviceId: string): Promise<boolean> {
     const e = devices.byId.get(deviceId);
-    if (!e || !e.up) return Promise.resolve(false);
+    if (!e?.up) return Promise.resolve(false);
     const gen = e.gen;
     // After vpn/connected of this period (same chain): before it, the device has nothing forwarded yet.
     const run = e.chain.then(async (): Promise<boolean> => {

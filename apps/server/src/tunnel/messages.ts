@@ -38,7 +38,7 @@ export function createMessages(c: MessagesContext): Messages {
   const { now, devLog, logLimit, commands } = c;
 
   function sendTo(deviceId: string, message: JsonMessage): boolean {
-    let ob;
+    let ob: ReturnType<MessagesContext['responder']['sendMessage']>;
     try {
       ob = c.responder.sendMessage(deviceId, message, now());
     } catch (err) {

@@ -60,7 +60,7 @@ export function startPushServer(o: PushServerOptions): Promise<PushServer> {
     });
     req.on('end', () => {
       if (size > MAX_BODY) return;
-      let body: unknown = undefined;
+      let body: unknown;
       if (size > 0) {
         try {
           body = JSON.parse(Buffer.concat(chunks).toString('utf8'));
