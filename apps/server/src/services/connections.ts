@@ -14,16 +14,11 @@ import { audit } from './audit.js';
 import { iso, isoReq, type Row } from './rows.js';
 import { syncDevice } from './push.js';
 import { liveState } from './live.js';
-
-// Usage this month per connection. 'agent': what the device proxy relayed for the customer (both ways,
-// on every path, OpenVPN customers included) — the figure limits apply to. 'nft': the relay's per-port
-// counters (IP packet lengths on the wire; OpenVPN customers never cross those ports).
-const usedMonth = (source: 'agent' | 'nft', conn: string, now: string) =>
-  `coalesce((SELECT sum(u.bytes_in + u.bytes_out) FROM usage_hourly u WHERE u.connection_id = ${conn} AND u.source = '${source}' AND u.hour >= date_trunc('month', ${now}::timestamptz)), 0)::bigint`;
+import { blockDue, usedMonthSql } from './usage.js';
 
 const SELECT = `
   SELECT c.*, d.status AS device_status, d.tunnel_connected AS device_tunnel_connected, coalesce(r.host, $HOST) AS relay_host,
-    ${usedMonth('agent', 'c.id', '$NOW')} AS bytes_used_month, ${usedMonth('nft', 'c.id', '$NOW')} AS bytes_relay_month
+    ${usedMonthSql('agent', 'c.id', '$NOW')} AS bytes_used_month, ${usedMonthSql('nft', 'c.id', '$NOW')} AS bytes_relay_month
   FROM connections c JOIN devices d ON d.id = c.device_id LEFT JOIN relays r ON r.id = d.relay_id`;
 
 function select(ctx: Ctx, paramsSoFar: number): string {
@@ -327,7 +322,7 @@ export async function deviceCredentials(ctx: Ctx, q: Queryable, deviceId: string
     `SELECT v.version, c.id, c.protocol, c.port, c.username, c.password_verifier, c.enabled, c.blocked_reason, c.expires_at,
             (c.expires_at IS NOT NULL AND c.expires_at <= $2::timestamptz) AS expired, c.allow_from,
             c.max_connections, c.rate_limit_down_kbps, c.rate_limit_up_kbps, c.bandwidth_limit_bytes,
-            ${usedMonth('agent', 'c.id', '$2')} AS bytes_used_month
+            ${usedMonthSql('agent', 'c.id', '$2')} AS bytes_used_month
        FROM (SELECT ${credentialsVersionSql('$1', '$2')} AS version) v
        LEFT JOIN connections c ON c.device_id = $1
       ORDER BY c.port`,
@@ -357,49 +352,6 @@ export async function deviceCredentials(ctx: Ctx, q: Queryable, deviceId: string
   return { version: r.rows[0]!.version as string, items };
 }
 export type CredentialItem = Awaited<ReturnType<typeof deviceCredentials>>['items'][number];
-
-/**
- * Blocks the connections now due: past their expiry ('expired'), or at or over their monthly
- * bandwidth limit by the device's own count ('bandwidth'). Bumps updated_at (the credentials version
- * changes anyway). Scoped to one connection, one device, or all (the worker). The caller publishes
- * connection_updated and syncs the devices after commit.
- */
-export async function blockDue(
-  q: Queryable,
-  now: Date,
-  scope: { deviceId?: string; connectionId?: string } = {},
-  reasons: readonly BlockReason[] = ['expired', 'bandwidth'],
-): Promise<{ id: string; device_id: string; reason: BlockReason }[]> {
-  const params: unknown[] = [now];
-  let where = '';
-  if (scope.connectionId) {
-    params.push(scope.connectionId);
-    where = 'AND c.id = $2';
-  } else if (scope.deviceId) {
-    params.push(scope.deviceId);
-    where = 'AND c.device_id = $2';
-  }
-  const out: { id: string; device_id: string; reason: BlockReason }[] = [];
-  if (reasons.includes('expired')) {
-    const r = await q.query<{ id: string; device_id: string }>(
-      `UPDATE connections c SET blocked_reason = 'expired', updated_at = $1
-        WHERE c.blocked_reason IS NULL AND c.expires_at IS NOT NULL AND c.expires_at <= $1 ${where} RETURNING c.id, c.device_id`,
-      params,
-    );
-    for (const x of r.rows) out.push({ ...x, reason: 'expired' });
-  }
-  if (reasons.includes('bandwidth')) {
-    const r = await q.query<{ id: string; device_id: string }>(
-      `UPDATE connections c SET blocked_reason = 'bandwidth', updated_at = $1
-        WHERE c.blocked_reason IS NULL AND c.bandwidth_limit_bytes IS NOT NULL ${where}
-          AND c.bandwidth_limit_bytes <= ${usedMonth('agent', 'c.id', '$1')}
-        RETURNING c.id, c.device_id`,
-      params,
-    );
-    for (const x of r.rows) out.push({ ...x, reason: 'bandwidth' });
-  }
-  return out;
-}
 
 /** Everything the relay's firewall needs for one device's connections (internal vpn/connected). */
 export async function deviceForwarding(ctx: Ctx, q: Queryable, deviceId: string) {

@@ -1,5 +1,4 @@
-// Figures per device that are not on the device object (GET /api/devices/stats), and the fleet's traffic
-// over time (GET /api/usage).
+// Figures per device that are not on the device object (GET /api/devices/stats).
 //
 // Uptime: the share of a window (24 h, 7 d) a device was online, from the transitions stored as events
 // (device_connected, device_disconnected; services/heartbeat.ts, worker/jobs.ts staleDevices,
@@ -12,14 +11,12 @@
 // Rotation success rate: rotate_ip commands that finished (succeeded, failed or expired) in the last 7 days,
 // by finished_at: succeeded / all of them.
 //
-// Traffic: usage_hourly both ways, the relay's figure for a connection-hour where there is one and the
-// device's otherwise (as GET /api/overview and GET /api/devices/:id/usage count it).
+// Traffic: usage.ts trafficByDevice (counted as GET /api/overview and GET /api/devices/:id/usage count it);
+// the fleet's series, GET /api/usage, is usage.ts fleetUsage.
 import type { Queryable } from '@pocketproxy/db';
+import { trafficByDevice } from './usage.js';
 
 const DAY_MS = 86_400_000;
-
-/** The usage_hourly rows to count: per connection-hour, the relay's ('nft') where there is one. */
-const COUNTED = `(u.source = 'nft' OR NOT EXISTS (SELECT 1 FROM usage_hourly n WHERE n.source = 'nft' AND n.connection_id = u.connection_id AND n.hour = u.hour))`;
 
 export interface DeviceStatsView {
   device_id: string;
@@ -73,15 +70,7 @@ export async function deviceStats(q: Queryable, now: Date, deviceId?: string): P
   const one = deviceId ?? null;
   const [devices, traffic, rot, up24, up7] = await Promise.all([
     q.query<{ id: string }>('SELECT id FROM devices WHERE $1::text IS NULL OR id = $1 ORDER BY name', [one]),
-    q.query<{ device_id: string; today: string; month: string }>(
-      `SELECT u.device_id,
-              coalesce(sum(u.bytes_in + u.bytes_out) FILTER (WHERE u.hour >= date_trunc('day', $1::timestamptz)), 0)::bigint AS today,
-              coalesce(sum(u.bytes_in + u.bytes_out), 0)::bigint AS month
-         FROM usage_hourly u
-        WHERE u.hour >= date_trunc('month', $1::timestamptz) AND ($2::text IS NULL OR u.device_id = $2) AND ${COUNTED}
-        GROUP BY u.device_id`,
-      [now, one],
-    ),
+    trafficByDevice(q, now, one),
     q.query<{ device_id: string; succeeded: number; failed: number; expired: number }>(
       `SELECT device_id,
               (count(*) FILTER (WHERE status = 'succeeded'))::int AS succeeded,
@@ -97,10 +86,9 @@ export async function deviceStats(q: Queryable, now: Date, deviceId?: string): P
     uptimeOver(q, now, DAY_MS, deviceId),
     uptimeOver(q, now, 7 * DAY_MS, deviceId),
   ]);
-  const t = new Map(traffic.rows.map((x) => [x.device_id, x]));
   const rc = new Map(rot.rows.map((x) => [x.device_id, x]));
   return devices.rows.map(({ id }) => {
-    const tr = t.get(id);
+    const tr = traffic.get(id);
     const r = rc.get(id);
     const rotations = { succeeded: r?.succeeded ?? 0, failed: r?.failed ?? 0, expired: r?.expired ?? 0 };
     const u24 = up24.get(id);
@@ -115,25 +103,4 @@ export async function deviceStats(q: Queryable, now: Date, deviceId?: string): P
       rotation_success_rate_7d: ratio(rotations.succeeded, rotations.succeeded + rotations.failed + rotations.expired),
     };
   });
-}
-
-/** The whole fleet's traffic: hourly for the last 24 h or daily for the last 30 days, zero-filled. */
-export async function fleetUsage(q: Queryable, granularity: 'hour' | 'day', now: Date) {
-  const step = granularity === 'hour' ? '1 hour' : '1 day';
-  const span = granularity === 'hour' ? '23 hours' : '29 days';
-  const r = await q.query<{ t: Date; bytes_in: string; bytes_out: string }>(
-    `WITH slots AS (SELECT generate_series(date_trunc($1, $2::timestamptz) - $3::interval, date_trunc($1, $2::timestamptz), $4::interval) AS t)
-     SELECT s.t, coalesce(sum(u.bytes_in), 0)::bigint AS bytes_in, coalesce(sum(u.bytes_out), 0)::bigint AS bytes_out
-       FROM slots s LEFT JOIN usage_hourly u
-         ON u.hour >= date_trunc($1, $2::timestamptz) - $3::interval AND date_trunc($1, u.hour) = s.t AND ${COUNTED}
-      GROUP BY s.t ORDER BY s.t`,
-    [granularity, now, span, step],
-  );
-  return {
-    items: r.rows.map((x) => ({
-      t: new Date(x.t).toISOString(),
-      bytes_in: Number(x.bytes_in),
-      bytes_out: Number(x.bytes_out),
-    })),
-  };
 }

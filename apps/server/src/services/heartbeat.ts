@@ -6,7 +6,8 @@ import { apiError } from '../errors.js';
 import { toCommand } from './rows.js';
 import { recordIpChange } from './devices.js';
 import { announceHeartbeatSeen, heartbeatBringsOnline, heartbeatSeen } from './presence.js';
-import { blockDue, credentialsVersion } from './connections.js';
+import { credentialsVersion } from './connections.js';
+import { recordDeviceUsage, type Blocked } from './usage.js';
 import { syncDevice } from './push.js';
 
 export interface HeartbeatInput {
@@ -40,26 +41,13 @@ export async function heartbeat(ctx: Ctx, deviceId: string, hb: HeartbeatInput) 
   const cameOnline = heartbeatBringsOnline(prev.old_status);
   const ipChanged = !!hb.public_ip && hb.public_ip !== prev.old_ip;
   // The rare parts (state changes, usage) in a transaction of their own.
-  let blocked: Awaited<ReturnType<typeof blockDue>> = [];
+  let blocked: Blocked[] = [];
   let credVersion = prev.cred_version;
   if (cameOnline || ipChanged || hb.usage.length) {
     await ctx.db.tx(async (q) => {
-      if (hb.usage.length) {
-        const hour = new Date(Math.floor(now.getTime() / 3_600_000) * 3_600_000);
-        await q.query(
-          `INSERT INTO usage_hourly (connection_id, device_id, hour, source, bytes_in, bytes_out)
-           SELECT u.connection_id, $1, $2, 'agent', u.bytes_in, u.bytes_out
-             FROM jsonb_to_recordset($3::jsonb) AS u(connection_id text, bytes_in bigint, bytes_out bigint)
-             JOIN connections c ON c.id = u.connection_id AND c.device_id = $1
-           ON CONFLICT (connection_id, source, hour) DO UPDATE
-             SET bytes_in = usage_hourly.bytes_in + excluded.bytes_in, bytes_out = usage_hourly.bytes_out + excluded.bytes_out`,
-          [deviceId, hour, JSON.stringify(hb.usage)],
-        );
-        // Limits apply to the device's own count: a connection this report took to its limit is
-        // blocked now, not at the worker's next tick.
-        blocked = await blockDue(q, now, { deviceId }, ['bandwidth']);
-        if (blocked.length) credVersion = await credentialsVersion(q, deviceId, now);
-      }
+      // Limits apply to the device's own count: a connection this report took to its limit is blocked now.
+      blocked = await recordDeviceUsage(q, deviceId, now, hb.usage);
+      if (blocked.length) credVersion = await credentialsVersion(q, deviceId, now);
       if (cameOnline) await heartbeatSeen(q, deviceId, now);
       if (ipChanged) await recordIpChange(ctx, q, deviceId, prev.old_ip, hb.public_ip!, 'observed');
     });

@@ -62,6 +62,17 @@ export async function tellTunnelChanged(ctx: Ctx, deviceIds: readonly string[], 
   return delivered;
 }
 
+/** syncDevices, waiting at most `waitMs` for it (worker jobs); the rest goes on in the background. */
+export async function syncDevicesWithin(ctx: Ctx, deviceIds: Iterable<string>, waitMs: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<void>((resolve) => {
+    timer = setTimeout(resolve, waitMs);
+    timer.unref();
+  });
+  await Promise.race([syncDevices(ctx, deviceIds), deadline]);
+  clearTimeout(timer);
+}
+
 /** syncDevice for many devices (worker jobs), a few at a time; never throws. */
 export async function syncDevices(ctx: Ctx, deviceIds: Iterable<string>): Promise<void> {
   const ids = [...new Set(deviceIds)];

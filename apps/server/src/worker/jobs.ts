@@ -5,8 +5,7 @@ import type { Queryable } from '@pocketproxy/db';
 import type { Ctx } from '../context.js';
 import { sweepStale } from '../services/presence.js';
 import { toCommand, type Row } from '../services/rows.js';
-import { blockDue } from '../services/connections.js';
-import { syncDevices } from '../services/push.js';
+import { blockAllDue, liftMonthBlocks } from '../services/usage.js';
 import { requestRotation } from '../services/rotation.js';
 
 export interface JobResult {
@@ -34,17 +33,6 @@ async function forEachLimited<T>(items: readonly T[], limit: number, fn: (item: 
   await Promise.all(Array.from({ length: Math.min(limit, items.length) }, lane));
 }
 
-/** Pushes the devices' changed connections to their relays, waiting at most SYNC_WAIT_MS for it. */
-async function syncChanged(ctx: Ctx, deviceIds: Iterable<string>): Promise<void> {
-  let timer: NodeJS.Timeout | undefined;
-  const deadline = new Promise<void>((resolve) => {
-    timer = setTimeout(resolve, SYNC_WAIT_MS);
-    timer.unref();
-  });
-  await Promise.race([syncDevices(ctx, deviceIds), deadline]);
-  clearTimeout(timer);
-}
-
 export const JOBS: Record<string, Job> = {
   /** Devices silent for longer than staleAfterS go offline, with a device_disconnected event. */
   staleDevices: sweepStale,
@@ -63,40 +51,10 @@ export const JOBS: Record<string, Job> = {
 
   /** Connections past expiry or over their monthly bandwidth (the device's count) are blocked; their
    * devices' relays are told at once, and the devices refuse them with the reason. */
-  async blockConnections(ctx, q, now) {
-    const all = await blockDue(q, now);
-    return {
-      changed: all.length,
-      after: async () => {
-        for (const c of all)
-          ctx.bus.publish('connection_updated', { id: c.id, device_id: c.device_id, blocked: true }, now);
-        await syncChanged(
-          ctx,
-          all.map((c) => c.device_id),
-        );
-      },
-    };
-  },
+  blockConnections: blockAllDue,
 
   /** Bandwidth blocks lift at the start of a new month. */
-  async unblockNewMonth(ctx, q, now) {
-    const r = await q.query<{ id: string; device_id: string }>(
-      `UPDATE connections SET blocked_reason = NULL, updated_at = $1 WHERE blocked_reason = 'bandwidth' AND updated_at < date_trunc('month', $1::timestamptz)
-       RETURNING id, device_id`,
-      [now],
-    );
-    return {
-      changed: r.rowCount,
-      after: async () => {
-        for (const c of r.rows)
-          ctx.bus.publish('connection_updated', { id: c.id, device_id: c.device_id, blocked: false }, now);
-        await syncChanged(
-          ctx,
-          r.rows.map((c) => c.device_id),
-        );
-      },
-    };
-  },
+  unblockNewMonth: liftMonthBlocks,
 
   /** Devices with an auto-rotation interval get a rotate_ip command when due: queued after the commit
    * through the one rotation path (services/rotation.ts), so it is pushed to the device at once,

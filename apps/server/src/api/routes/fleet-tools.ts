@@ -3,7 +3,8 @@ import * as S from '@pocketproxy/api-schema';
 import type { Ctx } from '../../context.js';
 import type { Router } from '../route.js';
 import { bulkConnections } from '../../services/connections-bulk.js';
-import { deviceStats, fleetUsage } from '../../services/fleet-stats.js';
+import { deviceStats } from '../../services/fleet-stats.js';
+import { fleetUsage } from '../../services/usage.js';
 import { getDevice } from '../../services/devices.js';
 
 export function fleetToolRoutes(r: Router, ctx: Ctx) {

@@ -16,7 +16,7 @@ import { listCommands, queueCommand } from '../../services/commands.js';
 import { requestRotation } from '../../services/rotation.js';
 import { isPPError } from '@pocketproxy/errors';
 import { createPairingCode } from '../../services/pairing.js';
-import { deviceUsage } from '../../services/overview.js';
+import { deviceUsage } from '../../services/usage.js';
 import { toIpHistory, type Row } from '../../services/rows.js';
 
 const IdParams = z.object({ id: S.DeviceId });

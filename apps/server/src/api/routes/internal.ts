@@ -7,6 +7,7 @@ import { apiError } from '../../errors.js';
 import { checkVerifier } from '../../security/crypto.js';
 import { deviceCredentials, deviceForwarding } from '../../services/connections.js';
 import { tunnelConnected, tunnelDisconnected } from '../../services/presence.js';
+import { recordRelayUsage } from '../../services/usage.js';
 import { newId } from '../../security/crypto.js';
 import { ipInCidrs } from '../../services/ipam.js';
 
@@ -133,20 +134,7 @@ export function internalRoutes(r: Router, ctx: Ctx) {
         .array(z.strictObject({ port: S.Port, bytes_in: z.number().int().min(0), bytes_out: z.number().int().min(0) }))
         .max(100_000),
     }),
-    handler: async ({ body }) => {
-      if (!body.samples.length) return { recorded: 0 };
-      const now = ctx.clock.now();
-      const hour = new Date(Math.floor(now.getTime() / 3_600_000) * 3_600_000);
-      const r0 = await ctx.db.query(
-        `INSERT INTO usage_hourly (connection_id, device_id, hour, source, bytes_in, bytes_out)
-         SELECT c.id, c.device_id, $1, 'nft', s.bytes_in, s.bytes_out
-           FROM jsonb_to_recordset($2::jsonb) AS s(port int, bytes_in bigint, bytes_out bigint) JOIN connections c ON c.port = s.port
-         ON CONFLICT (connection_id, source, hour) DO UPDATE
-           SET bytes_in = usage_hourly.bytes_in + excluded.bytes_in, bytes_out = usage_hourly.bytes_out + excluded.bytes_out`,
-        [hour, JSON.stringify(body.samples)],
-      );
-      return { recorded: r0.rowCount };
-    },
+    handler: ({ body }) => recordRelayUsage(ctx, body.samples),
   });
 
   // OpenVPN hooks: the customer signs in with a connection's username and password. Its traffic reaches
