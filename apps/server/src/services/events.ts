@@ -26,7 +26,7 @@ export class EventBus {
 
   /** Fans in events from other instances; only worth it on a shared PostgreSQL. */
   async start(): Promise<void> {
-    if (!this.db || this.db.kind !== 'postgres') return;
+    if (this.db?.kind !== 'postgres') return;
     this.#unlisten = await this.db.listen(CHANNEL, (payload) => {
       // "<instance>\n<json>": our own notifications come back too; skip them without parsing.
       const nl = payload.indexOf('\n');
