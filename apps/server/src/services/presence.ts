@@ -119,7 +119,8 @@ export async function sweepStale(ctx: Ctx, q: Queryable, now: Date) {
     await recordEvent(q, 'device_disconnected', d.id, { reason: 'stale', silent_for_s: ctx.config.staleAfterS }, now);
   return {
     changed: r.rowCount,
-    after: () =>
-      r.rows.forEach((d) => ctx.bus.publish('device_disconnected', { device_id: d.id, reason: 'stale' }, now)),
+    after: () => {
+      for (const d of r.rows) ctx.bus.publish('device_disconnected', { device_id: d.id, reason: 'stale' }, now);
+    },
   };
 }
