@@ -100,7 +100,10 @@ class CommandWatch {
 
   on(id: string, fn: (c: CommandView) => void): () => void {
     let set = this.#waiters.get(id);
-    if (!set) this.#waiters.set(id, (set = new Set()));
+    if (!set) {
+      set = new Set();
+      this.#waiters.set(id, set);
+    }
     set.add(fn);
     return () => {
       set.delete(fn);
@@ -126,7 +129,10 @@ export function waitForCommand(
 ): Promise<CommandView> {
   if (isFinished(cmd)) return Promise.resolve(cmd);
   let watch = watches.get(ctx.bus);
-  if (!watch) watches.set(ctx.bus, (watch = new CommandWatch(ctx.bus)));
+  if (!watch) {
+    watch = new CommandWatch(ctx.bus);
+    watches.set(ctx.bus, watch);
+  }
   return new Promise((resolve) => {
     let last = cmd;
     let done = false;
