@@ -45,7 +45,9 @@ export const JOBS: Record<string, Job> = {
     );
     return {
       changed: r.rowCount,
-      after: () => r.rows.forEach((c) => ctx.bus.publish('command_updated', toCommand(c), now)),
+      after: () => {
+        for (const c of r.rows) ctx.bus.publish('command_updated', toCommand(c), now);
+      },
     };
   },
 
