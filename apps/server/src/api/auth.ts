@@ -41,7 +41,7 @@ export async function verifyJwt(ctx: Ctx, token: string): Promise<Principal> {
 
 export function bearer(req: FastifyRequest): string | null {
   const h = req.headers.authorization;
-  if (!h || !h.startsWith('Bearer ')) return null;
+  if (!h?.startsWith('Bearer ')) return null;
   const t = h.slice(7).trim();
   return t.length > 0 && t.length < 4096 ? t : null;
 }
