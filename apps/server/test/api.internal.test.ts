@@ -107,6 +107,7 @@ perBackend(
           'PP_ERR_API_VALIDATION',
         );
       }
+      assert.equal(await snapshot(ts().db), before);
       // unknown metric names from a newer agent are dropped, not refused (forward compatible)
       const hbNew = await ts().call(
         'POST',
