@@ -290,11 +290,16 @@ test('overview: blocked is not disabled; offline IP is marked stale; events in w
   await events.getByText('tunnel went silent').first().waitFor();
   assert.doesNotMatch((await events.textContent()) ?? '', /reason: dead/);
 
+  await server.ok('POST', `/api/devices/${fleet.online!.id}/heartbeat`, {}, fleet.online!.token); // still online
+  await page.goto(`${server.base}/devices/`);
+  const offlineRow = page.locator('tbody tr').filter({ hasText: fleet.offline!.name });
+  await offlineRow.getByText('last known').waitFor();
+  const onlineRow = page.locator('tbody tr').filter({ hasText: fleet.online!.name });
+  await onlineRow.waitFor();
+  assert.equal(await onlineRow.getByText('last known').count(), 0, 'an online device has a current IP');
   await page.goto(`${server.base}/devices/view/?id=${fleet.offline!.id}`);
-  await page
-    .getByText(/last known/i)
-    .first()
-    .waitFor();
+  await page.getByText('Last known IP').waitFor();
+  await page.getByText(/\(last known, .+ ago\)/).waitFor();
   assert.deepEqual(log.take(), [], 'no console errors');
   await page.context().close();
   await server.ok('PATCH', `/api/connections/${c.id}`, { bandwidth_limit_bytes: null }, token);

@@ -95,7 +95,14 @@ const DeviceRow = memo(function DeviceRow({
           <Age at={d.last_seen_at} />
         </div>
       </td>
-      <td className="mono">{d.current_ip ?? '—'}</td>
+      <td className="mono">
+        {d.current_ip ?? '—'}
+        {d.status !== 'online' && d.current_ip && (
+          <div className="muted small sans" title="The device is offline: the address it had when last seen">
+            last known
+          </div>
+        )}
+      </td>
       <td>
         {d.metrics.carrier ?? '—'}
         <div className="muted small">{d.metrics.network_type ?? ''}</div>
