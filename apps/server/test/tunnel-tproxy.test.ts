@@ -39,7 +39,10 @@ function exchange(port: number, send: string, until: (got: string) => boolean): 
   return new Promise((resolve, reject) => {
     const c = net.connect(port, '127.0.0.1');
     let got = '';
-    const t = setTimeout(() => (c.destroy(), resolve(got)), 3000);
+    const t = setTimeout(() => {
+      c.destroy();
+      resolve(got);
+    }, 3000);
     c.on('connect', () => c.write(send));
     c.on('data', (d) => {
       got += d.toString('latin1');
@@ -137,7 +140,10 @@ test('transparent proxy: no SNI/Host (server-first protocol) -> CONNECT the orig
       setTimeout(() => c.write('ping'), 300);
       c.on('data', (d) => {
         buf += d;
-        if (buf.includes('ping')) c.destroy(), resolve(buf);
+        if (buf.includes('ping')) {
+          c.destroy();
+          resolve(buf);
+        }
       });
       c.on('error', () => resolve(buf));
     });
