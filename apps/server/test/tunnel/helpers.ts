@@ -170,7 +170,9 @@ export class DeviceSim {
     } else {
       const dec = new TcpFrameDecoder();
       this.tcp = net.connect(this.port, '127.0.0.1');
-      this.tcp.on('data', (c) => dec.push(c).forEach((f) => this.onFrame(Buffer.from(f))));
+      this.tcp.on('data', (c) => {
+        for (const f of dec.push(c)) this.onFrame(Buffer.from(f));
+      });
       this.tcp.on('error', () => {});
       await new Promise<void>((r) => this.tcp!.once('connect', () => r()));
     }
@@ -210,7 +212,7 @@ export class DeviceSim {
     const r = this.initiator.receive(f, Date.now());
     if (r.kind === 'established') {
       this.established = true;
-      r.send.forEach((x) => this.sendRaw(x));
+      for (const x of r.send) this.sendRaw(x);
     } else if (r.kind === 'packet') this.packets.push(Buffer.from(r.packet));
     else if (r.kind === 'message') this.messages.push(r.message);
   }
