@@ -110,11 +110,17 @@ describe('data plane under faults (relay + 2 agents in the lab)', {
     const t0 = Date.now();
     process.kill(pid, 'SIGKILL');
     let fresh: number | undefined;
-    await waitUntil(async () => (fresh = await relay.tunnelPid()) !== undefined && fresh !== pid, {
-      timeoutMs: 10_000,
-      intervalMs: 100,
-      what: 'a new tunnel process',
-    });
+    await waitUntil(
+      async () => {
+        fresh = await relay.tunnelPid();
+        return fresh !== undefined && fresh !== pid;
+      },
+      {
+        timeoutMs: 10_000,
+        intervalMs: 100,
+        what: 'a new tunnel process',
+      },
+    );
     const restarted = Date.now();
     await waitUntil(allWork, {
       timeoutMs: 5_000,

@@ -240,7 +240,7 @@ describe('data plane end to end (relay + 3 agents in the lab)', {
     assert.ok(v4.closed, 'SOCKS4 request: connection closed');
     assert.ok(v4.hex === '' || v4.hex.startsWith('05ff') || v4.hex.startsWith('005b'), `SOCKS4 answer ${v4.hex}`);
     const badCmd = JSON.parse(
-      (await node(CLIENTS.proxyProbe, ['raw', relayIp(), String(s.port), '05ff' + '00'.repeat(255)])).stdout,
+      (await node(CLIENTS.proxyProbe, ['raw', relayIp(), String(s.port), `05ff${'00'.repeat(255)}`])).stdout,
     );
     assert.ok(badCmd.closed, `SOCKS5 with 255 methods and none usable: ${badCmd.hex}`);
     for (const [i, h] of http.entries()) assert.equal(await proxyGet(h.proxy_url), carrier(i + 1));
@@ -271,7 +271,10 @@ describe('data plane end to end (relay + 3 agents in the lab)', {
     let used = 0;
     // The tunnel reports nftables counters every 30 s: the 2 MB download must be in within two reports.
     await waitUntil(
-      async () => (used = (await relay.api.ok('GET', `/api/connections/${c.id}`)).bytes_used_month) >= 2_000_000,
+      async () => {
+        used = (await relay.api.ok('GET', `/api/connections/${c.id}`)).bytes_used_month;
+        return used >= 2_000_000;
+      },
       { timeoutMs: 65_000, intervalMs: 2_000, what: `bytes_used_month >= 2e6 (last ${used})` },
     );
     console.error(`dataplane.lab: bytes_used_month ${used}`);

@@ -317,7 +317,10 @@ describe('data-plane isolation: hostile customers and devices (relay + 2 agents 
     assert.ok(Date.now() - t0 < 3_000, 'refused at once, not after a timeout');
     let conn: any;
     await waitUntil(
-      async () => (conn = await relay.api.ok('GET', `/api/connections/${L.id}`)).blocked_reason === 'bandwidth',
+      async () => {
+        conn = await relay.api.ok('GET', `/api/connections/${L.id}`);
+        return conn.blocked_reason === 'bandwidth';
+      },
       { timeoutMs: 15_000, intervalMs: 500, what: 'the API blocked L' },
     );
     console.error(`isolation.lab: L bytes_used_month ${conn.bytes_used_month} (limit ${5 * MB})`);

@@ -233,7 +233,10 @@ describe('customer OpenVPN end to end (relay + 1 agent + real openvpn client)', 
   it("the connection's limits hold for its OpenVPN customer: usage counted by the device, disabling ends a running download, re-enabling serves again", async () => {
     let used = 0;
     await waitUntil(
-      async () => (used = (await relay.api.ok('GET', `/api/connections/${conn.id}`)).bytes_used_month) >= 5_000_000,
+      async () => {
+        used = (await relay.api.ok('GET', `/api/connections/${conn.id}`)).bytes_used_month;
+        return used >= 5_000_000;
+      },
       { timeoutMs: 20_000, intervalMs: 1_000, what: `the 5 MB OpenVPN download counted (bytes_used_month ${used})` },
     );
     // Paced by the device (a speed limit of the connection, which holds for this path too), so the

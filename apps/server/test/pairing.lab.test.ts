@@ -63,7 +63,7 @@ describe('pairing to serving (relay + freshly paired agents in the lab)', {
   const onUdp = async (a: LabAgent) => {
     if (agentTransport(a) !== 'udp') return false;
     const st = await status();
-    if (!st || st.tcp_connections !== 0) return false;
+    if (st?.tcp_connections !== 0) return false;
     const d = (await relay.api.call('GET', `/api/devices/${a.deviceId}`)).body;
     return d?.tunnel_transport === 'udp';
   };
@@ -149,10 +149,11 @@ describe('pairing to serving (relay + freshly paired agents in the lab)', {
     const a = agent;
     let agentUdpMs: number | undefined;
     const watch = waitUntil(
-      () =>
-        agentTransport(a) === 'udp' &&
-        a.proc.lines.some((l) => l.includes('"tunnel established"')) &&
-        (agentUdpMs = Date.now() - t0),
+      () => {
+        if (agentTransport(a) !== 'udp' || !a.proc.lines.some((l) => l.includes('"tunnel established"'))) return false;
+        agentUdpMs = Date.now() - t0;
+        return true;
+      },
       { timeoutMs: 20_000, intervalMs: 25, what: 'agent established, on UDP' },
     );
     await waitDeviceOnline(relay, agent.deviceId, 20_000);
@@ -176,7 +177,7 @@ describe('pairing to serving (relay + freshly paired agents in the lab)', {
 
   it('UDP blocked when the device is paired: it serves over the TCP fallback, and is back on UDP within a few seconds of UDP answering', async () => {
     await lab.blockUdp('relay', TUNNEL_PORT);
-    let m;
+    let m: Awaited<ReturnType<typeof pairAndMeasure>>;
     try {
       m = await pairAndMeasure(lab, relay, 3, { timeoutMs: 40_000 });
       running.push(m.agent);

@@ -69,11 +69,17 @@ test('device tunnel through the real kernel: DNAT -> pp0 -> device; push; roamin
     let got = '';
     // No source NAT: the device sees the customer's own address, on the port the customer dialled.
     const seen = `device-ok ${lab.cust.ip}`;
-    await waitUntil(async () => (got = await curl(30003)) === seen, {
-      timeoutMs: 10_000,
-      intervalMs: 200,
-      what: 'customer reaches the device through relay:30003',
-    });
+    await waitUntil(
+      async () => {
+        got = await curl(30003);
+        return got === seen;
+      },
+      {
+        timeoutMs: 10_000,
+        intervalMs: 200,
+        what: 'customer reaches the device through relay:30003',
+      },
+    );
     assert.equal(await curl(40000), seen);
 
     // Push a command through the push API: the device gets the 0x05 frame and acks it.
