@@ -2,4 +2,5 @@
 // (validation + OpenAPI) and the dashboard (form validation, types). Imports only zod; safe in a browser.
 export * from './common.js';
 export * from './resources.js';
+export * from './internal.js';
 export * from './fleet.js';

@@ -99,6 +99,7 @@ export const Device = z.object({
   name: z.string(),
   description: z.string(),
   status: DeviceStatus,
+  tunnel_connected: z.boolean().describe('the device has a tunnel session with its relay (as the relay last reported)'),
   relay_id: RelayId.nullable(),
   vpn_ip: z.string().nullable(),
   current_ip: z.string().nullable(),
@@ -121,6 +122,23 @@ export const DeviceCreate = z.strictObject({
   name: Name,
   description: Description.default(''),
   relay_id: RelayId.optional(),
+});
+/** POST /api/devices: the device and, once, what its agent needs to connect (as pairing answers it). */
+export const DeviceCreated = z.object({
+  device: Device,
+  auth_token: z.string().describe('the device token, shown once'),
+  relay: z.object({ id: RelayId, host: z.string(), port: Port, public_key: z.string().nullable() }),
+  tunnel: z.object({
+    server_public_key: z
+      .string()
+      .nullable()
+      .describe("the relay's X25519 key, base64 (null until its tunnel registers)"),
+    psk: z.string(),
+    private_key: z.string().optional().describe('the X25519 private key generated for the device, base64'),
+    vpn_ip: z.string().nullable(),
+    mtu: z.number().int(),
+    subnet: z.string(),
+  }),
 });
 export const DeviceUpdate = z.strictObject({
   name: Name.optional(),
@@ -265,6 +283,11 @@ export const PairResponse = z.object({
         'Ed25519 signature by server_key of "pocketproxy relay-key v1\\n<device_id>\\n<server_public_key>", base64',
       ),
     psk: z.string(),
+    private_key: z
+      .string()
+      .optional()
+      .describe('only when the request had no public_key: the X25519 private key generated for the device, base64'),
+    vpn_ip: z.string().nullable().describe("the device's address in the device subnet, for its life"),
     mtu: z.number().int(),
     subnet: z.string(),
   }),
@@ -298,6 +321,10 @@ export const Connection = z.object({
   username: z.string(),
   password: z.string(),
   enabled: z.boolean(),
+  blocked_reason: z
+    .enum(['expired', 'bandwidth'])
+    .nullable()
+    .describe('why the server blocked the connection (expires_at passed, monthly limit reached); null: not blocked'),
   bandwidth_limit_bytes: z.number().int().nullable(),
   max_connections: z.number().int().nullable(),
   rate_limit_down_kbps: z.number().int().nullable(),
@@ -330,6 +357,7 @@ export const Connection = z.object({
     .nullable()
     .describe("path of the connection's OpenVPN profile (GET, admin); null when OpenVPN is off on this server"),
   device_status: DeviceStatus,
+  device_tunnel_connected: z.boolean().describe("the device's tunnel to its relay is up"),
   live: z
     .object({
       state: z.enum(['live', 'pending']),

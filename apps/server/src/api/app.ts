@@ -5,7 +5,7 @@ import { existsSync } from 'node:fs';
 import type { Ctx } from '../context.js';
 import { installProblemHandlers } from './problem.js';
 import { DeviceTokenCache, issueJwt } from './auth.js';
-import { Router } from './route.js';
+import { Router, withStatus } from './route.js';
 import { RateLimiter } from './ratelimit.js';
 import { fleetRoutes } from './routes/fleet.js';
 import { salesRoutes } from './routes/sales.js';
@@ -15,7 +15,7 @@ import { webhookRoutes } from './routes/webhooks.js';
 import { fleetToolRoutes } from './routes/fleet-tools.js';
 import { installWs } from './ws.js';
 import { createMetrics } from './metrics.js';
-import { buildOpenApi } from './openapi.js';
+import { buildOpenApi, OpenApiDocument } from './openapi.js';
 import * as S from '@pocketproxy/api-schema';
 import { checkLogin } from '../services/admins.js';
 import { apiError } from '../errors.js';
@@ -115,7 +115,7 @@ export async function createApi(ctx: Ctx, opts: ApiOptions = {}): Promise<Fastif
     () => metrics.heartbeats.inc(),
   );
   webhookRoutes(r, ctx);
-  fleetToolRoutes(r, ctx);
+  fleetToolRoutes(r, ctx, opts.ovpnProfile !== undefined);
   internalRoutes(r, ctx);
 
   // Operational routes go through the Router too, so /api/openapi.json lists every route there is.
@@ -126,12 +126,13 @@ export async function createApi(ctx: Ctx, opts: ApiOptions = {}): Promise<Fastif
     tag: 'meta',
     summary: 'Liveness and database reachability (503 when the database does not answer)',
     response: S.Health,
-    handler: async ({ reply }) => {
+    statuses: [503],
+    handler: async () => {
       try {
         await ctx.db.query('SELECT 1');
-        return { status: 'ok', database: ctx.db.kind, version: VERSION };
+        return { status: 'ok' as const, database: ctx.db.kind, version: VERSION };
       } catch {
-        return reply.code(503).send({ status: 'unavailable', database: ctx.db.kind });
+        return withStatus(503, { status: 'unavailable' as const, database: ctx.db.kind });
       }
     },
   });
@@ -144,13 +145,14 @@ export async function createApi(ctx: Ctx, opts: ApiOptions = {}): Promise<Fastif
     produces: metrics.registry.contentType,
     handler: () => metrics.registry.metrics(),
   });
-  let openapi: unknown;
+  let openapi: ReturnType<typeof buildOpenApi> | undefined;
   r.add({
     method: 'GET',
     url: '/api/openapi.json',
     auth: 'public',
     tag: 'meta',
     summary: 'This OpenAPI 3.1 document',
+    response: OpenApiDocument,
     handler: async () => (openapi ??= buildOpenApi(r.docs, VERSION)),
   });
   await installWs(app, ctx, { inc: () => metrics.wsClients.inc(), dec: () => metrics.wsClients.dec() });

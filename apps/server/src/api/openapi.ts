@@ -5,6 +5,17 @@ import type { RouteDoc } from './route.js';
 const js = (s: z.ZodType, io: 'input' | 'output') =>
   z.toJSONSchema(s, { io, unrepresentable: 'any' }) as Record<string, unknown>;
 
+/**
+ * The document's own schema, as GET /api/openapi.json declares it: the top level only (the paths are
+ * whatever the routes are).
+ */
+export const OpenApiDocument = z.looseObject({
+  openapi: z.literal('3.1.0'),
+  info: z.looseObject({ title: z.string(), version: z.string() }),
+  components: z.looseObject({}),
+  paths: z.record(z.string(), z.record(z.string(), z.unknown())),
+});
+
 /** OpenAPI 3.1 from the route declarations. */
 export function buildOpenApi(docs: RouteDoc[], version: string) {
   const paths: Record<string, Record<string, unknown>> = {};
@@ -25,21 +36,30 @@ export function buildOpenApi(docs: RouteDoc[], version: string) {
           schema: s,
         });
     }
-    const responses: Record<string, unknown> = {
-      [String(d.status)]: d.produces
+    // A JSON route's response schema is its handler's return type (route.ts), for each status it answers.
+    const responses: Record<string, unknown> = {};
+    for (const status of [d.status, ...(d.statuses ?? [])])
+      responses[String(status)] = d.produces
         ? { description: 'OK', content: { [d.produces]: { schema: { type: 'string' } } } }
         : d.response
-          ? { description: 'OK', content: { 'application/json': { schema: js(d.response, 'output') } } }
-          : { description: 'OK' },
-      default: { description: 'Problem', content: { 'application/problem+json': { schema: js(Problem, 'output') } } },
+          ? {
+              description: status === d.status ? 'OK' : String(status),
+              content: { 'application/json': { schema: js(d.response, 'output') } },
+            }
+          : { description: 'No content' };
+    responses.default = {
+      description: 'Problem',
+      content: { 'application/problem+json': { schema: js(Problem, 'output') } },
     };
     const op: Record<string, unknown> = { summary: d.summary, tags: [d.tag], parameters, responses };
     if (d.body) op.requestBody = { required: true, content: { 'application/json': { schema: js(d.body, 'input') } } };
     if (d.auth !== 'public') op.security = [{ [d.auth]: [] }];
-    (paths[path] ??= {})[d.method.toLowerCase()] = op;
+    const ops = paths[path] ?? {};
+    ops[d.method.toLowerCase()] = op;
+    paths[path] = ops;
   }
   return {
-    openapi: '3.1.0',
+    openapi: '3.1.0' as const,
     info: {
       title: 'PocketProxy API',
       version,

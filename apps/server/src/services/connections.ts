@@ -44,7 +44,7 @@ export function toConnection(ctx: Ctx, r: Row) {
     username,
     password,
     enabled: Boolean(r.enabled),
-    blocked_reason: (r.blocked_reason as string | null) ?? null,
+    blocked_reason: (r.blocked_reason as BlockReason | null) ?? null,
     bandwidth_limit_bytes: r.bandwidth_limit_bytes == null ? null : Number(r.bandwidth_limit_bytes),
     max_connections: numOrNull(r.max_connections),
     rate_limit_down_kbps: numOrNull(r.rate_limit_down_kbps),

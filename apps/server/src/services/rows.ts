@@ -1,4 +1,6 @@
 // Row → API object mappers. One place decides what leaves the server: no token hash, no sealed secret.
+import type { z } from 'zod';
+import type { CommandStatus, CommandType } from '@pocketproxy/api-schema';
 
 const iso = (d: unknown): string | null => (d == null ? null : new Date(d as string).toISOString());
 const isoReq = (d: unknown): string => new Date(d as string).toISOString();
@@ -55,9 +57,9 @@ export function toCommand(r: Row) {
   return {
     id: r.id as string,
     device_id: r.device_id as string,
-    type: r.type as string,
+    type: r.type as z.infer<typeof CommandType>,
     payload: (r.payload ?? {}) as Record<string, unknown>,
-    status: r.status as string,
+    status: r.status as z.infer<typeof CommandStatus>,
     result: (r.result ?? null) as Record<string, unknown> | null,
     source: r.source as string,
     created_at: isoReq(r.created_at),

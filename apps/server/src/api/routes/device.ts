@@ -3,7 +3,7 @@
 import { z } from 'zod';
 import * as S from '@pocketproxy/api-schema';
 import type { Ctx } from '../../context.js';
-import type { Router } from '../route.js';
+import { withStatus, type Router } from '../route.js';
 import type { FastifyReply } from 'fastify';
 import { RateLimiter } from '../ratelimit.js';
 import { pair } from '../../services/pairing.js';
@@ -89,7 +89,7 @@ export function deviceRoutes(
     token: string,
     cmd: CommandView,
     waitS: number | undefined,
-    extra: Record<string, unknown> = {},
+    extra: { already_queued?: boolean } = {},
   ) => {
     let c = cmd;
     if (waitS && !isFinished(c)) {
@@ -98,7 +98,7 @@ export function deviceRoutes(
       c = await waitForCommand(ctx, c, waitS * 1000, gone.signal);
     }
     const body = { ...rotationView(c, `${ctx.config.publicUrl}/api/public/rotate/${token}/status`), ...extra };
-    return reply.code(isFinished(c) ? 200 : 202).send(body);
+    return withStatus(isFinished(c) ? 200 : 202, body);
   };
   r.add({
     method: 'GET',
@@ -106,6 +106,7 @@ export function deviceRoutes(
     auth: 'public',
     tag: 'rotation',
     status: 202,
+    statuses: [200],
     summary:
       "Rotate the connection's device (rate-limited; joins a rotation already running; 429 + Retry-After inside the connection's rotation_min_interval_s). With ?wait=1..60: held until it finishes, 200 when it has, 202 when still running",
     params: Token,
@@ -130,6 +131,7 @@ export function deviceRoutes(
     auth: 'public',
     tag: 'rotation',
     status: 200,
+    statuses: [202],
     summary:
       "The latest rotation of the connection's device, whoever asked for it: 200 finished, 202 still running (?wait=1..60 holds the answer until it finishes); 404 before the first",
     params: Token,
@@ -167,7 +169,7 @@ export function deviceRoutes(
     summary: 'Acknowledge or finish a command',
     params: z.object({ id: S.DeviceId, cmd: S.CommandId }),
     body: S.CommandResult,
-    response: S.Command.optional(),
+    response: S.Command,
     handler: async ({ params, body }) => {
       const out = await transition(ctx, params.id, params.cmd, body.status, body.result ?? null);
       if (out) return out;

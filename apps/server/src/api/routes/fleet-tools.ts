@@ -6,8 +6,10 @@ import { bulkConnections } from '../../services/connections-bulk.js';
 import { deviceStats } from '../../services/fleet-stats.js';
 import { fleetUsage } from '../../services/usage.js';
 import { getDevice } from '../../services/devices.js';
+import { ovpnPath } from './sales.js';
 
-export function fleetToolRoutes(r: Router, ctx: Ctx) {
+/** `ovpnOn`: OpenVPN profiles exist (connections then carry their ovpn_url, as in sales.ts). */
+export function fleetToolRoutes(r: Router, ctx: Ctx, ovpnOn: boolean) {
   r.add({
     method: 'POST',
     url: '/api/connections/bulk',
@@ -17,7 +19,10 @@ export function fleetToolRoutes(r: Router, ctx: Ctx) {
       'One action on many connections: enable, disable or delete all in one transaction (an unknown id: 400 naming it, nothing changed), or rotate their devices',
     body: S.ConnectionBulk,
     response: S.ConnectionBulkResponse,
-    handler: ({ body, principal }) => bulkConnections(ctx, body, principal.id),
+    handler: async ({ body, principal }) => {
+      const out = await bulkConnections(ctx, body, principal.id);
+      return { ...out, items: out.items.map((c) => ({ ...c, ovpn_url: ovpnOn ? ovpnPath(c.id) : null })) };
+    },
   });
   r.add({
     method: 'GET',

@@ -64,6 +64,7 @@ export function fleetRoutes(
     status: 201,
     summary: 'Register a device by hand (instead of a pairing code); returns its credentials once',
     body: S.DeviceCreate,
+    response: S.DeviceCreated,
     handler: async ({ body, principal }) => {
       const s = await ctx.db.tx((q) =>
         createDevice(

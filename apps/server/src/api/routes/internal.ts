@@ -28,6 +28,7 @@ export function internalRoutes(r: Router, ctx: Ctx) {
       push_url: z.string().url(),
       public_key: B64Key,
     }),
+    response: S.RelayRegistered,
     handler: async ({ body }) => {
       const r0 = await ctx.db.query<{ id: string }>(
         `INSERT INTO relays (id, name, host, tunnel_port, push_url, public_key) VALUES ($1,$2,$3,$4,$5,$6)
@@ -45,6 +46,7 @@ export function internalRoutes(r: Router, ctx: Ctx) {
     tag,
     summary: "Every device of a relay with its tunnel keys (with device_id: only that device, if it is this relay's)",
     query: z.object({ relay_id: S.RelayId, device_id: S.DeviceId.optional() }),
+    response: S.TunnelPeers,
     handler: async ({ query }) => {
       // device_id: the relay checks one pushed device (paired, deleted, moved) without loading every key.
       const rows = await ctx.db.query<{ id: string; public_key: string; psk_enc: string; vpn_ip: string }>(
@@ -73,6 +75,7 @@ export function internalRoutes(r: Router, ctx: Ctx) {
       relay_id: S.RelayId.optional(),
       endpoint: z.string().max(80).optional(),
     }),
+    response: S.VpnConnected,
     handler: ({ body }) =>
       tunnelConnected(ctx, { deviceId: body.device_id, relayId: body.relay_id, endpoint: body.endpoint }),
   });
@@ -83,6 +86,7 @@ export function internalRoutes(r: Router, ctx: Ctx) {
     tag,
     summary: 'The tunnel reports a device gone',
     body: z.strictObject({ device_id: S.DeviceId, reason: z.string().max(100).default('disconnected') }),
+    response: S.Ok,
     handler: async ({ body }) => {
       await tunnelDisconnected(ctx, body.device_id, body.reason);
       return { ok: true };
@@ -95,6 +99,7 @@ export function internalRoutes(r: Router, ctx: Ctx) {
     tag,
     summary: "A device's connections as the relay forwards them",
     params: z.object({ id: S.DeviceId }),
+    response: S.DeviceForwarding,
     handler: async ({ params }) => {
       const credentials = await deviceCredentials(ctx, ctx.db, params.id);
       return {
@@ -111,6 +116,7 @@ export function internalRoutes(r: Router, ctx: Ctx) {
     tag,
     summary: 'Forwarding of many connected devices at once (the tunnel polls this to apply changes)',
     body: z.strictObject({ device_ids: z.array(S.DeviceId).max(20_000) }),
+    response: S.TunnelForwarding,
     handler: async ({ body }) => {
       const out: Record<string, { vpn_ip: string; connections: Awaited<ReturnType<typeof deviceForwarding>> }> = {};
       const devs = await ctx.db.query<{ id: string; vpn_ip: string }>(
@@ -134,6 +140,7 @@ export function internalRoutes(r: Router, ctx: Ctx) {
         .array(z.strictObject({ port: S.Port, bytes_in: z.number().int().min(0), bytes_out: z.number().int().min(0) }))
         .max(100_000),
     }),
+    response: S.UsageRecorded,
     handler: ({ body }) => recordRelayUsage(ctx, body.samples),
   });
 
@@ -154,6 +161,7 @@ export function internalRoutes(r: Router, ctx: Ctx) {
     summary:
       "Check an OpenVPN customer login (password, state, and the allow-list against untrusted_ip, the customer's address)",
     body: Ovpn,
+    response: S.OpenVpnAuth,
     handler: async ({ body }) => {
       const c = (
         await ctx.db.query<{ id: string; device_id: string; password_verifier: string; allow_from: string[] }>(
@@ -177,6 +185,7 @@ export function internalRoutes(r: Router, ctx: Ctx) {
     summary:
       "An OpenVPN customer got an address: answers the device proxy to use (the connection's own port and protocol on the device)",
     body: Ovpn,
+    response: S.OpenVpnConnect,
     handler: async ({ body }) => {
       const c = (
         await ctx.db.query<{
@@ -212,6 +221,7 @@ export function internalRoutes(r: Router, ctx: Ctx) {
     tag,
     summary: 'An OpenVPN customer left',
     body: Ovpn,
-    handler: async () => ({ ok: true }),
+    response: S.Ok,
+    handler: async () => ({ ok: true as const }),
   });
 }

@@ -23,13 +23,16 @@ import { apiError } from '../../errors.js';
 
 const list = <T extends z.ZodType>(t: T) => z.object({ items: z.array(t), total: z.number().int() });
 
+/** Where a connection's .ovpn profile is (GET /api/connections/:id/ovpn). */
+export const ovpnPath = (connectionId: string) => `/api/connections/${connectionId}/ovpn`;
+
 /** `ovpn` makes a connection's OpenVPN profile; undefined when OpenVPN is off. */
 export function salesRoutes(r: Router, ctx: Ctx, ovpn: ((connectionId: string) => Promise<string | null>) | undefined) {
   const ConParams = z.object({ id: S.ConnectionId });
   // Where the connection's .ovpn profile is, or null when OpenVPN is off (the dashboard offers it only then).
   const withOvpn = <C extends { id: string }>(c: C) => ({
     ...c,
-    ovpn_url: ovpn ? `/api/connections/${c.id}/ovpn` : null,
+    ovpn_url: ovpn ? ovpnPath(c.id) : null,
   });
   let tag = 'connections';
   r.add({

@@ -12,7 +12,7 @@ import { iso, type Row } from '../../services/rows.js';
 const toWebhook = (r: Row) => ({
   id: r.id as string,
   url: r.url as string,
-  events: (r.events as string[]) ?? [],
+  events: (r.events as z.infer<typeof S.WebhookEvent>[]) ?? [],
   enabled: Boolean(r.enabled),
   created_at: iso(r.created_at)!,
 });
