@@ -11,6 +11,12 @@ import { openDb, type Db } from '@pocketproxy/db';
 import { loadConfig } from '../src/config.js';
 import { buildSystem, type System } from '../src/system.js';
 import type { Clock, PushClient } from '../src/context.js';
+import { checkAnswersWith } from '../src/api/route.js';
+import { checkAnswer } from './response-check.js';
+
+// Every answer of every route, in every test that builds a system here, is checked against the schema
+// /api/openapi.json publishes for it (a mismatch fails the request with a 500 and prints why).
+checkAnswersWith(checkAnswer);
 
 export const ADMIN = { email: 'admin@example.com', password: 'correct-horse-battery' };
 export const BACKENDS = ['pglite', 'postgres'] as const;
