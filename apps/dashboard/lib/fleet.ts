@@ -48,6 +48,7 @@ export function useAllPages<T>(path: string): Resource<List<T>> {
         if (!c.signal.aborted) setLoading(false);
       });
   }, []);
+  // biome-ignore lint/correctness/useExhaustiveDependencies: a new path fetches afresh (load reads it through pathRef)
   useEffect(() => {
     setDataState(undefined);
     load();

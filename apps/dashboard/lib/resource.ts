@@ -1,7 +1,7 @@
 'use client';
 // useResource: GET a JSON resource, keep the last good value while refreshing, expose errors.
 import { useCallback, useEffect, useRef, useState } from 'react';
-import { api, ApiError } from './api';
+import { api, type ApiError } from './api';
 
 export type Resource<T> = {
   data: T | undefined;

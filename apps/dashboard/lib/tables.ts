@@ -47,7 +47,11 @@ function check(root: HTMLElement): void {
 export function watchTables(root: HTMLElement): () => void {
   let frame = 0;
   const schedule = () => {
-    if (!frame) frame = requestAnimationFrame(() => ((frame = 0), check(root)));
+    if (frame) return;
+    frame = requestAnimationFrame(() => {
+      frame = 0;
+      check(root);
+    });
   };
   const resize = new ResizeObserver(schedule);
   resize.observe(root);
