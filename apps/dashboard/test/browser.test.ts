@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Browser, Locator, Page } from 'playwright-core';
-import { ADMIN, CHROMIUM, ErrorLog, launchBrowser, missingBuilds, Server, shotPath, until } from './harness.js';
+import { ADMIN, CHROMIUM, ErrorLog, launchBrowser, missingBuilds, Server, shotPath } from './harness.js';
 
 const haveChromium = existsSync(CHROMIUM);
 if (!haveChromium)

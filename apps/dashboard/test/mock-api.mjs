@@ -12,7 +12,10 @@ const port = Number(process.argv[2] ?? process.env.PORT ?? 18090);
 const TOKEN = 'mock-token';
 const now = () => new Date().toISOString();
 let seq = 0;
-const rid = (p) => `${p}_${(Date.now().toString(36) + (seq++).toString(36) + 'abcdefghij').slice(0, 16)}`;
+const rid = (p) => {
+  const unique = `${Date.now().toString(36)}${(seq++).toString(36)}abcdefghij`;
+  return `${p}_${unique.slice(0, 16)}`;
+};
 
 const relays = [
   {
@@ -124,7 +127,6 @@ for (let i = 0; i < 8; i++)
 const commands = [];
 const ipHistory = new Map();
 const events = [];
-let pairing = null;
 
 const sockets = new Set();
 function emit(type, data) {
@@ -187,7 +189,8 @@ async function api(req, res, url) {
     );
     return send(res, 200, { items, total: items.length });
   }
-  if ((mm = p.match(/^\/api\/devices\/([^/]+)$/))) {
+  mm = p.match(/^\/api\/devices\/([^/]+)$/);
+  if (mm) {
     const d = devices.find((x) => x.id === mm[1]);
     if (!d) return problem(res, 404, 'PP_ERR_DEVICE_NOT_FOUND', 'No such device.');
     if (m === 'GET') return send(res, 200, d);
@@ -210,7 +213,8 @@ async function api(req, res, url) {
       return send(res, 204);
     }
   }
-  if ((mm = p.match(/^\/api\/devices\/([^/]+)\/commands$/))) {
+  mm = p.match(/^\/api\/devices\/([^/]+)\/commands$/);
+  if (mm) {
     const d = devices.find((x) => x.id === mm[1]);
     if (!d) return problem(res, 404, 'PP_ERR_DEVICE_NOT_FOUND', 'No such device.');
     if (m === 'GET') return send(res, 200, { items: commands.filter((c) => c.device_id === d.id) });
@@ -256,9 +260,10 @@ async function api(req, res, url) {
     }
     return send(res, 201, c);
   }
-  if ((mm = p.match(/^\/api\/devices\/([^/]+)\/ip-history$/)))
-    return send(res, 200, { items: ipHistory.get(mm[1]) ?? [] });
-  if ((mm = p.match(/^\/api\/devices\/([^/]+)\/usage$/))) {
+  mm = p.match(/^\/api\/devices\/([^/]+)\/ip-history$/);
+  if (mm) return send(res, 200, { items: ipHistory.get(mm[1]) ?? [] });
+  mm = p.match(/^\/api\/devices\/([^/]+)\/usage$/);
+  if (mm) {
     const hour = url.searchParams.get('granularity') === 'hour';
     const step = hour ? 3600_000 : 86400_000;
     const n = hour ? 24 : 30;
@@ -273,7 +278,6 @@ async function api(req, res, url) {
   if (p === '/api/pairing-codes' && m === 'POST') {
     const b = await readBody(req);
     const code = Math.random().toString(36).slice(2, 10).toUpperCase();
-    pairing = { code, name: b.device_name };
     const svg = `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 29 29"><rect width="29" height="29" fill="#fff"/><path d="M1 1h7v7H1zM21 1h7v7h-7zM1 21h7v7H1zM10 10h9v9h-9z" fill="#000"/></svg>`;
     setTimeout(
       () => {
@@ -314,7 +318,8 @@ async function api(req, res, url) {
       ]);
     return send(res, 201, mkConn(b));
   }
-  if ((mm = p.match(/^\/api\/connections\/([^/]+)(\/ovpn)?$/))) {
+  mm = p.match(/^\/api\/connections\/([^/]+)(\/ovpn)?$/);
+  if (mm) {
     const c = connections.find((x) => x.id === mm[1]);
     if (!c) return problem(res, 404, 'PP_ERR_CONNECTION_NOT_FOUND', 'No such connection.');
     if (mm[2]) return problem(res, 404, 'PP_ERR_OPENVPN_DISABLED', 'OpenVPN is not configured on this server.');
@@ -343,7 +348,8 @@ async function api(req, res, url) {
     customers.push(c);
     return send(res, 201, c);
   }
-  if ((mm = p.match(/^\/api\/customers\/([^/]+)$/))) {
+  mm = p.match(/^\/api\/customers\/([^/]+)$/);
+  if (mm) {
     const c = customers.find((x) => x.id === mm[1]);
     if (!c) return problem(res, 404, 'PP_ERR_CUSTOMER_NOT_FOUND', 'No such customer.');
     if (m === 'PUT') return send(res, 200, Object.assign(c, await readBody(req), { updated_at: now() }));
@@ -367,7 +373,8 @@ async function api(req, res, url) {
     relays.push(r);
     return send(res, 201, r);
   }
-  if ((mm = p.match(/^\/api\/relays\/([^/]+)$/)) && m === 'PATCH') {
+  mm = p.match(/^\/api\/relays\/([^/]+)$/);
+  if (mm && m === 'PATCH') {
     const r = relays.find((x) => x.id === mm[1]);
     if (!r) return problem(res, 404, 'PP_ERR_RELAY_NOT_FOUND', 'No such relay.');
     return send(res, 200, Object.assign(r, await readBody(req)));
