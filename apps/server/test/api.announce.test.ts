@@ -43,7 +43,7 @@ perBackend('devices announced to their relay', ({ ts, test }) => {
     const orig = ts().push.sync.bind(ts().push);
     let finished = false;
     ts().push.sync = async (url, id) => {
-      await new Promise((r) => setTimeout(r, 1_800)); // the push client's own timeout is 2 s
+      await new Promise((r) => setTimeout(r, 3_000)); // a hang longer than the ~1 s the pairing waits for it
       finished = true;
       return orig(url, id);
     };
@@ -51,9 +51,12 @@ perBackend('devices announced to their relay', ({ ts, test }) => {
       const t0 = Date.now();
       await pairDevice(ts());
       const ms = Date.now() - t0;
-      assert.ok(ms >= 900 && ms < 1_700, `pairing answered after ${ms} ms`);
+      // The order of events, not a wall-clock bound (a loaded host stretches both): it waited for the relay a
+      // while, then answered while the relay still hung.
+      assert.ok(ms >= 900, `pairing answered after ${ms} ms`);
       assert.equal(finished, false, 'answered before the relay did');
-      await new Promise((r) => setTimeout(r, 1_000));
+      const until = Date.now() + 10_000;
+      while (!finished && Date.now() < until) await new Promise((r) => setTimeout(r, 50));
       assert.equal(finished, true, 'the sync still completes on its own');
     } finally {
       ts().push.sync = orig;
