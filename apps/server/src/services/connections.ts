@@ -21,7 +21,7 @@ const SELECT = `
     ${usedMonthSql('agent', 'c.id', '$NOW')} AS bytes_used_month, ${usedMonthSql('nft', 'c.id', '$NOW')} AS bytes_relay_month
   FROM connections c JOIN devices d ON d.id = c.device_id LEFT JOIN relays r ON r.id = d.relay_id`;
 
-function select(ctx: Ctx, paramsSoFar: number): string {
+function select(paramsSoFar: number): string {
   return SELECT.replace('$HOST', `$${paramsSoFar + 1}`).replaceAll('$NOW', `$${paramsSoFar + 2}`);
 }
 
@@ -66,8 +66,7 @@ export function toConnection(ctx: Ctx, r: Row) {
 export type ConnectionView = ReturnType<typeof toConnection>;
 
 export async function getConnection(ctx: Ctx, q: Queryable, id: string): Promise<ConnectionView> {
-  const r = (await q.query<Row>(`${select(ctx, 1)} WHERE c.id = $1`, [id, ctx.config.publicHost, ctx.clock.now()]))
-    .rows[0];
+  const r = (await q.query<Row>(`${select(1)} WHERE c.id = $1`, [id, ctx.config.publicHost, ctx.clock.now()])).rows[0];
   if (!r) throw apiError('PP_ERR_API_NOT_FOUND', { what: 'connection' });
   return toConnection(ctx, r);
 }
@@ -90,7 +89,7 @@ export async function listConnections(
   const w = where.length ? `WHERE ${where.join(' AND ')}` : '';
   const total = (await q.query<{ n: number }>(`SELECT count(*)::int AS n FROM connections c ${w}`, params)).rows[0]!.n;
   const n = params.length;
-  const rows = await q.query<Row>(`${select(ctx, n)} ${w} ORDER BY c.port LIMIT $${n + 3} OFFSET $${n + 4}`, [
+  const rows = await q.query<Row>(`${select(n)} ${w} ORDER BY c.port LIMIT $${n + 3} OFFSET $${n + 4}`, [
     ...params,
     ctx.config.publicHost,
     ctx.clock.now(),
