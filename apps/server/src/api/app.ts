@@ -87,7 +87,7 @@ export async function createApi(ctx: Ctx, opts: ApiOptions = {}): Promise<Fastif
         req.log.warn({ ip: req.ip }, 'login refused: too many failed logins from this address');
         throw e;
       }
-      let admin;
+      let admin: Awaited<ReturnType<typeof checkLogin>>;
       try {
         admin = await checkLogin(ctx, body.email, body.password);
       } catch (e) {
