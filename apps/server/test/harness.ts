@@ -141,7 +141,7 @@ export async function startSystem(backend: Backend, env: Record<string, string> 
         payload: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
         headers: body === undefined ? h : { 'content-type': 'application/json', ...h },
       });
-      let json: unknown = undefined;
+      let json: unknown;
       try {
         json = res.json();
       } catch {
