@@ -39,6 +39,7 @@ export function Shell({ children }: { children: React.ReactNode }) {
   const bare = pathname.startsWith('/login');
   const [authed, setAuthed] = useState<boolean | null>(null);
 
+  // biome-ignore lint/correctness/useExhaustiveDependencies: the token is checked again on every navigation (pathname)
   useEffect(() => {
     if (bare) return;
     const ok = !!getToken();
