@@ -362,10 +362,16 @@ for (const width of WIDTHS) {
     await signIn(page);
     const problems: string[] = [];
     for (const p of PAGES) {
-      await log.allowing(/status of 404/, async () => {
-        await page.goto(`${server.base}${p.path()}`);
-        await p.ready(page);
-      });
+      const ready = await log
+        .allowing(/status of 404/, async () => {
+          await page.goto(`${server.base}${p.path()}`);
+          await p.ready(page);
+        })
+        .then(
+          () => true,
+          (err: Error) => problems.push(`${p.name} at ${width}px: not shown (${err.message.split('\n')[0]})`),
+        );
+      if (ready !== true) continue;
       await page.waitForTimeout(300);
       await page.screenshot({ path: join(dir, `${p.name}-${width}.png`), fullPage: true });
       for (const o of await overflow(page)) problems.push(`${p.name} at ${width}px: ${o}`);
