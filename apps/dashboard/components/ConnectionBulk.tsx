@@ -67,7 +67,7 @@ export function BulkBar({
   }
 
   return (
-    <div className="toolbar bulk-bar" role="group" aria-label="Selected connections">
+    <fieldset className="toolbar bulk-bar" aria-label="Selected connections">
       <span className="small muted">{n ? `${n} selected` : 'Select rows for bulk actions'}</span>
       <button type="button" className="btn btn-small" disabled={!n || !!busy} onClick={() => act('enable')}>
         {busy === 'enable' ? 'Enabling…' : 'Enable'}
@@ -104,7 +104,7 @@ export function BulkBar({
       <Dialog open={exporting} title="Export proxies" onClose={() => setExporting(false)} wide>
         {exporting && <ExportPanel selected={selected} shown={shown} names={names} />}
       </Dialog>
-    </div>
+    </fieldset>
   );
 }
 

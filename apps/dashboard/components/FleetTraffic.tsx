@@ -20,7 +20,7 @@ export function FleetTraffic() {
     <section className="section card" aria-labelledby="fleet-traffic-h">
       <div className="row" style={{ justifyContent: 'space-between' }}>
         <h2 id="fleet-traffic-h">Fleet traffic</h2>
-        <div className="seg" role="group" aria-label="Fleet traffic period">
+        <fieldset className="seg" aria-label="Fleet traffic period">
           {(['hour', 'day'] as const).map((g) => (
             <button
               key={g}
@@ -32,7 +32,7 @@ export function FleetTraffic() {
               {g === 'hour' ? '24 hours' : '30 days'}
             </button>
           ))}
-        </div>
+        </fieldset>
       </div>
       <ErrorBanner error={usage.error} onRetry={usage.reload} />
       {usage.data ? (
