@@ -112,7 +112,7 @@ const DeviceRow = memo(function DeviceRow({
         <div className="small" title="Battery">
           {d.metrics.battery === null ? '—' : `${d.metrics.battery}%`}
           {d.metrics.charging ? (
-            <span title="charging" aria-label="charging">
+            <span title="charging" role="img" aria-label="charging">
               {' '}
               ⚡
             </span>
@@ -420,7 +420,7 @@ function DevicesInner() {
           value={query}
           onChange={(e) => setQuery(e.target.value)}
         />
-        <div className="seg" role="group" aria-label="Filter by status">
+        <fieldset className="seg" aria-label="Filter by status">
           {(['all', 'online', 'offline'] as const).map((s) => (
             <button
               key={s}
@@ -432,7 +432,7 @@ function DevicesInner() {
               {s === 'all' ? 'All' : s === 'online' ? 'Online' : 'Offline'}
             </button>
           ))}
-        </div>
+        </fieldset>
         {list.data && (
           <span className="muted small">
             {status === 'all' ? `${online} online · ${total - online} offline` : `${rows.length} ${status}`}
@@ -492,6 +492,7 @@ function DevicesInner() {
             </thead>
             <tbody ref={vr.bodyRef}>
               {vr.padTop > 0 && (
+                // biome-ignore lint/a11y/noAriaHiddenOnFocusable: a spacer row of the virtual list; a <tr> takes no focus
                 <tr aria-hidden="true" className="spacer">
                   <td colSpan={11} style={{ height: vr.padTop, padding: 0, border: 0 }} />
                 </tr>
@@ -511,6 +512,7 @@ function DevicesInner() {
                 />
               ))}
               {vr.padBottom > 0 && (
+                // biome-ignore lint/a11y/noAriaHiddenOnFocusable: a spacer row of the virtual list; a <tr> takes no focus
                 <tr aria-hidden="true" className="spacer">
                   <td colSpan={11} style={{ height: vr.padBottom, padding: 0, border: 0 }} />
                 </tr>
