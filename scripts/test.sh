@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The second of the README's two commands: install what is missing, build, start a throwaway
-# PostgreSQL (unless PP_TEST_DATABASE_URL is given), typecheck, and run every test tier.
+# PostgreSQL (unless PP_TEST_DATABASE_URL is given), typecheck, lint, and run every test tier.
 # Tests that need root skip loudly when not root.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,4 +23,6 @@ fi
 
 echo "test: typecheck"
 node node_modules/typescript/bin/tsc -p tsconfig.json --noEmit
+echo "test: lint"
+npm run --silent lint
 node scripts/run-tests.mjs "$@"
