@@ -198,7 +198,8 @@ function trustedProxies(v: string, ctx: z.RefinementCtx): string[] {
     ctx.addIssue({
       code: 'custom',
       message:
-        'name the proxies instead of true (which believed any X-Forwarded-For hop, so clients could pick their address): e.g. loopback for nginx on this host, or 10.0.0.5,10.0.1.0/24',
+        'name the proxies instead of true (which believed any X-Forwarded-For hop, so clients could pick their ' +
+        'address): e.g. loopback for nginx on this host, or 10.0.0.5,10.0.1.0/24',
     });
     return [];
   }

@@ -42,7 +42,8 @@ embedded database lives in POCKETPROXY_DATA_DIR (default ./data) and is locked t
 Without root or /dev/net/tun the tunnel stays off and the reason is printed.`,
   api: 'pocketproxy api — serve the REST API, /ws and the dashboard on POCKETPROXY_API_PORT (default 8080).',
   worker:
-    'pocketproxy worker — run background jobs (stale devices, expiry, rotation schedules, retention, webhooks).\nWith the embedded database, the worker runs inside `up`/`api` instead.',
+    'pocketproxy worker — run background jobs (stale devices, expiry, rotation schedules, retention, webhooks).\n' +
+    'With the embedded database, the worker runs inside `up`/`api` instead.',
   tunnel:
     'pocketproxy tunnel — device tunnel on UDP+TCP POCKETPROXY_TUNNEL_PORT (1194), TUN pp0, nftables, push API on POCKETPROXY_PUSH_PORT (8081).',
   migrate: 'pocketproxy migrate — apply pending SQL migrations (the same files on PGlite and PostgreSQL) and exit.',

@@ -108,7 +108,9 @@ export function deviceRoutes(
     status: 202,
     statuses: [200],
     summary:
-      "Rotate the connection's device (rate-limited; joins a rotation already running; 429 + Retry-After inside the connection's rotation_min_interval_s). With ?wait=1..60: held until it finishes, 200 when it has, 202 when still running",
+      "Rotate the connection's device (rate-limited; joins a rotation already running; 429 + Retry-After inside " +
+      "the connection's rotation_min_interval_s). With ?wait=1..60: held until it finishes, 200 when it has, " +
+      '202 when still running',
     params: Token,
     query: S.RotationWaitQuery,
     response: S.RotationStatus,
@@ -133,7 +135,8 @@ export function deviceRoutes(
     status: 200,
     statuses: [202],
     summary:
-      "The latest rotation of the connection's device, whoever asked for it: 200 finished, 202 still running (?wait=1..60 holds the answer until it finishes); 404 before the first",
+      "The latest rotation of the connection's device, whoever asked for it: 200 finished, 202 still running " +
+      '(?wait=1..60 holds the answer until it finishes); 404 before the first',
     params: Token,
     query: S.RotationWaitQuery,
     response: S.RotationStatus,

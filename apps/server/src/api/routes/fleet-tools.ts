@@ -16,7 +16,8 @@ export function fleetToolRoutes(r: Router, ctx: Ctx, ovpnOn: boolean) {
     auth: 'admin',
     tag: 'connections',
     summary:
-      'One action on many connections: enable, disable or delete all in one transaction (an unknown id: 400 naming it, nothing changed), or rotate their devices',
+      'One action on many connections: enable, disable or delete all in one transaction ' +
+      '(an unknown id: 400 naming it, nothing changed), or rotate their devices',
     body: S.ConnectionBulk,
     response: S.ConnectionBulkResponse,
     handler: async ({ body, principal }) => {
