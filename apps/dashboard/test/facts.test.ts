@@ -91,12 +91,23 @@ async function newTab(width = 1280): Promise<{ page: Page; log: ErrorLog }> {
   return { page, log: new ErrorLog(page) };
 }
 
+/**
+ * Signed in with one API login per server, put where the dashboard keeps it (sessionStorage): the UI login
+ * is browser.test.ts's job, and a login per tab would run into the API's 10 logins a minute.
+ */
+const sessions = new Map<Server, { token: string; expires_at: string }>();
 async function signIn(page: Page, s = server) {
+  let session = sessions.get(s);
+  if (!session) {
+    session = (await s.ok('POST', '/api/auth/login', ADMIN)) as { token: string; expires_at: string };
+    sessions.set(s, session);
+  }
   await page.goto(`${s.base}/login/`);
-  await page.getByLabel('Email').fill(ADMIN.email);
-  await page.getByLabel('Password').fill(ADMIN.password);
-  await page.getByRole('button', { name: 'Sign in' }).click();
-  await page.waitForURL((u) => !u.pathname.startsWith('/login'));
+  await page.evaluate((x) => {
+    sessionStorage.setItem('pp.token', x.token);
+    sessionStorage.setItem('pp.token_expires_at', x.expires_at);
+  }, session);
+  await page.goto(`${s.base}/`);
   await page.getByText('Devices online').waitFor();
 }
 

@@ -256,9 +256,11 @@ export default function PairPage() {
                         </div>
                         <CopyButton text={`${pairCommand}\n${runCommand}`} label="Copy commands" />
                         <div className="small muted">
-                          Pick the modem&apos;s interface for <span className="mono">--egress-interface</span> and a
-                          rotation driver (<span className="mono">--rotate-driver</span>);{' '}
-                          <span className="mono">pocketproxy-agent run --help</span> lists the options.
+                          <span className="mono">--egress-interface</span> is the interface that reaches the carrier (
+                          <span className="mono">ip route</span> shows it);{' '}
+                          <span className="mono">pocketproxy-agent run --help</span> lists the options. The device needs
+                          a PocketProxy checkout built with <span className="mono">npm run build</span>, its{' '}
+                          <span className="mono">bin/</span> on <span className="mono">PATH</span> (see the README).
                         </div>
                         <div className="small muted">
                           Server fingerprint: <span className="mono">{code.server_fingerprint}</span> — the agent
