@@ -8,6 +8,8 @@ import { migrate, openDb, type Db } from '@pocketproxy/db';
 import type { FastifyInstance } from 'fastify';
 import type { Config } from './config.js';
 import { systemClock, type Clock, type Ctx, type PushClient } from './context.js';
+import { httpPushClient } from './services/push.js';
+import { connectionUsername } from './services/connections.js';
 import { SecretBox } from './security/crypto.js';
 import { EventBus } from './services/events.js';
 import { HeartbeatBatcher } from './services/heartbeat-batch.js';
@@ -21,31 +23,6 @@ import { ovpnProfileProvider } from './openvpn/main.js';
 import { createLogger } from './log.js';
 
 export { createLogger } from './log.js';
-
-export const httpPushClient = (internalToken: string): PushClient => ({
-  async push(pushUrl, deviceId, message) {
-    const res = await fetch(`${pushUrl.replace(/\/$/, '')}/push`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', authorization: `Bearer ${internalToken}` },
-      body: JSON.stringify({ device_id: deviceId, message }),
-      signal: AbortSignal.timeout(2000),
-    });
-    if (!res.ok) return false;
-    const body = (await res.json()) as { delivered?: boolean };
-    return body.delivered === true;
-  },
-  async sync(pushUrl, deviceId) {
-    const res = await fetch(`${pushUrl.replace(/\/$/, '')}/sync`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', authorization: `Bearer ${internalToken}` },
-      body: JSON.stringify({ device_id: deviceId }),
-      signal: AbortSignal.timeout(2000),
-    });
-    if (!res.ok) return false;
-    const body = (await res.json()) as { ok?: boolean; connected?: boolean };
-    return body.ok === true && body.connected === true;
-  },
-});
 
 /** The public half of the local relay key, when the tunnel has created one. */
 export function localRelayPublicKey(config: Config): string | null {
@@ -102,12 +79,7 @@ export async function buildSystem(
     if (admin === 'none-configured')
       log.warn('no admin exists: set POCKETPROXY_ADMIN_EMAIL and POCKETPROXY_ADMIN_PASSWORD and restart');
     await ensureLocalRelay(ctx, localRelayPublicKey(config));
-    const ovpnProfile = ovpnProfileProvider(
-      config,
-      async (id) =>
-        (await db.query<{ username: string }>('SELECT username FROM connections WHERE id = $1', [id])).rows[0]
-          ?.username,
-    );
+    const ovpnProfile = ovpnProfileProvider(config, (id) => connectionUsername(db, id));
     const api = await createApi(ctx, {
       dashboardDir: config.dashboardDir ?? defaultDashboardDir(),
       ...(ovpnProfile ? { ovpnProfile } : {}),

@@ -11,7 +11,6 @@ import { toCommand, type Row } from './rows.js';
 
 export type CommandView = ReturnType<typeof toCommand>;
 
-const OPEN = `('pending', 'sent', 'acked')`;
 const NEXT: Record<string, string[]> = {
   pending: ['sent', 'acked', 'succeeded', 'failed', 'expired'],
   sent: ['acked', 'succeeded', 'failed', 'expired'],
@@ -83,12 +82,24 @@ export async function queueCommand(
   return cur.rows[0] ? toCommand(cur.rows[0]) : cmd;
 }
 
-/** A rotation that is already queued answers for a new request instead of stacking another one. */
-export async function openRotation(q: Queryable, deviceId: string): Promise<CommandView | undefined> {
+/** The worker's expireCommands (inside its job transaction): open commands past their expiry end as
+ * expired; `after` announces them. */
+export async function expireDueCommands(ctx: Ctx, q: Queryable, now: Date) {
   const r = await q.query<Row>(
-    `SELECT * FROM commands WHERE device_id = $1 AND type = 'rotate_ip' AND status IN ${OPEN} ORDER BY created_at DESC LIMIT 1`,
-    [deviceId],
+    `UPDATE commands SET status = 'expired', finished_at = $1 WHERE status IN ('pending', 'sent', 'acked') AND expires_at <= $1 RETURNING *`,
+    [now],
   );
+  return {
+    changed: r.rowCount,
+    after: () => {
+      for (const c of r.rows) ctx.bus.publish('command_updated', toCommand(c), now);
+    },
+  };
+}
+
+/** One command, or undefined. */
+export async function getCommand(q: Queryable, id: string): Promise<CommandView | undefined> {
+  const r = await q.query<Row>('SELECT * FROM commands WHERE id = $1', [id]);
   return r.rows[0] ? toCommand(r.rows[0]) : undefined;
 }
 

@@ -2,23 +2,17 @@
 // named connection in one transaction through the same code as the single-connection routes
 // (updateConnectionIn / deleteConnectionIn): an unknown id is a 400 naming it, and nothing changes.
 // After commit each change is announced (connection_updated) and each device's relay is synced once.
-// rotate rotates the devices of the connections, once per device, through the one rotation path.
+// rotate rotates the devices of the connections, once per device, through the one rotation path
+// (rotation.ts rotateMany, as POST /api/devices/rotate).
 import type { Ctx } from '../context.js';
 import { ValidationError } from '../api/problem.js';
-import { isPPError } from '@pocketproxy/errors';
 import { deleteConnectionIn, updateConnectionIn, type ConnectionView } from './connections.js';
-import { requestRotation } from './rotation.js';
-import type { CommandView } from './commands.js';
+import { rotateMany, type BulkRotation } from './rotation.js';
 import { syncDevice } from './push.js';
 
 export type BulkAction = 'enable' | 'disable' | 'delete' | 'rotate';
 
-export interface BulkRotation {
-  device_id: string;
-  outcome: 'queued' | 'joined' | 'not_found' | 'failed';
-  command: CommandView | null;
-  error: string | null;
-}
+export type { BulkRotation };
 
 export interface BulkResult {
   action: BulkAction;
@@ -27,9 +21,6 @@ export interface BulkResult {
   deleted: string[];
   rotations: BulkRotation[];
 }
-
-/** Devices rotated at once (each is a transaction and a push to its relay), as POST /api/devices/rotate. */
-const ROTATE_CONCURRENCY = 16;
 
 export async function bulkConnections(
   ctx: Ctx,
@@ -62,27 +53,7 @@ export async function bulkConnections(
   });
   if (input.action === 'rotate') {
     const devices = [...new Set(ids.map((id) => touched.get(id)!))];
-    out.rotations = await mapLimited(devices, ROTATE_CONCURRENCY, async (deviceId) => {
-      try {
-        const { command, joined } = await requestRotation(ctx, deviceId, {
-          source: 'bulk',
-          actor,
-          ttl_s: input.ttl_s,
-        });
-        const r: BulkRotation = { device_id: deviceId, outcome: joined ? 'joined' : 'queued', command, error: null };
-        return r;
-      } catch (e) {
-        const code = isPPError(e) ? e.code : 'PP_ERR_API_INTERNAL';
-        if (!isPPError(e)) ctx.log.error({ err: e, device_id: deviceId }, 'bulk rotation failed');
-        const r: BulkRotation = {
-          device_id: deviceId,
-          outcome: code === 'PP_ERR_API_NOT_FOUND' ? 'not_found' : 'failed',
-          command: null,
-          error: code,
-        };
-        return r;
-      }
-    });
+    out.rotations = await rotateMany(ctx, devices, { actor, ttl_s: input.ttl_s });
     return out;
   }
   const now = ctx.clock.now();
@@ -95,19 +66,5 @@ export async function bulkConnections(
       now,
     );
   await Promise.all([...new Set(touched.values())].map((d) => syncDevice(ctx, d)));
-  return out;
-}
-
-/** fn over items, at most `limit` at a time; results in the items' order. */
-async function mapLimited<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
-  const out = new Array<R>(items.length);
-  let next = 0;
-  const lane = async () => {
-    while (next < items.length) {
-      const i = next++;
-      out[i] = await fn(items[i]!);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, lane));
   return out;
 }

@@ -8,7 +8,8 @@ import { randomBytes } from 'node:crypto';
 import type { Queryable } from '@pocketproxy/db';
 import type { Ctx } from '../context.js';
 import { apiError } from '../errors.js';
-import { newId, passwordVerifier, randomToken, sha256 } from '../security/crypto.js';
+import { checkVerifier, newId, passwordVerifier, randomToken, sha256 } from '../security/crypto.js';
+import { ipInCidrs } from './ipam.js';
 import { allocatePort, freePort } from './ports.js';
 import { audit } from './audit.js';
 import { iso, isoReq, type Row } from './rows.js';
@@ -352,6 +353,12 @@ export async function deviceCredentials(ctx: Ctx, q: Queryable, deviceId: string
 }
 export type CredentialItem = Awaited<ReturnType<typeof deviceCredentials>>['items'][number];
 
+/** A connection's username (the OpenVPN profile names it); undefined when there is no such connection. */
+export async function connectionUsername(q: Queryable, id: string): Promise<string | undefined> {
+  return (await q.query<{ username: string }>('SELECT username FROM connections WHERE id = $1', [id])).rows[0]
+    ?.username;
+}
+
 /** Everything the relay's firewall needs for one device's connections (internal vpn/connected). */
 export async function deviceForwarding(ctx: Ctx, q: Queryable, deviceId: string) {
   const r = await q.query<Row>(
@@ -366,4 +373,81 @@ export async function deviceForwarding(ctx: Ctx, q: Queryable, deviceId: string)
     allow_from: (c.allow_from as string[]) ?? [],
     enabled: Boolean(c.usable),
   }));
+}
+
+/** What the relay forwards to one device, with the credential items it sends it (GET /api/internal/devices/:id/forwarding). */
+export async function relayForwarding(ctx: Ctx, deviceId: string) {
+  const credentials = await deviceCredentials(ctx, ctx.db, deviceId);
+  return {
+    connections: await deviceForwarding(ctx, ctx.db, deviceId),
+    credentials: credentials.items,
+    credentials_version: credentials.version,
+  };
+}
+
+/** The forwarding of many devices at once, by device id (POST /api/internal/tunnel/forwarding, the relay's poll). */
+export async function relayForwardingMany(ctx: Ctx, deviceIds: readonly string[]) {
+  const out: Record<string, { vpn_ip: string; connections: Awaited<ReturnType<typeof deviceForwarding>> }> = {};
+  const devs = await ctx.db.query<{ id: string; vpn_ip: string }>(
+    'SELECT id, vpn_ip FROM devices WHERE id = ANY($1::text[])',
+    [deviceIds],
+  );
+  for (const d of devs.rows) out[d.id] = { vpn_ip: d.vpn_ip, connections: await deviceForwarding(ctx, ctx.db, d.id) };
+  return { devices: out };
+}
+
+// OpenVPN hooks: the customer signs in with a connection's username and password. Its traffic reaches
+// the device through the relay's transparent proxy (from the relay's address), so the connection's
+// allow-list is checked here, against the customer's real address (untrusted_ip).
+export interface OpenVpnLogin {
+  username: string;
+  password?: string | undefined;
+  vpn_ip?: string | undefined;
+  untrusted_ip?: string | undefined;
+}
+
+/** POST /api/internal/openvpn/auth: password, state (enabled, not blocked, not expired) and allow-list; 403 otherwise. */
+export async function openvpnAuth(ctx: Ctx, body: OpenVpnLogin) {
+  const c = (
+    await ctx.db.query<{ id: string; device_id: string; password_verifier: string; allow_from: string[] }>(
+      `SELECT id, device_id, password_verifier, allow_from FROM connections WHERE username = $1 AND enabled AND blocked_reason IS NULL AND (expires_at IS NULL OR expires_at > $2)`,
+      [body.username, ctx.clock.now()],
+    )
+  ).rows[0];
+  if (!c || !body.password || !checkVerifier(body.password, c.password_verifier))
+    throw apiError('PP_ERR_API_FORBIDDEN');
+  // A connection with an allow-list admits only customers from it; without an address, none.
+  if (c.allow_from?.length && !(body.untrusted_ip && ipInCidrs(body.untrusted_ip, c.allow_from)))
+    throw apiError('PP_ERR_API_FORBIDDEN');
+  return { ok: true as const, connection_id: c.id, device_id: c.device_id };
+}
+
+/** POST /api/internal/openvpn/connect: the device proxy an OpenVPN customer's traffic goes to (the
+ * connection's own port and protocol on the device, with its credentials). */
+export async function openvpnConnect(ctx: Ctx, body: OpenVpnLogin) {
+  const c = (
+    await ctx.db.query<{
+      id: string;
+      device_id: string;
+      vpn_ip: string;
+      port: number;
+      protocol: 'http' | 'socks5';
+      password_enc: string;
+    }>(
+      `SELECT c.id, c.device_id, d.vpn_ip, c.port, c.protocol, c.password_enc FROM connections c JOIN devices d ON d.id = c.device_id
+      WHERE c.username = $1 AND c.enabled AND c.blocked_reason IS NULL AND (c.expires_at IS NULL OR c.expires_at > $2)`,
+      [body.username, ctx.clock.now()],
+    )
+  ).rows[0];
+  if (!c) throw apiError('PP_ERR_API_FORBIDDEN');
+  return {
+    connection_id: c.id,
+    device_id: c.device_id,
+    device_vpn_ip: c.vpn_ip,
+    proxy_port: Number(c.port),
+    protocol: c.protocol,
+    username: body.username,
+    password: ctx.box.open(c.password_enc),
+    client_ip: body.vpn_ip ?? null,
+  };
 }

@@ -8,9 +8,10 @@ import { newId, randomToken, sha256 } from '../security/crypto.js';
 import { freePort } from './ports.js';
 import { allocateVpnIp } from './ipam.js';
 import { audit, recordEvent } from './audit.js';
-import { toDevice, type Row } from './rows.js';
+import { toDevice, toIpHistory, type Row } from './rows.js';
 import { defaultRelay, getRelay } from './relays.js';
 import { pushUrls, syncDevice, tellTunnelChanged } from './push.js';
+import { setRotationSchedule } from './rotation.js';
 
 export type DeviceView = ReturnType<typeof toDevice>;
 
@@ -104,6 +105,25 @@ export async function createDevice(
   return out;
 }
 
+/** An admin registers a device by hand (POST /api/devices): created with a unique name, then announced to
+ * its relay after commit, so its key is known there before the device first dials. */
+export async function addDevice(
+  ctx: Ctx,
+  input: { name: string; description?: string; relay_id?: string | undefined },
+  actor: string,
+): Promise<DeviceSecrets> {
+  const s = await ctx.db.tx((q) =>
+    createDevice(
+      ctx,
+      q,
+      { name: input.name, description: input.description, relayId: input.relay_id, strictName: true },
+      actor,
+    ),
+  );
+  await announceDevice(ctx, s.device.id); // never fails this call
+  return s;
+}
+
 /** How long the API call waits for the relay to take a new or moved device (then it finishes on its own). */
 const ANNOUNCE_WAIT_MS = 1_000;
 
@@ -187,23 +207,14 @@ export async function updateDevice(
     if (patch.relay_id !== undefined && !(await getRelay(q, patch.relay_id)))
       throw apiError('PP_ERR_API_NOT_FOUND', { what: 'relay' });
     const now = ctx.clock.now();
-    const interval = patch.rotation_interval_s;
+    // The rotation schedule is the rotation flow's (rotation.ts), in this same transaction.
+    if (patch.rotation_interval_s !== undefined) await setRotationSchedule(q, id, patch.rotation_interval_s, now);
     const r = await q.query<Row>(
       `UPDATE devices SET
          name = coalesce($2, name), description = coalesce($3, description), relay_id = coalesce($4, relay_id),
-         rotation_interval_s = CASE WHEN $5::boolean THEN $6::int ELSE rotation_interval_s END,
-         next_rotation_at = CASE WHEN $5::boolean THEN (CASE WHEN $6::int IS NULL THEN NULL ELSE $7::timestamptz + make_interval(secs => $6::int) END) ELSE next_rotation_at END,
-         updated_at = $7
+         updated_at = $5
        WHERE id = $1 RETURNING *`,
-      [
-        id,
-        patch.name ?? null,
-        patch.description ?? null,
-        patch.relay_id ?? null,
-        interval !== undefined,
-        interval ?? null,
-        now,
-      ],
+      [id, patch.name ?? null, patch.description ?? null, patch.relay_id ?? null, now],
     );
     await audit(q, actor, 'device.update', id, patch);
     const d = toDevice(r.rows[0]!);
@@ -234,6 +245,62 @@ export async function deleteDevice(ctx: Ctx, id: string, actor: string): Promise
   });
   ctx.bus.publish('device_updated', { id, deleted: true }, ctx.clock.now());
   await syncDevice(ctx, id, pushUrl);
+}
+
+/** Public addresses the device has had, newest first (GET /api/devices/:id/ip-history). */
+export async function ipHistory(q: Queryable, deviceId: string, limit: number, offset: number) {
+  await getDevice(q, deviceId);
+  const rows = await q.query<Row>('SELECT * FROM ip_history WHERE device_id = $1 ORDER BY id DESC LIMIT $2 OFFSET $3', [
+    deviceId,
+    limit,
+    offset,
+  ]);
+  return { items: rows.rows.map(toIpHistory) };
+}
+
+/** Where and how a device opens its tunnel (GET /api/devices/:id/tunnel): its relay's address, port and
+ * key with the server key's endorsement, its vpn_ip, MTU and subnet. */
+export async function deviceTunnel(ctx: Ctx, deviceId: string) {
+  const d = (
+    await ctx.db.query<{
+      vpn_ip: string;
+      host: string | null;
+      tunnel_port: number | null;
+      public_key: string | null;
+    }>(
+      'SELECT d.vpn_ip, r.host, r.tunnel_port, r.public_key FROM devices d LEFT JOIN relays r ON r.id = d.relay_id WHERE d.id = $1',
+      [deviceId],
+    )
+  ).rows[0]!;
+  const endorsement = d.public_key ? ctx.serverKey.endorseRelayKey(deviceId, d.public_key) : null;
+  return {
+    relay: {
+      host: d.host ?? ctx.config.publicHost,
+      port: d.tunnel_port ?? ctx.config.tunnelPort,
+      public_key: d.public_key,
+      public_key_endorsement: endorsement,
+    },
+    vpn_ip: d.vpn_ip,
+    mtu: ctx.config.tunnelMtu,
+    subnet: ctx.config.deviceSubnet,
+  };
+}
+
+/** The peers a relay's tunnel knows (GET /api/internal/tunnel/peers): every device of the relay with its
+ * key, PSK and vpn_ip; with `deviceId`, only that device if it is this relay's. */
+export async function relayPeers(ctx: Ctx, relayId: string, deviceId: string | null) {
+  const rows = await ctx.db.query<{ id: string; public_key: string; psk_enc: string; vpn_ip: string }>(
+    'SELECT id, public_key, psk_enc, vpn_ip FROM devices WHERE relay_id = $1 AND public_key IS NOT NULL AND ($2::text IS NULL OR id = $2)',
+    [relayId, deviceId],
+  );
+  return {
+    items: rows.rows.map((d) => ({
+      device_id: d.id,
+      public_key: d.public_key,
+      psk: ctx.box.open(d.psk_enc),
+      vpn_ip: d.vpn_ip,
+    })),
+  };
 }
 
 export async function recordIpChange(

@@ -1,8 +1,7 @@
 // Figures per device that are not on the device object (GET /api/devices/stats).
 //
 // Uptime: the share of a window (24 h, 7 d) a device was online, from the transitions stored as events
-// (device_connected, device_disconnected; services/heartbeat.ts, worker/jobs.ts staleDevices,
-// api/routes/internal.ts vpn/connected|disconnected). The state at the window's start is that of the last
+// (device_connected, device_disconnected, all written by services/presence.ts). The state at the window's start is that of the last
 // transition before it (offline when there is none); each later transition sets the state until the next
 // one (repeats of the same state change nothing); the window ends now. A device paired inside the window
 // counts from its pairing. Events older than POCKETPROXY_EVENTS_KEEP_DAYS are deleted by the worker, so a

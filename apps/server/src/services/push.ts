@@ -4,8 +4,35 @@
 // updates its firewall and tells the device, and answers {ok: true} once applied. That is what revokes
 // a connection within a second. Best effort: called after commit, never inside a transaction, never
 // failing the caller; the relay's forwarding poll (every 10 s) is the safety net.
-import type { Ctx } from '../context.js';
+import type { Ctx, PushClient } from '../context.js';
 import { announceLive, markRelayApplied } from './live.js';
+
+/** The push client over HTTP: POST {push_url}/push (a frame to a device) and /sync (apply a device's
+ * changes), with the internal token, 2 s timeout each (context.ts PushClient). */
+export const httpPushClient = (internalToken: string): PushClient => ({
+  async push(pushUrl, deviceId, message) {
+    const res = await fetch(`${pushUrl.replace(/\/$/, '')}/push`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${internalToken}` },
+      body: JSON.stringify({ device_id: deviceId, message }),
+      signal: AbortSignal.timeout(2000),
+    });
+    if (!res.ok) return false;
+    const body = (await res.json()) as { delivered?: boolean };
+    return body.delivered === true;
+  },
+  async sync(pushUrl, deviceId) {
+    const res = await fetch(`${pushUrl.replace(/\/$/, '')}/sync`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${internalToken}` },
+      body: JSON.stringify({ device_id: deviceId }),
+      signal: AbortSignal.timeout(2000),
+    });
+    if (!res.ok) return false;
+    const body = (await res.json()) as { ok?: boolean; connected?: boolean };
+    return body.ok === true && body.connected === true;
+  },
+});
 
 /** Most syncs in flight at once when a job changed many devices. */
 const SYNC_CONCURRENCY = 16;

@@ -121,6 +121,20 @@ export async function updateRelay(ctx: Ctx, id: string, input: RelayInput, actor
   return out;
 }
 
+/** A tunnel process announces itself (POST /api/internal/relays/register): created or updated by name. */
+export async function registerRelay(
+  q: Queryable,
+  r: { name: string; host: string; tunnel_port: number; push_url: string; public_key: string },
+): Promise<{ relay_id: string }> {
+  const r0 = await q.query<{ id: string }>(
+    `INSERT INTO relays (id, name, host, tunnel_port, push_url, public_key) VALUES ($1,$2,$3,$4,$5,$6)
+     ON CONFLICT (name) DO UPDATE SET host = excluded.host, tunnel_port = excluded.tunnel_port, push_url = excluded.push_url, public_key = excluded.public_key, updated_at = now()
+     RETURNING id`,
+    [newId('rly'), r.name, r.host, r.tunnel_port, r.push_url, r.public_key],
+  );
+  return { relay_id: r0.rows[0]!.id };
+}
+
 /** At start: the relay this server runs itself ("local"), created from config on first run. */
 export async function ensureLocalRelay(ctx: Ctx, publicKey: string | null): Promise<RelayRow> {
   return ctx.db.tx(async (q) => {

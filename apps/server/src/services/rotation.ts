@@ -14,7 +14,9 @@ import type { Queryable } from '@pocketproxy/db';
 import type { Ctx } from '../context.js';
 import type { EventBus } from './events.js';
 import { apiError } from '../errors.js';
-import { openRotation, queueCommand, type CommandView, type QueueOptions } from './commands.js';
+import { isPPError } from '@pocketproxy/errors';
+import { queueCommand, type CommandView, type QueueOptions } from './commands.js';
+import { sha256 } from '../security/crypto.js';
 import { toCommand, type Row } from './rows.js';
 
 export type RotationSource = 'api' | 'bulk' | 'schedule' | 'rotation_link';
@@ -40,6 +42,15 @@ export interface RotationOutcome {
 
 const FINISHED = new Set(['succeeded', 'failed', 'expired']);
 export const isFinished = (c: { status: string }) => FINISHED.has(c.status);
+
+/** A rotation that is already queued answers for a new request instead of stacking another one. */
+export async function openRotation(q: Queryable, deviceId: string): Promise<CommandView | undefined> {
+  const r = await q.query<Row>(
+    `SELECT * FROM commands WHERE device_id = $1 AND type = 'rotate_ip' AND status IN ('pending', 'sent', 'acked') ORDER BY created_at DESC LIMIT 1`,
+    [deviceId],
+  );
+  return r.rows[0] ? toCommand(r.rows[0]) : undefined;
+}
 
 /** The device's latest rotation, in whatever state. */
 export async function latestRotation(q: Queryable, deviceId: string): Promise<CommandView | undefined> {
@@ -84,6 +95,137 @@ export async function requestRotation(ctx: Ctx, deviceId: string, req: RotationR
     opts,
   );
   return { command, joined };
+}
+
+/** fn over items, at most `limit` at a time; results in the items' order. */
+async function mapLimited<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
+  const out = new Array<R>(items.length);
+  let next = 0;
+  const lane = async () => {
+    while (next < items.length) {
+      const i = next++;
+      out[i] = await fn(items[i]!);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, lane));
+  return out;
+}
+
+/** Devices a bulk rotation queues at once (each is a transaction and a push to its relay). */
+const BULK_CONCURRENCY = 16;
+
+export interface BulkRotation {
+  device_id: string;
+  outcome: 'queued' | 'joined' | 'not_found' | 'failed';
+  command: CommandView | null;
+  error: string | null;
+}
+
+/** Bulk (POST /api/devices/rotate, POST /api/connections/bulk rotate): one rotation per device, a few at a
+ * time, each joining an open one; an answer per device in the order given, a failure naming its code. */
+export async function rotateMany(
+  ctx: Ctx,
+  deviceIds: readonly string[],
+  req: { actor: string; ttl_s: number },
+): Promise<BulkRotation[]> {
+  return mapLimited(deviceIds, BULK_CONCURRENCY, async (id): Promise<BulkRotation> => {
+    try {
+      const { command, joined } = await requestRotation(ctx, id, {
+        source: 'bulk',
+        actor: req.actor,
+        ttl_s: req.ttl_s,
+      });
+      return { device_id: id, outcome: joined ? 'joined' : 'queued', command, error: null };
+    } catch (e) {
+      const code = isPPError(e) ? e.code : 'PP_ERR_API_INTERNAL';
+      if (!isPPError(e)) ctx.log.error({ err: e, device_id: id }, 'bulk rotation failed');
+      return {
+        device_id: id,
+        outcome: code === 'PP_ERR_API_NOT_FOUND' ? 'not_found' : 'failed',
+        command: null,
+        error: code,
+      };
+    }
+  });
+}
+
+/** How long a worker tick waits for the scheduled rotations it queued; the rest go on in the background. */
+const SCHEDULE_WAIT_MS = 2500;
+/** Scheduled rotations queued (and pushed) at once. */
+const SCHEDULE_CONCURRENCY = 16;
+
+/**
+ * The device's rotation schedule (PATCH /api/devices/:id rotation_interval_s), inside the update's
+ * transaction: null stops it, an interval starts it with the first rotation one interval from now.
+ */
+export async function setRotationSchedule(q: Queryable, deviceId: string, intervalS: number | null, now: Date) {
+  await q.query(
+    `UPDATE devices SET rotation_interval_s = $2::int,
+       next_rotation_at = CASE WHEN $2::int IS NULL THEN NULL ELSE $3::timestamptz + make_interval(secs => $2::int) END
+     WHERE id = $1`,
+    [deviceId, intervalS, now],
+  );
+}
+
+/**
+ * The worker's autoRotate (inside its job transaction): devices whose schedule is due move it on by one
+ * interval, and get a rotate_ip after the commit through requestRotation (pushed at once, audited as
+ * `worker`, announced like a manual one); a device still rotating is not stacked on. Each scheduled
+ * rotation lives at most one interval (capped at 10 min), so it never outlives the next one.
+ */
+export async function scheduledRotations(ctx: Ctx, q: Queryable, now: Date) {
+  const due = await q.query<{ id: string; rotation_interval_s: number }>(
+    `UPDATE devices SET next_rotation_at = $1::timestamptz + make_interval(secs => rotation_interval_s)
+      WHERE rotation_interval_s IS NOT NULL AND next_rotation_at <= $1 RETURNING id, rotation_interval_s`,
+    [now],
+  );
+  const open = due.rows.length
+    ? new Set(
+        (
+          await q.query<{ device_id: string }>(
+            `SELECT DISTINCT device_id FROM commands WHERE device_id = ANY($1::text[]) AND type = 'rotate_ip' AND status IN ('pending','sent','acked')`,
+            [due.rows.map((d) => d.id)],
+          )
+        ).rows.map((r) => r.device_id),
+      )
+    : new Set<string>();
+  const rotate = due.rows.filter((d) => !open.has(d.id));
+  return {
+    changed: rotate.length,
+    after: async () => {
+      let timer: NodeJS.Timeout | undefined;
+      const deadline = new Promise<void>((resolve) => {
+        timer = setTimeout(resolve, SCHEDULE_WAIT_MS);
+        timer.unref();
+      });
+      const all = mapLimited(rotate, SCHEDULE_CONCURRENCY, async (d) => {
+        try {
+          await requestRotation(ctx, d.id, {
+            source: 'schedule',
+            actor: 'worker',
+            ttl_s: Math.min(d.rotation_interval_s, 600),
+          });
+        } catch (err) {
+          ctx.log.warn({ err, device_id: d.id }, 'scheduled rotation not queued');
+        }
+      });
+      await Promise.race([all, deadline]);
+      clearTimeout(timer);
+    },
+  };
+}
+
+/** The connection a rotation link's token opens (the token is looked up by its hash); 404 "rotation"
+ * for an unknown one, like every other refusal of the link. */
+export async function rotationLink(q: Queryable, token: string) {
+  const c = (
+    await q.query<{ id: string; device_id: string; rotation_min_interval_s: number | null }>(
+      'SELECT id, device_id, rotation_min_interval_s FROM connections WHERE rotation_token_hash = $1',
+      [sha256(token)],
+    )
+  ).rows[0];
+  if (!c) throw apiError('PP_ERR_API_NOT_FOUND', { what: 'rotation' });
+  return c;
 }
 
 /** Waiters per command id behind one bus subscription (per bus), however many requests wait. */

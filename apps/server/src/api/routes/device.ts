@@ -8,13 +8,19 @@ import type { FastifyReply } from 'fastify';
 import { RateLimiter } from '../ratelimit.js';
 import { pair } from '../../services/pairing.js';
 import { heartbeat } from '../../services/heartbeat.js';
-import { transition, type CommandView } from '../../services/commands.js';
-import { isFinished, latestRotation, requestRotation, rotationView, waitForCommand } from '../../services/rotation.js';
+import { getCommand, transition, type CommandView } from '../../services/commands.js';
+import {
+  isFinished,
+  latestRotation,
+  requestRotation,
+  rotationLink,
+  rotationView,
+  waitForCommand,
+} from '../../services/rotation.js';
+import { deviceTunnel } from '../../services/devices.js';
 import { deviceCredentials } from '../../services/connections.js';
 import { markDeviceApplied } from '../../services/live.js';
 import { apiError } from '../../errors.js';
-import { sha256 } from '../../security/crypto.js';
-import { toCommand } from '../../services/rows.js';
 
 export function deviceRoutes(
   r: Router,
@@ -73,16 +79,7 @@ export function deviceRoutes(
       .regex(/^[A-Za-z0-9_-]+$/),
   });
   const statusIp = new RateLimiter(ctx.config.rotateLinkRatePerMin * 10, 60_000, ctx.clock);
-  const link = async (token: string) => {
-    const c = (
-      await ctx.db.query<{ id: string; device_id: string; rotation_min_interval_s: number | null }>(
-        'SELECT id, device_id, rotation_min_interval_s FROM connections WHERE rotation_token_hash = $1',
-        [sha256(token)],
-      )
-    ).rows[0];
-    if (!c) throw apiError('PP_ERR_API_NOT_FOUND', { what: 'rotation' });
-    return c;
-  };
+  const link = (token: string) => rotationLink(ctx.db, token);
   /** 200 once the rotation has finished, 202 while it is open; with `wait`, held until it finishes (at most that long). */
   const answer = async (
     reply: FastifyReply,
@@ -174,10 +171,11 @@ export function deviceRoutes(
     body: S.CommandResult,
     response: S.Command,
     handler: async ({ params, body }) => {
-      const out = await transition(ctx, params.id, params.cmd, body.status, body.result ?? null);
-      if (out) return out;
-      const r = await ctx.db.query<Record<string, unknown>>('SELECT * FROM commands WHERE id = $1', [params.cmd]);
-      return toCommand(r.rows[0]!);
+      // Already in that state: answered as it is.
+      return (
+        (await transition(ctx, params.id, params.cmd, body.status, body.result ?? null)) ??
+        (await getCommand(ctx.db, params.cmd))!
+      );
     },
   });
   r.add({
@@ -211,30 +209,6 @@ export function deviceRoutes(
     summary: 'Where and how to open the tunnel (relay address, key and its endorsement, VPN address, MTU)',
     params: IdParams,
     response: S.DeviceTunnel,
-    handler: async ({ params }) => {
-      const d = (
-        await ctx.db.query<{
-          vpn_ip: string;
-          host: string | null;
-          tunnel_port: number | null;
-          public_key: string | null;
-        }>(
-          'SELECT d.vpn_ip, r.host, r.tunnel_port, r.public_key FROM devices d LEFT JOIN relays r ON r.id = d.relay_id WHERE d.id = $1',
-          [params.id],
-        )
-      ).rows[0]!;
-      const endorsement = d.public_key ? ctx.serverKey.endorseRelayKey(params.id, d.public_key) : null;
-      return {
-        relay: {
-          host: d.host ?? ctx.config.publicHost,
-          port: d.tunnel_port ?? ctx.config.tunnelPort,
-          public_key: d.public_key,
-          public_key_endorsement: endorsement,
-        },
-        vpn_ip: d.vpn_ip,
-        mtu: ctx.config.tunnelMtu,
-        subnet: ctx.config.deviceSubnet,
-      };
-    },
+    handler: ({ params }) => deviceTunnel(ctx, params.id),
   });
 }

@@ -4,40 +4,14 @@ import * as S from '@pocketproxy/api-schema';
 import type { Ctx } from '../../context.js';
 import type { Router } from '../route.js';
 import type { RateLimiter } from '../ratelimit.js';
-import {
-  announceDevice,
-  createDevice,
-  deleteDevice,
-  getDevice,
-  listDevices,
-  updateDevice,
-} from '../../services/devices.js';
+import { addDevice, deleteDevice, getDevice, ipHistory, listDevices, updateDevice } from '../../services/devices.js';
 import { listCommands, queueCommand } from '../../services/commands.js';
-import { requestRotation } from '../../services/rotation.js';
-import { isPPError } from '@pocketproxy/errors';
+import { requestRotation, rotateMany } from '../../services/rotation.js';
 import { createPairingCode } from '../../services/pairing.js';
 import { deviceUsage } from '../../services/usage.js';
-import { toIpHistory, type Row } from '../../services/rows.js';
 
 const IdParams = z.object({ id: S.DeviceId });
 const list = <T extends z.ZodType>(t: T) => z.object({ items: z.array(t), total: z.number().int() });
-
-/** Devices a bulk rotation queues at once (each is a transaction and a push to its relay). */
-const BULK_CONCURRENCY = 16;
-
-/** fn over items, at most `limit` at a time; results in the items' order. */
-async function mapLimited<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
-  const out = new Array<R>(items.length);
-  let next = 0;
-  const lane = async () => {
-    while (next < items.length) {
-      const i = next++;
-      out[i] = await fn(items[i]!);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, lane));
-  return out;
-}
 
 export function fleetRoutes(
   r: Router,
@@ -66,15 +40,7 @@ export function fleetRoutes(
     body: S.DeviceCreate,
     response: S.DeviceCreated,
     handler: async ({ body, principal }) => {
-      const s = await ctx.db.tx((q) =>
-        createDevice(
-          ctx,
-          q,
-          { name: body.name, description: body.description, relayId: body.relay_id, strictName: true },
-          principal.id,
-        ),
-      );
-      await announceDevice(ctx, s.device.id); // its relay learns the key now (after commit; never fails this call)
+      const s = await addDevice(ctx, body, principal.id);
       return {
         device: s.device,
         auth_token: s.auth_token,
@@ -159,29 +125,9 @@ export function fleetRoutes(
       'Rotate many devices: one rotate_ip each (a device already rotating joins that rotation); an answer per device, in the order asked',
     body: S.BulkRotate,
     response: S.BulkRotateResponse,
-    handler: async ({ body, principal }) => {
-      const ids = [...new Set(body.device_ids)];
-      const items = await mapLimited(ids, BULK_CONCURRENCY, async (id) => {
-        try {
-          const { command, joined } = await requestRotation(ctx, id, {
-            source: 'bulk',
-            actor: principal.id,
-            ttl_s: body.ttl_s,
-          });
-          return { device_id: id, outcome: joined ? ('joined' as const) : ('queued' as const), command, error: null };
-        } catch (e) {
-          const code = isPPError(e) ? e.code : 'PP_ERR_API_INTERNAL';
-          if (!isPPError(e)) ctx.log.error({ err: e, device_id: id }, 'bulk rotation failed');
-          return {
-            device_id: id,
-            outcome: code === 'PP_ERR_API_NOT_FOUND' ? ('not_found' as const) : ('failed' as const),
-            command: null,
-            error: code,
-          };
-        }
-      });
-      return { items };
-    },
+    handler: async ({ body, principal }) => ({
+      items: await rotateMany(ctx, [...new Set(body.device_ids)], { actor: principal.id, ttl_s: body.ttl_s }),
+    }),
   });
   r.add({
     method: 'GET',
@@ -206,14 +152,7 @@ export function fleetRoutes(
     params: IdParams,
     query: S.Paging,
     response: z.object({ items: z.array(S.IpHistoryEntry) }),
-    handler: async ({ params, query }) => {
-      await getDevice(ctx.db, params.id);
-      const rows = await ctx.db.query<Row>(
-        'SELECT * FROM ip_history WHERE device_id = $1 ORDER BY id DESC LIMIT $2 OFFSET $3',
-        [params.id, query.limit, query.offset],
-      );
-      return { items: rows.rows.map(toIpHistory) };
-    },
+    handler: ({ params, query }) => ipHistory(ctx.db, params.id, query.limit, query.offset),
   });
   r.add({
     method: 'GET',
