@@ -290,7 +290,8 @@ export type BlockReason = 'expired' | 'bandwidth';
  */
 export function credentialsVersionSql(device: string, now: string): string {
   return `(SELECT count(*) || ':' || coalesce(sum(hashtextextended(row(
-      x.id, x.protocol, x.port, x.username, x.password_verifier, x.enabled, x.blocked_reason, extract(epoch FROM x.expires_at), x.expires_at <= ${now}::timestamptz,
+      x.id, x.protocol, x.port, x.username, x.password_verifier, x.enabled, x.blocked_reason,
+      extract(epoch FROM x.expires_at), x.expires_at <= ${now}::timestamptz,
       x.allow_from, x.max_connections, x.rate_limit_down_kbps, x.rate_limit_up_kbps, x.bandwidth_limit_bytes)::text, 0))::text, '0')
     FROM connections x WHERE x.device_id = ${device})`;
 }

@@ -19,7 +19,8 @@ export async function markRelayApplied(
   q: Queryable = ctx.db,
 ): Promise<string[]> {
   const r = await q.query<{ id: string }>(
-    `UPDATE connections SET relay_applied_at = $2 WHERE device_id = $1 AND updated_at <= $3 AND (relay_applied_at IS NULL OR relay_applied_at < updated_at) RETURNING id`,
+    `UPDATE connections SET relay_applied_at = $2
+     WHERE device_id = $1 AND updated_at <= $3 AND (relay_applied_at IS NULL OR relay_applied_at < updated_at) RETURNING id`,
     [deviceId, ctx.clock.now(), upTo],
   );
   return r.rows.map((x) => x.id);
@@ -41,7 +42,8 @@ export async function markDeviceApplied(ctx: Ctx, deviceId: string, version: str
   const ids = await ctx.db.tx(async (q) => {
     if ((await credentialsVersion(q, deviceId, now)) !== version) return null;
     const r = await q.query<{ id: string }>(
-      `UPDATE connections SET device_applied_at = $2 WHERE device_id = $1 AND updated_at <= $2 AND (device_applied_at IS NULL OR device_applied_at < updated_at) RETURNING id`,
+      `UPDATE connections SET device_applied_at = $2
+       WHERE device_id = $1 AND updated_at <= $2 AND (device_applied_at IS NULL OR device_applied_at < updated_at) RETURNING id`,
       [deviceId, now],
     );
     return r.rows.map((x) => x.id);

@@ -31,11 +31,13 @@ export const hourOf = (at: Date): Date => new Date(Math.floor(at.getTime() / 3_6
  * cross those ports). `conn` and `now` are SQL expressions.
  */
 export const usedMonthSql = (source: UsageSource, conn: string, now: string): string =>
-  `coalesce((SELECT sum(u.bytes_in + u.bytes_out) FROM usage_hourly u WHERE u.connection_id = ${conn} AND u.source = '${source}' AND u.hour >= date_trunc('month', ${now}::timestamptz)), 0)::bigint`;
+  `coalesce((SELECT sum(u.bytes_in + u.bytes_out) FROM usage_hourly u
+    WHERE u.connection_id = ${conn} AND u.source = '${source}' AND u.hour >= date_trunc('month', ${now}::timestamptz)), 0)::bigint`;
 
 /** SQL predicate over `usage_hourly u`: the rows traffic figures count — per connection-hour the relay's
  * ('nft') where there is one, else the device's. */
-export const COUNTED = `(u.source = 'nft' OR NOT EXISTS (SELECT 1 FROM usage_hourly n WHERE n.source = 'nft' AND n.connection_id = u.connection_id AND n.hour = u.hour))`;
+export const COUNTED = `(u.source = 'nft' OR NOT EXISTS
+  (SELECT 1 FROM usage_hourly n WHERE n.source = 'nft' AND n.connection_id = u.connection_id AND n.hour = u.hour))`;
 
 /** How each source names the connection of a sample: the device's by id (its own connections only), the
  * relay's by port. */
