@@ -364,7 +364,8 @@ export function checkFile(file: SourceFile): Violation[] {
       v(
         ref.line,
         'layer',
-        `${ws} imports ${ref.spec}; it may import only ${(LAYERS[ws] ?? []).map((t) => `@pocketproxy/${t.split('/')[1]}`).join(', ') || 'nothing of the product'}`,
+        `${ws} imports ${ref.spec}; it may import only ` +
+          ((LAYERS[ws] ?? []).map((t) => `@pocketproxy/${t.split('/')[1]}`).join(', ') || 'nothing of the product'),
       );
   }
   if (part === 'src' && isPackage && !isLab)

@@ -197,17 +197,22 @@ const achieved = lat.length / ((performance.now() - t0) / 1000);
 const r = rss();
 
 console.log(
-  `\nPocketProxy API benchmark (real PostgreSQL 15 with default durability${process.env.PP_BENCH_DATABASE_URL ? ' (given server)' : ''}, ${os.cpus().length}-core machine, load average ${os.loadavg()[0]!.toFixed(1)}, API as a separate process${Number(env.POCKETPROXY_API_PROCESSES) > 1 ? ` ×${env.POCKETPROXY_API_PROCESSES}` : ''})`,
+  `\nPocketProxy API benchmark (real PostgreSQL 15 with default durability${process.env.PP_BENCH_DATABASE_URL ? ' (given server)' : ''}, ` +
+    `${os.cpus().length}-core machine, load average ${os.loadavg()[0]!.toFixed(1)}, ` +
+    `API as a separate process${Number(env.POCKETPROXY_API_PROCESSES) > 1 ? ` ×${env.POCKETPROXY_API_PROCESSES}` : ''})`,
 );
 console.log(`devices registered                 ${DEVICES}`);
 console.log(
-  `sustained heartbeats/s (wrk -c64)   ${rate.toFixed(0)}   (goal ≥ 5000; ratio ${(rate / 5000).toFixed(2)}; wrk p50 ${(p50w / 1000).toFixed(1)} ms, p99 ${(p99w / 1000).toFixed(1)} ms, errors ${errs})`,
+  `sustained heartbeats/s (wrk -c64)   ${rate.toFixed(0)}   (goal ≥ 5000; ratio ${(rate / 5000).toFixed(2)}; ` +
+    `wrk p50 ${(p50w / 1000).toFixed(1)} ms, p99 ${(p99w / 1000).toFixed(1)} ms, errors ${errs})`,
 );
 console.log(
-  `CPU per heartbeat: API ${cpuPer.api.toFixed(0)} µs, PostgreSQL ${cpuPer.pg.toFixed(0)} µs  (on an idle 2-core machine the ceiling is about ${(1e6 / Math.max(cpuPer.api, cpuPer.pg)).toFixed(0)}/s)`,
+  `CPU per heartbeat: API ${cpuPer.api.toFixed(0)} µs, PostgreSQL ${cpuPer.pg.toFixed(0)} µs  ` +
+    `(on an idle 2-core machine the ceiling is about ${(1e6 / Math.max(cpuPer.api, cpuPer.pg)).toFixed(0)}/s)`,
 );
 console.log(
-  `latency at 1000/s: p50 ${pct(50).toFixed(2)} ms, p99 ${pct(99).toFixed(2)} ms, max ${lat[lat.length - 1]!.toFixed(1)} ms   (goal p99 ≤ 20 ms; achieved ${achieved.toFixed(0)}/s, errors ${errors})`,
+  `latency at 1000/s: p50 ${pct(50).toFixed(2)} ms, p99 ${pct(99).toFixed(2)} ms, max ${lat[lat.length - 1]!.toFixed(1)} ms   ` +
+    `(goal p99 ≤ 20 ms; achieved ${achieved.toFixed(0)}/s, errors ${errors})`,
 );
 console.log(
   `API RSS after load ${rssAfterLoad.rss.toFixed(0)} MB, now ${r.rss.toFixed(0)} MB, peak ${r.peak.toFixed(0)} MB   (goal ≤ 300 MB)`,

@@ -14,7 +14,8 @@ export const ConnectionBulk = z.strictObject({
     .max(1000, 'at most 1000 connections at once')
     .describe('connection ids; repeats count once'),
   action: ConnectionBulkAction.describe(
-    'enable / disable / delete: every connection in one transaction (an unknown id changes nothing); rotate: one rotation per device of the connections (a device already rotating joins that rotation)',
+    'enable / disable / delete: every connection in one transaction (an unknown id changes nothing); ' +
+      'rotate: one rotation per device of the connections (a device already rotating joins that rotation)',
   ),
   ttl_s: z
     .number()
@@ -45,7 +46,8 @@ export const DeviceStats = z.object({
     .describe("bytes both ways since midnight (the database's time zone), the relay's figure where there is one"),
   traffic_month_bytes: z.number().int().describe('bytes both ways this calendar month, counted the same way'),
   uptime_24h: Ratio.nullable().describe(
-    'share of the last 24 h the device was online (from its device_connected / device_disconnected events; since pairing when younger); null when none of the window is known',
+    'share of the last 24 h the device was online (from its device_connected / device_disconnected events; ' +
+      'since pairing when younger); null when none of the window is known',
   ),
   uptime_7d: Ratio.nullable().describe('the same over the last 7 days'),
   rotations_7d: z.object({
