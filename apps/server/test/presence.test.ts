@@ -1,6 +1,8 @@
 // Device presence (services/presence.ts), every source: a transition emits exactly one event row, one
-// webhook delivery per subscribed webhook and one bus event; a repeat emits nothing (the tunnel's
-// device_connected excepted: each session is announced). And presence is written in presence.ts only.
+// webhook delivery per subscribed webhook and one bus event; a repeat emits no row and no webhook (a
+// tunnel session of a device already online still goes on the bus: its tunnel is up). A device whose
+// heartbeat and tunnel session both arrive, in either order, connected once. And presence is written in
+// presence.ts only.
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
@@ -73,7 +75,7 @@ perBackend('presence', ({ ts, test }) => {
     assert.equal(row.last_seen_at, ts().clock.now().toISOString());
   });
 
-  test('tunnel: each session is announced; disconnected twice → one offline event', async () => {
+  test('tunnel: a second session of an online device is no new connect (bus only); disconnected twice → one offline event', async () => {
     const d = await pairDevice(ts());
     const b = bus();
     const vpnIp = (await device(ts(), d.id)).vpn_ip;
@@ -102,15 +104,48 @@ perBackend('presence', ({ ts, test }) => {
     b.off();
     assert.deepEqual(b.seen, ['device_connected:tunnel', 'device_connected:tunnel', 'device_disconnected:dead peer']);
     assert.deepEqual(await counts(ts(), d.id), {
-      'ev:device_connected': 2,
+      'ev:device_connected': 1,
       'ev:device_disconnected': 1,
-      'hook:device_connected': 2,
+      'hook:device_connected': 1,
       'hook:device_disconnected': 1,
     });
     const off = await device(ts(), d.id);
     assert.equal(off.status, 'offline');
     assert.equal(off.tunnel_connected, false);
   });
+
+  for (const order of [
+    ['heartbeat', 'tunnel'],
+    ['tunnel', 'heartbeat'],
+  ] as const)
+    test(`one connect, one event row: ${order.join(' then ')} (issue 12: each connect appeared twice)`, async () => {
+      const d = await pairDevice(ts());
+      const vpnIp = (await device(ts(), d.id)).vpn_ip;
+      for (const source of order) {
+        const r =
+          source === 'heartbeat'
+            ? await ts().call('POST', `/api/devices/${d.id}/heartbeat`, {}, dev(d.token))
+            : await ts().call(
+                'POST',
+                '/api/internal/vpn/connected',
+                { device_id: d.id, vpn_ip: vpnIp, endpoint: '198.51.100.7:5555' },
+                internal(ts()),
+              );
+        assert.equal(r.status, 200, r.body);
+      }
+      const ev = await ts().db.query<{ via: string }>(
+        `SELECT data->>'via' AS via FROM events WHERE device_id = $1 AND type = 'device_connected' ORDER BY id`,
+        [d.id],
+      );
+      assert.deepEqual(
+        ev.rows.map((x) => x.via),
+        [order[0]],
+      );
+      assert.deepEqual(await counts(ts(), d.id), { 'ev:device_connected': 1, 'hook:device_connected': 1 });
+      const row = await device(ts(), d.id);
+      assert.equal(row.status, 'online');
+      assert.equal(row.tunnel_connected, true);
+    });
 
   test('stale sweep: one offline event per silent device, none on the next sweep', async () => {
     const d = await pairDevice(ts());

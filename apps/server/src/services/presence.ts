@@ -8,9 +8,12 @@
 //                                                               then heartbeatSeen for the event
 //   silence                the worker's staleDevices job        sweepStale        offline, tunnel off
 //
-// Events: a tunnel session emits device_connected every time (a new session, via 'tunnel'); a heartbeat
-// only when the device was offline before (via 'heartbeat'); tunnelDisconnected and sweepStale only when
-// the device was online or connected before, so a device gone twice is announced once.
+// Events: device_connected is recorded (event row, webhooks) only when the device was offline before,
+// whichever source brought it online first — a heartbeat (via 'heartbeat') or a tunnel session (via
+// 'tunnel') — so a device whose heartbeat and tunnel both arrive is announced once (issue 12: each connect
+// appeared twice in the feed). A tunnel session of a device already online still goes on the bus (its
+// tunnel is up: live state), without a row. tunnelDisconnected and sweepStale only when the device was
+// online or connected before, so a device gone twice is announced once.
 import type { Queryable } from '@pocketproxy/db';
 import type { Ctx } from '../context.js';
 import { apiError } from '../errors.js';
@@ -50,9 +53,9 @@ export interface TunnelConnected {
 
 /**
  * A relay reports a device's tunnel session up: online, tunnel connected, seen now, on that relay,
- * with its transport; device_connected (via 'tunnel'). Answers what the relay applies at once — the
- * device's forwarding and credential items — so every connection as it is now counts as in force on
- * the relay (live.ts), all in one transaction.
+ * with its transport; device_connected (via 'tunnel'), recorded when it was offline. Answers what the
+ * relay applies at once — the device's forwarding and credential items — so every connection as it is
+ * now counts as in force on the relay (live.ts), all in one transaction.
  */
 export async function tunnelConnected(ctx: Ctx, input: TunnelConnected) {
   const now = ctx.clock.now();
@@ -70,7 +73,14 @@ export async function tunnelConnected(ctx: Ctx, input: TunnelConnected) {
     );
     // The relay applies what this answer carries right away: every connection as it is now is in force there.
     const applied = await markRelayApplied(ctx, input.deviceId, now, q);
-    await recordEvent(q, 'device_connected', input.deviceId, { via: 'tunnel', endpoint: input.endpoint ?? null }, now);
+    if (prev.status !== 'online')
+      await recordEvent(
+        q,
+        'device_connected',
+        input.deviceId,
+        { via: 'tunnel', endpoint: input.endpoint ?? null },
+        now,
+      );
     return {
       prev,
       applied,
