@@ -4,7 +4,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-DEBS=(nftables iproute2 iputils-ping openvpn postgresql chromium curl socat dnsutils iperf3 conntrack wireguard-go wireguard-tools procps openssl python3 make g++ wrk)
+# tinyproxy, dante-server (and wireguard-go, openvpn): the standard-parts chain of `npm run bench:dataplane`
+# (peers phase), which starts its own instances in lab namespaces; their system services are never kept.
+DEBS=(nftables iproute2 iputils-ping openvpn postgresql chromium curl socat dnsutils iperf3 conntrack wireguard-go wireguard-tools procps openssl python3 make g++ wrk tinyproxy dante-server)
 missing=()
 for p in "${DEBS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then
@@ -15,9 +17,17 @@ if [ ${#missing[@]} -gt 0 ]; then
   echo "setup: installing ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
-  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-  # Debian starts a default cluster on install; the platform and the tests run their own.
-  systemctl disable --now postgresql >/dev/null 2>&1 || true
+  # No service may start during the install (tinyproxy would listen on :8888 on every address):
+  # a policy-rc.d that denies every start, unless one is already there, removed again afterwards.
+  own_policy=
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d && chmod 755 /usr/sbin/policy-rc.d && own_policy=1
+  fi
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null || { [ -z "$own_policy" ] || rm -f /usr/sbin/policy-rc.d; exit 1; }
+  [ -z "$own_policy" ] || rm -f /usr/sbin/policy-rc.d
+  # Debian enables (and, without a policy, starts) a default cluster and daemons on install; the
+  # platform, the tests and the benches run their own.
+  for svc in postgresql tinyproxy danted; do systemctl disable --now "$svc" >/dev/null 2>&1 || true; done
 fi
 
 if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then

@@ -1,5 +1,5 @@
 // `npm run bench:dataplane` (root): data-plane figures from one run in the lab, printed as a table.
-// Bounded (every phase has a time limit; ~4 min in all) and stops by itself.
+// Bounded (every phase has a time limit; ~6 min in all with the peers phase, bound 12 min; 8 without) and stops by itself.
 //
 //   proxy path:   cust --curl-> relay:PORT --DNAT-> pp0 --tunnel-> carrier NAT -> dev1 agent :8080 -> 203.0.113.10
 //   ceiling:      cust --curl-> 203.0.113.10 (the lab's plain routing)
@@ -9,10 +9,16 @@
 //                 client and with wrk (wrk-new-conn.lua; three runs, median), each also direct to the target
 //   TTFB:         sequential requests, new connection each, proxy vs direct (p50 difference)
 //   RSS:          the tunnel process with 1,000 simulated devices (protocol Initiators over UDP)
+//   peers:        (issue 13) the standard-parts chain on the same lab, measured next to ours with the same
+//                 clients: relay nft DNAT -> wireguard-go or OpenVPN 2.6 TLS (AES-256-GCM) dialled by the
+//                 device -> tinyproxy (HTTP, BasicAuth) / danted (SOCKS5, username) on the device. One curl
+//                 stream (HTTP and SOCKS5), wrk (absolute-form GET) and newconn-load.c (GET, CONNECT, SOCKS5;
+//                 new connection per 1 KiB GET, 32 at a time), time to first byte, CPU per request by process;
+//                 every figure as ours / best peer (peer-chain.ts builds the chain)
 //
 // Goals (issue "Data plane"; scale: docs/design.md §9): >= 800 Mbit/s single stream, >= 2,000 new conn/s,
 // <= 2 ms added p50 TTFB, <= 200 MB tunnel RSS at 1,000 devices.
-import { writeFileSync, readFileSync, readdirSync, mkdtempSync, rmSync, existsSync } from 'node:fs';
+import { writeFileSync, readFileSync, readdirSync, mkdtempSync, rmSync, existsSync, mkdirSync } from 'node:fs';
 import { loadavg, cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -26,7 +32,20 @@ import {
   CLIENTS,
   type Lab,
   type LabRelay,
+  type LabProcess,
 } from '../src/index.js';
+import {
+  addPeerNat,
+  createBenchUser,
+  peerNatRules,
+  removeBenchUser,
+  removePeerNat,
+  startDante,
+  startOpenvpnTls,
+  startTinyproxy,
+  startWireguardGo,
+  type PeerTunnel,
+} from './peer-chain.js';
 
 const figures: { what: string; value: string; note?: string }[] = [];
 const record = (what: string, value: string, note?: string) => {
@@ -35,8 +54,8 @@ const record = (what: string, value: string, note?: string) => {
 };
 const mbit = (bytesPerS: number) => (bytesPerS * 8) / 1e6;
 const SIM_DEVICES = Number(process.env.PP_BENCH_DEVICES ?? 1000);
-// BENCH_PHASES=conn,ttfb runs only those phases (names: throughput, ours, wireguard-go, openvpn, conn, ttfb, rss;
-// default all). BENCH_CPU_PROF=DIR starts the relay (up, API, tunnel) and the agent with --cpu-prof into DIR and
+// BENCH_PHASES=conn,ttfb runs only those phases (names: throughput, ours, wireguard-go, openvpn, conn, ttfb, rss,
+// peers; default all). BENCH_CPU_PROF=DIR starts the relay (up, API, tunnel) and the agent with --cpu-prof into DIR and
 // stops them gracefully at the end so the profiles are written.
 const PHASES = process.env.BENCH_PHASES ? new Set(process.env.BENCH_PHASES.split(',').map((x) => x.trim())) : undefined;
 const CPU_PROF = process.env.BENCH_CPU_PROF;
@@ -81,6 +100,13 @@ interface CpuSnap {
 const CLK_US = 1e6 / 100; // USER_HZ is 100 on Linux
 function roleOf(cmd: string): string {
   if (cmd.includes('pocketproxy-agent.js')) return 'agent';
+  // The peer chain (peers phase): its tunnel processes are told apart by their interface names / TLS role.
+  if (/^(\S*\/)?tinyproxy\b/.test(cmd)) return 'tinyproxy';
+  if (/^(\S*\/)?danted\b/.test(cmd)) return 'danted';
+  if (/wireguard-go -f wpr/.test(cmd)) return 'wg-go relay';
+  if (/wireguard-go -f wpd/.test(cmd)) return 'wg-go device';
+  if (/openvpn .*--dev ovp0 .*--tls-server/.test(cmd)) return 'openvpn relay';
+  if (/openvpn .*--dev ovp0 .*--tls-client/.test(cmd)) return 'openvpn device';
   if (/pocketproxy\.js tunnel\b/.test(cmd)) return 'tunnel';
   if (cmd.includes('http-echo')) return 'target';
   if (/^wrk\b|\/wrk\b/.test(cmd)) return 'wrk';
@@ -92,7 +118,9 @@ function cpuSnap(): CpuSnap {
     try {
       const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
       const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      const us = (Number(f[11]) + Number(f[12])) * CLK_US; // utime + stime
+      // utime + stime + the reaped children's cutime + cstime: danted forks helper processes, and one
+      // that exits between two snapshots is counted in its parent's.
+      const us = (Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14])) * CLK_US;
       const role = roleOf(readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' '));
       byRole.set(role, (byRole.get(role) ?? 0) + us);
     } catch {
@@ -115,6 +143,13 @@ function cpuPerRequest(a: CpuSnap, b: CpuSnap, requests: number, seconds: number
   parts.push(`softirq ${((b.softirq - a.softirq) / requests).toFixed(0)}`);
   const busyPct = (100 * busy) / (seconds * 1e6 * cpus().length);
   return `${parts.join(' · ')} · machine ${(busy / requests).toFixed(0)} µs (${busyPct.toFixed(0)} % of ${cpus().length} cores busy)`;
+}
+
+/** µs of CPU per request of the named roles together, between two snapshots. */
+function roleUs(a: CpuSnap, b: CpuSnap, roles: string[], requests: number): number {
+  let d = 0;
+  for (const r of roles) d += (b.byRole.get(r) ?? 0) - (a.byRole.get(r) ?? 0);
+  return d / Math.max(1, requests);
 }
 
 /** TCP passive opens (accepted connections) of a namespace since boot (RFC 1213 tcpPassiveOpens). */
@@ -179,11 +214,22 @@ async function main(): Promise<void> {
   const lab: Lab = await createLab({ devices: 1 });
   let relay: LabRelay | undefined;
   let stopForProfiles: (() => Promise<void>) | undefined;
-  const guard = setTimeout(() => {
-    console.error('bench: 8 min bound reached; tearing down');
-    lab.teardownSync();
-    process.exit(1);
-  }, 8 * 60_000);
+  // The peers phase's throwaway system user is the one thing outside the lab: removed in `finally`,
+  // and from the 'exit' hook if the run ends some other way (bound reached, signal).
+  const peerState: PeerState = {};
+  const dropUser = () => {
+    if (peerState.user) removeBenchUser(peerState.user);
+    peerState.user = undefined;
+  };
+  process.on('exit', dropUser);
+  const guard = setTimeout(
+    () => {
+      console.error(`bench: ${PHASES?.has('peers') || !PHASES ? 12 : 8} min bound reached; tearing down`);
+      lab.teardownSync();
+      process.exit(1);
+    },
+    (PHASES?.has('peers') || !PHASES ? 12 : 8) * 60_000,
+  );
   try {
     relay = await startRelay(lab, {
       env: {
@@ -270,57 +316,13 @@ async function main(): Promise<void> {
       ours = await iperf(vpnIp, 'PocketProxy tunnel');
     });
     await phase('wireguard-go', async () => {
-      const kp = async () => {
-        const p = (await lab.exec('relay', 'wg', ['genkey'], { check: true })).stdout.trim();
-        const pub = (await lab.exec('relay', 'wg', ['pubkey'], { input: p, check: true })).stdout.trim();
-        return { p, pub };
-      };
-      const a = await kp(),
-        b = await kp();
-      writeFileSync(join(work, 'a.key'), a.p);
-      writeFileSync(join(work, 'b.key'), b.p);
       // wireguard-go's control socket (/var/run/wireguard/<if>.sock) is not namespaced: one name per side.
-      const ifs = { relay: `wgr${lab.prefix.slice(2)}`, dev1: `wgd${lab.prefix.slice(2)}` };
-      for (const [ns, me, peer, ip, extra] of [
-        ['relay', 'a', b, '10.77.0.1', ['listen-port', '51820']],
-        ['dev1', 'b', a, '10.77.0.2', []],
-      ] as const) {
-        const wgIf = ifs[ns];
-        // Foreground, so the lab owns the process (killed by pid at teardown).
-        lab.spawn(ns, 'wireguard-go', ['-f', wgIf], {
-          env: { ...process.env, WG_I_PREFER_BUGGY_USERSPACE_TO_POLISHED_KMOD: '1' },
-        });
-        await waitUntil(async () => (await lab.exec(ns, 'wg', ['show', wgIf])).code === 0, {
-          timeoutMs: 5_000,
-          intervalMs: 100,
-          what: `wireguard-go wgb0 in ${ns}`,
-        });
-        const peerArgs = ns === 'dev1' ? ['endpoint', `${lab.relay.ip}:51820`, 'persistent-keepalive', '5'] : [];
-        await lab.exec(
-          ns,
-          'wg',
-          [
-            'set',
-            wgIf,
-            'private-key',
-            join(work, `${me}.key`),
-            ...extra,
-            'peer',
-            peer.pub,
-            'allowed-ips',
-            '10.77.0.0/24',
-            ...peerArgs,
-          ],
-          { check: true },
-        );
-        await lab.exec(ns, 'ip', ['addr', 'add', `${ip}/24`, 'dev', wgIf], { check: true });
-        await lab.exec(ns, 'ip', ['link', 'set', wgIf, 'mtu', '1420', 'up'], { check: true });
-      }
-      // (no ping binary in this image) the device's side reports a completed handshake
-      await waitUntil(
-        async () => /\t[1-9]\d*$/m.test((await lab.exec('dev1', 'wg', ['show', ifs.dev1, 'latest-handshakes'])).stdout),
-        { timeoutMs: 10_000, intervalMs: 300, what: 'wireguard handshake' },
-      );
+      await startWireguardGo(lab, work, {
+        relayIf: `wgr${lab.prefix.slice(2)}`,
+        devIf: `wgd${lab.prefix.slice(2)}`,
+        net: '10.77.0',
+        port: 51820,
+      });
       wg = await iperf('10.77.0.2', 'wireguard-go (reference)');
     });
     await phase('openvpn', async () => {
@@ -461,6 +463,11 @@ async function main(): Promise<void> {
       );
     });
 
+    // ---- issue 13: the standard-parts chain next to ours, same lab, same clients ----------------
+    await phase('peers', async () => {
+      await peersPhase({ lab, relay: relay!, deviceId: agent.deviceId, con, work, curl, peerState });
+    });
+
     // ---- tunnel RSS with 1,000 simulated devices ----------------------------------------------
     await phase('rss', async () => {
       const tpid = await relay!.tunnelPid();
@@ -542,7 +549,9 @@ async function main(): Promise<void> {
   } finally {
     clearTimeout(guard);
     if (CPU_PROF && stopForProfiles) await stopForProfiles().catch(() => undefined);
+    await removePeerNat(lab).catch(() => undefined);
     await lab.teardown(4_000);
+    dropUser();
     rmSync(work, { recursive: true, force: true });
   }
   const load1 = loadavg();
@@ -555,6 +564,300 @@ async function main(): Promise<void> {
   );
   console.log('\n| measure | figure | note |\n|---|---|---|');
   for (const f of figures) console.log(`| ${f.what} | ${f.value} | ${f.note ?? ''} |`);
+  if (peerRows.length > 0) {
+    console.log(
+      '\nours vs the standard-parts chain (same lab, same run, same clients)\n\n' +
+        '| measure | PocketProxy | wireguard-go chain | OpenVPN chain | ours / best peer |\n|---|---|---|---|---|',
+    );
+    for (const r of peerRows) console.log(`| ${r.join(' | ')} |`);
+  }
+}
+
+// ---- peers phase (issue 13) ------------------------------------------------------------------
+interface PeerState {
+  user?: string;
+}
+interface Endpoint {
+  ip: string;
+  port: number;
+  user: string;
+  pass: string;
+}
+interface Chain {
+  name: string;
+  http: Endpoint;
+  socks: Endpoint;
+  /** Processes on the device that carry a proxied request (for "device CPU per request"). */
+  deviceRoles: { http: string[]; socks: string[] };
+  relayRoles: string[];
+}
+interface LoadResult {
+  mode: string;
+  requests: number;
+  errors: number;
+  seconds: number;
+  per_sec: number;
+  ttfb_p50_ms: number;
+  ttfb_p90_ms: number;
+}
+const peerRows: string[][] = [];
+const NEWCONN_SRC = new URL('./newconn-load.c', import.meta.url).pathname;
+const PEER_PORTS = { wg: { http: 33128, socks: 31080 }, ovpn: { http: 33129, socks: 31081 } };
+const PEER_STREAM_S = 6;
+const PEER_LOAD_MS = 5_000;
+const PEER_TTFB_COUNT = 200;
+
+function endpointOf(url: string): Endpoint {
+  const u = new URL(url);
+  return {
+    ip: u.hostname,
+    port: Number(u.port),
+    user: decodeURIComponent(u.username),
+    pass: decodeURIComponent(u.password),
+  };
+}
+const proxyUrl = (scheme: string, e: Endpoint) =>
+  `${scheme}://${encodeURIComponent(e.user)}:${encodeURIComponent(e.pass)}@${e.ip}:${e.port}`;
+
+async function peersPhase(o: {
+  lab: Lab;
+  relay: LabRelay;
+  deviceId: string;
+  con: { proxy_url: string };
+  work: string;
+  curl: (args: string[], ns?: string, s?: number) => Promise<{ stdout: string; stderr: string; code: number | null }>;
+  peerState: PeerState;
+}): Promise<void> {
+  const { lab, relay, work, curl } = o;
+  const dir = join(work, 'peers');
+  mkdirSync(dir, { recursive: true });
+  const loadBin = join(dir, 'newconn-load');
+  await lab.exec('cust', 'cc', ['-O2', '-o', loadBin, NEWCONN_SRC], { check: true, timeoutMs: 60_000 });
+  const socksCon = await createConnection(relay, o.deviceId, 'socks5');
+  const cred = createBenchUser(lab.prefix);
+  o.peerState.user = cred.user;
+  const dev = lab.device(1);
+  const p4 = lab.prefix.slice(2);
+  const procs: LabProcess[] = [];
+  const tunnels: PeerTunnel[] = [];
+  try {
+    // Tunnels first (the device dials both through its carrier NAT), then the relay's DNAT, then the proxies.
+    const wgT = await startWireguardGo(lab, dir, {
+      relayIf: `wpr${p4}`,
+      devIf: `wpd${p4}`,
+      net: '10.79.0',
+      port: 51821,
+      name: 'wireguard-go',
+    });
+    tunnels.push(wgT);
+    const ovT = await startOpenvpnTls(lab, dir, { dev: 'ovp0', net: '10.80.0', port: 1197 });
+    tunnels.push(ovT);
+    await addPeerNat(
+      lab,
+      peerNatRules(lab, [
+        { t: wgT, httpPort: PEER_PORTS.wg.http, socksPort: PEER_PORTS.wg.socks },
+        { t: ovT, httpPort: PEER_PORTS.ovpn.http, socksPort: PEER_PORTS.ovpn.socks },
+      ]),
+    );
+    for (const t of tunnels) {
+      procs.push(await startTinyproxy(lab, dir, t, cred, dev.privateIp));
+      procs.push(await startDante(lab, dir, t, dev.iface));
+    }
+    const peer = (name: string, ports: { http: number; socks: number }, tun: string): Chain => ({
+      name,
+      http: { ip: lab.relay.ip, port: ports.http, ...cred },
+      socks: { ip: lab.relay.ip, port: ports.socks, ...cred },
+      deviceRoles: { http: ['tinyproxy', `${tun} device`], socks: ['danted', `${tun} device`] },
+      relayRoles: [`${tun} relay`],
+    });
+    const chains: Chain[] = [
+      {
+        name: 'PocketProxy',
+        http: endpointOf(o.con.proxy_url),
+        socks: endpointOf(socksCon.proxy_url),
+        deviceRoles: { http: ['agent'], socks: ['agent'] },
+        relayRoles: ['tunnel'],
+      },
+      peer('wireguard-go chain', PEER_PORTS.wg, 'wg-go'),
+      peer('OpenVPN chain', PEER_PORTS.ovpn, 'openvpn'),
+    ];
+    // Every chain answers with the device's carrier address, over HTTP and over SOCKS5.
+    for (const c of chains)
+      for (const [scheme, e] of [
+        ['http', c.http],
+        ['socks5h', c.socks],
+      ] as const) {
+        await waitUntil(
+          async () =>
+            (await curl(['-x', proxyUrl(scheme, e), 'http://echo.test/ip'], 'cust', 3)).stdout.trim() === dev.carrierIp,
+          { timeoutMs: 20_000, intervalMs: 500, what: `${c.name} answers over ${scheme} with the carrier address` },
+        );
+      }
+    record(
+      'peers: the standard-parts chain',
+      `${tunnels.map((t) => t.detail).join(' · ')}`,
+      `relay: nft DNAT (table inet pplab_peer) + masquerade into the tunnel; device: tinyproxy ` +
+        `(BasicAuth) and danted (SOCKS5 username; throwaway system user, MD5-crypt hash) on the tunnel address, ` +
+        `egress ${dev.iface} (${dev.privateIp}) through the carrier NAT`,
+    );
+
+    // Each measure runs over the three chains back to back (ours first), so host noise hits all alike.
+    const fmt = (x: number, d = 0) => x.toLocaleString('en-US', { maximumFractionDigits: d, minimumFractionDigits: d });
+    const row = (what: string, v: number[], unit: string, lowerIsBetter = false, d = 0) => {
+      const peers = v.slice(1).filter((x) => Number.isFinite(x) && x > 0);
+      const best = peers.length ? (lowerIsBetter ? Math.min(...peers) : Math.max(...peers)) : Number.NaN;
+      const ratio = v[0]! > 0 && best > 0 ? `${(v[0]! / best).toFixed(2)}×` : '-';
+      const cells = v.map((x) => (Number.isFinite(x) && x > 0 ? `${fmt(x, d)} ${unit}` : 'failed'));
+      peerRows.push([what, ...cells, ratio]);
+      record(
+        `peers: ${what} — ours / best peer`,
+        `${cells[0]} / ${fmt(best, d)} ${unit} = ${ratio}`,
+        `all: ${cells.join(' · ')}`,
+      );
+    };
+
+    // one stream, curl, 6 s each
+    const stream = async (scheme: string, e: Endpoint) => {
+      const r = await curl(
+        [
+          '-o',
+          '/dev/null',
+          '-w',
+          '%{speed_download}',
+          '-x',
+          proxyUrl(scheme, e),
+          'http://echo.test/bytes?n=2000000000',
+        ],
+        'cust',
+        PEER_STREAM_S,
+      );
+      return mbit(Number(r.stdout.trim()));
+    };
+    const sHttp: number[] = [];
+    const sSocks: number[] = [];
+    for (const c of chains) sHttp.push(await stream('http', c.http));
+    for (const c of chains) sSocks.push(await stream('socks5h', c.socks));
+    row(`one stream, HTTP proxy (curl, ${PEER_STREAM_S} s)`, sHttp, 'Mbit/s');
+    row(`one stream, SOCKS5 (curl socks5h, ${PEER_STREAM_S} s)`, sSocks, 'Mbit/s');
+
+    // newconn-load.c: one new connection per 1 KiB GET
+    const load = async (mode: string, e: Endpoint, conc: number, ms: number, count?: number): Promise<LoadResult> => {
+      const r = await lab.exec(
+        'cust',
+        loadBin,
+        [
+          mode,
+          e.ip,
+          String(e.port),
+          e.user,
+          e.pass,
+          'echo.test',
+          '80',
+          '/bytes?n=1024',
+          String(conc),
+          String(ms),
+          ...(count ? [String(count)] : []),
+        ],
+        { timeoutMs: ms + 20_000 },
+      );
+      if (!r.stdout.trim().startsWith('{'))
+        throw new Error(`newconn-load ${mode}: ${(r.stdout + r.stderr).slice(0, 300)}`);
+      return JSON.parse(r.stdout) as LoadResult;
+    };
+    const target: Endpoint = { ip: lab.inet.dnsRecords['echo.test']!, port: lab.inet.httpPort, user: '-', pass: '-' };
+
+    // time to first byte, sequential, new connection each (before the load runs, like the ttfb phase)
+    const ttfbDirect = await load('direct', target, 1, 30_000, PEER_TTFB_COUNT);
+    for (const [mode, label, pick] of [
+      ['absolute', 'HTTP GET', (c: Chain) => c.http],
+      ['connect', 'HTTP CONNECT', (c: Chain) => c.http],
+      ['socks5', 'SOCKS5', (c: Chain) => c.socks],
+    ] as const) {
+      const v: number[] = [];
+      const errs: number[] = [];
+      for (const c of chains) {
+        const r = await load(mode, pick(c), 1, 30_000, PEER_TTFB_COUNT);
+        v.push(r.requests > 0 ? Math.max(0.001, r.ttfb_p50_ms - ttfbDirect.ttfb_p50_ms) : Number.NaN);
+        errs.push(r.errors);
+      }
+      row(
+        `added TTFB p50, ${label} (newconn-load, ${PEER_TTFB_COUNT} sequential; direct ${ttfbDirect.ttfb_p50_ms.toFixed(2)} ms; lower is better)`,
+        v,
+        'ms',
+        true,
+        2,
+      );
+      if (errs.some((x) => x > 0)) record(`peers: TTFB ${label} errors`, errs.join(' · '));
+    }
+
+    // new connections per second, 32 at a time, 5 s; CPU per request by process around each run
+    const direct = await load('direct', target, 32, PEER_LOAD_MS);
+    record('peers: new connections/s direct to the target (newconn-load, 32, 5 s)', `${fmt(direct.per_sec)}/s`);
+    const auth = (e: Endpoint) => `Basic ${Buffer.from(`${e.user}:${e.pass}`).toString('base64')}`;
+    const devCpu: Record<string, number[]> = {};
+    for (const [key, label] of [
+      ['wrk', 'HTTP GET (wrk, absolute-form)'],
+      ['absolute', 'HTTP GET (newconn-load, absolute-form)'],
+      ['connect', 'HTTP CONNECT (newconn-load)'],
+      ['socks5', 'SOCKS5 (newconn-load)'],
+    ] as const) {
+      const v: number[] = [];
+      devCpu[label] = [];
+      for (const c of chains) {
+        const e = key === 'socks5' ? c.socks : c.http;
+        const roles = key === 'socks5' ? c.deviceRoles.socks : c.deviceRoles.http;
+        const inet0 = await passiveOpens(lab, 'inet');
+        const cpu0 = cpuSnap();
+        const t0 = Date.now();
+        let requests: number;
+        let perSec: number;
+        let errors: string;
+        if (key === 'wrk') {
+          const w = await wrkRun(
+            lab,
+            `http://${e.ip}:${e.port}/`,
+            ['http://echo.test/bytes?n=1024', 'echo.test', auth(e)],
+            ['inet'],
+          );
+          requests = w.requests;
+          perSec = w.perSec;
+          // tinyproxy drops the `Connection: close` from the answer, so wrk writes its next request onto
+          // the closing connection, counts a read error and reconnects: one per request, the request
+          // itself was answered (the target's accepted connections match).
+          errors = `non-2xx ${w.non2xx}, wrk socket errors ${w.socketErrors}`;
+        } else {
+          const r = await load(key, e, 32, PEER_LOAD_MS);
+          requests = r.requests;
+          perSec = r.per_sec;
+          errors = `${r.errors} errors`;
+          await new Promise((res) => setTimeout(res, 300));
+        }
+        const cpu1 = cpuSnap();
+        const secs = (Date.now() - t0) / 1000;
+        const opened = (await passiveOpens(lab, 'inet')) - inet0;
+        v.push(perSec);
+        const dUs = roleUs(cpu0, cpu1, roles, requests);
+        devCpu[label]!.push(dUs);
+        record(
+          `peers:   CPU per request (µs), ${c.name}, ${label}`,
+          cpuPerRequest(cpu0, cpu1, requests, secs),
+          `device (${roles.join(' + ')}) ${dUs.toFixed(0)} µs, relay (${c.relayRoles.join(' + ')}) ` +
+            `${roleUs(cpu0, cpu1, c.relayRoles, requests).toFixed(0)} µs; ${requests} requests, ${errors}, ` +
+            `target accepted ${opened} connections`,
+        );
+      }
+      row(`new connections/s, ${label}, 32 at a time, 5 s, 1 KiB GET`, v, '/s');
+    }
+    for (const [label, v] of Object.entries(devCpu))
+      row(`device CPU per proxied request, ${label} (lower is better)`, v, 'µs', true);
+  } finally {
+    // Bounded: each stop is SIGTERM, then SIGKILL after 2 s.
+    for (const p of procs) await p.stop(2_000);
+    await removePeerNat(lab).catch(() => undefined);
+    for (const t of tunnels) for (const p of t.procs) await p.stop(2_000);
+    removeBenchUser(cred.user);
+    o.peerState.user = undefined;
+  }
 }
 
 main().then(
