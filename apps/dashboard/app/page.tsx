@@ -1,13 +1,16 @@
 'use client';
 import Link from 'next/link';
-import { useEffect, useMemo } from 'react';
+import { lazy, Suspense, useEffect, useMemo } from 'react';
 import { useDebounced, useLiveEvents, usePolling } from '@/lib/live';
 import { useResource } from '@/lib/resource';
 import { formatBytes, formatTime } from '@/lib/format';
 import { eventLabel, eventSummary, eventTone } from '@/lib/events';
 import type { Device, List, Overview } from '@/lib/types';
-import { FleetTraffic } from '@/components/FleetTraffic';
 import { Badge, Empty, ErrorBanner, Loading, PageHeader } from '@/components/ui';
+
+// The fleet traffic chart (and uPlot after it) load with the page, outside the route's own chunk, so the
+// other pages' prefetch of this route stays small.
+const FleetTraffic = lazy(() => import('@/components/FleetTraffic').then((m) => ({ default: m.FleetTraffic })));
 
 /** Events that change the counters or the event list; heartbeats alone do not. */
 const RELEVANT = new Set([
@@ -107,7 +110,9 @@ export default function OverviewPage() {
             </div>
           </div>
 
-          <FleetTraffic />
+          <Suspense fallback={<Loading what="Loading fleet traffic" />}>
+            <FleetTraffic />
+          </Suspense>
           <section className="section card" aria-labelledby="events-h">
             <h2 id="events-h">Recent events</h2>
             {d.recent_events.length === 0 ? (

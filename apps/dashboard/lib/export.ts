@@ -1,5 +1,5 @@
-// Proxy lines an operator hands to customers, in the formats proxy tools and shops use, and the search
-// over connections. `host` is the relay's public address (the connection's `host`), the port its own.
+// Proxy lines an operator hands to customers, in the formats proxy tools and shops use. `host` is the
+// relay's public address (the connection's `host`), the port its own.
 import type { Connection } from './types';
 
 export const EXPORT_FORMATS = {
@@ -10,7 +10,10 @@ export const EXPORT_FORMATS = {
 } as const;
 export type ExportFormat = keyof typeof EXPORT_FORMATS;
 
-type Named = { deviceName?: (id: string) => string | undefined; customerName?: (id: string) => string | undefined };
+export type Named = {
+  deviceName?: (id: string) => string | undefined;
+  customerName?: (id: string) => string | undefined;
+};
 
 /** Userinfo in a URL: percent-encoded so ':' '@' '/' in a password cannot break the line. */
 const enc = encodeURIComponent;
@@ -79,26 +82,4 @@ export function download(text: string, filename: string, type: string): void {
   a.click();
   a.remove();
   setTimeout(() => URL.revokeObjectURL(url), 1000);
-}
-
-/**
- * Does the connection match the search? Every word must match one of: username, port, protocol, the
- * device's name or id, the customer's name or id, the connection id (case-insensitive substrings).
- */
-export function matchesSearch(c: Connection, query: string, names: Named = {}): boolean {
-  const words = query.toLowerCase().split(/\s+/).filter(Boolean);
-  if (!words.length) return true;
-  const hay = [
-    c.username,
-    String(c.port),
-    c.protocol,
-    c.id,
-    c.device_id,
-    names.deviceName?.(c.device_id) ?? '',
-    c.customer_id ?? '',
-    c.customer_id ? (names.customerName?.(c.customer_id) ?? '') : '',
-  ]
-    .join('\n')
-    .toLowerCase();
-  return words.every((w) => hay.includes(w));
 }

@@ -8,11 +8,22 @@ import type { List } from './types';
 
 const PAGE = 1000;
 
-/** GET every page of a list (`path` without limit/offset); pages after the first in parallel. */
-export async function fetchAll<T>(path: string, signal?: AbortSignal): Promise<List<T>> {
+/** Lists longer than this are virtualised (useVirtualRows). */
+export const VIRTUAL_FROM = 150;
+
+/**
+ * GET every page of a list (`path` without limit/offset); pages after the first in parallel.
+ * `onFirst` gets the first page as soon as it is there (the page draws it while the rest loads).
+ */
+export async function fetchAll<T>(
+  path: string,
+  signal?: AbortSignal,
+  onFirst?: (first: List<T>) => void,
+): Promise<List<T>> {
   const sep = path.includes('?') ? '&' : '?';
   const first = await api<List<T>>(`${path}${sep}limit=${PAGE}&offset=0`, { signal });
   if (first.total <= first.items.length) return first;
+  onFirst?.(first);
   const offsets: number[] = [];
   for (let o = PAGE; o < first.total; o += PAGE) offsets.push(o);
   const rest = await Promise.all(
@@ -21,8 +32,12 @@ export async function fetchAll<T>(path: string, signal?: AbortSignal): Promise<L
   return { total: first.total, items: first.items.concat(...rest.map((r) => r.items)) };
 }
 
-/** useResource over every page of a list. */
-export function useAllPages<T>(path: string): Resource<List<T>> {
+/**
+ * useResource over every page of a list. On the first load the first page is shown at once (items
+ * fewer than total) and the rest replaces it when every page is in; `complete` says when.
+ */
+export function useAllPages<T>(path: string): Resource<List<T>> & { complete: boolean } {
+  const [complete, setComplete] = useState(false);
   const [data, setDataState] = useState<List<T> | undefined>(undefined);
   const [error, setError] = useState<ApiError | Error | null>(null);
   const [loading, setLoading] = useState(true);
@@ -34,11 +49,14 @@ export function useAllPages<T>(path: string): Resource<List<T>> {
     const c = new AbortController();
     ctrl.current = c;
     setLoading(true);
-    fetchAll<T>(pathRef.current, c.signal)
+    fetchAll<T>(pathRef.current, c.signal, (first) => {
+      if (!c.signal.aborted) setDataState((prev) => prev ?? first);
+    })
       .then((d) => {
         if (c.signal.aborted) return;
         setDataState(d);
         setError(null);
+        setComplete(true);
       })
       .catch((err: unknown) => {
         if (c.signal.aborted || (err as Error).name === 'AbortError') return;
@@ -55,7 +73,7 @@ export function useAllPages<T>(path: string): Resource<List<T>> {
     return () => ctrl.current?.abort();
   }, [path, load]);
   const setData = useCallback((u: (prev: List<T> | undefined) => List<T> | undefined) => setDataState(u), []);
-  return { data, error, loading, reload: load, setData };
+  return { data, error, loading, reload: load, setData, complete };
 }
 
 export type DeviceStats = {
@@ -104,7 +122,7 @@ export const percent = (r: number | null | undefined) =>
  * from a rendered row (tables stacked as cards on narrow screens have taller rows). Below `threshold`
  * rows every row is rendered.
  */
-export function useVirtualRows(count: number, threshold = 150, overscan = 12) {
+export function useVirtualRows(count: number, threshold = 150, overscan = 6) {
   const bodyRef = useRef<HTMLTableSectionElement>(null);
   const [rowH, setRowH] = useState(41);
   const [range, setRange] = useState<[number, number]>([0, Math.min(count, 60)]);

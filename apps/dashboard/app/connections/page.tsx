@@ -1,7 +1,7 @@
 'use client';
 import Link from 'next/link';
 import { useSearchParams } from 'next/navigation';
-import { Suspense, useEffect, useMemo, useState } from 'react';
+import { lazy, Suspense, useEffect, useMemo, useState } from 'react';
 import { api, apiText, errorMessage } from '@/lib/api';
 import { useNow } from '@/lib/clock';
 import { readiness } from '@/lib/connections';
@@ -11,8 +11,8 @@ import { useResource } from '@/lib/resource';
 import type { Connection, Customer, Device, List } from '@/lib/types';
 import { upsertById } from '@/lib/types';
 import { ConnectionForm } from '@/components/ConnectionForm';
-import { BulkBar, type BulkAnswer } from '@/components/ConnectionBulk';
-import { matchesSearch } from '@/lib/export';
+import type { BulkAnswer } from '@/components/ConnectionBulk';
+import { matchesSearch } from '@/lib/search';
 import {
   Badge,
   ConfirmDialog,
@@ -25,6 +25,10 @@ import {
   PageHeader,
   StatusBadge,
 } from '@/components/ui';
+
+// The bulk bar (and the export panel it opens) load with the page, outside its route chunk, so the other
+// pages' prefetch of /connections/ stays small.
+const BulkBar = lazy(() => import('@/components/ConnectionBulk').then((m) => ({ default: m.BulkBar })));
 
 function absolute(url: string): string {
   return /^https?:\/\//.test(url) ? url : `${window.location.origin}${url.startsWith('/') ? '' : '/'}${url}`;
@@ -223,13 +227,15 @@ function ConnectionsInner() {
         <Empty>No connections{deviceFilter || customerFilter || search.trim() ? ' match' : ' yet'}.</Empty>
       )}
       {items.length > 0 && (
-        <BulkBar
-          selected={chosen}
-          shown={items}
-          names={names}
-          onDone={onBulk}
-          onNotice={(tone, text) => setNotice({ tone, body: text })}
-        />
+        <Suspense fallback={null}>
+          <BulkBar
+            selected={chosen}
+            shown={items}
+            names={names}
+            onDone={onBulk}
+            onNotice={(tone, text) => setNotice({ tone, body: text })}
+          />
+        </Suspense>
       )}
       {items.length > 0 && (
         <div className="table-wrap">

@@ -1,24 +1,19 @@
 'use client';
 import Link from 'next/link';
 import { useSearchParams } from 'next/navigation';
-import { memo, Suspense, useCallback, useEffect, useMemo, useRef, useState } from 'react';
+import { lazy, Suspense, useCallback, useEffect, useMemo, useRef, useState } from 'react';
 import { api, errorMessage, mapLimit } from '@/lib/api';
 import { applyPatch, devicePatchFromEvent, type DevicePatch } from '@/lib/devices';
-import { formatBytes, formatSignal, signalLevel } from '@/lib/format';
-import {
-  type DeviceStats,
-  formatBps,
-  type LiveFigures,
-  percent,
-  throughputOf,
-  useAllPages,
-  useVirtualRows,
-} from '@/lib/fleet';
+import { type DeviceStats, type LiveFigures, throughputOf, useAllPages, VIRTUAL_FROM } from '@/lib/fleet';
 import { useDebounced, useLiveEvents, usePolling } from '@/lib/live';
 import { useResource } from '@/lib/resource';
 import type { Device, List, Relay } from '@/lib/types';
-import { Age, Empty, ErrorBanner, Loading, Notice, PageHeader, StatusBadge } from '@/components/ui';
-import { DeviceCopyDialog } from '@/components/DeviceCopy';
+import { Empty, ErrorBanner, Loading, Notice, PageHeader } from '@/components/ui';
+
+// The table body, with the page (see components/DeviceTable.tsx).
+const DeviceBody = lazy(() => import('@/components/DeviceTable'));
+// A row's Copy dialog loads when first opened (it stays out of the list's first load).
+const DeviceCopyDialog = lazy(() => import('@/components/DeviceCopy').then((m) => ({ default: m.DeviceCopyDialog })));
 
 type StatusFilter = 'all' | 'online' | 'offline';
 type SortKey = 'name' | 'status' | 'last_seen' | 'battery' | 'signal' | 'ip';
@@ -50,120 +45,6 @@ function listPath(status: StatusFilter, q: string) {
   const s = p.toString();
   return `/api/devices${s ? `?${s}` : ''}`;
 }
-
-/** One row; memoised so a live batch re-renders only the devices it touched. */
-const DeviceRow = memo(function DeviceRow({
-  d,
-  selected,
-  relay,
-  onToggle,
-  stats,
-  live,
-  rotating,
-  onRotate,
-  onCopy,
-}: {
-  d: Device;
-  selected: boolean;
-  relay: string;
-  onToggle: (id: string) => void;
-  stats: DeviceStats | undefined;
-  live: LiveFigures | undefined;
-  rotating: boolean;
-  onRotate: (d: Device) => void;
-  onCopy: (d: Device) => void;
-}) {
-  const open = live?.open ?? d.proxy_stats?.open;
-  const rot = stats?.rotations_7d;
-  const finished = rot ? rot.succeeded + rot.failed + rot.expired : 0;
-  return (
-    <tr className={selected ? 'selected' : undefined} data-row="">
-      <td>
-        <input type="checkbox" aria-label={`Select ${d.name}`} checked={selected} onChange={() => onToggle(d.id)} />
-      </td>
-      <td className="nowrap">
-        <Link href={`/devices/view/?id=${encodeURIComponent(d.id)}`} prefetch={false}>
-          {d.name}
-        </Link>
-        <div className="muted small" title="Relay">
-          {relay}
-        </div>
-      </td>
-      <td>
-        <StatusBadge status={d.status} />
-        <div className="small">
-          <Age at={d.last_seen_at} />
-        </div>
-      </td>
-      <td className="mono">
-        {d.current_ip ?? '—'}
-        {d.status !== 'online' && d.current_ip && (
-          <div className="muted small sans" title="The device is offline: the address it had when last seen">
-            last known
-          </div>
-        )}
-      </td>
-      <td>
-        {d.metrics.carrier ?? '—'}
-        <div className="muted small">{d.metrics.network_type ?? ''}</div>
-      </td>
-      <td className="nowrap">
-        <span className={`sig-${signalLevel(d.metrics.signal)}`}>{formatSignal(d.metrics.signal)}</span>
-        <div className="small" title="Battery">
-          {d.metrics.battery === null ? '—' : `${d.metrics.battery}%`}
-          {d.metrics.charging ? (
-            <span title="charging" role="img" aria-label="charging">
-              {' '}
-              ⚡
-            </span>
-          ) : (
-            ''
-          )}
-        </div>
-      </td>
-      <td className="nowrap right" title="Traffic today / this month, both ways">
-        {stats ? formatBytes(stats.traffic_today_bytes) : '—'}
-        <div className="muted small">{stats ? formatBytes(stats.traffic_month_bytes) : ''}</div>
-      </td>
-      <td
-        className="nowrap right"
-        title="Customer connections open on the device (last heartbeat) · throughput over the last heartbeat interval"
-      >
-        {open ?? '—'}
-        <div className="muted small">{d.status === 'online' ? formatBps(live?.bps) : '—'}</div>
-      </td>
-      <td className="nowrap right" title="Share of time online: last 24 h / last 7 days">
-        {percent(stats?.uptime_24h)}
-        <div className="muted small">{percent(stats?.uptime_7d)}</div>
-      </td>
-      <td
-        className="nowrap right"
-        title={
-          rot
-            ? `Rotations finished in 7 days: ${rot.succeeded} succeeded, ${rot.failed} failed, ${rot.expired} expired`
-            : undefined
-        }
-      >
-        {percent(stats?.rotation_success_rate_7d)}
-        <div className="muted small">{finished ? `of ${finished}` : ''}</div>
-      </td>
-      <td className="actions-cell nowrap">
-        <button
-          type="button"
-          className="btn btn-small"
-          disabled={rotating}
-          onClick={() => onRotate(d)}
-          aria-label={`Rotate IP of ${d.name}`}
-        >
-          {rotating ? 'Rotating…' : 'Rotate'}
-        </button>
-        <button type="button" className="btn btn-small" onClick={() => onCopy(d)} aria-label={`Copy ${d.name}`}>
-          Copy
-        </button>
-      </td>
-    </tr>
-  );
-});
 
 function DevicesInner() {
   const params = useSearchParams();
@@ -201,7 +82,10 @@ function DevicesInner() {
 
   const list = useAllPages<Device>(listPath(status, q));
   // Traffic, uptime and rotation figures: once at load, then every minute (they move slowly).
-  const stats = useResource<{ at: string; items: DeviceStats[] }>('/api/devices/stats');
+  // Asked for once the list is in, so it does not hold up the list's pages on a busy database.
+  const [statsWanted, setStatsWanted] = useState(false);
+  if (list.complete && !statsWanted) setStatsWanted(true);
+  const stats = useResource<{ at: string; items: DeviceStats[] }>(statsWanted ? '/api/devices/stats' : null);
   useEffect(() => {
     const t = setInterval(stats.reload, 60_000);
     return () => clearInterval(t);
@@ -306,7 +190,7 @@ function DevicesInner() {
     order.current = { key, ids: sorted.map((d) => d.id), values: new Map(sorted.map((d) => [d.id, value(d)])) };
     return sorted;
   }, [list.data, status, sort]);
-  const vr = useVirtualRows(rows.length);
+  const virtual = rows.length > VIRTUAL_FROM;
 
   // Drop selections that are no longer visible.
   useEffect(() => {
@@ -459,7 +343,16 @@ function DevicesInner() {
       )}
       {rows.length > 0 && (
         <div className="table-wrap">
-          <table className="table">
+          <table className="table" style={virtual ? { tableLayout: 'fixed' } : undefined}>
+            {virtual && (
+              // Thousands of rows: fixed column widths, so a scroll step lays out only the new rows.
+              <colgroup>
+                {[36, 150, 110, 130, 110, 80, 90, 90, 80, 90, 140].map((w, i) => (
+                  // biome-ignore lint/suspicious/noArrayIndexKey: fixed columns
+                  <col key={i} style={{ width: w }} />
+                ))}
+              </colgroup>
+            )}
             <thead>
               <tr>
                 <th>
@@ -490,34 +383,19 @@ function DevicesInner() {
                 <th className="right">Actions</th>
               </tr>
             </thead>
-            <tbody ref={vr.bodyRef}>
-              {vr.padTop > 0 && (
-                // biome-ignore lint/a11y/noAriaHiddenOnFocusable: a spacer row of the virtual list; a <tr> takes no focus
-                <tr aria-hidden="true" className="spacer">
-                  <td colSpan={11} style={{ height: vr.padTop, padding: 0, border: 0 }} />
-                </tr>
-              )}
-              {rows.slice(vr.start, vr.end).map((d) => (
-                <DeviceRow
-                  key={d.id}
-                  d={d}
-                  selected={selected.has(d.id)}
-                  relay={d.relay_id ? (relayName.get(d.relay_id) ?? d.relay_id) : '—'}
-                  onToggle={toggle}
-                  stats={statsById.get(d.id)}
-                  live={liveFigs.get(d.id)}
-                  rotating={rotatingIds.has(d.id)}
-                  onRotate={rotateOne}
-                  onCopy={setCopying}
-                />
-              ))}
-              {vr.padBottom > 0 && (
-                // biome-ignore lint/a11y/noAriaHiddenOnFocusable: a spacer row of the virtual list; a <tr> takes no focus
-                <tr aria-hidden="true" className="spacer">
-                  <td colSpan={11} style={{ height: vr.padBottom, padding: 0, border: 0 }} />
-                </tr>
-              )}
-            </tbody>
+            <Suspense fallback={null}>
+              <DeviceBody
+                rows={rows}
+                selected={selected}
+                relayName={relayName}
+                onToggle={toggle}
+                statsById={statsById}
+                liveFigs={liveFigs}
+                rotatingIds={rotatingIds}
+                onRotate={rotateOne}
+                onCopy={setCopying}
+              />
+            </Suspense>
           </table>
           {list.data && list.data.total > list.data.items.length && (
             <div className="table-foot">
@@ -526,7 +404,11 @@ function DevicesInner() {
           )}
         </div>
       )}
-      <DeviceCopyDialog device={copying} onClose={() => setCopying(null)} />
+      {copying && (
+        <Suspense fallback={null}>
+          <DeviceCopyDialog device={copying} onClose={() => setCopying(null)} />
+        </Suspense>
+      )}
     </>
   );
 }
