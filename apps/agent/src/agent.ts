@@ -24,6 +24,7 @@ import { HeartbeatLoop } from './ops/heartbeat.js';
 import { collectMetrics } from './ops/metrics.js';
 import { CommandDispatcher, type CommandHandler } from './ops/commands.js';
 import {
+  commandCapabilities,
   createRotationDriver,
   realExec,
   rotateIp,
@@ -159,7 +160,8 @@ export function createAgent(cfg: RunConfig, deps: AgentDeps): Agent {
                   log.info({ closed: listeners?.closeCustomerSockets() ?? 0 }, 'closed customer sockets after rotation')
               : undefined,
           });
-          void heartbeat?.beat();
+          // The result records this change; a heartbeat built before it must not report the old address after it.
+          void heartbeat?.addressChanged();
           return r;
         });
       rotating = run;
@@ -310,6 +312,7 @@ export function createAgent(cfg: RunConfig, deps: AgentDeps): Agent {
         usage,
         proxyStats: () => listeners?.stats(),
         transport: () => (tunnel?.established ? tunnel.stats().transport : undefined),
+        capabilities: commandCapabilities(driver, cfg.allowReboot),
         oneAtATime,
         onReply: onHeartbeatReply,
         agentVersion: AGENT_VERSION,

@@ -50,6 +50,8 @@ export interface HeartbeatBody {
   usage: Array<{ connection_id: string; bytes_in: number; bytes_out: number }>;
   proxy?: Record<string, number>;
   tunnel_transport?: 'udp' | 'tcp';
+  /** The command types this agent can run (ops/rotation.ts commandCapabilities). */
+  capabilities?: string[];
 }
 export interface HeartbeatReply {
   commands: PushedCommand[];

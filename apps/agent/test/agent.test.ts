@@ -210,6 +210,8 @@ test('agent: tunnel up, one listener per connection, auth per connection, state 
   assert.ok(heartbeats.length >= 1);
   for (const h of heartbeats) Heartbeat.parse(h);
   assert.equal(heartbeats[0]!.public_ip, '198.18.1.2');
+  // No rotation driver, no --allow-reboot: the agent says it can run config_update only.
+  assert.deepEqual(heartbeats[0]!.capabilities, ['config_update']);
   assert.equal(credFetches, 1);
 
   // Pushed changes (the relay's credentials hint): Alice's connection disabled, Bob's deleted.

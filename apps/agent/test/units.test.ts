@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { Heartbeat } from '@pocketproxy/api-schema';
+import { CommandType, Heartbeat } from '@pocketproxy/api-schema';
 import { readState, writeState, statePath, type AgentState } from '../src/state.js';
 import { parseCli, HELP } from '../src/cli.js';
 import { checkVerifier, makeVerifier, CredentialStore, VERIFIED_MEMO_MAX } from '../src/credentials.js';
@@ -14,7 +14,8 @@ import type { CredentialItem } from '../src/api-client.js';
 import { CommandDispatcher } from '../src/ops/commands.js';
 import { TransportPolicy } from '../src/tunnel/transport-policy.js';
 import { Liveness } from '../src/tunnel/liveness.js';
-import { buildHeartbeat } from '../src/ops/heartbeat.js';
+import { buildHeartbeat, HeartbeatLoop } from '../src/ops/heartbeat.js';
+import { commandCapabilities, createRotationDriver, type DriverName, type Exec } from '../src/ops/rotation.js';
 import { UsageMeter } from '../src/ops/usage.js';
 import { parseMmcli, readBattery } from '../src/ops/metrics.js';
 import { firstHost, icmpEcho, checksum } from '../src/tunnel/probe.js';
@@ -441,6 +442,66 @@ test('heartbeat payload matches the API schema (Heartbeat); usage is what the me
   });
   Heartbeat.parse(b2);
   assert.equal(b2.public_ip, null);
+});
+
+test("heartbeat capabilities: the command types the agent's driver can run (issue 12), valid for the API", async () => {
+  const exec: Exec = async () => ({ stdout: '', stderr: '' });
+  const caps = (driver: DriverName | undefined, allowReboot = false) =>
+    commandCapabilities(
+      driver ? createRotationDriver({ driver, rotateCommand: 'true', exec, sleep: async () => {} }) : undefined,
+      allowReboot,
+    );
+  assert.deepEqual(caps(undefined), ['config_update']);
+  assert.deepEqual(caps('command'), ['rotate_ip', 'config_update']);
+  assert.deepEqual(caps('modemmanager'), ['rotate_ip', 'config_update']);
+  assert.deepEqual(caps('android-root'), ['rotate_ip', 'wifi_toggle', 'airplane_mode', 'config_update']);
+  assert.deepEqual(caps('command', true), ['rotate_ip', 'reboot', 'config_update']);
+  for (const driver of [undefined, 'command', 'android-root', 'modemmanager'] as const) {
+    const body = await buildHeartbeat({
+      metrics: async () => ({}),
+      publicIp: async () => '198.18.1.2',
+      agentVersion: '0.1.0',
+      startedAt: 0,
+      capabilities: caps(driver, true),
+    });
+    assert.deepEqual(body.capabilities, caps(driver, true));
+    // Every reported type is one the API knows.
+    assert.deepEqual(Heartbeat.parse(body).capabilities, caps(driver, true));
+    for (const t of body.capabilities!) assert.ok(CommandType.options.includes(t as never), t);
+  }
+});
+
+test('heartbeat after a rotation: one built before it goes without its (stale) address, a fresh one follows', async () => {
+  let ip = '198.18.1.2';
+  let release: (() => void) | undefined;
+  const sent: (string | null | undefined)[] = [];
+  const loop = new HeartbeatLoop({
+    send: async (b) => {
+      sent.push(b.public_ip);
+      return { commands: [], heartbeat_interval_s: 30, credentials_version: 'v' };
+    },
+    metrics: async () => ({}),
+    // The first lookup answers the old address, but only after the rotation finished.
+    publicIp: async () => {
+      const now = ip;
+      if (sent.length === 0 && !release) await new Promise<void>((r) => (release = r));
+      return now;
+    },
+    usage: new UsageMeter(() => new ConnectionMeter()),
+    onReply: () => {},
+    agentVersion: '0.1.0',
+    startedAt: 0,
+    logger,
+  });
+  const first = loop.beat();
+  while (!release) await new Promise((r) => setImmediate(r));
+  ip = '198.18.1.77';
+  const after = loop.addressChanged();
+  release();
+  await first;
+  await after;
+  assert.deepEqual(sent, [null, '198.18.1.77']);
+  assert.equal(loop.lastPublicIp, '198.18.1.77');
 });
 
 test('metrics: mmcli parsing, battery absent -> null', async () => {

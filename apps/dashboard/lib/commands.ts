@@ -88,3 +88,11 @@ export function mergeSeen(items: Command[], seen: ReadonlyMap<string, Command>):
   if (!changed) return items;
   return out.sort((a, b) => (a.created_at < b.created_at ? 1 : a.created_at > b.created_at ? -1 : 0));
 }
+
+/**
+ * Whether the device's agent can run this command type: the types it reported (`capabilities`, its
+ * driver's); a device that has reported none (an older agent) is offered everything, as the API accepts.
+ */
+export function canRun(d: { capabilities?: readonly CommandType[] | null }, type: CommandType): boolean {
+  return d.capabilities == null || d.capabilities.includes(type);
+}

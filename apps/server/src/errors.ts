@@ -25,5 +25,9 @@ export const API_ERRORS = defineErrors('api', {
     status: 429,
     message: 'this connection allows one rotation every {min_s} s; retry in {retry_s} s',
   },
+  PP_ERR_API_COMMAND_UNSUPPORTED: {
+    status: 409,
+    message: "the device cannot run {type}: its agent reports only {capabilities} (its driver's command types)",
+  },
 });
 export const apiError = errorFactory(API_ERRORS);

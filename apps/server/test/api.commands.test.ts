@@ -145,6 +145,144 @@ perBackend(
       assert.deepEqual([h.old_ip, h.new_ip, h.reason], ['198.18.3.1', '198.18.3.2', 'rotation']);
     });
 
+    // Issue 12: every rotation appeared twice in the events feed and IP history ('observed', 'rotation').
+    const ipRows = async (deviceId: string) => ({
+      history: (await ts().call('GET', `/api/devices/${deviceId}/ip-history`)).json.items.map(
+        (h: { old_ip: string | null; new_ip: string; reason: string }) => `${h.old_ip}->${h.new_ip}:${h.reason}`,
+      ),
+      events: (
+        await ts().db.query<{ d: string }>(
+          `SELECT coalesce(data->>'old_ip', 'null') || '->' || (data->>'new_ip') || ':' || (data->>'reason') AS d FROM events
+            WHERE device_id = $1 AND type = 'ip_changed' ORDER BY id DESC`,
+          [deviceId],
+        )
+      ).rows.map((r) => r.d),
+    });
+    const rotateOnce = async (deviceId: string, token: string, order: 'result-first' | 'heartbeat-first') => {
+      const c = (await ts().call('POST', `/api/devices/${deviceId}/commands`, { type: 'rotate_ip' })).json;
+      const url = `/api/devices/${deviceId}/commands/${c.id}/result`;
+      assert.equal((await ts().call('POST', url, { status: 'acked' }, dev(token))).status, 200);
+      const hb = () => ts().call('POST', `/api/devices/${deviceId}/heartbeat`, { public_ip: '198.18.4.2' }, dev(token));
+      const result = () =>
+        ts().call(
+          'POST',
+          url,
+          { status: 'succeeded', result: { old_ip: '198.18.4.1', new_ip: '198.18.4.2' } },
+          dev(token),
+        );
+      for (const step of order === 'result-first' ? [result, hb] : [hb, result]) {
+        ts().clock.advance(1000);
+        assert.equal((await step()).status, 200);
+      }
+      // And the next regular heartbeat, with the same address.
+      ts().clock.advance(30_000);
+      assert.equal((await hb()).status, 200);
+    };
+    for (const order of ['result-first', 'heartbeat-first'] as const)
+      test(`one rotation = one IP history row and one ip_changed event (${order})`, async () => {
+        const d = await pairDevice(ts());
+        await ts().call('POST', `/api/devices/${d.id}/heartbeat`, { public_ip: '198.18.4.1' }, dev(d.token));
+        await rotateOnce(d.id, d.token, order);
+        assert.deepEqual(await ipRows(d.id), {
+          history: ['198.18.4.1->198.18.4.2:rotation', 'null->198.18.4.1:observed'],
+          events: ['198.18.4.1->198.18.4.2:rotation', 'null->198.18.4.1:observed'],
+        });
+        assert.equal((await ts().call('GET', `/api/devices/${d.id}`)).json.current_ip, '198.18.4.2');
+      });
+
+    test("an address a heartbeat reports before the rotation's ack (an older agent) becomes the rotation's row", async () => {
+      const d = await pairDevice(ts());
+      await ts().call('POST', `/api/devices/${d.id}/heartbeat`, { public_ip: '198.18.5.1' }, dev(d.token));
+      const c = (await ts().call('POST', `/api/devices/${d.id}/commands`, { type: 'rotate_ip' })).json;
+      ts().clock.advance(1000);
+      await ts().call('POST', `/api/devices/${d.id}/heartbeat`, { public_ip: '198.18.5.2' }, dev(d.token));
+      ts().clock.advance(1000);
+      const r = await ts().call(
+        'POST',
+        `/api/devices/${d.id}/commands/${c.id}/result`,
+        { status: 'succeeded', result: { old_ip: '198.18.5.1', new_ip: '198.18.5.2' } },
+        dev(d.token),
+      );
+      assert.equal(r.status, 200, r.body);
+      assert.deepEqual(await ipRows(d.id), {
+        history: ['198.18.5.1->198.18.5.2:rotation', 'null->198.18.5.1:observed'],
+        events: ['198.18.5.1->198.18.5.2:rotation', 'null->198.18.5.1:observed'],
+      });
+    });
+
+    test('an address change without a rotation is still recorded, once, as observed', async () => {
+      const d = await pairDevice(ts());
+      for (const ip of ['198.18.6.1', '198.18.6.2', '198.18.6.2']) {
+        ts().clock.advance(1000);
+        await ts().call('POST', `/api/devices/${d.id}/heartbeat`, { public_ip: ip }, dev(d.token));
+      }
+      // A rotation that failed leaves the next change to the heartbeat too.
+      const c = (await ts().call('POST', `/api/devices/${d.id}/commands`, { type: 'rotate_ip' })).json;
+      const url = `/api/devices/${d.id}/commands/${c.id}/result`;
+      await ts().call('POST', url, { status: 'acked' }, dev(d.token));
+      await ts().call('POST', url, { status: 'failed', result: { error: 'no signal' } }, dev(d.token));
+      ts().clock.advance(1000);
+      await ts().call('POST', `/api/devices/${d.id}/heartbeat`, { public_ip: '198.18.6.3' }, dev(d.token));
+      assert.deepEqual(await ipRows(d.id), {
+        history: ['198.18.6.2->198.18.6.3:observed', '198.18.6.1->198.18.6.2:observed', 'null->198.18.6.1:observed'],
+        events: ['198.18.6.2->198.18.6.3:observed', '198.18.6.1->198.18.6.2:observed', 'null->198.18.6.1:observed'],
+      });
+    });
+
+    test('capabilities: reported by the heartbeat, stored, on the device; a command outside them is refused (409) and nothing is queued; unknown types ignored; not reported = every command', async () => {
+      const d = await pairDevice(ts());
+      assert.equal((await ts().call('GET', `/api/devices/${d.id}`)).json.capabilities, null);
+      // An older agent (no capabilities): every command is accepted, as before.
+      assert.equal((await ts().call('POST', `/api/devices/${d.id}/commands`, { type: 'airplane_mode' })).status, 201);
+      const hb = await ts().call(
+        'POST',
+        `/api/devices/${d.id}/heartbeat`,
+        { capabilities: ['rotate_ip', 'config_update', 'teleport', 'rotate_ip'] },
+        dev(d.token),
+      );
+      assert.equal(hb.status, 200, hb.body);
+      const got = (await ts().call('GET', `/api/devices/${d.id}`)).json;
+      assert.deepEqual(got.capabilities, ['rotate_ip', 'config_update']);
+      const listed = (await ts().call('GET', '/api/devices?limit=1000')).json.items.find(
+        (x: { id: string }) => x.id === d.id,
+      );
+      assert.deepEqual(listed.capabilities, ['rotate_ip', 'config_update']);
+      const before = await snapshot(ts().db);
+      for (const type of ['airplane_mode', 'wifi_toggle', 'reboot']) {
+        const r = await ts().call('POST', `/api/devices/${d.id}/commands`, { type });
+        assertProblem(r, 409, 'PP_ERR_API_COMMAND_UNSUPPORTED');
+        assert.match(r.json.detail, new RegExp(`cannot run ${type}.*rotate_ip, config_update`));
+      }
+      assert.equal(await snapshot(ts().db), before);
+      assert.equal((await ts().call('POST', `/api/devices/${d.id}/commands`, { type: 'rotate_ip' })).status, 201);
+      // A heartbeat without the field keeps what was reported; a new list replaces it.
+      await ts().call('POST', `/api/devices/${d.id}/heartbeat`, {}, dev(d.token));
+      assert.deepEqual((await ts().call('GET', `/api/devices/${d.id}`)).json.capabilities, [
+        'rotate_ip',
+        'config_update',
+      ]);
+      await ts().call('POST', `/api/devices/${d.id}/heartbeat`, { capabilities: ['config_update'] }, dev(d.token));
+      assert.deepEqual((await ts().call('GET', `/api/devices/${d.id}`)).json.capabilities, ['config_update']);
+      // Bulk rotation answers the device as failed with the code; nothing queued.
+      const n = (
+        await ts().db.query<{ n: number }>('SELECT count(*)::int AS n FROM commands WHERE device_id = $1', [d.id])
+      ).rows[0]!.n;
+      const bulk = await ts().call('POST', '/api/devices/rotate', { device_ids: [d.id] });
+      assert.equal(bulk.status, 200, bulk.body);
+      assert.equal(bulk.json.items[0].outcome, 'failed');
+      assert.equal(bulk.json.items[0].error, 'PP_ERR_API_COMMAND_UNSUPPORTED');
+      assert.equal(
+        (await ts().db.query<{ n: number }>('SELECT count(*)::int AS n FROM commands WHERE device_id = $1', [d.id]))
+          .rows[0]!.n,
+        n,
+      );
+      assertProblem(
+        await ts().call('POST', `/api/devices/${d.id}/heartbeat`, { capabilities: ['Not A Type'] }, dev(d.token)),
+        400,
+        'PP_ERR_API_VALIDATION',
+      );
+    });
+
     test("401 wrong or missing device token; 403 another device's token; 404 unknown or foreign command", async () => {
       const a = await pairDevice(ts());
       const b = await pairDevice(ts());

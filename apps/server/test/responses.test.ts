@@ -162,6 +162,7 @@ const CASES: [string, (s: State) => Promise<Res | Res[]>][] = [
           usage: [{ connection_id: s.connection.id, bytes_in: 100, bytes_out: 2000 }],
           proxy: Object.fromEntries(Object.keys(S.ProxyStats.shape).map((k) => [k, 1])),
           tunnel_transport: 'udp',
+          capabilities: [...S.CommandType.options],
         },
         dev(s.device.token),
       ),
@@ -407,6 +408,7 @@ const device = {
   metrics: { battery: null, charging: null, signal: null, carrier: null, network_type: null },
   proxy_stats: null,
   tunnel_transport: null,
+  capabilities: null,
   created_at: '2026-11-25T12:00:00.000Z',
   updated_at: '2026-11-25T12:00:00.000Z',
 };

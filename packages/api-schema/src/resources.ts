@@ -70,6 +70,8 @@ export const CustomerCreate = z.strictObject({
 export const CustomerUpdate = CustomerCreate;
 
 // ---- devices ----
+/** What a device can be told to do (commands below); a device reports which of them it can run. */
+export const CommandType = z.enum(['rotate_ip', 'wifi_toggle', 'airplane_mode', 'reboot', 'config_update']);
 export const DeviceStatus = z.enum(['online', 'offline']);
 export const NetworkType = z.string().max(32);
 export const DeviceMetrics = z.object({
@@ -115,6 +117,12 @@ export const Device = z.object({
     .enum(['udp', 'tcp'])
     .nullable()
     .describe('what the device tunnel rides now (from the relay when it connects, then from its heartbeats)'),
+  capabilities: z
+    .array(CommandType)
+    .nullable()
+    .describe(
+      "the command types the device's agent can run (its driver's, from its heartbeat); a command outside them is refused (409 PP_ERR_API_COMMAND_UNSUPPORTED); null: not reported yet (older agents), every command is accepted",
+    ),
   created_at: Timestamp,
   updated_at: Timestamp,
 });
@@ -163,7 +171,6 @@ export const IpHistoryEntry = z.object({
 });
 
 // ---- commands ----
-export const CommandType = z.enum(['rotate_ip', 'wifi_toggle', 'airplane_mode', 'reboot', 'config_update']);
 export const CommandStatus = z.enum(['pending', 'sent', 'acked', 'succeeded', 'failed', 'expired']);
 export const Command = z.object({
   id: CommandId,
@@ -448,6 +455,13 @@ export const Heartbeat = z.strictObject({
     .default([]),
   proxy: ProxyStats.optional(),
   tunnel_transport: z.enum(['udp', 'tcp']).optional(),
+  capabilities: z
+    .array(z.string().regex(/^[a-z][a-z0-9_]{0,31}$/, 'must be a command type'))
+    .max(32)
+    .optional()
+    .describe(
+      'the command types this agent can run with its driver(s); types the server does not know are ignored (a newer agent); absent: not reported (every command is accepted)',
+    ),
 });
 export const HeartbeatResponse = z.object({
   commands: z.array(z.object({ id: CommandId, type: CommandType, payload: z.record(z.string(), z.unknown()) })),

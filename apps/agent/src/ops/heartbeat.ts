@@ -15,6 +15,8 @@ export interface HeartbeatDeps {
   proxyStats?: () => ListenerStats | undefined;
   /** The tunnel's transport now, when it is up. */
   transport?: () => 'udp' | 'tcp' | undefined;
+  /** The command types this agent can run (its driver's; ops/rotation.ts commandCapabilities). */
+  capabilities?: readonly string[];
   /** Runs the usage drain and the send one at a time with credential fetches (agent.ts). */
   oneAtATime?: <T>(f: () => Promise<T>) => Promise<T>;
   onReply: (reply: HeartbeatReply) => void;
@@ -27,7 +29,10 @@ export interface HeartbeatDeps {
 
 /** Everything but usage (slow: metrics and the public address are looked up). */
 export async function buildHeartbeat(
-  d: Pick<HeartbeatDeps, 'metrics' | 'publicIp' | 'agentVersion' | 'startedAt' | 'now' | 'proxyStats' | 'transport'>,
+  d: Pick<
+    HeartbeatDeps,
+    'metrics' | 'publicIp' | 'agentVersion' | 'startedAt' | 'now' | 'proxyStats' | 'transport' | 'capabilities'
+  >,
 ): Promise<HeartbeatBody> {
   const now = d.now ?? Date.now;
   const [metrics, ip] = await Promise.all([d.metrics().catch(() => ({})), d.publicIp().catch(() => null)]);
@@ -40,6 +45,7 @@ export async function buildHeartbeat(
     uptime_s: Math.max(0, Math.floor((now() - d.startedAt) / 1000)),
     usage: [],
     ...(transport ? { tunnel_transport: transport } : {}),
+    ...(d.capabilities ? { capabilities: [...d.capabilities] } : {}),
     ...(p
       ? {
           proxy: {
@@ -67,6 +73,8 @@ export class HeartbeatLoop {
   lastPublicIp: string | null = null;
   lastOkAt: number | undefined;
   private inFlight: Promise<void> | undefined;
+  /** Bumped when the public address may have changed under a heartbeat being built (addressChanged). */
+  private ipEpoch = 0;
 
   constructor(private readonly d: HeartbeatDeps) {
     this.intervalS = d.intervalS ?? 30;
@@ -88,6 +96,17 @@ export class HeartbeatLoop {
     return this.inFlight;
   }
 
+  /**
+   * A rotation has just changed the public address (its result, which the server records as the change,
+   * is reported next): a heartbeat whose address was looked up before now goes without one, so a stale
+   * address never reaches the server after the result, and a fresh heartbeat follows.
+   */
+  addressChanged(): Promise<void> {
+    this.ipEpoch++;
+    const fresh = () => this.beat();
+    return this.inFlight ? this.inFlight.then(fresh, fresh) : fresh();
+  }
+
   setInterval(seconds: number): void {
     if (!Number.isFinite(seconds) || seconds < 5 || seconds > 3600) return;
     const changed = seconds !== this.intervalS;
@@ -104,9 +123,11 @@ export class HeartbeatLoop {
   }
 
   private async once(): Promise<void> {
+    const epoch = this.ipEpoch;
     const body = await buildHeartbeat(this.d);
     const turn = this.d.oneAtATime ?? ((f) => f());
     const reply = await turn(async () => {
+      if (epoch !== this.ipEpoch) body.public_ip = null;
       body.usage = this.d.usage.drain();
       try {
         return await this.d.send(body);

@@ -39,6 +39,21 @@ export interface RotationDriver {
   wifiToggle?(): Promise<void>;
 }
 
+/**
+ * The command types an agent can run with this driver (none: undefined) — what its heartbeat reports as
+ * `capabilities`, so the server offers and accepts only these: rotate_ip with any driver, airplane_mode
+ * and wifi_toggle when the driver has them, reboot when started with --allow-reboot, config_update always.
+ */
+export function commandCapabilities(driver: RotationDriver | undefined, allowReboot: boolean): string[] {
+  return [
+    ...(driver ? ['rotate_ip'] : []),
+    ...(driver?.wifiToggle ? ['wifi_toggle'] : []),
+    ...(driver?.airplaneMode ? ['airplane_mode'] : []),
+    ...(allowReboot ? ['reboot'] : []),
+    'config_update',
+  ];
+}
+
 export interface DriverOptions {
   driver: DriverName;
   rotateCommand?: string;

@@ -6,7 +6,7 @@ import type { Ctx } from '../context.js';
 import { apiError } from '../errors.js';
 import { newId } from '../security/crypto.js';
 import { audit, recordEvent } from './audit.js';
-import { recordIpChange } from './devices.js';
+import { recordRotationIp } from './devices.js';
 import { toCommand, type Row } from './rows.js';
 
 export type CommandView = ReturnType<typeof toCommand>;
@@ -37,12 +37,13 @@ export async function queueCommand(
   const now = ctx.clock.now();
   const { cmd, pushUrl, joined } = await ctx.db.tx(async (q) => {
     const d = (
-      await q.query<{ id: string; push_url: string | null }>(
-        `SELECT d.id, r.push_url FROM devices d LEFT JOIN relays r ON r.id = d.relay_id WHERE d.id = $1${opts.before ? ' FOR UPDATE OF d' : ''}`,
+      await q.query<{ id: string; push_url: string | null; capabilities: string[] | null }>(
+        `SELECT d.id, r.push_url, d.capabilities FROM devices d LEFT JOIN relays r ON r.id = d.relay_id WHERE d.id = $1${opts.before ? ' FOR UPDATE OF d' : ''}`,
         [deviceId],
       )
     ).rows[0];
     if (!d) throw apiError('PP_ERR_API_NOT_FOUND', { what: 'device' });
+    refuseUnsupported(input.type, d.capabilities);
     const existing = await opts.before?.(q, now);
     if (existing) return { cmd: existing, pushUrl: null, joined: true };
     const id = newId('cmd');
@@ -80,6 +81,16 @@ export async function queueCommand(
   }
   const cur = await ctx.db.query<Row>('SELECT * FROM commands WHERE id = $1', [cmd.id]);
   return cur.rows[0] ? toCommand(cur.rows[0]) : cmd;
+}
+
+/** A command type outside what the device's agent reported it can run (devices.capabilities) is refused,
+ * nothing queued; a device that has reported nothing (an older agent) takes every command. */
+export function refuseUnsupported(type: string, capabilities: readonly string[] | null): void {
+  if (capabilities && !capabilities.includes(type))
+    throw apiError('PP_ERR_API_COMMAND_UNSUPPORTED', {
+      type,
+      capabilities: capabilities.length ? capabilities.join(', ') : 'none',
+    });
 }
 
 /** The worker's expireCommands (inside its job transaction): open commands past their expiry end as
@@ -148,7 +159,7 @@ export async function transition(
         await q.query<{ current_ip: string | null }>('SELECT current_ip FROM devices WHERE id = $1', [deviceId])
       ).rows[0];
       const oldIp = typeof result.old_ip === 'string' ? result.old_ip : (old?.current_ip ?? null);
-      await recordIpChange(ctx, q, deviceId, oldIp, result.new_ip.slice(0, 64), 'rotation');
+      await recordRotationIp(ctx, q, deviceId, oldIp, result.new_ip.slice(0, 64), new Date(cmd.created_at));
     }
     return cmd;
   });

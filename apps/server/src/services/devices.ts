@@ -323,3 +323,64 @@ export async function recordIpChange(
   await recordEvent(q, 'ip_changed', deviceId, { old_ip: oldIp, new_ip: newIp, reason }, now);
   ctx.bus.publish('ip_changed', { device_id: deviceId, old_ip: oldIp, new_ip: newIp, reason }, now);
 }
+
+/**
+ * The address a heartbeat reports (docs/design.md §2.7): a change is recorded ('observed') only when it
+ * differs from the device's current_ip as it is now (read under the row's lock, so a rotation result
+ * committed since the heartbeat's batch read it is seen) and no rotation is running on the device: the
+ * rotation's result records that change, once, as 'rotation'. Returns whether a change was recorded.
+ */
+export async function recordObservedIp(ctx: Ctx, q: Queryable, deviceId: string, ip: string): Promise<boolean> {
+  const cur = (
+    await q.query<{ current_ip: string | null; rotating: boolean }>(
+      `SELECT current_ip, EXISTS (SELECT 1 FROM commands c WHERE c.device_id = d.id AND c.type = 'rotate_ip'
+          AND c.status = 'acked' AND c.expires_at > $2) AS rotating
+         FROM devices d WHERE d.id = $1 FOR UPDATE`,
+      [deviceId, ctx.clock.now()],
+    )
+  ).rows[0];
+  if (!cur || cur.current_ip === ip || cur.rotating) return false;
+  await recordIpChange(ctx, q, deviceId, cur.current_ip, ip, 'observed');
+  return true;
+}
+
+/**
+ * A rotation's result (`old_ip` → `new_ip`, commands.ts): one IP change, reason 'rotation'. When a
+ * heartbeat already recorded the same new address as 'observed' since the command was created (an agent
+ * that reported it before the command was acked), that row and its event become the rotation's instead
+ * of a second change.
+ */
+export async function recordRotationIp(
+  ctx: Ctx,
+  q: Queryable,
+  deviceId: string,
+  oldIp: string | null,
+  newIp: string,
+  since: Date,
+): Promise<void> {
+  const cur = (
+    await q.query<{ current_ip: string | null }>('SELECT current_ip FROM devices WHERE id = $1 FOR UPDATE', [deviceId])
+  ).rows[0];
+  if (cur?.current_ip === newIp) {
+    const seen = await q.query<{ id: string; old_ip: string | null; changed_at: Date }>(
+      `UPDATE ip_history SET reason = 'rotation'
+        WHERE id = (SELECT id FROM ip_history WHERE device_id = $1 ORDER BY id DESC LIMIT 1)
+          AND reason = 'observed' AND new_ip = $2 AND changed_at >= $3
+        RETURNING id, old_ip, changed_at`,
+      [deviceId, newIp, since],
+    );
+    const row = seen.rows[0];
+    if (row) {
+      await q.query(
+        `UPDATE events SET data = jsonb_set(data, '{reason}', '"rotation"')
+          WHERE id = (SELECT id FROM events WHERE device_id = $1 AND type = 'ip_changed' ORDER BY id DESC LIMIT 1)
+            AND data->>'new_ip' = $2 AND data->>'reason' = 'observed'`,
+        [deviceId, newIp],
+      );
+      const data = { device_id: deviceId, old_ip: row.old_ip, new_ip: newIp, reason: 'rotation' };
+      ctx.bus.publish('ip_changed', data, ctx.clock.now());
+      return;
+    }
+  }
+  await recordIpChange(ctx, q, deviceId, oldIp, newIp, 'rotation');
+}

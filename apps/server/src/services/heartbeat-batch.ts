@@ -35,14 +35,16 @@ interface Pending {
   proxy: object | null;
   /** What the device's tunnel rides now (heartbeat `tunnel_transport`). */
   transport: 'udp' | 'tcp' | null;
+  /** The command types its agent can run (heartbeat `capabilities`, known types only); null: not reported. */
+  capabilities: string[] | null;
   resolve: (r: HeartbeatOutcome) => void;
   reject: (e: unknown) => void;
 }
 
 const SQL = `
 WITH i AS (
-  SELECT * FROM unnest($1::text[], $2::int[], $3::boolean[], $4::int[], $5::text[], $6::text[], $7::text[], $10::jsonb[], $11::text[])
-    AS t(id, battery, charging, signal, carrier, network_type, agent_version, proxy_stats, tunnel_transport)),
+  SELECT * FROM unnest($1::text[], $2::int[], $3::boolean[], $4::int[], $5::text[], $6::text[], $7::text[], $10::jsonb[], $11::text[], $12::jsonb[])
+    AS t(id, battery, charging, signal, carrier, network_type, agent_version, proxy_stats, tunnel_transport, capabilities)),
 o AS (SELECT d.id, d.status, d.current_ip FROM devices d JOIN i ON i.id = d.id),
 u AS (
   UPDATE devices d SET
@@ -50,7 +52,7 @@ u AS (
     battery = coalesce(i.battery, d.battery), charging = coalesce(i.charging, d.charging), signal = coalesce(i.signal, d.signal),
     carrier = coalesce(i.carrier, d.carrier), network_type = coalesce(i.network_type, d.network_type),
     agent_version = coalesce(i.agent_version, d.agent_version), proxy_stats = coalesce(i.proxy_stats, d.proxy_stats),
-    tunnel_transport = coalesce(i.tunnel_transport, d.tunnel_transport)
+    tunnel_transport = coalesce(i.tunnel_transport, d.tunnel_transport), capabilities = coalesce(i.capabilities, d.capabilities)
   FROM i WHERE d.id = i.id RETURNING d.id),
 c AS (
   UPDATE commands SET status = 'sent', sent_at = $8
@@ -81,9 +83,10 @@ export class HeartbeatBatcher {
     agentVersion: string | null,
     proxy: object | null = null,
     transport: 'udp' | 'tcp' | null = null,
+    capabilities: string[] | null = null,
   ): Promise<HeartbeatOutcome> {
     return new Promise((resolve, reject) => {
-      this.#queue.push({ id, m, agentVersion, proxy, transport, resolve, reject });
+      this.#queue.push({ id, m, agentVersion, proxy, transport, capabilities, resolve, reject });
       if (!this.#running) {
         this.#running = true;
         setImmediate(() => void this.#drain());
@@ -126,6 +129,7 @@ export class HeartbeatBatcher {
       this.resendAfterS,
       col((p) => (p.proxy ? JSON.stringify(p.proxy) : null)),
       col((p) => p.transport),
+      col((p) => (p.capabilities ? JSON.stringify(p.capabilities) : null)),
     ];
     for (let attempt = 1; ; attempt++) {
       try {
@@ -135,7 +139,7 @@ export class HeartbeatBatcher {
           old_ip: string | null;
           cred_version: string;
           commands: Row[];
-        }>(SQL, params, { name: 'heartbeat_batch_v5' });
+        }>(SQL, params, { name: 'heartbeat_batch_v6' });
         this.stats.batches++;
         this.stats.heartbeats += batch.length;
         const byId = new Map(r.rows.map((x) => [x.id, x]));

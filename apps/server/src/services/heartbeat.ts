@@ -1,10 +1,11 @@
 // The device heartbeat: the hottest API path (every device, every 30 s; goal ≥ 5,000/s on 2 cores).
 // One batched statement records metrics, takes the commands to deliver and returns the previous status
 // and address; state changes and usage rows, when there are any, follow in a transaction of their own.
+import { CommandType } from '@pocketproxy/api-schema';
 import type { Ctx } from '../context.js';
 import { apiError } from '../errors.js';
 import { toCommand } from './rows.js';
-import { recordIpChange } from './devices.js';
+import { recordObservedIp } from './devices.js';
 import { announceHeartbeatSeen, heartbeatBringsOnline, heartbeatSeen } from './presence.js';
 import { credentialsVersion } from './connections.js';
 import { recordDeviceUsage, type Blocked } from './usage.js';
@@ -23,6 +24,14 @@ export interface HeartbeatInput {
   usage: { connection_id: string; bytes_in: number; bytes_out: number }[];
   proxy?: object | undefined;
   tunnel_transport?: 'udp' | 'tcp' | undefined;
+  capabilities?: string[] | undefined;
+}
+
+const COMMAND_TYPES: ReadonlySet<string> = new Set(CommandType.options);
+
+/** The command types the agent says it can run, those this server knows (a newer agent may list more), once each. */
+export function knownCapabilities(reported: readonly string[] | undefined): string[] | null {
+  return reported ? [...new Set(reported.filter((t) => COMMAND_TYPES.has(t)))] : null;
 }
 
 export async function heartbeat(ctx: Ctx, deviceId: string, hb: HeartbeatInput) {
@@ -35,6 +44,7 @@ export async function heartbeat(ctx: Ctx, deviceId: string, hb: HeartbeatInput) 
     hb.agent_version ?? null,
     hb.proxy ?? null,
     hb.tunnel_transport ?? null,
+    knownCapabilities(hb.capabilities),
   );
   const now = prev.at;
   if (prev.old_status === null) throw apiError('PP_ERR_API_NOT_FOUND', { what: 'device' });
@@ -49,7 +59,8 @@ export async function heartbeat(ctx: Ctx, deviceId: string, hb: HeartbeatInput) 
       blocked = await recordDeviceUsage(q, deviceId, now, hb.usage);
       if (blocked.length) credVersion = await credentialsVersion(q, deviceId, now);
       if (cameOnline) await heartbeatSeen(q, deviceId, now);
-      if (ipChanged) await recordIpChange(ctx, q, deviceId, prev.old_ip, hb.public_ip!, 'observed');
+      // Not a change when a rotation result recorded it since the batch read the row, or a rotation is running.
+      if (ipChanged) await recordObservedIp(ctx, q, deviceId, hb.public_ip!);
     });
   }
   if (cameOnline) announceHeartbeatSeen(ctx, deviceId, now);

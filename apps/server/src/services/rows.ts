@@ -48,6 +48,7 @@ export function toDevice(r: Row) {
     },
     proxy_stats: (r.proxy_stats ?? null) as ProxyStatsView | null,
     tunnel_transport: (r.tunnel_transport ?? null) as 'udp' | 'tcp' | null,
+    capabilities: (r.capabilities ?? null) as z.infer<typeof CommandType>[] | null,
     created_at: isoReq(r.created_at),
     updated_at: isoReq(r.updated_at),
   };

@@ -4,7 +4,7 @@ import { useRouter, useSearchParams } from 'next/navigation';
 import { Suspense, useEffect, useMemo, useRef, useState } from 'react';
 import { DeviceUpdate } from '@pocketproxy/api-schema';
 import { api, ApiError } from '@/lib/api';
-import { COMMAND_LABELS, commandResult, commandTone, mergeSeen, remember, upsertCommand } from '@/lib/commands';
+import { COMMAND_LABELS, canRun, commandResult, commandTone, mergeSeen, remember, upsertCommand } from '@/lib/commands';
 import { applyPatch, devicePatchFromEvent } from '@/lib/devices';
 import { reasonLabel } from '@/lib/events';
 import { formatBytes, formatSignal, formatTime, signalLevel } from '@/lib/format';
@@ -137,6 +137,9 @@ function DeviceInner() {
   if (!d) return dev.error ? <ErrorBanner error={dev.error} onRetry={dev.reload} /> : <Loading what="Loading device" />;
 
   const m = d.metrics;
+  // Only what the device's agent reports it can run (its driver); the API refuses the rest.
+  const extraCmds = (['airplane_mode', 'wifi_toggle', 'reboot'] as const).filter((t) => canRun(d, t));
+  const extra = extraCmds.find((t) => t === extraCmd) ?? extraCmds[0];
   return (
     <>
       <p className="small">
@@ -149,9 +152,16 @@ function DeviceInner() {
           </>
         }
       >
-        <button type="button" className="btn btn-primary" disabled={sending !== null} onClick={() => send('rotate_ip')}>
-          {sending === 'rotate_ip' ? 'Requesting…' : 'Rotate IP now'}
-        </button>
+        {canRun(d, 'rotate_ip') && (
+          <button
+            type="button"
+            className="btn btn-primary"
+            disabled={sending !== null}
+            onClick={() => send('rotate_ip')}
+          >
+            {sending === 'rotate_ip' ? 'Requesting…' : 'Rotate IP now'}
+          </button>
+        )}
         <button type="button" className="btn" onClick={() => setEditing(true)}>
           Edit
         </button>
@@ -232,26 +242,38 @@ function DeviceInner() {
         <section className="card stack" aria-labelledby="rot-h">
           <h2 id="rot-h">IP rotation</h2>
           <RotationEditor device={d} onSaved={(nd) => dev.setData(() => nd)} />
-          <div className="row">
-            <label className="check" htmlFor="extra-cmd">
-              Other command
-            </label>
-            <select id="extra-cmd" value={extraCmd} onChange={(e) => setExtraCmd(e.target.value as CommandType)}>
-              {(['airplane_mode', 'wifi_toggle', 'reboot'] as const).map((t) => (
-                <option key={t} value={t}>
-                  {COMMAND_LABELS[t]}
-                </option>
-              ))}
-            </select>
-            <button
-              type="button"
-              className="btn"
-              disabled={sending !== null}
-              onClick={() => (extraCmd === 'reboot' ? setConfirmReboot(true) : send(extraCmd))}
-            >
-              Send
-            </button>
-          </div>
+          {!canRun(d, 'rotate_ip') && (
+            <p className="muted small" data-testid="no-rotation">
+              This device's agent has no rotation driver (start it with <code>--rotate-driver</code>).
+            </p>
+          )}
+          {extra ? (
+            <div className="row">
+              <label className="check" htmlFor="extra-cmd">
+                Other command
+              </label>
+              <select id="extra-cmd" value={extra} onChange={(e) => setExtraCmd(e.target.value as CommandType)}>
+                {extraCmds.map((t) => (
+                  <option key={t} value={t}>
+                    {COMMAND_LABELS[t]}
+                  </option>
+                ))}
+              </select>
+              <button
+                type="button"
+                className="btn"
+                disabled={sending !== null}
+                onClick={() => (extra === 'reboot' ? setConfirmReboot(true) : send(extra))}
+              >
+                Send
+              </button>
+            </div>
+          ) : (
+            <p className="muted small" data-testid="no-other-commands">
+              Its driver runs no other command (airplane mode and Wi-Fi need <code>--rotate-driver android-root</code>,
+              reboot <code>--allow-reboot</code>).
+            </p>
+          )}
         </section>
       </div>
 
