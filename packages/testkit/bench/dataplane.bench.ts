@@ -214,12 +214,16 @@ async function main(): Promise<void> {
   const lab: Lab = await createLab({ devices: 1 });
   let relay: LabRelay | undefined;
   let stopForProfiles: (() => Promise<void>) | undefined;
-  // The peers phase's throwaway system user is the one thing outside the lab: removed in `finally`,
-  // and from the 'exit' hook if the run ends some other way (bound reached, signal).
+  // The peers phase's throwaway system user is the one thing outside the lab (with wireguard-go's
+  // control sockets): removed in `finally`, and from the 'exit' hook if the run ends some other way
+  // (bound reached, signal).
   const peerState: PeerState = {};
   const dropUser = () => {
     if (peerState.user) removeBenchUser(peerState.user);
     peerState.user = undefined;
+    // wireguard-go removes its control socket on SIGTERM, not when a teardown had to SIGKILL it.
+    for (const side of ['wgr', 'wgd', 'wpr', 'wpd'])
+      rmSync(`/var/run/wireguard/${side}${lab.prefix.slice(2)}.sock`, { force: true });
   };
   process.on('exit', dropUser);
   const guard = setTimeout(

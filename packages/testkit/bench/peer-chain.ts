@@ -192,9 +192,17 @@ export async function startOpenvpnTls(
   ]);
   await cli.waitForLine(/Initialization Sequence Completed/, 30_000);
   await srv.waitForLine(/Initialization Sequence Completed/, 10_000);
-  const cipher = /Data Channel: cipher '([^']+)'/.exec(cli.output())?.[1] ?? '?';
+  // The data-channel line may follow "Initialization Sequence Completed"; either side prints it.
+  const dataLine = /Data Channel: (?:using negotiated )?cipher '([^']+)'/;
+  const line = await Promise.any([cli.waitForLine(dataLine, 10_000), srv.waitForLine(dataLine, 10_000)]).catch(
+    () => '',
+  );
+  const cipher = dataLine.exec(line)?.[1] ?? '?';
   const ctrl = /Control Channel: (TLSv[\d.]+)/.exec(cli.output())?.[1] ?? '?';
-  if (cipher !== 'AES-256-GCM') throw new Error(`openvpn negotiated data cipher ${cipher}, not AES-256-GCM`);
+  if (cipher !== 'AES-256-GCM')
+    throw new Error(
+      `openvpn negotiated data cipher ${cipher}, not AES-256-GCM; client: ${cli.lines.slice(-12).join(' | ')}`,
+    );
   return {
     name: 'openvpn',
     devIp: `${o.net}.2`,
