@@ -4,8 +4,10 @@
 // rotations and Rotate / Copy, virtualised past VIRTUAL_FROM rows.
 import Link from 'next/link';
 import { memo } from 'react';
+import { canRun } from '@/lib/commands';
 import { formatBytes, formatSignal, signalLevel } from '@/lib/format';
-import { type DeviceStats, formatBps, type LiveFigures, percent, useVirtualRows, VIRTUAL_FROM } from '@/lib/fleet';
+import { type DeviceStats, type LiveFigures, VIRTUAL_FROM } from '@/lib/fleet';
+import { formatBps, percent, useVirtualRows } from '@/lib/virtual';
 import type { Device } from '@/lib/types';
 import { Age, StatusBadge } from './ui';
 
@@ -106,15 +108,18 @@ const DeviceRow = memo(function DeviceRow({
         <div className="muted small">{finished ? `of ${finished}` : ''}</div>
       </td>
       <td className="actions-cell nowrap">
-        <button
-          type="button"
-          className="btn btn-small"
-          disabled={rotating}
-          onClick={() => onRotate(d)}
-          aria-label={`Rotate IP of ${d.name}`}
-        >
-          {rotating ? 'Rotating…' : 'Rotate'}
-        </button>
+        {/* Only for a device whose driver can rotate (its reported capabilities; the API refuses the rest). */}
+        {canRun(d, 'rotate_ip') && (
+          <button
+            type="button"
+            className="btn btn-small"
+            disabled={rotating}
+            onClick={() => onRotate(d)}
+            aria-label={`Rotate IP of ${d.name}`}
+          >
+            {rotating ? 'Rotating…' : 'Rotate'}
+          </button>
+        )}
         <button type="button" className="btn btn-small" onClick={() => onCopy(d)} aria-label={`Copy ${d.name}`}>
           Copy
         </button>

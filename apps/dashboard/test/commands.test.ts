@@ -133,6 +133,16 @@ test("the device page offers only the commands the device's driver can run", asy
     .getByRole('button', { name: /Reboot/ })
     .click();
   await page.locator('section[aria-labelledby="cmds-h"] tbody tr').filter({ hasText: 'Reboot' }).first().waitFor();
+  // The devices list: the per-row Rotate only on rows whose driver can rotate.
+  await page.goto(`${server.base}/devices/`);
+  await page.getByRole('button', { name: 'Rotate IP of usb-modem-box-01' }).waitFor();
+  await page.getByRole('button', { name: 'Copy no-driver-box-03' }).waitFor();
+  for (const c of cases)
+    assert.equal(
+      await page.getByRole('button', { name: `Rotate IP of ${c.name}` }).count(),
+      c.rotate,
+      `${c.name}: per-row Rotate`,
+    );
   assert.deepEqual(log.take(), [], 'no console errors');
   await page.context().close();
 });
