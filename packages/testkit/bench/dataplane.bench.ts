@@ -215,8 +215,8 @@ async function main(): Promise<void> {
   let relay: LabRelay | undefined;
   let stopForProfiles: (() => Promise<void>) | undefined;
   // The peers phase's throwaway system user is the one thing outside the lab (with wireguard-go's
-  // control sockets): removed in `finally`, and from the 'exit' hook if the run ends some other way
-  // (bound reached, signal).
+  // control sockets and the temp dir): removed in `finally`, and from the 'exit' hook if the run ends
+  // some other way (bound reached, signal).
   const peerState: PeerState = {};
   const dropUser = () => {
     if (peerState.user) removeBenchUser(peerState.user);
@@ -224,6 +224,8 @@ async function main(): Promise<void> {
     // wireguard-go removes its control socket on SIGTERM, not when a teardown had to SIGKILL it.
     for (const side of ['wgr', 'wgd', 'wpr', 'wpd'])
       rmSync(`/var/run/wireguard/${side}${lab.prefix.slice(2)}.sock`, { force: true });
+    // The temp dir (keys, the peers' PKI and configs): `finally` does not run when a signal ends the run.
+    rmSync(work, { recursive: true, force: true });
   };
   process.on('exit', dropUser);
   const guard = setTimeout(
