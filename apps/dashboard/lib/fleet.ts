@@ -1,7 +1,7 @@
 'use client';
 // Fleet-scale helpers for the devices list: every page of a list (the API pages at 1000), per-device
 // figures from GET /api/devices/stats, live throughput from heartbeats, and row virtualisation.
-import { useCallback, useEffect, useLayoutEffect, useRef, useState } from 'react';
+import { useCallback, useEffect, useRef, useState } from 'react';
 import { api, type ApiError } from './api';
 import type { Resource } from './resource';
 import type { List } from './types';
@@ -98,82 +98,4 @@ export function throughputOf(bytes: number, at: string, previousSeen: string | n
   const dt = (Date.parse(at) - Date.parse(previousSeen)) / 1000;
   if (!(dt >= 1) || dt > 600) return null;
   return (bytes * 8) / dt;
-}
-
-export function formatBps(bps: number | null | undefined): string {
-  if (bps == null) return '—';
-  if (bps < 1000) return `${Math.round(bps)} bit/s`;
-  const units = ['kbit/s', 'Mbit/s', 'Gbit/s'];
-  let v = bps / 1000;
-  let i = 0;
-  while (v >= 1000 && i < units.length - 1) {
-    v /= 1000;
-    i++;
-  }
-  return `${v >= 100 ? v.toFixed(0) : v.toFixed(1)} ${units[i]}`;
-}
-
-export const percent = (r: number | null | undefined) =>
-  r == null ? '—' : `${r >= 0.999 || r === 0 ? Math.round(r * 100) : (Math.floor(r * 1000) / 10).toFixed(1)}%`;
-
-/**
- * Row virtualisation for a table in the page's normal flow (the window scrolls): renders only the rows
- * in view plus `overscan` each side, with spacer rows keeping the scroll height. Row height is measured
- * from a rendered row (tables stacked as cards on narrow screens have taller rows). Below `threshold`
- * rows every row is rendered.
- */
-export function useVirtualRows(count: number, threshold = 150, overscan = 6) {
-  const bodyRef = useRef<HTMLTableSectionElement>(null);
-  const [rowH, setRowH] = useState(41);
-  const [range, setRange] = useState<[number, number]>([0, Math.min(count, 60)]);
-  const virtual = count > threshold;
-
-  const compute = useCallback(() => {
-    const body = bodyRef.current;
-    if (!body || !virtual) return;
-    const top = body.getBoundingClientRect().top; // viewport y of the first row (spacer included)
-    const first = Math.max(0, Math.floor(-top / rowH) - overscan);
-    const visible = Math.ceil(window.innerHeight / rowH) + 2 * overscan;
-    const last = Math.min(count, first + visible);
-    setRange((r) => (r[0] === first && r[1] === last ? r : [first, last]));
-  }, [count, rowH, overscan, virtual]);
-
-  useEffect(() => {
-    if (!virtual) return;
-    let frame = 0;
-    const onScroll = () => {
-      if (!frame)
-        frame = requestAnimationFrame(() => {
-          frame = 0;
-          compute();
-        });
-    };
-    window.addEventListener('scroll', onScroll, { passive: true });
-    window.addEventListener('resize', onScroll);
-    compute();
-    return () => {
-      cancelAnimationFrame(frame);
-      window.removeEventListener('scroll', onScroll);
-      window.removeEventListener('resize', onScroll);
-    };
-  }, [compute, virtual]);
-
-  // Measure a real row once rows are there (and when the layout may have changed them).
-  useLayoutEffect(() => {
-    const body = bodyRef.current;
-    if (!body || !virtual) return;
-    const row = body.querySelector<HTMLTableRowElement>('tr[data-row]');
-    const h = row?.getBoundingClientRect().height;
-    if (h && Math.abs(h - rowH) > 0.5) setRowH(h);
-  });
-
-  const [start, end] = virtual ? [Math.min(range[0], count), Math.min(range[1], count)] : [0, count];
-  return {
-    bodyRef,
-    start,
-    end,
-    virtual,
-    padTop: virtual ? start * rowH : 0,
-    padBottom: virtual ? (count - end) * rowH : 0,
-  };
 }
