@@ -356,6 +356,30 @@ describe('data plane end to end (relay + 3 agents in the lab)', {
       },
       { timeoutMs: 15_000, intervalMs: 500, what: `ip history holds ${old} and ${fresh}` },
     );
+    // One rotation, one change (issue 12): after the heartbeat the agent sends once the rotation is over
+    // (the device is seen after the command finished), the new address is in the history once, as the
+    // rotation's. And the agent reports what its driver can run (command driver, no --allow-reboot).
+    const finished = (await relay.api.ok('GET', `/api/devices/${a.deviceId}/commands`)).items.find(
+      (x: any) => x.id === cmdId,
+    ).finished_at as string;
+    await waitUntil(
+      async () => {
+        const d = await relay.api.ok('GET', `/api/devices/${a.deviceId}`);
+        return d.last_seen_at > finished;
+      },
+      { timeoutMs: 40_000, intervalMs: 500, what: 'a heartbeat after the rotation' },
+    );
+    const rows = (await relay.api.ok('GET', `/api/devices/${a.deviceId}/ip-history`)).items.filter(
+      (x: any) => x.new_ip === fresh,
+    );
+    assert.deepEqual(
+      rows.map((x: any) => `${x.old_ip}->${x.new_ip}:${x.reason}`),
+      [`${old}->${fresh}:rotation`],
+    );
+    assert.deepEqual((await relay.api.ok('GET', `/api/devices/${a.deviceId}`)).capabilities, [
+      'rotate_ip',
+      'config_update',
+    ]);
     // Known race (services/commands.ts queueCommand): the device acks the pushed command over REST
     // before the API marks it `sent`, and the POST then answers 409 although the command runs.
     assert.equal(post.status, 201, `POST rotate_ip answered ${post.status} ${post.text.slice(0, 200)}`);
