@@ -238,14 +238,30 @@ export interface LabAgent {
   stop(): Promise<void>;
 }
 
+/**
+ * A fresh pairing code. The API lets an admin make 30 a minute; a lab that pairs more (bench:control pairs 50
+ * devices in a row) waits out the limit, as an operator's script would, within 2 minutes.
+ */
+async function newPairingCode(api: LabApi): Promise<{ code: string; pair_url: string; server_fingerprint: string }> {
+  const deadline = Date.now() + 120_000;
+  for (;;) {
+    const r = await api.call<{ code: string; pair_url: string; server_fingerprint: string; detail?: string }>(
+      'POST',
+      '/api/pairing-codes',
+      {},
+    );
+    if (r.status >= 200 && r.status < 300) return r.body;
+    const retryS = Number(/retry in (\d+) s/.exec(r.text)?.[1] ?? Number.NaN);
+    if (r.status !== 429 || !Number.isFinite(retryS) || Date.now() + retryS * 1000 > deadline)
+      throw new Error(`API POST /api/pairing-codes -> ${r.status} ${r.text.slice(0, 400)}`);
+    await new Promise((done) => setTimeout(done, retryS * 1000));
+  }
+}
+
 /** Pair device n with a fresh pairing code and start `pocketproxy-agent run` in its namespace. */
 export async function startAgent(lab: Lab, relay: LabRelay, n: number, opts: AgentOptions = {}): Promise<LabAgent> {
   const stateDir = tempDir(`pp-agent${n}-`);
-  const code = await relay.api.ok<{ code: string; pair_url: string; server_fingerprint: string }>(
-    'POST',
-    '/api/pairing-codes',
-    {},
-  );
+  const code = await newPairingCode(relay.api);
   const server = `http://${lab.relay.ip}:${relay.apiPort}`;
   // The lab's API is plain http on a non-loopback address: --insecure-http (pair remembers it for run).
   // The pairing URI (as in the QR code) when it names the address we reach the API at, which it does
