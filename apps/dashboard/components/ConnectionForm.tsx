@@ -1,7 +1,6 @@
 'use client';
 // Create / edit a connection (a customer's proxy credentials on one device).
 import { useState } from 'react';
-import { ConnectionCreate, ConnectionUpdate } from '@pocketproxy/api-schema';
 import { api } from '@/lib/api';
 import { fromBytes, fromLocalInput, parseAllowList, toBytes, toLocalInput, type Unit } from '@/lib/connections';
 import { arrayErrors, useFormSend, validate, type FieldErrors } from '@/lib/forms';
@@ -92,7 +91,7 @@ export function ConnectionForm({
       if (username.trim()) body.username = username.trim();
       if (password) body.password = password;
     }
-    const v = validate(editing ? ConnectionUpdate : ConnectionCreate, body);
+    const v = await validate(editing ? 'ConnectionUpdate' : 'ConnectionCreate', body);
     const all = { ...(v.ok ? {} : v.errors), ...local };
     if (Object.keys(all).length) return setErrors(all);
     await send(

@@ -1,7 +1,6 @@
 'use client';
 // Auto-rotation interval editor for one device (PATCH rotation_interval_s; null turns it off).
 import { useEffect, useState } from 'react';
-import { DeviceUpdate } from '@pocketproxy/api-schema';
 import { api } from '@/lib/api';
 import { formatInterval, formatTime } from '@/lib/format';
 import { problemErrors, validate, type FieldErrors } from '@/lib/forms';
@@ -54,7 +53,7 @@ export function RotationEditor({ device, onSaved }: { device: Device; onSaved: (
     setSaved(false);
     if (value !== null && !Number.isFinite(value))
       return setErrors({ rotation_interval_s: 'enter a number of minutes' });
-    const v = validate(DeviceUpdate, { rotation_interval_s: value });
+    const v = await validate('DeviceUpdate', { rotation_interval_s: value });
     if (!v.ok) return setErrors(v.errors);
     setErrors({});
     setBusy(true);

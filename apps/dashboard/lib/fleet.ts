@@ -11,9 +11,13 @@ const PAGE = 1000;
 /** Lists longer than this are virtualised (useVirtualRows). */
 export const VIRTUAL_FROM = 150;
 
+/** The first page when it is drawn before the rest arrives: a screenful and more, and past VIRTUAL_FROM. */
+const FIRST_PAGE = 200;
+
 /**
  * GET every page of a list (`path` without limit/offset); pages after the first in parallel.
- * `onFirst` gets the first page as soon as it is there (the page draws it while the rest loads).
+ * `onFirst` gets the first page as soon as it is there (the page draws it while the rest loads); that
+ * first page is a small one (FIRST_PAGE), which the API answers several times faster than 1000.
  */
 export async function fetchAll<T>(
   path: string,
@@ -21,11 +25,12 @@ export async function fetchAll<T>(
   onFirst?: (first: List<T>) => void,
 ): Promise<List<T>> {
   const sep = path.includes('?') ? '&' : '?';
-  const first = await api<List<T>>(`${path}${sep}limit=${PAGE}&offset=0`, { signal });
+  const firstLimit = onFirst ? FIRST_PAGE : PAGE;
+  const first = await api<List<T>>(`${path}${sep}limit=${firstLimit}&offset=0`, { signal });
   if (first.total <= first.items.length) return first;
   onFirst?.(first);
   const offsets: number[] = [];
-  for (let o = PAGE; o < first.total; o += PAGE) offsets.push(o);
+  for (let o = firstLimit; o < first.total; o += PAGE) offsets.push(o);
   const rest = await Promise.all(
     offsets.map((o) => api<List<T>>(`${path}${sep}limit=${PAGE}&offset=${o}`, { signal })),
   );

@@ -35,13 +35,38 @@ export function friendly(issue: z.ZodError['issues'][number]): string {
   return m;
 }
 
-/** Validate with a shared schema; returns either the parsed value or field errors. */
-export function validate<S extends z.ZodType>(
-  schema: S,
+type Schemas = typeof import('@pocketproxy/api-schema');
+/** The shared schemas a form can validate with, by name. */
+export type SchemaName = { [K in keyof Schemas]: Schemas[K] extends z.ZodType ? K : never }[keyof Schemas];
+type Out<K extends SchemaName> = z.output<Extract<Schemas[K], z.ZodType>>;
+
+// zod and the shared schemas (~37 KB gzip) load on a form's first validation, not with the page: every
+// page prefetches the routes its nav links point to, so a static import here weighed on all of them.
+let schemas: Promise<Schemas> | null = null;
+export function loadSchemas(): Promise<Schemas> {
+  schemas ??= import('@pocketproxy/api-schema').catch((err: unknown) => {
+    schemas = null; // a failed chunk load is tried again on the next submit
+    throw err;
+  });
+  return schemas;
+}
+
+/** Validate with a shared schema (by name); returns either the parsed value or field errors. */
+export async function validate<K extends SchemaName>(
+  name: K,
   value: unknown,
-): { ok: true; data: z.output<S> } | { ok: false; errors: FieldErrors } {
+): Promise<{ ok: true; data: Out<K> } | { ok: false; errors: FieldErrors }> {
+  let schema: z.ZodType;
+  try {
+    schema = (await loadSchemas())[name] as z.ZodType;
+  } catch (err) {
+    return {
+      ok: false,
+      errors: { _: `Could not load the form's checks: ${err instanceof Error ? err.message : err}` },
+    };
+  }
   const r = schema.safeParse(value);
-  return r.success ? { ok: true, data: r.data } : { ok: false, errors: zodFieldErrors(r.error) };
+  return r.success ? { ok: true, data: r.data as Out<K> } : { ok: false, errors: zodFieldErrors(r.error) };
 }
 
 /** Field errors for a failed request; `_` carries the problem's detail. */

@@ -1,7 +1,8 @@
 'use client';
 // For the devices table body only (components/DeviceTable.tsx, loaded lazily): row virtualisation and the
 // formats of its live columns.
-import { useCallback, useEffect, useLayoutEffect, useRef, useState } from 'react';
+import { useCallback, useEffect, useRef, useState } from 'react';
+import { flushSync } from 'react-dom';
 
 export function formatBps(bps: number | null | undefined): string {
   if (bps == null) return '—';
@@ -24,22 +25,43 @@ export const percent = (r: number | null | undefined) =>
  * in view plus `overscan` each side, with spacer rows keeping the scroll height. Row height is measured
  * from a rendered row (tables stacked as cards on narrow screens have taller rows). Below `threshold`
  * rows every row is rendered.
+ *
+ * Layout is read only in the animation frame, before this frame's changes (the layout is then clean and
+ * the read costs nothing), never after React has changed rows: a measurement in a layout effect forced a
+ * second layout of the table on every scroll step (half of the scroll's main-thread time in a profile).
+ * The new range is rendered synchronously in that frame (flushSync), so the rows that come into view are
+ * drawn with the scroll step that brought them, with one layout.
  */
-export function useVirtualRows(count: number, threshold = 150, overscan = 6) {
+export function useVirtualRows(count: number, threshold = 150, overscan = 4) {
   const bodyRef = useRef<HTMLTableSectionElement>(null);
   const [rowH, setRowH] = useState(41);
   const [range, setRange] = useState<[number, number]>([0, Math.min(count, 60)]);
   const virtual = count > threshold;
+  const h = useRef(rowH);
 
-  const compute = useCallback(() => {
-    const body = bodyRef.current;
-    if (!body || !virtual) return;
-    const top = body.getBoundingClientRect().top; // viewport y of the first row (spacer included)
-    const first = Math.max(0, Math.floor(-top / rowH) - overscan);
-    const visible = Math.ceil(window.innerHeight / rowH) + 2 * overscan;
-    const last = Math.min(count, first + visible);
-    setRange((r) => (r[0] === first && r[1] === last ? r : [first, last]));
-  }, [count, rowH, overscan, virtual]);
+  const compute = useCallback(
+    (sync: boolean) => {
+      const body = bodyRef.current;
+      if (!body || !virtual) return;
+      const row = body.querySelector<HTMLTableRowElement>('tr[data-row]');
+      const measured = row?.getBoundingClientRect().height;
+      const rh = measured && measured > 1 ? measured : h.current;
+      const top = body.getBoundingClientRect().top; // viewport y of the first row (spacer included)
+      const first = Math.max(0, Math.floor(-top / rh) - overscan);
+      const visible = Math.ceil(window.innerHeight / rh) + 2 * overscan;
+      const last = Math.min(count, first + visible);
+      const update = () => {
+        if (Math.abs(rh - h.current) > 0.5) {
+          h.current = rh;
+          setRowH(rh);
+        }
+        setRange((r) => (r[0] === first && r[1] === last ? r : [first, last]));
+      };
+      if (sync) flushSync(update);
+      else update();
+    },
+    [count, overscan, virtual],
+  );
 
   useEffect(() => {
     if (!virtual) return;
@@ -48,27 +70,18 @@ export function useVirtualRows(count: number, threshold = 150, overscan = 6) {
       if (!frame)
         frame = requestAnimationFrame(() => {
           frame = 0;
-          compute();
+          compute(true);
         });
     };
     window.addEventListener('scroll', onScroll, { passive: true });
     window.addEventListener('resize', onScroll);
-    compute();
+    compute(false);
     return () => {
       cancelAnimationFrame(frame);
       window.removeEventListener('scroll', onScroll);
       window.removeEventListener('resize', onScroll);
     };
   }, [compute, virtual]);
-
-  // Measure a real row once rows are there (and when the layout may have changed them).
-  useLayoutEffect(() => {
-    const body = bodyRef.current;
-    if (!body || !virtual) return;
-    const row = body.querySelector<HTMLTableRowElement>('tr[data-row]');
-    const h = row?.getBoundingClientRect().height;
-    if (h && Math.abs(h - rowH) > 0.5) setRowH(h);
-  });
 
   const [start, end] = virtual ? [Math.min(range[0], count), Math.min(range[1], count)] : [0, count];
   return {

@@ -1,7 +1,6 @@
 'use client';
 import Link from 'next/link';
 import { useEffect, useState } from 'react';
-import { CustomerCreate } from '@pocketproxy/api-schema';
 import { api } from '@/lib/api';
 import { formatTime } from '@/lib/format';
 import { useFormSend, validate } from '@/lib/forms';
@@ -27,7 +26,7 @@ function CustomerForm({
 
   async function submit(e: React.FormEvent) {
     e.preventDefault();
-    const v = validate(CustomerCreate, { name, email: email.trim() ? email : null, notes });
+    const v = await validate('CustomerCreate', { name, email: email.trim() ? email : null, notes });
     if (!v.ok) return setErrors(v.errors);
     await send(
       () =>

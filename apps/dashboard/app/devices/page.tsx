@@ -10,8 +10,10 @@ import { useResource } from '@/lib/resource';
 import type { Device, List, Relay } from '@/lib/types';
 import { Empty, ErrorBanner, Loading, Notice, PageHeader } from '@/components/ui';
 
-// The table body, with the page (see components/DeviceTable.tsx).
-const DeviceBody = lazy(() => import('@/components/DeviceTable'));
+// The table body, with the page (see components/DeviceTable.tsx); its chunk is asked for when the page
+// mounts, alongside the list, not once the list is in.
+const loadBody = () => import('@/components/DeviceTable');
+const DeviceBody = lazy(loadBody);
 // A row's Copy dialog loads when first opened (it stays out of the list's first load).
 const DeviceCopyDialog = lazy(() => import('@/components/DeviceCopy').then((m) => ({ default: m.DeviceCopyDialog })));
 
@@ -78,6 +80,7 @@ function DevicesInner() {
 
   useEffect(() => {
     document.title = 'Devices · PocketProxy';
+    loadBody().catch(() => {}); // lazy() asks again (and shows the error) when it renders the body
   }, []);
 
   const list = useAllPages<Device>(listPath(status, q));

@@ -1,7 +1,6 @@
 'use client';
 import Link from 'next/link';
 import { useCallback, useEffect, useMemo, useRef, useState } from 'react';
-import { PairingCodeCreate } from '@pocketproxy/api-schema';
 import { api } from '@/lib/api';
 import { problemErrors, validate, type FieldErrors } from '@/lib/forms';
 import { useLiveEvents, useLiveStatus, POLL_INTERVAL_MS } from '@/lib/live';
@@ -64,7 +63,7 @@ export default function PairPage() {
     const body: Record<string, unknown> = {};
     if (deviceName.trim()) body.device_name = deviceName;
     if (relayId) body.relay_id = relayId;
-    const v = validate(PairingCodeCreate, body);
+    const v = await validate('PairingCodeCreate', body);
     if (!v.ok) return setErrors(v.errors);
     setErrors({});
     setBusy(true);

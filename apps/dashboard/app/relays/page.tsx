@@ -1,6 +1,5 @@
 'use client';
 import { useEffect, useState } from 'react';
-import { RelayCreate, RelayUpdate } from '@pocketproxy/api-schema';
 import { api } from '@/lib/api';
 import { formatTime } from '@/lib/format';
 import { useFormSend, validate, type FieldErrors } from '@/lib/forms';
@@ -30,7 +29,7 @@ function RelayForm({ relay, onSaved, onCancel }: { relay?: Relay; onSaved: (r: R
       enabled,
     };
     if (publicKey.trim()) body.public_key = publicKey.trim();
-    const v = validate(relay ? RelayUpdate : RelayCreate, body);
+    const v = await validate(relay ? 'RelayUpdate' : 'RelayCreate', body);
     const local: FieldErrors = Number.isFinite(port) ? {} : { tunnel_port: 'enter a port between 1 and 65535' };
     if (!v.ok || Object.keys(local).length) return setErrors({ ...(v.ok ? {} : v.errors), ...local });
     await send(

@@ -2,7 +2,6 @@
 import Link from 'next/link';
 import { useRouter, useSearchParams } from 'next/navigation';
 import { Suspense, useEffect, useMemo, useRef, useState } from 'react';
-import { DeviceUpdate } from '@pocketproxy/api-schema';
 import { api, ApiError } from '@/lib/api';
 import { COMMAND_LABELS, canRun, commandResult, commandTone, mergeSeen, remember, upsertCommand } from '@/lib/commands';
 import { applyPatch, devicePatchFromEvent } from '@/lib/devices';
@@ -483,7 +482,7 @@ function EditDevice({
     e.preventDefault();
     const body: Record<string, unknown> = { name, description };
     if (relayId && relayId !== device.relay_id) body.relay_id = relayId;
-    const v = validate(DeviceUpdate, body);
+    const v = await validate('DeviceUpdate', body);
     if (!v.ok) return setErrors(v.errors);
     setBusy(true);
     try {
