@@ -45,13 +45,15 @@ export function useVirtualRows(count: number, threshold = 150, overscan = 4) {
       if (!body || !virtual) return;
       const row = body.querySelector<HTMLTableRowElement>('tr[data-row]');
       const measured = row?.getBoundingClientRect().height;
-      const rh = measured && measured > 1 ? measured : h.current;
+      // Rows differ by fractions of a pixel; the spacers use h.current, so the range must too (a 0.5 px
+      // difference is 2,700 px over 5,500 rows).
+      const rh = measured && Math.abs(measured - h.current) > 0.5 ? measured : h.current;
       const top = body.getBoundingClientRect().top; // viewport y of the first row (spacer included)
       const first = Math.max(0, Math.floor(-top / rh) - overscan);
       const visible = Math.ceil(window.innerHeight / rh) + 2 * overscan;
       const last = Math.min(count, first + visible);
       const update = () => {
-        if (Math.abs(rh - h.current) > 0.5) {
+        if (rh !== h.current) {
           h.current = rh;
           setRowH(rh);
         }
