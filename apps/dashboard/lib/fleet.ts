@@ -81,15 +81,7 @@ export function useAllPages<T>(path: string): Resource<List<T>> & { complete: bo
   return { data, error, loading, reload: load, setData, complete };
 }
 
-export type DeviceStats = {
-  device_id: string;
-  traffic_today_bytes: number;
-  traffic_month_bytes: number;
-  uptime_24h: number | null;
-  uptime_7d: number | null;
-  rotations_7d: { succeeded: number; failed: number; expired: number };
-  rotation_success_rate_7d: number | null;
-};
+export type { DeviceStats } from './types';
 
 /** Live figures from heartbeat events: bytes of the last heartbeat over the time since the one before. */
 export type LiveFigures = { bps?: number; open?: number; at: number };

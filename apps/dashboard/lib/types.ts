@@ -13,6 +13,7 @@ export type CommandStatus = z.infer<typeof S.CommandStatus>;
 export type CommandType = z.infer<typeof S.CommandType>;
 export type IpHistoryEntry = z.infer<typeof S.IpHistoryEntry>;
 export type UsagePoint = z.infer<typeof S.UsagePoint>;
+export type DeviceStats = z.infer<typeof S.DeviceStats>;
 export type Overview = z.infer<typeof S.Overview>;
 export type PairingCode = z.infer<typeof S.PairingCode>;
 export type WsEvent = z.infer<typeof S.WsEvent>;

@@ -12,20 +12,15 @@
 //
 // Traffic: usage.ts trafficByDevice (counted as GET /api/overview and GET /api/devices/:id/usage count it);
 // the fleet's series, GET /api/usage, is usage.ts fleetUsage.
+import type { DeviceStats } from '@pocketproxy/api-schema';
 import type { Queryable } from '@pocketproxy/db';
+import type { z } from 'zod';
 import { trafficByDevice } from './usage.js';
 
 const DAY_MS = 86_400_000;
 
-export interface DeviceStatsView {
-  device_id: string;
-  traffic_today_bytes: number;
-  traffic_month_bytes: number;
-  uptime_24h: number | null;
-  uptime_7d: number | null;
-  rotations_7d: { succeeded: number; failed: number; expired: number };
-  rotation_success_rate_7d: number | null;
-}
+/** A device's figures as `GET /api/devices/stats` publishes them (api-schema DeviceStats). */
+export type DeviceStatsView = z.output<typeof DeviceStats>;
 
 /**
  * Seconds online and seconds known per device over [now - windowMs, now]. `deviceId` narrows to one.
