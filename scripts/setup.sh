@@ -5,8 +5,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # tinyproxy, dante-server (and wireguard-go, openvpn): the standard-parts chain of `npm run bench:dataplane`
-# (peers phase), which starts its own instances in lab namespaces; their system services are never kept.
-DEBS=(nftables iproute2 iputils-ping openvpn postgresql chromium curl socat dnsutils iperf3 conntrack wireguard-go wireguard-tools procps openssl python3 make g++ wrk tinyproxy dante-server)
+# (peers phase); redsocks: the standard-parts answer to the OpenVPN customer path (ovpn phase). The benches
+# start their own instances in lab namespaces; the packages' system services are never kept.
+DEBS=(nftables iproute2 iputils-ping openvpn postgresql chromium curl socat dnsutils iperf3 conntrack wireguard-go wireguard-tools procps openssl python3 make g++ wrk tinyproxy dante-server redsocks)
 missing=()
 for p in "${DEBS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then
@@ -27,7 +28,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   [ -z "$own_policy" ] || rm -f /usr/sbin/policy-rc.d
   # Debian enables (and, without a policy, starts) a default cluster and daemons on install; the
   # platform, the tests and the benches run their own.
-  for svc in postgresql tinyproxy danted; do systemctl disable --now "$svc" >/dev/null 2>&1 || true; done
+  for svc in postgresql tinyproxy danted redsocks; do systemctl disable --now "$svc" >/dev/null 2>&1 || true; done
 fi
 
 if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
