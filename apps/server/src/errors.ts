@@ -29,5 +29,16 @@ export const API_ERRORS = defineErrors('api', {
     status: 409,
     message: "the device cannot run {type}: its agent reports only {capabilities} (its driver's command types)",
   },
+  PP_ERR_API_ENROLLMENT_TOKEN_INVALID: { status: 401, message: 'this enrollment token is unknown' },
+  PP_ERR_API_ENROLLMENT_TOKEN_REVOKED: { status: 403, message: 'this enrollment token was revoked' },
+  PP_ERR_API_ENROLLMENT_TOKEN_EXPIRED: { status: 403, message: 'this enrollment token expired at {expires_at}' },
+  PP_ERR_API_ENROLLMENT_TOKEN_EXHAUSTED: {
+    status: 403,
+    message: 'this enrollment token has enrolled all the {max_devices} devices it allows',
+  },
+  PP_ERR_API_DEVICE_ALREADY_ENROLLED: {
+    status: 409,
+    message: 'this farm host already has a device with hardware id {hardware_id} ({device_id})',
+  },
 });
 export const apiError = errorFactory(API_ERRORS);

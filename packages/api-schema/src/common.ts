@@ -1,6 +1,6 @@
 import { z } from 'zod';
 
-/** Typed, prefixed ids make logs and URLs self-explaining: dev_…, con_…, cmd_…, cus_…, rly_…, adm_…. */
+/** Typed, prefixed ids make logs and URLs self-explaining: dev_…, con_…, cmd_…, cus_…, rly_…, adm_…, enr_…, farm_…. */
 export const idOf = (prefix: string) =>
   z.string().regex(new RegExp(`^${prefix}_[0-9a-zA-Z]{10,40}$`), `must be an id starting with ${prefix}_`);
 
@@ -9,6 +9,8 @@ export const ConnectionId = idOf('con');
 export const CommandId = idOf('cmd');
 export const CustomerId = idOf('cus');
 export const RelayId = idOf('rly');
+export const EnrollmentTokenId = idOf('enr');
+export const FarmHostId = idOf('farm');
 
 /** Names shown to operators: printable, trimmed, 1–64 chars. */
 export const Name = z

@@ -4,3 +4,4 @@ export * from './common.js';
 export * from './resources.js';
 export * from './internal.js';
 export * from './fleet.js';
+export * from './farm.js';

@@ -6,6 +6,7 @@ import {
   CustomerId,
   Description,
   DeviceId,
+  FarmHostId,
   Hostname,
   JsonObject,
   Name,
@@ -70,6 +71,12 @@ export const CustomerCreate = z.strictObject({
 export const CustomerUpdate = CustomerCreate;
 
 // ---- devices ----
+/** device: a machine running `pocketproxy-agent run`; phone / modem: one device of a farm host. */
+export const DeviceKind = z
+  .enum(['device', 'phone', 'modem'])
+  .describe(
+    'device: paired alone (agent run); phone: an Android phone of a farm host (adb); modem: a USB modem of a farm host',
+  );
 /** What a device can be told to do (commands below); a device reports which of them it can run. */
 export const CommandType = z.enum(['rotate_ip', 'wifi_toggle', 'airplane_mode', 'reboot', 'config_update']);
 export const DeviceStatus = z.enum(['online', 'offline']);
@@ -123,6 +130,14 @@ export const Device = z.object({
     .describe(
       "the command types the device's agent can run (its driver's, from its heartbeat); a command outside them is refused (409 PP_ERR_API_COMMAND_UNSUPPORTED); null: not reported yet (older agents), every command is accepted",
     ),
+  farm_host_id: FarmHostId.nullable().describe('the farm host that enrolled the device (issue 14); null: paired alone'),
+  farm_host_name: z.string().nullable().describe("that farm host's name"),
+  kind: DeviceKind,
+  hardware_id: z
+    .string()
+    .nullable()
+    .describe("a farm device's hardware: the phone's adb serial or the modem's IMEI; null: not a farm device"),
+  model: z.string().nullable().describe('the model the farm host reported (e.g. "Pixel 6", "EM7455")'),
   created_at: Timestamp,
   updated_at: Timestamp,
 });

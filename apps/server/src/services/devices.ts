@@ -15,6 +15,19 @@ import { setRotationSchedule } from './rotation.js';
 
 export type DeviceView = ReturnType<typeof toDevice>;
 
+/** A device row with its farm host's name (toDevice's farm_host_name); filters name the device's columns `d.`. */
+export const DEVICE_SELECT =
+  'SELECT d.*, fh.name AS farm_host_name FROM devices d LEFT JOIN farm_hosts fh ON fh.id = d.farm_host_id';
+
+/** What a farm host's enrollment adds to a device (services/enrollment.ts; migration 019). */
+export interface FarmDeviceInput {
+  hostId: string;
+  hostName: string;
+  kind: 'phone' | 'modem';
+  hardwareId: string;
+  model: string | null;
+}
+
 export interface DeviceSecrets {
   device: DeviceView;
   auth_token: string;
@@ -53,6 +66,7 @@ export async function createDevice(
     publicKey?: string | undefined;
     agentVersion?: string | undefined;
     strictName?: boolean;
+    farm?: FarmDeviceInput;
   },
   actor: string,
 ): Promise<DeviceSecrets> {
@@ -78,8 +92,9 @@ export async function createDevice(
   const vpnIp = await allocateVpnIp(q, ctx.config.deviceSubnet);
   const now = ctx.clock.now();
   const r = await q.query<Row>(
-    `INSERT INTO devices (id, name, description, relay_id, vpn_ip, token_hash, public_key, psk_enc, agent_version, paired_at, created_at, updated_at)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, $10) RETURNING *`,
+    `INSERT INTO devices (id, name, description, relay_id, vpn_ip, token_hash, public_key, psk_enc, agent_version,
+                          farm_host_id, kind, hardware_id, model, paired_at, created_at, updated_at)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $11, $12, $13, $14, $10, $10, $10) RETURNING *`,
     [
       id,
       name,
@@ -91,12 +106,16 @@ export async function createDevice(
       ctx.box.seal(psk),
       input.agentVersion ?? null,
       now,
+      input.farm?.hostId ?? null,
+      input.farm?.kind ?? 'device',
+      input.farm?.hardwareId ?? null,
+      input.farm?.model ?? null,
     ],
   );
   await audit(q, actor, 'device.create', id, { name, relay_id: relay.id });
   await recordEvent(q, 'device_paired', id, { name }, now);
   const out: DeviceSecrets = {
-    device: toDevice(r.rows[0]!),
+    device: toDevice({ ...r.rows[0]!, farm_host_name: input.farm?.hostName ?? null }),
     auth_token: token,
     psk,
     relay: { id: relay.id, host: relay.host, port: relay.tunnel_port, public_key: relay.public_key },
@@ -143,32 +162,42 @@ export async function announceDevice(ctx: Ctx, deviceId: string, pushUrl?: strin
 }
 
 export async function getDevice(q: Queryable, id: string): Promise<DeviceView> {
-  const r = await q.query<Row>('SELECT * FROM devices WHERE id = $1', [id]);
+  const r = await q.query<Row>(`${DEVICE_SELECT} WHERE d.id = $1`, [id]);
   if (!r.rows[0]) throw apiError('PP_ERR_API_NOT_FOUND', { what: 'device' });
   return toDevice(r.rows[0]);
 }
 
 export async function listDevices(
   q: Queryable,
-  f: { status?: string | undefined; q?: string | undefined; limit: number; offset: number },
+  f: {
+    status?: string | undefined;
+    q?: string | undefined;
+    farm_host_id?: string | undefined;
+    limit: number;
+    offset: number;
+  },
 ) {
   const where: string[] = [];
   const params: unknown[] = [];
   if (f.status) {
     params.push(f.status);
-    where.push(`status = $${params.length}`);
+    where.push(`d.status = $${params.length}`);
+  }
+  if (f.farm_host_id) {
+    params.push(f.farm_host_id);
+    where.push(`d.farm_host_id = $${params.length}`);
   }
   if (f.q) {
     params.push(`%${f.q.replace(/[\\%_]/g, (c) => `\\${c}`)}%`);
     where.push(
-      `(name ILIKE $${params.length} OR id ILIKE $${params.length} OR coalesce(current_ip,'') ILIKE $${params.length} OR coalesce(carrier,'') ILIKE $${params.length})`,
+      `(d.name ILIKE $${params.length} OR d.id ILIKE $${params.length} OR coalesce(d.current_ip,'') ILIKE $${params.length} OR coalesce(d.carrier,'') ILIKE $${params.length})`,
     );
   }
   const w = where.length ? `WHERE ${where.join(' AND ')}` : '';
-  const total = await q.query<{ n: number }>(`SELECT count(*)::int AS n FROM devices ${w}`, params);
+  const total = await q.query<{ n: number }>(`SELECT count(*)::int AS n FROM devices d ${w}`, params);
   params.push(f.limit, f.offset);
   const rows = await q.query<Row>(
-    `SELECT * FROM devices ${w} ORDER BY name LIMIT $${params.length - 1} OFFSET $${params.length}`,
+    `${DEVICE_SELECT} ${w} ORDER BY d.name LIMIT $${params.length - 1} OFFSET $${params.length}`,
     params,
   );
   return { items: rows.rows.map(toDevice), total: total.rows[0]!.n };
@@ -217,7 +246,7 @@ export async function updateDevice(
       [id, patch.name ?? null, patch.description ?? null, patch.relay_id ?? null, now],
     );
     await audit(q, actor, 'device.update', id, patch);
-    const d = toDevice(r.rows[0]!);
+    const d = toDevice({ ...r.rows[0]!, farm_host_name: await farmHostName(q, r.rows[0]!.farm_host_id) });
     ctx.bus.publish('device_updated', d, now);
     return d;
   });
@@ -231,6 +260,13 @@ export async function updateDevice(
     if (leftRelay.pushUrl) await announceDevice(ctx, id, leftRelay.pushUrl);
   }
   return out;
+}
+
+async function farmHostName(q: Queryable, farmHostId: unknown): Promise<string | null> {
+  if (farmHostId == null) return null;
+  return (
+    (await q.query<{ name: string }>('SELECT name FROM farm_hosts WHERE id = $1', [farmHostId])).rows[0]?.name ?? null
+  );
 }
 
 export async function deleteDevice(ctx: Ctx, id: string, actor: string): Promise<void> {

@@ -49,6 +49,12 @@ export function toDevice(r: Row) {
     proxy_stats: (r.proxy_stats ?? null) as ProxyStatsView | null,
     tunnel_transport: (r.tunnel_transport ?? null) as 'udp' | 'tcp' | null,
     capabilities: (r.capabilities ?? null) as z.infer<typeof CommandType>[] | null,
+    // farm_host_name comes from a join with farm_hosts (DEVICE_SELECT in devices.ts)
+    farm_host_id: (r.farm_host_id as string | null) ?? null,
+    farm_host_name: (r.farm_host_name as string | null) ?? null,
+    kind: ((r.kind as string | null) ?? 'device') as 'device' | 'phone' | 'modem',
+    hardware_id: (r.hardware_id as string | null) ?? null,
+    model: (r.model as string | null) ?? null,
     created_at: isoReq(r.created_at),
     updated_at: isoReq(r.updated_at),
   };
