@@ -22,6 +22,19 @@ export const AGENT_ERRORS = defineErrors('agent', {
       'the server answered with a server key whose fingerprint is {got}, not the pairing fingerprint {expected}: ' +
       'something between this device and {server} may be posing as it; nothing was saved',
   },
+  PP_ERR_AGENT_TOOL_TIMEOUT: {
+    status: 504,
+    message: '{command} did not answer within {ms} ms (stopped; the device is reported, not waited for)',
+  },
+  PP_ERR_AGENT_TOOL_FAILED: { status: 502, message: '{command} failed: {reason}' },
+  PP_ERR_AGENT_TOOL_OUTPUT: { status: 502, message: '{command} answered something unexpected: {reason}' },
+  PP_ERR_AGENT_ADB_BAD_SERIAL: {
+    status: 400,
+    message:
+      'adb serial {serial} is not a plain serial (letters, digits, . _ : -, at most 64, not starting with -): device ignored',
+  },
+  PP_ERR_AGENT_ADB_DEVICE_STATE: { status: 409, message: 'phone {serial} is {state}: {hint}' },
+  PP_ERR_AGENT_MODEM_BAD_ID: { status: 400, message: 'modem index {id} is not a number ModemManager gave' },
   PP_ERR_AGENT_RELAY_KEY_UNENDORSED: {
     status: 502,
     message:

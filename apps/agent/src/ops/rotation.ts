@@ -4,10 +4,14 @@
 //   command      --rotate-command via /bin/sh -c (the lab's `testkit rotate`, a USB modem script...)
 //   android-root airplane mode on, wait, off (`cmd connectivity airplane-mode enable|disable`)
 //   modemmanager mmcli -m any --simple-disconnect, then --simple-connect
+//   adb          the farm's phones: airplane mode or mobile data off/on over adb (farm/drivers.ts)
+//
+// A driver that ran but left the address as it was (a carrier that gave the same address back) is run
+// once more; the same address again -> PP_ERR_AGENT_ROTATE_FAILED.
 import { execFile } from 'node:child_process';
 import { agentError } from '../errors.js';
 
-export type DriverName = 'command' | 'android-root' | 'modemmanager';
+export type DriverName = 'command' | 'android-root' | 'modemmanager' | 'adb';
 
 /** Runs a program (no shell unless the caller asks for /bin/sh -c). */
 export type Exec = (
@@ -129,24 +133,33 @@ export async function rotateIp(d: RotateDeps): Promise<{ old_ip: string | null; 
   } catch {
     oldIp = d.lastKnownIp?.() ?? null;
   }
-  await d.driver.rotate();
-  d.closeCustomerSockets?.();
-  const deadline = now() + (d.waitTimeoutMs ?? 60_000);
-  let last: string | undefined;
-  for (;;) {
-    try {
-      last = await d.publicIp();
-      if (last !== oldIp) return { old_ip: oldIp, new_ip: last };
-    } catch {
-      // The link is often down for a while during rotation: keep polling until the deadline.
+  const waitMs = d.waitTimeoutMs ?? 60_000;
+  // Runs the driver, then polls until the address differs from oldIp or the deadline passes.
+  const attempt = async (): Promise<{ changed: true; ip: string } | { changed: false; last: string | undefined }> => {
+    await d.driver.rotate();
+    d.closeCustomerSockets?.();
+    const deadline = now() + waitMs;
+    let last: string | undefined;
+    for (;;) {
+      try {
+        last = await d.publicIp();
+        if (last !== oldIp) return { changed: true, ip: last };
+      } catch {
+        // The link is often down for a while during rotation: keep polling until the deadline.
+      }
+      if (now() >= deadline) return { changed: false, last };
+      await sleep(d.pollMs ?? 1_000);
     }
-    if (now() >= deadline) break;
-    await sleep(d.pollMs ?? 1_000);
-  }
+  };
+  let r = await attempt();
+  // The echo answered with the old address until the deadline: the carrier gave it back. Once more.
+  if (!r.changed && r.last !== undefined) r = await attempt();
+  if (r.changed) return { old_ip: oldIp, new_ip: r.ip };
+  const last = r.last;
   throw agentError('PP_ERR_AGENT_ROTATE_FAILED', {
     reason:
       last === undefined
         ? 'public address unknown after rotation'
-        : `address still ${last} after ${d.waitTimeoutMs ?? 60_000} ms`,
+        : `address still ${last} after two tries of ${waitMs} ms`,
   });
 }
