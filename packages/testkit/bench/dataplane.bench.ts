@@ -46,6 +46,7 @@ import {
   startWireguardGo,
   type PeerTunnel,
 } from './peer-chain.js';
+import { ovpnPhase, ovpnRelayEnv } from './openvpn-path.js';
 
 const figures: { what: string; value: string; note?: string }[] = [];
 const record = (what: string, value: string, note?: string) => {
@@ -242,6 +243,7 @@ async function main(): Promise<void> {
         POCKETPROXY_DEVICE_SUBNET: '192.168.240.0/20',
         POCKETPROXY_LOG_LEVEL: 'warn',
         POCKETPROXY_PAIRING_RATE: '10000',
+        ...ovpnRelayEnv(PHASES), // the customer OpenVPN server, for the ovpn phase
       },
       execArgv: profArgv,
     });
@@ -473,6 +475,9 @@ async function main(): Promise<void> {
     await phase('peers', async () => {
       await peersPhase({ lab, relay: relay!, deviceId: agent.deviceId, con, work, curl, peerState });
     });
+
+    // ---- issue 13 item 3: the OpenVPN customer path, a bare OpenVPN tunnel, OpenVPN + redsocks (openvpn-path.ts)
+    await phase('ovpn', () => ovpnPhase({ lab, relay: relay!, con, work, record }));
 
     // ---- tunnel RSS with 1,000 simulated devices ----------------------------------------------
     await phase('rss', async () => {

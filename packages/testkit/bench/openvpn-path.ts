@@ -1,0 +1,386 @@
+// The `ovpn` phase of `npm run bench:dataplane` (issue 13 item 3): the OpenVPN customer path measured
+// as a customer would use it, next to a bare OpenVPN tunnel on the same links and the standard-parts
+// answer to the same job, with the same clients.
+//
+//   ours:      cust openvpn (profile from GET /api/connections/:id/ovpn) --UDP 1195--> relay openvpn (tun1)
+//              --nft REDIRECT--> tproxy --CONNECT via the connection's port--> pp0 --tunnel--> dev1 agent -> target
+//   bare:      cust openvpn (the same profile, port 1198) --> a second relay openvpn with OUR server options
+//              but no hooks and no redirect (auth: any password) --> masquerade --> target (the relay's own address)
+//   redsocks:  the bare tunnel + nft REDIRECT on its interface --> redsocks (http-connect, the connection's
+//              credentials) --> the same device proxy port over pp0 --> target
+//   proxy:     curl / newconn-load -x the connection's HTTP port, no VPN (the path the OpenVPN one is compared to)
+//
+// Clients, from the customer namespace: one curl stream (6 s); newconn-load (a new TCP connection per 1 KiB
+// GET, 32 at a time, 5 s; 200 sequential for time to first byte, minus the direct path's p50), with the CPU
+// per request of each process around the load run. One VPN at a time (both push redirect-gateway).
+// Everything it starts is a lab process (killed by pid); its nft table and files go in `finally`.
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpus } from 'node:os';
+import { join } from 'node:path';
+import { waitUntil, type Lab, type LabProcess, type LabRelay } from '../src/index.js';
+
+/** Env for the relay: the customer OpenVPN server on, its DNS resolver the phase's TCP shim (when the phase runs). */
+export function ovpnRelayEnv(phases: Set<string> | undefined): Record<string, string> {
+  return !phases || phases.has('ovpn') ? { POCKETPROXY_OPENVPN: 'on', POCKETPROXY_OPENVPN_DNS: DNS_IP } : {};
+}
+
+const DNS_IP = '203.0.113.53';
+const BARE = { port: 1198, dev: 'tun8', net: '10.81.0.0', mask: '255.255.255.0', cidr: '10.81.0.0/24' };
+const REDSOCKS_PORT = 12346;
+const TABLE = 'pplab_ovpn';
+const STREAM_S = 6;
+const LOAD_MS = 5_000;
+const TTFB_N = 200;
+const NEWCONN_SRC = new URL('./newconn-load.c', import.meta.url).pathname;
+// BENCH_OVPN_PARTS=ours (or proxy,ours,bare,redsocks — the default is all): a subset, e.g. for a profile.
+const PARTS = new Set((process.env.BENCH_OVPN_PARTS ?? 'proxy,ours,bare,redsocks').split(',').map((x) => x.trim()));
+const NONE = { mbit: 0, perSec: 0, ttfbAdded: 0 };
+
+// The lab's DNS server answers UDP only; the relay's forwarder asks over TCP (through the device).
+const TCP_DNS_SHIM = `
+const net = require('net'), dgram = require('dgram');
+net.createServer((c) => {
+  let buf = Buffer.alloc(0);
+  c.on('error', () => {});
+  c.on('data', (d) => {
+    buf = Buffer.concat([buf, d]);
+    while (buf.length >= 2) {
+      const n = buf.readUInt16BE(0);
+      if (buf.length < 2 + n) break;
+      const q = buf.subarray(2, 2 + n);
+      buf = buf.subarray(2 + n);
+      const u = dgram.createSocket('udp4');
+      const t = setTimeout(() => u.close(), 3000);
+      u.on('message', (m) => { clearTimeout(t); const l = Buffer.alloc(2); l.writeUInt16BE(m.length); c.write(Buffer.concat([l, m])); u.close(); });
+      u.send(q, 53, '${DNS_IP}');
+    }
+  });
+}).listen(53, '${DNS_IP}', () => console.log('tcp-dns-shim listening'));
+`;
+
+interface LoadResult {
+  requests: number;
+  errors: number;
+  per_sec: number;
+  ttfb_p50_ms: number;
+  ttfb_p90_ms: number;
+}
+
+// ---- CPU per request by process (from /proc) ------------------------------------------------------
+const CLK_US = 1e6 / 100;
+function roleOf(cmd: string): string | undefined {
+  if (/openvpn .*--config \S*\/openvpn\/server\.conf/.test(cmd)) return 'openvpn relay';
+  if (/openvpn .*bare-server\.conf/.test(cmd)) return 'openvpn relay (bare)';
+  if (/openvpn .*customer\S*\.ovpn/.test(cmd)) return 'openvpn customer';
+  if (/^(\S*\/)?redsocks\b/.test(cmd)) return 'redsocks';
+  if (/pocketproxy\.js tunnel\b/.test(cmd)) return 'tunnel';
+  if (cmd.includes('pocketproxy-agent.js')) return 'agent';
+  if (cmd.includes('http-echo')) return 'target';
+  if (cmd.includes('newconn-load')) return 'client';
+  return undefined;
+}
+type CpuSnap = { byRole: Map<string, number>; busy: number; softirq: number };
+function cpuSnap(): CpuSnap {
+  const byRole = new Map<string, number>();
+  for (const pid of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      const role = roleOf(readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' '));
+      if (role) byRole.set(role, (byRole.get(role) ?? 0) + (Number(f[11]) + Number(f[12])) * CLK_US);
+    } catch {
+      /* exited meanwhile */
+    }
+  }
+  const c = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
+  return { byRole, busy: (c[0]! + c[1]! + c[2]! + c[5]! + c[6]! + c[7]!) * CLK_US, softirq: c[6]! * CLK_US };
+}
+function cpuLine(a: CpuSnap, b: CpuSnap, requests: number, seconds: number): string {
+  const n = Math.max(1, requests);
+  const parts = [...b.byRole]
+    .map(([role, us]) => [role, (us - (a.byRole.get(role) ?? 0)) / n] as const)
+    .filter(([, us]) => us >= 1)
+    .map(([role, us]) => `${role} ${us.toFixed(0)}`);
+  const busy = b.busy - a.busy;
+  parts.push(`softirq ${((b.softirq - a.softirq) / n).toFixed(0)}`);
+  const pct = (100 * busy) / (seconds * 1e6 * cpus().length);
+  return `${parts.join(' · ')} · machine ${(busy / n).toFixed(0)} µs (${pct.toFixed(0)} % of ${cpus().length} cores)`;
+}
+
+export async function ovpnPhase(o: {
+  lab: Lab;
+  relay: LabRelay;
+  con: { id: string; username: string; password: string; proxy_url: string };
+  work: string;
+  record: (what: string, value: string, note?: string) => void;
+}): Promise<void> {
+  const { lab, relay, con, record } = o;
+  const dir = join(o.work, 'ovpn');
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const loadBin = join(dir, 'newconn-load');
+  await lab.exec('cust', 'cc', ['-O2', '-o', loadBin, NEWCONN_SRC], { check: true, timeoutMs: 60_000 });
+  const carrier = lab.device(1).carrierIp;
+  const targetIp = lab.inet.dnsRecords['echo.test']!;
+  const targetPort = lab.inet.httpPort;
+  const px = new URL(con.proxy_url);
+  const devicePort = Number(px.port); // the connection's port: the same on the relay and on the device
+  const procs: LabProcess[] = [];
+  const fmt = (x: number, d = 0) => x.toLocaleString('en-US', { maximumFractionDigits: d, minimumFractionDigits: d });
+  const curl = (args: string[], s = 8) =>
+    lab.exec('cust', 'curl', ['-sS', '--max-time', String(s), ...args], { timeoutMs: (s + 10) * 1000 });
+
+  const stream = async (proxy?: string): Promise<number> => {
+    const r = await curl(
+      [
+        '-o',
+        '/dev/null',
+        '-w',
+        '%{speed_download}',
+        ...(proxy ? ['-x', proxy] : []),
+        `http://${targetIp}:${targetPort}/bytes?n=2000000000`,
+      ],
+      STREAM_S,
+    );
+    return (Number(r.stdout.trim()) * 8) / 1e6;
+  };
+  const load = async (mode: string, conc: number, ms: number, count?: number): Promise<LoadResult> => {
+    const via =
+      mode === 'direct'
+        ? [targetIp, String(targetPort), '-', '-']
+        : [px.hostname, px.port, decodeURIComponent(px.username), decodeURIComponent(px.password)];
+    const r = await lab.exec(
+      'cust',
+      loadBin,
+      [
+        mode,
+        ...via,
+        'echo.test',
+        String(targetPort),
+        '/bytes?n=1024',
+        String(conc),
+        String(ms),
+        ...(count ? [String(count)] : []),
+      ],
+      { timeoutMs: ms + 30_000 },
+    );
+    if (!r.stdout.trim().startsWith('{'))
+      throw new Error(`newconn-load ${mode}: ${(r.stdout + r.stderr).slice(0, 300)}`);
+    return JSON.parse(r.stdout) as LoadResult;
+  };
+
+  interface Measured {
+    mbit: number;
+    perSec: number;
+    ttfbAdded: number;
+  }
+  let directTtfb = 0;
+  /** One stream, added TTFB, new connections/s with CPU per request: through whatever carries the customer now. */
+  const measure = async (label: string, mode = 'direct', proxy?: string): Promise<Measured> => {
+    const mbit = await stream(proxy);
+    const t = await load(mode, 1, 30_000, TTFB_N);
+    const cpu0 = cpuSnap();
+    const t0 = Date.now();
+    const l = await load(mode, 32, LOAD_MS);
+    const cpu1 = cpuSnap();
+    const m = { mbit, perSec: l.per_sec, ttfbAdded: t.ttfb_p50_ms - directTtfb };
+    record(
+      `ovpn: ${label}`,
+      `${fmt(mbit)} Mbit/s · ${fmt(l.per_sec)} conn/s · added TTFB p50 ${fmt(m.ttfbAdded, 2)} ms`,
+      `one curl stream ${STREAM_S} s; newconn-load ${mode} 32 at a time ${LOAD_MS / 1000} s (${l.requests} requests, ` +
+        `${l.errors} errors); TTFB ${TTFB_N} sequential p50 ${fmt(t.ttfb_p50_ms, 2)} / p90 ${fmt(t.ttfb_p90_ms, 2)} ms ` +
+        `(${t.errors} errors); CPU µs per request: ${cpuLine(cpu0, cpu1, l.requests, (Date.now() - t0) / 1000)}`,
+    );
+    return m;
+  };
+
+  /** A real openvpn client with `profile`, up until it is stopped; resolves once traffic exits as `exitIp`. */
+  const client = async (name: string, profile: string, exitIp: string): Promise<LabProcess> => {
+    const cfg = join(dir, `customer-${name}.ovpn`);
+    writeFileSync(cfg, profile, { mode: 0o600 });
+    const auth = join(dir, `${name}.auth`);
+    writeFileSync(auth, `${con.username}\n${con.password}\n`, { mode: 0o600 });
+    const p = lab.spawn('cust', 'openvpn', ['--config', cfg, '--auth-user-pass', auth, '--verb', '3'], {
+      env: { PATH: process.env.PATH },
+    });
+    procs.push(p);
+    const t0 = Date.now();
+    await p.waitForLine(/Initialization Sequence Completed/, 30_000);
+    const up = Date.now() - t0;
+    let ip = '';
+    await waitUntil(
+      async () => {
+        ip = (await curl([`http://${targetIp}/ip`], 3)).stdout.trim();
+        return ip === exitIp;
+      },
+      { timeoutMs: 20_000, intervalMs: 300, what: `${name}: traffic exits as ${exitIp} (last: ${ip})` },
+    );
+    const cipher = /Data Channel: (?:using negotiated )?cipher '([^']+)'/.exec(p.output())?.[1] ?? '?';
+    const mtu = /tun.*mtu (\d+)/i.exec(p.output())?.[1];
+    record(`ovpn: ${name} client`, `up in ${up} ms`, `data channel ${cipher}${mtu ? `, tun MTU ${mtu}` : ''}`);
+    return p;
+  };
+
+  let shim: LabProcess | undefined;
+  try {
+    writeFileSync(join(dir, 'shim.cjs'), TCP_DNS_SHIM);
+    shim = lab.spawn('inet', process.execPath, [join(dir, 'shim.cjs')]);
+    procs.push(shim);
+    await shim.waitForLine(/tcp-dns-shim listening/, 10_000);
+
+    // ---- reference: the direct path and our proxy path (no VPN) ----------------------------------
+    directTtfb = (await load('direct', 1, 30_000, TTFB_N)).ttfb_p50_ms;
+    record('ovpn: direct TTFB p50 (newconn-load, 200 sequential, no VPN)', `${fmt(directTtfb, 2)} ms`);
+    const proxy = PARTS.has('proxy');
+    const proxyGet = proxy
+      ? await measure('our HTTP proxy path, absolute-form GET (no VPN)', 'absolute', con.proxy_url)
+      : NONE;
+    const proxyConnect = proxy
+      ? await measure('our HTTP proxy path, CONNECT (no VPN)', 'connect', con.proxy_url)
+      : NONE;
+
+    // ---- ours: the customer OpenVPN server, profile from the API --------------------------------
+    const res = await relay.api.call('GET', `/api/connections/${con.id}/ovpn`);
+    if (res.status !== 200) throw new Error(`GET /ovpn: ${res.status} ${res.text.slice(0, 200)}`);
+    const profile = res.text;
+    const ours1 = await client('ours', profile, carrier);
+    const ours = PARTS.has('ours')
+      ? await measure('OpenVPN customer path, ours (plain GET to the target address)')
+      : NONE;
+    // A name as a customer's program would use it: resolved through the device (DNS over TCP via CONNECT).
+    const names: number[] = [];
+    for (let i = 0; i < 20; i++) {
+      const r = await curl(['-o', '/dev/null', '-w', '%{time_namelookup}', `http://echo.test:${targetPort}/ip`], 5);
+      if (r.code === 0) names.push(Number(r.stdout.trim()) * 1000);
+    }
+    names.sort((a, b) => a - b);
+    record(
+      'ovpn: ours, DNS lookup by curl (time_namelookup, 20 fresh curls)',
+      names.length ? `p50 ${fmt(names[names.length >> 1]!, 2)} ms` : 'failed',
+      `max ${fmt(names.at(-1) ?? 0, 2)} ms; each query: relay forwarder -> CONNECT ${DNS_IP}:53 through the device -> DNS over TCP`,
+    );
+    await ours1.stop(3_000);
+
+    let bare = NONE;
+    let redsocks = NONE;
+    if (PARTS.has('bare') || PARTS.has('redsocks')) {
+      // ---- bare OpenVPN with our server's options, then + REDIRECT -> redsocks ----------------------
+      const ourConf = readFileSync(join(relay.dataDir, 'openvpn', 'server.conf'), 'utf8');
+      const bareConf = bareServerConfig(ourConf, join(dir, 'bare-status.log'));
+      writeFileSync(join(dir, 'bare-server.conf'), bareConf, { mode: 0o600 });
+      const bareSrv = lab.spawn('relay', 'openvpn', ['--config', join(dir, 'bare-server.conf')]);
+      procs.push(bareSrv);
+      await bareSrv.waitForLine(/Initialization Sequence Completed/, 20_000);
+      await lab.exec('relay', 'sysctl', ['-q', '-w', 'net.ipv4.ip_forward=1'], { check: true });
+      await lab.exec('relay', 'nft', ['-f', '-'], {
+        check: true,
+        input: [
+          `table inet ${TABLE} {`,
+          '  chain postrouting {',
+          '    type nat hook postrouting priority srcnat; policy accept;',
+          `    ip saddr ${BARE.cidr} oifname "${lab.relay.iface}" masquerade`,
+          '  }',
+          '}',
+          '',
+        ].join('\n'),
+      });
+      const bareProfile = profile.replace(/^remote (\S+) \d+$/m, `remote $1 ${BARE.port}`);
+      const bare1 = await client('bare', bareProfile, lab.relay.ip);
+      bare = !PARTS.has('bare')
+        ? NONE
+        : await measure('bare OpenVPN tunnel, same server options (no hooks/redirect), relay routes to the target');
+
+      // redsocks: the same tunnel, its TCP REDIRECTed to redsocks, which CONNECTs through our connection's port.
+      const vpnIp = (await relay.api.ok('GET', `/api/connections/${con.id}`)) as { device_id: string };
+      const dev = (await relay.api.ok('GET', `/api/devices/${vpnIp.device_id}`)) as { vpn_ip: string };
+      const rsConf = join(dir, 'redsocks.conf');
+      writeFileSync(
+        rsConf,
+        [
+          'base { log_debug = off; log_info = off; log = stderr; daemon = off; redirector = iptables; }',
+          'redsocks {',
+          `  local_ip = 0.0.0.0; local_port = ${REDSOCKS_PORT};`,
+          `  ip = ${dev.vpn_ip}; port = ${devicePort}; type = http-connect;`,
+          `  login = "${con.username}"; password = "${con.password}";`,
+          '}',
+          '',
+        ].join('\n'),
+        { mode: 0o600 },
+      );
+      const rs = lab.spawn('relay', 'redsocks', ['-c', rsConf]);
+      procs.push(rs);
+      await waitUntil(
+        async () => (await lab.exec('relay', 'ss', ['-Hltn', `sport = :${REDSOCKS_PORT}`])).stdout.includes(':'),
+        { timeoutMs: 10_000, intervalMs: 100, what: `redsocks listening (${rs.output().slice(-300)})` },
+      );
+      await lab.exec('relay', 'nft', ['-f', '-'], {
+        check: true,
+        input: [
+          `table inet ${TABLE} {`,
+          '  chain prerouting {',
+          '    type nat hook prerouting priority dstnat; policy accept;',
+          `    iifname "${BARE.dev}" ip saddr ${BARE.cidr} meta l4proto tcp redirect to :${REDSOCKS_PORT}`,
+          '  }',
+          '}',
+          '',
+        ].join('\n'),
+      });
+      await waitUntil(async () => (await curl([`http://${targetIp}/ip`], 3)).stdout.trim() === carrier, {
+        timeoutMs: 10_000,
+        intervalMs: 300,
+        what: 'redsocks chain exits from the carrier address',
+      });
+      redsocks = !PARTS.has('redsocks')
+        ? NONE
+        : await measure('standard parts: OpenVPN + nft REDIRECT -> redsocks 0.5 (http-connect) -> our device proxy');
+      await bare1.stop(3_000);
+    }
+
+    const pct = (a: number, b: number) => (b > 0 ? `${((100 * a) / b).toFixed(0)} %` : '-');
+    const x = (a: number, b: number) => (b > 0 ? `${(a / b).toFixed(2)}×` : '-');
+    record(
+      'ovpn: one stream, ours / bare OpenVPN',
+      pct(ours.mbit, bare.mbit),
+      `${fmt(ours.mbit)} / ${fmt(bare.mbit)} Mbit/s; goal >= 80 %`,
+    );
+    record(
+      'ovpn: new connections/s, ours / our proxy path (CONNECT)',
+      pct(ours.perSec, proxyConnect.perSec),
+      `${fmt(ours.perSec)} / ${fmt(proxyConnect.perSec)}/s; goal >= 70 %; absolute-form GET path ${fmt(proxyGet.perSec)}/s (${pct(ours.perSec, proxyGet.perSec)})`,
+    );
+    record(
+      'ovpn: ours / redsocks chain: one stream · new connections/s · added TTFB (lower is better)',
+      `${x(ours.mbit, redsocks.mbit)} · ${x(ours.perSec, redsocks.perSec)} · ${x(ours.ttfbAdded, redsocks.ttfbAdded)}`,
+      `${fmt(ours.mbit)} / ${fmt(redsocks.mbit)} Mbit/s · ${fmt(ours.perSec)} / ${fmt(redsocks.perSec)}/s · ` +
+        `${fmt(ours.ttfbAdded, 2)} / ${fmt(redsocks.ttfbAdded, 2)} ms; goal: ahead on stream and conn/s`,
+    );
+    record(
+      'ovpn: one stream, ours / our HTTP proxy path',
+      pct(ours.mbit, proxyGet.mbit),
+      `${fmt(ours.mbit)} / ${fmt(proxyGet.mbit)} Mbit/s (CONNECT path ${fmt(proxyConnect.mbit)})`,
+    );
+  } finally {
+    for (const p of procs.reverse()) await p.stop(2_000);
+    if (!lab.isTornDown) await lab.exec('relay', 'nft', ['delete', 'table', 'inet', TABLE]);
+  }
+}
+
+/**
+ * Our generated server.conf with another port, interface and subnet, and without what makes it ours:
+ * the hooks (auth through the API, the mapping) give way to "any username/password" and there is no
+ * redirect (the relay routes the tunnel's traffic itself). Cipher, TLS mode, tls-crypt, MTU and every
+ * tuning option stay as they are, so this is OpenVPN's own speed with our settings.
+ */
+export function bareServerConfig(ours: string, statusFile: string): string {
+  const out: string[] = [];
+  for (const line of ours.split('\n')) {
+    const key = line.trim().split(/\s+/)[0] ?? '';
+    if (['client-connect', 'client-disconnect', 'auth-user-pass-verify', 'status', 'tmp-dir'].includes(key)) continue;
+    if (key === 'port') out.push(`port ${BARE.port}`);
+    else if (key === 'dev') out.push(`dev ${BARE.dev}`);
+    else if (key === 'server') out.push(`server ${BARE.net} ${BARE.mask}`);
+    else if (key === 'push' && line.includes('dhcp-option DNS')) out.push(`push "dhcp-option DNS ${DNS_IP}"`);
+    else out.push(line);
+  }
+  out.push('auth-user-pass-verify /bin/true via-env', `status ${statusFile} 10`, '');
+  return out.join('\n');
+}
