@@ -5,6 +5,7 @@
 import Link from 'next/link';
 import { memo } from 'react';
 import { canRun } from '@/lib/commands';
+import { farmHostHref, KIND_LABELS } from '@/lib/farm';
 import { formatBytes, formatSignal, signalLevel } from '@/lib/format';
 import { type DeviceStats, type LiveFigures, VIRTUAL_FROM } from '@/lib/fleet';
 import { formatBps, percent, useVirtualRows } from '@/lib/virtual';
@@ -47,6 +48,19 @@ const DeviceRow = memo(function DeviceRow({
         </Link>
         <div className="muted small" title="Relay">
           {relay}
+        </div>
+      </td>
+      <td className="nowrap">
+        {d.farm_host_id ? (
+          <Link href={farmHostHref(d.farm_host_id)} prefetch={false}>
+            {d.farm_host_name ?? d.farm_host_id}
+          </Link>
+        ) : (
+          <span className="muted">—</span>
+        )}
+        <div className="muted small" title={d.hardware_id ?? undefined}>
+          {KIND_LABELS[d.kind]}
+          {d.model ? ` · ${d.model}` : ''}
         </div>
       </td>
       <td>
@@ -159,7 +173,7 @@ export default function DeviceBody({
       {vr.padTop > 0 && (
         // biome-ignore lint/a11y/noAriaHiddenOnFocusable: a spacer row of the virtual list; a <tr> takes no focus
         <tr aria-hidden="true" className="spacer">
-          <td colSpan={11} style={{ height: vr.padTop, padding: 0, border: 0 }} />
+          <td colSpan={12} style={{ height: vr.padTop, padding: 0, border: 0 }} />
         </tr>
       )}
       {rows.slice(vr.start, vr.end).map((d) => (
@@ -179,7 +193,7 @@ export default function DeviceBody({
       {vr.padBottom > 0 && (
         // biome-ignore lint/a11y/noAriaHiddenOnFocusable: a spacer row of the virtual list; a <tr> takes no focus
         <tr aria-hidden="true" className="spacer">
-          <td colSpan={11} style={{ height: vr.padBottom, padding: 0, border: 0 }} />
+          <td colSpan={12} style={{ height: vr.padBottom, padding: 0, border: 0 }} />
         </tr>
       )}
     </tbody>

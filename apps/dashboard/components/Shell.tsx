@@ -12,6 +12,7 @@ const NAV = [
   { href: '/', label: 'Overview' },
   { href: '/devices/', label: 'Devices' },
   { href: '/pair/', label: 'Pair a device' },
+  { href: '/farms/', label: 'Farm hosts' },
   { href: '/connections/', label: 'Connections' },
   { href: '/customers/', label: 'Customers' },
   { href: '/relays/', label: 'Relays' },

@@ -18,6 +18,13 @@ export type Overview = z.infer<typeof S.Overview>;
 export type PairingCode = z.infer<typeof S.PairingCode>;
 export type WsEvent = z.infer<typeof S.WsEvent>;
 export type WsEventType = z.infer<typeof S.WsEventType>;
+export type BulkRotateItem = z.infer<typeof S.BulkRotateResponse>['items'][number];
+// Farm hosts and enrollment tokens (issue 14).
+export type EnrollmentToken = z.infer<typeof S.EnrollmentToken>;
+export type EnrollmentTokenCreated = z.infer<typeof S.EnrollmentTokenCreated>;
+export type FarmHost = z.infer<typeof S.FarmHost>;
+export type FarmHostDetail = z.infer<typeof S.FarmHostDetail>;
+export type FarmRotateResponse = z.infer<typeof S.FarmHostRotateResponse>;
 export type List<T> = { items: T[]; total: number };
 
 /** The list with `item` replaced (same id) or added (at the end, or the start with `prepend`). */

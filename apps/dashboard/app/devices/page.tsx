@@ -7,7 +7,7 @@ import { applyPatch, devicePatchFromEvent, type DevicePatch } from '@/lib/device
 import { type DeviceStats, type LiveFigures, throughputOf, useAllPages, VIRTUAL_FROM } from '@/lib/fleet';
 import { useDebounced, useLiveEvents, usePolling } from '@/lib/live';
 import { useResource } from '@/lib/resource';
-import type { Device, List, Relay } from '@/lib/types';
+import type { Device, FarmHost, List, Relay } from '@/lib/types';
 import { Empty, ErrorBanner, Loading, Notice, PageHeader } from '@/components/ui';
 
 // The table body, with the page (see components/DeviceTable.tsx); its chunk is asked for when the page
@@ -39,11 +39,12 @@ const SORT_VALUE: Record<SortKey, (d: Device) => unknown> = {
   ip: (d) => d.current_ip,
 };
 
-function listPath(status: StatusFilter, q: string) {
+function listPath(status: StatusFilter, q: string, farmHostId: string) {
   // Every page of the list is fetched (fetchAll: the API pages at 1000); rows are virtualised.
   const p = new URLSearchParams();
   if (status !== 'all') p.set('status', status);
   if (q.trim()) p.set('q', q.trim());
+  if (farmHostId) p.set('farm_host_id', farmHostId);
   const s = p.toString();
   return `/api/devices${s ? `?${s}` : ''}`;
 }
@@ -56,6 +57,7 @@ function DevicesInner() {
   const [status, setStatus] = useState<StatusFilter>(initialStatus);
   const [query, setQuery] = useState(params.get('q') ?? '');
   const [q, setQ] = useState(query);
+  const [farmHostId, setFarmHostId] = useState(params.get('farm_host_id') ?? '');
   const [sort, setSort] = useState<{ key: SortKey; dir: 1 | -1 }>({ key: 'name', dir: 1 });
   const [selected, setSelected] = useState<Set<string>>(new Set());
   const [notice, setNotice] = useState<{ tone: 'ok' | 'warn' | 'error'; text: React.ReactNode } | null>(null);
@@ -74,16 +76,19 @@ function DevicesInner() {
     const p = new URLSearchParams();
     if (status !== 'all') p.set('status', status);
     if (q.trim()) p.set('q', q.trim());
+    if (farmHostId) p.set('farm_host_id', farmHostId);
     const s = p.toString();
     window.history.replaceState(null, '', `/devices/${s ? `?${s}` : ''}`);
-  }, [status, q]);
+  }, [status, q, farmHostId]);
 
   useEffect(() => {
     document.title = 'Devices · PocketProxy';
     loadBody().catch(() => {}); // lazy() asks again (and shows the error) when it renders the body
   }, []);
 
-  const list = useAllPages<Device>(listPath(status, q));
+  const list = useAllPages<Device>(listPath(status, q, farmHostId));
+  // The farm hosts, for the filter (issue 14); the filter shows only when there are some.
+  const farmHosts = useResource<{ items: FarmHost[] }>('/api/farm-hosts');
   // Traffic, uptime and rotation figures: once at load, then every minute (they move slowly).
   // Asked for once the list is in, so it does not hold up the list's pages on a busy database.
   const [statsWanted, setStatsWanted] = useState(false);
@@ -160,7 +165,7 @@ function DevicesInner() {
         if (seen.size < batch.size) unknown = true;
         return { ...prev, items };
       });
-      if (unknown && status === 'all' && !q) refetch();
+      if (unknown && status === 'all' && !q && !farmHostId) refetch();
     }, 300);
   });
   usePolling(() => {
@@ -320,6 +325,19 @@ function DevicesInner() {
             </button>
           ))}
         </fieldset>
+        {(farmHostId || (farmHosts.data?.items.length ?? 0) > 0) && (
+          <select aria-label="Filter by farm host" value={farmHostId} onChange={(e) => setFarmHostId(e.target.value)}>
+            <option value="">All farm hosts</option>
+            {(farmHosts.data?.items ?? []).map((h) => (
+              <option key={h.id} value={h.id}>
+                {h.name} ({h.devices})
+              </option>
+            ))}
+            {farmHostId && !farmHosts.data?.items.some((h) => h.id === farmHostId) && (
+              <option value={farmHostId}>{farmHosts.data ? 'unknown farm host' : 'farm host…'}</option>
+            )}
+          </select>
+        )}
         {list.data && (
           <span className="muted small">
             {status === 'all' ? `${online} online · ${total - online} offline` : `${rows.length} ${status}`}
@@ -335,7 +353,7 @@ function DevicesInner() {
       {!list.data && !list.error && <Loading what="Loading devices" />}
       {list.data && rows.length === 0 && (
         <Empty>
-          {q || status !== 'all' ? (
+          {q || status !== 'all' || farmHostId ? (
             'No devices match.'
           ) : (
             <>
@@ -350,7 +368,7 @@ function DevicesInner() {
             {virtual && (
               // Thousands of rows: fixed column widths, so a scroll step lays out only the new rows.
               <colgroup>
-                {[36, 150, 110, 130, 110, 80, 90, 90, 80, 90, 140].map((w, i) => (
+                {[36, 150, 120, 110, 130, 110, 80, 90, 90, 80, 90, 140].map((w, i) => (
                   // biome-ignore lint/suspicious/noArrayIndexKey: fixed columns
                   <col key={i} style={{ width: w }} />
                 ))}
@@ -367,6 +385,9 @@ function DevicesInner() {
                   />
                 </th>
                 {sortHeader('name', 'Name')}
+                <th title="The farm host that enrolled the device, and what it is (phone, modem, or a device paired alone)">
+                  Farm host
+                </th>
                 {sortHeader('status', 'Status')}
                 {sortHeader('ip', 'Current IP')}
                 <th>Network</th>

@@ -6,6 +6,7 @@ import { api, ApiError } from '@/lib/api';
 import { COMMAND_LABELS, canRun, commandResult, commandTone, mergeSeen, remember, upsertCommand } from '@/lib/commands';
 import { applyPatch, devicePatchFromEvent } from '@/lib/devices';
 import { reasonLabel } from '@/lib/events';
+import { farmHostHref, HARDWARE_ID_LABEL, KIND_LABELS } from '@/lib/farm';
 import { formatBytes, formatSignal, formatTime, signalLevel } from '@/lib/format';
 import { problemErrors, validate, type FieldErrors } from '@/lib/forms';
 import { useDebounced, useLiveEvents, usePolling } from '@/lib/live';
@@ -211,6 +212,28 @@ function DeviceInner() {
               {m.battery === null ? '—' : `${m.battery}%`}
               {m.charging === true ? ' (charging)' : m.charging === false ? ' (on battery)' : ''}
             </dd>
+            <dt>Kind</dt>
+            <dd data-testid="device-kind">{KIND_LABELS[d.kind]}</dd>
+            {d.farm_host_id && (
+              <>
+                <dt>Farm host</dt>
+                <dd>
+                  <Link href={farmHostHref(d.farm_host_id)}>{d.farm_host_name ?? d.farm_host_id}</Link>
+                </dd>
+              </>
+            )}
+            {d.model && (
+              <>
+                <dt>Model</dt>
+                <dd>{d.model}</dd>
+              </>
+            )}
+            {d.hardware_id && (
+              <>
+                <dt>{HARDWARE_ID_LABEL[d.kind]}</dt>
+                <dd className="mono">{d.hardware_id}</dd>
+              </>
+            )}
             <dt>Relay</dt>
             <dd>{d.relay_id ? (relayName.get(d.relay_id) ?? d.relay_id) : '—'}</dd>
             <dt>Tunnel address</dt>
