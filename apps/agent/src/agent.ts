@@ -21,7 +21,7 @@ import { Listeners } from './proxy/listeners.js';
 import { UsageMeter } from './ops/usage.js';
 import { DEFAULT_REPLY_TABLE } from './tunnel/routing.js';
 import { HeartbeatLoop } from './ops/heartbeat.js';
-import { collectMetrics } from './ops/metrics.js';
+import { collectMetrics, type Metrics } from './ops/metrics.js';
 import { CommandDispatcher, type CommandHandler } from './ops/commands.js';
 import {
   commandCapabilities,
@@ -60,6 +60,12 @@ export interface RunConfig {
   replyTable?: number;
   /** TUN and UDP offloads of the tunnel (default on; main.ts: off for POCKETPROXY_OFFLOAD=0). */
   offload?: boolean;
+  /**
+   * The tunnel's own socket leaves by the egress interface too (bound to its IPv4 address; the farm,
+   * where each phone is its own device, routes each address out of its own interface by a source
+   * rule: farm/routes.ts). Default false: the tunnel follows the host's routes (one device per host).
+   */
+  tunnelViaEgress?: boolean;
   tunnel?: Partial<Pick<TunnelClientOptions, 'timers' | 'policy' | 'liveness' | 'tickMs'>>;
 }
 
@@ -71,6 +77,10 @@ export interface AgentDeps {
   now?: () => number;
   /** Where the tunnel runs: a worker thread (main.ts) or this event loop (inProcessTunnel; tests with a FakeTun). */
   startTunnel: StartTunnel;
+  /** The rotation driver, built by the caller (the farm: adb or ModemManager per device); overrides cfg.rotateDriver. */
+  driver?: RotationDriver;
+  /** The heartbeat's metrics (the farm: the phone's own, from adb); default: this host's (ops/metrics.ts). */
+  metrics?: () => Promise<Metrics>;
 }
 
 export interface Agent {
@@ -121,8 +131,8 @@ export function createAgent(cfg: RunConfig, deps: AgentDeps): Agent {
     return run;
   };
 
-  let driver: RotationDriver | undefined;
-  if (cfg.rotateDriver)
+  let driver: RotationDriver | undefined = deps.driver;
+  if (!driver && cfg.rotateDriver)
     driver = createRotationDriver({
       driver: cfg.rotateDriver,
       rotateCommand: cfg.rotateCommand,
@@ -307,7 +317,7 @@ export function createAgent(cfg: RunConfig, deps: AgentDeps): Agent {
 
       heartbeat = new HeartbeatLoop({
         send: (body) => api.heartbeat(body),
-        metrics: () => collectMetrics(exec),
+        metrics: deps.metrics ?? (() => collectMetrics(exec)),
         publicIp,
         usage,
         proxyStats: () => listeners?.stats(),
@@ -373,6 +383,9 @@ export function createAgent(cfg: RunConfig, deps: AgentDeps): Agent {
         psk: decodeKey(state.psk, 'psk'),
         probe: gw && gw !== vpnIp ? { src: vpnIp, dst: gw } : undefined,
         offload: cfg.offload,
+        ...(cfg.tunnelViaEgress && cfg.egressInterface
+          ? { bindAddress: interfaceAddresses(cfg.egressInterface).ipv4 }
+          : {}),
         options: cfg.tunnel,
       },
       onMessage,

@@ -25,6 +25,17 @@ export interface PairResult {
   /** The server key that endorses relay keys (absent from an API older than the pairing fingerprint). */
   server_key?: { public_key: string; fingerprint: string };
 }
+/** POST /api/public/enroll (a farm host enrolling one of its phones or modems): what pairing answers, plus the host. */
+export interface EnrollRequest {
+  token: string;
+  host: { key: string; name: string };
+  device: { hardware_id: string; kind: 'phone' | 'modem'; model?: string; name?: string };
+  public_key: string;
+  agent_version?: string;
+}
+export interface EnrollResult extends PairResult {
+  farm_host_id: string;
+}
 export interface TunnelInfo {
   relay: { host: string; port: number; public_key: string | null; public_key_endorsement?: string | null };
   vpn_ip: string | null;
@@ -144,6 +155,8 @@ export type CommandResultStatus = 'acked' | 'succeeded' | 'failed';
 
 export interface ApiClient {
   pair(body: { code: string; public_key?: string; name?: string; agent_version?: string }): Promise<PairResult>;
+  /** The farm's enrollment (no device credentials yet: the token is the credential). */
+  enroll?(body: EnrollRequest): Promise<EnrollResult>;
   tunnel(): Promise<TunnelInfo>;
   heartbeat(body: HeartbeatBody): Promise<HeartbeatReply>;
   commandResult(commandId: string, status: CommandResultStatus, result?: Record<string, unknown>): Promise<void>;
@@ -207,6 +220,7 @@ export function createApiClient(o: ApiClientOptions): ApiClient {
 
   return {
     pair: (body) => call<PairResult>('POST', '/api/public/pair', body, false),
+    enroll: (body) => call<EnrollResult>('POST', '/api/public/enroll', body, false),
     tunnel: () => call<TunnelInfo>('GET', `${dev()}/tunnel`),
     heartbeat: (body) => call<HeartbeatReply>('POST', `${dev()}/heartbeat`, body),
     commandResult: async (id, status, result) => {

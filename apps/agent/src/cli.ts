@@ -8,6 +8,9 @@ import { FINGERPRINT_PATTERN } from '@pocketproxy/protocol';
 import type { RunConfig } from './agent.js';
 import type { DriverName } from './ops/rotation.js';
 
+/** Where `farm` keeps its host key and its devices' states. */
+export const DEFAULT_FARM_DIR = '/var/lib/pocketproxy-farm';
+
 export const HELP = {
   main: `Usage: pocketproxy-agent <command> [options]
 
@@ -16,6 +19,8 @@ Device side of PocketProxy: tunnel client, HTTP/SOCKS5 proxies, heartbeat, comma
 Commands:
   pair    pair this device with a relay using a pairing code
   run     run the agent (needs root: creates a TUN device)
+  farm    run every attached Android phone (adb) and USB modem (ModemManager) as its own
+          device, enrolling new ones with an enrollment token (needs root)
 
 Run "pocketproxy-agent <command> --help" for the options of a command.
 `,
@@ -63,7 +68,53 @@ Options:
   --log-level LEVEL               pino level (default info, or $LOG_LEVEL)
   -h, --help                      show this help
 `,
+  farm: `Usage: pocketproxy-agent farm --server URL --enroll TOKEN [--fingerprint FP] [options]
+
+One process for a farm host: finds the Android phones (adb devices -l) and USB modems
+(mmcli -L) attached to this host and runs each as its own device: its own tunnel (TUN
+ppf<N>), its own proxies, egress by its own interface (the phone's USB tethering, the
+modem's bearer), its own rotation (airplane mode / mobile data by adb; bearer reconnect by
+ModemManager) and metrics. A new phone or modem is enrolled with the token (the dashboard's
+enrollment token); its identity is kept in <state-dir>/devices/<id>/state.json, so an
+unplugged phone comes back as the same device with the same ports. Devices that cannot run
+(unauthorised, tethering off, no address...) are reported with the reason in the log and in
+<state-dir>/farm-status.json.
+
+Options:
+  --server URL              the PocketProxy API (needed to enroll new devices)
+  --enroll TOKEN            enrollment token from the dashboard (new devices need it)
+  --fingerprint FP          the server key fingerprint shown with the token
+  --insecure-http           allow a plain http:// server that is not loopback (a lab); needs
+                            the fingerprint
+  --state-dir DIR           where the farm keeps its devices (default ${DEFAULT_FARM_DIR})
+  --name NAME               this farm host's name in the dashboard (default: host name)
+  --adb PATH                the adb binary (default: adb on PATH)
+  --mmcli PATH              the mmcli binary (default: mmcli on PATH)
+  --sysfs-root DIR          where to read class/net/*/device links (default /sys)
+  --rotate-method METHOD    phones rotate by airplane (default) or data (mobile data off/on)
+  --airplane-seconds N      how long a phone stays off when rotating (default 5; carriers need 3-5)
+  --scan-interval S         look for plugged / unplugged devices every S seconds (default 5)
+  --ip-echo-url URL         public address echo (default <server>/api/public/ip)
+  --log-level LEVEL         pino level (default info, or $LOG_LEVEL)
+  -h, --help                show this help
+`,
 } as const;
+
+export interface FarmCli {
+  server?: string;
+  enrollToken?: string;
+  fingerprint?: string;
+  insecureHttp: boolean;
+  stateDir: string;
+  name?: string;
+  adb?: string;
+  mmcli?: string;
+  sysfsRoot: string;
+  rotateMethod: 'airplane' | 'data';
+  airplaneSeconds: number;
+  scanIntervalMs: number;
+  ipEchoUrl?: string;
+}
 
 export type Parsed =
   | { command: 'help'; text: string }
@@ -77,7 +128,8 @@ export type Parsed =
       name?: string;
       logLevel?: string;
     }
-  | { command: 'run'; config: Readonly<RunConfig>; insecureHttp: boolean; logLevel?: string };
+  | { command: 'run'; config: Readonly<RunConfig>; insecureHttp: boolean; logLevel?: string }
+  | { command: 'farm'; farm: Readonly<FarmCli>; logLevel?: string };
 
 const DRIVERS: readonly DriverName[] = ['command', 'android-root', 'modemmanager'];
 
@@ -223,7 +275,75 @@ export function parseCli(argv: readonly string[]): Parsed {
       logLevel: values['log-level'] as string | undefined,
     };
   }
+  if (command === 'farm') return parseFarm(rest);
   throw agentError('PP_ERR_AGENT_USAGE', { reason: `unknown command "${command}"\n\n${HELP.main}` });
+}
+
+function parseFarm(rest: readonly string[]): Parsed {
+  const { values } = parse(rest, {
+    server: { type: 'string' },
+    enroll: { type: 'string' },
+    fingerprint: { type: 'string' },
+    'insecure-http': { type: 'boolean' },
+    'state-dir': { type: 'string' },
+    name: { type: 'string' },
+    adb: { type: 'string' },
+    mmcli: { type: 'string' },
+    'sysfs-root': { type: 'string' },
+    'rotate-method': { type: 'string' },
+    'airplane-seconds': { type: 'string' },
+    'scan-interval': { type: 'string' },
+    'ip-echo-url': { type: 'string' },
+    'log-level': { type: 'string' },
+    help: { type: 'boolean', short: 'h' },
+  });
+  if (values.help) return { command: 'help', text: HELP.farm };
+  const problems: string[] = [];
+  const str = (k: string) => values[k] as string | undefined;
+  const insecureHttp = Boolean(values['insecure-http']);
+  const server = str('server');
+  const token = str('enroll');
+  const fingerprint = str('fingerprint');
+  if (token !== undefined && !/^[A-Za-z0-9_-]{16,200}$/.test(token))
+    problems.push('--enroll must be the enrollment token from the dashboard (base64url)');
+  if (token !== undefined && !server) problems.push('--enroll needs --server');
+  if (fingerprint !== undefined && !FINGERPRINT_PATTERN.test(fingerprint))
+    problems.push('--fingerprint must be 22 characters of base64url');
+  if (server) {
+    const p = serverUrlProblem(server, insecureHttp);
+    if (p) problems.push(p);
+    else if (insecureHttp && fingerprint === undefined && serverUrlProblem(server, false))
+      problems.push('--insecure-http needs --fingerprint: over plain http it is all that stops a man in the middle');
+  }
+  const name = str('name');
+  if (name !== undefined && (name.length === 0 || name.length > 64)) problems.push('--name must be 1-64 characters');
+  const method = str('rotate-method') ?? 'airplane';
+  if (method !== 'airplane' && method !== 'data') problems.push('--rotate-method must be airplane or data');
+  const airplane = Number(str('airplane-seconds') ?? 5);
+  if (!Number.isFinite(airplane) || airplane < 0 || airplane > 600) problems.push('--airplane-seconds must be 0-600');
+  const scan = Number(str('scan-interval') ?? 5);
+  if (!Number.isFinite(scan) || scan < 0.2 || scan > 3600) problems.push('--scan-interval must be 0.2-3600 seconds');
+  const echo = str('ip-echo-url');
+  if (echo !== undefined && !/^https?:\/\/[^\s]+$/.test(echo)) problems.push('--ip-echo-url must be an http(s) URL');
+  for (const k of ['adb', 'mmcli', 'sysfs-root', 'state-dir'])
+    if (str(k) !== undefined && (str(k) === '' || str(k)!.includes('\0'))) problems.push(`--${k} must be a path`);
+  usage(problems, HELP.farm);
+  const farm: FarmCli = {
+    ...(server ? { server } : {}),
+    ...(token ? { enrollToken: token } : {}),
+    ...(fingerprint ? { fingerprint } : {}),
+    insecureHttp,
+    stateDir: str('state-dir') ?? DEFAULT_FARM_DIR,
+    ...(name ? { name } : {}),
+    ...(str('adb') ? { adb: str('adb') } : {}),
+    ...(str('mmcli') ? { mmcli: str('mmcli') } : {}),
+    sysfsRoot: str('sysfs-root') ?? '/sys',
+    rotateMethod: method as 'airplane' | 'data',
+    airplaneSeconds: airplane,
+    scanIntervalMs: Math.round(scan * 1000),
+    ...(echo ? { ipEchoUrl: echo } : {}),
+  };
+  return { command: 'farm', farm: Object.freeze(farm), logLevel: str('log-level') };
 }
 
 type Spec = NonNullable<Parameters<typeof parseArgs>[0]>['options'];

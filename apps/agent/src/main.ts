@@ -7,6 +7,7 @@ import { pairDevice } from './pair.js';
 import { readState } from './state.js';
 import { trustedApiClient } from './trust.js';
 import { createAgent } from './agent.js';
+import { buildFarm } from './farm/run.js';
 import { inProcessTunnel, kernelTun, workerTunnel, type WorkerData } from './tunnel/host.js';
 import { runTunnelWorker } from './tunnel/worker.js';
 
@@ -48,6 +49,25 @@ async function main(argv: string[]): Promise<number> {
       );
     process.stdout.write(`paired as ${state.device_id}; state written to ${path}\n`);
     return 0;
+  }
+  if (parsed.command === 'farm') {
+    const farm = buildFarm(parsed.farm, logger);
+    let stopping = false;
+    const stop = (signal: string) => {
+      if (stopping) return;
+      stopping = true;
+      logger.info({ signal }, 'stopping the farm');
+      const force = setTimeout(() => process.exit(1), 20_000);
+      force.unref();
+      farm.stop().then(
+        () => process.exit(0),
+        () => process.exit(1),
+      );
+    };
+    process.on('SIGINT', () => stop('SIGINT'));
+    process.on('SIGTERM', () => stop('SIGTERM'));
+    await farm.start();
+    return -1; // keep running
   }
   // The tunnel's packet path on a thread of its own (tunnel/host.ts); POCKETPROXY_AGENT_TUNNEL_THREAD=0
   // keeps it on the main event loop.

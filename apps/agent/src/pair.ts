@@ -4,7 +4,7 @@
 // endorsement; the key is pinned in state.json for `run` (trust.ts).
 import * as os from 'node:os';
 import { decodeKey, encodeKey, generateKeyPair, serverKeyFingerprint } from '@pocketproxy/protocol';
-import { createApiClient, type ApiClient } from './api-client.js';
+import { createApiClient, type ApiClient, type PairResult } from './api-client.js';
 import { agentError } from './errors.js';
 import { writeState, type AgentState } from './state.js';
 import { assertRelayKeyEndorsed, serverUrlProblem } from './trust.js';
@@ -34,6 +34,21 @@ export async function pairDevice(o: PairOptions): Promise<{ state: AgentState; p
     name: o.name ?? os.hostname().slice(0, 64),
     agent_version: AGENT_VERSION,
   });
+  const state = acceptPairing(r, keys, o);
+  const path = await writeState(o.stateDir, state);
+  return { state, path };
+}
+
+/**
+ * The device state from a pairing answer (POST /api/public/pair, or the farm's /api/public/enroll,
+ * which answers the same), after the checks: the server key must match the fingerprint when one was
+ * given, and the relay key must carry that server key's endorsement. Throws without writing anything.
+ */
+export function acceptPairing(
+  r: PairResult,
+  keys: ReturnType<typeof generateKeyPair>,
+  o: { server: string; fingerprint?: string; insecureHttp?: boolean; now?: () => Date },
+): AgentState {
   decodeKey(r.tunnel.psk, 'psk'); // fail now, not at `run`, if the server sent something unusable
   let serverKey: AgentState['server_key'];
   if (r.server_key) {
@@ -55,7 +70,7 @@ export async function pairDevice(o: PairOptions): Promise<{ state: AgentState; p
   } else if (o.fingerprint !== undefined) {
     throw agentError('PP_ERR_AGENT_SERVER_KEY_MISMATCH', { got: 'none', expected: o.fingerprint, server: o.server });
   }
-  const state: AgentState = {
+  return {
     version: 1,
     server: o.server.replace(/\/+$/, ''),
     device_id: r.device_id,
@@ -71,6 +86,4 @@ export async function pairDevice(o: PairOptions): Promise<{ state: AgentState; p
     ...(serverKey ? { server_key: serverKey } : {}),
     ...(o.insecureHttp ? { insecure_http: true } : {}),
   };
-  const path = await writeState(o.stateDir, state);
-  return { state, path };
 }

@@ -56,6 +56,8 @@ export interface TunnelClientOptions {
   nativeUdp?: boolean;
   /** UDP GSO/GRO on the native socket (default true; main.ts passes false for POCKETPROXY_OFFLOAD=0). */
   offload?: boolean;
+  /** Local IPv4 address of the UDP and TCP sockets (the farm: the phone's interface, routed out of it by a source rule). */
+  bindAddress?: string;
   relayHost: string;
   relayPort: number;
   relayPublicKey: Buffer;
@@ -396,6 +398,7 @@ export class TunnelClient extends EventEmitter<TunnelClientEvents> {
         // with CAP_NET_ADMIN, else limited by net.core.rmem_max/wmem_max).
         const b = createBatchUdpSocket({
           type,
+          ...(this.o.bindAddress && type === 'udp4' ? { address: this.o.bindAddress } : {}),
           recvBufferSize: 4 << 20,
           sendBufferSize: 4 << 20,
           offload: this.o.offload,
@@ -441,6 +444,7 @@ export class TunnelClient extends EventEmitter<TunnelClientEvents> {
       }
     }
     const s = dgram.createSocket(type);
+    if (this.o.bindAddress && type === 'udp4') s.bind({ address: this.o.bindAddress });
     s.on('message', (msg, rinfo) => onDatagram(msg, rinfo.port));
     s.on('error', (e) => this.log.debug({ err: e.message }, 'udp socket error'));
     this.udp = {
@@ -467,7 +471,12 @@ export class TunnelClient extends EventEmitter<TunnelClientEvents> {
 
   private ensureTcp(): void {
     if (!this.running || this.tcp || this.tcpRetryTimer || !this.relayAddr) return;
-    const s = net.connect({ host: this.relayAddr.address, port: this.o.relayPort, noDelay: true });
+    const s = net.connect({
+      host: this.relayAddr.address,
+      port: this.o.relayPort,
+      noDelay: true,
+      ...(this.o.bindAddress && this.relayAddr.family === 4 ? { localAddress: this.o.bindAddress } : {}),
+    });
     this.tcp = s;
     this.tcpReady = false;
     const decoder = new TcpFrameDecoder();

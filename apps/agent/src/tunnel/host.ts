@@ -28,6 +28,8 @@ export interface TunnelSpec {
   probe?: { src: string; dst: string };
   /** TUN and UDP offloads (default on; the agent turns them off for POCKETPROXY_OFFLOAD=0). */
   offload?: boolean;
+  /** Local IPv4 address of the tunnel's sockets (the farm: the phone's interface address). */
+  bindAddress?: string;
   options?: Partial<Pick<TunnelClientOptions, 'timers' | 'policy' | 'liveness' | 'tickMs'>>;
 }
 
@@ -61,6 +63,7 @@ function clientOptions(
     psk: Buffer.from(spec.psk),
     probe: spec.probe,
     offload: spec.offload,
+    bindAddress: spec.bindAddress,
     logger,
     onPackets,
     onMessage,
