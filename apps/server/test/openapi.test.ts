@@ -34,6 +34,7 @@ const CONTRACT: [string, string][] = [
   ['GET', '/healthz'],
   ['GET', '/metrics'],
   ['POST', '/api/public/pair'],
+  ['POST', '/api/public/enroll'],
   ['GET', '/api/public/ip'],
   ['POST', '/api/devices/:id/heartbeat'],
   ['POST', '/api/devices/:id/commands/:cmd/result'],
@@ -65,6 +66,13 @@ const EXTRA: [string, string][] = [
   ['POST', '/api/connections/bulk'],
   ['GET', '/api/devices/stats'],
   ['GET', '/api/usage'],
+  ['POST', '/api/enrollment-tokens'],
+  ['GET', '/api/enrollment-tokens'],
+  ['DELETE', '/api/enrollment-tokens/:id'],
+  ['GET', '/api/farm-hosts'],
+  ['GET', '/api/farm-hosts/:id'],
+  ['PATCH', '/api/farm-hosts/:id'],
+  ['POST', '/api/farm-hosts/:id/rotate'],
 ];
 
 const oaPath = (u: string) => u.replace(/:(\w+)/g, '{$1}');

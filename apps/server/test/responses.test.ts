@@ -26,11 +26,16 @@ interface State {
   rotation: string;
   webhook: string;
   version: string;
+  enrollment: { id: string; token: string };
+  farmHost: string;
+  farmDevice: { id: string; token: string };
 }
 
 const PASSWORD = 'Sup3r-secret!';
 const RELAY_KEY = `${'A'.repeat(42)}E=`;
 const noAuth = { authorization: '' };
+/** A farm device's X25519 public key (any 32 bytes will do for the API). */
+const farmKey = (n: number) => Buffer.alloc(32, n).toString('base64');
 
 /**
  * One case per documented route ("METHOD /openapi/path"), run in this order; each makes real requests
@@ -72,6 +77,60 @@ const CASES: [string, (s: State) => Promise<Res | Res[]>][] = [
       return r;
     },
   ],
+  // Farm hosts (issue 14): a token, a phone enrolled with it, the host, its devices, a rename, its rotation.
+  [
+    'POST /api/enrollment-tokens',
+    async (s) => {
+      const r = await s.ts.call('POST', '/api/enrollment-tokens', { name: 'rack 1', max_devices: 5, ttl_s: 3600 });
+      s.enrollment = { id: r.json?.id, token: r.json?.token };
+      return r;
+    },
+  ],
+  ['GET /api/enrollment-tokens', (s) => s.ts.call('GET', '/api/enrollment-tokens')],
+  [
+    'POST /api/public/enroll',
+    async (s) => {
+      const r = await s.ts.call(
+        'POST',
+        '/api/public/enroll',
+        {
+          token: s.enrollment.token,
+          host: { key: 'k'.repeat(43), name: 'farm-1' },
+          device: { hardware_id: 'R58M123ABC', kind: 'phone', model: 'Pixel 6' },
+          public_key: farmKey(1),
+          agent_version: '0.1.0',
+        },
+        noAuth,
+      );
+      s.farmHost = r.json?.farm_host_id;
+      s.farmDevice = { id: r.json?.device_id, token: r.json?.auth_token };
+      return r;
+    },
+  ],
+  ['GET /api/farm-hosts', (s) => s.ts.call('GET', '/api/farm-hosts')],
+  ['GET /api/farm-hosts/{id}', (s) => s.ts.call('GET', `/api/farm-hosts/${s.farmHost}`)],
+  ['PATCH /api/farm-hosts/{id}', (s) => s.ts.call('PATCH', `/api/farm-hosts/${s.farmHost}`, { name: 'farm-one' })],
+  [
+    'POST /api/farm-hosts/{id}/rotate',
+    async (s) => {
+      const skipped = await s.ts.call('POST', `/api/farm-hosts/${s.farmHost}/rotate`, {});
+      // online and able to rotate: queued
+      const hb = await s.ts.call(
+        'POST',
+        `/api/devices/${s.farmDevice.id}/heartbeat`,
+        { capabilities: ['rotate_ip'] },
+        dev(s.farmDevice.token),
+      );
+      assert.equal(hb.status, 200, hb.body);
+      const queued = await s.ts.call('POST', `/api/farm-hosts/${s.farmHost}/rotate`, { ttl_s: 60 });
+      assert.deepEqual(
+        [skipped.json.skipped.length, queued.json.items.map((i: { outcome: string }) => i.outcome)],
+        [1, ['queued']],
+      );
+      return [skipped, queued];
+    },
+  ],
+  ['DELETE /api/enrollment-tokens/{id}', (s) => s.ts.call('DELETE', `/api/enrollment-tokens/${s.enrollment.id}`)],
   [
     'POST /api/internal/relays/register',
     (s) =>
@@ -409,6 +468,11 @@ const device = {
   proxy_stats: null,
   tunnel_transport: null,
   capabilities: null,
+  farm_host_id: null,
+  farm_host_name: null,
+  kind: 'device',
+  hardware_id: null,
+  model: null,
   created_at: '2026-11-25T12:00:00.000Z',
   updated_at: '2026-11-25T12:00:00.000Z',
 };

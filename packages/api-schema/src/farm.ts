@@ -97,18 +97,20 @@ export const FarmHostUpdate = z.strictObject({ name: Name });
 export const FarmHostRotate = z.strictObject({
   ttl_s: z.number().int().min(10).max(86400).default(600).describe('how long the rotate_ip commands may wait'),
 });
-export const FarmHostRotateResponse = BulkRotateResponse.extend({
+export const FarmRotateResponse = BulkRotateResponse.extend({
   skipped: z
     .array(
       z.object({
         device_id: DeviceId,
         name: z.string(),
         reason: z
-          .enum(['offline', 'no_rotate_ip'])
+          .enum(['offline', 'no_rotate_capability'])
           .describe(
-            'offline: the device is not online; no_rotate_ip: its agent has not reported the rotate_ip capability (its driver cannot rotate, or it has not reported yet)',
+            'offline: the device is not online; no_rotate_capability: its agent has not reported the rotate_ip capability (its driver cannot rotate, or it has not reported yet)',
           ),
       }),
     )
     .describe('devices of the host that got no rotation, and why'),
 });
+/** The same schema under the name the contract first gave it. */
+export const FarmHostRotateResponse = FarmRotateResponse;

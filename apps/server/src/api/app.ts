@@ -13,6 +13,7 @@ import { deviceRoutes } from './routes/device.js';
 import { internalRoutes } from './routes/internal.js';
 import { webhookRoutes } from './routes/webhooks.js';
 import { fleetToolRoutes } from './routes/fleet-tools.js';
+import { farmRoutes } from './routes/farm.js';
 import { installWs } from './ws.js';
 import { createMetrics } from './metrics.js';
 import { buildOpenApi, OpenApiDocument } from './openapi.js';
@@ -116,6 +117,13 @@ export async function createApi(ctx: Ctx, opts: ApiOptions = {}): Promise<Fastif
   );
   webhookRoutes(r, ctx);
   fleetToolRoutes(r, ctx, opts.ovpnProfile !== undefined);
+  // Enrollment: a farm host enrolls all its devices from one address, so its limit is ten times the
+  // pairing one; refused tokens count against the pairing limit itself (the token is 256 random bits).
+  farmRoutes(r, ctx, {
+    enroll: new RateLimiter(ctx.config.pairingRatePerMin * 10, minute, ctx.clock),
+    enrollRefused: new RateLimiter(ctx.config.pairingRatePerMin, minute, ctx.clock),
+    tokens: new RateLimiter(30, minute, ctx.clock),
+  });
   internalRoutes(r, ctx);
 
   // Operational routes go through the Router too, so /api/openapi.json lists every route there is.

@@ -26,7 +26,11 @@ export function fleetRoutes(
     auth: 'admin',
     tag,
     summary: 'List devices',
-    query: S.Paging.extend({ status: S.DeviceStatus.optional(), q: z.string().max(100).optional() }),
+    query: S.Paging.extend({
+      status: S.DeviceStatus.optional(),
+      q: z.string().max(100).optional(),
+      farm_host_id: S.FarmHostId.optional().describe("only this farm host's devices"),
+    }),
     response: list(S.Device),
     handler: ({ query }) => listDevices(ctx.db, query),
   });
