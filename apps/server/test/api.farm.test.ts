@@ -364,7 +364,7 @@ perBackend('farm hosts and enrollment', ({ ts, test }) => {
     const good = {
       token: t.token,
       host: { key: hostKey('j'), name: 'rack-j' },
-      device: { hardware_id: 'OK1', kind: 'phone' },
+      device: { hardware_id: 'OK1', kind: 'phone' as const },
       public_key: pubKey(),
     };
     const bad: [string, unknown][] = [
