@@ -172,6 +172,7 @@ interface Rec {
   busy: boolean;
   /** Tethering was asked for at this time (asked again at most once a minute). */
   tetherAt?: number;
+  tetherFailed?: string;
   wifiOff?: boolean;
   /** No new attempt (enroll, start) before this time. */
   retryAt?: number;
@@ -199,6 +200,8 @@ export interface Farm {
   start(): Promise<void>;
   stop(): Promise<void>;
   status(): DeviceStatus[];
+  /** Resolves when every device step and agent start under way has finished (tests, the bench). */
+  settled(): Promise<void>;
   readonly identity: FarmIdentity | undefined;
 }
 
@@ -212,10 +215,25 @@ export function createFarm(cfg: FarmConfig, deps: FarmDeps): Farm {
   const recs = new Map<string, Rec>();
   const slots = new Set<number>();
   let identity: FarmIdentity | undefined;
+  // One load (or creation) of farm.json however many devices enroll at once.
+  let identityLoad: Promise<FarmIdentity> | undefined;
+  const loadIdentity = async () => {
+    identityLoad ??= loadFarmIdentity(cfg.stateDir, cfg.name);
+    identity = await identityLoad.catch((e) => {
+      identityLoad = undefined;
+      throw e;
+    });
+    return identity;
+  };
   let timer: NodeJS.Timeout | undefined;
   let scanning: Promise<void> | undefined;
   let stopped = false;
   const listErrors = { adb: '', mmcli: '' };
+  const inflight = new Set<Promise<unknown>>();
+  const track = (p: Promise<unknown>) => {
+    inflight.add(p);
+    void p.finally(() => inflight.delete(p));
+  };
 
   const setStatus = (r: Rec, status: DeviceStatusName, reason?: string) => {
     if (r.status === status && r.reason === reason) return;
@@ -298,7 +316,7 @@ export function createFarm(cfg: FarmConfig, deps: FarmDeps): Farm {
         else setStatus(r, s.status, s.reason);
         continue;
       }
-      void step(r);
+      track(step(r));
     }
     for (const m of modems ?? []) {
       if (!m.imei) {
@@ -310,7 +328,7 @@ export function createFarm(cfg: FarmConfig, deps: FarmDeps): Farm {
       r.modemId = m.id;
       if (m.model) r.model = m.model;
       r.modemBearer = m.bearers.find((b) => b.connected && b.interface)?.interface ?? undefined;
-      void step(r);
+      track(step(r));
     }
     for (const r of recs.values()) {
       if (seen.has(r.key) || r.status === 'gone') continue;
@@ -318,6 +336,7 @@ export function createFarm(cfg: FarmConfig, deps: FarmDeps): Farm {
       if ((r.kind === 'phone' && phones === undefined) || (r.kind === 'modem' && modems === undefined)) continue;
       await stopDevice(r, 'gone', r.kind === 'phone' ? 'not listed by adb (unplugged?)' : 'not listed by mmcli');
       r.tetherAt = undefined;
+      r.tetherFailed = undefined;
       r.wifiOff = undefined;
       r.retryAt = undefined;
     }
@@ -352,8 +371,9 @@ export function createFarm(cfg: FarmConfig, deps: FarmDeps): Farm {
               ok: false as const,
               reason: e.message,
             }));
-            if (!t.ok) return setStatus(r, 'tethering-off', `USB tethering could not be switched on: ${t.reason}`);
+            r.tetherFailed = t.ok ? undefined : `USB tethering could not be switched on: ${t.reason}`;
           }
+          if (r.tetherFailed) return setStatus(r, 'tethering-off', r.tetherFailed);
           return setStatus(r, 'waiting-interface', `USB tethering on; no network interface for USB ${r.usb} yet`);
         }
       } else {
@@ -395,13 +415,13 @@ export function createFarm(cfg: FarmConfig, deps: FarmDeps): Farm {
           return setStatus(r, 'not-enrolled', 'no saved state and no --enroll token to enroll it with');
         setStatus(r, 'enrolling');
         try {
-          identity ??= await loadFarmIdentity(cfg.stateDir, cfg.name);
+          const id = await loadIdentity();
           state = await enrollDevice({
             server: cfg.server,
             token: cfg.enrollToken,
             fingerprint: cfg.fingerprint,
             insecureHttp: cfg.insecureHttp,
-            identity,
+            identity: id,
             device: { hardware_id: r.hardwareId, kind: r.kind, ...(r.model ? { model: r.model } : {}) },
             dir: r.dir,
             api: deps.enrollApi ?? createApiClient({ server: cfg.server }),
@@ -476,7 +496,7 @@ export function createFarm(cfg: FarmConfig, deps: FarmDeps): Farm {
       r.agent = agent;
       setStatus(r, 'starting');
       // Not awaited: the agent may wait for its relay; the device stays stoppable meanwhile.
-      agent.start().then(
+      const starting = agent.start().then(
         () => {
           if (r.agent !== agent) return;
           r.backoffMs = undefined;
@@ -491,6 +511,7 @@ export function createFarm(cfg: FarmConfig, deps: FarmDeps): Farm {
           fail(r, 'failed', `its agent did not start: ${e.message}`);
         },
       );
+      track(starting);
     } catch (e) {
       fail(r, 'failed', (e as Error).message);
     } finally {
@@ -567,14 +588,17 @@ export function createFarm(cfg: FarmConfig, deps: FarmDeps): Farm {
   return {
     scan,
     status,
+    async settled() {
+      while (inflight.size > 0) await Promise.allSettled([...inflight]);
+    },
     get identity() {
       return identity;
     },
     async start() {
       await fs.mkdir(cfg.stateDir, { recursive: true, mode: 0o700 });
-      identity = await loadFarmIdentity(cfg.stateDir, cfg.name);
+      await loadIdentity();
       log.info(
-        { host: identity.name, stateDir: cfg.stateDir, adb: Boolean(deps.adb), mmcli: Boolean(deps.mmcli) },
+        { host: identity?.name, stateDir: cfg.stateDir, adb: Boolean(deps.adb), mmcli: Boolean(deps.mmcli) },
         'farm starting',
       );
       await scan();

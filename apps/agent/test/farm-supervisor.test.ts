@@ -1,0 +1,386 @@
+// The farm supervisor (src/farm/supervisor.ts) against in-memory adb / mmcli / API and a stub agent:
+// what it starts, with which settings, what it reports for phones it cannot use, enrollment once,
+// hot-plug, and that one device's trouble never stops another. The interface is `lo` behind a
+// sysfs tree of links (the real lookup code, a real interface, no root). The real binaries, fakes
+// and network are in farm.lab.test.ts.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdir, mkdtemp, readFile, rm, stat, symlink } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { encodeKey, generateKeyPair, serverKeyFromSeed, type ServerKey } from '@pocketproxy/protocol';
+import type { Agent, AgentDeps } from '../src/agent.js';
+import type { RunConfig } from '../src/agent.js';
+import type { ApiClient, EnrollRequest, EnrollResult } from '../src/api-client.js';
+import { agentError } from '../src/errors.js';
+import { deviceStateDir, safeDeviceId } from '../src/farm/enroll.js';
+import { isInterfaceOfUsb, phoneInterfaces, usbPathOf } from '../src/farm/interfaces.js';
+import { egressRouteCommands } from '../src/farm/routes.js';
+import {
+  createFarm,
+  type FarmAdb,
+  type FarmAdbDevice,
+  type FarmDeps,
+  type FarmMmcli,
+  type FarmModemInfo,
+} from '../src/farm/supervisor.js';
+import { parseCli } from '../src/cli.js';
+import type { AgentState } from '../src/state.js';
+import { logger } from './helpers.js';
+
+const server = serverKeyFromSeed(Buffer.alloc(32, 7));
+const relayKey = encodeKey(generateKeyPair().publicKey);
+
+function enrollAnswer(by: ServerKey, deviceId: string, endorseFor = deviceId): EnrollResult {
+  return {
+    device_id: deviceId,
+    auth_token: `tok-${deviceId}`,
+    relay: { id: 'rly_abcdefghij', host: 'relay.example.com', port: 1194 },
+    tunnel: {
+      server_public_key: relayKey,
+      server_public_key_endorsement: by.endorseRelayKey(endorseFor, relayKey),
+      psk: encodeKey(Buffer.alloc(32, 3)),
+      mtu: 1380,
+      subnet: '192.168.255.0/24',
+      vpn_ip: '192.168.255.2',
+    },
+    server_key: { public_key: by.publicKey, fingerprint: by.fingerprint },
+    farm_host_id: 'fh_1',
+  };
+}
+
+interface StubAgent {
+  cfg: RunConfig;
+  deps: AgentDeps;
+  started: boolean;
+  stopped: boolean;
+}
+
+async function setup(o: { startFails?: (cfg: RunConfig) => boolean } = {}) {
+  const root = await mkdtemp(join(tmpdir(), 'ppfarm-'));
+  const sysfs = join(root, 'sys');
+  const stateDir = join(root, 'state');
+  // `lo` is phone 1-1.2's tethering interface; no interface for 1-1.3.
+  await mkdir(join(sysfs, 'class', 'net', 'lo'), { recursive: true });
+  await symlink('../../../devices/pci0000:00/usb1/1-1/1-1.2/1-1.2:1.0', join(sysfs, 'class', 'net', 'lo', 'device'));
+  const phones: FarmAdbDevice[] = [];
+  const tethering: string[] = [];
+  const wifiOff: string[] = [];
+  let adbFails: Error | undefined;
+  const adb: FarmAdb = {
+    devices: async () => {
+      if (adbFails) throw adbFails;
+      return phones.map((p) => ({ ...p }));
+    },
+    ensureTethering: async (serial) => {
+      tethering.push(serial);
+      return { ok: false, reason: 'this phone needs "USB tethering" switched on in its settings' };
+    },
+    wifiOff: async (serial) => void wifiOff.push(serial),
+  };
+  const modems: FarmModemInfo[] = [];
+  const mmcli: FarmMmcli = {
+    list: async () => modems.map((m) => m.id),
+    modem: async (id) => modems.find((m) => m.id === id)!,
+  };
+  const enrolls: EnrollRequest[] = [];
+  let enrollAnswerFor: (b: EnrollRequest) => EnrollResult | Error = (b) =>
+    enrollAnswer(server, `dev_${b.device.hardware_id.toLowerCase()}`);
+  const enrollApi = {
+    enroll: async (b: EnrollRequest) => {
+      enrolls.push(b);
+      const a = enrollAnswerFor(b);
+      if (a instanceof Error) throw a;
+      return a;
+    },
+  } as unknown as ApiClient;
+  const agents: StubAgent[] = [];
+  const deps: FarmDeps = {
+    logger,
+    adb,
+    mmcli,
+    enrollApi,
+    startTunnel: async () => {
+      throw new Error('not used');
+    },
+    drivers: {
+      phone: (serial) => ({ name: 'adb' as never, rotate: async () => void serial }),
+      modem: () => ({ name: 'modemmanager', rotate: async () => {} }),
+      phoneMetrics: async () => ({ battery: 50 }),
+      modemMetrics: async () => ({ signal: 70 }),
+    },
+    apiFor: () => ({}) as ApiClient,
+    createAgent: (cfg, d) => {
+      const a: StubAgent = { cfg, deps: d, started: false, stopped: false };
+      agents.push(a);
+      return {
+        start: async () => {
+          if (o.startFails?.(cfg)) throw new Error('TUN busy');
+          a.started = true;
+        },
+        stop: async () => {
+          a.stopped = true;
+        },
+      } as Agent;
+    },
+  };
+  const farm = createFarm(
+    {
+      stateDir,
+      server: 'https://relay.example.com',
+      enrollToken: 'enroll-token-0123456789abcdef',
+      fingerprint: server.fingerprint,
+      insecureHttp: false,
+      sysfsRoot: sysfs,
+      routes: false,
+      name: 'rack-1',
+    },
+    deps,
+  );
+  const settle = () => farm.settled();
+  return {
+    root,
+    stateDir,
+    farm,
+    phones,
+    modems,
+    agents,
+    enrolls,
+    tethering,
+    wifiOff,
+    failAdb: (e: Error | undefined) => (adbFails = e),
+    answer: (f: typeof enrollAnswerFor) => (enrollAnswerFor = f),
+    /** A scan, then the starts it launched. */
+    async tick() {
+      await farm.scan();
+      await settle();
+      await farm.scan(); // a second scan moves devices that waited on the first
+      await settle();
+    },
+    status: (hw: string) => farm.status().find((s) => s.hardware_id === hw),
+    done: () => rm(root, { recursive: true, force: true }),
+  };
+}
+
+test('interfaces: a USB path matches only its own interfaces; adb usb: paths are checked', async () => {
+  assert.equal(isInterfaceOfUsb('../../devices/pci0000:00/usb1/1-1/1-1.2/1-1.2:1.0', '1-1.2'), true);
+  assert.equal(isInterfaceOfUsb('../../devices/pci0000:00/usb1/1-1/1-1.20/1-1.20:1.0', '1-1.2'), false);
+  assert.equal(isInterfaceOfUsb('../../devices/pci0000:00/usb1/1-1/1-1.2/1-1.2:1.0', '1-1'), false, 'not the hub');
+  assert.equal(usbPathOf('usb:1-1.4'), '1-1.4');
+  assert.equal(usbPathOf('usb:../../etc'), undefined);
+  assert.deepEqual(await phoneInterfaces('../x'), []);
+  assert.deepEqual(
+    egressRouteCommands({ ifname: 'usb0', address: '192.168.42.7', gateway: '192.168.42.129', table: 5601 }),
+    [
+      ['route', 'replace', 'default', 'via', '192.168.42.129', 'dev', 'usb0', 'table', '5601'],
+      ['rule', 'add', 'from', '192.168.42.7/32', 'lookup', '5601', 'pref', '5601'],
+    ],
+  );
+});
+
+test('state dirs: a hardware id is never a path; different ids never share a directory', () => {
+  assert.equal(safeDeviceId('phone', 'R58M12ABCDE'), 'phone-R58M12ABCDE');
+  const evil = safeDeviceId('phone', '../../etc');
+  assert.match(evil, /^phone-[A-Za-z0-9_-]+$/);
+  assert.notEqual(safeDeviceId('phone', 'a.b'), safeDeviceId('phone', 'a_b'));
+  assert.ok(deviceStateDir('/var/lib/f', 'modem', '../x').startsWith('/var/lib/f/devices/modem-'));
+});
+
+test('cli: farm flags, and what it refuses', () => {
+  const p = parseCli([
+    'farm',
+    '--server',
+    'https://relay.example.com',
+    '--enroll',
+    'abcdefghijklmnop0123',
+    '--scan-interval',
+    '2',
+  ]);
+  assert.equal(p.command, 'farm');
+  if (p.command !== 'farm') return;
+  assert.equal(p.farm.scanIntervalMs, 2000);
+  assert.equal(p.farm.rotateMethod, 'airplane');
+  assert.throws(() => parseCli(['farm', '--enroll', 'abcdefghijklmnop0123']), /--enroll needs --server/);
+  assert.throws(
+    () =>
+      parseCli(['farm', '--server', 'http://192.0.2.1:8080', '--enroll', 'abcdefghijklmnop0123', '--insecure-http']),
+    /needs --fingerprint/,
+  );
+  assert.throws(() => parseCli(['farm', '--rotate-method', 'reboot']), /airplane or data/);
+});
+
+test('phones adb cannot use are reported with the reason and never started', async () => {
+  const s = await setup();
+  try {
+    s.phones.push(
+      { serial: 'UNAUTH1', state: 'unauthorized', usb: '1-1.2' },
+      { serial: 'OFF1', state: 'offline', usb: '1-1.2' },
+      { serial: 'PERM1', state: 'no permissions', usb: '1-1.2' },
+    );
+    await s.tick();
+    assert.equal(s.agents.length, 0);
+    assert.equal(s.enrolls.length, 0);
+    assert.equal(s.status('UNAUTH1')?.status, 'unauthorized');
+    assert.match(s.status('UNAUTH1')!.reason!, /Allow USB debugging/);
+    assert.equal(s.status('OFF1')?.status, 'adb-offline');
+    assert.equal(s.status('PERM1')?.status, 'no-permissions');
+    assert.match(s.status('PERM1')!.reason!, /udev/);
+  } finally {
+    await s.done();
+  }
+});
+
+test('a phone without a tethering interface: tethering asked for once, the reason reported', async () => {
+  const s = await setup();
+  try {
+    s.phones.push({ serial: 'NOTETHER', state: 'device', usb: '1-1.3' });
+    await s.tick();
+    await s.tick();
+    assert.deepEqual(s.tethering, ['NOTETHER'], 'asked once (again at most once a minute)');
+    assert.equal(s.status('NOTETHER')?.status, 'tethering-off');
+    assert.match(s.status('NOTETHER')!.reason!, /USB tethering/);
+    assert.equal(s.agents.length, 0);
+  } finally {
+    await s.done();
+  }
+});
+
+test('a new phone: Wi-Fi off, enrolled once with the host key, its own agent (TUN, tables, egress); unplug stops it, replug restarts it from its state', async () => {
+  const s = await setup();
+  try {
+    s.phones.push({ serial: 'R58M12ABCDE', state: 'device', usb: 'usb:1-1.2' as string, model: 'SM_A505F' });
+    s.phones[0]!.usb = '1-1.2';
+    await s.tick();
+    assert.deepEqual(s.wifiOff, ['R58M12ABCDE']);
+    assert.equal(s.enrolls.length, 1);
+    const e = s.enrolls[0]!;
+    assert.deepEqual(e.device, { hardware_id: 'R58M12ABCDE', kind: 'phone', model: 'SM_A505F' });
+    assert.equal(e.host.name, 'rack-1');
+    const farmFile = JSON.parse(await readFile(join(s.stateDir, 'farm.json'), 'utf8'));
+    assert.equal(e.host.key, farmFile.host_key);
+    assert.equal((await stat(join(s.stateDir, 'farm.json'))).mode & 0o777, 0o600);
+    const dir = deviceStateDir(s.stateDir, 'phone', 'R58M12ABCDE');
+    const state = JSON.parse(await readFile(join(dir, 'state.json'), 'utf8')) as AgentState;
+    assert.equal(state.device_id, 'dev_r58m12abcde');
+    assert.equal(state.server_key?.from, 'fingerprint');
+
+    assert.equal(s.agents.length, 1);
+    const a = s.agents[0]!;
+    assert.equal(a.started, true);
+    assert.equal(a.cfg.stateDir, dir);
+    assert.equal(a.cfg.tunnelInterface, 'ppf0');
+    assert.equal(a.cfg.replyTable, 5300);
+    assert.equal(a.cfg.egressInterface, 'lo');
+    assert.equal(a.cfg.tunnelViaEgress, true);
+    assert.equal(a.cfg.allowReboot, false, 'reboot would reboot the farm host');
+    assert.equal(a.deps.driver?.name, 'adb');
+    assert.deepEqual(await a.deps.metrics!(), { battery: 50 });
+    assert.equal(s.status('R58M12ABCDE')?.status, 'running');
+    assert.equal(s.status('R58M12ABCDE')?.tun, 'ppf0');
+    const file = JSON.parse(await readFile(join(s.stateDir, 'farm-status.json'), 'utf8'));
+    assert.equal(file.devices[0].status, 'running');
+
+    // A listing that fails says nothing: the phone keeps running.
+    s.failAdb(new Error('adb: no answer in 15 s'));
+    await s.tick();
+    assert.equal(a.stopped, false);
+    s.failAdb(undefined);
+
+    // Unplugged: stopped; plugged back: a new agent from the same state, no enrollment.
+    const saved = s.phones.splice(0);
+    await s.tick();
+    assert.equal(a.stopped, true);
+    assert.equal(s.status('R58M12ABCDE')?.status, 'gone');
+    s.phones.push(...saved);
+    await s.tick();
+    assert.equal(s.enrolls.length, 1, 'not enrolled again');
+    assert.equal(s.agents.length, 2);
+    assert.equal(s.agents[1]!.cfg.stateDir, dir);
+    assert.equal(s.agents[1]!.started, true);
+    assert.deepEqual(s.wifiOff, ['R58M12ABCDE', 'R58M12ABCDE'], 'Wi-Fi off again after a replug');
+
+    // Unauthorised now (the phone was reset): stopped, with the reason.
+    s.phones[0]!.state = 'unauthorized';
+    await s.tick();
+    assert.equal(s.agents[1]!.stopped, true);
+    assert.equal(s.status('R58M12ABCDE')?.status, 'unauthorized');
+  } finally {
+    await s.done();
+  }
+});
+
+test('one device failing does not stop the others; a modem runs beside the phones on its own slot', async () => {
+  const s = await setup({ startFails: (cfg) => cfg.stateDir.includes('BROKEN') });
+  try {
+    s.answer((b) =>
+      b.device.hardware_id === 'LOST1'
+        ? agentError('PP_ERR_AGENT_API', {
+            method: 'POST',
+            path: '/api/public/enroll',
+            reason: 'HTTP 409: PP_ERR_API_DEVICE_ALREADY_ENROLLED',
+          })
+        : b.device.hardware_id === 'MITM1'
+          ? enrollAnswer(serverKeyFromSeed(Buffer.alloc(32, 9)), 'dev_mitm1')
+          : enrollAnswer(server, `dev_${b.device.hardware_id.toLowerCase()}`),
+    );
+    s.phones.push(
+      { serial: 'BROKEN1', state: 'device', usb: '1-1.2' },
+      { serial: 'LOST1', state: 'device', usb: '1-1.2' },
+      { serial: 'MITM1', state: 'device', usb: '1-1.2' },
+      { serial: 'GOOD1', state: 'device', usb: '1-1.2' },
+    );
+    s.modems.push({
+      id: '0',
+      imei: '359072066123456',
+      model: 'EM7455',
+      bearers: [{ id: '1', connected: true, interface: 'lo' }],
+    });
+    await s.tick();
+    assert.equal(s.status('BROKEN1')?.status, 'failed');
+    assert.match(s.status('BROKEN1')!.reason!, /TUN busy/);
+    assert.equal(s.status('LOST1')?.status, 'enroll-failed');
+    assert.match(s.status('LOST1')!.reason!, /delete the device in the dashboard/);
+    assert.equal(s.status('MITM1')?.status, 'enroll-failed');
+    assert.match(s.status('MITM1')!.reason!, /fingerprint/);
+    await assert.rejects(stat(join(deviceStateDir(s.stateDir, 'phone', 'MITM1'), 'state.json')), 'nothing saved');
+    assert.equal(s.status('GOOD1')?.status, 'running');
+    assert.equal(s.status('359072066123456')?.status, 'running');
+    const running = s.agents.filter((a) => a.started && !a.stopped);
+    assert.equal(running.length, 2);
+    const tuns = new Set(running.map((a) => a.cfg.tunnelInterface));
+    const tables = new Set(running.map((a) => a.cfg.replyTable));
+    assert.equal(tuns.size, 2, 'distinct TUNs');
+    assert.equal(tables.size, 2, 'distinct reply tables');
+    const modemAgent = running.find((a) => a.cfg.stateDir.includes('modem-'))!;
+    assert.equal(modemAgent.deps.driver?.name, 'modemmanager');
+    // The 409 is not retried at the next scan (the state is lost; an operator must act).
+    const n = s.enrolls.filter((e) => e.device.hardware_id === 'LOST1').length;
+    await s.tick();
+    assert.equal(s.enrolls.filter((e) => e.device.hardware_id === 'LOST1').length, n);
+  } finally {
+    await s.done();
+  }
+});
+
+test('adb missing: logged, modems still run', async () => {
+  const s = await setup();
+  try {
+    s.failAdb(new Error('adb not found'));
+    s.modems.push({
+      id: '3',
+      imei: '359072066000001',
+      model: 'EM7455',
+      bearers: [{ id: '1', connected: true, interface: 'lo' }],
+    });
+    await s.tick();
+    assert.equal(s.status('359072066000001')?.status, 'running');
+    // A modem without a connected bearer waits, with the reason.
+    s.modems[0]!.bearers[0]!.connected = false;
+    s.modems.push({ id: '4', imei: '359072066000002', model: 'EM7455', bearers: [] });
+    await s.tick();
+    assert.equal(s.status('359072066000002')?.status, 'waiting-interface');
+    assert.match(s.status('359072066000002')!.reason!, /no connected bearer/);
+  } finally {
+    await s.done();
+  }
+});

@@ -1,0 +1,266 @@
+// The farm host with the real binaries: `pocketproxy up` in the relay namespace, ONE
+// `pocketproxy-agent farm` in a farm host namespace with three "phones" (each a veth into its own
+// carrier NAT, driven by the fake adb, whose airplane toggle rotates that carrier's address) and
+// one "modem" (fake mmcli, its own carrier), one enrollment token, curl as the customer.
+//
+//   one token -> four devices enrolled, online, each a different exit address (its carrier's)
+//   rotate one phone (API rotate_ip -> adb airplane on/off -> hook)  -> only its address changes
+//   unplug one phone (adb no longer lists it + its link down)          -> only it goes offline
+//   plug it back                                                      -> same device id, same port, answering
+//
+// Needs root (namespaces, TUN); skips loudly otherwise. Run under `flock /tmp/pp-lab.lock`.
+import { describe, it, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import {
+  AGENT_BIN,
+  REPO_ROOT,
+  buildFarmHost,
+  canRunLab,
+  createConnection,
+  createLab,
+  startRelay,
+  waitUntil,
+  type Connection,
+  type FarmHost,
+  type Lab,
+  type LabProcess,
+  type LabRelay,
+} from '@pocketproxy/testkit';
+
+const ROOT = canRunLab();
+if (!ROOT) console.error('farm.lab.test: SKIPPED — needs root (network namespaces, TUN, nftables)');
+
+const FAKE_ADB = join(REPO_ROOT, 'apps/agent/test/fakes/adb');
+const FAKE_MMCLI = join(REPO_ROOT, 'apps/agent/test/fakes/mmcli');
+
+type Json = any;
+
+describe('farm host: one process, three phones and a modem (lab)', {
+  skip: ROOT ? false : 'needs root',
+  timeout: 420_000,
+}, () => {
+  let lab: Lab;
+  let relay: LabRelay;
+  let host: FarmHost;
+  let farm: LabProcess;
+  let stateDir: string;
+  /** hardware id -> device id, connection */
+  const devices = new Map<string, { id: string; conn?: Connection; carrier: number }>();
+
+  const proxyGet = async (c: Connection): Promise<string | null> => {
+    const r = await lab.exec('cust', 'curl', ['-sS', '--max-time', '4', '-x', c.proxy_url, 'http://echo.test/ip'], {
+      timeoutMs: 8_000,
+    });
+    return r.code === 0 ? r.stdout.trim() : null;
+  };
+  const device = async (id: string): Promise<Json> => (await relay.api.call('GET', `/api/devices/${id}`)).body;
+  const farmOutput = () => farm?.lines.slice(-60).join('\n') ?? '';
+
+  before(async () => {
+    // dev1 is the farm host (its wwan0 the host's own uplink); carriers 2-4 the phones', 5 the modem's.
+    lab = await createLab({ devices: 5 });
+    relay = await startRelay(lab, {
+      env: { POCKETPROXY_HEARTBEAT_INTERVAL_S: '5', POCKETPROXY_STALE_AFTER_S: '20' },
+    });
+    host = await buildFarmHost(lab, {
+      host: 1,
+      phones: [
+        { carrier: 2, serial: 'R58M12ABCDE', model: 'SM_A505F', profile: 'android-10' },
+        { carrier: 3, serial: '9B211FFAZ004LM', model: 'Pixel_7', profile: 'android-14' },
+        { carrier: 4, serial: 'ZY22CLMN8Q', model: 'moto_g_8', profile: 'android-8' },
+      ],
+      modems: [{ carrier: 5, imei: '359072066123456', model: 'EM7455' }],
+    });
+    stateDir = mkdtempSync(join(tmpdir(), 'pp-farm-state-'));
+  });
+
+  after(async () => {
+    if (process.env.PP_FARM_DEBUG) console.error(farm?.output().slice(-30_000));
+    await farm?.stop(8_000).catch(() => {});
+    await relay?.stop().catch(() => {});
+    await lab?.teardown(4_000);
+    host?.cleanup();
+    if (stateDir) rmSync(stateDir, { recursive: true, force: true });
+  });
+
+  it('one enrollment token enrolls the three phones and the modem; each answers with its own carrier address', async () => {
+    assert.ok(existsSync(FAKE_ADB) && existsSync(FAKE_MMCLI), 'the fake adb and mmcli exist');
+    const tok = await relay.api.ok('POST', '/api/enrollment-tokens', { name: 'lab farm', max_devices: 10 });
+    assert.ok(typeof tok.token === 'string' && tok.token.length >= 16, 'a token');
+    const fp = /--fingerprint\s+(\S+)/.exec(tok.enroll_command)?.[1];
+    assert.ok(fp, `the enroll command names the fingerprint: ${tok.enroll_command}`);
+    const server = `http://${lab.relay.ip}:${relay.apiPort}`;
+    farm = lab.spawn(
+      host.role,
+      process.execPath,
+      [
+        AGENT_BIN,
+        'farm',
+        '--server',
+        server,
+        '--enroll',
+        tok.token,
+        '--fingerprint',
+        fp,
+        '--insecure-http',
+        '--state-dir',
+        stateDir,
+        '--name',
+        'lab-farm',
+        '--adb',
+        FAKE_ADB,
+        '--mmcli',
+        FAKE_MMCLI,
+        '--sysfs-root',
+        host.sysfsRoot,
+        '--scan-interval',
+        '1',
+        '--airplane-seconds',
+        '1',
+      ],
+      {
+        env: { PATH: process.env.PATH, HOME: process.env.HOME, ...host.env },
+        cwd: REPO_ROOT,
+        echo: process.env.PP_FARM_ECHO ? (l) => console.error(l) : undefined,
+      },
+    );
+
+    // Four devices of one farm host, all online with their tunnel.
+    let items: Json[] = [];
+    await waitUntil(
+      async () => {
+        if (farm.exitStatus) throw new Error(`farm exited:\n${farmOutput()}`);
+        items = (await relay.api.ok('GET', '/api/devices')).items ?? [];
+        const ours = items.filter((d: Json) => d.farm_host_id);
+        return ours.length === 4 && ours.every((d: Json) => d.status === 'online' && d.tunnel_connected === true);
+      },
+      { timeoutMs: 90_000, intervalMs: 500, what: `four farm devices online\n${farmOutput()}` },
+    ).catch((e) => {
+      throw new Error(`${(e as Error).message}\n${farmOutput()}`);
+    });
+    const ours = items.filter((d: Json) => d.farm_host_id);
+    assert.equal(new Set(ours.map((d: Json) => d.farm_host_id)).size, 1, 'one farm host');
+    const byHw = new Map(ours.map((d: Json) => [d.hardware_id, d]));
+    for (const p of host.phones) {
+      const d = byHw.get(p.serial);
+      assert.ok(d, `phone ${p.serial} enrolled`);
+      assert.equal(d.kind, 'phone');
+      devices.set(p.serial, { id: d.id, carrier: p.carrier });
+    }
+    const m = byHw.get(host.modems[0]!.imei);
+    assert.ok(m, 'modem enrolled');
+    assert.equal(m.kind, 'modem');
+    devices.set(host.modems[0]!.imei, { id: m.id, carrier: host.modems[0]!.carrier });
+    const hostRow = (await relay.api.ok('GET', `/api/farm-hosts/${ours[0].farm_host_id}`)) as Json;
+    assert.equal(hostRow.name, 'lab-farm');
+
+    // A connection each; every one exits by its own carrier.
+    const exits = new Set<string>();
+    for (const [hw, d] of devices) {
+      d.conn = await createConnection(relay, d.id, 'http');
+      const want = await lab.carrierAddress(d.carrier);
+      let got: string | null = null;
+      await waitUntil(
+        async () => {
+          got = await proxyGet(d.conn!);
+          return got === want;
+        },
+        {
+          timeoutMs: 30_000,
+          intervalMs: 500,
+          what: `${hw} answers with ${want}`,
+        },
+      ).catch((e) => {
+        throw new Error(`${(e as Error).message} (last answer ${got})\n${farmOutput()}`);
+      });
+      exits.add(got!);
+    }
+    assert.equal(exits.size, 4, 'four different exit addresses');
+
+    // The state on disk: one state.json per device, 0600, and the farm's host key.
+    const farmFile = JSON.parse(readFileSync(join(stateDir, 'farm.json'), 'utf8'));
+    assert.match(farmFile.host_key, /^[A-Za-z0-9_-]{43}$/);
+    const status = JSON.parse(readFileSync(join(stateDir, 'farm-status.json'), 'utf8'));
+    assert.equal(status.devices.filter((x: Json) => x.status === 'running').length, 4, 'status file: 4 running');
+  });
+
+  it('rotating one phone (airplane mode by adb) changes only its exit address', async () => {
+    const [serial, a] = [...devices][0]!;
+    const before = new Map<string, string>();
+    for (const [hw, d] of devices) before.set(hw, (await proxyGet(d.conn!))!);
+    const post = await relay.api.call('POST', `/api/devices/${a.id}/commands`, { type: 'rotate_ip' });
+    assert.ok(post.status < 300, `rotate accepted: ${post.status} ${post.text}`);
+    let state = '';
+    let result: Json;
+    await waitUntil(
+      async () => {
+        const list = (await relay.api.ok('GET', `/api/devices/${a.id}/commands`)).items ?? [];
+        const c = list.find((x: Json) => x.id === post.body.id);
+        state = c?.status ?? '';
+        result = c?.result;
+        return ['succeeded', 'failed', 'expired'].includes(state);
+      },
+      { timeoutMs: 60_000, intervalMs: 500, what: 'rotate_ip finished' },
+    );
+    assert.equal(state, 'succeeded', `rotation: ${JSON.stringify(result)}\n${farmOutput()}`);
+    const fresh = await lab.carrierAddress(a.carrier);
+    assert.notEqual(fresh, before.get(serial), 'the carrier moved');
+    await waitUntil(async () => (await proxyGet(a.conn!)) === fresh, {
+      timeoutMs: 15_000,
+      intervalMs: 300,
+      what: `${serial} exits from ${fresh}`,
+    });
+    const calls = readFileSync(join(host.adbDir, 'calls.log'), 'utf8');
+    assert.match(calls, new RegExp(`${serial}.*airplane`), 'the farm drove airplane mode through adb');
+    for (const [hw, d] of devices) {
+      if (hw === serial) continue;
+      assert.equal(await proxyGet(d.conn!), before.get(hw), `${hw} kept its address`);
+    }
+  });
+
+  it('unplugging one phone makes only it offline; plugging it back restores the same device and port', async () => {
+    const [serial, b] = [...devices][1]!;
+    await host.unplug(serial);
+    await waitUntil(
+      async () => {
+        const d = await device(b.id);
+        return d.status !== 'online' || d.tunnel_connected === false;
+      },
+      { timeoutMs: 90_000, intervalMs: 500, what: `${serial} offline after unplugging` },
+    );
+    const st = JSON.parse(readFileSync(join(stateDir, 'farm-status.json'), 'utf8'));
+    assert.equal(st.devices.find((x: Json) => x.hardware_id === serial)?.status, 'gone', 'status file says gone');
+    for (const [hw, d] of devices) {
+      if (hw === serial) continue;
+      const row = await device(d.id);
+      assert.equal(row.status, 'online', `${hw} still online`);
+      assert.equal(await proxyGet(d.conn!), await lab.carrierAddress(d.carrier), `${hw} still answers`);
+    }
+    assert.equal(await proxyGet(b.conn!), null, 'the unplugged phone does not answer');
+
+    const countBefore = ((await relay.api.ok('GET', '/api/devices')).items ?? []).length;
+    await host.plug(serial);
+    const want = await lab.carrierAddress(b.carrier);
+    await waitUntil(async () => (await proxyGet(b.conn!)) === want, {
+      timeoutMs: 60_000,
+      intervalMs: 500,
+      what: `${serial} answers again on port ${b.conn!.port}`,
+    }).catch((e) => {
+      throw new Error(`${(e as Error).message}\n${farmOutput()}`);
+    });
+    const row = await device(b.id);
+    assert.equal(row.hardware_id, serial, 'the same device id');
+    const items = (await relay.api.ok('GET', '/api/devices')).items ?? [];
+    assert.equal(items.length, countBefore, 'no new device enrolled');
+    const conn = await relay.api.ok('GET', `/api/connections/${b.conn!.id}`);
+    assert.equal(conn.port, b.conn!.port, 'the same port');
+    await waitUntil(async () => (await device(b.id)).status === 'online', {
+      timeoutMs: 30_000,
+      intervalMs: 500,
+      what: `${serial} online again`,
+    });
+  });
+});

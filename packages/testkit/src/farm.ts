@@ -1,0 +1,248 @@
+// A farm host in the lab: one namespace (a device namespace, `dev<host>`, whose own wwan0 is the
+// host's uplink to the API) with many "phones" and "modems", each a veth into a carrier NAT
+// namespace (`cgn<carrier>`): several phones may share a carrier (the bench's 50), or each have its
+// own (the lab test: its exit address is its own, and its rotation moves only it).
+//
+//   farm host (devH) ── wwan0 ── cgnH ── inet           the host's own traffic (API, relay)
+//         ├── usb0 (100.(80+c).k.2) ── ph<k> (cgnC) ── inet   phone k: RNDIS-like tethering interface
+//         └── wwan1 ...                                        modem: its bearer's interface
+//
+// The phones are driven by the fake adb (apps/agent/test/fakes/adb): its devices.json lists them,
+// its airplane-off / data-on hooks rotate their carrier's address; the modems by the fake mmcli
+// (modems.json, reconnect hook). A sysfs tree of links (class/net/usbK/device -> .../1-1.K:1.0) ties
+// each phone's USB path to its interface, as the kernel's does. Each interface has a default route
+// in the main table at a high metric, as NetworkManager leaves a tethered phone's.
+import { chmodSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Lab } from './lab.js';
+import { nsName } from './plan.js';
+import { ipBatch } from './run.js';
+
+export interface FarmPhoneSpec {
+  /** The carrier (lab device number) whose NAT this phone's traffic leaves by. */
+  carrier: number;
+  serial?: string;
+  model?: string;
+  profile?: 'android-8' | 'android-10' | 'android-12' | 'android-14';
+  /** Whether its airplane-off / data-on hook rotates the carrier (default true; off when carriers are shared). */
+  rotates?: boolean;
+}
+export interface FarmModemSpec {
+  carrier: number;
+  imei?: string;
+  model?: string;
+}
+
+export interface FarmPhone {
+  serial: string;
+  usb: string;
+  iface: string;
+  ip: string;
+  gateway: string;
+  carrier: number;
+  entry: Record<string, unknown>;
+}
+export interface FarmModem {
+  imei: string;
+  iface: string;
+  ip: string;
+  gateway: string;
+  carrier: number;
+  entry: Record<string, unknown>;
+}
+
+export interface FarmHost {
+  /** Lab role of the host namespace ('dev1'). */
+  role: string;
+  ns: string;
+  dir: string;
+  adbDir: string;
+  mmcliDir: string;
+  sysfsRoot: string;
+  phones: FarmPhone[];
+  modems: FarmModem[];
+  /** FAKE_ADB_DIR and FAKE_MMCLI_DIR for the farm process. */
+  env: Record<string, string>;
+  unplug(serial: string): Promise<void>;
+  plug(serial: string): Promise<void>;
+  /** Rewrites devices.json / modems.json from what is plugged now. */
+  writeLists(): void;
+  cleanup(): void;
+}
+
+const METRIC_BASE = 1000;
+
+/**
+ * Builds the farm host's phones and modems in `lab` (created with at least max(host, carriers)
+ * devices). `rotateArgv(n)` is the argv that rotates carrier n (lab.rotateCommand).
+ */
+export async function buildFarmHost(
+  lab: Lab,
+  opts: { host?: number; phones: FarmPhoneSpec[]; modems?: FarmModemSpec[]; dir?: string },
+): Promise<FarmHost> {
+  const host = opts.host ?? 1;
+  const role = `dev${host}`;
+  const ns = lab.ns(role);
+  const dir = opts.dir ?? mkdtempSync(join(tmpdir(), 'pp-farmlab-'));
+  chmodSync(dir, 0o755);
+  const adbDir = join(dir, 'adb');
+  const mmcliDir = join(dir, 'mmcli');
+  const sysfsRoot = join(dir, 'sys');
+  for (const d of [adbDir, mmcliDir, join(adbDir, 'hooks'), join(mmcliDir, 'hooks'), join(sysfsRoot, 'class', 'net')])
+    mkdirSync(d, { recursive: true });
+
+  const perCarrier = new Map<number, number>();
+  const link = (carrier: number) => {
+    const k = (perCarrier.get(carrier) ?? 0) + 1;
+    perCarrier.set(carrier, k);
+    if (k > 250) throw new Error(`more than 250 farm links on carrier ${carrier}`);
+    const subnet = `100.${80 + carrier}.${k}`;
+    return { k, ip: `${subnet}.2`, gateway: `${subnet}.1`, cgnIface: `ph${k}` };
+  };
+  const rotateHook = (carrier: number) =>
+    `#!/bin/sh\n# lab: the phone's radio came back: its carrier hands out a new address\nexec ${lab
+      .rotateCommand(carrier)
+      .map((a) => `'${a.replace(/'/g, `'\\''`)}'`)
+      .join(' ')} >/dev/null 2>&1\n`;
+  const hook = (base: string, id: string, event: string, body: string) => {
+    const d = join(base, 'hooks', id);
+    mkdirSync(d, { recursive: true });
+    writeFileSync(join(d, event), body, { mode: 0o755 });
+    chmodSync(join(d, event), 0o755);
+  };
+
+  const rootLinks: string[] = [];
+  const hostCmds: string[] = [];
+  const cgnCmds = new Map<number, string[]>();
+  const cgn = (c: number) => {
+    const l = cgnCmds.get(c) ?? [];
+    cgnCmds.set(c, l);
+    return l;
+  };
+  const phones: FarmPhone[] = opts.phones.map((p, i) => {
+    const l = link(p.carrier);
+    const iface = `usb${i}`;
+    const serial = p.serial ?? `LAB${String(i).padStart(4, '0')}PHONE`;
+    const usb = `1-1.${i + 1}`;
+    rootLinks.push(
+      `link add ${iface} netns ${ns} type veth peer name ${l.cgnIface} netns ${nsName(lab.prefix, `cgn${p.carrier}`)}`,
+    );
+    cgn(p.carrier).push(`addr add ${l.gateway}/24 dev ${l.cgnIface}`, `link set ${l.cgnIface} up`);
+    hostCmds.push(
+      `addr add ${l.ip}/24 dev ${iface}`,
+      `link set ${iface} up`,
+      `route replace default via ${l.gateway} dev ${iface} metric ${METRIC_BASE + i}`,
+    );
+    const devDir = join(sysfsRoot, 'class', 'net', iface);
+    mkdirSync(devDir, { recursive: true });
+    symlinkSync(`../../../devices/pci0000:00/0000:00:14.0/usb1/1-1/${usb}/${usb}:1.0`, join(devDir, 'device'));
+    if (p.rotates ?? true) {
+      hook(adbDir, serial, 'airplane-off', rotateHook(p.carrier));
+      hook(adbDir, serial, 'data-on', rotateHook(p.carrier));
+    }
+    const profile = p.profile ?? (['android-8', 'android-10', 'android-12', 'android-14'] as const)[i % 4]!;
+    return {
+      serial,
+      usb,
+      iface,
+      ip: l.ip,
+      gateway: l.gateway,
+      carrier: p.carrier,
+      entry: {
+        serial,
+        state: 'device',
+        usb,
+        model: p.model ?? `Lab_Phone_${i}`,
+        product: `lab${i}`,
+        device: `lab${i}`,
+        profile,
+      },
+    };
+  });
+  const modems: FarmModem[] = (opts.modems ?? []).map((m, i) => {
+    const l = link(m.carrier);
+    const iface = `wwan${i + 1}`;
+    const imei = m.imei ?? `35${String(900000000000 + i).padStart(13, '0')}`;
+    rootLinks.push(
+      `link add ${iface} netns ${ns} type veth peer name ${l.cgnIface} netns ${nsName(lab.prefix, `cgn${m.carrier}`)}`,
+    );
+    cgn(m.carrier).push(`addr add ${l.gateway}/24 dev ${l.cgnIface}`, `link set ${l.cgnIface} up`);
+    hostCmds.push(
+      `addr add ${l.ip}/24 dev ${iface}`,
+      `link set ${iface} up`,
+      `route replace default via ${l.gateway} dev ${iface} metric ${METRIC_BASE + 500 + i}`,
+    );
+    hook(mmcliDir, imei, 'reconnect', rotateHook(m.carrier));
+    return {
+      imei,
+      iface,
+      ip: l.ip,
+      gateway: l.gateway,
+      carrier: m.carrier,
+      entry: {
+        index: i,
+        imei,
+        model: m.model ?? 'EM7455',
+        manufacturer: 'Sierra Wireless, Incorporated',
+        operator: 'Lab Mobile',
+        signal: 70,
+        tech: 'lte',
+        interface: iface,
+        connected: true,
+        profile: 'sierra-em7455',
+      },
+    };
+  });
+  await ipBatch(null, rootLinks);
+  await Promise.all([
+    ipBatch(ns, hostCmds),
+    ...[...cgnCmds].map(([c, cmds]) => ipBatch(nsName(lab.prefix, `cgn${c}`), cmds)),
+  ]);
+
+  const unplugged = new Set<string>();
+  const writeLists = () => {
+    writeFileSync(
+      join(adbDir, 'devices.json'),
+      JSON.stringify(phones.filter((p) => !unplugged.has(p.serial)).map((p) => p.entry)),
+    );
+    writeFileSync(join(mmcliDir, 'modems.json'), JSON.stringify(modems.map((m) => m.entry)));
+  };
+  writeLists();
+  const phone = (serial: string) => {
+    const p = phones.find((x) => x.serial === serial);
+    if (!p) throw new Error(`no lab phone ${serial}`);
+    return p;
+  };
+  return {
+    role,
+    ns,
+    dir,
+    adbDir,
+    mmcliDir,
+    sysfsRoot,
+    phones,
+    modems,
+    env: { FAKE_ADB_DIR: adbDir, FAKE_MMCLI_DIR: mmcliDir },
+    writeLists,
+    async unplug(serial) {
+      const p = phone(serial);
+      unplugged.add(serial);
+      writeLists();
+      await ipBatch(ns, [`link set ${p.iface} down`]);
+    },
+    async plug(serial) {
+      const p = phone(serial);
+      const i = phones.indexOf(p);
+      await ipBatch(ns, [
+        `link set ${p.iface} up`,
+        `route replace default via ${p.gateway} dev ${p.iface} metric ${METRIC_BASE + i}`,
+      ]);
+      unplugged.delete(serial);
+      writeLists();
+    },
+    cleanup() {
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
