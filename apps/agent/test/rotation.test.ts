@@ -101,3 +101,68 @@ test('IP echo accepts JSON {ip} and bare text, rejects junk', async () => {
     code: 'PP_ERR_AGENT_API',
   });
 });
+
+// ---- the address check: retry once, then failed (fake time: sleep advances the clock) ----
+
+/** A driver and an IP echo scripted per attempt: `answers[n]` is what the echo says after the n-th rotate. */
+function scripted(answers: Array<string | 'down'>, before = '198.18.1.2') {
+  let clock = 0;
+  let rotations = 0;
+  const events: string[] = [];
+  const driver = {
+    name: 'adb' as const,
+    rotate: async () => {
+      rotations++;
+      events.push(`rotate ${rotations}`);
+    },
+  };
+  const publicIp = async () => {
+    const a = rotations === 0 ? before : answers[Math.min(rotations, answers.length) - 1]!;
+    if (a === 'down') throw new Error('link down');
+    return a;
+  };
+  return {
+    events,
+    rotations: () => rotations,
+    deps: {
+      driver,
+      publicIp,
+      closeCustomerSockets: () => void events.push('close'),
+      waitTimeoutMs: 10_000,
+      pollMs: 1_000,
+      now: () => clock,
+      sleep: async (ms: number) => {
+        clock += ms;
+      },
+    },
+    elapsed: () => clock,
+  };
+}
+
+test('rotateIp: same address after the first try -> the driver runs once more; a new address then is success', async () => {
+  const s = scripted(['198.18.1.2', '198.18.1.99']);
+  assert.deepEqual(await rotateIp(s.deps), { old_ip: '198.18.1.2', new_ip: '198.18.1.99' });
+  assert.deepEqual(s.events, ['rotate 1', 'close', 'rotate 2', 'close']);
+  // The second try started only after the first one's deadline (10 s of polling every second).
+  assert.equal(s.elapsed(), 10_000);
+});
+
+test('rotateIp: same address after both tries -> PP_ERR_AGENT_ROTATE_FAILED, two runs of the driver, not three', async () => {
+  const s = scripted(['198.18.1.2', '198.18.1.2']);
+  await assert.rejects(rotateIp(s.deps), (e: unknown) => {
+    assert.equal((e as { code?: string }).code, 'PP_ERR_AGENT_ROTATE_FAILED');
+    assert.match(String((e as Error).message), /still 198\.18\.1\.2 after two tries of 10000 ms/);
+    return true;
+  });
+  assert.equal(s.rotations(), 2);
+  assert.equal(s.elapsed(), 20_000);
+});
+
+test('rotateIp: a new address on the first try -> one run; the echo unreachable to the end -> failed without a second run', async () => {
+  const ok = scripted(['198.18.1.50']);
+  assert.deepEqual(await rotateIp(ok.deps), { old_ip: '198.18.1.2', new_ip: '198.18.1.50' });
+  assert.equal(ok.rotations(), 1);
+  const down = scripted(['down', '198.18.1.51']);
+  await assert.rejects(rotateIp(down.deps), /public address unknown after rotation/);
+  assert.equal(down.rotations(), 1);
+});

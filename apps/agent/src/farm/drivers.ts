@@ -235,10 +235,18 @@ export function parseServiceState(line: string): RadioReading & { inService: boo
   const l = String(line);
   if (/mVoiceRegState=|mDataRegState=/.test(l)) {
     const inService = /mDataRegState=0\b/.test(l) || (/mVoiceRegState=0\b/.test(l) && !/mDataRegState=/.test(l));
-    let carrier = /mOperatorAlphaLong=([^,}]*)/.exec(l)?.[1];
-    if (!carrier || carrier === 'null') carrier = /mOperatorAlphaShort=([^,}]*)/.exec(l)?.[1];
+    // Android 10 names the data operator (mDataOperatorAlphaLong), 11+ one operator (mOperatorAlphaLong).
+    const field = (k: string) => {
+      const v = new RegExp(`\\b${k}=([^,}]*)`).exec(l)?.[1];
+      return v && v !== 'null' ? v : undefined;
+    };
+    const carrier =
+      field('mDataOperatorAlphaLong') ??
+      field('mOperatorAlphaLong') ??
+      field('mDataOperatorAlphaShort') ??
+      field('mOperatorAlphaShort');
     // The data domain's technology; with 5G NSA the registry says LTE and nrState=CONNECTED.
-    let tech = techName(/getRilDataRadioTechnology=\d+\(([^)]*)\)/.exec(l)?.[1]);
+    let tech = techName(/\b(?:get|m)RilDataRadioTechnology=\d+\(([^)]*)\)/.exec(l)?.[1]);
     if (!tech) {
       const ps = /domain=PS[^}]*?accessNetworkTechnology=([\w-]+)/.exec(l)?.[1];
       tech = techName(ps);
@@ -247,7 +255,7 @@ export function parseServiceState(line: string): RadioReading & { inService: boo
     return {
       inService,
       signal: null,
-      carrier: carrier && carrier !== 'null' ? cleanText(carrier, 64) : null,
+      carrier: carrier ? cleanText(carrier, 64) : null,
       network_type: tech,
     };
   }
@@ -309,36 +317,34 @@ export function inRange(m: Metrics): Metrics {
 }
 
 /** Battery with temperature (one `dumpsys battery`). */
-export async function adbBattery(adb: Adb, serial: string): Promise<BatteryReading> {
-  return parseDumpsysBattery(await adb.shell(serial, ['dumpsys', 'battery'], METRICS_TIMEOUT_MS));
+export async function adbBattery(adb: Adb, serial: string, timeoutMs = METRICS_TIMEOUT_MS): Promise<BatteryReading> {
+  return parseDumpsysBattery(await adb.shell(serial, ['dumpsys', 'battery'], timeoutMs));
 }
 
 /**
  * A phone's heartbeat metrics. Never throws: a phone that does not answer gives nulls (and after a
  * timeout on the first call, no further calls are made: one deadline per heartbeat, not four).
  */
-export async function adbMetrics(adb: Adb, serial: string): Promise<Metrics> {
+export async function adbMetrics(adb: Adb, serial: string, o: { timeoutMs?: number } = {}): Promise<Metrics> {
+  const ms = o.timeoutMs ?? METRICS_TIMEOUT_MS;
   const out: Metrics = { battery: null, charging: null, signal: null, carrier: null, network_type: null };
   const gone = (e: unknown) =>
     isPPError(e) && (e.code === 'PP_ERR_AGENT_TOOL_TIMEOUT' || e.code === 'PP_ERR_AGENT_ADB_DEVICE_STATE');
   try {
-    const b = await adbBattery(adb, serial);
+    const b = await adbBattery(adb, serial, ms);
     out.battery = b.battery;
     out.charging = b.charging;
   } catch (e) {
     if (gone(e)) return out;
   }
   try {
-    Object.assign(
-      out,
-      parseTelephonyRegistry(await adb.shell(serial, ['dumpsys', 'telephony.registry'], METRICS_TIMEOUT_MS)),
-    );
+    Object.assign(out, parseTelephonyRegistry(await adb.shell(serial, ['dumpsys', 'telephony.registry'], ms)));
   } catch (e) {
     if (gone(e)) return inRange(out);
   }
   if (out.carrier === null || out.network_type === null) {
     try {
-      const p = parseGetprop(await adb.shell(serial, ['getprop'], METRICS_TIMEOUT_MS));
+      const p = parseGetprop(await adb.shell(serial, ['getprop'], ms));
       // gsm.operator.alpha / gsm.network.type: one value per SIM slot, comma-separated.
       const first = (k: string) =>
         (p.get(k) ?? '')
@@ -353,9 +359,7 @@ export async function adbMetrics(adb: Adb, serial: string): Promise<Metrics> {
   }
   if (out.network_type === null) {
     try {
-      out.network_type = parseConnectivityNetworkType(
-        await adb.shell(serial, ['dumpsys', 'connectivity'], METRICS_TIMEOUT_MS),
-      );
+      out.network_type = parseConnectivityNetworkType(await adb.shell(serial, ['dumpsys', 'connectivity'], ms));
     } catch {
       // nothing more to ask
     }
