@@ -4,6 +4,7 @@
 // hostile input changing nothing, two enrolls racing for the last slot), the farm hosts (list, one with
 // its devices, rename, the devices list filtered by host) and the bulk rotation of a host's devices.
 import assert from 'node:assert/strict';
+import fc from 'fast-check';
 import { createHash } from 'node:crypto';
 import type { Db } from '@pocketproxy/db';
 import { pairDevice, type TestSystem } from './harness.js';
@@ -13,7 +14,12 @@ const pub = { authorization: '' };
 const sha256 = (s: string) => createHash('sha256').update(s).digest('hex');
 let keyN = 0;
 /** A distinct X25519 public key per call (the API takes any 32 bytes). */
-const pubKey = () => Buffer.alloc(32, ++keyN).toString('base64');
+const keyOf = (n: number) => {
+  const b = Buffer.alloc(32, 0xa5);
+  b.writeUInt32BE(n);
+  return b.toString('base64');
+};
+const pubKey = () => keyOf(++keyN);
 const hostKey = (c: string) => c.repeat(43);
 
 interface Phone {
@@ -239,12 +245,20 @@ perBackend('farm hosts and enrollment', ({ ts, test }) => {
         token: rack.token,
         host: { key: hostKey('a'), name: 'rack-a' },
         device: { hardware_id: 'NEW1', kind: 'phone' },
-        public_key: Buffer.alloc(32, keyN).toString('base64'),
+        public_key: keyOf(keyN),
       },
       pub,
     );
     assertProblem(dupKey, 409, 'PP_ERR_API_CONFLICT');
     assert.equal(await farmSnapshot(ts().db), snap);
+    // once its device is deleted, the hardware id enrolls again (a new device on the same host)
+    assert.equal((await ts().call('DELETE', `/api/devices/${other.json.device_id}`)).status, 204);
+    const back = await enroll(ts(), rack.token, hostKey('b'), { hardware_id: 'R58M11111', kind: 'phone' });
+    assert.equal(back.status, 201, back.body);
+    assert.deepEqual(
+      [back.json.farm_host_id === other.json.farm_host_id, back.json.device_id === other.json.device_id],
+      [true, false],
+    );
   });
 
   test('a host key that comes with another token is still the same host; the slot is charged to the token used', async () => {
@@ -257,7 +271,11 @@ perBackend('farm hosts and enrollment', ({ ts, test }) => {
     assert.equal(r.status, 201, r.body);
     assert.equal(r.json.farm_host_id, farmHostId);
     assert.equal((await tokenRow(ts(), second.id)).devices_enrolled, 1);
-    assert.equal((await tokenRow(ts(), rack.id)).devices_enrolled, 5, 'four of rack A and the other host');
+    assert.equal(
+      (await tokenRow(ts(), rack.id)).devices_enrolled,
+      6,
+      'four of rack A, and two of the other host (one deleted)',
+    );
     const h = (
       await ts().db.query<{ enrollment_token_id: string }>('SELECT * FROM farm_hosts WHERE id = $1', [farmHostId])
     ).rows[0]!;
@@ -412,6 +430,72 @@ perBackend('farm hosts and enrollment', ({ ts, test }) => {
     assert.equal((await enroll(ts(), t.token, hostKey('j'), good.device)).status, 201, 'the good body is good');
   });
 
+  test('fuzz: any body, or a good body with any field replaced by anything, gets 201 or a 4xx problem; refused ones store nothing', async () => {
+    const t = await newToken(ts());
+    const good = () => ({
+      token: t.token,
+      host: { key: hostKey('z'), name: 'fuzz-rack' },
+      device: { hardware_id: `F${++keyN}`, kind: 'phone', model: 'Fuzz 1' },
+      public_key: pubKey(),
+    });
+    const counts = async () =>
+      JSON.stringify(
+        (
+          await ts().db.query(
+            'SELECT (SELECT count(*) FROM devices) AS d, (SELECT count(*) FROM farm_hosts) AS h, (SELECT sum(devices_enrolled) FROM enrollment_tokens) AS s',
+          )
+        ).rows,
+      );
+    const paths = [
+      'token',
+      'host',
+      'host.key',
+      'host.name',
+      'device',
+      'device.hardware_id',
+      'device.kind',
+      'device.model',
+      'public_key',
+      'agent_version',
+      'extra',
+    ];
+    const mutated = fc
+      .tuple(
+        fc.constantFrom(...paths),
+        fc.oneof(fc.anything(), fc.string({ maxLength: 300 }), fc.string({ unit: 'binary', maxLength: 100 })),
+      )
+      .map(([path, v]) => {
+        const body = good() as Record<string, unknown>;
+        const [a, b] = path.split('.') as [string, string | undefined];
+        if (b) (body[a] as Record<string, unknown>)[b] = v;
+        else body[a] = v;
+        return body;
+      });
+    await fc.assert(
+      fc.asyncProperty(fc.oneof(mutated, fc.anything()), async (body) => {
+        ts().clock.advance(61_000); // a fresh rate-limit window: the bodies reach the parser, not the limiter
+        const before = await counts();
+        let payload: string;
+        try {
+          payload = JSON.stringify(body) ?? 'null';
+        } catch {
+          return; // not representable as JSON (e.g. a BigInt): nothing to send
+        }
+        const r = await ts().call('POST', '/api/public/enroll', payload, pub);
+        assert.ok(
+          r.status === 201 || (r.status >= 400 && r.status < 500),
+          `${r.status} for ${payload.slice(0, 300)}: ${r.body.slice(0, 300)}`,
+        );
+        assert.notEqual(r.status, 429);
+        if (r.status !== 201) {
+          assertProblem(r, r.status);
+          assert.equal(await counts(), before, payload.slice(0, 300));
+        }
+      }),
+      { numRuns: 150 },
+    );
+  });
+
   test('bulk rotation of a farm host: rotate_ip only for its online devices that report rotate_ip; the others skipped with the reason', async () => {
     // R58M11111 heartbeated earlier without capabilities; now: two phones can rotate, the modem reports
     // only config_update, emulator-5554 stays offline
@@ -499,6 +583,7 @@ perBackend('farm hosts and enrollment', ({ ts, test }) => {
       const r = await enroll(ts(), t.token, hostKey('m'), { hardware_id: `N${i}`, kind: 'phone' });
       last = r.status;
       if (r.status === 201) ok++;
+      else if (i < rate * 10) assert.fail(`enrollment ${i}: ${r.status} ${r.body}`);
     }
     assert.deepEqual([ok, last], [rate * 10, 429]);
   });
