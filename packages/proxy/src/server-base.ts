@@ -64,6 +64,16 @@ export class ProxyServer extends EventEmitter<ProxyEvents & { error: [Error] }> 
     });
   }
 
+  /**
+   * Accepted sockets have Nagle off (TCP_NODELAY). By default Node sets it on each one as it is
+   * accepted (a setsockopt per connection); a caller that set TCP_NODELAY on the listening socket
+   * itself, which the kernel copies into every connection it accepts, calls this to skip that call.
+   * (net.Server reads its `noDelay` field at every accept.)
+   */
+  inheritNoDelay(): void {
+    (this.server as net.Server & { noDelay: boolean }).noDelay = false;
+  }
+
   address(): net.AddressInfo {
     return this.server.address() as net.AddressInfo;
   }

@@ -124,6 +124,7 @@ function cpuSnap(): CpuSnap {
       const us = (Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14])) * CLK_US;
       const role = roleOf(readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' '));
       byRole.set(role, (byRole.get(role) ?? 0) + us);
+      if (role === 'agent') agentThreads(pid, byRole);
     } catch {
       /* exited meanwhile */
     }
@@ -133,12 +134,37 @@ function cpuSnap(): CpuSnap {
   const busy = (cpu[0]! + cpu[1]! + cpu[2]! + cpu[5]! + cpu[6]! + cpu[7]!) * CLK_US;
   return { byRole, busy, softirq: cpu[6]! * CLK_US };
 }
-/** "agent 310 · tunnel 120 · ..." µs of CPU per request between two snapshots (processes alive in both). */
+/**
+ * The agent's CPU by thread, under roles 'agent/main' (its event loop: proxies), 'agent/tunnel' (the
+ * worker named pp-tunnel: the packet path) and 'agent/other' (V8's GC and compiler helpers, libuv's
+ * pool). Thread times exclude reaped children (the agent forks none on the data path).
+ */
+function agentThreads(pid: string, byRole: Map<string, number>): void {
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      const comm = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+      const role = tid === pid ? 'agent/main' : comm === 'pp-tunnel' ? 'agent/tunnel' : 'agent/other';
+      byRole.set(role, (byRole.get(role) ?? 0) + (Number(f[11]) + Number(f[12])) * CLK_US);
+    } catch {
+      /* thread gone */
+    }
+  }
+}
+/** "agent 310 (main 200, tunnel 90, other 20) · tunnel 120 · ..." µs of CPU per request between two snapshots (processes alive in both). */
 function cpuPerRequest(a: CpuSnap, b: CpuSnap, requests: number, seconds: number): string {
   const parts: string[] = [];
+  const per = (role: string) => ((b.byRole.get(role) ?? 0) - (a.byRole.get(role) ?? 0)) / requests;
   for (const [role, us] of b.byRole) {
     const d = us - (a.byRole.get(role) ?? 0);
-    if (role !== 'other' && d > 0) parts.push(`${role} ${(d / requests).toFixed(0)}`);
+    if (role === 'other' || role.startsWith('agent/') || d <= 0) continue;
+    parts.push(`${role} ${(d / requests).toFixed(0)}`);
+    // Threads that exited between the snapshots would make the split undercount; it is only a split.
+    if (role === 'agent')
+      parts[parts.length - 1] +=
+        ` (main ${per('agent/main').toFixed(0)}, tunnel worker ${per('agent/tunnel').toFixed(0)}, ` +
+        `other threads ${per('agent/other').toFixed(0)})`;
   }
   const busy = b.busy - a.busy;
   parts.push(`softirq ${((b.softirq - a.softirq) / requests).toFixed(0)}`);
@@ -805,7 +831,11 @@ async function peersPhase(o: {
     const direct = await load('direct', target, 32, PEER_LOAD_MS);
     record('peers: new connections/s direct to the target (newconn-load, 32, 5 s)', `${fmt(direct.per_sec)}/s`);
     const auth = (e: Endpoint) => `Basic ${Buffer.from(`${e.user}:${e.pass}`).toString('base64')}`;
+    // CPU per request for every chain and load (issue 13 item 4): the device's proxy + tunnel, the
+    // relay's tunnel, and the whole machine (clients, target and kernel included).
     const devCpu: Record<string, number[]> = {};
+    const relayCpu: Record<string, number[]> = {};
+    const machineCpu: Record<string, number[]> = {};
     for (const [key, label] of [
       ['wrk', 'HTTP GET (wrk, absolute-form)'],
       ['absolute', 'HTTP GET (newconn-load, absolute-form)'],
@@ -814,6 +844,8 @@ async function peersPhase(o: {
     ] as const) {
       const v: number[] = [];
       devCpu[label] = [];
+      relayCpu[label] = [];
+      machineCpu[label] = [];
       for (const c of chains) {
         const e = key === 'socks5' ? c.socks : c.http;
         const roles = key === 'socks5' ? c.deviceRoles.socks : c.deviceRoles.http;
@@ -849,6 +881,8 @@ async function peersPhase(o: {
         v.push(perSec);
         const dUs = roleUs(cpu0, cpu1, roles, requests);
         devCpu[label]!.push(dUs);
+        relayCpu[label]!.push(roleUs(cpu0, cpu1, c.relayRoles, requests));
+        machineCpu[label]!.push((cpu1.busy - cpu0.busy) / Math.max(1, requests));
         record(
           `peers:   CPU per request (µs), ${c.name}, ${label}`,
           cpuPerRequest(cpu0, cpu1, requests, secs),
@@ -861,6 +895,15 @@ async function peersPhase(o: {
     }
     for (const [label, v] of Object.entries(devCpu))
       row(`device CPU per proxied request, ${label} (lower is better)`, v, 'µs', true);
+    for (const [label, v] of Object.entries(relayCpu))
+      row(`relay CPU per proxied request, ${label} (lower is better)`, v, 'µs', true);
+    for (const [label, v] of Object.entries(machineCpu))
+      row(
+        `machine CPU per proxied request (both cores: clients, target, kernel), ${label} (lower is better)`,
+        v,
+        'µs',
+        true,
+      );
   } finally {
     // Bounded: each stop is SIGTERM, then SIGKILL after 2 s.
     for (const p of procs) await p.stop(2_000);

@@ -8,6 +8,8 @@
 //              in one segment.
 //   "defer_accept" TCP_DEFER_ACCEPT (1 s) on a listener: a connection is handed to accept() when
 //              its first data arrives, for protocols whose clients speak first.
+//   "nodelay"  TCP_NODELAY: on a listener, inherited by every accepted connection (the kernel
+//              clones the listener's socket), so a server need not set it once per connection.
 #include <errno.h>
 #include <napi.h>
 #include <net/if.h>
@@ -26,7 +28,7 @@ namespace pp {
 Napi::Value SetTcpFlag(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (info.Length() != 3 || !info[0].IsNumber() || !info[1].IsString() || !info[2].IsBoolean()) {
-    throw Napi::TypeError::New(env, "setTcpFlag(fd: number, flag: 'quickack' | 'cork' | 'defer_accept', on: boolean)");
+    throw Napi::TypeError::New(env, "setTcpFlag(fd: number, flag: 'quickack' | 'cork' | 'defer_accept' | 'nodelay', on: boolean)");
   }
   int fd = info[0].As<Napi::Number>().Int32Value();
   std::string flag = info[1].As<Napi::String>().Utf8Value();
@@ -34,7 +36,8 @@ Napi::Value SetTcpFlag(const Napi::CallbackInfo& info) {
   if (flag == "quickack") opt = TCP_QUICKACK;
   else if (flag == "cork") opt = TCP_CORK;
   else if (flag == "defer_accept") opt = TCP_DEFER_ACCEPT;
-  else throw Napi::TypeError::New(env, "setTcpFlag: flag must be 'quickack', 'cork' or 'defer_accept'");
+  else if (flag == "nodelay") opt = TCP_NODELAY;
+  else throw Napi::TypeError::New(env, "setTcpFlag: flag must be 'quickack', 'cork', 'defer_accept' or 'nodelay'");
   int on = info[2].As<Napi::Boolean>().Value() ? 1 : 0;
   if (setsockopt(fd, IPPROTO_TCP, opt, &on, sizeof on) < 0) throw ErrnoError(env, "setsockopt", errno);
   return env.Undefined();

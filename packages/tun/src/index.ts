@@ -16,6 +16,7 @@ export { configureTun, renderTunCommands, type TunConfig } from './configure.js'
 export { type CommandRunner, execRunner, RecordingRunner } from './runner.js';
 export { getOriginalDst, socketFd, type OriginalDst } from './original-dst.js';
 export { setTcpFlag, openTcpSocket, type TcpFlag, type OpenTcpSocketOptions } from './tcp-flags.js';
+export { setThreadName } from './thread-name.js';
 export { bindToDevice, validateInterfaceName, IFNAMSIZ } from './bind-device.js';
 export {
   BatchUdpSocket,

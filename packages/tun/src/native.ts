@@ -144,8 +144,10 @@ export interface NativeAddon {
     },
   ) => NativeUdpBatch;
   getOriginalDst(fd: number): { address: string; port: number; family: 'IPv4' | 'IPv6' };
-  setTcpFlag(fd: number, flag: 'quickack' | 'cork' | 'defer_accept', on: boolean): void;
+  setTcpFlag(fd: number, flag: 'quickack' | 'cork' | 'defer_accept' | 'nodelay', on: boolean): void;
   openTcpSocket(family: 4 | 6, bindAddress: string | null, quietAck: boolean, device?: string | null): number;
+  /** PR_SET_NAME for the calling thread (1-15 bytes); false when the kernel refused. */
+  setThreadName(name: string): boolean;
   /** SO_BINDTODEVICE on an fd; throws a system error with syscall 'setsockopt(SO_BINDTODEVICE)'. */
   bindToDevice(fd: number, ifname: string): void;
   /** native/offload.h Segment: a vnet header + packet as read from an offload TUN -> wire packets (null: header does not fit). */

@@ -3,7 +3,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
-import { openTcpSocket, setTcpFlag } from '../src/index.js';
+import { readFileSync } from 'node:fs';
+import { openTcpSocket, setTcpFlag, setThreadName } from '../src/index.js';
 
 test('setTcpFlag: quickack on a listener and its connections, cork before end; bytes and EOF still arrive; false without an fd', async () => {
   const server = net.createServer({ allowHalfOpen: true });
@@ -12,6 +13,9 @@ test('setTcpFlag: quickack on a listener and its connections, cork before end; b
   try {
     assert.equal(setTcpFlag(server, 'quickack', false), true);
     assert.equal(setTcpFlag(server, 'defer_accept', true), true);
+    // Nagle off on the listener (inherited by accepted sockets; Node's per-socket call skipped).
+    assert.equal(setTcpFlag(server, 'nodelay', true), true);
+    (server as net.Server & { noDelay: boolean }).noDelay = false;
     const accepted = new Promise<net.Socket>((r) => server.once('connection', r));
     const client = net.connect((server.address() as net.AddressInfo).port, '127.0.0.1');
     await new Promise((r) => client.once('connect', r));
@@ -78,4 +82,16 @@ test('openTcpSocket: bound to the given address, port chosen at connect; adopted
   } finally {
     server.close();
   }
+});
+
+test('setThreadName: names the calling thread (what /proc/<pid>/task/<tid>/comm shows); bad names refused', () => {
+  const before = readFileSync('/proc/thread-self/comm', 'utf8').trim();
+  try {
+    assert.equal(setThreadName('pp-test-thread'), true);
+    assert.equal(readFileSync('/proc/thread-self/comm', 'utf8').trim(), 'pp-test-thread');
+  } finally {
+    setThreadName(before);
+  }
+  assert.equal(setThreadName(''), false, 'empty: refused (the addon throws, the wrapper answers false)');
+  assert.equal(setThreadName('a-name-longer-than-15'), false);
 });

@@ -266,6 +266,9 @@ export class Listeners {
     // are there (HTTP and SOCKS5 clients speak first): one wakeup instead of two.
     setTcpFlag(server.server, 'quickack', false);
     setTcpFlag(server.server, 'defer_accept', true);
+    // Nagle off inherited the same way: one setsockopt per connection fewer (a system call costs
+    // ~2-3 µs on the lab's VM). Without the addon Node keeps setting it per socket.
+    if (setTcpFlag(server.server, 'nodelay', true)) server.inheritNoDelay();
     this.byId.set(id, l);
     this.log.info(
       { connectionId: id, protocol: item.protocol, port: item.port, state: item.state },

@@ -2,6 +2,7 @@
 // the whole packet path, and talks to the main thread in JSON messages and state snapshots only.
 import { parentPort } from 'node:worker_threads';
 import { once } from 'node:events';
+import { setThreadName } from '@pocketproxy/tun';
 import { createLogger } from '../log.js';
 import { kernelTun, runTunnel, type FromWorker, type ToWorker, type WorkerData } from './host.js';
 
@@ -11,6 +12,8 @@ const STATE_EVERY_MS = 1_000;
 export async function runTunnelWorker(data: WorkerData): Promise<void> {
   const port = parentPort;
   if (!port) throw new Error('runTunnelWorker: not on a worker thread');
+  // `top -H` and the data-plane bench tell this thread from V8's helpers by its name.
+  setThreadName('pp-tunnel');
   const post = (m: FromWorker) => port.postMessage(m);
   const logger = createLogger({ level: data.logLevel });
   // Started ahead of time (host.ts workerTunnel): loaded, now wait for the spec.
