@@ -72,7 +72,7 @@ describe('farm host: one process, three phones and a modem (lab)', {
         { carrier: 3, serial: '9B211FFAZ004LM', model: 'Pixel_7', profile: 'android-14' },
         { carrier: 4, serial: 'ZY22CLMN8Q', model: 'moto_g_8', profile: 'android-8' },
       ],
-      modems: [{ carrier: 5, imei: '359072066123456', model: 'EM7455' }],
+      modems: [{ carrier: 5, imei: '359072066123456', model: 'EC25' }],
     });
     stateDir = mkdtempSync(join(tmpdir(), 'pp-farm-state-'));
   });

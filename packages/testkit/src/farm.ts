@@ -157,6 +157,7 @@ export async function buildFarmHost(
         product: `lab${i}`,
         device: `lab${i}`,
         profile,
+        tethering: true,
       },
     };
   });
@@ -183,14 +184,14 @@ export async function buildFarmHost(
       entry: {
         index: i,
         imei,
-        model: m.model ?? 'EM7455',
-        manufacturer: 'Sierra Wireless, Incorporated',
+        model: m.model ?? 'EC25',
+        manufacturer: 'Quectel',
         operator: 'Lab Mobile',
         signal: 70,
         tech: 'lte',
         interface: iface,
         connected: true,
-        profile: 'sierra-em7455',
+        profile: 'quectel-ec25',
       },
     };
   });

@@ -300,7 +300,7 @@ export function createFarm(cfg: FarmConfig, deps: FarmDeps): Farm {
   async function doScan(): Promise<void> {
     const [phones, modems] = await Promise.all([
       deps.adb ? listed('adb', () => deps.adb!.devices()) : undefined,
-      deps.mmcli ? listed('mmcli', () => modemList(deps.mmcli!)) : undefined,
+      deps.mmcli ? listed('mmcli', () => modemList(deps.mmcli!, log)) : undefined,
     ]);
     if (stopped) return;
     const seen = new Set<string>();
@@ -615,8 +615,15 @@ export function createFarm(cfg: FarmConfig, deps: FarmDeps): Farm {
 }
 
 /** Every modem ModemManager lists, with its details (one failing modem is left out, not the list). */
-async function modemList(mm: FarmMmcli): Promise<FarmModemInfo[]> {
+async function modemList(mm: FarmMmcli, log: Logger): Promise<FarmModemInfo[]> {
   const ids = await mm.list();
-  const out = await Promise.all(ids.map((id) => mm.modem(id).catch(() => undefined)));
+  const out = await Promise.all(
+    ids.map((id) =>
+      mm.modem(id).catch((e: Error) => {
+        log.warn({ modem: id, err: e.message }, 'reading a modem failed');
+        return undefined;
+      }),
+    ),
+  );
   return out.filter((m): m is FarmModemInfo => m !== undefined);
 }
