@@ -352,6 +352,7 @@ const PAGES: { name: string; path: () => string; ready: (p: Page) => Promise<unk
   { name: 'connections', path: () => '/connections/', ready: (p) => p.locator('tbody tr').nth(3).waitFor() },
   { name: 'customers', path: () => '/customers/', ready: (p) => p.locator('tbody tr').first().waitFor() },
   { name: 'relays', path: () => '/relays/', ready: (p) => p.locator('tbody tr').first().waitFor() },
+  { name: 'farms', path: () => '/farms/', ready: (p) => p.getByText('No enrollment tokens.').waitFor() },
   {
     name: 'not-found',
     path: () => '/no/such/page/',

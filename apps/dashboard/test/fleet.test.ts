@@ -350,7 +350,8 @@ test('devices list: traffic, open connections and live throughput, uptime, rotat
     { usage: [{ connection_id: con.id, bytes_in: 0, bytes_out: 3_000_000 }], proxy: stats },
     a.token,
   );
-  const live = row.locator('td').nth(7);
+  // Columns: select, name, farm host, status, IP, network, signal, traffic, live, uptime, rotations.
+  const live = row.locator('td').nth(8);
   await until('open connections and throughput shown', async () => {
     const txt = (await live.textContent()) ?? '';
     return txt.startsWith('7') && /Mbit\/s/.test(txt) ? txt : null;
@@ -359,7 +360,7 @@ test('devices list: traffic, open connections and live throughput, uptime, rotat
   const expected = (3_000_000 * 8) / ((sentAt - Date.parse(before)) / 1000) / 1e6;
   assert.ok(Math.abs(mbit - expected) < expected * 0.25 + 0.2, `throughput ${mbit} ≈ ${expected.toFixed(2)} Mbit/s`);
   // Uptime cell: a percentage (online since its first heartbeat).
-  assert.match((await row.locator('td').nth(8).textContent()) ?? '', /%/);
+  assert.match((await row.locator('td').nth(9).textContent()) ?? '', /%/);
 
   // Per-row Rotate: a rotate_ip for this device only.
   await row.getByRole('button', { name: `Rotate IP of ${a.name}` }).click();
@@ -376,7 +377,7 @@ test('devices list: traffic, open connections and live throughput, uptime, rotat
     a.token,
   );
   await page.reload();
-  await row.locator('td').nth(9).getByText('100%').waitFor();
+  await row.locator('td').nth(10).getByText('100%').waitFor();
 
   // Per-row Copy: the device's connections as proxy lines, its id and IP.
   await row.getByRole('button', { name: `Copy ${a.name}` }).click();

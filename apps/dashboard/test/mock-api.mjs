@@ -30,6 +30,21 @@ const relays = [
     created_at: now(),
   },
 ];
+const farmHost = { id: 'farm_rack0000001', name: 'rack-01', enrollment_token_id: null, created_at: now() };
+const farmHostRow = () => {
+  const mine = devices.filter((d) => d.farm_host_id === farmHost.id);
+  return {
+    ...farmHost,
+    last_seen_at:
+      mine
+        .map((d) => d.last_seen_at)
+        .sort()
+        .at(-1) ?? null,
+    devices: mine.length,
+    online: mine.filter((d) => d.status === 'online').length,
+  };
+};
+const tokens = [];
 const carriers = ['Vodafone', 'Telekom', 'O2', 'T-Mobile US'];
 const devices = Array.from({ length: Number(process.env.MOCK_DEVICES ?? 24) }, (_, i) => {
   const online = i % 5 !== 3;
@@ -55,6 +70,12 @@ const devices = Array.from({ length: Number(process.env.MOCK_DEVICES ?? 24) }, (
     },
     proxy_stats: null,
     tunnel_transport: i % 5 === 4 ? 'tcp' : 'udp',
+    // The first six are a farm host's (issue 14): five phones and a modem.
+    farm_host_id: i < 6 ? 'farm_rack0000001' : null,
+    farm_host_name: i < 6 ? 'rack-01' : null,
+    kind: i < 5 ? 'phone' : i === 5 ? 'modem' : 'device',
+    hardware_id: i < 5 ? `R58M${String(i).padStart(6, '0')}` : i === 5 ? '861234567890123' : null,
+    model: i < 5 ? 'Pixel 6' : i === 5 ? 'EM7455' : null,
     created_at: now(),
     updated_at: now(),
   };
@@ -176,12 +197,71 @@ async function api(req, res, url) {
       recent_events: events.slice(0, 20),
     });
   }
+  // The fleet figures (issue 12): none recorded in the mock.
+  if (p === '/api/devices/stats' && m === 'GET') return send(res, 200, { at: now(), items: [] });
+  if (p === '/api/usage' && m === 'GET') return send(res, 200, { items: [] });
+  if (p === '/api/farm-hosts' && m === 'GET') return send(res, 200, { items: [farmHostRow()] });
+  mm = p.match(/^\/api\/farm-hosts\/([^/]+)(\/rotate)?$/);
+  if (mm) {
+    if (mm[1] !== farmHost.id) return problem(res, 404, 'PP_ERR_API_FARM_HOST_NOT_FOUND', 'No such farm host.');
+    const { devices: _n, ...row } = farmHostRow();
+    const mine = devices.filter((d) => d.farm_host_id === farmHost.id);
+    if (mm[2] && m === 'POST') {
+      const on = mine.filter((d) => d.status === 'online');
+      return send(res, 200, {
+        items: on.map((d) => ({ device_id: d.id, outcome: 'queued', command: null, error: null })),
+        skipped: mine
+          .filter((d) => d.status !== 'online')
+          .map((d) => ({ device_id: d.id, name: d.name, reason: 'offline' })),
+      });
+    }
+    if (m === 'PATCH') {
+      const b = await readBody(req);
+      if (!b.name?.trim())
+        return problem(res, 400, 'PP_ERR_VALIDATION', 'Invalid request body.', [
+          { path: '/body/name', message: 'must not be empty' },
+        ]);
+      farmHost.name = b.name;
+      for (const d of mine) d.farm_host_name = b.name;
+      return send(res, 200, { ...farmHostRow(), name: b.name });
+    }
+    return send(res, 200, { ...row, devices: mine });
+  }
+  if (p === '/api/enrollment-tokens' && m === 'GET') return send(res, 200, { items: tokens });
+  if (p === '/api/enrollment-tokens' && m === 'POST') {
+    const b = await readBody(req);
+    const secret = `ppe_${rid('x').slice(2)}${rid('y').slice(2)}`;
+    const t = {
+      id: rid('enr'),
+      name: b.name ?? '',
+      token_prefix: secret.slice(0, 8),
+      relay_id: b.relay_id ?? null,
+      max_devices: b.max_devices ?? null,
+      devices_enrolled: 0,
+      expires_at: b.ttl_s ? new Date(Date.now() + b.ttl_s * 1000).toISOString() : null,
+      revoked_at: null,
+      state: 'active',
+      created_at: now(),
+    };
+    tokens.unshift(t);
+    const enroll_command = `pocketproxy-agent farm --server http://127.0.0.1:${port} --enroll ${secret} --fingerprint mockfp`;
+    return send(res, 201, { ...t, token: secret, enroll_command });
+  }
+  mm = p.match(/^\/api\/enrollment-tokens\/([^/]+)$/);
+  if (mm && m === 'DELETE') {
+    const t = tokens.find((x) => x.id === mm[1]);
+    if (!t) return problem(res, 404, 'PP_ERR_API_ENROLLMENT_TOKEN_NOT_FOUND', 'No such enrollment token.');
+    Object.assign(t, { revoked_at: t.revoked_at ?? now(), state: 'revoked' });
+    return send(res, 200, t);
+  }
   if (p === '/api/devices' && m === 'GET') {
     const st = url.searchParams.get('status');
+    const fh = url.searchParams.get('farm_host_id');
     const q = (url.searchParams.get('q') ?? '').toLowerCase();
     const items = devices.filter(
       (d) =>
         (!st || d.status === st) &&
+        (!fh || d.farm_host_id === fh) &&
         (!q ||
           d.name.includes(q) ||
           (d.current_ip ?? '').includes(q) ||

@@ -48,6 +48,8 @@ try {
     ['connections', '/connections/'],
     ['customers', '/customers/'],
     ['relays', '/relays/'],
+    ['farms', '/farms/'],
+    ['farm-host', '/farms/view/?id=farm_rack0000001'],
   ]) {
     await page.goto(`${BASE}${path}`);
     await page.locator('.table-wrap, .empty').first().waitFor(); // a table, or the empty state

@@ -35,6 +35,8 @@ function TokenForm({
 }) {
   const [name, setName] = useState('');
   const [max, setMax] = useState('');
+  // An <input type=number> holding something that is no number reads as '' (badInput): not "no limit".
+  const [maxBad, setMaxBad] = useState(false);
   const [ttl, setTtl] = useState('');
   const [relayId, setRelayId] = useState('');
   const { errors, setErrors, busy, send } = useFormSend();
@@ -44,11 +46,10 @@ function TokenForm({
     const body: Record<string, unknown> = {};
     if (name.trim()) body.name = name.trim();
     const local: FieldErrors = {};
-    if (max.trim()) {
-      const n = Number(max);
-      if (Number.isFinite(n)) body.max_devices = n;
-      else local.max_devices = 'enter a whole number of devices, or leave it empty for no limit';
-    }
+    const n = max.trim() === '' ? null : Number(max);
+    if (maxBad || (n !== null && !Number.isFinite(n)))
+      local.max_devices = 'enter a whole number of devices, or leave it empty for no limit';
+    else if (n !== null) body.max_devices = n;
     if (ttl) body.ttl_s = Number(ttl);
     if (relayId) body.relay_id = relayId;
     const v = await validate('EnrollmentTokenCreate', body);
@@ -89,7 +90,10 @@ function TokenForm({
               step={1}
               inputMode="numeric"
               value={max}
-              onChange={(e) => setMax(e.target.value)}
+              onChange={(e) => {
+                setMax(e.target.value);
+                setMaxBad(e.target.validity.badInput);
+              }}
               placeholder="no limit"
             />
           )}
@@ -130,8 +134,23 @@ function TokenForm({
   );
 }
 
+/** The server URL in the command, when it is plain http to a host other than this machine (the agent refuses it). */
+function plainHttpServer(command: string): string | null {
+  const m = command.match(/--server\s+(\S+)/);
+  if (!m?.[1]) return null;
+  try {
+    const u = new URL(m[1]);
+    const host = u.hostname.replace(/^\[|\]$/g, '');
+    const loopback = host === 'localhost' || /^127\.\d+\.\d+\.\d+$/.test(host) || host === '::1';
+    return u.protocol === 'http:' && !loopback ? m[1] : null;
+  } catch {
+    return null;
+  }
+}
+
 /** The token and its command, once: neither is stored in the browser, and the API never shows the token again. */
 function CreatedToken({ created, onDone }: { created: EnrollmentTokenCreated; onDone: () => void }) {
+  const plain = plainHttpServer(created.enroll_command);
   return (
     <div className="stack" data-testid="token-created">
       <Notice tone="warn">
@@ -158,8 +177,15 @@ function CreatedToken({ created, onDone }: { created: EnrollmentTokenCreated; on
         </div>
         <div className="small muted">
           It runs in the foreground; keep it running as a service (<span className="mono">docs/farm.md</span> has a
-          systemd unit). The phones need USB debugging on and the host&apos;s key accepted.
+          systemd unit). Each phone needs USB debugging on, and this computer&apos;s adb key accepted on it.
         </div>
+        {plain && (
+          <Notice tone="warn">
+            The server URL <span className="mono">{plain}</span> is plain http: the farm host refuses it unless you add{' '}
+            <span className="mono">--insecure-http</span> (for a lab only: the device tokens and keys would cross the
+            network in clear). Set <span className="mono">POCKETPROXY_PUBLIC_URL</span> to an https URL.
+          </Notice>
+        )}
       </div>
       <div className="actions">
         <button type="button" className="btn btn-primary" onClick={onDone}>
