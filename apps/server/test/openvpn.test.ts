@@ -19,6 +19,8 @@ import { writeHook } from '../src/openvpn/hook.js';
 import { superviseProcess } from '../src/openvpn/supervisor.js';
 import { openvpnDecision, stopStaleOpenvpn } from '../src/openvpn/main.js';
 import { createDnsForwarder } from '../src/openvpn/dns.js';
+import { cacheableTtl, createDnsAnswerCache, questionOf } from '../src/openvpn/dns-cache.js';
+import fc from 'fast-check';
 
 const silent = pino({ level: 'silent' });
 const tmp = (p: string) => mkdtempSync(join(tmpdir(), p));
@@ -79,6 +81,10 @@ push "dhcp-option DNS 10.9.0.1"
 push "block-ipv6"
 keepalive 10 60
 explicit-exit-notify 1
+# Speed (docs/benchmarks.md, issue 13): no poll() before each UDP/TUN write; a tun queue long enough
+# for the transparent proxy's bursts towards a customer (the kernel's default is 500 packets).
+fast-io
+txqueuelen 1000
 status /d/openvpn/status.log 10
 verb 3
 mute 20
@@ -513,6 +519,144 @@ test('DNS forwarder: UDP query -> CONNECT resolver:53 through the mapped connect
     assert.equal(dns.stats.refused, 1);
     assert.equal(connects.length, 1);
   } finally {
+    await dns.close();
+  }
+});
+
+// ---- DNS answer cache (dns-cache.ts) -------------------------------------------------------
+
+const QUESTION = Buffer.from('\x03sni\x04test\x00\x00\x01\x00\x01', 'latin1');
+const dnsQuery = (id: number) =>
+  Buffer.concat([Buffer.from([id >> 8, id & 255, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0]), QUESTION]);
+/** A NOERROR answer with one A record (name by pointer to the question) of `ttl` seconds. */
+const dnsAnswer = (id: number, ttl: number, flags = 0x8180) => {
+  const rr = Buffer.from([0xc0, 0x0c, 0, 1, 0, 1, 0, 0, 0, 0, 0, 4, 203, 0, 113, 10]);
+  rr.writeUInt32BE(ttl, 6);
+  const h = Buffer.from([id >> 8, id & 255, flags >> 8, flags & 255, 0, 1, 0, 1, 0, 0, 0, 0]);
+  return Buffer.concat([h, QUESTION, rr]);
+};
+const ROUTE_A = {
+  deviceVpnIp: '192.168.255.9',
+  proxyPort: 40007,
+  protocol: 'http' as const,
+  username: 'u',
+  password: 'p',
+};
+
+test('DNS cache: an answer is reused for its TTL with the new query id and the time left; per connection; only plain answers', () => {
+  const c = createDnsAnswerCache({ maxEntries: 3, maxTtlS: 300 });
+  const t0 = 1_000_000;
+  assert.equal(c.get(ROUTE_A, dnsQuery(1), t0), undefined);
+  c.put(ROUTE_A, dnsQuery(1), dnsAnswer(1, 60), t0);
+  const hit = c.get(ROUTE_A, dnsQuery(0xbeef), t0 + 10_500)!;
+  assert.equal(hit.readUInt16BE(0), 0xbeef, 'the query id');
+  assert.equal(hit.readUInt32BE(hit.length - 10), 50, 'TTL: the time left');
+  assert.deepEqual(hit.subarray(2), dnsAnswer(0xbeef, 50).subarray(2));
+  // Another connection (even on the same device) never sees it.
+  assert.equal(c.get({ ...ROUTE_A, username: 'v' }, dnsQuery(2), t0), undefined);
+  assert.equal(c.get({ ...ROUTE_A, proxyPort: 40008 }, dnsQuery(2), t0), undefined);
+  // Gone when the TTL has run out.
+  assert.equal(c.get(ROUTE_A, dnsQuery(3), t0 + 60_000), undefined);
+  assert.equal(c.size, 0);
+  // Not kept: TTL 0, truncated, NXDOMAIN, no answer records, another question, a query that is a response.
+  for (const [what, a] of [
+    ['ttl 0', dnsAnswer(1, 0)],
+    ['truncated', dnsAnswer(1, 60, 0x8380)],
+    ['nxdomain', dnsAnswer(1, 60, 0x8183)],
+    ['no records', Buffer.concat([Buffer.from([0, 1, 0x81, 0x80, 0, 1, 0, 0, 0, 0, 0, 0]), QUESTION])],
+    [
+      'other question',
+      Buffer.concat([
+        dnsAnswer(1, 60).subarray(0, 12),
+        Buffer.from('\x03xni', 'latin1'),
+        dnsAnswer(1, 60).subarray(16),
+      ]),
+    ],
+  ] as const) {
+    c.put(ROUTE_A, dnsQuery(1), a, t0);
+    assert.equal(c.size, 0, what);
+  }
+  assert.equal(questionOf(dnsAnswer(1, 60)), undefined, 'a response is not a query');
+  // A TTL above the cap is cut to it; the oldest entry leaves first.
+  assert.equal(cacheableTtl(dnsAnswer(1, 86_400), QUESTION, 300).ttl, 300);
+  for (const port of [1, 2, 3, 4]) c.put({ ...ROUTE_A, proxyPort: port }, dnsQuery(1), dnsAnswer(1, 60), t0);
+  assert.equal(c.size, 3);
+  assert.equal(c.get({ ...ROUTE_A, proxyPort: 1 }, dnsQuery(1), t0), undefined);
+  assert.ok(c.get({ ...ROUTE_A, proxyPort: 4 }, dnsQuery(1), t0));
+});
+
+test('DNS cache: hostile bytes from a customer, a device or a resolver never throw or read past the buffer', () => {
+  const c = createDnsAnswerCache({ maxEntries: 50 });
+  fc.assert(
+    fc.property(fc.uint8Array({ maxLength: 80 }), fc.uint8Array({ maxLength: 300 }), fc.boolean(), (q, a, realQ) => {
+      const query = realQ ? dnsQuery(7) : Buffer.from(q);
+      const answer = Buffer.from(a);
+      questionOf(query);
+      cacheableTtl(answer, QUESTION, 300);
+      c.put(ROUTE_A, query, answer);
+      const hit = c.get(ROUTE_A, query);
+      if (hit) assert.equal(hit.length, answer.length);
+    }),
+    { numRuns: 3000 },
+  );
+  // Valid answers with random record bytes after a valid header and question.
+  fc.assert(
+    fc.property(fc.uint8Array({ maxLength: 200 }), fc.integer({ min: 0, max: 65535 }), (tail, an) => {
+      const h = Buffer.from([0, 7, 0x81, 0x80, 0, 1, an >> 8, an & 255, 0, 0, 0, 0]);
+      const r = cacheableTtl(Buffer.concat([h, QUESTION, Buffer.from(tail)]), QUESTION, 300);
+      assert.ok(r.ttl >= 0 && r.ttl <= 300);
+    }),
+    { numRuns: 3000 },
+  );
+});
+
+test('DNS forwarder: a name asked again is answered from the cache, without a second trip through the device', async () => {
+  let connects = 0;
+  const dns = createDnsForwarder({
+    host: '127.0.0.1',
+    port: 0,
+    upstream: '1.1.1.1',
+    logger: silent,
+    timeoutMs: 1000,
+    lookup: (ip) => (ip === '127.0.0.1' ? ROUTE_A : undefined),
+    connectVia: async () => {
+      connects++;
+      const srv = net.createServer((s) => {
+        s.once('data', (d: Buffer) => {
+          const id = d.readUInt16BE(2);
+          const ans = dnsAnswer(id, 30);
+          const l = Buffer.alloc(2);
+          l.writeUInt16BE(ans.length);
+          s.end(Buffer.concat([l, ans]));
+          srv.close();
+        });
+      });
+      await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+      const socket = net.connect((srv.address() as net.AddressInfo).port, '127.0.0.1');
+      await new Promise((r) => socket.once('connect', r));
+      socket.pause();
+      return { socket, head: Buffer.alloc(0) };
+    },
+  });
+  await dns.start();
+  const c = dgram.createSocket('udp4');
+  try {
+    const ask = async (id: number) => {
+      const answer = new Promise<Buffer>((r) => c.once('message', r));
+      c.send(dnsQuery(id), dns.port, '127.0.0.1');
+      return Promise.race([
+        answer,
+        new Promise<Buffer>((_, rej) => setTimeout(() => rej(new Error('no answer')), 3000)),
+      ]);
+    };
+    assert.equal((await ask(0x1111)).readUInt16BE(0), 0x1111);
+    assert.equal(connects, 1);
+    const again = await ask(0x2222);
+    assert.equal(again.readUInt16BE(0), 0x2222);
+    assert.equal(connects, 1, 'no second CONNECT');
+    assert.equal(dns.stats.cached, 1);
+  } finally {
+    c.close();
     await dns.close();
   }
 });

@@ -209,3 +209,46 @@ test('transparent proxy: a SOCKS5 connection is reached in SOCKS5 on its own por
     await new Promise<void>((r) => target.close(() => r()));
   }
 });
+
+test('transparent proxy: the peeked request leaves with the CONNECT, in one write, before the device answers', async () => {
+  // This "device" answers only once it holds the customer's request too: a proxy that waited for the
+  // 200 before sending the request (two round trips over the tunnel) would get no answer at all.
+  const chunks: string[] = [];
+  const srv = net.createServer((s) => {
+    let buf = '';
+    s.on('error', () => {});
+    s.on('data', (d) => {
+      chunks.push(d.toString('latin1'));
+      buf += d.toString('latin1');
+      const end = buf.indexOf('\r\n\r\n');
+      if (end >= 0 && buf.slice(end + 4).includes('\r\n\r\n')) {
+        s.end(`HTTP/1.1 200 Connection Established\r\n\r\nanswer to ${buf.slice(end + 4).split('\r\n')[0]}`);
+      }
+    });
+  });
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+  const tp = createTransparentProxy({
+    host: '127.0.0.1',
+    port: 0,
+    logger: pino({ level: 'silent' }),
+    getOriginalDst: () => ({ address: '192.0.2.10', port: 80, family: 'IPv4' }),
+    peekTimeoutMs: 200,
+  });
+  tp.clients.set('127.0.0.1', {
+    deviceVpnIp: '127.0.0.1',
+    proxyPort: (srv.address() as net.AddressInfo).port,
+    protocol: 'http',
+    username: 'dave',
+    password: 'pw',
+  });
+  await tp.start();
+  try {
+    const got = await exchange(tp.port, 'GET /x HTTP/1.1\r\nHost: example.test\r\n\r\n', (g) => g.includes('HTTP'));
+    assert.equal(got, 'answer to GET /x HTTP/1.1');
+    assert.equal(chunks.length, 1, `one segment: ${JSON.stringify(chunks)}`);
+    assert.match(chunks[0]!, /^CONNECT example\.test:80 HTTP\/1\.1\r\n[\s\S]*\r\n\r\nGET \/x HTTP\/1\.1\r\n/);
+  } finally {
+    await tp.close();
+    await new Promise<void>((r) => srv.close(() => r()));
+  }
+});

@@ -246,6 +246,16 @@ export async function ovpnPhase(o: {
     const ours = PARTS.has('ours')
       ? await measure('OpenVPN customer path, ours (plain GET to the target address)')
       : NONE;
+    // The relay's customer interface: its queue and what it dropped (a short queue drops the transparent
+    // proxy's bursts towards the customer: TCP losses on the relay's side of the path).
+    const link = (await lab.exec('relay', 'ip', ['-s', 'link', 'show', 'tun1'])).stdout;
+    const tx = /TX:[^\n]*\n\s*(\d+)\s+(\d+)\s+(\d+)\s+(\d+)/.exec(link);
+    const rx = /RX:[^\n]*\n\s*(\d+)\s+(\d+)\s+(\d+)\s+(\d+)/.exec(link);
+    record(
+      'ovpn: relay tun1 after the measures',
+      `qlen ${/qlen (\d+)/.exec(link)?.[1] ?? '?'}, mtu ${/mtu (\d+)/.exec(link)?.[1] ?? '?'}`,
+      `TX ${tx?.[2] ?? '?'} packets, ${tx?.[4] ?? '?'} dropped; RX ${rx?.[2] ?? '?'} packets, ${rx?.[4] ?? '?'} dropped`,
+    );
     // A name as a customer's program would use it: resolved through the device (DNS over TCP via CONNECT).
     const names: number[] = [];
     for (let i = 0; i < 20; i++) {

@@ -8,12 +8,15 @@
 // So the query leaves from the device's carrier address, to a configured public resolver
 // (POCKETPROXY_OPENVPN_DNS, default 1.1.1.1). UDP queries are answered over UDP (answers larger
 // than the client's UDP size are sent as they are; clients retry over TCP on TC). A customer with
-// no device mapping gets no answer. One CONNECT per UDP query, or per TCP connection; bounded:
-// 5 s per query and at most `maxInFlight` UDP queries at once.
+// no device mapping gets no answer. One CONNECT per UDP query (the query rides behind the
+// handshake), or per TCP connection; bounded: 5 s per query and at most `maxInFlight` UDP queries at
+// once. UDP answers are kept per connection for their TTL (dns-cache.ts): a name asked again is
+// answered from the relay without a trip through the device.
 import * as dgram from 'node:dgram';
 import * as net from 'node:net';
 import type { Logger } from 'pino';
 import { dialThroughConnection, type ConnectionRoute, type DeviceDialers } from '../tunnel/device-dial.js';
+import { createDnsAnswerCache, type DnsAnswerCache } from './dns-cache.js';
 
 export type DnsRoute = ConnectionRoute;
 type Tunnel = { socket: net.Socket; head: Buffer };
@@ -27,19 +30,28 @@ export interface DnsForwarderDeps extends DeviceDialers {
   readonly logger: Logger;
   readonly timeoutMs?: number;
   readonly maxInFlight?: number;
+  /** UDP answers kept per connection for their TTL (dns-cache.ts); default a fresh one. */
+  readonly cache?: DnsAnswerCache;
 }
 
 export interface DnsForwarder {
   start(): Promise<void>;
   close(): Promise<void>;
   readonly port: number;
-  readonly stats: { queries: number; answered: number; failed: number; refused: number; tcp: number };
+  readonly stats: { queries: number; answered: number; cached: number; failed: number; refused: number; tcp: number };
 }
 
 const plainIp = (a: string | undefined) => (a?.startsWith('::ffff:') ? a.slice(7) : (a ?? ''));
 
-/** One query over a fresh CONNECT tunnel: 2-byte length + query, read 2-byte length + answer. */
-async function queryOverTcp(t: Tunnel, query: Buffer, timeoutMs: number): Promise<Buffer> {
+/** 2-byte length + query (RFC 1035 §4.2.2). */
+function framed(query: Buffer): Buffer {
+  const len = Buffer.alloc(2);
+  len.writeUInt16BE(query.length);
+  return Buffer.concat([len, query]);
+}
+
+/** Reads one answer (2-byte length + answer) from a tunnel whose query went out with the handshake. */
+async function answerOverTcp(t: Tunnel, timeoutMs: number): Promise<Buffer> {
   const s = t.socket;
   return new Promise<Buffer>((resolve, reject) => {
     let buf = t.head;
@@ -64,9 +76,6 @@ async function queryOverTcp(t: Tunnel, query: Buffer, timeoutMs: number): Promis
     });
     s.on('close', () => finish(new Error('upstream closed')));
     s.on('error', () => {});
-    const len = Buffer.alloc(2);
-    len.writeUInt16BE(query.length);
-    s.write(Buffer.concat([len, query]));
     s.resume();
     check();
   });
@@ -76,7 +85,8 @@ export function createDnsForwarder(d: DnsForwarderDeps): DnsForwarder {
   const log = d.logger.child({ subsys: 'openvpn-dns' });
   const timeoutMs = d.timeoutMs ?? 5_000;
   const maxInFlight = d.maxInFlight ?? 512;
-  const stats = { queries: 0, answered: 0, failed: 0, refused: 0, tcp: 0 };
+  const stats = { queries: 0, answered: 0, cached: 0, failed: 0, refused: 0, tcp: 0 };
+  const cache = d.cache ?? createDnsAnswerCache();
   let inFlight = 0;
   let port = d.port;
   const udp = dgram.createSocket({ type: 'udp4' });
@@ -89,8 +99,9 @@ export function createDnsForwarder(d: DnsForwarderDeps): DnsForwarder {
     log.warn(o, msg);
   };
 
-  const dial = (r: DnsRoute): Promise<Tunnel> =>
-    dialThroughConnection(r, d.upstream, d.upstreamPort ?? 53, timeoutMs, d);
+  // The query rides behind the handshake (device-dial.ts): one round trip through the device, not two.
+  const dial = (r: DnsRoute, early?: Buffer): Promise<Tunnel> =>
+    dialThroughConnection(r, d.upstream, d.upstreamPort ?? 53, timeoutMs, d, early);
 
   udp.on('message', (msg, rinfo) => {
     stats.queries++;
@@ -99,11 +110,19 @@ export function createDnsForwarder(d: DnsForwarderDeps): DnsForwarder {
       stats.refused++;
       return;
     }
+    const hit = cache.get(route, msg);
+    if (hit) {
+      stats.answered++;
+      stats.cached++;
+      udp.send(hit, rinfo.port, rinfo.address);
+      return;
+    }
     inFlight++;
-    dial(route)
-      .then((t) => queryOverTcp(t, msg, timeoutMs))
+    dial(route, framed(msg))
+      .then((t) => answerOverTcp(t, timeoutMs))
       .then((answer) => {
         stats.answered++;
+        cache.put(route, msg, answer);
         udp.send(answer, rinfo.port, rinfo.address);
       })
       .catch((err) => {

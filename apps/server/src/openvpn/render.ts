@@ -101,6 +101,10 @@ push "dhcp-option DNS ${i.dns}"
 push "block-ipv6"
 keepalive 10 60
 explicit-exit-notify 1
+# Speed (docs/benchmarks.md, issue 13): no poll() before each UDP/TUN write; a tun queue long enough
+# for the transparent proxy's bursts towards a customer (the kernel's default is 500 packets).
+fast-io
+txqueuelen 1000
 status ${p(i.statusFile, 'status')} 10
 verb 3
 mute 20

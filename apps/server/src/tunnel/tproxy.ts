@@ -3,8 +3,8 @@
 //   customer 10.9.0.6 -> 93.184.216.34:443 --nft REDIRECT (tun1)--> relay :12345
 //     -> SO_ORIGINAL_DST (93.184.216.34:443) -> peek SNI / Host (short, bounded wait)
 //     -> the connection's own listener on the device (vpn_ip:PORT), in its protocol:
-//        HTTP "CONNECT sni-or-ip:443" (connectVia) or SOCKS5 CONNECT (connectViaSocks5),
-//        with the connection's credentials -> target
+//        HTTP "CONNECT sni-or-ip:443" or SOCKS5 CONNECT, with the connection's credentials and
+//        the peeked bytes behind it in one segment (device-dial.ts) -> target
 //
 // Which device and connection serve which customer address comes from the OpenVPN client-connect
 // hook: it asks the API (`POST /api/internal/openvpn/connect`) and pushes the answer here
@@ -15,7 +15,7 @@
 import * as net from 'node:net';
 import type { Logger } from 'pino';
 import { peekTarget as realPeek, type PeekResult } from '@pocketproxy/proxy';
-import type { OriginalDst } from '@pocketproxy/tun';
+import { setTcpFlag, type OriginalDst } from '@pocketproxy/tun';
 import { badRequest, type PushHandler } from './push-server.js';
 import { ipv4ToNumber } from './ipv4.js';
 import { LogLimiter } from './limits.js';
@@ -79,7 +79,8 @@ export function createTransparentProxy(d: TransparentProxyDeps): TransparentProx
     const host = p.host ?? dst.address;
     let up: { socket: net.Socket; head: Buffer };
     try {
-      up = await dialThroughConnection(route, host, dst.port, d.connectTimeoutMs ?? 10_000, d);
+      // The peeked bytes ride behind the handshake (device-dial.ts): one tunnel round trip, not two.
+      up = await dialThroughConnection(route, host, dst.port, d.connectTimeoutMs ?? 10_000, d, p.buffered);
     } catch (err) {
       stats.failed++;
       if (limit.allow(`fail:${clientIp}`, Date.now()) !== undefined)
@@ -90,7 +91,6 @@ export function createTransparentProxy(d: TransparentProxyDeps): TransparentProx
     const server = up.socket;
     sockets.add(server);
     server.on('close', () => sockets.delete(server));
-    if (p.buffered.length) server.write(p.buffered);
     if (up.head.length) client.write(up.head);
     client.pipe(server);
     server.pipe(client);
@@ -172,6 +172,9 @@ export function createTransparentProxy(d: TransparentProxyDeps): TransparentProx
         srv.listen(d.port, d.host, () => {
           srv.off('error', reject);
           port = (srv.address() as net.AddressInfo).port;
+          // Delayed-ACK mode, inherited by every accepted socket: the ACK of the customer's request
+          // rides on the answer instead of crossing both OpenVPN processes as a packet of its own.
+          setTcpFlag(srv, 'quickack', false);
           log.info({ port }, 'transparent proxy listening');
           resolve();
         });
