@@ -232,6 +232,22 @@ test('ensureTethering (Android 8): svc usb setFunction (singular); where the bui
   }
 });
 
+test('ensureTethering (Android 14 without RNDIS in its USB gadget): NCM instead; neither: both named in the reason', async () => {
+  const { d, adb } = await setup([
+    { serial: 'PIX', state: 'device', profile: 'android-14', missing: ['svc usb setFunctions rndis'] },
+    { serial: 'PIXB', state: 'device', profile: 'android-14', missing: ['svc usb setFunctions'] },
+  ]);
+  assert.deepEqual(await adb.ensureTethering('PIX'), { ok: true });
+  const sets = (await d.calls()).filter((c) => c.includes('setFunctions')).map((c) => c.slice(3).join(' '));
+  assert.deepEqual(sets, ['svc usb setFunctions rndis', 'svc usb setFunctions ncm']);
+  const r = await adb.ensureTethering('PIXB');
+  assert.equal(r.ok, false);
+  assert.match(
+    !r.ok ? r.reason : '',
+    /refuses `svc usb setFunctions rndis` and `svc usb setFunctions ncm` without root/,
+  );
+});
+
 test('wifiOff and reboot', async () => {
   const { d, adb } = await setup([{ serial: 'P14', state: 'device', profile: 'android-14' }]);
   await adb.wifiOff('P14');

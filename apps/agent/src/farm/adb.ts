@@ -218,6 +218,9 @@ export function phoneInfoFromProps(props: Map<string, string>): PhoneInfo {
   };
 }
 
+/** What a phone prints when it will not run a command for the shell user (or does not have it). */
+const REFUSED = /usage:|unknown command|inaccessible or not found|permission denial|securityexception|not allowed/i;
+
 /** The USB functions on now, from `getprop sys.usb.state` / `svc usb getFunctions` (e.g. 'rndis,adb'). */
 export function tetheringOn(functions: string): boolean {
   return /(^|[,\s])(rndis|ncm)([,\s]|$)/.test(functions.trim());
@@ -312,38 +315,53 @@ export function createAdb(o: AdbOptions = {}): Adb {
         return { ok: false, reason: reasonOf(e) };
       }
       // Android 9+ (API 28): `svc usb setFunctions rndis` as the shell user (adb is kept on while USB
-      // debugging is enabled). Android 8: `svc usb setFunction rndis` (singular) where the build has
-      // it; `setprop sys.usb.config rndis,adb` needs root. The phone re-enumerates on USB, so adb
-      // drops the connection: an error from this call is expected and we poll instead.
-      const attempt =
-        sdk !== null && sdk < 28 ? ['svc', 'usb', 'setFunction', 'rndis'] : ['svc', 'usb', 'setFunctions', 'rndis'];
-      let said = '';
-      try {
-        const r = await run(serial, ['shell', ...attempt]);
-        said = `${r.stdout} ${r.stderr}`;
-      } catch (e) {
-        said = failureOutput(e);
-      }
-      if (/usage:|unknown command|not found|permission denial|securityexception/i.test(said) && !/rndis/.test(said))
+      // debugging is enabled); Android 11+ phones whose gadget has no RNDIS (Pixels on 13+ tether
+      // over NCM): `setFunctions ncm`. Android 8: `svc usb setFunction rndis` (singular) where the
+      // build has it; `setprop sys.usb.config rndis,adb` needs root. The phone re-enumerates on USB,
+      // so adb may drop the connection during the call: that is expected, we poll instead.
+      const attempts =
+        sdk !== null && sdk < 28
+          ? [['svc', 'usb', 'setFunction', 'rndis']]
+          : sdk !== null && sdk >= 30
+            ? [
+                ['svc', 'usb', 'setFunctions', 'rndis'],
+                ['svc', 'usb', 'setFunctions', 'ncm'],
+              ]
+            : [['svc', 'usb', 'setFunctions', 'rndis']];
+      const refused: string[] = [];
+      for (const attempt of attempts) {
+        let said = '';
+        try {
+          const r = await run(serial, ['shell', ...attempt]);
+          said = `${r.stdout} ${r.stderr}`;
+        } catch (e) {
+          // adb's own errors (the phone went away while switching, a deadline) are not the phone's answer.
+          said = isPPError(e) && e.code === 'PP_ERR_AGENT_TOOL_FAILED' ? failureOutput(e) : '';
+        }
+        if (REFUSED.test(said)) {
+          refused.push(attempt.join(' '));
+          continue;
+        }
+        const deadline = Date.now() + (o.tetherWaitMs ?? 15_000);
+        for (let i = 0; i < 30; i++) {
+          try {
+            if (tetheringOn(await usbFunctions(serial))) return { ok: true };
+          } catch {
+            // The phone is re-enumerating: adb says 'device not found' for a moment.
+          }
+          if (Date.now() >= deadline) break;
+          await sleep(500);
+        }
         return {
           ok: false,
-          reason:
-            `USB tethering is off and \`${attempt.join(' ')}\` is not available without root on this phone ` +
-            `(Android ${sdk ?? '?'}): switch it on in Settings > Network > Hotspot & tethering (docs/farm.md)`,
+          reason: `USB tethering did not come on after \`${attempt.join(' ')}\` (functions were: ${shown(functions)})`,
         };
-      const deadline = Date.now() + (o.tetherWaitMs ?? 15_000);
-      for (let i = 0; i < 30; i++) {
-        try {
-          if (tetheringOn(await usbFunctions(serial))) return { ok: true };
-        } catch {
-          // The phone is re-enumerating: adb says 'device not found' for a moment.
-        }
-        if (Date.now() >= deadline) break;
-        await sleep(500);
       }
       return {
         ok: false,
-        reason: `USB tethering did not come on after \`${attempt.join(' ')}\` (functions now: ${shown(functions)})`,
+        reason:
+          `USB tethering is off and this phone (Android ${sdk ?? '?'}) refuses \`${refused.join('` and `')}\` without root: ` +
+          'switch it on in Settings > Network > Hotspot & tethering > USB tethering (docs/farm.md)',
       };
     },
     async wifiOff(serial) {
