@@ -180,6 +180,13 @@ test('unauthorized, offline, no permissions, unplugged: a clear error naming the
   await state('emulator-5554', 'offline', /replug/);
   await state('ZY22ABCDEF', 'no permissions', /udev/);
   await state('GONE123', 'gone', /no longer attached/);
+  // What a command on the phone prints is not adb's verdict on the phone: 'not found' from its shell is a failed command.
+  await assert.rejects(adb.shell('R58M12ABCDE', ['offline-device-not-found']), (e: unknown) => {
+    assert.ok(isPPError(e));
+    assert.equal(e.code, 'PP_ERR_AGENT_TOOL_FAILED');
+    assert.match(e.message, /exit 127: \/system\/bin\/sh: offline-device-not-found: inaccessible or not found/);
+    return true;
+  });
   const t = await adb.ensureTethering('0123456789ABCDEF');
   assert.equal(t.ok, false);
   assert.match(!t.ok ? t.reason : '', /unauthorized/);

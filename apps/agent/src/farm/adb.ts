@@ -386,15 +386,21 @@ function reasonOf(e: unknown): string {
 /** adb's words for a phone that cannot be used, as a clear error (the state and what to do). */
 function deviceError(serial: string | null, e: unknown): unknown {
   if (!isPPError(e) || serial === null) return e;
-  const said = `${e.message}\n${failureOutput(e)}`;
+  if (e.code !== 'PP_ERR_AGENT_TOOL_FAILED') return e;
+  // Only adb's own words count ("adb: ..." / "error: ..." lines, adb 1.0.32-1.0.41), never what a
+  // command on the phone printed: a dumpsys that mentions 'offline' is not an offline phone.
+  const said = failureOutput(e)
+    .split('\n')
+    .filter((l) => /^\s*(adb|error): /.test(l))
+    .join('\n');
   const hint = (state: string, what: string) =>
     agentError('PP_ERR_AGENT_ADB_DEVICE_STATE', { serial: shown(serial), state, hint: what }, { cause: e });
-  if (/unauthorized/i.test(said))
+  if (/device unauthorized|unauthorized/i.test(said))
     return hint(
       'unauthorized',
       'accept the "Allow USB debugging?" prompt on the phone (tick "Always allow from this computer")',
     );
-  if (/device offline|device '.*' offline|\boffline\b/i.test(said))
+  if (/device offline|device '.*' offline/i.test(said))
     return hint('offline', 'replug the cable or restart adb (`adb kill-server`); a hub port short of power does this');
   if (/no permissions|insufficient permissions/i.test(said))
     return hint('no permissions', 'install the udev rules for Android devices or run the farm as root');
