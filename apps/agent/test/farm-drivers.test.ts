@@ -106,6 +106,14 @@ test('airplane (Android 8, rooted): the settings + broadcast way works and is us
     'am broadcast -a android.intent.action.AIRPLANE_MODE --ez state false',
   ]);
   assert.equal(readFileSync(`${d.dir}/events`, 'utf8'), 'off\n');
+  // Learned: the next rotation goes straight to the settings + broadcast way.
+  await drv.rotate();
+  assert.deepEqual((await shellCalls(d)).slice(5), [
+    'settings put global airplane_mode_on 1',
+    'am broadcast -a android.intent.action.AIRPLANE_MODE --ez state true',
+    'settings put global airplane_mode_on 0',
+    'am broadcast -a android.intent.action.AIRPLANE_MODE --ez state false',
+  ]);
 });
 
 test('method data: svc data disable, off-time, enable (any Android)', async () => {

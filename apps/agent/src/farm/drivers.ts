@@ -47,8 +47,9 @@ const DENIED = /permission denial|securityexception|security exception|not allow
 export function adbRotationDriver(adb: Adb, serial: string, o: AdbRotationOptions): RotationDriver {
   const sleep = o.sleep ?? realSleep;
   const offMs = Math.max(0, o.offSeconds) * 1000;
-  // How this phone switches airplane mode, learned on first use: 'cmd' (Android 11+) or 'none'.
-  let airplaneWay: 'cmd' | 'none' | undefined;
+  // How this phone switches airplane mode, learned on first use: 'cmd' (Android 11+), 'legacy'
+  // (settings + broadcast: a rooted or permissive build) or 'none'.
+  let airplaneWay: 'cmd' | 'legacy' | 'none' | undefined;
 
   const sh = (args: string[]) => adb.shell(serial, args);
 
@@ -73,8 +74,9 @@ export function adbRotationDriver(adb: Adb, serial: string, o: AdbRotationOption
       out = said(e);
     }
     if (!DENIED.test(out)) return true;
-    // The flag alone changes nothing but the Settings tile: put it back.
-    await sh(['settings', 'put', 'global', 'airplane_mode_on', on ? '0' : '1']).catch(() => {});
+    // The flag alone changes nothing but the Settings tile: put it back (after a refused 'on'; a
+    // refused 'off' leaves it off, which is where the radio is).
+    if (on) await sh(['settings', 'put', 'global', 'airplane_mode_on', '0']).catch(() => {});
     return false;
   };
 
@@ -83,12 +85,8 @@ export function adbRotationDriver(adb: Adb, serial: string, o: AdbRotationOption
     if (airplaneWay === 'none') return false;
     if (airplaneWay === undefined) {
       if (await airplaneCmd(true)) airplaneWay = 'cmd';
-      else if (await airplaneLegacy(true)) {
-        // Allowed after all (a rooted or permissive build): the legacy way works here.
-        await sleep(offMs);
-        await airplaneLegacy(false);
-        return true;
-      } else {
+      else if (await airplaneLegacy(true)) airplaneWay = 'legacy';
+      else {
         airplaneWay = 'none';
         o.log?.(
           `phone ${serial}: airplane mode cannot be switched without root on this Android (no \`cmd connectivity ` +
@@ -96,14 +94,16 @@ export function adbRotationDriver(adb: Adb, serial: string, o: AdbRotationOption
         );
         return false;
       }
-    } else await airplaneCmd(true);
+    } else if (airplaneWay === 'cmd') await airplaneCmd(true);
+    else await airplaneLegacy(true);
     await sleep(offMs);
     // Leaving a phone in airplane mode cuts its customers off: one more try after a pause.
+    const off = () => (airplaneWay === 'cmd' ? airplaneCmd(false) : airplaneLegacy(false));
     try {
-      await airplaneCmd(false);
+      await off();
     } catch {
       await sleep(1_000);
-      await airplaneCmd(false);
+      await off();
     }
     return true;
   };
