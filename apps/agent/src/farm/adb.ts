@@ -77,7 +77,7 @@ export const boundedExec: Exec = (file, args, timeoutMs) =>
     );
   });
 
-/** The text of a failed command's output, when the error came from boundedExec or realExec. */
+/** The text of a failed command's output (stdout and stderr), when the error came from boundedExec. */
 export function failureOutput(e: unknown): string {
   const c = (e as { cause?: { stdout?: unknown; stderr?: unknown } } | undefined)?.cause;
   return `${typeof c?.stdout === 'string' ? c.stdout : ''}\n${typeof c?.stderr === 'string' ? c.stderr : ''}`;
