@@ -158,12 +158,27 @@ perBackend('farm hosts and enrollment', ({ ts, test }) => {
     assert.equal(audits.rows.length, 4);
   });
 
+  test('a long model gives a name cut to 64 characters with the hardware id whole; a blank model is none', async () => {
+    const t = await newToken(ts());
+    const model = `${'Very Long Model Name '.repeat(5)}`.slice(0, 100);
+    const r = await enroll(ts(), t.token, hostKey('n'), { hardware_id: 'SERIAL-0123456789', kind: 'phone', model });
+    assert.equal(r.status, 201, r.body);
+    const d = (await ts().call('GET', `/api/devices/${r.json.device_id}`)).json;
+    assert.equal(d.name.length, 64);
+    assert.ok(d.name.endsWith(' SERIAL-0123456789'), d.name);
+    assert.equal(d.model, model.trim());
+    const blank = await enroll(ts(), t.token, hostKey('n'), { hardware_id: 'S2', kind: 'modem', model: '   ' });
+    assert.equal(blank.status, 201, blank.body);
+    const b = (await ts().call('GET', `/api/devices/${blank.json.device_id}`)).json;
+    assert.deepEqual([b.name, b.model], ['modem S2', null]);
+  });
+
   test('farm hosts: the list with counts, one host with its devices, the devices list filtered by host, rename', async () => {
     const plain = await pairDevice(ts(), 'plain-phone');
     const list = await ts().call('GET', '/api/farm-hosts');
     assert.equal(list.status, 200);
-    assert.equal(list.json.items.length, 1);
-    const h = list.json.items[0];
+    assert.equal(list.json.items.length, 2, 'rack-a and the long-model host');
+    const h = list.json.items.find((x: { id: string }) => x.id === farmHostId);
     assert.deepEqual(
       [h.id, h.name, h.devices, h.online, h.enrollment_token_id],
       [farmHostId, 'rack-a', 4, 1, rack.id],
@@ -401,7 +416,7 @@ perBackend('farm hosts and enrollment', ({ ts, test }) => {
       ['hardware id too long', { ...good, device: { ...good.device, hardware_id: '1'.repeat(65) } }],
       ['empty hardware id', { ...good, device: { ...good.device, hardware_id: '' } }],
       ['kind device', { ...good, device: { ...good.device, kind: 'device' } }],
-      ['model too long', { ...good, device: { ...good.device, model: 'm'.repeat(65) } }],
+      ['model too long', { ...good, device: { ...good.device, model: 'm'.repeat(101) } }],
       ['model with a control character', { ...good, device: { ...good.device, model: 'Pixel\u0007' } }],
       ['unknown device field', { ...good, device: { ...good.device, farm_host_id: 'farm_0000000000000000' } }],
       ['no public key', { ...good, public_key: undefined }],

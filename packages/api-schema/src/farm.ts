@@ -55,6 +55,13 @@ export const HardwareId = z
   .min(1, 'must not be empty')
   .max(64, 'must be at most 64 characters')
   .regex(/^[A-Za-z0-9._:-]+$/, 'may contain letters, digits, dot, colon, dash and underscore');
+/** What the phone or modem says it is (adb's ro.product.model, ModemManager's model); empty means none. */
+export const DeviceModel = z
+  .string()
+  .trim()
+  .max(100, 'must be at most 100 characters')
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: this regex exists to reject control characters
+  .regex(/^[^\u0000-\u001f\u007f]*$/, 'must not contain control characters');
 export const EnrollRequest = z.strictObject({
   token: z
     .string()
@@ -72,7 +79,7 @@ export const EnrollRequest = z.strictObject({
   device: z.strictObject({
     hardware_id: HardwareId,
     kind: z.enum(['phone', 'modem']),
-    model: Name.optional(),
+    model: DeviceModel.optional(),
     name: Name.optional().describe('default: "<model> <hardware_id>"'),
   }),
   public_key: z.string().regex(/^[A-Za-z0-9+/]{43}=$/, 'must be a base64 X25519 public key'),

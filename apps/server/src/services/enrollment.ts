@@ -146,7 +146,7 @@ export async function enroll(ctx: Ctx, input: EnrollInput): Promise<DeviceSecret
         hardware_id: input.device.hardware_id,
         device_id: dup.rows[0].id,
       });
-    const model = input.device.model ?? null;
+    const model = input.device.model || null; // an empty model (after trimming) is none
     let secrets: DeviceSecrets;
     try {
       secrets = await createDevice(
