@@ -95,8 +95,10 @@ async function setup(o: { startFails?: (cfg: RunConfig) => boolean } = {}) {
     },
   } as unknown as ApiClient;
   const agents: StubAgent[] = [];
+  const clock = { t: Date.parse('2026-12-02T10:00:00Z') };
   const deps: FarmDeps = {
     logger,
+    now: () => clock.t,
     adb,
     mmcli,
     enrollApi,
@@ -149,6 +151,7 @@ async function setup(o: { startFails?: (cfg: RunConfig) => boolean } = {}) {
     tethering,
     wifiOff,
     failAdb: (e: Error | undefined) => (adbFails = e),
+    advance: (ms: number) => (clock.t += ms),
     answer: (f: typeof enrollAnswerFor) => (enrollAnswerFor = f),
     /** A scan, then the starts it launched. */
     async tick() {
@@ -319,15 +322,22 @@ test('one device failing does not stop the others; a modem runs beside the phone
             path: '/api/public/enroll',
             reason: 'HTTP 409: PP_ERR_API_DEVICE_ALREADY_ENROLLED',
           })
-        : b.device.hardware_id === 'MITM1'
-          ? enrollAnswer(serverKeyFromSeed(Buffer.alloc(32, 9)), 'dev_mitm1')
-          : enrollAnswer(server, `dev_${b.device.hardware_id.toLowerCase()}`),
+        : b.device.hardware_id === 'LIMITED1'
+          ? agentError('PP_ERR_AGENT_API', {
+              method: 'POST',
+              path: '/api/public/enroll',
+              reason: 'HTTP 429: PP_ERR_API_RATE_LIMITED too many requests; retry in 60 s',
+            })
+          : b.device.hardware_id === 'MITM1'
+            ? enrollAnswer(serverKeyFromSeed(Buffer.alloc(32, 9)), 'dev_mitm1')
+            : enrollAnswer(server, `dev_${b.device.hardware_id.toLowerCase()}`),
     );
     s.phones.push(
       { serial: 'BROKEN1', state: 'device', usb: '1-1.2' },
       { serial: 'LOST1', state: 'device', usb: '1-1.2' },
       { serial: 'MITM1', state: 'device', usb: '1-1.2' },
       { serial: 'GOOD1', state: 'device', usb: '1-1.2' },
+      { serial: 'LIMITED1', state: 'device', usb: '1-1.2' },
     );
     s.modems.push({
       id: '0',
@@ -353,10 +363,21 @@ test('one device failing does not stop the others; a modem runs beside the phone
     assert.equal(tables.size, 2, 'distinct reply tables');
     const modemAgent = running.find((a) => a.cfg.stateDir.includes('modem-'))!;
     assert.equal(modemAgent.deps.driver?.name, 'modemmanager');
-    // The 409 is not retried at the next scan (the state is lost; an operator must act).
-    const n = s.enrolls.filter((e) => e.device.hardware_id === 'LOST1').length;
+    // The 409 is not retried at the next scan (the state is lost; an operator must act), nor a 429
+    // before the time the API named.
+    const count = (hw: string) => s.enrolls.filter((e) => e.device.hardware_id === hw).length;
+    const n = count('LOST1');
+    assert.equal(count('LIMITED1'), 1);
+    assert.equal(s.status('LIMITED1')?.status, 'enroll-failed');
     await s.tick();
-    assert.equal(s.enrolls.filter((e) => e.device.hardware_id === 'LOST1').length, n);
+    assert.equal(count('LOST1'), n);
+    assert.equal(count('LIMITED1'), 1, 'not retried at once');
+    s.advance(30_000);
+    await s.tick();
+    assert.equal(count('LIMITED1'), 1, 'waits the 60 s the API asked for (the default backoff is 5 s)');
+    s.advance(33_000);
+    await s.tick();
+    assert.equal(count('LIMITED1'), 2, 'then tries again');
   } finally {
     await s.done();
   }

@@ -430,6 +430,10 @@ export function createFarm(cfg: FarmConfig, deps: FarmDeps): Farm {
         } catch (e) {
           const msg = (e as Error).message;
           const lost = /ALREADY_ENROLLED|HTTP 409/.test(msg);
+          // Many devices enrolling at once meet the API's per-address limit: wait what it says (spread a little).
+          const retryS = /HTTP 429\b.*retry in (\d+) s/.exec(msg)?.[1];
+          if (retryS && !lost)
+            return fail(r, 'enroll-failed', msg, Math.min(600, Number(retryS)) * 1000 + Math.random() * 2_000);
           return fail(
             r,
             'enroll-failed',
