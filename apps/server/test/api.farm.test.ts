@@ -353,6 +353,21 @@ perBackend('farm hosts and enrollment', ({ ts, test }) => {
     assert.deepEqual([e.status, f.status].sort(), [201, 409], `${e.body} ${f.body}`);
     assertProblem(e.status === 409 ? e : f, 409, 'PP_ERR_API_DEVICE_ALREADY_ENROLLED');
     assert.equal((await tokenRow(ts(), open.id)).devices_enrolled, 3, 'the refused one took no slot');
+    // the same device twice at once with two different tokens (not serialised on a token row): one 201, one 409
+    const other = await newToken(ts());
+    const [g, h] = await Promise.all([
+      enroll(ts(), open.token, hostKey('g'), { hardware_id: 'Y4', kind: 'phone' }),
+      enroll(ts(), other.token, hostKey('g'), { hardware_id: 'Y4', kind: 'phone' }),
+    ]);
+    assert.deepEqual([g.status, h.status].sort(), [201, 409], `${g.body} ${h.body}`);
+    assertProblem(g.status === 409 ? g : h, 409, 'PP_ERR_API_DEVICE_ALREADY_ENROLLED');
+    // serialised on the host's row: the loser's check saw the winner's device (not the unique-index backstop)
+    assert.match((g.status === 409 ? g : h).json.detail, new RegExp((g.status === 201 ? g : h).json.device_id));
+    assert.equal(
+      (await tokenRow(ts(), open.id)).devices_enrolled + (await tokenRow(ts(), other.id)).devices_enrolled,
+      4,
+      'one slot taken between the two tokens (3 before)',
+    );
   });
 
   test('revoke: the token enrolls nothing more, its devices stay; an unknown token changes nothing either', async () => {

@@ -168,9 +168,14 @@ export async function enroll(ctx: Ctx, input: EnrollInput): Promise<DeviceSecret
         `enrollment:${token.token_prefix}`,
       );
     } catch (e) {
-      // The same device enrolled by a concurrent request that committed first: the unique index says so.
+      // The backstop: concurrent enrolls of one host are already serialised on its row (farmHostFor), so
+      // the SELECT above sees a device another committed; should one still slip through, the unique index
+      // refuses it and the caller gets the same 409, not a generic conflict.
       if ((e as { code?: string }).code === '23505' && String((e as Error).message).includes('devices_farm_hardware'))
-        throw apiError('PP_ERR_API_DEVICE_ALREADY_ENROLLED', { hardware_id: input.device.hardware_id, device_id: '?' });
+        throw apiError('PP_ERR_API_DEVICE_ALREADY_ENROLLED', {
+          hardware_id: input.device.hardware_id,
+          device_id: 'enrolled at the same time',
+        });
       throw e;
     }
     await audit(q, `enrollment:${token.token_prefix}`, 'enrollment.enroll', secrets.device.id, {
@@ -212,7 +217,9 @@ async function refusal(q: Queryable, tokenHash: string, now: Date) {
 /**
  * The farm host of this key, created on first use (named as the farm asked). A key already known stays
  * that host whatever token it comes with (a host can be given a new token later); two first enrolls of
- * a new host racing each other meet on the unique hash (ON CONFLICT waits for the other's commit).
+ * a new host racing each other meet on the unique hash (ON CONFLICT waits for the other's commit). The
+ * UPDATE locks the host's row until commit, so enrolls of one host run one after the other whatever
+ * their tokens: the duplicate check that follows sees the device a concurrent enroll created.
  */
 async function farmHostFor(
   q: Queryable,
