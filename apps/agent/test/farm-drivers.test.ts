@@ -235,6 +235,16 @@ test('dumpsys battery: temperature in tenths of a degree, status codes, out-of-r
   assert.deepEqual(parseDumpsysBattery(''), { battery: null, charging: null, temperature: null });
 });
 
+test('a carrier name with bidi overrides, zero-width and control characters reaches the heartbeat without them', () => {
+  const ss = parseServiceState(
+    '{mVoiceRegState=0(IN_SERVICE), mDataRegState=0(IN_SERVICE), mOperatorAlphaLong=\u202eEvil\u200b Tel\u0007\ufeff, getRilDataRadioTechnology=14(LTE)}',
+  );
+  assert.equal(ss.carrier, 'Evil Tel');
+  assert.equal(ss.network_type, 'LTE');
+  assert.equal(inRange({ carrier: `${'x'.repeat(100)}`, network_type: 'L\u202eTE' }).carrier, 'x'.repeat(64));
+  assert.equal(inRange({ network_type: 'L\u202eTE' }).network_type, 'LTE');
+});
+
 // ---- fuzzing ----
 
 const FIXTURE_TEXTS = ['android-8', 'android-10', 'android-12', 'android-14'].flatMap((p) =>
@@ -254,7 +264,22 @@ const mutated = fc
         fc.oneof(
           fc.string({ unit: 'binary', maxLength: 30 }),
           fc.integer().map(String),
-          fc.constantFrom('2147483647', '-2147483648', '=', ',', '}', '\n', 'level=', 'rsrp=', 'Phone Id=1\n'),
+          fc.constantFrom(
+            '2147483647',
+            '-2147483648',
+            '=',
+            ',',
+            '}',
+            '\n',
+            'level=',
+            'rsrp=',
+            'Phone Id=1\n',
+            '\u202e',
+            '\u200b',
+            '\ufeff',
+            '\u0007',
+            '\ud83d\ude00',
+          ),
         ),
       ),
       { maxLength: 6 },
@@ -272,6 +297,9 @@ const mutated = fc
 const inSchema = (m: unknown) => {
   const r = DeviceMetrics.safeParse(m);
   assert.ok(r.success, JSON.stringify(m));
+  // What a device names itself never carries control or format characters (bidi overrides) to the dashboard.
+  for (const v of Object.values(m as Record<string, unknown>))
+    if (typeof v === 'string') assert.doesNotMatch(v, /[\p{Cf}\p{Cc}\p{Co}\p{Cn}\p{Cs}]/u, JSON.stringify(v));
 };
 
 test('fuzz the dumpsys parsers: never throw, every value within the heartbeat schema', () => {

@@ -195,12 +195,17 @@ export interface PhoneInfo {
   sdk: number | null;
 }
 
-/** A device's own words for a name: printable, trimmed, at most `max` characters; null when empty. */
+/**
+ * A device's own words for a name: printable, trimmed, at most `max` characters; null when empty.
+ * Control and format characters go (bidi overrides, zero-width marks: a carrier name shown in the
+ * dashboard must not reorder or hide the text around it), and so do astral characters.
+ */
 export function cleanText(s: string | undefined | null, max = 64): string | null {
   if (s === undefined || s === null) return null;
   const t = String(s)
     .replace(/[^\x20-\x7e\u00a0-\uffff]/g, '')
     .replace(/[\ud800-\udfff]/g, '')
+    .replace(/[\p{Cf}\p{Cc}\p{Co}\p{Cn}]/gu, '')
     .trim()
     .slice(0, max)
     .trim();
