@@ -175,8 +175,30 @@ export async function ovpnPhase(o: {
   }
   let directTtfb = 0;
   /** One stream, added TTFB, new connections/s with CPU per request: through whatever carries the customer now. */
+  /** Retransmitted TCP segments and IP fragments made, per namespace (/proc/net/snmp): losses and fragmentation. */
+  const snmp = async (ns: string) => {
+    const lines = (await lab.exec(ns, 'cat', ['/proc/net/snmp'], { check: true })).stdout.split('\n');
+    const field = (proto: string, name: string) => {
+      const [h, v] = lines.filter((l) => l.startsWith(`${proto}:`));
+      return Number(v?.trim().split(/\s+/)[(h ?? '').trim().split(/\s+/).indexOf(name)] ?? 0);
+    };
+    return {
+      retrans: field('Tcp', 'RetransSegs'),
+      frags: field('Ip', 'FragCreates'),
+      udpDrops: field('Udp', 'RcvbufErrors') + field('Udp', 'SndbufErrors'),
+    };
+  };
+  const nsList = ['cust', 'relay', 'dev1', 'inet'];
   const measure = async (label: string, mode = 'direct', proxy?: string): Promise<Measured> => {
+    const s0 = await Promise.all(nsList.map(snmp));
     const mbit = await stream(proxy);
+    const s1 = await Promise.all(nsList.map(snmp));
+    const losses = nsList
+      .map(
+        (ns, i) =>
+          `${ns} ${s1[i]!.retrans - s0[i]!.retrans}/${s1[i]!.frags - s0[i]!.frags}/${s1[i]!.udpDrops - s0[i]!.udpDrops}`,
+      )
+      .join(', ');
     const t = await load(mode, 1, 30_000, TTFB_N);
     const cpu0 = cpuSnap();
     const t0 = Date.now();
@@ -186,7 +208,7 @@ export async function ovpnPhase(o: {
     record(
       `ovpn: ${label}`,
       `${fmt(mbit)} Mbit/s · ${fmt(l.per_sec)} conn/s · added TTFB p50 ${fmt(m.ttfbAdded, 2)} ms`,
-      `one curl stream ${STREAM_S} s; newconn-load ${mode} 32 at a time ${LOAD_MS / 1000} s (${l.requests} requests, ` +
+      `one curl stream ${STREAM_S} s (TCP segments retransmitted / IP fragments made / UDP buffer drops: ${losses}); newconn-load ${mode} 32 at a time ${LOAD_MS / 1000} s (${l.requests} requests, ` +
         `${l.errors} errors); TTFB ${TTFB_N} sequential p50 ${fmt(t.ttfb_p50_ms, 2)} / p90 ${fmt(t.ttfb_p90_ms, 2)} ms ` +
         `(${t.errors} errors); CPU µs per request: ${cpuLine(cpu0, cpu1, l.requests, (Date.now() - t0) / 1000)}`,
     );
@@ -251,6 +273,10 @@ export async function ovpnPhase(o: {
     const link = (await lab.exec('relay', 'ip', ['-s', 'link', 'show', 'tun1'])).stdout;
     const tx = /TX:[^\n]*\n\s*(\d+)\s+(\d+)\s+(\d+)\s+(\d+)/.exec(link);
     const rx = /RX:[^\n]*\n\s*(\d+)\s+(\d+)\s+(\d+)\s+(\d+)/.exec(link);
+    const qd = (await lab.exec('relay', 'tc', ['-s', 'qdisc', 'show', 'dev', 'tun1'])).stdout
+      .replace(/\s+/g, ' ')
+      .trim();
+    record('ovpn: relay tun1 qdisc after the measures', qd.slice(0, 300));
     record(
       'ovpn: relay tun1 after the measures',
       `qlen ${/qlen (\d+)/.exec(link)?.[1] ?? '?'}, mtu ${/mtu (\d+)/.exec(link)?.[1] ?? '?'}`,
@@ -262,11 +288,13 @@ export async function ovpnPhase(o: {
       const r = await curl(['-o', '/dev/null', '-w', '%{time_namelookup}', `http://echo.test:${targetPort}/ip`], 5);
       if (r.code === 0) names.push(Number(r.stdout.trim()) * 1000);
     }
+    const first = names[0];
     names.sort((a, b) => a - b);
     record(
-      'ovpn: ours, DNS lookup by curl (time_namelookup, 20 fresh curls)',
-      names.length ? `p50 ${fmt(names[names.length >> 1]!, 2)} ms` : 'failed',
-      `max ${fmt(names.at(-1) ?? 0, 2)} ms; each query: relay forwarder -> CONNECT ${DNS_IP}:53 through the device -> DNS over TCP`,
+      'ovpn: ours, DNS lookup by curl (time_namelookup, the same name, 20 fresh curls)',
+      names.length ? `first ${fmt(first ?? 0, 2)} ms, p50 ${fmt(names[names.length >> 1]!, 2)} ms` : 'failed',
+      `max ${fmt(names.at(-1) ?? 0, 2)} ms; a query the relay has no answer for: forwarder -> CONNECT ${DNS_IP}:53 ` +
+        'through the device -> DNS over TCP; later ones from its per-connection cache while the TTL lasts',
     );
     await ours1.stop(3_000);
 
