@@ -286,6 +286,12 @@ test("a farm host's page, Rotate all and what it skipped; the devices list's far
   assert.ok(((await kv.textContent()) ?? '').includes('adb serialR58M1ROTATE'), 'a phone names its id an adb serial');
   await page.locator('dl.kv').getByRole('link', { name: 'rack-a-berlin' }).click();
   await page.getByRole('heading', { name: 'rack-a-berlin', exact: true }).waitFor();
+  // A farm phone that cannot rotate is told in the farm's terms, not with the --rotate-driver of `agent run`.
+  await page.goto(`${server.base}/devices/view/?id=${noDriver.id}`);
+  const why = (await page.getByTestId('no-rotation').textContent()) ?? '';
+  assert.match(why, /farm host reports no rotation/, why);
+  assert.doesNotMatch(why, /--rotate-driver/);
+  assert.equal(await page.getByTestId('device-kind').textContent(), 'Phone');
   assert.deepEqual(log.take(), [], 'no console errors');
   await page.context().close();
 });

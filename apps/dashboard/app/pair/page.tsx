@@ -134,6 +134,10 @@ export default function PairPage() {
             phone under Termux. There is no app to install: the QR code holds the same pairing URI as the command, so a
             phone camera can read it.
           </p>
+          <p className="muted small" style={{ margin: 0 }}>
+            Unrooted Android phones or USB modems on one Linux box? <Link href="/farms/">Farm hosts</Link>: one
+            enrollment token enrolls all of them.
+          </p>
           {errors._ && <Notice tone="error">{errors._}</Notice>}
           <Field
             label="Device name (optional)"

@@ -266,7 +266,17 @@ function DeviceInner() {
           <RotationEditor device={d} onSaved={(nd) => dev.setData(() => nd)} />
           {!canRun(d, 'rotate_ip') && (
             <p className="muted small" data-testid="no-rotation">
-              This device's agent has no rotation driver (start it with <code>--rotate-driver</code>).
+              {d.farm_host_id ? (
+                // A farm device's driver is the farm's own (adb or ModemManager): nothing to start it with.
+                <>
+                  Its farm host reports no rotation for it yet (it has not reported since it enrolled, or its driver
+                  cannot run: see the farm host&apos;s log).
+                </>
+              ) : (
+                <>
+                  This device&apos;s agent has no rotation driver (start it with <code>--rotate-driver</code>).
+                </>
+              )}
             </p>
           )}
           {extra ? (
@@ -292,8 +302,14 @@ function DeviceInner() {
             </div>
           ) : (
             <p className="muted small" data-testid="no-other-commands">
-              Its driver runs no other command (airplane mode and Wi-Fi need <code>--rotate-driver android-root</code>,
-              reboot <code>--allow-reboot</code>).
+              {d.farm_host_id ? (
+                <>Its farm driver runs no other command.</>
+              ) : (
+                <>
+                  Its driver runs no other command (airplane mode and Wi-Fi need{' '}
+                  <code>--rotate-driver android-root</code>, reboot <code>--allow-reboot</code>).
+                </>
+              )}
             </p>
           )}
         </section>
