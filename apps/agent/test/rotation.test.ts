@@ -9,7 +9,8 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fetchPublicIp } from '../src/api-client.js';
-import { createRotationDriver, rotateIp } from '../src/ops/rotation.js';
+import { createRotationDriver, type Exec, realExec, rotateIp } from '../src/ops/rotation.js';
+import { FAKE_MMCLI, fakeMmcliDir } from './fakes/index.js';
 
 let dir = '';
 const servers: http.Server[] = [];
@@ -80,16 +81,33 @@ test('android-root and modemmanager drivers issue the documented commands', asyn
     sleep: async (ms) => void sleeps.push(ms),
   });
   await android.rotate();
-  const mm = createRotationDriver({ driver: 'modemmanager', exec });
-  await mm.rotate();
-  assert.equal(mm.airplaneMode, undefined);
-  assert.deepEqual(calls, [
-    'cmd connectivity airplane-mode enable',
-    'cmd connectivity airplane-mode disable',
-    'mmcli -m any --simple-disconnect',
-    'mmcli -m any --simple-connect',
-  ]);
+  assert.deepEqual(calls, ['cmd connectivity airplane-mode enable', 'cmd connectivity airplane-mode disable']);
   assert.deepEqual(sleeps, [5000]);
+});
+
+test("modemmanager driver: reconnects the first modem with its bearer's APN (the fake mmcli, real execFile)", async () => {
+  const fake = await fakeMmcliDir([
+    { index: 3, imei: '867962041234566', apn: 'internet.example', connected: true, interface: 'wwan0' },
+  ]);
+  const env = process.env.FAKE_MMCLI_DIR;
+  process.env.FAKE_MMCLI_DIR = fake.dir;
+  try {
+    const exec: Exec = (f, a, t) => realExec(f === 'mmcli' ? FAKE_MMCLI : f, a, t);
+    const mm = createRotationDriver({ driver: 'modemmanager', exec });
+    assert.equal(mm.airplaneMode, undefined);
+    await mm.rotate();
+    const calls = (await fake.calls()).map((c) => c.join(' '));
+    assert.ok(calls.includes('-m 3 --simple-disconnect'), calls.join('\n'));
+    const connect = calls.find((c) => c.includes('--simple-connect'));
+    assert.match(connect ?? '', /^-m 3 .*--simple-connect=apn=internet\.example/);
+    // No modem: a clear refusal, not a bare mmcli error.
+    await fake.setModems([]);
+    await assert.rejects(mm.rotate(), /ModemManager lists no modem/);
+  } finally {
+    if (env === undefined) delete process.env.FAKE_MMCLI_DIR;
+    else process.env.FAKE_MMCLI_DIR = env;
+    await fake.remove();
+  }
 });
 
 test('IP echo accepts JSON {ip} and bare text, rejects junk', async () => {

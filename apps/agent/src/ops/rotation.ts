@@ -3,13 +3,15 @@
 //
 //   command      --rotate-command via /bin/sh -c (the lab's `testkit rotate`, a USB modem script...)
 //   android-root airplane mode on, wait, off (`cmd connectivity airplane-mode enable|disable`)
-//   modemmanager mmcli -m any --simple-disconnect, then --simple-connect
+//   modemmanager the first modem ModemManager lists: its bearer reconnected (farm/mmcli.ts `reconnect`:
+//                --simple-disconnect, then --simple-connect=apn=…,ip-type=… with the bearer's own settings)
 //   adb          the farm's phones: airplane mode or mobile data off/on over adb (farm/drivers.ts)
 //
 // A driver that ran but left the address as it was (a carrier that gave the same address back) is run
 // once more; the same address again -> PP_ERR_AGENT_ROTATE_FAILED.
 import { execFile } from 'node:child_process';
 import { agentError } from '../errors.js';
+import { createMmcli, MMCLI_TIMEOUT_MS } from '../farm/mmcli.js';
 
 export type DriverName = 'command' | 'android-root' | 'modemmanager' | 'adb';
 
@@ -97,14 +99,20 @@ export function createRotationDriver(o: DriverOptions): RotationDriver {
         },
       };
     }
-    case 'modemmanager':
+    case 'modemmanager': {
+      // mmcli's --simple-connect takes a value (a bare one is refused), so the reconnect reads the
+      // bearer's APN and IP type first: the same code the farm host runs per modem.
+      const mm = createMmcli({ exec, timeoutMs: Math.min(timeout, MMCLI_TIMEOUT_MS) });
       return {
         name: 'modemmanager',
         rotate: async () => {
-          await exec('mmcli', ['-m', 'any', '--simple-disconnect'], timeout);
-          await exec('mmcli', ['-m', 'any', '--simple-connect'], timeout);
+          const [id] = await mm.list();
+          if (id === undefined)
+            throw agentError('PP_ERR_AGENT_ROTATE_FAILED', { reason: 'ModemManager lists no modem' });
+          await mm.reconnect(id);
         },
       };
+    }
     default:
       throw agentError('PP_ERR_AGENT_USAGE', { reason: `unknown rotation driver ${String(o.driver)}` });
   }
