@@ -604,9 +604,21 @@ perBackend('farm hosts and enrollment', ({ ts, test }) => {
       );
     const limited = await enroll(ts(), wrong, hostKey('l'), { hardware_id: 'L', kind: 'phone' });
     assertProblem(limited, 429, 'PP_ERR_API_RATE_LIMITED');
-    // good enrollments go on past the refused limit, up to ten times the pairing rate in all
+    // good enrollments go on past the refused limit, up to ten times the pairing rate in all, also when
+    // many run at once (a farm's devices enrolling together)
     ts().clock.advance(61_000);
     const t = await newToken(ts());
+    const together = await Promise.all(
+      Array.from({ length: rate * 3 }, (_, i) =>
+        enroll(ts(), t.token, hostKey('o'), { hardware_id: `P${i}`, kind: 'phone' }),
+      ),
+    );
+    assert.deepEqual(
+      together.map((r) => r.status).filter((s) => s !== 201),
+      [],
+      'parallel enrollments with a good token',
+    );
+    ts().clock.advance(61_000);
     let ok = 0;
     let last = 0;
     for (let i = 0; i < rate * 10 + 1; i++) {

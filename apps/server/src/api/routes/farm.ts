@@ -71,17 +71,25 @@ export function farmRoutes(
     response: S.EnrollResponse,
     handler: async ({ body, req }) => {
       limits.enroll.hit(req.ip);
-      // A refused token counts against a stricter limit, as failed logins do: counted first (parallel
-      // tries count too), given back when the token was not the problem.
-      limits.enrollRefused.hit(req.ip);
+      // Refused tokens count against a stricter limit: an address that has had that many refused in the
+      // window gets 429 for every enroll until it ends. Only refusals count, when they happen: a farm's
+      // devices enrolling at once with a good token must not meet it (counting every try first and
+      // giving it back afterwards, as logins do, refused the 11th of 50 parallel enrollments).
+      limits.enrollRefused.hit(req.ip); // throws 429 once the window holds the limit of refusals
+      limits.enrollRefused.undo(req.ip); // this try is not a refusal (yet)
       let s: Awaited<ReturnType<typeof enroll>>;
       try {
         s = await enroll(ctx, body);
       } catch (e) {
-        if (!(isPPError(e) && TOKEN_REFUSALS.has(e.code))) limits.enrollRefused.undo(req.ip);
+        if (isPPError(e) && TOKEN_REFUSALS.has(e.code)) {
+          try {
+            limits.enrollRefused.hit(req.ip);
+          } catch {
+            // past the limit through parallel refusals: this one still hears why it was refused
+          }
+        }
         throw e;
       }
-      limits.enrollRefused.undo(req.ip);
       const relayKey = s.relay.public_key;
       return {
         device_id: s.device.id,
