@@ -219,6 +219,14 @@ perBackend('farm hosts and enrollment', ({ ts, test }) => {
       [dr.json.name, dr.json.farm_host_name, dr.json.hardware_id],
       ['shelf-2', 'rack A (top shelf)', 'R58M22222'],
     );
+    // the search finds a renamed farm device by its serial, and devices by their model
+    const bySerial = await ts().call('GET', '/api/devices?q=r58m22222');
+    assert.deepEqual(
+      bySerial.json.items.map((x: { name: string }) => x.name),
+      ['shelf-2'],
+    );
+    const byModel = await ts().call('GET', `/api/devices?q=em7455&farm_host_id=${farmHostId}`);
+    assert.equal(byModel.json.total, 1);
     assertProblem(
       await ts().call('PATCH', `/api/farm-hosts/${farmHostId}`, { name: '' }),
       400,

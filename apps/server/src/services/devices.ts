@@ -190,7 +190,9 @@ export async function listDevices(
   if (f.q) {
     params.push(`%${f.q.replace(/[\\%_]/g, (c) => `\\${c}`)}%`);
     where.push(
-      `(d.name ILIKE $${params.length} OR d.id ILIKE $${params.length} OR coalesce(d.current_ip,'') ILIKE $${params.length} OR coalesce(d.carrier,'') ILIKE $${params.length})`,
+      // a farm device is also found by its serial / IMEI or model, whatever it was renamed to
+      `(d.name ILIKE $${params.length} OR d.id ILIKE $${params.length} OR coalesce(d.current_ip,'') ILIKE $${params.length} OR coalesce(d.carrier,'') ILIKE $${params.length}` +
+        ` OR coalesce(d.hardware_id,'') ILIKE $${params.length} OR coalesce(d.model,'') ILIKE $${params.length})`,
     );
   }
   const w = where.length ? `WHERE ${where.join(' AND ')}` : '';
