@@ -28,7 +28,11 @@ export function fleetRoutes(
     summary: 'List devices',
     query: S.Paging.extend({
       status: S.DeviceStatus.optional(),
-      q: z.string().max(100).optional(),
+      q: z
+        .string()
+        .max(100)
+        .optional()
+        .describe('part of the name, id, current IP, carrier, hardware id or model (any case)'),
       farm_host_id: S.FarmHostId.optional().describe("only this farm host's devices"),
     }),
     response: list(S.Device),
