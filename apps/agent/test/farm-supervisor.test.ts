@@ -15,7 +15,7 @@ import type { ApiClient, EnrollRequest, EnrollResult } from '../src/api-client.j
 import { agentError } from '../src/errors.js';
 import { deviceStateDir, safeDeviceId } from '../src/farm/enroll.js';
 import { isInterfaceOfUsb, phoneInterfaces, usbPathOf } from '../src/farm/interfaces.js';
-import { egressRouteCommands } from '../src/farm/routes.js';
+import { egressRouteCommands, removeStaleRules } from '../src/farm/routes.js';
 import {
   createFarm,
   type FarmAdb,
@@ -179,6 +179,31 @@ test('interfaces: a USB path matches only its own interfaces; adb usb: paths are
       ['rule', 'add', 'from', '192.168.42.7/32', 'lookup', '5601', 'pref', '5601'],
     ],
   );
+});
+
+test('routes: at start, only the rules of our slots that a dead farm left are removed', async () => {
+  const calls: string[] = [];
+  const rules = [
+    { priority: 0, table: 'local' },
+    { priority: 5210, table: '5210' }, // a `run` agent's reply rule: not ours
+    { priority: 5302, table: '5302' },
+    { priority: 5601, table: '5601' },
+    { priority: 32766, table: 'main' },
+  ];
+  const deleted = new Set<string>();
+  const exec = async (file: string, args: readonly string[]) => {
+    calls.push([file, ...args].join(' '));
+    if (args[0] === '-j') return { stdout: JSON.stringify(rules), stderr: '' };
+    if (args[0] === 'rule' && args[1] === 'del') {
+      if (deleted.has(args[3]!)) throw new Error('No such file or directory');
+      deleted.add(args[3]!);
+    }
+    return { stdout: '', stderr: '' };
+  };
+  assert.equal(await removeStaleRules(exec), 2);
+  assert.deepEqual([...deleted].sort(), ['5302', '5601']);
+  assert.ok(calls.includes('ip route flush table 5601'));
+  assert.ok(!calls.some((c) => c.includes('5210') || c.includes('32766')));
 });
 
 test('state dirs: a hardware id is never a path; different ids never share a directory', () => {

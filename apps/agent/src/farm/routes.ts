@@ -85,3 +85,26 @@ export async function installEgressRoute(exec: Exec, r: EgressRoute): Promise<vo
   await removeEgressRoute(exec, r.table);
   for (const args of egressRouteCommands(r)) await exec('ip', args, 5_000);
 }
+
+/**
+ * Rules a farm that died left behind (reply rules 5300+N, egress rules 5600+N, N < MAX_SLOTS), removed
+ * at start: a stale `from <old address>` rule could send a new device's traffic out of the wrong
+ * interface. (The TUN devices went away with the process.) Returns how many were deleted.
+ */
+export async function removeStaleRules(exec: Exec): Promise<number> {
+  const r = await exec('ip', ['-j', '-4', 'rule', 'show'], 5_000);
+  const ours = (parseJson(r.stdout) as { priority?: number }[])
+    .map((x) => x?.priority)
+    .filter(
+      (p): p is number =>
+        typeof p === 'number' &&
+        ((p >= REPLY_TABLE_BASE && p < REPLY_TABLE_BASE + MAX_SLOTS) ||
+          (p >= EGRESS_TABLE_BASE && p < EGRESS_TABLE_BASE + MAX_SLOTS)),
+    );
+  let n = 0;
+  for (const p of new Set(ours)) {
+    await removeEgressRoute(exec, p);
+    n++;
+  }
+  return n;
+}

@@ -46,6 +46,7 @@ import {
   defaultGateway,
   installEgressRoute,
   removeEgressRoute,
+  removeStaleRules,
 } from './routes.js';
 
 export const STATUS_FILE = 'farm-status.json';
@@ -601,6 +602,13 @@ export function createFarm(cfg: FarmConfig, deps: FarmDeps): Farm {
     async start() {
       await fs.mkdir(cfg.stateDir, { recursive: true, mode: 0o700 });
       await loadIdentity();
+      if (routes) {
+        const n = await removeStaleRules(exec).catch((e: Error) => {
+          log.warn({ err: e.message }, 'looking for rules a previous run left failed');
+          return 0;
+        });
+        if (n) log.info({ rules: n }, 'removed the rules a previous run left behind');
+      }
       log.info(
         { host: identity?.name, stateDir: cfg.stateDir, adb: Boolean(deps.adb), mmcli: Boolean(deps.mmcli) },
         'farm starting',
