@@ -8,7 +8,7 @@ import { readState } from './state.js';
 import { trustedApiClient } from './trust.js';
 import { createAgent } from './agent.js';
 import { buildFarm } from './farm/run.js';
-import { inProcessTunnel, kernelTun, workerTunnel, type WorkerData } from './tunnel/host.js';
+import { inProcessTunnel, kernelTun, tunnelOnWorker, workerTunnel, type WorkerData } from './tunnel/host.js';
 import { runTunnelWorker } from './tunnel/worker.js';
 
 async function main(argv: string[]): Promise<number> {
@@ -69,9 +69,9 @@ async function main(argv: string[]): Promise<number> {
     await farm.start();
     return -1; // keep running
   }
-  // The tunnel's packet path on a thread of its own (tunnel/host.ts); POCKETPROXY_AGENT_TUNNEL_THREAD=0
-  // keeps it on the main event loop.
-  const onWorker = process.env.POCKETPROXY_AGENT_TUNNEL_THREAD !== '0';
+  // The tunnel's packet path on a thread of its own with more than two cores, else on the main event
+  // loop (tunnel/host.ts tunnelOnWorker); POCKETPROXY_AGENT_TUNNEL_THREAD=1 / =0 decides.
+  const onWorker = tunnelOnWorker();
   // The API client checks the server URL (https, loopback or --insecure-http) and every relay key
   // against the server key pinned at pairing (trust.ts).
   const api = trustedApiClient(await readState(parsed.config.stateDir), { insecureHttp: parsed.insecureHttp, logger });

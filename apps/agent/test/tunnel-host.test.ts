@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { workerTunnel, type TunnelSpec } from '../src/tunnel/host.js';
+import { tunnelOnWorker, workerTunnel, type TunnelSpec } from '../src/tunnel/host.js';
 import { silentLogger } from '../src/log.js';
 
 // The bundle (scripts/build.mjs, run by the test command's setup): a worker thread does not take
@@ -41,4 +41,14 @@ test('workerTunnel: a TUN that cannot be opened rejects start (no hang, no fatal
   );
   await new Promise((r) => setTimeout(r, 200));
   assert.equal(fatal, undefined);
+});
+
+test('tunnelOnWorker: the packet path gets its own thread only with more than two cores, unless POCKETPROXY_AGENT_TUNNEL_THREAD says', () => {
+  assert.equal(tunnelOnWorker(undefined, 1), false);
+  assert.equal(tunnelOnWorker(undefined, 2), false);
+  assert.equal(tunnelOnWorker(undefined, 4), true);
+  assert.equal(tunnelOnWorker('1', 2), true, '=1 forces the worker');
+  assert.equal(tunnelOnWorker('0', 8), false, '=0 keeps one loop');
+  assert.equal(tunnelOnWorker('yes', 2), false, 'anything else: the default for the core count');
+  assert.equal(tunnelOnWorker('yes', 8), true);
 });

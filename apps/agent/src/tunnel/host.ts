@@ -9,6 +9,7 @@
 // delivery inline). On its own thread it runs beside the proxies instead of between them, the
 // same split the relay makes with its tunnel child process. Only JSON messages (commands, acks,
 // control) and a state snapshot cross the thread boundary; packets never do.
+import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import type { Logger } from 'pino';
 import type { JsonMessage } from '@pocketproxy/protocol';
@@ -143,6 +144,26 @@ export function inProcessTunnel(io: TunIo): StartTunnel {
       },
     };
   };
+}
+
+/**
+ * Whether the packet path gets a worker thread of its own. POCKETPROXY_AGENT_TUNNEL_THREAD=1 or =0
+ * decides; by default only on a host with more than two cores. On its own thread the packet path
+ * runs beside the proxies, which pays when the proxies' loop is the limit and a core is free for it.
+ * On two cores it is not: every packet between the proxies and the TUN wakes the other thread
+ * (a TUN read or socket event each way, tiny batches, a cross-thread wakeup that a virtualised host
+ * charges dearly), while on one loop the packets of several connections wait for the same epoll
+ * round and go in one batch. Lab, 2 cores, same build, two A/B pairs (docs/benchmarks.md, issue 13
+ * item 2): agent CPU per short connection 754 → 493 µs and 1,050 → 823 µs, new connections/s
+ * 900 → 1,202 and 490 → 1,111 with the packet path on the main loop.
+ */
+export function tunnelOnWorker(
+  setting: string | undefined = process.env.POCKETPROXY_AGENT_TUNNEL_THREAD,
+  cores: number = availableParallelism(),
+): boolean {
+  if (setting === '0') return false;
+  if (setting === '1') return true;
+  return cores > 2;
 }
 
 /** main thread -> worker ('start': the spec, for a worker started before the spec was known) */
