@@ -5,6 +5,7 @@
 // and network are in farm.lab.test.ts.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import fc from 'fast-check';
 import { mkdir, mkdtemp, readFile, rm, stat, symlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -204,6 +205,37 @@ test('routes: at start, only the rules of our slots that a dead farm left are re
   assert.deepEqual([...deleted].sort(), ['5302', '5601']);
   assert.ok(calls.includes('ip route flush table 5601'));
   assert.ok(!calls.some((c) => c.includes('5210') || c.includes('32766')));
+});
+
+test('fuzz: whatever a device or the kernel names, a state dir stays one safe component and the USB match stays exact', () => {
+  // Serials, IMEIs and sysfs links come from the device (USB descriptors) or its driver: never trusted.
+  const text = fc.string({ unit: 'binary', maxLength: 80 });
+  fc.assert(
+    fc.property(text, text, fc.constantFrom('phone' as const, 'modem' as const), (a, b, kind) => {
+      const da = safeDeviceId(kind, a);
+      assert.match(da, /^(phone|modem)-[A-Za-z0-9_-]{1,80}$/);
+      if (a !== b) assert.notEqual(da, safeDeviceId(kind, b));
+      // A serial shaped like another's tagged name still gets a directory of its own.
+      const tagged = safeDeviceId(kind, `${a}.`);
+      assert.notEqual(safeDeviceId(kind, tagged.slice(kind.length + 1)), tagged);
+    }),
+    { numRuns: 2000 },
+  );
+  const usb = fc
+    .array(fc.integer({ min: 1, max: 12 }), { minLength: 1, maxLength: 4 })
+    .map((ps) => `1-${ps.join('.')}`);
+  fc.assert(
+    fc.property(usb, usb, fc.string({ maxLength: 40 }), (mine, other, junk) => {
+      const path = `../../devices/pci0000:00/usb1/${other}/${other}:1.0/${junk}`;
+      const hit = isInterfaceOfUsb(path, mine);
+      if (mine === other) assert.equal(hit, true);
+      // A match needs a whole component `<mine>:<c>.<i>`, never a prefix of another port's.
+      if (hit)
+        assert.ok(path.split('/').some((c) => /^\d+\.\d+$/.test(c.slice(mine.length + 1)) && c.startsWith(`${mine}:`)));
+      assert.equal(usbPathOf(`usb:${junk}`) === undefined || /^\d+-\d+(\.\d+)*$/.test(junk), true);
+    }),
+    { numRuns: 2000 },
+  );
 });
 
 test('state dirs: a hardware id is never a path; different ids never share a directory', () => {

@@ -92,7 +92,9 @@ export async function writeJsonAtomic(path: string, value: unknown): Promise<voi
  * Serials come from the device (USB descriptors): never trusted as a path.
  */
 export function safeDeviceId(kind: 'phone' | 'modem', hardwareId: string): string {
-  const clean = hardwareId.replace(/[^A-Za-z0-9_-]/g, '_').slice(0, 64);
+  // No '-' in the kept part: a name with a hash tag ('-' + hex) can never equal one without it, so a
+  // device cannot pick a serial that lands in another's directory.
+  const clean = hardwareId.replace(/[^A-Za-z0-9_]/g, '_').slice(0, 64);
   const changed = clean !== hardwareId || clean.length === 0;
   const tag = changed ? `-${createHash('sha256').update(hardwareId).digest('hex').slice(0, 10)}` : '';
   return `${kind}-${clean}${tag}`;
