@@ -61,9 +61,18 @@ async function setup(o: { startFails?: (cfg: RunConfig) => boolean } = {}) {
   const root = await mkdtemp(join(tmpdir(), 'ppfarm-'));
   const sysfs = join(root, 'sys');
   const stateDir = join(root, 'state');
-  // `lo` is phone 1-1.2's tethering interface; no interface for 1-1.3.
+  // `lo` is phone 1-1.2's tethering interface; no interface for 1-1.9.
   await mkdir(join(sysfs, 'class', 'net', 'lo'), { recursive: true });
   await symlink('../../../devices/pci0000:00/usb1/1-1/1-1.2/1-1.2:1.0', join(sysfs, 'class', 'net', 'lo', 'device'));
+  // usbK is phone 1-1.(K+2)'s interface (K = 1..6); usb6 gets the address lo has (a DHCP twin).
+  for (let k = 1; k <= 6; k++) {
+    const port = `1-1.${k + 2}`;
+    await mkdir(join(sysfs, 'class', 'net', `usb${k}`), { recursive: true });
+    await symlink(
+      `../../../devices/pci0000:00/usb1/1-1/${port}/${port}:1.0`,
+      join(sysfs, 'class', 'net', `usb${k}`, 'device'),
+    );
+  }
   const phones: FarmAdbDevice[] = [];
   const tethering: string[] = [];
   const wifiOff: string[] = [];
@@ -113,6 +122,17 @@ async function setup(o: { startFails?: (cfg: RunConfig) => boolean } = {}) {
       modemMetrics: async () => ({ signal: 70 }),
     },
     apiFor: () => ({}) as ApiClient,
+    // `lo` is real (and every phone's here); the modems' wwan interfaces are made up.
+    linkState: async (ifname) =>
+      ifname === 'lo'
+        ? { exists: true, up: true, ipv4: '127.0.0.1', operstate: 'unknown' }
+        : ifname === 'usb6'
+          ? { exists: true, up: true, ipv4: '127.0.0.1', operstate: 'up' }
+          : /^usb\d$/.test(ifname)
+            ? { exists: true, up: true, ipv4: `10.1.${ifname.slice(3)}.2`, operstate: 'up' }
+            : ifname.startsWith('wwan')
+              ? { exists: true, up: true, ipv4: `10.0.0.${ifname.slice(4)}`, operstate: 'unknown' }
+              : { exists: false, up: false },
     createAgent: (cfg, d) => {
       const a: StubAgent = { cfg, deps: d, started: false, stopped: false };
       agents.push(a);
@@ -293,7 +313,7 @@ test('phones adb cannot use are reported with the reason and never started', asy
 test('a phone without a tethering interface: tethering asked for once, the reason reported', async () => {
   const s = await setup();
   try {
-    s.phones.push({ serial: 'NOTETHER', state: 'device', usb: '1-1.3' });
+    s.phones.push({ serial: 'NOTETHER', state: 'device', usb: '1-1.9' });
     await s.tick();
     await s.tick();
     assert.deepEqual(s.tethering, ['NOTETHER'], 'asked once (again at most once a minute)');
@@ -390,17 +410,17 @@ test('one device failing does not stop the others; a modem runs beside the phone
             : enrollAnswer(server, `dev_${b.device.hardware_id.toLowerCase()}`),
     );
     s.phones.push(
-      { serial: 'BROKEN1', state: 'device', usb: '1-1.2' },
-      { serial: 'LOST1', state: 'device', usb: '1-1.2' },
-      { serial: 'MITM1', state: 'device', usb: '1-1.2' },
-      { serial: 'GOOD1', state: 'device', usb: '1-1.2' },
-      { serial: 'LIMITED1', state: 'device', usb: '1-1.2' },
+      { serial: 'BROKEN1', state: 'device', usb: '1-1.3' },
+      { serial: 'LOST1', state: 'device', usb: '1-1.4' },
+      { serial: 'MITM1', state: 'device', usb: '1-1.5' },
+      { serial: 'GOOD1', state: 'device', usb: '1-1.6' },
+      { serial: 'LIMITED1', state: 'device', usb: '1-1.7' },
     );
     s.modems.push({
       id: '0',
       imei: '359072066123456',
       model: 'EM7455',
-      bearers: [{ id: '1', connected: true, interface: 'lo' }],
+      bearers: [{ id: '1', connected: true, interface: 'wwan7' }],
     });
     await s.tick();
     assert.equal(s.status('BROKEN1')?.status, 'failed');
@@ -440,6 +460,25 @@ test('one device failing does not stop the others; a modem runs beside the phone
   }
 });
 
+test('two phones that gave this host the same address: the second waits, with the reason', async () => {
+  const s = await setup();
+  try {
+    s.phones.push({ serial: 'FIRST1', state: 'device', usb: '1-1.2' });
+    await s.tick();
+    assert.equal(s.status('FIRST1')?.status, 'running');
+    s.phones.push({ serial: 'TWIN1', state: 'device', usb: '1-1.8' });
+    await s.tick();
+    assert.equal(s.status('TWIN1')?.status, 'waiting-interface');
+    assert.match(
+      s.status('TWIN1')!.reason!,
+      /usb6 has the address 127\.0\.0\.1 that lo .*phone:FIRST1.* renew its DHCP lease/,
+    );
+    assert.equal(s.agents.length, 1, 'no second agent on the same address');
+  } finally {
+    await s.done();
+  }
+});
+
 test('adb missing: logged, modems still run', async () => {
   const s = await setup();
   try {
@@ -448,7 +487,7 @@ test('adb missing: logged, modems still run', async () => {
       id: '3',
       imei: '359072066000001',
       model: 'EM7455',
-      bearers: [{ id: '1', connected: true, interface: 'lo' }],
+      bearers: [{ id: '1', connected: true, interface: 'wwan3' }],
     });
     await s.tick();
     assert.equal(s.status('359072066000001')?.status, 'running');

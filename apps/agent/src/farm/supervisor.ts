@@ -38,7 +38,7 @@ import {
   writeJsonAtomic,
   type FarmIdentity,
 } from './enroll.js';
-import { DEFAULT_SYSFS_ROOT, linkState, phoneInterfaces, usbPathOf } from './interfaces.js';
+import { DEFAULT_SYSFS_ROOT, linkState, phoneInterfaces, usbPathOf, type LinkState } from './interfaces.js';
 import {
   EGRESS_TABLE_BASE,
   MAX_SLOTS,
@@ -114,6 +114,8 @@ export interface FarmDeps {
   /** The client that enrolls (default: createApiClient for --server). */
   enrollApi?: ApiClient;
   createAgent?: (cfg: RunConfig, deps: AgentDeps) => Agent;
+  /** An interface's state (default: interfaces.ts linkState under the sysfs root). */
+  linkState?: (ifname: string) => Promise<LinkState>;
   now?: () => number;
 }
 
@@ -213,6 +215,7 @@ export function createFarm(cfg: FarmConfig, deps: FarmDeps): Farm {
   const sysfs = cfg.sysfsRoot ?? DEFAULT_SYSFS_ROOT;
   const routes = cfg.routes ?? true;
   const make = deps.createAgent ?? createAgent;
+  const link = deps.linkState ?? ((ifname: string) => linkState(ifname, sysfs));
   const recs = new Map<string, Rec>();
   const slots = new Set<number>();
   let identity: FarmIdentity | undefined;
@@ -350,7 +353,7 @@ export function createFarm(cfg: FarmConfig, deps: FarmDeps): Farm {
     r.busy = true;
     try {
       if (r.agent) {
-        const l = await linkState(r.ifname!, sysfs);
+        const l = await link(r.ifname!);
         if (!l.exists || !l.up) return await stopDevice(r, 'link-down', `${r.ifname} is ${l.operstate ?? 'gone'}`);
         if (l.ipv4 !== r.address) {
           log.info({ device: r.key, was: r.address, now: l.ipv4 }, 'interface address changed; restarting the device');
@@ -387,9 +390,18 @@ export function createFarm(cfg: FarmConfig, deps: FarmDeps): Farm {
           );
       }
       r.ifname = ifname;
-      const l = await linkState(ifname, sysfs);
+      const l = await link(ifname);
       if (!l.exists || !l.up) return setStatus(r, 'link-down', `${ifname} is ${l.operstate ?? 'gone'}`);
       if (!l.ipv4) return setStatus(r, 'waiting-interface', `${ifname} has no IPv4 address yet (DHCP?)`);
+      // Older Androids hand every tethered host an address in 192.168.42.0/24: two phones may give
+      // this host the same one, and one source rule cannot tell them apart.
+      const twin = [...recs.values()].find((o) => o !== r && o.agent && o.address === l.ipv4);
+      if (twin)
+        return setStatus(
+          r,
+          'waiting-interface',
+          `${ifname} has the address ${l.ipv4} that ${twin.ifname} (${twin.key}) already has: renew its DHCP lease`,
+        );
       const gw = routes ? await defaultGateway(exec, ifname).catch(() => undefined) : null;
       if (gw === undefined)
         return setStatus(r, 'waiting-interface', `no default route through ${ifname} in the main table (DHCP?)`);
