@@ -79,28 +79,36 @@ function roleOf(cmd: string): string | undefined {
   if (cmd.includes('newconn-load')) return 'client';
   return undefined;
 }
-type CpuSnap = { byRole: Map<string, number>; busy: number; softirq: number };
+type CpuSnap = { byRole: Map<string, number>; user: Map<string, number>; busy: number; softirq: number };
 function cpuSnap(): CpuSnap {
   const byRole = new Map<string, number>();
+  const user = new Map<string, number>();
   for (const pid of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
     try {
       const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
       const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
       const role = roleOf(readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' '));
-      if (role) byRole.set(role, (byRole.get(role) ?? 0) + (Number(f[11]) + Number(f[12])) * CLK_US);
+      if (!role) continue;
+      byRole.set(role, (byRole.get(role) ?? 0) + (Number(f[11]) + Number(f[12])) * CLK_US);
+      user.set(role, (user.get(role) ?? 0) + Number(f[11]) * CLK_US);
     } catch {
       /* exited meanwhile */
     }
   }
   const c = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
-  return { byRole, busy: (c[0]! + c[1]! + c[2]! + c[5]! + c[6]! + c[7]!) * CLK_US, softirq: c[6]! * CLK_US };
+  return { byRole, user, busy: (c[0]! + c[1]! + c[2]! + c[5]! + c[6]! + c[7]!) * CLK_US, softirq: c[6]! * CLK_US };
 }
 function cpuLine(a: CpuSnap, b: CpuSnap, requests: number, seconds: number): string {
   const n = Math.max(1, requests);
   const parts = [...b.byRole]
     .map(([role, us]) => [role, (us - (a.byRole.get(role) ?? 0)) / n] as const)
     .filter(([, us]) => us >= 1)
-    .map(([role, us]) => `${role} ${us.toFixed(0)}`);
+    .map(([role, us]) => {
+      // User time (the process's own code) vs the kernel's work done on its behalf (its syscalls, and
+      // the packets they send through namespaces inline).
+      const u = ((b.user.get(role) ?? 0) - (a.user.get(role) ?? 0)) / n;
+      return `${role} ${us.toFixed(0)} (user ${u.toFixed(0)})`;
+    });
   const busy = b.busy - a.busy;
   parts.push(`softirq ${((b.softirq - a.softirq) / n).toFixed(0)}`);
   const pct = (100 * busy) / (seconds * 1e6 * cpus().length);

@@ -102,9 +102,15 @@ push "block-ipv6"
 keepalive 10 60
 explicit-exit-notify 1
 # Speed (docs/benchmarks.md, issue 13): no poll() before each UDP/TUN write; a tun queue long enough
-# for the transparent proxy's bursts towards a customer (the kernel's default is 500 packets).
+# for the transparent proxy's bursts towards a customer (the kernel's default is 500 packets); 1 MB
+# UDP buffers here and, pushed, at the client (whose 208 KB default overflowed: a third of a download's
+# packets dropped there; the kernel caps both at net.core.rmem_max / wmem_max).
 fast-io
 txqueuelen 1000
+sndbuf 1048576
+rcvbuf 1048576
+push "sndbuf 1048576"
+push "rcvbuf 1048576"
 status ${p(i.statusFile, 'status')} 10
 verb 3
 mute 20
