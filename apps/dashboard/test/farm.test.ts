@@ -277,6 +277,15 @@ test("a farm host's page, Rotate all and what it skipped; the devices list's far
     return rows.length === 3 && !rows.some((r) => r.includes(other.name));
   });
 
+  // The search finds a renamed farm phone by its adb serial.
+  await server.ok('PATCH', `/api/devices/${noDriver.id}`, { name: 'renamed-phone' }, token);
+  await page.goto(`${server.base}/devices/`);
+  await page.getByLabel('Search devices').fill('r58m2nodrv');
+  await until('the search finds the phone by its serial', async () => {
+    const rows = await page.locator('tbody tr[data-row]').allTextContents();
+    return rows.length === 1 && rows[0]!.includes('renamed-phone');
+  });
+
   // The device page: kind, farm host (a link to it), model, adb serial.
   await page.goto(`${server.base}/devices/view/?id=${rotating.id}`);
   await page.getByTestId('device-kind').getByText('Phone').waitFor();

@@ -265,6 +265,7 @@ async function api(req, res, url) {
         (!q ||
           d.name.includes(q) ||
           (d.current_ip ?? '').includes(q) ||
+          (d.hardware_id ?? '').toLowerCase().includes(q) ||
           (d.metrics.carrier ?? '').toLowerCase().includes(q)),
     );
     return send(res, 200, { items, total: items.length });

@@ -307,7 +307,7 @@ function DevicesInner() {
       <div className="toolbar">
         <input
           type="search"
-          placeholder="Search name, IP, carrier…"
+          placeholder="Search name, IP, carrier, serial…"
           aria-label="Search devices"
           value={query}
           onChange={(e) => setQuery(e.target.value)}
