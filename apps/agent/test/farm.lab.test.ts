@@ -3,7 +3,8 @@
 // carrier NAT, driven by the fake adb, whose airplane toggle rotates that carrier's address) and
 // one "modem" (fake mmcli, its own carrier), one enrollment token, curl as the customer.
 //
-//   one token -> four devices enrolled, online, each a different exit address (its carrier's)
+//   one token -> four devices enrolled, online, each a different exit address (its carrier's); the
+//   phone whose USB tethering was off has it switched on by the farm (its interface appears then)
 //   rotate one phone (API rotate_ip -> adb airplane on/off -> hook)  -> only its address changes
 //   unplug one phone (adb no longer lists it + its link down)          -> only it goes offline
 //   plug it back                                                      -> same device id, same port, answering
@@ -69,7 +70,8 @@ describe('farm host: one process, three phones and a modem (lab)', {
       host: 1,
       phones: [
         { carrier: 2, serial: 'R58M12ABCDE', model: 'SM_A505F', profile: 'android-10' },
-        { carrier: 3, serial: '9B211FFAZ004LM', model: 'Pixel_7', profile: 'android-14' },
+        // Tethering off: the farm must switch it on (svc usb setFunctions) before its interface appears.
+        { carrier: 3, serial: '9B211FFAZ004LM', model: 'Pixel_7', profile: 'android-14', tethering: false },
         { carrier: 4, serial: 'ZY22CLMN8Q', model: 'moto_g_8', profile: 'android-8' },
       ],
       modems: [{ carrier: 5, imei: '359072066123456', model: 'EC25' }],
@@ -179,6 +181,17 @@ describe('farm host: one process, three phones and a modem (lab)', {
       exits.add(got!);
     }
     assert.equal(exits.size, 4, 'four different exit addresses');
+
+    // The Pixel's tethering was off: the farm switched it on through adb (argv, no shell string).
+    const calls = readFileSync(join(host.adbDir, 'calls.log'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as string[]);
+    assert.ok(
+      calls.some((c) => c.join(' ') === '-s 9B211FFAZ004LM shell svc usb setFunctions rndis'),
+      'tethering switched on with svc usb setFunctions rndis',
+    );
+    assert.ok(!calls.some((c) => c.includes('-c')), 'no shell string');
 
     // The state on disk: one state.json per device, 0600, and the farm's host key.
     const farmFile = JSON.parse(readFileSync(join(stateDir, 'farm.json'), 'utf8'));

@@ -27,6 +27,12 @@ export interface FarmPhoneSpec {
   profile?: 'android-8' | 'android-10' | 'android-12' | 'android-14';
   /** Whether its airplane-off / data-on hook rotates the carrier (default true; off when carriers are shared). */
   rotates?: boolean;
+  /**
+   * USB tethering on at start (default true). Off: no interface in sysfs and the link down until the
+   * phone is told to tether (the fake adb's tether-on hook makes the link and brings it up), as a
+   * real phone's RNDIS interface appears only then.
+   */
+  tethering?: boolean;
 }
 export interface FarmModemSpec {
   carrier: number;
@@ -129,14 +135,24 @@ export async function buildFarmHost(
       `link add ${iface} netns ${ns} type veth peer name ${l.cgnIface} netns ${nsName(lab.prefix, `cgn${p.carrier}`)}`,
     );
     cgn(p.carrier).push(`addr add ${l.gateway}/24 dev ${l.cgnIface}`, `link set ${l.cgnIface} up`);
-    hostCmds.push(
-      `addr add ${l.ip}/24 dev ${iface}`,
-      `link set ${iface} up`,
-      `route replace default via ${l.gateway} dev ${iface} metric ${METRIC_BASE + i}`,
-    );
+    const tethering = p.tethering ?? true;
+    const route = `route replace default via ${l.gateway} dev ${iface} metric ${METRIC_BASE + i}`;
+    hostCmds.push(`addr add ${l.ip}/24 dev ${iface}`, ...(tethering ? [`link set ${iface} up`, route] : []));
     const devDir = join(sysfsRoot, 'class', 'net', iface);
-    mkdirSync(devDir, { recursive: true });
-    symlinkSync(`../../../devices/pci0000:00/0000:00:14.0/usb1/1-1/${usb}/${usb}:1.0`, join(devDir, 'device'));
+    const target = `../../../devices/pci0000:00/0000:00:14.0/usb1/1-1/${usb}/${usb}:1.0`;
+    if (tethering) {
+      mkdirSync(devDir, { recursive: true });
+      symlinkSync(target, join(devDir, 'device'));
+    } else {
+      // Runs inside the farm host's namespace (the fake adb is the farm's child).
+      hook(
+        adbDir,
+        serial,
+        'tether-on',
+        `#!/bin/sh\n# lab: the phone's RNDIS interface appears\nmkdir -p '${devDir}' && ln -sfn '${target}' '${devDir}/device' && ` +
+          `ip link set ${iface} up && ip ${route}\n`,
+      );
+    }
     if (p.rotates ?? true) {
       hook(adbDir, serial, 'airplane-off', rotateHook(p.carrier));
       hook(adbDir, serial, 'data-on', rotateHook(p.carrier));
@@ -157,7 +173,7 @@ export async function buildFarmHost(
         product: `lab${i}`,
         device: `lab${i}`,
         profile,
-        tethering: true,
+        tethering,
       },
     };
   });
