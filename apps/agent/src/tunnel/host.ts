@@ -150,10 +150,10 @@ export function inProcessTunnel(io: TunIo): StartTunnel {
  * Whether the packet path gets a worker thread of its own. POCKETPROXY_AGENT_TUNNEL_THREAD=1 or =0
  * decides; by default only on a host with more than two cores. On its own thread the packet path
  * runs beside the proxies, which pays when the proxies' loop is the limit and a core is free for it.
- * On two cores it is not: every packet between the proxies and the TUN wakes the other thread
- * (a TUN read or socket event each way, tiny batches, a cross-thread wakeup that a virtualised host
- * charges dearly), while on one loop the packets of several connections wait for the same epoll
- * round and go in one batch. Lab, 2 cores, same build, two A/B pairs (docs/benchmarks.md, issue 13
+ * On two cores it is not: packets between the proxies and the TUN wake the other thread a few at
+ * a time (a TUN read or socket event each way, small batches, a cross-thread wakeup that a
+ * virtualised host charges dearly), while on one loop the packets of several connections wait for
+ * the same epoll round and go in one batch. Lab, 2 cores, same build, two A/B pairs (docs/benchmarks.md, issue 13
  * item 2): agent CPU per short connection 754 → 493 µs and 1,050 → 823 µs, new connections/s
  * 900 → 1,202 and 490 → 1,111 with the packet path on the main loop.
  */
