@@ -96,7 +96,8 @@ test('errors: a modem index that is not a number never reaches mmcli; unknown mo
       { index: 0, imei: '867962041234561', profile: 'quectel-ec25', fail: ['simple-connect'] },
       { index: 5, imei: '867962041234587', profile: 'quectel-ec25', slow_ms: 60_000 },
     ],
-    3_000,
+    // Generous for the answers (the fake is a Node script: seconds to start on a loaded host); the slow
+    // modem gets its own short deadline below.
   );
   for (const bad of ['0; reboot', '-J', '', 'any', '1234567', '../0']) {
     await assert.rejects(mm.modem(bad), { code: 'PP_ERR_AGENT_MODEM_BAD_ID' });
@@ -110,7 +111,9 @@ test('errors: a modem index that is not a number never reaches mmcli; unknown mo
     return true;
   });
   await assert.rejects(mm.reconnect('0'), /Service option not subscribed/);
-  await assert.rejects(mm.modem('5'), { code: 'PP_ERR_AGENT_TOOL_TIMEOUT' });
+  await assert.rejects(createMmcli({ path: FAKE_MMCLI, timeoutMs: 3_000 }).modem('5'), {
+    code: 'PP_ERR_AGENT_TOOL_TIMEOUT',
+  });
 });
 
 test('an APN or IP type with separators is not passed on (it would add keys to --simple-connect)', () => {
