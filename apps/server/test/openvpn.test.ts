@@ -564,6 +564,32 @@ test('DNS cache: an answer is reused for its TTL with the new query id and the t
   // Gone when the TTL has run out.
   assert.equal(c.get(ROUTE_A, dnsQuery(3), t0 + 60_000), undefined);
   assert.equal(c.size, 0);
+  // Negative answers (RFC 2308): NODATA and NXDOMAIN with an SOA, for min(SOA TTL, SOA MINIMUM).
+  const soaRr = (ttl: number, minimum: number) => {
+    const rdata = Buffer.concat([Buffer.from([0xc0, 0x10, 0xc0, 0x10]), Buffer.alloc(20)]);
+    rdata.writeUInt32BE(minimum, 20);
+    const h = Buffer.from([0xc0, 0x10, 0, 6, 0, 1, 0, 0, 0, 0, 0, rdata.length]);
+    h.writeUInt32BE(ttl, 6);
+    return Buffer.concat([h, rdata]);
+  };
+  const negative = (id: number, rcode: number, soa?: Buffer) =>
+    Buffer.concat([
+      Buffer.from([id >> 8, id & 255, 0x81, 0x80 | rcode, 0, 1, 0, 0, 0, soa ? 1 : 0, 0, 0]),
+      QUESTION,
+      soa ?? Buffer.alloc(0),
+    ]);
+  const n = createDnsAnswerCache();
+  n.put(ROUTE_A, dnsQuery(1), negative(1, 0, soaRr(3600, 60)), t0);
+  const nodata = n.get(ROUTE_A, dnsQuery(9), t0 + 20_000)!;
+  assert.equal(nodata.readUInt16BE(0), 9);
+  assert.equal(nodata.readUInt32BE(12 + QUESTION.length + 6), 40, 'negative TTL min(3600, 60) minus 20 s');
+  assert.equal(n.get(ROUTE_A, dnsQuery(9), t0 + 60_000), undefined);
+  n.put(ROUTE_A, dnsQuery(1), negative(1, 3, soaRr(30, 900)), t0);
+  assert.equal(n.get(ROUTE_A, dnsQuery(9), t0)!.readUInt16BE(2) & 0xf, 3, 'NXDOMAIN kept for 30 s');
+  assert.equal(n.get(ROUTE_A, dnsQuery(9), t0 + 30_000), undefined);
+  n.put(ROUTE_A, dnsQuery(1), negative(1, 0), t0);
+  assert.equal(n.size, 0, 'NODATA without an SOA: not kept');
+
   // Not kept: TTL 0, truncated, NXDOMAIN, no answer records, another question, a query that is a response.
   for (const [what, a] of [
     ['ttl 0', dnsAnswer(1, 0)],

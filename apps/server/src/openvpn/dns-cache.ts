@@ -6,8 +6,9 @@
 // the resolver's own answer to that question through that same connection, reused until its
 // smallest TTL runs out, so nothing is answered that the device's resolver did not say. The key
 // includes the connection (device, port, username): one customer's lookups never answer, or reveal
-// by their speed, another's. Only plain answers are kept: one question, opcode QUERY, RCODE NOERROR,
-// not truncated, at least one answer record, every TTL > 0 (capped at `maxTtlS`).
+// by their speed, another's. Only plain answers are kept: one question, opcode QUERY, not truncated;
+// NOERROR with answer records (for their smallest TTL), or NODATA / NXDOMAIN with an SOA in the
+// authority section (for its negative TTL, RFC 2308); every TTL > 0, capped at `maxTtlS`.
 //
 // The parser reads untrusted bytes (a device's or a resolver's); it never throws and never reads
 // past the buffer (fuzzed in openvpn.test.ts).
@@ -47,22 +48,34 @@ export function cacheableTtl(a: Buffer, question: Buffer, maxTtlS: number): { tt
   const no = { ttl: 0, at: [] };
   if (a.length < HEADER + question.length) return no;
   const flags = a.readUInt16BE(2);
-  // A response, opcode QUERY, not truncated, RCODE NOERROR; one question, the one asked.
-  if (!(flags & 0x8000) || ((flags >> 11) & 0xf) !== 0 || flags & 0x0200 || (flags & 0xf) !== 0) return no;
+  const rcode = flags & 0xf;
+  // A response, opcode QUERY, not truncated, NOERROR or NXDOMAIN; one question, the one asked.
+  if (!(flags & 0x8000) || ((flags >> 11) & 0xf) !== 0 || flags & 0x0200 || (rcode !== 0 && rcode !== 3)) return no;
   if (a.readUInt16BE(4) !== 1 || !a.subarray(HEADER, HEADER + question.length).equals(question)) return no;
-  const records = a.readUInt16BE(6);
-  if (records === 0) return no;
+  const answers = a.readUInt16BE(6);
+  // Records with answers; without (NODATA, NXDOMAIN) the authority section's SOA gives the negative
+  // TTL: min(its TTL, its MINIMUM) (RFC 2308 §5). No SOA: not kept.
+  const negative = answers === 0;
+  if (rcode === 3 && !negative) return no;
+  const records = negative ? a.readUInt16BE(8) : answers;
   let off = HEADER + question.length;
   let ttl = maxTtlS;
+  let soa = false;
   const at: number[] = [];
   for (let i = 0; i < records; i++) {
     off = skipName(a, off);
     if (off < 0 || off + 10 > a.length) return no;
-    ttl = Math.min(ttl, a.readUInt32BE(off + 4));
-    at.push(off + 4);
-    off += 10 + a.readUInt16BE(off + 8);
-    if (off > a.length) return no;
+    const type = a.readUInt16BE(off);
+    const rdEnd = off + 10 + a.readUInt16BE(off + 8);
+    if (rdEnd > a.length) return no;
+    if (!negative || (type === 6 && rdEnd - (off + 10) >= 22)) {
+      ttl = Math.min(ttl, a.readUInt32BE(off + 4), negative ? a.readUInt32BE(rdEnd - 4) : Number.POSITIVE_INFINITY);
+      at.push(off + 4);
+      soa ||= negative;
+    }
+    off = rdEnd;
   }
+  if (negative && !soa) return no;
   return ttl > 0 ? { ttl, at } : no;
 }
 
@@ -106,7 +119,11 @@ export function createDnsAnswerCache(o: { maxEntries?: number; maxTtlS?: number 
       m.delete(key);
       // Oldest first out (Map keeps insertion order): bounded memory whatever customers ask.
       while (m.size >= maxEntries) m.delete(m.keys().next().value!);
-      m.set(key, { answer: Buffer.from(answer), stored: now, expires: now + ttl * 1000, at });
+      const copy = Buffer.from(answer);
+      // A negative answer's SOA carries the negative TTL itself, so the time left served is never
+      // more than what the resolver allowed (its MINIMUM may be shorter than the record's TTL).
+      if (copy.readUInt16BE(6) === 0) for (const o of at) copy.writeUInt32BE(ttl, o);
+      m.set(key, { answer: copy, stored: now, expires: now + ttl * 1000, at });
     },
     get size() {
       return m.size;
