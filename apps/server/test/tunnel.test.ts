@@ -379,6 +379,39 @@ test('vpn/connected failing is retried; unknown device key triggers a peer refre
   }
 });
 
+test('forwarding poll: a device left with no ports is not told to refetch its credentials at every poll', async () => {
+  const rec = makeDevice(13);
+  const h = await startHarness([rec]);
+  try {
+    // TCP: the session keeps the relay's messages in order, so a command pushed after the polls is a barrier.
+    const d = await connectDevice(h, rec, 'tcp');
+    const hints = () => d.messages.filter((m) => m.kind === 'control' && m.control.type === 'credentials').length;
+    const barrier = async (id: string) => {
+      await push(h.tunnel.addresses.push, '/push', {
+        device_id: rec.device_id,
+        message: { kind: 'command', id, type: 'x' },
+      });
+      await waitFor(id, () => d.messages.some((m) => m.kind === 'command' && m.command.id === id));
+    };
+    await barrier('cmd_b0');
+    const first = hints();
+    rec.connections.length = 0; // its last connection deleted: one change, one hint
+    await h.tunnel.pollForwarding();
+    await barrier('cmd_b1');
+    assert.equal(hints(), first + 1);
+    assert.match(h.runner.scripts().at(-1)!, new RegExp(`delete element .*${rec.port}`));
+    // Nothing changes any more: no hint, no nft (was: a hint at every poll, ~10 s, for every portless device).
+    const scripts = h.runner.scripts().length;
+    await h.tunnel.pollForwarding();
+    await h.tunnel.pollForwarding();
+    await barrier('cmd_b2');
+    assert.equal(hints(), first + 1);
+    assert.equal(h.runner.scripts().length, scripts);
+  } finally {
+    await h.close();
+  }
+});
+
 test('POST /sync: a pushed change of one device is applied before the answer, and the device is told to refetch its credentials', async () => {
   const rec = makeDevice(11);
   const other = makeDevice(12);

@@ -65,7 +65,9 @@ export function createFirewallSync(c: FirewallSyncContext): FirewallSync {
     if (seq < e.fwdSeq) return false;
     e.fwdSeq = seq;
     const before = JSON.stringify(e.forwarding ?? null);
-    if (before === JSON.stringify(f) && e.ports.length > 0) return false;
+    // Unchanged, with or without ports: no apply, no credentials hint (a portless device was told to
+    // refetch at every poll).
+    if (before === JSON.stringify(f)) return false;
     c.usage.owe(e.forwarding);
     const { ports, rejected } = checkedPorts(c.base, e.id, { ...f, vpn_ip: e.vpnIp });
     for (const r of rejected) devLog(e).warn({ port: r.port, reason: r.reason }, 'port not forwarded');
