@@ -82,7 +82,9 @@ unplugged phone comes back as the same device with the same ports. Devices that 
 
 Options:
   --server URL              the PocketProxy API (needed to enroll new devices)
-  --enroll TOKEN            enrollment token from the dashboard (new devices need it)
+  --enroll TOKEN            enrollment token from the dashboard (new devices need it); or
+                            POCKETPROXY_ENROLL_TOKEN in the environment, which keeps it out of
+                            the process list (the systemd unit's farm.env)
   --fingerprint FP          the server key fingerprint shown with the token
   --insecure-http           allow a plain http:// server that is not loopback (a lab); needs
                             the fingerprint
@@ -302,11 +304,14 @@ function parseFarm(rest: readonly string[]): Parsed {
   const str = (k: string) => values[k] as string | undefined;
   const insecureHttp = Boolean(values['insecure-http']);
   const server = str('server');
-  const token = str('enroll');
+  // The environment keeps the token out of `ps` (/proc/<pid>/cmdline is world-readable, environ is not).
+  const fromEnv = process.env.POCKETPROXY_ENROLL_TOKEN?.trim() || undefined;
+  const token = str('enroll') ?? fromEnv;
+  const tokenFrom = str('enroll') !== undefined ? '--enroll' : 'POCKETPROXY_ENROLL_TOKEN';
   const fingerprint = str('fingerprint');
   if (token !== undefined && !/^[A-Za-z0-9_-]{16,200}$/.test(token))
-    problems.push('--enroll must be the enrollment token from the dashboard (base64url)');
-  if (token !== undefined && !server) problems.push('--enroll needs --server');
+    problems.push(`${tokenFrom} must be the enrollment token from the dashboard (base64url)`);
+  if (token !== undefined && !server) problems.push(`${tokenFrom} needs --server`);
   if (fingerprint !== undefined && !FINGERPRINT_PATTERN.test(fingerprint))
     problems.push('--fingerprint must be 22 characters of base64url');
   if (server) {

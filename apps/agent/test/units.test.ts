@@ -575,3 +575,27 @@ test('egress: one DNS cache across interface snapshots, --dns-cache-ms 0 disable
   await off.resolveUdp('echo.test');
   assert.equal(lookups, 2);
 });
+
+test('farm: the enrollment token from POCKETPROXY_ENROLL_TOKEN (kept out of the process list); --enroll wins', () => {
+  const saved = process.env.POCKETPROXY_ENROLL_TOKEN;
+  try {
+    process.env.POCKETPROXY_ENROLL_TOKEN = 'fromenvironment0123456';
+    const p = parseCli(['farm', '--server', 'https://proxy.example.com']);
+    assert.ok(p.command === 'farm');
+    assert.equal(p.farm.enrollToken, 'fromenvironment0123456');
+    const q = parseCli(['farm', '--server', 'https://proxy.example.com', '--enroll', 'fromthecommandline0123']);
+    assert.ok(q.command === 'farm');
+    assert.equal(q.farm.enrollToken, 'fromthecommandline0123');
+    // Checked like the flag, and named as where it came from.
+    process.env.POCKETPROXY_ENROLL_TOKEN = 'bad token';
+    assert.throws(
+      () => parseCli(['farm', '--server', 'https://proxy.example.com']),
+      /POCKETPROXY_ENROLL_TOKEN must be/,
+    );
+    process.env.POCKETPROXY_ENROLL_TOKEN = 'fromenvironment0123456';
+    assert.throws(() => parseCli(['farm']), /POCKETPROXY_ENROLL_TOKEN needs --server/);
+  } finally {
+    if (saved === undefined) delete process.env.POCKETPROXY_ENROLL_TOKEN;
+    else process.env.POCKETPROXY_ENROLL_TOKEN = saved;
+  }
+});
