@@ -6,8 +6,11 @@
 //   one token -> four devices enrolled, online, each a different exit address (its carrier's); the
 //   phone whose USB tethering was off has it switched on by the farm (its interface appears then)
 //   rotate one phone (API rotate_ip -> adb airplane on/off -> hook)  -> only its address changes
+//   rotate the modem (API rotate_ip -> mmcli disconnect/connect -> hook) -> only its address changes
 //   unplug one phone (adb no longer lists it + its link down)          -> only it goes offline
 //   plug it back                                                      -> same device id, same port, answering
+//   the modem's reconnect also renumbers its interface (a bearer's new address): the farm restarts
+//   that device                                  -> same device id, same port, the new exit address
 //
 // Needs root (namespaces, TUN); skips loudly otherwise. Run under `flock /tmp/pp-lab.lock`.
 import { describe, it, before, after } from 'node:test';
@@ -59,6 +62,33 @@ describe('farm host: one process, three phones and a modem (lab)', {
   };
   const device = async (id: string): Promise<Json> => (await relay.api.call('GET', `/api/devices/${id}`)).body;
   const farmOutput = () => farm?.lines.slice(-60).join('\n') ?? '';
+  const farmStatus = (): Json => JSON.parse(readFileSync(join(stateDir, 'farm-status.json'), 'utf8'));
+  /** Every device's exit address now, by hardware id. */
+  const exitsNow = async () => {
+    const m = new Map<string, string | null>();
+    for (const [hw, d] of devices) m.set(hw, await proxyGet(d.conn!));
+    return m;
+  };
+  /** rotate_ip through the API; resolves with the command's final status and result. */
+  const rotate = async (id: string): Promise<{ state: string; result: Json }> => {
+    const post = await relay.api.call('POST', `/api/devices/${id}/commands`, { type: 'rotate_ip' });
+    assert.ok(post.status < 300, `rotate accepted: ${post.status} ${post.text}`);
+    let state = '';
+    let result: Json;
+    await waitUntil(
+      async () => {
+        const list = (await relay.api.ok('GET', `/api/devices/${id}/commands`)).items ?? [];
+        const c = list.find((x: Json) => x.id === post.body.id);
+        state = c?.status ?? '';
+        result = c?.result ?? c?.error;
+        return ['succeeded', 'failed', 'expired'].includes(state);
+      },
+      { timeoutMs: 90_000, intervalMs: 500, what: 'rotate_ip finished' },
+    ).catch((e) => {
+      throw new Error(`${(e as Error).message} (last status ${state})\n${farmOutput()}`);
+    });
+    return { state, result };
+  };
 
   before(async () => {
     // dev1 is the farm host (its wwan0 the host's own uplink); carriers 2-4 the phones', 5 the modem's.
@@ -202,22 +232,8 @@ describe('farm host: one process, three phones and a modem (lab)', {
 
   it('rotating one phone (airplane mode by adb) changes only its exit address', async () => {
     const [serial, a] = [...devices][0]!;
-    const before = new Map<string, string>();
-    for (const [hw, d] of devices) before.set(hw, (await proxyGet(d.conn!))!);
-    const post = await relay.api.call('POST', `/api/devices/${a.id}/commands`, { type: 'rotate_ip' });
-    assert.ok(post.status < 300, `rotate accepted: ${post.status} ${post.text}`);
-    let state = '';
-    let result: Json;
-    await waitUntil(
-      async () => {
-        const list = (await relay.api.ok('GET', `/api/devices/${a.id}/commands`)).items ?? [];
-        const c = list.find((x: Json) => x.id === post.body.id);
-        state = c?.status ?? '';
-        result = c?.result;
-        return ['succeeded', 'failed', 'expired'].includes(state);
-      },
-      { timeoutMs: 60_000, intervalMs: 500, what: 'rotate_ip finished' },
-    );
+    const before = await exitsNow();
+    const { state, result } = await rotate(a.id);
     assert.equal(state, 'succeeded', `rotation: ${JSON.stringify(result)}\n${farmOutput()}`);
     const fresh = await lab.carrierAddress(a.carrier);
     assert.notEqual(fresh, before.get(serial), 'the carrier moved');
@@ -230,6 +246,42 @@ describe('farm host: one process, three phones and a modem (lab)', {
     assert.match(calls, new RegExp(`${serial}.*airplane`), 'the farm drove airplane mode through adb');
     for (const [hw, d] of devices) {
       if (hw === serial) continue;
+      assert.equal(await proxyGet(d.conn!), before.get(hw), `${hw} kept its address`);
+    }
+  });
+
+  it('rotating the modem (bearer reconnect by mmcli) changes only its exit address', async () => {
+    const modem = host.modems[0]!;
+    const m = devices.get(modem.imei)!;
+    const before = await exitsNow();
+    assert.equal(before.get(modem.imei), await lab.carrierAddress(m.carrier), 'the modem answers before');
+    const { state, result } = await rotate(m.id);
+    assert.equal(state, 'succeeded', `rotation: ${JSON.stringify(result)}\n${farmOutput()}`);
+    const fresh = await lab.carrierAddress(m.carrier);
+    assert.notEqual(fresh, before.get(modem.imei), 'the carrier moved');
+    assert.equal(result.new_ip, fresh, 'the agent reports the new address');
+    assert.equal(result.old_ip, before.get(modem.imei), 'and the old one');
+    await waitUntil(async () => (await proxyGet(m.conn!)) === fresh, {
+      timeoutMs: 15_000,
+      intervalMs: 300,
+      what: `the modem exits from ${fresh}`,
+    });
+    // ModemManager drove it: disconnect, then connect, as argv (modem index 0).
+    const calls = readFileSync(join(host.mmcliDir, 'calls.log'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as string[]);
+    const disc = calls.findIndex((c) => c.join(' ') === '-m 0 --simple-disconnect');
+    const conn = calls.findIndex(
+      (c, k) => k > disc && c[0] === '-m' && c[1] === '0' && c.some((a) => a.startsWith('--simple-connect=')),
+    );
+    assert.ok(disc >= 0 && conn > disc, `mmcli disconnect then connect: ${JSON.stringify(calls.slice(-8))}`);
+    // The bearer kept its address: the farm did not restart the device.
+    const st = farmStatus().devices.find((x: Json) => x.hardware_id === modem.imei);
+    assert.equal(st?.status, 'running');
+    assert.equal(st?.address, modem.ip, 'the modem interface kept its address');
+    for (const [hw, d] of devices) {
+      if (hw === modem.imei) continue;
       assert.equal(await proxyGet(d.conn!), before.get(hw), `${hw} kept its address`);
     }
   });
@@ -275,5 +327,59 @@ describe('farm host: one process, three phones and a modem (lab)', {
       intervalMs: 500,
       what: `${serial} online again`,
     });
+  });
+
+  it('a modem reconnect that renumbers its interface: the farm restarts that device, same id and port, the new exit address', async () => {
+    const modem = host.modems[0]!;
+    const m = devices.get(modem.imei)!;
+    const [, renumbered] = host.renumberOnReconnect(modem.imei);
+    const stBefore = farmStatus().devices.find((x: Json) => x.hardware_id === modem.imei);
+    assert.equal(stBefore?.address, modem.ip, 'the modem starts on its first address');
+    const before = await exitsNow();
+    const countBefore = ((await relay.api.ok('GET', '/api/devices')).items ?? []).length;
+    const outcome = rotate(m.id);
+    // The interface moves under the running agent; the scan sees it and restarts the device.
+    await waitUntil(
+      async () => {
+        const st = farmStatus().devices.find((x: Json) => x.hardware_id === modem.imei);
+        return st?.address === renumbered && st?.status === 'running';
+      },
+      { timeoutMs: 60_000, intervalMs: 500, what: `the modem running again on ${renumbered}` },
+    ).catch((e) => {
+      throw new Error(`${(e as Error).message}\n${farmOutput()}`);
+    });
+    assert.match(farmOutput(), /interface address changed; restarting the device/, 'the farm says why it restarted it');
+    const fresh = await lab.carrierAddress(m.carrier);
+    assert.notEqual(fresh, before.get(modem.imei), 'the carrier moved');
+    let got: string | null = null;
+    await waitUntil(
+      async () => {
+        got = await proxyGet(m.conn!);
+        return got === fresh;
+      },
+      { timeoutMs: 60_000, intervalMs: 500, what: `the modem exits from ${fresh} on port ${m.conn!.port}` },
+    ).catch((e) => {
+      throw new Error(`${(e as Error).message} (last answer ${got})\n${farmOutput()}`);
+    });
+    const st = farmStatus().devices.find((x: Json) => x.hardware_id === modem.imei);
+    assert.equal(st.device_id, m.id, 'the same device id');
+    assert.equal(((await relay.api.ok('GET', '/api/devices')).items ?? []).length, countBefore, 'no new device');
+    assert.equal((await relay.api.ok('GET', `/api/connections/${m.conn!.id}`)).port, m.conn!.port, 'the same port');
+    await waitUntil(
+      async () => {
+        const d = await device(m.id);
+        return d.status === 'online' && d.tunnel_connected === true;
+      },
+      { timeoutMs: 30_000, intervalMs: 500, what: 'the modem online with its tunnel' },
+    );
+    // The command outlives the agent that ran it: its result goes by the host's own uplink, and the
+    // address check reads the interface's address at each try (the new one).
+    const { state, result } = await outcome;
+    assert.equal(state, 'succeeded', `rotation across the renumbering: ${JSON.stringify(result)}`);
+    assert.equal(result.new_ip, fresh, 'it reports the new exit address');
+    for (const [hw, d] of devices) {
+      if (hw === modem.imei) continue;
+      assert.equal(await proxyGet(d.conn!), before.get(hw), `${hw} kept its address`);
+    }
   });
 });

@@ -72,6 +72,12 @@ export interface FarmHost {
   env: Record<string, string>;
   unplug(serial: string): Promise<void>;
   plug(serial: string): Promise<void>;
+  /**
+   * From now on the modem's reconnect hook also renumbers its interface (.2 <-> .3 of its /24), as a
+   * real bearer (QMI / MBIM raw IP) comes back from a reconnect with a new address of its own, besides
+   * its carrier's new public one. Returns the two addresses it alternates between.
+   */
+  renumberOnReconnect(imei: string): string[];
   /** Rewrites devices.json / modems.json from what is plugged now. */
   writeLists(): void;
   cleanup(): void;
@@ -106,11 +112,13 @@ export async function buildFarmHost(
     const subnet = `100.${80 + carrier}.${k}`;
     return { k, ip: `${subnet}.2`, gateway: `${subnet}.1`, cgnIface: `ph${k}` };
   };
-  const rotateHook = (carrier: number) =>
-    `#!/bin/sh\n# lab: the phone's radio came back: its carrier hands out a new address\nexec ${lab
+  const rotateLine = (carrier: number) =>
+    `${lab
       .rotateCommand(carrier)
       .map((a) => `'${a.replace(/'/g, `'\\''`)}'`)
       .join(' ')} >/dev/null 2>&1\n`;
+  const rotateHook = (carrier: number) =>
+    `#!/bin/sh\n# lab: the phone's radio came back: its carrier hands out a new address\nexec ${rotateLine(carrier)}`;
   const hook = (base: string, id: string, event: string, body: string) => {
     const d = join(base, 'hooks', id);
     mkdirSync(d, { recursive: true });
@@ -126,6 +134,7 @@ export async function buildFarmHost(
     cgnCmds.set(c, l);
     return l;
   };
+  const modemRoute = new Map<string, string>();
   const phones: FarmPhone[] = opts.phones.map((p, i) => {
     const l = link(p.carrier);
     const iface = `usb${i}`;
@@ -191,6 +200,7 @@ export async function buildFarmHost(
       `route replace default via ${l.gateway} dev ${iface} metric ${METRIC_BASE + 500 + i}`,
     );
     hook(mmcliDir, imei, 'reconnect', rotateHook(m.carrier));
+    modemRoute.set(imei, `route replace default via ${l.gateway} dev ${iface} metric ${METRIC_BASE + 500 + i}`);
     return {
       imei,
       iface,
@@ -257,6 +267,24 @@ export async function buildFarmHost(
       ]);
       unplugged.delete(serial);
       writeLists();
+    },
+    renumberOnReconnect(imei) {
+      const m = modems.find((x) => x.imei === imei);
+      if (!m) throw new Error(`no lab modem ${imei}`);
+      const base = m.ip.replace(/\.\d+$/, '');
+      const pair = [`${base}.2`, `${base}.3`];
+      // Runs in the farm host's namespace (the fake mmcli is the farm's child), after the carrier moved.
+      // Flush first: the bearer is down in between, as on a real reconnect (the route goes with it).
+      hook(
+        mmcliDir,
+        imei,
+        'reconnect',
+        `#!/bin/sh\n# lab: the bearer came back with a new address, its carrier with a new public one\n` +
+          rotateLine(m.carrier) +
+          `if ip -4 -o addr show dev ${m.iface} | grep -q ' ${pair[0]}/'; then new=${pair[1]}; else new=${pair[0]}; fi\n` +
+          `ip addr flush dev ${m.iface} && ip addr add $new/24 dev ${m.iface} && ip ${modemRoute.get(imei)}\n`,
+      );
+      return pair;
     },
     cleanup() {
       rmSync(dir, { recursive: true, force: true });
