@@ -89,6 +89,8 @@ async function setup(o: { startFails?: (cfg: RunConfig) => boolean } = {}) {
     wifiOff: async (serial) => void wifiOff.push(serial),
   };
   const modems: FarmModemInfo[] = [];
+  /** A modem interface's address when set (undefined: none, e.g. between a reconnect's flush and its new lease). */
+  const wwanAddress: Record<string, string | undefined> = {};
   const mmcli: FarmMmcli = {
     list: async () => modems.map((m) => m.id),
     modem: async (id) => modems.find((m) => m.id === id)!,
@@ -131,7 +133,12 @@ async function setup(o: { startFails?: (cfg: RunConfig) => boolean } = {}) {
           : /^usb\d$/.test(ifname)
             ? { exists: true, up: true, ipv4: `10.1.${ifname.slice(3)}.2`, operstate: 'up' }
             : ifname.startsWith('wwan')
-              ? { exists: true, up: true, ipv4: `10.0.0.${ifname.slice(4)}`, operstate: 'unknown' }
+              ? {
+                  exists: true,
+                  up: true,
+                  ipv4: ifname in wwanAddress ? wwanAddress[ifname] : `10.0.0.${ifname.slice(4)}`,
+                  operstate: 'unknown',
+                }
               : { exists: false, up: false },
     createAgent: (cfg, d) => {
       const a: StubAgent = { cfg, deps: d, started: false, stopped: false };
@@ -167,6 +174,7 @@ async function setup(o: { startFails?: (cfg: RunConfig) => boolean } = {}) {
     farm,
     phones,
     modems,
+    wwanAddress,
     agents,
     enrolls,
     tethering,
@@ -474,6 +482,70 @@ test('two phones that gave this host the same address: the second waits, with th
       /usb6 has the address 127\.0\.0\.1 that lo .*phone:FIRST1.* renew its DHCP lease/,
     );
     assert.equal(s.agents.length, 1, 'no second agent on the same address');
+  } finally {
+    await s.done();
+  }
+});
+
+test('a modem whose interface is renumbered by a reconnect: restarted on the new address, same state, slot and TUN, not enrolled again', async () => {
+  const s = await setup();
+  try {
+    s.phones.push({ serial: 'GOOD1', state: 'device', usb: '1-1.3' });
+    s.modems.push({
+      id: '0',
+      imei: '359072066123456',
+      model: 'EC25',
+      bearers: [{ id: '1', connected: true, interface: 'wwan1' }],
+    });
+    s.wwanAddress.wwan1 = '100.85.1.2';
+    await s.tick();
+    const hw = '359072066123456';
+    assert.equal(s.status(hw)?.status, 'running');
+    assert.equal(s.status(hw)?.address, '100.85.1.2');
+    const first = s.agents.find((a) => a.cfg.egressInterface === 'wwan1')!;
+    const phone = s.agents.find((a) => a.cfg.egressInterface === 'usb1')!;
+    const dir = first.cfg.stateDir;
+    const tun = first.cfg.tunnelInterface;
+    const table = first.cfg.replyTable;
+    const enrolled = s.enrolls.length;
+
+    // The bearer reconnects: its interface loses its address first. The device stops (its sockets are
+    // bound to an address that is gone) and waits; the phone is not touched.
+    s.wwanAddress.wwan1 = undefined;
+    await s.tick();
+    assert.equal(first.stopped, true, 'the agent on the old address stopped');
+    assert.equal(s.status(hw)?.status, 'waiting-interface');
+    assert.match(s.status(hw)!.reason!, /wwan1 has no IPv4 address/);
+    assert.equal(s.status(hw)?.tun, null);
+    assert.equal(phone.stopped, false, 'the phone keeps running');
+
+    // The new address: a new agent from the same saved state, on the same slot.
+    s.wwanAddress.wwan1 = '100.85.1.3';
+    await s.tick();
+    const second = s.agents[s.agents.length - 1]!;
+    assert.notEqual(second, first);
+    assert.equal(second.started, true);
+    assert.equal(second.cfg.stateDir, dir, 'the same device (its saved state)');
+    assert.equal(second.cfg.tunnelInterface, tun, 'the same TUN');
+    assert.equal(second.cfg.replyTable, table, 'the same reply table');
+    assert.equal(second.cfg.egressInterface, 'wwan1');
+    assert.equal(s.enrolls.length, enrolled, 'not enrolled again');
+    assert.equal(s.status(hw)?.status, 'running');
+    assert.equal(s.status(hw)?.address, '100.85.1.3');
+    assert.equal(s.status(hw)?.device_id, 'dev_359072066123456');
+
+    // Renumbered in one move (no scan saw it without an address): restarted at once, in the same step.
+    s.wwanAddress.wwan1 = '100.85.1.2';
+    await s.farm.scan();
+    await s.farm.settled();
+    const third = s.agents[s.agents.length - 1]!;
+    assert.equal(second.stopped, true);
+    assert.notEqual(third, second);
+    assert.equal(third.started, true);
+    assert.equal(third.cfg.tunnelInterface, tun);
+    assert.equal(s.status(hw)?.address, '100.85.1.2');
+    assert.equal(s.agents.filter((a) => a.started && !a.stopped).length, 2, 'one agent per device, never two');
+    assert.equal(phone.stopped, false);
   } finally {
     await s.done();
   }
