@@ -22,27 +22,33 @@ export interface Tunnel {
   readonly head: Buffer;
 }
 
+/**
+ * Reads a proxy's answer to CONNECT: undefined while its head is incomplete, the head's length when it
+ * is a 2xx, else a PPError (rejected with the status and the device's X-PocketProxy-Error, or malformed).
+ */
+export function readConnectAnswer(buf: Buffer): number | undefined {
+  let end: number;
+  let status: number;
+  let code = 'none';
+  try {
+    end = findHeadEnd(buf);
+    if (end < 0) return undefined;
+    const head = parseResponseHead(buf.subarray(0, end));
+    status = head.status;
+    code = head.headers.find((h) => h.lower === 'x-pocketproxy-error')?.value ?? 'none';
+  } catch (e) {
+    throw proxyError('PP_ERR_PROXY_BAD_UPSTREAM_RESPONSE', {}, { cause: e });
+  }
+  if (status < 200 || status > 299) throw proxyError('PP_ERR_PROXY_UPSTREAM_REJECTED', { status, code });
+  return end;
+}
+
 export function connectVia(o: ConnectViaOptions): Promise<Tunnel> {
   const authority = net.isIPv6(o.host) ? `[${o.host}]:${o.port}` : `${o.host}:${o.port}`;
   const lines = [`CONNECT ${authority} HTTP/1.1`, `Host: ${authority}`];
   if (o.auth) lines.push(`Proxy-Authorization: ${basicAuthValue(o.auth.username, o.auth.password)}`);
   const request = `${lines.join('\r\n')}\r\n\r\n`;
-  return proxyHandshake(o, request, (buf) => {
-    let end: number;
-    let status: number;
-    let code = 'none';
-    try {
-      end = findHeadEnd(buf);
-      if (end < 0) return undefined;
-      const head = parseResponseHead(buf.subarray(0, end));
-      status = head.status;
-      code = head.headers.find((h) => h.lower === 'x-pocketproxy-error')?.value ?? 'none';
-    } catch (e) {
-      throw proxyError('PP_ERR_PROXY_BAD_UPSTREAM_RESPONSE', {}, { cause: e });
-    }
-    if (status < 200 || status > 299) throw proxyError('PP_ERR_PROXY_UPSTREAM_REJECTED', { status, code });
-    return end;
-  }).then(({ socket, rest }) => ({ socket, head: rest }));
+  return proxyHandshake(o, request, readConnectAnswer).then(({ socket, rest }) => ({ socket, head: rest }));
 }
 
 /**

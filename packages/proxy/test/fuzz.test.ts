@@ -14,6 +14,7 @@ import {
   parseClientHello,
   classifyFirstBytes,
   readSocks5Answers,
+  readConnectAnswer,
   createHttpProxy,
   createSocks5Server,
 } from '../src/index.js';
@@ -218,6 +219,36 @@ it('SOCKS5 client: reply parser and answer reader (only PPError; a verdict on a 
       if (prefix !== JSON.stringify({ kind: 'more' })) assert.equal(prefix, whole);
       const parsed = JSON.parse(whole.startsWith('throws') ? '{}' : whole) as { kind?: string; length?: number };
       if (parsed.kind === 'connected') assert.ok(parsed.length! <= b.length);
+    }),
+    RUNS,
+  );
+});
+
+it('CONNECT answer reader (relay -> device): only PPError; a head length inside the bytes; a verdict on a prefix holds with more bytes', () => {
+  const answer = fc.oneof(
+    bytes,
+    headish.map((h) => Buffer.from(`HTTP/1.1 ${h}`, 'latin1')),
+    fc
+      .tuple(fc.integer({ min: 100, max: 599 }), bytes)
+      .map(([st, rest]) =>
+        Buffer.concat([Buffer.from(`HTTP/1.1 ${st} X\r\nX-PocketProxy-Error: e\r\n\r\n`, 'latin1'), rest]),
+      ),
+  );
+  const verdict = (b: Buffer): string => {
+    try {
+      const end = readConnectAnswer(b);
+      if (end !== undefined) assert.ok(Number.isInteger(end) && end > 0 && end <= b.length);
+      return end === undefined ? 'more' : 'ok';
+    } catch (e) {
+      assert.ok(isPPError(e), String(e));
+      return e.code;
+    }
+  };
+  fc.assert(
+    fc.property(answer, fc.nat(), (b, cut) => {
+      const whole = verdict(b);
+      const prefix = verdict(b.subarray(0, cut % (b.length + 1)));
+      if (prefix !== 'more') assert.equal(whole, prefix);
     }),
     RUNS,
   );

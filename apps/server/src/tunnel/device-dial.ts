@@ -15,9 +15,8 @@
 import * as net from 'node:net';
 import {
   classifyDialError,
-  findHeadEnd,
-  parseResponseHead,
   proxyError,
+  readConnectAnswer,
   readSocks5Answers,
   socks5Hello,
   type ConnectViaOptions,
@@ -79,22 +78,7 @@ export async function dialThroughConnection(
   const authority = net.isIPv6(host) ? `[${host}]:${port}` : `${host}:${port}`;
   const basic = Buffer.from(`${route.username}:${route.password}`, 'utf8').toString('base64');
   const head = `CONNECT ${authority} HTTP/1.1\r\nHost: ${authority}\r\nProxy-Authorization: Basic ${basic}\r\n\r\n`;
-  return pipelined(o, Buffer.concat([Buffer.from(head, 'latin1'), early]), (buf) => {
-    let end: number;
-    let status: number;
-    let code = 'none';
-    try {
-      end = findHeadEnd(buf);
-      if (end < 0) return undefined;
-      const h = parseResponseHead(buf.subarray(0, end));
-      status = h.status;
-      code = h.headers.find((x) => x.lower === 'x-pocketproxy-error')?.value ?? 'none';
-    } catch (e) {
-      throw proxyError('PP_ERR_PROXY_BAD_UPSTREAM_RESPONSE', {}, { cause: e });
-    }
-    if (status < 200 || status > 299) throw proxyError('PP_ERR_PROXY_UPSTREAM_REJECTED', { status, code });
-    return end;
-  });
+  return pipelined(o, Buffer.concat([Buffer.from(head, 'latin1'), early]), readConnectAnswer);
 }
 
 /** A socket in delayed-ACK mode when the addon is there (else a plain one), connecting to the device. */

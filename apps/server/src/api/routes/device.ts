@@ -17,10 +17,30 @@ import {
   rotationView,
   waitForCommand,
 } from '../../services/rotation.js';
-import { deviceTunnel } from '../../services/devices.js';
+import { deviceTunnel, type DeviceSecrets } from '../../services/devices.js';
 import { deviceCredentials } from '../../services/connections.js';
 import { markDeviceApplied } from '../../services/live.js';
 import { apiError } from '../../errors.js';
+
+/** What a new device is told, paired by code or enrolled by a farm host: its identity, tunnel and the keys to check. */
+export function pairingAnswer(ctx: Ctx, s: DeviceSecrets) {
+  const relayKey = s.relay.public_key;
+  return {
+    device_id: s.device.id,
+    auth_token: s.auth_token,
+    relay: { id: s.relay.id, host: s.relay.host, port: s.relay.port },
+    tunnel: {
+      server_public_key: relayKey,
+      server_public_key_endorsement: relayKey ? ctx.serverKey.endorseRelayKey(s.device.id, relayKey) : null,
+      psk: s.psk,
+      private_key: s.private_key,
+      mtu: ctx.config.tunnelMtu,
+      subnet: ctx.config.deviceSubnet,
+      vpn_ip: s.device.vpn_ip,
+    },
+    server_key: { public_key: ctx.serverKey.publicKey, fingerprint: ctx.serverKey.fingerprint },
+  };
+}
 
 export function deviceRoutes(
   r: Router,
@@ -41,22 +61,7 @@ export function deviceRoutes(
     handler: async ({ body, req }) => {
       limits.pair.hit(req.ip);
       const s = await pair(ctx, body);
-      const relayKey = s.relay.public_key;
-      return {
-        device_id: s.device.id,
-        auth_token: s.auth_token,
-        relay: { id: s.relay.id, host: s.relay.host, port: s.relay.port },
-        tunnel: {
-          server_public_key: relayKey,
-          server_public_key_endorsement: relayKey ? ctx.serverKey.endorseRelayKey(s.device.id, relayKey) : null,
-          psk: s.psk,
-          private_key: s.private_key,
-          mtu: ctx.config.tunnelMtu,
-          subnet: ctx.config.deviceSubnet,
-          vpn_ip: s.device.vpn_ip,
-        },
-        server_key: { public_key: ctx.serverKey.publicKey, fingerprint: ctx.serverKey.fingerprint },
-      };
+      return pairingAnswer(ctx, s);
     },
   });
   r.add({

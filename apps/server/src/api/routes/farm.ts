@@ -12,6 +12,7 @@ import {
   listEnrollmentTokens,
   revokeEnrollmentToken,
 } from '../../services/enrollment.js';
+import { pairingAnswer } from './device.js';
 import { getFarmHost, listFarmHosts, renameFarmHost, rotateFarmHost } from '../../services/farm-hosts.js';
 
 /** Refusals of the token itself (counted by the stricter per-address limit). */
@@ -90,23 +91,7 @@ export function farmRoutes(
         }
         throw e;
       }
-      const relayKey = s.relay.public_key;
-      return {
-        device_id: s.device.id,
-        auth_token: s.auth_token,
-        relay: { id: s.relay.id, host: s.relay.host, port: s.relay.port },
-        tunnel: {
-          server_public_key: relayKey,
-          server_public_key_endorsement: relayKey ? ctx.serverKey.endorseRelayKey(s.device.id, relayKey) : null,
-          psk: s.psk,
-          private_key: s.private_key,
-          mtu: ctx.config.tunnelMtu,
-          subnet: ctx.config.deviceSubnet,
-          vpn_ip: s.device.vpn_ip,
-        },
-        server_key: { public_key: ctx.serverKey.publicKey, fingerprint: ctx.serverKey.fingerprint },
-        farm_host_id: s.farm_host_id,
-      };
+      return { ...pairingAnswer(ctx, s), farm_host_id: s.farm_host_id };
     },
   });
 
