@@ -363,6 +363,17 @@ describe('farm host: one process, three phones and a modem (lab)', {
     });
     const st = farmStatus().devices.find((x: Json) => x.hardware_id === modem.imei);
     assert.equal(st.device_id, m.id, 'the same device id');
+    // Its egress source rule moved with it: one for the new address, none left for the old one
+    // (a stale rule would send whoever gets that address next out of this modem's table).
+    const rules = (await lab.exec(host.role, 'ip', ['-4', 'rule', 'show'], { timeoutMs: 5_000 })).stdout;
+    const egress = rules.split('\n').filter((l) => /lookup 56\d\d\b/.test(l));
+    assert.equal(
+      egress.filter((l) => l.includes(`from ${renumbered} `)).length,
+      1,
+      `a rule for ${renumbered}:\n${rules}`,
+    );
+    assert.ok(!egress.some((l) => l.includes(`from ${modem.ip} `)), `no rule left for ${modem.ip}:\n${rules}`);
+    assert.equal(egress.length, 4, `one egress rule per device:\n${rules}`);
     assert.equal(((await relay.api.ok('GET', '/api/devices')).items ?? []).length, countBefore, 'no new device');
     assert.equal((await relay.api.ok('GET', `/api/connections/${m.conn!.id}`)).port, m.conn!.port, 'the same port');
     await waitUntil(
