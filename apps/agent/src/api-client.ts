@@ -54,6 +54,8 @@ export interface HeartbeatBody {
     signal?: number | null;
     carrier?: string | null;
     network_type?: string | null;
+    /** Battery temperature, °C. */
+    temperature?: number | null;
   };
   public_ip?: string | null;
   agent_version?: string;

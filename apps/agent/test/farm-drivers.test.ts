@@ -162,10 +162,10 @@ test('adbMetrics per Android version (recorded dumpsys outputs), valid for the h
     { serial: 'P14', state: 'device', profile: 'android-14' },
   ]);
   const want = {
-    P8: { battery: 72, charging: true, signal: -97, carrier: 'Telekom.de', network_type: 'LTE' },
-    P10: { battery: 100, charging: true, signal: -103, carrier: 'vodafone UK', network_type: 'LTE' },
-    P12: { battery: 59, charging: false, signal: -89, carrier: 'Orange F', network_type: 'NR NSA' },
-    P14: { battery: 88, charging: true, signal: -84, carrier: 'T-Mobile', network_type: 'NR' },
+    P8: { battery: 72, charging: true, signal: -97, carrier: 'Telekom.de', network_type: 'LTE', temperature: 30.2 },
+    P10: { battery: 100, charging: true, signal: -103, carrier: 'vodafone UK', network_type: 'LTE', temperature: 28.7 },
+    P12: { battery: 59, charging: false, signal: -89, carrier: 'Orange F', network_type: 'NR NSA', temperature: 34.1 },
+    P14: { battery: 88, charging: true, signal: -84, carrier: 'T-Mobile', network_type: 'NR', temperature: 31.8 },
   };
   for (const [serial, m] of Object.entries(want)) {
     const got = await adbMetrics(adb, serial, { timeoutMs: 30_000 });
@@ -176,7 +176,7 @@ test('adbMetrics per Android version (recorded dumpsys outputs), valid for the h
 
 test('adbMetrics of a phone that does not answer: nulls after one deadline, not four', async () => {
   const { d, adb } = await phones([{ serial: 'SLOW', state: 'device', profile: 'android-14', slow_ms: 60_000 }], 2_000);
-  const nulls = { battery: null, charging: null, signal: null, carrier: null, network_type: null };
+  const nulls = { battery: null, charging: null, signal: null, carrier: null, network_type: null, temperature: null };
   assert.deepEqual(await adbMetrics(adb, 'SLOW', { timeoutMs: 2_000 }), nulls);
   // One call at most (a loaded host may kill the fake before it logs it), not one per dumpsys.
   assert.ok((await d.calls()).length <= 1);
@@ -197,6 +197,7 @@ test('modemMetrics: signal % as 0-4 bars, operator, network type; a modem gone g
     signal: 3,
     carrier: 'Telekom.de',
     network_type: 'LTE',
+    temperature: null,
   });
   assert.deepEqual(await modemMetrics(mm, '1'), {
     battery: null,
@@ -204,6 +205,7 @@ test('modemMetrics: signal % as 0-4 bars, operator, network type; a modem gone g
     signal: 4,
     carrier: 'vodafone UK',
     network_type: 'NR NSA',
+    temperature: null,
   });
   assert.deepEqual(await modemMetrics(mm, '7'), {
     battery: null,
@@ -211,6 +213,7 @@ test('modemMetrics: signal % as 0-4 bars, operator, network type; a modem gone g
     signal: null,
     carrier: null,
     network_type: null,
+    temperature: null,
   });
   assert.equal(modemNetworkType('umts'), 'UMTS');
   assert.equal(modemNetworkType('hspa-plus'), 'HSPA+');
@@ -307,7 +310,7 @@ test('fuzz the dumpsys parsers: never throw, every value within the heartbeat sc
     fc.property(fc.oneof(fc.string({ unit: 'binary', maxLength: 500 }), mutated), (text) => {
       const b = parseDumpsysBattery(text);
       const r = parseTelephonyRegistry(text);
-      const m = { battery: b.battery, charging: b.charging, ...r };
+      const m = { battery: b.battery, charging: b.charging, temperature: b.temperature, ...r };
       inSchema(m);
       assert.deepEqual(inRange(m), m);
       if (b.temperature !== null) assert.ok(b.temperature >= -40 && b.temperature <= 100);

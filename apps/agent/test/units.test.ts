@@ -510,7 +510,22 @@ test('metrics: mmcli parsing, battery absent -> null', async () => {
   );
   assert.deepEqual(m, { carrier: 'LabTel', network_type: 'lte', signal: 3 });
   assert.deepEqual(parseMmcli(''), { carrier: null, network_type: null, signal: null });
-  assert.deepEqual(await readBattery('/nonexistent'), { battery: null, charging: null });
+  assert.deepEqual(await readBattery('/nonexistent'), { battery: null, charging: null, temperature: null });
+  // A battery in sysfs: capacity, status and temp (tenths of °C); a temp out of range is null.
+  const root = await mkdtemp(join(tmpdir(), 'pp-psu-'));
+  try {
+    const { mkdir, writeFile } = await import('node:fs/promises');
+    await mkdir(join(root, 'BAT0'));
+    await writeFile(join(root, 'BAT0', 'type'), 'Battery\n');
+    await writeFile(join(root, 'BAT0', 'capacity'), '81\n');
+    await writeFile(join(root, 'BAT0', 'status'), 'Discharging\n');
+    await writeFile(join(root, 'BAT0', 'temp'), '365\n');
+    assert.deepEqual(await readBattery(root), { battery: 81, charging: false, temperature: 36.5 });
+    await writeFile(join(root, 'BAT0', 'temp'), '99999\n');
+    assert.equal((await readBattery(root)).temperature, null);
+  } finally {
+    await rm(root, { recursive: true, force: true });
+  }
 });
 
 test('probe packet and destination policy', () => {

@@ -188,7 +188,14 @@ test("a farm host's page, Rotate all and what it skipped; the devices list's far
     {
       public_ip: '198.51.100.31',
       capabilities: ['rotate_ip', 'airplane_mode', 'reboot', 'config_update'],
-      metrics: { battery: 77, charging: true, signal: -85, carrier: 'Vodafone DE', network_type: 'LTE' },
+      metrics: {
+        battery: 77,
+        charging: true,
+        signal: -85,
+        carrier: 'Vodafone DE',
+        network_type: 'LTE',
+        temperature: 46.2,
+      },
     },
     rotating.token,
   );
@@ -222,6 +229,7 @@ test("a farm host's page, Rotate all and what it skipped; the devices list's far
     'LTE',
     '-85 dBm',
     '77%',
+    '46 °C',
   ])
     assert.ok(r1.includes(s), `rotating phone row has ${s}: ${r1}`);
   const r3 = await text(modem);
@@ -293,6 +301,10 @@ test("a farm host's page, Rotate all and what it skipped; the devices list's far
   await kv.getByText('Galaxy A52', { exact: true }).waitFor();
   await kv.getByText('R58M1ROTATE', { exact: true }).waitFor();
   assert.ok(((await kv.textContent()) ?? '').includes('adb serialR58M1ROTATE'), 'a phone names its id an adb serial');
+  // Its battery temperature, marked hot from 45 °C.
+  const temp = page.getByTestId('device-temperature');
+  assert.match((await temp.textContent()) ?? '', /46\.2 °C/);
+  assert.equal(await temp.getAttribute('class'), 'hot');
   await page.locator('dl.kv').getByRole('link', { name: 'rack-a-berlin' }).click();
   await page.getByRole('heading', { name: 'rack-a-berlin', exact: true }).waitFor();
   // A farm phone that cannot rotate is told in the farm's terms, not with the --rotate-driver of `agent run`.

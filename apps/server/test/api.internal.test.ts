@@ -15,7 +15,14 @@ perBackend(
         'POST',
         `/api/devices/${d.id}/heartbeat`,
         {
-          metrics: { battery: 55, charging: true, signal: -85, carrier: 'Lab Mobile', network_type: 'LTE' },
+          metrics: {
+            battery: 55,
+            charging: true,
+            signal: -85,
+            carrier: 'Lab Mobile',
+            network_type: 'LTE',
+            temperature: 31.4,
+          },
           public_ip: '198.18.9.1',
           agent_version: '1.2.3',
           uptime_s: 10,
@@ -38,6 +45,7 @@ perBackend(
         signal: -85,
         carrier: 'Lab Mobile',
         network_type: 'LTE',
+        temperature: 31.4,
       });
       assert.equal(got.agent_version, '1.2.3');
       assert.equal(got.current_ip, '198.18.9.1');
@@ -52,6 +60,16 @@ perBackend(
       const got2 = (await ts().call('GET', `/api/devices/${d.id}`)).json;
       assert.equal(got2.metrics.battery, 54);
       assert.equal(got2.metrics.carrier, 'Lab Mobile');
+      assert.equal(got2.metrics.temperature, 31.4);
+      // A temperature outside -50..150 °C is refused and changes nothing.
+      const hot = await ts().call(
+        'POST',
+        `/api/devices/${d.id}/heartbeat`,
+        { metrics: { temperature: 900 } },
+        dev(d.token),
+      );
+      assert.equal(hot.status, 400);
+      assert.equal((await ts().call('GET', `/api/devices/${d.id}`)).json.metrics.temperature, 31.4);
       const hist = (await ts().call('GET', `/api/devices/${d.id}/ip-history`)).json.items;
       assert.deepEqual(
         hist.map((h: { old_ip: string | null; new_ip: string }) => [h.old_ip, h.new_ip]),

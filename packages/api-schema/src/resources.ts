@@ -87,6 +87,13 @@ export const DeviceMetrics = z.object({
   signal: z.number().int().min(-200).max(100).nullable().describe('dBm (negative) or 0-4 bars'),
   carrier: z.string().max(64).nullable(),
   network_type: NetworkType.nullable(),
+  temperature: z
+    .number()
+    .min(-50)
+    .max(150)
+    .nullable()
+    .optional()
+    .describe('battery temperature, °C (null: not reported; absent from agents older than issue 14)'),
 });
 const Count = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
 /** The device's proxy counters since its agent started (slow clients, refusals; docs/security.md). */

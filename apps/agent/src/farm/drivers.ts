@@ -313,6 +313,13 @@ export function inRange(m: Metrics): Metrics {
     signal: int(m.signal, -200, 100),
     carrier: text(m.carrier, 64),
     network_type: text(m.network_type, 32),
+    temperature:
+      typeof m.temperature === 'number' &&
+      Number.isFinite(m.temperature) &&
+      m.temperature >= -50 &&
+      m.temperature <= 150
+        ? Math.round(m.temperature * 10) / 10
+        : null,
   };
 }
 
@@ -327,13 +334,21 @@ export async function adbBattery(adb: Adb, serial: string, timeoutMs = METRICS_T
  */
 export async function adbMetrics(adb: Adb, serial: string, o: { timeoutMs?: number } = {}): Promise<Metrics> {
   const ms = o.timeoutMs ?? METRICS_TIMEOUT_MS;
-  const out: Metrics = { battery: null, charging: null, signal: null, carrier: null, network_type: null };
+  const out: Metrics = {
+    battery: null,
+    charging: null,
+    signal: null,
+    carrier: null,
+    network_type: null,
+    temperature: null,
+  };
   const gone = (e: unknown) =>
     isPPError(e) && (e.code === 'PP_ERR_AGENT_TOOL_TIMEOUT' || e.code === 'PP_ERR_AGENT_ADB_DEVICE_STATE');
   try {
     const b = await adbBattery(adb, serial, ms);
     out.battery = b.battery;
     out.charging = b.charging;
+    out.temperature = b.temperature;
   } catch (e) {
     if (gone(e)) return out;
   }
@@ -404,6 +419,6 @@ export async function modemMetrics(mm: Mmcli, id: string): Promise<Metrics> {
       network_type: modemNetworkType(m.accessTech),
     });
   } catch {
-    return { battery: null, charging: null, signal: null, carrier: null, network_type: null };
+    return { battery: null, charging: null, signal: null, carrier: null, network_type: null, temperature: null };
   }
 }

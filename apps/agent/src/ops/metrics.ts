@@ -10,12 +10,12 @@ export type Metrics = HeartbeatBody['metrics'];
 
 export async function readBattery(
   root = '/sys/class/power_supply',
-): Promise<{ battery: number | null; charging: boolean | null }> {
+): Promise<{ battery: number | null; charging: boolean | null; temperature: number | null }> {
   let names: string[];
   try {
     names = await fs.readdir(root);
   } catch {
-    return { battery: null, charging: null };
+    return { battery: null, charging: null, temperature: null };
   }
   for (const n of names) {
     const dir = join(root, n);
@@ -23,12 +23,16 @@ export async function readBattery(
     if (type.trim() !== 'Battery') continue;
     const cap = Number((await fs.readFile(join(dir, 'capacity'), 'utf8').catch(() => '')).trim());
     const status = (await fs.readFile(join(dir, 'status'), 'utf8').catch(() => '')).trim();
+    // `temp`: tenths of a degree Celsius (power_supply ABI); absent on many batteries.
+    const tenths = (await fs.readFile(join(dir, 'temp'), 'utf8').catch(() => '')).trim();
+    const t = /^-?\d{1,5}$/.test(tenths) ? Number(tenths) / 10 : Number.NaN;
     return {
       battery: Number.isInteger(cap) && cap >= 0 && cap <= 100 ? cap : null,
       charging: status ? status === 'Charging' || status === 'Full' : null,
+      temperature: t >= -50 && t <= 150 ? t : null,
     };
   }
-  return { battery: null, charging: null };
+  return { battery: null, charging: null, temperature: null };
 }
 
 /** Parses `mmcli -m any -K` key/value output. */

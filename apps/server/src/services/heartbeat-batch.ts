@@ -16,6 +16,7 @@ export interface Metrics {
   signal?: number | null | undefined;
   carrier?: string | null | undefined;
   network_type?: string | null | undefined;
+  temperature?: number | null | undefined;
 }
 
 export interface HeartbeatOutcome {
@@ -43,14 +44,15 @@ interface Pending {
 
 const SQL = `
 WITH i AS (
-  SELECT * FROM unnest($1::text[], $2::int[], $3::boolean[], $4::int[], $5::text[], $6::text[], $7::text[], $10::jsonb[], $11::text[], $12::jsonb[])
-    AS t(id, battery, charging, signal, carrier, network_type, agent_version, proxy_stats, tunnel_transport, capabilities)),
+  SELECT * FROM unnest($1::text[], $2::int[], $3::boolean[], $4::int[], $5::text[], $6::text[], $7::text[], $10::jsonb[], $11::text[], $12::jsonb[], $13::real[])
+    AS t(id, battery, charging, signal, carrier, network_type, agent_version, proxy_stats, tunnel_transport, capabilities, temperature)),
 o AS (SELECT d.id, d.status, d.current_ip FROM devices d JOIN i ON i.id = d.id),
 u AS (
   UPDATE devices d SET
     ${HEARTBEAT_SEEN('$8')}, updated_at = $8,
     battery = coalesce(i.battery, d.battery), charging = coalesce(i.charging, d.charging), signal = coalesce(i.signal, d.signal),
     carrier = coalesce(i.carrier, d.carrier), network_type = coalesce(i.network_type, d.network_type),
+    temperature = coalesce(i.temperature, d.temperature),
     agent_version = coalesce(i.agent_version, d.agent_version), proxy_stats = coalesce(i.proxy_stats, d.proxy_stats),
     tunnel_transport = coalesce(i.tunnel_transport, d.tunnel_transport), capabilities = coalesce(i.capabilities, d.capabilities)
   FROM i WHERE d.id = i.id RETURNING d.id),
@@ -130,6 +132,7 @@ export class HeartbeatBatcher {
       col((p) => (p.proxy ? JSON.stringify(p.proxy) : null)),
       col((p) => p.transport),
       col((p) => (p.capabilities ? JSON.stringify(p.capabilities) : null)),
+      col((p) => p.m.temperature ?? null),
     ];
     for (let attempt = 1; ; attempt++) {
       try {

@@ -18,6 +18,7 @@ export interface HeartbeatInput {
     signal?: number | null | undefined;
     carrier?: string | null | undefined;
     network_type?: string | null | undefined;
+    temperature?: number | null | undefined;
   };
   public_ip?: string | null | undefined;
   agent_version?: string | undefined;

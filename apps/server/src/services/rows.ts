@@ -45,6 +45,7 @@ export function toDevice(r: Row) {
       signal: num(r.signal),
       carrier: (r.carrier as string | null) ?? null,
       network_type: (r.network_type as string | null) ?? null,
+      temperature: num(r.temperature),
     },
     proxy_stats: (r.proxy_stats ?? null) as ProxyStatsView | null,
     tunnel_transport: (r.tunnel_transport ?? null) as 'udp' | 'tcp' | null,

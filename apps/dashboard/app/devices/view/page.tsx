@@ -211,6 +211,12 @@ function DeviceInner() {
             <dd>
               {m.battery === null ? '—' : `${m.battery}%`}
               {m.charging === true ? ' (charging)' : m.charging === false ? ' (on battery)' : ''}
+              {m.temperature != null && (
+                <span className={m.temperature >= 45 ? 'hot' : undefined} data-testid="device-temperature">
+                  {' · '}
+                  {m.temperature.toFixed(1)} °C
+                </span>
+              )}
             </dd>
             <dt>Kind</dt>
             <dd data-testid="device-kind">{KIND_LABELS[d.kind]}</dd>

@@ -278,6 +278,13 @@ function FarmHostInner() {
                         <div className="small" title="Battery">
                           {m.battery === null ? '—' : `${m.battery}%`}
                           {m.charging ? ' (charging)' : ''}
+                          {m.temperature != null && (
+                            // A phone at 45 °C and above is throttling or about to (a rack's first failure).
+                            <span className={m.temperature >= 45 ? 'hot' : undefined}>
+                              {' '}
+                              · {m.temperature.toFixed(0)} °C
+                            </span>
+                          )}
                         </div>
                       </td>
                     </tr>
