@@ -178,6 +178,13 @@ export function createAgent(cfg: RunConfig, deps: AgentDeps): Agent {
       return run;
     },
     reboot: async () => {
+      // A driver that reboots its own device (a farm's phone over adb): that, never the host. The
+      // answer goes first; the phone leaves adb, the farm stops this agent and starts it when it is back.
+      if (driver?.reboot) {
+        const d = driver;
+        setTimeout(() => void d.reboot?.().catch((e) => log.error({ err: e }, 'reboot failed')), 1_000);
+        return { rebooting: true };
+      }
       if (!cfg.allowReboot)
         throw agentError('PP_ERR_AGENT_NOT_ALLOWED', { what: 'reboot (start with --allow-reboot)' });
       setTimeout(() => void exec('reboot', [], 30_000).catch((e) => log.error({ err: e }, 'reboot failed')), 1_000);

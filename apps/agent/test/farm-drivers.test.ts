@@ -21,6 +21,7 @@ import {
   parseTelephonyRegistry,
 } from '../src/farm/drivers.js';
 import { createMmcli } from '../src/farm/mmcli.js';
+import { commandCapabilities, createRotationDriver } from '../src/ops/rotation.js';
 import { FAKE_ADB, FAKE_MMCLI, fakeAdbDir, fakeMmcliDir, type FakeDir, type FakePhone } from './fakes/index.js';
 
 const dirs: FakeDir[] = [];
@@ -36,6 +37,22 @@ async function phones(p: FakePhone[], timeoutMs = 30_000) {
 }
 
 const shellCalls = async (d: FakeDir) => (await d.calls()).map((c) => c.slice(3).join(' '));
+
+test('reboot: the farm phone reboots (adb -s <serial> reboot), never the host; the heartbeat offers reboot without --allow-reboot', async () => {
+  const { d, adb } = await phones([{ serial: 'P12R', state: 'device', profile: 'android-12' }]);
+  const drv = adbRotationDriver(adb, 'P12R', { method: 'data', offSeconds: 0, sleep: async () => {} });
+  assert.ok(commandCapabilities(drv, false).includes('reboot'));
+  await drv.reboot!();
+  assert.equal((await d.state('P12R')).reboots, 1);
+  assert.ok(
+    (await d.calls()).some((c) => c.join(' ') === '-s P12R reboot'),
+    JSON.stringify(await d.calls()),
+  );
+  // A host driver has no reboot of its own: reboot stays behind --allow-reboot.
+  assert.ok(
+    !commandCapabilities(createRotationDriver({ driver: 'command', rotateCommand: 'true' }), false).includes('reboot'),
+  );
+});
 
 test('airplane (Android 14): cmd connectivity airplane-mode enable, the off-time, disable; the airplane-off hook ran', async () => {
   const { d, adb } = await phones([{ serial: 'P14', state: 'device', profile: 'android-14' }]);

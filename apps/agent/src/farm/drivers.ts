@@ -133,6 +133,7 @@ export function adbRotationDriver(adb: Adb, serial: string, o: AdbRotationOption
         });
     },
     // No wifiToggle: a farm phone keeps Wi-Fi off so its traffic leaves by the carrier (wifiOff at start).
+    reboot: () => adb.reboot(serial),
   };
 }
 

@@ -43,19 +43,22 @@ export interface RotationDriver {
   /** wifi_toggle / airplane_mode; undefined when the driver cannot. */
   airplaneMode?(): Promise<void>;
   wifiToggle?(): Promise<void>;
+  /** Reboots the device the driver drives (a farm's phone over adb), not the host the agent runs on. */
+  reboot?(): Promise<void>;
 }
 
 /**
  * The command types an agent can run with this driver (none: undefined) — what its heartbeat reports as
  * `capabilities`, so the server offers and accepts only these: rotate_ip with any driver, airplane_mode
- * and wifi_toggle when the driver has them, reboot when started with --allow-reboot, config_update always.
+ * and wifi_toggle when the driver has them, reboot when started with --allow-reboot or when the driver reboots
+ * its own device (a farm's phone), config_update always.
  */
 export function commandCapabilities(driver: RotationDriver | undefined, allowReboot: boolean): string[] {
   return [
     ...(driver ? ['rotate_ip'] : []),
     ...(driver?.wifiToggle ? ['wifi_toggle'] : []),
     ...(driver?.airplaneMode ? ['airplane_mode'] : []),
-    ...(allowReboot ? ['reboot'] : []),
+    ...(allowReboot || driver?.reboot ? ['reboot'] : []),
     'config_update',
   ];
 }
