@@ -238,6 +238,11 @@ perBackend('farm hosts and enrollment', ({ ts, test }) => {
       'PP_ERR_API_NOT_FOUND',
     );
     assertProblem(await ts().call('GET', '/api/farm-hosts/farm_0000000000000000'), 404, 'PP_ERR_API_NOT_FOUND');
+    // Delete: refused while the host has devices (nothing changes), unknown is 404, admin only.
+    assertProblem(await ts().call('DELETE', `/api/farm-hosts/${farmHostId}`), 409, 'PP_ERR_API_CONFLICT');
+    assert.equal((await ts().call('GET', `/api/farm-hosts/${farmHostId}`)).json.devices.length, 4);
+    assertProblem(await ts().call('DELETE', '/api/farm-hosts/farm_0000000000000000'), 404, 'PP_ERR_API_NOT_FOUND');
+    assertProblem(await ts().call('DELETE', `/api/farm-hosts/${farmHostId}`, undefined, pub), 401);
     assertProblem(await ts().call('GET', '/api/farm-hosts/dev_0000000000000000'), 404, 'PP_ERR_API_NOT_FOUND');
     // admin routes need the admin
     assertProblem(await ts().call('GET', '/api/farm-hosts', undefined, pub), 401);

@@ -72,6 +72,7 @@ const EXTRA: [string, string][] = [
   ['GET', '/api/farm-hosts'],
   ['GET', '/api/farm-hosts/:id'],
   ['PATCH', '/api/farm-hosts/:id'],
+  ['DELETE', '/api/farm-hosts/:id'],
   ['POST', '/api/farm-hosts/:id/rotate'],
 ];
 

@@ -379,6 +379,16 @@ const CASES: [string, (s: State) => Promise<Res | Res[]>][] = [
   ['DELETE /api/connections/{id}', (s) => s.ts.call('DELETE', `/api/connections/${s.connection.id}`)],
   ['DELETE /api/customers/{id}', (s) => s.ts.call('DELETE', `/api/customers/${s.customer}`)],
   ['DELETE /api/devices/{id}', (s) => s.ts.call('DELETE', `/api/devices/${s.box}`)],
+  [
+    'DELETE /api/farm-hosts/{id}',
+    async (s) => {
+      // 409 while it has a device; 204 once its device is deleted.
+      const busy = await s.ts.call('DELETE', `/api/farm-hosts/${s.farmHost}`);
+      assert.equal(busy.status, 409, busy.body);
+      assert.equal((await s.ts.call('DELETE', `/api/devices/${s.farmDevice.id}`)).status, 204);
+      return s.ts.call('DELETE', `/api/farm-hosts/${s.farmHost}`);
+    },
+  ],
 ];
 
 /** "METHOD /path" of every operation in the document. */

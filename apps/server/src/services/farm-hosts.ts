@@ -52,6 +52,27 @@ export async function renameFarmHost(ctx: Ctx, id: string, name: string, actor: 
   });
 }
 
+/**
+ * Deletes a farm host that has no devices left (a retired box, or one whose devices were all deleted);
+ * one with devices is refused (409): delete them first, each is a sold product with ports. The host's row
+ * is locked first, so an enrollment on it (which locks the same row, enrollment.ts) either lands before
+ * and is counted here, or waits and then makes the host anew from its key.
+ */
+export async function deleteFarmHost(ctx: Ctx, id: string, actor: string) {
+  await ctx.db.tx(async (q) => {
+    const host = await q.query<{ name: string }>('SELECT name FROM farm_hosts WHERE id = $1 FOR UPDATE', [id]);
+    if (!host.rows[0]) throw apiError('PP_ERR_API_NOT_FOUND', { what: 'farm host' });
+    const n = await q.query<{ n: number }>('SELECT count(*)::int AS n FROM devices WHERE farm_host_id = $1', [id]);
+    const devices = Number(n.rows[0]?.n ?? 0);
+    if (devices > 0)
+      throw apiError('PP_ERR_API_CONFLICT', {
+        detail: `the farm host still has ${devices} device${devices === 1 ? '' : 's'}: delete them first`,
+      });
+    await q.query('DELETE FROM farm_hosts WHERE id = $1', [id]);
+    await audit(q, actor, 'farm_host.delete', id, { name: host.rows[0].name });
+  });
+}
+
 type SkipReason = 'offline' | 'no_rotate_capability';
 
 /**

@@ -13,7 +13,13 @@ import {
   revokeEnrollmentToken,
 } from '../../services/enrollment.js';
 import { pairingAnswer } from './device.js';
-import { getFarmHost, listFarmHosts, renameFarmHost, rotateFarmHost } from '../../services/farm-hosts.js';
+import {
+  deleteFarmHost,
+  getFarmHost,
+  listFarmHosts,
+  renameFarmHost,
+  rotateFarmHost,
+} from '../../services/farm-hosts.js';
 
 /** Refusals of the token itself (counted by the stricter per-address limit). */
 const TOKEN_REFUSALS = new Set([
@@ -126,6 +132,17 @@ export function farmRoutes(
     body: S.FarmHostUpdate,
     response: S.FarmHost,
     handler: ({ params, body, principal }) => renameFarmHost(ctx, params.id, body.name, principal.id),
+  });
+  r.add({
+    method: 'DELETE',
+    url: '/api/farm-hosts/:id',
+    auth: 'admin',
+    tag,
+    status: 204,
+    summary:
+      'Delete a farm host without devices (409 while it has any); its farm process, if it still runs, makes it anew at its next enrollment',
+    params: IdParams,
+    handler: ({ params, principal }) => deleteFarmHost(ctx, params.id, principal.id),
   });
   r.add({
     method: 'POST',
