@@ -313,6 +313,21 @@ test("a farm host's page, Rotate all and what it skipped; the devices list's far
   assert.match(why, /farm host reports no rotation/, why);
   assert.doesNotMatch(why, /--rotate-driver/);
   assert.equal(await page.getByTestId('device-kind').textContent(), 'Phone');
+
+  // Delete a farm host: not while it has devices; once its last device is gone, deleted and off the list.
+  await page.goto(`${server.base}/farms/view/?id=${other.farm_host_id}`);
+  await page.getByRole('heading', { name: 'rack-b', exact: true }).waitFor();
+  assert.ok(await page.getByRole('button', { name: 'Delete' }).isDisabled(), 'a host with a device cannot be deleted');
+  await server.ok('DELETE', `/api/devices/${other.id}`, undefined, token);
+  await page.reload();
+  await page.getByRole('heading', { name: 'rack-b', exact: true }).waitFor();
+  await page.getByRole('button', { name: 'Delete' }).click();
+  await page.getByRole('dialog').getByRole('button', { name: 'Delete farm host' }).click();
+  await page.waitForURL(/\/farms\/$/);
+  await until('rack-b is gone from the list', async () => {
+    const hosts = (await server.ok('GET', '/api/farm-hosts', undefined, token)).items as { name: string }[];
+    return !hosts.some((h) => h.name === 'rack-b');
+  });
   assert.deepEqual(log.take(), [], 'no console errors');
   await page.context().close();
 });

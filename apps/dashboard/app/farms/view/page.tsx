@@ -3,7 +3,7 @@
 // rotation per online device whose driver can rotate, through the server's bulk rotation), with the devices
 // it left out and why.
 import Link from 'next/link';
-import { useSearchParams } from 'next/navigation';
+import { useRouter, useSearchParams } from 'next/navigation';
 import { Suspense, useEffect, useState } from 'react';
 import { api, ApiError } from '@/lib/api';
 import { applyPatch, devicePatchFromEvent } from '@/lib/devices';
@@ -138,6 +138,8 @@ function FarmHostInner() {
   const host = useResource<FarmHostDetail>(id ? `/api/farm-hosts/${enc}` : null);
   const [renaming, setRenaming] = useState(false);
   const [confirmRotate, setConfirmRotate] = useState(false);
+  const [deleting, setDeleting] = useState(false);
+  const router = useRouter();
   const [result, setResult] = useState<RotateResult | null>(null);
   const h = host.data;
   useEffect(() => {
@@ -211,6 +213,19 @@ function FarmHostInner() {
         <Link className="btn" href={`/devices/?farm_host_id=${enc}`}>
           In the devices list
         </Link>
+        <button
+          type="button"
+          className="btn btn-danger"
+          disabled={h.devices.length > 0}
+          title={
+            h.devices.length > 0
+              ? 'Only a farm host without devices can be deleted: delete its devices first'
+              : undefined
+          }
+          onClick={() => setDeleting(true)}
+        >
+          Delete
+        </button>
       </PageHeader>
       {result && <RotateSummary r={result} onClose={() => setResult(null)} />}
       <ErrorBanner error={host.error} onRetry={host.reload} />
@@ -302,6 +317,18 @@ function FarmHostInner() {
         onClose={() => setRenaming(false)}
         onSaved={(name) => host.setData((prev) => (prev ? { ...prev, name } : prev))}
       />
+      <ConfirmDialog
+        open={deleting}
+        title={`Delete ${h.name}?`}
+        confirmLabel="Delete farm host"
+        onClose={() => setDeleting(false)}
+        onConfirm={async () => {
+          await api(`/api/farm-hosts/${enc}`, { method: 'DELETE' });
+          router.push('/farms/');
+        }}
+      >
+        The farm host has no devices left. If its farm process still runs, the host comes back at its next enrollment.
+      </ConfirmDialog>
       <ConfirmDialog
         open={confirmRotate}
         title={`Rotate all devices of ${h.name}?`}
