@@ -87,8 +87,9 @@ function DevicesInner() {
   }, []);
 
   const list = useAllPages<Device>(listPath(status, q, farmHostId));
-  // The farm hosts, for the filter (issue 14); the filter shows only when there are some.
-  const farmHosts = useResource<{ items: FarmHost[] }>('/api/farm-hosts');
+  // The farm hosts, for the filter (issue 14); the filter shows only when there are some. Asked for once the
+  // list's first page is in: the embedded database answers one query at a time, and the rows come first.
+  const farmHosts = useResource<{ items: FarmHost[] }>(list.data || list.error ? '/api/farm-hosts' : null);
   // Traffic, uptime and rotation figures: once at load, then every minute (they move slowly).
   // Asked for once the list is in, so it does not hold up the list's pages on a busy database.
   const [statsWanted, setStatsWanted] = useState(false);
