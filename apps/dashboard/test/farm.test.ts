@@ -313,6 +313,7 @@ test("a farm host's page, Rotate all and what it skipped; the devices list's far
   assert.match(why, /farm host reports no rotation/, why);
   assert.doesNotMatch(why, /--rotate-driver/);
   assert.equal(await page.getByTestId('device-kind').textContent(), 'Phone');
+  assert.deepEqual(log.take(), [], 'no console errors');
 
   // Delete a farm host: not while it has devices; once its last device is gone, deleted and off the list.
   await page.goto(`${server.base}/farms/view/?id=${other.farm_host_id}`);
@@ -328,7 +329,14 @@ test("a farm host's page, Rotate all and what it skipped; the devices list's far
     const hosts = (await server.ok('GET', '/api/farm-hosts', undefined, token)).items as { name: string }[];
     return !hosts.some((h) => h.name === 'rack-b');
   });
-  assert.deepEqual(log.take(), [], 'no console errors');
+  // A request about the deleted host still in flight when it went may be answered 404 (the CI run saw one,
+  // logged against the host's page); nothing else may show.
+  const farmB = other.farm_host_id as string;
+  assert.deepEqual(
+    log.take().filter((l) => !(/status of 404/.test(l) && l.includes(farmB))),
+    [],
+    'no console errors',
+  );
   await page.context().close();
 });
 

@@ -4,7 +4,7 @@
 // it left out and why.
 import Link from 'next/link';
 import { useRouter, useSearchParams } from 'next/navigation';
-import { Suspense, useEffect, useState } from 'react';
+import { Suspense, useEffect, useRef, useState } from 'react';
 import { api, ApiError } from '@/lib/api';
 import { applyPatch, devicePatchFromEvent } from '@/lib/devices';
 import { KIND_LABELS, SKIP_LABELS, type Skipped } from '@/lib/farm';
@@ -146,8 +146,14 @@ function FarmHostInner() {
     document.title = `${h?.name ?? 'Farm host'} · PocketProxy`;
   }, [h?.name]);
 
-  usePolling(host.reload);
-  const reload = useDebounced(host.reload, 500);
+  // Once the host is deleted nothing asks for it again (a poll or a live event between the DELETE and the
+  // navigation would get a 404).
+  const deleted = useRef(false);
+  const reloadHost = () => {
+    if (!deleted.current) host.reload();
+  };
+  usePolling(reloadHost);
+  const reload = useDebounced(reloadHost, 500);
   useLiveEvents((ev) => {
     const change = devicePatchFromEvent(ev);
     if (!change) return;
@@ -323,7 +329,13 @@ function FarmHostInner() {
         confirmLabel="Delete farm host"
         onClose={() => setDeleting(false)}
         onConfirm={async () => {
-          await api(`/api/farm-hosts/${enc}`, { method: 'DELETE' });
+          deleted.current = true;
+          try {
+            await api(`/api/farm-hosts/${enc}`, { method: 'DELETE' });
+          } catch (e) {
+            deleted.current = false;
+            throw e;
+          }
           router.push('/farms/');
         }}
       >
