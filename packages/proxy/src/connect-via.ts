@@ -55,21 +55,25 @@ export function connectVia(o: ConnectViaOptions): Promise<Tunnel> {
  * The part every proxy client shares: connect to the proxy, send `hello`, feed what comes back to
  * `answered` until it says where the proxy's answer ends (undefined = need more; a PPError = refused),
  * all within `timeoutMs`. Resolves with the paused socket and the bytes after the answer (the
- * target's, already).
+ * target's, already). `socket`: one the caller opened to the proxy (the relay's delayed-ACK socket);
+ * `hello` is written at once either way (Node sends it when the connection is up).
  */
 export function proxyHandshake(
   o: ConnectViaOptions,
   hello: Buffer | string,
   answered: (buf: Buffer) => number | undefined,
+  opened?: net.Socket,
 ): Promise<{ socket: net.Socket; rest: Buffer }> {
   return new Promise((resolve, reject) => {
-    const socket = net.connect({
-      host: o.proxyHost,
-      port: o.proxyPort,
-      localAddress: o.localAddress,
-      allowHalfOpen: true,
-      noDelay: true,
-    });
+    const socket =
+      opened ??
+      net.connect({
+        host: o.proxyHost,
+        port: o.proxyPort,
+        localAddress: o.localAddress,
+        allowHalfOpen: true,
+        noDelay: true,
+      });
     let buf: Buffer = Buffer.alloc(0);
     let settled = false;
     const done = (err: PPError | null): void => {
@@ -110,6 +114,6 @@ export function proxyHandshake(
     socket.on('error', onError);
     socket.on('end', onEnd);
     socket.on('data', onData);
-    socket.once('connect', () => socket.write(hello));
+    socket.write(hello);
   });
 }

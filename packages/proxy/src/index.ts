@@ -82,4 +82,4 @@ export type { UdpAssociation } from './udp/association.js';
 export { parseUdpHeader, encodeUdpHeader, type UdpHeader } from './udp/datagram.js';
 export { peekTarget, classifyFirstBytes, type PeekResult, type PeekOptions } from './peek/peek.js';
 export { parseClientHello, type ClientHelloResult } from './peek/clienthello.js';
-export { connectVia, readConnectAnswer, type ConnectViaOptions, type Tunnel } from './connect-via.js';
+export { connectVia, proxyHandshake, readConnectAnswer, type ConnectViaOptions, type Tunnel } from './connect-via.js';

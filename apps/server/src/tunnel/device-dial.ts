@@ -14,8 +14,8 @@
 // delayed-ACK mode (the SYN-ACK's ACK rides on the handshake: one tunnel packet less per connection).
 import * as net from 'node:net';
 import {
-  classifyDialError,
   proxyError,
+  proxyHandshake,
   readConnectAnswer,
   readSocks5Answers,
   socks5Hello,
@@ -92,58 +92,6 @@ function openSocket(o: ConnectViaOptions): net.Socket {
   }
 }
 
-/**
- * Connects, writes `hello` at once (handshake and early bytes: one segment), feeds what comes back
- * to `answered` until it says where the proxy's answer ends (undefined = need more; a thrown PPError
- * = refused), within `timeoutMs`. Resolves with the paused socket and the bytes after the answer.
- */
-function pipelined(
-  o: ConnectViaOptions,
-  hello: Buffer,
-  answered: (buf: Buffer) => number | undefined,
-): Promise<{ socket: net.Socket; head: Buffer }> {
-  return new Promise((resolve, reject) => {
-    const socket = openSocket(o);
-    let buf: Buffer = Buffer.alloc(0);
-    let settled = false;
-    const done = (err: Error | null, head?: Buffer): void => {
-      if (settled) return;
-      settled = true;
-      clearTimeout(timer);
-      socket.removeListener('data', onData);
-      socket.removeListener('error', onError);
-      socket.removeListener('end', onEnd);
-      if (err) {
-        socket.destroy();
-        reject(err);
-        return;
-      }
-      socket.pause();
-      // Later errors surface to the caller as 'close'; an unlistened 'error' must not crash the process.
-      socket.on('error', () => {});
-      resolve({ socket, head: head! });
-    };
-    const timer = setTimeout(
-      () => done(proxyError('PP_ERR_PROXY_TARGET_TIMEOUT', { host: o.proxyHost, port: o.proxyPort })),
-      o.timeoutMs ?? 10_000,
-    );
-    const onError = (e: Error): void => done(classifyDialError(e, o.proxyHost, o.proxyPort));
-    const onEnd = (): void => done(proxyError('PP_ERR_PROXY_TARGET_RESET', { host: o.proxyHost, port: o.proxyPort }));
-    const onData = (chunk: Buffer): void => {
-      buf = buf.length === 0 ? chunk : Buffer.concat([buf, chunk]);
-      let end: number | undefined;
-      try {
-        end = answered(buf);
-      } catch (e) {
-        done(e as Error);
-        return;
-      }
-      if (end !== undefined) done(null, buf.subarray(end));
-    };
-    socket.on('error', onError);
-    socket.on('end', onEnd);
-    socket.on('data', onData);
-    // Queued before the connection is up: Node writes it as soon as connect() completes.
-    socket.write(hello);
-  });
-}
+/** The shared proxy handshake (packages/proxy) on the relay's own socket: `hello` goes at once. */
+const pipelined = (o: ConnectViaOptions, hello: Buffer, answered: (buf: Buffer) => number | undefined) =>
+  proxyHandshake(o, hello, answered, openSocket(o)).then(({ socket, rest }) => ({ socket, head: rest }));
