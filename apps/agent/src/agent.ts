@@ -6,8 +6,8 @@
 //   credentials (API, on push / version change) -> listeners (open, close, revoke) + byte budgets
 import type { Logger } from 'pino';
 import { decodeKey, type JsonMessage } from '@pocketproxy/protocol';
-import { openTcpSocket } from '@pocketproxy/tun';
-import { ConnectionMeter, createHandshakeGuard } from '@pocketproxy/proxy';
+import { openTcpFd, openTcpSocket } from '@pocketproxy/tun';
+import { ConnectionMeter, createHandshakeGuard, LeanSocket } from '@pocketproxy/proxy';
 import { createApiClient, fetchPublicIp, type ApiClient, type HeartbeatReply, type TunnelInfo } from './api-client.js';
 import { CredentialStore } from './credentials.js';
 import { agentError } from './errors.js';
@@ -18,6 +18,7 @@ import type { StartTunnel, TunnelHandle } from './tunnel/host.js';
 import { firstHost, prefixLength } from './tunnel/probe.js';
 import { createEgress, interfaceAddresses } from './proxy/egress.js';
 import { Listeners } from './proxy/listeners.js';
+import { useLeanSockets } from './proxy/sockets.js';
 import { UsageMeter } from './ops/usage.js';
 import { DEFAULT_REPLY_TABLE } from './tunnel/routing.js';
 import { HeartbeatLoop } from './ops/heartbeat.js';
@@ -399,15 +400,18 @@ export function createAgent(cfg: RunConfig, deps: AgentDeps): Agent {
       log,
     );
 
+    const lean = useLeanSockets();
     const egress = createEgress({
       interface: cfg.egressInterface,
       tunnelSubnet: t.subnet,
       allowPrivate: cfg.allowPrivateDestinations,
       dnsCacheMs: cfg.dnsCacheMs,
-      openSocket: egressSocket,
+      openSocket: lean ? leanEgressSocket : egressSocket,
+      lean,
       logger: log,
     });
     listeners = new Listeners({
+      lean,
       host: vpnIp,
       relayAddress: gw,
       relayHost: t.relay.host,
@@ -477,4 +481,16 @@ function egressSocket(family: 4 | 6, localAddress: string | undefined, device?: 
     if (device !== undefined) throw e;
     return undefined;
   }
+}
+
+/** egressSocket as a LeanSocket (proxy/sockets.ts). */
+function leanEgressSocket(family: 4 | 6, localAddress: string | undefined, device?: string) {
+  let fd: number;
+  try {
+    fd = openTcpFd(family, localAddress, { quietAck: true, device });
+  } catch (e) {
+    if (device !== undefined) throw e;
+    return undefined;
+  }
+  return LeanSocket.fromFd(fd);
 }

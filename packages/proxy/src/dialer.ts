@@ -7,6 +7,9 @@
 // Answers are reused for `dnsCacheMs` (default 5 s, dns-cache.ts); the check above still runs on
 // every request.
 import * as net from 'node:net';
+import { leanByDefault } from './lean/default.js';
+import { LeanSocket } from './lean/socket.js';
+import type { ConnectableSocket, ProxySocket } from './socket.js';
 import * as dns from 'node:dns/promises';
 import { isPPError } from '@pocketproxy/errors';
 import { proxyError, type PPError } from './errors.js';
@@ -93,7 +96,9 @@ export interface PolicyDialerOptions extends PolicyResolverOptions {
    * off). The agent's egress passes sockets bound with IP_BIND_ADDRESS_NO_PORT (@pocketproxy/tun
    * openTcpSocket).
    */
-  readonly openSocket?: (family: 4 | 6, localAddress: string | undefined) => net.Socket | undefined;
+  readonly openSocket?: (family: 4 | 6, localAddress: string | undefined) => ConnectableSocket | undefined;
+  /** Without openSocket (or when it answers undefined): connect LeanSockets (lean/socket.ts) instead of net.Sockets. */
+  readonly lean?: boolean;
 }
 
 export function createPolicyDialer(opts: PolicyDialerOptions): Dial {
@@ -118,7 +123,7 @@ export function createPolicyDialer(opts: PolicyDialerOptions): Dial {
       const left = deadline - Date.now();
       if (left <= 0) break;
       try {
-        return await connectOnce(a, req.port, bindFor(a.family), left, opts.openSocket);
+        return await connectOnce(a, req.port, bindFor(a.family), left, opts.openSocket, opts.lean ?? leanByDefault());
       } catch (e) {
         last = classifyDialError(e, req.host, req.port);
         if (last.code === 'PP_ERR_PROXY_TARGET_TIMEOUT') break;
@@ -134,16 +139,24 @@ function connectOnce(
   localAddress: string | undefined,
   timeoutMs: number,
   open: PolicyDialerOptions['openSocket'],
-): Promise<net.Socket> {
+  lean: boolean,
+): Promise<ProxySocket> {
   return new Promise((resolve, reject) => {
     const host = to.address;
-    let s: net.Socket;
+    let s: ProxySocket;
     try {
       const made = open?.(to.family, localAddress);
-      // allowHalfOpen: a tunnel forwards each direction's FIN separately (see relay.ts).
-      s = made
-        ? made.connect({ host, port })
-        : net.connect({ host, port, localAddress, allowHalfOpen: true, noDelay: true });
+      if (made) {
+        made.connect({ host, port });
+        s = made;
+      } else if (lean) {
+        const l = LeanSocket.connect({ host, port, localAddress });
+        l.setNoDelay(true);
+        s = l;
+      } else {
+        // allowHalfOpen: a tunnel forwards each direction's FIN separately (see relay.ts).
+        s = net.connect({ host, port, localAddress, allowHalfOpen: true, noDelay: true });
+      }
     } catch (e) {
       return reject(e);
     }

@@ -83,3 +83,9 @@ export { parseUdpHeader, encodeUdpHeader, type UdpHeader } from './udp/datagram.
 export { peekTarget, classifyFirstBytes, type PeekResult, type PeekOptions } from './peek/peek.js';
 export { parseClientHello, type ClientHelloResult } from './peek/clienthello.js';
 export { connectVia, proxyHandshake, readConnectAnswer, type ConnectViaOptions, type Tunnel } from './connect-via.js';
+export type { ProxySocket, ConnectableSocket } from './socket.js';
+export { LeanSocket, type LeanConnectOptions } from './lean/socket.js';
+export { LeanServer, type LeanServerOptions } from './lean/server.js';
+export { leanBinding } from './lean/binding.js';
+export { useLeanSockets, leanByDefault } from './lean/default.js';
+export type { ProxyListener } from './server-base.js';

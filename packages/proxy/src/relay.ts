@@ -6,7 +6,7 @@
 // counted per readable (limits/flow.ts) so the two never undo each other. Without a meter the
 // per-chunk work is one write() and its return check, as with pipe(); byte counts come from the
 // kernel-facing counters (bytesRead/bytesWritten) at the end.
-import type * as net from 'node:net';
+import type { ProxySocket } from './socket.js';
 import { Hold, MeteredFeed } from './limits/flow.js';
 import type { Direction, Meter } from './types.js';
 
@@ -28,8 +28,8 @@ export interface RelayOptions {
 }
 
 export function relay(
-  client: net.Socket,
-  target: net.Socket,
+  client: ProxySocket,
+  target: ProxySocket,
   opts: RelayOptions,
   done: (r: RelayResult) => void,
 ): void {
@@ -50,7 +50,7 @@ export function relay(
   };
   // A side that closes without having seen its readable end was torn down (reset, error,
   // destroy()): take the other side with it. A clean close (both FINs) lets the other drain.
-  const onClose = (self: net.Socket, other: net.Socket) => () => {
+  const onClose = (self: ProxySocket, other: ProxySocket) => () => {
     if (!self.readableEnded || self.errored) other.destroy();
     finish();
   };
@@ -62,7 +62,7 @@ export function relay(
   if (idleMs > 0) {
     // setTimeout on a socket is re-armed by socket activity without extra timers per chunk. A
     // socket silent because the meter holds (or just held) it is throttled, not idle: re-arm.
-    const onTimeout = (self: net.Socket) => (): void => {
+    const onTimeout = (self: ProxySocket) => (): void => {
       if (up?.throttledWithin(idleMs) || down?.throttledWithin(idleMs)) return void self.setTimeout(idleMs);
       opts.onIdle?.();
       kill();
@@ -85,8 +85,8 @@ export function relay(
 
 /** One direction. Returns the metered feed (null without a meter: the plain path has no per-chunk extras). */
 function pump(
-  src: net.Socket,
-  dst: net.Socket,
+  src: ProxySocket,
+  dst: ProxySocket,
   dir: Direction,
   meter: Meter | undefined,
   kill: () => void,

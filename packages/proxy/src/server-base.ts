@@ -1,8 +1,12 @@
-// What every TCP server of this package shares: a net.Server, the set of live sockets (so close()
-// really ends everything, which tests and graceful shutdown rely on), the handshake guard at accept,
-// counters, and typed events.
+// What every TCP server of this package shares: a listening socket (net.Server, or LeanServer with
+// the `lean` option: accepted connections are LeanSockets, lean/socket.ts), the set of live sockets
+// (so close() really ends everything, which tests and graceful shutdown rely on), the handshake
+// guard at accept, counters, and typed events.
 import { EventEmitter } from 'node:events';
 import * as net from 'node:net';
+import { leanByDefault } from './lean/default.js';
+import { LeanServer } from './lean/server.js';
+import type { ProxySocket } from './socket.js';
 import type { HandshakeGuard } from './limits/guard.js';
 import type { AuthContext, ProxyEvents } from './types.js';
 
@@ -19,19 +23,22 @@ export interface ProxyStats {
 }
 
 /** Called for every admitted socket; `leave` takes it out of the guard (call it once authenticated). */
-export type OnConnection = (socket: net.Socket, leave: () => void) => void;
+export type OnConnection = (socket: ProxySocket, leave: () => void) => void;
+
+/** The listening socket of a ProxyServer. */
+export type ProxyListener = net.Server | LeanServer;
 
 const noop = (): void => {};
 
 export class ProxyServer extends EventEmitter<ProxyEvents & { error: [Error] }> {
-  readonly server: net.Server;
+  readonly server: ProxyListener;
   readonly stats: ProxyStats = { handshakeTimeouts: 0, idleClosed: 0, authFailures: 0, denied: 0 };
-  private readonly sockets = new Set<net.Socket>();
+  private readonly sockets = new Set<ProxySocket>();
 
-  constructor(onConnection: OnConnection, maxConnections?: number, guard?: HandshakeGuard) {
+  /** `lean`: accept LeanSockets (lean/socket.ts) instead of net.Sockets. */
+  constructor(onConnection: OnConnection, maxConnections?: number, guard?: HandshakeGuard, lean = leanByDefault()) {
     super();
-    // allowHalfOpen: tunnels forward each direction's FIN on its own (relay.ts).
-    this.server = net.createServer({ allowHalfOpen: true, noDelay: true }, (socket) => {
+    const accept = (socket: ProxySocket): void => {
       // A socket error without a listener would crash the process; handlers add their own too.
       socket.on('error', noop);
       let leave = noop;
@@ -45,7 +52,11 @@ export class ProxyServer extends EventEmitter<ProxyEvents & { error: [Error] }> 
       this.sockets.add(socket);
       socket.once('close', () => this.sockets.delete(socket));
       onConnection(socket, leave);
-    });
+    };
+    // allowHalfOpen: tunnels forward each direction's FIN on its own (relay.ts). LeanSockets always are.
+    this.server = lean
+      ? new LeanServer({ noDelay: true }, accept)
+      : net.createServer({ allowHalfOpen: true, noDelay: true }, accept);
     if (maxConnections !== undefined) this.server.maxConnections = maxConnections;
     // Re-emitted only when someone listens: an unlistened 'error' would take the process down.
     this.server.on('error', (e) => {
@@ -57,10 +68,12 @@ export class ProxyServer extends EventEmitter<ProxyEvents & { error: [Error] }> 
   listen(port: number, host = '127.0.0.1'): Promise<net.AddressInfo> {
     return new Promise((resolve, reject) => {
       this.server.once('error', reject);
-      this.server.listen(port, host, () => {
+      const listening = (): void => {
         this.server.removeListener('error', reject);
         resolve(this.server.address() as net.AddressInfo);
-      });
+      };
+      if (this.server instanceof LeanServer) this.server.listen(port, host, listening);
+      else this.server.listen(port, host, listening);
     });
   }
 
@@ -68,10 +81,10 @@ export class ProxyServer extends EventEmitter<ProxyEvents & { error: [Error] }> 
    * Accepted sockets have Nagle off (TCP_NODELAY). By default Node sets it on each one as it is
    * accepted (a setsockopt per connection); a caller that set TCP_NODELAY on the listening socket
    * itself, which the kernel copies into every connection it accepts, calls this to skip that call.
-   * (net.Server reads its `noDelay` field at every accept.)
+   * (net.Server and LeanServer read their `noDelay` field at every accept.)
    */
   inheritNoDelay(): void {
-    (this.server as net.Server & { noDelay: boolean }).noDelay = false;
+    (this.server as { noDelay: boolean }).noDelay = false;
   }
 
   address(): net.AddressInfo {
@@ -104,7 +117,7 @@ export function normalizeIp(ip: string | undefined): string {
 export class SocketAuthContext implements AuthContext {
   constructor(
     readonly protocol: AuthContext['protocol'],
-    readonly socket: net.Socket,
+    readonly socket: ProxySocket,
   ) {}
   get remoteAddress(): string {
     return normalizeIp(this.socket.remoteAddress);

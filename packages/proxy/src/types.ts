@@ -1,6 +1,6 @@
 // Types shared by every server in this package: the caller supplies authentication, dialing,
 // UDP sockets and a logger; the servers report business facts as events.
-import type * as net from 'node:net';
+import type { ProxySocket } from './socket.js';
 import type * as dgram from 'node:dgram';
 import type { PPError } from './errors.js';
 
@@ -8,7 +8,7 @@ import type { PPError } from './errors.js';
 export interface AuthContext {
   readonly protocol: 'http' | 'socks5';
   /** The customer's connection (an app may attach what it learns, e.g. the principal, to it). */
-  readonly socket: net.Socket;
+  readonly socket: ProxySocket;
   readonly remoteAddress: string;
   readonly remotePort: number;
   readonly localPort: number;
@@ -61,7 +61,7 @@ export interface DialRequest {
 }
 
 /** Opens the egress TCP connection. Rejections should be PPErrors or errno errors (see dialer.ts). */
-export type Dial = (req: DialRequest) => Promise<net.Socket>;
+export type Dial = (req: DialRequest) => Promise<ProxySocket>;
 
 /** Creates an egress UDP socket (the app binds it to the cellular interface). Not yet bound. */
 export type UdpSocketFactory = (type: 'udp4' | 'udp6') => dgram.Socket;

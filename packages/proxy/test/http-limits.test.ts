@@ -15,6 +15,7 @@ import {
   type Meter,
   type Principal,
   type RequestFailedEvent,
+  type ProxySocket,
 } from '../src/index.js';
 import {
   authenticate,
@@ -99,8 +100,8 @@ function counting(wait = 0): Meter & { up: number; down: number; takes: number }
 }
 
 async function proxyWith(p: Partial<Principal>, o: { dial?: Dial } = {}) {
-  const customers: net.Socket[] = [];
-  const targets: net.Socket[] = [];
+  const customers: ProxySocket[] = [];
+  const targets: ProxySocket[] = [];
   const dial: Dial = async (r) => {
     const t = await (o.dial ?? testDial)(r);
     targets.push(t);

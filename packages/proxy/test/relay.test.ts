@@ -11,6 +11,7 @@ import {
   type Dial,
   type Meter,
   type ProxyServer,
+  type ProxySocket,
 } from '../src/index.js';
 import {
   cleanup,
@@ -55,9 +56,9 @@ async function source(): Promise<{ port: number; closed: () => number }> {
 async function meteredHttp(
   meter: Meter,
   idleTimeoutMs?: number,
-): Promise<{ port: number; proxy: ProxyServer; customers: net.Socket[]; targets: net.Socket[] }> {
-  const customers: net.Socket[] = [];
-  const targets: net.Socket[] = [];
+): Promise<{ port: number; proxy: ProxyServer; customers: ProxySocket[]; targets: ProxySocket[] }> {
+  const customers: ProxySocket[] = [];
+  const targets: ProxySocket[] = [];
   const dial: Dial = async (r) => {
     const t = await testDial(r);
     targets.push(t);

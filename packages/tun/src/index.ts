@@ -14,8 +14,8 @@ export { openTun, type OpenTunOptions } from './tun.js';
 export { FakeTun, type FakeTunOptions } from './tun.fake.js';
 export { configureTun, renderTunCommands, type TunConfig } from './configure.js';
 export { type CommandRunner, execRunner, RecordingRunner } from './runner.js';
-export { getOriginalDst, socketFd, type OriginalDst } from './original-dst.js';
-export { setTcpFlag, openTcpSocket, type TcpFlag, type OpenTcpSocketOptions } from './tcp-flags.js';
+export { getOriginalDst, socketFd, type OriginalDst, type FdOwner } from './original-dst.js';
+export { setTcpFlag, openTcpSocket, openTcpFd, type TcpFlag, type OpenTcpSocketOptions } from './tcp-flags.js';
 export { setThreadName } from './thread-name.js';
 export { bindToDevice, validateInterfaceName, IFNAMSIZ } from './bind-device.js';
 export {

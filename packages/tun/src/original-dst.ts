@@ -12,8 +12,14 @@ export interface OriginalDst {
   family: 'IPv4' | 'IPv6';
 }
 
+/**
+ * Anything holding a libuv TCP handle: net.Socket, net.Server, or @pocketproxy/proxy's LeanSocket
+ * and LeanServer (which keep Node's TCP handle under the same name).
+ */
+export type FdOwner = Socket | Server | { readonly _handle?: unknown };
+
 /** The fd behind a net.Socket or listening net.Server; Node keeps it on the (undocumented, stable since 0.x) TCP handle. */
-export function socketFd(socket: Socket | Server): number {
+export function socketFd(socket: FdOwner): number {
   const fd = (socket as unknown as { _handle?: { fd?: number } | null })._handle?.fd;
   if (typeof fd !== 'number' || fd < 0) throw fail('PP_ERR_TUN_NO_FD');
   return fd;
@@ -24,7 +30,7 @@ export function socketFd(socket: Socket | Server): number {
  * NATed and nf_conntrack not tracking it). A connection that was not redirected but is tracked
  * answers its own local address.
  */
-export function getOriginalDst(socket: Socket): OriginalDst {
+export function getOriginalDst(socket: FdOwner): OriginalDst {
   const fd = socketFd(socket);
   try {
     return loadAddon().getOriginalDst(fd);

@@ -12,15 +12,15 @@
 // process.binding; documentation-only deprecated, no warning) opens the fd directly, and
 // `new Socket({ handle })` is the path net.Server takes for every accepted connection. Where that
 // binding is not there (a future Node), the documented `{ fd }` path is taken.
-import { Socket, type Server } from 'node:net';
+import { Socket } from 'node:net';
 import { bindDeviceError, validateInterfaceName } from './bind-device.js';
 import { loadAddon } from './native.js';
-import { socketFd } from './original-dst.js';
+import { socketFd, type FdOwner } from './original-dst.js';
 
 export type TcpFlag = 'quickack' | 'cork' | 'defer_accept' | 'nodelay';
 
 /** Sets `flag` on the socket (or on a listening server: inherited by connections it accepts). */
-export function setTcpFlag(target: Socket | Server, flag: TcpFlag, on: boolean): boolean {
+export function setTcpFlag(target: FdOwner, flag: TcpFlag, on: boolean): boolean {
   try {
     loadAddon().setTcpFlag(socketFd(target), flag, on);
     return true;
@@ -44,15 +44,21 @@ export interface OpenTcpSocketOptions {
  * PP_ERR_TUN_ADDON_MISSING; callers without a device fall back to net.connect.
  */
 export function openTcpSocket(family: 4 | 6, bindAddress?: string, opts: OpenTcpSocketOptions = {}): Socket {
+  return adopt(openTcpFd(family, bindAddress, opts));
+}
+
+/**
+ * openTcpSocket's socket as a bare fd, for a caller that adopts it itself (@pocketproxy/proxy's
+ * LeanSocket.fromFd); the caller owns the fd. Same errors as openTcpSocket.
+ */
+export function openTcpFd(family: 4 | 6, bindAddress?: string, opts: OpenTcpSocketOptions = {}): number {
   if (opts.device !== undefined) validateInterfaceName(opts.device);
   const addon = loadAddon();
-  let fd: number;
   try {
-    fd = addon.openTcpSocket(family, bindAddress ?? null, opts.quietAck ?? false, opts.device ?? null);
+    return addon.openTcpSocket(family, bindAddress ?? null, opts.quietAck ?? false, opts.device ?? null);
   } catch (e) {
     throw opts.device !== undefined ? bindDeviceError(opts.device, e) : e;
   }
-  return adopt(fd);
 }
 
 interface TcpHandle {

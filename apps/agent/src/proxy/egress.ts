@@ -26,7 +26,6 @@
 // the dialers rebuilt with each interface snapshot (packages/proxy dns-cache.ts).
 import * as os from 'node:os';
 import * as dgram from 'node:dgram';
-import type * as net from 'node:net';
 import { isPPError } from '@pocketproxy/errors';
 import { addonAvailable, bindToDevice, openTcpSocket } from '@pocketproxy/tun';
 import {
@@ -37,6 +36,7 @@ import {
   systemResolve,
   DEFAULT_DNS_CACHE_MS,
   type DestinationPolicy,
+  type ConnectableSocket,
   type Dial,
   type PolicyDialerOptions,
   type ResolveChecked,
@@ -66,7 +66,13 @@ export interface EgressOptions {
    * undefined when it cannot pin: undefined means net.connect's own socket, which is not pinned.
    * Default: openTcpSocket({device}) when pinning, else net.connect's own.
    */
-  openSocket?: (family: 4 | 6, localAddress: string | undefined, device: string | undefined) => net.Socket | undefined;
+  openSocket?: (
+    family: 4 | 6,
+    localAddress: string | undefined,
+    device: string | undefined,
+  ) => ConnectableSocket | undefined;
+  /** Sockets made without openSocket are LeanSockets (proxy/sockets.ts) instead of net.Sockets. */
+  lean?: boolean;
   /**
    * Pin egress sockets to `interface` with SO_BINDTODEVICE (default true; needs the
    * @pocketproxy/tun addon, else address binding only). false = address binding only, as before.
@@ -145,7 +151,7 @@ export function createEgress(o: EgressOptions): Egress {
   const openSocket: PolicyDialerOptions['openSocket'] = pinned
     ? (family, localAddress) => {
         const open = o.openSocket ?? ((f, a, d) => openTcpSocket(f, a, { device: d }));
-        let s: net.Socket | undefined;
+        let s: ConnectableSocket | undefined;
         try {
           s = open(family, localAddress, pinned);
         } catch (e) {
@@ -189,6 +195,7 @@ export function createEgress(o: EgressOptions): Egress {
         bindAddress: bind,
         connectTimeoutMs: o.connectTimeoutMs,
         openSocket,
+        lean: o.lean,
       }),
       resolveUdp: createPolicyResolver({ policy, resolve, dnsCacheMs: 0 }),
     };

@@ -11,7 +11,6 @@
 // max_connections, and hands every relayed byte to the connection's meter (byte budget, rate
 // limits, usage). Changes from the API (apply) open and close listeners and end the sockets of a
 // connection whose password, state or allow-list no longer admit them (docs/security.md).
-import type * as net from 'node:net';
 import * as dgram from 'node:dgram';
 import type { Logger } from 'pino';
 import { setTcpFlag } from '@pocketproxy/tun';
@@ -24,6 +23,7 @@ import {
   type HandshakeGuard,
   type Principal,
   type ProxyServer,
+  type ProxySocket,
 } from '@pocketproxy/proxy';
 import type { CredentialItem } from '../api-client.js';
 import type { CredentialStore } from '../credentials.js';
@@ -51,6 +51,8 @@ export interface ListenersOptions {
   readonly limits: ListenerLimits;
   readonly logger: Logger;
   readonly now?: () => number;
+  /** Customers' connections are LeanSockets (proxy/sockets.ts); default false (node:net). */
+  readonly lean?: boolean;
 }
 
 interface Listener {
@@ -58,8 +60,8 @@ interface Listener {
   readonly server: ProxyServer;
   readonly udp?: { relay: UdpRelay; socket: dgram.Socket };
   /** Every accepted socket (closeCustomerSockets) and the authenticated ones (max_connections, revocation). */
-  readonly open: Set<net.Socket>;
-  readonly admitted: Set<net.Socket>;
+  readonly open: Set<ProxySocket>;
+  readonly admitted: Set<ProxySocket>;
 }
 
 export interface ListenerStats {
@@ -217,6 +219,7 @@ export class Listeners {
       logger: this.log,
       guard: this.o.guard,
       idleTimeoutMs: this.o.limits.idleTimeoutMs,
+      lean: this.o.lean ?? false,
     };
     let udp: Listener['udp'];
     let server: ProxyServer;
@@ -244,7 +247,7 @@ export class Listeners {
       });
     }
     const l: Listener = { item, server, udp, open: new Set(), admitted: new Set() };
-    server.server.on('connection', (s: net.Socket) => {
+    server.server.on('connection', (s: ProxySocket) => {
       l.open.add(s);
       s.once('close', () => {
         l.open.delete(s);
@@ -368,7 +371,7 @@ export class Listeners {
  * towards the customer (with a slow reader, megabytes: seconds of download after the revocation),
  * a reset makes the customer's kernel drop it and fail the next read at once.
  */
-function cut(s: net.Socket): void {
+function cut(s: ProxySocket): void {
   if (s.destroyed) return;
   try {
     s.resetAndDestroy();

@@ -6,7 +6,7 @@
 //
 // Upstream is one request per connection (Connection: close, as node:http sent without an agent):
 // the customer's keep-alive is ours to serve, the origin's is not worth a pool on a phone.
-import type * as net from 'node:net';
+import type { ProxySocket } from '../socket.js';
 import { proxyError } from '../errors.js';
 import { BudgetSpent, Hold, MeteredFeed } from '../limits/flow.js';
 import type { Meter } from '../types.js';
@@ -38,8 +38,8 @@ export function endToEndHeaders(
 }
 
 export interface ForwardParams {
-  readonly client: net.Socket;
-  readonly upstream: net.Socket;
+  readonly client: ProxySocket;
+  readonly upstream: ProxySocket;
   readonly method: string;
   readonly path: string;
   /** End-to-end fields to send (Host first); Transfer-Encoding: chunked when the body is chunked. */
@@ -125,7 +125,7 @@ function interimHead(res: ResponseHead): string {
  * only means "buffer full"; skipping the rest would corrupt the framing); the last one's answer is
  * the buffer's state after all of them.
  */
-function writeChunk(s: net.Socket, b: Buffer): boolean {
+function writeChunk(s: ProxySocket, b: Buffer): boolean {
   s.write(`${b.length.toString(16)}\r\n`);
   s.write(b);
   return s.write('\r\n');

@@ -1,6 +1,6 @@
 // The HTTP proxy's failure answers. Every failure carries its stable code in X-PocketProxy-Error so
 // a customer can tell "target refused" from "name does not resolve" (table in README.md).
-import type * as net from 'node:net';
+import type { ProxySocket } from '../socket.js';
 import { STATUS_CODES } from 'node:http';
 import type { PPError } from '../errors.js';
 
@@ -10,7 +10,7 @@ export const REASON_HEADER = 'X-PocketProxy-Reason';
 export const REALM = 'pocketproxy';
 
 /** Writes a complete failure response and closes the connection after it is flushed. */
-export function writeFailure(socket: net.Socket, err: PPError): void {
+export function writeFailure(socket: ProxySocket, err: PPError): void {
   if (socket.destroyed || !socket.writable) return void socket.destroy();
   const body = `${err.code}: ${err.message}\n`;
   const lines = [
@@ -24,7 +24,8 @@ export function writeFailure(socket: net.Socket, err: PPError): void {
   if (err.code === 'PP_ERR_PROXY_ACCESS_DENIED') lines.push(`${REASON_HEADER}: ${reasonToken(err.params.reason)}`);
   socket.end(`${lines.join('\r\n')}\r\n\r\n${body}`);
   // Do not wait forever for a client that never reads the answer.
-  socket.setTimeout(5_000, () => socket.destroy());
+  socket.setTimeout(5_000);
+  socket.once('timeout', () => socket.destroy());
 }
 
 /** The reason comes from the app; keep it a header-safe token whatever it is. */

@@ -8,7 +8,7 @@
 // complete within headTimeoutMs counted from accept (first request) or from its first byte (later
 // keep-alive requests): an absolute deadline, so a client trickling a byte now and then is still
 // closed in time.
-import type * as net from 'node:net';
+import type { ProxySocket } from '../socket.js';
 import { isPPError } from '@pocketproxy/errors';
 import { proxyError, type PPError } from '../errors.js';
 import { createPolicyDialer, classifyDialError } from '../dialer.js';
@@ -40,12 +40,14 @@ export interface HttpProxyOptions {
   readonly maxConnections?: number;
   /** Caps unauthenticated sockets per address and in total; may be shared with other servers. */
   readonly guard?: HandshakeGuard;
+  /** Accepted connections are LeanSockets (lean/socket.ts: no stream machinery) instead of net.Sockets. */
+  readonly lean?: boolean;
   /**
    * Called just before the proxy ends a customer connection after its last answer, while that
    * answer's bytes are usually still in Node's write buffer. The agent sets TCP_CORK here, so the
    * answer's tail and the FIN leave in one segment (one tunnel frame each way fewer per request).
    */
-  readonly beforeEnd?: (socket: net.Socket) => void;
+  readonly beforeEnd?: (socket: ProxySocket) => void;
 }
 
 const EMPTY = Buffer.alloc(0);
@@ -64,6 +66,7 @@ export function createHttpProxy(opts: HttpProxyOptions): ProxyServer {
     (socket, leave) => new HttpConnection(socket, cfg, server, leave),
     opts.maxConnections,
     opts.guard,
+    opts.lean,
   );
   return server;
 }
@@ -95,7 +98,7 @@ class HttpConnection {
   private readonly ctx: AuthContext;
 
   constructor(
-    private readonly socket: net.Socket,
+    private readonly socket: ProxySocket,
     private readonly cfg: Cfg,
     private readonly events: ProxyServer,
     private readonly leave: () => void,
@@ -209,7 +212,7 @@ class HttpConnection {
 
     // Hold the customer's bytes while we dial; they are replayed afterwards.
     this.holds.take('dial');
-    let upstream: net.Socket;
+    let upstream: ProxySocket;
     try {
       upstream = await this.cfg.dial({ host, port, principal: p.principal });
     } catch (e) {
@@ -220,7 +223,7 @@ class HttpConnection {
     await this.forward(head, url, framing!, upstream, p.meter, headBytes);
   }
 
-  private tunnel(upstream: net.Socket, meter: Meter | undefined): void {
+  private tunnel(upstream: ProxySocket, meter: Meter | undefined): void {
     this.state = 'tunnel';
     this.socket.removeListener('data', this.onData);
     this.socket.removeListener('end', this.onEnd);
@@ -250,7 +253,7 @@ class HttpConnection {
     head: RequestHead,
     url: URL,
     framing: Framing,
-    upstream: net.Socket,
+    upstream: ProxySocket,
     meter: Meter | undefined,
     headBytes: number,
   ): Promise<void> {

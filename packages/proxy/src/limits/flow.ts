@@ -5,12 +5,16 @@
 // (backpressure, until 'drain') and the meter asked for a wait (rate limit, until a timer). With
 // plain pause()/resume() the first reason to end would resume reading while the other still holds,
 // so each reason takes a hold and the stream resumes only when the last one is released.
-import type { Readable } from 'node:stream';
+/** What a hold pauses and resumes: a socket (net.Socket or LeanSocket) or any Readable. */
+export interface Pausable {
+  pause(): unknown;
+  resume(): unknown;
+}
 import type { Direction, Meter } from '../types.js';
 
 export class Hold {
   private n = 0;
-  constructor(private readonly stream: Readable) {}
+  constructor(private readonly stream: Pausable) {}
 
   hold(): void {
     if (this.n++ === 0) this.stream.pause();
@@ -31,7 +35,7 @@ export class Hold {
 export class NamedHolds<R extends string> {
   private readonly held = new Set<R>();
   private readonly hold: Hold;
-  constructor(stream: Readable) {
+  constructor(stream: Pausable) {
     this.hold = new Hold(stream);
   }
 

@@ -5,7 +5,7 @@
 // Waits at most `timeoutMs` (server-first protocols send nothing), returns as soon as the SNI or
 // Host header is known, and hands back every byte read so the caller replays them. The socket is
 // left paused with no 'data' listener of ours.
-import type * as net from 'node:net';
+import type { ProxySocket } from '../socket.js';
 import { isPPError } from '@pocketproxy/errors';
 import { findHeadEnd } from '../http/head.js';
 import { looksLikeTls, parseClientHello, validHost } from './clienthello.js';
@@ -69,7 +69,7 @@ function splitHostPort(v: string): { host?: string; port?: number } {
   return { ...(host ? { host } : {}), ...(port && port <= 65535 ? { port } : {}) };
 }
 
-export function peekTarget(socket: net.Socket, opts: PeekOptions = {}): Promise<PeekResult> {
+export function peekTarget(socket: ProxySocket, opts: PeekOptions = {}): Promise<PeekResult> {
   const timeoutMs = opts.timeoutMs ?? 300;
   const maxBytes = opts.maxBytes ?? 16 * 1024;
   return new Promise((resolve) => {

@@ -1,7 +1,7 @@
 // SOCKS5 UDP ASSOCIATE (RFC 1928 §7) on an authenticated control connection: register an
 // association on the shared relay port (or open a private one), answer with where to send
 // datagrams, and tie the association's life to the control connection in both directions.
-import type * as net from 'node:net';
+import type { ProxySocket } from '../socket.js';
 import { proxyError } from '../errors.js';
 import { type ProxyServer, normalizeIp } from '../server-base.js';
 import type { Logger, Meter, ResolveChecked, UdpSocketFactory } from '../types.js';
@@ -21,7 +21,7 @@ export interface Socks5UdpOptions {
 
 export interface AssociateParams {
   /** The control connection. */
-  readonly socket: net.Socket;
+  readonly socket: ProxySocket;
   readonly udp: Socks5UdpOptions;
   readonly logger: Logger;
   readonly events: ProxyServer;

@@ -8,7 +8,7 @@
 // bounded size. CONNECT and UDP ASSOCIATE are served; BIND answers "command not supported".
 // A customer the app refuses (Principal.deny) passes authentication and gets the refusal as the
 // request's reply code: RFC 1929 has only "failure", which would read as a wrong password.
-import type * as net from 'node:net';
+import type { ProxySocket } from '../socket.js';
 import { isPPError } from '@pocketproxy/errors';
 import { proxyError, type PPError } from '../errors.js';
 import { createPolicyDialer, classifyDialError } from '../dialer.js';
@@ -49,6 +49,8 @@ export interface Socks5Options {
   readonly maxConnections?: number;
   /** Caps unauthenticated sockets per address and in total; may be shared with other servers. */
   readonly guard?: HandshakeGuard;
+  /** Accepted connections are LeanSockets (lean/socket.ts: no stream machinery) instead of net.Sockets. */
+  readonly lean?: boolean;
 }
 
 const EMPTY = Buffer.alloc(0);
@@ -69,6 +71,7 @@ export function createSocks5Server(opts: Socks5Options): ProxyServer {
     (socket, leave) => new Socks5Connection(socket, cfg, server, leave),
     opts.maxConnections,
     opts.guard,
+    opts.lean,
   );
   const shared = opts.udp ? opts.udp.relay : undefined;
   if (shared) {
@@ -88,7 +91,7 @@ class Socks5Connection {
   private readonly timer: NodeJS.Timeout;
 
   constructor(
-    private readonly socket: net.Socket,
+    private readonly socket: ProxySocket,
     private readonly cfg: Cfg,
     private readonly events: ProxyServer,
     private readonly leave: () => void,
@@ -232,7 +235,7 @@ class Socks5Connection {
   }
 
   private async connect(host: string, port: number): Promise<void> {
-    let target: net.Socket;
+    let target: ProxySocket;
     try {
       target = await this.cfg.dial({ host, port, principal: this.principal! });
     } catch (e) {

@@ -1,0 +1,525 @@
+// LeanSocket: a TCP connection as an EventEmitter over Node's own TCP handle, without the stream
+// machinery of net.Socket (Readable/Writable state, buffering, nextTick'd emits, the destroy
+// sequence). A proxy's short connection pays for that machinery twice (customer and target): on
+// the lab's 2-core VM net.Socket cost ~100-130 µs of CPU per proxied request (measured, see
+// docs/benchmarks.md "LeanSocket"). libuv underneath is the same; what is gone is JS bookkeeping.
+//
+// It speaks the subset of net.Socket the proxy engines use (ProxySocket, ../socket.ts), with the
+// same meaning:
+//   - always half-open (allowHalfOpen): each direction's FIN is its own; 'close' comes once both
+//     directions have ended (our end() was flushed and shut down, and the peer's FIN was read), or
+//     on destroy() / an error;
+//   - reading starts when a 'data' listener is added or resume() is called, unless pause() came
+//     first; pause() stops reading at once (nothing is buffered here: the kernel's receive buffer
+//     is the buffer, so backpressure reaches the peer as with net.Socket's readStop);
+//   - write() returns false while more than 16 KiB wait in libuv's queue, and 'drain' follows when
+//     the queue is empty; a write's callback runs on a later tick, as with net;
+//   - destroy(err) emits 'error' (next tick) and then 'close' (once libuv closed the fd, a later
+//     loop turn), as net.Socket does; resetAndDestroy() closes with SO_LINGER 0 (a TCP reset);
+//   - setTimeout(ms): 'timeout' after ms without a completed read or write (re-armed by activity).
+// Byte counts are this socket's own (what was read from / handed to the kernel), kept after close.
+import { EventEmitter } from 'node:events';
+import * as net from 'node:net';
+import {
+  errnoError,
+  leanBinding,
+  UV_ENOTCONN,
+  UV_EOF,
+  type Binding,
+  type SockName,
+  type TcpHandle,
+  type WriteReq,
+} from './binding.js';
+
+/** write() answers false above this many bytes queued in libuv (net.Socket's default highWaterMark). */
+const HIGH_WATER = 16 * 1024;
+
+type WriteCb = (err?: Error | null) => void;
+
+let B: Binding;
+
+function need(): Binding {
+  const b = leanBinding();
+  if (!b) throw new Error('LeanSocket: this Node has no tcp_wrap/stream_wrap binding');
+  B = b;
+  return b;
+}
+
+export interface LeanConnectOptions {
+  /** An IP literal: resolution and the destination policy happen before (dialer.ts). */
+  readonly host: string;
+  readonly port: number;
+  /** Bound before connect() when the socket is a fresh one (not one opened on a bound fd). */
+  readonly localAddress?: string;
+}
+
+export class LeanSocket extends EventEmitter {
+  /** The TCP handle (Node's TCPWrap); `_handle.fd` is what @pocketproxy/tun's setsockopt helpers read. */
+  _handle: TcpHandle | null;
+  destroyed = false;
+  connecting = false;
+  readableEnded = false;
+  writableEnded = false;
+  writableFinished = false;
+  errored: Error | null = null;
+  bytesRead = 0;
+  bytesWritten = 0;
+  writableCorked = 0;
+
+  private readonly b: Binding;
+  /** null: nobody asked yet (a 'data' listener starts reading); false: paused; true: flowing. */
+  private flowing: boolean | null = null;
+  private reading = false;
+  private needDrain = false;
+  /** Writes handed to libuv and not completed yet. */
+  private inflight = 0;
+  private shutdownSent = false;
+  private resetting = false;
+  private timer: NodeJS.Timeout | null = null;
+  private timeoutMs = 0;
+  /** Bytes given back with unshift(), emitted first once flowing. */
+  private unshifted: Buffer[] | null = null;
+  /** Writes made while connecting or corked, sent in one go after. */
+  private queued: { data: Uint8Array; cb: WriteCb | undefined }[] | null = null;
+  private peer: SockName | null = null;
+  private local: SockName | null = null;
+
+  /** Adopts a connected handle (an accepted connection), or makes an unconnected one for connect(). */
+  constructor(handle?: TcpHandle) {
+    super();
+    this.b = need();
+    const h = handle ?? new this.b.TCP(this.b.SOCKET);
+    h.owner = this;
+    h.onread = onRead;
+    this._handle = h;
+  }
+
+  /** A socket owning `fd` (an unconnected TCP socket, e.g. bound and pinned by @pocketproxy/tun). */
+  static fromFd(fd: number): LeanSocket {
+    const b = need();
+    const h = new b.TCP(b.SOCKET);
+    const err = h.open(fd);
+    if (err !== 0) {
+      h.close();
+      throw errnoError(err, 'open');
+    }
+    return new LeanSocket(h);
+  }
+
+  /** A new outgoing connection (net.connect's counterpart): 'connect' or 'error' + 'close' follows. */
+  static connect(o: LeanConnectOptions): LeanSocket {
+    const s = new LeanSocket();
+    if (o.localAddress !== undefined) {
+      const h = s._handle!;
+      const err = net.isIPv6(o.localAddress) ? h.bind6(o.localAddress, 0, 0) : h.bind(o.localAddress, 0);
+      if (err !== 0) {
+        const e = errnoError(err, 'bind', o.localAddress);
+        process.nextTick(() => s.destroy(e));
+        return s;
+      }
+    }
+    return s.connect(o);
+  }
+
+  connect(o: { host: string; port: number }, onConnect?: () => void): this {
+    const h = this._handle;
+    if (!h || this.destroyed) return this;
+    if (onConnect) this.once('connect', onConnect);
+    this.connecting = true;
+    const req = new this.b.TCPConnectWrap();
+    req.oncomplete = afterConnect;
+    req.address = o.host;
+    req.port = o.port;
+    req.owner = this;
+    const family = net.isIP(o.host);
+    const err =
+      family === 6
+        ? h.connect6(req, o.host, o.port)
+        : family === 4
+          ? h.connect(req, o.host, o.port)
+          : -22; /* EINVAL: not an IP literal */
+    if (err !== 0) {
+      const e = errnoError(err, 'connect', o.host, o.port);
+      process.nextTick(() => this.destroy(e));
+    }
+    return this;
+  }
+
+  /** @internal the connect request completed. */
+  connected(): void {
+    this.connecting = false;
+    this.emit('connect');
+    if (this.destroyed) return;
+    this.flushQueued();
+    this.startReading();
+  }
+
+  // ---- reading ----------------------------------------------------------------------------
+
+  // biome-ignore lint/suspicious/noExplicitAny: EventEmitter's own listener type
+  override on(event: string | symbol, listener: (...args: any[]) => void): this {
+    super.on(event, listener);
+    if (event === 'data' && this.flowing !== false) this.resume();
+    return this;
+  }
+
+  // biome-ignore lint/suspicious/noExplicitAny: EventEmitter's own listener type
+  override addListener(event: string | symbol, listener: (...args: any[]) => void): this {
+    return this.on(event, listener);
+  }
+
+  resume(): this {
+    this.flowing = true;
+    if (this.unshifted) process.nextTick(emitUnshifted, this);
+    else this.startReading();
+    return this;
+  }
+
+  pause(): this {
+    this.flowing = false;
+    if (this.reading) {
+      this.reading = false;
+      this._handle?.readStop();
+    }
+    return this;
+  }
+
+  isPaused(): boolean {
+    return this.flowing === false;
+  }
+
+  /** Puts bytes back in front of what is read next (net.Socket#unshift). */
+  unshift(chunk: Buffer): void {
+    if (chunk.length === 0) return;
+    this.unshifted ??= [];
+    this.unshifted.unshift(chunk);
+    if (this.flowing) process.nextTick(emitUnshifted, this);
+  }
+
+  /** @internal emits unshifted bytes, then reads on (if still flowing). */
+  flushUnshifted(): void {
+    while (this.unshifted && this.flowing && !this.destroyed) {
+      const c = this.unshifted.shift()!;
+      if (this.unshifted.length === 0) this.unshifted = null;
+      this.emit('data', c);
+    }
+    this.startReading();
+  }
+
+  private startReading(): void {
+    if (this.reading || this.connecting || this.destroyed || this.readableEnded || !this.flowing || this.unshifted)
+      return;
+    const h = this._handle;
+    if (!h) return;
+    this.reading = true;
+    const err = h.readStart();
+    if (err !== 0) {
+      this.reading = false;
+      this.destroy(errnoError(err, 'read'));
+    }
+  }
+
+  /** @internal from onRead: `n` bytes, 0 (nothing), or a negative libuv status. */
+  gotRead(ab: ArrayBuffer | undefined, n: number): void {
+    if (this.destroyed) return;
+    if (n > 0) {
+      const buf = Buffer.from(ab!, this.b.state[this.b.kArrayBufferOffset], n);
+      this.bytesRead += n;
+      this.timer?.refresh();
+      this.emit('data', buf);
+      return;
+    }
+    if (n === 0) return;
+    this.reading = false;
+    this._handle?.readStop();
+    if (n !== UV_EOF) return void this.destroy(errnoError(n, 'read'));
+    this.readableEnded = true;
+    this.emit('end');
+    this.maybeClose();
+  }
+
+  // ---- writing ----------------------------------------------------------------------------
+
+  get writable(): boolean {
+    return !this.destroyed && !this.writableEnded;
+  }
+
+  get readable(): boolean {
+    return !this.destroyed && !this.readableEnded;
+  }
+
+  get writableLength(): number {
+    return this._handle?.writeQueueSize ?? 0;
+  }
+
+  write(data: Uint8Array | string, cb?: WriteCb): boolean {
+    if (this.destroyed || this.writableEnded) {
+      const e = Object.assign(new Error(this.destroyed ? 'write after destroy' : 'write after end'), {
+        code: this.destroyed ? 'ERR_STREAM_DESTROYED' : 'ERR_STREAM_WRITE_AFTER_END',
+      });
+      if (cb) process.nextTick(cb, e);
+      return false;
+    }
+    const bytes = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
+    if (this.connecting || this.writableCorked > 0) {
+      this.queued ??= [];
+      this.queued.push({ data: bytes, cb });
+      return true;
+    }
+    return this.send([bytes], cb ? [cb] : undefined);
+  }
+
+  /** Hands chunks to libuv in one request; false when the queue is above the high-water mark. */
+  private send(chunks: Uint8Array[], cbs: WriteCb[] | undefined): boolean {
+    const h = this._handle!;
+    const b = this.b;
+    const req = new b.WriteWrap();
+    req.handle = h;
+    req.oncomplete = afterWrite;
+    req.async = false;
+    req.owner = this;
+    req.cb =
+      cbs === undefined
+        ? undefined
+        : cbs.length === 1
+          ? cbs[0]
+          : (e) => {
+              for (const c of cbs) c(e);
+            };
+    req.buffer = null;
+    const err = chunks.length === 1 ? h.writeBuffer(req, chunks[0]!) : h.writev(req, chunks, true);
+    if (err !== 0) {
+      this.destroy(errnoError(err, 'write'));
+      return false;
+    }
+    this.bytesWritten += b.state[b.kBytesWritten]!;
+    if (b.state[b.kLastWriteWasAsync]) {
+      req.async = true;
+      req.buffer = chunks;
+      this.inflight++;
+    } else {
+      this.timer?.refresh();
+      if (req.cb) process.nextTick(req.cb, null);
+    }
+    if (h.writeQueueSize >= HIGH_WATER) {
+      this.needDrain = true;
+      return false;
+    }
+    return true;
+  }
+
+  /** @internal a queued write completed (status < 0: failed, or cancelled by close). */
+  wrote(req: WriteReq, status: number): void {
+    this.inflight--;
+    req.buffer = null;
+    if (status < 0) {
+      const e = errnoError(status, 'write');
+      req.cb?.(e);
+      this.destroy(e);
+      return;
+    }
+    this.timer?.refresh();
+    req.cb?.(null);
+    if (this.needDrain && this.inflight === 0 && !this.destroyed) {
+      this.needDrain = false;
+      this.emit('drain');
+    }
+  }
+
+  cork(): void {
+    this.writableCorked++;
+  }
+
+  uncork(): void {
+    if (this.writableCorked === 0) return;
+    if (--this.writableCorked > 0 || this.connecting) return;
+    this.flushQueued();
+  }
+
+  private flushQueued(): void {
+    const q = this.queued;
+    this.queued = null;
+    if (q && q.length > 0 && !this.destroyed) {
+      const cbs = q.flatMap((w) => (w.cb ? [w.cb] : []));
+      this.send(
+        q.map((w) => w.data),
+        cbs.length > 0 ? cbs : undefined,
+      );
+    }
+    if (this.writableEnded) this.shutdown();
+  }
+
+  end(data?: Uint8Array | string | (() => void)): this {
+    if (typeof data === 'function') data = undefined;
+    if (this.destroyed || this.writableEnded) return this;
+    if (data !== undefined && data.length > 0) this.write(data);
+    this.writableEnded = true;
+    this.writableCorked = 0;
+    if (!this.connecting) this.flushQueued();
+    return this;
+  }
+
+  /** Our FIN, after what libuv still has queued (uv_shutdown waits for pending writes). */
+  private shutdown(): void {
+    if (this.shutdownSent || this.destroyed || !this._handle) return;
+    this.shutdownSent = true;
+    const req = new this.b.ShutdownWrap();
+    req.handle = this._handle;
+    req.oncomplete = afterShutdown;
+    req.owner = this;
+    const err = this._handle.shutdown(req);
+    if (err === 1 || err === UV_ENOTCONN) process.nextTick(finished, this);
+    else if (err !== 0) this.destroy(errnoError(err, 'shutdown'));
+  }
+
+  /** @internal our side is shut down. */
+  finishedWriting(): void {
+    if (this.destroyed) return;
+    this.writableFinished = true;
+    this.emit('finish');
+    this.maybeClose();
+  }
+
+  private maybeClose(): void {
+    if (this.readableEnded && this.writableFinished) this.destroy();
+  }
+
+  // ---- closing ----------------------------------------------------------------------------
+
+  destroy(err?: Error): this {
+    if (this.destroyed) return this;
+    this.destroyed = true;
+    this.reading = false;
+    this.connecting = false;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    if (err) this.errored = err;
+    // Addresses stay readable after close (logs, revocation lists ask for them).
+    this.cacheNames();
+    const h = this._handle;
+    this._handle = null;
+    if (err) process.nextTick(emitError, this, err);
+    const closed = () => this.emit('close', err !== undefined);
+    if (!h) {
+      process.nextTick(closed);
+      return this;
+    }
+    h.onread = ignoreRead;
+    if (this.resetting) {
+      const r = h.reset(closed);
+      if (r !== 0) {
+        h.close(closed);
+      }
+    } else h.close(closed);
+    return this;
+  }
+
+  /** Closes with a TCP reset (SO_LINGER 0): the peer's next read fails at once. */
+  resetAndDestroy(): this {
+    if (this.destroyed) return this;
+    this.resetting = true;
+    return this.destroy();
+  }
+
+  setTimeout(ms: number, onTimeout?: () => void): this {
+    if (onTimeout) this.once('timeout', onTimeout);
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    this.timeoutMs = ms;
+    if (ms > 0 && !this.destroyed) {
+      this.timer = setTimeout(emitTimeout, ms, this);
+      this.timer.unref();
+    }
+    return this;
+  }
+
+  setNoDelay(on = true): this {
+    this._handle?.setNoDelay(on);
+    return this;
+  }
+
+  setKeepAlive(): this {
+    return this;
+  }
+
+  // ---- addresses --------------------------------------------------------------------------
+
+  private cacheNames(): void {
+    if (this.peer === null && this._handle) this.peerName();
+    if (this.local === null && this._handle) this.localName();
+  }
+
+  private peerName(): SockName {
+    if (this.peer === null) {
+      const out: SockName = {};
+      if (this._handle?.getpeername(out) !== 0) return out;
+      this.peer = out;
+    }
+    return this.peer;
+  }
+
+  private localName(): SockName {
+    if (this.local === null) {
+      const out: SockName = {};
+      if (this._handle?.getsockname(out) !== 0) return out;
+      this.local = out;
+    }
+    return this.local;
+  }
+
+  get remoteAddress(): string | undefined {
+    return this.peerName().address;
+  }
+  get remotePort(): number | undefined {
+    return this.peerName().port;
+  }
+  get remoteFamily(): string | undefined {
+    return this.peerName().family;
+  }
+  get localAddress(): string | undefined {
+    return this.localName().address;
+  }
+  get localPort(): number | undefined {
+    return this.localName().port;
+  }
+  address(): SockName {
+    return this.localName();
+  }
+  /** The idle timeout set with setTimeout (0 = none). */
+  get timeout(): number {
+    return this.timeoutMs;
+  }
+}
+
+// Callbacks the C++ side calls, with `this` set to the handle or request (module-level: no closure
+// per connection).
+function onRead(this: TcpHandle, ab: ArrayBuffer | undefined): void {
+  const s = this.owner as LeanSocket;
+  s.gotRead(ab, B.state[B.kReadBytesOrError]!);
+}
+function afterWrite(this: WriteReq, status: number): void {
+  (this.owner as LeanSocket).wrote(this, status);
+}
+function afterShutdown(this: { owner: unknown }): void {
+  finished(this.owner as LeanSocket);
+}
+function finished(s: LeanSocket): void {
+  s.finishedWriting();
+}
+function afterConnect(this: { owner: unknown; address: string; port: number }, status: number): void {
+  const s = this.owner as LeanSocket;
+  if (s.destroyed) return;
+  if (status < 0) return void s.destroy(errnoError(status, 'connect', this.address, this.port));
+  s.connected();
+}
+function emitError(s: LeanSocket, e: Error): void {
+  s.emit('error', e);
+}
+function emitTimeout(s: LeanSocket): void {
+  if (!s.destroyed) s.emit('timeout');
+}
+function emitUnshifted(s: LeanSocket): void {
+  s.flushUnshifted();
+}
+/** A closed handle's onread (the C++ side requires a function there). */
+function ignoreRead(): void {}
