@@ -10,8 +10,9 @@
 //     directions have ended (our end() was flushed and shut down, and the peer's FIN was read), or
 //     on destroy() / an error;
 //   - reading starts when a 'data' listener is added or resume() is called, unless pause() came
-//     first; pause() stops reading at once (nothing is buffered here: the kernel's receive buffer
-//     is the buffer, so backpressure reaches the peer as with net.Socket's readStop);
+//     first; after pause() no 'data' is emitted, and reading stops as soon as one read's worth has
+//     arrived (kept for resume(); the rest waits in the kernel, so backpressure reaches the peer as
+//     with net.Socket's readStop);
 //   - write() returns false while more than 16 KiB wait in libuv's queue, and 'drain' follows when
 //     the queue is empty; a write's callback runs on a later tick, as with net;
 //   - destroy(err) emits 'error' (next tick) and then 'close' (once libuv closed the fd, a later
@@ -77,8 +78,10 @@ export class LeanSocket extends EventEmitter {
   private resetting = false;
   private timer: NodeJS.Timeout | null = null;
   private timeoutMs = 0;
-  /** Bytes given back with unshift(), emitted first once flowing. */
+  /** Bytes given back with unshift() or read during a pause, emitted first once flowing. */
   private unshifted: Buffer[] | null = null;
+  /** The peer's FIN arrived during a pause: 'end' once flowing and the kept bytes are out. */
+  private endHeld = false;
   /** Writes made while connecting or corked, sent in one go after. */
   private queued: { data: Uint8Array; cb: WriteCb | undefined }[] | null = null;
   private peer: SockName | null = null;
@@ -170,17 +173,19 @@ export class LeanSocket extends EventEmitter {
 
   resume(): this {
     this.flowing = true;
-    if (this.unshifted) process.nextTick(emitUnshifted, this);
+    if (this.unshifted || this.endHeld) process.nextTick(emitUnshifted, this);
     else this.startReading();
     return this;
   }
 
+  /**
+   * Stops 'data'. Reading itself stops when the next bytes (or the FIN) arrive: they are kept for
+   * resume(). A pause that ends before the peer sends more (the customer waiting while we dial)
+   * then costs no readStop/readStart pair, i.e. no two epoll_ctl calls; at most one read's worth
+   * is kept, the rest waits in the kernel as with an immediate stop.
+   */
   pause(): this {
     this.flowing = false;
-    if (this.reading) {
-      this.reading = false;
-      this._handle?.readStop();
-    }
     return this;
   }
 
@@ -203,7 +208,24 @@ export class LeanSocket extends EventEmitter {
       if (this.unshifted.length === 0) this.unshifted = null;
       this.emit('data', c);
     }
+    if (this.endHeld && this.flowing && !this.unshifted && !this.destroyed) {
+      this.endHeld = false;
+      this.ended();
+      return;
+    }
     this.startReading();
+  }
+
+  private stopReading(): void {
+    if (!this.reading) return;
+    this.reading = false;
+    this._handle?.readStop();
+  }
+
+  private ended(): void {
+    this.readableEnded = true;
+    this.emit('end');
+    this.maybeClose();
   }
 
   private startReading(): void {
@@ -226,16 +248,20 @@ export class LeanSocket extends EventEmitter {
       const buf = Buffer.from(ab!, this.b.state[this.b.kArrayBufferOffset], n);
       this.bytesRead += n;
       this.timer?.refresh();
-      this.emit('data', buf);
+      if (this.flowing) this.emit('data', buf);
+      else {
+        // Arrived during a pause (see pause()): kept, and reading stops now.
+        this.unshifted ??= [];
+        this.unshifted.push(buf);
+        this.stopReading();
+      }
       return;
     }
     if (n === 0) return;
-    this.reading = false;
-    this._handle?.readStop();
+    this.stopReading();
     if (n !== UV_EOF) return void this.destroy(errnoError(n, 'read'));
-    this.readableEnded = true;
-    this.emit('end');
-    this.maybeClose();
+    if (this.flowing && !this.unshifted) this.ended();
+    else this.endHeld = true;
   }
 
   // ---- writing ----------------------------------------------------------------------------
@@ -394,8 +420,6 @@ export class LeanSocket extends EventEmitter {
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
     if (err) this.errored = err;
-    // Addresses stay readable after close (logs, revocation lists ask for them).
-    this.cacheNames();
     const h = this._handle;
     this._handle = null;
     if (err) process.nextTick(emitError, this, err);
@@ -443,11 +467,6 @@ export class LeanSocket extends EventEmitter {
   }
 
   // ---- addresses --------------------------------------------------------------------------
-
-  private cacheNames(): void {
-    if (this.peer === null && this._handle) this.peerName();
-    if (this.local === null && this._handle) this.localName();
-  }
 
   private peerName(): SockName {
     if (this.peer === null) {
