@@ -46,6 +46,10 @@ const Schema = z.object({
     .regex(/^[a-zA-Z0-9_.-]{1,15}$/, 'must be a valid interface name')
     .default('pp0'),
   POCKETPROXY_TPROXY_PORT: port.default(12345),
+  POCKETPROXY_TPROXY_SOCKETS: z
+    .enum(['lean', 'node'])
+    .default('lean')
+    .describe("transparent proxy's sockets: lean (Node's TCP handle, no stream machinery) or node (node:net)"),
   POCKETPROXY_DEVICE_SUBNET: z
     .string()
     .regex(/^\d+\.\d+\.\d+\.\d+\/(1[6-9]|2[0-9]|30)$/, 'must be an IPv4 CIDR from /16 to /30')
@@ -132,6 +136,7 @@ export interface Config {
   readonly relayName: string;
   readonly tunnelInterface: string;
   readonly tproxyPort: number;
+  readonly tproxySockets: 'lean' | 'node';
   readonly deviceSubnet: string;
   readonly tunnelMtu: number;
   /** TUN and UDP offloads in the tunnel process (packages/tun). */
@@ -280,6 +285,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     relayName: c.POCKETPROXY_RELAY_NAME,
     tunnelInterface: c.POCKETPROXY_TUNNEL_INTERFACE,
     tproxyPort: c.POCKETPROXY_TPROXY_PORT,
+    tproxySockets: c.POCKETPROXY_TPROXY_SOCKETS,
     deviceSubnet: c.POCKETPROXY_DEVICE_SUBNET,
     tunnelMtu: c.POCKETPROXY_TUNNEL_MTU,
     offload: c.POCKETPROXY_OFFLOAD,

@@ -7,6 +7,9 @@ import pino from 'pino';
 import { createSocks5Server } from '@pocketproxy/proxy';
 import { createTransparentProxy } from '../src/tunnel/tproxy.js';
 
+// Every case runs on both socket kinds (LeanSocket, the default, and the node:net fallback).
+const ENGINES = ['lean', 'node'] as const;
+
 async function deviceProxyStub() {
   const requests: string[] = [];
   const srv = net.createServer((s) => {
@@ -60,195 +63,203 @@ function exchange(port: number, send: string, until: (got: string) => boolean): 
   });
 }
 
-test('transparent proxy: Host peek -> CONNECT domain via the mapped device with its credentials', async () => {
-  const stub = await deviceProxyStub();
-  const tp = createTransparentProxy({
-    host: '127.0.0.1',
-    port: 0,
-    logger: pino({ level: 'silent' }),
-    getOriginalDst: () => ({ address: '192.0.2.10', port: 80, family: 'IPv4' }),
-    peekTimeoutMs: 200,
-  });
-  await tp.start();
-  try {
-    // Unmapped customer: refused, nothing reaches the device.
-    assert.equal(await exchange(tp.port, 'GET / HTTP/1.1\r\nHost: example.test\r\n\r\n', () => false), '');
-    assert.equal(stub.requests.length, 0);
-    assert.equal(tp.stats.refused, 1);
-
-    const map = (b: object) => tp.routes['POST /openvpn/client']!(b, new URL('http://x'));
-    const good = {
-      client_ip: '127.0.0.1',
-      device_vpn_ip: '127.0.0.1',
-      proxy_port: stub.port,
-      protocol: 'http',
-      username: 'alice',
-      password: 's3cret',
-    };
-    assert.equal((await map({ ...good, client_ip: 'nope' })).status, 400);
-    // The connection's own port and protocol are required: there is no device-wide proxy port any more.
-    for (const bad of [
-      { proxy_port: undefined },
-      { proxy_port: 0 },
-      { proxy_port: 70000 },
-      { protocol: 'socks4' },
-      { protocol: undefined },
-    ]) {
-      assert.equal((await map({ ...good, ...bad })).status, 400, JSON.stringify(bad));
-    }
-    assert.equal(tp.clients.size, 0);
-    await map(good);
-    const req = 'GET / HTTP/1.1\r\nHost: example.test\r\n\r\n';
-    const got = await exchange(tp.port, req, (g) => g.includes('\r\n\r\n'));
-    assert.equal(got, `echo:${req}`);
-    assert.match(stub.requests[0]!, /^CONNECT example\.test:80 HTTP\/1\.1\r\n/);
-    assert.match(
-      stub.requests[0]!,
-      new RegExp(`Proxy-Authorization: Basic ${Buffer.from('alice:s3cret').toString('base64')}`),
-    );
-
-    const del = await tp.routes['DELETE /openvpn/client']!({ client_ip: '127.0.0.1' }, new URL('http://x'));
-    assert.deepEqual(del.body, { removed: true });
-  } finally {
-    await tp.close();
-    await stub.close();
-  }
-});
-
-test('transparent proxy: no SNI/Host (server-first protocol) -> CONNECT the original address after the peek wait', async () => {
-  const stub = await deviceProxyStub();
-  const tp = createTransparentProxy({
-    host: '127.0.0.1',
-    port: 0,
-    logger: pino({ level: 'silent' }),
-    getOriginalDst: () => ({ address: '192.0.2.10', port: 5555, family: 'IPv4' }),
-    peekTimeoutMs: 100,
-  });
-  tp.clients.set('127.0.0.1', {
-    deviceVpnIp: '127.0.0.1',
-    proxyPort: stub.port,
-    protocol: 'http',
-    username: 'bob',
-    password: 'pw',
-  });
-  await tp.start();
-  try {
-    const got = await new Promise<string>((resolve) => {
-      const c = net.connect(tp.port, '127.0.0.1');
-      let buf = '';
-      // Say nothing first; write after the proxy connected upstream.
-      setTimeout(() => c.write('ping'), 300);
-      c.on('data', (d) => {
-        buf += d;
-        if (buf.includes('ping')) {
-          c.destroy();
-          resolve(buf);
-        }
-      });
-      c.on('error', () => resolve(buf));
+for (const sockets of ENGINES)
+  test(`transparent proxy (${sockets} sockets): Host peek -> CONNECT domain via the mapped device with its credentials`, async () => {
+    const stub = await deviceProxyStub();
+    const tp = createTransparentProxy({
+      host: '127.0.0.1',
+      port: 0,
+      logger: pino({ level: 'silent' }),
+      sockets,
+      getOriginalDst: () => ({ address: '192.0.2.10', port: 80, family: 'IPv4' }),
+      peekTimeoutMs: 200,
     });
-    assert.equal(got, 'echo:ping');
-    assert.match(stub.requests[0]!, /^CONNECT 192\.0\.2\.10:5555 /);
-  } finally {
-    await tp.close();
-    await stub.close();
-  }
-});
+    await tp.start();
+    try {
+      // Unmapped customer: refused, nothing reaches the device.
+      assert.equal(await exchange(tp.port, 'GET / HTTP/1.1\r\nHost: example.test\r\n\r\n', () => false), '');
+      assert.equal(stub.requests.length, 0);
+      assert.equal(tp.stats.refused, 1);
 
-test('transparent proxy: a SOCKS5 connection is reached in SOCKS5 on its own port, with its credentials', async () => {
-  // The "device": our own SOCKS5 server for one connection; its dial goes to a loopback echo target.
-  const target = net.createServer((s) => s.on('data', (d) => s.write(`target:${d.toString('latin1')}`)));
-  await new Promise<void>((r) => target.listen(0, '127.0.0.1', r));
-  const asked: string[] = [];
-  const device = createSocks5Server({
-    authenticate: async (user, pass) => (user === 'carol' && pass === 'pw5' ? { principal: 'con_socks' } : null),
-    dial: async ({ host, port }) => {
-      asked.push(`${host}:${port}`);
-      const s = net.connect((target.address() as net.AddressInfo).port, '127.0.0.1');
-      await new Promise((r) => s.once('connect', r));
-      return s;
-    },
+      const map = (b: object) => tp.routes['POST /openvpn/client']!(b, new URL('http://x'));
+      const good = {
+        client_ip: '127.0.0.1',
+        device_vpn_ip: '127.0.0.1',
+        proxy_port: stub.port,
+        protocol: 'http',
+        username: 'alice',
+        password: 's3cret',
+      };
+      assert.equal((await map({ ...good, client_ip: 'nope' })).status, 400);
+      // The connection's own port and protocol are required: there is no device-wide proxy port any more.
+      for (const bad of [
+        { proxy_port: undefined },
+        { proxy_port: 0 },
+        { proxy_port: 70000 },
+        { protocol: 'socks4' },
+        { protocol: undefined },
+      ]) {
+        assert.equal((await map({ ...good, ...bad })).status, 400, JSON.stringify(bad));
+      }
+      assert.equal(tp.clients.size, 0);
+      await map(good);
+      const req = 'GET / HTTP/1.1\r\nHost: example.test\r\n\r\n';
+      const got = await exchange(tp.port, req, (g) => g.includes('\r\n\r\n'));
+      assert.equal(got, `echo:${req}`);
+      assert.match(stub.requests[0]!, /^CONNECT example\.test:80 HTTP\/1\.1\r\n/);
+      assert.match(
+        stub.requests[0]!,
+        new RegExp(`Proxy-Authorization: Basic ${Buffer.from('alice:s3cret').toString('base64')}`),
+      );
+
+      const del = await tp.routes['DELETE /openvpn/client']!({ client_ip: '127.0.0.1' }, new URL('http://x'));
+      assert.deepEqual(del.body, { removed: true });
+    } finally {
+      await tp.close();
+      await stub.close();
+    }
   });
-  const { port: devicePort } = await device.listen(0, '127.0.0.1');
-  const tp = createTransparentProxy({
-    host: '127.0.0.1',
-    port: 0,
-    logger: pino({ level: 'silent' }),
-    getOriginalDst: () => ({ address: '192.0.2.10', port: 443, family: 'IPv4' }),
-    peekTimeoutMs: 100,
+
+for (const sockets of ENGINES)
+  test(`transparent proxy (${sockets} sockets): no SNI/Host (server-first protocol) -> CONNECT the original address after the peek wait`, async () => {
+    const stub = await deviceProxyStub();
+    const tp = createTransparentProxy({
+      host: '127.0.0.1',
+      port: 0,
+      logger: pino({ level: 'silent' }),
+      sockets,
+      getOriginalDst: () => ({ address: '192.0.2.10', port: 5555, family: 'IPv4' }),
+      peekTimeoutMs: 100,
+    });
+    tp.clients.set('127.0.0.1', {
+      deviceVpnIp: '127.0.0.1',
+      proxyPort: stub.port,
+      protocol: 'http',
+      username: 'bob',
+      password: 'pw',
+    });
+    await tp.start();
+    try {
+      const got = await new Promise<string>((resolve) => {
+        const c = net.connect(tp.port, '127.0.0.1');
+        let buf = '';
+        // Say nothing first; write after the proxy connected upstream.
+        setTimeout(() => c.write('ping'), 300);
+        c.on('data', (d) => {
+          buf += d;
+          if (buf.includes('ping')) {
+            c.destroy();
+            resolve(buf);
+          }
+        });
+        c.on('error', () => resolve(buf));
+      });
+      assert.equal(got, 'echo:ping');
+      assert.match(stub.requests[0]!, /^CONNECT 192\.0\.2\.10:5555 /);
+    } finally {
+      await tp.close();
+      await stub.close();
+    }
   });
-  tp.clients.set('127.0.0.1', {
-    deviceVpnIp: '127.0.0.1',
-    proxyPort: devicePort,
-    protocol: 'socks5',
-    username: 'carol',
-    password: 'pw5',
-  });
-  await tp.start();
-  try {
-    const got = await exchange(tp.port, 'hello', (g) => g.includes('hello'));
-    assert.equal(got, 'target:hello');
-    assert.deepEqual(asked, ['192.0.2.10:443']);
-    // Wrong credentials on the device: the customer's connection is reset, nothing reaches the target.
+
+for (const sockets of ENGINES)
+  test(`transparent proxy (${sockets} sockets): a SOCKS5 connection is reached in SOCKS5 on its own port, with its credentials`, async () => {
+    // The "device": our own SOCKS5 server for one connection; its dial goes to a loopback echo target.
+    const target = net.createServer((s) => s.on('data', (d) => s.write(`target:${d.toString('latin1')}`)));
+    await new Promise<void>((r) => target.listen(0, '127.0.0.1', r));
+    const asked: string[] = [];
+    const device = createSocks5Server({
+      authenticate: async (user, pass) => (user === 'carol' && pass === 'pw5' ? { principal: 'con_socks' } : null),
+      dial: async ({ host, port }) => {
+        asked.push(`${host}:${port}`);
+        const s = net.connect((target.address() as net.AddressInfo).port, '127.0.0.1');
+        await new Promise((r) => s.once('connect', r));
+        return s;
+      },
+    });
+    const { port: devicePort } = await device.listen(0, '127.0.0.1');
+    const tp = createTransparentProxy({
+      host: '127.0.0.1',
+      port: 0,
+      logger: pino({ level: 'silent' }),
+      sockets,
+      getOriginalDst: () => ({ address: '192.0.2.10', port: 443, family: 'IPv4' }),
+      peekTimeoutMs: 100,
+    });
     tp.clients.set('127.0.0.1', {
       deviceVpnIp: '127.0.0.1',
       proxyPort: devicePort,
       protocol: 'socks5',
       username: 'carol',
-      password: 'nope',
+      password: 'pw5',
     });
-    assert.equal(
-      await exchange(tp.port, 'again', () => false).catch((e: NodeJS.ErrnoException) => e.code),
-      'ECONNRESET',
-    );
-    assert.equal(asked.length, 1);
-    assert.equal(tp.stats.failed, 1);
-  } finally {
-    await tp.close();
-    await device.close();
-    await new Promise<void>((r) => target.close(() => r()));
-  }
-});
+    await tp.start();
+    try {
+      const got = await exchange(tp.port, 'hello', (g) => g.includes('hello'));
+      assert.equal(got, 'target:hello');
+      assert.deepEqual(asked, ['192.0.2.10:443']);
+      // Wrong credentials on the device: the customer's connection is reset, nothing reaches the target.
+      tp.clients.set('127.0.0.1', {
+        deviceVpnIp: '127.0.0.1',
+        proxyPort: devicePort,
+        protocol: 'socks5',
+        username: 'carol',
+        password: 'nope',
+      });
+      assert.equal(
+        await exchange(tp.port, 'again', () => false).catch((e: NodeJS.ErrnoException) => e.code),
+        'ECONNRESET',
+      );
+      assert.equal(asked.length, 1);
+      assert.equal(tp.stats.failed, 1);
+    } finally {
+      await tp.close();
+      await device.close();
+      await new Promise<void>((r) => target.close(() => r()));
+    }
+  });
 
-test('transparent proxy: the peeked request leaves with the CONNECT, in one write, before the device answers', async () => {
-  // This "device" answers only once it holds the customer's request too: a proxy that waited for the
-  // 200 before sending the request (two round trips over the tunnel) would get no answer at all.
-  const chunks: string[] = [];
-  const srv = net.createServer((s) => {
-    let buf = '';
-    s.on('error', () => {});
-    s.on('data', (d) => {
-      chunks.push(d.toString('latin1'));
-      buf += d.toString('latin1');
-      const end = buf.indexOf('\r\n\r\n');
-      if (end >= 0 && buf.slice(end + 4).includes('\r\n\r\n')) {
-        s.end(`HTTP/1.1 200 Connection Established\r\n\r\nanswer to ${buf.slice(end + 4).split('\r\n')[0]}`);
-      }
+for (const sockets of ENGINES)
+  test(`transparent proxy (${sockets} sockets): the peeked request leaves with the CONNECT, in one write, before the device answers`, async () => {
+    // This "device" answers only once it holds the customer's request too: a proxy that waited for the
+    // 200 before sending the request (two round trips over the tunnel) would get no answer at all.
+    const chunks: string[] = [];
+    const srv = net.createServer((s) => {
+      let buf = '';
+      s.on('error', () => {});
+      s.on('data', (d) => {
+        chunks.push(d.toString('latin1'));
+        buf += d.toString('latin1');
+        const end = buf.indexOf('\r\n\r\n');
+        if (end >= 0 && buf.slice(end + 4).includes('\r\n\r\n')) {
+          s.end(`HTTP/1.1 200 Connection Established\r\n\r\nanswer to ${buf.slice(end + 4).split('\r\n')[0]}`);
+        }
+      });
     });
+    await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+    const tp = createTransparentProxy({
+      host: '127.0.0.1',
+      port: 0,
+      logger: pino({ level: 'silent' }),
+      sockets,
+      getOriginalDst: () => ({ address: '192.0.2.10', port: 80, family: 'IPv4' }),
+      peekTimeoutMs: 200,
+    });
+    tp.clients.set('127.0.0.1', {
+      deviceVpnIp: '127.0.0.1',
+      proxyPort: (srv.address() as net.AddressInfo).port,
+      protocol: 'http',
+      username: 'dave',
+      password: 'pw',
+    });
+    await tp.start();
+    try {
+      const got = await exchange(tp.port, 'GET /x HTTP/1.1\r\nHost: example.test\r\n\r\n', (g) => g.includes('HTTP'));
+      assert.equal(got, 'answer to GET /x HTTP/1.1');
+      assert.equal(chunks.length, 1, `one segment: ${JSON.stringify(chunks)}`);
+      assert.match(chunks[0]!, /^CONNECT example\.test:80 HTTP\/1\.1\r\n[\s\S]*\r\n\r\nGET \/x HTTP\/1\.1\r\n/);
+    } finally {
+      await tp.close();
+      await new Promise<void>((r) => srv.close(() => r()));
+    }
   });
-  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
-  const tp = createTransparentProxy({
-    host: '127.0.0.1',
-    port: 0,
-    logger: pino({ level: 'silent' }),
-    getOriginalDst: () => ({ address: '192.0.2.10', port: 80, family: 'IPv4' }),
-    peekTimeoutMs: 200,
-  });
-  tp.clients.set('127.0.0.1', {
-    deviceVpnIp: '127.0.0.1',
-    proxyPort: (srv.address() as net.AddressInfo).port,
-    protocol: 'http',
-    username: 'dave',
-    password: 'pw',
-  });
-  await tp.start();
-  try {
-    const got = await exchange(tp.port, 'GET /x HTTP/1.1\r\nHost: example.test\r\n\r\n', (g) => g.includes('HTTP'));
-    assert.equal(got, 'answer to GET /x HTTP/1.1');
-    assert.equal(chunks.length, 1, `one segment: ${JSON.stringify(chunks)}`);
-    assert.match(chunks[0]!, /^CONNECT example\.test:80 HTTP\/1\.1\r\n[\s\S]*\r\n\r\nGET \/x HTTP\/1\.1\r\n/);
-  } finally {
-    await tp.close();
-    await new Promise<void>((r) => srv.close(() => r()));
-  }
-});

@@ -21,7 +21,14 @@ import { waitUntil, type Lab, type LabProcess, type LabRelay } from '../src/inde
 
 /** Env for the relay: the customer OpenVPN server on, its DNS resolver the phase's TCP shim (when the phase runs). */
 export function ovpnRelayEnv(phases: Set<string> | undefined): Record<string, string> {
-  return !phases || phases.has('ovpn') ? { POCKETPROXY_OPENVPN: 'on', POCKETPROXY_OPENVPN_DNS: DNS_IP } : {};
+  if (phases && !phases.has('ovpn')) return {};
+  // POCKETPROXY_TPROXY_SOCKETS=node|lean: the transparent proxy's sockets, for before/after runs of one build.
+  const sockets = process.env.POCKETPROXY_TPROXY_SOCKETS;
+  return {
+    POCKETPROXY_OPENVPN: 'on',
+    POCKETPROXY_OPENVPN_DNS: DNS_IP,
+    ...(sockets ? { POCKETPROXY_TPROXY_SOCKETS: sockets } : {}),
+  };
 }
 
 const DNS_IP = '203.0.113.53';
@@ -274,7 +281,9 @@ export async function ovpnPhase(o: {
     const profile = res.text;
     const ours1 = await client('ours', profile, carrier);
     const ours = PARTS.has('ours')
-      ? await measure('OpenVPN customer path, ours (plain GET to the target address)')
+      ? await measure(
+          `OpenVPN customer path, ours (plain GET to the target address; tproxy sockets: ${process.env.POCKETPROXY_TPROXY_SOCKETS ?? 'default'})`,
+        )
       : NONE;
     // The relay's customer interface: its queue and what it dropped (a short queue drops the transparent
     // proxy's bursts towards the customer: TCP losses on the relay's side of the path).

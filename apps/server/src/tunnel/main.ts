@@ -56,7 +56,13 @@ export async function runTunnel(config: Config): Promise<() => Promise<void>> {
   if (!ovpn.enabled && config.openvpn !== 'off') logger.warn({ reason: ovpn.reason }, 'customer OpenVPN is OFF');
   const tproxy: TransparentProxy | undefined = !ovpn.enabled
     ? undefined
-    : createTransparentProxy({ host: '0.0.0.0', port: config.tproxyPort, logger, getOriginalDst });
+    : createTransparentProxy({
+        host: '0.0.0.0',
+        port: config.tproxyPort,
+        sockets: config.tproxySockets,
+        logger,
+        getOriginalDst,
+      });
   const tunnel = createTunnel({
     settings: {
       relayName: config.relayName,

@@ -12,18 +12,25 @@
 // `DELETE /openvpn/client {client_ip}` on disconnect). A customer address with no mapping is
 // refused: nothing ever leaves through the relay's own address. The device applies the
 // connection's state and limits to these sockets as to any other of that connection.
+//
+// Sockets: LeanSockets (packages/proxy lean/: Node's TCP handle without net.Socket's stream
+// machinery) on both sides by default, because a customer's short connection is two sockets' worth
+// of per-connection JavaScript here and that is where this path lost new connections/s to
+// redsocks (docs/benchmarks.md, "OpenVPN customer path"). POCKETPROXY_TPROXY_SOCKETS=node (or
+// `sockets: 'node'`) falls back to node:net, the same flow.
 import * as net from 'node:net';
 import type { Logger } from 'pino';
-import { peekTarget as realPeek, type PeekResult } from '@pocketproxy/proxy';
+import { classifyFirstBytes, LeanServer, leanBinding, type ProxySocket } from '@pocketproxy/proxy';
 import { setTcpFlag, type OriginalDst } from '@pocketproxy/tun';
 import { badRequest, type PushHandler } from './push-server.js';
 import { ipv4ToNumber } from './ipv4.js';
 import { LogLimiter } from './limits.js';
-import { dialThroughConnection, type ConnectionRoute, type DeviceDialers } from './device-dial.js';
+import { deviceHandshake, openDeviceSocket, type ConnectionRoute } from './device-dial.js';
 
 export type OpenVpnClientRoute = ConnectionRoute;
+export type TproxySockets = 'lean' | 'node';
 
-export interface TransparentProxyDeps extends DeviceDialers {
+export interface TransparentProxyDeps {
   host: string;
   port: number;
   logger: Logger;
@@ -31,30 +38,190 @@ export interface TransparentProxyDeps extends DeviceDialers {
   peekTimeoutMs?: number;
   connectTimeoutMs?: number;
   maxConnections?: number;
-  peekTarget?: (socket: net.Socket, o: { timeoutMs: number }) => Promise<PeekResult>;
+  /** POCKETPROXY_TPROXY_SOCKETS; 'lean' (the default) falls back to 'node' where Node lacks the TCP handle binding. */
+  sockets?: TproxySockets;
 }
 
 export interface TransparentProxy {
   readonly clients: Map<string, OpenVpnClientRoute>;
   readonly routes: Record<string, PushHandler>;
   readonly port: number;
+  readonly sockets: TproxySockets;
   readonly stats: { accepted: number; refused: number; failed: number; active: number };
   start(): Promise<void>;
   close(): Promise<void>;
 }
 
 const plainIp = (a: string | undefined) => (a?.startsWith('::ffff:') ? a.slice(7) : (a ?? ''));
+const ignore = (): void => {};
+const EMPTY = Buffer.alloc(0);
+/** The most of a customer's first bytes looked at for a name (as packages/proxy peekTarget). */
+const PEEK_MAX = 16 * 1024;
+/** Customer bytes held while the device answers, beyond which the customer is paused. */
+const HOLD_MAX = 64 * 1024;
 
 export function createTransparentProxy(d: TransparentProxyDeps): TransparentProxy {
   const log = d.logger.child({ subsys: 'tproxy' });
   const clients = new Map<string, OpenVpnClientRoute>();
-  const peek = d.peekTarget ?? realPeek;
   const limit = new LogLimiter(10_000);
   const stats = { accepted: 0, refused: 0, failed: 0, active: 0 };
-  const sockets = new Set<net.Socket>();
+  const sockets = new Set<ProxySocket>();
+  const engine: TproxySockets = d.sockets === 'node' || !leanBinding() ? 'node' : 'lean';
+  const lean = engine === 'lean';
+  const peekTimeoutMs = d.peekTimeoutMs ?? 300;
+  const connectTimeoutMs = d.connectTimeoutMs ?? 10_000;
+  const maxConnections = d.maxConnections ?? 20_000;
   let port = d.port;
 
-  async function handle(client: net.Socket): Promise<void> {
+  /**
+   * One customer connection, from accept until both sockets are closed. Each socket keeps one
+   * 'data' listener from start to end and is never paused between the steps (peek -> dial ->
+   * joined), only for backpressure: every read stop and restart costs libuv two epoll_ctl calls,
+   * four per connection with the promise-based peek and handshake this replaced.
+   *   peek:   the customer's first bytes until SNI / Host is known, PEEK_MAX, its FIN or the timeout;
+   *   dial:   the device's socket opened, the handshake + those bytes written at once; customer bytes
+   *           arriving meanwhile are held (HOLD_MAX, then the customer is paused);
+   *   joined: bytes both ways with backpressure; a FIN is passed on as a FIN (half-open both ways),
+   *           a reset or error as a reset (when the device revokes the connection it resets its
+   *           socket, and the customer must hear of it at once, not after what is still queued).
+   */
+  function serve(client: ProxySocket, clientIp: string, route: ConnectionRoute, dst: OriginalDst): void {
+    let phase: 'peek' | 'dial' | 'joined' = 'peek';
+    let buf: Buffer = EMPTY; // peek: what the customer sent; dial: what the device answered so far
+    let held: Buffer[] | null = null as Buffer[] | null; // dial: customer bytes after the peek
+    let heldBytes = 0;
+    let clientEnded = false;
+    let server: ProxySocket | null = null;
+    let answered: (b: Buffer) => number | undefined = () => undefined;
+    let host = dst.address;
+    let timer: NodeJS.Timeout | null = setTimeout(() => dial(), peekTimeoutMs);
+
+    const fail = (err: unknown): void => {
+      stats.failed++;
+      if (limit.allow(`fail:${clientIp}`, Date.now()) !== undefined)
+        log.info({ clientIp, host, port: dst.port, err: String(err) }, 'device proxy refused or unreachable');
+      server?.destroy();
+      client.resetAndDestroy();
+    };
+
+    function dial(): void {
+      if (timer) clearTimeout(timer);
+      timer = null;
+      if (phase !== 'peek' || client.destroyed) return;
+      phase = 'dial';
+      // The domain when the first bytes name one (so the device resolves it: no DNS answer from
+      // the relay's resolver decides where the customer goes), else the address the customer dialled.
+      const v = buf.length ? classifyFirstBytes(buf, PEEK_MAX) : undefined;
+      if (v?.done && v.host) host = v.host;
+      // The peeked bytes ride behind the handshake (device-dial.ts): one tunnel round trip, not two.
+      const h = deviceHandshake(route, host, dst.port, buf);
+      answered = h.answered;
+      buf = EMPTY;
+      const s = openDeviceSocket(route, lean);
+      server = s;
+      sockets.add(s);
+      timer = setTimeout(
+        () => fail(new Error(`no answer from the device in ${connectTimeoutMs} ms`)),
+        connectTimeoutMs,
+      );
+      s.on('data', onServerData);
+      s.on('end', onServerEnd);
+      s.on('error', onServerError);
+      s.on('close', onServerClose);
+      s.write(h.hello);
+    }
+
+    const onClientData = (c: Buffer): void => {
+      if (phase === 'joined') {
+        if (!server!.write(c)) {
+          client.pause();
+          server!.once('drain', resumeClient);
+        }
+      } else if (phase === 'peek') {
+        buf = buf.length ? Buffer.concat([buf, c]) : c;
+        if (buf.length >= PEEK_MAX || classifyFirstBytes(buf, PEEK_MAX).done) dial();
+      } else {
+        if (held) held.push(c);
+        else held = [c];
+        heldBytes += c.length;
+        if (heldBytes > HOLD_MAX) client.pause();
+      }
+    };
+    const resumeClient = (): void => void client.resume();
+    const resumeServer = (): void => void server?.resume();
+
+    const onServerData = (c: Buffer): void => {
+      if (phase === 'joined') {
+        if (!client.write(c)) {
+          server!.pause();
+          client.once('drain', resumeServer);
+        }
+        return;
+      }
+      buf = buf.length ? Buffer.concat([buf, c]) : c;
+      let n: number | undefined;
+      try {
+        n = answered(buf);
+      } catch (err) {
+        fail(err);
+        return;
+      }
+      if (n === undefined) return;
+      if (timer) clearTimeout(timer);
+      timer = null;
+      phase = 'joined';
+      const s = server!;
+      if (n < buf.length) client.write(buf.subarray(n));
+      buf = EMPTY;
+      if (held) {
+        for (const h of held) s.write(h);
+        held = null;
+        if (heldBytes > HOLD_MAX) client.resume();
+      }
+      if (clientEnded) s.end();
+    };
+    const onServerEnd = (): void => {
+      if (phase === 'joined') client.end();
+      else fail(new Error('the device closed before answering'));
+    };
+    const onServerError = (err: Error): void => {
+      if (phase !== 'joined') {
+        fail(err);
+        return;
+      }
+      if (!client.destroyed) client.resetAndDestroy();
+    };
+    const onServerClose = (): void => {
+      sockets.delete(server!);
+      client.destroy();
+    };
+
+    client.on('data', onClientData);
+    client.on('end', () => {
+      clientEnded = true;
+      if (phase === 'joined') server!.end();
+      else if (phase === 'peek') dial();
+    });
+    client.on('error', () => {
+      if (server && !server.destroyed) server.resetAndDestroy();
+    });
+    client.on('close', () => {
+      if (timer) clearTimeout(timer);
+      timer = null;
+      server?.destroy();
+    });
+  }
+
+  const onConnection = (client: ProxySocket): void => {
+    if (stats.active >= maxConnections) return void client.destroy();
+    stats.accepted++;
+    stats.active++;
+    sockets.add(client);
+    client.on('error', ignore);
+    client.on('close', () => {
+      stats.active--;
+      sockets.delete(client);
+    });
     const clientIp = plainIp(client.remoteAddress);
     const route = clients.get(clientIp);
     if (!route) {
@@ -65,65 +232,21 @@ export function createTransparentProxy(d: TransparentProxyDeps): TransparentProx
     }
     let dst: OriginalDst;
     try {
-      dst = d.getOriginalDst(client);
+      // Both socket kinds keep the TCP handle at `_handle`, which is all SO_ORIGINAL_DST reads.
+      dst = d.getOriginalDst(client as unknown as net.Socket);
     } catch (err) {
       stats.refused++;
       if (limit.allow('nodst', Date.now()) !== undefined)
         log.warn({ clientIp, err: String(err) }, 'no original destination (not redirected?); refused');
       return void client.destroy();
     }
-    const p = await peek(client, { timeoutMs: d.peekTimeoutMs ?? 300 });
-    if (client.destroyed) return;
-    // The domain when the first bytes name one (so the device resolves it: no DNS answer from the
-    // relay's resolver decides where the customer goes), else the address the customer dialled.
-    const host = p.host ?? dst.address;
-    let up: { socket: net.Socket; head: Buffer };
-    try {
-      // The peeked bytes ride behind the handshake (device-dial.ts): one tunnel round trip, not two.
-      up = await dialThroughConnection(route, host, dst.port, d.connectTimeoutMs ?? 10_000, d, p.buffered);
-    } catch (err) {
-      stats.failed++;
-      if (limit.allow(`fail:${clientIp}`, Date.now()) !== undefined)
-        log.info({ clientIp, host, port: dst.port, err: String(err) }, 'device proxy refused or unreachable');
-      return void client.resetAndDestroy();
-    }
-    if (client.destroyed) return void up.socket.destroy();
-    const server = up.socket;
-    sockets.add(server);
-    server.on('close', () => sockets.delete(server));
-    if (up.head.length) client.write(up.head);
-    client.pipe(server);
-    server.pipe(client);
-    // A reset on one side resets the other: when the device revokes the connection it resets its
-    // socket, and the customer must hear of it at once, not after what is still queued towards it.
-    for (const [from, to] of [
-      [client, server],
-      [server, client],
-    ] as const) {
-      from.on('error', () => {
-        if (!to.destroyed) to.resetAndDestroy();
-      });
-      from.on('close', () => to.destroy());
-    }
-    server.resume();
-    client.resume();
-  }
-
-  const srv = net.createServer({ noDelay: true, pauseOnConnect: true }, (client) => {
-    if (stats.active >= (d.maxConnections ?? 20_000)) return void client.destroy();
-    stats.accepted++;
-    stats.active++;
-    sockets.add(client);
-    client.on('error', () => {});
-    client.on('close', () => {
-      stats.active--;
-      sockets.delete(client);
-    });
-    handle(client).catch((err) => {
-      log.warn({ err: String(err) }, 'transparent proxy connection failed');
-      client.destroy();
-    });
-  });
+    serve(client, clientIp, route, dst);
+  };
+  // Half-open on both kinds: a customer's FIN ends its request, not the answer still coming back.
+  // TCP_NODELAY is set on the listener (start()), which the kernel copies into every accepted socket.
+  const srv: LeanServer | net.Server = lean
+    ? new LeanServer({}, onConnection)
+    : net.createServer({ allowHalfOpen: true }, onConnection);
 
   const routes: Record<string, PushHandler> = {
     'POST /openvpn/client': (body) => {
@@ -163,6 +286,7 @@ export function createTransparentProxy(d: TransparentProxyDeps): TransparentProx
     clients,
     routes,
     stats,
+    sockets: engine,
     get port() {
       return port;
     },
@@ -174,8 +298,10 @@ export function createTransparentProxy(d: TransparentProxyDeps): TransparentProx
           port = (srv.address() as net.AddressInfo).port;
           // Delayed-ACK mode, inherited by every accepted socket: the ACK of the customer's request
           // rides on the answer instead of crossing both OpenVPN processes as a packet of its own.
-          setTcpFlag(srv, 'quickack', false);
-          log.info({ port }, 'transparent proxy listening');
+          setTcpFlag(srv as net.Server, 'quickack', false);
+          // Nagle off, inherited likewise (one setsockopt here instead of one per connection).
+          if (!setTcpFlag(srv as net.Server, 'nodelay', true)) (srv as { noDelay: boolean }).noDelay = true;
+          log.info({ port, sockets: engine }, 'transparent proxy listening');
           resolve();
         });
       }),

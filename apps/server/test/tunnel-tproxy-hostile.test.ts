@@ -1,0 +1,228 @@
+// The transparent proxy against a hostile or broken customer and device (no root: SO_ORIGINAL_DST
+// is injected, the device is a loopback stub). Each case on both socket kinds. What must hold: the
+// bytes arrive whole and in order, a FIN is passed on as a FIN and a reset as a reset, a connection
+// that fails leaves nothing open on either side (stats.active back to 0, the device's socket
+// closed), and the proxy keeps serving the next customer.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as net from 'node:net';
+import { randomBytes } from 'node:crypto';
+import pino from 'pino';
+import { createTransparentProxy, type TransparentProxy } from '../src/tunnel/tproxy.js';
+
+const ENGINES = ['lean', 'node'] as const;
+const OK = 'HTTP/1.1 200 Connection Established\r\n\r\n';
+
+/** A device proxy: CONNECT answered by `answer` (default 200 then an echo); records what it got and its sockets' ends. */
+async function device(
+  behave: (s: net.Socket, head: string, rest: Buffer) => void = (s, _h, rest) => {
+    s.write(OK);
+    if (rest.length) s.write(rest);
+    s.on('data', (d) => s.write(d));
+    s.on('end', () => s.end());
+  },
+) {
+  const heads: string[] = [];
+  const closed: string[] = [];
+  const srv = net.createServer({ allowHalfOpen: true }, (s) => {
+    let buf = Buffer.alloc(0);
+    s.on('error', () => {});
+    s.on('close', () => closed.push('close'));
+    const onData = (c: Buffer) => {
+      buf = Buffer.concat([buf, c]);
+      const end = buf.indexOf('\r\n\r\n');
+      if (end < 0) return;
+      s.off('data', onData);
+      heads.push(buf.subarray(0, end).toString('latin1'));
+      behave(s, buf.subarray(0, end).toString('latin1'), buf.subarray(end + 4));
+    };
+    s.on('data', onData);
+  });
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+  return {
+    port: (srv.address() as net.AddressInfo).port,
+    heads,
+    closed,
+    close: () => new Promise<void>((r) => srv.close(() => r())),
+  };
+}
+
+async function proxyTo(devicePort: number, sockets: 'lean' | 'node', o: { connectTimeoutMs?: number } = {}) {
+  const tp = createTransparentProxy({
+    host: '127.0.0.1',
+    port: 0,
+    logger: pino({ level: 'silent' }),
+    getOriginalDst: () => ({ address: '192.0.2.10', port: 443, family: 'IPv4' }),
+    peekTimeoutMs: 100,
+    sockets,
+    ...o,
+  });
+  tp.clients.set('127.0.0.1', {
+    deviceVpnIp: '127.0.0.1',
+    proxyPort: devicePort,
+    protocol: 'http',
+    username: 'u',
+    password: 'p',
+  });
+  await tp.start();
+  return tp;
+}
+
+/** Connects, runs `drive`, resolves with everything read and how the connection ended. */
+function customer(
+  port: number,
+  drive: (c: net.Socket) => void,
+): Promise<{ got: Buffer; end: 'eof' | 'reset' | 'closed' }> {
+  return new Promise((resolve) => {
+    const c = net.connect({ port, host: '127.0.0.1', allowHalfOpen: true });
+    const chunks: Buffer[] = [];
+    let end: 'eof' | 'reset' | 'closed' = 'closed';
+    c.on('connect', () => drive(c));
+    c.on('data', (d) => chunks.push(d));
+    c.on('end', () => {
+      end = 'eof';
+      c.end();
+    });
+    c.on('error', (e: NodeJS.ErrnoException) => {
+      if (e.code === 'ECONNRESET') end = 'reset';
+    });
+    c.on('close', () => resolve({ got: Buffer.concat(chunks), end }));
+  });
+}
+
+const settled = async (tp: TransparentProxy, closed: string[], n: number) => {
+  for (let i = 0; i < 200 && (tp.stats.active > 0 || closed.length < n); i++)
+    await new Promise((r) => setTimeout(r, 10));
+  assert.equal(tp.stats.active, 0, 'no customer socket left open');
+  assert.equal(closed.length, n, 'every device socket closed');
+};
+
+for (const sockets of ENGINES) {
+  test(`tproxy hostile (${sockets}): binary garbage with no name goes to the dialled address, whole and in order, both ways`, async () => {
+    const dev = await device();
+    const tp = await proxyTo(dev.port, sockets);
+    try {
+      // 1 MiB of random bytes (more than the 16 KiB peek and the 64 KiB held while dialling), in
+      // pieces, then a FIN: the echo comes back whole, then the device's FIN.
+      const data = randomBytes(1 << 20);
+      const r = await customer(tp.port, (c) => {
+        for (let i = 0; i < data.length; i += 7919) c.write(data.subarray(i, i + 7919));
+        c.end();
+      });
+      assert.equal(r.end, 'eof');
+      assert.equal(r.got.length, data.length);
+      assert.ok(r.got.equals(data), 'echo is byte for byte what was sent');
+      assert.match(dev.heads[0]!, /^CONNECT 192\.0\.2\.10:443 HTTP\/1\.1\r\n/);
+      await settled(tp, dev.closed, 1);
+    } finally {
+      await tp.close();
+      await dev.close();
+    }
+  });
+
+  test(`tproxy hostile (${sockets}): a customer that half-closes still gets the whole answer`, async () => {
+    // The device answers only after the customer's FIN reached it (as a server reading to EOF does).
+    const dev = await device((s, _h, rest) => {
+      s.write(OK);
+      let got = rest.length;
+      s.on('data', (d) => (got += d.length));
+      s.on('end', () => s.end(`read ${got} bytes then EOF`));
+    });
+    const tp = await proxyTo(dev.port, sockets);
+    try {
+      const req = 'GET / HTTP/1.0\r\nHost: example.test\r\n\r\n';
+      const r = await customer(tp.port, (c) => c.end(req));
+      assert.equal(r.got.toString(), `read ${req.length} bytes then EOF`);
+      assert.equal(r.end, 'eof');
+      assert.match(dev.heads[0]!, /^CONNECT example\.test:443 /);
+      await settled(tp, dev.closed, 1);
+    } finally {
+      await tp.close();
+      await dev.close();
+    }
+  });
+
+  test(`tproxy hostile (${sockets}): a customer that connects and says nothing, then FIN: dialled after the peek wait, FIN passed on`, async () => {
+    const dev = await device();
+    const tp = await proxyTo(dev.port, sockets);
+    try {
+      const r = await customer(tp.port, (c) => setTimeout(() => c.end(), 150));
+      assert.equal(r.got.length, 0);
+      assert.equal(r.end, 'eof');
+      assert.equal(dev.heads.length, 1);
+      await settled(tp, dev.closed, 1);
+    } finally {
+      await tp.close();
+      await dev.close();
+    }
+  });
+
+  test(`tproxy hostile (${sockets}): a customer that resets while the device has not answered leaves nothing open`, async () => {
+    let release: () => void = () => {};
+    const answered = new Promise<void>((r) => (release = r));
+    const dev = await device((s) => void answered.then(() => s.write(OK)));
+    const tp = await proxyTo(dev.port, sockets);
+    try {
+      await customer(tp.port, (c) => {
+        c.write('GET / HTTP/1.1\r\nHost: example.test\r\n\r\n');
+        const wait = () => (dev.heads.length ? c.resetAndDestroy() : setTimeout(wait, 5));
+        wait();
+      });
+      release();
+      await settled(tp, dev.closed, 1);
+      // And the next customer is served.
+      const dev2 = await device();
+      tp.clients.set('127.0.0.1', { ...tp.clients.get('127.0.0.1')!, proxyPort: dev2.port });
+      const r = await customer(tp.port, (c) => c.end('ping'));
+      assert.equal(r.got.toString(), 'ping');
+      await dev2.close();
+    } finally {
+      await tp.close();
+      await dev.close();
+    }
+  });
+
+  test(`tproxy hostile (${sockets}): a device that resets mid-answer resets the customer; one that refuses or never answers too`, async () => {
+    // Mid-answer reset (the device revoking the connection).
+    const dev = await device((s) => {
+      s.write(`${OK}partial`);
+      setTimeout(() => s.resetAndDestroy(), 50);
+    });
+    const tp = await proxyTo(dev.port, sockets, { connectTimeoutMs: 300 });
+    try {
+      const r = await customer(tp.port, (c) => c.write('GET / HTTP/1.1\r\nHost: example.test\r\n\r\n'));
+      assert.equal(r.got.toString(), 'partial');
+      assert.equal(r.end, 'reset');
+      await settled(tp, dev.closed, 1);
+
+      // Refusal: 403 and close; the customer is reset, nothing of the answer reaches it.
+      const refuse = await device((s) => s.end('HTTP/1.1 403 Forbidden\r\n\r\nsecret'));
+      tp.clients.set('127.0.0.1', { ...tp.clients.get('127.0.0.1')!, proxyPort: refuse.port });
+      const r2 = await customer(tp.port, (c) => c.write('GET / HTTP/1.1\r\nHost: example.test\r\n\r\n'));
+      assert.equal(r2.got.length, 0);
+      assert.equal(r2.end, 'reset');
+      await settled(tp, refuse.closed, 1);
+      await refuse.close();
+
+      // Silence: no answer within connectTimeoutMs -> the customer is reset, the device socket closed.
+      // (It never answers; it closes only once our FIN came.)
+      const silent = await device((s) => s.on('end', () => s.end()));
+      tp.clients.set('127.0.0.1', { ...tp.clients.get('127.0.0.1')!, proxyPort: silent.port });
+      const r3 = await customer(tp.port, (c) => c.write('GET / HTTP/1.1\r\nHost: example.test\r\n\r\n'));
+      assert.equal(r3.end, 'reset');
+      await settled(tp, silent.closed, 1);
+      await silent.close();
+
+      // A device port nobody listens on.
+      const gone = await device();
+      await gone.close();
+      tp.clients.set('127.0.0.1', { ...tp.clients.get('127.0.0.1')!, proxyPort: gone.port });
+      const r4 = await customer(tp.port, (c) => c.write('x'));
+      assert.equal(r4.end, 'reset');
+      assert.equal(tp.stats.failed, 3);
+    } finally {
+      await tp.close();
+      await dev.close();
+    }
+  });
+}
