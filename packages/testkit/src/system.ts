@@ -161,6 +161,10 @@ export async function startRelay(lab: Lab, opts: RelayOptions = {}): Promise<Lab
     POCKETPROXY_LOG_LEVEL: 'info',
     // The offload escape hatch (packages/tun) passes through, for A/B runs.
     ...(process.env.POCKETPROXY_OFFLOAD !== undefined ? { POCKETPROXY_OFFLOAD: process.env.POCKETPROXY_OFFLOAD } : {}),
+    // And the relay's native seal path switch (apps/server tunnel main.ts), for A/B runs.
+    ...(process.env.POCKETPROXY_NATIVE_SEAL !== undefined
+      ? { POCKETPROXY_NATIVE_SEAL: process.env.POCKETPROXY_NATIVE_SEAL }
+      : {}),
     ...opts.env,
   };
   const proc = lab.spawn('relay', process.execPath, [...(opts.execArgv ?? []), SERVER_BIN, 'up'], {
@@ -271,7 +275,9 @@ export async function startAgent(lab: Lab, relay: LabRelay, n: number, opts: Age
       ? [code.pair_url]
       : ['--server', server, '--code', code.code, '--fingerprint', code.server_fingerprint];
   // The agent's switches pass through, for A/B benchmarks (docs/operations.md).
-  const passed = ['POCKETPROXY_OFFLOAD', 'POCKETPROXY_AGENT_TUNNEL_THREAD'].filter((k) => process.env[k] !== undefined);
+  const passed = ['POCKETPROXY_OFFLOAD', 'POCKETPROXY_AGENT_TUNNEL_THREAD', 'POCKETPROXY_AGENT_SOCKETS'].filter(
+    (k) => process.env[k] !== undefined,
+  );
   const env = {
     PATH: process.env.PATH,
     HOME: process.env.HOME,
