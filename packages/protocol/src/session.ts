@@ -45,7 +45,17 @@ export class TransportSession {
   private readonly recvKey: AeadKey;
   private counters: Float64Array | undefined;
   private readonly replay = new ReplayWindow();
-  private nextCounter = 0;
+  /**
+   * The send counter, in a cell a native send path may share (sendState): whoever seals takes the
+   * value and stores value + 1, on one thread, so no counter (nonce) is used twice.
+   */
+  private readonly counterCell = new Float64Array(1);
+  private get nextCounter(): number {
+    return this.counterCell[0]!;
+  }
+  private set nextCounter(v: number) {
+    this.counterCell[0] = v;
+  }
   /** Frames authenticated on this session. */
   received = 0;
 
@@ -225,6 +235,28 @@ export class TransportSession {
   destroy(): void {
     this.sendKey.destroy?.();
     this.recvKey.destroy?.();
+  }
+
+  /**
+   * What a native send path needs to seal on this session (@pocketproxy/tun SealPath): the send key
+   * object (only a native provider's key is usable there), the receiver index, the shared counter
+   * cell, the first counter it must not use and the time (same clock as `now`) it must stop.
+   * The other reasons `expired` gives (the peer's counter) are the caller's to check, e.g. per tick.
+   */
+  sendState(t: TunnelTimers): {
+    key: AeadKey;
+    receiver: number;
+    counter: Float64Array;
+    limit: number;
+    expiresAt: number;
+  } {
+    return {
+      key: this.sendKey,
+      receiver: this.remoteIndex,
+      counter: this.counterCell,
+      limit: Math.min(t.rejectAfterMessages, COUNTER_LIMIT),
+      expiresAt: this.createdAt + t.rejectAfterMs,
+    };
   }
 
   /** Rekey hint: the initiator should start a new handshake (time or message count). */

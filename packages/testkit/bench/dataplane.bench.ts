@@ -47,6 +47,7 @@ import {
   type PeerTunnel,
 } from './peer-chain.js';
 import { ovpnPhase, ovpnRelayEnv } from './openvpn-path.js';
+import { rttPhase } from './tunnel-rtt.js';
 
 const figures: { what: string; value: string; note?: string }[] = [];
 const record = (what: string, value: string, note?: string) => {
@@ -55,7 +56,7 @@ const record = (what: string, value: string, note?: string) => {
 };
 const mbit = (bytesPerS: number) => (bytesPerS * 8) / 1e6;
 const SIM_DEVICES = Number(process.env.PP_BENCH_DEVICES ?? 1000);
-// BENCH_PHASES=conn,ttfb runs only those phases (names: throughput, ours, wireguard-go, openvpn, conn, ttfb, rss,
+// BENCH_PHASES=conn,ttfb runs only those phases (names: throughput, ours, wireguard-go, openvpn, rtt, conn, ttfb, rss,
 // peers; default all). BENCH_CPU_PROF=DIR starts the relay (up, API, tunnel) and the agent with --cpu-prof into DIR and
 // stops them gracefully at the end so the profiles are written.
 const PHASES = process.env.BENCH_PHASES ? new Set(process.env.BENCH_PHASES.split(',').map((x) => x.trim())) : undefined;
@@ -411,6 +412,9 @@ async function main(): Promise<void> {
     });
     if (ours && wg) record('PocketProxy tunnel / wireguard-go', `${(ours / wg).toFixed(2)}`);
     if (ours && ovpn) record('PocketProxy tunnel / openvpn', `${(ours / ovpn).toFixed(2)}`);
+
+    // ---- round trip over our tunnel vs a bare OpenVPN tunnel vs the links (tunnel-rtt.ts) -------
+    await phase('rtt', () => rttPhase({ lab, vpnIp, work, record }));
 
     // ---- added TTFB ---------------------------------------------------------------------------
     // Before conn/s: its ~20k direct connections leave TIME_WAIT and conntrack entries behind that

@@ -20,6 +20,8 @@
 
 namespace pp {
 
+class TunQueue;
+
 class Aead : public Napi::ObjectWrap<Aead> {
  public:
   static constexpr size_t kTagLen = 16;
@@ -30,6 +32,8 @@ class Aead : public Napi::ObjectWrap<Aead> {
   ~Aead() override;
 
  private:
+  // The relay's native seal path (tun_queue.h SealFast) seals with a session's key in C++.
+  friend class TunQueue;
   // seal(counter, src, dst, dstOffset) -> bytes written (src.length + 16)
   Napi::Value Seal(const Napi::CallbackInfo& info);
   // open(counter, sealed, dst, dstOffset) -> plaintext length, or -1 when the tag does not verify

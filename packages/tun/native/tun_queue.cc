@@ -11,8 +11,13 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include <time.h>
+
+#include "aead.h"
 #include "errno_error.h"
 #include "js_call.h"
+#include "sockaddr.h"
+#include "udp_batch.h"
 
 namespace pp {
 
@@ -30,6 +35,9 @@ Napi::Function TunQueue::Init(Napi::Env env) {
                          InstanceMethod<&TunQueue::JsRef>("ref"),
                          InstanceMethod<&TunQueue::JsUnref>("unref"),
                          InstanceMethod<&TunQueue::Close>("close"),
+                         InstanceMethod<&TunQueue::SetSealSocket>("setSealSocket"),
+                         InstanceMethod<&TunQueue::SetSealRoute>("setSealRoute"),
+                         InstanceMethod<&TunQueue::DeleteSealRoute>("deleteSealRoute"),
                      });
 }
 
@@ -194,6 +202,9 @@ void TunQueue::OnReadable() {
     stats_.rx_packets += n;
     stats_.rx_bytes += used;
     stats_.rx_batches += 1;
+    if (!routes_.empty()) n = SealFast(n, &used);
+  }
+  if (n > 0) {
     if (mode_ == kSlab) {
       Napi::Buffer<uint8_t> data = Napi::Buffer<uint8_t>::Copy(env, slab_.get(), used);
       CallJs(env, on_batch_, Value(), {data, offsets_ref_.Value(), Napi::Number::New(env, n)}, *async_ctx_);
@@ -303,6 +314,129 @@ Napi::Value TunQueue::WriteBatch(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, ok);
 }
 
+uint32_t TunQueue::SealFast(uint32_t n, size_t* used) {
+  if (seal_udp_ == nullptr || seal_udp_->is_closed()) return n;
+  const size_t need = static_cast<size_t>(offsets_[n]) + static_cast<size_t>(n) * 32;
+  if (seal_out_cap_ < need) {
+    seal_out_cap_ = std::max(need, slab_cap_ + static_cast<size_t>(offsets_cap_) * 32);
+    seal_out_.reset(new uint8_t[seal_out_cap_]);
+  }
+  if (seal_iov_.size() < n) {
+    seal_iov_.resize(n);
+    seal_names_.resize(n);
+    seal_lens_.resize(n);
+  }
+  timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  const double now = static_cast<double>(ts.tv_sec) * 1e3 + static_cast<double>(ts.tv_nsec) / 1e6;
+  uint8_t* slab = slab_.get();
+  uint32_t keep = 0, queued = 0;
+  size_t wpos = 0, opos = 0;
+  for (uint32_t i = 0; i < n; i++) {
+    // Read both ends first: offsets_[keep + 1] below may be offsets_[i + 1] (then with the same value).
+    const uint32_t start = offsets_[i], end = offsets_[i + 1];
+    const size_t len = end - start;
+    const uint8_t* p = slab + start;
+    SealRoute* r = nullptr;
+    if (len >= 20 && (p[0] >> 4) == 4 && len + 32 <= 0xffff) {
+      const uint32_t dst = (uint32_t{p[16]} << 24) | (uint32_t{p[17]} << 16) | (uint32_t{p[18]} << 8) | p[19];
+      auto it = routes_.find(dst);
+      if (it != routes_.end()) r = &it->second;
+    }
+    if (r != nullptr && r->key->enc_ != nullptr && *r->counter < r->limit && now < r->expires_at) {
+      const double c = *r->counter;
+      *r->counter = c + 1;  // taken even if the seal fails below: a counter is never used twice
+      const uint64_t c64 = static_cast<uint64_t>(c);
+      uint8_t* f = seal_out_.get() + opos;
+      // Transport frame (docs/protocol.md): type 4, version 1, 2 zero bytes, receiver u32le, counter u64le.
+      f[0] = 4;
+      f[1] = 1;
+      f[2] = 0;
+      f[3] = 0;
+      for (int b = 0; b < 4; b++) f[4 + b] = static_cast<uint8_t>(r->receiver >> (8 * b));
+      for (int b = 0; b < 8; b++) f[8 + b] = static_cast<uint8_t>(c64 >> (8 * b));
+      if (!r->key->SealOne(c64, p, len, f + 16)) {
+        stats_.seal_errors += 1;
+        continue;
+      }
+      seal_iov_[queued].iov_base = f;
+      seal_iov_[queued].iov_len = len + 32;
+      memcpy(&seal_names_[queued], &r->dst, r->dst_len);
+      seal_lens_[queued] = r->dst_len;
+      queued++;
+      opos += len + 32;
+      continue;
+    }
+    if (wpos != start) memmove(slab + wpos, p, len);
+    wpos += len;
+    offsets_[++keep] = static_cast<uint32_t>(wpos);
+  }
+  if (queued > 0) {
+    stats_.seal_native += queued;
+    const uint32_t sent = seal_udp_->SendPrepared(seal_iov_.data(), seal_names_.data(), seal_lens_.data(), queued);
+    stats_.seal_unsent += queued - sent;
+  }
+  *used = wpos;
+  return keep;
+}
+
+// setSealSocket(udp: UdpBatch | null): the socket the native seal path sends from (the tunnel's).
+Napi::Value TunQueue::SetSealSocket(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  routes_.clear();
+  seal_udp_ = nullptr;
+  seal_udp_ref_.Reset();
+  if (info[0].IsObject()) {
+    UdpBatch* u = UdpBatch::Unwrap(info[0].As<Napi::Object>());
+    if (u == nullptr) throw Napi::TypeError::New(env, "setSealSocket(udp: UdpBatch | null)");
+    seal_udp_ = u;
+    seal_udp_ref_ = Napi::Persistent(info[0].As<Napi::Object>());
+  }
+  return env.Undefined();
+}
+
+// setSealRoute(dst: u32 IPv4, key: Aead, receiver: u32, counter: Float64Array(>=1), limit, expiresAt, address, port)
+Napi::Value TunQueue::SetSealRoute(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (seal_udp_ == nullptr) throw Napi::Error::New(env, "setSealRoute: no seal socket");
+  if (info.Length() < 8 || !info[0].IsNumber() || !info[1].IsObject() || !info[2].IsNumber() || !info[3].IsTypedArray() ||
+      !info[4].IsNumber() || !info[5].IsNumber() || !info[6].IsString() || !info[7].IsNumber())
+    throw Napi::TypeError::New(env, "setSealRoute(dst, key, receiver, counter, limit, expiresAt, address, port)");
+  Napi::TypedArray ta = info[3].As<Napi::TypedArray>();
+  if (ta.TypedArrayType() != napi_float64_array || ta.ElementLength() < 1)
+    throw Napi::TypeError::New(env, "setSealRoute: counter must be a Float64Array");
+  Aead* key = Aead::Unwrap(info[1].As<Napi::Object>());
+  if (key == nullptr || key->enc_ == nullptr) throw Napi::TypeError::New(env, "setSealRoute: key is not a live Aead");
+  const uint32_t port = info[7].As<Napi::Number>().Uint32Value();
+  SealRoute r;
+  std::string addr = info[6].As<Napi::String>().Utf8Value();
+  if (port > 65535 || !ParseSockaddr(seal_udp_->family_, addr.c_str(), static_cast<uint16_t>(port), &r.dst, &r.dst_len))
+    throw Napi::TypeError::New(env, "setSealRoute: invalid address or port");
+  Napi::Float64Array counter = info[3].As<Napi::Float64Array>();
+  r.key = key;
+  r.key_ref = Napi::Persistent(info[1].As<Napi::Object>());
+  r.receiver = info[2].As<Napi::Number>().Uint32Value();
+  r.counter = counter.Data();
+  r.counter_ref = Napi::Persistent(counter);
+  r.limit = info[4].As<Napi::Number>().DoubleValue();
+  r.expires_at = info[5].As<Napi::Number>().DoubleValue();
+  routes_[info[0].As<Napi::Number>().Uint32Value()] = std::move(r);
+  return env.Undefined();
+}
+
+// deleteSealRoute(dst: u32 IPv4 | -1 for all) -> boolean (one was there)
+Napi::Value TunQueue::DeleteSealRoute(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsNumber()) throw Napi::TypeError::New(env, "deleteSealRoute(dst: number)");
+  const double d = info[0].As<Napi::Number>().DoubleValue();
+  if (d < 0) {
+    const bool any = !routes_.empty();
+    routes_.clear();
+    return Napi::Boolean::New(env, any);
+  }
+  return Napi::Boolean::New(env, routes_.erase(info[0].As<Napi::Number>().Uint32Value()) > 0);
+}
+
 Napi::Value TunQueue::Stats(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Napi::Object o = Napi::Object::New(env);
@@ -317,6 +451,10 @@ Napi::Value TunQueue::Stats(const Napi::CallbackInfo& info) {
   o.Set("rxGso", stats_.rx_gso);
   o.Set("rxBadGso", stats_.rx_bad_gso);
   o.Set("txGso", stats_.tx_gso);
+  o.Set("sealNative", stats_.seal_native);
+  o.Set("sealUnsent", stats_.seal_unsent);
+  o.Set("sealErrors", stats_.seal_errors);
+  o.Set("sealRoutes", static_cast<double>(routes_.size()));
   o.Set("txWrites", vnet_ ? stats_.tx_writes : stats_.tx_packets + stats_.tx_drops + stats_.tx_errors);
   return o;
 }
@@ -341,6 +479,9 @@ void TunQueue::ReleaseCallbacks() {
 }
 
 Napi::Value TunQueue::Close(const Napi::CallbackInfo& info) {
+  routes_.clear();
+  seal_udp_ = nullptr;
+  seal_udp_ref_.Reset();
   CloseFd();
   ReleaseCallbacks();
   return info.Env().Undefined();

@@ -402,6 +402,21 @@ uint32_t UdpBatch::FlushSend(uint32_t count) {
   return sent;
 }
 
+uint32_t UdpBatch::SendPrepared(const iovec* iov, const sockaddr_storage* names, const socklen_t* lens, uint32_t n) {
+  if (is_closed()) return 0;
+  uint32_t sent = 0;
+  for (uint32_t at = 0; at < n; at += kSendChunk) {
+    const uint32_t k = std::min<uint32_t>(kSendChunk, n - at);
+    for (uint32_t i = 0; i < k; i++) {
+      siov_[i] = iov[at + i];
+      memcpy(&snames_[i], &names[at + i], lens[at + i]);
+      snamelens_[i] = lens[at + i];
+    }
+    sent += FlushSend(k);
+  }
+  return sent;
+}
+
 // sendBatch(datagrams: {data: Uint8Array, address: string, port: number}[]) -> number sent
 Napi::Value UdpBatch::SendBatch(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();

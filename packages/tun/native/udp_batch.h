@@ -13,6 +13,8 @@
 
 namespace pp {
 
+class TunQueue;
+
 class UdpBatch : public Napi::ObjectWrap<UdpBatch>, private FdPoller {
  public:
   static Napi::Function Init(Napi::Env env);
@@ -20,7 +22,11 @@ class UdpBatch : public Napi::ObjectWrap<UdpBatch>, private FdPoller {
   ~UdpBatch() override;
 
  private:
+  // The relay's native seal path sends its frames through this socket (SendPrepared, family_).
+  friend class TunQueue;
   static constexpr uint32_t kSendChunk = 256;
+  // Sends n datagrams already in memory (GSO-grouped like sendBatch); returns how many were sent.
+  uint32_t SendPrepared(const iovec* iov, const sockaddr_storage* names, const socklen_t* lens, uint32_t n);
 
   Napi::Value LocalAddress(const Napi::CallbackInfo& info);
   Napi::Value Start(const Napi::CallbackInfo& info);

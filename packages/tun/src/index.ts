@@ -9,8 +9,17 @@
 export { ERRORS as TUN_ERRORS, type TunErrorCode } from './errors.js';
 export { addonAvailable, ADDON_PATH } from './native.js';
 export { nativeAead, tryNativeAead, type NativeAead, type NativeAeadProvider } from './aead.js';
-export { type TunDevice, type TunOffload, type TunStats, type PacketBatch, packetsOf, batchOf } from './tun-device.js';
-export { openTun, type OpenTunOptions } from './tun.js';
+export {
+  type TunDevice,
+  type TunOffload,
+  type TunStats,
+  type PacketBatch,
+  type SealPath,
+  type SealState,
+  packetsOf,
+  batchOf,
+} from './tun-device.js';
+export { openTun, type OpenTunOptions, type KernelTunDevice } from './tun.js';
 export { FakeTun, type FakeTunOptions } from './tun.fake.js';
 export { configureTun, renderTunCommands, type TunConfig } from './configure.js';
 export { type CommandRunner, execRunner, RecordingRunner } from './runner.js';

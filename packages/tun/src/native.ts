@@ -19,6 +19,11 @@ export interface NativeTunStats {
   rxBadGso: number;
   txGso: number;
   txWrites: number;
+  /** The native seal path: packets sealed and handed to the socket in C++, not sent, not sealed; routes installed. */
+  sealNative: number;
+  sealUnsent: number;
+  sealErrors: number;
+  sealRoutes: number;
 }
 
 export interface NativeTunQueue {
@@ -47,6 +52,18 @@ export interface NativeTunQueue {
   ref(): void;
   unref(): void;
   close(): void;
+  setSealSocket(udp: NativeUdpBatch | null): void;
+  setSealRoute(
+    dst: number,
+    key: NativeAead,
+    receiver: number,
+    counter: Float64Array,
+    limit: number,
+    expiresAt: number,
+    address: string,
+    port: number,
+  ): void;
+  deleteSealRoute(dst: number): boolean;
 }
 
 export interface NativeUdpStats {

@@ -27,6 +27,39 @@ export interface TunStats {
   rxBadGso?: number;
   txGso?: number;
   txWrites?: number;
+  /** Kernel TUN with a seal path: packets sealed and sent in C++ without a call into JS (see SealPath). */
+  sealNative?: number;
+  sealUnsent?: number;
+  sealErrors?: number;
+  sealRoutes?: number;
+}
+
+/**
+ * What the native seal path needs of one established session: its send key (a native Aead),
+ * the receiver index for the frame header, the send counter's shared cell (the session takes its
+ * own counters from the same Float64Array, so C++ and JS never use a counter twice), the first
+ * counter not to use and when the session must stop sending (ms, Date.now() clock).
+ */
+export interface SealState {
+  key: unknown;
+  receiver: number;
+  counter: Float64Array;
+  limit: number;
+  expiresAt: number;
+}
+
+/**
+ * The relay's native seal path (kernel TUN only): packets read from the TUN whose IPv4
+ * destination has a route are sealed and sent from the given UDP socket in C++, never reaching the
+ * batch handler; the others are delivered as before. Routes are a cache the tunnel keeps true:
+ * it sets one after sealing a packet to a device in JS, and deletes it when the device's session,
+ * endpoint or existence changes (a missing route only costs the JS path).
+ */
+export interface SealPath {
+  set(dst: number, state: SealState, address: string, port: number): void;
+  /** Returns whether there was one. */
+  delete(dst: number): boolean;
+  clear(): void;
 }
 
 /** Which TUN offloads the kernel accepted (openTun option `offload`). */

@@ -6,9 +6,10 @@
 // Multi-queue: open the same name again with `multiQueue: true` in each worker thread to get one
 // queue each; the kernel spreads flows over queues by hash
 // (https://www.kernel.org/doc/html/latest/networking/tuntap.html#multiqueue-tuntap-interface).
-import { loadAddon, type NativeSystemError, type NativeTunQueue } from './native.js';
+import { loadAddon, type NativeAead, type NativeSystemError, type NativeTunQueue } from './native.js';
 import { fail, reasonOf } from './errors.js';
-import type { PacketBatch, TunDevice, TunOffload, TunStats } from './tun-device.js';
+import type { PacketBatch, SealPath, TunDevice, TunOffload, TunStats } from './tun-device.js';
+import { nativeSocketOf, type BatchUdpSocket } from './udp.js';
 
 export interface OpenTunOptions {
   /** Interface name (max 15 bytes); "pp%d" lets the kernel pick the number. */
@@ -32,7 +33,10 @@ export interface OpenTunOptions {
 
 const IFNAME = /^[A-Za-z0-9_.%-]{1,15}$/;
 
-export function openTun(opts: OpenTunOptions): TunDevice {
+/** A kernel TUN queue: a TunDevice that can also seal in C++ (sealPath). */
+export type KernelTunDevice = TunDevice & { sealPath(udp: BatchUdpSocket): SealPath };
+
+export function openTun(opts: OpenTunOptions): KernelTunDevice {
   if (!IFNAME.test(opts.name))
     throw fail('PP_ERR_TUN_INVALID_CONFIG', {
       field: 'name',
@@ -106,6 +110,32 @@ class KernelTun implements TunDevice {
   writeBatch(packets: readonly Uint8Array[]): number {
     this.#check();
     return this.q.writeBatch(packets);
+  }
+
+  /** The native seal path through `udp` (see SealPath); one per queue, a second call replaces the first. */
+  sealPath(udp: BatchUdpSocket): SealPath {
+    this.#check();
+    const q = this.q;
+    q.setSealSocket(nativeSocketOf(udp));
+    return {
+      set: (dst, st, address, port) => {
+        if (this.#closed) return;
+        q.setSealRoute(
+          dst >>> 0,
+          st.key as NativeAead,
+          st.receiver >>> 0,
+          st.counter,
+          st.limit,
+          st.expiresAt,
+          address,
+          port,
+        );
+      },
+      delete: (dst) => (this.#closed ? false : q.deleteSealRoute(dst >>> 0)),
+      clear: () => {
+        if (!this.#closed) q.deleteSealRoute(-1);
+      },
+    };
   }
 
   stats(): TunStats {

@@ -50,6 +50,15 @@ export type UdpStats = NativeUdpStats;
  */
 export type RawUdpBatchHandler = (data: Buffer, meta: Uint32Array, addresses: string[], count: number) => void;
 
+const natives = new WeakMap<BatchUdpSocket, NativeUdpBatch>();
+
+/** The addon's socket behind a BatchUdpSocket (for the TUN's native seal path, tun.ts). */
+export function nativeSocketOf(sock: BatchUdpSocket): NativeUdpBatch {
+  const n = natives.get(sock);
+  if (!n) throw fail('PP_ERR_TUN_CLOSED', { what: 'UDP socket' });
+  return n;
+}
+
 export class BatchUdpSocket {
   #closed = false;
   readonly #sock: NativeUdpBatch;
@@ -78,6 +87,7 @@ export class BatchUdpSocket {
       if ((e as NativeSystemError).syscall === undefined && !(e instanceof TypeError)) throw e;
       throw fail('PP_ERR_TUN_UDP_BIND_FAILED', { address, port, reason: reasonOf(e) }, { cause: e });
     }
+    natives.set(this, this.#sock);
   }
 
   address(): { address: string; port: number; family: 'IPv4' | 'IPv6' } {

@@ -4,14 +4,25 @@
 //   pp0 batch -> dst vpn_ip -> device -> session.seal -> UDP sendmmsg / TCP write -> device
 //
 // One UDP batch becomes one TUN writeBatch and one sendBatch of replies; one TUN batch becomes one
-// sendBatch. An initiation from a key the relay does not know yet is kept (held-initiations.ts) and
+// sendBatch.
+//
+// Native seal path (`seal`, kernel TUN + native AEAD): once JS has sealed a packet to a device over
+// UDP, the device's address gets a route in the TUN queue (its session's key, receiver index,
+// shared send counter, endpoint), and from then on packets to it are sealed and sent in C++ as they
+// are read, without a call into JS. A route is a cache of what JS would do; it is dropped when the
+// device's session or endpoint changes (on the frame that changes it, or the responder's event),
+// when the device goes, and checked every tick (expiry, a device table change), after which the next
+// packet takes the JS path and puts it back. Why: each call into JS after the loop slept costs
+// ~100-200 us here, and a customer's packets to a device pass this way twice per time to first
+// byte (docs/benchmarks.md, issue 13 h7). An initiation from a key the relay does not know yet is kept (held-initiations.ts) and
 // handed to the responder again by `replayHeld` once the peer list knows the key; known peers never
 // reach that branch. Multi-core seam: this module holds no state of its own beyond counters — a worker
 // per multi-queue TUN queue could run it with its own responder shard (sessions are keyed by
 // receiver index, so the UDP socket's reuseport group would have to steer by index; see README).
 import type { Responder, JsonMessage, DropReason, Outbound } from '@pocketproxy/protocol';
 import { FRAME_INITIATION } from '@pocketproxy/protocol';
-import type { OutDatagram, PacketBatch, TunDevice } from '@pocketproxy/tun';
+import type { OutDatagram, PacketBatch, SealPath, TunDevice } from '@pocketproxy/tun';
+import type { TransportSession } from '@pocketproxy/protocol';
 import type { DeviceTable } from './devices.js';
 import { HeldInitiations } from './held-initiations.js';
 import { ipv4Dst, ipv4Src } from './ipv4.js';
@@ -51,6 +62,8 @@ export interface DataPathDeps {
   onDrop: (reason: PathDrop, deviceId: string | undefined, from: Endpoint | undefined) => void;
   /** Initiations from unknown keys kept for replayHeld: endpoints at most, and for how long (default 256, 5 s). */
   heldInitiations?: { max: number; ttlMs: number };
+  /** The TUN's native seal path, once the UDP socket exists (undefined: every packet through JS). */
+  seal?: () => SealPath | undefined;
 }
 
 export interface DataPath {
@@ -64,6 +77,12 @@ export interface DataPath {
   readonly held: HeldInitiations;
   /** Hands the kept initiations whose key the device table knows now to the responder again; returns how many were answered. */
   replayHeld(): number;
+  /** Drops the device's native seal route (its session, endpoint or registration changed); the next packet takes JS. */
+  forget(deviceId: string): void;
+  /** Drops every native seal route that no longer matches the device table and the responder (per tick). */
+  checkRoutes(now: number): void;
+  /** Devices with a native seal route. */
+  readonly sealRoutes: number;
 }
 
 export function createDataPath(d: DataPathDeps): DataPath {
@@ -77,6 +96,49 @@ export function createDataPath(d: DataPathDeps): DataPath {
   };
   const tcpEndpoints = new WeakMap<TcpConn, Endpoint>();
   const held = new HeldInitiations(d.heldInitiations?.max, d.heldInitiations?.ttlMs);
+  // Native seal routes by device address: what was installed, to tell when it is stale.
+  type Route = { deviceId: string; session: TransportSession; address: string; port: number };
+  const routes = new Map<number, Route>();
+  const routeOf = new Map<string, number>();
+
+  function dropRoute(vpnNum: number): void {
+    const r = routes.get(vpnNum);
+    if (!r) return;
+    routes.delete(vpnNum);
+    routeOf.delete(r.deviceId);
+    d.seal?.()?.delete(vpnNum);
+  }
+
+  /** The route is still what JS would do for this device: same session, same UDP endpoint, not expired. */
+  function routeValid(r: Route, now: number): boolean {
+    const peer = d.responder.peer(r.deviceId);
+    const ep = peer?.endpoint;
+    return (
+      peer?.current === r.session &&
+      ep?.kind === 'udp' &&
+      ep.address === r.address &&
+      ep.port === r.port &&
+      !r.session.expired(now, d.responder.timers)
+    );
+  }
+
+  /** After JS sealed a packet to `dev`: give its address a native route if it has none (or a stale one). */
+  function installRoute(deviceId: string, vpnNum: number, now: number): void {
+    const seal = d.seal?.();
+    if (!seal) return;
+    const peer = d.responder.peer(deviceId);
+    const s = peer?.current;
+    const ep = peer?.endpoint;
+    if (!s || ep?.kind !== 'udp' || s.aeadName !== 'openssl-native') return;
+    const r = routes.get(vpnNum);
+    if (r && r.session === s && r.address === ep.address && r.port === ep.port) return;
+    if (r) dropRoute(vpnNum);
+    const route: Route = { deviceId, session: s, address: ep.address, port: ep.port };
+    if (!routeValid(route, now)) return;
+    seal.set(vpnNum, s.sendState(d.responder.timers), ep.address, ep.port);
+    routes.set(vpnNum, route);
+    routeOf.set(deviceId, vpnNum);
+  }
 
   const drop = (reason: PathDrop, deviceId?: string, from?: Endpoint) => {
     counters.drops[reason] = (counters.drops[reason] ?? 0) + 1;
@@ -117,6 +179,11 @@ export function createDataPath(d: DataPathDeps): DataPath {
       return;
     }
     const r = d.responder.receive(frame, from, now);
+    // A frame that moved the device's endpoint or confirmed a new session makes its route stale.
+    if (routeOf.size > 0 && r.kind !== 'dropped') {
+      const vpnNum = routeOf.get(r.deviceId);
+      if (vpnNum !== undefined && !routeValid(routes.get(vpnNum)!, now)) dropRoute(vpnNum);
+    }
     switch (r.kind) {
       case 'packet': {
         const p = r.packet;
@@ -177,6 +244,7 @@ export function createDataPath(d: DataPathDeps): DataPath {
           continue;
         }
         emit(ob.frame, ob.endpoint, udpOut);
+        if (ob.endpoint.kind === 'udp' && !routes.has(dev.vpnNum)) installRoute(dev.id, dev.vpnNum, now);
       }
       flushUdp(udpOut);
     },
@@ -216,6 +284,17 @@ export function createDataPath(d: DataPathDeps): DataPath {
       counters.initiationsReplayed += answered;
       flushUdp(udpOut);
       return answered;
+    },
+    forget(deviceId) {
+      const vpnNum = routeOf.get(deviceId);
+      if (vpnNum !== undefined) dropRoute(vpnNum);
+    },
+    checkRoutes(now) {
+      for (const [vpnNum, r] of routes)
+        if (d.devices.byAddress(vpnNum)?.id !== r.deviceId || !routeValid(r, now)) dropRoute(vpnNum);
+    },
+    get sealRoutes() {
+      return routes.size;
     },
   };
 }

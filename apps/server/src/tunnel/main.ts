@@ -3,6 +3,7 @@
 // handles signals. Runs in its own process so the packet path never shares an event loop with the API.
 import {
   addonAvailable,
+  BatchUdpSocket,
   configureTun,
   createBatchUdpSocket,
   execRunner,
@@ -92,6 +93,10 @@ export async function runTunnel(config: Config): Promise<() => Promise<void>> {
     tun,
     configureTun: (cfg) => configureTun(cfg, execRunner),
     openUdp,
+    // Packets to devices sealed and sent in C++ once JS has routed a device (datapath.ts).
+    // POCKETPROXY_NATIVE_SEAL=0: every packet through JS (an escape hatch, and the A/B of docs/benchmarks.md).
+    sealPath: (udp) =>
+      udp instanceof BatchUdpSocket && process.env.POCKETPROXY_NATIVE_SEAL !== '0' ? tun.sealPath(udp) : undefined,
     logger,
   });
   let openvpn: OpenvpnServer | undefined;

@@ -11,7 +11,7 @@
 import type { Logger } from 'pino';
 import { createResponder, type JsonMessage, type TunnelTimers } from '@pocketproxy/protocol';
 import type { Firewall, OpenVpnState } from '@pocketproxy/netfw';
-import { tryNativeAead, type TunConfig, type TunDevice, type TunStats } from '@pocketproxy/tun';
+import { tryNativeAead, type SealPath, type TunConfig, type TunDevice, type TunStats } from '@pocketproxy/tun';
 import type { InternalApi } from './api-client.js';
 import { PendingCommands } from './commands.js';
 import { sleep, type TunnelLogs } from './context.js';
@@ -94,6 +94,11 @@ export interface TunnelDeps {
   readonly tun: TunDevice;
   readonly configureTun: (cfg: TunConfig) => Promise<void>;
   readonly openUdp: (host: string, port: number) => Promise<UdpPort>;
+  /**
+   * The TUN's native seal path from the tunnel's UDP socket (main.ts: kernel TUN + BatchUdpSocket,
+   * unless POCKETPROXY_NATIVE_SEAL=0); undefined or absent: every packet to a device through JS.
+   */
+  readonly sealPath?: (udp: UdpPort) => SealPath | undefined;
   readonly logger: Logger;
   readonly now?: () => number;
   readonly intervals?: Partial<TunnelIntervals>;
@@ -119,7 +124,11 @@ export interface TunnelStatus {
   tcp_connections: number;
   pending_commands: number;
   frames_in: number;
+  /** Every sealed frame sent, the native seal path's included (frames_out_native of them). */
   frames_out: number;
+  frames_out_native: number;
+  /** Devices whose packets are sealed natively now. */
+  seal_routes: number;
   packets_to_tun: number;
   packets_from_tun: number;
   /** Initiations from keys unknown when they arrived: kept now, and answered after a peer refresh so far. */
@@ -185,6 +194,7 @@ export function createTunnel(deps: TunnelDeps): Tunnel {
   let stopped = false;
   const isStopped = () => stopped;
   let udp: UdpPort | undefined;
+  let seal: SealPath | undefined;
   let tcp: TcpListener | undefined;
   let pushServer: PushServer | undefined;
   const timers: NodeJS.Timeout[] = [];
@@ -205,6 +215,8 @@ export function createTunnel(deps: TunnelDeps): Tunnel {
     timers: protocolTimers,
     sameEndpoint,
     onEvent: (ev) => {
+      // Anything that changes where or how a device's packets are sealed drops its native route.
+      if (ev.type === 'peer_down' || ev.type === 'endpoint_changed' || ev.type === 'rekeyed') path.forget(ev.deviceId);
       if (ev.type === 'peer_up') peers.onPeerUp(ev.deviceId, ev.endpoint);
       else if (ev.type === 'peer_down') peers.onPeerDown(ev.deviceId, ev.reason, ev.silentMs);
       else if (ev.type === 'endpoint_changed') {
@@ -226,6 +238,7 @@ export function createTunnel(deps: TunnelDeps): Tunnel {
     devices,
     tun: deps.tun,
     udp: () => udp,
+    seal: () => seal,
     now,
     initiations: new TokenBuckets(deps.initiationRate?.perSec ?? 50, deps.initiationRate?.burst ?? 500),
     onMessage: (deviceId, m) => messages.onMessage(deviceId, m),
@@ -261,7 +274,13 @@ export function createTunnel(deps: TunnelDeps): Tunnel {
       public_key: deps.relayKey.publicKey.toString('base64'),
     },
     devices,
-    responder,
+    // A deleted device's native route goes with its peer entry (not at the next tick).
+    responder: {
+      removePeer: (id, t) => {
+        path.forget(id);
+        responder.removePeer(id, t);
+      },
+    },
     intervals: iv,
     isStopped,
     onPeersLoaded: () => {
@@ -305,6 +324,7 @@ export function createTunnel(deps: TunnelDeps): Tunnel {
     const t = now();
     const out = responder.tick(t);
     if (out.length) path.send(out);
+    path.checkRoutes(t);
     peers.reportDue(t);
     messages.repushDue(t);
     forwarding.expireWarm(t);
@@ -327,6 +347,7 @@ export function createTunnel(deps: TunnelDeps): Tunnel {
     // crashed run do not survive, and the ports of devices about to reconnect are never missing.
     await deps.firewall.applySysctls();
     udp = await deps.openUdp(host, s.tunnelPort);
+    seal = deps.sealPath?.(udp);
     udp.start(
       (dgs) => path.onUdpDatagrams(dgs),
       (err) => {
@@ -421,6 +442,7 @@ export function createTunnel(deps: TunnelDeps): Tunnel {
 
   function status(): TunnelStatus {
     const c = path.counters;
+    const ts = deps.tun.stats();
     const connected = devices.connected();
     return {
       relay_id: registration.relayId() ?? null,
@@ -431,9 +453,11 @@ export function createTunnel(deps: TunnelDeps): Tunnel {
       tcp_connections: tcp?.connections ?? 0,
       pending_commands: commands.size,
       frames_in: c.framesIn,
-      frames_out: c.framesOut,
+      frames_out: c.framesOut + (ts.sealNative ?? 0),
+      frames_out_native: ts.sealNative ?? 0,
+      seal_routes: path.sealRoutes,
       packets_to_tun: c.packetsToTun,
-      packets_from_tun: c.packetsFromTun,
+      packets_from_tun: c.packetsFromTun + (ts.sealNative ?? 0) + (ts.sealErrors ?? 0),
       initiations_held: path.held.size,
       initiations_replayed: c.initiationsReplayed,
       drops: { ...c.drops },
@@ -442,7 +466,7 @@ export function createTunnel(deps: TunnelDeps): Tunnel {
         tun: deps.tun.offload ? { vnet_hdr: deps.tun.offload.vnetHdr, tso: deps.tun.offload.tso } : null,
         udp: udp?.offload?.() ?? null,
       },
-      tun_stats: tunStats(deps.tun.stats()),
+      tun_stats: tunStats(ts),
       udp_stats: udpStats(udp?.stats?.()),
       memory_mb: memoryMb(),
     };

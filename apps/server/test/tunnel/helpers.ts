@@ -18,7 +18,7 @@ import {
   type TunnelTimers,
 } from '@pocketproxy/protocol';
 import { createFirewall, createFakeRunner, type FakeRunner } from '@pocketproxy/netfw';
-import { FakeTun, RecordingRunner, buildIPv4Udp } from '@pocketproxy/tun';
+import { FakeTun, RecordingRunner, buildIPv4Udp, type SealPath } from '@pocketproxy/tun';
 import { createTunnel, type Tunnel } from '../../src/tunnel/tunnel.js';
 import { createHttpApi, type ForwardedConnection } from '../../src/tunnel/api-client.js';
 import { dgramUdpPort } from '../../src/tunnel/transport.js';
@@ -254,7 +254,13 @@ export interface Harness {
 
 export async function startHarness(
   devices: FakeDeviceRecord[],
-  opts: { counters?: () => string; initiationRate?: { perSec: number; burst: number }; warmMs?: number } = {},
+  opts: {
+    counters?: () => string;
+    initiationRate?: { perSec: number; burst: number };
+    warmMs?: number;
+    /** A stand-in for the kernel TUN's native seal path (tunnel-seal.test.ts). */
+    sealPath?: SealPath;
+  } = {},
 ): Promise<Harness> {
   const api = await startFakeApi(devices);
   const tun = new FakeTun({ name: 'pp0' });
@@ -293,6 +299,7 @@ export async function startHarness(
     autoTimers: false,
     intervals: { retryMaxMs: 200, peersMinGapMs: 0, ...(opts.warmMs !== undefined ? { warmMs: opts.warmMs } : {}) },
     ...(opts.initiationRate ? { initiationRate: opts.initiationRate } : {}),
+    ...(opts.sealPath ? { sealPath: () => opts.sealPath } : {}),
   });
   await tunnel.start();
   await tunnel.ready;

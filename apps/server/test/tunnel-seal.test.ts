@@ -1,0 +1,121 @@
+// The relay's native seal routes (datapath.ts): when the data path gives a device's address a route in
+// the TUN's seal path, and when it takes it away. A recording stand-in for the kernel TUN's SealPath
+// (the C++ side is packages/tun test/seal.lab.test.ts): a route must always be exactly what JS would
+// do for that device — its current session, its current UDP endpoint — or absent.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { parseIPv4Udp, type SealPath, type SealState } from '@pocketproxy/tun';
+import { connectDevice, makeDevice, startHarness, udpPacket, waitFor } from './tunnel/helpers.js';
+
+function recordingSeal() {
+  const calls: string[] = [];
+  const routes = new Map<number, { state: SealState; address: string; port: number }>();
+  const seal: SealPath = {
+    set(dst, state, address, port) {
+      calls.push(`set ${dst} ${port}`);
+      routes.set(dst, { state, address, port });
+    },
+    delete(dst) {
+      calls.push(`delete ${dst}`);
+      return routes.delete(dst);
+    },
+    clear() {
+      routes.clear();
+    },
+  };
+  return { seal, calls, routes };
+}
+
+// 192.168.255.2 as the device table keys it.
+const VPN2 = ((192 << 24) | (168 << 16) | (255 << 8) | 2) >>> 0;
+
+test("seal routes: set after the first packet JS seals to a device, with its session state; the counter cell is the session's", async () => {
+  const rec = makeDevice(1);
+  const r = recordingSeal();
+  const h = await startHarness([rec], { sealPath: r.seal });
+  try {
+    const d = await connectDevice(h, rec);
+    assert.deepEqual(r.calls, [], 'no route before a packet to the device');
+    h.tun.inject(udpPacket('203.0.113.9', '192.168.255.2', 'first'));
+    await waitFor('packet at device', () => d.packets[0]);
+    const route = r.routes.get(VPN2);
+    assert.ok(route, 'route set');
+    assert.equal(route.address, '127.0.0.1');
+    assert.equal(h.tunnel.status().seal_routes, 1);
+    // The route seals with the relay's send key for this device's session: a frame sealed with its key,
+    // receiver and next counter from its cell opens at the device, and the session's own next frame
+    // takes the counter after it (one cell).
+    const st = route.state;
+    const key = st.key as { seal(c: number, src: Uint8Array, dst: Uint8Array, off: number): number };
+    const c = st.counter[0]!;
+    st.counter[0] = c + 1;
+    const pkt = udpPacket('203.0.113.9', '192.168.255.2', 'sealed-like-native');
+    const frame = Buffer.alloc(pkt.length + 32);
+    frame[0] = 4;
+    frame[1] = 1;
+    frame.writeUInt32LE(st.receiver, 4);
+    frame.writeBigUInt64LE(BigInt(c), 8);
+    key.seal(c, pkt, frame, 16);
+    const opened = d.initiator.receive(frame, Date.now());
+    assert.equal(opened.kind, 'packet');
+    assert.equal(parseIPv4Udp((opened as { packet: Buffer }).packet)!.payload.toString(), 'sealed-like-native');
+    // The stand-in does not divert packets, so JS still sees them: no second set for the same route.
+    h.tun.inject(udpPacket('203.0.113.9', '192.168.255.2', 'second'));
+    await waitFor('second packet', () => d.packets[1]);
+    const rawCounter = d.raw.at(-1)!.readBigUInt64LE(8);
+    assert.equal(Number(rawCounter), c + 1, 'JS sealed with the counter after the one taken from the cell');
+    assert.deepEqual(r.calls, [`set ${VPN2} ${route.port}`]);
+  } finally {
+    await h.close();
+  }
+});
+
+test('seal routes: dropped when the device roams (then set again for the new endpoint) and, at the tick, when its session expired', async () => {
+  const rec = makeDevice(1);
+  const r = recordingSeal();
+  const h = await startHarness([rec], { sealPath: r.seal });
+  try {
+    const d = await connectDevice(h, rec);
+    h.tun.inject(udpPacket('203.0.113.9', '192.168.255.2', 'a'));
+    await waitFor('a', () => d.packets[0]);
+    const port1 = r.routes.get(VPN2)!.port;
+    // Roaming: the device's next frame comes from another port -> the route goes before anything is sealed to it.
+    d.close();
+    await d.open();
+    d.sendPacket(udpPacket('192.168.255.2', '203.0.113.9', 'from-new-port'));
+    await waitFor('route dropped', () => r.calls.includes(`delete ${VPN2}`));
+    assert.equal(r.routes.size, 0);
+    h.tun.inject(udpPacket('203.0.113.9', '192.168.255.2', 'b'));
+    await waitFor('b', () => d.packets[1]);
+    const port2 = r.routes.get(VPN2)!.port;
+    assert.notEqual(port2, port1);
+    assert.deepEqual(r.calls, [`set ${VPN2} ${port1}`, `delete ${VPN2}`, `set ${VPN2} ${port2}`]);
+    // Expiry (the session's reject-after time passed): the tick drops it, and JS seals nothing more on it.
+    h.clock.offset = 181_000;
+    h.tunnel.tick();
+    assert.equal(r.routes.size, 0, 'expired session: route dropped at the tick');
+    h.tun.inject(udpPacket('203.0.113.9', '192.168.255.2', 'c'));
+    assert.equal(r.routes.size, 0, 'no route for an expired session');
+    assert.equal(h.tunnel.status().seal_routes, 0);
+  } finally {
+    await h.close();
+  }
+});
+
+test('seal routes: a deleted device loses its route with its peer entry', async () => {
+  const rec = makeDevice(1);
+  const r = recordingSeal();
+  const h = await startHarness([rec], { sealPath: r.seal });
+  try {
+    const d = await connectDevice(h, rec);
+    h.tun.inject(udpPacket('203.0.113.9', '192.168.255.2', 'a'));
+    await waitFor('a', () => d.packets[0]);
+    assert.equal(r.routes.size, 1);
+    h.api.devices.splice(0, h.api.devices.length);
+    await h.tunnel.refreshPeers();
+    assert.equal(r.routes.size, 0);
+    assert.deepEqual(r.calls.at(-1), `delete ${VPN2}`);
+  } finally {
+    await h.close();
+  }
+});
