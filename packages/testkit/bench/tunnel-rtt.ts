@@ -127,7 +127,7 @@ export async function rttPhase(o: {
     for (const [name, fs] of Object.entries(figs))
       record(
         `round trip over ${name === 'ours' ? 'our tunnel' : 'OpenVPN 2.6 static key'} (p50, 2 rounds)`,
-        fs.map(fmt).join(' | '),
+        fs.map(fmt).join(' ; '),
       );
     const med = (k: 'ours' | 'openvpn', f: (x: RttFigures) => number) => (f(figs[k][0]!) + f(figs[k][1]!)) / 2;
     const diff = (f: (x: RttFigures) => number) => (med('ours', f) - med('openvpn', f)) * 1000;
