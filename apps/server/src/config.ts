@@ -58,6 +58,11 @@ const Schema = z.object({
   POCKETPROXY_OFFLOAD: bool
     .default(true)
     .describe('TUN TSO/GRO and UDP GSO/GRO in the tunnel (off: one packet per system call)'),
+  POCKETPROXY_NATIVE_SEAL: bool
+    .default(true)
+    .describe(
+      'the tunnel seals packets to routed devices in C++ without a call into JS (off: every packet through JS)',
+    ),
   POCKETPROXY_DEVICE_PORTS: z
     .string()
     .optional()
@@ -141,6 +146,8 @@ export interface Config {
   readonly tunnelMtu: number;
   /** TUN and UDP offloads in the tunnel process (packages/tun). */
   readonly offload: boolean;
+  /** The tunnel's native seal path (apps/server/src/tunnel README "Native seal path"). */
+  readonly nativeSeal: boolean;
   readonly connectionPorts: PortRange;
   /** Settings that are set but no longer do anything, with why; logged as warnings at start. */
   readonly deprecated: readonly string[];
@@ -289,6 +296,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     deviceSubnet: c.POCKETPROXY_DEVICE_SUBNET,
     tunnelMtu: c.POCKETPROXY_TUNNEL_MTU,
     offload: c.POCKETPROXY_OFFLOAD,
+    nativeSeal: c.POCKETPROXY_NATIVE_SEAL,
     connectionPorts,
     deprecated,
     staleAfterS: c.POCKETPROXY_STALE_AFTER_S,

@@ -95,8 +95,7 @@ export async function runTunnel(config: Config): Promise<() => Promise<void>> {
     openUdp,
     // Packets to devices sealed and sent in C++ once JS has routed a device (datapath.ts).
     // POCKETPROXY_NATIVE_SEAL=0: every packet through JS (an escape hatch, and the A/B of docs/benchmarks.md).
-    sealPath: (udp) =>
-      udp instanceof BatchUdpSocket && process.env.POCKETPROXY_NATIVE_SEAL !== '0' ? tun.sealPath(udp) : undefined,
+    sealPath: (udp) => (udp instanceof BatchUdpSocket && config.nativeSeal ? tun.sealPath(udp) : undefined),
     logger,
   });
   let openvpn: OpenvpnServer | undefined;
