@@ -120,6 +120,57 @@ for (const sockets of ENGINES) {
     }
   });
 
+  test(`tproxy hostile (${sockets}): a request and an answer that arrive a few bytes at a time`, async () => {
+    // The customer's Host header and the device's 200 both straddle reads: the peek waits for the
+    // name across chunks, the answer reader for the whole head, and nothing is lost or doubled.
+    const answer = `${OK}body-after-the-head`;
+    // The device drips its answer, keeps reading what follows the head (the request may come in pieces:
+    // bytes after the peek are held while dialling, then forwarded), and ends once both are complete.
+    const dev = await device((s, _h, rest) => {
+      let got = rest.toString('latin1');
+      let dripped = false;
+      const finish = () => {
+        if (dripped && got.endsWith('\r\n\r\n')) s.end(`|${got}`);
+      };
+      s.on('data', (d) => {
+        got += d.toString('latin1');
+        finish();
+      });
+      let i = 0;
+      const drip = () => {
+        if (i >= answer.length) {
+          dripped = true;
+          return finish();
+        }
+        s.write(answer.slice(i, i + 3));
+        i += 3;
+        setTimeout(drip, 2);
+      };
+      drip();
+    });
+    const tp = await proxyTo(dev.port, sockets);
+    try {
+      const req = 'GET /drip HTTP/1.1\r\nHost: drip.example.test:8080\r\n\r\n';
+      const r = await customer(tp.port, (c) => {
+        let i = 0;
+        const drip = () => {
+          if (i >= req.length) return;
+          c.write(req.slice(i, i + 5));
+          i += 5;
+          setTimeout(drip, 2);
+        };
+        drip();
+      });
+      assert.equal(r.got.toString('latin1'), `body-after-the-head|${req}`);
+      assert.equal(r.end, 'eof');
+      assert.match(dev.heads[0]!, /^CONNECT drip\.example\.test:443 HTTP\/1\.1\r\n/);
+      await settled(tp, dev.closed, 1);
+    } finally {
+      await tp.close();
+      await dev.close();
+    }
+  });
+
   test(`tproxy hostile (${sockets}): a customer that half-closes still gets the whole answer`, async () => {
     // The device answers only after the customer's FIN reached it (as a server reading to EOF does).
     const dev = await device((s, _h, rest) => {
