@@ -119,3 +119,22 @@ test('seal routes: a deleted device loses its route with its peer entry', async 
     await h.close();
   }
 });
+
+test('seal routes: a device whose address the API moved loses the old address route at the next tick', async () => {
+  const rec = makeDevice(1);
+  const r = recordingSeal();
+  const h = await startHarness([rec], { sealPath: r.seal });
+  try {
+    const d = await connectDevice(h, rec);
+    h.tun.inject(udpPacket('203.0.113.9', '192.168.255.2', 'a'));
+    await waitFor('a', () => d.packets[0]);
+    assert.equal(r.routes.size, 1);
+    h.api.devices[0]!.vpn_ip = '192.168.255.9';
+    await h.tunnel.refreshPeers();
+    h.tunnel.tick();
+    assert.equal(h.tunnel.devices.byAddress(VPN2), undefined, 'the old address is no longer the device');
+    assert.equal(r.routes.size, 0, 'no route left for the old address');
+  } finally {
+    await h.close();
+  }
+});
