@@ -13,7 +13,13 @@ import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ConnectionMeter, createHttpProxy, createPolicyDialer, createSocks5Server, type ProxyServer } from '../src/index.js';
+import {
+  ConnectionMeter,
+  createHttpProxy,
+  createPolicyDialer,
+  createSocks5Server,
+  type ProxyServer,
+} from '../src/index.js';
 
 const ROUNDS = Number(process.env.ROUNDS ?? 4);
 const MS = Number(process.env.MS ?? 2000);
@@ -108,7 +114,8 @@ for (const mode of MODES) {
   for (let i = 0; i < ROUNDS; i++) {
     for (const kind of i % 2 ? [...KINDS].reverse() : KINDS) {
       const r = await run(mode, servers[kind][mode]);
-      if (r.requests === 0 || r.errors > 0) throw new Error(`${kind} ${mode}: ${r.requests} requests, ${r.errors} errors`);
+      if (r.requests === 0 || r.errors > 0)
+        throw new Error(`${kind} ${mode}: ${r.requests} requests, ${r.errors} errors`);
       per[kind].push(r.cpuUs / r.requests);
       rate[kind].push(r.requests / (MS / 1000));
     }

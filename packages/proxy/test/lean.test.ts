@@ -17,6 +17,13 @@ async function leanPair(): Promise<{ server: LeanServer; accepted: LeanSocket; c
   return { server, accepted, client };
 }
 
+/** Ends both sides and the server (each test's last step). */
+async function closePair(p: { server: LeanServer; accepted: LeanSocket; client: net.Socket }): Promise<void> {
+  p.accepted.destroy();
+  p.client.destroy();
+  await new Promise<void>((r) => p.server.close(r));
+}
+
 function collect(s: { on(e: 'data', f: (b: Buffer) => void): unknown }): () => string {
   const parts: Buffer[] = [];
   s.on('data', (b: Buffer) => parts.push(b));
@@ -62,9 +69,7 @@ it('lean: write() says false when the peer does not read, and drain follows once
   const drained = once(accepted, 'drain');
   client.resume();
   await drained;
-  accepted.destroy();
-  client.destroy();
-  await new Promise<void>((r) => server.close(r));
+  await closePair({ server, accepted, client });
 });
 
 it('lean: pause() stops data until resume(); unshift() comes back first', async () => {
@@ -86,9 +91,7 @@ it('lean: pause() stops data until resume(); unshift() comes back first', async 
   accepted.resume();
   while (seen.join('').length < 'oneagaintwo'.length) await new Promise((r) => setImmediate(r));
   assert.equal(seen.join(''), 'oneagaintwo');
-  accepted.destroy();
-  client.destroy();
-  await new Promise<void>((r) => server.close(r));
+  await closePair({ server, accepted, client });
 });
 
 it('lean: bytes and the FIN that arrive during a pause come out in order after resume()', async () => {
@@ -100,14 +103,12 @@ it('lean: bytes and the FIN that arrive during a pause come out in order after r
   client.end('late');
   // The FIN is there once our side can see it; nothing may come out while paused.
   for (let i = 0; i < 50; i++) await new Promise((r) => setImmediate(r));
-  assert.deepEqual(seen, []);
+  assert.equal(seen.length, 0);
   assert.equal(accepted.readableEnded, false);
   accepted.resume();
   while (!seen.includes('<end>')) await new Promise((r) => setImmediate(r));
   assert.deepEqual(seen, ['late', '<end>']);
-  accepted.destroy();
-  client.destroy();
-  await new Promise<void>((r) => server.close(r));
+  await closePair({ server, accepted, client });
 });
 
 it('lean: destroy(err) emits error before close(true); resetAndDestroy resets the peer', async () => {
@@ -180,9 +181,7 @@ it('lean: setTimeout emits timeout when idle, not while data flows; 0 turns it o
   assert.ok(timeouts >= 1);
   assert.ok(before <= timeouts);
   accepted.setTimeout(0);
-  accepted.destroy();
-  client.destroy();
-  await new Promise<void>((r) => server.close(r));
+  await closePair({ server, accepted, client });
 });
 
 it('lean: maxConnections closes the extra connection; close() waits for the live ones', async () => {

@@ -469,21 +469,19 @@ export class LeanSocket extends EventEmitter {
   // ---- addresses --------------------------------------------------------------------------
 
   private peerName(): SockName {
-    if (this.peer === null) {
-      const out: SockName = {};
-      if (this._handle?.getpeername(out) !== 0) return out;
-      this.peer = out;
-    }
-    return this.peer;
+    this.peer ??= this.askName('getpeername');
+    return this.peer ?? {};
   }
 
   private localName(): SockName {
-    if (this.local === null) {
-      const out: SockName = {};
-      if (this._handle?.getsockname(out) !== 0) return out;
-      this.local = out;
-    }
-    return this.local;
+    this.local ??= this.askName('getsockname');
+    return this.local ?? {};
+  }
+
+  /** The kernel's answer, or null (not connected, closed: asked again next time, as net does). */
+  private askName(call: 'getpeername' | 'getsockname'): SockName | null {
+    const out: SockName = {};
+    return this._handle?.[call](out) === 0 ? out : null;
   }
 
   get remoteAddress(): string | undefined {
