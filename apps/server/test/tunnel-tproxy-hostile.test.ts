@@ -7,6 +7,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as net from 'node:net';
 import { randomBytes } from 'node:crypto';
+import fc from 'fast-check';
 import pino from 'pino';
 import { createTransparentProxy, type TransparentProxy } from '../src/tunnel/tproxy.js';
 
@@ -271,6 +272,61 @@ for (const sockets of ENGINES) {
       const r4 = await customer(tp.port, (c) => c.write('x'));
       assert.equal(r4.end, 'reset');
       assert.equal(tp.stats.failed, 3);
+    } finally {
+      await tp.close();
+      await dev.close();
+    }
+  });
+}
+
+// Random chunkings of both sides: whatever the customer's bytes (a name or garbage) and however the
+// writes of both sides are cut, the customer gets back exactly what the echoing device got after the
+// handshake, and that is exactly what it sent.
+for (const sockets of ENGINES) {
+  test(`tproxy hostile (${sockets}): random bytes and random cuts on both sides (fast-check)`, async () => {
+    let split = 1;
+    const dev = await device((s, _h, rest) => {
+      // The answer head cut at a random point, the echo of what came with the handshake after it.
+      const head = Buffer.from(OK);
+      s.write(head.subarray(0, split));
+      setTimeout(() => {
+        s.write(Buffer.concat([head.subarray(split), rest]));
+        s.on('data', (d) => s.write(d));
+        s.on('end', () => s.end());
+      }, 1);
+    });
+    const tp = await proxyTo(dev.port, sockets);
+    try {
+      await fc.assert(
+        fc.asyncProperty(
+          fc.oneof(
+            fc.uint8Array({ minLength: 0, maxLength: 40_000 }),
+            fc.constant(new TextEncoder().encode('GET / HTTP/1.1\r\nHost: fc.example.test\r\n\r\n')),
+          ),
+          fc.array(fc.integer({ min: 1, max: 5_000 }), { minLength: 1, maxLength: 8 }),
+          fc.integer({ min: 1, max: OK.length - 1 }),
+          async (bytes, cuts, at) => {
+            split = at;
+            const data = Buffer.from(bytes);
+            const r = await customer(tp.port, (c) => {
+              let i = 0;
+              let k = 0;
+              const next = () => {
+                if (i >= data.length) return void c.end();
+                const n = cuts[k++ % cuts.length]!;
+                c.write(data.subarray(i, i + n));
+                i += n;
+                setImmediate(next);
+              };
+              next();
+            });
+            assert.equal(r.end, 'eof');
+            assert.ok(r.got.equals(data), `${r.got.length} bytes back of ${data.length}`);
+          },
+        ),
+        { numRuns: 15 },
+      );
+      await settled(tp, dev.closed, dev.heads.length);
     } finally {
       await tp.close();
       await dev.close();
