@@ -20,6 +20,7 @@
 //   - setTimeout(ms): 'timeout' after ms without a completed read or write (re-armed by activity).
 // Byte counts are this socket's own (what was read from / handed to the kernel), kept after close.
 import { EventEmitter } from 'node:events';
+import { closeSync } from 'node:fs';
 import * as net from 'node:net';
 import {
   errnoError,
@@ -97,13 +98,14 @@ export class LeanSocket extends EventEmitter {
     this._handle = h;
   }
 
-  /** A socket owning `fd` (an unconnected TCP socket, e.g. bound and pinned by @pocketproxy/tun). */
+  /** A socket owning `fd` (an unconnected TCP socket, e.g. bound and pinned by @pocketproxy/tun); on failure the fd is closed. */
   static fromFd(fd: number): LeanSocket {
     const b = need();
     const h = new b.TCP(b.SOCKET);
     const err = h.open(fd);
     if (err !== 0) {
-      h.close();
+      h.close(); // it never owned the fd: ours to close, or it leaks
+      closeSync(fd);
       throw errnoError(err, 'open');
     }
     return new LeanSocket(h);
