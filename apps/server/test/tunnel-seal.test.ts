@@ -26,15 +26,38 @@ function recordingSeal() {
   return { seal, calls, routes };
 }
 
-// 192.168.255.2 as the device table keys it.
-const VPN2 = ((192 << 24) | (168 << 16) | (255 << 8) | 2) >>> 0;
+type Seal = ReturnType<typeof recordingSeal>;
+type Harness = Awaited<ReturnType<typeof startHarness>>;
+type Device = Awaited<ReturnType<typeof connectDevice>>;
 
-test("seal routes: set after the first packet JS seals to a device, with its session state; the counter cell is the session's", async () => {
+/**
+ * One connected device behind a harness with a recording seal path; with `routed`, one packet ('a')
+ * has already reached it, so its address has a route. Closes the harness after `body`.
+ */
+async function withDevice(
+  routed: boolean,
+  body: (t: { h: Harness; r: Seal; d: Device }) => Promise<void>,
+): Promise<void> {
   const rec = makeDevice(1);
   const r = recordingSeal();
   const h = await startHarness([rec], { sealPath: r.seal });
   try {
     const d = await connectDevice(h, rec);
+    if (routed) {
+      h.tun.inject(udpPacket('203.0.113.9', '192.168.255.2', 'a'));
+      await waitFor('a', () => d.packets[0]);
+    }
+    await body({ h, r, d });
+  } finally {
+    await h.close();
+  }
+}
+
+// 192.168.255.2 as the device table keys it.
+const VPN2 = ((192 << 24) | (168 << 16) | (255 << 8) | 2) >>> 0;
+
+test("seal routes: set after the first packet JS seals to a device, with its session state; the counter cell is the session's", async () => {
+  await withDevice(false, async ({ h, r, d }) => {
     assert.deepEqual(r.calls, [], 'no route before a packet to the device');
     h.tun.inject(udpPacket('203.0.113.9', '192.168.255.2', 'first'));
     await waitFor('packet at device', () => d.packets[0]);
@@ -65,19 +88,11 @@ test("seal routes: set after the first packet JS seals to a device, with its ses
     const rawCounter = d.raw.at(-1)!.readBigUInt64LE(8);
     assert.equal(Number(rawCounter), c + 1, 'JS sealed with the counter after the one taken from the cell');
     assert.deepEqual(r.calls, [`set ${VPN2} ${route.port}`]);
-  } finally {
-    await h.close();
-  }
+  });
 });
 
 test('seal routes: dropped when the device roams (then set again for the new endpoint) and, at the tick, when its session expired', async () => {
-  const rec = makeDevice(1);
-  const r = recordingSeal();
-  const h = await startHarness([rec], { sealPath: r.seal });
-  try {
-    const d = await connectDevice(h, rec);
-    h.tun.inject(udpPacket('203.0.113.9', '192.168.255.2', 'a'));
-    await waitFor('a', () => d.packets[0]);
+  await withDevice(true, async ({ h, r, d }) => {
     const port1 = r.routes.get(VPN2)!.port;
     // Roaming: the device's next frame comes from another port -> the route goes before anything is sealed to it.
     d.close();
@@ -97,44 +112,26 @@ test('seal routes: dropped when the device roams (then set again for the new end
     h.tun.inject(udpPacket('203.0.113.9', '192.168.255.2', 'c'));
     assert.equal(r.routes.size, 0, 'no route for an expired session');
     assert.equal(h.tunnel.status().seal_routes, 0);
-  } finally {
-    await h.close();
-  }
+  });
 });
 
 test('seal routes: a deleted device loses its route with its peer entry', async () => {
-  const rec = makeDevice(1);
-  const r = recordingSeal();
-  const h = await startHarness([rec], { sealPath: r.seal });
-  try {
-    const d = await connectDevice(h, rec);
-    h.tun.inject(udpPacket('203.0.113.9', '192.168.255.2', 'a'));
-    await waitFor('a', () => d.packets[0]);
+  await withDevice(true, async ({ h, r }) => {
     assert.equal(r.routes.size, 1);
     h.api.devices.splice(0, h.api.devices.length);
     await h.tunnel.refreshPeers();
     assert.equal(r.routes.size, 0);
     assert.deepEqual(r.calls.at(-1), `delete ${VPN2}`);
-  } finally {
-    await h.close();
-  }
+  });
 });
 
 test('seal routes: a device whose address the API moved loses the old address route at the next tick', async () => {
-  const rec = makeDevice(1);
-  const r = recordingSeal();
-  const h = await startHarness([rec], { sealPath: r.seal });
-  try {
-    const d = await connectDevice(h, rec);
-    h.tun.inject(udpPacket('203.0.113.9', '192.168.255.2', 'a'));
-    await waitFor('a', () => d.packets[0]);
+  await withDevice(true, async ({ h, r }) => {
     assert.equal(r.routes.size, 1);
     h.api.devices[0]!.vpn_ip = '192.168.255.9';
     await h.tunnel.refreshPeers();
     h.tunnel.tick();
     assert.equal(h.tunnel.devices.byAddress(VPN2), undefined, 'the old address is no longer the device');
     assert.equal(r.routes.size, 0, 'no route left for the old address');
-  } finally {
-    await h.close();
-  }
+  });
 });

@@ -10,6 +10,29 @@ import { createTransparentProxy } from '../src/tunnel/tproxy.js';
 // Every case runs on both socket kinds (LeanSocket, the default, and the node:net fallback).
 const ENGINES = ['lean', 'node'] as const;
 
+/**
+ * A started transparent proxy on loopback whose customers were all headed for 192.0.2.10:`dstPort`,
+ * with the customer 127.0.0.1 mapped to `route` when one is given.
+ */
+async function loopbackTproxy(
+  sockets: (typeof ENGINES)[number],
+  dstPort: number,
+  peekTimeoutMs: number,
+  route?: { proxyPort: number; protocol: 'http' | 'socks5'; username: string; password: string },
+) {
+  const tp = createTransparentProxy({
+    host: '127.0.0.1',
+    port: 0,
+    logger: pino({ level: 'silent' }),
+    sockets,
+    getOriginalDst: () => ({ address: '192.0.2.10', port: dstPort, family: 'IPv4' }),
+    peekTimeoutMs,
+  });
+  if (route) tp.clients.set('127.0.0.1', { deviceVpnIp: '127.0.0.1', ...route });
+  await tp.start();
+  return tp;
+}
+
 async function deviceProxyStub() {
   const requests: string[] = [];
   const srv = net.createServer((s) => {
@@ -66,15 +89,7 @@ function exchange(port: number, send: string, until: (got: string) => boolean): 
 for (const sockets of ENGINES)
   test(`transparent proxy (${sockets} sockets): Host peek -> CONNECT domain via the mapped device with its credentials`, async () => {
     const stub = await deviceProxyStub();
-    const tp = createTransparentProxy({
-      host: '127.0.0.1',
-      port: 0,
-      logger: pino({ level: 'silent' }),
-      sockets,
-      getOriginalDst: () => ({ address: '192.0.2.10', port: 80, family: 'IPv4' }),
-      peekTimeoutMs: 200,
-    });
-    await tp.start();
+    const tp = await loopbackTproxy(sockets, 80, 200);
     try {
       // Unmapped customer: refused, nothing reaches the device.
       assert.equal(await exchange(tp.port, 'GET / HTTP/1.1\r\nHost: example.test\r\n\r\n', () => false), '');
@@ -123,22 +138,12 @@ for (const sockets of ENGINES)
 for (const sockets of ENGINES)
   test(`transparent proxy (${sockets} sockets): no SNI/Host (server-first protocol) -> CONNECT the original address after the peek wait`, async () => {
     const stub = await deviceProxyStub();
-    const tp = createTransparentProxy({
-      host: '127.0.0.1',
-      port: 0,
-      logger: pino({ level: 'silent' }),
-      sockets,
-      getOriginalDst: () => ({ address: '192.0.2.10', port: 5555, family: 'IPv4' }),
-      peekTimeoutMs: 100,
-    });
-    tp.clients.set('127.0.0.1', {
-      deviceVpnIp: '127.0.0.1',
+    const tp = await loopbackTproxy(sockets, 5555, 100, {
       proxyPort: stub.port,
       protocol: 'http',
       username: 'bob',
       password: 'pw',
     });
-    await tp.start();
     try {
       const got = await new Promise<string>((resolve) => {
         const c = net.connect(tp.port, '127.0.0.1');
@@ -178,22 +183,12 @@ for (const sockets of ENGINES)
       },
     });
     const { port: devicePort } = await device.listen(0, '127.0.0.1');
-    const tp = createTransparentProxy({
-      host: '127.0.0.1',
-      port: 0,
-      logger: pino({ level: 'silent' }),
-      sockets,
-      getOriginalDst: () => ({ address: '192.0.2.10', port: 443, family: 'IPv4' }),
-      peekTimeoutMs: 100,
-    });
-    tp.clients.set('127.0.0.1', {
-      deviceVpnIp: '127.0.0.1',
+    const tp = await loopbackTproxy(sockets, 443, 100, {
       proxyPort: devicePort,
       protocol: 'socks5',
       username: 'carol',
       password: 'pw5',
     });
-    await tp.start();
     try {
       const got = await exchange(tp.port, 'hello', (g) => g.includes('hello'));
       assert.equal(got, 'target:hello');
@@ -237,22 +232,12 @@ for (const sockets of ENGINES)
       });
     });
     await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
-    const tp = createTransparentProxy({
-      host: '127.0.0.1',
-      port: 0,
-      logger: pino({ level: 'silent' }),
-      sockets,
-      getOriginalDst: () => ({ address: '192.0.2.10', port: 80, family: 'IPv4' }),
-      peekTimeoutMs: 200,
-    });
-    tp.clients.set('127.0.0.1', {
-      deviceVpnIp: '127.0.0.1',
+    const tp = await loopbackTproxy(sockets, 80, 200, {
       proxyPort: (srv.address() as net.AddressInfo).port,
       protocol: 'http',
       username: 'dave',
       password: 'pw',
     });
-    await tp.start();
     try {
       const got = await exchange(tp.port, 'GET /x HTTP/1.1\r\nHost: example.test\r\n\r\n', (g) => g.includes('HTTP'));
       assert.equal(got, 'answer to GET /x HTTP/1.1');
