@@ -61,6 +61,8 @@ export interface RunConfig {
   replyTable?: number;
   /** TUN and UDP offloads of the tunnel (default on; main.ts: off for POCKETPROXY_OFFLOAD=0). */
   offload?: boolean;
+  /** The tunnel's native seal path (default on; main.ts: off for POCKETPROXY_NATIVE_SEAL=0). */
+  nativeSeal?: boolean;
   /**
    * The tunnel's own socket leaves by the egress interface too (bound to its IPv4 address; the farm,
    * where each phone is its own device, routes each address out of its own interface by a source
@@ -391,6 +393,7 @@ export function createAgent(cfg: RunConfig, deps: AgentDeps): Agent {
         psk: decodeKey(state.psk, 'psk'),
         probe: gw && gw !== vpnIp ? { src: vpnIp, dst: gw } : undefined,
         offload: cfg.offload,
+        nativeSeal: cfg.nativeSeal,
         ...(cfg.tunnelViaEgress && cfg.egressInterface
           ? { bindAddress: interfaceAddresses(cfg.egressInterface).ipv4 }
           : {}),

@@ -76,7 +76,12 @@ async function main(argv: string[]): Promise<number> {
   // against the server key pinned at pairing (trust.ts).
   const api = trustedApiClient(await readState(parsed.config.stateDir), { insecureHttp: parsed.insecureHttp, logger });
   // POCKETPROXY_OFFLOAD=0: the TUN and the tunnel's UDP socket without offloads (packages/tun README).
-  const config = { ...parsed.config, offload: process.env.POCKETPROXY_OFFLOAD !== '0' };
+  // POCKETPROXY_NATIVE_SEAL=0: every TUN packet sealed in JS (tunnel/native-routes.ts).
+  const config = {
+    ...parsed.config,
+    offload: process.env.POCKETPROXY_OFFLOAD !== '0',
+    nativeSeal: process.env.POCKETPROXY_NATIVE_SEAL !== '0',
+  };
   const agent = createAgent(config, {
     logger,
     api,

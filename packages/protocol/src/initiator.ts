@@ -207,6 +207,14 @@ export class Initiator {
     return null;
   }
 
+  /**
+   * Frames of the current session were sent without sendPacket (a native seal path sealing from the
+   * session's sendState): as of `now` nothing needs a keepalive. Call it before tick.
+   */
+  noteSent(now: number): void {
+    if (this.current && now > this.lastSentAt) this.lastSentAt = now;
+  }
+
   /** Forgets all sessions (e.g. the agent switches relays); the next tick handshakes again. */
   reset(): void {
     this.current = this.previous = this.pending = undefined;

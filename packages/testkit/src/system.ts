@@ -275,9 +275,12 @@ export async function startAgent(lab: Lab, relay: LabRelay, n: number, opts: Age
       ? [code.pair_url]
       : ['--server', server, '--code', code.code, '--fingerprint', code.server_fingerprint];
   // The agent's switches pass through, for A/B benchmarks (docs/operations.md).
-  const passed = ['POCKETPROXY_OFFLOAD', 'POCKETPROXY_AGENT_TUNNEL_THREAD', 'POCKETPROXY_AGENT_SOCKETS'].filter(
-    (k) => process.env[k] !== undefined,
-  );
+  const passed = [
+    'POCKETPROXY_OFFLOAD',
+    'POCKETPROXY_AGENT_TUNNEL_THREAD',
+    'POCKETPROXY_AGENT_SOCKETS',
+    'POCKETPROXY_NATIVE_SEAL',
+  ].filter((k) => process.env[k] !== undefined);
   const env = {
     PATH: process.env.PATH,
     HOME: process.env.HOME,

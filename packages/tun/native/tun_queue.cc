@@ -202,7 +202,7 @@ void TunQueue::OnReadable() {
     stats_.rx_packets += n;
     stats_.rx_bytes += used;
     stats_.rx_batches += 1;
-    if (!routes_.empty()) n = SealFast(n, &used);
+    if (!routes_.empty() || default_route_) n = SealFast(n, &used);
   }
   if (n > 0) {
     if (mode_ == kSlab) {
@@ -342,6 +342,7 @@ uint32_t TunQueue::SealFast(uint32_t n, size_t* used) {
       const uint32_t dst = (uint32_t{p[16]} << 24) | (uint32_t{p[17]} << 16) | (uint32_t{p[18]} << 8) | p[19];
       auto it = routes_.find(dst);
       if (it != routes_.end()) r = &it->second;
+      else r = default_route_.get();
     }
     if (r != nullptr && r->key->enc_ != nullptr && *r->counter < r->limit && now < r->expires_at) {
       const double c = *r->counter;
@@ -384,6 +385,7 @@ uint32_t TunQueue::SealFast(uint32_t n, size_t* used) {
 Napi::Value TunQueue::SetSealSocket(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   routes_.clear();
+  default_route_.reset();
   seal_udp_ = nullptr;
   seal_udp_ref_.Reset();
   if (info[0].IsObject()) {
@@ -395,11 +397,12 @@ Napi::Value TunQueue::SetSealSocket(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
-// setSealRoute(dst: u32 IPv4, key: Aead, receiver: u32, counter: Float64Array(>=1), limit, expiresAt, address, port)
+// setSealRoute(dst: u32 IPv4 | 'default', key: Aead, receiver: u32, counter: Float64Array(>=1), limit, expiresAt, address, port)
 Napi::Value TunQueue::SetSealRoute(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (seal_udp_ == nullptr) throw Napi::Error::New(env, "setSealRoute: no seal socket");
-  if (info.Length() < 8 || !info[0].IsNumber() || !info[1].IsObject() || !info[2].IsNumber() || !info[3].IsTypedArray() ||
+  const bool is_default = info[0].IsString() && info[0].As<Napi::String>().Utf8Value() == "default";
+  if (info.Length() < 8 || !(info[0].IsNumber() || is_default) || !info[1].IsObject() || !info[2].IsNumber() || !info[3].IsTypedArray() ||
       !info[4].IsNumber() || !info[5].IsNumber() || !info[6].IsString() || !info[7].IsNumber())
     throw Napi::TypeError::New(env, "setSealRoute(dst, key, receiver, counter, limit, expiresAt, address, port)");
   Napi::TypedArray ta = info[3].As<Napi::TypedArray>();
@@ -420,18 +423,25 @@ Napi::Value TunQueue::SetSealRoute(const Napi::CallbackInfo& info) {
   r.counter_ref = Napi::Persistent(counter);
   r.limit = info[4].As<Napi::Number>().DoubleValue();
   r.expires_at = info[5].As<Napi::Number>().DoubleValue();
-  routes_[info[0].As<Napi::Number>().Uint32Value()] = std::move(r);
+  if (is_default) default_route_ = std::make_unique<SealRoute>(std::move(r));
+  else routes_[info[0].As<Napi::Number>().Uint32Value()] = std::move(r);
   return env.Undefined();
 }
 
-// deleteSealRoute(dst: u32 IPv4 | -1 for all) -> boolean (one was there)
+// deleteSealRoute(dst: u32 IPv4 | 'default' | -1 for all) -> boolean (one was there)
 Napi::Value TunQueue::DeleteSealRoute(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (!info[0].IsNumber()) throw Napi::TypeError::New(env, "deleteSealRoute(dst: number)");
+  if (info[0].IsString() && info[0].As<Napi::String>().Utf8Value() == "default") {
+    const bool had = default_route_ != nullptr;
+    default_route_.reset();
+    return Napi::Boolean::New(env, had);
+  }
+  if (!info[0].IsNumber()) throw Napi::TypeError::New(env, "deleteSealRoute(dst: number | 'default')");
   const double d = info[0].As<Napi::Number>().DoubleValue();
   if (d < 0) {
-    const bool any = !routes_.empty();
+    const bool any = !routes_.empty() || default_route_ != nullptr;
     routes_.clear();
+    default_route_.reset();
     return Napi::Boolean::New(env, any);
   }
   return Napi::Boolean::New(env, routes_.erase(info[0].As<Napi::Number>().Uint32Value()) > 0);
@@ -454,7 +464,7 @@ Napi::Value TunQueue::Stats(const Napi::CallbackInfo& info) {
   o.Set("sealNative", stats_.seal_native);
   o.Set("sealUnsent", stats_.seal_unsent);
   o.Set("sealErrors", stats_.seal_errors);
-  o.Set("sealRoutes", static_cast<double>(routes_.size()));
+  o.Set("sealRoutes", static_cast<double>(routes_.size() + (default_route_ ? 1 : 0)));
   o.Set("txWrites", vnet_ ? stats_.tx_writes : stats_.tx_packets + stats_.tx_drops + stats_.tx_errors);
   return o;
 }
@@ -480,6 +490,7 @@ void TunQueue::ReleaseCallbacks() {
 
 Napi::Value TunQueue::Close(const Napi::CallbackInfo& info) {
   routes_.clear();
+  default_route_.reset();
   seal_udp_ = nullptr;
   seal_udp_ref_.Reset();
   CloseFd();

@@ -42,7 +42,7 @@ class TunQueue : public Napi::ObjectWrap<TunQueue>, private FdPoller {
   Napi::Value JsRef(const Napi::CallbackInfo& info);
   Napi::Value JsUnref(const Napi::CallbackInfo& info);
   Napi::Value Close(const Napi::CallbackInfo& info);
-  // The native seal path (relay): see SealFast.
+  // The native seal path (relay: a route per device address; agent: one default route): see SealFast.
   Napi::Value SetSealSocket(const Napi::CallbackInfo& info);
   Napi::Value SetSealRoute(const Napi::CallbackInfo& info);
   Napi::Value DeleteSealRoute(const Napi::CallbackInfo& info);
@@ -101,6 +101,9 @@ class TunQueue : public Napi::ObjectWrap<TunQueue>, private FdPoller {
     socklen_t dst_len = 0;
   };
   std::unordered_map<uint32_t, SealRoute> routes_;  // by IPv4 destination (host order)
+  // Every IPv4 packet no route above matches (the agent: its one peer, the relay). A separate slot,
+  // not a magic key: no address can stand for "any".
+  std::unique_ptr<SealRoute> default_route_;
   UdpBatch* seal_udp_ = nullptr;
   Napi::ObjectReference seal_udp_ref_;
   std::unique_ptr<uint8_t[]> seal_out_;

@@ -20,7 +20,7 @@ export {
   batchOf,
 } from './tun-device.js';
 export { openTun, type OpenTunOptions, type KernelTunDevice } from './tun.js';
-export { FakeTun, type FakeTunOptions } from './tun.fake.js';
+export { FakeTun, type FakeTunOptions, type FakeSealSocket } from './tun.fake.js';
 export { configureTun, renderTunCommands, type TunConfig } from './configure.js';
 export { type CommandRunner, execRunner, RecordingRunner } from './runner.js';
 export { getOriginalDst, socketFd, type OriginalDst, type FdOwner } from './original-dst.js';

@@ -53,8 +53,9 @@ export interface NativeTunQueue {
   unref(): void;
   close(): void;
   setSealSocket(udp: NativeUdpBatch | null): void;
+  /** dst: an IPv4 address (u32), or 'default' for every IPv4 packet no address route matches. */
   setSealRoute(
-    dst: number,
+    dst: number | 'default',
     key: NativeAead,
     receiver: number,
     counter: Float64Array,
@@ -63,7 +64,8 @@ export interface NativeTunQueue {
     address: string,
     port: number,
   ): void;
-  deleteSealRoute(dst: number): boolean;
+  /** -1: every route, the default one included. */
+  deleteSealRoute(dst: number | 'default'): boolean;
 }
 
 export interface NativeUdpStats {

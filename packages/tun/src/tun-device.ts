@@ -49,16 +49,18 @@ export interface SealState {
 }
 
 /**
- * The relay's native seal path (kernel TUN only): packets read from the TUN whose IPv4
- * destination has a route are sealed and sent from the given UDP socket in C++, never reaching the
- * batch handler; the others are delivered as before. Routes are a cache the tunnel keeps true:
- * it sets one after sealing a packet to a device in JS, and deletes it when the device's session,
- * endpoint or existence changes (a missing route only costs the JS path).
+ * The native seal path (kernel TUN only): packets read from the TUN whose IPv4 destination has a
+ * route are sealed and sent from the given UDP socket in C++, never reaching the batch handler; the
+ * others are delivered as before. The relay keys routes by device address; the agent, which has one
+ * peer, sets the 'default' route (every IPv4 packet no address route matches; non-IPv4 and runts
+ * still reach JS). Routes are a cache the tunnel keeps true: it sets one where JS would seal on that
+ * session to that endpoint, and deletes it when the session, endpoint or transport changes (a
+ * missing route only costs the JS path).
  */
 export interface SealPath {
-  set(dst: number, state: SealState, address: string, port: number): void;
+  set(dst: number | 'default', state: SealState, address: string, port: number): void;
   /** Returns whether there was one. */
-  delete(dst: number): boolean;
+  delete(dst: number | 'default'): boolean;
   clear(): void;
 }
 

@@ -1,7 +1,24 @@
 // FakeTun: an in-memory TunDevice for other packages' unit tests. `inject` plays the kernel
 // (delivers packets to the reader), `written` captures what the code under test wrote.
+// `sealPath(udp)` plays the addon's native seal path (native/tun_queue.cc SealFast) in JS, so the
+// route management of a tunnel can be tested without root: routed IPv4 packets are sealed with the
+// route's key and counter cell and sent from `udp`; the rest reach the reader, in order.
 import { fail } from './errors.js';
-import { batchOf, type PacketBatch, type TunDevice, type TunStats } from './tun-device.js';
+import {
+  batchOf,
+  type PacketBatch,
+  type SealPath,
+  type SealState,
+  type TunDevice,
+  type TunStats,
+} from './tun-device.js';
+
+/** What FakeTun's seal path sends from (a BatchUdpSocket has it). */
+export interface FakeSealSocket {
+  send(data: Uint8Array, address: string, port: number): boolean;
+}
+
+type FakeRoute = { state: SealState; address: string; port: number };
 
 export interface FakeTunOptions {
   name?: string;
@@ -18,6 +35,7 @@ export class FakeTun implements TunDevice {
   #pending: Uint8Array[] = [];
   #closed = false;
   #paused = true;
+  #seal: { udp: FakeSealSocket; routes: Map<number | 'default', FakeRoute> } | undefined;
   readonly #batchSize: number;
   readonly #dropWrites: () => boolean;
   readonly #stats: TunStats = {
@@ -74,7 +92,22 @@ export class FakeTun implements TunDevice {
   }
 
   stats(): TunStats {
-    return { ...this.#stats };
+    return this.#seal ? { ...this.#stats, sealRoutes: this.#seal.routes.size } : { ...this.#stats };
+  }
+
+  /** The native seal path, played in JS (see the file comment); a second call replaces the first. */
+  sealPath(udp: FakeSealSocket): SealPath {
+    this.#check();
+    const routes = new Map<number | 'default', FakeRoute>();
+    this.#seal = { udp, routes };
+    Object.assign(this.#stats, { sealNative: 0, sealUnsent: 0, sealErrors: 0 });
+    return {
+      set: (dst, state, address, port) => {
+        if (!this.#closed) routes.set(dst === 'default' ? dst : dst >>> 0, { state, address, port });
+      },
+      delete: (dst) => routes.delete(dst === 'default' ? dst : dst >>> 0),
+      clear: () => routes.clear(),
+    };
   }
 
   ref(): void {}
@@ -83,6 +116,7 @@ export class FakeTun implements TunDevice {
   close(): void {
     this.#closed = true;
     this.#onBatch = undefined;
+    this.#seal?.routes.clear();
   }
 
   get closed(): boolean {
@@ -92,12 +126,47 @@ export class FakeTun implements TunDevice {
   #drain(): void {
     while (!this.#paused && this.#onBatch && this.#pending.length > 0) {
       const chunk = this.#pending.splice(0, this.#batchSize);
-      const batch = batchOf(chunk);
-      this.#stats.rxPackets += batch.count;
-      this.#stats.rxBytes += batch.data.length;
+      this.#stats.rxPackets += chunk.length;
+      this.#stats.rxBytes += chunk.reduce((n, p) => n + p.length, 0);
       this.#stats.rxBatches++;
-      this.#onBatch(batch);
+      const rest = this.#seal && this.#seal.routes.size > 0 ? this.#sealFast(chunk) : chunk;
+      if (rest.length > 0) this.#onBatch(batchOf(rest));
     }
+  }
+
+  /** SealFast's rules: IPv4 of 20+ bytes, address route else default, live counter and time; the rest returned. */
+  #sealFast(chunk: Uint8Array[]): Uint8Array[] {
+    const { udp, routes } = this.#seal!;
+    const rest: Uint8Array[] = [];
+    const now = Date.now();
+    for (const p of chunk) {
+      let r: FakeRoute | undefined;
+      if (p.length >= 20 && p[0]! >> 4 === 4 && p.length + 32 <= 0xffff) {
+        const dst = ((p[16]! << 24) | (p[17]! << 16) | (p[18]! << 8) | p[19]!) >>> 0;
+        r = routes.get(dst) ?? routes.get('default');
+      }
+      const st = r?.state;
+      if (!r || !st || st.counter[0]! >= st.limit || now >= st.expiresAt) {
+        rest.push(p);
+        continue;
+      }
+      const c = st.counter[0]!;
+      st.counter[0] = c + 1;
+      const f = Buffer.alloc(p.length + 32);
+      f[0] = 4;
+      f[1] = 1;
+      f.writeUInt32LE(st.receiver >>> 0, 4);
+      f.writeBigUInt64LE(BigInt(c), 8);
+      try {
+        (st.key as { seal(c: number, pt: Uint8Array, dst: Uint8Array, off: number): number }).seal(c, p, f, 16);
+      } catch {
+        this.#stats.sealErrors!++;
+        continue;
+      }
+      this.#stats.sealNative!++;
+      if (!udp.send(f, r.address, r.port)) this.#stats.sealUnsent!++;
+    }
+    return rest;
   }
 
   #check(): void {

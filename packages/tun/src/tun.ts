@@ -121,7 +121,7 @@ class KernelTun implements TunDevice {
       set: (dst, st, address, port) => {
         if (this.#closed) return;
         q.setSealRoute(
-          dst >>> 0,
+          dst === 'default' ? dst : dst >>> 0,
           st.key as NativeAead,
           st.receiver >>> 0,
           st.counter,
@@ -131,7 +131,7 @@ class KernelTun implements TunDevice {
           port,
         );
       },
-      delete: (dst) => (this.#closed ? false : q.deleteSealRoute(dst >>> 0)),
+      delete: (dst) => (this.#closed ? false : q.deleteSealRoute(dst === 'default' ? dst : dst >>> 0)),
       clear: () => {
         if (!this.#closed) q.deleteSealRoute(-1);
       },

@@ -17,6 +17,10 @@
 // batches in; the frames sealed from one TUN read batch leave in one sendmmsg): node:dgram costs a
 // dns.lookup + nextTick + send request per frame, ~15 % of the agent's CPU at 600 new proxied
 // connections/s, and one sendto per frame was still ~12 %. node:dgram otherwise.
+//
+// Native seal (native-routes.ts): with that socket, the native AEAD and a kernel TUN, packets read
+// from the TUN while established over UDP are sealed and sent in C++ (the TUN's default seal route),
+// never reaching sendPackets; this client keeps the route equal to what sendPackets would do.
 import { EventEmitter } from 'node:events';
 import * as dgram from 'node:dgram';
 import * as net from 'node:net';
@@ -43,6 +47,7 @@ import {
 import { TransportPolicy, type Transport, type TransportPolicyOptions } from './transport-policy.js';
 import { Liveness, type LivenessOptions } from './liveness.js';
 import { icmpEcho } from './probe.js';
+import { NativeRoutes, type NativeSealIo } from './native-routes.js';
 
 interface UdpPort {
   send(frame: Buffer, port: number, address: string): void;
@@ -56,6 +61,11 @@ export interface TunnelClientOptions {
   nativeUdp?: boolean;
   /** UDP GSO/GRO on the native socket (default true; main.ts passes false for POCKETPROXY_OFFLOAD=0). */
   offload?: boolean;
+  /**
+   * The TUN's native seal path (native-routes.ts): used when the native UDP socket is; absent, every
+   * packet goes through sendPackets. host.ts passes the kernel TUN's unless POCKETPROXY_NATIVE_SEAL=0.
+   */
+  nativeSeal?: NativeSealIo;
   /** Local IPv4 address of the UDP and TCP sockets (the farm: the phone's interface, routed out of it by a source rule). */
   bindAddress?: string;
   relayHost: string;
@@ -84,7 +94,11 @@ export interface TunnelStats {
   restarts: number;
   fallbacks: number;
   framesIn: { udp: number; tcp: number };
+  /** udp includes the frames sealed natively (framesOutNative of them). */
   framesOut: { udp: number; tcp: number };
+  framesOutNative: number;
+  /** Whether TUN packets are sealed in C++ now (the default seal route is set). */
+  nativeSealing: boolean;
   dropped: number;
   tcpConnects: number;
 }
@@ -119,6 +133,8 @@ export class TunnelClient extends EventEmitter<TunnelClientEvents> {
   readonly initiator: Initiator;
   readonly policy: TransportPolicy;
   readonly liveness: Liveness;
+  /** The native seal route and its accounting (public so tests can look). */
+  readonly native: NativeRoutes;
   private readonly now: () => number;
   private readonly log: Logger;
   private udp: UdpPort | undefined;
@@ -149,6 +165,7 @@ export class TunnelClient extends EventEmitter<TunnelClientEvents> {
     });
     this.policy = new TransportPolicy(o.policy, this.now());
     this.liveness = new Liveness(o.liveness);
+    this.native = new NativeRoutes(o.nativeSeal);
     this.stats_ = {
       transport: 'udp',
       established: false,
@@ -157,6 +174,8 @@ export class TunnelClient extends EventEmitter<TunnelClientEvents> {
       fallbacks: 0,
       framesIn: { udp: 0, tcp: 0 },
       framesOut: { udp: 0, tcp: 0 },
+      framesOutNative: 0,
+      nativeSealing: false,
       dropped: 0,
       tcpConnects: 0,
     };
@@ -171,18 +190,22 @@ export class TunnelClient extends EventEmitter<TunnelClientEvents> {
   }
 
   stats(): TunnelStats {
+    const native = this.native.sealedTotal;
     return {
       ...this.stats_,
       transport: this.policy.mode,
       established: this.established,
       restarts: this.liveness.restarts,
       framesIn: { ...this.stats_.framesIn },
-      framesOut: { ...this.stats_.framesOut },
+      framesOut: { udp: this.stats_.framesOut.udp + native, tcp: this.stats_.framesOut.tcp },
+      framesOutNative: native,
+      nativeSealing: this.native.sealing,
     };
   }
 
   async start(): Promise<void> {
     this.running = true;
+    this.native.resetCount();
     this.relayAddr = await (this.o.resolve ?? defaultResolve)(this.o.relayHost);
     this.openUdp();
     this.ticker = setInterval(() => this.tick(), this.o.tickMs ?? 250);
@@ -191,6 +214,8 @@ export class TunnelClient extends EventEmitter<TunnelClientEvents> {
 
   async stop(): Promise<void> {
     this.running = false;
+    // First, so no packet is sealed natively once stop has begun.
+    this.native.detach();
     if (this.ticker) clearInterval(this.ticker);
     if (this.tcpRetryTimer) clearTimeout(this.tcpRetryTimer);
     this.tcp?.destroy();
@@ -235,6 +260,12 @@ export class TunnelClient extends EventEmitter<TunnelClientEvents> {
   tick(): void {
     if (!this.running) return;
     const now = this.now();
+    // Frames the TUN sealed in C++ since the last tick went out on the current session: no keepalive
+    // needed, and the relay owes us an answer (before the timers below look).
+    if (this.native.takeSealed() > 0 && this.established) {
+      this.initiator.noteSent(now);
+      this.liveness.onSent(now);
+    }
     const act = this.policy.tick(now);
     if (act.switchTo) this.onSwitch(act.switchTo, 'no handshake response');
     for (const f of this.initiator.tick(now)) this.sendFrame(f, now);
@@ -251,6 +282,21 @@ export class TunnelClient extends EventEmitter<TunnelClientEvents> {
       }
       if (act.probeUdp) this.probe(now, 'udp');
     }
+    // Per tick as well as on each event: the session may have expired (peer's counter, time).
+    this.syncNative(now);
+  }
+
+  /** Sets or drops the native seal route to match what sendPackets would do now (native-routes.ts). */
+  private syncNative(now: number = this.now()): void {
+    this.native.sync({
+      running: this.running,
+      transport: this.policy.mode,
+      session: this.initiator.session,
+      relay: this.relayAddr,
+      relayPort: this.o.relayPort,
+      timers: this.initiator.timers,
+      now,
+    });
   }
 
   private probe(now: number, via: Transport): void {
@@ -264,11 +310,15 @@ export class TunnelClient extends EventEmitter<TunnelClientEvents> {
   private sessionLost(now: number, reason: 'dead' | 'restart' | 'expired'): void {
     if (reason === 'restart') this.initiator.reset();
     this.policy.onSessionLost(now);
+    // No session: no native route either, before anyone hears of it.
+    this.syncNative(now);
     this.emit('down', { reason });
     // The relay's name may point elsewhere now (failover); refresh it in the background.
     void (this.o.resolve ?? defaultResolve)(this.o.relayHost).then(
       (a) => {
-        if (this.running) this.relayAddr = a;
+        if (!this.running) return;
+        this.relayAddr = a;
+        this.syncNative();
       },
       () => {},
     );
@@ -302,6 +352,7 @@ export class TunnelClient extends EventEmitter<TunnelClientEvents> {
       this.initiator.reset();
       if (t === 'udp') for (const f of this.initiator.tick(this.now())) this.sendFrame(f, this.now());
     }
+    this.syncNative();
   }
 
   private sendFrame(frame: Buffer, now: number, via: Transport = this.policy.mode): void {
@@ -364,6 +415,8 @@ export class TunnelClient extends EventEmitter<TunnelClientEvents> {
       this.liveness.onEstablished(now);
       this.tcpBackoffMs = 500;
       for (const f of r.send) this.sendFrame(f, now, via);
+      // A new session (first, or a rekey): the route moves to it before the next TUN read.
+      this.syncNative(now);
       this.emit('established', { transport: via, handshakeMs: 0, rekey: false });
       return;
     }
@@ -418,6 +471,7 @@ export class TunnelClient extends EventEmitter<TunnelClientEvents> {
           },
           (e) => this.log.debug({ err: e.message }, 'udp socket error'),
         );
+        this.native.attach(b);
         this.udp = {
           send: (frame, port, address) => {
             try {

@@ -13,7 +13,14 @@ import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import type { Logger } from 'pino';
 import type { JsonMessage } from '@pocketproxy/protocol';
-import { configureTun, execRunner, openTun, type TunDevice } from '@pocketproxy/tun';
+import {
+  configureTun,
+  execRunner,
+  openTun,
+  type BatchUdpSocket,
+  type SealPath,
+  type TunDevice,
+} from '@pocketproxy/tun';
 import { installReplyRoute, removeReplyRoute } from './routing.js';
 import { agentError } from '../errors.js';
 import { createTunnelClient, type TunnelClient, type TunnelClientOptions, type TunnelStats } from './client.js';
@@ -31,6 +38,11 @@ export interface TunnelSpec {
   offload?: boolean;
   /** Local IPv4 address of the tunnel's sockets (the farm: the phone's interface address). */
   bindAddress?: string;
+  /**
+   * TUN packets sealed and sent in C++ while established over UDP (native-routes.ts; default on when the
+   * TUN offers it; main.ts: off for POCKETPROXY_NATIVE_SEAL=0).
+   */
+  nativeSeal?: boolean;
   options?: Partial<Pick<TunnelClientOptions, 'timers' | 'policy' | 'liveness' | 'tickMs'>>;
 }
 
@@ -93,6 +105,11 @@ export const kernelTun: TunIo = {
   },
 };
 
+/** A TUN with a native seal path (the kernel's; FakeTun plays one). */
+function sealable(tun: TunDevice): tun is TunDevice & { sealPath(udp: BatchUdpSocket): SealPath } {
+  return typeof (tun as { sealPath?: unknown }).sealPath === 'function';
+}
+
 /** Opens and configures the TUN, connects the tunnel client to it and starts both. */
 export async function runTunnel(
   spec: TunnelSpec,
@@ -103,8 +120,8 @@ export async function runTunnel(
   const tun = io.openTun(spec.tun.name, spec.tun.mtu, spec.offload);
   try {
     await io.configureTun({ ...spec.tun, name: tun.name });
-    const client = createTunnelClient(
-      clientOptions(
+    const client = createTunnelClient({
+      ...clientOptions(
         spec,
         logger,
         (ps) => {
@@ -113,7 +130,10 @@ export async function runTunnel(
         },
         onMessage,
       ),
-    );
+      ...(spec.nativeSeal !== false && sealable(tun)
+        ? { nativeSeal: { sealPath: (udp) => tun.sealPath(udp), sealed: () => tun.stats().sealNative ?? 0 } }
+        : {}),
+    });
     tun.start(
       (batch) => client.sendPackets(batch),
       (e) => logger.error({ err: e }, 'tun read failed'),
