@@ -11,6 +11,7 @@
         "native/fd_poller.cc",
         "native/tun_queue.cc",
         "native/udp_batch.cc",
+        "native/udp_open.cc",
         "native/original_dst.cc",
         "native/tcp_flags.cc",
         "native/bind_device.cc",

@@ -63,6 +63,11 @@ const Schema = z.object({
     .describe(
       'the tunnel seals packets to routed devices in C++ without a call into JS (off: every packet through JS)',
     ),
+  POCKETPROXY_NATIVE_OPEN: bool
+    .default(true)
+    .describe(
+      'the tunnel opens frames from routed devices and writes their packets to the TUN in C++ without a call into JS (off: every frame through JS)',
+    ),
   POCKETPROXY_DEVICE_PORTS: z
     .string()
     .optional()
@@ -148,6 +153,8 @@ export interface Config {
   readonly offload: boolean;
   /** The tunnel's native seal path (apps/server/src/tunnel README "Native seal path"). */
   readonly nativeSeal: boolean;
+  /** The tunnel's native open path (apps/server/src/tunnel README "Native seal path"). */
+  readonly nativeOpen: boolean;
   readonly connectionPorts: PortRange;
   /** Settings that are set but no longer do anything, with why; logged as warnings at start. */
   readonly deprecated: readonly string[];
@@ -297,6 +304,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     tunnelMtu: c.POCKETPROXY_TUNNEL_MTU,
     offload: c.POCKETPROXY_OFFLOAD,
     nativeSeal: c.POCKETPROXY_NATIVE_SEAL,
+    nativeOpen: c.POCKETPROXY_NATIVE_OPEN,
     connectionPorts,
     deprecated,
     staleAfterS: c.POCKETPROXY_STALE_AFTER_S,

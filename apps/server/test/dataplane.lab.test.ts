@@ -104,7 +104,12 @@ describe('data plane end to end (relay + 3 agents in the lab)', {
         { check: true },
       );
       const j = JSON.parse(r.stdout);
-      return { in: Number(j.frames_in), out: Number(j.frames_out) };
+      return {
+        in: Number(j.frames_in),
+        out: Number(j.frames_out),
+        inNative: Number(j.frames_in_native),
+        outNative: Number(j.frames_out_native),
+      };
     };
     const n = 200;
     const before = await frames();
@@ -118,6 +123,12 @@ describe('data plane end to end (relay + 3 agents in the lab)', {
     console.error(`dataplane.lab: tunnel frames per short request ${perIn.toFixed(2)} in, ${perOut.toFixed(2)} out`);
     assert.ok(perIn >= 2.9 && perIn <= 3.5, `device -> relay frames per request ${perIn}`);
     assert.ok(perOut >= 3.9 && perOut <= 4.5, `relay -> device frames per request ${perOut}`);
+    // The relay's native paths (tunnel README "Native seal path") carried them, not JS: all but the
+    // first frames of each device after a route change (POCKETPROXY_NATIVE_SEAL/OPEN unset here).
+    const nativeIn = (after.inNative - before.inNative) / (after.in - before.in);
+    const nativeOut = (after.outNative - before.outNative) / (after.out - before.out);
+    console.error(`dataplane.lab: native share ${nativeIn.toFixed(2)} in, ${nativeOut.toFixed(2)} out`);
+    assert.ok(nativeIn >= 0.9 && nativeOut >= 0.9, `native share in ${nativeIn}, out ${nativeOut}`);
   });
 
   it('HTTPS through CONNECT shows the SNI and the carrier address', async () => {

@@ -162,6 +162,9 @@ export class Responder<E> {
       if (p.next?.expired(now, t)) p.next = this.drop(p.next);
       if (p.current?.expired(now, t)) p.current = this.drop(p.current);
       if (!p.up) continue;
+      // Frames a native open path authenticated (the app's UdpBatch open routes) count as heard.
+      const heard = p.current?.nativeReceivedAt ?? 0;
+      if (heard > p.lastRecvAt) p.lastRecvAt = heard;
       if (!p.current) this.down(p, 'expired', now);
       else if (now - p.lastRecvAt >= t.deadAfterMs) this.down(p, 'dead', now);
       else if (now - p.lastSentAt >= t.keepaliveMs && p.endpoint !== undefined) {

@@ -44,7 +44,13 @@ export class TransportSession {
   private readonly sendKey: AeadKey;
   private readonly recvKey: AeadKey;
   private counters: Float64Array | undefined;
-  private readonly replay = new ReplayWindow();
+  /**
+   * What receiving shares with a native open path (receiveState): [0] the replay window's highest
+   * counter, [1] frames authenticated, [2] when the native path last authenticated one (ms, its
+   * clock is Date.now; 0 before any). The replay bitmap is shared too.
+   */
+  private readonly recvCell = new Float64Array(3);
+  private readonly replay = new ReplayWindow(this.recvCell);
   /**
    * The send counter, in a cell a native send path may share (sendState): whoever seals takes the
    * value and stores value + 1, on one thread, so no counter (nonce) is used twice.
@@ -56,8 +62,15 @@ export class TransportSession {
   private set nextCounter(v: number) {
     this.counterCell[0] = v;
   }
-  /** Frames authenticated on this session. */
-  received = 0;
+  /** Frames authenticated on this session (by JS or a native open path). */
+  get received(): number {
+    return this.recvCell[1]!;
+  }
+
+  /** When a native open path last authenticated a frame on this session (Date.now ms; 0: never). */
+  get nativeReceivedAt(): number {
+    return this.recvCell[2]!;
+  }
 
   constructor(o: {
     localIndex: number;
@@ -129,7 +142,7 @@ export class TransportSession {
     else throw tunnelError('PP_ERR_TUNNEL_MESSAGE_TOO_LARGE', { what: 'plaintext', size: n, limit: out.length });
     if (this.recvKey.open(counter, frame.subarray(TRANSPORT_HEADER_LEN), pt, 0) < 0) return 'decrypt';
     this.replay.mark(counter);
-    this.received++;
+    this.recvCell[1] = this.received + 1;
     return pt.length === n ? pt : pt.subarray(0, n);
   }
 
@@ -224,7 +237,7 @@ export class TransportSession {
       else if (!this.replay.mark(counters[i]!))
         results[i] = OPEN_REPLAY; // a duplicate earlier in this batch
       else {
-        this.received++;
+        this.recvCell[1] = this.received + 1;
         ok++;
       }
     }
@@ -235,6 +248,31 @@ export class TransportSession {
   destroy(): void {
     this.sendKey.destroy?.();
     this.recvKey.destroy?.();
+  }
+
+  /**
+   * What a native open path needs to open frames on this session (@pocketproxy/tun OpenPath): the
+   * receive key object (only a native provider's key is usable there), our receiver index, the
+   * replay window's bitmap and cell (shared: see recvCell), the first counter it must not accept
+   * and the time (same clock as `now`) it must stop. It marks the window, counts `received` and
+   * stamps `nativeReceivedAt` in the same memory, so either side sees what the other opened.
+   */
+  receiveState(t: TunnelTimers): {
+    key: AeadKey;
+    index: number;
+    bits: Uint32Array;
+    cell: Float64Array;
+    limit: number;
+    expiresAt: number;
+  } {
+    return {
+      key: this.recvKey,
+      index: this.localIndex,
+      bits: this.replay.bits,
+      cell: this.recvCell,
+      limit: Math.min(t.rejectAfterMessages, COUNTER_LIMIT),
+      expiresAt: this.createdAt + t.rejectAfterMs,
+    };
   }
 
   /**

@@ -34,6 +34,7 @@ class Aead : public Napi::ObjectWrap<Aead> {
  private:
   // The relay's native seal path (tun_queue.h SealFast) seals with a session's key in C++.
   friend class TunQueue;
+  friend class UdpBatch;  // and its native open path (udp_open.cc)
   // seal(counter, src, dst, dstOffset) -> bytes written (src.length + 16)
   Napi::Value Seal(const Napi::CallbackInfo& info);
   // open(counter, sealed, dst, dstOffset) -> plaintext length, or -1 when the tag does not verify

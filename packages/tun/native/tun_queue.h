@@ -25,6 +25,8 @@ class TunQueue : public Napi::ObjectWrap<TunQueue>, private FdPoller {
  public:
   static Napi::Function Init(Napi::Env env);
   explicit TunQueue(const Napi::CallbackInfo& info);
+  // UdpBatch's native open path writes opened packets here (WriteOne, coalescer_).
+  friend class UdpBatch;
   ~TunQueue() override;
 
  private:

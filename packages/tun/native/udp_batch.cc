@@ -11,6 +11,8 @@
 #include "errno_error.h"
 #include "js_call.h"
 #include "sockaddr.h"
+#include "tun_queue.h"
+#include "wall_clock.h"
 
 namespace pp {
 
@@ -26,6 +28,9 @@ Napi::Function UdpBatch::Init(Napi::Env env) {
                          InstanceMethod<&UdpBatch::JsRef>("ref"),
                          InstanceMethod<&UdpBatch::JsUnref>("unref"),
                          InstanceMethod<&UdpBatch::Close>("close"),
+                         InstanceMethod<&UdpBatch::SetOpenTun>("setOpenTun"),
+                         InstanceMethod<&UdpBatch::SetOpenRoute>("setOpenRoute"),
+                         InstanceMethod<&UdpBatch::DeleteOpenRoute>("deleteOpenRoute"),
                      });
 }
 
@@ -205,13 +210,19 @@ void UdpBatch::OnReadable() {
     return;
   }
   // Each message is one datagram, or with GRO several of gso_size bytes (the last may be shorter).
-  size_t total = 0;
-  uint32_t pieces = 0;
-  std::vector<uint32_t>& seg = rseg_;
-  seg.assign(static_cast<size_t>(n), 0);
+  // Pieces an open route takes are written to the TUN here; the rest go to JS in one call.
+  const bool open = !open_routes_.empty() && open_tun_ != nullptr && !open_tun_->is_closed();
+  const double now_ms = open ? WallClockMs() : 0;
+  uint32_t opened = 0;
+  size_t total = 0, received = 0;
+  pieces_.clear();
   for (int i = 0; i < n; i++) {
-    if (rmsgs_[i].msg_hdr.msg_flags & MSG_TRUNC) continue;
-    total += rmsgs_[i].msg_len;
+    if (rmsgs_[i].msg_hdr.msg_flags & MSG_TRUNC) {
+      stats_.rx_truncated += 1;
+      continue;
+    }
+    const uint32_t len = rmsgs_[i].msg_len;
+    received += len;
     uint32_t gs = 0;
     if (gro_) {
       for (cmsghdr* c = CMSG_FIRSTHDR(&rmsgs_[i].msg_hdr); c != nullptr; c = CMSG_NXTHDR(&rmsgs_[i].msg_hdr, c)) {
@@ -222,59 +233,58 @@ void UdpBatch::OnReadable() {
         }
       }
     }
-    const uint32_t len = rmsgs_[i].msg_len;
-    seg[i] = gs > 0 && gs < len ? gs : len;
-    pieces += len == 0 ? 1 : (len + seg[i] - 1) / seg[i];
+    const uint32_t seg = gs > 0 && gs < len ? gs : len;
     if (gs > 0 && gs < len) stats_.rx_gro += 1;
+    const uint8_t* base = static_cast<const uint8_t*>(riov_[i].iov_base);
+    uint32_t done = 0;
+    do {
+      const uint32_t piece = std::min(seg, len - done);
+      if (piece > limit_) {
+        stats_.rx_truncated += 1;
+      } else if (open && OpenFast(base + done, piece, &rnames_[i], now_ms)) {
+        opened++;
+      } else {
+        pieces_.push_back({static_cast<uint32_t>(i), done, piece});
+        total += piece;
+      }
+      done += piece;
+    } while (done < len);
   }
-  if (static_cast<size_t>(pieces) * 3 > meta_len_) {
-    Napi::Uint32Array meta = Napi::Uint32Array::New(env, static_cast<size_t>(pieces) * 3);
+  if (opened > 0) OpenFlush();
+  const uint32_t k = static_cast<uint32_t>(pieces_.size());
+  stats_.rx_packets += k + opened;
+  stats_.rx_bytes += static_cast<double>(received);
+  stats_.rx_batches += 1;
+  if (k == 0) return;
+  if (open) stats_.open_to_js += k;
+  if (static_cast<size_t>(k) * 3 > meta_len_) {
+    Napi::Uint32Array meta = Napi::Uint32Array::New(env, static_cast<size_t>(k) * 3);
     meta_ = meta.Data();
-    meta_len_ = static_cast<size_t>(pieces) * 3;
+    meta_len_ = static_cast<size_t>(k) * 3;
     meta_ref_ = Napi::Persistent(meta);
   }
   Napi::Buffer<uint8_t> data = Napi::Buffer<uint8_t>::New(env, total);
-  Napi::Array addrs = Napi::Array::New(env);
+  Napi::Array addrs = Napi::Array::New(env, k);
   uint8_t* out = data.Data();
   size_t off = 0;
-  uint32_t k = 0;
   const sockaddr_storage* prev = nullptr;
   napi_value prev_str = nullptr;
   int prev_port = 0;
-  for (int i = 0; i < n; i++) {
-    if (rmsgs_[i].msg_hdr.msg_flags & MSG_TRUNC) {
-      stats_.rx_truncated += 1;
-      continue;
-    }
-    const uint32_t len = rmsgs_[i].msg_len;
-    memcpy(out + off, riov_[i].iov_base, len);
-    if (prev == nullptr || !SameSockaddr(prev, &rnames_[i])) {
+  for (uint32_t j = 0; j < k; j++) {
+    const Piece& pc = pieces_[j];
+    memcpy(out + off, static_cast<const uint8_t*>(riov_[pc.msg].iov_base) + pc.off, pc.len);
+    if (prev == nullptr || !SameSockaddr(prev, &rnames_[pc.msg])) {
       char buf[INET6_ADDRSTRLEN];
-      prev_port = FormatSockaddr(&rnames_[i], buf, sizeof buf);
+      prev_port = FormatSockaddr(&rnames_[pc.msg], buf, sizeof buf);
       prev_str = Napi::String::New(env, buf);
-      prev = &rnames_[i];
+      prev = &rnames_[pc.msg];
     }
-    uint32_t done = 0;
-    do {
-      const uint32_t piece = std::min(seg[i], len - done);
-      if (piece > limit_) {
-        stats_.rx_truncated += 1;
-        done += piece;
-        continue;
-      }
-      addrs.Set(k, Napi::Value(env, prev_str));
-      meta_[3 * k] = static_cast<uint32_t>(off + done);
-      meta_[3 * k + 1] = piece;
-      meta_[3 * k + 2] = static_cast<uint32_t>(prev_port);
-      k++;
-      done += piece;
-    } while (done < len);
-    off += len;
+    addrs.Set(j, Napi::Value(env, prev_str));
+    meta_[3 * j] = static_cast<uint32_t>(off);
+    meta_[3 * j + 1] = pc.len;
+    meta_[3 * j + 2] = static_cast<uint32_t>(prev_port);
+    off += pc.len;
   }
-  if (k == 0) return;
-  stats_.rx_packets += k;
-  stats_.rx_bytes += static_cast<double>(total);
-  stats_.rx_batches += 1;
   CallJs(env, on_batch_, Value(), {data, meta_ref_.Value(), addrs, Napi::Number::New(env, k)}, *async_ctx_);
 }
 
@@ -484,6 +494,9 @@ Napi::Value UdpBatch::Stats(const Napi::CallbackInfo& info) {
   o.Set("rxGro", stats_.rx_gro);
   o.Set("txGso", stats_.tx_gso);
   o.Set("txGsoOff", stats_.tx_gso_off);
+  o.Set("openNative", stats_.open_native);
+  o.Set("openToJs", stats_.open_to_js);
+  o.Set("openRoutes", static_cast<double>(open_routes_.size()));
   o.Set("gso", gso_);
   o.Set("gro", gro_);
   return o;
@@ -501,6 +514,9 @@ Napi::Value UdpBatch::JsUnref(const Napi::CallbackInfo& info) {
 
 Napi::Value UdpBatch::Close(const Napi::CallbackInfo& info) {
   CloseFd();
+  open_routes_.clear();
+  open_tun_ = nullptr;
+  open_tun_ref_.Reset();
   on_batch_.Reset();
   on_error_.Reset();
   if (js_ref_held_) {

@@ -6,13 +6,16 @@
 #include <sys/socket.h>
 
 #include <memory>
+#include <unordered_map>
 #include <unordered_set>
 #include <vector>
 
 #include "fd_poller.h"
+#include "offload.h"
 
 namespace pp {
 
+class Aead;
 class TunQueue;
 
 class UdpBatch : public Napi::ObjectWrap<UdpBatch>, private FdPoller {
@@ -38,6 +41,16 @@ class UdpBatch : public Napi::ObjectWrap<UdpBatch>, private FdPoller {
   Napi::Value JsUnref(const Napi::CallbackInfo& info);
   Napi::Value Close(const Napi::CallbackInfo& info);
 
+  // The native open path (udp_open.cc): transport frames to a session with an open route are
+  // authenticated, replay-checked and written to the TUN here, without a call into JS.
+  Napi::Value SetOpenTun(const Napi::CallbackInfo& info);
+  Napi::Value SetOpenRoute(const Napi::CallbackInfo& info);
+  Napi::Value DeleteOpenRoute(const Napi::CallbackInfo& info);
+  // Takes datagram [f, f+len) from `from` when an open route accepts all of it, decrypts it and
+  // hands the packet to the TUN (written at OpenFlush); false leaves it untouched for JS.
+  bool OpenFast(const uint8_t* f, uint32_t len, const sockaddr_storage* from, double now_ms);
+  void OpenFlush();
+
   void OnReadable() override;
   void OnPollError(int uv_status) override;
   // Fills dst from a JS (address, port); caches the last parse since batches often share a peer.
@@ -61,7 +74,34 @@ class UdpBatch : public Napi::ObjectWrap<UdpBatch>, private FdPoller {
   Napi::Reference<Napi::Uint32Array> meta_ref_;
   uint32_t* meta_ = nullptr;
   size_t meta_len_ = 0;
-  std::vector<uint32_t> rseg_;  // per received message: piece size
+  // The pieces of one receive for JS: message, offset in it, length (GRO messages hold several).
+  struct Piece {
+    uint32_t msg, off, len;
+  };
+  std::vector<Piece> pieces_;
+
+  // One session as the native open path uses it. The replay window (`bits`, `cell[0]` = highest
+  // counter) and the counts (`cell[1]` frames authenticated, `cell[2]` when this path last did, ms)
+  // are the TransportSession's own memory: JS and this path run the same window on one thread.
+  struct OpenRoute {
+    Aead* key = nullptr;
+    Napi::ObjectReference key_ref;
+    uint32_t* bits = nullptr;
+    Napi::Reference<Napi::Uint32Array> bits_ref;
+    double* cell = nullptr;
+    Napi::Reference<Napi::Float64Array> cell_ref;
+    double limit = 0;       // first counter not to accept
+    double expires_at = 0;  // Date.now() ms: the session's reject-after time
+    sockaddr_storage from{};  // the only source accepted (the peer's endpoint)
+    socklen_t from_len = 0;
+    bool check_src = false;    // the inner IPv4 source must be inner_src (network order)
+    uint8_t inner_src[4] = {0, 0, 0, 0};
+  };
+  std::unordered_map<uint32_t, OpenRoute> open_routes_;  // by our receiver index
+  TunQueue* open_tun_ = nullptr;
+  Napi::ObjectReference open_tun_ref_;
+  std::unique_ptr<uint8_t[]> open_pt_;  // one plaintext
+  uint32_t open_pending_ = 0;           // packets handed to the TUN's coalescer, not flushed yet
 
   std::vector<mmsghdr> smsgs_;
   std::vector<iovec> siov_;
@@ -90,6 +130,7 @@ class UdpBatch : public Napi::ObjectWrap<UdpBatch>, private FdPoller {
     double rx_packets = 0, rx_bytes = 0, rx_batches = 0, rx_truncated = 0, rx_errors = 0;
     double tx_packets = 0, tx_bytes = 0, tx_drops = 0, tx_errors = 0, tx_syscalls = 0;
     double rx_gro = 0, tx_gso = 0, tx_gso_off = 0;
+    double open_native = 0, open_to_js = 0;
   } stats_;
 };
 

@@ -33,6 +33,8 @@ export {
   type BatchUdpOptions,
   type Datagram,
   type OutDatagram,
+  type OpenPath,
+  type OpenState,
   type RawUdpBatchHandler,
   type UdpStats,
 } from './udp.js';

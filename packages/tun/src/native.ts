@@ -85,6 +85,10 @@ export interface NativeUdpStats {
   txGsoOff: number;
   gso: boolean;
   gro: boolean;
+  /** The native open path: frames opened and written to the TUN in C++; datagrams handed to JS while routes were set; routes. */
+  openNative: number;
+  openToJs: number;
+  openRoutes: number;
 }
 
 export interface NativeUdpBatch {
@@ -99,6 +103,21 @@ export interface NativeUdpBatch {
   send(data: Uint8Array, address: string, port: number): boolean;
   sendBatch(datagrams: readonly { data: Uint8Array; address: string; port: number }[]): number;
   stats(): NativeUdpStats;
+  setOpenTun(tun: NativeTunQueue | null): void;
+  /** innerSrc: the IPv4 source (u32) every opened packet must carry, or -1 for any. */
+  setOpenRoute(
+    index: number,
+    key: NativeAead,
+    bits: Uint32Array,
+    cell: Float64Array,
+    limit: number,
+    expiresAt: number,
+    address: string,
+    port: number,
+    innerSrc: number,
+  ): void;
+  /** -1: every route. */
+  deleteOpenRoute(index: number): boolean;
   ref(): void;
   unref(): void;
   close(): void;

@@ -59,13 +59,21 @@ export function openTun(opts: OpenTunOptions): KernelTunDevice {
   return new KernelTun(q, opts.batchSize ?? 64, opts.maxPacket ?? 65535);
 }
 
+/** The addon's queue behind a kernel TUN (for the UDP socket's native open path, udp.ts). */
+const queues = new WeakMap<TunDevice, NativeTunQueue>();
+export function nativeQueueOf(tun: TunDevice): NativeTunQueue | undefined {
+  return queues.get(tun);
+}
+
 class KernelTun implements TunDevice {
   #closed = false;
   constructor(
     private readonly q: NativeTunQueue,
     private readonly batchSize: number,
     private readonly maxPacket: number,
-  ) {}
+  ) {
+    queues.set(this, q);
+  }
 
   get name(): string {
     return this.q.name;

@@ -2,7 +2,15 @@
 // syscall and per JS call, sendBatch() hands a whole array to sendmmsg(2). Node's dgram costs one
 // syscall and one callback per datagram; the tunnel moves ~70k datagrams/s each way.
 import { isIP } from 'node:net';
-import { loadAddon, type NativeSystemError, type NativeUdpBatch, type NativeUdpStats } from './native.js';
+import {
+  loadAddon,
+  type NativeAead,
+  type NativeSystemError,
+  type NativeUdpBatch,
+  type NativeUdpStats,
+} from './native.js';
+import type { TunDevice } from './tun-device.js';
+import { nativeQueueOf } from './tun.js';
 import { fail, reasonOf } from './errors.js';
 
 export interface Datagram {
@@ -43,6 +51,36 @@ export interface BatchUdpOptions {
 }
 
 export type UdpStats = NativeUdpStats;
+
+/**
+ * What the native open path needs of one established session (TransportSession.receiveState):
+ * its receive key (a native Aead), our receiver index, the replay window's bitmap and cell (shared
+ * with the session: [0] highest counter, [1] frames authenticated, [2] when the native path last
+ * authenticated one, Date.now() ms), the first counter not to accept and when to stop (ms).
+ */
+export interface OpenState {
+  key: unknown;
+  index: number;
+  bits: Uint32Array;
+  cell: Float64Array;
+  limit: number;
+  expiresAt: number;
+}
+
+/**
+ * The native open path (kernel TUN only): a datagram from `address:port` that is a transport frame
+ * to a session with a route, carrying an IPv4 packet (from `innerSrc` when given), is authenticated,
+ * replay-checked and written to the TUN in C++, never reaching the batch handler. Anything else
+ * (keepalives, messages, other endpoints, replays, bad tags, spoofed sources) reaches JS untouched.
+ * Routes are a cache the tunnel keeps true: set where JS would accept that session's packets from
+ * that endpoint, deleted when the session or endpoint changes (a missing route only costs the JS path).
+ */
+export interface OpenPath {
+  set(state: OpenState, address: string, port: number, innerSrc?: number): void;
+  /** Returns whether there was one. */
+  delete(index: number): boolean;
+  clear(): void;
+}
 
 /**
  * Raw batch: datagram i is data[meta[3i], meta[3i] + meta[3i+1]) from addresses[i]:meta[3i+2].
@@ -144,6 +182,38 @@ export class BatchUdpSocket {
 
   stats(): UdpStats {
     return this.#sock.stats();
+  }
+
+  /**
+   * The native open path into `tun` (see OpenPath); undefined when `tun` is not a kernel TUN. One
+   * per socket: a second call replaces the first and its routes.
+   */
+  openPath(tun: TunDevice): OpenPath | undefined {
+    this.#check();
+    const q = nativeQueueOf(tun);
+    if (!q) return undefined;
+    const sock = this.#sock;
+    sock.setOpenTun(q);
+    return {
+      set: (st, address, port, innerSrc) => {
+        if (this.#closed) return;
+        sock.setOpenRoute(
+          st.index >>> 0,
+          st.key as NativeAead,
+          st.bits,
+          st.cell,
+          st.limit,
+          st.expiresAt,
+          address,
+          port,
+          innerSrc === undefined ? -1 : innerSrc >>> 0,
+        );
+      },
+      delete: (index) => (this.#closed ? false : sock.deleteOpenRoute(index >>> 0)),
+      clear: () => {
+        if (!this.#closed) sock.deleteOpenRoute(-1);
+      },
+    };
   }
 
   /** Whether UDP GSO (send) and GRO (receive) are in effect on this socket right now. */

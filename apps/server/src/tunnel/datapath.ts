@@ -14,14 +14,21 @@
 // when the device goes, and checked every tick (expiry, a device table change), after which the next
 // packet takes the JS path and puts it back. Why: each call into JS after the loop slept costs
 // ~100-200 us here, and a customer's packets to a device pass this way twice per time to first
-// byte (docs/benchmarks.md, issue 13 h7). An initiation from a key the relay does not know yet is kept (held-initiations.ts) and
+// byte (docs/benchmarks.md, issue 13 h7).
+//
+// Native open path (`open`, the same conditions): the route also gives the UDP socket the device's
+// session (receive key, the replay window's shared memory) under our receiver index, with the
+// device's endpoint and its address as the only inner source; frames on it that carry an IPv4
+// packet are then opened and written to pp0 in C++. Anything else still reaches frameIn (see
+// @pocketproxy/tun OpenPath). The responder hears of those frames through the session
+// (nativeReceivedAt) at its tick. An initiation from a key the relay does not know yet is kept (held-initiations.ts) and
 // handed to the responder again by `replayHeld` once the peer list knows the key; known peers never
 // reach that branch. Multi-core seam: this module holds no state of its own beyond counters — a worker
 // per multi-queue TUN queue could run it with its own responder shard (sessions are keyed by
 // receiver index, so the UDP socket's reuseport group would have to steer by index; see README).
 import type { Responder, JsonMessage, DropReason, Outbound } from '@pocketproxy/protocol';
 import { FRAME_INITIATION } from '@pocketproxy/protocol';
-import type { OutDatagram, PacketBatch, SealPath, TunDevice } from '@pocketproxy/tun';
+import type { OpenPath, OutDatagram, PacketBatch, SealPath, TunDevice } from '@pocketproxy/tun';
 import type { TransportSession } from '@pocketproxy/protocol';
 import type { DeviceTable } from './devices.js';
 import { HeldInitiations } from './held-initiations.js';
@@ -64,6 +71,8 @@ export interface DataPathDeps {
   heldInitiations?: { max: number; ttlMs: number };
   /** The TUN's native seal path, once the UDP socket exists (undefined: every packet through JS). */
   seal?: () => SealPath | undefined;
+  /** The UDP socket's native open path into the TUN (undefined: every frame through JS). */
+  open?: () => OpenPath | undefined;
 }
 
 export interface DataPath {
@@ -81,7 +90,7 @@ export interface DataPath {
   forget(deviceId: string): void;
   /** Drops every native seal route that no longer matches the device table and the responder (per tick). */
   checkRoutes(now: number): void;
-  /** Devices with a native seal route. */
+  /** Devices with a native route (seal, and open when that path exists). */
   readonly sealRoutes: number;
 }
 
@@ -107,6 +116,7 @@ export function createDataPath(d: DataPathDeps): DataPath {
     routes.delete(vpnNum);
     routeOf.delete(r.deviceId);
     d.seal?.()?.delete(vpnNum);
+    d.open?.()?.delete(r.session.localIndex);
   }
 
   /** The route is still what JS would do for this device: same session, same UDP endpoint, not expired. */
@@ -122,10 +132,14 @@ export function createDataPath(d: DataPathDeps): DataPath {
     );
   }
 
-  /** After JS sealed a packet to `dev`: give its address a native route if it has none (or a stale one). */
+  /**
+   * After JS sealed a packet to `dev`, or opened one from it: give it native routes (seal by its
+   * address, open by our index) if it has none, or stale ones.
+   */
   function installRoute(deviceId: string, vpnNum: number, now: number): void {
     const seal = d.seal?.();
-    if (!seal) return;
+    const open = d.open?.();
+    if (!seal && !open) return;
     const peer = d.responder.peer(deviceId);
     const s = peer?.current;
     const ep = peer?.endpoint;
@@ -135,7 +149,8 @@ export function createDataPath(d: DataPathDeps): DataPath {
     if (r) dropRoute(vpnNum);
     const route: Route = { deviceId, session: s, address: ep.address, port: ep.port };
     if (!routeValid(route, now)) return;
-    seal.set(vpnNum, s.sendState(d.responder.timers), ep.address, ep.port);
+    seal?.set(vpnNum, s.sendState(d.responder.timers), ep.address, ep.port);
+    open?.set(s.receiveState(d.responder.timers), ep.address, ep.port, vpnNum);
     routes.set(vpnNum, route);
     routeOf.set(deviceId, vpnNum);
   }
@@ -190,7 +205,10 @@ export function createDataPath(d: DataPathDeps): DataPath {
         const dev = d.devices.byId.get(r.deviceId);
         if (p[0]! >> 4 !== 4 || p.length < 20) drop('not_ipv4', r.deviceId);
         else if (!dev || ipv4Src(p) !== dev.vpnNum) drop('spoofed', r.deviceId);
-        else toTun.push(p);
+        else {
+          toTun.push(p);
+          if (from.kind === 'udp' && !routes.has(dev.vpnNum)) installRoute(dev.id, dev.vpnNum, now);
+        }
         return;
       }
       case 'reply':

@@ -96,6 +96,9 @@ export async function runTunnel(config: Config): Promise<() => Promise<void>> {
     // Packets to devices sealed and sent in C++ once JS has routed a device (datapath.ts).
     // POCKETPROXY_NATIVE_SEAL=0: every packet through JS (an escape hatch, and the A/B of docs/benchmarks.md).
     sealPath: (udp) => (udp instanceof BatchUdpSocket && config.nativeSeal ? tun.sealPath(udp) : undefined),
+    // Frames from devices opened and written to the TUN in C++ on the same routes (datapath.ts).
+    // POCKETPROXY_NATIVE_OPEN=0: every frame through JS.
+    openPath: (udp) => (udp instanceof BatchUdpSocket && config.nativeOpen ? udp.openPath(tun) : undefined),
     logger,
   });
   let openvpn: OpenvpnServer | undefined;

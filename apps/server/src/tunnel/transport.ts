@@ -42,7 +42,7 @@ export interface UdpPort {
   /** Native sockets: whether UDP GSO (send) and GRO (receive) are in effect. */
   offload?(): { gso: boolean; gro: boolean };
   /** Native sockets: datagrams against system calls each way (how well the batching works). */
-  stats?(): { rxPackets: number; rxBatches: number; txPackets: number; txSyscalls: number };
+  stats?(): { rxPackets: number; rxBatches: number; txPackets: number; txSyscalls: number; openNative?: number };
   close(): void;
 }
 

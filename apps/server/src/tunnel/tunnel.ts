@@ -11,7 +11,14 @@
 import type { Logger } from 'pino';
 import { createResponder, type JsonMessage, type TunnelTimers } from '@pocketproxy/protocol';
 import type { Firewall, OpenVpnState } from '@pocketproxy/netfw';
-import { tryNativeAead, type SealPath, type TunConfig, type TunDevice, type TunStats } from '@pocketproxy/tun';
+import {
+  tryNativeAead,
+  type OpenPath,
+  type SealPath,
+  type TunConfig,
+  type TunDevice,
+  type TunStats,
+} from '@pocketproxy/tun';
 import type { InternalApi } from './api-client.js';
 import { PendingCommands } from './commands.js';
 import { sleep, type TunnelLogs } from './context.js';
@@ -99,6 +106,11 @@ export interface TunnelDeps {
    * unless POCKETPROXY_NATIVE_SEAL=0); undefined or absent: every packet to a device through JS.
    */
   readonly sealPath?: (udp: UdpPort) => SealPath | undefined;
+  /**
+   * The UDP socket's native open path into the TUN (main.ts: kernel TUN + BatchUdpSocket, unless
+   * POCKETPROXY_NATIVE_OPEN=0); undefined or absent: every frame from a device through JS.
+   */
+  readonly openPath?: (udp: UdpPort) => OpenPath | undefined;
   readonly logger: Logger;
   readonly now?: () => number;
   readonly intervals?: Partial<TunnelIntervals>;
@@ -123,11 +135,13 @@ export interface TunnelStatus {
   ports_forwarded: number;
   tcp_connections: number;
   pending_commands: number;
+  /** Every frame received, the native open path's included (frames_in_native of them). */
   frames_in: number;
+  frames_in_native: number;
   /** Every sealed frame sent, the native seal path's included (frames_out_native of them). */
   frames_out: number;
   frames_out_native: number;
-  /** Devices whose packets are sealed natively now. */
+  /** Devices whose packets are sealed (and opened) natively now. */
   seal_routes: number;
   packets_to_tun: number;
   packets_from_tun: number;
@@ -195,6 +209,7 @@ export function createTunnel(deps: TunnelDeps): Tunnel {
   const isStopped = () => stopped;
   let udp: UdpPort | undefined;
   let seal: SealPath | undefined;
+  let open: OpenPath | undefined;
   let tcp: TcpListener | undefined;
   let pushServer: PushServer | undefined;
   const timers: NodeJS.Timeout[] = [];
@@ -239,6 +254,7 @@ export function createTunnel(deps: TunnelDeps): Tunnel {
     tun: deps.tun,
     udp: () => udp,
     seal: () => seal,
+    open: () => open,
     now,
     initiations: new TokenBuckets(deps.initiationRate?.perSec ?? 50, deps.initiationRate?.burst ?? 500),
     onMessage: (deviceId, m) => messages.onMessage(deviceId, m),
@@ -348,6 +364,7 @@ export function createTunnel(deps: TunnelDeps): Tunnel {
     await deps.firewall.applySysctls();
     udp = await deps.openUdp(host, s.tunnelPort);
     seal = deps.sealPath?.(udp);
+    open = deps.openPath?.(udp);
     udp.start(
       (dgs) => path.onUdpDatagrams(dgs),
       (err) => {
@@ -443,6 +460,8 @@ export function createTunnel(deps: TunnelDeps): Tunnel {
   function status(): TunnelStatus {
     const c = path.counters;
     const ts = deps.tun.stats();
+    const us = udp?.stats?.();
+    const opened = us?.openNative ?? 0;
     const connected = devices.connected();
     return {
       relay_id: registration.relayId() ?? null,
@@ -452,11 +471,12 @@ export function createTunnel(deps: TunnelDeps): Tunnel {
       ports_forwarded: deps.firewall.current()?.ports.length ?? 0,
       tcp_connections: tcp?.connections ?? 0,
       pending_commands: commands.size,
-      frames_in: c.framesIn,
+      frames_in: c.framesIn + opened,
+      frames_in_native: opened,
       frames_out: c.framesOut + (ts.sealNative ?? 0),
       frames_out_native: ts.sealNative ?? 0,
       seal_routes: path.sealRoutes,
-      packets_to_tun: c.packetsToTun,
+      packets_to_tun: c.packetsToTun + opened,
       packets_from_tun: c.packetsFromTun + (ts.sealNative ?? 0) + (ts.sealErrors ?? 0),
       initiations_held: path.held.size,
       initiations_replayed: c.initiationsReplayed,
@@ -467,7 +487,7 @@ export function createTunnel(deps: TunnelDeps): Tunnel {
         udp: udp?.offload?.() ?? null,
       },
       tun_stats: tunStats(ts),
-      udp_stats: udpStats(udp?.stats?.()),
+      udp_stats: udpStats(us),
       memory_mb: memoryMb(),
     };
   }

@@ -18,7 +18,7 @@ import {
   type TunnelTimers,
 } from '@pocketproxy/protocol';
 import { createFirewall, createFakeRunner, type FakeRunner } from '@pocketproxy/netfw';
-import { FakeTun, RecordingRunner, buildIPv4Udp, type SealPath } from '@pocketproxy/tun';
+import { FakeTun, RecordingRunner, buildIPv4Udp, type OpenPath, type SealPath } from '@pocketproxy/tun';
 import { createTunnel, type Tunnel } from '../../src/tunnel/tunnel.js';
 import { createHttpApi, type ForwardedConnection } from '../../src/tunnel/api-client.js';
 import { dgramUdpPort } from '../../src/tunnel/transport.js';
@@ -260,6 +260,8 @@ export async function startHarness(
     warmMs?: number;
     /** A stand-in for the kernel TUN's native seal path (tunnel-seal.test.ts). */
     sealPath?: SealPath;
+    /** A stand-in for the UDP socket's native open path (tunnel-open.test.ts). */
+    openPath?: OpenPath;
   } = {},
 ): Promise<Harness> {
   const api = await startFakeApi(devices);
@@ -300,6 +302,7 @@ export async function startHarness(
     intervals: { retryMaxMs: 200, peersMinGapMs: 0, ...(opts.warmMs !== undefined ? { warmMs: opts.warmMs } : {}) },
     ...(opts.initiationRate ? { initiationRate: opts.initiationRate } : {}),
     ...(opts.sealPath ? { sealPath: () => opts.sealPath } : {}),
+    ...(opts.openPath ? { openPath: () => opts.openPath } : {}),
   });
   await tunnel.start();
   await tunnel.ready;
