@@ -24,6 +24,7 @@ export function buildFarm(o: FarmCli, logger: Logger): Farm {
       airplaneSeconds: o.airplaneSeconds,
       ipEchoUrl: o.ipEchoUrl,
       offload: process.env.POCKETPROXY_OFFLOAD === '1',
+      nativeSeal: process.env.POCKETPROXY_NATIVE_SEAL !== '0',
     },
     {
       logger,

@@ -95,6 +95,8 @@ export interface FarmConfig {
   ipEchoUrl?: string;
   /** TUN / UDP offloads of each tunnel (default off: a phone's link is slow and the offload buffers cost memory per device). */
   offload?: boolean;
+  /** Each tunnel's native seal path (default on; run.ts: off for POCKETPROXY_NATIVE_SEAL=0). */
+  nativeSeal?: boolean;
   /** Install the per-device source rule (routes.ts); off only in unit tests. Default true. */
   routes?: boolean;
   /** Extra agent settings applied to every device (timeouts, limits, tunnel timers in tests). */
@@ -495,6 +497,7 @@ export function createFarm(cfg: FarmConfig, deps: FarmDeps): Farm {
             // The reboot command would reboot this host, not the phone.
             allowReboot: false,
             offload: cfg.offload ?? false,
+            nativeSeal: cfg.nativeSeal,
             ...(cfg.ipEchoUrl ? { ipEchoUrl: cfg.ipEchoUrl } : {}),
           },
           {
