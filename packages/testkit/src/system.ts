@@ -285,6 +285,10 @@ export async function startAgent(lab: Lab, relay: LabRelay, n: number, opts: Age
     PATH: process.env.PATH,
     HOME: process.env.HOME,
     ...Object.fromEntries(passed.map((k) => [k, process.env[k]])),
+    // Bench only: the agent's native seal alone (the A/B of one end; the relay follows POCKETPROXY_NATIVE_SEAL).
+    ...(process.env.POCKETPROXY_AGENT_NATIVE_SEAL !== undefined
+      ? { POCKETPROXY_NATIVE_SEAL: process.env.POCKETPROXY_AGENT_NATIVE_SEAL }
+      : {}),
   };
   const pair = await lab.exec(
     `dev${n}`,
