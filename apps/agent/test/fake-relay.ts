@@ -27,6 +27,8 @@ export interface FakeRelay {
   responder(): Responder<Ep>;
   restart(): void;
   push(message: JsonMessage): boolean;
+  /** Seals an IP packet to the device on its current session and sends it (false: no session). */
+  sendPacket(packet: Buffer): boolean;
   close(): Promise<void>;
   silent: boolean;
   /** Frames arriving over UDP are ignored (UDP blocked on the way in); TCP still works. */
@@ -70,6 +72,11 @@ export async function startFakeRelay(
     },
     push: (m) => {
       const o = r.sendMessage('dev_test', m, Date.now());
+      if (o) send(o.endpoint, o.frame);
+      return Boolean(o);
+    },
+    sendPacket: (p) => {
+      const o = r.sendPacket('dev_test', p, Date.now());
       if (o) send(o.endpoint, o.frame);
       return Boolean(o);
     },

@@ -46,7 +46,7 @@ async function probe(mode: 'on' | 'off'): Promise<any> {
   }
 }
 
-test('agent tunnel over the kernel TUN: a transfer is sealed in C++ (sealNative) and arrives in order; POCKETPROXY_NATIVE_SEAL=0: through JS', {
+test('agent tunnel over the kernel TUN: a transfer is sealed in C++ (sealNative) and one back is opened in C++ (framesInNative), each in order; POCKETPROXY_NATIVE_SEAL=0: both through JS', {
   skip: ROOT ? false : 'needs root',
   timeout: 120_000,
 }, async () => {
@@ -59,10 +59,20 @@ test('agent tunnel over the kernel TUN: a transfer is sealed in C++ (sealNative)
   assert.equal(on.sealErrors, 0);
   assert.equal(on.framesOutNative, on.sealNative);
   assert.ok(on.framesOutUdp >= on.sealNative);
+  // The other way: opened in C++ by the socket's open route, in order, counted in framesIn.udp.
+  assert.equal(on.nativeOpening, true);
+  assert.equal(on.backReceived, 300);
+  assert.equal(on.backInOrder, true);
+  assert.ok(on.framesInNative >= 300, `framesInNative ${on.framesInNative}`);
+  assert.ok(on.framesInUdp >= on.framesInNative);
   const off = await probe('off');
   assert.equal(off.received, 300);
   assert.equal(off.inOrder, true);
   assert.equal(off.sealNative ?? 0, 0);
   assert.equal(off.framesOutNative, 0);
   assert.ok(off.framesOutUdp >= 300);
+  assert.equal(off.backReceived, 300);
+  assert.equal(off.backInOrder, true);
+  assert.equal(off.framesInNative, 0);
+  assert.ok(off.framesInUdp >= 300);
 });

@@ -122,6 +122,9 @@ export class Initiator {
       this.emit({ type: 'session_expired' });
     }
     let reason: HandshakeReason | undefined;
+    // Frames a native open path authenticated on the session (the agent's open route) count as heard.
+    const heard = this.current?.nativeReceivedAt ?? 0;
+    if (heard > this.lastRecvAt) this.lastRecvAt = heard;
     if (this.current && now - this.lastRecvAt >= t.deadAfterMs) {
       this.emit({ type: 'peer_dead', silentMs: now - this.lastRecvAt });
       this.current = this.previous = undefined;

@@ -240,3 +240,41 @@ test('removePeer ends the sessions and emits peer_down', () => {
   assert.ok(p.rEvents.some((e) => e.type === 'peer_down' && e.reason === 'removed'));
   assert.equal(p.responder.receive(p.initiator.sendPacket(ipv4(), 6)!, 'a', 6).kind, 'dropped');
 });
+
+test('frames a native open path authenticated (the session stamp) count as heard for dead-peer detection, both sides', () => {
+  const p = pair();
+  connect(p, 0);
+  const t = p.responder.timers;
+  // The relay heard nothing through JS since 0, but the native path stamped its session at 29 s.
+  p.responder.peer('dev_1')!.current!.receiveState(t).cell[2] = 29_000;
+  p.responder.tick(30_000);
+  assert.equal(p.responder.peer('dev_1')!.up, true, 'not dead at 30 s: heard natively at 29 s');
+  p.responder.tick(59_000);
+  assert.equal(p.responder.peer('dev_1')!.up, false, 'dead 30 s after the last native frame');
+  // The device: likewise with its own session's stamp.
+  const q = pair();
+  connect(q, 0);
+  q.initiator.session!.receiveState(t).cell[2] = 29_000;
+  assert.ok(
+    q.initiator.tick(30_000).every((f) => f[0] === 4),
+    'no new handshake at 30 s',
+  );
+  assert.equal(q.initiator.state, 'established');
+  assert.equal(q.initiator.tick(59_000)[0]![0], 1, 'an initiation 30 s after the last native frame');
+});
+
+test('the replay window is shared through receiveState: a counter marked there is a replay for open()', () => {
+  const p = pair();
+  connect(p, 0);
+  const s = p.responder.peer('dev_1')!.current!;
+  const f = p.initiator.sendPacket(ipv4(), 1)!;
+  const c = Number(f.readBigUInt64LE(8));
+  const st = s.receiveState(p.responder.timers);
+  assert.equal(st.index, s.localIndex);
+  st.bits[Math.floor(c / 32) % st.bits.length]! |= 1 << (c & 31);
+  st.cell[0] = c;
+  st.cell[1] = s.received + 1;
+  assert.deepEqual(p.responder.receive(f, 'x', 2), { kind: 'dropped', reason: 'replay', deviceId: 'dev_1' });
+  assert.equal(s.received, 2, 'the keepalive JS opened and the frame the native path counted');
+  assert.equal(s.highestReceived, c);
+});

@@ -165,6 +165,9 @@ export async function startRelay(lab: Lab, opts: RelayOptions = {}): Promise<Lab
     ...(process.env.POCKETPROXY_NATIVE_SEAL !== undefined
       ? { POCKETPROXY_NATIVE_SEAL: process.env.POCKETPROXY_NATIVE_SEAL }
       : {}),
+    ...(process.env.POCKETPROXY_NATIVE_OPEN !== undefined
+      ? { POCKETPROXY_NATIVE_OPEN: process.env.POCKETPROXY_NATIVE_OPEN }
+      : {}),
     ...opts.env,
   };
   const proc = lab.spawn('relay', process.execPath, [...(opts.execArgv ?? []), SERVER_BIN, 'up'], {

@@ -93,7 +93,11 @@ export interface TunnelStats {
   handshakes: number;
   restarts: number;
   fallbacks: number;
+  /** udp includes the frames opened natively (framesInNative of them). */
   framesIn: { udp: number; tcp: number };
+  framesInNative: number;
+  /** Whether frames from the relay are opened in C++ now (the open route is set). */
+  nativeOpening: boolean;
   /** udp includes the frames sealed natively (framesOutNative of them). */
   framesOut: { udp: number; tcp: number };
   framesOutNative: number;
@@ -176,6 +180,8 @@ export class TunnelClient extends EventEmitter<TunnelClientEvents> {
       framesOut: { udp: 0, tcp: 0 },
       framesOutNative: 0,
       nativeSealing: false,
+      framesInNative: 0,
+      nativeOpening: false,
       dropped: 0,
       tcpConnects: 0,
     };
@@ -191,12 +197,15 @@ export class TunnelClient extends EventEmitter<TunnelClientEvents> {
 
   stats(): TunnelStats {
     const native = this.native.sealedTotal;
+    const opened = this.native.openedTotal;
     return {
       ...this.stats_,
       transport: this.policy.mode,
       established: this.established,
       restarts: this.liveness.restarts,
-      framesIn: { ...this.stats_.framesIn },
+      framesIn: { udp: this.stats_.framesIn.udp + opened, tcp: this.stats_.framesIn.tcp },
+      framesInNative: opened,
+      nativeOpening: this.native.opening,
       framesOut: { udp: this.stats_.framesOut.udp + native, tcp: this.stats_.framesOut.tcp },
       framesOutNative: native,
       nativeSealing: this.native.sealing,
@@ -266,6 +275,9 @@ export class TunnelClient extends EventEmitter<TunnelClientEvents> {
       this.initiator.noteSent(now);
       this.liveness.onSent(now);
     }
+    // Frames the socket opened in C++ since the last tick: the relay is alive (the Initiator reads
+    // the session's stamp itself).
+    if (this.native.takeHeard() && this.established) this.liveness.onAuthenticated(now);
     const act = this.policy.tick(now);
     if (act.switchTo) this.onSwitch(act.switchTo, 'no handshake response');
     for (const f of this.initiator.tick(now)) this.sendFrame(f, now);

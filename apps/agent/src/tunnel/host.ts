@@ -131,7 +131,13 @@ export async function runTunnel(
         onMessage,
       ),
       ...(spec.nativeSeal !== false && sealable(tun)
-        ? { nativeSeal: { sealPath: (udp) => tun.sealPath(udp), sealed: () => tun.stats().sealNative ?? 0 } }
+        ? {
+            nativeSeal: {
+              sealPath: (udp) => tun.sealPath(udp),
+              sealed: () => tun.stats().sealNative ?? 0,
+              openPath: (udp) => udp.openPath(tun),
+            },
+          }
         : {}),
     });
     tun.start(

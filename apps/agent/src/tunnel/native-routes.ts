@@ -17,8 +17,17 @@
 // sent for the keepalive (Initiator.noteSent) and for the relay liveness probe (Liveness.onSent), and
 // in framesOut.udp. They are read as the TUN's sealNative count once per tick and dated to that tick:
 // the liveness window starts at most one tick late, a keepalive is never sent while native frames flow.
+//
+// Open route (the other direction, same conditions): the tunnel's UDP socket gets the current
+// session's receive state under our index (BatchUdpSocket.openPath), so a frame from the relay's
+// address and port that authenticates on it and holds an IPv4 packet is written to the TUN in C++
+// (any inner source: the relay forwards customers' packets). Keepalives, messages, replays and
+// frames of the previous session still reach JS. The replay window is the session's own memory, so
+// neither side accepts a counter the other did. What JS learns: the session's nativeReceivedAt
+// (Initiator.tick counts it as heard; the client tells Liveness once per tick, takeHeard) and the
+// socket's openNative count (framesIn.udp).
 import type { TransportSession, TunnelTimers } from '@pocketproxy/protocol';
-import type { BatchUdpSocket, SealPath } from '@pocketproxy/tun';
+import type { BatchUdpSocket, OpenPath, SealPath } from '@pocketproxy/tun';
 import type { Transport } from './transport-policy.js';
 
 /** What the TUN offers the tunnel client (a kernel TUN, or FakeTun in tests). */
@@ -27,6 +36,8 @@ export interface NativeSealIo {
   sealPath(udp: BatchUdpSocket): SealPath;
   /** Packets the seal path sealed and handed to the socket so far (TunStats.sealNative). */
   sealed(): number;
+  /** The socket's open path into the TUN (kernel TUN only; absent: every frame through JS). */
+  openPath?(udp: BatchUdpSocket): OpenPath | undefined;
 }
 
 /** What JS would do with an IPv4 packet from the TUN right now. */
@@ -59,6 +70,11 @@ export function sealRouteFor(i: SealInputs): SealRoute | undefined {
 export class NativeRoutes {
   private seal: SealPath | undefined;
   private route: SealRoute | undefined;
+  private open: OpenPath | undefined;
+  private openRoute: SealRoute | undefined;
+  private udp: BatchUdpSocket | undefined;
+  private heardAt = 0;
+  private openedBefore = 0;
   private sealedAtTake = 0;
   private sealedBefore = 0;
   /** Times a seal route was set (tests and logs). */
@@ -72,6 +88,9 @@ export class NativeRoutes {
     if (!this.io) return;
     this.detach();
     this.seal = this.io.sealPath(udp);
+    this.open = this.io.openPath?.(udp);
+    this.udp = udp;
+    this.openedBefore = udp.stats().openNative;
   }
 
   /** The socket goes away (stop): no route, nothing sealed natively from now on. */
@@ -79,6 +98,28 @@ export class NativeRoutes {
     this.seal?.clear();
     this.seal = undefined;
     this.route = undefined;
+    this.open?.clear();
+    this.open = undefined;
+    this.openRoute = undefined;
+    this.udp = undefined;
+  }
+
+  /** Whether frames from the relay are opened in C++ now (the open route is set). */
+  get opening(): boolean {
+    return this.openRoute !== undefined;
+  }
+
+  /** Frames the socket opened natively since it was attached. */
+  get openedTotal(): number {
+    return this.udp ? this.udp.stats().openNative - this.openedBefore : 0;
+  }
+
+  /** True when the open route authenticated a frame since the last call (the client tells Liveness per tick). */
+  takeHeard(): boolean {
+    const at = this.openRoute?.session.nativeReceivedAt ?? 0;
+    if (at <= this.heardAt) return false;
+    this.heardAt = at;
+    return true;
   }
 
   /** Whether packets read from the TUN are being sealed in C++ now. */
@@ -86,10 +127,11 @@ export class NativeRoutes {
     return this.route !== undefined;
   }
 
-  /** Makes the seal route what `i` implies; cheap when nothing changed. */
+  /** Makes the seal and open routes what `i` implies; cheap when nothing changed. */
   sync(i: SealInputs): void {
     if (!this.seal) return;
     const want = sealRouteFor(i);
+    this.syncOpen(want, i.timers);
     const r = this.route;
     if (r && want && r.session === want.session && r.address === want.address && r.port === want.port) return;
     if (r) {
@@ -105,6 +147,23 @@ export class NativeRoutes {
     }
     this.route = want;
     this.installs++;
+  }
+
+  private syncOpen(want: SealRoute | undefined, timers: TunnelTimers): void {
+    if (!this.open) return;
+    const r = this.openRoute;
+    if (r && want && r.session === want.session && r.address === want.address && r.port === want.port) return;
+    if (r) {
+      this.open.delete(r.session.localIndex);
+      this.openRoute = undefined;
+    }
+    if (!want) return;
+    try {
+      this.open.set(want.session.receiveState(timers), want.address, want.port);
+    } catch {
+      return; // as for the seal route: JS
+    }
+    this.openRoute = want;
   }
 
   /** Frames sealed natively since the last call (the client tells its timers about them per tick). */
