@@ -6,7 +6,7 @@
 //   credentials (API, on push / version change) -> listeners (open, close, revoke) + byte budgets
 import type { Logger } from 'pino';
 import { decodeKey, type JsonMessage } from '@pocketproxy/protocol';
-import { openTcpFd, openTcpSocket } from '@pocketproxy/tun';
+import { openTcpFd, openTcpSocket, type OpenTcpSocketOptions } from '@pocketproxy/tun';
 import { ConnectionMeter, createHandshakeGuard, LeanSocket } from '@pocketproxy/proxy';
 import { createApiClient, fetchPublicIp, type ApiClient, type HeartbeatReply, type TunnelInfo } from './api-client.js';
 import { CredentialStore } from './credentials.js';
@@ -477,23 +477,18 @@ export function createAgent(cfg: RunConfig, deps: AgentDeps): Agent {
  * socket that cannot be pinned throws (no unpinned fallback). Without a device, if the addon is
  * missing or refuses: net.connect's own socket.
  */
-function egressSocket(family: 4 | 6, localAddress: string | undefined, device?: string) {
-  try {
-    return openTcpSocket(family, localAddress, { quietAck: true, device });
-  } catch (e) {
-    if (device !== undefined) throw e;
-    return undefined;
-  }
+function egressOpener<T>(open: (family: 4 | 6, localAddress: string | undefined, o: OpenTcpSocketOptions) => T) {
+  return (family: 4 | 6, localAddress: string | undefined, device?: string): T | undefined => {
+    try {
+      return open(family, localAddress, { quietAck: true, device });
+    } catch (e) {
+      if (device !== undefined) throw e;
+      return undefined;
+    }
+  };
 }
-
+const egressSocket = egressOpener(openTcpSocket);
 /** egressSocket as a LeanSocket (proxy/sockets.ts). */
-function leanEgressSocket(family: 4 | 6, localAddress: string | undefined, device?: string) {
-  let fd: number;
-  try {
-    fd = openTcpFd(family, localAddress, { quietAck: true, device });
-  } catch (e) {
-    if (device !== undefined) throw e;
-    return undefined;
-  }
-  return LeanSocket.fromFd(fd);
-}
+const leanEgressSocket = egressOpener((family, localAddress, o) =>
+  LeanSocket.fromFd(openTcpFd(family, localAddress, o)),
+);
