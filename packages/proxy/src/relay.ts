@@ -6,6 +6,15 @@
 // counted per readable (limits/flow.ts) so the two never undo each other. Without a meter the
 // per-chunk work is one write() and its return check, as with pipe(); byte counts come from the
 // kernel-facing counters (bytesRead/bytesWritten) at the end.
+//
+// Segment economy toward the client (only with `beforeEnd`): a short answer through a tunnel is
+// often its bytes and the target's FIN, read in two turns of the event loop (libuv reports the EOF
+// on the poll after the read that emptied the socket). Written as they come, they leave as two
+// segments; on the agent each is a sealed tunnel frame and a datagram. So a small chunk toward the
+// client is held until the end of the next loop turn: if the target's EOF comes within it,
+// `beforeEnd` corks the client socket (TCP_CORK) and the chunk and the FIN leave in one segment;
+// otherwise, or as soon as more bytes follow, it is written. Held: at most one chunk of at most
+// TAIL_MAX bytes, below a write's high-water mark, so holding never hides backpressure.
 import type { ProxySocket } from './socket.js';
 import { Hold, MeteredFeed } from './limits/flow.js';
 import type { Direction, Meter } from './types.js';
@@ -25,7 +34,18 @@ export interface RelayOptions {
   readonly first?: Buffer;
   /** The idle timeout fired (both sides are being destroyed). */
   readonly onIdle?: () => void;
+  /**
+   * Called just before the relay ends `client` while the target's last bytes are still held back
+   * (see the top of this file); the agent sets TCP_CORK there, so those bytes and the FIN leave in
+   * one segment. Without it no bytes are held.
+   */
+  readonly beforeEnd?: (client: ProxySocket) => void;
 }
+
+/** Largest chunk held back for its FIN (an answer's tail; bulk reads are up to 64 KiB). */
+export const TAIL_MAX = 16 * 1024;
+/** How many chunks a direction may hold in its life: after that it is a stream, written as it comes. */
+export const TAIL_TRIES = 4;
 
 export function relay(
   client: ProxySocket,
@@ -39,8 +59,8 @@ export function relay(
     client.destroy();
     target.destroy();
   };
-  const up = pump(client, target, 'up', meter, kill);
-  const down = pump(target, client, 'down', meter, kill);
+  const [up, upEnd] = pump(client, target, 'up', meter, kill);
+  const [down] = pump(target, client, 'down', meter, kill, opts.beforeEnd);
   let open = 2;
   const finish = (): void => {
     if (--open > 0) return;
@@ -81,19 +101,26 @@ export function relay(
     if (up) up.push(opts.first);
     else target.write(opts.first);
   }
+  // The client's FIN came with its handshake (a net.Socket emits 'end' even while paused), before
+  // this relay listened for it: it follows the first bytes.
+  if (client.readableEnded) upEnd();
 }
 
-/** One direction. Returns the metered feed (null without a meter: the plain path has no per-chunk extras). */
+/**
+ * One direction. Returns the metered feed (null without a meter: the plain path has no per-chunk
+ * extras) and what the source's 'end' does (the FIN after every byte, for a FIN seen before).
+ */
 function pump(
   src: ProxySocket,
   dst: ProxySocket,
   dir: Direction,
   meter: Meter | undefined,
   kill: () => void,
-): MeteredFeed | null {
+  beforeEnd?: (dst: ProxySocket) => void,
+): [MeteredFeed | null, () => void] {
   const hold = new Hold(src);
   let drainWait = false;
-  const write = (chunk: Buffer): void => {
+  const send = (chunk: Buffer): void => {
     if (!dst.write(chunk) && !drainWait) {
       drainWait = true;
       hold.hold();
@@ -104,14 +131,79 @@ function pump(
     drainWait = false;
     hold.release();
   });
+  let write = send;
+  let end = (): void => void dst.end();
+  if (beforeEnd) {
+    const tail = new Tail(dst, send, beforeEnd);
+    write = tail.write;
+    end = tail.end;
+  }
   if (!meter) {
     src.on('data', write);
-    src.on('end', () => dst.end());
-    return null;
+    src.on('end', end);
+    return [null, end];
   }
   const feed = new MeteredFeed(meter, dir, hold, write, kill);
   src.on('data', feed.push);
   // The FIN goes after the bytes the meter still holds back.
-  src.on('end', () => feed.whenFlushed(() => dst.end()));
-  return feed;
+  const flushedEnd = (): void => feed.whenFlushed(end);
+  src.on('end', flushedEnd);
+  return [feed, flushedEnd];
+}
+
+/** Holds a direction's last small chunk for its FIN (see the top of this file). */
+class Tail {
+  private held: Buffer | null = null;
+  /** The held chunk came after the armed immediate was queued: it waits for one more poll. */
+  private fresh = false;
+  private armed = false;
+  /** Chunks it may still hold: a short answer's tail is one of its first few reads, a stream's never. */
+  private tries = TAIL_TRIES;
+
+  constructor(
+    private readonly dst: ProxySocket,
+    private readonly send: (chunk: Buffer) => void,
+    private readonly beforeEnd: (dst: ProxySocket) => void,
+  ) {}
+
+  readonly write = (chunk: Buffer): void => {
+    // More bytes within the window: what was held goes first, in order.
+    if (this.held) this.flush();
+    if (chunk.length > TAIL_MAX || this.tries === 0) return void this.send(chunk);
+    this.tries--;
+    this.held = chunk;
+    this.fresh = true;
+    if (!this.armed) {
+      this.armed = true;
+      setImmediate(this.turn);
+    }
+  };
+
+  readonly end = (): void => {
+    if (this.held && !this.dst.destroyed) {
+      this.beforeEnd(this.dst);
+      this.flush();
+    }
+    this.dst.end();
+  };
+
+  /**
+   * The check phase. An immediate queued here runs in the next turn's check phase, after its poll:
+   * by then libuv has reported an EOF that was already waiting behind the held bytes.
+   */
+  private readonly turn = (): void => {
+    if (this.held && this.fresh) {
+      this.fresh = false;
+      setImmediate(this.turn);
+      return;
+    }
+    this.armed = false;
+    if (this.held) this.flush();
+  };
+
+  private flush(): void {
+    const h = this.held!;
+    this.held = null;
+    if (!this.dst.destroyed && this.dst.writable) this.send(h);
+  }
 }

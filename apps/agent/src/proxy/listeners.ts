@@ -220,17 +220,15 @@ export class Listeners {
       guard: this.o.guard,
       idleTimeoutMs: this.o.limits.idleTimeoutMs,
       lean: this.o.lean ?? false,
+      // Segment economy (every customer segment is a sealed tunnel frame both ways): an answer's
+      // tail and its FIN leave together (HTTP: after the last answer; CONNECT and SOCKS5: when the
+      // target's EOF follows its last bytes, packages/proxy relay.ts).
+      beforeEnd: corkForFin,
     };
     let udp: Listener['udp'];
     let server: ProxyServer;
     if (item.protocol === 'http') {
-      // Segment economy (every customer segment is a sealed tunnel frame both ways): the answer's
-      // tail and its FIN leave together.
-      server = createHttpProxy({
-        ...common,
-        headTimeoutMs: this.o.limits.headTimeoutMs,
-        beforeEnd: (s) => void setTcpFlag(s, 'cork', true),
-      });
+      server = createHttpProxy({ ...common, headTimeoutMs: this.o.limits.headTimeoutMs });
     } else {
       const socket = await bindUdp(item.port, host);
       const relay = new UdpRelay({
@@ -364,6 +362,11 @@ export class Listeners {
     );
     this.expiryTimer.unref();
   }
+}
+
+/** TCP_CORK before the proxy's end(): the bytes still to be written and the FIN share a segment. */
+function corkForFin(s: ProxySocket): void {
+  setTcpFlag(s, 'cork', true);
 }
 
 /**

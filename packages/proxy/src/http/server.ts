@@ -44,8 +44,10 @@ export interface HttpProxyOptions {
   readonly lean?: boolean;
   /**
    * Called just before the proxy ends a customer connection after its last answer, while that
-   * answer's bytes are usually still in Node's write buffer. The agent sets TCP_CORK here, so the
-   * answer's tail and the FIN leave in one segment (one tunnel frame each way fewer per request).
+   * answer's bytes are usually still in Node's write buffer, and in a CONNECT tunnel when the
+   * target's EOF follows its last bytes closely (relay.ts holds them back for it). The agent sets
+   * TCP_CORK here, so the answer's tail and the FIN leave in one segment (one tunnel frame fewer
+   * per request).
    */
   readonly beforeEnd?: (socket: ProxySocket) => void;
 }
@@ -241,6 +243,7 @@ class HttpConnection {
         idleTimeoutMs: this.cfg.idleTimeoutMs,
         meter,
         first,
+        beforeEnd: this.cfg.beforeEnd,
         onIdle: () => {
           this.events.stats.idleClosed++;
         },

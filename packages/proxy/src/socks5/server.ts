@@ -51,6 +51,12 @@ export interface Socks5Options {
   readonly guard?: HandshakeGuard;
   /** Accepted connections are LeanSockets (lean/socket.ts: no stream machinery) instead of net.Sockets. */
   readonly lean?: boolean;
+  /**
+   * Called just before a CONNECT's relay ends the customer connection while the target's last bytes
+   * are still held back for its EOF (relay.ts); the agent sets TCP_CORK here, so those bytes and the
+   * FIN leave in one segment (one tunnel frame fewer per short request).
+   */
+  readonly beforeEnd?: (socket: ProxySocket) => void;
 }
 
 const EMPTY = Buffer.alloc(0);
@@ -89,6 +95,8 @@ class Socks5Connection {
   private readonly started = Date.now();
   private readonly ctx: AuthContext;
   private readonly timer: NodeJS.Timeout;
+  /** A CONNECT request was read (a FIN after it is the customer's half-close, not an abort). */
+  private connectAsked = false;
 
   constructor(
     private readonly socket: ProxySocket,
@@ -119,7 +127,8 @@ class Socks5Connection {
   }
 
   private readonly onEnd = (): void => {
-    if (this.state !== 'done') this.socket.destroy();
+    // A FIN behind a complete CONNECT request is a half-close: the relay passes it on once dialled.
+    if (this.state !== 'done' && !this.connectAsked) this.socket.destroy();
   };
 
   private readonly onData = (chunk: Buffer): void => {
@@ -155,8 +164,10 @@ class Socks5Connection {
             this.events.stats.denied++;
             throw this.granted.deny;
           }
-          if (r.cmd === CMD_CONNECT) this.busy(this.connect(r.host, r.port), 'done');
-          else if (r.cmd === CMD_UDP_ASSOCIATE && this.cfg.udp !== false) this.busy(this.associate(r.port), 'done');
+          if (r.cmd === CMD_CONNECT) {
+            this.connectAsked = true;
+            this.busy(this.connect(r.host, r.port), 'done');
+          } else if (r.cmd === CMD_UDP_ASSOCIATE && this.cfg.udp !== false) this.busy(this.associate(r.port), 'done');
           else throw proxyError('PP_ERR_PROXY_SOCKS_COMMAND_UNSUPPORTED', { cmd: r.cmd });
         }
       }
@@ -254,6 +265,7 @@ class Socks5Connection {
         idleTimeoutMs: this.cfg.idleTimeoutMs,
         meter: this.granted?.meter,
         first,
+        beforeEnd: this.cfg.beforeEnd,
         onIdle: () => {
           this.events.stats.idleClosed++;
         },
