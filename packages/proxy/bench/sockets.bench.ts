@@ -9,6 +9,9 @@
 // Bounded: fixed durations, everything on 127.0.0.1, closes all it opens.
 // Run: node --import tsx --conditions=source packages/proxy/bench/sockets.bench.ts
 //   ROUNDS (default 4), MS per run (default 2000), CONC (default 16).
+//   KINDS: two of node, lean, node-cork, lean-cork, compared as first vs second (default node,lean);
+//   `-cork` gives the servers the agent's beforeEnd hook (TCP_CORK: an answer's tail and its FIN in
+//   one segment; for CONNECT and SOCKS5 the relay then holds a short answer's tail for its FIN).
 import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -19,14 +22,17 @@ import {
   createPolicyDialer,
   createSocks5Server,
   type ProxyServer,
+  type ProxySocket,
 } from '../src/index.js';
+import { setTcpFlag } from '@pocketproxy/tun';
 
 const ROUNDS = Number(process.env.ROUNDS ?? 4);
 const MS = Number(process.env.MS ?? 2000);
 const CONC = Number(process.env.CONC ?? 16);
 /** MODES=absolute,connect limits the protocols; KINDS=lean runs one kind only (for a profile). */
 const MODES = (process.env.MODES ?? 'absolute,connect,socks5').split(',') as Mode[];
-const KINDS = (process.env.KINDS ?? 'node,lean').split(',') as ('node' | 'lean')[];
+type Kind = 'node' | 'lean' | 'node-cork' | 'lean-cork';
+const KINDS = (process.env.KINDS ?? 'node,lean').split(',') as Kind[];
 
 const work = mkdtempSync(join(tmpdir(), 'pp-sockets-bench-'));
 const load = join(work, 'newconn-load');
@@ -52,18 +58,17 @@ const authenticate = async (u: string, p: string) =>
   u === 'u' && p === 'p' ? { principal: 'bench', meter: new ConnectionMeter() } : null;
 
 type Mode = 'absolute' | 'connect' | 'socks5';
-const servers: Record<'node' | 'lean', Record<Mode, ProxyServer>> = {
-  node: {
-    absolute: createHttpProxy({ authenticate, dial: dialer(false), lean: false }),
-    connect: createHttpProxy({ authenticate, dial: dialer(false), lean: false }),
-    socks5: createSocks5Server({ authenticate, dial: dialer(false), lean: false }),
-  },
-  lean: {
-    absolute: createHttpProxy({ authenticate, dial: dialer(true), lean: true }),
-    connect: createHttpProxy({ authenticate, dial: dialer(true), lean: true }),
-    socks5: createSocks5Server({ authenticate, dial: dialer(true), lean: true }),
-  },
-};
+const corkForFin = (sock: ProxySocket): void => void setTcpFlag(sock, 'cork', true);
+function serversOf(kind: Kind): Record<Mode, ProxyServer> {
+  const lean = kind.startsWith('lean');
+  const beforeEnd = kind.endsWith('-cork') ? corkForFin : undefined;
+  return {
+    absolute: createHttpProxy({ authenticate, dial: dialer(lean), lean, beforeEnd }),
+    connect: createHttpProxy({ authenticate, dial: dialer(lean), lean, beforeEnd }),
+    socks5: createSocks5Server({ authenticate, dial: dialer(lean), lean, beforeEnd }),
+  };
+}
+const servers = Object.fromEntries(KINDS.map((k) => [k, serversOf(k)])) as Record<Kind, Record<Mode, ProxyServer>>;
 const ports = new Map<ProxyServer, number>();
 for (const kind of Object.values(servers))
   for (const s of Object.values(kind)) ports.set(s, (await s.listen(0, '127.0.0.1')).port);
@@ -109,8 +114,8 @@ const median = (xs: number[]): number => {
 console.log(`sockets bench: ${ROUNDS} rounds x ${MS} ms, ${CONC} at a time, 1 KiB GET per new connection`);
 const rows: string[] = [];
 for (const mode of MODES) {
-  const per: Record<'node' | 'lean', number[]> = { node: [], lean: [] };
-  const rate: Record<'node' | 'lean', number[]> = { node: [], lean: [] };
+  const per = Object.fromEntries(KINDS.map((k) => [k, [] as number[]])) as Record<Kind, number[]>;
+  const rate = Object.fromEntries(KINDS.map((k) => [k, [] as number[]])) as Record<Kind, number[]>;
   for (let i = 0; i < ROUNDS; i++) {
     for (const kind of i % 2 ? [...KINDS].reverse() : KINDS) {
       const r = await run(mode, servers[kind][mode]);
@@ -124,9 +129,10 @@ for (const mode of MODES) {
     console.log(`${mode} ${KINDS[0]}: ${per[KINDS[0]!].map((x) => x.toFixed(0)).join(' · ')} µs per request`);
     continue;
   }
-  const n = median(per.node);
-  const l = median(per.lean);
-  const line = `${mode}: proxy CPU per request node ${n.toFixed(0)} µs · lean ${l.toFixed(0)} µs = ${(l / n).toFixed(2)}× (runs node ${per.node.map((x) => x.toFixed(0)).join(' · ')}; lean ${per.lean.map((x) => x.toFixed(0)).join(' · ')}); requests/s node ${median(rate.node).toFixed(0)} · lean ${median(rate.lean).toFixed(0)}`;
+  const [a, b] = KINDS as [Kind, Kind];
+  const n = median(per[a]);
+  const l = median(per[b]);
+  const line = `${mode}: proxy CPU per request ${a} ${n.toFixed(0)} µs · ${b} ${l.toFixed(0)} µs = ${(l / n).toFixed(2)}× (runs ${a} ${per[a].map((x) => x.toFixed(0)).join(' · ')}; ${b} ${per[b].map((x) => x.toFixed(0)).join(' · ')}); requests/s ${a} ${median(rate[a]).toFixed(0)} · ${b} ${median(rate[b]).toFixed(0)}`;
   console.log(line);
   rows.push(line);
 }
