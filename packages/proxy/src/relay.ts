@@ -14,7 +14,8 @@
 // client is held until the end of the next loop turn: if the target's EOF comes within it,
 // `beforeEnd` corks the client socket (TCP_CORK) and the chunk and the FIN leave in one segment;
 // otherwise, or as soon as more bytes follow, it is written. Held: at most one chunk of at most
-// TAIL_MAX bytes, below a write's high-water mark, so holding never hides backpressure.
+// TAIL_MAX bytes, below a write's high-water mark, so holding never hides backpressure; and only
+// TAIL_TRIES times per connection, so a stream (whose FIN is not behind its bytes) pays nothing.
 import type { ProxySocket } from './socket.js';
 import { Hold, MeteredFeed } from './limits/flow.js';
 import type { Direction, Meter } from './types.js';
