@@ -39,3 +39,14 @@ test('native open path: routed frames are opened in C++ on the shared replay win
   assert.equal(out.deleted, true);
   assert.deepEqual(out.stats, { openNative: 12, openRoutes: 1 });
 });
+
+test('native open path, fuzzed: a datagram reaches the TUN exactly when it is an unmodified valid frame from the device with a fresh counter and the right IPv4 source; every other one reaches JS byte for byte', async (t) => {
+  if (!requireRoot(t, 'open.lab.test.ts', 'network namespace + /dev/net/tun')) return;
+  assert.ok(addonAvailable(), 'addon not built: npm run build -w @pocketproxy/tun');
+  const out = await runFixture<any>('tun-open-fuzz.ts', [], 120_000);
+  assert.deepEqual(out.failures, []);
+  assert.equal(out.runs, 60);
+  assert.ok(out.nativeExpected > 20, `the runs exercised the native path (${out.nativeExpected})`);
+  assert.equal(out.openNative, out.nativeExpected);
+  assert.equal(out.received, out.nativeExpected);
+});
