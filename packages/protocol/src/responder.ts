@@ -73,6 +73,9 @@ export class ResponderPeer<E> {
   lastTimestamp: Buffer | undefined;
   lastRecvAt = 0;
   lastSentAt = 0;
+  /** The current session's send counter as tick last saw it (frames a native seal path sent move it). */
+  private sentSeen = 0;
+  private sentSession: TransportSession | undefined;
   up = false;
   private readonly owner: Responder<E>;
 
@@ -93,6 +96,16 @@ export class ResponderPeer<E> {
 
   sendMessage(message: JsonMessage, now: number): Buffer | null {
     return this.sendPacket(encodeJsonMessage(message), now);
+  }
+
+  /** At a tick: frames sealed on the current session since the last tick (JS or native) count as sent now. */
+  noteSends(now: number): void {
+    const s = this.current;
+    const sent = s?.sent ?? 0;
+    const moved = s === this.sentSession && sent !== this.sentSeen;
+    this.sentSession = s;
+    this.sentSeen = sent;
+    if (moved && now > this.lastSentAt) this.lastSentAt = now;
   }
 }
 
@@ -165,6 +178,7 @@ export class Responder<E> {
       // Frames a native open path authenticated (the app's UdpBatch open routes) count as heard.
       const heard = p.current?.nativeReceivedAt ?? 0;
       if (heard > p.lastRecvAt) p.lastRecvAt = heard;
+      p.noteSends(now);
       if (!p.current) this.down(p, 'expired', now);
       else if (now - p.lastRecvAt >= t.deadAfterMs) this.down(p, 'dead', now);
       else if (now - p.lastSentAt >= t.keepaliveMs && p.endpoint !== undefined) {

@@ -278,3 +278,16 @@ test('the replay window is shared through receiveState: a counter marked there i
   assert.equal(s.received, 2, 'the keepalive JS opened and the frame the native path counted');
   assert.equal(s.highestReceived, c);
 });
+
+test('frames a native seal path sent (the shared send counter moved) count as sent for the relay keepalive', () => {
+  const p = pair();
+  connect(p, 0);
+  const peer = p.responder.peer('dev_1')!;
+  const counter = peer.current!.sendState(p.responder.timers).counter;
+  assert.deepEqual(p.responder.tick(5_000), []);
+  // Native sends between 5 and 10 s: the counter moves, JS never sealed.
+  counter[0] = counter[0]! + 3;
+  assert.deepEqual(p.responder.tick(9_000), [], 'noted as sent at 9 s');
+  assert.deepEqual(p.responder.tick(10_000), [], 'no keepalive while native frames flow');
+  assert.equal(p.responder.tick(19_000).length, 1, 'a keepalive 10 s after the last native send');
+});
