@@ -11,13 +11,12 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
-#include <time.h>
-
 #include "aead.h"
 #include "errno_error.h"
 #include "js_call.h"
 #include "sockaddr.h"
 #include "udp_batch.h"
+#include "wall_clock.h"
 
 namespace pp {
 
@@ -326,9 +325,7 @@ uint32_t TunQueue::SealFast(uint32_t n, size_t* used) {
     seal_names_.resize(n);
     seal_lens_.resize(n);
   }
-  timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  const double now = static_cast<double>(ts.tv_sec) * 1e3 + static_cast<double>(ts.tv_nsec) / 1e6;
+  const double now = WallClockMs();
   uint8_t* slab = slab_.get();
   uint32_t keep = 0, queued = 0;
   size_t wpos = 0, opos = 0;
