@@ -71,7 +71,6 @@ export class NativeRoutes {
   private seal: SealPath | undefined;
   private route: SealRoute | undefined;
   private open: OpenPath | undefined;
-  private openRoute: SealRoute | undefined;
   private udp: BatchUdpSocket | undefined;
   private heardAt = 0;
   private openedBefore = 0;
@@ -100,13 +99,12 @@ export class NativeRoutes {
     this.route = undefined;
     this.open?.clear();
     this.open = undefined;
-    this.openRoute = undefined;
     this.udp = undefined;
   }
 
-  /** Whether frames from the relay are opened in C++ now (the open route is set). */
+  /** Whether frames from the relay are opened in C++ now (the open route is set beside the seal route). */
   get opening(): boolean {
-    return this.openRoute !== undefined;
+    return this.route !== undefined && this.open !== undefined;
   }
 
   /** Frames the socket opened natively since it was attached. */
@@ -116,7 +114,7 @@ export class NativeRoutes {
 
   /** True when the open route authenticated a frame since the last call (the client tells Liveness per tick). */
   takeHeard(): boolean {
-    const at = this.openRoute?.session.nativeReceivedAt ?? 0;
+    const at = this.opening ? this.route!.session.nativeReceivedAt : 0;
     if (at <= this.heardAt) return false;
     this.heardAt = at;
     return true;
@@ -127,43 +125,28 @@ export class NativeRoutes {
     return this.route !== undefined;
   }
 
-  /** Makes the seal and open routes what `i` implies; cheap when nothing changed. */
+  /** Makes the seal route and the open route beside it what `i` implies; cheap when nothing changed. */
   sync(i: SealInputs): void {
     if (!this.seal) return;
     const want = sealRouteFor(i);
-    this.syncOpen(want, i.timers);
     const r = this.route;
     if (r && want && r.session === want.session && r.address === want.address && r.port === want.port) return;
     if (r) {
       this.seal.delete('default');
+      this.open?.delete(r.session.localIndex);
       this.route = undefined;
     }
     if (!want) return;
     try {
       this.seal.set('default', want.session.sendState(i.timers), want.address, want.port);
+      this.open?.set(want.session.receiveState(i.timers), want.address, want.port);
     } catch {
       // e.g. a re-resolved relay address of the other family than the socket: JS (which fails to send too).
+      this.seal.delete('default');
       return;
     }
     this.route = want;
     this.installs++;
-  }
-
-  private syncOpen(want: SealRoute | undefined, timers: TunnelTimers): void {
-    if (!this.open) return;
-    const r = this.openRoute;
-    if (r && want && r.session === want.session && r.address === want.address && r.port === want.port) return;
-    if (r) {
-      this.open.delete(r.session.localIndex);
-      this.openRoute = undefined;
-    }
-    if (!want) return;
-    try {
-      this.open.set(want.session.receiveState(timers), want.address, want.port);
-    } catch {
-      return; // as for the seal route: JS
-    }
-    this.openRoute = want;
   }
 
   /** Frames sealed natively since the last call (the client tells its timers about them per tick). */
