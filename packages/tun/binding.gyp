@@ -12,6 +12,7 @@
         "native/tun_queue.cc",
         "native/udp_batch.cc",
         "native/udp_open.cc",
+        "native/splice_relay.cc",
         "native/original_dst.cc",
         "native/tcp_flags.cc",
         "native/bind_device.cc",

@@ -1,5 +1,5 @@
 // pp_tun: PocketProxy's native addon. Exposes TunQueue (a TUN device queue with batched reads),
-// UdpBatch (recvmmsg/sendmmsg UDP socket), getOriginalDst (SO_ORIGINAL_DST), setTcpFlag (TCP_QUICKACK/TCP_CORK), openTcpSocket and bindToDevice (egress sockets) and
+// UdpBatch (recvmmsg/sendmmsg UDP socket), getOriginalDst (SO_ORIGINAL_DST), SpliceRelay (a proxied connection's bytes kernel to kernel), setTcpFlag (TCP_QUICKACK/TCP_CORK), openTcpSocket and bindToDevice (egress sockets) and
 // Aead (ChaCha20-Poly1305 with a reused, keyed context; single and batched). Loaded only by
 // packages/tun/src/native.ts; everything else goes through the typed wrappers there.
 // Context-aware (NODE_API_MODULE), so each worker thread can load it and open its own TUN queue.
@@ -18,6 +18,7 @@ Napi::Value OffloadCoalesce(const Napi::CallbackInfo& info);
 Napi::Value SetTcpFlag(const Napi::CallbackInfo& info);
 Napi::Value OpenTcpSocket(const Napi::CallbackInfo& info);
 Napi::Value BindToDevice(const Napi::CallbackInfo& info);
+Napi::Function InitSpliceRelay(Napi::Env env);
 }
 
 // setThreadName(name): names the calling thread (PR_SET_NAME, what top -H and /proc/<pid>/task/<tid>/comm
@@ -44,6 +45,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("Aead", pp::Aead::Init(env));
   exports.Set("TunQueue", pp::TunQueue::Init(env));
   exports.Set("UdpBatch", pp::UdpBatch::Init(env));
+  exports.Set("SpliceRelay", pp::InitSpliceRelay(env));
   exports.Set("getOriginalDst", Napi::Function::New(env, pp::GetOriginalDst, "getOriginalDst"));
   exports.Set("offloadSegment", Napi::Function::New(env, pp::OffloadSegment, "offloadSegment"));
   exports.Set("setTcpFlag", Napi::Function::New(env, pp::SetTcpFlag, "setTcpFlag"));

@@ -1,0 +1,273 @@
+// SpliceEngine (native/splice_relay.cc) on real loopback sockets: a "proxy" accepts a client,
+// connects the target, and hands both sockets to the engine, as packages/proxy's handoff does with
+// its LeanSockets. What the client and the target see must be what a plain byte pump gives them:
+// every byte in order both ways, each FIN on its own (half-open), a reset or error ending both,
+// backpressure instead of buffering, and the byte counts exact.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import net from 'node:net';
+import { createHash, randomBytes } from 'node:crypto';
+import fc from 'fast-check';
+import { SpliceEngine, socketFd, type SpliceEnd } from '../src/index.js';
+
+interface Pair {
+  client: net.Socket;
+  target: net.Socket;
+  id: number;
+  done: Promise<{ up: number; down: number; end: SpliceEnd }>;
+  progress: { up: number; down: number };
+}
+
+interface Rig {
+  engine: SpliceEngine;
+  pair(o?: {
+    toTarget?: Buffer;
+    toClient?: Buffer;
+    clientEnded?: boolean;
+    idleMs?: number;
+  }): Promise<Pair>;
+  close(): Promise<void>;
+}
+
+const listen = (s: net.Server) =>
+  new Promise<number>((r) => s.listen(0, '127.0.0.1', () => r((s.address() as net.AddressInfo).port)));
+const once = <T>(e: NodeJS.EventEmitter, name: string) => new Promise<T>((r) => e.once(name, r as never));
+
+async function rig(): Promise<Rig> {
+  const engine = new SpliceEngine();
+  const targets: net.Socket[] = [];
+  const targetServer = net.createServer({ allowHalfOpen: true, pauseOnConnect: true }, (s) => targets.push(s));
+  const proxyServer = net.createServer({ allowHalfOpen: true, pauseOnConnect: true });
+  const tport = await listen(targetServer);
+  const pport = await listen(proxyServer);
+  const live: net.Socket[] = [];
+  return {
+    engine,
+    async pair(o = {}) {
+      const accepted = once<net.Socket>(proxyServer, 'connection');
+      const client = net.connect({ port: pport, host: '127.0.0.1', allowHalfOpen: true });
+      await once(client, 'connect');
+      const fromClient = await accepted;
+      const toTargetSock = net.connect({ port: tport, host: '127.0.0.1', allowHalfOpen: true });
+      await once(toTargetSock, 'connect');
+      while (targets.length === 0) await new Promise((r) => setImmediate(r));
+      const target = targets.shift()!;
+      target.resume();
+      const progress = { up: 0, down: 0 };
+      let finish!: (v: { up: number; down: number; end: SpliceEnd }) => void;
+      const done = new Promise<{ up: number; down: number; end: SpliceEnd }>((r) => (finish = r));
+      const id = engine.start(
+        {
+          clientFd: socketFd(fromClient),
+          targetFd: socketFd(toTargetSock),
+          toTarget: o.toTarget,
+          toClient: o.toClient,
+          clientEnded: o.clientEnded,
+          idleMs: o.idleMs,
+        },
+        {
+          progress(up, down) {
+            progress.up += up;
+            progress.down += down;
+          },
+          done(up, down, end) {
+            finish({ up: up + progress.up, down: down + progress.down, end });
+          },
+        },
+      );
+      // Our handles go; the connections live on in the engine's duplicates (no FIN, no reset).
+      fromClient.destroy();
+      toTargetSock.destroy();
+      live.push(client, target);
+      return { client, target, id, done, progress };
+    },
+    async close() {
+      for (const s of live) s.destroy();
+      engine.close();
+      await new Promise((r) => proxyServer.close(r));
+      await new Promise((r) => targetServer.close(r));
+    },
+  };
+}
+
+const collect = (s: net.Socket) => {
+  const chunks: Buffer[] = [];
+  s.on('data', (c) => chunks.push(c));
+  return {
+    ended: once(s, 'end').then(() => Buffer.concat(chunks)),
+    now: () => Buffer.concat(chunks),
+  };
+};
+const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+
+test('splice: 4 MiB up and 8 MiB down at once, in order, half-close each way, exact counts', async () => {
+  const r = await rig();
+  try {
+    const p = await r.pair();
+    const up = randomBytes(4 << 20);
+    const down = randomBytes(8 << 20);
+    const atTarget = collect(p.target);
+    const atClient = collect(p.client);
+    p.client.end(up);
+    // The target still sends after the client's FIN reached it: half-open.
+    const got = await atTarget.ended;
+    p.target.end(down);
+    assert.equal(sha(got), sha(up));
+    assert.equal(sha(await atClient.ended), sha(down));
+    const d = await p.done;
+    assert.deepEqual(d, { up: up.length, down: down.length, end: 'clean' });
+    assert.equal(r.engine.stats().active, 0);
+  } finally {
+    await r.close();
+  }
+});
+
+test('splice: bytes handed over go first, then the stream; a FIN read before the handover follows them', async () => {
+  const r = await rig();
+  try {
+    const p = await r.pair({ toTarget: Buffer.from('early-'), toClient: Buffer.from('reply-'), clientEnded: true });
+    const atTarget = collect(p.target);
+    const atClient = collect(p.client);
+    // The client's FIN was "already read": the target sees the early bytes, then its end.
+    assert.equal((await atTarget.ended).toString(), 'early-');
+    p.target.end('answer');
+    assert.equal((await atClient.ended).toString(), 'reply-answer');
+    const d = await p.done;
+    assert.equal(d.end, 'clean');
+    // Handed-over bytes were counted by whoever read them; the engine counts what it read.
+    assert.deepEqual([d.up, d.down], [0, 6]);
+  } finally {
+    await r.close();
+  }
+});
+
+test('splice: a target reset ends both; the client hears its end; reason error', async () => {
+  const r = await rig();
+  try {
+    const p = await r.pair();
+    const atClient = collect(p.client);
+    p.target.write('partial');
+    await new Promise((res) => setTimeout(res, 50));
+    p.target.resetAndDestroy();
+    const d = await p.done;
+    assert.equal(d.end, 'error');
+    // Closed as relay.ts's destroy() closes: a FIN (the client is half-open, so 'end').
+    await atClient.ended;
+    assert.equal(atClient.now().toString(), 'partial');
+  } finally {
+    await r.close();
+  }
+});
+
+test('splice: kill() with reset gives the client ECONNRESET and returns the counts; no done()', async () => {
+  const r = await rig();
+  try {
+    const p = await r.pair();
+    p.client.write('x'.repeat(100));
+    const atTarget = collect(p.target);
+    for (let i = 0; i < 100 && atTarget.now().length < 100; i++) await new Promise((res) => setTimeout(res, 5));
+    const err = new Promise<NodeJS.ErrnoException>((res) => p.client.once('error', res));
+    const counts = r.engine.kill(p.id, { client: true });
+    assert.deepEqual(counts, [100, 0]);
+    assert.equal((await err).code, 'ECONNRESET');
+    assert.equal(r.engine.kill(p.id), null, 'a second kill finds nothing');
+    assert.equal(r.engine.stats().active, 0);
+  } finally {
+    await r.close();
+  }
+});
+
+test('splice: idle pairs close after idleMs; progress reports bytes of a long pair once a second', async () => {
+  const r = await rig();
+  try {
+    const idle = await r.pair({ idleMs: 300 });
+    const busy = await r.pair({ idleMs: 300 });
+    const atTarget = collect(busy.target);
+    let sent = 0;
+    const t0 = Date.now();
+    const timer = setInterval(() => {
+      busy.client.write('y'.repeat(1000));
+      sent += 1000;
+    }, 50);
+    const d = await idle.done;
+    assert.equal(d.end, 'idle');
+    const took = Date.now() - t0;
+    assert.ok(took >= 300 && took < 3000, `idle close after ${took} ms`);
+    await new Promise((res) => setTimeout(res, 1200));
+    clearInterval(timer);
+    assert.ok(busy.progress.up > 0, 'the busy pair reported progress');
+    assert.ok(busy.progress.up <= sent);
+    busy.client.end();
+    await atTarget.ended;
+    busy.target.end();
+    const b = await busy.done;
+    assert.equal(b.up, sent);
+    assert.equal(b.end, 'clean');
+  } finally {
+    await r.close();
+  }
+});
+
+test('splice: backpressure: a client that does not read holds the target back (no buffering), then gets every byte', async () => {
+  const r = await rig();
+  try {
+    const p = await r.pair();
+    p.client.pause();
+    const big = randomBytes(32 << 20);
+    let flushed = false;
+    p.target.write(big, () => (flushed = true));
+    p.target.end();
+    await new Promise((res) => setTimeout(res, 500));
+    assert.equal(flushed, false, 'the target could not write 32 MiB into a client that reads nothing');
+    const rss = process.memoryUsage().rss;
+    const atClient = collect(p.client);
+    p.client.resume();
+    assert.equal(sha(await atClient.ended), sha(big));
+    assert.ok(process.memoryUsage().rss - rss < 64 << 20);
+    p.client.end();
+    assert.equal((await p.done).down, big.length);
+  } finally {
+    await r.close();
+  }
+});
+
+test('splice: fuzz: random chunks both ways and random FIN order arrive whole, counts exact', async () => {
+  const r = await rig();
+  try {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(fc.uint8Array({ minLength: 1, maxLength: 3000 }), { maxLength: 8 }),
+        fc.array(fc.uint8Array({ minLength: 1, maxLength: 3000 }), { maxLength: 8 }),
+        fc.boolean(),
+        fc.uint8Array({ maxLength: 64 }),
+        async (ups, downs, clientFirst, early) => {
+          const p = await r.pair({ toTarget: Buffer.from(early) });
+          const atTarget = collect(p.target);
+          const atClient = collect(p.client);
+          const send = async (s: net.Socket, chunks: Uint8Array[]) => {
+            for (const c of chunks) {
+              s.write(c);
+              await new Promise((res) => setImmediate(res));
+            }
+            s.end();
+          };
+          if (clientFirst) {
+            await send(p.client, ups);
+            await send(p.target, downs);
+          } else await Promise.all([send(p.target, downs), send(p.client, ups)]);
+          const upAll = Buffer.concat(ups);
+          const downAll = Buffer.concat(downs);
+          assert.deepEqual(await atTarget.ended, Buffer.concat([Buffer.from(early), upAll]));
+          assert.deepEqual(await atClient.ended, downAll);
+          const d = await p.done;
+          assert.deepEqual(d, { up: upAll.length, down: downAll.length, end: 'clean' });
+        },
+      ),
+      { numRuns: 40 },
+    );
+    assert.equal(r.engine.stats().active, 0);
+    assert.ok(r.engine.stats().pooledPipes > 0, 'empty pipes are kept for the next pair');
+  } finally {
+    await r.close();
+  }
+});
