@@ -6,8 +6,14 @@
 //   credentials (API, on push / version change) -> listeners (open, close, revoke) + byte budgets
 import type { Logger } from 'pino';
 import { decodeKey, type JsonMessage } from '@pocketproxy/protocol';
-import { openTcpFd, openTcpSocket, type OpenTcpSocketOptions } from '@pocketproxy/tun';
-import { ConnectionMeter, createHandshakeGuard, LeanSocket } from '@pocketproxy/proxy';
+import { addonAvailable, openTcpFd, openTcpSocket, SpliceEngine, type OpenTcpSocketOptions } from '@pocketproxy/tun';
+import {
+  ConnectionMeter,
+  createHandoff,
+  createHandshakeGuard,
+  LeanSocket,
+  type HandoffStats,
+} from '@pocketproxy/proxy';
 import { createApiClient, fetchPublicIp, type ApiClient, type HeartbeatReply, type TunnelInfo } from './api-client.js';
 import { CredentialStore } from './credentials.js';
 import { agentError } from './errors.js';
@@ -61,6 +67,11 @@ export interface RunConfig {
   replyTable?: number;
   /** TUN and UDP offloads of the tunnel (default on; main.ts: off for POCKETPROXY_OFFLOAD=0). */
   offload?: boolean;
+  /**
+   * Established CONNECT / SOCKS5 tunnels relayed kernel to kernel (@pocketproxy/tun SpliceEngine;
+   * default on with LeanSockets and the addon; main.ts: off for POCKETPROXY_SPLICE=0).
+   */
+  splice?: boolean;
   /** The tunnel's native seal path (default on; main.ts: off for POCKETPROXY_NATIVE_SEAL=0). */
   nativeSeal?: boolean;
   /**
@@ -415,6 +426,7 @@ export function createAgent(cfg: RunConfig, deps: AgentDeps): Agent {
     });
     listeners = new Listeners({
       lean,
+      handoff: lean && cfg.splice !== false ? nativeHandoff(log) : undefined,
       host: vpnIp,
       relayAddress: gw,
       relayHost: t.relay.host,
@@ -488,6 +500,25 @@ function egressOpener<T>(open: (family: 4 | 6, localAddress: string | undefined,
   };
 }
 const egressSocket = egressOpener(openTcpSocket);
+
+/**
+ * The native relay for established tunnels: one engine for the agent's life (its handles do not keep
+ * the process alive), shared by the listeners of every tunnel session. Undefined without the addon.
+ */
+let spliceEngine: SpliceEngine | undefined;
+const handoffStats: HandoffStats = { handedOff: 0, declined: 0 };
+function nativeHandoff(log: Logger): { relay: ReturnType<typeof createHandoff>; stats: HandoffStats } | undefined {
+  if (!spliceEngine) {
+    if (!addonAvailable()) return undefined;
+    try {
+      spliceEngine = new SpliceEngine();
+    } catch (err) {
+      log.warn({ err }, 'native relay unavailable; tunnels are pumped in JS');
+      return undefined;
+    }
+  }
+  return { relay: createHandoff(spliceEngine, handoffStats), stats: handoffStats };
+}
 /** egressSocket as a LeanSocket (proxy/sockets.ts). */
 const leanEgressSocket = egressOpener((family, localAddress, o) =>
   LeanSocket.fromFd(openTcpFd(family, localAddress, o)),

@@ -77,8 +77,10 @@ async function main(argv: string[]): Promise<number> {
   const api = trustedApiClient(await readState(parsed.config.stateDir), { insecureHttp: parsed.insecureHttp, logger });
   // POCKETPROXY_OFFLOAD=0: the TUN and the tunnel's UDP socket without offloads (packages/tun README).
   // POCKETPROXY_NATIVE_SEAL=0: every TUN packet sealed in JS (tunnel/native-routes.ts).
+  // POCKETPROXY_SPLICE=0: established CONNECT / SOCKS5 tunnels pumped in JS (packages/proxy relay.ts).
   const config = {
     ...parsed.config,
+    splice: process.env.POCKETPROXY_SPLICE !== '0',
     offload: process.env.POCKETPROXY_OFFLOAD !== '0',
     nativeSeal: process.env.POCKETPROXY_NATIVE_SEAL !== '0',
   };

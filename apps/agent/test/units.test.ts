@@ -398,6 +398,8 @@ test('heartbeat payload matches the API schema (Heartbeat); usage is what the me
       unauthRefusedTotal: 0,
       unauthActive: 0,
       listenFailures: 0,
+      handedOff: 0,
+      handoffDeclined: 0,
     }),
     agentVersion: '0.1.0',
     startedAt: 0,

@@ -87,5 +87,13 @@ export type { ProxySocket, ConnectableSocket } from './socket.js';
 export { LeanSocket, type LeanConnectOptions } from './lean/socket.js';
 export { LeanServer, type LeanServerOptions } from './lean/server.js';
 export { leanBinding } from './lean/binding.js';
-export { useLeanSockets, leanByDefault } from './lean/default.js';
+export {
+  createHandoff,
+  type PairEngine,
+  type PairEnd,
+  type RelayHandoff,
+  type HandoffStats,
+  type HandoffRequest,
+} from './lean/handoff.js';
+export { useLeanSockets, leanByDefault, useHandoff, handoffByDefault } from './lean/default.js';
 export type { ProxyListener } from './server-base.js';

@@ -17,6 +17,8 @@
 // TAIL_MAX bytes, below a write's high-water mark, so holding never hides backpressure; and only
 // TAIL_TRIES times per connection, so a stream (whose FIN is not behind its bytes) pays nothing.
 import type { ProxySocket } from './socket.js';
+import type { RelayHandoff } from './lean/handoff.js';
+import { handoffByDefault } from './lean/default.js';
 import { Hold, MeteredFeed } from './limits/flow.js';
 import type { Direction, Meter } from './types.js';
 
@@ -41,6 +43,12 @@ export interface RelayOptions {
    * one segment. Without it no bytes are held.
    */
   readonly beforeEnd?: (client: ProxySocket) => void;
+  /**
+   * Offered the pair first (lean/handoff.ts: a native engine relays it kernel to kernel when both
+   * are LeanSockets with no JS state and the meter is unlimited); when it declines, the pump below runs.
+   * Default: lean/default.ts useHandoff (none).
+   */
+  readonly handoff?: RelayHandoff;
 }
 
 /** Largest chunk held back for its FIN (an answer's tail; bulk reads are up to 64 KiB). */
@@ -55,6 +63,8 @@ export function relay(
   done: (r: RelayResult) => void,
 ): void {
   const meter = opts.meter;
+  const handoff = opts.handoff ?? handoffByDefault();
+  if (handoff?.(client, target, opts, done)) return;
   // Budget spent: no in-band answer is possible mid-stream, so both sides go at once.
   const kill = (): void => {
     client.destroy();

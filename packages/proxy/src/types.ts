@@ -34,6 +34,12 @@ export interface Meter {
    * its rate still gets the rate through instead of paying for what was dropped.
    */
   refund?(dir: Direction, bytes: number): void;
+  /**
+   * Optional: true while no byte budget and no rate limit applies, so bytes may be counted after
+   * they moved instead of before (a native relay, lean/handoff.ts, reports them once a second and
+   * at its end; a budget set later still ends it at the next report).
+   */
+  unlimited?(): boolean;
 }
 
 export interface Principal {

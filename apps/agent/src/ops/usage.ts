@@ -37,6 +37,10 @@ export class ConnectionUsage implements Meter {
     return r;
   }
 
+  unlimited(): boolean {
+    return this.limits.unlimited();
+  }
+
   /** A policed UDP datagram was not delivered after all: neither billed nor charged to the rate. */
   refund(dir: Direction, bytes: number): void {
     if (dir === 'up') this.up -= bytes;

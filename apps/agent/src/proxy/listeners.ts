@@ -20,6 +20,8 @@ import {
   proxyError,
   UdpRelay,
   type AuthContext,
+  type HandoffStats,
+  type RelayHandoff,
   type HandshakeGuard,
   type Principal,
   type ProxyServer,
@@ -53,6 +55,11 @@ export interface ListenersOptions {
   readonly now?: () => number;
   /** Customers' connections are LeanSockets (proxy/sockets.ts); default false (node:net). */
   readonly lean?: boolean;
+  /**
+   * Established CONNECT / SOCKS5 tunnels of unlimited connections leave JS (packages/proxy
+   * lean/handoff.ts over @pocketproxy/tun's SpliceEngine); needs `lean`. Its counts go in stats().
+   */
+  readonly handoff?: { readonly relay: RelayHandoff; readonly stats: HandoffStats };
 }
 
 interface Listener {
@@ -76,6 +83,9 @@ export interface ListenerStats {
   readonly unauthRefusedTotal: number;
   readonly unauthActive: number;
   readonly listenFailures: number;
+  /** Established tunnels handed to the native relay / kept in JS (a limited meter, JS state). */
+  readonly handedOff: number;
+  readonly handoffDeclined: number;
 }
 
 /** Why an authenticated customer of this connection may not go on, or undefined. */
@@ -196,6 +206,8 @@ export class Listeners {
       unauthRefusedTotal: g.refusedTotal,
       unauthActive: g.active,
       listenFailures: this.listenFailures,
+      handedOff: this.o.handoff?.stats.handedOff ?? 0,
+      handoffDeclined: this.o.handoff?.stats.declined ?? 0,
     };
   }
 
@@ -224,6 +236,7 @@ export class Listeners {
       // tail and its FIN leave together (HTTP: after the last answer; CONNECT and SOCKS5: when the
       // target's EOF follows its last bytes, packages/proxy relay.ts).
       beforeEnd: corkForFin,
+      handoff: this.o.handoff?.relay,
     };
     let udp: Listener['udp'];
     let server: ProxyServer;

@@ -16,6 +16,7 @@ import { BudgetSpent, MeteredFeed, NamedHolds } from '../limits/flow.js';
 import type { HandshakeGuard } from '../limits/guard.js';
 import { silentLogger } from '../logger.js';
 import { relay } from '../relay.js';
+import type { RelayHandoff } from '../lean/handoff.js';
 import { ProxyServer, SocketAuthContext } from '../server-base.js';
 import type { AllowNoAuth, AuthContext, Authenticate, Dial, Logger, Meter } from '../types.js';
 import { bodyFraming, bodySink, type BodySink, type Framing } from './body.js';
@@ -50,6 +51,8 @@ export interface HttpProxyOptions {
    * per request).
    */
   readonly beforeEnd?: (socket: ProxySocket) => void;
+  /** Offered each established tunnel before the JS pump (relay.ts RelayOptions.handoff). */
+  readonly handoff?: RelayHandoff;
 }
 
 const EMPTY = Buffer.alloc(0);
@@ -244,6 +247,7 @@ class HttpConnection {
         meter,
         first,
         beforeEnd: this.cfg.beforeEnd,
+        handoff: this.cfg.handoff,
         onIdle: () => {
           this.events.stats.idleClosed++;
         },

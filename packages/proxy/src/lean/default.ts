@@ -1,7 +1,19 @@
 // Which socket kind the servers and the default dialer use when their options do not say:
 // node:net's (false, the default) or LeanSocket. The agent passes `lean` explicitly; this switch
 // lets a whole process (the package's test matrix, a bench A/B) flip every server at once.
+// Likewise the handoff relay() offers a pair to when its options name none (none by default).
+import type { RelayHandoff } from './handoff.js';
+
 let lean = false;
+let handoff: RelayHandoff | undefined;
+
+export function useHandoff(h: RelayHandoff | undefined): void {
+  handoff = h;
+}
+
+export function handoffByDefault(): RelayHandoff | undefined {
+  return handoff;
+}
 
 export function useLeanSockets(on: boolean): void {
   lean = on;

@@ -87,6 +87,8 @@ export class LeanSocket extends EventEmitter {
   private queued: { data: Uint8Array; cb: WriteCb | undefined }[] | null = null;
   private peer: SockName | null = null;
   private local: SockName | null = null;
+  /** Set once the connection was handed to a native relay (handoff.ts): destroy() goes there. */
+  private nativeKill: ((reset: boolean) => void) | null = null;
 
   /** Adopts a connected handle (an accepted connection), or makes an unconnected one for connect(). */
   constructor(handle?: TcpHandle) {
@@ -412,9 +414,68 @@ export class LeanSocket extends EventEmitter {
     if (this.readableEnded && this.writableFinished) this.destroy();
   }
 
+  // ---- handing the connection to a native relay (handoff.ts) ------------------------------
+
+  /**
+   * The fd, when nothing of this socket's state lives in JS beyond bytes it read and kept: connected,
+   * open both ways as far as we are concerned (no end() called), no write queued or in flight.
+   */
+  handoffFd(): number | null {
+    const h = this._handle;
+    if (!h || this.destroyed || this.connecting || this.nativeKill) return null;
+    if (this.writableEnded || this.shutdownSent || this.inflight > 0 || this.queued || this.writableCorked > 0)
+      return null;
+    if (h.writeQueueSize > 0 || typeof h.fd !== 'number' || h.fd < 0) return null;
+    return h.fd;
+  }
+
+  /** What was read and not emitted yet (a pause's kept bytes), and whether the peer's FIN was read. */
+  keptForHandoff(): { bytes: Buffer | null; ended: boolean } {
+    const u = this.unshifted;
+    return { bytes: u ? (u.length === 1 ? u[0]! : Buffer.concat(u)) : null, ended: this.endHeld || this.readableEnded };
+  }
+
+  /**
+   * The native relay now owns a duplicate of the fd: our handle closes without a FIN or reset (the
+   * connection lives on in the duplicate) and emits nothing more; destroy() / resetAndDestroy() call
+   * `kill`, and nativeClosed() ends this socket.
+   */
+  handedOff(kill: (reset: boolean) => void): void {
+    const h = this._handle!;
+    this._handle = null;
+    this.reading = false;
+    this.unshifted = null;
+    this.endHeld = false;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    h.onread = ignoreRead;
+    h.close();
+    this.nativeKill = kill;
+  }
+
+  /** The native relay is over: counts added, both directions ended, then 'close' (on the next tick when `later`). */
+  nativeClosed(read: number, written: number, err: boolean, later: boolean): void {
+    if (this.destroyed) return;
+    this.nativeKill = null;
+    this.bytesRead += read;
+    this.bytesWritten += written;
+    this.readableEnded = true;
+    this.writableEnded = true;
+    this.writableFinished = !err;
+    this.destroyed = true;
+    if (later) process.nextTick(emitClose, this, err);
+    else this.emit('close', err);
+  }
+
   // ---- closing ----------------------------------------------------------------------------
 
   destroy(err?: Error): this {
+    if (this.nativeKill) {
+      const kill = this.nativeKill;
+      this.nativeKill = null;
+      kill(this.resetting);
+      return this;
+    }
     if (this.destroyed) return this;
     this.destroyed = true;
     this.reading = false;
@@ -444,6 +505,7 @@ export class LeanSocket extends EventEmitter {
   resetAndDestroy(): this {
     if (this.destroyed) return this;
     this.resetting = true;
+    if (this.nativeKill) return this.destroy();
     return this.destroy();
   }
 
@@ -533,6 +595,9 @@ function afterConnect(this: { owner: unknown; address: string; port: number }, s
 }
 function emitError(s: LeanSocket, e: Error): void {
   s.emit('error', e);
+}
+function emitClose(s: LeanSocket, err: boolean): void {
+  s.emit('close', err);
 }
 function emitTimeout(s: LeanSocket): void {
   if (!s.destroyed) s.emit('timeout');

@@ -92,6 +92,10 @@ export class ConnectionMeter implements Meter {
     return this.over;
   }
 
+  unlimited(): boolean {
+    return this.budget === null && this.up === null && this.down === null && !this.over;
+  }
+
   take(dir: Direction, bytes: number): number {
     if (this.over) return -1;
     this.usedBytes += bytes;

@@ -15,6 +15,7 @@ import { createPolicyDialer, classifyDialError } from '../dialer.js';
 import type { HandshakeGuard } from '../limits/guard.js';
 import { silentLogger } from '../logger.js';
 import { relay } from '../relay.js';
+import type { RelayHandoff } from '../lean/handoff.js';
 import { ProxyServer, SocketAuthContext, normalizeIp } from '../server-base.js';
 import type { AllowNoAuth, AuthContext, Authenticate, Dial, Logger, Principal } from '../types.js';
 import { associate, type Socks5UdpOptions } from './associate.js';
@@ -57,6 +58,8 @@ export interface Socks5Options {
    * FIN leave in one segment (one tunnel frame fewer per short request).
    */
   readonly beforeEnd?: (socket: ProxySocket) => void;
+  /** Offered each established tunnel before the JS pump (relay.ts RelayOptions.handoff). */
+  readonly handoff?: RelayHandoff;
 }
 
 const EMPTY = Buffer.alloc(0);
@@ -266,6 +269,7 @@ class Socks5Connection {
         meter: this.granted?.meter,
         first,
         beforeEnd: this.cfg.beforeEnd,
+        handoff: this.cfg.handoff,
         onIdle: () => {
           this.events.stats.idleClosed++;
         },

@@ -1,0 +1,132 @@
+// Handoff: once a CONNECT / SOCKS5 tunnel is established (customer authenticated, target
+// connected, the success reply written), its two LeanSockets can leave JS: a native engine
+// (@pocketproxy/tun SpliceEngine: splice() kernel to kernel, epoll in C++) relays their bytes until
+// both FINs have passed, an error, the idle timeout or a kill. A short request then costs the
+// proxy no JS work after its reply except the one call at the end, and a bulk stream no copies.
+//
+// Taken only when nothing of either socket lives in JS except bytes read and kept (handoffFd), and
+// the connection's meter is unlimited (Meter.unlimited: no byte budget, no rate limit). Bytes are
+// then counted after they moved: at most a second later (the engine's progress report) and at the
+// end. A budget set while the pair runs ends it at the next report where the meter answers -1.
+// Otherwise relay.ts pumps in JS, as before. Everything the rest of the proxy sees stays the same:
+// the sockets' destroy() / resetAndDestroy() (revocation, max_connections, shutdown) kill the pair,
+// 'close' comes once per socket at the end, bytesRead / bytesWritten hold the whole life's counts.
+import type { Meter } from '../types.js';
+import type { ProxySocket } from '../socket.js';
+import { LeanSocket } from './socket.js';
+
+/** How a native pair ended (@pocketproxy/tun SpliceEnd). */
+export type PairEnd = 'clean' | 'error' | 'idle';
+
+/** What the proxy needs of a native pair engine; @pocketproxy/tun's SpliceEngine has this shape. */
+export interface PairEngine {
+  start(
+    o: {
+      clientFd: number;
+      targetFd: number;
+      toTarget?: Buffer | null;
+      toClient?: Buffer | null;
+      clientEnded?: boolean;
+      targetEnded?: boolean;
+      idleMs?: number;
+    },
+    events: { progress(up: number, down: number): void; done(up: number, down: number, end: PairEnd): void },
+  ): number;
+  kill(id: number, reset?: { client?: boolean; target?: boolean }): readonly [number, number] | null;
+}
+
+export interface HandoffRequest {
+  readonly first?: Buffer;
+  readonly idleTimeoutMs?: number;
+  readonly meter?: Meter;
+  readonly onIdle?: () => void;
+}
+
+/** Takes the pair (true; `done` follows at its end) or declines (false: nothing changed). */
+export type RelayHandoff = (
+  client: ProxySocket,
+  target: ProxySocket,
+  req: HandoffRequest,
+  done: (r: { bytesIn: number; bytesOut: number }) => void,
+) => boolean;
+
+export interface HandoffStats {
+  /** Pairs handed to the engine / declined (a limited meter, a socket with JS state, the engine refused). */
+  handedOff: number;
+  declined: number;
+}
+
+export function createHandoff(engine: PairEngine, stats: HandoffStats = { handedOff: 0, declined: 0 }): RelayHandoff {
+  return (client, target, req, done) => {
+    const meter = req.meter;
+    const c = client instanceof LeanSocket ? client : null;
+    const t = target instanceof LeanSocket ? target : null;
+    const cfd = c?.handoffFd() ?? null;
+    const tfd = t?.handoffFd() ?? null;
+    if (!c || !t || cfd === null || tfd === null || (meter && meter.unlimited?.() !== true)) {
+      stats.declined++;
+      return false;
+    }
+    const ck = c.keptForHandoff();
+    const tk = t.keptForHandoff();
+    const first = req.first && req.first.length > 0 ? req.first : null;
+    const toTarget = first && ck.bytes ? Buffer.concat([first, ck.bytes]) : (first ?? ck.bytes);
+    const toTargetLen = toTarget?.length ?? 0;
+    const toClientLen = tk.bytes?.length ?? 0;
+    let over = false;
+    const finish = (up: number, down: number, err: boolean, later: boolean): void => {
+      if (over) return;
+      over = true;
+      charge(up, down);
+      upTotal += up;
+      downTotal += down;
+      c.nativeClosed(upTotal, downTotal + toClientLen, err, later);
+      t.nativeClosed(downTotal, upTotal + toTargetLen, err, later);
+      done({ bytesIn: c.bytesRead, bytesOut: c.bytesWritten });
+    };
+    // -1: the budget is spent (one was set after the handoff): the pair ends now.
+    const charge = (up: number, down: number): boolean =>
+      !meter || ((up === 0 || meter.take('up', up) !== -1) && (down === 0 || meter.take('down', down) !== -1));
+    const kill = (reset: { client?: boolean; target?: boolean }): void => {
+      const left = engine.kill(id, reset);
+      finish(left?.[0] ?? 0, left?.[1] ?? 0, false, true);
+    };
+    let upTotal = 0;
+    let downTotal = 0;
+    let id: number;
+    try {
+      id = engine.start(
+        {
+          clientFd: cfd,
+          targetFd: tfd,
+          toTarget,
+          toClient: tk.bytes,
+          clientEnded: ck.ended,
+          targetEnded: tk.ended,
+          idleMs: req.idleTimeoutMs ?? 0,
+        },
+        {
+          progress: (up, down) => {
+            upTotal += up;
+            downTotal += down;
+            if (!charge(up, down)) kill({});
+          },
+          done: (up, down, end) => {
+            if (end === 'idle') req.onIdle?.();
+            finish(up, down, end === 'error', false);
+          },
+        },
+      );
+    } catch {
+      // EMFILE and the like: the JS pump still can.
+      stats.declined++;
+      return false;
+    }
+    stats.handedOff++;
+    c.handedOff((reset) => kill({ client: reset }));
+    t.handedOff((reset) => kill({ target: reset }));
+    // The bytes JS read and hands over count as relayed now, as the JS pump would count them.
+    charge(toTargetLen, toClientLen);
+    return true;
+  };
+}
