@@ -58,6 +58,11 @@ const Schema = z.object({
   POCKETPROXY_OFFLOAD: bool
     .default(true)
     .describe('TUN TSO/GRO and UDP GSO/GRO in the tunnel (off: one packet per system call)'),
+  POCKETPROXY_TPROXY_SPLICE: bool
+    .default(true)
+    .describe(
+      'the transparent proxy hands each joined OpenVPN customer connection to the native relay (splice, kernel to kernel); off: bytes pumped in JS',
+    ),
   POCKETPROXY_NATIVE_SEAL: bool
     .default(true)
     .describe(
@@ -153,6 +158,7 @@ export interface Config {
   readonly offload: boolean;
   /** The tunnel's native seal path (apps/server/src/tunnel README "Native seal path"). */
   readonly nativeSeal: boolean;
+  readonly tproxySplice: boolean;
   /** The tunnel's native open path (apps/server/src/tunnel README "Native seal path"). */
   readonly nativeOpen: boolean;
   readonly connectionPorts: PortRange;
@@ -304,6 +310,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     tunnelMtu: c.POCKETPROXY_TUNNEL_MTU,
     offload: c.POCKETPROXY_OFFLOAD,
     nativeSeal: c.POCKETPROXY_NATIVE_SEAL,
+    tproxySplice: c.POCKETPROXY_TPROXY_SPLICE,
     nativeOpen: c.POCKETPROXY_NATIVE_OPEN,
     connectionPorts,
     deprecated,

@@ -8,7 +8,7 @@
 // Needs root (namespaces, TUN, nftables); skips loudly otherwise.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   createLab,
@@ -50,6 +50,17 @@ describe('data plane end to end (relay + 3 agents in the lab)', {
       input,
     });
   const carrier = (n: number) => lab.device(n).carrierIp;
+  // Pipe fds of an agent: the native relay (packages/proxy lean/handoff.ts) keeps the pipes of its
+  // finished pairs for the next ones, so they appear once a tunnel has been relayed natively.
+  const pipeFds = (a: LabAgent): number =>
+    readdirSync(`/proc/${a.proc.pid}/fd`).filter((f) => {
+      try {
+        return readlinkSync(`/proc/${a.proc.pid}/fd/${f}`).startsWith('pipe:');
+      } catch {
+        return false;
+      }
+    }).length;
+  let pipesAtStart = 0;
   const relayIp = () => lab.relay.ip;
 
   before(async () => {
@@ -57,6 +68,7 @@ describe('data plane end to end (relay + 3 agents in the lab)', {
     relay = await startRelay(lab, { env: { POCKETPROXY_HEARTBEAT_INTERVAL_S: '5', POCKETPROXY_STALE_AFTER_S: '20' } });
     for (const n of [1, 2, 3]) agents.push(await startAgent(lab, relay, n));
     for (const a of agents) await waitDeviceOnline(relay, a.deviceId, 30_000);
+    pipesAtStart = pipeFds(agents[0]!);
     for (const a of agents) {
       http.push(await createConnection(relay, a.deviceId, 'http'));
       socks.push(await createConnection(relay, a.deviceId, 'socks5'));
@@ -131,12 +143,18 @@ describe('data plane end to end (relay + 3 agents in the lab)', {
     assert.ok(nativeIn >= 0.9 && nativeOut >= 0.9, `native share in ${nativeIn}, out ${nativeOut}`);
   });
 
-  it('HTTPS through CONNECT shows the SNI and the carrier address', async () => {
+  it('HTTPS through CONNECT shows the SNI and the carrier address; the tunnel was relayed natively on the device', async () => {
     const r = await curl(['-k', '-x', http[0]!.proxy_url, 'https://sni.test/']);
     assert.equal(r.code, 0, r.stderr);
     const j = JSON.parse(r.stdout);
     assert.equal(j.sni, 'sni.test');
     assert.equal(j.ip, carrier(1));
+    // Two pipes (four fds) of the splice engine's pool, at least: the CONNECT left JS after its reply.
+    await waitUntil(async () => pipeFds(agents[0]!) >= pipesAtStart + 4, {
+      timeoutMs: 5_000,
+      intervalMs: 100,
+      what: `the agent's native relay pipes (pipe fds at start ${pipesAtStart}, now ${pipeFds(agents[0]!)})`,
+    });
   });
 
   it('SOCKS5 UDP ASSOCIATE round-trips datagrams (echo and whoami) through the relay', async () => {

@@ -12,7 +12,7 @@
 // Needs root (namespaces, TUN, nftables); skips loudly otherwise. Every wait is bounded.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   createLab,
@@ -182,7 +182,20 @@ describe('customer OpenVPN end to end (relay + 1 agent + real openvpn client)', 
     await c.stop(3_000);
   });
 
-  it('with the right credentials: HTTP exits from the device carrier address', async () => {
+  it('with the right credentials: HTTP exits from the device carrier address; joined connections leave JS on the relay', async () => {
+    // Pipe fds of the relay's tunnel process: the native relay of the transparent proxy keeps the
+    // pipes of finished pairs (packages/tun SpliceEngine), so they appear once one was spliced.
+    const tunnelPid = await relay.tunnelPid();
+    assert.ok(tunnelPid);
+    const pipes = () =>
+      readdirSync(`/proc/${tunnelPid}/fd`).filter((f) => {
+        try {
+          return readlinkSync(`/proc/${tunnelPid}/fd/${f}`).startsWith('pipe:');
+        } catch {
+          return false;
+        }
+      }).length;
+    const pipesBefore = pipes();
     const t0 = Date.now();
     const c = startClient('right', conn.username, conn.password);
     await c.waitForLine(/Initialization Sequence Completed/, 30_000);
@@ -211,6 +224,12 @@ describe('customer OpenVPN end to end (relay + 1 agent + real openvpn client)', 
     console.error(
       `openvpn.lab: client connected in ${connectMs} ms; exit IP ${ip}; 5 MB download ${((size * 8) / secs / 1e6).toFixed(1)} Mbit/s (${Date.now() - t1} ms)`,
     );
+    assert.equal(size, 5_000_000);
+    await waitUntil(async () => pipes() >= pipesBefore + 4, {
+      timeoutMs: 5_000,
+      intervalMs: 100,
+      what: `the transparent proxy's native relay pipes (pipe fds before ${pipesBefore}, now ${pipes()})`,
+    });
   });
 
   it('HTTPS by name: DNS resolved through the device, SNI passed on (CONNECT by domain)', async () => {

@@ -248,3 +248,65 @@ for (const sockets of ENGINES)
       await new Promise<void>((r) => srv.close(() => r()));
     }
   });
+
+for (const sockets of ENGINES)
+  test(`transparent proxy (${sockets} sockets): a joined connection goes native on lean sockets: 1 MiB each way whole, half-close, a device reset reaches the customer as a reset`, async () => {
+    // The device: answers the CONNECT, then echoes raw bytes until the customer's FIN; "RESET" resets.
+    const srv = net.createServer({ allowHalfOpen: true }, (s) => {
+      let buf = Buffer.alloc(0);
+      s.on('error', () => {});
+      const onHead = (d: Buffer): void => {
+        buf = Buffer.concat([buf, d]);
+        const end = buf.indexOf('\r\n\r\n');
+        if (end < 0) return;
+        s.off('data', onHead);
+        s.write('HTTP/1.1 200 Connection Established\r\n\r\n');
+        const rest = buf.subarray(end + 4);
+        const echo = (c: Buffer): void => {
+          if (c.includes('RESET')) return void s.resetAndDestroy();
+          s.write(c);
+        };
+        if (rest.length) echo(rest);
+        s.on('data', echo);
+        s.on('end', () => s.end());
+      };
+      s.on('data', onHead);
+    });
+    await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+    const tp = await loopbackTproxy(sockets, 5555, 50, {
+      proxyPort: (srv.address() as net.AddressInfo).port,
+      protocol: 'http',
+      username: 'erin',
+      password: 'pw',
+    });
+    try {
+      const big = Buffer.alloc(1 << 20, 'abcdefgh');
+      const c = net.connect({ port: tp.port, host: '127.0.0.1', allowHalfOpen: true });
+      const chunks: Buffer[] = [];
+      c.on('data', (d) => chunks.push(d));
+      const ended = new Promise((r) => c.once('end', r));
+      // A server-first start (no name to peek): the peek waits 50 ms, then the device is dialled.
+      await new Promise((r) => c.once('connect', r));
+      await new Promise((r) => setTimeout(r, 150));
+      c.end(big);
+      await ended;
+      assert.equal(Buffer.concat(chunks).length, big.length);
+      assert.ok(Buffer.concat(chunks).equals(big));
+      c.destroy();
+      // The customer's FIN came after the join: lean sockets were handed to the native relay.
+      assert.equal(tp.stats.spliced, sockets === 'lean' ? 1 : 0);
+
+      const r = net.connect(tp.port, '127.0.0.1');
+      await new Promise((res) => r.once('connect', res));
+      await new Promise((res) => setTimeout(res, 150));
+      const err = new Promise<NodeJS.ErrnoException>((res) => r.once('error', res));
+      r.write('hello');
+      await new Promise((res) => setTimeout(res, 50));
+      r.write('RESET');
+      assert.equal((await err).code, 'ECONNRESET');
+      assert.equal(tp.stats.spliced, sockets === 'lean' ? 2 : 0);
+    } finally {
+      await tp.close();
+      await new Promise<void>((r) => srv.close(() => r()));
+    }
+  });

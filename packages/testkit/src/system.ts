@@ -168,6 +168,9 @@ export async function startRelay(lab: Lab, opts: RelayOptions = {}): Promise<Lab
     ...(process.env.POCKETPROXY_NATIVE_OPEN !== undefined
       ? { POCKETPROXY_NATIVE_OPEN: process.env.POCKETPROXY_NATIVE_OPEN }
       : {}),
+    ...(process.env.POCKETPROXY_TPROXY_SPLICE !== undefined
+      ? { POCKETPROXY_TPROXY_SPLICE: process.env.POCKETPROXY_TPROXY_SPLICE }
+      : {}),
     ...opts.env,
   };
   const proc = lab.spawn('relay', process.execPath, [...(opts.execArgv ?? []), SERVER_BIN, 'up'], {

@@ -14,7 +14,7 @@
 //      FIN came in the same pass as the last bytes, dst is corked first (TCP_CORK), so those bytes and
 //      the FIN leave in one segment (a tunnel frame, on the agent).
 // The pair ends when both directions have passed their FIN (reason 0), on a socket error or reset in
-// either direction (reason 1: both are closed), after `idleMs` with no byte either way (reason 2),
+// either direction (reason 1: both are closed, with a reset when started with resetOnError), after `idleMs` with no byte either way (reason 2),
 // or on kill() from JS (no callback: kill returns the counts).
 //
 // Memory: no user-space buffer; each direction's pipe (64 KiB of pipe slots) holds references to the
@@ -69,6 +69,7 @@ struct Relay {
   Dir dir[2];            // 0 = up (client -> target), 1 = down (target -> client)
   uint64_t last = 0;     // loop time of the last byte moved
   uint64_t idle_ms = 0;
+  bool reset_on_error = false;  // a failed side closes the other with a reset, not a FIN
 };
 
 }  // namespace
@@ -111,13 +112,14 @@ class SpliceRelay : public Napi::ObjectWrap<SpliceRelay> {
   ~SpliceRelay() override { Shutdown(); }
 
  private:
-  // start(clientFd, targetFd, toTarget|null, toClient|null, clientEnded, targetEnded, idleMs) -> id.
+  // start(clientFd, targetFd, toTarget|null, toClient|null, clientEnded, targetEnded, idleMs, resetOnError) -> id.
   // The fds are duplicated: the caller closes its own afterwards. Throws (and keeps nothing) on failure.
   Napi::Value Start(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
-    if (info.Length() != 7 || !info[0].IsNumber() || !info[1].IsNumber() || !info[4].IsBoolean() ||
-        !info[5].IsBoolean() || !info[6].IsNumber())
-      throw Napi::TypeError::New(env, "start(clientFd, targetFd, toTarget, toClient, clientEnded, targetEnded, idleMs)");
+    if (info.Length() != 8 || !info[0].IsNumber() || !info[1].IsNumber() || !info[4].IsBoolean() ||
+        !info[5].IsBoolean() || !info[6].IsNumber() || !info[7].IsBoolean())
+      throw Napi::TypeError::New(
+          env, "start(clientFd, targetFd, toTarget, toClient, clientEnded, targetEnded, idleMs, resetOnError)");
     if (epfd_ < 0) throw Napi::Error::New(env, "SpliceRelay is closed");
     auto bytes = [&](const Napi::Value& v, std::string& out) {
       if (v.IsNull() || v.IsUndefined()) return;
@@ -143,6 +145,7 @@ class SpliceRelay : public Napi::ObjectWrap<SpliceRelay> {
     r->dir[1].eof = info[5].As<Napi::Boolean>().Value();
     double idle = info[6].As<Napi::Number>().DoubleValue();
     r->idle_ms = idle > 0 ? static_cast<uint64_t>(idle) : 0;
+    r->reset_on_error = info[7].As<Napi::Boolean>().Value();
     int in[2] = {info[0].As<Napi::Number>().Int32Value(), info[1].As<Napi::Number>().Int32Value()};
     for (int s = 0; s < 2; s++) {
       r->fd[s] = fcntl(in[s], F_DUPFD_CLOEXEC, 3);
@@ -178,11 +181,8 @@ class SpliceRelay : public Napi::ObjectWrap<SpliceRelay> {
     Relay* r = it->second;
     relays_.erase(it);
     const uint32_t reset = info[1].As<Napi::Number>().Uint32Value();
-    for (int s = 0; s < 2; s++) {
-      if (!(reset & (1u << s))) continue;
-      linger l{1, 0};
-      setsockopt(r->fd[s], SOL_SOCKET, SO_LINGER, &l, sizeof l);
-    }
+    for (int s = 0; s < 2; s++)
+      if (reset & (1u << s)) Reset(r->fd[s]);
     auto out = Napi::Array::New(env, 2);
     out.Set(0u, Napi::Number::New(env, static_cast<double>(r->dir[0].bytes - r->dir[0].reported)));
     out.Set(1u, Napi::Number::New(env, static_cast<double>(r->dir[1].bytes - r->dir[1].reported)));
@@ -396,8 +396,17 @@ class SpliceRelay : public Napi::ObjectWrap<SpliceRelay> {
     delete r;
   }
 
+  static void Reset(int fd) {
+    linger l{1, 0};
+    setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof l);
+  }
+
   void Finish(Relay* r, int reason) {
     relays_.erase(r->id);
+    if (reason == kError && r->reset_on_error) {
+      Reset(r->fd[0]);
+      Reset(r->fd[1]);
+    }
     const uint32_t id = r->id;
     const double up = static_cast<double>(r->dir[0].bytes - r->dir[0].reported);
     const double down = static_cast<double>(r->dir[1].bytes - r->dir[1].reported);

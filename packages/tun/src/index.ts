@@ -26,7 +26,13 @@ export { type CommandRunner, execRunner, RecordingRunner } from './runner.js';
 export { getOriginalDst, socketFd, type OriginalDst, type FdOwner } from './original-dst.js';
 export { setTcpFlag, openTcpSocket, openTcpFd, type TcpFlag, type OpenTcpSocketOptions } from './tcp-flags.js';
 export { setThreadName } from './thread-name.js';
-export { SpliceEngine, type SpliceEnd, type SplicePairEvents, type SplicePairStart, type SpliceStats } from './splice.js';
+export {
+  SpliceEngine,
+  type SpliceEnd,
+  type SplicePairEvents,
+  type SplicePairStart,
+  type SpliceStats,
+} from './splice.js';
 export { bindToDevice, validateInterfaceName, IFNAMSIZ } from './bind-device.js';
 export {
   BatchUdpSocket,

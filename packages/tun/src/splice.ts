@@ -26,6 +26,8 @@ export interface SplicePairStart {
   readonly targetEnded?: boolean;
   /** Close both after this long without a byte either way (0 = never). */
   readonly idleMs?: number;
+  /** When one side fails or is reset, reset the other too (default: close it, a FIN). */
+  readonly resetOnError?: boolean;
 }
 
 export interface SpliceStats {
@@ -43,6 +45,7 @@ interface NativeSpliceRelay {
     clientEnded: boolean,
     targetEnded: boolean,
     idleMs: number,
+    resetOnError: boolean,
   ): number;
   kill(id: number, reset: number): [number, number] | null;
   stats(): SpliceStats;
@@ -72,6 +75,7 @@ export class SpliceEngine {
       o.clientEnded ?? false,
       o.targetEnded ?? false,
       o.idleMs ?? 0,
+      o.resetOnError ?? false,
     );
     this.pairs.set(id, events);
     return id;

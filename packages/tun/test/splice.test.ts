@@ -20,12 +20,7 @@ interface Pair {
 
 interface Rig {
   engine: SpliceEngine;
-  pair(o?: {
-    toTarget?: Buffer;
-    toClient?: Buffer;
-    clientEnded?: boolean;
-    idleMs?: number;
-  }): Promise<Pair>;
+  pair(o?: { toTarget?: Buffer; toClient?: Buffer; clientEnded?: boolean; idleMs?: number }): Promise<Pair>;
   close(): Promise<void>;
 }
 

@@ -61,6 +61,7 @@ export async function runTunnel(config: Config): Promise<() => Promise<void>> {
         host: '0.0.0.0',
         port: config.tproxyPort,
         sockets: config.tproxySockets,
+        splice: config.tproxySplice,
         logger,
         getOriginalDst,
       });

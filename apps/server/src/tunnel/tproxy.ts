@@ -18,10 +18,23 @@
 // of per-connection JavaScript here and that is where this path lost new connections/s to
 // redsocks (docs/benchmarks.md, "OpenVPN customer path"). POCKETPROXY_TPROXY_SOCKETS=node (or
 // `sockets: 'node'`) falls back to node:net, the same flow.
+//
+// Joined: with LeanSockets and the addon, a joined connection leaves JS (packages/proxy
+// lean/handoff.ts over @pocketproxy/tun's SpliceEngine: splice() kernel to kernel, a reset passed on
+// as a reset); it stays in the JS pump below when something of it still lives in JS (a write
+// queued, the customer's FIN already passed on). POCKETPROXY_TPROXY_SPLICE=false keeps every
+// connection in JS.
 import * as net from 'node:net';
 import type { Logger } from 'pino';
-import { classifyFirstBytes, LeanServer, leanBinding, type ProxySocket } from '@pocketproxy/proxy';
-import { setTcpFlag, type OriginalDst } from '@pocketproxy/tun';
+import {
+  classifyFirstBytes,
+  createHandoff,
+  LeanServer,
+  leanBinding,
+  type ProxySocket,
+  type RelayHandoff,
+} from '@pocketproxy/proxy';
+import { addonAvailable, setTcpFlag, SpliceEngine, type OriginalDst } from '@pocketproxy/tun';
 import { badRequest, type PushHandler } from './push-server.js';
 import { ipv4ToNumber } from './ipv4.js';
 import { LogLimiter } from './limits.js';
@@ -40,6 +53,8 @@ export interface TransparentProxyDeps {
   maxConnections?: number;
   /** POCKETPROXY_TPROXY_SOCKETS; 'lean' (the default) falls back to 'node' where Node lacks the TCP handle binding. */
   sockets?: TproxySockets;
+  /** POCKETPROXY_TPROXY_SPLICE: joined connections to the native relay (default true; needs lean and the addon). */
+  splice?: boolean;
 }
 
 export interface TransparentProxy {
@@ -47,7 +62,7 @@ export interface TransparentProxy {
   readonly routes: Record<string, PushHandler>;
   readonly port: number;
   readonly sockets: TproxySockets;
-  readonly stats: { accepted: number; refused: number; failed: number; active: number };
+  readonly stats: { accepted: number; refused: number; failed: number; active: number; spliced: number };
   start(): Promise<void>;
   close(): Promise<void>;
 }
@@ -64,10 +79,12 @@ export function createTransparentProxy(d: TransparentProxyDeps): TransparentProx
   const log = d.logger.child({ subsys: 'tproxy' });
   const clients = new Map<string, OpenVpnClientRoute>();
   const limit = new LogLimiter(10_000);
-  const stats = { accepted: 0, refused: 0, failed: 0, active: 0 };
+  const stats = { accepted: 0, refused: 0, failed: 0, active: 0, spliced: 0 };
   const sockets = new Set<ProxySocket>();
   const engine: TproxySockets = d.sockets === 'node' || !leanBinding() ? 'node' : 'lean';
   const lean = engine === 'lean';
+  const handoff: RelayHandoff | undefined =
+    lean && d.splice !== false && addonAvailable() ? createHandoff(new SpliceEngine()) : undefined;
   const peekTimeoutMs = d.peekTimeoutMs ?? 300;
   const connectTimeoutMs = d.connectTimeoutMs ?? 10_000;
   const maxConnections = d.maxConnections ?? 20_000;
@@ -179,6 +196,9 @@ export function createTransparentProxy(d: TransparentProxyDeps): TransparentProx
         if (heldBytes > HOLD_MAX) client.resume();
       }
       if (clientEnded) s.end();
+      // Nothing is left in JS but the two sockets: the native relay takes them (resetting one side
+      // when the other fails, as below), or declines and the pump below goes on.
+      if (handoff?.(client, s, { resetOnError: true }, ignore)) stats.spliced++;
     };
     const onServerEnd = (): void => {
       if (phase === 'joined') client.end();

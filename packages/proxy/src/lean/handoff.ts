@@ -29,6 +29,7 @@ export interface PairEngine {
       clientEnded?: boolean;
       targetEnded?: boolean;
       idleMs?: number;
+      resetOnError?: boolean;
     },
     events: { progress(up: number, down: number): void; done(up: number, down: number, end: PairEnd): void },
   ): number;
@@ -40,6 +41,8 @@ export interface HandoffRequest {
   readonly idleTimeoutMs?: number;
   readonly meter?: Meter;
   readonly onIdle?: () => void;
+  /** A side that fails or is reset takes the other down with a reset (default: a close, as relay.ts). */
+  readonly resetOnError?: boolean;
 }
 
 /** Takes the pair (true; `done` follows at its end) or declines (false: nothing changed). */
@@ -104,6 +107,7 @@ export function createHandoff(engine: PairEngine, stats: HandoffStats = { handed
           clientEnded: ck.ended,
           targetEnded: tk.ended,
           idleMs: req.idleTimeoutMs ?? 0,
+          resetOnError: req.resetOnError ?? false,
         },
         {
           progress: (up, down) => {
