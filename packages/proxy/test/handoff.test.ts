@@ -13,6 +13,7 @@ import {
   ConnectionMeter,
   createHandoff,
   createHttpProxy,
+  createPolicyDialer,
   createSocks5Server,
   LeanSocket,
   type HandoffStats,
@@ -30,7 +31,6 @@ import {
   testDial,
   USER,
 } from './helpers.js';
-import { createPolicyDialer } from '../src/index.js';
 
 after(cleanup);
 const engine = new SpliceEngine();

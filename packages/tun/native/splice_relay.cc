@@ -17,8 +17,10 @@
 // either direction (reason 1: both are closed, with a reset when started with resetOnError), after `idleMs` with no byte either way (reason 2),
 // or on kill() from JS (no callback: kill returns the counts).
 //
-// Memory: no user-space buffer; each direction's pipe (64 KiB of pipe slots) holds references to the
-// socket's pages. Empty pipes are kept for the next pair (up to POOL_MAX).
+// Memory and fds: no user-space buffer. A direction holds a pipe (64 KiB of pipe slots, references to
+// the socket's pages) only while bytes are on their way: once its source is drained and its pipe
+// empty, the pipe goes back to a pool (up to kPoolMax, for any pair). So a quiet pair costs its two
+// sockets and nothing else, and the fds in pipes are bounded by the pairs moving bytes right now.
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -196,6 +198,7 @@ class SpliceRelay : public Napi::ObjectWrap<SpliceRelay> {
     auto o = Napi::Object::New(env);
     o.Set("active", Napi::Number::New(env, static_cast<double>(relays_.size())));
     o.Set("pooledPipes", Napi::Number::New(env, static_cast<double>(pool_.size())));
+    o.Set("pipesInUse", Napi::Number::New(env, static_cast<double>(pipes_in_use_)));
     o.Set("started", Napi::Number::New(env, static_cast<double>(next_id_ - 1)));
     return o;
   }
@@ -352,7 +355,12 @@ class SpliceRelay : public Napi::ObjectWrap<SpliceRelay> {
         if (errno == EAGAIN || errno == EWOULDBLOCK) break;
         return false;
       }
-      if (d.inpipe == 0 && !d.eof) return true;  // src is empty: its next edge brings us back
+      if (d.inpipe == 0 && !d.eof) {
+        // src is empty (its next edge brings us back): the pipe goes back to the pool, so a quiet
+        // pair holds none and open pairs cost their two sockets only.
+        ReturnPipe(d);
+        return true;
+      }
       if (d.eof && d.inpipe > 0 && !d.corked) {
         int on = 1;
         if (setsockopt(dst, IPPROTO_TCP, TCP_CORK, &on, sizeof on) == 0) d.corked = true;
@@ -361,6 +369,7 @@ class SpliceRelay : public Napi::ObjectWrap<SpliceRelay> {
   }
 
   bool TakePipe(Dir& d) {
+    pipes_in_use_++;
     if (!pool_.empty()) {
       d.pipe_r = pool_.back().first;
       d.pipe_w = pool_.back().second;
@@ -368,7 +377,10 @@ class SpliceRelay : public Napi::ObjectWrap<SpliceRelay> {
       return true;
     }
     int p[2];
-    if (pipe2(p, O_NONBLOCK | O_CLOEXEC) != 0) return false;
+    if (pipe2(p, O_NONBLOCK | O_CLOEXEC) != 0) {
+      pipes_in_use_--;
+      return false;
+    }
     d.pipe_r = p[0];
     d.pipe_w = p[1];
     return true;
@@ -377,6 +389,7 @@ class SpliceRelay : public Napi::ObjectWrap<SpliceRelay> {
   // An empty pipe goes back to the pool; one still holding bytes (a pair cut short) is closed.
   void ReturnPipe(Dir& d) {
     if (d.pipe_r < 0) return;
+    pipes_in_use_--;
     if (d.inpipe == 0 && pool_.size() < kPoolMax) {
       pool_.emplace_back(d.pipe_r, d.pipe_w);
     } else {
@@ -462,6 +475,7 @@ class SpliceRelay : public Napi::ObjectWrap<SpliceRelay> {
   uint32_t next_id_ = 1;
   std::unordered_map<uint32_t, Relay*> relays_;
   std::vector<std::pair<int, int>> pool_;
+  size_t pipes_in_use_ = 0;
 };
 
 Napi::Function InitSpliceRelay(Napi::Env env) { return SpliceRelay::Init(env); }

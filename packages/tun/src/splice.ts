@@ -31,9 +31,12 @@ export interface SplicePairStart {
 }
 
 export interface SpliceStats {
+  /** Pairs running, and started since the engine was made. */
   readonly active: number;
   readonly started: number;
+  /** Empty pipes kept for the next bytes; pipes held by a direction with bytes on their way. */
   readonly pooledPipes: number;
+  readonly pipesInUse: number;
 }
 
 interface NativeSpliceRelay {

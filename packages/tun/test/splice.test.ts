@@ -203,6 +203,36 @@ test('splice: idle pairs close after idleMs; progress reports bytes of a long pa
   }
 });
 
+test('splice: quiet pairs hold no pipe; a blocked one holds its own until it drains', async () => {
+  const r = await rig();
+  try {
+    const pairs = [];
+    for (let i = 0; i < 20; i++) pairs.push(await r.pair());
+    for (const p of pairs) {
+      const got = collect(p.target);
+      p.client.write('ping');
+      for (let k = 0; k < 200 && got.now().length < 4; k++) await new Promise((res) => setTimeout(res, 2));
+      assert.equal(got.now().toString(), 'ping');
+    }
+    assert.equal(r.engine.stats().active, 20);
+    assert.equal(r.engine.stats().pipesInUse, 0, '20 open, quiet pairs: no pipe held');
+    // A client that does not read: the target's bytes wait in that direction's pipe.
+    const p = pairs[0]!;
+    p.client.pause();
+    p.target.write(Buffer.alloc(8 << 20));
+    for (let k = 0; k < 200 && r.engine.stats().pipesInUse === 0; k++) await new Promise((res) => setTimeout(res, 5));
+    assert.equal(r.engine.stats().pipesInUse, 1);
+    let got = 0;
+    p.client.on('data', (d) => (got += d.length));
+    p.client.resume();
+    for (let k = 0; k < 400 && got < 8 << 20; k++) await new Promise((res) => setTimeout(res, 5));
+    assert.equal(got, 8 << 20);
+    assert.equal(r.engine.stats().pipesInUse, 0);
+  } finally {
+    await r.close();
+  }
+});
+
 test('splice: backpressure: a client that does not read holds the target back (no buffering), then gets every byte', async () => {
   const r = await rig();
   try {
@@ -262,6 +292,7 @@ test('splice: fuzz: random chunks both ways and random FIN order arrive whole, c
     );
     assert.equal(r.engine.stats().active, 0);
     assert.ok(r.engine.stats().pooledPipes > 0, 'empty pipes are kept for the next pair');
+    assert.equal(r.engine.stats().pipesInUse, 0);
   } finally {
     await r.close();
   }

@@ -83,8 +83,8 @@ export function createTransparentProxy(d: TransparentProxyDeps): TransparentProx
   const sockets = new Set<ProxySocket>();
   const engine: TproxySockets = d.sockets === 'node' || !leanBinding() ? 'node' : 'lean';
   const lean = engine === 'lean';
-  const handoff: RelayHandoff | undefined =
-    lean && d.splice !== false && addonAvailable() ? createHandoff(new SpliceEngine()) : undefined;
+  const splice = lean && d.splice !== false && addonAvailable() ? new SpliceEngine() : undefined;
+  const handoff: RelayHandoff | undefined = splice && createHandoff(splice);
   const peekTimeoutMs = d.peekTimeoutMs ?? 300;
   const connectTimeoutMs = d.connectTimeoutMs ?? 10_000;
   const maxConnections = d.maxConnections ?? 20_000;
@@ -328,6 +328,7 @@ export function createTransparentProxy(d: TransparentProxyDeps): TransparentProx
     close: () =>
       new Promise<void>((resolve) => {
         for (const s of sockets) s.destroy();
+        splice?.close();
         if (!srv.listening) return resolve();
         srv.close(() => resolve());
       }),
