@@ -502,11 +502,11 @@ function egressOpener<T>(open: (family: 4 | 6, localAddress: string | undefined,
 const egressSocket = egressOpener(openTcpSocket);
 
 /**
- * The native relay for established tunnels: one engine for the agent's life (its handles do not keep
- * the process alive), shared by the listeners of every tunnel session. Undefined without the addon.
+ * The native relay for established tunnels: one engine for the process (its handles do not keep it
+ * alive), shared by the listeners of every tunnel session and, on a farm host, of every device; each
+ * Listeners gets its own counters. Undefined without the addon.
  */
 let spliceEngine: SpliceEngine | undefined;
-const handoffStats: HandoffStats = { handedOff: 0, declined: 0 };
 function nativeHandoff(log: Logger): { relay: ReturnType<typeof createHandoff>; stats: HandoffStats } | undefined {
   if (!spliceEngine) {
     if (!addonAvailable()) return undefined;
@@ -517,7 +517,8 @@ function nativeHandoff(log: Logger): { relay: ReturnType<typeof createHandoff>; 
       return undefined;
     }
   }
-  return { relay: createHandoff(spliceEngine, handoffStats), stats: handoffStats };
+  const stats: HandoffStats = { handedOff: 0, declined: 0 };
+  return { relay: createHandoff(spliceEngine, stats), stats };
 }
 /** egressSocket as a LeanSocket (proxy/sockets.ts). */
 const leanEgressSocket = egressOpener((family, localAddress, o) =>

@@ -25,6 +25,7 @@ export function buildFarm(o: FarmCli, logger: Logger): Farm {
       ipEchoUrl: o.ipEchoUrl,
       offload: process.env.POCKETPROXY_OFFLOAD === '1',
       nativeSeal: process.env.POCKETPROXY_NATIVE_SEAL !== '0',
+      splice: process.env.POCKETPROXY_SPLICE !== '0',
     },
     {
       logger,

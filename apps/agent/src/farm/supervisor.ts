@@ -97,6 +97,8 @@ export interface FarmConfig {
   offload?: boolean;
   /** Each tunnel's native seal path (default on; run.ts: off for POCKETPROXY_NATIVE_SEAL=0). */
   nativeSeal?: boolean;
+  /** Each device's established tunnels through the native relay (default on; run.ts: off for POCKETPROXY_SPLICE=0). */
+  splice?: boolean;
   /** Install the per-device source rule (routes.ts); off only in unit tests. Default true. */
   routes?: boolean;
   /** Extra agent settings applied to every device (timeouts, limits, tunnel timers in tests). */
@@ -498,6 +500,7 @@ export function createFarm(cfg: FarmConfig, deps: FarmDeps): Farm {
             allowReboot: false,
             offload: cfg.offload ?? false,
             nativeSeal: cfg.nativeSeal,
+            splice: cfg.splice,
             ...(cfg.ipEchoUrl ? { ipEchoUrl: cfg.ipEchoUrl } : {}),
           },
           {
