@@ -33,6 +33,12 @@ import {
 } from './helpers.js';
 
 after(cleanup);
+/** `p`, or a failure after `ms`: a test whose event never comes fails instead of hanging. */
+const within = <T>(p: Promise<T>, ms: number, what: string): Promise<T> =>
+  Promise.race([
+    p,
+    new Promise<never>((_, rej) => setTimeout(() => rej(new Error(`${what}: not within ${ms} ms`)), ms)),
+  ]);
 const engine = new SpliceEngine();
 after(() => engine.close());
 const AUTH = `Proxy-Authorization: ${basic(USER, PASS)}\r\n`;
@@ -165,10 +171,28 @@ it('handoff: a budget set after the handoff ends the tunnel at the next report',
   const closed = once(c, 'close');
   const t0 = Date.now();
   const timer = setInterval(() => c.write(Buffer.alloc(20_000)), 20);
-  await closed;
-  clearInterval(timer);
+  await within(closed, 5000, 'the tunnel ended').finally(() => clearInterval(timer));
   assert.ok(Date.now() - t0 < 3000, 'ended within the report interval');
   assert.ok(meter.exhausted);
+});
+
+it('handoff: a rate limit set after the handoff ends the tunnel at the next report; the next tunnel runs limited in JS', async () => {
+  const meter = new ConnectionMeter();
+  const stats = { handedOff: 0, declined: 0 };
+  const { p } = proxy('http', meter, stats);
+  const port = await listenPort(p);
+  const t = await target(Buffer.alloc(0));
+  const c = await open('http', port, t.port);
+  assert.equal(stats.handedOff, 1);
+  meter.setRates({ downKbps: 8_000 });
+  const closed = once(c, 'close');
+  const t0 = Date.now();
+  const timer = setInterval(() => c.write(Buffer.alloc(1000)), 20);
+  await within(closed, 5000, 'the tunnel ended').finally(() => clearInterval(timer));
+  assert.ok(Date.now() - t0 < 3000, 'ended within the report interval');
+  const again = await open('http', port, t.port);
+  assert.deepEqual(stats, { handedOff: 1, declined: 1 });
+  again.destroy();
 });
 
 it('handoff: a rate-limited connection stays in the JS pump (declined) and still works', async () => {

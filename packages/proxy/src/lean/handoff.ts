@@ -7,7 +7,8 @@
 // Taken only when nothing of either socket lives in JS except bytes read and kept (handoffFd), and
 // the connection's meter is unlimited (Meter.unlimited: no byte budget, no rate limit). Bytes are
 // then counted after they moved: at most a second later (the engine's progress report) and at the
-// end. A budget set while the pair runs ends it at the next report where the meter answers -1.
+// end. A budget or a rate limit set while the pair runs ends it at its next report (within a second
+// of moving bytes): the customer's next tunnel runs under the limit in the JS pump.
 // Otherwise relay.ts pumps in JS, as before. Everything the rest of the proxy sees stays the same:
 // the sockets' destroy() / resetAndDestroy() (revocation, max_connections, shutdown) kill the pair,
 // 'close' comes once per socket at the end, bytesRead / bytesWritten hold the whole life's counts.
@@ -113,7 +114,9 @@ export function createHandoff(engine: PairEngine, stats: HandoffStats = { handed
           progress: (up, down) => {
             upTotal += up;
             downTotal += down;
-            if (!charge(up, down)) kill({});
+            // A limit set since the handoff (budget or rate) cannot be applied out here: the pair
+            // ends, and the customer's next tunnel runs under it in the JS pump.
+            if (!charge(up, down) || meter?.unlimited?.() === false) kill({});
           },
           done: (up, down, end) => {
             if (end === 'idle') req.onIdle?.();
