@@ -149,8 +149,9 @@ describe('data plane end to end (relay + 3 agents in the lab)', {
     const j = JSON.parse(r.stdout);
     assert.equal(j.sni, 'sni.test');
     assert.equal(j.ip, carrier(1));
-    // Two pipes (four fds) of the splice engine's pool, at least: the CONNECT left JS after its reply.
-    await waitUntil(async () => pipeFds(agents[0]!) >= pipesAtStart + 4, {
+    // A pipe (two fds) in the splice engine's pool, at least: the CONNECT left JS after its reply (a
+    // direction gives its pipe back once drained, so a short exchange may use one pipe both ways).
+    await waitUntil(async () => pipeFds(agents[0]!) >= pipesAtStart + 2, {
       timeoutMs: 5_000,
       intervalMs: 100,
       what: `the agent's native relay pipes (pipe fds at start ${pipesAtStart}, now ${pipeFds(agents[0]!)})`,
