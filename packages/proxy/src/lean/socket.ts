@@ -505,7 +505,6 @@ export class LeanSocket extends EventEmitter {
   resetAndDestroy(): this {
     if (this.destroyed) return this;
     this.resetting = true;
-    if (this.nativeKill) return this.destroy();
     return this.destroy();
   }
 
