@@ -123,6 +123,7 @@ class SpliceRelay : public Napi::ObjectWrap<SpliceRelay> {
       throw Napi::TypeError::New(
           env, "start(clientFd, targetFd, toTarget, toClient, clientEnded, targetEnded, idleMs, resetOnError)");
     if (epfd_ < 0) throw Napi::Error::New(env, "SpliceRelay is closed");
+    if (unsupported_ != 0) throw ErrnoError(env, "splice", unsupported_);
     auto bytes = [&](const Napi::Value& v, std::string& out) {
       if (v.IsNull() || v.IsUndefined()) return;
       if (!v.IsBuffer()) throw Napi::TypeError::New(env, "start: toTarget/toClient must be a Buffer or null");
@@ -199,6 +200,7 @@ class SpliceRelay : public Napi::ObjectWrap<SpliceRelay> {
     o.Set("active", Napi::Number::New(env, static_cast<double>(relays_.size())));
     o.Set("pooledPipes", Napi::Number::New(env, static_cast<double>(pool_.size())));
     o.Set("pipesInUse", Napi::Number::New(env, static_cast<double>(pipes_in_use_)));
+    o.Set("unsupported", Napi::Boolean::New(env, unsupported_ != 0));
     o.Set("started", Napi::Number::New(env, static_cast<double>(next_id_ - 1)));
     return o;
   }
@@ -328,6 +330,7 @@ class SpliceRelay : public Napi::ObjectWrap<SpliceRelay> {
         }
         if (n < 0 && errno == EINTR) continue;
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return true;
+        NoteUnsupported(errno);
         return false;
       }
       if (d.eof) {
@@ -353,6 +356,7 @@ class SpliceRelay : public Napi::ObjectWrap<SpliceRelay> {
         }
         if (errno == EINTR) continue;
         if (errno == EAGAIN || errno == EWOULDBLOCK) break;
+        NoteUnsupported(errno);
         return false;
       }
       if (d.inpipe == 0 && !d.eof) {
@@ -366,6 +370,12 @@ class SpliceRelay : public Napi::ObjectWrap<SpliceRelay> {
         if (setsockopt(dst, IPPROTO_TCP, TCP_CORK, &on, sizeof on) == 0) d.corked = true;
       }
     }
+  }
+
+  // splice() refused by the kernel or a sandbox (no such call, or not for these sockets): that pair
+  // is lost, and start() refuses from now on, so every later connection stays in the JS pump.
+  void NoteUnsupported(int err) {
+    if (err == EINVAL || err == ENOSYS || err == EOPNOTSUPP || err == EPERM) unsupported_ = err;
   }
 
   bool TakePipe(Dir& d) {
@@ -476,6 +486,7 @@ class SpliceRelay : public Napi::ObjectWrap<SpliceRelay> {
   std::unordered_map<uint32_t, Relay*> relays_;
   std::vector<std::pair<int, int>> pool_;
   size_t pipes_in_use_ = 0;
+  int unsupported_ = 0;  // errno of a splice() the kernel refuses outright; start() then throws
 };
 
 Napi::Function InitSpliceRelay(Napi::Env env) { return SpliceRelay::Init(env); }

@@ -37,6 +37,8 @@ export interface SpliceStats {
   /** Empty pipes kept for the next bytes; pipes held by a direction with bytes on their way. */
   readonly pooledPipes: number;
   readonly pipesInUse: number;
+  /** splice() was refused outright (a kernel or sandbox without it): start() throws, callers stay in JS. */
+  readonly unsupported: boolean;
 }
 
 interface NativeSpliceRelay {
