@@ -452,3 +452,25 @@ test('POST /sync: a pushed change of one device is applied before the answer, an
     await h.close();
   }
 });
+
+test('with port 0 the TCP fallback takes the UDP port; a port some TCP socket holds already is given up for another', async () => {
+  // A TCP listener holds a port; the first UDP socket the tunnel opens lands on that same number.
+  const holder = net.createServer();
+  await new Promise<void>((r) => holder.listen(0, '127.0.0.1', r));
+  const held = (holder.address() as net.AddressInfo).port;
+  const { dgramUdpPort } = await import('../src/tunnel/transport.js');
+  const asked: number[] = [];
+  const openUdp = (host: string, port: number) => {
+    asked.push(port);
+    return dgramUdpPort(host, asked.length === 1 ? held : port);
+  };
+  const h = await startHarness([makeDevice(21)], { openUdp });
+  try {
+    assert.equal(asked.length, 2, 'a second UDP socket was opened');
+    assert.notEqual(h.tunnel.addresses.udp, held);
+    assert.equal(h.tunnel.addresses.tcp, h.tunnel.addresses.udp);
+  } finally {
+    await h.close();
+    await new Promise((r) => holder.close(r));
+  }
+});

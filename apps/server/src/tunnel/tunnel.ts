@@ -362,7 +362,29 @@ export function createTunnel(deps: TunnelDeps): Tunnel {
     // The table is rebuilt from the API's state once the warm start has it (below): ports of a
     // crashed run do not survive, and the ports of devices about to reconnect are never missing.
     await deps.firewall.applySysctls();
-    udp = await deps.openUdp(host, s.tunnelPort);
+    // TCP (the fallback transport) listens on the UDP socket's port. With port 0 (tests) the kernel
+    // picks the UDP port, and a TCP socket elsewhere may hold that number already: pick again.
+    for (let attempt = 1; ; attempt++) {
+      udp = await deps.openUdp(host, s.tunnelPort);
+      addresses.udp = udp.address().port;
+      try {
+        tcp = await listenTcp({
+          host,
+          port: addresses.udp,
+          onFrame: (f, c) => path.onTcpFrame(f, c),
+          onBadStream: (c, why) => {
+            if (logLimit.allow('tcp-desync', now()) !== undefined)
+              log.debug({ from: c.remoteAddress, why }, 'TCP stream out of sync; closed');
+          },
+          idleMs: (protocolTimers.deadAfterMs ?? RELAY_PROTOCOL_TIMERS.deadAfterMs) * 2,
+        });
+        break;
+      } catch (err) {
+        const inUse = (err as NodeJS.ErrnoException).code === 'EADDRINUSE';
+        if (!inUse || s.tunnelPort !== 0 || attempt >= 5) throw err;
+        udp.close();
+      }
+    }
     seal = deps.sealPath?.(udp);
     open = deps.openPath?.(udp);
     udp.start(
@@ -371,17 +393,6 @@ export function createTunnel(deps: TunnelDeps): Tunnel {
         if (logLimit.allow('udp-error', now()) !== undefined) log.warn({ err: String(err) }, 'UDP receive error');
       },
     );
-    addresses.udp = udp.address().port;
-    tcp = await listenTcp({
-      host,
-      port: addresses.udp,
-      onFrame: (f, c) => path.onTcpFrame(f, c),
-      onBadStream: (c, why) => {
-        if (logLimit.allow('tcp-desync', now()) !== undefined)
-          log.debug({ from: c.remoteAddress, why }, 'TCP stream out of sync; closed');
-      },
-      idleMs: (protocolTimers.deadAfterMs ?? RELAY_PROTOCOL_TIMERS.deadAfterMs) * 2,
-    });
     addresses.tcp = (tcp.server.address() as { port: number }).port;
     const routes = { ...createPushRoutes({ push, status, syncDevice }), ...deps.extraRoutes };
     pushServer = await startPushServer({

@@ -262,6 +262,8 @@ export async function startHarness(
     sealPath?: SealPath;
     /** A stand-in for the UDP socket's native open path (tunnel-open.test.ts). */
     openPath?: OpenPath;
+    /** Opens the tunnel's UDP socket (default dgramUdpPort). */
+    openUdp?: typeof dgramUdpPort;
   } = {},
 ): Promise<Harness> {
   const api = await startFakeApi(devices);
@@ -295,7 +297,7 @@ export async function startHarness(
       const { configureTun } = await import('@pocketproxy/tun');
       await configureTun(cfg, tunRunner);
     },
-    openUdp: dgramUdpPort,
+    openUdp: opts.openUdp ?? dgramUdpPort,
     logger: pino({ level: process.env.TUNNEL_TEST_LOG ?? 'silent' }),
     now: () => Date.now() + clock.offset,
     autoTimers: false,
