@@ -34,6 +34,8 @@ export interface SpliceStats {
   /** Pairs running, and started since the engine was made. */
   readonly active: number;
   readonly started: number;
+  /** Times a direction gave the event loop back after its slice (256 KiB) with bytes still waiting. */
+  readonly yields: number;
   /** Empty pipes kept for the next bytes; pipes held by a direction with bytes on their way. */
   readonly pooledPipes: number;
   readonly pipesInUse: number;
