@@ -161,38 +161,35 @@ it('handoff: the server revokes (resetAndDestroy on the customer socket): the cu
   await targetClosed;
 });
 
-it('handoff: a budget set after the handoff ends the tunnel at the next report', async () => {
+/**
+ * A handed-off tunnel of `kind` whose meter `change` limits: the customer keeps writing `chunk`-byte
+ * writes every 20 ms, and the tunnel must end within the engine's report interval.
+ */
+async function limitedMidway(kind: 'http' | 'socks5', change: (m: ConnectionMeter) => void, chunk: number) {
   const meter = new ConnectionMeter();
   const stats = { handedOff: 0, declined: 0 };
-  const { p } = proxy('socks5', meter, stats);
+  const { p } = proxy(kind, meter, stats);
   const port = await listenPort(p);
   const t = await target(Buffer.alloc(0));
-  const c = await open('socks5', port, t.port);
+  const c = await open(kind, port, t.port);
   assert.equal(stats.handedOff, 1);
-  meter.setBudget(100_000);
+  change(meter);
   const closed = closeOf(c);
   const t0 = Date.now();
-  const timer = setInterval(() => c.write(Buffer.alloc(20_000)), 20);
+  const timer = setInterval(() => c.write(Buffer.alloc(chunk)), 20);
   await within(closed, 5000, 'the tunnel ended').finally(() => clearInterval(timer));
   assert.ok(Date.now() - t0 < 3000, 'ended within the report interval');
+  return { meter, stats, port, targetPort: t.port };
+}
+
+it('handoff: a budget set after the handoff ends the tunnel at the next report', async () => {
+  const { meter } = await limitedMidway('socks5', (m) => m.setBudget(100_000), 20_000);
   assert.ok(meter.exhausted);
 });
 
 it('handoff: a rate limit set after the handoff ends the tunnel at the next report; the next tunnel runs limited in JS', async () => {
-  const meter = new ConnectionMeter();
-  const stats = { handedOff: 0, declined: 0 };
-  const { p } = proxy('http', meter, stats);
-  const port = await listenPort(p);
-  const t = await target(Buffer.alloc(0));
-  const c = await open('http', port, t.port);
-  assert.equal(stats.handedOff, 1);
-  meter.setRates({ downKbps: 8_000 });
-  const closed = closeOf(c);
-  const t0 = Date.now();
-  const timer = setInterval(() => c.write(Buffer.alloc(1000)), 20);
-  await within(closed, 5000, 'the tunnel ended').finally(() => clearInterval(timer));
-  assert.ok(Date.now() - t0 < 3000, 'ended within the report interval');
-  const again = await open('http', port, t.port);
+  const { stats, port, targetPort } = await limitedMidway('http', (m) => m.setRates({ downKbps: 8_000 }), 1000);
+  const again = await open('http', port, targetPort);
   assert.deepEqual(stats, { handedOff: 1, declined: 1 });
   again.destroy();
 });

@@ -77,6 +77,9 @@ export function createHandoff(engine: PairEngine, stats: HandoffStats = { handed
     const toTarget = first && ck.bytes ? Buffer.concat([first, ck.bytes]) : (first ?? ck.bytes);
     const toTargetLen = toTarget?.length ?? 0;
     const toClientLen = tk.bytes?.length ?? 0;
+    // What the engine reported so far (progress), and whether the pair is over.
+    let upTotal = 0;
+    let downTotal = 0;
     let over = false;
     const finish = (up: number, down: number, err: boolean, later: boolean): void => {
       if (over) return;
@@ -95,8 +98,6 @@ export function createHandoff(engine: PairEngine, stats: HandoffStats = { handed
       const left = engine.kill(id, reset);
       finish(left?.[0] ?? 0, left?.[1] ?? 0, false, true);
     };
-    let upTotal = 0;
-    let downTotal = 0;
     let id: number;
     try {
       id = engine.start(
