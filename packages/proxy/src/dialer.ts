@@ -15,6 +15,7 @@ import { isPPError } from '@pocketproxy/errors';
 import { proxyError, type PPError } from './errors.js';
 import { isForbiddenAddress, validatePolicy, type DestinationPolicy } from './policy.js';
 import { createDnsCache, DEFAULT_DNS_CACHE_MS } from './dns-cache.js';
+import { ipFamily } from './ip.js';
 import type { Dial, DialRequest, ResolveChecked } from './types.js';
 
 export interface ResolvedAddress {
@@ -60,7 +61,7 @@ export function createPolicyResolveAll(opts: PolicyResolverOptions): (host: stri
   };
   return async (rawHost) => {
     const host = rawHost.startsWith('[') && rawHost.endsWith(']') ? rawHost.slice(1, -1) : rawHost;
-    const fam = net.isIP(host);
+    const fam = ipFamily(host);
     let addrs: ResolvedAddress[];
     if (fam !== 0) addrs = [{ address: host, family: fam === 6 ? 6 : 4 }];
     else {
@@ -108,7 +109,7 @@ export function createPolicyDialer(opts: PolicyDialerOptions): Dial {
   const bindFor = (family: 4 | 6): string | undefined => {
     const b = opts.bindAddress;
     if (b === undefined) return undefined;
-    if (typeof b === 'string') return net.isIP(b) === family ? b : undefined;
+    if (typeof b === 'string') return ipFamily(b) === family ? b : undefined;
     return family === 4 ? b.ipv4 : b.ipv6;
   };
   // When a bind address is configured for only one family, the other family has no egress.

@@ -56,6 +56,7 @@ const record = (what: string, value: string, note?: string) => {
 };
 const mbit = (bytesPerS: number) => (bytesPerS * 8) / 1e6;
 const SIM_DEVICES = Number(process.env.PP_BENCH_DEVICES ?? 1000);
+// BENCH_PEER_LOADS=wrk,absolute,... sets the peers phase's loads and their order (peerLoads below).
 // BENCH_PHASES=conn,ttfb runs only those phases (names: throughput, ours, wireguard-go, openvpn, rtt, conn, ttfb, rss,
 // peers; default all). BENCH_CPU_PROF=DIR starts the relay (up, API, tunnel) and the agent with --cpu-prof into DIR and
 // stops them gracefully at the end so the profiles are written.
@@ -662,6 +663,30 @@ const PEER_PORTS = { wg: { http: 33128, socks: 31080 }, ovpn: { http: 33129, soc
 const PEER_STREAM_S = 6;
 const PEER_LOAD_MS = 5_000;
 const PEER_TTFB_COUNT = 200;
+const PEER_WARMUP_MS = 2_000;
+const PEER_LOAD_LABELS = {
+  wrk: 'HTTP GET (wrk, absolute-form)',
+  absolute: 'HTTP GET (newconn-load, absolute-form)',
+  connect: 'HTTP CONNECT (newconn-load)',
+  socks5: 'SOCKS5 (newconn-load)',
+} as const;
+type PeerLoad = keyof typeof PEER_LOAD_LABELS;
+/**
+ * The loads of the peers phase in order. BENCH_PEER_LOADS=wrk,absolute,wrk overrides it (names may
+ * repeat: a repeat is its own row, "(run 2)"), e.g. to see whether a figure depends on what ran before.
+ */
+function peerLoads(): Array<[PeerLoad, string]> {
+  const names = (process.env.BENCH_PEER_LOADS ?? 'wrk,absolute,connect,socks5').split(',').map((x) => x.trim());
+  const seen = new Map<string, number>();
+  return names.map((n) => {
+    if (!(n in PEER_LOAD_LABELS))
+      throw new Error(`BENCH_PEER_LOADS: unknown load ${n} (${Object.keys(PEER_LOAD_LABELS).join(', ')})`);
+    const k = n as PeerLoad;
+    const run = (seen.get(k) ?? 0) + 1;
+    seen.set(k, run);
+    return [k, run === 1 ? PEER_LOAD_LABELS[k] : `${PEER_LOAD_LABELS[k]} (run ${run})`];
+  });
+}
 
 function endpointOf(url: string): Endpoint {
   const u = new URL(url);
@@ -822,6 +847,41 @@ async function peersPhase(o: {
     };
     const target: Endpoint = { ip: lab.inet.dnsRecords['echo.test']!, port: lab.inet.httpPort, user: '-', pass: '-' };
 
+    // Warm-up, not measured: every chain serves each kind of request under load first. Our agent runs
+    // JavaScript, which V8 compiles while it runs; measured cold, the first load of the phase paid for
+    // that compilation (2026-12-03: wrk GET right after the streams 492 µs of agent CPU per request, of
+    // which 84 µs in V8's helper threads; the same wrk load run again 358-372 µs, helpers 21-24 µs). A
+    // device's agent runs for days, so the steady state is the figure. The C chains get the same runs.
+    // wrk is part of it: it closes as soon as an answer is complete, which takes other code paths than
+    // newconn-load's read to the end (with only newconn-load warming up, the first wrk run's helpers still
+    // spent 38 µs per request).
+    for (const c of chains) {
+      for (const mode of ['absolute', 'connect', 'socks5'] as const) {
+        const r = await load(mode, mode === 'socks5' ? c.socks : c.http, 32, PEER_WARMUP_MS);
+        if (r.requests === 0) throw new Error(`warm-up ${mode} over ${c.name}: no request answered`);
+      }
+      const auth = `Basic ${Buffer.from(`${c.http.user}:${c.http.pass}`).toString('base64')}`;
+      const w = await lab.exec(
+        'cust',
+        'wrk',
+        [
+          '-t1',
+          `-c${WRK_CONNECTIONS}`,
+          `-d${PEER_WARMUP_MS / 1000}s`,
+          '-s',
+          WRK_SCRIPT,
+          `http://${c.http.ip}:${c.http.port}/`,
+        ].concat(['--', 'http://echo.test/bytes?n=1024', 'echo.test', auth]),
+        { timeoutMs: 30_000 },
+      );
+      if (!/Requests\/sec:/.test(w.stdout))
+        throw new Error(`warm-up wrk over ${c.name}: ${(w.stdout + w.stderr).slice(0, 300)}`);
+    }
+    record(
+      'peers: warm-up',
+      `newconn-load GET, CONNECT and SOCKS5 and wrk GET, 32 at a time, ${PEER_WARMUP_MS / 1000} s each, every chain (not measured)`,
+    );
+
     // time to first byte, sequential, new connection each (before the load runs, like the ttfb phase)
     const ttfbDirect = await load('direct', target, 1, 30_000, PEER_TTFB_COUNT);
     for (const [mode, label, pick] of [
@@ -856,12 +916,7 @@ async function peersPhase(o: {
     const devCpu: Record<string, number[]> = {};
     const relayCpu: Record<string, number[]> = {};
     const labCpu: Record<string, number[]> = {};
-    for (const [key, label] of [
-      ['wrk', 'HTTP GET (wrk, absolute-form)'],
-      ['absolute', 'HTTP GET (newconn-load, absolute-form)'],
-      ['connect', 'HTTP CONNECT (newconn-load)'],
-      ['socks5', 'SOCKS5 (newconn-load)'],
-    ] as const) {
+    for (const [key, label] of peerLoads()) {
       const v: number[] = [];
       devCpu[label] = [];
       relayCpu[label] = [];

@@ -32,6 +32,7 @@ import {
   type TcpHandle,
   type WriteReq,
 } from './binding.js';
+import { ipFamily } from '../ip.js';
 
 /** write() answers false above this many bytes queued in libuv (net.Socket's default highWaterMark). */
 const HIGH_WATER = 16 * 1024;
@@ -138,7 +139,7 @@ export class LeanSocket extends EventEmitter {
     req.address = o.host;
     req.port = o.port;
     req.owner = this;
-    const family = net.isIP(o.host);
+    const family = ipFamily(o.host);
     const err =
       family === 6
         ? h.connect6(req, o.host, o.port)

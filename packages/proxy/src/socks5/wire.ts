@@ -1,8 +1,8 @@
 // SOCKS5 message codecs (RFC 1928 §3-§7, RFC 1929 §2). Pure functions over a Buffer that may hold a
 // partial message: each parser returns null when more bytes are needed, the parsed message and its
 // length when complete, and throws a PPError when the bytes can never become a valid message.
-import * as net from 'node:net';
 import { proxyError } from '../errors.js';
+import { ipFamily } from '../ip.js';
 import { ipToBytes } from '../policy.js';
 
 export const VERSION = 0x05;
@@ -119,7 +119,7 @@ export function parseReply(b: Buffer): Reply | null {
 
 /** ATYP ADDR PORT for an IP literal or a name (names longer than 255 bytes are refused). */
 export function encodeAddress(host: string, port: number): Buffer {
-  const ip = net.isIP(host) ? ipToBytes(host) : null;
+  const ip = ipFamily(host) ? ipToBytes(host) : null;
   let out: Buffer;
   if (ip && ip.length === 4) {
     out = Buffer.allocUnsafe(7);
