@@ -21,6 +21,8 @@ export interface ProxySocket extends EventEmitter {
   readonly _handle?: unknown;
   write(data: Uint8Array | string, cb?: (err?: Error | null) => void): boolean;
   end(data?: Uint8Array | string): this;
+  /** LeanSocket: end() for a peer that will send nothing more, closing without waiting for its FIN (lean/socket.ts). */
+  closeAfterWrites?(): void;
   destroy(err?: Error): this;
   resetAndDestroy(): this;
   pause(): this;

@@ -2,7 +2,13 @@
 // malformed input (answered, never a crash, server keeps serving).
 import { it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { createHttpProxy, createPolicyDialer, type ProxyServer, type RequestFailedEvent } from '../src/index.js';
+import {
+  createHttpProxy,
+  createPolicyDialer,
+  LeanServer,
+  type ProxyServer,
+  type RequestFailedEvent,
+} from '../src/index.js';
 import {
   authenticate,
   basic,
@@ -173,6 +179,37 @@ it('times out a half-sent head with 408 and keeps serving', async () => {
   assert.match(res, /^HTTP\/1\.1 408 /);
   const ok = await ask(port, `GET http://127.0.0.1:${origin}/after HTTP/1.1\r\n${AUTH}Connection: close\r\n\r\n`);
   assert.match(ok, /^HTTP\/1\.1 200 /);
+});
+
+it("a customer's last request (Connection: close): the whole answer and our FIN; on LeanSockets the connection closes without waiting for the customer's FIN", async () => {
+  const net = await import('node:net');
+  const lean = proxy.server instanceof LeanServer;
+  // Half-open: the customer's FIN is sent only when the test says so.
+  const s = net.connect({ port, host: '127.0.0.1', allowHalfOpen: true });
+  onCleanup(() => s.destroy());
+  await new Promise((r) => s.once('connect', r));
+  const closed = new Promise<void>((r) => proxy.once('connectionClosed', () => r()));
+  let closedYet = false;
+  void closed.then(() => (closedYet = true));
+  const chunks: Buffer[] = [];
+  s.on('data', (d: Buffer) => chunks.push(d));
+  const ended = new Promise((r) => s.once('end', r));
+  s.write(`GET http://127.0.0.1:${origin}/last HTTP/1.1\r\nHost: x\r\n${AUTH}Connection: close\r\n\r\n`);
+  await ended;
+  const res = Buffer.concat(chunks).toString();
+  assert.match(res, /^HTTP\/1\.1 200 /);
+  assert.match(res, /Connection: close/);
+  assert.ok(res.includes('"/last"'), 'the whole answer came before the FIN');
+  if (lean) {
+    await Promise.race([closed, new Promise((r) => setTimeout(r, 3_000))]);
+    assert.equal(closedYet, true, "closed without the customer's FIN");
+  } else {
+    // node:net sockets half-close and wait for the customer's FIN.
+    await new Promise((r) => setTimeout(r, 200));
+    assert.equal(closedYet, false, 'node:net waits for the FIN');
+    s.end();
+    await closed;
+  }
 });
 
 it('reports failures as requestFailed events', () => {

@@ -295,6 +295,8 @@ class HttpConnection {
     } catch (e) {
       throw e instanceof BudgetSpent ? e : classifyDialError(e, url.hostname, Number(url.port || 80));
     }
+    // The customer said this was its last request and sent all of it: nothing more may come.
+    const lastRequest = !keepAlive && this.body === null;
     if (this.body) {
       // The origin answered before reading the whole body; the rest cannot be framed any more.
       result = { keepAlive: false };
@@ -311,7 +313,13 @@ class HttpConnection {
     if (!result.keepAlive || this.socket.readableEnded) {
       this.state = 'closing';
       this.cfg.beforeEnd?.(this.socket);
-      this.socket.end();
+      // A customer with nothing more to send (its last request, read whole, or its FIN came): the
+      // connection closes once the answer is in the kernel, without waiting for the customer's FIN
+      // (nginx does the same without lingering). Otherwise a half-close, and its FIN is read (RFC 9112
+      // §9.6: bytes it still sends must not meet a closed socket's reset while the answer is on its way).
+      if ((lastRequest || this.socket.readableEnded) && this.buf.length === 0 && this.socket.closeAfterWrites)
+        this.socket.closeAfterWrites();
+      else this.socket.end();
       return;
     }
     this.state = 'head';

@@ -88,6 +88,8 @@ export class LeanSocket extends EventEmitter {
   private queued: { data: Uint8Array; cb: WriteCb | undefined }[] | null = null;
   private peer: SockName | null = null;
   private local: SockName | null = null;
+  /** closeAfterWrites(): close once the last write is in the kernel. */
+  private closeWhenWritten = false;
   /** Set once the connection was handed to a native relay (handoff.ts): destroy() goes there. */
   private nativeKill: ((reset: boolean) => void) | null = null;
 
@@ -351,6 +353,10 @@ export class LeanSocket extends EventEmitter {
     }
     this.timer?.refresh();
     req.cb?.(null);
+    if (this.closeWhenWritten && this.inflight === 0) {
+      this.destroy();
+      return;
+    }
     if (this.needDrain && this.inflight === 0 && !this.destroyed) {
       this.needDrain = false;
       this.emit('drain');
@@ -368,6 +374,11 @@ export class LeanSocket extends EventEmitter {
   }
 
   private flushQueued(): void {
+    this.sendQueued();
+    if (this.writableEnded) this.shutdown();
+  }
+
+  private sendQueued(): void {
     const q = this.queued;
     this.queued = null;
     if (q && q.length > 0 && !this.destroyed) {
@@ -377,7 +388,27 @@ export class LeanSocket extends EventEmitter {
         cbs.length > 0 ? cbs : undefined,
       );
     }
-    if (this.writableEnded) this.shutdown();
+  }
+
+  /**
+   * Our last bytes are written: close as soon as libuv has handed them to the kernel, without a
+   * shutdown of our own and without waiting for the peer's FIN. close() of a TCP socket sends what
+   * the kernel still holds, then the FIN, and the kernel finishes the exchange alone; what this
+   * saves over end() + the peer's FIN is the shutdown request (the shutdown, an epoll_ctl and a loop
+   * turn), the read of the FIN and two calls into JS. Only for a peer with nothing more to send (an HTTP
+   * client that sent `Connection: close` and whose request was read whole, or whose FIN came
+   * already): bytes arriving after the close are answered with a reset, and bytes waiting unread at
+   * the close make the kernel reset at once, dropping our answer (RFC 9112 §9.6). 'close' follows,
+   * no 'finish'. While connecting it is end().
+   */
+  closeAfterWrites(): void {
+    if (this.destroyed || this.writableEnded) return;
+    if (this.connecting) return void this.end();
+    this.writableEnded = true;
+    this.writableCorked = 0;
+    this.closeWhenWritten = true;
+    this.sendQueued();
+    if (this.inflight === 0) this.destroy();
   }
 
   end(data?: Uint8Array | string | (() => void)): this {
