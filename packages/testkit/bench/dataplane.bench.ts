@@ -206,12 +206,12 @@ async function passiveOpens(lab: Lab, ns: string): Promise<number> {
 }
 
 /** wrk from the customer namespace for 5 s; `countIn` namespaces' accepted connections are counted around it. */
-async function wrkRun(lab: Lab, url: string, scriptArgs: string[], countIn: string[]): Promise<WrkResult> {
+async function wrkRun(lab: Lab, url: string, scriptArgs: string[], countIn: string[], seconds = 5): Promise<WrkResult> {
   const before = await Promise.all(countIn.map((ns) => passiveOpens(lab, ns)));
   const r = await lab.exec(
     'cust',
     'wrk',
-    ['-t1', `-c${WRK_CONNECTIONS}`, '-d5s', '--timeout', '5s', '-s', WRK_SCRIPT, url, '--', ...scriptArgs],
+    ['-t1', `-c${WRK_CONNECTIONS}`, `-d${seconds}s`, '--timeout', '5s', '-s', WRK_SCRIPT, url, '--', ...scriptArgs],
     { timeoutMs: 30_000 },
   );
   // Connections wrk left open at the end are accepted but not counted as requests; let them close.
@@ -688,6 +688,15 @@ function peerLoads(): Array<[PeerLoad, string]> {
   });
 }
 
+/** wrk-new-conn.lua's arguments for the peers phase's 1 KiB absolute-form GET through endpoint `e`. */
+function wrkGetArgs(e: Endpoint): string[] {
+  return [
+    'http://echo.test/bytes?n=1024',
+    'echo.test',
+    `Basic ${Buffer.from(`${e.user}:${e.pass}`).toString('base64')}`,
+  ];
+}
+
 function endpointOf(url: string): Endpoint {
   const u = new URL(url);
   return {
@@ -860,22 +869,8 @@ async function peersPhase(o: {
         const r = await load(mode, mode === 'socks5' ? c.socks : c.http, 32, PEER_WARMUP_MS);
         if (r.requests === 0) throw new Error(`warm-up ${mode} over ${c.name}: no request answered`);
       }
-      const auth = `Basic ${Buffer.from(`${c.http.user}:${c.http.pass}`).toString('base64')}`;
-      const w = await lab.exec(
-        'cust',
-        'wrk',
-        [
-          '-t1',
-          `-c${WRK_CONNECTIONS}`,
-          `-d${PEER_WARMUP_MS / 1000}s`,
-          '-s',
-          WRK_SCRIPT,
-          `http://${c.http.ip}:${c.http.port}/`,
-        ].concat(['--', 'http://echo.test/bytes?n=1024', 'echo.test', auth]),
-        { timeoutMs: 30_000 },
-      );
-      if (!/Requests\/sec:/.test(w.stdout))
-        throw new Error(`warm-up wrk over ${c.name}: ${(w.stdout + w.stderr).slice(0, 300)}`);
+      // wrkRun throws when wrk reports nothing.
+      await wrkRun(lab, `http://${c.http.ip}:${c.http.port}/`, wrkGetArgs(c.http), [], PEER_WARMUP_MS / 1000);
     }
     record(
       'peers: warm-up',
@@ -909,7 +904,6 @@ async function peersPhase(o: {
     // new connections per second, 32 at a time, 5 s; CPU per request by process around each run
     const direct = await load('direct', target, 32, PEER_LOAD_MS);
     record('peers: new connections/s direct to the target (newconn-load, 32, 5 s)', `${fmt(direct.per_sec)}/s`);
-    const auth = (e: Endpoint) => `Basic ${Buffer.from(`${e.user}:${e.pass}`).toString('base64')}`;
     // CPU per request for every chain and load (issue 13 item 4): the device's proxy + tunnel, the
     // relay's tunnel, and every process of the lab together (clients, target, both ends, softirq) —
     // not the machine's busy time, which on a shared host counts other jobs too.
@@ -931,12 +925,7 @@ async function peersPhase(o: {
         let perSec: number;
         let errors: string;
         if (key === 'wrk') {
-          const w = await wrkRun(
-            lab,
-            `http://${e.ip}:${e.port}/`,
-            ['http://echo.test/bytes?n=1024', 'echo.test', auth(e)],
-            ['inet'],
-          );
+          const w = await wrkRun(lab, `http://${e.ip}:${e.port}/`, wrkGetArgs(e), ['inet']);
           requests = w.requests;
           perSec = w.perSec;
           // tinyproxy drops the `Connection: close` from the answer, so wrk writes its next request onto
