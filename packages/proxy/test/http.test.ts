@@ -188,13 +188,23 @@ it("a customer's last request (Connection: close): the whole answer and our FIN;
   const s = net.connect({ port, host: '127.0.0.1', allowHalfOpen: true });
   onCleanup(() => s.destroy());
   await new Promise((r) => s.once('connect', r));
-  const closed = new Promise<void>((r) => proxy.once('connectionClosed', () => r()));
+  const req = `GET http://127.0.0.1:${origin}/last HTTP/1.1\r\nHost: x\r\nX-Last: 1\r\n${AUTH}Connection: close\r\n\r\n`;
+  // Only this connection's close counts: an earlier test's connection may still be closing on the
+  // server side (its event would otherwise be taken for ours). The request's size tells them apart.
+  const closed = new Promise<void>((r) => {
+    const on = (e: { bytesIn: number }): void => {
+      if (e.bytesIn !== Buffer.byteLength(req)) return;
+      proxy.off('connectionClosed', on);
+      r();
+    };
+    proxy.on('connectionClosed', on);
+  });
   let closedYet = false;
   void closed.then(() => (closedYet = true));
   const chunks: Buffer[] = [];
   s.on('data', (d: Buffer) => chunks.push(d));
   const ended = new Promise((r) => s.once('end', r));
-  s.write(`GET http://127.0.0.1:${origin}/last HTTP/1.1\r\nHost: x\r\n${AUTH}Connection: close\r\n\r\n`);
+  s.write(req);
   await ended;
   const res = Buffer.concat(chunks).toString();
   assert.match(res, /^HTTP\/1\.1 200 /);
