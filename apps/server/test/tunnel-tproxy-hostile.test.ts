@@ -48,7 +48,11 @@ async function device(
   };
 }
 
-async function proxyTo(devicePort: number, sockets: 'lean' | 'node', o: { connectTimeoutMs?: number } = {}) {
+async function proxyTo(
+  devicePort: number,
+  sockets: 'lean' | 'node',
+  o: { connectTimeoutMs?: number; peekTimeoutMs?: number } = {},
+) {
   const tp = createTransparentProxy({
     host: '127.0.0.1',
     port: 0,
@@ -283,6 +287,34 @@ for (const sockets of ENGINES) {
 // writes of both sides are cut, the customer gets back exactly what the echoing device got after the
 // handshake, and that is exactly what it sent.
 for (const sockets of ENGINES) {
+  test(`tproxy hostile (${sockets}): a device that speaks before the handshake (a forged answer) resets the customer, and nothing of it reaches the customer`, async () => {
+    // The device connection is opened at accept, before the customer's first bytes: a device (or
+    // anything that answers on its port) writing then must not be taken for the answer to a CONNECT
+    // that was not sent yet.
+    const closed: string[] = [];
+    const srv = net.createServer((s) => {
+      s.on('error', () => {});
+      s.on('close', () => closed.push('close'));
+      s.end(`${OK}forged`);
+    });
+    await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+    const tp = await proxyTo((srv.address() as net.AddressInfo).port, sockets, { peekTimeoutMs: 2_000 });
+    try {
+      // The customer speaks after 400 ms: by then the device accepted (its handshake's last ACK, held
+      // in delayed-ACK mode, leaves after at most 200 ms) and wrote, and no handshake was sent yet.
+      const r = await customer(tp.port, (c) => {
+        setTimeout(() => c.write('GET / HTTP/1.1\r\nHost: example.test\r\n\r\n'), 400);
+      });
+      assert.equal(r.end, 'reset');
+      assert.equal(r.got.length, 0, 'the forged bytes never reach the customer');
+      assert.equal(tp.stats.failed, 1);
+      await settled(tp, closed, 1);
+    } finally {
+      await tp.close();
+      await new Promise<void>((r) => srv.close(() => r()));
+    }
+  });
+
   test(`tproxy hostile (${sockets}): random bytes and random cuts on both sides (fast-check)`, async () => {
     let split = 1;
     const dev = await device((s, _h, rest) => {

@@ -310,3 +310,70 @@ for (const sockets of ENGINES)
       await new Promise<void>((r) => srv.close(() => r()));
     }
   });
+
+for (const sockets of ENGINES)
+  test(`transparent proxy (${sockets} sockets): the device is dialled at accept, so its TCP handshake overlaps the peek; nothing is written to it before the customer's first bytes, and a customer that leaves silent closes it`, async () => {
+    const events: Array<[string, number]> = [];
+    const srv = net.createServer((s) => {
+      events.push(['device accepted', Date.now()]);
+      let buf = '';
+      s.on('error', () => {});
+      s.on('close', () => events.push(['device closed', Date.now()]));
+      s.on('data', (d) => {
+        if (buf === '') events.push(['device got bytes', Date.now()]);
+        buf += d.toString('latin1');
+        const end = buf.indexOf('\r\n\r\n');
+        if (end >= 0 && buf.slice(end + 4).includes('\r\n\r\n'))
+          s.end(`${'HTTP/1.1 200 Connection Established\r\n\r\n'}ok`);
+      });
+    });
+    await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+    const tp = await loopbackTproxy(sockets, 80, 2_000, {
+      proxyPort: (srv.address() as net.AddressInfo).port,
+      protocol: 'http',
+      username: 'fay',
+      password: 'pw',
+    });
+    try {
+      const c = net.connect(tp.port, '127.0.0.1');
+      c.on('error', () => {});
+      let got = '';
+      c.on('data', (d) => (got += d.toString('latin1')));
+      await new Promise((r) => c.once('connect', r));
+      // The customer is silent for 400 ms (inside the 2 s peek wait): the device connection is up meanwhile.
+      // (Its socket is in delayed-ACK mode: the handshake's last ACK waits for the first bytes or the
+      // kernel's 200 ms delayed-ACK limit, and only then does the device's listener accept it.)
+      await new Promise((r) => setTimeout(r, 400));
+      assert.deepEqual(
+        events.map(([e]) => e),
+        ['device accepted'],
+        'dialled at accept, and nothing written before the handshake',
+      );
+      const wroteAt = Date.now();
+      c.write('GET /x HTTP/1.1\r\nHost: example.test\r\n\r\n');
+      await new Promise((r) => c.once('close', r));
+      assert.equal(got, 'ok');
+      const at = Object.fromEntries(events);
+      assert.ok(at['device got bytes']! >= wroteAt, 'the handshake left after the customer spoke');
+
+      for (let i = 0; i < 200 && !events.some(([e]) => e === 'device closed'); i++)
+        await new Promise((r) => setTimeout(r, 10));
+      // A customer that connects and goes away (a reset) without a byte: the device connection opened for it closes too.
+      events.length = 0;
+      const q = net.connect(tp.port, '127.0.0.1');
+      q.on('error', () => {});
+      await new Promise((r) => q.once('connect', r));
+      for (let i = 0; i < 100 && events.length === 0; i++) await new Promise((r) => setTimeout(r, 10)); // up to 1 s
+      q.resetAndDestroy();
+      for (let i = 0; i < 200 && events.length < 2; i++) await new Promise((r) => setTimeout(r, 10));
+      assert.deepEqual(
+        events.map(([e]) => e),
+        ['device accepted', 'device closed'],
+      );
+      for (let i = 0; i < 100 && tp.stats.active > 0; i++) await new Promise((r) => setTimeout(r, 10));
+      assert.equal(tp.stats.active, 0);
+    } finally {
+      await tp.close();
+      await new Promise<void>((r) => srv.close(() => r()));
+    }
+  });

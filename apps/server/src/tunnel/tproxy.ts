@@ -96,8 +96,11 @@ export function createTransparentProxy(d: TransparentProxyDeps): TransparentProx
    * joined), only for backpressure: every read stop and restart costs libuv two epoll_ctl calls,
    * four per connection with the promise-based peek and handshake this replaced.
    *   peek:   the customer's first bytes until SNI / Host is known, PEEK_MAX, its FIN or the timeout;
-   *   dial:   the device's socket opened, the handshake + those bytes written at once; customer bytes
-   *           arriving meanwhile are held (HOLD_MAX, then the customer is paused);
+   *           the device's socket is opened at accept, so its TCP handshake over the device tunnel
+   *           runs while the customer's first bytes are on their way (as redsocks dials at accept)
+   *           instead of after them; nothing is written to it yet, and it must not speak;
+   *   dial:   the handshake + those bytes written at once; customer bytes arriving meanwhile are
+   *           held (HOLD_MAX, then the customer is paused);
    *   joined: bytes both ways with backpressure; a FIN is passed on as a FIN (half-open both ways),
    *           a reset or error as a reset (when the device revokes the connection it resets its
    *           socket, and the customer must hear of it at once, not after what is still queued).
@@ -111,7 +114,7 @@ export function createTransparentProxy(d: TransparentProxyDeps): TransparentProx
     let server: ProxySocket | null = null;
     let answered: (b: Buffer) => number | undefined = () => undefined;
     let host = dst.address;
-    let timer: NodeJS.Timeout | null = setTimeout(() => dial(), peekTimeoutMs);
+    let timer: NodeJS.Timeout | null = null;
 
     const fail = (err: unknown): void => {
       stats.failed++;
@@ -134,18 +137,12 @@ export function createTransparentProxy(d: TransparentProxyDeps): TransparentProx
       const h = deviceHandshake(route, host, dst.port, buf);
       answered = h.answered;
       buf = EMPTY;
-      const s = openDeviceSocket(route, lean);
-      server = s;
-      sockets.add(s);
+      // The connect started at accept counts toward the device's answer time, as before.
       timer = setTimeout(
         () => fail(new Error(`no answer from the device in ${connectTimeoutMs} ms`)),
         connectTimeoutMs,
       );
-      s.on('data', onServerData);
-      s.on('end', onServerEnd);
-      s.on('error', onServerError);
-      s.on('close', onServerClose);
-      s.write(h.hello);
+      server!.write(h.hello);
     }
 
     const onClientData = (c: Buffer): void => {
@@ -168,6 +165,8 @@ export function createTransparentProxy(d: TransparentProxyDeps): TransparentProx
     const resumeServer = (): void => void server?.resume();
 
     const onServerData = (c: Buffer): void => {
+      // The device's proxies never speak first: bytes before our handshake are not an answer.
+      if (phase === 'peek') return void fail(new Error('the device sent bytes before the handshake'));
       if (phase === 'joined') {
         if (!client.write(c)) {
           server!.pause();
@@ -216,6 +215,14 @@ export function createTransparentProxy(d: TransparentProxyDeps): TransparentProx
       client.destroy();
     };
 
+    const s = openDeviceSocket(route, lean);
+    server = s;
+    sockets.add(s);
+    s.on('data', onServerData);
+    s.on('end', onServerEnd);
+    s.on('error', onServerError);
+    s.on('close', onServerClose);
+    timer = setTimeout(() => dial(), peekTimeoutMs);
     client.on('data', onClientData);
     client.on('end', () => {
       clientEnded = true;
