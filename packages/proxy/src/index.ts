@@ -35,7 +35,7 @@ export {
   type CachedResolve,
   type DnsCacheOptions,
 } from './dns-cache.js';
-export { relay, TAIL_MAX, TAIL_TRIES, type RelayOptions, type RelayResult } from './relay.js';
+export { forwardEarly, relay, TAIL_MAX, TAIL_TRIES, type RelayOptions, type RelayResult } from './relay.js';
 export { ConnectionMeter, MIN_BURST_BYTES, type ConnectionMeterOptions } from './limits/meter.js';
 export {
   createHandshakeGuard,

@@ -56,6 +56,22 @@ export const TAIL_MAX = 16 * 1024;
 /** How many chunks a direction may hold in its life: after that it is a stream, written as it comes. */
 export const TAIL_TRIES = 4;
 
+/**
+ * Bytes a client sent right behind its handshake go to the target at once, before the caller answers
+ * the handshake, when nothing may hold them back (no meter, or an unlimited one): the target starts on
+ * them while the answer is on its way to the client. The transparent proxy for OpenVPN customers sends
+ * the customer's request behind its CONNECT / SOCKS5 CONNECT; written after the answer, it reached the
+ * target ~0.13 ms later on this lab's device. Counted on the meter as relay() would. Returns what is
+ * left for relay()'s `first`: nothing, or all of it when a limit applies (the metered pump charges and
+ * paces it).
+ */
+export function forwardEarly(target: ProxySocket, first: Buffer, meter: Meter | undefined): Buffer {
+  if (first.length === 0 || (meter && meter.unlimited?.() !== true)) return first;
+  meter?.take('up', first.length);
+  target.write(first);
+  return first.subarray(first.length);
+}
+
 export function relay(
   client: ProxySocket,
   target: ProxySocket,

@@ -7,6 +7,7 @@ import { once } from 'node:events';
 import {
   ConnectionMeter,
   createHttpProxy,
+  forwardEarly,
   createSocks5Server,
   type Dial,
   type Meter,
@@ -88,6 +89,27 @@ async function tunnel(proxyPort: number, targetPort: number): Promise<{ s: net.S
   assert.match(head.toString('latin1', 0, end), /^HTTP\/1\.1 200 /);
   return { s, rest: head.subarray(end) };
 }
+
+it('forwardEarly: early bytes are written at once and counted with no limit; under a rate limit or a budget they are left to the metered pump', () => {
+  const writes: Buffer[] = [];
+  const target = { write: (b: Buffer) => writes.push(b) > 0 } as unknown as ProxySocket;
+  const early = Buffer.from('GET / HTTP/1.1\r\n\r\n');
+  // No meter, then an unlimited one (its usage still counts the bytes).
+  assert.equal(forwardEarly(target, early, undefined).length, 0);
+  const free = new ConnectionMeter({});
+  assert.equal(forwardEarly(target, early, free).length, 0);
+  assert.equal(free.used, early.length);
+  assert.equal(writes.length, 2);
+  // Nothing to send: nothing written.
+  assert.equal(forwardEarly(target, Buffer.alloc(0), undefined).length, 0);
+  assert.equal(writes.length, 2);
+  // A rate limit or a budget: untouched, for relay()'s metered pump to pace and charge.
+  for (const limited of [new ConnectionMeter({ upKbps: 100 }), new ConnectionMeter({ budgetBytes: 10 })]) {
+    assert.equal(forwardEarly(target, early, limited), early);
+    assert.equal(limited.used, 0);
+  }
+  assert.equal(writes.length, 2);
+});
 
 it('a 1000 kbps down limit delivers 1 Mbit/s within 10 % over 3 s through HTTP CONNECT', async () => {
   const src = await source();

@@ -15,7 +15,7 @@ import { createPolicyDialer, classifyDialError } from '../dialer.js';
 import { BudgetSpent, MeteredFeed, NamedHolds } from '../limits/flow.js';
 import type { HandshakeGuard } from '../limits/guard.js';
 import { silentLogger } from '../logger.js';
-import { relay } from '../relay.js';
+import { forwardEarly, relay } from '../relay.js';
 import type { RelayHandoff } from '../lean/handoff.js';
 import { ProxyServer, SocketAuthContext } from '../server-base.js';
 import type { AllowNoAuth, AuthContext, Authenticate, Dial, Logger, Meter } from '../types.js';
@@ -234,10 +234,11 @@ class HttpConnection {
     this.socket.removeListener('end', this.onEnd);
     this.socket.removeListener('timeout', this.onTimeout);
     this.socket.setTimeout(0);
-    this.socket.write('HTTP/1.1 200 Connection Established\r\n\r\n');
-    // Bytes the customer sent right behind the CONNECT head (e.g. an eager ClientHello) go first.
-    const first = this.buf;
+    // Bytes the customer sent right behind the CONNECT head (e.g. an eager ClientHello, or the request
+    // behind the transparent proxy's CONNECT) go first, ahead of our answer when no limit holds them.
+    const first = forwardEarly(upstream, this.buf, meter);
     this.buf = EMPTY;
+    this.socket.write('HTTP/1.1 200 Connection Established\r\n\r\n');
     // The relay owns pausing from here (it resumes the socket itself).
     relay(
       this.socket,

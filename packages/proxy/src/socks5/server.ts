@@ -14,7 +14,7 @@ import { proxyError, type PPError } from '../errors.js';
 import { createPolicyDialer, classifyDialError } from '../dialer.js';
 import type { HandshakeGuard } from '../limits/guard.js';
 import { silentLogger } from '../logger.js';
-import { relay } from '../relay.js';
+import { forwardEarly, relay } from '../relay.js';
 import type { RelayHandoff } from '../lean/handoff.js';
 import { ProxyServer, SocketAuthContext, normalizeIp } from '../server-base.js';
 import type { AllowNoAuth, AuthContext, Authenticate, Dial, Logger, Principal } from '../types.js';
@@ -257,10 +257,11 @@ class Socks5Connection {
     }
     if (this.socket.destroyed) return void target.destroy();
     this.finishHandshake();
+    // Optimistic data the client sent before our reply goes first, ahead of the reply when no limit holds it.
+    const first = forwardEarly(target, this.buf, this.granted?.meter);
+    this.buf = EMPTY;
     // RFC 1928 §6: BND.ADDR/BND.PORT of a CONNECT reply is the address the server used to connect.
     this.socket.write(encodeReply(REP.SUCCEEDED, normalizeIp(target.localAddress) || '0.0.0.0', target.localPort ?? 0));
-    const first = this.buf; // optimistic data sent before our reply
-    this.buf = EMPTY;
     relay(
       this.socket,
       target,
