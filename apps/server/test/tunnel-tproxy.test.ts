@@ -86,6 +86,34 @@ function exchange(port: number, send: string, until: (got: string) => boolean): 
   });
 }
 
+/**
+ * A device that answers (200, then `body(first line of the request)`, then its FIN) only once it holds
+ * the CONNECT head and a whole request behind it. `tap` sees its accepts, each chunk and its closes.
+ */
+async function answerAfterRequest(
+  body: (requestLine: string) => string,
+  tap: { accepted?: () => void; chunk?: (c: string, first: boolean) => void; closed?: () => void } = {},
+) {
+  const srv = net.createServer((s) => {
+    tap.accepted?.();
+    let buf = '';
+    s.on('error', () => {});
+    s.on('close', () => tap.closed?.());
+    s.on('data', (d) => {
+      tap.chunk?.(d.toString('latin1'), buf === '');
+      buf += d.toString('latin1');
+      const end = buf.indexOf('\r\n\r\n');
+      if (end >= 0 && buf.slice(end + 4).includes('\r\n\r\n'))
+        s.end(`HTTP/1.1 200 Connection Established\r\n\r\n${body(buf.slice(end + 4).split('\r\n')[0]!)}`);
+    });
+  });
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+  return {
+    port: (srv.address() as net.AddressInfo).port,
+    close: () => new Promise<void>((r) => srv.close(() => r())),
+  };
+}
+
 for (const sockets of ENGINES)
   test(`transparent proxy (${sockets} sockets): Host peek -> CONNECT domain via the mapped device with its credentials`, async () => {
     const stub = await deviceProxyStub();
@@ -219,21 +247,9 @@ for (const sockets of ENGINES)
     // This "device" answers only once it holds the customer's request too: a proxy that waited for the
     // 200 before sending the request (two round trips over the tunnel) would get no answer at all.
     const chunks: string[] = [];
-    const srv = net.createServer((s) => {
-      let buf = '';
-      s.on('error', () => {});
-      s.on('data', (d) => {
-        chunks.push(d.toString('latin1'));
-        buf += d.toString('latin1');
-        const end = buf.indexOf('\r\n\r\n');
-        if (end >= 0 && buf.slice(end + 4).includes('\r\n\r\n')) {
-          s.end(`HTTP/1.1 200 Connection Established\r\n\r\nanswer to ${buf.slice(end + 4).split('\r\n')[0]}`);
-        }
-      });
-    });
-    await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+    const dev = await answerAfterRequest((line) => `answer to ${line}`, { chunk: (c) => chunks.push(c) });
     const tp = await loopbackTproxy(sockets, 80, 200, {
-      proxyPort: (srv.address() as net.AddressInfo).port,
+      proxyPort: dev.port,
       protocol: 'http',
       username: 'dave',
       password: 'pw',
@@ -245,7 +261,7 @@ for (const sockets of ENGINES)
       assert.match(chunks[0]!, /^CONNECT example\.test:80 HTTP\/1\.1\r\n[\s\S]*\r\n\r\nGET \/x HTTP\/1\.1\r\n/);
     } finally {
       await tp.close();
-      await new Promise<void>((r) => srv.close(() => r()));
+      await dev.close();
     }
   });
 
@@ -314,22 +330,13 @@ for (const sockets of ENGINES)
 for (const sockets of ENGINES)
   test(`transparent proxy (${sockets} sockets): the device is dialled at accept, so its TCP handshake overlaps the peek; nothing is written to it before the customer's first bytes, and a customer that leaves silent closes it`, async () => {
     const events: Array<[string, number]> = [];
-    const srv = net.createServer((s) => {
-      events.push(['device accepted', Date.now()]);
-      let buf = '';
-      s.on('error', () => {});
-      s.on('close', () => events.push(['device closed', Date.now()]));
-      s.on('data', (d) => {
-        if (buf === '') events.push(['device got bytes', Date.now()]);
-        buf += d.toString('latin1');
-        const end = buf.indexOf('\r\n\r\n');
-        if (end >= 0 && buf.slice(end + 4).includes('\r\n\r\n'))
-          s.end(`${'HTTP/1.1 200 Connection Established\r\n\r\n'}ok`);
-      });
+    const dev = await answerAfterRequest(() => 'ok', {
+      accepted: () => events.push(['device accepted', Date.now()]),
+      chunk: (_c, first) => first && events.push(['device got bytes', Date.now()]),
+      closed: () => events.push(['device closed', Date.now()]),
     });
-    await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
     const tp = await loopbackTproxy(sockets, 80, 2_000, {
-      proxyPort: (srv.address() as net.AddressInfo).port,
+      proxyPort: dev.port,
       protocol: 'http',
       username: 'fay',
       password: 'pw',
@@ -374,6 +381,6 @@ for (const sockets of ENGINES)
       assert.equal(tp.stats.active, 0);
     } finally {
       await tp.close();
-      await new Promise<void>((r) => srv.close(() => r()));
+      await dev.close();
     }
   });
