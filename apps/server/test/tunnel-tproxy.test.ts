@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import * as net from 'node:net';
 import pino from 'pino';
 import { createSocks5Server } from '@pocketproxy/proxy';
-import { createTransparentProxy } from '../src/tunnel/tproxy.js';
+import { createTransparentProxy, type TransparentProxyDeps } from '../src/tunnel/tproxy.js';
 
 // Every case runs on both socket kinds (LeanSocket, the default, and the node:net fallback).
 const ENGINES = ['lean', 'node'] as const;
@@ -19,6 +19,7 @@ async function loopbackTproxy(
   dstPort: number,
   peekTimeoutMs: number,
   route?: { proxyPort: number; protocol: 'http' | 'socks5'; username: string; password: string },
+  more: Partial<TransparentProxyDeps> = {},
 ) {
   const tp = createTransparentProxy({
     host: '127.0.0.1',
@@ -27,6 +28,7 @@ async function loopbackTproxy(
     sockets,
     getOriginalDst: () => ({ address: '192.0.2.10', port: dstPort, family: 'IPv4' }),
     peekTimeoutMs,
+    ...more,
   });
   if (route) tp.clients.set('127.0.0.1', { deviceVpnIp: '127.0.0.1', ...route });
   await tp.start();
@@ -379,6 +381,53 @@ for (const sockets of ENGINES)
       );
       for (let i = 0; i < 100 && tp.stats.active > 0; i++) await new Promise((r) => setTimeout(r, 10));
       assert.equal(tp.stats.active, 0);
+    } finally {
+      await tp.close();
+      await dev.close();
+    }
+  });
+
+for (const sockets of ENGINES)
+  test(`transparent proxy (${sockets} sockets): silent customers in bulk hold at most earlyDialsPerDevice device connections before they speak; the others dial after their peek, and every one is served`, async () => {
+    // Each device connection opened at accept sits in the device's handshake guard until the handshake;
+    // a customer opening silent connections in bulk must not fill it for the device's other customers.
+    let accepted = 0;
+    const dev = await answerAfterRequest(() => 'ok', { accepted: () => accepted++ });
+    const tp = await loopbackTproxy(
+      sockets,
+      80,
+      2_000,
+      { proxyPort: dev.port, protocol: 'http', username: 'gus', password: 'pw' },
+      { earlyDialsPerDevice: 2 },
+    );
+    try {
+      const silent = async () => {
+        const c = net.connect(tp.port, '127.0.0.1');
+        c.on('error', () => {});
+        await new Promise((r) => c.once('connect', r));
+        return c;
+      };
+      const customers = [await silent(), await silent(), await silent(), await silent()];
+      // 400 ms: past the 200 ms delayed-ACK limit, so every device connection opened is accepted by now.
+      await new Promise((r) => setTimeout(r, 400));
+      assert.equal(accepted, 2, 'two device connections opened early, the other two wait for their peek');
+      const answers = customers.map(
+        (c) =>
+          new Promise<string>((resolve) => {
+            let got = '';
+            c.on('data', (d) => (got += d.toString('latin1')));
+            c.once('close', () => resolve(got));
+          }),
+      );
+      for (const c of customers) c.write('GET /x HTTP/1.1\r\nHost: example.test\r\n\r\n');
+      assert.deepEqual(await Promise.all(answers), ['ok', 'ok', 'ok', 'ok']);
+      assert.equal(accepted, 4);
+      // The slots came back: the next silent customer is dialled at accept again.
+      for (let i = 0; i < 100 && tp.stats.active > 0; i++) await new Promise((r) => setTimeout(r, 10));
+      const next = await silent();
+      await new Promise((r) => setTimeout(r, 400));
+      assert.equal(accepted, 5);
+      next.destroy();
     } finally {
       await tp.close();
       await dev.close();

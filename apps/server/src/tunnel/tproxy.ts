@@ -51,6 +51,11 @@ export interface TransparentProxyDeps {
   peekTimeoutMs?: number;
   connectTimeoutMs?: number;
   maxConnections?: number;
+  /**
+   * Device connections opened at accept and still waiting for their customer's first bytes, at most
+   * this many per device (default 256); past it a connection's device socket opens at the end of its peek.
+   */
+  earlyDialsPerDevice?: number;
   /** POCKETPROXY_TPROXY_SOCKETS; 'lean' (the default) falls back to 'node' where Node lacks the TCP handle binding. */
   sockets?: TproxySockets;
   /** POCKETPROXY_TPROXY_SPLICE: joined connections to the native relay (default true; needs lean and the addon). */
@@ -88,6 +93,11 @@ export function createTransparentProxy(d: TransparentProxyDeps): TransparentProx
   const peekTimeoutMs = d.peekTimeoutMs ?? 300;
   const connectTimeoutMs = d.connectTimeoutMs ?? 10_000;
   const maxConnections = d.maxConnections ?? 20_000;
+  // A device connection waiting for its handshake sits in the device's handshake guard (total cap 2,048
+  // by default, shared by all of that device's customers): customers opening silent connections in
+  // bulk must not fill it, so only this many per device are opened before their customer speaks.
+  const earlyDialsPerDevice = d.earlyDialsPerDevice ?? 256;
+  const earlyDials = new Map<string, number>();
   let port = d.port;
 
   /**
@@ -98,7 +108,8 @@ export function createTransparentProxy(d: TransparentProxyDeps): TransparentProx
    *   peek:   the customer's first bytes until SNI / Host is known, PEEK_MAX, its FIN or the timeout;
    *           the device's socket is opened at accept, so its TCP handshake over the device tunnel
    *           runs while the customer's first bytes are on their way (as redsocks dials at accept)
-   *           instead of after them; nothing is written to it yet, and it must not speak;
+   *           instead of after them (up to earlyDialsPerDevice such sockets per device; past that,
+   *           at the end of the peek); nothing is written to it yet, and it must not speak;
    *   dial:   the handshake + those bytes written at once; customer bytes arriving meanwhile are
    *           held (HOLD_MAX, then the customer is paused);
    *   joined: bytes both ways with backpressure; a FIN is passed on as a FIN (half-open both ways),
@@ -115,6 +126,15 @@ export function createTransparentProxy(d: TransparentProxyDeps): TransparentProx
     let answered: (b: Buffer) => number | undefined = () => undefined;
     let host = dst.address;
     let timer: NodeJS.Timeout | null = null;
+    // Whether this connection holds one of its device's early-dial slots.
+    let early = false;
+    const leaveEarly = (): void => {
+      if (!early) return;
+      early = false;
+      const n = (earlyDials.get(route.deviceVpnIp) ?? 1) - 1;
+      if (n > 0) earlyDials.set(route.deviceVpnIp, n);
+      else earlyDials.delete(route.deviceVpnIp);
+    };
 
     const fail = (err: unknown): void => {
       stats.failed++;
@@ -137,12 +157,13 @@ export function createTransparentProxy(d: TransparentProxyDeps): TransparentProx
       const h = deviceHandshake(route, host, dst.port, buf);
       answered = h.answered;
       buf = EMPTY;
-      // The connect started at accept counts toward the device's answer time, as before.
+      // A connect started at accept counts toward the device's answer time, as before.
       timer = setTimeout(
         () => fail(new Error(`no answer from the device in ${connectTimeoutMs} ms`)),
         connectTimeoutMs,
       );
-      server!.write(h.hello);
+      leaveEarly();
+      (server ?? openServer()).write(h.hello);
     }
 
     const onClientData = (c: Buffer): void => {
@@ -215,13 +236,23 @@ export function createTransparentProxy(d: TransparentProxyDeps): TransparentProx
       client.destroy();
     };
 
-    const s = openDeviceSocket(route, lean);
-    server = s;
-    sockets.add(s);
-    s.on('data', onServerData);
-    s.on('end', onServerEnd);
-    s.on('error', onServerError);
-    s.on('close', onServerClose);
+    function openServer(): ProxySocket {
+      const s = openDeviceSocket(route, lean);
+      server = s;
+      sockets.add(s);
+      s.on('data', onServerData);
+      s.on('end', onServerEnd);
+      s.on('error', onServerError);
+      s.on('close', onServerClose);
+      return s;
+    }
+
+    const dialling = earlyDials.get(route.deviceVpnIp) ?? 0;
+    if (dialling < earlyDialsPerDevice) {
+      earlyDials.set(route.deviceVpnIp, dialling + 1);
+      early = true;
+      openServer();
+    }
     timer = setTimeout(() => dial(), peekTimeoutMs);
     client.on('data', onClientData);
     client.on('end', () => {
@@ -235,6 +266,7 @@ export function createTransparentProxy(d: TransparentProxyDeps): TransparentProx
     client.on('close', () => {
       if (timer) clearTimeout(timer);
       timer = null;
+      leaveEarly();
       server?.destroy();
     });
   }
