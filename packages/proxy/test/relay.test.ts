@@ -15,15 +15,20 @@ import {
   type ProxySocket,
 } from '../src/index.js';
 import {
+  authenticate,
+  basic,
   cleanup,
   connect,
   onCleanup,
+  PASS,
   readUntil,
+  socksHandshake,
   socksRequest,
   tcpEcho,
   testDial,
   untilClose,
   untilHead,
+  USER,
 } from './helpers.js';
 
 after(cleanup);
@@ -109,6 +114,50 @@ it('forwardEarly: early bytes are written at once and counted with no limit; und
     assert.equal(limited.used, 0);
   }
   assert.equal(writes.length, 2);
+});
+
+it('early bytes behind a CONNECT (HTTP) or a SOCKS5 CONNECT reach the target before our answer goes out, when no limit holds them', async () => {
+  // The dial hands back the target socket with its write recorded: at the moment the early bytes are
+  // written there, how much had the server written to the customer? HTTP 0 = the 200 had not gone yet;
+  // SOCKS5 4 = the greeting and auth answers only, not the CONNECT reply.
+  const echo = await tcpEcho();
+  for (const kind of ['http', 'socks5'] as const) {
+    const seen: number[] = [];
+    let customerSide: { bytesWritten: number } | undefined;
+    const dial: Dial = async (o) => {
+      const up = await testDial(o);
+      const write = up.write.bind(up) as (b: Buffer | string) => boolean;
+      (up as { write: (b: Buffer | string) => boolean }).write = (b) => {
+        seen.push(customerSide?.bytesWritten ?? -1);
+        return write(b);
+      };
+      return up;
+    };
+    const p = kind === 'http' ? createHttpProxy({ authenticate, dial }) : createSocks5Server({ authenticate, dial });
+    p.server.on('connection', (s: { bytesWritten: number }) => {
+      customerSide = s;
+    });
+    const port = (await p.listen(0, '127.0.0.1')).port;
+    onCleanup(() => p.close());
+    let got: Buffer;
+    if (kind === 'http') {
+      const s = await connect(port);
+      s.write(`CONNECT 127.0.0.1:${echo} HTTP/1.1\r\nProxy-Authorization: ${basic(USER, PASS)}\r\n\r\nearly-bytes`);
+      got = await readUntil(s, (b) => b.includes('early-bytes'));
+    } else {
+      const early = Buffer.concat([socksRequest(1, '127.0.0.1', echo), Buffer.from('early-bytes')]);
+      const { s, reply } = await socksHandshake(port, 'ok', early);
+      got = reply!.includes('early-bytes')
+        ? reply!
+        : Buffer.concat([reply!, await readUntil(s, (b) => b.includes('early-bytes'))]);
+    }
+    assert.ok(got.includes('early-bytes'), `${kind}: the echo of the early bytes came back`);
+    assert.equal(
+      seen[0],
+      kind === 'http' ? 0 : 4,
+      `${kind}: written to the target before our answer (customer bytes written then: ${seen[0]})`,
+    );
+  }
 });
 
 it('a 1000 kbps down limit delivers 1 Mbit/s within 10 % over 3 s through HTTP CONNECT', async () => {
