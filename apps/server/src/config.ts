@@ -47,9 +47,11 @@ const Schema = z.object({
     .default('pp0'),
   POCKETPROXY_TPROXY_PORT: port.default(12345),
   POCKETPROXY_TPROXY_SOCKETS: z
-    .enum(['lean', 'node'])
-    .default('lean')
-    .describe("transparent proxy's sockets: lean (Node's TCP handle, no stream machinery) or node (node:net)"),
+    .enum(['native', 'lean', 'node'])
+    .default('native')
+    .describe(
+      "transparent proxy's sockets: native (accept to splice in the addon), lean (Node's TCP handle, no stream machinery) or node (node:net)",
+    ),
   POCKETPROXY_DEVICE_SUBNET: z
     .string()
     .regex(/^\d+\.\d+\.\d+\.\d+\/(1[6-9]|2[0-9]|30)$/, 'must be an IPv4 CIDR from /16 to /30')
@@ -151,7 +153,7 @@ export interface Config {
   readonly relayName: string;
   readonly tunnelInterface: string;
   readonly tproxyPort: number;
-  readonly tproxySockets: 'lean' | 'node';
+  readonly tproxySockets: 'native' | 'lean' | 'node';
   readonly deviceSubnet: string;
   readonly tunnelMtu: number;
   /** TUN and UDP offloads in the tunnel process (packages/tun). */

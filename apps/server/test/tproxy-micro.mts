@@ -4,11 +4,11 @@
 //   ip netns add tpmicro && ip netns exec tpmicro ip link set lo up
 //   ip netns exec tpmicro nft 'add table ip t; add chain ip t out { type nat hook output priority -100; };
 //     add rule ip t out ip daddr 127.0.0.9 tcp dport 80 redirect to :12345'
-//   ip netns exec tpmicro env SOCKETS=lean node --import tsx --conditions=source apps/server/test/tproxy-micro.mts
+//   ip netns exec tpmicro env SOCKETS=native node --import tsx --conditions=source apps/server/test/tproxy-micro.mts
 //
 // newconn-load (packages/testkit/bench, compiled here) opens a new connection per 1 KiB GET to
 // 127.0.0.9:80, 32 at a time for MS (5 s), redirected to the proxy under test on :12345: MICRO=tproxy
-// (this process; SOCKETS=lean|node) or MICRO=redsocks (Debian's, http-connect). Behind either, a stub
+// (this process; SOCKETS=native|lean|node) or MICRO=redsocks (Debian's, http-connect). Behind either, a stub
 // device proxy in another process answers CONNECT and then the GET. Prints the proxy process's CPU per
 // connection (user and system time, from process.cpuUsage or /proc/<pid>/stat).
 import { execFileSync, spawn } from 'node:child_process';
@@ -16,14 +16,13 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
-import { getOriginalDst } from '@pocketproxy/tun';
 import { createTransparentProxy } from '../src/tunnel/tproxy.js';
 
 const STUB_PORT = 23001;
 const N = Number(process.env.CONC ?? 32);
 const MS = Number(process.env.MS ?? 5000);
 const MODE = process.env.MICRO ?? 'tproxy';
-const SOCKETS = process.env.SOCKETS === 'node' ? 'node' : 'lean';
+const SOCKETS = process.env.SOCKETS === 'node' || process.env.SOCKETS === 'lean' ? process.env.SOCKETS : 'native';
 const dir = mkdtempSync(join(tmpdir(), 'tproxy-micro-'));
 const load = join(dir, 'newconn-load');
 execFileSync('cc', [
@@ -73,7 +72,6 @@ if (MODE === 'redsocks') {
     host: '127.0.0.1',
     port: 12345,
     logger: pino({ level: 'warn' }),
-    getOriginalDst,
     sockets: SOCKETS,
   });
   tp.clients.set('127.0.0.1', {

@@ -11,7 +11,7 @@ import fc from 'fast-check';
 import pino from 'pino';
 import { createTransparentProxy, type TransparentProxy } from '../src/tunnel/tproxy.js';
 
-const ENGINES = ['lean', 'node'] as const;
+const ENGINES = ['native', 'lean', 'node'] as const;
 const OK = 'HTTP/1.1 200 Connection Established\r\n\r\n';
 
 /** A device proxy: CONNECT answered by `answer` (default 200 then an echo); records what it got and its sockets' ends. */
@@ -50,7 +50,7 @@ async function device(
 
 async function proxyTo(
   devicePort: number,
-  sockets: 'lean' | 'node',
+  sockets: (typeof ENGINES)[number],
   o: { connectTimeoutMs?: number; peekTimeoutMs?: number } = {},
 ) {
   const tp = createTransparentProxy({
@@ -62,6 +62,8 @@ async function proxyTo(
     sockets,
     ...o,
   });
+  // The engine asked for is the one running (native needs the addon, which the tests build).
+  assert.equal(tp.sockets, sockets);
   tp.clients.set('127.0.0.1', {
     deviceVpnIp: '127.0.0.1',
     proxyPort: devicePort,

@@ -23,6 +23,7 @@
 // sockets and nothing else, and the fds in pipes are bounded by the pairs moving bytes right now.
 #include <errno.h>
 #include <fcntl.h>
+#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/epoll.h>
@@ -32,6 +33,9 @@
 
 #include <napi.h>
 
+#include <algorithm>
+#include <cstring>
+#include <deque>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -77,7 +81,35 @@ struct Relay {
   uint64_t last = 0;     // loop time of the last byte moved
   uint64_t idle_ms = 0;
   bool reset_on_error = false;  // a failed side closes the other with a reset, not a FIN
+  bool quiet = false;           // a transparent proxy's pair: no progress, no done callback
 };
+
+// A transparent proxy's connection before it joins (see the section "Transparent listener" below).
+struct Tconn {
+  uint32_t id = 0;
+  int cfd = -1;  // the customer
+  int dfd = -1;  // the device's proxy port
+  bool dialling = false;   // false: peek (reading the customer's first bytes); true: handshake sent or due
+  bool connected = false;  // the device socket's connect() completed
+  bool client_eof = false;
+  bool early = false;      // holds one of its device's early-dial slots
+  bool socks = false;
+  uint32_t dev_addr = 0;   // network order
+  uint16_t dev_port = 0;   // host order
+  uint16_t dst_port = 0;
+  std::string client_ip;
+  std::string dev_ip;
+  std::string dst_ip;
+  std::string buf;  // peek: the customer's bytes; dial: the device's answer so far
+  std::string out;  // the handshake (and peeked bytes) not written yet
+  size_t out_off = 0;
+  uint64_t deadline = 0;
+};
+
+constexpr uint64_t kTagTconn = 1ull << 63;
+constexpr uint64_t kTagListener = 1ull << 62;
+constexpr size_t kPeekMax = 16 * 1024;
+constexpr int kAcceptBurst = 64;
 
 }  // namespace
 
@@ -86,7 +118,9 @@ class SpliceRelay : public Napi::ObjectWrap<SpliceRelay> {
   static Napi::Function Init(Napi::Env env) {
     return DefineClass(env, "SpliceRelay",
                        {InstanceMethod<&SpliceRelay::Start>("start"), InstanceMethod<&SpliceRelay::Kill>("kill"),
-                        InstanceMethod<&SpliceRelay::Stats>("stats"), InstanceMethod<&SpliceRelay::Close>("close")});
+                        InstanceMethod<&SpliceRelay::Stats>("stats"), InstanceMethod<&SpliceRelay::Close>("close"),
+                        InstanceMethod<&SpliceRelay::Listen>("listen"),
+                        InstanceMethod<&SpliceRelay::ListenStats>("listenStats")});
   }
 
   // new SpliceRelay(onDone(id, up, down, reason), onProgress(Float64Array [id, up, down]*))
@@ -112,6 +146,9 @@ class SpliceRelay : public Napi::ObjectWrap<SpliceRelay> {
     timer_ = new uv_timer_t;
     uv_timer_init(loop_, timer_);
     timer_->data = this;
+    deadline_timer_ = new uv_timer_t;
+    uv_timer_init(loop_, deadline_timer_);
+    deadline_timer_->data = this;
     env_ = env;
     napi_add_env_cleanup_hook(env, EnvCleanup, this);
   }
@@ -217,6 +254,17 @@ class SpliceRelay : public Napi::ObjectWrap<SpliceRelay> {
   }
 
   void Shutdown() {
+    for (auto& [id, t] : tconns_) {
+      if (t->cfd >= 0) ::close(t->cfd);
+      if (t->dfd >= 0) ::close(t->dfd);
+      delete t;
+    }
+    tconns_.clear();
+    early_.clear();
+    if (lfd_ >= 0) {
+      ::close(lfd_);
+      lfd_ = -1;
+    }
     for (auto& [id, r] : relays_) Release(r);
     relays_.clear();
     for (auto& p : pool_) {
@@ -230,11 +278,12 @@ class SpliceRelay : public Napi::ObjectWrap<SpliceRelay> {
       uv_close(reinterpret_cast<uv_handle_t*>(poll_), [](uv_handle_t* h) { delete reinterpret_cast<uv_poll_t*>(h); });
       poll_ = nullptr;
     }
-    if (timer_ != nullptr) {
-      uv_timer_stop(timer_);
-      timer_->data = nullptr;
-      uv_close(reinterpret_cast<uv_handle_t*>(timer_), [](uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); });
-      timer_ = nullptr;
+    for (uv_timer_t** t : {&timer_, &deadline_timer_}) {
+      if (*t == nullptr) continue;
+      uv_timer_stop(*t);
+      (*t)->data = nullptr;
+      uv_close(reinterpret_cast<uv_handle_t*>(*t), [](uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); });
+      *t = nullptr;
     }
     if (epfd_ >= 0) {
       ::close(epfd_);
@@ -263,7 +312,7 @@ class SpliceRelay : public Napi::ObjectWrap<SpliceRelay> {
   }
 
   void Disarm() {
-    if (poll_ != nullptr) uv_poll_stop(poll_);
+    if (poll_ != nullptr && lfd_ < 0 && tconns_.empty()) uv_poll_stop(poll_);
     if (timer_ != nullptr) uv_timer_stop(timer_);
   }
 
@@ -284,8 +333,19 @@ class SpliceRelay : public Napi::ObjectWrap<SpliceRelay> {
       int n = epoll_wait(epfd_, evs, kEvents, 0);
       if (n <= 0) return;
       for (int i = 0; i < n; i++) {
+        const uint64_t tag = evs[i].data.u64;
+        if (tag & kTagListener) {
+          AcceptSome();
+          continue;
+        }
+        if (tag & kTagTconn) {
+          Napi::HandleScope conn_scope(Env());
+          auto t = tconns_.find(static_cast<uint32_t>((tag & ~kTagTconn) >> 1));
+          if (t != tconns_.end()) OnTconn(t->second, static_cast<int>(tag & 1), evs[i].events);
+          continue;
+        }
         // A pair ended earlier in this batch is gone from the map: its later events are skipped.
-        auto it = relays_.find(static_cast<uint32_t>(evs[i].data.u64 >> 1));
+        auto it = relays_.find(static_cast<uint32_t>(tag >> 1));
         if (it == relays_.end()) continue;
         Relay* r = it->second;
         int reason = -1;
@@ -432,6 +492,7 @@ class SpliceRelay : public Napi::ObjectWrap<SpliceRelay> {
 
   // Closes the sockets (which also takes them out of epoll: we hold their only fds) and frees the pair.
   void Release(Relay* r) {
+    if (r->quiet) t_active_--;
     for (int s = 0; s < 2; s++)
       if (r->fd[s] >= 0) ::close(r->fd[s]);
     ReturnPipe(r->dir[0]);
@@ -453,8 +514,10 @@ class SpliceRelay : public Napi::ObjectWrap<SpliceRelay> {
     const uint32_t id = r->id;
     const double up = static_cast<double>(r->dir[0].bytes - r->dir[0].reported);
     const double down = static_cast<double>(r->dir[1].bytes - r->dir[1].reported);
+    const bool quiet = r->quiet;
     Release(r);
     if (relays_.empty()) Disarm();
+    if (quiet) return;
     Napi::Env env = Env();
     CallJs(env, on_done_, Value(),
            {Napi::Number::New(env, id), Napi::Number::New(env, up), Napi::Number::New(env, down),
@@ -468,6 +531,7 @@ class SpliceRelay : public Napi::ObjectWrap<SpliceRelay> {
     std::vector<uint32_t> idle;
     std::vector<double> moved;
     for (auto& [id, r] : relays_) {
+      if (r->quiet) continue;
       if (r->idle_ms > 0 && now - r->last >= r->idle_ms) {
         idle.push_back(id);
         continue;
@@ -494,6 +558,492 @@ class SpliceRelay : public Napi::ObjectWrap<SpliceRelay> {
     }
   }
 
+  // ---- Transparent listener ----------------------------------------------------------------------
+  // The relay's transparent proxy for OpenVPN customers (apps/server tunnel/tproxy.ts, docs/design.md
+  // §2.4) with its socket work here instead of in JS: accept, SO_ORIGINAL_DST, the peek of the
+  // customer's first bytes, the device socket (opened at accept, up to earlyDialsPerDevice per
+  // device), the handshake written with the peeked bytes behind it, the device's answer read; then
+  // the two sockets join as a pair of this engine (quiet: the device counts the bytes). JS is asked
+  // three things per connection, each one call: route(clientIp, fd, dstIp, dstPort) -> [deviceIp,
+  // devicePort, socks, dstIp, dstPort] | undefined (which connection serves this customer; in `ask`
+  // mode dstIp is '' and JS finds the original destination); hello(clientIp, deviceIp, devicePort,
+  // dstIp, dstPort, peeked, final) -> the handshake with the peeked bytes | undefined (a name may
+  // still come: read more) | null (refused); answered(socks, bytes) -> the answer's length, -1 when
+  // more is needed, -2 refused. event(kind, clientIp, dstIp, dstPort, detail) reports refusals and
+  // failures (JS logs them, rate-limited). The parsers (SNI / Host, the answers) stay in TypeScript,
+  // fuzzed there; what is here is sockets and states:
+  //   peek: the customer's bytes are read (at most kPeekMax) until hello() has a handshake, the
+  //         customer's FIN, kPeekMax or the peek deadline; the device must not speak meanwhile;
+  //   dial: the handshake goes once the device socket is connected; the customer is not read
+  //         (its bytes wait in its socket, its window is the hold limit); the device's answer is
+  //         read until answered() has it, by the connect deadline;
+  //   joined: a quiet Relay (reset on error): the answer's rest goes to the customer first.
+  // A failure resets the customer and closes the device socket; a customer that resets or errs
+  // before the join resets the device socket.
+
+  // listen(host, port, {peekMs, connectMs, earlyDialsPerDevice, maxConnections, kernelDst}, route, hello, answered, event) -> port
+  Napi::Value Listen(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (info.Length() != 7 || !info[0].IsString() || !info[1].IsNumber() || !info[2].IsObject() ||
+        !info[3].IsFunction() || !info[4].IsFunction() || !info[5].IsFunction() || !info[6].IsFunction())
+      throw Napi::TypeError::New(env, "listen(host, port, options, route, hello, answered, event)");
+    if (epfd_ < 0) throw Napi::Error::New(env, "SpliceRelay is closed");
+    if (lfd_ >= 0) throw Napi::Error::New(env, "listen: already listening");
+    auto o = info[2].As<Napi::Object>();
+    auto num = [&](const char* k, double dflt) {
+      Napi::Value v = o.Get(k);
+      return v.IsNumber() ? v.As<Napi::Number>().DoubleValue() : dflt;
+    };
+    peek_ms_ = static_cast<uint64_t>(std::max(1.0, num("peekMs", 300)));
+    connect_ms_ = static_cast<uint64_t>(std::max(1.0, num("connectMs", 10000)));
+    early_cap_ = static_cast<uint32_t>(std::max(0.0, num("earlyDialsPerDevice", 256)));
+    max_conns_ = static_cast<uint64_t>(std::max(1.0, num("maxConnections", 20000)));
+    Napi::Value kd = o.Get("kernelDst");
+    kernel_dst_ = !kd.IsBoolean() || kd.As<Napi::Boolean>().Value();
+
+    sockaddr_in sa{};
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons(static_cast<uint16_t>(info[1].As<Napi::Number>().Uint32Value()));
+    std::string host = info[0].As<Napi::String>().Utf8Value();
+    if (inet_pton(AF_INET, host.c_str(), &sa.sin_addr) != 1)
+      throw Napi::TypeError::New(env, "listen: host must be an IPv4 address");
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) throw ErrnoError(env, "socket", errno);
+    int one = 1, zero = 0;
+    // Nagle off and delayed-ACK mode, both inherited by every accepted socket: the ACK of a
+    // customer's request rides on the answer instead of crossing both OpenVPN processes alone.
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 ||
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) != 0 ||
+        setsockopt(fd, IPPROTO_TCP, TCP_QUICKACK, &zero, sizeof zero) != 0 ||
+        bind(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0 || ::listen(fd, 511) != 0) {
+      int e = errno;
+      ::close(fd);
+      throw ErrnoError(env, "listen", e);
+    }
+    socklen_t sl = sizeof sa;
+    getsockname(fd, reinterpret_cast<sockaddr*>(&sa), &sl);
+    epoll_event ev{};
+    ev.events = EPOLLIN;  // level-triggered: a burst left for the next turn is reported again
+    ev.data.u64 = kTagListener;
+    if (epoll_ctl(epfd_, EPOLL_CTL_ADD, fd, &ev) != 0) {
+      int e = errno;
+      ::close(fd);
+      throw ErrnoError(env, "epoll_ctl", e);
+    }
+    lfd_ = fd;
+    on_route_ = Napi::Persistent(info[3].As<Napi::Function>());
+    on_hello_ = Napi::Persistent(info[4].As<Napi::Function>());
+    on_answered_ = Napi::Persistent(info[5].As<Napi::Function>());
+    on_event_ = Napi::Persistent(info[6].As<Napi::Function>());
+    if (poll_ != nullptr) {
+      uv_poll_start(poll_, UV_READABLE, PollCb);
+      uv_unref(reinterpret_cast<uv_handle_t*>(poll_));
+    }
+    return Napi::Number::New(env, ntohs(sa.sin_port));
+  }
+
+  Napi::Value ListenStats(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    auto o = Napi::Object::New(env);
+    o.Set("accepted", Napi::Number::New(env, static_cast<double>(t_accepted_)));
+    o.Set("refused", Napi::Number::New(env, static_cast<double>(t_refused_)));
+    o.Set("failed", Napi::Number::New(env, static_cast<double>(t_failed_)));
+    o.Set("active", Napi::Number::New(env, static_cast<double>(t_active_)));
+    o.Set("spliced", Napi::Number::New(env, static_cast<double>(t_joined_)));
+    o.Set("waiting", Napi::Number::New(env, static_cast<double>(tconns_.size())));
+    return o;
+  }
+
+  // A call into JS that must not throw into libuv: an exception counts as `undefined` here and is
+  // reported as uncaught (a bug in the callback, not a customer's doing).
+  Napi::Value Ask(Napi::FunctionReference& fn, std::initializer_list<napi_value> args) {
+    Napi::Env env = Env();
+    try {
+      return fn.Call(args);
+    } catch (const Napi::Error& e) {
+      napi_fatal_exception(env, e.Value());
+      return env.Undefined();
+    }
+  }
+
+  void Event(const char* kind, const Tconn* t, const std::string& detail) {
+    Napi::Env env = Env();
+    Ask(on_event_, {Napi::String::New(env, kind), Napi::String::New(env, t->client_ip),
+                    Napi::String::New(env, t->dst_ip), Napi::Number::New(env, t->dst_port),
+                    Napi::String::New(env, detail)});
+  }
+
+  static std::string ErrText(int e) { return std::string(strerror(e)); }
+
+  void AcceptSome() {
+    Napi::HandleScope scope(Env());
+    for (int k = 0; k < kAcceptBurst && lfd_ >= 0; k++) {
+      sockaddr_storage peer{};
+      socklen_t pl = sizeof peer;
+      int fd = accept4(lfd_, reinterpret_cast<sockaddr*>(&peer), &pl, SOCK_NONBLOCK | SOCK_CLOEXEC);
+      if (fd < 0) {
+        if (errno == EINTR || errno == ECONNABORTED || errno == EPROTO) continue;
+        if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) PauseAccept();
+        return;
+      }
+      if (t_active_ >= max_conns_) {
+        ::close(fd);
+        continue;
+      }
+      t_accepted_++;
+      Accepted(fd, peer);
+    }
+  }
+
+  // Out of fds or memory: the listener is not watched for 100 ms (it would report the same backlog
+  // at every turn), then again.
+  void PauseAccept() {
+    epoll_event ev{};
+    ev.data.u64 = kTagListener;
+    epoll_ctl(epfd_, EPOLL_CTL_MOD, lfd_, &ev);
+    accept_paused_until_ = uv_now(loop_) + 100;
+    ArmDeadline(accept_paused_until_);
+  }
+
+  void Accepted(int fd, const sockaddr_storage& peer) {
+    Napi::Env env = Env();
+    auto* t = new Tconn;
+    t->cfd = fd;
+    char ip[INET6_ADDRSTRLEN] = "";
+    if (peer.ss_family == AF_INET) {
+      inet_ntop(AF_INET, &reinterpret_cast<const sockaddr_in*>(&peer)->sin_addr, ip, sizeof ip);
+    } else if (peer.ss_family == AF_INET6) {
+      const in6_addr& a = reinterpret_cast<const sockaddr_in6*>(&peer)->sin6_addr;
+      if (IN6_IS_ADDR_V4MAPPED(&a)) inet_ntop(AF_INET, &a.s6_addr[12], ip, sizeof ip);
+      else inet_ntop(AF_INET6, &a, ip, sizeof ip);
+    }
+    t->client_ip = ip;
+    if (kernel_dst_) {
+      sockaddr_in dst{};
+      socklen_t dl = sizeof dst;
+      // <linux/netfilter_ipv4.h> SO_ORIGINAL_DST (80), as original_dst.cc.
+      if (getsockopt(fd, SOL_IP, 80, &dst, &dl) != 0 || dst.sin_family != AF_INET) {
+        t_refused_++;
+        Event("nodst", t, ErrText(errno));
+        ::close(fd);
+        delete t;
+        return;
+      }
+      char d[INET_ADDRSTRLEN];
+      inet_ntop(AF_INET, &dst.sin_addr, d, sizeof d);
+      t->dst_ip = d;
+      t->dst_port = ntohs(dst.sin_port);
+    }
+    Napi::Value r = Ask(on_route_, {Napi::String::New(env, t->client_ip), Napi::Number::New(env, fd),
+                                    Napi::String::New(env, t->dst_ip), Napi::Number::New(env, t->dst_port)});
+    if (!r.IsArray()) {
+      t_refused_++;
+      ::close(fd);
+      delete t;
+      return;
+    }
+    auto a = r.As<Napi::Array>();
+    t->dev_ip = a.Get(0u).ToString().Utf8Value();
+    t->dev_port = static_cast<uint16_t>(a.Get(1u).ToNumber().Uint32Value());
+    t->socks = a.Get(2u).ToBoolean().Value();
+    t->dst_ip = a.Get(3u).ToString().Utf8Value();
+    t->dst_port = static_cast<uint16_t>(a.Get(4u).ToNumber().Uint32Value());
+    in_addr dev{};
+    if (inet_pton(AF_INET, t->dev_ip.c_str(), &dev) != 1 || t->dev_port == 0) {
+      t_refused_++;
+      Event("badroute", t, t->dev_ip);
+      ::close(fd);
+      delete t;
+      return;
+    }
+    t->dev_addr = dev.s_addr;
+    while (next_tconn_ == 0 || tconns_.count(next_tconn_) != 0) next_tconn_++;
+    t->id = next_tconn_++;
+    tconns_[t->id] = t;
+    t_active_++;
+    if (WatchConn(EPOLL_CTL_ADD, t, 0) != 0) return Drop(t, false);
+    uint32_t& n = early_[t->dev_addr];
+    if (n < early_cap_) {
+      n++;
+      t->early = true;
+      if (!OpenDevice(t)) return;
+    } else if (n == 0) {
+      early_.erase(t->dev_addr);
+    }
+    t->deadline = uv_now(loop_) + peek_ms_;
+    peekq_.emplace_back(t->deadline, t->id);
+    ArmDeadline(t->deadline);
+  }
+
+  int WatchConn(int op, Tconn* t, int side) {
+    epoll_event ev{};
+    ev.events = side == 0 ? (EPOLLIN | EPOLLRDHUP | EPOLLET) : kWatch;
+    ev.data.u64 = kTagTconn | (static_cast<uint64_t>(t->id) << 1) | static_cast<uint64_t>(side);
+    return epoll_ctl(epfd_, op, side == 0 ? t->cfd : t->dfd, &ev);
+  }
+
+  // The device's proxy port, non-blocking, Nagle off, in delayed-ACK mode (the handshake's last ACK
+  // rides on the first write). False: the connection failed and is gone.
+  bool OpenDevice(Tconn* t) {
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) return Fail(t, ErrText(errno));
+    t->dfd = fd;
+    int one = 1, zero = 0;
+    setsockopt(fd, IPPROTO_TCP, TCP_QUICKACK, &zero, sizeof zero);
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    sockaddr_in sa{};
+    sa.sin_family = AF_INET;
+    sa.sin_addr.s_addr = t->dev_addr;
+    sa.sin_port = htons(t->dev_port);
+    if (connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) == 0) t->connected = true;
+    else if (errno != EINPROGRESS) return Fail(t, ErrText(errno));
+    if (WatchConn(EPOLL_CTL_ADD, t, 1) != 0) return Fail(t, ErrText(errno));
+    return true;
+  }
+
+  void LeaveEarly(Tconn* t) {
+    if (!t->early) return;
+    t->early = false;
+    auto it = early_.find(t->dev_addr);
+    if (it == early_.end()) return;
+    if (--it->second == 0) early_.erase(it);
+  }
+
+  // The connection leaves the waiting states: its fds are closed (the customer's with a reset when
+  // `reset_client`; the device's with a reset when `reset_device`) unless `keep_fds` (the join).
+  void Remove(Tconn* t, bool keep_fds, bool reset_client, bool reset_device) {
+    LeaveEarly(t);
+    tconns_.erase(t->id);
+    if (!keep_fds) {
+      t_active_--;
+      if (t->cfd >= 0) {
+        if (reset_client) Reset(t->cfd);
+        ::close(t->cfd);
+      }
+      if (t->dfd >= 0) {
+        if (reset_device) Reset(t->dfd);
+        ::close(t->dfd);
+      }
+    }
+    delete t;
+    if (relays_.empty()) Disarm();
+  }
+
+  // The customer went away (reset or error) before the join: the device socket is reset.
+  void Drop(Tconn* t, bool reset_client) { Remove(t, false, reset_client, true); }
+
+  // The device refused, failed or was not reached: the customer is reset. Always false.
+  bool Fail(Tconn* t, const std::string& why) {
+    t_failed_++;
+    Event("failed", t, why);
+    Remove(t, false, true, false);
+    return false;
+  }
+
+  static int SocketError(int fd) {
+    int e = 0;
+    socklen_t l = sizeof e;
+    if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &e, &l) != 0) return errno;
+    return e;
+  }
+
+  void OnTconn(Tconn* t, int side, uint32_t events) {
+    if (side == 0) {
+      if (events & (EPOLLERR | EPOLLHUP)) return Drop(t, true);
+      if (!t->dialling && (events & (EPOLLIN | EPOLLRDHUP))) ReadPeek(t);
+      return;  // while dialling the customer is not read: its bytes wait in its socket
+    }
+    if (events & EPOLLERR) {
+      int e = SocketError(t->dfd);
+      Fail(t, ErrText(e != 0 ? e : ECONNRESET));
+      return;
+    }
+    if (!t->connected && (events & EPOLLOUT)) {
+      int e = SocketError(t->dfd);
+      if (e != 0) return (void)Fail(t, ErrText(e));
+      t->connected = true;
+    }
+    if (!t->dialling) {
+      // The device's proxies never speak first: bytes (or a close) before our handshake are not an answer.
+      if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP)) Fail(t, "the device sent bytes before the handshake");
+      return;
+    }
+    if (t->connected && !Flush(t)) return;
+    if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP)) ReadAnswer(t);
+  }
+
+  void ReadPeek(Tconn* t) {
+    size_t before = t->buf.size();
+    char tmp[kPeekMax];
+    while (t->buf.size() < kPeekMax) {
+      ssize_t n = ::recv(t->cfd, tmp, kPeekMax - t->buf.size(), 0);
+      if (n > 0) {
+        t->buf.append(tmp, static_cast<size_t>(n));
+        continue;
+      }
+      if (n == 0) {
+        t->client_eof = true;
+        break;
+      }
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) break;
+      return Drop(t, true);
+    }
+    const bool final = t->client_eof || t->buf.size() >= kPeekMax;
+    if (t->buf.size() == before && !final) return;
+    Dial(t, final);
+  }
+
+  // hello(): the handshake, or (not final) undefined to read more. Then the device socket opens if
+  // it is not open yet, and the handshake goes as soon as it is connected.
+  void Dial(Tconn* t, bool final) {
+    Napi::Env env = Env();
+    Napi::Value h = Ask(on_hello_, {Napi::String::New(env, t->client_ip), Napi::String::New(env, t->dev_ip),
+                                    Napi::Number::New(env, t->dev_port), Napi::String::New(env, t->dst_ip),
+                                    Napi::Number::New(env, t->dst_port),
+                                    Napi::Buffer<char>::Copy(env, t->buf.data(), t->buf.size()),
+                                    Napi::Boolean::New(env, final)});
+    if (h.IsUndefined() && !final) return;
+    if (!h.IsBuffer()) return (void)Fail(t, "no route for this customer any more");
+    auto b = h.As<Napi::Buffer<char>>();
+    t->out.assign(b.Data(), b.Length());
+    t->out_off = 0;
+    t->buf.clear();
+    t->dialling = true;
+    LeaveEarly(t);
+    t->deadline = uv_now(loop_) + connect_ms_;
+    dialq_.emplace_back(t->deadline, t->id);
+    ArmDeadline(t->deadline);
+    if (t->dfd < 0 && !OpenDevice(t)) return;
+    if (t->connected) Flush(t);
+  }
+
+  // Writes what is left of the handshake. False: the connection failed and is gone.
+  bool Flush(Tconn* t) {
+    while (t->out_off < t->out.size()) {
+      ssize_t n = ::send(t->dfd, t->out.data() + t->out_off, t->out.size() - t->out_off, MSG_NOSIGNAL | MSG_DONTWAIT);
+      if (n > 0) {
+        t->out_off += static_cast<size_t>(n);
+        continue;
+      }
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return true;
+      return Fail(t, ErrText(errno));
+    }
+    return true;
+  }
+
+  void ReadAnswer(Tconn* t) {
+    char tmp[16 * 1024];
+    bool eof = false;
+    for (;;) {
+      ssize_t n = ::recv(t->dfd, tmp, sizeof tmp, 0);
+      if (n > 0) {
+        t->buf.append(tmp, static_cast<size_t>(n));
+        if (t->buf.size() > 64 * 1024) return (void)Fail(t, "the device's answer is too long");
+        continue;
+      }
+      if (n == 0) {
+        eof = true;
+        break;
+      }
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) break;
+      return (void)Fail(t, ErrText(errno));
+    }
+    if (!t->buf.empty()) {
+      Napi::Env env = Env();
+      Napi::Value v = Ask(on_answered_, {Napi::Boolean::New(env, t->socks),
+                                         Napi::Buffer<char>::Copy(env, t->buf.data(), t->buf.size())});
+      const double n = v.IsNumber() ? v.As<Napi::Number>().DoubleValue() : -2;
+      if (n >= 0 && n <= static_cast<double>(t->buf.size())) return Join(t, static_cast<size_t>(n), eof);
+      if (n != -1) return (void)Fail(t, "the device refused the connection");
+    }
+    if (eof) Fail(t, "the device closed before answering");
+  }
+
+  // The answer is complete: both sockets become a quiet pair (reset on error), the answer's rest
+  // and any handshake bytes still unwritten going first.
+  void Join(Tconn* t, size_t answer_len, bool device_eof) {
+    auto* r = new Relay;
+    while (next_id_ == 0 || relays_.count(next_id_) != 0) next_id_++;
+    r->id = next_id_++;
+    started_++;
+    t_joined_++;
+    r->quiet = true;
+    r->reset_on_error = true;
+    r->fd[0] = t->cfd;
+    r->fd[1] = t->dfd;
+    r->dir[0].src = 0;
+    r->dir[0].dst = 1;
+    r->dir[1].src = 1;
+    r->dir[1].dst = 0;
+    if (t->out_off < t->out.size()) r->dir[0].pending = t->out.substr(t->out_off);
+    r->dir[0].eof = t->client_eof;
+    r->dir[1].pending = t->buf.substr(answer_len);
+    r->dir[1].eof = device_eof;
+    t->cfd = t->dfd = -1;
+    Remove(t, true, false, false);
+    relays_[r->id] = r;
+    r->last = uv_now(loop_);
+    if (Watch(EPOLL_CTL_MOD, r, 0) != 0 || Watch(EPOLL_CTL_MOD, r, 1) != 0) return Finish(r, kError);
+    if (relays_.size() == 1) Arm();
+    // Edges already passed (the customer's bytes waiting since the peek): pump now.
+    if (!Pump(r, r->dir[0]) || !Pump(r, r->dir[1])) Finish(r, kError);
+    else if (r->dir[0].done && r->dir[1].done) Finish(r, kClean);
+  }
+
+  // One timer for both deadlines: peeks expire in the order they started (same length), dials too.
+  void ArmDeadline(uint64_t at) {
+    if (deadline_timer_ == nullptr) return;
+    const uint64_t now = uv_now(loop_);
+    const uint64_t in = at > now ? at - now : 0;
+    if (uv_is_active(reinterpret_cast<uv_handle_t*>(deadline_timer_)) && uv_timer_get_due_in(deadline_timer_) <= in)
+      return;
+    uv_timer_start(deadline_timer_, DeadlineCb, in, 0);
+    uv_unref(reinterpret_cast<uv_handle_t*>(deadline_timer_));
+  }
+
+  static void DeadlineCb(uv_timer_t* h) {
+    auto* self = static_cast<SpliceRelay*>(h->data);
+    if (self != nullptr) self->Deadlines();
+  }
+
+  void Deadlines() {
+    Napi::HandleScope scope(Env());
+    const uint64_t now = uv_now(loop_);
+    if (accept_paused_until_ != 0 && accept_paused_until_ <= now && lfd_ >= 0) {
+      accept_paused_until_ = 0;
+      epoll_event ev{};
+      ev.events = EPOLLIN;
+      ev.data.u64 = kTagListener;
+      epoll_ctl(epfd_, EPOLL_CTL_MOD, lfd_, &ev);
+    }
+    while (!peekq_.empty() && peekq_.front().first <= now) {
+      const uint32_t id = peekq_.front().second;
+      const uint64_t at = peekq_.front().first;
+      peekq_.pop_front();
+      auto it = tconns_.find(id);
+      if (it == tconns_.end() || it->second->dialling || it->second->deadline != at) continue;
+      Napi::HandleScope conn_scope(Env());
+      Dial(it->second, true);
+    }
+    while (!dialq_.empty() && dialq_.front().first <= now) {
+      const uint32_t id = dialq_.front().second;
+      const uint64_t at = dialq_.front().first;
+      dialq_.pop_front();
+      auto it = tconns_.find(id);
+      if (it == tconns_.end() || !it->second->dialling || it->second->deadline != at) continue;
+      Napi::HandleScope conn_scope(Env());
+      Fail(it->second, "no answer from the device in " + std::to_string(connect_ms_) + " ms");
+    }
+    uint64_t next = UINT64_MAX;
+    if (!peekq_.empty()) next = peekq_.front().first;
+    if (!dialq_.empty()) next = std::min(next, dialq_.front().first);
+    if (accept_paused_until_ != 0) next = std::min(next, accept_paused_until_);
+    if (next != UINT64_MAX) ArmDeadline(next);
+  }
+
   Napi::FunctionReference on_done_;
   Napi::FunctionReference on_progress_;
   std::unique_ptr<Napi::AsyncContext> ctx_;
@@ -509,6 +1059,25 @@ class SpliceRelay : public Napi::ObjectWrap<SpliceRelay> {
   std::vector<std::pair<int, int>> pool_;
   size_t pipes_in_use_ = 0;
   int unsupported_ = 0;  // errno of a splice() the kernel refuses outright; start() then throws
+  // The transparent listener.
+  uv_timer_t* deadline_timer_ = nullptr;
+  Napi::FunctionReference on_route_;
+  Napi::FunctionReference on_hello_;
+  Napi::FunctionReference on_answered_;
+  Napi::FunctionReference on_event_;
+  int lfd_ = -1;
+  bool kernel_dst_ = true;
+  uint64_t peek_ms_ = 300;
+  uint64_t connect_ms_ = 10000;
+  uint32_t early_cap_ = 256;
+  uint64_t max_conns_ = 20000;
+  uint64_t accept_paused_until_ = 0;
+  uint32_t next_tconn_ = 1;
+  std::unordered_map<uint32_t, Tconn*> tconns_;
+  std::unordered_map<uint32_t, uint32_t> early_;  // device address -> connections dialled before their peek ended
+  std::deque<std::pair<uint64_t, uint32_t>> peekq_;
+  std::deque<std::pair<uint64_t, uint32_t>> dialq_;
+  uint64_t t_accepted_ = 0, t_refused_ = 0, t_failed_ = 0, t_active_ = 0, t_joined_ = 0;
 };
 
 Napi::Function InitSpliceRelay(Napi::Env env) { return SpliceRelay::Init(env); }

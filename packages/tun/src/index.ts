@@ -32,6 +32,9 @@ export {
   type SplicePairEvents,
   type SplicePairStart,
   type SpliceStats,
+  type TransparentHooks,
+  type TransparentListenOptions,
+  type TransparentListenStats,
 } from './splice.js';
 export { bindToDevice, validateInterfaceName, IFNAMSIZ } from './bind-device.js';
 export {

@@ -57,6 +57,74 @@ interface NativeSpliceRelay {
   kill(id: number, reset: number): [number, number] | null;
   stats(): SpliceStats;
   close(): void;
+  listen(
+    host: string,
+    port: number,
+    options: TransparentListenOptions,
+    route: TransparentHooks['route'],
+    hello: TransparentHooks['hello'],
+    answered: TransparentHooks['answered'],
+    event: TransparentHooks['event'],
+  ): number;
+  listenStats(): TransparentListenStats;
+}
+
+/**
+ * The transparent listener (native/splice_relay.cc, "Transparent listener"): accept, the original
+ * destination, the peek, the device socket and the handshake in C++; what needs a parser or a policy
+ * is asked of these hooks, one call each per connection (route at accept, hello per read of the
+ * customer's first bytes until it has a handshake, answered per read of the device's answer).
+ */
+export interface TransparentHooks {
+  /**
+   * The device connection for a customer: [deviceIp, devicePort, socks5, dstIp, dstPort], or undefined
+   * to refuse. `dstIp` is '' unless the engine read it from the kernel (`kernelDst`); `fd` is the
+   * customer's socket (for a destination found another way).
+   */
+  route(
+    clientIp: string,
+    fd: number,
+    dstIp: string,
+    dstPort: number,
+  ): [string, number, boolean, string, number] | undefined;
+  /** The handshake to write, with `peeked` behind it; undefined (only when not `final`): read more; null: refuse. */
+  hello(
+    clientIp: string,
+    deviceIp: string,
+    devicePort: number,
+    dstIp: string,
+    dstPort: number,
+    peeked: Buffer,
+    final: boolean,
+  ): Buffer | undefined | null;
+  /** The device's answer's length once complete; -1: more is needed; -2: refused. */
+  answered(socks5: boolean, bytes: Buffer): number;
+  /** A refusal or failure, for the log: kind 'nodst' | 'badroute' | 'failed'. */
+  event(kind: string, clientIp: string, dstIp: string, dstPort: number, detail: string): void;
+}
+
+export interface TransparentListenOptions {
+  /** How long the customer's first bytes are waited for (default 300 ms). */
+  readonly peekMs?: number;
+  /** How long the device has to answer the handshake (default 10,000 ms). */
+  readonly connectMs?: number;
+  /** Device sockets opened at accept, before their customer spoke, per device (default 256). */
+  readonly earlyDialsPerDevice?: number;
+  /** Customer connections at once; past it new ones are closed at accept (default 20,000). */
+  readonly maxConnections?: number;
+  /** Read the original destination with SO_ORIGINAL_DST (default true); false: `route` gets '' and finds it. */
+  readonly kernelDst?: boolean;
+}
+
+export interface TransparentListenStats {
+  readonly accepted: number;
+  readonly refused: number;
+  readonly failed: number;
+  /** Customer connections open: waiting (peek or handshake) plus joined. */
+  readonly active: number;
+  /** Joined pairs since the start. */
+  readonly spliced: number;
+  readonly waiting: number;
 }
 
 export class SpliceEngine {
@@ -99,6 +167,18 @@ export class SpliceEngine {
 
   stats(): SpliceStats {
     return this.native.stats();
+  }
+
+  /**
+   * Listens on host:port (IPv4) as a transparent proxy whose sockets stay in C++ (TransparentHooks);
+   * returns the port. One listener per engine; close() closes it with everything else.
+   */
+  listen(host: string, port: number, options: TransparentListenOptions, hooks: TransparentHooks): number {
+    return this.native.listen(host, port, options, hooks.route, hooks.hello, hooks.answered, hooks.event);
+  }
+
+  listenStats(): TransparentListenStats {
+    return this.native.listenStats();
   }
 
   /** Closes every pair (no callbacks) and the engine. */

@@ -61,6 +61,10 @@ const socks5Answered = (buf: Buffer): number | undefined => {
   return a.length;
 };
 
+/** How to read the device's answer to deviceHandshake for a connection of this protocol. */
+export const answerReader = (protocol: ConnectionRoute['protocol']): DeviceHandshake['answered'] =>
+  protocol === 'socks5' ? socks5Answered : readConnectAnswer;
+
 const optionsOf = (route: ConnectionRoute, host: string, port: number, timeoutMs?: number): ConnectViaOptions => ({
   proxyHost: route.deviceVpnIp,
   proxyPort: route.proxyPort,
@@ -74,13 +78,13 @@ const optionsOf = (route: ConnectionRoute, host: string, port: number, timeoutMs
 export function deviceHandshake(route: ConnectionRoute, host: string, port: number, early: Buffer): DeviceHandshake {
   if (route.protocol === 'socks5') {
     const hello = socks5Hello(optionsOf(route, host, port));
-    return { hello: early.length ? Buffer.concat([hello, early]) : hello, answered: socks5Answered };
+    return { hello: early.length ? Buffer.concat([hello, early]) : hello, answered: answerReader('socks5') };
   }
   const authority = net.isIPv6(host) ? `[${host}]:${port}` : `${host}:${port}`;
   const basic = Buffer.from(`${route.username}:${route.password}`, 'utf8').toString('base64');
   const head = `CONNECT ${authority} HTTP/1.1\r\nHost: ${authority}\r\nProxy-Authorization: Basic ${basic}\r\n\r\n`;
   const bytes = Buffer.from(head, 'latin1');
-  return { hello: early.length ? Buffer.concat([bytes, early]) : bytes, answered: readConnectAnswer };
+  return { hello: early.length ? Buffer.concat([bytes, early]) : bytes, answered: answerReader('http') };
 }
 
 /**

@@ -7,7 +7,6 @@ import {
   configureTun,
   createBatchUdpSocket,
   execRunner,
-  getOriginalDst,
   openTun,
 } from '@pocketproxy/tun';
 import { createFirewall, createRunner } from '@pocketproxy/netfw';
@@ -63,7 +62,6 @@ export async function runTunnel(config: Config): Promise<() => Promise<void>> {
         sockets: config.tproxySockets,
         splice: config.tproxySplice,
         logger,
-        getOriginalDst,
       });
   const tunnel = createTunnel({
     settings: {

@@ -13,13 +13,21 @@
 // refused: nothing ever leaves through the relay's own address. The device applies the
 // connection's state and limits to these sockets as to any other of that connection.
 //
-// Sockets: LeanSockets (packages/proxy lean/: Node's TCP handle without net.Socket's stream
-// machinery) on both sides by default, because a customer's short connection is two sockets' worth
-// of per-connection JavaScript here and that is where this path lost new connections/s to
-// redsocks (docs/benchmarks.md, "OpenVPN customer path"). POCKETPROXY_TPROXY_SOCKETS=node (or
-// `sockets: 'node'`) falls back to node:net, the same flow.
+// Sockets, by POCKETPROXY_TPROXY_SOCKETS (`sockets`):
+//   native (the default): the listener and both sockets of every connection live in the addon
+//     (@pocketproxy/tun SpliceEngine.listen, native/splice_relay.cc "Transparent listener"): accept,
+//     SO_ORIGINAL_DST, the peek, the device socket and the handshake in C++, then splice() between
+//     the two. JS is asked the three things that need a policy or a parser, one call each (which
+//     connection serves this customer; the handshake for these first bytes; is the device's answer
+//     complete), so the SNI / Host and answer parsers stay the fuzzed TypeScript ones. A customer's
+//     short connection was two sockets' worth of per-connection JavaScript and libuv work, which is
+//     where this path lost new connections/s to redsocks (docs/benchmarks.md, "OpenVPN customer path").
+//     Needs the addon and an IPv4 listen address; otherwise lean.
+//   lean: LeanSockets (packages/proxy lean/: Node's TCP handle without net.Socket's stream
+//     machinery) on both sides, one state machine per connection in JS (serve() below);
+//   node: the same flow on node:net.
 //
-// Joined: with LeanSockets and the addon, a joined connection leaves JS (packages/proxy
+// Joined, on lean sockets with the addon: a joined connection leaves JS (packages/proxy
 // lean/handoff.ts over @pocketproxy/tun's SpliceEngine: splice() kernel to kernel, a reset passed on
 // as a reset); it stays in the JS pump below when something of it still lives in JS (a write
 // queued, the customer's FIN already passed on). POCKETPROXY_TPROXY_SPLICE=false keeps every
@@ -34,20 +42,29 @@ import {
   type ProxySocket,
   type RelayHandoff,
 } from '@pocketproxy/proxy';
-import { addonAvailable, setTcpFlag, SpliceEngine, type OriginalDst } from '@pocketproxy/tun';
+import {
+  addonAvailable,
+  getOriginalDst,
+  setTcpFlag,
+  SpliceEngine,
+  type FdOwner,
+  type OriginalDst,
+  type TransparentHooks,
+} from '@pocketproxy/tun';
 import { badRequest, type PushHandler } from './push-server.js';
 import { ipv4ToNumber } from './ipv4.js';
 import { LogLimiter } from './limits.js';
-import { deviceHandshake, openDeviceSocket, type ConnectionRoute } from './device-dial.js';
+import { answerReader, deviceHandshake, openDeviceSocket, type ConnectionRoute } from './device-dial.js';
 
 export type OpenVpnClientRoute = ConnectionRoute;
-export type TproxySockets = 'lean' | 'node';
+export type TproxySockets = 'native' | 'lean' | 'node';
 
 export interface TransparentProxyDeps {
   host: string;
   port: number;
   logger: Logger;
-  getOriginalDst: (socket: net.Socket) => OriginalDst;
+  /** Where a customer was headed; default: the kernel's (SO_ORIGINAL_DST). Tests inject one. */
+  getOriginalDst?: (socket: FdOwner) => OriginalDst;
   peekTimeoutMs?: number;
   connectTimeoutMs?: number;
   maxConnections?: number;
@@ -56,9 +73,12 @@ export interface TransparentProxyDeps {
    * this many per device (default 256); past it a connection's device socket opens at the end of its peek.
    */
   earlyDialsPerDevice?: number;
-  /** POCKETPROXY_TPROXY_SOCKETS; 'lean' (the default) falls back to 'node' where Node lacks the TCP handle binding. */
+  /**
+   * POCKETPROXY_TPROXY_SOCKETS; 'native' (the default) falls back to 'lean' without the addon, with
+   * `splice: false` or on an IPv6 host, and 'lean' to 'node' where Node lacks the TCP handle binding.
+   */
   sockets?: TproxySockets;
-  /** POCKETPROXY_TPROXY_SPLICE: joined connections to the native relay (default true; needs lean and the addon). */
+  /** POCKETPROXY_TPROXY_SPLICE: joined connections to the native relay (default true; needs the addon). */
   splice?: boolean;
 }
 
@@ -67,6 +87,7 @@ export interface TransparentProxy {
   readonly routes: Record<string, PushHandler>;
   readonly port: number;
   readonly sockets: TproxySockets;
+  /** Counts since the start (a snapshot in native mode, where the addon keeps them). */
   readonly stats: { accepted: number; refused: number; failed: number; active: number; spliced: number };
   start(): Promise<void>;
   close(): Promise<void>;
@@ -86,10 +107,17 @@ export function createTransparentProxy(d: TransparentProxyDeps): TransparentProx
   const limit = new LogLimiter(10_000);
   const stats = { accepted: 0, refused: 0, failed: 0, active: 0, spliced: 0 };
   const sockets = new Set<ProxySocket>();
-  const engine: TproxySockets = d.sockets === 'node' || !leanBinding() ? 'node' : 'lean';
+  const want = d.sockets ?? 'native';
+  const engine: TproxySockets =
+    want === 'native' && d.splice !== false && addonAvailable() && net.isIPv4(d.host)
+      ? 'native'
+      : want === 'node' || !leanBinding()
+        ? 'node'
+        : 'lean';
   const lean = engine === 'lean';
-  const splice = lean && d.splice !== false && addonAvailable() ? new SpliceEngine() : undefined;
-  const handoff: RelayHandoff | undefined = splice && createHandoff(splice);
+  const splice = engine !== 'node' && d.splice !== false && addonAvailable() ? new SpliceEngine() : undefined;
+  const handoff: RelayHandoff | undefined = lean && splice ? createHandoff(splice) : undefined;
+  const originalDst = d.getOriginalDst ?? getOriginalDst;
   const peekTimeoutMs = d.peekTimeoutMs ?? 300;
   const connectTimeoutMs = d.connectTimeoutMs ?? 10_000;
   const maxConnections = d.maxConnections ?? 20_000;
@@ -292,7 +320,7 @@ export function createTransparentProxy(d: TransparentProxyDeps): TransparentProx
     let dst: OriginalDst;
     try {
       // Both socket kinds keep the TCP handle at `_handle`, which is all SO_ORIGINAL_DST reads.
-      dst = d.getOriginalDst(client as unknown as net.Socket);
+      dst = originalDst(client);
     } catch (err) {
       stats.refused++;
       if (limit.allow('nodst', Date.now()) !== undefined)
@@ -303,9 +331,60 @@ export function createTransparentProxy(d: TransparentProxyDeps): TransparentProx
   };
   // Half-open on both kinds: a customer's FIN ends its request, not the answer still coming back.
   // TCP_NODELAY is set on the listener (start()), which the kernel copies into every accepted socket.
-  const srv: LeanServer | net.Server = lean
-    ? new LeanServer({}, onConnection)
-    : net.createServer({ allowHalfOpen: true }, onConnection);
+  const srv: LeanServer | net.Server | undefined =
+    engine === 'native'
+      ? undefined
+      : lean
+        ? new LeanServer({}, onConnection)
+        : net.createServer({ allowHalfOpen: true }, onConnection);
+
+  // Native mode: the addon's questions (TransparentHooks), answered from the same map and with the
+  // same handshake and parsers as serve() above.
+  const hooks: TransparentHooks = {
+    route: (clientIp, fd, dstIp, dstPort) => {
+      const route = clients.get(clientIp);
+      if (!route) {
+        if (limit.allow(`nomap:${clientIp}`, Date.now()) !== undefined)
+          log.info({ clientIp }, 'no device mapped for this OpenVPN client; refused');
+        return undefined;
+      }
+      let address = dstIp;
+      let port = dstPort;
+      if (!address) {
+        try {
+          ({ address, port } = originalDst({ _handle: { fd } }));
+        } catch (err) {
+          if (limit.allow('nodst', Date.now()) !== undefined)
+            log.warn({ clientIp, err: String(err) }, 'no original destination (not redirected?); refused');
+          return undefined;
+        }
+      }
+      return [route.deviceVpnIp, route.proxyPort, route.protocol === 'socks5', address, port];
+    },
+    hello: (clientIp, deviceIp, devicePort, dstIp, dstPort, peeked, final) => {
+      const route = clients.get(clientIp);
+      // Remapped or gone since accept: the device socket already open is not this route's.
+      if (!route || route.deviceVpnIp !== deviceIp || route.proxyPort !== devicePort) return null;
+      const v = peeked.length ? classifyFirstBytes(peeked, PEEK_MAX) : undefined;
+      if (!final && !v?.done) return undefined;
+      return deviceHandshake(route, v?.done && v.host ? v.host : dstIp, dstPort, peeked).hello;
+    },
+    answered: (socks5, bytes) => {
+      try {
+        return answerReader(socks5 ? 'socks5' : 'http')(bytes) ?? -1;
+      } catch {
+        return -2;
+      }
+    },
+    event: (kind, clientIp, dstIp, dstPort, detail) => {
+      if (kind === 'nodst') {
+        if (limit.allow('nodst', Date.now()) !== undefined)
+          log.warn({ clientIp, err: detail }, 'no original destination (not redirected?); refused');
+      } else if (limit.allow(`fail:${clientIp}`, Date.now()) !== undefined) {
+        log.info({ clientIp, host: dstIp, port: dstPort, err: detail }, 'device proxy refused or unreachable');
+      }
+    },
+  };
 
   const routes: Record<string, PushHandler> = {
     'POST /openvpn/client': (body) => {
@@ -344,13 +423,31 @@ export function createTransparentProxy(d: TransparentProxyDeps): TransparentProx
   return {
     clients,
     routes,
-    stats,
+    get stats() {
+      return engine === 'native' && splice ? { ...splice.listenStats() } : stats;
+    },
     sockets: engine,
     get port() {
       return port;
     },
     start: () =>
       new Promise<void>((resolve, reject) => {
+        if (!srv) {
+          port = splice!.listen(
+            d.host,
+            d.port,
+            {
+              peekMs: peekTimeoutMs,
+              connectMs: connectTimeoutMs,
+              earlyDialsPerDevice,
+              maxConnections,
+              kernelDst: d.getOriginalDst === undefined,
+            },
+            hooks,
+          );
+          log.info({ port, sockets: engine }, 'transparent proxy listening');
+          return resolve();
+        }
         srv.once('error', reject);
         srv.listen(d.port, d.host, () => {
           srv.off('error', reject);
@@ -368,7 +465,7 @@ export function createTransparentProxy(d: TransparentProxyDeps): TransparentProx
       new Promise<void>((resolve) => {
         for (const s of sockets) s.destroy();
         splice?.close();
-        if (!srv.listening) return resolve();
+        if (!srv?.listening) return resolve();
         srv.close(() => resolve());
       }),
   };
