@@ -240,7 +240,7 @@ for (const sockets of ENGINES) {
     }
   });
 
-  test(`tproxy hostile (${sockets}): a device that resets mid-answer resets the customer; one that refuses or never answers too`, async () => {
+  test(`tproxy hostile (${sockets}): a device that resets mid-answer resets the customer; one that refuses, never answers or never ends its answer too`, async () => {
     // Mid-answer reset (the device revoking the connection).
     const dev = await device((s) => {
       s.write(`${OK}partial`);
@@ -271,13 +271,23 @@ for (const sockets of ENGINES) {
       await settled(tp, silent.closed, 1);
       await silent.close();
 
+      // An answer head that never ends (100 KiB of header lines): the customer is reset once the
+      // reader's bound is passed, and none of it reaches the customer.
+      const endless = await device((s) => s.write(`HTTP/1.1 200 OK\r\n${'X-Fill: aaaaaaaaaaaaaaaa\r\n'.repeat(4000)}`));
+      tp.clients.set('127.0.0.1', { ...tp.clients.get('127.0.0.1')!, proxyPort: endless.port });
+      const r5 = await customer(tp.port, (c) => c.write('GET / HTTP/1.1\r\nHost: example.test\r\n\r\n'));
+      assert.equal(r5.got.length, 0);
+      assert.equal(r5.end, 'reset');
+      await settled(tp, endless.closed, 1);
+      await endless.close();
+
       // A device port nobody listens on.
       const gone = await device();
       await gone.close();
       tp.clients.set('127.0.0.1', { ...tp.clients.get('127.0.0.1')!, proxyPort: gone.port });
       const r4 = await customer(tp.port, (c) => c.write('x'));
       assert.equal(r4.end, 'reset');
-      assert.equal(tp.stats.failed, 3);
+      assert.equal(tp.stats.failed, 4);
     } finally {
       await tp.close();
       await dev.close();
