@@ -612,10 +612,11 @@ class SpliceRelay : public Napi::ObjectWrap<SpliceRelay> {
     int one = 1, zero = 0;
     // Nagle off and delayed-ACK mode, both inherited by every accepted socket: the ACK of a
     // customer's request rides on the answer instead of crossing both OpenVPN processes alone.
+    // TCP_QUICKACK only after listen(), which resets the socket's ACK state (inet_csk_listen_start).
     if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 ||
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) != 0 ||
-        setsockopt(fd, IPPROTO_TCP, TCP_QUICKACK, &zero, sizeof zero) != 0 ||
-        bind(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0 || ::listen(fd, 511) != 0) {
+        bind(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0 || ::listen(fd, 511) != 0 ||
+        setsockopt(fd, IPPROTO_TCP, TCP_QUICKACK, &zero, sizeof zero) != 0) {
       int e = errno;
       ::close(fd);
       throw ErrnoError(env, "listen", e);
