@@ -435,3 +435,51 @@ for (const sockets of ENGINES)
       await dev.close();
     }
   });
+
+for (const sockets of ENGINES)
+  test(`transparent proxy (${sockets} sockets): past maxConnections a new customer is closed at accept, nothing dialled for it; the others are served and the count comes back`, async () => {
+    let accepted = 0;
+    const dev = await answerAfterRequest(() => 'ok', { accepted: () => accepted++ });
+    const tp = await loopbackTproxy(
+      sockets,
+      80,
+      2_000,
+      { proxyPort: dev.port, protocol: 'http', username: 'hal', password: 'pw' },
+      { maxConnections: 2 },
+    );
+    const open = async () => {
+      const c = net.connect(tp.port, '127.0.0.1');
+      c.on('error', () => {});
+      await new Promise((r) => c.once('connect', r));
+      const answer = new Promise<string>((resolve) => {
+        let got = '';
+        c.on('data', (d) => (got += d.toString('latin1')));
+        c.once('close', () => resolve(got));
+      });
+      return { c, answer };
+    };
+    try {
+      const a = await open();
+      const b = await open();
+      const third = await open();
+      // The third is over the cap: closed by the proxy without a word, and no device connection for it.
+      const late = new Promise<string>((r) => setTimeout(() => r('still open after 1 s'), 1_000));
+      assert.equal(await Promise.race([third.answer, late]), '');
+      third.c.destroy();
+      // 400 ms: past the 200 ms delayed-ACK limit, so every device connection opened is accepted by now.
+      await new Promise((r) => setTimeout(r, 400));
+      assert.equal(accepted, 2, 'device connections only for the two within the cap');
+      assert.equal(tp.stats.active, 2);
+      for (const x of [a, b]) x.c.write('GET /x HTTP/1.1\r\nHost: example.test\r\n\r\n');
+      assert.deepEqual(await Promise.all([a.answer, b.answer]), ['ok', 'ok']);
+      for (let i = 0; i < 100 && tp.stats.active > 0; i++) await new Promise((r) => setTimeout(r, 10));
+      assert.equal(tp.stats.active, 0);
+      // Room again: a new customer is served.
+      const d = await open();
+      d.c.write('GET /x HTTP/1.1\r\nHost: example.test\r\n\r\n');
+      assert.equal(await d.answer, 'ok');
+    } finally {
+      await tp.close();
+      await dev.close();
+    }
+  });
