@@ -105,6 +105,15 @@ function cpuSnap(): CpuSnap {
   const c = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
   return { byRole, user, busy: (c[0]! + c[1]! + c[2]! + c[5]! + c[6]! + c[7]!) * CLK_US, softirq: c[6]! * CLK_US };
 }
+/** Each process's share of one core over a window (a stream: which process bounds it), busiest first. */
+function cpuShares(a: CpuSnap, b: CpuSnap, seconds: number): string {
+  return [...b.byRole]
+    .map(([role, us]) => [role, (100 * (us - (a.byRole.get(role) ?? 0))) / (seconds * 1e6)] as const)
+    .filter(([, pct]) => pct >= 1)
+    .sort((x, y) => y[1] - x[1])
+    .map(([role, pct]) => `${role} ${pct.toFixed(0)} %`)
+    .join(' · ');
+}
 function cpuLine(a: CpuSnap, b: CpuSnap, requests: number, seconds: number): string {
   const n = Math.max(1, requests);
   const parts = [...b.byRole]
@@ -206,7 +215,10 @@ export async function ovpnPhase(o: {
   const nsList = ['cust', 'relay', 'dev1', 'inet'];
   const measure = async (label: string, mode = 'direct', proxy?: string): Promise<Measured> => {
     const s0 = await Promise.all(nsList.map(snmp));
+    const st0 = cpuSnap();
+    const ts0 = Date.now();
     const mbit = await stream(proxy);
+    const shares = cpuShares(st0, cpuSnap(), (Date.now() - ts0) / 1000);
     const s1 = await Promise.all(nsList.map(snmp));
     const losses = nsList
       .map(
@@ -223,7 +235,8 @@ export async function ovpnPhase(o: {
     record(
       `ovpn: ${label}`,
       `${fmt(mbit)} Mbit/s · ${fmt(l.per_sec)} conn/s · added TTFB p50 ${fmt(m.ttfbAdded, 2)} ms`,
-      `one curl stream ${STREAM_S} s (TCP segments retransmitted / IP fragments made / UDP buffer drops: ${losses}); newconn-load ${mode} 32 at a time ${LOAD_MS / 1000} s (${l.requests} requests, ` +
+      `one curl stream ${STREAM_S} s (TCP segments retransmitted / IP fragments made / UDP buffer drops: ${losses}; ` +
+        `CPU of one core by process: ${shares}); newconn-load ${mode} 32 at a time ${LOAD_MS / 1000} s (${l.requests} requests, ` +
         `${l.errors} errors); TTFB ${TTFB_N} sequential p50 ${fmt(t.ttfb_p50_ms, 2)} / p90 ${fmt(t.ttfb_p90_ms, 2)} ms ` +
         `(${t.errors} errors); CPU µs per request: ${cpuLine(cpu0, cpu1, l.requests, (Date.now() - t0) / 1000)}`,
     );
