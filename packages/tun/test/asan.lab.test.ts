@@ -1,0 +1,98 @@
+// The addon's socket code under AddressSanitizer: the native relay and the transparent proxy's
+// listener (native/splice_relay.cc) face hostile customers and devices, so their tests (random bytes
+// and random cuts on both sides, forged and endless answers, caps, resets, half-closes) run again on
+// a build with -fsanitize=address, loaded by every test process through PP_TUN_ADDON with libasan
+// preloaded. Any invalid read or write, use after free or double free ends the run with a report.
+// Leak checking is off: Node itself is not built for it.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { cpSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+
+const root = new URL('../../../', import.meta.url).pathname;
+const TESTS = [
+  'apps/server/test/tunnel-tproxy.test.ts',
+  'apps/server/test/tunnel-tproxy-hostile.test.ts',
+  'packages/tun/test/splice.test.ts',
+];
+
+function libasan(): string | undefined {
+  const r = spawnSync('g++', ['-print-file-name=libasan.so'], { encoding: 'utf8' });
+  const path = r.status === 0 ? r.stdout.trim() : '';
+  return path.startsWith('/') && existsSync(path) ? path : undefined;
+}
+
+test('the native relay and transparent listener tests pass on an AddressSanitizer build of the addon', async (t) => {
+  const asan = process.platform === 'linux' ? libasan() : undefined;
+  if (!asan) {
+    console.error('\n*** SKIPPED: no libasan (g++ with AddressSanitizer is needed to build the addon with it) ***\n');
+    t.skip('no libasan');
+    return;
+  }
+  const dir = mkdtempSync(join(tmpdir(), 'pp-asan-'));
+  try {
+    cpSync(join(root, 'packages/tun/binding.gyp'), join(dir, 'binding.gyp'));
+    cpSync(join(root, 'packages/tun/native'), join(dir, 'native'), { recursive: true });
+    const flags = '-fsanitize=address -fno-omit-frame-pointer -g';
+    // Against the installed Node's headers, as npm's nodedir setting has the regular build do (no download).
+    const nodedir = process.env.npm_config_nodedir || dirname(dirname(process.execPath));
+    const gyp = join(root, 'node_modules/node-gyp/bin/node-gyp.js');
+    const build = spawnSync(process.execPath, [gyp, 'rebuild', `--nodedir=${nodedir}`], {
+      cwd: dir,
+      encoding: 'utf8',
+      // binding.gyp asks node for node-addon-api's include path: from the project's node_modules.
+      // No NODE_OPTIONS: the test runner's `--import tsx` does not resolve from the build's directory.
+      env: {
+        ...process.env,
+        NODE_OPTIONS: '',
+        CXXFLAGS: flags,
+        LDFLAGS: '-fsanitize=address',
+        NODE_PATH: join(root, 'node_modules'),
+      },
+      timeout: 10 * 60_000,
+    });
+    assert.equal(build.status, 0, `the sanitized build failed:\n${build.stdout}\n${build.stderr}`);
+    const addon = join(dir, 'build/Release/pp_tun.node');
+    const nm = spawnSync('nm', ['-D', addon], { encoding: 'utf8' });
+    assert.match(nm.stdout, /__asan_/, 'the build is instrumented');
+
+    const env: NodeJS.ProcessEnv = {
+      ...process.env,
+      PP_TUN_ADDON: addon,
+      LD_PRELOAD: asan,
+      ASAN_OPTIONS: 'detect_leaks=0:halt_on_error=1:exitcode=86',
+      NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --import tsx --conditions=source`.trim(),
+    };
+    // A test runner of its own, not a child of this one (which would skip the files).
+    delete env.NODE_TEST_CONTEXT;
+    // The tests load this build, not the regular one.
+    const which = spawnSync(
+      process.execPath,
+      [
+        '-e',
+        `import(${JSON.stringify(join(root, 'packages/tun/src/native.ts'))}).then((n) => console.log(n.ADDON_PATH, n.addonAvailable()))`,
+      ],
+      { cwd: root, env, encoding: 'utf8' },
+    );
+    assert.equal(which.stdout.trim(), `${addon} true`, which.stderr);
+
+    const run = spawnSync(process.execPath, ['--test', '--test-concurrency=1', '--test-reporter=tap', ...TESTS], {
+      cwd: root,
+      env,
+      encoding: 'utf8',
+      timeout: 15 * 60_000,
+      maxBuffer: 64 << 20,
+    });
+    const out = `${run.stdout}\n${run.stderr}`;
+    assert.doesNotMatch(out, /AddressSanitizer/, out.slice(out.indexOf('AddressSanitizer') - 2_000));
+    assert.equal(run.status, 0, out.slice(-4_000));
+    assert.match(out, /# fail 0/);
+    // The run's own summary (the last one: per-file summaries may come before it).
+    const pass = Number([...out.matchAll(/^# pass (\d+)$/gm)].at(-1)?.[1] ?? 0);
+    assert.ok(pass >= 50, `ran ${pass} tests`);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
