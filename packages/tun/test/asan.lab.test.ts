@@ -1,9 +1,10 @@
-// The addon's socket code under AddressSanitizer: the native relay and the transparent proxy's
-// listener (native/splice_relay.cc) face hostile customers and devices, so their tests (random bytes
+// The addon under AddressSanitizer: the native relay and the transparent proxy's listener
+// (native/splice_relay.cc) face hostile customers and devices, so their tests (random bytes
 // and random cuts on both sides, forged and endless answers, caps, resets, half-closes) run again on
 // a build with -fsanitize=address, loaded by every test process through PP_TUN_ADDON with libasan
-// preloaded. Any invalid read or write, use after free or double free ends the run with a report.
-// Leak checking is off: Node itself is not built for it.
+// preloaded; the addon's other unit tests (AEAD, offload parsing, batched UDP) too. Any invalid read
+// or write, use after free or double free ends the run with a report. Leak checking is off: Node
+// itself is not built for it.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -16,6 +17,12 @@ const TESTS = [
   'apps/server/test/tunnel-tproxy.test.ts',
   'apps/server/test/tunnel-tproxy-hostile.test.ts',
   'packages/tun/test/splice.test.ts',
+  // The rest of the addon's unit tests: the AEAD, offload (GSO/GRO) parsing, batched UDP, TCP flags.
+  'packages/tun/test/aead.test.ts',
+  'packages/tun/test/offload.test.ts',
+  'packages/tun/test/udp.test.ts',
+  'packages/tun/test/tcp-flags.test.ts',
+  'packages/tun/test/addon.test.ts',
 ];
 
 function libasan(): string | undefined {
