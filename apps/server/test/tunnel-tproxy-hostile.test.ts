@@ -253,33 +253,23 @@ for (const sockets of ENGINES) {
       assert.equal(r.end, 'reset');
       await settled(tp, dev.closed, 1);
 
-      // Refusal: 403 and close; the customer is reset, nothing of the answer reaches it.
-      const refuse = await device((s) => s.end('HTTP/1.1 403 Forbidden\r\n\r\nsecret'));
-      tp.clients.set('127.0.0.1', { ...tp.clients.get('127.0.0.1')!, proxyPort: refuse.port });
-      const r2 = await customer(tp.port, (c) => c.write('GET / HTTP/1.1\r\nHost: example.test\r\n\r\n'));
-      assert.equal(r2.got.length, 0);
-      assert.equal(r2.end, 'reset');
-      await settled(tp, refuse.closed, 1);
-      await refuse.close();
-
-      // Silence: no answer within connectTimeoutMs -> the customer is reset, the device socket closed.
-      // (It never answers; it closes only once our FIN came.)
-      const silent = await device((s) => s.on('end', () => s.end()));
-      tp.clients.set('127.0.0.1', { ...tp.clients.get('127.0.0.1')!, proxyPort: silent.port });
-      const r3 = await customer(tp.port, (c) => c.write('GET / HTTP/1.1\r\nHost: example.test\r\n\r\n'));
-      assert.equal(r3.end, 'reset');
-      await settled(tp, silent.closed, 1);
-      await silent.close();
-
-      // An answer head that never ends (100 KiB of header lines): the customer is reset once the
-      // reader's bound is passed, and none of it reaches the customer.
-      const endless = await device((s) => s.write(`HTTP/1.1 200 OK\r\n${'X-Fill: aaaaaaaaaaaaaaaa\r\n'.repeat(4000)}`));
-      tp.clients.set('127.0.0.1', { ...tp.clients.get('127.0.0.1')!, proxyPort: endless.port });
-      const r5 = await customer(tp.port, (c) => c.write('GET / HTTP/1.1\r\nHost: example.test\r\n\r\n'));
-      assert.equal(r5.got.length, 0);
-      assert.equal(r5.end, 'reset');
-      await settled(tp, endless.closed, 1);
-      await endless.close();
+      // A device that fails the handshake `how`: the customer is reset with nothing of the device's
+      // bytes, and every socket closes.
+      const resetsCustomer = async (how: (s: net.Socket) => void) => {
+        const bad = await device(how);
+        tp.clients.set('127.0.0.1', { ...tp.clients.get('127.0.0.1')!, proxyPort: bad.port });
+        const r = await customer(tp.port, (c) => c.write('GET / HTTP/1.1\r\nHost: example.test\r\n\r\n'));
+        assert.equal(r.got.length, 0);
+        assert.equal(r.end, 'reset');
+        await settled(tp, bad.closed, 1);
+        await bad.close();
+      };
+      // Refusal: 403 and close.
+      await resetsCustomer((s) => s.end('HTTP/1.1 403 Forbidden\r\n\r\nsecret'));
+      // Silence: no answer within connectTimeoutMs; it closes only once our FIN came.
+      await resetsCustomer((s) => s.on('end', () => s.end()));
+      // An answer head that never ends (100 KiB of header lines): reset once the reader's bound is passed.
+      await resetsCustomer((s) => s.write(`HTTP/1.1 200 OK\r\n${'X-Fill: aaaaaaaaaaaaaaaa\r\n'.repeat(4000)}`));
 
       // A device port nobody listens on.
       const gone = await device();

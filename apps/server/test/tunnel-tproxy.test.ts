@@ -389,65 +389,25 @@ for (const sockets of ENGINES)
     }
   });
 
-for (const sockets of ENGINES)
-  test(`transparent proxy (${sockets} sockets): silent customers in bulk hold at most earlyDialsPerDevice device connections before they speak; the others dial after their peek, and every one is served`, async () => {
-    // Each device connection opened at accept sits in the device's handshake guard until the handshake;
-    // a customer opening silent connections in bulk must not fill it for the device's other customers.
-    let accepted = 0;
-    const dev = await answerAfterRequest(() => 'ok', { accepted: () => accepted++ });
-    const tp = await loopbackTproxy(
-      sockets,
-      80,
-      2_000,
-      { proxyPort: dev.port, protocol: 'http', username: 'gus', password: 'pw' },
-      { earlyDialsPerDevice: 2 },
-    );
-    try {
-      const silent = async () => {
-        const c = net.connect(tp.port, '127.0.0.1');
-        c.on('error', () => {});
-        await new Promise((r) => c.once('connect', r));
-        return c;
-      };
-      const customers = [await silent(), await silent(), await silent(), await silent()];
-      // 400 ms: past the 200 ms delayed-ACK limit, so every device connection opened is accepted by now.
-      await new Promise((r) => setTimeout(r, 400));
-      assert.equal(accepted, 2, 'two device connections opened early, the other two wait for their peek');
-      const answers = customers.map(
-        (c) =>
-          new Promise<string>((resolve) => {
-            let got = '';
-            c.on('data', (d) => (got += d.toString('latin1')));
-            c.once('close', () => resolve(got));
-          }),
-      );
-      for (const c of customers) c.write('GET /x HTTP/1.1\r\nHost: example.test\r\n\r\n');
-      assert.deepEqual(await Promise.all(answers), ['ok', 'ok', 'ok', 'ok']);
-      assert.equal(accepted, 4);
-      // The slots came back: the next silent customer is dialled at accept again.
-      for (let i = 0; i < 100 && tp.stats.active > 0; i++) await new Promise((r) => setTimeout(r, 10));
-      const next = await silent();
-      await new Promise((r) => setTimeout(r, 400));
-      assert.equal(accepted, 5);
-      next.destroy();
-    } finally {
-      await tp.close();
-      await dev.close();
-    }
-  });
-
-for (const sockets of ENGINES)
-  test(`transparent proxy (${sockets} sockets): past maxConnections a new customer is closed at accept, nothing dialled for it; the others are served and the count comes back`, async () => {
-    let accepted = 0;
-    const dev = await answerAfterRequest(() => 'ok', { accepted: () => accepted++ });
-    const tp = await loopbackTproxy(
-      sockets,
-      80,
-      2_000,
-      { proxyPort: dev.port, protocol: 'http', username: 'hal', password: 'pw' },
-      { maxConnections: 2 },
-    );
-    const open = async () => {
+/**
+ * A device proxy that answers each request "ok" and counts the connections it accepted, behind a
+ * transparent proxy (peek wait 2 s) with `more`; customers connect silent and speak with `ask`.
+ */
+async function countingRig(sockets: (typeof ENGINES)[number], more: Partial<TransparentProxyDeps>) {
+  let accepted = 0;
+  const dev = await answerAfterRequest(() => 'ok', { accepted: () => accepted++ });
+  const tp = await loopbackTproxy(
+    sockets,
+    80,
+    2_000,
+    { proxyPort: dev.port, protocol: 'http', username: 'gus', password: 'pw' },
+    more,
+  );
+  return {
+    tp,
+    accepted: () => accepted,
+    /** A customer that connected and has said nothing yet; `answer` is all it got once closed. */
+    customer: async () => {
       const c = net.connect(tp.port, '127.0.0.1');
       c.on('error', () => {});
       await new Promise((r) => c.once('connect', r));
@@ -456,30 +416,67 @@ for (const sockets of ENGINES)
         c.on('data', (d) => (got += d.toString('latin1')));
         c.once('close', () => resolve(got));
       });
-      return { c, answer };
-    };
+      return { c, answer, ask: () => c.write('GET /x HTTP/1.1\r\nHost: example.test\r\n\r\n') };
+    },
+    /** Past the 200 ms delayed-ACK limit, so every device connection opened is accepted by then. */
+    settle: () => new Promise((r) => setTimeout(r, 400)),
+    idle: async () => {
+      for (let i = 0; i < 100 && tp.stats.active > 0; i++) await new Promise((r) => setTimeout(r, 10));
+    },
+    close: async () => {
+      await tp.close();
+      await dev.close();
+    },
+  };
+}
+
+for (const sockets of ENGINES)
+  test(`transparent proxy (${sockets} sockets): silent customers in bulk hold at most earlyDialsPerDevice device connections before they speak; the others dial after their peek, and every one is served`, async () => {
+    // Each device connection opened at accept sits in the device's handshake guard until the handshake;
+    // a customer opening silent connections in bulk must not fill it for the device's other customers.
+    const rig = await countingRig(sockets, { earlyDialsPerDevice: 2 });
     try {
-      const a = await open();
-      const b = await open();
-      const third = await open();
+      const customers = [await rig.customer(), await rig.customer(), await rig.customer(), await rig.customer()];
+      await rig.settle();
+      assert.equal(rig.accepted(), 2, 'two device connections opened early, the other two wait for their peek');
+      for (const c of customers) c.ask();
+      assert.deepEqual(await Promise.all(customers.map((c) => c.answer)), ['ok', 'ok', 'ok', 'ok']);
+      assert.equal(rig.accepted(), 4);
+      // The slots came back: the next silent customer is dialled at accept again.
+      await rig.idle();
+      const next = await rig.customer();
+      await rig.settle();
+      assert.equal(rig.accepted(), 5);
+      next.c.destroy();
+    } finally {
+      await rig.close();
+    }
+  });
+
+for (const sockets of ENGINES)
+  test(`transparent proxy (${sockets} sockets): past maxConnections a new customer is closed at accept, nothing dialled for it; the others are served and the count comes back`, async () => {
+    const rig = await countingRig(sockets, { maxConnections: 2 });
+    try {
+      const a = await rig.customer();
+      const b = await rig.customer();
+      const third = await rig.customer();
       // The third is over the cap: closed by the proxy without a word, and no device connection for it.
       const late = new Promise<string>((r) => setTimeout(() => r('still open after 1 s'), 1_000));
       assert.equal(await Promise.race([third.answer, late]), '');
       third.c.destroy();
-      // 400 ms: past the 200 ms delayed-ACK limit, so every device connection opened is accepted by now.
-      await new Promise((r) => setTimeout(r, 400));
-      assert.equal(accepted, 2, 'device connections only for the two within the cap');
-      assert.equal(tp.stats.active, 2);
-      for (const x of [a, b]) x.c.write('GET /x HTTP/1.1\r\nHost: example.test\r\n\r\n');
+      await rig.settle();
+      assert.equal(rig.accepted(), 2, 'device connections only for the two within the cap');
+      assert.equal(rig.tp.stats.active, 2);
+      a.ask();
+      b.ask();
       assert.deepEqual(await Promise.all([a.answer, b.answer]), ['ok', 'ok']);
-      for (let i = 0; i < 100 && tp.stats.active > 0; i++) await new Promise((r) => setTimeout(r, 10));
-      assert.equal(tp.stats.active, 0);
+      await rig.idle();
+      assert.equal(rig.tp.stats.active, 0);
       // Room again: a new customer is served.
-      const d = await open();
-      d.c.write('GET /x HTTP/1.1\r\nHost: example.test\r\n\r\n');
+      const d = await rig.customer();
+      d.ask();
       assert.equal(await d.answer, 'ok');
     } finally {
-      await tp.close();
-      await dev.close();
+      await rig.close();
     }
   });
