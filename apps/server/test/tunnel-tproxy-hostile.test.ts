@@ -178,6 +178,41 @@ for (const sockets of ENGINES) {
     }
   });
 
+  test(`tproxy hostile (${sockets}): a request dribbled one byte per segment is still read by name and served at once`, async () => {
+    // Far more segments than the native peek asks JS about one by one (it then waits for the bytes
+    // to double): the name is still found as soon as the head is complete, not at the peek deadline.
+    const dev = await device();
+    const tp = await proxyTo(dev.port, sockets, { peekTimeoutMs: 5_000 });
+    try {
+      const req = `GET /slow HTTP/1.1\r\nHost: slow.example.test\r\nX-Pad: ${'p'.repeat(60)}\r\n\r\n`;
+      const t0 = Date.now();
+      const r = await customer(tp.port, (c) => {
+        c.setNoDelay(true);
+        let i = 0;
+        const drip = () => {
+          if (i >= req.length) return;
+          c.write(req[i]!);
+          i++;
+          setTimeout(drip, 1);
+        };
+        drip();
+        // The echo comes back once the whole request went through; then the customer ends.
+        let back = '';
+        c.on('data', (d) => {
+          back += d.toString('latin1');
+          if (back.length >= req.length) c.end();
+        });
+      });
+      assert.equal(r.got.toString('latin1'), req);
+      assert.match(dev.heads[0]!, /^CONNECT slow\.example\.test:443 HTTP\/1\.1\r\n/);
+      assert.ok(Date.now() - t0 < 4_000, 'dialled when the head was complete, not at the 5 s peek deadline');
+      await settled(tp, dev.closed, 1);
+    } finally {
+      await tp.close();
+      await dev.close();
+    }
+  });
+
   test(`tproxy hostile (${sockets}): a customer that half-closes still gets the whole answer`, async () => {
     // The device answers only after the customer's FIN reached it (as a server reading to EOF does).
     const dev = await device((s, _h, rest) => {

@@ -104,12 +104,19 @@ struct Tconn {
   std::string out;  // the handshake (and peeked bytes) not written yet
   size_t out_off = 0;
   uint64_t deadline = 0;
+  uint32_t asks = 0;    // hello() calls while peeking
+  size_t asked_len = 0;  // the peek's length at the last one
 };
 
 constexpr uint64_t kTagTconn = 1ull << 63;
 constexpr uint64_t kTagListener = 1ull << 62;
 constexpr size_t kPeekMax = 16 * 1024;
 constexpr int kAcceptBurst = 64;
+// hello() calls per connection while its first bytes come in: a customer dribbling them one segment
+// at a time would otherwise have every segment copied into JS and parsed again (up to 16 KiB each,
+// quadratic); past this many, JS is asked again only once the peek has doubled since the last call
+// (or it is full, the customer's FIN came or the deadline passed).
+constexpr uint32_t kMaxAsks = 16;
 
 }  // namespace
 
@@ -892,6 +899,9 @@ class SpliceRelay : public Napi::ObjectWrap<SpliceRelay> {
     }
     const bool final = t->client_eof || t->buf.size() >= kPeekMax;
     if (t->buf.size() == before && !final) return;
+    if (!final && t->asks >= kMaxAsks && t->buf.size() < 2 * t->asked_len) return;
+    t->asks++;
+    t->asked_len = t->buf.size();
     Dial(t, final);
   }
 
