@@ -201,12 +201,7 @@ export interface NativeSystemError extends Error {
   syscall?: string;
 }
 
-/**
- * The built addon; PP_TUN_ADDON names another build of it instead (the sanitizer test runs the
- * native relay's tests on an AddressSanitizer build: packages/tun/test/asan.lab.test.ts).
- */
-export const ADDON_PATH =
-  process.env.PP_TUN_ADDON || fileURLToPath(new URL('../build/Release/pp_tun.node', import.meta.url));
+export const ADDON_PATH = fileURLToPath(new URL('../build/Release/pp_tun.node', import.meta.url));
 
 let cached: NativeAddon | undefined;
 

@@ -1,16 +1,17 @@
 // The addon under AddressSanitizer: the native relay and the transparent proxy's listener
 // (native/splice_relay.cc) face hostile customers and devices, so their tests (random bytes
 // and random cuts on both sides, forged and endless answers, caps, resets, half-closes) run again on
-// a build with -fsanitize=address, loaded by every test process through PP_TUN_ADDON with libasan
-// preloaded; the addon's other unit tests (AEAD, offload parsing, batched UDP) too. Any invalid read
+// a build with -fsanitize=address, loaded in place of the regular one by every test process (a
+// `--require` hook of this test's own redirects the addon's require) with libasan preloaded; the addon's other unit tests (AEAD, offload parsing, batched UDP) too. Any invalid read
 // or write, use after free or double free ends the run with a report. Leak checking is off: Node
 // itself is not built for it.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { cpSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
+import { ADDON_PATH } from '../src/native.js';
 
 const root = new URL('../../../', import.meta.url).pathname;
 const TESTS = [
@@ -65,12 +66,24 @@ test('the native relay and transparent listener tests pass on an AddressSanitize
     const nm = spawnSync('nm', ['-D', addon], { encoding: 'utf8' });
     assert.match(nm.stdout, /__asan_/, 'the build is instrumented');
 
+    // Every test process requires the sanitized build where it would require the regular one.
+    const hook = join(dir, 'asan-hook.cjs');
+    writeFileSync(
+      hook,
+      `const Module = require('node:module');
+const load = Module._extensions['.node'];
+Module._extensions['.node'] = (m, filename) => {
+  if (filename !== ${JSON.stringify(ADDON_PATH)}) return load(m, filename);
+  globalThis.ppAsanAddon = true;
+  return load(m, ${JSON.stringify(addon)});
+};
+`,
+    );
     const env: NodeJS.ProcessEnv = {
       ...process.env,
-      PP_TUN_ADDON: addon,
       LD_PRELOAD: asan,
       ASAN_OPTIONS: 'detect_leaks=0:halt_on_error=1:exitcode=86',
-      NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --import tsx --conditions=source`.trim(),
+      NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --require ${hook} --import tsx --conditions=source`.trim(),
     };
     // A test runner of its own, not a child of this one (which would skip the files).
     delete env.NODE_TEST_CONTEXT;
@@ -79,11 +92,11 @@ test('the native relay and transparent listener tests pass on an AddressSanitize
       process.execPath,
       [
         '-e',
-        `import(${JSON.stringify(join(root, 'packages/tun/src/native.ts'))}).then((n) => console.log(n.ADDON_PATH, n.addonAvailable()))`,
+        `import(${JSON.stringify(join(root, 'packages/tun/src/native.ts'))}).then((n) => console.log(n.addonAvailable(), globalThis.ppAsanAddon))`,
       ],
       { cwd: root, env, encoding: 'utf8' },
     );
-    assert.equal(which.stdout.trim(), `${addon} true`, which.stderr);
+    assert.equal(which.stdout.trim(), 'true true', which.stderr);
 
     const run = spawnSync(process.execPath, ['--test', '--test-concurrency=1', '--test-reporter=tap', ...TESTS], {
       cwd: root,
