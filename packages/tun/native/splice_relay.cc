@@ -4,6 +4,8 @@
 // through a pipe per direction, driven by one epoll instance of our own that the JS thread's libuv
 // loop watches through a single uv_poll. JS hears of the pair again only at its end (one call with
 // the byte counts) and once a second for the counts of pairs that moved bytes (usage).
+// The same engine can also own a listener (listen(): the relay's transparent proxy, section
+// "Transparent listener" below), whose connections are set up here and join as quiet pairs.
 //
 // Per direction (src -> dst), edge-triggered, at most kSliceBytes per event (then re-armed):
 //   1. what the pipe holds (and bytes handed over from JS first) is written to dst; EAGAIN: wait
