@@ -298,7 +298,13 @@ test('connections: bulk delete asks, then removes them all', { timeout: 60_000 }
   await page.goto(`${server.base}/connections/`);
   await page.getByLabel('Search connections').fill('gone-');
   await until('two rows', async () => (await page.locator('tbody tr').count()) === 2);
-  await page.getByLabel('Select all shown connections').check();
+  // Clicked again if a re-render took the first click away (seen once in CI: "Clicking the checkbox did
+  // not change its state"; the list refreshes on the new connections' live events).
+  const selectAll = page.getByLabel('Select all shown connections');
+  await until('both rows selected', async () => {
+    if (!(await selectAll.isChecked())) await selectAll.click();
+    return selectAll.isChecked();
+  });
   await page.getByRole('group', { name: 'Selected connections' }).getByRole('button', { name: 'Delete' }).click();
   const dlg = page.getByRole('dialog', { name: 'Delete 2 connections?' });
   await dlg.getByRole('button', { name: 'Delete' }).click();
