@@ -158,7 +158,9 @@ export class ErrorLog {
   constructor(page: Page) {
     page.on('console', (m: ConsoleMessage) => {
       if (m.type() !== 'error') return;
-      const text = `console error: ${m.text()} @ ${page.url()}`;
+      // The resource a "Failed to load resource" names is the message's location, not the page.
+      const from = m.location().url;
+      const text = `console error: ${m.text()} @ ${page.url()}${from && from !== page.url() ? ` (from ${from})` : ''}`;
       if (this.allowed.some((re) => re.test(m.text()))) return;
       this.errors.push(text);
     });
