@@ -535,7 +535,12 @@ perBackend('farm hosts and enrollment', ({ ts, test }) => {
           assert.equal(await counts(), before, payload.slice(0, 300));
         }
       }),
-      { numRuns: 150 },
+      {
+        numRuns: 150,
+        // Found by this property in CI (seed 1924259951): a NUL in agent_version was a 500 on PostgreSQL,
+        // whose text holds no NUL; it is a 400 now. Always tried first.
+        examples: [[{ ...good(), agent_version: '\u0000' }], [{ ...good(), agent_version: 'v1\u0000x' }]],
+      },
     );
   });
 

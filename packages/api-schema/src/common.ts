@@ -21,7 +21,18 @@ export const Name = z
   // biome-ignore lint/suspicious/noControlCharactersInRegex: this regex exists to reject control characters
   .regex(/^[^\u0000-\u001f\u007f]+$/, 'must not contain control characters');
 
-export const Description = z.string().max(500, 'must be at most 500 characters');
+/** Short text an agent reports (its version, its public address): printable, at most 64 chars. */
+export const AgentText = z
+  .string()
+  .max(64, 'must be at most 64 characters')
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: this regex exists to reject control characters
+  .regex(/^[^\u0000-\u001f\u007f]*$/, 'must not contain control characters');
+
+/** Free text; line breaks allowed, NUL not (PostgreSQL's text holds none: it was a 500, not a 400). */
+export const Description = z
+  .string()
+  .max(500, 'must be at most 500 characters')
+  .refine((s) => !s.includes('\u0000'), 'must not contain NUL characters');
 export const Timestamp = z.string().describe('RFC 3339 timestamp');
 export const Port = z.number().int().min(1).max(65535);
 export const IPv4 = z

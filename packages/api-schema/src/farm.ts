@@ -1,7 +1,7 @@
 // Farm hosts and enrollment (issue 14): one Linux box (`pocketproxy-agent farm`) runs many Android phones
 // and USB modems, each its own device, all enrolled with one enrollment token (docs/design.md §2.11).
 import { z } from 'zod';
-import { DeviceId, EnrollmentTokenId, FarmHostId, Name, RelayId, Timestamp } from './common.js';
+import { AgentText, DeviceId, EnrollmentTokenId, FarmHostId, Name, RelayId, Timestamp } from './common.js';
 import { BulkRotateResponse, Device, PairResponse } from './resources.js';
 
 // ---- enrollment tokens (admin) ----
@@ -83,7 +83,7 @@ export const EnrollRequest = z.strictObject({
     name: Name.optional().describe('default: "<model> <hardware_id>"'),
   }),
   public_key: z.string().regex(/^[A-Za-z0-9+/]{43}=$/, 'must be a base64 X25519 public key'),
-  agent_version: z.string().max(64).optional(),
+  agent_version: AgentText.optional(),
 });
 /** What POST /api/public/pair answers, plus the farm host the device now belongs to. */
 export const EnrollResponse = PairResponse.extend({ farm_host_id: FarmHostId });

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import {
+  AgentText,
   Cidr,
   CommandId,
   ConnectionId,
@@ -294,7 +295,7 @@ export const PairRequest = z.strictObject({
     .regex(/^[A-Za-z0-9+/]{43}=$/, 'must be a base64 X25519 public key')
     .optional(),
   name: Name.optional(),
-  agent_version: z.string().max(64).optional(),
+  agent_version: AgentText.optional(),
 });
 export const PairResponse = z.object({
   device_id: DeviceId,
@@ -462,8 +463,8 @@ export const ConnectionUpdate = ConnectionCreate.omit({ device_id: true, protoco
 // ---- heartbeat (device → API) ----
 export const Heartbeat = z.strictObject({
   metrics: DeviceMetrics.partial().default({}),
-  public_ip: z.string().max(64).nullable().optional(),
-  agent_version: z.string().max(64).optional(),
+  public_ip: AgentText.nullable().optional(),
+  agent_version: AgentText.optional(),
   uptime_s: z.number().int().min(0).optional(),
   usage: z
     .array(
