@@ -213,6 +213,25 @@ for (const sockets of ENGINES) {
     }
   });
 
+  test(`tproxy hostile (${sockets}): a device whose answer comes with 256 KiB behind it in one write: all of it reaches the customer`, async () => {
+    // A fast target behind the device: the 200 and the start of the download leave the device
+    // together, more than the relay's 64 KiB bound on an answer; only the answer's head counts.
+    const body = Buffer.alloc(256 * 1024, 'd');
+    const dev = await device((s) => s.end(Buffer.concat([Buffer.from(OK), body])));
+    const tp = await proxyTo(dev.port, sockets);
+    try {
+      const r = await customer(tp.port, (c) => c.write('GET /big HTTP/1.1\r\nHost: example.test\r\n\r\n'));
+      assert.equal(r.got.length, body.length);
+      assert.ok(r.got.equals(body));
+      assert.equal(r.end, 'eof');
+      assert.equal(tp.stats.failed, 0);
+      await settled(tp, dev.closed, 1);
+    } finally {
+      await tp.close();
+      await dev.close();
+    }
+  });
+
   test(`tproxy hostile (${sockets}): a customer that half-closes still gets the whole answer`, async () => {
     // The device answers only after the customer's FIN reached it (as a server reading to EOF does).
     const dev = await device((s, _h, rest) => {

@@ -113,6 +113,7 @@ struct Tconn {
 constexpr uint64_t kTagTconn = 1ull << 63;
 constexpr uint64_t kTagListener = 1ull << 62;
 constexpr size_t kPeekMax = 16 * 1024;
+constexpr size_t kAnswerMax = 64 * 1024;  // the device's answer to the handshake (its head parser stops at 16 KiB)
 constexpr int kAcceptBurst = 64;
 // hello() calls per connection while its first bytes come in: a customer dribbling them one segment
 // at a time would otherwise have every segment copied into JS and parsed again (up to 16 KiB each,
@@ -946,38 +947,33 @@ class SpliceRelay : public Napi::ObjectWrap<SpliceRelay> {
     return true;
   }
 
+  // Reads the device's answer a chunk at a time, asking answered() after each, and stops at its end:
+  // whatever follows it (a fast target's first bytes) stays in the socket for the pair, so only the
+  // answer itself is bounded (kAnswerMax).
   void ReadAnswer(Tconn* t) {
     char tmp[16 * 1024];
-    bool eof = false;
     for (;;) {
       ssize_t n = ::recv(t->dfd, tmp, sizeof tmp, 0);
-      if (n > 0) {
-        t->buf.append(tmp, static_cast<size_t>(n));
-        if (t->buf.size() > 64 * 1024) return (void)Fail(t, "the device's answer is too long");
-        continue;
+      if (n == 0) return (void)Fail(t, "the device closed before answering");
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        if (errno != EAGAIN && errno != EWOULDBLOCK) Fail(t, ErrText(errno));
+        return;
       }
-      if (n == 0) {
-        eof = true;
-        break;
-      }
-      if (errno == EINTR) continue;
-      if (errno == EAGAIN || errno == EWOULDBLOCK) break;
-      return (void)Fail(t, ErrText(errno));
-    }
-    if (!t->buf.empty()) {
+      t->buf.append(tmp, static_cast<size_t>(n));
       Napi::Env env = Env();
       Napi::Value v = Ask(on_answered_, {Napi::Boolean::New(env, t->socks),
                                          Napi::Buffer<char>::Copy(env, t->buf.data(), t->buf.size())});
-      const double n = v.IsNumber() ? v.As<Napi::Number>().DoubleValue() : -2;
-      if (n >= 0 && n <= static_cast<double>(t->buf.size())) return Join(t, static_cast<size_t>(n), eof);
-      if (n != -1) return (void)Fail(t, "the device refused the connection");
+      const double len = v.IsNumber() ? v.As<Napi::Number>().DoubleValue() : -2;
+      if (len >= 0 && len <= static_cast<double>(t->buf.size())) return Join(t, static_cast<size_t>(len));
+      if (len != -1) return (void)Fail(t, "the device refused the connection");
+      if (t->buf.size() > kAnswerMax) return (void)Fail(t, "the device's answer is too long");
     }
-    if (eof) Fail(t, "the device closed before answering");
   }
 
   // The answer is complete: both sockets become a quiet pair (reset on error), the answer's rest
   // and any handshake bytes still unwritten going first.
-  void Join(Tconn* t, size_t answer_len, bool device_eof) {
+  void Join(Tconn* t, size_t answer_len) {
     auto* r = new Relay;
     while (next_id_ == 0 || relays_.count(next_id_) != 0) next_id_++;
     r->id = next_id_++;
@@ -994,7 +990,6 @@ class SpliceRelay : public Napi::ObjectWrap<SpliceRelay> {
     if (t->out_off < t->out.size()) r->dir[0].pending = t->out.substr(t->out_off);
     r->dir[0].eof = t->client_eof;
     r->dir[1].pending = t->buf.substr(answer_len);
-    r->dir[1].eof = device_eof;
     t->cfd = t->dfd = -1;
     Remove(t, true, false, false);
     relays_[r->id] = r;
