@@ -12,13 +12,6 @@
 
 namespace pp {
 
-namespace {
-// <linux/netfilter_ipv4.h> SO_ORIGINAL_DST and <linux/netfilter_ipv6/ip6_tables.h>
-// IP6T_SO_ORIGINAL_DST; both 80. Not included: those headers clash with glibc's netinet ones.
-constexpr int kSoOriginalDst = 80;
-constexpr int kIp6tSoOriginalDst = 80;
-}  // namespace
-
 Napi::Value GetOriginalDst(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!info[0].IsNumber()) throw Napi::TypeError::New(env, "getOriginalDst(fd: number)");

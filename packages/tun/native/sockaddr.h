@@ -8,6 +8,11 @@
 
 namespace pp {
 
+// <linux/netfilter_ipv4.h> SO_ORIGINAL_DST and <linux/netfilter_ipv6/ip6_tables.h>
+// IP6T_SO_ORIGINAL_DST; both 80. Not included: those headers clash with glibc's netinet ones.
+constexpr int kSoOriginalDst = 80;
+constexpr int kIp6tSoOriginalDst = 80;
+
 // Parses `addr` for `family` (AF_INET/AF_INET6). For an AF_INET6 socket an IPv4 text address is
 // accepted and mapped (::ffff:a.b.c.d) so one udp6 socket can reach both families.
 inline bool ParseSockaddr(int family, const char* addr, uint16_t port, sockaddr_storage* out, socklen_t* len) {

@@ -44,6 +44,7 @@
 
 #include "errno_error.h"
 #include "js_call.h"
+#include "sockaddr.h"
 
 namespace pp {
 
@@ -182,15 +183,7 @@ class SpliceRelay : public Napi::ObjectWrap<SpliceRelay> {
       auto b = v.As<Napi::Buffer<char>>();
       out.assign(b.Data(), b.Length());
     };
-    auto* r = new Relay;
-    // Ids wrap after 2^32 pairs; one still running (a tunnel open for weeks) keeps its id.
-    while (next_id_ == 0 || relays_.count(next_id_) != 0) next_id_++;
-    r->id = next_id_++;
-    started_++;
-    r->dir[0].src = 0;
-    r->dir[0].dst = 1;
-    r->dir[1].src = 1;
-    r->dir[1].dst = 0;
+    Relay* r = NewRelay();
     try {
       bytes(info[2], r->dir[0].pending);
       bytes(info[3], r->dir[1].pending);
@@ -222,6 +215,18 @@ class SpliceRelay : public Napi::ObjectWrap<SpliceRelay> {
     if (relays_.size() == 1) Arm();
     // The first edge comes from epoll on the next loop turn: bytes handed over go out then.
     return Napi::Number::New(env, r->id);
+  }
+
+  // A pair's record with a fresh id; its directions set (up: client -> target, down: back).
+  Relay* NewRelay() {
+    auto* r = new Relay;
+    // Ids wrap after 2^32 pairs; one still running (a tunnel open for weeks) keeps its id.
+    while (next_id_ == 0 || relays_.count(next_id_) != 0) next_id_++;
+    r->id = next_id_++;
+    started_++;
+    r->dir[1].src = 1;
+    r->dir[1].dst = 0;
+    return r;
   }
 
   // kill(id, reset) -> [up, down] not yet reported, or null (unknown id: already over). Closes both
@@ -720,39 +725,26 @@ class SpliceRelay : public Napi::ObjectWrap<SpliceRelay> {
     Napi::Env env = Env();
     auto* t = new Tconn;
     t->cfd = fd;
-    char ip[INET6_ADDRSTRLEN] = "";
-    if (peer.ss_family == AF_INET) {
-      inet_ntop(AF_INET, &reinterpret_cast<const sockaddr_in*>(&peer)->sin_addr, ip, sizeof ip);
-    } else if (peer.ss_family == AF_INET6) {
-      const in6_addr& a = reinterpret_cast<const sockaddr_in6*>(&peer)->sin6_addr;
-      if (IN6_IS_ADDR_V4MAPPED(&a)) inet_ntop(AF_INET, &a.s6_addr[12], ip, sizeof ip);
-      else inet_ntop(AF_INET6, &a, ip, sizeof ip);
-    }
+    auto refuse = [&](const char* kind, const std::string& detail) {
+      t_refused_++;
+      if (kind != nullptr) Event(kind, t, detail);
+      ::close(fd);
+      delete t;
+    };
+    char ip[INET6_ADDRSTRLEN];
+    FormatSockaddr(&peer, ip, sizeof ip);  // an IPv4 listener: dotted quad
     t->client_ip = ip;
     if (kernel_dst_) {
-      sockaddr_in dst{};
-      socklen_t dl = sizeof dst;
-      // <linux/netfilter_ipv4.h> SO_ORIGINAL_DST (80), as original_dst.cc.
-      if (getsockopt(fd, SOL_IP, 80, &dst, &dl) != 0 || dst.sin_family != AF_INET) {
-        t_refused_++;
-        Event("nodst", t, ErrText(errno));
-        ::close(fd);
-        delete t;
-        return;
-      }
-      char d[INET_ADDRSTRLEN];
-      inet_ntop(AF_INET, &dst.sin_addr, d, sizeof d);
-      t->dst_ip = d;
-      t->dst_port = ntohs(dst.sin_port);
+      sockaddr_storage dst{};
+      socklen_t dl = sizeof(sockaddr_in);
+      if (getsockopt(fd, SOL_IP, kSoOriginalDst, &dst, &dl) != 0 || dst.ss_family != AF_INET)
+        return refuse("nodst", ErrText(errno));
+      t->dst_port = static_cast<uint16_t>(FormatSockaddr(&dst, ip, sizeof ip));
+      t->dst_ip = ip;
     }
     Napi::Value r = Ask(on_route_, {Napi::String::New(env, t->client_ip), Napi::Number::New(env, fd),
                                     Napi::String::New(env, t->dst_ip), Napi::Number::New(env, t->dst_port)});
-    if (!r.IsArray()) {
-      t_refused_++;
-      ::close(fd);
-      delete t;
-      return;
-    }
+    if (!r.IsArray()) return refuse(nullptr, "");
     auto a = r.As<Napi::Array>();
     t->dev_ip = a.Get(0u).ToString().Utf8Value();
     t->dev_port = static_cast<uint16_t>(a.Get(1u).ToNumber().Uint32Value());
@@ -760,13 +752,7 @@ class SpliceRelay : public Napi::ObjectWrap<SpliceRelay> {
     t->dst_ip = a.Get(3u).ToString().Utf8Value();
     t->dst_port = static_cast<uint16_t>(a.Get(4u).ToNumber().Uint32Value());
     in_addr dev{};
-    if (inet_pton(AF_INET, t->dev_ip.c_str(), &dev) != 1 || t->dev_port == 0) {
-      t_refused_++;
-      Event("badroute", t, t->dev_ip);
-      ::close(fd);
-      delete t;
-      return;
-    }
+    if (inet_pton(AF_INET, t->dev_ip.c_str(), &dev) != 1 || t->dev_port == 0) return refuse("badroute", t->dev_ip);
     t->dev_addr = dev.s_addr;
     while (next_tconn_ == 0 || tconns_.count(next_tconn_) != 0) next_tconn_++;
     t->id = next_tconn_++;
@@ -974,19 +960,12 @@ class SpliceRelay : public Napi::ObjectWrap<SpliceRelay> {
   // The answer is complete: both sockets become a quiet pair (reset on error), the answer's rest
   // and any handshake bytes still unwritten going first.
   void Join(Tconn* t, size_t answer_len) {
-    auto* r = new Relay;
-    while (next_id_ == 0 || relays_.count(next_id_) != 0) next_id_++;
-    r->id = next_id_++;
-    started_++;
+    Relay* r = NewRelay();
     t_joined_++;
     r->quiet = true;
     r->reset_on_error = true;
     r->fd[0] = t->cfd;
     r->fd[1] = t->dfd;
-    r->dir[0].src = 0;
-    r->dir[0].dst = 1;
-    r->dir[1].src = 1;
-    r->dir[1].dst = 0;
     if (t->out_off < t->out.size()) r->dir[0].pending = t->out.substr(t->out_off);
     r->dir[0].eof = t->client_eof;
     r->dir[1].pending = t->buf.substr(answer_len);
