@@ -54,7 +54,13 @@ import {
 import { badRequest, type PushHandler } from './push-server.js';
 import { ipv4ToNumber } from './ipv4.js';
 import { LogLimiter } from './limits.js';
-import { answerReader, deviceHandshake, openDeviceSocket, type ConnectionRoute } from './device-dial.js';
+import {
+  answerReader,
+  deviceHandshake,
+  openDeviceSocket,
+  type ConnectionRoute,
+  type DeviceHandshake,
+} from './device-dial.js';
 
 export type OpenVpnClientRoute = ConnectionRoute;
 export type TproxySockets = 'native' | 'lean' | 'node';
@@ -101,6 +107,25 @@ const PEEK_MAX = 16 * 1024;
 /** Customer bytes held while the device answers, beyond which the customer is paused. */
 const HOLD_MAX = 64 * 1024;
 
+/**
+ * The handshake for a customer's first bytes, or undefined while a name may still come (not
+ * `final`, and the peek neither named a host nor is full). The host is the name the bytes carry
+ * (SNI / Host, so the device resolves it: no DNS answer from the relay's resolver decides where the
+ * customer goes), else the address the customer dialled; the peeked bytes ride behind the
+ * handshake (device-dial.ts: one tunnel round trip, not two).
+ */
+function peekedHandshake(
+  route: ConnectionRoute,
+  dst: { address: string; port: number },
+  peeked: Buffer,
+  final: boolean,
+): (DeviceHandshake & { host: string }) | undefined {
+  const v = peeked.length ? classifyFirstBytes(peeked, PEEK_MAX) : undefined;
+  if (!final && !v?.done && peeked.length < PEEK_MAX) return undefined;
+  const host = v?.done && v.host ? v.host : dst.address;
+  return { host, ...deviceHandshake(route, host, dst.port, peeked) };
+}
+
 export function createTransparentProxy(d: TransparentProxyDeps): TransparentProxy {
   const log = d.logger.child({ subsys: 'tproxy' });
   const clients = new Map<string, OpenVpnClientRoute>();
@@ -126,6 +151,19 @@ export function createTransparentProxy(d: TransparentProxyDeps): TransparentProx
   // bulk must not fill it, so only this many per device are opened before their customer speaks.
   const earlyDialsPerDevice = d.earlyDialsPerDevice ?? 256;
   const earlyDials = new Map<string, number>();
+  // Refusals and failures, logged at most once per 10 s per customer (LogLimiter) by either engine.
+  const logNoRoute = (clientIp: string): void => {
+    if (limit.allow(`nomap:${clientIp}`, Date.now()) !== undefined)
+      log.info({ clientIp }, 'no device mapped for this OpenVPN client; refused');
+  };
+  const logNoDst = (clientIp: string, err: unknown): void => {
+    if (limit.allow('nodst', Date.now()) !== undefined)
+      log.warn({ clientIp, err: String(err) }, 'no original destination (not redirected?); refused');
+  };
+  const logFailure = (clientIp: string, host: string, port: number, err: unknown): void => {
+    if (limit.allow(`fail:${clientIp}`, Date.now()) !== undefined)
+      log.info({ clientIp, host, port, err: String(err) }, 'device proxy refused or unreachable');
+  };
   let port = d.port;
 
   /**
@@ -166,23 +204,19 @@ export function createTransparentProxy(d: TransparentProxyDeps): TransparentProx
 
     const fail = (err: unknown): void => {
       stats.failed++;
-      if (limit.allow(`fail:${clientIp}`, Date.now()) !== undefined)
-        log.info({ clientIp, host, port: dst.port, err: String(err) }, 'device proxy refused or unreachable');
+      logFailure(clientIp, host, dst.port, err);
       server?.destroy();
       client.resetAndDestroy();
     };
 
-    function dial(): void {
+    /** The peek is over (`ready`: its handshake, when the bytes decided it; else its end, FIN or timeout). */
+    function dial(ready?: DeviceHandshake & { host: string }): void {
       if (timer) clearTimeout(timer);
       timer = null;
       if (phase !== 'peek' || client.destroyed) return;
       phase = 'dial';
-      // The domain when the first bytes name one (so the device resolves it: no DNS answer from
-      // the relay's resolver decides where the customer goes), else the address the customer dialled.
-      const v = buf.length ? classifyFirstBytes(buf, PEEK_MAX) : undefined;
-      if (v?.done && v.host) host = v.host;
-      // The peeked bytes ride behind the handshake (device-dial.ts): one tunnel round trip, not two.
-      const h = deviceHandshake(route, host, dst.port, buf);
+      const h = ready ?? peekedHandshake(route, dst, buf, true)!;
+      host = h.host;
       answered = h.answered;
       buf = EMPTY;
       // A connect started at accept counts toward the device's answer time, as before.
@@ -202,7 +236,8 @@ export function createTransparentProxy(d: TransparentProxyDeps): TransparentProx
         }
       } else if (phase === 'peek') {
         buf = buf.length ? Buffer.concat([buf, c]) : c;
-        if (buf.length >= PEEK_MAX || classifyFirstBytes(buf, PEEK_MAX).done) dial();
+        const h = peekedHandshake(route, dst, buf, false);
+        if (h) dial(h);
       } else {
         if (held) held.push(c);
         else held = [c];
@@ -313,8 +348,7 @@ export function createTransparentProxy(d: TransparentProxyDeps): TransparentProx
     const route = clients.get(clientIp);
     if (!route) {
       stats.refused++;
-      if (limit.allow(`nomap:${clientIp}`, Date.now()) !== undefined)
-        log.info({ clientIp }, 'no device mapped for this OpenVPN client; refused');
+      logNoRoute(clientIp);
       return void client.destroy();
     }
     let dst: OriginalDst;
@@ -323,8 +357,7 @@ export function createTransparentProxy(d: TransparentProxyDeps): TransparentProx
       dst = originalDst(client);
     } catch (err) {
       stats.refused++;
-      if (limit.allow('nodst', Date.now()) !== undefined)
-        log.warn({ clientIp, err: String(err) }, 'no original destination (not redirected?); refused');
+      logNoDst(clientIp, err);
       return void client.destroy();
     }
     serve(client, clientIp, route, dst);
@@ -343,31 +376,22 @@ export function createTransparentProxy(d: TransparentProxyDeps): TransparentProx
   const hooks: TransparentHooks = {
     route: (clientIp, fd, dstIp, dstPort) => {
       const route = clients.get(clientIp);
-      if (!route) {
-        if (limit.allow(`nomap:${clientIp}`, Date.now()) !== undefined)
-          log.info({ clientIp }, 'no device mapped for this OpenVPN client; refused');
-        return undefined;
-      }
-      let address = dstIp;
-      let port = dstPort;
-      if (!address) {
+      if (!route) return void logNoRoute(clientIp);
+      let dst = { address: dstIp, port: dstPort };
+      if (!dst.address) {
         try {
-          ({ address, port } = originalDst({ _handle: { fd } }));
+          dst = originalDst({ _handle: { fd } });
         } catch (err) {
-          if (limit.allow('nodst', Date.now()) !== undefined)
-            log.warn({ clientIp, err: String(err) }, 'no original destination (not redirected?); refused');
-          return undefined;
+          return void logNoDst(clientIp, err);
         }
       }
-      return [route.deviceVpnIp, route.proxyPort, route.protocol === 'socks5', address, port];
+      return [route.deviceVpnIp, route.proxyPort, route.protocol === 'socks5', dst.address, dst.port];
     },
     hello: (clientIp, deviceIp, devicePort, dstIp, dstPort, peeked, final) => {
       const route = clients.get(clientIp);
       // Remapped or gone since accept: the device socket already open is not this route's.
       if (!route || route.deviceVpnIp !== deviceIp || route.proxyPort !== devicePort) return null;
-      const v = peeked.length ? classifyFirstBytes(peeked, PEEK_MAX) : undefined;
-      if (!final && !v?.done) return undefined;
-      return deviceHandshake(route, v?.done && v.host ? v.host : dstIp, dstPort, peeked).hello;
+      return peekedHandshake(route, { address: dstIp, port: dstPort }, peeked, final)?.hello;
     },
     answered: (socks5, bytes) => {
       try {
@@ -376,14 +400,8 @@ export function createTransparentProxy(d: TransparentProxyDeps): TransparentProx
         return -2;
       }
     },
-    event: (kind, clientIp, dstIp, dstPort, detail) => {
-      if (kind === 'nodst') {
-        if (limit.allow('nodst', Date.now()) !== undefined)
-          log.warn({ clientIp, err: detail }, 'no original destination (not redirected?); refused');
-      } else if (limit.allow(`fail:${clientIp}`, Date.now()) !== undefined) {
-        log.info({ clientIp, host: dstIp, port: dstPort, err: detail }, 'device proxy refused or unreachable');
-      }
-    },
+    event: (kind, clientIp, dstIp, dstPort, detail) =>
+      kind === 'nodst' ? logNoDst(clientIp, detail) : logFailure(clientIp, dstIp, dstPort, detail),
   };
 
   const routes: Record<string, PushHandler> = {
