@@ -124,7 +124,15 @@ export function createPolicyDialer(opts: PolicyDialerOptions): Dial {
       const left = deadline - Date.now();
       if (left <= 0) break;
       try {
-        return await connectOnce(a, req.port, bindFor(a.family), left, opts.openSocket, opts.lean ?? leanByDefault());
+        return await connectOnce(
+          a,
+          req.port,
+          bindFor(a.family),
+          left,
+          opts.openSocket,
+          opts.lean ?? leanByDefault(),
+          req.onSocket,
+        );
       } catch (e) {
         last = classifyDialError(e, req.host, req.port);
         if (last.code === 'PP_ERR_PROXY_TARGET_TIMEOUT') break;
@@ -141,6 +149,7 @@ function connectOnce(
   timeoutMs: number,
   open: PolicyDialerOptions['openSocket'],
   lean: boolean,
+  onSocket: DialRequest['onSocket'],
 ): Promise<ProxySocket> {
   return new Promise((resolve, reject) => {
     const host = to.address;
@@ -159,6 +168,12 @@ function connectOnce(
         s = net.connect({ host, port, localAddress, allowHalfOpen: true, noDelay: true });
       }
     } catch (e) {
+      return reject(e);
+    }
+    try {
+      onSocket?.(s);
+    } catch (e) {
+      s.destroy();
       return reject(e);
     }
     const timer = setTimeout(() => {

@@ -64,6 +64,14 @@ export interface DialRequest {
   readonly host: string;
   readonly port: number;
   readonly principal: string;
+  /**
+   * Optional: called with each attempt's socket right after its connect() was issued, before it is
+   * connected. What the caller writes there leaves the moment the connection is up, from the connect
+   * callback itself, before the dial's promise settles; if the attempt fails it goes with the socket.
+   * The HTTP proxy writes an absolute-form request's head here. A dial that never calls it is fine:
+   * the caller then writes after the dial.
+   */
+  readonly onSocket?: (socket: ProxySocket) => void;
 }
 
 /** Opens the egress TCP connection. Rejections should be PPErrors or errno errors (see dialer.ts). */

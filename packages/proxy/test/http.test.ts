@@ -264,3 +264,86 @@ it('re-chunks a large close-delimited answer intact for a customer that reads sl
   }
   assert.ok(Buffer.concat(out).equals(body));
 });
+
+/** An origin that records every request head it reads and answers each with "ok", closing after. */
+async function recordingOrigin(): Promise<{ port: number; heads: string[] }> {
+  const net = await import('node:net');
+  const heads: string[] = [];
+  const srv = net.createServer((c) => {
+    let buf = '';
+    c.on('error', () => {});
+    c.on('data', (d) => {
+      buf += d.toString('latin1');
+      const end = buf.indexOf('\r\n\r\n');
+      if (end < 0) return;
+      heads.push(buf.slice(0, end + 4));
+      c.end('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok');
+    });
+  });
+  srv.listen(0, '127.0.0.1');
+  await new Promise((r) => srv.once('listening', r));
+  onCleanup(() => new Promise((r) => srv.close(r)));
+  return { port: (srv.address() as { port: number }).port, heads };
+}
+
+it("an absolute-form request's head is written on the origin socket while it connects, once, unless a limited meter must be charged first", async () => {
+  const o = await recordingOrigin();
+  // resolves to an address where nothing listens first (refused), then the origin's
+  const resolve = async (host: string) =>
+    host === 'two.test'
+      ? [
+          { address: '127.0.0.2', family: 4 as const },
+          { address: '127.0.0.1', family: 4 as const },
+        ]
+      : testResolve(host);
+  const base = createPolicyDialer({ policy: { allowLoopback: true }, resolve, connectTimeoutMs: 2000 });
+  // Each write on an attempt's socket, and whether that socket was still connecting then.
+  let writes: string[] = [];
+  const dial: typeof base = (req) =>
+    base({
+      ...req,
+      onSocket: (s) => {
+        const write = s.write.bind(s) as (d: Uint8Array | string) => boolean;
+        (s as { write: (d: Uint8Array | string) => boolean }).write = (d) => {
+          writes.push((s as { connecting?: boolean }).connecting ? 'while connecting' : 'connected');
+          return write(d);
+        };
+        req.onSocket?.(s);
+      },
+    });
+  const meters = {
+    none: undefined,
+    unlimited: { take: () => 0, unlimited: () => true },
+    limited: { take: () => 0, unlimited: () => false },
+  };
+  for (const [name, meter] of Object.entries(meters)) {
+    const px = createHttpProxy({
+      authenticate: async (u, p) => (u === USER && p === PASS ? { principal: 'con_alice', meter } : null),
+      dial,
+    });
+    const pport = (await px.listen(0)).port;
+    onCleanup(() => px.close());
+    for (const host of [`127.0.0.1:${o.port}`, `two.test:${o.port}`]) {
+      writes = [];
+      o.heads.length = 0;
+      const s = await connect(pport);
+      s.write(`GET http://${host}/p?q=${name} HTTP/1.1\r\nHost: x\r\n${AUTH}Connection: close\r\n\r\n`);
+      const got = (await untilClose(s)).toString('latin1');
+      assert.match(got, /^HTTP\/1\.1 200 OK\r\n[\s\S]*\r\n\r\nok$/, `${name} ${host}`);
+      assert.deepEqual(o.heads.length, 1, `${name} ${host}: the origin read one head`);
+      assert.match(
+        o.heads[0]!,
+        new RegExp(`^GET /p\\?q=${name} HTTP/1\\.1\\r\\nHost: ${host.replace('.', '\\.')}\\r\\n`),
+      );
+      assert.doesNotMatch(o.heads[0]!, /Proxy-Authorization/i);
+      const attempts = host.startsWith('two') ? 2 : 1;
+      // The head goes to every attempt's socket while it connects (the refused one drops it), or,
+      // with a limited meter, only to the connected one, after the meter was charged.
+      assert.deepEqual(
+        writes,
+        name === 'limited' ? ['connected'] : Array(attempts).fill('while connecting'),
+        `${name} ${host}`,
+      );
+    }
+  }
+});

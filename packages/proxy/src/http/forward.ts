@@ -41,9 +41,10 @@ export interface ForwardParams {
   readonly client: ProxySocket;
   readonly upstream: ProxySocket;
   readonly method: string;
-  readonly path: string;
-  /** End-to-end fields to send (Host first); Transfer-Encoding: chunked when the body is chunked. */
-  readonly headers: Array<[string, string]>;
+  /** The request head as it goes upstream (requestHead()). */
+  readonly request: { readonly head: string; readonly chunked: boolean };
+  /** The head was written on `upstream` already (while it was connecting: DialRequest.onSocket). */
+  readonly headSent?: boolean;
   /** Whether the customer may get a chunked answer (HTTP/1.1). */
   readonly clientHttp11: boolean;
   readonly keepAlive: boolean;
@@ -134,8 +135,7 @@ function writeChunk(s: ProxySocket, b: Buffer): boolean {
 const hangUp = (): Error => Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' });
 
 export function forward(p: ForwardParams): Forwarded {
-  const { client, upstream } = p;
-  const req = requestHead(p.method, p.path, p.headers);
+  const { client, upstream, request: req } = p;
   let responded = false;
   let finished = false;
   let chunk = false;
@@ -190,8 +190,11 @@ export function forward(p: ForwardParams): Forwarded {
     end: () => {
       if (chunk) client.write('0\r\n\r\n');
       finished = true;
-      cleanup();
       settle.resolve({ keepAlive });
+      // The origin's socket goes after the caller's reaction to `done`, queued just now, has handed
+      // the answer to the customer's socket (and, on a last request, closed it): closing a socket
+      // costs a system call and its FIN, which need not come before the customer's answer.
+      queueMicrotask(cleanup);
     },
   });
   const onData = (d: Buffer): void => {
@@ -234,7 +237,7 @@ export function forward(p: ForwardParams): Forwarded {
   upstream.on('error', onError);
   upstream.on('close', onClose);
   client.on('drain', onClientDrain);
-  upstream.write(req.head);
+  if (!p.headSent) upstream.write(req.head);
 
   return {
     write: (b) => (req.chunked ? writeChunk(upstream, b) : upstream.write(b)),

@@ -20,7 +20,7 @@ import type { RelayHandoff } from '../lean/handoff.js';
 import { ProxyServer, SocketAuthContext } from '../server-base.js';
 import type { AllowNoAuth, AuthContext, Authenticate, Dial, Logger, Meter } from '../types.js';
 import { bodyFraming, bodySink, type BodySink, type Framing } from './body.js';
-import { forward, endToEndHeaders, type Forwarded } from './forward.js';
+import { forward, endToEndHeaders, requestHead, type Forwarded } from './forward.js';
 import { findHeadEnd, listMembers, parseRequestHead, MAX_HEAD_BYTES, type RequestHead } from './head.js';
 import { authenticateRequest, requestTarget } from './request.js';
 import { writeFailure } from './responses.js';
@@ -214,18 +214,34 @@ class HttpConnection {
       throw p.deny;
     }
     this.served = true;
+    const out = isConnect ? null : upstreamRequest(head, url, framing!);
+    // Where no byte budget or rate limit has to be charged before bytes move, an absolute-form
+    // request's head is written on the socket while it connects: it leaves from the connect callback
+    // itself instead of after the dial's promise and the set-up below (~60-90 µs sooner on the lab).
+    const early = out !== null && (p.meter === undefined || p.meter.unlimited?.() === true);
+    let headOn: ProxySocket | null = null;
 
     // Hold the customer's bytes while we dial; they are replayed afterwards.
     this.holds.take('dial');
     let upstream: ProxySocket;
     try {
-      upstream = await this.cfg.dial({ host, port, principal: p.principal });
+      upstream = await this.cfg.dial({
+        host,
+        port,
+        principal: p.principal,
+        onSocket: early
+          ? (s) => {
+              s.write(out.request.head);
+              headOn = s;
+            }
+          : undefined,
+      });
     } catch (e) {
       throw classifyDialError(e, host, port);
     }
     if (this.socket.destroyed) return void upstream.destroy();
-    if (isConnect) return this.tunnel(upstream, p.meter);
-    await this.forward(head, url, framing!, upstream, p.meter, headBytes);
+    if (out === null) return this.tunnel(upstream, p.meter);
+    await this.forward(head, out, framing!, upstream, p.meter, headBytes, headOn === upstream);
   }
 
   private tunnel(upstream: ProxySocket, meter: Meter | undefined): void {
@@ -259,20 +275,14 @@ class HttpConnection {
 
   private async forward(
     head: RequestHead,
-    url: URL,
+    out: UpstreamRequest,
     framing: Framing,
     upstream: ProxySocket,
     meter: Meter | undefined,
     headBytes: number,
+    headSent: boolean,
   ): Promise<void> {
-    const conn = listMembers(head.headers, 'connection');
-    const keepAlive =
-      head.version === '1.1' &&
-      !conn.includes('close') &&
-      !listMembers(head.headers, 'proxy-connection').includes('close');
-    const headers = endToEndHeaders(head.headers, conn);
-    headers.unshift(['Host', url.host]);
-    if (framing.kind === 'chunked') headers.push(['Transfer-Encoding', 'chunked']);
+    const { keepAlive } = out;
     if (meter) {
       // The head goes upstream too (rewritten): charged as upload, so headers are no free channel.
       this.upFeed = new MeteredFeed(meter, 'up', this.holds.counter, this.feedBody, this.kill);
@@ -282,8 +292,8 @@ class HttpConnection {
       client: this.socket,
       upstream,
       method: head.method,
-      path: url.pathname + url.search,
-      headers,
+      request: out.request,
+      headSent,
       clientHttp11: head.version === '1.1',
       keepAlive,
       meter,
@@ -294,7 +304,7 @@ class HttpConnection {
     try {
       result = await fwd.done;
     } catch (e) {
-      throw e instanceof BudgetSpent ? e : classifyDialError(e, url.hostname, Number(url.port || 80));
+      throw e instanceof BudgetSpent ? e : classifyDialError(e, out.url.hostname, Number(out.url.port || 80));
     }
     // The customer said this was its last request and sent all of it: nothing more may come.
     const lastRequest = !keepAlive && this.body === null;
@@ -390,4 +400,23 @@ class HttpConnection {
     // Read on, to see the customer's FIN or reset.
     this.holds.clear();
   }
+}
+
+/** An absolute-form request as it goes to its origin: its head (requestHead) and the customer's keep-alive wish. */
+interface UpstreamRequest {
+  readonly url: URL;
+  readonly keepAlive: boolean;
+  readonly request: { readonly head: string; readonly chunked: boolean };
+}
+
+function upstreamRequest(head: RequestHead, url: URL, framing: Framing): UpstreamRequest {
+  const conn = listMembers(head.headers, 'connection');
+  const keepAlive =
+    head.version === '1.1' &&
+    !conn.includes('close') &&
+    !listMembers(head.headers, 'proxy-connection').includes('close');
+  const headers = endToEndHeaders(head.headers, conn);
+  headers.unshift(['Host', url.host]);
+  if (framing.kind === 'chunked') headers.push(['Transfer-Encoding', 'chunked']);
+  return { url, keepAlive, request: requestHead(head.method, url.pathname + url.search, headers) };
 }
