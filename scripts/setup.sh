@@ -5,9 +5,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # tinyproxy, dante-server (and wireguard-go, openvpn): the standard-parts chain of `npm run bench:dataplane`
-# (peers phase); redsocks: the standard-parts answer to the OpenVPN customer path (ovpn phase). The benches
+# (peers phase); redsocks: the standard-parts answer to the OpenVPN customer path (ovpn phase); tcpdump: the
+# anatomy phase (where a request's time to first byte goes, hop by hop). The benches
 # start their own instances in lab namespaces; the packages' system services are never kept.
-DEBS=(nftables iproute2 iputils-ping openvpn postgresql chromium curl socat dnsutils iperf3 conntrack wireguard-go wireguard-tools procps openssl python3 make g++ wrk tinyproxy dante-server redsocks)
+DEBS=(nftables iproute2 iputils-ping tcpdump openvpn postgresql chromium curl socat dnsutils iperf3 conntrack wireguard-go wireguard-tools procps openssl python3 make g++ wrk tinyproxy dante-server redsocks)
 missing=()
 for p in "${DEBS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then

@@ -48,6 +48,7 @@ import {
 } from './peer-chain.js';
 import { ovpnPhase, ovpnRelayEnv } from './openvpn-path.js';
 import { rttPhase } from './tunnel-rtt.js';
+import { anatomyPhase, buildNewconnLoad } from './ttfb-anatomy.js';
 
 const figures: { what: string; value: string; note?: string }[] = [];
 const record = (what: string, value: string, note?: string) => {
@@ -58,8 +59,8 @@ const mbit = (bytesPerS: number) => (bytesPerS * 8) / 1e6;
 const SIM_DEVICES = Number(process.env.PP_BENCH_DEVICES ?? 1000);
 // BENCH_PEER_LOADS=wrk,absolute,... sets the peers phase's loads and their order (peerLoads below);
 // BENCH_PEER_ROUNDS=N how many rounds of each load run over every chain (default 3, medians reported).
-// BENCH_PHASES=conn,ttfb runs only those phases (names: throughput, ours, wireguard-go, openvpn, rtt, conn, ttfb, rss,
-// peers; default all). BENCH_CPU_PROF=DIR starts the relay (up, API, tunnel) and the agent with --cpu-prof into DIR and
+// BENCH_PHASES=conn,ttfb runs only those phases (names: throughput, ours, wireguard-go, openvpn, rtt, ttfb, anatomy, conn, rss,
+// peers, ovpn; default all). BENCH_CPU_PROF=DIR starts the relay (up, API, tunnel) and the agent with --cpu-prof into DIR and
 // stops them gracefully at the end so the profiles are written.
 const PHASES = process.env.BENCH_PHASES ? new Set(process.env.BENCH_PHASES.split(',').map((x) => x.trim())) : undefined;
 const CPU_PROF = process.env.BENCH_CPU_PROF;
@@ -433,6 +434,9 @@ async function main(): Promise<void> {
       );
     });
 
+    // ---- where a request's time to first byte goes, hop by hop (ttfb-anatomy.ts) ---------------
+    await phase('anatomy', () => anatomyPhase({ lab, proxyUrl: con.proxy_url, vpnIp, work, record }));
+
     // ---- new proxied connections per second ----------------------------------------------------
     // Two load generators: our Node client (~0.7 core at 2,000/s on the same 2 cores as everything
     // else) and wrk (C, epoll; wrk-new-conn.lua sends Connection: close, so wrk reconnects for each
@@ -659,7 +663,6 @@ interface LoadResult {
   ttfb_p90_ms: number;
 }
 const peerRows: string[][] = [];
-const NEWCONN_SRC = new URL('./newconn-load.c', import.meta.url).pathname;
 const PEER_PORTS = { wg: { http: 33128, socks: 31080 }, ovpn: { http: 33129, socks: 31081 } };
 const PEER_STREAM_S = 6;
 const PEER_LOAD_MS = 5_000;
@@ -724,8 +727,7 @@ async function peersPhase(o: {
   const { lab, relay, work, curl } = o;
   const dir = join(work, 'peers');
   mkdirSync(dir, { recursive: true });
-  const loadBin = join(dir, 'newconn-load');
-  await lab.exec('cust', 'cc', ['-O2', '-o', loadBin, NEWCONN_SRC], { check: true, timeoutMs: 60_000 });
+  const loadBin = await buildNewconnLoad(lab, dir);
   const socksCon = await createConnection(relay, o.deviceId, 'socks5');
   const cred = createBenchUser(lab.prefix);
   o.peerState.user = cred.user;
