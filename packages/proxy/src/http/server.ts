@@ -217,7 +217,8 @@ class HttpConnection {
     const out = isConnect ? null : upstreamRequest(head, url, framing!);
     // Where no byte budget or rate limit has to be charged before bytes move, an absolute-form
     // request's head is written on the socket while it connects: it leaves from the connect callback
-    // itself instead of after the dial's promise and the set-up below (~60-90 µs sooner on the lab).
+    // itself instead of after the dial's promise and the set-up below (in the lab's device captures the
+    // SYN-ACK -> request gap went from 72 to 64 µs median).
     const early = out !== null && (p.meter === undefined || p.meter.unlimited?.() === true);
     let headOn: ProxySocket | null = null;
 
