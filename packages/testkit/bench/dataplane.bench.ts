@@ -435,7 +435,10 @@ async function main(): Promise<void> {
     });
 
     // ---- where a request's time to first byte goes, hop by hop (ttfb-anatomy.ts) ---------------
-    await phase('anatomy', () => anatomyPhase({ lab, proxyUrl: con.proxy_url, vpnIp, work, record }));
+    await phase('anatomy', async () => {
+      const socks = await createConnection(relay!, agent.deviceId, 'socks5');
+      await anatomyPhase({ lab, proxyUrl: con.proxy_url, socksUrl: socks.proxy_url, vpnIp, work, record });
+    });
 
     // ---- new proxied connections per second ----------------------------------------------------
     // Two load generators: our Node client (~0.7 core at 2,000/s on the same 2 cores as everything

@@ -2,15 +2,18 @@
 // time goes, hop by hop, read from packet captures instead of inferred from totals.
 //
 // newconn-load sends N sequential requests (a new connection each, like the `ttfb` phase) through our
-// HTTP proxy, as absolute-form GETs and as CONNECT + GET, while tcpdump records four points: the
+// proxy, as absolute-form GETs, CONNECT + GET and SOCKS5 + GET, while tcpdump records four points: the
 // relay's uplink (customer side and the sealed UDP), the relay's pp0, the device's ppd0 and its
 // cellular uplink (sealed UDP and the device's own connection to the target). All captures use the
 // kernel's one clock, so timestamps compare across namespaces. Printed, as medians over requests:
 //   - one tunnel crossing each way, split into the sender (inner packet on its TUN -> sealed UDP out),
 //     the links (UDP out -> UDP in at the other end) and the receiver (UDP in -> inner packet on its TUN);
-//   - the agent: the customer's request -> its SYN to the target; the target's SYN-ACK -> its first
+//   - the agent: the customer's first bytes -> its SYN to the target; the target's SYN-ACK -> its first
 //     write (GET: the request to the target; CONNECT: the 200 to the customer); the target's answer ->
 //     the answer on ppd0; plus the target's own time (request -> answer);
+//   - the exchange on ppd0 turn by turn: the agent's answer to each of the customer's turns, and the
+//     customer's next turn after it (one round trip through the tunnel each: what SOCKS5's greeting and
+//     credentials cost, by protocol);
 //   - the time to first byte newconn-load measured during the captures (tcpdump costs some: compare
 //     runs with each other, not with the `ttfb` phase).
 // Capturing costs CPU on these two cores, so the figures are a map of the path, not its speed.
@@ -93,10 +96,24 @@ export interface AgentTimes {
   n: number;
 }
 
+/**
+ * The exchange on `ppd0`, step by step (connections with the most common number of steps): each step is
+ * the customer's bytes, then the agent's answer. `agent[k]`: customer's bytes k -> the agent's answer
+ * (for the last step, the target's answer relayed); `customer[k]`: that answer -> the customer's next
+ * bytes, i.e. one round trip through the tunnel and the customer's own turn. GET: one step; CONNECT: two
+ * (CONNECT, then the GET inside); SOCKS5: four (greeting, credentials, CONNECT, GET).
+ */
+export interface Steps {
+  agent: number[];
+  customer: number[];
+  n: number;
+}
+
 export interface Anatomy {
   down: Crossing;
   up: Crossing;
   agent: AgentTimes;
+  steps: Steps;
 }
 
 /**
@@ -155,6 +172,7 @@ export function anatomy(
   const starts = dev.filter((p) => p.at === 'ppd0' && p.flags === 'S' && host(p.src) === a.cust);
   const toTarget = (p: Pkt) => p.at === 'dev' && host(p.dst) === a.target;
   const fromTarget = (p: Pkt) => p.at === 'dev' && host(p.src) === a.target;
+  const stepRuns: { agent: number[]; customer: number[] }[] = [];
   const req: number[] = [];
   const conn: number[] = [];
   const ans: number[] = [];
@@ -166,6 +184,18 @@ export function anatomy(
     const win: Pkt[] = [];
     for (let j = i; j < dev.length && dev[j]!.t < end; j++) win.push(dev[j]!);
     const first = (pred: (p: Pkt) => boolean, after = 0) => win.find((p) => p.t >= after && pred(p));
+    // Data segments on ppd0 of this connection, as turns: the customer's bytes, then the agent's.
+    const turns: { fromCustomer: boolean; t: number }[] = [];
+    for (const p of win) {
+      if (p.at !== 'ppd0' || p.len === 0 || (p.src !== syn.src && p.dst !== syn.src)) continue;
+      const fromCustomer = p.src === syn.src;
+      if (turns.length === 0 ? fromCustomer : turns[turns.length - 1]!.fromCustomer !== fromCustomer)
+        turns.push({ fromCustomer, t: p.t });
+    }
+    const run = { agent: [] as number[], customer: [] as number[] };
+    for (let j = 0; j + 1 < turns.length; j++)
+      (turns[j]!.fromCustomer ? run.agent : run.customer).push(turns[j + 1]!.t - turns[j]!.t);
+    if (run.agent.length > 0) stepRuns.push(run);
     const custData = first((p) => p.at === 'ppd0' && p.src === syn.src && p.len > 0);
     const tSyn = custData && first((p) => toTarget(p) && p.flags === 'S', custData.t);
     const tSynAck = tSyn && first((p) => fromTarget(p) && p.flags === 'S.', tSyn.t);
@@ -180,9 +210,22 @@ export function anatomy(
     tgt.push(answer.t - toT.t);
     ans.push(answered.t - answer.t);
   }
+  // The most common number of steps (a connection cut short by the capture's start or end has fewer).
+  const counts = new Map<number, number>();
+  for (const r of stepRuns) counts.set(r.agent.length, (counts.get(r.agent.length) ?? 0) + 1);
+  const usual = [...counts].sort((x, y) => y[1] - x[1])[0]?.[0] ?? 0;
+  const same = stepRuns.filter((r) => r.agent.length === usual);
+  const steps: Steps = {
+    agent: Array.from({ length: usual }, (_, k) => median(same.map((r) => r.agent[k]!))),
+    customer: Array.from({ length: Math.max(0, usual - 1) }, (_, k) =>
+      median(same.filter((r) => r.customer.length > k).map((r) => r.customer[k]!)),
+    ),
+    n: same.length,
+  };
   return {
     down,
     up,
+    steps,
     agent: {
       requestToDial: median(req),
       connectedToWrite: median(conn),
@@ -196,6 +239,8 @@ export function anatomy(
 export async function anatomyPhase(o: {
   lab: Lab;
   proxyUrl: string;
+  /** A SOCKS5 connection on the same device (socks5://user:pass@host:port). */
+  socksUrl: string;
   vpnIp: string;
   work: string;
   record: (what: string, value: string, note?: string) => void;
@@ -209,8 +254,10 @@ export async function anatomyPhase(o: {
   }
   const n = o.n ?? 300;
   const loadBin = await buildNewconnLoad(lab, work);
-  const u = new URL(o.proxyUrl);
-  const ep = [u.hostname, u.port, decodeURIComponent(u.username), decodeURIComponent(u.password)];
+  const endpoint = (url: string) => {
+    const u = new URL(url);
+    return [u.hostname, u.port, decodeURIComponent(u.username), decodeURIComponent(u.password)];
+  };
   const dev = lab.device(1);
   const target = lab.inet.dnsRecords['echo.test']!;
   const points = [
@@ -223,10 +270,19 @@ export async function anatomyPhase(o: {
     lab.exec(
       'cust',
       loadBin,
-      [mode, ...ep, 'echo.test', '80', '/bytes?n=1024', String(conc), String(ms), ...(count ? [String(count)] : [])],
+      [
+        mode,
+        ...endpoint(mode === 'socks5' ? o.socksUrl : o.proxyUrl),
+        'echo.test',
+        '80',
+        '/bytes?n=1024',
+        String(conc),
+        String(ms),
+        ...(count ? [String(count)] : []),
+      ],
       { timeoutMs: ms + 20_000 },
     );
-  for (const mode of ['absolute', 'connect'] as const) {
+  for (const mode of ['absolute', 'connect', 'socks5'] as const) {
     // A warm agent (its JavaScript compiled), as in the peers phase.
     await load(mode, 32, 2000);
     const files = points.map((p) => join(work, `anatomy-${mode}-${p.key}.pcap`));
@@ -250,16 +306,21 @@ export async function anatomyPhase(o: {
         { cust: lab.cust.ip, target, relayIp: lab.relay.ip, vpnIp: o.vpnIp },
       );
       const f = (v: number) => v.toFixed(0);
-      const label = mode === 'absolute' ? 'GET' : 'CONNECT';
+      const label = mode === 'absolute' ? 'GET' : mode === 'connect' ? 'CONNECT' : 'SOCKS5';
       record(
         `anatomy ${label}: one tunnel crossing, relay -> device · device -> relay (sender · links · receiver, median µs)`,
         `${f(x.down.total)} (${f(x.down.sender)} · ${f(x.down.links)} · ${f(x.down.receiver)}) · ${f(x.up.total)} (${f(x.up.sender)} · ${f(x.up.links)} · ${f(x.up.receiver)})`,
         `${x.down.n} and ${x.up.n} inner packets`,
       );
       record(
-        `anatomy ${label}: agent, request -> SYN to the target · target's SYN-ACK -> first write · answer -> customer (median µs); the target itself`,
+        `anatomy ${label}: agent, the customer's first bytes -> SYN to the target · target's SYN-ACK -> first write · answer -> customer (median µs); the target itself`,
         `${f(x.agent.requestToDial)} · ${f(x.agent.connectedToWrite)} · ${f(x.agent.answerToCustomer)}; target ${f(x.agent.target)}`,
         `${x.agent.n} of ${res.requests} requests (${res.errors} errors); TTFB p50 during the captures ${res.ttfb_p50_ms.toFixed(2)} ms`,
+      );
+      record(
+        `anatomy ${label}: on ppd0, step by step: the agent's answer to each of the customer's turns · the customer's next turn (one tunnel round trip) (median µs)`,
+        `agent ${x.steps.agent.map(f).join(' · ')}; customer ${x.steps.customer.length ? x.steps.customer.map(f).join(' · ') : '—'}`,
+        `${x.steps.n} connections with ${x.steps.agent.length} steps`,
       );
     } finally {
       for (const c of caps) await c.stop(1000).catch(() => undefined);

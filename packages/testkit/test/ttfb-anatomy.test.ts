@@ -79,6 +79,35 @@ it('finds each hop of sequential GETs in four captures', () => {
   assert.deepEqual(x.down, { sender: 20, links: 10, receiver: 30, total: 60, n: 27 });
   assert.deepEqual(x.up, { sender: 25, links: 10, receiver: 35, total: 70, n: 18 });
   assert.deepEqual(x.agent, { requestToDial: 150, connectedToWrite: 40, answerToCustomer: 90, target: 200, n: 9 });
+  // one step: the request on ppd0 -> the answer on ppd0 (150 + 20 + 40 + 200 + 90)
+  assert.deepEqual(x.steps, { agent: [500], customer: [], n: 9 });
+});
+
+it('splits an exchange into turns (a SOCKS5-like handshake), and keeps the usual number of steps', () => {
+  const ppd0: string[] = [];
+  for (let k = 0; k < 5; k++) {
+    const cp = `${CUST}.${41000 + k}`;
+    const dp = `${VPN}.40001`;
+    const t = k * 10_000;
+    ppd0.push(tcp(t, cp, dp, 'S', '1', null, 0));
+    // a connection cut short by the capture's end has fewer turns; it must not skew the medians
+    const turns = k === 4 ? [0, 50] : [0, 50, 250, 290, 450, 600];
+    for (const [j, dt] of turns.entries()) {
+      const fromCustomer = j % 2 === 0;
+      ppd0.push(
+        tcp(t + 100 + dt, fromCustomer ? cp : dp, fromCustomer ? dp : cp, 'P.', `${j * 10 + 1}:${j * 10 + 4}`, 1, 3),
+      );
+      // a second segment of the same turn does not start a new one
+      if (j === 5) ppd0.push(tcp(t + 110 + dt, dp, cp, 'P.', '99:199', 1, 100));
+    }
+  }
+  ppd0.sort();
+  const x = anatomy(
+    { relay: [], pp0: [], ppd0: parseTcpdump(ppd0.join('\n'), 'ppd0'), dev: [] },
+    { cust: CUST, target: TARGET, relayIp: RELAY, vpnIp: VPN },
+  );
+  assert.deepEqual(x.steps, { agent: [50, 40, 150], customer: [200, 160], n: 4 });
+  assert.equal(x.agent.n, 0);
 });
 
 it('reads tcpdump lines of every shape it meets and skips the rest', () => {
