@@ -48,7 +48,8 @@ import {
 } from './peer-chain.js';
 import { ovpnPhase, ovpnRelayEnv } from './openvpn-path.js';
 import { rttPhase } from './tunnel-rtt.js';
-import { anatomyPhase, buildNewconnLoad } from './ttfb-anatomy.js';
+import { anatomyPhase } from './ttfb-anatomy.js';
+import { buildNewconnLoad, endpointOf, runNewconnLoad, type Endpoint, type LoadResult } from './newconn.js';
 
 const figures: { what: string; value: string; note?: string }[] = [];
 const record = (what: string, value: string, note?: string) => {
@@ -642,12 +643,6 @@ async function main(): Promise<void> {
 interface PeerState {
   user?: string;
 }
-interface Endpoint {
-  ip: string;
-  port: number;
-  user: string;
-  pass: string;
-}
 interface Chain {
   name: string;
   http: Endpoint;
@@ -655,15 +650,6 @@ interface Chain {
   /** Processes on the device that carry a proxied request (for "device CPU per request"). */
   deviceRoles: { http: string[]; socks: string[] };
   relayRoles: string[];
-}
-interface LoadResult {
-  mode: string;
-  requests: number;
-  errors: number;
-  seconds: number;
-  per_sec: number;
-  ttfb_p50_ms: number;
-  ttfb_p90_ms: number;
 }
 const peerRows: string[][] = [];
 const PEER_PORTS = { wg: { http: 33128, socks: 31080 }, ovpn: { http: 33129, socks: 31081 } };
@@ -706,15 +692,6 @@ function wrkGetArgs(e: Endpoint): string[] {
   ];
 }
 
-function endpointOf(url: string): Endpoint {
-  const u = new URL(url);
-  return {
-    ip: u.hostname,
-    port: Number(u.port),
-    user: decodeURIComponent(u.username),
-    pass: decodeURIComponent(u.password),
-  };
-}
 const proxyUrl = (scheme: string, e: Endpoint) =>
   `${scheme}://${encodeURIComponent(e.user)}:${encodeURIComponent(e.pass)}@${e.ip}:${e.port}`;
 
@@ -839,29 +816,13 @@ async function peersPhase(o: {
     row(`one stream, SOCKS5 (curl socks5h, ${PEER_STREAM_S} s)`, sSocks, 'Mbit/s');
 
     // newconn-load.c: one new connection per 1 KiB GET
-    const load = async (mode: string, e: Endpoint, conc: number, ms: number, count?: number): Promise<LoadResult> => {
-      const r = await lab.exec(
-        'cust',
-        loadBin,
-        [
-          mode,
-          e.ip,
-          String(e.port),
-          e.user,
-          e.pass,
-          'echo.test',
-          '80',
-          '/bytes?n=1024',
-          String(conc),
-          String(ms),
-          ...(count ? [String(count)] : []),
-        ],
-        { timeoutMs: ms + 20_000 },
-      );
-      if (!r.stdout.trim().startsWith('{'))
-        throw new Error(`newconn-load ${mode}: ${(r.stdout + r.stderr).slice(0, 300)}`);
-      return JSON.parse(r.stdout) as LoadResult;
-    };
+    const load = (
+      mode: 'direct' | 'absolute' | 'connect' | 'socks5',
+      e: Endpoint,
+      conc: number,
+      ms: number,
+      count?: number,
+    ): Promise<LoadResult> => runNewconnLoad(lab, loadBin, mode, e, conc, ms, count);
     const target: Endpoint = { ip: lab.inet.dnsRecords['echo.test']!, port: lab.inet.httpPort, user: '-', pass: '-' };
 
     // Warm-up, not measured: every chain serves each kind of request under load first. Our agent runs

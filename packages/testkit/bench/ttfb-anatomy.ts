@@ -20,15 +20,7 @@
 import { join } from 'node:path';
 import { existsSync } from 'node:fs';
 import type { Lab, LabProcess } from '../src/index.js';
-
-const NEWCONN_SRC = new URL('./newconn-load.c', import.meta.url).pathname;
-
-/** Compiles newconn-load.c (the one load client for every chain) into `dir`; returns its path. */
-export async function buildNewconnLoad(lab: Lab, dir: string): Promise<string> {
-  const bin = join(dir, 'newconn-load');
-  await lab.exec('cust', 'cc', ['-O2', '-o', bin, NEWCONN_SRC], { check: true, timeoutMs: 60_000 });
-  return bin;
-}
+import { buildNewconnLoad, endpointOf, runNewconnLoad } from './newconn.js';
 
 interface Pkt {
   /** Capture time in µs (exact: seconds and microseconds are read apart). */
@@ -254,10 +246,6 @@ export async function anatomyPhase(o: {
   }
   const n = o.n ?? 300;
   const loadBin = await buildNewconnLoad(lab, work);
-  const endpoint = (url: string) => {
-    const u = new URL(url);
-    return [u.hostname, u.port, decodeURIComponent(u.username), decodeURIComponent(u.password)];
-  };
   const dev = lab.device(1);
   const target = lab.inet.dnsRecords['echo.test']!;
   const points = [
@@ -266,22 +254,8 @@ export async function anatomyPhase(o: {
     { key: 'ppd0', ns: 'dev1', iface: 'ppd0' },
     { key: 'dev', ns: 'dev1', iface: dev.iface },
   ] as const;
-  const load = (mode: string, conc: number, ms: number, count?: number) =>
-    lab.exec(
-      'cust',
-      loadBin,
-      [
-        mode,
-        ...endpoint(mode === 'socks5' ? o.socksUrl : o.proxyUrl),
-        'echo.test',
-        '80',
-        '/bytes?n=1024',
-        String(conc),
-        String(ms),
-        ...(count ? [String(count)] : []),
-      ],
-      { timeoutMs: ms + 20_000 },
-    );
+  const load = (mode: 'absolute' | 'connect' | 'socks5', conc: number, ms: number, count?: number) =>
+    runNewconnLoad(lab, loadBin, mode, endpointOf(mode === 'socks5' ? o.socksUrl : o.proxyUrl), conc, ms, count);
   for (const mode of ['absolute', 'connect', 'socks5'] as const) {
     // A warm agent (its JavaScript compiled), as in the peers phase.
     await load(mode, 32, 2000);
@@ -291,8 +265,7 @@ export async function anatomyPhase(o: {
     );
     try {
       await Promise.all(caps.map((c) => c.waitForLine(/listening on/, 10_000)));
-      const r = await load(mode, 1, 30_000, n);
-      const res = JSON.parse(r.stdout) as { requests: number; errors: number; ttfb_p50_ms: number };
+      const res = await load(mode, 1, 30_000, n);
       await new Promise((res2) => setTimeout(res2, 300));
       await Promise.all(caps.map((c) => c.stop(3000)));
       const read = async (k: number) =>
