@@ -286,7 +286,7 @@ async function recordingOrigin(): Promise<{ port: number; heads: string[] }> {
   return { port: (srv.address() as { port: number }).port, heads };
 }
 
-it("an absolute-form request's head is written on the origin socket while it connects, once, unless a limited meter must be charged first", async () => {
+it("an absolute-form request's head is written on the origin socket while it connects, once, unless a limited meter must be charged first or a body follows", async () => {
   const o = await recordingOrigin();
   // resolves to an address where nothing listens first (refused), then the origin's
   const resolve = async (host: string) =>
@@ -345,5 +345,15 @@ it("an absolute-form request's head is written on the origin socket while it con
         `${name} ${host}`,
       );
     }
+    // A request with a body: its head waits for the connection whatever the meter.
+    writes = [];
+    o.heads.length = 0;
+    const s = await connect(pport);
+    s.write(
+      `POST http://127.0.0.1:${o.port}/form HTTP/1.1\r\nHost: x\r\n${AUTH}Content-Length: 2\r\nConnection: close\r\n\r\nhi`,
+    );
+    assert.match((await untilClose(s)).toString('latin1'), /^HTTP\/1\.1 200 OK\r\n/, `${name} POST`);
+    assert.match(o.heads[0] ?? '', /^POST \/form HTTP\/1\.1\r\n/);
+    assert.equal(writes[0], 'connected', `${name} POST`);
   }
 });

@@ -215,11 +215,12 @@ class HttpConnection {
     }
     this.served = true;
     const out = isConnect ? null : upstreamRequest(head, url, framing!);
-    // Where no byte budget or rate limit has to be charged before bytes move, an absolute-form
-    // request's head is written on the socket while it connects: it leaves from the connect callback
+    // A request without a body, where no byte budget or rate limit has to be charged before bytes
+    // move: its head is written on the socket while it connects, so it leaves from the connect callback
     // itself instead of after the dial's promise and the set-up below (in the lab's device captures the
-    // SYN-ACK -> request gap went from 72 to 64 µs median).
-    const early = out !== null && (p.meter === undefined || p.meter.unlimited?.() === true);
+    // SYN-ACK -> request gap went from 72 to 64 µs median). A request with a body keeps the old order, so
+    // an origin never gets a head whose body cannot follow (the customer gone during the dial).
+    const early = out !== null && framing!.kind === 'none' && (p.meter === undefined || p.meter.unlimited?.() === true);
     let headOn: ProxySocket | null = null;
 
     // Hold the customer's bytes while we dial; they are replayed afterwards.
