@@ -228,6 +228,8 @@ export function anatomy(
   };
 }
 
+const CAPTURE = ['-Z', 'root', '-U', '--immediate-mode', '-n', '-s', '128'];
+
 export async function anatomyPhase(o: {
   lab: Lab;
   proxyUrl: string;
@@ -261,7 +263,8 @@ export async function anatomyPhase(o: {
     await load(mode, 32, 2000);
     const files = points.map((p) => join(work, `anatomy-${mode}-${p.key}.pcap`));
     const caps: LabProcess[] = points.map((p, k) =>
-      lab.spawn(p.ns, 'tcpdump', ['-Z', 'root', '-i', p.iface, '-n', '-s', '128', '-w', files[k]!, 'tcp or udp']),
+      // --immediate-mode -U: each packet to the file as it comes (libpcap's block batching lost the tail).
+      lab.spawn(p.ns, 'tcpdump', [...CAPTURE, '-i', p.iface, '-w', files[k]!, 'tcp or udp']),
     );
     try {
       await Promise.all(caps.map((c) => c.waitForLine(/listening on/, 10_000)));
