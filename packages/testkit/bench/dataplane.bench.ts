@@ -8,6 +8,8 @@
 //   conn/s:       fresh TCP connection per request through the proxy (32 workers, 5 s), with our Node
 //                 client and with wrk (wrk-new-conn.lua; three runs, median), each also direct to the target
 //   TTFB:         sequential requests, new connection each, proxy vs direct (p50 difference)
+//   anatomy:      where that time goes, hop by hop: tcpdump at the relay's and the device's uplink and TUN
+//                 during sequential GET, CONNECT and SOCKS5 requests (ttfb-anatomy.ts)
 //   RSS:          the tunnel process with 1,000 simulated devices (protocol Initiators over UDP)
 //   peers:        (issue 13) the standard-parts chain on the same lab, measured next to ours with the same
 //                 clients: relay nft DNAT -> wireguard-go or OpenVPN 2.6 TLS (AES-256-GCM) dialled by the

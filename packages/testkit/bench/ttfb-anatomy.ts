@@ -109,8 +109,8 @@ export interface Anatomy {
 }
 
 /**
- * The per-hop medians from the four captures. `relayPoint`/`devPoint` are the uplinks, `pp0`/`ppd0`
- * the tunnel interfaces; `cust` the customer's address, `target` the target's, `relayIp` the relay's
+ * The per-hop medians from the four captures: `relay` and `dev` are the uplinks, `pp0` and `ppd0` the
+ * tunnel interfaces; `cust` is the customer's address, `target` the target's, `relayIp` the relay's
  * public address (the sealed UDP's end), `vpnIp` the device's tunnel address.
  */
 export function anatomy(
@@ -228,6 +228,8 @@ export function anatomy(
   };
 }
 
+// --immediate-mode -U: each packet reaches the file as it comes. Without them libpcap hands packets over
+// in blocks, and the block still open when tcpdump is stopped (a quiet TUN's last ~100 ms) was lost.
 const CAPTURE = ['-Z', 'root', '-U', '--immediate-mode', '-n', '-s', '128'];
 
 export async function anatomyPhase(o: {
@@ -263,7 +265,6 @@ export async function anatomyPhase(o: {
     await load(mode, 32, 2000);
     const files = points.map((p) => join(work, `anatomy-${mode}-${p.key}.pcap`));
     const caps: LabProcess[] = points.map((p, k) =>
-      // --immediate-mode -U: each packet to the file as it comes (libpcap's block batching lost the tail).
       lab.spawn(p.ns, 'tcpdump', [...CAPTURE, '-i', p.iface, '-w', files[k]!, 'tcp or udp']),
     );
     try {
