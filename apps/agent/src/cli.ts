@@ -359,13 +359,40 @@ function parse(
   allowPositionals = false,
 ): { values: Record<string, string | boolean | undefined>; positionals: string[] } {
   try {
-    return parseArgs({ args: [...args], options, strict: true, allowPositionals }) as {
+    return parseArgs({ args: joinOptionValues(args, options), options, strict: true, allowPositionals }) as {
       values: Record<string, string | boolean | undefined>;
       positionals: string[];
     };
   } catch (e) {
     throw agentError('PP_ERR_AGENT_USAGE', { reason: (e as Error).message });
   }
+}
+
+/**
+ * An option that takes a value takes the next word whatever it starts with, as getopt does:
+ * a fingerprint is base64url and may begin with '-' (one in 32), which parseArgs alone refuses
+ * as ambiguous. `--opt value` becomes `--opt=value` (and `-o value` the long form) before parsing;
+ * a missing value is still parseArgs' error, and a wrong one is the option's own check.
+ */
+function joinOptionValues(args: readonly string[], options: Spec): string[] {
+  const out: string[] = [];
+  const byShort = new Map<string, string>(
+    Object.entries(options ?? {}).flatMap(([name, o]) => (o.short ? [[`-${o.short}`, name] as const] : [])),
+  );
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]!;
+    if (a === '--') {
+      out.push(...args.slice(i));
+      break;
+    }
+    const name = a.startsWith('--') ? a.slice(2) : byShort.get(a);
+    if (name !== undefined && options?.[name]?.type === 'string' && i + 1 < args.length) {
+      out.push(`--${name}=${args[++i]}`);
+      continue;
+    }
+    out.push(a);
+  }
+  return out;
 }
 
 function usage(problems: string[], help: string): void {

@@ -82,6 +82,23 @@ test('CLI: pair takes the URI or --server/--code/--fingerprint; http needs loopb
   assert.equal(b.command === 'pair' && b.fingerprint, undefined);
   const c = parseCli(['pair', '--server', 'https://r.example.com', '--code', 'C', '--fingerprint', fp]);
   assert.equal(c.command === 'pair' && c.fingerprint, fp);
+  // A fingerprint is base64url: one in 32 begins with '-', one in 4,096 with '--'. The option still
+  // takes it as its value (as getopt does), in both the pair and the farm commands; a missing value
+  // and a flag where the value should be stay errors.
+  for (const dashed of [`-${fp.slice(1)}`, `--${fp.slice(2)}`]) {
+    const e = parseCli(['pair', '--server', 'https://r.example.com', '--code', 'C', '--fingerprint', dashed]);
+    assert.equal(e.command === 'pair' && e.fingerprint, dashed);
+    const f = parseCli([
+      'farm',
+      '--server',
+      'https://r.example.com',
+      '--enroll',
+      'abcdefghijklmnop0123',
+      '--fingerprint',
+      dashed,
+    ]);
+    assert.equal(f.command === 'farm' && f.farm.fingerprint, dashed);
+  }
   const problem = (args: string[], re: RegExp) =>
     assert.throws(
       () => parseCli(args),
@@ -102,6 +119,11 @@ test('CLI: pair takes the URI or --server/--code/--fingerprint; http needs loopb
     /--fingerprint must be/,
   );
   problem(['pair'], /--server is required[\s\S]*--code is required/);
+  problem(['pair', '--server', 'https://r.example.com', '--code', 'C', '--fingerprint'], /--fingerprint/);
+  problem(
+    ['pair', '--server', 'https://r.example.com', '--code', 'C', '--fingerprint', '--insecure-http'],
+    /--fingerprint must be/,
+  );
   const d = parseCli(['pair', uri('http://10.1.2.3:8080'), '--insecure-http']);
   assert.ok(d.command === 'pair' && d.insecureHttp && d.server === 'http://10.1.2.3:8080');
   const r1 = parseCli(['run']);
