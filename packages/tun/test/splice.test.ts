@@ -234,6 +234,27 @@ test('splice: quiet pairs hold no pipe; a blocked one holds its own until it dra
   }
 });
 
+test('splice: a pass that ends exactly on the 256 KiB slice gives its pipe back (the next event may not read that side)', async () => {
+  // 256 KiB written at once fill the pipe four times in one pass: the direction gives the loop back
+  // at the slice with its source empty, so the re-armed event is only "writable" and never reads
+  // that side again. The pipe must not stay held by an idle pair.
+  const r = await rig();
+  try {
+    for (let i = 0; i < 10; i++) {
+      const p = await r.pair();
+      const got = collect(p.client);
+      const yields = r.engine.stats().yields;
+      p.target.write(Buffer.alloc(256 << 10));
+      for (let k = 0; k < 400 && got.now().length < 256 << 10; k++) await new Promise((res) => setTimeout(res, 5));
+      assert.equal(got.now().length, 256 << 10);
+      await new Promise((res) => setTimeout(res, 20));
+      assert.equal(r.engine.stats().pipesInUse, 0, `pair ${i} (yielded ${r.engine.stats().yields - yields} time(s))`);
+    }
+  } finally {
+    await r.close();
+  }
+});
+
 test('splice: backpressure: a client that does not read holds the target back (nothing buffered but one pipe), then gets every byte', async () => {
   const r = await rig();
   try {
