@@ -2,10 +2,10 @@
 // socket work in C (a "native front": docs/benchmarks.md, "a native front, measured first"). The addon's
 // transparent listener (@pocketproxy/tun SpliceEngine.listen, kernelDst off) does the accept, the head
 // read, the dial, the head write, the answer read and the join; JS does per connection what a front's
-// calls would: parse the request head, check the credentials, build the upstream head, parse the
-// answer head. Left out, so the real front will cost a little more: the egress binding (the target is
-// dialled by the default route), the connection's state / allow-list / limits and events, the
-// answer head's rewrite (parsed only), usage counting (the joined pairs are quiet).
+// calls would: parse the request head, check the credentials, build the upstream head (the HTTP proxy's
+// own upstreamRequest), parse the answer head. Left out, so the real front will cost a little more: the
+// egress binding (the target is dialled by the default route), the connection's state / allow-list /
+// limits and events, the answer head's rewrite (parsed only), usage counting (the joined pairs are quiet).
 //
 // Run it in a device namespace of the demo lab, on the tunnel address, and send the connection's port
 // to it with an nftables redirect on ppd0 (then the agent carries only the tunnel):
@@ -19,9 +19,10 @@
 import { timingSafeEqual } from 'node:crypto';
 import { SpliceEngine } from '@pocketproxy/tun';
 import { parseProxyAuthorization } from '../src/http/basic-auth.js';
-import { endToEndHeaders, requestHead } from '../src/http/forward.js';
-import { findHeadEnd, listMembers, parseRequestHead, parseResponseHead } from '../src/http/head.js';
+import { bodyFraming } from '../src/http/body.js';
+import { findHeadEnd, parseRequestHead, parseResponseHead } from '../src/http/head.js';
 import { requestTarget } from '../src/http/request.js';
+import { upstreamRequest } from '../src/http/server.js';
 
 const [host, port, user, pass, target] = process.argv.slice(2);
 if (!host || !port || !user || !pass || !target) {
@@ -45,10 +46,8 @@ engine.listen(
       const auth = parseProxyAuthorization(head.headers);
       const got = auth && auth !== 'malformed' ? Buffer.from(`${auth.user}:${auth.pass}`) : Buffer.alloc(0);
       if (!t.url || got.length !== want.length || !timingSafeEqual(got, want)) return null;
-      const headers = endToEndHeaders(head.headers, listMembers(head.headers, 'connection'));
-      headers.unshift(['Host', t.url.host]);
       served++;
-      return Buffer.from(requestHead(head.method, t.url.pathname + t.url.search, headers).head);
+      return Buffer.from(upstreamRequest(head, t.url, bodyFraming(head)).request.head);
     },
     answered: (_socks, bytes) => {
       const end = findHeadEnd(bytes);

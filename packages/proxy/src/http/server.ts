@@ -405,13 +405,13 @@ class HttpConnection {
 }
 
 /** An absolute-form request as it goes to its origin: its head (requestHead) and the customer's keep-alive wish. */
-interface UpstreamRequest {
+export interface UpstreamRequest {
   readonly url: URL;
   readonly keepAlive: boolean;
   readonly request: { readonly head: string; readonly chunked: boolean };
 }
 
-function upstreamRequest(head: RequestHead, url: URL, framing: Framing): UpstreamRequest {
+export function upstreamRequest(head: RequestHead, url: URL, framing: Framing): UpstreamRequest {
   const conn = listMembers(head.headers, 'connection');
   const keepAlive =
     head.version === '1.1' &&
