@@ -72,6 +72,11 @@ export interface RunConfig {
    * default on with LeanSockets and the addon; main.ts: off for POCKETPROXY_SPLICE=0).
    */
   splice?: boolean;
+  /**
+   * HTTP listeners accepted by the same native engine, which serves plain CONNECTs itself (packages/proxy
+   * http/front.ts; default on where `splice` is; main.ts: off for POCKETPROXY_NATIVE_FRONT=0).
+   */
+  front?: boolean;
   /** The tunnel's native seal path (default on; main.ts: off for POCKETPROXY_NATIVE_SEAL=0). */
   nativeSeal?: boolean;
   /**
@@ -421,12 +426,15 @@ export function createAgent(cfg: RunConfig, deps: AgentDeps): Agent {
       allowPrivate: cfg.allowPrivateDestinations,
       dnsCacheMs: cfg.dnsCacheMs,
       openSocket: lean ? leanEgressSocket : egressSocket,
+      openFd: lean ? egressFd : undefined,
       lean,
       logger: log,
     });
+    const handoff = lean && cfg.splice !== false ? nativeHandoff(log) : undefined;
     listeners = new Listeners({
       lean,
-      handoff: lean && cfg.splice !== false ? nativeHandoff(log) : undefined,
+      handoff,
+      front: handoff && cfg.front !== false ? nativeFront(cfg) : undefined,
       host: vpnIp,
       relayAddress: gw,
       relayHost: t.relay.host,
@@ -520,6 +528,25 @@ function nativeHandoff(log: Logger): { relay: ReturnType<typeof createHandoff>; 
   const stats: HandoffStats = { handedOff: 0, declined: 0 };
   return { relay: createHandoff(spliceEngine, stats), stats };
 }
+/**
+ * The engine's HTTP front (its listeners accept; packages/proxy http/front.ts), with the same caps on
+ * unauthenticated connections as the handshake guard's (per address and in all, counted apart from it).
+ */
+function nativeFront(cfg: RunConfig): SpliceEngine | undefined {
+  if (!spliceEngine) return undefined;
+  spliceEngine.frontInit({
+    maxPerAddress: cfg.maxHandshakesPerAddress ?? 64,
+    maxTotal: cfg.maxHandshakes ?? 2048,
+    decideMs: (cfg.handshakeTimeoutMs ?? 10_000) + 15_000,
+  });
+  return spliceEngine;
+}
+
+/** egressSocket as a bare fd, for the front's native connect (the same binding and pinning). */
+function egressFd(family: 4 | 6, localAddress: string | undefined, device: string | undefined): number {
+  return openTcpFd(family, localAddress, { quietAck: true, device });
+}
+
 /** egressSocket as a LeanSocket (proxy/sockets.ts). */
 const leanEgressSocket = egressOpener((family, localAddress, o) =>
   LeanSocket.fromFd(openTcpFd(family, localAddress, o)),

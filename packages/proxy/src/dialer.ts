@@ -7,7 +7,7 @@
 // Answers are reused for `dnsCacheMs` (default 5 s, dns-cache.ts); the check above still runs on
 // every request.
 import * as net from 'node:net';
-import { leanByDefault } from './lean/default.js';
+import { frontByDefault, leanByDefault } from './lean/default.js';
 import { LeanSocket } from './lean/socket.js';
 import type { ConnectableSocket, ProxySocket } from './socket.js';
 import * as dns from 'node:dns/promises';
@@ -100,6 +100,11 @@ export interface PolicyDialerOptions extends PolicyResolverOptions {
   readonly openSocket?: (family: 4 | 6, localAddress: string | undefined) => ConnectableSocket | undefined;
   /** Without openSocket (or when it answers undefined): connect LeanSockets (lean/socket.ts) instead of net.Sockets. */
   readonly lean?: boolean;
+  /**
+   * openSocket's socket as a bare fd (the caller's to connect and close), for the dial's `prepare`
+   * (DialPlan.openFd); without it the dial has no `prepare`.
+   */
+  readonly openFd?: (family: 4 | 6, localAddress: string | undefined) => number;
 }
 
 export function createPolicyDialer(opts: PolicyDialerOptions): Dial {
@@ -115,12 +120,16 @@ export function createPolicyDialer(opts: PolicyDialerOptions): Dial {
   // When a bind address is configured for only one family, the other family has no egress.
   const usable = (family: 4 | 6): boolean => opts.bindAddress === undefined || bindFor(family) !== undefined;
 
-  return async (req: DialRequest) => {
+  const attemptsFor = async (req: Pick<DialRequest, 'host' | 'port'>): Promise<ResolvedAddress[]> => {
     const addrs = (await resolveAll(req.host)).filter((a) => usable(a.family));
     if (addrs.length === 0) throw proxyError('PP_ERR_PROXY_NETWORK_UNREACHABLE', { host: req.host, port: req.port });
+    return addrs.slice(0, maxAttempts);
+  };
+  const dial: Dial = async (req: DialRequest) => {
+    const addrs = await attemptsFor(req);
     const deadline = Date.now() + timeoutMs;
     let last: PPError | undefined;
-    for (const a of addrs.slice(0, maxAttempts)) {
+    for (const a of addrs) {
       const left = deadline - Date.now();
       if (left <= 0) break;
       try {
@@ -140,6 +149,16 @@ export function createPolicyDialer(opts: PolicyDialerOptions): Dial {
     }
     throw last ?? proxyError('PP_ERR_PROXY_TARGET_TIMEOUT', { host: req.host, port: req.port });
   };
+  const openFd = opts.openFd ?? (opts.openSocket ? undefined : frontByDefault()?.openFd);
+  if (openFd) {
+    dial.prepare = async (req) => ({
+      attempts: await attemptsFor(req),
+      port: req.port,
+      deadline: Date.now() + timeoutMs,
+      openFd: (family) => openFd(family, bindFor(family)),
+    });
+  }
+  return dial;
 }
 
 function connectOnce(

@@ -47,6 +47,14 @@ export { SLICE_BYTES } from './limits/flow.js';
 export { ProxyServer, type ProxyStats } from './server-base.js';
 export { createHttpProxy, type HttpProxyOptions } from './http/server.js';
 export {
+  FrontServer,
+  FrontConnection,
+  type FrontEngine,
+  type FrontEvents,
+  type FrontHeadEnd,
+  type FrontConfig,
+} from './http/front.js';
+export {
   parseRequestHead,
   parseResponseHead,
   findHeadEnd,
@@ -95,5 +103,13 @@ export {
   type HandoffStats,
   type HandoffRequest,
 } from './lean/handoff.js';
-export { useLeanSockets, leanByDefault, useHandoff, handoffByDefault } from './lean/default.js';
+export {
+  useLeanSockets,
+  leanByDefault,
+  useHandoff,
+  handoffByDefault,
+  useFront,
+  frontByDefault,
+  type DefaultFront,
+} from './lean/default.js';
 export type { ProxyListener } from './server-base.js';

@@ -6,6 +6,7 @@ import { EventEmitter } from 'node:events';
 import * as net from 'node:net';
 import { leanByDefault } from './lean/default.js';
 import { LeanServer } from './lean/server.js';
+import { FrontServer, type FrontEngine } from './http/front.js';
 import type { ProxySocket } from './socket.js';
 import type { HandshakeGuard } from './limits/guard.js';
 import type { AuthContext, ProxyEvents } from './types.js';
@@ -26,7 +27,16 @@ export interface ProxyStats {
 export type OnConnection = (socket: ProxySocket, leave: () => void) => void;
 
 /** The listening socket of a ProxyServer. */
-export type ProxyListener = net.Server | LeanServer;
+export type ProxyListener = net.Server | LeanServer | FrontServer;
+
+/** A ProxyServer whose listener is a native front (http/front.ts). */
+export interface FrontListenOptions {
+  readonly engine: FrontEngine;
+  /** The deadline for a request head, from accept. */
+  readonly headMs: number;
+  /** An address without a per-address cap on unauthenticated connections in the engine. */
+  readonly exempt?: string;
+}
 
 const noop = (): void => {};
 
@@ -35,8 +45,17 @@ export class ProxyServer extends EventEmitter<ProxyEvents & { error: [Error] }> 
   readonly stats: ProxyStats = { handshakeTimeouts: 0, idleClosed: 0, authFailures: 0, denied: 0 };
   private readonly sockets = new Set<ProxySocket>();
 
-  /** `lean`: accept LeanSockets (lean/socket.ts) instead of net.Sockets. */
-  constructor(onConnection: OnConnection, maxConnections?: number, guard?: HandshakeGuard, lean = leanByDefault()) {
+  /**
+   * `lean`: accept LeanSockets (lean/socket.ts) instead of net.Sockets. `front`: the engine accepts
+   * (http/front.ts); onConnection then also gets its FrontConnections.
+   */
+  constructor(
+    onConnection: OnConnection,
+    maxConnections?: number,
+    guard?: HandshakeGuard,
+    lean = leanByDefault(),
+    front?: FrontListenOptions,
+  ) {
     super();
     const accept = (socket: ProxySocket): void => {
       // A socket error without a listener would crash the process; handlers add their own too.
@@ -54,9 +73,11 @@ export class ProxyServer extends EventEmitter<ProxyEvents & { error: [Error] }> 
       onConnection(socket, leave);
     };
     // allowHalfOpen: tunnels forward each direction's FIN on its own (relay.ts). LeanSockets always are.
-    this.server = lean
-      ? new LeanServer({ noDelay: true }, accept)
-      : net.createServer({ allowHalfOpen: true, noDelay: true }, accept);
+    this.server = front
+      ? new FrontServer(front.engine, front.headMs, accept, front.exempt)
+      : lean
+        ? new LeanServer({ noDelay: true }, accept)
+        : net.createServer({ allowHalfOpen: true, noDelay: true }, accept);
     if (maxConnections !== undefined) this.server.maxConnections = maxConnections;
     // Re-emitted only when someone listens: an unlistened 'error' would take the process down.
     this.server.on('error', (e) => {
@@ -72,7 +93,7 @@ export class ProxyServer extends EventEmitter<ProxyEvents & { error: [Error] }> 
         this.server.removeListener('error', reject);
         resolve(this.server.address() as net.AddressInfo);
       };
-      if (this.server instanceof LeanServer) this.server.listen(port, host, listening);
+      if (this.server instanceof net.Server) this.server.listen(port, host, listening);
       else this.server.listen(port, host, listening);
     });
   }

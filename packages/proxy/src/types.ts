@@ -74,8 +74,26 @@ export interface DialRequest {
   readonly onSocket?: (socket: ProxySocket) => void;
 }
 
-/** Opens the egress TCP connection. Rejections should be PPErrors or errno errors (see dialer.ts). */
-export type Dial = (req: DialRequest) => Promise<ProxySocket>;
+/**
+ * Opens the egress TCP connection. Rejections should be PPErrors or errno errors (see dialer.ts).
+ * A dial that can also hand out its steps without connecting (`prepare`) lets the HTTP front
+ * (http/front.ts) connect natively while resolution, the destination policy and the egress binding
+ * stay here.
+ */
+export type Dial = ((req: DialRequest) => Promise<ProxySocket>) & { prepare?: PrepareDial };
+
+/** A dial without its connect: what to connect to, in order, and the egress socket for each attempt. */
+export interface DialPlan {
+  /** Resolved addresses that passed the destination policy, in the order to try them. */
+  readonly attempts: readonly { readonly address: string; readonly family: 4 | 6 }[];
+  readonly port: number;
+  /** The dial's deadline over all attempts (Date.now() time). */
+  readonly deadline: number;
+  /** An unconnected egress socket's fd for one attempt (bound, pinned, Nagle off): the caller's to connect and close. Throws as the dial would. */
+  openFd(family: 4 | 6): number;
+}
+
+export type PrepareDial = (req: Pick<DialRequest, 'host' | 'port'>) => Promise<DialPlan>;
 
 /** Creates an egress UDP socket (the app binds it to the cellular interface). Not yet bound. */
 export type UdpSocketFactory = (type: 'udp4' | 'udp6') => dgram.Socket;

@@ -38,6 +38,8 @@
 #include <algorithm>
 #include <cstring>
 #include <deque>
+#include <functional>
+#include <queue>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -113,6 +115,8 @@ struct Tconn {
 
 constexpr uint64_t kTagTconn = 1ull << 63;
 constexpr uint64_t kTagListener = 1ull << 62;
+constexpr uint64_t kTagFront = 1ull << 61;  // a front's listening socket; low bits: its tag
+constexpr uint64_t kTagFconn = 1ull << 60;  // a front's connection; (id << 1) | side
 constexpr size_t kPeekMax = 16 * 1024;
 constexpr size_t kAnswerMax = 64 * 1024;  // the device's answer to the handshake (its head parser stops at 16 KiB)
 constexpr int kAcceptBurst = 64;
@@ -121,6 +125,37 @@ constexpr int kAcceptBurst = 64;
 // quadratic); past this many, JS is asked again only once the peek has doubled since the last call
 // (or it is full, the customer's FIN came or the deadline passed).
 constexpr uint32_t kMaxAsks = 16;
+
+// A front's customer connection before it joins a pair, is answered or is adopted by JS (section
+// "HTTP front" below).
+struct Fconn {
+  enum State { kHead, kDecide, kConnect, kAnswer };
+  uint32_t id = 0;  // from the pairs' id space: the pair it becomes keeps it
+  uint32_t tag = 0;
+  int cfd = -1;  // the customer
+  int tfd = -1;  // the target (kConnect)
+  State st = kHead;
+  bool asked = false;     // head() was called: JS holds the connection and hears of its end (done)
+  bool slot = false;      // holds one of its address's head slots
+  bool shut = false;      // kAnswer: written whole and shut down
+  std::string peer_ip;
+  uint16_t peer_port = 0;
+  std::string buf;        // kHead: the customer's bytes; kConnect: for the target; kAnswer: the answer
+  size_t off = 0;         // kAnswer: written so far
+  std::string to_client;  // kConnect: for the customer once connected (the 200)
+  uint64_t idle_ms = 0;
+  uint64_t deadline = 0;
+};
+
+struct Front {
+  int lfd = -1;
+  uint64_t head_ms = 10000;
+  std::string exempt;  // an address without a per-address cap (the relay's transparent proxy)
+  bool paused = false;
+};
+
+// A front waits this long for the customer to read its error answer and close (writeFailure's 5 s).
+constexpr uint64_t kAnswerMs = 5000;
 
 }  // namespace
 
@@ -131,7 +166,14 @@ class SpliceRelay : public Napi::ObjectWrap<SpliceRelay> {
                        {InstanceMethod<&SpliceRelay::Start>("start"), InstanceMethod<&SpliceRelay::Kill>("kill"),
                         InstanceMethod<&SpliceRelay::Stats>("stats"), InstanceMethod<&SpliceRelay::Close>("close"),
                         InstanceMethod<&SpliceRelay::Listen>("listen"),
-                        InstanceMethod<&SpliceRelay::ListenStats>("listenStats")});
+                        InstanceMethod<&SpliceRelay::ListenStats>("listenStats"),
+                        InstanceMethod<&SpliceRelay::FrontInit>("frontInit"),
+                        InstanceMethod<&SpliceRelay::FrontListen>("frontListen"),
+                        InstanceMethod<&SpliceRelay::FrontClose>("frontClose"),
+                        InstanceMethod<&SpliceRelay::FrontConnect>("frontConnect"),
+                        InstanceMethod<&SpliceRelay::FrontAnswer>("frontAnswer"),
+                        InstanceMethod<&SpliceRelay::FrontAdopt>("frontAdopt"),
+                        InstanceMethod<&SpliceRelay::FrontStats>("frontStats")});
   }
 
   // new SpliceRelay(onDone(id, up, down, reason), onProgress(Float64Array [id, up, down]*))
@@ -221,12 +263,18 @@ class SpliceRelay : public Napi::ObjectWrap<SpliceRelay> {
   Relay* NewRelay() {
     auto* r = new Relay;
     // Ids wrap after 2^32 pairs; one still running (a tunnel open for weeks) keeps its id.
-    while (next_id_ == 0 || relays_.count(next_id_) != 0) next_id_++;
-    r->id = next_id_++;
+    r->id = NextId();
     started_++;
     r->dir[1].src = 1;
     r->dir[1].dst = 0;
     return r;
+  }
+
+  // A free id for a pair or a front connection (which becomes a pair under its own id). Ids wrap after
+  // 2^32; one still in use (a tunnel open for weeks) keeps its id.
+  uint32_t NextId() {
+    while (next_id_ == 0 || relays_.count(next_id_) != 0 || fconns_.count(next_id_) != 0) next_id_++;
+    return next_id_++;
   }
 
   // kill(id, reset) -> [up, down] not yet reported, or null (unknown id: already over). Closes both
@@ -235,11 +283,21 @@ class SpliceRelay : public Napi::ObjectWrap<SpliceRelay> {
     Napi::Env env = info.Env();
     if (info.Length() != 2 || !info[0].IsNumber() || !info[1].IsNumber())
       throw Napi::TypeError::New(env, "kill(id, reset)");
-    auto it = relays_.find(info[0].As<Napi::Number>().Uint32Value());
-    if (it == relays_.end()) return env.Null();
+    const uint32_t id = info[0].As<Napi::Number>().Uint32Value();
+    const uint32_t reset = info[1].As<Napi::Number>().Uint32Value();
+    auto it = relays_.find(id);
+    if (it == relays_.end()) {
+      // A front's connection not joined yet: nothing was relayed.
+      auto f = fconns_.find(id);
+      if (f == fconns_.end()) return env.Null();
+      FClose(f->second, (reset & 1) != 0, (reset & 2) != 0);
+      auto out = Napi::Array::New(env, 2);
+      out.Set(0u, Napi::Number::New(env, 0));
+      out.Set(1u, Napi::Number::New(env, 0));
+      return out;
+    }
     Relay* r = it->second;
     relays_.erase(it);
-    const uint32_t reset = info[1].As<Napi::Number>().Uint32Value();
     for (int s = 0; s < 2; s++)
       if (reset & (1u << s)) Reset(r->fd[s]);
     auto out = Napi::Array::New(env, 2);
@@ -276,6 +334,14 @@ class SpliceRelay : public Napi::ObjectWrap<SpliceRelay> {
     }
     tconns_.clear();
     early_.clear();
+    for (auto& [id, f] : fconns_) {
+      if (f->cfd >= 0) ::close(f->cfd);
+      if (f->tfd >= 0) ::close(f->tfd);
+      delete f;
+    }
+    fconns_.clear();
+    for (auto& [tag, fr] : fronts_) ::close(fr.lfd);
+    fronts_.clear();
     if (lfd_ >= 0) {
       ::close(lfd_);
       lfd_ = -1;
@@ -354,6 +420,16 @@ class SpliceRelay : public Napi::ObjectWrap<SpliceRelay> {
         const uint64_t tag = evs[i].data.u64;
         if (tag & kTagListener) {
           AcceptSome();
+          continue;
+        }
+        if (tag & kTagFront) {
+          AcceptFront(static_cast<uint32_t>(tag & 0xffffffffu));
+          continue;
+        }
+        if (tag & kTagFconn) {
+          Napi::HandleScope conn_scope(Env());
+          auto f = fconns_.find(static_cast<uint32_t>((tag & ~kTagFconn) >> 1));
+          if (f != fconns_.end()) OnFconn(f->second, static_cast<int>(tag & 1), evs[i].events);
           continue;
         }
         if (tag & kTagTconn) {
@@ -1033,12 +1109,28 @@ class SpliceRelay : public Napi::ObjectWrap<SpliceRelay> {
   void Deadlines() {
     Napi::HandleScope scope(Env());
     const uint64_t now = uv_now(loop_);
-    if (accept_paused_until_ != 0 && accept_paused_until_ <= now && lfd_ >= 0) {
+    if (accept_paused_until_ != 0 && accept_paused_until_ <= now) {
       accept_paused_until_ = 0;
       epoll_event ev{};
       ev.events = EPOLLIN;
-      ev.data.u64 = kTagListener;
-      epoll_ctl(epfd_, EPOLL_CTL_MOD, lfd_, &ev);
+      if (lfd_ >= 0) {
+        ev.data.u64 = kTagListener;
+        epoll_ctl(epfd_, EPOLL_CTL_MOD, lfd_, &ev);
+      }
+      for (auto& [tag, fr] : fronts_) {
+        if (!fr.paused) continue;
+        fr.paused = false;
+        ev.data.u64 = kTagFront | tag;
+        epoll_ctl(epfd_, EPOLL_CTL_MOD, fr.lfd, &ev);
+      }
+    }
+    while (!fdl_.empty() && fdl_.top().first <= now) {
+      const auto [at, id] = fdl_.top();
+      fdl_.pop();
+      auto it = fconns_.find(id);
+      if (it == fconns_.end() || it->second->deadline != at) continue;
+      Napi::HandleScope conn_scope(Env());
+      FExpired(it->second);
     }
     while (!peekq_.empty() && peekq_.front().first <= now) {
       const uint32_t id = peekq_.front().second;
@@ -1062,7 +1154,499 @@ class SpliceRelay : public Napi::ObjectWrap<SpliceRelay> {
     if (!peekq_.empty()) next = peekq_.front().first;
     if (!dialq_.empty()) next = std::min(next, dialq_.front().first);
     if (accept_paused_until_ != 0) next = std::min(next, accept_paused_until_);
+    if (!fdl_.empty()) next = std::min(next, fdl_.top().first);
     if (next != UINT64_MAX) ArmDeadline(next);
+  }
+
+  // ---- HTTP front ---------------------------------------------------------------------------------
+  // The agent's HTTP proxy listeners with their per-connection socket work here instead of in JS
+  // (packages/proxy http/front.ts, docs/design.md): accept (the customer's address from accept4),
+  // the request head read under the head deadline, then ONE call into JS, head(id, tag, ip, port,
+  // bytes, why), where the fuzzed TypeScript parser, the credentials, the connection's state, limits
+  // and destination policy decide, and answer with one of:
+  //   frontConnect(id, fd, ip, port, ms, toTarget, toClient, idleMs): connect the egress socket JS
+  //     opened (bound and pinned there, so egress binding stays in one place); once connected,
+  //     toClient (the 200) goes to the customer and toTarget (bytes behind the head) to the target,
+  //     and the two sockets become a pair under the same id: the engine's progress / done callbacks
+  //     carry its usage as for any pair. A failed or timed-out connect asks failed(id, errno), which
+  //     answers with the next address's frontConnect or a frontAnswer;
+  //   frontAnswer(id, bytes): an error answer (407, 403, 502...), written, then a half-close; the
+  //     connection closes at the customer's FIN or after kAnswerMs;
+  //   frontAdopt(id) -> fd: JS takes the socket as it is (the bytes read so far are in its hands) and
+  //     serves it on its own path: absolute-form requests, keep-alive, bodies, limited meters.
+  // JS may answer later (a DNS look-up): the connection waits in kDecide, its bytes in its socket,
+  // until decideMs. A connection JS was asked about ends with a done(id, 0, 0, reason) when it ends
+  // here without becoming a pair (customer reset, deadlines, an answer delivered); kill(id) ends it
+  // from JS at any stage. Unauthenticated connections (before head()) are capped per address and in
+  // total, as the handshake guard caps them on the JS path.
+
+  // frontInit({decideMs, maxPerAddress, maxTotal}, head, failed)
+  Napi::Value FrontInit(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (info.Length() != 3 || !info[0].IsObject() || !info[1].IsFunction() || !info[2].IsFunction())
+      throw Napi::TypeError::New(env, "frontInit(options, head, failed)");
+    auto o = info[0].As<Napi::Object>();
+    auto num = [&](const char* k, double dflt) {
+      Napi::Value v = o.Get(k);
+      return v.IsNumber() ? v.As<Napi::Number>().DoubleValue() : dflt;
+    };
+    decide_ms_ = static_cast<uint64_t>(std::max(1.0, num("decideMs", 15000)));
+    head_per_addr_max_ = static_cast<uint32_t>(std::max(1.0, num("maxPerAddress", 64)));
+    head_total_max_ = static_cast<uint32_t>(std::max(1.0, num("maxTotal", 2048)));
+    on_fhead_ = Napi::Persistent(info[1].As<Napi::Function>());
+    on_ffailed_ = Napi::Persistent(info[2].As<Napi::Function>());
+    return env.Undefined();
+  }
+
+  // frontListen(host, port, headMs, exempt) -> [port, tag]: an IPv4 listener (Nagle off, delayed-ACK
+  // mode and TCP_DEFER_ACCEPT, all inherited by its connections, as the JS listeners have them);
+  // `exempt` ('' for none) is an address its per-address cap does not apply to.
+  Napi::Value FrontListen(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (info.Length() != 4 || !info[0].IsString() || !info[1].IsNumber() || !info[2].IsNumber() ||
+        !info[3].IsString())
+      throw Napi::TypeError::New(env, "frontListen(host, port, headMs, exempt)");
+    if (epfd_ < 0) throw Napi::Error::New(env, "SpliceRelay is closed");
+    if (on_fhead_.IsEmpty()) throw Napi::Error::New(env, "frontListen: frontInit first");
+    sockaddr_in sa{};
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons(static_cast<uint16_t>(info[1].As<Napi::Number>().Uint32Value()));
+    std::string host = info[0].As<Napi::String>().Utf8Value();
+    if (inet_pton(AF_INET, host.c_str(), &sa.sin_addr) != 1)
+      throw Napi::TypeError::New(env, "frontListen: host must be an IPv4 address");
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) throw ErrnoError(env, "socket", errno);
+    int one = 1, zero = 0;
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 ||
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) != 0 ||
+        bind(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0 || ::listen(fd, 511) != 0 ||
+        setsockopt(fd, IPPROTO_TCP, TCP_QUICKACK, &zero, sizeof zero) != 0 ||
+        setsockopt(fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &one, sizeof one) != 0) {
+      int e = errno;
+      ::close(fd);
+      throw ErrnoError(env, "listen", e);
+    }
+    socklen_t sl = sizeof sa;
+    getsockname(fd, reinterpret_cast<sockaddr*>(&sa), &sl);
+    while (next_front_ == 0 || fronts_.count(next_front_) != 0) next_front_++;
+    const uint32_t tag = next_front_++;
+    epoll_event ev{};
+    ev.events = EPOLLIN;  // level-triggered, as the transparent listener
+    ev.data.u64 = kTagFront | tag;
+    if (epoll_ctl(epfd_, EPOLL_CTL_ADD, fd, &ev) != 0) {
+      int e = errno;
+      ::close(fd);
+      throw ErrnoError(env, "epoll_ctl", e);
+    }
+    Front fr;
+    fr.lfd = fd;
+    fr.head_ms = static_cast<uint64_t>(std::max(1.0, info[2].As<Napi::Number>().DoubleValue()));
+    fr.exempt = info[3].As<Napi::String>().Utf8Value();
+    fronts_[tag] = fr;
+    Arm();
+    auto out = Napi::Array::New(env, 2);
+    out.Set(0u, Napi::Number::New(env, ntohs(sa.sin_port)));
+    out.Set(1u, Napi::Number::New(env, tag));
+    return out;
+  }
+
+  // frontClose(tag): the listener closes; its connections JS has not heard of yet close with it.
+  Napi::Value FrontClose(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (info.Length() != 1 || !info[0].IsNumber()) throw Napi::TypeError::New(env, "frontClose(tag)");
+    const uint32_t tag = info[0].As<Napi::Number>().Uint32Value();
+    auto it = fronts_.find(tag);
+    if (it == fronts_.end()) return env.Undefined();
+    ::close(it->second.lfd);
+    fronts_.erase(it);
+    std::vector<Fconn*> quiet;
+    for (auto& [id, f] : fconns_)
+      if (f->tag == tag && !f->asked) quiet.push_back(f);
+    for (Fconn* f : quiet) FClose(f, false, false);
+    return env.Undefined();
+  }
+
+  // frontConnect(id, fd, ip, port, timeoutMs, toTarget|null, toClient|null, idleMs) -> 0, or an errno
+  // when connect() failed at once (the fd is closed; JS picks the next address or answers), or -1 when
+  // the connection is gone (the fd is closed too). The fd is ours from this call on, whatever happens.
+  Napi::Value FrontConnect(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (info.Length() != 8 || !info[0].IsNumber() || !info[1].IsNumber() || !info[2].IsString() ||
+        !info[3].IsNumber() || !info[4].IsNumber() || !info[7].IsNumber())
+      throw Napi::TypeError::New(env, "frontConnect(id, fd, ip, port, timeoutMs, toTarget, toClient, idleMs)");
+    const int fd = info[1].As<Napi::Number>().Int32Value();
+    auto it = fconns_.find(info[0].As<Napi::Number>().Uint32Value());
+    if (it == fconns_.end() || it->second->st != Fconn::kDecide) {
+      if (fd >= 0) ::close(fd);
+      return Napi::Number::New(env, -1);
+    }
+    Fconn* f = it->second;
+    auto bytes = [&](const Napi::Value& v, std::string& out) {
+      out.clear();
+      if (v.IsBuffer()) out.assign(v.As<Napi::Buffer<char>>().Data(), v.As<Napi::Buffer<char>>().Length());
+    };
+    bytes(info[5], f->buf);
+    bytes(info[6], f->to_client);
+    double idle = info[7].As<Napi::Number>().DoubleValue();
+    f->idle_ms = idle > 0 ? static_cast<uint64_t>(idle) : 0;
+    std::string ip = info[2].As<Napi::String>().Utf8Value();
+    const uint16_t port = static_cast<uint16_t>(info[3].As<Napi::Number>().Uint32Value());
+    sockaddr_storage sa{};
+    socklen_t sl = 0;
+    const bool v6 = ip.find(':') != std::string::npos;
+    if (!ParseSockaddr(v6 ? AF_INET6 : AF_INET, ip.c_str(), port, &sa, &sl)) {
+      ::close(fd);
+      return Napi::Number::New(env, EINVAL);
+    }
+    if (connect(fd, reinterpret_cast<sockaddr*>(&sa), sl) != 0 && errno != EINPROGRESS) {
+      int e = errno;
+      ::close(fd);
+      return Napi::Number::New(env, e);
+    }
+    f->tfd = fd;
+    f->st = Fconn::kConnect;
+    // Connected or not, the next epoll_wait reports the socket writable (or failed): the join happens
+    // there, never inside this call (its callbacks would run in the middle of JS's decision).
+    if (FWatch(EPOLL_CTL_ADD, f, 1, kWatch) != 0) {
+      int e = errno;
+      ::close(fd);
+      f->tfd = -1;
+      f->st = Fconn::kDecide;
+      return Napi::Number::New(env, e);
+    }
+    double ms = info[4].As<Napi::Number>().DoubleValue();
+    FDeadline(f, static_cast<uint64_t>(std::max(1.0, ms)));
+    return Napi::Number::New(env, 0);
+  }
+
+  // frontAnswer(id, bytes) -> bool: writes the answer, then half-closes (see above).
+  Napi::Value FrontAnswer(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (info.Length() != 2 || !info[0].IsNumber() || !info[1].IsBuffer())
+      throw Napi::TypeError::New(env, "frontAnswer(id, bytes)");
+    auto it = fconns_.find(info[0].As<Napi::Number>().Uint32Value());
+    if (it == fconns_.end() || (it->second->st != Fconn::kDecide && it->second->st != Fconn::kHead))
+      return Napi::Boolean::New(env, false);
+    Fconn* f = it->second;
+    LeaveHeadSlot(f);
+    if (f->tfd >= 0) {
+      ::close(f->tfd);
+      f->tfd = -1;
+    }
+    auto b = info[1].As<Napi::Buffer<char>>();
+    f->buf.assign(b.Data(), b.Length());
+    f->off = 0;
+    f->st = Fconn::kAnswer;
+    f_answered_++;
+    // Re-armed with EPOLLOUT: the next epoll_wait reports the socket writable and the answer goes then.
+    if (FWatch(EPOLL_CTL_MOD, f, 0, kWatch) != 0) {
+      FClose(f, true, false);
+      return Napi::Boolean::New(env, false);
+    }
+    FDeadline(f, kAnswerMs);
+    return Napi::Boolean::New(env, true);
+  }
+
+  // frontAdopt(id) -> fd, or -1 when the connection is gone. The socket leaves the engine as it is.
+  Napi::Value FrontAdopt(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (info.Length() != 1 || !info[0].IsNumber()) throw Napi::TypeError::New(env, "frontAdopt(id)");
+    auto it = fconns_.find(info[0].As<Napi::Number>().Uint32Value());
+    if (it == fconns_.end() || (it->second->st != Fconn::kDecide && it->second->st != Fconn::kHead))
+      return Napi::Number::New(env, -1);
+    Fconn* f = it->second;
+    const int fd = f->cfd;
+    epoll_ctl(epfd_, EPOLL_CTL_DEL, fd, nullptr);
+    f->cfd = -1;
+    f_adopted_++;
+    FClose(f, false, false);
+    return Napi::Number::New(env, fd);
+  }
+
+  Napi::Value FrontStats(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    auto o = Napi::Object::New(env);
+    o.Set("listeners", Napi::Number::New(env, static_cast<double>(fronts_.size())));
+    o.Set("accepted", Napi::Number::New(env, static_cast<double>(f_accepted_)));
+    o.Set("refusedPerAddress", Napi::Number::New(env, static_cast<double>(f_refused_addr_)));
+    o.Set("refusedTotal", Napi::Number::New(env, static_cast<double>(f_refused_total_)));
+    o.Set("headTimeouts", Napi::Number::New(env, static_cast<double>(f_head_timeouts_)));
+    o.Set("joined", Napi::Number::New(env, static_cast<double>(f_joined_)));
+    o.Set("answered", Napi::Number::New(env, static_cast<double>(f_answered_)));
+    o.Set("adopted", Napi::Number::New(env, static_cast<double>(f_adopted_)));
+    o.Set("waiting", Napi::Number::New(env, static_cast<double>(fconns_.size())));
+    o.Set("unauthenticated", Napi::Number::New(env, static_cast<double>(head_total_)));
+    return o;
+  }
+
+  int FWatch(int op, Fconn* f, int side, uint32_t events) {
+    epoll_event ev{};
+    ev.events = events;
+    ev.data.u64 = kTagFconn | (static_cast<uint64_t>(f->id) << 1) | static_cast<uint64_t>(side);
+    return epoll_ctl(epfd_, op, side == 0 ? f->cfd : f->tfd, &ev);
+  }
+
+  void FDeadline(Fconn* f, uint64_t ms) {
+    f->deadline = uv_now(loop_) + ms;
+    fdl_.emplace(f->deadline, f->id);
+    ArmDeadline(f->deadline);
+  }
+
+  void LeaveHeadSlot(Fconn* f) {
+    if (!f->slot) return;
+    f->slot = false;
+    head_total_--;
+    auto it = head_per_addr_.find(f->peer_ip);
+    if (it != head_per_addr_.end() && --it->second == 0) head_per_addr_.erase(it);
+  }
+
+  // The connection ends here: its sockets close (with a reset when asked), and JS, when it was asked
+  // about it, hears of it through done(id, 0, 0, reason).
+  void FEnd(Fconn* f, int reason, bool reset_client, bool reset_target) {
+    const bool tell = f->asked;
+    const uint32_t id = f->id;
+    FClose(f, reset_client, reset_target);
+    if (!tell) return;
+    Napi::Env env = Env();
+    CallJs(env, on_done_, Value(),
+           {Napi::Number::New(env, id), Napi::Number::New(env, 0), Napi::Number::New(env, 0),
+            Napi::Number::New(env, reason)},
+           *ctx_);
+  }
+
+  // Closes what the connection holds and forgets it, without telling JS.
+  void FClose(Fconn* f, bool reset_client, bool reset_target) {
+    LeaveHeadSlot(f);
+    fconns_.erase(f->id);
+    if (f->cfd >= 0) {
+      if (reset_client) Reset(f->cfd);
+      ::close(f->cfd);
+    }
+    if (f->tfd >= 0) {
+      if (reset_target) Reset(f->tfd);
+      ::close(f->tfd);
+    }
+    delete f;
+  }
+
+  void AcceptFront(uint32_t tag) {
+    Napi::HandleScope scope(Env());
+    for (int k = 0; k < kAcceptBurst; k++) {
+      auto fr = fronts_.find(tag);  // a callback may have closed it
+      if (fr == fronts_.end() || fr->second.paused) return;
+      sockaddr_storage peer{};
+      socklen_t pl = sizeof peer;
+      int fd = accept4(fr->second.lfd, reinterpret_cast<sockaddr*>(&peer), &pl, SOCK_NONBLOCK | SOCK_CLOEXEC);
+      if (fd < 0) {
+        if (errno == EINTR || errno == ECONNABORTED || errno == EPROTO) continue;
+        if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+          epoll_event ev{};
+          ev.data.u64 = kTagFront | tag;
+          epoll_ctl(epfd_, EPOLL_CTL_MOD, fr->second.lfd, &ev);
+          fr->second.paused = true;
+          accept_paused_until_ = uv_now(loop_) + 100;
+          ArmDeadline(accept_paused_until_);
+        }
+        return;
+      }
+      char ip[INET6_ADDRSTRLEN];
+      const uint16_t port = static_cast<uint16_t>(FormatSockaddr(&peer, ip, sizeof ip));
+      const bool exempt = !fr->second.exempt.empty() && fr->second.exempt == ip;
+      uint32_t* per = nullptr;
+      if (!exempt) {
+        per = &head_per_addr_[ip];
+        if (*per >= head_per_addr_max_ || head_total_ >= head_total_max_) {
+          if (*per >= head_per_addr_max_) f_refused_addr_++;
+          else f_refused_total_++;
+          if (*per == 0) head_per_addr_.erase(ip);
+          ::close(fd);
+          continue;
+        }
+      }
+      f_accepted_++;
+      auto* f = new Fconn;
+      f->id = NextId();
+      f->tag = tag;
+      f->cfd = fd;
+      f->peer_ip = ip;
+      f->peer_port = port;
+      if (per != nullptr) {
+        (*per)++;
+        head_total_++;
+        f->slot = true;
+      }
+      fconns_[f->id] = f;
+      if (FWatch(EPOLL_CTL_ADD, f, 0, EPOLLIN | EPOLLRDHUP | EPOLLET) != 0) {
+        FClose(f, false, false);
+        continue;
+      }
+      FDeadline(f, fr->second.head_ms);
+      // TCP_DEFER_ACCEPT: the first bytes are usually here already.
+      ReadHead(f);
+    }
+  }
+
+  void OnFconn(Fconn* f, int side, uint32_t events) {
+    switch (f->st) {
+      case Fconn::kHead:
+        if (events & (EPOLLERR | EPOLLHUP)) return FEnd(f, kError, true, false);
+        if (events & (EPOLLIN | EPOLLRDHUP)) ReadHead(f);
+        return;
+      case Fconn::kDecide:
+        // Not read while JS decides: its bytes wait in its socket. Only a failure ends it.
+        if (events & (EPOLLERR | EPOLLHUP)) FEnd(f, kError, true, false);
+        return;
+      case Fconn::kConnect:
+        if (side == 0) {
+          if (events & (EPOLLERR | EPOLLHUP)) FEnd(f, kError, true, true);
+          return;
+        }
+        if (events & (EPOLLOUT | EPOLLERR | EPOLLHUP)) {
+          int e = SocketError(f->tfd);
+          if (e == 0 && (events & (EPOLLERR | EPOLLHUP))) e = ECONNRESET;
+          if (e != 0) return FConnectFailed(f, e);
+          FJoin(f);
+        }
+        return;
+      case Fconn::kAnswer:
+        if (events & EPOLLERR) return FEnd(f, kError, false, false);
+        if (!f->shut && !FlushAnswer(f)) return;
+        if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP)) DrainAnswered(f);
+        return;
+    }
+  }
+
+  // The customer's bytes until the head's blank line, kPeekMax, its FIN or the deadline; then head().
+  void ReadHead(Fconn* f) {
+    const size_t before = f->buf.size();
+    bool eof = false;
+    char tmp[kPeekMax];
+    while (f->buf.size() < kPeekMax) {
+      ssize_t n = ::recv(f->cfd, tmp, kPeekMax - f->buf.size(), 0);
+      if (n > 0) {
+        f->buf.append(tmp, static_cast<size_t>(n));
+        continue;
+      }
+      if (n == 0) {
+        eof = true;
+        break;
+      }
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) break;
+      return FEnd(f, kError, true, false);
+    }
+    if (f->buf.empty()) {
+      // Gone before a byte: nothing to answer (an answer would only help a port scanner).
+      if (eof) FClose(f, false, false);
+      return;
+    }
+    const bool complete = f->buf.find("\r\n\r\n", before >= 3 ? before - 3 : 0) != std::string::npos;
+    if (complete) return AskHead(f, 0);
+    if (eof) return AskHead(f, 1);
+    if (f->buf.size() >= kPeekMax) return AskHead(f, 2);
+  }
+
+  // why: 0 the head is complete, 1 the customer's FIN came first, 2 kPeekMax bytes without one, 3 the
+  // head deadline passed.
+  void AskHead(Fconn* f, int why) {
+    LeaveHeadSlot(f);
+    f->st = Fconn::kDecide;
+    f->asked = true;
+    FDeadline(f, decide_ms_);
+    Napi::Env env = Env();
+    std::string bytes;
+    bytes.swap(f->buf);
+    CallJs(env, on_fhead_, Value(),
+           {Napi::Number::New(env, f->id), Napi::Number::New(env, f->tag), Napi::String::New(env, f->peer_ip),
+            Napi::Number::New(env, f->peer_port), Napi::Buffer<char>::Copy(env, bytes.data(), bytes.size()),
+            Napi::Number::New(env, why)},
+           *ctx_);
+    // `f` may be gone now (adopted, killed): nothing more here.
+  }
+
+  void FConnectFailed(Fconn* f, int err) {
+    epoll_ctl(epfd_, EPOLL_CTL_DEL, f->tfd, nullptr);
+    ::close(f->tfd);
+    f->tfd = -1;
+    f->st = Fconn::kDecide;
+    FDeadline(f, decide_ms_);
+    Napi::Env env = Env();
+    CallJs(env, on_ffailed_, Value(), {Napi::Number::New(env, f->id), Napi::Number::New(env, err)}, *ctx_);
+  }
+
+  // Connected: the two sockets become a pair under the connection's id; the 200 (and what the customer
+  // sent behind its head) go first.
+  void FJoin(Fconn* f) {
+    Relay* r = new Relay;
+    r->id = f->id;
+    started_++;
+    r->dir[1].src = 1;
+    r->dir[1].dst = 0;
+    r->fd[0] = f->cfd;
+    r->fd[1] = f->tfd;
+    r->dir[0].pending.swap(f->buf);
+    r->dir[1].pending.swap(f->to_client);
+    r->idle_ms = f->idle_ms;
+    f->cfd = f->tfd = -1;
+    FClose(f, false, false);
+    f_joined_++;
+    relays_[r->id] = r;
+    r->last = uv_now(loop_);
+    if (Watch(EPOLL_CTL_MOD, r, 0) != 0 || Watch(EPOLL_CTL_MOD, r, 1) != 0) return Finish(r, kError);
+    Arm();
+    // The customer's bytes may have waited since its head (their edge is gone): pump now.
+    if (!Pump(r, r->dir[0]) || !Pump(r, r->dir[1])) Finish(r, kError);
+    else if (r->dir[0].done && r->dir[1].done) Finish(r, kClean);
+  }
+
+  // Writes what is left of the answer; once it is all out, a half-close. False: the connection is gone.
+  bool FlushAnswer(Fconn* f) {
+    while (f->off < f->buf.size()) {
+      ssize_t n = ::send(f->cfd, f->buf.data() + f->off, f->buf.size() - f->off, MSG_NOSIGNAL | MSG_DONTWAIT);
+      if (n > 0) {
+        f->off += static_cast<size_t>(n);
+        continue;
+      }
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return true;
+      FEnd(f, kError, false, false);
+      return false;
+    }
+    f->shut = true;
+    std::string().swap(f->buf);
+    ::shutdown(f->cfd, SHUT_WR);
+    return true;
+  }
+
+  // After the answer: what the customer still sends is read and dropped (a close with unread bytes
+  // would reset the answer away) until its FIN.
+  void DrainAnswered(Fconn* f) {
+    char tmp[16 * 1024];
+    for (int k = 0; k < 16; k++) {
+      ssize_t n = ::recv(f->cfd, tmp, sizeof tmp, 0);
+      if (n > 0) continue;
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
+      if (f->shut || n < 0) return FEnd(f, n == 0 ? kClean : kError, false, false);
+      return;  // its FIN before our answer is out: the answer goes on, the deadline ends it
+    }
+  }
+
+  void FExpired(Fconn* f) {
+    switch (f->st) {
+      case Fconn::kHead:
+        if (f->buf.empty()) {
+          f_head_timeouts_++;  // with bytes, JS answers the timeout and counts it
+          return FClose(f, false, false);
+        }
+        return AskHead(f, 3);
+      case Fconn::kDecide:
+        return FEnd(f, kError, true, false);
+      case Fconn::kConnect:
+        return FConnectFailed(f, ETIMEDOUT);
+      case Fconn::kAnswer:
+        return FEnd(f, f->shut ? kClean : kError, false, false);
+    }
   }
 
   Napi::FunctionReference on_done_;
@@ -1099,6 +1683,21 @@ class SpliceRelay : public Napi::ObjectWrap<SpliceRelay> {
   std::deque<std::pair<uint64_t, uint32_t>> peekq_;
   std::deque<std::pair<uint64_t, uint32_t>> dialq_;
   uint64_t t_accepted_ = 0, t_refused_ = 0, t_failed_ = 0, t_active_ = 0, t_joined_ = 0;
+  // The HTTP front.
+  Napi::FunctionReference on_fhead_;
+  Napi::FunctionReference on_ffailed_;
+  uint64_t decide_ms_ = 15000;
+  uint32_t head_per_addr_max_ = 64;
+  uint32_t head_total_max_ = 2048;
+  uint32_t head_total_ = 0;
+  std::unordered_map<std::string, uint32_t> head_per_addr_;
+  uint32_t next_front_ = 1;
+  std::unordered_map<uint32_t, Front> fronts_;
+  std::unordered_map<uint32_t, Fconn*> fconns_;
+  std::priority_queue<std::pair<uint64_t, uint32_t>, std::vector<std::pair<uint64_t, uint32_t>>,
+                      std::greater<std::pair<uint64_t, uint32_t>>>
+      fdl_;
+  uint64_t f_accepted_ = 0, f_refused_addr_ = 0, f_refused_total_ = 0, f_head_timeouts_ = 0, f_joined_ = 0, f_answered_ = 0, f_adopted_ = 0;
 };
 
 Napi::Function InitSpliceRelay(Napi::Env env) { return SpliceRelay::Init(env); }

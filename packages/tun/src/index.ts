@@ -35,6 +35,11 @@ export {
   type TransparentHooks,
   type TransparentListenOptions,
   type TransparentListenStats,
+  type FrontHandler,
+  type FrontHeadEnd,
+  type FrontOptions,
+  type FrontPairEvents,
+  type FrontStats,
 } from './splice.js';
 export { bindToDevice, validateInterfaceName, IFNAMSIZ } from './bind-device.js';
 export {

@@ -67,6 +67,74 @@ interface NativeSpliceRelay {
     event: TransparentHooks['event'],
   ): number;
   listenStats(): TransparentListenStats;
+  frontInit(
+    options: FrontOptions,
+    head: (id: number, tag: number, ip: string, port: number, bytes: Buffer, why: number) => void,
+    failed: (id: number, errno: number) => void,
+  ): void;
+  frontListen(host: string, port: number, headMs: number, exempt: string): [number, number];
+  frontClose(tag: number): void;
+  frontConnect(
+    id: number,
+    fd: number,
+    ip: string,
+    port: number,
+    timeoutMs: number,
+    toTarget: Buffer | null,
+    toClient: Buffer | null,
+    idleMs: number,
+  ): number;
+  frontAnswer(id: number, bytes: Buffer): boolean;
+  frontAdopt(id: number): number;
+  frontStats(): FrontStats;
+}
+
+/** Why a front asks about a connection: its head is complete, or it stopped short (FIN, 16 KiB, deadline). */
+export type FrontHeadEnd = 'complete' | 'eof' | 'full' | 'timeout';
+const HEAD_ENDS: readonly FrontHeadEnd[] = ['complete', 'eof', 'full', 'timeout'];
+
+/**
+ * What a front listener asks of JS (native/splice_relay.cc, "HTTP front"). Each connection is
+ * decided with frontConnect, frontAnswer or frontAdopt, during head() or later.
+ */
+export interface FrontHandler {
+  /**
+   * A new connection's first bytes (its request head and what followed it). Returns the events of
+   * the pair it may become: they also hear of its end when it ends in the engine first (done with
+   * 'error' on a reset or a deadline, 'clean' once an answer was delivered); undefined when it was
+   * adopted or killed during the call.
+   */
+  head(id: number, ip: string, port: number, bytes: Buffer, why: FrontHeadEnd): FrontPairEvents | undefined;
+}
+
+export interface FrontPairEvents extends SplicePairEvents {
+  /** Its connect failed with this errno (ETIMEDOUT at its deadline): frontConnect again or frontAnswer. */
+  failed(errno: number): void;
+}
+
+export interface FrontOptions {
+  /** How long JS may take to decide (head() until frontConnect / frontAnswer / frontAdopt; default 15 s). */
+  readonly decideMs?: number;
+  /** Connections whose head is still being read, per customer address and in all (default 64 and 2048). */
+  readonly maxPerAddress?: number;
+  readonly maxTotal?: number;
+}
+
+export interface FrontStats {
+  readonly listeners: number;
+  readonly accepted: number;
+  /** Refused at accept by the unauthenticated caps (per address, in all). */
+  readonly refusedPerAddress: number;
+  readonly refusedTotal: number;
+  /** Closed at the head deadline without a byte (with bytes, JS answers and counts the timeout). */
+  readonly headTimeouts: number;
+  /** Became pairs / were answered and closed here / went to JS's own path. */
+  readonly joined: number;
+  readonly answered: number;
+  readonly adopted: number;
+  /** Connections not joined yet; of which still reading their head. */
+  readonly waiting: number;
+  readonly unauthenticated: number;
 }
 
 /**
@@ -129,7 +197,9 @@ export interface TransparentListenStats {
 
 export class SpliceEngine {
   private readonly native: NativeSpliceRelay;
-  private readonly pairs = new Map<number, SplicePairEvents>();
+  private readonly pairs = new Map<number, SplicePairEvents | FrontPairEvents>();
+  private readonly fronts = new Map<number, FrontHandler>();
+  private frontReady = false;
 
   constructor() {
     const Ctor = (loadAddon() as unknown as { SpliceRelay: new (...a: unknown[]) => NativeSpliceRelay }).SpliceRelay;
@@ -180,6 +250,94 @@ export class SpliceEngine {
   listenStats(): TransparentListenStats {
     return this.native.listenStats();
   }
+
+  /**
+   * Sets the front's engine-wide options; the first call only counts (frontListen makes it with the
+   * defaults when nobody did).
+   */
+  frontInit(options: FrontOptions = {}): void {
+    if (this.frontReady) return;
+    this.frontReady = true;
+    this.native.frontInit(options, this.onFrontHead, this.onFrontFailed);
+  }
+
+  /**
+   * An HTTP front listener on host:port (IPv4). `headMs`: the deadline for a request head from
+   * accept; `exempt`: an address the per-address cap does not apply to (the relay's transparent proxy).
+   */
+  frontListen(
+    host: string,
+    port: number,
+    headMs: number,
+    handler: FrontHandler,
+    exempt?: string,
+  ): { port: number; tag: number } {
+    this.frontInit();
+    const [bound, tag] = this.native.frontListen(host, port, headMs, exempt ?? '');
+    this.fronts.set(tag, handler);
+    return { port: bound, tag };
+  }
+
+  /** Closes the listener; connections it handed to JS already stay (their owners end them). */
+  frontClose(tag: number): void {
+    this.fronts.delete(tag);
+    this.native.frontClose(tag);
+  }
+
+  /**
+   * Connects `fd` (an unconnected socket, ours from here on) to ip:port for connection `id`; once
+   * connected `toClient` and `toTarget` go first and the two become a pair under `id`. 0, or the
+   * errno of a connect() that failed at once, or -1 when the connection is gone.
+   */
+  frontConnect(
+    id: number,
+    fd: number,
+    ip: string,
+    port: number,
+    timeoutMs: number,
+    toTarget: Buffer | null,
+    toClient: Buffer | null,
+    idleMs: number,
+  ): number {
+    return this.native.frontConnect(id, fd, ip, port, timeoutMs, toTarget, toClient, idleMs);
+  }
+
+  /** Writes `bytes` and closes (after the customer's FIN, or 5 s). False: the connection is gone. */
+  frontAnswer(id: number, bytes: Buffer): boolean {
+    return this.native.frontAnswer(id, bytes);
+  }
+
+  /** Takes the customer's socket out of the engine: its fd, now the caller's, or -1 when it is gone. */
+  frontAdopt(id: number): number {
+    this.pairs.delete(id);
+    return this.native.frontAdopt(id);
+  }
+
+  frontStats(): FrontStats {
+    return this.native.frontStats();
+  }
+
+  private readonly onFrontHead = (
+    id: number,
+    tag: number,
+    ip: string,
+    port: number,
+    bytes: Buffer,
+    why: number,
+  ): void => {
+    const h = this.fronts.get(tag);
+    if (!h) {
+      this.native.kill(id, 1);
+      return;
+    }
+    const events = h.head(id, ip, port, bytes, HEAD_ENDS[why] ?? 'timeout');
+    if (events) this.pairs.set(id, events);
+  };
+
+  private readonly onFrontFailed = (id: number, errno: number): void => {
+    const e = this.pairs.get(id);
+    if (e && 'failed' in e) e.failed(errno);
+  };
 
   /** Closes every pair (no callbacks) and the engine. */
   close(): void {

@@ -26,6 +26,7 @@ export function buildFarm(o: FarmCli, logger: Logger): Farm {
       offload: process.env.POCKETPROXY_OFFLOAD === '1',
       nativeSeal: process.env.POCKETPROXY_NATIVE_SEAL !== '0',
       splice: process.env.POCKETPROXY_SPLICE !== '0',
+      front: process.env.POCKETPROXY_NATIVE_FRONT !== '0',
     },
     {
       logger,

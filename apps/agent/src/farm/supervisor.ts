@@ -99,6 +99,8 @@ export interface FarmConfig {
   nativeSeal?: boolean;
   /** Each device's established tunnels through the native relay (default on; run.ts: off for POCKETPROXY_SPLICE=0). */
   splice?: boolean;
+  /** Each device's HTTP listeners accepted natively (default on; run.ts: off for POCKETPROXY_NATIVE_FRONT=0). */
+  front?: boolean;
   /** Install the per-device source rule (routes.ts); off only in unit tests. Default true. */
   routes?: boolean;
   /** Extra agent settings applied to every device (timeouts, limits, tunnel timers in tests). */
@@ -501,6 +503,7 @@ export function createFarm(cfg: FarmConfig, deps: FarmDeps): Farm {
             offload: cfg.offload ?? false,
             nativeSeal: cfg.nativeSeal,
             splice: cfg.splice,
+            front: cfg.front,
             ...(cfg.ipEchoUrl ? { ipEchoUrl: cfg.ipEchoUrl } : {}),
           },
           {

@@ -74,6 +74,11 @@ export interface EgressOptions {
   /** Sockets made without openSocket are LeanSockets (proxy/sockets.ts) instead of net.Sockets. */
   lean?: boolean;
   /**
+   * openSocket's socket as a bare fd (@pocketproxy/tun openTcpFd), pinned the same way: with it the
+   * dial can `prepare` (the HTTP front connects natively, packages/proxy http/front.ts).
+   */
+  openFd?: (family: 4 | 6, localAddress: string | undefined, device: string | undefined) => number;
+  /**
    * Pin egress sockets to `interface` with SO_BINDTODEVICE (default true; needs the
    * @pocketproxy/tun addon, else address binding only). false = address binding only, as before.
    */
@@ -164,6 +169,19 @@ export function createEgress(o: EgressOptions): Egress {
         return s;
       }
     : o.openSocket && ((family, localAddress) => o.openSocket!(family, localAddress, undefined));
+  const rawFd = o.openFd;
+  const openFd: PolicyDialerOptions['openFd'] =
+    rawFd &&
+    ((family, localAddress) => {
+      if (!pinned) return rawFd(family, localAddress, undefined);
+      try {
+        return rawFd(family, localAddress, pinned);
+      } catch (e) {
+        if (isPPError(e) && (e.code === 'PP_ERR_TUN_BIND_DEVICE_FAILED' || e.code === 'PP_ERR_TUN_INVALID_INTERFACE'))
+          throw notPinned(pinned, e);
+        throw e;
+      }
+    });
   const ifs = o.interfaces ?? os.networkInterfaces;
   const ttl = o.interfacesTtlMs ?? 1000;
   const now = o.now ?? Date.now;
@@ -195,20 +213,25 @@ export function createEgress(o: EgressOptions): Egress {
         bindAddress: bind,
         connectTimeoutMs: o.connectTimeoutMs,
         openSocket,
+        openFd,
         lean: o.lean,
       }),
       resolveUdp: createPolicyResolver({ policy, resolve, dnsCacheMs: 0 }),
     };
     return snap;
   };
+  /** The current snapshot, unless the egress interface has no address at all (unreachable then). */
+  const usable = (req: { host: string; port: number }): Snapshot => {
+    const s = current();
+    const b = s.bind;
+    if (b && !b.ipv4 && !b.ipv6)
+      throw proxyError('PP_ERR_PROXY_NETWORK_UNREACHABLE', { host: req.host, port: req.port });
+    return s;
+  };
+  const dial: Dial = async (req) => usable(req).dial(req);
+  if (openFd) dial.prepare = async (req) => usable(req).dial.prepare!(req);
   return {
-    dial: async (req) => {
-      const s = current();
-      const b = s.bind;
-      if (b && !b.ipv4 && !b.ipv6)
-        throw proxyError('PP_ERR_PROXY_NETWORK_UNREACHABLE', { host: req.host, port: req.port });
-      return s.dial(req);
-    },
+    dial,
     resolveUdp: (host) => current().resolveUdp(host),
     createUdpSocket: (type) => {
       const s = dgram.createSocket(type);

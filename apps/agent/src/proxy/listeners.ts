@@ -16,6 +16,8 @@ import type { Logger } from 'pino';
 import { setTcpFlag } from '@pocketproxy/tun';
 import {
   createHttpProxy,
+  FrontServer,
+  type FrontEngine,
   createSocks5Server,
   proxyError,
   UdpRelay,
@@ -60,6 +62,22 @@ export interface ListenersOptions {
    * lean/handoff.ts over @pocketproxy/tun's SpliceEngine); needs `lean`. Its counts go in stats().
    */
   readonly handoff?: { readonly relay: RelayHandoff; readonly stats: HandoffStats };
+  /**
+   * HTTP listeners accepted by this native engine (packages/proxy http/front.ts): plain CONNECTs of
+   * unlimited connections are served there, the rest adopted by the JS path. Needs `lean` and an
+   * egress whose dial can `prepare`; its counts go in stats().
+   */
+  readonly front?: FrontEngine & { frontStats(): FrontCounts };
+}
+
+/** The front engine's counters that stats() reports (@pocketproxy/tun FrontStats). */
+export interface FrontCounts {
+  readonly joined: number;
+  readonly answered: number;
+  readonly adopted: number;
+  readonly refusedPerAddress: number;
+  readonly refusedTotal: number;
+  readonly headTimeouts: number;
 }
 
 interface Listener {
@@ -86,6 +104,8 @@ export interface ListenerStats {
   /** Established tunnels handed to the native relay / kept in JS (a limited meter, JS state). */
   readonly handedOff: number;
   readonly handoffDeclined: number;
+  /** The native front (HTTP listeners): CONNECTs joined there, failures answered there, connections adopted by JS. */
+  readonly front?: { readonly joined: number; readonly answered: number; readonly adopted: number };
 }
 
 /** Why an authenticated customer of this connection may not go on, or undefined. */
@@ -197,17 +217,21 @@ export class Listeners {
       sum.denied += s.denied;
     }
     const g = this.o.guard.stats;
+    // The front's engine refuses and times out unauthenticated connections before JS hears of them.
+    const f = this.o.front?.frontStats();
+    if (f) sum.handshakeTimeouts += f.headTimeouts;
     return {
       listeners: this.byId.size,
       open,
       admitted,
       ...sum,
-      unauthRefusedPerAddress: g.refusedPerAddress,
-      unauthRefusedTotal: g.refusedTotal,
+      unauthRefusedPerAddress: g.refusedPerAddress + (f?.refusedPerAddress ?? 0),
+      unauthRefusedTotal: g.refusedTotal + (f?.refusedTotal ?? 0),
       unauthActive: g.active,
       listenFailures: this.listenFailures,
       handedOff: this.o.handoff?.stats.handedOff ?? 0,
       handoffDeclined: this.o.handoff?.stats.declined ?? 0,
+      ...(f ? { front: { joined: f.joined, answered: f.answered, adopted: f.adopted } } : {}),
     };
   }
 
@@ -241,7 +265,11 @@ export class Listeners {
     let udp: Listener['udp'];
     let server: ProxyServer;
     if (item.protocol === 'http') {
-      server = createHttpProxy({ ...common, headTimeoutMs: this.o.limits.headTimeoutMs });
+      server = createHttpProxy({
+        ...common,
+        headTimeoutMs: this.o.limits.headTimeoutMs,
+        front: this.o.front && { engine: this.o.front, exempt: this.o.relayAddress },
+      });
     } else {
       const socket = await bindUdp(item.port, host);
       const relay = new UdpRelay({
@@ -277,12 +305,16 @@ export class Listeners {
     }
     // Accepted connections start in delayed-ACK mode (the kernel copies the listener's ACK state):
     // a request is acknowledged by its answer. And they are handed over only once their first bytes
-    // are there (HTTP and SOCKS5 clients speak first): one wakeup instead of two.
-    setTcpFlag(server.server, 'quickack', false);
-    setTcpFlag(server.server, 'defer_accept', true);
-    // Nagle off inherited the same way: one setsockopt per connection fewer (a system call costs
-    // ~2-3 µs on the lab's VM). Without the addon Node keeps setting it per socket.
-    if (setTcpFlag(server.server, 'nodelay', true)) server.inheritNoDelay();
+    // are there (HTTP and SOCKS5 clients speak first): one wakeup instead of two. (A front's engine
+    // sets all three on its own listener.)
+    const ls = server.server;
+    if (!(ls instanceof FrontServer)) {
+      setTcpFlag(ls, 'quickack', false);
+      setTcpFlag(ls, 'defer_accept', true);
+      // Nagle off inherited the same way: one setsockopt per connection fewer (a system call costs
+      // ~2-3 µs on the lab's VM). Without the addon Node keeps setting it per socket.
+      if (setTcpFlag(ls, 'nodelay', true)) server.inheritNoDelay();
+    }
     this.byId.set(id, l);
     this.log.info(
       { connectionId: id, protocol: item.protocol, port: item.port, state: item.state },

@@ -12,6 +12,14 @@ export const REALM = 'pocketproxy';
 /** Writes a complete failure response and closes the connection after it is flushed. */
 export function writeFailure(socket: ProxySocket, err: PPError): void {
   if (socket.destroyed || !socket.writable) return void socket.destroy();
+  socket.end(failureResponse(err));
+  // Do not wait forever for a client that never reads the answer.
+  socket.setTimeout(5_000);
+  socket.once('timeout', () => socket.destroy());
+}
+
+/** The complete failure response for `err` (status, error code header, a one-line body). */
+export function failureResponse(err: PPError): string {
   const body = `${err.code}: ${err.message}\n`;
   const lines = [
     `HTTP/1.1 ${err.status} ${STATUS_CODES[err.status] ?? 'Error'}`,
@@ -22,10 +30,7 @@ export function writeFailure(socket: ProxySocket, err: PPError): void {
   ];
   if (err.status === 407) lines.push(`Proxy-Authenticate: Basic realm="${REALM}"`);
   if (err.code === 'PP_ERR_PROXY_ACCESS_DENIED') lines.push(`${REASON_HEADER}: ${reasonToken(err.params.reason)}`);
-  socket.end(`${lines.join('\r\n')}\r\n\r\n${body}`);
-  // Do not wait forever for a client that never reads the answer.
-  socket.setTimeout(5_000);
-  socket.once('timeout', () => socket.destroy());
+  return `${lines.join('\r\n')}\r\n\r\n${body}`;
 }
 
 /** The reason comes from the app; keep it a header-safe token whatever it is. */

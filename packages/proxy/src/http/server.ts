@@ -24,6 +24,8 @@ import { forward, endToEndHeaders, requestHead, type Forwarded } from './forward
 import { findHeadEnd, listMembers, parseRequestHead, MAX_HEAD_BYTES, type RequestHead } from './head.js';
 import { authenticateRequest, requestTarget } from './request.js';
 import { writeFailure } from './responses.js';
+import { FrontConnection, type FrontConfig, type FrontEngine } from './front.js';
+import { frontByDefault, leanByDefault } from '../lean/default.js';
 
 export interface HttpProxyOptions {
   readonly authenticate: Authenticate;
@@ -53,6 +55,13 @@ export interface HttpProxyOptions {
   readonly beforeEnd?: (socket: ProxySocket) => void;
   /** Offered each established tunnel before the JS pump (relay.ts RelayOptions.handoff). */
   readonly handoff?: RelayHandoff;
+  /**
+   * The native front (http/front.ts): the engine accepts and serves plain CONNECTs itself; the rest
+   * comes to HttpConnection as LeanSockets. Taken only when `dial` has `prepare` (and `lean`: the
+   * adopted sockets are LeanSockets); the listener must then be IPv4. `exempt`: an address the
+   * engine's per-address cap on unauthenticated connections does not apply to (as the guard's).
+   */
+  readonly front?: { readonly engine: FrontEngine; readonly exempt?: string };
 }
 
 const EMPTY = Buffer.alloc(0);
@@ -67,11 +76,20 @@ export function createHttpProxy(opts: HttpProxyOptions): ProxyServer {
     keepAliveTimeoutMs: opts.keepAliveTimeoutMs ?? 30_000,
     idleTimeoutMs: opts.idleTimeoutMs ?? 300_000,
   };
+  const fallback = frontByDefault();
+  const frontOpts = opts.front ?? (fallback && { engine: fallback.engine });
+  const lean = opts.lean ?? leanByDefault();
+  const prepare = frontOpts && lean ? dial.prepare : undefined;
+  const front: FrontConfig | undefined = prepare && { ...cfg, prepare };
   const server: ProxyServer = new ProxyServer(
-    (socket, leave) => new HttpConnection(socket, cfg, server, leave),
+    (socket, leave) => {
+      if (front && socket instanceof FrontConnection) socket.serve(front, server, leave);
+      else new HttpConnection(socket, cfg, server, leave);
+    },
     opts.maxConnections,
     opts.guard,
     opts.lean,
+    front && frontOpts ? { engine: frontOpts.engine, headMs: cfg.headTimeoutMs, exempt: frontOpts.exempt } : undefined,
   );
   return server;
 }

@@ -1,0 +1,338 @@
+// The HTTP front's own cases (http/front.ts over @pocketproxy/tun's SpliceEngine with its real
+// listener and sockets). The proxy's whole HTTP suite runs through the front in front-matrix.test.ts;
+// here: what a CONNECT joined in the engine counts, revocation and destroy at every stage, a customer
+// that resets while JS decides, the next address after a refused one, the caps on unauthenticated
+// connections, the head deadline, and random bytes and cuts from a hostile customer.
+import { it, after } from 'node:test';
+import assert from 'node:assert/strict';
+import * as net from 'node:net';
+import { randomBytes, randomInt } from 'node:crypto';
+import { openTcpFd, SpliceEngine } from '@pocketproxy/tun';
+import {
+  createHttpProxy,
+  createPolicyDialer,
+  FrontConnection,
+  type ConnectionClosedEvent,
+  type Meter,
+  type Principal,
+  type Resolve,
+} from '../src/index.js';
+import {
+  basic,
+  cleanup,
+  connect,
+  onCleanup,
+  PASS,
+  readUntil,
+  tcpEcho,
+  untilClose,
+  untilHead,
+  USER,
+} from './helpers.js';
+
+after(cleanup);
+const engines: SpliceEngine[] = [];
+after(() => {
+  for (const e of engines) e.close();
+});
+const AUTH = `Proxy-Authorization: ${basic(USER, PASS)}\r\n`;
+const closeOf = (s: net.Socket): Promise<unknown> => new Promise((r) => s.once('close', r));
+const within = <T>(p: Promise<T>, ms: number, what: string): Promise<T> =>
+  Promise.race([
+    p,
+    new Promise<never>((_, rej) => setTimeout(() => rej(new Error(`${what}: not within ${ms} ms`)), ms)),
+  ]);
+const until = async (pred: () => boolean, ms: number, what: string): Promise<void> => {
+  const end = Date.now() + ms;
+  while (!pred()) {
+    if (Date.now() > end) throw new Error(`${what}: not within ${ms} ms`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+};
+
+/** A counting meter with no limits (the front serves only those). */
+function countingMeter(): Meter & { up: number; down: number } {
+  return {
+    up: 0,
+    down: 0,
+    take(dir, n) {
+      this[dir] += n;
+      return 0;
+    },
+    unlimited: () => true,
+  };
+}
+
+interface Setup {
+  engine: SpliceEngine;
+  port: number;
+  conns: FrontConnection[];
+  closed: ConnectionClosedEvent[];
+  proxy: ReturnType<typeof createHttpProxy>;
+}
+
+async function front(
+  o: {
+    authenticate?: (u: string, p: string) => Promise<Principal | null>;
+    resolve?: Resolve;
+    headTimeoutMs?: number;
+    maxPerAddress?: number;
+  } = {},
+): Promise<Setup> {
+  const engine = new SpliceEngine();
+  engines.push(engine);
+  engine.frontInit({ maxPerAddress: o.maxPerAddress ?? 64 });
+  const dial = createPolicyDialer({
+    policy: { allowLoopback: true },
+    resolve: o.resolve ?? (async (h) => [{ address: h, family: 4 }]),
+    connectTimeoutMs: 2000,
+    lean: true,
+    openFd: (family, local) => openTcpFd(family, local),
+  });
+  const proxy = createHttpProxy({
+    authenticate: o.authenticate ?? (async (u, p) => (u === USER && p === PASS ? { principal: 'con_a' } : null)),
+    dial,
+    lean: true,
+    front: { engine },
+    headTimeoutMs: o.headTimeoutMs ?? 10_000,
+  });
+  const conns: FrontConnection[] = [];
+  const closed: ConnectionClosedEvent[] = [];
+  proxy.server.on('connection', (c: unknown) => {
+    if (c instanceof FrontConnection) conns.push(c);
+  });
+  proxy.on('connectionClosed', (e) => closed.push(e));
+  const port = (await proxy.listen(0, '127.0.0.1')).port;
+  onCleanup(() => proxy.close());
+  return { engine, port, conns, closed, proxy };
+}
+
+it('a CONNECT is joined in the engine: the bytes behind the head go first, every byte is counted once, connectionClosed once', async () => {
+  const echo = await tcpEcho();
+  const meter = countingMeter();
+  const f = await front({ authenticate: async () => ({ principal: 'con_a', meter }) });
+  const s = await connect(f.port);
+  const head = `CONNECT 127.0.0.1:${echo} HTTP/1.1\r\nHost: x\r\n${AUTH}\r\n`;
+  s.write(`${head}early`);
+  const got = await readUntil(s, (b) => b.includes('early'));
+  assert.match(got.toString('latin1'), /^HTTP\/1\.1 200 Connection Established\r\n\r\nearly$/);
+  s.write('more bytes');
+  await readUntil(s, (b) => b.includes('more bytes'));
+  const gone = closeOf(s);
+  s.end();
+  await within(gone, 3000, 'the tunnel closing after both FINs');
+  await until(() => f.closed.length === 1, 3000, 'connectionClosed');
+  const st = f.engine.frontStats();
+  assert.equal(st.joined, 1);
+  assert.equal(st.adopted, 0);
+  const relayed = 'early'.length + 'more bytes'.length;
+  assert.equal(meter.up, relayed);
+  assert.equal(meter.down, relayed);
+  assert.equal(f.closed[0]!.principal, 'con_a');
+  assert.equal(f.closed[0]!.bytesIn, Buffer.byteLength(head) + relayed);
+  assert.equal(f.closed[0]!.bytesOut, 'HTTP/1.1 200 Connection Established\r\n\r\n'.length + relayed);
+  assert.equal(st.waiting, 0);
+});
+
+it('revocation: resetAndDestroy of a joined tunnel resets the customer at once and closes it', async () => {
+  const echo = await tcpEcho();
+  const f = await front();
+  const s = await connect(f.port);
+  s.write(`CONNECT 127.0.0.1:${echo} HTTP/1.1\r\n${AUTH}\r\n`);
+  await untilHead(s);
+  s.write('x');
+  await readUntil(s, (b) => b.toString().endsWith('x'));
+  const c = f.conns[0]!;
+  let err: NodeJS.ErrnoException | undefined;
+  s.on('error', (e) => (err = e));
+  const gone = closeOf(s);
+  let closed = false;
+  c.once('close', () => (closed = true));
+  c.resetAndDestroy();
+  assert.equal(closed, true, "the handle's close comes at once");
+  assert.equal(c.destroyed, true);
+  await within(gone, 2000, 'the customer seeing the reset');
+  assert.equal(err?.code, 'ECONNRESET');
+  assert.equal(f.proxy.connectionCount, 0);
+});
+
+it('destroy while JS decides (a slow credential check): the customer is closed, the late decision changes nothing, nothing is left', async () => {
+  const echo = await tcpEcho();
+  let release!: () => void;
+  const gate = new Promise<void>((r) => (release = r));
+  const f = await front({
+    authenticate: async () => {
+      await gate;
+      return { principal: 'con_a' };
+    },
+  });
+  const s = await connect(f.port);
+  s.write(`CONNECT 127.0.0.1:${echo} HTTP/1.1\r\n${AUTH}\r\n`);
+  await until(() => f.conns.length === 1, 2000, 'the head reaching JS');
+  const gone = untilClose(s);
+  f.conns[0]!.destroy();
+  assert.equal((await within(gone, 2000, 'the customer closed')).length, 0, 'no answer');
+  release();
+  await new Promise((r) => setTimeout(r, 50));
+  const st = f.engine.frontStats();
+  assert.equal(st.joined, 0);
+  assert.equal(st.waiting, 0);
+  assert.equal(f.engine.stats().active, 0);
+});
+
+it('a customer that resets while JS decides: its handle closes, the decision finds it gone, nothing is left', async () => {
+  const echo = await tcpEcho();
+  let release!: () => void;
+  const gate = new Promise<void>((r) => (release = r));
+  const f = await front({
+    authenticate: async () => {
+      await gate;
+      return { principal: 'con_a' };
+    },
+  });
+  const s = await connect(f.port);
+  s.write(`CONNECT 127.0.0.1:${echo} HTTP/1.1\r\n${AUTH}\r\n`);
+  await until(() => f.conns.length === 1, 2000, 'the head reaching JS');
+  const c = f.conns[0]!;
+  const handleClosed = new Promise((r) => c.once('close', r));
+  s.resetAndDestroy();
+  await within(handleClosed, 2000, "the handle's close after the customer's reset");
+  release();
+  await new Promise((r) => setTimeout(r, 50));
+  assert.equal(f.engine.frontStats().waiting, 0);
+  assert.equal(f.engine.stats().active, 0);
+  assert.equal(f.engine.frontStats().joined, 0);
+});
+
+it('a refused first address: the next one is connected; a name whose every address refuses gets the JS path’s 502', async () => {
+  const echo = await tcpEcho();
+  const f = await front({
+    resolve: async (h) =>
+      h === 'two.test'
+        ? [
+            { address: '127.0.0.2', family: 4 }, // nothing listens there: refused
+            { address: '127.0.0.1', family: 4 },
+          ]
+        : [{ address: '127.0.0.2', family: 4 }],
+  });
+  const s = await connect(f.port);
+  s.write(`CONNECT two.test:${echo} HTTP/1.1\r\n${AUTH}\r\n`);
+  assert.match((await untilHead(s)).toString(), /^HTTP\/1\.1 200 /);
+  s.write('via the second');
+  await readUntil(s, (b) => b.includes('via the second'));
+  const s2 = await connect(f.port);
+  s2.write(`CONNECT one.test:${echo} HTTP/1.1\r\n${AUTH}\r\n`);
+  const res = (await within(untilClose(s2), 3000, 'the 502 and close')).toString();
+  assert.match(res, /^HTTP\/1\.1 502 /);
+  assert.match(res, /X-PocketProxy-Error: PP_ERR_PROXY_TARGET_REFUSED/);
+  const st = f.engine.frontStats();
+  assert.equal(st.joined, 1);
+  assert.equal(st.answered, 1);
+});
+
+it('unauthenticated connections are capped per address at accept, before JS hears of them', async () => {
+  const f = await front({ maxPerAddress: 2 });
+  const a = await connect(f.port);
+  const b = await connect(f.port);
+  // The listener defers accept until bytes come: these send one byte each, not a head.
+  a.write('C');
+  b.write('C');
+  await until(() => f.engine.frontStats().unauthenticated === 2, 2000, 'two connections reading their heads');
+  const c = await connect(f.port);
+  const cGone = untilClose(c);
+  c.write('C');
+  assert.equal((await within(cGone, 2000, 'the third closed at accept')).length, 0);
+  const st = f.engine.frontStats();
+  assert.equal(st.refusedPerAddress, 1);
+  assert.equal(f.conns.length, 0, 'JS heard of none of them');
+});
+
+it('head deadline: a partial head gets 408 from the JS path’s answer; a connection that sent nothing is closed without one', async () => {
+  const f = await front({ headTimeoutMs: 300 });
+  const partial = await connect(f.port);
+  partial.write('CONNECT 127.0.0.1:1 HTTP/1.1\r\n');
+  const res = (await within(untilClose(partial), 3000, 'the 408')).toString();
+  assert.match(res, /^HTTP\/1\.1 408 /);
+  assert.match(res, /PP_ERR_PROXY_HANDSHAKE_TIMEOUT/);
+  assert.equal(f.proxy.stats.handshakeTimeouts, 1);
+  // TCP_DEFER_ACCEPT holds a silent connection in the kernel (about a second), then the engine's
+  // deadline runs from its accept: closed, no answer, counted by the engine.
+  const silent = await connect(f.port);
+  assert.equal((await within(untilClose(silent, 5000), 5000, 'the silent close')).length, 0);
+  assert.equal(f.engine.frontStats().headTimeouts, 1);
+});
+
+it('a hostile customer: random bytes, random cuts and resets at every stage leave nothing behind, and the front still serves', async () => {
+  const echo = await tcpEcho();
+  const f = await front({ headTimeoutMs: 500 });
+  const heads = [
+    `CONNECT 127.0.0.1:${echo} HTTP/1.1\r\n${AUTH}\r\n`,
+    `CONNECT 127.0.0.1:${echo} HTTP/1.1\r\nProxy-Authorization: Basic !!\r\n\r\n`,
+    `GET http://127.0.0.1:${echo}/ HTTP/1.1\r\n${AUTH}\r\n`,
+    `CONNECT [::1 HTTP/1.1\r\n\r\n`,
+    'CONNECT\r\n\r\n',
+  ];
+  const runs: Promise<unknown>[] = [];
+  for (let i = 0; i < 120; i++) {
+    runs.push(
+      (async () => {
+        const s = net.connect({ port: f.port, host: '127.0.0.1' });
+        s.on('error', () => {});
+        s.on('data', () => {});
+        await new Promise((r) => s.once('connect', r).once('close', r));
+        const kind = randomInt(4);
+        let bytes: Buffer;
+        if (kind === 0) bytes = randomBytes(randomInt(1, 20_000));
+        else if (kind === 1)
+          bytes = Buffer.concat([Buffer.from(heads[randomInt(heads.length)]!), randomBytes(randomInt(64))]);
+        else if (kind === 2) bytes = Buffer.from(heads[randomInt(heads.length)]!.slice(0, randomInt(1, 30)));
+        else bytes = Buffer.concat([randomBytes(randomInt(8)), Buffer.from('\r\n\r\n'), randomBytes(randomInt(8))]);
+        const cut = randomInt(bytes.length + 1);
+        s.write(bytes.subarray(0, cut));
+        await new Promise((r) => setTimeout(r, randomInt(30)));
+        s.write(bytes.subarray(cut));
+        await new Promise((r) => setTimeout(r, randomInt(30)));
+        const end = randomInt(3);
+        if (end === 0) s.resetAndDestroy();
+        else if (end === 1) s.end();
+        // else: left open until the deadlines end it
+        await within(closeOf(s), 8000, 'every connection ends by itself').catch(() => s.destroy());
+      })(),
+    );
+  }
+  await Promise.all(runs);
+  await until(() => f.engine.frontStats().waiting === 0 && f.proxy.connectionCount === 0, 8000, 'nothing left');
+  assert.equal(f.engine.frontStats().unauthenticated, 0);
+  assert.equal(f.engine.stats().active, 0);
+  const s = await connect(f.port);
+  s.write(`CONNECT 127.0.0.1:${echo} HTTP/1.1\r\n${AUTH}\r\nstill`);
+  await readUntil(s, (b) => b.includes('still'));
+});
+
+it('close(): every connection of the front ends, whatever its stage, and close resolves', async () => {
+  const echo = await tcpEcho();
+  let release!: () => void;
+  const gate = new Promise<void>((r) => (release = r));
+  let n = 0;
+  const f = await front({
+    authenticate: async () => {
+      if (n++ === 1) await gate;
+      return { principal: 'con_a' };
+    },
+  });
+  const joined = await connect(f.port);
+  joined.write(`CONNECT 127.0.0.1:${echo} HTTP/1.1\r\n${AUTH}\r\n`);
+  await untilHead(joined);
+  const deciding = await connect(f.port);
+  deciding.write(`CONNECT 127.0.0.1:${echo} HTTP/1.1\r\n${AUTH}\r\n`);
+  const reading = await connect(f.port);
+  reading.write('CONN');
+  await until(() => f.conns.length === 2 && f.engine.frontStats().unauthenticated === 1, 2000, 'three stages');
+  const all = [joined, deciding, reading].map((s) => within(closeOf(s), 3000, 'closed by close()'));
+  await within(f.proxy.close(), 3000, 'close()');
+  await Promise.all(all);
+  release();
+  await new Promise((r) => setTimeout(r, 50));
+  assert.equal(f.engine.frontStats().waiting, 0);
+  assert.equal(f.engine.stats().active, 0);
+});
