@@ -253,6 +253,15 @@ it('re-chunks a large close-delimited answer intact for a customer that reads sl
   await new Promise((r) => setTimeout(r, 300)); // the proxy's write buffer fills up meanwhile
   const got = await untilClose(s, 10_000);
   const start = got.indexOf('\r\n\r\n') + 4;
+  if (proxy.server instanceof FrontServer) {
+    // The native front serves a last GET by splicing: the body stays delimited by the close, which for
+    // a customer's last request says the same (re-chunking would not show a cut origin either: the
+    // proxy cannot tell one from the end and would write the last chunk anyway).
+    assert.doesNotMatch(got.toString('latin1', 0, start), /Transfer-Encoding/);
+    assert.match(got.toString('latin1', 0, start), /Connection: close/);
+    assert.ok(got.subarray(start).equals(body));
+    return;
+  }
   assert.match(got.toString('latin1', 0, start), /Transfer-Encoding: chunked/);
   const out: Buffer[] = [];
   for (let i = start; ; ) {

@@ -77,6 +77,9 @@ struct Dir {
   bool corked = false;
   uint64_t bytes = 0;     // read from src here
   uint64_t reported = 0;  // of which JS was told
+  // Bytes src may still give (a front's answer body of known length), UINT64_MAX for no limit; at 0
+  // the direction ends as at a FIN, and a FIN before 0 is a failure (a truncated answer).
+  uint64_t left = UINT64_MAX;
 };
 
 struct Relay {
@@ -87,6 +90,7 @@ struct Relay {
   uint64_t idle_ms = 0;
   bool reset_on_error = false;  // a failed side closes the other with a reset, not a FIN
   bool quiet = false;           // a transparent proxy's pair: no progress, no done callback
+  bool end_with_down = false;   // a front's answered request: over once the answer is delivered
 };
 
 // A transparent proxy's connection before it joins (see the section "Transparent listener" below).
@@ -129,7 +133,8 @@ constexpr uint32_t kMaxAsks = 16;
 // A front's customer connection before it joins a pair, is answered or is adopted by JS (section
 // "HTTP front" below).
 struct Fconn {
-  enum State { kHead, kDecide, kConnect, kAnswer };
+  // kRequest: connected, the request is written and the origin's answer head read (a last GET).
+  enum State { kHead, kDecide, kConnect, kRequest, kAnswer };
   uint32_t id = 0;  // from the pairs' id space: the pair it becomes keeps it
   uint32_t tag = 0;
   int cfd = -1;  // the customer
@@ -138,11 +143,13 @@ struct Fconn {
   bool asked = false;     // head() was called: JS holds the connection and hears of its end (done)
   bool slot = false;      // holds one of its address's head slots
   bool shut = false;      // kAnswer: written whole and shut down
+  bool request = false;   // frontConnect for a request: its answer head is read before the join
   std::string peer_ip;
   uint16_t peer_port = 0;
   std::string buf;        // kHead: the customer's bytes; kConnect: for the target; kAnswer: the answer
   size_t off = 0;         // kAnswer: written so far
   std::string to_client;  // kConnect: for the customer once connected (the 200)
+  std::string ans;        // kRequest: the origin's answer so far
   uint64_t idle_ms = 0;
   uint64_t deadline = 0;
 };
@@ -444,7 +451,7 @@ class SpliceRelay : public Napi::ObjectWrap<SpliceRelay> {
         Relay* r = it->second;
         int reason = -1;
         if (!OnRelay(r, static_cast<int>(tag & 1), evs[i].events)) reason = kError;
-        else if (r->dir[0].done && r->dir[1].done) reason = kClean;
+        else if (Over(r)) reason = kClean;
         if (reason >= 0) Finish(r, reason);
       }
       if (n < kEvents) return;
@@ -481,6 +488,9 @@ class SpliceRelay : public Napi::ObjectWrap<SpliceRelay> {
     if ((events & EPOLLOUT) && Waiting(to) && !Pump(r, to)) return false;
     return true;
   }
+
+  // Both FINs passed; or, for a front's answered request, the answer is delivered.
+  static bool Over(const Relay* r) { return r->dir[1].done && (r->dir[0].done || r->end_with_down); }
 
   // Bytes of this direction wait for its destination to take them (the pipe, or bytes handed over).
   static bool Waiting(const Dir& d) { return !d.done && (d.inpipe > 0 || d.pending_off < d.pending.size()); }
@@ -543,8 +553,15 @@ class SpliceRelay : public Napi::ObjectWrap<SpliceRelay> {
       }
       if (d.pipe_r < 0 && !TakePipe(d)) return false;
       for (;;) {
-        ssize_t n = splice(src, nullptr, d.pipe_w, nullptr, kPipeCap - d.inpipe, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+        size_t want = kPipeCap - d.inpipe;
+        if (d.left < want) want = static_cast<size_t>(d.left);
+        if (want == 0) {
+          d.eof = true;  // the answer's body is all read: its end, as a FIN would be
+          break;
+        }
+        ssize_t n = splice(src, nullptr, d.pipe_w, nullptr, want, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
         if (n > 0) {
+          if (d.left != UINT64_MAX) d.left -= static_cast<uint64_t>(n);
           d.inpipe += static_cast<size_t>(n);
           d.bytes += static_cast<uint64_t>(n);
           moved += static_cast<size_t>(n);
@@ -553,6 +570,7 @@ class SpliceRelay : public Napi::ObjectWrap<SpliceRelay> {
           continue;
         }
         if (n == 0) {
+          if (d.left != UINT64_MAX) return false;  // the origin closed before its Content-Length
           d.eof = true;
           break;
         }
@@ -1180,11 +1198,12 @@ class SpliceRelay : public Napi::ObjectWrap<SpliceRelay> {
   // from JS at any stage. Unauthenticated connections (before head()) are capped per address and in
   // total, as the handshake guard caps them on the JS path.
 
-  // frontInit({decideMs, maxPerAddress, maxTotal}, head, failed)
+  // frontInit({decideMs, maxPerAddress, maxTotal}, head, failed, answered)
   Napi::Value FrontInit(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
-    if (info.Length() != 3 || !info[0].IsObject() || !info[1].IsFunction() || !info[2].IsFunction())
-      throw Napi::TypeError::New(env, "frontInit(options, head, failed)");
+    if (info.Length() != 4 || !info[0].IsObject() || !info[1].IsFunction() || !info[2].IsFunction() ||
+        !info[3].IsFunction())
+      throw Napi::TypeError::New(env, "frontInit(options, head, failed, answered)");
     auto o = info[0].As<Napi::Object>();
     auto num = [&](const char* k, double dflt) {
       Napi::Value v = o.Get(k);
@@ -1195,6 +1214,7 @@ class SpliceRelay : public Napi::ObjectWrap<SpliceRelay> {
     head_total_max_ = static_cast<uint32_t>(std::max(1.0, num("maxTotal", 2048)));
     on_fhead_ = Napi::Persistent(info[1].As<Napi::Function>());
     on_ffailed_ = Napi::Persistent(info[2].As<Napi::Function>());
+    on_fanswered_ = Napi::Persistent(info[3].As<Napi::Function>());
     return env.Undefined();
   }
 
@@ -1266,14 +1286,16 @@ class SpliceRelay : public Napi::ObjectWrap<SpliceRelay> {
     return env.Undefined();
   }
 
-  // frontConnect(id, fd, ip, port, timeoutMs, toTarget|null, toClient|null, idleMs) -> 0, or an errno
-  // when connect() failed at once (the fd is closed; JS picks the next address or answers), or -1 when
-  // the connection is gone (the fd is closed too). The fd is ours from this call on, whatever happens.
+  // frontConnect(id, fd, ip, port, timeoutMs, toTarget|null, toClient|null, idleMs, request) -> 0, or an
+  // errno when connect() failed at once (the fd is closed; JS picks the next address or answers), or -1
+  // when the connection is gone (the fd is closed too). The fd is ours from this call on, whatever
+  // happens. `request`: toTarget is a request whose answer head JS rewrites (answered) before the join.
   Napi::Value FrontConnect(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
-    if (info.Length() != 8 || !info[0].IsNumber() || !info[1].IsNumber() || !info[2].IsString() ||
-        !info[3].IsNumber() || !info[4].IsNumber() || !info[7].IsNumber())
-      throw Napi::TypeError::New(env, "frontConnect(id, fd, ip, port, timeoutMs, toTarget, toClient, idleMs)");
+    if (info.Length() != 9 || !info[0].IsNumber() || !info[1].IsNumber() || !info[2].IsString() ||
+        !info[3].IsNumber() || !info[4].IsNumber() || !info[7].IsNumber() || !info[8].IsBoolean())
+      throw Napi::TypeError::New(env,
+                                 "frontConnect(id, fd, ip, port, timeoutMs, toTarget, toClient, idleMs, request)");
     const int fd = info[1].As<Napi::Number>().Int32Value();
     auto it = fconns_.find(info[0].As<Napi::Number>().Uint32Value());
     if (it == fconns_.end() || it->second->st != Fconn::kDecide) {
@@ -1289,6 +1311,9 @@ class SpliceRelay : public Napi::ObjectWrap<SpliceRelay> {
     bytes(info[6], f->to_client);
     double idle = info[7].As<Napi::Number>().DoubleValue();
     f->idle_ms = idle > 0 ? static_cast<uint64_t>(idle) : 0;
+    f->request = info[8].As<Napi::Boolean>().Value();
+    f->off = 0;
+    f->ans.clear();
     std::string ip = info[2].As<Napi::String>().Utf8Value();
     const uint16_t port = static_cast<uint16_t>(info[3].As<Napi::Number>().Uint32Value());
     sockaddr_storage sa{};
@@ -1325,7 +1350,7 @@ class SpliceRelay : public Napi::ObjectWrap<SpliceRelay> {
     if (info.Length() != 2 || !info[0].IsNumber() || !info[1].IsBuffer())
       throw Napi::TypeError::New(env, "frontAnswer(id, bytes)");
     auto it = fconns_.find(info[0].As<Napi::Number>().Uint32Value());
-    if (it == fconns_.end() || (it->second->st != Fconn::kDecide && it->second->st != Fconn::kHead))
+    if (it == fconns_.end() || it->second->st == Fconn::kAnswer || it->second->st == Fconn::kConnect)
       return Napi::Boolean::New(env, false);
     Fconn* f = it->second;
     LeaveHeadSlot(f);
@@ -1505,8 +1530,22 @@ class SpliceRelay : public Napi::ObjectWrap<SpliceRelay> {
           int e = SocketError(f->tfd);
           if (e == 0 && (events & (EPOLLERR | EPOLLHUP))) e = ECONNRESET;
           if (e != 0) return FConnectFailed(f, e);
-          FJoin(f);
+          if (!f->request) return FJoin(f);
+          f->st = Fconn::kRequest;
+          // The origin has the idle timeout to answer, as on the JS path.
+          if (f->idle_ms > 0) FDeadline(f, f->idle_ms);
+          if (!FlushRequest(f)) return;
+          if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP)) ReadAnswerHead(f);
         }
+        return;
+      case Fconn::kRequest:
+        if (side == 0) {
+          if (events & (EPOLLERR | EPOLLHUP)) FEnd(f, kError, true, true);
+          return;
+        }
+        if (events & EPOLLERR) return FAnswerFailed(f, SocketError(f->tfd));
+        if ((events & EPOLLOUT) && !FlushRequest(f)) return;
+        if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP)) ReadAnswerHead(f);
         return;
       case Fconn::kAnswer:
         if (events & EPOLLERR) return FEnd(f, kError, false, false);
@@ -1571,7 +1610,131 @@ class SpliceRelay : public Napi::ObjectWrap<SpliceRelay> {
     f->st = Fconn::kDecide;
     FDeadline(f, decide_ms_);
     Napi::Env env = Env();
-    CallJs(env, on_ffailed_, Value(), {Napi::Number::New(env, f->id), Napi::Number::New(env, err)}, *ctx_);
+    CallJs(env, on_ffailed_, Value(),
+           {Napi::Number::New(env, f->id), Napi::Number::New(env, err), Napi::Boolean::New(env, false)}, *ctx_);
+  }
+
+  // The origin failed after the connect, before its answer head was complete (reset, closed, timed out):
+  // JS answers (no next address: the request went to this one).
+  void FAnswerFailed(Fconn* f, int err) {
+    epoll_ctl(epfd_, EPOLL_CTL_DEL, f->tfd, nullptr);
+    ::close(f->tfd);
+    f->tfd = -1;
+    f->st = Fconn::kDecide;
+    FDeadline(f, decide_ms_);
+    Napi::Env env = Env();
+    CallJs(env, on_ffailed_, Value(),
+           {Napi::Number::New(env, f->id), Napi::Number::New(env, err != 0 ? err : ECONNRESET),
+            Napi::Boolean::New(env, true)},
+           *ctx_);
+  }
+
+  // Writes what is left of the request. False: the connection failed (JS was told).
+  bool FlushRequest(Fconn* f) {
+    while (f->off < f->buf.size()) {
+      ssize_t n = ::send(f->tfd, f->buf.data() + f->off, f->buf.size() - f->off, MSG_NOSIGNAL | MSG_DONTWAIT);
+      if (n > 0) {
+        f->off += static_cast<size_t>(n);
+        continue;
+      }
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return true;
+      FAnswerFailed(f, errno);
+      return false;
+    }
+    return true;
+  }
+
+  // Reads the origin's answer until EAGAIN, then asks answered(id, bytes) -> -1 (more), or
+  // [consumed, toClient, bodyLength (-1: to the origin's close)] to join, or anything else when JS
+  // answered or ended the connection itself. Bytes past `consumed` are the body's first bytes.
+  void ReadAnswerHead(Fconn* f) {
+    const uint32_t id = f->id;
+    bool eof = false;
+    char tmp[16 * 1024];
+    for (;;) {
+      ssize_t n = ::recv(f->tfd, tmp, sizeof tmp, 0);
+      if (n > 0) {
+        f->ans.append(tmp, static_cast<size_t>(n));
+        if (f->ans.size() > kAnswerMax) break;
+        continue;
+      }
+      if (n == 0) {
+        eof = true;
+        break;
+      }
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) break;
+      return FAnswerFailed(f, errno);
+    }
+    if (f->ans.empty()) return eof ? FAnswerFailed(f, ECONNRESET) : void();
+    Napi::Env env = Env();
+    Napi::Value v;
+    try {
+      v = on_fanswered_.MakeCallback(Value(), {Napi::Number::New(env, id),
+                                               Napi::Buffer<char>::Copy(env, f->ans.data(), f->ans.size())},
+                                     *ctx_);
+    } catch (const Napi::Error& e) {
+      napi_fatal_exception(env, e.Value());
+      v = env.Undefined();
+    }
+    auto it = fconns_.find(id);
+    if (it == fconns_.end() || it->second->st != Fconn::kRequest) return;  // JS decided otherwise
+    f = it->second;
+    if (v.IsArray()) {
+      auto a = v.As<Napi::Array>();
+      Napi::Value c = a.Get(0u), b = a.Get(1u), l = a.Get(2u);
+      const double consumed = c.IsNumber() ? c.As<Napi::Number>().DoubleValue() : -1;
+      const double limit = l.IsNumber() ? l.As<Napi::Number>().DoubleValue() : -1;
+      if (consumed >= 0 && consumed <= static_cast<double>(f->ans.size()) && b.IsBuffer()) {
+        auto head = b.As<Napi::Buffer<char>>();
+        return FJoinAnswer(f, static_cast<size_t>(consumed), std::string(head.Data(), head.Length()), limit);
+      }
+    } else if (v.IsNumber() && v.As<Napi::Number>().DoubleValue() == -1) {
+      if (eof) return FAnswerFailed(f, ECONNRESET);
+      if (f->ans.size() <= kAnswerMax) return;  // more to come
+    }
+    // A value JS would not give: no answer can be made of this one.
+    FAnswerFailed(f, EPROTO);
+  }
+
+  // The answer's head is rewritten: the customer and the origin become a pair that ends once the body
+  // (`limit` bytes, or up to the origin's close when negative) is delivered, a reset on either side
+  // failing (a truncated body resets the customer, as the JS path cuts it).
+  void FJoinAnswer(Fconn* f, size_t consumed, std::string head, double limit) {
+    std::string body = f->ans.substr(consumed);
+    uint64_t left = UINT64_MAX;
+    if (limit >= 0) {
+      const uint64_t want = static_cast<uint64_t>(limit);
+      if (body.size() >= want) {
+        body.resize(static_cast<size_t>(want));  // what follows the answer is not the customer's
+        left = 0;
+      } else {
+        left = want - body.size();
+      }
+    }
+    Relay* r = new Relay;
+    r->id = f->id;
+    started_++;
+    r->dir[1].src = 1;
+    r->dir[1].dst = 0;
+    r->fd[0] = f->cfd;
+    r->fd[1] = f->tfd;
+    r->dir[1].pending = std::move(head);
+    r->dir[1].pending += body;
+    r->dir[1].left = left;
+    r->end_with_down = true;
+    r->reset_on_error = true;
+    r->idle_ms = f->idle_ms;
+    f->cfd = f->tfd = -1;
+    FClose(f, false, false);
+    f_joined_++;
+    relays_[r->id] = r;
+    r->last = uv_now(loop_);
+    if (Watch(EPOLL_CTL_MOD, r, 0) != 0 || Watch(EPOLL_CTL_MOD, r, 1) != 0) return Finish(r, kError);
+    Arm();
+    if (!Pump(r, r->dir[1]) || !Pump(r, r->dir[0])) Finish(r, kError);
+    else if (Over(r)) Finish(r, kClean);
   }
 
   // Connected: the two sockets become a pair under the connection's id; the 200 (and what the customer
@@ -1596,7 +1759,7 @@ class SpliceRelay : public Napi::ObjectWrap<SpliceRelay> {
     Arm();
     // The customer's bytes may have waited since its head (their edge is gone): pump now.
     if (!Pump(r, r->dir[0]) || !Pump(r, r->dir[1])) Finish(r, kError);
-    else if (r->dir[0].done && r->dir[1].done) Finish(r, kClean);
+    else if (Over(r)) Finish(r, kClean);
   }
 
   // Writes what is left of the answer; once it is all out, a half-close. False: the connection is gone.
@@ -1644,6 +1807,8 @@ class SpliceRelay : public Napi::ObjectWrap<SpliceRelay> {
         return FEnd(f, kError, true, false);
       case Fconn::kConnect:
         return FConnectFailed(f, ETIMEDOUT);
+      case Fconn::kRequest:
+        return FAnswerFailed(f, ETIMEDOUT);
       case Fconn::kAnswer:
         return FEnd(f, f->shut ? kClean : kError, false, false);
     }
@@ -1686,6 +1851,7 @@ class SpliceRelay : public Napi::ObjectWrap<SpliceRelay> {
   // The HTTP front.
   Napi::FunctionReference on_fhead_;
   Napi::FunctionReference on_ffailed_;
+  Napi::FunctionReference on_fanswered_;
   uint64_t decide_ms_ = 15000;
   uint32_t head_per_addr_max_ = 64;
   uint32_t head_total_max_ = 2048;

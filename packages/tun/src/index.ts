@@ -35,6 +35,7 @@ export {
   type TransparentHooks,
   type TransparentListenOptions,
   type TransparentListenStats,
+  type FrontAnswered,
   type FrontHandler,
   type FrontHeadEnd,
   type FrontOptions,

@@ -70,7 +70,8 @@ interface NativeSpliceRelay {
   frontInit(
     options: FrontOptions,
     head: (id: number, tag: number, ip: string, port: number, bytes: Buffer, why: number) => void,
-    failed: (id: number, errno: number) => void,
+    failed: (id: number, errno: number, answering: boolean) => void,
+    answered: (id: number, bytes: Buffer) => FrontAnswered,
   ): void;
   frontListen(host: string, port: number, headMs: number, exempt: string): [number, number];
   frontClose(tag: number): void;
@@ -83,6 +84,7 @@ interface NativeSpliceRelay {
     toTarget: Buffer | null,
     toClient: Buffer | null,
     idleMs: number,
+    request: boolean,
   ): number;
   frontAnswer(id: number, bytes: Buffer): boolean;
   frontAdopt(id: number): number;
@@ -108,9 +110,22 @@ export interface FrontHandler {
 }
 
 export interface FrontPairEvents extends SplicePairEvents {
-  /** Its connect failed with this errno (ETIMEDOUT at its deadline): frontConnect again or frontAnswer. */
-  failed(errno: number): void;
+  /**
+   * Its connect failed with this errno (ETIMEDOUT at its deadline): frontConnect again or frontAnswer.
+   * `answering`: a request's origin failed after the connect, before its answer head (reset, closed,
+   * ETIMEDOUT at the idle deadline, EPROTO for an answer JS could not take): frontAnswer only.
+   */
+  failed(errno: number, answering: boolean): void;
+  /**
+   * A request's answer so far (frontConnect with `request`): -1 to read more; [consumed, toClient,
+   * bodyLength] to join (the first `consumed` bytes replaced by `toClient`, the pair over after
+   * `bodyLength` body bytes, or at the origin's close when -1); undefined once JS answered or ended it.
+   */
+  answered?(bytes: Buffer): FrontAnswered;
 }
+
+/** What answered() decides: see FrontPairEvents.answered. */
+export type FrontAnswered = -1 | readonly [number, Buffer, number] | undefined;
 
 export interface FrontOptions {
   /** How long JS may take to decide (head() until frontConnect / frontAnswer / frontAdopt; default 15 s). */
@@ -258,7 +273,7 @@ export class SpliceEngine {
   frontInit(options: FrontOptions = {}): void {
     if (this.frontReady) return;
     this.frontReady = true;
-    this.native.frontInit(options, this.onFrontHead, this.onFrontFailed);
+    this.native.frontInit(options, this.onFrontHead, this.onFrontFailed, this.onFrontAnswered);
   }
 
   /**
@@ -286,8 +301,10 @@ export class SpliceEngine {
 
   /**
    * Connects `fd` (an unconnected socket, ours from here on) to ip:port for connection `id`; once
-   * connected `toClient` and `toTarget` go first and the two become a pair under `id`. 0, or the
-   * errno of a connect() that failed at once, or -1 when the connection is gone.
+   * connected `toClient` and `toTarget` go first and the two become a pair under `id`. With
+   * `request`, `toTarget` is a request: it is written, and the pair forms once the events' answered()
+   * has rewritten the answer's head. 0, or the errno of a connect() that failed at once, or -1 when the
+   * connection is gone.
    */
   frontConnect(
     id: number,
@@ -298,8 +315,9 @@ export class SpliceEngine {
     toTarget: Buffer | null,
     toClient: Buffer | null,
     idleMs: number,
+    request = false,
   ): number {
-    return this.native.frontConnect(id, fd, ip, port, timeoutMs, toTarget, toClient, idleMs);
+    return this.native.frontConnect(id, fd, ip, port, timeoutMs, toTarget, toClient, idleMs, request);
   }
 
   /** Writes `bytes` and closes (after the customer's FIN, or 5 s). False: the connection is gone. */
@@ -334,9 +352,14 @@ export class SpliceEngine {
     if (events) this.pairs.set(id, events);
   };
 
-  private readonly onFrontFailed = (id: number, errno: number): void => {
+  private readonly onFrontFailed = (id: number, errno: number, answering: boolean): void => {
     const e = this.pairs.get(id);
-    if (e && 'failed' in e) e.failed(errno);
+    if (e && 'failed' in e) e.failed(errno, answering);
+  };
+
+  private readonly onFrontAnswered = (id: number, bytes: Buffer): FrontAnswered => {
+    const e = this.pairs.get(id);
+    return e && 'answered' in e ? e.answered?.(bytes) : undefined;
   };
 
   /** Closes every pair (no callbacks) and the engine. */

@@ -115,7 +115,7 @@ export function clientHead(
 }
 
 /** An interim answer (100 Continue, 103 Early Hints) passed on with its end-to-end fields. */
-function interimHead(res: ResponseHead): string {
+export function interimHead(res: ResponseHead): string {
   let head = `HTTP/1.1 ${res.status} ${res.reason}\r\n`;
   for (const h of res.headers) if (!HOP_BY_HOP.has(h.lower)) head += `${h.name}: ${h.value}\r\n`;
   return `${head}\r\n`;

@@ -27,7 +27,11 @@ import type { ProxyServer } from '../server-base.js';
 import { SocketAuthContext } from '../server-base.js';
 import type { ProxySocket } from '../socket.js';
 import type { AllowNoAuth, Authenticate, DialPlan, Logger, Meter, PrepareDial } from '../types.js';
+import { bodyFraming } from './body.js';
+import { clientHead, interimHead } from './forward.js';
 import { findHeadEnd, parseRequestHead } from './head.js';
+import { nextResponseHead, responseFraming } from './response-reader.js';
+import { upstreamRequest } from './server.js';
 import { authenticateRequest, requestTarget } from './request.js';
 import { failureResponse } from './responses.js';
 
@@ -38,7 +42,8 @@ export type FrontHeadEnd = 'complete' | 'eof' | 'full' | 'timeout';
 export interface FrontEvents {
   progress(up: number, down: number): void;
   done(up: number, down: number, end: 'clean' | 'error' | 'idle'): void;
-  failed(errno: number): void;
+  failed(errno: number, answering: boolean): void;
+  answered(bytes: Buffer): -1 | readonly [number, Buffer, number] | undefined;
 }
 
 /** What the front needs of the native engine; @pocketproxy/tun's SpliceEngine has this shape. */
@@ -60,6 +65,7 @@ export interface FrontEngine {
     toTarget: Buffer | null,
     toClient: Buffer | null,
     idleMs: number,
+    request?: boolean,
   ): number;
   frontAnswer(id: number, bytes: Buffer): boolean;
   frontAdopt(id: number): number;
@@ -77,6 +83,8 @@ export interface FrontConfig {
 }
 
 const ESTABLISHED = Buffer.from('HTTP/1.1 200 Connection Established\r\n\r\n');
+/** What the engine reports when answered() refused the origin's answer (errno EPROTO). */
+const EPROTO = 71;
 
 /**
  * The listening socket of a ProxyServer whose connections the engine accepts (net.Server's
@@ -199,6 +207,14 @@ export class FrontConnection extends EventEmitter {
   private first: Buffer | null = null;
   /** Bytes handed to the engine for the target (behind the head), charged with the first report. */
   private unchargedUp = 0;
+  /** A last GET's upstream request (served here, its answer head rewritten by answered()). */
+  private request: Buffer | null = null;
+  /** The customer's request head's length. */
+  private headBytes = 0;
+  /** Bytes read from the origin with its answer head, charged with the pair's first report. */
+  private unchargedDown = 0;
+  /** Why answered() refused the origin's answer. */
+  private badAnswer: PPError | undefined;
   /** frontConnect succeeded and no failure came back: the 200 goes out at the join. */
   private connecting = false;
   private readonly started = Date.now();
@@ -218,7 +234,8 @@ export class FrontConnection extends EventEmitter {
     this.events = {
       progress: (up, down) => this.progress(up, down),
       done: (up, down, end) => this.ended(up, down, end),
-      failed: (errno) => this.connectFailed(errno),
+      failed: (errno, answering) => this.connectFailed(errno, answering),
+      answered: (bytes) => this.answered(bytes),
     };
   }
 
@@ -264,7 +281,23 @@ export class FrontConnection extends EventEmitter {
     } catch {
       return this.adopt();
     }
-    if (head.method !== 'CONNECT') return this.adopt();
+    // A GET that is the customer's last request (HTTP/1.1, Connection: close, no body, nothing behind
+    // it) is served here too: its answer ends the connection, so no framing is followed past it.
+    let request: Buffer | null = null;
+    if (head.method !== 'CONNECT') {
+      if (head.method !== 'GET' || head.version !== '1.1' || bytes.length !== end) return this.adopt();
+      let t: ReturnType<typeof requestTarget>;
+      try {
+        t = requestTarget(head);
+      } catch {
+        return this.adopt();
+      }
+      const framing = bodyFraming(head);
+      if (!t.url || framing.kind !== 'none') return this.adopt();
+      const out = upstreamRequest(head, t.url, framing);
+      if (out.keepAlive) return this.adopt();
+      request = Buffer.from(out.request.head, 'latin1');
+    }
     const { host, port } = requestTarget(head);
     const ctx = new SocketAuthContext('http', this as unknown as ProxySocket);
     const p = await authenticateRequest(head, cfg, ctx, server.stats);
@@ -288,7 +321,9 @@ export class FrontConnection extends EventEmitter {
     }
     if (this.destroyed) return;
     this.plan = plan;
-    this.first = bytes.length > end ? bytes.subarray(end) : null;
+    this.request = request;
+    this.headBytes = end;
+    this.first = request ?? (bytes.length > end ? bytes.subarray(end) : null);
     this.next();
   }
 
@@ -306,6 +341,7 @@ export class FrontConnection extends EventEmitter {
         this.last = classifyDialError(e, this.host, plan.port);
         continue;
       }
+      const req = this.request !== null;
       const rc = this.front.engine.frontConnect(
         this.id,
         fd,
@@ -313,12 +349,15 @@ export class FrontConnection extends EventEmitter {
         plan.port,
         left,
         this.first,
-        ESTABLISHED,
+        req ? null : ESTABLISHED,
         this.cfg!.idleTimeoutMs,
+        req,
       );
       if (rc === 0) {
-        this.unchargedUp = this.first?.length ?? 0;
-        this.connecting = true;
+        // A tunnel's bytes behind the head are relayed; a request's head was charged as read (as the
+        // JS path charges the customer's head as upload).
+        this.unchargedUp = req ? this.headBytes : (this.first?.length ?? 0);
+        this.connecting = !req;
         return;
       }
       if (rc < 0) return; // gone meanwhile: its done() came or comes
@@ -327,14 +366,58 @@ export class FrontConnection extends EventEmitter {
     this.fail(this.last ?? proxyError('PP_ERR_PROXY_TARGET_TIMEOUT', { host: this.host, port: plan.port }));
   }
 
-  private connectFailed(errno: number): void {
+  private connectFailed(errno: number, answering: boolean): void {
     if (this.destroyed || !this.plan) return;
     this.unchargedUp = 0;
     this.connecting = false;
+    // The request went to that origin: no other address is tried (the JS dial has resolved by then).
+    if (answering) {
+      const bad = errno === EPROTO ? this.badAnswer : undefined;
+      this.fail(bad ?? classifyDialError(errnoError(errno), this.host, this.plan.port));
+      return;
+    }
     this.last = classifyDialError(errnoError(errno), this.host, this.plan.port);
     // As the JS dial: a timeout spent the dial's time, other failures try the next address.
     if (this.last.code === 'PP_ERR_PROXY_TARGET_TIMEOUT') this.fail(this.last);
     else this.next();
+  }
+
+  /**
+   * A request's answer so far: its heads (interim ones, then the final one) rewritten as the JS path
+   * rewrites them (forward.ts), and how long its body is. -1: more bytes are needed; undefined: the
+   * answer is refused (502, as the JS path answers an unreadable one).
+   */
+  private answered(bytes: Buffer): -1 | readonly [number, Buffer, number] | undefined {
+    if (this.destroyed) return undefined;
+    try {
+      let pos = 0;
+      let out = '';
+      for (;;) {
+        const next = nextResponseHead(bytes.subarray(pos));
+        if (next === null) return -1;
+        pos += next.end;
+        if (next.head.status < 200) {
+          out += interimHead(next.head);
+          continue;
+        }
+        const framing = responseFraming('GET', next.head);
+        // A body delimited by the origin's close reaches the customer so delimited (its last request:
+        // Connection: close), a chunked one as the origin chunked it.
+        const head = clientHead(next.head, framing, { clientHttp11: framing.kind !== 'close', keepAlive: false });
+        out += head.head;
+        const toClient = Buffer.from(out, 'latin1');
+        const length = framing.kind === 'length' ? framing.length : framing.kind === 'none' ? 0 : -1;
+        // Every byte read from the origin is charged (as the JS path does); the customer gets the
+        // rewritten heads and the body bytes read with them (the engine cuts what follows the body).
+        this.unchargedDown += bytes.length;
+        const body = bytes.length - pos;
+        this.bytesWritten += toClient.length + (length >= 0 ? Math.min(body, length) : body);
+        return [pos, toClient, length];
+      }
+    } catch (e) {
+      this.badAnswer = isPPError(e) ? e : undefined;
+      return undefined;
+    }
   }
 
   /** The failure's answer (the JS path's own), then the engine closes the connection. */
@@ -392,7 +475,9 @@ export class FrontConnection extends EventEmitter {
     this.bytesWritten += down;
     // The bytes behind the head were read with it (bytesRead has them) and relayed at the join.
     up += this.unchargedUp;
+    down += this.unchargedDown;
     this.unchargedUp = 0;
+    this.unchargedDown = 0;
     const m = this.meter;
     return !m || ((up === 0 || m.take('up', up) !== -1) && (down === 0 || m.take('down', down) !== -1));
   }

@@ -54,6 +54,33 @@ export function responseFraming(method: string, head: ResponseHead): ResponseFra
   return { kind: 'length', length: Number(v) };
 }
 
+/**
+ * The answer head at the start of `buf` (an interim one or the final one) and where it ends, or null
+ * when more bytes are needed; throws PP_ERR_PROXY_BAD_UPSTREAM_RESPONSE for a head over `maxHead`, a
+ * malformed one, or a 101 (we never ask for an upgrade). `from`: where the last search stopped.
+ */
+export function nextResponseHead(
+  buf: Buffer,
+  maxHead = MAX_HEAD_BYTES,
+  from = 0,
+): { readonly head: ResponseHead; readonly end: number } | null {
+  let end: number;
+  try {
+    end = findHeadEnd(buf, maxHead, from);
+  } catch (e) {
+    invalid('response head too large', e);
+  }
+  if (end < 0) return null;
+  let head: ResponseHead;
+  try {
+    head = parseResponseHead(buf.subarray(0, end));
+  } catch (e) {
+    invalid(isPPError(e) ? String(e.params?.reason ?? e.message) : 'malformed head', e);
+  }
+  if (head.status === 101) invalid('unexpected 101 Switching Protocols');
+  return { head, end };
+}
+
 type State = 'head' | 'length' | 'chunked' | 'close' | 'done';
 
 export class ResponseReader {
@@ -102,26 +129,15 @@ export class ResponseReader {
 
   private readHeads(): void {
     while (this.state === 'head') {
-      let end: number;
-      try {
-        end = findHeadEnd(this.buf, this.maxHead, this.searched);
-      } catch (e) {
-        invalid('response head too large', e);
-      }
-      if (end < 0) {
+      const next = nextResponseHead(this.buf, this.maxHead, this.searched);
+      if (next === null) {
         this.searched = this.buf.length;
         return;
       }
-      let head: ResponseHead;
-      try {
-        head = parseResponseHead(this.buf.subarray(0, end));
-      } catch (e) {
-        invalid(isPPError(e) ? String(e.params?.reason ?? e.message) : 'malformed head', e);
-      }
+      const { head, end } = next;
       const rest = this.buf.subarray(end);
       this.buf = Buffer.alloc(0);
       this.searched = 0;
-      if (head.status === 101) invalid('unexpected 101 Switching Protocols');
       if (head.status < 200) {
         this.ev.interim(head);
         this.buf = rest;
