@@ -425,6 +425,16 @@ it('a last GET whose origin answers garbage or nothing gets the JS path’s 502s
   const r1 = (await within(untilClose(a), 3000, 'the 502')).toString();
   assert.match(r1, /^HTTP\/1\.1 502 /);
   assert.match(r1, /PP_ERR_PROXY_BAD_UPSTREAM_RESPONSE/);
+  // A head that never ends: refused at the parser's 16 KiB, not buffered on.
+  const endless = await rawOrigin(
+    Buffer.concat([Buffer.from('HTTP/1.1 200 OK\r\n'), Buffer.alloc(40_000, 'X-A: b\r\n')]),
+    false,
+  );
+  const e = await connect(f.port);
+  e.write(`GET http://127.0.0.1:${endless.port}/ HTTP/1.1\r\n${AUTH}Connection: close\r\n\r\n`);
+  const r3 = (await within(untilClose(e), 3000, 'the 502')).toString();
+  assert.match(r3, /^HTTP\/1\.1 502 /);
+  assert.match(r3, /PP_ERR_PROXY_BAD_UPSTREAM_RESPONSE/);
   const mute = await rawOrigin(Buffer.alloc(0));
   const b = await connect(f.port);
   b.write(`GET http://127.0.0.1:${mute.port}/ HTTP/1.1\r\n${AUTH}Connection: close\r\n\r\n`);
@@ -440,5 +450,5 @@ it('a last GET whose origin answers garbage or nothing gets the JS path’s 502s
   assert.equal(ok.heads.length, 2);
   const st = f.engine.frontStats();
   assert.equal(st.adopted, 1);
-  assert.equal(st.answered, 2);
+  assert.equal(st.answered, 3);
 });

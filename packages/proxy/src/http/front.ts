@@ -82,6 +82,7 @@ export interface FrontConfig {
   readonly idleTimeoutMs: number;
 }
 
+const EMPTY = Buffer.alloc(0);
 const ESTABLISHED = Buffer.from('HTTP/1.1 200 Connection Established\r\n\r\n');
 /** What the engine reports when answered() refused the origin's answer (errno EPROTO). */
 const EPROTO = 71;
@@ -284,21 +285,21 @@ export class FrontConnection extends EventEmitter {
     // A GET that is the customer's last request (HTTP/1.1, Connection: close, no body, nothing behind
     // it) is served here too: its answer ends the connection, so no framing is followed past it.
     let request: Buffer | null = null;
+    let target: ReturnType<typeof requestTarget>;
     if (head.method !== 'CONNECT') {
       if (head.method !== 'GET' || head.version !== '1.1' || bytes.length !== end) return this.adopt();
-      let t: ReturnType<typeof requestTarget>;
       try {
-        t = requestTarget(head);
+        target = requestTarget(head);
       } catch {
         return this.adopt();
       }
       const framing = bodyFraming(head);
-      if (!t.url || framing.kind !== 'none') return this.adopt();
-      const out = upstreamRequest(head, t.url, framing);
+      if (!target.url || framing.kind !== 'none') return this.adopt();
+      const out = upstreamRequest(head, target.url, framing);
       if (out.keepAlive) return this.adopt();
       request = Buffer.from(out.request.head, 'latin1');
-    }
-    const { host, port } = requestTarget(head);
+    } else target = requestTarget(head); // a bad authority: the JS path's 400, answered here
+    const { host, port } = target;
     const ctx = new SocketAuthContext('http', this as unknown as ProxySocket);
     const p = await authenticateRequest(head, cfg, ctx, server.stats);
     this.principal = p.principal;
@@ -324,6 +325,7 @@ export class FrontConnection extends EventEmitter {
     this.request = request;
     this.headBytes = end;
     this.first = request ?? (bytes.length > end ? bytes.subarray(end) : null);
+    this.bytes = EMPTY; // needed only to adopt, which can no longer happen
     this.next();
   }
 
