@@ -247,6 +247,31 @@ it('unauthenticated connections are capped per address at accept, before JS hear
   assert.equal(f.conns.length, 0, 'JS heard of none of them');
 });
 
+it('the caps are per listen address: a customer who filled one device’s slots still reaches another device on the same engine', async () => {
+  const engine = new SpliceEngine();
+  engines.push(engine);
+  engine.frontInit({ maxPerAddress: 1 });
+  const dial = createPolicyDialer({ policy: { allowLoopback: true }, lean: true, openFd: (f, l) => openTcpFd(f, l) });
+  const auth = async (): Promise<Principal> => ({ principal: 'con_a' });
+  const ports: number[] = [];
+  for (const host of ['127.0.0.1', '127.0.0.2']) {
+    const p = createHttpProxy({ authenticate: auth, dial, lean: true, front: { engine } });
+    ports.push((await p.listen(0, host)).port);
+    onCleanup(() => p.close());
+  }
+  const a = await connect(ports[0]!, '127.0.0.1');
+  a.write('C');
+  await until(() => engine.frontStats().unauthenticated === 1, 2000, 'one head slot taken');
+  const refused = await connect(ports[0]!, '127.0.0.1');
+  const gone = untilClose(refused);
+  refused.write('C');
+  await within(gone, 2000, 'refused on the full device');
+  const b = await connect(ports[1]!, '127.0.0.2');
+  b.write('C');
+  await until(() => engine.frontStats().unauthenticated === 2, 2000, 'the other device’s slot');
+  assert.equal(engine.frontStats().refusedPerAddress, 1);
+});
+
 it('head deadline: a partial head gets 408 from the JS path’s answer; a connection that sent nothing is closed without one', async () => {
   const f = await front({ headTimeoutMs: 300 });
   const partial = await connect(f.port);

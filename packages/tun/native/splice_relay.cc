@@ -145,6 +145,8 @@ struct Fconn {
   bool shut = false;      // kAnswer: written whole and shut down
   bool request = false;   // frontConnect for a request: its answer head is read before the join
   std::string peer_ip;
+  std::string slot_key;  // group + ' ' + peer_ip, for its head slot
+  std::string group;
   uint16_t peer_port = 0;
   std::string buf;        // kHead: the customer's bytes; kConnect: for the target; kAnswer: the answer
   size_t off = 0;         // kAnswer: written so far
@@ -156,6 +158,7 @@ struct Fconn {
 
 struct Front {
   int lfd = -1;
+  std::string group;  // its unauthenticated caps are counted per group: the listen address (a device)
   uint64_t head_ms = 10000;
   std::string exempt;  // an address without a per-address cap (the relay's transparent proxy)
   bool paused = false;
@@ -1262,6 +1265,7 @@ class SpliceRelay : public Napi::ObjectWrap<SpliceRelay> {
     fr.lfd = fd;
     fr.head_ms = static_cast<uint64_t>(std::max(1.0, info[2].As<Napi::Number>().DoubleValue()));
     fr.exempt = info[3].As<Napi::String>().Utf8Value();
+    fr.group = host;
     fronts_[tag] = fr;
     Arm();
     auto out = Napi::Array::New(env, 2);
@@ -1421,8 +1425,10 @@ class SpliceRelay : public Napi::ObjectWrap<SpliceRelay> {
     if (!f->slot) return;
     f->slot = false;
     head_total_--;
-    auto it = head_per_addr_.find(f->peer_ip);
+    auto it = head_per_addr_.find(f->slot_key);
     if (it != head_per_addr_.end() && --it->second == 0) head_per_addr_.erase(it);
+    auto g = head_per_group_.find(f->group);
+    if (g != head_per_group_.end() && --g->second == 0) head_per_group_.erase(g);
   }
 
   // The connection ends here: its sockets close (with a reset when asked), and JS, when it was asked
@@ -1477,13 +1483,19 @@ class SpliceRelay : public Napi::ObjectWrap<SpliceRelay> {
       char ip[INET6_ADDRSTRLEN];
       const uint16_t port = static_cast<uint16_t>(FormatSockaddr(&peer, ip, sizeof ip));
       const bool exempt = !fr->second.exempt.empty() && fr->second.exempt == ip;
-      uint32_t* per = nullptr;
+      // Caps per listen address (one device; a farm host's devices share this engine), as the JS
+      // path's handshake guard is per device: per customer address, and in all.
+      const std::string& group = fr->second.group;
+      std::string key;
       if (!exempt) {
-        per = &head_per_addr_[ip];
-        if (*per >= head_per_addr_max_ || head_total_ >= head_total_max_) {
-          if (*per >= head_per_addr_max_) f_refused_addr_++;
+        key = group + ' ' + ip;
+        auto per = head_per_addr_.find(key);
+        auto all = head_per_group_.find(group);
+        const uint32_t n_addr = per == head_per_addr_.end() ? 0 : per->second;
+        const uint32_t n_all = all == head_per_group_.end() ? 0 : all->second;
+        if (n_addr >= head_per_addr_max_ || n_all >= head_total_max_) {
+          if (n_addr >= head_per_addr_max_) f_refused_addr_++;
           else f_refused_total_++;
-          if (*per == 0) head_per_addr_.erase(ip);
           ::close(fd);
           continue;
         }
@@ -1495,9 +1507,12 @@ class SpliceRelay : public Napi::ObjectWrap<SpliceRelay> {
       f->cfd = fd;
       f->peer_ip = ip;
       f->peer_port = port;
-      if (per != nullptr) {
-        (*per)++;
+      if (!exempt) {
+        head_per_addr_[key]++;
+        head_per_group_[group]++;
         head_total_++;
+        f->slot_key = std::move(key);
+        f->group = group;
         f->slot = true;
       }
       fconns_[f->id] = f;
@@ -1856,7 +1871,8 @@ class SpliceRelay : public Napi::ObjectWrap<SpliceRelay> {
   uint32_t head_per_addr_max_ = 64;
   uint32_t head_total_max_ = 2048;
   uint32_t head_total_ = 0;
-  std::unordered_map<std::string, uint32_t> head_per_addr_;
+  std::unordered_map<std::string, uint32_t> head_per_addr_;   // group + ' ' + address -> head slots
+  std::unordered_map<std::string, uint32_t> head_per_group_;  // group -> head slots
   uint32_t next_front_ = 1;
   std::unordered_map<uint32_t, Front> fronts_;
   std::unordered_map<uint32_t, Fconn*> fconns_;

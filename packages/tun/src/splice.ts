@@ -130,7 +130,10 @@ export type FrontAnswered = -1 | readonly [number, Buffer, number] | undefined;
 export interface FrontOptions {
   /** How long JS may take to decide (head() until frontConnect / frontAnswer / frontAdopt; default 15 s). */
   readonly decideMs?: number;
-  /** Connections whose head is still being read, per customer address and in all (default 64 and 2048). */
+  /**
+   * Connections whose head is still being read, per customer address and in all (default 64 and
+   * 2048), counted per listen address: a farm host's devices, each on its own address, have their own.
+   */
   readonly maxPerAddress?: number;
   readonly maxTotal?: number;
 }
