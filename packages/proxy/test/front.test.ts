@@ -416,7 +416,7 @@ it('a last GET is served in the engine: the upstream head and the rewritten answ
   assert.equal(f.closed[0]!.bytesOut, got.length);
 });
 
-it('a last GET: bytes past the Content-Length are not the customer’s, a body cut short resets it, an interim 103 passes', async () => {
+it('a last GET: bytes past the Content-Length are not the customer’s, a body cut short resets it, a whole chunked body ends the answer, an interim 103 passes', async () => {
   const f = await front();
   const more = await rawOrigin(Buffer.from('HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhelloEXTRA BYTES'), false);
   const a = await connect(f.port);
@@ -432,6 +432,22 @@ it('a last GET: bytes past the Content-Length are not the customer’s, a body c
   const short = (await within(untilClose(b), 3000, 'the cut')).toString('latin1');
   assert.ok(short.endsWith('\r\n\r\nonly this'), JSON.stringify(short));
   assert.equal(f.engine.stats().active, 0);
+  // A chunked answer whose last chunk came with its head ends there, without waiting for the origin's
+  // close (this origin keeps its connection open); one that has not, goes on to the origin's close.
+  const whole = await rawOrigin(
+    Buffer.from('HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nhi\r\n0\r\n\r\n'),
+    false,
+  );
+  const w = await connect(f.port);
+  w.write(`GET http://127.0.0.1:${whole.port}/ HTTP/1.1\r\n${AUTH}Connection: close\r\n\r\n`);
+  const wr = (await within(untilClose(w), 3000, 'the chunked answer and the close')).toString('latin1');
+  assert.match(wr, /Transfer-Encoding: chunked\r\n/);
+  assert.ok(wr.endsWith('\r\n\r\n2\r\nhi\r\n0\r\n\r\n'), JSON.stringify(wr));
+  const part = await rawOrigin(Buffer.from('HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nhi\r\n'));
+  const q = await connect(f.port);
+  q.write(`GET http://127.0.0.1:${part.port}/ HTTP/1.1\r\n${AUTH}Connection: close\r\n\r\n`);
+  const qr = (await within(untilClose(q), 3000, 'to the origin’s close')).toString('latin1');
+  assert.ok(qr.endsWith('\r\n\r\n2\r\nhi\r\n'), JSON.stringify(qr));
   const hints = await rawOrigin(
     Buffer.from('HTTP/1.1 103 Early Hints\r\nLink: </s.css>\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok'),
   );

@@ -1738,6 +1738,13 @@ class SpliceRelay : public Napi::ObjectWrap<SpliceRelay> {
     r->dir[1].pending = std::move(head);
     r->dir[1].pending += body;
     r->dir[1].left = left;
+    if (left == 0) {
+      // The whole answer is in hand: corked, its bytes and the FIN leave in one segment (one tunnel
+      // frame on the agent, as the JS path's TCP_CORK before its end); uncorked at the shutdown.
+      r->dir[1].eof = true;
+      int on = 1;
+      if (setsockopt(r->fd[0], IPPROTO_TCP, TCP_CORK, &on, sizeof on) == 0) r->dir[1].corked = true;
+    }
     r->end_with_down = true;
     r->reset_on_error = true;
     r->idle_ms = f->idle_ms;

@@ -28,6 +28,7 @@ import { SocketAuthContext } from '../server-base.js';
 import type { ProxySocket } from '../socket.js';
 import type { AllowNoAuth, Authenticate, DialPlan, Logger, Meter, PrepareDial } from '../types.js';
 import { bodyFraming } from './body.js';
+import { ChunkedDecoder } from './chunked.js';
 import { clientHead, interimHead } from './forward.js';
 import { findHeadEnd, parseRequestHead } from './head.js';
 import { nextResponseHead, responseFraming } from './response-reader.js';
@@ -408,7 +409,8 @@ export class FrontConnection extends EventEmitter {
         const head = clientHead(next.head, framing, { clientHttp11: framing.kind !== 'close', keepAlive: false });
         out += head.head;
         const toClient = Buffer.from(out, 'latin1');
-        const length = framing.kind === 'length' ? framing.length : framing.kind === 'none' ? 0 : -1;
+        let length = framing.kind === 'length' ? framing.length : framing.kind === 'none' ? 0 : -1;
+        if (framing.kind === 'chunked') length = chunkedLength(bytes.subarray(pos));
         // Every byte read from the origin is charged (as the JS path does); the customer gets the
         // rewritten heads and the body bytes read with them (the engine cuts what follows the body).
         this.unchargedDown += bytes.length;
@@ -506,6 +508,23 @@ export class FrontConnection extends EventEmitter {
         durationMs: Date.now() - this.started,
       });
     this.emit('close');
+  }
+}
+
+/**
+ * The length of a chunked body when all of it (last chunk and trailers) is in `body`, else -1: the
+ * engine then ends the answer as soon as it is delivered (its bytes and the FIN in one segment, as the
+ * JS path ends after the last chunk) instead of at the origin's close. Bytes that do not parse are
+ * passed on as the origin sent them (-1): the customer's parser judges them, as it would behind any proxy
+ * that relays chunked bodies unchanged.
+ */
+function chunkedLength(body: Buffer): number {
+  const dec = new ChunkedDecoder();
+  try {
+    const used = dec.push(body, () => {});
+    return dec.done ? used : -1;
+  } catch {
+    return -1;
   }
 }
 
