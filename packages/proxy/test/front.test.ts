@@ -20,6 +20,7 @@ import {
 import {
   basic,
   cleanup,
+  closeOf,
   connect,
   onCleanup,
   PASS,
@@ -28,6 +29,7 @@ import {
   untilClose,
   untilHead,
   USER,
+  within,
 } from './helpers.js';
 
 after(cleanup);
@@ -36,12 +38,6 @@ after(() => {
   for (const e of engines) e.close();
 });
 const AUTH = `Proxy-Authorization: ${basic(USER, PASS)}\r\n`;
-const closeOf = (s: net.Socket): Promise<unknown> => new Promise((r) => s.once('close', r));
-const within = <T>(p: Promise<T>, ms: number, what: string): Promise<T> =>
-  Promise.race([
-    p,
-    new Promise<never>((_, rej) => setTimeout(() => rej(new Error(`${what}: not within ${ms} ms`)), ms)),
-  ]);
 const until = async (pred: () => boolean, ms: number, what: string): Promise<void> => {
   const end = Date.now() + ms;
   while (!pred()) {
@@ -156,7 +152,8 @@ it('revocation: resetAndDestroy of a joined tunnel resets the customer at once a
   assert.equal(f.proxy.connectionCount, 0);
 });
 
-it('destroy while JS decides (a slow credential check): the customer is closed, the late decision changes nothing, nothing is left', async () => {
+/** A CONNECT whose credential check waits for `release()`: the connection is in JS's hands meanwhile. */
+async function deciding(): Promise<{ f: Setup; s: net.Socket; release: () => void }> {
   const echo = await tcpEcho();
   let release!: () => void;
   const gate = new Promise<void>((r) => (release = r));
@@ -169,6 +166,11 @@ it('destroy while JS decides (a slow credential check): the customer is closed, 
   const s = await connect(f.port);
   s.write(`CONNECT 127.0.0.1:${echo} HTTP/1.1\r\n${AUTH}\r\n`);
   await until(() => f.conns.length === 1, 2000, 'the head reaching JS');
+  return { f, s, release };
+}
+
+it('destroy while JS decides (a slow credential check): the customer is closed, the late decision changes nothing, nothing is left', async () => {
+  const { f, s, release } = await deciding();
   const gone = untilClose(s);
   f.conns[0]!.destroy();
   assert.equal((await within(gone, 2000, 'the customer closed')).length, 0, 'no answer');
@@ -181,18 +183,7 @@ it('destroy while JS decides (a slow credential check): the customer is closed, 
 });
 
 it('a customer that resets while JS decides: its handle closes, the decision finds it gone, nothing is left', async () => {
-  const echo = await tcpEcho();
-  let release!: () => void;
-  const gate = new Promise<void>((r) => (release = r));
-  const f = await front({
-    authenticate: async () => {
-      await gate;
-      return { principal: 'con_a' };
-    },
-  });
-  const s = await connect(f.port);
-  s.write(`CONNECT 127.0.0.1:${echo} HTTP/1.1\r\n${AUTH}\r\n`);
-  await until(() => f.conns.length === 1, 2000, 'the head reaching JS');
+  const { f, s, release } = await deciding();
   const c = f.conns[0]!;
   const handleClosed = new Promise((r) => c.once('close', r));
   s.resetAndDestroy();

@@ -30,17 +30,11 @@ import {
   socksRequest,
   testDial,
   USER,
+  closeOf,
+  within,
 } from './helpers.js';
 
 after(cleanup);
-/** Resolves on 'close' (events.once would reject on the 'error' a reset brings first). */
-const closeOf = (s: net.Socket): Promise<unknown> => new Promise((r) => s.once('close', r));
-/** `p`, or a failure after `ms`: a test whose event never comes fails instead of hanging. */
-const within = <T>(p: Promise<T>, ms: number, what: string): Promise<T> =>
-  Promise.race([
-    p,
-    new Promise<never>((_, rej) => setTimeout(() => rej(new Error(`${what}: not within ${ms} ms`)), ms)),
-  ]);
 const engine = new SpliceEngine();
 after(() => engine.close());
 const AUTH = `Proxy-Authorization: ${basic(USER, PASS)}\r\n`;

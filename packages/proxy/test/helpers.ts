@@ -126,6 +126,16 @@ export function readUntil(s: net.Socket, pred: (b: Buffer) => boolean, ms = 3000
     if (s.isPaused()) s.resume();
   });
 }
+/** Resolves on 'close' (events.once would reject on the 'error' a reset brings first). */
+export const closeOf = (s: net.Socket): Promise<unknown> => new Promise((r) => s.once('close', r));
+
+/** `p`, or a failure after `ms`: a test whose event never comes fails instead of hanging. */
+export const within = <T>(p: Promise<T>, ms: number, what: string): Promise<T> =>
+  Promise.race([
+    p,
+    new Promise<never>((_, rej) => setTimeout(() => rej(new Error(`${what}: not within ${ms} ms`)), ms)),
+  ]);
+
 export const untilClose = (s: net.Socket, ms?: number): Promise<Buffer> => readUntil(s, () => false, ms);
 export const untilHead = (s: net.Socket): Promise<Buffer> => readUntil(s, (b) => b.includes('\r\n\r\n'));
 

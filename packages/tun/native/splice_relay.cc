@@ -646,9 +646,41 @@ class SpliceRelay : public Napi::ObjectWrap<SpliceRelay> {
     delete r;
   }
 
+  // Appends what `fd` has to `buf`, up to `max` bytes in all: 1 when it has no more for now (or `buf`
+  // is full), 0 at its FIN, -1 on an error (errno).
+  static int RecvUpTo(int fd, std::string& buf, size_t max) {
+    char tmp[16 * 1024];
+    while (buf.size() < max) {
+      const size_t room = std::min(sizeof tmp, max - buf.size());
+      ssize_t n = ::recv(fd, tmp, room, 0);
+      if (n > 0) {
+        buf.append(tmp, static_cast<size_t>(n));
+        continue;
+      }
+      if (n == 0) return 0;
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) return 1;
+      return -1;
+    }
+    return 1;
+  }
+
+  // An option's number, or `dflt` when it is missing or not a number.
+  static double OptNumber(const Napi::Object& o, const char* key, double dflt) {
+    Napi::Value v = o.Get(key);
+    return v.IsNumber() ? v.As<Napi::Number>().DoubleValue() : dflt;
+  }
+
   static void Reset(int fd) {
     linger l{1, 0};
     setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof l);
+  }
+
+  // Closes a socket we hold (if any), with a TCP reset when `reset`.
+  static void CloseFd(int fd, bool reset) {
+    if (fd < 0) return;
+    if (reset) Reset(fd);
+    ::close(fd);
   }
 
   void Finish(Relay* r, int reason) {
@@ -736,10 +768,7 @@ class SpliceRelay : public Napi::ObjectWrap<SpliceRelay> {
     if (epfd_ < 0) throw Napi::Error::New(env, "SpliceRelay is closed");
     if (lfd_ >= 0) throw Napi::Error::New(env, "listen: already listening");
     auto o = info[2].As<Napi::Object>();
-    auto num = [&](const char* k, double dflt) {
-      Napi::Value v = o.Get(k);
-      return v.IsNumber() ? v.As<Napi::Number>().DoubleValue() : dflt;
-    };
+    auto num = [&](const char* k, double dflt) { return OptNumber(o, k, dflt); };
     peek_ms_ = static_cast<uint64_t>(std::max(1.0, num("peekMs", 300)));
     connect_ms_ = static_cast<uint64_t>(std::max(1.0, num("connectMs", 10000)));
     early_cap_ = static_cast<uint32_t>(std::max(0.0, num("earlyDialsPerDevice", 256)));
@@ -747,37 +776,8 @@ class SpliceRelay : public Napi::ObjectWrap<SpliceRelay> {
     Napi::Value kd = o.Get("kernelDst");
     kernel_dst_ = !kd.IsBoolean() || kd.As<Napi::Boolean>().Value();
 
-    sockaddr_in sa{};
-    sa.sin_family = AF_INET;
-    sa.sin_port = htons(static_cast<uint16_t>(info[1].As<Napi::Number>().Uint32Value()));
-    std::string host = info[0].As<Napi::String>().Utf8Value();
-    if (inet_pton(AF_INET, host.c_str(), &sa.sin_addr) != 1)
-      throw Napi::TypeError::New(env, "listen: host must be an IPv4 address");
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0) throw ErrnoError(env, "socket", errno);
-    int one = 1, zero = 0;
-    // Nagle off and delayed-ACK mode, both inherited by every accepted socket: the ACK of a
-    // customer's request rides on the answer instead of crossing both OpenVPN processes alone.
-    // TCP_QUICKACK only after listen(), which resets the socket's ACK state (inet_csk_listen_start).
-    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 ||
-        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) != 0 ||
-        bind(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0 || ::listen(fd, 511) != 0 ||
-        setsockopt(fd, IPPROTO_TCP, TCP_QUICKACK, &zero, sizeof zero) != 0) {
-      int e = errno;
-      ::close(fd);
-      throw ErrnoError(env, "listen", e);
-    }
-    socklen_t sl = sizeof sa;
-    getsockname(fd, reinterpret_cast<sockaddr*>(&sa), &sl);
-    epoll_event ev{};
-    ev.events = EPOLLIN;  // level-triggered: a burst left for the next turn is reported again
-    ev.data.u64 = kTagListener;
-    if (epoll_ctl(epfd_, EPOLL_CTL_ADD, fd, &ev) != 0) {
-      int e = errno;
-      ::close(fd);
-      throw ErrnoError(env, "epoll_ctl", e);
-    }
-    lfd_ = fd;
+    uint16_t bound = 0;
+    lfd_ = OpenListener(env, "listen", info[0].As<Napi::String>().Utf8Value(), info[1], false, kTagListener, &bound);
     on_route_ = Napi::Persistent(info[3].As<Napi::Function>());
     on_hello_ = Napi::Persistent(info[4].As<Napi::Function>());
     on_answered_ = Napi::Persistent(info[5].As<Napi::Function>());
@@ -786,7 +786,45 @@ class SpliceRelay : public Napi::ObjectWrap<SpliceRelay> {
       uv_poll_start(poll_, UV_READABLE, PollCb);
       uv_unref(reinterpret_cast<uv_handle_t*>(poll_));
     }
-    return Napi::Number::New(env, ntohs(sa.sin_port));
+    return Napi::Number::New(env, bound);
+  }
+
+  // A listening IPv4 socket in our epoll (level-triggered: a burst left for the next turn is reported
+  // again), with Nagle off and in delayed-ACK mode, both inherited by every accepted socket: the ACK
+  // of a customer's request rides on the answer. TCP_QUICKACK only after listen(), which resets the
+  // socket's ACK state (inet_csk_listen_start). `defer`: TCP_DEFER_ACCEPT, a connection is accepted
+  // once its first bytes are there. Throws (a TypeError for a host that is not IPv4).
+  int OpenListener(Napi::Env env, const char* what, const std::string& host, const Napi::Value& port, bool defer,
+                   uint64_t tag, uint16_t* bound) {
+    sockaddr_in sa{};
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons(static_cast<uint16_t>(port.As<Napi::Number>().Uint32Value()));
+    if (inet_pton(AF_INET, host.c_str(), &sa.sin_addr) != 1)
+      throw Napi::TypeError::New(env, std::string(what) + ": host must be an IPv4 address");
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) throw ErrnoError(env, "socket", errno);
+    int one = 1, zero = 0;
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 ||
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) != 0 ||
+        bind(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0 || ::listen(fd, 511) != 0 ||
+        setsockopt(fd, IPPROTO_TCP, TCP_QUICKACK, &zero, sizeof zero) != 0 ||
+        (defer && setsockopt(fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &one, sizeof one) != 0)) {
+      int e = errno;
+      ::close(fd);
+      throw ErrnoError(env, "listen", e);
+    }
+    socklen_t sl = sizeof sa;
+    getsockname(fd, reinterpret_cast<sockaddr*>(&sa), &sl);
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.u64 = tag;
+    if (epoll_ctl(epfd_, EPOLL_CTL_ADD, fd, &ev) != 0) {
+      int e = errno;
+      ::close(fd);
+      throw ErrnoError(env, "epoll_ctl", e);
+    }
+    *bound = ntohs(sa.sin_port);
+    return fd;
   }
 
   Napi::Value ListenStats(const Napi::CallbackInfo& info) {
@@ -944,14 +982,8 @@ class SpliceRelay : public Napi::ObjectWrap<SpliceRelay> {
     tconns_.erase(t->id);
     if (!keep_fds) {
       t_active_--;
-      if (t->cfd >= 0) {
-        if (reset_client) Reset(t->cfd);
-        ::close(t->cfd);
-      }
-      if (t->dfd >= 0) {
-        if (reset_device) Reset(t->dfd);
-        ::close(t->dfd);
-      }
+      CloseFd(t->cfd, reset_client);
+      CloseFd(t->dfd, reset_device);
     }
     delete t;
     if (relays_.empty()) Disarm();
@@ -1002,21 +1034,9 @@ class SpliceRelay : public Napi::ObjectWrap<SpliceRelay> {
 
   void ReadPeek(Tconn* t) {
     size_t before = t->buf.size();
-    char tmp[kPeekMax];
-    while (t->buf.size() < kPeekMax) {
-      ssize_t n = ::recv(t->cfd, tmp, kPeekMax - t->buf.size(), 0);
-      if (n > 0) {
-        t->buf.append(tmp, static_cast<size_t>(n));
-        continue;
-      }
-      if (n == 0) {
-        t->client_eof = true;
-        break;
-      }
-      if (errno == EINTR) continue;
-      if (errno == EAGAIN || errno == EWOULDBLOCK) break;
-      return Drop(t, true);
-    }
+    const int got = RecvUpTo(t->cfd, t->buf, kPeekMax);
+    if (got < 0) return Drop(t, true);
+    if (got == 0) t->client_eof = true;
     const bool final = t->client_eof || t->buf.size() >= kPeekMax;
     if (t->buf.size() == before && !final) return;
     if (!final && t->asks >= kMaxAsks && t->buf.size() < 2 * t->asked_len) return;
@@ -1051,17 +1071,23 @@ class SpliceRelay : public Napi::ObjectWrap<SpliceRelay> {
 
   // Writes what is left of the handshake. False: the connection failed and is gone.
   bool Flush(Tconn* t) {
-    while (t->out_off < t->out.size()) {
-      ssize_t n = ::send(t->dfd, t->out.data() + t->out_off, t->out.size() - t->out_off, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (SendRest(t->dfd, t->out, t->out_off) < 0) return Fail(t, ErrText(errno));
+    return true;
+  }
+
+  // Writes `buf` from `off` on (advanced) until done (1), the socket is full (0) or fails (-1, errno).
+  static int SendRest(int fd, const std::string& buf, size_t& off) {
+    while (off < buf.size()) {
+      ssize_t n = ::send(fd, buf.data() + off, buf.size() - off, MSG_NOSIGNAL | MSG_DONTWAIT);
       if (n > 0) {
-        t->out_off += static_cast<size_t>(n);
+        off += static_cast<size_t>(n);
         continue;
       }
       if (n < 0 && errno == EINTR) continue;
-      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return true;
-      return Fail(t, ErrText(errno));
+      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return 0;
+      return -1;
     }
-    return true;
+    return 1;
   }
 
   // Reads the device's answer a chunk at a time, asking answered() after each, and stops at its end:
@@ -1208,10 +1234,7 @@ class SpliceRelay : public Napi::ObjectWrap<SpliceRelay> {
         !info[3].IsFunction())
       throw Napi::TypeError::New(env, "frontInit(options, head, failed, answered)");
     auto o = info[0].As<Napi::Object>();
-    auto num = [&](const char* k, double dflt) {
-      Napi::Value v = o.Get(k);
-      return v.IsNumber() ? v.As<Napi::Number>().DoubleValue() : dflt;
-    };
+    auto num = [&](const char* k, double dflt) { return OptNumber(o, k, dflt); };
     decide_ms_ = static_cast<uint64_t>(std::max(1.0, num("decideMs", 15000)));
     head_per_addr_max_ = static_cast<uint32_t>(std::max(1.0, num("maxPerAddress", 64)));
     head_total_max_ = static_cast<uint32_t>(std::max(1.0, num("maxTotal", 2048)));
@@ -1231,36 +1254,12 @@ class SpliceRelay : public Napi::ObjectWrap<SpliceRelay> {
       throw Napi::TypeError::New(env, "frontListen(host, port, headMs, exempt)");
     if (epfd_ < 0) throw Napi::Error::New(env, "SpliceRelay is closed");
     if (on_fhead_.IsEmpty()) throw Napi::Error::New(env, "frontListen: frontInit first");
-    sockaddr_in sa{};
-    sa.sin_family = AF_INET;
-    sa.sin_port = htons(static_cast<uint16_t>(info[1].As<Napi::Number>().Uint32Value()));
     std::string host = info[0].As<Napi::String>().Utf8Value();
-    if (inet_pton(AF_INET, host.c_str(), &sa.sin_addr) != 1)
-      throw Napi::TypeError::New(env, "frontListen: host must be an IPv4 address");
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0) throw ErrnoError(env, "socket", errno);
-    int one = 1, zero = 0;
-    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 ||
-        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) != 0 ||
-        bind(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0 || ::listen(fd, 511) != 0 ||
-        setsockopt(fd, IPPROTO_TCP, TCP_QUICKACK, &zero, sizeof zero) != 0 ||
-        setsockopt(fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &one, sizeof one) != 0) {
-      int e = errno;
-      ::close(fd);
-      throw ErrnoError(env, "listen", e);
-    }
-    socklen_t sl = sizeof sa;
-    getsockname(fd, reinterpret_cast<sockaddr*>(&sa), &sl);
     while (next_front_ == 0 || fronts_.count(next_front_) != 0) next_front_++;
-    const uint32_t tag = next_front_++;
-    epoll_event ev{};
-    ev.events = EPOLLIN;  // level-triggered, as the transparent listener
-    ev.data.u64 = kTagFront | tag;
-    if (epoll_ctl(epfd_, EPOLL_CTL_ADD, fd, &ev) != 0) {
-      int e = errno;
-      ::close(fd);
-      throw ErrnoError(env, "epoll_ctl", e);
-    }
+    const uint32_t tag = next_front_;
+    uint16_t bound = 0;
+    const int fd = OpenListener(env, "frontListen", host, info[1], true, kTagFront | tag, &bound);
+    next_front_++;
     Front fr;
     fr.lfd = fd;
     fr.head_ms = static_cast<uint64_t>(std::max(1.0, info[2].As<Napi::Number>().DoubleValue()));
@@ -1269,7 +1268,7 @@ class SpliceRelay : public Napi::ObjectWrap<SpliceRelay> {
     fronts_[tag] = fr;
     Arm();
     auto out = Napi::Array::New(env, 2);
-    out.Set(0u, Napi::Number::New(env, ntohs(sa.sin_port)));
+    out.Set(0u, Napi::Number::New(env, bound));
     out.Set(1u, Napi::Number::New(env, tag));
     return out;
   }
@@ -1449,14 +1448,8 @@ class SpliceRelay : public Napi::ObjectWrap<SpliceRelay> {
   void FClose(Fconn* f, bool reset_client, bool reset_target) {
     LeaveHeadSlot(f);
     fconns_.erase(f->id);
-    if (f->cfd >= 0) {
-      if (reset_client) Reset(f->cfd);
-      ::close(f->cfd);
-    }
-    if (f->tfd >= 0) {
-      if (reset_target) Reset(f->tfd);
-      ::close(f->tfd);
-    }
+    CloseFd(f->cfd, reset_client);
+    CloseFd(f->tfd, reset_target);
     delete f;
   }
 
@@ -1573,22 +1566,9 @@ class SpliceRelay : public Napi::ObjectWrap<SpliceRelay> {
   // The customer's bytes until the head's blank line, kPeekMax, its FIN or the deadline; then head().
   void ReadHead(Fconn* f) {
     const size_t before = f->buf.size();
-    bool eof = false;
-    char tmp[kPeekMax];
-    while (f->buf.size() < kPeekMax) {
-      ssize_t n = ::recv(f->cfd, tmp, kPeekMax - f->buf.size(), 0);
-      if (n > 0) {
-        f->buf.append(tmp, static_cast<size_t>(n));
-        continue;
-      }
-      if (n == 0) {
-        eof = true;
-        break;
-      }
-      if (errno == EINTR) continue;
-      if (errno == EAGAIN || errno == EWOULDBLOCK) break;
-      return FEnd(f, kError, true, false);
-    }
+    const int got = RecvUpTo(f->cfd, f->buf, kPeekMax);
+    if (got < 0) return FEnd(f, kError, true, false);
+    const bool eof = got == 0;
     if (f->buf.empty()) {
       // Gone before a byte: nothing to answer (an answer would only help a port scanner).
       if (eof) FClose(f, false, false);
@@ -1618,20 +1598,14 @@ class SpliceRelay : public Napi::ObjectWrap<SpliceRelay> {
     // `f` may be gone now (adopted, killed): nothing more here.
   }
 
-  void FConnectFailed(Fconn* f, int err) {
-    epoll_ctl(epfd_, EPOLL_CTL_DEL, f->tfd, nullptr);
-    ::close(f->tfd);
-    f->tfd = -1;
-    f->st = Fconn::kDecide;
-    FDeadline(f, decide_ms_);
-    Napi::Env env = Env();
-    CallJs(env, on_ffailed_, Value(),
-           {Napi::Number::New(env, f->id), Napi::Number::New(env, err), Napi::Boolean::New(env, false)}, *ctx_);
-  }
+  void FConnectFailed(Fconn* f, int err) { FTargetFailed(f, err, false); }
 
   // The origin failed after the connect, before its answer head was complete (reset, closed, timed out):
   // JS answers (no next address: the request went to this one).
-  void FAnswerFailed(Fconn* f, int err) {
+  void FAnswerFailed(Fconn* f, int err) { FTargetFailed(f, err != 0 ? err : ECONNRESET, true); }
+
+  // The target socket goes; the connection waits for JS's next decision, which failed() asks for.
+  void FTargetFailed(Fconn* f, int err, bool answering) {
     epoll_ctl(epfd_, EPOLL_CTL_DEL, f->tfd, nullptr);
     ::close(f->tfd);
     f->tfd = -1;
@@ -1639,25 +1613,14 @@ class SpliceRelay : public Napi::ObjectWrap<SpliceRelay> {
     FDeadline(f, decide_ms_);
     Napi::Env env = Env();
     CallJs(env, on_ffailed_, Value(),
-           {Napi::Number::New(env, f->id), Napi::Number::New(env, err != 0 ? err : ECONNRESET),
-            Napi::Boolean::New(env, true)},
-           *ctx_);
+           {Napi::Number::New(env, f->id), Napi::Number::New(env, err), Napi::Boolean::New(env, answering)}, *ctx_);
   }
 
   // Writes what is left of the request. False: the connection failed (JS was told).
   bool FlushRequest(Fconn* f) {
-    while (f->off < f->buf.size()) {
-      ssize_t n = ::send(f->tfd, f->buf.data() + f->off, f->buf.size() - f->off, MSG_NOSIGNAL | MSG_DONTWAIT);
-      if (n > 0) {
-        f->off += static_cast<size_t>(n);
-        continue;
-      }
-      if (n < 0 && errno == EINTR) continue;
-      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return true;
-      FAnswerFailed(f, errno);
-      return false;
-    }
-    return true;
+    if (SendRest(f->tfd, f->buf, f->off) >= 0) return true;
+    FAnswerFailed(f, errno);
+    return false;
   }
 
   // Reads the origin's answer until EAGAIN, then asks answered(id, bytes) -> -1 (more), or
@@ -1665,23 +1628,9 @@ class SpliceRelay : public Napi::ObjectWrap<SpliceRelay> {
   // answered or ended the connection itself. Bytes past `consumed` are the body's first bytes.
   void ReadAnswerHead(Fconn* f) {
     const uint32_t id = f->id;
-    bool eof = false;
-    char tmp[16 * 1024];
-    for (;;) {
-      ssize_t n = ::recv(f->tfd, tmp, sizeof tmp, 0);
-      if (n > 0) {
-        f->ans.append(tmp, static_cast<size_t>(n));
-        if (f->ans.size() > kAnswerMax) break;
-        continue;
-      }
-      if (n == 0) {
-        eof = true;
-        break;
-      }
-      if (errno == EINTR) continue;
-      if (errno == EAGAIN || errno == EWOULDBLOCK) break;
-      return FAnswerFailed(f, errno);
-    }
+    const int got = RecvUpTo(f->tfd, f->ans, kAnswerMax + 1);
+    if (got < 0) return FAnswerFailed(f, errno);
+    const bool eof = got == 0;
     if (f->ans.empty()) return eof ? FAnswerFailed(f, ECONNRESET) : void();
     Napi::Env env = Env();
     Napi::Value v;
@@ -1728,13 +1677,7 @@ class SpliceRelay : public Napi::ObjectWrap<SpliceRelay> {
         left = want - body.size();
       }
     }
-    Relay* r = new Relay;
-    r->id = f->id;
-    started_++;
-    r->dir[1].src = 1;
-    r->dir[1].dst = 0;
-    r->fd[0] = f->cfd;
-    r->fd[1] = f->tfd;
+    Relay* r = FPair(f);
     r->dir[1].pending = std::move(head);
     r->dir[1].pending += body;
     r->dir[1].left = left;
@@ -1747,21 +1690,11 @@ class SpliceRelay : public Napi::ObjectWrap<SpliceRelay> {
     }
     r->end_with_down = true;
     r->reset_on_error = true;
-    r->idle_ms = f->idle_ms;
-    f->cfd = f->tfd = -1;
-    FClose(f, false, false);
-    f_joined_++;
-    relays_[r->id] = r;
-    r->last = uv_now(loop_);
-    if (Watch(EPOLL_CTL_MOD, r, 0) != 0 || Watch(EPOLL_CTL_MOD, r, 1) != 0) return Finish(r, kError);
-    Arm();
-    if (!Pump(r, r->dir[1]) || !Pump(r, r->dir[0])) Finish(r, kError);
-    else if (Over(r)) Finish(r, kClean);
+    FStart(f, r);
   }
 
-  // Connected: the two sockets become a pair under the connection's id; the 200 (and what the customer
-  // sent behind its head) go first.
-  void FJoin(Fconn* f) {
+  // The pair a connection becomes, under its id: its sockets (the connection lets go of them).
+  Relay* FPair(Fconn* f) {
     Relay* r = new Relay;
     r->id = f->id;
     started_++;
@@ -1769,31 +1702,38 @@ class SpliceRelay : public Napi::ObjectWrap<SpliceRelay> {
     r->dir[1].dst = 0;
     r->fd[0] = f->cfd;
     r->fd[1] = f->tfd;
-    r->dir[0].pending.swap(f->buf);
-    r->dir[1].pending.swap(f->to_client);
     r->idle_ms = f->idle_ms;
     f->cfd = f->tfd = -1;
+    return r;
+  }
+
+  // The connection is gone, its pair runs: the bytes handed over go first (their edges passed
+  // already: both directions are pumped now).
+  void FStart(Fconn* f, Relay* r) {
     FClose(f, false, false);
     f_joined_++;
     relays_[r->id] = r;
     r->last = uv_now(loop_);
     if (Watch(EPOLL_CTL_MOD, r, 0) != 0 || Watch(EPOLL_CTL_MOD, r, 1) != 0) return Finish(r, kError);
     Arm();
-    // The customer's bytes may have waited since its head (their edge is gone): pump now.
     if (!Pump(r, r->dir[0]) || !Pump(r, r->dir[1])) Finish(r, kError);
     else if (Over(r)) Finish(r, kClean);
   }
 
+  // Connected: the two sockets become a pair under the connection's id; the 200 (and what the customer
+  // sent behind its head) go first.
+  void FJoin(Fconn* f) {
+    Relay* r = FPair(f);
+    r->dir[0].pending.swap(f->buf);
+    r->dir[1].pending.swap(f->to_client);
+    FStart(f, r);
+  }
+
   // Writes what is left of the answer; once it is all out, a half-close. False: the connection is gone.
   bool FlushAnswer(Fconn* f) {
-    while (f->off < f->buf.size()) {
-      ssize_t n = ::send(f->cfd, f->buf.data() + f->off, f->buf.size() - f->off, MSG_NOSIGNAL | MSG_DONTWAIT);
-      if (n > 0) {
-        f->off += static_cast<size_t>(n);
-        continue;
-      }
-      if (n < 0 && errno == EINTR) continue;
-      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return true;
+    const int r = SendRest(f->cfd, f->buf, f->off);
+    if (r == 0) return true;
+    if (r < 0) {
       FEnd(f, kError, false, false);
       return false;
     }
