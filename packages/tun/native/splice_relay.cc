@@ -1211,21 +1211,25 @@ class SpliceRelay : public Napi::ObjectWrap<SpliceRelay> {
   // the request head read under the head deadline, then ONE call into JS, head(id, tag, ip, port,
   // bytes, why), where the fuzzed TypeScript parser, the credentials, the connection's state, limits
   // and destination policy decide, and answer with one of:
-  //   frontConnect(id, fd, ip, port, ms, toTarget, toClient, idleMs): connect the egress socket JS
-  //     opened (bound and pinned there, so egress binding stays in one place); once connected,
-  //     toClient (the 200) goes to the customer and toTarget (bytes behind the head) to the target,
-  //     and the two sockets become a pair under the same id: the engine's progress / done callbacks
-  //     carry its usage as for any pair. A failed or timed-out connect asks failed(id, errno), which
-  //     answers with the next address's frontConnect or a frontAnswer;
+  //   frontConnect(id, fd, ip, port, ms, toTarget, toClient, idleMs, request): connect the egress
+  //     socket JS opened (bound and pinned there, so egress binding stays in one place); once
+  //     connected, toClient (the 200) goes to the customer and toTarget (bytes behind the head) to the
+  //     target, and the two sockets become a pair under the same id: the engine's progress / done
+  //     callbacks carry its usage as for any pair. A failed or timed-out connect asks
+  //     failed(id, errno, false), which answers with the next address's frontConnect or a frontAnswer.
+  //     With `request` (a customer's last GET), toTarget is the upstream request: it is written, the
+  //     origin's answer heads are read (kRequest) and answered(id, bytes) rewrites them once, then the
+  //     pair forms and ends once the body is delivered (its length, or the origin's close); an origin
+  //     that fails first asks failed(id, errno, true), answered with a frontAnswer;
   //   frontAnswer(id, bytes): an error answer (407, 403, 502...), written, then a half-close; the
   //     connection closes at the customer's FIN or after kAnswerMs;
   //   frontAdopt(id) -> fd: JS takes the socket as it is (the bytes read so far are in its hands) and
-  //     serves it on its own path: absolute-form requests, keep-alive, bodies, limited meters.
+  //     serves it on its own path: keep-alive, bodies, other methods, limited meters.
   // JS may answer later (a DNS look-up): the connection waits in kDecide, its bytes in its socket,
   // until decideMs. A connection JS was asked about ends with a done(id, 0, 0, reason) when it ends
   // here without becoming a pair (customer reset, deadlines, an answer delivered); kill(id) ends it
   // from JS at any stage. Unauthenticated connections (before head()) are capped per address and in
-  // total, as the handshake guard caps them on the JS path.
+  // total, per listen address (a device), as the handshake guard caps them on the JS path.
 
   // frontInit({decideMs, maxPerAddress, maxTotal}, head, failed, answered)
   Napi::Value FrontInit(const Napi::CallbackInfo& info) {
