@@ -73,7 +73,7 @@ export interface RunConfig {
    */
   splice?: boolean;
   /**
-   * HTTP listeners accepted by the same native engine, which serves plain CONNECTs itself (packages/proxy
+   * HTTP listeners accepted by the same native engine, which serves CONNECTs and last GETs itself (packages/proxy
    * http/front.ts; default on where `splice` is; main.ts: off for POCKETPROXY_NATIVE_FRONT=0).
    */
   front?: boolean;

@@ -63,8 +63,8 @@ export interface ListenersOptions {
    */
   readonly handoff?: { readonly relay: RelayHandoff; readonly stats: HandoffStats };
   /**
-   * HTTP listeners accepted by this native engine (packages/proxy http/front.ts): plain CONNECTs of
-   * unlimited connections are served there, the rest adopted by the JS path. Needs `lean` and an
+   * HTTP listeners accepted by this native engine (packages/proxy http/front.ts): CONNECTs and last
+   * GETs of unlimited connections are served there, the rest adopted by the JS path. Needs `lean` and an
    * egress whose dial can `prepare`; its counts go in stats().
    */
   readonly front?: FrontEngine & { frontStats(): FrontCounts };

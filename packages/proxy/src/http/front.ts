@@ -7,12 +7,13 @@
 // no stream objects, no getpeername, no handoff (dup, epoll changes, handle closes): on the lab's
 // device the CPU of a short request fell by about a third (docs/benchmarks.md "the HTTP front").
 //
-// One home per flow: everything that is not a plain CONNECT of an unlimited customer is adopted,
-// that is the socket and the bytes read so far go to the JS path as if it had accepted them:
-// absolute-form requests (keep-alive, bodies, answer framing), heads the parser refuses (its 400 /
-// 431 come from there), limited meters (budgets and rates are applied in JS). Failures of a CONNECT
-// (407, 403, DNS, refused, unreachable, timeout) are answered here with the JS path's own answers
-// (responses.ts failureResponse).
+// A customer's last GET (HTTP/1.1, Connection: close, no body) is served here too: the engine writes
+// the upstream request, answered() rewrites the answer's heads once, the body is spliced.
+// One home per flow: everything else is adopted, that is the socket and the bytes read so far go to
+// the JS path as if it had accepted them: keep-alive and other requests (bodies, answer framing),
+// heads the parser refuses (its 400 / 431 come from there), limited meters (budgets and rates are
+// applied in JS). Failures (407, 403, DNS, refused, unreachable, timeout, an unreadable answer) are
+// answered here with the JS path's own answers (responses.ts failureResponse).
 //
 // A FrontConnection is the customer's handle for the rest of the proxy (ProxyServer's set of
 // sockets, the handshake guard, the agent's max_connections and revocation): destroy() and
