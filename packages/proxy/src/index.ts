@@ -53,7 +53,9 @@ export {
   type FrontEvents,
   type FrontHeadEnd,
   type FrontConfig,
-} from './http/front.js';
+} from './front/connection.js';
+export { HttpFrontConnection } from './http/front.js';
+export { Socks5FrontConnection } from './socks5/front.js';
 export {
   parseRequestHead,
   parseResponseHead,

@@ -6,7 +6,7 @@ import { EventEmitter } from 'node:events';
 import * as net from 'node:net';
 import { leanByDefault } from './lean/default.js';
 import { LeanServer } from './lean/server.js';
-import { FrontServer, type FrontEngine } from './http/front.js';
+import { FrontServer, type FrontEngine, type MakeFrontConnection } from './front/connection.js';
 import type { ProxySocket } from './socket.js';
 import type { HandshakeGuard } from './limits/guard.js';
 import type { AuthContext, ProxyEvents } from './types.js';
@@ -29,13 +29,17 @@ export type OnConnection = (socket: ProxySocket, leave: () => void) => void;
 /** The listening socket of a ProxyServer. */
 export type ProxyListener = net.Server | LeanServer | FrontServer;
 
-/** A ProxyServer whose listener is a native front (http/front.ts). */
+/** A ProxyServer whose listener is a native front (front/connection.ts). */
 export interface FrontListenOptions {
   readonly engine: FrontEngine;
-  /** The deadline for a request head, from accept. */
+  /** The deadline for a request head (a SOCKS5 handshake), from accept. */
   readonly headMs: number;
   /** An address without a per-address cap on unauthenticated connections in the engine. */
   readonly exempt?: string;
+  /** The protocol's connection (http/front.ts, socks5/front.ts). */
+  readonly make: MakeFrontConnection;
+  /** A SOCKS5 front: the engine asks at every read of the handshake. */
+  readonly socks?: boolean;
 }
 
 const noop = (): void => {};
@@ -47,7 +51,7 @@ export class ProxyServer extends EventEmitter<ProxyEvents & { error: [Error] }> 
 
   /**
    * `lean`: accept LeanSockets (lean/socket.ts) instead of net.Sockets. `front`: the engine accepts
-   * (http/front.ts); onConnection then also gets its FrontConnections.
+   * (front/connection.ts); onConnection then also gets its FrontConnections.
    */
   constructor(
     onConnection: OnConnection,
@@ -74,7 +78,7 @@ export class ProxyServer extends EventEmitter<ProxyEvents & { error: [Error] }> 
     };
     // allowHalfOpen: tunnels forward each direction's FIN on its own (relay.ts). LeanSockets always are.
     this.server = front
-      ? new FrontServer(front.engine, front.headMs, accept, front.exempt)
+      ? new FrontServer(front.engine, front.headMs, accept, front.make, front.exempt, front.socks)
       : lean
         ? new LeanServer({ noDelay: true }, accept)
         : net.createServer({ allowHalfOpen: true, noDelay: true }, accept);

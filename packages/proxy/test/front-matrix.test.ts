@@ -1,8 +1,9 @@
-// The HTTP proxy's suites once more with the native front (http/front.ts over @pocketproxy/tun's
-// SpliceEngine): the engine accepts, plain CONNECTs of unlimited customers are served there, failures
-// of a CONNECT are answered there, and everything else (absolute-form requests, heads the parser
-// refuses, metered customers) is adopted by the JS path. The customer must not be able to tell.
-// The front's own cases (revocation, counts, caps) are in front.test.ts.
+// The HTTP and SOCKS5 proxies' suites once more with the native front (front/connection.ts over
+// @pocketproxy/tun's SpliceEngine): the engine accepts, plain CONNECTs of unlimited customers (and an
+// HTTP customer's last GET) are served there, failures are answered there, and everything else
+// (absolute-form requests with keep-alive, heads the parser refuses, metered customers, SOCKS5 UDP
+// ASSOCIATE and BIND, no-auth greetings) is adopted by the JS path. The customer must not be able to
+// tell. The fronts' own cases (revocation, counts, caps) are in front.test.ts and socks5-front.test.ts.
 import { createHandoff, useFront, useHandoff, useLeanSockets, type HandoffStats } from '../src/index.js';
 import { openTcpFd, SpliceEngine } from '@pocketproxy/tun';
 
@@ -14,6 +15,8 @@ useFront({ engine, openFd: (family, localAddress) => openTcpFd(family, localAddr
 await import('./http.test.js');
 await import('./http-limits.test.js');
 await import('./matrix.test.js');
+await import('./socks5.test.js');
+await import('./udp.test.js');
 
 import { after } from 'node:test';
 import assert from 'node:assert/strict';

@@ -13,7 +13,6 @@ import {
   createPolicyDialer,
   FrontConnection,
   type ConnectionClosedEvent,
-  type Meter,
   type Principal,
   type Resolve,
 } from '../src/index.js';
@@ -30,6 +29,9 @@ import {
   untilHead,
   USER,
   within,
+  countingMeter,
+  hostileCustomers,
+  until,
 } from './helpers.js';
 
 after(cleanup);
@@ -38,26 +40,6 @@ after(() => {
   for (const e of engines) e.close();
 });
 const AUTH = `Proxy-Authorization: ${basic(USER, PASS)}\r\n`;
-const until = async (pred: () => boolean, ms: number, what: string): Promise<void> => {
-  const end = Date.now() + ms;
-  while (!pred()) {
-    if (Date.now() > end) throw new Error(`${what}: not within ${ms} ms`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-};
-
-/** A counting meter with no limits (the front serves only those). */
-function countingMeter(): Meter & { up: number; down: number } {
-  return {
-    up: 0,
-    down: 0,
-    take(dir, n) {
-      this[dir] += n;
-      return 0;
-    },
-    unlimited: () => true,
-  };
-}
 
 interface Setup {
   engine: SpliceEngine;
@@ -288,35 +270,16 @@ it('a hostile customer: random bytes, random cuts and resets at every stage leav
     `CONNECT [::1 HTTP/1.1\r\n\r\n`,
     'CONNECT\r\n\r\n',
   ];
-  const runs: Promise<unknown>[] = [];
-  for (let i = 0; i < 120; i++) {
-    runs.push(
-      (async () => {
-        const s = net.connect({ port: f.port, host: '127.0.0.1' });
-        s.on('error', () => {});
-        s.on('data', () => {});
-        await new Promise((r) => s.once('connect', r).once('close', r));
-        const kind = randomInt(4);
-        let bytes: Buffer;
-        if (kind === 0) bytes = randomBytes(randomInt(1, 20_000));
-        else if (kind === 1)
-          bytes = Buffer.concat([Buffer.from(heads[randomInt(heads.length)]!), randomBytes(randomInt(64))]);
-        else if (kind === 2) bytes = Buffer.from(heads[randomInt(heads.length)]!.slice(0, randomInt(1, 30)));
-        else bytes = Buffer.concat([randomBytes(randomInt(8)), Buffer.from('\r\n\r\n'), randomBytes(randomInt(8))]);
-        const cut = randomInt(bytes.length + 1);
-        s.write(bytes.subarray(0, cut));
-        await new Promise((r) => setTimeout(r, randomInt(30)));
-        s.write(bytes.subarray(cut));
-        await new Promise((r) => setTimeout(r, randomInt(30)));
-        const end = randomInt(3);
-        if (end === 0) s.resetAndDestroy();
-        else if (end === 1) s.end();
-        // else: left open until the deadlines end it
-        await within(closeOf(s), 8000, 'every connection ends by itself').catch(() => s.destroy());
-      })(),
-    );
-  }
-  await Promise.all(runs);
+  await hostileCustomers(f.port, 120, () => {
+    const kind = randomInt(4);
+    let bytes: Buffer;
+    if (kind === 0) bytes = randomBytes(randomInt(1, 20_000));
+    else if (kind === 1)
+      bytes = Buffer.concat([Buffer.from(heads[randomInt(heads.length)]!), randomBytes(randomInt(64))]);
+    else if (kind === 2) bytes = Buffer.from(heads[randomInt(heads.length)]!.slice(0, randomInt(1, 30)));
+    else bytes = Buffer.concat([randomBytes(randomInt(8)), Buffer.from('\r\n\r\n'), randomBytes(randomInt(8))]);
+    return bytes;
+  });
   await until(() => f.engine.frontStats().waiting === 0 && f.proxy.connectionCount === 0, 8000, 'nothing left');
   assert.equal(f.engine.frontStats().unauthenticated, 0);
   assert.equal(f.engine.stats().active, 0);

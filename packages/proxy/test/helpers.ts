@@ -4,7 +4,8 @@ import * as net from 'node:net';
 import * as http from 'node:http';
 import * as dgram from 'node:dgram';
 import { once } from 'node:events';
-import { createPolicyDialer, createPolicyResolver, type Resolve } from '../src/index.js';
+import { randomInt } from 'node:crypto';
+import { createPolicyDialer, createPolicyResolver, type Meter, type Resolve } from '../src/index.js';
 
 const closers: Array<() => Promise<unknown> | unknown> = [];
 export function onCleanup(f: () => Promise<unknown> | unknown): void {
@@ -185,4 +186,56 @@ export function socksRequest(cmd: number, host: string, port: number): Buffer {
   const p = Buffer.alloc(2);
   p.writeUInt16BE(port);
   return Buffer.concat([Buffer.from([5, cmd, 0]), addr, p]);
+}
+
+/** Waits (polling every 10 ms) until `pred` holds; throws after `ms`. */
+export const until = async (pred: () => boolean, ms: number, what: string): Promise<void> => {
+  const end = Date.now() + ms;
+  while (!pred()) {
+    if (Date.now() > end) throw new Error(`${what}: not within ${ms} ms`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+};
+
+/** A meter that counts what it is charged; `unlimited` says whether it limits anything. */
+export function countingMeter(unlimited = true): Meter & { up: number; down: number } {
+  return {
+    up: 0,
+    down: 0,
+    take(dir, n) {
+      this[dir] += n;
+      return 0;
+    },
+    unlimited: () => unlimited,
+  };
+}
+
+/**
+ * `n` hostile customers at once: each sends bytes(), cut at a random point with random pauses, then
+ * resets, half-closes or goes silent; resolves once every connection ended (or 8 s passed for it).
+ */
+export async function hostileCustomers(port: number, n: number, bytes: () => Buffer): Promise<void> {
+  const runs: Promise<unknown>[] = [];
+  for (let i = 0; i < n; i++) {
+    runs.push(
+      (async () => {
+        const s = net.connect({ port, host: '127.0.0.1' });
+        s.on('error', () => {});
+        s.on('data', () => {});
+        await new Promise((r) => s.once('connect', r).once('close', r));
+        const b = bytes();
+        const cut = randomInt(b.length + 1);
+        s.write(b.subarray(0, cut));
+        await new Promise((r) => setTimeout(r, randomInt(30)));
+        s.write(b.subarray(cut));
+        await new Promise((r) => setTimeout(r, randomInt(30)));
+        const end = randomInt(3);
+        if (end === 0) s.resetAndDestroy();
+        else if (end === 1) s.end();
+        // else: left open until the deadlines end it
+        await within(closeOf(s), 8000, 'every connection ends by itself').catch(() => s.destroy());
+      })(),
+    );
+  }
+  await Promise.all(runs);
 }

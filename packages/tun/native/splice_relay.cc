@@ -144,6 +144,7 @@ struct Fconn {
   bool slot = false;      // holds one of its address's head slots
   bool shut = false;      // kAnswer: written whole and shut down
   bool request = false;   // frontConnect for a request: its answer head is read before the join
+  bool socks = false;     // a SOCKS5 front's: JS is asked at every read, and the reply is made at the join
   std::string peer_ip;
   std::string slot_key;  // group + ' ' + peer_ip, for its head slot
   std::string group;
@@ -154,6 +155,7 @@ struct Fconn {
   std::string ans;        // kRequest: the origin's answer so far
   uint64_t idle_ms = 0;
   uint64_t deadline = 0;
+  uint64_t head_at = 0;   // the handshake deadline from accept (a SOCKS5 front's reads after a reply keep it)
 };
 
 struct Front {
@@ -162,6 +164,7 @@ struct Front {
   uint64_t head_ms = 10000;
   std::string exempt;  // an address without a per-address cap (the relay's transparent proxy)
   bool paused = false;
+  bool socks = false;  // a SOCKS5 front: each read is handed to JS (its messages are framed there)
 };
 
 // A front waits this long for the customer to read its error answer and close (writeFailure's 5 s).
@@ -182,6 +185,7 @@ class SpliceRelay : public Napi::ObjectWrap<SpliceRelay> {
                         InstanceMethod<&SpliceRelay::FrontClose>("frontClose"),
                         InstanceMethod<&SpliceRelay::FrontConnect>("frontConnect"),
                         InstanceMethod<&SpliceRelay::FrontAnswer>("frontAnswer"),
+                        InstanceMethod<&SpliceRelay::FrontReply>("frontReply"),
                         InstanceMethod<&SpliceRelay::FrontAdopt>("frontAdopt"),
                         InstanceMethod<&SpliceRelay::FrontStats>("frontStats")});
   }
@@ -1248,14 +1252,15 @@ class SpliceRelay : public Napi::ObjectWrap<SpliceRelay> {
     return env.Undefined();
   }
 
-  // frontListen(host, port, headMs, exempt) -> [port, tag]: an IPv4 listener (Nagle off, delayed-ACK
-  // mode and TCP_DEFER_ACCEPT, all inherited by its connections, as the JS listeners have them);
-  // `exempt` ('' for none) is an address its per-address cap does not apply to.
+  // frontListen(host, port, headMs, exempt, socks) -> [port, tag]: an IPv4 listener (Nagle off,
+  // delayed-ACK mode and TCP_DEFER_ACCEPT, all inherited by its connections, as the JS listeners have
+  // them); `exempt` ('' for none) is an address its per-address cap does not apply to. `socks`: a SOCKS5
+  // front (see "SOCKS5" below).
   Napi::Value FrontListen(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
-    if (info.Length() != 4 || !info[0].IsString() || !info[1].IsNumber() || !info[2].IsNumber() ||
-        !info[3].IsString())
-      throw Napi::TypeError::New(env, "frontListen(host, port, headMs, exempt)");
+    if (info.Length() != 5 || !info[0].IsString() || !info[1].IsNumber() || !info[2].IsNumber() ||
+        !info[3].IsString() || !info[4].IsBoolean())
+      throw Napi::TypeError::New(env, "frontListen(host, port, headMs, exempt, socks)");
     if (epfd_ < 0) throw Napi::Error::New(env, "SpliceRelay is closed");
     if (on_fhead_.IsEmpty()) throw Napi::Error::New(env, "frontListen: frontInit first");
     std::string host = info[0].As<Napi::String>().Utf8Value();
@@ -1268,6 +1273,7 @@ class SpliceRelay : public Napi::ObjectWrap<SpliceRelay> {
     fr.lfd = fd;
     fr.head_ms = static_cast<uint64_t>(std::max(1.0, info[2].As<Napi::Number>().DoubleValue()));
     fr.exempt = info[3].As<Napi::String>().Utf8Value();
+    fr.socks = info[4].As<Napi::Boolean>().Value();
     fr.group = host;
     fronts_[tag] = fr;
     Arm();
@@ -1376,6 +1382,31 @@ class SpliceRelay : public Napi::ObjectWrap<SpliceRelay> {
       return Napi::Boolean::New(env, false);
     }
     FDeadline(f, kAnswerMs);
+    return Napi::Boolean::New(env, true);
+  }
+
+  // frontReply(id, bytes) -> bool (a SOCKS5 front's connection JS was asked about, kDecide): writes
+  // `bytes` (a handshake answer: a few bytes, which a fresh socket always takes whole) and reads on;
+  // the next bytes (or the customer's FIN, or the handshake deadline from accept) ask JS again. False:
+  // the connection is gone or not in that state, or the bytes did not go whole (JS then ends it).
+  Napi::Value FrontReply(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (info.Length() != 2 || !info[0].IsNumber() || !info[1].IsBuffer())
+      throw Napi::TypeError::New(env, "frontReply(id, bytes)");
+    auto it = fconns_.find(info[0].As<Napi::Number>().Uint32Value());
+    if (it == fconns_.end() || it->second->st != Fconn::kDecide || !it->second->socks)
+      return Napi::Boolean::New(env, false);
+    Fconn* f = it->second;
+    auto b = info[1].As<Napi::Buffer<char>>();
+    std::string out(b.Data(), b.Length());
+    size_t off = 0;
+    if (!out.empty() && SendRest(f->cfd, out, off) != 1) return Napi::Boolean::New(env, false);
+    f->st = Fconn::kHead;
+    // MOD reports bytes (or a FIN) that came while JS decided at the next epoll_wait: their edge passed.
+    if (FWatch(EPOLL_CTL_MOD, f, 0, EPOLLIN | EPOLLRDHUP | EPOLLET) != 0) return Napi::Boolean::New(env, false);
+    f->deadline = f->head_at;
+    fdl_.emplace(f->deadline, f->id);
+    ArmDeadline(f->deadline);
     return Napi::Boolean::New(env, true);
   }
 
@@ -1504,6 +1535,7 @@ class SpliceRelay : public Napi::ObjectWrap<SpliceRelay> {
       f->cfd = fd;
       f->peer_ip = ip;
       f->peer_port = port;
+      f->socks = fr->second.socks;
       if (!exempt) {
         head_per_addr_[key]++;
         head_per_group_[group]++;
@@ -1518,6 +1550,7 @@ class SpliceRelay : public Napi::ObjectWrap<SpliceRelay> {
         continue;
       }
       FDeadline(f, fr->second.head_ms);
+      f->head_at = f->deadline;
       // TCP_DEFER_ACCEPT: the first bytes are usually here already.
       ReadHead(f);
     }
@@ -1568,16 +1601,21 @@ class SpliceRelay : public Napi::ObjectWrap<SpliceRelay> {
   }
 
   // The customer's bytes until the head's blank line, kPeekMax, its FIN or the deadline; then head().
+  // A SOCKS5 front asks at every read with the bytes read since the last ask (JS frames the messages
+  // and answers each with frontReply until the request is complete).
   void ReadHead(Fconn* f) {
     const size_t before = f->buf.size();
     const int got = RecvUpTo(f->cfd, f->buf, kPeekMax);
     if (got < 0) return FEnd(f, kError, true, false);
     const bool eof = got == 0;
     if (f->buf.empty()) {
-      // Gone before a byte: nothing to answer (an answer would only help a port scanner).
+      // Gone before a byte: nothing to answer (an answer would only help a port scanner). Once JS was
+      // asked, it hears of the FIN (the handshake cut short).
+      if (eof && f->asked) return AskHead(f, 1);
       if (eof) FClose(f, false, false);
       return;
     }
+    if (f->socks) return AskHead(f, eof ? 1 : f->buf.size() >= kPeekMax ? 2 : 0);
     const bool complete = f->buf.find("\r\n\r\n", before >= 3 ? before - 3 : 0) != std::string::npos;
     if (complete) return AskHead(f, 0);
     if (eof) return AskHead(f, 1);
@@ -1727,10 +1765,46 @@ class SpliceRelay : public Napi::ObjectWrap<SpliceRelay> {
   // Connected: the two sockets become a pair under the connection's id; the 200 (and what the customer
   // sent behind its head) go first.
   void FJoin(Fconn* f) {
+    if (f->socks) f->to_client += SocksReply(f->tfd);
     Relay* r = FPair(f);
     r->dir[0].pending.swap(f->buf);
     r->dir[1].pending.swap(f->to_client);
     FStart(f, r);
+  }
+
+  // RFC 1928 §6 success reply to a CONNECT: BND.ADDR and BND.PORT are the address the target was
+  // connected from (an IPv4-mapped one as IPv4, as the JS path answers).
+  static std::string SocksReply(int fd) {
+    sockaddr_storage ss{};
+    socklen_t sl = sizeof ss;
+    std::string out("\x05\x00\x00", 3);
+    const unsigned char* addr = nullptr;
+    size_t len = 0;
+    uint16_t port = 0;
+    if (getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &sl) == 0 && ss.ss_family == AF_INET) {
+      auto* a = reinterpret_cast<sockaddr_in*>(&ss);
+      addr = reinterpret_cast<const unsigned char*>(&a->sin_addr);
+      len = 4;
+      port = a->sin_port;
+    } else if (ss.ss_family == AF_INET6) {
+      auto* a = reinterpret_cast<sockaddr_in6*>(&ss);
+      addr = a->sin6_addr.s6_addr;
+      len = 16;
+      port = a->sin6_port;
+      if (IN6_IS_ADDR_V4MAPPED(&a->sin6_addr)) {
+        addr += 12;
+        len = 4;
+      }
+    }
+    static const unsigned char kZero[4] = {0, 0, 0, 0};
+    if (addr == nullptr) {
+      addr = kZero;
+      len = 4;
+    }
+    out.push_back(len == 4 ? 0x01 : 0x04);
+    out.append(reinterpret_cast<const char*>(addr), len);
+    out.append(reinterpret_cast<const char*>(&port), 2);  // network order already
+    return out;
   }
 
   // Writes what is left of the answer; once it is all out, a half-close. False: the connection is gone.
@@ -1764,8 +1838,8 @@ class SpliceRelay : public Napi::ObjectWrap<SpliceRelay> {
   void FExpired(Fconn* f) {
     switch (f->st) {
       case Fconn::kHead:
-        if (f->buf.empty()) {
-          f_head_timeouts_++;  // with bytes, JS answers the timeout and counts it
+        if (f->buf.empty() && !f->asked) {
+          f_head_timeouts_++;  // with bytes, or once asked, JS answers the timeout and counts it
           return FClose(f, false, false);
         }
         return AskHead(f, 3);

@@ -73,7 +73,7 @@ interface NativeSpliceRelay {
     failed: (id: number, errno: number, answering: boolean) => void,
     answered: (id: number, bytes: Buffer) => FrontAnswered,
   ): void;
-  frontListen(host: string, port: number, headMs: number, exempt: string): [number, number];
+  frontListen(host: string, port: number, headMs: number, exempt: string, socks: boolean): [number, number];
   frontClose(tag: number): void;
   frontConnect(
     id: number,
@@ -87,6 +87,7 @@ interface NativeSpliceRelay {
     request: boolean,
   ): number;
   frontAnswer(id: number, bytes: Buffer): boolean;
+  frontReply(id: number, bytes: Buffer): boolean;
   frontAdopt(id: number): number;
   frontStats(): FrontStats;
 }
@@ -104,7 +105,8 @@ export interface FrontHandler {
    * A new connection's first bytes (its request head and what followed it). Returns the events of
    * the pair it may become: they also hear of its end when it ends in the engine first (done with
    * 'error' on a reset or a deadline, 'clean' once an answer was delivered); undefined when it was
-   * adopted or killed during the call.
+   * adopted or killed during the call. On a SOCKS5 front it is called at every read with the bytes
+   * read since the last call (after a frontReply), the same id each time.
    */
   head(id: number, ip: string, port: number, bytes: Buffer, why: FrontHeadEnd): FrontPairEvents | undefined;
 }
@@ -280,8 +282,9 @@ export class SpliceEngine {
   }
 
   /**
-   * An HTTP front listener on host:port (IPv4). `headMs`: the deadline for a request head from
-   * accept; `exempt`: an address the per-address cap does not apply to (the relay's transparent proxy).
+   * An HTTP front listener on host:port (IPv4), or with `socks` a SOCKS5 one. `headMs`: the deadline
+   * for a request head (or a SOCKS5 handshake) from accept; `exempt`: an address the per-address cap
+   * does not apply to (the relay's transparent proxy).
    */
   frontListen(
     host: string,
@@ -289,9 +292,10 @@ export class SpliceEngine {
     headMs: number,
     handler: FrontHandler,
     exempt?: string,
+    socks = false,
   ): { port: number; tag: number } {
     this.frontInit();
-    const [bound, tag] = this.native.frontListen(host, port, headMs, exempt ?? '');
+    const [bound, tag] = this.native.frontListen(host, port, headMs, exempt ?? '', socks);
     this.fronts.set(tag, handler);
     return { port: bound, tag };
   }
@@ -326,6 +330,14 @@ export class SpliceEngine {
   /** Writes `bytes` and closes (after the customer's FIN, or 5 s). False: the connection is gone. */
   frontAnswer(id: number, bytes: Buffer): boolean {
     return this.native.frontAnswer(id, bytes);
+  }
+
+  /**
+   * A SOCKS5 front's connection: writes `bytes` (a handshake answer, may be empty) and reads on; its
+   * next bytes come to head() again. False: it is gone, or the bytes could not go whole (end it).
+   */
+  frontReply(id: number, bytes: Buffer): boolean {
+    return this.native.frontReply(id, bytes);
   }
 
   /** Takes the customer's socket out of the engine: its fd, now the caller's, or -1 when it is gone. */

@@ -1,5 +1,5 @@
 // The addon under AddressSanitizer: the native relay, the transparent proxy's listener and the HTTP
-// front (native/splice_relay.cc) face hostile customers, devices and origins, so their tests (random bytes
+// and SOCKS5 fronts (native/splice_relay.cc) face hostile customers, devices and origins, so their tests (random bytes
 // and random cuts on both sides, forged and endless answers, caps, resets, half-closes) run again on
 // a build with -fsanitize=address, loaded in place of the regular one by every test process (a
 // `--require` hook of this test's own redirects the addon's require) with libasan preloaded; the addon's other unit tests (AEAD, offload parsing, batched UDP) too. Any invalid read
@@ -18,9 +18,10 @@ const TESTS = [
   'apps/server/test/tunnel-tproxy.test.ts',
   'apps/server/test/tunnel-tproxy-hostile.test.ts',
   'packages/tun/test/splice.test.ts',
-  // The HTTP front (accept, head, connect, answer, adopt in the addon): its own hostile cases and the
-  // proxy's HTTP suites through it.
+  // The fronts (accept, head or SOCKS5 handshake, connect, answer, adopt in the addon): their own
+  // hostile cases and the proxy's HTTP and SOCKS5 suites through them.
   'packages/proxy/test/front.test.ts',
+  'packages/proxy/test/socks5-front.test.ts',
   'packages/proxy/test/front-matrix.test.ts',
   // The rest of the addon's unit tests: the AEAD, offload (GSO/GRO) parsing, batched UDP, TCP flags.
   'packages/tun/test/aead.test.ts',

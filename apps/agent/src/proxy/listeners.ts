@@ -63,9 +63,9 @@ export interface ListenersOptions {
    */
   readonly handoff?: { readonly relay: RelayHandoff; readonly stats: HandoffStats };
   /**
-   * HTTP listeners accepted by this native engine (packages/proxy http/front.ts): CONNECTs and last
-   * GETs of unlimited connections are served there, the rest adopted by the JS path. Needs `lean` and an
-   * egress whose dial can `prepare`; its counts go in stats().
+   * HTTP and SOCKS5 listeners accepted by this native engine (packages/proxy front/connection.ts):
+   * CONNECTs (HTTP and SOCKS5) and last GETs of unlimited connections are served there, the rest
+   * adopted by the JS path. Needs `lean` and an egress whose dial can `prepare`; its counts go in stats().
    */
   readonly front?: FrontEngine & { frontStats(): FrontCounts };
 }
@@ -283,6 +283,7 @@ export class Listeners {
         ...common,
         handshakeTimeoutMs: this.o.limits.headTimeoutMs,
         udp: { relay, advertise: { address: this.o.relayHost, port: item.port } },
+        front: this.o.front && { engine: this.o.front, exempt: this.o.relayAddress },
       });
     }
     const l: Listener = { item, server, udp, open: new Set(), admitted: new Set() };

@@ -24,7 +24,8 @@ import { forward, endToEndHeaders, requestHead, type Forwarded } from './forward
 import { findHeadEnd, listMembers, parseRequestHead, MAX_HEAD_BYTES, type RequestHead } from './head.js';
 import { authenticateRequest, requestTarget } from './request.js';
 import { writeFailure } from './responses.js';
-import { FrontConnection, type FrontConfig, type FrontEngine } from './front.js';
+import { FrontConnection, type FrontConfig, type FrontEngine } from '../front/connection.js';
+import { HttpFrontConnection } from './front.js';
 import { frontByDefault, leanByDefault } from '../lean/default.js';
 
 export interface HttpProxyOptions {
@@ -89,7 +90,14 @@ export function createHttpProxy(opts: HttpProxyOptions): ProxyServer {
     opts.maxConnections,
     opts.guard,
     opts.lean,
-    front && frontOpts ? { engine: frontOpts.engine, headMs: cfg.headTimeoutMs, exempt: frontOpts.exempt } : undefined,
+    front && frontOpts
+      ? {
+          engine: frontOpts.engine,
+          headMs: cfg.headTimeoutMs,
+          exempt: frontOpts.exempt,
+          make: (...a) => new HttpFrontConnection(...a),
+        }
+      : undefined,
   );
   return server;
 }

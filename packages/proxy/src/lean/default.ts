@@ -2,9 +2,9 @@
 // node:net's (false, the default) or LeanSocket. The agent passes `lean` explicitly; this switch
 // lets a whole process (the package's test matrix, a bench A/B) flip every server at once.
 // Likewise the handoff relay() offers a pair to when its options name none (none by default), and
-// the native front (http/front.ts) an HTTP proxy takes when its options name none, with the fd
+// the native front (front/connection.ts) an HTTP or SOCKS5 proxy takes when its options name none, with the fd
 // opener a policy dialer without openSocket / openFd then prepares with.
-import type { FrontEngine } from '../http/front.js';
+import type { FrontEngine } from '../front/connection.js';
 import type { RelayHandoff } from './handoff.js';
 
 let lean = false;

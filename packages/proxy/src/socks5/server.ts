@@ -17,6 +17,9 @@ import { silentLogger } from '../logger.js';
 import { forwardEarly, relay } from '../relay.js';
 import type { RelayHandoff } from '../lean/handoff.js';
 import { ProxyServer, SocketAuthContext, normalizeIp } from '../server-base.js';
+import { FrontConnection, type FrontConfig, type FrontEngine } from '../front/connection.js';
+import { frontByDefault, leanByDefault } from '../lean/default.js';
+import { Socks5FrontConnection, socks5Resume, type Socks5Resume } from './front.js';
 import type { AllowNoAuth, AuthContext, Authenticate, Dial, Logger, Principal } from '../types.js';
 import { associate, type Socks5UdpOptions } from './associate.js';
 import { REP, replyCodeFor } from './reply.js';
@@ -60,6 +63,13 @@ export interface Socks5Options {
   readonly beforeEnd?: (socket: ProxySocket) => void;
   /** Offered each established tunnel before the JS pump (relay.ts RelayOptions.handoff). */
   readonly handoff?: RelayHandoff;
+  /**
+   * The native front (socks5/front.ts): the engine accepts and the handshake's answers and a CONNECT
+   * of an unlimited customer are served there; the rest comes to Socks5Connection as LeanSockets.
+   * Taken only when `dial` has `prepare` (and `lean`); the listener must then be IPv4. `exempt`: an
+   * address the engine's per-address cap on unauthenticated connections does not apply to.
+   */
+  readonly front?: { readonly engine: FrontEngine; readonly exempt?: string };
 }
 
 const EMPTY = Buffer.alloc(0);
@@ -76,11 +86,27 @@ export function createSocks5Server(opts: Socks5Options): ProxyServer {
     handshakeTimeoutMs: opts.handshakeTimeoutMs ?? 10_000,
     idleTimeoutMs: opts.idleTimeoutMs ?? 300_000,
   };
+  const fallback = frontByDefault();
+  const frontOpts = opts.front ?? (fallback && { engine: fallback.engine });
+  const prepare = frontOpts && (opts.lean ?? leanByDefault()) ? cfg.dial.prepare : undefined;
+  const front: FrontConfig | undefined = prepare && { ...cfg, headTimeoutMs: cfg.handshakeTimeoutMs, prepare };
   const server: ProxyServer = new ProxyServer(
-    (socket, leave) => new Socks5Connection(socket, cfg, server, leave),
+    (socket, leave) => {
+      if (front && socket instanceof FrontConnection) socket.serve(front, server, leave);
+      else new Socks5Connection(socket, cfg, server, leave);
+    },
     opts.maxConnections,
     opts.guard,
     opts.lean,
+    front && frontOpts
+      ? {
+          engine: frontOpts.engine,
+          headMs: cfg.handshakeTimeoutMs,
+          exempt: frontOpts.exempt,
+          make: (...a) => new Socks5FrontConnection(...a),
+          socks: true,
+        }
+      : undefined,
   );
   const shared = opts.udp ? opts.udp.relay : undefined;
   if (shared) {
@@ -115,6 +141,8 @@ class Socks5Connection {
     }, cfg.handshakeTimeoutMs);
     socket.on('data', this.onData);
     socket.on('end', this.onEnd);
+    const resume = socks5Resume.get(socket);
+    if (resume) this.resume(resume);
     socket.once('close', () => {
       clearTimeout(this.timer);
       // Only a customer that was served reports usage (a denied one moved nothing).
@@ -195,6 +223,26 @@ class Socks5Connection {
         this.step();
       },
       (e: unknown) => this.fail(e, next === 'done' ? 'reply' : null),
+    );
+  }
+
+  /**
+   * A connection the native front adopted after the credentials (socks5/front.ts): its answers not
+   * written yet go now, and the same credentials are checked again on this socket (revocation and
+   * max_connections follow it from here), with nothing more written; then the request is read.
+   */
+  private resume(r: Socks5Resume): void {
+    if (r.out.length > 0) this.socket.write(r.out);
+    this.busy(
+      (async () => {
+        const ok = await this.cfg.authenticate(r.user, r.pass, this.ctx);
+        if (!ok) {
+          this.events.stats.authFailures++;
+          throw proxyError('PP_ERR_PROXY_AUTH_FAILED');
+        }
+        this.authenticated(ok);
+      })(),
+      'request',
     );
   }
 
