@@ -73,7 +73,7 @@ export interface RunConfig {
    */
   splice?: boolean;
   /**
-   * HTTP listeners accepted by the same native engine, which serves CONNECTs and last GETs itself (packages/proxy
+   * HTTP and SOCKS5 listeners accepted by the same native engine, which serves CONNECTs and last GETs itself (packages/proxy
    * http/front.ts; default on where `splice` is; main.ts: off for POCKETPROXY_NATIVE_FRONT=0).
    */
   front?: boolean;
@@ -529,7 +529,7 @@ function nativeHandoff(log: Logger): { relay: ReturnType<typeof createHandoff>; 
   return { relay: createHandoff(spliceEngine, stats), stats };
 }
 /**
- * The engine's HTTP front (its listeners accept; packages/proxy http/front.ts), with the same caps on
+ * The engine's fronts (HTTP and SOCKS5 listeners accept; packages/proxy front/connection.ts), with the same caps on
  * unauthenticated connections as the handshake guard's (per address and in all, counted apart from it).
  */
 function nativeFront(cfg: RunConfig): SpliceEngine | undefined {

@@ -78,7 +78,7 @@ async function main(argv: string[]): Promise<number> {
   // POCKETPROXY_OFFLOAD=0: the TUN and the tunnel's UDP socket without offloads (packages/tun README).
   // POCKETPROXY_NATIVE_SEAL=0: every TUN packet sealed in JS (tunnel/native-routes.ts).
   // POCKETPROXY_SPLICE=0: established CONNECT / SOCKS5 tunnels pumped in JS (packages/proxy relay.ts).
-  // POCKETPROXY_NATIVE_FRONT=0: HTTP listeners accepted in JS (packages/proxy http/front.ts).
+  // POCKETPROXY_NATIVE_FRONT=0: HTTP and SOCKS5 listeners accepted in JS (packages/proxy front/connection.ts).
   const config = {
     ...parsed.config,
     splice: process.env.POCKETPROXY_SPLICE !== '0',

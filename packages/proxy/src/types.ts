@@ -76,8 +76,8 @@ export interface DialRequest {
 
 /**
  * Opens the egress TCP connection. Rejections should be PPErrors or errno errors (see dialer.ts).
- * A dial that can also hand out its steps without connecting (`prepare`) lets the HTTP front
- * (http/front.ts) connect natively while resolution, the destination policy and the egress binding
+ * A dial that can also hand out its steps without connecting (`prepare`) lets the native fronts
+ * (front/connection.ts) connect natively while resolution, the destination policy and the egress binding
  * stay here.
  */
 export type Dial = ((req: DialRequest) => Promise<ProxySocket>) & { prepare?: PrepareDial };

@@ -287,6 +287,7 @@ export async function startAgent(lab: Lab, relay: LabRelay, n: number, opts: Age
     'POCKETPROXY_AGENT_SOCKETS',
     'POCKETPROXY_NATIVE_SEAL',
     'POCKETPROXY_SPLICE',
+    'POCKETPROXY_NATIVE_FRONT',
   ].filter((k) => process.env[k] !== undefined);
   const env = {
     PATH: process.env.PATH,

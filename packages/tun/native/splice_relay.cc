@@ -1229,6 +1229,12 @@ class SpliceRelay : public Napi::ObjectWrap<SpliceRelay> {
   //     connection closes at the customer's FIN or after kAnswerMs;
   //   frontAdopt(id) -> fd: JS takes the socket as it is (the bytes read so far are in its hands) and
   //     serves it on its own path: keep-alive, bodies, other methods, limited meters.
+  // SOCKS5: a listener made with `socks` asks head() at every read, with the bytes read since the
+  // last ask (its handshake is several messages, framed and parsed in JS), and JS answers each with
+  //   frontReply(id, bytes): written (a few bytes), then the connection reads on (kHead) under the
+  //     deadline from accept; its FIN or that deadline ask head() again (eof / timeout);
+  // until the request, decided as above; at the join the engine appends the success reply, whose
+  // BND.ADDR / BND.PORT is the target socket's own address (getsockname).
   // JS may answer later (a DNS look-up): the connection waits in kDecide, its bytes in its socket,
   // until decideMs. A connection JS was asked about ends with a done(id, 0, 0, reason) when it ends
   // here without becoming a pair (customer reset, deadlines, an answer delivered); kill(id) ends it

@@ -99,7 +99,7 @@ export interface FarmConfig {
   nativeSeal?: boolean;
   /** Each device's established tunnels through the native relay (default on; run.ts: off for POCKETPROXY_SPLICE=0). */
   splice?: boolean;
-  /** Each device's HTTP listeners accepted natively (default on; run.ts: off for POCKETPROXY_NATIVE_FRONT=0). */
+  /** Each device's HTTP and SOCKS5 listeners accepted natively (default on; run.ts: off for POCKETPROXY_NATIVE_FRONT=0). */
   front?: boolean;
   /** Install the per-device source rule (routes.ts); off only in unit tests. Default true. */
   routes?: boolean;

@@ -75,7 +75,7 @@ export interface EgressOptions {
   lean?: boolean;
   /**
    * openSocket's socket as a bare fd (@pocketproxy/tun openTcpFd), pinned the same way: with it the
-   * dial can `prepare` (the HTTP front connects natively, packages/proxy http/front.ts).
+   * dial can `prepare` (the fronts connect natively, packages/proxy front/connection.ts).
    */
   openFd?: (family: 4 | 6, localAddress: string | undefined, device: string | undefined) => number;
   /**

@@ -57,7 +57,7 @@ export interface HttpProxyOptions {
   /** Offered each established tunnel before the JS pump (relay.ts RelayOptions.handoff). */
   readonly handoff?: RelayHandoff;
   /**
-   * The native front (http/front.ts): the engine accepts and serves plain CONNECTs itself; the rest
+   * The native front (http/front.ts): the engine accepts and serves CONNECTs and last GETs itself; the rest
    * comes to HttpConnection as LeanSockets. Taken only when `dial` has `prepare` (and `lean`: the
    * adopted sockets are LeanSockets); the listener must then be IPv4. `exempt`: an address the
    * engine's per-address cap on unauthenticated connections does not apply to (as the guard's).
