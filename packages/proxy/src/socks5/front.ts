@@ -16,14 +16,15 @@
 // request.
 import { proxyError, type PPError } from '../errors.js';
 import { FrontConnection, type FrontHeadEnd, type FrontJoin } from '../front/connection.js';
-import { SocketAuthContext } from '../server-base.js';
+import { SocketAuthContext, type ProxyStats } from '../server-base.js';
 import type { ProxySocket } from '../socket.js';
-import type { Principal } from '../types.js';
+import type { AuthContext, Authenticate, Principal } from '../types.js';
 import { replyCodeFor } from './reply.js';
 import {
   CMD_CONNECT,
   METHOD_NO_AUTH,
   METHOD_NONE_ACCEPTABLE,
+  MAX_HANDSHAKE_BYTES,
   METHOD_USERPASS,
   VERSION,
   encodeReply,
@@ -43,8 +44,6 @@ export interface Socks5Resume {
 export const socks5Resume = new WeakMap<object, Socks5Resume>();
 
 const EMPTY = Buffer.alloc(0);
-/** As server.ts: RFC 1929's longest message is 513 bytes; anything beyond a few is abuse. */
-const MAX_HANDSHAKE_BUFFER = 2048;
 const CHOOSE_USERPASS = Buffer.from([VERSION, METHOD_USERPASS]);
 const NO_METHOD = Buffer.from([VERSION, METHOD_NONE_ACCEPTABLE]);
 const AUTH_OK = Buffer.from([0x01, 0x00]);
@@ -52,6 +51,30 @@ const AUTH_FAILED = Buffer.from([0x01, 0x01]);
 /** The success reply's length with an IPv4 / IPv6 BND.ADDR. */
 const REPLY_V4 = 10;
 const REPLY_V6 = 22;
+
+/**
+ * The credentials check of both SOCKS5 paths (server.ts, and here): the principal, or a PPError
+ * (AUTH_UNAVAILABLE when the check itself failed; AUTH_FAILED, counted in `stats`, when refused).
+ */
+export async function verifyCredentials(
+  authenticate: Authenticate,
+  user: string,
+  pass: string,
+  ctx: AuthContext,
+  stats: ProxyStats,
+): Promise<Principal> {
+  let ok: Principal | null;
+  try {
+    ok = await authenticate(user, pass, ctx);
+  } catch (e) {
+    throw proxyError('PP_ERR_PROXY_AUTH_UNAVAILABLE', {}, { cause: e });
+  }
+  if (!ok) {
+    stats.authFailures++;
+    throw proxyError('PP_ERR_PROXY_AUTH_FAILED');
+  }
+  return ok;
+}
 
 /** One customer connection of a SOCKS5 front, from its first bytes on (see the file's head). */
 export class Socks5FrontConnection extends FrontConnection {
@@ -91,7 +114,7 @@ export class Socks5FrontConnection extends FrontConnection {
         this.closeOnly = true;
         throw proxyError('PP_ERR_PROXY_HANDSHAKE_TIMEOUT', { ms: this.cfg!.headTimeoutMs });
       }
-      if (this.buf.length > MAX_HANDSHAKE_BUFFER) {
+      if (this.buf.length > MAX_HANDSHAKE_BYTES) {
         this.closeOnly = true;
         throw proxyError('PP_ERR_PROXY_BAD_REQUEST', { reason: 'handshake too large' });
       }
@@ -158,18 +181,13 @@ export class Socks5FrontConnection extends FrontConnection {
 
   private async checkPassword(user: string, pass: string): Promise<void> {
     const ctx = new SocketAuthContext('socks5', this as unknown as ProxySocket);
-    let ok: Principal | null;
+    let ok: Principal;
     try {
-      ok = await this.cfg!.authenticate(user, pass, ctx);
+      ok = await verifyCredentials(this.cfg!.authenticate, user, pass, ctx, this.server!.stats);
     } catch (e) {
-      this.out.push(AUTH_FAILED);
-      throw proxyError('PP_ERR_PROXY_AUTH_UNAVAILABLE', {}, { cause: e });
-    }
-    if (!ok) {
-      this.server!.stats.authFailures++;
       // RFC 1929 §2: a non-zero status MUST be followed by closing the connection.
       this.out.push(AUTH_FAILED);
-      throw proxyError('PP_ERR_PROXY_AUTH_FAILED');
+      throw e;
     }
     this.principal = ok.principal;
     this.granted = ok;

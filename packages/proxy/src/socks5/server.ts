@@ -19,7 +19,7 @@ import type { RelayHandoff } from '../lean/handoff.js';
 import { ProxyServer, SocketAuthContext, normalizeIp } from '../server-base.js';
 import { FrontConnection, type FrontConfig, type FrontEngine } from '../front/connection.js';
 import { frontByDefault, leanByDefault } from '../lean/default.js';
-import { Socks5FrontConnection, socks5Resume, type Socks5Resume } from './front.js';
+import { Socks5FrontConnection, socks5Resume, verifyCredentials, type Socks5Resume } from './front.js';
 import type { AllowNoAuth, AuthContext, Authenticate, Dial, Logger, Principal } from '../types.js';
 import { associate, type Socks5UdpOptions } from './associate.js';
 import { REP, replyCodeFor } from './reply.js';
@@ -28,6 +28,7 @@ import {
   CMD_UDP_ASSOCIATE,
   METHOD_NO_AUTH,
   METHOD_NONE_ACCEPTABLE,
+  MAX_HANDSHAKE_BYTES,
   METHOD_USERPASS,
   VERSION,
   encodeReply,
@@ -73,8 +74,6 @@ export interface Socks5Options {
 }
 
 const EMPTY = Buffer.alloc(0);
-/** Longest valid handshake message is RFC 1929's 513 bytes; anything beyond a few is abuse. */
-const MAX_HANDSHAKE_BUFFER = 2048;
 
 type Cfg = Socks5Options & { dial: Dial; logger: Logger; handshakeTimeoutMs: number; idleTimeoutMs: number };
 
@@ -164,7 +163,7 @@ class Socks5Connection {
 
   private readonly onData = (chunk: Buffer): void => {
     this.buf = this.buf.length === 0 ? chunk : Buffer.concat([this.buf, chunk]);
-    if (this.buf.length > MAX_HANDSHAKE_BUFFER) {
+    if (this.buf.length > MAX_HANDSHAKE_BYTES) {
       this.fail(proxyError('PP_ERR_PROXY_BAD_REQUEST', { reason: 'handshake too large' }), null);
       return;
     }
@@ -235,12 +234,7 @@ class Socks5Connection {
     if (r.out.length > 0) this.socket.write(r.out);
     this.busy(
       (async () => {
-        const ok = await this.cfg.authenticate(r.user, r.pass, this.ctx);
-        if (!ok) {
-          this.events.stats.authFailures++;
-          throw proxyError('PP_ERR_PROXY_AUTH_FAILED');
-        }
-        this.authenticated(ok);
+        this.authenticated(await verifyCredentials(this.cfg.authenticate, r.user, r.pass, this.ctx, this.events.stats));
       })(),
       'request',
     );
@@ -273,18 +267,13 @@ class Socks5Connection {
   }
 
   private async checkPassword(user: string, pass: string): Promise<void> {
-    let ok: Principal | null;
+    let ok: Principal;
     try {
-      ok = await this.cfg.authenticate(user, pass, this.ctx);
+      ok = await verifyCredentials(this.cfg.authenticate, user, pass, this.ctx, this.events.stats);
     } catch (e) {
-      this.socket.write(Buffer.from([0x01, 0x01]));
-      throw proxyError('PP_ERR_PROXY_AUTH_UNAVAILABLE', {}, { cause: e });
-    }
-    if (!ok) {
-      this.events.stats.authFailures++;
       // RFC 1929 §2: a non-zero status MUST be followed by closing the connection.
       this.socket.write(Buffer.from([0x01, 0x01]));
-      throw proxyError('PP_ERR_PROXY_AUTH_FAILED');
+      throw e;
     }
     this.authenticated(ok);
     this.socket.write(Buffer.from([0x01, 0x00]));

@@ -15,6 +15,8 @@ export const CMD_UDP_ASSOCIATE = 0x03;
 export const ATYP_IPV4 = 0x01;
 export const ATYP_DOMAIN = 0x03;
 export const ATYP_IPV6 = 0x04;
+/** The most handshake bytes a server holds: RFC 1929's longest message is 513 bytes; beyond a few is abuse. */
+export const MAX_HANDSHAKE_BYTES = 2048;
 
 export interface Greeting {
   readonly methods: readonly number[];
