@@ -57,7 +57,11 @@ interface Setup {
 }
 
 async function front(
-  o: { authenticate?: (u: string, p: string) => Promise<Principal | null>; handshakeTimeoutMs?: number } = {},
+  o: {
+    authenticate?: (u: string, p: string) => Promise<Principal | null>;
+    handshakeTimeoutMs?: number;
+    allowNoAuth?: boolean;
+  } = {},
 ): Promise<Setup> {
   const engine = new SpliceEngine();
   engines.push(engine);
@@ -75,6 +79,7 @@ async function front(
     lean: true,
     front: { engine },
     handshakeTimeoutMs: o.handshakeTimeoutMs ?? 10_000,
+    allowNoAuth: o.allowNoAuth,
   });
   const setup: Setup = { engine, port: 0, conns: [], adopted: 0, closed: [], proxy };
   proxy.server.on('connection', (c: unknown) => {
@@ -247,6 +252,25 @@ it('the handshake deadline counts from accept: a customer that stops after its g
   await within(gone, 3000, 'the dribbler closed');
   assert.ok(Date.now() - t0 < 1500);
   await until(() => f.engine.frontStats().waiting === 0, 2000, 'nothing waiting');
+});
+
+it('a handshake adopted at its greeting keeps the deadline from accept on the JS path', async () => {
+  // A no-auth greeting goes to the JS path before any answer; its request must still come within the
+  // deadline counted from the front's accept, not within a second full one from the adoption.
+  const f = await front({ handshakeTimeoutMs: 800, allowNoAuth: true });
+  const s = await connect(f.port);
+  const t0 = Date.now();
+  // The greeting's first byte, and the rest 500 ms later: adopted then, with ~300 ms of the deadline left.
+  s.write(Buffer.from([5]));
+  await new Promise((r) => setTimeout(r, 500));
+  s.write(Buffer.from([1, 0]));
+  const got = await within(untilClose(s, 5000), 5000, 'closed at the deadline');
+  const took = Date.now() - t0;
+  assert.deepEqual([...got], [5, 0], 'the JS path answered the greeting');
+  assert.equal(f.adopted, 1);
+  assert.ok(took >= 700, `not before the deadline (${took} ms)`);
+  assert.ok(took < 1200, `closed ${took} ms after connect: the deadline from accept, not a new one from the adoption`);
+  await until(() => f.proxy.stats.handshakeTimeouts === 1, 2000, 'counted');
 });
 
 it('a hostile customer: random bytes, random cuts and resets at every stage leave nothing behind, and the front still serves', async () => {

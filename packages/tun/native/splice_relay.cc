@@ -187,6 +187,7 @@ class SpliceRelay : public Napi::ObjectWrap<SpliceRelay> {
                         InstanceMethod<&SpliceRelay::FrontAnswer>("frontAnswer"),
                         InstanceMethod<&SpliceRelay::FrontReply>("frontReply"),
                         InstanceMethod<&SpliceRelay::FrontAdopt>("frontAdopt"),
+                        InstanceMethod<&SpliceRelay::FrontHeadLeft>("frontHeadLeft"),
                         InstanceMethod<&SpliceRelay::FrontStats>("frontStats")});
   }
 
@@ -1430,6 +1431,19 @@ class SpliceRelay : public Napi::ObjectWrap<SpliceRelay> {
     f_adopted_++;
     FClose(f, false, false);
     return Napi::Number::New(env, fd);
+  }
+
+  // frontHeadLeft(id) -> the ms left of the connection's handshake deadline, counted from accept (0
+  // once past), or -1 when it is gone. Asked before an adoption, so the JS path keeps that deadline
+  // (a SOCKS5 handshake adopted at its greeting must not get a second full one).
+  Napi::Value FrontHeadLeft(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (info.Length() != 1 || !info[0].IsNumber()) throw Napi::TypeError::New(env, "frontHeadLeft(id)");
+    auto it = fconns_.find(info[0].As<Napi::Number>().Uint32Value());
+    if (it == fconns_.end()) return Napi::Number::New(env, -1);
+    const uint64_t now = uv_now(loop_);
+    const uint64_t at = it->second->head_at;
+    return Napi::Number::New(env, static_cast<double>(at > now ? at - now : 0));
   }
 
   Napi::Value FrontStats(const Napi::CallbackInfo& info) {

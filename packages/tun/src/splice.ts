@@ -89,6 +89,7 @@ interface NativeSpliceRelay {
   frontAnswer(id: number, bytes: Buffer): boolean;
   frontReply(id: number, bytes: Buffer): boolean;
   frontAdopt(id: number): number;
+  frontHeadLeft(id: number): number;
   frontStats(): FrontStats;
 }
 
@@ -344,6 +345,11 @@ export class SpliceEngine {
   frontAdopt(id: number): number {
     this.pairs.delete(id);
     return this.native.frontAdopt(id);
+  }
+
+  /** The ms left of a connection's handshake deadline, counted from accept (0 once past); -1: gone. */
+  frontHeadLeft(id: number): number {
+    return this.native.frontHeadLeft(id);
   }
 
   frontStats(): FrontStats {

@@ -17,7 +17,7 @@ import { silentLogger } from '../logger.js';
 import { forwardEarly, relay } from '../relay.js';
 import type { RelayHandoff } from '../lean/handoff.js';
 import { ProxyServer, SocketAuthContext, normalizeIp } from '../server-base.js';
-import { FrontConnection, type FrontConfig, type FrontEngine } from '../front/connection.js';
+import { FrontConnection, handshakeDeadline, type FrontConfig, type FrontEngine } from '../front/connection.js';
 import { frontByDefault, leanByDefault } from '../lean/default.js';
 import { Socks5FrontConnection, socks5Resume, verifyCredentials, type Socks5Resume } from './front.js';
 import type { AllowNoAuth, AuthContext, Authenticate, Dial, Logger, Principal } from '../types.js';
@@ -133,11 +133,14 @@ class Socks5Connection {
     private readonly leave: () => void,
   ) {
     this.ctx = new SocketAuthContext('socks5', socket);
-    // Absolute: counted from accept, not re-armed by bytes, so trickling clients are closed in time.
+    // Absolute: counted from accept, not re-armed by bytes, so trickling clients are closed in time;
+    // for a socket the front adopted, from the front's accept (its handshake does not start over).
+    const deadline = handshakeDeadline.get(socket);
+    const ms = deadline === undefined ? cfg.handshakeTimeoutMs : Math.max(0, deadline - Date.now());
     this.timer = setTimeout(() => {
       this.events.stats.handshakeTimeouts++;
       this.fail(proxyError('PP_ERR_PROXY_HANDSHAKE_TIMEOUT', { ms: cfg.handshakeTimeoutMs }), null);
-    }, cfg.handshakeTimeoutMs);
+    }, ms);
     socket.on('data', this.onData);
     socket.on('end', this.onEnd);
     const resume = socks5Resume.get(socket);
