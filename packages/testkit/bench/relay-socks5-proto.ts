@@ -1,0 +1,117 @@
+// The `relaysocks` phase of bench:dataplane (issue 13, SOCKS5's time to first byte; an experiment, run
+// only when BENCH_PHASES names it): SOCKS5 + GET through one connection's port, sequential, a new
+// connection each, alternately as today (the relay DNATs the port to the device, which answers every
+// message of the handshake) and through relay-socks5-proto.c in the relay's namespace (the relay answers
+// the greeting, opens the device socket at accept as the customer with IP_TRANSPARENT, and sends the
+// credentials behind a greeting of its own; see the C file's head). Prints both added times to first
+// byte (over the direct path) per round and their medians. Everything it adds to the relay's namespace
+// (an nftables table, an ip rule and a route table) is removed at the end.
+import { join } from 'node:path';
+import type { Lab } from '../src/index.js';
+import { buildNewconnLoad, endpointOf, runNewconnLoad } from './newconn.js';
+
+const SRC = new URL('./relay-socks5-proto.c', import.meta.url).pathname;
+const PROTO_PORT = 39_900;
+const MARK = '0x70';
+const TABLE = '170';
+const ROUNDS = 6;
+const COUNT = 300;
+
+const median = (v: number[]) => [...v].sort((a, b) => a - b)[Math.floor(v.length / 2)]!;
+
+export async function relaySocksPhase(o: {
+  lab: Lab;
+  /** A SOCKS5 connection's URL (socks5://user:pass@relay:port). */
+  socksUrl: string;
+  /** An HTTP connection's URL on the same device: CONNECT + GET, the reference with as many round trips. */
+  proxyUrl: string;
+  vpnIp: string;
+  work: string;
+  record: (what: string, value: string, note?: string) => void;
+}): Promise<void> {
+  const { lab, work, record } = o;
+  const e = endpointOf(o.socksUrl);
+  const http = endpointOf(o.proxyUrl);
+  const load = await buildNewconnLoad(lab, work);
+  const bin = join(work, 'relay-socks5-proto');
+  await lab.exec('relay', 'cc', ['-O2', '-pthread', '-o', bin, SRC], { check: true, timeoutMs: 60_000 });
+  const links = (await lab.exec('relay', 'ip', ['-o', 'link', 'show'], { check: true })).stdout;
+  const tun = /^\d+: (pp[^:@\s]*)[:@]/m.exec(links)?.[1];
+  if (!tun) throw new Error(`relaysocks: no pp* interface in the relay namespace: ${links.slice(0, 200)}`);
+  const nft = (script: string) => lab.exec('relay', 'nft', ['-f', '-'], { check: true, input: script });
+  const proto = lab.spawn('relay', bin, [String(PROTO_PORT), o.vpnIp, String(e.port)]);
+  const pass = lab.spawn('relay', bin, [String(PROTO_PORT + 1), o.vpnIp, String(e.port), 'pass']);
+  try {
+    // The device's answers to the customer's address come in on the tunnel: to the transparent socket.
+    await nft(
+      [
+        'table ip pp_relaysocks {',
+        '  chain to_socket { type filter hook prerouting priority mangle; policy accept;',
+        `    iifname "${tun}" meta l4proto tcp socket transparent 1 meta mark set ${MARK}`,
+        '  }',
+        '  chain redir { type nat hook prerouting priority dstnat - 5; policy accept; }',
+        '}',
+      ].join('\n'),
+    );
+    await lab.exec('relay', 'ip', ['rule', 'add', 'fwmark', MARK, 'lookup', TABLE], { check: true });
+    await lab.exec('relay', 'ip', ['route', 'add', 'local', '0.0.0.0/0', 'dev', 'lo', 'table', TABLE], { check: true });
+    const redirect = async (to: number | undefined) => {
+      await lab.exec('relay', 'nft', ['flush', 'chain', 'ip', 'pp_relaysocks', 'redir'], { check: true });
+      if (to !== undefined)
+        await nft(
+          `add rule ip pp_relaysocks redir ip daddr ${lab.relay.ip} tcp dport ${e.port} counter redirect to :${to}\n`,
+        );
+    };
+    await proto.waitForLine(/listening/, 10_000);
+    await pass.waitForLine(/listening/, 10_000);
+    const target = { ip: lab.inet.dnsRecords['echo.test']!, port: lab.inet.httpPort, user: '-', pass: '-' };
+    const direct = await runNewconnLoad(lab, load, 'direct', target, 1, 30_000, COUNT);
+    type Mode = 'dnat' | 'relay' | 'pass' | 'connect';
+    const figures: Record<Mode, number[]> = { dnat: [], relay: [], pass: [], connect: [] };
+    const modes: Mode[] = ['dnat', 'relay', 'pass', 'connect'];
+    const errors: Record<Mode, number> = { dnat: 0, relay: 0, pass: 0, connect: 0 };
+    // A warm agent and prototype, then rounds in a rotating order.
+    await redirect(PROTO_PORT);
+    await runNewconnLoad(lab, load, 'socks5', e, 32, 3000);
+    await runNewconnLoad(lab, load, 'connect', http, 32, 2000);
+    for (let r = 0; r < ROUNDS; r++) {
+      for (let k = 0; k < modes.length; k++) {
+        const mode = modes[(k + r) % modes.length]!;
+        await redirect(mode === 'relay' ? PROTO_PORT : mode === 'pass' ? PROTO_PORT + 1 : undefined);
+        const got = await runNewconnLoad(
+          lab,
+          load,
+          mode === 'connect' ? 'connect' : 'socks5',
+          mode === 'connect' ? http : e,
+          1,
+          30_000,
+          COUNT,
+        );
+        errors[mode] += got.errors;
+        if (got.errors > COUNT / 100 || got.requests + got.errors < COUNT)
+          throw new Error(`relaysocks ${mode}: ${JSON.stringify(got)}`);
+        if (mode === 'relay' || mode === 'pass') {
+          // Every connection of the round went through the prototype (the rule's counter: one packet a connection).
+          const listed = (
+            await lab.exec('relay', 'nft', ['list', 'chain', 'ip', 'pp_relaysocks', 'redir'], { check: true })
+          ).stdout;
+          const n = Number(/counter packets (\d+)/.exec(listed)?.[1] ?? 0);
+          if (n < COUNT) throw new Error(`relaysocks: ${n} of ${COUNT} connections reached the prototype`);
+        }
+        figures[mode].push(got.ttfb_p50_ms - direct.ttfb_p50_ms);
+      }
+    }
+    const fmt = (v: number[]) => v.map((x) => x.toFixed(2)).join(' · ');
+    record(
+      'relaysocks: added TTFB p50, SOCKS5 + GET: through to the device (DNAT) · greeting answered by the relay (prototype) · terminated by the relay, nothing answered there (prototype, pass) · CONNECT + GET (DNAT), the reference',
+      modes.map((m) => median(figures[m]).toFixed(2)).join(' · ') + ' ms',
+      `medians of ${ROUNDS} rounds (rotating order) of ${COUNT} sequential requests (newconn-load), each: ${modes.map((m) => fmt(figures[m])).join(' | ')} ms; direct ${direct.ttfb_p50_ms.toFixed(2)} ms; failed requests ${modes.map((m) => errors[m]).join(' · ')}`,
+    );
+  } finally {
+    await proto.stop(2000).catch(() => undefined);
+    await pass.stop(2000).catch(() => undefined);
+    await lab.exec('relay', 'nft', ['delete', 'table', 'ip', 'pp_relaysocks']).catch(() => undefined);
+    await lab.exec('relay', 'ip', ['rule', 'del', 'fwmark', MARK, 'lookup', TABLE]).catch(() => undefined);
+    await lab.exec('relay', 'ip', ['route', 'flush', 'table', TABLE]).catch(() => undefined);
+  }
+}
