@@ -70,6 +70,7 @@ export async function relaySocksPhase(o: {
     const figures: Record<Mode, number[]> = { dnat: [], relay: [], pass: [], connect: [] };
     const modes: Mode[] = ['dnat', 'relay', 'pass', 'connect'];
     const errors: Record<Mode, number> = { dnat: 0, relay: 0, pass: 0, connect: 0 };
+    let others = 0;
     // A warm agent and prototype, then rounds in a rotating order.
     await redirect(PROTO_PORT);
     await runNewconnLoad(lab, load, 'socks5', e, 32, 3000);
@@ -97,6 +98,13 @@ export async function relaySocksPhase(o: {
           ).stdout;
           const n = Number(/counter packets (\d+)/.exec(listed)?.[1] ?? 0);
           if (n < COUNT) throw new Error(`relaysocks: ${n} of ${COUNT} connections reached the prototype`);
+          // The device saw the customer's own address: none of its connections of this port (each waits
+          // in TIME_WAIT there a while) came from another, such as the relay's.
+          const tw = (await lab.exec('dev1', 'ss', ['-Htn', 'state', 'time-wait', `sport = :${e.port}`])).stdout;
+          const lines = tw.split('\n').filter((l) => l.trim() !== '');
+          if (lines.length < COUNT)
+            throw new Error(`relaysocks: ${lines.length} connections in TIME_WAIT on the device`);
+          others += lines.filter((l) => !l.includes(` ${lab.cust.ip}:`)).length;
         }
         figures[mode].push(got.ttfb_p50_ms - direct.ttfb_p50_ms);
       }
@@ -105,7 +113,7 @@ export async function relaySocksPhase(o: {
     record(
       'relaysocks: added TTFB p50, SOCKS5 + GET: through to the device (DNAT) · greeting answered by the relay (prototype) · terminated by the relay, nothing answered there (prototype, pass) · CONNECT + GET (DNAT), the reference',
       modes.map((m) => median(figures[m]).toFixed(2)).join(' · ') + ' ms',
-      `medians of ${ROUNDS} rounds (rotating order) of ${COUNT} sequential requests (newconn-load), each: ${modes.map((m) => fmt(figures[m])).join(' | ')} ms; direct ${direct.ttfb_p50_ms.toFixed(2)} ms; failed requests ${modes.map((m) => errors[m]).join(' · ')}`,
+      `medians of ${ROUNDS} rounds (rotating order) of ${COUNT} sequential requests (newconn-load), each: ${modes.map((m) => fmt(figures[m])).join(' | ')} ms; direct ${direct.ttfb_p50_ms.toFixed(2)} ms; failed requests ${modes.map((m) => errors[m]).join(' · ')}; on the device after each prototype round, connections of the port from an address other than the customer's: ${others}`,
     );
   } finally {
     await proto.stop(2000).catch(() => undefined);
