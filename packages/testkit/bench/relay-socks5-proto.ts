@@ -6,6 +6,9 @@
 // credentials behind a greeting of its own; see the C file's head). Prints both added times to first
 // byte (over the direct path) per round and their medians. Everything it adds to the relay's namespace
 // (an nftables table, an ip rule and a route table) is removed at the end.
+// BENCH_RELAYSOCKS_DELAY_MS=D: a carrier's round trip too, D ms each way between the device and the
+// relay (udp-delay.c in the device's carrier NAT, its tunnel datagrams redirected there; this kernel has
+// no sch_netem), with fewer requests per round; what the relay's handshake would save on real links.
 import { join } from 'node:path';
 import type { Lab } from '../src/index.js';
 import { buildNewconnLoad, endpointOf, runNewconnLoad } from './newconn.js';
@@ -14,8 +17,13 @@ const SRC = new URL('./relay-socks5-proto.c', import.meta.url).pathname;
 const PROTO_PORT = 39_900;
 const MARK = '0x70';
 const TABLE = '170';
-const ROUNDS = 6;
-const COUNT = 300;
+const DELAY_MS = Math.max(0, Number(process.env.BENCH_RELAYSOCKS_DELAY_MS ?? 0));
+const ROUNDS = DELAY_MS > 0 ? 3 : 6;
+const COUNT = DELAY_MS > 0 ? 30 : 300;
+const DELAY_PORT = 39_901;
+/** The relay's tunnel port (POCKETPROXY_TUNNEL_PORT's default, which the lab keeps). */
+const TUNNEL_PORT = 1194;
+const DELAY_SRC = new URL('./udp-delay.c', import.meta.url).pathname;
 
 const median = (v: number[]) => [...v].sort((a, b) => a - b)[Math.floor(v.length / 2)]!;
 
@@ -41,6 +49,7 @@ export async function relaySocksPhase(o: {
   const nft = (script: string) => lab.exec('relay', 'nft', ['-f', '-'], { check: true, input: script });
   const proto = lab.spawn('relay', bin, [String(PROTO_PORT), o.vpnIp, String(e.port)]);
   const pass = lab.spawn('relay', bin, [String(PROTO_PORT + 1), o.vpnIp, String(e.port), 'pass']);
+  const delay = DELAY_MS > 0 ? await carrierDelay(lab, work) : undefined;
   try {
     // The device's answers to the customer's address come in on the tunnel: to the transparent socket.
     await nft(
@@ -64,6 +73,16 @@ export async function relaySocksPhase(o: {
     };
     await proto.waitForLine(/listening/, 10_000);
     await pass.waitForLine(/listening/, 10_000);
+    if (delay) {
+      // Through the delayed tunnel once the relay has taken the device's new source port.
+      const until = Date.now() + 40_000;
+      for (;;) {
+        const r = await runNewconnLoad(lab, load, 'connect', http, 1, 5000, 1).catch(() => undefined);
+        if (r && r.requests === 1 && r.errors === 0) break;
+        if (Date.now() > until) throw new Error('relaysocks: the tunnel did not come back through the delay');
+        await new Promise((res) => setTimeout(res, 500));
+      }
+    }
     const target = { ip: lab.inet.dnsRecords['echo.test']!, port: lab.inet.httpPort, user: '-', pass: '-' };
     const direct = await runNewconnLoad(lab, load, 'direct', target, 1, 30_000, COUNT);
     type Mode = 'dnat' | 'relay' | 'pass' | 'connect';
@@ -110,16 +129,50 @@ export async function relaySocksPhase(o: {
       }
     }
     const fmt = (v: number[]) => v.map((x) => x.toFixed(2)).join(' · ');
+    const where = DELAY_MS > 0 ? ` with ${DELAY_MS} ms each way between device and relay` : '';
     record(
-      'relaysocks: added TTFB p50, SOCKS5 + GET: through to the device (DNAT) · greeting answered by the relay (prototype) · terminated by the relay, nothing answered there (prototype, pass) · CONNECT + GET (DNAT), the reference',
-      modes.map((m) => median(figures[m]).toFixed(2)).join(' · ') + ' ms',
+      `relaysocks${where}: added TTFB p50, SOCKS5 + GET: through to the device (DNAT) · greeting answered by the relay (prototype) · terminated by the relay, nothing answered there (prototype, pass) · CONNECT + GET (DNAT), the reference`,
+      `${modes.map((m) => median(figures[m]).toFixed(2)).join(' · ')} ms`,
       `medians of ${ROUNDS} rounds (rotating order) of ${COUNT} sequential requests (newconn-load), each: ${modes.map((m) => fmt(figures[m])).join(' | ')} ms; direct ${direct.ttfb_p50_ms.toFixed(2)} ms; failed requests ${modes.map((m) => errors[m]).join(' · ')}; on the device after each prototype round, connections of the port from an address other than the customer's: ${others}`,
     );
   } finally {
+    await delay?.stop();
     await proto.stop(2000).catch(() => undefined);
     await pass.stop(2000).catch(() => undefined);
     await lab.exec('relay', 'nft', ['delete', 'table', 'ip', 'pp_relaysocks']).catch(() => undefined);
     await lab.exec('relay', 'ip', ['rule', 'del', 'fwmark', MARK, 'lookup', TABLE]).catch(() => undefined);
     await lab.exec('relay', 'ip', ['route', 'flush', 'table', TABLE]).catch(() => undefined);
   }
+}
+
+/**
+ * D ms each way on device 1's tunnel: udp-delay in its carrier NAT, the device's datagrams to the
+ * relay's tunnel port redirected to it; the flow's conntrack entry is dropped so the next datagram takes
+ * the redirect, and the relay takes the device's new source port as it would a carrier's rebinding.
+ * Waits until the proxy answers again through the delayed tunnel.
+ */
+async function carrierDelay(lab: Lab, work: string): Promise<{ stop(): Promise<void> }> {
+  const cgn = lab.device(1).cgnNs;
+  const bin = join(work, 'udp-delay');
+  await lab.exec(cgn, 'cc', ['-O2', '-o', bin, DELAY_SRC], { check: true, timeoutMs: 60_000 });
+  const p = lab.spawn(cgn, bin, [String(DELAY_PORT), lab.relay.ip, String(TUNNEL_PORT), String(DELAY_MS)]);
+  await p.waitForLine(/listening/, 10_000);
+  const script = [
+    'table ip pp_delay {',
+    '  chain redir { type nat hook prerouting priority dstnat - 5; policy accept;',
+    `    iifname "lan0" ip daddr ${lab.relay.ip} udp dport ${TUNNEL_PORT} redirect to :${DELAY_PORT}`,
+    '  }',
+    '}',
+  ].join('\n');
+  await lab.exec(cgn, 'nft', ['-f', '-'], { check: true, input: script });
+  await lab.exec(cgn, 'conntrack', ['-D', '-p', 'udp', '--orig-port-dst', String(TUNNEL_PORT)]);
+  return {
+    async stop() {
+      await lab.exec(cgn, 'nft', ['delete', 'table', 'ip', 'pp_delay']).catch(() => undefined);
+      await lab
+        .exec(cgn, 'conntrack', ['-D', '-p', 'udp', '--orig-port-dst', String(TUNNEL_PORT)])
+        .catch(() => undefined);
+      await p.stop(2000).catch(() => undefined);
+    },
+  };
 }
