@@ -10,11 +10,13 @@
 // relay (udp-delay.c in the device's carrier NAT, its tunnel datagrams redirected there; this kernel has
 // no sch_netem), with fewer requests per round; what the relay's handshake would save on real links.
 import { join } from 'node:path';
-import type { Lab } from '../src/index.js';
+import { CGN_LAN, type Lab } from '../src/index.js';
 import { buildNewconnLoad, endpointOf, runNewconnLoad } from './newconn.js';
 
 const SRC = new URL('./relay-socks5-proto.c', import.meta.url).pathname;
 const PROTO_PORT = 39_900;
+/** The relay's TUN (POCKETPROXY_TUNNEL_INTERFACE's default, which the lab keeps; as ttfb-anatomy.ts). */
+const RELAY_TUN = 'pp0';
 const MARK = '0x70';
 const TABLE = '170';
 const DELAY_MS = Math.max(0, Number(process.env.BENCH_RELAYSOCKS_DELAY_MS ?? 0));
@@ -43,20 +45,18 @@ export async function relaySocksPhase(o: {
   const load = await buildNewconnLoad(lab, work);
   const bin = join(work, 'relay-socks5-proto');
   await lab.exec('relay', 'cc', ['-O2', '-pthread', '-o', bin, SRC], { check: true, timeoutMs: 60_000 });
-  const links = (await lab.exec('relay', 'ip', ['-o', 'link', 'show'], { check: true })).stdout;
-  const tun = /^\d+: (pp[^:@\s]*)[:@]/m.exec(links)?.[1];
-  if (!tun) throw new Error(`relaysocks: no pp* interface in the relay namespace: ${links.slice(0, 200)}`);
   const nft = (script: string) => lab.exec('relay', 'nft', ['-f', '-'], { check: true, input: script });
   const proto = lab.spawn('relay', bin, [String(PROTO_PORT), o.vpnIp, String(e.port)]);
   const pass = lab.spawn('relay', bin, [String(PROTO_PORT + 1), o.vpnIp, String(e.port), 'pass']);
-  const delay = DELAY_MS > 0 ? await carrierDelay(lab, work) : undefined;
+  let delay: { stop(): Promise<void> } | undefined;
   try {
+    if (DELAY_MS > 0) delay = await carrierDelay(lab, work);
     // The device's answers to the customer's address come in on the tunnel: to the transparent socket.
     await nft(
       [
         'table ip pp_relaysocks {',
         '  chain to_socket { type filter hook prerouting priority mangle; policy accept;',
-        `    iifname "${tun}" meta l4proto tcp socket transparent 1 meta mark set ${MARK}`,
+        `    iifname "${RELAY_TUN}" meta l4proto tcp socket transparent 1 meta mark set ${MARK}`,
         '  }',
         '  chain redir { type nat hook prerouting priority dstnat - 5; policy accept; }',
         '}',
@@ -89,7 +89,6 @@ export async function relaySocksPhase(o: {
     const figures: Record<Mode, number[]> = { dnat: [], relay: [], pass: [], connect: [] };
     const modes: Mode[] = ['dnat', 'relay', 'pass', 'connect'];
     const errors: Record<Mode, number> = { dnat: 0, relay: 0, pass: 0, connect: 0 };
-    let others = 0;
     // A warm agent and prototype, then rounds in a rotating order.
     await redirect(PROTO_PORT);
     await runNewconnLoad(lab, load, 'socks5', e, 32, 3000);
@@ -123,7 +122,8 @@ export async function relaySocksPhase(o: {
           const lines = tw.split('\n').filter((l) => l.trim() !== '');
           if (lines.length < COUNT)
             throw new Error(`relaysocks: ${lines.length} connections in TIME_WAIT on the device`);
-          others += lines.filter((l) => !l.includes(` ${lab.cust.ip}:`)).length;
+          const others = lines.filter((l) => !l.includes(` ${lab.cust.ip}:`));
+          if (others.length > 0) throw new Error(`relaysocks ${mode}: the device saw another address: ${others[0]}`);
         }
         figures[mode].push(got.ttfb_p50_ms - direct.ttfb_p50_ms);
       }
@@ -133,7 +133,7 @@ export async function relaySocksPhase(o: {
     record(
       `relaysocks${where}: added TTFB p50, SOCKS5 + GET: through to the device (DNAT) · greeting answered by the relay (prototype) · terminated by the relay, nothing answered there (prototype, pass) · CONNECT + GET (DNAT), the reference`,
       `${modes.map((m) => median(figures[m]).toFixed(2)).join(' · ')} ms`,
-      `medians of ${ROUNDS} rounds (rotating order) of ${COUNT} sequential requests (newconn-load), each: ${modes.map((m) => fmt(figures[m])).join(' | ')} ms; direct ${direct.ttfb_p50_ms.toFixed(2)} ms; failed requests ${modes.map((m) => errors[m]).join(' · ')}; on the device after each prototype round, connections of the port from an address other than the customer's: ${others}`,
+      `medians of ${ROUNDS} rounds (rotating order) of ${COUNT} sequential requests (newconn-load), each: ${modes.map((m) => fmt(figures[m])).join(' | ')} ms; direct ${direct.ttfb_p50_ms.toFixed(2)} ms; failed requests ${modes.map((m) => errors[m]).join(' · ')}; every prototype connection reached the device from the customer's own address`,
     );
   } finally {
     await delay?.stop();
@@ -160,7 +160,7 @@ async function carrierDelay(lab: Lab, work: string): Promise<{ stop(): Promise<v
   const script = [
     'table ip pp_delay {',
     '  chain redir { type nat hook prerouting priority dstnat - 5; policy accept;',
-    `    iifname "lan0" ip daddr ${lab.relay.ip} udp dport ${TUNNEL_PORT} redirect to :${DELAY_PORT}`,
+    `    iifname "${CGN_LAN}" ip daddr ${lab.relay.ip} udp dport ${TUNNEL_PORT} redirect to :${DELAY_PORT}`,
     '  }',
     '}',
   ].join('\n');

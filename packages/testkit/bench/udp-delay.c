@@ -105,8 +105,12 @@ int main(int argc, char **argv) {
           if (c == nclients) {
             if (nclients == CLIENTS_MAX) continue;
             int u = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+            if (u < 0) continue;
             setsockopt(u, SOL_SOCKET, SO_RCVBUF, &big, sizeof big);
-            if (u < 0 || connect(u, (struct sockaddr *)&up, sizeof up) != 0) continue;
+            if (connect(u, (struct sockaddr *)&up, sizeof up) != 0) {
+              close(u);
+              continue;
+            }
             struct epoll_event uev = {.events = EPOLLIN, .data.fd = u};
             epoll_ctl(ep, EPOLL_CTL_ADD, u, &uev);
             clients[c].addr = from, clients[c].up = u, nclients++;

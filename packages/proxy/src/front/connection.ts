@@ -79,13 +79,6 @@ export interface FrontConfig {
 /** Makes the connection object of a front's new customer (one per protocol). */
 export type MakeFrontConnection = (...a: ConstructorParameters<typeof FrontConnection>) => FrontConnection;
 
-/**
- * An adopted socket's handshake deadline (epoch ms), counted from its accept by the engine: the JS
- * path keeps it instead of starting a full one (socks5/server.ts; an adopted HTTP connection's head
- * is already complete).
- */
-export const handshakeDeadline = new WeakMap<object, number>();
-
 const EMPTY = Buffer.alloc(0);
 /** What the engine reports when answered() refused the origin's answer (errno EPROTO). */
 const EPROTO = 71;
@@ -406,7 +399,6 @@ export abstract class FrontConnection extends EventEmitter {
    */
   protected adopt(bytes: Buffer = this.bytes, prepare?: (s: LeanSocket) => void): void {
     if (this.destroyed) return;
-    const left = this.front.engine.frontHeadLeft(this.id);
     const fd = this.front.engine.frontAdopt(this.id);
     this.served = false;
     this.close();
@@ -420,7 +412,6 @@ export abstract class FrontConnection extends EventEmitter {
     }
     s.unshift(bytes);
     s.bytesRead += bytes.length;
-    if (left >= 0) handshakeDeadline.set(s, Date.now() + left);
     prepare?.(s);
     this.front.adopted(s);
   }

@@ -15,6 +15,7 @@
 // its own socket (so revocation and max_connections hold it, not the front's handle), and reads the
 // request.
 import { proxyError, type PPError } from '../errors.js';
+import type { LeanSocket } from '../lean/socket.js';
 import { FrontConnection, type FrontHeadEnd, type FrontJoin } from '../front/connection.js';
 import { SocketAuthContext, type ProxyStats } from '../server-base.js';
 import type { ProxySocket } from '../socket.js';
@@ -42,6 +43,12 @@ export interface Socks5Resume {
 
 /** Adopted sockets whose greeting and credentials the front read (server.ts resumes them). */
 export const socks5Resume = new WeakMap<object, Socks5Resume>();
+
+/**
+ * An adopted socket's handshake deadline (epoch ms), counted from the engine's accept: server.ts keeps
+ * it instead of starting a full one (a greeting adopted before any answer must not get a second).
+ */
+export const handshakeDeadline = new WeakMap<object, number>();
 
 const EMPTY = Buffer.alloc(0);
 const CHOOSE_USERPASS = Buffer.from([VERSION, METHOD_USERPASS]);
@@ -125,7 +132,7 @@ export class Socks5FrontConnection extends FrontConnection {
           if (!g.methods.includes(METHOD_USERPASS)) {
             // No answer went out yet: the JS path reads the greeting itself (no-auth customers).
             if (g.methods.includes(METHOD_NO_AUTH) && this.cfg!.allowNoAuth) {
-              this.adopt(this.buf);
+              this.handOver(this.buf);
               return;
             }
             this.out.push(NO_METHOD);
@@ -218,13 +225,23 @@ export class Socks5FrontConnection extends FrontConnection {
     this.dial(host, port).catch((e: unknown) => this.fail(e));
   }
 
+  /** adopt(), the handshake's deadline from the engine's accept going along (handshakeDeadline). */
+  private handOver(bytes: Buffer, prepare?: (s: LeanSocket) => void): void {
+    const left = this.front.engine.frontHeadLeft(this.id);
+    const deadline = Date.now() + left;
+    this.adopt(bytes, (s) => {
+      if (left >= 0) handshakeDeadline.set(s, deadline);
+      prepare?.(s);
+    });
+  }
+
   /** Adopted after the credentials: the JS path resumes the handshake at the request. */
   private resumeInJs(): void {
     const { user, pass } = this.credentials!;
     const out = this.takeOut();
     const read = this.bytesRead;
     const written = this.bytesWritten;
-    this.adopt(this.buf, (s) => {
+    this.handOver(this.buf, (s) => {
       socks5Resume.set(s, { user, pass, out });
       s.bytesRead = read;
       s.bytesWritten += written;

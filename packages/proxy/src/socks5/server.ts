@@ -17,9 +17,15 @@ import { silentLogger } from '../logger.js';
 import { forwardEarly, relay } from '../relay.js';
 import type { RelayHandoff } from '../lean/handoff.js';
 import { ProxyServer, SocketAuthContext, normalizeIp } from '../server-base.js';
-import { FrontConnection, handshakeDeadline, type FrontConfig, type FrontEngine } from '../front/connection.js';
+import { FrontConnection, type FrontConfig, type FrontEngine } from '../front/connection.js';
 import { frontByDefault, leanByDefault } from '../lean/default.js';
-import { Socks5FrontConnection, socks5Resume, verifyCredentials, type Socks5Resume } from './front.js';
+import {
+  handshakeDeadline,
+  Socks5FrontConnection,
+  socks5Resume,
+  verifyCredentials,
+  type Socks5Resume,
+} from './front.js';
 import type { AllowNoAuth, AuthContext, Authenticate, Dial, Logger, Principal } from '../types.js';
 import { associate, type Socks5UdpOptions } from './associate.js';
 import { REP, replyCodeFor } from './reply.js';
