@@ -2,7 +2,7 @@
 import { isMainThread, workerData } from 'node:worker_threads';
 import { isPPError } from '@pocketproxy/errors';
 import { parseCli, type Parsed } from './cli.js';
-import { createLogger } from './log.js';
+import { createLogger, type Logger } from './log.js';
 import { pairDevice } from './pair.js';
 import { readState } from './state.js';
 import { trustedApiClient } from './trust.js';
@@ -10,6 +10,14 @@ import { createAgent } from './agent.js';
 import { buildFarm } from './farm/run.js';
 import { inProcessTunnel, kernelTun, tunnelOnWorker, workerTunnel, type WorkerData } from './tunnel/host.js';
 import { runTunnelWorker } from './tunnel/worker.js';
+import { enableFastOpenServer } from './proxy/fastopen.js';
+
+/** The relay's SOCKS5 front sends its handshakes in the SYN (proxy/fastopen.ts); POCKETPROXY_FASTOPEN=0 leaves the kernel as it is. */
+function fastOpen(logger: Logger): void {
+  if (process.env.POCKETPROXY_FASTOPEN === '0') return;
+  const tfo = enableFastOpenServer();
+  if (tfo !== 'on') logger.info({ reason: tfo }, 'TCP Fast Open not enabled for the proxy listeners');
+}
 
 async function main(argv: string[]): Promise<number> {
   let parsed: Parsed;
@@ -51,6 +59,7 @@ async function main(argv: string[]): Promise<number> {
     return 0;
   }
   if (parsed.command === 'farm') {
+    fastOpen(logger);
     const farm = buildFarm(parsed.farm, logger);
     let stopping = false;
     const stop = (signal: string) => {
@@ -86,6 +95,7 @@ async function main(argv: string[]): Promise<number> {
     offload: process.env.POCKETPROXY_OFFLOAD !== '0',
     nativeSeal: process.env.POCKETPROXY_NATIVE_SEAL !== '0',
   };
+  fastOpen(logger);
   const agent = createAgent(config, {
     logger,
     api,

@@ -65,6 +65,12 @@ const Schema = z.object({
     .describe(
       'the transparent proxy hands each joined OpenVPN customer connection to the native relay (splice, kernel to kernel); off: bytes pumped in JS',
     ),
+  POCKETPROXY_SOCKS5_FRONT: bool
+    .default(true)
+    .describe(
+      "the relay answers SOCKS5 customers' greetings itself and opens the device socket from the customer's own address with the greeting and credentials in its SYN (TCP Fast Open): two round trips over the cellular link less per SOCKS5 connection; off: SOCKS5 ports are DNAT'ed to the device like HTTP ports (their flows then survive a restart of the tunnel process)",
+    ),
+  POCKETPROXY_SOCKS5_FRONT_PORT: port.default(12346),
   POCKETPROXY_NATIVE_SEAL: bool
     .default(true)
     .describe(
@@ -161,6 +167,8 @@ export interface Config {
   /** The tunnel's native seal path (apps/server/src/tunnel README "Native seal path"). */
   readonly nativeSeal: boolean;
   readonly tproxySplice: boolean;
+  /** The relay's SOCKS5 front (apps/server/src/tunnel/socks5-front.ts); undefined: off. */
+  readonly socks5Front?: { readonly port: number };
   /** The tunnel's native open path (apps/server/src/tunnel README "Native seal path"). */
   readonly nativeOpen: boolean;
   readonly connectionPorts: PortRange;
@@ -313,6 +321,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     offload: c.POCKETPROXY_OFFLOAD,
     nativeSeal: c.POCKETPROXY_NATIVE_SEAL,
     tproxySplice: c.POCKETPROXY_TPROXY_SPLICE,
+    ...(c.POCKETPROXY_SOCKS5_FRONT ? { socks5Front: { port: c.POCKETPROXY_SOCKS5_FRONT_PORT } } : {}),
     nativeOpen: c.POCKETPROXY_NATIVE_OPEN,
     connectionPorts,
     deprecated,

@@ -29,6 +29,8 @@ const ROOT = canRunLab();
 if (!ROOT) console.error('isolation.lab.test: SKIPPED — needs root (network namespaces, TUN, nftables)');
 
 const CUST2 = '192.0.2.2';
+/** The relay runs its SOCKS5 front (the default; isolation-socks5-dnat.lab.test.ts runs this file without it). */
+const FRONT = !['0', 'false', 'no'].includes(process.env.POCKETPROXY_SOCKS5_FRONT ?? '');
 const MB = 1_000_000;
 
 /** A UDP sink in the lab's internet: prints one line per datagram ("got <payload> from <ip>:<port>") and echoes it. */
@@ -120,6 +122,7 @@ describe('data-plane isolation: hostile customers and devices (relay + 2 agents 
     await make('B', 'http');
     await make('C', 'socks5');
     await make('C2', 'socks5');
+    await make('S', 'socks5', { allow_from: ['198.51.100.0/24'] }); // the customer's addresses are not in it
     await make('R', 'http', { rate_limit_down_kbps: 8000, rate_limit_up_kbps: 4000 });
     await make('L', 'http', { bandwidth_limit_bytes: 5 * MB });
     await make('M', 'http', { max_connections: 2 });
@@ -171,6 +174,15 @@ describe('data-plane isolation: hostile customers and devices (relay + 2 agents 
       3,
     );
     assert.equal(r.code, 7, `port ${unused}: ${r.stderr}`);
+    // The relay's SOCKS5 front (POCKETPROXY_SOCKS5_FRONT) is reached only through a SOCKS5 port's redirect:
+    // dialled directly it is dropped (no answer), without the front nothing listens there.
+    const direct = await curl(
+      ['-o', '/dev/null', '-x', `socks5h://${C.username}:${C.password}@${lab.relay.ip}:12346`, 'http://echo.test/ip'],
+      2,
+    );
+    assert.equal(direct.code, FRONT ? 28 : 7, `the SOCKS5 front's port dialled directly: ${direct.stderr}`);
+    // A SOCKS5 port's allow-list holds as an HTTP port's does (the relay drops the customer first).
+    assert.match(await exitIp(via(c.S!)), /^curl exit/);
   });
 
   it('UDP ASSOCIATE serves only its client: sprays without credentials, from another address or another port, are never relayed', async () => {
@@ -233,6 +245,26 @@ describe('data-plane isolation: hostile customers and devices (relay + 2 agents 
       },
       { timeoutMs: 15_000, intervalMs: 1_000, what: 'device proxy_stats count the refusals and the timeouts' },
     );
+  });
+
+  it('1,000 SOCKS5 greetings that never finish: refused at once past 64 per address or closed by the 10 s deadline, while a SOCKS5 customer from another address is served', async () => {
+    const C = c.C!;
+    // 05 ff: a greeting announcing 255 methods, then one method byte every 4 s. With the relay's SOCKS5
+    // front it is the front that caps and closes them (its maxWaitingPerAddress and handshake deadline),
+    // through the DNAT the device.
+    const slow = hostile(
+      ['slow-heads', lab.relay.ip, String(C.port), '1000', '4000', '20000', lab.cust.ip, '05ff'],
+      60_000,
+    );
+    await new Promise((r) => setTimeout(r, 2_000));
+    const legit = await exitIp(via(C), CUST2);
+    const res = await slow; // before any assertion: the attack must be over before the next test
+    assert.equal(legit, await carrier(1), 'a legitimate SOCKS5 customer during the attack');
+    console.error(`isolation.lab: slow SOCKS5 greetings ${JSON.stringify(res)} (front ${FRONT})`);
+    assert.equal(res.opened, 1000, JSON.stringify(res));
+    assert.equal(res.stillOpen, 0, JSON.stringify(res));
+    assert.ok(res.closedWithin1s >= 900, `most refused at once by the per-address cap: ${JSON.stringify(res)}`);
+    assert.ok(res.lastCloseMs <= 14_000, `the rest closed by the 10 s handshake deadline: ${JSON.stringify(res)}`);
   });
 
   it('max_connections + 1 is refused: HTTP 503, SOCKS5 reply 0x05', async () => {

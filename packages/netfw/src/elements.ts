@@ -24,6 +24,10 @@ export interface Collections {
   readonly restricted_ports: ElementMap;
   /** proto . port . source-CIDR for each allowed source of a restricted port. */
   readonly allowed_sources: ElementMap;
+  /** With a SOCKS5 front: the enabled SOCKS5 ports, whose TCP goes to it instead of the DNAT. */
+  readonly socks5_front: ElementMap;
+  /** With a SOCKS5 front: vpn_ip . target_port of those ports (where the device's answers to it come from). */
+  readonly socks5_front_devices: ElementMap;
 }
 
 /** Order matters: it is the order the full render declares them in. */
@@ -36,6 +40,8 @@ export const SET_NAMES = [
   'disabled_ports',
   'restricted_ports',
   'allowed_sources',
+  'socks5_front',
+  'socks5_front_devices',
 ] as const;
 export type SetName = (typeof SET_NAMES)[number];
 
@@ -73,7 +79,13 @@ function build(state: ValidState): Collections {
   const disabled_ports = new Map<string, undefined>();
   const restricted_ports = new Map<string, undefined>();
   const allowed_sources = new Map<string, undefined>();
+  const socks5_front = new Map<string, undefined>();
+  const socks5_front_devices = new Map<string, undefined>();
   for (const p of state.ports) {
+    if (state.socks5Front && p.proto === 'both' && p.enabled) {
+      socks5_front.set(String(p.port), undefined);
+      socks5_front_devices.set(`${p.vpnIp} . ${p.targetPort}`, undefined);
+    }
     const nameIn = counterName(p.port, 'in');
     const nameOut = counterName(p.port, 'out');
     counters.set(nameIn, undefined);
@@ -104,6 +116,8 @@ function build(state: ValidState): Collections {
     disabled_ports,
     restricted_ports,
     allowed_sources,
+    socks5_front,
+    socks5_front_devices,
   };
 }
 

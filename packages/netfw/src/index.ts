@@ -7,7 +7,7 @@
 export { ERRORS } from './errors.js';
 export type { NetfwErrorCode } from './errors.js';
 export { validateState, checkPort } from './state.js';
-export type { FirewallState, PortForward, OpenVpnState, Proto, ValidState } from './state.js';
+export type { FirewallState, PortForward, OpenVpnState, Proto, Socks5FrontState, ValidState } from './state.js';
 export { render, renderTeardown, TABLE, TABLE_FAMILY, TABLE_NAME } from './render.js';
 export { renderUpdate, sameSkeleton } from './update.js';
 export { collectionsOf, counterName } from './elements.js';

@@ -39,6 +39,8 @@ export const SET_DECLS: Readonly<Record<SetName, readonly string[]>> = {
   restricted_ports: ['type inet_proto . inet_service'],
   // Concatenation with a CIDR range needs `flags interval` (the pipapo set backend).
   allowed_sources: ['type inet_proto . inet_service . ipv4_addr', 'flags interval'],
+  socks5_front: ['type inet_service'],
+  socks5_front_devices: ['type ipv4_addr . inet_service'],
 };
 
 export function render(input: FirewallState): string {
@@ -56,6 +58,9 @@ function renderFull(s: ValidState, c: Collections): string {
   ];
   if (c.counters.size > 0) out.push('', ...[...c.counters.keys()].map((name) => `\tcounter ${name} {}`));
   for (const name of SET_NAMES) {
+    // Declared only with a SOCKS5 front (the set has no elements without one, and turning the front on or
+    // off is a full render: update.ts sameSkeleton).
+    if (name.startsWith('socks5_front') && !s.socks5Front) continue;
     const kind = name.endsWith('_fwd') || name.startsWith('port_counters_') ? 'map' : 'set';
     out.push('', `\t${kind} ${name} {`, ...SET_DECLS[name].map((l) => `\t\t${l}`));
     const elems = [...c[name]].map(([k, v]) => formatElement(k, v));
@@ -100,6 +105,8 @@ function chains(s: ValidState): string[][] {
     ];
     guard.push(`iifname != ${ovIf} meta l4proto . th dport { ${own.join(', ')} } drop`);
   }
+  // The SOCKS5 front's own port is reached only through the redirect (which comes after this chain).
+  if (s.socks5Front) guard.push(`tcp dport ${s.socks5Front.port} drop`);
   guard.push('}');
 
   const prerouting = ['chain prerouting {', 'type nat hook prerouting priority dstnat; policy accept;'];
@@ -110,6 +117,10 @@ function chains(s: ValidState): string[][] {
       prerouting.push(`${fromCustomers} meta l4proto { tcp, udp } th dport 53 redirect to :${ov.dnsRedirectPort}`);
     prerouting.push(`${fromCustomers} meta l4proto tcp redirect to :${ov.tproxyPort}`);
   }
+  // A SOCKS5 port's TCP goes to the relay's SOCKS5 front (it answers the greeting; the rest goes on to
+  // the device from the customer's own address), its UDP to the device as before.
+  if (s.socks5Front)
+    prerouting.push(`iifname != ${pp} fib daddr type local tcp dport @socks5_front redirect to :${s.socks5Front.port}`);
   // Only traffic for the relay itself, and never from devices (no device-to-device hops).
   prerouting.push(
     `iifname != ${pp} fib daddr type local dnat ip to tcp dport map @tcp_fwd`,
@@ -123,6 +134,13 @@ function chains(s: ValidState): string[][] {
   const input = [
     'chain input {',
     'type filter hook input priority filter; policy accept;',
+    // The SOCKS5 front's customers (REDIRECT is a DNAT to this host): counted as the forward chain counts
+    // the DNAT'ed ones, under the public port (output chain below for the other direction).
+    ...(s.socks5Front
+      ? [
+          `tcp dport ${s.socks5Front.port} ct status dnat ct direction original counter name meta l4proto . ct original proto-dst map @port_counters_in`,
+        ]
+      : []),
     `iifname ${pp} ct state established,related accept`,
     `iifname ${pp} ip daddr ${s.tunnelAddress} icmp type echo-request accept`,
     `iifname ${pp} reject with icmp type admin-prohibited`,
@@ -166,7 +184,22 @@ function chains(s: ValidState): string[][] {
     );
   }
   forward.push('}');
-  return [guard, prerouting, input, forward];
+  if (!s.socks5Front) return [guard, prerouting, input, forward];
+  const output = [
+    'chain output {',
+    'type filter hook output priority filter; policy accept;',
+    `tcp sport ${s.socks5Front.port} ct status dnat ct direction reply counter name meta l4proto . ct original proto-dst map @port_counters_out`,
+    '}',
+  ];
+  // The device's answers to the front's sockets (addressed to the customer, whose address those
+  // sockets carry) are for this host: marked here, routed to the local table by the relay's policy rule.
+  const frontReturn = [
+    'chain socks5_front_return {',
+    'type filter hook prerouting priority mangle; policy accept;',
+    `iifname ${pp} ip saddr . tcp sport @socks5_front_devices socket transparent 1 meta mark set ${s.socks5Front.mark}`,
+    '}',
+  ];
+  return [guard, prerouting, input, forward, output, frontReturn];
 }
 
 /** A script that deletes our table if it exists and does nothing else. */

@@ -37,6 +37,17 @@ export interface OpenVpnState {
   readonly dnsRedirectPort?: number;
 }
 
+/**
+ * The relay answers SOCKS5 greetings itself (docs/design.md §2.3): the TCP of every enabled SOCKS5 port
+ * is REDIRECTed to the relay's SOCKS5 front on `port` instead of DNAT'ed; the front's device sockets
+ * carry the customer's own address (IP_TRANSPARENT), and the device's answers to them are marked `mark`
+ * (a policy rule routes that mark to the local table).
+ */
+export interface Socks5FrontState {
+  readonly port: number;
+  readonly mark: number;
+}
+
 export interface FirewallState {
   readonly tunnelInterface: string;
   readonly deviceSubnet: string;
@@ -46,6 +57,7 @@ export interface FirewallState {
   readonly mssClamp: 'pmtu' | number;
   readonly ports: readonly PortForward[];
   readonly openvpn?: OpenVpnState;
+  readonly socks5Front?: Socks5FrontState;
 }
 
 /** A validated, canonical, frozen state. Only `validateState` makes these. */
@@ -158,6 +170,25 @@ export function validateState(input: FirewallState): ValidState {
     });
   }
 
+  let socks5Front: Socks5FrontState | undefined;
+  if (input.socks5Front !== undefined) {
+    const f = input.socks5Front;
+    if (f === null || typeof f !== 'object')
+      throw fail('PP_ERR_NETFW_INVALID_STATE', { field: 'socks5Front', reason: 'must be an object' });
+    const port = checkPort('socks5Front.port', f.port);
+    if (typeof f.mark !== 'number' || !Number.isInteger(f.mark) || f.mark < 1 || f.mark > 0xffffffff)
+      throw fail('PP_ERR_NETFW_INVALID_STATE', {
+        field: 'socks5Front.mark',
+        reason: `must be an integer 1-4294967295, got ${String(f.mark)}`,
+      });
+    if (openvpn && (port === openvpn.tproxyPort || port === openvpn.dnsRedirectPort))
+      throw fail('PP_ERR_NETFW_INVALID_STATE', {
+        field: 'socks5Front.port',
+        reason: 'is the transparent proxy or DNS redirect port',
+      });
+    socks5Front = Object.freeze({ port, mark: f.mark });
+  }
+
   if (!Array.isArray(input.ports))
     throw fail('PP_ERR_NETFW_INVALID_STATE', { field: 'ports', reason: 'must be an array' });
   const seen = new Set<number>();
@@ -203,6 +234,8 @@ export function validateState(input: FirewallState): ValidState {
       }
     }
   }
+  if (socks5Front && ports.some((p) => p.port === socks5Front.port))
+    throw fail('PP_ERR_NETFW_INVALID_STATE', { field: `port ${socks5Front.port}`, reason: 'is the SOCKS5 front port' });
   ports.sort((a, b) => a.port - b.port);
   const out: ValidState = Object.freeze({
     tunnelInterface,
@@ -211,6 +244,7 @@ export function validateState(input: FirewallState): ValidState {
     mssClamp,
     ports: Object.freeze(ports),
     ...(openvpn ? { openvpn } : {}),
+    ...(socks5Front ? { socks5Front } : {}),
     __valid: true as const,
   });
   validated.add(out);

@@ -34,7 +34,8 @@ export function sameSkeleton(a: ValidState, b: ValidState): boolean {
     a.deviceSubnet === b.deviceSubnet &&
     a.tunnelAddress === b.tunnelAddress &&
     a.mssClamp === b.mssClamp &&
-    JSON.stringify(a.openvpn ?? null) === JSON.stringify(b.openvpn ?? null)
+    JSON.stringify(a.openvpn ?? null) === JSON.stringify(b.openvpn ?? null) &&
+    JSON.stringify(a.socks5Front ?? null) === JSON.stringify(b.socks5Front ?? null)
   );
 }
 

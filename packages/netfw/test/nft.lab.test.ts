@@ -109,3 +109,39 @@ test('scripts load; re-apply keeps one copy; updates equal a fresh render; teard
     assert.match(await inNs(ns, 'nft', ['list', 'ruleset']), /tcp dport 22 counter packets 0 bytes 0 accept/);
   });
 });
+
+test('a SOCKS5 front: the table loads, its port set follows the enabled SOCKS5 ports by element updates, and turning it off rebuilds', async (t) => {
+  if (!(await needsRoot(t))) return;
+  await withNamespaces(['relay'], async ({ relay }) => {
+    const ns = relay!;
+    const run = createRunner({ netns: ns });
+    const fw = createFirewall({ run });
+    const front = { port: 12346, mark: 0x7050 };
+    const withFront: FirewallState = { ...busy, socks5Front: front };
+    assert.equal((await fw.apply(withFront)).kind, 'full');
+    const listed = await listOurs(ns);
+    assert.match(listed, /tcp dport @socks5_front redirect to :12346/);
+    assert.match(listed, /ip saddr \. tcp sport @socks5_front_devices socket transparent 1 meta mark set 0x00007050/);
+    assert.match(await inNs(ns, 'nft', ['list', 'set', 'ip', 'pocketproxy', 'socks5_front']), /elements = \{ 30001 \}/);
+    // A new SOCKS5 port, a disabled one and an HTTP one: only the enabled SOCKS5 port joins the set.
+    const more: FirewallState = {
+      ...withFront,
+      ports: [
+        ...busy.ports,
+        { port: 30005, proto: 'both', vpnIp: '192.168.255.4', targetPort: 30005, enabled: true },
+        { port: 30006, proto: 'both', vpnIp: '192.168.255.4', targetPort: 30006, enabled: false },
+        { port: 30007, proto: 'tcp', vpnIp: '192.168.255.4', targetPort: 30007, enabled: true },
+      ],
+    };
+    assert.equal((await fw.apply(more)).kind, 'update');
+    const afterDiff = await listOurs(ns);
+    await run.run('nft', ['-f', '-'], render(more));
+    assert.equal(await listOurs(ns), afterDiff);
+    assert.match(
+      await inNs(ns, 'nft', ['list', 'set', 'ip', 'pocketproxy', 'socks5_front']),
+      /elements = \{ 30001, 30005 \}/,
+    );
+    assert.equal((await fw.apply(busy)).kind, 'full');
+    assert.doesNotMatch(await listOurs(ns), /socks5_front|redirect to :12346|socket transparent/);
+  });
+});

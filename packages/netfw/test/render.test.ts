@@ -309,3 +309,37 @@ test('render is deterministic: input order and CIDR spelling do not change the t
 test('teardown script deletes only our table, and works when it is absent', () => {
   assert.equal(renderTeardown(), 'table ip pocketproxy {}\ndelete table ip pocketproxy\n');
 });
+
+test('a SOCKS5 front: enabled SOCKS5 ports (only) are redirected to it, its own port is guarded, its flows are counted under the public port, the device answers to its sockets are marked', () => {
+  const text = render({ ...busy, socks5Front: { port: 12346, mark: 0x7050 } });
+  assert.ok(text.includes('\tset socks5_front {\n\t\ttype inet_service\n\t\telements = {\n\t\t\t30001\n\t\t}\n\t}\n'));
+  assert.ok(text.includes('\t\ttcp dport 12346 drop\n'));
+  assert.ok(
+    text.includes(
+      '\t\tiifname != "pp0" fib daddr type local tcp dport @socks5_front redirect to :12346\n\t\tiifname != "pp0" fib daddr type local dnat ip to tcp dport map @tcp_fwd\n',
+    ),
+    'the redirect comes before the DNAT',
+  );
+  assert.ok(
+    text.includes(
+      '\t\ttcp dport 12346 ct status dnat ct direction original counter name meta l4proto . ct original proto-dst map @port_counters_in\n',
+    ),
+  );
+  assert.ok(
+    text.includes(
+      '\t\ttcp sport 12346 ct status dnat ct direction reply counter name meta l4proto . ct original proto-dst map @port_counters_out\n',
+    ),
+  );
+  assert.ok(
+    text.includes(
+      '\t\tiifname "pp0" ip saddr . tcp sport @socks5_front_devices socket transparent 1 meta mark set 28752\n',
+    ),
+  );
+  assert.ok(
+    text.includes(
+      '\tset socks5_front_devices {\n\t\ttype ipv4_addr . inet_service\n\t\telements = {\n\t\t\t192.168.255.2 . 1080\n',
+    ),
+  );
+  // Without one, none of it.
+  assert.doesNotMatch(render(busy), /socks5_front|12346|socket transparent|chain output/);
+});

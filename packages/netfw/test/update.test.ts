@@ -190,3 +190,18 @@ test('property: prev + renderUpdate(prev, next) == next, element for element', (
     { numRuns: 500 },
   );
 });
+
+test('a SOCKS5 front: its set changes by elements; turning it on or off is a full render', () => {
+  const on = { ...oneDevice, socks5Front: { port: 12346, mark: 1 } };
+  const plus = {
+    ...on,
+    ports: [
+      ...on.ports,
+      { port: 30009, proto: 'both' as const, vpnIp: '192.168.255.2', targetPort: 30009, enabled: true },
+    ],
+  };
+  assert.match(renderUpdate(on, plus), /add element ip pocketproxy socks5_front \{ 30009 \}/);
+  assert.match(renderUpdate(plus, on), /delete element ip pocketproxy socks5_front \{ 30009 \}/);
+  assert.equal(renderUpdate(oneDevice, on), render(on));
+  assert.equal(renderUpdate(on, oneDevice), render(oneDevice));
+});

@@ -94,3 +94,24 @@ test('other fields', () => {
   rejects({ ...base, ports: null }, 'PP_ERR_NETFW_INVALID_STATE');
   rejects(null, 'PP_ERR_NETFW_INVALID_STATE');
 });
+
+test('socks5Front: a port and a mark; not a forwarded port nor the OpenVPN ones', () => {
+  const ok = validateState({ ...base, socks5Front: { port: 12346, mark: 0x7050 } });
+  assert.deepEqual(ok.socks5Front, { port: 12346, mark: 0x7050 });
+  for (const bad of [
+    { port: 0, mark: 1 },
+    { port: 70000, mark: 1 },
+    { port: 12346, mark: 0 },
+    { port: 12346, mark: 1.5 },
+    { port: 12346, mark: 2 ** 32 },
+  ])
+    assert.throws(() => validateState({ ...base, socks5Front: bad }), /socks5Front\.(port|mark)/);
+  assert.throws(
+    () => validateState({ ...oneDevice, socks5Front: { port: 30001, mark: 1 } }),
+    /is the SOCKS5 front port/,
+  );
+  assert.throws(
+    () => validateState({ ...busy, socks5Front: { port: 12345, mark: 1 } }),
+    /transparent proxy or DNS redirect port/,
+  );
+});

@@ -51,7 +51,7 @@ import {
 import { ovpnPhase, ovpnRelayEnv } from './openvpn-path.js';
 import { rttPhase } from './tunnel-rtt.js';
 import { anatomyPhase } from './ttfb-anatomy.js';
-import { relaySocksPhase } from './relay-socks5-proto.js';
+import { socks5FrontPhase } from './socks5-front.js';
 import { buildNewconnLoad, endpointOf, runNewconnLoad, type Endpoint, type LoadResult } from './newconn.js';
 
 const figures: { what: string; value: string; note?: string }[] = [];
@@ -64,7 +64,7 @@ const SIM_DEVICES = Number(process.env.PP_BENCH_DEVICES ?? 1000);
 // BENCH_PEER_LOADS=wrk,absolute,... sets the peers phase's loads and their order (peerLoads below);
 // BENCH_PEER_ROUNDS=N how many rounds of each load run over every chain (default 3, medians reported).
 // BENCH_PHASES=conn,ttfb runs only those phases (names: throughput, ours, wireguard-go, openvpn, rtt, ttfb, anatomy, conn, rss,
-// peers, ovpn; default all; and relaysocks, an experiment run only when named). BENCH_CPU_PROF=DIR starts the relay (up, API, tunnel) and the agent with --cpu-prof into DIR and
+// peers, ovpn; default all; and socks5front, run only when named: SOCKS5 through the relay's front and through the DNAT, side by side). BENCH_CPU_PROF=DIR starts the relay (up, API, tunnel) and the agent with --cpu-prof into DIR and
 // stops them gracefully at the end so the profiles are written.
 const PHASES = process.env.BENCH_PHASES ? new Set(process.env.BENCH_PHASES.split(',').map((x) => x.trim())) : undefined;
 const CPU_PROF = process.env.BENCH_CPU_PROF;
@@ -444,12 +444,12 @@ async function main(): Promise<void> {
       await anatomyPhase({ lab, proxyUrl: con.proxy_url, socksUrl: socks.proxy_url, vpnIp, work, record });
     });
 
-    // ---- an experiment: SOCKS5's greeting answered by the relay (relay-socks5-proto.ts) ----------
-    // Only when BENCH_PHASES names it: a prototype, not the product's path.
-    if (PHASES?.has('relaysocks'))
-      await phase('relaysocks', async () => {
+    // ---- SOCKS5 through the relay's front and through the DNAT, side by side (socks5-front.ts) -----
+    // Only when BENCH_PHASES names it.
+    if (PHASES?.has('socks5front'))
+      await phase('socks5front', async () => {
         const socks = await createConnection(relay!, agent.deviceId, 'socks5');
-        await relaySocksPhase({ lab, socksUrl: socks.proxy_url, proxyUrl: con.proxy_url, vpnIp, work, record });
+        await socks5FrontPhase({ lab, socksUrl: socks.proxy_url, proxyUrl: con.proxy_url, work, record });
       });
 
     // ---- new proxied connections per second ----------------------------------------------------

@@ -171,6 +171,10 @@ export async function startRelay(lab: Lab, opts: RelayOptions = {}): Promise<Lab
     ...(process.env.POCKETPROXY_TPROXY_SPLICE !== undefined
       ? { POCKETPROXY_TPROXY_SPLICE: process.env.POCKETPROXY_TPROXY_SPLICE }
       : {}),
+    // And the relay's SOCKS5 front (apps/server tunnel/socks5-front.ts).
+    ...(process.env.POCKETPROXY_SOCKS5_FRONT !== undefined
+      ? { POCKETPROXY_SOCKS5_FRONT: process.env.POCKETPROXY_SOCKS5_FRONT }
+      : {}),
     ...opts.env,
   };
   const proc = lab.spawn('relay', process.execPath, [...(opts.execArgv ?? []), SERVER_BIN, 'up'], {

@@ -91,6 +91,8 @@ struct Relay {
   bool reset_on_error = false;  // a failed side closes the other with a reset, not a FIN
   bool quiet = false;           // a transparent proxy's pair: no progress, no done callback
   bool end_with_down = false;   // a front's answered request: over once the answer is delivered
+  uint32_t dev_addr = 0;        // a transparent listener's pair: its device (network order), for cut()
+  uint16_t dev_port = 0;
 };
 
 // A transparent proxy's connection before it joins (see the section "Transparent listener" below).
@@ -103,6 +105,9 @@ struct Tconn {
   bool client_eof = false;
   bool early = false;      // holds one of its device's early-dial slots
   bool socks = false;
+  bool replied = false;    // hello() answered the customer here (the device's first answer is not theirs)
+  bool per_addr = false;   // holds one of its address's waiting slots (maxWaitingPerAddress)
+  sockaddr_in client_sa{};  // the customer's address and port (the device socket's with transparentSource)
   uint32_t dev_addr = 0;   // network order
   uint16_t dev_port = 0;   // host order
   uint16_t dst_port = 0;
@@ -180,6 +185,7 @@ class SpliceRelay : public Napi::ObjectWrap<SpliceRelay> {
                         InstanceMethod<&SpliceRelay::Stats>("stats"), InstanceMethod<&SpliceRelay::Close>("close"),
                         InstanceMethod<&SpliceRelay::Listen>("listen"),
                         InstanceMethod<&SpliceRelay::ListenStats>("listenStats"),
+                        InstanceMethod<&SpliceRelay::Cut>("cut"),
                         InstanceMethod<&SpliceRelay::FrontInit>("frontInit"),
                         InstanceMethod<&SpliceRelay::FrontListen>("frontListen"),
                         InstanceMethod<&SpliceRelay::FrontClose>("frontClose"),
@@ -780,9 +786,18 @@ class SpliceRelay : public Napi::ObjectWrap<SpliceRelay> {
     max_conns_ = static_cast<uint64_t>(std::max(1.0, num("maxConnections", 20000)));
     Napi::Value kd = o.Get("kernelDst");
     kernel_dst_ = !kd.IsBoolean() || kd.As<Napi::Boolean>().Value();
+    Napi::Value ts = o.Get("transparentSource");
+    transparent_src_ = ts.IsBoolean() && ts.As<Napi::Boolean>().Value();
+    per_addr_cap_ = static_cast<uint32_t>(std::max(0.0, num("maxWaitingPerAddress", 0)));
+    Napi::Value pu = o.Get("passUnreplied");
+    pass_unreplied_ = pu.IsBoolean() && pu.As<Napi::Boolean>().Value();
+    Napi::Value fo = o.Get("fastOpen");
+    fast_open_ = fo.IsBoolean() && fo.As<Napi::Boolean>().Value();
 
     uint16_t bound = 0;
-    lfd_ = OpenListener(env, "listen", info[0].As<Napi::String>().Utf8Value(), info[1], false, kTagListener, &bound);
+    Napi::Value da = o.Get("deferAccept");
+    const bool defer = da.IsBoolean() && da.As<Napi::Boolean>().Value();
+    lfd_ = OpenListener(env, "listen", info[0].As<Napi::String>().Utf8Value(), info[1], defer, kTagListener, &bound);
     on_route_ = Napi::Persistent(info[3].As<Napi::Function>());
     on_hello_ = Napi::Persistent(info[4].As<Napi::Function>());
     on_answered_ = Napi::Persistent(info[5].As<Napi::Function>());
@@ -818,6 +833,13 @@ class SpliceRelay : public Napi::ObjectWrap<SpliceRelay> {
       ::close(fd);
       throw ErrnoError(env, "listen", e);
     }
+    // A front (an agent's proxy listener) takes TCP Fast Open: a SYN with the relay's SOCKS5 front's
+    // handshake in it (the front's fastOpen) is answered without a round trip more. Only where the
+    // kernel's server side is on (net.ipv4.tcp_fastopen & 2); otherwise the option does nothing.
+    if (defer) {
+      int qlen = 256;
+      setsockopt(fd, IPPROTO_TCP, TCP_FASTOPEN, &qlen, sizeof qlen);
+    }
     socklen_t sl = sizeof sa;
     getsockname(fd, reinterpret_cast<sockaddr*>(&sa), &sl);
     epoll_event ev{};
@@ -832,11 +854,41 @@ class SpliceRelay : public Napi::ObjectWrap<SpliceRelay> {
     return fd;
   }
 
+  // cut(deviceIp, port): resets the transparent listener's connections to that device, joined or not
+  // (port 0: all of its ports): a port that is no longer forwarded, a device gone. Returns how many.
+  Napi::Value Cut(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (info.Length() != 2 || !info[0].IsString() || !info[1].IsNumber())
+      throw Napi::TypeError::New(env, "cut(deviceIp, port)");
+    in_addr dev{};
+    if (inet_pton(AF_INET, info[0].As<Napi::String>().Utf8Value().c_str(), &dev) != 1)
+      throw Napi::TypeError::New(env, "cut: deviceIp must be an IPv4 address");
+    const uint32_t port = info[1].As<Napi::Number>().Uint32Value();
+    auto hit = [&](uint32_t addr, uint16_t p) { return addr == dev.s_addr && (port == 0 || p == port); };
+    std::vector<uint32_t> pairs, waiting;
+    for (auto& [id, r] : relays_)
+      if (r->dev_port != 0 && hit(r->dev_addr, r->dev_port)) pairs.push_back(id);
+    for (auto& [id, t] : tconns_)
+      if (hit(t->dev_addr, t->dev_port)) waiting.push_back(id);
+    for (uint32_t id : pairs) {
+      auto it = relays_.find(id);
+      if (it != relays_.end()) Finish(it->second, kError);
+    }
+    for (uint32_t id : waiting) {
+      auto it = tconns_.find(id);
+      if (it == tconns_.end()) continue;
+      t_failed_++;
+      Remove(it->second, false, true, true);
+    }
+    return Napi::Number::New(env, static_cast<double>(pairs.size() + waiting.size()));
+  }
+
   Napi::Value ListenStats(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     auto o = Napi::Object::New(env);
     o.Set("accepted", Napi::Number::New(env, static_cast<double>(t_accepted_)));
     o.Set("refused", Napi::Number::New(env, static_cast<double>(t_refused_)));
+    o.Set("refusedPerAddress", Napi::Number::New(env, static_cast<double>(t_refused_addr_)));
     o.Set("failed", Napi::Number::New(env, static_cast<double>(t_failed_)));
     o.Set("active", Napi::Number::New(env, static_cast<double>(t_active_)));
     o.Set("spliced", Napi::Number::New(env, static_cast<double>(t_joined_)));
@@ -908,6 +960,15 @@ class SpliceRelay : public Napi::ObjectWrap<SpliceRelay> {
     char ip[INET6_ADDRSTRLEN];
     FormatSockaddr(&peer, ip, sizeof ip);  // an IPv4 listener: dotted quad
     t->client_ip = ip;
+    memcpy(&t->client_sa, &peer, sizeof t->client_sa);
+    // maxWaitingPerAddress: one customer address cannot hold the listener's connections (maxConnections,
+    // shared by every customer) with handshakes it never finishes; refused here without asking JS.
+    if (per_addr_cap_ > 0 && waiting_per_addr_[t->client_sa.sin_addr.s_addr] >= per_addr_cap_) {
+      t_refused_addr_++;
+      ::close(fd);
+      delete t;
+      return;
+    }
     if (kernel_dst_) {
       sockaddr_storage dst{};
       socklen_t dl = sizeof(sockaddr_in);
@@ -932,6 +993,10 @@ class SpliceRelay : public Napi::ObjectWrap<SpliceRelay> {
     t->id = next_tconn_++;
     tconns_[t->id] = t;
     t_active_++;
+    if (per_addr_cap_ > 0) {
+      waiting_per_addr_[t->client_sa.sin_addr.s_addr]++;
+      t->per_addr = true;
+    }
     if (WatchConn(EPOLL_CTL_ADD, t, 0) != 0) return Drop(t, false);
     uint32_t& n = early_[t->dev_addr];
     if (n < early_cap_) {
@@ -962,6 +1027,16 @@ class SpliceRelay : public Napi::ObjectWrap<SpliceRelay> {
     int one = 1, zero = 0;
     setsockopt(fd, IPPROTO_TCP, TCP_QUICKACK, &zero, sizeof zero);
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    // transparentSource: the device sees the customer's own address and port, as through a DNAT (the
+    // answers come back to this socket by the relay's `socket transparent` mark and local route).
+    if (transparent_src_ && (setsockopt(fd, SOL_IP, IP_TRANSPARENT, &one, sizeof one) != 0 ||
+                             setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 ||
+                             bind(fd, reinterpret_cast<const sockaddr*>(&t->client_sa), sizeof t->client_sa) != 0))
+      return Fail(t, ErrText(errno));
+    // fastOpen: the SYN waits for the handshake and carries it (TCP Fast Open, once the device has given
+    // this customer address a cookie; before that a plain SYN goes at the first write). A kernel
+    // without it connects as before.
+    if (fast_open_) setsockopt(fd, IPPROTO_TCP, TCP_FASTOPEN_CONNECT, &one, sizeof one);
     sockaddr_in sa{};
     sa.sin_family = AF_INET;
     sa.sin_addr.s_addr = t->dev_addr;
@@ -984,6 +1059,10 @@ class SpliceRelay : public Napi::ObjectWrap<SpliceRelay> {
   // `reset_client`; the device's with a reset when `reset_device`) unless `keep_fds` (the join).
   void Remove(Tconn* t, bool keep_fds, bool reset_client, bool reset_device) {
     LeaveEarly(t);
+    if (t->per_addr) {
+      auto it = waiting_per_addr_.find(t->client_sa.sin_addr.s_addr);
+      if (it != waiting_per_addr_.end() && --it->second == 0) waiting_per_addr_.erase(it);
+    }
     tconns_.erase(t->id);
     if (!keep_fds) {
       t_active_--;
@@ -1034,6 +1113,7 @@ class SpliceRelay : public Napi::ObjectWrap<SpliceRelay> {
       return;
     }
     if (t->connected && !Flush(t)) return;
+    if (t->connected && JoinIfPassed(t)) return;
     if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP)) ReadAnswer(t);
   }
 
@@ -1060,7 +1140,18 @@ class SpliceRelay : public Napi::ObjectWrap<SpliceRelay> {
                                     Napi::Buffer<char>::Copy(env, t->buf.data(), t->buf.size()),
                                     Napi::Boolean::New(env, final)});
     if (h.IsUndefined() && !final) return;
-    if (!h.IsBuffer()) return (void)Fail(t, "no route for this customer any more");
+    if (h.IsArray() && !final) {
+      // [bytes]: an answer to the customer, from here; its handshake is still to come.
+      Napi::Value a = h.As<Napi::Array>().Get(0u);
+      if (!a.IsBuffer()) return (void)Fail(t, "no route for this customer any more");
+      auto b = a.As<Napi::Buffer<char>>();
+      std::string reply(b.Data(), b.Length());
+      size_t off = 0;
+      if (SendRest(t->cfd, reply, off) != 1) return Drop(t, true);
+      t->replied = true;
+      return;
+    }
+    if (!h.IsBuffer()) return (void)Fail(t, "refused (no route for this customer any more, or a handshake it did not finish)");
     auto b = h.As<Napi::Buffer<char>>();
     t->out.assign(b.Data(), b.Length());
     t->out_off = 0;
@@ -1071,7 +1162,15 @@ class SpliceRelay : public Napi::ObjectWrap<SpliceRelay> {
     dialq_.emplace_back(t->deadline, t->id);
     ArmDeadline(t->deadline);
     if (t->dfd < 0 && !OpenDevice(t)) return;
-    if (t->connected) Flush(t);
+    if (t->connected && Flush(t)) JoinIfPassed(t);
+  }
+
+  // passUnreplied: nothing was answered here, so whatever the device says (or a close) is the customer's:
+  // the pair forms as soon as the bytes are written, as a DNAT would have passed them.
+  bool JoinIfPassed(Tconn* t) {
+    if (!pass_unreplied_ || t->replied || t->out_off < t->out.size()) return false;
+    Join(t, 0);
+    return true;
   }
 
   // Writes what is left of the handshake. False: the connection failed and is gone.
@@ -1089,7 +1188,8 @@ class SpliceRelay : public Napi::ObjectWrap<SpliceRelay> {
         continue;
       }
       if (n < 0 && errno == EINTR) continue;
-      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return 0;
+      // EINPROGRESS: a fastOpen socket without a cookie sent a plain SYN; the rest goes once connected.
+      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINPROGRESS)) return 0;
       return -1;
     }
     return 1;
@@ -1111,7 +1211,8 @@ class SpliceRelay : public Napi::ObjectWrap<SpliceRelay> {
       t->buf.append(tmp, static_cast<size_t>(n));
       Napi::Env env = Env();
       Napi::Value v = Ask(on_answered_, {Napi::Boolean::New(env, t->socks),
-                                         Napi::Buffer<char>::Copy(env, t->buf.data(), t->buf.size())});
+                                         Napi::Buffer<char>::Copy(env, t->buf.data(), t->buf.size()),
+                                         Napi::Boolean::New(env, t->replied)});
       const double len = v.IsNumber() ? v.As<Napi::Number>().DoubleValue() : -2;
       if (len >= 0 && len <= static_cast<double>(t->buf.size())) return Join(t, static_cast<size_t>(len));
       if (len != -1) return (void)Fail(t, "the device refused the connection");
@@ -1126,6 +1227,8 @@ class SpliceRelay : public Napi::ObjectWrap<SpliceRelay> {
     t_joined_++;
     r->quiet = true;
     r->reset_on_error = true;
+    r->dev_addr = t->dev_addr;
+    r->dev_port = t->dev_port;
     r->fd[0] = t->cfd;
     r->fd[1] = t->dfd;
     if (t->out_off < t->out.size()) r->dir[0].pending = t->out.substr(t->out_off);
@@ -1897,6 +2000,12 @@ class SpliceRelay : public Napi::ObjectWrap<SpliceRelay> {
   Napi::FunctionReference on_event_;
   int lfd_ = -1;
   bool kernel_dst_ = true;
+  bool transparent_src_ = false;
+  bool fast_open_ = false;
+  bool pass_unreplied_ = false;
+  uint32_t per_addr_cap_ = 0;  // 0: no cap
+  std::unordered_map<uint32_t, uint32_t> waiting_per_addr_;  // customer address -> connections not joined yet
+  uint64_t t_refused_addr_ = 0;  // a connection hello() did not answer joins once its bytes are written
   uint64_t peek_ms_ = 300;
   uint64_t connect_ms_ = 10000;
   uint32_t early_cap_ = 256;

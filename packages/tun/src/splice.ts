@@ -67,6 +67,7 @@ interface NativeSpliceRelay {
     event: TransparentHooks['event'],
   ): number;
   listenStats(): TransparentListenStats;
+  cut(deviceIp: string, port: number): number;
   frontInit(
     options: FrontOptions,
     head: (id: number, tag: number, ip: string, port: number, bytes: Buffer, why: number) => void,
@@ -176,7 +177,11 @@ export interface TransparentHooks {
     dstIp: string,
     dstPort: number,
   ): [string, number, boolean, string, number] | undefined;
-  /** The handshake to write, with `peeked` behind it; undefined (only when not `final`): read more; null: refuse. */
+  /**
+   * The handshake to write, with `peeked` behind it; undefined (only when not `final`): read more; null:
+   * refuse; `[bytes]` (only when not `final`): bytes to answer the customer with from here, then read
+   * more (answered() then gets `replied`).
+   */
   hello(
     clientIp: string,
     deviceIp: string,
@@ -185,9 +190,12 @@ export interface TransparentHooks {
     dstPort: number,
     peeked: Buffer,
     final: boolean,
-  ): Buffer | undefined | null;
-  /** The device's answer's length once complete; -1: more is needed; -2: refused. */
-  answered(socks5: boolean, bytes: Buffer): number;
+  ): Buffer | [Buffer] | undefined | null;
+  /**
+   * The device's answer's length once complete (what the customer does not get: the rest goes to them);
+   * -1: more is needed; -2: refused. `replied`: hello() answered this customer from the relay.
+   */
+  answered(socks5: boolean, bytes: Buffer, replied: boolean): number;
   /** A refusal or failure, for the log: kind 'nodst' | 'badroute' | 'failed'. */
   event(kind: string, clientIp: string, dstIp: string, dstPort: number, detail: string): void;
 }
@@ -203,11 +211,35 @@ export interface TransparentListenOptions {
   readonly maxConnections?: number;
   /** Read the original destination with SO_ORIGINAL_DST (default true); false: `route` gets '' and finds it. */
   readonly kernelDst?: boolean;
+  /**
+   * The device socket is bound to the customer's own address and port (IP_TRANSPARENT), so the device
+   * sees them as through a DNAT; the relay routes the answers to it (`socket transparent` mark). Default false.
+   */
+  readonly transparentSource?: boolean;
+  /**
+   * The device socket's SYN waits for the handshake and carries it (TCP_FASTOPEN_CONNECT): one round trip
+   * less once the device has given the source address a cookie. Default false.
+   */
+  readonly fastOpen?: boolean;
+  /**
+   * A connection hello() did not answer from here joins as soon as its bytes are written (what the device
+   * says, or its close, is the customer's, as through a DNAT) instead of after answered(). Default false.
+   */
+  readonly passUnreplied?: boolean;
+  /**
+   * Connections of one customer address not joined yet (reading their first bytes or waiting for the device),
+   * past which new ones are closed at accept without a question to JS; 0 (default): no cap.
+   */
+  readonly maxWaitingPerAddress?: number;
+  /** TCP_DEFER_ACCEPT: a customer is accepted once its first bytes are there (customers that speak first). Default false. */
+  readonly deferAccept?: boolean;
 }
 
 export interface TransparentListenStats {
   readonly accepted: number;
   readonly refused: number;
+  /** Closed at accept by maxWaitingPerAddress. */
+  readonly refusedPerAddress: number;
   readonly failed: number;
   /** Customer connections open: waiting (peek or handshake) plus joined. */
   readonly active: number;
@@ -270,6 +302,14 @@ export class SpliceEngine {
 
   listenStats(): TransparentListenStats {
     return this.native.listenStats();
+  }
+
+  /**
+   * Resets the transparent listener's connections to a device, joined or still waiting (`port` 0: to any
+   * of its ports); returns how many.
+   */
+  cut(deviceIp: string, port = 0): number {
+    return this.native.cut(deviceIp, port);
   }
 
   /**

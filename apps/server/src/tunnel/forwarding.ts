@@ -13,7 +13,13 @@
 // One bad value from upstream (a port two devices claim, an allow-list netfw refuses) must not
 // take every other device's ports down with it, so each port is checked alone and the offender is
 // left out and reported.
-import { validateState, type FirewallState, type OpenVpnState, type PortForward } from '@pocketproxy/netfw';
+import {
+  validateState,
+  type FirewallState,
+  type OpenVpnState,
+  type PortForward,
+  type Socks5FrontState,
+} from '@pocketproxy/netfw';
 import type { DeviceForwarding } from './api-client.js';
 
 export interface BaseState {
@@ -22,6 +28,7 @@ export interface BaseState {
   readonly tunnelAddress: string;
   readonly mssClamp: 'pmtu' | number;
   readonly openvpn?: OpenVpnState;
+  readonly socks5Front?: Socks5FrontState;
 }
 
 export interface Rejected {

@@ -393,7 +393,7 @@ export function createTransparentProxy(d: TransparentProxyDeps): TransparentProx
       if (!route || route.deviceVpnIp !== deviceIp || route.proxyPort !== devicePort) return null;
       return peekedHandshake(route, { address: dstIp, port: dstPort }, peeked, final)?.hello;
     },
-    answered: (socks5, bytes) => {
+    answered: (socks5, bytes, _replied) => {
       try {
         return answerReader(socks5 ? 'socks5' : 'http')(bytes) ?? -1;
       } catch {

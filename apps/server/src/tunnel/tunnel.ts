@@ -10,7 +10,7 @@
 // peer-lifecycle.ts, registration.ts, firewall-sync.ts, messages.ts and usage-report.ts do the rest.
 import type { Logger } from 'pino';
 import { createResponder, type JsonMessage, type TunnelTimers } from '@pocketproxy/protocol';
-import type { Firewall, OpenVpnState } from '@pocketproxy/netfw';
+import type { Firewall, OpenVpnState, Socks5FrontState } from '@pocketproxy/netfw';
 import {
   tryNativeAead,
   type OpenPath,
@@ -58,6 +58,8 @@ export interface TunnelSettings {
   readonly pushHost?: string;
   /** OpenVPN customers: REDIRECT to the transparent proxy, QUIC reject, no leak (netfw). */
   readonly openvpn?: OpenVpnState;
+  /** SOCKS5 ports' TCP REDIRECTed to the relay's SOCKS5 front (socks5-front.ts) instead of DNAT'ed. */
+  readonly socks5Front?: Socks5FrontState;
 }
 
 export interface TunnelIntervals {
@@ -200,6 +202,7 @@ export function createTunnel(deps: TunnelDeps): Tunnel {
     tunnelAddress: subnet.relayAddress,
     mssClamp: 'pmtu',
     ...(s.openvpn ? { openvpn: s.openvpn } : {}),
+    ...(s.socks5Front ? { socks5Front: s.socks5Front } : {}),
   };
   const devices = new DeviceTable(subnet);
   const commands = new PendingCommands(iv.repushMs);

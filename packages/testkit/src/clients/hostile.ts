@@ -7,8 +7,9 @@
 //   assoc <relay> <port> <user> <pass> <targetIp> <targetPort> <holdMs> [localAddress]
 //       authenticated UDP ASSOCIATE, one datagram to the target (prints {ready, bnd, reply, localPort}),
 //       then holds the association open for holdMs -> {ok, held}
-//   slow-heads <relay> <port> <count> <byteEveryMs> <maxMs> [localAddress]
-//       count sockets that each send "G" and then one byte every byteEveryMs (a head that never ends)
+//   slow-heads <relay> <port> <count> <byteEveryMs> <maxMs> [localAddress] [firstHex]
+//       count sockets that each send "G" (or the bytes of firstHex: 05ff, a SOCKS5 greeting announcing 255
+//       methods) and then one byte every byteEveryMs (a head that never ends)
 //       -> {opened, closedWithin1s, closed, stillOpen, lastCloseMs, answered408}
 //   hold-connect <relay> <port> <protocol http|socks5> <user> <pass> <targetHost> <targetPort> <n> <holdMs>
 //       n tunnels opened one after another and held -> {answers: ["200", "503", ...] | socks5 reply codes}
@@ -118,7 +119,8 @@ async function main(): Promise<void> {
     return out({ ok: true, held: !closed });
   }
   if (mode === 'slow-heads') {
-    const [relay, port, count, everyMs, maxMs, local] = a;
+    const [relay, port, count, everyMs, maxMs, local, firstHex] = a;
+    const first = firstHex ? Buffer.from(firstHex, 'hex') : Buffer.from('G');
     const t0 = Date.now();
     let opened = 0,
       closed = 0,
@@ -134,7 +136,7 @@ async function main(): Promise<void> {
       s.on('connect', () => {
         opened++;
         started = Date.now();
-        s.write('G');
+        s.write(first);
       });
       s.on('data', (d) => {
         got += d.toString('latin1');

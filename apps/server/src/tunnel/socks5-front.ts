@@ -1,0 +1,215 @@
+// The relay's SOCKS5 front (on by default, POCKETPROXY_SOCKS5_FRONT=0 turns it off; docs/design.md
+// §2.3): the TCP of every enabled SOCKS5 port is REDIRECTed here instead of DNAT'ed to the device, and the
+// relay answers the greeting itself. Through the DNAT a SOCKS5 customer's first byte takes five round
+// trips over the cellular link (TCP handshake, greeting, credentials, request, the request's first
+// byte); here the greeting is answered on the relay, and the device socket, from the customer's own
+// address and port (IP_TRANSPARENT, so the device sees exactly what it sees through the DNAT: its
+// allow-list, caps, credentials and UDP association are unchanged), carries the greeting and the
+// credentials in its SYN (TCP Fast Open, the agent's listeners take it): three round trips, as CONNECT.
+// Before the device has given a customer address its cookie, the SYN goes plain with the first write.
+//
+//   customer -> relay:PORT --redirect--> front: `05 02` answered here
+//   credentials -> SYN(greeting + credentials) from customer:cport --> device: `05 02` (dropped here)
+//   `01 00` --> customer; then a spliced pair (request, answer, the rest)
+//
+// The device still decides everything (credentials, state, limits, the request); the only answer
+// given here is the method choice the device would give: username/password whenever it is offered
+// (packages/proxy socks5/front.ts). A greeting without it, or anything that is not a greeting, goes
+// to the device as it came and the device answers. Sockets and states are the addon's transparent
+// listener (packages/tun native/splice_relay.cc); this module answers its questions and keeps the
+// port map in step with the firewall (a port that goes, or moves, has its flows cut). The relay's byte
+// counters count these flows in the input and output chains (packages/netfw). Costs, measured in
+// docs/benchmarks.md ("the relay's SOCKS5 front"): relay CPU per SOCKS5 connection, and these flows end
+// when the tunnel process restarts (DNAT'ed ones survive it).
+import type { Firewall, FirewallState } from '@pocketproxy/netfw';
+import { parseGreeting } from '@pocketproxy/proxy';
+import { SpliceEngine, execRunner, type CommandRunner, type TransparentHooks } from '@pocketproxy/tun';
+import type { Logger } from 'pino';
+import { LogLimiter } from './limits.js';
+
+/** The mark of the device's answers to the front's sockets, and the routing table and rule that take them. */
+export const SOCKS5_FRONT_MARK = 0x7050;
+export const SOCKS5_FRONT_TABLE = 7050;
+
+/** RFC 1929's method (username/password), and the device's choice of it. */
+const METHOD_USERPASS = 0x02;
+const CHOOSE_USERPASS = Buffer.from([0x05, METHOD_USERPASS]);
+
+/**
+ * What goes to the device for a customer's first bytes: `[reply]` (answer the customer, read on) for a
+ * complete greeting offering username/password and nothing behind it yet; undefined to read more; null
+ * (refused) when the customer stopped (FIN or deadline) short of credentials; otherwise the bytes as
+ * they came (the device answers whatever they are).
+ */
+export function frontHello(peeked: Buffer, final: boolean): Buffer | [Buffer] | undefined | null {
+  let g: ReturnType<typeof parseGreeting>;
+  try {
+    g = parseGreeting(peeked);
+  } catch {
+    return peeked; // not a greeting: the device's parser answers it
+  }
+  // Final (the customer's FIN or the handshake deadline) with an unfinished greeting, or with a greeting
+  // whose 05 02 went out and no credentials behind it: closed, as the device would close it.
+  if (g === null) return final ? null : undefined;
+  if (peeked.length === g.length && g.methods.includes(METHOD_USERPASS)) return final ? null : [CHOOSE_USERPASS];
+  return peeked;
+}
+
+/**
+ * The device's answer as the transparent listener asks it: when the greeting was answered here, its
+ * own method choice (2 bytes, dropped; anything but username/password refuses); otherwise nothing is
+ * dropped and the pair forms at once.
+ */
+export function frontAnswered(bytes: Buffer, replied: boolean): number {
+  if (!replied) return 0;
+  if (bytes.length < 2) return -1;
+  return bytes[0] === CHOOSE_USERPASS[0] && bytes[1] === CHOOSE_USERPASS[1] ? 2 : -2;
+}
+
+export interface Socks5FrontDeps {
+  readonly host: string;
+  readonly port: number;
+  readonly logger: Logger;
+  /** How long a customer has for the greeting and the credentials (default 10 s, the device's own deadline). */
+  readonly handshakeMs?: number;
+  /** Connections of one customer address in their handshake at once (default 64). */
+  readonly maxWaitingPerAddress?: number;
+  /** TCP Fast Open to the devices (default true; the agents' listeners take it). */
+  readonly fastOpen?: boolean;
+  /** ip rule / ip route (tests record them). */
+  readonly runner?: CommandRunner;
+}
+
+export interface Socks5Front {
+  readonly port: number;
+  /** A firewall whose applies keep the front's port map in step (ports added before, removed and cut after). */
+  wrap<F extends Pick<Firewall, 'apply'>>(firewall: F): F;
+  /** Which device listener serves a public port now, or undefined. */
+  deviceOf(port: number): DevicePort | undefined;
+  stats(): ReturnType<SpliceEngine['listenStats']>;
+  start(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export interface DevicePort {
+  readonly vpnIp: string;
+  readonly port: number;
+}
+
+/** The SOCKS5 ports of a state: public port -> the device's listener (enabled ones; a disabled port is dropped before). */
+function frontPorts(state: FirewallState): Map<number, DevicePort> {
+  const m = new Map<number, DevicePort>();
+  for (const p of state.ports)
+    if (p.proto === 'both' && p.enabled) m.set(p.port, { vpnIp: p.vpnIp, port: p.targetPort });
+  return m;
+}
+
+const same = (a: DevicePort | undefined, b: DevicePort | undefined) => a?.vpnIp === b?.vpnIp && a?.port === b?.port;
+
+export function createSocks5Front(d: Socks5FrontDeps): Socks5Front {
+  const log = d.logger.child({ subsys: 'socks5-front' });
+  const runner = d.runner ?? execRunner;
+  const limit = new LogLimiter(10_000);
+  const engine = new SpliceEngine();
+  let ports = new Map<number, DevicePort>();
+  let port = d.port;
+
+  const hooks: TransparentHooks = {
+    route: (clientIp, _fd, dstIp, dstPort) => {
+      const dev = ports.get(dstPort);
+      if (dev === undefined) {
+        if (limit.allow(`noport:${dstPort}`, Date.now()) !== undefined)
+          log.info({ clientIp, port: dstPort }, 'SOCKS5 front: no device for this port; refused');
+        return undefined;
+      }
+      return [dev.vpnIp, dev.port, true, dstIp, dstPort];
+    },
+    // Remapped or gone since accept: the device socket already open is not this port's any more.
+    hello: (_clientIp, deviceIp, devicePort, _dstIp, dstPort, peeked, final) =>
+      same(ports.get(dstPort), { vpnIp: deviceIp, port: devicePort }) ? frontHello(peeked, final) : null,
+    answered: (_socks5, bytes, replied) => frontAnswered(bytes, replied),
+    event: (kind, clientIp, _dstIp, dstPort, detail) => {
+      if (limit.allow(`${kind}:${clientIp}`, Date.now()) !== undefined)
+        log.info({ clientIp, port: dstPort, kind, detail }, 'SOCKS5 front: device refused or unreachable');
+    },
+  };
+
+  const rule = ['rule', 'add', 'fwmark', String(SOCKS5_FRONT_MARK), 'lookup', String(SOCKS5_FRONT_TABLE)];
+  const route = ['route', 'replace', 'local', '0.0.0.0/0', 'dev', 'lo', 'table', String(SOCKS5_FRONT_TABLE)];
+  async function unroute(): Promise<void> {
+    // Until none is left (a crashed run may have left one).
+    for (let i = 0; i < 8; i++) {
+      try {
+        await runner.run('ip', [
+          'rule',
+          'del',
+          'fwmark',
+          String(SOCKS5_FRONT_MARK),
+          'lookup',
+          String(SOCKS5_FRONT_TABLE),
+        ]);
+      } catch {
+        break;
+      }
+    }
+    await Promise.resolve(runner.run('ip', ['route', 'flush', 'table', String(SOCKS5_FRONT_TABLE)])).catch(() => {});
+  }
+
+  return {
+    get port() {
+      return port;
+    },
+    wrap(firewall) {
+      const apply = firewall.apply.bind(firewall);
+      const wrapped = Object.create(firewall) as typeof firewall;
+      wrapped.apply = (async (state: FirewallState) => {
+        const next = frontPorts(state);
+        // New ports answer as soon as the redirect is in; ports that go (or move) stay until it is out.
+        const union = new Map(ports);
+        for (const [p, dev] of next) if (!union.has(p)) union.set(p, dev);
+        ports = union;
+        const r = await apply(state);
+        const before = ports;
+        ports = next;
+        for (const [p, dev] of before) {
+          if (same(next.get(p), dev)) continue;
+          const n = engine.cut(dev.vpnIp, dev.port);
+          if (n > 0)
+            log.info({ port: p, deviceVpnIp: dev.vpnIp, connections: n }, 'SOCKS5 front: port gone; its flows cut');
+        }
+        return r;
+      }) as typeof firewall.apply;
+      return wrapped;
+    },
+    deviceOf: (p) => ports.get(p),
+    stats: () => engine.listenStats(),
+    async start() {
+      await unroute();
+      await runner.run('ip', rule);
+      await runner.run('ip', route);
+      port = engine.listen(
+        d.host,
+        d.port,
+        {
+          peekMs: d.handshakeMs ?? 10_000,
+          connectMs: d.handshakeMs ?? 10_000,
+          kernelDst: true,
+          transparentSource: true,
+          fastOpen: d.fastOpen ?? true,
+          // SOCKS5 customers speak first: one wake-up for the accept and the greeting.
+          deferAccept: true,
+          // Not a greeting answered here: the device answers the customer itself.
+          passUnreplied: true,
+          // As the device's handshake guard caps one address's unauthenticated connections (64 by default).
+          maxWaitingPerAddress: d.maxWaitingPerAddress ?? 64,
+        },
+        hooks,
+      );
+      log.info({ port }, 'SOCKS5 front listening');
+    },
+    async close() {
+      engine.close();
+      await unroute();
+    },
+  };
+}

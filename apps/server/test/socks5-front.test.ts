@@ -1,0 +1,333 @@
+// The relay's SOCKS5 front (src/tunnel/socks5-front.ts): its decisions (what is answered on the relay,
+// what goes to the device as it came, what the device's first answer must be), fuzzed; and the addon's
+// transparent listener doing them on loopback with a stub device (no root: no REDIRECT, no
+// IP_TRANSPARENT; the lab tests run the whole front: isolation.lab.test.ts, dataplane.lab.test.ts).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as net from 'node:net';
+import fc from 'fast-check';
+import { addonAvailable, SpliceEngine, type TransparentHooks, type TransparentListenOptions } from '@pocketproxy/tun';
+import { frontAnswered, frontHello } from '../src/tunnel/socks5-front.js';
+
+const hex = (s: string) => Buffer.from(s.replace(/ /g, ''), 'hex');
+
+test('frontHello: a complete greeting offering username/password, nothing behind it, is answered 05 02 here', () => {
+  assert.deepEqual(frontHello(hex('05 01 02'), false), [hex('05 02')]);
+  assert.deepEqual(frontHello(hex('05 02 00 02'), false), [hex('05 02')]); // curl's: no-auth and user/pass
+  // What the device would choose too: username/password whenever it is offered (packages/proxy socks5/front.ts).
+});
+
+test('frontHello: everything else goes to the device as it came, or waits for more', () => {
+  assert.equal(frontHello(hex('05'), false), undefined);
+  assert.equal(frontHello(hex('05 02 00'), false), undefined);
+  // Final (FIN or deadline) short of credentials: closed here, as the device would close it.
+  assert.equal(frontHello(hex('05 02 00'), true), null);
+  assert.equal(frontHello(hex('05 01 02'), true), null);
+  assert.equal(frontHello(hex(''), true), null);
+  // Final with anything else: it goes on (the device answers).
+  assert.deepEqual(frontHello(hex('05 01 02 01'), true), hex('05 01 02 01'));
+  assert.deepEqual(frontHello(hex('05 01 00'), true), hex('05 01 00'));
+  // No username/password offered: the device answers (05 00 for a no-auth connection, else 05 ff).
+  assert.deepEqual(frontHello(hex('05 01 00'), false), hex('05 01 00'));
+  // Pipelined greeting and credentials: the device answers both.
+  const piped = hex('05 01 02 01 01 75 01 70');
+  assert.deepEqual(frontHello(piped, false), piped);
+  // Not SOCKS5 at all (SOCKS4, HTTP, a greeting without methods): the device's parser answers it.
+  assert.deepEqual(frontHello(hex('04 01 00 50 cb 00 71 0a 00'), false), hex('04 01 00 50 cb 00 71 0a 00'));
+  assert.deepEqual(frontHello(Buffer.from('GET / HTTP/1.1\r\n'), false), Buffer.from('GET / HTTP/1.1\r\n'));
+  assert.deepEqual(frontHello(hex('05 00'), false), hex('05 00'));
+});
+
+test('frontAnswered: after a local 05 02 the device must have chosen 05 02 too (dropped); otherwise nothing is dropped', () => {
+  assert.equal(frontAnswered(hex(''), true), -1);
+  assert.equal(frontAnswered(hex('05'), true), -1);
+  assert.equal(frontAnswered(hex('05 02'), true), 2);
+  assert.equal(frontAnswered(hex('05 02 01 00'), true), 2);
+  assert.equal(frontAnswered(hex('05 ff'), true), -2);
+  assert.equal(frontAnswered(hex('05 00'), true), -2);
+  assert.equal(frontAnswered(hex('00 5b'), true), -2);
+  assert.equal(frontAnswered(hex('05 ff'), false), 0);
+});
+
+test('fuzz: frontHello answers from the relay only a whole greeting offering 02, and otherwise passes the bytes unchanged', () => {
+  fc.assert(
+    fc.property(fc.uint8Array({ maxLength: 600 }), fc.boolean(), (arr, final) => {
+      const b = Buffer.from(arr);
+      const r = frontHello(b, final);
+      const short = b.length < 2 || (b[0] === 5 && b[1]! > 0 && b.length < 2 + b[1]!);
+      const lone02 = b[0] === 5 && b.length >= 2 && b.length === 2 + b[1]! && [...b.subarray(2)].includes(2);
+      if (r === undefined) {
+        assert.equal(final, false);
+        assert.ok(short);
+      } else if (r === null) {
+        assert.equal(final, true);
+        assert.ok((short && (b.length === 0 || b[0] === 5)) || lone02);
+      } else if (Array.isArray(r)) {
+        assert.equal(final, false);
+        assert.deepEqual(r, [hex('05 02')]);
+        assert.equal(b[0], 5);
+        assert.equal(b.length, 2 + b[1]!);
+        assert.ok([...b.subarray(2)].includes(2));
+      } else assert.equal(r, b);
+    }),
+    { numRuns: 5_000 },
+  );
+  fc.assert(
+    fc.property(fc.uint8Array({ maxLength: 64 }), fc.boolean(), (arr, replied) => {
+      const n = frontAnswered(Buffer.from(arr), replied);
+      assert.ok(replied ? [-2, -1, 2].includes(n) : n === 0);
+    }),
+    { numRuns: 5_000 },
+  );
+});
+
+// ---- The addon's transparent listener with the front's options, on loopback -------------------------
+
+const HAVE = addonAvailable();
+const skip = HAVE ? false : 'the addon is not built';
+
+/** A stub device's SOCKS5 listener: answers the greeting, credentials `u`/`p` and a CONNECT, then echoes. */
+function stubDevice(opts: { method?: number; closeOnGarbage?: boolean } = {}) {
+  const got: Buffer[] = [];
+  const sockets: net.Socket[] = [];
+  const srv = net.createServer({ allowHalfOpen: true }, (s) => {
+    sockets.push(s);
+    s.on('error', () => {});
+    let buf = Buffer.alloc(0);
+    let stage = 0;
+    s.on('data', (d) => {
+      got.push(d);
+      if (stage === 3) return void s.write(d);
+      buf = Buffer.concat([buf, d]);
+      for (;;) {
+        if (stage === 0) {
+          if (buf.length < 1) return;
+          if (buf[0] !== 5) return void (opts.closeOnGarbage ? s.end() : s.destroy());
+          if (buf.length < 2 || buf.length < 2 + buf[1]!) return;
+          buf = buf.subarray(2 + buf[1]!);
+          s.write(Buffer.from([5, opts.method ?? 2]));
+          if ((opts.method ?? 2) !== 2) return void s.end();
+          stage = 1;
+        } else if (stage === 1) {
+          if (buf.length < 2 || buf.length < 3 + buf[1]! || buf.length < 3 + buf[1]! + buf[2 + buf[1]!]!) return;
+          const ul = buf[1]!;
+          const ok =
+            buf.toString('utf8', 2, 2 + ul) === 'u' && buf.toString('utf8', 3 + ul, 3 + ul + buf[2 + ul]!) === 'p';
+          buf = buf.subarray(3 + ul + buf[2 + ul]!);
+          s.write(Buffer.from([1, ok ? 0 : 1]));
+          if (!ok) return void s.end();
+          stage = 2;
+        } else if (stage === 2) {
+          if (buf.length < 10) return;
+          buf = buf.subarray(10);
+          s.write(hex('05 00 00 01 7f 00 00 01 00 50'));
+          stage = 3;
+          if (buf.length) s.write(buf);
+          return;
+        } else return;
+      }
+    });
+    s.on('end', () => s.end());
+  });
+  return {
+    got,
+    sockets,
+    srv,
+    listen: () =>
+      new Promise<number>((r) => srv.listen(0, '127.0.0.1', () => r((srv.address() as net.AddressInfo).port))),
+    close: () => {
+      for (const s of sockets) s.destroy();
+      srv.close();
+    },
+  };
+}
+
+/** The front's hooks (as socks5-front.ts composes them) for one stub device. */
+function hooks(devPort: number): TransparentHooks {
+  return {
+    route: () => ['127.0.0.1', devPort, true, '', 0],
+    hello: (_c, _d, _p, _i, _q, peeked, final) => frontHello(peeked, final),
+    answered: (_s, bytes, replied) => frontAnswered(bytes, replied),
+    event: () => {},
+  };
+}
+
+/** A customer: connect, then `read(n)` waits for n more bytes; `ended` resolves with 'end' | 'reset'. */
+async function customer(port: number) {
+  const s = net.connect({ port, host: '127.0.0.1', allowHalfOpen: true });
+  await new Promise<void>((r, j) => s.once('connect', r).once('error', j));
+  let buf = Buffer.alloc(0);
+  let want = 0;
+  let wake: (() => void) | undefined;
+  const ended = new Promise<string>((r) => {
+    s.on('end', () => r('end'));
+    s.on('error', (e: NodeJS.ErrnoException) => r(e.code === 'ECONNRESET' ? 'reset' : String(e.code)));
+  });
+  s.on('data', (d) => {
+    buf = Buffer.concat([buf, d]);
+    if (buf.length >= want) wake?.();
+  });
+  const read = async (n: number, ms = 2_000): Promise<Buffer> => {
+    want = n;
+    const t0 = Date.now();
+    while (buf.length < n && Date.now() - t0 < ms)
+      await Promise.race([new Promise<void>((r) => (wake = r)), new Promise((r) => setTimeout(r, 50))]);
+    const out = buf.subarray(0, n);
+    buf = buf.subarray(n);
+    return out;
+  };
+  return { s, read, ended, pending: () => buf };
+}
+
+type Customer = Awaited<ReturnType<typeof customer>>;
+
+/** A stub device and the listener with the front's options (`extra` on top); closed after `fn`. */
+async function withFront(
+  device: Parameters<typeof stubDevice>[0],
+  extra: TransparentListenOptions,
+  fn: (f: { port: number; devPort: number; engine: SpliceEngine; dev: ReturnType<typeof stubDevice> }) => Promise<void>,
+): Promise<void> {
+  const dev = stubDevice(device);
+  const devPort = await dev.listen();
+  const engine = new SpliceEngine();
+  try {
+    const port = engine.listen(
+      '127.0.0.1',
+      0,
+      {
+        peekMs: 2_000,
+        connectMs: 2_000,
+        kernelDst: false,
+        fastOpen: true,
+        deferAccept: true,
+        passUnreplied: true,
+        ...extra,
+      },
+      hooks(devPort),
+    );
+    await fn({ port, devPort, engine, dev });
+  } finally {
+    engine.close();
+    dev.close();
+  }
+}
+
+/** A customer that sent `05 01 02` and got the relay's `05 02`; with `pass`, also its credentials (`01 00` read). */
+async function greeted(port: number, pass?: string): Promise<Customer> {
+  const c = await customer(port);
+  c.s.write(hex('05 01 02'));
+  assert.deepEqual(await c.read(2), hex('05 02'));
+  if (pass !== undefined) {
+    c.s.write(Buffer.concat([hex('01 01 75 01'), Buffer.from(pass)]));
+    assert.deepEqual(await c.read(2), hex(pass === 'p' ? '01 00' : '01 01'));
+  }
+  return c;
+}
+
+test(
+  "transparent listener, front options: 05 02 from the relay before the device heard anything; greeting + credentials reach the device in one piece; the customer gets the device's verdict, not its 05 02",
+  {
+    skip,
+  },
+  () =>
+    withFront({}, {}, async ({ port, engine, dev }) => {
+      const c = await customer(port);
+      c.s.write(hex('05 02 00 02'));
+      assert.deepEqual(await c.read(2), hex('05 02'));
+      assert.equal(Buffer.concat(dev.got).length, 0, 'the device has heard nothing yet');
+      c.s.write(hex('01 01 75 01 70'));
+      assert.deepEqual(await c.read(2), hex('01 00'));
+      assert.deepEqual(Buffer.concat(dev.got), hex('05 02 00 02 01 01 75 01 70'));
+      assert.equal(dev.got.length, 1, 'greeting and credentials in one segment');
+      c.s.write(hex('05 01 00 01 7f 00 00 01 00 50'));
+      assert.deepEqual(await c.read(10), hex('05 00 00 01 7f 00 00 01 00 50'));
+      c.s.write('ping');
+      assert.equal((await c.read(4)).toString(), 'ping');
+      c.s.end();
+      assert.equal(await c.ended, 'end');
+      assert.equal(c.pending().length, 0);
+      const st = engine.listenStats();
+      assert.equal(st.spliced, 1);
+      assert.equal(st.failed, 0);
+    }),
+);
+
+test("transparent listener, front options: wrong credentials get the device's 01 01 and its close", { skip }, () =>
+  withFront({}, {}, async ({ port }) => {
+    const c = await greeted(port, 'q');
+    assert.equal(await c.ended, 'end');
+  }),
+);
+
+test(
+  'transparent listener, front options: not a greeting the relay answers -> the device answers, and its close is a close (as through a DNAT)',
+  {
+    skip,
+  },
+  () =>
+    withFront({ closeOnGarbage: true, method: 0xff }, {}, async ({ port }) => {
+      // SOCKS4: the device closes without a word; the customer sees a FIN, not a reset.
+      const a = await customer(port);
+      a.s.write(hex('04 01 00 50 cb 00 71 0a 00'));
+      assert.equal(await a.ended, 'end');
+      assert.equal(a.pending().length, 0);
+      // No username/password offered: the device's 05 ff reaches the customer as it was sent, then its close.
+      const b = await customer(port);
+      b.s.write(hex('05 01 00'));
+      assert.deepEqual(await b.read(2), hex('05 ff'));
+      assert.equal(await b.ended, 'end');
+    }),
+);
+
+test(
+  'transparent listener, front options: a device that answers 05 ff after the relay said 05 02 is refused (the customer is reset)',
+  {
+    skip,
+  },
+  () =>
+    withFront({ method: 0xff }, {}, async ({ port, engine }) => {
+      const c = await greeted(port);
+      c.s.write(hex('01 01 75 01 70'));
+      assert.equal(await c.ended, 'reset');
+      assert.equal(c.pending().length, 0, "nothing of the device's answer reached the customer");
+      assert.equal(engine.listenStats().failed, 1);
+    }),
+);
+
+test(
+  'cut(deviceIp, port): resets the pairs and waiting connections of that device port, and only those',
+  { skip },
+  () =>
+    withFront({}, {}, async ({ port, devPort, engine }) => {
+      const joined = await greeted(port, 'p');
+      const waiting = await greeted(port);
+      assert.equal(engine.cut('127.0.0.2', devPort), 0, 'another device');
+      assert.equal(engine.cut('127.0.0.1', devPort === 65535 ? 1 : devPort + 1), 0, 'another port');
+      assert.equal(engine.cut('127.0.0.1', devPort), 2);
+      assert.equal(await joined.ended, 'reset');
+      assert.equal(await waiting.ended, 'reset');
+      assert.equal(engine.listenStats().active, 0);
+      assert.throws(() => engine.cut('not an address', 1), /IPv4/);
+    }),
+);
+
+test(
+  "maxWaitingPerAddress: one address's unfinished handshakes past the cap are closed at accept; joined ones do not count",
+  {
+    skip,
+  },
+  () =>
+    withFront({}, { peekMs: 5_000, maxWaitingPerAddress: 2 }, async ({ port, engine }) => {
+      await greeted(port, 'p');
+      const held = [await greeted(port), await greeted(port)];
+      const third = await customer(port);
+      third.s.write(hex('05 01 02'));
+      assert.notEqual(await third.ended, undefined);
+      assert.equal(third.pending().length, 0, 'no 05 02 for the third');
+      assert.equal(engine.listenStats().refusedPerAddress, 1);
+      // One finishes its handshake: its slot is free again.
+      held[0]!.s.write(hex('01 01 75 01 70'));
+      assert.deepEqual(await held[0]!.read(2), hex('01 00'));
+      await greeted(port);
+    }),
+);

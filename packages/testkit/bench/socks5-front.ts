@@ -1,0 +1,155 @@
+// The `socks5front` phase of bench:dataplane (issue 13, SOCKS5's time to first byte; run only when
+// BENCH_PHASES names it, with the relay's SOCKS5 front on, which is the default): SOCKS5 + GET through one
+// connection's port, sequential, a new connection each, alternately through the relay's SOCKS5 front
+// (apps/server tunnel/socks5-front.ts: the greeting answered on the relay, the device socket opened from
+// the customer's address with the greeting and credentials in its SYN) and through the DNAT (the device
+// answers every message), the port taken out of the table's `socks5_front` set for those rounds, and
+// CONNECT + GET through an HTTP port as the reference. Prints the added times to first byte (over the
+// direct path) per round and their medians, and checks from the relay's conntrack that each round's
+// connections took the path it names.
+// BENCH_SOCKS5_FRONT_DELAY_MS=D: a carrier's round trip too, D ms each way between the device and the
+// relay (udp-delay.c in the device's carrier NAT, its tunnel datagrams redirected there; this kernel has
+// no sch_netem), with fewer requests per round: what the front saves on real links.
+import { join } from 'node:path';
+import { CGN_LAN, type Lab } from '../src/index.js';
+import { buildNewconnLoad, endpointOf, runNewconnLoad } from './newconn.js';
+
+const DELAY_MS = Math.max(0, Number(process.env.BENCH_SOCKS5_FRONT_DELAY_MS ?? 0));
+const ROUNDS = DELAY_MS > 0 ? 3 : 6;
+const COUNT = DELAY_MS > 0 ? 30 : 300;
+const DELAY_PORT = 39_901;
+/** The relay's tunnel port and SOCKS5 front port (POCKETPROXY_TUNNEL_PORT's and POCKETPROXY_SOCKS5_FRONT_PORT's defaults, which the lab keeps). */
+const TUNNEL_PORT = 1194;
+const FRONT_PORT = 12346;
+const DELAY_SRC = new URL('./udp-delay.c', import.meta.url).pathname;
+
+const median = (v: number[]) => [...v].sort((a, b) => a - b)[Math.floor(v.length / 2)]!;
+
+export async function socks5FrontPhase(o: {
+  lab: Lab;
+  /** A SOCKS5 connection's URL (socks5://user:pass@relay:port). */
+  socksUrl: string;
+  /** An HTTP connection's URL on the same device: CONNECT + GET, the reference. */
+  proxyUrl: string;
+  work: string;
+  record: (what: string, value: string, note?: string) => void;
+}): Promise<void> {
+  const { lab, work, record } = o;
+  const e = endpointOf(o.socksUrl);
+  const http = endpointOf(o.proxyUrl);
+  const load = await buildNewconnLoad(lab, work);
+  const set = ['element', 'ip', 'pocketproxy', 'socks5_front', `{ ${e.port} }`];
+  const listed = await lab.exec('relay', 'nft', ['list', 'set', 'ip', 'pocketproxy', 'socks5_front']);
+  if (!new RegExp(`\\b${e.port}\\b`).test(listed.stdout))
+    throw new Error(
+      `socks5front: port ${e.port} is not in the relay's socks5_front set (is POCKETPROXY_SOCKS5_FRONT off?)`,
+    );
+  const useFront = (on: boolean) =>
+    lab.exec('relay', 'nft', [on ? 'add' : 'delete', ...set], { check: true }).then(() => undefined);
+  /** The relay's conntrack entries of the port's TCP: [through the front (answered from its port), DNAT'ed]. */
+  const tracked = async (): Promise<[number, number]> => {
+    const out = (await lab.exec('relay', 'conntrack', ['-L', '-p', 'tcp', '--orig-port-dst', String(e.port)])).stdout;
+    // The customer's own connections (to the relay's address); the front's to the device are its others.
+    const lines = out.split('\n').filter((l) => l.includes(`dst=${e.ip} `) && l.includes(`dport=${e.port}`));
+    const front = lines.filter((l) => l.includes(`sport=${FRONT_PORT}`)).length;
+    return [front, lines.length - front];
+  };
+  const forget = () => lab.exec('relay', 'conntrack', ['-D', '-p', 'tcp', '--orig-port-dst', String(e.port)]);
+  let delay: { stop(): Promise<void> } | undefined;
+  let dnat = false;
+  try {
+    if (DELAY_MS > 0) {
+      delay = await carrierDelay(lab, work);
+      // Through the delayed tunnel once the relay has taken the device's new source port.
+      const until = Date.now() + 40_000;
+      for (;;) {
+        const r = await runNewconnLoad(lab, load, 'connect', http, 1, 5000, 1).catch(() => undefined);
+        if (r && r.requests === 1 && r.errors === 0) break;
+        if (Date.now() > until) throw new Error('socks5front: the tunnel did not come back through the delay');
+        await new Promise((res) => setTimeout(res, 500));
+      }
+    }
+    const target = { ip: lab.inet.dnsRecords['echo.test']!, port: lab.inet.httpPort, user: '-', pass: '-' };
+    const direct = await runNewconnLoad(lab, load, 'direct', target, 1, 30_000, COUNT);
+    type Mode = 'front' | 'dnat' | 'connect';
+    const modes: Mode[] = ['front', 'dnat', 'connect'];
+    const figures: Record<Mode, number[]> = { front: [], dnat: [], connect: [] };
+    const errors: Record<Mode, number> = { front: 0, dnat: 0, connect: 0 };
+    // Warm agent and front, then rounds in a rotating order.
+    await runNewconnLoad(lab, load, 'socks5', e, 32, 3000);
+    await runNewconnLoad(lab, load, 'connect', http, 32, 2000);
+    for (let r = 0; r < ROUNDS; r++) {
+      for (let k = 0; k < modes.length; k++) {
+        const mode = modes[(k + r) % modes.length]!;
+        if (mode !== 'connect') {
+          if ((mode === 'dnat') !== dnat) await useFront(dnat);
+          dnat = mode === 'dnat';
+          await forget();
+        }
+        const got = await runNewconnLoad(
+          lab,
+          load,
+          mode === 'connect' ? 'connect' : 'socks5',
+          mode === 'connect' ? http : e,
+          1,
+          30_000,
+          COUNT,
+        );
+        errors[mode] += got.errors;
+        if (got.errors > COUNT / 100 || got.requests + got.errors < COUNT)
+          throw new Error(`socks5front ${mode}: ${JSON.stringify(got)}`);
+        if (mode !== 'connect') {
+          const [viaFront, viaDnat] = await tracked();
+          const [mine, other] = mode === 'front' ? [viaFront, viaDnat] : [viaDnat, viaFront];
+          // (A few entries of the round may be gone already: a reused source port replaces its entry.)
+          if (mine < COUNT * 0.8 || other > 0)
+            throw new Error(
+              `socks5front ${mode}: ${mine} connections took this path, ${other} the other (of ${COUNT})`,
+            );
+        }
+        figures[mode].push(got.ttfb_p50_ms - direct.ttfb_p50_ms);
+      }
+    }
+    const fmt = (v: number[]) => v.map((x) => x.toFixed(2)).join(' · ');
+    const where = DELAY_MS > 0 ? ` with ${DELAY_MS} ms each way between device and relay` : '';
+    record(
+      `socks5front${where}: added TTFB p50, SOCKS5 + GET through the relay's SOCKS5 front · through the DNAT · CONNECT + GET (DNAT), the reference`,
+      `${modes.map((m) => median(figures[m]).toFixed(2)).join(' · ')} ms`,
+      `medians of ${ROUNDS} rounds (rotating order) of ${COUNT} sequential requests (newconn-load), each: ${modes.map((m) => fmt(figures[m])).join(' | ')} ms; direct ${direct.ttfb_p50_ms.toFixed(2)} ms; failed requests ${modes.map((m) => errors[m]).join(' · ')}; each round's connections all took its path (relay conntrack)`,
+    );
+  } finally {
+    if (dnat) await useFront(true).catch(() => undefined);
+    await delay?.stop();
+  }
+}
+
+/**
+ * D ms each way on device 1's tunnel: udp-delay in its carrier NAT, the device's datagrams to the
+ * relay's tunnel port redirected to it; the flow's conntrack entry is dropped so the next datagram takes
+ * the redirect, and the relay takes the device's new source port as it would a carrier's rebinding.
+ */
+async function carrierDelay(lab: Lab, work: string): Promise<{ stop(): Promise<void> }> {
+  const cgn = lab.device(1).cgnNs;
+  const bin = join(work, 'udp-delay');
+  await lab.exec(cgn, 'cc', ['-O2', '-o', bin, DELAY_SRC], { check: true, timeoutMs: 60_000 });
+  const p = lab.spawn(cgn, bin, [String(DELAY_PORT), lab.relay.ip, String(TUNNEL_PORT), String(DELAY_MS)]);
+  await p.waitForLine(/listening/, 10_000);
+  const script = [
+    'table ip pp_delay {',
+    '  chain redir { type nat hook prerouting priority dstnat - 5; policy accept;',
+    `    iifname "${CGN_LAN}" ip daddr ${lab.relay.ip} udp dport ${TUNNEL_PORT} redirect to :${DELAY_PORT}`,
+    '  }',
+    '}',
+  ].join('\n');
+  await lab.exec(cgn, 'nft', ['-f', '-'], { check: true, input: script });
+  await lab.exec(cgn, 'conntrack', ['-D', '-p', 'udp', '--orig-port-dst', String(TUNNEL_PORT)]);
+  return {
+    async stop() {
+      await lab.exec(cgn, 'nft', ['delete', 'table', 'ip', 'pp_delay']).catch(() => undefined);
+      await lab
+        .exec(cgn, 'conntrack', ['-D', '-p', 'udp', '--orig-port-dst', String(TUNNEL_PORT)])
+        .catch(() => undefined);
+      await p.stop(2000).catch(() => undefined);
+    },
+  };
+}
