@@ -331,3 +331,45 @@ test(
       await greeted(port);
     }),
 );
+
+test(
+  'fuzz: random customers (greetings, credentials, garbage, early closes and resets) leave nothing open and the front serving',
+  {
+    skip,
+  },
+  () =>
+    withFront({}, { peekMs: 300 }, async ({ port, engine }) => {
+      const parts = [hex('05 01 02'), hex('05 02 00 02'), hex('01 01 75 01 70'), hex('05 01 00 01 7f 00 00 01 00 50')];
+      await fc.assert(
+        fc.asyncProperty(
+          fc.array(
+            fc.oneof(
+              fc.constantFrom(...parts),
+              fc.uint8Array({ maxLength: 40 }).map((a) => Buffer.from(a)),
+            ),
+            {
+              maxLength: 5,
+            },
+          ),
+          fc.constantFrom('end', 'reset', 'wait'),
+          async (chunks, how) => {
+            const c = await customer(port);
+            for (const b of chunks) {
+              if (c.s.destroyed) break;
+              c.s.write(b);
+              await new Promise((r) => setTimeout(r, 2));
+            }
+            if (how === 'end') c.s.end();
+            else if (how === 'reset') c.s.resetAndDestroy();
+            await Promise.race([c.ended, new Promise((r) => setTimeout(r, 600))]);
+            c.s.destroy();
+          },
+        ),
+        { numRuns: 60 },
+      );
+      const t0 = Date.now();
+      while (engine.listenStats().active > 0 && Date.now() - t0 < 3_000) await new Promise((r) => setTimeout(r, 50));
+      assert.equal(engine.listenStats().active, 0, JSON.stringify(engine.listenStats()));
+      await greeted(port, 'p');
+    }),
+);

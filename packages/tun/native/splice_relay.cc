@@ -998,8 +998,12 @@ class SpliceRelay : public Napi::ObjectWrap<SpliceRelay> {
       t->per_addr = true;
     }
     if (WatchConn(EPOLL_CTL_ADD, t, 0) != 0) return Drop(t, false);
+    // With fastOpen the SYN waits for the first write anyway: the socket opens once the customer has been
+    // answered (Dial), not on the way to that answer.
     uint32_t& n = early_[t->dev_addr];
-    if (n < early_cap_) {
+    if (fast_open_) {
+      if (n == 0) early_.erase(t->dev_addr);
+    } else if (n < early_cap_) {
       n++;
       t->early = true;
       if (!OpenDevice(t)) return;
@@ -1149,6 +1153,8 @@ class SpliceRelay : public Napi::ObjectWrap<SpliceRelay> {
       size_t off = 0;
       if (SendRest(t->cfd, reply, off) != 1) return Drop(t, true);
       t->replied = true;
+      // Ready for the credentials: with fastOpen nothing leaves before them, the socket is just there.
+      if (fast_open_ && t->dfd < 0) OpenDevice(t);
       return;
     }
     if (!h.IsBuffer()) return (void)Fail(t, "refused (no route for this customer any more, or a handshake it did not finish)");
@@ -2002,10 +2008,10 @@ class SpliceRelay : public Napi::ObjectWrap<SpliceRelay> {
   bool kernel_dst_ = true;
   bool transparent_src_ = false;
   bool fast_open_ = false;
-  bool pass_unreplied_ = false;
-  uint32_t per_addr_cap_ = 0;  // 0: no cap
+  bool pass_unreplied_ = false;  // a connection hello() did not answer joins once its bytes are written
+  uint32_t per_addr_cap_ = 0;    // maxWaitingPerAddress; 0: no cap
   std::unordered_map<uint32_t, uint32_t> waiting_per_addr_;  // customer address -> connections not joined yet
-  uint64_t t_refused_addr_ = 0;  // a connection hello() did not answer joins once its bytes are written
+  uint64_t t_refused_addr_ = 0;
   uint64_t peek_ms_ = 300;
   uint64_t connect_ms_ = 10000;
   uint32_t early_cap_ = 256;

@@ -17,6 +17,8 @@ const root = new URL('../../../', import.meta.url).pathname;
 const TESTS = [
   'apps/server/test/tunnel-tproxy.test.ts',
   'apps/server/test/tunnel-tproxy-hostile.test.ts',
+  // The relay's SOCKS5 front on the same listener: answers from the relay, passes, refusals, caps, cuts.
+  'apps/server/test/socks5-front.test.ts',
   'packages/tun/test/splice.test.ts',
   // The fronts (accept, head or SOCKS5 handshake, connect, answer, adopt in the addon): their own
   // hostile cases and the proxy's HTTP and SOCKS5 suites through them.
