@@ -6,6 +6,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as net from 'node:net';
 import fc from 'fast-check';
+import pino from 'pino';
 import { addonAvailable, SpliceEngine, type TransparentHooks, type TransparentListenOptions } from '@pocketproxy/tun';
 import { frontAnswered, frontHello } from '../src/tunnel/socks5-front.js';
 
@@ -373,3 +374,64 @@ test(
       await greeted(port, 'p');
     }),
 );
+
+test("the front's port map follows the firewall: enabled SOCKS5 ports only, added before an apply, removed after it, and the latest of overlapping applies decides", {
+  skip,
+}, async () => {
+  const { createSocks5Front } = await import('../src/tunnel/socks5-front.js');
+  const ran: string[][] = [];
+  const front = createSocks5Front({
+    host: '127.0.0.1',
+    port: 0,
+    logger: pino({ level: 'silent' }),
+    runner: { run: (_cmd, args) => void ran.push([...args]) },
+  });
+  const gates: Array<() => void> = [];
+  const fw = front.wrap({
+    apply: (_state: unknown) => new Promise<never>((r) => gates.push(() => r({ kind: 'update' } as never))),
+  });
+  const base = {
+    tunnelInterface: 'pp0',
+    deviceSubnet: '192.168.255.0/24',
+    tunnelAddress: '192.168.255.1',
+    mssClamp: 'pmtu' as const,
+  };
+  const socks = (port: number, vpnIp = '192.168.255.2', enabled = true) => ({
+    port,
+    proto: 'both' as const,
+    vpnIp,
+    targetPort: port,
+    enabled,
+  });
+  const withPort = {
+    ...base,
+    ports: [socks(40001), socks(40002, '192.168.255.3', false), { ...socks(40003), proto: 'tcp' as const }],
+  };
+  const without = { ...base, ports: [] };
+  const a = fw.apply(withPort);
+  assert.deepEqual(front.deviceOf(40001), { vpnIp: '192.168.255.2', port: 40001 }, 'before the redirect is in');
+  gates.shift()!();
+  await a;
+  assert.deepEqual(front.deviceOf(40001), { vpnIp: '192.168.255.2', port: 40001 });
+  assert.equal(front.deviceOf(40002), undefined, 'disabled');
+  assert.equal(front.deviceOf(40003), undefined, 'HTTP');
+  const b = fw.apply(without);
+  assert.ok(front.deviceOf(40001), 'kept until the redirect is out');
+  gates.shift()!();
+  await b;
+  assert.equal(front.deviceOf(40001), undefined);
+  // Down and back while the first apply is still out: the port never leaves the map.
+  const c = fw.apply(withPort);
+  gates.shift()!();
+  await c;
+  const d = fw.apply(without);
+  const e = fw.apply(withPort);
+  gates.shift()!();
+  await d;
+  assert.ok(front.deviceOf(40001), 'a later apply is out: nothing is settled (or cut) by the earlier one');
+  gates.shift()!();
+  await e;
+  assert.deepEqual(front.deviceOf(40001), { vpnIp: '192.168.255.2', port: 40001 });
+  await front.close();
+  assert.deepEqual(ran.at(-1), ['route', 'flush', 'table', '7050'], 'its routing goes with it (recorded, not run)');
+});

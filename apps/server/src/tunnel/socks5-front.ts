@@ -112,6 +112,7 @@ export function createSocks5Front(d: Socks5FrontDeps): Socks5Front {
   const limit = new LogLimiter(10_000);
   const engine = new SpliceEngine();
   let ports = new Map<number, DevicePort>();
+  let applies = 0;
   let port = d.port;
 
   const hooks: TransparentHooks = {
@@ -163,12 +164,16 @@ export function createSocks5Front(d: Socks5FrontDeps): Socks5Front {
       const apply = firewall.apply.bind(firewall);
       const wrapped = Object.create(firewall) as typeof firewall;
       wrapped.apply = (async (state: FirewallState) => {
+        const mine = ++applies;
         const next = frontPorts(state);
         // New ports answer as soon as the redirect is in; ports that go (or move) stay until it is out.
         const union = new Map(ports);
         for (const [p, dev] of next) if (!union.has(p)) union.set(p, dev);
         ports = union;
         const r = await apply(state);
+        // The firewall coalesces applies (the kernel may already hold a later state): the latest call
+        // settles the map, so a port that left and came back in between keeps its flows.
+        if (mine !== applies) return r;
         const before = ports;
         ports = next;
         for (const [p, dev] of before) {
