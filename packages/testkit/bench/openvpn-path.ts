@@ -33,7 +33,7 @@ export function ovpnRelayEnv(phases: Set<string> | undefined): Record<string, st
 
 const DNS_IP = '203.0.113.53';
 const BARE = { port: 1198, dev: 'tun8', net: '10.81.0.0', mask: '255.255.255.0', cidr: '10.81.0.0/24' };
-const REDSOCKS_PORT = 12346;
+const REDSOCKS_PORT = 12355; // not the relay's SOCKS5 front (12346)
 const TABLE = 'pplab_ovpn';
 const STREAM_S = 6;
 const LOAD_MS = 5_000;
