@@ -70,7 +70,7 @@ const Schema = z.object({
     .describe(
       "the relay answers SOCKS5 customers' greetings itself and opens the device socket from the customer's own address with the greeting and credentials in its SYN (TCP Fast Open): two round trips over the cellular link less per SOCKS5 connection; off: SOCKS5 ports are DNAT'ed to the device like HTTP ports (their flows then survive a restart of the tunnel process)",
     ),
-  POCKETPROXY_SOCKS5_FRONT_PORT: port.default(12346),
+  POCKETPROXY_SOCKS5_FRONT_PORT: z.coerce.number().int().min(1).max(65535).default(12346),
   POCKETPROXY_NATIVE_SEAL: bool
     .default(true)
     .describe(

@@ -435,3 +435,31 @@ test("the front's port map follows the firewall: enabled SOCKS5 ports only, adde
   await front.close();
   assert.deepEqual(ran.at(-1), ['route', 'flush', 'table', '7050'], 'its routing goes with it (recorded, not run)');
 });
+
+test('a front that cannot listen (its port taken) throws from start() and takes its routing back (the tunnel then DNATs SOCKS5 ports)', {
+  skip,
+}, async () => {
+  const { createSocks5Front } = await import('../src/tunnel/socks5-front.js');
+  const taken = net.createServer();
+  const port = await new Promise<number>((r) =>
+    taken.listen(0, '127.0.0.1', () => r((taken.address() as net.AddressInfo).port)),
+  );
+  const ran: string[][] = [];
+  const front = createSocks5Front({
+    host: '127.0.0.1',
+    port,
+    logger: pino({ level: 'silent' }),
+    runner: { run: (_cmd, args) => void ran.push([...args]) },
+  });
+  try {
+    await assert.rejects(front.start(), /EADDRINUSE|listen/);
+    await front.close();
+    assert.ok(
+      ran.some((a) => a.join(' ') === 'rule add fwmark 28752 lookup 7050'),
+      'the rule had been added before the listen',
+    );
+    assert.deepEqual(ran.at(-1), ['route', 'flush', 'table', '7050'], 'and is taken back');
+  } finally {
+    taken.close();
+  }
+});

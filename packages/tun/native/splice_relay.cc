@@ -794,6 +794,15 @@ class SpliceRelay : public Napi::ObjectWrap<SpliceRelay> {
     Napi::Value fo = o.Get("fastOpen");
     fast_open_ = fo.IsBoolean() && fo.As<Napi::Boolean>().Value();
 
+    if (transparent_src_) {
+      // Every device socket will need IP_TRANSPARENT (CAP_NET_ADMIN): refuse to listen without it rather
+      // than fail each customer later.
+      int probe = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1;
+      const bool ok = probe >= 0 && setsockopt(probe, SOL_IP, IP_TRANSPARENT, &one, sizeof one) == 0;
+      const int e = errno;
+      if (probe >= 0) ::close(probe);
+      if (!ok) throw ErrnoError(env, "listen: IP_TRANSPARENT", e);
+    }
     uint16_t bound = 0;
     Napi::Value da = o.Get("deferAccept");
     const bool defer = da.IsBoolean() && da.As<Napi::Boolean>().Value();

@@ -64,10 +64,19 @@ export async function runTunnel(config: Config): Promise<() => Promise<void>> {
         splice: config.tproxySplice,
         logger,
       });
-  // POCKETPROXY_SOCKS5_FRONT: SOCKS5 greetings answered on the relay (socks5-front.ts).
-  const front = config.socks5Front
+  // POCKETPROXY_SOCKS5_FRONT: SOCKS5 greetings answered on the relay (socks5-front.ts). It listens before the
+  // firewall can redirect a port to it; one that cannot start (its port taken, no IP_TRANSPARENT) leaves
+  // the SOCKS5 ports DNAT'ed to the devices instead of taking the tunnel down.
+  let front = config.socks5Front
     ? createSocks5Front({ host: '0.0.0.0', port: config.socks5Front.port, logger })
     : undefined;
+  try {
+    await front?.start();
+  } catch (err) {
+    logger.error({ err: String(err) }, "SOCKS5 front did not start; SOCKS5 ports are DNAT'ed to the devices");
+    await front?.close().catch(() => {});
+    front = undefined;
+  }
   const firewall = createFirewall({ run: createRunner(), logger: logger.child({ subsys: 'netfw' }) });
   const tunnel = createTunnel({
     settings: {
@@ -117,8 +126,6 @@ export async function runTunnel(config: Config): Promise<() => Promise<void>> {
     await front?.close();
   };
   try {
-    // The front listens before the first apply can redirect a port to it.
-    await front?.start();
     await tunnel.start();
     await tproxy?.start();
     if (tproxy)
