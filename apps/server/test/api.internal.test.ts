@@ -493,6 +493,15 @@ perBackend(
       );
       assert.deepEqual(Object.keys(bulk.json.devices), [d.id]);
       assert.deepEqual(bulk.json.devices[d.id], { vpn_ip: vpnIp, connections: res.json.connections });
+      // A SOCKS5 connection also carries its username and verifier (the relay's SOCKS5 front checks
+      // credentials itself); an HTTP one does not (above: its verifier stays with the device).
+      const sc = (await ts().call('POST', '/api/connections', { device_id: d.id, protocol: 'socks5' })).json;
+      const fw2 = await ts().call('GET', `/api/internal/devices/${d.id}/forwarding`, undefined, internal(ts()));
+      const s5 = fw2.json.connections.find((x: { connection_id: string }) => x.connection_id === sc.id);
+      const item = fw2.json.credentials.find((x: { connection_id: string }) => x.connection_id === sc.id);
+      assert.equal(s5.username, sc.username);
+      assert.match(s5.verifier, /^v1\$/);
+      assert.equal(s5.verifier, item.verifier, 'the verifier the device gets');
       const off = await ts().call(
         'POST',
         '/api/internal/vpn/disconnected',

@@ -7,6 +7,8 @@
 //
 // One system for the whole file (starting it costs ~20 s on the 2-core VM); every check is bounded.
 // Needs root (namespaces, TUN, nftables); skips loudly otherwise.
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import {
@@ -101,6 +103,17 @@ describe('data-plane isolation: hostile customers and devices (relay + 2 agents 
     JSON.parse((await node(CLIENTS.proxyProbe, ['socks5-auth', lab.relay.ip, String(conn.port), user, pass])).stdout)
       .hex as string;
   const carrier = (n: number) => lab.carrierAddress(n);
+  /** The relay's SOCKS5 front's counters (the tunnel's GET /status), null without the front. */
+  const frontStats = async () => {
+    const token = readFileSync(join(relay.dataDir, 'internal.token'), 'utf8').trim();
+    const r = await lab.exec('relay', 'curl', [
+      '-s',
+      '-H',
+      `authorization: Bearer ${token}`,
+      'http://127.0.0.1:8081/status',
+    ]);
+    return JSON.parse(r.stdout).socks5_front as { credentials_answered: number; credentials_deferred: number } | null;
+  };
 
   before(async () => {
     lab = await createLab({ devices: 2, wifi: [2] });
@@ -159,6 +172,7 @@ describe('data-plane isolation: hostile customers and devices (relay + 2 agents 
     // ...and its credentials open nothing anywhere else: B's port, a SOCKS5 port.
     assert.equal(await status(via(B, A.username, A.password)), '407');
     assert.equal(await status(via(B, C.username, C.password)), '407', 'SOCKS5 credentials on an HTTP port');
+    const before = await frontStats();
     assert.match(
       await socksAuth(C2, C.username, C.password),
       /^0502(01..)$/,
@@ -167,6 +181,13 @@ describe('data-plane isolation: hostile customers and devices (relay + 2 agents 
     assert.match(await socksAuth(C, B.username, B.password), /^0502(01..)$/, 'HTTP credentials on a SOCKS5 port');
     assert.match(await socksAuth(C, A.username, A.password), /^0502(01..)$/);
     assert.equal(await socksAuth(C, C.username, C.password), '05020100');
+    // With the front, the relay answered the right credentials itself and left the wrong ones to the device.
+    const after = await frontStats();
+    if (!FRONT) assert.equal(after, null);
+    else {
+      assert.equal(after!.credentials_answered - before!.credentials_answered, 1);
+      assert.equal(after!.credentials_deferred - before!.credentials_deferred, 3);
+    }
     // A port no connection owns is closed (no device-level ports any more).
     const unused = Math.max(...Object.values(c).map((x) => x.port)) + 50;
     const r = await curl(
@@ -427,6 +448,23 @@ describe('data-plane isolation: hostile customers and devices (relay + 2 agents 
       intervalMs: 300,
       what: 'E refused with "expired"',
     });
+    // SOCKS5, whose credentials the relay's front checks too, from its own copy: the new password opens,
+    // the old one is refused, on the relay's copy and the device's alike. (Last: a new connection may
+    // take the port of the one deleted above.)
+    const P = await createConnection(relay, agents[0]!.deviceId, 'socks5');
+    await waitUntil(async () => (await socksAuth(P, P.username, P.password)) === '05020100', {
+      timeoutMs: 5_000,
+      intervalMs: 200,
+      what: 'the new SOCKS5 connection answers',
+    });
+    await relay.api.ok('PATCH', `/api/connections/${P.id}`, { password: 'another-new-password-456' });
+    await waitUntil(async () => (await socksAuth(P, P.username, 'another-new-password-456')) === '05020100', {
+      timeoutMs: 5_000,
+      intervalMs: 200,
+      what: 'the new SOCKS5 password opens',
+    });
+    assert.equal(await socksAuth(P, P.username, P.password), '05020101', 'the old SOCKS5 password');
+    assert.equal(await exitIp(via(P, P.username, 'another-new-password-456')), await carrier(1));
   });
 
   it('a device reaches nothing of the relay but its tunnel: the API and other ports are refused over the tunnel', async () => {

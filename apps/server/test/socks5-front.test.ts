@@ -7,8 +7,9 @@ import assert from 'node:assert/strict';
 import * as net from 'node:net';
 import fc from 'fast-check';
 import pino from 'pino';
+import { parseGreeting, parseUserPass } from '@pocketproxy/proxy';
 import { addonAvailable, SpliceEngine, type TransparentHooks, type TransparentListenOptions } from '@pocketproxy/tun';
-import { frontAnswered, frontHello } from '../src/tunnel/socks5-front.js';
+import { frontAnswered, frontHello, NOT_ALLOWED, type FrontVerify } from '../src/tunnel/socks5-front.js';
 
 const hex = (s: string) => Buffer.from(s.replace(/ /g, ''), 'hex');
 
@@ -40,14 +41,57 @@ test('frontHello: everything else goes to the device as it came, or waits for mo
 });
 
 test('frontAnswered: after a local 05 02 the device must have chosen 05 02 too (dropped); otherwise nothing is dropped', () => {
-  assert.equal(frontAnswered(hex(''), true), -1);
-  assert.equal(frontAnswered(hex('05'), true), -1);
-  assert.equal(frontAnswered(hex('05 02'), true), 2);
-  assert.equal(frontAnswered(hex('05 02 01 00'), true), 2);
-  assert.equal(frontAnswered(hex('05 ff'), true), -2);
-  assert.equal(frontAnswered(hex('05 00'), true), -2);
-  assert.equal(frontAnswered(hex('00 5b'), true), -2);
-  assert.equal(frontAnswered(hex('05 ff'), false), 0);
+  const c = hex('05 02');
+  assert.equal(frontAnswered(hex(''), c), -1);
+  assert.equal(frontAnswered(hex('05'), c), -1);
+  assert.equal(frontAnswered(hex('05 02'), c), 2);
+  assert.equal(frontAnswered(hex('05 02 01 00'), c), 2);
+  assert.equal(frontAnswered(hex('05 ff'), c), -2);
+  assert.equal(frontAnswered(hex('05 00'), c), -2);
+  assert.equal(frontAnswered(hex('00 5b'), c), -2);
+  assert.equal(frontAnswered(hex('05 ff'), hex('')), 0);
+});
+
+test("frontHello with the relay's own check: credentials it accepts are answered 01 00 here, the request then goes with them", () => {
+  const tries: string[] = [];
+  const verify = (u: string, p: string) => {
+    tries.push(`${u}:${p}`);
+    return u === 'u' && p === 'p';
+  };
+  const creds = hex('05 01 02 01 01 75 01 70');
+  // After the relay's 05 02: 01 00 from here.
+  assert.deepEqual(frontHello(creds, false, hex('05 02'), verify), [hex('01 00')]);
+  // A customer that sent greeting and credentials at once: both answers from here.
+  assert.deepEqual(frontHello(creds, false, hex(''), verify), [hex('05 02 01 00')]);
+  // Answered here: the request is waited for, then everything goes to the device at once.
+  assert.equal(frontHello(creds, false, hex('05 02 01 00'), verify), undefined);
+  const req = Buffer.concat([creds, hex('05 01 00 01 7f 00 00 01 00 50')]);
+  assert.deepEqual(frontHello(req, false, hex('05 02 01 00'), verify), req);
+  // The customer stops before its request: closed.
+  assert.equal(frontHello(creds, true, hex('05 02 01 00'), verify), null);
+  // Unfinished credentials: wait (closed when final).
+  assert.equal(frontHello(hex('05 01 02 01 01 75 01'), false, hex('05 02'), verify), undefined);
+  assert.equal(frontHello(hex('05 01 02 01 01 75 01'), true, hex('05 02'), verify), null);
+  // Credentials the relay does not accept (wrong, or another user): the device decides, as without the check.
+  const wrong = hex('05 01 02 01 01 75 01 71');
+  assert.deepEqual(frontHello(wrong, false, hex('05 02'), verify), wrong);
+  // Not RFC 1929 behind the greeting: the device answers it.
+  const bad = hex('05 01 02 02 01 75 01 70');
+  assert.deepEqual(frontHello(bad, false, hex('05 02'), verify), bad);
+  // A request already behind the credentials (a client that does not wait): all to the device, unchecked here.
+  tries.length = 0;
+  assert.deepEqual(frontHello(req, false, hex('05 02'), verify), req);
+  assert.deepEqual(tries, []);
+});
+
+test("frontAnswered after the relay's 01 00: the device's 05 02 01 00 is dropped; its refusal becomes a 05 02 reply and a close", () => {
+  const r = hex('05 02 01 00');
+  assert.equal(frontAnswered(hex('05 02 01'), r), -1);
+  assert.equal(frontAnswered(hex('05 02 01 00'), r), 4);
+  assert.equal(frontAnswered(hex('05 02 01 00 05 00 00 01 7f 00 00 01 00 50'), r), 4);
+  assert.deepEqual(frontAnswered(hex('05 02 01 01'), r), [NOT_ALLOWED]);
+  assert.equal(frontAnswered(hex('05 ff'), r), -2);
+  assert.equal(frontAnswered(hex('05 02 02 00'), r), -2);
 });
 
 test('fuzz: frontHello answers from the relay only a whole greeting offering 02, and otherwise passes the bytes unchanged', () => {
@@ -74,11 +118,76 @@ test('fuzz: frontHello answers from the relay only a whole greeting offering 02,
     { numRuns: 5_000 },
   );
   fc.assert(
-    fc.property(fc.uint8Array({ maxLength: 64 }), fc.boolean(), (arr, replied) => {
-      const n = frontAnswered(Buffer.from(arr), replied);
-      assert.ok(replied ? [-2, -1, 2].includes(n) : n === 0);
+    fc.property(fc.uint8Array({ maxLength: 64 }), fc.constantFrom('', '05 02', '05 02 01 00'), (arr, r) => {
+      const b = Buffer.from(arr);
+      const replied = hex(r);
+      const n = frontAnswered(b, replied);
+      if (replied.length === 0) return assert.equal(n, 0);
+      if (Array.isArray(n)) {
+        // Only the device's refusal of credentials the relay accepted.
+        assert.equal(r, '05 02 01 00');
+        assert.deepEqual(b.subarray(0, 3), hex('05 02 01'));
+        assert.notEqual(b[3], 0);
+      } else if (n >= 0) {
+        assert.equal(n, replied.length);
+        assert.deepEqual(b.subarray(0, n), replied, 'only what the customer already has is dropped');
+      } else if (n === -1) assert.deepEqual(b, replied.subarray(0, b.length));
+      else assert.notDeepEqual(b.subarray(0, Math.min(b.length, replied.length)), replied.subarray(0, b.length));
     }),
     { numRuns: 5_000 },
+  );
+});
+
+test("fuzz: with the relay's check, frontHello answers 01 00 only for complete credentials the check accepted, nothing behind them", () => {
+  const parts = [
+    hex('05 01 02'),
+    hex('05 02 00 02'),
+    hex('01 01 75 01 70'),
+    hex('01 01 75 01 71'),
+    hex('05 01 00 01 7f 00 00 01 00 50'),
+  ];
+  fc.assert(
+    fc.property(
+      fc.array(
+        fc.oneof(
+          fc.constantFrom(...parts),
+          fc.uint8Array({ maxLength: 12 }).map((a) => Buffer.from(a)),
+        ),
+        {
+          maxLength: 4,
+        },
+      ),
+      fc.boolean(),
+      fc.constantFrom('', '05 02', '05 02 01 00'),
+      (chunks, final, r) => {
+        const b = Buffer.concat(chunks);
+        const replied = hex(r);
+        const asked: string[] = [];
+        const out = frontHello(b, final, replied, (u, p) => {
+          asked.push(`${u}:${p}`);
+          return u === 'u' && p === 'p';
+        });
+        if (Array.isArray(out)) {
+          assert.equal(final, false);
+          const g = parseGreeting(b)!;
+          const rest = b.subarray(g.length);
+          if (out[0]!.equals(hex('05 02'))) assert.equal(rest.length, 0);
+          else {
+            assert.deepEqual(out[0], r === '' ? hex('05 02 01 00') : hex('01 00'));
+            assert.notEqual(r, '05 02 01 00');
+            assert.deepEqual(asked, ['u:p']);
+            assert.deepEqual(rest, parts[2]);
+          }
+        } else if (out instanceof Buffer) assert.equal(out, b);
+        // Asked at most once, and only about whole credentials with nothing behind them.
+        assert.ok(asked.length <= 1);
+        if (asked.length === 1) {
+          const g = parseGreeting(b)!;
+          assert.equal(parseUserPass(b.subarray(g.length))!.length, b.length - g.length);
+        }
+      },
+    ),
+    { numRuns: 10_000 },
   );
 });
 
@@ -144,10 +253,10 @@ function stubDevice(opts: { method?: number; closeOnGarbage?: boolean } = {}) {
 }
 
 /** The front's hooks (as socks5-front.ts composes them) for one stub device. */
-function hooks(devPort: number): TransparentHooks {
+function hooks(devPort: number, verify?: FrontVerify): TransparentHooks {
   return {
     route: () => ['127.0.0.1', devPort, true, '', 0],
-    hello: (_c, _d, _p, _i, _q, peeked, final) => frontHello(peeked, final),
+    hello: (_c, _d, _p, _i, _q, peeked, final, replied) => frontHello(peeked, final, replied, verify),
     answered: (_s, bytes, replied) => frontAnswered(bytes, replied),
     event: () => {},
   };
@@ -187,6 +296,7 @@ async function withFront(
   device: Parameters<typeof stubDevice>[0],
   extra: TransparentListenOptions,
   fn: (f: { port: number; devPort: number; engine: SpliceEngine; dev: ReturnType<typeof stubDevice> }) => Promise<void>,
+  verify?: FrontVerify,
 ): Promise<void> {
   const dev = stubDevice(device);
   const devPort = await dev.listen();
@@ -204,7 +314,7 @@ async function withFront(
         passUnreplied: true,
         ...extra,
       },
-      hooks(devPort),
+      hooks(devPort, verify),
     );
     await fn({ port, devPort, engine, dev });
   } finally {
@@ -251,6 +361,68 @@ test(
       assert.equal(st.spliced, 1);
       assert.equal(st.failed, 0);
     }),
+);
+
+const CONNECT = hex('05 01 00 01 7f 00 00 01 00 50');
+
+test(
+  "transparent listener, the relay's own check: 05 02 and 01 00 from the relay before the device heard anything; greeting, credentials and request reach the device in one piece",
+  { skip },
+  () =>
+    withFront(
+      {},
+      {},
+      async ({ port, engine, dev }) => {
+        const c = await customer(port);
+        c.s.write(hex('05 02 00 02'));
+        assert.deepEqual(await c.read(2), hex('05 02'));
+        c.s.write(hex('01 01 75 01 70'));
+        assert.deepEqual(await c.read(2), hex('01 00'));
+        assert.equal(Buffer.concat(dev.got).length, 0, 'the device has heard nothing yet');
+        c.s.write(CONNECT);
+        assert.deepEqual(await c.read(10), hex('05 00 00 01 7f 00 00 01 00 50'), "the device's reply, and only it");
+        assert.deepEqual(Buffer.concat(dev.got), Buffer.concat([hex('05 02 00 02 01 01 75 01 70'), CONNECT]));
+        assert.equal(dev.got.length, 1, 'greeting, credentials and request in one segment');
+        c.s.write('ping');
+        assert.equal((await c.read(4)).toString(), 'ping');
+        c.s.end();
+        assert.equal(await c.ended, 'end');
+        assert.equal(c.pending().length, 0);
+        assert.equal(engine.listenStats().spliced, 1);
+      },
+      (u, p) => u === 'u' && p === 'p',
+    ),
+);
+
+test(
+  "transparent listener, the relay's own check: a device that refuses credentials the relay accepted gets the customer a 05 02 reply and a close; credentials the relay does not accept get the device's own verdict",
+  { skip },
+  () =>
+    withFront(
+      {},
+      {},
+      async ({ port, engine }) => {
+        // The relay's copy says 'q' (changed since), the device's says 'p'.
+        const c = await customer(port);
+        c.s.write(hex('05 01 02'));
+        assert.deepEqual(await c.read(2), hex('05 02'));
+        c.s.write(hex('01 01 75 01 71'));
+        assert.deepEqual(await c.read(2), hex('01 00'));
+        c.s.write(CONNECT);
+        assert.deepEqual(await c.read(10), NOT_ALLOWED);
+        assert.equal(await c.ended, 'end');
+        assert.equal(c.pending().length, 0);
+        assert.equal(engine.listenStats().failed, 1);
+        // 'p', which the relay does not know: the device's 01 00, its reply, the pair.
+        const d = await greeted(port, 'p');
+        d.s.write(CONNECT);
+        assert.deepEqual(await d.read(10), hex('05 00 00 01 7f 00 00 01 00 50'));
+        // Wrong for both: the device's 01 01 and its close.
+        const e = await greeted(port, 'x');
+        assert.equal(await e.ended, 'end');
+      },
+      (u, p) => u === 'u' && p === 'q',
+    ),
 );
 
 test("transparent listener, front options: wrong credentials get the device's 01 01 and its close", { skip }, () =>
@@ -333,47 +505,55 @@ test(
     }),
 );
 
-test(
-  'fuzz: random customers (greetings, credentials, garbage, early closes and resets) leave nothing open and the front serving',
-  {
-    skip,
-  },
-  () =>
-    withFront({}, { peekMs: 300 }, async ({ port, engine }) => {
-      const parts = [hex('05 01 02'), hex('05 02 00 02'), hex('01 01 75 01 70'), hex('05 01 00 01 7f 00 00 01 00 50')];
-      await fc.assert(
-        fc.asyncProperty(
-          fc.array(
-            fc.oneof(
-              fc.constantFrom(...parts),
-              fc.uint8Array({ maxLength: 40 }).map((a) => Buffer.from(a)),
+test("fuzz: random customers (greetings, credentials, garbage, early closes and resets) leave nothing open and the front serving, with and without the relay's own check", {
+  skip,
+}, async () => {
+  for (const verify of [undefined, (u: string, p: string) => u === 'u' && p === 'p'])
+    await withFront(
+      {},
+      { peekMs: 300 },
+      async ({ port, engine }) => {
+        const parts = [
+          hex('05 01 02'),
+          hex('05 02 00 02'),
+          hex('01 01 75 01 70'),
+          hex('05 01 00 01 7f 00 00 01 00 50'),
+        ];
+        await fc.assert(
+          fc.asyncProperty(
+            fc.array(
+              fc.oneof(
+                fc.constantFrom(...parts),
+                fc.uint8Array({ maxLength: 40 }).map((a) => Buffer.from(a)),
+              ),
+              {
+                maxLength: 5,
+              },
             ),
-            {
-              maxLength: 5,
+            fc.constantFrom('end', 'reset', 'wait'),
+            async (chunks, how) => {
+              const c = await customer(port);
+              for (const b of chunks) {
+                if (c.s.destroyed) break;
+                c.s.write(b);
+                await new Promise((r) => setTimeout(r, 2));
+              }
+              if (how === 'end') c.s.end();
+              else if (how === 'reset') c.s.resetAndDestroy();
+              await Promise.race([c.ended, new Promise((r) => setTimeout(r, 600))]);
+              c.s.destroy();
             },
           ),
-          fc.constantFrom('end', 'reset', 'wait'),
-          async (chunks, how) => {
-            const c = await customer(port);
-            for (const b of chunks) {
-              if (c.s.destroyed) break;
-              c.s.write(b);
-              await new Promise((r) => setTimeout(r, 2));
-            }
-            if (how === 'end') c.s.end();
-            else if (how === 'reset') c.s.resetAndDestroy();
-            await Promise.race([c.ended, new Promise((r) => setTimeout(r, 600))]);
-            c.s.destroy();
-          },
-        ),
-        { numRuns: 60 },
-      );
-      const t0 = Date.now();
-      while (engine.listenStats().active > 0 && Date.now() - t0 < 3_000) await new Promise((r) => setTimeout(r, 50));
-      assert.equal(engine.listenStats().active, 0, JSON.stringify(engine.listenStats()));
-      await greeted(port, 'p');
-    }),
-);
+          { numRuns: 60 },
+        );
+        const t0 = Date.now();
+        while (engine.listenStats().active > 0 && Date.now() - t0 < 3_000) await new Promise((r) => setTimeout(r, 50));
+        assert.equal(engine.listenStats().active, 0, JSON.stringify(engine.listenStats()));
+        await greeted(port, 'p');
+      },
+      verify,
+    );
+});
 
 test("the front's port map follows the firewall: enabled SOCKS5 ports only, added before an apply, removed after it, and the latest of overlapping applies decides", {
   skip,
@@ -462,4 +642,39 @@ test('a front that cannot listen (its port taken) throws from start() and takes 
   } finally {
     taken.close();
   }
+});
+
+test("the front's credentials: SOCKS5 connections of the API's forwarding, by device address and port; HTTP, disabled or unknown ones are the device's to answer", async () => {
+  const { DeviceTable } = await import('../src/tunnel/devices.js');
+  const { parseForwarding } = await import('../src/tunnel/api-client.js');
+  const { parseSubnet } = await import('../src/tunnel/ipv4.js');
+  const devices = new DeviceTable(parseSubnet('192.168.255.0/24'));
+  devices.replace([
+    { deviceId: 'dev_a', publicKey: Buffer.alloc(32, 1), psk: Buffer.alloc(32, 2), vpnIp: '192.168.255.7' },
+  ]);
+  const conn = (port: number, protocol: string, enabled: boolean, extra: object = {}) => ({
+    connection_id: `con_${port}`,
+    protocol,
+    port,
+    allow_from: [],
+    enabled,
+    ...extra,
+  });
+  const f = parseForwarding({
+    vpn_ip: '192.168.255.7',
+    connections: [
+      conn(40001, 'socks5', true, { username: 'u1', verifier: 'v1$s$m' }),
+      conn(40002, 'socks5', false, { username: 'u2', verifier: 'v1$s$n' }),
+      conn(40003, 'http', true, { username: 'u3', verifier: 'v1$s$o' }),
+      conn(40004, 'socks5', true, { username: 7, verifier: 'v1$s$p' }),
+      conn(40005, 'socks5', true),
+    ],
+  });
+  assert.ok(f);
+  devices.byId.get('dev_a')!.forwarding = f;
+  assert.deepEqual(devices.socks5Credentials('192.168.255.7', 40001), { username: 'u1', verifier: 'v1$s$m' });
+  for (const p of [40002, 40003, 40004, 40005, 40006])
+    assert.equal(devices.socks5Credentials('192.168.255.7', p), undefined, String(p));
+  assert.equal(devices.socks5Credentials('192.168.255.8', 40001), undefined);
+  assert.equal(devices.socks5Credentials('not an address', 40001), undefined);
 });

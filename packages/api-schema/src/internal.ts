@@ -26,6 +26,11 @@ export const ForwardedConnection = z.object({
   port: Port,
   allow_from: z.array(z.string()).describe('customer CIDRs; [] = anyone'),
   enabled: z.boolean().describe('enabled, not blocked and not expired'),
+  username: z
+    .string()
+    .optional()
+    .describe("SOCKS5 only: the relay's SOCKS5 front answers a customer's credentials itself"),
+  verifier: z.string().optional().describe('SOCKS5 only: the password verifier, as the device gets it'),
 });
 
 /** GET /api/internal/devices/:id/forwarding */

@@ -449,7 +449,19 @@ async function main(): Promise<void> {
     if (PHASES?.has('socks5front'))
       await phase('socks5front', async () => {
         const socks = await createConnection(relay!, agent.deviceId, 'socks5');
-        await socks5FrontPhase({ lab, socksUrl: socks.proxy_url, proxyUrl: con.proxy_url, work, record });
+        const token = readFileSync(join(relay!.dataDir, 'internal.token'), 'utf8').trim();
+        const frontStats = async () =>
+          JSON.parse(
+            (
+              await lab.exec('relay', 'curl', [
+                '-s',
+                '-H',
+                `authorization: Bearer ${token}`,
+                'http://127.0.0.1:8081/status',
+              ])
+            ).stdout || '{}',
+          ).socks5_front ?? null;
+        await socks5FrontPhase({ lab, socksUrl: socks.proxy_url, proxyUrl: con.proxy_url, work, record, frontStats });
       });
 
     // ---- new proxied connections per second ----------------------------------------------------

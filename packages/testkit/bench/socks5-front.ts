@@ -33,6 +33,8 @@ export async function socks5FrontPhase(o: {
   proxyUrl: string;
   work: string;
   record: (what: string, value: string, note?: string) => void;
+  /** The tunnel's GET /status `socks5_front` counters. */
+  frontStats: () => Promise<{ credentials_answered: number; credentials_deferred: number } | null>;
 }): Promise<void> {
   const { lab, work, record } = o;
   const e = endpointOf(o.socksUrl);
@@ -78,6 +80,8 @@ export async function socks5FrontPhase(o: {
     // Warm agent and front, then rounds in a rotating order.
     await runNewconnLoad(lab, load, 'socks5', e, 32, 3000);
     await runNewconnLoad(lab, load, 'connect', http, 32, 2000);
+    const s0 = await o.frontStats();
+    let frontRequests = 0;
     for (let r = 0; r < ROUNDS; r++) {
       for (let k = 0; k < modes.length; k++) {
         const mode = modes[(k + r) % modes.length]!;
@@ -96,6 +100,7 @@ export async function socks5FrontPhase(o: {
           COUNT,
         );
         errors[mode] += got.errors;
+        if (mode === 'front') frontRequests += got.requests + got.errors;
         if (got.errors > COUNT / 100 || got.requests + got.errors < COUNT)
           throw new Error(`socks5front ${mode}: ${JSON.stringify(got)}`);
         if (mode !== 'connect') {
@@ -110,12 +115,15 @@ export async function socks5FrontPhase(o: {
         figures[mode].push(got.ttfb_p50_ms - direct.ttfb_p50_ms);
       }
     }
+    const s1 = await o.frontStats();
+    const answered = (s1?.credentials_answered ?? 0) - (s0?.credentials_answered ?? 0);
+    const deferred = (s1?.credentials_deferred ?? 0) - (s0?.credentials_deferred ?? 0);
     const fmt = (v: number[]) => v.map((x) => x.toFixed(2)).join(' · ');
     const where = DELAY_MS > 0 ? ` with ${DELAY_MS} ms each way between device and relay` : '';
     record(
       `socks5front${where}: added TTFB p50, SOCKS5 + GET through the relay's SOCKS5 front · through the DNAT · CONNECT + GET (DNAT), the reference`,
       `${modes.map((m) => median(figures[m]).toFixed(2)).join(' · ')} ms`,
-      `medians of ${ROUNDS} rounds (rotating order) of ${COUNT} sequential requests (newconn-load), each: ${modes.map((m) => fmt(figures[m])).join(' | ')} ms; direct ${direct.ttfb_p50_ms.toFixed(2)} ms; failed requests ${modes.map((m) => errors[m]).join(' · ')}; each round's connections all took its path (relay conntrack)`,
+      `medians of ${ROUNDS} rounds (rotating order) of ${COUNT} sequential requests (newconn-load), each: ${modes.map((m) => fmt(figures[m])).join(' | ')} ms; direct ${direct.ttfb_p50_ms.toFixed(2)} ms; failed requests ${modes.map((m) => errors[m]).join(' · ')}; each round's connections all took its path (relay conntrack); credentials answered by the relay ${answered}, left to the device ${deferred}, of ${frontRequests} through the front`,
     );
   } finally {
     if (dnat) await useFront(true).catch(() => undefined);

@@ -105,7 +105,7 @@ struct Tconn {
   bool client_eof = false;
   bool early = false;      // holds one of its device's early-dial slots
   bool socks = false;
-  bool replied = false;    // hello() answered the customer here (the device's first answer is not theirs)
+  std::string replied;     // what hello() answered the customer here (the device's first answers are not theirs)
   bool per_addr = false;   // holds one of its address's waiting slots (maxWaitingPerAddress)
   sockaddr_in client_sa{};  // the customer's address and port (the device socket's with transparentSource)
   uint32_t dev_addr = 0;   // network order
@@ -757,10 +757,12 @@ class SpliceRelay : public Napi::ObjectWrap<SpliceRelay> {
   // devicePort, socks, dstIp, dstPort] | undefined (which connection serves this customer; in `ask`
   // mode dstIp is '' and JS finds the original destination); hello(clientIp, deviceIp, devicePort,
   // dstIp, dstPort, peeked, final) -> the handshake with the peeked bytes | undefined (a name may
-  // still come: read more) | null (refused); answered(socks, bytes) -> the answer's length, -1 when
-  // more is needed, -2 refused. event(kind, clientIp, dstIp, dstPort, detail) reports refusals and
-  // failures (JS logs them, rate-limited). The parsers (SNI / Host, the answers) stay in TypeScript,
-  // fuzzed there; what is here is sockets and states:
+  // still come: read more) | null (refused) | [bytes] (answer the customer from here, read more;
+  // `replied` is every such answer so far); answered(socks, bytes, replied) -> the answer's length,
+  // -1 when more is needed, -2 refused, [bytes] refused with these bytes to the customer before its
+  // close. event(kind, clientIp, dstIp, dstPort, detail) reports refusals and failures (JS logs
+  // them, rate-limited). The parsers (SNI / Host, the answers) stay in TypeScript, fuzzed there;
+  // what is here is sockets and states:
   //   peek: the customer's bytes are read (at most kPeekMax) until hello() has a handshake, the
   //         customer's FIN, kPeekMax or the peek deadline; the device must not speak meanwhile;
   //   dial: the handshake goes once the device socket is connected; the customer is not read
@@ -806,6 +808,7 @@ class SpliceRelay : public Napi::ObjectWrap<SpliceRelay> {
     uint16_t bound = 0;
     Napi::Value da = o.Get("deferAccept");
     const bool defer = da.IsBoolean() && da.As<Napi::Boolean>().Value();
+    defer_accept_ = defer;
     lfd_ = OpenListener(env, "listen", info[0].As<Napi::String>().Utf8Value(), info[1], defer, kTagListener, &bound);
     on_route_ = Napi::Persistent(info[3].As<Napi::Function>());
     on_hello_ = Napi::Persistent(info[4].As<Napi::Function>());
@@ -1022,6 +1025,9 @@ class SpliceRelay : public Napi::ObjectWrap<SpliceRelay> {
     t->deadline = uv_now(loop_) + peek_ms_;
     peekq_.emplace_back(t->deadline, t->id);
     ArmDeadline(t->deadline);
+    // deferAccept: its first bytes are there already; read them now, not a turn of the loop later (the
+    // edge-triggered watch reports only what comes after).
+    if (defer_accept_) ReadPeek(t);
   }
 
   int WatchConn(int op, Tconn* t, int side) {
@@ -1097,6 +1103,20 @@ class SpliceRelay : public Napi::ObjectWrap<SpliceRelay> {
     return false;
   }
 
+  // answered() refused with `[bytes]`: the customer gets them (as much as its socket takes now), then a
+  // close, not a reset: it had been answered from here, and this is the device's verdict in its words.
+  void Refuse(Tconn* t, Napi::Value bytes) {
+    t_failed_++;
+    Event("failed", t, "the device refused the connection");
+    if (bytes.IsBuffer()) {
+      auto b = bytes.As<Napi::Buffer<char>>();
+      std::string reply(b.Data(), b.Length());
+      size_t off = 0;
+      SendRest(t->cfd, reply, off);
+    }
+    Remove(t, false, false, false);
+  }
+
   static int SocketError(int fd) {
     int e = 0;
     socklen_t l = sizeof e;
@@ -1151,7 +1171,8 @@ class SpliceRelay : public Napi::ObjectWrap<SpliceRelay> {
                                     Napi::Number::New(env, t->dev_port), Napi::String::New(env, t->dst_ip),
                                     Napi::Number::New(env, t->dst_port),
                                     Napi::Buffer<char>::Copy(env, t->buf.data(), t->buf.size()),
-                                    Napi::Boolean::New(env, final)});
+                                    Napi::Boolean::New(env, final),
+                                    Napi::Buffer<char>::Copy(env, t->replied.data(), t->replied.size())});
     if (h.IsUndefined() && !final) return;
     if (h.IsArray() && !final) {
       // [bytes]: an answer to the customer, from here; its handshake is still to come.
@@ -1159,10 +1180,11 @@ class SpliceRelay : public Napi::ObjectWrap<SpliceRelay> {
       if (!a.IsBuffer()) return (void)Fail(t, "no route for this customer any more");
       auto b = a.As<Napi::Buffer<char>>();
       std::string reply(b.Data(), b.Length());
+      if (t->replied.size() + reply.size() > kPeekMax) return (void)Fail(t, "too many answers from here");
       size_t off = 0;
       if (SendRest(t->cfd, reply, off) != 1) return Drop(t, true);
-      t->replied = true;
-      // Ready for the credentials: with fastOpen nothing leaves before them, the socket is just there.
+      t->replied += reply;
+      // Ready for the rest: with fastOpen nothing leaves before it, the socket is just there.
       if (fast_open_ && t->dfd < 0) OpenDevice(t);
       return;
     }
@@ -1183,7 +1205,7 @@ class SpliceRelay : public Napi::ObjectWrap<SpliceRelay> {
   // passUnreplied: nothing was answered here, so whatever the device says (or a close) is the customer's:
   // the pair forms as soon as the bytes are written, as a DNAT would have passed them.
   bool JoinIfPassed(Tconn* t) {
-    if (!pass_unreplied_ || t->replied || t->out_off < t->out.size()) return false;
+    if (!pass_unreplied_ || !t->replied.empty() || t->out_off < t->out.size()) return false;
     Join(t, 0);
     return true;
   }
@@ -1227,7 +1249,8 @@ class SpliceRelay : public Napi::ObjectWrap<SpliceRelay> {
       Napi::Env env = Env();
       Napi::Value v = Ask(on_answered_, {Napi::Boolean::New(env, t->socks),
                                          Napi::Buffer<char>::Copy(env, t->buf.data(), t->buf.size()),
-                                         Napi::Boolean::New(env, t->replied)});
+                                         Napi::Buffer<char>::Copy(env, t->replied.data(), t->replied.size())});
+      if (v.IsArray()) return Refuse(t, v.As<Napi::Array>().Get(0u));
       const double len = v.IsNumber() ? v.As<Napi::Number>().DoubleValue() : -2;
       if (len >= 0 && len <= static_cast<double>(t->buf.size())) return Join(t, static_cast<size_t>(len));
       if (len != -1) return (void)Fail(t, "the device refused the connection");
@@ -2017,7 +2040,8 @@ class SpliceRelay : public Napi::ObjectWrap<SpliceRelay> {
   bool kernel_dst_ = true;
   bool transparent_src_ = false;
   bool fast_open_ = false;
-  bool pass_unreplied_ = false;  // a connection hello() did not answer joins once its bytes are written
+  bool pass_unreplied_ = false;
+  bool defer_accept_ = false;  // TCP_DEFER_ACCEPT: a customer is accepted with its first bytes  // a connection hello() did not answer joins once its bytes are written
   uint32_t per_addr_cap_ = 0;    // maxWaitingPerAddress; 0: no cap
   std::unordered_map<uint32_t, uint32_t> waiting_per_addr_;  // customer address -> connections not joined yet
   uint64_t t_refused_addr_ = 0;

@@ -180,7 +180,7 @@ export interface TransparentHooks {
   /**
    * The handshake to write, with `peeked` behind it; undefined (only when not `final`): read more; null:
    * refuse; `[bytes]` (only when not `final`): bytes to answer the customer with from here, then read
-   * more (answered() then gets `replied`).
+   * more. `replied`: every such answer given so far (answered() gets it too).
    */
   hello(
     clientIp: string,
@@ -190,12 +190,14 @@ export interface TransparentHooks {
     dstPort: number,
     peeked: Buffer,
     final: boolean,
+    replied: Buffer,
   ): Buffer | [Buffer] | undefined | null;
   /**
    * The device's answer's length once complete (what the customer does not get: the rest goes to them);
-   * -1: more is needed; -2: refused. `replied`: hello() answered this customer from the relay.
+   * -1: more is needed; -2: refused (the customer is reset); `[bytes]`: refused, these bytes to the
+   * customer and then a close. `replied`: what hello() answered this customer from the relay.
    */
-  answered(socks5: boolean, bytes: Buffer, replied: boolean): number;
+  answered(socks5: boolean, bytes: Buffer, replied: Buffer): number | [Buffer];
   /** A refusal or failure, for the log: kind 'nodst' | 'badroute' | 'failed'. */
   event(kind: string, clientIp: string, dstIp: string, dstPort: number, detail: string): void;
 }

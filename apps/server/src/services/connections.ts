@@ -363,7 +363,8 @@ export async function connectionUsername(q: Queryable, id: string): Promise<stri
 /** Everything the relay's firewall needs for one device's connections (internal vpn/connected). */
 export async function deviceForwarding(ctx: Ctx, q: Queryable, deviceId: string) {
   const r = await q.query<Row>(
-    `SELECT id, protocol, port, allow_from, (enabled AND blocked_reason IS NULL AND (expires_at IS NULL OR expires_at > $2)) AS usable
+    `SELECT id, protocol, port, allow_from, username, password_verifier,
+            (enabled AND blocked_reason IS NULL AND (expires_at IS NULL OR expires_at > $2)) AS usable
        FROM connections WHERE device_id = $1 ORDER BY port`,
     [deviceId, ctx.clock.now()],
   );
@@ -373,6 +374,9 @@ export async function deviceForwarding(ctx: Ctx, q: Queryable, deviceId: string)
     port: Number(c.port),
     allow_from: (c.allow_from as string[]) ?? [],
     enabled: Boolean(c.usable),
+    // The relay's SOCKS5 front answers credentials it can check itself (tunnel/socks5-front.ts); HTTP
+    // ports are DNAT'ed, so their verifiers stay with the device alone.
+    ...(c.protocol === 'socks5' ? { username: c.username as string, verifier: c.password_verifier as string } : {}),
   }));
 }
 

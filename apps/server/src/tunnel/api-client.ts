@@ -9,6 +9,9 @@ export interface ForwardedConnection {
   readonly port: number;
   readonly allow_from: readonly string[];
   readonly enabled: boolean;
+  /** SOCKS5: the credentials the relay's front checks (socks5-front.ts). */
+  readonly username?: string;
+  readonly verifier?: string;
 }
 
 export interface DeviceForwarding {
@@ -187,6 +190,9 @@ export function parseForwarding(v: unknown): DeviceForwarding | undefined {
       port: c.port,
       allow_from: allow,
       enabled: c.enabled === true,
+      ...(typeof c.username === 'string' && typeof c.verifier === 'string'
+        ? { username: c.username, verifier: c.verifier }
+        : {}),
     });
   }
   return { vpn_ip: o.vpn_ip, connections };

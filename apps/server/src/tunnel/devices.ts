@@ -63,6 +63,16 @@ export class DeviceTable {
     return this.byVpn.get(vpnNum);
   }
 
+  /** The username and verifier of the SOCKS5 connection a device serves on `port`, as the API last said. */
+  socks5Credentials(vpnIp: string, port: number): { username: string; verifier: string } | undefined {
+    const n = ipv4ToNumber(vpnIp);
+    const e = n === undefined ? undefined : this.byVpn.get(n);
+    const c = e?.forwarding?.connections.find((x) => x.port === port && x.protocol === 'socks5' && x.enabled);
+    return c?.username !== undefined && c.verifier !== undefined
+      ? { username: c.username, verifier: c.verifier }
+      : undefined;
+  }
+
   /** Devices that replacing the list with `peers` drops or re-keys (their sessions must go); call before `replace`. */
   diff(peers: readonly TunnelPeer[]): string[] {
     const next = new Map(peers.map((p) => [p.deviceId, p]));

@@ -15,6 +15,7 @@ import { createLogger } from '../log.js';
 import { loadSecrets, relayKeyPath } from '../secrets.js';
 import { createHttpApi } from './api-client.js';
 import { loadOrCreateRelayKey } from './relay-key.js';
+import type { DeviceTable } from './devices.js';
 import { createTunnel } from './tunnel.js';
 import { dgramUdpPort, type UdpPort } from './transport.js';
 import { createTransparentProxy, type TransparentProxy } from './tproxy.js';
@@ -67,8 +68,15 @@ export async function runTunnel(config: Config): Promise<() => Promise<void>> {
   // POCKETPROXY_SOCKS5_FRONT: SOCKS5 greetings answered on the relay (socks5-front.ts). It listens before the
   // firewall can redirect a port to it; one that cannot start (its port taken, no IP_TRANSPARENT) leaves
   // the SOCKS5 ports DNAT'ed to the devices instead of taking the tunnel down.
+  // Credentials it can check itself come from the devices' forwarding (the tunnel's device table).
+  let devices: DeviceTable | undefined;
   let front = config.socks5Front
-    ? createSocks5Front({ host: '0.0.0.0', port: config.socks5Front.port, logger })
+    ? createSocks5Front({
+        host: '0.0.0.0',
+        port: config.socks5Front.port,
+        logger,
+        credentials: (ip, p) => devices?.socks5Credentials(ip, p),
+      })
     : undefined;
   try {
     await front?.start();
@@ -117,7 +125,9 @@ export async function runTunnel(config: Config): Promise<() => Promise<void>> {
     // POCKETPROXY_NATIVE_OPEN=0: every frame through JS.
     openPath: (udp) => (udp instanceof BatchUdpSocket && config.nativeOpen ? udp.openPath(tun) : undefined),
     logger,
+    ...(front ? { socks5FrontStats: front.stats } : {}),
   });
+  devices = tunnel.devices;
   let openvpn: OpenvpnServer | undefined;
   const stop = async () => {
     await openvpn?.stop();

@@ -6,25 +6,33 @@
 // address and port (IP_TRANSPARENT, so the device sees exactly what it sees through the DNAT: its
 // allow-list, caps, credentials and UDP association are unchanged), carries the greeting and the
 // credentials in its SYN (TCP Fast Open, the agent's listeners take it): three round trips, as CONNECT.
+// When the relay can check the credentials itself (the port's username and verifier, from the API's
+// forwarding), it answers them too and the request rides in the SYN as well: two round trips.
 // Before the device has given a customer address its cookie, the SYN goes plain with the first write.
 //
 //   customer -> relay:PORT --redirect--> front: `05 02` answered here
-//   credentials -> SYN(greeting + credentials) from customer:cport --> device: `05 02` (dropped here)
-//   `01 00` --> customer; then a spliced pair (request, answer, the rest)
+//   credentials, checked here: `01 00` answered here; request ->
+//     SYN(greeting + credentials + request) from customer:cport --> device: `05 02 01 00` (dropped here)
+//   the device's reply --> customer; then a spliced pair (answer, the rest)
+//   (credentials not known here, or not matching: SYN(greeting + credentials) --> device: `05 02`
+//    dropped, its verdict --> customer)
 //
-// The device still decides everything (credentials, state, limits, the request); the only answer
-// given here is the method choice the device would give: username/password whenever it is offered
-// (packages/proxy socks5/front.ts). A greeting without it, or anything that is not a greeting, goes
-// to the device as it came and the device answers. Sockets and states are the addon's transparent
+// The device still decides everything (credentials, state, limits, the request): the answers given
+// here are the ones it would give, the method choice (username/password whenever it is offered,
+// packages/proxy socks5/front.ts) and a success for credentials that match the verifier the device
+// checks too; a device that refuses credentials the relay accepted (changed in between) gets the
+// customer a `05 02` reply ("not allowed") and a close. A greeting without username/password, or
+// anything that is not a greeting, goes to the device as it came and the device answers. Sockets and states are the addon's transparent
 // listener (packages/tun native/splice_relay.cc); this module answers its questions and keeps the
 // port map in step with the firewall (a port that goes, or moves, has its flows cut). The relay's byte
 // counters count these flows in the input and output chains (packages/netfw). Costs, measured in
 // docs/benchmarks.md ("the relay's SOCKS5 front"): relay CPU per SOCKS5 connection, and these flows end
 // when the tunnel process restarts (DNAT'ed ones survive it).
 import type { Firewall, FirewallState } from '@pocketproxy/netfw';
-import { parseGreeting } from '@pocketproxy/proxy';
+import { parseGreeting, parseUserPass } from '@pocketproxy/proxy';
 import { SpliceEngine, execRunner, type CommandRunner, type TransparentHooks } from '@pocketproxy/tun';
 import type { Logger } from 'pino';
+import { checkVerifier } from '../security/crypto.js';
 import { LogLimiter } from './limits.js';
 
 /** The mark of the device's answers to the front's sockets, and the routing table and rule that take them. */
@@ -34,14 +42,32 @@ export const SOCKS5_FRONT_TABLE = 7050;
 /** RFC 1929's method (username/password), and the device's choice of it. */
 const METHOD_USERPASS = 0x02;
 const CHOOSE_USERPASS = Buffer.from([0x05, METHOD_USERPASS]);
+/** RFC 1929's success. */
+const AUTH_OK = Buffer.from([0x01, 0x00]);
+const CHOOSE_AND_OK = Buffer.concat([CHOOSE_USERPASS, AUTH_OK]);
+/** RFC 1928's reply 02, "connection not allowed by ruleset": the device refused what the relay had accepted. */
+export const NOT_ALLOWED = Buffer.from([0x05, 0x02, 0x00, 0x01, 0, 0, 0, 0, 0, 0]);
+
+/** Whether a username and password open the device port's connection (the relay's own check; true only when certain). */
+export type FrontVerify = (user: string, pass: string) => boolean;
 
 /**
- * What goes to the device for a customer's first bytes: `[reply]` (answer the customer, read on) for a
- * complete greeting offering username/password and nothing behind it yet; undefined to read more; null
- * (refused) when the customer stopped (FIN or deadline) short of credentials; otherwise the bytes as
- * they came (the device answers whatever they are).
+ * What goes to the device for a customer's first bytes (`replied`: what was answered from here so far):
+ *  - `[reply]` (answer the customer, read on): `05 02` for a complete greeting offering username/password
+ *    and nothing behind it; `01 00` (with the `05 02` first if the customer did not wait for it) for
+ *    credentials behind it that `verify` accepts, nothing behind them yet;
+ *  - undefined: read more (an unfinished greeting, or, with `verify`, unfinished credentials);
+ *  - null (refused): the customer stopped (FIN or deadline) short of credentials, or of a request after
+ *    credentials answered here;
+ *  - otherwise the bytes as they came (the device answers whatever they are, from where the relay
+ *    stopped answering).
  */
-export function frontHello(peeked: Buffer, final: boolean): Buffer | [Buffer] | undefined | null {
+export function frontHello(
+  peeked: Buffer,
+  final: boolean,
+  replied: Buffer = Buffer.alloc(0),
+  verify?: FrontVerify,
+): Buffer | [Buffer] | undefined | null {
   let g: ReturnType<typeof parseGreeting>;
   try {
     g = parseGreeting(peeked);
@@ -51,20 +77,43 @@ export function frontHello(peeked: Buffer, final: boolean): Buffer | [Buffer] | 
   // Final (the customer's FIN or the handshake deadline) with an unfinished greeting, or with a greeting
   // whose 05 02 went out and no credentials behind it: closed, as the device would close it.
   if (g === null) return final ? null : undefined;
-  if (peeked.length === g.length && g.methods.includes(METHOD_USERPASS)) return final ? null : [CHOOSE_USERPASS];
-  return peeked;
+  if (!g.methods.includes(METHOD_USERPASS)) return peeked;
+  const rest = peeked.subarray(g.length);
+  if (rest.length === 0) return final ? null : [CHOOSE_USERPASS];
+  if (verify === undefined) return peeked;
+  let up: ReturnType<typeof parseUserPass>;
+  try {
+    up = parseUserPass(rest);
+  } catch {
+    return peeked; // not credentials: the device answers them
+  }
+  if (up === null) return final ? null : undefined;
+  if (rest.length > up.length) return peeked; // a request (or more) behind them: the device has it all
+  if (replied.length > 2) return final ? null : undefined; // answered here: the request is to come
+  if (final) return null;
+  if (!verify(up.user, up.pass)) return peeked; // not known here, or wrong: the device decides
+  return [replied.length === 0 ? CHOOSE_AND_OK : AUTH_OK];
 }
 
 /**
- * The device's answer as the transparent listener asks it: when the greeting was answered here, its
- * own method choice (2 bytes, dropped; anything but username/password refuses); otherwise nothing is
- * dropped and the pair forms at once.
+ * The device's answer as the transparent listener asks it (`replied`: what the relay answered this
+ * customer): the device's first answers must be those (they are dropped: the customer has them);
+ * anything else refuses, with `05 02` ("not allowed") when the device refused credentials the relay
+ * had accepted. Nothing answered here: nothing is dropped and the pair forms at once.
  */
-export function frontAnswered(bytes: Buffer, replied: boolean): number {
-  if (!replied) return 0;
-  if (bytes.length < 2) return -1;
-  return bytes[0] === CHOOSE_USERPASS[0] && bytes[1] === CHOOSE_USERPASS[1] ? 2 : -2;
+export function frontAnswered(bytes: Buffer, replied: Buffer): number | [Buffer] {
+  if (replied.length === 0) return 0;
+  const n = Math.min(bytes.length, replied.length);
+  if (bytes.compare(replied, 0, n, 0, n) !== 0) {
+    const refusedAfterOk =
+      replied.equals(CHOOSE_AND_OK) && n === 4 && bytes.compare(replied, 0, 3, 0, 3) === 0 && bytes[3] !== 0;
+    return refusedAfterOk ? [NOT_ALLOWED] : -2;
+  }
+  return bytes.length >= replied.length ? replied.length : -1;
 }
+
+/** Most username/password/verifier triples remembered as checked (the memo is dropped when it fills). */
+const VERIFIED_MEMO_MAX = 4096;
 
 export interface Socks5FrontDeps {
   readonly host: string;
@@ -78,6 +127,26 @@ export interface Socks5FrontDeps {
   readonly fastOpen?: boolean;
   /** ip rule / ip route (tests record them). */
   readonly runner?: CommandRunner;
+  /**
+   * The username and verifier of the SOCKS5 connection a device serves on a port (DeviceTable), so the
+   * relay answers credentials it can check; without it, or undefined for a port, the device answers them.
+   */
+  readonly credentials?: (deviceIp: string, devicePort: number) => { username: string; verifier: string } | undefined;
+}
+
+/** The front's counters (the tunnel's GET /status, `socks5_front`). */
+export interface Socks5FrontStats {
+  /** Customers accepted; closed at once (no device for the port, the caps); failed (the device refused or was not reached). */
+  readonly accepted: number;
+  readonly refused: number;
+  readonly refused_per_address: number;
+  readonly failed: number;
+  /** Open now (in their handshake or joined), and joined pairs since the start. */
+  readonly active: number;
+  readonly spliced: number;
+  /** Credentials answered 01 00 on the relay, and left to the device (not known here, or not matching). */
+  readonly credentials_answered: number;
+  readonly credentials_deferred: number;
 }
 
 export interface Socks5Front {
@@ -86,7 +155,7 @@ export interface Socks5Front {
   wrap<F extends Pick<Firewall, 'apply'>>(firewall: F): F;
   /** Which device listener serves a public port now, or undefined. */
   deviceOf(port: number): DevicePort | undefined;
-  stats(): ReturnType<SpliceEngine['listenStats']>;
+  stats(): Socks5FrontStats;
   start(): Promise<void>;
   close(): Promise<void>;
 }
@@ -114,6 +183,28 @@ export function createSocks5Front(d: Socks5FrontDeps): Socks5Front {
   let ports = new Map<number, DevicePort>();
   let applies = 0;
   let port = d.port;
+  // A customer opening thousands of connections pays the HMAC once; a changed verifier is a new key.
+  let verified = new Set<string>();
+  let answered = 0;
+  let deferred = 0;
+  const verifierFor = (deviceIp: string, devicePort: number): FrontVerify | undefined => {
+    const c = d.credentials?.(deviceIp, devicePort);
+    if (c === undefined) return undefined;
+    return (user, pass) => {
+      const key = `${c.verifier}\u0000${pass}`;
+      const ok = user === c.username && (verified.has(key) || checkVerifier(pass, c.verifier));
+      if (!ok) {
+        deferred++;
+        return false;
+      }
+      if (!verified.has(key)) {
+        if (verified.size >= VERIFIED_MEMO_MAX) verified = new Set();
+        verified.add(key);
+      }
+      answered++;
+      return true;
+    };
+  };
 
   const hooks: TransparentHooks = {
     route: (clientIp, _fd, dstIp, dstPort) => {
@@ -126,8 +217,10 @@ export function createSocks5Front(d: Socks5FrontDeps): Socks5Front {
       return [dev.vpnIp, dev.port, true, dstIp, dstPort];
     },
     // Remapped or gone since accept: the device socket already open is not this port's any more.
-    hello: (_clientIp, deviceIp, devicePort, _dstIp, dstPort, peeked, final) =>
-      same(ports.get(dstPort), { vpnIp: deviceIp, port: devicePort }) ? frontHello(peeked, final) : null,
+    hello: (_clientIp, deviceIp, devicePort, _dstIp, dstPort, peeked, final, replied) =>
+      same(ports.get(dstPort), { vpnIp: deviceIp, port: devicePort })
+        ? frontHello(peeked, final, replied, verifierFor(deviceIp, devicePort))
+        : null,
     answered: (_socks5, bytes, replied) => frontAnswered(bytes, replied),
     event: (kind, clientIp, _dstIp, dstPort, detail) => {
       if (limit.allow(`${kind}:${clientIp}`, Date.now()) !== undefined)
@@ -187,7 +280,19 @@ export function createSocks5Front(d: Socks5FrontDeps): Socks5Front {
       return wrapped;
     },
     deviceOf: (p) => ports.get(p),
-    stats: () => engine.listenStats(),
+    stats: () => {
+      const s = engine.listenStats();
+      return {
+        accepted: s.accepted,
+        refused: s.refused,
+        refused_per_address: s.refusedPerAddress,
+        failed: s.failed,
+        active: s.active,
+        spliced: s.spliced,
+        credentials_answered: answered,
+        credentials_deferred: deferred,
+      };
+    },
     async start() {
       await unroute();
       await runner.run('ip', rule);

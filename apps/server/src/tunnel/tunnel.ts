@@ -33,6 +33,7 @@ import { createPeerLifecycle } from './peer-lifecycle.js';
 import { createPushRoutes } from './push-routes.js';
 import { startPushServer, type PushHandler, type PushServer } from './push-server.js';
 import { createRegistration } from './registration.js';
+import type { Socks5FrontStats } from './socks5-front.js';
 import {
   describeEndpoint,
   listenTcp,
@@ -114,6 +115,8 @@ export interface TunnelDeps {
    */
   readonly openPath?: (udp: UdpPort) => OpenPath | undefined;
   readonly logger: Logger;
+  /** The relay's SOCKS5 front's counters for status() (main.ts, when the front runs). */
+  readonly socks5FrontStats?: () => Socks5FrontStats;
   readonly now?: () => number;
   readonly intervals?: Partial<TunnelIntervals>;
   readonly protocolTimers?: Partial<TunnelTimers>;
@@ -168,6 +171,8 @@ export interface TunnelStatus {
   udp_stats: { rx_datagrams: number; rx_batches: number; tx_datagrams: number; tx_syscalls: number } | null;
   /** process.memoryUsage() in MB: where the tunnel's RSS goes (V8 heap, Buffers, the rest). */
   memory_mb: { rss: number; heap_used: number; heap_total: number; external: number; array_buffers: number };
+  /** The relay's SOCKS5 front (socks5-front.ts); null when it does not run (SOCKS5 ports DNAT'ed). */
+  socks5_front: Socks5FrontStats | null;
 }
 
 export interface Tunnel {
@@ -503,6 +508,7 @@ export function createTunnel(deps: TunnelDeps): Tunnel {
       tun_stats: tunStats(ts),
       udp_stats: udpStats(us),
       memory_mb: memoryMb(),
+      socks5_front: deps.socks5FrontStats?.() ?? null,
     };
   }
 
