@@ -68,9 +68,14 @@ const Schema = z.object({
   POCKETPROXY_SOCKS5_FRONT: bool
     .default(true)
     .describe(
-      "the relay answers SOCKS5 customers' greetings itself and opens the device socket from the customer's own address with the greeting and credentials in its SYN (TCP Fast Open): two round trips over the cellular link less per SOCKS5 connection; off: SOCKS5 ports are DNAT'ed to the device like HTTP ports (their flows then survive a restart of the tunnel process)",
+      "the relay answers SOCKS5 customers' greeting and credentials itself and opens the device socket from the customer's own address with greeting, credentials and request in its SYN (TCP Fast Open): three round trips over the cellular link less per SOCKS5 connection; off: SOCKS5 ports are DNAT'ed to the device like HTTP ports (their flows then survive a restart of the tunnel process)",
     ),
   POCKETPROXY_SOCKS5_FRONT_PORT: z.coerce.number().int().min(1).max(65535).default(12346),
+  POCKETPROXY_HTTP_FRONT: bool
+    .default(false)
+    .describe(
+      "HTTP ports through the same front (needs POCKETPROXY_SOCKS5_FRONT): the customer's request rides in the device socket's SYN, one round trip over the cellular link less per HTTP connection (a GET's first byte in one, a CONNECT's in two); off: DNAT'ed. Off by default: on a lab whose tunnel round trip is ~0.2 ms it costs more (relay CPU and wake-ups) than it saves",
+    ),
   POCKETPROXY_NATIVE_SEAL: bool
     .default(true)
     .describe(
@@ -168,7 +173,7 @@ export interface Config {
   readonly nativeSeal: boolean;
   readonly tproxySplice: boolean;
   /** The relay's SOCKS5 front (apps/server/src/tunnel/socks5-front.ts); undefined: off. */
-  readonly socks5Front?: { readonly port: number };
+  readonly socks5Front?: { readonly port: number; readonly http: boolean };
   /** The tunnel's native open path (apps/server/src/tunnel README "Native seal path"). */
   readonly nativeOpen: boolean;
   readonly connectionPorts: PortRange;
@@ -292,6 +297,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     problems.push(
       'POCKETPROXY_API_PROCESSES above 1 needs DATABASE_URL (the embedded database belongs to one process)',
     );
+  if (parsed.success && parsed.data.POCKETPROXY_HTTP_FRONT && !parsed.data.POCKETPROXY_SOCKS5_FRONT)
+    problems.push('POCKETPROXY_HTTP_FRONT needs POCKETPROXY_SOCKS5_FRONT (HTTP ports go through the same front)');
   if (!parsed.success || problems.length) throw new ConfigError(problems);
   const c = parsed.data;
   const apiPortShown = c.POCKETPROXY_API_PORT === 80 ? '' : `:${c.POCKETPROXY_API_PORT}`;
@@ -321,7 +328,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     offload: c.POCKETPROXY_OFFLOAD,
     nativeSeal: c.POCKETPROXY_NATIVE_SEAL,
     tproxySplice: c.POCKETPROXY_TPROXY_SPLICE,
-    ...(c.POCKETPROXY_SOCKS5_FRONT ? { socks5Front: { port: c.POCKETPROXY_SOCKS5_FRONT_PORT } } : {}),
+    ...(c.POCKETPROXY_SOCKS5_FRONT
+      ? { socks5Front: { port: c.POCKETPROXY_SOCKS5_FRONT_PORT, http: c.POCKETPROXY_HTTP_FRONT } }
+      : {}),
     nativeOpen: c.POCKETPROXY_NATIVE_OPEN,
     connectionPorts,
     deprecated,

@@ -38,6 +38,13 @@ describe('loadConfig', () => {
     assert.equal(c.ipHistoryKeep, 200);
     assert.equal(c.jwtTtlS, 12 * 3600);
     assert.equal(c.openvpn, 'off');
+    // The relay's SOCKS5 front on, HTTP ports DNAT'ed (POCKETPROXY_HTTP_FRONT), unless told otherwise.
+    assert.deepEqual(c.socks5Front, { port: 12346, http: false });
+    assert.deepEqual(loadConfig({ POCKETPROXY_HTTP_FRONT: 'true' }).socks5Front, { port: 12346, http: true });
+    assert.equal(loadConfig({ POCKETPROXY_SOCKS5_FRONT: 'false' }).socks5Front, undefined);
+    assert.deepEqual(problems({ POCKETPROXY_SOCKS5_FRONT: 'false', POCKETPROXY_HTTP_FRONT: 'true' }), [
+      'POCKETPROXY_HTTP_FRONT needs POCKETPROXY_SOCKS5_FRONT (HTTP ports go through the same front)',
+    ]);
     assert.deepEqual(c.trustProxy, []);
     assert.ok(Object.isFrozen(c));
   });

@@ -33,6 +33,8 @@ if (!ROOT) console.error('isolation.lab.test: SKIPPED — needs root (network na
 const CUST2 = '192.0.2.2';
 /** The relay runs its SOCKS5 front (the default; isolation-socks5-dnat.lab.test.ts runs this file without it). */
 const FRONT = !['0', 'false', 'no'].includes(process.env.POCKETPROXY_SOCKS5_FRONT ?? '');
+/** HTTP ports through the front too (isolation-http-front.lab.test.ts runs this file with it). */
+const HTTP_FRONT = FRONT && ['1', 'true', 'yes'].includes(process.env.POCKETPROXY_HTTP_FRONT ?? '');
 const MB = 1_000_000;
 
 /** A UDP sink in the lab's internet: prints one line per datagram ("got <payload> from <ip>:<port>") and echoes it. */
@@ -172,6 +174,12 @@ describe('data-plane isolation: hostile customers and devices (relay + 2 agents 
     // ...and its credentials open nothing anywhere else: B's port, a SOCKS5 port.
     assert.equal(await status(via(B, A.username, A.password)), '407');
     assert.equal(await status(via(B, C.username, C.password)), '407', 'SOCKS5 credentials on an HTTP port');
+    // Which ports the relay's front takes: SOCKS5 ones, and HTTP ones with POCKETPROXY_HTTP_FRONT.
+    const set = FRONT
+      ? (await lab.exec('relay', 'nft', ['list', 'set', 'ip', 'pocketproxy', 'socks5_front'])).stdout
+      : '';
+    assert.equal(new RegExp(`\\b${C.port}\\b`).test(set), FRONT, set);
+    assert.equal(new RegExp(`\\b${B.port}\\b`).test(set), HTTP_FRONT, set);
     const before = await frontStats();
     assert.match(
       await socksAuth(C2, C.username, C.password),

@@ -82,7 +82,7 @@ function build(state: ValidState): Collections {
   const socks5_front = new Map<string, undefined>();
   const socks5_front_devices = new Map<string, undefined>();
   for (const p of state.ports) {
-    if (state.socks5Front && p.proto === 'both' && p.enabled) {
+    if (state.socks5Front && (p.proto === 'both' || (state.socks5Front.http && p.proto === 'tcp')) && p.enabled) {
       socks5_front.set(String(p.port), undefined);
       socks5_front_devices.set(`${p.vpnIp} . ${p.targetPort}`, undefined);
     }

@@ -46,6 +46,8 @@ export interface OpenVpnState {
 export interface Socks5FrontState {
   readonly port: number;
   readonly mark: number;
+  /** HTTP ports go through the front too (POCKETPROXY_HTTP_FRONT); default: SOCKS5 ports only. */
+  readonly http?: boolean;
 }
 
 export interface FirewallState {
@@ -181,12 +183,14 @@ export function validateState(input: FirewallState): ValidState {
         field: 'socks5Front.mark',
         reason: `must be an integer 1-4294967295, got ${String(f.mark)}`,
       });
+    if (f.http !== undefined && typeof f.http !== 'boolean')
+      throw fail('PP_ERR_NETFW_INVALID_STATE', { field: 'socks5Front.http', reason: 'must be a boolean' });
     if (openvpn && (port === openvpn.tproxyPort || port === openvpn.dnsRedirectPort))
       throw fail('PP_ERR_NETFW_INVALID_STATE', {
         field: 'socks5Front.port',
         reason: 'is the transparent proxy or DNS redirect port',
       });
-    socks5Front = Object.freeze({ port, mark: f.mark });
+    socks5Front = Object.freeze({ port, mark: f.mark, ...(f.http ? { http: true } : {}) });
   }
 
   if (!Array.isArray(input.ports))

@@ -343,3 +343,23 @@ test('a SOCKS5 front: enabled SOCKS5 ports (only) are redirected to it, its own 
   // Without one, none of it.
   assert.doesNotMatch(render(busy), /socks5_front|12346|socket transparent|chain output/);
 });
+
+test('a front with HTTP ports too (POCKETPROXY_HTTP_FRONT): enabled TCP ports join the set beside the SOCKS5 ones, UDP-only and disabled ones never', () => {
+  const text = render({
+    ...busy,
+    ports: [...busy.ports, { port: 30003, proto: 'tcp', vpnIp: '192.168.255.3', targetPort: 8081, enabled: false }],
+    socks5Front: { port: 12346, mark: 0x7050, http: true },
+  });
+  assert.ok(
+    text.includes(
+      '\tset socks5_front {\n\t\ttype inet_service\n\t\telements = {\n\t\t\t30000,\n\t\t\t30001\n\t\t}\n\t}\n',
+    ),
+    text,
+  );
+  assert.ok(
+    text.includes(
+      '\tset socks5_front_devices {\n\t\ttype ipv4_addr . inet_service\n\t\telements = {\n\t\t\t192.168.255.2 . 8080,\n\t\t\t192.168.255.2 . 1080\n\t\t}\n',
+    ),
+    text,
+  );
+});

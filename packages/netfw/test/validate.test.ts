@@ -98,6 +98,15 @@ test('other fields', () => {
 test('socks5Front: a port and a mark; not a forwarded port nor the OpenVPN ones', () => {
   const ok = validateState({ ...base, socks5Front: { port: 12346, mark: 0x7050 } });
   assert.deepEqual(ok.socks5Front, { port: 12346, mark: 0x7050 });
+  assert.deepEqual(validateState({ ...base, socks5Front: { port: 12346, mark: 1, http: true } }).socks5Front, {
+    port: 12346,
+    mark: 1,
+    http: true,
+  });
+  assert.throws(
+    () => validateState({ ...base, socks5Front: { port: 12346, mark: 1, http: 'yes' as unknown as boolean } }),
+    /socks5Front\.http/,
+  );
   for (const bad of [
     { port: 0, mark: 1 },
     { port: 70000, mark: 1 },

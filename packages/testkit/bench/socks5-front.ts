@@ -7,6 +7,9 @@
 // CONNECT + GET through an HTTP port as the reference. Prints the added times to first byte (over the
 // direct path) per round and their medians, and checks from the relay's conntrack that each round's
 // connections took the path it names.
+// With POCKETPROXY_HTTP_FRONT=true (the relay's HTTP ports through the same front) it also alternates
+// CONNECT + GET and an absolute-form GET through the front and through the DNAT (the HTTP port taken out of
+// the set for those).
 // BENCH_SOCKS5_FRONT_DELAY_MS=D: a carrier's round trip too, D ms each way between the device and the
 // relay (udp-delay.c in the device's carrier NAT, its tunnel datagrams redirected there; this kernel has
 // no sch_netem), with fewer requests per round: what the front saves on real links.
@@ -22,6 +25,15 @@ const DELAY_PORT = 39_901;
 const TUNNEL_PORT = 1194;
 const FRONT_PORT = 12346;
 const DELAY_SRC = new URL('./udp-delay.c', import.meta.url).pathname;
+
+const LABEL = {
+  front: "SOCKS5 + GET through the relay's front",
+  dnat: 'through the DNAT',
+  connect: 'CONNECT + GET (DNAT), the reference',
+  hfconnect: 'CONNECT + GET through the front',
+  hfget: 'GET through the front',
+  get: 'GET (DNAT)',
+} as const;
 
 const median = (v: number[]) => [...v].sort((a, b) => a - b)[Math.floor(v.length / 2)]!;
 
@@ -59,6 +71,7 @@ export async function socks5FrontPhase(o: {
   const forget = () => lab.exec('relay', 'conntrack', ['-D', '-p', 'tcp', '--orig-port-dst', String(e.port)]);
   let delay: { stop(): Promise<void> } | undefined;
   let dnat = false;
+  let restoreHttp: (() => Promise<void>) | undefined;
   try {
     if (DELAY_MS > 0) {
       delay = await carrierDelay(lab, work);
@@ -73,10 +86,21 @@ export async function socks5FrontPhase(o: {
     }
     const target = { ip: lab.inet.dnsRecords['echo.test']!, port: lab.inet.httpPort, user: '-', pass: '-' };
     const direct = await runNewconnLoad(lab, load, 'direct', target, 1, 30_000, COUNT);
-    type Mode = 'front' | 'dnat' | 'connect';
-    const modes: Mode[] = ['front', 'dnat', 'connect'];
-    const figures: Record<Mode, number[]> = { front: [], dnat: [], connect: [] };
-    const errors: Record<Mode, number> = { front: 0, dnat: 0, connect: 0 };
+    type Mode = 'front' | 'dnat' | 'connect' | 'hfconnect' | 'hfget' | 'get';
+    const HTTPX = ['1', 'true', 'yes'].includes(process.env.POCKETPROXY_HTTP_FRONT ?? '');
+    const modes: Mode[] = HTTPX
+      ? ['front', 'dnat', 'connect', 'hfconnect', 'hfget', 'get']
+      : ['front', 'dnat', 'connect'];
+    const figures: Record<Mode, number[]> = { front: [], dnat: [], connect: [], hfconnect: [], hfget: [], get: [] };
+    const errors: Record<Mode, number> = { front: 0, dnat: 0, connect: 0, hfconnect: 0, hfget: 0, get: 0 };
+    const hset = ['element', 'ip', 'pocketproxy', 'socks5_front', `{ ${http.port} }`];
+    let hdnat = !HTTPX;
+    const useHttpFront = async (on: boolean) => {
+      if (on === !hdnat) return;
+      await lab.exec('relay', 'nft', [on ? 'add' : 'delete', ...hset], { check: true });
+      hdnat = !on;
+    };
+    if (HTTPX) restoreHttp = () => useHttpFront(true);
     // Warm agent and front, then rounds in a rotating order.
     await runNewconnLoad(lab, load, 'socks5', e, 32, 3000);
     await runNewconnLoad(lab, load, 'connect', http, 32, 2000);
@@ -85,25 +109,34 @@ export async function socks5FrontPhase(o: {
     for (let r = 0; r < ROUNDS; r++) {
       for (let k = 0; k < modes.length; k++) {
         const mode = modes[(k + r) % modes.length]!;
-        if (mode !== 'connect') {
+        if (HTTPX) await useHttpFront(mode === 'hfconnect' || mode === 'hfget');
+        if (mode === 'front' || mode === 'dnat') {
           if ((mode === 'dnat') !== dnat) await useFront(dnat);
           dnat = mode === 'dnat';
           await forget();
         }
+        const isHttp = mode !== 'front' && mode !== 'dnat';
         const got = await runNewconnLoad(
           lab,
           load,
-          mode === 'connect' ? 'connect' : 'socks5',
-          mode === 'connect' ? http : e,
+          mode === 'connect' || mode === 'hfconnect'
+            ? 'connect'
+            : mode === 'get' || mode === 'hfget'
+              ? 'absolute'
+              : 'socks5',
+          isHttp ? http : e,
           1,
           30_000,
           COUNT,
         );
         errors[mode] += got.errors;
         if (mode === 'front') frontRequests += got.requests + got.errors;
-        if (got.errors > COUNT / 100 || got.requests + got.errors < COUNT)
+        // A few may fail after a switch of path: a customer port's last connection through the other path may
+        // still be in TIME_WAIT on the device under the same addresses and ports, with a sequence space it
+        // does not know (a lab artefact of switching one port between paths; counted in the note).
+        if (got.errors > Math.max(COUNT / 100, 3) || got.requests + got.errors < COUNT)
           throw new Error(`socks5front ${mode}: ${JSON.stringify(got)}`);
-        if (mode !== 'connect') {
+        if (mode === 'front' || mode === 'dnat') {
           const [viaFront, viaDnat] = await tracked();
           const [mine, other] = mode === 'front' ? [viaFront, viaDnat] : [viaDnat, viaFront];
           // (A few entries of the round may be gone already: a reused source port replaces its entry.)
@@ -121,12 +154,13 @@ export async function socks5FrontPhase(o: {
     const fmt = (v: number[]) => v.map((x) => x.toFixed(2)).join(' · ');
     const where = DELAY_MS > 0 ? ` with ${DELAY_MS} ms each way between device and relay` : '';
     record(
-      `socks5front${where}: added TTFB p50, SOCKS5 + GET through the relay's SOCKS5 front · through the DNAT · CONNECT + GET (DNAT), the reference`,
+      `socks5front${where}: added TTFB p50, ${modes.map((m) => LABEL[m]).join(' · ')}`,
       `${modes.map((m) => median(figures[m]).toFixed(2)).join(' · ')} ms`,
       `medians of ${ROUNDS} rounds (rotating order) of ${COUNT} sequential requests (newconn-load), each: ${modes.map((m) => fmt(figures[m])).join(' | ')} ms; direct ${direct.ttfb_p50_ms.toFixed(2)} ms; failed requests ${modes.map((m) => errors[m]).join(' · ')}; each round's connections all took its path (relay conntrack); credentials answered by the relay ${answered}, left to the device ${deferred}, of ${frontRequests} through the front`,
     );
   } finally {
     if (dnat) await useFront(true).catch(() => undefined);
+    if (restoreHttp) await restoreHttp().catch(() => undefined);
     await delay?.stop();
   }
 }

@@ -175,6 +175,9 @@ export async function startRelay(lab: Lab, opts: RelayOptions = {}): Promise<Lab
     ...(process.env.POCKETPROXY_SOCKS5_FRONT !== undefined
       ? { POCKETPROXY_SOCKS5_FRONT: process.env.POCKETPROXY_SOCKS5_FRONT }
       : {}),
+    ...(process.env.POCKETPROXY_HTTP_FRONT !== undefined
+      ? { POCKETPROXY_HTTP_FRONT: process.env.POCKETPROXY_HTTP_FRONT }
+      : {}),
     ...opts.env,
   };
   const proc = lab.spawn('relay', process.execPath, [...(opts.execArgv ?? []), SERVER_BIN, 'up'], {

@@ -107,7 +107,13 @@ export async function runTunnel(config: Config): Promise<() => Promise<void>> {
           }
         : {}),
       ...(front && config.socks5Front
-        ? { socks5Front: { port: config.socks5Front.port, mark: SOCKS5_FRONT_MARK } }
+        ? {
+            socks5Front: {
+              port: config.socks5Front.port,
+              mark: SOCKS5_FRONT_MARK,
+              ...(config.socks5Front.http ? { http: true } : {}),
+            },
+          }
         : {}),
     },
     extraRoutes: tproxy?.routes,

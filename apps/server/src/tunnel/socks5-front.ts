@@ -22,7 +22,12 @@
 // packages/proxy socks5/front.ts) and a success for credentials that match the verifier the device
 // checks too; a device that refuses credentials the relay accepted (changed in between) gets the
 // customer a `05 02` reply ("not allowed") and a close. A greeting without username/password, or
-// anything that is not a greeting, goes to the device as it came and the device answers. Sockets and states are the addon's transparent
+// anything that is not a greeting, goes to the device as it came and the device answers.
+//
+// POCKETPROXY_HTTP_FRONT (off by default): HTTP ports through the same listener. Nothing is answered
+// here for them: the customer's first bytes (its request head, or the start of it) ride in the device
+// socket's SYN and the pair forms as soon as they are written, so what the device says, or its close,
+// is the customer's as through the DNAT; one cellular round trip less per HTTP connection. Sockets and states are the addon's transparent
 // listener (packages/tun native/splice_relay.cc); this module answers its questions and keeps the
 // port map in step with the firewall (a port that goes, or moves, has its flows cut). The relay's byte
 // counters count these flows in the input and output chains (packages/netfw). Costs, measured in
@@ -163,13 +168,15 @@ export interface Socks5Front {
 export interface DevicePort {
   readonly vpnIp: string;
   readonly port: number;
+  readonly http?: boolean;
 }
 
-/** The SOCKS5 ports of a state: public port -> the device's listener (enabled ones; a disabled port is dropped before). */
+/** The front's ports of a state (SOCKS5 ones, HTTP ones too with `http`): public port -> the device's listener (enabled ones). */
 function frontPorts(state: FirewallState): Map<number, DevicePort> {
   const m = new Map<number, DevicePort>();
   for (const p of state.ports)
-    if (p.proto === 'both' && p.enabled) m.set(p.port, { vpnIp: p.vpnIp, port: p.targetPort });
+    if ((p.proto === 'both' || (state.socks5Front?.http && p.proto === 'tcp')) && p.enabled)
+      m.set(p.port, { vpnIp: p.vpnIp, port: p.targetPort, ...(p.proto === 'tcp' ? { http: true } : {}) });
   return m;
 }
 
@@ -214,13 +221,16 @@ export function createSocks5Front(d: Socks5FrontDeps): Socks5Front {
           log.info({ clientIp, port: dstPort }, 'SOCKS5 front: no device for this port; refused');
         return undefined;
       }
-      return [dev.vpnIp, dev.port, true, dstIp, dstPort];
+      return [dev.vpnIp, dev.port, dev.http !== true, dstIp, dstPort];
     },
     // Remapped or gone since accept: the device socket already open is not this port's any more.
-    hello: (_clientIp, deviceIp, devicePort, _dstIp, dstPort, peeked, final, replied) =>
-      same(ports.get(dstPort), { vpnIp: deviceIp, port: devicePort })
-        ? frontHello(peeked, final, replied, verifierFor(deviceIp, devicePort))
-        : null,
+    hello: (_clientIp, deviceIp, devicePort, _dstIp, dstPort, peeked, final, replied) => {
+      const dev = ports.get(dstPort);
+      if (!same(dev, { vpnIp: deviceIp, port: devicePort })) return null;
+      // HTTP: the first bytes go as they came (with deferAccept there are some at the first ask).
+      if (dev?.http) return peeked.length > 0 ? peeked : final ? null : undefined;
+      return frontHello(peeked, final, replied, verifierFor(deviceIp, devicePort));
+    },
     answered: (_socks5, bytes, replied) => frontAnswered(bytes, replied),
     event: (kind, clientIp, _dstIp, dstPort, detail) => {
       if (limit.allow(`${kind}:${clientIp}`, Date.now()) !== undefined)
