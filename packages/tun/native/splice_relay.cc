@@ -756,7 +756,7 @@ class SpliceRelay : public Napi::ObjectWrap<SpliceRelay> {
   // three things per connection, each one call: route(clientIp, fd, dstIp, dstPort) -> [deviceIp,
   // devicePort, socks, dstIp, dstPort] | undefined (which connection serves this customer; in `ask`
   // mode dstIp is '' and JS finds the original destination); hello(clientIp, deviceIp, devicePort,
-  // dstIp, dstPort, peeked, final) -> the handshake with the peeked bytes | undefined (a name may
+  // dstIp, dstPort, peeked, final, replied) -> the handshake with the peeked bytes | undefined (a name may
   // still come: read more) | null (refused) | [bytes] (answer the customer from here, read more;
   // `replied` is every such answer so far); answered(socks, bytes, replied) -> the answer's length,
   // -1 when more is needed, -2 refused, [bytes] refused with these bytes to the customer before its
@@ -1025,8 +1025,8 @@ class SpliceRelay : public Napi::ObjectWrap<SpliceRelay> {
     t->deadline = uv_now(loop_) + peek_ms_;
     peekq_.emplace_back(t->deadline, t->id);
     ArmDeadline(t->deadline);
-    // deferAccept: its first bytes are there already; read them now, not a turn of the loop later (the
-    // edge-triggered watch reports only what comes after).
+    // deferAccept: its first bytes are there already; read them now rather than when the watch reports
+    // them at the loop's next turn (that report then finds nothing, harmlessly).
     if (defer_accept_) ReadPeek(t);
   }
 
