@@ -8,8 +8,7 @@
 // Needs root (namespaces, TUN, nftables); skips loudly otherwise.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
-import { join } from 'node:path';
+import { readdirSync, readlinkSync } from 'node:fs';
 import {
   createLab,
   waitUntil,
@@ -107,15 +106,9 @@ describe('data plane end to end (relay + 3 agents in the lab)', {
     // One customer TCP connection per request (Connection: close). Without the agent's segment economy
     // (listeners in delayed-ACK mode, TCP_CORK before the last end) this was 5.0 frames device -> relay
     // and 5.4 relay -> device per request; the relay's counters include the three agents' keepalives.
-    const token = readFileSync(join(relay.dataDir, 'internal.token'), 'utf8').trim();
     const frames = async () => {
-      const r = await lab.exec(
-        'relay',
-        'curl',
-        ['-sS', '-H', `authorization: Bearer ${token}`, 'http://127.0.0.1:8081/status'],
-        { check: true },
-      );
-      const j = JSON.parse(r.stdout);
+      const j = await relay.tunnelStatus();
+      assert.ok(j, "the tunnel's status answers");
       return {
         in: Number(j.frames_in),
         out: Number(j.frames_out),

@@ -7,8 +7,6 @@
 //
 // One system for the whole file (starting it costs ~20 s on the 2-core VM); every check is bounded.
 // Needs root (namespaces, TUN, nftables); skips loudly otherwise.
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import {
@@ -107,14 +105,9 @@ describe('data-plane isolation: hostile customers and devices (relay + 2 agents 
   const carrier = (n: number) => lab.carrierAddress(n);
   /** The relay's SOCKS5 front's counters (the tunnel's GET /status), null without the front. */
   const frontStats = async () => {
-    const token = readFileSync(join(relay.dataDir, 'internal.token'), 'utf8').trim();
-    const r = await lab.exec('relay', 'curl', [
-      '-s',
-      '-H',
-      `authorization: Bearer ${token}`,
-      'http://127.0.0.1:8081/status',
-    ]);
-    return JSON.parse(r.stdout).socks5_front as { credentials_answered: number; credentials_deferred: number } | null;
+    const s = await relay.tunnelStatus();
+    assert.ok(s, "the tunnel's status answers");
+    return s.socks5_front as { credentials_answered: number; credentials_deferred: number } | null;
   };
 
   before(async () => {

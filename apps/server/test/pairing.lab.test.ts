@@ -11,8 +11,6 @@
 // asserted generously (< 5 s per try) for a loaded 2-core VM. Needs root; skips loudly otherwise.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import {
   createLab,
   waitUntil,
@@ -40,25 +38,16 @@ describe('pairing to serving (relay + freshly paired agents in the lab)', {
   let relay: LabRelay;
   const running: LabAgent[] = [];
 
-  const status = async () => {
-    const token = readFileSync(join(relay.dataDir, 'internal.token'), 'utf8').trim();
-    const r = await lab.exec('relay', 'curl', [
-      '-sS',
-      '--max-time',
-      '2',
-      '-H',
-      `authorization: Bearer ${token}`,
-      `http://127.0.0.1:8081/status`,
-    ]);
-    if (r.code !== 0) return undefined;
-    return JSON.parse(r.stdout) as {
-      relay_id: string | null;
-      tcp_connections: number;
-      devices_connected: number;
-      initiations_replayed: number;
-      drops: Record<string, number>;
-    };
-  };
+  const status = async () =>
+    (await relay.tunnelStatus()) as
+      | {
+          relay_id: string | null;
+          tcp_connections: number;
+          devices_connected: number;
+          initiations_replayed: number;
+          drops: Record<string, number>;
+        }
+      | undefined;
   /** On UDP by every account: the agent's log, the relay's TCP connections, the API's tunnel_transport (from heartbeats). */
   const onUdp = async (a: LabAgent) => {
     if (agentTransport(a) !== 'udp') return false;

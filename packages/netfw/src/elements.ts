@@ -1,7 +1,7 @@
 // The element-level view of a state: every named set, map and counter object of our table as a
 // key -> value map. Full render prints these inside the table; renderUpdate diffs two of them,
 // so both paths agree by construction on what an element looks like.
-import type { ValidState } from './state.js';
+import { frontTakes, type ValidState } from './state.js';
 
 /** Key -> value (undefined for plain sets). Keys/values are already in nft syntax. */
 export type ElementMap = ReadonlyMap<string, string | undefined>;
@@ -82,7 +82,7 @@ function build(state: ValidState): Collections {
   const socks5_front = new Map<string, undefined>();
   const socks5_front_devices = new Map<string, undefined>();
   for (const p of state.ports) {
-    if (state.socks5Front && (p.proto === 'both' || (state.socks5Front.http && p.proto === 'tcp')) && p.enabled) {
+    if (frontTakes(state.socks5Front, p)) {
       socks5_front.set(String(p.port), undefined);
       socks5_front_devices.set(`${p.vpnIp} . ${p.targetPort}`, undefined);
     }

@@ -50,6 +50,14 @@ export interface Socks5FrontState {
   readonly http?: boolean;
 }
 
+/**
+ * Whether the relay's front takes this port's TCP (redirected to it instead of DNAT'ed): enabled SOCKS5
+ * ports, and enabled HTTP ports with `http`. The nft set and the front's own port map both ask this.
+ */
+export function frontTakes(front: Socks5FrontState | undefined, p: PortForward): boolean {
+  return front !== undefined && p.enabled && (p.proto === 'both' || (front.http === true && p.proto === 'tcp'));
+}
+
 export interface FirewallState {
   readonly tunnelInterface: string;
   readonly deviceSubnet: string;

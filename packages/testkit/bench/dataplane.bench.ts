@@ -449,18 +449,7 @@ async function main(): Promise<void> {
     if (PHASES?.has('socks5front'))
       await phase('socks5front', async () => {
         const socks = await createConnection(relay!, agent.deviceId, 'socks5');
-        const token = readFileSync(join(relay!.dataDir, 'internal.token'), 'utf8').trim();
-        const frontStats = async () =>
-          JSON.parse(
-            (
-              await lab.exec('relay', 'curl', [
-                '-s',
-                '-H',
-                `authorization: Bearer ${token}`,
-                'http://127.0.0.1:8081/status',
-              ])
-            ).stdout || '{}',
-          ).socks5_front ?? null;
+        const frontStats = async () => (await relay!.tunnelStatus())?.socks5_front ?? null;
         await socks5FrontPhase({ lab, socksUrl: socks.proxy_url, proxyUrl: con.proxy_url, work, record, frontStats });
       });
 
@@ -485,17 +474,7 @@ async function main(): Promise<void> {
       );
       const px = new URL(con.proxy_url);
       const auth = `Basic ${Buffer.from(`${decodeURIComponent(px.username)}:${decodeURIComponent(px.password)}`).toString('base64')}`;
-      const relayStatus = async () =>
-        JSON.parse(
-          (
-            await lab.exec('relay', 'curl', [
-              '-s',
-              '-H',
-              `authorization: Bearer ${readFileSync(join(relay!.dataDir, 'internal.token'), 'utf8').trim()}`,
-              'http://127.0.0.1:8081/status',
-            ])
-          ).stdout || '{}',
-        );
+      const relayStatus = async () => (await relay!.tunnelStatus()) ?? {};
       const opens = (w: WrkResult) =>
         Object.entries(w.passiveOpens)
           .map(([ns, n]) => `${ns} ${n}`)
@@ -610,16 +589,7 @@ async function main(): Promise<void> {
       ).catch(() => undefined);
       const upS = (Date.now() - t1) / 1000;
       await new Promise((r) => setTimeout(r, 10_000)); // reports, firewall updates, keepalives settle
-      const status = JSON.parse(
-        (
-          await lab.exec('relay', 'curl', [
-            '-s',
-            '-H',
-            `authorization: Bearer ${readFileSync(join(relay!.dataDir, 'internal.token'), 'utf8').trim()}`,
-            'http://127.0.0.1:8081/status',
-          ])
-        ).stdout || '{}',
-      );
+      const status = (await relay!.tunnelStatus()) ?? {};
       const rss1 = rss();
       if (HEAP_DIR) {
         if (tpid) process.kill(tpid, 'SIGUSR2');

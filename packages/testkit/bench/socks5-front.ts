@@ -1,8 +1,8 @@
 // The `socks5front` phase of bench:dataplane (issue 13, SOCKS5's time to first byte; run only when
 // BENCH_PHASES names it, with the relay's SOCKS5 front on, which is the default): SOCKS5 + GET through one
 // connection's port, sequential, a new connection each, alternately through the relay's SOCKS5 front
-// (apps/server tunnel/socks5-front.ts: the greeting answered on the relay, the device socket opened from
-// the customer's address with the greeting and credentials in its SYN) and through the DNAT (the device
+// (apps/server tunnel/socks5-front.ts: greeting and credentials answered on the relay, the device socket
+// opened from the customer's address with greeting, credentials and request in its SYN) and through the DNAT (the device
 // answers every message), the port taken out of the table's `socks5_front` set for those rounds, and
 // CONNECT + GET through an HTTP port as the reference. Prints the added times to first byte (over the
 // direct path) per round and their medians, and checks from the relay's conntrack that each round's
@@ -15,7 +15,7 @@
 // no sch_netem), with fewer requests per round: what the front saves on real links.
 import { join } from 'node:path';
 import { CGN_LAN, type Lab } from '../src/index.js';
-import { buildNewconnLoad, endpointOf, runNewconnLoad } from './newconn.js';
+import { buildNewconnLoad, endpointOf, runNewconnLoad, type Endpoint } from './newconn.js';
 
 const DELAY_MS = Math.max(0, Number(process.env.BENCH_SOCKS5_FRONT_DELAY_MS ?? 0));
 const ROUNDS = DELAY_MS > 0 ? 3 : 6;
@@ -35,6 +35,17 @@ const LABEL = {
   get: 'GET (DNAT)',
 } as const;
 
+type Mode = keyof typeof LABEL;
+/** Each mode's port (the SOCKS5 one or the HTTP one), whether it goes through the front, and the load's mode. */
+const PATHS: Record<Mode, { http: boolean; front: boolean; load: 'socks5' | 'connect' | 'absolute' }> = {
+  front: { http: false, front: true, load: 'socks5' },
+  dnat: { http: false, front: false, load: 'socks5' },
+  connect: { http: true, front: false, load: 'connect' },
+  hfconnect: { http: true, front: true, load: 'connect' },
+  hfget: { http: true, front: true, load: 'absolute' },
+  get: { http: true, front: false, load: 'absolute' },
+};
+
 const median = (v: number[]) => [...v].sort((a, b) => a - b)[Math.floor(v.length / 2)]!;
 
 export async function socks5FrontPhase(o: {
@@ -52,26 +63,40 @@ export async function socks5FrontPhase(o: {
   const e = endpointOf(o.socksUrl);
   const http = endpointOf(o.proxyUrl);
   const load = await buildNewconnLoad(lab, work);
-  const set = ['element', 'ip', 'pocketproxy', 'socks5_front', `{ ${e.port} }`];
   const listed = await lab.exec('relay', 'nft', ['list', 'set', 'ip', 'pocketproxy', 'socks5_front']);
   if (!new RegExp(`\\b${e.port}\\b`).test(listed.stdout))
     throw new Error(
       `socks5front: port ${e.port} is not in the relay's socks5_front set (is POCKETPROXY_SOCKS5_FRONT off?)`,
     );
-  const useFront = (on: boolean) =>
-    lab.exec('relay', 'nft', [on ? 'add' : 'delete', ...set], { check: true }).then(() => undefined);
-  /** The relay's conntrack entries of the port's TCP: [through the front (answered from its port), DNAT'ed]. */
-  const tracked = async (): Promise<[number, number]> => {
-    const out = (await lab.exec('relay', 'conntrack', ['-L', '-p', 'tcp', '--orig-port-dst', String(e.port)])).stdout;
+  const HTTPX = ['1', 'true', 'yes'].includes(process.env.POCKETPROXY_HTTP_FRONT ?? '');
+  // Which ports are in the front's set now; a DNAT round takes its port out.
+  const inSet = new Map([
+    [e.port, true],
+    [http.port, HTTPX],
+  ]);
+  const setFront = async (port: number, on: boolean) => {
+    if (inSet.get(port) === on) return;
+    await lab.exec(
+      'relay',
+      'nft',
+      [on ? 'add' : 'delete', 'element', 'ip', 'pocketproxy', 'socks5_front', `{ ${port} }`],
+      {
+        check: true,
+      },
+    );
+    inSet.set(port, on);
+  };
+  /** The relay's conntrack entries of a port's TCP: [through the front (answered from its port), DNAT'ed]. */
+  const tracked = async (ep: Endpoint): Promise<[number, number]> => {
+    const out = (await lab.exec('relay', 'conntrack', ['-L', '-p', 'tcp', '--orig-port-dst', String(ep.port)])).stdout;
     // The customer's own connections (to the relay's address); the front's to the device are its others.
-    const lines = out.split('\n').filter((l) => l.includes(`dst=${e.ip} `) && l.includes(`dport=${e.port}`));
+    const lines = out.split('\n').filter((l) => l.includes(`dst=${ep.ip} `) && l.includes(`dport=${ep.port}`));
     const front = lines.filter((l) => l.includes(`sport=${FRONT_PORT}`)).length;
     return [front, lines.length - front];
   };
-  const forget = () => lab.exec('relay', 'conntrack', ['-D', '-p', 'tcp', '--orig-port-dst', String(e.port)]);
+  const forget = (ep: Endpoint) =>
+    lab.exec('relay', 'conntrack', ['-D', '-p', 'tcp', '--orig-port-dst', String(ep.port)]);
   let delay: { stop(): Promise<void> } | undefined;
-  let dnat = false;
-  let restoreHttp: (() => Promise<void>) | undefined;
   try {
     if (DELAY_MS > 0) {
       delay = await carrierDelay(lab, work);
@@ -86,21 +111,11 @@ export async function socks5FrontPhase(o: {
     }
     const target = { ip: lab.inet.dnsRecords['echo.test']!, port: lab.inet.httpPort, user: '-', pass: '-' };
     const direct = await runNewconnLoad(lab, load, 'direct', target, 1, 30_000, COUNT);
-    type Mode = 'front' | 'dnat' | 'connect' | 'hfconnect' | 'hfget' | 'get';
-    const HTTPX = ['1', 'true', 'yes'].includes(process.env.POCKETPROXY_HTTP_FRONT ?? '');
     const modes: Mode[] = HTTPX
       ? ['front', 'dnat', 'connect', 'hfconnect', 'hfget', 'get']
       : ['front', 'dnat', 'connect'];
     const figures: Record<Mode, number[]> = { front: [], dnat: [], connect: [], hfconnect: [], hfget: [], get: [] };
     const errors: Record<Mode, number> = { front: 0, dnat: 0, connect: 0, hfconnect: 0, hfget: 0, get: 0 };
-    const hset = ['element', 'ip', 'pocketproxy', 'socks5_front', `{ ${http.port} }`];
-    let hdnat = !HTTPX;
-    const useHttpFront = async (on: boolean) => {
-      if (on === !hdnat) return;
-      await lab.exec('relay', 'nft', [on ? 'add' : 'delete', ...hset], { check: true });
-      hdnat = !on;
-    };
-    if (HTTPX) restoreHttp = () => useHttpFront(true);
     // Warm agent and front, then rounds in a rotating order.
     await runNewconnLoad(lab, load, 'socks5', e, 32, 3000);
     await runNewconnLoad(lab, load, 'connect', http, 32, 2000);
@@ -109,26 +124,11 @@ export async function socks5FrontPhase(o: {
     for (let r = 0; r < ROUNDS; r++) {
       for (let k = 0; k < modes.length; k++) {
         const mode = modes[(k + r) % modes.length]!;
-        if (HTTPX) await useHttpFront(mode === 'hfconnect' || mode === 'hfget');
-        if (mode === 'front' || mode === 'dnat') {
-          if ((mode === 'dnat') !== dnat) await useFront(dnat);
-          dnat = mode === 'dnat';
-          await forget();
-        }
-        const isHttp = mode !== 'front' && mode !== 'dnat';
-        const got = await runNewconnLoad(
-          lab,
-          load,
-          mode === 'connect' || mode === 'hfconnect'
-            ? 'connect'
-            : mode === 'get' || mode === 'hfget'
-              ? 'absolute'
-              : 'socks5',
-          isHttp ? http : e,
-          1,
-          30_000,
-          COUNT,
-        );
+        const path = PATHS[mode];
+        const ep = path.http ? http : e;
+        await setFront(ep.port, path.front);
+        await forget(ep);
+        const got = await runNewconnLoad(lab, load, path.load, ep, 1, 30_000, COUNT);
         errors[mode] += got.errors;
         if (mode === 'front') frontRequests += got.requests + got.errors;
         // A few may fail after a switch of path: a customer port's last connection through the other path may
@@ -136,15 +136,11 @@ export async function socks5FrontPhase(o: {
         // does not know (a lab artefact of switching one port between paths; counted in the note).
         if (got.errors > Math.max(COUNT / 100, 3) || got.requests + got.errors < COUNT)
           throw new Error(`socks5front ${mode}: ${JSON.stringify(got)}`);
-        if (mode === 'front' || mode === 'dnat') {
-          const [viaFront, viaDnat] = await tracked();
-          const [mine, other] = mode === 'front' ? [viaFront, viaDnat] : [viaDnat, viaFront];
-          // (A few entries of the round may be gone already: a reused source port replaces its entry.)
-          if (mine < COUNT * 0.8 || other > 0)
-            throw new Error(
-              `socks5front ${mode}: ${mine} connections took this path, ${other} the other (of ${COUNT})`,
-            );
-        }
+        const [viaFront, viaDnat] = await tracked(ep);
+        const [mine, other] = path.front ? [viaFront, viaDnat] : [viaDnat, viaFront];
+        // (A few entries of the round may be gone already: a reused source port replaces its entry.)
+        if (mine < COUNT * 0.8 || other > 0)
+          throw new Error(`socks5front ${mode}: ${mine} connections took this path, ${other} the other (of ${COUNT})`);
         figures[mode].push(got.ttfb_p50_ms - direct.ttfb_p50_ms);
       }
     }
@@ -159,8 +155,8 @@ export async function socks5FrontPhase(o: {
       `medians of ${ROUNDS} rounds (rotating order) of ${COUNT} sequential requests (newconn-load), each: ${modes.map((m) => fmt(figures[m])).join(' | ')} ms; direct ${direct.ttfb_p50_ms.toFixed(2)} ms; failed requests ${modes.map((m) => errors[m]).join(' · ')}; each round's connections all took its path (relay conntrack); credentials answered by the relay ${answered}, left to the device ${deferred}, of ${frontRequests} through the front`,
     );
   } finally {
-    if (dnat) await useFront(true).catch(() => undefined);
-    if (restoreHttp) await restoreHttp().catch(() => undefined);
+    await setFront(e.port, true).catch(() => undefined);
+    await setFront(http.port, HTTPX).catch(() => undefined);
     await delay?.stop();
   }
 }

@@ -143,6 +143,9 @@ export interface LabRelay {
   apiPort: number;
   /** pid of the `tunnel` child of `up` (changes when `up` restarts it). */
   tunnelPid(): Promise<number | undefined>;
+  /** The tunnel's GET /status (TunnelStatus, apps/server tunnel.ts), read in the relay namespace; undefined when it does not answer. */
+  // biome-ignore lint/suspicious/noExplicitAny: an untyped JSON reply; the tests' assertions are the check
+  tunnelStatus(): Promise<Record<string, any> | undefined>;
   stop(): Promise<void>;
 }
 
@@ -210,6 +213,18 @@ export async function startRelay(lab: Lab, opts: RelayOptions = {}): Promise<Lab
     dataDir,
     apiPort,
     tunnelPid: () => childPid(proc.pid, 'tunnel'),
+    async tunnelStatus() {
+      const token = readFileSync(join(dataDir, 'internal.token'), 'utf8').trim();
+      const r = await lab.exec('relay', 'curl', [
+        '-sS',
+        '--max-time',
+        '2',
+        '-H',
+        `authorization: Bearer ${token}`,
+        'http://127.0.0.1:8081/status',
+      ]);
+      return r.code === 0 ? JSON.parse(r.stdout) : undefined;
+    },
     async stop() {
       await proc.stop(8_000);
       await bridge.stop(500);

@@ -2040,8 +2040,8 @@ class SpliceRelay : public Napi::ObjectWrap<SpliceRelay> {
   bool kernel_dst_ = true;
   bool transparent_src_ = false;
   bool fast_open_ = false;
-  bool pass_unreplied_ = false;
-  bool defer_accept_ = false;  // TCP_DEFER_ACCEPT: a customer is accepted with its first bytes  // a connection hello() did not answer joins once its bytes are written
+  bool pass_unreplied_ = false;  // a connection hello() did not answer joins once its bytes are written
+  bool defer_accept_ = false;    // TCP_DEFER_ACCEPT: a customer is accepted with its first bytes
   uint32_t per_addr_cap_ = 0;    // maxWaitingPerAddress; 0: no cap
   std::unordered_map<uint32_t, uint32_t> waiting_per_addr_;  // customer address -> connections not joined yet
   uint64_t t_refused_addr_ = 0;

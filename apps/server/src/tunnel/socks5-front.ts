@@ -27,13 +27,14 @@
 // POCKETPROXY_HTTP_FRONT (off by default): HTTP ports through the same listener. Nothing is answered
 // here for them: the customer's first bytes (its request head, or the start of it) ride in the device
 // socket's SYN and the pair forms as soon as they are written, so what the device says, or its close,
-// is the customer's as through the DNAT; one cellular round trip less per HTTP connection. Sockets and states are the addon's transparent
-// listener (packages/tun native/splice_relay.cc); this module answers its questions and keeps the
-// port map in step with the firewall (a port that goes, or moves, has its flows cut). The relay's byte
-// counters count these flows in the input and output chains (packages/netfw). Costs, measured in
-// docs/benchmarks.md ("the relay's SOCKS5 front"): relay CPU per SOCKS5 connection, and these flows end
-// when the tunnel process restarts (DNAT'ed ones survive it).
-import type { Firewall, FirewallState } from '@pocketproxy/netfw';
+// is the customer's as through the DNAT; one cellular round trip less per HTTP connection.
+//
+// Sockets and states are the addon's transparent listener (packages/tun native/splice_relay.cc); this
+// module answers its questions and keeps the port map in step with the firewall (a port that goes, or
+// moves, has its flows cut). The relay's byte counters count these flows in the input and output chains
+// (packages/netfw). Costs, measured in docs/benchmarks.md ("the relay's SOCKS5 front"): relay CPU per
+// connection, and these flows end when the tunnel process restarts (DNAT'ed ones survive it).
+import { frontTakes, type Firewall, type FirewallState } from '@pocketproxy/netfw';
 import { parseGreeting, parseUserPass } from '@pocketproxy/proxy';
 import { SpliceEngine, execRunner, type CommandRunner, type TransparentHooks } from '@pocketproxy/tun';
 import type { Logger } from 'pino';
@@ -94,7 +95,7 @@ export function frontHello(
   }
   if (up === null) return final ? null : undefined;
   if (rest.length > up.length) return peeked; // a request (or more) behind them: the device has it all
-  if (replied.length > 2) return final ? null : undefined; // answered here: the request is to come
+  if (replied.length >= CHOOSE_AND_OK.length) return final ? null : undefined; // 01 00 went: the request is to come
   if (final) return null;
   if (!verify(up.user, up.pass)) return peeked; // not known here, or wrong: the device decides
   return [replied.length === 0 ? CHOOSE_AND_OK : AUTH_OK];
@@ -110,8 +111,8 @@ export function frontAnswered(bytes: Buffer, replied: Buffer): number | [Buffer]
   if (replied.length === 0) return 0;
   const n = Math.min(bytes.length, replied.length);
   if (bytes.compare(replied, 0, n, 0, n) !== 0) {
-    const refusedAfterOk =
-      replied.equals(CHOOSE_AND_OK) && n === 4 && bytes.compare(replied, 0, 3, 0, 3) === 0 && bytes[3] !== 0;
+    // The mismatch is the fourth byte: the device's 01 xx verdict, not the relay's 01 00.
+    const refusedAfterOk = replied.equals(CHOOSE_AND_OK) && n === 4 && bytes.compare(replied, 0, 3, 0, 3) === 0;
     return refusedAfterOk ? [NOT_ALLOWED] : -2;
   }
   return bytes.length >= replied.length ? replied.length : -1;
@@ -175,7 +176,7 @@ export interface DevicePort {
 function frontPorts(state: FirewallState): Map<number, DevicePort> {
   const m = new Map<number, DevicePort>();
   for (const p of state.ports)
-    if ((p.proto === 'both' || (state.socks5Front?.http && p.proto === 'tcp')) && p.enabled)
+    if (frontTakes(state.socks5Front, p))
       m.set(p.port, { vpnIp: p.vpnIp, port: p.targetPort, ...(p.proto === 'tcp' ? { http: true } : {}) });
   return m;
 }
@@ -228,7 +229,7 @@ export function createSocks5Front(d: Socks5FrontDeps): Socks5Front {
       const dev = ports.get(dstPort);
       if (!same(dev, { vpnIp: deviceIp, port: devicePort })) return null;
       // HTTP: the first bytes go as they came (with deferAccept there are some at the first ask).
-      if (dev?.http) return peeked.length > 0 ? peeked : final ? null : undefined;
+      if (dev!.http) return peeked.length > 0 ? peeked : final ? null : undefined;
       return frontHello(peeked, final, replied, verifierFor(deviceIp, devicePort));
     },
     answered: (_socks5, bytes, replied) => frontAnswered(bytes, replied),
