@@ -65,6 +65,11 @@ const Schema = z.object({
     .describe(
       'the transparent proxy hands each joined OpenVPN customer connection to the native relay (splice, kernel to kernel); off: bytes pumped in JS',
     ),
+  POCKETPROXY_TPROXY_FASTOPEN: bool
+    .default(true)
+    .describe(
+      "the transparent proxy opens each OpenVPN customer's device socket with TCP Fast Open once the customer's first bytes are in: the CONNECT and those bytes ride in its SYN, one cellular round trip less per connection; off: the socket opens at accept and the CONNECT follows its handshake (native sockets only)",
+    ),
   POCKETPROXY_SOCKS5_FRONT: bool
     .default(true)
     .describe(
@@ -172,6 +177,8 @@ export interface Config {
   /** The tunnel's native seal path (apps/server/src/tunnel README "Native seal path"). */
   readonly nativeSeal: boolean;
   readonly tproxySplice: boolean;
+  /** POCKETPROXY_TPROXY_FASTOPEN: the transparent proxy's device sockets with TCP Fast Open. */
+  readonly tproxyFastOpen: boolean;
   /** The relay's SOCKS5 front (apps/server/src/tunnel/socks5-front.ts); undefined: off. */
   readonly socks5Front?: { readonly port: number; readonly http: boolean };
   /** The tunnel's native open path (apps/server/src/tunnel README "Native seal path"). */
@@ -328,6 +335,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     offload: c.POCKETPROXY_OFFLOAD,
     nativeSeal: c.POCKETPROXY_NATIVE_SEAL,
     tproxySplice: c.POCKETPROXY_TPROXY_SPLICE,
+    tproxyFastOpen: c.POCKETPROXY_TPROXY_FASTOPEN,
     ...(c.POCKETPROXY_SOCKS5_FRONT
       ? { socks5Front: { port: c.POCKETPROXY_SOCKS5_FRONT_PORT, http: c.POCKETPROXY_HTTP_FRONT } }
       : {}),

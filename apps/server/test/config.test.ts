@@ -30,6 +30,10 @@ describe('loadConfig', () => {
     assert.equal(c.pushUrl, 'http://127.0.0.1:8081');
     assert.equal(c.apiUrl, 'http://127.0.0.1:8080');
     assert.equal(c.tproxyPort, 12345);
+    // The transparent proxy's device sockets with TCP Fast Open unless told otherwise; a bad value is refused.
+    assert.equal(c.tproxyFastOpen, true);
+    assert.equal(loadConfig({ POCKETPROXY_TPROXY_FASTOPEN: 'false' }).tproxyFastOpen, false);
+    assert.equal(problems({ POCKETPROXY_TPROXY_FASTOPEN: 'sometimes' }).length, 1);
     assert.equal(c.deviceSubnet, '192.168.255.0/24');
     assert.deepEqual(c.connectionPorts, { from: 40000, to: 49999 });
     assert.deepEqual(c.deprecated, []);

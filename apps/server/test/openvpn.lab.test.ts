@@ -83,6 +83,14 @@ describe('customer OpenVPN end to end (relay + 1 agent + real openvpn client)', 
   const curl = (args: string[], timeoutS = 8) =>
     lab.exec('cust', 'curl', ['-sS', '--max-time', String(timeoutS), ...args], { timeoutMs: (timeoutS + 5) * 1000 });
   const carrier = () => lab.device(1).carrierIp;
+  /** A TcpExt counter of a namespace (/proc/net/netstat as read from inside it). */
+  const tcpExt = async (ns: string, name: string): Promise<number> => {
+    const lines = (await lab.exec(ns, 'cat', ['/proc/net/netstat'], { check: true })).stdout.split('\n');
+    const head = lines.findIndex((l) => l.startsWith('TcpExt:'));
+    const i = lines[head]!.split(' ').indexOf(name);
+    assert.ok(i > 0, `${name} in ${ns}'s /proc/net/netstat`);
+    return Number(lines[head + 1]!.split(' ')[i]);
+  };
 
   function startClient(name: string, username: string, password: string): LabProcess {
     const auth = join(dir, `${name}.auth`);
@@ -230,6 +238,26 @@ describe('customer OpenVPN end to end (relay + 1 agent + real openvpn client)', 
       intervalMs: 100,
       what: `the transparent proxy's native relay pipes (pipe fds before ${pipesBefore}, now ${pipes()})`,
     });
+  });
+
+  it("the transparent proxy's CONNECT and the customer's first bytes ride in the device socket's SYN (TCP Fast Open)", async () => {
+    // The first connection from the relay's tunnel address fetches the device's cookie; the next ones send
+    // their SYN with data, which the device's listener takes (the agent turned the server side on).
+    await curl(['http://203.0.113.10/ip'], 5);
+    const [active0, passive0] = [
+      await tcpExt('relay', 'TCPFastOpenActive'),
+      await tcpExt(lab.device(1).ns, 'TCPFastOpenPassive'),
+    ];
+    for (let i = 0; i < 4; i++) {
+      const r = await curl(['http://203.0.113.10/ip'], 5);
+      assert.equal(r.stdout.trim(), carrier(), r.stderr);
+    }
+    const active = (await tcpExt('relay', 'TCPFastOpenActive')) - active0;
+    const passive = (await tcpExt(lab.device(1).ns, 'TCPFastOpenPassive')) - passive0;
+    assert.ok(
+      active >= 4 && passive >= 4,
+      `SYNs with data: relay sent ${active}, device took ${passive} (of 4 connections)`,
+    );
   });
 
   it('HTTPS by name: DNS resolved through the device, SNI passed on (CONNECT by domain)', async () => {

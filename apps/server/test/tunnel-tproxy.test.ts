@@ -339,12 +339,14 @@ for (const sockets of ENGINES)
       chunk: (_c, first) => first && events.push(['device got bytes', Date.now()]),
       closed: () => events.push(['device closed', Date.now()]),
     });
-    const tp = await loopbackTproxy(sockets, 80, 2_000, {
-      proxyPort: dev.port,
-      protocol: 'http',
-      username: 'fay',
-      password: 'pw',
-    });
+    // POCKETPROXY_TPROXY_FASTOPEN=false: the early dial (with it, the next test).
+    const tp = await loopbackTproxy(
+      sockets,
+      80,
+      2_000,
+      { proxyPort: dev.port, protocol: 'http', username: 'fay', password: 'pw' },
+      { fastOpen: false },
+    );
     try {
       const c = net.connect(tp.port, '127.0.0.1');
       c.on('error', () => {});
@@ -389,9 +391,47 @@ for (const sockets of ENGINES)
     }
   });
 
+test("transparent proxy (native sockets, TCP Fast Open, the default): nothing is dialled before the customer's first bytes; then the device socket opens and the handshake with those bytes reaches the device at once", async () => {
+  const events: Array<[string, number]> = [];
+  const dev = await answerAfterRequest(() => 'ok', {
+    accepted: () => events.push(['device accepted', Date.now()]),
+    chunk: (_c, first) => first && events.push(['device got bytes', Date.now()]),
+  });
+  const tp = await loopbackTproxy('native', 80, 2_000, {
+    proxyPort: dev.port,
+    protocol: 'http',
+    username: 'fay',
+    password: 'pw',
+  });
+  try {
+    for (let round = 0; round < 2; round++) {
+      events.length = 0;
+      const c = net.connect(tp.port, '127.0.0.1');
+      c.on('error', () => {});
+      let got = '';
+      c.on('data', (d) => (got += d.toString('latin1')));
+      await new Promise((r) => c.once('connect', r));
+      await new Promise((r) => setTimeout(r, 300));
+      assert.deepEqual(events, [], 'no device connection while the customer is silent');
+      const wroteAt = Date.now();
+      c.write('GET /x HTTP/1.1\r\nHost: example.test\r\n\r\n');
+      await new Promise((r) => c.once('close', r));
+      assert.equal(got, 'ok');
+      const at = Object.fromEntries(events);
+      assert.ok(at['device accepted']! >= wroteAt && at['device got bytes']! >= wroteAt, JSON.stringify(events));
+    }
+    for (let i = 0; i < 100 && tp.stats.active > 0; i++) await new Promise((r) => setTimeout(r, 10));
+    assert.equal(tp.stats.active, 0);
+  } finally {
+    await tp.close();
+    await dev.close();
+  }
+});
+
 /**
  * A device proxy that answers each request "ok" and counts the connections it accepted, behind a
- * transparent proxy (peek wait 2 s) with `more`; customers connect silent and speak with `ask`.
+ * transparent proxy (peek wait 2 s) with `more`; customers connect silent and speak with `ask`. The native
+ * engine dials at accept here (fastOpen off), as the tests of early dials and of the cap count on.
  */
 async function countingRig(sockets: (typeof ENGINES)[number], more: Partial<TransparentProxyDeps>) {
   let accepted = 0;
@@ -401,7 +441,7 @@ async function countingRig(sockets: (typeof ENGINES)[number], more: Partial<Tran
     80,
     2_000,
     { proxyPort: dev.port, protocol: 'http', username: 'gus', password: 'pw' },
-    more,
+    { fastOpen: false, ...more },
   );
   return {
     tp,

@@ -18,6 +18,7 @@ import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { waitUntil, type Lab, type LabProcess, type LabRelay } from '../src/index.js';
+import { carrierDelay } from './socks5-front.js';
 
 /** Env for the relay: the customer OpenVPN server on, its DNS resolver the phase's TCP shim (when the phase runs). */
 export function ovpnRelayEnv(phases: Set<string> | undefined): Record<string, string> {
@@ -42,6 +43,13 @@ const NEWCONN_SRC = new URL('./newconn-load.c', import.meta.url).pathname;
 // BENCH_OVPN_PARTS=ours (or proxy,ours,bare,redsocks — the default is all): a subset, e.g. for a profile.
 const PARTS = new Set((process.env.BENCH_OVPN_PARTS ?? 'proxy,ours,bare,redsocks').split(',').map((x) => x.trim()));
 const NONE = { mbit: 0, perSec: 0, ttfbAdded: 0 };
+// BENCH_OVPN_DELAY_MS=D: after the measures of `ours`, D ms each way between the device and the relay (a
+// carrier's round trip: socks5-front.ts carrierDelay) and the OpenVPN path's time to first byte again, in
+// a few rounds of a few sequential requests: what the transparent proxy's TCP Fast Open
+// (POCKETPROXY_TPROXY_FASTOPEN) saves on real links.
+const DELAY_MS = Math.max(0, Number(process.env.BENCH_OVPN_DELAY_MS ?? 0));
+const DELAY_ROUNDS = 3;
+const DELAY_N = 30;
 
 // The lab's DNS server answers UDP only; the relay's forwarder asks over TCP (through the device).
 const TCP_DNS_SHIM = `
@@ -270,6 +278,43 @@ export async function ovpnPhase(o: {
     return p;
   };
 
+  /** Time to first byte with a carrier's delay on the device's tunnel: the OpenVPN path and the proxy's CONNECT. */
+  const delayed = async (): Promise<void> => {
+    const delay = await carrierDelay(lab, dir, DELAY_MS);
+    try {
+      // Through the delayed tunnel once the relay has taken the device's new source port.
+      await waitUntil(async () => (await load('direct', 1, 5_000, 1).catch(() => undefined))?.requests === 1, {
+        timeoutMs: 40_000,
+        intervalMs: 500,
+        what: 'ovpn: the tunnel through the delay',
+      });
+      // Against the direct path measured before any VPN was up (with the client up, every TCP connection of
+      // the customer's namespace takes the VPN).
+      const rounds: number[] = [];
+      let errors = 0;
+      for (let r = 0; r < DELAY_ROUNDS; r++) {
+        const t = await load('direct', 1, 60_000, DELAY_N);
+        errors += t.errors;
+        rounds.push(t.ttfb_p50_ms - directTtfb);
+      }
+      record(
+        `ovpn with ${DELAY_MS} ms each way between device and relay: added TTFB p50, OpenVPN customer path`,
+        `${fmt([...rounds].sort((a, b) => a - b)[rounds.length >> 1]!, 1)} ms`,
+        `median of ${DELAY_ROUNDS} rounds of ${DELAY_N} sequential requests (newconn-load), each: ` +
+          `${rounds.map((x) => fmt(x, 1)).join(' · ')} ms; failed requests ${errors}; the transparent proxy's ` +
+          `TCP Fast Open (POCKETPROXY_TPROXY_FASTOPEN): ${process.env.POCKETPROXY_TPROXY_FASTOPEN ?? 'default (on)'}`,
+      );
+    } finally {
+      await delay.stop();
+    }
+    // And back on the undelayed path before the next measures.
+    await waitUntil(async () => (await load('direct', 1, 5_000, 1).catch(() => undefined))?.requests === 1, {
+      timeoutMs: 40_000,
+      intervalMs: 500,
+      what: 'ovpn: the tunnel without the delay',
+    });
+  };
+
   let shim: LabProcess | undefined;
   try {
     writeFileSync(join(dir, 'shim.cjs'), TCP_DNS_SHIM);
@@ -326,6 +371,7 @@ export async function ovpnPhase(o: {
       `max ${fmt(names.at(-1) ?? 0, 2)} ms; a query the relay has no answer for: forwarder -> CONNECT ${DNS_IP}:53 ` +
         'through the device -> DNS over TCP; later ones from its per-connection cache while the TTL lasts',
     );
+    if (DELAY_MS > 0) await delayed();
     await ours1.stop(3_000);
 
     let bare = NONE;

@@ -166,11 +166,11 @@ export async function socks5FrontPhase(o: {
  * relay's tunnel port redirected to it; the flow's conntrack entry is dropped so the next datagram takes
  * the redirect, and the relay takes the device's new source port as it would a carrier's rebinding.
  */
-async function carrierDelay(lab: Lab, work: string): Promise<{ stop(): Promise<void> }> {
+export async function carrierDelay(lab: Lab, work: string, ms = DELAY_MS): Promise<{ stop(): Promise<void> }> {
   const cgn = lab.device(1).cgnNs;
   const bin = join(work, 'udp-delay');
   await lab.exec(cgn, 'cc', ['-O2', '-o', bin, DELAY_SRC], { check: true, timeoutMs: 60_000 });
-  const p = lab.spawn(cgn, bin, [String(DELAY_PORT), lab.relay.ip, String(TUNNEL_PORT), String(DELAY_MS)]);
+  const p = lab.spawn(cgn, bin, [String(DELAY_PORT), lab.relay.ip, String(TUNNEL_PORT), String(ms)]);
   await p.waitForLine(/listening/, 10_000);
   const script = [
     'table ip pp_delay {',

@@ -149,6 +149,21 @@ export interface LabRelay {
   stop(): Promise<void>;
 }
 
+/**
+ * The relay's switches that pass from the test's or bench's environment to `pocketproxy up`, for A/B runs:
+ * the offloads (packages/tun), the native seal and open paths (tunnel main.ts), the transparent proxy's
+ * splice and TCP Fast Open (tunnel/tproxy.ts), the SOCKS5 and HTTP fronts (tunnel/socks5-front.ts).
+ */
+const RELAY_SWITCHES = [
+  'POCKETPROXY_OFFLOAD',
+  'POCKETPROXY_NATIVE_SEAL',
+  'POCKETPROXY_NATIVE_OPEN',
+  'POCKETPROXY_TPROXY_SPLICE',
+  'POCKETPROXY_TPROXY_FASTOPEN',
+  'POCKETPROXY_SOCKS5_FRONT',
+  'POCKETPROXY_HTTP_FRONT',
+] as const;
+
 /** Start `pocketproxy up` in the relay namespace, wait for the API, log in as admin. */
 export async function startRelay(lab: Lab, opts: RelayOptions = {}): Promise<LabRelay> {
   const dataDir = tempDir('pp-relay-');
@@ -162,25 +177,7 @@ export async function startRelay(lab: Lab, opts: RelayOptions = {}): Promise<Lab
     POCKETPROXY_ADMIN_EMAIL: ADMIN_EMAIL,
     POCKETPROXY_ADMIN_PASSWORD: ADMIN_PASSWORD,
     POCKETPROXY_LOG_LEVEL: 'info',
-    // The offload escape hatch (packages/tun) passes through, for A/B runs.
-    ...(process.env.POCKETPROXY_OFFLOAD !== undefined ? { POCKETPROXY_OFFLOAD: process.env.POCKETPROXY_OFFLOAD } : {}),
-    // And the relay's native seal path switch (apps/server tunnel main.ts), for A/B runs.
-    ...(process.env.POCKETPROXY_NATIVE_SEAL !== undefined
-      ? { POCKETPROXY_NATIVE_SEAL: process.env.POCKETPROXY_NATIVE_SEAL }
-      : {}),
-    ...(process.env.POCKETPROXY_NATIVE_OPEN !== undefined
-      ? { POCKETPROXY_NATIVE_OPEN: process.env.POCKETPROXY_NATIVE_OPEN }
-      : {}),
-    ...(process.env.POCKETPROXY_TPROXY_SPLICE !== undefined
-      ? { POCKETPROXY_TPROXY_SPLICE: process.env.POCKETPROXY_TPROXY_SPLICE }
-      : {}),
-    // And the relay's SOCKS5 front (apps/server tunnel/socks5-front.ts).
-    ...(process.env.POCKETPROXY_SOCKS5_FRONT !== undefined
-      ? { POCKETPROXY_SOCKS5_FRONT: process.env.POCKETPROXY_SOCKS5_FRONT }
-      : {}),
-    ...(process.env.POCKETPROXY_HTTP_FRONT !== undefined
-      ? { POCKETPROXY_HTTP_FRONT: process.env.POCKETPROXY_HTTP_FRONT }
-      : {}),
+    ...Object.fromEntries(RELAY_SWITCHES.filter((k) => process.env[k] !== undefined).map((k) => [k, process.env[k]])),
     ...opts.env,
   };
   const proc = lab.spawn('relay', process.execPath, [...(opts.execArgv ?? []), SERVER_BIN, 'up'], {

@@ -63,6 +63,7 @@ export async function runTunnel(config: Config): Promise<() => Promise<void>> {
         port: config.tproxyPort,
         sockets: config.tproxySockets,
         splice: config.tproxySplice,
+        fastOpen: config.tproxyFastOpen,
         logger,
       });
   // POCKETPROXY_SOCKS5_FRONT: SOCKS5 greetings answered on the relay (socks5-front.ts). It listens before the

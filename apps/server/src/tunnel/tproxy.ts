@@ -4,7 +4,8 @@
 //     -> SO_ORIGINAL_DST (93.184.216.34:443) -> peek SNI / Host (short, bounded wait)
 //     -> the connection's own listener on the device (vpn_ip:PORT), in its protocol:
 //        HTTP "CONNECT sni-or-ip:443" or SOCKS5 CONNECT, with the connection's credentials and
-//        the peeked bytes behind it in one segment (device-dial.ts) -> target
+//        the peeked bytes behind it in one segment (device-dial.ts), in the device socket's SYN with
+//        TCP Fast Open (native sockets, POCKETPROXY_TPROXY_FASTOPEN, the default) -> target
 //
 // Which device and connection serve which customer address comes from the OpenVPN client-connect
 // hook: it asks the API (`POST /api/internal/openvpn/connect`) and pushes the answer here
@@ -86,6 +87,12 @@ export interface TransparentProxyDeps {
   sockets?: TproxySockets;
   /** POCKETPROXY_TPROXY_SPLICE: joined connections to the native relay (default true; needs the addon). */
   splice?: boolean;
+  /**
+   * POCKETPROXY_TPROXY_FASTOPEN (default true; native sockets): a device socket opens once its customer's
+   * first bytes are in, with TCP Fast Open, so the CONNECT and those bytes ride in its SYN instead of
+   * following an early dial's handshake (earlyDialsPerDevice does not apply then).
+   */
+  fastOpen?: boolean;
 }
 
 export interface TransparentProxy {
@@ -460,6 +467,7 @@ export function createTransparentProxy(d: TransparentProxyDeps): TransparentProx
               earlyDialsPerDevice,
               maxConnections,
               kernelDst: d.getOriginalDst === undefined,
+              fastOpen: d.fastOpen ?? true,
             },
             hooks,
           );
