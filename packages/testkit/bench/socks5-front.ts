@@ -110,7 +110,9 @@ export async function socks5FrontPhase(o: {
       }
     }
     const target = { ip: lab.inet.dnsRecords['echo.test']!, port: lab.inet.httpPort, user: '-', pass: '-' };
-    const direct = await runNewconnLoad(lab, load, 'direct', target, 1, 30_000, COUNT);
+    // The direct path's p50, measured again before each round: one block measured once read 0.38 ms where
+    // the peers phase's adjacent blocks read 0.09-0.12 ms (docs/benchmarks.md, 2026-12-04 15:13).
+    const directs: number[] = [];
     const modes: Mode[] = HTTPX
       ? ['front', 'dnat', 'connect', 'hfconnect', 'hfget', 'get']
       : ['front', 'dnat', 'connect'];
@@ -122,6 +124,8 @@ export async function socks5FrontPhase(o: {
     const s0 = await o.frontStats();
     let frontRequests = 0;
     for (let r = 0; r < ROUNDS; r++) {
+      const direct = (await runNewconnLoad(lab, load, 'direct', target, 1, 30_000, COUNT)).ttfb_p50_ms;
+      directs.push(direct);
       for (let k = 0; k < modes.length; k++) {
         const mode = modes[(k + r) % modes.length]!;
         const path = PATHS[mode];
@@ -141,7 +145,7 @@ export async function socks5FrontPhase(o: {
         // (A few entries of the round may be gone already: a reused source port replaces its entry.)
         if (mine < COUNT * 0.8 || other > 0)
           throw new Error(`socks5front ${mode}: ${mine} connections took this path, ${other} the other (of ${COUNT})`);
-        figures[mode].push(got.ttfb_p50_ms - direct.ttfb_p50_ms);
+        figures[mode].push(got.ttfb_p50_ms - direct);
       }
     }
     const s1 = await o.frontStats();
@@ -152,7 +156,7 @@ export async function socks5FrontPhase(o: {
     record(
       `socks5front${where}: added TTFB p50, ${modes.map((m) => LABEL[m]).join(' · ')}`,
       `${modes.map((m) => median(figures[m]).toFixed(2)).join(' · ')} ms`,
-      `medians of ${ROUNDS} rounds (rotating order) of ${COUNT} sequential requests (newconn-load), each: ${modes.map((m) => fmt(figures[m])).join(' | ')} ms; direct ${direct.ttfb_p50_ms.toFixed(2)} ms; failed requests ${modes.map((m) => errors[m]).join(' · ')}; each round's connections all took its path (relay conntrack); credentials answered by the relay ${answered}, left to the device ${deferred}, of ${frontRequests} through the front`,
+      `medians of ${ROUNDS} rounds (rotating order) of ${COUNT} sequential requests (newconn-load), each: ${modes.map((m) => fmt(figures[m])).join(' | ')} ms; direct ${fmt(directs)} ms (before each round); failed requests ${modes.map((m) => errors[m]).join(' · ')}; each round's connections all took its path (relay conntrack); credentials answered by the relay ${answered}, left to the device ${deferred}, of ${frontRequests} through the front`,
     );
   } finally {
     await setFront(e.port, true).catch(() => undefined);
