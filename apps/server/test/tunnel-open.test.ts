@@ -6,6 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { OpenPath, OpenState } from '@pocketproxy/tun';
+import { handshakeRtts } from '../src/tunnel/tunnel.js';
 import { connectDevice, makeDevice, startHarness, udpPacket, waitFor } from './tunnel/helpers.js';
 
 function recordingOpen() {
@@ -85,6 +86,9 @@ test('open routes: frames the native path opened keep a silent-to-JS device aliv
   await withDevice(async ({ h, r, d }) => {
     d.sendPacket(udpPacket('192.168.255.2', '203.0.113.9', 'first'));
     await waitFor('route', () => r.routes.size === 1);
+    // The device's handshake round trip is in GET /status (over loopback: well under a second).
+    const rtt = h.tunnel.status().handshake_rtt_ms;
+    assert.ok(rtt !== null && rtt.devices === 1 && rtt.max >= 0 && rtt.max < 1_000, JSON.stringify(rtt));
     const st = only(r.routes).state;
     // 31 s later JS has heard nothing, but the native path opened a frame a moment ago (its stamp).
     h.clock.offset = 31_000;
@@ -127,4 +131,12 @@ test('open routes: dropped when the device roams (then set for the new endpoint)
     await h.tunnel.refreshPeers();
     assert.equal(r.routes.size, 0, 'a deleted device loses its route');
   });
+});
+
+test('handshake round trips in GET /status: devices without one left out; p50, p90 and max of the rest', () => {
+  assert.equal(handshakeRtts([]), null);
+  assert.equal(handshakeRtts([undefined, undefined]), null);
+  assert.deepEqual(handshakeRtts([40, undefined, 0]), { devices: 2, p50: 40, p90: 40, max: 40 });
+  const ten = [9, 1, 8, 2, 7, 3, 6, 4, 5, 80];
+  assert.deepEqual(handshakeRtts(ten), { devices: 10, p50: 6, p90: 80, max: 80 });
 });

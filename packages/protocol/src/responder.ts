@@ -71,6 +71,12 @@ export class ResponderPeer<E> {
   /** From the last handshake; becomes current when the first frame arrives on it (key confirmation). */
   next: TransportSession | undefined;
   lastTimestamp: Buffer | undefined;
+  /**
+   * The round trip over the device's link at its last handshake (ms): from the response, sent when the
+   * initiation was taken, to the device's first frame on the new session, which it sends at once (§4).
+   * Undefined until a handshake was confirmed.
+   */
+  handshakeRttMs: number | undefined;
   lastRecvAt = 0;
   lastSentAt = 0;
   /** The current session's send counter as tick last saw it (frames a native seal path sent move it). */
@@ -209,6 +215,7 @@ export class Responder<E> {
     p.lastRecvAt = now;
     if (s === p.next) {
       // Key confirmation: the initiator used the new keys, so switch sending to them.
+      p.handshakeRttMs = Math.max(0, now - s.createdAt);
       this.drop(p.previous);
       p.previous = p.current;
       p.current = s;

@@ -291,3 +291,24 @@ test('frames a native seal path sent (the shared send counter moved) count as se
   assert.deepEqual(p.responder.tick(10_000), [], 'no keepalive while native frames flow');
   assert.equal(p.responder.tick(19_000).length, 1, 'a keepalive 10 s after the last native send');
 });
+
+test("the responder's handshake round trip: from its response to the device's first frame on the new session, at every handshake", () => {
+  const p = pair();
+  const peerOf = () => p.responder.peer('dev_1')!;
+  const [init] = p.initiator.tick(1_000);
+  const rep = p.responder.receive(init!, 'z', 1_000);
+  assert.equal(rep.kind, 'reply');
+  if (rep.kind !== 'reply') return;
+  assert.equal(peerOf().handshakeRttMs, undefined, 'nothing before the handshake is confirmed');
+  // The device gets the response 20 ms later and confirms at once; its frame reaches the relay 20 ms after.
+  const est = p.initiator.receive(rep.frame, 1_020);
+  assert.equal(est.kind, 'established');
+  if (est.kind !== 'established') return;
+  for (const f of est.send) p.responder.receive(f, 'z', 1_040);
+  assert.equal(peerOf().handshakeRttMs, 40);
+  // A later frame on the same session does not move it; the next handshake measures afresh.
+  p.responder.receive(p.initiator.sendPacket(ipv4(), 5_000)!, 'z', 5_100);
+  assert.equal(peerOf().handshakeRttMs, 40);
+  connect(p, 200_000);
+  assert.equal(peerOf().handshakeRttMs, 0);
+});

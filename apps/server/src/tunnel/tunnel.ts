@@ -173,6 +173,8 @@ export interface TunnelStatus {
   memory_mb: { rss: number; heap_used: number; heap_total: number; external: number; array_buffers: number };
   /** The relay's SOCKS5 front (socks5-front.ts); null when it does not run (SOCKS5 ports DNAT'ed). */
   socks5_front: Socks5FrontStats | null;
+  /** The connected devices' link round trips at their last handshake (ms); null when none has one. */
+  handshake_rtt_ms: { devices: number; p50: number; p90: number; max: number } | null;
 }
 
 export interface Tunnel {
@@ -193,6 +195,19 @@ export interface Tunnel {
   status(): TunnelStatus;
   readonly devices: DeviceTable;
   readonly addresses: { udp: number; tcp: number; push: number };
+}
+
+/**
+ * The connected devices' round trips at their last handshake (protocol responder.ts handshakeRttMs):
+ * how far the fleet's links are, in GET /status. Null when none has one yet.
+ */
+export function handshakeRtts(
+  samples: ReadonlyArray<number | undefined>,
+): { devices: number; p50: number; p90: number; max: number } | null {
+  const v = samples.filter((x): x is number => x !== undefined).sort((a, b) => a - b);
+  if (v.length === 0) return null;
+  const at = (q: number) => v[Math.min(v.length - 1, Math.floor(v.length * q))]!;
+  return { devices: v.length, p50: at(0.5), p90: at(0.9), max: v[v.length - 1]! };
 }
 
 export function createTunnel(deps: TunnelDeps): Tunnel {
@@ -509,6 +524,7 @@ export function createTunnel(deps: TunnelDeps): Tunnel {
       udp_stats: udpStats(us),
       memory_mb: memoryMb(),
       socks5_front: deps.socks5FrontStats?.() ?? null,
+      handshake_rtt_ms: handshakeRtts(connected.map((e) => responder.peer(e.id)?.handshakeRttMs)),
     };
   }
 
