@@ -53,7 +53,7 @@ import { ovpnPhase, ovpnRelayEnv } from './openvpn-path.js';
 import { rttPhase } from './tunnel-rtt.js';
 import { anatomyPhase } from './ttfb-anatomy.js';
 import { socks5FrontPhase } from './socks5-front.js';
-import { buildNewconnLoad, endpointOf, runNewconnLoad, type Endpoint, type LoadResult } from './newconn.js';
+import { buildNewconnLoad, endpointOf, median, runNewconnLoad, type Endpoint, type LoadResult } from './newconn.js';
 
 const figures: { what: string; value: string; note?: string }[] = [];
 const record = (what: string, value: string, note?: string) => {
@@ -531,7 +531,7 @@ async function main(): Promise<void> {
       const requests = runs.reduce((a, r) => a + r.requests, 0);
       const perReq = (k: string) => ((st1[k] - st0[k]) / Math.max(1, requests)).toFixed(1);
       const sorted = [...runs].sort((a, b) => a.perSec - b.perSec);
-      const median = sorted[Math.floor(sorted.length / 2)]!;
+      const middle = sorted[Math.floor(sorted.length / 2)]!;
       const directW = await wrkRun(lab, 'http://echo.test/', ['/ip', 'echo.test'], ['inet']);
       const checks = runs
         .map(
@@ -542,7 +542,7 @@ async function main(): Promise<void> {
         .join('; ');
       record(
         `new proxied connections/s, wrk (1 thread, ${WRK_CONNECTIONS} connections, 5 s, Connection: close; median of ${WRK_RUNS})`,
-        `${median.perSec.toFixed(0)}/s`,
+        `${middle.perSec.toFixed(0)}/s`,
         `goal >= 2,000; runs ${runs.map((r) => r.perSec.toFixed(0)).join(' · ')}/s; ${checks}; ` +
           `direct (wrk) ${directW.perSec.toFixed(0)}/s (${directW.requests} requests, ` +
           `inet ${directW.passiveOpens.inet}, errors ${directW.socketErrors + directW.non2xx})`,
@@ -878,8 +878,7 @@ async function peersPhase(o: {
       `newconn-load GET, CONNECT and SOCKS5 and wrk GET, 32 at a time, ${PEER_WARMUP_MS / 1000} s each, every chain (not measured)`,
     );
 
-    // The median round of a figure measured in rounds, and the rounds' spread.
-    const med = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+    // The rounds' spread of a figure measured in rounds (its median: newconn.ts median).
     const spread = (xs: number[], d = 0) =>
       xs.length > 1 ? `${fmt(Math.min(...xs), d)}-${fmt(Math.max(...xs), d)}` : fmt(xs[0] ?? Number.NaN, d);
     // Time to first byte, sequential, new connection each (before the load runs, like the ttfb phase).
@@ -907,7 +906,7 @@ async function peersPhase(o: {
         }
       }
     for (const [k, [, label]] of ttfbKinds.entries()) {
-      const v = added[k]!.map((xs) => (xs.length ? med(xs) : Number.NaN));
+      const v = added[k]!.map(median);
       row(
         `added TTFB p50, ${label} (newconn-load, ${PEER_TTFB_COUNT} sequential, median of ${PEER_ROUNDS} rounds; direct ${spread(directs, 2)} ms; lower is better)`,
         v,
@@ -982,9 +981,9 @@ async function peersPhase(o: {
               `${rUs.toFixed(0)} µs; ${requests} requests, ${errors}, target accepted ${opened} connections`,
           );
         }
-      devCpu[label] = per.map((x) => med(x.dev));
-      relayCpu[label] = per.map((x) => med(x.relay));
-      labCpu[label] = per.map((x) => med(x.lab));
+      devCpu[label] = per.map((x) => median(x.dev));
+      relayCpu[label] = per.map((x) => median(x.relay));
+      labCpu[label] = per.map((x) => median(x.lab));
       if (PEER_ROUNDS > 1)
         record(
           `peers: rounds of ${label} (new conn/s; device µs per request)`,
@@ -992,7 +991,7 @@ async function peersPhase(o: {
         );
       row(
         `new connections/s, ${label}, 32 at a time, 5 s, 1 KiB GET${PEER_ROUNDS > 1 ? `, median of ${PEER_ROUNDS}` : ''}`,
-        per.map((x) => med(x.perSec)),
+        per.map((x) => median(x.perSec)),
         '/s',
       );
     }

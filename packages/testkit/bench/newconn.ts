@@ -6,6 +6,12 @@ import type { Lab } from '../src/index.js';
 const NEWCONN_SRC = new URL('./newconn-load.c', import.meta.url).pathname;
 
 /** A proxy (or, with mode `direct`, the target) as newconn-load takes it. */
+/** The middle value of `xs` (the upper one of an even count); NaN when there is none. The benches' median. */
+export function median(xs: readonly number[]): number {
+  if (xs.length === 0) return Number.NaN;
+  return [...xs].sort((a, b) => a - b)[xs.length >> 1]!;
+}
+
 export interface Endpoint {
   ip: string;
   port: number;

@@ -18,6 +18,7 @@ import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { waitUntil, type Lab, type LabProcess, type LabRelay } from '../src/index.js';
+import { median } from './newconn.js';
 import { carrierDelay } from './socks5-front.js';
 
 /** Env for the relay: the customer OpenVPN server on, its DNS resolver the phase's TCP shim (when the phase runs). */
@@ -278,16 +279,19 @@ export async function ovpnPhase(o: {
     return p;
   };
 
-  /** Time to first byte with a carrier's delay on the device's tunnel: the OpenVPN path and the proxy's CONNECT. */
+  /** Resolves once one request goes through the VPN again (`what` names the wait). */
+  const throughVpn = (what: string) =>
+    waitUntil(async () => (await load('direct', 1, 5_000, 1).catch(() => undefined))?.requests === 1, {
+      timeoutMs: 40_000,
+      intervalMs: 500,
+      what,
+    });
+  /** The OpenVPN path's time to first byte with a carrier's delay on the device's tunnel. */
   const delayed = async (): Promise<void> => {
     const delay = await carrierDelay(lab, dir, DELAY_MS);
     try {
       // Through the delayed tunnel once the relay has taken the device's new source port.
-      await waitUntil(async () => (await load('direct', 1, 5_000, 1).catch(() => undefined))?.requests === 1, {
-        timeoutMs: 40_000,
-        intervalMs: 500,
-        what: 'ovpn: the tunnel through the delay',
-      });
+      await throughVpn('ovpn: the tunnel through the delay');
       // Against the direct path measured before any VPN was up (with the client up, every TCP connection of
       // the customer's namespace takes the VPN).
       const rounds: number[] = [];
@@ -299,7 +303,7 @@ export async function ovpnPhase(o: {
       }
       record(
         `ovpn with ${DELAY_MS} ms each way between device and relay: added TTFB p50, OpenVPN customer path`,
-        `${fmt([...rounds].sort((a, b) => a - b)[rounds.length >> 1]!, 1)} ms`,
+        `${fmt(median(rounds), 1)} ms`,
         `median of ${DELAY_ROUNDS} rounds of ${DELAY_N} sequential requests (newconn-load), each: ` +
           `${rounds.map((x) => fmt(x, 1)).join(' · ')} ms; failed requests ${errors}; the transparent proxy's ` +
           `TCP Fast Open (POCKETPROXY_TPROXY_FASTOPEN): ${process.env.POCKETPROXY_TPROXY_FASTOPEN ?? 'default (on)'}`,
@@ -308,11 +312,7 @@ export async function ovpnPhase(o: {
       await delay.stop();
     }
     // And back on the undelayed path before the next measures.
-    await waitUntil(async () => (await load('direct', 1, 5_000, 1).catch(() => undefined))?.requests === 1, {
-      timeoutMs: 40_000,
-      intervalMs: 500,
-      what: 'ovpn: the tunnel without the delay',
-    });
+    await throughVpn('ovpn: the tunnel without the delay');
   };
 
   let shim: LabProcess | undefined;

@@ -15,7 +15,7 @@
 // no sch_netem), with fewer requests per round: what the front saves on real links.
 import { join } from 'node:path';
 import { CGN_LAN, type Lab } from '../src/index.js';
-import { buildNewconnLoad, endpointOf, runNewconnLoad, type Endpoint } from './newconn.js';
+import { buildNewconnLoad, endpointOf, median, runNewconnLoad, type Endpoint } from './newconn.js';
 
 const DELAY_MS = Math.max(0, Number(process.env.BENCH_SOCKS5_FRONT_DELAY_MS ?? 0));
 const ROUNDS = DELAY_MS > 0 ? 3 : 6;
@@ -45,8 +45,6 @@ const PATHS: Record<Mode, { http: boolean; front: boolean; load: 'socks5' | 'con
   hfget: { http: true, front: true, load: 'absolute' },
   get: { http: true, front: false, load: 'absolute' },
 };
-
-const median = (v: number[]) => [...v].sort((a, b) => a - b)[Math.floor(v.length / 2)]!;
 
 export async function socks5FrontPhase(o: {
   lab: Lab;

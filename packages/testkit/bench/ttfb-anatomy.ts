@@ -20,7 +20,7 @@
 import { join } from 'node:path';
 import { existsSync } from 'node:fs';
 import type { Lab, LabProcess } from '../src/index.js';
-import { buildNewconnLoad, endpointOf, runNewconnLoad } from './newconn.js';
+import { buildNewconnLoad, endpointOf, median, runNewconnLoad } from './newconn.js';
 
 interface Pkt {
   /** Capture time in µs (exact: seconds and microseconds are read apart). */
@@ -61,11 +61,6 @@ export function parseTcpdump(text: string, at: string): Pkt[] {
   return out;
 }
 
-const median = (xs: number[]): number => {
-  if (xs.length === 0) return Number.NaN;
-  const s = [...xs].sort((a, b) => a - b);
-  return s[s.length >> 1]!;
-};
 const host = (addrPort: string) => addrPort.slice(0, addrPort.lastIndexOf('.'));
 
 export interface Crossing {
