@@ -76,10 +76,29 @@ const Schema = z.object({
       "the relay answers SOCKS5 customers' greeting and credentials itself and opens the device socket from the customer's own address with greeting, credentials and request in its SYN (TCP Fast Open): three round trips over the cellular link less per SOCKS5 connection; off: SOCKS5 ports are DNAT'ed to the device like HTTP ports (their flows then survive a restart of the tunnel process)",
     ),
   POCKETPROXY_SOCKS5_FRONT_PORT: z.coerce.number().int().min(1).max(65535).default(12346),
-  POCKETPROXY_HTTP_FRONT: bool
-    .default(false)
+  POCKETPROXY_HTTP_FRONT: z
+    .enum(['1', '0', 'true', 'false', 'yes', 'no', 'auto'])
+    .transform((v): boolean | 'auto' => (v === 'auto' ? 'auto' : ['1', 'true', 'yes'].includes(v)))
+    .default('auto')
     .describe(
-      "HTTP ports through the same front (needs POCKETPROXY_SOCKS5_FRONT): the customer's request rides in the device socket's SYN, one round trip over the cellular link less per HTTP connection (a GET's first byte in one, a CONNECT's in two); off: DNAT'ed. Off by default: on a lab whose tunnel round trip is ~0.2 ms it costs more (relay CPU and wake-ups) than it saves",
+      "HTTP ports through the same front: the customer's request rides in the device socket's SYN, one round trip over the cellular link less per HTTP connection (a GET's first byte in one, a CONNECT's in two). auto: the ports of devices whose link is far (handshake round trip at or above POCKETPROXY_HTTP_FRONT_RTT_MS, 30 ms); on: every HTTP port (needs POCKETPROXY_SOCKS5_FRONT); off: DNAT'ed. On a near link (a lab's ~0.2 ms) the front costs more (relay CPU, wake-ups) than the round trip it saves; auto without POCKETPROXY_SOCKS5_FRONT is off",
+    ),
+  POCKETPROXY_HTTP_FRONT_RTT_MS: z.coerce
+    .number()
+    .min(0.1)
+    .max(10_000)
+    .default(30)
+    .describe(
+      "with POCKETPROXY_HTTP_FRONT=auto: a device whose handshake round trip is at least this takes the front for its HTTP ports; it goes back to the DNAT below half of it. The measure includes the device's own handling of the handshake (7-10 ms for the agent on a lab host, more in its first seconds), so a near link reads well above its wire round trip",
+    ),
+  POCKETPROXY_HTTP_FRONT_HOLD_S: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .max(86_400)
+    .default(60)
+    .describe(
+      "with POCKETPROXY_HTTP_FRONT=auto: a device's HTTP ports change path at most once in this many seconds (flows already open keep theirs)",
     ),
   POCKETPROXY_NATIVE_SEAL: bool
     .default(true)
@@ -180,7 +199,13 @@ export interface Config {
   /** POCKETPROXY_TPROXY_FASTOPEN: the transparent proxy's device sockets with TCP Fast Open. */
   readonly tproxyFastOpen: boolean;
   /** The relay's SOCKS5 front (apps/server/src/tunnel/socks5-front.ts); undefined: off. */
-  readonly socks5Front?: { readonly port: number; readonly http: boolean };
+  readonly socks5Front?: {
+    readonly port: number;
+    readonly http: boolean | 'auto';
+    /** POCKETPROXY_HTTP_FRONT_RTT_MS and _HOLD_S, for 'auto'. */
+    readonly httpRttMs: number;
+    readonly httpHoldMs: number;
+  };
   /** The tunnel's native open path (apps/server/src/tunnel README "Native seal path"). */
   readonly nativeOpen: boolean;
   readonly connectionPorts: PortRange;
@@ -304,7 +329,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     problems.push(
       'POCKETPROXY_API_PROCESSES above 1 needs DATABASE_URL (the embedded database belongs to one process)',
     );
-  if (parsed.success && parsed.data.POCKETPROXY_HTTP_FRONT && !parsed.data.POCKETPROXY_SOCKS5_FRONT)
+  if (parsed.success && parsed.data.POCKETPROXY_HTTP_FRONT === true && !parsed.data.POCKETPROXY_SOCKS5_FRONT)
     problems.push('POCKETPROXY_HTTP_FRONT needs POCKETPROXY_SOCKS5_FRONT (HTTP ports go through the same front)');
   if (!parsed.success || problems.length) throw new ConfigError(problems);
   const c = parsed.data;
@@ -337,7 +362,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     tproxySplice: c.POCKETPROXY_TPROXY_SPLICE,
     tproxyFastOpen: c.POCKETPROXY_TPROXY_FASTOPEN,
     ...(c.POCKETPROXY_SOCKS5_FRONT
-      ? { socks5Front: { port: c.POCKETPROXY_SOCKS5_FRONT_PORT, http: c.POCKETPROXY_HTTP_FRONT } }
+      ? {
+          socks5Front: {
+            port: c.POCKETPROXY_SOCKS5_FRONT_PORT,
+            http: c.POCKETPROXY_HTTP_FRONT,
+            httpRttMs: c.POCKETPROXY_HTTP_FRONT_RTT_MS,
+            httpHoldMs: c.POCKETPROXY_HTTP_FRONT_HOLD_S * 1000,
+          },
+        }
       : {}),
     nativeOpen: c.POCKETPROXY_NATIVE_OPEN,
     connectionPorts,

@@ -42,13 +42,31 @@ describe('loadConfig', () => {
     assert.equal(c.ipHistoryKeep, 200);
     assert.equal(c.jwtTtlS, 12 * 3600);
     assert.equal(c.openvpn, 'off');
-    // The relay's SOCKS5 front on, HTTP ports DNAT'ed (POCKETPROXY_HTTP_FRONT), unless told otherwise.
-    assert.deepEqual(c.socks5Front, { port: 12346, http: false });
-    assert.deepEqual(loadConfig({ POCKETPROXY_HTTP_FRONT: 'true' }).socks5Front, { port: 12346, http: true });
-    assert.equal(loadConfig({ POCKETPROXY_SOCKS5_FRONT: 'false' }).socks5Front, undefined);
+    // The relay's SOCKS5 front on, HTTP ports through it for devices whose link is far (POCKETPROXY_HTTP_FRONT=auto:
+    // a handshake round trip of 30 ms or more, a path change at most once a minute), unless told otherwise.
+    assert.deepEqual(c.socks5Front, { port: 12346, http: 'auto', httpRttMs: 30, httpHoldMs: 60_000 });
+    assert.equal(loadConfig({ POCKETPROXY_HTTP_FRONT: 'true' }).socks5Front?.http, true);
+    assert.equal(loadConfig({ POCKETPROXY_HTTP_FRONT: '0' }).socks5Front?.http, false);
+    assert.deepEqual(
+      loadConfig({ POCKETPROXY_HTTP_FRONT_RTT_MS: '25.5', POCKETPROXY_HTTP_FRONT_HOLD_S: '5' }).socks5Front,
+      { port: 12346, http: 'auto', httpRttMs: 25.5, httpHoldMs: 5_000 },
+    );
+    assert.equal(
+      loadConfig({ POCKETPROXY_SOCKS5_FRONT: 'false' }).socks5Front,
+      undefined,
+      'auto without the front: off',
+    );
     assert.deepEqual(problems({ POCKETPROXY_SOCKS5_FRONT: 'false', POCKETPROXY_HTTP_FRONT: 'true' }), [
       'POCKETPROXY_HTTP_FRONT needs POCKETPROXY_SOCKS5_FRONT (HTTP ports go through the same front)',
     ]);
+    for (const [k, v] of [
+      ['POCKETPROXY_HTTP_FRONT', 'sometimes'],
+      ['POCKETPROXY_HTTP_FRONT_RTT_MS', '0'],
+      ['POCKETPROXY_HTTP_FRONT_RTT_MS', 'fast'],
+      ['POCKETPROXY_HTTP_FRONT_HOLD_S', '0'],
+      ['POCKETPROXY_HTTP_FRONT_HOLD_S', '1.5'],
+    ] as const)
+      assert.equal(problems({ [k]: v }).length, 1, `${k}=${v}`);
     assert.deepEqual(c.trustProxy, []);
     assert.ok(Object.isFrozen(c));
   });

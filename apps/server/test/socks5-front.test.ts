@@ -605,6 +605,48 @@ test("the front's port map follows the firewall: enabled SOCKS5 ports only, adde
   assert.deepEqual(ran.at(-1), ['route', 'flush', 'table', '7050'], 'its routing goes with it (recorded, not run)');
 });
 
+test("with HTTP ports per device ('auto'): every enabled HTTP port is in the front's map whichever path its new connections take, so moving one between the front and the DNAT cuts nothing", {
+  skip,
+}, async () => {
+  const { createSocks5Front } = await import('../src/tunnel/socks5-front.js');
+  const front = createSocks5Front({
+    host: '127.0.0.1',
+    port: 0,
+    logger: pino({ level: 'silent' }),
+    runner: { run: () => undefined },
+  });
+  const applied: unknown[] = [];
+  const fw = front.wrap({ apply: async (state: unknown) => void applied.push(state) as never });
+  const base = {
+    tunnelInterface: 'pp0',
+    deviceSubnet: '192.168.255.0/24',
+    tunnelAddress: '192.168.255.1',
+    mssClamp: 'pmtu' as const,
+    socks5Front: { port: 12346, mark: 0x7050, http: 'auto' as const },
+  };
+  const http = (port: number, viaFront: boolean, enabled = true) => ({
+    port,
+    proto: 'tcp' as const,
+    vpnIp: '192.168.255.2',
+    targetPort: port,
+    enabled,
+    viaFront,
+  });
+  await fw.apply({ ...base, ports: [http(40001, false), http(40002, true), http(40003, true, false)] });
+  assert.deepEqual(front.deviceOf(40001), { vpnIp: '192.168.255.2', port: 40001, http: true }, 'near: DNAT, but kept');
+  assert.deepEqual(front.deviceOf(40002), { vpnIp: '192.168.255.2', port: 40002, http: true }, 'far');
+  assert.equal(front.deviceOf(40003), undefined, 'disabled');
+  // The device's link changes: its ports swap paths; neither leaves the map (nothing is cut).
+  await fw.apply({ ...base, ports: [http(40001, true), http(40002, false)] });
+  assert.deepEqual(front.deviceOf(40001), { vpnIp: '192.168.255.2', port: 40001, http: true });
+  assert.deepEqual(front.deviceOf(40002), { vpnIp: '192.168.255.2', port: 40002, http: true });
+  // Without 'auto' a port the front does not take is not its own.
+  await fw.apply({ ...base, socks5Front: { port: 12346, mark: 0x7050 }, ports: [http(40001, true)] });
+  assert.equal(front.deviceOf(40001), undefined);
+  assert.equal(applied.length, 3);
+  await front.close();
+});
+
 test('a front that cannot listen (its port taken) throws from start() and takes its routing back (the tunnel then DNATs SOCKS5 ports)', {
   skip,
 }, async () => {

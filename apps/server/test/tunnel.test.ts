@@ -474,3 +474,89 @@ test('with port 0 the TCP fallback takes the UDP port; a port some TCP socket ho
     await new Promise((r) => holder.close(r));
   }
 });
+
+test("POCKETPROXY_HTTP_FRONT=auto: a device's HTTP ports go through the relay's front when a handshake measures its link far, back below half the limit, at most once per hold time", async () => {
+  const rec = makeDevice(1, [
+    { connection_id: 'con_s', protocol: 'socks5', port: 40001, allow_from: [], enabled: true },
+  ]);
+  const h = await startHarness([rec], {
+    socks5Front: { port: 12346, mark: 0x7050, http: 'auto' },
+    httpFrontAuto: { rttMs: 40, holdMs: 5_000 },
+  });
+  const sims: Array<Awaited<ReturnType<typeof h.device>>> = [];
+  // A restarted agent: a new handshake of the same device over a link `delayMs` long one way.
+  const handshake = async (delayMs: number) => {
+    sims.at(-1)?.close();
+    const d = await h.device(rec);
+    d.sendDelayMs = delayMs;
+    sims.push(d);
+    await d.connect();
+    // The relay has its confirmation (the frame the device sends at once, protocol §4).
+    await waitFor('confirmed', () => {
+      const rtt = h.tunnel.status().handshake_rtt_ms;
+      return rtt !== null && h.api.callsTo('/api/internal/vpn/connected').length > 0;
+    });
+    await sleep(delayMs + 50);
+  };
+  const inFront = (script: string, port: number) =>
+    new RegExp(`socks5_front \\{[^}]*\\b${port}\\b`).test(script) ||
+    new RegExp(`add element ip pocketproxy socks5_front \\{ ${port} \\}`).test(script);
+  try {
+    const d = await connectDevice(h, rec);
+    sims.push(d);
+    // Near (loopback): the SOCKS5 port is the front's, the HTTP one DNAT'ed; the front still hears its device's answers.
+    const first = h.runner.scripts().at(-1)!;
+    assert.ok(inFront(first, 40001), first);
+    assert.ok(!inFront(first, rec.port), first);
+    assert.match(first, new RegExp(`socks5_front_devices \\{[^}]*192\\.168\\.255\\.2 \\. ${rec.port}`));
+    assert.deepEqual(h.tunnel.status().http_front, { mode: 'auto', far_devices: 0 });
+
+    // 60 ms one way: far. Only the HTTP port's element changes.
+    let n = h.runner.scripts().length;
+    await handshake(60);
+    const toFar = await waitFor('HTTP port to the front', () => h.runner.scripts().slice(n).join('\n') || undefined);
+    assert.match(toFar, new RegExp(`add element ip pocketproxy socks5_front \\{ ${rec.port} \\}`));
+    assert.doesNotMatch(toFar, /socks5_front_devices|delete table/);
+    assert.equal(h.tunnel.devices.byId.get(rec.device_id)!.far, true);
+    assert.deepEqual(h.tunnel.status().http_front, { mode: 'auto', far_devices: 1 });
+
+    // 25 ms: under the limit but not under half of it, the path stays.
+    n = h.runner.scripts().length;
+    await handshake(25);
+    assert.equal(h.tunnel.devices.byId.get(rec.device_id)!.far, true);
+    // Near again within the hold time: the path stays too.
+    await handshake(0);
+    assert.equal(h.tunnel.devices.byId.get(rec.device_id)!.far, true);
+    await sleep(100);
+    assert.equal(h.runner.scripts().length, n, 'no apply while the path holds');
+    // After it, near: back to the DNAT.
+    h.clock.offset += 6_000;
+    await handshake(0);
+    const toNear = await waitFor(
+      'HTTP port back to the DNAT',
+      () => h.runner.scripts().slice(n).join('\n') || undefined,
+    );
+    assert.match(toNear, new RegExp(`delete element ip pocketproxy socks5_front \\{ ${rec.port} \\}`));
+    assert.doesNotMatch(toNear, /socks5_front_devices|delete table/);
+    assert.deepEqual(h.tunnel.status().http_front, { mode: 'auto', far_devices: 0 });
+  } finally {
+    for (const s of sims) s.close();
+    await h.close();
+  }
+});
+
+test('nextFar: far at the limit, near below half of it, unchanged between, a change held until holdMs after the last', async () => {
+  const { nextFar } = await import('../src/tunnel/firewall-sync.js');
+  // First decision of an up period (no change yet): at once.
+  assert.equal(nextFar(false, 10, 10, 60_000, undefined, 0), true);
+  assert.equal(nextFar(false, 9.9, 10, 60_000, undefined, 0), false);
+  // Between half and the limit: whatever it was.
+  assert.equal(nextFar(true, 5, 10, 60_000, undefined, 0), true);
+  assert.equal(nextFar(false, 9, 10, 60_000, undefined, 0), false);
+  assert.equal(nextFar(true, 4.9, 10, 60_000, undefined, 0), false);
+  // Held: a change within holdMs of the last waits; the same answer needs no wait.
+  assert.equal(nextFar(true, 1, 10, 60_000, 1_000, 60_999), true);
+  assert.equal(nextFar(true, 1, 10, 60_000, 1_000, 61_000), false);
+  assert.equal(nextFar(false, 50, 10, 60_000, 1_000, 2_000), false);
+  assert.equal(nextFar(true, 50, 10, 60_000, 1_000, 2_000), true);
+});

@@ -1,7 +1,7 @@
 // The element-level view of a state: every named set, map and counter object of our table as a
 // key -> value map. Full render prints these inside the table; renderUpdate diffs two of them,
 // so both paths agree by construction on what an element looks like.
-import { frontTakes, type ValidState } from './state.js';
+import { frontServes, frontTakes, type ValidState } from './state.js';
 
 /** Key -> value (undefined for plain sets). Keys/values are already in nft syntax. */
 export type ElementMap = ReadonlyMap<string, string | undefined>;
@@ -24,9 +24,12 @@ export interface Collections {
   readonly restricted_ports: ElementMap;
   /** proto . port . source-CIDR for each allowed source of a restricted port. */
   readonly allowed_sources: ElementMap;
-  /** With a SOCKS5 front: the enabled SOCKS5 ports, whose TCP goes to it instead of the DNAT. */
+  /** With a SOCKS5 front: the ports whose new TCP goes to it instead of the DNAT (state.ts frontTakes). */
   readonly socks5_front: ElementMap;
-  /** With a SOCKS5 front: vpn_ip . target_port of those ports (where the device's answers to it come from). */
+  /**
+   * With a SOCKS5 front: vpn_ip . target_port of the ports it may hold flows of (state.ts frontServes):
+   * where the device's answers to its sockets come from.
+   */
   readonly socks5_front_devices: ElementMap;
 }
 
@@ -82,10 +85,8 @@ function build(state: ValidState): Collections {
   const socks5_front = new Map<string, undefined>();
   const socks5_front_devices = new Map<string, undefined>();
   for (const p of state.ports) {
-    if (frontTakes(state.socks5Front, p)) {
-      socks5_front.set(String(p.port), undefined);
-      socks5_front_devices.set(`${p.vpnIp} . ${p.targetPort}`, undefined);
-    }
+    if (frontTakes(state.socks5Front, p)) socks5_front.set(String(p.port), undefined);
+    if (frontServes(state.socks5Front, p)) socks5_front_devices.set(`${p.vpnIp} . ${p.targetPort}`, undefined);
     const nameIn = counterName(p.port, 'in');
     const nameOut = counterName(p.port, 'out');
     counters.set(nameIn, undefined);

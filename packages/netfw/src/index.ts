@@ -6,7 +6,7 @@
 // database, no server app, no process.env.
 export { ERRORS } from './errors.js';
 export type { NetfwErrorCode } from './errors.js';
-export { validateState, checkPort, frontTakes } from './state.js';
+export { validateState, checkPort, frontTakes, frontServes } from './state.js';
 export type { FirewallState, PortForward, OpenVpnState, Proto, Socks5FrontState, ValidState } from './state.js';
 export { render, renderTeardown, TABLE, TABLE_FAMILY, TABLE_NAME } from './render.js';
 export { renderUpdate, sameSkeleton } from './update.js';

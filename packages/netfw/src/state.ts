@@ -26,6 +26,11 @@ export interface PortForward {
   readonly allowFrom?: readonly string[];
   /** A disabled port keeps its counter but every packet to it is dropped. */
   readonly enabled: boolean;
+  /**
+   * An HTTP (tcp) port whose TCP the relay's front takes when its `http` is 'auto': the tunnel sets it on
+   * the ports of devices whose link is far (their handshake round trip, POCKETPROXY_HTTP_FRONT=auto).
+   */
+  readonly viaFront?: boolean;
 }
 
 export interface OpenVpnState {
@@ -46,16 +51,36 @@ export interface OpenVpnState {
 export interface Socks5FrontState {
   readonly port: number;
   readonly mark: number;
-  /** HTTP ports go through the front too (POCKETPROXY_HTTP_FRONT); default: SOCKS5 ports only. */
-  readonly http?: boolean;
+  /**
+   * HTTP ports through the front too (POCKETPROXY_HTTP_FRONT): true, all of them; 'auto', those marked
+   * `viaFront`; default: SOCKS5 ports only.
+   */
+  readonly http?: boolean | 'auto';
 }
 
 /**
- * Whether the relay's front takes this port's TCP (redirected to it instead of DNAT'ed): enabled SOCKS5
- * ports, and enabled HTTP ports with `http`. The nft set and the front's own port map both ask this.
+ * Whether the relay's front takes this port's new TCP connections (redirected to it instead of DNAT'ed):
+ * enabled SOCKS5 ports, and enabled HTTP ports with `http` (with 'auto', those marked `viaFront`). The nft
+ * set `socks5_front` asks this.
  */
 export function frontTakes(front: Socks5FrontState | undefined, p: PortForward): boolean {
-  return front !== undefined && p.enabled && (p.proto === 'both' || (front.http === true && p.proto === 'tcp'));
+  return (
+    front !== undefined &&
+    p.enabled &&
+    (p.proto === 'both' ||
+      (p.proto === 'tcp' && (front.http === true || (front.http === 'auto' && p.viaFront === true))))
+  );
+}
+
+/**
+ * Whether the front may hold flows of this port: the ports it takes, and with `http` 'auto' every enabled
+ * HTTP port, so that a port moving between the front and the DNAT (its device's link got nearer or farther)
+ * keeps the flows already open on either path. The front's port map and the nft set `socks5_front_devices`
+ * (whose device answers go to the front's sockets) ask this. Through the DNAT a device's answer matches no
+ * local socket, so being in that set changes nothing for it.
+ */
+export function frontServes(front: Socks5FrontState | undefined, p: PortForward): boolean {
+  return frontTakes(front, p) || (front?.http === 'auto' && p.enabled && p.proto === 'tcp');
 }
 
 export interface FirewallState {
@@ -191,14 +216,14 @@ export function validateState(input: FirewallState): ValidState {
         field: 'socks5Front.mark',
         reason: `must be an integer 1-4294967295, got ${String(f.mark)}`,
       });
-    if (f.http !== undefined && typeof f.http !== 'boolean')
-      throw fail('PP_ERR_NETFW_INVALID_STATE', { field: 'socks5Front.http', reason: 'must be a boolean' });
+    if (f.http !== undefined && typeof f.http !== 'boolean' && f.http !== 'auto')
+      throw fail('PP_ERR_NETFW_INVALID_STATE', { field: 'socks5Front.http', reason: "must be a boolean or 'auto'" });
     if (openvpn && (port === openvpn.tproxyPort || port === openvpn.dnsRedirectPort))
       throw fail('PP_ERR_NETFW_INVALID_STATE', {
         field: 'socks5Front.port',
         reason: 'is the transparent proxy or DNS redirect port',
       });
-    socks5Front = Object.freeze({ port, mark: f.mark, ...(f.http ? { http: true } : {}) });
+    socks5Front = Object.freeze({ port, mark: f.mark, ...(f.http ? { http: f.http } : {}) });
   }
 
   if (!Array.isArray(input.ports))
@@ -225,6 +250,8 @@ export function validateState(input: FirewallState): ValidState {
     if (typeof p.enabled !== 'boolean')
       throw fail('PP_ERR_NETFW_INVALID_STATE', { field: `${f}.enabled`, reason: 'must be a boolean' });
     const allowFrom = p.allowFrom === undefined ? undefined : checkAllowFrom(`${f}.allowFrom`, port, p.allowFrom);
+    if (p.viaFront !== undefined && typeof p.viaFront !== 'boolean')
+      throw fail('PP_ERR_NETFW_INVALID_STATE', { field: `${f}.viaFront`, reason: 'must be a boolean' });
     ports.push(
       Object.freeze({
         port,
@@ -233,6 +260,7 @@ export function validateState(input: FirewallState): ValidState {
         targetPort,
         enabled: p.enabled,
         ...(allowFrom ? { allowFrom: Object.freeze(allowFrom) } : {}),
+        ...(p.viaFront ? { viaFront: true } : {}),
       }),
     );
   }

@@ -363,3 +363,40 @@ test('a front with HTTP ports too (POCKETPROXY_HTTP_FRONT): enabled TCP ports jo
     text,
   );
 });
+
+test("a front with HTTP ports per device ('auto'): only ports marked viaFront are redirected; the devices' answers of every enabled HTTP port reach the front's sockets", () => {
+  const text = render({
+    ...busy,
+    ports: [
+      ...busy.ports,
+      { port: 30003, proto: 'tcp', vpnIp: '192.168.255.3', targetPort: 8081, enabled: true, viaFront: true },
+      { port: 30004, proto: 'tcp', vpnIp: '192.168.255.3', targetPort: 8082, enabled: false, viaFront: true },
+    ],
+    socks5Front: { port: 12346, mark: 0x7050, http: 'auto' },
+  });
+  assert.ok(
+    text.includes(
+      '\tset socks5_front {\n\t\ttype inet_service\n\t\telements = {\n\t\t\t30001,\n\t\t\t30003\n\t\t}\n\t}\n',
+    ),
+    text,
+  );
+  assert.ok(
+    text.includes(
+      '\tset socks5_front_devices {\n\t\ttype ipv4_addr . inet_service\n\t\telements = {\n\t\t\t192.168.255.2 . 8080,\n\t\t\t192.168.255.2 . 1080,\n\t\t\t192.168.255.3 . 8081\n\t\t}\n',
+    ),
+    text,
+  );
+  // Without 'auto', viaFront is nobody's business: the SOCKS5 ports alone.
+  const off = render({
+    ...busy,
+    ports: [
+      ...busy.ports,
+      { port: 30003, proto: 'tcp', vpnIp: '192.168.255.3', targetPort: 8081, enabled: true, viaFront: true },
+    ],
+    socks5Front: { port: 12346, mark: 0x7050 },
+  });
+  assert.ok(
+    off.includes('\tset socks5_front {\n\t\ttype inet_service\n\t\telements = {\n\t\t\t30001\n\t\t}\n\t}\n'),
+    off,
+  );
+});

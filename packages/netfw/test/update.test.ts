@@ -172,6 +172,7 @@ const portArb = fc.record({
   targetPort: fc.constantFrom(8080, 1080),
   enabled: fc.boolean(),
   allowFrom: fc.option(fc.subarray(['10.0.0.0/8', '203.0.113.7', '198.51.100.0/24']), { nil: undefined }),
+  viaFront: fc.boolean(),
 });
 const stateArb = fc.uniqueArray(portArb, { selector: (p) => p.port, maxLength: 8 }).map(
   (ports): FirewallState => ({
@@ -191,6 +192,22 @@ test('property: prev + renderUpdate(prev, next) == next, element for element', (
   );
 });
 
+test("property, with a front taking HTTP ports per device ('auto'): the same, its two sets included", () => {
+  const front = { port: 12346, mark: 1, http: 'auto' as const };
+  fc.assert(
+    fc.property(stateArb, stateArb, (a, b) => {
+      const [fa, fb] = [
+        { ...a, socks5Front: front },
+        { ...b, socks5Front: front },
+      ];
+      const m = modelOf(fa);
+      replay(m, renderUpdate(fa, fb));
+      assert.deepEqual(m, modelOf(fb));
+    }),
+    { numRuns: 300 },
+  );
+});
+
 test('a SOCKS5 front: its set changes by elements; turning it on or off is a full render', () => {
   const on = { ...oneDevice, socks5Front: { port: 12346, mark: 1 } };
   const plus = {
@@ -204,4 +221,19 @@ test('a SOCKS5 front: its set changes by elements; turning it on or off is a ful
   assert.match(renderUpdate(plus, on), /delete element ip pocketproxy socks5_front \{ 30009 \}/);
   assert.equal(renderUpdate(oneDevice, on), render(on));
   assert.equal(renderUpdate(on, oneDevice), render(oneDevice));
+});
+
+test("'auto': a port moving to the front and back is one element of socks5_front; its device's answers stay in socks5_front_devices", () => {
+  const near = {
+    ...oneDevice,
+    socks5Front: { port: 12346, mark: 1, http: 'auto' as const },
+    ports: [{ port: 30010, proto: 'tcp' as const, vpnIp: '192.168.255.2', targetPort: 30010, enabled: true }],
+  };
+  const far = { ...near, ports: [{ ...near.ports[0]!, viaFront: true }] };
+  const toFar = renderUpdate(near, far);
+  assert.match(toFar, /add element ip pocketproxy socks5_front \{ 30010 \}/);
+  assert.doesNotMatch(toFar, /socks5_front_devices|flush|delete table/);
+  const toNear = renderUpdate(far, near);
+  assert.match(toNear, /delete element ip pocketproxy socks5_front \{ 30010 \}/);
+  assert.doesNotMatch(toNear, /socks5_front_devices|flush|delete table/);
 });

@@ -103,6 +103,11 @@ test('socks5Front: a port and a mark; not a forwarded port nor the OpenVPN ones'
     mark: 1,
     http: true,
   });
+  assert.deepEqual(validateState({ ...base, socks5Front: { port: 12346, mark: 1, http: 'auto' } }).socks5Front, {
+    port: 12346,
+    mark: 1,
+    http: 'auto',
+  });
   assert.throws(
     () => validateState({ ...base, socks5Front: { port: 12346, mark: 1, http: 'yes' as unknown as boolean } }),
     /socks5Front\.http/,
@@ -122,5 +127,21 @@ test('socks5Front: a port and a mark; not a forwarded port nor the OpenVPN ones'
   assert.throws(
     () => validateState({ ...busy, socks5Front: { port: 12345, mark: 1 } }),
     /transparent proxy or DNS redirect port/,
+  );
+});
+
+test('viaFront: a boolean when present, kept in the canonical copy only when true', () => {
+  const port = { port: 30000, proto: 'tcp' as const, vpnIp: '192.168.255.2', targetPort: 8080, enabled: true };
+  const front = { port: 12346, mark: 1, http: 'auto' as const };
+  assert.equal(
+    validateState({ ...base, socks5Front: front, ports: [{ ...port, viaFront: true }] }).ports[0]!.viaFront,
+    true,
+  );
+  assert.ok(
+    !('viaFront' in validateState({ ...base, socks5Front: front, ports: [{ ...port, viaFront: false }] }).ports[0]!),
+  );
+  assert.throws(
+    () => validateState({ ...base, ports: [{ ...port, viaFront: 'yes' as unknown as boolean }] }),
+    /ports\[0\]\.viaFront/,
   );
 });

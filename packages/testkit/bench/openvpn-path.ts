@@ -17,9 +17,8 @@
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
-import { waitUntil, type Lab, type LabProcess, type LabRelay } from '../src/index.js';
+import { carrierDelay, waitUntil, type Lab, type LabProcess, type LabRelay } from '../src/index.js';
 import { median } from './newconn.js';
-import { carrierDelay } from './socks5-front.js';
 
 /** Env for the relay: the customer OpenVPN server on, its DNS resolver the phase's TCP shim (when the phase runs). */
 export function ovpnRelayEnv(phases: Set<string> | undefined): Record<string, string> {

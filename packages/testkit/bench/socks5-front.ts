@@ -13,18 +13,14 @@
 // BENCH_SOCKS5_FRONT_DELAY_MS=D: a carrier's round trip too, D ms each way between the device and the
 // relay (udp-delay.c in the device's carrier NAT, its tunnel datagrams redirected there; this kernel has
 // no sch_netem), with fewer requests per round: what the front saves on real links.
-import { join } from 'node:path';
-import { CGN_LAN, type Lab } from '../src/index.js';
+import { carrierDelay, type Lab } from '../src/index.js';
 import { buildNewconnLoad, endpointOf, median, runNewconnLoad, type Endpoint } from './newconn.js';
 
 const DELAY_MS = Math.max(0, Number(process.env.BENCH_SOCKS5_FRONT_DELAY_MS ?? 0));
 const ROUNDS = DELAY_MS > 0 ? 3 : 6;
 const COUNT = DELAY_MS > 0 ? 30 : 300;
-const DELAY_PORT = 39_901;
-/** The relay's tunnel port and SOCKS5 front port (POCKETPROXY_TUNNEL_PORT's and POCKETPROXY_SOCKS5_FRONT_PORT's defaults, which the lab keeps). */
-const TUNNEL_PORT = 1194;
+/** The relay's SOCKS5 front port (POCKETPROXY_SOCKS5_FRONT_PORT's default, which the lab keeps). */
 const FRONT_PORT = 12346;
-const DELAY_SRC = new URL('./udp-delay.c', import.meta.url).pathname;
 
 const LABEL = {
   front: "SOCKS5 + GET through the relay's front",
@@ -97,7 +93,7 @@ export async function socks5FrontPhase(o: {
   let delay: { stop(): Promise<void> } | undefined;
   try {
     if (DELAY_MS > 0) {
-      delay = await carrierDelay(lab, work);
+      delay = await carrierDelay(lab, work, DELAY_MS);
       // Through the delayed tunnel once the relay has taken the device's new source port.
       const until = Date.now() + 40_000;
       for (;;) {
@@ -161,35 +157,4 @@ export async function socks5FrontPhase(o: {
     await setFront(http.port, HTTPX).catch(() => undefined);
     await delay?.stop();
   }
-}
-
-/**
- * D ms each way on device 1's tunnel: udp-delay in its carrier NAT, the device's datagrams to the
- * relay's tunnel port redirected to it; the flow's conntrack entry is dropped so the next datagram takes
- * the redirect, and the relay takes the device's new source port as it would a carrier's rebinding.
- */
-export async function carrierDelay(lab: Lab, work: string, ms = DELAY_MS): Promise<{ stop(): Promise<void> }> {
-  const cgn = lab.device(1).cgnNs;
-  const bin = join(work, 'udp-delay');
-  await lab.exec(cgn, 'cc', ['-O2', '-o', bin, DELAY_SRC], { check: true, timeoutMs: 60_000 });
-  const p = lab.spawn(cgn, bin, [String(DELAY_PORT), lab.relay.ip, String(TUNNEL_PORT), String(ms)]);
-  await p.waitForLine(/listening/, 10_000);
-  const script = [
-    'table ip pp_delay {',
-    '  chain redir { type nat hook prerouting priority dstnat - 5; policy accept;',
-    `    iifname "${CGN_LAN}" ip daddr ${lab.relay.ip} udp dport ${TUNNEL_PORT} redirect to :${DELAY_PORT}`,
-    '  }',
-    '}',
-  ].join('\n');
-  await lab.exec(cgn, 'nft', ['-f', '-'], { check: true, input: script });
-  await lab.exec(cgn, 'conntrack', ['-D', '-p', 'udp', '--orig-port-dst', String(TUNNEL_PORT)]);
-  return {
-    async stop() {
-      await lab.exec(cgn, 'nft', ['delete', 'table', 'ip', 'pp_delay']).catch(() => undefined);
-      await lab
-        .exec(cgn, 'conntrack', ['-D', '-p', 'udp', '--orig-port-dst', String(TUNNEL_PORT)])
-        .catch(() => undefined);
-      await p.stop(2000).catch(() => undefined);
-    },
-  };
 }

@@ -162,6 +162,8 @@ const RELAY_SWITCHES = [
   'POCKETPROXY_TPROXY_FASTOPEN',
   'POCKETPROXY_SOCKS5_FRONT',
   'POCKETPROXY_HTTP_FRONT',
+  'POCKETPROXY_HTTP_FRONT_RTT_MS',
+  'POCKETPROXY_HTTP_FRONT_HOLD_S',
 ] as const;
 
 /** Start `pocketproxy up` in the relay namespace, wait for the API, log in as admin. */
@@ -177,6 +179,10 @@ export async function startRelay(lab: Lab, opts: RelayOptions = {}): Promise<Lab
     POCKETPROXY_ADMIN_EMAIL: ADMIN_EMAIL,
     POCKETPROXY_ADMIN_PASSWORD: ADMIN_PASSWORD,
     POCKETPROXY_LOG_LEVEL: 'info',
+    // The lab's links are near (~0.2 ms), but a handshake while an agent starts can read tens of ms on a busy
+    // 2-core host: with POCKETPROXY_HTTP_FRONT=auto (the default) a device counts as far only from 1 s here,
+    // so which path an HTTP port takes is the test's choice (http-front-auto.lab.test.ts sets its own).
+    POCKETPROXY_HTTP_FRONT_RTT_MS: '1000',
     ...Object.fromEntries(RELAY_SWITCHES.filter((k) => process.env[k] !== undefined).map((k) => [k, process.env[k]])),
     ...opts.env,
   };
@@ -264,6 +270,8 @@ export interface LabAgent {
   deviceId: string;
   stateDir: string;
   proc: LabProcess;
+  /** Stops `pocketproxy-agent run` and starts it again with the same state (a new tunnel handshake). */
+  restart(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -337,21 +345,27 @@ export async function startAgent(lab: Lab, relay: LabRelay, n: number, opts: Age
   ];
   if (opts.rotate ?? true) args.push('--rotate-driver', 'command', '--rotate-command', lab.rotateCommandLine(n));
   args.push(...(opts.args ?? []));
-  const proc = lab.spawn(`dev${n}`, process.execPath, [...(opts.execArgv ?? []), AGENT_BIN, ...args], {
-    env,
-    cwd: REPO_ROOT,
-    echo: opts.echo ? (l) => console.error(l) : undefined,
-  });
-  return {
+  const run = () =>
+    lab.spawn(`dev${n}`, process.execPath, [...(opts.execArgv ?? []), AGENT_BIN, ...args], {
+      env,
+      cwd: REPO_ROOT,
+      echo: opts.echo ? (l) => console.error(l) : undefined,
+    });
+  const agent: LabAgent = {
     n,
     deviceId,
     stateDir,
-    proc,
+    proc: run(),
+    async restart() {
+      await agent.proc.stop(3_000);
+      agent.proc = run();
+    },
     async stop() {
-      await proc.stop(3_000);
+      await agent.proc.stop(3_000);
       rmSync(stateDir, { recursive: true, force: true });
     },
   };
+  return agent;
 }
 
 /** Wait until the API says the device is online with its tunnel up. */

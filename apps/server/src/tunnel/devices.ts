@@ -35,6 +35,12 @@ export interface DeviceEntry {
   warmUntil: number;
   /** API calls about this device run one after another (connected never overtakes disconnected). */
   chain: Promise<void>;
+  /**
+   * With POCKETPROXY_HTTP_FRONT=auto: its link is far (handshake round trip), so its HTTP ports go through
+   * the relay's front (firewall-sync.ts noteRtt); and when that last changed in this up period.
+   */
+  far: boolean;
+  farChangedAt: number | undefined;
 }
 
 export interface Skipped {
@@ -158,5 +164,7 @@ function newEntry(p: TunnelPeer, vpnNum: number): DeviceEntry {
     fwdSeq: 0,
     warmUntil: 0,
     chain: Promise.resolve(),
+    far: false,
+    farChangedAt: undefined,
   };
 }

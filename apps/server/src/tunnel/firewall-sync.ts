@@ -7,6 +7,14 @@
 //
 //   API (connection changed) -> POST /sync {device_id} -> GET forwarding -> nft apply -> device: refetch credentials
 //
+// With POCKETPROXY_HTTP_FRONT=auto the path of a device's HTTP ports follows its link: each handshake's
+// round trip (protocol responder.ts handshakeRttMs, at connect and every rekey) goes to `noteRtt`; at or
+// above `rttMs` the device is far and its HTTP ports' new connections go through the relay's front (one
+// cellular round trip less per connection, tunnel/socks5-front.ts), below half of it they go back to the
+// DNAT. A path changes at most once per `holdMs` within an up period, so a link whose round trip jitters
+// around the line (or a device that handshakes often) cannot make the firewall churn. Flows already open
+// keep their path (netfw state.ts frontServes).
+//
 // An answer is applied only if it was asked for after the one applied last (`fwdSeq`), so a slow
 // poll can never put back a port that a push has just removed.
 import type { Firewall } from '@pocketproxy/netfw';
@@ -26,6 +34,8 @@ export interface FirewallSyncContext extends TunnelLogs {
   readonly sendTo: (deviceId: string, message: JsonMessage) => boolean;
   /** The poll asks the API only once the relay is registered. */
   readonly isRegistered: () => boolean;
+  /** POCKETPROXY_HTTP_FRONT=auto: far from this round trip (ms), near again below half of it. */
+  readonly httpFrontAuto?: { readonly rttMs: number; readonly holdMs: number };
 }
 
 export interface FirewallSync {
@@ -53,6 +63,30 @@ export interface FirewallSync {
   openGate(): void;
   /** Removes warm ports of devices that did not come back in time (from tick). */
   expireWarm(t: number): void;
+  /**
+   * A handshake of this device measured its link's round trip (ms): with POCKETPROXY_HTTP_FRONT=auto its
+   * HTTP ports may change path (true when they did, and a sync is under way).
+   */
+  noteRtt(e: DeviceEntry, rttMs: number | undefined): boolean;
+  /** How many devices' HTTP ports go through the front because their link is far. */
+  farDevices(): number;
+}
+
+/**
+ * Far or near after a handshake that measured `rttMs`: far at or above `limit`, near again below half of
+ * it, unchanged in between; and a change waits until `holdMs` after the last one (`changedAt`).
+ */
+export function nextFar(
+  far: boolean,
+  rttMs: number,
+  limit: number,
+  holdMs: number,
+  changedAt: number | undefined,
+  t: number,
+): boolean {
+  const want = far ? rttMs >= limit / 2 : rttMs >= limit;
+  if (want === far) return far;
+  return changedAt === undefined || t - changedAt >= holdMs ? want : far;
 }
 
 export function createFirewallSync(c: FirewallSyncContext): FirewallSync {
@@ -81,6 +115,26 @@ export function createFirewallSync(c: FirewallSyncContext): FirewallSync {
     e.forwarding = undefined;
     e.ports = [];
   }
+
+  function noteRtt(e: DeviceEntry, rttMs: number | undefined): boolean {
+    const auto = c.httpFrontAuto;
+    if (!auto || rttMs === undefined) return false;
+    const t = now();
+    const far = nextFar(e.far, rttMs, auto.rttMs, auto.holdMs, e.farChangedAt, t);
+    if (far === e.far) return false;
+    e.far = far;
+    e.farChangedAt = t;
+    devLog(e).info(
+      { rttMs, limitMs: auto.rttMs },
+      far ? "far link: HTTP ports through the relay's front" : "near link: HTTP ports DNAT'ed",
+    );
+    if (e.ports.length) void syncFirewall();
+    return true;
+  }
+
+  /** A far device's HTTP ports, marked for the front (netfw viaFront). */
+  const portsOf = (e: DeviceEntry): DeviceEntry['ports'] =>
+    e.far && c.httpFrontAuto ? e.ports.map((p) => (p.proto === 'tcp' ? { ...p, viaFront: true } : p)) : e.ports;
 
   let openGate!: () => void;
   const gate = new Promise<void>((r) => (openGate = r));
@@ -139,7 +193,7 @@ export function createFirewallSync(c: FirewallSyncContext): FirewallSync {
     await gate;
     const t = now();
     const perDevice = new Map<string, DeviceEntry['ports']>();
-    for (const e of devices.byId.values()) if (forwarded(e, t) && e.ports.length) perDevice.set(e.id, e.ports);
+    for (const e of devices.byId.values()) if (forwarded(e, t) && e.ports.length) perDevice.set(e.id, portsOf(e));
     const { state, conflicts } = buildState(c.base, perDevice);
     for (const x of conflicts)
       if (logLimit.allow(`conflict:${x.port}`, now()) !== undefined)
@@ -232,5 +286,11 @@ export function createFirewallSync(c: FirewallSyncContext): FirewallSync {
     warmStart,
     openGate: () => openGate(),
     expireWarm,
+    noteRtt,
+    farDevices: () => {
+      let n = 0;
+      for (const e of devices.byId.values()) if (e.up && e.far) n++;
+      return n;
+    },
   };
 }

@@ -112,8 +112,9 @@ export async function runTunnel(config: Config): Promise<() => Promise<void>> {
             socks5Front: {
               port: config.socks5Front.port,
               mark: SOCKS5_FRONT_MARK,
-              ...(config.socks5Front.http ? { http: true } : {}),
+              ...(config.socks5Front.http ? { http: config.socks5Front.http } : {}),
             },
+            httpFrontAuto: { rttMs: config.socks5Front.httpRttMs, holdMs: config.socks5Front.httpHoldMs },
           }
         : {}),
     },

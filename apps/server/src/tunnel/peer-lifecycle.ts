@@ -39,6 +39,9 @@ export function createPeerLifecycle(c: PeerLifecycleContext): PeerLifecycle {
     if (!e) return undefined;
     e.up = up;
     e.gen++;
+    // A new up period measures its link afresh (its first handshake decides at once).
+    e.far = false;
+    e.farChangedAt = undefined;
     e.endpoint = endpoint;
     e.reported = false;
     e.reporting = false;

@@ -24,17 +24,18 @@
 // customer a `05 02` reply ("not allowed") and a close. A greeting without username/password, or
 // anything that is not a greeting, goes to the device as it came and the device answers.
 //
-// POCKETPROXY_HTTP_FRONT (off by default): HTTP ports through the same listener. Nothing is answered
-// here for them: the customer's first bytes (its request head, or the start of it) ride in the device
-// socket's SYN and the pair forms as soon as they are written, so what the device says, or its close,
-// is the customer's as through the DNAT; one cellular round trip less per HTTP connection.
+// POCKETPROXY_HTTP_FRONT: HTTP ports through the same listener; `auto` (the default) those of devices whose
+// link is far (tunnel/firewall-sync.ts noteRtt), `true` all. Nothing is answered here for them: the
+// customer's first bytes (its request head, or the start of it) ride in the device socket's SYN and the
+// pair forms as soon as they are written, so what the device says, or its close, is the customer's as
+// through the DNAT; one cellular round trip less per HTTP connection.
 //
 // Sockets and states are the addon's transparent listener (packages/tun native/splice_relay.cc); this
 // module answers its questions and keeps the port map in step with the firewall (a port that goes, or
 // moves, has its flows cut). The relay's byte counters count these flows in the input and output chains
 // (packages/netfw). Costs, measured in docs/benchmarks.md ("the relay's SOCKS5 front"): relay CPU per
 // connection, and these flows end when the tunnel process restarts (DNAT'ed ones survive it).
-import { frontTakes, type Firewall, type FirewallState } from '@pocketproxy/netfw';
+import { frontServes, type Firewall, type FirewallState } from '@pocketproxy/netfw';
 import { parseGreeting, parseUserPass } from '@pocketproxy/proxy';
 import { SpliceEngine, execRunner, type CommandRunner, type TransparentHooks } from '@pocketproxy/tun';
 import type { Logger } from 'pino';
@@ -172,11 +173,15 @@ export interface DevicePort {
   readonly http?: boolean;
 }
 
-/** The front's ports of a state (SOCKS5 ones, HTTP ones too with `http`): public port -> the device's listener (enabled ones). */
+/**
+ * The front's ports of a state: public port -> the device's listener, for every enabled port whose flows it
+ * may hold (netfw frontServes: SOCKS5 ones; HTTP ones too with `http`, with 'auto' all of them, whether their
+ * new connections come here or go to the DNAT now, so a port changing path does not cut its flows here).
+ */
 function frontPorts(state: FirewallState): Map<number, DevicePort> {
   const m = new Map<number, DevicePort>();
   for (const p of state.ports)
-    if (frontTakes(state.socks5Front, p))
+    if (frontServes(state.socks5Front, p))
       m.set(p.port, { vpnIp: p.vpnIp, port: p.targetPort, ...(p.proto === 'tcp' ? { http: true } : {}) });
   return m;
 }

@@ -61,6 +61,8 @@ export interface TunnelSettings {
   readonly openvpn?: OpenVpnState;
   /** SOCKS5 ports' TCP REDIRECTed to the relay's SOCKS5 front (socks5-front.ts) instead of DNAT'ed. */
   readonly socks5Front?: Socks5FrontState;
+  /** With socks5Front.http 'auto': which devices' links are far (firewall-sync.ts noteRtt). */
+  readonly httpFrontAuto?: { readonly rttMs: number; readonly holdMs: number };
 }
 
 export interface TunnelIntervals {
@@ -175,6 +177,11 @@ export interface TunnelStatus {
   socks5_front: Socks5FrontStats | null;
   /** The connected devices' link round trips at their last handshake (ms); null when none has one. */
   handshake_rtt_ms: { devices: number; p50: number; p90: number; max: number } | null;
+  /**
+   * Which HTTP ports the front takes (POCKETPROXY_HTTP_FRONT): 'auto', true (all) or false (none; also
+   * without the front), and with 'auto' how many connected devices are far (their HTTP ports through it).
+   */
+  http_front: { mode: boolean | 'auto'; far_devices: number };
 }
 
 export interface Tunnel {
@@ -255,8 +262,12 @@ export function createTunnel(deps: TunnelDeps): Tunnel {
     onEvent: (ev) => {
       // Anything that changes where or how a device's packets are sealed drops its native route.
       if (ev.type === 'peer_down' || ev.type === 'endpoint_changed' || ev.type === 'rekeyed') path.forget(ev.deviceId);
-      if (ev.type === 'peer_up') peers.onPeerUp(ev.deviceId, ev.endpoint);
-      else if (ev.type === 'peer_down') peers.onPeerDown(ev.deviceId, ev.reason, ev.silentMs);
+      if (ev.type === 'peer_up' || ev.type === 'rekeyed') {
+        if (ev.type === 'peer_up') peers.onPeerUp(ev.deviceId, ev.endpoint);
+        // After onPeerUp's new period: the handshake that confirmed it, or a rekey's, measured the link.
+        const e = devices.byId.get(ev.deviceId);
+        if (e) forwarding.noteRtt(e, responder.peer(ev.deviceId)?.handshakeRttMs);
+      } else if (ev.type === 'peer_down') peers.onPeerDown(ev.deviceId, ev.reason, ev.silentMs);
       else if (ev.type === 'endpoint_changed') {
         const e = devices.byId.get(ev.deviceId);
         if (e) e.endpoint = ev.to;
@@ -337,6 +348,7 @@ export function createTunnel(deps: TunnelDeps): Tunnel {
     usage,
     sendTo: messages.sendTo,
     isRegistered: () => registration.relayId() !== undefined,
+    ...(s.socks5Front?.http === 'auto' && s.httpFrontAuto ? { httpFrontAuto: s.httpFrontAuto } : {}),
   });
   const peers = createPeerLifecycle({
     ...logs,
@@ -525,6 +537,7 @@ export function createTunnel(deps: TunnelDeps): Tunnel {
       memory_mb: memoryMb(),
       socks5_front: deps.socks5FrontStats?.() ?? null,
       handshake_rtt_ms: handshakeRtts(connected.map((e) => responder.peer(e.id)?.handshakeRttMs)),
+      http_front: { mode: s.socks5Front?.http ?? false, far_devices: forwarding.farDevices() },
     };
   }
 

@@ -19,7 +19,7 @@ import {
 } from '@pocketproxy/protocol';
 import { createFirewall, createFakeRunner, type FakeRunner } from '@pocketproxy/netfw';
 import { FakeTun, RecordingRunner, buildIPv4Udp, type OpenPath, type SealPath } from '@pocketproxy/tun';
-import { createTunnel, type Tunnel } from '../../src/tunnel/tunnel.js';
+import { createTunnel, type Tunnel, type TunnelSettings } from '../../src/tunnel/tunnel.js';
 import { createHttpApi, type ForwardedConnection } from '../../src/tunnel/api-client.js';
 import { dgramUdpPort } from '../../src/tunnel/transport.js';
 
@@ -144,6 +144,8 @@ export class DeviceSim {
   readonly messages: JsonMessage[] = [];
   readonly raw: Buffer[] = [];
   established = false;
+  /** Each frame this device sends leaves this much later (a far link's one way, as the relay sees it). */
+  sendDelayMs = 0;
   private udp?: dgram.Socket;
   private tcp?: net.Socket;
 
@@ -179,7 +181,15 @@ export class DeviceSim {
   }
 
   sendRaw(frame: Buffer): void {
-    if (this.udp) this.udp.send(frame, this.port, '127.0.0.1');
+    if (this.sendDelayMs > 0) {
+      setTimeout(() => this.sendNow(frame), this.sendDelayMs);
+      return;
+    }
+    this.sendNow(frame);
+  }
+
+  private sendNow(frame: Buffer): void {
+    if (this.udp) this.udp?.send(frame, this.port, '127.0.0.1');
     else this.tcp!.write(encodeTcpFrame(frame));
   }
 
@@ -264,6 +274,9 @@ export async function startHarness(
     openPath?: OpenPath;
     /** Opens the tunnel's UDP socket (default dgramUdpPort). */
     openUdp?: typeof dgramUdpPort;
+    /** The relay's front in the firewall state, and POCKETPROXY_HTTP_FRONT=auto's settings. */
+    socks5Front?: TunnelSettings['socks5Front'];
+    httpFrontAuto?: TunnelSettings['httpFrontAuto'];
   } = {},
 ): Promise<Harness> {
   const api = await startFakeApi(devices);
@@ -287,6 +300,8 @@ export async function startHarness(
       tunnelMtu: 1380,
       tunnelInterface: 'pp0',
       listenHost: '127.0.0.1',
+      ...(opts.socks5Front ? { socks5Front: opts.socks5Front } : {}),
+      ...(opts.httpFrontAuto ? { httpFrontAuto: opts.httpFrontAuto } : {}),
     },
     relayKey: relayKeys,
     internalToken: TOKEN,
