@@ -81,15 +81,15 @@ const Schema = z.object({
     .transform((v): boolean | 'auto' => (v === 'auto' ? 'auto' : ['1', 'true', 'yes'].includes(v)))
     .default('auto')
     .describe(
-      "HTTP ports through the same front: the customer's request rides in the device socket's SYN, one round trip over the cellular link less per HTTP connection (a GET's first byte in one, a CONNECT's in two). auto: the ports of devices whose link is far (handshake round trip at or above POCKETPROXY_HTTP_FRONT_RTT_MS, 30 ms); on: every HTTP port (needs POCKETPROXY_SOCKS5_FRONT); off: DNAT'ed. On a near link (a lab's ~0.2 ms) the front costs more (relay CPU, wake-ups) than the round trip it saves; auto without POCKETPROXY_SOCKS5_FRONT is off",
+      "HTTP ports through the same front: the customer's request rides in the device socket's SYN, one round trip over the cellular link less per HTTP connection (a GET's first byte in one, a CONNECT's in two). auto: the ports of devices whose link is far (handshake round trip at or above POCKETPROXY_HTTP_FRONT_RTT_MS, 10 ms); on: every HTTP port (needs POCKETPROXY_SOCKS5_FRONT); off: DNAT'ed. On a near link (a lab's ~0.2 ms) the front costs more (relay CPU, wake-ups) than the round trip it saves; auto without POCKETPROXY_SOCKS5_FRONT is off",
     ),
   POCKETPROXY_HTTP_FRONT_RTT_MS: z.coerce
     .number()
     .min(0.1)
     .max(10_000)
-    .default(30)
+    .default(10)
     .describe(
-      "with POCKETPROXY_HTTP_FRONT=auto: a device whose handshake round trip is at least this takes the front for its HTTP ports; it goes back to the DNAT below half of it. The measure includes the device's own handling of the handshake (7-10 ms for the agent on a lab host, more in its first seconds), so a near link reads well above its wire round trip",
+      "with POCKETPROXY_HTTP_FRONT=auto: a device whose handshake round trip is at least this takes the front for its HTTP ports; it goes back to the DNAT below half of it. The measure includes the device's own handling of the handshake (2-3 ms for the agent on a lab host, 8-55 ms in its first seconds), so a near link reads well above its wire round trip",
     ),
   POCKETPROXY_HTTP_FRONT_HOLD_S: z.coerce
     .number()

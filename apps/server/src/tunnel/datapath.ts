@@ -160,6 +160,16 @@ export function createDataPath(d: DataPathDeps): DataPath {
     d.onDrop(reason, deviceId, from);
   };
 
+  // Devices answered a handshake response in this batch: the responder hears when it left (replySent), so
+  // that the device's measured round trip (firewall-sync.ts noteRtt) is its link's, not this batch's work.
+  const replied: string[] = [];
+  function markReplies(): void {
+    if (replied.length === 0) return;
+    const t = d.now();
+    for (const id of replied) d.responder.replySent(id, t);
+    replied.length = 0;
+  }
+
   /** Queues a frame for `to`: UDP into `udpOut` (sent as one batch), TCP written now. */
   function emit(frame: Buffer, to: Endpoint, udpOut: OutDatagram[]): void {
     counters.framesOut++;
@@ -168,7 +178,11 @@ export function createDataPath(d: DataPathDeps): DataPath {
   }
 
   function flushUdp(out: OutDatagram[]): void {
-    if (out.length === 0) return;
+    if (out.length > 0) sendUdp(out);
+    markReplies();
+  }
+
+  function sendUdp(out: OutDatagram[]): void {
     const sock = d.udp();
     if (!sock) return void drop('send_failed');
     try {
@@ -213,6 +227,7 @@ export function createDataPath(d: DataPathDeps): DataPath {
       }
       case 'reply':
         emit(r.frame, r.endpoint, udpOut);
+        replied.push(r.deviceId);
         return;
       case 'message':
         d.onMessage(r.deviceId, r.message);
@@ -232,6 +247,7 @@ export function createDataPath(d: DataPathDeps): DataPath {
     const r = d.responder.receive(frame, from, now);
     if (r.kind === 'reply') {
       emit(r.frame, r.endpoint, udpOut);
+      replied.push(r.deviceId);
       return true;
     }
     if (r.kind === 'dropped') drop(r.reason === 'unknown_peer' ? 'unknown_peer_replayed' : r.reason, r.deviceId, from);
