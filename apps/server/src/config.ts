@@ -6,7 +6,9 @@ import { isIP } from 'node:net';
 import { resolve } from 'node:path';
 import { z } from 'zod';
 
-const bool = z.enum(['1', '0', 'true', 'false', 'yes', 'no']).transform((v) => ['1', 'true', 'yes'].includes(v));
+const BOOL_WORDS = ['1', '0', 'true', 'false', 'yes', 'no'] as const;
+const isTrue = (v: string): boolean => v === '1' || v === 'true' || v === 'yes';
+const bool = z.enum(BOOL_WORDS).transform(isTrue);
 const port = z.coerce.number().int().min(0).max(65535);
 
 const Schema = z.object({
@@ -77,8 +79,8 @@ const Schema = z.object({
     ),
   POCKETPROXY_SOCKS5_FRONT_PORT: z.coerce.number().int().min(1).max(65535).default(12346),
   POCKETPROXY_HTTP_FRONT: z
-    .enum(['1', '0', 'true', 'false', 'yes', 'no', 'auto'])
-    .transform((v): boolean | 'auto' => (v === 'auto' ? 'auto' : ['1', 'true', 'yes'].includes(v)))
+    .enum([...BOOL_WORDS, 'auto'])
+    .transform((v): boolean | 'auto' => (v === 'auto' ? 'auto' : isTrue(v)))
     .default('auto')
     .describe(
       "HTTP ports through the same front: the customer's request rides in the device socket's SYN, one round trip over the cellular link less per HTTP connection (a GET's first byte in one, a CONNECT's in two). auto: the ports of devices whose link is far (handshake round trip at or above POCKETPROXY_HTTP_FRONT_RTT_MS, 10 ms); on: every HTTP port (needs POCKETPROXY_SOCKS5_FRONT); off: DNAT'ed. On a near link (a lab's ~0.2 ms) the front costs more (relay CPU, wake-ups) than the round trip it saves; auto without POCKETPROXY_SOCKS5_FRONT is off",

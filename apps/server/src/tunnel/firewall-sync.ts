@@ -65,9 +65,9 @@ export interface FirewallSync {
   expireWarm(t: number): void;
   /**
    * A handshake of this device measured its link's round trip (ms): with POCKETPROXY_HTTP_FRONT=auto its
-   * HTTP ports may change path (true when they did, and a sync is under way).
+   * HTTP ports may change path (a sync follows when they do).
    */
-  noteRtt(e: DeviceEntry, rttMs: number | undefined): boolean;
+  noteRtt(e: DeviceEntry, rttMs: number | undefined): void;
   /** How many devices' HTTP ports go through the front because their link is far. */
   farDevices(): number;
 }
@@ -116,12 +116,12 @@ export function createFirewallSync(c: FirewallSyncContext): FirewallSync {
     e.ports = [];
   }
 
-  function noteRtt(e: DeviceEntry, rttMs: number | undefined): boolean {
+  function noteRtt(e: DeviceEntry, rttMs: number | undefined): void {
     const auto = c.httpFrontAuto;
-    if (!auto || rttMs === undefined) return false;
+    if (!auto || rttMs === undefined) return;
     const t = now();
     const far = nextFar(e.far, rttMs, auto.rttMs, auto.holdMs, e.farChangedAt, t);
-    if (far === e.far) return false;
+    if (far === e.far) return;
     e.far = far;
     e.farChangedAt = t;
     devLog(e).info(
@@ -129,12 +129,11 @@ export function createFirewallSync(c: FirewallSyncContext): FirewallSync {
       far ? "far link: HTTP ports through the relay's front" : "near link: HTTP ports DNAT'ed",
     );
     if (e.ports.length) void syncFirewall();
-    return true;
   }
 
   /** A far device's HTTP ports, marked for the front (netfw viaFront). */
   const portsOf = (e: DeviceEntry): DeviceEntry['ports'] =>
-    e.far && c.httpFrontAuto ? e.ports.map((p) => (p.proto === 'tcp' ? { ...p, viaFront: true } : p)) : e.ports;
+    e.far ? e.ports.map((p) => (p.proto === 'tcp' ? { ...p, viaFront: true } : p)) : e.ports;
 
   let openGate!: () => void;
   const gate = new Promise<void>((r) => (openGate = r));

@@ -39,7 +39,7 @@ export function createPeerLifecycle(c: PeerLifecycleContext): PeerLifecycle {
     if (!e) return undefined;
     e.up = up;
     e.gen++;
-    // A new up period measures its link afresh (its first handshake decides at once).
+    // A new up period measures its link afresh (its first handshake decides at once; firewall-sync.ts noteRtt).
     e.far = false;
     e.farChangedAt = undefined;
     e.endpoint = endpoint;
