@@ -2,6 +2,7 @@
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import fastifyStatic from '@fastify/static';
 import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import type { Ctx } from '../context.js';
 import { installProblemHandlers } from './problem.js';
 import { DeviceTokenCache, issueJwt } from './auth.js';
@@ -174,6 +175,10 @@ export async function createApi(ctx: Ctx, opts: ApiOptions = {}): Promise<Fastif
       cacheControl: false,
       preCompressed: true,
     });
+    // Browsers ask for /favicon.ico whatever the page links; the dashboard's icon answers it (a 404 there
+    // is an error in every browser console).
+    if (existsSync(join(opts.dashboardDir, 'icon.svg')))
+      app.get('/favicon.ico', (_req, reply) => reply.type('image/svg+xml').sendFile('icon.svg'));
     app.addHook('onSend', (req, reply, payload, done) => {
       if (!req.url.startsWith('/api') && req.url.includes('/_next/static/'))
         reply.header('cache-control', 'public, max-age=31536000, immutable');
