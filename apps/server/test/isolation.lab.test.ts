@@ -107,7 +107,11 @@ describe('data-plane isolation: hostile customers and devices (relay + 2 agents 
   const frontStats = async () => {
     const s = await relay.tunnelStatus();
     assert.ok(s, "the tunnel's status answers");
-    return s.socks5_front as { credentials_answered: number; credentials_deferred: number } | null;
+    return s.socks5_front as {
+      credentials_answered: number;
+      credentials_deferred: number;
+      steps_without_js: number;
+    } | null;
   };
 
   before(async () => {
@@ -182,12 +186,15 @@ describe('data-plane isolation: hostile customers and devices (relay + 2 agents 
     assert.match(await socksAuth(C, B.username, B.password), /^0502(01..)$/, 'HTTP credentials on a SOCKS5 port');
     assert.match(await socksAuth(C, A.username, A.password), /^0502(01..)$/);
     assert.equal(await socksAuth(C, C.username, C.password), '05020100');
-    // With the front, the relay answered the right credentials itself and left the wrong ones to the device.
+    assert.equal(await socksAuth(C, C.username, C.password), '05020100', 'again: answered in the listener');
+    // With the front, the relay answered the right credentials itself and left the wrong ones to the device;
+    // every greeting, and the credentials it had checked before, without a call into JS.
     const after = await frontStats();
     if (!FRONT) assert.equal(after, null);
     else {
-      assert.equal(after!.credentials_answered - before!.credentials_answered, 1);
+      assert.equal(after!.credentials_answered - before!.credentials_answered, 2);
       assert.equal(after!.credentials_deferred - before!.credentials_deferred, 3);
+      assert.ok(after!.steps_without_js - before!.steps_without_js >= 5 + 1, JSON.stringify({ before, after }));
     }
     // A port no connection owns is closed (no device-level ports any more).
     const unused = Math.max(...Object.values(c).map((x) => x.port)) + 50;

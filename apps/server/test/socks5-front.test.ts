@@ -12,6 +12,7 @@ import { addonAvailable, SpliceEngine, type TransparentHooks, type TransparentLi
 import { frontAnswered, frontHello, NOT_ALLOWED, type FrontVerify } from '../src/tunnel/socks5-front.js';
 
 const hex = (s: string) => Buffer.from(s.replace(/ /g, ''), 'hex');
+const CONNECT_BYTES = hex('05 01 00 01 7f 00 00 01 00 50');
 
 /** Up to `most` chunks, each one of the handshake `parts` or up to `noise` random bytes. */
 const chunks = (parts: Buffer[], noise: number, most: number) =>
@@ -195,6 +196,74 @@ test("fuzz: with the relay's check, frontHello answers 01 00 only for complete c
 const HAVE = addonAvailable();
 const skip = HAVE ? false : 'the addon is not built';
 
+// ---- The listener's own steps (socks5Front): the same answers as frontHello / frontAnswered, or a question --
+
+const CREDS_P = hex('01 01 75 01 70');
+const CREDS_Q = hex('01 01 75 01 71');
+
+test('socks5FrontStep: the happy paths are answered without JS, as frontHello answers them', { skip }, () => {
+  const step = (b: string, r: string, known: Buffer[] = [CREDS_P]) =>
+    SpliceEngine.socks5FrontStep(hex(b), hex(r), known);
+  assert.deepEqual(step('05 01 02', ''), ['reply', hex('05 02')]);
+  assert.deepEqual(step('05 02 00 02', ''), ['reply', hex('05 02')]);
+  assert.deepEqual(step('05 02 00 02 01 01 75 01 70', '05 02'), ['reply', hex('01 00')]);
+  assert.deepEqual(step('05 01 02 01 01 75 01 70', ''), ['reply', hex('05 02 01 00')]);
+  assert.deepEqual(step('05 01 02 01 01 75 01 70 05 01 00 01', '05 02 01 00'), ['pass']);
+  // Everything else is JS's: credentials not accepted before, no 02 offered, unfinished, not SOCKS5.
+  assert.deepEqual(step('05 01 02 01 01 75 01 71', '05 02'), ['ask']);
+  assert.deepEqual(step('05 01 02 01 01 75 01 70', '05 02', []), ['ask']);
+  assert.deepEqual(step('05 01 00', ''), ['ask']);
+  assert.deepEqual(step('05 02 00', ''), ['ask']);
+  assert.deepEqual(step('05 00', ''), ['ask']);
+  assert.deepEqual(step('04 01 00 50', ''), ['ask']);
+  assert.deepEqual(step('05 01 02 01 01 75', '05 02'), ['ask']);
+  assert.deepEqual(
+    step('05 01 02 01 01 75 01 70 05', '05 02'),
+    ['ask'],
+    'a request behind credentials not answered here',
+  );
+  assert.deepEqual(
+    step('05 01 02 01 01 75 01 70', '05 02 01 00'),
+    ['ask'],
+    'answered already: JS waits for the request',
+  );
+});
+
+test('fuzz: socks5FrontStep answers only what frontHello answers for the same bytes, and asks JS otherwise', {
+  skip,
+}, () => {
+  const parts = [hex('05 01 02'), hex('05 02 00 02'), CREDS_P, CREDS_Q, hex('05 01 00'), CONNECT_BYTES];
+  fc.assert(
+    fc.property(
+      chunks(parts, 12, 5),
+      fc.constantFrom('', '05 02', '05 02 01 00', '01 00', '05'),
+      fc.subarray([CREDS_P, CREDS_Q]),
+      (chunks, r, known) => {
+        const b = Buffer.concat(chunks);
+        const replied = hex(r);
+        const native = SpliceEngine.socks5FrontStep(b, replied, known);
+        if (native[0] === 'ask') return;
+        // JS's check accepts exactly the credentials the listener remembers as accepted.
+        const ok = new Set(known.map((k) => k.toString('latin1')));
+        const js = frontHello(b, false, replied, (u, p) =>
+          ok.has(
+            Buffer.concat([
+              hex('01'),
+              Buffer.from([u.length]),
+              Buffer.from(u),
+              Buffer.from([p.length]),
+              Buffer.from(p),
+            ]).toString('latin1'),
+          ),
+        );
+        if (native[0] === 'pass') assert.ok(js instanceof Buffer && js.equals(b), `pass: ${b.toString('hex')} / ${r}`);
+        else assert.deepEqual(js, [native[1]], `reply: ${b.toString('hex')} / ${r}`);
+      },
+    ),
+    { numRuns: 20_000 },
+  );
+});
+
 /** A stub device's SOCKS5 listener: answers the greeting, credentials `u`/`p` and a CONNECT, then echoes. */
 function stubDevice(opts: { method?: number; closeOnGarbage?: boolean } = {}) {
   const got: Buffer[] = [];
@@ -252,9 +321,9 @@ function stubDevice(opts: { method?: number; closeOnGarbage?: boolean } = {}) {
 }
 
 /** The front's hooks (as socks5-front.ts composes them) for one stub device. */
-function hooks(devPort: number, verify?: FrontVerify): TransparentHooks {
+function hooks(devPort: number, verify?: FrontVerify, publicPort = 0): TransparentHooks {
   return {
-    route: () => ['127.0.0.1', devPort, true, '', 0],
+    route: () => ['127.0.0.1', devPort, true, '', publicPort],
     hello: (_c, _d, _p, _i, _q, peeked, final, replied) => frontHello(peeked, final, replied, verify),
     answered: (_s, bytes, replied) => frontAnswered(bytes, replied),
     event: () => {},
@@ -290,17 +359,61 @@ async function customer(port: number) {
 
 type Customer = Awaited<ReturnType<typeof customer>>;
 
-/** A stub device and the listener with the front's options (`extra` on top); closed after `fn`. */
+/** The public port the native mode's routes say the stub's customers came to (kernelDst is off on loopback). */
+const PUBLIC = 1080;
+
+/** What the hooks were asked, per kind (the native mode asks nothing on its happy paths). */
+type Asked = { route: number; hello: number; answered: number; verify: number };
+
+/**
+ * A stub device and the listener with the front's options (`extra` on top); closed after `fn`. `native`: as
+ * socks5-front.ts runs it, with `socks5Front` and the port in setFrontRoutes (credentials tag `tag`).
+ */
 async function withFront(
   device: Parameters<typeof stubDevice>[0],
   extra: TransparentListenOptions,
-  fn: (f: { port: number; devPort: number; engine: SpliceEngine; dev: ReturnType<typeof stubDevice> }) => Promise<void>,
+  fn: (f: {
+    port: number;
+    devPort: number;
+    engine: SpliceEngine;
+    dev: ReturnType<typeof stubDevice>;
+    asked: Asked;
+  }) => Promise<void>,
   verify?: FrontVerify,
+  native = false,
+  tag = 'u\u0000verifier',
 ): Promise<void> {
   const dev = stubDevice(device);
   const devPort = await dev.listen();
   const engine = new SpliceEngine();
+  const asked: Asked = { route: 0, hello: 0, answered: 0, verify: 0 };
+  const counting =
+    verify &&
+    ((u: string, p: string) => {
+      asked.verify++;
+      return verify(u, p);
+    });
+  const h = hooks(devPort, counting, native ? PUBLIC : 0);
+  const counted: TransparentHooks = {
+    route: (...a) => {
+      asked.route++;
+      return h.route(...a);
+    },
+    hello: (...a) => {
+      asked.hello++;
+      return h.hello(...a);
+    },
+    answered: (...a) => {
+      asked.answered++;
+      return h.answered(...a);
+    },
+    event: h.event,
+  };
   try {
+    if (native)
+      engine.setFrontRoutes([
+        { port: PUBLIC, deviceIp: '127.0.0.1', devicePort: devPort, socks: true, credentialsTag: tag },
+      ]);
     const port = engine.listen(
       '127.0.0.1',
       0,
@@ -311,11 +424,12 @@ async function withFront(
         fastOpen: true,
         deferAccept: true,
         passUnreplied: true,
+        ...(native ? { socks5Front: true } : {}),
         ...extra,
       },
-      hooks(devPort, verify),
+      counted,
     );
-    await fn({ port, devPort, engine, dev });
+    await fn({ port, devPort, engine, dev, asked });
   } finally {
     engine.close();
     dev.close();
@@ -364,182 +478,297 @@ test(
 
 const CONNECT = hex('05 01 00 01 7f 00 00 01 00 50');
 
+for (const native of [false, true])
+  test(
+    `transparent listener, the relay's own check: 05 02 and 01 00 from the relay before the device heard anything; greeting, credentials and request reach the device in one piece${native ? ' (native steps)' : ''}`,
+    { skip },
+    () =>
+      withFront(
+        {},
+        {},
+        async ({ port, engine, dev }) => {
+          const c = await customer(port);
+          c.s.write(hex('05 02 00 02'));
+          assert.deepEqual(await c.read(2), hex('05 02'));
+          c.s.write(hex('01 01 75 01 70'));
+          assert.deepEqual(await c.read(2), hex('01 00'));
+          assert.equal(Buffer.concat(dev.got).length, 0, 'the device has heard nothing yet');
+          c.s.write(CONNECT);
+          assert.deepEqual(await c.read(10), hex('05 00 00 01 7f 00 00 01 00 50'), "the device's reply, and only it");
+          assert.deepEqual(Buffer.concat(dev.got), Buffer.concat([hex('05 02 00 02 01 01 75 01 70'), CONNECT]));
+          assert.equal(dev.got.length, 1, 'greeting, credentials and request in one segment');
+          c.s.write('ping');
+          assert.equal((await c.read(4)).toString(), 'ping');
+          c.s.end();
+          assert.equal(await c.ended, 'end');
+          assert.equal(c.pending().length, 0);
+          assert.equal(engine.listenStats().spliced, 1);
+        },
+        (u, p) => u === 'u' && p === 'p',
+        native,
+      ),
+  );
+
 test(
-  "transparent listener, the relay's own check: 05 02 and 01 00 from the relay before the device heard anything; greeting, credentials and request reach the device in one piece",
+  "transparent listener, native steps: credentials JS accepted once are answered in the listener after that, until the port's credentials tag changes; nothing of a repeat customer reaches JS but its route",
   { skip },
   () =>
     withFront(
       {},
       {},
-      async ({ port, engine, dev }) => {
-        const c = await customer(port);
-        c.s.write(hex('05 02 00 02'));
-        assert.deepEqual(await c.read(2), hex('05 02'));
-        c.s.write(hex('01 01 75 01 70'));
-        assert.deepEqual(await c.read(2), hex('01 00'));
-        assert.equal(Buffer.concat(dev.got).length, 0, 'the device has heard nothing yet');
-        c.s.write(CONNECT);
-        assert.deepEqual(await c.read(10), hex('05 00 00 01 7f 00 00 01 00 50'), "the device's reply, and only it");
-        assert.deepEqual(Buffer.concat(dev.got), Buffer.concat([hex('05 02 00 02 01 01 75 01 70'), CONNECT]));
-        assert.equal(dev.got.length, 1, 'greeting, credentials and request in one segment');
-        c.s.write('ping');
-        assert.equal((await c.read(4)).toString(), 'ping');
-        c.s.end();
-        assert.equal(await c.ended, 'end');
-        assert.equal(c.pending().length, 0);
-        assert.equal(engine.listenStats().spliced, 1);
+      async ({ port, devPort, engine, asked }) => {
+        const connectAndEcho = async (pass: string) => {
+          const c = await greeted(port, pass);
+          c.s.write(CONNECT);
+          assert.deepEqual(await c.read(10), hex('05 00 00 01 7f 00 00 01 00 50'));
+          c.s.write('ping');
+          assert.equal((await c.read(4)).toString(), 'ping');
+          c.s.end();
+          assert.equal(await c.ended, 'end');
+        };
+        await connectAndEcho('p');
+        assert.deepEqual(
+          asked,
+          { route: 1, hello: 1, answered: 0, verify: 1 },
+          'only the first credentials were asked',
+        );
+        await connectAndEcho('p');
+        await connectAndEcho('p');
+        assert.deepEqual(asked, { route: 3, hello: 1, answered: 0, verify: 1 });
+        const st = engine.listenStats();
+        assert.equal(st.credentialsAnsweredHere, 2);
+        assert.equal(st.answeredHere, 3 + 2, 'three greetings, two credentials');
+        assert.equal(st.passedHere, 3);
+        // Other credentials are JS's to check (and the device's to refuse).
+        const q = await greeted(port, 'q');
+        assert.equal(await q.ended, 'end');
+        assert.equal(asked.verify, 2);
+        // The port's username or verifier changed: what was remembered no longer matches.
+        engine.setFrontRoutes([
+          { port: PUBLIC, deviceIp: '127.0.0.1', devicePort: devPort, socks: true, credentialsTag: 'u\u0000other' },
+        ]);
+        await connectAndEcho('p');
+        assert.equal(asked.verify, 3);
+        await connectAndEcho('p');
+        assert.equal(asked.verify, 3);
+        // The port moved to another device listener: a connection routed before is JS's to judge from then on.
+        const held = await customer(port);
+        held.s.write(hex('05 01 02'));
+        assert.deepEqual(await held.read(2), hex('05 02'));
+        const hello = asked.hello;
+        engine.setFrontRoutes([
+          {
+            port: PUBLIC,
+            deviceIp: '127.0.0.1',
+            devicePort: devPort === 65535 ? 1 : devPort + 1,
+            socks: true,
+            credentialsTag: 'u\u0000other',
+          },
+        ]);
+        held.s.write(CREDS_P);
+        assert.deepEqual(
+          await held.read(2),
+          hex('01 00'),
+          "the stub's hooks still route it (socks5-front.ts's refuse it)",
+        );
+        assert.equal(asked.hello, hello + 1);
+        held.s.destroy();
       },
       (u, p) => u === 'u' && p === 'p',
+      true,
     ),
 );
 
-test(
-  "transparent listener, the relay's own check: a device that refuses credentials the relay accepted gets the customer a 05 02 reply and a close; credentials the relay does not accept get the device's own verdict",
-  { skip },
-  () =>
-    withFront(
-      {},
-      {},
-      async ({ port, engine }) => {
-        // The relay's copy says 'q' (changed since), the device's says 'p'.
-        const c = await customer(port);
-        c.s.write(hex('05 01 02'));
-        assert.deepEqual(await c.read(2), hex('05 02'));
-        c.s.write(hex('01 01 75 01 71'));
-        assert.deepEqual(await c.read(2), hex('01 00'));
-        c.s.write(CONNECT);
-        assert.deepEqual(await c.read(10), NOT_ALLOWED);
-        assert.equal(await c.ended, 'end');
-        assert.equal(c.pending().length, 0);
-        assert.equal(engine.listenStats().failed, 1);
-        // 'p', which the relay does not know: the device's 01 00, its reply, the pair.
-        const d = await greeted(port, 'p');
-        d.s.write(CONNECT);
-        assert.deepEqual(await d.read(10), hex('05 00 00 01 7f 00 00 01 00 50'));
-        // Wrong for both: the device's 01 01 and its close.
-        const e = await greeted(port, 'x');
-        assert.equal(await e.ended, 'end');
-      },
-      (u, p) => u === 'u' && p === 'q',
-    ),
-);
+for (const native of [false, true])
+  test(
+    `transparent listener, the relay's own check: a device that refuses credentials the relay accepted gets the customer a 05 02 reply and a close; credentials the relay does not accept get the device's own verdict${native ? ' (native steps)' : ''}`,
+    { skip },
+    () =>
+      withFront(
+        {},
+        {},
+        async ({ port, engine }) => {
+          // The relay's copy says 'q' (changed since), the device's says 'p'.
+          const c = await customer(port);
+          c.s.write(hex('05 01 02'));
+          assert.deepEqual(await c.read(2), hex('05 02'));
+          c.s.write(hex('01 01 75 01 71'));
+          assert.deepEqual(await c.read(2), hex('01 00'));
+          c.s.write(CONNECT);
+          assert.deepEqual(await c.read(10), NOT_ALLOWED);
+          assert.equal(await c.ended, 'end');
+          assert.equal(c.pending().length, 0);
+          assert.equal(engine.listenStats().failed, 1);
+          // 'p', which the relay does not know: the device's 01 00, its reply, the pair.
+          const d = await greeted(port, 'p');
+          d.s.write(CONNECT);
+          assert.deepEqual(await d.read(10), hex('05 00 00 01 7f 00 00 01 00 50'));
+          // Wrong for both: the device's 01 01 and its close.
+          const e = await greeted(port, 'x');
+          assert.equal(await e.ended, 'end');
+        },
+        (u, p) => u === 'u' && p === 'q',
+        native,
+      ),
+  );
 
-test("transparent listener, front options: wrong credentials get the device's 01 01 and its close", { skip }, () =>
-  withFront({}, {}, async ({ port }) => {
-    const c = await greeted(port, 'q');
-    assert.equal(await c.ended, 'end');
-  }),
-);
+for (const native of [false, true])
+  test(
+    `transparent listener, front options: wrong credentials get the device's 01 01 and its close${native ? ' (native steps)' : ''}`,
+    { skip },
+    () =>
+      withFront(
+        {},
+        {},
+        async ({ port }) => {
+          const c = await greeted(port, 'q');
+          assert.equal(await c.ended, 'end');
+        },
+        undefined,
+        native,
+      ),
+  );
 
-test(
-  'transparent listener, front options: not a greeting the relay answers -> the device answers, and its close is a close (as through a DNAT)',
-  {
-    skip,
-  },
-  () =>
-    withFront({ closeOnGarbage: true, method: 0xff }, {}, async ({ port }) => {
-      // SOCKS4: the device closes without a word; the customer sees a FIN, not a reset.
-      const a = await customer(port);
-      a.s.write(hex('04 01 00 50 cb 00 71 0a 00'));
-      assert.equal(await a.ended, 'end');
-      assert.equal(a.pending().length, 0);
-      // No username/password offered: the device's 05 ff reaches the customer as it was sent, then its close.
-      const b = await customer(port);
-      b.s.write(hex('05 01 00'));
-      assert.deepEqual(await b.read(2), hex('05 ff'));
-      assert.equal(await b.ended, 'end');
-    }),
-);
+for (const native of [false, true])
+  test(
+    `transparent listener, front options: not a greeting the relay answers -> the device answers, and its close is a close (as through a DNAT)${native ? ' (native steps)' : ''}`,
+    {
+      skip,
+    },
+    () =>
+      withFront(
+        { closeOnGarbage: true, method: 0xff },
+        {},
+        async ({ port }) => {
+          // SOCKS4: the device closes without a word; the customer sees a FIN, not a reset.
+          const a = await customer(port);
+          a.s.write(hex('04 01 00 50 cb 00 71 0a 00'));
+          assert.equal(await a.ended, 'end');
+          assert.equal(a.pending().length, 0);
+          // No username/password offered: the device's 05 ff reaches the customer as it was sent, then its close.
+          const b = await customer(port);
+          b.s.write(hex('05 01 00'));
+          assert.deepEqual(await b.read(2), hex('05 ff'));
+          assert.equal(await b.ended, 'end');
+        },
+        undefined,
+        native,
+      ),
+  );
 
-test(
-  'transparent listener, front options: a device that answers 05 ff after the relay said 05 02 is refused (the customer is reset)',
-  {
-    skip,
-  },
-  () =>
-    withFront({ method: 0xff }, {}, async ({ port, engine }) => {
-      const c = await greeted(port);
-      c.s.write(hex('01 01 75 01 70'));
-      assert.equal(await c.ended, 'reset');
-      assert.equal(c.pending().length, 0, "nothing of the device's answer reached the customer");
-      assert.equal(engine.listenStats().failed, 1);
-    }),
-);
+for (const native of [false, true])
+  test(
+    `transparent listener, front options: a device that answers 05 ff after the relay said 05 02 is refused (the customer is reset)${native ? ' (native steps)' : ''}`,
+    {
+      skip,
+    },
+    () =>
+      withFront(
+        { method: 0xff },
+        {},
+        async ({ port, engine }) => {
+          const c = await greeted(port);
+          c.s.write(hex('01 01 75 01 70'));
+          assert.equal(await c.ended, 'reset');
+          assert.equal(c.pending().length, 0, "nothing of the device's answer reached the customer");
+          assert.equal(engine.listenStats().failed, 1);
+        },
+        undefined,
+        native,
+      ),
+  );
 
-test(
-  'cut(deviceIp, port): resets the pairs and waiting connections of that device port, and only those',
-  { skip },
-  () =>
-    withFront({}, {}, async ({ port, devPort, engine }) => {
-      const joined = await greeted(port, 'p');
-      const waiting = await greeted(port);
-      assert.equal(engine.cut('127.0.0.2', devPort), 0, 'another device');
-      assert.equal(engine.cut('127.0.0.1', devPort === 65535 ? 1 : devPort + 1), 0, 'another port');
-      assert.equal(engine.cut('127.0.0.1', devPort), 2);
-      assert.equal(await joined.ended, 'reset');
-      assert.equal(await waiting.ended, 'reset');
-      assert.equal(engine.listenStats().active, 0);
-      assert.throws(() => engine.cut('not an address', 1), /IPv4/);
-    }),
-);
+for (const native of [false, true])
+  test(
+    `cut(deviceIp, port): resets the pairs and waiting connections of that device port, and only those${native ? ' (native steps)' : ''}`,
+    { skip },
+    () =>
+      withFront(
+        {},
+        {},
+        async ({ port, devPort, engine }) => {
+          const joined = await greeted(port, 'p');
+          const waiting = await greeted(port);
+          assert.equal(engine.cut('127.0.0.2', devPort), 0, 'another device');
+          assert.equal(engine.cut('127.0.0.1', devPort === 65535 ? 1 : devPort + 1), 0, 'another port');
+          assert.equal(engine.cut('127.0.0.1', devPort), 2);
+          assert.equal(await joined.ended, 'reset');
+          assert.equal(await waiting.ended, 'reset');
+          assert.equal(engine.listenStats().active, 0);
+          assert.throws(() => engine.cut('not an address', 1), /IPv4/);
+        },
+        undefined,
+        native,
+      ),
+  );
 
-test(
-  "maxWaitingPerAddress: one address's unfinished handshakes past the cap are closed at accept; joined ones do not count",
-  {
-    skip,
-  },
-  () =>
-    withFront({}, { peekMs: 5_000, maxWaitingPerAddress: 2 }, async ({ port, engine }) => {
-      await greeted(port, 'p');
-      const held = [await greeted(port), await greeted(port)];
-      const third = await customer(port);
-      third.s.write(hex('05 01 02'));
-      assert.notEqual(await third.ended, undefined);
-      assert.equal(third.pending().length, 0, 'no 05 02 for the third');
-      assert.equal(engine.listenStats().refusedPerAddress, 1);
-      // One finishes its handshake: its slot is free again.
-      held[0]!.s.write(hex('01 01 75 01 70'));
-      assert.deepEqual(await held[0]!.read(2), hex('01 00'));
-      await greeted(port);
-    }),
-);
+for (const native of [false, true])
+  test(
+    `maxWaitingPerAddress: one address's unfinished handshakes past the cap are closed at accept; joined ones do not count${native ? ' (native steps)' : ''}`,
+    {
+      skip,
+    },
+    () =>
+      withFront(
+        {},
+        { peekMs: 5_000, maxWaitingPerAddress: 2 },
+        async ({ port, engine }) => {
+          await greeted(port, 'p');
+          const held = [await greeted(port), await greeted(port)];
+          const third = await customer(port);
+          third.s.write(hex('05 01 02'));
+          assert.notEqual(await third.ended, undefined);
+          assert.equal(third.pending().length, 0, 'no 05 02 for the third');
+          assert.equal(engine.listenStats().refusedPerAddress, 1);
+          // One finishes its handshake: its slot is free again.
+          held[0]!.s.write(hex('01 01 75 01 70'));
+          assert.deepEqual(await held[0]!.read(2), hex('01 00'));
+          await greeted(port);
+        },
+        undefined,
+        native,
+      ),
+  );
 
 test("fuzz: random customers (greetings, credentials, garbage, early closes and resets) leave nothing open and the front serving, with and without the relay's own check", {
   skip,
 }, async () => {
-  for (const verify of [undefined, (u: string, p: string) => u === 'u' && p === 'p'])
-    await withFront(
-      {},
-      { peekMs: 300 },
-      async ({ port, engine }) => {
-        const parts = [
-          hex('05 01 02'),
-          hex('05 02 00 02'),
-          hex('01 01 75 01 70'),
-          hex('05 01 00 01 7f 00 00 01 00 50'),
-        ];
-        await fc.assert(
-          fc.asyncProperty(chunks(parts, 40, 5), fc.constantFrom('end', 'reset', 'wait'), async (chunks, how) => {
-            const c = await customer(port);
-            for (const b of chunks) {
-              if (c.s.destroyed) break;
-              c.s.write(b);
-              await new Promise((r) => setTimeout(r, 2));
-            }
-            if (how === 'end') c.s.end();
-            else if (how === 'reset') c.s.resetAndDestroy();
-            await Promise.race([c.ended, new Promise((r) => setTimeout(r, 600))]);
-            c.s.destroy();
-          }),
-          { numRuns: 60 },
-        );
-        const t0 = Date.now();
-        while (engine.listenStats().active > 0 && Date.now() - t0 < 3_000) await new Promise((r) => setTimeout(r, 50));
-        assert.equal(engine.listenStats().active, 0, JSON.stringify(engine.listenStats()));
-        await greeted(port, 'p');
-      },
-      verify,
-    );
+  for (const native of [false, true])
+    for (const verify of [undefined, (u: string, p: string) => u === 'u' && p === 'p'])
+      await withFront(
+        {},
+        { peekMs: 300 },
+        async ({ port, engine }) => {
+          const parts = [
+            hex('05 01 02'),
+            hex('05 02 00 02'),
+            hex('01 01 75 01 70'),
+            hex('05 01 00 01 7f 00 00 01 00 50'),
+          ];
+          await fc.assert(
+            fc.asyncProperty(chunks(parts, 40, 5), fc.constantFrom('end', 'reset', 'wait'), async (chunks, how) => {
+              const c = await customer(port);
+              for (const b of chunks) {
+                if (c.s.destroyed) break;
+                c.s.write(b);
+                await new Promise((r) => setTimeout(r, 2));
+              }
+              if (how === 'end') c.s.end();
+              else if (how === 'reset') c.s.resetAndDestroy();
+              await Promise.race([c.ended, new Promise((r) => setTimeout(r, 600))]);
+              c.s.destroy();
+            }),
+            { numRuns: 60 },
+          );
+          const t0 = Date.now();
+          while (engine.listenStats().active > 0 && Date.now() - t0 < 3_000)
+            await new Promise((r) => setTimeout(r, 50));
+          assert.equal(engine.listenStats().active, 0, JSON.stringify(engine.listenStats()));
+          await greeted(port, 'p');
+        },
+        verify,
+        native,
+      );
 });
 
 test("the front's port map follows the firewall: enabled SOCKS5 ports only, added before an apply, removed after it, and the latest of overlapping applies decides", {

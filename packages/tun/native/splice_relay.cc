@@ -42,6 +42,7 @@
 #include <queue>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "errno_error.h"
@@ -177,6 +178,82 @@ constexpr uint64_t kAnswerMs = 5000;
 
 }  // namespace
 
+// The SOCKS5 front's answers that need neither a policy nor a parser's judgement, made here so that a
+// customer's greeting, credentials and request, and the device's answer, cost no call into JS (each
+// such call after a sleep is ~100 µs on the relay; docs/benchmarks.md, "the SOCKS5 front without JS").
+// apps/server tunnel/socks5-front.ts `frontHello` / `frontAnswered` stay the reference: this answers
+// only where they would answer the same, and says kAsk everywhere else (a differential fuzz test holds
+// the two together, apps/server test/socks5-front.test.ts). `known(creds)`: these exact RFC 1929 bytes were
+// accepted by JS's check of this port's current credentials (the memo below). Not for a final read (the
+// customer's FIN, the deadline): JS decides those.
+enum class FrontStep { kAsk, kReply, kPass };
+struct FrontDecision {
+  FrontStep step = FrontStep::kAsk;
+  const char* reply = nullptr;  // kReply: what the customer gets from here
+  size_t reply_len = 0;
+};
+constexpr char kChooseUserPass[] = {0x05, 0x02};
+constexpr char kChooseAndOk[] = {0x05, 0x02, 0x01, 0x00};
+constexpr char kAuthOk[] = {0x01, 0x00};
+
+// The length of a whole greeting offering username/password (02) at the start of `b`, or 0.
+size_t GreetingWithUserPass(const std::string& b) {
+  if (b.size() < 2 || b[0] != 0x05 || b[1] == 0) return 0;
+  const size_t len = 2 + static_cast<uint8_t>(b[1]);
+  if (b.size() < len) return 0;
+  for (size_t i = 2; i < len; i++)
+    if (b[i] == 0x02) return len;
+  return 0;
+}
+
+// The length of whole RFC 1929 credentials at `off` of `b`, or 0.
+size_t UserPassAt(const std::string& b, size_t off) {
+  if (b.size() < off + 2 || b[off] != 0x01) return 0;
+  const size_t ulen = static_cast<uint8_t>(b[off + 1]);
+  if (b.size() < off + 3 + ulen) return 0;
+  const size_t len = 3 + ulen + static_cast<uint8_t>(b[off + 2 + ulen]);
+  return b.size() < off + len ? 0 : len;
+}
+
+FrontDecision Socks5FrontStep(const std::string& buf, const std::string& replied,
+                              const std::function<bool(const char*, size_t)>& known) {
+  FrontDecision d;
+  const size_t g = GreetingWithUserPass(buf);
+  if (g == 0) return d;
+  if (buf.size() == g) {
+    // A whole greeting, nothing behind it: 05 02 (frontHello's [CHOOSE_USERPASS]).
+    if (replied.empty()) d = {FrontStep::kReply, kChooseUserPass, sizeof kChooseUserPass};
+    return d;
+  }
+  const size_t c = UserPassAt(buf, g);
+  if (c == 0) return d;
+  const bool answered = replied.size() == sizeof kChooseAndOk && memcmp(replied.data(), kChooseAndOk, sizeof kChooseAndOk) == 0;
+  if (buf.size() > g + c) {
+    // A request (or more) behind credentials answered here: the whole peek goes to the device.
+    if (answered) d.step = FrontStep::kPass;
+    return d;
+  }
+  // Credentials, nothing behind them, that the check accepted: 01 00 (with the 05 02 first if not sent).
+  const bool chose = replied.size() == sizeof kChooseUserPass && memcmp(replied.data(), kChooseUserPass, sizeof kChooseUserPass) == 0;
+  if ((replied.empty() || chose) && known(buf.data() + g, c)) {
+    if (chose) d = {FrontStep::kReply, kAuthOk, sizeof kAuthOk};
+    else d = {FrontStep::kReply, kChooseAndOk, sizeof kChooseAndOk};
+  }
+  return d;
+}
+
+// A SOCKS5 front's port: the device listener it goes to (the route JS would give), and the tag of the
+// credentials JS checks there (username and verifier; empty: none known, the device answers them).
+struct FrontRoute {
+  uint32_t dev_addr = 0;  // network order
+  uint16_t dev_port = 0;
+  bool socks = false;
+  std::string dev_ip;
+  std::string tag;
+};
+// Credentials remembered as accepted, at most this many (the memo is emptied when it fills, as JS's).
+constexpr size_t kCredsMemoMax = 4096;
+
 class SpliceRelay : public Napi::ObjectWrap<SpliceRelay> {
  public:
   static Napi::Function Init(Napi::Env env) {
@@ -194,7 +271,9 @@ class SpliceRelay : public Napi::ObjectWrap<SpliceRelay> {
                         InstanceMethod<&SpliceRelay::FrontReply>("frontReply"),
                         InstanceMethod<&SpliceRelay::FrontAdopt>("frontAdopt"),
                         InstanceMethod<&SpliceRelay::FrontHeadLeft>("frontHeadLeft"),
-                        InstanceMethod<&SpliceRelay::FrontStats>("frontStats")});
+                        InstanceMethod<&SpliceRelay::FrontStats>("frontStats"),
+                        InstanceMethod<&SpliceRelay::SetFrontRoutes>("setFrontRoutes"),
+                        StaticMethod<&SpliceRelay::Socks5FrontStepJs>("socks5FrontStep")});
   }
 
   // new SpliceRelay(onDone(id, up, down, reason), onProgress(Float64Array [id, up, down]*))
@@ -795,6 +874,8 @@ class SpliceRelay : public Napi::ObjectWrap<SpliceRelay> {
     pass_unreplied_ = pu.IsBoolean() && pu.As<Napi::Boolean>().Value();
     Napi::Value fo = o.Get("fastOpen");
     fast_open_ = fo.IsBoolean() && fo.As<Napi::Boolean>().Value();
+    Napi::Value sf = o.Get("socks5Front");
+    socks5_front_ = sf.IsBoolean() && sf.As<Napi::Boolean>().Value();
 
     if (transparent_src_) {
       // Every device socket will need IP_TRANSPARENT (CAP_NET_ADMIN): refuse to listen without it rather
@@ -895,6 +976,66 @@ class SpliceRelay : public Napi::ObjectWrap<SpliceRelay> {
     return Napi::Number::New(env, static_cast<double>(pairs.size() + waiting.size()));
   }
 
+  // setFrontRoutes([[port, deviceIp, devicePort, socks, credentialsTag], ...]): the SOCKS5 front's ports as JS
+  // routes them now (replacing the last list), so their customers are routed and their happy paths answered
+  // here (NativeHello). A port not in the list is JS's to route; one whose entry changed since a connection's
+  // accept is JS's to judge for that connection (it refuses it, as a moved port's flows are cut).
+  Napi::Value SetFrontRoutes(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (info.Length() != 1 || !info[0].IsArray()) throw Napi::TypeError::New(env, "setFrontRoutes(routes)");
+    auto list = info[0].As<Napi::Array>();
+    std::unordered_map<uint16_t, FrontRoute> next;
+    for (uint32_t i = 0; i < list.Length(); i++) {
+      Napi::Value v = list.Get(i);
+      if (!v.IsArray()) throw Napi::TypeError::New(env, "setFrontRoutes: each route is [port, deviceIp, devicePort, socks, tag]");
+      auto a = v.As<Napi::Array>();
+      if (a.Length() != 5 || !a.Get(0u).IsNumber() || !a.Get(1u).IsString() || !a.Get(2u).IsNumber() ||
+          !a.Get(3u).IsBoolean() || !a.Get(4u).IsString())
+        throw Napi::TypeError::New(env, "setFrontRoutes: each route is [port, deviceIp, devicePort, socks, tag]");
+      const uint32_t port = a.Get(0u).As<Napi::Number>().Uint32Value();
+      const uint32_t dport = a.Get(2u).As<Napi::Number>().Uint32Value();
+      FrontRoute r;
+      r.dev_ip = a.Get(1u).As<Napi::String>().Utf8Value();
+      in_addr dev{};
+      if (port == 0 || port > 65535 || dport == 0 || dport > 65535 || inet_pton(AF_INET, r.dev_ip.c_str(), &dev) != 1)
+        throw Napi::TypeError::New(env, "setFrontRoutes: a port is 1-65535 and a device address IPv4");
+      r.dev_addr = dev.s_addr;
+      r.dev_port = static_cast<uint16_t>(dport);
+      r.socks = a.Get(3u).As<Napi::Boolean>().Value();
+      r.tag = a.Get(4u).As<Napi::String>().Utf8Value();
+      next[static_cast<uint16_t>(port)] = std::move(r);
+    }
+    front_routes_ = std::move(next);
+    return env.Undefined();
+  }
+
+  // socks5FrontStep(peeked, replied, knownCredentials[]) -> ['ask'] | ['reply', bytes] | ['pass']: the
+  // native decision alone, for the differential test against frontHello.
+  static Napi::Value Socks5FrontStepJs(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (info.Length() != 3 || !info[0].IsBuffer() || !info[1].IsBuffer() || !info[2].IsArray())
+      throw Napi::TypeError::New(env, "socks5FrontStep(peeked, replied, knownCredentials)");
+    auto str = [](const Napi::Value& v) {
+      auto b = v.As<Napi::Buffer<char>>();
+      return std::string(b.Data(), b.Length());
+    };
+    std::unordered_set<std::string> known;
+    auto k = info[2].As<Napi::Array>();
+    for (uint32_t i = 0; i < k.Length(); i++)
+      if (k.Get(i).IsBuffer()) known.insert(str(k.Get(i)));
+    const FrontDecision d = Socks5FrontStep(str(info[0]), str(info[1]), [&](const char* c, size_t n) {
+      return known.count(std::string(c, n)) != 0;
+    });
+    auto out = Napi::Array::New(env);
+    if (d.step == FrontStep::kAsk) out.Set(0u, Napi::String::New(env, "ask"));
+    else if (d.step == FrontStep::kPass) out.Set(0u, Napi::String::New(env, "pass"));
+    else {
+      out.Set(0u, Napi::String::New(env, "reply"));
+      out.Set(1u, Napi::Buffer<char>::Copy(env, d.reply, d.reply_len));
+    }
+    return out;
+  }
+
   Napi::Value ListenStats(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     auto o = Napi::Object::New(env);
@@ -905,6 +1046,9 @@ class SpliceRelay : public Napi::ObjectWrap<SpliceRelay> {
     o.Set("active", Napi::Number::New(env, static_cast<double>(t_active_)));
     o.Set("spliced", Napi::Number::New(env, static_cast<double>(t_joined_)));
     o.Set("waiting", Napi::Number::New(env, static_cast<double>(tconns_.size())));
+    o.Set("answeredHere", Napi::Number::New(env, static_cast<double>(t_native_replies_)));
+    o.Set("credentialsAnsweredHere", Napi::Number::New(env, static_cast<double>(t_native_creds_)));
+    o.Set("passedHere", Napi::Number::New(env, static_cast<double>(t_native_passed_)));
     return o;
   }
 
@@ -989,15 +1133,24 @@ class SpliceRelay : public Napi::ObjectWrap<SpliceRelay> {
       t->dst_port = static_cast<uint16_t>(FormatSockaddr(&dst, ip, sizeof ip));
       t->dst_ip = ip;
     }
-    Napi::Value r = Ask(on_route_, {Napi::String::New(env, t->client_ip), Napi::Number::New(env, fd),
-                                    Napi::String::New(env, t->dst_ip), Napi::Number::New(env, t->dst_port)});
-    if (!r.IsArray()) return refuse(nullptr, "");
-    auto a = r.As<Napi::Array>();
-    t->dev_ip = a.Get(0u).ToString().Utf8Value();
-    t->dev_port = static_cast<uint16_t>(a.Get(1u).ToNumber().Uint32Value());
-    t->socks = a.Get(2u).ToBoolean().Value();
-    t->dst_ip = a.Get(3u).ToString().Utf8Value();
-    t->dst_port = static_cast<uint16_t>(a.Get(4u).ToNumber().Uint32Value());
+    // A SOCKS5 front's port in the table JS keeps here (setFrontRoutes): no question to JS. Otherwise (an
+    // unknown port, whose refusal JS logs; the OpenVPN customers' listener) JS routes it.
+    const FrontRoute* fr = FrontRouteOf(t->dst_port);
+    if (fr != nullptr && kernel_dst_) {
+      t->dev_ip = fr->dev_ip;
+      t->dev_port = fr->dev_port;
+      t->socks = fr->socks;
+    } else {
+      Napi::Value r = Ask(on_route_, {Napi::String::New(env, t->client_ip), Napi::Number::New(env, fd),
+                                      Napi::String::New(env, t->dst_ip), Napi::Number::New(env, t->dst_port)});
+      if (!r.IsArray()) return refuse(nullptr, "");
+      auto a = r.As<Napi::Array>();
+      t->dev_ip = a.Get(0u).ToString().Utf8Value();
+      t->dev_port = static_cast<uint16_t>(a.Get(1u).ToNumber().Uint32Value());
+      t->socks = a.Get(2u).ToBoolean().Value();
+      t->dst_ip = a.Get(3u).ToString().Utf8Value();
+      t->dst_port = static_cast<uint16_t>(a.Get(4u).ToNumber().Uint32Value());
+    }
     in_addr dev{};
     if (inet_pton(AF_INET, t->dev_ip.c_str(), &dev) != 1 || t->dev_port == 0) return refuse("badroute", t->dev_ip);
     t->dev_addr = dev.s_addr;
@@ -1166,6 +1319,7 @@ class SpliceRelay : public Napi::ObjectWrap<SpliceRelay> {
   // hello(): the handshake, or (not final) undefined to read more. Then the device socket opens if
   // it is not open yet, and the handshake goes as soon as it is connected.
   void Dial(Tconn* t, bool final) {
+    if (!final && NativeHello(t)) return;
     Napi::Env env = Env();
     Napi::Value h = Ask(on_hello_, {Napi::String::New(env, t->client_ip), Napi::String::New(env, t->dev_ip),
                                     Napi::Number::New(env, t->dev_port), Napi::String::New(env, t->dst_ip),
@@ -1181,16 +1335,83 @@ class SpliceRelay : public Napi::ObjectWrap<SpliceRelay> {
       auto b = a.As<Napi::Buffer<char>>();
       std::string reply(b.Data(), b.Length());
       if (t->replied.size() + reply.size() > kPeekMax) return (void)Fail(t, "too many answers from here");
-      size_t off = 0;
-      if (SendRest(t->cfd, reply, off) != 1) return Drop(t, true);
-      t->replied += reply;
-      // Ready for the rest: with fastOpen nothing leaves before it, the socket is just there.
-      if (fast_open_ && t->dfd < 0) OpenDevice(t);
+      const bool creds_ok = reply.size() >= sizeof kAuthOk &&
+                            memcmp(reply.data() + reply.size() - sizeof kAuthOk, kAuthOk, sizeof kAuthOk) == 0;
+      // JS's check accepted these credentials (its 01 00): the next customer sending the same bytes to this
+      // port is answered here.
+      if (socks5_front_ && creds_ok) RememberCreds(t);
+      Answer(t, reply);
       return;
     }
     if (!h.IsBuffer()) return (void)Fail(t, "refused (no route for this customer any more, or a handshake it did not finish)");
     auto b = h.As<Napi::Buffer<char>>();
-    t->out.assign(b.Data(), b.Length());
+    Handshake(t, std::string(b.Data(), b.Length()));
+  }
+
+  // Answers the customer from here and reads on. False: the connection is gone (`t` with it).
+  bool Answer(Tconn* t, const std::string& reply) {
+    size_t off = 0;
+    if (SendRest(t->cfd, reply, off) != 1) {
+      Drop(t, true);
+      return false;
+    }
+    t->replied += reply;
+    // Ready for the rest: with fastOpen nothing leaves before it, the socket is just there.
+    if (fast_open_ && t->dfd < 0) return OpenDevice(t);
+    return true;
+  }
+
+  // The SOCKS5 front's steps without JS (Socks5FrontStep), for a port whose route JS gave here and has not
+  // changed since accept. True: done (answered, or the handshake is on its way, or the connection is gone).
+  bool NativeHello(Tconn* t) {
+    if (!socks5_front_ || !t->socks) return false;
+    const FrontRoute* fr = FrontRouteOf(t->dst_port);
+    if (fr == nullptr || fr->dev_addr != t->dev_addr || fr->dev_port != t->dev_port) return false;
+    const FrontDecision d = Socks5FrontStep(t->buf, t->replied, [&](const char* creds, size_t n) {
+      return !fr->tag.empty() && creds_memo_.count(CredsKey(*fr, creds, n)) != 0;
+    });
+    if (d.step == FrontStep::kAsk) return false;
+    if (d.step == FrontStep::kPass) {
+      t_native_passed_++;
+      Handshake(t, t->buf);
+      return true;
+    }
+    t_native_replies_++;
+    if (d.reply == kAuthOk || d.reply == kChooseAndOk) t_native_creds_++;
+    Answer(t, std::string(d.reply, d.reply_len));
+    return true;
+  }
+
+  static std::string CredsKey(const FrontRoute& fr, const char* creds, size_t n) {
+    std::string k(reinterpret_cast<const char*>(&fr.dev_addr), sizeof fr.dev_addr);
+    k.append(reinterpret_cast<const char*>(&fr.dev_port), sizeof fr.dev_port);
+    k.append(fr.tag);
+    k.push_back('\0');
+    k.append(creds, n);
+    return k;
+  }
+
+  // The credentials JS just accepted for this connection's port (the peek's bytes after the greeting),
+  // under the port's current tag: a changed username or verifier is a new tag, so they no longer match.
+  void RememberCreds(Tconn* t) {
+    const FrontRoute* fr = FrontRouteOf(t->dst_port);
+    if (fr == nullptr || fr->tag.empty() || fr->dev_addr != t->dev_addr || fr->dev_port != t->dev_port) return;
+    const size_t g = GreetingWithUserPass(t->buf);
+    const size_t c = g == 0 ? 0 : UserPassAt(t->buf, g);
+    if (c == 0 || t->buf.size() != g + c) return;
+    if (creds_memo_.size() >= kCredsMemoMax) creds_memo_.clear();
+    creds_memo_.insert(CredsKey(*fr, t->buf.data() + g, c));
+  }
+
+  const FrontRoute* FrontRouteOf(uint16_t port) const {
+    if (front_routes_.empty()) return nullptr;
+    auto it = front_routes_.find(port);
+    return it == front_routes_.end() ? nullptr : &it->second;
+  }
+
+  // The handshake for the device (with the peeked bytes): it goes as soon as the device socket is connected.
+  void Handshake(Tconn* t, std::string out) {
+    t->out = std::move(out);
     t->out_off = 0;
     t->buf.clear();
     t->dialling = true;
@@ -1246,6 +1467,15 @@ class SpliceRelay : public Napi::ObjectWrap<SpliceRelay> {
         return;
       }
       t->buf.append(tmp, static_cast<size_t>(n));
+      // The SOCKS5 front: the device's first answers are what was answered here (dropped), as frontAnswered
+      // says; anything else is JS's to judge.
+      if (socks5_front_) {
+        const size_t r = t->replied.size(), k = std::min(r, t->buf.size());
+        if (memcmp(t->buf.data(), t->replied.data(), k) == 0) {
+          if (t->buf.size() >= r) return Join(t, r);
+          continue;
+        }
+      }
       Napi::Env env = Env();
       Napi::Value v = Ask(on_answered_, {Napi::Boolean::New(env, t->socks),
                                          Napi::Buffer<char>::Copy(env, t->buf.data(), t->buf.size()),
@@ -2041,6 +2271,10 @@ class SpliceRelay : public Napi::ObjectWrap<SpliceRelay> {
   bool transparent_src_ = false;
   bool fast_open_ = false;
   bool pass_unreplied_ = false;  // a connection hello() did not answer joins once its bytes are written
+  bool socks5_front_ = false;    // the relay's SOCKS5 front: its routes and happy paths here (NativeHello)
+  std::unordered_map<uint16_t, FrontRoute> front_routes_;  // public port -> device listener (setFrontRoutes)
+  std::unordered_set<std::string> creds_memo_;              // CredsKey of credentials JS accepted
+  uint64_t t_native_replies_ = 0, t_native_creds_ = 0, t_native_passed_ = 0;
   bool defer_accept_ = false;    // TCP_DEFER_ACCEPT: a customer is accepted with its first bytes
   uint32_t per_addr_cap_ = 0;    // maxWaitingPerAddress; 0: no cap
   std::unordered_map<uint32_t, uint32_t> waiting_per_addr_;  // customer address -> connections not joined yet

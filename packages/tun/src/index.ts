@@ -35,6 +35,8 @@ export {
   type TransparentHooks,
   type TransparentListenOptions,
   type TransparentListenStats,
+  type FrontRoute,
+  type Socks5FrontStep,
   type FrontAnswered,
   type FrontHandler,
   type FrontHeadEnd,

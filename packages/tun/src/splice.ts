@@ -68,6 +68,7 @@ interface NativeSpliceRelay {
   ): number;
   listenStats(): TransparentListenStats;
   cut(deviceIp: string, port: number): number;
+  setFrontRoutes(routes: [number, string, number, boolean, string][]): void;
   frontInit(
     options: FrontOptions,
     head: (id: number, tag: number, ip: string, port: number, bytes: Buffer, why: number) => void,
@@ -235,7 +236,28 @@ export interface TransparentListenOptions {
   readonly maxWaitingPerAddress?: number;
   /** TCP_DEFER_ACCEPT: a customer is accepted once its first bytes are there (customers that speak first). Default false. */
   readonly deferAccept?: boolean;
+  /**
+   * The relay's SOCKS5 front (apps/server tunnel/socks5-front.ts): the ports of setFrontRoutes() are routed
+   * here, and the happy paths of its SOCKS5 handshake (a greeting offering username/password, credentials
+   * its check accepted before, the request behind credentials answered here, the device's matching answer)
+   * are answered here without asking `hello` / `answered`, as they would answer (socks5FrontStep). Default false.
+   */
+  readonly socks5Front?: boolean;
 }
+
+/** A SOCKS5 front's port: the device listener its customers go to, and the tag of its credentials. */
+export interface FrontRoute {
+  readonly port: number;
+  readonly deviceIp: string;
+  readonly devicePort: number;
+  /** SOCKS5 (false: an HTTP port through the front, nothing answered here). */
+  readonly socks: boolean;
+  /** The credentials the relay checks there (username and verifier), '' when none: a change is a new tag. */
+  readonly credentialsTag: string;
+}
+
+/** The native decision alone (socks5FrontStep): answer these bytes, pass the peek to the device, or ask JS. */
+export type Socks5FrontStep = ['ask'] | ['reply', Buffer] | ['pass'];
 
 export interface TransparentListenStats {
   readonly accepted: number;
@@ -248,6 +270,10 @@ export interface TransparentListenStats {
   /** Joined pairs since the start. */
   readonly spliced: number;
   readonly waiting: number;
+  /** socks5Front: customers answered here without JS (greetings and credentials), of which credentials; handshakes passed so. */
+  readonly answeredHere: number;
+  readonly credentialsAnsweredHere: number;
+  readonly passedHere: number;
 }
 
 export class SpliceEngine {
@@ -304,6 +330,18 @@ export class SpliceEngine {
 
   listenStats(): TransparentListenStats {
     return this.native.listenStats();
+  }
+
+  /** The SOCKS5 front's ports as they are routed now (listen's `socks5Front`); replaces the last list. */
+  setFrontRoutes(routes: readonly FrontRoute[]): void {
+    this.native.setFrontRoutes(routes.map((r) => [r.port, r.deviceIp, r.devicePort, r.socks, r.credentialsTag]));
+  }
+
+  /** The native SOCKS5 front's decision for a peek (for tests against frontHello); `known`: credentials accepted. */
+  static socks5FrontStep(peeked: Buffer, replied: Buffer, known: readonly Buffer[]): Socks5FrontStep {
+    const Ctor = (loadAddon() as unknown as { SpliceRelay: { socks5FrontStep: (...a: unknown[]) => Socks5FrontStep } })
+      .SpliceRelay;
+    return Ctor.socks5FrontStep(peeked, replied, [...known]);
   }
 
   /**

@@ -154,6 +154,8 @@ export interface Socks5FrontStats {
   /** Credentials answered 01 00 on the relay, and left to the device (not known here, or not matching). */
   readonly credentials_answered: number;
   readonly credentials_deferred: number;
+  /** Handshake steps taken in the listener without a call into JS (answers given, requests passed on). */
+  readonly steps_without_js: number;
 }
 
 export interface Socks5Front {
@@ -219,6 +221,24 @@ export function createSocks5Front(d: Socks5FrontDeps): Socks5Front {
     };
   };
 
+  // The map as the listener routes it without JS (its `socks5Front`): every port, with its credentials' tag
+  // (a changed username or verifier makes the credentials remembered there stop matching).
+  const setPorts = (m: Map<number, DevicePort>) => {
+    ports = m;
+    engine.setFrontRoutes(
+      [...m].map(([p, dev]) => {
+        const c = dev.http ? undefined : d.credentials?.(dev.vpnIp, dev.port);
+        return {
+          port: p,
+          deviceIp: dev.vpnIp,
+          devicePort: dev.port,
+          socks: dev.http !== true,
+          credentialsTag: c ? `${c.username}\u0000${c.verifier}` : '',
+        };
+      }),
+    );
+  };
+
   const hooks: TransparentHooks = {
     route: (clientIp, _fd, dstIp, dstPort) => {
       const dev = ports.get(dstPort);
@@ -278,13 +298,13 @@ export function createSocks5Front(d: Socks5FrontDeps): Socks5Front {
         // New ports answer as soon as the redirect is in; ports that go (or move) stay until it is out.
         const union = new Map(ports);
         for (const [p, dev] of next) if (!union.has(p)) union.set(p, dev);
-        ports = union;
+        setPorts(union);
         const r = await apply(state);
         // The firewall coalesces applies (the kernel may already hold a later state): the latest call
         // settles the map, so a port that left and came back in between keeps its flows.
         if (mine !== applies) return r;
         const before = ports;
-        ports = next;
+        setPorts(next);
         for (const [p, dev] of before) {
           if (same(next.get(p), dev)) continue;
           const n = engine.cut(dev.vpnIp, dev.port);
@@ -298,6 +318,7 @@ export function createSocks5Front(d: Socks5FrontDeps): Socks5Front {
     deviceOf: (p) => ports.get(p),
     stats: () => {
       const s = engine.listenStats();
+      // Greetings and credentials answered, and requests passed, without JS (the listener's socks5Front).
       return {
         accepted: s.accepted,
         refused: s.refused,
@@ -305,8 +326,9 @@ export function createSocks5Front(d: Socks5FrontDeps): Socks5Front {
         failed: s.failed,
         active: s.active,
         spliced: s.spliced,
-        credentials_answered: answered,
+        credentials_answered: answered + s.credentialsAnsweredHere,
         credentials_deferred: deferred,
+        steps_without_js: s.answeredHere + s.passedHere,
       };
     },
     async start() {
@@ -326,6 +348,8 @@ export function createSocks5Front(d: Socks5FrontDeps): Socks5Front {
           deferAccept: true,
           // Not a greeting answered here: the device answers the customer itself.
           passUnreplied: true,
+          // Routes and the handshake's happy paths in the listener: no call into JS per step (setPorts).
+          socks5Front: true,
           // As the device's handshake guard caps one address's unauthenticated connections (64 by default).
           maxWaitingPerAddress: d.maxWaitingPerAddress ?? 64,
         },
