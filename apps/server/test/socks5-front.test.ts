@@ -579,6 +579,66 @@ test(
     ),
 );
 
+test("transparent listener, native steps: an HTTP port through the front passes the first bytes as they came, and what the device says is the customer's, without a call into JS but the route", {
+  skip,
+}, async () => {
+  const srv = net.createServer((s) => {
+    s.on('error', () => {});
+    s.once('data', (d) => s.end(`HTTP/1.1 200 OK\r\nContent-Length: ${d.length}\r\n\r\n${d.toString('latin1')}`));
+  });
+  const devPort = await new Promise<number>((r) =>
+    srv.listen(0, '127.0.0.1', () => r((srv.address() as net.AddressInfo).port)),
+  );
+  const engine = new SpliceEngine();
+  const asked = { route: 0, hello: 0, answered: 0 };
+  try {
+    engine.setFrontRoutes([
+      { port: PUBLIC, deviceIp: '127.0.0.1', devicePort: devPort, socks: false, credentialsTag: '' },
+    ]);
+    const port = engine.listen(
+      '127.0.0.1',
+      0,
+      {
+        peekMs: 2_000,
+        connectMs: 2_000,
+        kernelDst: false,
+        fastOpen: true,
+        deferAccept: true,
+        passUnreplied: true,
+        socks5Front: true,
+      },
+      {
+        route: () => {
+          asked.route++;
+          return ['127.0.0.1', devPort, false, '', PUBLIC];
+        },
+        hello: () => {
+          asked.hello++;
+          return null;
+        },
+        answered: () => {
+          asked.answered++;
+          return -2;
+        },
+        event: () => {},
+      },
+    );
+    for (let i = 0; i < 3; i++) {
+      const c = await customer(port);
+      const head = `GET http://echo.test/${i} HTTP/1.1\r\nHost: echo.test\r\n\r\n`;
+      c.s.write(head);
+      const want = `HTTP/1.1 200 OK\r\nContent-Length: ${head.length}\r\n\r\n${head}`;
+      assert.equal((await c.read(want.length)).toString('latin1'), want);
+      assert.equal(await c.ended, 'end');
+    }
+    assert.deepEqual(asked, { route: 3, hello: 0, answered: 0 });
+    assert.equal(engine.listenStats().passedHere, 3);
+  } finally {
+    engine.close();
+    srv.close();
+  }
+});
+
 for (const native of [false, true])
   test(
     `transparent listener, the relay's own check: a device that refuses credentials the relay accepted gets the customer a 05 02 reply and a close; credentials the relay does not accept get the device's own verdict${native ? ' (native steps)' : ''}`,

@@ -1364,9 +1364,16 @@ class SpliceRelay : public Napi::ObjectWrap<SpliceRelay> {
   // The SOCKS5 front's steps without JS (Socks5FrontStep), for a port whose route JS gave here and has not
   // changed since accept. True: done (answered, or the handshake is on its way, or the connection is gone).
   bool NativeHello(Tconn* t) {
-    if (!socks5_front_ || !t->socks) return false;
+    if (!socks5_front_) return false;
     const FrontRoute* fr = FrontRouteOf(t->dst_port);
-    if (fr == nullptr || fr->dev_addr != t->dev_addr || fr->dev_port != t->dev_port) return false;
+    if (fr == nullptr || fr->dev_addr != t->dev_addr || fr->dev_port != t->dev_port || fr->socks != t->socks) return false;
+    if (!t->socks) {
+      // An HTTP port through the front: nothing is answered here, the first bytes go as they came.
+      if (t->buf.empty()) return false;
+      t_native_passed_++;
+      Handshake(t, t->buf);
+      return true;
+    }
     const FrontDecision d = Socks5FrontStep(t->buf, t->replied, [&](const char* creds, size_t n) {
       return !fr->tag.empty() && creds_memo_.count(CredsKey(*fr, creds, n)) != 0;
     });

@@ -240,7 +240,8 @@ export interface TransparentListenOptions {
    * The relay's SOCKS5 front (apps/server tunnel/socks5-front.ts): the ports of setFrontRoutes() are routed
    * here, and the happy paths of its SOCKS5 handshake (a greeting offering username/password, credentials
    * its check accepted before, the request behind credentials answered here, the device's matching answer)
-   * are answered here without asking `hello` / `answered`, as they would answer (socks5FrontStep). Default false.
+   * are answered here without asking `hello` / `answered`, as they would answer (socks5FrontStep); an HTTP
+   * port's first bytes go to the device as they came, as `hello` sends them. Default false.
    */
   readonly socks5Front?: boolean;
 }
