@@ -1135,8 +1135,8 @@ class SpliceRelay : public Napi::ObjectWrap<SpliceRelay> {
     }
     // A SOCKS5 front's port in the table JS keeps here (setFrontRoutes): no question to JS. Otherwise (an
     // unknown port, whose refusal JS logs; the OpenVPN customers' listener) JS routes it.
-    const FrontRoute* fr = FrontRouteOf(t->dst_port);
-    if (fr != nullptr && kernel_dst_) {
+    const FrontRoute* fr = socks5_front_ && kernel_dst_ ? FrontRouteOf(t->dst_port) : nullptr;
+    if (fr != nullptr) {
       t->dev_ip = fr->dev_ip;
       t->dev_port = fr->dev_port;
       t->socks = fr->socks;
