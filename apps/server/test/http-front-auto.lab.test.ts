@@ -1,13 +1,15 @@
 // POCKETPROXY_HTTP_FRONT=auto (the default) in the lab, against the built `pocketproxy up` and a real agent:
 // a device whose link is near keeps its HTTP ports DNAT'ed; the same device behind a carrier's delay
-// (testkit carrierDelay, 20 ms each way) is measured far at its next handshake and its HTTP ports' new
+// (testkit carrierDelay, 60 ms each way) is measured far at its next handshake and its HTTP ports' new
 // connections go through the relay's front (one cellular round trip less each); back near, back to the DNAT.
 // A port changing path keeps the flows already open on either path (netfw state.ts frontServes): checked by
 // moving the port in the kernel's set by hand with a flow open on each path.
-// The relay here counts a link far from 30 ms (POCKETPROXY_HTTP_FRONT_RTT_MS), near below 15, a path may change
+// The relay here counts a link far from 100 ms (POCKETPROXY_HTTP_FRONT_RTT_MS), near below 50, a path may change
 // every second.
 // An agent's first handshake after it starts reads 8-55 ms on this host (its start-up work), a settled one's
-// 1-3 ms: the way back to near is the settled agent's rekey, 2 minutes after its handshake (protocol timers).
+// 1-3 ms, and up to ~20 ms when the host is busy (a CI run read 17 ms against a line of 30 ms, near below 15):
+// hence the wide band. The way back to near is the settled agent's rekey, 2 minutes after its handshake
+// (protocol timers), a single reading.
 // Needs root (namespaces, TUN, nftables); skips loudly otherwise.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -149,7 +151,7 @@ describe('POCKETPROXY_HTTP_FRONT=auto: HTTP ports through the front for far devi
   before(async () => {
     lab = await createLab({ devices: 1 });
     relay = await startRelay(lab, {
-      env: { POCKETPROXY_HTTP_FRONT: 'auto', POCKETPROXY_HTTP_FRONT_RTT_MS: '30', POCKETPROXY_HTTP_FRONT_HOLD_S: '1' },
+      env: { POCKETPROXY_HTTP_FRONT: 'auto', POCKETPROXY_HTTP_FRONT_RTT_MS: '100', POCKETPROXY_HTTP_FRONT_HOLD_S: '1' },
     });
     agent = await startAgent(lab, relay, 1);
     const dev = await waitDeviceOnline(relay, agent.deviceId, 30_000);
@@ -191,14 +193,14 @@ describe('POCKETPROXY_HTTP_FRONT=auto: HTTP ports through the front for far devi
     }
   });
 
-  it('far (20 ms each way): the handshake of the restarted agent moves the HTTP port to the front, one round trip less', async () => {
-    const delay = await carrierDelay(lab, work, 20);
+  it('far (60 ms each way): the handshake of the restarted agent moves the HTTP port to the front, one round trip less', async () => {
+    const delay = await carrierDelay(lab, work, 60);
     try {
       await agent.restart();
       await untilPath(true, 30_000);
       await answers();
       const rtt = (await relay.tunnelStatus())?.handshake_rtt_ms;
-      assert.ok(rtt && rtt.max >= 40, `the handshake crossed the delay: ${JSON.stringify(rtt)}`);
+      assert.ok(rtt && rtt.max >= 120, `the handshake crossed the delay: ${JSON.stringify(rtt)}`);
       const a = await accepted();
       const viaFront = [];
       for (let i = 0; i < 3; i++) viaFront.push(await get());
@@ -222,7 +224,7 @@ describe('POCKETPROXY_HTTP_FRONT=auto: HTTP ports through the front for far devi
           .sort((x, y) => x - y)[1]!
           .toFixed(1);
       console.error(
-        `http-front-auto.lab: 20 ms each way, handshake RTT ${JSON.stringify(rtt)}; GET time to first byte (median of 3) through the front ${med(viaFront)} ms, through the DNAT ${med(viaDnat)} ms`,
+        `http-front-auto.lab: 60 ms each way, handshake RTT ${JSON.stringify(rtt)}; GET time to first byte (median of 3) through the front ${med(viaFront)} ms, through the DNAT ${med(viaDnat)} ms`,
       );
     } finally {
       await delay.stop();
