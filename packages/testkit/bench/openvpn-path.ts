@@ -12,7 +12,9 @@
 //
 // Clients, from the customer namespace: one curl stream (6 s); newconn-load (a new TCP connection per 1 KiB
 // GET, 32 at a time, 5 s; 200 sequential for time to first byte, minus the direct path's p50), with the CPU
-// per request of each process around the load run. One VPN at a time (both push redirect-gateway).
+// per request of each process around the load run. One VPN at a time (both push redirect-gateway); then
+// `side`: both clients up at once with host routes only, ours, the redsocks chain and the bare tunnel in
+// alternated rounds (the figures to judge the goals against redsocks and bare by).
 // Everything it starts is a lab process (killed by pid); its nft table and files go in `finally`.
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
@@ -40,8 +42,16 @@ const STREAM_S = 6;
 const LOAD_MS = 5_000;
 const TTFB_N = 200;
 const NEWCONN_SRC = new URL('./newconn-load.c', import.meta.url).pathname;
-// BENCH_OVPN_PARTS=ours (or proxy,ours,bare,redsocks — the default is all): a subset, e.g. for a profile.
-const PARTS = new Set((process.env.BENCH_OVPN_PARTS ?? 'proxy,ours,bare,redsocks').split(',').map((x) => x.trim()));
+// BENCH_OVPN_PARTS=ours (or proxy,ours,bare,redsocks,side — the default is all): a subset, e.g. for a profile.
+const PARTS = new Set(
+  (process.env.BENCH_OVPN_PARTS ?? 'proxy,ours,bare,redsocks,side').split(',').map((x) => x.trim()),
+);
+// `side`: ours, the redsocks chain and the bare tunnel measured in alternated rounds with both clients up at
+// once. Two clients that both take the default route fight over it, so here each takes host routes only
+// (--route-nopull) and each chain has its own target address on inet (the same HTTP server listens on all):
+// ours to the usual one, the redsocks chain and the bare tunnel each to one of these, which the bare server's
+// tunnel tells apart (only the first is REDIRECTed to redsocks).
+const SIDE = { redsocks: '203.0.113.81', bare: '203.0.113.82', rounds: 3, ttfbN: 100 };
 const NONE = { mbit: 0, perSec: 0, ttfbAdded: 0 };
 // BENCH_OVPN_DELAY_MS=D: after the measures of `ours`, D ms each way between the device and the relay (a
 // carrier's round trip: socks5-front.ts carrierDelay) and the OpenVPN path's time to first byte again, in
@@ -164,7 +174,7 @@ export async function ovpnPhase(o: {
   const curl = (args: string[], s = 8) =>
     lab.exec('cust', 'curl', ['-sS', '--max-time', String(s), ...args], { timeoutMs: (s + 10) * 1000 });
 
-  const stream = async (proxy?: string): Promise<number> => {
+  const stream = async (proxy?: string, ip = targetIp): Promise<number> => {
     const r = await curl(
       [
         '-o',
@@ -172,16 +182,16 @@ export async function ovpnPhase(o: {
         '-w',
         '%{speed_download}',
         ...(proxy ? ['-x', proxy] : []),
-        `http://${targetIp}:${targetPort}/bytes?n=2000000000`,
+        `http://${ip}:${targetPort}/bytes?n=2000000000`,
       ],
       STREAM_S,
     );
     return (Number(r.stdout.trim()) * 8) / 1e6;
   };
-  const load = async (mode: string, conc: number, ms: number, count?: number): Promise<LoadResult> => {
+  const load = async (mode: string, conc: number, ms: number, count?: number, ip = targetIp): Promise<LoadResult> => {
     const via =
       mode === 'direct'
-        ? [targetIp, String(targetPort), '-', '-']
+        ? [ip, String(targetPort), '-', '-']
         : [px.hostname, px.port, decodeURIComponent(px.username), decodeURIComponent(px.password)];
     const r = await lab.exec(
       'cust',
@@ -254,27 +264,44 @@ export async function ovpnPhase(o: {
     return m;
   };
 
-  /** A real openvpn client with `profile`, up until it is stopped; resolves once traffic exits as `exitIp`. */
-  const client = async (name: string, profile: string, exitIp: string): Promise<LabProcess> => {
+  /**
+   * A real openvpn client with `profile`, up until it is stopped; resolves once traffic exits as `exitIp`.
+   * With `hostRoutes`, it takes none of the server's routes (--route-nopull) but a host route to each of
+   * these addresses, and each must exit as its `exit`.
+   */
+  const client = async (
+    name: string,
+    profile: string,
+    exitIp: string,
+    hostRoutes?: { ip: string; exit: string }[],
+  ): Promise<LabProcess> => {
     const cfg = join(dir, `customer-${name}.ovpn`);
     writeFileSync(cfg, profile, { mode: 0o600 });
     const auth = join(dir, `${name}.auth`);
     writeFileSync(auth, `${con.username}\n${con.password}\n`, { mode: 0o600 });
-    const p = lab.spawn('cust', 'openvpn', ['--config', cfg, '--auth-user-pass', auth, '--verb', '3'], {
+    const args = ['--config', cfg, '--auth-user-pass', auth, '--verb', '3'];
+    const p = lab.spawn('cust', 'openvpn', hostRoutes ? [...args, '--route-nopull'] : args, {
       env: { PATH: process.env.PATH },
     });
     procs.push(p);
     const t0 = Date.now();
     await p.waitForLine(/Initialization Sequence Completed/, 30_000);
     const up = Date.now() - t0;
-    let ip = '';
-    await waitUntil(
-      async () => {
-        ip = (await curl([`http://${targetIp}/ip`], 3)).stdout.trim();
-        return ip === exitIp;
-      },
-      { timeoutMs: 20_000, intervalMs: 300, what: `${name}: traffic exits as ${exitIp} (last: ${ip})` },
-    );
+    const tun = /TUN\/TAP device (\S+) opened/.exec(p.output())?.[1];
+    if (hostRoutes && !tun) throw new Error(`${name}: no tun device in its log`);
+    const exits = hostRoutes ?? [{ ip: targetIp, exit: exitIp }];
+    for (const r of hostRoutes ?? [])
+      await lab.exec('cust', 'ip', ['route', 'replace', `${r.ip}/32`, 'dev', tun!], { check: true });
+    for (const r of exits) {
+      let ip = '';
+      await waitUntil(
+        async () => {
+          ip = (await curl([`http://${r.ip}/ip`], 3)).stdout.trim();
+          return ip === r.exit;
+        },
+        { timeoutMs: 20_000, intervalMs: 300, what: `${name}: traffic to ${r.ip} exits as ${r.exit} (last: ${ip})` },
+      );
+    }
     const cipher = /Data Channel: (?:using negotiated )?cipher '([^']+)'/.exec(p.output())?.[1] ?? '?';
     const mtu = /tun.*mtu (\d+)/i.exec(p.output())?.[1];
     record(`ovpn: ${name} client`, `up in ${up} ms`, `data channel ${cipher}${mtu ? `, tun MTU ${mtu}` : ''}`);
@@ -317,6 +344,81 @@ export async function ovpnPhase(o: {
     await throughVpn('ovpn: the tunnel without the delay');
   };
 
+  /**
+   * Ours, the redsocks chain and the bare tunnel with both clients up, in alternated rounds (each round starts
+   * with the next chain): one stream, time to first byte and new connections/s of each from the same moments
+   * of the host. The sequential measures above run each chain on a lab in another state (ours first, on a
+   * cold one), which moved their ratios by ±20 % from run to run.
+   */
+  const sideBySide = async (profile: string, bareProfile: string): Promise<void> => {
+    await lab.exec('relay', 'nft', ['flush', 'chain', 'inet', TABLE, 'prerouting'], { check: true });
+    await lab.exec('relay', 'nft', ['-f', '-'], {
+      check: true,
+      input: `add rule inet ${TABLE} prerouting iifname "${BARE.dev}" ip saddr ${BARE.cidr} ip daddr ${SIDE.redsocks} meta l4proto tcp redirect to :${REDSOCKS_PORT}\n`,
+    });
+    for (const ip of [SIDE.redsocks, SIDE.bare])
+      await lab.exec('inet', 'ip', ['addr', 'replace', `${ip}/32`, 'dev', 'lo'], { check: true });
+    addedAddrs = true;
+    const a = await client('ours-side', profile, carrier, [{ ip: targetIp, exit: carrier }]);
+    const b = await client('bare-side', bareProfile, carrier, [
+      { ip: SIDE.redsocks, exit: carrier },
+      { ip: SIDE.bare, exit: lab.relay.ip },
+    ]);
+    const chains = [
+      { name: 'ours', ip: targetIp },
+      { name: 'redsocks', ip: SIDE.redsocks },
+      { name: 'bare', ip: SIDE.bare },
+    ] as const;
+    const got = new Map(
+      chains.map((c) => [
+        c.name,
+        { mbit: [] as number[], perSec: [] as number[], ttfb: [] as number[], retrans: nsList.map(() => 0) },
+      ]),
+    );
+    let errors = 0;
+    for (let r = 0; r < SIDE.rounds; r++)
+      for (let i = 0; i < chains.length; i++) {
+        const c = chains[(r + i) % chains.length]!;
+        const g = got.get(c.name)!;
+        const s0 = await Promise.all(nsList.map(snmp));
+        g.mbit.push(await stream(undefined, c.ip));
+        const s1 = await Promise.all(nsList.map(snmp));
+        nsList.forEach((_, k) => {
+          g.retrans[k]! += s1[k]!.retrans - s0[k]!.retrans;
+        });
+        const t = await load('direct', 1, 30_000, SIDE.ttfbN, c.ip);
+        g.ttfb.push(t.ttfb_p50_ms - directTtfb);
+        const l = await load('direct', 32, LOAD_MS, undefined, c.ip);
+        g.perSec.push(l.per_sec);
+        errors += t.errors + l.errors;
+      }
+    await b.stop(3_000);
+    await a.stop(3_000);
+    const m = (name: (typeof chains)[number]['name']) => {
+      const g = got.get(name)!;
+      return { mbit: median(g.mbit), perSec: median(g.perSec), ttfb: median(g.ttfb), g };
+    };
+    const [ours, rs, bare] = [m('ours'), m('redsocks'), m('bare')];
+    const each = (v: number[], d = 0) => v.map((x) => fmt(x, d)).join(' · ');
+    const retrans = (g: { retrans: number[] }) => nsList.map((ns, k) => `${ns} ${g.retrans[k]}`).join(', ');
+    const x = (p: number, q: number) => (q > 0 ? `${(p / q).toFixed(2)}×` : '-');
+    record(
+      'ovpn side by side: ours / redsocks chain: one stream · new connections/s · added TTFB (lower is better)',
+      `${x(ours.mbit, rs.mbit)} · ${x(ours.perSec, rs.perSec)} · ${x(ours.ttfb, rs.ttfb)}`,
+      `medians of ${SIDE.rounds} alternated rounds, both clients up (host routes): ours ${each(ours.g.mbit)} Mbit/s, ` +
+        `${each(ours.g.perSec)}/s, ${each(ours.g.ttfb, 2)} ms; redsocks chain ${each(rs.g.mbit)} Mbit/s, ` +
+        `${each(rs.g.perSec)}/s, ${each(rs.g.ttfb, 2)} ms; failed requests ${errors}; TCP segments retransmitted in ` +
+        `the streams, ours: ${retrans(ours.g)}; redsocks chain: ${retrans(rs.g)}; goal: ahead on stream and conn/s`,
+    );
+    record(
+      'ovpn side by side: one stream, ours / bare OpenVPN',
+      `${((100 * ours.mbit) / Math.max(1e-9, bare.mbit)).toFixed(0)} %`,
+      `medians of ${SIDE.rounds} alternated rounds: bare ${each(bare.g.mbit)} Mbit/s; its new conn/s ` +
+        `${each(bare.g.perSec)}/s, added TTFB ${each(bare.g.ttfb, 2)} ms; goal >= 80 %`,
+    );
+  };
+
+  let addedAddrs = false;
   let shim: LabProcess | undefined;
   try {
     writeFileSync(join(dir, 'shim.cjs'), TCP_DNS_SHIM);
@@ -386,7 +488,7 @@ export async function ovpnPhase(o: {
 
     let bare = NONE;
     let redsocks = NONE;
-    if (PARTS.has('bare') || PARTS.has('redsocks')) {
+    if (PARTS.has('bare') || PARTS.has('redsocks') || PARTS.has('side')) {
       // ---- bare OpenVPN with our server's options, then + REDIRECT -> redsocks ----------------------
       const ourConf = readFileSync(join(relay.dataDir, 'openvpn', 'server.conf'), 'utf8');
       const bareConf = bareServerConfig(ourConf, join(dir, 'bare-status.log'));
@@ -457,6 +559,7 @@ export async function ovpnPhase(o: {
         ? NONE
         : await measure('standard parts: OpenVPN + nft REDIRECT -> redsocks 0.5 (http-connect) -> our device proxy');
       await bare1.stop(3_000);
+      if (PARTS.has('side')) await sideBySide(profile, bareProfile);
     }
 
     const pct = (a: number, b: number) => (b > 0 ? `${((100 * a) / b).toFixed(0)} %` : '-');
@@ -491,7 +594,12 @@ export async function ovpnPhase(o: {
     );
   } finally {
     for (const p of procs.reverse()) await p.stop(2_000);
-    if (!lab.isTornDown) await lab.exec('relay', 'nft', ['delete', 'table', 'inet', TABLE]);
+    if (!lab.isTornDown) {
+      await lab.exec('relay', 'nft', ['delete', 'table', 'inet', TABLE]);
+      if (addedAddrs)
+        for (const ip of [SIDE.redsocks, SIDE.bare])
+          await lab.exec('inet', 'ip', ['addr', 'del', `${ip}/32`, 'dev', 'lo']);
+    }
   }
 }
 
