@@ -372,7 +372,13 @@ export async function ovpnPhase(o: {
     const got = new Map(
       chains.map((c) => [
         c.name,
-        { mbit: [] as number[], perSec: [] as number[], ttfb: [] as number[], retrans: nsList.map(() => 0) },
+        {
+          mbit: [] as number[],
+          perSec: [] as number[],
+          ttfb: [] as number[],
+          retrans: nsList.map(() => 0),
+          cpu: [] as [CpuSnap, CpuSnap, number][],
+        },
       ]),
     );
     let errors = 0;
@@ -381,7 +387,10 @@ export async function ovpnPhase(o: {
         const c = chains[(r + i) % chains.length]!;
         const g = got.get(c.name)!;
         const s0 = await Promise.all(nsList.map(snmp));
+        const c0 = cpuSnap();
+        const t0 = Date.now();
         g.mbit.push(await stream(undefined, c.ip));
+        g.cpu.push([c0, cpuSnap(), (Date.now() - t0) / 1000]);
         const s1 = await Promise.all(nsList.map(snmp));
         nsList.forEach((_, k) => {
           g.retrans[k]! += s1[k]!.retrans - s0[k]!.retrans;
@@ -401,6 +410,11 @@ export async function ovpnPhase(o: {
     const [ours, rs, bare] = [m('ours'), m('redsocks'), m('bare')];
     const each = (v: number[], d = 0) => v.map((x) => fmt(x, d)).join(' · ');
     const retrans = (g: { retrans: number[] }) => nsList.map((ns, k) => `${ns} ${g.retrans[k]}`).join(', ');
+    // Each process's share of a core in the chain's last stream (which process bounds it).
+    const shares = (g: { cpu: [CpuSnap, CpuSnap, number][] }) => {
+      const [a, b, sec] = g.cpu.at(-1)!;
+      return cpuShares(a, b, sec);
+    };
     const x = (p: number, q: number) => (q > 0 ? `${(p / q).toFixed(2)}×` : '-');
     record(
       'ovpn side by side: ours / redsocks chain: one stream · new connections/s · added TTFB (lower is better)',
@@ -408,7 +422,8 @@ export async function ovpnPhase(o: {
       `medians of ${SIDE.rounds} alternated rounds, both clients up (host routes): ours ${each(ours.g.mbit)} Mbit/s, ` +
         `${each(ours.g.perSec)}/s, ${each(ours.g.ttfb, 2)} ms; redsocks chain ${each(rs.g.mbit)} Mbit/s, ` +
         `${each(rs.g.perSec)}/s, ${each(rs.g.ttfb, 2)} ms; failed requests ${errors}; TCP segments retransmitted in ` +
-        `the streams, ours: ${retrans(ours.g)}; redsocks chain: ${retrans(rs.g)}; goal: ahead on stream and conn/s`,
+        `the streams, ours: ${retrans(ours.g)}; redsocks chain: ${retrans(rs.g)}; CPU of one core by process in ` +
+        `the last stream, ours: ${shares(ours.g)}; redsocks chain: ${shares(rs.g)}; goal: ahead on stream and conn/s`,
     );
     record(
       'ovpn side by side: one stream, ours / bare OpenVPN',

@@ -62,6 +62,13 @@ constexpr uint64_t kSweepMs = 1000;
 // local sender), which on the relay is every device's tunnel work waiting.
 constexpr size_t kSliceBytes = 256 * 1024;
 constexpr uint32_t kWatch = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
+// The transparent proxy's customer sockets (OpenVPN customers, behind the relay's openvpn TUN): at most
+// this many bytes wait unsent in each (TCP_NOTSENT_LOWAT; what is sent and not yet acknowledged is the
+// congestion window's, not bounded by it). Without it a download's socket queued its whole send buffer
+// (up to tcp_wmem's 4 MB per customer) and pushed it into the TUN in bursts the openvpn process could not
+// take (the TUN's ring dropped them: 47-332 retransmissions per 6 s stream against 1 with it; 2026-12-05,
+// docs/benchmarks.md); the rest now waits in the device socket, behind its window.
+constexpr int kCustomerNotSent = 128 * 1024;
 
 enum Reason { kClean = 0, kError = 1, kIdle = 2 };
 
@@ -1089,6 +1096,12 @@ class SpliceRelay : public Napi::ObjectWrap<SpliceRelay> {
         continue;
       }
       t_accepted_++;
+      // An OpenVPN customer's socket takes new bytes only while less than kCustomerNotSent of them wait
+      // unsent (the SOCKS5 front's customers, on the relay's uplink, as before: not measured there).
+      if (!socks5_front_) {
+        int lowat = kCustomerNotSent;
+        setsockopt(fd, IPPROTO_TCP, TCP_NOTSENT_LOWAT, &lowat, sizeof lowat);
+      }
       Accepted(fd, peer);
     }
   }
