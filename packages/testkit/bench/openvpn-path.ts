@@ -365,10 +365,15 @@ export async function ovpnPhase(o: {
       { ip: SIDE.bare, exit: lab.relay.ip },
     ]);
     const chains = [
-      { name: 'ours', ip: targetIp },
-      { name: 'redsocks', ip: SIDE.redsocks },
-      { name: 'bare', ip: SIDE.bare },
+      { name: 'ours', ip: targetIp, tun: 'tun1' },
+      { name: 'redsocks', ip: SIDE.redsocks, tun: BARE.dev },
+      { name: 'bare', ip: SIDE.bare, tun: BARE.dev },
     ] as const;
+    /** Packets the relay's TUN towards the customer dropped so far (its ring full: the server fell behind). */
+    const tunDrops = async (dev: string) => {
+      const link = (await lab.exec('relay', 'ip', ['-s', 'link', 'show', dev])).stdout;
+      return Number(/TX:[^\n]*\n\s*\d+\s+\d+\s+\d+\s+(\d+)/.exec(link)?.[1] ?? 0);
+    };
     const got = new Map(
       chains.map((c) => [
         c.name,
@@ -377,6 +382,7 @@ export async function ovpnPhase(o: {
           perSec: [] as number[],
           ttfb: [] as number[],
           retrans: nsList.map(() => 0),
+          tunDrops: 0,
           cpu: [] as [CpuSnap, CpuSnap, number][],
         },
       ]),
@@ -387,11 +393,13 @@ export async function ovpnPhase(o: {
         const c = chains[(r + i) % chains.length]!;
         const g = got.get(c.name)!;
         const s0 = await Promise.all(nsList.map(snmp));
+        const d0 = await tunDrops(c.tun);
         const c0 = cpuSnap();
         const t0 = Date.now();
         g.mbit.push(await stream(undefined, c.ip));
         g.cpu.push([c0, cpuSnap(), (Date.now() - t0) / 1000]);
         const s1 = await Promise.all(nsList.map(snmp));
+        g.tunDrops += (await tunDrops(c.tun)) - d0;
         nsList.forEach((_, k) => {
           g.retrans[k]! += s1[k]!.retrans - s0[k]!.retrans;
         });
@@ -409,7 +417,8 @@ export async function ovpnPhase(o: {
     };
     const [ours, rs, bare] = [m('ours'), m('redsocks'), m('bare')];
     const each = (v: number[], d = 0) => v.map((x) => fmt(x, d)).join(' · ');
-    const retrans = (g: { retrans: number[] }) => nsList.map((ns, k) => `${ns} ${g.retrans[k]}`).join(', ');
+    const retrans = (g: { retrans: number[]; tunDrops: number }) =>
+      `${nsList.map((ns, k) => `${ns} ${g.retrans[k]}`).join(', ')} (the relay's TUN dropped ${g.tunDrops})`;
     // Each process's share of a core in the chain's last stream (which process bounds it).
     const shares = (g: { cpu: [CpuSnap, CpuSnap, number][] }) => {
       const [a, b, sec] = g.cpu.at(-1)!;

@@ -12,6 +12,11 @@
 //      for dst to be writable, reading nothing more from src meanwhile (backpressure reaches the
 //      sender through src's receive window, as with readStop);
 //   2. with the pipe empty: src is spliced into it until EAGAIN, the pipe is full or src's FIN; then 1.
+//      EAGAIN with bytes in the pipe says "src is empty" or "the pipe's slots are full" (16 slots, one
+//      socket buffer each: 16 packets of a TUN or a link without GRO, ~22 KB, fill it short of
+//      kPipeCap); src is asked again once the pipe is written out, and only an empty pipe's EAGAIN
+//      ends the pass. (Taking it for "src is empty" left the rest of a burst unread with no edge to
+//      come until the sender's next segment: its tail-loss probe, on a download whose window had shut.)
 //   3. src's FIN, once the pipe is drained: shutdown(dst, SHUT_WR) (half-open both ways). When the
 //      FIN came in the same pass as the last bytes, dst is corked first (TCP_CORK), so those bytes and
 //      the FIN leave in one segment (a tunnel frame, on the agent).
@@ -601,9 +606,6 @@ class SpliceRelay : public Napi::ObjectWrap<SpliceRelay> {
     const int src = r->fd[d.src];
     const int dst = r->fd[d.dst];
     size_t moved = 0;
-    // src answered EAGAIN in this pass: its next bytes bring a new edge (edge-triggered), so it is not
-    // asked again once the pipe is written out (that was one more splice() finding nothing).
-    bool drained = false;
     for (;;) {
       while (d.pending_off < d.pending.size()) {
         ssize_t n = ::send(dst, d.pending.data() + d.pending_off, d.pending.size() - d.pending_off,
@@ -639,10 +641,6 @@ class SpliceRelay : public Napi::ObjectWrap<SpliceRelay> {
         ReturnPipe(d);
         return true;
       }
-      if (drained) {
-        ReturnPipe(d);
-        return true;
-      }
       if (moved >= kSliceBytes) {
         // Enough for one turn. Re-arming src reports it again if it is still readable (edge
         // triggered, nothing else would), so the rest moves at the next turn of the loop. The pipe
@@ -675,10 +673,7 @@ class SpliceRelay : public Napi::ObjectWrap<SpliceRelay> {
           break;
         }
         if (errno == EINTR) continue;
-        if (errno == EAGAIN || errno == EWOULDBLOCK) {
-          drained = true;
-          break;
-        }
+        if (errno == EAGAIN || errno == EWOULDBLOCK) break;  // src empty, or the pipe's slots full (see 2.)
         NoteUnsupported(errno);
         return false;
       }
