@@ -2,9 +2,10 @@
 // relay whose kernel has no TUN offload): every packet is its own socket buffer there, and a pipe's
 // 16 slots take one each, so a pipe fills at ~22 KB, short of the engine's 64 KiB. The engine took
 // that EAGAIN for "the source is empty" and waited for the source's next edge, which never came once
-// the sender had sent its last bytes: downloads through the relay's SOCKS5 front stopped 10-45 KB
-// short of their end (100 KB: 57-91 KB arrived, then nothing until curl's limit), uploads through
-// the agent's front the same way. The relay and the agent run here with POCKETPROXY_OFFLOAD=0.
+// the sender had sent its last bytes: downloads through the relay's SOCKS5 front stopped short of
+// their end (100 KB: 57-92 KB arrived, then nothing until curl's limit), and uploads through the
+// agent's front never reached their end (no answer). The relay and the agent run here with
+// POCKETPROXY_OFFLOAD=0.
 // Needs root (namespaces, TUN, nftables); skips loudly otherwise.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';

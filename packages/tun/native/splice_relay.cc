@@ -15,8 +15,8 @@
 //      EAGAIN with bytes in the pipe says "src is empty" or "the pipe's slots are full" (16 slots, one
 //      socket buffer each: 16 packets of a TUN or a link without GRO, ~22 KB, fill it short of
 //      kPipeCap); src is asked again once the pipe is written out, and only an empty pipe's EAGAIN
-//      ends the pass. (Taking it for "src is empty" left the rest of a burst unread with no edge to
-//      come until the sender's next segment: its tail-loss probe, on a download whose window had shut.)
+//      ends the pass. (Taking it for "src is empty" left the rest unread until the sender's next
+//      segment, which never comes once it is done: such transfers hung, splice-no-offload.lab.test.ts.)
 //   3. src's FIN, once the pipe is drained: shutdown(dst, SHUT_WR) (half-open both ways). When the
 //      FIN came in the same pass as the last bytes, dst is corked first (TCP_CORK), so those bytes and
 //      the FIN leave in one segment (a tunnel frame, on the agent).
@@ -71,8 +71,8 @@ constexpr uint32_t kWatch = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
 // this many bytes wait unsent in each (TCP_NOTSENT_LOWAT; what is sent and not yet acknowledged is the
 // congestion window's, not bounded by it). Without it a download's socket queued its whole send buffer
 // (up to tcp_wmem's 4 MB per customer) and pushed it into the TUN in bursts the openvpn process could not
-// take (the TUN's ring dropped them: 47-332 retransmissions per 6 s stream against 1 with it; 2026-12-05,
-// docs/benchmarks.md); the rest now waits in the device socket, behind its window.
+// take (the TUN's ring dropped them: 47-332 retransmissions per three 6 s streams, 1 with it in four runs
+// of five; 2026-12-05, docs/benchmarks.md); the rest now waits in the device socket, behind its window.
 constexpr int kCustomerNotSent = 128 * 1024;
 
 enum Reason { kClean = 0, kError = 1, kIdle = 2 };
