@@ -1,5 +1,5 @@
-// Spliced pairs whose source is a TUN without offloads (a phone's VPN TUN, a farm host's agents, a
-// relay whose kernel has no TUN offload): every packet is its own socket buffer there, and a pipe's
+// Spliced pairs whose source is a TUN without offloads (a farm host's agents by default, any agent or
+// relay with POCKETPROXY_OFFLOAD=0 or on a kernel without TUN offloads): every packet is its own socket buffer there, and a pipe's
 // 16 slots take one each, so a pipe fills at ~22 KB, short of the engine's 64 KiB. The engine took
 // that EAGAIN for "the source is empty" and waited for the source's next edge, which never came once
 // the sender had sent its last bytes: downloads through the relay's SOCKS5 front stopped short of
