@@ -37,6 +37,7 @@ export function ovpnRelayEnv(phases: Set<string> | undefined): Record<string, st
 const DNS_IP = '203.0.113.53';
 const BARE = { port: 1198, dev: 'tun8', net: '10.81.0.0', mask: '255.255.255.0', cidr: '10.81.0.0/24' };
 const REDSOCKS_PORT = 12355; // not the relay's SOCKS5 front (12346)
+const TPROXY_PORT = 12345; // the relay's transparent proxy (POCKETPROXY_TPROXY_PORT's default)
 const TABLE = 'pplab_ovpn';
 const STREAM_S = 6;
 const LOAD_MS = 5_000;
@@ -92,6 +93,25 @@ interface LoadResult {
   per_sec: number;
   ttfb_p50_ms: number;
   ttfb_p90_ms: number;
+}
+
+/**
+ * From `ss -tin` lines: the busiest connection's (most bytes acked) congestion window, RTT, what limited it
+ * (time limited by the receiver's window, by the send buffer) and its unsent bytes.
+ */
+function tcpInfo(ss: string): string {
+  const conns = ss
+    .split(/\n(?=\S)/)
+    .map((c) => c.replace(/\s+/g, ' '))
+    .filter((c) => c.includes('bytes_acked'));
+  const acked = (c: string) => Number(/bytes_acked:(\d+)/.exec(c)?.[1] ?? 0);
+  const c = conns.sort((a, b) => acked(b) - acked(a))[0];
+  if (!c) return 'none';
+  const f = (re: RegExp) => re.exec(c)?.[1] ?? '-';
+  return (
+    `cwnd ${f(/cwnd:(\d+)/)}, rtt ${f(/ rtt:([\d.]+)/)} ms, busy ${f(/busy:(\d+ms)/)}, rwnd_limited ${f(/rwnd_limited:(\S+)/)}, ` +
+    `sndbuf_limited ${f(/sndbuf_limited:(\S+)/)}, notsent ${f(/notsent:(\d+)/)}, delivery_rate ${f(/delivery_rate (\S+)/)}`
+  );
 }
 
 // ---- CPU per request by process (from /proc) ------------------------------------------------------
@@ -365,9 +385,9 @@ export async function ovpnPhase(o: {
       { ip: SIDE.bare, exit: lab.relay.ip },
     ]);
     const chains = [
-      { name: 'ours', ip: targetIp, tun: 'tun1' },
-      { name: 'redsocks', ip: SIDE.redsocks, tun: BARE.dev },
-      { name: 'bare', ip: SIDE.bare, tun: BARE.dev },
+      { name: 'ours', ip: targetIp, tun: 'tun1', relayPort: TPROXY_PORT },
+      { name: 'redsocks', ip: SIDE.redsocks, tun: BARE.dev, relayPort: REDSOCKS_PORT },
+      { name: 'bare', ip: SIDE.bare, tun: BARE.dev, relayPort: 0 },
     ] as const;
     /** Packets the relay's TUN towards the customer dropped so far (its ring full: the server fell behind). */
     const tunDrops = async (dev: string) => {
@@ -384,6 +404,7 @@ export async function ovpnPhase(o: {
           retrans: nsList.map(() => 0),
           tunDrops: 0,
           cpu: [] as [CpuSnap, CpuSnap, number][],
+          tcp: '',
         },
       ]),
     );
@@ -396,7 +417,15 @@ export async function ovpnPhase(o: {
         const d0 = await tunDrops(c.tun);
         const c0 = cpuSnap();
         const t0 = Date.now();
-        g.mbit.push(await stream(undefined, c.ip));
+        const streaming = stream(undefined, c.ip);
+        // Halfway through the stream: the relay's socket towards the customer (its proxy's end), what bounds it.
+        if (c.relayPort) {
+          await new Promise((r) => setTimeout(r, (STREAM_S * 1000) / 2));
+          g.tcp = tcpInfo(
+            (await lab.exec('relay', 'ss', ['-Htin', 'state', 'established', `( sport = :${c.relayPort} )`])).stdout,
+          );
+        }
+        g.mbit.push(await streaming);
         g.cpu.push([c0, cpuSnap(), (Date.now() - t0) / 1000]);
         const s1 = await Promise.all(nsList.map(snmp));
         g.tunDrops += (await tunDrops(c.tun)) - d0;
@@ -417,6 +446,7 @@ export async function ovpnPhase(o: {
     };
     const [ours, rs, bare] = [m('ours'), m('redsocks'), m('bare')];
     const each = (v: number[], d = 0) => v.map((x) => fmt(x, d)).join(' · ');
+    const tcp = `the relay's socket towards the customer in the last stream, ours: ${got.get('ours')!.tcp}; redsocks': ${got.get('redsocks')!.tcp}`;
     const retrans = (g: { retrans: number[]; tunDrops: number }) =>
       `${nsList.map((ns, k) => `${ns} ${g.retrans[k]}`).join(', ')} (the relay's TUN dropped ${g.tunDrops})`;
     // Each process's share of a core in the chain's last stream (which process bounds it).
@@ -432,7 +462,7 @@ export async function ovpnPhase(o: {
         `${each(ours.g.perSec)}/s, ${each(ours.g.ttfb, 2)} ms; redsocks chain ${each(rs.g.mbit)} Mbit/s, ` +
         `${each(rs.g.perSec)}/s, ${each(rs.g.ttfb, 2)} ms; failed requests ${errors}; TCP segments retransmitted in ` +
         `the streams, ours: ${retrans(ours.g)}; redsocks chain: ${retrans(rs.g)}; CPU of one core by process in ` +
-        `the last stream, ours: ${shares(ours.g)}; redsocks chain: ${shares(rs.g)}; goal: ahead on stream and conn/s`,
+        `the last stream, ours: ${shares(ours.g)}; redsocks chain: ${shares(rs.g)}; ${tcp}; goal: ahead on stream and conn/s`,
     );
     record(
       'ovpn side by side: one stream, ours / bare OpenVPN',
