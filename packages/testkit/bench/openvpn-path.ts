@@ -420,7 +420,7 @@ export async function ovpnPhase(o: {
         const streaming = stream(undefined, c.ip);
         // Halfway through the stream: the relay's socket towards the customer (its proxy's end), what bounds it.
         if (c.relayPort) {
-          await new Promise((r) => setTimeout(r, (STREAM_S * 1000) / 2));
+          await new Promise((done) => setTimeout(done, (STREAM_S * 1000) / 2));
           g.tcp = tcpInfo(
             (await lab.exec('relay', 'ss', ['-Htin', 'state', 'established', `( sport = :${c.relayPort} )`])).stdout,
           );
