@@ -52,7 +52,19 @@ const PARTS = new Set(
 // (--route-nopull) and each chain has its own target address on inet (the same HTTP server listens on all):
 // ours to the usual one, the redsocks chain and the bare tunnel each to one of these, which the bare server's
 // tunnel tells apart (only the first is REDIRECTed to redsocks).
-const SIDE = { redsocks: '203.0.113.81', bare: '203.0.113.82', rounds: 3, ttfbN: 100 };
+// BENCH_OVPN_SIDE_ROUNDS=N: more rounds than three (each chain's round takes ~13 s).
+const SIDE = {
+  redsocks: '203.0.113.81',
+  bare: '203.0.113.82',
+  solo: '203.0.113.83',
+  rounds: Math.max(1, Number(process.env.BENCH_OVPN_SIDE_ROUNDS ?? 3) || 3),
+  ttfbN: 100,
+};
+// BENCH_OVPN_SOLO=1: a fourth chain in `side`, our transparent proxy in a process of its own (tproxy-solo.ts)
+// behind the bare server, as redsocks is: the two proxies compared behind the same openvpn process, and ours
+// without the tunnel's thread. BENCH_REDSOCKS_SPLICE=1: redsocks with its own `splice = true`.
+const SOLO = process.env.BENCH_OVPN_SOLO === '1';
+const SOLO_PORT = 12399;
 const NONE = { mbit: 0, perSec: 0, ttfbAdded: 0 };
 // BENCH_OVPN_DELAY_MS=D: after the measures of `ours`, D ms each way between the device and the relay (a
 // carrier's round trip: socks5-front.ts carrierDelay) and the OpenVPN path's time to first byte again, in
@@ -121,6 +133,7 @@ function roleOf(cmd: string): string | undefined {
   if (/openvpn .*bare-server\.conf/.test(cmd)) return 'openvpn relay (bare)';
   if (/openvpn .*customer\S*\.ovpn/.test(cmd)) return 'openvpn customer';
   if (/^(\S*\/)?redsocks\b/.test(cmd)) return 'redsocks';
+  if (cmd.includes('tproxy-solo')) return 'ours (own process)';
   if (/pocketproxy\.js tunnel\b/.test(cmd)) return 'tunnel';
   if (cmd.includes('pocketproxy-agent.js')) return 'agent';
   if (cmd.includes('http-echo')) return 'target';
@@ -189,6 +202,11 @@ export async function ovpnPhase(o: {
   const targetPort = lab.inet.httpPort;
   const px = new URL(con.proxy_url);
   const devicePort = Number(px.port); // the connection's port: the same on the relay and on the device
+  /** The VPN address of the connection's device (what redsocks and tproxy-solo dial). */
+  const deviceVpnIp = async (): Promise<string> => {
+    const c = (await relay.api.ok('GET', `/api/connections/${con.id}`)) as { device_id: string };
+    return ((await relay.api.ok('GET', `/api/devices/${c.device_id}`)) as { vpn_ip: string }).vpn_ip;
+  };
   const procs: LabProcess[] = [];
   const fmt = (x: number, d = 0) => x.toLocaleString('en-US', { maximumFractionDigits: d, minimumFractionDigits: d });
   const curl = (args: string[], s = 8) =>
@@ -370,24 +388,44 @@ export async function ovpnPhase(o: {
    * of the host. The sequential measures above run each chain on a lab in another state (ours first, on a
    * cold one), which moved their ratios by ±20 % from run to run.
    */
+  let soloProc: LabProcess | undefined;
   const sideBySide = async (profile: string, bareProfile: string): Promise<void> => {
     await lab.exec('relay', 'nft', ['flush', 'chain', 'inet', TABLE, 'prerouting'], { check: true });
     await lab.exec('relay', 'nft', ['-f', '-'], {
       check: true,
       input: `add rule inet ${TABLE} prerouting iifname "${BARE.dev}" ip saddr ${BARE.cidr} ip daddr ${SIDE.redsocks} meta l4proto tcp redirect to :${REDSOCKS_PORT}\n`,
     });
-    for (const ip of [SIDE.redsocks, SIDE.bare])
+    for (const ip of [SIDE.redsocks, SIDE.bare, SIDE.solo])
       await lab.exec('inet', 'ip', ['addr', 'replace', `${ip}/32`, 'dev', 'lo'], { check: true });
     addedAddrs = true;
+    if (SOLO) {
+      const solo = lab.spawnNode('relay', new URL('./tproxy-solo.ts', import.meta.url).pathname, [
+        String(SOLO_PORT),
+        BARE.cidr,
+        await deviceVpnIp(),
+        String(devicePort),
+        con.username,
+        con.password,
+      ]);
+      procs.push(solo);
+      soloProc = solo;
+      await solo.waitForLine(/tproxy-solo listening/, 20_000);
+      await lab.exec('relay', 'nft', ['-f', '-'], {
+        check: true,
+        input: `add rule inet ${TABLE} prerouting iifname "${BARE.dev}" ip saddr ${BARE.cidr} ip daddr ${SIDE.solo} meta l4proto tcp redirect to :${SOLO_PORT}\n`,
+      });
+    }
     const a = await client('ours-side', profile, carrier, [{ ip: targetIp, exit: carrier }]);
     const b = await client('bare-side', bareProfile, carrier, [
       { ip: SIDE.redsocks, exit: carrier },
       { ip: SIDE.bare, exit: lab.relay.ip },
+      ...(SOLO ? [{ ip: SIDE.solo, exit: carrier }] : []),
     ]);
     const chains = [
       { name: 'ours', ip: targetIp, tun: 'tun1', relayPort: TPROXY_PORT },
       { name: 'redsocks', ip: SIDE.redsocks, tun: BARE.dev, relayPort: REDSOCKS_PORT },
       { name: 'bare', ip: SIDE.bare, tun: BARE.dev, relayPort: 0 },
+      ...(SOLO ? [{ name: 'solo', ip: SIDE.solo, tun: BARE.dev, relayPort: SOLO_PORT }] : []),
     ] as const;
     /** Packets the relay's TUN towards the customer dropped so far (its ring full: the server fell behind). */
     const tunDrops = async (dev: string) => {
@@ -470,6 +508,16 @@ export async function ovpnPhase(o: {
       `medians of ${SIDE.rounds} alternated rounds: bare ${each(bare.g.mbit)} Mbit/s; its new conn/s ` +
         `${each(bare.g.perSec)}/s, added TTFB ${each(bare.g.ttfb, 2)} ms; goal >= 80 %`,
     );
+    if (SOLO) {
+      const solo = m('solo' as (typeof chains)[number]['name']);
+      record(
+        'ovpn side by side: our proxy in its own process behind the bare server / redsocks chain: one stream · new connections/s · added TTFB',
+        `${x(solo.mbit, rs.mbit)} · ${x(solo.perSec, rs.perSec)} · ${x(solo.ttfb, rs.ttfb)}`,
+        `ours (own process) ${each(solo.g.mbit)} Mbit/s, ${each(solo.g.perSec)}/s, ${each(solo.g.ttfb, 2)} ms; ` +
+          `redsocks${process.env.BENCH_REDSOCKS_SPLICE === '1' ? ' (splice = true)' : ''} as above; CPU in its ` +
+          `last stream: ${shares(solo.g)}; the relay's socket towards the customer: ${solo.g.tcp}`,
+      );
+    }
   };
 
   let addedAddrs = false;
@@ -570,8 +618,6 @@ export async function ovpnPhase(o: {
         : await measure('bare OpenVPN tunnel, same server options (no hooks/redirect), relay routes to the target');
 
       // redsocks: the same tunnel, its TCP REDIRECTed to redsocks, which CONNECTs through our connection's port.
-      const vpnIp = (await relay.api.ok('GET', `/api/connections/${con.id}`)) as { device_id: string };
-      const dev = (await relay.api.ok('GET', `/api/devices/${vpnIp.device_id}`)) as { vpn_ip: string };
       const rsConf = join(dir, 'redsocks.conf');
       writeFileSync(
         rsConf,
@@ -579,8 +625,9 @@ export async function ovpnPhase(o: {
           'base { log_debug = off; log_info = off; log = stderr; daemon = off; redirector = iptables; }',
           'redsocks {',
           `  local_ip = 0.0.0.0; local_port = ${REDSOCKS_PORT};`,
-          `  ip = ${dev.vpn_ip}; port = ${devicePort}; type = http-connect;`,
+          `  ip = ${await deviceVpnIp()}; port = ${devicePort}; type = http-connect;`,
           `  login = "${con.username}"; password = "${con.password}";`,
+          ...(process.env.BENCH_REDSOCKS_SPLICE === '1' ? ['  splice = true;'] : []),
           '}',
           '',
         ].join('\n'),
@@ -646,12 +693,15 @@ export async function ovpnPhase(o: {
       pct(ours.mbit, proxyGet.mbit),
       `${fmt(ours.mbit)} / ${fmt(proxyGet.mbit)} Mbit/s (CONNECT path ${fmt(proxyConnect.mbit)})`,
     );
+  } catch (e) {
+    if (soloProc) console.error('SOLO OUTPUT', soloProc.output().slice(-3000));
+    throw e;
   } finally {
     for (const p of procs.reverse()) await p.stop(2_000);
     if (!lab.isTornDown) {
       await lab.exec('relay', 'nft', ['delete', 'table', 'inet', TABLE]);
       if (addedAddrs)
-        for (const ip of [SIDE.redsocks, SIDE.bare])
+        for (const ip of [SIDE.redsocks, SIDE.bare, SIDE.solo])
           await lab.exec('inet', 'ip', ['addr', 'del', `${ip}/32`, 'dev', 'lo']);
     }
   }
