@@ -10,6 +10,7 @@ import pino from 'pino';
 import { parseGreeting, parseUserPass } from '@pocketproxy/proxy';
 import { addonAvailable, SpliceEngine, type TransparentHooks, type TransparentListenOptions } from '@pocketproxy/tun';
 import { frontAnswered, frontHello, NOT_ALLOWED, type FrontVerify } from '../src/tunnel/socks5-front.js';
+import { NOTSENT_MAX, floodingServer, notSentWhenStalled } from '@pocketproxy/testkit';
 
 const hex = (s: string) => Buffer.from(s.replace(/ /g, ''), 'hex');
 const CONNECT_BYTES = hex('05 01 00 01 7f 00 00 01 00 50');
@@ -482,6 +483,34 @@ test(
 );
 
 const CONNECT = hex('05 01 00 01 7f 00 00 01 00 50');
+
+test("transparent listener, front options: a download to a customer who stops reading leaves at most 512 KiB unsent in the relay's end of the customer's connection (TCP_NOTSENT_LOWAT), the rest behind the device's window", {
+  skip,
+}, async () => {
+  const device = await floodingServer('HTTP/1.1 200 OK\r\n\r\n');
+  const engine = new SpliceEngine();
+  try {
+    engine.setFrontRoutes([
+      { port: PUBLIC, deviceIp: '127.0.0.1', devicePort: device.port, socks: false, credentialsTag: '' },
+    ]);
+    const port = engine.listen(
+      '127.0.0.1',
+      0,
+      { ...FRONT_LISTEN, socks5Front: true },
+      {
+        route: () => ['127.0.0.1', device.port, false, '', PUBLIC],
+        hello: () => null,
+        answered: () => -2,
+        event: () => {},
+      },
+    );
+    const notsent = await notSentWhenStalled(port, 'GET http://big.test/ HTTP/1.1\r\nHost: big.test\r\n\r\n', device);
+    assert.ok(notsent <= NOTSENT_MAX.front, `unsent in the customer's socket: ${notsent} bytes`);
+  } finally {
+    engine.close();
+    await device.close();
+  }
+});
 
 for (const native of [false, true])
   test(

@@ -2,14 +2,11 @@
 // CONNECT stub on loopback, and the customer is a plain TCP client from 127.0.0.1.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import * as net from 'node:net';
-import { promisify } from 'node:util';
 import pino from 'pino';
 import { createSocks5Server } from '@pocketproxy/proxy';
 import { createTransparentProxy, type TransparentProxyDeps } from '../src/tunnel/tproxy.js';
-
-const execFileP = promisify(execFile);
+import { NOTSENT_MAX, floodingServer, notSentWhenStalled } from '@pocketproxy/testkit';
 
 // Every case runs on both socket kinds (LeanSocket, the default, and the node:net fallback).
 const ENGINES = ['native', 'lean', 'node'] as const;
@@ -526,75 +523,18 @@ for (const sockets of ENGINES)
   });
 
 test("transparent proxy (native sockets): a download to a customer who stops reading waits in the device's socket, not in the customer's (at most 128 KiB unsent there: TCP_NOTSENT_LOWAT)", async () => {
-  // The device answers the CONNECT, then writes up to 32 MiB as fast as the relay takes it.
-  let written = 0;
-  const srv = net.createServer((s) => {
-    s.on('error', () => {});
-    let head = '';
-    const onHead = (d: Buffer) => {
-      head += d.toString('latin1');
-      if (!head.includes('\r\n\r\n')) return;
-      s.off('data', onHead);
-      s.write('HTTP/1.1 200 Connection Established\r\n\r\n');
-      const chunk = Buffer.alloc(64 * 1024, 'x');
-      const pump = () => {
-        while (written < 32 << 20) {
-          written += chunk.length;
-          if (!s.write(chunk)) return void s.once('drain', pump);
-        }
-      };
-      pump();
-    };
-    s.on('data', onHead);
-  });
-  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+  const device = await floodingServer('HTTP/1.1 200 Connection Established\r\n\r\n');
   const tp = await loopbackTproxy('native', 80, 2_000, {
-    proxyPort: (srv.address() as net.AddressInfo).port,
+    proxyPort: device.port,
     protocol: 'http',
     username: 'gus',
     password: 'pw',
   });
-  const c = net.connect(tp.port, '127.0.0.1');
-  c.on('error', () => {});
   try {
-    await new Promise((r) => c.once('connect', r));
-    const local = c.localPort;
-    let got = 0;
-    const first = new Promise<void>((r) =>
-      c.on('data', (d) => {
-        got += d.length;
-        if (got >= 1 << 20) r();
-      }),
-    );
-    c.write('GET / HTTP/1.1\r\nHost: example.test\r\n\r\n');
-    await first;
-    c.pause(); // the customer stops reading
-    // Until the device's writes stop: every buffer on the way is full.
-    let last = -1;
-    for (let i = 0; i < 100 && written !== last; i++) {
-      last = written;
-      await new Promise((r) => setTimeout(r, 200));
-    }
-    assert.ok(written < 32 << 20, `the device's writes stalled (${written} bytes written)`);
-    // The relay's end of the customer's connection: what waits unsent in it (ss: notsent, absent when 0).
-    const { stdout } = await execFileP('ss', [
-      '-Htin',
-      'state',
-      'established',
-      `( sport = :${tp.port} and dport = :${local} )`,
-    ]);
-    assert.match(stdout, /cwnd:/, `the relay's customer socket in ss: ${stdout}`);
-    const notsent = Number(/notsent:(\d+)/.exec(stdout)?.[1] ?? 0);
-    // 128 KiB, plus at most one write's worth of the pipe (64 KiB) past it.
-    assert.ok(notsent <= 192 * 1024, `unsent in the customer's socket: ${notsent} bytes`);
-    // And the download goes on once the customer reads again.
-    c.resume();
-    const before = got;
-    await new Promise((r) => setTimeout(r, 300));
-    assert.ok(got > before + (1 << 20), `read ${got - before} bytes after resuming`);
+    const notsent = await notSentWhenStalled(tp.port, 'GET / HTTP/1.1\r\nHost: example.test\r\n\r\n', device);
+    assert.ok(notsent <= NOTSENT_MAX.transparent, `unsent in the customer's socket: ${notsent} bytes`);
   } finally {
-    c.destroy();
     await tp.close();
-    await new Promise<void>((r) => srv.close(() => r()));
+    await device.close();
   }
 });

@@ -7,6 +7,7 @@ import { it, after } from 'node:test';
 import assert from 'node:assert/strict';
 import * as net from 'node:net';
 import { randomBytes, randomInt } from 'node:crypto';
+import { NOTSENT_MAX, floodingServer, notSentWhenStalled } from '@pocketproxy/testkit';
 import { openTcpFd, SpliceEngine } from '@pocketproxy/tun';
 import {
   createHttpProxy,
@@ -110,6 +111,18 @@ it('a CONNECT is joined in the engine: the bytes behind the head go first, every
   assert.equal(f.closed[0]!.bytesIn, Buffer.byteLength(head) + relayed);
   assert.equal(f.closed[0]!.bytesOut, 'HTTP/1.1 200 Connection Established\r\n\r\n'.length + relayed);
   assert.equal(st.waiting, 0);
+});
+
+it("a download to a customer who stops reading leaves at most 512 KiB unsent in the customer's socket (TCP_NOTSENT_LOWAT on the listener), the rest behind the origin socket's window", async () => {
+  const origin = await floodingServer('HTTP/1.1 200 OK\r\n\r\n');
+  onCleanup(origin.close);
+  const f = await front();
+  const notsent = await notSentWhenStalled(
+    f.port,
+    `CONNECT 127.0.0.1:${origin.port} HTTP/1.1\r\n${AUTH}\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n`,
+    origin,
+  );
+  assert.ok(notsent <= NOTSENT_MAX.front, `unsent in the customer's socket: ${notsent} bytes`);
 });
 
 it('revocation: resetAndDestroy of a joined tunnel resets the customer at once and closes it', async () => {

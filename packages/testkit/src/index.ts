@@ -33,6 +33,7 @@ export {
 } from './plan.js';
 export { LAB_ERRORS } from './errors.js';
 export { waitUntil } from './wait.js';
+export { NOTSENT_MAX, floodingServer, notSentWhenStalled } from './stalled-download.js';
 export type { WaitOptions } from './wait.js';
 
 /** True when lab tests can run here (root). Lab tests skip loudly otherwise. */

@@ -67,13 +67,20 @@ constexpr uint64_t kSweepMs = 1000;
 // local sender), which on the relay is every device's tunnel work waiting.
 constexpr size_t kSliceBytes = 256 * 1024;
 constexpr uint32_t kWatch = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
-// The transparent proxy's customer sockets (OpenVPN customers, behind the relay's openvpn TUN): at most
-// this many bytes wait unsent in each (TCP_NOTSENT_LOWAT; what is sent and not yet acknowledged is the
-// congestion window's, not bounded by it). Without it a download's socket queued its whole send buffer
-// (up to tcp_wmem's 4 MB per customer) and pushed it into the TUN in bursts the openvpn process could not
-// take (the TUN's ring dropped them: 47-332 retransmissions per three 6 s streams, 1 with it in four runs
-// of five; 2026-12-05, docs/benchmarks.md); the rest now waits in the device socket, behind its window.
-constexpr int kCustomerNotSent = 128 * 1024;
+// Customers' sockets hold at most this many bytes unsent (TCP_NOTSENT_LOWAT on the listener, inherited by
+// every accepted socket; what is sent and not yet acknowledged is the congestion window's, not bounded by it).
+// Without it a download's socket queued tcp_wmem's whole send buffer (~4 MB) per customer: a customer who stops
+// reading held that much of the relay's or the phone's memory (4.1 MB in each listener's test), and the rest
+// of a download now waits behind the source socket's receive window instead (the target's or the device's).
+// - The relay's transparent proxy (OpenVPN customers behind the openvpn TUN): 128 KiB. Its sockets pushed
+//   their backlog into the TUN in bursts the openvpn process could not take (the ring dropped them: 47-332
+//   retransmissions per three 6 s streams; 0-60 with 128 KiB, ~450 with 512 KiB; 2026-12-05, benchmarks.md),
+//   and the one-stream figure moved with none of these.
+// - Fronts (the relay's SOCKS5 / HTTP front, the agent's listeners; customers on the internet): 512 KiB, the
+//   bytes a stall of the engine's thread (a GC pause of the JS thread it shares) must cover before the
+//   socket runs dry: ~14 ms at 300 Mbit/s, ~4 ms at 1 Gbit/s.
+constexpr int kTransparentNotSent = 128 * 1024;
+constexpr int kFrontNotSent = 512 * 1024;
 
 enum Reason { kClean = 0, kError = 1, kIdle = 2 };
 
@@ -892,7 +899,8 @@ class SpliceRelay : public Napi::ObjectWrap<SpliceRelay> {
     Napi::Value da = o.Get("deferAccept");
     const bool defer = da.IsBoolean() && da.As<Napi::Boolean>().Value();
     defer_accept_ = defer;
-    lfd_ = OpenListener(env, "listen", info[0].As<Napi::String>().Utf8Value(), info[1], defer, kTagListener, &bound);
+    lfd_ = OpenListener(env, "listen", info[0].As<Napi::String>().Utf8Value(), info[1], defer,
+                       socks5_front_ ? kFrontNotSent : kTransparentNotSent, kTagListener, &bound);
     on_route_ = Napi::Persistent(info[3].As<Napi::Function>());
     on_hello_ = Napi::Persistent(info[4].As<Napi::Function>());
     on_answered_ = Napi::Persistent(info[5].As<Napi::Function>());
@@ -909,8 +917,9 @@ class SpliceRelay : public Napi::ObjectWrap<SpliceRelay> {
   // of a customer's request rides on the answer. TCP_QUICKACK only after listen(), which resets the
   // socket's ACK state (inet_csk_listen_start). `defer`: TCP_DEFER_ACCEPT, a connection is accepted
   // once its first bytes are there. Throws (a TypeError for a host that is not IPv4).
+  // `notsent`: the accepted sockets' TCP_NOTSENT_LOWAT (kTransparentNotSent / kFrontNotSent).
   int OpenListener(Napi::Env env, const char* what, const std::string& host, const Napi::Value& port, bool defer,
-                   uint64_t tag, uint16_t* bound) {
+                   int notsent, uint64_t tag, uint16_t* bound) {
     sockaddr_in sa{};
     sa.sin_family = AF_INET;
     sa.sin_port = htons(static_cast<uint16_t>(port.As<Napi::Number>().Uint32Value()));
@@ -935,6 +944,9 @@ class SpliceRelay : public Napi::ObjectWrap<SpliceRelay> {
       int qlen = 256;
       setsockopt(fd, IPPROTO_TCP, TCP_FASTOPEN, &qlen, sizeof qlen);
     }
+    // Accepted sockets inherit it as they do TCP_NODELAY (no system call per connection). Where it fails,
+    // sockets work as before.
+    setsockopt(fd, IPPROTO_TCP, TCP_NOTSENT_LOWAT, &notsent, sizeof notsent);
     socklen_t sl = sizeof sa;
     getsockname(fd, reinterpret_cast<sockaddr*>(&sa), &sl);
     epoll_event ev{};
@@ -1091,12 +1103,6 @@ class SpliceRelay : public Napi::ObjectWrap<SpliceRelay> {
         continue;
       }
       t_accepted_++;
-      // An OpenVPN customer's socket takes new bytes only while less than kCustomerNotSent of them wait
-      // unsent (the SOCKS5 front's customers, on the relay's uplink, as before: not measured there).
-      if (!socks5_front_) {
-        int lowat = kCustomerNotSent;
-        setsockopt(fd, IPPROTO_TCP, TCP_NOTSENT_LOWAT, &lowat, sizeof lowat);
-      }
       Accepted(fd, peer);
     }
   }
@@ -1660,7 +1666,7 @@ class SpliceRelay : public Napi::ObjectWrap<SpliceRelay> {
     while (next_front_ == 0 || fronts_.count(next_front_) != 0) next_front_++;
     const uint32_t tag = next_front_;
     uint16_t bound = 0;
-    const int fd = OpenListener(env, "frontListen", host, info[1], true, kTagFront | tag, &bound);
+    const int fd = OpenListener(env, "frontListen", host, info[1], true, kFrontNotSent, kTagFront | tag, &bound);
     next_front_++;
     Front fr;
     fr.lfd = fd;
