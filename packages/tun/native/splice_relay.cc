@@ -70,11 +70,11 @@ constexpr uint32_t kWatch = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
 // Customers' sockets hold at most this many bytes unsent (TCP_NOTSENT_LOWAT on the listener, inherited by
 // every accepted socket; what is sent and not yet acknowledged is the congestion window's, not bounded by it).
 // Without it a download's socket queued tcp_wmem's whole send buffer (~4 MB) per customer: a customer who stops
-// reading held that much of the relay's or the phone's memory (4.1 MB in each listener's test), and the rest
+// reading held that much of the relay's or the phone's memory (4.1-4.2 MB in each listener's test), and the rest
 // of a download now waits behind the source socket's receive window instead (the target's or the device's).
 // - The relay's transparent proxy (OpenVPN customers behind the openvpn TUN): 128 KiB. Its sockets pushed
 //   their backlog into the TUN in bursts the openvpn process could not take (the ring dropped them: 47-332
-//   retransmissions per three 6 s streams; 0-60 with 128 KiB, ~450 with 512 KiB; 2026-12-05, benchmarks.md),
+//   retransmissions per three 6 s streams; 0-95 with 128 KiB, ~450 with 512 KiB; 2026-12-05, benchmarks.md),
 //   and the one-stream figure moved with none of these.
 // - Fronts (the relay's SOCKS5 / HTTP front, the agent's listeners; customers on the internet): 512 KiB, the
 //   bytes a stall of the engine's thread (a GC pause of the JS thread it shares) must cover before the
