@@ -126,6 +126,12 @@ function tcpInfo(ss: string): string {
   );
 }
 
+/** `ip -s link show`'s TX or RX line of counters (bytes, packets, errors, dropped), undefined if absent. */
+function linkCounters(link: string, dir: 'TX' | 'RX') {
+  const m = new RegExp(`${dir}:[^\\n]*\\n\\s*(\\d+)\\s+(\\d+)\\s+(\\d+)\\s+(\\d+)`).exec(link);
+  return m ? { bytes: Number(m[1]), packets: Number(m[2]), errors: Number(m[3]), dropped: Number(m[4]) } : undefined;
+}
+
 // ---- CPU per request by process (from /proc) ------------------------------------------------------
 const CLK_US = 1e6 / 100;
 function roleOf(cmd: string): string | undefined {
@@ -428,10 +434,8 @@ export async function ovpnPhase(o: {
       ...(SOLO ? [{ name: 'solo', ip: SIDE.solo, tun: BARE.dev, relayPort: SOLO_PORT }] : []),
     ] as const;
     /** Packets the relay's TUN towards the customer dropped so far (its ring full: the server fell behind). */
-    const tunDrops = async (dev: string) => {
-      const link = (await lab.exec('relay', 'ip', ['-s', 'link', 'show', dev])).stdout;
-      return Number(/TX:[^\n]*\n\s*\d+\s+\d+\s+\d+\s+(\d+)/.exec(link)?.[1] ?? 0);
-    };
+    const tunDrops = async (dev: string) =>
+      linkCounters((await lab.exec('relay', 'ip', ['-s', 'link', 'show', dev])).stdout, 'TX')?.dropped ?? 0;
     const got = new Map(
       chains.map((c) => [
         c.name,
@@ -560,8 +564,8 @@ export async function ovpnPhase(o: {
     // The relay's customer interface: its queue and what it dropped (a short queue drops the transparent
     // proxy's bursts towards the customer: TCP losses on the relay's side of the path).
     const link = (await lab.exec('relay', 'ip', ['-s', 'link', 'show', 'tun1'])).stdout;
-    const tx = /TX:[^\n]*\n\s*(\d+)\s+(\d+)\s+(\d+)\s+(\d+)/.exec(link);
-    const rx = /RX:[^\n]*\n\s*(\d+)\s+(\d+)\s+(\d+)\s+(\d+)/.exec(link);
+    const tx = linkCounters(link, 'TX');
+    const rx = linkCounters(link, 'RX');
     const qd = (await lab.exec('relay', 'tc', ['-s', 'qdisc', 'show', 'dev', 'tun1'])).stdout
       .replace(/\s+/g, ' ')
       .trim();
@@ -569,7 +573,7 @@ export async function ovpnPhase(o: {
     record(
       'ovpn: relay tun1 after the measures',
       `qlen ${/qlen (\d+)/.exec(link)?.[1] ?? '?'}, mtu ${/mtu (\d+)/.exec(link)?.[1] ?? '?'}`,
-      `TX ${tx?.[2] ?? '?'} packets, ${tx?.[4] ?? '?'} dropped; RX ${rx?.[2] ?? '?'} packets, ${rx?.[4] ?? '?'} dropped`,
+      `TX ${tx?.packets ?? '?'} packets, ${tx?.dropped ?? '?'} dropped; RX ${rx?.packets ?? '?'} packets, ${rx?.dropped ?? '?'} dropped`,
     );
     // A name as a customer's program would use it: resolved through the device (DNS over TCP via CONNECT).
     const names: number[] = [];
