@@ -74,7 +74,7 @@ constexpr uint32_t kWatch = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
 // of a download now waits behind the source socket's receive window instead (the target's or the device's).
 // - The relay's transparent proxy (OpenVPN customers behind the openvpn TUN): 128 KiB. Its sockets pushed
 //   their backlog into the TUN in bursts the openvpn process could not take (the ring dropped them: 47-332
-//   retransmissions per three 6 s streams; 0-95 with 128 KiB, ~450 with 512 KiB; 2026-12-05, benchmarks.md),
+//   retransmissions per three 6 s streams; 0-160 with 128 KiB, ~450 with 512 KiB; 2026-12-05, benchmarks.md),
 //   and the one-stream figure moved with none of these.
 // - Fronts (the relay's SOCKS5 / HTTP front, the agent's listeners; customers on the internet): 512 KiB, the
 //   bytes a stall of the engine's thread (a GC pause of the JS thread it shares) must cover before the
