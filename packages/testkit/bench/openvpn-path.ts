@@ -395,13 +395,15 @@ export async function ovpnPhase(o: {
    * cold one), which moved their ratios by ±20 % from run to run.
    */
   let soloProc: LabProcess | undefined;
+  /** The target addresses `side` adds on inet's lo (removed in `finally`). */
+  const sideAddrs = [SIDE.redsocks, SIDE.bare, ...(SOLO ? [SIDE.solo] : [])];
   const sideBySide = async (profile: string, bareProfile: string): Promise<void> => {
     await lab.exec('relay', 'nft', ['flush', 'chain', 'inet', TABLE, 'prerouting'], { check: true });
     await lab.exec('relay', 'nft', ['-f', '-'], {
       check: true,
       input: `add rule inet ${TABLE} prerouting iifname "${BARE.dev}" ip saddr ${BARE.cidr} ip daddr ${SIDE.redsocks} meta l4proto tcp redirect to :${REDSOCKS_PORT}\n`,
     });
-    for (const ip of [SIDE.redsocks, SIDE.bare, SIDE.solo])
+    for (const ip of sideAddrs)
       await lab.exec('inet', 'ip', ['addr', 'replace', `${ip}/32`, 'dev', 'lo'], { check: true });
     addedAddrs = true;
     if (SOLO) {
@@ -698,15 +700,15 @@ export async function ovpnPhase(o: {
       `${fmt(ours.mbit)} / ${fmt(proxyGet.mbit)} Mbit/s (CONNECT path ${fmt(proxyConnect.mbit)})`,
     );
   } catch (e) {
-    if (soloProc) console.error('SOLO OUTPUT', soloProc.output().slice(-3000));
+    // tproxy-solo logs only warnings: its output says why its chain failed, if it did.
+    if (soloProc) console.error(`ovpn: tproxy-solo's output: ${soloProc.output().slice(-3000)}`);
     throw e;
   } finally {
     for (const p of procs.reverse()) await p.stop(2_000);
     if (!lab.isTornDown) {
       await lab.exec('relay', 'nft', ['delete', 'table', 'inet', TABLE]);
       if (addedAddrs)
-        for (const ip of [SIDE.redsocks, SIDE.bare, SIDE.solo])
-          await lab.exec('inet', 'ip', ['addr', 'del', `${ip}/32`, 'dev', 'lo']);
+        for (const ip of sideAddrs) await lab.exec('inet', 'ip', ['addr', 'del', `${ip}/32`, 'dev', 'lo']);
     }
   }
 }
