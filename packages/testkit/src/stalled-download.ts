@@ -21,7 +21,10 @@ export const NOTSENT_MAX = { transparent: (128 + 64) * 1024, front: (512 + 64) *
  */
 export async function floodingServer(preamble: string) {
   let written = 0;
+  const sockets = new Set<net.Socket>();
   const srv = net.createServer((s) => {
+    sockets.add(s);
+    s.on('close', () => sockets.delete(s));
     s.on('error', () => {});
     let head = '';
     const onHead = (d: Buffer) => {
@@ -44,7 +47,12 @@ export async function floodingServer(preamble: string) {
   return {
     port: (srv.address() as net.AddressInfo).port,
     written: () => written,
-    close: () => new Promise<void>((r) => srv.close(() => r())),
+    // Its connections go too: one still waiting to write must not hold close() open.
+    close: () =>
+      new Promise<void>((r) => {
+        for (const s of sockets) s.destroy();
+        srv.close(() => r());
+      }),
   };
 }
 
