@@ -208,7 +208,7 @@ describe('customer OpenVPN end to end (relay + 1 agent + real openvpn client)', 
     const c = startClient('right', conn.username, conn.password);
     await c.waitForLine(/Initialization Sequence Completed/, 30_000);
     const connectMs = Date.now() - t0;
-    await relay.proc.waitForLine(/-> device 192\.168\.255\./, 10_000);
+    await relay.proc.waitForLine(/"deviceVpnIp":"192\.168\.255\.\d+".*"OpenVPN client mapped"/, 10_000);
     let ip = '';
     await waitUntil(
       async () => {
@@ -340,10 +340,23 @@ describe('customer OpenVPN end to end (relay + 1 agent + real openvpn client)', 
     assert.notEqual(j.error, 'answered', 'UDP whoami must not answer through the relay address');
   });
 
-  it('client leaves: the disconnect hook unmaps its address', async () => {
+  it("client leaves: its address is unmapped; the next customer gets the address the relay gave it (openvpn's own pool would hand out the freed one)", async () => {
     const c = clients.find((p) => p.lines.some((l) => /Initialization Sequence Completed/.test(l)))!;
+    const address = (p: LabProcess) => /net_addr_v4_add: (10\.9\.0\.\d+)\//.exec(p.lines.join('\n'))?.[1];
+    const left = address(c);
+    assert.ok(left, `the client's address in its log: ${c.lines.slice(-20).join(' | ')}`);
     await c.stop(5_000);
-    await relay.proc.waitForLine(/hook disconnect: \S+ 10\.9\.0\.\d+ unmapped/, 15_000);
+    await relay.proc.waitForLine(
+      new RegExp(`"clientIp":"${left.replace(/\./g, '\\.')}".*"OpenVPN client unmapped"`),
+      15_000,
+    );
+    const next = startClient('next', conn.username, conn.password);
+    await next.waitForLine(/Initialization Sequence Completed/, 30_000);
+    const mapped = [...relay.proc.lines].reverse().find((l) => l.includes('OpenVPN client mapped'));
+    const given = /"clientIp":"(10\.9\.0\.\d+)"/.exec(mapped ?? '')?.[1];
+    assert.equal(address(next), given, `the client took the relay's address (${mapped})`);
+    assert.notEqual(given, left, 'handed out in turn: the freed address rests');
+    await next.stop(5_000);
   });
 
   it('openvpn is supervised: killed, it is restarted and listens again', async () => {

@@ -1,6 +1,7 @@
-// Customer OpenVPN without root: config and profile text, PKI files, the hook script against a fake
-// API and push API on loopback, the supervisor with a fake process, the on/auto/off decision, and
-// the DNS forwarder over a fake device proxy.
+// Customer OpenVPN without root: config and profile text, PKI files, the logins through the management
+// interface (its parser fuzzed; openvpn's side played by a unix socket server, the API by a fake), the
+// API's OpenVPN routes as the tunnel calls them, the supervisor with a fake process, the on/auto/off
+// decision, and the DNS forwarder over a fake device proxy.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
@@ -15,7 +16,8 @@ import { PassThrough } from 'node:stream';
 import pino from 'pino';
 import { renderProfile, renderServerConfig, parseOvpnSubnet } from '../src/openvpn/render.js';
 import { ensurePki, formatStaticKey } from '../src/openvpn/pki.js';
-import { writeHook } from '../src/openvpn/hook.js';
+import { AddressPool, ManagementParser, startManagement, type ManagementEvent } from '../src/openvpn/management.js';
+import { createOpenvpnApi, type OpenvpnApi, type OpenvpnRoute } from '../src/tunnel/api-client.js';
 import { superviseProcess } from '../src/openvpn/supervisor.js';
 import { openvpnDecision, stopStaleOpenvpn } from '../src/openvpn/main.js';
 import { createDnsForwarder } from '../src/openvpn/dns.js';
@@ -35,9 +37,7 @@ const SERVER_INPUT = {
     serverKey: '/d/openvpn/pki/server.key',
     tlsCrypt: '/d/openvpn/pki/tls-crypt.key',
   },
-  node: '/usr/bin/node',
-  hook: '/d/openvpn/hook.mjs',
-  tmpDir: '/d/openvpn/tmp',
+  managementSocket: '/d/openvpn/management.sock',
   statusFile: '/d/openvpn/status.log',
   dns: '10.9.0.1',
 };
@@ -65,15 +65,14 @@ data-ciphers AES-256-GCM:CHACHA20-POLY1305
 data-ciphers-fallback AES-256-GCM
 auth SHA256
 
-# Customers have no certificate: the username is a connection's username, checked by the API.
+# Customers have no certificate: the username is a connection's username, checked by the API. The
+# tunnel process answers each login on the management socket (openvpn/management.ts), and gives the
+# customer its address, so openvpn never waits for a script while it carries the others' packets.
 verify-client-cert none
 username-as-common-name
 duplicate-cn
-script-security 2
-tmp-dir /d/openvpn/tmp
-auth-user-pass-verify "/usr/bin/node /d/openvpn/hook.mjs auth" via-file
-client-connect "/usr/bin/node /d/openvpn/hook.mjs connect"
-client-disconnect "/usr/bin/node /d/openvpn/hook.mjs disconnect"
+management /d/openvpn/management.sock unix
+management-client-auth
 
 # Everything through the tunnel; the relay sends TCP through the customer's device and DNS too.
 push "redirect-gateway def1"
@@ -108,8 +107,9 @@ test('server config: other subnet and port; nothing can inject a directive', () 
     prefix: 20,
     serverAddress: '10.20.0.1',
   });
-  assert.throws(() => renderServerConfig({ ...SERVER_INPUT, hook: '/d/x.mjs"\nup /bin/sh' }), /path/);
-  assert.throws(() => renderServerConfig({ ...SERVER_INPUT, hook: 'relative/hook.mjs' }), /absolute/);
+  assert.throws(() => renderServerConfig({ ...SERVER_INPUT, managementSocket: '/d/m.sock"\nup /bin/sh' }), /path/);
+  assert.throws(() => renderServerConfig({ ...SERVER_INPUT, managementSocket: 'relative/m.sock' }), /absolute/);
+  assert.throws(() => renderServerConfig({ ...SERVER_INPUT, managementSocket: `/${'d'.repeat(110)}` }), /unix socket/);
   assert.throws(() => renderServerConfig({ ...SERVER_INPUT, subnet: '10.9.0.1/24' }), /host bits/);
   assert.throws(() => renderServerConfig({ ...SERVER_INPUT, subnet: '10.9.0.0/8' }), /\/16 to \/29/);
   assert.throws(() => renderServerConfig({ ...SERVER_INPUT, iface: 'tun1;x' }), /interface/);
@@ -204,7 +204,7 @@ test('PKI: created once with openssl, files 0600 in a 0700 dir, server cert sign
   }
 });
 
-// ---- hook script against a fake API and push API --------------------------------------------
+// ---- the API's OpenVPN routes as the tunnel calls them (a fake API on loopback) ---------------
 
 interface Seen {
   method: string;
@@ -238,135 +238,357 @@ async function fakeServer(answer: (s: Seen) => { status: number; body: unknown }
   };
 }
 
-function runHook(
-  script: string,
-  args: string[],
-  env: Record<string, string>,
-): Promise<{ code: number; stderr: string }> {
-  return new Promise((resolve) => {
-    // As openvpn runs it: a bare environment of its own variables (no PATH, no token).
-    execFile(process.execPath, [script, ...args], { env, timeout: 15_000 }, (err, _so, se) =>
-      resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stderr: se }),
-    );
-  });
-}
-
 const TOKEN = 'internal-token-0123456789abcdef';
 
-test('hook: auth, connect, disconnect call the API and the push API with the token from hook.json', async () => {
+test('OpenVPN API client: auth true / false (403) / error; connect checks the answer', async () => {
+  let authStatus = 200;
+  let connectBody: Record<string, unknown> = {
+    connection_id: 'con_1',
+    device_id: 'dev_1',
+    device_vpn_ip: '192.168.255.7',
+    proxy_port: 40007,
+    protocol: 'socks5',
+    username: 'u123',
+    password: 'right-pass',
+    client_ip: '10.9.0.6',
+  };
+  const good = { ...connectBody };
   const api = await fakeServer((s) => {
     if (s.url === '/api/internal/openvpn/auth')
-      return s.body.password === 'right-pass'
-        ? { status: 200, body: { ok: true } }
-        : { status: 403, body: { error: 'PP_ERR_API_FORBIDDEN' } };
-    if (s.url === '/api/internal/openvpn/connect')
-      return {
-        status: 200,
-        body: {
-          connection_id: 'con_1',
-          device_id: 'dev_1',
-          device_vpn_ip: '192.168.255.7',
-          proxy_port: 40007,
-          protocol: 'socks5',
-          username: s.body.username,
-          password: 'right-pass',
-          client_ip: s.body.vpn_ip,
-        },
-      };
-    return { status: 200, body: { ok: true } };
+      return authStatus === 200 ? { status: 200, body: { ok: true } } : { status: authStatus, body: {} };
+    return { status: 200, body: connectBody };
   });
-  const push = await fakeServer(() => ({ status: 200, body: { ok: true } }));
-  const dir = tmp('pp-ovpn-hook-');
   try {
-    const script = writeHook(dir, { apiUrl: api.url, pushUrl: push.url, token: TOKEN });
-    assert.equal(statSync(join(dir, 'hook.json')).mode & 0o777, 0o600);
-    assert.ok(!readFileSync(script, 'utf8').includes(TOKEN));
-    const cred = join(dir, 'cred');
-    writeFileSync(cred, 'u123\nright-pass\n');
-    const ok = await runHook(script, ['auth', cred], { username: 'u123', untrusted_ip: '192.0.2.1' });
-    assert.equal(ok.code, 0, ok.stderr);
+    const c = createOpenvpnApi({ baseUrl: api.url, token: TOKEN, timeoutMs: 2000 });
+    assert.equal(await c.auth({ username: 'u123', password: 'right-pass', untrustedIp: '192.0.2.1' }), true);
     assert.deepEqual(api.seen[0], {
       method: 'POST',
       url: '/api/internal/openvpn/auth',
       auth: `Bearer ${TOKEN}`,
       body: { username: 'u123', password: 'right-pass', untrusted_ip: '192.0.2.1' },
     });
-    assert.ok(!ok.stderr.includes('right-pass'), 'the password is never logged');
-
-    writeFileSync(cred, 'u123\nwrong-pass\n');
-    assert.equal((await runHook(script, ['auth', cred], {})).code, 1);
-    writeFileSync(cred, 'u123\n\n');
-    assert.equal((await runHook(script, ['auth', cred], {})).code, 1, 'empty password refused without asking');
-    assert.equal(api.seen.length, 2);
-
-    const env = { common_name: 'u123', ifconfig_pool_remote_ip: '10.9.0.6', trusted_ip: '192.0.2.1' };
-    const c = await runHook(script, ['connect', join(dir, 'ccd.tmp')], env);
-    assert.equal(c.code, 0, c.stderr);
-    assert.deepEqual(api.seen[2]!.body, { username: 'u123', vpn_ip: '10.9.0.6' });
-    assert.deepEqual(push.seen[0], {
-      method: 'POST',
-      url: '/openvpn/client',
-      auth: `Bearer ${TOKEN}`,
-      body: {
-        client_ip: '10.9.0.6',
-        device_vpn_ip: '192.168.255.7',
-        proxy_port: 40007,
-        protocol: 'socks5',
-        username: 'u123',
-        password: 'right-pass',
-      },
+    authStatus = 403;
+    assert.equal(await c.auth({ username: 'u123', password: 'wrong' }), false);
+    authStatus = 500;
+    await assert.rejects(c.auth({ username: 'u123', password: 'x' }), /HTTP 500/);
+    assert.deepEqual(await c.connect('u123', '10.9.0.6'), {
+      deviceVpnIp: '192.168.255.7',
+      proxyPort: 40007,
+      protocol: 'socks5',
+      username: 'u123',
+      password: 'right-pass',
     });
-
-    const d = await runHook(script, ['disconnect'], env);
-    assert.equal(d.code, 0, d.stderr);
-    assert.deepEqual(push.seen[1], {
-      method: 'DELETE',
-      url: '/openvpn/client',
-      auth: `Bearer ${TOKEN}`,
-      body: { client_ip: '10.9.0.6' },
-    });
-    assert.deepEqual(api.seen[3], {
-      method: 'POST',
-      url: '/api/internal/openvpn/disconnect',
-      auth: `Bearer ${TOKEN}`,
-      body: { username: 'u123', vpn_ip: '10.9.0.6' },
-    });
+    assert.deepEqual(api.seen.at(-1)!.body, { username: 'u123', vpn_ip: '10.9.0.6' });
+    // What the transparent proxy would dial with is checked here: a bad answer maps nobody.
+    for (const bad of [
+      { device_vpn_ip: 'nope' },
+      { proxy_port: 0 },
+      { proxy_port: 70000 },
+      { protocol: 'socks4' },
+      { username: '' },
+      { password: undefined },
+    ]) {
+      connectBody = { ...good, ...bad };
+      await assert.rejects(c.connect('u123', '10.9.0.6'), /malformed/, JSON.stringify(bad));
+    }
+    const dead = createOpenvpnApi({ baseUrl: 'http://127.0.0.1:1', token: TOKEN, timeoutMs: 1000 });
+    await assert.rejects(dead.auth({ username: 'u', password: 'p' }));
   } finally {
-    rmSync(dir, { recursive: true, force: true });
     await api.close();
-    await push.close();
   }
 });
 
-test('hook: connect fails when the API refuses or the tunnel refuses the mapping; disconnect never fails', async () => {
-  let apiStatus = 403;
-  const api = await fakeServer(() => ({
-    status: apiStatus,
-    body: apiStatus === 200 ? { device_vpn_ip: '192.168.255.7', username: 'u', password: 'p' } : {},
-  }));
-  const push = await fakeServer(() => ({ status: 400, body: { error: 'PP_ERR_TUNNEL_PUSH_INVALID' } }));
-  const dir = tmp('pp-ovpn-hook2-');
-  try {
-    const script = writeHook(dir, { apiUrl: api.url, pushUrl: push.url, token: TOKEN });
-    const env = { common_name: 'u', ifconfig_pool_remote_ip: '10.9.0.9' };
-    assert.equal((await runHook(script, ['connect'], env)).code, 1);
-    apiStatus = 200;
-    assert.equal((await runHook(script, ['connect'], env)).code, 1);
-    assert.equal((await runHook(script, ['connect'], { common_name: 'u' })).code, 1, 'no client address');
-    // Unreachable API and push API: bounded, and disconnect still succeeds.
-    const dead = writeHook(dir, {
-      apiUrl: 'http://127.0.0.1:1',
-      pushUrl: 'http://127.0.0.1:1',
-      token: TOKEN,
-      timeoutMs: 1000,
+// ---- the management interface (openvpn's side played by a unix socket server) ------------------
+
+const CONNECT_BLOCK = (cid: number, kid: number, user: string, pass: string, ip = '192.0.2.1') =>
+  [
+    `>CLIENT:CONNECT,${cid},${kid}`,
+    '>CLIENT:ENV,n_clients=0',
+    '>CLIENT:ENV,IV_PLAT=linux',
+    `>CLIENT:ENV,untrusted_ip=${ip}`,
+    '>CLIENT:ENV,untrusted_port=51000',
+    `>CLIENT:ENV,common_name=${user}`,
+    `>CLIENT:ENV,password=${pass}`,
+    `>CLIENT:ENV,username=${user}`,
+    '>CLIENT:ENV,tls_id_0=C=US, ST=CA, CN=x=y',
+    '>CLIENT:ENV,END',
+    '',
+  ].join('\r\n');
+
+const shape = (es: ManagementEvent[]) => es.map((e) => ('env' in e ? { ...e, env: Object.fromEntries(e.env) } : e));
+
+test('management parser: CLIENT notifications with their ENV, other lines as they are, any chunking', () => {
+  const text =
+    ">INFO:OpenVPN Management Interface Version 5 -- type 'help' for more info\r\n" +
+    CONNECT_BLOCK(7, 1, 'u123', 'p=a,b') +
+    'SUCCESS: client-auth command succeeded\r\n' +
+    '>CLIENT:ESTABLISHED,7\r\n>CLIENT:ENV,username=u123\r\n>CLIENT:ENV,END\r\n' +
+    '>CLIENT:ADDRESS,7,10.9.0.2,1\r\n' +
+    '>CLIENT:REAUTH,7,2\r\n>CLIENT:ENV,username=u123\r\n>CLIENT:ENV,password=p\r\n>CLIENT:ENV,END\r\n' +
+    '>CLIENT:DISCONNECT,7\r\n>CLIENT:ENV,bytes_received=100\r\n>CLIENT:ENV,END\r\n' +
+    '>CLIENT:ENV,username=stray\r\n';
+  const whole = new ManagementParser().push(text);
+  assert.deepEqual(shape(whole), [
+    { kind: 'line', text: ">INFO:OpenVPN Management Interface Version 5 -- type 'help' for more info" },
+    {
+      kind: 'connect',
+      cid: 7,
+      kid: 1,
+      env: {
+        n_clients: '0',
+        IV_PLAT: 'linux',
+        untrusted_ip: '192.0.2.1',
+        untrusted_port: '51000',
+        common_name: 'u123',
+        password: 'p=a,b',
+        username: 'u123',
+        tls_id_0: 'C=US, ST=CA, CN=x=y',
+      },
+    },
+    { kind: 'line', text: 'SUCCESS: client-auth command succeeded' },
+    { kind: 'established', cid: 7, env: { username: 'u123' } },
+    { kind: 'address', cid: 7, address: '10.9.0.2' },
+    { kind: 'reauth', cid: 7, kid: 2, env: { username: 'u123', password: 'p' } },
+    { kind: 'disconnect', cid: 7, env: { bytes_received: '100' } },
+  ]);
+  for (let cut = 1; cut < text.length; cut += 7) {
+    const p = new ManagementParser();
+    assert.deepEqual(shape([...p.push(text.slice(0, cut)), ...p.push(text.slice(cut))]), shape(whole), `cut ${cut}`);
+  }
+  // The first value of a name counts: a customer cannot shadow openvpn's untrusted_ip by repeating it later.
+  const twice = new ManagementParser().push(
+    '>CLIENT:CONNECT,1,0\n>CLIENT:ENV,untrusted_ip=192.0.2.1\n>CLIENT:ENV,untrusted_ip=10.0.0.1\n>CLIENT:ENV,END\n',
+  );
+  assert.deepEqual(shape(twice), [{ kind: 'connect', cid: 1, kid: 0, env: { untrusted_ip: '192.0.2.1' } }]);
+  assert.throws(() => new ManagementParser().push('>CLIENT:CONNECT,x,1\n'), /ids/);
+  assert.throws(() => new ManagementParser().push('>CLIENT:CONNECT,1\n'), /ids/);
+  assert.throws(() => new ManagementParser().push('x'.repeat(17 * 1024)), /too long/);
+});
+
+test('fuzz: the management parser throws only its protocol errors and keeps its bounds', () => {
+  const piece = fc.oneof(
+    fc.constantFrom(
+      '>CLIENT:CONNECT,1,2\n',
+      '>CLIENT:REAUTH,3,4\n',
+      '>CLIENT:DISCONNECT,1\n',
+      '>CLIENT:ESTABLISHED,1\n',
+      '>CLIENT:ADDRESS,1,10.9.0.2,1\n',
+      '>CLIENT:ENV,END\n',
+      '>CLIENT:ENV,password=x\n',
+      '>CLIENT:ENV,=\n',
+      '>CLIENT:\n',
+      'SUCCESS: ok\r\n',
+      '\n',
+      '\r\n',
+    ),
+    fc.string({ maxLength: 40 }).map((x) => `>CLIENT:ENV,${x}\n`),
+    fc.string({ maxLength: 40 }),
+    fc.uint8Array({ maxLength: 40 }).map((b) => Buffer.from(b).toString('latin1')),
+  );
+  fc.assert(
+    fc.property(fc.array(piece, { maxLength: 60 }), fc.integer({ min: 1, max: 50 }), (pieces, step) => {
+      const text = pieces.join('');
+      const p = new ManagementParser();
+      for (let i = 0; i < text.length; i += step) {
+        let es: ManagementEvent[];
+        try {
+          es = p.push(text.slice(i, i + step));
+        } catch (e) {
+          assert.match(String(e), /management/);
+          return;
+        }
+        for (const e of es) {
+          if ('cid' in e) assert.ok(Number.isInteger(e.cid) && e.cid >= 0);
+          if ('env' in e) {
+            assert.ok(e.env.size <= 256);
+            for (const k of e.env.keys()) assert.match(k, /^[A-Za-z0-9_]{1,64}$/);
+          }
+        }
+      }
+    }),
+    { numRuns: 2000 },
+  );
+});
+
+test('address pool: the subnet in turn, never the server, network or broadcast address; a freed one rests', () => {
+  const pool = new AddressPool(parseOvpnSubnet('10.9.0.0/29'));
+  assert.equal(pool.size, 5);
+  const got = [1, 2, 3, 4, 5].map(() => pool.take());
+  assert.deepEqual(got, ['10.9.0.2', '10.9.0.3', '10.9.0.4', '10.9.0.5', '10.9.0.6']);
+  assert.equal(pool.take(), undefined);
+  pool.give('10.9.0.3');
+  assert.equal(pool.take(), '10.9.0.3');
+  pool.give('10.9.0.5');
+  pool.give('10.9.0.2');
+  assert.equal(pool.take(), '10.9.0.5', 'the next after the last handed out, not the lowest free');
+  assert.equal(pool.inUse, 4);
+});
+
+/** openvpn's side of the management socket: what the client wrote, and a way to say things. */
+async function fakeOpenvpn(path: string) {
+  const written: string[] = [];
+  let conn: net.Socket | undefined;
+  const waiters: (() => void)[] = [];
+  const srv = net.createServer((s) => {
+    conn = s;
+    s.setEncoding('latin1');
+    s.write(">INFO:OpenVPN Management Interface Version 5 -- type 'help' for more info\r\n");
+    s.on('data', (d: string) => {
+      written.push(d);
+      for (const w of waiters.splice(0)) w();
     });
-    assert.equal((await runHook(dead, ['disconnect'], env)).code, 0);
-    assert.equal((await runHook(dead, ['connect'], env)).code, 1);
-    assert.equal((await runHook(dead, ['bogus'], env)).code, 1);
+  });
+  await new Promise<void>((r) => srv.listen(path, r));
+  const text = () => written.join('');
+  return {
+    text,
+    say: (t: string) => conn!.write(t),
+    /** Until what the client wrote contains `what`. */
+    until: async (what: string) => {
+      const stop = Date.now() + 5000;
+      while (!text().includes(what)) {
+        if (Date.now() > stop) throw new Error(`never written: ${what} (written: ${text()})`);
+        await new Promise<void>((r) => {
+          waiters.push(r);
+          setTimeout(r, 100);
+        });
+      }
+    },
+    drop: () => conn?.destroy(),
+    close: () => new Promise<void>((r) => srv.close(() => r())),
+  };
+}
+
+async function waitFor(ok: () => boolean, ms = 5000): Promise<void> {
+  const until = Date.now() + ms;
+  while (!ok()) {
+    if (Date.now() > until) throw new Error('timed out');
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+function fakeOpenvpnApi() {
+  const calls: string[] = [];
+  const passwords = new Map([['u123', 'right-pass']]);
+  let fail = false;
+  let hold: Promise<void> | undefined;
+  const api: OpenvpnApi = {
+    async auth(l) {
+      calls.push(`auth ${l.username} ${l.untrustedIp ?? '-'}`);
+      if (hold) await hold;
+      if (fail) throw new Error('API down');
+      return passwords.get(l.username) === l.password;
+    },
+    async connect(username, vpnIp) {
+      calls.push(`connect ${username} ${vpnIp}`);
+      const password = passwords.get(username);
+      return password === undefined
+        ? undefined
+        : { deviceVpnIp: '192.168.255.7', proxyPort: 40007, protocol: 'http', username, password };
+    },
+  };
+  return {
+    api,
+    calls,
+    passwords,
+    setFail: (f: boolean) => {
+      fail = f;
+    },
+    setHold: (p: Promise<void> | undefined) => {
+      hold = p;
+    },
+  };
+}
+
+test('management: logins admitted with an address of ours and mapped first, refused ones denied, disconnect unmaps', async () => {
+  const dir = tmp('pp-ovpn-mgmt-');
+  const path = join(dir, 'management.sock');
+  const ovpn = await fakeOpenvpn(path);
+  const fake = fakeOpenvpnApi();
+  const clients = new Map<string, OpenvpnRoute>();
+  const subnet = parseOvpnSubnet('10.9.0.0/24');
+  const m = startManagement({ socketPath: path, subnet, api: fake.api, clients, logger: silent, retryMs: 20 });
+  try {
+    await waitFor(() => m.stats.connected);
+    ovpn.say(CONNECT_BLOCK(1, 0, 'u123', 'right-pass'));
+    await ovpn.until('END\n');
+    assert.equal(ovpn.text(), 'client-auth 1 0\nifconfig-push 10.9.0.2 255.255.255.0\nEND\n');
+    assert.deepEqual(fake.calls, ['auth u123 192.0.2.1', 'connect u123 10.9.0.2']);
+    assert.deepEqual(clients.get('10.9.0.2'), {
+      deviceVpnIp: '192.168.255.7',
+      proxyPort: 40007,
+      protocol: 'http',
+      username: 'u123',
+      password: 'right-pass',
+    });
+
+    // Wrong password, unknown user, no password: denied, nothing mapped; the password never goes back.
+    ovpn.say(CONNECT_BLOCK(2, 0, 'u123', 'wrong-pass'));
+    await ovpn.until('client-deny 2 0 "refused"');
+    ovpn.say(CONNECT_BLOCK(3, 0, 'nobody', 'x'));
+    await ovpn.until('client-deny 3 0 "refused"');
+    ovpn.say('>CLIENT:CONNECT,4,0\r\n>CLIENT:ENV,username=u123\r\n>CLIENT:ENV,END\r\n');
+    await ovpn.until('client-deny 4 0 "malformed credentials"');
+    assert.equal(clients.size, 1);
+    assert.ok(!ovpn.text().includes('wrong-pass'));
+    assert.equal(m.stats.refused, 3);
+
+    // The API down: denied (nobody gets in unchecked).
+    fake.setFail(true);
+    ovpn.say(CONNECT_BLOCK(5, 0, 'u123', 'right-pass'));
+    await ovpn.until('client-deny 5 0 "login unavailable"');
+    fake.setFail(false);
+
+    // The same username twice (duplicate-cn): an address each.
+    ovpn.say(CONNECT_BLOCK(6, 0, 'u123', 'right-pass'));
+    await ovpn.until('client-auth 6 0\nifconfig-push 10.9.0.3 255.255.255.0\nEND\n');
+    assert.equal(clients.size, 2);
+
+    // Renegotiation: admitted while the password holds, denied once it changed (which disconnects it).
+    ovpn.say(
+      '>CLIENT:REAUTH,1,1\r\n>CLIENT:ENV,username=u123\r\n>CLIENT:ENV,password=right-pass\r\n>CLIENT:ENV,END\r\n',
+    );
+    await ovpn.until('client-auth-nt 1 1\n');
+    fake.passwords.set('u123', 'new-pass');
+    ovpn.say(
+      '>CLIENT:REAUTH,1,2\r\n>CLIENT:ENV,username=u123\r\n>CLIENT:ENV,password=right-pass\r\n>CLIENT:ENV,END\r\n',
+    );
+    await ovpn.until('client-deny 1 2 "refused"');
+    // Under another username than its session's: denied without asking.
+    ovpn.say('>CLIENT:REAUTH,6,1\r\n>CLIENT:ENV,username=other\r\n>CLIENT:ENV,password=x\r\n>CLIENT:ENV,END\r\n');
+    await ovpn.until('client-deny 6 1 "refused"');
+
+    ovpn.say('>CLIENT:DISCONNECT,1\r\n>CLIENT:ENV,END\r\n');
+    await waitFor(() => !clients.has('10.9.0.2'));
+    assert.ok(clients.has('10.9.0.3'));
+
+    // Gone while its login was decided: no answer for it, its address not kept.
+    let release!: () => void;
+    fake.setHold(
+      new Promise<void>((r) => {
+        release = r;
+      }),
+    );
+    const asked = fake.calls.length;
+    ovpn.say(CONNECT_BLOCK(9, 0, 'u123', 'new-pass'));
+    await waitFor(() => fake.calls.length > asked);
+    ovpn.say('>CLIENT:DISCONNECT,9\r\n>CLIENT:ENV,END\r\n');
+    await new Promise((r) => setTimeout(r, 30));
+    fake.setHold(undefined);
+    release();
+    await new Promise((r) => setTimeout(r, 50));
+    assert.ok(!/client-(auth|deny) 9 /.test(ovpn.text()), ovpn.text());
+    assert.equal(clients.size, 1);
+    assert.equal(m.stats.sessions, 1);
+
+    // openvpn restarts: its customers are gone with it, and the client connects again.
+    ovpn.drop();
+    await waitFor(() => clients.size === 0 && m.stats.sessions === 0);
+    await waitFor(() => m.stats.connected);
   } finally {
+    await m.close();
+    await ovpn.close();
     rmSync(dir, { recursive: true, force: true });
-    await api.close();
-    await push.close();
   }
 });
 

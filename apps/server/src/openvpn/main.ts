@@ -1,21 +1,21 @@
 // The customer OpenVPN server (docs/design.md §2.4), supervised by the tunnel process:
 //
 //   customer openvpn client --UDP :1195--> openvpn (tun1, 10.9.0.0/24, config generated here)
-//     auth-user-pass-verify / client-connect / client-disconnect -> hook.mjs -> API internal routes
-//                                                                  -> tunnel push API /openvpn/client
+//     logins -> management socket -> management.ts (in the tunnel process) -> API internal routes
+//            -> the customer's address and the transparent proxy's client map
 //     TCP  -> nft REDIRECT -> transparent proxy :12345 -> CONNECT via the device
 //     DNS  -> nft REDIRECT -> DNS forwarder :5353 -> DNS over TCP via the device (dns.ts)
 //     UDP 443 -> icmp port-unreachable; other UDP -> admin-prohibited (netfw)
 //
 // Files in `${dataDir}/openvpn/` (0700): pki/ (pki.ts), server.conf (rewritten at every start),
-// hook.mjs + hook.json (0600, holds the internal token), tmp/ (openvpn's via-file credentials),
-// status.log.
+// management.sock (openvpn's management interface, root only), status.log.
 import { accessSync, chmodSync, constants, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
+import type { OpenvpnApi, OpenvpnRoute } from '../tunnel/api-client.js';
 import { createDnsForwarder, type DnsForwarder, type DnsRoute } from './dns.js';
-import { writeHook } from './hook.js';
+import { startManagement, type Management } from './management.js';
 import { ensurePki, readPem } from './pki.js';
 import { OPENVPN_INTERFACE, parseOvpnSubnet, renderProfile, renderServerConfig } from './render.js';
 import { superviseProcess, type Supervisor } from './supervisor.js';
@@ -65,23 +65,23 @@ export function openvpnDecision(
 
 export interface StartOpenvpnOptions {
   readonly config: Config;
-  readonly token: string;
   readonly logger: Logger;
-  /** Customer address -> device route (the transparent proxy's client map). */
-  readonly lookup: (clientIp: string) => DnsRoute | undefined;
+  /** Customer address -> its connection's proxy on the device (the transparent proxy's client map). */
+  readonly clients: Map<string, OpenvpnRoute>;
+  /** The API's OpenVPN routes, asked at each login. */
+  readonly api: OpenvpnApi;
   readonly binary: string;
-  /** The push API's URL as the hooks reach it (default config.pushUrl). */
-  readonly pushUrl?: string;
 }
 
 export interface OpenvpnServer {
   readonly supervisor: Supervisor;
   readonly dns: DnsForwarder;
+  readonly management: Management;
   readonly configPath: string;
   stop(): Promise<void>;
 }
 
-/** PKI, hook, server.conf, DNS forwarder, then `openvpn` under supervision. */
+/** PKI, server.conf, DNS forwarder, then `openvpn` under supervision and its management client. */
 export async function startOpenvpn(o: StartOpenvpnOptions): Promise<OpenvpnServer> {
   const log = o.logger.child({ subsys: 'openvpn' });
   const dir = openvpnDir(o.config);
@@ -89,10 +89,10 @@ export async function startOpenvpn(o: StartOpenvpnOptions): Promise<OpenvpnServe
   chmodSync(dir, 0o700);
   const pki = ensurePki(dir);
   if (pki.created) log.info({ dir: pki.dir }, 'OpenVPN PKI created');
-  const tmpDir = join(dir, 'tmp');
-  rmSync(tmpDir, { recursive: true, force: true });
-  mkdirSync(tmpDir, { mode: 0o700 });
-  const hook = writeHook(dir, { apiUrl: o.config.apiUrl, pushUrl: o.pushUrl ?? o.config.pushUrl, token: o.token });
+  // What older versions left: the hook script, its token file and openvpn's credential files.
+  for (const old of ['tmp', 'hook.mjs', 'hook.json']) rmSync(join(dir, old), { recursive: true, force: true });
+  const managementSocket = join(dir, 'management.sock');
+  rmSync(managementSocket, { force: true });
   const subnet = parseOvpnSubnet(o.config.openvpnSubnet);
   const configPath = join(dir, 'server.conf');
   const text = renderServerConfig({
@@ -100,9 +100,7 @@ export async function startOpenvpn(o: StartOpenvpnOptions): Promise<OpenvpnServe
     subnet: o.config.openvpnSubnet,
     iface: OPENVPN_INTERFACE,
     pki,
-    node: process.execPath,
-    hook,
-    tmpDir,
+    managementSocket,
     statusFile: join(dir, 'status.log'),
     dns: subnet.serverAddress,
   });
@@ -111,7 +109,7 @@ export async function startOpenvpn(o: StartOpenvpnOptions): Promise<OpenvpnServe
     host: '0.0.0.0',
     port: o.config.openvpnDnsPort,
     upstream: o.config.openvpnDns,
-    lookup: o.lookup,
+    lookup: (ip): DnsRoute | undefined => o.clients.get(ip),
     logger: o.logger,
   });
   await dns.start();
@@ -124,6 +122,13 @@ export async function startOpenvpn(o: StartOpenvpnOptions): Promise<OpenvpnServe
     logger: o.logger,
   });
   supervisor.start();
+  const management = startManagement({
+    socketPath: managementSocket,
+    subnet,
+    api: o.api,
+    clients: o.clients,
+    logger: o.logger,
+  });
   log.info(
     {
       port: o.config.openvpnPort,
@@ -136,8 +141,10 @@ export async function startOpenvpn(o: StartOpenvpnOptions): Promise<OpenvpnServe
   return {
     supervisor,
     dns,
+    management,
     configPath,
     async stop() {
+      await management.close();
       await supervisor.stop();
       await dns.close();
     },

@@ -2,6 +2,7 @@
 // behind an interface so unit tests can run against a fake HTTP server or an in-memory fake.
 // Every response is checked here: the packet path only ever sees well-formed values.
 import { decodeKey } from '@pocketproxy/protocol';
+import { ipv4ToNumber } from './ipv4.js';
 
 export interface ForwardedConnection {
   readonly connection_id: string;
@@ -29,13 +30,6 @@ export interface TunnelPeer {
   readonly publicKey: Buffer;
   readonly psk: Buffer;
   readonly vpnIp: string;
-}
-
-export interface OpenVpnClient {
-  readonly client_ip: string;
-  readonly device_vpn_ip: string;
-  readonly username: string;
-  readonly password: string;
 }
 
 export interface RegisterInput {
@@ -73,12 +67,12 @@ export interface HttpApiOptions {
   fetch?: typeof fetch;
 }
 
-export function createHttpApi(o: HttpApiOptions): InternalApi {
+/** The internal API's HTTP calls (Bearer internal token, bounded): the JSON answer, or an ApiError. */
+function httpCaller(o: HttpApiOptions) {
   const base = o.baseUrl.replace(/\/$/, '');
   const doFetch = o.fetch ?? fetch;
   const timeoutMs = o.timeoutMs ?? 10_000;
-
-  async function call(method: 'GET' | 'POST', path: string, body?: unknown): Promise<unknown> {
+  return async function call(method: 'GET' | 'POST', path: string, body?: unknown): Promise<unknown> {
     let res: Response;
     try {
       res = await doFetch(`${base}${path}`, {
@@ -100,7 +94,11 @@ export function createHttpApi(o: HttpApiOptions): InternalApi {
     } catch {
       throw new ApiError(`${method} ${path}: answer is not JSON`, res.status);
     }
-  }
+  };
+}
+
+export function createHttpApi(o: HttpApiOptions): InternalApi {
+  const call = httpCaller(o);
 
   return {
     async register(input) {
@@ -196,4 +194,83 @@ export function parseForwarding(v: unknown): DeviceForwarding | undefined {
     });
   }
   return { vpn_ip: o.vpn_ip, connections };
+}
+
+/** An OpenVPN customer's login, as the server's management interface reports it (openvpn/management.ts). */
+export interface OpenvpnLogin {
+  readonly username: string;
+  readonly password: string;
+  /** The customer's real address (the connection's allow-list is checked against it). */
+  readonly untrustedIp?: string;
+}
+
+/** Where an admitted OpenVPN customer's traffic goes: its connection's own proxy on the device. */
+export interface OpenvpnRoute {
+  readonly deviceVpnIp: string;
+  readonly proxyPort: number;
+  readonly protocol: 'http' | 'socks5';
+  readonly username: string;
+  readonly password: string;
+}
+
+/** The API's OpenVPN routes (api/routes/internal.ts): the relay's OpenVPN server asks them at each login. */
+export interface OpenvpnApi {
+  /** True when the login is admitted (password, state, allow-list); false when the API refuses it (403). */
+  auth(login: OpenvpnLogin): Promise<boolean>;
+  /** The route of an admitted customer that got `vpnIp`; undefined when the API refuses (403). */
+  connect(username: string, vpnIp: string): Promise<OpenvpnRoute | undefined>;
+}
+
+export function createOpenvpnApi(o: HttpApiOptions): OpenvpnApi {
+  const call = httpCaller(o);
+  const refused = (e: unknown) => e instanceof ApiError && e.status === 403;
+  return {
+    async auth(login) {
+      try {
+        const body = {
+          username: login.username,
+          password: login.password,
+          ...(login.untrustedIp ? { untrusted_ip: login.untrustedIp.slice(0, 64) } : {}),
+        };
+        const r = (await call('POST', '/api/internal/openvpn/auth', body)) as { ok?: unknown };
+        return r.ok === true;
+      } catch (e) {
+        if (refused(e)) return false;
+        throw e;
+      }
+    },
+    async connect(username, vpnIp) {
+      let r: Record<string, unknown>;
+      try {
+        r = (await call('POST', '/api/internal/openvpn/connect', { username, vpn_ip: vpnIp })) as Record<
+          string,
+          unknown
+        >;
+      } catch (e) {
+        if (refused(e)) return undefined;
+        throw e;
+      }
+      const port = r.proxy_port;
+      if (
+        typeof r.device_vpn_ip !== 'string' ||
+        ipv4ToNumber(r.device_vpn_ip) === undefined ||
+        typeof port !== 'number' ||
+        !Number.isInteger(port) ||
+        port < 1 ||
+        port > 65535 ||
+        (r.protocol !== 'http' && r.protocol !== 'socks5') ||
+        typeof r.username !== 'string' ||
+        r.username === '' ||
+        typeof r.password !== 'string'
+      )
+        throw new ApiError('openvpn/connect: malformed answer', 200);
+      return {
+        deviceVpnIp: r.device_vpn_ip,
+        proxyPort: port,
+        protocol: r.protocol,
+        username: r.username,
+        password: r.password,
+      };
+    },
+  };
 }

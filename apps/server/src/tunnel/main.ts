@@ -13,7 +13,7 @@ import { createFirewall, createRunner } from '@pocketproxy/netfw';
 import type { Config } from '../config.js';
 import { createLogger } from '../log.js';
 import { loadSecrets, relayKeyPath } from '../secrets.js';
-import { createHttpApi } from './api-client.js';
+import { createHttpApi, createOpenvpnApi } from './api-client.js';
 import { loadOrCreateRelayKey } from './relay-key.js';
 import type { DeviceTable } from './devices.js';
 import { createTunnel } from './tunnel.js';
@@ -118,7 +118,6 @@ export async function runTunnel(config: Config): Promise<() => Promise<void>> {
           }
         : {}),
     },
-    extraRoutes: tproxy?.routes,
     relayKey: key,
     internalToken: token,
     api: createHttpApi({ baseUrl: config.apiUrl, token }),
@@ -149,10 +148,10 @@ export async function runTunnel(config: Config): Promise<() => Promise<void>> {
     if (tproxy)
       openvpn = await startOpenvpn({
         config,
-        token,
         logger,
         binary: ovpn.binary!,
-        lookup: (ip) => tproxy.clients.get(ip),
+        clients: tproxy.clients,
+        api: createOpenvpnApi({ baseUrl: config.apiUrl, token, timeoutMs: 5_000 }),
       });
   } catch (err) {
     await stop().catch(() => {});

@@ -1,7 +1,7 @@
-// The tunnel's internal HTTP API on 127.0.0.1:pushPort, for the API process (and OpenVPN hooks):
+// The tunnel's internal HTTP API on 127.0.0.1:pushPort, for the API process (push-routes.ts):
 //   POST /push {device_id, message}      message = {kind:'command', id, type, payload?} | {kind:'control', type, payload?}
+//   POST /sync {device_id}
 //   GET  /status
-//   plus routes other tunnel modules add (the transparent proxy's /openvpn/client).
 // Bearer internal token on every route. node:http rather than Fastify: a handful of routes that
 // must never share fate with the API's plugins, in a process that exists for the packet path.
 import * as http from 'node:http';

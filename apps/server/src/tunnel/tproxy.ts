@@ -7,11 +7,10 @@
 //        the peeked bytes behind it in one segment (device-dial.ts), in the device socket's SYN with
 //        TCP Fast Open (native sockets, POCKETPROXY_TPROXY_FASTOPEN, the default) -> target
 //
-// Which device and connection serve which customer address comes from the OpenVPN client-connect
-// hook: it asks the API (`POST /api/internal/openvpn/connect`) and pushes the answer here
-// (`POST /openvpn/client {client_ip, device_vpn_ip, proxy_port, protocol, username, password}`;
-// `DELETE /openvpn/client {client_ip}` on disconnect). A customer address with no mapping is
-// refused: nothing ever leaves through the relay's own address. The device applies the
+// Which device and connection serve which customer address is the `clients` map, which the OpenVPN
+// server's login handling fills (../openvpn/management.ts: the API's `POST /api/internal/openvpn/connect`
+// for the address it gives the customer) and empties at the customer's disconnect. A customer address
+// with no mapping is refused: nothing ever leaves through the relay's own address. The device applies the
 // connection's state and limits to these sockets as to any other of that connection.
 //
 // Sockets, by POCKETPROXY_TPROXY_SOCKETS (`sockets`):
@@ -52,8 +51,6 @@ import {
   type OriginalDst,
   type TransparentHooks,
 } from '@pocketproxy/tun';
-import { badRequest, type PushHandler } from './push-server.js';
-import { ipv4ToNumber } from './ipv4.js';
 import { LogLimiter } from './limits.js';
 import {
   answerReader,
@@ -97,7 +94,6 @@ export interface TransparentProxyDeps {
 
 export interface TransparentProxy {
   readonly clients: Map<string, OpenVpnClientRoute>;
-  readonly routes: Record<string, PushHandler>;
   readonly port: number;
   readonly sockets: TproxySockets;
   /** Counts since the start (a snapshot in native mode, where the addon keeps them). */
@@ -411,43 +407,8 @@ export function createTransparentProxy(d: TransparentProxyDeps): TransparentProx
       kind === 'nodst' ? logNoDst(clientIp, detail) : logFailure(clientIp, dstIp, dstPort, detail),
   };
 
-  const routes: Record<string, PushHandler> = {
-    'POST /openvpn/client': (body) => {
-      const b = (body ?? {}) as Record<string, unknown>;
-      const ip = typeof b.client_ip === 'string' ? b.client_ip : '';
-      const dev = typeof b.device_vpn_ip === 'string' ? b.device_vpn_ip : '';
-      if (ipv4ToNumber(ip) === undefined) return badRequest('client_ip must be an IPv4 address');
-      if (ipv4ToNumber(dev) === undefined) return badRequest('device_vpn_ip must be an IPv4 address');
-      const port = b.proxy_port;
-      if (typeof port !== 'number' || !Number.isInteger(port) || port < 1 || port > 65535)
-        return badRequest('proxy_port must be a port number');
-      if (b.protocol !== 'http' && b.protocol !== 'socks5') return badRequest("protocol must be 'http' or 'socks5'");
-      if (typeof b.username !== 'string' || b.username === '' || typeof b.password !== 'string')
-        return badRequest('username and password are required');
-      clients.set(ip, {
-        deviceVpnIp: dev,
-        proxyPort: port,
-        protocol: b.protocol,
-        username: b.username,
-        password: b.password,
-      });
-      log.info(
-        { clientIp: ip, deviceVpnIp: dev, port, protocol: b.protocol, username: b.username },
-        'OpenVPN client mapped',
-      );
-      return { status: 200, body: { ok: true } };
-    },
-    'DELETE /openvpn/client': (body, url) => {
-      const b = (body ?? {}) as Record<string, unknown>;
-      const ip = typeof b.client_ip === 'string' ? b.client_ip : (url.searchParams.get('client_ip') ?? '');
-      if (ipv4ToNumber(ip) === undefined) return badRequest('client_ip must be an IPv4 address');
-      return { status: 200, body: { removed: clients.delete(ip) } };
-    },
-  };
-
   return {
     clients,
-    routes,
     get stats() {
       return engine === 'native' && splice ? { ...splice.listenStats() } : stats;
     },

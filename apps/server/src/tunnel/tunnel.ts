@@ -31,7 +31,7 @@ import { LogLimiter, TokenBuckets } from './limits.js';
 import { createMessages } from './messages.js';
 import { createPeerLifecycle } from './peer-lifecycle.js';
 import { createPushRoutes } from './push-routes.js';
-import { startPushServer, type PushHandler, type PushServer } from './push-server.js';
+import { startPushServer, type PushServer } from './push-server.js';
 import { createRegistration } from './registration.js';
 import type { Socks5FrontStats } from './socks5-front.js';
 import {
@@ -124,8 +124,6 @@ export interface TunnelDeps {
   readonly protocolTimers?: Partial<TunnelTimers>;
   /** false: no setInterval; the test drives tick()/pollForwarding()/reportUsage(). Default true. */
   readonly autoTimers?: boolean;
-  /** More push routes ("POST /openvpn/client": handler) from other modules (transparent proxy). */
-  readonly extraRoutes?: Record<string, PushHandler>;
   /**
    * Initiations per second and burst per source address (default 50/s, burst 500). One carrier NAT address can
    * hide hundreds of phones that all re-handshake after a relay restart; MAC1 already drops garbage before any
@@ -429,7 +427,7 @@ export function createTunnel(deps: TunnelDeps): Tunnel {
       },
     );
     addresses.tcp = (tcp.server.address() as { port: number }).port;
-    const routes = { ...createPushRoutes({ push, status, syncDevice }), ...deps.extraRoutes };
+    const routes = createPushRoutes({ push, status, syncDevice });
     pushServer = await startPushServer({
       host: s.pushHost ?? '127.0.0.1',
       port: s.pushPort,

@@ -1,0 +1,368 @@
+// Customer logins through openvpn's management interface (`management-client-auth`), in the tunnel
+// process: openvpn never waits for us. It used to run a hook script per login (`auth-user-pass-verify`,
+// `client-connect`, `client-disconnect`: a node process each, ~50–100 ms), and openvpn is one thread:
+// while a script ran, every customer's packets waited (docs/benchmarks.md "OpenVPN logins").
+//
+//   openvpn --unix socket ${dataDir}/openvpn/management.sock (0700 dir)--> this client
+//     >CLIENT:CONNECT,cid,kid + >CLIENT:ENV,username=… password=… untrusted_ip=… END
+//        -> POST /api/internal/openvpn/auth (password, state, allow-list against untrusted_ip)
+//        -> an address from the subnet's pool -> POST /api/internal/openvpn/connect -> the route
+//        -> the transparent proxy's client map (address -> the connection's proxy on its device)
+//        -> client-auth cid kid / ifconfig-push ADDRESS NETMASK / END   (or client-deny cid kid "…")
+//     >CLIENT:REAUTH (each TLS renegotiation, hourly): the same checks again; a refused login is denied,
+//        which disconnects it (a password change or a block reaches a connected customer that way)
+//     >CLIENT:DISCONNECT,cid: its mapping and address go
+//
+// The address is ours (`ifconfig-push`), so the mapping exists before openvpn admits the customer:
+// its first packet always finds its route. Logins are handled concurrently, each bounded by the API
+// client's timeout; openvpn itself drops a login not answered within its hand-window (60 s).
+// What openvpn writes here is parsed by ManagementParser (fuzzed): the ENV values are the customer's
+// own strings (openvpn keeps only printable characters in them); nothing of them goes back to openvpn.
+import * as net from 'node:net';
+import type { Logger } from 'pino';
+import type { OpenvpnApi, OpenvpnRoute } from '../tunnel/api-client.js';
+import type { SubnetInfo } from './render.js';
+
+/** One thing openvpn said. */
+export type ManagementEvent =
+  | {
+      readonly kind: 'connect' | 'reauth';
+      readonly cid: number;
+      readonly kid: number;
+      readonly env: Map<string, string>;
+    }
+  | { readonly kind: 'established' | 'disconnect'; readonly cid: number; readonly env: Map<string, string> }
+  | { readonly kind: 'address'; readonly cid: number; readonly address: string }
+  | { readonly kind: 'line'; readonly text: string };
+
+const MAX_LINE = 16 * 1024;
+const MAX_ENV = 256;
+const ID = /^\d{1,10}$/;
+const ENV_NAME = /^[A-Za-z0-9_]{1,64}$/;
+
+/**
+ * openvpn's management output, line by line: CLIENT notifications with their ENV blocks, everything
+ * else as `line`. A line longer than 16 KiB, or a CLIENT notification whose ids are not numbers, is a
+ * protocol error (throws; the caller drops the connection).
+ */
+export class ManagementParser {
+  private buf = '';
+  private block: {
+    kind: 'connect' | 'reauth' | 'established' | 'disconnect';
+    cid: number;
+    kid: number;
+    env: Map<string, string>;
+  } | null = null;
+
+  push(chunk: string): ManagementEvent[] {
+    this.buf += chunk;
+    const out: ManagementEvent[] = [];
+    for (;;) {
+      const nl = this.buf.indexOf('\n');
+      if (nl < 0) break;
+      const line = this.buf.slice(0, nl).replace(/\r$/, '');
+      this.buf = this.buf.slice(nl + 1);
+      if (line.length > MAX_LINE) throw new Error('management line too long');
+      const e = this.line(line);
+      if (e) out.push(e);
+    }
+    if (this.buf.length > MAX_LINE) throw new Error('management line too long');
+    return out;
+  }
+
+  private line(line: string): ManagementEvent | undefined {
+    if (line.startsWith('>CLIENT:ENV,')) {
+      const b = this.block;
+      if (!b) return undefined; // an ENV line outside a block: nothing to add it to
+      const kv = line.slice('>CLIENT:ENV,'.length);
+      if (kv === 'END') {
+        this.block = null;
+        if (b.kind === 'connect' || b.kind === 'reauth') return { kind: b.kind, cid: b.cid, kid: b.kid, env: b.env };
+        return { kind: b.kind, cid: b.cid, env: b.env };
+      }
+      const eq = kv.indexOf('=');
+      const name = eq < 0 ? '' : kv.slice(0, eq);
+      if (ENV_NAME.test(name) && b.env.size < MAX_ENV && !b.env.has(name)) b.env.set(name, kv.slice(eq + 1));
+      return undefined;
+    }
+    if (!line.startsWith('>CLIENT:')) return { kind: 'line', text: line };
+    const body = line.slice('>CLIENT:'.length);
+    const comma = body.indexOf(',');
+    const what = comma < 0 ? body : body.slice(0, comma);
+    const args = comma < 0 ? [] : body.slice(comma + 1).split(',');
+    const id = (i: number): number => {
+      const a = args[i];
+      if (a === undefined || !ID.test(a)) throw new Error(`management: bad CLIENT:${what} ids`);
+      return Number(a);
+    };
+    switch (what) {
+      case 'CONNECT':
+      case 'REAUTH':
+        this.block = { kind: what === 'CONNECT' ? 'connect' : 'reauth', cid: id(0), kid: id(1), env: new Map() };
+        return undefined;
+      case 'ESTABLISHED':
+      case 'DISCONNECT':
+        this.block = {
+          kind: what === 'ESTABLISHED' ? 'established' : 'disconnect',
+          cid: id(0),
+          kid: 0,
+          env: new Map(),
+        };
+        return undefined;
+      case 'ADDRESS':
+        return { kind: 'address', cid: id(0), address: args[1] ?? '' };
+      default:
+        return { kind: 'line', text: line };
+    }
+  }
+}
+
+/** The subnet's customer addresses (the server has the first), handed out in turn so a freed one rests. */
+export class AddressPool {
+  private readonly used = new Set<number>();
+  private next: number;
+  private readonly first: number;
+  private readonly last: number;
+
+  constructor(subnet: SubnetInfo) {
+    const base = subnet.network.split('.').reduce((a, o) => a * 256 + Number(o), 0);
+    this.first = base + 2;
+    this.last = base + 2 ** (32 - subnet.prefix) - 2; // not the broadcast address
+    this.next = this.first;
+  }
+
+  get size(): number {
+    return this.last - this.first + 1;
+  }
+
+  take(): string | undefined {
+    const n = this.size;
+    for (let i = 0; i < n; i++) {
+      const a = this.next;
+      this.next = a >= this.last ? this.first : a + 1;
+      if (!this.used.has(a)) {
+        this.used.add(a);
+        return [24, 16, 8, 0].map((s) => (a >>> s) & 255).join('.');
+      }
+    }
+    return undefined;
+  }
+
+  give(address: string): void {
+    this.used.delete(address.split('.').reduce((a, o) => a * 256 + Number(o), 0));
+  }
+
+  get inUse(): number {
+    return this.used.size;
+  }
+}
+
+export interface ManagementOptions {
+  readonly socketPath: string;
+  readonly subnet: SubnetInfo;
+  readonly api: OpenvpnApi;
+  /** The transparent proxy's client map: customer address -> its connection's proxy on the device. */
+  readonly clients: Map<string, OpenvpnRoute>;
+  readonly logger: Logger;
+  /** Reconnect delay while openvpn is (re)starting (default 200 ms, doubling to 2 s). */
+  readonly retryMs?: number;
+}
+
+export interface ManagementStats {
+  readonly connected: boolean;
+  readonly admitted: number;
+  readonly refused: number;
+  readonly failed: number;
+  readonly sessions: number;
+}
+
+export interface Management {
+  readonly stats: ManagementStats;
+  close(): Promise<void>;
+}
+
+interface Session {
+  readonly username: string;
+  readonly address: string;
+}
+
+/** Connects to openvpn's management socket (retrying while openvpn starts) and answers its logins. */
+export function startManagement(o: ManagementOptions): Management {
+  const log = o.logger.child({ subsys: 'openvpn-mgmt' });
+  const pool = new AddressPool(o.subnet);
+  const sessions = new Map<number, Session>();
+  /** Logins being decided, by client id: a DISCONNECT meanwhile cancels the answer. */
+  const deciding = new Set<number>();
+  const counts = { admitted: 0, refused: 0, failed: 0 };
+  let sock: net.Socket | null = null;
+  let up = false;
+  let closing = false;
+  let retry = o.retryMs ?? 200;
+  let timer: NodeJS.Timeout | undefined;
+
+  const send = (text: string) => {
+    if (sock && up) sock.write(text);
+  };
+  const deny = (cid: number, kid: number, reason: string) => send(`client-deny ${cid} ${kid} "${reason}"\n`);
+
+  const end = (cid: number) => {
+    deciding.delete(cid);
+    const s = sessions.get(cid);
+    if (!s) return;
+    sessions.delete(cid);
+    o.clients.delete(s.address);
+    pool.give(s.address);
+    log.info({ cid, username: s.username, clientIp: s.address }, 'OpenVPN client unmapped');
+  };
+
+  const login = (env: Map<string, string>) => {
+    const username = env.get('username') ?? env.get('common_name') ?? '';
+    const password = env.get('password') ?? '';
+    const untrustedIp = env.get('untrusted_ip');
+    if (username === '' || username.length > 64 || password === '' || password.length > 256) return undefined;
+    return { username, password, ...(untrustedIp ? { untrustedIp } : {}) };
+  };
+
+  async function connect(cid: number, kid: number, env: Map<string, string>): Promise<void> {
+    const l = login(env);
+    if (!l) {
+      counts.refused++;
+      return deny(cid, kid, 'malformed credentials');
+    }
+    deciding.add(cid);
+    let address: string | undefined;
+    try {
+      if (!(await o.api.auth(l))) {
+        counts.refused++;
+        log.info({ cid, username: l.username }, 'OpenVPN login refused');
+        if (deciding.delete(cid)) deny(cid, kid, 'refused');
+        return;
+      }
+      address = pool.take();
+      if (!address) {
+        counts.failed++;
+        log.warn({ cid, username: l.username, addresses: pool.size }, 'OpenVPN login: no customer address left');
+        if (deciding.delete(cid)) deny(cid, kid, 'no address left');
+        return;
+      }
+      const route = await o.api.connect(l.username, address);
+      if (!deciding.delete(cid)) return void pool.give(address); // gone meanwhile
+      if (!route) {
+        pool.give(address);
+        counts.refused++;
+        return deny(cid, kid, 'refused');
+      }
+      sessions.set(cid, { username: l.username, address });
+      o.clients.set(address, route);
+      counts.admitted++;
+      log.info(
+        { cid, username: l.username, clientIp: address, deviceVpnIp: route.deviceVpnIp, port: route.proxyPort },
+        'OpenVPN client mapped',
+      );
+      send(`client-auth ${cid} ${kid}\nifconfig-push ${address} ${o.subnet.netmask}\nEND\n`);
+    } catch (err) {
+      if (address && !sessions.has(cid)) pool.give(address);
+      counts.failed++;
+      log.warn({ cid, username: l.username, err: String(err) }, 'OpenVPN login failed (API)');
+      if (deciding.delete(cid)) deny(cid, kid, 'login unavailable');
+    }
+  }
+
+  // A renegotiation: the same customer must still be admitted; its route is asked again, so a connection
+  // moved to another device follows.
+  async function reauth(cid: number, kid: number, env: Map<string, string>): Promise<void> {
+    const s = sessions.get(cid);
+    const l = login(env);
+    if (!s || !l || l.username !== s.username) return void deny(cid, kid, 'refused');
+    try {
+      const route = (await o.api.auth(l)) ? await o.api.connect(l.username, s.address) : undefined;
+      if (sessions.get(cid) !== s) return;
+      if (!route) {
+        counts.refused++;
+        log.info({ cid, username: l.username }, 'OpenVPN renegotiation refused');
+        return void deny(cid, kid, 'refused');
+      }
+      o.clients.set(s.address, route);
+      send(`client-auth-nt ${cid} ${kid}\n`);
+    } catch (err) {
+      // The API is away: a customer already admitted keeps its session.
+      log.warn({ cid, err: String(err) }, 'OpenVPN renegotiation: API unavailable, kept');
+      if (sessions.get(cid) === s) send(`client-auth-nt ${cid} ${kid}\n`);
+    }
+  }
+
+  const onEvent = (e: ManagementEvent) => {
+    switch (e.kind) {
+      case 'connect':
+        return void connect(e.cid, e.kid, e.env);
+      case 'reauth':
+        return void reauth(e.cid, e.kid, e.env);
+      case 'disconnect':
+        return end(e.cid);
+      case 'line':
+        if (e.text.startsWith('ERROR:')) log.warn({ line: e.text.slice(0, 200) }, 'openvpn management');
+        return;
+      default:
+        return;
+    }
+  };
+
+  // openvpn gone (restarting): its customers are gone with it.
+  const reset = () => {
+    for (const cid of [...sessions.keys()]) end(cid);
+    deciding.clear();
+  };
+
+  const dial = () => {
+    if (closing) return;
+    const parser = new ManagementParser();
+    const s = net.connect(o.socketPath);
+    sock = s;
+    s.setEncoding('latin1');
+    s.on('connect', () => {
+      up = true;
+      retry = o.retryMs ?? 200;
+      log.info({ socket: o.socketPath }, 'openvpn management connected');
+    });
+    s.on('data', (chunk: string) => {
+      let events: ManagementEvent[];
+      try {
+        events = parser.push(chunk);
+      } catch (err) {
+        log.warn({ err: String(err) }, 'openvpn management: protocol error, reconnecting');
+        s.destroy();
+        return;
+      }
+      for (const e of events) onEvent(e);
+    });
+    s.on('error', () => {});
+    s.on('close', () => {
+      const was = up;
+      up = false;
+      if (sock === s) sock = null;
+      if (was) {
+        log.warn('openvpn management connection lost');
+        reset();
+      }
+      if (closing) return;
+      timer = setTimeout(dial, retry);
+      retry = Math.min(retry * 2, 2000);
+    });
+  };
+  dial();
+
+  return {
+    get stats() {
+      return { connected: up, ...counts, sessions: sessions.size };
+    },
+    close: () =>
+      new Promise<void>((resolve) => {
+        closing = true;
+        clearTimeout(timer);
+        reset();
+        if (!sock) return resolve();
+        sock.once('close', () => resolve());
+        sock.destroy();
+      }),
+  };
+}
