@@ -431,6 +431,7 @@ async function fakeOpenvpn(path: string) {
   const waiters: (() => void)[] = [];
   const srv = net.createServer((s) => {
     conn = s;
+    s.on('error', () => {}); // the client going away (m.close) may reset it
     s.setEncoding('latin1');
     s.write(">INFO:OpenVPN Management Interface Version 5 -- type 'help' for more info\r\n");
     s.on('data', (d: string) => {
@@ -572,8 +573,9 @@ test('management: logins admitted with an address of ours and mapped first, refu
     const asked = fake.calls.length;
     ovpn.say(CONNECT_BLOCK(9, 0, 'u123', 'new-pass'));
     await waitFor(() => fake.calls.length > asked);
+    assert.equal(m.stats.deciding, 1);
     ovpn.say('>CLIENT:DISCONNECT,9\r\n>CLIENT:ENV,END\r\n');
-    await new Promise((r) => setTimeout(r, 30));
+    await waitFor(() => m.stats.deciding === 0);
     fake.setHold(undefined);
     release();
     await new Promise((r) => setTimeout(r, 50));
@@ -585,6 +587,47 @@ test('management: logins admitted with an address of ours and mapped first, refu
     ovpn.drop();
     await waitFor(() => clients.size === 0 && m.stats.sessions === 0);
     await waitFor(() => m.stats.connected);
+  } finally {
+    await m.close();
+    await ovpn.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('management: at most 16 logins ask the API at once, the rest in turn; one gone while waiting is skipped', async () => {
+  const dir = tmp('pp-ovpn-mgmt2-');
+  const path = join(dir, 'management.sock');
+  const ovpn = await fakeOpenvpn(path);
+  const fake = fakeOpenvpnApi();
+  const clients = new Map<string, OpenvpnRoute>();
+  const m = startManagement({
+    socketPath: path,
+    subnet: parseOvpnSubnet('10.9.0.0/24'),
+    api: fake.api,
+    clients,
+    logger: silent,
+  });
+  try {
+    await waitFor(() => m.stats.connected);
+    let release!: () => void;
+    fake.setHold(
+      new Promise<void>((r) => {
+        release = r;
+      }),
+    );
+    for (let cid = 1; cid <= 20; cid++) ovpn.say(CONNECT_BLOCK(cid, 0, 'u123', 'right-pass'));
+    await waitFor(() => fake.calls.length === 16);
+    await new Promise((r) => setTimeout(r, 50));
+    assert.equal(fake.calls.length, 16, 'no more than 16 at once');
+    await waitFor(() => m.stats.deciding === 20);
+    ovpn.say('>CLIENT:DISCONNECT,20\r\n>CLIENT:ENV,END\r\n');
+    await waitFor(() => m.stats.deciding === 19);
+    fake.setHold(undefined);
+    release();
+    await waitFor(() => m.stats.admitted === 19);
+    assert.ok(!/client-(auth|deny) 20 /.test(ovpn.text()));
+    assert.equal(clients.size, 19);
+    assert.equal(fake.calls.filter((c) => c.startsWith('auth')).length, 19);
   } finally {
     await m.close();
     await ovpn.close();

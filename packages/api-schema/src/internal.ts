@@ -1,5 +1,5 @@
 // Answers of the internal routes (/api/internal/*, internal token): what the relay's tunnel process and
-// the OpenVPN hooks get from the API. Published in /api/openapi.json like every other response.
+// the relay's OpenVPN logins get from the API. Published in /api/openapi.json like every other response.
 import { z } from 'zod';
 import { ConnectionId, DeviceId, Port, RelayId } from './common.js';
 import { CredentialItem, Protocol } from './resources.js';
@@ -66,5 +66,5 @@ export const OpenVpnConnect = z.object({
   protocol: Protocol,
   username: z.string(),
   password: z.string(),
-  client_ip: z.string().nullable().describe("the customer's OpenVPN address, as the hook passed it"),
+  client_ip: z.string().nullable().describe("the customer's OpenVPN address, the one the relay gave it"),
 });

@@ -43,10 +43,15 @@ const STREAM_S = 6;
 const LOAD_MS = 5_000;
 const TTFB_N = 200;
 const NEWCONN_SRC = new URL('./newconn-load.c', import.meta.url).pathname;
-// BENCH_OVPN_PARTS=ours (or proxy,ours,bare,redsocks,side — the default is all): a subset, e.g. for a profile.
+// BENCH_OVPN_PARTS=ours (or proxy,ours,logins,bare,redsocks,side — the default is all): a subset, e.g. for a profile.
 const PARTS = new Set(
-  (process.env.BENCH_OVPN_PARTS ?? 'proxy,ours,bare,redsocks,side').split(',').map((x) => x.trim()),
+  (process.env.BENCH_OVPN_PARTS ?? 'proxy,ours,logins,bare,redsocks,side').split(',').map((x) => x.trim()),
 );
+// `logins`: while our client is up, a second customer logs in and out LOGINS times (a second openvpn client,
+// --route-nopull) and the first pings the server's tunnel address every 10 ms throughout (its packets go through
+// the server process, as all its traffic does): whether a login holds up the server's other customers.
+const LOGINS = 10;
+const LOGIN_IDLE_S = Math.max(1, Number(process.env.BENCH_OVPN_LOGIN_IDLE_S ?? 3) || 3);
 // `side`: ours, the redsocks chain and the bare tunnel measured in alternated rounds with both clients up at
 // once. Two clients that both take the default route fight over it, so here each takes host routes only
 // (--route-nopull) and each chain has its own target address on inet (the same HTTP server listens on all):
@@ -352,6 +357,61 @@ export async function ovpnPhase(o: {
     return p;
   };
 
+  /**
+   * Customer A (up) pings the server's own tunnel address every 10 ms, LOGIN_IDLE_S without logins, then
+   * while customer B logs in (to "Initialization Sequence Completed") and out LOGINS times: the round trips
+   * of each window, and B's login times.
+   */
+  const loginStall = async (profile: string): Promise<void> => {
+    const conf = readFileSync(join(relay.dataDir, 'openvpn', 'server.conf'), 'utf8');
+    const net = /^server (\d+\.\d+\.\d+)\.(\d+) /m.exec(conf);
+    if (!net) throw new Error('no server line in server.conf');
+    const gateway = `${net[1]}.${Number(net[2]) + 1}`;
+    const cfg = join(dir, 'customer-b.ovpn');
+    writeFileSync(cfg, profile, { mode: 0o600 });
+    const auth = join(dir, 'b.auth');
+    writeFileSync(auth, `${con.username}\n${con.password}\n`, { mode: 0o600 });
+    const pinger = lab.spawn('cust', 'ping', ['-n', '-D', '-i', '0.01', '-w', '120', gateway]);
+    procs.push(pinger);
+    await new Promise((r) => setTimeout(r, LOGIN_IDLE_S * 1000));
+    const from = Date.now() / 1000;
+    const ups: number[] = [];
+    for (let i = 0; i < LOGINS; i++) {
+      const t0 = Date.now();
+      const b = lab.spawn(
+        'cust',
+        'openvpn',
+        ['--config', cfg, '--auth-user-pass', auth, '--route-nopull', '--verb', '3'],
+        {
+          env: { PATH: process.env.PATH },
+        },
+      );
+      procs.push(b);
+      await b.waitForLine(/Initialization Sequence Completed/, 30_000);
+      ups.push(Date.now() - t0);
+      await b.stop(3_000);
+    }
+    const to = Date.now() / 1000;
+    await pinger.stop(2_000);
+    const idle: number[] = [];
+    const busy: number[] = [];
+    for (const m of pinger.output().matchAll(/^\[(\d+\.\d+)\].*time=([\d.]+) ms/gm)) {
+      const at = Number(m[1]);
+      (at >= from && at <= to ? busy : at < from ? idle : []).push(Number(m[2]));
+    }
+    const q = (xs: number[], p: number) =>
+      [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(p * xs.length))] ?? NaN;
+    const w = (xs: number[]) =>
+      `${fmt(q(xs, 0.5), 2)} · ${fmt(q(xs, 0.99), 1)} · ${fmt(Math.max(...xs), 1)} ms (${xs.filter((x) => x > 2).length} over 2 ms)`;
+    record(
+      "ovpn logins: customer A's round trip through the server while customer B logs in and out (p50 · p99 · max)",
+      w(busy),
+      `without logins (${LOGIN_IDLE_S} s before): ${w(idle)}; ping every 10 ms of ${gateway} (the server's tunnel ` +
+        `address): ${busy.length} answers in ${fmt(to - from, 1)} s of ${LOGINS} logins (${busy.filter((x) => x > 20).length} ` +
+        `over 20 ms), ${idle.length} before; B up in ${fmt(median(ups))} ms (median; ${ups.map((x) => fmt(x)).join(' · ')})`,
+    );
+  };
+
   /** Resolves once one request goes through the VPN again (`what` names the wait). */
   const throughVpn = (what: string) =>
     waitUntil(async () => (await load('direct', 1, 5_000, 1).catch(() => undefined))?.requests === 1, {
@@ -591,6 +651,7 @@ export async function ovpnPhase(o: {
       `max ${fmt(names.at(-1) ?? 0, 2)} ms; a query the relay has no answer for: forwarder -> CONNECT ${DNS_IP}:53 ` +
         'through the device -> DNS over TCP; later ones from its per-connection cache while the TTL lasts',
     );
+    if (PARTS.has('logins')) await loginStall(profile);
     if (DELAY_MS > 0) await delayed();
     await ours1.stop(3_000);
 
@@ -715,21 +776,22 @@ export async function ovpnPhase(o: {
 
 /**
  * Our generated server.conf with another port, interface and subnet, and without what makes it ours:
- * the hooks (auth through the API, the mapping) give way to "any username/password" and there is no
- * redirect (the relay routes the tunnel's traffic itself). Cipher, TLS mode, tls-crypt, MTU and every
+ * the logins answered by the tunnel on the management socket (the API's check, the address, the mapping)
+ * give way to "any username/password" (a script that always says yes) and there is no redirect (the relay
+ * routes the tunnel's traffic itself). Cipher, TLS mode, tls-crypt, MTU and every
  * tuning option stay as they are, so this is OpenVPN's own speed with our settings.
  */
 export function bareServerConfig(ours: string, statusFile: string): string {
   const out: string[] = [];
   for (const line of ours.split('\n')) {
     const key = line.trim().split(/\s+/)[0] ?? '';
-    if (['client-connect', 'client-disconnect', 'auth-user-pass-verify', 'status', 'tmp-dir'].includes(key)) continue;
+    if (['management', 'management-client-auth', 'status'].includes(key)) continue;
     if (key === 'port') out.push(`port ${BARE.port}`);
     else if (key === 'dev') out.push(`dev ${BARE.dev}`);
     else if (key === 'server') out.push(`server ${BARE.net} ${BARE.mask}`);
     else if (key === 'push' && line.includes('dhcp-option DNS')) out.push(`push "dhcp-option DNS ${DNS_IP}"`);
     else out.push(line);
   }
-  out.push('auth-user-pass-verify /bin/true via-env', `status ${statusFile} 10`, '');
+  out.push('script-security 2', 'auth-user-pass-verify /bin/true via-env', `status ${statusFile} 10`, '');
   return out.join('\n');
 }

@@ -1,5 +1,5 @@
 // Three kinds of caller: admins (JWT from /api/auth/login), devices (their pairing token, stored hashed)
-// and internal components (the tunnel, OpenVPN hooks: the internal token).
+// and internal components (the tunnel process: the internal token).
 import { errors as joseErrors, jwtVerify, SignJWT } from 'jose';
 import type { FastifyRequest } from 'fastify';
 import type { Ctx } from '../context.js';

@@ -36,6 +36,7 @@ export type ManagementEvent =
   | { readonly kind: 'line'; readonly text: string };
 
 const MAX_LINE = 16 * 1024;
+const MAX_DECIDING = 16;
 const MAX_ENV = 256;
 const ID = /^\d{1,10}$/;
 const ENV_NAME = /^[A-Za-z0-9_]{1,64}$/;
@@ -174,6 +175,8 @@ export interface ManagementStats {
   readonly refused: number;
   readonly failed: number;
   readonly sessions: number;
+  /** Logins being decided or waiting their turn. */
+  readonly deciding: number;
 }
 
 export interface Management {
@@ -223,13 +226,28 @@ export function startManagement(o: ManagementOptions): Management {
     return { username, password, ...(untrustedIp ? { untrustedIp } : {}) };
   };
 
+  // At most MAX_DECIDING logins ask the API at once; the rest wait their turn (openvpn bounds how many
+  // can wait: max-clients, and its hand-window drops a login not answered in 60 s).
+  let active = 0;
+  const waiting: (() => Promise<void>)[] = [];
+  const schedule = (task: () => Promise<void>) => {
+    if (active >= MAX_DECIDING) return void waiting.push(task);
+    active++;
+    void task().finally(() => {
+      active--;
+      const next = waiting.shift();
+      if (next) schedule(next);
+    });
+  };
+
   async function connect(cid: number, kid: number, env: Map<string, string>): Promise<void> {
+    if (!deciding.has(cid)) return; // gone while it waited its turn
     const l = login(env);
     if (!l) {
       counts.refused++;
+      deciding.delete(cid);
       return deny(cid, kid, 'malformed credentials');
     }
-    deciding.add(cid);
     let address: string | undefined;
     try {
       if (!(await o.api.auth(l))) {
@@ -294,9 +312,10 @@ export function startManagement(o: ManagementOptions): Management {
   const onEvent = (e: ManagementEvent) => {
     switch (e.kind) {
       case 'connect':
-        return void connect(e.cid, e.kid, e.env);
+        deciding.add(e.cid);
+        return schedule(() => connect(e.cid, e.kid, e.env));
       case 'reauth':
-        return void reauth(e.cid, e.kid, e.env);
+        return schedule(() => reauth(e.cid, e.kid, e.env));
       case 'disconnect':
         return end(e.cid);
       case 'line':
@@ -353,7 +372,7 @@ export function startManagement(o: ManagementOptions): Management {
 
   return {
     get stats() {
-      return { connected: up, ...counts, sessions: sessions.size };
+      return { connected: up, ...counts, sessions: sessions.size, deciding: deciding.size };
     },
     close: () =>
       new Promise<void>((resolve) => {

@@ -401,7 +401,7 @@ export async function relayForwardingMany(ctx: Ctx, deviceIds: readonly string[]
   return { devices: out };
 }
 
-// OpenVPN hooks: the customer signs in with a connection's username and password. Its traffic reaches
+// OpenVPN logins (the relay's tunnel process, openvpn/management.ts): the customer signs in with a connection's username and password. Its traffic reaches
 // the device through the relay's transparent proxy (from the relay's address), so the connection's
 // allow-list is checked here, against the customer's real address (untrusted_ip).
 export interface OpenVpnLogin {

@@ -1,4 +1,4 @@
-// Routes for the platform's own components (tunnel process, OpenVPN hooks), behind the internal token.
+// Routes for the platform's own components (the tunnel process, its OpenVPN logins too), behind the internal token.
 import { z } from 'zod';
 import * as S from '@pocketproxy/api-schema';
 import type { Ctx } from '../../context.js';
@@ -105,7 +105,7 @@ export function internalRoutes(r: Router, ctx: Ctx) {
     handler: ({ body }) => recordRelayUsage(ctx, body.samples),
   });
 
-  // OpenVPN hooks (services/connections.ts openvpnAuth, openvpnConnect): the allow-list is checked against
+  // OpenVPN logins (services/connections.ts openvpnAuth, openvpnConnect): the allow-list is checked against
   // the customer's real address (untrusted_ip).
   const Ovpn = z.strictObject({
     username: z.string().min(1).max(64),
