@@ -16,8 +16,9 @@
 // The address is ours (`ifconfig-push`), so the mapping exists before openvpn admits the customer:
 // its first packet always finds its route. Logins are handled concurrently, each bounded by the API
 // client's timeout; openvpn itself drops a login not answered within its hand-window (60 s).
-// What openvpn writes here is parsed by ManagementParser (fuzzed): the ENV values are the customer's
-// own strings (openvpn keeps only printable characters in them); nothing of them goes back to openvpn.
+// What openvpn writes here is parsed by ManagementParser (fuzzed; it skips what it cannot read and never
+// ends the connection): the ENV values are the customer's own strings (openvpn keeps only printable
+// characters in them); nothing of them goes back to openvpn.
 import * as net from 'node:net';
 import type { Logger } from 'pino';
 import type { OpenvpnApi, OpenvpnRoute } from '../tunnel/api-client.js';
@@ -43,11 +44,16 @@ const ENV_NAME = /^[A-Za-z0-9_]{1,64}$/;
 
 /**
  * openvpn's management output, line by line: CLIENT notifications with their ENV blocks, everything
- * else as `line`. A line longer than 16 KiB, or a CLIENT notification whose ids are not numbers, is a
- * protocol error (throws; the caller drops the connection).
+ * else as `line`. It never throws: what it cannot read is skipped and counted (`skipped`), because part
+ * of these lines is customers' text, and no customer may end the connection every login goes through.
+ * A line longer than 16 KiB is dropped whole, an ENV name that is not a plain name or past 256 per block
+ * is dropped, and a CLIENT notification whose ids are not numbers is dropped (openvpn never sends one).
  */
 export class ManagementParser {
   private buf = '';
+  /** Inside a line longer than MAX_LINE: dropped up to its newline. */
+  private dropping = false;
+  skipped = 0;
   private block: {
     kind: 'connect' | 'reauth' | 'established' | 'disconnect';
     cid: number;
@@ -61,13 +67,20 @@ export class ManagementParser {
     for (;;) {
       const nl = this.buf.indexOf('\n');
       if (nl < 0) break;
-      const line = this.buf.slice(0, nl).replace(/\r$/, '');
+      const raw = this.buf.slice(0, nl);
       this.buf = this.buf.slice(nl + 1);
-      if (line.length > MAX_LINE) throw new Error('management line too long');
-      const e = this.line(line);
+      if (this.dropping || raw.length > MAX_LINE) {
+        this.dropping = false;
+        this.skipped++;
+        continue;
+      }
+      const e = this.line(raw.replace(/\r$/, ''));
       if (e) out.push(e);
     }
-    if (this.buf.length > MAX_LINE) throw new Error('management line too long');
+    if (this.buf.length > MAX_LINE) {
+      this.buf = '';
+      this.dropping = true;
+    }
     return out;
   }
 
@@ -91,27 +104,33 @@ export class ManagementParser {
     const comma = body.indexOf(',');
     const what = comma < 0 ? body : body.slice(0, comma);
     const args = comma < 0 ? [] : body.slice(comma + 1).split(',');
-    const id = (i: number): number => {
-      const a = args[i];
-      if (a === undefined || !ID.test(a)) throw new Error(`management: bad CLIENT:${what} ids`);
-      return Number(a);
+    const ids = (n: number): number[] | undefined => {
+      const got = args.slice(0, n);
+      if (got.length < n || !got.every((x) => ID.test(x))) {
+        this.skipped++;
+        return undefined;
+      }
+      return got.map(Number);
     };
     switch (what) {
       case 'CONNECT':
-      case 'REAUTH':
-        this.block = { kind: what === 'CONNECT' ? 'connect' : 'reauth', cid: id(0), kid: id(1), env: new Map() };
+      case 'REAUTH': {
+        const [cid, kid] = ids(2) ?? [];
+        if (cid === undefined || kid === undefined) return undefined;
+        this.block = { kind: what === 'CONNECT' ? 'connect' : 'reauth', cid, kid, env: new Map() };
         return undefined;
+      }
       case 'ESTABLISHED':
-      case 'DISCONNECT':
-        this.block = {
-          kind: what === 'ESTABLISHED' ? 'established' : 'disconnect',
-          cid: id(0),
-          kid: 0,
-          env: new Map(),
-        };
+      case 'DISCONNECT': {
+        const [cid] = ids(1) ?? [];
+        if (cid === undefined) return undefined;
+        this.block = { kind: what === 'ESTABLISHED' ? 'established' : 'disconnect', cid, kid: 0, env: new Map() };
         return undefined;
-      case 'ADDRESS':
-        return { kind: 'address', cid: id(0), address: args[1] ?? '' };
+      }
+      case 'ADDRESS': {
+        const [cid] = ids(1) ?? [];
+        return cid === undefined ? undefined : { kind: 'address', cid, address: args[1] ?? '' };
+      }
       default:
         return { kind: 'line', text: line };
     }
@@ -344,15 +363,9 @@ export function startManagement(o: ManagementOptions): Management {
       log.info({ socket: o.socketPath }, 'openvpn management connected');
     });
     s.on('data', (chunk: string) => {
-      let events: ManagementEvent[];
-      try {
-        events = parser.push(chunk);
-      } catch (err) {
-        log.warn({ err: String(err) }, 'openvpn management: protocol error, reconnecting');
-        s.destroy();
-        return;
-      }
-      for (const e of events) onEvent(e);
+      const skipped = parser.skipped;
+      for (const e of parser.push(chunk)) onEvent(e);
+      if (parser.skipped > skipped) log.warn({ lines: parser.skipped - skipped }, 'openvpn management: lines skipped');
     });
     s.on('error', () => {});
     s.on('close', () => {
