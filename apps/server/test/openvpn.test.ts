@@ -449,6 +449,7 @@ async function fakeOpenvpn(path: string) {
   return {
     text,
     say: (t: string) => conn!.write(t),
+    sayBytes: (b: Buffer) => conn!.write(b),
     /** Until what the client wrote contains `what`. */
     until: async (what: string) => {
       const stop = Date.now() + 5000;
@@ -545,9 +546,21 @@ test('management: logins admitted with an address of ours and mapped first, refu
     await ovpn.until('client-deny 5 0 "login unavailable"');
     fake.setFail(false);
 
+    // A password beyond ASCII arrives as openvpn passes it (its UTF-8 bytes), written in two pieces.
+    fake.passwords.set('u-utf8', 'pässwörd-€');
+    const utf8 = Buffer.from(CONNECT_BLOCK(7, 0, 'u-utf8', 'pässwörd-€'));
+    const cut = utf8.indexOf(Buffer.from('€')) + 1;
+    ovpn.sayBytes(utf8.subarray(0, cut));
+    await new Promise((r) => setTimeout(r, 20));
+    ovpn.sayBytes(utf8.subarray(cut));
+    await ovpn.until('client-auth 7 0\n');
+    assert.equal(clients.size, 2);
+    ovpn.say('>CLIENT:DISCONNECT,7\r\n>CLIENT:ENV,END\r\n');
+    await waitFor(() => clients.size === 1);
+
     // The same username twice (duplicate-cn): an address each.
     ovpn.say(CONNECT_BLOCK(6, 0, 'u123', 'right-pass'));
-    await ovpn.until('client-auth 6 0\nifconfig-push 10.9.0.3 255.255.255.0\nEND\n');
+    await ovpn.until('client-auth 6 0\nifconfig-push 10.9.0.4 255.255.255.0\nEND\n');
     assert.equal(clients.size, 2);
 
     // Renegotiation: admitted while the password holds, denied once it changed (which disconnects it).
@@ -566,7 +579,7 @@ test('management: logins admitted with an address of ours and mapped first, refu
 
     ovpn.say('>CLIENT:DISCONNECT,1\r\n>CLIENT:ENV,END\r\n');
     await waitFor(() => !clients.has('10.9.0.2'));
-    assert.ok(clients.has('10.9.0.3'));
+    assert.ok(clients.has('10.9.0.4'));
 
     // Gone while its login was decided: no answer for it, its address not kept.
     let release!: () => void;

@@ -356,7 +356,9 @@ export function startManagement(o: ManagementOptions): Management {
     const parser = new ManagementParser();
     const s = net.connect(o.socketPath);
     sock = s;
-    s.setEncoding('latin1');
+    // openvpn passes a password's bytes as they came (it drops only control characters): UTF-8, as the API
+    // stored it (a multi-byte character split between two reads is joined by the decoder).
+    s.setEncoding('utf8');
     s.on('connect', () => {
       up = true;
       retry = o.retryMs ?? 200;
