@@ -449,6 +449,10 @@ async function fakeOpenvpn(path: string) {
   return {
     text,
     say: (t: string) => conn!.write(t),
+    /** Forget what was written so far (a new connection's text from here). */
+    clear: () => {
+      written.length = 0;
+    },
     sayBytes: (b: Buffer) => conn!.write(b),
     /** Until what the client wrote contains `what`. */
     until: async (what: string) => {
@@ -646,6 +650,47 @@ test('management: at most 16 logins ask the API at once, the rest in turn; one g
     assert.ok(!/client-(auth|deny) 20 /.test(ovpn.text()));
     assert.equal(clients.size, 19);
     assert.equal(fake.calls.filter((c) => c.startsWith('auth')).length, 19);
+  } finally {
+    await m.close();
+    await ovpn.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("management: a login still in flight when openvpn restarts never admits the next process's client with the same numbers", async () => {
+  const dir = tmp('pp-ovpn-mgmt3-');
+  const path = join(dir, 'management.sock');
+  const ovpn = await fakeOpenvpn(path);
+  const fake = fakeOpenvpnApi();
+  const clients = new Map<string, OpenvpnRoute>();
+  const subnet = parseOvpnSubnet('10.9.0.0/24');
+  const m = startManagement({ socketPath: path, subnet, api: fake.api, clients, logger: silent, retryMs: 20 });
+  try {
+    await waitFor(() => m.stats.connected);
+    let release!: () => void;
+    fake.setHold(
+      new Promise<void>((r) => {
+        release = r;
+      }),
+    );
+    ovpn.say(CONNECT_BLOCK(1, 0, 'u123', 'right-pass'));
+    await waitFor(() => fake.calls.length === 1);
+    // openvpn restarts; its successor numbers its clients from the start: client 1, key 0 is someone else.
+    ovpn.drop();
+    await waitFor(() => !m.stats.connected);
+    await waitFor(() => m.stats.connected);
+    ovpn.clear();
+    fake.passwords.set('other', 'pw-2');
+    ovpn.say(CONNECT_BLOCK(1, 0, 'other', 'pw-2'));
+    await waitFor(() => fake.calls.length === 2);
+    fake.setHold(undefined);
+    release();
+    await ovpn.until('END\n');
+    await new Promise((r) => setTimeout(r, 50));
+    assert.equal(ovpn.text(), 'client-auth 1 0\nifconfig-push 10.9.0.2 255.255.255.0\nEND\n');
+    assert.equal(clients.size, 1);
+    assert.equal(clients.get('10.9.0.2')?.username, 'other');
+    assert.equal(m.stats.sessions, 1);
   } finally {
     await m.close();
     await ovpn.close();

@@ -213,8 +213,15 @@ export function startManagement(o: ManagementOptions): Management {
   const log = o.logger.child({ subsys: 'openvpn-mgmt' });
   const pool = new AddressPool(o.subnet);
   const sessions = new Map<number, Session>();
-  /** Logins being decided, by client id: a DISCONNECT meanwhile cancels the answer. */
-  const deciding = new Set<number>();
+  /**
+   * Logins being decided: client id -> that login's token. A DISCONNECT meanwhile, or openvpn restarting
+   * (whose next process numbers its clients from the start again), takes the entry away, and an answer is
+   * sent only while the entry is still that login's own: a login of a process that is gone can never
+   * admit, with its customer's address and route, a client of the next one that got the same numbers.
+   */
+  const deciding = new Map<number, object>();
+  /** The management connection's number: what a task learnt on one connection is never said on another. */
+  let epoch = 0;
   const counts = { admitted: 0, refused: 0, failed: 0 };
   let sock: net.Socket | null = null;
   let up = false;
@@ -222,10 +229,11 @@ export function startManagement(o: ManagementOptions): Management {
   let retry = o.retryMs ?? 200;
   let timer: NodeJS.Timeout | undefined;
 
-  const send = (text: string) => {
-    if (sock && up) sock.write(text);
+  const send = (ep: number, text: string) => {
+    if (sock && up && ep === epoch) sock.write(text);
   };
-  const deny = (cid: number, kid: number, reason: string) => send(`client-deny ${cid} ${kid} "${reason}"\n`);
+  const deny = (ep: number, cid: number, kid: number, reason: string) =>
+    send(ep, `client-deny ${cid} ${kid} "${reason}"\n`);
 
   const end = (cid: number) => {
     deciding.delete(cid);
@@ -259,35 +267,42 @@ export function startManagement(o: ManagementOptions): Management {
     });
   };
 
-  async function connect(cid: number, kid: number, env: Map<string, string>): Promise<void> {
-    if (!deciding.has(cid)) return; // gone while it waited its turn
+  async function connect(ep: number, cid: number, kid: number, env: Map<string, string>, token: object) {
+    /** Still this login's to answer (not gone, not of a process that is gone): then it is answered now. */
+    const settle = () => {
+      if (deciding.get(cid) !== token) return false;
+      deciding.delete(cid);
+      return true;
+    };
+    if (deciding.get(cid) !== token) return; // gone while it waited its turn
     const l = login(env);
     if (!l) {
       counts.refused++;
-      deciding.delete(cid);
-      return deny(cid, kid, 'malformed credentials');
+      if (settle()) deny(ep, cid, kid, 'malformed credentials');
+      return;
     }
     let address: string | undefined;
     try {
       if (!(await o.api.auth(l))) {
         counts.refused++;
         log.info({ cid, username: l.username }, 'OpenVPN login refused');
-        if (deciding.delete(cid)) deny(cid, kid, 'refused');
+        if (settle()) deny(ep, cid, kid, 'refused');
         return;
       }
+      if (deciding.get(cid) !== token) return;
       address = pool.take();
       if (!address) {
         counts.failed++;
         log.warn({ cid, username: l.username, addresses: pool.size }, 'OpenVPN login: no customer address left');
-        if (deciding.delete(cid)) deny(cid, kid, 'no address left');
+        if (settle()) deny(ep, cid, kid, 'no address left');
         return;
       }
       const route = await o.api.connect(l.username, address);
-      if (!deciding.delete(cid)) return void pool.give(address); // gone meanwhile
+      if (!settle()) return void pool.give(address); // gone meanwhile
       if (!route) {
         pool.give(address);
         counts.refused++;
-        return deny(cid, kid, 'refused');
+        return deny(ep, cid, kid, 'refused');
       }
       sessions.set(cid, { username: l.username, address });
       o.clients.set(address, route);
@@ -296,45 +311,51 @@ export function startManagement(o: ManagementOptions): Management {
         { cid, username: l.username, clientIp: address, deviceVpnIp: route.deviceVpnIp, port: route.proxyPort },
         'OpenVPN client mapped',
       );
-      send(`client-auth ${cid} ${kid}\nifconfig-push ${address} ${o.subnet.netmask}\nEND\n`);
+      send(ep, `client-auth ${cid} ${kid}\nifconfig-push ${address} ${o.subnet.netmask}\nEND\n`);
     } catch (err) {
       if (address && !sessions.has(cid)) pool.give(address);
       counts.failed++;
       log.warn({ cid, username: l.username, err: String(err) }, 'OpenVPN login failed (API)');
-      if (deciding.delete(cid)) deny(cid, kid, 'login unavailable');
+      if (settle()) deny(ep, cid, kid, 'login unavailable');
     }
   }
 
   // A renegotiation: the same customer must still be admitted; its route is asked again, so a connection
   // moved to another device follows.
-  async function reauth(cid: number, kid: number, env: Map<string, string>): Promise<void> {
+  async function reauth(ep: number, cid: number, kid: number, env: Map<string, string>): Promise<void> {
+    if (ep !== epoch) return;
     const s = sessions.get(cid);
     const l = login(env);
-    if (!s || !l || l.username !== s.username) return void deny(cid, kid, 'refused');
+    if (!s || !l || l.username !== s.username) return void deny(ep, cid, kid, 'refused');
     try {
       const route = (await o.api.auth(l)) ? await o.api.connect(l.username, s.address) : undefined;
       if (sessions.get(cid) !== s) return;
       if (!route) {
         counts.refused++;
         log.info({ cid, username: l.username }, 'OpenVPN renegotiation refused');
-        return void deny(cid, kid, 'refused');
+        return void deny(ep, cid, kid, 'refused');
       }
       o.clients.set(s.address, route);
-      send(`client-auth-nt ${cid} ${kid}\n`);
+      send(ep, `client-auth-nt ${cid} ${kid}\n`);
     } catch (err) {
       // The API is away: a customer already admitted keeps its session.
       log.warn({ cid, err: String(err) }, 'OpenVPN renegotiation: API unavailable, kept');
-      if (sessions.get(cid) === s) send(`client-auth-nt ${cid} ${kid}\n`);
+      if (sessions.get(cid) === s) send(ep, `client-auth-nt ${cid} ${kid}\n`);
     }
   }
 
   const onEvent = (e: ManagementEvent) => {
     switch (e.kind) {
-      case 'connect':
-        deciding.add(e.cid);
-        return schedule(() => connect(e.cid, e.kid, e.env));
-      case 'reauth':
-        return schedule(() => reauth(e.cid, e.kid, e.env));
+      case 'connect': {
+        const token = {};
+        const ep = epoch;
+        deciding.set(e.cid, token);
+        return schedule(() => connect(ep, e.cid, e.kid, e.env, token));
+      }
+      case 'reauth': {
+        const ep = epoch;
+        return schedule(() => reauth(ep, e.cid, e.kid, e.env));
+      }
       case 'disconnect':
         return end(e.cid);
       case 'line':
@@ -360,6 +381,7 @@ export function startManagement(o: ManagementOptions): Management {
     // stored it (a multi-byte character split between two reads is joined by the decoder).
     s.setEncoding('utf8');
     s.on('connect', () => {
+      epoch++;
       up = true;
       retry = o.retryMs ?? 200;
       log.info({ socket: o.socketPath }, 'openvpn management connected');
