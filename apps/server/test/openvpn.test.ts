@@ -511,7 +511,17 @@ function fakeOpenvpnApi() {
   };
 }
 
-test('management: logins admitted with an address of ours and mapped first, refused ones denied, disconnect unmaps', async () => {
+/** A management client connected to a fake openvpn on a unix socket, with a fake API; torn down after `body`. */
+async function withManagement(
+  body: (t: {
+    ovpn: Awaited<ReturnType<typeof fakeOpenvpn>>;
+    fake: ReturnType<typeof fakeOpenvpnApi>;
+    clients: Map<string, OpenvpnRoute>;
+    m: ReturnType<typeof startManagement>;
+    /** Holds the fake API's answers until the function it returns is called. */
+    hold: () => () => void;
+  }) => Promise<void>,
+): Promise<void> {
   const dir = tmp('pp-ovpn-mgmt-');
   const path = join(dir, 'management.sock');
   const ovpn = await fakeOpenvpn(path);
@@ -519,8 +529,30 @@ test('management: logins admitted with an address of ours and mapped first, refu
   const clients = new Map<string, OpenvpnRoute>();
   const subnet = parseOvpnSubnet('10.9.0.0/24');
   const m = startManagement({ socketPath: path, subnet, api: fake.api, clients, logger: silent, retryMs: 20 });
+  const hold = () => {
+    let release!: () => void;
+    fake.setHold(
+      new Promise<void>((r) => {
+        release = r;
+      }),
+    );
+    return () => {
+      fake.setHold(undefined);
+      release();
+    };
+  };
   try {
     await waitFor(() => m.stats.connected);
+    await body({ ovpn, fake, clients, m, hold });
+  } finally {
+    await m.close();
+    await ovpn.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+test('management: logins admitted with an address of ours and mapped first, refused ones denied, disconnect unmaps', () =>
+  withManagement(async ({ ovpn, fake, clients, m, hold }) => {
     ovpn.say(CONNECT_BLOCK(1, 0, 'u123', 'right-pass'));
     await ovpn.until('END\n');
     assert.equal(ovpn.text(), 'client-auth 1 0\nifconfig-push 10.9.0.2 255.255.255.0\nEND\n');
@@ -586,19 +618,13 @@ test('management: logins admitted with an address of ours and mapped first, refu
     assert.ok(clients.has('10.9.0.4'));
 
     // Gone while its login was decided: no answer for it, its address not kept.
-    let release!: () => void;
-    fake.setHold(
-      new Promise<void>((r) => {
-        release = r;
-      }),
-    );
+    const release = hold();
     const asked = fake.calls.length;
     ovpn.say(CONNECT_BLOCK(9, 0, 'u123', 'new-pass'));
     await waitFor(() => fake.calls.length > asked);
     assert.equal(m.stats.deciding, 1);
     ovpn.say('>CLIENT:DISCONNECT,9\r\n>CLIENT:ENV,END\r\n');
     await waitFor(() => m.stats.deciding === 0);
-    fake.setHold(undefined);
     release();
     await new Promise((r) => setTimeout(r, 50));
     assert.ok(!/client-(auth|deny) 9 /.test(ovpn.text()), ovpn.text());
@@ -609,34 +635,11 @@ test('management: logins admitted with an address of ours and mapped first, refu
     ovpn.drop();
     await waitFor(() => clients.size === 0 && m.stats.sessions === 0);
     await waitFor(() => m.stats.connected);
-  } finally {
-    await m.close();
-    await ovpn.close();
-    rmSync(dir, { recursive: true, force: true });
-  }
-});
+  }));
 
-test('management: at most 16 logins ask the API at once, the rest in turn; one gone while waiting is skipped', async () => {
-  const dir = tmp('pp-ovpn-mgmt2-');
-  const path = join(dir, 'management.sock');
-  const ovpn = await fakeOpenvpn(path);
-  const fake = fakeOpenvpnApi();
-  const clients = new Map<string, OpenvpnRoute>();
-  const m = startManagement({
-    socketPath: path,
-    subnet: parseOvpnSubnet('10.9.0.0/24'),
-    api: fake.api,
-    clients,
-    logger: silent,
-  });
-  try {
-    await waitFor(() => m.stats.connected);
-    let release!: () => void;
-    fake.setHold(
-      new Promise<void>((r) => {
-        release = r;
-      }),
-    );
+test('management: at most 16 logins ask the API at once, the rest in turn; one gone while waiting is skipped', () =>
+  withManagement(async ({ ovpn, fake, clients, m, hold }) => {
+    const release = hold();
     for (let cid = 1; cid <= 20; cid++) ovpn.say(CONNECT_BLOCK(cid, 0, 'u123', 'right-pass'));
     await waitFor(() => fake.calls.length === 16);
     await new Promise((r) => setTimeout(r, 50));
@@ -644,35 +647,16 @@ test('management: at most 16 logins ask the API at once, the rest in turn; one g
     await waitFor(() => m.stats.deciding === 20);
     ovpn.say('>CLIENT:DISCONNECT,20\r\n>CLIENT:ENV,END\r\n');
     await waitFor(() => m.stats.deciding === 19);
-    fake.setHold(undefined);
     release();
     await waitFor(() => m.stats.admitted === 19);
     assert.ok(!/client-(auth|deny) 20 /.test(ovpn.text()));
     assert.equal(clients.size, 19);
     assert.equal(fake.calls.filter((c) => c.startsWith('auth')).length, 19);
-  } finally {
-    await m.close();
-    await ovpn.close();
-    rmSync(dir, { recursive: true, force: true });
-  }
-});
+  }));
 
-test("management: a login still in flight when openvpn restarts never admits the next process's client with the same numbers", async () => {
-  const dir = tmp('pp-ovpn-mgmt3-');
-  const path = join(dir, 'management.sock');
-  const ovpn = await fakeOpenvpn(path);
-  const fake = fakeOpenvpnApi();
-  const clients = new Map<string, OpenvpnRoute>();
-  const subnet = parseOvpnSubnet('10.9.0.0/24');
-  const m = startManagement({ socketPath: path, subnet, api: fake.api, clients, logger: silent, retryMs: 20 });
-  try {
-    await waitFor(() => m.stats.connected);
-    let release!: () => void;
-    fake.setHold(
-      new Promise<void>((r) => {
-        release = r;
-      }),
-    );
+test("management: a login still in flight when openvpn restarts never admits the next process's client with the same numbers", () =>
+  withManagement(async ({ ovpn, fake, clients, m, hold }) => {
+    const release = hold();
     ovpn.say(CONNECT_BLOCK(1, 0, 'u123', 'right-pass'));
     await waitFor(() => fake.calls.length === 1);
     // openvpn restarts; its successor numbers its clients from the start: client 1, key 0 is someone else.
@@ -683,7 +667,6 @@ test("management: a login still in flight when openvpn restarts never admits the
     fake.passwords.set('other', 'pw-2');
     ovpn.say(CONNECT_BLOCK(1, 0, 'other', 'pw-2'));
     await waitFor(() => fake.calls.length === 2);
-    fake.setHold(undefined);
     release();
     await ovpn.until('END\n');
     await new Promise((r) => setTimeout(r, 50));
@@ -691,12 +674,7 @@ test("management: a login still in flight when openvpn restarts never admits the
     assert.equal(clients.size, 1);
     assert.equal(clients.get('10.9.0.2')?.username, 'other');
     assert.equal(m.stats.sessions, 1);
-  } finally {
-    await m.close();
-    await ovpn.close();
-    rmSync(dir, { recursive: true, force: true });
-  }
-});
+  }));
 
 // ---- supervisor ----------------------------------------------------------------------------
 
