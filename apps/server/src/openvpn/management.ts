@@ -1,6 +1,6 @@
 // Customer logins through openvpn's management interface (`management-client-auth`), in the tunnel
 // process: openvpn never waits for us. It used to run a hook script per login (`auth-user-pass-verify`,
-// `client-connect`, `client-disconnect`: a node process each, ~50–100 ms), and openvpn is one thread:
+// `client-connect`, `client-disconnect`: a node process each, ~0.1–0.3 s in the lab), and openvpn is one thread:
 // while a script ran, every customer's packets waited (docs/benchmarks.md "OpenVPN logins").
 //
 //   openvpn --unix socket ${dataDir}/openvpn/management.sock (0700 dir)--> this client
@@ -22,6 +22,7 @@
 import * as net from 'node:net';
 import type { Logger } from 'pino';
 import type { OpenvpnApi, OpenvpnRoute } from '../tunnel/api-client.js';
+import { ipv4ToNumber, numberToIpv4 } from '../tunnel/ipv4.js';
 import type { SubnetInfo } from './render.js';
 
 /** One thing openvpn said. */
@@ -145,7 +146,7 @@ export class AddressPool {
   private readonly last: number;
 
   constructor(subnet: SubnetInfo) {
-    const base = subnet.network.split('.').reduce((a, o) => a * 256 + Number(o), 0);
+    const base = ipv4ToNumber(subnet.network) ?? 0; // parseOvpnSubnet checked it
     this.first = base + 2;
     this.last = base + 2 ** (32 - subnet.prefix) - 2; // not the broadcast address
     this.next = this.first;
@@ -162,14 +163,15 @@ export class AddressPool {
       this.next = a >= this.last ? this.first : a + 1;
       if (!this.used.has(a)) {
         this.used.add(a);
-        return [24, 16, 8, 0].map((s) => (a >>> s) & 255).join('.');
+        return numberToIpv4(a);
       }
     }
     return undefined;
   }
 
   give(address: string): void {
-    this.used.delete(address.split('.').reduce((a, o) => a * 256 + Number(o), 0));
+    const n = ipv4ToNumber(address);
+    if (n !== undefined) this.used.delete(n);
   }
 
   get inUse(): number {

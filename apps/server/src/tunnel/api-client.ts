@@ -2,6 +2,7 @@
 // behind an interface so unit tests can run against a fake HTTP server or an in-memory fake.
 // Every response is checked here: the packet path only ever sees well-formed values.
 import { decodeKey } from '@pocketproxy/protocol';
+import type { ConnectionRoute } from './device-dial.js';
 import { ipv4ToNumber } from './ipv4.js';
 
 export interface ForwardedConnection {
@@ -205,13 +206,7 @@ export interface OpenvpnLogin {
 }
 
 /** Where an admitted OpenVPN customer's traffic goes: its connection's own proxy on the device. */
-export interface OpenvpnRoute {
-  readonly deviceVpnIp: string;
-  readonly proxyPort: number;
-  readonly protocol: 'http' | 'socks5';
-  readonly username: string;
-  readonly password: string;
-}
+export type OpenvpnRoute = ConnectionRoute;
 
 /** The API's OpenVPN routes (api/routes/internal.ts): the relay's OpenVPN server asks them at each login. */
 export interface OpenvpnApi {
