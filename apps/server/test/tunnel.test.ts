@@ -466,7 +466,9 @@ test('with port 0 the TCP fallback takes the UDP port; a port some TCP socket ho
   };
   const h = await startHarness([makeDevice(21)], { openUdp });
   try {
-    assert.equal(asked.length, 2, 'a second UDP socket was opened');
+    // At least a second one: its port-0 number may be held by some TCP socket too (other test files listen on
+    // loopback meanwhile; CI of 4267baa drew one), and the tunnel gives that up as well, five tries at most.
+    assert.ok(asked.length >= 2 && asked.length <= 6, `a second UDP socket was opened (${asked.length} in all)`);
     assert.notEqual(h.tunnel.addresses.udp, held);
     assert.equal(h.tunnel.addresses.tcp, h.tunnel.addresses.udp);
   } finally {
