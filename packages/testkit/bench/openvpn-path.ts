@@ -62,6 +62,7 @@ const SIDE = {
   redsocks: '203.0.113.81',
   bare: '203.0.113.82',
   solo: '203.0.113.83',
+  e2e: '203.0.113.84',
   rounds: Math.max(1, Number(process.env.BENCH_OVPN_SIDE_ROUNDS ?? 3) || 3),
   ttfbN: 100,
 };
@@ -70,6 +71,13 @@ const SIDE = {
 // without the tunnel's thread. BENCH_REDSOCKS_SPLICE=1: redsocks with its own `splice = true`.
 const SOLO = process.env.BENCH_OVPN_SOLO === '1';
 const SOLO_PORT = 12399;
+// BENCH_OVPN_E2E=1: a fifth chain in `side`, a measurement of a design not built: the customer's TCP carried
+// to the device and ended there. The bare server's tunnel DNATs one target address (kernel, conntrack) to a
+// port of the device's VPN address, the tunnel carries the customer's packets as it carries a public
+// customer's, and on the device e2e-fwd.c (accept, connect to the target, splice) stands for the agent.
+const E2E = process.env.BENCH_OVPN_E2E === '1';
+const E2E_PORT = 12398;
+const E2E_SRC = new URL('./e2e-fwd.c', import.meta.url).pathname;
 const NONE = { mbit: 0, perSec: 0, ttfbAdded: 0 };
 // BENCH_OVPN_DELAY_MS=D: after the measures of `ours`, D ms each way between the device and the relay (a
 // carrier's round trip: socks5-front.ts carrierDelay) and the OpenVPN path's time to first byte again, in
@@ -456,7 +464,8 @@ export async function ovpnPhase(o: {
    */
   let soloProc: LabProcess | undefined;
   /** The target addresses `side` adds on inet's lo (removed in `finally`). */
-  const sideAddrs = [SIDE.redsocks, SIDE.bare, ...(SOLO ? [SIDE.solo] : [])];
+  const sideAddrs = [SIDE.redsocks, SIDE.bare, ...(SOLO ? [SIDE.solo] : []), ...(E2E ? [SIDE.e2e] : [])];
+  let e2eElement = '';
   const sideBySide = async (profile: string, bareProfile: string): Promise<void> => {
     await lab.exec('relay', 'nft', ['flush', 'chain', 'inet', TABLE, 'prerouting'], { check: true });
     await lab.exec('relay', 'nft', ['-f', '-'], {
@@ -483,17 +492,35 @@ export async function ovpnPhase(o: {
         input: `add rule inet ${TABLE} prerouting iifname "${BARE.dev}" ip saddr ${BARE.cidr} ip daddr ${SIDE.solo} meta l4proto tcp redirect to :${SOLO_PORT}\n`,
       });
     }
+    if (E2E) {
+      const bin = join(dir, 'e2e-fwd');
+      await lab.exec('dev1', 'cc', ['-O2', '-o', bin, E2E_SRC], { check: true, timeoutMs: 60_000 });
+      const fwd = lab.spawn('dev1', bin, [String(E2E_PORT), SIDE.e2e, String(targetPort)]);
+      procs.push(fwd);
+      await fwd.waitForLine(/e2e-fwd listening/, 10_000);
+      // The relay's forward chain passes a DNAT'ed flow only for a forwarded port (its original port).
+      e2eElement = `tcp . ${targetPort}`;
+      await lab.exec('relay', 'nft', ['add', 'element', 'ip', 'pocketproxy', 'forwarded_ports', `{ ${e2eElement} }`], {
+        check: true,
+      });
+      await lab.exec('relay', 'nft', ['-f', '-'], {
+        check: true,
+        input: `add rule inet ${TABLE} prerouting iifname "${BARE.dev}" ip saddr ${BARE.cidr} ip daddr ${SIDE.e2e} tcp dport ${targetPort} dnat ip to ${await deviceVpnIp()}:${E2E_PORT}\n`,
+      });
+    }
     const a = await client('ours-side', profile, carrier, [{ ip: targetIp, exit: carrier }]);
     const b = await client('bare-side', bareProfile, carrier, [
       { ip: SIDE.redsocks, exit: carrier },
       { ip: SIDE.bare, exit: lab.relay.ip },
       ...(SOLO ? [{ ip: SIDE.solo, exit: carrier }] : []),
+      ...(E2E ? [{ ip: SIDE.e2e, exit: carrier }] : []),
     ]);
     const chains = [
       { name: 'ours', ip: targetIp, tun: 'tun1', relayPort: TPROXY_PORT },
       { name: 'redsocks', ip: SIDE.redsocks, tun: BARE.dev, relayPort: REDSOCKS_PORT },
       { name: 'bare', ip: SIDE.bare, tun: BARE.dev, relayPort: 0 },
       ...(SOLO ? [{ name: 'solo', ip: SIDE.solo, tun: BARE.dev, relayPort: SOLO_PORT }] : []),
+      ...(E2E ? [{ name: 'e2e', ip: SIDE.e2e, tun: BARE.dev, relayPort: 0 }] : []),
     ] as const;
     /** Packets the relay's TUN towards the customer dropped so far (its ring full: the server fell behind). */
     const tunDrops = async (dev: string) =>
@@ -582,6 +609,18 @@ export async function ovpnPhase(o: {
         `ours (own process) ${each(solo.g.mbit)} Mbit/s, ${each(solo.g.perSec)}/s, ${each(solo.g.ttfb, 2)} ms; ` +
           `redsocks${process.env.BENCH_REDSOCKS_SPLICE === '1' ? ' (splice = true)' : ''} as above; CPU in its ` +
           `last stream: ${shares(solo.g)}; the relay's socket towards the customer: ${solo.g.tcp}`,
+      );
+    }
+    if (E2E) {
+      const e2e = m('e2e' as (typeof chains)[number]['name']);
+      record(
+        "ovpn side by side: the customer's TCP ended on the device (prototype, e2e-fwd) / redsocks chain: one stream · new connections/s · added TTFB",
+        `${x(e2e.mbit, rs.mbit)} · ${x(e2e.perSec, rs.perSec)} · ${x(e2e.ttfb, rs.ttfb)}`,
+        `e2e ${each(e2e.g.mbit)} Mbit/s, ${each(e2e.g.perSec)}/s, ${each(e2e.g.ttfb, 2)} ms; / bare ${(
+          (100 * e2e.mbit) / Math.max(1e-9, bare.mbit)
+        ).toFixed(
+          0,
+        )} %; / ours ${x(e2e.mbit, ours.mbit)} · ${x(e2e.perSec, ours.perSec)}; retransmitted: ${retrans(e2e.g)}; CPU in its last stream: ${shares(e2e.g)}`,
       );
     }
   };
@@ -768,6 +807,15 @@ export async function ovpnPhase(o: {
     for (const p of procs.reverse()) await p.stop(2_000);
     if (!lab.isTornDown) {
       await lab.exec('relay', 'nft', ['delete', 'table', 'inet', TABLE]);
+      if (e2eElement)
+        await lab.exec('relay', 'nft', [
+          'delete',
+          'element',
+          'ip',
+          'pocketproxy',
+          'forwarded_ports',
+          `{ ${e2eElement} }`,
+        ]);
       if (addedAddrs)
         for (const ip of sideAddrs) await lab.exec('inet', 'ip', ['addr', 'del', `${ip}/32`, 'dev', 'lo']);
     }
