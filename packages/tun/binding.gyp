@@ -17,7 +17,9 @@
         "native/tcp_flags.cc",
         "native/bind_device.cc",
         "native/offload.cc",
-        "native/offload_napi.cc"
+        "native/offload_napi.cc",
+        "native/syn_stamp.cc",
+        "native/syn_stamp_napi.cc"
       ],
       "dependencies": ["<!(node -p \"require('node-addon-api').targets\"):node_addon_api_except"],
       "defines": ["NAPI_VERSION=8"],

@@ -19,6 +19,9 @@ Napi::Value SetTcpFlag(const Napi::CallbackInfo& info);
 Napi::Value OpenTcpSocket(const Napi::CallbackInfo& info);
 Napi::Value BindToDevice(const Napi::CallbackInfo& info);
 Napi::Function InitSpliceRelay(Napi::Env env);
+Napi::Value SynStamp(const Napi::CallbackInfo& info);
+Napi::Value SynUnstamp(const Napi::CallbackInfo& info);
+Napi::Value SynReadStamp(const Napi::CallbackInfo& info);
 }
 
 // setThreadName(name): names the calling thread (PR_SET_NAME, what top -H and /proc/<pid>/task/<tid>/comm
@@ -52,6 +55,9 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("openTcpSocket", Napi::Function::New(env, pp::OpenTcpSocket, "openTcpSocket"));
   exports.Set("bindToDevice", Napi::Function::New(env, pp::BindToDevice, "bindToDevice"));
   exports.Set("offloadCoalesce", Napi::Function::New(env, pp::OffloadCoalesce, "offloadCoalesce"));
+  exports.Set("synStamp", Napi::Function::New(env, pp::SynStamp, "synStamp"));
+  exports.Set("synUnstamp", Napi::Function::New(env, pp::SynUnstamp, "synUnstamp"));
+  exports.Set("synReadStamp", Napi::Function::New(env, pp::SynReadStamp, "synReadStamp"));
   exports.Set("setThreadName", Napi::Function::New(env, SetThreadName, "setThreadName"));
   return exports;
 }

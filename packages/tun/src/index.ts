@@ -56,4 +56,16 @@ export {
   type RawUdpBatchHandler,
   type UdpStats,
 } from './udp.js';
+export {
+  stampSyn,
+  unstampSyn,
+  readStamp,
+  STAMP_KIND,
+  STAMP_EXID,
+  STAMP_NOT_SYN,
+  STAMP_MALFORMED,
+  STAMP_NO_ROOM,
+  type Stamp,
+  type StampFailure,
+} from './syn-stamp.js';
 export { buildIPv4Udp, parseIPv4Udp, internetChecksum, type UdpPacketSpec, type ParsedUdpPacket } from './packet.js';

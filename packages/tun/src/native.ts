@@ -192,6 +192,12 @@ export interface NativeAddon {
   offloadSegment(vnetPacket: Uint8Array): Buffer[] | null;
   /** native/offload.h Coalescer: packets -> what writeBatch would write (10-byte vnet header + packet each). */
   offloadCoalesce(packets: readonly Uint8Array[]): Buffer[];
+  /** native/syn_stamp.h StampSyn: the stamped packet, or a negative StampResult. */
+  synStamp(packet: Uint8Array, addr: string, port: number): Buffer | number;
+  /** native/syn_stamp.h UnstampSyn: the packet without its stamp, 0 when it had none, or a negative StampResult. */
+  synUnstamp(packet: Uint8Array): Buffer | number;
+  /** native/syn_stamp.h ReadStamp: the stamp of a saved SYN, or null. */
+  synReadStamp(savedSyn: Uint8Array): [string, number] | null;
 }
 
 /** A system error thrown by the addon (same shape as Node's). */
