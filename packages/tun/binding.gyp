@@ -19,6 +19,7 @@
         "native/offload.cc",
         "native/offload_napi.cc",
         "native/syn_stamp.cc",
+        "native/conntrack.cc",
         "native/syn_stamp_napi.cc"
       ],
       "dependencies": ["<!(node -p \"require('node-addon-api').targets\"):node_addon_api_except"],

@@ -40,6 +40,9 @@ import {
   type RotationDriver,
 } from './ops/rotation.js';
 
+/** An IPv4 subnet a.b.c.d/n as the relay's `config` names its OpenVPN customers'. */
+const OPENVPN_SUBNET = /^(?:\d{1,3}\.){3}\d{1,3}\/(?:[89]|[12]\d|3[0-2])$/;
+
 /** A tunnel without a session this long makes the agent ask the API whether its relay changed. */
 export const NO_SESSION_RECHECK_MS = 60_000;
 
@@ -117,6 +120,8 @@ export function createAgent(cfg: RunConfig, deps: AgentDeps): Agent {
   const now = deps.now ?? Date.now;
   const credentials = new CredentialStore();
   let listeners: Listeners | undefined;
+  /** The relay's OpenVPN customers' subnet from its last `config` (onRelayConfig). */
+  let openvpnSubnet: string | null = null;
   let heartbeat: HeartbeatLoop | undefined;
   // A connection whose byte budget runs out: every socket of it ends at its next read (the meter
   // answers -1; what was read and billed before is still delivered), new requests get 403
@@ -284,8 +289,28 @@ export function createAgent(cfg: RunConfig, deps: AgentDeps): Agent {
       const t = m.control.type;
       if (t === 'credentials_changed' || t === 'credentials') void refreshCredentials();
       else if (t === 'tunnel_changed') void retune('the API says the tunnel parameters changed');
-      else if (t === 'config') log.info({ payload: m.control.payload }, 'relay config');
+      else if (t === 'config') {
+        log.info({ payload: m.control.payload }, 'relay config');
+        onRelayConfig(m.control.payload);
+      }
     }
+  };
+
+  /**
+   * The relay's OpenVPN customers' subnet: their TCP may come to the connection's ports stamped
+   * (packages/tun syn-stamp.ts) instead of through the relay's transparent proxy. The relay sends it
+   * that way only to a device that said it reads stamps (`features`), so an older agent is never sent one.
+   */
+  const onRelayConfig = (payload: unknown) => {
+    const sub = (payload as { openvpn_subnet?: unknown } | undefined)?.openvpn_subnet;
+    openvpnSubnet = typeof sub === 'string' && OPENVPN_SUBNET.test(sub) ? sub : null;
+    announceStamps();
+  };
+  /** The listeners take the subnet, and the relay hears that stamps are read (again at each `config`). */
+  const announceStamps = () => {
+    listeners?.setOpenvpnSubnet(openvpnSubnet);
+    if (openvpnSubnet && listeners?.readsStamps)
+      tunnel?.sendMessage({ kind: 'control', control: { type: 'features', payload: { syn_stamps: true } } });
   };
 
   const onHeartbeatReply = (r: HeartbeatReply) => {
@@ -451,6 +476,7 @@ export function createAgent(cfg: RunConfig, deps: AgentDeps): Agent {
       logger: log,
       now,
     });
+    announceStamps();
   }
 
   /**

@@ -72,6 +72,11 @@ const Schema = z.object({
     .describe(
       "the transparent proxy opens each OpenVPN customer's device socket with TCP Fast Open once the customer's first bytes are in: the CONNECT and those bytes ride in its SYN, one cellular round trip less per connection; off: the socket opens at accept and the CONNECT follows its handshake (native sockets only)",
     ),
+  POCKETPROXY_OPENVPN_CARRY: bool
+    .default(true)
+    .describe(
+      "OpenVPN customers' TCP is carried to their device and ends there (DNAT to the connection's port, the SYN stamped with the original destination) when the device's agent reads stamps; off: every customer through the relay's transparent proxy",
+    ),
   POCKETPROXY_SOCKS5_FRONT: bool
     .default(true)
     .describe(
@@ -200,6 +205,8 @@ export interface Config {
   readonly tproxySplice: boolean;
   /** POCKETPROXY_TPROXY_FASTOPEN: the transparent proxy's device sockets with TCP Fast Open. */
   readonly tproxyFastOpen: boolean;
+  /** POCKETPROXY_OPENVPN_CARRY: OpenVPN customers' TCP carried to devices that read SYN stamps (openvpn/carry.ts). */
+  readonly openvpnCarry: boolean;
   /** The relay's SOCKS5 front (apps/server/src/tunnel/socks5-front.ts); undefined: off. */
   readonly socks5Front?: {
     readonly port: number;
@@ -363,6 +370,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     nativeSeal: c.POCKETPROXY_NATIVE_SEAL,
     tproxySplice: c.POCKETPROXY_TPROXY_SPLICE,
     tproxyFastOpen: c.POCKETPROXY_TPROXY_FASTOPEN,
+    openvpnCarry: c.POCKETPROXY_OPENVPN_CARRY,
     ...(c.POCKETPROXY_SOCKS5_FRONT
       ? {
           socks5Front: {

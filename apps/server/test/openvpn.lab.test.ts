@@ -3,8 +3,13 @@
 // `pocketproxy-agent run` behind carrier NAT 1, and a REAL `openvpn` client in the customer
 // namespace using the profile from GET /api/connections/:id/ovpn and the connection's credentials.
 //
+//   carried (POCKETPROXY_OPENVPN_CARRY, the default; the agent reads SYN stamps):
+//   cust openvpn --UDP 1195--> relay openvpn (tun1 10.9.0.x) --DNAT to 192.168.255.x:PORT, the SYN stamped
+//     with 203.0.113.10:80--> dev1's listener for PORT --carrier NAT 1--> 203.0.113.10
+//   the transparent proxy (POCKETPROXY_OPENVPN_CARRY=false; a device that does not read stamps):
 //   cust openvpn --UDP 1195--> relay openvpn (tun1 10.9.0.x) --REDIRECT--> tproxy :12345
 //     --CONNECT via the connection's own port, 192.168.255.x:PORT--> dev1 --carrier NAT 1--> 203.0.113.10
+// The whole suite runs once in each mode.
 //   cust DNS (203.0.113.53:53/udp) --REDIRECT--> relay :5353 --TCP via the device--> 203.0.113.53:53/tcp
 //
 // The lab's DNS server speaks UDP only; a tiny TCP->UDP shim on 203.0.113.53:53/tcp in `inet`
@@ -67,347 +72,392 @@ setTimeout(() => out({ error: 'timeout' }), 3000);
 s.connect(Number(process.argv[3]), process.argv[2], () => { s.send('x'); setTimeout(() => s.send('y'), 200); });
 `;
 
-describe('customer OpenVPN end to end (relay + 1 agent + real openvpn client)', {
-  skip: ROOT ? false : 'needs root',
-  timeout: 240_000,
-}, () => {
-  let lab: Lab;
-  let relay: LabRelay;
-  let agent: LabAgent;
-  let conn: Connection;
-  let dir: string;
-  let profile: string;
-  let shim: LabProcess;
-  const clients: LabProcess[] = [];
+for (const carried of [true, false])
+  describe(`customer OpenVPN end to end (relay + 1 agent + real openvpn client; ${carried ? 'TCP carried to the device' : "the relay's transparent proxy"})`, {
+    skip: ROOT ? false : 'needs root',
+    timeout: 240_000,
+  }, () => {
+    let lab: Lab;
+    let relay: LabRelay;
+    let agent: LabAgent;
+    let conn: Connection;
+    let dir: string;
+    let profile: string;
+    let shim: LabProcess;
+    const clients: LabProcess[] = [];
 
-  const curl = (args: string[], timeoutS = 8) =>
-    lab.exec('cust', 'curl', ['-sS', '--max-time', String(timeoutS), ...args], { timeoutMs: (timeoutS + 5) * 1000 });
-  const carrier = () => lab.device(1).carrierIp;
-  /** A TcpExt counter of a namespace (/proc/net/netstat as read from inside it). */
-  const tcpExt = async (ns: string, name: string): Promise<number> => {
-    const lines = (await lab.exec(ns, 'cat', ['/proc/net/netstat'], { check: true })).stdout.split('\n');
-    const head = lines.findIndex((l) => l.startsWith('TcpExt:'));
-    const i = lines[head]!.split(' ').indexOf(name);
-    assert.ok(i > 0, `${name} in ${ns}'s /proc/net/netstat`);
-    return Number(lines[head + 1]!.split(' ')[i]);
-  };
+    const curl = (args: string[], timeoutS = 8) =>
+      lab.exec('cust', 'curl', ['-sS', '--max-time', String(timeoutS), ...args], { timeoutMs: (timeoutS + 5) * 1000 });
+    const carrier = () => lab.device(1).carrierIp;
+    /** A TcpExt counter of a namespace (/proc/net/netstat as read from inside it). */
+    const tcpExt = async (ns: string, name: string): Promise<number> => {
+      const lines = (await lab.exec(ns, 'cat', ['/proc/net/netstat'], { check: true })).stdout.split('\n');
+      const head = lines.findIndex((l) => l.startsWith('TcpExt:'));
+      const i = lines[head]!.split(' ').indexOf(name);
+      assert.ok(i > 0, `${name} in ${ns}'s /proc/net/netstat`);
+      return Number(lines[head + 1]!.split(' ')[i]);
+    };
+    /**
+     * The relay's own TCP sockets to the connection's port on the device, in any state (TIME-WAIT too: they
+     * outlive their connection by a minute): the transparent proxy's. Carried flows have none.
+     */
+    const relaySocketsToDevice = async (): Promise<string> =>
+      (await lab.exec('relay', 'ss', ['-Htan', `dport = :${new URL(conn.proxy_url).port}`])).stdout.trim();
+    /** The relay's SYN stamp counters (GET /status syn_stamps). */
+    const stamps = async (): Promise<{ stamped: number; dropped: number; devices: number }> => {
+      const st = await relay.tunnelStatus();
+      assert.ok(st?.syn_stamps, `syn_stamps in the tunnel's status: ${JSON.stringify(st?.syn_stamps)}`);
+      return st.syn_stamps;
+    };
 
-  function startClient(name: string, username: string, password: string): LabProcess {
-    const auth = join(dir, `${name}.auth`);
-    writeFileSync(auth, `${username}\n${password}\n`, { mode: 0o600 });
-    const p = lab.spawn(
-      'cust',
-      'openvpn',
-      [
-        '--config',
-        profile,
-        '--auth-user-pass',
-        auth,
-        '--connect-retry-max',
-        '2',
-        '--connect-timeout',
-        '10',
-        '--verb',
-        '3',
-      ],
-      { env: { PATH: process.env.PATH } },
-    );
-    clients.push(p);
-    return p;
-  }
-
-  before(async () => {
-    lab = await createLab({ devices: 1 });
-    dir = scratchDir('pp-ovpn-lab-');
-    chmodSync(dir, 0o700);
-    writeFileSync(join(dir, 'shim.cjs'), TCP_DNS_SHIM);
-    writeFileSync(join(dir, 'udp.cjs'), UDP_PROBE);
-    shim = lab.spawn('inet', process.execPath, [join(dir, 'shim.cjs')]);
-    await shim.waitForLine(/tcp-dns-shim listening/, 10_000);
-    relay = await startRelay(lab, {
-      env: {
-        POCKETPROXY_OPENVPN: 'on',
-        POCKETPROXY_OPENVPN_DNS: '203.0.113.53',
-        POCKETPROXY_HEARTBEAT_INTERVAL_S: '5',
-      },
-    });
-    agent = await startAgent(lab, relay, 1);
-    await waitDeviceOnline(relay, agent.deviceId, 30_000);
-    conn = await createConnection(relay, agent.deviceId, 'http');
-    // Pushed by the API to the relay and the device: the new connection answers at once.
-    await waitUntil(
-      async () => {
-        const r = await curl(['-x', conn.proxy_url, 'http://203.0.113.10/ip'], 3);
-        return r.code === 0 && r.stdout.trim() === carrier();
-      },
-      {
-        timeoutMs: 30_000,
-        intervalMs: 500,
-        what: 'the connection works as an HTTP proxy (device knows its credentials)',
-      },
-    );
-    await relay.proc.waitForLine(/Initialization Sequence Completed/, 30_000);
-  });
-
-  after(async () => {
-    if (process.env.PP_OPENVPN_DEBUG) {
-      console.error(relay?.proc.output().slice(-20_000));
-      for (const c of clients) console.error(c.output().slice(-5_000));
+    function startClient(name: string, username: string, password: string): LabProcess {
+      const auth = join(dir, `${name}.auth`);
+      writeFileSync(auth, `${username}\n${password}\n`, { mode: 0o600 });
+      const p = lab.spawn(
+        'cust',
+        'openvpn',
+        [
+          '--config',
+          profile,
+          '--auth-user-pass',
+          auth,
+          '--connect-retry-max',
+          '2',
+          '--connect-timeout',
+          '10',
+          '--verb',
+          '3',
+        ],
+        { env: { PATH: process.env.PATH } },
+      );
+      clients.push(p);
+      return p;
     }
-    for (const c of clients) await c.stop(3_000).catch(() => {});
-    await lab?.teardown(4_000);
-  });
 
-  it('GET /api/connections/:id/ovpn answers a profile: relay address, UDP 1195, CA and tls-crypt inline, AEAD ciphers', async () => {
-    const r = await relay.api.call('GET', `/api/connections/${conn.id}/ovpn`);
-    assert.equal(r.status, 200, r.text);
-    const text = r.text;
-    assert.match(text, new RegExp(`^remote ${lab.relay.ip.replaceAll('.', '\\.')} 1195$`, 'm'));
-    assert.match(text, /^proto udp$/m);
-    assert.match(text, /^auth-user-pass$/m);
-    assert.match(text, /^data-ciphers AES-256-GCM:CHACHA20-POLY1305$/m);
-    assert.match(text, /<ca>\n-----BEGIN CERTIFICATE-----[\s\S]+<\/ca>/);
-    assert.match(text, /<tls-crypt>\n-----BEGIN OpenVPN Static key V1-----[\s\S]+<\/tls-crypt>/);
-    assert.ok(!text.includes(conn.password), 'the profile does not carry the password');
-    profile = join(dir, 'customer.ovpn');
-    writeFileSync(profile, text, { mode: 0o600 });
-  });
+    before(async () => {
+      lab = await createLab({ devices: 1 });
+      dir = scratchDir('pp-ovpn-lab-');
+      chmodSync(dir, 0o700);
+      writeFileSync(join(dir, 'shim.cjs'), TCP_DNS_SHIM);
+      writeFileSync(join(dir, 'udp.cjs'), UDP_PROBE);
+      shim = lab.spawn('inet', process.execPath, [join(dir, 'shim.cjs')]);
+      await shim.waitForLine(/tcp-dns-shim listening/, 10_000);
+      relay = await startRelay(lab, {
+        env: {
+          POCKETPROXY_OPENVPN: 'on',
+          POCKETPROXY_OPENVPN_DNS: '203.0.113.53',
+          POCKETPROXY_HEARTBEAT_INTERVAL_S: '5',
+          POCKETPROXY_OPENVPN_CARRY: carried ? 'true' : 'false',
+        },
+      });
+      agent = await startAgent(lab, relay, 1);
+      await waitDeviceOnline(relay, agent.deviceId, 30_000);
+      conn = await createConnection(relay, agent.deviceId, 'http');
+      // Pushed by the API to the relay and the device: the new connection answers at once.
+      await waitUntil(
+        async () => {
+          const r = await curl(['-x', conn.proxy_url, 'http://203.0.113.10/ip'], 3);
+          return r.code === 0 && r.stdout.trim() === carrier();
+        },
+        {
+          timeoutMs: 30_000,
+          intervalMs: 500,
+          what: 'the connection works as an HTTP proxy (device knows its credentials)',
+        },
+      );
+      await relay.proc.waitForLine(/Initialization Sequence Completed/, 30_000);
+    });
 
-  it('a wrong password cannot connect (AUTH_FAILED, no tunnel)', async () => {
-    const t0 = Date.now();
-    const c = startClient('wrong', conn.username, `${conn.password}x`);
-    await c.waitForLine(/AUTH_FAILED|auth-failure/i, 30_000);
-    assert.ok(!c.lines.some((l) => /Initialization Sequence Completed/.test(l)));
-    await c.stop(3_000);
-    console.error(`openvpn.lab: wrong password refused in ${Date.now() - t0} ms`);
-  });
+    after(async () => {
+      if (process.env.PP_OPENVPN_DEBUG) {
+        console.error(relay?.proc.output().slice(-20_000));
+        for (const c of clients) console.error(c.output().slice(-5_000));
+      }
+      for (const c of clients) await c.stop(3_000).catch(() => {});
+      await lab?.teardown(4_000);
+    });
 
-  it("an allow-list that does not list the customer's address refuses its OpenVPN login", async () => {
-    const listed = await createConnection(relay, agent.deviceId, 'http', { allow_from: ['198.51.100.0/24'] });
-    const c = startClient('not-listed', listed.username, listed.password);
-    await c.waitForLine(/AUTH_FAILED|auth-failure/i, 30_000);
-    assert.ok(!c.lines.some((l) => /Initialization Sequence Completed/.test(l)));
-    await c.stop(3_000);
-  });
+    it('GET /api/connections/:id/ovpn answers a profile: relay address, UDP 1195, CA and tls-crypt inline, AEAD ciphers', async () => {
+      const r = await relay.api.call('GET', `/api/connections/${conn.id}/ovpn`);
+      assert.equal(r.status, 200, r.text);
+      const text = r.text;
+      assert.match(text, new RegExp(`^remote ${lab.relay.ip.replaceAll('.', '\\.')} 1195$`, 'm'));
+      assert.match(text, /^proto udp$/m);
+      assert.match(text, /^auth-user-pass$/m);
+      assert.match(text, /^data-ciphers AES-256-GCM:CHACHA20-POLY1305$/m);
+      assert.match(text, /<ca>\n-----BEGIN CERTIFICATE-----[\s\S]+<\/ca>/);
+      assert.match(text, /<tls-crypt>\n-----BEGIN OpenVPN Static key V1-----[\s\S]+<\/tls-crypt>/);
+      assert.ok(!text.includes(conn.password), 'the profile does not carry the password');
+      profile = join(dir, 'customer.ovpn');
+      writeFileSync(profile, text, { mode: 0o600 });
+    });
 
-  it('with the right credentials: HTTP exits from the device carrier address; joined connections leave JS on the relay', async () => {
-    // Pipe fds of the relay's tunnel process: the native relay of the transparent proxy keeps the
-    // pipes of finished pairs (packages/tun SpliceEngine), so they appear once one was spliced.
-    const tunnelPid = await relay.tunnelPid();
-    assert.ok(tunnelPid);
-    const pipes = () =>
-      readdirSync(`/proc/${tunnelPid}/fd`).filter((f) => {
-        try {
-          return readlinkSync(`/proc/${tunnelPid}/fd/${f}`).startsWith('pipe:');
-        } catch {
-          return false;
+    it('a wrong password cannot connect (AUTH_FAILED, no tunnel)', async () => {
+      const t0 = Date.now();
+      const c = startClient('wrong', conn.username, `${conn.password}x`);
+      await c.waitForLine(/AUTH_FAILED|auth-failure/i, 30_000);
+      assert.ok(!c.lines.some((l) => /Initialization Sequence Completed/.test(l)));
+      await c.stop(3_000);
+      console.error(`openvpn.lab: wrong password refused in ${Date.now() - t0} ms`);
+    });
+
+    it("an allow-list that does not list the customer's address refuses its OpenVPN login", async () => {
+      const listed = await createConnection(relay, agent.deviceId, 'http', { allow_from: ['198.51.100.0/24'] });
+      const c = startClient('not-listed', listed.username, listed.password);
+      await c.waitForLine(/AUTH_FAILED|auth-failure/i, 30_000);
+      assert.ok(!c.lines.some((l) => /Initialization Sequence Completed/.test(l)));
+      await c.stop(3_000);
+    });
+
+    it(`with the right credentials: HTTP exits from the device carrier address; ${carried ? 'the relay stamps its SYNs and opens no connection of its own' : 'joined connections leave JS on the relay'}`, async () => {
+      // Pipe fds of the relay's tunnel process: the native relay of the transparent proxy keeps the
+      // pipes of finished pairs (packages/tun SpliceEngine), so they appear once one was spliced.
+      const tunnelPid = await relay.tunnelPid();
+      assert.ok(tunnelPid);
+      const pipes = () =>
+        readdirSync(`/proc/${tunnelPid}/fd`).filter((f) => {
+          try {
+            return readlinkSync(`/proc/${tunnelPid}/fd/${f}`).startsWith('pipe:');
+          } catch {
+            return false;
+          }
+        }).length;
+      const pipesBefore = pipes();
+      const stamped0 = carried ? (await stamps()).stamped : 0;
+      const t0 = Date.now();
+      const c = startClient('right', conn.username, conn.password);
+      await c.waitForLine(/Initialization Sequence Completed/, 30_000);
+      const connectMs = Date.now() - t0;
+      await relay.proc.waitForLine(/"deviceVpnIp":"192\.168\.255\.\d+".*"OpenVPN client mapped"/, 10_000);
+      let ip = '';
+      await waitUntil(
+        async () => {
+          const r = await curl(['http://203.0.113.10/ip'], 5);
+          ip = r.code === 0 ? r.stdout.trim() : `curl exit ${r.code}: ${r.stderr.trim()}`;
+          return ip === carrier();
+        },
+        {
+          timeoutMs: 15_000,
+          intervalMs: 500,
+          what: `curl http://203.0.113.10/ip through OpenVPN shows ${carrier()} (last: ${ip})`,
+        },
+      );
+      const t1 = Date.now();
+      const r = await curl(
+        ['-o', '/dev/null', '-w', '%{time_total} %{size_download}', 'http://203.0.113.10/bytes?n=5000000'],
+        30,
+      );
+      assert.equal(r.code, 0, r.stderr);
+      const [secs, size] = r.stdout.trim().split(' ').map(Number) as [number, number];
+      console.error(
+        `openvpn.lab: client connected in ${connectMs} ms; exit IP ${ip}; 5 MB download ${((size * 8) / secs / 1e6).toFixed(1)} Mbit/s (${Date.now() - t1} ms)`,
+      );
+      assert.equal(size, 5_000_000);
+      if (carried) {
+        const st = await stamps();
+        assert.ok(
+          st.devices >= 1 && st.stamped >= stamped0 + 2,
+          `stamped SYNs: ${JSON.stringify(st)} (before ${stamped0})`,
+        );
+        assert.equal(st.dropped, 0, 'no SYN dropped for want of a stamp');
+        assert.equal(await relaySocketsToDevice(), '', 'the relay opened no TCP connection for the customer');
+        return;
+      }
+      assert.notEqual(await relaySocketsToDevice(), '', "the transparent proxy's own connections to the device");
+      await waitUntil(async () => pipes() >= pipesBefore + 2, {
+        timeoutMs: 5_000,
+        intervalMs: 100,
+        what: `the transparent proxy's native relay pipes (pipe fds before ${pipesBefore}, now ${pipes()})`,
+      });
+    });
+
+    it(
+      carried
+        ? "each of the customer's SYNs reaches the device stamped; the relay holds no socket of its flows"
+        : "the transparent proxy's CONNECT and the customer's first bytes ride in the device socket's SYN (TCP Fast Open)",
+      async () => {
+        if (carried) {
+          const st0 = await stamps();
+          for (let i = 0; i < 4; i++) {
+            const r = await curl(['http://203.0.113.10/ip'], 5);
+            assert.equal(r.stdout.trim(), carrier(), r.stderr);
+          }
+          const st = await stamps();
+          assert.ok(st.stamped - st0.stamped >= 4, `4 connections, ${st.stamped - st0.stamped} SYNs stamped`);
+          // Nothing of them in the relay's own sockets: none towards the customer subnet, none to the device.
+          const ss = (await lab.exec('relay', 'ss', ['-Htan', 'dst', '10.9.0.0/24'])).stdout.trim();
+          assert.equal(ss, '', `relay sockets towards OpenVPN customers: ${ss}`);
+          assert.equal(await relaySocketsToDevice(), '');
+          return;
         }
-      }).length;
-    const pipesBefore = pipes();
-    const t0 = Date.now();
-    const c = startClient('right', conn.username, conn.password);
-    await c.waitForLine(/Initialization Sequence Completed/, 30_000);
-    const connectMs = Date.now() - t0;
-    await relay.proc.waitForLine(/"deviceVpnIp":"192\.168\.255\.\d+".*"OpenVPN client mapped"/, 10_000);
-    let ip = '';
-    await waitUntil(
-      async () => {
-        const r = await curl(['http://203.0.113.10/ip'], 5);
-        ip = r.code === 0 ? r.stdout.trim() : `curl exit ${r.code}: ${r.stderr.trim()}`;
-        return ip === carrier();
-      },
-      {
-        timeoutMs: 15_000,
-        intervalMs: 500,
-        what: `curl http://203.0.113.10/ip through OpenVPN shows ${carrier()} (last: ${ip})`,
-      },
-    );
-    const t1 = Date.now();
-    const r = await curl(
-      ['-o', '/dev/null', '-w', '%{time_total} %{size_download}', 'http://203.0.113.10/bytes?n=5000000'],
-      30,
-    );
-    assert.equal(r.code, 0, r.stderr);
-    const [secs, size] = r.stdout.trim().split(' ').map(Number) as [number, number];
-    console.error(
-      `openvpn.lab: client connected in ${connectMs} ms; exit IP ${ip}; 5 MB download ${((size * 8) / secs / 1e6).toFixed(1)} Mbit/s (${Date.now() - t1} ms)`,
-    );
-    assert.equal(size, 5_000_000);
-    await waitUntil(async () => pipes() >= pipesBefore + 2, {
-      timeoutMs: 5_000,
-      intervalMs: 100,
-      what: `the transparent proxy's native relay pipes (pipe fds before ${pipesBefore}, now ${pipes()})`,
-    });
-  });
-
-  it("the transparent proxy's CONNECT and the customer's first bytes ride in the device socket's SYN (TCP Fast Open)", async () => {
-    // The first connection from the relay's tunnel address fetches the device's cookie; the next ones send
-    // their SYN with data, which the device's listener takes (the agent turned the server side on).
-    await curl(['http://203.0.113.10/ip'], 5);
-    const [active0, passive0] = [
-      await tcpExt('relay', 'TCPFastOpenActive'),
-      await tcpExt(lab.device(1).ns, 'TCPFastOpenPassive'),
-    ];
-    for (let i = 0; i < 4; i++) {
-      const r = await curl(['http://203.0.113.10/ip'], 5);
-      assert.equal(r.stdout.trim(), carrier(), r.stderr);
-    }
-    const active = (await tcpExt('relay', 'TCPFastOpenActive')) - active0;
-    const passive = (await tcpExt(lab.device(1).ns, 'TCPFastOpenPassive')) - passive0;
-    assert.ok(
-      active >= 4 && passive >= 4,
-      `SYNs with data: relay sent ${active}, device took ${passive} (of 4 connections)`,
-    );
-  });
-
-  it('HTTPS by name: DNS resolved through the device, SNI passed on (CONNECT by domain)', async () => {
-    const r = await curl(['-k', 'https://sni.test/'], 10);
-    assert.equal(r.code, 0, r.stderr);
-    const j = JSON.parse(r.stdout);
-    assert.equal(j.sni, 'sni.test');
-    assert.equal(j.ip, carrier());
-    const asked = shim.lines.filter((l) => l.startsWith('tcp-dns-query from '));
-    assert.ok(asked.length > 0, 'the DNS query reached the resolver over TCP');
-    assert.ok(
-      asked.every((l) => l.endsWith(carrier())),
-      `DNS queries came from the carrier address only: ${asked.join(', ')}`,
-    );
-    console.error(
-      `openvpn.lab: ${asked.length} DNS queries reached the resolver over TCP, all from the carrier address ${carrier()}`,
-    );
-  });
-
-  it("the connection's limits hold for its OpenVPN customer: usage counted by the device, disabling ends a running download, re-enabling serves again", async () => {
-    let used = 0;
-    await waitUntil(
-      async () => {
-        used = (await relay.api.ok('GET', `/api/connections/${conn.id}`)).bytes_used_month;
-        return used >= 5_000_000;
-      },
-      { timeoutMs: 20_000, intervalMs: 1_000, what: `the 5 MB OpenVPN download counted (bytes_used_month ${used})` },
-    );
-    // Paced by the device (a speed limit of the connection, which holds for this path too), so the
-    // download never fills the customer's own buffer: what ends it is the revocation.
-    await relay.api.ok('PATCH', `/api/connections/${conn.id}`, { rate_limit_down_kbps: 8_000 });
-    const dl = lab.spawn('cust', 'curl', [
-      '-sS',
-      '--max-time',
-      '60',
-      '-o',
-      '/dev/null',
-      '-w',
-      '%{speed_download}',
-      'http://203.0.113.10/bytes?n=100000000',
-    ]);
-    await new Promise((r) => setTimeout(r, 1_500));
-    assert.equal(dl.exitStatus, null, 'download running');
-    await relay.api.ok('PATCH', `/api/connections/${conn.id}`, { enabled: false });
-    const t0 = Date.now();
-    const st = await dl.exited;
-    const ms = Date.now() - t0;
-    assert.notEqual(st.code, 0);
-    assert.ok(ms <= 1_000, `download ended ${ms} ms after the API answered`);
-    const kbps = (Number(dl.lines.map((l) => l.trim()).find((l) => /^\d+(\.\d+)?$/.test(l))) * 8) / 1000;
-    assert.ok(kbps > 6_000 && kbps < 9_000, `paced at ${kbps.toFixed(0)} kbps (limit 8,000)`);
-    const r = await curl(['http://203.0.113.10/ip'], 3);
-    assert.notEqual(r.code, 0, 'nothing through a disabled connection');
-    await relay.api.ok('PATCH', `/api/connections/${conn.id}`, { enabled: true, rate_limit_down_kbps: null });
-    await waitUntil(async () => (await curl(['http://203.0.113.10/ip'], 3)).stdout.trim() === carrier(), {
-      timeoutMs: 10_000,
-      intervalMs: 300,
-      what: 're-enabled connection serves the OpenVPN customer again',
-    });
-    console.error(
-      `openvpn.lab: usage through OpenVPN counted (${used} bytes); speed limit ${kbps.toFixed(0)} kbps (8,000); disable ended the download after ${ms} ms`,
-    );
-  });
-
-  it('UDP 443 from the customer is rejected at once (icmp port-unreachable -> ECONNREFUSED)', async () => {
-    const r = await lab.exec('cust', process.execPath, [join(dir, 'udp.cjs'), '203.0.113.10', '443'], {
-      timeoutMs: 10_000,
-    });
-    const j = JSON.parse(r.stdout.trim());
-    assert.equal(j.error, 'ECONNREFUSED', r.stdout);
-    assert.ok(j.ms < 1000, `refused in ${j.ms} ms`);
-    console.error(`openvpn.lab: UDP 443 refused in ${j.ms} ms`);
-  });
-
-  it('other customer UDP does not leave through the relay', async () => {
-    const r = await lab.exec('cust', process.execPath, [join(dir, 'udp.cjs'), '203.0.113.10', '8'], {
-      timeoutMs: 10_000,
-    });
-    const j = JSON.parse(r.stdout.trim());
-    assert.notEqual(j.error, 'answered', 'UDP whoami must not answer through the relay address');
-  });
-
-  it("client leaves: its address is unmapped; the next customer gets the address the relay gave it (openvpn's own pool would hand out the freed one)", async () => {
-    const c = clients.find((p) => p.lines.some((l) => /Initialization Sequence Completed/.test(l)))!;
-    const address = (p: LabProcess) => /net_addr_v4_add: (10\.9\.0\.\d+)\//.exec(p.lines.join('\n'))?.[1];
-    const left = address(c);
-    assert.ok(left, `the client's address in its log: ${c.lines.slice(-20).join(' | ')}`);
-    await c.stop(5_000);
-    await relay.proc.waitForLine(
-      new RegExp(`"clientIp":"${left.replace(/\./g, '\\.')}".*"OpenVPN client unmapped"`),
-      15_000,
-    );
-    const next = startClient('next', conn.username, conn.password);
-    await next.waitForLine(/Initialization Sequence Completed/, 30_000);
-    const mapped = [...relay.proc.lines].reverse().find((l) => l.includes('OpenVPN client mapped'));
-    const given = /"clientIp":"(10\.9\.0\.\d+)"/.exec(mapped ?? '')?.[1];
-    assert.equal(address(next), given, `the client took the relay's address (${mapped})`);
-    assert.notEqual(given, left, 'handed out in turn: the freed address rests');
-    await next.stop(5_000);
-  });
-
-  it('openvpn is supervised: killed, it is restarted and listens again', async () => {
-    const tunnel = await relay.tunnelPid();
-    assert.ok(tunnel, 'tunnel process found');
-    const pid = await childPid(tunnel, '--config');
-    assert.ok(pid, 'openvpn process found under the tunnel');
-    const before = relay.proc.lines.filter((l) => l.includes('Initialization Sequence Completed')).length;
-    const t0 = Date.now();
-    process.kill(pid, 'SIGKILL'); // our own child (of the relay we started), by pid
-    await waitUntil(
-      async () => relay.proc.lines.filter((l) => l.includes('Initialization Sequence Completed')).length > before,
-      { timeoutMs: 15_000, intervalMs: 100, what: 'openvpn restarted' },
-    );
-    const again = await childPid(tunnel, '--config');
-    assert.ok(again && again !== pid, `a new openvpn process (${pid} -> ${again})`);
-    console.error(`openvpn.lab: openvpn restarted ${Date.now() - t0} ms after SIGKILL`);
-  });
-
-  it('tunnel killed: `up` restarts it and the new tunnel replaces the orphaned openvpn', async () => {
-    const tunnel = await relay.tunnelPid();
-    assert.ok(tunnel);
-    const orphan = await childPid(tunnel, '--config');
-    assert.ok(orphan);
-    const before = relay.proc.lines.filter((l) => l.includes('Initialization Sequence Completed')).length;
-    const t0 = Date.now();
-    process.kill(tunnel, 'SIGKILL'); // the tunnel child of the relay we started, by pid
-    let fresh: number | undefined;
-    await waitUntil(
-      async () => {
-        const t = await relay.tunnelPid();
-        if (!t || t === tunnel) return false;
-        fresh = await childPid(t, '--config');
-        return (
-          fresh !== undefined &&
-          relay.proc.lines.filter((l) => l.includes('Initialization Sequence Completed')).length > before
+        // The first connection from the relay's tunnel address fetches the device's cookie; the next ones send
+        // their SYN with data, which the device's listener takes (the agent turned the server side on).
+        await curl(['http://203.0.113.10/ip'], 5);
+        const [active0, passive0] = [
+          await tcpExt('relay', 'TCPFastOpenActive'),
+          await tcpExt(lab.device(1).ns, 'TCPFastOpenPassive'),
+        ];
+        for (let i = 0; i < 4; i++) {
+          const r = await curl(['http://203.0.113.10/ip'], 5);
+          assert.equal(r.stdout.trim(), carrier(), r.stderr);
+        }
+        const active = (await tcpExt('relay', 'TCPFastOpenActive')) - active0;
+        const passive = (await tcpExt(lab.device(1).ns, 'TCPFastOpenPassive')) - passive0;
+        assert.ok(
+          active >= 4 && passive >= 4,
+          `SYNs with data: relay sent ${active}, device took ${passive} (of 4 connections)`,
         );
       },
-      { timeoutMs: 30_000, intervalMs: 200, what: 'a new tunnel with a new openvpn listening' },
     );
-    // Gone, or a zombie waiting for whoever adopted it to reap it.
-    let state = 'gone';
-    try {
-      state = readFileSync(`/proc/${orphan}/stat`, 'utf8').split(') ')[1]!.slice(0, 1);
-    } catch {
-      /* gone */
-    }
-    assert.ok(state === 'gone' || state === 'Z', `the orphaned openvpn ${orphan} is not running (state ${state})`);
-    assert.ok(relay.proc.lines.some((l) => l.includes('left running by a previous tunnel process')));
-    console.error(
-      `openvpn.lab: tunnel SIGKILLed; new tunnel + openvpn (${orphan} -> ${fresh}) listening after ${Date.now() - t0} ms`,
-    );
+
+    it('HTTPS by name: DNS resolved through the device, SNI passed on (CONNECT by domain)', async () => {
+      const r = await curl(['-k', 'https://sni.test/'], 10);
+      assert.equal(r.code, 0, r.stderr);
+      const j = JSON.parse(r.stdout);
+      assert.equal(j.sni, 'sni.test');
+      assert.equal(j.ip, carrier());
+      const asked = shim.lines.filter((l) => l.startsWith('tcp-dns-query from '));
+      assert.ok(asked.length > 0, 'the DNS query reached the resolver over TCP');
+      assert.ok(
+        asked.every((l) => l.endsWith(carrier())),
+        `DNS queries came from the carrier address only: ${asked.join(', ')}`,
+      );
+      console.error(
+        `openvpn.lab: ${asked.length} DNS queries reached the resolver over TCP, all from the carrier address ${carrier()}`,
+      );
+    });
+
+    it("the connection's limits hold for its OpenVPN customer: usage counted by the device, disabling ends a running download, re-enabling serves again", async () => {
+      let used = 0;
+      await waitUntil(
+        async () => {
+          used = (await relay.api.ok('GET', `/api/connections/${conn.id}`)).bytes_used_month;
+          return used >= 5_000_000;
+        },
+        { timeoutMs: 20_000, intervalMs: 1_000, what: `the 5 MB OpenVPN download counted (bytes_used_month ${used})` },
+      );
+      // Paced by the device (a speed limit of the connection, which holds for this path too), so the
+      // download never fills the customer's own buffer: what ends it is the revocation.
+      await relay.api.ok('PATCH', `/api/connections/${conn.id}`, { rate_limit_down_kbps: 8_000 });
+      const dl = lab.spawn('cust', 'curl', [
+        '-sS',
+        '--max-time',
+        '60',
+        '-o',
+        '/dev/null',
+        '-w',
+        '%{speed_download}',
+        'http://203.0.113.10/bytes?n=100000000',
+      ]);
+      await new Promise((r) => setTimeout(r, 1_500));
+      assert.equal(dl.exitStatus, null, 'download running');
+      await relay.api.ok('PATCH', `/api/connections/${conn.id}`, { enabled: false });
+      const t0 = Date.now();
+      const st = await dl.exited;
+      const ms = Date.now() - t0;
+      assert.notEqual(st.code, 0);
+      assert.ok(ms <= 1_000, `download ended ${ms} ms after the API answered`);
+      const kbps = (Number(dl.lines.map((l) => l.trim()).find((l) => /^\d+(\.\d+)?$/.test(l))) * 8) / 1000;
+      assert.ok(kbps > 6_000 && kbps < 9_000, `paced at ${kbps.toFixed(0)} kbps (limit 8,000)`);
+      const r = await curl(['http://203.0.113.10/ip'], 3);
+      assert.notEqual(r.code, 0, 'nothing through a disabled connection');
+      await relay.api.ok('PATCH', `/api/connections/${conn.id}`, { enabled: true, rate_limit_down_kbps: null });
+      await waitUntil(async () => (await curl(['http://203.0.113.10/ip'], 3)).stdout.trim() === carrier(), {
+        timeoutMs: 10_000,
+        intervalMs: 300,
+        what: 're-enabled connection serves the OpenVPN customer again',
+      });
+      console.error(
+        `openvpn.lab: usage through OpenVPN counted (${used} bytes); speed limit ${kbps.toFixed(0)} kbps (8,000); disable ended the download after ${ms} ms`,
+      );
+    });
+
+    it('UDP 443 from the customer is rejected at once (icmp port-unreachable -> ECONNREFUSED)', async () => {
+      const r = await lab.exec('cust', process.execPath, [join(dir, 'udp.cjs'), '203.0.113.10', '443'], {
+        timeoutMs: 10_000,
+      });
+      const j = JSON.parse(r.stdout.trim());
+      assert.equal(j.error, 'ECONNREFUSED', r.stdout);
+      assert.ok(j.ms < 1000, `refused in ${j.ms} ms`);
+      console.error(`openvpn.lab: UDP 443 refused in ${j.ms} ms`);
+    });
+
+    it('other customer UDP does not leave through the relay', async () => {
+      const r = await lab.exec('cust', process.execPath, [join(dir, 'udp.cjs'), '203.0.113.10', '8'], {
+        timeoutMs: 10_000,
+      });
+      const j = JSON.parse(r.stdout.trim());
+      assert.notEqual(j.error, 'answered', 'UDP whoami must not answer through the relay address');
+    });
+
+    it("client leaves: its address is unmapped; the next customer gets the address the relay gave it (openvpn's own pool would hand out the freed one)", async () => {
+      const c = clients.find((p) => p.lines.some((l) => /Initialization Sequence Completed/.test(l)))!;
+      const address = (p: LabProcess) => /net_addr_v4_add: (10\.9\.0\.\d+)\//.exec(p.lines.join('\n'))?.[1];
+      const left = address(c);
+      assert.ok(left, `the client's address in its log: ${c.lines.slice(-20).join(' | ')}`);
+      await c.stop(5_000);
+      await relay.proc.waitForLine(
+        new RegExp(`"clientIp":"${left.replace(/\./g, '\\.')}".*"OpenVPN client unmapped"`),
+        15_000,
+      );
+      const next = startClient('next', conn.username, conn.password);
+      await next.waitForLine(/Initialization Sequence Completed/, 30_000);
+      const mapped = [...relay.proc.lines].reverse().find((l) => l.includes('OpenVPN client mapped'));
+      const given = /"clientIp":"(10\.9\.0\.\d+)"/.exec(mapped ?? '')?.[1];
+      assert.equal(address(next), given, `the client took the relay's address (${mapped})`);
+      assert.notEqual(given, left, 'handed out in turn: the freed address rests');
+      await next.stop(5_000);
+    });
+
+    it('openvpn is supervised: killed, it is restarted and listens again', async () => {
+      const tunnel = await relay.tunnelPid();
+      assert.ok(tunnel, 'tunnel process found');
+      const pid = await childPid(tunnel, '--config');
+      assert.ok(pid, 'openvpn process found under the tunnel');
+      const before = relay.proc.lines.filter((l) => l.includes('Initialization Sequence Completed')).length;
+      const t0 = Date.now();
+      process.kill(pid, 'SIGKILL'); // our own child (of the relay we started), by pid
+      await waitUntil(
+        async () => relay.proc.lines.filter((l) => l.includes('Initialization Sequence Completed')).length > before,
+        { timeoutMs: 15_000, intervalMs: 100, what: 'openvpn restarted' },
+      );
+      const again = await childPid(tunnel, '--config');
+      assert.ok(again && again !== pid, `a new openvpn process (${pid} -> ${again})`);
+      console.error(`openvpn.lab: openvpn restarted ${Date.now() - t0} ms after SIGKILL`);
+    });
+
+    it('tunnel killed: `up` restarts it and the new tunnel replaces the orphaned openvpn', async () => {
+      const tunnel = await relay.tunnelPid();
+      assert.ok(tunnel);
+      const orphan = await childPid(tunnel, '--config');
+      assert.ok(orphan);
+      const before = relay.proc.lines.filter((l) => l.includes('Initialization Sequence Completed')).length;
+      const t0 = Date.now();
+      process.kill(tunnel, 'SIGKILL'); // the tunnel child of the relay we started, by pid
+      let fresh: number | undefined;
+      await waitUntil(
+        async () => {
+          const t = await relay.tunnelPid();
+          if (!t || t === tunnel) return false;
+          fresh = await childPid(t, '--config');
+          return (
+            fresh !== undefined &&
+            relay.proc.lines.filter((l) => l.includes('Initialization Sequence Completed')).length > before
+          );
+        },
+        { timeoutMs: 30_000, intervalMs: 200, what: 'a new tunnel with a new openvpn listening' },
+      );
+      // Gone, or a zombie waiting for whoever adopted it to reap it.
+      let state = 'gone';
+      try {
+        state = readFileSync(`/proc/${orphan}/stat`, 'utf8').split(') ')[1]!.slice(0, 1);
+      } catch {
+        /* gone */
+      }
+      assert.ok(state === 'gone' || state === 'Z', `the orphaned openvpn ${orphan} is not running (state ${state})`);
+      assert.ok(relay.proc.lines.some((l) => l.includes('left running by a previous tunnel process')));
+      console.error(
+        `openvpn.lab: tunnel SIGKILLed; new tunnel + openvpn (${orphan} -> ${fresh}) listening after ${Date.now() - t0} ms`,
+      );
+    });
   });
-});

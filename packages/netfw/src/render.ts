@@ -9,7 +9,10 @@
 //            -> forward (cut flows of removed ports, count per direction, accept, MSS clamp) -> pp0 -> device
 //   device -> pp0 -> (reply of a DNAT'ed flow: conntrack un-DNATs it) -> forward -> customer
 //   device -> pp0 -> the relay itself: input allows only replies and an echo request to tunnelAddress
-//   OpenVPN customer (tun1) TCP -> prerouting REDIRECT -> transparent proxy (tun1's own address)
+//   OpenVPN customer (tun1) TCP -> prerouting REDIRECT -> transparent proxy (tun1's own address), or, with
+//     `carried`, DNAT'ed to its connection's port on the device by table pocketproxy_carry first (its SYN
+//     stamped with the original destination in the tunnel process) -> forward (passed) -> pp0 -> device
+//   device -> pp0 -> (reply of a carried flow) -> forward (passed) -> tun1 -> customer
 //   OpenVPN customer UDP 443 -> forward REJECT icmp port-unreachable (browsers fall back from QUIC)
 //
 // No source NAT: the device sees each customer's real address and the public port it dialled
@@ -158,6 +161,13 @@ function chains(s: ValidState): string[][] {
       `oifname ${pp} tcp flags syn / syn,rst tcp option maxseg size set ${s.mssClamp}`,
     );
   }
+  // OpenVPN customers' flows carried to their devices (DNAT'ed by table pocketproxy_carry, not a public
+  // port's): passed both ways before the public ports' checks, which know nothing of them.
+  if (ov?.carried)
+    forward.push(
+      `iifname ${ovIf} oifname ${pp} ct status dnat meta l4proto tcp accept`,
+      `iifname ${pp} oifname ${ovIf} ct status dnat meta l4proto tcp accept`,
+    );
   forward.push(
     // A port that is no longer forwarded (connection deleted or moved) ends its open flows at once:
     // conntrack would otherwise keep carrying them to the device until they close.

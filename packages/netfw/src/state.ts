@@ -40,6 +40,11 @@ export interface OpenVpnState {
   readonly tproxyPort: number;
   /** When set, customer DNS (udp+tcp 53) is REDIRECTed here; when not, it is rejected. */
   readonly dnsRedirectPort?: number;
+  /**
+   * Customers' TCP may be DNAT'ed to their connection's port on a device (the relay's table
+   * `pocketproxy_carry`, apps/server openvpn/carry.ts): the forward chain passes those flows both ways.
+   */
+  readonly carried?: boolean;
 }
 
 /**
@@ -197,11 +202,14 @@ export function validateState(input: FirewallState): ValidState {
         field: 'openvpn.dnsRedirectPort',
         reason: 'must differ from tproxyPort',
       });
+    if (o.carried !== undefined && typeof o.carried !== 'boolean')
+      throw fail('PP_ERR_NETFW_INVALID_STATE', { field: 'openvpn.carried', reason: 'must be a boolean' });
     openvpn = Object.freeze({
       subnet: formatCidr(ovSubnet),
       interface: iface,
       tproxyPort,
       ...(dns === undefined ? {} : { dnsRedirectPort: dns }),
+      ...(o.carried ? { carried: true } : {}),
     });
   }
 

@@ -53,6 +53,7 @@ export {
   type FrontEvents,
   type FrontHeadEnd,
   type FrontConfig,
+  type TransparentFront,
 } from './front/connection.js';
 export { HttpFrontConnection } from './http/front.js';
 export { Socks5FrontConnection } from './socks5/front.js';

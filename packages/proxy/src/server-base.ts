@@ -40,6 +40,8 @@ export interface FrontListenOptions {
   readonly make: MakeFrontConnection;
   /** A SOCKS5 front: the engine asks at every read of the handshake. */
   readonly socks?: boolean;
+  /** Its connections' SYNs are read for stamps (front/connection.ts TransparentFront). */
+  readonly stamps?: boolean;
 }
 
 const noop = (): void => {};
@@ -78,7 +80,7 @@ export class ProxyServer extends EventEmitter<ProxyEvents & { error: [Error] }> 
     };
     // allowHalfOpen: tunnels forward each direction's FIN on its own (relay.ts). LeanSockets always are.
     this.server = front
-      ? new FrontServer(front.engine, front.headMs, accept, front.make, front.exempt, front.socks)
+      ? new FrontServer(front.engine, front.headMs, accept, front.make, front.exempt, front.socks, front.stamps)
       : lean
         ? new LeanServer({ noDelay: true }, accept)
         : net.createServer({ allowHalfOpen: true, noDelay: true }, accept);

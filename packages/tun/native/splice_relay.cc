@@ -51,6 +51,7 @@
 #include <vector>
 
 #include "errno_error.h"
+#include "syn_stamp.h"
 #include "js_call.h"
 #include "sockaddr.h"
 
@@ -170,6 +171,11 @@ struct Fconn {
   bool shut = false;      // kAnswer: written whole and shut down
   bool request = false;   // frontConnect for a request: its answer head is read before the join
   bool socks = false;     // a SOCKS5 front's: JS is asked at every read, and the reply is made at the join
+  // Its SYN carried a stamp (syn_stamp.h: an OpenVPN customer's TCP the relay carried here): JS is asked at
+  // once, with the stamp, and nothing is answered for the protocol (the customer never spoke it).
+  bool stamped = false;
+  std::string stamp_ip;
+  uint16_t stamp_port = 0;
   std::string peer_ip;
   std::string slot_key;  // group + ' ' + peer_ip, for its head slot
   std::string group;
@@ -190,6 +196,7 @@ struct Front {
   std::string exempt;  // an address without a per-address cap (the relay's transparent proxy)
   bool paused = false;
   bool socks = false;  // a SOCKS5 front: each read is handed to JS (its messages are framed there)
+  bool stamps = false;  // TCP_SAVE_SYN: each connection's SYN is read for a stamp (syn_stamp.h)
 };
 
 // A front waits this long for the customer to read its error answer and close (writeFailure's 5 s).
@@ -1651,15 +1658,15 @@ class SpliceRelay : public Napi::ObjectWrap<SpliceRelay> {
     return env.Undefined();
   }
 
-  // frontListen(host, port, headMs, exempt, socks) -> [port, tag]: an IPv4 listener (Nagle off,
+  // frontListen(host, port, headMs, exempt, socks, stamps?) -> [port, tag]: an IPv4 listener (Nagle off,
   // delayed-ACK mode and TCP_DEFER_ACCEPT, all inherited by its connections, as the JS listeners have
   // them); `exempt` ('' for none) is an address its per-address cap does not apply to. `socks`: a SOCKS5
   // front (see "SOCKS5" below).
   Napi::Value FrontListen(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
-    if (info.Length() != 5 || !info[0].IsString() || !info[1].IsNumber() || !info[2].IsNumber() ||
-        !info[3].IsString() || !info[4].IsBoolean())
-      throw Napi::TypeError::New(env, "frontListen(host, port, headMs, exempt, socks)");
+    if (info.Length() < 5 || info.Length() > 6 || !info[0].IsString() || !info[1].IsNumber() || !info[2].IsNumber() ||
+        !info[3].IsString() || !info[4].IsBoolean() || (info.Length() == 6 && !info[5].IsBoolean()))
+      throw Napi::TypeError::New(env, "frontListen(host, port, headMs, exempt, socks, stamps?)");
     if (epfd_ < 0) throw Napi::Error::New(env, "SpliceRelay is closed");
     if (on_fhead_.IsEmpty()) throw Napi::Error::New(env, "frontListen: frontInit first");
     std::string host = info[0].As<Napi::String>().Utf8Value();
@@ -1673,6 +1680,14 @@ class SpliceRelay : public Napi::ObjectWrap<SpliceRelay> {
     fr.head_ms = static_cast<uint64_t>(std::max(1.0, info[2].As<Napi::Number>().DoubleValue()));
     fr.exempt = info[3].As<Napi::String>().Utf8Value();
     fr.socks = info[4].As<Napi::Boolean>().Value();
+    fr.stamps = info.Length() == 6 && info[5].As<Napi::Boolean>().Value();
+    // The kernel keeps each connection's SYN (its IP and TCP headers) until it is read at accept.
+    int on = 1;
+    if (fr.stamps && setsockopt(fd, IPPROTO_TCP, TCP_SAVE_SYN, &on, sizeof on) != 0) {
+      const int e = errno;
+      ::close(fd);
+      throw ErrnoError(env, "setsockopt(TCP_SAVE_SYN)", e);
+    }
     fr.group = host;
     fronts_[tag] = fr;
     Arm();
@@ -1948,6 +1963,7 @@ class SpliceRelay : public Napi::ObjectWrap<SpliceRelay> {
       f->peer_ip = ip;
       f->peer_port = port;
       f->socks = fr->second.socks;
+      if (fr->second.stamps) ReadSavedSyn(f);
       if (!exempt) {
         head_per_addr_[key]++;
         head_per_group_[group]++;
@@ -2015,11 +2031,29 @@ class SpliceRelay : public Napi::ObjectWrap<SpliceRelay> {
   // The customer's bytes until the head's blank line, kPeekMax, its FIN or the deadline; then head().
   // A SOCKS5 front asks at every read with the bytes read since the last ask (JS frames the messages
   // and answers each with frontReply until the request is complete).
+  // TCP_SAVED_SYN: the connection's SYN as it came (its IP and TCP headers), read once; its stamp, if any.
+  void ReadSavedSyn(Fconn* f) {
+    uint8_t syn[512];
+    socklen_t len = sizeof syn;
+    if (getsockopt(f->cfd, IPPROTO_TCP, TCP_SAVED_SYN, syn, &len) != 0) return;  // a SYN cookie: none kept
+    uint32_t addr = 0;
+    uint16_t port = 0;
+    if (!ReadStamp(syn, len, &addr, &port)) return;
+    char ip[INET_ADDRSTRLEN];
+    inet_ntop(AF_INET, &addr, ip, sizeof ip);
+    f->stamped = true;
+    f->stamp_ip = ip;
+    f->stamp_port = ntohs(port);
+  }
+
   void ReadHead(Fconn* f) {
     const size_t before = f->buf.size();
     const int got = RecvUpTo(f->cfd, f->buf, kPeekMax);
     if (got < 0) return FEnd(f, kError, true, false);
     const bool eof = got == 0;
+    // A stamped connection: JS decides now, with what came so far (none for a protocol whose server
+    // speaks first, once TCP_DEFER_ACCEPT gave up waiting).
+    if (f->stamped && !(eof && f->buf.empty())) return AskHead(f, eof ? 1 : 0);
     if (f->buf.empty()) {
       // Gone before a byte: nothing to answer (an answer would only help a port scanner). Once JS was
       // asked, it hears of the FIN (the handshake cut short).
@@ -2044,10 +2078,17 @@ class SpliceRelay : public Napi::ObjectWrap<SpliceRelay> {
     Napi::Env env = Env();
     std::string bytes;
     bytes.swap(f->buf);
+    Napi::Value stamp = env.Undefined();
+    if (f->stamped) {
+      Napi::Array a = Napi::Array::New(env, 2);
+      a.Set(0u, Napi::String::New(env, f->stamp_ip));
+      a.Set(1u, Napi::Number::New(env, f->stamp_port));
+      stamp = a;
+    }
     CallJs(env, on_fhead_, Value(),
            {Napi::Number::New(env, f->id), Napi::Number::New(env, f->tag), Napi::String::New(env, f->peer_ip),
             Napi::Number::New(env, f->peer_port), Napi::Buffer<char>::Copy(env, bytes.data(), bytes.size()),
-            Napi::Number::New(env, why)},
+            Napi::Number::New(env, why), stamp},
            *ctx_);
     // `f` may be gone now (adopted, killed): nothing more here.
   }
@@ -2177,7 +2218,7 @@ class SpliceRelay : public Napi::ObjectWrap<SpliceRelay> {
   // Connected: the two sockets become a pair under the connection's id; the 200 (and what the customer
   // sent behind its head) go first.
   void FJoin(Fconn* f) {
-    if (f->socks) f->to_client += SocksReply(f->tfd);
+    if (f->socks && !f->stamped) f->to_client += SocksReply(f->tfd);
     Relay* r = FPair(f);
     r->dir[0].pending.swap(f->buf);
     r->dir[1].pending.swap(f->to_client);

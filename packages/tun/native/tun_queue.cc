@@ -1,5 +1,7 @@
 #include "tun_queue.h"
 
+#include "syn_stamp.h"
+
 #include <errno.h>
 
 #include <algorithm>
@@ -37,6 +39,7 @@ Napi::Function TunQueue::Init(Napi::Env env) {
                          InstanceMethod<&TunQueue::SetSealSocket>("setSealSocket"),
                          InstanceMethod<&TunQueue::SetSealRoute>("setSealRoute"),
                          InstanceMethod<&TunQueue::DeleteSealRoute>("deleteSealRoute"),
+                         InstanceMethod<&TunQueue::SetStampSubnet>("setStampSubnet"),
                      });
 }
 
@@ -130,7 +133,9 @@ Napi::Value TunQueue::Start(const Napi::CallbackInfo& info) {
     slab_cap_ = vnet_ ? std::min<size_t>(static_cast<size_t>(batch) * 70000, 512 * 1024) + kMaxSegmentOutput
                       : static_cast<size_t>(batch) * max_packet;
     offsets_cap_ = vnet_ ? batch * 64 + static_cast<uint32_t>(kMaxSegments) + 1 : batch + 1;
-    slab_.reset(new uint8_t[slab_cap_]);
+    // Stamps grow a SYN by up to kStampGrowth bytes: room for 64 of them per batch (more are dropped).
+    slab_alloc_ = slab_cap_ + 64 * kStampGrowth;
+    slab_.reset(new uint8_t[slab_alloc_]);
     Napi::Uint32Array offsets = Napi::Uint32Array::New(env, offsets_cap_);
     offsets_ = offsets.Data();
     offsets_ref_ = Napi::Persistent(offsets);
@@ -201,7 +206,8 @@ void TunQueue::OnReadable() {
     stats_.rx_packets += n;
     stats_.rx_bytes += used;
     stats_.rx_batches += 1;
-    if (!routes_.empty() || default_route_) n = SealFast(n, &used);
+    if (stamp_on_) n = StampSyns(n, &used);
+    if (n > 0 && (!routes_.empty() || default_route_)) n = SealFast(n, &used);
   }
   if (n > 0) {
     if (mode_ == kSlab) {
@@ -459,6 +465,9 @@ Napi::Value TunQueue::Stats(const Napi::CallbackInfo& info) {
   o.Set("rxBadGso", stats_.rx_bad_gso);
   o.Set("txGso", stats_.tx_gso);
   o.Set("sealNative", stats_.seal_native);
+  o.Set("stamped", stats_.stamped);
+  o.Set("stampDropped", stats_.stamp_dropped);
+  o.Set("unstamped", stats_.unstamped);
   o.Set("sealUnsent", stats_.seal_unsent);
   o.Set("sealErrors", stats_.seal_errors);
   o.Set("sealRoutes", static_cast<double>(routes_.size() + (default_route_ ? 1 : 0)));
@@ -493,6 +502,84 @@ Napi::Value TunQueue::Close(const Napi::CallbackInfo& info) {
   CloseFd();
   ReleaseCallbacks();
   return info.Env().Undefined();
+}
+
+}  // namespace pp
+
+namespace pp {
+
+Napi::Value TunQueue::SetStampSubnet(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() >= 1 && info[0].IsNull()) {
+    stamp_on_ = false;
+    return env.Undefined();
+  }
+  if (info.Length() != 2 || !info[0].IsString() || !info[1].IsNumber())
+    throw Napi::TypeError::New(env, "setStampSubnet(address: string, prefix: number) or setStampSubnet(null)");
+  in_addr a{};
+  const uint32_t prefix = info[1].As<Napi::Number>().Uint32Value();
+  if (inet_pton(AF_INET, info[0].As<Napi::String>().Utf8Value().c_str(), &a) != 1 || prefix < 8 || prefix > 32)
+    throw Napi::RangeError::New(env, "setStampSubnet: an IPv4 address and a prefix of 8-32");
+  stamp_mask_ = prefix == 32 ? 0xffffffffu : ~(0xffffffffu >> prefix);
+  stamp_net_ = ntohl(a.s_addr) & stamp_mask_;
+  if (!stamp_tmp_) stamp_tmp_.reset(new uint8_t[65535 + kStampGrowth]);
+  stamp_on_ = true;
+  return env.Undefined();
+}
+
+void TunQueue::ReplacePacket(uint32_t i, uint32_t* n, size_t* used, const uint8_t* data, size_t len) {
+  uint8_t* slab = slab_.get();
+  const size_t start = offsets_[i], end = offsets_[i + 1];
+  const ptrdiff_t delta = static_cast<ptrdiff_t>(len) - static_cast<ptrdiff_t>(end - start);
+  memmove(slab + end + delta, slab + end, *used - end);
+  if (len > 0) memcpy(slab + start, data, len);
+  *used = static_cast<size_t>(static_cast<ptrdiff_t>(*used) + delta);
+  if (len > 0) {
+    for (uint32_t j = i + 1; j <= *n; j++) offsets_[j] = static_cast<uint32_t>(static_cast<ptrdiff_t>(offsets_[j]) + delta);
+    return;
+  }
+  for (uint32_t j = i + 1; j < *n; j++) offsets_[j] = static_cast<uint32_t>(static_cast<ptrdiff_t>(offsets_[j + 1]) + delta);
+  *n -= 1;
+}
+
+uint32_t TunQueue::StampSyns(uint32_t n, size_t* used) {
+  for (uint32_t i = 0; i < n;) {
+    const uint8_t* p = slab_.get() + offsets_[i];
+    const size_t len = offsets_[i + 1] - offsets_[i];
+    const size_t ihl = len >= 20 ? static_cast<size_t>(p[0] & 0x0f) * 4 : 0;
+    if (len < 40 || (p[0] >> 4) != 4 || p[9] != 6 || ihl < 20 || ihl + 20 > len || (p[ihl + 13] & 0x12) != 0x02) {
+      i++;
+      continue;
+    }
+    uint32_t src;
+    memcpy(&src, p + 12, 4);
+    if ((ntohl(src) & stamp_mask_) != stamp_net_) {
+      const int r = UnstampSyn(p, len, stamp_tmp_.get());
+      if (r > 0) {
+        stats_.unstamped += 1;
+        ReplacePacket(i, &n, used, stamp_tmp_.get(), static_cast<size_t>(r));
+      }
+      i++;
+      continue;
+    }
+    // The reply tuple: from where the SYN goes (the device's port) to the customer.
+    uint32_t dst, odst = 0;
+    uint16_t sport, dport, odport = 0;
+    memcpy(&dst, p + 16, 4);
+    memcpy(&sport, p + ihl, 2);
+    memcpy(&dport, p + ihl + 2, 2);
+    int r = ct_.OriginalDst(dst, dport, src, sport, &odst, &odport);
+    if (r == 0) r = StampSyn(p, len, odst, odport, stamp_tmp_.get());
+    if (r > 0 && *used + static_cast<size_t>(r) - len <= slab_alloc_) {
+      stats_.stamped += 1;
+      ReplacePacket(i, &n, used, stamp_tmp_.get(), static_cast<size_t>(r));
+      i++;
+    } else {
+      stats_.stamp_dropped += 1;
+      ReplacePacket(i, &n, used, nullptr, 0);
+    }
+  }
+  return n;
 }
 
 }  // namespace pp

@@ -13,6 +13,7 @@
 #include <utility>
 #include <vector>
 
+#include "conntrack.h"
 #include "fd_poller.h"
 #include "offload.h"
 
@@ -48,6 +49,9 @@ class TunQueue : public Napi::ObjectWrap<TunQueue>, private FdPoller {
   Napi::Value SetSealSocket(const Napi::CallbackInfo& info);
   Napi::Value SetSealRoute(const Napi::CallbackInfo& info);
   Napi::Value DeleteSealRoute(const Napi::CallbackInfo& info);
+  // The relay's SYN stamps (syn_stamp.h): setStampSubnet(address, prefix) turns them on for OpenVPN
+  // customers' SYNs from that subnet, setStampSubnet(null) off. See StampSyns.
+  Napi::Value SetStampSubnet(const Napi::CallbackInfo& info);
 
   void OnReadable() override;
   // Packets [0, n) of the slab whose IPv4 destination has a seal route are sealed here and sent
@@ -57,6 +61,14 @@ class TunQueue : public Napi::ObjectWrap<TunQueue>, private FdPoller {
   // V8's code and heap, docs/benchmarks.md issue 13 h7), a C hop ~20-40 us; a customer's packets
   // to a device cross here twice per time to first byte.
   uint32_t SealFast(uint32_t n, size_t* used);
+  // With stamps on, before anything else sees packets [0, n) of the slab: a SYN (without ACK) from the
+  // stamp subnet is an OpenVPN customer's, DNAT'ed to its connection's port on the device; it gets its
+  // original destination (conntrack, by the reply tuple) as the stamp option, or is dropped when that
+  // cannot be had (the customer's retransmission tries again). Any other SYN loses a stamp it carries, so
+  // no one else can hand the device a destination. Returns the packets left; *used is updated.
+  uint32_t StampSyns(uint32_t n, size_t* used);
+  // Packet i of n becomes `len` bytes of `data` (0: removed); the slab and offsets after it move.
+  void ReplacePacket(uint32_t i, uint32_t* n, size_t* used, const uint8_t* data, size_t len);
   void OnPollError(int uv_status) override;
   // Returns true when written; counts drops/errors otherwise.
   bool WriteOne(const uint8_t* data, size_t len);
@@ -114,7 +126,14 @@ class TunQueue : public Napi::ObjectWrap<TunQueue>, private FdPoller {
   std::vector<sockaddr_storage> seal_names_;
   std::vector<socklen_t> seal_lens_;
 
+  bool stamp_on_ = false;
+  uint32_t stamp_net_ = 0, stamp_mask_ = 0;  // host order
+  ConntrackQuery ct_;
+  size_t slab_alloc_ = 0;  // slab_cap_ plus room for stamps to grow packets
+  std::unique_ptr<uint8_t[]> stamp_tmp_;
+
   struct {
+    double stamped = 0, stamp_dropped = 0, unstamped = 0;
     double seal_native = 0, seal_unsent = 0, seal_errors = 0;
     double rx_packets = 0, rx_bytes = 0, rx_batches = 0, rx_errors = 0;
     double tx_packets = 0, tx_bytes = 0, tx_drops = 0, tx_errors = 0;

@@ -24,6 +24,10 @@ export interface NativeTunStats {
   sealUnsent: number;
   sealErrors: number;
   sealRoutes: number;
+  /** SYN stamps (setStampSubnet): OpenVPN customers' SYNs stamped, dropped for want of a stamp, others' stamps removed. */
+  stamped: number;
+  stampDropped: number;
+  unstamped: number;
 }
 
 export interface NativeTunQueue {
@@ -66,6 +70,9 @@ export interface NativeTunQueue {
   ): void;
   /** -1: every route, the default one included. */
   deleteSealRoute(dst: number | 'default'): boolean;
+  /** native/tun_queue.h StampSyns: on for SYNs from address/prefix, off with null. */
+  setStampSubnet(address: string, prefix: number): void;
+  setStampSubnet(off: null): void;
 }
 
 export interface NativeUdpStats {

@@ -71,11 +71,18 @@ interface NativeSpliceRelay {
   setFrontRoutes(routes: [number, string, number, boolean, string][]): void;
   frontInit(
     options: FrontOptions,
-    head: (id: number, tag: number, ip: string, port: number, bytes: Buffer, why: number) => void,
+    head: NativeFrontHead,
     failed: (id: number, errno: number, answering: boolean) => void,
     answered: (id: number, bytes: Buffer) => FrontAnswered,
   ): void;
-  frontListen(host: string, port: number, headMs: number, exempt: string, socks: boolean): [number, number];
+  frontListen(
+    host: string,
+    port: number,
+    headMs: number,
+    exempt: string,
+    socks: boolean,
+    stamps?: boolean,
+  ): [number, number];
   frontClose(tag: number): void;
   frontConnect(
     id: number,
@@ -97,6 +104,17 @@ interface NativeSpliceRelay {
 
 /** Why a front asks about a connection: its head is complete, or it stopped short (FIN, 16 KiB, deadline). */
 export type FrontHeadEnd = 'complete' | 'eof' | 'full' | 'timeout';
+/** The engine's head() call (native/splice_relay.cc AskHead): `why` indexes HEAD_ENDS. */
+type NativeFrontHead = (
+  id: number,
+  tag: number,
+  ip: string,
+  port: number,
+  bytes: Buffer,
+  why: number,
+  stamp: readonly [string, number] | undefined,
+) => void;
+
 const HEAD_ENDS: readonly FrontHeadEnd[] = ['complete', 'eof', 'full', 'timeout'];
 
 /**
@@ -110,8 +128,17 @@ export interface FrontHandler {
    * 'error' on a reset or a deadline, 'clean' once an answer was delivered); undefined when it was
    * adopted or killed during the call. On a SOCKS5 front it is called at every read with the bytes
    * read since the last call (after a frontReply), the same id each time.
+   * `stamp`: the destination its SYN was stamped with (native/syn_stamp.h; a listener made with `stamps`):
+   * asked at once, with what came so far; nothing of the protocol is answered at its join.
    */
-  head(id: number, ip: string, port: number, bytes: Buffer, why: FrontHeadEnd): FrontPairEvents | undefined;
+  head(
+    id: number,
+    ip: string,
+    port: number,
+    bytes: Buffer,
+    why: FrontHeadEnd,
+    stamp?: readonly [string, number],
+  ): FrontPairEvents | undefined;
 }
 
 export interface FrontPairEvents extends SplicePairEvents {
@@ -366,7 +393,8 @@ export class SpliceEngine {
   /**
    * An HTTP front listener on host:port (IPv4), or with `socks` a SOCKS5 one. `headMs`: the deadline
    * for a request head (or a SOCKS5 handshake) from accept; `exempt`: an address the per-address cap
-   * does not apply to (the relay's transparent proxy).
+   * does not apply to (the relay's transparent proxy). `stamps`: each connection's SYN is kept by the
+   * kernel (TCP_SAVE_SYN) and read at accept for a stamp (head()'s `stamp`).
    */
   frontListen(
     host: string,
@@ -375,9 +403,10 @@ export class SpliceEngine {
     handler: FrontHandler,
     exempt?: string,
     socks = false,
+    stamps = false,
   ): { port: number; tag: number } {
     this.frontInit();
-    const [bound, tag] = this.native.frontListen(host, port, headMs, exempt ?? '', socks);
+    const [bound, tag] = this.native.frontListen(host, port, headMs, exempt ?? '', socks, stamps);
     this.fronts.set(tag, handler);
     return { port: bound, tag };
   }
@@ -437,20 +466,13 @@ export class SpliceEngine {
     return this.native.frontStats();
   }
 
-  private readonly onFrontHead = (
-    id: number,
-    tag: number,
-    ip: string,
-    port: number,
-    bytes: Buffer,
-    why: number,
-  ): void => {
+  private readonly onFrontHead: NativeFrontHead = (id, tag, ip, port, bytes, why, stamp) => {
     const h = this.fronts.get(tag);
     if (!h) {
       this.native.kill(id, 1);
       return;
     }
-    const events = h.head(id, ip, port, bytes, HEAD_ENDS[why] ?? 'timeout');
+    const events = h.head(id, ip, port, bytes, HEAD_ENDS[why] ?? 'timeout', stamp);
     if (events) this.pairs.set(id, events);
   };
 

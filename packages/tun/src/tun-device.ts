@@ -29,6 +29,10 @@ export interface TunStats {
   txWrites?: number;
   /** Kernel TUN with a seal path: packets sealed and sent in C++ without a call into JS (see SealPath). */
   sealNative?: number;
+  /** Kernel TUN with SYN stamps on (KernelTunDevice.stampSyns): stamped, dropped, stamps removed. */
+  stamped?: number;
+  stampDropped?: number;
+  unstamped?: number;
   sealUnsent?: number;
   sealErrors?: number;
   sealRoutes?: number;

@@ -34,7 +34,14 @@ export interface OpenTunOptions {
 const IFNAME = /^[A-Za-z0-9_.%-]{1,15}$/;
 
 /** A kernel TUN queue: a TunDevice that can also seal in C++ (sealPath). */
-export type KernelTunDevice = TunDevice & { sealPath(udp: BatchUdpSocket): SealPath };
+export type KernelTunDevice = TunDevice & {
+  sealPath(udp: BatchUdpSocket): SealPath;
+  /**
+   * The relay: stamp OpenVPN customers' SYNs from `subnet` (a.b.c.d/n) with their original destination,
+   * read from conntrack, and strip stamps from every other SYN (native/tun_queue.h StampSyns); null: off.
+   */
+  stampSyns(subnet: string | null): void;
+};
 
 export function openTun(opts: OpenTunOptions): KernelTunDevice {
   if (!IFNAME.test(opts.name))
@@ -144,6 +151,17 @@ class KernelTun implements TunDevice {
         if (!this.#closed) q.deleteSealRoute(-1);
       },
     };
+  }
+
+  stampSyns(subnet: string | null): void {
+    this.#check();
+    if (subnet === null) {
+      this.q.setStampSubnet(null);
+      return;
+    }
+    const m = /^(\d+\.\d+\.\d+\.\d+)\/(\d+)$/.exec(subnet);
+    if (!m) throw new TypeError(`stampSyns: "${subnet}" is not an IPv4 subnet a.b.c.d/n`);
+    this.q.setStampSubnet(m[1]!, Number(m[2]));
   }
 
   stats(): TunStats {

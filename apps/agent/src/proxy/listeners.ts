@@ -12,6 +12,7 @@
 // limits, usage). Changes from the API (apply) open and close listeners and end the sockets of a
 // connection whose password, state or allow-list no longer admit them (docs/security.md).
 import * as dgram from 'node:dgram';
+import type { BlockList } from 'node:net';
 import type { Logger } from 'pino';
 import { setTcpFlag } from '@pocketproxy/tun';
 import {
@@ -30,7 +31,7 @@ import {
   type ProxySocket,
 } from '@pocketproxy/proxy';
 import type { CredentialItem } from '../api-client.js';
-import type { CredentialStore } from '../credentials.js';
+import { addressList, type CredentialStore } from '../credentials.js';
 import type { Egress } from './egress.js';
 import type { UsageMeter } from '../ops/usage.js';
 
@@ -125,10 +126,31 @@ export class Listeners {
   private expiryTimer: NodeJS.Timeout | undefined;
   private applying: Promise<void> = Promise.resolve();
   private closed = false;
+  /**
+   * The relay's OpenVPN customers' subnet (its `config`): their TCP comes to the connection's port with
+   * the SYN stamped with where they were headed, and the relay checked their credentials and allow-list
+   * at sign-in (docs/design.md §2.4). Unset: no stamped connection is admitted.
+   */
+  private openvpnSubnet: BlockList | null = null;
 
   constructor(private readonly o: ListenersOptions) {
     this.log = o.logger.child({ subsys: 'proxy' });
     this.now = o.now ?? Date.now;
+  }
+
+  /** The subnet from the relay's `config` (a.b.c.d/n), or null: stamped connections are admitted from it only. */
+  setOpenvpnSubnet(cidr: string | null): void {
+    this.openvpnSubnet = cidr === null ? null : addressList([cidr]);
+  }
+
+  /** Its listeners read each connection's SYN for a stamp (the native front; TransparentFront). */
+  get readsStamps(): boolean {
+    return this.o.front !== undefined;
+  }
+
+  /** Whether the relay speaks for this customer address: its transparent proxy, or an OpenVPN customer. */
+  private vouchedFor(remote: string): boolean {
+    return remote === this.o.relayAddress || (this.openvpnSubnet?.check(remote, 'ipv4') ?? false);
   }
 
   /** Listening ports by connection id (tests, logs). */
@@ -249,6 +271,8 @@ export class Listeners {
     const id = item.connection_id;
     const authenticate = (user: string, pass: string, ctx: AuthContext) =>
       Promise.resolve(this.admit(id, user, pass, ctx));
+    // OpenVPN customers the relay carried here (their SYN stamped): no credentials, the relay checked them.
+    const transparent = { vouch: (ctx: AuthContext) => Promise.resolve(this.vouch(id, ctx)) };
     const common = {
       authenticate,
       dial: this.o.egress.dial,
@@ -268,7 +292,7 @@ export class Listeners {
       server = createHttpProxy({
         ...common,
         headTimeoutMs: this.o.limits.headTimeoutMs,
-        front: this.o.front && { engine: this.o.front, exempt: this.o.relayAddress },
+        front: this.o.front && { engine: this.o.front, exempt: this.o.relayAddress, transparent },
       });
     } else {
       const socket = await bindUdp(item.port, host);
@@ -283,7 +307,7 @@ export class Listeners {
         ...common,
         handshakeTimeoutMs: this.o.limits.headTimeoutMs,
         udp: { relay, advertise: { address: this.o.relayHost, port: item.port } },
-        front: this.o.front && { engine: this.o.front, exempt: this.o.relayAddress },
+        front: this.o.front && { engine: this.o.front, exempt: this.o.relayAddress, transparent },
       });
     }
     const l: Listener = { item, server, udp, open: new Set(), admitted: new Set() };
@@ -345,10 +369,28 @@ export class Listeners {
     const store = this.o.credentials;
     if (!store.check(item, user, pass)) return null;
     const remote = ctx.remoteAddress;
-    // The relay's transparent proxy speaks for OpenVPN customers; their allow-list was checked at sign-in.
-    if (remote !== this.o.relayAddress && !store.allowed(item, remote)) {
+    // The relay speaks for OpenVPN customers; their allow-list was checked at sign-in.
+    if (!this.vouchedFor(remote) && !store.allowed(item, remote)) {
       return { principal: id, deny: proxyError('PP_ERR_PROXY_ACCESS_DENIED', { reason: 'address' }) };
     }
+    return this.admitted(l, ctx);
+  }
+
+  /**
+   * A stamped connection (an OpenVPN customer's TCP the relay carried here): admitted without credentials
+   * only from the OpenVPN subnet the relay announced, then as any customer of the connection.
+   */
+  private vouch(id: string, ctx: AuthContext): Principal | null {
+    const l = this.byId.get(id);
+    if (!l || !this.openvpnSubnet?.check(ctx.remoteAddress, 'ipv4')) return null;
+    return this.admitted(l, ctx);
+  }
+
+  /** The connection's state, budget and max_connections for a customer it knows. */
+  private admitted(l: Listener, ctx: AuthContext): Principal {
+    const item = l.item;
+    const id = item.connection_id;
+    const remote = ctx.remoteAddress;
     const usage = this.o.usage.of(id);
     const why = refusal(item, this.now(), !usage.limits.exhausted);
     if (why) return { principal: id, deny: proxyError('PP_ERR_PROXY_ACCESS_DENIED', { reason: why }) };
@@ -377,7 +419,7 @@ export class Listeners {
     let n = 0;
     for (const s of [...l.admitted]) {
       const remote = s.remoteAddress?.startsWith('::ffff:') ? s.remoteAddress.slice(7) : (s.remoteAddress ?? '');
-      if (all || (remote !== this.o.relayAddress && !this.o.credentials.allowed(item, remote))) {
+      if (all || (!this.vouchedFor(remote) && !this.o.credentials.allowed(item, remote))) {
         cut(s);
         n++;
       }

@@ -15,7 +15,7 @@ import type { Logger } from 'pino';
 import type { Config } from '../config.js';
 import type { OpenvpnApi, OpenvpnRoute } from '../tunnel/api-client.js';
 import { createDnsForwarder, type DnsForwarder, type DnsRoute } from './dns.js';
-import { startManagement, type Management } from './management.js';
+import { startManagement, type Management, type ManagementOptions } from './management.js';
 import { ensurePki, readPem } from './pki.js';
 import { OPENVPN_INTERFACE, parseOvpnSubnet, renderProfile, renderServerConfig } from './render.js';
 import { superviseProcess, type Supervisor } from './supervisor.js';
@@ -70,6 +70,8 @@ export interface StartOpenvpnOptions {
   readonly clients: Map<string, OpenvpnRoute>;
   /** The API's OpenVPN routes, asked at each login. */
   readonly api: OpenvpnApi;
+  /** Customers of devices that read stamps: their TCP carried to the device (./carry.ts). */
+  readonly carry?: ManagementOptions['carry'];
   readonly binary: string;
 }
 
@@ -127,6 +129,7 @@ export async function startOpenvpn(o: StartOpenvpnOptions): Promise<OpenvpnServe
     subnet,
     api: o.api,
     clients: o.clients,
+    ...(o.carry ? { carry: o.carry } : {}),
     logger: o.logger,
   });
   log.info(

@@ -23,6 +23,7 @@ import * as net from 'node:net';
 import type { Logger } from 'pino';
 import type { OpenvpnApi, OpenvpnRoute } from '../tunnel/api-client.js';
 import { ipv4ToNumber, numberToIpv4 } from '../tunnel/ipv4.js';
+import type { Carrier } from './carry.js';
 import type { SubnetInfo } from './render.js';
 
 /** One thing openvpn said. */
@@ -185,6 +186,11 @@ export interface ManagementOptions {
   readonly api: OpenvpnApi;
   /** The transparent proxy's client map: customer address -> its connection's proxy on the device. */
   readonly clients: Map<string, OpenvpnRoute>;
+  /**
+   * Customers whose device reads SYN stamps get their TCP carried to it (./carry.ts), mapped before the
+   * login is answered; the others (and everyone's DNS) go through the transparent proxy's `clients`.
+   */
+  readonly carry?: { readonly carrier: Carrier; readsStamps(deviceVpnIp: string): boolean };
   readonly logger: Logger;
   /** Reconnect delay while openvpn is (re)starting (default 200 ms, doubling to 2 s). */
   readonly retryMs?: number;
@@ -208,6 +214,8 @@ export interface Management {
 interface Session {
   readonly username: string;
   readonly address: string;
+  /** Its TCP is carried to this device and port (./carry.ts), or undefined (the transparent proxy). */
+  carried?: string;
 }
 
 /** Connects to openvpn's management socket (retrying while openvpn starts) and answers its logins. */
@@ -243,8 +251,36 @@ export function startManagement(o: ManagementOptions): Management {
     if (!s) return;
     sessions.delete(cid);
     o.clients.delete(s.address);
+    if (s.carried) void o.carry?.carrier.remove(s.address);
     pool.give(s.address);
     log.info({ cid, username: s.username, clientIp: s.address }, 'OpenVPN client unmapped');
+  };
+
+  /**
+   * Carries the session's TCP to its device when that device reads stamps (else, or when the table cannot be
+   * changed, the transparent proxy serves it); a route that moved is mapped anew. After the await the
+   * session may be gone (a DISCONNECT meanwhile): its mapping is taken away again.
+   */
+  const carry = async (cid: number, s: Session, route: OpenvpnRoute): Promise<void> => {
+    const c = o.carry;
+    if (!c) return;
+    const want = c.readsStamps(route.deviceVpnIp) ? `${route.deviceVpnIp}:${route.proxyPort}` : undefined;
+    if (want === s.carried) return;
+    try {
+      if (s.carried) await c.carrier.remove(s.address);
+      s.carried = undefined;
+      if (want) await c.carrier.add(s.address, route);
+      s.carried = want;
+    } catch (err) {
+      log.warn(
+        { cid, clientIp: s.address, err: String(err) },
+        'OpenVPN client not carried; the transparent proxy serves it',
+      );
+    }
+    if (sessions.get(cid) !== s && s.carried) {
+      s.carried = undefined;
+      await c.carrier.remove(s.address);
+    }
   };
 
   const login = (env: Map<string, string>) => {
@@ -306,11 +342,21 @@ export function startManagement(o: ManagementOptions): Management {
         counts.refused++;
         return deny(ep, cid, kid, 'refused');
       }
-      sessions.set(cid, { username: l.username, address });
+      const session: Session = { username: l.username, address };
+      sessions.set(cid, session);
       o.clients.set(address, route);
+      await carry(cid, session, route);
+      if (sessions.get(cid) !== session) return; // gone meanwhile (its DISCONNECT unmapped it)
       counts.admitted++;
       log.info(
-        { cid, username: l.username, clientIp: address, deviceVpnIp: route.deviceVpnIp, port: route.proxyPort },
+        {
+          cid,
+          username: l.username,
+          clientIp: address,
+          deviceVpnIp: route.deviceVpnIp,
+          port: route.proxyPort,
+          carried: session.carried !== undefined,
+        },
         'OpenVPN client mapped',
       );
       send(ep, `client-auth ${cid} ${kid}\nifconfig-push ${address} ${o.subnet.netmask}\nEND\n`);
@@ -338,6 +384,7 @@ export function startManagement(o: ManagementOptions): Management {
         return void deny(ep, cid, kid, 'refused');
       }
       o.clients.set(s.address, route);
+      await carry(cid, s, route);
       send(ep, `client-auth-nt ${cid} ${kid}\n`);
     } catch (err) {
       // The API is away: a customer already admitted keeps its session.
@@ -370,6 +417,16 @@ export function startManagement(o: ManagementOptions): Management {
 
   // openvpn gone (restarting): its customers are gone with it.
   const reset = () => {
+    // One flush for all of them rather than a command per customer.
+    let carried = false;
+    for (const x of sessions.values()) {
+      carried ||= x.carried !== undefined;
+      x.carried = undefined;
+    }
+    if (carried)
+      void o.carry?.carrier
+        .clear()
+        .catch((e: unknown) => log.warn({ err: String(e) }, 'carried customers not unmapped'));
     for (const cid of [...sessions.keys()]) end(cid);
     deciding.clear();
   };

@@ -41,6 +41,11 @@ export interface DeviceEntry {
    */
   far: boolean;
   farChangedAt: number | undefined;
+  /**
+   * Its agent said, after this session's `config`, that it reads SYN stamps (`features`): OpenVPN customers of
+   * its connections are carried to it (docs/design.md §2.4) instead of through the transparent proxy.
+   */
+  synStamps: boolean;
 }
 
 export interface Skipped {
@@ -63,6 +68,13 @@ export class DeviceTable {
   /** For the responder: synchronous, undefined for unknown keys. */
   lookup(publicKey: Buffer): PeerLookup | undefined {
     return this.byKey.get(publicKey.toString('base64'));
+  }
+
+  /** The device at this VPN address that reads SYN stamps (DeviceEntry.synStamps), if it has a session. */
+  readsStamps(vpnIp: string): boolean {
+    const n = ipv4ToNumber(vpnIp);
+    const e = n === undefined ? undefined : this.byAddress(n);
+    return e?.up === true && e.synStamps;
   }
 
   byAddress(vpnNum: number): DeviceEntry | undefined {
@@ -166,5 +178,6 @@ function newEntry(p: TunnelPeer, vpnNum: number): DeviceEntry {
     chain: Promise.resolve(),
     far: false,
     farChangedAt: undefined,
+    synStamps: false,
   };
 }

@@ -18,6 +18,9 @@ export interface MessagesContext extends TunnelLogs {
   /** The device's address and gateway in the control `config` message. */
   readonly subnet: Pick<Subnet, 'prefix' | 'relayAddress'>;
   readonly tunnelMtu: number;
+  /** The OpenVPN customers' subnet, in `config` when their TCP is carried to devices (SYN stamps). */
+  readonly openvpnSubnet?: string;
+  readonly devices: { readonly byId: ReadonlyMap<string, DeviceEntry> };
   /** Has a confirmed session: only then is an unacked command pushed again. */
   readonly isUp: (deviceId: string) => boolean;
 }
@@ -51,11 +54,18 @@ export function createMessages(c: MessagesContext): Messages {
   }
 
   function sendConfig(e: DeviceEntry): void {
+    // A new session's agent may be another (older) one: it says again whether it reads stamps.
+    e.synStamps = false;
     sendTo(e.id, {
       kind: 'control',
       control: {
         type: 'config',
-        payload: { address: `${e.vpnIp}/${c.subnet.prefix}`, gateway: c.subnet.relayAddress, mtu: c.tunnelMtu },
+        payload: {
+          address: `${e.vpnIp}/${c.subnet.prefix}`,
+          gateway: c.subnet.relayAddress,
+          mtu: c.tunnelMtu,
+          ...(c.openvpnSubnet ? { openvpn_subnet: c.openvpnSubnet } : {}),
+        },
       },
     });
   }
@@ -78,6 +88,15 @@ export function createMessages(c: MessagesContext): Messages {
       const settled = commands.acked(m.ack.id, deviceId);
       l.info({ commandId: m.ack.id, status: m.ack.status, settled, error: m.ack.error }, 'command ack');
     } else if (m.kind === 'control') {
+      if (m.control.type === 'features') {
+        const e = c.devices.byId.get(deviceId);
+        const stamps = (m.control.payload as { syn_stamps?: unknown } | undefined)?.syn_stamps === true;
+        if (e && e.synStamps !== stamps) {
+          e.synStamps = stamps && c.openvpnSubnet !== undefined;
+          l.info({ synStamps: e.synStamps }, 'device features');
+        }
+        return;
+      }
       if (logLimit.allow(`ctl:${deviceId}`, now()) !== undefined)
         l.debug({ type: m.control.type }, 'control message from device');
     } else if (logLimit.allow(`cmd:${deviceId}`, now()) !== undefined) {

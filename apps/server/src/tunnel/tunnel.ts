@@ -167,6 +167,11 @@ export interface TunnelStatus {
     tx_drops: number;
     tx_errors: number;
   };
+  /**
+   * OpenVPN customers carried to their devices (openvpn/carry.ts; null when not): SYNs stamped, dropped for
+   * want of a stamp (no conntrack entry, no room), stamps taken off other SYNs; devices that read stamps.
+   */
+  syn_stamps: { stamped: number; dropped: number; unstamped: number; devices: number } | null;
   /** The UDP socket's datagrams against recvmmsg/sendmmsg calls (null on node:dgram). */
   udp_stats: { rx_datagrams: number; rx_batches: number; tx_datagrams: number; tx_syscalls: number } | null;
   /** process.memoryUsage() in MB: where the tunnel's RSS goes (V8 heap, Buffers, the rest). */
@@ -310,6 +315,8 @@ export function createTunnel(deps: TunnelDeps): Tunnel {
     subnet,
     tunnelMtu: s.tunnelMtu,
     isUp: (id) => devices.byId.get(id)?.up === true,
+    devices,
+    ...(s.openvpn?.carried ? { openvpnSubnet: s.openvpn.subnet } : {}),
   });
   const registration = createRegistration({
     ...logs,
@@ -531,6 +538,14 @@ export function createTunnel(deps: TunnelDeps): Tunnel {
         udp: udp?.offload?.() ?? null,
       },
       tun_stats: tunStats(ts),
+      syn_stamps: s.openvpn?.carried
+        ? {
+            stamped: ts.stamped ?? 0,
+            dropped: ts.stampDropped ?? 0,
+            unstamped: ts.unstamped ?? 0,
+            devices: connected.filter((e) => e.synStamps).length,
+          }
+        : null,
       udp_stats: udpStats(us),
       memory_mb: memoryMb(),
       socks5_front: deps.socks5FrontStats?.() ?? null,

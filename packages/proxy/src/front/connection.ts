@@ -22,9 +22,20 @@ import { isPPError } from '@pocketproxy/errors';
 import { classifyDialError } from '../dialer.js';
 import { proxyError, type PPError } from '../errors.js';
 import { LeanSocket } from '../lean/socket.js';
+import { relay, type RelayOptions } from '../relay.js';
 import type { ProxyServer } from '../server-base.js';
 import type { ProxySocket } from '../socket.js';
-import type { AllowNoAuth, Authenticate, DialPlan, Logger, Meter, PrepareDial } from '../types.js';
+import type {
+  AllowNoAuth,
+  AuthContext,
+  Authenticate,
+  Dial,
+  DialPlan,
+  Logger,
+  Meter,
+  PrepareDial,
+  Principal,
+} from '../types.js';
 
 /** Why the engine asks about a connection (@pocketproxy/tun FrontHeadEnd). */
 export type FrontHeadEnd = 'complete' | 'eof' | 'full' | 'timeout';
@@ -37,15 +48,26 @@ export interface FrontEvents {
   answered(bytes: Buffer): -1 | readonly [number, Buffer, number] | undefined;
 }
 
+/** The engine asks about a new connection (@pocketproxy/tun FrontHandler.head; `stamp`: TransparentFront). */
+export type FrontHead = (
+  id: number,
+  ip: string,
+  port: number,
+  bytes: Buffer,
+  why: FrontHeadEnd,
+  stamp?: readonly [string, number],
+) => FrontEvents | undefined;
+
 /** What the front needs of the native engine; @pocketproxy/tun's SpliceEngine has this shape. */
 export interface FrontEngine {
   frontListen(
     host: string,
     port: number,
     headMs: number,
-    handler: { head(id: number, ip: string, port: number, bytes: Buffer, why: FrontHeadEnd): FrontEvents | undefined },
+    handler: { head: FrontHead },
     exempt?: string,
     socks?: boolean,
+    stamps?: boolean,
   ): { port: number; tag: number };
   frontClose(tag: number): void;
   frontConnect(
@@ -66,9 +88,24 @@ export interface FrontEngine {
   kill(id: number, reset?: { client?: boolean; target?: boolean }): readonly [number, number] | null;
 }
 
+/**
+ * Connections the relay carried here for OpenVPN customers (their SYN stamped with where the customer was
+ * headed, @pocketproxy/tun syn-stamp.ts): no proxy handshake, the relay vouched for the customer at its
+ * sign-in. `vouch` admits one (the connection's state, limits, max_connections) or refuses it (null).
+ */
+export interface TransparentFront {
+  vouch(ctx: AuthContext): Promise<Principal | null>;
+}
+
 /** What a front connection is served with (its proxy's configuration). */
 export interface FrontConfig {
   readonly authenticate: Authenticate;
+  /** Stamped connections (the listener reads SYNs for stamps only with it). */
+  readonly transparent?: TransparentFront;
+  /** The JS path's dial and pump options, for a stamped connection whose meter is limited. */
+  readonly dial?: Dial;
+  readonly beforeEnd?: RelayOptions['beforeEnd'];
+  readonly handoff?: RelayOptions['handoff'];
   readonly allowNoAuth?: AllowNoAuth;
   readonly prepare: PrepareDial;
   readonly logger: Logger;
@@ -80,6 +117,8 @@ export interface FrontConfig {
 export type MakeFrontConnection = (...a: ConstructorParameters<typeof FrontConnection>) => FrontConnection;
 
 const EMPTY = Buffer.alloc(0);
+/** A stamped connection joins with nothing for the customer: it never spoke the proxy's protocol. */
+const CARRIED: FrontJoin = { toClient: null, replyBytes: 0, request: false };
 /** What the engine reports when answered() refused the origin's answer (errno EPROTO). */
 const EPROTO = 71;
 
@@ -108,6 +147,7 @@ export class FrontServer extends EventEmitter {
     private readonly make: MakeFrontConnection,
     private readonly exempt?: string,
     private readonly socks = false,
+    private readonly stamps = false,
   ) {
     super();
     this.on('connection', onConnection);
@@ -120,9 +160,10 @@ export class FrontServer extends EventEmitter {
         host,
         port,
         this.headMs,
-        { head: (id, ip, p, bytes, why) => this.head(id, ip, p, bytes, why) },
+        { head: this.head },
         this.exempt,
         this.socks,
+        this.stamps,
       );
       this.tag = r.tag;
       this.bound = { address: host, port: r.port, family: 'IPv4' };
@@ -155,7 +196,7 @@ export class FrontServer extends EventEmitter {
     return this;
   }
 
-  private head(id: number, ip: string, port: number, bytes: Buffer, why: FrontHeadEnd): FrontEvents | undefined {
+  private readonly head: FrontHead = (id, ip, port, bytes, why, stamp) => {
     const known = this.reading.get(id);
     if (known) {
       known.more(bytes, why);
@@ -165,15 +206,15 @@ export class FrontServer extends EventEmitter {
       this.engine.kill(id, {});
       return undefined;
     }
-    const c = this.make(this, id, ip, port, this.bound?.port ?? 0, bytes, why);
-    if (this.socks) {
+    const c = this.make(this, id, ip, port, this.bound?.port ?? 0, bytes, why, stamp);
+    if (this.socks && !stamp) {
       this.reading.set(id, c);
       c.once('close', () => this.reading.delete(id));
     }
     this.track(c);
     this.emit('connection', c);
     return c.destroyed ? undefined : c.events;
-  }
+  };
 
   /** @internal a connection the front took back from the engine: served on the JS path from here. */
   adopted(s: LeanSocket): void {
@@ -238,6 +279,8 @@ export abstract class FrontConnection extends EventEmitter {
   private unchargedUp = 0;
   /** Written at the join, counted once the pair is known to have joined (the engine says nothing of it). */
   private replyPending = 0;
+  /** A stamped connection relayed in JS (a limited meter): the customer's socket, taken from the engine. */
+  private carriedSocket: ProxySocket | undefined;
   private readonly started = Date.now();
   protected abstract readonly protocol: 'http' | 'socks5';
 
@@ -249,6 +292,8 @@ export abstract class FrontConnection extends EventEmitter {
     readonly localPort: number,
     bytes: Buffer,
     protected readonly why: FrontHeadEnd,
+    /** Where its SYN's stamp says the customer was headed (see TransparentFront). */
+    readonly stamp?: readonly [string, number],
   ) {
     super();
     this.bytes = bytes;
@@ -273,6 +318,12 @@ export abstract class FrontConnection extends EventEmitter {
 
   protected kill(reset: { client?: boolean }): this {
     if (this.destroyed) return this;
+    if (this.carriedSocket) {
+      if (reset.client) this.carriedSocket.resetAndDestroy();
+      else this.carriedSocket.destroy();
+      this.close();
+      return this;
+    }
     const left = this.front.engine.kill(this.id, reset);
     this.ended(left?.[0] ?? 0, left?.[1] ?? 0, 'error');
     return this;
@@ -282,7 +333,74 @@ export abstract class FrontConnection extends EventEmitter {
   serve(cfg: FrontConfig, server: ProxyServer, leave: () => void): void {
     this.cfg = cfg;
     this.server = server;
-    this.start(leave);
+    if (this.stamp) this.carried(leave, this.stamp).catch((e: unknown) => this.fail(e));
+    else this.start(leave);
+  }
+
+  /**
+   * A stamped connection: admitted by `transparent.vouch` (no credentials: the relay checked them at the
+   * customer's sign-in), then connected to the stamp's destination, the customer's bytes so far first.
+   * Refused, or where the connection fails, the customer gets a reset, as a closed port would give it.
+   */
+  private async carried(leave: () => void, [host, port]: readonly [string, number]): Promise<void> {
+    const cfg = this.cfg!;
+    const server = this.server!;
+    const ctx: AuthContext = {
+      protocol: this.protocol,
+      socket: this as unknown as ProxySocket,
+      remoteAddress: this.remoteAddress,
+      remotePort: this.remotePort,
+      localPort: this.localPort,
+    };
+    const p = cfg.transparent ? await cfg.transparent.vouch(ctx) : null;
+    leave();
+    if (!p) server.stats.authFailures++;
+    else if (p.deny) server.stats.denied++;
+    this.principal = p?.principal;
+    if (!p || p.deny) return void this.kill({ client: true });
+    if (this.destroyed) return;
+    this.meter = p.meter;
+    if (p.meter && p.meter.unlimited?.() !== true) return this.carryInJs(host, port, p.principal, p.meter);
+    this.first = this.bytes.length > 0 ? this.bytes : null;
+    await this.dial(host, port);
+  }
+
+  /** A limited meter is applied as bytes move, in JS: the customer's socket leaves the engine. */
+  private async carryInJs(host: string, port: number, principal: string, meter: Meter): Promise<void> {
+    const cfg = this.cfg!;
+    if (!cfg.dial) return void this.kill({ client: true });
+    const fd = this.front.engine.frontAdopt(this.id);
+    if (fd < 0) return this.close();
+    const s = LeanSocket.fromFd(fd);
+    this.carriedSocket = s;
+    this.served = true;
+    this.host = host;
+    let target: ProxySocket;
+    try {
+      target = await cfg.dial({ host, port, principal });
+    } catch (e) {
+      this.requestFailed(classifyDialError(e, host, port));
+      return void this.kill({ client: true });
+    }
+    if (this.destroyed) return void target.destroy();
+    const first = this.bytes;
+    this.bytes = EMPTY;
+    relay(
+      s,
+      target,
+      {
+        meter,
+        first,
+        idleTimeoutMs: cfg.idleTimeoutMs,
+        ...(cfg.beforeEnd ? { beforeEnd: cfg.beforeEnd } : {}),
+        ...(cfg.handoff ? { handoff: cfg.handoff } : {}),
+      },
+      (r) => {
+        this.bytesRead = r.bytesIn + first.length;
+        this.bytesWritten = r.bytesOut;
+        this.close();
+      },
+    );
   }
 
   /** The protocol's decision, from the bytes read so far (failures through fail()). */
@@ -330,7 +448,7 @@ export abstract class FrontConnection extends EventEmitter {
         this.last = classifyDialError(e, this.host, plan.port);
         continue;
       }
-      const join = this.joinWith(a.family);
+      const join = this.stamp ? CARRIED : this.joinWith(a.family);
       const rc = this.front.engine.frontConnect(
         this.id,
         fd,
@@ -383,14 +501,20 @@ export abstract class FrontConnection extends EventEmitter {
       ? e
       : proxyError('PP_ERR_PROXY_UPSTREAM_FAILED', { host: '?', port: 0 }, { cause: e });
     if (!isPPError(e)) this.cfg?.logger.error({ err: e }, `${this.protocol} front: unexpected failure`);
+    this.requestFailed(err);
+    // A stamped connection's customer never spoke the protocol: a reset, as from a closed port.
+    if (this.stamp) return void this.kill({ client: true });
+    const answer = this.failureAnswer(err);
+    if (this.front.engine.frontAnswer(this.id, answer)) this.bytesWritten += answer.length;
+  }
+
+  private requestFailed(err: PPError): void {
     this.server?.emit('requestFailed', {
       principal: this.principal,
       protocol: this.protocol,
       code: err.code,
       remoteAddress: this.remoteAddress,
     });
-    const answer = this.failureAnswer(err);
-    if (this.front.engine.frontAnswer(this.id, answer)) this.bytesWritten += answer.length;
   }
 
   /**

@@ -24,7 +24,7 @@ import { forward, endToEndHeaders, requestHead, type Forwarded } from './forward
 import { findHeadEnd, listMembers, parseRequestHead, MAX_HEAD_BYTES, type RequestHead } from './head.js';
 import { authenticateRequest, requestTarget } from './request.js';
 import { writeFailure } from './responses.js';
-import { FrontConnection, type FrontConfig, type FrontEngine } from '../front/connection.js';
+import { FrontConnection, type FrontConfig, type FrontEngine, type TransparentFront } from '../front/connection.js';
 import { HttpFrontConnection } from './front.js';
 import { frontByDefault, leanByDefault } from '../lean/default.js';
 
@@ -62,7 +62,12 @@ export interface HttpProxyOptions {
    * adopted sockets are LeanSockets); the listener must then be IPv4. `exempt`: an address the
    * engine's per-address cap on unauthenticated connections does not apply to (as the guard's).
    */
-  readonly front?: { readonly engine: FrontEngine; readonly exempt?: string };
+  readonly front?: {
+    readonly engine: FrontEngine;
+    readonly exempt?: string;
+    /** Stamped connections (OpenVPN customers the relay carried here): front/connection.ts TransparentFront. */
+    readonly transparent?: TransparentFront;
+  };
 }
 
 const EMPTY = Buffer.alloc(0);
@@ -81,7 +86,8 @@ export function createHttpProxy(opts: HttpProxyOptions): ProxyServer {
   const frontOpts = opts.front ?? (fallback && { engine: fallback.engine });
   const lean = opts.lean ?? leanByDefault();
   const prepare = frontOpts && lean ? dial.prepare : undefined;
-  const front: FrontConfig | undefined = prepare && { ...cfg, prepare };
+  const transparent = opts.front?.transparent;
+  const front: FrontConfig | undefined = prepare && { ...cfg, prepare, ...(transparent ? { transparent } : {}) };
   const server: ProxyServer = new ProxyServer(
     (socket, leave) => {
       if (front && socket instanceof FrontConnection) socket.serve(front, server, leave);
@@ -96,6 +102,7 @@ export function createHttpProxy(opts: HttpProxyOptions): ProxyServer {
           headMs: cfg.headTimeoutMs,
           exempt: frontOpts.exempt,
           make: (...a) => new HttpFrontConnection(...a),
+          stamps: transparent !== undefined,
         }
       : undefined,
   );

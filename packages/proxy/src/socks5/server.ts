@@ -17,7 +17,7 @@ import { silentLogger } from '../logger.js';
 import { forwardEarly, relay } from '../relay.js';
 import type { RelayHandoff } from '../lean/handoff.js';
 import { ProxyServer, SocketAuthContext, normalizeIp } from '../server-base.js';
-import { FrontConnection, type FrontConfig, type FrontEngine } from '../front/connection.js';
+import { FrontConnection, type FrontConfig, type FrontEngine, type TransparentFront } from '../front/connection.js';
 import { frontByDefault, leanByDefault } from '../lean/default.js';
 import {
   handshakeDeadline,
@@ -76,7 +76,12 @@ export interface Socks5Options {
    * Taken only when `dial` has `prepare` (and `lean`); the listener must then be IPv4. `exempt`: an
    * address the engine's per-address cap on unauthenticated connections does not apply to.
    */
-  readonly front?: { readonly engine: FrontEngine; readonly exempt?: string };
+  readonly front?: {
+    readonly engine: FrontEngine;
+    readonly exempt?: string;
+    /** Stamped connections (OpenVPN customers the relay carried here): front/connection.ts TransparentFront. */
+    readonly transparent?: TransparentFront;
+  };
 }
 
 const EMPTY = Buffer.alloc(0);
@@ -94,7 +99,13 @@ export function createSocks5Server(opts: Socks5Options): ProxyServer {
   const fallback = frontByDefault();
   const frontOpts = opts.front ?? (fallback && { engine: fallback.engine });
   const prepare = frontOpts && (opts.lean ?? leanByDefault()) ? cfg.dial.prepare : undefined;
-  const front: FrontConfig | undefined = prepare && { ...cfg, headTimeoutMs: cfg.handshakeTimeoutMs, prepare };
+  const transparent = opts.front?.transparent;
+  const front: FrontConfig | undefined = prepare && {
+    ...cfg,
+    headTimeoutMs: cfg.handshakeTimeoutMs,
+    prepare,
+    ...(transparent ? { transparent } : {}),
+  };
   const server: ProxyServer = new ProxyServer(
     (socket, leave) => {
       if (front && socket instanceof FrontConnection) socket.serve(front, server, leave);
@@ -110,6 +121,7 @@ export function createSocks5Server(opts: Socks5Options): ProxyServer {
           exempt: frontOpts.exempt,
           make: (...a) => new Socks5FrontConnection(...a),
           socks: true,
+          stamps: transparent !== undefined,
         }
       : undefined,
   );
