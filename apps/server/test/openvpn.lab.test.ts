@@ -61,6 +61,24 @@ net.createServer((c) => {
 }).listen(53, '203.0.113.53', () => console.log('tcp-dns-shim listening'));
 `;
 
+// Three raw TCP SYNs to argv[1]:argv[2] from a socket-less port, each with a forged stamp (kind 253, ExID
+// "PP", 127.0.0.1:22) behind an MSS option; the customer's kernel answers the SYN-ACKs with resets.
+const FORGED_SYN = `
+import socket, struct, sys
+dst, dport = sys.argv[1], int(sys.argv[2])
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.connect((dst, dport)); src = u.getsockname()[0]
+def csum(b):
+    if len(b) % 2: b += b'\\0'
+    s = sum(struct.unpack('!%dH' % (len(b) // 2), b)); s = (s >> 16) + (s & 0xffff); s += s >> 16
+    return ~s & 0xffff
+opts = bytes([2, 4, 5, 0xb4, 253, 10, 0x50, 0x50, 127, 0, 0, 1, 0, 22, 1, 1])
+raw = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_TCP)
+for i in range(3):
+    h = struct.pack('!HHIIBBHHH', 40100 + i, dport, 7, 0, ((20 + len(opts)) // 4) << 4, 0x02, 65535, 0, 0) + opts
+    ph = socket.inet_aton(src) + socket.inet_aton(dst) + struct.pack('!BBH', 0, 6, len(h))
+    raw.sendto(h[:16] + struct.pack('!H', csum(ph + h)) + h[18:], (dst, 0))
+`;
+
 // UDP to 203.0.113.10:443 on a connected socket: an ICMP port-unreachable surfaces as ECONNREFUSED.
 const UDP_PROBE = `
 const s = require('dgram').createSocket('udp4');
@@ -104,7 +122,7 @@ for (const carried of [true, false])
     const relaySocketsToDevice = async (): Promise<string> =>
       (await lab.exec('relay', 'ss', ['-Htan', `dport = :${new URL(conn.proxy_url).port}`])).stdout.trim();
     /** The relay's SYN stamp counters (GET /status syn_stamps). */
-    const stamps = async (): Promise<{ stamped: number; dropped: number; devices: number }> => {
+    const stamps = async (): Promise<{ stamped: number; dropped: number; unstamped: number; devices: number }> => {
       const st = await relay.tunnelStatus();
       assert.ok(st?.syn_stamps, `syn_stamps in the tunnel's status: ${JSON.stringify(st?.syn_stamps)}`);
       return st.syn_stamps;
@@ -309,6 +327,23 @@ for (const carried of [true, false])
         );
       },
     );
+
+    if (carried)
+      it("a public customer's SYN with a forged stamp reaches the device without it (the relay takes stamps off every other SYN)", async () => {
+        // Raw SYNs from the customer namespace to the connection's public port, carrying a stamp that
+        // would send the device to 127.0.0.1:22; the relay DNATs them to the device like any customer's.
+        const port = new URL(conn.proxy_url).port;
+        const before = await stamps();
+        const r = await lab.exec('cust', 'python3', ['-c', FORGED_SYN, lab.relay.ip, port], { timeoutMs: 10_000 });
+        assert.equal(r.code, 0, r.stderr);
+        await waitUntil(async () => (await relay.tunnelStatus())?.syn_stamps?.unstamped >= before.unstamped + 3, {
+          timeoutMs: 5_000,
+          intervalMs: 100,
+          what: 'the three forged stamps taken off on the relay',
+        });
+        const after = await stamps();
+        assert.equal(after.stamped, before.stamped, 'nothing stamped for a public customer');
+      });
 
     it('HTTPS by name: DNS resolved through the device, SNI passed on (CONNECT by domain)', async () => {
       const r = await curl(['-k', 'https://sni.test/'], 10);

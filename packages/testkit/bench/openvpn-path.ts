@@ -649,11 +649,21 @@ export async function ovpnPhase(o: {
     if (res.status !== 200) throw new Error(`GET /ovpn: ${res.status} ${res.text.slice(0, 200)}`);
     const profile = res.text;
     const ours1 = await client('ours', profile, carrier);
+    const stamps0 = (await relay.tunnelStatus())?.syn_stamps;
     const ours = PARTS.has('ours')
       ? await measure(
           `OpenVPN customer path, ours (plain GET to the target address; tproxy sockets: ${process.env.POCKETPROXY_TPROXY_SOCKETS ?? 'default'})`,
         )
       : NONE;
+    // Which way ours went: carried to the device (its SYNs stamped by the relay) or the transparent proxy.
+    const stamps1 = (await relay.tunnelStatus())?.syn_stamps;
+    record(
+      'ovpn: ours carried to the device (SYNs stamped during its measures)',
+      stamps1 ? String(stamps1.stamped - (stamps0?.stamped ?? 0)) : 'off (POCKETPROXY_OPENVPN_CARRY=false)',
+      stamps1
+        ? `SYNs dropped for want of a stamp ${stamps1.dropped}; devices reading stamps ${stamps1.devices}; none stamped: the transparent proxy served it`
+        : '',
+    );
     // The CONNECT path goes to the relay's public address, which the client's routes keep outside its tunnel
     // (OpenVPN's host route to its remote), so both loads run from the same namespace with the client up.
     const alt = { ours: [] as number[], connect: [] as number[] };
