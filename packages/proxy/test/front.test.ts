@@ -33,6 +33,7 @@ import {
   countingMeter,
   hostileCustomers,
   until,
+  frontDial,
 } from './helpers.js';
 
 after(cleanup);
@@ -61,13 +62,7 @@ async function front(
   const engine = new SpliceEngine();
   engines.push(engine);
   engine.frontInit({ maxPerAddress: o.maxPerAddress ?? 64 });
-  const dial = createPolicyDialer({
-    policy: { allowLoopback: true },
-    resolve: o.resolve ?? (async (h) => [{ address: h, family: 4 }]),
-    connectTimeoutMs: 2000,
-    lean: true,
-    openFd: (family, local) => openTcpFd(family, local),
-  });
+  const dial = frontDial(o.resolve);
   const proxy = createHttpProxy({
     authenticate: o.authenticate ?? (async (u, p) => (u === USER && p === PASS ? { principal: 'con_a' } : null)),
     dial,

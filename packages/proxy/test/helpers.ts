@@ -5,6 +5,7 @@ import * as http from 'node:http';
 import * as dgram from 'node:dgram';
 import { once } from 'node:events';
 import { randomInt } from 'node:crypto';
+import { openTcpFd } from '@pocketproxy/tun';
 import { createPolicyDialer, createPolicyResolver, type Meter, type Resolve } from '../src/index.js';
 
 const closers: Array<() => Promise<unknown> | unknown> = [];
@@ -30,6 +31,16 @@ export const testResolve: Resolve = async (host) => {
 export const loopbackPolicy = { allowLoopback: true } as const;
 export const testDial = createPolicyDialer({ policy: loopbackPolicy, resolve: testResolve, connectTimeoutMs: 2000 });
 export const testUdpResolve = createPolicyResolver({ policy: loopbackPolicy, resolve: testResolve });
+
+/** The dial of a native front's tests: lean egress sockets opened by the addon, loopback allowed. */
+export const frontDial = (resolve: Resolve = async (h) => [{ address: h, family: 4 }]) =>
+  createPolicyDialer({
+    policy: loopbackPolicy,
+    resolve,
+    connectTimeoutMs: 2000,
+    lean: true,
+    openFd: (family, local) => openTcpFd(family, local),
+  });
 
 export const USER = 'alice';
 export const PASS = 's3cret';

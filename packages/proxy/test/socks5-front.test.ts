@@ -7,14 +7,8 @@
 import { it, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes, randomInt } from 'node:crypto';
-import { openTcpFd, SpliceEngine } from '@pocketproxy/tun';
-import {
-  createPolicyDialer,
-  createSocks5Server,
-  FrontConnection,
-  type ConnectionClosedEvent,
-  type Principal,
-} from '../src/index.js';
+import { SpliceEngine } from '@pocketproxy/tun';
+import { createSocks5Server, FrontConnection, type ConnectionClosedEvent, type Principal } from '../src/index.js';
 import {
   cleanup,
   closeOf,
@@ -32,6 +26,7 @@ import {
   countingMeter,
   hostileCustomers,
   until,
+  frontDial,
 } from './helpers.js';
 
 after(cleanup);
@@ -66,13 +61,7 @@ async function front(
   const engine = new SpliceEngine();
   engines.push(engine);
   engine.frontInit({});
-  const dial = createPolicyDialer({
-    policy: { allowLoopback: true },
-    resolve: async (h) => [{ address: h, family: 4 }],
-    connectTimeoutMs: 2000,
-    lean: true,
-    openFd: (family, local) => openTcpFd(family, local),
-  });
+  const dial = frontDial();
   const proxy = createSocks5Server({
     authenticate: o.authenticate ?? (async (u, p) => (u === USER && p === PASS ? { principal: 'con_a' } : null)),
     dial,
