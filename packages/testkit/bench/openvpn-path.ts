@@ -467,6 +467,10 @@ export async function ovpnPhase(o: {
   const sideAddrs = [SIDE.redsocks, SIDE.bare, ...(SOLO ? [SIDE.solo] : []), ...(E2E ? [SIDE.e2e] : [])];
   let e2eElement = '';
   const sideBySide = async (profile: string, bareProfile: string): Promise<void> => {
+    // BENCH_OVPN_TXQ=N: both servers' TUNs with a ring of N packets (an experiment's switch).
+    if (process.env.BENCH_OVPN_TXQ)
+      for (const dev of ['tun1', BARE.dev])
+        await lab.exec('relay', 'ip', ['link', 'set', dev, 'txqueuelen', process.env.BENCH_OVPN_TXQ], { check: true });
     await lab.exec('relay', 'nft', ['flush', 'chain', 'inet', TABLE, 'prerouting'], { check: true });
     await lab.exec('relay', 'nft', ['-f', '-'], {
       check: true,
@@ -571,6 +575,12 @@ export async function ovpnPhase(o: {
       }
     await b.stop(3_000);
     await a.stop(3_000);
+    const st = (await relay.tunnelStatus())?.syn_stamps;
+    record(
+      "ovpn side by side: the relay's SYN stamps (whole run)",
+      st ? `${st.stamped} stamped` : 'off (POCKETPROXY_OPENVPN_CARRY=false)',
+      st ? `dropped for want of a stamp ${st.dropped}; stamps taken off others' SYNs ${st.unstamped}` : '',
+    );
     const m = (name: (typeof chains)[number]['name']) => {
       const g = got.get(name)!;
       return { mbit: median(g.mbit), perSec: median(g.perSec), ttfb: median(g.ttfb), g };
