@@ -16,7 +16,14 @@ import { PassThrough } from 'node:stream';
 import pino from 'pino';
 import { renderProfile, renderServerConfig, parseOvpnSubnet } from '../src/openvpn/render.js';
 import { ensurePki, formatStaticKey } from '../src/openvpn/pki.js';
-import { AddressPool, ManagementParser, startManagement, type ManagementEvent } from '../src/openvpn/management.js';
+import {
+  AddressPool,
+  ManagementParser,
+  startManagement,
+  type ManagementEvent,
+  type ManagementOptions,
+} from '../src/openvpn/management.js';
+import { renderCarryTable, startCarrier, type Carrier } from '../src/openvpn/carry.js';
 import { createOpenvpnApi, type OpenvpnApi, type OpenvpnRoute } from '../src/tunnel/api-client.js';
 import { superviseProcess } from '../src/openvpn/supervisor.js';
 import { openvpnDecision, stopStaleOpenvpn } from '../src/openvpn/main.js';
@@ -521,6 +528,7 @@ async function withManagement(
     /** Holds the fake API's answers until the function it returns is called. */
     hold: () => () => void;
   }) => Promise<void>,
+  carry?: ManagementOptions['carry'],
 ): Promise<void> {
   const dir = tmp('pp-ovpn-mgmt-');
   const path = join(dir, 'management.sock');
@@ -528,7 +536,15 @@ async function withManagement(
   const fake = fakeOpenvpnApi();
   const clients = new Map<string, OpenvpnRoute>();
   const subnet = parseOvpnSubnet('10.9.0.0/24');
-  const m = startManagement({ socketPath: path, subnet, api: fake.api, clients, logger: silent, retryMs: 20 });
+  const m = startManagement({
+    socketPath: path,
+    subnet,
+    api: fake.api,
+    clients,
+    logger: silent,
+    retryMs: 20,
+    ...(carry ? { carry } : {}),
+  });
   const hold = () => {
     let release!: () => void;
     fake.setHold(
@@ -636,6 +652,74 @@ test('management: logins admitted with an address of ours and mapped first, refu
     await waitFor(() => clients.size === 0 && m.stats.sessions === 0);
     await waitFor(() => m.stats.connected);
   }));
+
+test('management: a customer of a device that reads stamps is carried before it is admitted; unmapped at its end, all at once when openvpn restarts; a table that fails leaves it to the transparent proxy', async () => {
+  const calls: string[] = [];
+  let reads = true;
+  let failAdd = false;
+  let holdAdd: Promise<void> | undefined;
+  const carrier: Carrier = {
+    size: 0,
+    async add(customer, route) {
+      calls.push(`add ${customer} ${route.deviceVpnIp}:${route.proxyPort}`);
+      await holdAdd;
+      if (failAdd) throw new Error('nft: no table');
+    },
+    async remove(customer) {
+      calls.push(`remove ${customer}`);
+    },
+    async clear() {
+      calls.push('clear');
+    },
+    async stop() {},
+  };
+  await withManagement(
+    async ({ ovpn }) => {
+      ovpn.say(CONNECT_BLOCK(1, 0, 'u123', 'right-pass'));
+      await ovpn.until('client-auth 1 0\n');
+      assert.deepEqual(calls, ['add 10.9.0.2 192.168.255.7:40007'], 'mapped before the answer');
+      // A device that does not read stamps: the transparent proxy's (no table change).
+      reads = false;
+      ovpn.say(CONNECT_BLOCK(2, 0, 'u123', 'right-pass'));
+      await ovpn.until('client-auth 2 0\n');
+      assert.equal(calls.length, 1);
+      reads = true;
+      // The table refuses: admitted all the same, through the transparent proxy.
+      failAdd = true;
+      ovpn.say(CONNECT_BLOCK(3, 0, 'u123', 'right-pass'));
+      await ovpn.until('client-auth 3 0\n');
+      failAdd = false;
+      // Gone while its mapping was being made: unmapped again, never answered.
+      let release!: () => void;
+      holdAdd = new Promise((r) => {
+        release = r;
+      });
+      ovpn.say(CONNECT_BLOCK(4, 0, 'u123', 'right-pass'));
+      await waitFor(() => calls.some((c) => c.startsWith('add 10.9.0.5')));
+      ovpn.say('>CLIENT:DISCONNECT,4\r\n>CLIENT:ENV,END\r\n');
+      await new Promise((r) => setTimeout(r, 20));
+      holdAdd = undefined;
+      release();
+      await waitFor(() => calls.includes('remove 10.9.0.5'));
+      assert.ok(!/client-auth 4 /.test(ovpn.text()), ovpn.text());
+      // Its end unmaps a carried customer (only it).
+      ovpn.say('>CLIENT:DISCONNECT,1\r\n>CLIENT:ENV,END\r\n');
+      await waitFor(() => calls.includes('remove 10.9.0.2'));
+      ovpn.say('>CLIENT:DISCONNECT,2\r\n>CLIENT:ENV,END\r\n');
+      await new Promise((r) => setTimeout(r, 20));
+      assert.ok(!calls.includes('remove 10.9.0.3') && !calls.includes('remove 10.9.0.4'), calls.join('; '));
+      // openvpn restarts: one flush for its carried customers, no command per customer.
+      ovpn.say(CONNECT_BLOCK(6, 0, 'u123', 'right-pass'));
+      await ovpn.until('client-auth 6 0\n');
+      const before = calls.length;
+      ovpn.drop();
+      await waitFor(() => calls.length > before);
+      await new Promise((r) => setTimeout(r, 20));
+      assert.deepEqual(calls.slice(before), ['clear']);
+    },
+    { carrier, readsStamps: () => reads },
+  );
+});
 
 test('management: at most 16 logins ask the API at once, the rest in turn; one gone while waiting is skipped', () =>
   withManagement(async ({ ovpn, fake, clients, m, hold }) => {
@@ -1022,4 +1106,37 @@ test('stale openvpn of a dead tunnel: stopped only when its pid runs openvpn wit
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test('carry table: one map and one DNAT ahead of the main table, nothing of the relay or DNS; one nft command per change, inputs checked', async () => {
+  const t = renderCarryTable('tun1');
+  assert.match(t, /^table ip pocketproxy_carry \{\}\ndelete table ip pocketproxy_carry\n/);
+  assert.match(t, /type nat hook prerouting priority dstnat - 1;/);
+  assert.match(
+    t,
+    /iifname "tun1" meta l4proto tcp tcp dport != 53 fib daddr type != local dnat ip to ip saddr map @customers/,
+  );
+  assert.throws(() => renderCarryTable('tun1"; flush ruleset'), TypeError);
+  const scripts: string[] = [];
+  const run = {
+    run: async (_cmd: string, _args: readonly string[], stdin?: string) => {
+      scripts.push(stdin ?? '');
+      return { stdout: '', stderr: '' };
+    },
+  };
+  const c = await startCarrier({ run, iface: 'tun1', logger: silent });
+  await c.add('10.9.0.2', { deviceVpnIp: '192.168.255.7', proxyPort: 40007 });
+  assert.equal(c.size, 1);
+  await c.remove('10.9.0.2');
+  await c.remove('10.9.0.2'); // not mapped: no command
+  await assert.rejects(c.add('10.9.0.2; flush ruleset', { deviceVpnIp: '192.168.255.7', proxyPort: 1 }), TypeError);
+  await assert.rejects(c.add('10.9.0.3', { deviceVpnIp: '192.168.255.7', proxyPort: 0 }), TypeError);
+  await c.clear();
+  await c.stop();
+  assert.deepEqual(scripts.slice(1), [
+    'add element ip pocketproxy_carry customers { 10.9.0.2 : 192.168.255.7 . 40007 }\n',
+    'delete element ip pocketproxy_carry customers { 10.9.0.2 }\n',
+    'flush map ip pocketproxy_carry customers\n',
+    'table ip pocketproxy_carry {}\ndelete table ip pocketproxy_carry\n',
+  ]);
 });
