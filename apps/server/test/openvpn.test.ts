@@ -529,6 +529,7 @@ async function withManagement(
     hold: () => () => void;
   }) => Promise<void>,
   carry?: ManagementOptions['carry'],
+  carryRecheckMs?: number,
 ): Promise<void> {
   const dir = tmp('pp-ovpn-mgmt-');
   const path = join(dir, 'management.sock');
@@ -544,6 +545,7 @@ async function withManagement(
     logger: silent,
     retryMs: 20,
     ...(carry ? { carry } : {}),
+    ...(carryRecheckMs ? { carryRecheckMs } : {}),
   });
   const hold = () => {
     let release!: () => void;
@@ -718,6 +720,40 @@ test('management: a customer of a device that reads stamps is carried before it 
       assert.deepEqual(calls.slice(before), ['clear']);
     },
     { carrier, readsStamps: () => reads },
+  );
+});
+
+test('management: carrying follows the device: carried once it reads stamps, given back to the transparent proxy when it stops', async () => {
+  const calls: string[] = [];
+  let reads = false;
+  const carrier: Carrier = {
+    size: 0,
+    async add(customer, route) {
+      calls.push(`add ${customer} ${route.deviceVpnIp}:${route.proxyPort}`);
+    },
+    async remove(customer) {
+      calls.push(`remove ${customer}`);
+    },
+    async clear() {},
+    async stop() {},
+  };
+  await withManagement(
+    async ({ ovpn }) => {
+      ovpn.say(CONNECT_BLOCK(1, 0, 'u123', 'right-pass'));
+      await ovpn.until('client-auth 1 0\n');
+      await new Promise((r) => setTimeout(r, 60));
+      assert.deepEqual(calls, [], 'its device did not read stamps at sign-in');
+      reads = true; // the device came back with a current agent
+      await waitFor(() => calls.length === 1);
+      assert.deepEqual(calls, ['add 10.9.0.2 192.168.255.7:40007']);
+      await new Promise((r) => setTimeout(r, 60));
+      assert.equal(calls.length, 1, 'nothing more while nothing changes');
+      reads = false; // an older agent took its place
+      await waitFor(() => calls.length === 2);
+      assert.equal(calls[1], 'remove 10.9.0.2');
+    },
+    { carrier, readsStamps: () => reads },
+    15,
   );
 });
 

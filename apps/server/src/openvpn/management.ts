@@ -191,6 +191,12 @@ export interface ManagementOptions {
    * login is answered; the others (and everyone's DNS) go through the transparent proxy's `clients`.
    */
   readonly carry?: { readonly carrier: Carrier; readsStamps(deviceVpnIp: string): boolean };
+  /**
+   * How often every session's carrying is checked again (default 10 s): a device that started reading stamps
+   * after its customer signed in (it was reconnecting) gets its customers carried, and one that stopped (an
+   * agent replaced by an older one) gives them back to the transparent proxy.
+   */
+  readonly carryRecheckMs?: number;
   readonly logger: Logger;
   /** Reconnect delay while openvpn is (re)starting (default 200 ms, doubling to 2 s). */
   readonly retryMs?: number;
@@ -216,6 +222,8 @@ interface Session {
   readonly address: string;
   /** Its TCP is carried to this device and port (./carry.ts), or undefined (the transparent proxy). */
   carried?: string;
+  /** A change of its carrying is under way (one at a time per session). */
+  changing?: boolean;
 }
 
 /** Connects to openvpn's management socket (retrying while openvpn starts) and answers its logins. */
@@ -263,9 +271,10 @@ export function startManagement(o: ManagementOptions): Management {
    */
   const carry = async (cid: number, s: Session, route: OpenvpnRoute): Promise<void> => {
     const c = o.carry;
-    if (!c) return;
+    if (!c || s.changing) return;
     const want = c.readsStamps(route.deviceVpnIp) ? `${route.deviceVpnIp}:${route.proxyPort}` : undefined;
     if (want === s.carried) return;
+    s.changing = true;
     try {
       if (s.carried) await c.carrier.remove(s.address);
       s.carried = undefined;
@@ -276,6 +285,8 @@ export function startManagement(o: ManagementOptions): Management {
         { cid, clientIp: s.address, err: String(err) },
         'OpenVPN client not carried; the transparent proxy serves it',
       );
+    } finally {
+      s.changing = false;
     }
     if (sessions.get(cid) !== s && s.carried) {
       s.carried = undefined;
@@ -431,6 +442,16 @@ export function startManagement(o: ManagementOptions): Management {
     deciding.clear();
   };
 
+  const recheck = o.carry
+    ? setInterval(() => {
+        for (const [cid, s] of sessions) {
+          const route = o.clients.get(s.address);
+          if (route) void carry(cid, s, route);
+        }
+      }, o.carryRecheckMs ?? 10_000)
+    : undefined;
+  recheck?.unref();
+
   const dial = () => {
     if (closing) return;
     const parser = new ManagementParser();
@@ -474,6 +495,7 @@ export function startManagement(o: ManagementOptions): Management {
       new Promise<void>((resolve) => {
         closing = true;
         clearTimeout(timer);
+        clearInterval(recheck);
         reset();
         if (!sock) return resolve();
         sock.once('close', () => resolve());
