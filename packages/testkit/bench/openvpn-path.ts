@@ -471,6 +471,12 @@ export async function ovpnPhase(o: {
     if (process.env.BENCH_OVPN_TXQ)
       for (const dev of ['tun1', BARE.dev])
         await lab.exec('relay', 'ip', ['link', 'set', dev, 'txqueuelen', process.env.BENCH_OVPN_TXQ], { check: true });
+    // BENCH_OVPN_QDISC=fq_codel (or another root qdisc): on both servers' TUNs (an experiment's switch).
+    if (process.env.BENCH_OVPN_QDISC)
+      for (const dev of ['tun1', BARE.dev])
+        await lab.exec('relay', 'tc', ['qdisc', 'replace', 'dev', dev, 'root', process.env.BENCH_OVPN_QDISC], {
+          check: true,
+        });
     await lab.exec('relay', 'nft', ['flush', 'chain', 'inet', TABLE, 'prerouting'], { check: true });
     await lab.exec('relay', 'nft', ['-f', '-'], {
       check: true,
