@@ -585,7 +585,9 @@ export async function ovpnPhase(o: {
     record(
       "ovpn side by side: the relay's SYN stamps (whole run)",
       st ? `${st.stamped} stamped` : 'off (POCKETPROXY_OPENVPN_CARRY=false)',
-      st ? `dropped for want of a stamp ${st.dropped}; stamps taken off others' SYNs ${st.unstamped}` : '',
+      st
+        ? `dropped for want of a stamp ${st.dropped}; stamps taken off others' SYNs ${st.unstamped}; GSO writes cut to the customer's MSS ${st.recut}`
+        : '',
     );
     const m = (name: (typeof chains)[number]['name']) => {
       const g = got.get(name)!;

@@ -33,6 +33,7 @@ export interface TunStats {
   stamped?: number;
   stampDropped?: number;
   unstamped?: number;
+  recut?: number;
   sealUnsent?: number;
   sealErrors?: number;
   sealRoutes?: number;
