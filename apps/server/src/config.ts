@@ -77,11 +77,6 @@ const Schema = z.object({
     .describe(
       "OpenVPN customers' TCP is carried to their device and ends there (DNAT to the connection's port, the SYN stamped with the original destination) when the device's agent reads stamps; off: every customer through the relay's transparent proxy",
     ),
-  POCKETPROXY_OPENVPN_RECUT: bool
-    .default(true)
-    .describe(
-      "carried flows' segments from the device (sized for the device tunnel's MTU) are handed to the kernel to be cut to the customer's own MSS, so fewer, larger packets cross openvpn; off: as the device sent them (needs offloads)",
-    ),
   POCKETPROXY_SOCKS5_FRONT: bool
     .default(true)
     .describe(
@@ -212,8 +207,6 @@ export interface Config {
   readonly tproxyFastOpen: boolean;
   /** POCKETPROXY_OPENVPN_CARRY: OpenVPN customers' TCP carried to devices that read SYN stamps (openvpn/carry.ts). */
   readonly openvpnCarry: boolean;
-  /** POCKETPROXY_OPENVPN_RECUT: carried flows' segments cut to the customer's MSS (packages/tun ResizeCarried). */
-  readonly openvpnRecut: boolean;
   /** The relay's SOCKS5 front (apps/server/src/tunnel/socks5-front.ts); undefined: off. */
   readonly socks5Front?: {
     readonly port: number;
@@ -378,7 +371,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     tproxySplice: c.POCKETPROXY_TPROXY_SPLICE,
     tproxyFastOpen: c.POCKETPROXY_TPROXY_FASTOPEN,
     openvpnCarry: c.POCKETPROXY_OPENVPN_CARRY,
-    openvpnRecut: c.POCKETPROXY_OPENVPN_RECUT,
     ...(c.POCKETPROXY_SOCKS5_FRONT
       ? {
           socks5Front: {

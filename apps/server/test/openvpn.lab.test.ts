@@ -121,20 +121,8 @@ for (const carried of [true, false])
      */
     const relaySocketsToDevice = async (): Promise<string> =>
       (await lab.exec('relay', 'ss', ['-Htan', `dport = :${new URL(conn.proxy_url).port}`])).stdout.trim();
-    /** What the relay's OpenVPN interface sent (to the customers). */
-    const tun1Tx = async () => {
-      const read = async (f: string) =>
-        Number((await lab.exec('relay', 'cat', [`/sys/class/net/tun1/statistics/${f}`])).stdout.trim());
-      return { bytes: await read('tx_bytes'), packets: await read('tx_packets') };
-    };
     /** The relay's SYN stamp counters (GET /status syn_stamps). */
-    const stamps = async (): Promise<{
-      stamped: number;
-      dropped: number;
-      unstamped: number;
-      devices: number;
-      recut: number;
-    }> => {
+    const stamps = async (): Promise<{ stamped: number; dropped: number; unstamped: number; devices: number }> => {
       const st = await relay.tunnelStatus();
       assert.ok(st?.syn_stamps, `syn_stamps in the tunnel's status: ${JSON.stringify(st?.syn_stamps)}`);
       return st.syn_stamps;
@@ -272,13 +260,11 @@ for (const carried of [true, false])
           what: `curl http://203.0.113.10/ip through OpenVPN shows ${carrier()} (last: ${ip})`,
         },
       );
-      const tx0 = await tun1Tx();
       const t1 = Date.now();
       const r = await curl(
         ['-o', '/dev/null', '-w', '%{time_total} %{size_download}', 'http://203.0.113.10/bytes?n=5000000'],
         30,
       );
-      const tx1 = await tun1Tx();
       assert.equal(r.code, 0, r.stderr);
       const [secs, size] = r.stdout.trim().split(' ').map(Number) as [number, number];
       console.error(
@@ -293,14 +279,6 @@ for (const carried of [true, false])
         );
         assert.equal(st.dropped, 0, 'no SYN dropped for want of a stamp');
         assert.equal(await relaySocketsToDevice(), '', 'the relay opened no TCP connection for the customer');
-        // The device's segments (sized for its tunnel, MTU 1380: 1,380-byte packets) reach the customer cut to
-        // the customer's own MSS (openvpn's mssfix: 1,400 here), so fewer packets cross both openvpn processes.
-        const avg = (tx1.bytes - tx0.bytes) / (tx1.packets - tx0.packets);
-        console.error(
-          `openvpn.lab: tun1 sent ${tx1.packets - tx0.packets} packets, ${avg.toFixed(0)} bytes on average`,
-        );
-        assert.ok(avg > 1_400, `packets to the customer average ${avg.toFixed(0)} bytes`);
-        assert.ok(st.recut > 0, `GSO writes cut to the customer's MSS: ${st.recut}`);
         return;
       }
       assert.notEqual(await relaySocketsToDevice(), '', "the transparent proxy's own connections to the device");

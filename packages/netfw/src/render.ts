@@ -151,30 +151,23 @@ function chains(s: ValidState): string[][] {
   ];
 
   const forward = ['chain forward {', 'type filter hook forward priority filter; policy accept;'];
-  // OpenVPN customers' flows carried to their devices (DNAT'ed by table pocketproxy_carry, not a public
-  // port's): passed both ways before the public ports' checks, which know nothing of them.
-  const carried = ov?.carried
-    ? [
-        `iifname ${ovIf} oifname ${pp} ct status dnat meta l4proto tcp accept`,
-        `iifname ${pp} oifname ${ovIf} ct status dnat meta l4proto tcp accept`,
-      ]
-    : [];
   // The kernel never raises an MSS with this statement, only lowers it (nft_exthdr.c), so no
   // "size > N" guard is needed. https://wiki.nftables.org/wiki-nftables/index.php/Mangling_packet_headers
   if (s.mssClamp === 'pmtu') {
-    // Ahead of the clamp: a carried SYN reaches the device with the MSS the customer announced, which the
-    // tunnel reads to cut the device's segments to the customer's size (packages/tun tun_queue.h
-    // ResizeCarried). The device's TCP still sends no more than its own tunnel MTU allows, and its SYN-ACK
-    // announces that MTU's MSS to the customer: "rt mtu" towards pp0 is what the device's stack applies.
-    forward.push(...carried, `oifname ${pp} tcp flags syn / syn,rst tcp option maxseg size set rt mtu`);
+    forward.push(`oifname ${pp} tcp flags syn / syn,rst tcp option maxseg size set rt mtu`);
   } else {
-    // A fixed clamp is the operator's (a path smaller than the tunnel's MTU): it holds for carried flows too.
     forward.push(
       `iifname ${pp} tcp flags syn / syn,rst tcp option maxseg size set ${s.mssClamp}`,
       `oifname ${pp} tcp flags syn / syn,rst tcp option maxseg size set ${s.mssClamp}`,
-      ...carried,
     );
   }
+  // OpenVPN customers' flows carried to their devices (DNAT'ed by table pocketproxy_carry, not a public
+  // port's): passed both ways before the public ports' checks, which know nothing of them.
+  if (ov?.carried)
+    forward.push(
+      `iifname ${ovIf} oifname ${pp} ct status dnat meta l4proto tcp accept`,
+      `iifname ${pp} oifname ${ovIf} ct status dnat meta l4proto tcp accept`,
+    );
   forward.push(
     // A port that is no longer forwarded (connection deleted or moved) ends its open flows at once:
     // conntrack would otherwise keep carrying them to the device until they close.

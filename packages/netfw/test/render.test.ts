@@ -400,22 +400,3 @@ test("a front with HTTP ports per device ('auto'): only ports marked viaFront ar
     off,
   );
 });
-
-test("carried OpenVPN flows: ahead of the path-MTU clamp (the tunnel reads the customer's own MSS), behind a fixed clamp (the operator's)", () => {
-  const openvpn = { ...busy.openvpn!, carried: true };
-  const accept = [
-    '\t\tiifname "tun1" oifname "pp0" ct status dnat meta l4proto tcp accept\n',
-    '\t\tiifname "pp0" oifname "tun1" ct status dnat meta l4proto tcp accept\n',
-  ].join('');
-  const pmtu = render({ ...busy, mssClamp: 'pmtu', openvpn });
-  assert.ok(
-    pmtu.includes(`${accept}\t\toifname "pp0" tcp flags syn / syn,rst tcp option maxseg size set rt mtu\n`),
-    'the accepts come first',
-  );
-  const fixed = render({ ...busy, mssClamp: 1300, openvpn });
-  assert.ok(
-    fixed.includes(`\t\toifname "pp0" tcp flags syn / syn,rst tcp option maxseg size set 1300\n${accept}`),
-    'the fixed clamp comes first',
-  );
-  assert.ok(!render({ ...busy, mssClamp: 'pmtu' }).includes('ct status dnat meta l4proto tcp accept'));
-});

@@ -159,7 +159,8 @@ function roleOf(cmd: string): string | undefined {
   if (cmd.includes('newconn-load')) return 'client';
   return undefined;
 }
-type CpuSnap = { byRole: Map<string, number>; user: Map<string, number>; busy: number; softirq: number };
+/** work: the machine's CPU time on work (user, nice, system, irq, softirq; not steal, which the host took). */
+type CpuSnap = { byRole: Map<string, number>; user: Map<string, number>; busy: number; softirq: number; work: number };
 function cpuSnap(): CpuSnap {
   const byRole = new Map<string, number>();
   const user = new Map<string, number>();
@@ -176,7 +177,13 @@ function cpuSnap(): CpuSnap {
     }
   }
   const c = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
-  return { byRole, user, busy: (c[0]! + c[1]! + c[2]! + c[5]! + c[6]! + c[7]!) * CLK_US, softirq: c[6]! * CLK_US };
+  return {
+    byRole,
+    user,
+    busy: (c[0]! + c[1]! + c[2]! + c[5]! + c[6]! + c[7]!) * CLK_US,
+    softirq: c[6]! * CLK_US,
+    work: (c[0]! + c[1]! + c[2]! + c[5]! + c[6]!) * CLK_US,
+  };
 }
 /** Each process's share of one core over a window (a stream: which process bounds it), busiest first. */
 function cpuShares(a: CpuSnap, b: CpuSnap, seconds: number): string {
@@ -546,6 +553,7 @@ export async function ovpnPhase(o: {
           tunDrops: 0,
           cpu: [] as [CpuSnap, CpuSnap, number][],
           tcp: '',
+          pp0: { rx: 0, tx: 0, writes: 0 },
         },
       ]),
     );
@@ -556,6 +564,8 @@ export async function ovpnPhase(o: {
         const g = got.get(c.name)!;
         const s0 = await Promise.all(nsList.map(snmp));
         const d0 = await tunDrops(c.tun);
+        const pp0 = async () => (await relay.tunnelStatus())?.tun_stats;
+        const p0 = await pp0();
         const c0 = cpuSnap();
         const t0 = Date.now();
         const streaming = stream(undefined, c.ip);
@@ -568,6 +578,12 @@ export async function ovpnPhase(o: {
         }
         g.mbit.push(await streaming);
         g.cpu.push([c0, cpuSnap(), (Date.now() - t0) / 1000]);
+        const p1 = await pp0();
+        if (p0 && p1) {
+          g.pp0.rx += p1.rx_packets - p0.rx_packets;
+          g.pp0.tx += p1.tx_packets - p0.tx_packets;
+          g.pp0.writes += (p1.tx_writes ?? 0) - (p0.tx_writes ?? 0);
+        }
         const s1 = await Promise.all(nsList.map(snmp));
         g.tunDrops += (await tunDrops(c.tun)) - d0;
         nsList.forEach((_, k) => {
@@ -585,9 +601,7 @@ export async function ovpnPhase(o: {
     record(
       "ovpn side by side: the relay's SYN stamps (whole run)",
       st ? `${st.stamped} stamped` : 'off (POCKETPROXY_OPENVPN_CARRY=false)',
-      st
-        ? `dropped for want of a stamp ${st.dropped}; stamps taken off others' SYNs ${st.unstamped}; GSO writes cut to the customer's MSS ${st.recut}`
-        : '',
+      st ? `dropped for want of a stamp ${st.dropped}; stamps taken off others' SYNs ${st.unstamped}` : '',
     );
     const m = (name: (typeof chains)[number]['name']) => {
       const g = got.get(name)!;
@@ -604,6 +618,26 @@ export async function ovpnPhase(o: {
       return cpuShares(a, b, sec);
     };
     const x = (p: number, q: number) => (q > 0 ? `${(p / q).toFixed(2)}×` : '-');
+    // The whole machine's CPU per MB carried in a chain's streams (every process and the kernel's packet work
+    // in all namespaces; the host's steal left out): what the stream costs, whatever the host's speed that minute.
+    const perMb = (g: { mbit: number[]; cpu: [CpuSnap, CpuSnap, number][] }) => {
+      const work = g.cpu.reduce((s, [a, b]) => s + (b.work - a.work), 0);
+      const mb = g.mbit.reduce((s, mbit) => s + (mbit * STREAM_S) / 8, 0); // curl's rate over its --max-time
+      return work / Math.max(1e-9, mb);
+    };
+    // The relay's pp0 in the streams: packets to the device (ours: the customer's ACKs; redsocks': the relay's
+    // own socket's) and from it, against the GSO writes that carried them (segments per write).
+    const pp0Line = (g: { mbit: number[]; pp0: { rx: number; tx: number; writes: number } }) => {
+      const mb = g.mbit.reduce((s, mbit) => s + (mbit * STREAM_S) / 8, 0) || 1;
+      return `${fmt(g.pp0.rx / mb)} packets to the device and ${fmt(g.pp0.tx / mb)} from it per MB, ${fmt(g.pp0.tx / Math.max(1, g.pp0.writes), 1)} per write`;
+    };
+    record(
+      "ovpn side by side: the machine's CPU per MB in the streams, ours / redsocks chain (lower is better)",
+      x(perMb(ours.g), perMb(rs.g)),
+      `µs of CPU (all processes and the kernel, no steal) per MB, over ${SIDE.rounds} streams each: ours ${fmt(perMb(ours.g))}, ` +
+        `redsocks chain ${fmt(perMb(rs.g))}, bare OpenVPN ${fmt(perMb(bare.g))}; the relay's pp0, ours: ${pp0Line(ours.g)}; ` +
+        `redsocks chain: ${pp0Line(rs.g)}`,
+    );
     record(
       'ovpn side by side: ours / redsocks chain: one stream · new connections/s · added TTFB (lower is better)',
       `${x(ours.mbit, rs.mbit)} · ${x(ours.perSec, rs.perSec)} · ${x(ours.ttfb, rs.ttfb)}`,

@@ -22,7 +22,6 @@ Napi::Function InitSpliceRelay(Napi::Env env);
 Napi::Value SynStamp(const Napi::CallbackInfo& info);
 Napi::Value SynUnstamp(const Napi::CallbackInfo& info);
 Napi::Value SynReadStamp(const Napi::CallbackInfo& info);
-Napi::Value SynMssValue(const Napi::CallbackInfo& info);
 }
 
 // setThreadName(name): names the calling thread (PR_SET_NAME, what top -H and /proc/<pid>/task/<tid>/comm
@@ -59,7 +58,6 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("synStamp", Napi::Function::New(env, pp::SynStamp, "synStamp"));
   exports.Set("synUnstamp", Napi::Function::New(env, pp::SynUnstamp, "synUnstamp"));
   exports.Set("synReadStamp", Napi::Function::New(env, pp::SynReadStamp, "synReadStamp"));
-  exports.Set("synMss", Napi::Function::New(env, pp::SynMssValue, "synMss"));
   exports.Set("setThreadName", Napi::Function::New(env, SetThreadName, "setThreadName"));
   return exports;
 }

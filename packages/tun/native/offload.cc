@@ -200,14 +200,8 @@ void Coalescer::Emit(Item& it) {
   const size_t iphl = IpLen(it.v6);
   uint8_t* th = ip + iphl;
   StoreCsum(th + 16, CsumFold(PseudoSum(ip, it.v6, kProtoTcp, it.len - iphl)));
-  uint16_t gso_size = it.gso_size;
-  if (resize_ != nullptr && !it.v6) {
-    const uint16_t larger = resize_(ctx_, ip, it.hdr_len, gso_size, it.len - it.hdr_len);
-    // A payload that fits in one segment of the new size would be no GSO packet to the kernel: left as it came.
-    if (larger > gso_size && it.len - it.hdr_len > larger) gso_size = larger;
-  }
   uint8_t hdr[kVnetHdrLen];
-  WriteVnetHdr(hdr, VnetHdr{kVnetFlagNeedsCsum, it.v6 ? kGsoTcpV6 : kGsoTcpV4, static_cast<uint16_t>(it.hdr_len), gso_size,
+  WriteVnetHdr(hdr, VnetHdr{kVnetFlagNeedsCsum, it.v6 ? kGsoTcpV6 : kGsoTcpV4, static_cast<uint16_t>(it.hdr_len), it.gso_size,
                             static_cast<uint16_t>(iphl), 16});
   sink_(ctx_, hdr, ip, it.len, it.segs);
 }

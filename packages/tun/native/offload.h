@@ -55,13 +55,6 @@ class Coalescer {
   Coalescer(Sink sink, void* ctx);
   void Add(const uint8_t* pkt, size_t len);
   void Flush();
-  // resize(ctx, pkt, hdr_len, gso_size, payload) -> the segment size a glued IPv4 packet (`pkt`: its first
-  // segment's headers; `payload` bytes after them) is written with: gso_size as the segments came, or larger
-  // where the receiver takes larger ones (the kernel then cuts the payload into pieces of that size: fewer,
-  // larger segments on the next hop). Called for packets of two or more segments; an answer that is not
-  // larger than gso_size, or not smaller than the payload (one segment: no GSO packet), is not used.
-  using Resize = uint16_t (*)(void* ctx, const uint8_t* pkt, size_t hdr_len, uint16_t gso_size, size_t payload);
-  void SetResize(Resize resize) { resize_ = resize; }
 
  private:
   struct Item {
@@ -80,7 +73,6 @@ class Coalescer {
   void EmitRaw(const uint8_t* pkt, size_t len);
   void Remove(int i);
   Sink sink_;
-  Resize resize_ = nullptr;
   void* ctx_;
   Item items_[kItems];
   int order_[kItems];

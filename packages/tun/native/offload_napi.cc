@@ -1,7 +1,6 @@
 // JS access to the pure offload functions (offload.h), for unit tests and the fuzz run:
 //   offloadSegment(vnetPacket: Uint8Array) -> Buffer[] | null   (null: the header does not fit the packet)
-//   offloadCoalesce(packets: Uint8Array[], resizeTo?: number) -> Buffer[]   (each: 10-byte vnet header + packet;
-//                   resizeTo: what Coalescer's resize hook answers for every IPv4 packet, as the relay's does)
+//   offloadCoalesce(packets: Uint8Array[]) -> Buffer[]           (each: 10-byte vnet header + packet)
 #include <napi.h>
 
 #include <memory>
@@ -35,9 +34,7 @@ struct Collect {
   Napi::Env env;
   Napi::Array arr;
   uint32_t n = 0;
-  uint16_t resize_to = 0;
 };
-uint16_t FixedResize(void* ctx, const uint8_t*, size_t, uint16_t, size_t) { return static_cast<Collect*>(ctx)->resize_to; }
 void CollectSink(void* ctx, const uint8_t* hdr, const uint8_t* pkt, size_t len, uint32_t) {
   Collect* c = static_cast<Collect*>(ctx);
   Napi::Buffer<uint8_t> b = Napi::Buffer<uint8_t>::New(c->env, kVnetHdrLen + len);
@@ -56,12 +53,6 @@ Napi::Value OffloadCoalesce(const Napi::CallbackInfo& info) {
   }
   Collect c{env, Napi::Array::New(env)};
   auto co = std::make_unique<Coalescer>(&CollectSink, &c);
-  if (info.Length() > 1 && info[1].IsNumber()) {
-    const uint32_t to = info[1].As<Napi::Number>().Uint32Value();
-    if (to == 0 || to > 65535) throw Napi::RangeError::New(env, "offloadCoalesce: resizeTo must be 1-65535");
-    c.resize_to = static_cast<uint16_t>(to);
-    co->SetResize(&FixedResize);
-  }
   for (uint32_t i = 0; i < in.Length(); i++) {
     Napi::Uint8Array p = in.Get(i).As<Napi::Uint8Array>();
     co->Add(p.Data(), p.ByteLength());

@@ -165,17 +165,4 @@ bool ReadStamp(const uint8_t* syn, size_t len, uint32_t* addr, uint16_t* port) {
   return ok && found;
 }
 
-uint16_t SynMss(const uint8_t* pkt, size_t len) {
-  Syn v;
-  if (!View(pkt, len, true, &v)) return 0;
-  uint16_t mss = 0;
-  bool found = false;
-  const bool ok = EachOption(pkt + v.ihl + 20, v.thl - 20, [&](const uint8_t* opt, size_t l) {
-    if (found || opt[0] != 2 || l != 4) return;
-    mss = Be16(opt + 2);
-    found = true;
-  });
-  return ok ? mss : 0;
-}
-
 }  // namespace pp

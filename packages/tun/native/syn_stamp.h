@@ -41,9 +41,4 @@ int UnstampSyn(const uint8_t* pkt, size_t len, uint8_t* out);
 // with `addr` and `port` (network order) when it carries one, false otherwise (or when malformed).
 bool ReadStamp(const uint8_t* syn, size_t len, uint32_t* addr, uint16_t* port);
 
-// The maximum segment size a SYN (an IPv4 TCP SYN without ACK, whole as in StampSyn) announces: the first
-// MSS option's value (kind 2, length 4), or 0 when it has none, its options are malformed or it is no SYN.
-// The relay keeps it for a carried flow, to cut the device's segments to the customer's size (tun_queue.h).
-uint16_t SynMss(const uint8_t* pkt, size_t len);
-
 }  // namespace pp

@@ -2,7 +2,6 @@
 //   synStamp(packet: Uint8Array, addr: string, port: number) -> Buffer | number (a StampResult)
 //   synUnstamp(packet: Uint8Array) -> Buffer | number (0: no stamp in it; < 0: a StampResult)
 //   synReadStamp(savedSyn: Uint8Array) -> [addr: string, port: number] | null
-//   synMss(packet: Uint8Array) -> number (0: none)
 #include <arpa/inet.h>
 #include <napi.h>
 
@@ -52,13 +51,6 @@ Napi::Value SynReadStamp(const Napi::CallbackInfo& info) {
   r.Set(0u, Napi::String::New(env, s));
   r.Set(1u, Napi::Number::New(env, ntohs(port)));
   return r;
-}
-
-Napi::Value SynMssValue(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  if (info.Length() != 1 || !info[0].IsTypedArray()) throw Napi::TypeError::New(env, "synMss(packet: Uint8Array)");
-  Napi::Uint8Array in = info[0].As<Napi::Uint8Array>();
-  return Napi::Number::New(env, SynMss(in.Data(), in.ByteLength()));
 }
 
 }  // namespace pp

@@ -468,7 +468,6 @@ Napi::Value TunQueue::Stats(const Napi::CallbackInfo& info) {
   o.Set("stamped", stats_.stamped);
   o.Set("stampDropped", stats_.stamp_dropped);
   o.Set("unstamped", stats_.unstamped);
-  o.Set("recut", stats_.recut);
   o.Set("sealUnsent", stats_.seal_unsent);
   o.Set("sealErrors", stats_.seal_errors);
   o.Set("sealRoutes", static_cast<double>(routes_.size() + (default_route_ ? 1 : 0)));
@@ -515,22 +514,15 @@ Napi::Value TunQueue::SetStampSubnet(const Napi::CallbackInfo& info) {
     stamp_on_ = false;
     return env.Undefined();
   }
-  if (info.Length() < 2 || info.Length() > 3 || !info[0].IsString() || !info[1].IsNumber() ||
-      (info.Length() == 3 && !info[2].IsNumber()))
-    throw Napi::TypeError::New(env, "setStampSubnet(address: string, prefix: number, mtu?: number) or setStampSubnet(null)");
+  if (info.Length() != 2 || !info[0].IsString() || !info[1].IsNumber())
+    throw Napi::TypeError::New(env, "setStampSubnet(address: string, prefix: number) or setStampSubnet(null)");
   in_addr a{};
   const uint32_t prefix = info[1].As<Napi::Number>().Uint32Value();
   if (inet_pton(AF_INET, info[0].As<Napi::String>().Utf8Value().c_str(), &a) != 1 || prefix < 8 || prefix > 32)
     throw Napi::RangeError::New(env, "setStampSubnet: an IPv4 address and a prefix of 8-32");
-  const uint32_t mtu = info.Length() == 3 ? info[2].As<Napi::Number>().Uint32Value() : 1500;
-  if (mtu != 0 && (mtu < 576 || mtu > 65535))
-    throw Napi::RangeError::New(env, "setStampSubnet: mtu must be 576-65535 (0: segments as they came)");
   stamp_mask_ = prefix == 32 ? 0xffffffffu : ~(0xffffffffu >> prefix);
   stamp_net_ = ntohl(a.s_addr) & stamp_mask_;
-  stamp_mtu_ = static_cast<uint16_t>(mtu);
   if (!stamp_tmp_) stamp_tmp_.reset(new uint8_t[65535 + kStampGrowth]);
-  if (!carried_) carried_.reset(new CarriedFlow[kCarriedSlots]);
-  if (coalescer_) coalescer_->SetResize(mtu == 0 ? nullptr : &TunQueue::ResizeCarried);
   stamp_on_ = true;
   return env.Undefined();
 }
@@ -548,39 +540,6 @@ void TunQueue::ReplacePacket(uint32_t i, uint32_t* n, size_t* used, const uint8_
   }
   for (uint32_t j = i + 1; j < *n; j++) offsets_[j] = static_cast<uint32_t>(static_cast<ptrdiff_t>(offsets_[j + 1]) + delta);
   *n -= 1;
-}
-
-uint32_t TunQueue::CarriedSlot(uint32_t customer, uint16_t customer_port, uint32_t device, uint16_t device_port) {
-  uint32_t h = customer * 0x9e3779b1u;
-  h ^= (static_cast<uint32_t>(customer_port) << 16 | device_port) * 0x85ebca6bu;
-  h ^= device * 0xc2b2ae35u;
-  h ^= h >> 15;
-  return h & (kCarriedSlots - 1);
-}
-
-uint16_t TunQueue::ResizeCarried(void* self, const uint8_t* pkt, size_t hdr_len, uint16_t gso_size, size_t payload) {
-  TunQueue* q = static_cast<TunQueue*>(self);
-  if (!q->stamp_on_ || !q->carried_) return gso_size;
-  uint32_t device, customer;
-  uint16_t device_port, customer_port;
-  memcpy(&device, pkt + 12, 4);
-  memcpy(&customer, pkt + 16, 4);
-  if ((ntohl(customer) & q->stamp_mask_) != q->stamp_net_) return gso_size;
-  memcpy(&device_port, pkt + 20, 2);  // the coalescer glues IPv4 without options only: TCP at 20
-  memcpy(&customer_port, pkt + 22, 2);
-  const CarriedFlow& f = q->carried_[CarriedSlot(customer, customer_port, device, device_port)];
-  if (f.mss == 0 || f.customer != customer || f.device != device || f.customer_port != customer_port ||
-      f.device_port != device_port)
-    return gso_size;
-  // An MSS counts no TCP options (RFC 9293 §3.7.1): the segments' own options come off it, as the sender's
-  // TCP would take them off. And no segment may exceed the customers' interface.
-  const size_t options = hdr_len - 40;
-  size_t size = static_cast<size_t>(f.mss) > options ? f.mss - options : 0;
-  if (q->stamp_mtu_ > hdr_len) size = std::min(size, q->stamp_mtu_ - hdr_len);
-  else size = 0;
-  if (size <= gso_size || size >= payload) return gso_size;
-  q->stats_.recut += 1;
-  return static_cast<uint16_t>(size);
 }
 
 uint32_t TunQueue::StampSyns(uint32_t n, size_t* used) {
@@ -613,8 +572,6 @@ uint32_t TunQueue::StampSyns(uint32_t n, size_t* used) {
     if (r == 0) r = StampSyn(p, len, odst, odport, stamp_tmp_.get());
     if (r > 0 && *used + static_cast<size_t>(r) - len <= slab_alloc_) {
       stats_.stamped += 1;
-      CarriedFlow& f = carried_[CarriedSlot(src, sport, dst, dport)];
-      f = CarriedFlow{src, dst, sport, dport, SynMss(p, len)};
       ReplacePacket(i, &n, used, stamp_tmp_.get(), static_cast<size_t>(r));
       i++;
     } else {

@@ -49,10 +49,8 @@ class TunQueue : public Napi::ObjectWrap<TunQueue>, private FdPoller {
   Napi::Value SetSealSocket(const Napi::CallbackInfo& info);
   Napi::Value SetSealRoute(const Napi::CallbackInfo& info);
   Napi::Value DeleteSealRoute(const Napi::CallbackInfo& info);
-  // The relay's SYN stamps (syn_stamp.h): setStampSubnet(address, prefix, mtu?) turns them on for OpenVPN
-  // customers' SYNs from that subnet (mtu: their interface's, 1500 if not given; 0: no ResizeCarried),
-  // setStampSubnet(null) off.
-  // See StampSyns and ResizeCarried.
+  // The relay's SYN stamps (syn_stamp.h): setStampSubnet(address, prefix) turns them on for OpenVPN
+  // customers' SYNs from that subnet, setStampSubnet(null) off. See StampSyns.
   Napi::Value SetStampSubnet(const Napi::CallbackInfo& info);
 
   void OnReadable() override;
@@ -77,9 +75,6 @@ class TunQueue : public Napi::ObjectWrap<TunQueue>, private FdPoller {
   // vnet-hdr mode: one write of header + packet (which may carry several coalesced segments).
   bool WriteVnet(const uint8_t* hdr, const uint8_t* pkt, size_t len, uint32_t segs);
   static void CoalescerSink(void* self, const uint8_t* hdr, const uint8_t* pkt, size_t len, uint32_t segs);
-  // The coalescer's resize hook: a carried flow's segments from its device (to an address of the stamp
-  // subnet, a flow whose SYN StampSyns saw) are cut to the customer's own MSS instead of the tunnel's.
-  static uint16_t ResizeCarried(void* self, const uint8_t* pkt, size_t hdr_len, uint16_t gso_size, size_t payload);
   void ReadVnet(Napi::Env env);
   void ReleaseCallbacks();
 
@@ -136,23 +131,9 @@ class TunQueue : public Napi::ObjectWrap<TunQueue>, private FdPoller {
   ConntrackQuery ct_;
   size_t slab_alloc_ = 0;  // slab_cap_ plus room for stamps to grow packets
   std::unique_ptr<uint8_t[]> stamp_tmp_;
-  // The MSS each carried flow's customer announced (its SYN as StampSyns stamped it), by the flow's
-  // addresses and ports; a slot is overwritten by the next flow that hashes to it (a lost entry only
-  // leaves that flow's segments at the tunnel's size). The device's TCP sends segments sized for the
-  // device tunnel (its MTU, 1380 by default); the customer's path (openvpn's TUN, MTU stamp_mtu_) takes
-  // larger ones, and each packet less is one less through both openvpn processes. Segments are cut to
-  // min(the customer's MSS, stamp_mtu_ - 40) less the TCP options they carry (ResizeCarried).
-  struct CarriedFlow {
-    uint32_t customer = 0, device = 0;  // network order
-    uint16_t customer_port = 0, device_port = 0, mss = 0;
-  };
-  static constexpr uint32_t kCarriedSlots = 4096;
-  static uint32_t CarriedSlot(uint32_t customer, uint16_t customer_port, uint32_t device, uint16_t device_port);
-  std::unique_ptr<CarriedFlow[]> carried_;
-  uint16_t stamp_mtu_ = 1500;
 
   struct {
-    double stamped = 0, stamp_dropped = 0, unstamped = 0, recut = 0;
+    double stamped = 0, stamp_dropped = 0, unstamped = 0;
     double seal_native = 0, seal_unsent = 0, seal_errors = 0;
     double rx_packets = 0, rx_bytes = 0, rx_batches = 0, rx_errors = 0;
     double tx_packets = 0, tx_bytes = 0, tx_drops = 0, tx_errors = 0;

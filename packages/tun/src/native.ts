@@ -28,8 +28,6 @@ export interface NativeTunStats {
   stamped: number;
   stampDropped: number;
   unstamped: number;
-  /** Carried flows' GSO writes cut to the customer's MSS instead of the tunnel's (native/tun_queue.h ResizeCarried). */
-  recut: number;
 }
 
 export interface NativeTunQueue {
@@ -73,7 +71,7 @@ export interface NativeTunQueue {
   /** -1: every route, the default one included. */
   deleteSealRoute(dst: number | 'default'): boolean;
   /** native/tun_queue.h StampSyns: on for SYNs from address/prefix, off with null. */
-  setStampSubnet(address: string, prefix: number, mtu?: number): void;
+  setStampSubnet(address: string, prefix: number): void;
   setStampSubnet(off: null): void;
 }
 
@@ -199,19 +197,14 @@ export interface NativeAddon {
   bindToDevice(fd: number, ifname: string): void;
   /** native/offload.h Segment: a vnet header + packet as read from an offload TUN -> wire packets (null: header does not fit). */
   offloadSegment(vnetPacket: Uint8Array): Buffer[] | null;
-  /**
-   * native/offload.h Coalescer: packets -> what writeBatch would write (10-byte vnet header + packet each);
-   * `resizeTo`: the segment size its resize hook answers for every IPv4 packet (the relay's carried flows).
-   */
-  offloadCoalesce(packets: readonly Uint8Array[], resizeTo?: number): Buffer[];
+  /** native/offload.h Coalescer: packets -> what writeBatch would write (10-byte vnet header + packet each). */
+  offloadCoalesce(packets: readonly Uint8Array[]): Buffer[];
   /** native/syn_stamp.h StampSyn: the stamped packet, or a negative StampResult. */
   synStamp(packet: Uint8Array, addr: string, port: number): Buffer | number;
   /** native/syn_stamp.h UnstampSyn: the packet without its stamp, 0 when it had none, or a negative StampResult. */
   synUnstamp(packet: Uint8Array): Buffer | number;
   /** native/syn_stamp.h ReadStamp: the stamp of a saved SYN, or null. */
   synReadStamp(savedSyn: Uint8Array): [string, number] | null;
-  /** native/syn_stamp.h SynMss: the MSS a SYN announces, 0 when none. */
-  synMss(packet: Uint8Array): number;
 }
 
 /** A system error thrown by the addon (same shape as Node's). */

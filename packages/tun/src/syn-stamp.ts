@@ -136,12 +136,3 @@ export function readStamp(savedSyn: Uint8Array): Stamp | null {
   const s = all?.find((o) => isStamp(o) && o.length === STAMP_LEN);
   return s ? { address: Array.from(s.subarray(4, 8)).join('.'), port: be16(s, 8) } : null;
 }
-
-/** The MSS a whole SYN announces (its first MSS option), or 0; see native/syn_stamp.h SynMss. */
-export function synMss(packet: Uint8Array): number {
-  const v = view(packet, true);
-  if (!v) return 0;
-  const all = options(packet.subarray(v.ihl + 20, v.ihl + v.thl));
-  const o = all?.find((x) => x[0] === 2 && x.length === 4);
-  return o ? be16(o, 2) : 0;
-}

@@ -33,7 +33,6 @@ export interface TunStats {
   stamped?: number;
   stampDropped?: number;
   unstamped?: number;
-  recut?: number;
   sealUnsent?: number;
   sealErrors?: number;
   sealRoutes?: number;

@@ -39,10 +39,8 @@ export type KernelTunDevice = TunDevice & {
   /**
    * The relay: stamp OpenVPN customers' SYNs from `subnet` (a.b.c.d/n) with their original destination,
    * read from conntrack, and strip stamps from every other SYN (native/tun_queue.h StampSyns); null: off.
-   * With offloads, those customers' flows from their devices are written in segments of the customer's
-   * MSS, at most `mtu` (their interface's, default 1500) less headers (ResizeCarried); `mtu` 0: as they came.
    */
-  stampSyns(subnet: string | null, mtu?: number): void;
+  stampSyns(subnet: string | null): void;
 };
 
 export function openTun(opts: OpenTunOptions): KernelTunDevice {
@@ -155,7 +153,7 @@ class KernelTun implements TunDevice {
     };
   }
 
-  stampSyns(subnet: string | null, mtu = 1500): void {
+  stampSyns(subnet: string | null): void {
     this.#check();
     if (subnet === null) {
       this.q.setStampSubnet(null);
@@ -163,7 +161,7 @@ class KernelTun implements TunDevice {
     }
     const m = /^(\d+\.\d+\.\d+\.\d+)\/(\d+)$/.exec(subnet);
     if (!m) throw new TypeError(`stampSyns: "${subnet}" is not an IPv4 subnet a.b.c.d/n`);
-    this.q.setStampSubnet(m[1]!, Number(m[2]), mtu);
+    this.q.setStampSubnet(m[1]!, Number(m[2]));
   }
 
   stats(): TunStats {

@@ -329,36 +329,3 @@ test('fuzz: coalesce keeps every packet (valid segments round-trip, anything els
     { numRuns: 500, seed: 11 },
   );
 });
-
-test("coalesce with a resize hook: an IPv4 flow's GSO write takes the larger segment size, which segment() cuts into fewer, larger segments of the same bytes; a size that is not larger, or that holds the whole payload, and IPv6 are left alone", () => {
-  const mss = 1328;
-  const flow = (v6: boolean, n: number, last = mss) =>
-    Array.from({ length: n }, (_, i) =>
-      tcp({
-        v6,
-        seq: 7000 + i * mss,
-        options: TS,
-        payload: bytes(i === n - 1 ? last : mss, i),
-        flags: ACK | (i === n - 1 ? PSH : 0),
-      }),
-    );
-  const originals = flow(false, 10, 500);
-  const [h] = addon.offloadCoalesce(originals, 1388);
-  assert.equal(h!.readUInt16LE(4), 1388, 'gso_size raised');
-  const back = addon.offloadSegment(h!)!;
-  assert.equal(back.length, Math.ceil((9 * mss + 500) / 1388));
-  let seq = 7000;
-  for (const [i, b] of back.entries()) {
-    assert.ok(ipOk(b) && tcpOk(b), `segment ${i}: checksums`);
-    assert.equal(b.readUInt32BE(24), seq, `segment ${i}: in sequence`);
-    assert.ok(tcpPayload(b).length <= 1388);
-    assert.deepEqual([...b.subarray(40, 52)], TS, 'options kept');
-    seq += tcpPayload(b).length;
-  }
-  assert.deepEqual(Buffer.concat(back.map(tcpPayload)), Buffer.concat(originals.map(tcpPayload)));
-  assert.equal(addon.offloadCoalesce(originals, 1000)[0]!.readUInt16LE(4), mss, 'smaller: not used');
-  const two = flow(false, 2, 10);
-  assert.equal(addon.offloadCoalesce(two, 1388)[0]!.readUInt16LE(4), mss, 'payload fits one segment: not used');
-  assert.equal(addon.offloadCoalesce(flow(true, 4), 1388)[0]!.readUInt16LE(4), mss, 'IPv6: not used');
-  assert.throws(() => addon.offloadCoalesce(originals, 0), RangeError);
-});

@@ -6,8 +6,6 @@ import { SERVER_CN } from './pki.js';
 /** Only ciphers with AEAD; the same list on both sides. */
 export const DATA_CIPHERS = 'AES-256-GCM:CHACHA20-POLY1305';
 export const OPENVPN_INTERFACE = 'tun1';
-/** The MTU of the server's and the customers' tunnel interfaces: openvpn's default, which the config keeps. */
-export const OPENVPN_TUN_MTU = 1500;
 
 export interface ServerConfigInput {
   readonly port: number;

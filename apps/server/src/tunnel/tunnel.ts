@@ -169,10 +169,9 @@ export interface TunnelStatus {
   };
   /**
    * OpenVPN customers carried to their devices (openvpn/carry.ts; null when not): SYNs stamped, dropped for
-   * want of a stamp (no conntrack entry, no room), stamps taken off other SYNs; devices that read stamps;
-   * writes of carried flows' segments cut to the customer's MSS instead of the device tunnel's.
+   * want of a stamp (no conntrack entry, no room), stamps taken off other SYNs; devices that read stamps.
    */
-  syn_stamps: { stamped: number; dropped: number; unstamped: number; devices: number; recut: number } | null;
+  syn_stamps: { stamped: number; dropped: number; unstamped: number; devices: number } | null;
   /** The UDP socket's datagrams against recvmmsg/sendmmsg calls (null on node:dgram). */
   udp_stats: { rx_datagrams: number; rx_batches: number; tx_datagrams: number; tx_syscalls: number } | null;
   /** process.memoryUsage() in MB: where the tunnel's RSS goes (V8 heap, Buffers, the rest). */
@@ -545,7 +544,6 @@ export function createTunnel(deps: TunnelDeps): Tunnel {
             dropped: ts.stampDropped ?? 0,
             unstamped: ts.unstamped ?? 0,
             devices: connected.filter((e) => e.synStamps).length,
-            recut: ts.recut ?? 0,
           }
         : null,
       udp_stats: udpStats(us),
