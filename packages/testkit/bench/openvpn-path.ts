@@ -478,6 +478,13 @@ export async function ovpnPhase(o: {
     if (process.env.BENCH_OVPN_TXQ)
       for (const dev of ['tun1', BARE.dev])
         await lab.exec('relay', 'ip', ['link', 'set', dev, 'txqueuelen', process.env.BENCH_OVPN_TXQ], { check: true });
+    // BENCH_OVPN_DEV_CC=cubic (or another): the device's TCP congestion control for the connections it accepts
+    // from now on, every chain's (an experiment's switch; the host's default here is bbr; a namespace may set
+    // only what the host's net.ipv4.tcp_allowed_congestion_control lists).
+    if (process.env.BENCH_OVPN_DEV_CC)
+      await lab.exec('dev1', 'sysctl', ['-qw', `net.ipv4.tcp_congestion_control=${process.env.BENCH_OVPN_DEV_CC}`], {
+        check: true,
+      });
     // BENCH_OVPN_QDISC=fq_codel (or another root qdisc): on both servers' TUNs (an experiment's switch).
     if (process.env.BENCH_OVPN_QDISC)
       for (const dev of ['tun1', BARE.dev])
@@ -569,6 +576,23 @@ export async function ovpnPhase(o: {
         const c0 = cpuSnap();
         const t0 = Date.now();
         const streaming = stream(undefined, c.ip);
+        // BENCH_OVPN_PERF=DIR: the whole machine's profile (perf record -a -g) during each chain's last stream,
+        // into DIR/perf-<chain>.data, to read with perf report (where a chain's CPU per MB goes).
+        const perf =
+          process.env.BENCH_OVPN_PERF && r === SIDE.rounds - 1
+            ? lab.spawn('relay', 'perf', [
+                'record',
+                '-a',
+                '-g',
+                '-F',
+                '499',
+                '-o',
+                join(process.env.BENCH_OVPN_PERF, `perf-${c.name}.data`),
+                '--',
+                'sleep',
+                String(STREAM_S - 2),
+              ])
+            : undefined;
         // Halfway through the stream: the relay's socket towards the customer (its proxy's end), what bounds it.
         if (c.relayPort) {
           await new Promise((done) => setTimeout(done, (STREAM_S * 1000) / 2));
@@ -578,6 +602,7 @@ export async function ovpnPhase(o: {
         }
         g.mbit.push(await streaming);
         g.cpu.push([c0, cpuSnap(), (Date.now() - t0) / 1000]);
+        await perf?.exited;
         const p1 = await pp0();
         if (p0 && p1) {
           g.pp0.rx += p1.rx_packets - p0.rx_packets;
