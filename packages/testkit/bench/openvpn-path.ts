@@ -177,13 +177,8 @@ function cpuSnap(): CpuSnap {
     }
   }
   const c = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
-  return {
-    byRole,
-    user,
-    busy: (c[0]! + c[1]! + c[2]! + c[5]! + c[6]! + c[7]!) * CLK_US,
-    softirq: c[6]! * CLK_US,
-    work: (c[0]! + c[1]! + c[2]! + c[5]! + c[6]!) * CLK_US,
-  };
+  const work = (c[0]! + c[1]! + c[2]! + c[5]! + c[6]!) * CLK_US;
+  return { byRole, user, busy: work + c[7]! * CLK_US, softirq: c[6]! * CLK_US, work };
 }
 /** Each process's share of one core over a window (a stream: which process bounds it), busiest first. */
 function cpuShares(a: CpuSnap, b: CpuSnap, seconds: number): string {
@@ -564,6 +559,8 @@ export async function ovpnPhase(o: {
         },
       ]),
     );
+    /** The relay's counters of pp0 (GET /status tun_stats). */
+    const pp0Stats = async () => (await relay.tunnelStatus())?.tun_stats;
     let errors = 0;
     for (let r = 0; r < SIDE.rounds; r++)
       for (let i = 0; i < chains.length; i++) {
@@ -571,8 +568,7 @@ export async function ovpnPhase(o: {
         const g = got.get(c.name)!;
         const s0 = await Promise.all(nsList.map(snmp));
         const d0 = await tunDrops(c.tun);
-        const pp0 = async () => (await relay.tunnelStatus())?.tun_stats;
-        const p0 = await pp0();
+        const p0 = await pp0Stats();
         const c0 = cpuSnap();
         const t0 = Date.now();
         const streaming = stream(undefined, c.ip);
@@ -603,7 +599,7 @@ export async function ovpnPhase(o: {
         g.mbit.push(await streaming);
         g.cpu.push([c0, cpuSnap(), (Date.now() - t0) / 1000]);
         await perf?.exited;
-        const p1 = await pp0();
+        const p1 = await pp0Stats();
         if (p0 && p1) {
           g.pp0.rx += p1.rx_packets - p0.rx_packets;
           g.pp0.tx += p1.tx_packets - p0.tx_packets;
@@ -645,15 +641,18 @@ export async function ovpnPhase(o: {
     const x = (p: number, q: number) => (q > 0 ? `${(p / q).toFixed(2)}×` : '-');
     // The whole machine's CPU per MB carried in a chain's streams (every process and the kernel's packet work
     // in all namespaces; the host's steal left out): what the stream costs, whatever the host's speed that minute.
-    const perMb = (g: { mbit: number[]; cpu: [CpuSnap, CpuSnap, number][] }) => {
-      const work = g.cpu.reduce((s, [a, b]) => s + (b.work - a.work), 0);
-      const mb = g.mbit.reduce((s, mbit) => s + (mbit * STREAM_S) / 8, 0); // curl's rate over its --max-time
-      return work / Math.max(1e-9, mb);
-    };
-    // The relay's pp0 in the streams: packets to the device (ours: the customer's ACKs; redsocks': the relay's
-    // own socket's) and from it, against the GSO writes that carried them (segments per write).
+    /** MB a chain's streams carried: curl's rate over its --max-time. */
+    const mbOf = (g: { mbit: number[] }) =>
+      Math.max(
+        1e-9,
+        g.mbit.reduce((s, mbit) => s + (mbit * STREAM_S) / 8, 0),
+      );
+    const perMb = (g: { mbit: number[]; cpu: [CpuSnap, CpuSnap, number][] }) =>
+      g.cpu.reduce((s, [a, b]) => s + (b.work - a.work), 0) / mbOf(g);
+    // The relay's pp0 in the streams: packets to the device (carried: the customer's ACKs; the transparent proxy's
+    // and redsocks': the relay's own socket's) and from it, against the GSO writes that carried them.
     const pp0Line = (g: { mbit: number[]; pp0: { rx: number; tx: number; writes: number } }) => {
-      const mb = g.mbit.reduce((s, mbit) => s + (mbit * STREAM_S) / 8, 0) || 1;
+      const mb = mbOf(g);
       return `${fmt(g.pp0.rx / mb)} packets to the device and ${fmt(g.pp0.tx / mb)} from it per MB, ${fmt(g.pp0.tx / Math.max(1, g.pp0.writes), 1)} per write`;
     };
     record(
