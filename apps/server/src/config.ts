@@ -112,6 +112,11 @@ const Schema = z.object({
     .describe(
       'the tunnel seals packets to routed devices in C++ without a call into JS (off: every packet through JS)',
     ),
+  POCKETPROXY_ACK_THINNING: bool
+    .default(true)
+    .describe(
+      "the tunnel sends a device only the newest of a flow's pure ACKs that one read of pp0 finds queued together (off: every ACK)",
+    ),
   POCKETPROXY_NATIVE_OPEN: bool
     .default(true)
     .describe(
@@ -202,6 +207,8 @@ export interface Config {
   readonly offload: boolean;
   /** The tunnel's native seal path (apps/server/src/tunnel README "Native seal path"). */
   readonly nativeSeal: boolean;
+  /** POCKETPROXY_ACK_THINNING: packages/tun native/ack_filter.h on the tunnel's reads of pp0. */
+  readonly ackThinning: boolean;
   readonly tproxySplice: boolean;
   /** POCKETPROXY_TPROXY_FASTOPEN: the transparent proxy's device sockets with TCP Fast Open. */
   readonly tproxyFastOpen: boolean;
@@ -368,6 +375,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     tunnelMtu: c.POCKETPROXY_TUNNEL_MTU,
     offload: c.POCKETPROXY_OFFLOAD,
     nativeSeal: c.POCKETPROXY_NATIVE_SEAL,
+    ackThinning: c.POCKETPROXY_ACK_THINNING,
     tproxySplice: c.POCKETPROXY_TPROXY_SPLICE,
     tproxyFastOpen: c.POCKETPROXY_TPROXY_FASTOPEN,
     openvpnCarry: c.POCKETPROXY_OPENVPN_CARRY,

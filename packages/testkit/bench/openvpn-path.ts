@@ -555,7 +555,7 @@ export async function ovpnPhase(o: {
           tunDrops: 0,
           cpu: [] as [CpuSnap, CpuSnap, number][],
           tcp: '',
-          pp0: { rx: 0, tx: 0, writes: 0 },
+          pp0: { rx: 0, rxBatches: 0, thinned: 0, tx: 0, writes: 0 },
         },
       ]),
     );
@@ -602,6 +602,8 @@ export async function ovpnPhase(o: {
         const p1 = await pp0Stats();
         if (p0 && p1) {
           g.pp0.rx += p1.rx_packets - p0.rx_packets;
+          g.pp0.rxBatches += (p1.rx_batches ?? 0) - (p0.rx_batches ?? 0);
+          g.pp0.thinned += (p1.acks_thinned ?? 0) - (p0.acks_thinned ?? 0);
           g.pp0.tx += p1.tx_packets - p0.tx_packets;
           g.pp0.writes += (p1.tx_writes ?? 0) - (p0.tx_writes ?? 0);
         }
@@ -649,17 +651,26 @@ export async function ovpnPhase(o: {
       );
     const perMb = (g: { mbit: number[]; cpu: [CpuSnap, CpuSnap, number][] }) =>
       g.cpu.reduce((s, [a, b]) => s + (b.work - a.work), 0) / mbOf(g);
+    /** One process's CPU per MB over a chain's streams (the device's agent: what a phone pays per MB). */
+    const roleMb = (g: { mbit: number[]; cpu: [CpuSnap, CpuSnap, number][] }, role: string) =>
+      g.cpu.reduce((s, [a, b]) => s + (b.byRole.get(role) ?? 0) - (a.byRole.get(role) ?? 0), 0) / mbOf(g);
+    const rolesMb = (g: { mbit: number[]; cpu: [CpuSnap, CpuSnap, number][] }) =>
+      ['agent', 'tunnel'].map((role) => `${role} ${fmt(roleMb(g, role))}`).join(', ');
     // The relay's pp0 in the streams: packets to the device (carried: the customer's ACKs; the transparent proxy's
     // and redsocks': the relay's own socket's) and from it, against the GSO writes that carried them.
-    const pp0Line = (g: { mbit: number[]; pp0: { rx: number; tx: number; writes: number } }) => {
+    const pp0Line = (g: {
+      mbit: number[];
+      pp0: { rx: number; rxBatches: number; thinned: number; tx: number; writes: number };
+    }) => {
       const mb = mbOf(g);
-      return `${fmt(g.pp0.rx / mb)} packets to the device and ${fmt(g.pp0.tx / mb)} from it per MB, ${fmt(g.pp0.tx / Math.max(1, g.pp0.writes), 1)} per write`;
+      return `${fmt(g.pp0.rx / mb)} packets read for the device (${fmt(g.pp0.rx / Math.max(1, g.pp0.rxBatches), 1)} per read, ${fmt(g.pp0.thinned / mb)} of them ACKs thinned) and ${fmt(g.pp0.tx / mb)} from it per MB, ${fmt(g.pp0.tx / Math.max(1, g.pp0.writes), 1)} per write`;
     };
     record(
       "ovpn side by side: the machine's CPU per MB in the streams, ours / redsocks chain (lower is better)",
       x(perMb(ours.g), perMb(rs.g)),
       `µs of CPU (all processes and the kernel, no steal) per MB, over ${SIDE.rounds} streams each: ours ${fmt(perMb(ours.g))}, ` +
-        `redsocks chain ${fmt(perMb(rs.g))}, bare OpenVPN ${fmt(perMb(bare.g))}; the relay's pp0, ours: ${pp0Line(ours.g)}; ` +
+        `redsocks chain ${fmt(perMb(rs.g))}, bare OpenVPN ${fmt(perMb(bare.g))}; by process, ours: ${rolesMb(ours.g)}; ` +
+        `redsocks chain: ${rolesMb(rs.g)}; the relay's pp0, ours: ${pp0Line(ours.g)}; ` +
         `redsocks chain: ${pp0Line(rs.g)}`,
     );
     record(

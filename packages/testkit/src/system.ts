@@ -151,13 +151,16 @@ export interface LabRelay {
 
 /**
  * The relay's switches that pass from the test's or bench's environment to `pocketproxy up`, for A/B runs:
- * the offloads (packages/tun), the native seal and open paths (tunnel main.ts), the transparent proxy's
- * splice and TCP Fast Open (tunnel/tproxy.ts), the SOCKS5 and HTTP fronts (tunnel/socks5-front.ts).
+ * the offloads (packages/tun), the native seal and open paths and ACK thinning (tunnel main.ts), the
+ * transparent proxy's splice and TCP Fast Open (tunnel/tproxy.ts), OpenVPN customers carried to devices
+ * (openvpn/carry.ts), the SOCKS5 and HTTP fronts (tunnel/socks5-front.ts).
  */
 const RELAY_SWITCHES = [
   'POCKETPROXY_OFFLOAD',
   'POCKETPROXY_NATIVE_SEAL',
   'POCKETPROXY_NATIVE_OPEN',
+  'POCKETPROXY_ACK_THINNING',
+  'POCKETPROXY_OPENVPN_CARRY',
   'POCKETPROXY_TPROXY_SPLICE',
   'POCKETPROXY_TPROXY_FASTOPEN',
   'POCKETPROXY_SOCKS5_FRONT',

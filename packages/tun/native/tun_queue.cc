@@ -1,5 +1,7 @@
 #include "tun_queue.h"
 
+#include "ack_filter.h"
+
 #include "syn_stamp.h"
 
 #include <errno.h>
@@ -40,6 +42,7 @@ Napi::Function TunQueue::Init(Napi::Env env) {
                          InstanceMethod<&TunQueue::SetSealRoute>("setSealRoute"),
                          InstanceMethod<&TunQueue::DeleteSealRoute>("deleteSealRoute"),
                          InstanceMethod<&TunQueue::SetStampSubnet>("setStampSubnet"),
+                         InstanceMethod<&TunQueue::SetAckThinning>("setAckThinning"),
                      });
 }
 
@@ -207,6 +210,7 @@ void TunQueue::OnReadable() {
     stats_.rx_bytes += used;
     stats_.rx_batches += 1;
     if (stamp_on_) n = StampSyns(n, &used);
+    if (ack_thin_ && n > 1) n = ThinAcks(n, &used);
     if (n > 0 && (!routes_.empty() || default_route_)) n = SealFast(n, &used);
   }
   if (n > 0) {
@@ -468,6 +472,7 @@ Napi::Value TunQueue::Stats(const Napi::CallbackInfo& info) {
   o.Set("stamped", stats_.stamped);
   o.Set("stampDropped", stats_.stamp_dropped);
   o.Set("unstamped", stats_.unstamped);
+  o.Set("acksThinned", stats_.acks_thinned);
   o.Set("sealUnsent", stats_.seal_unsent);
   o.Set("sealErrors", stats_.seal_errors);
   o.Set("sealRoutes", static_cast<double>(routes_.size() + (default_route_ ? 1 : 0)));
@@ -525,6 +530,36 @@ Napi::Value TunQueue::SetStampSubnet(const Napi::CallbackInfo& info) {
   if (!stamp_tmp_) stamp_tmp_.reset(new uint8_t[65535 + kStampGrowth]);
   stamp_on_ = true;
   return env.Undefined();
+}
+
+Napi::Value TunQueue::SetAckThinning(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() != 1 || !info[0].IsBoolean()) throw Napi::TypeError::New(env, "setAckThinning(on: boolean)");
+  ack_thin_ = info[0].As<Napi::Boolean>().Value();
+  return env.Undefined();
+}
+
+uint32_t TunQueue::ThinAcks(uint32_t n, size_t* used) {
+  if (ack_drop_cap_ < n) {
+    ack_drop_.reset(new bool[n]);
+    ack_drop_cap_ = n;
+  }
+  bool* drop = ack_drop_.get();
+  const uint32_t dropped = MarkRedundantAcks(slab_.get(), offsets_, n, drop);
+  if (dropped == 0) return n;
+  stats_.acks_thinned += dropped;
+  uint8_t* slab = slab_.get();
+  uint32_t keep = 0;
+  size_t wpos = 0;
+  for (uint32_t i = 0; i < n; i++) {
+    const uint32_t start = offsets_[i], end = offsets_[i + 1];  // read before offsets_[keep + 1] is written
+    if (drop[i]) continue;
+    if (wpos != start) memmove(slab + wpos, slab + start, end - start);
+    wpos += end - start;
+    offsets_[++keep] = static_cast<uint32_t>(wpos);
+  }
+  *used = wpos;
+  return keep;
 }
 
 void TunQueue::ReplacePacket(uint32_t i, uint32_t* n, size_t* used, const uint8_t* data, size_t len) {

@@ -52,6 +52,9 @@ class TunQueue : public Napi::ObjectWrap<TunQueue>, private FdPoller {
   // The relay's SYN stamps (syn_stamp.h): setStampSubnet(address, prefix) turns them on for OpenVPN
   // customers' SYNs from that subnet, setStampSubnet(null) off. See StampSyns.
   Napi::Value SetStampSubnet(const Napi::CallbackInfo& info);
+  // setAckThinning(on): pure ACKs of a flow that a later one in the same read covers go no further
+  // (ack_filter.h). See ThinAcks.
+  Napi::Value SetAckThinning(const Napi::CallbackInfo& info);
 
   void OnReadable() override;
   // Packets [0, n) of the slab whose IPv4 destination has a seal route are sealed here and sent
@@ -67,6 +70,9 @@ class TunQueue : public Napi::ObjectWrap<TunQueue>, private FdPoller {
   // cannot be had (the customer's retransmission tries again). Any other SYN loses a stamp it carries, so
   // no one else can hand the device a destination. Returns the packets left; *used is updated.
   uint32_t StampSyns(uint32_t n, size_t* used);
+  // With ACK thinning on: packets [0, n) of the slab less the pure ACKs a later one of the same flow makes
+  // redundant (MarkRedundantAcks), order kept. Returns the packets left; *used is updated.
+  uint32_t ThinAcks(uint32_t n, size_t* used);
   // Packet i of n becomes `len` bytes of `data` (0: removed); the slab and offsets after it move.
   void ReplacePacket(uint32_t i, uint32_t* n, size_t* used, const uint8_t* data, size_t len);
   void OnPollError(int uv_status) override;
@@ -131,9 +137,12 @@ class TunQueue : public Napi::ObjectWrap<TunQueue>, private FdPoller {
   ConntrackQuery ct_;
   size_t slab_alloc_ = 0;  // slab_cap_ plus room for stamps to grow packets
   std::unique_ptr<uint8_t[]> stamp_tmp_;
+  bool ack_thin_ = false;
+  std::unique_ptr<bool[]> ack_drop_;  // MarkRedundantAcks' flags, one per packet of a read
+  uint32_t ack_drop_cap_ = 0;
 
   struct {
-    double stamped = 0, stamp_dropped = 0, unstamped = 0;
+    double stamped = 0, stamp_dropped = 0, unstamped = 0, acks_thinned = 0;
     double seal_native = 0, seal_unsent = 0, seal_errors = 0;
     double rx_packets = 0, rx_bytes = 0, rx_batches = 0, rx_errors = 0;
     double tx_packets = 0, tx_bytes = 0, tx_drops = 0, tx_errors = 0;

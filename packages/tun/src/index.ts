@@ -68,4 +68,5 @@ export {
   type Stamp,
   type StampFailure,
 } from './syn-stamp.js';
+export { markRedundantAcks } from './ack-filter.js';
 export { buildIPv4Udp, parseIPv4Udp, internetChecksum, type UdpPacketSpec, type ParsedUdpPacket } from './packet.js';

@@ -28,6 +28,8 @@ export interface NativeTunStats {
   stamped: number;
   stampDropped: number;
   unstamped: number;
+  /** Pure ACKs left out because a later one in the same read covered them (setAckThinning). */
+  acksThinned: number;
 }
 
 export interface NativeTunQueue {
@@ -73,6 +75,8 @@ export interface NativeTunQueue {
   /** native/tun_queue.h StampSyns: on for SYNs from address/prefix, off with null. */
   setStampSubnet(address: string, prefix: number): void;
   setStampSubnet(off: null): void;
+  /** native/ack_filter.h on each read; off by default. */
+  setAckThinning(on: boolean): void;
 }
 
 export interface NativeUdpStats {
@@ -205,6 +209,8 @@ export interface NativeAddon {
   synUnstamp(packet: Uint8Array): Buffer | number;
   /** native/syn_stamp.h ReadStamp: the stamp of a saved SYN, or null. */
   synReadStamp(savedSyn: Uint8Array): [string, number] | null;
+  /** native/ack_filter.h MarkRedundantAcks over one read's packets: 1 where a later ACK covers the packet. */
+  ackMarkRedundant(packets: readonly Uint8Array[]): Uint8Array;
 }
 
 /** A system error thrown by the addon (same shape as Node's). */

@@ -33,6 +33,8 @@ export interface TunStats {
   stamped?: number;
   stampDropped?: number;
   unstamped?: number;
+  /** Kernel TUN with ACK thinning on (KernelTunDevice.thinAcks): pure ACKs a later one in the same read covered. */
+  acksThinned?: number;
   sealUnsent?: number;
   sealErrors?: number;
   sealRoutes?: number;

@@ -41,6 +41,11 @@ export type KernelTunDevice = TunDevice & {
    * read from conntrack, and strip stamps from every other SYN (native/tun_queue.h StampSyns); null: off.
    */
   stampSyns(subnet: string | null): void;
+  /**
+   * Pure ACKs of a flow that a later one in the same read acknowledges past go no further
+   * (native/ack_filter.h); off by default.
+   */
+  thinAcks(on: boolean): void;
 };
 
 export function openTun(opts: OpenTunOptions): KernelTunDevice {
@@ -162,6 +167,11 @@ class KernelTun implements TunDevice {
     const m = /^(\d+\.\d+\.\d+\.\d+)\/(\d+)$/.exec(subnet);
     if (!m) throw new TypeError(`stampSyns: "${subnet}" is not an IPv4 subnet a.b.c.d/n`);
     this.q.setStampSubnet(m[1]!, Number(m[2]));
+  }
+
+  thinAcks(on: boolean): void {
+    this.#check();
+    this.q.setAckThinning(on);
   }
 
   stats(): TunStats {

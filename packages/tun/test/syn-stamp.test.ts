@@ -7,55 +7,14 @@ import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { internetChecksum } from '../src/index.js';
 import { loadAddon } from '../src/native.js';
+import { ACK, SYN, tcpChecksum, tcpPacket } from './fixtures/tcp-packet.js';
 import { readStamp, STAMP_MALFORMED, STAMP_NO_ROOM, STAMP_NOT_SYN, stampSyn, unstampSyn } from '../src/syn-stamp.js';
 
 const addon = loadAddon();
-const SYN = 0x02;
-const ACK = 0x10;
 
 // Linux's SYN options: MSS 1460, SACK permitted + timestamps, NOP, window scale 7.
 const LINUX = [2, 4, 5, 0xb4, 4, 2, 8, 10, 0, 0, 0, 1, 0, 0, 0, 0, 1, 3, 3, 7];
 const TFO_COOKIE = [34, 10, 1, 2, 3, 4, 5, 6, 7, 8];
-
-function tcpPacket(o: { flags?: number; options?: number[]; payload?: number[]; ipOptions?: number[] }): Buffer {
-  const opts = Buffer.alloc((((o.options ?? []).length + 3) & ~3) as number);
-  opts.set(o.options ?? []); // padded with EOL to a 4-byte multiple
-  const ipo = Buffer.from(o.ipOptions ?? []);
-  const ihl = 20 + ipo.length;
-  const thl = 20 + opts.length;
-  const payload = Buffer.from(o.payload ?? []);
-  const p = Buffer.alloc(ihl + thl + payload.length);
-  p[0] = 0x40 | (ihl / 4);
-  p.writeUInt16BE(p.length, 2);
-  p.writeUInt16BE(0x4000, 6);
-  p[8] = 64;
-  p[9] = 6;
-  Buffer.from([10, 9, 0, 6]).copy(p, 12);
-  Buffer.from([192, 168, 255, 7]).copy(p, 16);
-  ipo.copy(p, 20);
-  p.writeUInt16BE(40000, ihl);
-  p.writeUInt16BE(8080, ihl + 2);
-  p.writeUInt32BE(1000, ihl + 4);
-  p[ihl + 12] = (thl / 4) << 4;
-  p[ihl + 13] = o.flags ?? SYN;
-  p.writeUInt16BE(64240, ihl + 14);
-  opts.copy(p, ihl + 20);
-  payload.copy(p, ihl + thl);
-  p.writeUInt16BE(internetChecksum(p.subarray(0, ihl)), 10);
-  p.writeUInt16BE(tcpChecksum(p), ihl + 16);
-  return p;
-}
-
-/** The TCP checksum `p` should carry (its own field counted as zero). */
-function tcpChecksum(p: Buffer): number {
-  const ihl = (p[0]! & 0x0f) * 4;
-  const seg = Buffer.from(p.subarray(ihl));
-  seg.writeUInt16BE(0, 16);
-  const pseudo = Buffer.concat([p.subarray(12, 20), Buffer.from([0, 6, seg.length >> 8, seg.length & 0xff])]);
-  let s = 0;
-  for (let i = 0; i < 12; i += 2) s += pseudo.readUInt16BE(i);
-  return internetChecksum(seg, s);
-}
 
 function checkWire(p: Buffer): void {
   const ihl = (p[0]! & 0x0f) * 4;

@@ -55,3 +55,17 @@ test('TUN offloads: a TCP stream between two namespaces through our TSO cutting 
     `offload stream: ${out.mbit} Mbit/s, A read ${out.a.rxGso} super-packets, B got ${out.b.txPackets} packets in ${out.b.txWrites} writes`,
   );
 });
+
+test('ACK thinning on a real TUN: ACKs the kernel queued together come out of one read as the newest alone', async (t) => {
+  if (!requireRoot(t, 'tun.lab.test.ts', 'network namespace + /dev/net/tun')) return;
+  const on = await runFixture<any>('tun-ack-thinning.ts', ['on'], 30_000);
+  const off = await runFixture<any>('tun-ack-thinning.ts', ['off'], 30_000);
+  for (const r of [on, off]) assert.equal(r.received, 1200, 'every data segment reached the listener');
+  // Without thinning the one read holds an ACK per segment (quick-ACK mode), the last for all 1,200 bytes.
+  assert.ok(off.firstRead.length >= 3, `ACKs queued together without thinning: ${off.firstRead}`);
+  assert.equal(off.firstRead.at(-1), 1200);
+  assert.equal(off.acksThinned, 0);
+  // With it: one ACK, for everything; the others counted.
+  assert.deepEqual(on.firstRead, [1200]);
+  assert.equal(on.acksThinned, off.firstRead.length - 1);
+});

@@ -38,6 +38,9 @@ export async function runTunnel(config: Config): Promise<() => Promise<void>> {
     maxPacket: Math.max(config.tunnelMtu, 2048),
     offload: config.offload,
   });
+  // A read of pp0 that finds several pure ACKs of one flow queued sends the device only the newest (packages/tun
+  // native/ack_filter.h): carried OpenVPN customers' ACKs and the relay's own sockets' (docs/benchmarks.md).
+  tun.thinAcks(config.ackThinning);
   const openUdp = async (host: string, port: number): Promise<UdpPort> => {
     try {
       return createBatchUdpSocket({

@@ -160,12 +160,16 @@ export interface TunnelStatus {
   /** The TUN queue's counters: packets vs write() calls shows how much GRO gluing saves; drops/errors. */
   tun_stats: {
     rx_packets: number;
+    /** read wakeups that took packets off pp0: rx_packets over it is how many a wakeup finds queued. */
+    rx_batches: number;
     tx_packets: number;
     tx_writes: number | null;
     rx_gso: number | null;
     tx_gso: number | null;
     tx_drops: number;
     tx_errors: number;
+    /** Pure ACKs to devices left out because a later one in the same read covered them (POCKETPROXY_ACK_THINNING). */
+    acks_thinned: number | null;
   };
   /**
    * OpenVPN customers carried to their devices (openvpn/carry.ts; null when not): SYNs stamped, dropped for
@@ -579,12 +583,14 @@ function udpStats(u: ReturnType<NonNullable<UdpPort['stats']>> | undefined): Tun
 function tunStats(t: TunStats): TunnelStatus['tun_stats'] {
   return {
     rx_packets: t.rxPackets,
+    rx_batches: t.rxBatches,
     tx_packets: t.txPackets,
     tx_writes: t.txWrites ?? null,
     rx_gso: t.rxGso ?? null,
     tx_gso: t.txGso ?? null,
     tx_drops: t.txDrops,
     tx_errors: t.txErrors,
+    acks_thinned: t.acksThinned ?? null,
   };
 }
 
