@@ -843,18 +843,18 @@ async function peersPhase(o: {
       );
       return mbit(Number(r.stdout.trim()));
     };
-    const streams = (['http', 'socks5h'] as const).map(() => chains.map(() => [] as number[]));
+    const streamKinds = [
+      ['http', `HTTP proxy (curl, ${PEER_STREAM_S} s)`, (c: Chain) => c.http],
+      ['socks5h', `SOCKS5 (curl socks5h, ${PEER_STREAM_S} s)`, (c: Chain) => c.socks],
+    ] as const;
+    const streams = streamKinds.map(() => chains.map(() => [] as number[]));
     for (let round = 0; round < PEER_ROUNDS; round++)
-      for (const [k, scheme] of (['http', 'socks5h'] as const).entries())
+      for (const [k, [scheme, , pick]] of streamKinds.entries())
         for (let i = 0; i < chains.length; i++) {
           const ci = (round + i) % chains.length;
-          const c = chains[ci]!;
-          streams[k]![ci]!.push(await stream(scheme, scheme === 'http' ? c.http : c.socks));
+          streams[k]![ci]!.push(await stream(scheme, pick(chains[ci]!)));
         }
-    for (const [k, label] of [
-      `HTTP proxy (curl, ${PEER_STREAM_S} s)`,
-      `SOCKS5 (curl socks5h, ${PEER_STREAM_S} s)`,
-    ].entries()) {
+    for (const [k, [, label]] of streamKinds.entries()) {
       row(
         `one stream, ${label}`,
         streams[k]!.map((xs) => median(xs)),
