@@ -13,7 +13,6 @@ import {
   ConnectionMeter,
   createHandoff,
   createHttpProxy,
-  createPolicyDialer,
   createSocks5Server,
   LeanSocket,
   type HandoffStats,
@@ -32,18 +31,13 @@ import {
   USER,
   closeOf,
   within,
+  leanDial,
 } from './helpers.js';
 
 after(cleanup);
 const engine = new SpliceEngine();
 after(() => engine.close());
 const AUTH = `Proxy-Authorization: ${basic(USER, PASS)}\r\n`;
-const leanDial = createPolicyDialer({
-  policy: { allowLoopback: true },
-  resolve: async (h) => [{ address: h === 'localhost' ? '127.0.0.1' : h, family: 4 }],
-  connectTimeoutMs: 2000,
-  lean: true,
-});
 
 /** A target that records what it got and answers `answer` once the customer's FIN arrived. */
 async function target(answer: Buffer): Promise<{ port: number; got: Promise<Buffer>; sockets: net.Socket[] }> {

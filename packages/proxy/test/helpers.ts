@@ -42,6 +42,14 @@ export const frontDial = (resolve: Resolve = async (h) => [{ address: h, family:
     openFd: (family, local) => openTcpFd(family, local),
   });
 
+/** A policy dialer on LeanSockets to loopback ('localhost' is 127.0.0.1). */
+export const leanDial = createPolicyDialer({
+  policy: loopbackPolicy,
+  resolve: async (h) => [{ address: h === 'localhost' ? '127.0.0.1' : h, family: 4 }],
+  connectTimeoutMs: 2000,
+  lean: true,
+});
+
 export const USER = 'alice';
 export const PASS = 's3cret';
 export const authenticate = async (u: string, p: string) =>
@@ -55,6 +63,11 @@ export async function tcpEcho(host = '127.0.0.1'): Promise<number> {
     c.pipe(c);
     c.on('close', () => sockets.delete(c));
   });
+  return listenTracked(s, sockets, host);
+}
+
+/** Listens on an ephemeral port of `host`; cleanup() destroys `sockets` (the server's live ones) and closes it. */
+export async function listenTracked(s: net.Server, sockets: Set<net.Socket>, host = '127.0.0.1'): Promise<number> {
   s.listen(0, host);
   await once(s, 'listening');
   onCleanup(

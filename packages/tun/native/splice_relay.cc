@@ -112,6 +112,9 @@ struct Relay {
   bool reset_on_error = false;  // a failed side closes the other with a reset, not a FIN
   bool quiet = false;           // a transparent proxy's pair: no progress, no done callback
   bool end_with_down = false;   // a front's answered request: over once the answer is delivered
+  // lend(): one answer body written to a client JS keeps (keep-alive): the client is only written to,
+  // never shut down, and its fd leaves our epoll before our duplicate closes (JS still holds the socket).
+  bool lent = false;
   uint32_t dev_addr = 0;        // a transparent listener's pair: its device (network order), for cut()
   uint16_t dev_port = 0;
 };
@@ -284,7 +287,8 @@ class SpliceRelay : public Napi::ObjectWrap<SpliceRelay> {
  public:
   static Napi::Function Init(Napi::Env env) {
     return DefineClass(env, "SpliceRelay",
-                       {InstanceMethod<&SpliceRelay::Start>("start"), InstanceMethod<&SpliceRelay::Kill>("kill"),
+                       {InstanceMethod<&SpliceRelay::Start>("start"), InstanceMethod<&SpliceRelay::Lend>("lend"),
+                        InstanceMethod<&SpliceRelay::Kill>("kill"),
                         InstanceMethod<&SpliceRelay::Stats>("stats"), InstanceMethod<&SpliceRelay::Close>("close"),
                         InstanceMethod<&SpliceRelay::Listen>("listen"),
                         InstanceMethod<&SpliceRelay::ListenStats>("listenStats"),
@@ -382,6 +386,50 @@ class SpliceRelay : public Napi::ObjectWrap<SpliceRelay> {
     r->last = uv_now(loop_);
     if (relays_.size() == 1) Arm();
     // The first edge comes from epoll on the next loop turn: bytes handed over go out then.
+    return Napi::Number::New(env, r->id);
+  }
+
+  // lend(clientFd, targetFd, toClient, length, idleMs) -> id. Moves exactly `length` bytes from the
+  // target to the client (after `toClient`), then done(id, 0, down, clean) with the client still open:
+  // an HTTP answer's body of known length, the customer's connection staying with JS for its next
+  // request. The client is never read or shut down here (JS may read it meanwhile: the next request);
+  // the target (the origin, one request per connection) is the engine's, as with start(). A FIN from
+  // the target before `length` bytes, or a failed write to the client, is an error (JS resets the
+  // customer: a body cut short). Both fds are duplicated; kill() ends it early.
+  Napi::Value Lend(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (info.Length() != 5 || !info[0].IsNumber() || !info[1].IsNumber() || !info[3].IsNumber() || !info[4].IsNumber())
+      throw Napi::TypeError::New(env, "lend(clientFd, targetFd, toClient, length, idleMs)");
+    if (epfd_ < 0) throw Napi::Error::New(env, "SpliceRelay is closed");
+    if (unsupported_ != 0) throw ErrnoError(env, "splice", unsupported_);
+    const double length = info[3].As<Napi::Number>().DoubleValue();
+    if (!(length >= 1 && length <= 9007199254740991.0)) throw Napi::RangeError::New(env, "lend: length must be >= 1");
+    if (!info[2].IsNull() && !info[2].IsUndefined() && !info[2].IsBuffer())
+      throw Napi::TypeError::New(env, "lend: toClient must be a Buffer or null");
+    Relay* r = NewRelay();
+    r->lent = true;
+    r->end_with_down = true;
+    r->dir[0].done = true;  // nothing goes to the target
+    if (info[2].IsBuffer()) {
+      auto b = info[2].As<Napi::Buffer<char>>();
+      r->dir[1].pending.assign(b.Data(), b.Length());
+    }
+    r->dir[1].left = static_cast<uint64_t>(length);
+    const double idle = info[4].As<Napi::Number>().DoubleValue();
+    r->idle_ms = idle > 0 ? static_cast<uint64_t>(idle) : 0;
+    int in[2] = {info[0].As<Napi::Number>().Int32Value(), info[1].As<Napi::Number>().Int32Value()};
+    for (int s = 0; s < 2; s++) {
+      r->fd[s] = fcntl(in[s], F_DUPFD_CLOEXEC, 3);
+      if (r->fd[s] < 0 || Watch(EPOLL_CTL_ADD, r, s) != 0) {
+        const int e = errno;
+        const char* what = r->fd[s] < 0 ? "dup" : "epoll_ctl";
+        Release(r);
+        throw ErrnoError(env, what, e);
+      }
+    }
+    relays_[r->id] = r;
+    r->last = uv_now(loop_);
+    if (relays_.size() == 1) Arm();
     return Napi::Number::New(env, r->id);
   }
 
@@ -587,7 +635,8 @@ class SpliceRelay : public Napi::ObjectWrap<SpliceRelay> {
 
   int Watch(int op, Relay* r, int side) {
     epoll_event ev{};
-    ev.events = kWatch;
+    // A lent client is only written to: its readable edges (the customer's next request, for JS) are not ours.
+    ev.events = r->lent && side == 0 ? EPOLLOUT | EPOLLET : kWatch;
     ev.data.u64 = (static_cast<uint64_t>(r->id) << 1) | static_cast<uint64_t>(side);
     return epoll_ctl(epfd_, op, r->fd[side], &ev);
   }
@@ -649,7 +698,7 @@ class SpliceRelay : public Napi::ObjectWrap<SpliceRelay> {
         return false;
       }
       if (d.eof) {
-        if (::shutdown(dst, SHUT_WR) != 0 && errno != ENOTCONN) return false;
+        if (!r->lent && ::shutdown(dst, SHUT_WR) != 0 && errno != ENOTCONN) return false;
         Uncork(d, dst);
         d.done = true;
         ReturnPipe(d);
@@ -697,7 +746,7 @@ class SpliceRelay : public Napi::ObjectWrap<SpliceRelay> {
         ReturnPipe(d);
         return true;
       }
-      if (d.eof && d.inpipe > 0 && !d.corked) {
+      if (d.eof && d.inpipe > 0 && !d.corked && !r->lent) {
         int on = 1;
         if (setsockopt(dst, IPPROTO_TCP, TCP_CORK, &on, sizeof on) == 0) d.corked = true;
       }
@@ -745,6 +794,8 @@ class SpliceRelay : public Napi::ObjectWrap<SpliceRelay> {
   // Closes the sockets (which also takes them out of epoll: we hold their only fds) and frees the pair.
   void Release(Relay* r) {
     if (r->quiet) t_active_--;
+    // A lent client's socket stays open in JS's fd: closing our duplicate would leave it in our epoll.
+    if (r->lent && r->fd[0] >= 0) epoll_ctl(epfd_, EPOLL_CTL_DEL, r->fd[0], nullptr);
     for (int s = 0; s < 2; s++)
       if (r->fd[s] >= 0) ::close(r->fd[s]);
     ReturnPipe(r->dir[0]);

@@ -31,6 +31,7 @@ export {
   type SpliceEnd,
   type SplicePairEvents,
   type SplicePairStart,
+  type SpliceLend,
   type SpliceStats,
   type TransparentHooks,
   type TransparentListenOptions,

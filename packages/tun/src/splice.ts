@@ -30,6 +30,17 @@ export interface SplicePairStart {
   readonly resetOnError?: boolean;
 }
 
+export interface SpliceLend {
+  readonly clientFd: number;
+  readonly targetFd: number;
+  /** Bytes of the answer already read from the target, written to the client first. */
+  readonly toClient?: Buffer | null;
+  /** Bytes still to come from the target (>= 1). */
+  readonly length: number;
+  /** Ends it as 'idle' after this long without a byte (0 = never). */
+  readonly idleMs?: number;
+}
+
 export interface SpliceStats {
   /** Pairs running, and started since the engine was made. */
   readonly active: number;
@@ -55,6 +66,7 @@ interface NativeSpliceRelay {
     resetOnError: boolean,
   ): number;
   kill(id: number, reset: number): [number, number] | null;
+  lend(clientFd: number, targetFd: number, toClient: Buffer | null, length: number, idleMs: number): number;
   stats(): SpliceStats;
   close(): void;
   listen(
@@ -330,6 +342,26 @@ export class SpliceEngine {
       o.targetEnded ?? false,
       o.idleMs ?? 0,
       o.resetOnError ?? false,
+    );
+    this.pairs.set(id, events);
+    return id;
+  }
+
+  /**
+   * One answer body to a client that stays with the caller (an HTTP keep-alive connection): exactly
+   * `o.length` bytes from the target to the client, after `o.toClient`, then done(0, down, 'clean')
+   * with the client open and untouched otherwise (never read, never shut down here; the caller keeps
+   * its handle and must not write to it meanwhile). The target is the engine's from here, as with
+   * start() (the caller closes its own handle). A target FIN before `length` bytes or a failed client
+   * write ends it with 'error'; kill() ends it early (no client reset from here: the caller owns it).
+   */
+  lend(o: SpliceLend, events: SplicePairEvents): number {
+    const id = this.native.lend(
+      o.clientFd,
+      o.targetFd,
+      o.toClient && o.toClient.length > 0 ? o.toClient : null,
+      o.length,
+      o.idleMs ?? 0,
     );
     this.pairs.set(id, events);
     return id;

@@ -25,6 +25,8 @@ const TESTS = [
   'packages/proxy/test/front.test.ts',
   'packages/proxy/test/socks5-front.test.ts',
   'packages/proxy/test/front-matrix.test.ts',
+  // Answer bodies lent to the engine (lend(): a client socket it only writes to).
+  'packages/proxy/test/body-handoff.test.ts',
   // The rest of the addon's unit tests: the AEAD, offload (GSO/GRO) parsing, batched UDP, TCP flags.
   'packages/tun/test/aead.test.ts',
   // The SYN stamp (its differential fuzz run feeds the C parser hostile bytes).

@@ -418,3 +418,96 @@ test('splice: fuzz: random chunks both ways and random FIN order arrive whole, c
     await r.close();
   }
 });
+
+test('splice: lend() writes toClient, then exactly `length` bytes of the target, to a client the caller keeps: never read, never shut down', async () => {
+  const engine = new SpliceEngine();
+  const targets: net.Socket[] = [];
+  const targetServer = net.createServer({ allowHalfOpen: true }, (s) => targets.push(s));
+  const proxyServer = net.createServer({ allowHalfOpen: true, pauseOnConnect: true });
+  const tport = await listen(targetServer);
+  const pport = await listen(proxyServer);
+  const open: net.Socket[] = [];
+  const lendOne = async (length: number) => {
+    const accepted = once<net.Socket>(proxyServer, 'connection');
+    const client = net.connect({ port: pport, host: '127.0.0.1', allowHalfOpen: true });
+    await once(client, 'connect');
+    const kept = await accepted;
+    const toTarget = net.connect({ port: tport, host: '127.0.0.1', allowHalfOpen: true });
+    await once(toTarget, 'connect');
+    while (targets.length === 0) await new Promise((r) => setImmediate(r));
+    const target = targets.shift()!;
+    open.push(client, kept, target);
+    // Bytes past the length stay unread in the engine's target socket: its close resets the target.
+    for (const s of [client, kept, target]) s.on('error', () => {});
+    let finish!: (v: { down: number; end: SpliceEnd }) => void;
+    const done = new Promise<{ down: number; end: SpliceEnd }>((r) => (finish = r));
+    let progressed = 0;
+    const id = engine.lend(
+      { clientFd: socketFd(kept), targetFd: socketFd(toTarget), toClient: Buffer.from('HEAD:'), length },
+      {
+        progress: (_up, down) => {
+          progressed += down;
+        },
+        done: (_up, down, end) => finish({ down: down + progressed, end }),
+      },
+    );
+    toTarget.destroy(); // the engine's from here; the client's handle stays ours
+    return { client, kept, target, id, done };
+  };
+  try {
+    assert.throws(() => engine.lend({ clientFd: 0, targetFd: 0, length: 0 }, { progress() {}, done() {} }), RangeError);
+    const body = randomBytes(1_000_000);
+    const l = await lendOne(body.length);
+    const atClient = collect(l.client);
+    let clientEnded = false;
+    l.client.on('end', () => {
+      clientEnded = true;
+    });
+    // The customer's next request, sent while the body is on its way: the engine must leave it to us.
+    l.client.write('NEXT REQUEST');
+    l.target.write(body);
+    l.target.write('EXTRA bytes past the length');
+    const d = await l.done;
+    assert.equal(d.end, 'clean');
+    assert.equal(d.down, body.length);
+    for (let i = 0; i < 200 && atClient.now().length < body.length + 5; i++) await new Promise((r) => setTimeout(r, 5));
+    const got = atClient.now();
+    assert.equal(got.subarray(0, 5).toString(), 'HEAD:');
+    assert.equal(sha(got.subarray(5)), sha(body), 'exactly the body, nothing past it');
+    assert.equal(engine.stats().active, 0);
+    // The kept socket is whole: what the client sent is still there to read, and it still writes.
+    l.kept.resume();
+    const [next] = await Promise.all([once<Buffer>(l.kept, 'data')]);
+    assert.equal(next.toString(), 'NEXT REQUEST');
+    l.kept.write('second answer');
+    for (let i = 0; i < 200 && !atClient.now().toString('latin1').endsWith('second answer'); i++)
+      await new Promise((r) => setTimeout(r, 5));
+    assert.ok(atClient.now().toString('latin1').endsWith('second answer'));
+    assert.equal(clientEnded, false, 'no FIN from the engine');
+
+    // A target FIN before `length`: 'error', and the client still is the caller's to close.
+    const cut = await lendOne(100_000);
+    cut.target.end(Buffer.alloc(10_000));
+    assert.equal((await cut.done).end, 'error');
+    assert.equal(engine.stats().active, 0);
+    assert.equal(cut.kept.destroyed, false);
+
+    // kill() during a lend: nothing more moves, no done(); the kept socket stays open.
+    const killed = await lendOne(5_000_000);
+    killed.target.write(Buffer.alloc(100_000));
+    await new Promise((r) => setTimeout(r, 50));
+    let doneCalled = false;
+    void killed.done.then(() => {
+      doneCalled = true;
+    });
+    assert.ok(engine.kill(killed.id));
+    await new Promise((r) => setTimeout(r, 50));
+    assert.equal(doneCalled, false);
+    assert.equal(engine.stats().active, 0);
+  } finally {
+    for (const s of open) s.destroy();
+    engine.close();
+    await new Promise((r) => proxyServer.close(r));
+    await new Promise((r) => targetServer.close(r));
+  }
+});

@@ -12,6 +12,7 @@ import { BudgetSpent, Hold, MeteredFeed } from '../limits/flow.js';
 import type { Meter } from '../types.js';
 import type { Header, ResponseHead } from './head.js';
 import { ResponseReader, type ResponseFraming } from './response-reader.js';
+import type { BodyHandoff } from '../lean/handoff.js';
 
 /** RFC 9110 §7.6.1 hop-by-hop fields, plus the proxy-only ones we consume. */
 export const HOP_BY_HOP = new Set([
@@ -50,7 +51,20 @@ export interface ForwardParams {
   readonly keepAlive: boolean;
   /** Charged 'down' for every byte read from the origin (head and body, as received). */
   readonly meter?: Meter;
+  /**
+   * Offered the rest of an answer body of known length (at least LEND_MIN_BYTES after the first
+   * read): it then moves from the origin's socket to the customer's in the kernel (lean/handoff.ts).
+   */
+  readonly bodyHandoff?: BodyHandoff;
+  /** The engine's idle limit for such a body (the customer socket's own timeout is off meanwhile). */
+  readonly idleTimeoutMs?: number;
 }
+
+/**
+ * Bodies shorter than this after the first read stay in JS: a lend costs the engine two dup()s, three
+ * epoll_ctl()s and two close()s, which a few reads and writes in JS cost too.
+ */
+export const LEND_MIN_BYTES = 64 * 1024;
 
 export interface Forwarded {
   /** Write a body slice; false means "pause the customer until onDrain". */
@@ -148,6 +162,9 @@ export function forward(p: ForwardParams): Forwarded {
   // Reading from the origin pauses for the customer's full write buffer and for meter waits alike.
   const hold = new Hold(upstream);
   let drainWait = false;
+  // An answer whose body may go to the engine: its head and the body bytes read with it wait here until
+  // the read that brought them is done (then lent, or written as always). null: not (or no longer) waiting.
+  let lendable: { parts: Buffer[]; left: number } | null = null;
 
   const fail = (e: unknown): void => {
     if (finished) return;
@@ -172,6 +189,10 @@ export function forward(p: ForwardParams): Forwarded {
       const out = clientHead(h, framing, p);
       chunk = out.chunk;
       keepAlive = out.keepAlive;
+      if (p.bodyHandoff && framing.kind === 'length' && framing.length >= LEND_MIN_BYTES) {
+        lendable = { parts: [Buffer.from(out.head, 'latin1')], left: framing.length };
+        return;
+      }
       // Head and the first body bytes (usually parsed from the same upstream segment) leave in one
       // write: with Nagle off they would be two segments, i.e. two sealed tunnel packets per answer.
       client.cork();
@@ -181,6 +202,11 @@ export function forward(p: ForwardParams): Forwarded {
       });
     },
     body: (b) => {
+      if (lendable) {
+        lendable.parts.push(b);
+        lendable.left -= b.length;
+        return;
+      }
       const ok = chunk ? writeChunk(client, b) : client.write(b);
       if (!ok && !drainWait) {
         drainWait = true;
@@ -188,6 +214,7 @@ export function forward(p: ForwardParams): Forwarded {
       }
     },
     end: () => {
+      if (lendable) writeHeld();
       if (chunk) client.write('0\r\n\r\n');
       finished = true;
       settle.resolve({ keepAlive });
@@ -197,9 +224,40 @@ export function forward(p: ForwardParams): Forwarded {
       queueMicrotask(cleanup);
     },
   });
+  // The held head and body bytes, written as the JS path writes them (one write).
+  const writeHeld = (): void => {
+    const parts = lendable!.parts;
+    lendable = null;
+    if (!client.write(parts.length === 1 ? parts[0]! : Buffer.concat(parts)) && !drainWait) {
+      drainWait = true;
+      hold.hold();
+    }
+  };
+  // After the read that brought an answer's head: the rest of its body to the engine, or JS as always.
+  const tryLend = (): void => {
+    const l = lendable!;
+    if (l.left < LEND_MIN_BYTES) return void writeHeld();
+    const toClient = Buffer.concat(l.parts);
+    const taken = p.bodyHandoff!(client, upstream, {
+      toClient,
+      length: l.left,
+      idleTimeoutMs: p.idleTimeoutMs,
+      meter: p.meter,
+      done: (end) => {
+        if (finished) return;
+        if (end !== 'clean') return fail(hangUp());
+        finished = true;
+        settle.resolve({ keepAlive });
+        queueMicrotask(cleanup);
+      },
+    });
+    if (!taken) return void writeHeld();
+    lendable = null;
+  };
   const onData = (d: Buffer): void => {
     try {
       reader.push(d);
+      if (lendable && !finished) tryLend();
     } catch (e) {
       fail(e);
     }

@@ -26,7 +26,7 @@ import { authenticateRequest, requestTarget } from './request.js';
 import { writeFailure } from './responses.js';
 import { FrontConnection, type FrontConfig, type FrontEngine, type TransparentFront } from '../front/connection.js';
 import { HttpFrontConnection } from './front.js';
-import { frontByDefault, leanByDefault } from '../lean/default.js';
+import { frontByDefault, handoffByDefault, leanByDefault } from '../lean/default.js';
 
 export interface HttpProxyOptions {
   readonly authenticate: Authenticate;
@@ -332,6 +332,10 @@ class HttpConnection {
       clientHttp11: head.version === '1.1',
       keepAlive,
       meter,
+      // A request without a body: the origin's socket carries nothing more of ours, so its answer's body may
+      // leave JS (a body still streaming up would need that socket).
+      bodyHandoff: framing.kind === 'none' ? (this.cfg.handoff ?? handoffByDefault())?.body : undefined,
+      idleTimeoutMs: this.cfg.idleTimeoutMs,
     });
     this.fwd = fwd;
     this.streamBody(framing, fwd);

@@ -35,6 +35,11 @@ export interface PairEngine {
     events: { progress(up: number, down: number): void; done(up: number, down: number, end: PairEnd): void },
   ): number;
   kill(id: number, reset?: { client?: boolean; target?: boolean }): readonly [number, number] | null;
+  /** One answer body of known length to a client that stays in JS (@pocketproxy/tun SpliceEngine.lend). */
+  lend?(
+    o: { clientFd: number; targetFd: number; toClient?: Buffer | null; length: number; idleMs?: number },
+    events: { progress(up: number, down: number): void; done(up: number, down: number, end: PairEnd): void },
+  ): number;
 }
 
 export interface HandoffRequest {
@@ -46,22 +51,53 @@ export interface HandoffRequest {
   readonly resetOnError?: boolean;
 }
 
-/** Takes the pair (true; `done` follows at its end) or declines (false: nothing changed). */
-export type RelayHandoff = (
+/**
+ * Takes the pair (true; `done` follows at its end) or declines (false: nothing changed). `body`, when
+ * the engine can lend: the same engine for one answer body of an absolute-form request (BodyHandoff).
+ */
+export type RelayHandoff = ((
   client: ProxySocket,
   target: ProxySocket,
   req: HandoffRequest,
   done: (r: { bytesIn: number; bytesOut: number }) => void,
-) => boolean;
+) => boolean) & { readonly body?: BodyHandoff };
+
+export interface BodyHandoffRequest {
+  /** The answer's head and the body bytes read with it, for the customer first. */
+  readonly toClient: Buffer;
+  /** Body bytes still to come from the origin. */
+  readonly length: number;
+  readonly idleTimeoutMs?: number;
+  readonly meter?: Meter;
+  /** The body is delivered (ok), or it ended early: 'error' (the origin cut it, the customer failed) or 'idle'. */
+  readonly done: (end: PairEnd) => void;
+}
+
+/**
+ * Offers the rest of an answer body of known length (http/forward.ts): the engine moves it from the
+ * origin's socket to the customer's kernel to kernel while the customer's connection stays in JS for
+ * its next request (keep-alive). Taken (true) only when both are LeanSockets with nothing in flight,
+ * the origin's socket holds no kept bytes or FIN, and the meter is unlimited; the origin's socket is
+ * then the engine's (its destroy() ends the transfer, without `done`), and the customer's must not be
+ * written to until `done`. Declined (false): nothing changed.
+ */
+export type BodyHandoff = (client: ProxySocket, origin: ProxySocket, req: BodyHandoffRequest) => boolean;
 
 export interface HandoffStats {
   /** Pairs handed to the engine / declined (a limited meter, a socket with JS state, the engine refused). */
   handedOff: number;
   declined: number;
+  /** Answer bodies lent to the engine (BodyHandoff), when counted. */
+  bodiesLent?: number;
 }
 
 export function createHandoff(engine: PairEngine, stats: HandoffStats = { handedOff: 0, declined: 0 }): RelayHandoff {
-  return (client, target, req, done) => {
+  const pair = (
+    client: ProxySocket,
+    target: ProxySocket,
+    req: HandoffRequest,
+    done: (r: { bytesIn: number; bytesOut: number }) => void,
+  ): boolean => {
     const meter = req.meter;
     const c = client instanceof LeanSocket ? client : null;
     const t = target instanceof LeanSocket ? target : null;
@@ -135,6 +171,63 @@ export function createHandoff(engine: PairEngine, stats: HandoffStats = { handed
     t.handedOff((reset) => kill({ target: reset }));
     // The bytes JS read and hands over count as relayed now, as the JS pump would count them.
     charge(toTargetLen, toClientLen);
+    return true;
+  };
+  return engine.lend ? Object.assign(pair, { body: bodyHandoff(engine, engine.lend.bind(engine), stats) }) : pair;
+}
+
+function bodyHandoff(engine: PairEngine, lend: NonNullable<PairEngine['lend']>, stats: HandoffStats): BodyHandoff {
+  return (client, origin, req) => {
+    const meter = req.meter;
+    const c = client instanceof LeanSocket ? client : null;
+    const o = origin instanceof LeanSocket ? origin : null;
+    const cfd = c?.handoffFd() ?? null;
+    const ofd = o?.handoffFd() ?? null;
+    if (!c || !o || cfd === null || ofd === null || (meter && meter.unlimited?.() !== true)) return false;
+    const kept = o.keptForHandoff();
+    if (kept.bytes !== null || kept.ended) return false;
+    let down = 0;
+    let over = false;
+    // Bytes count as they reach the customer's socket: the meter (usage) once a second and at the end,
+    // the customer socket's bytesWritten at the end, as if JS had written them.
+    const finish = (moved: number, end: PairEnd, later: boolean): void => {
+      if (over) return;
+      over = true;
+      if (moved > 0) meter?.take('down', moved);
+      down += moved;
+      c.bytesWritten += down + req.toClient.length;
+      // `done` first: the origin socket's 'close' (nativeClosed) must find the answer settled.
+      if (!later) req.done(end);
+      o.nativeClosed(down, 0, end === 'error', later);
+    };
+    let id: number;
+    try {
+      id = lend(
+        { clientFd: cfd, targetFd: ofd, toClient: req.toClient, length: req.length, idleMs: req.idleTimeoutMs ?? 0 },
+        {
+          progress: (_up, moved) => {
+            down += moved;
+            // A budget or rate limit set meanwhile: the answer cannot go on unmetered; the customer
+            // connection ends (its body is cut, as a budget spent in the JS path cuts it).
+            if ((meter && meter.take('down', moved) === -1) || meter?.unlimited?.() === false) {
+              engine.kill(id);
+              finish(0, 'error', false);
+            }
+          },
+          done: (_up, moved, end) => finish(moved, end, false),
+        },
+      );
+    } catch {
+      return false;
+    }
+    stats.bodiesLent = (stats.bodiesLent ?? 0) + 1;
+    // The origin's socket is the engine's now; its destroy() (the customer gone, a revocation) ends the transfer.
+    o.handedOff(() => {
+      const left = engine.kill(id);
+      finish(left?.[1] ?? 0, 'error', true);
+    });
+    // The customer's socket stays ours: no timeout of its own while the engine writes (the engine's idle one applies).
+    c.setTimeout(0);
     return true;
   };
 }
