@@ -158,6 +158,12 @@ function agentThreads(pid: string, byRole: Map<string, number>): void {
       const comm = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
       const role = tid === pid ? 'agent/main' : comm === 'pp-tunnel' ? 'agent/tunnel' : 'agent/other';
       byRole.set(role, (byRole.get(role) ?? 0) + (Number(f[11]) + Number(f[12])) * CLK_US);
+      if (tid === pid) {
+        // The scheduler's own account (ns): time on a CPU, and time runnable but waiting for one.
+        const [run, wait] = readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ').map(Number);
+        byRole.set('agent/main run', (run ?? 0) / 1000);
+        byRole.set('agent/main wait', (wait ?? 0) / 1000);
+      }
     } catch {
       /* thread gone */
     }
@@ -180,6 +186,14 @@ function cpuPerRequest(a: CpuSnap, b: CpuSnap, requests: number, seconds: number
   const busy = b.busy - a.busy;
   parts.push(`softirq ${((b.softirq - a.softirq) / requests).toFixed(0)}`);
   const busyPct = (100 * busy) / (seconds * 1e6 * cpus().length);
+  // Ours only (the peers' agent is idle): whether the agent's event loop is the bound, and whether the
+  // host gave it a CPU when it could run (a runnable thread waiting while the machine shows idle time).
+  const run = per('agent/main run') * requests;
+  if (run > 0.2 * seconds * 1e6)
+    parts.push(
+      `agent's main thread on a CPU ${((100 * run) / (seconds * 1e6)).toFixed(0)} % and runnable but waiting for one ` +
+        `${((100 * per('agent/main wait') * requests) / (seconds * 1e6)).toFixed(0)} % of the time`,
+    );
   return (
     `${parts.join(' · ')} · lab total ${labUs(a, b, requests).toFixed(0)} · machine ${(busy / requests).toFixed(0)} µs ` +
     `(${busyPct.toFixed(0)} % of ${cpus().length} cores busy; the machine counts other jobs on the host too)`
