@@ -84,11 +84,11 @@ async function origin(): Promise<{ port: number; responseBytes: () => number; cl
   return { port, responseBytes: () => written, closed: () => closed };
 }
 
-async function proxy(meter: Meter, stats: HandoffStats) {
+async function proxy(meter: Meter, stats: HandoffStats, idleTimeoutMs?: number) {
   const handoff = createHandoff(engine, stats);
   const authenticate = async (u: string, p: string) =>
     u === USER && p === PASS ? { principal: 'con_alice', meter } : null;
-  const p = createHttpProxy({ authenticate, dial: leanDial, lean: true, handoff });
+  const p = createHttpProxy({ authenticate, dial: leanDial, lean: true, handoff, idleTimeoutMs });
   const closedEvents: { bytesOut: number }[] = [];
   p.on('connectionClosed', (e: { bytesOut: number }) => closedEvents.push(e));
   onCleanup(() => p.close());
@@ -254,4 +254,25 @@ it('a limited meter keeps the body in JS, exact to the byte; a limit set during 
   assert.ok(r2 && r2.body.length < 20_000_000, 'the body was cut');
   assert.ok(a2.closed);
   await until(() => engine.stats().active === 0, 3000, 'engine empty');
+});
+
+it('a customer who stops reading during a lent body holds it only until the idle limit: then the connection and the origin socket end', async () => {
+  const o = await origin();
+  const stats: HandoffStats = { handedOff: 0, declined: 0 };
+  const { port, closedEvents } = await proxy(countingMeter(), stats, 1500);
+  const c = await connect(port);
+  c.on('error', () => {});
+  let got = 0;
+  c.on('data', (d) => {
+    got += d.length;
+    if (got > 200_000) c.pause(); // and never reads again: the socket buffers fill, the engine waits
+  });
+  c.write(get(o.port, '/bytes?n=50000000'));
+  await until(() => (stats.bodiesLent ?? 0) === 1, 3000, 'lent');
+  const t0 = Date.now();
+  await until(() => closedEvents.length === 1, 6000, 'the proxy ends the connection');
+  assert.ok(Date.now() - t0 >= 1000, 'not before the idle limit');
+  assert.ok(got < 50_000_000);
+  await until(() => engine.stats().active === 0, 3000, 'engine empty');
+  await until(() => o.closed() === 1, 3000, 'origin socket closed');
 });
