@@ -7,6 +7,7 @@
 import { it, after } from 'node:test';
 import assert from 'node:assert/strict';
 import * as net from 'node:net';
+import { once } from 'node:events';
 import { readdirSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { SpliceEngine } from '@pocketproxy/tun';
@@ -275,4 +276,21 @@ it('a customer who stops reading during a lent body holds it only until the idle
   assert.ok(got < 50_000_000);
   await until(() => engine.stats().active === 0, 3000, 'engine empty');
   await until(() => o.closed() === 1, 3000, 'origin socket closed');
+});
+
+it('after a lent body the customer socket has its idle timeout again: a customer that pipelined behind its last request and never closes is closed', async () => {
+  const o = await origin();
+  const stats: HandoffStats = { handedOff: 0, declined: 0 };
+  const { port, closedEvents } = await proxy(countingMeter(), stats, 1500);
+  // A customer that keeps its side open after the proxy's FIN.
+  const c = net.connect({ port, host: '127.0.0.1', allowHalfOpen: true });
+  await once(c, 'connect');
+  c.on('error', () => {});
+  const a = answers(c);
+  // Its last request (Connection: close) with bytes behind it: the proxy half-closes and waits for its FIN.
+  c.write(`${get(o.port, '/bytes?n=300000', true)}GET http://x/ HTTP/1.1\r\n`);
+  const r = await a.next();
+  assert.ok(r && r.body.length === 300_000);
+  assert.equal(stats.bodiesLent, 1);
+  await until(() => closedEvents.length === 1, 5000, 'closed at the idle limit, not held open');
 });

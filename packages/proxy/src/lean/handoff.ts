@@ -196,6 +196,8 @@ function bodyHandoff(engine: PairEngine, lend: NonNullable<PairEngine['lend']>, 
       if (moved > 0) meter?.take('down', moved);
       down += moved;
       c.bytesWritten += down + req.toClient.length;
+      // The customer socket's own idle timeout again (the proxy's next state may keep or change it).
+      if (!later && req.idleTimeoutMs) c.setTimeout(req.idleTimeoutMs);
       // `done` first: the origin socket's 'close' (nativeClosed) must find the answer settled.
       if (!later) req.done(end);
       o.nativeClosed(down, 0, end === 'error', later);
@@ -226,7 +228,8 @@ function bodyHandoff(engine: PairEngine, lend: NonNullable<PairEngine['lend']>, 
       const left = engine.kill(id);
       finish(left?.[1] ?? 0, 'error', true);
     });
-    // The customer's socket stays ours: no timeout of its own while the engine writes (the engine's idle one applies).
+    // The customer's socket stays ours: no timeout of its own while the engine writes (the engine's idle one
+    // applies); it is set again at the end.
     c.setTimeout(0);
     return true;
   };
