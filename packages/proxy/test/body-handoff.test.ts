@@ -94,7 +94,7 @@ async function proxy(meter: Meter, stats: HandoffStats, idleTimeoutMs?: number) 
   p.on('connectionClosed', (e: { bytesOut: number }) => closedEvents.push(e));
   onCleanup(() => p.close());
   await p.listen(0, '127.0.0.1');
-  return { port: (p.server.address() as net.AddressInfo).port, closedEvents };
+  return { port: (p.server.address() as net.AddressInfo).port, closedEvents, close: () => p.close() };
 }
 
 const get = (port: number, path: string, close = false) =>
@@ -293,4 +293,38 @@ it('after a lent body the customer socket has its idle timeout again: a customer
   assert.ok(r && r.body.length === 300_000);
   assert.equal(stats.bodiesLent, 1);
   await until(() => closedEvents.length === 1, 5000, 'closed at the idle limit, not held open');
+});
+
+it('a revocation during a lent body cuts the customer at once: the proxy closing its connections ends the transfer, not the body', async () => {
+  // The agent closes a connection's proxy when the connection is deleted, disabled or its password
+  // changes; the customer's TCP connection lives on in the engine's duplicate of its fd, so closing JS's
+  // socket alone would leave the rest of the body flowing.
+  const o = await origin();
+  const stats: HandoffStats = { handedOff: 0, declined: 0 };
+  const { port, closedEvents, close } = await proxy(countingMeter(), stats);
+  const c = await connect(port);
+  c.on('error', () => {});
+  let got = 0;
+  let ended = false;
+  c.on('data', (d) => {
+    got += d.length;
+  });
+  c.on('close', () => {
+    ended = true;
+  });
+  // 20 MB at 64 KiB per 20 ms: ~6 s if nothing cut it.
+  c.write(get(o.port, '/slow?n=20000000'));
+  await until(() => (stats.bodiesLent ?? 0) === 1 && got > 300_000, 3000, 'lent and flowing');
+  const t0 = Date.now();
+  await close();
+  await until(() => ended, 1500, 'the customer connection ends within the second');
+  const atCut = got;
+  assert.ok(atCut < 20_000_000, 'the body was cut');
+  assert.ok(Date.now() - t0 < 1500);
+  await until(() => closedEvents.length === 1, 3000, 'connectionClosed');
+  await until(() => engine.stats().active === 0, 3000, 'engine empty');
+  await until(() => o.closed() === 1, 3000, 'origin socket closed');
+  // Nothing more reached the customer after its connection ended.
+  await new Promise((r) => setTimeout(r, 200));
+  assert.equal(got, atCut);
 });

@@ -54,6 +54,7 @@ import { rttPhase } from './tunnel-rtt.js';
 import { anatomyPhase } from './ttfb-anatomy.js';
 import { socks5FrontPhase } from './socks5-front.js';
 import { buildNewconnLoad, endpointOf, median, runNewconnLoad, type Endpoint, type LoadResult } from './newconn.js';
+import { addGoal, type Goal, goalTable } from './goals.js';
 
 const figures: { what: string; value: string; note?: string }[] = [];
 const record = (what: string, value: string, note?: string) => {
@@ -683,6 +684,8 @@ async function main(): Promise<void> {
     );
     for (const r of peerRows) console.log(`| ${r.join(' | ')} |`);
   }
+  const goals = goalTable();
+  if (goals) console.log(`\n${goals}`);
 }
 
 // ---- peers phase (issue 13) ------------------------------------------------------------------
@@ -824,16 +827,28 @@ async function peersPhase(o: {
 
     // Each measure runs over the three chains back to back (ours first), so host noise hits all alike.
     const fmt = (x: number, d = 0) => x.toLocaleString('en-US', { maximumFractionDigits: d, minimumFractionDigits: d });
-    const row = (what: string, v: number[], unit: string, lowerIsBetter = false, d = 0) => {
+    const row = (
+      what: string,
+      v: number[],
+      unit: string,
+      lowerIsBetter = false,
+      d = 0,
+      goal?: Goal & { name: string },
+    ) => {
       const peers = v.slice(1).filter((x) => Number.isFinite(x) && x > 0);
       const best = peers.length ? (lowerIsBetter ? Math.min(...peers) : Math.max(...peers)) : Number.NaN;
       const ratio = v[0]! > 0 && best > 0 ? `${(v[0]! / best).toFixed(2)}×` : '-';
       const cells = v.map((x) => (Number.isFinite(x) && x > 0 ? `${fmt(x, d)} ${unit}` : 'failed'));
       peerRows.push([what, ...cells, ratio]);
+      let verdict = '';
+      if (goal) {
+        const j = addGoal(goal.name, goal.on === 'ratio' ? v[0]! / best : v[0]!, goal, d);
+        verdict = `; goal ${j.line}: ${j.met ? 'met' : 'NOT met'} (${j.marginText})`;
+      }
       record(
         `peers: ${what} — ours / best peer`,
         `${cells[0]} / ${fmt(best, d)} ${unit} = ${ratio}`,
-        `all: ${cells.join(' · ')}`,
+        `all: ${cells.join(' · ')}${verdict}`,
       );
     };
 
@@ -873,6 +888,9 @@ async function peersPhase(o: {
         `one stream, ${label}`,
         streams[k]!.map((xs) => median(xs)),
         'Mbit/s',
+        false,
+        0,
+        { name: `one stream, ${label.replace(/ \(.*$/, '')}`, on: 'ratio', op: '>=', value: 3 },
       );
       record(
         `peers: rounds of one stream, ${label} (Mbit/s; the median is the figure)`,
@@ -946,6 +964,7 @@ async function peersPhase(o: {
         'ms',
         true,
         2,
+        { name: `added time to first byte p50, ${label}`, on: 'ours', op: '<=', value: 1, unit: 'ms' },
       );
       record(
         `peers: rounds of added TTFB, ${label} (ms)`,
@@ -1026,10 +1045,18 @@ async function peersPhase(o: {
         `new connections/s, ${label}, 32 at a time, 5 s, 1 KiB GET${PEER_ROUNDS > 1 ? `, median of ${PEER_ROUNDS}` : ''}`,
         per.map((x) => median(x.perSec)),
         '/s',
+        false,
+        0,
+        { name: `new connections/s, ${label}`, on: 'ratio', op: '>=', value: 1.3 },
       );
     }
     for (const [label, v] of Object.entries(devCpu))
-      row(`device CPU per proxied request, ${label} (lower is better)`, v, 'µs', true);
+      row(`device CPU per proxied request, ${label} (lower is better)`, v, 'µs', true, 0, {
+        name: `device CPU per request, ${label}`,
+        on: 'ratio',
+        op: '<=',
+        value: 0.7,
+      });
     for (const [label, v] of Object.entries(relayCpu))
       row(`relay CPU per proxied request, ${label} (lower is better)`, v, 'µs', true);
     for (const [label, v] of Object.entries(labCpu))

@@ -20,6 +20,7 @@ import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { carrierDelay, waitUntil, type Lab, type LabProcess, type LabRelay } from '../src/index.js';
+import { addGoal } from './goals.js';
 import { median } from './newconn.js';
 
 /** Env for the relay: the customer OpenVPN server on, its DNS resolver the phase's TCP shim (when the phase runs). */
@@ -79,6 +80,30 @@ const E2E = process.env.BENCH_OVPN_E2E === '1';
 const E2E_PORT = 12398;
 const E2E_SRC = new URL('./e2e-fwd.c', import.meta.url).pathname;
 const NONE = { mbit: 0, perSec: 0, ttfbAdded: 0 };
+
+/**
+ * Issue 13's goals for OpenVPN customers against the bare tunnel (one stream ≥ 80 %) and the redsocks chain
+ * (ahead on one stream and on new connections/s), for the run's table; a chain not measured judges nothing.
+ */
+function openVpnGoals(
+  how: string,
+  ours: { mbit: number; perSec: number },
+  bare: { mbit: number },
+  redsocks: { mbit: number; perSec: number },
+): void {
+  const tag = how ? ` (${how})` : '';
+  const ahead = { on: 'ratio', op: '>=', value: 1 } as const;
+  if (bare.mbit > 0)
+    addGoal(`OpenVPN customers, one stream, ours / bare OpenVPN${tag}`, ours.mbit / bare.mbit, {
+      on: 'ratio',
+      op: '>=',
+      value: 0.8,
+      percent: true,
+    });
+  if (redsocks.mbit <= 0) return;
+  addGoal(`OpenVPN customers, one stream, ours / redsocks chain${tag}`, ours.mbit / redsocks.mbit, ahead);
+  addGoal(`OpenVPN customers, new connections/s, ours / redsocks chain${tag}`, ours.perSec / redsocks.perSec, ahead);
+}
 // BENCH_OVPN_DELAY_MS=D: after the measures of `ours`, D ms each way between the device and the relay (a
 // carrier's round trip: socks5-front.ts carrierDelay) and the OpenVPN path's time to first byte again, in
 // a few rounds of a few sequential requests: what the transparent proxy's TCP Fast Open
@@ -468,6 +493,8 @@ export async function ovpnPhase(o: {
   /** The target addresses `side` adds on inet's lo (removed in `finally`). */
   const sideAddrs = [SIDE.redsocks, SIDE.bare, ...(SOLO ? [SIDE.solo] : []), ...(E2E ? [SIDE.e2e] : [])];
   let e2eElement = '';
+  /** Whether the side-by-side rounds judged the goals (they are the figures to judge by; see above). */
+  let sideJudged = false;
   const sideBySide = async (profile: string, bareProfile: string): Promise<void> => {
     // BENCH_OVPN_TXQ=N: both servers' TUNs with a ring of N packets (an experiment's switch).
     if (process.env.BENCH_OVPN_TXQ)
@@ -688,6 +715,8 @@ export async function ovpnPhase(o: {
       `medians of ${SIDE.rounds} alternated rounds: bare ${each(bare.g.mbit)} Mbit/s; its new conn/s ` +
         `${each(bare.g.perSec)}/s, added TTFB ${each(bare.g.ttfb, 2)} ms; goal >= 80 %`,
     );
+    openVpnGoals('side by side', ours, bare, rs);
+    sideJudged = true;
     if (SOLO) {
       const solo = m('solo' as (typeof chains)[number]['name']);
       record(
@@ -891,6 +920,14 @@ export async function ovpnPhase(o: {
       `${fmt(ours.mbit)} / ${fmt(redsocks.mbit)} Mbit/s · ${fmt(ours.perSec)} / ${fmt(redsocks.perSec)}/s · ` +
         `${fmt(ours.ttfbAdded, 2)} / ${fmt(redsocks.ttfbAdded, 2)} ms; goal: ahead on stream and conn/s`,
     );
+    // The goals, from the figures this run measured (a part not run judges nothing).
+    if (alt.ours.length || (ours.perSec > 0 && proxyConnect.perSec > 0))
+      addGoal(
+        `OpenVPN customers, new connections/s, ours / our CONNECT path${alt.ours.length ? ' (alternated)' : ''}`,
+        alt.ours.length ? median(alt.ours) / median(alt.connect) : ours.perSec / proxyConnect.perSec,
+        { on: 'ratio', op: '>=', value: 0.7, percent: true },
+      );
+    if (!sideJudged && ours.mbit > 0) openVpnGoals('', ours, bare, redsocks);
     record(
       'ovpn: one stream, ours / our HTTP proxy path',
       pct(ours.mbit, proxyGet.mbit),
