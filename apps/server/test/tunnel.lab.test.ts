@@ -123,12 +123,15 @@ test('device tunnel through the real kernel: DNAT -> pp0 -> device; push; roamin
     void got;
 
     // Throughput figure (bounded: 3 s): customer -> relay:30004 -> DNAT -> tunnel -> device :30004.
-    const iperf = lab.spawn('dev1', 'iperf3', ['--forceflush', '-s', '-1', '-B', '192.168.255.2', '-p', '30004']);
+    let iperf = lab.spawn('dev1', 'iperf3', ['--forceflush', '-s', '-1', '-B', '192.168.255.2', '-p', '30004']);
     await iperf.waitForLine(/Server listening/, 5_000);
     for (const reverse of [false, true]) {
       if (reverse) {
-        const again = lab.spawn('dev1', 'iperf3', ['--forceflush', '-s', '-1', '-B', '192.168.255.2', '-p', '30004']);
-        await again.waitForLine(/Server listening/, 5_000);
+        // The last round's one-off server can still hold the port for a moment after its client is done
+        // (a CI run met "Address already in use"): it is gone before the next one binds.
+        await iperf.stop(2_000);
+        iperf = lab.spawn('dev1', 'iperf3', ['--forceflush', '-s', '-1', '-B', '192.168.255.2', '-p', '30004']);
+        await iperf.waitForLine(/Server listening/, 5_000);
       }
       const r = await lab.exec(
         'cust',
