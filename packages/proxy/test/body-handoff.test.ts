@@ -11,7 +11,14 @@ import { once } from 'node:events';
 import { readdirSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { SpliceEngine } from '@pocketproxy/tun';
-import { ConnectionMeter, createHandoff, createHttpProxy, type HandoffStats, type Meter } from '../src/index.js';
+import {
+  ConnectionMeter,
+  createHandoff,
+  createHttpProxy,
+  type HandoffStats,
+  type Meter,
+  type ProxySocket,
+} from '../src/index.js';
 import { LEND_MIN_BYTES } from '../src/http/forward.js';
 import {
   basic,
@@ -92,9 +99,11 @@ async function proxy(meter: Meter, stats: HandoffStats, idleTimeoutMs?: number) 
   const p = createHttpProxy({ authenticate, dial: leanDial, lean: true, handoff, idleTimeoutMs });
   const closedEvents: { bytesOut: number }[] = [];
   p.on('connectionClosed', (e: { bytesOut: number }) => closedEvents.push(e));
+  const accepted: ProxySocket[] = [];
+  p.server.on('connection', (s: ProxySocket) => accepted.push(s));
   onCleanup(() => p.close());
   await p.listen(0, '127.0.0.1');
-  return { port: (p.server.address() as net.AddressInfo).port, closedEvents, close: () => p.close() };
+  return { port: (p.server.address() as net.AddressInfo).port, closedEvents, accepted, close: () => p.close() };
 }
 
 const get = (port: number, path: string, close = false) =>
@@ -295,15 +304,19 @@ it('after a lent body the customer socket has its idle timeout again: a customer
   await until(() => closedEvents.length === 1, 5000, 'closed at the idle limit, not held open');
 });
 
-it('a revocation during a lent body cuts the customer at once: the proxy closing its connections ends the transfer, not the body', async () => {
-  // The agent closes a connection's proxy when the connection is deleted, disabled or its password
-  // changes; the customer's TCP connection lives on in the engine's duplicate of its fd, so closing JS's
-  // socket alone would leave the rest of the body flowing.
+it('a revocation during a lent body cuts the customer at once: a reset, the transfer ended, not the body', async () => {
+  // As the agent revokes (apps/agent listeners.ts closeListener: `cut`, a reset on every open customer
+  // socket, then the proxy closed) when a connection is deleted, disabled or its password changes. The
+  // customer's TCP connection lives on in the engine's duplicate of its fd, so closing JS's socket alone
+  // would leave the rest of the body flowing and the reset unsent.
   const o = await origin();
   const stats: HandoffStats = { handedOff: 0, declined: 0 };
-  const { port, closedEvents, close } = await proxy(countingMeter(), stats);
+  const { port, closedEvents, accepted, close } = await proxy(countingMeter(), stats);
   const c = await connect(port);
-  c.on('error', () => {});
+  let error: NodeJS.ErrnoException | undefined;
+  c.on('error', (e) => {
+    error = e;
+  });
   let got = 0;
   let ended = false;
   c.on('data', (d) => {
@@ -316,8 +329,11 @@ it('a revocation during a lent body cuts the customer at once: the proxy closing
   c.write(get(o.port, '/slow?n=20000000'));
   await until(() => (stats.bodiesLent ?? 0) === 1 && got > 300_000, 3000, 'lent and flowing');
   const t0 = Date.now();
+  assert.equal(accepted.length, 1);
+  accepted[0]!.resetAndDestroy();
   await close();
   await until(() => ended, 1500, 'the customer connection ends within the second');
+  assert.equal(error?.code, 'ECONNRESET', 'the customer sees a reset, as curl reports "Connection reset by peer"');
   const atCut = got;
   assert.ok(atCut < 20_000_000, 'the body was cut');
   assert.ok(Date.now() - t0 < 1500);

@@ -36,8 +36,13 @@ export function judgeGoal(figure: number, g: Goal, digits = 2): Verdict {
   const valid = Number.isFinite(figure) && figure > 0;
   const margin = valid ? (g.op === '>=' ? figure / g.value - 1 : g.value / figure - 1) : Number.NaN;
   const met = valid && margin >= 0;
-  const op = g.op === '>=' ? '≥' : '≤';
-  const line = `${op} ${g.on === 'ours' || g.percent ? written(g.value, g, 0) : `${g.value}×`}`;
+  // The line as the goal states it (not rounded to the figure's digits: a 0.5 ms goal stays 0.5 ms).
+  const goal = g.percent
+    ? `${Math.round(100 * g.value)} %`
+    : g.on === 'ours'
+      ? `${g.value} ${g.unit ?? ''}`.trimEnd()
+      : `${g.value}×`;
+  const line = `${g.op === '>=' ? '≥' : '≤'} ${goal}`;
   const pct = Math.round(100 * margin);
   const marginText = valid ? `${pct >= 0 ? '+' : ''}${pct} %` : '-';
   return { met, margin, line, shown: valid ? written(figure, g, digits) : 'failed', marginText };

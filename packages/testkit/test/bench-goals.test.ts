@@ -23,6 +23,8 @@ test('a ≤ goal counts headroom the other way, and ours alone carries its unit'
   assert.equal(ttfb.met, false);
   assert.equal(ttfb.line, '≤ 1 ms');
   assert.equal(ttfb.marginText, '-20 %');
+  // The goal as stated, not rounded like the figure.
+  assert.equal(judgeGoal(0.4, { on: 'ours', op: '<=', value: 0.5, unit: 'ms' }).line, '≤ 0.5 ms');
 });
 
 test('a measure that failed (NaN, zero, infinite) is never met', () => {
