@@ -6,9 +6,10 @@
 import { it, after } from 'node:test';
 import assert from 'node:assert/strict';
 import * as net from 'node:net';
+import { once } from 'node:events';
 import { randomBytes, randomInt } from 'node:crypto';
 import { NOTSENT_MAX, floodingServer, notSentWhenStalled } from '@pocketproxy/testkit';
-import { openTcpFd, SpliceEngine } from '@pocketproxy/tun';
+import { openTcpFd, setTcpFlag, SpliceEngine } from '@pocketproxy/tun';
 import {
   createHttpProxy,
   createPolicyDialer,
@@ -34,6 +35,8 @@ import {
   hostileCustomers,
   until,
   frontDial,
+  segmentsIn,
+  untilEnd,
 } from './helpers.js';
 
 after(cleanup);
@@ -56,6 +59,7 @@ async function front(
     authenticate?: (u: string, p: string) => Promise<Principal | null>;
     resolve?: Resolve;
     headTimeoutMs?: number;
+    idleTimeoutMs?: number;
     maxPerAddress?: number;
   } = {},
 ): Promise<Setup> {
@@ -69,6 +73,7 @@ async function front(
     lean: true,
     front: { engine },
     headTimeoutMs: o.headTimeoutMs ?? 10_000,
+    ...(o.idleTimeoutMs !== undefined ? { idleTimeoutMs: o.idleTimeoutMs } : {}),
   });
   const conns: FrontConnection[] = [];
   const closed: ConnectionClosedEvent[] = [];
@@ -106,6 +111,52 @@ it('a CONNECT is joined in the engine: the bytes behind the head go first, every
   assert.equal(f.closed[0]!.bytesIn, Buffer.byteLength(head) + relayed);
   assert.equal(f.closed[0]!.bytesOut, 'HTTP/1.1 200 Connection Established\r\n\r\n'.length + relayed);
   assert.equal(st.waiting, 0);
+});
+
+it('the sweep runs once a second while new tunnels keep joining: an idle tunnel ends at its idle timeout, a busy one’s usage is reported as it goes', async () => {
+  // A regression: every joined tunnel restarted the engine's 1 s sweep, so under a steady stream of new
+  // connections it never ran — no idle timeout, no usage until a tunnel ended.
+  const echo = await tcpEcho();
+  const meter = countingMeter();
+  const f = await front({ idleTimeoutMs: 1500, authenticate: async () => ({ principal: 'con_a', meter }) });
+  const tunnel = async () => {
+    const s = await connect(f.port);
+    s.write(`CONNECT 127.0.0.1:${echo} HTTP/1.1\r\n${AUTH}\r\n`);
+    await untilHead(s);
+    return s;
+  };
+  const idle = await tunnel();
+  const idleSince = Date.now();
+  const idleGone = closeOf(idle).then(() => Date.now() - idleSince);
+  const busy = await tunnel();
+  let stop = false;
+  let churned = 0;
+  const churn = (async () => {
+    // A new tunnel every 150 ms, each ended at once: a join (and an end) several times a second.
+    while (!stop) {
+      const s = await tunnel();
+      s.end();
+      churned++;
+      await new Promise((r) => setTimeout(r, 150));
+    }
+  })();
+  const ticks = setInterval(() => busy.write('x'), 100);
+  try {
+    const idleMs = await within(idleGone, 6000, 'the idle tunnel ending while new tunnels keep joining');
+    assert.ok(
+      idleMs >= 1400 && idleMs <= 3500,
+      `the idle tunnel ended after ${idleMs} ms (idle timeout 1500 ms, sweep 1 s)`,
+    );
+    // The busy tunnel is still open: what it moved so far was reported by the sweep, not at its end.
+    await until(() => meter.up > 0, 3000, 'usage of the open tunnel reported');
+    assert.ok(!busy.destroyed, 'the busy tunnel is open');
+    assert.ok(churned >= 5, `tunnels joined meanwhile: ${churned}`);
+  } finally {
+    clearInterval(ticks);
+    stop = true;
+    await churn;
+    busy.destroy();
+  }
 });
 
 it("a download to a customer who stops reading leaves at most 512 KiB unsent in the customer's socket (TCP_NOTSENT_LOWAT on the listener), the rest behind the origin socket's window", async () => {
@@ -344,6 +395,79 @@ async function rawOrigin(answer: Buffer, close = true): Promise<{ port: number; 
   onCleanup(() => new Promise((r) => srv.close(r)));
   return { port: (srv.address() as net.AddressInfo).port, heads };
 }
+
+/**
+ * An origin that answers the first bytes it reads with `answer`; its FIN goes in the same segment
+ * (its socket corked: what an origin's last segment often is) or `laterMs` after the answer.
+ */
+async function endingOrigin(answer: Buffer, laterMs?: number): Promise<number> {
+  const server = net.createServer({ allowHalfOpen: true }, (c) => {
+    c.on('error', () => {});
+    c.once('data', () => {
+      if (laterMs === undefined) {
+        assert.ok(setTcpFlag(c, 'cork', true));
+        c.end(answer);
+      } else {
+        c.write(answer);
+        setTimeout(() => c.end(), laterMs);
+      }
+    });
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  onCleanup(() => new Promise((r) => server.close(r)));
+  return (server.address() as net.AddressInfo).port;
+}
+
+/** One request through the front; the answer and the segments the customer's kernel got (read in CLOSE_WAIT). */
+async function segmentsOf(port: number, request: string): Promise<{ got: Buffer; segs: number; dataSegs: number }> {
+  const s = new net.Socket({ allowHalfOpen: true });
+  s.connect(port, '127.0.0.1');
+  await once(s, 'connect');
+  onCleanup(() => s.destroy());
+  const done = untilEnd(s);
+  s.write(request);
+  const got = await within(done, 5000, 'the answer and its FIN');
+  const seen = segmentsIn(s);
+  s.destroy();
+  return { got, ...seen };
+}
+
+it('the engine sends an answer’s last bytes and the FIN in one segment (SPLICE_F_MORE / MSG_MORE), for a CONNECT and a last GET', async () => {
+  const f = await front();
+  const req = 'GET / HTTP/1.1\r\nHost: t\r\n\r\n';
+  const tunnelled = Buffer.from(`HTTP/1.1 200 OK\r\nContent-Length: 1024\r\n\r\n${'x'.repeat(1024)}`);
+  const connect = (port: number) => `CONNECT 127.0.0.1:${port} HTTP/1.1\r\n${AUTH}\r\n${req}`;
+  // A last GET: with a Content-Length the whole answer is in hand at once (its end is known); without
+  // one, and the origin's FIN 50 ms later, the FIN can only follow on its own.
+  const body = 'y'.repeat(1024);
+  const get = (port: number) => `GET http://127.0.0.1:${port}/ HTTP/1.1\r\nHost: t\r\n${AUTH}Connection: close\r\n\r\n`;
+  const cases = [
+    ['CONNECT', connect, tunnelled, await endingOrigin(tunnelled), await endingOrigin(tunnelled, 50)],
+    [
+      'GET',
+      get,
+      Buffer.from(body),
+      await endingOrigin(Buffer.from(`HTTP/1.1 200 OK\r\nContent-Length: 1024\r\n\r\n${body}`), 50),
+      await endingOrigin(Buffer.from(`HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n${body}`), 50),
+    ],
+  ] as const;
+  // Several rounds: the FIN must ride with the bytes every time, not by luck of scheduling.
+  for (const [what, request, tail, together, apart] of cases)
+    for (let round = 0; round < 3; round++) {
+      const a = await segmentsOf(f.port, request(together));
+      const b = await segmentsOf(f.port, request(apart));
+      for (const x of [a, b])
+        assert.ok(x.got.subarray(x.got.length - tail.length).equals(tail), `${what}: the answer arrives whole`);
+      assert.equal(a.dataSegs, b.dataSegs, `${what}, round ${round}: data segments ${a.dataSegs} vs ${b.dataSegs}`);
+      assert.equal(
+        a.segs,
+        b.segs - 1,
+        `${what}, round ${round}: segments in ${a.segs} with the FIN on the bytes, ${b.segs} apart`,
+      );
+    }
+  assert.equal(f.engine.frontStats().adopted, 0, 'every request was served in the engine');
+});
 
 it('a last GET is served in the engine: the upstream head and the rewritten answer are the JS path’s, the body exact, every byte counted', async () => {
   const body = Buffer.alloc(100_000, 7);

@@ -5,6 +5,8 @@ import * as http from 'node:http';
 import * as dgram from 'node:dgram';
 import { once } from 'node:events';
 import { randomInt } from 'node:crypto';
+import { execFileSync } from 'node:child_process';
+import assert from 'node:assert/strict';
 import { openTcpFd } from '@pocketproxy/tun';
 import { createPolicyDialer, createPolicyResolver, type Meter, type Resolve } from '../src/index.js';
 
@@ -262,4 +264,25 @@ export async function hostileCustomers(port: number, n: number, bytes: () => Buf
     );
   }
   await Promise.all(runs);
+}
+
+/** What the customer's kernel received on `s` (ss: segments in, of them with data), read while it is in CLOSE_WAIT. */
+export function segmentsIn(s: net.Socket): { segs: number; dataSegs: number } {
+  const out = execFileSync('ss', ['-tinH', 'state', 'close-wait', 'src', `127.0.0.1:${s.localPort}`], {
+    encoding: 'utf8',
+  });
+  const segs = /\bsegs_in:(\d+)/.exec(out);
+  const data = /\bdata_segs_in:(\d+)/.exec(out);
+  assert.ok(segs, `ss shows no socket for 127.0.0.1:${s.localPort}: ${out}`);
+  return { segs: Number(segs[1]), dataSegs: data ? Number(data[1]) : 0 };
+}
+
+/** Reads to EOF without closing (the socket stays in CLOSE_WAIT for ss). */
+export function untilEnd(s: net.Socket): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const parts: Buffer[] = [];
+    s.on('data', (d: Buffer) => parts.push(d));
+    s.once('end', () => resolve(Buffer.concat(parts)));
+    s.once('error', reject);
+  });
 }

@@ -6,7 +6,6 @@
 import { it, after } from 'node:test';
 import assert from 'node:assert/strict';
 import * as net from 'node:net';
-import { execFileSync } from 'node:child_process';
 import { once } from 'node:events';
 import fc from 'fast-check';
 import { setTcpFlag } from '@pocketproxy/tun';
@@ -29,8 +28,10 @@ import {
   readUntil,
   socksRequest,
   replyLength,
+  segmentsIn,
   testResolve,
   untilClose,
+  untilEnd,
 } from './helpers.js';
 
 after(cleanup);
@@ -114,17 +115,6 @@ async function proxies(lean: boolean, beforeEnd?: (s: ProxySocket) => void, mete
   return { http, socks, httpPort: (await http.listen(0)).port, socksPort: (await socks.listen(0)).port, closed };
 }
 
-/** What the customer's kernel received on `s` (ss: segments in, of them with data), read while it is in CLOSE_WAIT. */
-function segmentsIn(s: net.Socket): { segs: number; dataSegs: number } {
-  const out = execFileSync('ss', ['-tinH', 'state', 'close-wait', 'src', `127.0.0.1:${s.localPort}`], {
-    encoding: 'utf8',
-  });
-  const segs = /\bsegs_in:(\d+)/.exec(out);
-  const data = /\bdata_segs_in:(\d+)/.exec(out);
-  assert.ok(segs, `ss shows no socket for 127.0.0.1:${s.localPort}: ${out}`);
-  return { segs: Number(segs[1]), dataSegs: data ? Number(data[1]) : 0 };
-}
-
 /** Polls `cond` every 2 ms; fails after 5 s. */
 async function waitFor(cond: () => boolean): Promise<void> {
   const t0 = Date.now();
@@ -139,16 +129,6 @@ async function socksAuth(s: net.Socket): Promise<void> {
   s.write(Buffer.from([5, 1, 2, 1, 1, 0x75, 1, 0x70]));
   const got = await readUntil(s, (b) => b.length >= 4);
   assert.deepEqual([...got], [5, 2, 1, 0]);
-}
-
-/** Reads to EOF without closing (the socket stays in CLOSE_WAIT for ss). */
-function untilEnd(s: net.Socket): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const parts: Buffer[] = [];
-    s.on('data', (d: Buffer) => parts.push(d));
-    s.once('end', () => resolve(Buffer.concat(parts)));
-    s.once('error', reject);
-  });
 }
 
 /** One CONNECT (HTTP, or SOCKS5) whose request rides behind the handshake; the answer and how many segments carried it. */

@@ -982,9 +982,10 @@ async function peersPhase(o: {
     const devCpu: Record<string, number[]> = {};
     const relayCpu: Record<string, number[]> = {};
     const labCpu: Record<string, number[]> = {};
-    // Each load runs PEER_ROUNDS rounds over the three chains in turn; every figure is the chain's median
-    // round (one 5 s window on this shared VM can be 10-20 % off, and a major GC or a neighbour's burst
-    // lands in one round, not in all of them). The rounds' spread is printed beside the medians.
+    // Each load runs PEER_ROUNDS rounds over the three chains in turn, the order rotated from round to
+    // round (as the streams'), so no chain always runs first after another load; every figure is the
+    // chain's median round (one 5 s window on this shared VM can be 10-20 % off, and a major GC or a
+    // neighbour's burst lands in one round, not in all of them). The rounds' spread is printed beside the medians.
     for (const [key, label] of peerLoads()) {
       const per = chains.map(() => ({
         perSec: [] as number[],
@@ -993,7 +994,9 @@ async function peersPhase(o: {
         lab: [] as number[],
       }));
       for (let round = 1; round <= PEER_ROUNDS; round++)
-        for (const [ci, c] of chains.entries()) {
+        for (let i = 0; i < chains.length; i++) {
+          const ci = (round - 1 + i) % chains.length;
+          const c = chains[ci]!;
           const e = key === 'socks5' ? c.socks : c.http;
           const roles = key === 'socks5' ? c.deviceRoles.socks : c.deviceRoles.http;
           const inet0 = await passiveOpens(lab, 'inet');

@@ -17,9 +17,13 @@
 //      kPipeCap); src is asked again once the pipe is written out, and only an empty pipe's EAGAIN
 //      ends the pass. (Taking it for "src is empty" left the rest unread until the sender's next
 //      segment, which never comes once it is done: such transfers hung, splice-no-offload.lab.test.ts.)
-//   3. src's FIN, once the pipe is drained: shutdown(dst, SHUT_WR) (half-open both ways). When the
-//      FIN came in the same pass as the last bytes, dst is corked first (TCP_CORK), so those bytes and
-//      the FIN leave in one segment (a tunnel frame, on the agent).
+//   3. src's FIN, once the pipe is drained: shutdown(dst, SHUT_WR) (half-open both ways); when the
+//      other direction has passed its FIN already the pair closes at once, and close() sends the FIN
+//      (no shutdown: both receive queues are empty). Bytes written once src's FIN is known go with
+//      MSG_MORE / SPLICE_F_MORE, so the last of them and the FIN leave in one segment (a tunnel frame,
+//      on the agent) without a TCP_CORK on and off around them.
+// A pair just set up has its sockets re-armed (EPOLL_CTL_MOD, which reports what either already holds),
+// so it writes what was handed over and reads nothing until an event says there is something.
 // The pair ends when both directions have passed their FIN (reason 0), on a socket error or reset in
 // either direction (reason 1: both are closed, with a reset when started with resetOnError), after `idleMs` with no byte either way (reason 2),
 // or on kill() from JS (no callback: kill returns the counts).
@@ -95,7 +99,6 @@ struct Dir {
   size_t pending_off = 0;
   bool eof = false;   // src's FIN read
   bool done = false;  // dst shut down after the FIN
-  bool corked = false;
   uint64_t bytes = 0;     // read from src here
   uint64_t reported = 0;  // of which JS was told
   // Bytes src may still give (a front's answer body of known length), UINT64_MAX for no limit; at 0
@@ -560,12 +563,16 @@ class SpliceRelay : public Napi::ObjectWrap<SpliceRelay> {
   // close(): an empty epoll set never wakes the loop, while stopping and starting the uv_poll with
   // each first and last pair cost three epoll_ctl calls on the loop's epoll per connection when
   // connections come one at a time. Neither keeps the process alive: the sockets' owners decide that.
+  // The epoll watch, and the sweep once a second (idle pairs, usage). A running sweep is left as it is:
+  // restarting it at every new pair (a front's, several a second under load) put it off for as long as
+  // pairs kept coming, and with it every idle timeout and usage report (front.test.ts "the sweep").
   void Arm() {
     if (poll_ == nullptr) return;
     if (!uv_is_active(reinterpret_cast<uv_handle_t*>(poll_))) {
       uv_poll_start(poll_, UV_READABLE, PollCb);
       uv_unref(reinterpret_cast<uv_handle_t*>(poll_));
     }
+    if (uv_is_active(reinterpret_cast<uv_handle_t*>(timer_))) return;
     uv_timer_start(timer_, TimerCb, kSweepMs, kSweepMs);
     uv_unref(reinterpret_cast<uv_handle_t*>(timer_));
   }
@@ -626,13 +633,6 @@ class SpliceRelay : public Napi::ObjectWrap<SpliceRelay> {
     }
   }
 
-  static void Uncork(Dir& d, int fd) {
-    if (!d.corked) return;
-    int off = 0;
-    setsockopt(fd, IPPROTO_TCP, TCP_CORK, &off, sizeof off);
-    d.corked = false;
-  }
-
   int Watch(int op, Relay* r, int side) {
     epoll_event ev{};
     // A lent client is only written to: its readable edges (the customer's next request, for JS) are not ours.
@@ -664,15 +664,19 @@ class SpliceRelay : public Napi::ObjectWrap<SpliceRelay> {
   static bool Waiting(const Dir& d) { return !d.done && (d.inpipe > 0 || d.pending_off < d.pending.size()); }
 
   // Moves what it can in one direction, up to kSliceBytes. False: a socket failed (the pair must end).
-  bool Pump(Relay* r, Dir& d) {
+  // `read` false: only what is on its way already (bytes handed over, the pipe, a FIN read) moves, src
+  // is not asked (a pair just set up: the EPOLL_CTL_MOD that re-armed src reports what it holds).
+  bool Pump(Relay* r, Dir& d, bool read = true) {
     if (d.done) return true;
     const int src = r->fd[d.src];
     const int dst = r->fd[d.dst];
     size_t moved = 0;
     for (;;) {
+      // Once src's FIN is known, what is written is the last: held (MSG_MORE) for the FIN to go with it.
+      const bool last = d.eof && !r->lent;
       while (d.pending_off < d.pending.size()) {
         ssize_t n = ::send(dst, d.pending.data() + d.pending_off, d.pending.size() - d.pending_off,
-                           MSG_NOSIGNAL | MSG_DONTWAIT);
+                           MSG_NOSIGNAL | MSG_DONTWAIT | (last ? MSG_MORE : 0));
         if (n > 0) {
           d.pending_off += static_cast<size_t>(n);
           continue;
@@ -686,7 +690,8 @@ class SpliceRelay : public Napi::ObjectWrap<SpliceRelay> {
         d.pending_off = 0;
       }
       while (d.inpipe > 0) {
-        ssize_t n = splice(d.pipe_r, nullptr, dst, nullptr, d.inpipe, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+        ssize_t n = splice(d.pipe_r, nullptr, dst, nullptr, d.inpipe,
+                           SPLICE_F_MOVE | SPLICE_F_NONBLOCK | (last ? SPLICE_F_MORE : 0));
         if (n > 0) {
           d.inpipe -= static_cast<size_t>(n);
           r->last = uv_now(loop_);
@@ -698,12 +703,14 @@ class SpliceRelay : public Napi::ObjectWrap<SpliceRelay> {
         return false;
       }
       if (d.eof) {
-        if (!r->lent && ::shutdown(dst, SHUT_WR) != 0 && errno != ENOTCONN) return false;
-        Uncork(d, dst);
+        // The other direction done too: the pair ends now (Over), and close() sends the FIN.
+        const bool closing = (&d == &r->dir[0] ? r->dir[1] : r->dir[0]).done;
+        if (!r->lent && !closing && ::shutdown(dst, SHUT_WR) != 0 && errno != ENOTCONN) return false;
         d.done = true;
         ReturnPipe(d);
         return true;
       }
+      if (!read) return true;
       if (moved >= kSliceBytes) {
         // Enough for one turn. Re-arming src reports it again if it is still readable (edge
         // triggered, nothing else would), so the rest moves at the next turn of the loop. The pipe
@@ -745,10 +752,6 @@ class SpliceRelay : public Napi::ObjectWrap<SpliceRelay> {
         // pair holds none and open pairs cost their two sockets only.
         ReturnPipe(d);
         return true;
-      }
-      if (d.eof && d.inpipe > 0 && !d.corked && !r->lent) {
-        int on = 1;
-        if (setsockopt(dst, IPPROTO_TCP, TCP_CORK, &on, sizeof on) == 0) d.corked = true;
       }
     }
   }
@@ -804,14 +807,18 @@ class SpliceRelay : public Napi::ObjectWrap<SpliceRelay> {
   }
 
   // Appends what `fd` has to `buf`, up to `max` bytes in all: 1 when it has no more for now (or `buf`
-  // is full), 0 at its FIN, -1 on an error (errno).
-  static int RecvUpTo(int fd, std::string& buf, size_t max) {
+  // is full), 0 at its FIN, -1 on an error (errno). `drain` false: a read shorter than asked ends it (a
+  // TCP recv() takes all that is queued, and bytes queued later bring a new edge), saving the read that
+  // would find nothing; only a FIN already reported (EPOLLRDHUP / EPOLLHUP: no edge comes after it)
+  // needs the read that returns 0.
+  static int RecvUpTo(int fd, std::string& buf, size_t max, bool drain = true) {
     char tmp[16 * 1024];
     while (buf.size() < max) {
       const size_t room = std::min(sizeof tmp, max - buf.size());
       ssize_t n = ::recv(fd, tmp, room, 0);
       if (n > 0) {
         buf.append(tmp, static_cast<size_t>(n));
+        if (!drain && static_cast<size_t>(n) < room) return 1;
         continue;
       }
       if (n == 0) return 0;
@@ -1360,11 +1367,9 @@ class SpliceRelay : public Napi::ObjectWrap<SpliceRelay> {
       Fail(t, ErrText(e != 0 ? e : ECONNRESET));
       return;
     }
-    if (!t->connected && (events & EPOLLOUT)) {
-      int e = SocketError(t->dfd);
-      if (e != 0) return (void)Fail(t, ErrText(e));
-      t->connected = true;
-    }
+    // Writable without EPOLLERR (above) is a completed connect: SO_ERROR would read 0 (EPOLLERR is
+    // reported exactly when the socket holds an error), so it is not asked.
+    if (!t->connected && (events & EPOLLOUT)) t->connected = true;
     if (!t->dialling) {
       // The device's proxies never speak first: bytes (or a close) before our handshake are not an answer.
       if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP)) Fail(t, "the device sent bytes before the handshake");
@@ -1587,8 +1592,9 @@ class SpliceRelay : public Napi::ObjectWrap<SpliceRelay> {
     r->last = uv_now(loop_);
     if (Watch(EPOLL_CTL_MOD, r, 0) != 0 || Watch(EPOLL_CTL_MOD, r, 1) != 0) return Finish(r, kError);
     if (relays_.size() == 1) Arm();
-    // Edges already passed (the customer's bytes waiting since the peek): pump now.
-    if (!Pump(r, r->dir[0]) || !Pump(r, r->dir[1])) Finish(r, kError);
+    // What was handed over goes now; what the sockets hold (the customer's bytes waiting since the peek)
+    // the re-arming above reports.
+    if (!Pump(r, r->dir[0], false) || !Pump(r, r->dir[1], false)) Finish(r, kError);
     else if (r->dir[0].done && r->dir[1].done) Finish(r, kClean);
   }
 
@@ -2030,8 +2036,9 @@ class SpliceRelay : public Napi::ObjectWrap<SpliceRelay> {
       }
       FDeadline(f, fr->second.head_ms);
       f->head_at = f->deadline;
-      // TCP_DEFER_ACCEPT: the first bytes are usually here already.
-      ReadHead(f);
+      // TCP_DEFER_ACCEPT: the first bytes are usually here already. A FIN behind them is reported by
+      // the EPOLL_CTL_ADD above (it queues the socket when it holds something), so no drain.
+      ReadHead(f, false);
     }
   }
 
@@ -2039,7 +2046,7 @@ class SpliceRelay : public Napi::ObjectWrap<SpliceRelay> {
     switch (f->st) {
       case Fconn::kHead:
         if (events & (EPOLLERR | EPOLLHUP)) return FEnd(f, kError, true, false);
-        if (events & (EPOLLIN | EPOLLRDHUP)) ReadHead(f);
+        if (events & (EPOLLIN | EPOLLRDHUP)) ReadHead(f, (events & (EPOLLRDHUP | EPOLLHUP)) != 0);
         return;
       case Fconn::kDecide:
         // Not read while JS decides: its bytes wait in its socket. Only a failure ends it.
@@ -2051,7 +2058,9 @@ class SpliceRelay : public Napi::ObjectWrap<SpliceRelay> {
           return;
         }
         if (events & (EPOLLOUT | EPOLLERR | EPOLLHUP)) {
-          int e = SocketError(f->tfd);
+          // Writable without an error or hang-up is a completed connect (a failed one reports EPOLLERR,
+          // exactly when the socket holds an error, with EPOLLHUP: tcp_poll), so SO_ERROR is read only then.
+          int e = (events & (EPOLLERR | EPOLLHUP)) ? SocketError(f->tfd) : 0;
           if (e == 0 && (events & (EPOLLERR | EPOLLHUP))) e = ECONNRESET;
           if (e != 0) return FConnectFailed(f, e);
           if (!f->request) return FJoin(f);
@@ -2059,7 +2068,7 @@ class SpliceRelay : public Napi::ObjectWrap<SpliceRelay> {
           // The origin has the idle timeout to answer, as on the JS path.
           if (f->idle_ms > 0) FDeadline(f, f->idle_ms);
           if (!FlushRequest(f)) return;
-          if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP)) ReadAnswerHead(f);
+          if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP)) ReadAnswerHead(f, (events & (EPOLLRDHUP | EPOLLHUP)) != 0);
         }
         return;
       case Fconn::kRequest:
@@ -2069,7 +2078,7 @@ class SpliceRelay : public Napi::ObjectWrap<SpliceRelay> {
         }
         if (events & EPOLLERR) return FAnswerFailed(f, SocketError(f->tfd));
         if ((events & EPOLLOUT) && !FlushRequest(f)) return;
-        if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP)) ReadAnswerHead(f);
+        if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP)) ReadAnswerHead(f, (events & (EPOLLRDHUP | EPOLLHUP)) != 0);
         return;
       case Fconn::kAnswer:
         if (events & EPOLLERR) return FEnd(f, kError, false, false);
@@ -2097,9 +2106,9 @@ class SpliceRelay : public Napi::ObjectWrap<SpliceRelay> {
     f->stamp_port = ntohs(port);
   }
 
-  void ReadHead(Fconn* f) {
+  void ReadHead(Fconn* f, bool drain) {
     const size_t before = f->buf.size();
-    const int got = RecvUpTo(f->cfd, f->buf, kPeekMax);
+    const int got = RecvUpTo(f->cfd, f->buf, kPeekMax, drain);
     if (got < 0) return FEnd(f, kError, true, false);
     const bool eof = got == 0;
     // A stamped connection: JS decides now, with what came so far (none for a protocol whose server
@@ -2172,40 +2181,57 @@ class SpliceRelay : public Napi::ObjectWrap<SpliceRelay> {
   // Reads the origin's answer until EAGAIN, then asks answered(id, bytes) -> -1 (more), or
   // [consumed, toClient, bodyLength (-1: to the origin's close)] to join, or anything else when JS
   // answered or ended the connection itself. Bytes past `consumed` are the body's first bytes.
-  void ReadAnswerHead(Fconn* f) {
+  // The origin's answer so far goes to JS (answered()). `fin`: the event reported the origin's FIN; it
+  // is read (the recv that returns 0) only when JS needs more than the bytes in hand, so an answer that
+  // came whole with its FIN joins without that read.
+  void ReadAnswerHead(Fconn* f, bool fin) {
     const uint32_t id = f->id;
-    const int got = RecvUpTo(f->tfd, f->ans, kAnswerMax + 1);
-    if (got < 0) return FAnswerFailed(f, errno);
-    const bool eof = got == 0;
-    if (f->ans.empty()) return eof ? FAnswerFailed(f, ECONNRESET) : void();
-    Napi::Env env = Env();
-    Napi::Value v;
-    try {
-      v = on_fanswered_.MakeCallback(Value(), {Napi::Number::New(env, id),
-                                               Napi::Buffer<char>::Copy(env, f->ans.data(), f->ans.size())},
-                                     *ctx_);
-    } catch (const Napi::Error& e) {
-      napi_fatal_exception(env, e.Value());
-      v = env.Undefined();
-    }
-    auto it = fconns_.find(id);
-    if (it == fconns_.end() || it->second->st != Fconn::kRequest) return;  // JS decided otherwise
-    f = it->second;
-    if (v.IsArray()) {
-      auto a = v.As<Napi::Array>();
-      Napi::Value c = a.Get(0u), b = a.Get(1u), l = a.Get(2u);
-      const double consumed = c.IsNumber() ? c.As<Napi::Number>().DoubleValue() : -1;
-      const double limit = l.IsNumber() ? l.As<Napi::Number>().DoubleValue() : -1;
-      if (consumed >= 0 && consumed <= static_cast<double>(f->ans.size()) && b.IsBuffer()) {
-        auto head = b.As<Napi::Buffer<char>>();
-        return FJoinAnswer(f, static_cast<size_t>(consumed), std::string(head.Data(), head.Length()), limit);
+    int got = RecvUpTo(f->tfd, f->ans, kAnswerMax + 1, false);
+    for (;;) {
+      if (got < 0) return FAnswerFailed(f, errno);
+      const bool eof = got == 0;
+      if (f->ans.empty()) {
+        if (eof) return FAnswerFailed(f, ECONNRESET);
+        if (!fin) return;
+        fin = false;
+        got = RecvUpTo(f->tfd, f->ans, kAnswerMax + 1, true);
+        continue;
       }
-    } else if (v.IsNumber() && v.As<Napi::Number>().DoubleValue() == -1) {
-      if (eof) return FAnswerFailed(f, ECONNRESET);
-      if (f->ans.size() <= kAnswerMax) return;  // more to come
+      Napi::Env env = Env();
+      Napi::Value v;
+      try {
+        v = on_fanswered_.MakeCallback(Value(), {Napi::Number::New(env, id),
+                                                 Napi::Buffer<char>::Copy(env, f->ans.data(), f->ans.size())},
+                                       *ctx_);
+      } catch (const Napi::Error& e) {
+        napi_fatal_exception(env, e.Value());
+        v = env.Undefined();
+      }
+      auto it = fconns_.find(id);
+      if (it == fconns_.end() || it->second->st != Fconn::kRequest) return;  // JS decided otherwise
+      f = it->second;
+      if (v.IsArray()) {
+        auto a = v.As<Napi::Array>();
+        Napi::Value c = a.Get(0u), b = a.Get(1u), l = a.Get(2u);
+        const double consumed = c.IsNumber() ? c.As<Napi::Number>().DoubleValue() : -1;
+        const double limit = l.IsNumber() ? l.As<Napi::Number>().DoubleValue() : -1;
+        if (consumed >= 0 && consumed <= static_cast<double>(f->ans.size()) && b.IsBuffer()) {
+          auto head = b.As<Napi::Buffer<char>>();
+          return FJoinAnswer(f, static_cast<size_t>(consumed), std::string(head.Data(), head.Length()), limit);
+        }
+      } else if (v.IsNumber() && v.As<Napi::Number>().DoubleValue() == -1) {
+        if (eof) return FAnswerFailed(f, ECONNRESET);
+        if (f->ans.size() <= kAnswerMax) {
+          if (!fin) return;  // more to come
+          // A FIN came with these bytes: what is left before it, and then the FIN.
+          fin = false;
+          got = RecvUpTo(f->tfd, f->ans, kAnswerMax + 1, true);
+          continue;
+        }
+      }
+      // A value JS would not give: no answer can be made of this one.
+      return FAnswerFailed(f, EPROTO);
     }
-    // A value JS would not give: no answer can be made of this one.
-    FAnswerFailed(f, EPROTO);
   }
 
   // The answer's head is rewritten: the customer and the origin become a pair that ends once the body
@@ -2227,13 +2253,9 @@ class SpliceRelay : public Napi::ObjectWrap<SpliceRelay> {
     r->dir[1].pending = std::move(head);
     r->dir[1].pending += body;
     r->dir[1].left = left;
-    if (left == 0) {
-      // The whole answer is in hand: corked, its bytes and the FIN leave in one segment (one tunnel
-      // frame on the agent, as the JS path's TCP_CORK before its end); uncorked at the shutdown.
-      r->dir[1].eof = true;
-      int on = 1;
-      if (setsockopt(r->fd[0], IPPROTO_TCP, TCP_CORK, &on, sizeof on) == 0) r->dir[1].corked = true;
-    }
+    // The whole answer in hand: it goes with MSG_MORE and the FIN with it, in one segment (one tunnel
+    // frame on the agent, as the JS path's TCP_CORK before its end).
+    if (left == 0) r->dir[1].eof = true;
     r->end_with_down = true;
     r->reset_on_error = true;
     FStart(f, r);
@@ -2253,17 +2275,19 @@ class SpliceRelay : public Napi::ObjectWrap<SpliceRelay> {
     return r;
   }
 
-  // The connection is gone, its pair runs: the bytes handed over go first (their edges passed
-  // already: both directions are pumped now).
+  // The connection is gone, its pair runs: the bytes handed over go first, and a pair that is over with
+  // them (a last GET whose whole answer was in hand) ends here. Otherwise its sockets are re-armed under
+  // the pair's tag, and EPOLL_CTL_MOD reports what they hold already (a splice of each now found nothing,
+  // EAGAIN, nearly always).
   void FStart(Fconn* f, Relay* r) {
     FClose(f, false, false);
     f_joined_++;
     relays_[r->id] = r;
     r->last = uv_now(loop_);
+    if (!Pump(r, r->dir[0], false) || !Pump(r, r->dir[1], false)) return Finish(r, kError);
+    if (Over(r)) return Finish(r, kClean);
     if (Watch(EPOLL_CTL_MOD, r, 0) != 0 || Watch(EPOLL_CTL_MOD, r, 1) != 0) return Finish(r, kError);
     Arm();
-    if (!Pump(r, r->dir[0]) || !Pump(r, r->dir[1])) Finish(r, kError);
-    else if (Over(r)) Finish(r, kClean);
   }
 
   // Connected: the two sockets become a pair under the connection's id; the 200 (and what the customer
