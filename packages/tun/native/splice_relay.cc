@@ -563,9 +563,9 @@ class SpliceRelay : public Napi::ObjectWrap<SpliceRelay> {
   // close(): an empty epoll set never wakes the loop, while stopping and starting the uv_poll with
   // each first and last pair cost three epoll_ctl calls on the loop's epoll per connection when
   // connections come one at a time. Neither keeps the process alive: the sockets' owners decide that.
-  // The epoll watch, and the sweep once a second (idle pairs, usage). A running sweep is left as it is:
-  // restarting it at every new pair (a front's, several a second under load) put it off for as long as
-  // pairs kept coming, and with it every idle timeout and usage report (front.test.ts "the sweep").
+  // A running sweep is left as it is: restarting it at every new pair (a front's, several a second under
+  // load) put it off for as long as pairs kept coming, and with it every idle timeout and usage report
+  // (front.test.ts "the sweep").
   void Arm() {
     if (poll_ == nullptr) return;
     if (!uv_is_active(reinterpret_cast<uv_handle_t*>(poll_))) {
@@ -2178,12 +2178,11 @@ class SpliceRelay : public Napi::ObjectWrap<SpliceRelay> {
     return false;
   }
 
-  // Reads the origin's answer until EAGAIN, then asks answered(id, bytes) -> -1 (more), or
+  // Reads what the origin has answered so far, then asks answered(id, bytes) -> -1 (more), or
   // [consumed, toClient, bodyLength (-1: to the origin's close)] to join, or anything else when JS
   // answered or ended the connection itself. Bytes past `consumed` are the body's first bytes.
-  // The origin's answer so far goes to JS (answered()). `fin`: the event reported the origin's FIN; it
-  // is read (the recv that returns 0) only when JS needs more than the bytes in hand, so an answer that
-  // came whole with its FIN joins without that read.
+  // `fin`: the event reported the origin's FIN; it is read (the recv that returns 0) only when JS needs
+  // more than the bytes in hand, so an answer that came whole with its FIN joins without that read.
   void ReadAnswerHead(Fconn* f, bool fin) {
     const uint32_t id = f->id;
     int got = RecvUpTo(f->tfd, f->ans, kAnswerMax + 1, false);
