@@ -685,6 +685,19 @@ for (const native of [false, true])
           assert.equal(await c.ended, 'end');
           assert.equal(c.pending().length, 0);
           assert.equal(engine.listenStats().failed, 1);
+          // A customer that does not wait for the reply (its first data right behind the request, then
+          // more while the device is asked): the refusal still reaches it, and a close, not a reset
+          // that could throw the reply away.
+          const eager = await customer(port);
+          eager.s.write(hex('05 01 02'));
+          assert.deepEqual(await eager.read(2), hex('05 02'));
+          eager.s.write(hex('01 01 75 01 71'));
+          assert.deepEqual(await eager.read(2), hex('01 00'));
+          eager.s.write(Buffer.concat([CONNECT, Buffer.from('GET / HTTP/1.1\r\n\r\n')]));
+          eager.s.write(Buffer.from('more bytes'));
+          assert.deepEqual(await eager.read(10), NOT_ALLOWED);
+          assert.equal(await eager.ended, 'end');
+          assert.equal(engine.listenStats().failed, 2);
           // 'p', which the relay does not know: the device's 01 00, its reply, the pair.
           const d = await greeted(port, 'p');
           d.s.write(CONNECT);

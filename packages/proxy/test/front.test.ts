@@ -144,7 +144,7 @@ it('the sweep runs once a second while new tunnels keep joining: an idle tunnel 
   try {
     const idleMs = await within(idleGone, 6000, 'the idle tunnel ending while new tunnels keep joining');
     assert.ok(
-      idleMs >= 1400 && idleMs <= 3500,
+      idleMs >= 1400 && idleMs <= 4500,
       `the idle tunnel ended after ${idleMs} ms (idle timeout 1500 ms, sweep 1 s)`,
     );
     // The busy tunnel is still open: what it moved so far was reported by the sweep, not at its end.
