@@ -9,7 +9,7 @@ import * as net from 'node:net';
 import { once } from 'node:events';
 import { randomBytes, randomInt } from 'node:crypto';
 import { NOTSENT_MAX, floodingServer, notSentWhenStalled } from '@pocketproxy/testkit';
-import { openTcpFd, setTcpFlag, SpliceEngine } from '@pocketproxy/tun';
+import { openTcpFd, SpliceEngine } from '@pocketproxy/tun';
 import {
   createHttpProxy,
   createPolicyDialer,
@@ -37,6 +37,7 @@ import {
   frontDial,
   segmentsIn,
   untilEnd,
+  endingOrigin,
 } from './helpers.js';
 
 after(cleanup);
@@ -396,29 +397,6 @@ async function rawOrigin(answer: Buffer, close = true): Promise<{ port: number; 
   return { port: (srv.address() as net.AddressInfo).port, heads };
 }
 
-/**
- * An origin that answers the first bytes it reads with `answer`; its FIN goes in the same segment
- * (its socket corked: what an origin's last segment often is) or `laterMs` after the answer.
- */
-async function endingOrigin(answer: Buffer, laterMs?: number): Promise<number> {
-  const server = net.createServer({ allowHalfOpen: true }, (c) => {
-    c.on('error', () => {});
-    c.once('data', () => {
-      if (laterMs === undefined) {
-        assert.ok(setTcpFlag(c, 'cork', true));
-        c.end(answer);
-      } else {
-        c.write(answer);
-        setTimeout(() => c.end(), laterMs);
-      }
-    });
-  });
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  onCleanup(() => new Promise((r) => server.close(r)));
-  return (server.address() as net.AddressInfo).port;
-}
-
 /** One request through the front; the answer and the segments the customer's kernel got (read in CLOSE_WAIT). */
 async function segmentsOf(port: number, request: string): Promise<{ got: Buffer; segs: number; dataSegs: number }> {
   const s = new net.Socket({ allowHalfOpen: true });
@@ -437,13 +415,13 @@ it('the engine sends an answer’s last bytes and the FIN in one segment (SPLICE
   const f = await front();
   const req = 'GET / HTTP/1.1\r\nHost: t\r\n\r\n';
   const tunnelled = Buffer.from(`HTTP/1.1 200 OK\r\nContent-Length: 1024\r\n\r\n${'x'.repeat(1024)}`);
-  const connect = (port: number) => `CONNECT 127.0.0.1:${port} HTTP/1.1\r\n${AUTH}\r\n${req}`;
+  const tunnel = (port: number) => `CONNECT 127.0.0.1:${port} HTTP/1.1\r\n${AUTH}\r\n${req}`;
   // A last GET: with a Content-Length the whole answer is in hand at once (its end is known); without
   // one, and the origin's FIN 50 ms later, the FIN can only follow on its own.
   const body = 'y'.repeat(1024);
   const get = (port: number) => `GET http://127.0.0.1:${port}/ HTTP/1.1\r\nHost: t\r\n${AUTH}Connection: close\r\n\r\n`;
   const cases = [
-    ['CONNECT', connect, tunnelled, await endingOrigin(tunnelled), await endingOrigin(tunnelled, 50)],
+    ['CONNECT', tunnel, tunnelled, await endingOrigin(tunnelled), await endingOrigin(tunnelled, 50)],
     [
       'GET',
       get,

@@ -7,7 +7,7 @@ import { once } from 'node:events';
 import { randomInt } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
 import assert from 'node:assert/strict';
-import { openTcpFd } from '@pocketproxy/tun';
+import { openTcpFd, setTcpFlag } from '@pocketproxy/tun';
 import { createPolicyDialer, createPolicyResolver, type Meter, type Resolve } from '../src/index.js';
 
 const closers: Array<() => Promise<unknown> | unknown> = [];
@@ -285,4 +285,28 @@ export function untilEnd(s: net.Socket): Promise<Buffer> {
     s.once('end', () => resolve(Buffer.concat(parts)));
     s.once('error', reject);
   });
+}
+
+/**
+ * An origin that answers the first bytes it reads with `answer`. Its FIN goes in the same segment (its
+ * socket corked), as an origin's last segment often arrives: a proxy reads the bytes and hears of the EOF
+ * a moment later; or, with `laterMs`, that long after the answer.
+ */
+export async function endingOrigin(answer: Buffer, laterMs?: number): Promise<number> {
+  const server = net.createServer({ allowHalfOpen: true }, (c) => {
+    c.on('error', () => {});
+    c.once('data', () => {
+      if (laterMs === undefined) {
+        assert.ok(setTcpFlag(c, 'cork', true), 'TCP_CORK could not be set (is the @pocketproxy/tun addon built?)');
+        c.end(answer);
+      } else {
+        c.write(answer);
+        setTimeout(() => c.end(), laterMs);
+      }
+    });
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  onCleanup(() => new Promise((r) => server.close(r)));
+  return (server.address() as net.AddressInfo).port;
 }

@@ -23,6 +23,7 @@ import {
 import {
   cleanup,
   connect,
+  endingOrigin,
   loopbackPolicy,
   onCleanup,
   readUntil,
@@ -63,23 +64,6 @@ async function listen(server: net.Server): Promise<number> {
       }),
   );
   return (server.address() as net.AddressInfo).port;
-}
-
-/**
- * A target that answers the first bytes it reads with `answer` and its FIN in ONE segment (its own
- * socket corked), as an origin's last segment often arrives: the proxy reads the bytes, and libuv
- * reports the EOF one poll later.
- */
-async function oneSegmentTarget(answer: Buffer): Promise<number> {
-  return listen(
-    net.createServer({ allowHalfOpen: true }, (c) => {
-      c.on('error', () => {});
-      c.once('data', () => {
-        assert.ok(setTcpFlag(c, 'cork', true));
-        c.end(answer);
-      });
-    }),
-  );
 }
 
 interface Proxies {
@@ -165,7 +149,7 @@ for (const [kind, lean] of KINDS) {
   for (const via of ['http', 'socks5'] as const) {
     it(`${kind}, ${via} CONNECT: the answer's last bytes and the target's FIN reach the customer in one segment`, async () => {
       const answer = Buffer.from(`HTTP/1.1 200 OK\r\nContent-Length: 1024\r\n\r\n${'x'.repeat(1024)}`);
-      const target = await oneSegmentTarget(answer);
+      const target = await endingOrigin(answer);
       const hooked = corkHook();
       const withHook = await proxies(lean, hooked.hook);
       const without = await proxies(lean);

@@ -26,9 +26,11 @@ export interface Verdict {
 
 const num = (x: number, d: number) => x.toLocaleString('en-US', { maximumFractionDigits: d, minimumFractionDigits: d });
 
-function written(x: number, g: Goal, d: number): string {
-  if (g.on === 'ours') return `${num(x, d)} ${g.unit ?? ''}`.trimEnd();
-  return g.percent ? `${num(100 * x, 0)} %` : `${num(x, 2)}×`;
+/** `x` in the goal's form, with `d` digits, or (no `d`) as stated: a goal's own line is not rounded (0.5 ms stays 0.5 ms). */
+function written(x: number, g: Goal, d?: number): string {
+  const n = (v: number, digits: number) => (d === undefined ? String(Number(v.toFixed(6))) : num(v, digits));
+  if (g.on === 'ours') return `${n(x, d ?? 0)} ${g.unit ?? ''}`.trimEnd();
+  return g.percent ? `${n(100 * x, 0)} %` : `${n(x, 2)}×`;
 }
 
 /** `figure` (a ratio, or ours' own value for 'ours') against `g`. A failed measure (NaN, 0) is not met. */
@@ -36,13 +38,7 @@ export function judgeGoal(figure: number, g: Goal, digits = 2): Verdict {
   const valid = Number.isFinite(figure) && figure > 0;
   const margin = valid ? (g.op === '>=' ? figure / g.value - 1 : g.value / figure - 1) : Number.NaN;
   const met = valid && margin >= 0;
-  // The line as the goal states it (not rounded to the figure's digits: a 0.5 ms goal stays 0.5 ms).
-  const goal = g.percent
-    ? `${Math.round(100 * g.value)} %`
-    : g.on === 'ours'
-      ? `${g.value} ${g.unit ?? ''}`.trimEnd()
-      : `${g.value}×`;
-  const line = `${g.op === '>=' ? '≥' : '≤'} ${goal}`;
+  const line = `${g.op === '>=' ? '≥' : '≤'} ${written(g.value, g)}`;
   const pct = Math.round(100 * margin);
   const marginText = valid ? `${pct >= 0 ? '+' : ''}${pct} %` : '-';
   return { met, margin, line, shown: valid ? written(figure, g, digits) : 'failed', marginText };

@@ -806,6 +806,9 @@ class SpliceRelay : public Napi::ObjectWrap<SpliceRelay> {
     delete r;
   }
 
+  // An event that says the peer's FIN is in (or the socket is shut both ways): a read must go on to it.
+  static bool FinReported(uint32_t events) { return (events & (EPOLLRDHUP | EPOLLHUP)) != 0; }
+
   // Appends what `fd` has to `buf`, up to `max` bytes in all: 1 when it has no more for now (or `buf`
   // is full), 0 at its FIN, -1 on an error (errno). `drain` false: a read shorter than asked ends it (a
   // TCP recv() takes all that is queued, and bytes queued later bring a new edge), saving the read that
@@ -2046,7 +2049,7 @@ class SpliceRelay : public Napi::ObjectWrap<SpliceRelay> {
     switch (f->st) {
       case Fconn::kHead:
         if (events & (EPOLLERR | EPOLLHUP)) return FEnd(f, kError, true, false);
-        if (events & (EPOLLIN | EPOLLRDHUP)) ReadHead(f, (events & (EPOLLRDHUP | EPOLLHUP)) != 0);
+        if (events & (EPOLLIN | EPOLLRDHUP)) ReadHead(f, FinReported(events));
         return;
       case Fconn::kDecide:
         // Not read while JS decides: its bytes wait in its socket. Only a failure ends it.
@@ -2068,7 +2071,7 @@ class SpliceRelay : public Napi::ObjectWrap<SpliceRelay> {
           // The origin has the idle timeout to answer, as on the JS path.
           if (f->idle_ms > 0) FDeadline(f, f->idle_ms);
           if (!FlushRequest(f)) return;
-          if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP)) ReadAnswerHead(f, (events & (EPOLLRDHUP | EPOLLHUP)) != 0);
+          if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP)) ReadAnswerHead(f, FinReported(events));
         }
         return;
       case Fconn::kRequest:
@@ -2078,7 +2081,7 @@ class SpliceRelay : public Napi::ObjectWrap<SpliceRelay> {
         }
         if (events & EPOLLERR) return FAnswerFailed(f, SocketError(f->tfd));
         if ((events & EPOLLOUT) && !FlushRequest(f)) return;
-        if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP)) ReadAnswerHead(f, (events & (EPOLLRDHUP | EPOLLHUP)) != 0);
+        if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP)) ReadAnswerHead(f, FinReported(events));
         return;
       case Fconn::kAnswer:
         if (events & EPOLLERR) return FEnd(f, kError, false, false);
@@ -2180,57 +2183,42 @@ class SpliceRelay : public Napi::ObjectWrap<SpliceRelay> {
 
   // Reads what the origin has answered so far, then asks answered(id, bytes) -> -1 (more), or
   // [consumed, toClient, bodyLength (-1: to the origin's close)] to join, or anything else when JS
-  // answered or ended the connection itself. Bytes past `consumed` are the body's first bytes.
-  // `fin`: the event reported the origin's FIN; it is read (the recv that returns 0) only when JS needs
-  // more than the bytes in hand, so an answer that came whole with its FIN joins without that read.
+  // answered or ended the connection itself. Bytes past `consumed` are the body's first bytes. `fin`: the
+  // event reported the origin's FIN, which is read to (no edge comes after it); otherwise a short read ends.
   void ReadAnswerHead(Fconn* f, bool fin) {
     const uint32_t id = f->id;
-    int got = RecvUpTo(f->tfd, f->ans, kAnswerMax + 1, false);
-    for (;;) {
-      if (got < 0) return FAnswerFailed(f, errno);
-      const bool eof = got == 0;
-      if (f->ans.empty()) {
-        if (eof) return FAnswerFailed(f, ECONNRESET);
-        if (!fin) return;
-        fin = false;
-        got = RecvUpTo(f->tfd, f->ans, kAnswerMax + 1, true);
-        continue;
-      }
-      Napi::Env env = Env();
-      Napi::Value v;
-      try {
-        v = on_fanswered_.MakeCallback(Value(), {Napi::Number::New(env, id),
-                                                 Napi::Buffer<char>::Copy(env, f->ans.data(), f->ans.size())},
-                                       *ctx_);
-      } catch (const Napi::Error& e) {
-        napi_fatal_exception(env, e.Value());
-        v = env.Undefined();
-      }
-      auto it = fconns_.find(id);
-      if (it == fconns_.end() || it->second->st != Fconn::kRequest) return;  // JS decided otherwise
-      f = it->second;
-      if (v.IsArray()) {
-        auto a = v.As<Napi::Array>();
-        Napi::Value c = a.Get(0u), b = a.Get(1u), l = a.Get(2u);
-        const double consumed = c.IsNumber() ? c.As<Napi::Number>().DoubleValue() : -1;
-        const double limit = l.IsNumber() ? l.As<Napi::Number>().DoubleValue() : -1;
-        if (consumed >= 0 && consumed <= static_cast<double>(f->ans.size()) && b.IsBuffer()) {
-          auto head = b.As<Napi::Buffer<char>>();
-          return FJoinAnswer(f, static_cast<size_t>(consumed), std::string(head.Data(), head.Length()), limit);
-        }
-      } else if (v.IsNumber() && v.As<Napi::Number>().DoubleValue() == -1) {
-        if (eof) return FAnswerFailed(f, ECONNRESET);
-        if (f->ans.size() <= kAnswerMax) {
-          if (!fin) return;  // more to come
-          // A FIN came with these bytes: what is left before it, and then the FIN.
-          fin = false;
-          got = RecvUpTo(f->tfd, f->ans, kAnswerMax + 1, true);
-          continue;
-        }
-      }
-      // A value JS would not give: no answer can be made of this one.
-      return FAnswerFailed(f, EPROTO);
+    const int got = RecvUpTo(f->tfd, f->ans, kAnswerMax + 1, fin);
+    if (got < 0) return FAnswerFailed(f, errno);
+    const bool eof = got == 0;
+    if (f->ans.empty()) return eof ? FAnswerFailed(f, ECONNRESET) : void();
+    Napi::Env env = Env();
+    Napi::Value v;
+    try {
+      v = on_fanswered_.MakeCallback(Value(), {Napi::Number::New(env, id),
+                                               Napi::Buffer<char>::Copy(env, f->ans.data(), f->ans.size())},
+                                     *ctx_);
+    } catch (const Napi::Error& e) {
+      napi_fatal_exception(env, e.Value());
+      v = env.Undefined();
     }
+    auto it = fconns_.find(id);
+    if (it == fconns_.end() || it->second->st != Fconn::kRequest) return;  // JS decided otherwise
+    f = it->second;
+    if (v.IsArray()) {
+      auto a = v.As<Napi::Array>();
+      Napi::Value c = a.Get(0u), b = a.Get(1u), l = a.Get(2u);
+      const double consumed = c.IsNumber() ? c.As<Napi::Number>().DoubleValue() : -1;
+      const double limit = l.IsNumber() ? l.As<Napi::Number>().DoubleValue() : -1;
+      if (consumed >= 0 && consumed <= static_cast<double>(f->ans.size()) && b.IsBuffer()) {
+        auto head = b.As<Napi::Buffer<char>>();
+        return FJoinAnswer(f, static_cast<size_t>(consumed), std::string(head.Data(), head.Length()), limit);
+      }
+    } else if (v.IsNumber() && v.As<Napi::Number>().DoubleValue() == -1) {
+      if (eof) return FAnswerFailed(f, ECONNRESET);
+      if (f->ans.size() <= kAnswerMax) return;  // more to come
+    }
+    // A value JS would not give: no answer can be made of this one.
+    FAnswerFailed(f, EPROTO);
   }
 
   // The answer's head is rewritten: the customer and the origin become a pair that ends once the body
