@@ -117,6 +117,12 @@ const Schema = z.object({
     .describe(
       "the tunnel sends a device only the newest of a flow's pure ACKs that one read of pp0 finds queued together (off: every ACK)",
     ),
+  POCKETPROXY_AEAD: z
+    .enum(['direct', 'evp'])
+    .default('direct')
+    .describe(
+      "how the tunnel's ChaCha20-Poly1305 goes through OpenSSL: direct (its ChaCha20 and Poly1305 routines, where the node binary exports them and they agree with the EVP cipher at load; else evp) or evp (the EVP cipher). The same bytes either way; read by the addon itself (packages/tun native/aead.h)",
+    ),
   POCKETPROXY_NATIVE_OPEN: bool
     .default(true)
     .describe(

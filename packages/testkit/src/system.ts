@@ -153,7 +153,8 @@ export interface LabRelay {
  * The relay's switches that pass from the test's or bench's environment to `pocketproxy up`, for A/B runs:
  * the offloads (packages/tun), the native seal and open paths and ACK thinning (tunnel main.ts), the
  * transparent proxy's splice and TCP Fast Open (tunnel/tproxy.ts), OpenVPN customers carried to devices
- * (openvpn/carry.ts), the SOCKS5 and HTTP fronts (tunnel/socks5-front.ts).
+ * (openvpn/carry.ts), the SOCKS5 and HTTP fronts (tunnel/socks5-front.ts), the AEAD's way through OpenSSL
+ * (packages/tun native/aead.h).
  */
 const RELAY_SWITCHES = [
   'POCKETPROXY_OFFLOAD',
@@ -167,6 +168,7 @@ const RELAY_SWITCHES = [
   'POCKETPROXY_HTTP_FRONT',
   'POCKETPROXY_HTTP_FRONT_RTT_MS',
   'POCKETPROXY_HTTP_FRONT_HOLD_S',
+  'POCKETPROXY_AEAD',
 ] as const;
 
 /** Start `pocketproxy up` in the relay namespace, wait for the API, log in as admin. */
@@ -318,6 +320,7 @@ export async function startAgent(lab: Lab, relay: LabRelay, n: number, opts: Age
     'POCKETPROXY_NATIVE_SEAL',
     'POCKETPROXY_SPLICE',
     'POCKETPROXY_NATIVE_FRONT',
+    'POCKETPROXY_AEAD',
   ].filter((k) => process.env[k] !== undefined);
   const env = {
     PATH: process.env.PATH,

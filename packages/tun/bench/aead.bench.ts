@@ -2,11 +2,14 @@
 // one packet per call vs the native batch forms (64 packets per call, the TUN batch size), all
 // through TransportSession (header + counter + replay window included, i.e. what the data path
 // pays) plus the bare native key for reference. Reports wall and per-CPU-second rates and ratios.
+// The native cases run on both ways through OpenSSL (native/aead.h: `direct`, the default where
+// available, and `evp`), side by side; BENCH_SIZE=60 is a short connection's typical packet.
 //   npm run bench:aead -w @pocketproxy/tun            (BENCH_SECONDS=2, BENCH_SIZE=1380, BENCH_BATCH=64)
 import { randomBytes } from 'node:crypto';
 import { loadavg } from 'node:os';
 import { TransportSession, nodeAead, type AeadProvider } from '@pocketproxy/protocol';
 import { nativeAead } from '../src/index.js';
+import { loadAddon, type AeadBackend } from '../src/native.js';
 
 const seconds = Math.min(Number(process.env.BENCH_SECONDS ?? 2) || 2, 30);
 const size = Math.min(Number(process.env.BENCH_SIZE ?? 1380) || 1380, 65000);
@@ -125,14 +128,20 @@ function openBatch(aead: AeadProvider): () => void {
     if (mk().rx.openBatch(b, results) !== B) throw new Error('openBatch failed');
   };
 }
-function bareNative(): () => void {
-  const k = nativeAead().key(randomBytes(32));
+function bareNative(backend: AeadBackend): () => void {
+  const k = new (loadAddon().Aead)(randomBytes(32), backend);
   const out = Buffer.allocUnsafe(size + 16);
   let c = 0;
   return () => void k.seal(c++, pkt, out, 0);
 }
+/** The native provider with every key on one way through OpenSSL. */
+const on = (backend: AeadBackend): AeadProvider => ({
+  name: 'openssl-native',
+  key: (raw: Uint8Array) => new (loadAddon().Aead)(raw, backend),
+});
 
 const native = nativeAead();
+const evp = on('evp');
 console.log(
   `node ${process.version}, openssl ${process.versions.openssl}, load average ${loadavg()
     .map((l) => l.toFixed(2))
@@ -141,17 +150,20 @@ console.log(
 const sN = run('seal node:crypto', 1, sealSingle(nodeAead));
 const sS = run('seal native single', 1, sealSingle(native));
 const sB = run(`seal native batch (${B})`, B, sealBatch(native));
-const sR = run('seal native key, bare (no session)', 1, bareNative());
+const sR = run('seal native key, bare (no session)', 1, bareNative('direct'));
+const sBe = run(`seal native batch (${B}), evp`, B, sealBatch(evp));
+const sRe = run('seal native key, bare, evp', 1, bareNative('evp'));
 const oN = run('open node:crypto', 1, openSingle(nodeAead, false));
 const oS = run('open native single (new buffer)', 1, openSingle(native, false));
 const oI = run('open native single (in place)', 1, openSingle(native, true));
 const oB = run(`open native batch (${B}, in place)`, B, openBatch(native));
+const oBe = run(`open native batch (${B}, in place), evp`, B, openBatch(evp));
 
 const fmt = (pps: number) =>
   `${Math.round(pps).toLocaleString('en-US').padStart(10)} pkt/s ${((pps * size * 8) / 1e9).toFixed(2).padStart(6)} Gbit/s`;
 for (const [base, list] of [
-  [sN, [sN, sS, sB, sR]],
-  [oN, [oN, oS, oI, oB]],
+  [sN, [sN, sS, sB, sR, sBe, sRe]],
+  [oN, [oN, oS, oI, oB, oBe]],
 ] as [Result, Result[]][]) {
   for (const r of list) {
     console.log(
@@ -160,3 +172,8 @@ for (const [base, list] of [
     );
   }
 }
+console.log(
+  `direct / evp, per CPU-second (${native.key(randomBytes(32)).backend} is the default here): seal batch ` +
+    `x${(sB.perCpu / sBe.perCpu).toFixed(2)}, bare seal x${(sR.perCpu / sRe.perCpu).toFixed(2)}, open batch ` +
+    `x${(oB.perCpu / oBe.perCpu).toFixed(2)}`,
+);

@@ -2,9 +2,12 @@
 // from JS must be an exception, never a write outside a buffer.
 #include "aead.h"
 
+#include <dlfcn.h>
 #include <openssl/crypto.h>
 
+#include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <limits>
 
@@ -94,6 +97,175 @@ inline void Nonce(uint64_t counter, uint8_t nonce[12]) {
 
 constexpr size_t kMaxLen = static_cast<size_t>(std::numeric_limits<int>::max()) - Aead::kTagLen;
 
+// OpenSSL's ChaCha20 and Poly1305 routines (crypto/chacha.h, crypto/poly1305.h: internal, stable since
+// 1.1.0), as the node binary exports them. ChaCha20_ctr32 takes the key as eight little-endian words and
+// counter[0] as the block counter, counter[1..3] as the nonce's words; out may equal inp.
+using ChaChaFn = void (*)(unsigned char* out, const unsigned char* inp, size_t len, const unsigned int key[8],
+                          const unsigned int counter[4]);
+using PolySizeFn = size_t (*)();
+using PolyInitFn = void (*)(void* ctx, const unsigned char key[32]);
+using PolyUpdateFn = void (*)(void* ctx, const unsigned char* inp, size_t len);
+using PolyFinalFn = void (*)(void* ctx, unsigned char mac[16]);
+
+// Room for OpenSSL's POLY1305 context (248 bytes in 3.0 on x86-64; checked against Poly1305_ctx_size).
+constexpr size_t kPolyCtx = 512;
+
+struct Direct {
+  ChaChaFn chacha = nullptr;
+  PolyInitFn poly_init = nullptr;
+  PolyUpdateFn poly_update = nullptr;
+  PolyFinalFn poly_final = nullptr;
+  bool available = false;  // all found, and the known-answer run agreed with the EVP cipher
+  bool by_default = false;  // available and not POCKETPROXY_AEAD=evp
+};
+
+inline uint32_t Le32(const uint8_t* p) {
+  return static_cast<uint32_t>(p[0]) | static_cast<uint32_t>(p[1]) << 8 | static_cast<uint32_t>(p[2]) << 16 |
+         static_cast<uint32_t>(p[3]) << 24;
+}
+
+// Poly1305 over ciphertext || pad16 || u64le(0) || u64le(len): RFC 8439 §2.8 with no associated data.
+void DirectTag(const Direct& d, const uint8_t one_time_key[32], const uint8_t* ct, size_t len, uint8_t tag[16]) {
+  static const uint8_t kZeros[16] = {};
+  alignas(64) uint8_t ctx[kPolyCtx];
+  d.poly_init(ctx, one_time_key);
+  if (len > 0) d.poly_update(ctx, ct, len);
+  if (len % 16 != 0) d.poly_update(ctx, kZeros, 16 - len % 16);
+  uint8_t lengths[16] = {};
+  for (int k = 0; k < 8; k++) lengths[8 + k] = static_cast<uint8_t>(static_cast<uint64_t>(len) >> (8 * k));
+  d.poly_update(ctx, lengths, 16);
+  d.poly_final(ctx, tag);
+  OPENSSL_cleanse(ctx, sizeof ctx);
+}
+
+// Block 0 of the nonce's keystream (its first 32 bytes are the Poly1305 key), and, with one ChaCha20
+// call, the keystream XOR of `len` bytes of `in` into buf[64, 64 + len) (len <= Aead::kOneCall).
+void DirectBlocks(const Direct& d, const uint32_t key[8], const uint32_t nonce[4], const uint8_t* in, size_t len,
+                  uint8_t* buf) {
+  std::memset(buf, 0, 64);
+  if (len > 0) std::memcpy(buf + 64, in, len);
+  d.chacha(buf, buf, 64 + len, key, nonce);
+}
+
+inline void DirectNonce(uint64_t counter, uint32_t nonce[4]) {
+  nonce[0] = 0;  // block counter: 0 for the Poly1305 key, 1.. for the data
+  nonce[1] = 0;
+  nonce[2] = static_cast<uint32_t>(counter);
+  nonce[3] = static_cast<uint32_t>(counter >> 32);
+}
+
+// A seal: src and dst are the same or disjoint (checked by every caller).
+void DirectSeal(const Direct& d, const uint32_t key[8], uint64_t counter, const uint8_t* src, size_t len,
+                uint8_t* dst) {
+  uint32_t nonce[4];
+  DirectNonce(counter, nonce);
+  alignas(64) uint8_t buf[64 + Aead::kOneCall];
+  if (len <= Aead::kOneCall) {
+    DirectBlocks(d, key, nonce, src, len, buf);  // src is copied before dst is written
+    if (len > 0) std::memcpy(dst, buf + 64, len);
+  } else {
+    DirectBlocks(d, key, nonce, nullptr, 0, buf);
+    nonce[0] = 1;
+    d.chacha(dst, src, len, key, nonce);
+  }
+  DirectTag(d, buf, dst, len, dst + len);
+  OPENSSL_cleanse(buf, 64);  // the one-time key (what follows it is ciphertext)
+}
+
+// An open: the tag is checked against the ciphertext first; a bad one leaves dst wiped (as the EVP way
+// does), a good one gets the plaintext.
+bool DirectOpen(const Direct& d, const uint32_t key[8], uint64_t counter, const uint8_t* src, size_t sealed_len,
+                uint8_t* dst) {
+  const size_t len = sealed_len - Aead::kTagLen;
+  uint32_t nonce[4];
+  DirectNonce(counter, nonce);
+  alignas(64) uint8_t buf[64 + Aead::kOneCall];
+  const bool one = len <= Aead::kOneCall;
+  DirectBlocks(d, key, nonce, src, one ? len : 0, buf);
+  uint8_t tag[Aead::kTagLen];
+  DirectTag(d, buf, src, len, tag);
+  const bool ok = CRYPTO_memcmp(tag, src + len, Aead::kTagLen) == 0;
+  if (!ok) {
+    if (len > 0) OPENSSL_cleanse(dst, len);
+  } else if (one) {
+    if (len > 0) std::memcpy(dst, buf + 64, len);
+  } else {
+    nonce[0] = 1;
+    d.chacha(dst, src, len, key, nonce);
+  }
+  OPENSSL_cleanse(buf, 64 + (one ? len : 0));  // the one-time key, and the plaintext staged here
+  return ok;
+}
+
+bool EvpSeal(EVP_CIPHER_CTX* enc, uint64_t counter, const uint8_t* src, size_t len, uint8_t* dst);
+
+// Looks the routines up and runs them against the EVP cipher on lengths around every block and
+// Poly1305 boundary, both sides of kOneCall, and counters whose high word matters.
+Direct ResolveDirect() {
+  Direct d;
+  void* chacha = dlsym(RTLD_DEFAULT, "ChaCha20_ctr32");
+  void* size = dlsym(RTLD_DEFAULT, "Poly1305_ctx_size");
+  void* init = dlsym(RTLD_DEFAULT, "Poly1305_Init");
+  void* update = dlsym(RTLD_DEFAULT, "Poly1305_Update");
+  void* fin = dlsym(RTLD_DEFAULT, "Poly1305_Final");
+  if (!chacha || !size || !init || !update || !fin) return d;
+  if (reinterpret_cast<PolySizeFn>(size)() > kPolyCtx) return d;
+  d.chacha = reinterpret_cast<ChaChaFn>(chacha);
+  d.poly_init = reinterpret_cast<PolyInitFn>(init);
+  d.poly_update = reinterpret_cast<PolyUpdateFn>(update);
+  d.poly_final = reinterpret_cast<PolyFinalFn>(fin);
+
+  uint8_t raw_key[32];
+  for (int i = 0; i < 32; i++) raw_key[i] = static_cast<uint8_t>(0x80 + 7 * i);
+  uint32_t key[8];
+  for (int i = 0; i < 8; i++) key[i] = Le32(raw_key + 4 * i);
+  EVP_CIPHER_CTX* enc = EVP_CIPHER_CTX_new();
+  bool ok = enc && EVP_EncryptInit_ex(enc, EVP_chacha20_poly1305(), nullptr, raw_key, nullptr) == 1;
+  constexpr size_t kMax = 1500;
+  static_assert(kMax > Aead::kOneCall, "the check covers both ways");
+  uint8_t pt[kMax], want[kMax + 16], got[kMax + 16];
+  for (size_t i = 0; i < kMax; i++) pt[i] = static_cast<uint8_t>(i * 31 + 5);
+  const size_t lens[] = {0, 1, 15, 16, 17, 63, 64, 65, 127, 128, 129, 255, 256, 257, Aead::kOneCall - 1,
+                         Aead::kOneCall, Aead::kOneCall + 1, 1399, 1400, kMax};
+  const uint64_t counters[] = {0, 1, 0xfffffffful, 0x100000000ull, 0x0123456789abcdefull};
+  for (size_t li = 0; ok && li < sizeof lens / sizeof lens[0]; li++) {
+    for (uint64_t c : counters) {
+      const size_t len = lens[li];
+      if (!EvpSeal(enc, c, pt, len, want)) {
+        ok = false;
+        break;
+      }
+      DirectSeal(d, key, c, pt, len, got);
+      uint8_t back[kMax];
+      if (std::memcmp(want, got, len + 16) != 0 || !DirectOpen(d, key, c, want, len + 16, back) ||
+          std::memcmp(back, pt, len) != 0) {
+        ok = false;
+        break;
+      }
+    }
+  }
+  EVP_CIPHER_CTX_free(enc);
+  d.available = ok;
+  const char* env = std::getenv("POCKETPROXY_AEAD");
+  d.by_default = ok && !(env && std::strcmp(env, "evp") == 0);
+  return d;
+}
+
+const Direct& Primitives() {
+  static const Direct d = ResolveDirect();
+  return d;
+}
+
+bool EvpSeal(EVP_CIPHER_CTX* enc, uint64_t counter, const uint8_t* src, size_t len, uint8_t* dst) {
+  uint8_t nonce[12];
+  Nonce(counter, nonce);
+  int outl = 0, finl = 0;
+  if (EVP_EncryptInit_ex(enc, nullptr, nullptr, nullptr, nonce) != 1) return false;
+  if (len > 0 && EVP_EncryptUpdate(enc, dst, &outl, src, static_cast<int>(len)) != 1) return false;
+  if (EVP_EncryptFinal_ex(enc, dst + outl, &finl) != 1) return false;
+  return EVP_CIPHER_CTX_ctrl(enc, EVP_CTRL_AEAD_GET_TAG, Aead::kTagLen, dst + len) == 1;
+}
+
 }  // namespace
 
 Napi::Function Aead::Init(Napi::Env env) {
@@ -104,6 +276,7 @@ Napi::Function Aead::Init(Napi::Env env) {
                          InstanceMethod<&Aead::SealBatch>("sealBatch"),
                          InstanceMethod<&Aead::OpenBatch>("openBatch"),
                          InstanceMethod<&Aead::Destroy>("destroy"),
+                         InstanceAccessor<&Aead::Backend>("backend"),
                      });
 }
 
@@ -112,6 +285,20 @@ Aead::Aead(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Aead>(info) {
   if (info.Length() < 1) throw Napi::TypeError::New(env, "new Aead(key): key required");
   Bytes key = BytesArg(info, 0, "key");
   if (key.len != kKeyLen) throw Napi::RangeError::New(env, "key must be 32 bytes");
+  const Direct& d = Primitives();
+  direct_ = d.by_default;
+  if (info.Length() >= 2 && !info[1].IsUndefined()) {
+    std::string want = info[1].IsString() ? info[1].As<Napi::String>().Utf8Value() : "";
+    if (want == "evp") {
+      direct_ = false;
+    } else if (want == "direct") {
+      if (!d.available) throw Napi::Error::New(env, "direct ChaCha20-Poly1305 is not available in this node binary");
+      direct_ = true;
+    } else {
+      throw Napi::TypeError::New(env, "backend must be 'direct' or 'evp'");
+    }
+  }
+  for (int i = 0; i < 8; i++) key_[i] = direct_ ? Le32(key.data + 4 * i) : 0;
   enc_ = EVP_CIPHER_CTX_new();
   dec_ = EVP_CIPHER_CTX_new();
   if (!enc_ || !dec_ || EVP_EncryptInit_ex(enc_, EVP_chacha20_poly1305(), nullptr, key.data, nullptr) != 1 ||
@@ -123,27 +310,45 @@ Aead::Aead(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Aead>(info) {
   }
 }
 
-Aead::~Aead() {
+Aead::~Aead() { Forget(); }
+
+void Aead::Forget() {
   // EVP_CIPHER_CTX_free cleanses the key schedule.
   EVP_CIPHER_CTX_free(enc_);
   EVP_CIPHER_CTX_free(dec_);
+  enc_ = dec_ = nullptr;
+  OPENSSL_cleanse(key_, sizeof key_);
 }
 
 void Aead::Check(Napi::Env env) const {
   if (!enc_) throw Napi::Error::New(env, "Aead is destroyed");
 }
 
+// A destroyed key seals and opens nothing (the native paths hold keys across JS calls).
 bool Aead::SealOne(uint64_t counter, const uint8_t* src, size_t len, uint8_t* dst) {
-  uint8_t nonce[12];
-  Nonce(counter, nonce);
-  int outl = 0, finl = 0;
-  if (EVP_EncryptInit_ex(enc_, nullptr, nullptr, nullptr, nonce) != 1) return false;
-  if (len > 0 && EVP_EncryptUpdate(enc_, dst, &outl, src, static_cast<int>(len)) != 1) return false;
-  if (EVP_EncryptFinal_ex(enc_, dst + outl, &finl) != 1) return false;
-  return EVP_CIPHER_CTX_ctrl(enc_, EVP_CTRL_AEAD_GET_TAG, kTagLen, dst + len) == 1;
+  if (!enc_) return false;
+  return direct_ ? SealDirect(counter, src, len, dst) : SealEvp(counter, src, len, dst);
 }
 
 bool Aead::OpenOne(uint64_t counter, const uint8_t* src, size_t sealed_len, uint8_t* dst) {
+  if (!dec_) return false;
+  return direct_ ? OpenDirect(counter, src, sealed_len, dst) : OpenEvp(counter, src, sealed_len, dst);
+}
+
+bool Aead::SealEvp(uint64_t counter, const uint8_t* src, size_t len, uint8_t* dst) {
+  return EvpSeal(enc_, counter, src, len, dst);
+}
+
+bool Aead::SealDirect(uint64_t counter, const uint8_t* src, size_t len, uint8_t* dst) const {
+  DirectSeal(Primitives(), key_, counter, src, len, dst);
+  return true;
+}
+
+bool Aead::OpenDirect(uint64_t counter, const uint8_t* src, size_t sealed_len, uint8_t* dst) const {
+  return DirectOpen(Primitives(), key_, counter, src, sealed_len, dst);
+}
+
+bool Aead::OpenEvp(uint64_t counter, const uint8_t* src, size_t sealed_len, uint8_t* dst) {
   const size_t len = sealed_len - kTagLen;
   uint8_t nonce[12];
   Nonce(counter, nonce);
@@ -266,10 +471,12 @@ Napi::Value Aead::OpenBatch(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value Aead::Destroy(const Napi::CallbackInfo& info) {
-  EVP_CIPHER_CTX_free(enc_);
-  EVP_CIPHER_CTX_free(dec_);
-  enc_ = dec_ = nullptr;
+  Forget();
   return info.Env().Undefined();
+}
+
+Napi::Value Aead::Backend(const Napi::CallbackInfo& info) {
+  return Napi::String::New(info.Env(), direct_ ? "direct" : "evp");
 }
 
 }  // namespace pp

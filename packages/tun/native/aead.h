@@ -6,8 +6,19 @@
 // forms pay that call once per batch.
 //
 // OpenSSL: the one inside the node binary (it exports the OpenSSL symbols; headers come from
-// /usr/include/node/openssl), so nothing else is linked. The tag check is OpenSSL's constant-time
-// one (EVP_DecryptFinal_ex).
+// /usr/include/node/openssl), so nothing else is linked.
+//
+// Two ways through it, byte for byte the same (checked at load and by test/aead.test.ts):
+// - "direct" (the default where the node binary exports them): OpenSSL's own ChaCha20 and Poly1305
+//   routines (ChaCha20_ctr32, Poly1305_Init/Update/Final: the ones its EVP cipher calls), put together
+//   here as RFC 8439 §2.8 without associated data. Per packet that skips EVP's init, parameter and
+//   control calls, ~40 % of a small packet's seal or open on the lab's hosts (docs/benchmarks.md,
+//   "the tunnel's AEAD without EVP"); a packet up to kOneCall bytes gets its Poly1305 key and its
+//   keystream from one ChaCha20 call. The tag is checked (CRYPTO_memcmp, constant time) before a
+//   byte is decrypted. These routines are OpenSSL internals that node exports, not API: they are
+//   looked up at run time (dlsym), and used only when all are there and a known-answer run against
+//   the EVP cipher agrees; otherwise, or with POCKETPROXY_AEAD=evp, every key takes the EVP way.
+// - "evp": the EVP cipher (EVP_DecryptFinal_ex's constant-time tag check).
 //
 // Nonce: 4 zero bytes || u64le(counter) — Noise's ChaChaPoly nonce, as in docs/protocol.md.
 // No associated data (transport frames have none). Output: ciphertext || 16-byte tag.
@@ -27,7 +38,12 @@ class Aead : public Napi::ObjectWrap<Aead> {
   static constexpr size_t kTagLen = 16;
   static constexpr size_t kKeyLen = 32;
 
+  // A packet up to this long is sealed or opened with one ChaCha20 call (through a stack buffer).
+  static constexpr size_t kOneCall = 512;
+
   static Napi::Function Init(Napi::Env env);
+  // new Aead(key, backend?): backend 'direct' | 'evp' (default: direct where available, see above);
+  // 'direct' where it is not available throws.
   explicit Aead(const Napi::CallbackInfo& info);
   ~Aead() override;
 
@@ -45,14 +61,24 @@ class Aead : public Napi::ObjectWrap<Aead> {
   Napi::Value OpenBatch(const Napi::CallbackInfo& info);
   // destroy(): frees the contexts (wiping the key) now instead of at garbage collection.
   Napi::Value Destroy(const Napi::CallbackInfo& info);
+  // backend -> 'direct' | 'evp'
+  Napi::Value Backend(const Napi::CallbackInfo& info);
 
   void Check(Napi::Env env) const;
   bool SealOne(uint64_t counter, const uint8_t* src, size_t len, uint8_t* dst);
   // Decrypts sealed_len-16 bytes into dst; on a bad tag wipes dst and returns false.
   bool OpenOne(uint64_t counter, const uint8_t* src, size_t sealed_len, uint8_t* dst);
+  bool SealEvp(uint64_t counter, const uint8_t* src, size_t len, uint8_t* dst);
+  bool OpenEvp(uint64_t counter, const uint8_t* src, size_t sealed_len, uint8_t* dst);
+  bool SealDirect(uint64_t counter, const uint8_t* src, size_t len, uint8_t* dst) const;
+  bool OpenDirect(uint64_t counter, const uint8_t* src, size_t sealed_len, uint8_t* dst) const;
+  void Forget();
 
   EVP_CIPHER_CTX* enc_ = nullptr;
   EVP_CIPHER_CTX* dec_ = nullptr;
+  // The key as ChaCha20's eight little-endian words (direct only; wiped with the contexts).
+  uint32_t key_[8] = {};
+  bool direct_ = false;
 };
 
 }  // namespace pp

@@ -1,5 +1,5 @@
-// nativeAead(): ChaCha20-Poly1305 through the addon's Aead (an OpenSSL EVP_CIPHER_CTX keyed once
-// and reused per packet, writing straight into the caller's buffer; batch forms seal/open N
+// nativeAead(): ChaCha20-Poly1305 through the addon's Aead (OpenSSL's ChaCha20 and Poly1305 routines,
+// or its EVP cipher keyed once: native/aead.h; writing straight into the caller's buffer; batch forms seal/open N
 // packets in one call into C++). It satisfies @pocketproxy/protocol's AeadProvider structurally
 // (this package does not import the protocol): pass it as `aead` to createResponder /
 // createInitiator / new TransportSession. Nonce = 0^4 || u64le(counter), 16-byte tag, no AD —

@@ -134,8 +134,16 @@ export interface NativeUdpBatch {
   close(): void;
 }
 
+/**
+ * How an Aead goes through OpenSSL (native/aead.h): `direct` (its ChaCha20 and Poly1305 routines; the
+ * default where the node binary exports them and they agree with the EVP cipher) or `evp` (the EVP cipher;
+ * everywhere else, and with POCKETPROXY_AEAD=evp). The same bytes either way.
+ */
+export type AeadBackend = 'direct' | 'evp';
+
 /** ChaCha20-Poly1305 under one key (native/aead.h). Counters: integer numbers 0..2^53 or bigints. */
 export interface NativeAead {
+  readonly backend: AeadBackend;
   /** Writes ciphertext || tag at dst[dstOffset]; returns src.length + 16. dst may alias src exactly. */
   seal(counter: number | bigint, src: Uint8Array, dst: Uint8Array, dstOffset: number): number;
   /** Plaintext length, or -1 when the tag does not verify (dst range wiped). dst may alias sealed exactly. */
@@ -172,7 +180,11 @@ export interface NativeAead {
 }
 
 export interface NativeAddon {
-  Aead: new (key: Uint8Array) => NativeAead;
+  /** `backend` where a test or a comparison needs one way (default: see AeadBackend). */
+  Aead: new (
+    key: Uint8Array,
+    backend?: AeadBackend,
+  ) => NativeAead;
   /** `blocking` is for the fs.read comparison bench only: such a queue cannot start(). */
   TunQueue: new (
     name: string,

@@ -3,6 +3,7 @@
 // offset from ever writing outside a buffer.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { createCipheriv, createDecipheriv, randomBytes, randomInt } from 'node:crypto';
 import {
   TransportSession,
@@ -13,9 +14,13 @@ import {
   type AeadProvider,
 } from '@pocketproxy/protocol';
 import { nativeAead, tryNativeAead, ADDON_PATH } from '../src/index.js';
+import { loadAddon, type AeadBackend } from '../src/native.js';
 
 const native = tryNativeAead();
 const skip = native ? false : `addon missing at ${ADDON_PATH}: run npm run build -w @pocketproxy/tun`;
+/** Both ways through OpenSSL (native/aead.h): each per-key test runs on each. */
+const BACKENDS: readonly AeadBackend[] = ['direct', 'evp'];
+const keyOn = (backend: AeadBackend, raw: Uint8Array) => new (loadAddon().Aead)(raw, backend);
 
 function nonce(counter: bigint): Buffer {
   const n = Buffer.alloc(12);
@@ -46,65 +51,70 @@ test('the provider type-checks as the protocol AeadProvider and loads', { skip }
   assert.equal(nativeAead(), p, 'one provider object');
 });
 
-test('seal/open match node:crypto byte for byte (random sizes and counters, fuzz)', { skip }, () => {
-  for (let round = 0; round < 300; round++) {
+for (const backend of BACKENDS)
+  test(`seal/open match node:crypto byte for byte (random sizes and counters, fuzz) (${backend})`, { skip }, () => {
+    for (let round = 0; round < 300; round++) {
+      const key = randomBytes(32);
+      const k = keyOn(backend, key);
+      const len = round < 20 ? round : randomInt(0, round % 10 === 0 ? 65504 : 1500);
+      const pt = randomBytes(len);
+      const counter =
+        round % 3 === 0
+          ? BigInt(randomInt(0, 2 ** 48 - 1)) * 16n + BigInt(randomInt(0, 16))
+          : BigInt(randomInt(0, 1000));
+      const expected = refSeal(key, counter, pt);
+      const off = randomInt(0, 40);
+      const dst = randomBytes(off + len + 16 + randomInt(0, 8));
+      assert.equal(k.seal(Number(counter), pt, dst, off), len + 16);
+      assert.deepEqual(dst.subarray(off, off + len + 16), expected);
+      // open native what node sealed, and node what native sealed
+      const back = Buffer.alloc(len + 3);
+      assert.equal(k.open(counter, expected, back, 3), len);
+      assert.deepEqual(back.subarray(3), pt);
+      assert.deepEqual(refOpen(key, counter, dst.subarray(off, off + len + 16)), pt);
+      // a flipped bit anywhere, or the wrong counter, fails and leaves no plaintext behind
+      const bad = Buffer.from(expected);
+      bad[randomInt(0, bad.length)]! ^= 1 << randomInt(0, 8);
+      const out = Buffer.alloc(len, 0xaa);
+      assert.equal(k.open(counter, bad, out, 0), -1);
+      assert.ok(
+        out.every((b) => b === 0),
+        'wiped',
+      );
+      assert.equal(k.open(counter + 1n, expected, Buffer.alloc(len), 0), -1);
+      k.destroy();
+    }
+  });
+
+for (const backend of BACKENDS)
+  test(`counters: numbers up to 2^53, bigints up to 2^64-1, nothing else (${backend})`, { skip }, () => {
     const key = randomBytes(32);
-    const k = nativeAead().key(key);
-    const len = round < 20 ? round : randomInt(0, round % 10 === 0 ? 65504 : 1500);
-    const pt = randomBytes(len);
-    const counter =
-      round % 3 === 0 ? BigInt(randomInt(0, 2 ** 48 - 1)) * 16n + BigInt(randomInt(0, 16)) : BigInt(randomInt(0, 1000));
-    const expected = refSeal(key, counter, pt);
-    const off = randomInt(0, 40);
-    const dst = randomBytes(off + len + 16 + randomInt(0, 8));
-    assert.equal(k.seal(Number(counter), pt, dst, off), len + 16);
-    assert.deepEqual(dst.subarray(off, off + len + 16), expected);
-    // open native what node sealed, and node what native sealed
-    const back = Buffer.alloc(len + 3);
-    assert.equal(k.open(counter, expected, back, 3), len);
-    assert.deepEqual(back.subarray(3), pt);
-    assert.deepEqual(refOpen(key, counter, dst.subarray(off, off + len + 16)), pt);
-    // a flipped bit anywhere, or the wrong counter, fails and leaves no plaintext behind
-    const bad = Buffer.from(expected);
-    bad[randomInt(0, bad.length)]! ^= 1 << randomInt(0, 8);
-    const out = Buffer.alloc(len, 0xaa);
-    assert.equal(k.open(counter, bad, out, 0), -1);
-    assert.ok(
-      out.every((b) => b === 0),
-      'wiped',
-    );
-    assert.equal(k.open(counter + 1n, expected, Buffer.alloc(len), 0), -1);
-    k.destroy();
-  }
-});
+    const k = keyOn(backend, key);
+    const pt = randomBytes(50);
+    const dst = Buffer.alloc(66);
+    for (const c of [0n, 1n, 2n ** 32n - 1n, 2n ** 32n, 2n ** 52n - 1n, 2n ** 53n]) {
+      k.seal(Number(c), pt, dst, 0);
+      assert.deepEqual(dst, refSeal(key, c, pt), `counter ${c}`);
+    }
+    k.seal(2n ** 64n - 1n, pt, dst, 0);
+    assert.deepEqual(dst, refSeal(key, 2n ** 64n - 1n, pt));
+    for (const c of [-1, 1.5, NaN, Infinity, 2 ** 53 + 2, '1', -1n, 2n ** 64n]) {
+      assert.throws(() => k.seal(c as any, pt, dst, 0), RangeError, `counter ${String(c)}`);
+    }
+  });
 
-test('counters: numbers up to 2^53, bigints up to 2^64-1, nothing else', { skip }, () => {
-  const key = randomBytes(32);
-  const k = nativeAead().key(key);
-  const pt = randomBytes(50);
-  const dst = Buffer.alloc(66);
-  for (const c of [0n, 1n, 2n ** 32n - 1n, 2n ** 32n, 2n ** 52n - 1n, 2n ** 53n]) {
-    k.seal(Number(c), pt, dst, 0);
-    assert.deepEqual(dst, refSeal(key, c, pt), `counter ${c}`);
-  }
-  k.seal(2n ** 64n - 1n, pt, dst, 0);
-  assert.deepEqual(dst, refSeal(key, 2n ** 64n - 1n, pt));
-  for (const c of [-1, 1.5, NaN, Infinity, 2 ** 53 + 2, '1', -1n, 2n ** 64n]) {
-    assert.throws(() => k.seal(c as any, pt, dst, 0), RangeError, `counter ${String(c)}`);
-  }
-});
-
-test('in place: seal over the plaintext, open over the ciphertext', { skip }, () => {
-  const key = randomBytes(32);
-  const k = nativeAead().key(key);
-  const frame = Buffer.alloc(16 + 1380 + 16);
-  const pt = randomBytes(1380);
-  pt.copy(frame, 16);
-  assert.equal(k.seal(7, frame.subarray(16, 16 + 1380), frame, 16), 1396);
-  assert.deepEqual(frame.subarray(16), refSeal(key, 7n, pt));
-  assert.equal(k.open(7, frame.subarray(16), frame, 16), 1380);
-  assert.deepEqual(frame.subarray(16, 16 + 1380), pt);
-});
+for (const backend of BACKENDS)
+  test(`in place: seal over the plaintext, open over the ciphertext (${backend})`, { skip }, () => {
+    const key = randomBytes(32);
+    const k = keyOn(backend, key);
+    const frame = Buffer.alloc(16 + 1380 + 16);
+    const pt = randomBytes(1380);
+    pt.copy(frame, 16);
+    assert.equal(k.seal(7, frame.subarray(16, 16 + 1380), frame, 16), 1396);
+    assert.deepEqual(frame.subarray(16), refSeal(key, 7n, pt));
+    assert.equal(k.open(7, frame.subarray(16), frame, 16), 1380);
+    assert.deepEqual(frame.subarray(16, 16 + 1380), pt);
+  });
 
 test('argument checks: sizes, offsets, overlap, types, destroyed', { skip }, () => {
   const k = nativeAead().key(randomBytes(32));
@@ -159,27 +169,88 @@ test('sealBatch = N single seals with counters counter0+i, headroom left free, s
   assert.throws(() => k.sealBatch(0, dst, offsets, 1, dst, dof, 16), RangeError, 'src and dst overlap');
 });
 
-test('openBatch: in place, per-item results, skipped items, tampered items', { skip }, () => {
+for (const backend of BACKENDS)
+  test(`openBatch: in place, per-item results, skipped items, tampered items (${backend})`, { skip }, () => {
+    const key = randomBytes(32);
+    const k = keyOn(backend, key);
+    const pts = [randomBytes(1380), randomBytes(0), randomBytes(77), randomBytes(1380), randomBytes(5)];
+    const frames = pts.map((p, i) => Buffer.concat([Buffer.alloc(16, i), refSeal(key, BigInt(i * 3), p)]));
+    frames.push(Buffer.alloc(20)); // too short for header + tag
+    const data = Buffer.concat(frames);
+    const offsets = new Uint32Array(frames.length + 1);
+    for (let i = 0; i < frames.length; i++) offsets[i + 1] = offsets[i]! + frames[i]!.length;
+    data[offsets[3]! + 100]! ^= 0x40; // tamper frame 3
+    const counters = Float64Array.from(frames.map((_, i) => i * 3));
+    counters[2] = -1; // skipped (e.g. the replay window refused it)
+    const lengths = new Int32Array(frames.length);
+    assert.equal(k.openBatch(counters, data, offsets, frames.length, 16, data, lengths), 3);
+    assert.deepEqual([...lengths], [1380, 0, -2, -1, 5, -1]);
+    assert.deepEqual(data.subarray(offsets[0]! + 16, offsets[0]! + 16 + 1380), pts[0]);
+    assert.deepEqual(data.subarray(offsets[4]! + 16, offsets[4]! + 21), pts[4]);
+    assert.ok(
+      data.subarray(offsets[3]! + 16, offsets[3]! + 16 + 1380).every((b) => b === 0),
+      'failed item wiped',
+    );
+  });
+
+let directMissing: string | false = skip;
+if (!skip) {
+  try {
+    keyOn('direct', randomBytes(32)).destroy();
+  } catch (e) {
+    directMissing = `LOUD SKIP: ${(e as Error).message}: every key takes the EVP way on this node binary`;
+  }
+}
+
+test('direct and EVP: the same bytes for every length 0..2100 and 64 KiB, both sides of one call', {
+  skip: directMissing,
+}, () => {
   const key = randomBytes(32);
-  const k = nativeAead().key(key);
-  const pts = [randomBytes(1380), randomBytes(0), randomBytes(77), randomBytes(1380), randomBytes(5)];
-  const frames = pts.map((p, i) => Buffer.concat([Buffer.alloc(16, i), refSeal(key, BigInt(i * 3), p)]));
-  frames.push(Buffer.alloc(20)); // too short for header + tag
-  const data = Buffer.concat(frames);
-  const offsets = new Uint32Array(frames.length + 1);
-  for (let i = 0; i < frames.length; i++) offsets[i + 1] = offsets[i]! + frames[i]!.length;
-  data[offsets[3]! + 100]! ^= 0x40; // tamper frame 3
-  const counters = Float64Array.from(frames.map((_, i) => i * 3));
-  counters[2] = -1; // skipped (e.g. the replay window refused it)
-  const lengths = new Int32Array(frames.length);
-  assert.equal(k.openBatch(counters, data, offsets, frames.length, 16, data, lengths), 3);
-  assert.deepEqual([...lengths], [1380, 0, -2, -1, 5, -1]);
-  assert.deepEqual(data.subarray(offsets[0]! + 16, offsets[0]! + 16 + 1380), pts[0]);
-  assert.deepEqual(data.subarray(offsets[4]! + 16, offsets[4]! + 21), pts[4]);
-  assert.ok(
-    data.subarray(offsets[3]! + 16, offsets[3]! + 16 + 1380).every((b) => b === 0),
-    'failed item wiped',
-  );
+  const d = keyOn('direct', key);
+  const e = keyOn('evp', key);
+  assert.equal(d.backend, 'direct');
+  assert.equal(e.backend, 'evp');
+  const lens = [...Array.from({ length: 2101 }, (_, i) => i), 65_535 - 16, 65_535];
+  const pt = randomBytes(65_535);
+  for (const len of lens) {
+    const counter = len % 2 === 0 ? len : 2 ** 40 + len * 977; // the nonce's high word in play
+    const a = Buffer.alloc(len + 16);
+    const b = Buffer.alloc(len + 16);
+    d.seal(counter, pt.subarray(0, len), a, 0);
+    e.seal(counter, pt.subarray(0, len), b, 0);
+    assert.ok(a.equals(b), `sealed ${len} bytes differ`);
+    const back = Buffer.alloc(len);
+    assert.equal(d.open(counter, b, back, 0), len, `open ${len}`);
+    assert.ok(back.equals(pt.subarray(0, len)), `opened ${len} bytes differ`);
+    // a flipped bit (in the ciphertext or in the tag): no plaintext, dst wiped
+    const bad = Buffer.from(a);
+    bad[(len * 7919) % bad.length]! ^= 0x10;
+    const out = Buffer.alloc(len, 0xaa);
+    assert.equal(d.open(counter, bad, out, 0), -1, `tampered ${len}`);
+    assert.ok(
+      out.every((x) => x === 0),
+      `wiped ${len}`,
+    );
+    assert.equal(d.open(counter + 1, a, out, 0), -1, `wrong counter ${len}`);
+  }
+  d.destroy();
+  e.destroy();
+});
+
+test('the backend: direct by default here, evp with POCKETPROXY_AEAD=evp, nothing else accepted', {
+  skip: directMissing,
+}, () => {
+  const backendIn = (env: NodeJS.ProcessEnv) =>
+    execFileSync(
+      process.execPath,
+      ['-e', `console.log(new (require(${JSON.stringify(ADDON_PATH)}).Aead)(Buffer.alloc(32)).backend)`],
+      { env, encoding: 'utf8' },
+    ).trim();
+  const { POCKETPROXY_AEAD: _, ...rest } = process.env;
+  assert.equal(backendIn(rest), 'direct');
+  assert.equal(backendIn({ ...rest, POCKETPROXY_AEAD: 'evp' }), 'evp');
+  assert.equal(nativeAead().key(randomBytes(32)).backend, process.env.POCKETPROXY_AEAD === 'evp' ? 'evp' : 'direct');
+  assert.throws(() => keyOn('fast' as AeadBackend, randomBytes(32)), /backend must be 'direct' or 'evp'/);
 });
 
 const providers: [string, () => AeadProvider][] = [
