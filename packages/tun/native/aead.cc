@@ -5,7 +5,6 @@
 #include <dlfcn.h>
 #include <openssl/crypto.h>
 
-#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -116,6 +115,7 @@ struct Direct {
   PolyUpdateFn poly_update = nullptr;
   PolyFinalFn poly_final = nullptr;
   bool available = false;  // all found, and the known-answer run agreed with the EVP cipher
+  bool found = false;      // all found (unavailable with found: the known-answer run disagreed)
   bool by_default = false;  // available and not POCKETPROXY_AEAD=evp
 };
 
@@ -210,6 +210,7 @@ Direct ResolveDirect() {
   void* fin = dlsym(RTLD_DEFAULT, "Poly1305_Final");
   if (!chacha || !size || !init || !update || !fin) return d;
   if (reinterpret_cast<PolySizeFn>(size)() > kPolyCtx) return d;
+  d.found = true;
   d.chacha = reinterpret_cast<ChaChaFn>(chacha);
   d.poly_init = reinterpret_cast<PolyInitFn>(init);
   d.poly_update = reinterpret_cast<PolyUpdateFn>(update);
@@ -292,7 +293,10 @@ Aead::Aead(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Aead>(info) {
     if (want == "evp") {
       direct_ = false;
     } else if (want == "direct") {
-      if (!d.available) throw Napi::Error::New(env, "direct ChaCha20-Poly1305 is not available in this node binary");
+      if (!d.available) {
+        throw Napi::Error::New(env, d.found ? "direct ChaCha20-Poly1305 disagreed with the EVP cipher at load"
+                                            : "direct ChaCha20-Poly1305: this node binary does not export OpenSSL's routines");
+      }
       direct_ = true;
     } else {
       throw Napi::TypeError::New(env, "backend must be 'direct' or 'evp'");
