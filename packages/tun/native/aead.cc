@@ -134,8 +134,7 @@ void DirectTag(const Direct& d, const uint8_t one_time_key[32], const uint8_t* c
   uint8_t lengths[16] = {};
   for (int k = 0; k < 8; k++) lengths[8 + k] = static_cast<uint8_t>(static_cast<uint64_t>(len) >> (8 * k));
   d.poly_update(ctx, lengths, 16);
-  d.poly_final(ctx, tag);
-  OPENSSL_cleanse(ctx, sizeof ctx);
+  d.poly_final(ctx, tag);  // which wipes the context
 }
 
 // Block 0 of the nonce's keystream (its first 32 bytes are the Poly1305 key), and, with one ChaCha20
@@ -197,7 +196,31 @@ bool DirectOpen(const Direct& d, const uint32_t key[8], uint64_t counter, const 
   return ok;
 }
 
-bool EvpSeal(EVP_CIPHER_CTX* enc, uint64_t counter, const uint8_t* src, size_t len, uint8_t* dst);
+// The EVP cipher's way: the nonce set per packet on a context keyed once.
+bool EvpSeal(EVP_CIPHER_CTX* enc, uint64_t counter, const uint8_t* src, size_t len, uint8_t* dst) {
+  uint8_t nonce[12];
+  Nonce(counter, nonce);
+  int outl = 0, finl = 0;
+  if (EVP_EncryptInit_ex(enc, nullptr, nullptr, nullptr, nonce) != 1) return false;
+  if (len > 0 && EVP_EncryptUpdate(enc, dst, &outl, src, static_cast<int>(len)) != 1) return false;
+  if (EVP_EncryptFinal_ex(enc, dst + outl, &finl) != 1) return false;
+  return EVP_CIPHER_CTX_ctrl(enc, EVP_CTRL_AEAD_GET_TAG, Aead::kTagLen, dst + len) == 1;
+}
+
+bool EvpOpen(EVP_CIPHER_CTX* dec, uint64_t counter, const uint8_t* src, size_t sealed_len, uint8_t* dst) {
+  const size_t len = sealed_len - Aead::kTagLen;
+  uint8_t nonce[12];
+  Nonce(counter, nonce);
+  uint8_t tag[Aead::kTagLen];
+  std::memcpy(tag, src + len, Aead::kTagLen);  // before decrypting: dst may alias src
+  int outl = 0, finl = 0;
+  bool ok = EVP_DecryptInit_ex(dec, nullptr, nullptr, nullptr, nonce) == 1 &&
+            EVP_CIPHER_CTX_ctrl(dec, EVP_CTRL_AEAD_SET_TAG, Aead::kTagLen, tag) == 1 &&
+            (len == 0 || EVP_DecryptUpdate(dec, dst, &outl, src, static_cast<int>(len)) == 1) &&
+            EVP_DecryptFinal_ex(dec, dst + outl, &finl) == 1;
+  if (!ok && len > 0) OPENSSL_cleanse(dst, len);  // never hand out unauthenticated plaintext
+  return ok;
+}
 
 // Looks the routines up and runs them against the EVP cipher on lengths around every block and
 // Poly1305 boundary, both sides of kOneCall, and counters whose high word matters.
@@ -255,16 +278,6 @@ Direct ResolveDirect() {
 const Direct& Primitives() {
   static const Direct d = ResolveDirect();
   return d;
-}
-
-bool EvpSeal(EVP_CIPHER_CTX* enc, uint64_t counter, const uint8_t* src, size_t len, uint8_t* dst) {
-  uint8_t nonce[12];
-  Nonce(counter, nonce);
-  int outl = 0, finl = 0;
-  if (EVP_EncryptInit_ex(enc, nullptr, nullptr, nullptr, nonce) != 1) return false;
-  if (len > 0 && EVP_EncryptUpdate(enc, dst, &outl, src, static_cast<int>(len)) != 1) return false;
-  if (EVP_EncryptFinal_ex(enc, dst + outl, &finl) != 1) return false;
-  return EVP_CIPHER_CTX_ctrl(enc, EVP_CTRL_AEAD_GET_TAG, Aead::kTagLen, dst + len) == 1;
 }
 
 }  // namespace
@@ -331,40 +344,15 @@ void Aead::Check(Napi::Env env) const {
 // A destroyed key seals and opens nothing (the native paths hold keys across JS calls).
 bool Aead::SealOne(uint64_t counter, const uint8_t* src, size_t len, uint8_t* dst) {
   if (!enc_) return false;
-  return direct_ ? SealDirect(counter, src, len, dst) : SealEvp(counter, src, len, dst);
-}
-
-bool Aead::OpenOne(uint64_t counter, const uint8_t* src, size_t sealed_len, uint8_t* dst) {
-  if (!dec_) return false;
-  return direct_ ? OpenDirect(counter, src, sealed_len, dst) : OpenEvp(counter, src, sealed_len, dst);
-}
-
-bool Aead::SealEvp(uint64_t counter, const uint8_t* src, size_t len, uint8_t* dst) {
-  return EvpSeal(enc_, counter, src, len, dst);
-}
-
-bool Aead::SealDirect(uint64_t counter, const uint8_t* src, size_t len, uint8_t* dst) const {
+  if (!direct_) return EvpSeal(enc_, counter, src, len, dst);
   DirectSeal(Primitives(), key_, counter, src, len, dst);
   return true;
 }
 
-bool Aead::OpenDirect(uint64_t counter, const uint8_t* src, size_t sealed_len, uint8_t* dst) const {
-  return DirectOpen(Primitives(), key_, counter, src, sealed_len, dst);
-}
-
-bool Aead::OpenEvp(uint64_t counter, const uint8_t* src, size_t sealed_len, uint8_t* dst) {
-  const size_t len = sealed_len - kTagLen;
-  uint8_t nonce[12];
-  Nonce(counter, nonce);
-  uint8_t tag[kTagLen];
-  std::memcpy(tag, src + len, kTagLen);  // before decrypting: dst may alias src
-  int outl = 0, finl = 0;
-  bool ok = EVP_DecryptInit_ex(dec_, nullptr, nullptr, nullptr, nonce) == 1 &&
-            EVP_CIPHER_CTX_ctrl(dec_, EVP_CTRL_AEAD_SET_TAG, kTagLen, tag) == 1 &&
-            (len == 0 || EVP_DecryptUpdate(dec_, dst, &outl, src, static_cast<int>(len)) == 1) &&
-            EVP_DecryptFinal_ex(dec_, dst + outl, &finl) == 1;
-  if (!ok && len > 0) OPENSSL_cleanse(dst, len);  // never hand out unauthenticated plaintext
-  return ok;
+bool Aead::OpenOne(uint64_t counter, const uint8_t* src, size_t sealed_len, uint8_t* dst) {
+  if (!dec_) return false;
+  return direct_ ? DirectOpen(Primitives(), key_, counter, src, sealed_len, dst)
+                 : EvpOpen(dec_, counter, src, sealed_len, dst);
 }
 
 Napi::Value Aead::Seal(const Napi::CallbackInfo& info) {

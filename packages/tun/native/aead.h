@@ -68,10 +68,6 @@ class Aead : public Napi::ObjectWrap<Aead> {
   bool SealOne(uint64_t counter, const uint8_t* src, size_t len, uint8_t* dst);
   // Decrypts sealed_len-16 bytes into dst; on a bad tag wipes dst and returns false.
   bool OpenOne(uint64_t counter, const uint8_t* src, size_t sealed_len, uint8_t* dst);
-  bool SealEvp(uint64_t counter, const uint8_t* src, size_t len, uint8_t* dst);
-  bool OpenEvp(uint64_t counter, const uint8_t* src, size_t sealed_len, uint8_t* dst);
-  bool SealDirect(uint64_t counter, const uint8_t* src, size_t len, uint8_t* dst) const;
-  bool OpenDirect(uint64_t counter, const uint8_t* src, size_t sealed_len, uint8_t* dst) const;
   void Forget();
 
   EVP_CIPHER_CTX* enc_ = nullptr;
