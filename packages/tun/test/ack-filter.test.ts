@@ -66,6 +66,50 @@ test('what stays: duplicate ACKs, SACK, data, any other flag, ECN marks, IP opti
   assert.throws(() => addon.ackMarkRedundant([ackOf(1), 'x' as unknown as Uint8Array]), TypeError);
 });
 
+test('a pure ACK goes when a later segment of its flow carries as much: data or a FIN, with a window at least as large', () => {
+  const data = (ack: number, o: TcpSpec = {}) =>
+    tcpPacket({ flags: ACK | 0x08, options: TS, ack, payload: [71, 69, 84], ...o });
+  // The customer's bare ACK of a handshake (or of an answer), then at once its request: the ACK goes.
+  assert.deepEqual(thin([ackOf(100), data(100)]), [1, 0]);
+  assert.deepEqual(thin([ackOf(100), data(300, { window: 10 })]), [1, 0], 'acknowledging more: any window');
+  assert.deepEqual(thin([ackOf(100), data(100, { window: 64241 })]), [1, 0], 'a larger window');
+  assert.deepEqual(thin([ackOf(100, { window: 500 }), data(100, { window: 499 })]), [0, 0], 'a window update stays');
+  assert.deepEqual(thin([ackOf(100), data(99)]), [0, 0], 'acknowledging less');
+  assert.deepEqual(thin([data(100), ackOf(100)]), [0, 0], 'only later segments count');
+  assert.deepEqual(thin([ackOf(100), tcpPacket({ flags: ACK | 0x01, options: TS, ack: 100 })]), [1, 0], 'a FIN');
+  assert.deepEqual(thin([ackOf(100), data(100, { sport: 40009 })]), [0, 0], 'another flow');
+  assert.deepEqual(thin([ackOf(100), data(100, { options: SACK })]), [1, 0], 'the carrier may have any option');
+  const ce = data(100);
+  ce[1] = 0x03;
+  assert.deepEqual(thin([ackOf(100), ce]), [1, 0], 'and an ECN mark');
+  // Not carriers: no ACK flag, SYN, RST, URG, a reserved bit, IP options, a fragment, a bad length.
+  for (const flags of [0x08, ACK | 0x02, ACK | 0x04, ACK | 0x20])
+    assert.deepEqual(thin([ackOf(100), data(100, { flags })]), [0, 0], `flags ${flags.toString(16)}`);
+  const reserved = data(100);
+  reserved[32]! |= 0x02;
+  assert.deepEqual(thin([ackOf(100), reserved]), [0, 0], 'a reserved bit');
+  assert.deepEqual(thin([ackOf(100), data(100, { ipOptions: [1, 1, 1, 0] })]), [0, 0], 'IP options');
+  const frag = data(100);
+  frag[7] = 1;
+  assert.deepEqual(thin([ackOf(100), frag]), [0, 0], 'a fragment');
+  assert.deepEqual(thin([ackOf(100), data(100).subarray(0, 50)]), [0, 0], 'cut short');
+  // Duplicate ACKs stay among themselves; the carrier behind them covers them all.
+  assert.deepEqual(thin([ackOf(100), ackOf(100), data(100)]), [1, 1, 0]);
+  assert.deepEqual(thin([ackOf(100), ackOf(100, { window: 70000 & 0xffff }), data(100, { window: 3000 })]), [0, 0, 0]);
+  // The carriers' largest window of the highest acknowledgement is the bar; a reordered one raises it.
+  assert.deepEqual(
+    thin([ackOf(100, { window: 900 }), data(100, { window: 1000 }), data(100, { window: 10 })]),
+    [1, 0, 0],
+  );
+  assert.deepEqual(thin([ackOf(200), data(200), data(150, { window: 60000 })]), [1, 0, 0]);
+  assert.deepEqual(thin([ackOf(200), data(200, { window: 10 }), data(150, { window: 60000 })]), [0, 0, 0]);
+  assert.deepEqual(
+    thin([ackOf(150, { window: 50000 }), data(200, { window: 10 }), data(150, { window: 60000 })]),
+    [1, 0, 0],
+  );
+  assert.deepEqual(thin([ackOf(150, { window: 61000 }), data(150, { window: 60000 }), data(100)]), [0, 0, 0]);
+});
+
 test('at most 32 flows are tracked in one read: the rest keep all their ACKs', () => {
   const batch: Buffer[] = [];
   for (let f = 0; f < 40; f++) batch.push(ackOf(100, { sport: 1000 + f }));
@@ -88,7 +132,11 @@ test('fuzz: the addon and the reference mark the same packets for random and mut
     fc.uint8Array({ minLength: 1, maxLength: 6 }).map((b) => [...b]),
   );
   const packet = fc.record({
-    flags: fc.oneof({ arbitrary: fc.constant(ACK), weight: 6 }, fc.integer({ min: 0, max: 255 })),
+    flags: fc.oneof(
+      { arbitrary: fc.constant(ACK), weight: 6 },
+      fc.constantFrom(ACK | 0x08, ACK | 0x01, ACK | 0x19),
+      fc.integer({ min: 0, max: 255 }),
+    ),
     options: fc.oneof(
       { arbitrary: fc.constant(TS), weight: 4 },
       fc.array(option, { maxLength: 5 }).map((os) => os.flat().slice(0, 40)),
@@ -96,6 +144,7 @@ test('fuzz: the addon and the reference mark the same packets for random and mut
     payload: fc.oneof({ arbitrary: fc.constant<number[]>([]), weight: 6 }, fc.array(fc.nat(255), { maxLength: 8 })),
     sport: fc.integer({ min: 40000, max: 40003 }),
     ack: fc.oneof(fc.integer({ min: 0, max: 4000 }), fc.nat(0xffffffff)),
+    window: fc.oneof({ arbitrary: fc.constant(64240), weight: 4 }, fc.integer({ min: 0, max: 65535 })),
   });
   const flips = fc.array(fc.tuple(fc.nat(), fc.nat(255)), { minLength: 1, maxLength: 3 });
   const mutated = fc.tuple(packet, fc.oneof({ arbitrary: fc.constant([]), weight: 3 }, flips), fc.nat(60));

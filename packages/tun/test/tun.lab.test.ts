@@ -56,11 +56,12 @@ test('TUN offloads: a TCP stream between two namespaces through our TSO cutting 
   );
 });
 
-test('ACK thinning on a real TUN: ACKs the kernel queued together come out of one read as the newest alone', async (t) => {
+test('ACK thinning on a real TUN: ACKs the kernel queued together come out of one read as the newest alone, and a bare ACK with data behind it as the data alone', async (t) => {
   if (!requireRoot(t, 'tun.lab.test.ts', 'network namespace + /dev/net/tun')) return;
   const on = await runFixture<any>('tun-ack-thinning.ts', ['on'], 30_000);
   const off = await runFixture<any>('tun-ack-thinning.ts', ['off'], 30_000);
-  for (const r of [on, off]) assert.equal(r.received, 1200, 'every data segment reached the listener');
+  for (const r of [on, off])
+    assert.equal(r.received, 1204, 'every data segment reached the listener (1,200 bytes, then 4)');
   // Without thinning the one read holds an ACK per segment (quick-ACK mode), the last for all 1,200 bytes.
   assert.ok(off.firstRead.length >= 3, `ACKs queued together without thinning: ${off.firstRead}`);
   assert.equal(off.firstRead.at(-1), 1200);
@@ -68,4 +69,13 @@ test('ACK thinning on a real TUN: ACKs the kernel queued together come out of on
   // With it: one ACK, for everything; the others counted.
   assert.deepEqual(on.firstRead, [1200]);
   assert.equal(on.acksThinned, off.firstRead.length - 1);
+  // A bare ACK with the listener's answer behind it, acknowledging as much: without thinning both come out
+  // of the next read, with it the answer alone.
+  assert.deepEqual(off.nextRead, [
+    [1204, 0],
+    [1204, 4],
+  ]);
+  assert.equal(off.acksThinnedNext, 0);
+  assert.deepEqual(on.nextRead, [[1204, 4]]);
+  assert.equal(on.acksThinnedNext, 1);
 });
