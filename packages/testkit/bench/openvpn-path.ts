@@ -581,6 +581,8 @@ export async function ovpnPhase(o: {
           retrans: nsList.map(() => 0),
           tunDrops: 0,
           cpu: [] as [CpuSnap, CpuSnap, number][],
+          /** The last round's new-connection load: CPU before and after, connections, seconds. */
+          connCpu: undefined as [CpuSnap, CpuSnap, number, number] | undefined,
           tcp: '',
           pp0: { rx: 0, rxBatches: 0, thinned: 0, tx: 0, writes: 0 },
         },
@@ -641,7 +643,10 @@ export async function ovpnPhase(o: {
         });
         const t = await load('direct', 1, 30_000, SIDE.ttfbN, c.ip);
         g.ttfb.push(t.ttfb_p50_ms - directTtfb);
+        const lc0 = cpuSnap();
+        const lt0 = Date.now();
         const l = await load('direct', 32, LOAD_MS, undefined, c.ip);
+        g.connCpu = [lc0, cpuSnap(), (l.per_sec * LOAD_MS) / 1000, (Date.now() - lt0) / 1000];
         g.perSec.push(l.per_sec);
         errors += t.errors + l.errors;
       }
@@ -714,6 +719,15 @@ export async function ovpnPhase(o: {
       `${((100 * ours.mbit) / Math.max(1e-9, bare.mbit)).toFixed(0)} %`,
       `medians of ${SIDE.rounds} alternated rounds: bare ${each(bare.g.mbit)} Mbit/s; its new conn/s ` +
         `${each(bare.g.perSec)}/s, added TTFB ${each(bare.g.ttfb, 2)} ms; goal >= 80 %`,
+    );
+    // Where a new connection's CPU goes in each chain (the last round's load, 32 at a time): which process
+    // a connection costs most in, ours against the redsocks chain's.
+    const connLine = (g: { connCpu?: [CpuSnap, CpuSnap, number, number] }) =>
+      g.connCpu ? cpuLine(g.connCpu[0], g.connCpu[1], g.connCpu[2], g.connCpu[3]) : '-';
+    record(
+      'ovpn side by side: CPU per new connection by process (µs; the last round, 32 at a time)',
+      `ours ${fmt(ours.g.connCpu ? (ours.g.connCpu[1].busy - ours.g.connCpu[0].busy) / Math.max(1, ours.g.connCpu[2]) : 0)} · redsocks chain ${fmt(rs.g.connCpu ? (rs.g.connCpu[1].busy - rs.g.connCpu[0].busy) / Math.max(1, rs.g.connCpu[2]) : 0)} µs (the machine)`,
+      `ours: ${connLine(ours.g)}; redsocks chain: ${connLine(rs.g)}; bare OpenVPN: ${connLine(bare.g)}`,
     );
     openVpnGoals('side by side', ours, bare, rs);
     sideJudged = true;
