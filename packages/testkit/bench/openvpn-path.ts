@@ -722,11 +722,12 @@ export async function ovpnPhase(o: {
     );
     // Where a new connection's CPU goes in each chain (the last round's load, 32 at a time): which process
     // a connection costs most in, ours against the redsocks chain's.
-    const connLine = (g: { connCpu?: [CpuSnap, CpuSnap, number, number] }) =>
-      g.connCpu ? cpuLine(g.connCpu[0], g.connCpu[1], g.connCpu[2], g.connCpu[3]) : '-';
+    type ConnCpu = { connCpu?: [CpuSnap, CpuSnap, number, number] };
+    const connLine = ({ connCpu: c }: ConnCpu) => (c ? cpuLine(c[0], c[1], c[2], c[3]) : '-');
+    const connMachine = ({ connCpu: c }: ConnCpu) => (c ? (c[1].busy - c[0].busy) / Math.max(1, c[2]) : 0);
     record(
       'ovpn side by side: CPU per new connection by process (µs; the last round, 32 at a time)',
-      `ours ${fmt(ours.g.connCpu ? (ours.g.connCpu[1].busy - ours.g.connCpu[0].busy) / Math.max(1, ours.g.connCpu[2]) : 0)} · redsocks chain ${fmt(rs.g.connCpu ? (rs.g.connCpu[1].busy - rs.g.connCpu[0].busy) / Math.max(1, rs.g.connCpu[2]) : 0)} µs (the machine)`,
+      `ours ${fmt(connMachine(ours.g))} · redsocks chain ${fmt(connMachine(rs.g))} µs (the machine)`,
       `ours: ${connLine(ours.g)}; redsocks chain: ${connLine(rs.g)}; bare OpenVPN: ${connLine(bare.g)}`,
     );
     openVpnGoals('side by side', ours, bare, rs);
