@@ -53,7 +53,15 @@ import { ovpnPhase, ovpnRelayEnv } from './openvpn-path.js';
 import { rttPhase } from './tunnel-rtt.js';
 import { anatomyPhase } from './ttfb-anatomy.js';
 import { socks5FrontPhase } from './socks5-front.js';
-import { buildNewconnLoad, endpointOf, median, runNewconnLoad, type Endpoint, type LoadResult } from './newconn.js';
+import {
+  buildNewconnLoad,
+  endpointOf,
+  median,
+  runNewconnLoad,
+  startLoadTarget,
+  type Endpoint,
+  type LoadResult,
+} from './newconn.js';
 import { addGoal, type Goal, goalTable } from './goals.js';
 
 const figures: { what: string; value: string; note?: string }[] = [];
@@ -63,6 +71,8 @@ const record = (what: string, value: string, note?: string) => {
 };
 const mbit = (bytesPerS: number) => (bytesPerS * 8) / 1e6;
 const SIM_DEVICES = Number(process.env.PP_BENCH_DEVICES ?? 1000);
+// BENCH_TARGET=node|c: the web server the peers' and ovpn phases' loads ask (newconn.ts startLoadTarget): node
+// (default) the lab's own (node:http, ~80 µs of the shared cores per connection), c http-target.c (~20 µs).
 // BENCH_PEER_LOADS=wrk,absolute,... sets the peers phase's loads and their order (peerLoads below);
 // BENCH_PEER_ROUNDS=N how many rounds of each load, of the time-to-first-byte blocks and of the streams run over every chain
 //   (default 3, medians reported).
@@ -120,7 +130,7 @@ function roleOf(cmd: string): string {
   if (/openvpn .*--dev ovp0 .*--tls-server/.test(cmd)) return 'openvpn relay';
   if (/openvpn .*--dev ovp0 .*--tls-client/.test(cmd)) return 'openvpn device';
   if (/pocketproxy\.js tunnel\b/.test(cmd)) return 'tunnel';
-  if (cmd.includes('http-echo')) return 'target';
+  if (cmd.includes('http-echo') || /\/http-target /.test(cmd)) return 'target';
   if (/^wrk\b|\/wrk\b/.test(cmd)) return 'wrk';
   if (/\/newconn-load /.test(cmd)) return 'newconn-load';
   return 'other';
@@ -733,12 +743,9 @@ function peerLoads(): Array<[PeerLoad, string]> {
 }
 
 /** wrk-new-conn.lua's arguments for the peers phase's 1 KiB absolute-form GET through endpoint `e`. */
-function wrkGetArgs(e: Endpoint): string[] {
-  return [
-    'http://echo.test/bytes?n=1024',
-    'echo.test',
-    `Basic ${Buffer.from(`${e.user}:${e.pass}`).toString('base64')}`,
-  ];
+function wrkGetArgs(e: Endpoint, targetPort: number): string[] {
+  const host = targetPort === 80 ? 'echo.test' : `echo.test:${targetPort}`;
+  return [`http://${host}/bytes?n=1024`, host, `Basic ${Buffer.from(`${e.user}:${e.pass}`).toString('base64')}`];
 }
 
 const proxyUrl = (scheme: string, e: Endpoint) =>
@@ -757,12 +764,13 @@ async function peersPhase(o: {
   const dir = join(work, 'peers');
   mkdirSync(dir, { recursive: true });
   const loadBin = await buildNewconnLoad(lab, dir);
+  const loadTarget = await startLoadTarget(lab, dir);
   const socksCon = await createConnection(relay, o.deviceId, 'socks5');
   const cred = createBenchUser(lab.prefix);
   o.peerState.user = cred.user;
   const dev = lab.device(1);
   const p4 = lab.prefix.slice(2);
-  const procs: LabProcess[] = [];
+  const procs: LabProcess[] = loadTarget.proc ? [loadTarget.proc] : [];
   const tunnels: PeerTunnel[] = [];
   try {
     // Tunnels first (the device dials both through its carrier NAT), then the relay's DNAT, then the proxies.
@@ -905,8 +913,14 @@ async function peersPhase(o: {
       conc: number,
       ms: number,
       count?: number,
-    ): Promise<LoadResult> => runNewconnLoad(lab, loadBin, mode, e, conc, ms, count);
-    const target: Endpoint = { ip: lab.inet.dnsRecords['echo.test']!, port: lab.inet.httpPort, user: '-', pass: '-' };
+    ): Promise<LoadResult> => runNewconnLoad(lab, loadBin, mode, e, conc, ms, count, loadTarget.port);
+    const target: Endpoint = { ip: lab.inet.dnsRecords['echo.test']!, port: loadTarget.port, user: '-', pass: '-' };
+    record(
+      'peers: the web server the loads ask (BENCH_TARGET)',
+      loadTarget.kind === 'c'
+        ? `http-target.c on echo.test:${loadTarget.port} (the streams: the lab's node server)`
+        : `the lab's node server, echo.test:${loadTarget.port}`,
+    );
 
     // Warm-up, not measured: every chain serves each kind of request under load first. Our agent runs
     // JavaScript, which V8 compiles while it runs; measured cold, the first load of the phase paid for
@@ -922,7 +936,13 @@ async function peersPhase(o: {
         if (r.requests === 0) throw new Error(`warm-up ${mode} over ${c.name}: no request answered`);
       }
       // wrkRun throws when wrk reports nothing.
-      await wrkRun(lab, `http://${c.http.ip}:${c.http.port}/`, wrkGetArgs(c.http), [], PEER_WARMUP_MS / 1000);
+      await wrkRun(
+        lab,
+        `http://${c.http.ip}:${c.http.port}/`,
+        wrkGetArgs(c.http, loadTarget.port),
+        [],
+        PEER_WARMUP_MS / 1000,
+      );
     }
     record(
       'peers: warm-up',
@@ -1006,7 +1026,7 @@ async function peersPhase(o: {
           let perSec: number;
           let errors: string;
           if (key === 'wrk') {
-            const w = await wrkRun(lab, `http://${e.ip}:${e.port}/`, wrkGetArgs(e), ['inet']);
+            const w = await wrkRun(lab, `http://${e.ip}:${e.port}/`, wrkGetArgs(e, loadTarget.port), ['inet']);
             requests = w.requests;
             perSec = w.perSec;
             // tinyproxy drops the `Connection: close` from the answer, so wrk writes its next request onto

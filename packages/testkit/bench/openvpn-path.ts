@@ -21,7 +21,7 @@ import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { carrierDelay, waitUntil, type Lab, type LabProcess, type LabRelay } from '../src/index.js';
 import { addGoal } from './goals.js';
-import { median } from './newconn.js';
+import { type LoadTarget, median, startLoadTarget } from './newconn.js';
 
 /** Env for the relay: the customer OpenVPN server on, its DNS resolver the phase's TCP shim (when the phase runs). */
 export function ovpnRelayEnv(phases: Set<string> | undefined): Record<string, string> {
@@ -245,7 +245,10 @@ export async function ovpnPhase(o: {
   await lab.exec('cust', 'cc', ['-O2', '-o', loadBin, NEWCONN_SRC], { check: true, timeoutMs: 60_000 });
   const carrier = lab.device(1).carrierIp;
   const targetIp = lab.inet.dnsRecords['echo.test']!;
+  // The streams ask the lab's server (port 80), the loads the phase's load target (newconn.ts
+  // startLoadTarget); the E2E experiment's forwarder knows one port, so with it both ask the lab's server.
   const targetPort = lab.inet.httpPort;
+  const loadTarget: LoadTarget = E2E ? { kind: 'node', port: targetPort } : await startLoadTarget(lab, dir);
   const px = new URL(con.proxy_url);
   const devicePort = Number(px.port); // the connection's port: the same on the relay and on the device
   /** The VPN address of the connection's device (what redsocks and tproxy-solo dial). */
@@ -253,7 +256,13 @@ export async function ovpnPhase(o: {
     const c = (await relay.api.ok('GET', `/api/connections/${con.id}`)) as { device_id: string };
     return ((await relay.api.ok('GET', `/api/devices/${c.device_id}`)) as { vpn_ip: string }).vpn_ip;
   };
-  const procs: LabProcess[] = [];
+  const procs: LabProcess[] = loadTarget.proc ? [loadTarget.proc] : [];
+  record(
+    'ovpn: the web server the loads ask (BENCH_TARGET)',
+    loadTarget.kind === 'c'
+      ? `http-target.c on port ${loadTarget.port} (the streams: the lab's node server)`
+      : `the lab's node server, port ${loadTarget.port}`,
+  );
   const fmt = (x: number, d = 0) => x.toLocaleString('en-US', { maximumFractionDigits: d, minimumFractionDigits: d });
   const curl = (args: string[], s = 8) =>
     lab.exec('cust', 'curl', ['-sS', '--max-time', String(s), ...args], { timeoutMs: (s + 10) * 1000 });
@@ -275,7 +284,7 @@ export async function ovpnPhase(o: {
   const load = async (mode: string, conc: number, ms: number, count?: number, ip = targetIp): Promise<LoadResult> => {
     const via =
       mode === 'direct'
-        ? [ip, String(targetPort), '-', '-']
+        ? [ip, String(loadTarget.port), '-', '-']
         : [px.hostname, px.port, decodeURIComponent(px.username), decodeURIComponent(px.password)];
     const r = await lab.exec(
       'cust',
@@ -284,7 +293,7 @@ export async function ovpnPhase(o: {
         mode,
         ...via,
         'echo.test',
-        String(targetPort),
+        String(loadTarget.port),
         '/bytes?n=1024',
         String(conc),
         String(ms),
