@@ -40,7 +40,7 @@ export interface FrontListenOptions {
   readonly make: MakeFrontConnection;
   /** A SOCKS5 front: the engine asks at every read of the handshake. */
   readonly socks?: boolean;
-  /** Its connections' SYNs are read for stamps (front/connection.ts TransparentFront). */
+  /** Its connections' SYNs are read for stamps (front/connection.ts TransparentFront); readStamps changes it. */
   readonly stamps?: boolean;
 }
 
@@ -116,6 +116,14 @@ export class ProxyServer extends EventEmitter<ProxyEvents & { error: [Error] }> 
 
   address(): net.AddressInfo {
     return this.server.address() as net.AddressInfo;
+  }
+
+  /**
+   * Whether a native front's connections' SYNs are read for stamps from now on (FrontServer.readStamps); a
+   * listener without a front reads none.
+   */
+  readStamps(on: boolean): void {
+    if (this.server instanceof FrontServer) this.server.readStamps(on);
   }
 
   get connectionCount(): number {

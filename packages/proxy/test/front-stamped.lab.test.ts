@@ -3,7 +3,9 @@
 // TCP packets into a TUN, so the listeners' kernel saves SYNs carrying a stamp, a forged one or none. Checked:
 // a stamped connection is carried to the stamp's destination with nothing of the protocol answered (HTTP and
 // SOCKS5); one JS does not vouch for gets a reset and no connection; a malformed stamp and no stamp are proxy
-// requests like any other (no credentials: refused); a limited meter relays in JS and counts every byte.
+// requests like any other (no credentials: refused); a limited meter relays in JS and counts every byte; a
+// listener that reads no SYNs (ProxyServer.readStamps) takes a stamped SYN as a plain connection, and reads
+// the next once switched on.
 // Needs root (a namespace, a TUN); skips loudly otherwise.
 import { it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -20,7 +22,9 @@ interface Case {
   dialled: number;
 }
 
-it('stamped SYNs on the HTTP and SOCKS5 fronts: carried, refused, forged, absent, metered', { skip: !ROOT }, () => {
+it('stamped SYNs on the HTTP and SOCKS5 fronts: carried, refused, forged, absent, metered, not read, switched', {
+  skip: !ROOT,
+}, () => {
   const ns = `pp-stamp-${process.pid}`;
   execFileSync('ip', ['netns', 'add', ns]);
   let out: ReturnType<typeof spawnSync>;
@@ -68,8 +72,15 @@ it('stamped SYNs on the HTTP and SOCKS5 fronts: carried, refused, forged, absent
   // No stamp: the TLS bytes wait as an unfinished request head (the head deadline ends them), never a tunnel.
   assert.ok(!r.unstamped!.got.includes(hello), JSON.stringify(r.unstamped));
   assert.equal(r.unstamped!.dialled, 0);
-  // Vouch asked only for the stamped ones (5 stamped SYNs: 2 carried, 1 refused, 1 limited... in order).
-  assert.deepEqual(r.vouched, ['10.77.0.9', '10.77.0.9', '10.77.0.66', '10.77.0.9']);
+  // Vouch asked only for the stamped ones read (2 carried, 1 refused, 1 limited, 1 switched on, in order).
+  assert.deepEqual(r.vouched, ['10.77.0.9', '10.77.0.9', '10.77.0.66', '10.77.0.9', '10.77.0.9']);
+  // A listener that reads no SYNs: the stamped SYN's bytes wait as a request head, never a tunnel; switched on,
+  // the next one is carried; switched off again, not.
+  for (const k of ['quiet_stamped', 'switched_off']) {
+    assert.ok(r[k]!.synAck && !r[k]!.got.includes(hello), `${k}: ${JSON.stringify(r[k])}`);
+    assert.equal(r[k]!.dialled, 0, k);
+  }
+  assert.deepEqual({ ...r.switched_on, rst: false }, { synAck: true, got: hello, rst: false, dialled: 1 });
   // A limited meter: relayed in JS (adopted), its bytes counted both ways.
   assert.equal(r.limited!.got, hello, JSON.stringify(r.limited));
   assert.equal(r.limited!.dialled, 1);

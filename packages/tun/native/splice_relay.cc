@@ -299,6 +299,7 @@ class SpliceRelay : public Napi::ObjectWrap<SpliceRelay> {
                         InstanceMethod<&SpliceRelay::FrontInit>("frontInit"),
                         InstanceMethod<&SpliceRelay::FrontListen>("frontListen"),
                         InstanceMethod<&SpliceRelay::FrontClose>("frontClose"),
+                        InstanceMethod<&SpliceRelay::FrontStamps>("frontStamps"),
                         InstanceMethod<&SpliceRelay::FrontConnect>("frontConnect"),
                         InstanceMethod<&SpliceRelay::FrontAnswer>("frontAnswer"),
                         InstanceMethod<&SpliceRelay::FrontReply>("frontReply"),
@@ -1755,6 +1756,23 @@ class SpliceRelay : public Napi::ObjectWrap<SpliceRelay> {
     out.Set(0u, Napi::Number::New(env, bound));
     out.Set(1u, Napi::Number::New(env, tag));
     return out;
+  }
+
+  // frontStamps(tag, on) -> bool: whether the listener's connections' SYNs are kept and read for a stamp from now
+  // on (TCP_SAVE_SYN on the listener; a SYN that came before is read only if it was kept then). False: no such
+  // listener. A device whose relay carries no OpenVPN customers reads none: no copy per SYN in the kernel and
+  // no getsockopt per accept.
+  Napi::Value FrontStamps(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (info.Length() != 2 || !info[0].IsNumber() || !info[1].IsBoolean())
+      throw Napi::TypeError::New(env, "frontStamps(tag, on)");
+    auto it = fronts_.find(info[0].As<Napi::Number>().Uint32Value());
+    if (it == fronts_.end()) return Napi::Boolean::New(env, false);
+    const int on = info[1].As<Napi::Boolean>().Value() ? 1 : 0;
+    if (setsockopt(it->second.lfd, IPPROTO_TCP, TCP_SAVE_SYN, &on, sizeof on) != 0)
+      throw ErrnoError(env, "setsockopt(TCP_SAVE_SYN)", errno);
+    it->second.stamps = on != 0;
+    return Napi::Boolean::New(env, true);
   }
 
   // frontClose(tag): the listener closes; its connections JS has not heard of yet close with it.

@@ -95,6 +95,7 @@ interface NativeSpliceRelay {
     socks: boolean,
     stamps?: boolean,
   ): [number, number];
+  frontStamps(tag: number, on: boolean): boolean;
   frontClose(tag: number): void;
   frontConnect(
     id: number,
@@ -441,6 +442,14 @@ export class SpliceEngine {
     const [bound, tag] = this.native.frontListen(host, port, headMs, exempt ?? '', socks, stamps);
     this.fronts.set(tag, handler);
     return { port: bound, tag };
+  }
+
+  /**
+   * Whether a front listener's connections' SYNs are kept and read for a stamp from now on (frontListen's
+   * `stamps`, changed: a SYN that came before is read only if it was kept then). False: no such listener.
+   */
+  frontStamps(tag: number, on: boolean): boolean {
+    return this.native.frontStamps(tag, on);
   }
 
   /** Closes the listener; connections it handed to JS already stay (their owners end them). */

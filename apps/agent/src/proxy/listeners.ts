@@ -141,6 +141,14 @@ export class Listeners {
   /** The subnet from the relay's `config` (a.b.c.d/n), or null: stamped connections are admitted from it only. */
   setOpenvpnSubnet(cidr: string | null): void {
     this.openvpnSubnet = cidr === null ? null : addressList([cidr]);
+    // Stamps come only from that subnet: without one, no listener keeps or reads SYNs (a copy per SYN in
+    // the kernel and a getsockopt per accept spared). Before the caller tells the relay stamps are read.
+    for (const l of this.byId.values()) l.server.readStamps(this.stampsRead);
+  }
+
+  /** Whether the listeners read their connections' SYNs for stamps: only while there is an OpenVPN subnet. */
+  private get stampsRead(): boolean {
+    return this.openvpnSubnet !== null;
   }
 
   /** Its listeners read each connection's SYN for a stamp (the native front; TransparentFront). */
@@ -292,7 +300,12 @@ export class Listeners {
       server = createHttpProxy({
         ...common,
         headTimeoutMs: this.o.limits.headTimeoutMs,
-        front: this.o.front && { engine: this.o.front, exempt: this.o.relayAddress, transparent },
+        front: this.o.front && {
+          engine: this.o.front,
+          exempt: this.o.relayAddress,
+          transparent,
+          stamps: this.stampsRead,
+        },
       });
     } else {
       const socket = await bindUdp(item.port, host);
@@ -307,7 +320,12 @@ export class Listeners {
         ...common,
         handshakeTimeoutMs: this.o.limits.headTimeoutMs,
         udp: { relay, advertise: { address: this.o.relayHost, port: item.port } },
-        front: this.o.front && { engine: this.o.front, exempt: this.o.relayAddress, transparent },
+        front: this.o.front && {
+          engine: this.o.front,
+          exempt: this.o.relayAddress,
+          transparent,
+          stamps: this.stampsRead,
+        },
       });
     }
     const l: Listener = { item, server, udp, open: new Set(), admitted: new Set() };
@@ -340,6 +358,10 @@ export class Listeners {
       // ~2-3 µs on the lab's VM). Without the addon Node keeps setting it per socket.
       if (setTcpFlag(ls, 'nodelay', true)) server.inheritNoDelay();
     }
+    // setOpenvpnSubnet reaches the listeners in byId only. This one was made with the subnet of that moment,
+    // which is still the one now (the native listen and this line run in one turn of the event loop); should
+    // that ever change, this puts it right.
+    server.readStamps(this.stampsRead);
     this.byId.set(id, l);
     this.log.info(
       { connectionId: id, protocol: item.protocol, port: item.port, state: item.state },

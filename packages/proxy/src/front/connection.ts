@@ -69,6 +69,7 @@ export interface FrontEngine {
     socks?: boolean,
     stamps?: boolean,
   ): { port: number; tag: number };
+  frontStamps(tag: number, on: boolean): boolean;
   frontClose(tag: number): void;
   frontConnect(
     id: number,
@@ -147,7 +148,7 @@ export class FrontServer extends EventEmitter {
     private readonly make: MakeFrontConnection,
     private readonly exempt?: string,
     private readonly socks = false,
-    private readonly stamps = false,
+    private stamps = false,
   ) {
     super();
     this.on('connection', onConnection);
@@ -179,6 +180,13 @@ export class FrontServer extends EventEmitter {
 
   address(): { address: string; port: number; family: string } | null {
     return this.bound;
+  }
+
+  /** Whether its connections' SYNs are read for stamps from now on (see the constructor's `stamps`). */
+  readStamps(on: boolean): void {
+    if (on === this.stamps) return;
+    this.stamps = on;
+    if (this.listening) this.engine.frontStamps(this.tag, on);
   }
 
   /** Stops accepting; `cb` (and 'close') once every connection it handed out has closed, as net.Server. */

@@ -67,6 +67,11 @@ export interface HttpProxyOptions {
     readonly exempt?: string;
     /** Stamped connections (OpenVPN customers the relay carried here): front/connection.ts TransparentFront. */
     readonly transparent?: TransparentFront;
+    /**
+     * With `transparent`: whether the listener reads its connections' SYNs for stamps from the start (default
+     * true); ProxyServer.readStamps changes it. Without `transparent` it reads none.
+     */
+    readonly stamps?: boolean;
   };
 }
 
@@ -102,7 +107,7 @@ export function createHttpProxy(opts: HttpProxyOptions): ProxyServer {
           headMs: cfg.headTimeoutMs,
           exempt: frontOpts.exempt,
           make: (...a) => new HttpFrontConnection(...a),
-          stamps: transparent !== undefined,
+          stamps: transparent !== undefined && opts.front?.stamps !== false,
         }
       : undefined,
   );

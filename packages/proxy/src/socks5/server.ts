@@ -81,6 +81,11 @@ export interface Socks5Options {
     readonly exempt?: string;
     /** Stamped connections (OpenVPN customers the relay carried here): front/connection.ts TransparentFront. */
     readonly transparent?: TransparentFront;
+    /**
+     * With `transparent`: whether the listener reads its connections' SYNs for stamps from the start (default
+     * true); ProxyServer.readStamps changes it. Without `transparent` it reads none.
+     */
+    readonly stamps?: boolean;
   };
 }
 
@@ -121,7 +126,7 @@ export function createSocks5Server(opts: Socks5Options): ProxyServer {
           exempt: frontOpts.exempt,
           make: (...a) => new Socks5FrontConnection(...a),
           socks: true,
-          stamps: transparent !== undefined,
+          stamps: transparent !== undefined && opts.front?.stamps !== false,
         }
       : undefined,
   );
