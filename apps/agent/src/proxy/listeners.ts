@@ -143,7 +143,19 @@ export class Listeners {
     this.openvpnSubnet = cidr === null ? null : addressList([cidr]);
     // Stamps come only from that subnet: without one, no listener keeps or reads SYNs (a copy per SYN in
     // the kernel and a getsockopt per accept spared). Before the caller tells the relay stamps are read.
-    for (const l of this.byId.values()) l.server.readStamps(this.stampsRead);
+    for (const [id, l] of this.byId) this.readStamps(id, l.server);
+  }
+
+  /** A listener reads SYN stamps as stampsRead says (a setsockopt, not seen to fail; logged if it does). */
+  private readStamps(id: string, server: ProxyServer): void {
+    try {
+      server.readStamps(this.stampsRead);
+    } catch (err) {
+      this.log.warn(
+        { err, connectionId: id },
+        'listener could not switch reading SYN stamps; its OpenVPN customers may fail',
+      );
+    }
   }
 
   /** Whether the listeners read their connections' SYNs for stamps: only while there is an OpenVPN subnet. */
@@ -361,7 +373,7 @@ export class Listeners {
     // setOpenvpnSubnet reaches the listeners in byId only. This one was made with the subnet of that moment,
     // which is still the one now (the native listen and this line run in one turn of the event loop); should
     // that ever change, this puts it right.
-    server.readStamps(this.stampsRead);
+    this.readStamps(id, server);
     this.byId.set(id, l);
     this.log.info(
       { connectionId: id, protocol: item.protocol, port: item.port, state: item.state },
