@@ -71,6 +71,7 @@ const record = (what: string, value: string, note?: string) => {
 };
 const mbit = (bytesPerS: number) => (bytesPerS * 8) / 1e6;
 const SIM_DEVICES = Number(process.env.PP_BENCH_DEVICES ?? 1000);
+// BENCH_PIN=split: the peers phase with the devices' processes on CPU 1 and the rest on CPU 0 (pinSplit below).
 // BENCH_TARGET=node|c: the web server the peers' and ovpn phases' loads ask (newconn.ts startLoadTarget): node
 // (default) the lab's own (node:http, ~80 µs of the shared cores per connection), c http-target.c (~20 µs).
 // BENCH_PEER_LOADS=wrk,absolute,... sets the peers phase's loads and their order (peerLoads below);
@@ -134,6 +135,40 @@ function roleOf(cmd: string): string {
   if (/^wrk\b|\/wrk\b/.test(cmd)) return 'wrk';
   if (/\/newconn-load /.test(cmd)) return 'newconn-load';
   return 'other';
+}
+// BENCH_PIN=split (peers phase): every chain's device processes on CPU 1; the relays' tunnels, the target and
+// the clients (children of this process) on CPU 0 — the lab as two machines, a relay and a device, for all
+// chains alike (the kernel's forwarding runs where the packet's sender runs).
+const PIN_SPLIT = process.env.BENCH_PIN === 'split';
+const DEVICE_ROLES = new Set(['agent', 'tinyproxy', 'danted', 'wg-go device', 'openvpn device']);
+const RELAY_ROLES = new Set(['tunnel', 'wg-go relay', 'openvpn relay', 'target']);
+/**
+ * BENCH_PIN=split's CPUs for the lab's processes (by role; others are left alone) and for this one, whose
+ * children (the clients) inherit them; `undo` gives them every CPU back. Answers how many were set.
+ */
+function pinSplit(undo: boolean): number {
+  const all = `0-${cpus().length - 1}`;
+  let n = 0;
+  const set = (pid: string, cpu: string) => {
+    try {
+      execFileSync('taskset', ['-a', '-p', '-c', undo ? all : cpu, pid], { stdio: 'ignore' });
+      n++;
+    } catch {
+      /* exited meanwhile */
+    }
+  };
+  set(String(process.pid), '0');
+  for (const pid of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
+    let role: string;
+    try {
+      role = roleOf(readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' '));
+    } catch {
+      continue;
+    }
+    if (DEVICE_ROLES.has(role)) set(pid, '1');
+    else if (RELAY_ROLES.has(role)) set(pid, '0');
+  }
+  return n;
 }
 function cpuSnap(): CpuSnap {
   const byRole = new Map<string, number>();
@@ -922,6 +957,13 @@ async function peersPhase(o: {
         : `the lab's node server, echo.test:${loadTarget.port}`,
     );
 
+    if (PIN_SPLIT) {
+      if (cpus().length < 2) throw new Error('BENCH_PIN=split needs two CPUs');
+      record(
+        'peers: BENCH_PIN=split',
+        `${pinSplit(false)} processes: the devices' on CPU 1, the relays', the target and the clients on CPU 0`,
+      );
+    }
     // Warm-up, not measured: every chain serves each kind of request under load first. Our agent runs
     // JavaScript, which V8 compiles while it runs; measured cold, the first load of the phase paid for
     // that compilation (2026-12-03: wrk GET right after the streams 492 µs of agent CPU per request, of
@@ -1090,6 +1132,7 @@ async function peersPhase(o: {
         true,
       );
   } finally {
+    if (PIN_SPLIT) pinSplit(true);
     // Bounded: each stop is SIGTERM, then SIGKILL after 2 s.
     for (const p of procs) await p.stop(2_000);
     await removePeerNat(lab).catch(() => undefined);
