@@ -55,6 +55,7 @@ import { anatomyPhase } from './ttfb-anatomy.js';
 import { socks5FrontPhase } from './socks5-front.js';
 import {
   buildNewconnLoad,
+  describeLoadTarget,
   endpointOf,
   median,
   runNewconnLoad,
@@ -950,12 +951,7 @@ async function peersPhase(o: {
       count?: number,
     ): Promise<LoadResult> => runNewconnLoad(lab, loadBin, mode, e, conc, ms, count, loadTarget.port);
     const target: Endpoint = { ip: lab.inet.dnsRecords['echo.test']!, port: loadTarget.port, user: '-', pass: '-' };
-    record(
-      'peers: the web server the loads ask (BENCH_TARGET)',
-      loadTarget.kind === 'c'
-        ? `http-target.c on echo.test:${loadTarget.port} (the streams: the lab's node server)`
-        : `the lab's node server, echo.test:${loadTarget.port}`,
-    );
+    record('peers: the web server the loads ask (BENCH_TARGET)', describeLoadTarget(loadTarget));
 
     if (PIN_SPLIT) {
       if (cpus().length < 2) throw new Error('BENCH_PIN=split needs two CPUs');

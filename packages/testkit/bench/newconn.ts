@@ -78,6 +78,13 @@ export async function startLoadTarget(lab: Lab, dir: string): Promise<LoadTarget
   return { kind, port: C_TARGET_PORT, proc };
 }
 
+/** What a phase records of its load target (the streams always ask the lab's node server). */
+export function describeLoadTarget(t: LoadTarget): string {
+  return t.kind === 'c'
+    ? `http-target.c on echo.test:${t.port} (the streams: the lab's node server)`
+    : `the lab's node server, echo.test:${t.port}`;
+}
+
 /**
  * One run from the customer's namespace: GET http://echo.test:PORT/bytes?n=1024 (`targetPort`, 80 unless a
  * phase started its own target), `conc` at a time for `ms`, or `count` requests in all. Throws when

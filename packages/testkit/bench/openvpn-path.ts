@@ -21,7 +21,7 @@ import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { carrierDelay, waitUntil, type Lab, type LabProcess, type LabRelay } from '../src/index.js';
 import { addGoal } from './goals.js';
-import { type LoadTarget, median, startLoadTarget } from './newconn.js';
+import { describeLoadTarget, type LoadTarget, median, startLoadTarget } from './newconn.js';
 
 /** Env for the relay: the customer OpenVPN server on, its DNS resolver the phase's TCP shim (when the phase runs). */
 export function ovpnRelayEnv(phases: Set<string> | undefined): Record<string, string> {
@@ -257,12 +257,7 @@ export async function ovpnPhase(o: {
     return ((await relay.api.ok('GET', `/api/devices/${c.device_id}`)) as { vpn_ip: string }).vpn_ip;
   };
   const procs: LabProcess[] = loadTarget.proc ? [loadTarget.proc] : [];
-  record(
-    'ovpn: the web server the loads ask (BENCH_TARGET)',
-    loadTarget.kind === 'c'
-      ? `http-target.c on port ${loadTarget.port} (the streams: the lab's node server)`
-      : `the lab's node server, port ${loadTarget.port}`,
-  );
+  record('ovpn: the web server the loads ask (BENCH_TARGET)', describeLoadTarget(loadTarget));
   const fmt = (x: number, d = 0) => x.toLocaleString('en-US', { maximumFractionDigits: d, minimumFractionDigits: d });
   const curl = (args: string[], s = 8) =>
     lab.exec('cust', 'curl', ['-sS', '--max-time', String(s), ...args], { timeoutMs: (s + 10) * 1000 });
