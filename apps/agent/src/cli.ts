@@ -97,6 +97,9 @@ Options:
   --airplane-seconds N      how long a phone stays off when rotating (default 5; carriers need 3-5)
   --scan-interval S         look for plugged / unplugged devices every S seconds (default 5)
   --ip-echo-url URL         public address echo (default <server>/api/public/ip)
+  --threads N               run the devices' agents on N worker threads, spread evenly
+                            (default 1: all on the farm's own thread); for hosts whose
+                            customers' connections outgrow one core
   --log-level LEVEL         pino level (default info, or $LOG_LEVEL)
   -h, --help                show this help
 `,
@@ -116,6 +119,8 @@ export interface FarmCli {
   airplaneSeconds: number;
   scanIntervalMs: number;
   ipEchoUrl?: string;
+  /** Worker threads the devices' agents run on (1: the farm's own loop). */
+  threads: number;
 }
 
 export type Parsed =
@@ -296,6 +301,7 @@ function parseFarm(rest: readonly string[]): Parsed {
     'airplane-seconds': { type: 'string' },
     'scan-interval': { type: 'string' },
     'ip-echo-url': { type: 'string' },
+    threads: { type: 'string' },
     'log-level': { type: 'string' },
     help: { type: 'boolean', short: 'h' },
   });
@@ -328,6 +334,8 @@ function parseFarm(rest: readonly string[]): Parsed {
   if (!Number.isFinite(airplane) || airplane < 0 || airplane > 600) problems.push('--airplane-seconds must be 0-600');
   const scan = Number(str('scan-interval') ?? 5);
   if (!Number.isFinite(scan) || scan < 0.2 || scan > 3600) problems.push('--scan-interval must be 0.2-3600 seconds');
+  const threads = Number(str('threads') ?? 1);
+  if (!Number.isInteger(threads) || threads < 1 || threads > 64) problems.push('--threads must be 1-64');
   const echo = str('ip-echo-url');
   if (echo !== undefined && !/^https?:\/\/[^\s]+$/.test(echo)) problems.push('--ip-echo-url must be an http(s) URL');
   for (const k of ['adb', 'mmcli', 'sysfs-root', 'state-dir'])
@@ -347,6 +355,7 @@ function parseFarm(rest: readonly string[]): Parsed {
     airplaneSeconds: airplane,
     scanIntervalMs: Math.round(scan * 1000),
     ...(echo ? { ipEchoUrl: echo } : {}),
+    threads,
   };
   return { command: 'farm', farm: Object.freeze(farm), logLevel: str('log-level') };
 }

@@ -10,6 +10,8 @@ import { createAgent } from './agent.js';
 import { buildFarm } from './farm/run.js';
 import { inProcessTunnel, kernelTun, tunnelOnWorker, workerTunnel, type WorkerData } from './tunnel/host.js';
 import { runTunnelWorker } from './tunnel/worker.js';
+import type { FarmWorkerData } from './farm/threads.js';
+import { runFarmWorker } from './farm/worker.js';
 import { enableFastOpenServer } from './proxy/fastopen.js';
 
 /** The relay's SOCKS5 front sends its handshakes in the SYN (proxy/fastopen.ts); POCKETPROXY_FASTOPEN=0 leaves the kernel as it is. */
@@ -60,7 +62,7 @@ async function main(argv: string[]): Promise<number> {
   }
   if (parsed.command === 'farm') {
     fastOpen(logger);
-    const farm = buildFarm(parsed.farm, logger);
+    const farm = buildFarm(parsed.farm, logger, process.argv[1]!);
     let stopping = false;
     const stop = (signal: string) => {
       if (stopping) return;
@@ -124,8 +126,9 @@ async function main(argv: string[]): Promise<number> {
   return -1; // keep running
 }
 
-const tunnelWorker = !isMainThread && (workerData as WorkerData | undefined)?.ppRole === 'tunnel';
-if (tunnelWorker) {
+const role = isMainThread ? undefined : (workerData as WorkerData | FarmWorkerData | undefined)?.ppRole;
+if (role === 'farm') runFarmWorker(workerData as FarmWorkerData);
+else if (role === 'tunnel') {
   runTunnelWorker(workerData as WorkerData).catch((e: unknown) => {
     process.stderr.write(`pocketproxy-agent tunnel worker: ${(e as Error).stack ?? String(e)}\n`);
     process.exit(1);

@@ -288,6 +288,11 @@ test('cli: farm flags, and what it refuses', () => {
   if (p.command !== 'farm') return;
   assert.equal(p.farm.scanIntervalMs, 2000);
   assert.equal(p.farm.rotateMethod, 'airplane');
+  assert.equal(p.farm.threads, 1, "every agent on the farm's own loop unless asked");
+  const t = parseCli(['farm', '--threads', '4']);
+  assert.equal(t.command === 'farm' && t.farm.threads, 4);
+  for (const bad of ['0', '65', '1.5', 'two'])
+    assert.throws(() => parseCli(['farm', '--threads', bad]), /--threads must be 1-64/);
   assert.throws(() => parseCli(['farm', '--enroll', 'abcdefghijklmnop0123']), /--enroll needs --server/);
   assert.throws(
     () =>

@@ -20,7 +20,6 @@ import { readFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
-  AGENT_BIN,
   REPO_ROOT,
   buildFarmHost,
   canRunLab,
@@ -109,29 +108,7 @@ async function main(): Promise<void> {
     farm = lab.spawn(
       host.role,
       process.execPath,
-      [
-        AGENT_BIN,
-        'farm',
-        '--server',
-        server,
-        '--enroll',
-        tok.token,
-        '--fingerprint',
-        fp!,
-        '--insecure-http',
-        '--state-dir',
-        stateDir,
-        '--adb',
-        join(REPO_ROOT, 'apps/agent/test/fakes/adb'),
-        '--mmcli',
-        join(REPO_ROOT, 'apps/agent/test/fakes/mmcli'),
-        '--sysfs-root',
-        host.sysfsRoot,
-        '--scan-interval',
-        '1',
-        '--log-level',
-        'warn',
-      ],
+      host.farmArgs({ server, token: tok.token, fingerprint: fp!, stateDir, extra: ['--log-level', 'warn'] }),
       { env: { PATH: process.env.PATH, HOME: process.env.HOME, ...host.env }, cwd: REPO_ROOT },
     );
     const pid = farm.pid;

@@ -18,6 +18,7 @@ import { join } from 'node:path';
 import type { Lab } from './lab.js';
 import { nsName } from './plan.js';
 import { ipBatch } from './run.js';
+import { AGENT_BIN, REPO_ROOT } from './system.js';
 
 export interface FarmPhoneSpec {
   /** The carrier (lab device number) whose NAT this phone's traffic leaves by. */
@@ -80,6 +81,17 @@ export interface FarmHost {
   renumberOnReconnect(imei: string): string[];
   /** Rewrites devices.json / modems.json from what is plugged now. */
   writeLists(): void;
+  /**
+   * The argv (after node) of a `pocketproxy-agent farm` for this host: the lab's fake adb and mmcli, its
+   * sysfs tree, a scan every second, then `extra`.
+   */
+  farmArgs(o: {
+    server: string;
+    token: string;
+    fingerprint: string;
+    stateDir: string;
+    extra?: readonly string[];
+  }): string[];
   cleanup(): void;
 }
 
@@ -252,6 +264,28 @@ export async function buildFarmHost(
     modems,
     env: { FAKE_ADB_DIR: adbDir, FAKE_MMCLI_DIR: mmcliDir },
     writeLists,
+    farmArgs: (o) => [
+      AGENT_BIN,
+      'farm',
+      '--server',
+      o.server,
+      '--enroll',
+      o.token,
+      '--fingerprint',
+      o.fingerprint,
+      '--insecure-http',
+      '--state-dir',
+      o.stateDir,
+      '--adb',
+      join(REPO_ROOT, 'apps/agent/test/fakes/adb'),
+      '--mmcli',
+      join(REPO_ROOT, 'apps/agent/test/fakes/mmcli'),
+      '--sysfs-root',
+      sysfsRoot,
+      '--scan-interval',
+      '1',
+      ...(o.extra ?? []),
+    ],
     async unplug(serial) {
       const p = phone(serial);
       unplugged.add(serial);

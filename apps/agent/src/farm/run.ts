@@ -1,16 +1,47 @@
 // `pocketproxy-agent farm`, wired from the real parts: adb and mmcli (DRIVERS' modules), the
-// kernel TUN on this event loop (supervisor.ts says why not a worker per device), `ip` for routes.
+// kernel TUN, `ip` for routes. The devices' agents run on this event loop, or with `--threads N`
+// (N > 1) on N worker threads (threads.ts; worker.ts builds the same parts there).
 import type { Logger } from 'pino';
 import type { FarmCli } from '../cli.js';
 import { inProcessTunnel, kernelTun } from '../tunnel/host.js';
-import { createAdb } from './adb.js';
+import { createAdb, type Adb } from './adb.js';
 import { adbMetrics, adbRotationDriver, modemMetrics, modemRotationDriver } from './drivers.js';
-import { createMmcli } from './mmcli.js';
-import { createFarm, type Farm } from './supervisor.js';
+import { createMmcli, type Mmcli } from './mmcli.js';
+import { createFarm, type Farm, type FarmDrivers } from './supervisor.js';
+import { farmThreads, type FarmPartsOptions, type FarmWorkerData } from './threads.js';
 
-export function buildFarm(o: FarmCli, logger: Logger): Farm {
+/** The adb and mmcli clients and the devices' drivers, from the farm's options (main thread or worker). */
+export function farmParts(o: FarmPartsOptions, logger: Logger): { adb: Adb; mmcli: Mmcli; drivers: FarmDrivers } {
   const adb = createAdb(o.adb ? { path: o.adb } : {});
   const mmcli = createMmcli(o.mmcli ? { path: o.mmcli } : {});
+  return {
+    adb,
+    mmcli,
+    drivers: {
+      phone: (serial) =>
+        adbRotationDriver(adb, serial, {
+          method: o.rotateMethod,
+          offSeconds: o.airplaneSeconds,
+          log: (m) => logger.warn({ device: `phone:${serial}` }, m),
+        }),
+      modem: (id) => modemRotationDriver(mmcli, id),
+      phoneMetrics: (serial) => adbMetrics(adb, serial),
+      modemMetrics: (id) => modemMetrics(mmcli, id),
+    },
+  };
+}
+
+/** `entry`: the agent's entry point, which a farm worker thread runs (`--threads` > 1). */
+export function buildFarm(o: FarmCli, logger: Logger, entry: string): Farm {
+  const parts: FarmPartsOptions = {
+    ...(o.adb ? { adb: o.adb } : {}),
+    ...(o.mmcli ? { mmcli: o.mmcli } : {}),
+    rotateMethod: o.rotateMethod,
+    airplaneSeconds: o.airplaneSeconds,
+    insecureHttp: o.insecureHttp,
+  };
+  const { adb, mmcli, drivers } = farmParts(parts, logger);
+  const data: FarmWorkerData = { ppRole: 'farm', logLevel: logger.level, parts };
   return createFarm(
     {
       stateDir: o.stateDir,
@@ -33,17 +64,15 @@ export function buildFarm(o: FarmCli, logger: Logger): Farm {
       adb,
       mmcli,
       startTunnel: inProcessTunnel(kernelTun),
-      drivers: {
-        phone: (serial) =>
-          adbRotationDriver(adb, serial, {
-            method: o.rotateMethod,
-            offSeconds: o.airplaneSeconds,
-            log: (m) => logger.warn({ device: `phone:${serial}` }, m),
-          }),
-        modem: (id) => modemRotationDriver(mmcli, id),
-        phoneMetrics: (serial) => adbMetrics(adb, serial),
-        modemMetrics: (id) => modemMetrics(mmcli, id),
-      },
+      drivers,
+      ...(o.threads > 1
+        ? {
+            remote: farmThreads(o.threads, entry, data, (e) => {
+              logger.fatal({ err: e }, 'a farm worker thread failed');
+              process.exit(1);
+            }),
+          }
+        : {}),
     },
   );
 }

@@ -17,13 +17,16 @@
 // for, and one device's failure never stops another's. What an operator needs to see is in the log
 // (one line per status change) and in <state-dir>/farm-status.json (every device, every scan).
 //
-// The tunnels run on this event loop (inProcessTunnel), not one worker thread each: a worker is a
+// The agents run on this event loop (inProcessTunnel), not one worker thread each: a worker is a
 // V8 isolate of its own (~10 MB+ before it moves a packet), and a phone's cellular link carries a
 // few tens of Mbit/s, a small fraction of what one loop moves (docs/benchmarks.md "Farm host").
+// With `--threads N` they are spread over N worker threads instead (threads.ts): a few isolates for
+// the host's cores, not one per device, for hosts whose customers' connections outgrow one thread.
 import { promises as fs } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { createAgent, type Agent, type AgentDeps, type RunConfig } from '../agent.js';
+import type { RemoteAgents } from './threads.js';
 import { createApiClient, type ApiClient } from '../api-client.js';
 import type { Metrics } from '../ops/metrics.js';
 import { realExec, type Exec, type RotationDriver } from '../ops/rotation.js';
@@ -120,6 +123,12 @@ export interface FarmDeps {
   /** The client that enrolls (default: createApiClient for --server). */
   enrollApi?: ApiClient;
   createAgent?: (cfg: RunConfig, deps: AgentDeps) => Agent;
+  /**
+   * Runs each device's agent on a worker thread instead of this loop (`farm --threads N`, threads.ts).
+   * The worker builds the agent's API client, driver, metrics and tunnel itself: apiFor, createAgent,
+   * startTunnel and the drivers are then not used for agents.
+   */
+  remote?: RemoteAgents;
   /** An interface's state (default: interfaces.ts linkState under the sysfs root). */
   linkState?: (ifname: string) => Promise<LinkState>;
   now?: () => number;
@@ -157,7 +166,12 @@ export interface DeviceStatus {
   address: string | null;
   device_id: string | null;
   tun: string | null;
+  /** The worker thread its agent runs on (`--threads` > 1, counted from 0); null on the farm's own loop. */
+  thread: number | null;
 }
+
+/** A device's agent as the supervisor drives it: on this loop (an Agent) or on a worker thread (threads.ts). */
+type FarmAgent = Pick<Agent, 'start' | 'stop'> & { readonly thread?: number; modemChanged?(modemId: string): void };
 
 interface Rec {
   key: string;
@@ -176,7 +190,7 @@ interface Rec {
   address?: string;
   deviceId?: string;
   slot?: number;
-  agent?: Agent;
+  agent?: FarmAgent;
   /** A step (interface lookup, enrollment, start) is under way: the next scan leaves it alone. */
   busy: boolean;
   /** Tethering was asked for at this time (asked again at most once a minute). */
@@ -335,6 +349,7 @@ export function createFarm(cfg: FarmConfig, deps: FarmDeps): Farm {
       }
       const r = record('modem', m.imei);
       seen.add(r.key);
+      if (r.modemId !== undefined && r.modemId !== m.id) r.agent?.modemChanged?.(m.id);
       r.modemId = m.id;
       if (m.model) r.model = m.model;
       r.modemBearer = m.bearers.find((b) => b.connected && b.interface)?.interface ?? undefined;
@@ -485,36 +500,46 @@ export function createFarm(cfg: FarmConfig, deps: FarmDeps): Farm {
           return fail(r, 'failed', `installing its egress route failed: ${(e as Error).message}`);
         }
       }
-      let agent: Agent;
+      let agent: FarmAgent;
       try {
-        agent = make(
-          {
-            airplaneSeconds: cfg.airplaneSeconds ?? 5,
-            allowPrivateDestinations: false,
-            closeOnRotate: true,
-            ...cfg.agent,
-            stateDir: r.dir,
-            egressInterface: ifname,
-            tunnelInterface: `ppf${slot}`,
-            replyTable: REPLY_TABLE_BASE + slot,
-            tunnelViaEgress: true,
-            // The reboot command would reboot this host, not the phone.
-            allowReboot: false,
-            offload: cfg.offload ?? false,
-            nativeSeal: cfg.nativeSeal,
-            splice: cfg.splice,
-            front: cfg.front,
-            ...(cfg.ipEchoUrl ? { ipEchoUrl: cfg.ipEchoUrl } : {}),
-          },
-          {
-            logger: log.child({ device: r.key, deviceId: state.device_id }),
-            api: (deps.apiFor ?? ((s) => trustedApiClient(s, { insecureHttp: cfg.insecureHttp, logger: log })))(state),
-            startTunnel: deps.startTunnel,
-            driver: r.kind === 'phone' ? deps.drivers.phone(r.hardwareId) : deps.drivers.modem(() => r.modemId!),
-            metrics: () =>
-              r.kind === 'phone' ? deps.drivers.phoneMetrics(r.hardwareId) : deps.drivers.modemMetrics(r.modemId!),
-          },
-        );
+        const agentCfg: RunConfig = {
+          airplaneSeconds: cfg.airplaneSeconds ?? 5,
+          allowPrivateDestinations: false,
+          closeOnRotate: true,
+          ...cfg.agent,
+          stateDir: r.dir,
+          egressInterface: ifname,
+          tunnelInterface: `ppf${slot}`,
+          replyTable: REPLY_TABLE_BASE + slot,
+          tunnelViaEgress: true,
+          // The reboot command would reboot this host, not the phone.
+          allowReboot: false,
+          offload: cfg.offload ?? false,
+          nativeSeal: cfg.nativeSeal,
+          splice: cfg.splice,
+          front: cfg.front,
+          ...(cfg.ipEchoUrl ? { ipEchoUrl: cfg.ipEchoUrl } : {}),
+        };
+        const bindings = { device: r.key, deviceId: state.device_id };
+        agent = deps.remote
+          ? deps.remote.create({
+              cfg: agentCfg,
+              state,
+              kind: r.kind,
+              hardwareId: r.hardwareId,
+              ...(r.modemId !== undefined ? { modemId: r.modemId } : {}),
+              bindings,
+            })
+          : make(agentCfg, {
+              logger: log.child(bindings),
+              api: (deps.apiFor ?? ((s) => trustedApiClient(s, { insecureHttp: cfg.insecureHttp, logger: log })))(
+                state,
+              ),
+              startTunnel: deps.startTunnel,
+              driver: r.kind === 'phone' ? deps.drivers.phone(r.hardwareId) : deps.drivers.modem(() => r.modemId!),
+              metrics: () =>
+                r.kind === 'phone' ? deps.drivers.phoneMetrics(r.hardwareId) : deps.drivers.modemMetrics(r.modemId!),
+            });
       } catch (e) {
         await cleanup(r);
         return fail(r, 'failed', (e as Error).message);
@@ -590,6 +615,7 @@ export function createFarm(cfg: FarmConfig, deps: FarmDeps): Farm {
         address: r.address ?? null,
         device_id: r.deviceId ?? null,
         tun: r.agent && r.slot !== undefined ? `ppf${r.slot}` : null,
+        thread: r.agent?.thread ?? null,
       }));
   }
 
