@@ -1,5 +1,6 @@
 // Command-line parsing and help for `pocketproxy-agent pair|run`. Pure: argv in, a frozen config
 // (or usage error listing every problem) out; main.ts does the I/O.
+import { availableParallelism } from 'node:os';
 import { parseArgs } from 'node:util';
 import { agentError } from './errors.js';
 import { DEFAULT_STATE_DIR } from './state.js';
@@ -7,6 +8,14 @@ import { parsePairingUri, serverUrlProblem } from './trust.js';
 import { FINGERPRINT_PATTERN } from '@pocketproxy/protocol';
 import type { RunConfig } from './agent.js';
 import type { DriverName } from './ops/rotation.js';
+
+/** `farm --threads auto`'s most: beyond it the host's cores are better left to the customers' packets. */
+export const AUTO_THREADS_MAX = 8;
+
+/** `farm --threads auto`: one worker thread per core the process may use, at most AUTO_THREADS_MAX. */
+export function autoThreads(cores = availableParallelism()): number {
+  return Math.max(1, Math.min(AUTO_THREADS_MAX, cores));
+}
 
 /** Where `farm` keeps its host key and its devices' states. */
 export const DEFAULT_FARM_DIR = '/var/lib/pocketproxy-farm';
@@ -97,9 +106,9 @@ Options:
   --airplane-seconds N      how long a phone stays off when rotating (default 5; carriers need 3-5)
   --scan-interval S         look for plugged / unplugged devices every S seconds (default 5)
   --ip-echo-url URL         public address echo (default <server>/api/public/ip)
-  --threads N               run the devices' agents on N worker threads, spread evenly
-                            (default 1: all on the farm's own thread); for hosts whose
-                            customers' connections outgrow one core
+  --threads N|auto          run the devices' agents on N worker threads, spread evenly;
+                            1: all on the farm's own thread (default auto: one per core,
+                            at most ${AUTO_THREADS_MAX}; a worker starts only when a device needs it)
   --log-level LEVEL         pino level (default info, or $LOG_LEVEL)
   -h, --help                show this help
 `,
@@ -119,7 +128,7 @@ export interface FarmCli {
   airplaneSeconds: number;
   scanIntervalMs: number;
   ipEchoUrl?: string;
-  /** Worker threads the devices' agents run on (1: the farm's own loop). */
+  /** Worker threads the devices' agents run on (1: the farm's own loop; default autoThreads()). */
   threads: number;
 }
 
@@ -334,8 +343,9 @@ function parseFarm(rest: readonly string[]): Parsed {
   if (!Number.isFinite(airplane) || airplane < 0 || airplane > 600) problems.push('--airplane-seconds must be 0-600');
   const scan = Number(str('scan-interval') ?? 5);
   if (!Number.isFinite(scan) || scan < 0.2 || scan > 3600) problems.push('--scan-interval must be 0.2-3600 seconds');
-  const threads = Number(str('threads') ?? 1);
-  if (!Number.isInteger(threads) || threads < 1 || threads > 64) problems.push('--threads must be 1-64');
+  const threadsArg = str('threads') ?? 'auto';
+  const threads = threadsArg === 'auto' ? autoThreads() : Number(threadsArg);
+  if (!Number.isInteger(threads) || threads < 1 || threads > 64) problems.push('--threads must be 1-64 or auto');
   const echo = str('ip-echo-url');
   if (echo !== undefined && !/^https?:\/\/[^\s]+$/.test(echo)) problems.push('--ip-echo-url must be an http(s) URL');
   for (const k of ['adb', 'mmcli', 'sysfs-root', 'state-dir'])

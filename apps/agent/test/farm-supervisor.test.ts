@@ -25,7 +25,7 @@ import {
   type FarmMmcli,
   type FarmModemInfo,
 } from '../src/farm/supervisor.js';
-import { parseCli } from '../src/cli.js';
+import { AUTO_THREADS_MAX, autoThreads, parseCli } from '../src/cli.js';
 import type { AgentState } from '../src/state.js';
 import { logger } from './helpers.js';
 
@@ -288,11 +288,18 @@ test('cli: farm flags, and what it refuses', () => {
   if (p.command !== 'farm') return;
   assert.equal(p.farm.scanIntervalMs, 2000);
   assert.equal(p.farm.rotateMethod, 'airplane');
-  assert.equal(p.farm.threads, 1, "every agent on the farm's own loop unless asked");
-  const t = parseCli(['farm', '--threads', '4']);
-  assert.equal(t.command === 'farm' && t.farm.threads, 4);
-  for (const bad of ['0', '65', '1.5', 'two'])
-    assert.throws(() => parseCli(['farm', '--threads', bad]), /--threads must be 1-64/);
+  assert.equal(p.farm.threads, autoThreads(), 'a worker thread per core by default');
+  assert.deepEqual([autoThreads(1), autoThreads(2), autoThreads(8), autoThreads(32)], [1, 2, 8, AUTO_THREADS_MAX]);
+  for (const [arg, want] of [
+    ['4', 4],
+    ['1', 1],
+    ['auto', autoThreads()],
+  ] as const) {
+    const t = parseCli(['farm', '--threads', arg]);
+    assert.equal(t.command === 'farm' && t.farm.threads, want);
+  }
+  for (const bad of ['0', '65', '1.5', 'two', ''])
+    assert.throws(() => parseCli(['farm', '--threads', bad]), /--threads must be 1-64 or auto/);
   assert.throws(() => parseCli(['farm', '--enroll', 'abcdefghijklmnop0123']), /--enroll needs --server/);
   assert.throws(
     () =>

@@ -64,6 +64,7 @@ import {
   type LoadResult,
 } from './newconn.js';
 import { addGoal, type Goal, goalTable } from './goals.js';
+import { cpuProbeMs } from './cpu.js';
 
 const figures: { what: string; value: string; note?: string }[] = [];
 const record = (what: string, value: string, note?: string) => {
@@ -304,15 +305,6 @@ async function wrkRun(lab: Lab, url: string, scriptArgs: string[], countIn: stri
     passiveOpens: passive,
     oneConnPerRequest: Object.values(passive).every((n) => n >= requests && n <= requests + slack),
   };
-}
-
-/** Milliseconds for a fixed integer loop on this thread: how fast the host runs these cores right now. */
-function cpuProbeMs(): number {
-  const t0 = process.hrtime.bigint();
-  let x = 0;
-  for (let i = 0; i < 3e8; i++) x = (x + i * 7) % 1000003;
-  if (x < 0) console.log(x); // keep the loop
-  return Number(process.hrtime.bigint() - t0) / 1e6;
 }
 
 /**

@@ -22,6 +22,7 @@ import { join } from 'node:path';
 import {
   REPO_ROOT,
   buildFarmHost,
+  farmStatus,
   canRunLab,
   createConnection,
   createLab,
@@ -32,13 +33,15 @@ import {
   type LabProcess,
   type LabRelay,
 } from '../src/index.js';
+import { TICK, cpuProbeMs, procStatFields } from './cpu.js';
 
 const SMALL = Number(process.env.FARM_SMALL ?? 10);
 const LARGE = Number(process.env.FARM_LARGE ?? 50);
 const IDLE_S = Number(process.env.FARM_IDLE_S ?? 60);
 const PLUGS = Number(process.env.FARM_PLUGS ?? 5);
+/** `farm --threads` (default: the farm's own, auto). */
+const THREADS = process.env.FARM_THREADS;
 const CARRIERS = 5;
-const TICK = 100; // USER_HZ
 
 const lines: string[] = [];
 const say = (s: string) => {
@@ -46,19 +49,9 @@ const say = (s: string) => {
   console.error(`bench: ${s}`);
 };
 
-function cpuProbeMs(): number {
-  const t0 = process.hrtime.bigint();
-  let x = 0;
-  for (let i = 0; i < 3e8; i++) x = (x + i * 7) % 1000003;
-  if (x < 0) console.log(x);
-  return Number(process.hrtime.bigint() - t0) / 1e6;
-}
-
 /** utime+stime of the process, and of its waited-for children, in seconds; RSS in MB. */
 function procStat(pid: number): { self: number; children: number; rssMb: number; threads: number } {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  // fields after the name: state(0) ppid(1) ... utime(11) stime(12) cutime(13) cstime(14) ... num_threads(17)
+  const f = procStatFields(pid);
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
   const rss = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0);
   return {
@@ -108,17 +101,17 @@ async function main(): Promise<void> {
     farm = lab.spawn(
       host.role,
       process.execPath,
-      host.farmArgs({ server, token: tok.token, fingerprint: fp!, stateDir, extra: ['--log-level', 'warn'] }),
+      host.farmArgs({
+        server,
+        token: tok.token,
+        fingerprint: fp!,
+        stateDir,
+        extra: ['--log-level', 'warn', ...(THREADS ? ['--threads', THREADS] : [])],
+      }),
       { env: { PATH: process.env.PATH, HOME: process.env.HOME, ...host.env }, cwd: REPO_ROOT },
     );
     const pid = farm.pid;
-    const status = (): { hardware_id: string; status: string; device_id: string | null }[] => {
-      try {
-        return JSON.parse(readFileSync(join(stateDir, 'farm-status.json'), 'utf8')).devices;
-      } catch {
-        return [];
-      }
-    };
+    const status = () => farmStatus(stateDir);
     const running = () => status().filter((d) => d.status === 'running').length;
     const idle = async (n: number) => {
       await new Promise((r) => setTimeout(r, 15_000)); // enrollment, first heartbeats and credential fetches settle
@@ -235,7 +228,7 @@ async function main(): Promise<void> {
     rmSync(stateDir, { recursive: true, force: true });
   }
   const load1 = loadavg();
-  console.log(`\n## bench:farm ${started.toISOString()}`);
+  console.log(`\n## bench:farm ${started.toISOString()} (farm --threads ${THREADS ?? 'auto'})`);
   console.log(
     `machine: ${cpus().length} x ${cpus()[0]?.model ?? '?'}; node ${process.version}; load average ` +
       `${load0.map((x) => x.toFixed(2)).join(' ')} at start, ${load1.map((x) => x.toFixed(2)).join(' ')} at end; ` +

@@ -12,7 +12,7 @@
 // (modems.json, reconnect hook). A sysfs tree of links (class/net/usbK/device -> .../1-1.K:1.0) ties
 // each phone's USB path to its interface, as the kernel's does. Each interface has a default route
 // in the main table at a high metric, as NetworkManager leaves a tethered phone's.
-import { chmodSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Lab } from './lab.js';
@@ -96,6 +96,26 @@ export interface FarmHost {
 }
 
 const METRIC_BASE = 1000;
+
+/** One device's line of a farm's `<state-dir>/farm-status.json` (apps/agent farm/supervisor.ts DeviceStatus). */
+export interface FarmStatusDevice {
+  kind: 'phone' | 'modem';
+  hardware_id: string;
+  status: string;
+  reason: string | null;
+  device_id: string | null;
+  tun: string | null;
+  thread: number | null;
+}
+
+/** The devices a farm's status file lists now; none while the file is not there yet (or half written). */
+export function farmStatus(stateDir: string): FarmStatusDevice[] {
+  try {
+    return JSON.parse(readFileSync(join(stateDir, 'farm-status.json'), 'utf8')).devices;
+  } catch {
+    return [];
+  }
+}
 
 /**
  * Builds the farm host's phones and modems in `lab` (created with at least max(host, carriers)

@@ -80,5 +80,5 @@ export const CLIENTS = {
   simDevices: new URL('./clients/sim-devices.ts', import.meta.url).pathname,
   hostile: new URL('./clients/hostile.ts', import.meta.url).pathname,
 };
-export { buildFarmHost } from './farm.js';
-export type { FarmHost, FarmPhone, FarmModem, FarmPhoneSpec, FarmModemSpec } from './farm.js';
+export { buildFarmHost, farmStatus } from './farm.js';
+export type { FarmHost, FarmPhone, FarmModem, FarmPhoneSpec, FarmModemSpec, FarmStatusDevice } from './farm.js';
