@@ -397,4 +397,19 @@ for (const threads of [1, 2])
         assert.equal(await proxyGet(d.conn!), before.get(hw), `${hw} kept its address`);
       }
     });
+
+    it('SIGTERM stops every device (its TUN gone) and the farm exits 0, its worker threads with it', async () => {
+      const links = async () =>
+        (await lab.exec(host.role, 'ip', ['-o', 'link', 'show'], { timeoutMs: 5_000 })).stdout
+          .split('\n')
+          .filter((l) => /: ppf\d+[:@]/.test(l));
+      assert.equal((await links()).length, 4, 'a TUN per device while running');
+      const exit = await farm.stop(15_000);
+      assert.deepEqual([exit.code, exit.signal], [0, null], `a clean exit:\n${farmOutput()}`);
+      assert.ok(
+        !/worker thread (failed|exited)/.test(farm.output()),
+        `no worker failure on the way out:\n${farmOutput()}`,
+      );
+      assert.deepEqual(await links(), [], 'no TUN left');
+    });
   });

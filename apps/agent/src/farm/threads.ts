@@ -1,4 +1,5 @@
-// `farm --threads N`: the farm's devices spread over N worker threads. Each device's whole agent (its
+// `farm --threads N|auto` (default auto: one per core, at most 8; cli.ts autoThreads): the farm's devices
+// spread over N worker threads, started as devices need them. Each device's whole agent (its
 // tunnel and TUN, its listeners and native front engine, heartbeat, rotation driver and metrics) runs on
 // one worker, chosen as the one with the fewest devices; the supervisor (scans, enrollment, routes,
 // farm-status.json) stays on the main thread and sees a device's agent only as start() and stop().
@@ -6,8 +7,10 @@
 // Why: an agent's per-connection work (the packet path, the front engine, the JS that decides) is one
 // thread's, and on the main loop every device of the host shares that one thread. In the lab two agents
 // on two threads carried 18-31 % more new connections/s than one agent with the same load, on the same two
-// cores (docs/benchmarks.md "what keeps our chain from filling the two cores, revisited"); a farm host
-// with 4-8 cores and tens of phones would otherwise use one of them for all its customers.
+// cores (docs/benchmarks.md "what keeps our chain from filling the two cores, revisited"), and four phones
+// of one farm carried 12-26 % more on two workers than on one thread in four runs of five (`npm run
+// bench:farm-traffic`); a farm host with 4-8 cores and tens of phones would otherwise use one core for all
+// its customers.
 //
 // What crosses the thread boundary is data only: the device's RunConfig, its saved state (the API client
 // is built on the worker from it, as `run` builds it), which phone or modem it is (the worker builds its
