@@ -6,7 +6,7 @@
 //
 // Why: an agent's per-connection work (the packet path, the front engine, the JS that decides) is one
 // thread's, and on the main loop every device of the host shares that one thread. In the lab two agents
-// on two threads carried 18-31 % more new connections/s than one agent with the same load, on the same two
+// on two threads carried 20-31 % more new connections/s than one agent with the same load, on the same two
 // cores (docs/benchmarks.md "what keeps our chain from filling the two cores, revisited"), and four phones
 // of one farm carried 12-26 % more on two workers than on one thread in four runs of five (`npm run
 // bench:farm-traffic`); a farm host with 4-8 cores and tens of phones would otherwise use one core for all
