@@ -149,6 +149,25 @@ test("a modem's new index goes to its worker; a worker that dies or errs is fata
   assert.equal(fatal.length, 2);
 });
 
+test('a worker that cannot start: create throws and counts nothing on it', () => {
+  let fail = true;
+  const p = farmThreads(
+    2,
+    '/e',
+    DATA,
+    () => {},
+    () => {
+      if (fail) throw new Error('no threads left');
+      return new FakeWorker() as unknown as Worker;
+    },
+  );
+  assert.throws(() => p.create(spec('a')), /no threads left/);
+  assert.deepEqual(p.load(), [0, 0]);
+  fail = false;
+  assert.equal(p.create(spec('b')).thread, 0);
+  assert.deepEqual(p.load(), [1, 0]);
+});
+
 test('the number of threads is checked', () => {
   for (const n of [0, -1, 1.5, Number.NaN]) assert.throws(() => farmThreads(n, '/e', DATA, () => {}), RangeError);
 });

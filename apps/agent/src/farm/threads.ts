@@ -120,8 +120,9 @@ export function farmThreads(
     create(spec) {
       const slot = slots.reduce((a, b) => (b.devices < a.devices ? b : a));
       const thread = slots.indexOf(slot);
-      slot.devices++;
+      // The worker first: a worker that cannot start leaves no device counted on it.
       const w = workerOf(slot);
+      slot.devices++;
       const dev = nextDev++;
       let started = false;
       let released = false;
