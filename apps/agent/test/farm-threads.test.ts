@@ -136,12 +136,11 @@ test('a stop while the start is under way is sent at once; a failed stop still f
 test("a modem's new index goes to its worker; a worker that dies or errs is fatal", () => {
   const { p, workers, fatal } = pool(2);
   const a = p.create({ ...spec('m'), kind: 'modem', modemId: '3' });
+  void a.start().catch(() => {});
+  const start = workers[0]!.last('start');
+  assert.equal(start.spec.modemId, '3');
   a.modemChanged('7');
-  assert.deepEqual(workers[0]!.last('modem'), {
-    t: 'modem',
-    dev: (workers[0]!.sent[0] as { dev: number }).dev,
-    modemId: '7',
-  });
+  assert.deepEqual(workers[0]!.last('modem'), { t: 'modem', dev: start.dev, modemId: '7' });
   workers[0]!.emit('exit', 1);
   assert.equal(fatal.length, 1);
   assert.match(String(fatal[0]), /exited \(code 1\)/);

@@ -128,23 +128,14 @@ for (const threads of [1, 2])
       assert.ok(typeof tok.token === 'string' && tok.token.length >= 16, 'a token');
       const fp = /--fingerprint\s+(\S+)/.exec(tok.enroll_command)?.[1];
       assert.ok(fp, `the enroll command names the fingerprint: ${tok.enroll_command}`);
-      const server = `http://${lab.relay.ip}:${relay.apiPort}`;
-      farm = lab.spawn(
-        host.role,
-        process.execPath,
-        host.farmArgs({
-          server,
-          token: tok.token,
-          fingerprint: fp,
-          stateDir,
-          extra: ['--name', 'lab-farm', '--airplane-seconds', '1', '--threads', String(threads)],
-        }),
-        {
-          env: { PATH: process.env.PATH, HOME: process.env.HOME, ...host.env },
-          cwd: REPO_ROOT,
-          echo: process.env.PP_FARM_ECHO ? (l) => console.error(l) : undefined,
-        },
-      );
+      farm = host.startFarm({
+        relay,
+        token: tok.token,
+        fingerprint: fp,
+        stateDir,
+        extra: ['--name', 'lab-farm', '--airplane-seconds', '1', '--threads', String(threads)],
+        echo: process.env.PP_FARM_ECHO ? (l) => console.error(l) : undefined,
+      });
 
       // Four devices of one farm host, all online with their tunnel.
       let items: Json[] = [];

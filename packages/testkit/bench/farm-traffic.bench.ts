@@ -84,7 +84,6 @@ async function main(): Promise<void> {
     const tok = await relay.api.ok('POST', '/api/enrollment-tokens', { name: 'bench farm', max_devices: PHONES + 2 });
     const fp = /--fingerprint\s+(\S+)/.exec(tok.enroll_command)?.[1];
     if (!fp) throw new Error(`no fingerprint in ${tok.enroll_command}`);
-    const server = `http://${lab.relay.ip}:${relay.apiPort}`;
     const r = relay;
     const h = host;
     const status = () => farmStatus(stateDir);
@@ -92,18 +91,13 @@ async function main(): Promise<void> {
     const endpoints: Endpoint[] = [];
     /** Starts the farm with `threads`; resolves once every phone runs and its connection answers. */
     const up = async (threads: number): Promise<LabProcess> => {
-      const p = lab.spawn(
-        h.role,
-        process.execPath,
-        h.farmArgs({
-          server,
-          token: tok.token,
-          fingerprint: fp,
-          stateDir,
-          extra: ['--log-level', 'warn', '--threads', String(threads)],
-        }),
-        { env: { PATH: process.env.PATH, HOME: process.env.HOME, ...h.env }, cwd: REPO_ROOT },
-      );
+      const p = h.startFarm({
+        relay: r,
+        token: tok.token,
+        fingerprint: fp,
+        stateDir,
+        extra: ['--log-level', 'warn', '--threads', String(threads)],
+      });
       await waitUntil(
         async () => {
           if (p.exitStatus) throw new Error(`farm exited:\n${p.lines.slice(-30).join('\n')}`);

@@ -97,19 +97,13 @@ async function main(): Promise<void> {
     for (const p of host.phones) await host.unplug(p.serial);
     const tok = await relay.api.ok('POST', '/api/enrollment-tokens', { name: 'bench farm', max_devices: total + 5 });
     const fp = /--fingerprint\s+(\S+)/.exec(tok.enroll_command)?.[1];
-    const server = `http://${lab.relay.ip}:${relay.apiPort}`;
-    farm = lab.spawn(
-      host.role,
-      process.execPath,
-      host.farmArgs({
-        server,
-        token: tok.token,
-        fingerprint: fp!,
-        stateDir,
-        extra: ['--log-level', 'warn', ...(THREADS ? ['--threads', THREADS] : [])],
-      }),
-      { env: { PATH: process.env.PATH, HOME: process.env.HOME, ...host.env }, cwd: REPO_ROOT },
-    );
+    farm = host.startFarm({
+      relay,
+      token: tok.token,
+      fingerprint: fp!,
+      stateDir,
+      extra: ['--log-level', 'warn', ...(THREADS ? ['--threads', THREADS] : [])],
+    });
     const pid = farm.pid;
     const status = () => farmStatus(stateDir);
     const running = () => status().filter((d) => d.status === 'running').length;

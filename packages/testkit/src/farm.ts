@@ -16,9 +16,10 @@ import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, w
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Lab } from './lab.js';
+import type { LabProcess, SpawnOptions } from './process.js';
 import { nsName } from './plan.js';
 import { ipBatch } from './run.js';
-import { AGENT_BIN, REPO_ROOT } from './system.js';
+import { AGENT_BIN, REPO_ROOT, type LabRelay } from './system.js';
 
 export interface FarmPhoneSpec {
   /** The carrier (lab device number) whose NAT this phone's traffic leaves by. */
@@ -82,16 +83,17 @@ export interface FarmHost {
   /** Rewrites devices.json / modems.json from what is plugged now. */
   writeLists(): void;
   /**
-   * The argv (after node) of a `pocketproxy-agent farm` for this host: the lab's fake adb and mmcli, its
-   * sysfs tree, a scan every second, then `extra`.
+   * Starts `pocketproxy-agent farm` (the bundle) in this host's namespace against `relay`'s API: the lab's
+   * fake adb and mmcli, its sysfs tree, a scan every second, then `extra`.
    */
-  farmArgs(o: {
-    server: string;
+  startFarm(o: {
+    relay: LabRelay;
     token: string;
     fingerprint: string;
     stateDir: string;
     extra?: readonly string[];
-  }): string[];
+    echo?: SpawnOptions['echo'];
+  }): LabProcess;
   cleanup(): void;
 }
 
@@ -273,6 +275,7 @@ export async function buildFarmHost(
     if (!p) throw new Error(`no lab phone ${serial}`);
     return p;
   };
+  const env = { FAKE_ADB_DIR: adbDir, FAKE_MMCLI_DIR: mmcliDir };
   return {
     role,
     ns,
@@ -282,30 +285,40 @@ export async function buildFarmHost(
     sysfsRoot,
     phones,
     modems,
-    env: { FAKE_ADB_DIR: adbDir, FAKE_MMCLI_DIR: mmcliDir },
+    env,
     writeLists,
-    farmArgs: (o) => [
-      AGENT_BIN,
-      'farm',
-      '--server',
-      o.server,
-      '--enroll',
-      o.token,
-      '--fingerprint',
-      o.fingerprint,
-      '--insecure-http',
-      '--state-dir',
-      o.stateDir,
-      '--adb',
-      join(REPO_ROOT, 'apps/agent/test/fakes/adb'),
-      '--mmcli',
-      join(REPO_ROOT, 'apps/agent/test/fakes/mmcli'),
-      '--sysfs-root',
-      sysfsRoot,
-      '--scan-interval',
-      '1',
-      ...(o.extra ?? []),
-    ],
+    startFarm: (o) =>
+      lab.spawn(
+        role,
+        process.execPath,
+        [
+          AGENT_BIN,
+          'farm',
+          '--server',
+          `http://${lab.relay.ip}:${o.relay.apiPort}`,
+          '--enroll',
+          o.token,
+          '--fingerprint',
+          o.fingerprint,
+          '--insecure-http',
+          '--state-dir',
+          o.stateDir,
+          '--adb',
+          join(REPO_ROOT, 'apps/agent/test/fakes/adb'),
+          '--mmcli',
+          join(REPO_ROOT, 'apps/agent/test/fakes/mmcli'),
+          '--sysfs-root',
+          sysfsRoot,
+          '--scan-interval',
+          '1',
+          ...(o.extra ?? []),
+        ],
+        {
+          env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env },
+          cwd: REPO_ROOT,
+          ...(o.echo ? { echo: o.echo } : {}),
+        },
+      ),
     async unplug(serial) {
       const p = phone(serial);
       unplugged.add(serial);

@@ -113,7 +113,13 @@ export function farmThreads(
   const ask = (w: Worker, m: Extract<ToFarmWorker, { req: number }>): Promise<void> =>
     new Promise<void>((resolve, reject) => {
       waiting.set(m.req, { resolve, reject });
-      w.postMessage(m);
+      try {
+        w.postMessage(m);
+      } catch (e) {
+        // A spec that cannot be cloned to the worker: nothing will answer this request.
+        waiting.delete(m.req);
+        reject(e);
+      }
     });
 
   return {
