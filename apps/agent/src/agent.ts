@@ -6,14 +6,8 @@
 //   credentials (API, on push / version change) -> listeners (open, close, revoke) + byte budgets
 import type { Logger } from 'pino';
 import { decodeKey, type JsonMessage } from '@pocketproxy/protocol';
-import { addonAvailable, openTcpFd, openTcpSocket, SpliceEngine, type OpenTcpSocketOptions } from '@pocketproxy/tun';
-import {
-  ConnectionMeter,
-  createHandoff,
-  createHandshakeGuard,
-  LeanSocket,
-  type HandoffStats,
-} from '@pocketproxy/proxy';
+import { SpliceEngine } from '@pocketproxy/tun';
+import { ConnectionMeter } from '@pocketproxy/proxy';
 import { createApiClient, fetchPublicIp, type ApiClient, type HeartbeatReply, type TunnelInfo } from './api-client.js';
 import { CredentialStore } from './credentials.js';
 import { agentError } from './errors.js';
@@ -22,9 +16,11 @@ import { AGENT_VERSION } from './version.js';
 import type { TunnelClientOptions } from './tunnel/client.js';
 import type { StartTunnel, TunnelHandle } from './tunnel/host.js';
 import { firstHost, prefixLength } from './tunnel/probe.js';
-import { createEgress, interfaceAddresses } from './proxy/egress.js';
-import { Listeners } from './proxy/listeners.js';
+import { interfaceAddresses } from './proxy/egress.js';
+import type { Listeners } from './proxy/listeners.js';
+import { buildListeners, capsPerThread, threadEngine, type ListenerSetup } from './proxy/setup.js';
 import { useLeanSockets } from './proxy/sockets.js';
+import { ListenerThreads, type StartListenerThread } from './proxy/threads.js';
 import { UsageMeter } from './ops/usage.js';
 import { DEFAULT_REPLY_TABLE } from './tunnel/routing.js';
 import { HeartbeatLoop } from './ops/heartbeat.js';
@@ -80,6 +76,11 @@ export interface RunConfig {
    * http/front.ts; default on where `splice` is; main.ts: off for POCKETPROXY_NATIVE_FRONT=0).
    */
   front?: boolean;
+  /**
+   * Threads serving the unlimited HTTP connections' listeners (proxy/threads.ts; default 1: this one).
+   * More than 1 needs the native front and `startListenerThread`.
+   */
+  listenerThreads?: number;
   /** The tunnel's native seal path (default on; main.ts: off for POCKETPROXY_NATIVE_SEAL=0). */
   nativeSeal?: boolean;
   /**
@@ -101,6 +102,8 @@ export interface AgentDeps {
   startTunnel: StartTunnel;
   /** The rotation driver, built by the caller (the farm: adb or ModemManager per device); overrides cfg.rotateDriver. */
   driver?: RotationDriver;
+  /** Where listener threads run (main.ts: worker threads; tests: this loop); without it, none. */
+  startListenerThread?: StartListenerThread;
   /** The heartbeat's metrics (the farm: the phone's own, from adb); default: this host's (ops/metrics.ts). */
   metrics?: () => Promise<Metrics>;
 }
@@ -444,38 +447,41 @@ export function createAgent(cfg: RunConfig, deps: AgentDeps): Agent {
       log,
     );
 
-    const lean = useLeanSockets();
-    const egress = createEgress({
-      interface: cfg.egressInterface,
-      tunnelSubnet: t.subnet,
-      allowPrivate: cfg.allowPrivateDestinations,
-      dnsCacheMs: cfg.dnsCacheMs,
-      openSocket: lean ? leanEgressSocket : egressSocket,
-      openFd: lean ? egressFd : undefined,
-      lean,
-      logger: log,
-    });
-    const handoff = lean && cfg.splice !== false ? nativeHandoff(log) : undefined;
-    listeners = new Listeners({
-      lean,
-      handoff,
-      front: handoff && cfg.front !== false ? nativeFront(cfg) : undefined,
+    // The listeners' work on more threads than this one (proxy/threads.ts): only where the native
+    // front accepts (the threads share its listening sockets).
+    const engine = threadEngine(() => new SpliceEngine(), log);
+    const threads =
+      (cfg.listenerThreads ?? 1) > 1 && engine && cfg.splice !== false && cfg.front !== false && useLeanSockets()
+        ? cfg.listenerThreads!
+        : 1;
+    const setup: ListenerSetup = {
       host: vpnIp,
       relayAddress: gw,
       relayHost: t.relay.host,
-      credentials,
-      usage,
-      egress,
-      // The relay's transparent proxy opens every OpenVPN customer's connections from one address.
-      guard: createHandshakeGuard({
-        maxPerAddress: cfg.maxHandshakesPerAddress ?? 64,
-        maxTotal: cfg.maxHandshakes ?? 2048,
-        exempt: (ip) => ip === gw,
-      }),
+      egress: {
+        interface: cfg.egressInterface,
+        tunnelSubnet: t.subnet,
+        allowPrivate: cfg.allowPrivateDestinations,
+        dnsCacheMs: cfg.dnsCacheMs,
+      },
       limits: { headTimeoutMs: cfg.handshakeTimeoutMs ?? 10_000, idleTimeoutMs: cfg.idleTimeoutMs ?? 300_000 },
-      logger: log,
-      now,
-    });
+      caps: capsPerThread(cfg.maxHandshakesPerAddress ?? 64, cfg.maxHandshakes ?? 2048, threads),
+      splice: cfg.splice !== false,
+      front: cfg.front !== false,
+    };
+    const peers =
+      threads > 1 && deps.startListenerThread
+        ? new ListenerThreads(
+            threads - 1,
+            setup,
+            deps.startListenerThread,
+            (entries) => {
+              for (const e of entries) usage.of(e.connection_id).credit(e.bytes_in, e.bytes_out);
+            },
+            log,
+          )
+        : undefined;
+    listeners = buildListeners(setup, { credentials, usage, logger: log, now, engine, peers });
     announceStamps();
   }
 
@@ -513,67 +519,3 @@ export function createAgent(cfg: RunConfig, deps: AgentDeps): Agent {
     return retuning;
   }
 }
-
-/**
- * Target connections: bound with IP_BIND_ADDRESS_NO_PORT (with a plain bind to the egress address,
- * each new connection searches for a local port no socket holds, TIME_WAIT included, and that
- * search slows to a crawl past ~10,000 recent connections) and in delayed-ACK mode from
- * the start, so the handshake's last ACK rides the request and our FIN carries the ACK of the
- * answer. Pinned to the egress interface (SO_BINDTODEVICE) when the egress passes `device`; a
- * socket that cannot be pinned throws (no unpinned fallback). Without a device, if the addon is
- * missing or refuses: net.connect's own socket.
- */
-function egressOpener<T>(open: (family: 4 | 6, localAddress: string | undefined, o: OpenTcpSocketOptions) => T) {
-  return (family: 4 | 6, localAddress: string | undefined, device?: string): T | undefined => {
-    try {
-      return open(family, localAddress, { quietAck: true, device });
-    } catch (e) {
-      if (device !== undefined) throw e;
-      return undefined;
-    }
-  };
-}
-const egressSocket = egressOpener(openTcpSocket);
-
-/**
- * The native relay for established tunnels: one engine for the process (its handles do not keep it
- * alive), shared by the listeners of every tunnel session and, on a farm host, of every device; each
- * Listeners gets its own counters. Undefined without the addon.
- */
-let spliceEngine: SpliceEngine | undefined;
-function nativeHandoff(log: Logger): { relay: ReturnType<typeof createHandoff>; stats: HandoffStats } | undefined {
-  if (!spliceEngine) {
-    if (!addonAvailable()) return undefined;
-    try {
-      spliceEngine = new SpliceEngine();
-    } catch (err) {
-      log.warn({ err }, 'native relay unavailable; tunnels are pumped in JS');
-      return undefined;
-    }
-  }
-  const stats: HandoffStats = { handedOff: 0, declined: 0 };
-  return { relay: createHandoff(spliceEngine, stats), stats };
-}
-/**
- * The engine's fronts (HTTP and SOCKS5 listeners accept; packages/proxy front/connection.ts), with the same caps on
- * unauthenticated connections as the handshake guard's (per address and in all, counted apart from it).
- */
-function nativeFront(cfg: RunConfig): SpliceEngine | undefined {
-  if (!spliceEngine) return undefined;
-  spliceEngine.frontInit({
-    maxPerAddress: cfg.maxHandshakesPerAddress ?? 64,
-    maxTotal: cfg.maxHandshakes ?? 2048,
-    decideMs: (cfg.handshakeTimeoutMs ?? 10_000) + 15_000,
-  });
-  return spliceEngine;
-}
-
-/** egressSocket as a bare fd, for the front's native connect (the same binding and pinning). */
-function egressFd(family: 4 | 6, localAddress: string | undefined, device: string | undefined): number {
-  return openTcpFd(family, localAddress, { quietAck: true, device });
-}
-
-/** egressSocket as a LeanSocket (proxy/sockets.ts). */
-const leanEgressSocket = egressOpener((family, localAddress, o) =>
-  LeanSocket.fromFd(openTcpFd(family, localAddress, o)),
-);

@@ -12,6 +12,9 @@ import type { DriverName } from './ops/rotation.js';
 /** `farm --threads auto`'s most: beyond it the host's cores are better left to the customers' packets. */
 export const AUTO_THREADS_MAX = 8;
 
+/** `run --listener-threads`' default. */
+export const DEFAULT_LISTENER_THREADS = 1;
+
 /** `farm --threads auto`: one worker thread per core the process may use, at most AUTO_THREADS_MAX. */
 export function autoThreads(cores = availableParallelism()): number {
   return Math.max(1, Math.min(AUTO_THREADS_MAX, cores));
@@ -74,6 +77,8 @@ Options:
   --max-handshakes-per-address N  unauthenticated sockets per customer address (default 64)
   --max-handshakes N              unauthenticated sockets in all (default 2048)
   --reply-table N                 routing table and rule preference for answers into the tunnel (default 5210)
+  --listener-threads N|auto       threads that accept and serve the HTTP connections without limits (default
+                                  ${DEFAULT_LISTENER_THREADS}; auto: one per core, at most ${AUTO_THREADS_MAX}; needs the native addon)
   --log-level LEVEL               pino level (default info, or $LOG_LEVEL)
   -h, --help                      show this help
 `,
@@ -227,6 +232,7 @@ export function parseCli(argv: readonly string[]): Parsed {
       'max-handshakes-per-address': { type: 'string' },
       'max-handshakes': { type: 'string' },
       'reply-table': { type: 'string' },
+      'listener-threads': { type: 'string' },
       'log-level': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     });
@@ -263,6 +269,10 @@ export function parseCli(argv: readonly string[]): Parsed {
     const replyTable = int('reply-table', 5210, 1, 2_147_483_647);
     if (replyTable >= 253 && replyTable <= 255)
       problems.push('--reply-table must not be 253-255 (the default, main and local tables)');
+    const lt = (values['listener-threads'] as string | undefined) ?? String(DEFAULT_LISTENER_THREADS);
+    const listenerThreads = lt === 'auto' ? autoThreads() : Number(lt);
+    if (!Number.isInteger(listenerThreads) || listenerThreads < 1 || listenerThreads > 64)
+      problems.push('--listener-threads must be 1-64 or auto');
     const echo = values['ip-echo-url'] as string | undefined;
     if (echo !== undefined && !/^https?:\/\/[^\s]+$/.test(echo)) problems.push('--ip-echo-url must be an http(s) URL');
     usage(problems, HELP.run);
@@ -283,6 +293,7 @@ export function parseCli(argv: readonly string[]): Parsed {
       maxHandshakesPerAddress: perAddress,
       maxHandshakes: handshakes,
       replyTable,
+      listenerThreads,
     };
     return {
       command: 'run',

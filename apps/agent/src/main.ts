@@ -1,5 +1,5 @@
 // pocketproxy-agent entry point: parse arguments, build, start, handle signals. Nothing else.
-import { isMainThread, workerData } from 'node:worker_threads';
+import { isMainThread, parentPort, workerData } from 'node:worker_threads';
 import { isPPError } from '@pocketproxy/errors';
 import { parseCli, type Parsed } from './cli.js';
 import { createLogger, type Logger } from './log.js';
@@ -13,6 +13,7 @@ import { runTunnelWorker } from './tunnel/worker.js';
 import type { FarmWorkerData } from './farm/threads.js';
 import { runFarmWorker } from './farm/worker.js';
 import { enableFastOpenServer } from './proxy/fastopen.js';
+import { runListenerThread, workerListenerThread, type ListenerWorkerData } from './proxy/threads.js';
 
 /** The relay's SOCKS5 front sends its handshakes in the SYN (proxy/fastopen.ts); POCKETPROXY_FASTOPEN=0 leaves the kernel as it is. */
 function fastOpen(logger: Logger): void {
@@ -107,6 +108,10 @@ async function main(argv: string[]): Promise<number> {
           process.exit(1);
         })
       : inProcessTunnel(kernelTun),
+    startListenerThread: workerListenerThread(process.argv[1]!, logger, (e) => {
+      logger.fatal({ err: e }, 'listener thread failed');
+      process.exit(1);
+    }),
   });
   let stopping = false;
   const stop = (signal: string) => {
@@ -126,8 +131,11 @@ async function main(argv: string[]): Promise<number> {
   return -1; // keep running
 }
 
-const role = isMainThread ? undefined : (workerData as WorkerData | FarmWorkerData | undefined)?.ppRole;
+const role = isMainThread
+  ? undefined
+  : (workerData as WorkerData | FarmWorkerData | ListenerWorkerData | undefined)?.ppRole;
 if (role === 'farm') runFarmWorker(workerData as FarmWorkerData);
+else if (role === 'listeners') runListenerThread(parentPort!, workerData as ListenerWorkerData);
 else if (role === 'tunnel') {
   runTunnelWorker(workerData as WorkerData).catch((e: unknown) => {
     process.stderr.write(`pocketproxy-agent tunnel worker: ${(e as Error).stack ?? String(e)}\n`);

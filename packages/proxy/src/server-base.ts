@@ -42,6 +42,11 @@ export interface FrontListenOptions {
   readonly socks?: boolean;
   /** Its connections' SYNs are read for stamps (front/connection.ts TransparentFront); readStamps changes it. */
   readonly stamps?: boolean;
+  /**
+   * No listening socket of its own: the engine accepts from this one, another thread's listener
+   * (FrontServer.dupListener there); the engine's from listen() on.
+   */
+  readonly shared?: number;
 }
 
 const noop = (): void => {};
@@ -80,7 +85,16 @@ export class ProxyServer extends EventEmitter<ProxyEvents & { error: [Error] }> 
     };
     // allowHalfOpen: tunnels forward each direction's FIN on its own (relay.ts). LeanSockets always are.
     this.server = front
-      ? new FrontServer(front.engine, front.headMs, accept, front.make, front.exempt, front.socks, front.stamps)
+      ? new FrontServer(
+          front.engine,
+          front.headMs,
+          accept,
+          front.make,
+          front.exempt,
+          front.socks,
+          front.stamps,
+          front.shared,
+        )
       : lean
         ? new LeanServer({ noDelay: true }, accept)
         : net.createServer({ allowHalfOpen: true, noDelay: true }, accept);

@@ -351,6 +351,9 @@ export async function startAgent(lab: Lab, relay: LabRelay, n: number, opts: Age
   ];
   if (opts.rotate ?? true) args.push('--rotate-driver', 'command', '--rotate-command', lab.rotateCommandLine(n));
   args.push(...(opts.args ?? []));
+  // Bench A/B: the agent's listener threads (run --listener-threads).
+  if (process.env.POCKETPROXY_LISTENER_THREADS && !args.includes('--listener-threads'))
+    args.push('--listener-threads', process.env.POCKETPROXY_LISTENER_THREADS);
   const run = () =>
     lab.spawn(`dev${n}`, process.execPath, [...(opts.execArgv ?? []), AGENT_BIN, ...args], {
       env,

@@ -300,6 +300,7 @@ class SpliceRelay : public Napi::ObjectWrap<SpliceRelay> {
                         InstanceMethod<&SpliceRelay::FrontListen>("frontListen"),
                         InstanceMethod<&SpliceRelay::FrontClose>("frontClose"),
                         InstanceMethod<&SpliceRelay::FrontStamps>("frontStamps"),
+                        InstanceMethod<&SpliceRelay::FrontDup>("frontDup"),
                         InstanceMethod<&SpliceRelay::FrontConnect>("frontConnect"),
                         InstanceMethod<&SpliceRelay::FrontAnswer>("frontAnswer"),
                         InstanceMethod<&SpliceRelay::FrontReply>("frontReply"),
@@ -1719,22 +1720,31 @@ class SpliceRelay : public Napi::ObjectWrap<SpliceRelay> {
     return env.Undefined();
   }
 
-  // frontListen(host, port, headMs, exempt, socks, stamps?) -> [port, tag]: an IPv4 listener (Nagle off,
+  // frontListen(host, port, headMs, exempt, socks, stamps?, fd?) -> [port, tag]: an IPv4 listener (Nagle off,
   // delayed-ACK mode and TCP_DEFER_ACCEPT, all inherited by its connections, as the JS listeners have
   // them); `exempt` ('' for none) is an address its per-address cap does not apply to. `socks`: a SOCKS5
-  // front (see "SOCKS5" below).
+  // front (see "SOCKS5" below). `fd` (>= 0): no new socket, this engine also accepts from a listener
+  // another thread's engine opened (frontDup there): the fd is this engine's from the call on (closed at
+  // frontClose, or at once when refused); it must be a listening IPv4 TCP socket bound to host:port.
   Napi::Value FrontListen(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
-    if (info.Length() < 5 || info.Length() > 6 || !info[0].IsString() || !info[1].IsNumber() || !info[2].IsNumber() ||
-        !info[3].IsString() || !info[4].IsBoolean() || (info.Length() == 6 && !info[5].IsBoolean()))
-      throw Napi::TypeError::New(env, "frontListen(host, port, headMs, exempt, socks, stamps?)");
-    if (epfd_ < 0) throw Napi::Error::New(env, "SpliceRelay is closed");
-    if (on_fhead_.IsEmpty()) throw Napi::Error::New(env, "frontListen: frontInit first");
+    if (info.Length() < 5 || info.Length() > 7 || !info[0].IsString() || !info[1].IsNumber() || !info[2].IsNumber() ||
+        !info[3].IsString() || !info[4].IsBoolean() || (info.Length() >= 6 && !info[5].IsBoolean()) ||
+        (info.Length() == 7 && !info[6].IsNumber()))
+      throw Napi::TypeError::New(env, "frontListen(host, port, headMs, exempt, socks, stamps?, fd?)");
+    const int shared = info.Length() == 7 ? info[6].As<Napi::Number>().Int32Value() : -1;
+    if (epfd_ < 0 || on_fhead_.IsEmpty()) {
+      if (shared >= 0) ::close(shared);
+      if (epfd_ < 0) throw Napi::Error::New(env, "SpliceRelay is closed");
+      throw Napi::Error::New(env, "frontListen: frontInit first");
+    }
     std::string host = info[0].As<Napi::String>().Utf8Value();
     while (next_front_ == 0 || fronts_.count(next_front_) != 0) next_front_++;
     const uint32_t tag = next_front_;
     uint16_t bound = 0;
-    const int fd = OpenListener(env, "frontListen", host, info[1], true, kFrontNotSent, kTagFront | tag, &bound);
+    const int fd = shared >= 0 ? JoinListener(env, shared, host, info[1], kTagFront | tag, &bound)
+                               : OpenListener(env, "frontListen", host, info[1], true, kFrontNotSent, kTagFront | tag,
+                                              &bound);
     next_front_++;
     Front fr;
     fr.lfd = fd;
@@ -1756,6 +1766,50 @@ class SpliceRelay : public Napi::ObjectWrap<SpliceRelay> {
     out.Set(0u, Napi::Number::New(env, bound));
     out.Set(1u, Napi::Number::New(env, tag));
     return out;
+  }
+
+  // frontDup(tag) -> fd: a new descriptor of the front listener `tag` (close-on-exec), for another thread's
+  // engine to accept from too (its frontListen's `fd`). Throws for an unknown tag.
+  Napi::Value FrontDup(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (info.Length() != 1 || !info[0].IsNumber()) throw Napi::TypeError::New(env, "frontDup(tag)");
+    auto it = fronts_.find(info[0].As<Napi::Number>().Uint32Value());
+    if (it == fronts_.end()) throw Napi::Error::New(env, "frontDup: no such listener");
+    const int fd = fcntl(it->second.lfd, F_DUPFD_CLOEXEC, 0);
+    if (fd < 0) throw ErrnoError(env, "frontDup", errno);
+    return Napi::Number::New(env, fd);
+  }
+
+  // The listener of another engine (frontDup) joined to this one's epoll, after checking that it is one: a
+  // listening IPv4 TCP socket on host:port (port 0: any). The fd is closed when it is refused.
+  int JoinListener(Napi::Env env, int fd, const std::string& host, const Napi::Value& port, uint64_t tag,
+                   uint16_t* bound) {
+    in_addr want{};
+    const uint32_t want_port = port.As<Napi::Number>().Uint32Value();
+    int accepting = 0, domain = 0, type = 0;
+    socklen_t il = sizeof accepting;
+    sockaddr_in sa{};
+    socklen_t sl = sizeof sa;
+    const bool ok = inet_pton(AF_INET, host.c_str(), &want) == 1 &&
+                    getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &accepting, &il) == 0 && accepting == 1 &&
+                    (il = sizeof domain, getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &il) == 0) &&
+                    domain == AF_INET && (il = sizeof type, getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &il) == 0) &&
+                    type == SOCK_STREAM && getsockname(fd, reinterpret_cast<sockaddr*>(&sa), &sl) == 0 &&
+                    sa.sin_addr.s_addr == want.s_addr && (want_port == 0 || ntohs(sa.sin_port) == want_port);
+    if (!ok) {
+      ::close(fd);
+      throw Napi::Error::New(env, "frontListen: fd is not a listening IPv4 TCP socket on that address");
+    }
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.u64 = tag;
+    if (epoll_ctl(epfd_, EPOLL_CTL_ADD, fd, &ev) != 0) {
+      int e = errno;
+      ::close(fd);
+      throw ErrnoError(env, "epoll_ctl", e);
+    }
+    *bound = ntohs(sa.sin_port);
+    return fd;
   }
 
   // frontStamps(tag, on) -> bool: whether the listener's connections' SYNs are kept and read for a stamp from now

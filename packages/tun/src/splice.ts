@@ -94,7 +94,9 @@ interface NativeSpliceRelay {
     exempt: string,
     socks: boolean,
     stamps?: boolean,
+    fd?: number,
   ): [number, number];
+  frontDup(tag: number): number;
   frontStamps(tag: number, on: boolean): boolean;
   frontClose(tag: number): void;
   frontConnect(
@@ -427,7 +429,10 @@ export class SpliceEngine {
    * An HTTP front listener on host:port (IPv4), or with `socks` a SOCKS5 one. `headMs`: the deadline
    * for a request head (or a SOCKS5 handshake) from accept; `exempt`: an address the per-address cap
    * does not apply to (the relay's transparent proxy). `stamps`: each connection's SYN is kept by the
-   * kernel (TCP_SAVE_SYN) and read at accept for a stamp (head()'s `stamp`).
+   * kernel (TCP_SAVE_SYN) and read at accept for a stamp (head()'s `stamp`). `fd`: no new socket, this
+   * engine accepts from another thread's engine's listener too (that engine's frontDup): a listening
+   * IPv4 socket on host:port, this engine's from the call on (closed by frontClose, or at once if the
+   * call throws). The kernel hands each new connection to whichever engine accepts it first.
    */
   frontListen(
     host: string,
@@ -437,11 +442,20 @@ export class SpliceEngine {
     exempt?: string,
     socks = false,
     stamps = false,
+    fd?: number,
   ): { port: number; tag: number } {
     this.frontInit();
-    const [bound, tag] = this.native.frontListen(host, port, headMs, exempt ?? '', socks, stamps);
+    const [bound, tag] =
+      fd === undefined
+        ? this.native.frontListen(host, port, headMs, exempt ?? '', socks, stamps)
+        : this.native.frontListen(host, port, headMs, exempt ?? '', socks, stamps, fd);
     this.fronts.set(tag, handler);
     return { port: bound, tag };
+  }
+
+  /** A new descriptor of front listener `tag` for another thread's engine (its frontListen's `fd`); the caller's to close or hand on. */
+  frontDup(tag: number): number {
+    return this.native.frontDup(tag);
   }
 
   /**

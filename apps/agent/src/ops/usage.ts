@@ -37,6 +37,12 @@ export class ConnectionUsage implements Meter {
     return r;
   }
 
+  /** Bytes another thread relayed for this connection (proxy/threads.ts; unlimited connections only). */
+  credit(up: number, down: number): void {
+    this.up += up;
+    this.down += down;
+  }
+
   unlimited(): boolean {
     return this.limits.unlimited();
   }

@@ -69,6 +69,53 @@ export interface ListenersOptions {
    * adopted by the JS path. Needs `lean` and an egress whose dial can `prepare`; its counts go in stats().
    */
   readonly front?: FrontEngine & { frontStats(): FrontCounts };
+  /**
+   * Listener threads (threads.ts) that accept from this thread's listeners of unlimited HTTP
+   * connections too: told of every change before it is final here (sync), of the OpenVPN subnet, of
+   * sockets to end after a rotation; their counts are added to stats().
+   */
+  readonly peers?: ListenerPeers;
+  /**
+   * On a listener thread: the main thread's listener of this connection to accept from (an fd of its
+   * own, FrontServer.dupListener there), instead of opening one. Undefined: none was given (not opened).
+   */
+  readonly sharedFd?: (item: CredentialItem) => number | undefined;
+}
+
+/** A listener another thread may accept from: its connection, the listener's identity, a new fd of it. */
+export interface SharedListener {
+  readonly item: CredentialItem;
+  readonly listener: object;
+  dup(): number;
+}
+
+/** What Listeners needs of its listener threads (threads.ts ListenerThreads). */
+export interface ListenerPeers {
+  /**
+   * The listeners the threads accept from now, with the OpenVPN subnet; resolves once every thread
+   * runs exactly these (a listener left out is closed there and its sockets there ended).
+   */
+  sync(shared: readonly SharedListener[], openvpnSubnet: string | null): Promise<void>;
+  /** Ends the threads' customer sockets (after a rotation); how many is logged there. */
+  closeCustomerSockets(): void;
+  /** The threads' counters as they last reported them (at most a second old). */
+  stats(): ListenerStats | undefined;
+  /** Closes the threads' listeners and sockets, takes their last usage, ends the threads. */
+  close(): Promise<void>;
+}
+
+/**
+ * A connection a listener thread may serve too: HTTP (SOCKS5 has its UDP relay on this thread) and
+ * without any meter that must be exact across its sockets (byte budget, rates, max_connections).
+ */
+export function shareable(item: CredentialItem): boolean {
+  return (
+    item.protocol === 'http' &&
+    item.bandwidth_limit_bytes === null &&
+    item.rate_limit_up_kbps === null &&
+    item.rate_limit_down_kbps === null &&
+    item.max_connections === null
+  );
 }
 
 /** The front engine's counters that stats() reports (@pocketproxy/tun FrontStats). */
@@ -132,6 +179,7 @@ export class Listeners {
    * at sign-in (docs/design.md §2.4). Unset: no stamped connection is admitted.
    */
   private openvpnSubnet: BlockList | null = null;
+  private openvpnCidr: string | null = null;
 
   constructor(private readonly o: ListenersOptions) {
     this.log = o.logger.child({ subsys: 'proxy' });
@@ -141,6 +189,8 @@ export class Listeners {
   /** The subnet from the relay's `config` (a.b.c.d/n), or null: stamped connections are admitted from it only. */
   setOpenvpnSubnet(cidr: string | null): void {
     this.openvpnSubnet = cidr === null ? null : addressList([cidr]);
+    this.openvpnCidr = cidr;
+    if (this.o.peers) void this.apply();
     // Stamps come only from that subnet: without one, no listener keeps or reads SYNs (a copy per SYN in
     // the kernel and a getsockopt per accept spared). Before the caller tells the relay stamps are read.
     for (const [id, l] of this.byId) this.readStamps(id, l.server);
@@ -188,12 +238,15 @@ export class Listeners {
   private async applyNow(): Promise<void> {
     if (this.closed) return;
     const wanted = new Map([...this.o.credentials.items()].map((i) => [i.connection_id, i]));
-    for (const [id, l] of this.byId) {
+    const closing = [...this.byId].filter(([id, l]) => {
       const next = wanted.get(id);
-      if (!next || next.port !== l.item.port || next.protocol !== l.item.protocol) {
-        await this.closeListener(id, l, next ? 'moved' : 'removed');
-      }
-    }
+      return !next || next.port !== l.item.port || next.protocol !== l.item.protocol;
+    });
+    // The threads first: they stop accepting from the listeners that close and end their sockets on
+    // the connections they may no longer serve, before the listeners close here (a port closed here
+    // while a thread still holds it stays open, and could not be opened again for another connection).
+    await this.syncPeers(wanted);
+    for (const [id, l] of closing) await this.closeListener(id, l, wanted.has(id) ? 'moved' : 'removed');
     for (const item of wanted.values()) {
       const usage = this.o.usage.of(item.connection_id);
       usage.limits.setRates({ upKbps: item.rate_limit_up_kbps, downKbps: item.rate_limit_down_kbps });
@@ -213,6 +266,25 @@ export class Listeners {
       }
     }
     this.armExpiry();
+    await this.syncPeers(wanted);
+  }
+
+  /**
+   * The listener threads serve, of the listeners open here, those of `wanted`'s connections that are
+   * shareable, with `wanted`'s view of them (so a change is on the threads as soon as it is here).
+   */
+  private async syncPeers(wanted: ReadonlyMap<string, CredentialItem>): Promise<void> {
+    const peers = this.o.peers;
+    if (!peers) return;
+    const shared: SharedListener[] = [];
+    for (const [id, l] of this.byId) {
+      const item = wanted.get(id);
+      const ls = l.server.server;
+      if (!item || item.port !== l.item.port || item.protocol !== l.item.protocol) continue;
+      if (!shareable(item) || !(ls instanceof FrontServer)) continue;
+      shared.push({ item, listener: ls, dup: () => ls.dupListener() });
+    }
+    await peers.sync(shared, this.openvpnCidr);
   }
 
   /**
@@ -237,6 +309,7 @@ export class Listeners {
 
   /** Ends every customer socket (after a rotation the old address is gone anyway). */
   closeCustomerSockets(): number {
+    this.o.peers?.closeCustomerSockets();
     let n = 0;
     for (const l of this.byId.values()) {
       n += l.open.size;
@@ -262,7 +335,7 @@ export class Listeners {
     // The front's engine refuses and times out unauthenticated connections before JS hears of them.
     const f = this.o.front?.frontStats();
     if (f) sum.handshakeTimeouts += f.headTimeouts;
-    return {
+    const own: ListenerStats = {
       listeners: this.byId.size,
       open,
       admitted,
@@ -275,12 +348,16 @@ export class Listeners {
       handoffDeclined: this.o.handoff?.stats.declined ?? 0,
       ...(f ? { front: { joined: f.joined, answered: f.answered, adopted: f.adopted } } : {}),
     };
+    const theirs = this.o.peers?.stats();
+    return theirs ? addStats(own, theirs) : own;
   }
 
   async close(): Promise<void> {
     this.closed = true;
     if (this.expiryTimer) clearTimeout(this.expiryTimer);
     await this.applying;
+    // The threads' listeners (this thread's, shared) and sockets first; then their last usage is here.
+    await this.o.peers?.close();
     await Promise.all([...this.byId].map(([id, l]) => this.closeListener(id, l, 'stopping')));
   }
 
@@ -309,6 +386,8 @@ export class Listeners {
     let udp: Listener['udp'];
     let server: ProxyServer;
     if (item.protocol === 'http') {
+      const shared = this.o.sharedFd?.(item);
+      if (this.o.sharedFd && shared === undefined) throw new Error('no listener of the main thread to share');
       server = createHttpProxy({
         ...common,
         headTimeoutMs: this.o.limits.headTimeoutMs,
@@ -317,6 +396,7 @@ export class Listeners {
           exempt: this.o.relayAddress,
           transparent,
           stamps: this.stampsRead,
+          ...(shared === undefined ? {} : { shared }),
         },
       });
     } else {
@@ -484,6 +564,34 @@ export class Listeners {
     );
     this.expiryTimer.unref();
   }
+}
+
+/** Two threads' counters as one device's: the threads' listeners are the same ports, counted once. */
+export function addStats(a: ListenerStats, b: ListenerStats): ListenerStats {
+  const front =
+    a.front || b.front
+      ? {
+          joined: (a.front?.joined ?? 0) + (b.front?.joined ?? 0),
+          answered: (a.front?.answered ?? 0) + (b.front?.answered ?? 0),
+          adopted: (a.front?.adopted ?? 0) + (b.front?.adopted ?? 0),
+        }
+      : undefined;
+  return {
+    listeners: a.listeners,
+    open: a.open + b.open,
+    admitted: a.admitted + b.admitted,
+    handshakeTimeouts: a.handshakeTimeouts + b.handshakeTimeouts,
+    idleClosed: a.idleClosed + b.idleClosed,
+    authFailures: a.authFailures + b.authFailures,
+    denied: a.denied + b.denied,
+    unauthRefusedPerAddress: a.unauthRefusedPerAddress + b.unauthRefusedPerAddress,
+    unauthRefusedTotal: a.unauthRefusedTotal + b.unauthRefusedTotal,
+    unauthActive: a.unauthActive + b.unauthActive,
+    listenFailures: a.listenFailures + b.listenFailures,
+    handedOff: a.handedOff + b.handedOff,
+    handoffDeclined: a.handoffDeclined + b.handoffDeclined,
+    ...(front ? { front } : {}),
+  };
 }
 
 /** TCP_CORK before the proxy's end(): the bytes still to be written and the FIN share a segment. */

@@ -68,7 +68,10 @@ export interface FrontEngine {
     exempt?: string,
     socks?: boolean,
     stamps?: boolean,
+    fd?: number,
   ): { port: number; tag: number };
+  /** A new descriptor of a front listener, for another thread's engine (frontListen's `fd` there). */
+  frontDup?(tag: number): number;
   frontStamps(tag: number, on: boolean): boolean;
   frontClose(tag: number): void;
   frontConnect(
@@ -149,6 +152,7 @@ export class FrontServer extends EventEmitter {
     private readonly exempt?: string,
     private readonly socks = false,
     private stamps = false,
+    private shared?: number,
   ) {
     super();
     this.on('connection', onConnection);
@@ -157,6 +161,9 @@ export class FrontServer extends EventEmitter {
   /** Binds and listens (IPv4); 'listening' (and `cb`) on the next tick, or 'error'. */
   listen(port: number, host: string, cb?: () => void): this {
     try {
+      // A shared listener is given once: the engine owns (and closes) it from this call on.
+      const fd = this.shared;
+      this.shared = undefined;
       const r = this.engine.frontListen(
         host,
         port,
@@ -165,6 +172,7 @@ export class FrontServer extends EventEmitter {
         this.exempt,
         this.socks,
         this.stamps,
+        ...(fd === undefined ? [] : [fd]),
       );
       this.tag = r.tag;
       this.bound = { address: host, port: r.port, family: 'IPv4' };
@@ -180,6 +188,15 @@ export class FrontServer extends EventEmitter {
 
   address(): { address: string; port: number; family: string } | null {
     return this.bound;
+  }
+
+  /**
+   * A new descriptor of this listener (the engine's frontDup), for another thread's engine to accept from
+   * too (its FrontServer's `shared`); the caller's to hand on or close.
+   */
+  dupListener(): number {
+    if (!this.listening || !this.engine.frontDup) throw new Error('FrontServer.dupListener: not listening');
+    return this.engine.frontDup(this.tag);
   }
 
   /** Whether its connections' SYNs are read for stamps from now on (see the constructor's `stamps`). */

@@ -72,6 +72,8 @@ export interface HttpProxyOptions {
      * true); ProxyServer.readStamps changes it. Without `transparent` it reads none.
      */
     readonly stamps?: boolean;
+    /** Accept from this listener of another thread's engine (FrontServer.dupListener there) instead of opening one. */
+    readonly shared?: number;
   };
 }
 
@@ -108,6 +110,7 @@ export function createHttpProxy(opts: HttpProxyOptions): ProxyServer {
           exempt: frontOpts.exempt,
           make: (...a) => new HttpFrontConnection(...a),
           stamps: transparent !== undefined && opts.front?.stamps !== false,
+          ...(opts.front?.shared === undefined ? {} : { shared: opts.front.shared }),
         }
       : undefined,
   );

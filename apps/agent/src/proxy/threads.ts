@@ -1,0 +1,320 @@
+// A device's HTTP listeners served by more than one thread (`run --listener-threads N`).
+//
+//   main thread:       Listeners (every connection: SOCKS5 and its UDP, limited connections, the
+//                      listening sockets), the tunnel's packet path, heartbeat, commands
+//   listener thread k: a second Listeners with its own native engine, accepting from the main thread's
+//                      listening sockets of the unlimited HTTP connections (an fd of each, dup'd there)
+//
+// Each new customer connection is taken by whichever thread's engine accepts it first, and that
+// thread serves it to its end (head, credentials, dial, splice; a request the engine does not serve
+// is adopted by that thread's JS). Why: the device's work per connection was one thread's, and on a
+// host whose cores that thread cannot fill it bounds new connections per second (docs/benchmarks.md
+// "one agent's listeners on more than one thread").
+//
+// What crosses the boundary is data: the ListenerSetup once, and at every change the main thread's
+// view of the shared connections (their CredentialItems, verifiers only, as the main thread has them),
+// the OpenVPN subnet and a new fd of each listener the thread does not have yet; back come the bytes
+// each connection relayed (every second, and at the end: the main thread's UsageMeter, hence the
+// heartbeat's usage) and the thread's counters (stats()). A change is applied on the threads before it
+// is final on the main thread (Listeners.applyNow waits for sync): a revoked password, a disabled
+// connection, a narrowed allow-list or a new limit ends the threads' sockets as it ends the main
+// thread's, and a listener that closes is released by the threads first. A thread that fails ends the
+// process (as the tunnel worker does): the service manager starts it again.
+import { closeSync } from 'node:fs';
+import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
+import type { Logger } from 'pino';
+import { ConnectionMeter } from '@pocketproxy/proxy';
+import { SpliceEngine } from '@pocketproxy/tun';
+import type { CredentialItem } from '../api-client.js';
+import { CredentialStore } from '../credentials.js';
+import { createLogger } from '../log.js';
+import { UsageMeter, type UsageEntry } from '../ops/usage.js';
+import { addStats, type ListenerPeers, type ListenerStats, type SharedListener } from './listeners.js';
+import { buildListeners, threadEngine, type ListenerSetup } from './setup.js';
+
+/** How often a thread reports its connections' bytes and its counters (ms). */
+export const REPORT_MS = 1000;
+
+/** main thread -> listener thread */
+export type ToListenerThread =
+  | {
+      t: 'sync';
+      req: number;
+      items: CredentialItem[];
+      /** New fds of listeners this thread does not accept from yet, by connection id (its to close). */
+      fds: [string, number][];
+      openvpnSubnet: string | null;
+    }
+  | { t: 'cut' }
+  | { t: 'stop'; req: number };
+
+/** listener thread -> main thread */
+export type FromListenerThread =
+  | { t: 'done'; req: number; error?: string }
+  | { t: 'report'; usage: UsageEntry[]; stats: ListenerStats };
+
+/** workerData of a listener thread (main.ts dispatches on ppRole). */
+export interface ListenerWorkerData {
+  readonly ppRole: 'listeners';
+  readonly setup: ListenerSetup;
+  readonly logLevel: string;
+  readonly bindings: Record<string, unknown>;
+}
+
+/** What the main thread holds of a running thread. */
+export interface ListenerThreadHandle {
+  post(m: ToListenerThread): void;
+  terminate(): Promise<unknown>;
+}
+
+/** Starts a listener thread; `onMessage` gets what it sends. */
+export type StartListenerThread = (
+  setup: ListenerSetup,
+  onMessage: (m: FromListenerThread) => void,
+) => ListenerThreadHandle;
+
+/**
+ * A worker thread of the agent's own entry (main.ts: ppRole 'listeners'); `onFatal`: it failed or ended
+ * on its own (the agent's process ends: main.ts).
+ */
+export function workerListenerThread(entry: string, logger: Logger, onFatal: (e: Error) => void): StartListenerThread {
+  return (setup, onMessage) => {
+    const data: ListenerWorkerData = {
+      ppRole: 'listeners',
+      setup,
+      logLevel: logger.level,
+      bindings: logger.bindings(),
+    };
+    const w = new Worker(entry, { workerData: data });
+    let ending = false;
+    w.on('message', onMessage);
+    w.on('error', (e) => onFatal(e));
+    w.on('exit', (code) => {
+      if (!ending) onFatal(new Error(`listener thread exited (${code})`));
+    });
+    return {
+      post: (m) => w.postMessage(m),
+      terminate: () => {
+        ending = true;
+        return w.terminate();
+      },
+    };
+  };
+}
+
+/**
+ * The thread's side on this event loop, over a MessageChannel, with an engine of its own (tests: the
+ * same sockets and fds as a worker, in one thread).
+ */
+export function inProcessListenerThread(logger: Logger): StartListenerThread {
+  return (setup, onMessage) => {
+    const { port1, port2 } = new MessageChannel();
+    port1.on('message', onMessage);
+    const engine = new SpliceEngine();
+    const served = serveListenerThread(port2, setup, logger.child({ thread: 'listeners' }), engine);
+    return {
+      post: (m) => port1.postMessage(m),
+      terminate: async () => {
+        await served.close();
+        port1.close();
+        engine.close();
+      },
+    };
+  };
+}
+
+/** The worker's entry (main.ts). */
+export function runListenerThread(port: MessagePort, data: ListenerWorkerData): void {
+  const logger = createLogger({ level: data.logLevel }).child({ ...data.bindings, thread: 'listeners' });
+  serveListenerThread(
+    port,
+    data.setup,
+    logger,
+    threadEngine(() => new SpliceEngine(), logger),
+  );
+}
+
+/** A listener thread: a Listeners of its own over the main thread's listening sockets, driven by messages. */
+export function serveListenerThread(
+  port: Pick<MessagePort, 'on' | 'postMessage'>,
+  setup: ListenerSetup,
+  logger: Logger,
+  engine: SpliceEngine | undefined,
+): { close(): Promise<void> } {
+  const credentials = new CredentialStore();
+  // Shared connections have no limits (Listeners' shareable): the meter counts, it never holds back.
+  const usage = new UsageMeter(() => new ConnectionMeter({}));
+  const given = new Map<string, number>();
+  const listeners = buildListeners(setup, {
+    credentials,
+    usage,
+    logger,
+    engine,
+    sharedFd: (item) => {
+      const fd = given.get(item.connection_id);
+      given.delete(item.connection_id);
+      return fd;
+    },
+  });
+  const report = (): void => {
+    port.postMessage({ t: 'report', usage: usage.drain(), stats: listeners.stats() } satisfies FromListenerThread);
+  };
+  const timer = setInterval(report, REPORT_MS);
+  timer.unref();
+  let turn: Promise<void> = Promise.resolve();
+  let stopped = false;
+  const stop = async (): Promise<void> => {
+    if (stopped) return;
+    stopped = true;
+    clearInterval(timer);
+    await listeners.close();
+    report();
+  };
+  port.on('message', (m: ToListenerThread) => {
+    if (m.t === 'cut') {
+      const n = listeners.closeCustomerSockets();
+      logger.info({ closed: n }, 'closed customer sockets after rotation');
+      return;
+    }
+    turn = turn.then(async () => {
+      let error: string | undefined;
+      try {
+        if (m.t === 'stop') await stop();
+        else {
+          for (const [id, fd] of m.fds) given.set(id, fd);
+          credentials.replace('', m.items);
+          listeners.setOpenvpnSubnet(m.openvpnSubnet);
+          await listeners.apply();
+        }
+      } catch (e) {
+        error = (e as Error).message;
+      } finally {
+        // An fd not taken (its connection already served here, or gone): this thread's to close.
+        for (const fd of given.values()) closeQuietly(fd);
+        given.clear();
+      }
+      port.postMessage({ t: 'done', req: m.req, ...(error ? { error } : {}) } satisfies FromListenerThread);
+    });
+  });
+  return { close: () => (turn = turn.then(stop)) };
+}
+
+/**
+ * The main thread's side: `count` threads, each told every change (Listeners.applyNow awaits sync).
+ * Their usage goes to `credit`, their counters are summed in stats().
+ */
+export class ListenerThreads implements ListenerPeers {
+  private readonly threads: {
+    handle: ListenerThreadHandle;
+    /** What it accepts from: the listener object by connection id, as last synced. */
+    sent: Map<string, object>;
+    stats?: ListenerStats;
+  }[] = [];
+  private readonly waiting = new Map<number, { resolve: () => void; reject: (e: Error) => void }>();
+  private nextReq = 1;
+  private closed = false;
+
+  constructor(
+    count: number,
+    setup: ListenerSetup,
+    start: StartListenerThread,
+    private readonly credit: (entries: readonly UsageEntry[]) => void,
+    private readonly log: Logger,
+  ) {
+    for (let i = 0; i < count; i++) {
+      const slot: (typeof this.threads)[number] = { handle: undefined as never, sent: new Map() };
+      slot.handle = start(setup, (m) => this.onMessage(slot, m));
+      this.threads.push(slot);
+    }
+  }
+
+  get count(): number {
+    return this.threads.length;
+  }
+
+  async sync(shared: readonly SharedListener[], openvpnSubnet: string | null): Promise<void> {
+    if (this.closed) return;
+    const items = shared.map((s) => s.item);
+    await Promise.all(
+      this.threads.map((th) => {
+        const fds: [string, number][] = [];
+        const sent = new Map<string, object>();
+        try {
+          for (const s of shared) {
+            const id = s.item.connection_id;
+            if (th.sent.get(id) !== s.listener) fds.push([id, s.dup()]);
+            sent.set(id, s.listener);
+          }
+        } catch (e) {
+          for (const [, fd] of fds) closeQuietly(fd);
+          return Promise.reject(e);
+        }
+        th.sent = sent;
+        return this.ask(th.handle, (req) => ({ t: 'sync', req, items, fds, openvpnSubnet }), fds);
+      }),
+    );
+  }
+
+  closeCustomerSockets(): void {
+    for (const th of this.threads) th.handle.post({ t: 'cut' });
+  }
+
+  stats(): ListenerStats | undefined {
+    let sum: ListenerStats | undefined;
+    for (const th of this.threads) {
+      if (!th.stats) continue;
+      sum = sum ? addStats(sum, th.stats) : th.stats;
+    }
+    return sum;
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await Promise.all(
+      this.threads.map(async (th) => {
+        try {
+          await this.ask(th.handle, (req) => ({ t: 'stop', req }), []);
+        } catch (err) {
+          this.log.warn({ err }, 'listener thread did not stop cleanly');
+        }
+        await th.handle.terminate();
+      }),
+    );
+  }
+
+  private ask(handle: ListenerThreadHandle, make: (req: number) => ToListenerThread, fds: [string, number][]) {
+    const req = this.nextReq++;
+    return new Promise<void>((resolve, reject) => {
+      this.waiting.set(req, { resolve, reject });
+      try {
+        handle.post(make(req));
+      } catch (e) {
+        this.waiting.delete(req);
+        for (const [, fd] of fds) closeQuietly(fd);
+        reject(e as Error);
+      }
+    });
+  }
+
+  private onMessage(slot: (typeof this.threads)[number], m: FromListenerThread): void {
+    if (m.t === 'report') {
+      if (m.usage.length > 0) this.credit(m.usage);
+      slot.stats = m.stats;
+      return;
+    }
+    const w = this.waiting.get(m.req);
+    if (!w) return;
+    this.waiting.delete(m.req);
+    if (m.error) w.reject(new Error(`listener thread: ${m.error}`));
+    else w.resolve();
+  }
+}
+
+function closeQuietly(fd: number): void {
+  try {
+    closeSync(fd);
+  } catch {
+    // already closed
+  }
+}
