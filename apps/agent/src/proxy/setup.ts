@@ -114,12 +114,12 @@ export function buildListeners(s: ListenerSetup, p: ListenerParts): Listeners {
 /** The native engine, made once per thread (its handles do not keep the loop alive); undefined without the addon. */
 export function threadEngine(make: () => SpliceEngine, log: Logger): SpliceEngine | undefined {
   if (engineOfThisThread !== null) return engineOfThisThread;
-  if (!addonAvailable()) return (engineOfThisThread = undefined);
+  engineOfThisThread = undefined;
+  if (!addonAvailable()) return undefined;
   try {
     engineOfThisThread = make();
   } catch (err) {
     log.warn({ err }, 'native relay unavailable; tunnels are pumped in JS');
-    engineOfThisThread = undefined;
   }
   return engineOfThisThread;
 }
