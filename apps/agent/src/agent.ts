@@ -104,6 +104,8 @@ export interface AgentDeps {
   driver?: RotationDriver;
   /** Where listener threads run (main.ts: worker threads; tests: this loop); without it, none. */
   startListenerThread?: StartListenerThread;
+  /** A listener thread failed (main.ts: the process ends, as for the tunnel worker). */
+  onListenerThreadFailed?: (e: Error) => void;
   /** The heartbeat's metrics (the farm: the phone's own, from adb); default: this host's (ops/metrics.ts). */
   metrics?: () => Promise<Metrics>;
 }
@@ -478,6 +480,7 @@ export function createAgent(cfg: RunConfig, deps: AgentDeps): Agent {
             (entries) => {
               for (const e of entries) usage.of(e.connection_id).credit(e.bytes_in, e.bytes_out);
             },
+            deps.onListenerThreadFailed ?? ((e) => log.error({ err: e }, 'listener thread failed')),
             log,
           )
         : undefined;

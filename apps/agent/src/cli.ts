@@ -12,12 +12,13 @@ import type { DriverName } from './ops/rotation.js';
 /** `farm --threads auto`'s most: beyond it the host's cores are better left to the customers' packets. */
 export const AUTO_THREADS_MAX = 8;
 
-/** `run --listener-threads`' default. */
-export const DEFAULT_LISTENER_THREADS = 1;
+/** `run --listener-threads`' default, and auto's most (each thread is an isolate of ~10 MB more). */
+export const DEFAULT_LISTENER_THREADS = 'auto';
+export const AUTO_LISTENER_THREADS_MAX = 4;
 
 /** `farm --threads auto`: one worker thread per core the process may use, at most AUTO_THREADS_MAX. */
-export function autoThreads(cores = availableParallelism()): number {
-  return Math.max(1, Math.min(AUTO_THREADS_MAX, cores));
+export function autoThreads(cores = availableParallelism(), max = AUTO_THREADS_MAX): number {
+  return Math.max(1, Math.min(max, cores));
 }
 
 /** Where `farm` keeps its host key and its devices' states. */
@@ -77,8 +78,8 @@ Options:
   --max-handshakes-per-address N  unauthenticated sockets per customer address (default 64)
   --max-handshakes N              unauthenticated sockets in all (default 2048)
   --reply-table N                 routing table and rule preference for answers into the tunnel (default 5210)
-  --listener-threads N|auto       threads that accept and serve the HTTP connections without limits (default
-                                  ${DEFAULT_LISTENER_THREADS}; auto: one per core, at most ${AUTO_THREADS_MAX}; needs the native addon)
+  --listener-threads N|auto       threads that accept and serve the HTTP connections without limits
+                                  (default auto: one per core, at most ${AUTO_LISTENER_THREADS_MAX}; 1: the main thread only)
   --log-level LEVEL               pino level (default info, or $LOG_LEVEL)
   -h, --help                      show this help
 `,
@@ -269,8 +270,8 @@ export function parseCli(argv: readonly string[]): Parsed {
     const replyTable = int('reply-table', 5210, 1, 2_147_483_647);
     if (replyTable >= 253 && replyTable <= 255)
       problems.push('--reply-table must not be 253-255 (the default, main and local tables)');
-    const lt = (values['listener-threads'] as string | undefined) ?? String(DEFAULT_LISTENER_THREADS);
-    const listenerThreads = lt === 'auto' ? autoThreads() : Number(lt);
+    const lt = (values['listener-threads'] as string | undefined) ?? DEFAULT_LISTENER_THREADS;
+    const listenerThreads = lt === 'auto' ? autoThreads(undefined, AUTO_LISTENER_THREADS_MAX) : Number(lt);
     if (!Number.isInteger(listenerThreads) || listenerThreads < 1 || listenerThreads > 64)
       problems.push('--listener-threads must be 1-64 or auto');
     const echo = values['ip-echo-url'] as string | undefined;

@@ -108,10 +108,11 @@ async function main(argv: string[]): Promise<number> {
           process.exit(1);
         })
       : inProcessTunnel(kernelTun),
-    startListenerThread: workerListenerThread(process.argv[1]!, logger, (e) => {
+    startListenerThread: workerListenerThread(process.argv[1]!, logger),
+    onListenerThreadFailed: (e) => {
       logger.fatal({ err: e }, 'listener thread failed');
       process.exit(1);
-    }),
+    },
   });
   let stopping = false;
   const stop = (signal: string) => {

@@ -15,10 +15,9 @@ import { Heartbeat } from '@pocketproxy/api-schema';
 import { createAgent } from '../src/agent.js';
 import { inProcessTunnel } from '../src/tunnel/host.js';
 import { writeState } from '../src/state.js';
-import { makeVerifier } from '../src/credentials.js';
-import type { ApiClient, CredentialItem, HeartbeatBody } from '../src/api-client.js';
+import type { ApiClient, HeartbeatBody } from '../src/api-client.js';
 import { startFakeRelay } from './fake-relay.js';
-import { logger, waitFor } from './helpers.js';
+import { credentialItem, logger, waitFor } from './helpers.js';
 
 const cleanups: Array<() => Promise<unknown> | unknown> = [];
 after(async () => {
@@ -88,28 +87,7 @@ test('agent: tunnel up, one listener per connection, auth per connection, state 
   const results: Array<{ id: string; status: string; result?: Record<string, unknown> }> = [];
   let credFetches = 0;
   const [portA, portB] = (await freePorts(2)) as [number, number];
-  const item = (
-    id: string,
-    port: number,
-    username: string,
-    password: string,
-    extra: Partial<CredentialItem> = {},
-  ): CredentialItem => ({
-    connection_id: id,
-    protocol: 'http',
-    port,
-    username,
-    verifier: makeVerifier(password, `salt-${id}`),
-    state: 'active',
-    allow_from: [],
-    expires_at: null,
-    max_connections: null,
-    rate_limit_down_kbps: null,
-    rate_limit_up_kbps: null,
-    bandwidth_limit_bytes: null,
-    bytes_used_month: 0,
-    ...extra,
-  });
+  const item = credentialItem;
   let items = [item('con_aaaaaaaaaa', portA, 'alice', 'wonderland'), item('con_bbbbbbbbbb', portB, 'bob', 'builder')];
   const api: ApiClient = {
     pair: async () => {

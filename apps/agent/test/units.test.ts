@@ -8,7 +8,7 @@ import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { CommandType, Heartbeat } from '@pocketproxy/api-schema';
 import { readState, writeState, statePath, type AgentState } from '../src/state.js';
-import { parseCli, HELP } from '../src/cli.js';
+import { parseCli, HELP, autoThreads, AUTO_LISTENER_THREADS_MAX } from '../src/cli.js';
 import { checkVerifier, makeVerifier, CredentialStore, VERIFIED_MEMO_MAX } from '../src/credentials.js';
 import type { CredentialItem } from '../src/api-client.js';
 import { CommandDispatcher } from '../src/ops/commands.js';
@@ -21,7 +21,7 @@ import { parseMmcli, readBattery } from '../src/ops/metrics.js';
 import { firstHost, icmpEcho, checksum } from '../src/tunnel/probe.js';
 import { createEgress, currentPolicy } from '../src/proxy/egress.js';
 import { ConnectionMeter, isForbiddenAddress } from '@pocketproxy/proxy';
-import { logger } from './helpers.js';
+import { credentialItem, logger } from './helpers.js';
 
 const sample: AgentState = {
   version: 1,
@@ -92,6 +92,22 @@ test('CLI: --help on each command, problems reported together', () => {
     assert.equal(r.config.dnsCacheMs, 5000);
     assert.ok(Object.isFrozen(r.config));
   }
+  // Listener threads: one per core by default, at most AUTO_LISTENER_THREADS_MAX; 1 keeps the main thread's only.
+  assert.equal(r.command === 'run' && r.config.listenerThreads, autoThreads(undefined, AUTO_LISTENER_THREADS_MAX));
+  assert.deepEqual(
+    [1, 2, 4, 16].map((c) => autoThreads(c, AUTO_LISTENER_THREADS_MAX)),
+    [1, 2, 4, AUTO_LISTENER_THREADS_MAX],
+  );
+  for (const [arg, want] of [
+    ['1', 1],
+    ['3', 3],
+    ['auto', autoThreads(undefined, AUTO_LISTENER_THREADS_MAX)],
+  ] as const) {
+    const t = parseCli(['run', '--listener-threads', arg]);
+    assert.equal(t.command === 'run' && t.config.listenerThreads, want);
+  }
+  for (const bad of ['0', '65', '1.5', 'many', ''])
+    assert.throws(() => parseCli(['run', '--listener-threads', bad]), /--listener-threads must be 1-64 or auto/);
   const d = parseCli(['run', '--dns-cache-ms', '0']);
   assert.equal(d.command === 'run' && d.config.dnsCacheMs, 0);
   assert.throws(
@@ -142,20 +158,7 @@ test('credential verifier: v1$salt$base64url(HMAC-SHA256(salt, password))', () =
 
 /** A well-formed credential item as the API sends it (active, no limits). */
 function credItem(o: Partial<CredentialItem> & { connection_id: string; verifier: string }): CredentialItem {
-  return {
-    protocol: 'http',
-    port: 30000,
-    username: 'alice',
-    state: 'active',
-    allow_from: [],
-    expires_at: null,
-    max_connections: null,
-    rate_limit_down_kbps: null,
-    rate_limit_up_kbps: null,
-    bandwidth_limit_bytes: null,
-    bytes_used_month: 0,
-    ...o,
-  };
+  return credentialItem(o.connection_id, 30000, 'alice', '', o);
 }
 
 test('credentials: a credential is checked only against its own connection; verified triples are remembered until the credentials change', () => {

@@ -29,6 +29,8 @@ export interface ListenerSetup {
     readonly tunnelSubnet: string;
     readonly allowPrivate: boolean;
     readonly dnsCacheMs?: number;
+    /** Loopback destinations other than this host's own addresses (tests: a target on 127.0.0.2). */
+    readonly allowLoopback?: boolean;
   };
   readonly limits: ListenerLimits;
   /**
@@ -70,6 +72,7 @@ export function buildListeners(s: ListenerSetup, p: ListenerParts): Listeners {
     interface: s.egress.interface,
     tunnelSubnet: s.egress.tunnelSubnet,
     allowPrivate: s.egress.allowPrivate,
+    allowLoopback: s.egress.allowLoopback,
     dnsCacheMs: s.egress.dnsCacheMs,
     openSocket: lean ? leanEgressSocket : egressSocket,
     openFd: lean ? egressFd : undefined,

@@ -67,18 +67,16 @@ export interface ListenerThreadHandle {
   terminate(): Promise<unknown>;
 }
 
-/** Starts a listener thread; `onMessage` gets what it sends. */
+/** Starts a listener thread; `onMessage` gets what it sends, `onFail` its failure or an end it was not asked for. */
 export type StartListenerThread = (
   setup: ListenerSetup,
   onMessage: (m: FromListenerThread) => void,
+  onFail: (e: Error) => void,
 ) => ListenerThreadHandle;
 
-/**
- * A worker thread of the agent's own entry (main.ts: ppRole 'listeners'); `onFatal`: it failed or ended
- * on its own (the agent's process ends: main.ts).
- */
-export function workerListenerThread(entry: string, logger: Logger, onFatal: (e: Error) => void): StartListenerThread {
-  return (setup, onMessage) => {
+/** A worker thread of the agent's own entry (main.ts: ppRole 'listeners'). */
+export function workerListenerThread(entry: string, logger: Logger): StartListenerThread {
+  return (setup, onMessage, onFatal) => {
     const data: ListenerWorkerData = {
       ppRole: 'listeners',
       setup,
@@ -219,11 +217,18 @@ export class ListenerThreads implements ListenerPeers {
     setup: ListenerSetup,
     start: StartListenerThread,
     private readonly credit: (entries: readonly UsageEntry[]) => void,
+    onFatal: (e: Error) => void,
     private readonly log: Logger,
   ) {
+    // A thread that fails fails what waits for it (nothing hangs on it), then the process (onFatal).
+    const fail = (e: Error): void => {
+      for (const w of this.waiting.values()) w.reject(e);
+      this.waiting.clear();
+      onFatal(e);
+    };
     for (let i = 0; i < count; i++) {
       const slot: (typeof this.threads)[number] = { handle: undefined as never, sent: new Map() };
-      slot.handle = start(setup, (m) => this.onMessage(slot, m));
+      slot.handle = start(setup, (m) => this.onMessage(slot, m), fail);
       this.threads.push(slot);
     }
   }

@@ -1,0 +1,178 @@
+// A device's HTTP listeners on two threads (proxy/threads.ts): the main thread's Listeners and a real
+// worker thread (the agent's own entry, src/main.ts) accepting from the same listening sockets.
+// To know which thread served a customer, the test blocks its own thread while the customer (a child
+// process, fixtures/proxy-client.mjs) asks: whatever is answered meanwhile was answered by the worker.
+// Checks: the worker serves the unlimited HTTP connection (CONNECT, splice, bytes credited to the main
+// thread's usage), never the limited one; a changed password ends the worker's tunnels, a disabled
+// connection is refused there; a removed connection's port is released by both threads (it can be
+// bound again); the counters of both threads are summed.
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcessByStdio } from 'node:child_process';
+import type { Readable, Writable } from 'node:stream';
+import * as net from 'node:net';
+import * as readline from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { addonAvailable, SpliceEngine } from '@pocketproxy/tun';
+import { leanBinding } from '@pocketproxy/proxy';
+import { CredentialStore } from '../src/credentials.js';
+import { UsageMeter } from '../src/ops/usage.js';
+import { ConnectionMeter } from '@pocketproxy/proxy';
+import { buildListeners, threadEngine, type ListenerSetup } from '../src/proxy/setup.js';
+import { ListenerThreads, workerListenerThread } from '../src/proxy/threads.js';
+import { credentialItem, logger, waitFor } from './helpers.js';
+
+// The agent's entry from its sources on a worker (tsx's hooks registered there first).
+const ENTRY = fileURLToPath(new URL('./fixtures/ts-worker.mjs', import.meta.url));
+const CLIENT = fileURLToPath(new URL('./fixtures/proxy-client.mjs', import.meta.url));
+const native = addonAvailable() && leanBinding() !== null;
+if (!native) console.error('SKIP listener-threads.test.ts: needs the native addon and LeanSockets (npm run build)');
+
+const cleanups: Array<() => Promise<unknown> | unknown> = [];
+after(async () => {
+  for (const c of cleanups.reverse()) await c();
+});
+
+const item = credentialItem;
+
+function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const srv = net.createServer().listen(0, '127.0.0.1', () => {
+      const p = (srv.address() as net.AddressInfo).port;
+      srv.close(() => resolve(p));
+    });
+  });
+}
+
+/** This thread does nothing for `ms` (no event loop turn): [start, end] in ms since the epoch. */
+function block(ms: number): [number, number] {
+  const t0 = Date.now();
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+  return [t0, Date.now()];
+}
+
+/** The customer process: its lines as [words, time]. */
+function startClient(): {
+  proc: ChildProcessByStdio<Writable, Readable, null>;
+  lines: { words: string[]; t: number }[];
+} {
+  const proc = spawn(process.execPath, [CLIENT], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const lines: { words: string[]; t: number }[] = [];
+  readline.createInterface({ input: proc.stdout }).on('line', (l) => {
+    const words = l.split(' ');
+    lines.push({ words: words.slice(0, -1), t: Number(words.at(-1)) });
+  });
+  return { proc, lines };
+}
+
+test('listener threads: a worker serves the unlimited HTTP connection from the same sockets, follows every change, releases the ports', {
+  skip: !native,
+}, async () => {
+  const client = startClient();
+  cleanups.push(() => client.proc.kill());
+  const said = (id: string, what: string) => client.lines.find((l) => l.words[0] === id && l.words[1] === what);
+  await waitFor(() => client.lines.some((l) => l.words[0] === 'ready'), 5000);
+  const ask = (id: string, port: number, auth: string) => client.proc.stdin.write(`connect ${id} ${port} ${auth}\n`);
+
+  const [portA, portB] = [await freePort(), await freePort()];
+  const credentials = new CredentialStore();
+  const usage = new UsageMeter(() => new ConnectionMeter({}));
+  const setup: ListenerSetup = {
+    host: '127.0.0.1',
+    relayHost: '127.0.0.1',
+    egress: { tunnelSubnet: '10.77.0.0/24', allowPrivate: false, allowLoopback: true },
+    limits: { headTimeoutMs: 5000, idleTimeoutMs: 60_000 },
+    caps: { maxPerAddress: 32, maxTotal: 1024 },
+    splice: true,
+    front: true,
+  };
+  let fatal: Error | undefined;
+  const peers = new ListenerThreads(
+    1,
+    setup,
+    workerListenerThread(ENTRY, logger),
+    (entries) => {
+      for (const e of entries) usage.of(e.connection_id).credit(e.bytes_in, e.bytes_out);
+    },
+    (e) => (fatal = e),
+    logger,
+  );
+  const engine = threadEngine(() => new SpliceEngine(), logger);
+  const listeners = buildListeners(setup, { credentials, usage, logger, engine, peers });
+  let closed = false;
+  cleanups.push(() => (closed ? undefined : listeners.close()));
+
+  // A: no limits (shared with the worker); B: max_connections (this thread's only).
+  credentials.replace('v1', [
+    item('con_aaaaaaaaaa', portA, 'alice', 'wonderland'),
+    item('con_bbbbbbbbbb', portB, 'bob', 'builder', { max_connections: 5 }),
+  ]);
+  await listeners.apply();
+
+  // While this thread is blocked, the worker accepts, checks, dials and splices A's CONNECT.
+  ask('a1', portA, 'alice:wonderland');
+  const [, end1] = block(1500);
+  await waitFor(() => said('a1', 'echo') !== undefined, 5000);
+  assert.deepEqual(said('a1', 'status')!.words.slice(2), ['200']);
+  assert.ok(said('a1', 'status')!.t < end1, 'A answered while the main thread was blocked: by the worker');
+  assert.deepEqual(said('a1', 'echo')!.words.slice(2), ['ping-a1']);
+  assert.ok(said('a1', 'echo')!.t < end1, 'its bytes relayed by the worker');
+  // B is not the worker's: answered only once this thread runs again.
+  ask('b1', portB, 'bob:builder');
+  const [, end2] = block(800);
+  await waitFor(() => said('b1', 'status') !== undefined, 5000);
+  assert.deepEqual(said('b1', 'status')!.words.slice(2), ['200']);
+  assert.ok(said('b1', 'status')!.t >= end2, 'B (max_connections) is served by the main thread only');
+
+  // The worker's bytes reach this thread's usage (every second), and its counters the stats.
+  await waitFor(() => usage.of('con_aaaaaaaaaa').up >= 7 && usage.of('con_aaaaaaaaaa').down >= 7, 5000);
+  await waitFor(() => (listeners.stats().front?.joined ?? 0) >= 2, 5000);
+  assert.equal(listeners.stats().listeners, 2, 'the shared listener counted once');
+
+  // A's password changes: the worker ends its tunnel (a reset), as the main thread would.
+  credentials.replace('v2', [
+    item('con_aaaaaaaaaa', portA, 'alice', 'looking-glass'),
+    item('con_bbbbbbbbbb', portB, 'bob', 'builder', { max_connections: 5 }),
+  ]);
+  await listeners.apply();
+  await waitFor(() => said('a1', 'closed') !== undefined, 3000);
+  // Disabled: the worker refuses with the reason (answered while this thread is blocked).
+  credentials.replace('v3', [
+    item('con_aaaaaaaaaa', portA, 'alice', 'looking-glass', { state: 'disabled' }),
+    item('con_bbbbbbbbbb', portB, 'bob', 'builder', { max_connections: 5 }),
+  ]);
+  await listeners.apply();
+  ask('a2', portA, 'alice:looking-glass');
+  const [, end3] = block(1000);
+  await waitFor(() => said('a2', 'status') !== undefined, 5000);
+  assert.deepEqual(said('a2', 'status')!.words.slice(2), ['403', 'disabled']);
+  assert.ok(said('a2', 'status')!.t < end3, 'refused by the worker');
+
+  // A gets a rate limit: no longer the worker's (its listener there closed), still served here.
+  credentials.replace('v4', [
+    item('con_aaaaaaaaaa', portA, 'alice', 'looking-glass', { rate_limit_down_kbps: 1000 }),
+    item('con_bbbbbbbbbb', portB, 'bob', 'builder', { max_connections: 5 }),
+  ]);
+  await listeners.apply();
+  ask('a3', portA, 'alice:looking-glass');
+  const [, end4] = block(800);
+  await waitFor(() => said('a3', 'status') !== undefined, 5000);
+  assert.deepEqual(said('a3', 'status')!.words.slice(2), ['200']);
+  assert.ok(said('a3', 'status')!.t >= end4, "a limited connection is the main thread's");
+
+  // Back to unlimited, then removed: both threads let go of the port, which can be bound again.
+  credentials.replace('v5', [item('con_aaaaaaaaaa', portA, 'alice', 'looking-glass')]);
+  await listeners.apply();
+  credentials.replace('v6', []);
+  await listeners.apply();
+  ask('a4', portA, 'alice:looking-glass');
+  await waitFor(() => said('a4', 'closed') !== undefined, 3000);
+  assert.deepEqual(said('a4', 'closed')!.words.slice(2), ['ECONNREFUSED']);
+  const again = net.createServer();
+  await new Promise<void>((resolve, reject) => again.once('error', reject).listen(portA, '127.0.0.1', resolve));
+  again.close();
+
+  await listeners.close();
+  closed = true;
+  assert.equal(fatal, undefined, 'the worker ended only when told to');
+});
