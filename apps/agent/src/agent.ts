@@ -453,7 +453,12 @@ export function createAgent(cfg: RunConfig, deps: AgentDeps): Agent {
     // front accepts (the threads share its listening sockets).
     const engine = threadEngine(() => new SpliceEngine(), log);
     const threads =
-      (cfg.listenerThreads ?? 1) > 1 && engine && cfg.splice !== false && cfg.front !== false && useLeanSockets()
+      (cfg.listenerThreads ?? 1) > 1 &&
+      deps.startListenerThread &&
+      engine &&
+      cfg.splice !== false &&
+      cfg.front !== false &&
+      useLeanSockets()
         ? cfg.listenerThreads!
         : 1;
     const setup: ListenerSetup = {

@@ -16,9 +16,20 @@ export const AUTO_THREADS_MAX = 8;
 export const DEFAULT_LISTENER_THREADS = 'auto';
 export const AUTO_LISTENER_THREADS_MAX = 4;
 
+/**
+ * `run --listener-threads auto`: with more than two cores (where the packet path has a thread of its own,
+ * tunnel/host.ts tunnelOnWorker) one per core left, at most AUTO_LISTENER_THREADS_MAX; with one or two, 1.
+ * On the lab's two cores a second thread gave plain GETs 10-24 % more new connections/s but CONNECTs none,
+ * at 10-20 % more CPU per request (its connections' packets wake the other thread; docs/benchmarks.md
+ * "one agent's listeners on more than one thread"), and most customers' traffic is HTTPS, that is CONNECT.
+ */
+export function autoListenerThreads(cores = availableParallelism()): number {
+  return cores > 2 ? Math.min(cores - 1, AUTO_LISTENER_THREADS_MAX) : 1;
+}
+
 /** `farm --threads auto`: one worker thread per core the process may use, at most AUTO_THREADS_MAX. */
-export function autoThreads(cores = availableParallelism(), max = AUTO_THREADS_MAX): number {
-  return Math.max(1, Math.min(max, cores));
+export function autoThreads(cores = availableParallelism()): number {
+  return Math.max(1, Math.min(AUTO_THREADS_MAX, cores));
 }
 
 /** Where `farm` keeps its host key and its devices' states. */
@@ -79,7 +90,8 @@ Options:
   --max-handshakes N              unauthenticated sockets in all (default 2048)
   --reply-table N                 routing table and rule preference for answers into the tunnel (default 5210)
   --listener-threads N|auto       threads that accept and serve the HTTP connections without limits
-                                  (default auto: one per core, at most ${AUTO_LISTENER_THREADS_MAX}; 1: the main thread only)
+                                  (default auto: one per core but one from 3 cores on, at most ${AUTO_LISTENER_THREADS_MAX};
+                                  1 on one or two cores: the main thread only)
   --log-level LEVEL               pino level (default info, or $LOG_LEVEL)
   -h, --help                      show this help
 `,
@@ -271,7 +283,7 @@ export function parseCli(argv: readonly string[]): Parsed {
     if (replyTable >= 253 && replyTable <= 255)
       problems.push('--reply-table must not be 253-255 (the default, main and local tables)');
     const lt = (values['listener-threads'] as string | undefined) ?? DEFAULT_LISTENER_THREADS;
-    const listenerThreads = lt === 'auto' ? autoThreads(undefined, AUTO_LISTENER_THREADS_MAX) : Number(lt);
+    const listenerThreads = lt === 'auto' ? autoListenerThreads() : Number(lt);
     if (!Number.isInteger(listenerThreads) || listenerThreads < 1 || listenerThreads > 64)
       problems.push('--listener-threads must be 1-64 or auto');
     const echo = values['ip-echo-url'] as string | undefined;

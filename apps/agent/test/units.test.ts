@@ -8,7 +8,7 @@ import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { CommandType, Heartbeat } from '@pocketproxy/api-schema';
 import { readState, writeState, statePath, type AgentState } from '../src/state.js';
-import { parseCli, HELP, autoThreads, AUTO_LISTENER_THREADS_MAX } from '../src/cli.js';
+import { parseCli, HELP, autoListenerThreads, AUTO_LISTENER_THREADS_MAX } from '../src/cli.js';
 import { checkVerifier, makeVerifier, CredentialStore, VERIFIED_MEMO_MAX } from '../src/credentials.js';
 import type { CredentialItem } from '../src/api-client.js';
 import { CommandDispatcher } from '../src/ops/commands.js';
@@ -92,16 +92,13 @@ test('CLI: --help on each command, problems reported together', () => {
     assert.equal(r.config.dnsCacheMs, 5000);
     assert.ok(Object.isFrozen(r.config));
   }
-  // Listener threads: one per core by default, at most AUTO_LISTENER_THREADS_MAX; 1 keeps the main thread's only.
-  assert.equal(r.command === 'run' && r.config.listenerThreads, autoThreads(undefined, AUTO_LISTENER_THREADS_MAX));
-  assert.deepEqual(
-    [1, 2, 4, 16].map((c) => autoThreads(c, AUTO_LISTENER_THREADS_MAX)),
-    [1, 2, 4, AUTO_LISTENER_THREADS_MAX],
-  );
+  // Listener threads by default: 1 on one or two cores; from three, one per core but one, at most AUTO_LISTENER_THREADS_MAX.
+  assert.equal(r.command === 'run' && r.config.listenerThreads, autoListenerThreads());
+  assert.deepEqual([1, 2, 3, 4, 8, 16].map(autoListenerThreads), [1, 1, 2, 3, AUTO_LISTENER_THREADS_MAX, 4]);
   for (const [arg, want] of [
     ['1', 1],
     ['3', 3],
-    ['auto', autoThreads(undefined, AUTO_LISTENER_THREADS_MAX)],
+    ['auto', autoListenerThreads()],
   ] as const) {
     const t = parseCli(['run', '--listener-threads', arg]);
     assert.equal(t.command === 'run' && t.config.listenerThreads, want);

@@ -79,6 +79,8 @@ const SIM_DEVICES = Number(process.env.PP_BENCH_DEVICES ?? 1000);
 // BENCH_PEER_LOADS=wrk,absolute,... sets the peers phase's loads and their order (peerLoads below);
 // BENCH_PEER_ROUNDS=N how many rounds of each load, of the time-to-first-byte blocks and of the streams run over every chain
 //   (default 3, medians reported).
+// POCKETPROXY_LISTENER_THREADS=N: the lab agents' `run --listener-threads N` (testkit system.ts; the A/B of
+// "one agent's listeners on more than one thread" in docs/benchmarks.md).
 // BENCH_PHASES=conn,ttfb runs only those phases (names: throughput, ours, wireguard-go, openvpn, rtt, ttfb, anatomy, conn, rss,
 // peers, ovpn; default all; and socks5front, run only when named: SOCKS5 through the relay's front and through the DNAT, side by side). BENCH_CPU_PROF=DIR starts the relay (up, API, tunnel) and the agent with --cpu-prof into DIR and
 // stops them gracefully at the end so the profiles are written.

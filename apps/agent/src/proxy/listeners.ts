@@ -190,7 +190,8 @@ export class Listeners {
   setOpenvpnSubnet(cidr: string | null): void {
     this.openvpnSubnet = cidr === null ? null : addressList([cidr]);
     this.openvpnCidr = cidr;
-    if (this.o.peers) void this.apply();
+    if (this.o.peers)
+      this.apply().catch((err: unknown) => this.log.warn({ err }, 'listener threads not told the OpenVPN subnet'));
     // Stamps come only from that subnet: without one, no listener keeps or reads SYNs (a copy per SYN in
     // the kernel and a getsockopt per accept spared). Before the caller tells the relay stamps are read.
     for (const [id, l] of this.byId) this.readStamps(id, l.server);
