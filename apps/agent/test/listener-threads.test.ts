@@ -160,9 +160,16 @@ test('listener threads: a worker serves the unlimited HTTP connection from the s
   assert.deepEqual(said('a3', 'status')!.words.slice(2), ['200']);
   assert.ok(said('a3', 'status')!.t >= end4, "a limited connection is the main thread's");
 
-  // Back to unlimited, then removed: both threads let go of the port, which can be bound again.
+  // Back to unlimited: the worker accepts from it again (its old registration of the socket is gone: a
+  // descriptor with the same number joins its engine without EEXIST) and serves it.
   credentials.replace('v5', [item('con_aaaaaaaaaa', portA, 'alice', 'looking-glass')]);
   await listeners.apply();
+  ask('a5', portA, 'alice:looking-glass');
+  const [, end5] = block(1000);
+  await waitFor(() => said('a5', 'echo') !== undefined, 5000);
+  assert.ok(said('a5', 'status')!.t < end5, 'served by the worker again');
+  assert.equal(listeners.stats().listenFailures, 0, 'no listener failed on either thread');
+  // Removed: both threads let go of the port, which can be bound again.
   credentials.replace('v6', []);
   await listeners.apply();
   ask('a4', portA, 'alice:looking-glass');

@@ -1751,7 +1751,7 @@ class SpliceRelay : public Napi::ObjectWrap<SpliceRelay> {
     fr.head_ms = static_cast<uint64_t>(std::max(1.0, info[2].As<Napi::Number>().DoubleValue()));
     fr.exempt = info[3].As<Napi::String>().Utf8Value();
     fr.socks = info[4].As<Napi::Boolean>().Value();
-    fr.stamps = info.Length() == 6 && info[5].As<Napi::Boolean>().Value();
+    fr.stamps = info.Length() >= 6 && info[5].As<Napi::Boolean>().Value();
     // The kernel keeps each connection's SYN (its IP and TCP headers) until it is read at accept.
     int on = 1;
     if (fr.stamps && setsockopt(fd, IPPROTO_TCP, TCP_SAVE_SYN, &on, sizeof on) != 0) {
@@ -1836,6 +1836,10 @@ class SpliceRelay : public Napi::ObjectWrap<SpliceRelay> {
     const uint32_t tag = info[0].As<Napi::Number>().Uint32Value();
     auto it = fronts_.find(tag);
     if (it == fronts_.end()) return env.Undefined();
+    // Out of the epoll before the close: a listener another thread's engine also holds (frontDup) stays
+    // open after this close, and so would its registration here, waking this engine for a tag it no
+    // longer knows (and refusing the next ADD of a descriptor with the same number: EEXIST).
+    epoll_ctl(epfd_, EPOLL_CTL_DEL, it->second.lfd, nullptr);
     ::close(it->second.lfd);
     fronts_.erase(it);
     std::vector<Fconn*> quiet;

@@ -9,7 +9,7 @@ import net from 'node:net';
 import { createHash, randomBytes } from 'node:crypto';
 import { spawn } from 'node:child_process';
 import fc from 'fast-check';
-import { SpliceEngine, socketFd, type SpliceEnd } from '../src/index.js';
+import { openTcpFd, SpliceEngine, socketFd, type SpliceEnd } from '../src/index.js';
 
 interface Pair {
   client: net.Socket;
@@ -509,5 +509,64 @@ test('splice: lend() writes toClient, then exactly `length` bytes of the target,
     engine.close();
     await new Promise((r) => proxyServer.close(r));
     await new Promise((r) => targetServer.close(r));
+  }
+});
+
+test('front: a listener shared by a second engine (frontDup → frontListen fd): both accept from it, either may let go and join again', async () => {
+  const a = new SpliceEngine();
+  const b = new SpliceEngine();
+  try {
+    const heads = { a: 0, b: 0 };
+    // Each connection is ended as it is asked about; only which engine was asked counts.
+    const handler = (k: 'a' | 'b') => ({
+      head: (id: number) => {
+        heads[k]++;
+        (k === 'a' ? a : b).kill(id, { client: true });
+        return undefined;
+      },
+    });
+    const { port, tag } = a.frontListen('127.0.0.1', 0, 5000, handler('a'));
+    // Not a listener, another port, another address: refused, and the descriptor closed.
+    assert.throws(
+      () => b.frontListen('127.0.0.1', port, 5000, handler('b'), undefined, false, false, openTcpFd(4, undefined, {})),
+      /not a listening IPv4 TCP socket/,
+    );
+    assert.throws(
+      () => b.frontListen('127.0.0.1', port + 1, 5000, handler('b'), undefined, false, false, a.frontDup(tag)),
+      /not a listening IPv4 TCP socket on that address/,
+    );
+    assert.throws(
+      () => b.frontListen('127.0.0.2', port, 5000, handler('b'), undefined, false, false, a.frontDup(tag)),
+      /not a listening IPv4 TCP socket/,
+    );
+    assert.throws(() => a.frontDup(tag + 1000), /no such listener/);
+    const first = a.frontDup(tag);
+    const joined = b.frontListen('127.0.0.1', port, 5000, handler('b'), undefined, false, false, first);
+    assert.equal(joined.port, port);
+    // b lets go and joins again: the descriptor it gets is the same number (the lowest free one), which
+    // joins its epoll only if the first was taken out of it at frontClose (else EEXIST).
+    b.frontClose(joined.tag);
+    const again = a.frontDup(tag);
+    assert.equal(again, first, 'the same descriptor number, so the check below means something');
+    const rejoined = b.frontListen('127.0.0.1', port, 5000, handler('b'), undefined, false, false, again);
+    // Connections: every one is asked about once, by one engine or the other.
+    const ask = async () => {
+      const c = net.connect(port, '127.0.0.1');
+      c.on('error', () => {}); // a refused head ends with a reset
+      await once(c, 'connect');
+      c.end('GET / HTTP/1.1\r\nHost: x\r\n\r\n');
+      await once(c, 'close');
+    };
+    for (let i = 0; i < 20; i++) await ask();
+    assert.equal(heads.a + heads.b, 20);
+    // a lets go first: b goes on accepting from the socket alone.
+    a.frontClose(tag);
+    const before = heads.b;
+    await ask();
+    assert.equal(heads.b, before + 1);
+    b.frontClose(rejoined.tag);
+  } finally {
+    a.close();
+    b.close();
   }
 });

@@ -1,0 +1,6 @@
+// The data-plane isolation suite (isolation.lab.test.ts) once more with each device's HTTP listeners on
+// two threads (the agents run with --listener-threads 2: a worker thread accepts from the same sockets
+// as the main thread and serves the connections without limits, apps/agent/src/proxy/threads.ts), held
+// to the same claims: credentials per port, allow-lists, slow heads, limits, revocation within 1 s.
+process.env.POCKETPROXY_LISTENER_THREADS = '2';
+await import('./isolation.lab.test.js');
