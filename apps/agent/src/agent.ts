@@ -102,7 +102,7 @@ export interface AgentDeps {
   startTunnel: StartTunnel;
   /** The rotation driver, built by the caller (the farm: adb or ModemManager per device); overrides cfg.rotateDriver. */
   driver?: RotationDriver;
-  /** Where listener threads run (main.ts: worker threads; tests: this loop); without it, none. */
+  /** Where listener threads run (main.ts: worker threads of the bundle); without it, none. */
   startListenerThread?: StartListenerThread;
   /** A listener thread failed (main.ts: the process ends, as for the tunnel worker). */
   onListenerThreadFailed?: (e: Error) => void;

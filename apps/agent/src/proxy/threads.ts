@@ -21,7 +21,7 @@
 // thread's, and a listener that closes is released by the threads first. A thread that fails ends the
 // process (as the tunnel worker does): the service manager starts it again.
 import { closeSync } from 'node:fs';
-import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
+import { Worker, type MessagePort } from 'node:worker_threads';
 import type { Logger } from 'pino';
 import { ConnectionMeter } from '@pocketproxy/proxy';
 import { SpliceEngine } from '@pocketproxy/tun';
@@ -95,27 +95,6 @@ export function workerListenerThread(entry: string, logger: Logger): StartListen
       terminate: () => {
         ending = true;
         return w.terminate();
-      },
-    };
-  };
-}
-
-/**
- * The thread's side on this event loop, over a MessageChannel, with an engine of its own (tests: the
- * same sockets and fds as a worker, in one thread).
- */
-export function inProcessListenerThread(logger: Logger): StartListenerThread {
-  return (setup, onMessage) => {
-    const { port1, port2 } = new MessageChannel();
-    port1.on('message', onMessage);
-    const engine = new SpliceEngine();
-    const served = serveListenerThread(port2, setup, logger.child({ thread: 'listeners' }), engine);
-    return {
-      post: (m) => port1.postMessage(m),
-      terminate: async () => {
-        await served.close();
-        port1.close();
-        engine.close();
       },
     };
   };
