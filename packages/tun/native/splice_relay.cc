@@ -1019,6 +1019,11 @@ class SpliceRelay : public Napi::ObjectWrap<SpliceRelay> {
     setsockopt(fd, IPPROTO_TCP, TCP_NOTSENT_LOWAT, &notsent, sizeof notsent);
     socklen_t sl = sizeof sa;
     getsockname(fd, reinterpret_cast<sockaddr*>(&sa), &sl);
+    return WatchListener(env, fd, tag, ntohs(sa.sin_port), bound);
+  }
+
+  // A listening socket into our epoll under `tag` (level-triggered); the fd is closed if it cannot be.
+  int WatchListener(Napi::Env env, int fd, uint64_t tag, uint16_t port, uint16_t* bound) {
     epoll_event ev{};
     ev.events = EPOLLIN;
     ev.data.u64 = tag;
@@ -1027,7 +1032,7 @@ class SpliceRelay : public Napi::ObjectWrap<SpliceRelay> {
       ::close(fd);
       throw ErrnoError(env, "epoll_ctl", e);
     }
-    *bound = ntohs(sa.sin_port);
+    *bound = port;
     return fd;
   }
 
@@ -1800,16 +1805,7 @@ class SpliceRelay : public Napi::ObjectWrap<SpliceRelay> {
       ::close(fd);
       throw Napi::Error::New(env, "frontListen: fd is not a listening IPv4 TCP socket on that address");
     }
-    epoll_event ev{};
-    ev.events = EPOLLIN;
-    ev.data.u64 = tag;
-    if (epoll_ctl(epfd_, EPOLL_CTL_ADD, fd, &ev) != 0) {
-      int e = errno;
-      ::close(fd);
-      throw ErrnoError(env, "epoll_ctl", e);
-    }
-    *bound = ntohs(sa.sin_port);
-    return fd;
+    return WatchListener(env, fd, tag, ntohs(sa.sin_port), bound);
   }
 
   // frontStamps(tag, on) -> bool: whether the listener's connections' SYNs are kept and read for a stamp from now

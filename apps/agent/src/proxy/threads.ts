@@ -212,10 +212,6 @@ export class ListenerThreads implements ListenerPeers {
     }
   }
 
-  get count(): number {
-    return this.threads.length;
-  }
-
   async sync(shared: readonly SharedListener[], openvpnSubnet: string | null): Promise<void> {
     if (this.closed) return;
     const items = shared.map((s) => s.item);
