@@ -19,7 +19,7 @@ import { waitUntil, type Lab, type LabProcess } from '../src/index.js';
 
 export const PEER_TABLE = 'pplab_peer';
 /** Device-side ports of the peer proxies (on the tunnel address). */
-const TINYPROXY_PORT = 8888;
+export const TINYPROXY_PORT = 8888;
 const DANTE_PORT = 1080;
 
 export interface PeerTunnel {
