@@ -27,7 +27,16 @@ import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { carrierDelay, waitUntil, type Lab, type LabProcess, type LabRelay } from '../src/index.js';
 import { addGoal } from './goals.js';
-import { describeLoadTarget, type LoadTarget, median, startLoadTarget } from './newconn.js';
+import {
+  buildNewconnLoad,
+  describeLoadTarget,
+  endpointOf,
+  type LoadResult,
+  type LoadTarget,
+  median,
+  runNewconnLoad,
+  startLoadTarget,
+} from './newconn.js';
 import { type PeerTunnel, startOpenvpnTls, startTinyproxy, startWireguardGo, TINYPROXY_PORT } from './peer-chain.js';
 
 /** Env for the relay: the customer OpenVPN server on, its DNS resolver the phase's TCP shim (when the phase runs). */
@@ -50,7 +59,6 @@ const TABLE = 'pplab_ovpn';
 const STREAM_S = 6;
 const LOAD_MS = 5_000;
 const TTFB_N = 200;
-const NEWCONN_SRC = new URL('./newconn-load.c', import.meta.url).pathname;
 // BENCH_OVPN_PARTS=ours (or proxy,ours,logins,bare,redsocks,side — the default is all): a subset, e.g. for a profile.
 const PARTS = new Set(
   (process.env.BENCH_OVPN_PARTS ?? 'proxy,ours,logins,bare,redsocks,side').split(',').map((x) => x.trim()),
@@ -167,14 +175,6 @@ net.createServer((c) => {
 }).listen(53, '${DNS_IP}', () => console.log('tcp-dns-shim listening'));
 `;
 
-interface LoadResult {
-  requests: number;
-  errors: number;
-  per_sec: number;
-  ttfb_p50_ms: number;
-  ttfb_p90_ms: number;
-}
-
 /**
  * From `ss -tin` lines: the busiest connection's (most bytes acked) congestion window, RTT, what limited it
  * (time limited by the receiver's window, by the send buffer) and its unsent bytes.
@@ -277,16 +277,14 @@ export async function ovpnPhase(o: {
   const { lab, relay, con, record } = o;
   const dir = join(o.work, 'ovpn');
   mkdirSync(dir, { recursive: true, mode: 0o700 });
-  const loadBin = join(dir, 'newconn-load');
-  await lab.exec('cust', 'cc', ['-O2', '-o', loadBin, NEWCONN_SRC], { check: true, timeoutMs: 60_000 });
+  const loadBin = await buildNewconnLoad(lab, dir);
   const carrier = lab.device(1).carrierIp;
   const targetIp = lab.inet.dnsRecords['echo.test']!;
   // The streams ask the lab's server (port 80), the loads the phase's load target (newconn.ts
   // startLoadTarget); the E2E experiment's forwarder knows one port, so with it both ask the lab's server.
   const targetPort = lab.inet.httpPort;
   const loadTarget: LoadTarget = E2E ? { kind: 'node', port: targetPort } : await startLoadTarget(lab, dir);
-  const px = new URL(con.proxy_url);
-  const devicePort = Number(px.port); // the connection's port: the same on the relay and on the device
+  const devicePort = endpointOf(con.proxy_url).port; // the connection's port: the same on the relay and on the device
   /** The VPN address of the connection's device (what redsocks and tproxy-solo dial). */
   const deviceVpnIp = async (): Promise<string> => {
     const c = (await relay.api.ok('GET', `/api/connections/${con.id}`)) as { device_id: string };
@@ -312,30 +310,24 @@ export async function ovpnPhase(o: {
     );
     return (Number(r.stdout.trim()) * 8) / 1e6;
   };
-  const load = async (mode: string, conc: number, ms: number, count?: number, ip = targetIp): Promise<LoadResult> => {
-    const via =
-      mode === 'direct'
-        ? [ip, String(loadTarget.port), '-', '-']
-        : [px.hostname, px.port, decodeURIComponent(px.username), decodeURIComponent(px.password)];
-    const r = await lab.exec(
-      'cust',
+  /** newconn-load `direct` to `ip` (whatever route the customer has to it: a VPN's), or through our proxy port. */
+  const load = (
+    mode: 'direct' | 'absolute' | 'connect',
+    conc: number,
+    ms: number,
+    count?: number,
+    ip = targetIp,
+  ): Promise<LoadResult> =>
+    runNewconnLoad(
+      lab,
       loadBin,
-      [
-        mode,
-        ...via,
-        'echo.test',
-        String(loadTarget.port),
-        '/bytes?n=1024',
-        String(conc),
-        String(ms),
-        ...(count ? [String(count)] : []),
-      ],
-      { timeoutMs: ms + 30_000 },
+      mode,
+      mode === 'direct' ? { ip, port: loadTarget.port, user: '-', pass: '-' } : endpointOf(con.proxy_url),
+      conc,
+      ms,
+      count,
+      loadTarget.port,
     );
-    if (!r.stdout.trim().startsWith('{'))
-      throw new Error(`newconn-load ${mode}: ${(r.stdout + r.stderr).slice(0, 300)}`);
-    return JSON.parse(r.stdout) as LoadResult;
-  };
 
   interface Measured {
     mbit: number;
@@ -358,7 +350,11 @@ export async function ovpnPhase(o: {
     };
   };
   const nsList = ['cust', 'relay', 'dev1', 'inet'];
-  const measure = async (label: string, mode = 'direct', proxy?: string): Promise<Measured> => {
+  const measure = async (
+    label: string,
+    mode: 'direct' | 'absolute' | 'connect' = 'direct',
+    proxy?: string,
+  ): Promise<Measured> => {
     const s0 = await Promise.all(nsList.map(snmp));
     const st0 = cpuSnap();
     const ts0 = Date.now();
@@ -1045,7 +1041,9 @@ export async function ovpnPhase(o: {
       });
       redsocks = !PARTS.has('redsocks')
         ? NONE
-        : await measure('standard parts: OpenVPN + nft REDIRECT -> redsocks 0.5 (http-connect) -> our device proxy');
+        : await measure(
+            'redsocks over our own device path: OpenVPN + nft REDIRECT -> redsocks 0.5 (http-connect) -> our device proxy',
+          );
       await bare1.stop(3_000);
       if (PARTS.has('side')) await sideBySide(profile, bareProfile);
     }
