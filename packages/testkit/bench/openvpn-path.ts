@@ -526,14 +526,25 @@ export async function ovpnPhase(o: {
    * cold one), which moved their ratios by ±20 % from run to run.
    */
   let soloProc: LabProcess | undefined;
-  /** The target addresses `side` adds on inet's lo (removed in `finally`). */
-  const sideAddrs = [
-    SIDE.redsocks,
-    SIDE.bare,
-    ...STANDARD.map((n) => SIDE.standard[n]!),
-    ...(SOLO ? [SIDE.solo] : []),
-    ...(E2E ? [SIDE.e2e] : []),
+  /**
+   * The chains `side` runs behind the bare server, each to a target address of its own (added on inet's lo,
+   * removed in `finally`; a host route of the bare-side client) that exits as `exit`, and the relay port its
+   * proxy listens on (0: none).
+   */
+  const bareChains: { name: string; ip: string; relayPort: number; exit: string }[] = [
+    { name: 'redsocks', ip: SIDE.redsocks, relayPort: REDSOCKS_PORT, exit: carrier },
+    { name: 'bare', ip: SIDE.bare, relayPort: 0, exit: lab.relay.ip },
+    ...STANDARD.map((n) => ({ name: n, ip: SIDE.standard[n]!, relayPort: STANDARD_PORT[n]!, exit: carrier })),
+    ...(SOLO ? [{ name: 'solo', ip: SIDE.solo, relayPort: SOLO_PORT, exit: carrier }] : []),
+    ...(E2E ? [{ name: 'e2e', ip: SIDE.e2e, relayPort: 0, exit: carrier }] : []),
   ];
+  const sideAddrs = bareChains.map((c) => c.ip);
+  /** The bare server's tunnel REDIRECTs the customer's TCP to `ip` to the relay's `port` (a proxy in `side`). */
+  const redirectToProxy = (ip: string, port: number) =>
+    lab.exec('relay', 'nft', ['-f', '-'], {
+      check: true,
+      input: `add rule inet ${TABLE} prerouting iifname "${BARE.dev}" ip saddr ${BARE.cidr} ip daddr ${ip} meta l4proto tcp redirect to :${port}\n`,
+    });
   let e2eElement = '';
   /** Whether the side-by-side rounds judged the goals (they are the figures to judge by; see above). */
   let sideJudged = false;
@@ -556,10 +567,7 @@ export async function ovpnPhase(o: {
           check: true,
         });
     await lab.exec('relay', 'nft', ['flush', 'chain', 'inet', TABLE, 'prerouting'], { check: true });
-    await lab.exec('relay', 'nft', ['-f', '-'], {
-      check: true,
-      input: `add rule inet ${TABLE} prerouting iifname "${BARE.dev}" ip saddr ${BARE.cidr} ip daddr ${SIDE.redsocks} meta l4proto tcp redirect to :${REDSOCKS_PORT}\n`,
-    });
+    await redirectToProxy(SIDE.redsocks, REDSOCKS_PORT);
     for (const ip of sideAddrs)
       await lab.exec('inet', 'ip', ['addr', 'replace', `${ip}/32`, 'dev', 'lo'], { check: true });
     addedAddrs = true;
@@ -575,10 +583,7 @@ export async function ovpnPhase(o: {
       procs.push(solo);
       soloProc = solo;
       await solo.waitForLine(/tproxy-solo listening/, 20_000);
-      await lab.exec('relay', 'nft', ['-f', '-'], {
-        check: true,
-        input: `add rule inet ${TABLE} prerouting iifname "${BARE.dev}" ip saddr ${BARE.cidr} ip daddr ${SIDE.solo} meta l4proto tcp redirect to :${SOLO_PORT}\n`,
-      });
+      await redirectToProxy(SIDE.solo, SOLO_PORT);
     }
     if (E2E) {
       const bin = join(dir, 'e2e-fwd');
@@ -604,20 +609,10 @@ export async function ovpnPhase(o: {
         `OpenVPN customer --> bare server --> nft REDIRECT --> redsocks (http-connect) --> ${standardDetails.join('; ')} --> tinyproxy (BasicAuth) on the device, egress its carrier interface`,
       );
     const a = await client('ours-side', profile, carrier, [{ ip: targetIp, exit: carrier }]);
-    const b = await client('bare-side', bareProfile, carrier, [
-      { ip: SIDE.redsocks, exit: carrier },
-      { ip: SIDE.bare, exit: lab.relay.ip },
-      ...STANDARD.map((n) => ({ ip: SIDE.standard[n]!, exit: carrier })),
-      ...(SOLO ? [{ ip: SIDE.solo, exit: carrier }] : []),
-      ...(E2E ? [{ ip: SIDE.e2e, exit: carrier }] : []),
-    ]);
-    const chains: { name: string; ip: string; tun: string; relayPort: number }[] = [
+    const b = await client('bare-side', bareProfile, carrier, bareChains);
+    const chains = [
       { name: 'ours', ip: targetIp, tun: 'tun1', relayPort: TPROXY_PORT },
-      { name: 'redsocks', ip: SIDE.redsocks, tun: BARE.dev, relayPort: REDSOCKS_PORT },
-      { name: 'bare', ip: SIDE.bare, tun: BARE.dev, relayPort: 0 },
-      ...STANDARD.map((n) => ({ name: n, ip: SIDE.standard[n]!, tun: BARE.dev, relayPort: STANDARD_PORT[n]! })),
-      ...(SOLO ? [{ name: 'solo', ip: SIDE.solo, tun: BARE.dev, relayPort: SOLO_PORT }] : []),
-      ...(E2E ? [{ name: 'e2e', ip: SIDE.e2e, tun: BARE.dev, relayPort: 0 }] : []),
+      ...bareChains.map((c) => ({ ...c, tun: BARE.dev })),
     ];
     /** Packets the relay's TUN towards the customer dropped so far (its ring full: the server fell behind). */
     const tunDrops = async (dev: string) =>
@@ -801,19 +796,13 @@ export async function ovpnPhase(o: {
           `retransmitted: ${retrans(c.g)}; CPU of one core by process in its last stream: ${shares(c.g)}; per new ` +
           `connection: ${connLine(c.g)}; goal: ahead on stream and conn/s`,
       );
-    const best = (key: 'mbit' | 'perSec') => std.reduce((a, c) => (c[key] > a[key] ? c : a), std[0]!);
+    const best = (key: 'mbit' | 'perSec') => std.reduce((a, c) => (c[key] > a[key] ? c : a));
+    const [byMbit, byConn] = std.length ? [best('mbit'), best('perSec')] : [];
     openVpnGoals(
       'side by side',
       ours,
       bare,
-      std.length
-        ? {
-            mbit: best('mbit').mbit,
-            perSec: best('perSec').perSec,
-            mbitBy: best('mbit').n,
-            perSecBy: best('perSec').n,
-          }
-        : undefined,
+      byMbit && byConn && { mbit: byMbit.mbit, perSec: byConn.perSec, mbitBy: byMbit.n, perSecBy: byConn.n },
     );
     sideJudged = true;
     if (SOLO) {
@@ -895,10 +884,7 @@ export async function ovpnPhase(o: {
       procs.push(...t.procs);
       procs.push(await startTinyproxy(lab, dir, t, cred, dev.privateIp));
       await startRedsocks(name, STANDARD_PORT[name]!, { ip: t.devIp, port: TINYPROXY_PORT }, cred);
-      await lab.exec('relay', 'nft', ['-f', '-'], {
-        check: true,
-        input: `add rule inet ${TABLE} prerouting iifname "${BARE.dev}" ip saddr ${BARE.cidr} ip daddr ${SIDE.standard[name]} meta l4proto tcp redirect to :${STANDARD_PORT[name]}\n`,
-      });
+      await redirectToProxy(SIDE.standard[name]!, STANDARD_PORT[name]!);
       details.push(`${name}: ${t.detail}`);
     }
     return details;
