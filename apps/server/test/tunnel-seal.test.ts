@@ -4,7 +4,8 @@
 // do for that device — its current session, its current UDP endpoint — or absent.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { parseIPv4Udp, type SealPath, type SealState } from '@pocketproxy/tun';
+import { flowLane } from '@pocketproxy/protocol';
+import { buildIPv4Udp, parseIPv4Udp, type SealPath, type SealState } from '@pocketproxy/tun';
 import { connectDevice, makeDevice, startHarness, udpPacket, waitFor } from './tunnel/helpers.js';
 
 function recordingSeal() {
@@ -134,4 +135,58 @@ test('seal routes: a device whose address the API moved loses the old address ro
     assert.equal(h.tunnel.devices.byAddress(VPN2), undefined, 'the old address is no longer the device');
     assert.equal(r.routes.size, 0, 'no route left for the old address');
   });
+});
+
+test('lanes: a device holding two sessions gets each flow by the lane its hash picks, a seal route per slot; a silent lane hands its flows to lane 0', async () => {
+  const rec = makeDevice(1);
+  const r = recordingSeal();
+  const h = await startHarness([rec], { sealPath: r.seal });
+  try {
+    const sims = [await h.device(rec, 'udp', undefined, { index: 0, count: 2 })];
+    await sims[0]!.connect();
+    sims.push(await h.device(rec, 'udp', undefined, { index: 1, count: 2 }));
+    await sims[1]!.connect();
+    // Each lane's confirmation is in once a packet it sent after it has reached the TUN.
+    for (const [k, s] of sims.entries()) {
+      s.sendPacket(udpPacket('192.168.255.2', '203.0.113.200', `hello from ${k}`));
+      await waitFor(`lane ${k} heard`, () =>
+        h.tun.written.some((p) => parseIPv4Udp(p)?.payload.toString() === `hello from ${k}`),
+      );
+    }
+    const flow = (i: number, payload: string) =>
+      buildIPv4Udp({
+        src: `203.0.113.${i}`,
+        dst: '192.168.255.2',
+        srcPort: 5000,
+        dstPort: 6000,
+        payload: Buffer.from(payload),
+      });
+    const want: number[] = [];
+    for (let i = 1; i <= 40; i++) {
+      want.push(flowLane(flow(i, ''), 2));
+      h.tun.inject(flow(i, `f${i}`));
+    }
+    await waitFor('all flows', () => sims[0]!.packets.length + sims[1]!.packets.length >= 40);
+    for (let i = 1; i <= 40; i++) {
+      const got = sims.findIndex((s) => s.packets.some((p) => parseIPv4Udp(p)?.payload.toString() === `f${i}`));
+      assert.equal(got, want[i - 1], `flow ${i}`);
+    }
+    assert.ok(want.includes(0) && want.includes(1), 'both lanes used');
+    const sets = r.calls.filter((c) => c.startsWith('set'));
+    assert.deepEqual(sets.sort(), [`set ${VPN2} ${sims[0]!.localPort}`, `set ${VPN2} ${sims[1]!.localPort}`].sort());
+    // Lane 1 goes silent past the dead timer while lane 0 keeps talking: lane 1's flows come by lane 0.
+    sims[1]!.close();
+    h.clock.offset = 31_000;
+    sims[0]!.sendPacket(udpPacket('192.168.255.2', '203.0.113.200', 'still here'));
+    await waitFor('lane 0 heard', () =>
+      h.tun.written.some((p) => parseIPv4Udp(p)?.payload.toString() === 'still here'),
+    );
+    h.tunnel.tick();
+    const before = sims[0]!.packets.length;
+    h.tun.inject(flow(want.indexOf(1) + 1, 'again'));
+    await waitFor('lane 1 flow by lane 0', () => sims[0]!.packets.length > before);
+    assert.equal(parseIPv4Udp(sims[0]!.packets.at(-1)!)!.payload.toString(), 'again');
+  } finally {
+    await h.close();
+  }
 });

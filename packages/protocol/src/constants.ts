@@ -23,6 +23,14 @@ export const HEADER_LEN = 4; // type, version, 2 reserved zero bytes
 export const INITIATION_LEN =
   HEADER_LEN + 4 + KEY_LEN + (KEY_LEN + TAG_LEN) + (TIMESTAMP_LEN + TAG_LEN) + MAC_LEN + MAC_LEN; // 148
 export const INITIATION_MAC1_OFFSET = INITIATION_LEN - 2 * MAC_LEN; // 116
+/**
+ * A lane initiation (docs/protocol.md §3.1, "Lanes"): the same frame with a 16-byte payload, the
+ * timestamp followed by the lane's number, the device's lane count and two zero bytes, all inside the AEAD.
+ */
+export const LANE_PAYLOAD_LEN = TIMESTAMP_LEN + 4; // 16
+export const LANE_INITIATION_LEN = INITIATION_LEN + (LANE_PAYLOAD_LEN - TIMESTAMP_LEN); // 152
+/** The most lanes (sessions at once) one device may hold on a relay. */
+export const MAX_LANES = 16;
 export const RESPONSE_LEN = HEADER_LEN + 4 + 4 + KEY_LEN + TAG_LEN + MAC_LEN + MAC_LEN; // 92
 export const RESPONSE_MAC1_OFFSET = RESPONSE_LEN - 2 * MAC_LEN; // 60
 export const TRANSPORT_HEADER_LEN = HEADER_LEN + 4 + 8; // 16

@@ -2,7 +2,7 @@
 // (https://www.wireguard.com/protocol/), with SHA-256/HMAC in place of BLAKE2s:
 //   <- s
 //   ...
-//   -> e, es, s, ss      (initiation; payload = TAI64N timestamp)
+//   -> e, es, s, ss      (initiation; payload = TAI64N timestamp, or timestamp || lane || lanes || 0 0)
 //   <- e, ee, se, psk    (response; empty payload)
 // Pure functions: the caller supplies ephemerals, indices and timestamps (tests pin them for
 // vectors). Authentication failures return undefined and never throw, so the state machines can
@@ -11,9 +11,10 @@ import { timingSafeEqual, type KeyObject } from 'node:crypto';
 import {
   CONSTRUCTION,
   IDENTIFIER,
-  INITIATION_MAC1_OFFSET,
   KEY_LEN,
   LABEL_MAC1,
+  LANE_PAYLOAD_LEN,
+  MAX_LANES,
   MAC_LEN,
   RESPONSE_MAC1_OFFSET,
   TIMESTAMP_LEN,
@@ -73,16 +74,44 @@ export interface InitiatorHandshake {
   readonly staticKey: KeyObject;
 }
 
+/**
+ * One of a device's sessions held at once (docs/protocol.md §3.1 "Lanes"): `index` < `count` <= MAX_LANES.
+ * A classic initiation is lane 0 of 1.
+ */
+export interface Lane {
+  readonly index: number;
+  readonly count: number;
+}
+
+export const SOLE_LANE: Lane = Object.freeze({ index: 0, count: 1 });
+
+export function isLane(l: Lane): boolean {
+  return (
+    Number.isInteger(l.index) && Number.isInteger(l.count) && l.index >= 0 && l.index < l.count && l.count <= MAX_LANES
+  );
+}
+
 export interface CreateInitiationInput {
   initiator: StaticIdentity;
   responderPublicKey: Buffer;
   senderIndex: number;
   timestamp: Buffer;
   ephemeralPrivateKey: Buffer;
+  /** Absent (or lane 0 of 1): the classic 148-byte initiation; otherwise a 152-byte lane initiation. */
+  lane?: Lane;
 }
 
 export function createInitiation(i: CreateInitiationInput): { message: Buffer; state: InitiatorHandshake } {
   if (i.timestamp.length !== TIMESTAMP_LEN) throw new RangeError('timestamp must be 12 bytes');
+  const lane = i.lane ?? SOLE_LANE;
+  if (!isLane(lane)) throw new RangeError(`lane must be 0 <= index < count <= ${MAX_LANES}`);
+  let payload = i.timestamp;
+  if (lane.count > 1) {
+    payload = Buffer.alloc(LANE_PAYLOAD_LEN);
+    i.timestamp.copy(payload, 0);
+    payload[TIMESTAMP_LEN] = lane.index;
+    payload[TIMESTAMP_LEN + 1] = lane.count;
+  }
   const ephemeral = x25519PrivateKeyObject(i.ephemeralPrivateKey);
   const ephemeralPublic = x25519PublicFromPrivate(ephemeral);
   let h = hash(INITIAL_H, i.responderPublicKey);
@@ -93,7 +122,7 @@ export function createInitiation(i: CreateInitiationInput): { message: Buffer; s
   const encryptedStatic = aeadSeal(k, 0, i.initiator.publicKey, h);
   h = hash(h, encryptedStatic);
   [ck, k] = kdf2(ck, dh(i.initiator.keyObject, i.responderPublicKey));
-  const encryptedTimestamp = aeadSeal(k, 0, i.timestamp, h);
+  const encryptedTimestamp = aeadSeal(k, 0, payload, h);
   h = hash(h, encryptedTimestamp);
   const message = encodeInitiation({
     senderIndex: i.senderIndex,
@@ -103,10 +132,8 @@ export function createInitiation(i: CreateInitiationInput): { message: Buffer; s
     mac1: ZERO_MAC,
     mac2: ZERO_MAC,
   });
-  mac16(mac1KeyFor(i.responderPublicKey), message.subarray(0, INITIATION_MAC1_OFFSET)).copy(
-    message,
-    INITIATION_MAC1_OFFSET,
-  );
+  const mac1At = message.length - 2 * MAC_LEN;
+  mac16(mac1KeyFor(i.responderPublicKey), message.subarray(0, mac1At)).copy(message, mac1At);
   return {
     message,
     state: {
@@ -129,6 +156,8 @@ export interface ConsumedInitiation<P> {
   readonly initiatorIndex: number;
   readonly initiatorEphemeral: Buffer;
   readonly timestamp: Buffer;
+  /** Lane 0 of 1 for a classic initiation. */
+  readonly lane: Lane;
   readonly ck: Buffer;
   readonly h: Buffer;
 }
@@ -151,7 +180,7 @@ export function consumeInitiation<P>(
     return 'malformed';
   }
   if (f.type !== 'initiation') return 'malformed';
-  if (!timingSafeEqual(mac16(responder.mac1Key, msg.subarray(0, INITIATION_MAC1_OFFSET)), f.mac1)) return 'mac1';
+  if (!timingSafeEqual(mac16(responder.mac1Key, msg.subarray(0, msg.length - 2 * MAC_LEN)), f.mac1)) return 'mac1';
   try {
     let h = hash(INITIAL_H, responder.publicKey);
     let ck = kdf1(INITIAL_CK, f.ephemeral);
@@ -164,15 +193,24 @@ export function consumeInitiation<P>(
     const peer = lookupPeer(Buffer.from(initiatorStatic));
     if (peer === undefined) return 'unknown_peer';
     [ck, k] = kdf2(ck, dh(responder.keyObject, initiatorStatic));
-    const timestamp = aeadOpen(k, 0, f.encryptedTimestamp, h);
-    if (!timestamp) return 'decrypt';
+    const payload = aeadOpen(k, 0, f.encryptedTimestamp, h);
+    if (!payload) return 'decrypt';
     h = hash(h, f.encryptedTimestamp);
+    let lane = SOLE_LANE;
+    if (payload.length === LANE_PAYLOAD_LEN) {
+      // Authenticated, so only the device can have written it; still checked, as any input is.
+      lane = { index: payload[TIMESTAMP_LEN]!, count: payload[TIMESTAMP_LEN + 1]! };
+      if (lane.count < 2 || !isLane(lane) || payload[TIMESTAMP_LEN + 2] !== 0 || payload[TIMESTAMP_LEN + 3] !== 0)
+        return 'malformed';
+    }
+    const timestamp = Buffer.from(payload.subarray(0, TIMESTAMP_LEN));
     return {
       peer,
       initiatorStatic: Buffer.from(initiatorStatic),
       initiatorIndex: f.senderIndex,
       initiatorEphemeral: Buffer.from(f.ephemeral),
       timestamp,
+      lane,
       ck,
       h,
     };

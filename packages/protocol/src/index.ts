@@ -25,6 +25,9 @@ export {
   consumeInitiation,
   createResponse,
   consumeResponse,
+  isLane,
+  SOLE_LANE,
+  type Lane,
   type StaticIdentity,
   type TransportKeys,
   type InitiatorHandshake,
@@ -89,6 +92,8 @@ export {
 export {
   Responder,
   ResponderPeer,
+  LaneSessions,
+  flowLane,
   createResponder,
   type ResponderOptions,
   type ResponderEvent,

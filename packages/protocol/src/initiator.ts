@@ -14,7 +14,9 @@ import {
   consumeResponse,
   createIdentity,
   createInitiation,
+  isLane,
   type InitiatorHandshake,
+  type Lane,
   type StaticIdentity,
 } from './handshake.js';
 import { TransportSession } from './session.js';
@@ -39,6 +41,11 @@ export interface InitiatorOptions {
   onEvent?: (e: InitiatorEvent) => void;
   /** Transport AEAD (default node:crypto); e.g. @pocketproxy/tun nativeAead(). Same bytes on the wire. */
   aead?: AeadProvider;
+  /**
+   * One of the device's lanes (docs/protocol.md §3.1 "Lanes"): each lane is an Initiator of its own with
+   * the same keys, its own socket and sessions. Absent: lane 0 of 1 (classic initiations).
+   */
+  lane?: Lane;
 }
 
 export type HandshakeReason = 'connect' | 'retry' | 'rekey' | 'dead' | 'expired';
@@ -75,6 +82,7 @@ export class Initiator {
   private readonly emit: (e: InitiatorEvent) => void;
   private readonly maxQueue: number;
   private readonly aead: AeadProvider | undefined;
+  readonly lane: Lane | undefined;
   private current: TransportSession | undefined;
   private previous: TransportSession | undefined;
   private pending: Pending | undefined;
@@ -97,6 +105,9 @@ export class Initiator {
     this.emit = o.onEvent ?? (() => {});
     this.maxQueue = o.maxQueue ?? 256;
     this.aead = o.aead;
+    if (o.lane && !isLane(o.lane))
+      throw tunnelError('PP_ERR_TUNNEL_CONFIG_INVALID', { reason: 'lane must be 0 <= index < count <= MAX_LANES' });
+    this.lane = o.lane;
   }
 
   get publicKey(): Buffer {
@@ -252,6 +263,7 @@ export class Initiator {
       senderIndex,
       timestamp: ts,
       ephemeralPrivateKey: this.random(KEY_LEN),
+      lane: this.lane,
     });
     this.pending = { hs: state, sentAt: now, startedAt, attempt };
     this.emit({ type: 'handshake_sent', reason, attempt });

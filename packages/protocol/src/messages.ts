@@ -8,6 +8,8 @@ import {
   FRAME_COOKIE_REPLY,
   HEADER_LEN,
   INITIATION_LEN,
+  LANE_INITIATION_LEN,
+  LANE_PAYLOAD_LEN,
   KEY_LEN,
   MAC_LEN,
   MAX_FRAME_LEN,
@@ -25,7 +27,7 @@ export interface InitiationFrame {
   readonly senderIndex: number;
   readonly ephemeral: Buffer; // 32
   readonly encryptedStatic: Buffer; // 48
-  readonly encryptedTimestamp: Buffer; // 28
+  readonly encryptedTimestamp: Buffer; // 28, or 32 in a lane initiation (the payload)
   readonly mac1: Buffer; // 16
   readonly mac2: Buffer; // 16
 }
@@ -64,13 +66,14 @@ export function decodeFrame(buf: Buffer): OuterFrame {
   const type = checkHeader(buf);
   switch (type) {
     case FRAME_INITIATION: {
-      if (buf.length !== INITIATION_LEN)
-        throw malformed(`initiation must be ${INITIATION_LEN} bytes, got ${buf.length}`);
+      if (buf.length !== INITIATION_LEN && buf.length !== LANE_INITIATION_LEN)
+        throw malformed(`initiation must be ${INITIATION_LEN} or ${LANE_INITIATION_LEN} bytes, got ${buf.length}`);
       const senderIndex = buf.readUInt32LE(HEADER_LEN);
       const next = views(buf, HEADER_LEN + 4);
       const ephemeral = next(KEY_LEN);
       const encryptedStatic = next(KEY_LEN + TAG_LEN);
-      const encryptedTimestamp = next(TIMESTAMP_LEN + TAG_LEN);
+      // 148 bytes: the timestamp alone; 152: a lane initiation's payload (constants.ts LANE_PAYLOAD_LEN).
+      const encryptedTimestamp = next(buf.length - INITIATION_LEN + TIMESTAMP_LEN + TAG_LEN);
       const mac1 = next(MAC_LEN);
       const mac2 = next(MAC_LEN);
       return { type: 'initiation', senderIndex, ephemeral, encryptedStatic, encryptedTimestamp, mac1, mac2 };
@@ -132,14 +135,21 @@ export function writeHeader(buf: Buffer, type: number): void {
 }
 
 export function encodeInitiation(f: Omit<InitiationFrame, 'type'>): Buffer {
-  const buf = Buffer.alloc(INITIATION_LEN);
+  const lane = f.encryptedTimestamp.length === LANE_PAYLOAD_LEN + TAG_LEN;
+  const buf = Buffer.alloc(lane ? LANE_INITIATION_LEN : INITIATION_LEN);
   writeHeader(buf, FRAME_INITIATION);
   let o = HEADER_LEN;
   buf.writeUInt32LE(f.senderIndex >>> 0, o);
   o += 4;
   o += copyExact(f.ephemeral, buf, o, KEY_LEN, 'ephemeral');
   o += copyExact(f.encryptedStatic, buf, o, KEY_LEN + TAG_LEN, 'encrypted static');
-  o += copyExact(f.encryptedTimestamp, buf, o, TIMESTAMP_LEN + TAG_LEN, 'encrypted timestamp');
+  o += copyExact(
+    f.encryptedTimestamp,
+    buf,
+    o,
+    (lane ? LANE_PAYLOAD_LEN : TIMESTAMP_LEN) + TAG_LEN,
+    'encrypted timestamp',
+  );
   o += copyExact(f.mac1, buf, o, MAC_LEN, 'mac1');
   copyExact(f.mac2, buf, o, MAC_LEN, 'mac2');
   return buf;

@@ -49,34 +49,32 @@ export type ResponderEvent<E> =
 export type ResponderReceive<E> =
   /** `publicKey`: for `unknown_peer`, the static key the initiation carried (authenticated by nothing yet). */
   | { kind: 'dropped'; reason: DropReason; deviceId?: string; error?: Error; publicKey?: Buffer }
-  | { kind: 'reply'; frame: Buffer; endpoint: E; deviceId: string }
+  | { kind: 'reply'; frame: Buffer; endpoint: E; deviceId: string; lane: number }
   | { kind: 'keepalive'; deviceId: string }
-  | { kind: 'packet'; deviceId: string; packet: Buffer }
+  /** `lane`: the device's lane the frame came by (0 without lanes). */
+  | { kind: 'packet'; deviceId: string; packet: Buffer; lane: number }
   | { kind: 'message'; deviceId: string; message: JsonMessage };
 
 export interface Outbound<E> {
   endpoint: E;
   frame: Buffer;
   deviceId: string;
+  /** The device's lane the frame goes by (absent: lane 0). */
+  lane?: number;
 }
 
-/** One device as the responder sees it. Hold on to it to send without a map lookup per packet. */
-export class ResponderPeer<E> {
-  readonly deviceId: string;
-  publicKey: Buffer;
-  psk: Buffer;
+/**
+ * The sessions of one of a device's lanes (docs/protocol.md §3.1 "Lanes"): lane 0 is the ResponderPeer
+ * itself, the others its `lanes`. Each lane has its own handshakes, endpoint and liveness.
+ */
+export class LaneSessions<E> {
+  readonly lane: number;
   endpoint: E | undefined;
   current: TransportSession | undefined;
   previous: TransportSession | undefined;
   /** From the last handshake; becomes current when the first frame arrives on it (key confirmation). */
   next: TransportSession | undefined;
   lastTimestamp: Buffer | undefined;
-  /**
-   * The round trip over the device's link at its last handshake (ms): from the response leaving (the
-   * app's `replySent`; without it, when the initiation was taken) to the device's first frame on the new
-   * session, which it sends at once (§4). Undefined until a handshake was confirmed.
-   */
-  handshakeRttMs: number | undefined;
   /** When the response to the pending handshake (`next`) left, by the app's clock (`replySent`). */
   replySentAt: number | undefined;
   lastRecvAt = 0;
@@ -84,17 +82,14 @@ export class ResponderPeer<E> {
   /** The current session's send counter as tick last saw it (frames a native seal path sent move it). */
   private sentSeen = 0;
   private sentSession: TransportSession | undefined;
-  up = false;
-  private readonly owner: Responder<E>;
+  protected readonly owner: Responder<E>;
 
-  constructor(owner: Responder<E>, deviceId: string, publicKey: Buffer, psk: Buffer) {
+  constructor(owner: Responder<E>, lane: number) {
     this.owner = owner;
-    this.deviceId = deviceId;
-    this.publicKey = publicKey;
-    this.psk = psk;
+    this.lane = lane;
   }
 
-  /** Seals an IP packet to the device; null when it has no confirmed session (it is offline). */
+  /** Seals an IP packet on this lane; null when it has no confirmed session. */
   sendPacket(packet: Buffer, now: number, out?: Buffer): Buffer | null {
     const s = this.current;
     if (!s || s.expired(now, this.owner.timers)) return null;
@@ -102,8 +97,9 @@ export class ResponderPeer<E> {
     return s.seal(packet, out);
   }
 
-  sendMessage(message: JsonMessage, now: number): Buffer | null {
-    return this.sendPacket(encodeJsonMessage(message), now);
+  /** A confirmed, unexpired session and somewhere to send. */
+  usable(now: number): boolean {
+    return this.current !== undefined && this.endpoint !== undefined && !this.current.expired(now, this.owner.timers);
   }
 
   /** At a tick: frames sealed on the current session since the last tick (JS or native) count as sent now. */
@@ -117,6 +113,74 @@ export class ResponderPeer<E> {
   }
 }
 
+/** One device as the responder sees it (and its lane 0). Hold on to it to send without a map lookup per packet. */
+export class ResponderPeer<E> extends LaneSessions<E> {
+  readonly deviceId: string;
+  publicKey: Buffer;
+  psk: Buffer;
+  /**
+   * The round trip over the device's link at its last handshake (ms): from the response leaving (the
+   * app's `replySent`; without it, when the initiation was taken) to the device's first frame on the new
+   * session, which it sends at once (§4). Undefined until a handshake was confirmed.
+   */
+  handshakeRttMs: number | undefined;
+  up = false;
+  /** The lanes the device said it holds (its last initiation); 1 for a device without lanes. */
+  laneCount = 1;
+  /** Lanes 1 .. laneCount-1 that handshook (lane 0 is this object). */
+  readonly lanes = new Map<number, LaneSessions<E>>();
+
+  constructor(owner: Responder<E>, deviceId: string, publicKey: Buffer, psk: Buffer) {
+    super(owner, 0);
+    this.deviceId = deviceId;
+    this.publicKey = publicKey;
+    this.psk = psk;
+  }
+
+  /**
+   * The lane a packet to the device goes by: its flow's hash (flowLane) over the device's lane count,
+   * or lane 0 when that lane cannot carry it now (no session, expired, or the device is down).
+   */
+  laneFor(packet: Buffer, now: number): LaneSessions<E> {
+    return this.laneCount < 2 ? this : this.laneForSlot(flowLane(packet, this.laneCount), now);
+  }
+
+  /** The lane that carries the flows hashing to `slot` now: that lane, or lane 0 when it cannot. */
+  laneForSlot(slot: number, now: number): LaneSessions<E> {
+    if (slot === 0 || !this.up) return this;
+    const l = this.lanes.get(slot);
+    return l?.usable(now) ? l : this;
+  }
+
+  sendMessage(message: JsonMessage, now: number): Buffer | null {
+    return this.sendPacket(encodeJsonMessage(message), now);
+  }
+}
+
+/**
+ * The lane (0 .. count-1) of an IPv4 packet's flow: a hash of its addresses, protocol and, for TCP and
+ * UDP that is not a later fragment, its ports. Any function would do for the device (its TUN learns
+ * which queue a flow came in on); it must only be the same for every packet of a flow, here and in the
+ * native seal path (packages/tun native/tun_queue.cc FlowLane), which must compute the same.
+ */
+export function flowLane(p: Uint8Array, count: number): number {
+  if (count < 2 || p.length < 20) return 0;
+  let h =
+    (((p[12]! << 24) | (p[13]! << 16) | (p[14]! << 8) | p[15]!) ^
+      ((p[16]! << 24) | (p[17]! << 16) | (p[18]! << 8) | p[19]!)) >>>
+    0;
+  const proto = p[9]!;
+  h = (h ^ proto) >>> 0;
+  const ihl = (p[0]! & 0x0f) * 4;
+  const later = ((p[6]! & 0x1f) << 8) | p[7]!;
+  if ((proto === 6 || proto === 17) && later === 0 && ihl >= 20 && p.length >= ihl + 4)
+    h = (h ^ (((p[ihl]! << 24) | (p[ihl + 1]! << 16) | (p[ihl + 2]! << 8) | p[ihl + 3]!) >>> 0)) >>> 0;
+  h = Math.imul(h ^ (h >>> 16), 0x45d9f3b) >>> 0;
+  h = Math.imul(h ^ (h >>> 16), 0x45d9f3b) >>> 0;
+  h = (h ^ (h >>> 16)) >>> 0;
+  return h % count;
+}
+
 export class Responder<E> {
   readonly timers: TunnelTimers;
   private readonly identity: StaticIdentity;
@@ -126,7 +190,10 @@ export class Responder<E> {
   private readonly same: (a: E, b: E) => boolean;
   private readonly aead: AeadProvider | undefined;
   private readonly peers = new Map<string, ResponderPeer<E>>();
-  private readonly byIndex = new Map<number, { peer: ResponderPeer<E>; session: TransportSession }>();
+  private readonly byIndex = new Map<
+    number,
+    { peer: ResponderPeer<E>; lane: LaneSessions<E>; session: TransportSession }
+  >();
 
   constructor(o: ResponderOptions<E>) {
     this.timers = resolveTimers(o.timers);
@@ -154,9 +221,10 @@ export class Responder<E> {
    * round trip then runs from there, so time the app spent between taking the initiation and sending
    * the answer (the rest of its batch, a cold start) is not counted as the device's link.
    */
-  replySent(deviceId: string, at: number): void {
+  replySent(deviceId: string, at: number, lane = 0): void {
     const p = this.peers.get(deviceId);
-    if (p?.next) p.replySentAt = at;
+    const l = lane === 0 ? p : p?.lanes.get(lane);
+    if (l?.next) l.replySentAt = at;
   }
 
   peer(deviceId: string): ResponderPeer<E> | undefined {
@@ -172,10 +240,13 @@ export class Responder<E> {
     return frame[0]! >= 1 && frame[0]! <= 3 ? { kind: 'dropped', reason: 'unexpected' } : DROP_MALFORMED;
   }
 
+  /** Seals a packet to the device on its flow's lane (ResponderPeer.laneFor). */
   sendPacket(deviceId: string, packet: Buffer, now: number, out?: Buffer): Outbound<E> | null {
     const p = this.peers.get(deviceId);
-    const frame = p?.sendPacket(packet, now, out);
-    return p && frame && p.endpoint !== undefined ? { endpoint: p.endpoint, frame, deviceId } : null;
+    if (!p) return null;
+    const l = p.laneFor(packet, now);
+    const frame = l.sendPacket(packet, now, out);
+    return frame && l.endpoint !== undefined ? { endpoint: l.endpoint, frame, deviceId, lane: l.lane } : null;
   }
 
   sendMessage(deviceId: string, message: JsonMessage, now: number): Outbound<E> | null {
@@ -203,6 +274,23 @@ export class Responder<E> {
         p.lastSentAt = now;
         out.push({ endpoint: p.endpoint, frame: p.current.seal(EMPTY), deviceId: p.deviceId });
       }
+      // The other lanes: the same timers, each on its own; a silent lane is dropped (its flows go by lane 0).
+      for (const l of p.lanes.values()) {
+        if (l.previous?.expired(now, t)) l.previous = this.drop(l.previous);
+        if (l.next?.expired(now, t)) l.next = this.drop(l.next);
+        if (l.current?.expired(now, t)) l.current = this.drop(l.current);
+        if (!l.current) continue;
+        const lheard = l.current.nativeReceivedAt;
+        if (lheard > l.lastRecvAt) l.lastRecvAt = lheard;
+        l.noteSends(now);
+        if (now - l.lastRecvAt >= t.deadAfterMs) {
+          l.current = this.drop(l.current);
+          l.previous = this.drop(l.previous);
+        } else if (now - l.lastSentAt >= t.keepaliveMs && l.endpoint !== undefined) {
+          l.lastSentAt = now;
+          out.push({ endpoint: l.endpoint, frame: l.current.seal(EMPTY), deviceId: p.deviceId, lane: l.lane });
+        }
+      }
     }
     return out;
   }
@@ -213,6 +301,7 @@ export class Responder<E> {
     if (!p) return;
     if (p.up) this.down(p, 'removed', now);
     this.drop(p.next);
+    this.dropLanes(p, 1);
     this.peers.delete(deviceId);
   }
 
@@ -220,20 +309,26 @@ export class Responder<E> {
     if (frame.length < 16) return DROP_MALFORMED;
     const entry = this.byIndex.get(frame.readUInt32LE(4));
     if (!entry) return { kind: 'dropped', reason: 'unknown_index' };
-    const { peer: p, session: s } = entry;
+    const { peer: p, lane: l, session: s } = entry;
     if (s.expired(now, this.timers)) return { kind: 'dropped', reason: 'expired', deviceId: p.deviceId };
     const pt = s.open(frame);
     if (typeof pt === 'string') return { kind: 'dropped', reason: pt, deviceId: p.deviceId };
-    p.lastRecvAt = now;
-    if (s === p.next) {
+    l.lastRecvAt = now;
+    if (s === l.next) {
       // Key confirmation: the initiator used the new keys, so switch sending to them.
-      p.handshakeRttMs = Math.max(0, now - (p.replySentAt ?? s.createdAt));
-      p.replySentAt = undefined;
-      this.drop(p.previous);
-      p.previous = p.current;
-      p.current = s;
-      p.next = undefined;
-      if (p.previous) this.emit({ type: 'rekeyed', deviceId: p.deviceId });
+      if (l === p) p.handshakeRttMs = Math.max(0, now - (p.replySentAt ?? s.createdAt));
+      l.replySentAt = undefined;
+      this.drop(l.previous);
+      l.previous = l.current;
+      l.current = s;
+      l.next = undefined;
+      if (l.previous && l === p) this.emit({ type: 'rekeyed', deviceId: p.deviceId });
+    }
+    if (l !== p) {
+      // Another lane: its own endpoint (its own socket on the device); the device's state is lane 0's.
+      l.endpoint = from;
+      if (l.lastSentAt === 0) l.lastSentAt = now;
+      return this.delivered(p, pt, l.lane);
     }
     this.updateEndpoint(p, from);
     if (!p.up) {
@@ -241,10 +336,14 @@ export class Responder<E> {
       p.lastSentAt = now;
       this.emit({ type: 'peer_up', deviceId: p.deviceId, endpoint: from });
     }
+    return this.delivered(p, pt, 0);
+  }
+
+  private delivered(p: ResponderPeer<E>, pt: Buffer, lane: number): ResponderReceive<E> {
     const d = deliver(pt);
     switch (d.kind) {
       case 'packet':
-        return { kind: 'packet', deviceId: p.deviceId, packet: d.packet };
+        return { kind: 'packet', deviceId: p.deviceId, packet: d.packet, lane };
       case 'keepalive':
         return { kind: 'keepalive', deviceId: p.deviceId };
       case 'message':
@@ -279,10 +378,20 @@ export class Responder<E> {
       // The device was re-paired with a new key: its old timestamps mean nothing for the new key.
       p.publicKey = c.initiatorStatic;
       p.lastTimestamp = undefined;
+      this.dropLanes(p, 1);
     }
-    if (p.lastTimestamp && Buffer.compare(c.timestamp, p.lastTimestamp) <= 0)
+    // Each lane's handshakes are ordered by their own timestamps (a device's lanes run side by side).
+    let l: LaneSessions<E> | undefined = c.lane.index === 0 ? p : p.lanes.get(c.lane.index);
+    if (l?.lastTimestamp && Buffer.compare(c.timestamp, l.lastTimestamp) <= 0)
       return { kind: 'dropped', reason: 'replayed_initiation', deviceId: p.deviceId };
-    p.lastTimestamp = c.timestamp;
+    if (!l) {
+      l = new LaneSessions<E>(this, c.lane.index);
+      p.lanes.set(c.lane.index, l);
+    }
+    // The device's lane count is what its last initiation said: lanes beyond it are gone.
+    p.laneCount = c.lane.count;
+    this.dropLanes(p, c.lane.count);
+    l.lastTimestamp = c.timestamp;
     p.psk = info.psk;
     const localIndex = freshIndex(this.random, (i) => this.byIndex.has(i));
     const { message, keys } = createResponse({
@@ -291,9 +400,9 @@ export class Responder<E> {
       senderIndex: localIndex,
       ephemeralPrivateKey: this.random(KEY_LEN),
     });
-    this.drop(p.next);
-    p.replySentAt = undefined;
-    p.next = new TransportSession({
+    this.drop(l.next);
+    l.replySentAt = undefined;
+    l.next = new TransportSession({
       localIndex,
       remoteIndex: c.initiatorIndex,
       keys,
@@ -301,11 +410,26 @@ export class Responder<E> {
       isInitiator: false,
       aead: this.aead,
     });
-    this.byIndex.set(localIndex, { peer: p, session: p.next });
-    p.lastRecvAt = now;
+    this.byIndex.set(localIndex, { peer: p, lane: l, session: l.next });
+    l.lastRecvAt = now;
+    if (l !== p) {
+      l.endpoint = from;
+      return { kind: 'reply', frame: message, endpoint: from, deviceId: p.deviceId, lane: l.lane };
+    }
     this.updateEndpoint(p, from);
     this.emit({ type: 'handshake', deviceId: p.deviceId, endpoint: from });
-    return { kind: 'reply', frame: message, endpoint: from, deviceId: p.deviceId };
+    return { kind: 'reply', frame: message, endpoint: from, deviceId: p.deviceId, lane: 0 };
+  }
+
+  /** Forgets the device's lanes from `from` on (1: every lane but lane 0). */
+  private dropLanes(p: ResponderPeer<E>, from: number): void {
+    for (const [k, l] of p.lanes) {
+      if (k < from) continue;
+      this.drop(l.current);
+      this.drop(l.previous);
+      this.drop(l.next);
+      p.lanes.delete(k);
+    }
   }
 
   private updateEndpoint(p: ResponderPeer<E>, to: E): void {
@@ -319,6 +443,10 @@ export class Responder<E> {
     p.up = false;
     p.current = this.drop(p.current);
     p.previous = this.drop(p.previous);
+    for (const l of p.lanes.values()) {
+      l.current = this.drop(l.current);
+      l.previous = this.drop(l.previous);
+    }
     this.emit({ type: 'peer_down', deviceId: p.deviceId, reason, silentMs: now - p.lastRecvAt });
   }
 

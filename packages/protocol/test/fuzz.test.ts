@@ -22,7 +22,7 @@ const frameLike = fc.oneof(
     .tuple(fc.constantFrom(1, 2, 3, 4, 5, 0), fc.constantFrom(1, 0, 2), fc.uint8Array({ maxLength: 200 }))
     .map(([t, v, rest]) => Uint8Array.from([t, v, 0, 0, ...rest])),
   fc
-    .tuple(fc.constantFrom(1, 2, 4), fc.constantFrom(148, 92, 32, 33, 100))
+    .tuple(fc.constantFrom(1, 2, 4), fc.constantFrom(148, 152, 92, 32, 33, 100))
     .chain(([t, len]) =>
       fc.uint8Array({ minLength: len - 4, maxLength: len - 4 }).map((r) => Uint8Array.from([t, 1, 0, 0, ...r])),
     ),

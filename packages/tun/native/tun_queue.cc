@@ -323,6 +323,30 @@ Napi::Value TunQueue::WriteBatch(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, ok);
 }
 
+// The lane of an IPv4 packet's flow: packages/protocol responder.ts flowLane, bit for bit (a packet the
+// JS path and this one hash differently would only take the JS path, but the lane must not flap).
+static uint32_t FlowLane(const uint8_t* p, size_t len, uint32_t count) {
+  if (count < 2 || len < 20) return 0;
+  const uint32_t src = (uint32_t{p[12]} << 24) | (uint32_t{p[13]} << 16) | (uint32_t{p[14]} << 8) | p[15];
+  const uint32_t dst = (uint32_t{p[16]} << 24) | (uint32_t{p[17]} << 16) | (uint32_t{p[18]} << 8) | p[19];
+  uint32_t h = src ^ dst;
+  const uint8_t proto = p[9];
+  h ^= proto;
+  const size_t ihl = static_cast<size_t>(p[0] & 0x0f) * 4;
+  const uint32_t later = (uint32_t{p[6] & 0x1fu} << 8) | p[7];
+  if ((proto == 6 || proto == 17) && later == 0 && ihl >= 20 && len >= ihl + 4)
+    h ^= (uint32_t{p[ihl]} << 24) | (uint32_t{p[ihl + 1]} << 16) | (uint32_t{p[ihl + 2]} << 8) | p[ihl + 3];
+  h = (h ^ (h >> 16)) * 0x45d9f3bu;
+  h = (h ^ (h >> 16)) * 0x45d9f3bu;
+  h ^= h >> 16;
+  return h % count;
+}
+
+void TunQueue::EraseRoutesOf(uint32_t dst) {
+  for (uint64_t slot = 0; slot < kMaxLanes; slot++) routes_.erase(uint64_t{dst} | (slot << 32));
+  lanes_.erase(dst);
+}
+
 uint32_t TunQueue::SealFast(uint32_t n, size_t* used) {
   if (seal_udp_ == nullptr || seal_udp_->is_closed()) return n;
   const size_t need = static_cast<size_t>(offsets_[n]) + static_cast<size_t>(n) * 32;
@@ -347,7 +371,12 @@ uint32_t TunQueue::SealFast(uint32_t n, size_t* used) {
     SealRoute* r = nullptr;
     if (len >= 20 && (p[0] >> 4) == 4 && len + 32 <= 0xffff) {
       const uint32_t dst = (uint32_t{p[16]} << 24) | (uint32_t{p[17]} << 16) | (uint32_t{p[18]} << 8) | p[19];
-      auto it = routes_.find(dst);
+      uint64_t key = dst;
+      if (!lanes_.empty()) {
+        auto ln = lanes_.find(dst);
+        if (ln != lanes_.end()) key |= uint64_t{FlowLane(p, len, ln->second)} << 32;
+      }
+      auto it = routes_.find(key);
       if (it != routes_.end()) r = &it->second;
       else r = default_route_.get();
     }
@@ -392,6 +421,7 @@ uint32_t TunQueue::SealFast(uint32_t n, size_t* used) {
 Napi::Value TunQueue::SetSealSocket(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   routes_.clear();
+  lanes_.clear();
   default_route_.reset();
   seal_udp_ = nullptr;
   seal_udp_ref_.Reset();
@@ -404,7 +434,9 @@ Napi::Value TunQueue::SetSealSocket(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
-// setSealRoute(dst: u32 IPv4 | 'default', key: Aead, receiver: u32, counter: Float64Array(>=1), limit, expiresAt, address, port)
+// setSealRoute(dst: u32 IPv4 | 'default', key: Aead, receiver: u32, counter: Float64Array(>=1), limit, expiresAt, address, port
+//              [, slot, count]): with a lane count above 1, the route of the flows that hash to `slot`; a new
+//              count for dst drops its other routes first.
 Napi::Value TunQueue::SetSealRoute(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (seal_udp_ == nullptr) throw Napi::Error::New(env, "setSealRoute: no seal socket");
@@ -430,12 +462,30 @@ Napi::Value TunQueue::SetSealRoute(const Napi::CallbackInfo& info) {
   r.counter_ref = Napi::Persistent(counter);
   r.limit = info[4].As<Napi::Number>().DoubleValue();
   r.expires_at = info[5].As<Napi::Number>().DoubleValue();
-  if (is_default) default_route_ = std::make_unique<SealRoute>(std::move(r));
-  else routes_[info[0].As<Napi::Number>().Uint32Value()] = std::move(r);
+  uint32_t slot = 0, count = 1;
+  if (info.Length() >= 10 && info[8].IsNumber() && info[9].IsNumber()) {
+    slot = info[8].As<Napi::Number>().Uint32Value();
+    count = info[9].As<Napi::Number>().Uint32Value();
+    if (count < 1 || count > kMaxLanes || slot >= count || is_default)
+      throw Napi::TypeError::New(env, "setSealRoute: slot must be < count <= 16 (and not for 'default')");
+  }
+  if (is_default) {
+    default_route_ = std::make_unique<SealRoute>(std::move(r));
+    return env.Undefined();
+  }
+  const uint32_t dst = info[0].As<Napi::Number>().Uint32Value();
+  auto ln = lanes_.find(dst);
+  const uint32_t had = ln == lanes_.end() ? 1 : ln->second;
+  if (had != count) {
+    EraseRoutesOf(dst);
+    if (count > 1) lanes_[dst] = count;
+  }
+  routes_[uint64_t{dst} | (uint64_t{slot} << 32)] = std::move(r);
   return env.Undefined();
 }
 
-// deleteSealRoute(dst: u32 IPv4 | 'default' | -1 for all) -> boolean (one was there)
+// deleteSealRoute(dst: u32 IPv4 | 'default' | -1 for all [, slot]) -> boolean (one was there); without a
+// slot, every lane's route of dst.
 Napi::Value TunQueue::DeleteSealRoute(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (info[0].IsString() && info[0].As<Napi::String>().Utf8Value() == "default") {
@@ -448,10 +498,18 @@ Napi::Value TunQueue::DeleteSealRoute(const Napi::CallbackInfo& info) {
   if (d < 0) {
     const bool any = !routes_.empty() || default_route_ != nullptr;
     routes_.clear();
+    lanes_.clear();
     default_route_.reset();
     return Napi::Boolean::New(env, any);
   }
-  return Napi::Boolean::New(env, routes_.erase(info[0].As<Napi::Number>().Uint32Value()) > 0);
+  const uint32_t dst = info[0].As<Napi::Number>().Uint32Value();
+  if (info.Length() >= 2 && info[1].IsNumber()) {
+    const uint32_t slot = info[1].As<Napi::Number>().Uint32Value();
+    return Napi::Boolean::New(env, slot < kMaxLanes && routes_.erase(uint64_t{dst} | (uint64_t{slot} << 32)) > 0);
+  }
+  const size_t before = routes_.size();
+  EraseRoutesOf(dst);
+  return Napi::Boolean::New(env, routes_.size() < before);
 }
 
 Napi::Value TunQueue::Stats(const Napi::CallbackInfo& info) {
@@ -501,6 +559,7 @@ void TunQueue::ReleaseCallbacks() {
 
 Napi::Value TunQueue::Close(const Napi::CallbackInfo& info) {
   routes_.clear();
+  lanes_.clear();
   default_route_.reset();
   seal_udp_ = nullptr;
   seal_udp_ref_.Reset();

@@ -120,7 +120,12 @@ class TunQueue : public Napi::ObjectWrap<TunQueue>, private FdPoller {
     sockaddr_storage dst{};
     socklen_t dst_len = 0;
   };
-  std::unordered_map<uint32_t, SealRoute> routes_;  // by IPv4 destination (host order)
+  // By IPv4 destination (host order) | the lane slot << 32: a device with lanes (docs/protocol.md §3.1)
+  // has a route per slot its flows hash to (FlowLane over its count in lanes_); others slot 0 only.
+  std::unordered_map<uint64_t, SealRoute> routes_;
+  std::unordered_map<uint32_t, uint32_t> lanes_;  // destination -> lane count, for counts above 1
+  static constexpr uint32_t kMaxLanes = 16;       // packages/protocol MAX_LANES
+  void EraseRoutesOf(uint32_t dst);
   // Every IPv4 packet no route above matches (the agent: its one peer, the relay). A separate slot,
   // not a magic key: no address can stand for "any".
   std::unique_ptr<SealRoute> default_route_;

@@ -15,6 +15,7 @@ export {
   type TunStats,
   type PacketBatch,
   type SealPath,
+  type SealLane,
   type SealState,
   packetsOf,
   batchOf,

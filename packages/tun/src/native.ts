@@ -69,9 +69,11 @@ export interface NativeTunQueue {
     expiresAt: number,
     address: string,
     port: number,
+    slot?: number,
+    count?: number,
   ): void;
-  /** -1: every route, the default one included. */
-  deleteSealRoute(dst: number | 'default'): boolean;
+  /** -1: every route, the default one included; `slot`: that lane slot's route of dst only. */
+  deleteSealRoute(dst: number | 'default', slot?: number): boolean;
   /** native/tun_queue.h StampSyns: on for SYNs from address/prefix, off with null. */
   setStampSubnet(address: string, prefix: number): void;
   setStampSubnet(off: null): void;

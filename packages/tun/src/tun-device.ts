@@ -64,10 +64,20 @@ export interface SealState {
  * missing route only costs the JS path).
  */
 export interface SealPath {
-  set(dst: number | 'default', state: SealState, address: string, port: number): void;
-  /** Returns whether there was one. */
-  delete(dst: number | 'default'): boolean;
+  /**
+   * `lane`: a device with lanes (docs/protocol.md §3.1) has a route per slot its flows hash to
+   * (@pocketproxy/protocol flowLane over `count`); a new count for dst drops its other routes.
+   */
+  set(dst: number | 'default', state: SealState, address: string, port: number, lane?: SealLane): void;
+  /** Returns whether there was one. `slot`: that lane slot's route only (else every slot's). */
+  delete(dst: number | 'default', slot?: number): boolean;
   clear(): void;
+}
+
+/** The lane slot a seal route serves, of the device's `count` (1 ..16). */
+export interface SealLane {
+  slot: number;
+  count: number;
 }
 
 /** Which TUN offloads the kernel accepted (openTun option `offload`). */

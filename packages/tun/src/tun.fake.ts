@@ -102,10 +102,13 @@ export class FakeTun implements TunDevice {
     this.#seal = { udp, routes };
     Object.assign(this.#stats, { sealNative: 0, sealUnsent: 0, sealErrors: 0 });
     return {
-      set: (dst, state, address, port) => {
-        if (!this.#closed) routes.set(dst === 'default' ? dst : dst >>> 0, { state, address, port });
+      // Lane routes are not played here (their packets take the JS path, as a missing route does).
+      set: (dst, state, address, port, lane) => {
+        if (!this.#closed && (lane?.count ?? 1) === 1)
+          routes.set(dst === 'default' ? dst : dst >>> 0, { state, address, port });
       },
-      delete: (dst) => routes.delete(dst === 'default' ? dst : dst >>> 0),
+      delete: (dst, slot) =>
+        slot !== undefined && slot > 0 ? false : routes.delete(dst === 'default' ? dst : dst >>> 0),
       clear: () => routes.clear(),
     };
   }

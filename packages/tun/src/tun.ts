@@ -138,7 +138,7 @@ class KernelTun implements TunDevice {
     const q = this.q;
     q.setSealSocket(nativeSocketOf(udp));
     return {
-      set: (dst, st, address, port) => {
+      set: (dst, st, address, port, lane) => {
         if (this.#closed) return;
         q.setSealRoute(
           dst === 'default' ? dst : dst >>> 0,
@@ -149,9 +149,11 @@ class KernelTun implements TunDevice {
           st.expiresAt,
           address,
           port,
+          lane?.slot,
+          lane?.count,
         );
       },
-      delete: (dst) => (this.#closed ? false : q.deleteSealRoute(dst === 'default' ? dst : dst >>> 0)),
+      delete: (dst, slot) => (this.#closed ? false : q.deleteSealRoute(dst === 'default' ? dst : dst >>> 0, slot)),
       clear: () => {
         if (!this.#closed) q.deleteSealRoute(-1);
       },

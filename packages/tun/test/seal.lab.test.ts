@@ -35,3 +35,24 @@ test('native seal path: routed destinations are sealed in C++ from the shared co
   assert.equal(out.wrote, true);
   assert.deepEqual(out.stats, { sealNative: 11, sealUnsent: 0, sealErrors: 0, sealRoutes: 1 });
 });
+
+test('native seal path, lanes: a route per lane slot, each flow by the slot its hash picks (the same hash as JS); a slot deleted alone; a new count replaces the routes', async (t) => {
+  if (!requireRoot(t, 'seal.lab.test.ts', 'network namespace + /dev/net/tun')) return;
+  assert.ok(addonAvailable(), 'addon not built: npm run build -w @pocketproxy/tun');
+  const out = await runFixture<any>('tun-seal-lanes.ts', [], 30_000);
+  const frames = [...out.byLane[0], ...out.byLane[1]];
+  assert.equal(frames.length, 16, 'every flow sealed natively');
+  for (const f of frames) {
+    assert.equal(f.lane, f.want, `flow from port ${f.sport}`);
+    assert.equal(f.receiver, f.lane === 0 ? 0x1000 : 0x1001);
+  }
+  assert.ok(out.byLane[0].length > 0 && out.byLane[1].length > 0, 'both lanes used');
+  assert.equal(out.statsBoth, 2);
+  assert.equal(out.deletedOne, true);
+  assert.equal(out.afterDelete.lane0, out.byLane[0].length, "slot 0's flows still sealed");
+  assert.equal(out.afterDelete.js, out.byLane[1].length, "slot 1's flows reach JS");
+  assert.equal(out.afterDelete.lastJsLane, 1);
+  assert.equal(out.statsRecount, 1);
+  assert.equal(out.deletedAll, true);
+  assert.equal(out.statsEnd, 0);
+});

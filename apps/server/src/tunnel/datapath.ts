@@ -27,7 +27,7 @@
 // per multi-queue TUN queue could run it with its own responder shard (sessions are keyed by
 // receiver index, so the UDP socket's reuseport group would have to steer by index; see README).
 import type { Responder, JsonMessage, DropReason, Outbound } from '@pocketproxy/protocol';
-import { FRAME_INITIATION } from '@pocketproxy/protocol';
+import { FRAME_INITIATION, MAX_LANES, flowLane } from '@pocketproxy/protocol';
 import type { OpenPath, OutDatagram, PacketBatch, SealPath, TunDevice } from '@pocketproxy/tun';
 import type { TransportSession } from '@pocketproxy/protocol';
 import type { DeviceTable } from './devices.js';
@@ -105,26 +105,46 @@ export function createDataPath(d: DataPathDeps): DataPath {
   };
   const tcpEndpoints = new WeakMap<TcpConn, Endpoint>();
   const held = new HeldInitiations(d.heldInitiations?.max, d.heldInitiations?.ttlMs);
-  // Native seal routes by device address: what was installed, to tell when it is stale.
-  type Route = { deviceId: string; session: TransportSession; address: string; port: number };
+  // Native seal routes by device address and lane slot (key vpnNum * MAX_LANES + slot; a device
+  // without lanes has slot 0 only): what was installed, to tell when it is stale. A slot whose lane
+  // cannot carry now is served by lane 0 (ResponderPeer.laneForSlot): its route seals on lane 0's
+  // session, and the open route of a session belongs to its own slot's route only.
+  type Route = {
+    deviceId: string;
+    vpnNum: number;
+    slot: number;
+    count: number;
+    session: TransportSession;
+    address: string;
+    port: number;
+    opens: boolean;
+  };
   const routes = new Map<number, Route>();
   const routeOf = new Map<string, number>();
+  const keyOf = (vpnNum: number, slot: number) => vpnNum * MAX_LANES + slot;
 
-  function dropRoute(vpnNum: number): void {
-    const r = routes.get(vpnNum);
+  function dropRoute(key: number): void {
+    const r = routes.get(key);
     if (!r) return;
-    routes.delete(vpnNum);
+    routes.delete(key);
+    d.seal?.()?.delete(r.vpnNum, r.slot);
+    if (r.opens) d.open?.()?.delete(r.session.localIndex);
+    for (let k = 0; k < MAX_LANES; k++) if (routes.has(keyOf(r.vpnNum, k))) return;
     routeOf.delete(r.deviceId);
-    d.seal?.()?.delete(vpnNum);
-    d.open?.()?.delete(r.session.localIndex);
   }
 
-  /** The route is still what JS would do for this device: same session, same UDP endpoint, not expired. */
+  function dropRoutesOf(vpnNum: number): void {
+    for (let k = 0; k < MAX_LANES; k++) dropRoute(keyOf(vpnNum, k));
+  }
+
+  /** The route is still what JS would do for its slot: same lane count, session and UDP endpoint, not expired. */
   function routeValid(r: Route, now: number): boolean {
     const peer = d.responder.peer(r.deviceId);
-    const ep = peer?.endpoint;
+    if (!peer || peer.laneCount !== r.count) return false;
+    const l = peer.laneForSlot(r.slot, now);
+    const ep = l.endpoint;
     return (
-      peer?.current === r.session &&
+      l.current === r.session &&
       ep?.kind === 'udp' &&
       ep.address === r.address &&
       ep.port === r.port &&
@@ -133,26 +153,54 @@ export function createDataPath(d: DataPathDeps): DataPath {
   }
 
   /**
-   * After JS sealed a packet to `dev`, or opened one from it: give it native routes (seal by its
-   * address, open by our index) if it has none, or stale ones.
+   * After JS sealed a packet to `dev` for lane slot `slot`, or opened one from it on that lane: give the
+   * slot native routes (seal by its address and slot, open by our index) if it has none, or stale ones.
    */
-  function installRoute(deviceId: string, vpnNum: number, now: number): void {
+  function installRoute(deviceId: string, vpnNum: number, slot: number, now: number): void {
     const seal = d.seal?.();
     const open = d.open?.();
     if (!seal && !open) return;
     const peer = d.responder.peer(deviceId);
-    const s = peer?.current;
-    const ep = peer?.endpoint;
+    if (!peer || slot >= peer.laneCount) return;
+    const l = peer.laneForSlot(slot, now);
+    const s = l.current;
+    const ep = l.endpoint;
     if (!s || ep?.kind !== 'udp' || s.aeadName !== 'openssl-native') return;
-    const r = routes.get(vpnNum);
-    if (r && r.session === s && r.address === ep.address && r.port === ep.port) return;
-    if (r) dropRoute(vpnNum);
-    const route: Route = { deviceId, session: s, address: ep.address, port: ep.port };
+    const key = keyOf(vpnNum, slot);
+    const r = routes.get(key);
+    if (r && r.session === s && r.address === ep.address && r.port === ep.port && r.count === peer.laneCount) return;
+    if (r) dropRoute(key);
+    const count = peer.laneCount;
+    const route: Route = {
+      deviceId,
+      vpnNum,
+      slot,
+      count,
+      session: s,
+      address: ep.address,
+      port: ep.port,
+      opens: l.lane === slot,
+    };
     if (!routeValid(route, now)) return;
-    seal?.set(vpnNum, s.sendState(d.responder.timers), ep.address, ep.port);
-    open?.set(s.receiveState(d.responder.timers), ep.address, ep.port, vpnNum);
-    routes.set(vpnNum, route);
+    // A new lane count replaces the device's other routes (the native side drops them too).
+    for (let k = 0; k < MAX_LANES; k++) {
+      const o = routes.get(keyOf(vpnNum, k));
+      if (o && o.count !== count) dropRoute(keyOf(vpnNum, k));
+    }
+    seal?.set(vpnNum, s.sendState(d.responder.timers), ep.address, ep.port, count > 1 ? { slot, count } : undefined);
+    if (route.opens) open?.set(s.receiveState(d.responder.timers), ep.address, ep.port, vpnNum);
+    routes.set(key, route);
     routeOf.set(deviceId, vpnNum);
+  }
+
+  /** Drops the device's routes a frame (a new session confirmed, an endpoint moved) made stale. */
+  function checkDevice(deviceId: string, now: number): void {
+    const vpnNum = routeOf.get(deviceId);
+    if (vpnNum === undefined) return;
+    for (let k = 0; k < MAX_LANES; k++) {
+      const r = routes.get(keyOf(vpnNum, k));
+      if (r && !routeValid(r, now)) dropRoute(keyOf(vpnNum, k));
+    }
   }
 
   const drop = (reason: PathDrop, deviceId?: string, from?: Endpoint) => {
@@ -162,11 +210,11 @@ export function createDataPath(d: DataPathDeps): DataPath {
 
   // Devices answered a handshake response in this batch: the responder hears when it left (replySent), so
   // that the device's measured round trip (firewall-sync.ts noteRtt) is its link's, not this batch's work.
-  const replied: string[] = [];
+  const replied: { deviceId: string; lane: number }[] = [];
   function markReplies(): void {
     if (replied.length === 0) return;
     const t = d.now();
-    for (const id of replied) d.responder.replySent(id, t);
+    for (const r of replied) d.responder.replySent(r.deviceId, t, r.lane);
     replied.length = 0;
   }
 
@@ -209,10 +257,7 @@ export function createDataPath(d: DataPathDeps): DataPath {
     }
     const r = d.responder.receive(frame, from, now);
     // A frame that moved the device's endpoint or confirmed a new session makes its route stale.
-    if (routeOf.size > 0 && r.kind !== 'dropped') {
-      const vpnNum = routeOf.get(r.deviceId);
-      if (vpnNum !== undefined && !routeValid(routes.get(vpnNum)!, now)) dropRoute(vpnNum);
-    }
+    if (routeOf.size > 0 && r.kind !== 'dropped') checkDevice(r.deviceId, now);
     switch (r.kind) {
       case 'packet': {
         const p = r.packet;
@@ -221,13 +266,14 @@ export function createDataPath(d: DataPathDeps): DataPath {
         else if (!dev || ipv4Src(p) !== dev.vpnNum) drop('spoofed', r.deviceId);
         else {
           toTun.push(p);
-          if (from.kind === 'udp' && !routes.has(dev.vpnNum)) installRoute(dev.id, dev.vpnNum, now);
+          if (from.kind === 'udp' && !routes.has(keyOf(dev.vpnNum, r.lane)))
+            installRoute(dev.id, dev.vpnNum, r.lane, now);
         }
         return;
       }
       case 'reply':
         emit(r.frame, r.endpoint, udpOut);
-        replied.push(r.deviceId);
+        replied.push(r);
         return;
       case 'message':
         d.onMessage(r.deviceId, r.message);
@@ -247,7 +293,7 @@ export function createDataPath(d: DataPathDeps): DataPath {
     const r = d.responder.receive(frame, from, now);
     if (r.kind === 'reply') {
       emit(r.frame, r.endpoint, udpOut);
-      replied.push(r.deviceId);
+      replied.push(r);
       return true;
     }
     if (r.kind === 'dropped') drop(r.reason === 'unknown_peer' ? 'unknown_peer_replayed' : r.reason, r.deviceId, from);
@@ -278,7 +324,11 @@ export function createDataPath(d: DataPathDeps): DataPath {
           continue;
         }
         emit(ob.frame, ob.endpoint, udpOut);
-        if (ob.endpoint.kind === 'udp' && !routes.has(dev.vpnNum)) installRoute(dev.id, dev.vpnNum, now);
+        if (ob.endpoint.kind === 'udp') {
+          const count = d.responder.peer(dev.id)?.laneCount ?? 1;
+          const slot = count > 1 ? flowLane(p, count) : 0;
+          if (!routes.has(keyOf(dev.vpnNum, slot))) installRoute(dev.id, dev.vpnNum, slot, now);
+        }
       }
       flushUdp(udpOut);
     },
@@ -321,14 +371,14 @@ export function createDataPath(d: DataPathDeps): DataPath {
     },
     forget(deviceId) {
       const vpnNum = routeOf.get(deviceId);
-      if (vpnNum !== undefined) dropRoute(vpnNum);
+      if (vpnNum !== undefined) dropRoutesOf(vpnNum);
     },
     checkRoutes(now) {
-      for (const [vpnNum, r] of routes)
-        if (d.devices.byAddress(vpnNum)?.id !== r.deviceId || !routeValid(r, now)) dropRoute(vpnNum);
+      for (const [key, r] of routes)
+        if (d.devices.byAddress(r.vpnNum)?.id !== r.deviceId || !routeValid(r, now)) dropRoute(key);
     },
     get sealRoutes() {
-      return routes.size;
+      return routeOf.size;
     },
   };
 }

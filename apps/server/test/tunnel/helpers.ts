@@ -7,6 +7,7 @@ import * as net from 'node:net';
 import pino from 'pino';
 import {
   createInitiator,
+  type Lane,
   encodeKey,
   generateKeyPair,
   generatePsk,
@@ -155,12 +156,14 @@ export class DeviceSim {
     private readonly port: number,
     readonly transport: 'udp' | 'tcp' = 'udp',
     timers?: Partial<TunnelTimers>,
+    lane?: Lane,
   ) {
     this.initiator = createInitiator({
       privateKey: rec.keys.privateKey,
       responderPublicKey: relayPublicKey,
       psk: rec.psk,
       timers,
+      lane,
     });
   }
 
@@ -227,6 +230,11 @@ export class DeviceSim {
     else if (r.kind === 'message') this.messages.push(r.message);
   }
 
+  /** The UDP socket's port (what the relay sees as this sim's endpoint). */
+  get localPort(): number {
+    return this.udp!.address().port;
+  }
+
   close(): void {
     this.udp?.close();
     this.udp = undefined;
@@ -258,7 +266,13 @@ export interface Harness {
   api: Awaited<ReturnType<typeof startFakeApi>>;
   relayKeys: KeyPair;
   clock: { offset: number };
-  device(rec: FakeDeviceRecord, transport?: 'udp' | 'tcp', timers?: Partial<TunnelTimers>): Promise<DeviceSim>;
+  /** `lane`: one lane of the device (docs/protocol.md §3.1), a sim of its own. */
+  device(
+    rec: FakeDeviceRecord,
+    transport?: 'udp' | 'tcp',
+    timers?: Partial<TunnelTimers>,
+    lane?: Lane,
+  ): Promise<DeviceSim>;
   close(): Promise<void>;
 }
 
@@ -331,8 +345,8 @@ export async function startHarness(
     api,
     relayKeys,
     clock,
-    async device(rec, transport = 'udp', timers) {
-      const s = new DeviceSim(rec, relayKeys.publicKey, tunnel.addresses.udp, transport, timers);
+    async device(rec, transport = 'udp', timers, lane) {
+      const s = new DeviceSim(rec, relayKeys.publicKey, tunnel.addresses.udp, transport, timers, lane);
       sims.push(s);
       await s.open();
       return s;
