@@ -159,9 +159,9 @@ export class ResponderPeer<E> extends LaneSessions<E> {
 
 /**
  * The lane (0 .. count-1) of an IPv4 packet's flow: a hash of its addresses, protocol and, for TCP and
- * UDP that is not a later fragment, its ports. Any function would do for the device (its TUN learns
- * which queue a flow came in on); it must only be the same for every packet of a flow, here and in the
- * native seal path (packages/tun native/tun_queue.cc FlowLane), which must compute the same.
+ * UDP that is not a later fragment, its ports. Symmetric (the same for both directions of a flow): the
+ * agent's TUN steers the device's answers to the queue, hence the lane, its flow came in on by the same
+ * hash (packages/tun native/lanes.cc). The native seal path (native/tun_queue.cc FlowLane) computes the same.
  */
 export function flowLane(p: Uint8Array, count: number): number {
   if (count < 2 || p.length < 20) return 0;
@@ -174,7 +174,7 @@ export function flowLane(p: Uint8Array, count: number): number {
   const ihl = (p[0]! & 0x0f) * 4;
   const later = ((p[6]! & 0x1f) << 8) | p[7]!;
   if ((proto === 6 || proto === 17) && later === 0 && ihl >= 20 && p.length >= ihl + 4)
-    h = (h ^ (((p[ihl]! << 24) | (p[ihl + 1]! << 16) | (p[ihl + 2]! << 8) | p[ihl + 3]!) >>> 0)) >>> 0;
+    h = (h ^ (((p[ihl]! << 8) | p[ihl + 1]!) ^ ((p[ihl + 2]! << 8) | p[ihl + 3]!))) >>> 0;
   h = Math.imul(h ^ (h >>> 16), 0x45d9f3b) >>> 0;
   h = Math.imul(h ^ (h >>> 16), 0x45d9f3b) >>> 0;
   h = (h ^ (h >>> 16)) >>> 0;

@@ -209,6 +209,16 @@ test('flowLane: in range for any bytes, the same for the same flow, and a later 
       assert.equal(flowLane(Buffer.from(b), n), k);
     }),
   );
+  // Symmetric: the answer (addresses and ports swapped) goes by the lane its question came by.
+  for (let i = 0; i < 200; i++) {
+    const q = tcp(0xc6336401 + i, 20000 + i * 7, 8080 + (i % 3));
+    const r = Buffer.from(q);
+    q.copy(r, 12, 16, 20);
+    q.copy(r, 16, 12, 16);
+    q.copy(r, 20, 22, 24);
+    q.copy(r, 22, 20, 22);
+    for (const n of [2, 3, 4, 16]) assert.equal(flowLane(r, n), flowLane(q, n));
+  }
   const a = tcp(0xc6336401, 1111);
   const frag = Buffer.from(a);
   frag[7] = 1; // fragment offset 8: no ports to read

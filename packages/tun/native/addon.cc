@@ -23,6 +23,7 @@ Napi::Value SynStamp(const Napi::CallbackInfo& info);
 Napi::Value SynUnstamp(const Napi::CallbackInfo& info);
 Napi::Value SynReadStamp(const Napi::CallbackInfo& info);
 Napi::Value AckMarkRedundant(const Napi::CallbackInfo& info);
+Napi::Value TunSteerByFlow(const Napi::CallbackInfo& info);
 }
 
 // setThreadName(name): names the calling thread (PR_SET_NAME, what top -H and /proc/<pid>/task/<tid>/comm
@@ -60,6 +61,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("synUnstamp", Napi::Function::New(env, pp::SynUnstamp, "synUnstamp"));
   exports.Set("synReadStamp", Napi::Function::New(env, pp::SynReadStamp, "synReadStamp"));
   exports.Set("ackMarkRedundant", Napi::Function::New(env, pp::AckMarkRedundant, "ackMarkRedundant"));
+  exports.Set("tunSteerByFlow", Napi::Function::New(env, pp::TunSteerByFlow, "tunSteerByFlow"));
   exports.Set("setThreadName", Napi::Function::New(env, SetThreadName, "setThreadName"));
   return exports;
 }

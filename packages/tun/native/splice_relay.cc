@@ -57,6 +57,7 @@
 #include "errno_error.h"
 #include "syn_stamp.h"
 #include "js_call.h"
+#include "lanes.h"
 #include "sockaddr.h"
 
 namespace pp {
@@ -989,37 +990,48 @@ class SpliceRelay : public Napi::ObjectWrap<SpliceRelay> {
   // once its first bytes are there. Throws (a TypeError for a host that is not IPv4).
   // `notsent`: the accepted sockets' TCP_NOTSENT_LOWAT (kTransparentNotSent / kFrontNotSent).
   int OpenListener(Napi::Env env, const char* what, const std::string& host, const Napi::Value& port, bool defer,
-                   int notsent, uint64_t tag, uint16_t* bound) {
+                   int notsent, uint64_t tag, uint16_t* bound, uint32_t lanes = 1, std::vector<int>* extra = nullptr) {
     sockaddr_in sa{};
     sa.sin_family = AF_INET;
     sa.sin_port = htons(static_cast<uint16_t>(port.As<Napi::Number>().Uint32Value()));
     if (inet_pton(AF_INET, host.c_str(), &sa.sin_addr) != 1)
       throw Napi::TypeError::New(env, std::string(what) + ": host must be an IPv4 address");
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0) throw ErrnoError(env, "socket", errno);
-    int one = 1, zero = 0;
-    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 ||
-        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) != 0 ||
-        bind(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0 || ::listen(fd, 511) != 0 ||
-        setsockopt(fd, IPPROTO_TCP, TCP_QUICKACK, &zero, sizeof zero) != 0 ||
-        (defer && setsockopt(fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &one, sizeof one) != 0)) {
-      int e = errno;
-      ::close(fd);
-      throw ErrnoError(env, "listen", e);
+    // Lanes (lanes.cc): `lanes` sockets in one SO_REUSEPORT group, in order (the first is ours, the others
+    // go to `extra` for the lanes' threads), the group picking by the TUN queue a SYN came in on.
+    std::vector<int> fds;
+    auto fail = [&](const char* call, int e) {
+      for (int f : fds) ::close(f);
+      throw ErrnoError(env, call, e);
+    };
+    for (uint32_t k = 0; k < lanes; k++) {
+      int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+      if (fd < 0) fail("socket", errno);
+      fds.push_back(fd);
+      int one = 1, zero = 0;
+      if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 ||
+          (lanes > 1 && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0) ||
+          setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) != 0 ||
+          bind(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0 || ::listen(fd, 511) != 0 ||
+          setsockopt(fd, IPPROTO_TCP, TCP_QUICKACK, &zero, sizeof zero) != 0 ||
+          (defer && setsockopt(fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &one, sizeof one) != 0))
+        fail("listen", errno);
+      // A front (an agent's proxy listener) takes TCP Fast Open: a SYN with the relay's SOCKS5 front's
+      // handshake in it (the front's fastOpen) is answered without a round trip more. Only where the
+      // kernel's server side is on (net.ipv4.tcp_fastopen & 2); otherwise the option does nothing.
+      if (defer) {
+        int qlen = 256;
+        setsockopt(fd, IPPROTO_TCP, TCP_FASTOPEN, &qlen, sizeof qlen);
+      }
+      // Accepted sockets inherit it as they do TCP_NODELAY (no system call per connection). Where it fails,
+      // sockets work as before.
+      setsockopt(fd, IPPROTO_TCP, TCP_NOTSENT_LOWAT, &notsent, sizeof notsent);
+      // The other lanes' sockets bind the port the first one got.
+      socklen_t sl = sizeof sa;
+      getsockname(fd, reinterpret_cast<sockaddr*>(&sa), &sl);
     }
-    // A front (an agent's proxy listener) takes TCP Fast Open: a SYN with the relay's SOCKS5 front's
-    // handshake in it (the front's fastOpen) is answered without a round trip more. Only where the
-    // kernel's server side is on (net.ipv4.tcp_fastopen & 2); otherwise the option does nothing.
-    if (defer) {
-      int qlen = 256;
-      setsockopt(fd, IPPROTO_TCP, TCP_FASTOPEN, &qlen, sizeof qlen);
-    }
-    // Accepted sockets inherit it as they do TCP_NODELAY (no system call per connection). Where it fails,
-    // sockets work as before.
-    setsockopt(fd, IPPROTO_TCP, TCP_NOTSENT_LOWAT, &notsent, sizeof notsent);
-    socklen_t sl = sizeof sa;
-    getsockname(fd, reinterpret_cast<sockaddr*>(&sa), &sl);
-    return WatchListener(env, fd, tag, ntohs(sa.sin_port), bound);
+    if (lanes > 1 && !AttachByQueue(fds[0])) fail("setsockopt(SO_ATTACH_REUSEPORT_CBPF)", errno);
+    if (extra) extra->assign(fds.begin() + 1, fds.end());
+    return WatchListener(env, fds[0], tag, ntohs(sa.sin_port), bound);
   }
 
   // A listening socket into our epoll under `tag` (level-triggered); the fd is closed if it cannot be.
@@ -1731,13 +1743,21 @@ class SpliceRelay : public Napi::ObjectWrap<SpliceRelay> {
   // front (see "SOCKS5" below). `fd` (>= 0): no new socket, this engine also accepts from a listener
   // another thread's engine opened (frontDup there): the fd is this engine's from the call on (closed at
   // frontClose, or at once when refused); it must be a listening IPv4 TCP socket bound to host:port.
+  // frontListen(host, port, headMs, exempt, socks, stamps?, fd?, lanes?) -> [bound, tag, ...fds]: `fd` (-1: none)
+  // another engine's listener to accept from (frontDup, or a lane's socket); `lanes` > 1: a group of that many
+  // sockets by TUN queue (OpenListener), this engine accepting from the first, the others' fds returned.
   Napi::Value FrontListen(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
-    if (info.Length() < 5 || info.Length() > 7 || !info[0].IsString() || !info[1].IsNumber() || !info[2].IsNumber() ||
+    if (info.Length() < 5 || info.Length() > 8 || !info[0].IsString() || !info[1].IsNumber() || !info[2].IsNumber() ||
         !info[3].IsString() || !info[4].IsBoolean() || (info.Length() >= 6 && !info[5].IsBoolean()) ||
-        (info.Length() == 7 && !info[6].IsNumber()))
-      throw Napi::TypeError::New(env, "frontListen(host, port, headMs, exempt, socks, stamps?, fd?)");
-    const int shared = info.Length() == 7 ? info[6].As<Napi::Number>().Int32Value() : -1;
+        (info.Length() >= 7 && !info[6].IsNumber()) || (info.Length() == 8 && !info[7].IsNumber()))
+      throw Napi::TypeError::New(env, "frontListen(host, port, headMs, exempt, socks, stamps?, fd?, lanes?)");
+    const int shared = info.Length() >= 7 ? info[6].As<Napi::Number>().Int32Value() : -1;
+    const uint32_t lanes = info.Length() == 8 ? info[7].As<Napi::Number>().Uint32Value() : 1;
+    if (lanes < 1 || lanes > 16 || (lanes > 1 && shared >= 0)) {
+      if (shared >= 0) ::close(shared);
+      throw Napi::TypeError::New(env, "frontListen: lanes must be 1..16, and 1 with an fd");
+    }
     if (epfd_ < 0 || on_fhead_.IsEmpty()) {
       if (shared >= 0) ::close(shared);
       if (epfd_ < 0) throw Napi::Error::New(env, "SpliceRelay is closed");
@@ -1747,9 +1767,10 @@ class SpliceRelay : public Napi::ObjectWrap<SpliceRelay> {
     while (next_front_ == 0 || fronts_.count(next_front_) != 0) next_front_++;
     const uint32_t tag = next_front_;
     uint16_t bound = 0;
+    std::vector<int> extra;
     const int fd = shared >= 0 ? JoinListener(env, shared, host, info[1], kTagFront | tag, &bound)
                                : OpenListener(env, "frontListen", host, info[1], true, kFrontNotSent, kTagFront | tag,
-                                              &bound);
+                                              &bound, lanes, &extra);
     next_front_++;
     Front fr;
     fr.lfd = fd;
@@ -1762,14 +1783,16 @@ class SpliceRelay : public Napi::ObjectWrap<SpliceRelay> {
     if (fr.stamps && setsockopt(fd, IPPROTO_TCP, TCP_SAVE_SYN, &on, sizeof on) != 0) {
       const int e = errno;
       ::close(fd);
+      for (int f : extra) ::close(f);
       throw ErrnoError(env, "setsockopt(TCP_SAVE_SYN)", e);
     }
     fr.group = host;
     fronts_[tag] = fr;
     Arm();
-    auto out = Napi::Array::New(env, 2);
+    auto out = Napi::Array::New(env, 2 + extra.size());
     out.Set(0u, Napi::Number::New(env, bound));
     out.Set(1u, Napi::Number::New(env, tag));
+    for (size_t k = 0; k < extra.size(); k++) out.Set(static_cast<uint32_t>(2 + k), Napi::Number::New(env, extra[k]));
     return out;
   }
 

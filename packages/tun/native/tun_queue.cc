@@ -335,7 +335,7 @@ static uint32_t FlowLane(const uint8_t* p, size_t len, uint32_t count) {
   const size_t ihl = static_cast<size_t>(p[0] & 0x0f) * 4;
   const uint32_t later = (uint32_t{p[6] & 0x1fu} << 8) | p[7];
   if ((proto == 6 || proto == 17) && later == 0 && ihl >= 20 && len >= ihl + 4)
-    h ^= (uint32_t{p[ihl]} << 24) | (uint32_t{p[ihl + 1]} << 16) | (uint32_t{p[ihl + 2]} << 8) | p[ihl + 3];
+    h ^= ((uint32_t{p[ihl]} << 8) | p[ihl + 1]) ^ ((uint32_t{p[ihl + 2]} << 8) | p[ihl + 3]);
   h = (h ^ (h >> 16)) * 0x45d9f3bu;
   h = (h ^ (h >> 16)) * 0x45d9f3bu;
   h ^= h >> 16;

@@ -225,6 +225,8 @@ export interface NativeAddon {
   synReadStamp(savedSyn: Uint8Array): [string, number] | null;
   /** native/ack_filter.h MarkRedundantAcks over one read's packets: 1 where a later ACK covers the packet. */
   ackMarkRedundant(packets: readonly Uint8Array[]): Uint8Array;
+  /** native/lanes.cc: the TUN steers each packet to queue flowLane(packet, lanes) (0: by its flow table). */
+  tunSteerByFlow(fd: number, lanes: number): void;
 }
 
 /** A system error thrown by the addon (same shape as Node's). */

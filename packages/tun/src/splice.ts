@@ -95,7 +95,8 @@ interface NativeSpliceRelay {
     socks: boolean,
     stamps?: boolean,
     fd?: number,
-  ): [number, number];
+    lanes?: number,
+  ): number[];
   frontDup(tag: number): number;
   frontStamps(tag: number, on: boolean): boolean;
   frontClose(tag: number): void;
@@ -432,7 +433,10 @@ export class SpliceEngine {
    * kernel (TCP_SAVE_SYN) and read at accept for a stamp (head()'s `stamp`). `fd`: no new socket, this
    * engine accepts from another thread's engine's listener too (that engine's frontDup): a listening
    * IPv4 socket on host:port, this engine's from the call on (closed by frontClose, or at once if the
-   * call throws). The kernel hands each new connection to whichever engine accepts it first.
+   * call throws). The kernel hands each new connection to whichever engine accepts it first. `lanes` > 1
+   * (no `fd`): a device's lanes (native/lanes.cc), that many listening sockets in one SO_REUSEPORT group
+   * picking by the TUN queue a SYN came in on; this engine accepts from the first, `laneFds` are the others'
+   * (in lane order, for the lanes' engines' `fd`; the caller's to hand on or close).
    */
   frontListen(
     host: string,
@@ -443,14 +447,17 @@ export class SpliceEngine {
     socks = false,
     stamps = false,
     fd?: number,
-  ): { port: number; tag: number } {
+    lanes = 1,
+  ): { port: number; tag: number; laneFds: number[] } {
     this.frontInit();
-    const [bound, tag] =
-      fd === undefined
-        ? this.native.frontListen(host, port, headMs, exempt ?? '', socks, stamps)
-        : this.native.frontListen(host, port, headMs, exempt ?? '', socks, stamps, fd);
-    this.fronts.set(tag, handler);
-    return { port: bound, tag };
+    const [bound, tag, ...laneFds] =
+      lanes > 1
+        ? this.native.frontListen(host, port, headMs, exempt ?? '', socks, stamps, -1, lanes)
+        : fd === undefined
+          ? this.native.frontListen(host, port, headMs, exempt ?? '', socks, stamps)
+          : this.native.frontListen(host, port, headMs, exempt ?? '', socks, stamps, fd);
+    this.fronts.set(tag!, handler);
+    return { port: bound!, tag: tag!, laneFds };
   }
 
   /** A new descriptor of front listener `tag` for another thread's engine (its frontListen's `fd`); the caller's to close or hand on. */

@@ -46,6 +46,11 @@ export type KernelTunDevice = TunDevice & {
    * (native/ack_filter.h); off by default.
    */
   thinAcks(on: boolean): void;
+  /**
+   * A device's lanes (native/lanes.cc): every queue of this multi-queue TUN gets the packets of the flows
+   * @pocketproxy/protocol flowLane(packet, lanes) gives it; 0: the TUN's own flow table again.
+   */
+  steerByFlow(lanes: number): void;
 };
 
 export function openTun(opts: OpenTunOptions): KernelTunDevice {
@@ -174,6 +179,17 @@ class KernelTun implements TunDevice {
   thinAcks(on: boolean): void {
     this.#check();
     this.q.setAckThinning(on);
+  }
+
+  steerByFlow(lanes: number): void {
+    this.#check();
+    if (!Number.isInteger(lanes) || lanes === 1 || lanes < 0 || lanes > 16)
+      throw fail('PP_ERR_TUN_INVALID_CONFIG', { field: 'lanes', reason: `${lanes}: 0 (off) or 2..16` });
+    try {
+      loadAddon().tunSteerByFlow(this.q.fd, lanes);
+    } catch (e) {
+      throw fail('PP_ERR_TUN_OPEN_FAILED', { name: this.name, reason: `steering: ${reasonOf(e)}` }, { cause: e });
+    }
   }
 
   stats(): TunStats {
