@@ -14,7 +14,7 @@ import { agentError } from './errors.js';
 import { readState, writeState, type AgentState } from './state.js';
 import { AGENT_VERSION } from './version.js';
 import type { TunnelClientOptions } from './tunnel/client.js';
-import type { StartTunnel, TunnelHandle } from './tunnel/host.js';
+import type { StartTunnel, TunnelHandle, TunnelSpec } from './tunnel/host.js';
 import { firstHost, prefixLength } from './tunnel/probe.js';
 import { interfaceAddresses } from './proxy/egress.js';
 import type { Listeners } from './proxy/listeners.js';
@@ -81,6 +81,13 @@ export interface RunConfig {
    * More than 1 needs the native front and `startListenerThread`.
    */
   listenerThreads?: number;
+  /**
+   * The device's lanes (`run --lanes`, docs/protocol.md §3.1; default 1): a packet path per thread, each
+   * with its own TUN queue and tunnel session, the listener threads' too (then as many threads as lanes,
+   * whatever listenerThreads says), so that a connection's packets never cross threads. Needs what
+   * listener threads need, and the packet path on this thread (main.ts).
+   */
+  lanes?: number;
   /** The tunnel's native seal path (default on; main.ts: off for POCKETPROXY_NATIVE_SEAL=0). */
   nativeSeal?: boolean;
   /**
@@ -423,44 +430,51 @@ export function createAgent(cfg: RunConfig, deps: AgentDeps): Agent {
     current = t;
     const vpnIp = t.vpn_ip!;
     const gw = firstHost(t.subnet);
-    tunnel = await deps.startTunnel(
-      {
-        tun: {
-          name: cfg.tunnelInterface,
-          mtu: t.mtu,
-          address: vpnIp,
-          prefixLength: prefixLength(t.subnet),
-          ...(replyTable ? { replyTable } : {}),
-        },
-        relayHost: t.relay.host,
-        relayPort: t.relay.port,
-        relayPublicKey: decodeKey(t.relay.public_key!, 'relay public key'),
-        privateKey: decodeKey(state.private_key, 'private key'),
-        psk: decodeKey(state.psk, 'psk'),
-        probe: gw && gw !== vpnIp ? { src: vpnIp, dst: gw } : undefined,
-        offload: cfg.offload,
-        nativeSeal: cfg.nativeSeal,
-        ...(cfg.tunnelViaEgress && cfg.egressInterface
-          ? { bindAddress: interfaceAddresses(cfg.egressInterface).ipv4 }
-          : {}),
-        options: cfg.tunnel,
+    // The listeners' work on more threads than this one (proxy/threads.ts): only where the native
+    // front accepts (the threads share its listening sockets); with lanes, each thread a packet path too.
+    const engine = threadEngine(() => new SpliceEngine(), log);
+    const threadsPossible =
+      deps.startListenerThread !== undefined &&
+      engine !== undefined &&
+      cfg.splice !== false &&
+      cfg.front !== false &&
+      useLeanSockets();
+    // A relay from before lanes says nothing (max_lanes 1): it would drop a lane initiation, lane 0's too.
+    const relayLanes = t.relay.max_lanes ?? 1;
+    const lanes = threadsPossible ? Math.min(cfg.lanes ?? 1, relayLanes) : 1;
+    if ((cfg.lanes ?? 1) > lanes)
+      log.warn(
+        { lanes, asked: cfg.lanes, relayLanes },
+        threadsPossible ? 'the relay holds fewer lanes per device' : 'lanes need the native front and splice engine',
+      );
+    const threads = lanes > 1 ? lanes : threadsPossible ? (cfg.listenerThreads ?? 1) : 1;
+    const tunnelSpec: TunnelSpec = {
+      tun: {
+        name: cfg.tunnelInterface,
+        mtu: t.mtu,
+        address: vpnIp,
+        prefixLength: prefixLength(t.subnet),
+        ...(replyTable ? { replyTable } : {}),
       },
+      relayHost: t.relay.host,
+      relayPort: t.relay.port,
+      relayPublicKey: decodeKey(t.relay.public_key!, 'relay public key'),
+      privateKey: decodeKey(state.private_key, 'private key'),
+      psk: decodeKey(state.psk, 'psk'),
+      probe: gw && gw !== vpnIp ? { src: vpnIp, dst: gw } : undefined,
+      offload: cfg.offload,
+      nativeSeal: cfg.nativeSeal,
+      ...(cfg.tunnelViaEgress && cfg.egressInterface
+        ? { bindAddress: interfaceAddresses(cfg.egressInterface).ipv4 }
+        : {}),
+      options: cfg.tunnel,
+    };
+    tunnel = await deps.startTunnel(
+      lanes > 1 ? { ...tunnelSpec, lane: { index: 0, count: lanes } } : tunnelSpec,
       onMessage,
       log,
     );
 
-    // The listeners' work on more threads than this one (proxy/threads.ts): only where the native
-    // front accepts (the threads share its listening sockets).
-    const engine = threadEngine(() => new SpliceEngine(), log);
-    const threads =
-      (cfg.listenerThreads ?? 1) > 1 &&
-      deps.startListenerThread &&
-      engine &&
-      cfg.splice !== false &&
-      cfg.front !== false &&
-      useLeanSockets()
-        ? cfg.listenerThreads!
-        : 1;
     const setup: ListenerSetup = {
       host: vpnIp,
       relayAddress: gw,
@@ -487,9 +501,10 @@ export function createAgent(cfg: RunConfig, deps: AgentDeps): Agent {
             },
             deps.onListenerThreadFailed ?? ((e) => log.error({ err: e }, 'listener thread failed')),
             log,
+            lanes > 1 ? tunnelSpec : undefined,
           )
         : undefined;
-    listeners = buildListeners(setup, { credentials, usage, logger: log, now, engine, peers });
+    listeners = buildListeners(setup, { credentials, usage, logger: log, now, engine, peers, lanes });
     announceStamps();
   }
 

@@ -37,7 +37,14 @@ export interface EnrollResult extends PairResult {
   farm_host_id: string;
 }
 export interface TunnelInfo {
-  relay: { host: string; port: number; public_key: string | null; public_key_endorsement?: string | null };
+  /** `max_lanes`: the lanes the relay holds per device (absent from servers before lanes: 1). */
+  relay: {
+    host: string;
+    port: number;
+    public_key: string | null;
+    public_key_endorsement?: string | null;
+    max_lanes?: number;
+  };
   vpn_ip: string | null;
   mtu: number;
   subnet: string;

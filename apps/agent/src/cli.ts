@@ -92,6 +92,9 @@ Options:
   --listener-threads N|auto       threads that accept and serve the HTTP connections without limits
                                   (default auto: one per core but one from 3 cores on, at most ${AUTO_LISTENER_THREADS_MAX};
                                   1 on one or two cores: the main thread only)
+  --lanes N                       packet paths: N threads, each with its own TUN queue, tunnel session
+                                  and listeners, so a connection's packets stay on one thread (1-16,
+                                  default 1; more than 1 overrides --listener-threads)
   --log-level LEVEL               pino level (default info, or $LOG_LEVEL)
   -h, --help                      show this help
 `,
@@ -246,6 +249,7 @@ export function parseCli(argv: readonly string[]): Parsed {
       'max-handshakes': { type: 'string' },
       'reply-table': { type: 'string' },
       'listener-threads': { type: 'string' },
+      lanes: { type: 'string' },
       'log-level': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     });
@@ -286,6 +290,7 @@ export function parseCli(argv: readonly string[]): Parsed {
     const listenerThreads = lt === 'auto' ? autoListenerThreads() : Number(lt);
     if (!Number.isInteger(listenerThreads) || listenerThreads < 1 || listenerThreads > 64)
       problems.push('--listener-threads must be 1-64 or auto');
+    const lanes = int('lanes', 1, 1, 16);
     const echo = values['ip-echo-url'] as string | undefined;
     if (echo !== undefined && !/^https?:\/\/[^\s]+$/.test(echo)) problems.push('--ip-echo-url must be an http(s) URL');
     usage(problems, HELP.run);
@@ -307,6 +312,7 @@ export function parseCli(argv: readonly string[]): Parsed {
       maxHandshakes: handshakes,
       replyTable,
       listenerThreads,
+      lanes,
     };
     return {
       command: 'run',

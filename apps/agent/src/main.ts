@@ -82,8 +82,9 @@ async function main(argv: string[]): Promise<number> {
     return -1; // keep running
   }
   // The tunnel's packet path on a thread of its own with more than two cores, else on the main event
-  // loop (tunnel/host.ts tunnelOnWorker); POCKETPROXY_AGENT_TUNNEL_THREAD=1 / =0 decides.
-  const onWorker = tunnelOnWorker();
+  // loop (tunnel/host.ts tunnelOnWorker); POCKETPROXY_AGENT_TUNNEL_THREAD=1 / =0 decides. With lanes,
+  // lane 0's packet path stays with this thread's listeners (each lane's does with its thread's).
+  const onWorker = (parsed.config.lanes ?? 1) === 1 && tunnelOnWorker();
   // The API client checks the server URL (https, loopback or --insecure-http) and every relay key
   // against the server key pinned at pairing (trust.ts).
   const api = trustedApiClient(await readState(parsed.config.stateDir), { insecureHttp: parsed.insecureHttp, logger });

@@ -6,7 +6,10 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { tunnelOnWorker, workerTunnel, type TunnelSpec } from '../src/tunnel/host.js';
+import * as dgram from 'node:dgram';
+import { createResponder, generateKeyPair, generatePsk } from '@pocketproxy/protocol';
+import { FakeTun } from '@pocketproxy/tun';
+import { runTunnel, tunnelOnWorker, workerTunnel, type TunIo, type TunnelSpec } from '../src/tunnel/host.js';
 import { silentLogger } from '../src/log.js';
 
 // The bundle (scripts/build.mjs, run by the test command's setup): a worker thread does not take
@@ -52,3 +55,70 @@ test('tunnelOnWorker: the packet path gets its own thread only with more than tw
   assert.equal(tunnelOnWorker('yes', 2), false, 'anything else: the default for the core count');
   assert.equal(tunnelOnWorker('yes', 8), true);
 });
+
+test('runTunnel with lanes: every lane opens a queue of a multi-queue TUN; lane 0 alone configures it; each lane initiates as itself', async () => {
+  const relay = generateKeyPair();
+  const device = generateKeyPair();
+  const psk = generatePsk();
+  // A real responder on loopback: the lanes' initiations say which lane they are.
+  const responder = createResponder<string>({
+    privateKey: relay.privateKey,
+    lookupPeer: (k) => (k.equals(device.publicKey) ? { deviceId: 'dev', psk } : undefined),
+  });
+  const sock = dgram.createSocket('udp4');
+  const lanesSeen: number[] = [];
+  sock.on('message', (m, r) => {
+    const res = responder.receive(m, `${r.address}:${r.port}`, Date.now());
+    if (res.kind === 'reply') {
+      lanesSeen.push(res.lane);
+      sock.send(res.frame, r.port, r.address);
+    }
+  });
+  await new Promise<void>((r) => sock.bind(0, '127.0.0.1', r));
+  const opened: { multiQueue: boolean | undefined }[] = [];
+  const configured: string[] = [];
+  const io: TunIo = {
+    openTun: (name, _mtu, _offload, multiQueue) => {
+      opened.push({ multiQueue });
+      return new FakeTun({ name });
+    },
+    configureTun: async (cfg) => {
+      configured.push(cfg.name);
+    },
+  };
+  const spec = (index: number): TunnelSpec => ({
+    tun: { name: 'ppd0', mtu: 1380, address: '10.0.0.2', prefixLength: 24 },
+    relayHost: '127.0.0.1',
+    relayPort: sock.address().port,
+    relayPublicKey: relay.publicKey,
+    privateKey: device.privateKey,
+    psk,
+    probe: { src: '10.0.0.2', dst: '10.0.0.1' },
+    lane: { index, count: 2 },
+  });
+  const runs = [
+    await runTunnel(spec(0), io, () => {}, silentLogger()),
+    await runTunnel(spec(1), io, () => {}, silentLogger()),
+  ];
+  try {
+    await waitUntil(() => runs.every((r) => r.client.established));
+    assert.deepEqual(opened, [{ multiQueue: true }, { multiQueue: true }]);
+    assert.deepEqual(configured, ['ppd0'], 'only lane 0 configures the TUN');
+    assert.deepEqual([...lanesSeen].sort(), [0, 1]);
+    assert.equal(responder.peer('dev')?.laneCount, 2);
+  } finally {
+    for (const r of runs) {
+      await r.client.stop();
+      r.tun.close();
+    }
+    sock.close();
+  }
+});
+
+async function waitUntil(f: () => boolean, ms = 5000): Promise<void> {
+  const until = Date.now() + ms;
+  while (!f()) {
+    if (Date.now() > until) throw new Error('timed out');
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}

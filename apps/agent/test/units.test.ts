@@ -105,6 +105,12 @@ test('CLI: --help on each command, problems reported together', () => {
   }
   for (const bad of ['0', '65', '1.5', 'many', ''])
     assert.throws(() => parseCli(['run', '--listener-threads', bad]), /--listener-threads must be 1-64 or auto/);
+  // Lanes: 1 by default, 1-16.
+  assert.equal(r.command === 'run' && r.config.lanes, 1);
+  const l = parseCli(['run', '--lanes', '4']);
+  assert.equal(l.command === 'run' && l.config.lanes, 4);
+  for (const bad of ['0', '17', '2.5', 'auto'])
+    assert.throws(() => parseCli(['run', '--lanes', bad]), /--lanes must be an integer 1-16/);
   const d = parseCli(['run', '--dns-cache-ms', '0']);
   assert.equal(d.command === 'run' && d.config.dnsCacheMs, 0);
   assert.throws(

@@ -454,6 +454,34 @@ perBackend(
       assert.equal(await snapshot(ts().db), before);
     });
 
+    test('relays/register: the relay says how many lanes it holds per device; devices read it in /tunnel (1 for a relay that says nothing); a bad count changes nothing', async () => {
+      const d = await pairDevice(ts());
+      const reg = (max?: unknown) =>
+        ts().call(
+          'POST',
+          '/api/internal/relays/register',
+          {
+            name: 'lanes-relay',
+            host: 'lanes.example.net',
+            tunnel_port: 1194,
+            push_url: 'http://lanes.example.net:8090',
+            public_key: Buffer.alloc(32, 7).toString('base64'),
+            ...(max === undefined ? {} : { max_lanes: max }),
+          },
+          internal(ts()),
+        );
+      const r = await reg(16);
+      assert.equal(r.status, 200, r.body);
+      assert.equal((await ts().call('PATCH', `/api/devices/${d.id}`, { relay_id: r.json.relay_id })).status, 200);
+      const lanes = async () =>
+        (await ts().call('GET', `/api/devices/${d.id}/tunnel`, undefined, dev(d.token))).json.relay.max_lanes;
+      assert.equal(await lanes(), 16);
+      for (const bad of [0, 17, 2.5, '4']) assertProblem(await reg(bad), 400, 'PP_ERR_API_VALIDATION');
+      assert.equal(await lanes(), 16, 'a refused registration changed nothing');
+      assert.equal((await reg()).status, 200);
+      assert.equal(await lanes(), 1, 'a relay from before lanes: one');
+    });
+
     test('vpn/connected marks online, answers vpn_ip, connections and credentials (no base_port); vpn/disconnected → offline + event', async () => {
       const d = await pairDevice(ts());
       const c = (

@@ -121,6 +121,14 @@ describe('data-plane isolation: hostile customers and devices (relay + 2 agents 
     agents.push(await startAgent(lab, relay, 1));
     agents.push(await startAgent(lab, relay, 2));
     for (const a of agents) await waitDeviceOnline(relay, a.deviceId, 30_000);
+    // Run with lanes (isolation-lanes.lab.test.ts): every lane of both devices carries before the claims.
+    const lanes = Number(process.env.POCKETPROXY_LANES ?? 1);
+    if (lanes > 1)
+      await waitUntil(async () => (await relay.tunnelStatus())?.lanes_up === agents.length * (lanes - 1), {
+        timeoutMs: 15_000,
+        intervalMs: 300,
+        what: `${lanes} lanes per device`,
+      });
     const d1 = agents[0]!.deviceId;
     const make = async (
       name: string,

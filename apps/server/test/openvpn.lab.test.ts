@@ -170,6 +170,14 @@ for (const carried of [true, false])
       });
       agent = await startAgent(lab, relay, 1);
       await waitDeviceOnline(relay, agent.deviceId, 30_000);
+      // Run with lanes (openvpn-lanes.lab.test.ts): every lane carries before the claims.
+      const lanes = Number(process.env.POCKETPROXY_LANES ?? 1);
+      if (lanes > 1)
+        await waitUntil(async () => (await relay.tunnelStatus())?.lanes_up === lanes - 1, {
+          timeoutMs: 15_000,
+          intervalMs: 300,
+          what: `${lanes} lanes`,
+        });
       conn = await createConnection(relay, agent.deviceId, 'http');
       // Pushed by the API to the relay and the device: the new connection answers at once.
       await waitUntil(
@@ -189,6 +197,7 @@ for (const carried of [true, false])
     after(async () => {
       if (process.env.PP_OPENVPN_DEBUG) {
         console.error(relay?.proc.output().slice(-20_000));
+        console.error(agent?.proc.output().slice(-20_000));
         for (const c of clients) console.error(c.output().slice(-5_000));
       }
       for (const c of clients) await c.stop(3_000).catch(() => {});

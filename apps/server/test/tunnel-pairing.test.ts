@@ -188,6 +188,7 @@ function registrationWith(peers: () => TunnelPeer[], gapMs: number) {
       tunnel_port: 1,
       push_url: 'http://h',
       public_key: encodeKey(generateKeyPair().publicKey),
+      max_lanes: 16,
     },
     devices,
     responder: { removePeer: (id) => void removed.push(id) },

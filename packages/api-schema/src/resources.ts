@@ -333,6 +333,14 @@ export const DeviceTunnel = z.object({
       .string()
       .nullable()
       .describe("the server key's signature of public_key for this device (as in PairResponse)"),
+    max_lanes: z
+      .number()
+      .int()
+      .min(1)
+      .max(16)
+      .describe(
+        'the most lanes (tunnel sessions at once, docs/protocol.md §3.1) the relay holds per device; 1 for a relay from before lanes',
+      ),
   }),
   vpn_ip: z.string().nullable(),
   mtu: z.number().int(),

@@ -47,6 +47,11 @@ export interface FrontListenOptions {
    * (FrontServer.dupListener there); the engine's from listen() on.
    */
   readonly shared?: number;
+  /**
+   * A device's lanes (@pocketproxy/tun native/lanes.cc): a group of this many listening sockets that picks
+   * by the TUN queue a SYN came in on; this one accepts from lane 0's, FrontServer.laneListener gives the others'.
+   */
+  readonly lanes?: number;
 }
 
 const noop = (): void => {};
@@ -94,6 +99,7 @@ export class ProxyServer extends EventEmitter<ProxyEvents & { error: [Error] }> 
           front.socks,
           front.stamps,
           front.shared,
+          front.lanes,
         )
       : lean
         ? new LeanServer({ noDelay: true }, accept)

@@ -354,6 +354,8 @@ export async function startAgent(lab: Lab, relay: LabRelay, n: number, opts: Age
   // Bench A/B: the agent's listener threads (run --listener-threads).
   if (process.env.POCKETPROXY_LISTENER_THREADS && !args.includes('--listener-threads'))
     args.push('--listener-threads', process.env.POCKETPROXY_LISTENER_THREADS);
+  // Bench A/B: the agent's lanes (run --lanes).
+  if (process.env.POCKETPROXY_LANES && !args.includes('--lanes')) args.push('--lanes', process.env.POCKETPROXY_LANES);
   const run = () =>
     lab.spawn(`dev${n}`, process.execPath, [...(opts.execArgv ?? []), AGENT_BIN, ...args], {
       env,

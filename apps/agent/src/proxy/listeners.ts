@@ -76,17 +76,26 @@ export interface ListenersOptions {
    */
   readonly peers?: ListenerPeers;
   /**
+   * The device's lanes (with `peers`, one thread per lane but this one): each listener the threads share is a
+   * group of one socket per lane, picked by the TUN queue a SYN came in on (@pocketproxy/tun native/lanes.cc);
+   * thread k gets lane k+1's socket rather than a duplicate of this thread's.
+   */
+  readonly lanes?: number;
+  /**
    * On a listener thread: the main thread's listener of this connection to accept from (an fd of its
    * own, FrontServer.dupListener there), instead of opening one. Undefined: none was given (not opened).
    */
   readonly sharedFd?: (item: CredentialItem) => number | undefined;
 }
 
-/** A listener another thread may accept from: its connection, the listener's identity, a new fd of it. */
+/**
+ * A listener another thread may accept from: its connection, the listener's identity, and for thread
+ * `thread` (0 ..) a new fd of it, or with lanes the socket of its lane (thread + 1).
+ */
 export interface SharedListener {
   readonly item: CredentialItem;
   readonly listener: object;
-  dup(): number;
+  dup(thread: number): number;
 }
 
 /** What Listeners needs of its listener threads (threads.ts ListenerThreads). */
@@ -283,7 +292,10 @@ export class Listeners {
       const ls = l.server.server;
       if (!item || item.port !== l.item.port || item.protocol !== l.item.protocol) continue;
       if (!shareable(item) || !(ls instanceof FrontServer)) continue;
-      shared.push({ item, listener: ls, dup: () => ls.dupListener() });
+      // A listener opened before its connection was shareable (it had a limit) has no lanes: the threads
+      // accept from duplicates of its one socket, as listener threads do, until it is opened again.
+      // So does a thread whose lane socket is gone (it let go of it while the connection had a limit).
+      shared.push({ item, listener: ls, dup: (k) => (ls.lanes > 1 && ls.laneListener(k + 1)) || ls.dupListener() });
     }
     await peers.sync(shared, this.openvpnCidr);
   }
@@ -398,6 +410,7 @@ export class Listeners {
           transparent,
           stamps: this.stampsRead,
           ...(shared === undefined ? {} : { shared }),
+          ...((this.o.lanes ?? 1) > 1 && this.o.peers && shareable(item) ? { lanes: this.o.lanes } : {}),
         },
       });
     } else {

@@ -52,6 +52,8 @@ export interface ListenerParts {
   readonly engine: SpliceEngine | undefined;
   /** Listener threads accepting from this thread's HTTP listeners too (main thread). */
   readonly peers?: ListenerPeers;
+  /** The device's lanes (main thread, with peers): the shared listeners are lane groups (ListenersOptions.lanes). */
+  readonly lanes?: number;
   /** A listener thread: accept from the main thread's listener of this connection (its fd) instead of opening one. */
   readonly sharedFd?: (item: CredentialItem) => number | undefined;
 }
@@ -110,6 +112,7 @@ export function buildListeners(s: ListenerSetup, p: ListenerParts): Listeners {
     logger: log,
     now: p.now,
     peers: p.peers,
+    lanes: p.lanes,
     sharedFd: p.sharedFd,
   });
 }

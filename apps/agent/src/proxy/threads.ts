@@ -31,6 +31,7 @@ import { createLogger } from '../log.js';
 import { UsageMeter, type UsageEntry } from '../ops/usage.js';
 import { addStats, type ListenerPeers, type ListenerStats, type SharedListener } from './listeners.js';
 import { buildListeners, threadEngine, type ListenerSetup } from './setup.js';
+import { kernelTun, runTunnel, type TunnelSpec } from '../tunnel/host.js';
 
 /** How often a thread reports its connections' bytes and its counters (ms). */
 export const REPORT_MS = 1000;
@@ -59,6 +60,8 @@ export interface ListenerWorkerData {
   readonly setup: ListenerSetup;
   readonly logLevel: string;
   readonly bindings: Record<string, unknown>;
+  /** A lane's packet path (tunnel/host.ts TunnelSpec with its `lane`): a TUN queue and a session of its own. */
+  readonly tunnel?: TunnelSpec;
 }
 
 /** What the main thread holds of a running thread. */
@@ -72,16 +75,18 @@ export type StartListenerThread = (
   setup: ListenerSetup,
   onMessage: (m: FromListenerThread) => void,
   onFail: (e: Error) => void,
+  tunnel?: TunnelSpec,
 ) => ListenerThreadHandle;
 
 /** A worker thread of the agent's own entry (main.ts: ppRole 'listeners'). */
 export function workerListenerThread(entry: string, logger: Logger): StartListenerThread {
-  return (setup, onMessage, onFatal) => {
+  return (setup, onMessage, onFatal, tunnel) => {
     const data: ListenerWorkerData = {
       ppRole: 'listeners',
       setup,
       logLevel: logger.level,
       bindings: logger.bindings(),
+      ...(tunnel ? { tunnel } : {}),
     };
     const w = new Worker(entry, { workerData: data });
     let ending = false;
@@ -102,12 +107,32 @@ export function workerListenerThread(entry: string, logger: Logger): StartListen
 
 /** The worker's entry (main.ts). */
 export function runListenerThread(port: MessagePort, data: ListenerWorkerData): void {
-  const logger = createLogger({ level: data.logLevel }).child({ ...data.bindings, thread: 'listeners' });
+  const lane = data.tunnel?.lane;
+  const logger = createLogger({ level: data.logLevel }).child({
+    ...data.bindings,
+    thread: lane ? `lane ${lane.index}` : 'listeners',
+  });
+  // A lane: its own queue of the TUN and its own session with the relay, on this thread. Only packets
+  // cross it (the relay sends commands on lane 0); a lane that cannot start ends the process as a
+  // failing thread does (the service manager starts it again).
+  const ran = data.tunnel
+    ? runTunnel(data.tunnel, kernelTun, (m) => logger.warn({ kind: m.kind }, 'a message on a lane; ignored'), logger)
+    : undefined;
+  ran?.catch((err) => {
+    logger.fatal({ err }, 'lane failed to start');
+    process.exit(1);
+  });
   serveListenerThread(
     port,
     data.setup,
     logger,
     threadEngine(() => new SpliceEngine(), logger),
+    async () => {
+      const r = await ran;
+      if (!r) return;
+      await r.client.stop();
+      r.tun.close();
+    },
   );
 }
 
@@ -117,6 +142,8 @@ export function serveListenerThread(
   setup: ListenerSetup,
   logger: Logger,
   engine: SpliceEngine | undefined,
+  /** What else stops with the thread (a lane's packet path), after its listeners. */
+  alsoStop?: () => Promise<void>,
 ): { close(): Promise<void> } {
   const credentials = new CredentialStore();
   // Shared connections have no limits (Listeners' shareable): the meter counts, it never holds back.
@@ -146,6 +173,7 @@ export function serveListenerThread(
     clearInterval(timer);
     await listeners.close();
     report();
+    await alsoStop?.();
   };
   port.on('message', (m: ToListenerThread) => {
     if (m.t === 'cut') {
@@ -198,6 +226,8 @@ export class ListenerThreads implements ListenerPeers {
     private readonly credit: (entries: readonly UsageEntry[]) => void,
     onFatal: (e: Error) => void,
     private readonly log: Logger,
+    /** With lanes: the packet path's spec, thread k running lane k+1 of count+1 (this thread lane 0). */
+    tunnel?: TunnelSpec,
   ) {
     // A thread that fails fails what waits for it (nothing hangs on it), then the process (onFatal).
     const fail = (e: Error): void => {
@@ -207,7 +237,8 @@ export class ListenerThreads implements ListenerPeers {
     };
     for (let i = 0; i < count; i++) {
       const slot: (typeof this.threads)[number] = { handle: undefined as never, sent: new Map() };
-      slot.handle = start(setup, (m) => this.onMessage(slot, m), fail);
+      const lane = tunnel ? { ...tunnel, lane: { index: i + 1, count: count + 1 } } : undefined;
+      slot.handle = start(setup, (m) => this.onMessage(slot, m), fail, lane);
       this.threads.push(slot);
     }
   }
@@ -216,13 +247,13 @@ export class ListenerThreads implements ListenerPeers {
     if (this.closed) return;
     const items = shared.map((s) => s.item);
     await Promise.all(
-      this.threads.map((th) => {
+      this.threads.map((th, k) => {
         const fds: [string, number][] = [];
         const sent = new Map<string, object>();
         try {
           for (const s of shared) {
             const id = s.item.connection_id;
-            if (th.sent.get(id) !== s.listener) fds.push([id, s.dup()]);
+            if (th.sent.get(id) !== s.listener) fds.push([id, s.dup(k)]);
             sent.set(id, s.listener);
           }
         } catch (e) {

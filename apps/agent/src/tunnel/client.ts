@@ -35,6 +35,7 @@ import {
   type Initiator,
   type InitiatorEvent,
   type JsonMessage,
+  type Lane,
   type TunnelTimers,
 } from '@pocketproxy/protocol';
 import {
@@ -76,6 +77,8 @@ export interface TunnelClientOptions {
   /** ICMP echo probe addresses (our vpn_ip → the relay's tunnel address); no probes without it. */
   probe?: { src: string; dst: string };
   timers?: Partial<TunnelTimers>;
+  /** One of the device's lanes (docs/protocol.md §3.1; host.ts TunnelSpec.lanes); absent: the only one. */
+  lane?: Lane;
   policy?: TransportPolicyOptions;
   liveness?: LivenessOptions;
   tickMs?: number;
@@ -165,6 +168,7 @@ export class TunnelClient extends EventEmitter<TunnelClientEvents> {
       responderPublicKey: o.relayPublicKey,
       psk: o.psk,
       timers: agentTimers(o.timers),
+      lane: o.lane,
       onEvent: (e) => this.onInitiatorEvent(e),
     });
     this.policy = new TransportPolicy(o.policy, this.now());

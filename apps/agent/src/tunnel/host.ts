@@ -12,7 +12,7 @@
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import type { Logger } from 'pino';
-import type { JsonMessage } from '@pocketproxy/protocol';
+import { SOLE_LANE, type JsonMessage, type Lane } from '@pocketproxy/protocol';
 import {
   configureTun,
   execRunner,
@@ -43,6 +43,13 @@ export interface TunnelSpec {
    * TUN offers it; main.ts: off for POCKETPROXY_NATIVE_SEAL=0).
    */
   nativeSeal?: boolean;
+  /**
+   * One of the device's lanes (`run --lanes`; docs/protocol.md §3.1): the TUN is multi-queue, this tunnel
+   * one queue of it with a session of its own. Lane 0 configures the TUN and steers its queues by flow
+   * (KernelTun.steerByFlow); the others (listener threads, proxy/threads.ts) open a queue of it and carry
+   * packets only (no probes). Absent: the only lane.
+   */
+  lane?: Lane;
   options?: Partial<Pick<TunnelClientOptions, 'timers' | 'policy' | 'liveness' | 'tickMs'>>;
 }
 
@@ -74,19 +81,30 @@ function clientOptions(
     relayPublicKey: Buffer.from(spec.relayPublicKey),
     privateKey: Buffer.from(spec.privateKey),
     psk: Buffer.from(spec.psk),
-    probe: spec.probe,
+    probe: (spec.lane?.index ?? 0) === 0 ? spec.probe : undefined,
+    lane: spec.lane,
     offload: spec.offload,
     bindAddress: spec.bindAddress,
     logger,
     onPackets,
     onMessage,
     ...spec.options,
+    // A lane but 0 sends no probes (their answers come by the lane the relay's hash picks): it hears
+    // the relay's keepalives (every 10 s on an idle lane) and presumes the relay lost after 15 s without
+    // a frame back, where lane 0, which probes, notices within ~5 s (liveness.ts).
+    ...((spec.lane?.index ?? 0) > 0
+      ? { liveness: { ...spec.options?.liveness, replyTimeoutMs: LANE_REPLY_TIMEOUT_MS } }
+      : {}),
   };
 }
 
+/** How long a lane but 0 waits for a frame back after sending before it handshakes again (ms). */
+export const LANE_REPLY_TIMEOUT_MS = 15_000;
+
 /** How the TUN is opened and configured: the kernel's (kernelTun) or a test's FakeTun. */
 export interface TunIo {
-  openTun(name: string, mtu: number, offload?: boolean): TunDevice;
+  /** `multiQueue`: one queue of a multi-queue TUN (lanes); every open of the name adds one. */
+  openTun(name: string, mtu: number, offload?: boolean, multiQueue?: boolean): TunDevice;
   configureTun(cfg: TunnelSpec['tun']): Promise<void>;
   /** Undoes what configureTun set up beyond the TUN itself (which goes away when closed). */
   unconfigureTun?(cfg: TunnelSpec['tun']): Promise<void>;
@@ -94,7 +112,8 @@ export interface TunIo {
 
 /** The real TUN device, configured with `ip` (no shell), answers to customers routed into it. */
 export const kernelTun: TunIo = {
-  openTun: (name, mtu, offload) => openTun({ name, maxPacket: Math.max(mtu, 1500) + 64, offload }),
+  openTun: (name, mtu, offload, multiQueue) =>
+    openTun({ name, maxPacket: Math.max(mtu, 1500) + 64, offload, multiQueue }),
   configureTun: async (cfg) => {
     await configureTun(cfg, execRunner);
     if (cfg.replyTable !== undefined)
@@ -104,6 +123,10 @@ export const kernelTun: TunIo = {
     if (cfg.replyTable !== undefined) await removeReplyRoute(cfg.replyTable, execRunner);
   },
 };
+
+function steerable(tun: TunDevice): tun is TunDevice & { steerByFlow(lanes: number): void } {
+  return typeof (tun as { steerByFlow?: unknown }).steerByFlow === 'function';
+}
 
 /** A TUN with a native seal path (the kernel's; FakeTun plays one). */
 function sealable(tun: TunDevice): tun is TunDevice & { sealPath(udp: BatchUdpSocket): SealPath } {
@@ -117,9 +140,14 @@ export async function runTunnel(
   onMessage: (m: JsonMessage) => void,
   logger: Logger,
 ): Promise<{ tun: TunDevice; client: TunnelClient }> {
-  const tun = io.openTun(spec.tun.name, spec.tun.mtu, spec.offload);
+  const lane = spec.lane ?? SOLE_LANE;
+  const tun = io.openTun(spec.tun.name, spec.tun.mtu, spec.offload, lane.count > 1);
   try {
-    await io.configureTun({ ...spec.tun, name: tun.name });
+    if (lane.index === 0) {
+      await io.configureTun({ ...spec.tun, name: tun.name });
+      // The device's answers leave by the queue (the lane) their flow came in on: the relay's hash.
+      if (lane.count > 1 && steerable(tun)) tun.steerByFlow(lane.count);
+    }
     const client = createTunnelClient({
       ...clientOptions(
         spec,

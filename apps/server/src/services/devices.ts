@@ -305,8 +305,9 @@ export async function deviceTunnel(ctx: Ctx, deviceId: string) {
       host: string | null;
       tunnel_port: number | null;
       public_key: string | null;
+      max_lanes: number | null;
     }>(
-      'SELECT d.vpn_ip, r.host, r.tunnel_port, r.public_key FROM devices d LEFT JOIN relays r ON r.id = d.relay_id WHERE d.id = $1',
+      'SELECT d.vpn_ip, r.host, r.tunnel_port, r.public_key, r.max_lanes FROM devices d LEFT JOIN relays r ON r.id = d.relay_id WHERE d.id = $1',
       [deviceId],
     )
   ).rows[0]!;
@@ -317,6 +318,7 @@ export async function deviceTunnel(ctx: Ctx, deviceId: string) {
       port: d.tunnel_port ?? ctx.config.tunnelPort,
       public_key: d.public_key,
       public_key_endorsement: endorsement,
+      max_lanes: d.max_lanes ?? 1,
     },
     vpn_ip: d.vpn_ip,
     mtu: ctx.config.tunnelMtu,

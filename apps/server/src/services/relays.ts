@@ -124,13 +124,13 @@ export async function updateRelay(ctx: Ctx, id: string, input: RelayInput, actor
 /** A tunnel process announces itself (POST /api/internal/relays/register): created or updated by name. */
 export async function registerRelay(
   q: Queryable,
-  r: { name: string; host: string; tunnel_port: number; push_url: string; public_key: string },
+  r: { name: string; host: string; tunnel_port: number; push_url: string; public_key: string; max_lanes?: number },
 ): Promise<{ relay_id: string }> {
   const r0 = await q.query<{ id: string }>(
-    `INSERT INTO relays (id, name, host, tunnel_port, push_url, public_key) VALUES ($1,$2,$3,$4,$5,$6)
-     ON CONFLICT (name) DO UPDATE SET host = excluded.host, tunnel_port = excluded.tunnel_port, push_url = excluded.push_url, public_key = excluded.public_key, updated_at = now()
+    `INSERT INTO relays (id, name, host, tunnel_port, push_url, public_key, max_lanes) VALUES ($1,$2,$3,$4,$5,$6,$7)
+     ON CONFLICT (name) DO UPDATE SET host = excluded.host, tunnel_port = excluded.tunnel_port, push_url = excluded.push_url, public_key = excluded.public_key, max_lanes = excluded.max_lanes, updated_at = now()
      RETURNING id`,
-    [newId('rly'), r.name, r.host, r.tunnel_port, r.push_url, r.public_key],
+    [newId('rly'), r.name, r.host, r.tunnel_port, r.push_url, r.public_key, r.max_lanes ?? 1],
   );
   return { relay_id: r0.rows[0]!.id };
 }

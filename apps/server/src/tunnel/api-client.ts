@@ -39,6 +39,8 @@ export interface RegisterInput {
   tunnel_port: number;
   push_url: string;
   public_key: string;
+  /** The lanes per device this relay holds (@pocketproxy/protocol MAX_LANES). */
+  max_lanes: number;
 }
 
 export interface InternalApi {

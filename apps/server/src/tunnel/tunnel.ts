@@ -9,7 +9,7 @@
 // This file wires the parts together and owns start/stop, the timers (tick) and status();
 // peer-lifecycle.ts, registration.ts, firewall-sync.ts, messages.ts and usage-report.ts do the rest.
 import type { Logger } from 'pino';
-import { createResponder, type JsonMessage, type TunnelTimers } from '@pocketproxy/protocol';
+import { createResponder, MAX_LANES, type JsonMessage, type TunnelTimers } from '@pocketproxy/protocol';
 import type { Firewall, OpenVpnState, Socks5FrontState } from '@pocketproxy/netfw';
 import {
   tryNativeAead,
@@ -148,6 +148,8 @@ export interface TunnelStatus {
   frames_out_native: number;
   /** Devices whose packets are sealed (and opened) natively now. */
   seal_routes: number;
+  /** Lanes beyond lane 0 that carry now, over the connected devices (docs/protocol.md §3.1). */
+  lanes_up: number;
   packets_to_tun: number;
   packets_from_tun: number;
   /** Initiations from keys unknown when they arrived: kept now, and answered after a peer refresh so far. */
@@ -331,6 +333,7 @@ export function createTunnel(deps: TunnelDeps): Tunnel {
       tunnel_port: s.tunnelPort,
       push_url: s.pushUrl,
       public_key: deps.relayKey.publicKey.toString('base64'),
+      max_lanes: MAX_LANES,
     },
     devices,
     // A deleted device's native route goes with its peer entry (not at the next tick).
@@ -512,6 +515,13 @@ export function createTunnel(deps: TunnelDeps): Tunnel {
     log.info({ devices: up.length }, 'tunnel stopped');
   }
 
+  function lanesUp(connected: readonly { id: string }[]): number {
+    const t = now();
+    let n = 0;
+    for (const e of connected) for (const l of responder.peer(e.id)?.lanes.values() ?? []) if (l.usable(t)) n++;
+    return n;
+  }
+
   function status(): TunnelStatus {
     const c = path.counters;
     const ts = deps.tun.stats();
@@ -531,6 +541,7 @@ export function createTunnel(deps: TunnelDeps): Tunnel {
       frames_out: c.framesOut + (ts.sealNative ?? 0),
       frames_out_native: ts.sealNative ?? 0,
       seal_routes: path.sealRoutes,
+      lanes_up: lanesUp(connected),
       packets_to_tun: c.packetsToTun + opened,
       packets_from_tun: c.packetsFromTun + (ts.sealNative ?? 0) + (ts.sealErrors ?? 0),
       initiations_held: path.held.size,

@@ -17,6 +17,7 @@
 // sockets, the handshake guard, the agent's max_connections and revocation): destroy() and
 // resetAndDestroy() end it at whatever stage it is, and 'close' comes once, at its end.
 import { EventEmitter } from 'node:events';
+import { closeSync } from 'node:fs';
 import * as util from 'node:util';
 import { isPPError } from '@pocketproxy/errors';
 import { classifyDialError } from '../dialer.js';
@@ -69,7 +70,8 @@ export interface FrontEngine {
     socks?: boolean,
     stamps?: boolean,
     fd?: number,
-  ): { port: number; tag: number };
+    lanes?: number,
+  ): { port: number; tag: number; laneFds?: number[] };
   /** A new descriptor of a front listener, for another thread's engine (frontListen's `fd` there). */
   frontDup?(tag: number): number;
   frontStamps(tag: number, on: boolean): boolean;
@@ -141,6 +143,8 @@ export class FrontServer extends EventEmitter {
   private connections = 0;
   private closing: (() => void)[] | null = null;
   private handleClosed = false;
+  /** Lanes 1.. of a listener with lanes (laneListener), until handed on; -1 once taken. */
+  private laneFds: number[] = [];
   /** A SOCKS5 front's connections by id while their handshake is read (the engine asks at every read). */
   private readonly reading = new Map<number, FrontConnection>();
 
@@ -153,6 +157,8 @@ export class FrontServer extends EventEmitter {
     private readonly socks = false,
     private stamps = false,
     private shared?: number,
+    /** A device's lanes: the listener is a group of this many sockets (laneListener gives the others). */
+    readonly lanes = 1,
   ) {
     super();
     this.on('connection', onConnection);
@@ -172,9 +178,11 @@ export class FrontServer extends EventEmitter {
         this.exempt,
         this.socks,
         this.stamps,
-        ...(fd === undefined ? [] : [fd]),
+        fd,
+        this.lanes,
       );
       this.tag = r.tag;
+      this.laneFds = r.laneFds ?? [];
       this.bound = { address: host, port: r.port, family: 'IPv4' };
     } catch (e) {
       process.nextTick(() => this.emit('error', e));
@@ -199,6 +207,17 @@ export class FrontServer extends EventEmitter {
     return this.engine.frontDup(this.tag);
   }
 
+  /**
+   * The listening socket of lane `k` (1 .. lanes-1) of a listener with lanes, for that lane's engine (its
+   * FrontServer's `shared`): given once, the caller's from then on; undefined once given (or for no such lane).
+   */
+  laneListener(k: number): number | undefined {
+    const fd = this.laneFds[k - 1];
+    if (fd === undefined || fd < 0) return undefined;
+    this.laneFds[k - 1] = -1;
+    return fd;
+  }
+
   /** Whether its connections' SYNs are read for stamps from now on (see the constructor's `stamps`). */
   readStamps(on: boolean): void {
     if (on === this.stamps) return;
@@ -214,6 +233,15 @@ export class FrontServer extends EventEmitter {
     }
     this.listening = false;
     this.engine.frontClose(this.tag);
+    // Lanes never handed on go with the listener.
+    for (const fd of this.laneFds)
+      if (fd >= 0)
+        try {
+          closeSync(fd);
+        } catch {
+          // already closed
+        }
+    this.laneFds = [];
     this.closing ??= [];
     if (cb) this.closing.push(cb);
     this.handleClosed = true;

@@ -74,6 +74,8 @@ export interface HttpProxyOptions {
     readonly stamps?: boolean;
     /** Accept from this listener of another thread's engine (FrontServer.dupListener there) instead of opening one. */
     readonly shared?: number;
+    /** A device's lanes: a listener per lane, picked by TUN queue (FrontServer.laneListener hands the others on). */
+    readonly lanes?: number;
   };
 }
 
@@ -111,6 +113,7 @@ export function createHttpProxy(opts: HttpProxyOptions): ProxyServer {
           make: (...a) => new HttpFrontConnection(...a),
           stamps: transparent !== undefined && opts.front?.stamps !== false,
           ...(opts.front?.shared === undefined ? {} : { shared: opts.front.shared }),
+          ...((opts.front?.lanes ?? 1) > 1 ? { lanes: opts.front!.lanes } : {}),
         }
       : undefined,
   );

@@ -25,6 +25,8 @@ export function internalRoutes(r: Router, ctx: Ctx) {
       tunnel_port: S.Port,
       push_url: z.string().url(),
       public_key: B64Key,
+      // Absent: a relay from before lanes (one session per device).
+      max_lanes: z.number().int().min(1).max(16).optional(),
     }),
     response: S.RelayRegistered,
     handler: ({ body }) => registerRelay(ctx.db, body),
