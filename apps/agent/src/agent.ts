@@ -505,6 +505,8 @@ export function createAgent(cfg: RunConfig, deps: AgentDeps): Agent {
           )
         : undefined;
     listeners = buildListeners(setup, { credentials, usage, logger: log, now, engine, peers, lanes });
+    const built = listeners;
+    peers?.serveUdp((id, ip, port) => built.udpRegister(id, ip, port));
     announceStamps();
   }
 

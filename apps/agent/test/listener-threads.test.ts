@@ -183,3 +183,67 @@ test('listener threads: a worker serves the unlimited HTTP connection from the s
   closed = true;
   assert.equal(fatal, undefined, 'the worker ended only when told to');
 });
+
+test("listener threads: a worker's SOCKS5 customer gets its UDP association on the main thread's relay, for as long as its control connection lives", {
+  skip: !native,
+}, async () => {
+  const client = startClient();
+  cleanups.push(() => client.proc.kill());
+  const said = (id: string, what: string) => client.lines.filter((l) => l.words[0] === id && l.words[1] === what);
+  await waitFor(() => client.lines.some((l) => l.words[0] === 'ready'), 5000);
+  const port = await freePort();
+  const credentials = new CredentialStore();
+  const usage = new UsageMeter(() => new ConnectionMeter({}));
+  const setup: ListenerSetup = {
+    host: '127.0.0.1',
+    relayHost: '127.0.0.1',
+    egress: { tunnelSubnet: '10.77.0.0/24', allowPrivate: false, allowLoopback: true },
+    limits: { headTimeoutMs: 5000, idleTimeoutMs: 60_000 },
+    caps: { maxPerAddress: 32, maxTotal: 1024 },
+    splice: true,
+    front: true,
+  };
+  let fatal: Error | undefined;
+  const peers = new ListenerThreads(
+    1,
+    setup,
+    workerListenerThread(ENTRY, logger),
+    (entries) => {
+      for (const e of entries) usage.of(e.connection_id).credit(e.bytes_in, e.bytes_out);
+    },
+    (e) => (fatal = e),
+    logger,
+  );
+  const engine = threadEngine(() => new SpliceEngine(), logger);
+  const listeners = buildListeners(setup, { credentials, usage, logger, engine, peers });
+  peers.serveUdp((id, ip, p) => listeners.udpRegister(id, ip, p));
+  let closed = false;
+  cleanups.push(() => (closed ? undefined : listeners.close()));
+  credentials.replace('v1', [item('con_ssssssssss', port, 'sam', 'socks-pass', { protocol: 'socks5' })]);
+  await listeners.apply();
+
+  // While this thread is blocked, the worker takes the control connection and answers UDP ASSOCIATE.
+  client.proc.stdin.write(`udp u1 ${port} sam:socks-pass\n`);
+  const [, end] = block(1500);
+  await waitFor(() => said('u1', 'associated').length > 0, 5000);
+  const assoc = said('u1', 'associated')[0]!;
+  assert.deepEqual(assoc.words.slice(2), ['0'], 'UDP ASSOCIATE succeeded');
+  assert.ok(assoc.t < end, 'answered while the main thread was blocked: by the worker');
+  // The association is the main thread's relay's (its socket is bound here): a datagram through it comes back.
+  await new Promise((r) => setTimeout(r, 300));
+  client.proc.stdin.write('udp-again u1\n');
+  await waitFor(() => said('u1', 'udp-echo').some((l) => l.words[2] === 'dgram-u1-2'), 5000);
+  assert.ok(usage.of('con_ssssssssss').up > 0, "the datagrams are counted by the connection's meter here");
+  // The control connection ends (the worker's socket): the association on this thread goes with it.
+  client.proc.stdin.write('udp-end u1\n');
+  await waitFor(() => said('u1', 'closed').length > 0, 5000);
+  await new Promise((r) => setTimeout(r, 300));
+  const [echoes, nones] = [said('u1', 'udp-echo').length, said('u1', 'udp-none').length];
+  client.proc.stdin.write('udp-again u1\n');
+  await waitFor(() => said('u1', 'udp-none').length > nones || said('u1', 'udp-echo').length > echoes, 5000);
+  assert.equal(said('u1', 'udp-echo').length, echoes, 'no answer after the control connection closed');
+
+  await listeners.close();
+  closed = true;
+  assert.equal(fatal, undefined, 'the worker ended only when told to');
+});

@@ -17,6 +17,19 @@ import {
   tai64n,
   type Initiator,
 } from '../src/index.js';
+import {
+  aeadSeal,
+  dh,
+  hash,
+  kdf1,
+  kdf2,
+  mac16,
+  x25519PrivateKeyObject,
+  x25519PublicFromPrivate,
+} from '../src/crypto.js';
+import { mac1KeyFor, type StaticIdentity } from '../src/handshake.js';
+import { encodeInitiation } from '../src/messages.js';
+import { CONSTRUCTION, IDENTIFIER } from '../src/constants.js';
 import { connect, pair } from './helpers.js';
 
 /** An IPv4 TCP packet from src:sport to the device (10.0.0.2):dport. */
@@ -226,4 +239,61 @@ test('flowLane: in range for any bytes, the same for the same flow, and a later 
   noPorts.fill(0, 20, 24);
   noPorts[7] = 1;
   assert.equal(flowLane(frag, 16), flowLane(noPorts, 16));
+});
+
+/**
+ * A lane initiation as a device holding the keys could write it, with any 16-byte payload (createInitiation
+ * refuses bad lanes, so the steps are done here by hand, as handshake.ts does them).
+ */
+function rawLaneInitiation(device: StaticIdentity, relayPub: Buffer, payload: Buffer): Buffer {
+  const eph = x25519PrivateKeyObject(generateKeyPair().privateKey);
+  const ephPub = x25519PublicFromPrivate(eph);
+  const ck0 = hash(Buffer.from(CONSTRUCTION, 'ascii'));
+  let h = hash(hash(ck0, Buffer.from(IDENTIFIER, 'ascii')), relayPub);
+  let ck = kdf1(ck0, ephPub);
+  h = hash(h, ephPub);
+  let k: Buffer;
+  [ck, k] = kdf2(ck, dh(eph, relayPub));
+  const encStatic = aeadSeal(k, 0, device.publicKey, h);
+  h = hash(h, encStatic);
+  [ck, k] = kdf2(ck, dh(device.keyObject, relayPub));
+  const msg = encodeInitiation({
+    senderIndex: 9,
+    ephemeral: ephPub,
+    encryptedStatic: encStatic,
+    encryptedTimestamp: aeadSeal(k, 0, payload, h),
+    mac1: Buffer.alloc(16),
+    mac2: Buffer.alloc(16),
+  });
+  mac16(mac1KeyFor(relayPub), msg.subarray(0, msg.length - 32)).copy(msg, msg.length - 32);
+  return msg;
+}
+
+test("a device's own lane initiation with a lane out of range or padding is malformed: nothing is kept", () => {
+  const p = pair();
+  const device = createIdentity(p.device.privateKey);
+  const payload = (lane: number, lanes: number, pad = 0) => {
+    const b = Buffer.alloc(16);
+    tai64n(1_800_000_000_000).copy(b, 0);
+    b[12] = lane;
+    b[13] = lanes;
+    b[14] = pad;
+    return b;
+  };
+  // The hand-made frame is right when its fields are: a good one is answered.
+  assert.equal(p.responder.receive(rawLaneInitiation(device, p.relay.publicKey, payload(1, 2)), 'x', 1).kind, 'reply');
+  for (const [lane, lanes, pad] of [
+    [0, 1, 0],
+    [2, 2, 0],
+    [0, 17, 0],
+    [16, 17, 0],
+    [255, 255, 0],
+    [0, 2, 1],
+  ] as const) {
+    const r = p.responder.receive(rawLaneInitiation(device, p.relay.publicKey, payload(lane, lanes, pad)), 'x', 2);
+    assert.deepEqual(r, { kind: 'dropped', reason: 'malformed' }, `lane ${lane} of ${lanes}, pad ${pad}`);
+  }
+  const peer = p.responder.peer('dev_1')!;
+  assert.equal(peer.laneCount, 2);
+  assert.deepEqual([...peer.lanes.keys()], [1]);
 });

@@ -68,6 +68,7 @@ export {
 } from './http/head.js';
 export { ERROR_HEADER, REASON_HEADER } from './http/responses.js';
 export { createSocks5Server, type Socks5Options, type Socks5UdpOptions } from './socks5/server.js';
+export type { AssociationPort } from './socks5/associate.js';
 export {
   parseGreeting,
   parseUserPass,

@@ -29,6 +29,7 @@ import {
   type Principal,
   type ProxyServer,
   type ProxySocket,
+  type AssociationPort,
 } from '@pocketproxy/proxy';
 import type { CredentialItem } from '../api-client.js';
 import { addressList, type CredentialStore } from '../credentials.js';
@@ -86,6 +87,11 @@ export interface ListenersOptions {
    * own, FrontServer.dupListener there), instead of opening one. Undefined: none was given (not opened).
    */
   readonly sharedFd?: (item: CredentialItem) => number | undefined;
+  /**
+   * On a listener thread: the stand-in for the main thread's UDP relay of a SOCKS5 connection, with which its
+   * customers' UDP associations are registered (threads.ts). Needed for SOCKS5 connections to be shared.
+   */
+  readonly remoteUdp?: (item: CredentialItem) => AssociationPort;
 }
 
 /**
@@ -114,12 +120,12 @@ export interface ListenerPeers {
 }
 
 /**
- * A connection a listener thread may serve too: HTTP (SOCKS5 has its UDP relay on this thread) and
- * without any meter that must be exact across its sockets (byte budget, rates, max_connections).
+ * A connection a listener thread may serve too: without any meter that must be exact across its sockets
+ * (byte budget, rates, max_connections). A SOCKS5 one's UDP associations are registered with this
+ * thread's relay of it (its socket is bound here) by the thread that took the control connection.
  */
 export function shareable(item: CredentialItem): boolean {
   return (
-    item.protocol === 'http' &&
     item.bandwidth_limit_bytes === null &&
     item.rate_limit_up_kbps === null &&
     item.rate_limit_down_kbps === null &&
@@ -398,9 +404,11 @@ export class Listeners {
     };
     let udp: Listener['udp'];
     let server: ProxyServer;
+    // On a listener thread: the main thread's listener of this connection (or its lane's socket).
+    const shared = this.o.sharedFd?.(item);
+    if (this.o.sharedFd && shared === undefined) throw new Error('no listener of the main thread to share');
+    const lanes = (this.o.lanes ?? 1) > 1 && this.o.peers && shareable(item) ? { lanes: this.o.lanes } : {};
     if (item.protocol === 'http') {
-      const shared = this.o.sharedFd?.(item);
-      if (this.o.sharedFd && shared === undefined) throw new Error('no listener of the main thread to share');
       server = createHttpProxy({
         ...common,
         headTimeoutMs: this.o.limits.headTimeoutMs,
@@ -410,18 +418,25 @@ export class Listeners {
           transparent,
           stamps: this.stampsRead,
           ...(shared === undefined ? {} : { shared }),
-          ...((this.o.lanes ?? 1) > 1 && this.o.peers && shareable(item) ? { lanes: this.o.lanes } : {}),
+          ...lanes,
         },
       });
     } else {
-      const socket = await bindUdp(item.port, host);
-      const relay = new UdpRelay({
-        socket,
-        createSocket: this.o.egress.createUdpSocket,
-        resolve: this.o.egress.resolveUdp,
-        logger: this.log,
-      });
-      udp = { relay, socket };
+      // The UDP relay's socket is bound here on the main thread; a listener thread registers its
+      // customers' associations with it (remoteUdp, threads.ts).
+      let relay: AssociationPort;
+      if (shared !== undefined && this.o.remoteUdp) relay = this.o.remoteUdp(item);
+      else {
+        const socket = await bindUdp(item.port, host);
+        const own = new UdpRelay({
+          socket,
+          createSocket: this.o.egress.createUdpSocket,
+          resolve: this.o.egress.resolveUdp,
+          logger: this.log,
+        });
+        udp = { relay: own, socket };
+        relay = own;
+      }
       server = createSocks5Server({
         ...common,
         handshakeTimeoutMs: this.o.limits.headTimeoutMs,
@@ -431,6 +446,8 @@ export class Listeners {
           exempt: this.o.relayAddress,
           transparent,
           stamps: this.stampsRead,
+          ...(shared === undefined ? {} : { shared }),
+          ...lanes,
         },
       });
     }
@@ -502,6 +519,22 @@ export class Listeners {
       return { principal: id, deny: proxyError('PP_ERR_PROXY_ACCESS_DENIED', { reason: 'address' }) };
     }
     return this.admitted(l, ctx);
+  }
+
+  /**
+   * A listener thread's customer of a SOCKS5 connection asked UDP ASSOCIATE (threads.ts): its association on
+   * this thread's relay of the connection, counted by the connection's meter here. Null: no such listener
+   * here (gone meanwhile), or its relay is full; the thread then ends the control connection.
+   */
+  udpRegister(connectionId: string, clientIp: string, clientPort: number): ReturnType<AssociationPort['register']> {
+    const l = this.byId.get(connectionId);
+    if (!l?.udp) return null;
+    return l.udp.relay.register({
+      principal: connectionId,
+      clientIp,
+      clientPort,
+      meter: this.o.usage.of(connectionId),
+    });
   }
 
   /**

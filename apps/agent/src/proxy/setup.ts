@@ -15,7 +15,7 @@ import type { CredentialItem } from '../api-client.js';
 import type { CredentialStore } from '../credentials.js';
 import type { UsageMeter } from '../ops/usage.js';
 import { createEgress } from './egress.js';
-import { Listeners, type ListenerLimits, type ListenerPeers } from './listeners.js';
+import { Listeners, type ListenerLimits, type ListenerPeers, type ListenersOptions } from './listeners.js';
 import { useLeanSockets } from './sockets.js';
 
 /** Everything but the parts with state (credentials, usage, engine): crosses to a listener thread as is. */
@@ -56,6 +56,8 @@ export interface ListenerParts {
   readonly lanes?: number;
   /** A listener thread: accept from the main thread's listener of this connection (its fd) instead of opening one. */
   readonly sharedFd?: (item: CredentialItem) => number | undefined;
+  /** A listener thread: its SOCKS5 customers' UDP associations are made on the main thread (threads.ts). */
+  readonly remoteUdp?: ListenersOptions['remoteUdp'];
 }
 
 /** Caps per thread: the device's divided among `threads`, rounded up. */
@@ -114,6 +116,7 @@ export function buildListeners(s: ListenerSetup, p: ListenerParts): Listeners {
     peers: p.peers,
     lanes: p.lanes,
     sharedFd: p.sharedFd,
+    remoteUdp: p.remoteUdp,
   });
 }
 

@@ -23,7 +23,7 @@
 import { closeSync } from 'node:fs';
 import { Worker, type MessagePort } from 'node:worker_threads';
 import type { Logger } from 'pino';
-import { ConnectionMeter } from '@pocketproxy/proxy';
+import { ConnectionMeter, type AssociationPort } from '@pocketproxy/proxy';
 import { SpliceEngine } from '@pocketproxy/tun';
 import type { CredentialItem } from '../api-client.js';
 import { CredentialStore } from '../credentials.js';
@@ -47,12 +47,17 @@ export type ToListenerThread =
       openvpnSubnet: string | null;
     }
   | { t: 'cut' }
-  | { t: 'stop'; req: number };
+  | { t: 'stop'; req: number }
+  /** The main thread's association `id` ended (or could not be made): the control connection goes. */
+  | { t: 'udp-closed'; id: number };
 
 /** listener thread -> main thread */
 export type FromListenerThread =
   | { t: 'done'; req: number; error?: string }
-  | { t: 'report'; usage: UsageEntry[]; stats: ListenerStats };
+  | { t: 'report'; usage: UsageEntry[]; stats: ListenerStats }
+  /** A SOCKS5 customer of this thread asked UDP ASSOCIATE: an association on the main thread's relay. */
+  | { t: 'udp-open'; id: number; connectionId: string; clientIp: string; clientPort: number }
+  | { t: 'udp-close'; id: number };
 
 /** workerData of a listener thread (main.ts dispatches on ppRole). */
 export interface ListenerWorkerData {
@@ -149,6 +154,31 @@ export function serveListenerThread(
   // Shared connections have no limits (Listeners' shareable): the meter counts, it never holds back.
   const usage = new UsageMeter(() => new ConnectionMeter({}));
   const given = new Map<string, number>();
+  // SOCKS5 customers' UDP associations live on the main thread, where each connection's relay socket is
+  // bound: a stand-in per association here, ended by either side.
+  const associations = new Map<number, { onClosed?: () => void; close(): void }>();
+  let nextAssociation = 1;
+  const remoteUdp = (item: CredentialItem): AssociationPort => ({
+    register: (o) => {
+      const id = nextAssociation++;
+      const a: { onClosed?: () => void; close(): void } = {
+        close: () => {
+          if (!associations.delete(id)) return;
+          port.postMessage({ t: 'udp-close', id } satisfies FromListenerThread);
+        },
+      };
+      associations.set(id, a);
+      port.postMessage({
+        t: 'udp-open',
+        id,
+        connectionId: item.connection_id,
+        clientIp: o.clientIp,
+        clientPort: o.clientPort ?? 0,
+      } satisfies FromListenerThread);
+      return a;
+    },
+    address: () => ({ address: setup.host, port: item.port, family: 'IPv4' }),
+  });
   const listeners = buildListeners(setup, {
     credentials,
     usage,
@@ -159,6 +189,7 @@ export function serveListenerThread(
       given.delete(item.connection_id);
       return fd;
     },
+    remoteUdp,
   });
   const report = (): void => {
     port.postMessage({ t: 'report', usage: usage.drain(), stats: listeners.stats() } satisfies FromListenerThread);
@@ -176,6 +207,12 @@ export function serveListenerThread(
     await alsoStop?.();
   };
   port.on('message', (m: ToListenerThread) => {
+    if (m.t === 'udp-closed') {
+      const a = associations.get(m.id);
+      associations.delete(m.id);
+      a?.onClosed?.();
+      return;
+    }
     if (m.t === 'cut') {
       const n = listeners.closeCustomerSockets();
       logger.info({ closed: n }, 'closed customer sockets after rotation');
@@ -214,7 +251,13 @@ export class ListenerThreads implements ListenerPeers {
     /** What it accepts from: the listener object by connection id, as last synced. */
     sent: Map<string, object>;
     stats?: ListenerStats;
+    /** Its SOCKS5 customers' UDP associations on this thread's relays, by its id. */
+    associations: Map<number, { onClosed?: () => void; close(): void }>;
   }[] = [];
+  /** Where a thread's SOCKS5 customer's association is made (Listeners.udpRegister; serveUdp). */
+  private udp:
+    | ((connectionId: string, clientIp: string, clientPort: number) => ReturnType<AssociationPort['register']>)
+    | undefined;
   private readonly waiting = new Map<number, { resolve: () => void; reject: (e: Error) => void }>();
   private nextReq = 1;
   private closed = false;
@@ -236,7 +279,11 @@ export class ListenerThreads implements ListenerPeers {
       onFatal(e);
     };
     for (let i = 0; i < count; i++) {
-      const slot: (typeof this.threads)[number] = { handle: undefined as never, sent: new Map() };
+      const slot: (typeof this.threads)[number] = {
+        handle: undefined as never,
+        sent: new Map(),
+        associations: new Map(),
+      };
       const lane = tunnel ? { ...tunnel, lane: { index: i + 1, count: count + 1 } } : undefined;
       slot.handle = start(setup, (m) => this.onMessage(slot, m), fail, lane);
       this.threads.push(slot);
@@ -266,6 +313,13 @@ export class ListenerThreads implements ListenerPeers {
     );
   }
 
+  /** The main thread's Listeners, once built: the threads' SOCKS5 customers' associations are made there. */
+  serveUdp(
+    register: (connectionId: string, clientIp: string, clientPort: number) => ReturnType<AssociationPort['register']>,
+  ): void {
+    this.udp = register;
+  }
+
   closeCustomerSockets(): void {
     for (const th of this.threads) th.handle.post({ t: 'cut' });
   }
@@ -282,6 +336,10 @@ export class ListenerThreads implements ListenerPeers {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    for (const th of this.threads) {
+      for (const a of th.associations.values()) a.close();
+      th.associations.clear();
+    }
     await Promise.all(
       this.threads.map(async (th) => {
         try {
@@ -309,6 +367,21 @@ export class ListenerThreads implements ListenerPeers {
   }
 
   private onMessage(slot: (typeof this.threads)[number], m: FromListenerThread): void {
+    if (m.t === 'udp-open') {
+      const a = this.closed ? null : (this.udp?.(m.connectionId, m.clientIp, m.clientPort) ?? null);
+      if (!a) return void slot.handle.post({ t: 'udp-closed', id: m.id });
+      slot.associations.set(m.id, a);
+      a.onClosed = () => {
+        if (slot.associations.delete(m.id)) slot.handle.post({ t: 'udp-closed', id: m.id });
+      };
+      return;
+    }
+    if (m.t === 'udp-close') {
+      const a = slot.associations.get(m.id);
+      slot.associations.delete(m.id);
+      a?.close();
+      return;
+    }
     if (m.t === 'report') {
       if (m.usage.length > 0) this.credit(m.usage);
       slot.stats = m.stats;

@@ -146,7 +146,13 @@ export async function runTunnel(
     if (lane.index === 0) {
       await io.configureTun({ ...spec.tun, name: tun.name });
       // The device's answers leave by the queue (the lane) their flow came in on: the relay's hash.
-      if (lane.count > 1 && steerable(tun)) tun.steerByFlow(lane.count);
+      // Without it (no CAP_BPF) lanes still work, the answers leaving by whichever queue the TUN picks.
+      if (lane.count > 1 && steerable(tun))
+        try {
+          tun.steerByFlow(lane.count);
+        } catch (err) {
+          logger.warn({ err }, 'lanes: the TUN cannot steer by flow; answers cross between lanes');
+        }
     }
     const client = createTunnelClient({
       ...clientOptions(

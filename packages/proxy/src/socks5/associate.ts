@@ -5,13 +5,23 @@ import type { ProxySocket } from '../socket.js';
 import { proxyError } from '../errors.js';
 import { type ProxyServer, normalizeIp } from '../server-base.js';
 import type { Logger, Meter, ResolveChecked, UdpSocketFactory } from '../types.js';
-import { createUdpRelay, type UdpRelay } from '../udp/relay.js';
+import type { AddressInfo } from 'node:net';
+import { createUdpRelay, type RegisterOptions, type UdpRelay } from '../udp/relay.js';
 import { REP } from './reply.js';
 import { encodeReply } from './wire.js';
 
+/**
+ * Where a control connection's association is registered: a UdpRelay, or a stand-in for one that lives on
+ * another thread (the agent's lanes: the relay's socket is bound on the main thread).
+ */
+export interface AssociationPort {
+  register(o: RegisterOptions): { close(): void; onClosed?: () => void } | null;
+  address(): AddressInfo;
+}
+
 export interface Socks5UdpOptions {
   /** Shared relay port (the agent's: the connection's own UDP port). Without it each association gets its own port. */
-  readonly relay?: UdpRelay;
+  readonly relay?: AssociationPort;
   /** BND.ADDR/BND.PORT to announce (the relay's public address, DNATed to the device). */
   readonly advertise?: { readonly address: string; readonly port?: number };
   /** For private per-association relays: egress sockets and destination policy. */
@@ -36,7 +46,7 @@ export interface AssociateParams {
 
 export async function associate(p: AssociateParams): Promise<void> {
   const { socket, udp } = p;
-  let relayPort = udp.relay;
+  let relayPort: AssociationPort | undefined = udp.relay;
   let own: UdpRelay | undefined;
   if (!relayPort) {
     // A private port on the address the control connection reached us on.

@@ -28,6 +28,7 @@ import {
 } from './front.js';
 import type { AllowNoAuth, AuthContext, Authenticate, Dial, Logger, Principal } from '../types.js';
 import { associate, type Socks5UdpOptions } from './associate.js';
+import { UdpRelay } from '../udp/relay.js';
 import { REP, replyCodeFor } from './reply.js';
 import {
   CMD_CONNECT,
@@ -86,6 +87,10 @@ export interface Socks5Options {
      * true); ProxyServer.readStamps changes it. Without `transparent` it reads none.
      */
     readonly stamps?: boolean;
+    /** Accept from this listener of another thread's engine (FrontServer.dupListener / laneListener there). */
+    readonly shared?: number;
+    /** A device's lanes: a listener per lane, picked by TUN queue (FrontServer.laneListener hands the others on). */
+    readonly lanes?: number;
   };
 }
 
@@ -127,11 +132,13 @@ export function createSocks5Server(opts: Socks5Options): ProxyServer {
           make: (...a) => new Socks5FrontConnection(...a),
           socks: true,
           stamps: transparent !== undefined && opts.front?.stamps !== false,
+          ...(opts.front?.shared === undefined ? {} : { shared: opts.front.shared }),
+          ...((opts.front?.lanes ?? 1) > 1 ? { lanes: opts.front!.lanes } : {}),
         }
       : undefined,
   );
   const shared = opts.udp ? opts.udp.relay : undefined;
-  if (shared) {
+  if (shared instanceof UdpRelay) {
     shared.on('requestFailed', (e) => server.emit('requestFailed', e));
   }
   return server;
