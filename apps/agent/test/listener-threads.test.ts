@@ -65,16 +65,8 @@ function startClient(): {
   return { proc, lines };
 }
 
-test('listener threads: a worker serves the unlimited HTTP connection from the same sockets, follows every change, releases the ports', {
-  skip: !native,
-}, async () => {
-  const client = startClient();
-  cleanups.push(() => client.proc.kill());
-  const said = (id: string, what: string) => client.lines.find((l) => l.words[0] === id && l.words[1] === what);
-  await waitFor(() => client.lines.some((l) => l.words[0] === 'ready'), 5000);
-  const ask = (id: string, port: number, auth: string) => client.proc.stdin.write(`connect ${id} ${port} ${auth}\n`);
-
-  const [portA, portB] = [await freePort(), await freePort()];
+/** The main thread's Listeners on loopback with one real worker thread (the agent's entry from its sources). */
+function withWorker() {
   const credentials = new CredentialStore();
   const usage = new UsageMeter(() => new ConnectionMeter({}));
   const setup: ListenerSetup = {
@@ -86,7 +78,7 @@ test('listener threads: a worker serves the unlimited HTTP connection from the s
     splice: true,
     front: true,
   };
-  let fatal: Error | undefined;
+  let failed: Error | undefined;
   const peers = new ListenerThreads(
     1,
     setup,
@@ -94,11 +86,25 @@ test('listener threads: a worker serves the unlimited HTTP connection from the s
     (entries) => {
       for (const e of entries) usage.of(e.connection_id).credit(e.bytes_in, e.bytes_out);
     },
-    (e) => (fatal = e),
+    (e) => (failed = e),
     logger,
   );
   const engine = threadEngine(() => new SpliceEngine(), logger);
   const listeners = buildListeners(setup, { credentials, usage, logger, engine, peers });
+  return { credentials, usage, peers, listeners, fatal: () => failed };
+}
+
+test('listener threads: a worker serves the unlimited HTTP connection from the same sockets, follows every change, releases the ports', {
+  skip: !native,
+}, async () => {
+  const client = startClient();
+  cleanups.push(() => client.proc.kill());
+  const said = (id: string, what: string) => client.lines.find((l) => l.words[0] === id && l.words[1] === what);
+  await waitFor(() => client.lines.some((l) => l.words[0] === 'ready'), 5000);
+  const ask = (id: string, port: number, auth: string) => client.proc.stdin.write(`connect ${id} ${port} ${auth}\n`);
+
+  const [portA, portB] = [await freePort(), await freePort()];
+  const { credentials, usage, listeners, fatal } = withWorker();
   let closed = false;
   cleanups.push(() => (closed ? undefined : listeners.close()));
 
@@ -181,7 +187,7 @@ test('listener threads: a worker serves the unlimited HTTP connection from the s
 
   await listeners.close();
   closed = true;
-  assert.equal(fatal, undefined, 'the worker ended only when told to');
+  assert.equal(fatal(), undefined, 'the worker ended only when told to');
 });
 
 test("listener threads: a worker's SOCKS5 customer gets its UDP association on the main thread's relay, for as long as its control connection lives", {
@@ -192,30 +198,7 @@ test("listener threads: a worker's SOCKS5 customer gets its UDP association on t
   const said = (id: string, what: string) => client.lines.filter((l) => l.words[0] === id && l.words[1] === what);
   await waitFor(() => client.lines.some((l) => l.words[0] === 'ready'), 5000);
   const port = await freePort();
-  const credentials = new CredentialStore();
-  const usage = new UsageMeter(() => new ConnectionMeter({}));
-  const setup: ListenerSetup = {
-    host: '127.0.0.1',
-    relayHost: '127.0.0.1',
-    egress: { tunnelSubnet: '10.77.0.0/24', allowPrivate: false, allowLoopback: true },
-    limits: { headTimeoutMs: 5000, idleTimeoutMs: 60_000 },
-    caps: { maxPerAddress: 32, maxTotal: 1024 },
-    splice: true,
-    front: true,
-  };
-  let fatal: Error | undefined;
-  const peers = new ListenerThreads(
-    1,
-    setup,
-    workerListenerThread(ENTRY, logger),
-    (entries) => {
-      for (const e of entries) usage.of(e.connection_id).credit(e.bytes_in, e.bytes_out);
-    },
-    (e) => (fatal = e),
-    logger,
-  );
-  const engine = threadEngine(() => new SpliceEngine(), logger);
-  const listeners = buildListeners(setup, { credentials, usage, logger, engine, peers });
+  const { credentials, usage, peers, listeners, fatal } = withWorker();
   peers.serveUdp((id, ip, p) => listeners.udpRegister(id, ip, p));
   let closed = false;
   cleanups.push(() => (closed ? undefined : listeners.close()));
@@ -245,5 +228,5 @@ test("listener threads: a worker's SOCKS5 customer gets its UDP association on t
 
   await listeners.close();
   closed = true;
-  assert.equal(fatal, undefined, 'the worker ended only when told to');
+  assert.equal(fatal(), undefined, 'the worker ended only when told to');
 });
