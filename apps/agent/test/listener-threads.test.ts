@@ -51,17 +51,19 @@ function block(ms: number): [number, number] {
   return [t0, Date.now()];
 }
 
-/** The customer process: its lines as [words, time]. */
-function startClient(): {
+/** The customer process, ready (it ends with the file's tests): its lines as [words, time]. */
+async function startClient(): Promise<{
   proc: ChildProcessByStdio<Writable, Readable, null>;
   lines: { words: string[]; t: number }[];
-} {
+}> {
   const proc = spawn(process.execPath, [CLIENT], { stdio: ['pipe', 'pipe', 'inherit'] });
+  cleanups.push(() => proc.kill());
   const lines: { words: string[]; t: number }[] = [];
   readline.createInterface({ input: proc.stdout }).on('line', (l) => {
     const words = l.split(' ');
     lines.push({ words: words.slice(0, -1), t: Number(words.at(-1)) });
   });
+  await waitFor(() => lines.some((l) => l.words[0] === 'ready'), 5000);
   return { proc, lines };
 }
 
@@ -97,10 +99,8 @@ function withWorker() {
 test('listener threads: a worker serves the unlimited HTTP connection from the same sockets, follows every change, releases the ports', {
   skip: !native,
 }, async () => {
-  const client = startClient();
-  cleanups.push(() => client.proc.kill());
+  const client = await startClient();
   const said = (id: string, what: string) => client.lines.find((l) => l.words[0] === id && l.words[1] === what);
-  await waitFor(() => client.lines.some((l) => l.words[0] === 'ready'), 5000);
   const ask = (id: string, port: number, auth: string) => client.proc.stdin.write(`connect ${id} ${port} ${auth}\n`);
 
   const [portA, portB] = [await freePort(), await freePort()];
@@ -193,10 +193,8 @@ test('listener threads: a worker serves the unlimited HTTP connection from the s
 test("listener threads: a worker's SOCKS5 customer gets its UDP association on the main thread's relay, for as long as its control connection lives", {
   skip: !native,
 }, async () => {
-  const client = startClient();
-  cleanups.push(() => client.proc.kill());
+  const client = await startClient();
   const said = (id: string, what: string) => client.lines.filter((l) => l.words[0] === id && l.words[1] === what);
-  await waitFor(() => client.lines.some((l) => l.words[0] === 'ready'), 5000);
   const port = await freePort();
   const { credentials, usage, peers, listeners, fatal } = withWorker();
   peers.serveUdp((id, ip, p) => listeners.udpRegister(id, ip, p));

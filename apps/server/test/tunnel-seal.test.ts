@@ -12,8 +12,8 @@ function recordingSeal() {
   const calls: string[] = [];
   const routes = new Map<number | 'default', { state: SealState; address: string; port: number }>();
   const seal: SealPath = {
-    set(dst, state, address, port) {
-      calls.push(`set ${dst} ${port}`);
+    set(dst, state, address, port, lane) {
+      calls.push(`set ${dst} ${port}${lane ? ` lane ${lane.slot}/${lane.count}` : ''}`);
       routes.set(dst, { state, address, port });
     },
     delete(dst) {
@@ -173,7 +173,11 @@ test('lanes: a device holding two sessions gets each flow by the lane its hash p
     }
     assert.ok(want.includes(0) && want.includes(1), 'both lanes used');
     const sets = r.calls.filter((c) => c.startsWith('set'));
-    assert.deepEqual(sets.sort(), [`set ${VPN2} ${sims[0]!.localPort}`, `set ${VPN2} ${sims[1]!.localPort}`].sort());
+    // A route per slot, each to its own lane's endpoint.
+    assert.deepEqual(
+      sets.sort(),
+      [`set ${VPN2} ${sims[0]!.localPort} lane 0/2`, `set ${VPN2} ${sims[1]!.localPort} lane 1/2`].sort(),
+    );
     // Lane 1 goes silent past the dead timer while lane 0 keeps talking: lane 1's flows come by lane 0.
     sims[1]!.close();
     h.clock.offset = 31_000;

@@ -61,6 +61,8 @@ export interface Outbound<E> {
   deviceId: string;
   /** The device's lane the frame goes by (absent: lane 0). */
   lane?: number;
+  /** sendPacket: the lane slot the packet's flow hashes to (flowLane; `lane` is 0 when that lane cannot carry). */
+  slot?: number;
 }
 
 /**
@@ -138,14 +140,9 @@ export class ResponderPeer<E> extends LaneSessions<E> {
   }
 
   /**
-   * The lane a packet to the device goes by: its flow's hash (flowLane) over the device's lane count,
-   * or lane 0 when that lane cannot carry it now (no session, expired, or the device is down).
+   * The lane that carries the flows hashing to `slot` (flowLane over the device's lane count) now: that
+   * lane, or lane 0 when it cannot (no session, expired, or the device is down).
    */
-  laneFor(packet: Buffer, now: number): LaneSessions<E> {
-    return this.laneCount < 2 ? this : this.laneForSlot(flowLane(packet, this.laneCount), now);
-  }
-
-  /** The lane that carries the flows hashing to `slot` now: that lane, or lane 0 when it cannot. */
   laneForSlot(slot: number, now: number): LaneSessions<E> {
     if (slot === 0 || !this.up) return this;
     const l = this.lanes.get(slot);
@@ -240,13 +237,14 @@ export class Responder<E> {
     return frame[0]! >= 1 && frame[0]! <= 3 ? { kind: 'dropped', reason: 'unexpected' } : DROP_MALFORMED;
   }
 
-  /** Seals a packet to the device on its flow's lane (ResponderPeer.laneFor). */
+  /** Seals a packet to the device on its flow's lane (ResponderPeer.laneForSlot). */
   sendPacket(deviceId: string, packet: Buffer, now: number, out?: Buffer): Outbound<E> | null {
     const p = this.peers.get(deviceId);
     if (!p) return null;
-    const l = p.laneFor(packet, now);
+    const slot = p.laneCount < 2 ? 0 : flowLane(packet, p.laneCount);
+    const l = p.laneForSlot(slot, now);
     const frame = l.sendPacket(packet, now, out);
-    return frame && l.endpoint !== undefined ? { endpoint: l.endpoint, frame, deviceId, lane: l.lane } : null;
+    return frame && l.endpoint !== undefined ? { endpoint: l.endpoint, frame, deviceId, lane: l.lane, slot } : null;
   }
 
   sendMessage(deviceId: string, message: JsonMessage, now: number): Outbound<E> | null {
@@ -258,41 +256,51 @@ export class Responder<E> {
   /** Timer work over all peers: expiry, dead-peer detection, keepalives to send. */
   tick(now: number): Outbound<E>[] {
     const out: Outbound<E>[] = [];
-    const t = this.timers;
     for (const p of this.peers.values()) {
-      if (p.previous?.expired(now, t)) p.previous = this.drop(p.previous);
-      if (p.next?.expired(now, t)) p.next = this.drop(p.next);
-      if (p.current?.expired(now, t)) p.current = this.drop(p.current);
-      if (!p.up) continue;
-      // Frames a native open path authenticated (the app's UdpBatch open routes) count as heard.
-      const heard = p.current?.nativeReceivedAt ?? 0;
-      if (heard > p.lastRecvAt) p.lastRecvAt = heard;
-      p.noteSends(now);
-      if (!p.current) this.down(p, 'expired', now);
-      else if (now - p.lastRecvAt >= t.deadAfterMs) this.down(p, 'dead', now);
-      else if (now - p.lastSentAt >= t.keepaliveMs && p.endpoint !== undefined) {
-        p.lastSentAt = now;
-        out.push({ endpoint: p.endpoint, frame: p.current.seal(EMPTY), deviceId: p.deviceId });
-      }
+      const why = this.tickLane(p, p.deviceId, p.up, now, out);
+      if (why) this.down(p, why, now);
       // The other lanes: the same timers, each on its own; a silent lane is dropped (its flows go by lane 0).
-      for (const l of p.lanes.values()) {
-        if (l.previous?.expired(now, t)) l.previous = this.drop(l.previous);
-        if (l.next?.expired(now, t)) l.next = this.drop(l.next);
-        if (l.current?.expired(now, t)) l.current = this.drop(l.current);
-        if (!l.current) continue;
-        const lheard = l.current.nativeReceivedAt;
-        if (lheard > l.lastRecvAt) l.lastRecvAt = lheard;
-        l.noteSends(now);
-        if (now - l.lastRecvAt >= t.deadAfterMs) {
+      for (const l of p.lanes.values())
+        if (this.tickLane(l, p.deviceId, p.up && l.current !== undefined, now, out)) {
           l.current = this.drop(l.current);
           l.previous = this.drop(l.previous);
-        } else if (now - l.lastSentAt >= t.keepaliveMs && l.endpoint !== undefined) {
-          l.lastSentAt = now;
-          out.push({ endpoint: l.endpoint, frame: l.current.seal(EMPTY), deviceId: p.deviceId, lane: l.lane });
         }
-      }
     }
     return out;
+  }
+
+  /**
+   * One lane's timers at a tick: its expired sessions go; a `live` lane counts the frames a native open path
+   * authenticated (the app's UdpBatch open routes) as heard and the native seal path's as sent, gets its
+   * keepalive when due, or is over (the reason returned).
+   */
+  private tickLane(
+    l: LaneSessions<E>,
+    deviceId: string,
+    live: boolean,
+    now: number,
+    out: Outbound<E>[],
+  ): PeerDownReason | undefined {
+    const t = this.timers;
+    if (l.previous?.expired(now, t)) l.previous = this.drop(l.previous);
+    if (l.next?.expired(now, t)) l.next = this.drop(l.next);
+    if (l.current?.expired(now, t)) l.current = this.drop(l.current);
+    if (!live) return undefined;
+    const heard = l.current?.nativeReceivedAt ?? 0;
+    if (heard > l.lastRecvAt) l.lastRecvAt = heard;
+    l.noteSends(now);
+    if (!l.current) return 'expired';
+    if (now - l.lastRecvAt >= t.deadAfterMs) return 'dead';
+    if (now - l.lastSentAt >= t.keepaliveMs && l.endpoint !== undefined) {
+      l.lastSentAt = now;
+      out.push({
+        endpoint: l.endpoint,
+        frame: l.current.seal(EMPTY),
+        deviceId,
+        ...(l.lane === 0 ? {} : { lane: l.lane }),
+      });
+    }
+    return undefined;
   }
 
   /** Forget a device's sessions (deleted, or key changed); its replay state is forgotten too. */

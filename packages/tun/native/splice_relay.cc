@@ -1737,15 +1737,14 @@ class SpliceRelay : public Napi::ObjectWrap<SpliceRelay> {
     return env.Undefined();
   }
 
-  // frontListen(host, port, headMs, exempt, socks, stamps?, fd?) -> [port, tag]: an IPv4 listener (Nagle off,
-  // delayed-ACK mode and TCP_DEFER_ACCEPT, all inherited by its connections, as the JS listeners have
-  // them); `exempt` ('' for none) is an address its per-address cap does not apply to. `socks`: a SOCKS5
-  // front (see "SOCKS5" below). `fd` (>= 0): no new socket, this engine also accepts from a listener
-  // another thread's engine opened (frontDup there): the fd is this engine's from the call on (closed at
-  // frontClose, or at once when refused); it must be a listening IPv4 TCP socket bound to host:port.
-  // frontListen(host, port, headMs, exempt, socks, stamps?, fd?, lanes?) -> [bound, tag, ...fds]: `fd` (-1: none)
-  // another engine's listener to accept from (frontDup, or a lane's socket); `lanes` > 1: a group of that many
-  // sockets by TUN queue (OpenListener), this engine accepting from the first, the others' fds returned.
+  // frontListen(host, port, headMs, exempt, socks, stamps?, fd?, lanes?) -> [port, tag, ...fds]: an IPv4
+  // listener (Nagle off, delayed-ACK mode and TCP_DEFER_ACCEPT, all inherited by its connections, as the JS
+  // listeners have them); `exempt` ('' for none) is an address its per-address cap does not apply to. `socks`: a
+  // SOCKS5 front (see "SOCKS5" below). `fd` (>= 0; -1: none): no new socket, this engine also accepts from a
+  // listener another thread's engine opened (frontDup, or a lane's socket there): the fd is this engine's from
+  // the call on (closed at frontClose, or at once when refused); it must be a listening IPv4 TCP socket bound to
+  // host:port. `lanes` > 1 (no fd): a group of that many sockets picking by TUN queue (OpenListener, lanes.cc),
+  // this engine accepting from the first, the others' fds returned in lane order.
   Napi::Value FrontListen(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     if (info.Length() < 5 || info.Length() > 8 || !info[0].IsString() || !info[1].IsNumber() || !info[2].IsNumber() ||

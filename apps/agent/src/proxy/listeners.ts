@@ -301,7 +301,11 @@ export class Listeners {
       // A listener opened before its connection was shareable (it had a limit) has no lanes: the threads
       // accept from duplicates of its one socket, as listener threads do, until it is opened again.
       // So does a thread whose lane socket is gone (it let go of it while the connection had a limit).
-      shared.push({ item, listener: ls, dup: (k) => (ls.lanes > 1 && ls.laneListener(k + 1)) || ls.dupListener() });
+      shared.push({
+        item,
+        listener: ls,
+        dup: (k) => (ls.lanes > 1 ? ls.laneListener(k + 1) : undefined) ?? ls.dupListener(),
+      });
     }
     await peers.sync(shared, this.openvpnCidr);
   }

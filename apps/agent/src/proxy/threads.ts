@@ -33,6 +33,9 @@ import { addStats, type ListenerPeers, type ListenerStats, type SharedListener }
 import { buildListeners, threadEngine, type ListenerSetup } from './setup.js';
 import { kernelTun, runTunnel, type TunnelSpec } from '../tunnel/host.js';
 
+/** A SOCKS5 customer's UDP association, or a thread's stand-in for one on the main thread. */
+type Association = NonNullable<ReturnType<AssociationPort['register']>>;
+
 /** How often a thread reports its connections' bytes and its counters (ms). */
 export const REPORT_MS = 1000;
 
@@ -156,12 +159,12 @@ export function serveListenerThread(
   const given = new Map<string, number>();
   // SOCKS5 customers' UDP associations live on the main thread, where each connection's relay socket is
   // bound: a stand-in per association here, ended by either side.
-  const associations = new Map<number, { onClosed?: () => void; close(): void }>();
+  const associations = new Map<number, Association>();
   let nextAssociation = 1;
   const remoteUdp = (item: CredentialItem): AssociationPort => ({
     register: (o) => {
       const id = nextAssociation++;
-      const a: { onClosed?: () => void; close(): void } = {
+      const a: Association = {
         close: () => {
           if (!associations.delete(id)) return;
           port.postMessage({ t: 'udp-close', id } satisfies FromListenerThread);
@@ -252,12 +255,10 @@ export class ListenerThreads implements ListenerPeers {
     sent: Map<string, object>;
     stats?: ListenerStats;
     /** Its SOCKS5 customers' UDP associations on this thread's relays, by its id. */
-    associations: Map<number, { onClosed?: () => void; close(): void }>;
+    associations: Map<number, Association>;
   }[] = [];
   /** Where a thread's SOCKS5 customer's association is made (Listeners.udpRegister; serveUdp). */
-  private udp:
-    | ((connectionId: string, clientIp: string, clientPort: number) => ReturnType<AssociationPort['register']>)
-    | undefined;
+  private udp: ((connectionId: string, clientIp: string, clientPort: number) => Association | null) | undefined;
   private readonly waiting = new Map<number, { resolve: () => void; reject: (e: Error) => void }>();
   private nextReq = 1;
   private closed = false;
@@ -314,9 +315,7 @@ export class ListenerThreads implements ListenerPeers {
   }
 
   /** The main thread's Listeners, once built: the threads' SOCKS5 customers' associations are made there. */
-  serveUdp(
-    register: (connectionId: string, clientIp: string, clientPort: number) => ReturnType<AssociationPort['register']>,
-  ): void {
+  serveUdp(register: (connectionId: string, clientIp: string, clientPort: number) => Association | null): void {
     this.udp = register;
   }
 

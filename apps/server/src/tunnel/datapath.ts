@@ -27,7 +27,7 @@
 // per multi-queue TUN queue could run it with its own responder shard (sessions are keyed by
 // receiver index, so the UDP socket's reuseport group would have to steer by index; see README).
 import type { Responder, JsonMessage, DropReason, Outbound } from '@pocketproxy/protocol';
-import { FRAME_INITIATION, MAX_LANES, flowLane } from '@pocketproxy/protocol';
+import { FRAME_INITIATION, MAX_LANES } from '@pocketproxy/protocol';
 import type { OpenPath, OutDatagram, PacketBatch, SealPath, TunDevice } from '@pocketproxy/tun';
 import type { TransportSession } from '@pocketproxy/protocol';
 import type { DeviceTable } from './devices.js';
@@ -120,7 +120,8 @@ export function createDataPath(d: DataPathDeps): DataPath {
     opens: boolean;
   };
   const routes = new Map<number, Route>();
-  const routeOf = new Map<string, number>();
+  /** The keys of each device's routes. */
+  const routeOf = new Map<string, Set<number>>();
   const keyOf = (vpnNum: number, slot: number) => vpnNum * MAX_LANES + slot;
 
   function dropRoute(key: number): void {
@@ -129,12 +130,17 @@ export function createDataPath(d: DataPathDeps): DataPath {
     routes.delete(key);
     d.seal?.()?.delete(r.vpnNum, r.slot);
     if (r.opens) d.open?.()?.delete(r.session.localIndex);
-    for (let k = 0; k < MAX_LANES; k++) if (routes.has(keyOf(r.vpnNum, k))) return;
-    routeOf.delete(r.deviceId);
+    const keys = routeOf.get(r.deviceId);
+    keys?.delete(key);
+    if (keys?.size === 0) routeOf.delete(r.deviceId);
   }
 
-  function dropRoutesOf(vpnNum: number): void {
-    for (let k = 0; k < MAX_LANES; k++) dropRoute(keyOf(vpnNum, k));
+  /** Drops the device's routes that `stale` says are (all of them without it). */
+  function dropRoutesOf(deviceId: string, stale?: (r: Route) => boolean): void {
+    const keys = routeOf.get(deviceId);
+    if (!keys) return;
+    // (A Set may lose the entry being visited: the loop goes on with the next.)
+    for (const key of keys) if (!stale || stale(routes.get(key)!)) dropRoute(key);
   }
 
   /** The route is still what JS would do for its slot: same lane count, session and UDP endpoint, not expired. */
@@ -183,24 +189,13 @@ export function createDataPath(d: DataPathDeps): DataPath {
     };
     if (!routeValid(route, now)) return;
     // A new lane count replaces the device's other routes (the native side drops them too).
-    for (let k = 0; k < MAX_LANES; k++) {
-      const o = routes.get(keyOf(vpnNum, k));
-      if (o && o.count !== count) dropRoute(keyOf(vpnNum, k));
-    }
+    dropRoutesOf(deviceId, (o) => o.count !== count);
     seal?.set(vpnNum, s.sendState(d.responder.timers), ep.address, ep.port, count > 1 ? { slot, count } : undefined);
     if (route.opens) open?.set(s.receiveState(d.responder.timers), ep.address, ep.port, vpnNum);
     routes.set(key, route);
-    routeOf.set(deviceId, vpnNum);
-  }
-
-  /** Drops the device's routes a frame (a new session confirmed, an endpoint moved) made stale. */
-  function checkDevice(deviceId: string, now: number): void {
-    const vpnNum = routeOf.get(deviceId);
-    if (vpnNum === undefined) return;
-    for (let k = 0; k < MAX_LANES; k++) {
-      const r = routes.get(keyOf(vpnNum, k));
-      if (r && !routeValid(r, now)) dropRoute(keyOf(vpnNum, k));
-    }
+    const keys = routeOf.get(deviceId);
+    if (keys) keys.add(key);
+    else routeOf.set(deviceId, new Set([key]));
   }
 
   const drop = (reason: PathDrop, deviceId?: string, from?: Endpoint) => {
@@ -257,7 +252,7 @@ export function createDataPath(d: DataPathDeps): DataPath {
     }
     const r = d.responder.receive(frame, from, now);
     // A frame that moved the device's endpoint or confirmed a new session makes its route stale.
-    if (routeOf.size > 0 && r.kind !== 'dropped') checkDevice(r.deviceId, now);
+    if (routeOf.size > 0 && r.kind !== 'dropped') dropRoutesOf(r.deviceId, (x) => !routeValid(x, now));
     switch (r.kind) {
       case 'packet': {
         const p = r.packet;
@@ -324,11 +319,9 @@ export function createDataPath(d: DataPathDeps): DataPath {
           continue;
         }
         emit(ob.frame, ob.endpoint, udpOut);
-        if (ob.endpoint.kind === 'udp') {
-          const count = d.responder.peer(dev.id)?.laneCount ?? 1;
-          const slot = count > 1 ? flowLane(p, count) : 0;
-          if (!routes.has(keyOf(dev.vpnNum, slot))) installRoute(dev.id, dev.vpnNum, slot, now);
-        }
+        const slot = ob.slot ?? 0;
+        if (ob.endpoint.kind === 'udp' && !routes.has(keyOf(dev.vpnNum, slot)))
+          installRoute(dev.id, dev.vpnNum, slot, now);
       }
       flushUdp(udpOut);
     },
@@ -370,8 +363,7 @@ export function createDataPath(d: DataPathDeps): DataPath {
       return answered;
     },
     forget(deviceId) {
-      const vpnNum = routeOf.get(deviceId);
-      if (vpnNum !== undefined) dropRoutesOf(vpnNum);
+      dropRoutesOf(deviceId);
     },
     checkRoutes(now) {
       for (const [key, r] of routes)
