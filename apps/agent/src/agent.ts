@@ -504,6 +504,9 @@ export function createAgent(cfg: RunConfig, deps: AgentDeps): Agent {
             lanes > 1 ? tunnelSpec : undefined,
           )
         : undefined;
+    // A relay that restarted forgot every lane's session; lane 0 finds out within seconds (probes), the
+    // others would only after 15 s without an answer: lane 0 tells them when it has a session again.
+    if (lanes > 1 && peers) tunnel.onRecovered?.((lostAt) => peers.relayLost(lostAt));
     listeners = buildListeners(setup, { credentials, usage, logger: log, now, engine, peers, lanes });
     const built = listeners;
     peers?.serveUdp((id, ip, port) => built.udpRegister(id, ip, port));

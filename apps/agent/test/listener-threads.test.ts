@@ -19,7 +19,13 @@ import { CredentialStore } from '../src/credentials.js';
 import { UsageMeter } from '../src/ops/usage.js';
 import { ConnectionMeter } from '@pocketproxy/proxy';
 import { buildListeners, threadEngine, type ListenerSetup } from '../src/proxy/setup.js';
-import { ListenerThreads, workerListenerThread } from '../src/proxy/threads.js';
+import {
+  ListenerThreads,
+  serveListenerThread,
+  workerListenerThread,
+  type FromListenerThread,
+  type ToListenerThread,
+} from '../src/proxy/threads.js';
 import { credentialItem, logger, waitFor } from './helpers.js';
 
 // The agent's entry from its sources on a worker (tsx's hooks registered there first).
@@ -67,19 +73,24 @@ async function startClient(): Promise<{
   return { proc, lines };
 }
 
-/** The main thread's Listeners on loopback with one real worker thread (the agent's entry from its sources). */
-function withWorker() {
-  const credentials = new CredentialStore();
-  const usage = new UsageMeter(() => new ConnectionMeter({}));
-  const setup: ListenerSetup = {
+/** Listeners on loopback; `native`: with the splice engine and the native front. */
+function loopbackSetup(native: boolean): ListenerSetup {
+  return {
     host: '127.0.0.1',
     relayHost: '127.0.0.1',
     egress: { tunnelSubnet: '10.77.0.0/24', allowPrivate: false, allowLoopback: true },
     limits: { headTimeoutMs: 5000, idleTimeoutMs: 60_000 },
     caps: { maxPerAddress: 32, maxTotal: 1024 },
-    splice: true,
-    front: true,
+    splice: native,
+    front: native,
   };
+}
+
+/** The main thread's Listeners on loopback with one real worker thread (the agent's entry from its sources). */
+function withWorker() {
+  const credentials = new CredentialStore();
+  const usage = new UsageMeter(() => new ConnectionMeter({}));
+  const setup = loopbackSetup(true);
   let failed: Error | undefined;
   const peers = new ListenerThreads(
     1,
@@ -227,4 +238,43 @@ test("listener threads: a worker's SOCKS5 customer gets its UDP association on t
   await listeners.close();
   closed = true;
   assert.equal(fatal(), undefined, 'the worker ended only when told to');
+});
+
+test("lanes: lane 0's word that the relay was lost reaches every lane's thread, with the time it was lost", async () => {
+  // The main thread's side: every thread is told.
+  const posted: ToListenerThread[][] = [];
+  const setup = loopbackSetup(false);
+  const threads = new ListenerThreads(
+    3,
+    setup,
+    () => {
+      const mine: ToListenerThread[] = [];
+      posted.push(mine);
+      return { post: (m) => mine.push(m), terminate: async () => undefined };
+    },
+    () => {},
+    (e) => assert.fail(e),
+    logger,
+  );
+  threads.relayLost(1_765_000_000_000);
+  assert.deepEqual(
+    posted,
+    [0, 1, 2].map(() => [{ t: 'relay-lost', at: 1_765_000_000_000 }]),
+  );
+  // A thread's side: the message goes to its lane (serveListenerThread's relayLost), nothing else happens.
+  const handlers: ((m: ToListenerThread) => void)[] = [];
+  const sent: FromListenerThread[] = [];
+  const port = {
+    on: (_: string, h: (m: ToListenerThread) => void) => handlers.push(h),
+    postMessage: (m: FromListenerThread) => sent.push(m),
+  } as unknown as Parameters<typeof serveListenerThread>[0];
+  const lost: number[] = [];
+  const served = serveListenerThread(port, setup, logger, undefined, undefined, (at) => lost.push(at));
+  for (const h of handlers) h({ t: 'relay-lost', at: 42 });
+  assert.deepEqual(lost, [42]);
+  assert.deepEqual(
+    sent.filter((m) => m.t !== 'report'),
+    [],
+  );
+  await served.close();
 });

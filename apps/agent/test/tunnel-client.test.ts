@@ -133,17 +133,50 @@ test('relay restart (sessions forgotten, silent): tunnel back within 5 s with de
   let downs = 0;
   c.on('down', () => downs++);
   let ups = 0;
-  c.on('established', () => ups++);
+  let recovered: { lostAt: number } | undefined;
+  c.on('established', (e) => {
+    ups++;
+    recovered = e.recovered;
+  });
   relay.restart();
   const t0 = Date.now();
   await waitFor(() => ups > 0, 8000);
   const ms = Date.now() - t0;
   assert.ok(ms <= 5500, `back after ${ms} ms`);
   assert.equal(downs, 1);
+  // The new session says when the old one was presumed lost (agent.ts tells the other lanes).
+  assert.ok(recovered && recovered.lostAt >= t0 && recovered.lostAt <= t0 + ms, JSON.stringify(recovered));
   const pkt = icmpEcho('192.168.255.7', '203.0.113.10', 3, 3);
   c.sendPacket(pkt);
   await waitFor(() => got.some((p) => p.equals(pkt)), 2000);
   console.log(`relay restart: tunnel back after ${ms} ms`);
+});
+
+test('a lane (no probes, 15 s without an answer) told the relay restarted handshakes again at once', async () => {
+  const relay = await startFakeRelay();
+  closers.push(() => relay.close());
+  const { c, got } = client(relay, { probe: undefined, liveness: { replyTimeoutMs: 15_000 } });
+  const events: { recovered?: { lostAt: number } }[] = [];
+  c.on('established', (e) => events.push(e));
+  await c.start();
+  await waitFor(() => c.established, 3000);
+  assert.equal(events.length, 1);
+  assert.equal(events[0]!.recovered, undefined, 'a first session recovers nothing');
+  relay.restart();
+  // Its packets go unanswered, and on its own it would wait 15 s before handshaking again.
+  c.sendPacket(icmpEcho('192.168.255.7', '203.0.113.10', 4, 1));
+  await new Promise((r) => setTimeout(r, 600));
+  assert.equal(events.length, 1, 'no new session on its own yet');
+  assert.ok(c.established, 'it still believes in its session');
+  const t0 = Date.now();
+  c.rehandshake('test: lane 0 found the relay restarted');
+  await waitFor(() => events.length === 2, 3000);
+  const ms = Date.now() - t0;
+  assert.ok(ms < 2000, `back after ${ms} ms`);
+  assert.ok(events[1]!.recovered, 'the new session follows a lost one');
+  const pkt = icmpEcho('192.168.255.7', '203.0.113.10', 4, 2);
+  c.sendPacket(pkt);
+  await waitFor(() => got.some((p) => p.equals(pkt)), 2000);
 });
 
 test('a relay that never answers probes does not cause endless re-handshakes', async () => {

@@ -31,6 +31,11 @@ import {
 
 const ROOT = canRunLab();
 if (!ROOT) console.error('dataplane-faults.lab.test: SKIPPED — needs root (network namespaces, TUN, nftables)');
+// dataplane-faults-lanes.lab.test.ts runs this suite with each device on two lanes (POCKETPROXY_LANES=2): then
+// "a device's ports work" means several flows each (each curl a new source port, so the relay's flow hash
+// spreads them over the lanes), and a flow on a lane but 0 must come back as fast as lane 0's.
+const LANES = Number(process.env.POCKETPROXY_LANES ?? 1);
+const FLOWS = LANES > 1 ? 8 : 1;
 const HTTP_ECHO = fileURLToPath(new URL('../../../packages/testkit/src/services/http-echo.ts', import.meta.url));
 
 describe('data plane under faults (relay + 2 agents in the lab)', {
@@ -49,10 +54,11 @@ describe('data plane under faults (relay + 2 agents in the lab)', {
     const r = await curl(['-x', proxy, url], timeoutS);
     return r.code === 0 ? r.stdout.trim() : `curl exit ${r.code}`;
   };
+  /** FLOWS requests at once through `proxy` (each its own connection) all answer with `ip`. */
+  const flowsWork = async (proxy: string, ip: string) =>
+    (await Promise.all(Array.from({ length: FLOWS }, () => proxyGet(proxy)))).every((x) => x === ip);
   const allWork = async () =>
-    (await Promise.all(http.map(async (c, i) => (await proxyGet(c.proxy_url)) === lab.device(i + 1).carrierIp))).every(
-      Boolean,
-    );
+    (await Promise.all(http.map((c, i) => flowsWork(c.proxy_url, lab.device(i + 1).carrierIp)))).every(Boolean);
   const nftPorts = async () => {
     const out = (await lab.exec('relay', 'nft', ['list', 'table', 'ip', 'pocketproxy'])).stdout;
     const ports: number[] = [];
@@ -69,6 +75,12 @@ describe('data plane under faults (relay + 2 agents in the lab)', {
     for (const a of agents) await waitDeviceOnline(relay, a.deviceId, 30_000);
     for (const a of agents) http.push(await createConnection(relay, a.deviceId, 'http'));
     for (const a of agents) socks.push(await createConnection(relay, a.deviceId, 'socks5'));
+    if (LANES > 1)
+      await waitUntil(async () => (await relay.tunnelStatus())?.lanes_up === agents.length * (LANES - 1), {
+        timeoutMs: 30_000,
+        intervalMs: 300,
+        what: `every device's ${LANES} lanes up`,
+      });
     await waitUntil(allWork, {
       timeoutMs: 30_000,
       intervalMs: 500,
@@ -126,6 +138,15 @@ describe('data plane under faults (relay + 2 agents in the lab)', {
       timeoutMs: 5_000,
       intervalMs: 200,
       what: 'ports work within 5 s of the tunnel restart',
+    }).catch((e) => {
+      for (const a of agents)
+        console.error(
+          a.proc.lines
+            .filter((l) => /tunnel|handshak|lane|relay/.test(l))
+            .slice(-15)
+            .join('\n'),
+        );
+      throw e;
     });
     const back = Date.now();
     const { out, ports } = await nftPorts();
@@ -232,8 +253,8 @@ describe('data plane under faults (relay + 2 agents in the lab)', {
         { timeoutMs: 45_000, intervalMs: 500, what: 'agent 1 re-established the tunnel over TCP' },
       );
       const tcpAt = Date.now() - t0;
-      await waitUntil(async () => (await proxyGet(http[0]!.proxy_url)) === lab.device(1).carrierIp, {
-        timeoutMs: 15_000,
+      await waitUntil(() => flowsWork(http[0]!.proxy_url, lab.device(1).carrierIp), {
+        timeoutMs: LANES > 1 ? 30_000 : 15_000,
         intervalMs: 500,
         what: 'device 1 serves over the TCP tunnel',
       });

@@ -52,7 +52,12 @@ export type ToListenerThread =
   | { t: 'cut' }
   | { t: 'stop'; req: number }
   /** The main thread's association `id` ended (or could not be made): the control connection goes. */
-  | { t: 'udp-closed'; id: number };
+  | { t: 'udp-closed'; id: number }
+  /**
+   * Lane 0's session was presumed lost at `at` (Date.now) and it has a new one: the relay may have
+   * restarted, so a lane whose session is older handshakes again now.
+   */
+  | { t: 'relay-lost'; at: number };
 
 /** listener thread -> main thread */
 export type FromListenerThread =
@@ -130,6 +135,20 @@ export function runListenerThread(port: MessagePort, data: ListenerWorkerData): 
     logger.fatal({ err }, 'lane failed to start');
     process.exit(1);
   });
+  // When this lane's current session was established (Date.now, as lane 0's clock): one older than lane
+  // 0's loss may be forgotten by a restarted relay.
+  let establishedAt = 0;
+  void ran?.then((r) => {
+    if (r.client.established) establishedAt = Date.now();
+    r.client.on('established', () => {
+      establishedAt = Date.now();
+    });
+  });
+  const relayLost = (at: number): void => {
+    void ran?.then((r) => {
+      if (establishedAt < at) r.client.rehandshake('lane 0 found the relay silent (restarted?)');
+    });
+  };
   serveListenerThread(
     port,
     data.setup,
@@ -141,6 +160,7 @@ export function runListenerThread(port: MessagePort, data: ListenerWorkerData): 
       await r.client.stop();
       r.tun.close();
     },
+    relayLost,
   );
 }
 
@@ -152,6 +172,8 @@ export function serveListenerThread(
   engine: SpliceEngine | undefined,
   /** What else stops with the thread (a lane's packet path), after its listeners. */
   alsoStop?: () => Promise<void>,
+  /** A lane's: lane 0 had its session presumed lost at `at` (message 'relay-lost'). */
+  relayLost?: (at: number) => void,
 ): { close(): Promise<void> } {
   const credentials = new CredentialStore();
   // Shared connections have no limits (Listeners' shareable): the meter counts, it never holds back.
@@ -214,6 +236,10 @@ export function serveListenerThread(
       const a = associations.get(m.id);
       associations.delete(m.id);
       a?.onClosed?.();
+      return;
+    }
+    if (m.t === 'relay-lost') {
+      relayLost?.(m.at);
       return;
     }
     if (m.t === 'cut') {
@@ -321,6 +347,11 @@ export class ListenerThreads implements ListenerPeers {
 
   closeCustomerSockets(): void {
     for (const th of this.threads) th.handle.post({ t: 'cut' });
+  }
+
+  /** Lane 0's session was presumed lost at `at` and it has a new one: the lanes' threads check theirs. */
+  relayLost(at: number): void {
+    for (const th of this.threads) th.handle.post({ t: 'relay-lost', at });
   }
 
   stats(): ListenerStats | undefined {

@@ -111,7 +111,12 @@ export interface TunnelStats {
 }
 
 export type TunnelClientEvents = {
-  established: [{ transport: Transport; handshakeMs: number; rekey: boolean }];
+  /**
+   * `recovered`: this session follows one presumed lost (the relay silent or dead), lost at `lostAt`
+   * (the client's clock, Date.now by default): the relay may have restarted, and forgotten the device's
+   * other lanes' sessions too (agent.ts tells them, proxy/threads.ts).
+   */
+  established: [{ transport: Transport; handshakeMs: number; rekey: boolean; recovered?: { lostAt: number } }];
   down: [{ reason: 'dead' | 'restart' | 'expired' }];
   transport: [{ transport: Transport }];
 };
@@ -153,6 +158,8 @@ export class TunnelClient extends EventEmitter<TunnelClientEvents> {
   private relayAddr: { address: string; family: 4 | 6 } | undefined;
   private running = false;
   private probeSeq = 0;
+  /** When the last session was presumed lost (restart or dead), until the next one is established. */
+  private lostAt: number | undefined;
   /** Packets opened during the current recvmmsg batch, delivered together at its end. */
   private rxPackets: Buffer[] | undefined;
   private readonly stats_: TunnelStats;
@@ -293,8 +300,7 @@ export class TunnelClient extends EventEmitter<TunnelClientEvents> {
           { transport: this.policy.mode, slow: this.liveness.slow },
           'relay silent: re-handshaking (relay restart?)',
         );
-        this.sessionLost(now, 'restart');
-        for (const f of this.initiator.tick(now)) this.sendFrame(f, now);
+        this.restartSession(now);
       }
       if (act.probeUdp) this.probe(now, 'udp');
     }
@@ -323,7 +329,23 @@ export class TunnelClient extends EventEmitter<TunnelClientEvents> {
     if (f) this.sendFrame(f, now, via);
   }
 
+  /**
+   * Drops the session and handshakes again now: another lane found the relay restarted (proxy/threads.ts),
+   * so this lane's session is presumed forgotten too, without waiting for its own 15 s without an answer.
+   */
+  rehandshake(why: string): void {
+    if (!this.running) return;
+    this.log.info({ transport: this.policy.mode, why }, 're-handshaking');
+    this.restartSession(this.now());
+  }
+
+  private restartSession(now: number): void {
+    this.sessionLost(now, 'restart');
+    for (const f of this.initiator.tick(now)) this.sendFrame(f, now);
+  }
+
   private sessionLost(now: number, reason: 'dead' | 'restart' | 'expired'): void {
+    if (reason !== 'expired') this.lostAt ??= now;
     if (reason === 'restart') this.initiator.reset();
     this.policy.onSessionLost(now);
     // No session: no native route either, before anyone hears of it.
@@ -433,7 +455,14 @@ export class TunnelClient extends EventEmitter<TunnelClientEvents> {
       for (const f of r.send) this.sendFrame(f, now, via);
       // A new session (first, or a rekey): the route moves to it before the next TUN read.
       this.syncNative(now);
-      this.emit('established', { transport: via, handshakeMs: 0, rekey: false });
+      const lostAt = this.lostAt;
+      this.lostAt = undefined;
+      this.emit('established', {
+        transport: via,
+        handshakeMs: 0,
+        rekey: false,
+        ...(lostAt !== undefined ? { recovered: { lostAt } } : {}),
+      });
       return;
     }
     this.liveness.onAuthenticated(now);

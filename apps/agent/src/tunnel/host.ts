@@ -59,6 +59,12 @@ export interface TunnelHandle {
   readonly tunName: string;
   stats(): TunnelStats;
   sendMessage(message: JsonMessage): void;
+  /**
+   * `fn` is called with the time (Date.now) a session was presumed lost (the relay silent or dead) once the
+   * next one is established: the relay may have restarted (agent.ts tells the other lanes). Only where the
+   * tunnel runs on the caller's thread, which is where lane 0 runs.
+   */
+  onRecovered?(fn: (lostAt: number) => void): void;
   stop(): Promise<void>;
 }
 
@@ -197,6 +203,10 @@ export function inProcessTunnel(io: TunIo): StartTunnel {
       tunName: tun.name,
       stats: () => client.stats(),
       sendMessage: (m) => client.sendMessage(m),
+      onRecovered: (fn) =>
+        client.on('established', (e) => {
+          if (e.recovered) fn(e.recovered.lostAt);
+        }),
       async stop() {
         await client.stop();
         tun.close();
