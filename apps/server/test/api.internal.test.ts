@@ -424,7 +424,6 @@ perBackend(
         ['POST', '/api/internal/usage', { samples: [] }],
         ['POST', '/api/internal/openvpn/auth', { username: 'x', password: 'y' }],
         ['POST', '/api/internal/openvpn/connect', { username: 'x' }],
-        ['POST', '/api/internal/openvpn/disconnect', { username: 'x' }],
         ['GET', `/api/internal/devices/${d.id}/forwarding`, undefined],
         ['POST', '/api/internal/tunnel/forwarding', { device_ids: [] }],
         ['GET', `/api/internal/tunnel/peers?relay_id=${UNKNOWN.rly}`, undefined],
@@ -673,10 +672,6 @@ perBackend(
       assert.equal(conn.status, 200);
       assert.equal(conn.json.device_vpn_ip, (await ts().call('GET', `/api/devices/${d.id}`)).json.vpn_ip);
       assert.equal(conn.json.client_ip, '10.9.0.6');
-      assert.equal(
-        (await ts().call('POST', '/api/internal/openvpn/disconnect', { username: 'ovpn-user' }, internal(ts()))).status,
-        200,
-      );
       await ts().call('PATCH', `/api/connections/${c.id}`, { enabled: false });
       assertProblem(
         await ts().call(

@@ -42,7 +42,6 @@ const CONTRACT: [string, string][] = [
   ['POST', '/api/internal/vpn/disconnected'],
   ['POST', '/api/internal/openvpn/auth'],
   ['POST', '/api/internal/openvpn/connect'],
-  ['POST', '/api/internal/openvpn/disconnect'],
 ];
 
 /** Beyond those fixed names: what the code adds (webhooks, usage, device sync, relay registration, ...). */

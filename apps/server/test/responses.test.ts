@@ -285,16 +285,6 @@ const CASES: [string, (s: State) => Promise<Res | Res[]>][] = [
       ),
   ],
   [
-    'POST /api/internal/openvpn/disconnect',
-    (s) =>
-      s.ts.call(
-        'POST',
-        '/api/internal/openvpn/disconnect',
-        { username: s.connection.username, vpn_ip: '10.8.0.6' },
-        internal(s.ts),
-      ),
-  ],
-  [
     'POST /api/devices/{id}/commands',
     async (s) => {
       const r = await s.ts.call('POST', `/api/devices/${s.device.id}/commands`, { type: 'reboot', payload: {} });

@@ -51,7 +51,7 @@ export const TunnelForwarding = z.object({
 /** POST /api/internal/usage */
 export const UsageRecorded = z.object({ recorded: z.number().int().describe('samples that matched a connection') });
 
-/** vpn/disconnected, openvpn/disconnect */
+/** vpn/disconnected */
 export const Ok = z.object({ ok: z.literal(true) });
 
 /** POST /api/internal/openvpn/auth: 200 admits the customer (403 refuses). */

@@ -137,14 +137,4 @@ export function internalRoutes(r: Router, ctx: Ctx) {
     response: S.OpenVpnConnect,
     handler: ({ body }) => openvpnConnect(ctx, body),
   });
-  r.add({
-    method: 'POST',
-    url: '/api/internal/openvpn/disconnect',
-    auth: 'internal',
-    tag,
-    summary: 'An OpenVPN customer left',
-    body: Ovpn,
-    response: S.Ok,
-    handler: async () => ({ ok: true as const }),
-  });
 }
