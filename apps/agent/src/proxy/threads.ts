@@ -138,16 +138,18 @@ export function runListenerThread(port: MessagePort, data: ListenerWorkerData): 
   // When this lane's current session was established (Date.now, as lane 0's clock): one older than lane
   // 0's loss may be forgotten by a restarted relay.
   let establishedAt = 0;
+  // (A lane that failed to start has ended the process above: nothing to do here then.)
+  const ignore = (): void => {};
   void ran?.then((r) => {
     if (r.client.established) establishedAt = Date.now();
     r.client.on('established', () => {
       establishedAt = Date.now();
     });
-  });
+  }, ignore);
   const relayLost = (at: number): void => {
     void ran?.then((r) => {
       if (establishedAt < at) r.client.rehandshake('lane 0 found the relay silent (restarted?)');
-    });
+    }, ignore);
   };
   serveListenerThread(
     port,
