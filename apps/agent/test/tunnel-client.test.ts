@@ -168,8 +168,12 @@ test('a lane (no probes, 15 s without an answer) told the relay restarted handsh
   await new Promise((r) => setTimeout(r, 600));
   assert.equal(events.length, 1, 'no new session on its own yet');
   assert.ok(c.established, 'it still believes in its session');
+  // Word of a loss from before this session was established changes nothing.
+  c.relayLost(Date.now() - 60_000);
+  await new Promise((r) => setTimeout(r, 300));
+  assert.ok(c.established && events.length === 1, 'a session newer than the loss is kept');
   const t0 = Date.now();
-  c.rehandshake('test: lane 0 found the relay restarted');
+  c.relayLost(Date.now());
   await waitFor(() => events.length === 2, 3000);
   const ms = Date.now() - t0;
   assert.ok(ms < 2000, `back after ${ms} ms`);

@@ -135,21 +135,13 @@ export function runListenerThread(port: MessagePort, data: ListenerWorkerData): 
     logger.fatal({ err }, 'lane failed to start');
     process.exit(1);
   });
-  // When this lane's current session was established (Date.now, as lane 0's clock): one older than lane
-  // 0's loss may be forgotten by a restarted relay.
-  let establishedAt = 0;
-  // (A lane that failed to start has ended the process above: nothing to do here then.)
-  const ignore = (): void => {};
-  void ran?.then((r) => {
-    if (r.client.established) establishedAt = Date.now();
-    r.client.on('established', () => {
-      establishedAt = Date.now();
-    });
-  }, ignore);
+  // Lane 0's word that the relay was lost (its clock is Date.now, as this lane's client's). A lane that
+  // failed to start has ended the process above: nothing to do then.
   const relayLost = (at: number): void => {
-    void ran?.then((r) => {
-      if (establishedAt < at) r.client.rehandshake('lane 0 found the relay silent (restarted?)');
-    }, ignore);
+    void ran?.then(
+      (r) => r.client.relayLost(at),
+      () => {},
+    );
   };
   serveListenerThread(
     port,

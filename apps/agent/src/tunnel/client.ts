@@ -160,6 +160,8 @@ export class TunnelClient extends EventEmitter<TunnelClientEvents> {
   private probeSeq = 0;
   /** When the last session was presumed lost (restart or dead), until the next one is established. */
   private lostAt: number | undefined;
+  /** When the current session was established (0: never). */
+  private establishedAt = 0;
   /** Packets opened during the current recvmmsg batch, delivered together at its end. */
   private rxPackets: Buffer[] | undefined;
   private readonly stats_: TunnelStats;
@@ -330,12 +332,14 @@ export class TunnelClient extends EventEmitter<TunnelClientEvents> {
   }
 
   /**
-   * Drops the session and handshakes again now: another lane found the relay restarted (proxy/threads.ts),
-   * so this lane's session is presumed forgotten too, without waiting for its own 15 s without an answer.
+   * Another lane's session was presumed lost at `at` (this client's clock) and it has a new one: the relay
+   * may have restarted and forgotten this lane's session too (proxy/threads.ts). Unless this session was
+   * established since, it is dropped and a handshake goes now, without waiting for this lane's own 15 s
+   * without an answer.
    */
-  rehandshake(why: string): void {
-    if (!this.running) return;
-    this.log.info({ transport: this.policy.mode, why }, 're-handshaking');
+  relayLost(at: number): void {
+    if (!this.running || this.establishedAt >= at) return;
+    this.log.info({ transport: this.policy.mode }, 're-handshaking: lane 0 found the relay silent (restarted?)');
     this.restartSession(this.now());
   }
 
@@ -457,6 +461,7 @@ export class TunnelClient extends EventEmitter<TunnelClientEvents> {
       this.syncNative(now);
       const lostAt = this.lostAt;
       this.lostAt = undefined;
+      this.establishedAt = now;
       this.emit('established', {
         transport: via,
         handshakeMs: 0,

@@ -135,12 +135,12 @@ export function createDataPath(d: DataPathDeps): DataPath {
     if (keys?.size === 0) routeOf.delete(r.deviceId);
   }
 
-  /** Drops the device's routes that `stale` says are (all of them without it). */
-  function dropRoutesOf(deviceId: string, stale?: (r: Route) => boolean): void {
+  /** Drops the device's routes that are no longer valid at `now` (routeValid), or all of them without `now`. */
+  function dropRoutesOf(deviceId: string, now?: number): void {
     const keys = routeOf.get(deviceId);
     if (!keys) return;
     // (A Set may lose the entry being visited: the loop goes on with the next.)
-    for (const key of keys) if (!stale || stale(routes.get(key)!)) dropRoute(key);
+    for (const key of keys) if (now === undefined || !routeValid(routes.get(key)!, now)) dropRoute(key);
   }
 
   /** The route is still what JS would do for its slot: same lane count, session and UDP endpoint, not expired. */
@@ -188,8 +188,8 @@ export function createDataPath(d: DataPathDeps): DataPath {
       opens: l.lane === slot,
     };
     if (!routeValid(route, now)) return;
-    // A new lane count replaces the device's other routes (the native side drops them too).
-    dropRoutesOf(deviceId, (o) => o.count !== count);
+    // A new lane count makes the device's other routes invalid (the native side drops them too).
+    dropRoutesOf(deviceId, now);
     seal?.set(vpnNum, s.sendState(d.responder.timers), ep.address, ep.port, count > 1 ? { slot, count } : undefined);
     if (route.opens) open?.set(s.receiveState(d.responder.timers), ep.address, ep.port, vpnNum);
     routes.set(key, route);
@@ -252,7 +252,7 @@ export function createDataPath(d: DataPathDeps): DataPath {
     }
     const r = d.responder.receive(frame, from, now);
     // A frame that moved the device's endpoint or confirmed a new session makes its route stale.
-    if (routeOf.size > 0 && r.kind !== 'dropped') dropRoutesOf(r.deviceId, (x) => !routeValid(x, now));
+    if (routeOf.size > 0 && r.kind !== 'dropped') dropRoutesOf(r.deviceId, now);
     switch (r.kind) {
       case 'packet': {
         const p = r.packet;
