@@ -505,8 +505,9 @@ export function createAgent(cfg: RunConfig, deps: AgentDeps): Agent {
           )
         : undefined;
     // A relay that restarted forgot every lane's session; lane 0 finds out within seconds (probes), the
-    // others would only after 15 s without an answer: lane 0 tells them when it has a session again.
-    if (lanes > 1 && peers) tunnel.onRecovered?.((lostAt) => peers.relayLost(lostAt));
+    // others would only after 15 s without an answer: lane 0 tells them when it has a session again, and
+    // over which transport (a path that stopped carrying UDP: they go to TCP at once, not after trying UDP).
+    if (lanes > 1 && peers) tunnel.onRecovered?.((lostAt, transport) => peers.relayLost(lostAt, transport));
     listeners = buildListeners(setup, { credentials, usage, logger: log, now, engine, peers, lanes });
     const built = listeners;
     peers?.serveUdp((id, ip, port) => built.udpRegister(id, ip, port));

@@ -183,6 +183,30 @@ test('a lane (no probes, 15 s without an answer) told the relay restarted handsh
   await waitFor(() => got.some((p) => p.equals(pkt)), 2000);
 });
 
+test('a lane told lane 0 has a new session over TCP goes to TCP at once (UDP blocked), not after its own fallback', async () => {
+  const relay = await startFakeRelay({ udp: true, tcp: true });
+  closers.push(() => relay.close());
+  // A lane's timers: no probes, 15 s without an answer; the default 10 s before it would try TCP.
+  const { c, got } = client(relay, { probe: undefined, liveness: { replyTimeoutMs: 15_000 } });
+  const events: { transport: string; recovered?: { lostAt: number } }[] = [];
+  c.on('established', (e) => events.push(e));
+  await c.start();
+  await waitFor(() => c.established, 3000);
+  assert.equal(events[0]?.transport, 'udp');
+  relay.silentUdp = true; // the path stops carrying UDP
+  const t0 = Date.now();
+  c.relayLost(t0, 'tcp');
+  await waitFor(() => events.length === 2, 4000);
+  const ms = Date.now() - t0;
+  assert.equal(events[1]!.transport, 'tcp');
+  assert.equal(c.transport, 'tcp');
+  assert.ok(ms < 2500, `on TCP after ${ms} ms`);
+  const pkt = icmpEcho('192.168.255.7', '203.0.113.10', 5, 1);
+  c.sendPacket(pkt);
+  await waitFor(() => got.some((p) => p.equals(pkt)), 2000);
+  console.log(`lane to TCP on lane 0's word: ${ms} ms`);
+});
+
 test('a relay that never answers probes does not cause endless re-handshakes', async () => {
   const relay = await startFakeRelay({ echo: false });
   closers.push(() => relay.close());

@@ -356,6 +356,21 @@ test('transport policy: after a fallback, UDP probes 1, 2, 4, ... s apart up to 
   assert.equal(new TransportPolicy({ udpRetryMs: 800 }).udpRetryFirstMs, 800);
 });
 
+test("transport policy: a lane adopts lane 0's transport; its own fallback timer restarts from there", () => {
+  const p = new TransportPolicy({}, 0);
+  p.onEstablished(500);
+  p.onSessionLost(20_000); // lane 0's word: the relay lost, a new session over TCP
+  assert.equal(p.adopt('tcp', 20_000), true);
+  assert.equal(p.mode, 'tcp');
+  assert.equal(p.adopt('tcp', 20_100), false, 'already there: no change');
+  assert.deepEqual(p.tick(29_999), {}, 'TCP gets the whole fallback time before UDP is tried again');
+  assert.deepEqual(p.tick(30_000), { switchTo: 'udp' });
+  p.onSessionLost(40_000);
+  assert.equal(p.adopt('tcp', 40_000), true);
+  p.onEstablished(40_300); // up on TCP: UDP probes from 1 s on, as after its own fallback
+  assert.equal(p.nextUdpProbeAt, 41_300);
+});
+
 test('liveness: probe after idle, restart when unanswered, slow mode for a relay deaf to probes', () => {
   const l = new Liveness({ probeIdleMs: 2_000, replyTimeoutMs: 3_000, slowTimeoutMs: 15_000 });
   l.onEstablished(0);

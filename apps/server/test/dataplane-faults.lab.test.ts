@@ -253,8 +253,10 @@ describe('data plane under faults (relay + 2 agents in the lab)', {
         { timeoutMs: 45_000, intervalMs: 500, what: 'agent 1 re-established the tunnel over TCP' },
       );
       const tcpAt = Date.now() - t0;
+      // With lanes, the other lanes go to TCP on lane 0's word (it passes its transport with 'relay-lost'),
+      // not after trying UDP for their own fallback time: the same bound as one lane.
       await waitUntil(() => flowsWork(http[0]!.proxy_url, lab.device(1).carrierIp), {
-        timeoutMs: LANES > 1 ? 30_000 : 15_000,
+        timeoutMs: 15_000,
         intervalMs: 500,
         what: 'device 1 serves over the TCP tunnel',
       });

@@ -32,6 +32,7 @@ import { UsageMeter, type UsageEntry } from '../ops/usage.js';
 import { addStats, type ListenerPeers, type ListenerStats, type SharedListener } from './listeners.js';
 import { buildListeners, threadEngine, type ListenerSetup } from './setup.js';
 import { kernelTun, runTunnel, type TunnelSpec } from '../tunnel/host.js';
+import type { Transport } from '../tunnel/transport-policy.js';
 
 /** A SOCKS5 customer's UDP association, or a thread's stand-in for one on the main thread. */
 type Association = NonNullable<ReturnType<AssociationPort['register']>>;
@@ -57,7 +58,7 @@ export type ToListenerThread =
    * Lane 0's session was presumed lost at `at` (Date.now) and it has a new one: the relay may have
    * restarted, so a lane whose session is older handshakes again now.
    */
-  | { t: 'relay-lost'; at: number };
+  | { t: 'relay-lost'; at: number; transport: Transport };
 
 /** listener thread -> main thread */
 export type FromListenerThread =
@@ -137,9 +138,9 @@ export function runListenerThread(port: MessagePort, data: ListenerWorkerData): 
   });
   // Lane 0's word that the relay was lost (its clock is Date.now, as this lane's client's). A lane that
   // failed to start has ended the process above: nothing to do then.
-  const relayLost = (at: number): void => {
+  const relayLost = (at: number, transport: Transport): void => {
     void ran?.then(
-      (r) => r.client.relayLost(at),
+      (r) => r.client.relayLost(at, transport),
       () => {},
     );
   };
@@ -166,8 +167,8 @@ export function serveListenerThread(
   engine: SpliceEngine | undefined,
   /** What else stops with the thread (a lane's packet path), after its listeners. */
   alsoStop?: () => Promise<void>,
-  /** A lane's: lane 0 had its session presumed lost at `at` (message 'relay-lost'). */
-  relayLost?: (at: number) => void,
+  /** A lane's: lane 0 had its session presumed lost at `at`, and has a new one over `transport` (message 'relay-lost'). */
+  relayLost?: (at: number, transport: Transport) => void,
 ): { close(): Promise<void> } {
   const credentials = new CredentialStore();
   // Shared connections have no limits (Listeners' shareable): the meter counts, it never holds back.
@@ -233,7 +234,7 @@ export function serveListenerThread(
       return;
     }
     if (m.t === 'relay-lost') {
-      relayLost?.(m.at);
+      relayLost?.(m.at, m.transport);
       return;
     }
     if (m.t === 'cut') {
@@ -343,9 +344,12 @@ export class ListenerThreads implements ListenerPeers {
     for (const th of this.threads) th.handle.post({ t: 'cut' });
   }
 
-  /** Lane 0's session was presumed lost at `at` and it has a new one: the lanes' threads check theirs. */
-  relayLost(at: number): void {
-    for (const th of this.threads) th.handle.post({ t: 'relay-lost', at });
+  /**
+   * Lane 0's session was presumed lost at `at` and it has a new one over `transport`: the lanes' threads
+   * check theirs, and handshake again over the same transport.
+   */
+  relayLost(at: number, transport: Transport): void {
+    for (const th of this.threads) th.handle.post({ t: 'relay-lost', at, transport });
   }
 
   stats(): ListenerStats | undefined {

@@ -332,15 +332,22 @@ export class TunnelClient extends EventEmitter<TunnelClientEvents> {
   }
 
   /**
-   * Another lane's session was presumed lost at `at` (this client's clock) and it has a new one: the relay
-   * may have restarted and forgotten this lane's session too (proxy/threads.ts). Unless this session was
-   * established since, it is dropped and a handshake goes now, without waiting for this lane's own 15 s
-   * without an answer.
+   * Another lane's session was presumed lost at `at` (this client's clock) and it has a new one, over
+   * `transport`: the relay may have restarted and forgotten this lane's session too, or the path may have
+   * stopped carrying UDP (proxy/threads.ts). Unless this session was established since, it is dropped and
+   * a handshake goes now, over `transport` (given), without waiting for this lane's own 15 s without an
+   * answer, nor for its own fallback timer before it tries TCP.
    */
-  relayLost(at: number): void {
+  relayLost(at: number, transport?: Transport): void {
     if (!this.running || this.establishedAt >= at) return;
-    this.log.info({ transport: this.policy.mode }, 're-handshaking: lane 0 found the relay silent (restarted?)');
-    this.restartSession(this.now());
+    const now = this.now();
+    this.log.info(
+      { transport: transport ?? this.policy.mode },
+      're-handshaking: lane 0 found the relay silent (restarted?)',
+    );
+    this.sessionLost(now, 'restart');
+    if (transport !== undefined && this.policy.adopt(transport, now)) this.onSwitch(transport, "lane 0's transport");
+    for (const f of this.initiator.tick(now)) this.sendFrame(f, now);
   }
 
   private restartSession(now: number): void {

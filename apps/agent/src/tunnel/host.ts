@@ -24,6 +24,7 @@ import {
 import { installReplyRoute, removeReplyRoute } from './routing.js';
 import { agentError } from '../errors.js';
 import { createTunnelClient, type TunnelClient, type TunnelClientOptions, type TunnelStats } from './client.js';
+import type { Transport } from './transport-policy.js';
 
 export interface TunnelSpec {
   /** `replyTable`: route answers from `address` into the TUN (routing.ts); absent with a FakeTun. */
@@ -61,10 +62,11 @@ export interface TunnelHandle {
   sendMessage(message: JsonMessage): void;
   /**
    * `fn` is called with the time (Date.now) a session was presumed lost (the relay silent or dead) once the
-   * next one is established: the relay may have restarted (agent.ts tells the other lanes). Only where the
-   * tunnel runs on the caller's thread, which is where lane 0 runs.
+   * next one is established, and the transport it was established over: the relay may have restarted, or
+   * the path stopped carrying UDP (agent.ts tells the other lanes). Only where the tunnel runs on the
+   * caller's thread, which is where lane 0 runs.
    */
-  onRecovered?(fn: (lostAt: number) => void): void;
+  onRecovered?(fn: (lostAt: number, transport: Transport) => void): void;
   stop(): Promise<void>;
 }
 
@@ -205,7 +207,7 @@ export function inProcessTunnel(io: TunIo): StartTunnel {
       sendMessage: (m) => client.sendMessage(m),
       onRecovered: (fn) =>
         client.on('established', (e) => {
-          if (e.recovered) fn(e.recovered.lostAt);
+          if (e.recovered) fn(e.recovered.lostAt, e.transport);
         }),
       async stop() {
         await client.stop();

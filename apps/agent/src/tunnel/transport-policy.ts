@@ -86,6 +86,16 @@ export class TransportPolicy {
     return undefined;
   }
 
+  /**
+   * Another lane of this device has a session over `t` (proxy/threads.ts): this lane uses `t` too rather
+   * than try the other transport until its own fallback timer. Returns whether the mode changed.
+   */
+  adopt(t: Transport, now: number): boolean {
+    if (this.mode === t) return false;
+    this.switchTo(t, now);
+    return true;
+  }
+
   private switchTo(t: Transport, now: number): Transport {
     this.mode = t;
     this.switches++;
