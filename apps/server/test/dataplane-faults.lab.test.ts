@@ -93,6 +93,16 @@ describe('data plane under faults (relay + 2 agents in the lab)', {
     await lab?.teardown(4_000);
   });
 
+  it('idle devices keep their sessions: lane 0 hears the answers to its probes (no re-handshake in 12 s)', async () => {
+    // With lanes, an ICMP echo's answer hashed by its addresses came back on one fixed lane per device, and a
+    // device for which that was not lane 0 re-handshook every few seconds when idle (docs/protocol.md §3.1).
+    const mark = agents.map((a) => a.proc.lines.length);
+    await new Promise((r) => setTimeout(r, 12_000));
+    for (const [i, a] of agents.entries()) {
+      const silent = a.proc.lines.slice(mark[i]).filter((l) => /relay silent|re-handshaking/.test(l));
+      assert.deepEqual(silent, [], `agent ${i + 1} re-handshook while idle`);
+    }
+  });
   it('tunnel process SIGKILLed: `up` restarts it, ports work again within 5 s of the restart; a download running through it survives; nft has each port once', async () => {
     const pid = await relay.tunnelPid();
     assert.ok(pid, 'tunnel child of `up` found');

@@ -156,21 +156,24 @@ export class ResponderPeer<E> extends LaneSessions<E> {
 
 /**
  * The lane (0 .. count-1) of an IPv4 packet's flow: a hash of its addresses, protocol and, for TCP and
- * UDP that is not a later fragment, its ports. Symmetric (the same for both directions of a flow): the
- * agent's TUN steers the device's answers to the queue, hence the lane, its flow came in on by the same
- * hash (packages/tun native/lanes.cc). The native seal path (native/tun_queue.cc FlowLane) computes the same.
+ * UDP that is not a later fragment, its ports; lane 0 for any other protocol (ICMP: the answers to the
+ * agent's liveness probes, which lane 0 sends and must hear). Symmetric (the same for both directions of
+ * a flow): the agent's TUN steers the device's answers to the queue, hence the lane, its flow came in on by
+ * the same hash (packages/tun native/lanes.cc). The native seal path (native/tun_queue.cc FlowLane)
+ * computes the same.
  */
 export function flowLane(p: Uint8Array, count: number): number {
   if (count < 2 || p.length < 20) return 0;
+  const proto = p[9]!;
+  if (proto !== 6 && proto !== 17) return 0;
   let h =
     (((p[12]! << 24) | (p[13]! << 16) | (p[14]! << 8) | p[15]!) ^
       ((p[16]! << 24) | (p[17]! << 16) | (p[18]! << 8) | p[19]!)) >>>
     0;
-  const proto = p[9]!;
   h = (h ^ proto) >>> 0;
   const ihl = (p[0]! & 0x0f) * 4;
   const later = ((p[6]! & 0x1f) << 8) | p[7]!;
-  if ((proto === 6 || proto === 17) && later === 0 && ihl >= 20 && p.length >= ihl + 4)
+  if (later === 0 && ihl >= 20 && p.length >= ihl + 4)
     h = (h ^ (((p[ihl]! << 8) | p[ihl + 1]!) ^ ((p[ihl + 2]! << 8) | p[ihl + 3]!))) >>> 0;
   h = Math.imul(h ^ (h >>> 16), 0x45d9f3b) >>> 0;
   h = Math.imul(h ^ (h >>> 16), 0x45d9f3b) >>> 0;

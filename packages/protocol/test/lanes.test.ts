@@ -241,6 +241,35 @@ test('flowLane: in range for any bytes, the same for the same flow, and a later 
   assert.equal(flowLane(frag, 16), flowLane(noPorts, 16));
 });
 
+test("flowLane: every protocol but TCP and UDP goes on lane 0 (the answers to lane 0's ICMP probes)", () => {
+  fc.assert(
+    fc.property(
+      fc.uint8Array({ minLength: 20, maxLength: 80 }),
+      fc.integer({ min: 0, max: 255 }).filter((x) => x !== 6 && x !== 17),
+      fc.integer({ min: 2, max: MAX_LANES }),
+      (b, proto, n) => {
+        const p = Buffer.from(b);
+        p[9] = proto;
+        assert.equal(flowLane(p, n), 0);
+      },
+    ),
+  );
+  // Whichever device address: an echo reply from the relay's tunnel address, by any lane count.
+  for (let i = 0; i < 256; i++) {
+    const icmp = tcp(0x0a000001, 0);
+    icmp[9] = 1;
+    icmp.writeUInt32BE(0x0a000002 + i, 16);
+    for (const n of [2, 3, 4, 16]) assert.equal(flowLane(icmp, n), 0);
+  }
+  // TCP and UDP still spread.
+  const udp = Array.from({ length: 64 }, (_, i) => {
+    const u = tcp(0xc6336401, 20000 + i);
+    u[9] = 17;
+    return flowLane(u, 4);
+  });
+  assert.equal(new Set(udp).size, 4);
+});
+
 /**
  * A lane initiation as a device holding the keys could write it, with any 16-byte payload (createInitiation
  * refuses bad lanes, so the steps are done here by hand, as handshake.ts does them).

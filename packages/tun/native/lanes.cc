@@ -58,7 +58,7 @@ bpf_insn Insn(uint8_t code, uint8_t dst, uint8_t src, int16_t off, int32_t imm) 
 // device sends. The TUN takes the return value as a u16 modulo its queues, so the program returns the
 // lane itself (< lanes). Legacy packet loads (LD_ABS/LD_IND, big-endian, ctx in r6) need no helper; a
 // load past the packet's end ends the program with 0 (lane 0).
-//   r7 = src ^ dst ^ proto; if TCP or UDP and not a later fragment: r7 ^= sport ^ dport; mix; r7 % lanes
+//   neither TCP nor UDP: 0; r7 = src ^ dst ^ proto; not a later fragment: r7 ^= sport ^ dport; mix; r7 % lanes
 std::vector<bpf_insn> FlowLaneProgram(uint32_t lanes) {
   constexpr uint8_t LDW = BPF_LD | BPF_ABS | BPF_W, LDH = BPF_LD | BPF_ABS | BPF_H, LDB = BPF_LD | BPF_ABS | BPF_B;
   constexpr uint8_t LDIH = BPF_LD | BPF_IND | BPF_H;
@@ -76,11 +76,11 @@ std::vector<bpf_insn> FlowLaneProgram(uint32_t lanes) {
       Insn(LDB, 0, 0, 0, 9),    //  5: r0 = protocol
       Insn(XOR, 7, 0, 0, 0),    //  6: r7 ^= r0
       Insn(MOV64, 8, 0, 0, 0),  //  7: r8 = protocol
-      Insn(LDH, 0, 0, 0, 6),    //  8: r0 = flags | fragment offset
-      Insn(AND, 0, 0, 0, 0x1fff),  //  9
-      Insn(JNE, 0, 0, 10, 0),   // 10: a later fragment: to 21 (no ports)
-      Insn(JEQ, 8, 0, 1, 6),    // 11: TCP: to 13
-      Insn(JNE, 8, 0, 8, 17),   // 12: not UDP: to 21
+      Insn(JEQ, 8, 0, 1, 6),    //  8: TCP: to 10
+      Insn(JNE, 8, 0, 25, 17),  //  9: neither TCP nor UDP: to 35 (lane 0)
+      Insn(LDH, 0, 0, 0, 6),    // 10: r0 = flags | fragment offset
+      Insn(AND, 0, 0, 0, 0x1fff),  // 11
+      Insn(JNE, 0, 0, 8, 0),    // 12: a later fragment: to 21 (no ports)
       Insn(LDB, 0, 0, 0, 0),    // 13: r0 = version | IHL
       Insn(AND, 0, 0, 0, 0x0f),  // 14
       Insn(LSH, 0, 0, 0, 2),    // 15: r0 = header length
@@ -103,6 +103,8 @@ std::vector<bpf_insn> FlowLaneProgram(uint32_t lanes) {
       Insn(MOV, 0, 7, 0, 0),    // 32
       Insn(MOD, 0, 0, 0, static_cast<int32_t>(lanes)),  // 33: return r7 % lanes
       Insn(BPF_JMP | BPF_EXIT, 0, 0, 0, 0),  // 34
+      Insn(BPF_ALU64 | BPF_MOV | BPF_K, 0, 0, 0, 0),  // 35: return 0
+      Insn(BPF_JMP | BPF_EXIT, 0, 0, 0, 0),  // 36
   };
   return p;
 }

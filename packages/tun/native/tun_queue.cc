@@ -327,14 +327,15 @@ Napi::Value TunQueue::WriteBatch(const Napi::CallbackInfo& info) {
 // JS path and this one hash differently would only take the JS path, but the lane must not flap).
 static uint32_t FlowLane(const uint8_t* p, size_t len, uint32_t count) {
   if (count < 2 || len < 20) return 0;
+  const uint8_t proto = p[9];
+  if (proto != 6 && proto != 17) return 0;  // ICMP and the rest: lane 0 (protocol responder.ts flowLane)
   const uint32_t src = (uint32_t{p[12]} << 24) | (uint32_t{p[13]} << 16) | (uint32_t{p[14]} << 8) | p[15];
   const uint32_t dst = (uint32_t{p[16]} << 24) | (uint32_t{p[17]} << 16) | (uint32_t{p[18]} << 8) | p[19];
   uint32_t h = src ^ dst;
-  const uint8_t proto = p[9];
   h ^= proto;
   const size_t ihl = static_cast<size_t>(p[0] & 0x0f) * 4;
   const uint32_t later = (uint32_t{p[6] & 0x1fu} << 8) | p[7];
-  if ((proto == 6 || proto == 17) && later == 0 && ihl >= 20 && len >= ihl + 4)
+  if (later == 0 && ihl >= 20 && len >= ihl + 4)
     h ^= ((uint32_t{p[ihl]} << 8) | p[ihl + 1]) ^ ((uint32_t{p[ihl + 2]} << 8) | p[ihl + 3]);
   h = (h ^ (h >> 16)) * 0x45d9f3bu;
   h = (h ^ (h >> 16)) * 0x45d9f3bu;

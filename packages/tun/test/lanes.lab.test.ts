@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { addonAvailable } from '../src/index.js';
 import { requireRoot, runFixture } from './fixtures/netns.js';
 
-test("lanes: a flow written into queue k is accepted by lane k's listener, and every packet the device answers with (SYN-ACK first) leaves by queue k", async (t) => {
+test("lanes: a flow written into queue k is accepted by lane k's listener, and every packet the device answers with (SYN-ACK first) leaves by queue k; ICMP answers leave by queue 0", async (t) => {
   if (!requireRoot(t, 'lanes.lab.test.ts', 'network namespace + /dev/net/tun + BPF')) return;
   assert.ok(addonAvailable(), 'addon not built: npm run build -w @pocketproxy/tun');
   const out = await runFixture<any>('tun-lanes.ts', [], 30_000);
@@ -17,4 +17,7 @@ test("lanes: a flow written into queue k is accepted by lane k's listener, and e
   }
   const lanes = new Set(out.flows.map((f: any) => f.lane));
   assert.equal(lanes.size, 2, 'both lanes used');
+  // ICMP: every echo reply by queue 0, whichever queue its request came in on.
+  assert.equal(out.echoes.length, 24);
+  for (const [i, e] of out.echoes.entries()) assert.equal(e.reply, 0, `echo ${i} (written into queue ${e.wrote})`);
 });

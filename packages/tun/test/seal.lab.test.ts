@@ -36,7 +36,7 @@ test('native seal path: routed destinations are sealed in C++ from the shared co
   assert.deepEqual(out.stats, { sealNative: 11, sealUnsent: 0, sealErrors: 0, sealRoutes: 1 });
 });
 
-test('native seal path, lanes: a route per lane slot, each flow by the slot its hash picks (the same hash as JS); a slot deleted alone; a new count replaces the routes', async (t) => {
+test('native seal path, lanes: a route per lane slot, each flow by the slot its hash picks (the same hash as JS), ICMP by slot 0; a slot deleted alone; a new count replaces the routes', async (t) => {
   if (!requireRoot(t, 'seal.lab.test.ts', 'network namespace + /dev/net/tun')) return;
   assert.ok(addonAvailable(), 'addon not built: npm run build -w @pocketproxy/tun');
   const out = await runFixture<any>('tun-seal-lanes.ts', [], 30_000);
@@ -48,6 +48,7 @@ test('native seal path, lanes: a route per lane slot, each flow by the slot its 
   }
   assert.ok(out.byLane[0].length > 0 && out.byLane[1].length > 0, 'both lanes used');
   assert.equal(out.statsBoth, 2);
+  assert.deepEqual(out.icmp, [{ lane: 0, receiver: 0x3000, proto: 1 }], 'ICMP by slot 0 (lane 0)');
   assert.equal(out.deletedOne, true);
   assert.equal(out.afterDelete.lane0, out.byLane[0].length, "slot 0's flows still sealed");
   assert.equal(out.afterDelete.js, out.byLane[1].length, "slot 1's flows reach JS");
