@@ -507,7 +507,11 @@ export function createAgent(cfg: RunConfig, deps: AgentDeps): Agent {
     // A relay that restarted forgot every lane's session; lane 0 finds out within seconds (probes), the
     // others would only after 15 s without an answer: lane 0 tells them when it has a session again, and
     // over which transport (a path that stopped carrying UDP: they go to TCP at once, not after trying UDP).
-    if (lanes > 1 && peers) tunnel.onRecovered?.((lostAt, transport) => peers.relayLost(lostAt, transport));
+    // And when it is back on UDP: a lane but 0 on TCP would stay there while idle (TunnelClient.udpAgain).
+    if (lanes > 1 && peers) {
+      tunnel.onRecovered?.((lostAt, transport) => peers.relayLost(lostAt, transport));
+      tunnel.onUdpAgain?.(() => peers.udpAgain());
+    }
     listeners = buildListeners(setup, { credentials, usage, logger: log, now, engine, peers, lanes });
     const built = listeners;
     peers?.serveUdp((id, ip, port) => built.udpRegister(id, ip, port));

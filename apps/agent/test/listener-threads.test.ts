@@ -240,7 +240,7 @@ test("listener threads: a worker's SOCKS5 customer gets its UDP association on t
   assert.equal(fatal(), undefined, 'the worker ended only when told to');
 });
 
-test("lanes: lane 0's word that the relay was lost reaches every lane's thread, with the time it was lost and lane 0's transport", async () => {
+test("lanes: lane 0's word that the relay was lost reaches every lane's thread, with the time it was lost and lane 0's transport; and that lane 0 is back on UDP", async () => {
   // The main thread's side: every thread is told.
   const posted: ToListenerThread[][] = [];
   const setup = loopbackSetup(false);
@@ -257,9 +257,10 @@ test("lanes: lane 0's word that the relay was lost reaches every lane's thread, 
     logger,
   );
   threads.relayLost(1_765_000_000_000, 'tcp');
+  threads.udpAgain();
   assert.deepEqual(
     posted,
-    [0, 1, 2].map(() => [{ t: 'relay-lost', at: 1_765_000_000_000, transport: 'tcp' }]),
+    [0, 1, 2].map(() => [{ t: 'relay-lost', at: 1_765_000_000_000, transport: 'tcp' }, { t: 'udp-again' }]),
   );
   // A thread's side: the message goes to its lane (serveListenerThread's relayLost), nothing else happens.
   const handlers: ((m: ToListenerThread) => void)[] = [];
@@ -268,12 +269,14 @@ test("lanes: lane 0's word that the relay was lost reaches every lane's thread, 
     on: (_: string, h: (m: ToListenerThread) => void) => handlers.push(h),
     postMessage: (m: FromListenerThread) => sent.push(m),
   } as unknown as Parameters<typeof serveListenerThread>[0];
-  const lost: [number, string][] = [];
-  const served = serveListenerThread(port, setup, logger, undefined, undefined, (at, transport) =>
-    lost.push([at, transport]),
-  );
+  const heard: unknown[] = [];
+  const served = serveListenerThread(port, setup, logger, undefined, undefined, {
+    relayLost: (at, transport) => heard.push([at, transport]),
+    udpAgain: () => heard.push('udp-again'),
+  });
   for (const h of handlers) h({ t: 'relay-lost', at: 42, transport: 'udp' });
-  assert.deepEqual(lost, [[42, 'udp']]);
+  for (const h of handlers) h({ t: 'udp-again' });
+  assert.deepEqual(heard, [[42, 'udp'], 'udp-again']);
   assert.deepEqual(
     sent.filter((m) => m.t !== 'report'),
     [],

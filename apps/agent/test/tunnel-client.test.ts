@@ -205,6 +205,17 @@ test('a lane told lane 0 has a new session over TCP goes to TCP at once (UDP blo
   c.sendPacket(pkt);
   await waitFor(() => got.some((p) => p.equals(pkt)), 2000);
   console.log(`lane to TCP on lane 0's word: ${ms} ms`);
+  // UDP works again and lane 0 says so: the lane is on UDP at once, and the relay's end follows (its
+  // next frames come by UDP), where on its own an idle lane stayed on TCP.
+  relay.silentUdp = false;
+  const udpIn = c.stats().framesIn.udp;
+  c.udpAgain();
+  assert.equal(c.transport, 'udp');
+  const back = icmpEcho('192.168.255.7', '203.0.113.10', 5, 2);
+  c.sendPacket(back);
+  await waitFor(() => got.some((p) => p.equals(back)), 2000);
+  assert.ok(c.stats().framesIn.udp > udpIn, 'the echo came back over UDP');
+  assert.ok(c.established);
 });
 
 test('a relay that never answers probes does not cause endless re-handshakes', async () => {

@@ -21,7 +21,7 @@ import { parseMmcli, readBattery } from '../src/ops/metrics.js';
 import { firstHost, icmpEcho, checksum } from '../src/tunnel/probe.js';
 import { createEgress, currentPolicy } from '../src/proxy/egress.js';
 import { ConnectionMeter, isForbiddenAddress } from '@pocketproxy/proxy';
-import { credentialItem, logger } from './helpers.js';
+import { credentialItem, logger, waitFor } from './helpers.js';
 
 const sample: AgentState = {
   version: 1,
@@ -525,6 +525,48 @@ test('heartbeat after a rotation: one built before it goes without its (stale) a
   await after;
   assert.deepEqual(sent, [null, '198.18.1.77']);
   assert.equal(loop.lastPublicIp, '198.18.1.77');
+});
+
+test('heartbeat: a process that ran again after a freeze beats at once, then keeps its interval', async () => {
+  let clock = 1_000_000;
+  const sent: number[] = [];
+  const loop = new HeartbeatLoop({
+    send: async () => {
+      sent.push(clock);
+      return { commands: [], heartbeat_interval_s: 30, credentials_version: 'v' };
+    },
+    metrics: async () => ({}),
+    publicIp: async () => '198.18.1.2',
+    usage: new UsageMeter(() => new ConnectionMeter()),
+    onReply: () => {},
+    agentVersion: '0.1.0',
+    startedAt: 0,
+    now: () => clock,
+    logger,
+    intervalS: 30,
+    resumeCheckMs: 20,
+    resumeGapMs: 5_000,
+  });
+  loop.start();
+  try {
+    await waitFor(() => sent.length === 1, 2000); // the first beat, at start
+    // The clock moves on normally (a second per look): no extra beat.
+    for (let i = 0; i < 10; i++) {
+      clock += 1_000;
+      await new Promise((r) => setTimeout(r, 25));
+    }
+    assert.equal(sent.length, 1);
+    assert.equal(loop.resumes, 0);
+    // Frozen for 40 s (the interval's timer has not fired yet in real time): a beat at once.
+    clock += 40_000;
+    await waitFor(() => sent.length === 2, 2000);
+    assert.equal(sent[1], clock);
+    assert.equal(loop.resumes, 1);
+    await new Promise((r) => setTimeout(r, 100));
+    assert.equal(sent.length, 2, 'one beat per freeze');
+  } finally {
+    loop.stop();
+  }
 });
 
 test('metrics: mmcli parsing, battery absent -> null', async () => {

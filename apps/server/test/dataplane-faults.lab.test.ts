@@ -179,7 +179,7 @@ describe('data plane under faults (relay + 2 agents in the lab)', {
     );
   });
 
-  it('a device falling silent (SIGSTOP): offline and its ports closed within 30 s; back after SIGCONT', async () => {
+  it('a device falling silent (SIGSTOP): offline and its ports closed within 30 s; back within 3 s of SIGCONT', async () => {
     const a = agents[1]!;
     const t0 = Date.now();
     a.proc.kill('SIGSTOP');
@@ -206,8 +206,11 @@ describe('data plane under faults (relay + 2 agents in the lab)', {
     } finally {
       a.proc.kill('SIGCONT');
     }
+    // Back within 3 s, not at its next heartbeat (5 s here, 30 s by default) nor after an unanswered probe
+    // (5 s): the agent sees it was frozen, beats at once (ops/heartbeat.ts) and handshakes again when it sent
+    // nothing for 20 s (the relay dropped its session at 25 s; protocol §6).
     const t1 = Date.now();
-    await waitUntil(allWork, { timeoutMs: 30_000, intervalMs: 500, what: 'device back after SIGCONT' });
+    await waitUntil(allWork, { timeoutMs: 3_000, intervalMs: 250, what: 'device back within 3 s of SIGCONT' });
     console.error(`dataplane-faults.lab: device serving again ${Date.now() - t1} ms after SIGCONT`);
   });
 
@@ -253,7 +256,7 @@ describe('data plane under faults (relay + 2 agents in the lab)', {
     );
     await target.stop(1_000);
   });
-  it('UDP to the relay blocked: the agent falls back to TCP by itself and the ports work', async () => {
+  it('UDP to the relay blocked: the agent falls back to TCP by itself and the ports work; unblocked: back on UDP', async () => {
     await lab.blockUdp('cgn1', 1194);
     const t0 = Date.now();
     try {
@@ -276,5 +279,18 @@ describe('data plane under faults (relay + 2 agents in the lab)', {
     } finally {
       await lab.unblockUdp('cgn1', 1194);
     }
+    // UDP again: every tunnel back on it (with lanes, the others follow lane 0: none stays on TCP).
+    const t1 = Date.now();
+    await waitUntil(async () => (await relay.tunnelStatus())?.tcp_connections === 0, {
+      timeoutMs: 15_000,
+      intervalMs: 300,
+      what: "no tunnel left on TCP after UDP is unblocked (the relay's tcp_connections)",
+    });
+    await waitUntil(() => flowsWork(http[0]!.proxy_url, lab.device(1).carrierIp), {
+      timeoutMs: 10_000,
+      intervalMs: 500,
+      what: 'device 1 serves over UDP again',
+    });
+    console.error(`dataplane-faults.lab: UDP unblocked; every tunnel off TCP after ${Date.now() - t1} ms`);
   });
 });

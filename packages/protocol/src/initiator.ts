@@ -53,7 +53,8 @@ export type HandshakeReason = 'connect' | 'retry' | 'rekey' | 'dead' | 'expired'
 export type InitiatorEvent =
   | { type: 'handshake_sent'; reason: HandshakeReason; attempt: number }
   | { type: 'established'; rekey: boolean; localIndex: number; handshakeMs: number }
-  | { type: 'peer_dead'; silentMs: number }
+  /** `unsentMs`: nothing was sent for that long (two keepalive periods or more: the process was frozen). */
+  | { type: 'peer_dead'; silentMs: number; unsentMs?: number }
   | { type: 'session_expired' }
   | { type: 'queue_overflow'; dropped: number };
 
@@ -136,8 +137,14 @@ export class Initiator {
     // Frames a native open path authenticated on the session (the agent's open route) count as heard.
     const heard = this.current?.nativeReceivedAt ?? 0;
     if (heard > this.lastRecvAt) this.lastRecvAt = heard;
-    if (this.current && now - this.lastRecvAt >= t.deadAfterMs) {
-      this.emit({ type: 'peer_dead', silentMs: now - this.lastRecvAt });
+    // Dead: the relay silent for dead-after; or this side silent for two keepalive periods, which only a
+    // frozen process is (a phone's doze, SIGSTOP, a paused VM: a keepalive goes every 10 s otherwise), while
+    // a relay may drop a silent device from 25 s on (the reference relay does, apps/server tunnel.ts): a
+    // session it dropped would only leave a probe unanswered, so a new handshake goes at once.
+    const unsentMs = now - this.lastSentAt;
+    const frozen = unsentMs >= 2 * t.keepaliveMs;
+    if (this.current && (now - this.lastRecvAt >= t.deadAfterMs || frozen)) {
+      this.emit({ type: 'peer_dead', silentMs: now - this.lastRecvAt, ...(frozen ? { unsentMs } : {}) });
       this.current = this.previous = undefined;
       this.pending = undefined;
       reason = 'dead';

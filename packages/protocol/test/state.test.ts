@@ -88,6 +88,32 @@ test('dead relay: the device notices at 30 s and starts a new handshake', () => 
   if (rep.kind === 'reply') assert.equal(p.initiator.receive(rep.frame, 30_002).kind, 'established');
 });
 
+test('a device that sent nothing for 20 s (frozen) handshakes again at its first tick, even with frames from the relay just read', () => {
+  const p = pair();
+  connect(p, 0);
+  for (let t = 1_000; t <= 5_000; t += 1_000) p.initiator.tick(t);
+  // Frozen from 5 s to 36 s (no ticks, nothing sent). The relay, hearing nothing, dropped the session at 30 s
+  // (sent 10 s keepalives before); the device, running again, first reads a frame the relay sent at 12 s.
+  const late = p.responder.sendPacket('dev_1', ipv4(), 12_000)!;
+  p.responder.tick(31_000);
+  assert.equal(p.responder.peer('dev_1')!.up, false, 'the relay dropped it');
+  assert.equal(p.initiator.receive(late.frame, 36_000).kind, 'packet');
+  const out = p.initiator.tick(36_000);
+  assert.equal(out.length, 1, JSON.stringify(out.map((f) => [f[0], f.length])));
+  assert.equal(out[0]![0], 1, 'an initiation, not a keepalive on a session the relay forgot');
+  const dead = p.iEvents.find((e) => e.type === 'peer_dead');
+  assert.ok(dead && dead.type === 'peer_dead' && dead.unsentMs! >= 20_000 && dead.silentMs === 0, JSON.stringify(dead));
+  const rep = p.responder.receive(out[0]!, 'y', 36_001);
+  assert.equal(rep.kind, 'reply');
+  if (rep.kind === 'reply') assert.equal(p.initiator.receive(rep.frame, 36_002).kind, 'established');
+  // A device that sends its keepalives is never taken for frozen.
+  for (let t = 37_000; t <= 120_000; t += 1_000) {
+    for (const f of p.initiator.tick(t)) p.responder.receive(f, 'y', t);
+    for (const o of p.responder.tick(t)) p.initiator.receive(o.frame, t);
+  }
+  assert.equal(p.iEvents.filter((e) => e.type === 'peer_dead').length, 1);
+});
+
 test('handshake retry every 5 s with a fresh initiation while the relay is silent', () => {
   const p = pair();
   const first = p.initiator.tick(0);
@@ -255,6 +281,8 @@ test('frames a native open path authenticated (the session stamp) count as heard
   const q = pair();
   connect(q, 0);
   q.initiator.session!.receiveState(t).cell[2] = 29_000;
+  q.initiator.tick(10_000); // its keepalives (a device that sent nothing for 20 s would be taken for frozen)
+  q.initiator.tick(20_000);
   assert.ok(
     q.initiator.tick(30_000).every((f) => f[0] === 4),
     'no new handshake at 30 s',

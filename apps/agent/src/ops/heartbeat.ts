@@ -25,6 +25,12 @@ export interface HeartbeatDeps {
   now?: () => number;
   logger: Logger;
   intervalS?: number;
+  /**
+   * How often the loop looks whether the process was frozen (ms, default 1000), and the gap between two
+   * looks that says it was (default 5000): see HeartbeatLoop.
+   */
+  resumeCheckMs?: number;
+  resumeGapMs?: number;
 }
 
 /** Everything but usage (slow: metrics and the public address are looked up). */
@@ -66,8 +72,19 @@ export async function buildHeartbeat(
   };
 }
 
+/**
+ * The heartbeat's loop. A process that was frozen (a phone's doze or suspend, SIGSTOP, a paused VM) and
+ * runs again beats at once: in the meantime the API may have declared it offline (no heartbeat for
+ * `POCKETPROXY_STALE_AFTER_S`) and the relay closed its ports while its tunnel session lived on, so it
+ * would stay unreachable until its next heartbeat, up to an interval later (30 s by default). A timer that
+ * fires every second notices the freeze by the wall clock's jump between two of its firings.
+ */
 export class HeartbeatLoop {
   private timer: NodeJS.Timeout | undefined;
+  private watch: NodeJS.Timeout | undefined;
+  private watchedAt = 0;
+  /** Heartbeats sent because the process had been frozen. */
+  resumes = 0;
   private stopped = true;
   intervalS: number;
   lastPublicIp: string | null = null;
@@ -83,11 +100,27 @@ export class HeartbeatLoop {
   start(): void {
     this.stopped = false;
     this.schedule(0);
+    const now = this.d.now ?? Date.now;
+    const gapMs = this.d.resumeGapMs ?? 5_000;
+    this.watchedAt = now();
+    this.watch = setInterval(() => {
+      const t = now();
+      const gap = t - this.watchedAt;
+      this.watchedAt = t;
+      if (gap < gapMs) return;
+      this.resumes++;
+      this.d.logger.info({ frozenMs: gap }, 'the process ran again after a freeze: heartbeat now');
+      if (this.timer) clearTimeout(this.timer);
+      this.timer = undefined;
+      void this.beat().finally(() => this.schedule(this.intervalS * 1000));
+    }, this.d.resumeCheckMs ?? 1_000);
+    this.watch.unref();
   }
 
   stop(): void {
     this.stopped = true;
     if (this.timer) clearTimeout(this.timer);
+    if (this.watch) clearInterval(this.watch);
   }
 
   /** Sends one heartbeat now (also used after a rotation so the server sees the new IP early). */

@@ -32,6 +32,7 @@ import { UsageMeter, type UsageEntry } from '../ops/usage.js';
 import { addStats, type ListenerPeers, type ListenerStats, type SharedListener } from './listeners.js';
 import { buildListeners, threadEngine, type ListenerSetup } from './setup.js';
 import { kernelTun, runTunnel, type TunnelSpec } from '../tunnel/host.js';
+import type { TunnelClient } from '../tunnel/client.js';
 import type { Transport } from '../tunnel/transport-policy.js';
 
 /** A SOCKS5 customer's UDP association, or a thread's stand-in for one on the main thread. */
@@ -58,7 +59,9 @@ export type ToListenerThread =
    * Lane 0's session was presumed lost at `at` (Date.now) and it has a new one: the relay may have
    * restarted, so a lane whose session is older handshakes again now.
    */
-  | { t: 'relay-lost'; at: number; transport: Transport };
+  | { t: 'relay-lost'; at: number; transport: Transport }
+  /** Lane 0 is back on UDP after a time on TCP: a lane on TCP goes back too. */
+  | { t: 'udp-again' };
 
 /** listener thread -> main thread */
 export type FromListenerThread =
@@ -136,11 +139,11 @@ export function runListenerThread(port: MessagePort, data: ListenerWorkerData): 
     logger.fatal({ err }, 'lane failed to start');
     process.exit(1);
   });
-  // Lane 0's word that the relay was lost (its clock is Date.now, as this lane's client's). A lane that
-  // failed to start has ended the process above: nothing to do then.
-  const relayLost = (at: number, transport: Transport): void => {
+  // Lane 0's word that the relay was lost (its clock is Date.now, as this lane's client's), or that it is
+  // back on UDP. A lane that failed to start has ended the process above: nothing to do then.
+  const onLane = (fn: (client: TunnelClient) => void): void => {
     void ran?.then(
-      (r) => r.client.relayLost(at, transport),
+      (r) => fn(r.client),
       () => {},
     );
   };
@@ -155,7 +158,10 @@ export function runListenerThread(port: MessagePort, data: ListenerWorkerData): 
       await r.client.stop();
       r.tun.close();
     },
-    relayLost,
+    {
+      relayLost: (at, transport) => onLane((c) => c.relayLost(at, transport)),
+      udpAgain: () => onLane((c) => c.udpAgain()),
+    },
   );
 }
 
@@ -167,8 +173,11 @@ export function serveListenerThread(
   engine: SpliceEngine | undefined,
   /** What else stops with the thread (a lane's packet path), after its listeners. */
   alsoStop?: () => Promise<void>,
-  /** A lane's: lane 0 had its session presumed lost at `at`, and has a new one over `transport` (message 'relay-lost'). */
-  relayLost?: (at: number, transport: Transport) => void,
+  /**
+   * A lane's: lane 0 had its session presumed lost at `at`, and has a new one over `transport` (message
+   * 'relay-lost'); lane 0 is back on UDP (message 'udp-again').
+   */
+  lane?: { relayLost(at: number, transport: Transport): void; udpAgain(): void },
 ): { close(): Promise<void> } {
   const credentials = new CredentialStore();
   // Shared connections have no limits (Listeners' shareable): the meter counts, it never holds back.
@@ -234,7 +243,11 @@ export function serveListenerThread(
       return;
     }
     if (m.t === 'relay-lost') {
-      relayLost?.(m.at, m.transport);
+      lane?.relayLost(m.at, m.transport);
+      return;
+    }
+    if (m.t === 'udp-again') {
+      lane?.udpAgain();
       return;
     }
     if (m.t === 'cut') {
@@ -350,6 +363,11 @@ export class ListenerThreads implements ListenerPeers {
    */
   relayLost(at: number, transport: Transport): void {
     for (const th of this.threads) th.handle.post({ t: 'relay-lost', at, transport });
+  }
+
+  /** Lane 0 is back on UDP after a time on TCP: the lanes' threads follow. */
+  udpAgain(): void {
+    for (const th of this.threads) th.handle.post({ t: 'udp-again' });
   }
 
   stats(): ListenerStats | undefined {

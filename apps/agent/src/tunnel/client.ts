@@ -350,6 +350,19 @@ export class TunnelClient extends EventEmitter<TunnelClientEvents> {
     for (const f of this.initiator.tick(now)) this.sendFrame(f, now);
   }
 
+  /**
+   * Lane 0 hears the relay over UDP again after a time on TCP (proxy/threads.ts). A lane but 0 on TCP goes
+   * back to UDP now and sends a frame over it, so the relay's end of its session follows (§10's roaming):
+   * its own UDP probes are control frames the relay does not answer, and its next TCP frame would move
+   * the relay's end back before anything came by UDP, so on its own an idle lane stayed on TCP.
+   */
+  udpAgain(): void {
+    const now = this.now();
+    if (!this.running || !this.policy.adopt('udp', now)) return;
+    this.onSwitch('udp', 'lane 0 hears the relay over UDP again');
+    if (this.established) this.probe(now, 'udp');
+  }
+
   private restartSession(now: number): void {
     this.sessionLost(now, 'restart');
     for (const f of this.initiator.tick(now)) this.sendFrame(f, now);
@@ -378,7 +391,12 @@ export class TunnelClient extends EventEmitter<TunnelClientEvents> {
       this.stats_.handshakes++;
       this.log.debug({ reason: e.reason, attempt: e.attempt, transport: this.policy.mode }, 'handshake sent');
     } else if (e.type === 'peer_dead') {
-      this.log.warn({ silentMs: e.silentMs }, 'relay dead');
+      this.log.warn(
+        { silentMs: e.silentMs, ...(e.unsentMs !== undefined ? { unsentMs: e.unsentMs } : {}) },
+        e.unsentMs !== undefined
+          ? 'nothing sent for two keepalive periods (the process was frozen?): handshaking again'
+          : 'relay dead',
+      );
       this.sessionLost(this.now(), 'dead');
     } else if (e.type === 'session_expired') {
       this.sessionLost(this.now(), 'expired');

@@ -67,6 +67,8 @@ export interface TunnelHandle {
    * caller's thread, which is where lane 0 runs.
    */
   onRecovered?(fn: (lostAt: number, transport: Transport) => void): void;
+  /** `fn` is called when the tunnel moves back to UDP after a time on TCP (agent.ts tells the other lanes). Same thread rule. */
+  onUdpAgain?(fn: () => void): void;
   stop(): Promise<void>;
 }
 
@@ -208,6 +210,10 @@ export function inProcessTunnel(io: TunIo): StartTunnel {
       onRecovered: (fn) =>
         client.on('established', (e) => {
           if (e.recovered) fn(e.recovered.lostAt, e.transport);
+        }),
+      onUdpAgain: (fn) =>
+        client.on('transport', (e) => {
+          if (e.transport === 'udp') fn();
         }),
       async stop() {
         await client.stop();
