@@ -117,11 +117,17 @@ test('back to UDP when UDP works again (periodic UDP retry while on TCP)', async
   closers.push(() => relay.close());
   relay.silent = true; // nothing answers at first: forces the fallback to TCP
   const { c } = client(relay, { policy: { fallbackAfterMs: 600, udpRetryMs: 800 }, timers: { rekeyTimeoutMs: 300 } });
+  const switches: { transport: string; why: string }[] = [];
+  c.on('transport', (e) => switches.push(e));
   await c.start();
   await waitFor(() => c.transport === 'tcp', 3000);
   relay.silent = false;
   await waitFor(() => c.established, 5000);
   await waitFor(() => c.transport === 'udp', 5000);
+  // Why each switch happened: only the last one says UDP works (host.ts onUdpAgain tells the other lanes
+  // of that one alone, not of a mere try of UDP after TCP timed out).
+  assert.deepEqual(switches[0], { transport: 'tcp', why: 'timeout' });
+  assert.deepEqual(switches.at(-1), { transport: 'udp', why: 'answered' });
 });
 
 test('relay restart (sessions forgotten, silent): tunnel back within 5 s with default liveness timers', async () => {

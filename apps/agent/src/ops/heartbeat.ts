@@ -103,6 +103,7 @@ export class HeartbeatLoop {
     const now = this.d.now ?? Date.now;
     const gapMs = this.d.resumeGapMs ?? 5_000;
     this.watchedAt = now();
+    if (this.watch) clearInterval(this.watch);
     this.watch = setInterval(() => {
       const t = now();
       const gap = t - this.watchedAt;

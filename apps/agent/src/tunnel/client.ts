@@ -118,7 +118,11 @@ export type TunnelClientEvents = {
    */
   established: [{ transport: Transport; handshakeMs: number; rekey: boolean; recovered?: { lostAt: number } }];
   down: [{ reason: 'dead' | 'restart' | 'expired' }];
-  transport: [{ transport: Transport }];
+  /**
+   * The transport changed. `why`: 'answered' (an authenticated frame came over UDP while on TCP: UDP works),
+   * 'timeout' (no handshake answer on the other one), 'lane' (another lane's word, relayLost / udpAgain).
+   */
+  transport: [{ transport: Transport; why: 'answered' | 'timeout' | 'lane' }];
 };
 
 /**
@@ -292,7 +296,7 @@ export class TunnelClient extends EventEmitter<TunnelClientEvents> {
     // the session's stamp itself).
     if (this.native.takeHeard() && this.established) this.liveness.onAuthenticated(now);
     const act = this.policy.tick(now);
-    if (act.switchTo) this.onSwitch(act.switchTo, 'no handshake response');
+    if (act.switchTo) this.onSwitch(act.switchTo, 'timeout');
     for (const f of this.initiator.tick(now)) this.sendFrame(f, now);
     if (this.established) {
       const l = this.liveness.tick(now);
@@ -346,7 +350,7 @@ export class TunnelClient extends EventEmitter<TunnelClientEvents> {
       're-handshaking: lane 0 found the relay silent (restarted?)',
     );
     this.sessionLost(now, 'restart');
-    if (transport !== undefined && this.policy.adopt(transport, now)) this.onSwitch(transport, "lane 0's transport");
+    if (transport !== undefined && this.policy.adopt(transport, now)) this.onSwitch(transport, 'lane');
     for (const f of this.initiator.tick(now)) this.sendFrame(f, now);
   }
 
@@ -359,7 +363,7 @@ export class TunnelClient extends EventEmitter<TunnelClientEvents> {
   udpAgain(): void {
     const now = this.now();
     if (!this.running || !this.policy.adopt('udp', now)) return;
-    this.onSwitch('udp', 'lane 0 hears the relay over UDP again');
+    this.onSwitch('udp', 'lane');
     if (this.established) this.probe(now, 'udp');
   }
 
@@ -405,10 +409,10 @@ export class TunnelClient extends EventEmitter<TunnelClientEvents> {
     }
   }
 
-  private onSwitch(t: Transport, why: string): void {
+  private onSwitch(t: Transport, why: 'answered' | 'timeout' | 'lane'): void {
     this.stats_.fallbacks++;
     this.log.info({ transport: t, why }, 'tunnel transport switched');
-    this.emit('transport', { transport: t });
+    this.emit('transport', { transport: t, why });
     if (t === 'tcp') {
       this.ensureTcp();
     } else {
@@ -476,7 +480,7 @@ export class TunnelClient extends EventEmitter<TunnelClientEvents> {
       return;
     }
     const sw = this.policy.onAuthenticated(via, now);
-    if (sw) this.onSwitch(sw, 'udp answered again');
+    if (sw) this.onSwitch(sw, 'answered');
     if (r.kind === 'established') {
       this.policy.onEstablished(now);
       this.liveness.onEstablished(now);

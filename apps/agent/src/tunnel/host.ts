@@ -67,7 +67,10 @@ export interface TunnelHandle {
    * caller's thread, which is where lane 0 runs.
    */
   onRecovered?(fn: (lostAt: number, transport: Transport) => void): void;
-  /** `fn` is called when the tunnel moves back to UDP after a time on TCP (agent.ts tells the other lanes). Same thread rule. */
+  /**
+   * `fn` is called when the tunnel moves back to UDP after a time on TCP because the relay answered over UDP
+   * (agent.ts tells the other lanes); not when it merely tries UDP again. Same thread rule.
+   */
   onUdpAgain?(fn: () => void): void;
   stop(): Promise<void>;
 }
@@ -213,7 +216,7 @@ export function inProcessTunnel(io: TunIo): StartTunnel {
         }),
       onUdpAgain: (fn) =>
         client.on('transport', (e) => {
-          if (e.transport === 'udp') fn();
+          if (e.transport === 'udp' && e.why === 'answered') fn();
         }),
       async stop() {
         await client.stop();
