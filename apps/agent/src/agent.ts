@@ -432,11 +432,11 @@ export function createAgent(cfg: RunConfig, deps: AgentDeps): Agent {
     const gw = firstHost(t.subnet);
     // The listeners' work on more threads than this one (proxy/threads.ts): only where the native
     // front accepts (the threads share its listening sockets); with lanes, each thread a packet path too.
-    const engine = threadEngine(() => new SpliceEngine(), log);
+    // No engine at all with splicing off (POCKETPROXY_SPLICE=0: the listeners would not use it).
+    const engine = cfg.splice !== false ? threadEngine(() => new SpliceEngine(), log) : undefined;
     const threadsPossible =
       deps.startListenerThread !== undefined &&
       engine !== undefined &&
-      cfg.splice !== false &&
       cfg.front !== false &&
       useLeanSockets();
     // A relay from before lanes says nothing (max_lanes 1): it would drop a lane initiation, lane 0's too.
