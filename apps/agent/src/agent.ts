@@ -435,10 +435,7 @@ export function createAgent(cfg: RunConfig, deps: AgentDeps): Agent {
     // No engine at all with splicing off (POCKETPROXY_SPLICE=0: the listeners would not use it).
     const engine = cfg.splice !== false ? threadEngine(() => new SpliceEngine(), log) : undefined;
     const threadsPossible =
-      deps.startListenerThread !== undefined &&
-      engine !== undefined &&
-      cfg.front !== false &&
-      useLeanSockets();
+      deps.startListenerThread !== undefined && engine !== undefined && cfg.front !== false && useLeanSockets();
     // A relay from before lanes says nothing (max_lanes 1): it would drop a lane initiation, lane 0's too.
     const relayLanes = t.relay.max_lanes ?? 1;
     const lanes = threadsPossible ? Math.min(cfg.lanes ?? 1, relayLanes) : 1;
