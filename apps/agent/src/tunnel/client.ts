@@ -349,9 +349,8 @@ export class TunnelClient extends EventEmitter<TunnelClientEvents> {
       { transport: transport ?? this.policy.mode },
       're-handshaking: lane 0 found the relay silent (restarted?)',
     );
-    this.sessionLost(now, 'restart');
     if (transport !== undefined && this.policy.adopt(transport, now)) this.onSwitch(transport, 'lane');
-    for (const f of this.initiator.tick(now)) this.sendFrame(f, now);
+    this.restartSession(now);
   }
 
   /**
