@@ -4,6 +4,7 @@
 //   one listener per connection on vpn_ip:<its relay port> (HTTP or SOCKS5 tcp+udp) -> egress interface -> internet
 //   heartbeat (metrics, public IP, usage) <-> API; commands by tunnel push or heartbeat -> dispatcher
 //   credentials (API, on push / version change) -> listeners (open, close, revoke) + byte budgets
+import { isPPError } from '@pocketproxy/errors';
 import type { Logger } from 'pino';
 import { decodeKey, type JsonMessage } from '@pocketproxy/protocol';
 import { SpliceEngine } from '@pocketproxy/tun';
@@ -82,12 +83,17 @@ export interface RunConfig {
    */
   listenerThreads?: number;
   /**
-   * The device's lanes (`run --lanes`, docs/protocol.md §3.1; default 1): a packet path per thread, each
+   * The device's lanes (`run --lanes`, docs/protocol.md §3.1; absent: 1): a packet path per thread, each
    * with its own TUN queue and tunnel session, the listener threads' too (then as many threads as lanes,
    * whatever listenerThreads says), so that a connection's packets never cross threads. Needs what
    * listener threads need, and the packet path on this thread (main.ts).
    */
   lanes?: number;
+  /**
+   * `lanes` came from `--lanes auto`: where the TUN cannot open with more than one queue, one lane instead
+   * of failing the start.
+   */
+  lanesAuto?: boolean;
   /** The tunnel's native seal path (default on; main.ts: off for POCKETPROXY_NATIVE_SEAL=0). */
   nativeSeal?: boolean;
   /**
@@ -438,13 +444,12 @@ export function createAgent(cfg: RunConfig, deps: AgentDeps): Agent {
       deps.startListenerThread !== undefined && engine !== undefined && cfg.front !== false && useLeanSockets();
     // A relay from before lanes says nothing (max_lanes 1): it would drop a lane initiation, lane 0's too.
     const relayLanes = t.relay.max_lanes ?? 1;
-    const lanes = threadsPossible ? Math.min(cfg.lanes ?? 1, relayLanes) : 1;
+    let lanes = threadsPossible ? Math.min(cfg.lanes ?? 1, relayLanes) : 1;
     if ((cfg.lanes ?? 1) > lanes)
       log.warn(
         { lanes, asked: cfg.lanes, relayLanes },
         threadsPossible ? 'the relay holds fewer lanes per device' : 'lanes need the native front and splice engine',
       );
-    const threads = lanes > 1 ? lanes : threadsPossible ? (cfg.listenerThreads ?? 1) : 1;
     const tunnelSpec: TunnelSpec = {
       tun: {
         name: cfg.tunnelInterface,
@@ -466,11 +471,20 @@ export function createAgent(cfg: RunConfig, deps: AgentDeps): Agent {
         : {}),
       options: cfg.tunnel,
     };
-    tunnel = await deps.startTunnel(
-      lanes > 1 ? { ...tunnelSpec, lane: { index: 0, count: lanes } } : tunnelSpec,
-      onMessage,
-      log,
-    );
+    const startLane0 = (n: number) =>
+      deps.startTunnel(n > 1 ? { ...tunnelSpec, lane: { index: 0, count: n } } : tunnelSpec, onMessage, log);
+    try {
+      tunnel = await startLane0(lanes);
+    } catch (e) {
+      // Lanes chosen by `--lanes auto` need a multi-queue TUN: where the kernel has none, or a TUN of the
+      // name already exists with one queue (made by `ip tuntap` without multi_queue), one lane. Lanes asked
+      // for by number fail the start as asked.
+      if (lanes === 1 || !cfg.lanesAuto || !isPPError(e) || e.code !== 'PP_ERR_TUN_OPEN_FAILED') throw e;
+      log.warn({ err: e, lanes }, 'no multi-queue TUN; one lane');
+      lanes = 1;
+      tunnel = await startLane0(1);
+    }
+    const threads = lanes > 1 ? lanes : threadsPossible ? (cfg.listenerThreads ?? 1) : 1;
 
     const setup: ListenerSetup = {
       host: vpnIp,

@@ -27,6 +27,20 @@ export function autoListenerThreads(cores = availableParallelism()): number {
   return cores > 2 ? Math.min(cores - 1, AUTO_LISTENER_THREADS_MAX) : 1;
 }
 
+/** `run --lanes`' default, and auto's most (a lane is a thread: an isolate of ~10 MB, a TUN queue, a session). */
+export const DEFAULT_LANES = 'auto';
+export const AUTO_LANES_MAX = 4;
+
+/**
+ * `run --lanes auto`: one per core the process may use, at most AUTO_LANES_MAX (1 on one core). On the lab's
+ * two cores two lanes gave 16-30 % more new connections/s than one (CONNECT and plain GETs alike) at a few
+ * per cent more device CPU per request (docs/benchmarks.md "two lanes by default"). Where the kernel has no
+ * multi-queue TUN, or the relay holds one lane per device, the agent runs one (agent.ts bringUp).
+ */
+export function autoLanes(cores = availableParallelism()): number {
+  return Math.max(1, Math.min(cores, AUTO_LANES_MAX));
+}
+
 /** `farm --threads auto`: one worker thread per core the process may use, at most AUTO_THREADS_MAX. */
 export function autoThreads(cores = availableParallelism()): number {
   return Math.max(1, Math.min(AUTO_THREADS_MAX, cores));
@@ -89,12 +103,13 @@ Options:
   --max-handshakes-per-address N  unauthenticated sockets per customer address (default 64)
   --max-handshakes N              unauthenticated sockets in all (default 2048)
   --reply-table N                 routing table and rule preference for answers into the tunnel (default 5210)
-  --listener-threads N|auto       threads that accept and serve the HTTP connections without limits
-                                  (default auto: one per core but one from 3 cores on, at most ${AUTO_LISTENER_THREADS_MAX};
-                                  1 on one or two cores: the main thread only)
-  --lanes N                       packet paths: N threads, each with its own TUN queue, tunnel session
-                                  and listeners, so a connection's packets stay on one thread (1-16,
-                                  default 1; more than 1 overrides --listener-threads)
+  --lanes N|auto                  packet paths: N threads, each with its own TUN queue, tunnel session
+                                  and listeners, so a connection's packets stay on one thread (1-16;
+                                  default auto: one per core, at most ${AUTO_LANES_MAX}; one where the TUN
+                                  has no multi-queue or the relay holds one lane)
+  --listener-threads N|auto       with one lane: threads that accept and serve the HTTP connections
+                                  without limits (default auto: one per core but one from 3 cores on,
+                                  at most ${AUTO_LISTENER_THREADS_MAX}; 1 on one or two cores: the main thread only)
   --log-level LEVEL               pino level (default info, or $LOG_LEVEL)
   -h, --help                      show this help
 `,
@@ -290,7 +305,10 @@ export function parseCli(argv: readonly string[]): Parsed {
     const listenerThreads = lt === 'auto' ? autoListenerThreads() : Number(lt);
     if (!Number.isInteger(listenerThreads) || listenerThreads < 1 || listenerThreads > 64)
       problems.push('--listener-threads must be 1-64 or auto');
-    const lanes = int('lanes', 1, 1, 16);
+    const ln = (values.lanes as string | undefined) ?? DEFAULT_LANES;
+    const lanes = ln === 'auto' ? autoLanes() : Number(ln);
+    if (!/^(auto|\d+)$/.test(ln) || !Number.isInteger(lanes) || lanes < 1 || lanes > 16)
+      problems.push('--lanes must be 1-16 or auto');
     const echo = values['ip-echo-url'] as string | undefined;
     if (echo !== undefined && !/^https?:\/\/[^\s]+$/.test(echo)) problems.push('--ip-echo-url must be an http(s) URL');
     usage(problems, HELP.run);
@@ -313,6 +331,7 @@ export function parseCli(argv: readonly string[]): Parsed {
       replyTable,
       listenerThreads,
       lanes,
+      lanesAuto: ln === 'auto',
     };
     return {
       command: 'run',

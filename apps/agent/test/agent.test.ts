@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { FakeTun } from '@pocketproxy/tun';
 import { encodeKey } from '@pocketproxy/protocol';
 import { Heartbeat } from '@pocketproxy/api-schema';
-import { createAgent } from '../src/agent.js';
+import { createAgent, type RunConfig } from '../src/agent.js';
 import { inProcessTunnel } from '../src/tunnel/host.js';
 import { writeState } from '../src/state.js';
 import type { ApiClient, HeartbeatBody } from '../src/api-client.js';
@@ -58,10 +58,24 @@ function freePorts(n: number): Promise<number[]> {
   );
 }
 
-test('agent: tunnel up, one listener per connection, auth per connection, state pushed, commands over the tunnel, heartbeat', async () => {
+/** The agent's configuration in these tests: its state in `dir`, TUN ppd0, a fast tunnel tick. */
+function runConfig(dir: string): RunConfig {
+  return {
+    stateDir: dir,
+    tunnelInterface: 'ppd0',
+    allowPrivateDestinations: false,
+    closeOnRotate: true,
+    allowReboot: false,
+    airplaneSeconds: 5,
+    tunnel: { tickMs: 50 },
+  };
+}
+
+/** A fake relay and a state directory paired with it (the relay's key not yet known: the API gives it). */
+async function pairedWithFakeRelay(prefix: string) {
   const relay = await startFakeRelay();
   cleanups.push(() => relay.close());
-  const dir = await mkdtemp(join(tmpdir(), 'ppagent-run-'));
+  const dir = await mkdtemp(join(tmpdir(), prefix));
   cleanups.push(() => rm(dir, { recursive: true, force: true }));
   await writeState(dir, {
     version: 1,
@@ -77,6 +91,11 @@ test('agent: tunnel up, one listener per connection, auth per connection, state 
     subnet: '127.0.0.0/8',
     paired_at: new Date().toISOString(),
   });
+  return { relay, dir };
+}
+
+test('agent: tunnel up, one listener per connection, auth per connection, state pushed, commands over the tunnel, heartbeat', async () => {
+  const { relay, dir } = await pairedWithFakeRelay('ppagent-run-');
   let tunnelReply = {
     relay: { host: '127.0.0.1', port: relay.port, public_key: encodeKey(relay.keys.publicKey) as string | null },
     vpn_ip: '127.0.0.1',
@@ -117,29 +136,18 @@ test('agent: tunnel up, one listener per connection, auth per connection, state 
   let tun = new FakeTun({ name: 'ppd0' });
   let opened = 0;
   const configured: unknown[] = [];
-  const agent = createAgent(
-    {
-      stateDir: dir,
-      tunnelInterface: 'ppd0',
-      allowPrivateDestinations: false,
-      closeOnRotate: true,
-      allowReboot: false,
-      airplaneSeconds: 5,
-      tunnel: { tickMs: 50 },
-    },
-    {
-      logger,
-      api,
-      startTunnel: inProcessTunnel({
-        openTun: () => {
-          if (opened++ > 0) tun = new FakeTun({ name: 'ppd0' });
-          return tun;
-        },
-        configureTun: async (c) => void configured.push(c),
-      }),
-      publicIp: async () => '198.18.1.2',
-    },
-  );
+  const agent = createAgent(runConfig(dir), {
+    logger,
+    api,
+    startTunnel: inProcessTunnel({
+      openTun: () => {
+        if (opened++ > 0) tun = new FakeTun({ name: 'ppd0' });
+        return tun;
+      },
+      configureTun: async (c) => void configured.push(c),
+    }),
+    publicIp: async () => '198.18.1.2',
+  });
   cleanups.push(() => agent.stop());
   await agent.start();
   // The TUN io is asked to route answers from the tunnel address back into the TUN (kernelTun does, with `ip rule`).
@@ -229,4 +237,67 @@ test('agent: tunnel up, one listener per connection, auth per connection, state 
   await waitFor(() => relay2.packets.some((p) => p.equals(probe)), 3000);
   await waitFor(() => agent.listeners!.stats().listeners === 1, 3000);
   assert.equal(await connectRequest(portA, 'alice:wonderland'), 'HTTP/1.1 403 Forbidden [expired]');
+});
+
+test('agent: lanes by `--lanes auto` fall back to one lane where the TUN has no multi-queue; asked by number, the start fails', async (t) => {
+  const { addonAvailable, TUN_ERRORS } = await import('@pocketproxy/tun');
+  if (!addonAvailable()) {
+    // Lanes need the native engine (agent.ts threadsPossible); without the addon there is nothing to fall back from.
+    console.error('SKIPPED: the tun addon is not built (npm run build -w @pocketproxy/tun)');
+    t.skip('tun addon not built');
+    return;
+  }
+  const { errorFactory } = await import('@pocketproxy/errors');
+  const fail = errorFactory(TUN_ERRORS);
+  for (const lanesAuto of [true, false]) {
+    const { relay, dir } = await pairedWithFakeRelay('ppagent-lanes-');
+    const api: ApiClient = {
+      pair: async () => {
+        throw new Error('unused');
+      },
+      tunnel: async () => ({
+        relay: { host: '127.0.0.1', port: relay.port, public_key: encodeKey(relay.keys.publicKey), max_lanes: 16 },
+        vpn_ip: '127.0.0.1',
+        mtu: 1380,
+        subnet: '127.0.0.0/8',
+      }),
+      heartbeat: async () => ({ commands: [], heartbeat_interval_s: 3600, credentials_version: 'v1' }),
+      commandResult: async () => {},
+      credentials: async () => ({ version: 'v1', items: [] }),
+    };
+    const opens: boolean[] = [];
+    let threadsStarted = 0;
+    const agent = createAgent(
+      { ...runConfig(dir), lanes: 4, lanesAuto },
+      {
+        logger,
+        api,
+        startTunnel: inProcessTunnel({
+          // A kernel without IFF_MULTI_QUEUE, or a one-queue ppd0 made before: the multi-queue open fails.
+          openTun: (name, _mtu, _offload, multiQueue) => {
+            opens.push(multiQueue === true);
+            if (multiQueue)
+              throw fail('PP_ERR_TUN_OPEN_FAILED', { name, reason: 'Invalid argument (queue flags differ?)' });
+            return new FakeTun({ name });
+          },
+          configureTun: async () => {},
+        }),
+        startListenerThread: () => {
+          threadsStarted++;
+          throw new Error('no listener thread expected with one lane');
+        },
+        publicIp: async () => '198.18.1.2',
+      },
+    );
+    cleanups.push(() => agent.stop());
+    if (lanesAuto) {
+      await agent.start();
+      await waitFor(() => agent.tunnel!.established, 3000);
+      assert.deepEqual(opens, [true, false], 'one multi-queue try, then one single-queue TUN');
+    } else {
+      await assert.rejects(agent.start(), (e: Error & { code?: string }) => e.code === 'PP_ERR_TUN_OPEN_FAILED');
+      assert.deepEqual(opens, [true], 'lanes asked for by number: no quiet fallback');
+    }
+    assert.equal(threadsStarted, 0);
+  }
 });

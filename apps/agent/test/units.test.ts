@@ -8,7 +8,14 @@ import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { CommandType, Heartbeat } from '@pocketproxy/api-schema';
 import { readState, writeState, statePath, type AgentState } from '../src/state.js';
-import { parseCli, HELP, autoListenerThreads, AUTO_LISTENER_THREADS_MAX } from '../src/cli.js';
+import {
+  parseCli,
+  HELP,
+  autoLanes,
+  autoListenerThreads,
+  AUTO_LANES_MAX,
+  AUTO_LISTENER_THREADS_MAX,
+} from '../src/cli.js';
 import { checkVerifier, makeVerifier, CredentialStore, VERIFIED_MEMO_MAX } from '../src/credentials.js';
 import type { CredentialItem } from '../src/api-client.js';
 import { CommandDispatcher } from '../src/ops/commands.js';
@@ -105,12 +112,17 @@ test('CLI: --help on each command, problems reported together', () => {
   }
   for (const bad of ['0', '65', '1.5', 'many', ''])
     assert.throws(() => parseCli(['run', '--listener-threads', bad]), /--listener-threads must be 1-64 or auto/);
-  // Lanes: 1 by default, 1-16.
-  assert.equal(r.command === 'run' && r.config.lanes, 1);
+  // Lanes: auto by default (one per core, at most AUTO_LANES_MAX; 1 on one core), or 1-16.
+  assert.equal(r.command === 'run' && r.config.lanes, autoLanes());
+  assert.equal(r.command === 'run' && r.config.lanesAuto, true);
+  assert.deepEqual([1, 2, 3, 4, 8, 16].map(autoLanes), [1, 2, 3, 4, AUTO_LANES_MAX, 4]);
   const l = parseCli(['run', '--lanes', '4']);
   assert.equal(l.command === 'run' && l.config.lanes, 4);
-  for (const bad of ['0', '17', '2.5', 'auto'])
-    assert.throws(() => parseCli(['run', '--lanes', bad]), /--lanes must be an integer 1-16/);
+  assert.equal(l.command === 'run' && l.config.lanesAuto, false);
+  const la = parseCli(['run', '--lanes', 'auto']);
+  assert.equal(la.command === 'run' && la.config.lanes, autoLanes());
+  for (const bad of ['0', '17', '2.5', 'Auto', '', ' 2', '0x2'])
+    assert.throws(() => parseCli(['run', '--lanes', bad]), /--lanes must be 1-16 or auto/);
   const d = parseCli(['run', '--dns-cache-ms', '0']);
   assert.equal(d.command === 'run' && d.config.dnsCacheMs, 0);
   assert.throws(

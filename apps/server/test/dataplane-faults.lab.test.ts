@@ -20,6 +20,7 @@ import {
   waitUntil,
   startRelay,
   startAgent,
+  agentLanes,
   waitDeviceOnline,
   createConnection,
   canRunLab,
@@ -31,10 +32,11 @@ import {
 
 const ROOT = canRunLab();
 if (!ROOT) console.error('dataplane-faults.lab.test: SKIPPED — needs root (network namespaces, TUN, nftables)');
-// dataplane-faults-lanes.lab.test.ts runs this suite with each device on two lanes (POCKETPROXY_LANES=2): then
-// "a device's ports work" means several flows each (each curl a new source port, so the relay's flow hash
-// spreads them over the lanes), and a flow on a lane but 0 must come back as fast as lane 0's.
-const LANES = Number(process.env.POCKETPROXY_LANES ?? 1);
+// The agents run their default lanes (--lanes auto: two on a two-core machine; dataplane-faults-one-lane.lab.test.ts
+// runs one): with more than one, "a device's ports work" means several flows each (each curl a new source
+// port, so the relay's flow hash spreads them over the lanes), and a flow on a lane but 0 must come back as
+// fast as lane 0's.
+const LANES = agentLanes();
 const FLOWS = LANES > 1 ? 8 : 1;
 const HTTP_ECHO = fileURLToPath(new URL('../../../packages/testkit/src/services/http-echo.ts', import.meta.url));
 

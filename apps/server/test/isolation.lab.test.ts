@@ -14,6 +14,7 @@ import {
   waitUntil,
   startRelay,
   startAgent,
+  agentLanes,
   waitDeviceOnline,
   createConnection,
   CLIENTS,
@@ -121,8 +122,9 @@ describe('data-plane isolation: hostile customers and devices (relay + 2 agents 
     agents.push(await startAgent(lab, relay, 1));
     agents.push(await startAgent(lab, relay, 2));
     for (const a of agents) await waitDeviceOnline(relay, a.deviceId, 30_000);
-    // Run with lanes (isolation-lanes.lab.test.ts): every lane of both devices carries before the claims.
-    const lanes = Number(process.env.POCKETPROXY_LANES ?? 1);
+    // With lanes (the default on more than one core; isolation-one-lane.lab.test.ts runs one): every lane of
+    // both devices carries before the claims.
+    const lanes = agentLanes();
     if (lanes > 1)
       await waitUntil(async () => (await relay.tunnelStatus())?.lanes_up === agents.length * (lanes - 1), {
         timeoutMs: 15_000,

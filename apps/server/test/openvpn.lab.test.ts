@@ -24,6 +24,7 @@ import {
   waitUntil,
   startRelay,
   startAgent,
+  agentLanes,
   waitDeviceOnline,
   createConnection,
   canRunLab,
@@ -170,8 +171,9 @@ for (const carried of [true, false])
       });
       agent = await startAgent(lab, relay, 1);
       await waitDeviceOnline(relay, agent.deviceId, 30_000);
-      // Run with lanes (openvpn-lanes.lab.test.ts): every lane carries before the claims.
-      const lanes = Number(process.env.POCKETPROXY_LANES ?? 1);
+      // With lanes (the default on more than one core; openvpn-one-lane.lab.test.ts runs one): every lane
+      // carries before the claims.
+      const lanes = agentLanes();
       if (lanes > 1)
         await waitUntil(async () => (await relay.tunnelStatus())?.lanes_up === lanes - 1, {
           timeoutMs: 15_000,

@@ -30,6 +30,7 @@ import {
   canRunLab,
   startRelay,
   startAgent,
+  agentLanes,
   waitDeviceOnline,
   createConnection,
   waitUntil,
@@ -81,7 +82,8 @@ const SIM_DEVICES = Number(process.env.PP_BENCH_DEVICES ?? 1000);
 // BENCH_PEER_ROUNDS=N how many rounds of each load, of the time-to-first-byte blocks and of the streams run over every chain
 //   (default 3, medians reported).
 // POCKETPROXY_LISTENER_THREADS=N: the lab agents' `run --listener-threads N` (testkit system.ts; the A/B of
-// "one agent's listeners on more than one thread" in docs/benchmarks.md).
+// "one agent's listeners on more than one thread" in docs/benchmarks.md; with one lane only).
+// POCKETPROXY_LANES=N: the lab agents' `run --lanes N` (default auto: a lane per core, two on two cores).
 // BENCH_PHASES=conn,ttfb runs only those phases (names: throughput, ours, wireguard-go, openvpn, rtt, ttfb, anatomy, conn, rss,
 // peers, ovpn; default all; and socks5front, run only when named: SOCKS5 through the relay's front and through the DNAT, side by side). BENCH_CPU_PROF=DIR starts the relay (up, API, tunnel) and the agent with --cpu-prof into DIR and
 // stops them gracefully at the end so the profiles are written.
@@ -711,7 +713,7 @@ async function main(): Promise<void> {
   console.log(
     `machine: ${cpus().length} x ${cpus()[0]?.model ?? '?'}; ` +
       `load average at start ${load0.map((x) => x.toFixed(2)).join(' ')}, at end ${load1.map((x) => x.toFixed(2)).join(' ')}; ` +
-      `node ${process.version}; CPU probe ${probe0.toFixed(0)} ms at start, ${cpuProbeMs().toFixed(0)} ms at end ` +
+      `node ${process.version}; agent lanes ${agentLanes()}; CPU probe ${probe0.toFixed(0)} ms at start, ${cpuProbeMs().toFixed(0)} ms at end ` +
       '(a fixed JS loop, to compare runs: slower means the host gave these cores less); ' +
       `host-probe.c at start: ${host0}; at end: ${host1}`,
   );

@@ -57,6 +57,7 @@ export function requireRootOrSkip(
 export {
   startRelay,
   startAgent,
+  agentLanes,
   waitDeviceOnline,
   createConnection,
   childPid,

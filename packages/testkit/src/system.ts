@@ -11,7 +11,7 @@
 // It spawns the built binaries by path (apps/*/bin) and imports no product code.
 import { request } from 'node:http';
 import { mkdtempSync, rmSync, existsSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Lab } from './lab.js';
@@ -300,6 +300,16 @@ async function newPairingCode(api: LabApi): Promise<{ code: string; pair_url: st
   }
 }
 
+/**
+ * The lanes each lab agent runs (`startAgent`): POCKETPROXY_LANES if set, else the agent's `--lanes auto`, one
+ * per core at most 4 (apps/agent/src/cli.ts autoLanes; the relay holds 16 per device). Suites that wait for
+ * every lane (`GET /status` lanes_up) or spread flows over them ask here.
+ */
+export function agentLanes(): number {
+  const set = process.env.POCKETPROXY_LANES;
+  return set ? Number(set) : Math.max(1, Math.min(availableParallelism(), 4));
+}
+
 /** Pair device n with a fresh pairing code and start `pocketproxy-agent run` in its namespace. */
 export async function startAgent(lab: Lab, relay: LabRelay, n: number, opts: AgentOptions = {}): Promise<LabAgent> {
   const stateDir = tempDir(`pp-agent${n}-`);
@@ -354,7 +364,7 @@ export async function startAgent(lab: Lab, relay: LabRelay, n: number, opts: Age
   // Bench A/B: the agent's listener threads (run --listener-threads).
   if (process.env.POCKETPROXY_LISTENER_THREADS && !args.includes('--listener-threads'))
     args.push('--listener-threads', process.env.POCKETPROXY_LISTENER_THREADS);
-  // Bench A/B: the agent's lanes (run --lanes).
+  // Bench A/B and the one-lane test variants: the agent's lanes (run --lanes; default auto, agentLanes).
   if (process.env.POCKETPROXY_LANES && !args.includes('--lanes')) args.push('--lanes', process.env.POCKETPROXY_LANES);
   const run = () =>
     lab.spawn(`dev${n}`, process.execPath, [...(opts.execArgv ?? []), AGENT_BIN, ...args], {

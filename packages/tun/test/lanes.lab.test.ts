@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { addonAvailable } from '../src/index.js';
 import { requireRoot, runFixture } from './fixtures/netns.js';
 
-test("lanes: a flow written into queue k is accepted by lane k's listener, and every packet the device answers with (SYN-ACK first) leaves by queue k; ICMP answers leave by queue 0", async (t) => {
+test("lanes: a flow written into queue k is accepted by lane k's listener, and every packet the device answers with (SYN-ACK first) leaves by queue k; ICMP answers leave by queue 0; a one-queue TUN refuses a multi-queue open", async (t) => {
   if (!requireRoot(t, 'lanes.lab.test.ts', 'network namespace + /dev/net/tun + BPF')) return;
   assert.ok(addonAvailable(), 'addon not built: npm run build -w @pocketproxy/tun');
   const out = await runFixture<any>('tun-lanes.ts', [], 30_000);
@@ -20,4 +20,7 @@ test("lanes: a flow written into queue k is accepted by lane k's listener, and e
   // ICMP: every echo reply by queue 0, whichever queue its request came in on.
   assert.equal(out.echoes.length, 24);
   for (const [i, e] of out.echoes.entries()) assert.equal(e.reply, 0, `echo ${i} (written into queue ${e.wrote})`);
+  // A one-queue TUN of the name: the multi-queue open fails with the code apps/agent's `--lanes auto` takes
+  // for "no multi-queue here, run one lane" (agent.ts bringUp).
+  assert.equal(out.mismatch, 'PP_ERR_TUN_OPEN_FAILED');
 });
