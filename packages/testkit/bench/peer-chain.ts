@@ -71,16 +71,21 @@ export async function startWireguardGo(
   ];
   for (const s of sides) {
     // Foreground, so the lab owns the process (killed by pid at teardown).
-    procs.push(
-      lab.spawn(s.ns, 'wireguard-go', ['-f', s.wgIf], {
-        env: { ...process.env, WG_I_PREFER_BUGGY_USERSPACE_TO_POLISHED_KMOD: '1' },
-      }),
-    );
-    await waitUntil(async () => (await lab.exec(s.ns, 'wg', ['show', s.wgIf])).code === 0, {
-      timeoutMs: 5_000,
-      intervalMs: 100,
-      what: `wireguard-go ${s.wgIf} in ${s.ns}`,
+    const wgGo = lab.spawn(s.ns, 'wireguard-go', ['-f', s.wgIf], {
+      env: { ...process.env, WG_I_PREFER_BUGGY_USERSPACE_TO_POLISHED_KMOD: '1' },
     });
+    procs.push(wgGo);
+    // Once (2026-12-07) the device's side was not up within 5 s: wait longer, and say why if it ended.
+    await waitUntil(
+      async () => {
+        if (wgGo.exitStatus)
+          throw new Error(`it exited (${JSON.stringify(wgGo.exitStatus)}): ${wgGo.output().slice(-300)}`);
+        const r = await lab.exec(s.ns, 'wg', ['show', s.wgIf]);
+        if (r.code !== 0) throw new Error(`wg show: ${r.stderr.trim().slice(0, 200)}`);
+        return true;
+      },
+      { timeoutMs: 10_000, intervalMs: 100, what: `wireguard-go ${s.wgIf} in ${s.ns}` },
+    );
     const peerArgs = s.ns === 'dev1' ? ['endpoint', `${lab.relay.ip}:${o.port}`, 'persistent-keepalive', '5'] : [];
     await lab.exec(
       s.ns,
