@@ -33,9 +33,9 @@ export const AUTO_LANES_MAX = 4;
 
 /**
  * `run --lanes auto`: one per core the process may use, at most AUTO_LANES_MAX (1 on one core). On the lab's
- * two cores two lanes gave 16-30 % more new connections/s than one (CONNECT and plain GETs alike) at a few
- * per cent more device CPU per request (docs/benchmarks.md "two lanes by default"). Where the kernel has no
- * multi-queue TUN, or the relay holds one lane per device, the agent runs one (agent.ts bringUp).
+ * two cores two lanes gave 10-22 % more new connections/s than one (CONNECT and plain GETs alike) at 10-20 %
+ * more device CPU per request (docs/benchmarks.md "two lanes by default"). Where the kernel has no multi-queue
+ * TUN, or the relay holds one lane per device, the agent runs one (agent.ts bringUp).
  */
 export function autoLanes(cores = availableParallelism()): number {
   return Math.max(1, Math.min(cores, AUTO_LANES_MAX));
