@@ -23,7 +23,8 @@
         "native/syn_stamp_napi.cc",
         "native/ack_filter.cc",
         "native/ack_filter_napi.cc",
-        "native/lanes.cc"
+        "native/lanes.cc",
+        "native/carry_mss.cc"
       ],
       "dependencies": ["<!(node -p \"require('node-addon-api').targets\"):node_addon_api_except"],
       "defines": ["NAPI_VERSION=8"],

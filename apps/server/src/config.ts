@@ -77,6 +77,11 @@ const Schema = z.object({
     .describe(
       "OpenVPN customers' TCP is carried to their device and ends there (DNAT to the connection's port, the SYN stamped with the original destination) when the device's agent reads stamps; off: every customer through the relay's transparent proxy",
     ),
+  POCKETPROXY_OPENVPN_CARRY_MSS: bool
+    .default(true)
+    .describe(
+      "a carried OpenVPN customer's download is cut at the customer's own MSS on the relay (the device cuts it for its tunnel, 1340): fewer, fuller packets through both openvpn processes; off: as the device cut it (for A/B runs)",
+    ),
   POCKETPROXY_SOCKS5_FRONT: bool
     .default(true)
     .describe(
@@ -220,6 +225,8 @@ export interface Config {
   readonly tproxyFastOpen: boolean;
   /** POCKETPROXY_OPENVPN_CARRY: OpenVPN customers' TCP carried to devices that read SYN stamps (openvpn/carry.ts). */
   readonly openvpnCarry: boolean;
+  /** POCKETPROXY_OPENVPN_CARRY_MSS: carried flows cut at the customer's MSS on the relay (@pocketproxy/tun carry_mss.h). */
+  readonly openvpnCarryMss: boolean;
   /** The relay's SOCKS5 front (apps/server/src/tunnel/socks5-front.ts); undefined: off. */
   readonly socks5Front?: {
     readonly port: number;
@@ -385,6 +392,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     tproxySplice: c.POCKETPROXY_TPROXY_SPLICE,
     tproxyFastOpen: c.POCKETPROXY_TPROXY_FASTOPEN,
     openvpnCarry: c.POCKETPROXY_OPENVPN_CARRY,
+    openvpnCarryMss: c.POCKETPROXY_OPENVPN_CARRY_MSS,
     ...(c.POCKETPROXY_SOCKS5_FRONT
       ? {
           socks5Front: {

@@ -19,6 +19,7 @@ import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { chmodSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import type { TunnelStatus } from '../src/tunnel/tunnel.js';
 import {
   createLab,
   waitUntil,
@@ -123,10 +124,17 @@ for (const carried of [true, false])
     const relaySocketsToDevice = async (): Promise<string> =>
       (await lab.exec('relay', 'ss', ['-Htan', `dport = :${new URL(conn.proxy_url).port}`])).stdout.trim();
     /** The relay's SYN stamp counters (GET /status syn_stamps). */
-    const stamps = async (): Promise<{ stamped: number; dropped: number; unstamped: number; devices: number }> => {
+    const stamps = async (): Promise<NonNullable<TunnelStatus['syn_stamps']>> => {
       const st = await relay.tunnelStatus();
       assert.ok(st?.syn_stamps, `syn_stamps in the tunnel's status: ${JSON.stringify(st?.syn_stamps)}`);
       return st.syn_stamps;
+    };
+    /** What the relay's OpenVPN TUN has sent towards its customers so far (ip -s link). */
+    const tun1Sent = async (): Promise<{ bytes: number; packets: number }> => {
+      const out = (await lab.exec('relay', 'ip', ['-s', 'link', 'show', 'tun1'])).stdout;
+      const m = /TX:[^\n]*\n\s*(\d+)\s+(\d+)/.exec(out);
+      assert.ok(m, `tun1 counters: ${out}`);
+      return { bytes: Number(m[1]), packets: Number(m[2]) };
     };
 
     function startClient(name: string, username: string, password: string): LabProcess {
@@ -272,10 +280,12 @@ for (const carried of [true, false])
         },
       );
       const t1 = Date.now();
+      const sent0 = await tun1Sent();
       const r = await curl(
         ['-o', '/dev/null', '-w', '%{time_total} %{size_download}', 'http://203.0.113.10/bytes?n=5000000'],
         30,
       );
+      const sent1 = await tun1Sent();
       assert.equal(r.code, 0, r.stderr);
       const [secs, size] = r.stdout.trim().split(' ').map(Number) as [number, number];
       console.error(
@@ -290,6 +300,20 @@ for (const carried of [true, false])
         );
         assert.equal(st.dropped, 0, 'no SYN dropped for want of a stamp');
         assert.equal(await relaySocketsToDevice(), '', 'the relay opened no TCP connection for the customer');
+        // The device cut the download for its tunnel (MSS 1340: packets of at most 1,380 bytes); the relay had the
+        // kernel cut it again at the customer's own MSS (1400 behind openvpn's mssfix, less the timestamps):
+        // packets of 1,440 bytes towards the customer (no more: past that openvpn's own packets would be cut in
+        // two on the customer's 1,500-byte link), so their mean is past what the device's could be.
+        const mean = (sent1.bytes - sent0.bytes) / Math.max(1, sent1.packets - sent0.packets);
+        assert.ok(st.mss_kept >= 1 && st.mss_writes > 0, `customer MSS kept and used: ${JSON.stringify(st)}`);
+        assert.ok(
+          mean > 1_400 && mean <= 1_440,
+          `mean packet towards the customer ${mean.toFixed(0)} bytes (the device's are <= 1,380; the customer's MSS 1,400)`,
+        );
+        console.error(
+          `openvpn.lab: carried download towards the customer in packets of ${mean.toFixed(0)} bytes on average`,
+        );
+
         return;
       }
       assert.notEqual(await relaySocketsToDevice(), '', "the transparent proxy's own connections to the device");

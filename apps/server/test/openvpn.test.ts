@@ -58,6 +58,7 @@ port 1195
 proto udp
 dev tun1
 dev-type tun
+tun-mtu 1500
 topology subnet
 server 10.9.0.0 255.255.255.0
 max-clients 1000
@@ -1144,7 +1145,7 @@ test('stale openvpn of a dead tunnel: stopped only when its pid runs openvpn wit
   }
 });
 
-test('carry table: one map and one DNAT ahead of the main table, nothing of the relay or DNS; one nft command per change, inputs checked', async () => {
+test('carry table: one map and one DNAT ahead of the main table, nothing of the relay or DNS, the customer MSS kept before the clamp; one nft command per change, inputs checked', async () => {
   const t = renderCarryTable('tun1');
   assert.match(t, /^table ip pocketproxy_carry \{\}\ndelete table ip pocketproxy_carry\n/);
   assert.match(t, /type nat hook prerouting priority dstnat - 1;/);
@@ -1152,6 +1153,9 @@ test('carry table: one map and one DNAT ahead of the main table, nothing of the 
     t,
     /iifname "tun1" meta l4proto tcp tcp dport != 53 fib daddr type != local dnat ip to ip saddr map @customers/,
   );
+  // The customer's MSS kept for the tunnel, ahead of the main table's clamp (forward, priority filter).
+  assert.match(t, /type filter hook forward priority filter - 1;/);
+  assert.match(t, /iifname "tun1" ct status dnat tcp flags syn \/ syn,ack,rst ct mark set tcp option maxseg size/);
   assert.throws(() => renderCarryTable('tun1"; flush ruleset'), TypeError);
   const scripts: string[] = [];
   const run = {

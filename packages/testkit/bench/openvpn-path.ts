@@ -615,8 +615,10 @@ export async function ovpnPhase(o: {
       ...bareChains.map((c) => ({ ...c, tun: BARE.dev })),
     ];
     /** Packets the relay's TUN towards the customer dropped so far (its ring full: the server fell behind). */
-    const tunDrops = async (dev: string) =>
-      linkCounters((await lab.exec('relay', 'ip', ['-s', 'link', 'show', dev])).stdout, 'TX')?.dropped ?? 0;
+    const tunLink = async (dev: string) => {
+      const out = (await lab.exec('relay', 'ip', ['-s', 'link', 'show', dev])).stdout;
+      return { tx: linkCounters(out, 'TX'), rx: linkCounters(out, 'RX') };
+    };
     const got = new Map(
       chains.map((c) => [
         c.name,
@@ -626,6 +628,8 @@ export async function ovpnPhase(o: {
           ttfb: [] as number[],
           retrans: nsList.map(() => 0),
           tunDrops: 0,
+          /** The relay's TUN towards the customer over the streams: bytes and packets out, packets in. */
+          tunPk: { txBytes: 0, tx: 0, rx: 0 },
           cpu: [] as [CpuSnap, CpuSnap, number][],
           /** The last round's new-connection load: CPU before and after, connections, seconds. */
           connCpu: undefined as [CpuSnap, CpuSnap, number, number] | undefined,
@@ -642,7 +646,7 @@ export async function ovpnPhase(o: {
         const c = chains[(r + i) % chains.length]!;
         const g = got.get(c.name)!;
         const s0 = await Promise.all(nsList.map(snmp));
-        const d0 = await tunDrops(c.tun);
+        const l0 = await tunLink(c.tun);
         const p0 = await pp0Stats();
         const c0 = cpuSnap();
         const t0 = Date.now();
@@ -683,7 +687,11 @@ export async function ovpnPhase(o: {
           g.pp0.writes += (p1.tx_writes ?? 0) - (p0.tx_writes ?? 0);
         }
         const s1 = await Promise.all(nsList.map(snmp));
-        g.tunDrops += (await tunDrops(c.tun)) - d0;
+        const l1 = await tunLink(c.tun);
+        g.tunDrops += (l1.tx?.dropped ?? 0) - (l0.tx?.dropped ?? 0);
+        g.tunPk.txBytes += (l1.tx?.bytes ?? 0) - (l0.tx?.bytes ?? 0);
+        g.tunPk.tx += (l1.tx?.packets ?? 0) - (l0.tx?.packets ?? 0);
+        g.tunPk.rx += (l1.rx?.packets ?? 0) - (l0.rx?.packets ?? 0);
         nsList.forEach((_, k) => {
           g.retrans[k]! += s1[k]!.retrans - s0[k]!.retrans;
         });
@@ -711,6 +719,13 @@ export async function ovpnPhase(o: {
     const [ours, rs, bare] = [m('ours'), m('redsocks'), m('bare')];
     const each = (v: number[], d = 0) => v.map((x) => fmt(x, d)).join(' · ');
     const tcp = `the relay's socket towards the customer in the last stream, ours: ${got.get('ours')!.tcp}; redsocks': ${got.get('redsocks')!.tcp}`;
+    /** Packets out (their mean size) and in per MB the relay's TUN sent towards the customer. */
+    const tunLine = (g: { tunPk: { txBytes: number; tx: number; rx: number } }) => {
+      const mb = g.tunPk.txBytes / 1e6;
+      return mb > 0
+        ? `${fmt(g.tunPk.tx / mb)} packets out (${fmt(g.tunPk.txBytes / Math.max(1, g.tunPk.tx))} bytes each), ${fmt(g.tunPk.rx / mb)} in`
+        : '-';
+    };
     const retrans = (g: { retrans: number[]; tunDrops: number }) =>
       `${nsList.map((ns, k) => `${ns} ${g.retrans[k]}`).join(', ')} (the relay's TUN dropped ${g.tunDrops})`;
     // Each process's share of a core in the chain's last stream (which process bounds it).
@@ -757,7 +772,8 @@ export async function ovpnPhase(o: {
       `µs of CPU (all processes and the kernel, no steal) per MB, over ${SIDE.rounds} streams each: ours ${fmt(perMb(ours.g))}, ` +
         `redsocks over our device path ${fmt(perMb(rs.g))}, bare OpenVPN ${fmt(perMb(bare.g))}; by process, ours: ${rolesMb(ours.g)}; ` +
         `redsocks over our device path: ${rolesMb(rs.g)}; the relay's pp0, ours: ${pp0Line(ours.g)}; ` +
-        `redsocks over our device path: ${pp0Line(rs.g)}`,
+        `redsocks over our device path: ${pp0Line(rs.g)}; the relay's TUN towards the customer, per MB it sent: ` +
+        `ours ${tunLine(ours.g)}; redsocks over our device path ${tunLine(rs.g)}; bare OpenVPN ${tunLine(bare.g)}`,
     );
     record(
       "ovpn side by side: ours / redsocks over our own device path (the relay's design alone; not a goal): one stream · new connections/s · added TTFB (lower is better)",

@@ -45,7 +45,8 @@ ConntrackQuery::~ConntrackQuery() {
 }
 
 int ConntrackQuery::OriginalDst(uint32_t rsrc, uint16_t rsport, uint32_t rdst, uint16_t rdport, uint32_t* odst,
-                                uint16_t* odport) {
+                                uint16_t* odport, uint32_t* mark) {
+  if (mark != nullptr) *mark = 0;
   if (fd_ < 0) {
     fd_ = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_NETFILTER);
     if (fd_ < 0) return -errno;
@@ -99,6 +100,11 @@ int ConntrackQuery::OriginalDst(uint32_t rsrc, uint16_t rsport, uint32_t rdst, u
     const uint8_t* e = reinterpret_cast<const uint8_t*>(rh) + rh->nlmsg_len;
     int found = 0;
     EachAttr(p, e, [&](int t, const uint8_t* v, size_t len) {
+      if (t == CTA_MARK && len == 4 && mark != nullptr) {
+        uint32_t m;
+        memcpy(&m, v, 4);
+        *mark = ntohl(m);
+      }
       if (t != CTA_TUPLE_ORIG) return;
       EachAttr(v, v + len, [&](int t2, const uint8_t* v2, size_t len2) {
         EachAttr(v2, v2 + len2, [&](int t3, const uint8_t* v3, size_t len3) {

@@ -17,8 +17,10 @@ class ConntrackQuery {
   ConntrackQuery& operator=(const ConntrackQuery&) = delete;
 
   // The original destination of the TCP flow whose reply goes rsrc:rsport -> rdst:rdport (all network
-  // order). 0, or -errno (ENOENT: no such flow; the socket is opened on first use).
-  int OriginalDst(uint32_t rsrc, uint16_t rsport, uint32_t rdst, uint16_t rdport, uint32_t* odst, uint16_t* odport);
+  // order), and its conntrack mark (host order; 0 when it has none) when `mark` is given. 0, or -errno
+  // (ENOENT: no such flow; the socket is opened on first use).
+  int OriginalDst(uint32_t rsrc, uint16_t rsport, uint32_t rdst, uint16_t rdport, uint32_t* odst, uint16_t* odport,
+                  uint32_t* mark = nullptr);
 
  private:
   int fd_ = -1;

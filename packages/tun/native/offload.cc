@@ -200,8 +200,13 @@ void Coalescer::Emit(Item& it) {
   const size_t iphl = IpLen(it.v6);
   uint8_t* th = ip + iphl;
   StoreCsum(th + 16, CsumFold(PseudoSum(ip, it.v6, kProtoTcp, it.len - iphl)));
+  uint16_t gso = it.gso_size;
+  if (sizer_ != nullptr && !it.v6) {
+    const uint16_t want = sizer_(sizer_ctx_, ip, iphl, it.hdr_len - iphl, gso);
+    if (want > gso && want < it.len - it.hdr_len) gso = want;
+  }
   uint8_t hdr[kVnetHdrLen];
-  WriteVnetHdr(hdr, VnetHdr{kVnetFlagNeedsCsum, it.v6 ? kGsoTcpV6 : kGsoTcpV4, static_cast<uint16_t>(it.hdr_len), it.gso_size,
+  WriteVnetHdr(hdr, VnetHdr{kVnetFlagNeedsCsum, it.v6 ? kGsoTcpV6 : kGsoTcpV4, static_cast<uint16_t>(it.hdr_len), gso,
                             static_cast<uint16_t>(iphl), 16});
   sink_(ctx_, hdr, ip, it.len, it.segs);
 }

@@ -55,6 +55,15 @@ class Coalescer {
   Coalescer(Sink sink, void* ctx);
   void Add(const uint8_t* pkt, size_t len);
   void Flush();
+  // sizer(ctx, ip, iphl, thl, gso_size): the payload size the kernel should cut an emitted IPv4 super-packet
+  // at (`ip`: its IP header of `iphl` bytes, then a TCP header of `thl`), for a flow whose receiver takes
+  // larger segments than it was sent (carry_mss.h). Only a larger size that still leaves the packet more than
+  // one segment is taken; the sizer answers for the output interface's MTU. nullptr (the default): none.
+  using Sizer = uint16_t (*)(void* ctx, const uint8_t* ip, size_t iphl, size_t thl, uint16_t gso_size);
+  void SetSizer(Sizer sizer, void* ctx) {
+    sizer_ = sizer;
+    sizer_ctx_ = ctx;
+  }
 
  private:
   struct Item {
@@ -74,6 +83,8 @@ class Coalescer {
   void Remove(int i);
   Sink sink_;
   void* ctx_;
+  Sizer sizer_ = nullptr;
+  void* sizer_ctx_ = nullptr;
   Item items_[kItems];
   int order_[kItems];
   int used_ = 0;

@@ -262,6 +262,13 @@ bool TunQueue::WriteVnet(const uint8_t* hdr, const uint8_t* pkt, size_t len, uin
   }
 }
 
+uint16_t TunQueue::CarrySizer(void* self, const uint8_t* ip, size_t iphl, size_t thl, uint16_t gso_size) {
+  auto* q = static_cast<TunQueue*>(self);
+  const uint16_t want = q->carry_mss_ ? q->carry_mss_->SegmentSize(ip, iphl, thl, gso_size) : gso_size;
+  if (want != gso_size) q->stats_.carry_resized += 1;
+  return want;
+}
+
 void TunQueue::CoalescerSink(void* self, const uint8_t* hdr, const uint8_t* pkt, size_t len, uint32_t segs) {
   static_cast<TunQueue*>(self)->WriteVnet(hdr, pkt, len, segs);
 }
@@ -532,6 +539,8 @@ Napi::Value TunQueue::Stats(const Napi::CallbackInfo& info) {
   o.Set("stampDropped", stats_.stamp_dropped);
   o.Set("unstamped", stats_.unstamped);
   o.Set("acksThinned", stats_.acks_thinned);
+  o.Set("carryMssFlows", stats_.carry_mss_flows);
+  o.Set("carryResized", stats_.carry_resized);
   o.Set("sealUnsent", stats_.seal_unsent);
   o.Set("sealErrors", stats_.seal_errors);
   o.Set("sealRoutes", static_cast<double>(routes_.size() + (default_route_ ? 1 : 0)));
@@ -577,18 +586,33 @@ Napi::Value TunQueue::SetStampSubnet(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (info.Length() >= 1 && info[0].IsNull()) {
     stamp_on_ = false;
+    if (coalescer_) coalescer_->SetSizer(nullptr, nullptr);
+    carry_mss_.reset();
     return env.Undefined();
   }
-  if (info.Length() != 2 || !info[0].IsString() || !info[1].IsNumber())
-    throw Napi::TypeError::New(env, "setStampSubnet(address: string, prefix: number) or setStampSubnet(null)");
+  if ((info.Length() != 2 && info.Length() != 3) || !info[0].IsString() || !info[1].IsNumber() ||
+      (info.Length() == 3 && !info[2].IsNumber()))
+    throw Napi::TypeError::New(
+        env, "setStampSubnet(address: string, prefix: number, maxSeg?: number) or setStampSubnet(null)");
   in_addr a{};
   const uint32_t prefix = info[1].As<Napi::Number>().Uint32Value();
   if (inet_pton(AF_INET, info[0].As<Napi::String>().Utf8Value().c_str(), &a) != 1 || prefix < 8 || prefix > 32)
     throw Napi::RangeError::New(env, "setStampSubnet: an IPv4 address and a prefix of 8-32");
+  const double max_seg = info.Length() == 3 ? info[2].As<Napi::Number>().DoubleValue() : 0;
+  if (max_seg != 0 && !(max_seg >= 536 && max_seg <= 65495 && max_seg == static_cast<uint16_t>(max_seg)))
+    throw Napi::RangeError::New(env, "setStampSubnet: maxSeg is 0 (off) or an integer of 536-65495");
   stamp_mask_ = prefix == 32 ? 0xffffffffu : ~(0xffffffffu >> prefix);
   stamp_net_ = ntohl(a.s_addr) & stamp_mask_;
   if (!stamp_tmp_) stamp_tmp_.reset(new uint8_t[65535 + kStampGrowth]);
   stamp_on_ = true;
+  // Customers' MSS: only where this queue's writes are glued (a plain queue writes packets as they came).
+  if (max_seg != 0 && coalescer_) {
+    if (!carry_mss_ || carry_mss_->max_seg() != max_seg) carry_mss_ = std::make_unique<CarryMss>(static_cast<uint16_t>(max_seg));
+    coalescer_->SetSizer(&TunQueue::CarrySizer, this);
+  } else {
+    if (coalescer_) coalescer_->SetSizer(nullptr, nullptr);
+    carry_mss_.reset();
+  }
   return env.Undefined();
 }
 
@@ -663,10 +687,24 @@ uint32_t TunQueue::StampSyns(uint32_t n, size_t* used) {
     memcpy(&dst, p + 16, 4);
     memcpy(&sport, p + ihl, 2);
     memcpy(&dport, p + ihl + 2, 2);
-    int r = ct_.OriginalDst(dst, dport, src, sport, &odst, &odport);
+    uint32_t mark = 0;
+    int r = ct_.OriginalDst(dst, dport, src, sport, &odst, &odport, carry_mss_ ? &mark : nullptr);
     if (r == 0) r = StampSyn(p, len, odst, odport, stamp_tmp_.get());
     if (r > 0 && *used + static_cast<size_t>(r) - len <= slab_alloc_) {
       stats_.stamped += 1;
+      // The customer's MSS before the relay's clamp, kept by the firewall in the flow's mark (carry_mss.h).
+      // nft copies the option's two bytes into the mark as they are on the wire, so on a little-endian host
+      // the mark reads byte-swapped (1400 = 0x0578 is 0x7805); the smaller of the two readings is taken: it is
+      // the MSS either way for any size worth a change (past the device's 1340 the swapped one is > 15,000),
+      // and never more than it. A mark above 65535 is not one of ours.
+      if (carry_mss_ && mark <= 0xffff) {
+        const uint16_t swapped = static_cast<uint16_t>((mark & 0xff) << 8 | mark >> 8);
+        const uint16_t mss = swapped < mark ? swapped : static_cast<uint16_t>(mark);
+        if (mss >= 536) {
+          carry_mss_->Record(src, sport, dst, dport, mss);
+          stats_.carry_mss_flows += 1;
+        }
+      }
       ReplacePacket(i, &n, used, stamp_tmp_.get(), static_cast<size_t>(r));
       i++;
     } else {

@@ -13,6 +13,7 @@
 #include <utility>
 #include <vector>
 
+#include "carry_mss.h"
 #include "conntrack.h"
 #include "fd_poller.h"
 #include "offload.h"
@@ -49,8 +50,9 @@ class TunQueue : public Napi::ObjectWrap<TunQueue>, private FdPoller {
   Napi::Value SetSealSocket(const Napi::CallbackInfo& info);
   Napi::Value SetSealRoute(const Napi::CallbackInfo& info);
   Napi::Value DeleteSealRoute(const Napi::CallbackInfo& info);
-  // The relay's SYN stamps (syn_stamp.h): setStampSubnet(address, prefix) turns them on for OpenVPN
-  // customers' SYNs from that subnet, setStampSubnet(null) off. See StampSyns.
+  // The relay's SYN stamps (syn_stamp.h): setStampSubnet(address, prefix[, maxSeg]) turns them on for
+  // OpenVPN customers' SYNs from that subnet, setStampSubnet(null) off. See StampSyns. With maxSeg (the
+  // OpenVPN TUN's MTU - 40), writes towards a stamped flow are cut at the customer's own MSS (carry_mss.h).
   Napi::Value SetStampSubnet(const Napi::CallbackInfo& info);
   // setAckThinning(on): pure ACKs of a flow that a later one in the same read covers go no further
   // (ack_filter.h). See ThinAcks.
@@ -142,12 +144,15 @@ class TunQueue : public Napi::ObjectWrap<TunQueue>, private FdPoller {
   ConntrackQuery ct_;
   size_t slab_alloc_ = 0;  // slab_cap_ plus room for stamps to grow packets
   std::unique_ptr<uint8_t[]> stamp_tmp_;
+  std::unique_ptr<CarryMss> carry_mss_;  // with setStampSubnet's maxSeg; the Coalescer's sizer
+  static uint16_t CarrySizer(void* self, const uint8_t* ip, size_t iphl, size_t thl, uint16_t gso_size);
   bool ack_thin_ = false;
   std::unique_ptr<bool[]> ack_drop_;  // MarkRedundantAcks' flags, one per packet of a read
   uint32_t ack_drop_cap_ = 0;
 
   struct {
     double stamped = 0, stamp_dropped = 0, unstamped = 0, acks_thinned = 0;
+    double carry_mss_flows = 0, carry_resized = 0;  // flows with a customer MSS kept; writes cut at one
     double seal_native = 0, seal_unsent = 0, seal_errors = 0;
     double rx_packets = 0, rx_bytes = 0, rx_batches = 0, rx_errors = 0;
     double tx_packets = 0, tx_bytes = 0, tx_drops = 0, tx_errors = 0;

@@ -28,6 +28,9 @@ export interface NativeTunStats {
   stamped: number;
   stampDropped: number;
   unstamped: number;
+  /** Carried flows whose customer MSS was kept (setStampSubnet's maxSeg), and writes the kernel cut at one. */
+  carryMssFlows: number;
+  carryResized: number;
   /** Pure ACKs left out because a later one in the same read covered them (setAckThinning). */
   acksThinned: number;
 }
@@ -74,8 +77,8 @@ export interface NativeTunQueue {
   ): void;
   /** -1: every route, the default one included; `slot`: that lane slot's route of dst only. */
   deleteSealRoute(dst: number | 'default', slot?: number): boolean;
-  /** native/tun_queue.h StampSyns: on for SYNs from address/prefix, off with null. */
-  setStampSubnet(address: string, prefix: number): void;
+  /** native/tun_queue.h StampSyns: on for SYNs from address/prefix (maxSeg: carry_mss.h), off with null. */
+  setStampSubnet(address: string, prefix: number, maxSeg?: number): void;
   setStampSubnet(off: null): void;
   /** native/ack_filter.h on each read; off by default. */
   setAckThinning(on: boolean): void;
@@ -216,7 +219,10 @@ export interface NativeAddon {
   /** native/offload.h Segment: a vnet header + packet as read from an offload TUN -> wire packets (null: header does not fit). */
   offloadSegment(vnetPacket: Uint8Array): Buffer[] | null;
   /** native/offload.h Coalescer: packets -> what writeBatch would write (10-byte vnet header + packet each). */
-  offloadCoalesce(packets: readonly Uint8Array[]): Buffer[];
+  offloadCoalesce(
+    packets: readonly Uint8Array[],
+    carry?: { maxSeg: number; flows: readonly (readonly [number, number, number, number, number])[] },
+  ): Buffer[];
   /** native/syn_stamp.h StampSyn: the stamped packet, or a negative StampResult. */
   synStamp(packet: Uint8Array, addr: string, port: number): Buffer | number;
   /** native/syn_stamp.h UnstampSyn: the packet without its stamp, 0 when it had none, or a negative StampResult. */

@@ -33,6 +33,9 @@ export interface TunStats {
   stamped?: number;
   stampDropped?: number;
   unstamped?: number;
+  /** Kernel TUN with SYN stamps and a maxSegment: carried flows whose customer MSS is kept, writes cut at one. */
+  carryMssFlows?: number;
+  carryResized?: number;
   /** Kernel TUN with ACK thinning on (KernelTunDevice.thinAcks): pure ACKs a later one in the same read covered. */
   acksThinned?: number;
   sealUnsent?: number;

@@ -39,8 +39,11 @@ export type KernelTunDevice = TunDevice & {
   /**
    * The relay: stamp OpenVPN customers' SYNs from `subnet` (a.b.c.d/n) with their original destination,
    * read from conntrack, and strip stamps from every other SYN (native/tun_queue.h StampSyns); null: off.
+   * `maxSegment` (the OpenVPN TUN's MTU - 40; needs offloads): writes towards a stamped flow are cut at the
+   * MSS its customer's SYN said (the firewall keeps it in the flow's conntrack mark; native/carry_mss.h),
+   * at most this, instead of at the device's segment size.
    */
-  stampSyns(subnet: string | null): void;
+  stampSyns(subnet: string | null, opts?: { maxSegment?: number }): void;
   /**
    * Pure ACKs of a flow that a later one in the same read acknowledges past go no further
    * (native/ack_filter.h); off by default.
@@ -165,7 +168,7 @@ class KernelTun implements TunDevice {
     };
   }
 
-  stampSyns(subnet: string | null): void {
+  stampSyns(subnet: string | null, opts: { maxSegment?: number } = {}): void {
     this.#check();
     if (subnet === null) {
       this.q.setStampSubnet(null);
@@ -173,7 +176,11 @@ class KernelTun implements TunDevice {
     }
     const m = /^(\d+\.\d+\.\d+\.\d+)\/(\d+)$/.exec(subnet);
     if (!m) throw new TypeError(`stampSyns: "${subnet}" is not an IPv4 subnet a.b.c.d/n`);
-    this.q.setStampSubnet(m[1]!, Number(m[2]));
+    const max = opts.maxSegment;
+    if (max !== undefined && !(Number.isInteger(max) && max >= 536 && max <= 65495))
+      throw new RangeError(`stampSyns: maxSegment ${max} is not an integer of 536-65495`);
+    if (max === undefined) this.q.setStampSubnet(m[1]!, Number(m[2]));
+    else this.q.setStampSubnet(m[1]!, Number(m[2]), max);
   }
 
   thinAcks(on: boolean): void {

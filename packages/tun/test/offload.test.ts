@@ -289,6 +289,109 @@ test('fuzz: segment never crashes and never produces a packet larger than the in
   );
 });
 
+// A carried OpenVPN customer's flow (native/carry_mss.h): the device sends 10.0.0.1:8080 -> the customer 10.0.0.2:40000
+// (tcp()'s defaults); the carry table holds [customer, its port, device, its port, the customer's MSS].
+const CUST = 0x0a000002,
+  DEV = 0x0a000001;
+const carried = (mss: number, maxSeg = 1460) => ({ maxSeg, flows: [[CUST, 40000, DEV, 8080, mss] as const] });
+/** `n` full segments of `seg` bytes (timestamps on) and a short last one, of flow `sport`. */
+const deviceSegments = (n: number, seg: number, sport = 8080) =>
+  Array.from({ length: n + 1 }, (_, i) =>
+    tcp({ sport, seq: 7000 + i * seg, options: TS, payload: bytes(i === n ? 200 : seg, i), id: 10 + i }),
+  );
+
+test("coalesce with a carried flow's MSS: the device's segments are cut again at the customer's MSS less its options", () => {
+  const input = deviceSegments(10, 1340);
+  const out = addon.offloadCoalesce(input, carried(1400));
+  assert.equal(out.length, 1);
+  assert.equal(out[0]!.readUInt16LE(4), 1400 - 12, 'gso_size: the MSS less the 12 bytes of timestamps');
+  const back = addon.offloadSegment(out[0]!)!;
+  assert.equal(back.length, Math.ceil((10 * 1340 + 200) / 1388));
+  for (const [i, b] of back.entries()) {
+    assert.ok(tcpOk(b) && ipOk(b), `checksums of packet ${i}`);
+    assert.ok(b.length <= 20 + 32 + 1388, `packet ${i} fits the customer's MSS`);
+  }
+  assert.deepEqual(
+    Buffer.concat(back.map(tcpPayload)),
+    Buffer.concat(input.map(tcpPayload)),
+    'the same bytes in order',
+  );
+  // Capped by what the OpenVPN TUN carries (maxSeg), whatever the customer said.
+  assert.equal(addon.offloadCoalesce(input, carried(9000, 1380))[0]!.readUInt16LE(4), 1380 - 12);
+});
+
+test('coalesce with carried flows: never below what the device sent, never for a flow not in the table, never one segment', () => {
+  const gso = (packets: Buffer[], carry: ReturnType<typeof carried>) =>
+    addon.offloadCoalesce(packets, carry).map((o) => (o[1] === 0 ? 0 : o.readUInt16LE(4)));
+  assert.deepEqual(gso(deviceSegments(10, 1340), carried(1300)), [1340], 'a smaller MSS: the device size stands');
+  assert.deepEqual(gso(deviceSegments(10, 1340, 1), carried(1400)), [1340], 'another flow (device port 1)');
+  assert.deepEqual(gso(deviceSegments(10, 1340), carried(500)), [1340], 'an MSS below 536 is not kept');
+  // Two segments of 650 and a last of 200: 1,500 bytes, one segment at 1,388 and the rest: cut; 600 + 200: not.
+  assert.deepEqual(gso(deviceSegments(2, 650), carried(1400)), [1388]);
+  assert.deepEqual(gso(deviceSegments(1, 600), carried(1400)), [600], 'would be one segment: left as it was');
+  // IPv6 flows are never carried (the carry is IPv4): left alone.
+  const v6 = Array.from({ length: 4 }, (_, i) => tcp({ v6: true, seq: i * 1000, options: TS, payload: bytes(1000) }));
+  assert.deepEqual(gso(v6, carried(1400)), [1000]);
+  const some = deviceSegments(1, 1000);
+  assert.throws(() => addon.offloadCoalesce(some, { maxSeg: 100, flows: [] }), RangeError);
+  assert.throws(() => addon.offloadCoalesce(some, { maxSeg: 1460, flows: [[1, 2, 3]] } as never), TypeError);
+});
+
+test('fuzz: coalesce with carried flows keeps every byte in order and cuts no packet past the largest size allowed', () => {
+  const segment = fc.record({
+    sport: fc.constantFrom(1, 2),
+    // Mostly what a device sends in a download (in order, full-sized, ACK only), so runs get glued and cut.
+    seqStep: fc.constantFrom(0, 0, 0, 0, 0, 0, 1, 1000),
+    len: fc.constantFrom(1340, 1340, 1340, 1340, 1340, 0, 10, 700, 1000),
+    flags: fc.constantFrom(ACK, ACK, ACK, ACK, ACK, ACK | PSH, ACK | FIN, SYN),
+    corrupt: fc.constantFrom(false, false, false, false, false, false, false, true),
+  });
+  const junk = fc.uint8Array({ maxLength: 120 }).map((b) => Buffer.from(b));
+  const mss = fc.oneof(fc.constantFrom(0, 500, 1300, 1400, 1460, 9000), fc.integer({ min: 0, max: 70_000 }));
+  const flow = fc.tuple(fc.constantFrom(1, 2, 3), mss);
+  fc.assert(
+    fc.property(
+      fc.array(fc.oneof({ arbitrary: segment, weight: 6 }, { arbitrary: junk, weight: 1 }), { maxLength: 40 }),
+      fc.array(flow, { maxLength: 3 }),
+      fc.oneof(fc.constantFrom(536, 1380, 1460), fc.integer({ min: 536, max: 65495 })),
+      (items, flows, maxSeg) => {
+        const seqs = new Map<number, number>();
+        const input = items.map((it) => {
+          if (Buffer.isBuffer(it)) return it;
+          const seq = (seqs.get(it.sport) ?? 0) + it.seqStep;
+          seqs.set(it.sport, seq + it.len);
+          const opts = it.sport === 1 ? TS : []; // flow 1 with timestamps, flow 2 without
+          const p = tcp({ sport: it.sport, seq, flags: it.flags, options: opts, payload: bytes(it.len), id: 1 });
+          if (it.corrupt && it.len > 0) p[p.length - 1]! ^= 1;
+          return p;
+        });
+        const table = flows.map(([port, mss]) => [CUST, 40000, DEV, port, mss & 0xffff] as const);
+        const out = addon.offloadCoalesce(input, { maxSeg, flows: table });
+        const cut = out.filter((o) => o[1] !== 0).flatMap((o) => addon.offloadSegment(o)!);
+        for (const p of cut) assert.ok(tcpOk(p) && ipOk(p), 'a glued and cut packet has its checksums');
+        const back = out.flatMap((o) => (o[1] === 0 ? [o.subarray(10)] : addon.offloadSegment(o)!));
+        const size = (xs: Buffer[]) =>
+          xs.reduce((a, p) => a + (p.length >= 40 && p[0] === 0x45 && p[9] === 6 ? tcpPayload(p).length : 0), 0);
+        assert.equal(size(back), size(input), 'payload bytes');
+        for (const port of [1, 2]) {
+          const mine = (xs: Buffer[]) =>
+            xs.filter((p) => p.length >= 40 && p[0] === 0x45 && p[9] === 6 && p.readUInt16BE(20) === port);
+          assert.deepEqual(Buffer.concat(mine(back).map(tcpPayload)), Buffer.concat(mine(input).map(tcpPayload)));
+          // No packet of the flow carries more than the most it could: what it was sent with, or its customer's
+          // MSS (the last recorded for its port), capped by maxSeg, less its options.
+          const rec = table.filter((f) => f[3] === port).at(-1);
+          const biggest = Math.max(0, ...mine(input).map((p) => tcpPayload(p).length));
+          for (const p of mine(back)) {
+            const opts = ((p[32]! >> 4) - 5) * 4;
+            const allowed = rec && rec[4] >= 536 ? Math.min(rec[4], maxSeg) - opts : 0;
+            assert.ok(tcpPayload(p).length <= Math.max(biggest, allowed), 'segment size');
+          }
+        }
+      },
+    ),
+    { numRuns: 500, seed: 12 },
+  );
+});
 test('fuzz: coalesce keeps every packet (valid segments round-trip, anything else passes through unchanged)', () => {
   const segment = fc.record({
     sport: fc.constantFrom(1, 2),

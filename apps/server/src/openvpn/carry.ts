@@ -12,8 +12,8 @@
 // new connections/s 1.3-1.4x the redsocks chain, against level with the transparent proxy).
 //
 // Only for customers whose device said it reads stamps (DeviceTable.readsStamps, the agent's `features`);
-// the others, and DNS, go through the transparent proxy as before. This table holds only the map and its
-// DNAT; its chain runs before the main table's prerouting (a flow is NATed once: whichever chain maps it
+// the others, and DNS, go through the transparent proxy as before. This table holds only the map, its
+// DNAT and the customers' MSS kept for the tunnel (its forward chain); its prerouting chain runs before the main table's prerouting (a flow is NATed once: whichever chain maps it
 // first), so a customer not in the map falls through to the REDIRECT. The main table's forward chain passes
 // the carried flows (netfw OpenVpnState.carried). Updates are one `nft` command each (at sign-in and sign-out).
 import type { Logger } from 'pino';
@@ -48,6 +48,14 @@ export function renderCarryTable(iface: string): string {
     // Not the relay's own addresses (its DNS forwarder) and not DNS anywhere (the main table sends it to
     // the forwarder); a customer missing from the map is not NATed here.
     `    iifname "${iface}" meta l4proto tcp tcp dport != 53 fib daddr type != local dnat ip to ip saddr map @customers`,
+    '  }',
+    // What a carried customer's SYN says its MSS is, kept in the flow's conntrack mark before the main table's
+    // forward chain clamps it to the device tunnel's: the tunnel reads it with the SYN's stamp and has the
+    // device's segments cut at it on their way back to the customer (@pocketproxy/tun carry_mss.h). A SYN
+    // without the option sets no mark (the expression finds nothing and the rule does not apply).
+    '  chain forward {',
+    '    type filter hook forward priority filter - 1; policy accept;',
+    `    iifname "${iface}" ct status dnat tcp flags syn / syn,ack,rst ct mark set tcp option maxseg size`,
     '  }',
     '}',
     '',

@@ -17,10 +17,10 @@ import type { OpenvpnApi, OpenvpnRoute } from '../tunnel/api-client.js';
 import { createDnsForwarder, type DnsForwarder, type DnsRoute } from './dns.js';
 import { startManagement, type Management, type ManagementOptions } from './management.js';
 import { ensurePki, readPem } from './pki.js';
-import { OPENVPN_INTERFACE, parseOvpnSubnet, renderProfile, renderServerConfig } from './render.js';
+import { OPENVPN_INTERFACE, OPENVPN_TUN_MTU, parseOvpnSubnet, renderProfile, renderServerConfig } from './render.js';
 import { superviseProcess, type Supervisor } from './supervisor.js';
 
-export { OPENVPN_INTERFACE };
+export { OPENVPN_INTERFACE, OPENVPN_TUN_MTU };
 
 export const openvpnDir = (config: Pick<Config, 'dataDir'>) => join(config.dataDir, 'openvpn');
 

@@ -6,6 +6,8 @@ import { SERVER_CN } from './pki.js';
 /** Only ciphers with AEAD; the same list on both sides. */
 export const DATA_CIPHERS = 'AES-256-GCM:CHACHA20-POLY1305';
 export const OPENVPN_INTERFACE = 'tun1';
+/** The customer server's TUN MTU (openvpn's default, written out): carried flows are cut to fit it (tunnel/main.ts). */
+export const OPENVPN_TUN_MTU = 1500;
 
 export interface ServerConfigInput {
   readonly port: number;
@@ -70,6 +72,7 @@ port ${i.port}
 proto udp
 dev ${i.iface}
 dev-type tun
+tun-mtu ${OPENVPN_TUN_MTU}
 topology subnet
 server ${s.network} ${s.netmask}
 max-clients ${i.maxClients ?? 1000}

@@ -175,9 +175,17 @@ export interface TunnelStatus {
   };
   /**
    * OpenVPN customers carried to their devices (openvpn/carry.ts; null when not): SYNs stamped, dropped for
-   * want of a stamp (no conntrack entry, no room), stamps taken off other SYNs; devices that read stamps.
+   * want of a stamp (no conntrack entry, no room), stamps taken off other SYNs; devices that read stamps;
+   * flows whose customer's MSS was kept, and writes to pp0 cut at one (@pocketproxy/tun carry_mss.h).
    */
-  syn_stamps: { stamped: number; dropped: number; unstamped: number; devices: number } | null;
+  syn_stamps: {
+    stamped: number;
+    dropped: number;
+    unstamped: number;
+    devices: number;
+    mss_kept: number;
+    mss_writes: number;
+  } | null;
   /** The UDP socket's datagrams against recvmmsg/sendmmsg calls (null on node:dgram). */
   udp_stats: { rx_datagrams: number; rx_batches: number; tx_datagrams: number; tx_syscalls: number } | null;
   /** process.memoryUsage() in MB: where the tunnel's RSS goes (V8 heap, Buffers, the rest). */
@@ -559,6 +567,8 @@ export function createTunnel(deps: TunnelDeps): Tunnel {
             dropped: ts.stampDropped ?? 0,
             unstamped: ts.unstamped ?? 0,
             devices: connected.filter((e) => e.synStamps).length,
+            mss_kept: ts.carryMssFlows ?? 0,
+            mss_writes: ts.carryResized ?? 0,
           }
         : null,
       udp_stats: udpStats(us),
