@@ -13,8 +13,9 @@
 //
 // Only for customers whose device said it reads stamps (DeviceTable.readsStamps, the agent's `features`);
 // the others, and DNS, go through the transparent proxy as before. This table holds only the map, its
-// DNAT and the customers' MSS kept for the tunnel (its forward chain); its prerouting chain runs before the main table's prerouting (a flow is NATed once: whichever chain maps it
-// first), so a customer not in the map falls through to the REDIRECT. The main table's forward chain passes
+// DNAT and the customers' MSS kept for the tunnel (its forward chain); its prerouting chain runs before the
+// main table's (a flow is NATed once: whichever chain maps it first), so a customer not in the map falls
+// through to the REDIRECT. The main table's forward chain passes
 // the carried flows (netfw OpenVpnState.carried). Updates are one `nft` command each (at sign-in and sign-out).
 import type { Logger } from 'pino';
 import type { CommandRunner } from '@pocketproxy/netfw';
