@@ -747,6 +747,12 @@ const PEER_PORTS = { wg: { http: 33128, socks: 31080 }, ovpn: { http: 33129, soc
 const PEER_STREAM_S = 6;
 const PEER_LOAD_MS = 5_000;
 const PEER_TTFB_COUNT = 200;
+/** The client's turns of a request, by newconn-load mode (the bench's TTFB turn-by-turn records). */
+const TURN_NAMES: Record<string, string> = {
+  absolute: 'connect · GET',
+  connect: 'connect · CONNECT · GET',
+  socks5: 'connect · greeting · credentials · request · GET',
+};
 const PEER_WARMUP_MS = 2_000;
 // Rounds of each new-connection load over every chain (BENCH_PEER_ROUNDS; median reported).
 const PEER_ROUNDS = Math.max(1, Number(process.env.BENCH_PEER_ROUNDS ?? 3));
@@ -1000,12 +1006,17 @@ async function peersPhase(o: {
     const added = ttfbKinds.map(() => chains.map(() => [] as number[]));
     const ttfbErrors = ttfbKinds.map(() => chains.map(() => 0));
     const directs: number[] = [];
+    // The client's turns (newconn-load turns_p50_ms), per kind and chain, a list per round; direct's too.
+    const turns = ttfbKinds.map(() => chains.map(() => [] as number[][]));
+    const directTurns: number[][] = [];
     for (let round = 1; round <= PEER_ROUNDS; round++)
       for (const [k, [mode, , pick]] of ttfbKinds.entries()) {
         const d = await load('direct', target, 1, 30_000, PEER_TTFB_COUNT);
         directs.push(d.ttfb_p50_ms);
+        if (d.turns_p50_ms) directTurns.push(d.turns_p50_ms);
         for (const [ci, c] of chains.entries()) {
           const r = await load(mode, pick(c), 1, 30_000, PEER_TTFB_COUNT);
+          if (r.turns_p50_ms && r.requests > 0) turns[k]![ci]!.push(r.turns_p50_ms);
           if (r.requests > 0) added[k]![ci]!.push(Math.max(0.001, r.ttfb_p50_ms - d.ttfb_p50_ms));
           ttfbErrors[k]![ci]! += r.errors;
         }
@@ -1025,7 +1036,25 @@ async function peersPhase(o: {
         chains.map((c, ci) => `${c.name} ${added[k]![ci]!.map((x) => x.toFixed(2)).join(' · ')}`).join(' | '),
       );
       if (ttfbErrors[k]!.some((x) => x > 0)) record(`peers: TTFB ${label} errors`, ttfbErrors[k]!.join(' · '));
+      // Where it goes, turn by turn as the client sees it (medians of the rounds' medians, µs).
+      const byTurn = (rounds: number[][]) =>
+        Array.from({ length: Math.min(...rounds.map((r) => r.length)) }, (_, j) =>
+          fmt(median(rounds.map((r) => r[j]!)) * 1000),
+        ).join(' · ');
+      if (turns[k]!.every((r) => r.length > 0))
+        record(
+          `peers: TTFB turn by turn, ${label}: ${TURN_NAMES[ttfbKinds[k]![0]]} (the client's write to its answer, the GET's to the first byte; median of rounds, µs)`,
+          `${chains.map((c, ci) => `${c.name} ${byTurn(turns[k]![ci]!)}`).join(' | ')} | direct ${directTurns.length > 0 ? byTurn(directTurns) : '—'}`,
+        );
     }
+    // Whether our SOCKS5 customers' credentials were answered on the relay (one round trip through the
+    // tunnel less) or left to the device: the relay's front counts both since the tunnel process started.
+    const front = (await relay.tunnelStatus().catch(() => undefined))?.socks5_front;
+    if (front)
+      record(
+        "peers: the relay's SOCKS5 front since the tunnel process started",
+        `credentials answered on the relay ${fmt(front.credentials_answered)} · left to the device ${fmt(front.credentials_deferred)} · accepted ${fmt(front.accepted)} · failed ${fmt(front.failed)}`,
+      );
 
     // new connections per second, 32 at a time, 5 s; CPU per request by process around each run
     const direct = await load('direct', target, 32, PEER_LOAD_MS);

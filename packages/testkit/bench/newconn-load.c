@@ -13,6 +13,10 @@
 // `Connection: close` → read to EOF; counted when the status is 200 and the body length matches
 // Content-Length. Time to first byte: from connect() to the first byte of the HTTP answer.
 // Prints one JSON line. Every connection has a 5 s limit, the whole run DURATION_MS + 5 s.
+// `turns_p50_ms`: the median of each of the client's turns, a write to its answer (connect() to writable;
+// then, by mode, the greeting to 05 02, the credentials to 01 00, the SOCKS5 request to its reply, or the
+// CONNECT to its 200; and last the GET to its first byte), over the requests that succeeded: where a
+// request's time goes without a capture's cost.
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
@@ -29,12 +33,16 @@
 
 enum mode { DIRECT, CONNECT, ABSOLUTE, SOCKS5 };
 enum step { S_CONNECTING, S_GREETING, S_AUTH, S_SOCKS_REQ, S_CONNECT_REPLY, S_HTTP };
+#define MAX_TURNS 5
 
 struct conn {
   int fd;
   enum step step;
   double started;
   double first_byte;
+  double mark;  // when the current turn's bytes were written (connect(): started)
+  double turn[MAX_TURNS];
+  int turns;
   char buf[8192];
   size_t have;
   size_t body;
@@ -52,6 +60,8 @@ static size_t request_len, connect_len, auth_len, socks_len;
 static long ok, errors, started_n, max_count = -1;
 static double *ttfb;
 static long ttfb_n, ttfb_cap;
+static double *turn_ms[MAX_TURNS];
+static int turns_n = -1;  // the turns every counted request had (the mode's), -1 before the first
 static int ep;
 
 static double now(void) {
@@ -86,7 +96,7 @@ static int send_all(int fd, const char *p, size_t n) {
 static void start(struct conn *c) {
   memset(c, 0, sizeof *c);
   c->fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
-  c->started = now();
+  c->started = c->mark = now();
   started_n++;
   int one = 1;
   setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
@@ -111,11 +121,21 @@ static void finish(struct conn *c, int good) {
     if (ttfb_n == ttfb_cap) {
       ttfb_cap = ttfb_cap ? ttfb_cap * 2 : 4096;
       ttfb = realloc(ttfb, ttfb_cap * sizeof *ttfb);
+      for (int k = 0; k < MAX_TURNS; k++) turn_ms[k] = realloc(turn_ms[k], ttfb_cap * sizeof(double));
     }
+    if (turns_n < 0) turns_n = c->turns;
+    for (int k = 0; k < MAX_TURNS; k++) turn_ms[k][ttfb_n] = k < c->turns ? c->turn[k] * 1e3 : 0;
     ttfb[ttfb_n++] = (c->first_byte - c->started) * 1e3;
   } else {
     errors++;
   }
+}
+
+// The current turn's answer is complete: its time is kept, and the next turn starts now (its write follows).
+static void turn_done(struct conn *c) {
+  double t = now();
+  if (c->turns < MAX_TURNS) c->turn[c->turns++] = t - c->mark;
+  c->mark = t;
 }
 
 static void want_read(struct conn *c) {
@@ -150,6 +170,7 @@ static void on_event(struct conn *c, unsigned events) {
     socklen_t l = sizeof err;
     getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &l);
     if (err || (events & (EPOLLERR | EPOLLHUP))) return finish(c, 0);
+    turn_done(c);
     want_read(c);
     if (mode == DIRECT || mode == ABSOLUTE) return send_request(c);
     if (mode == CONNECT) {
@@ -174,7 +195,10 @@ static void on_event(struct conn *c, unsigned events) {
       return finish(c, good);
     }
     if (c->step == S_HTTP) {
-      if (c->first_byte == 0) c->first_byte = now();
+      if (c->first_byte == 0) {
+        c->first_byte = now();
+        if (c->turns < MAX_TURNS) c->turn[c->turns++] = c->first_byte - c->mark;
+      }
       if (c->header_done) {
         c->body += n;
         continue;
@@ -192,6 +216,7 @@ static void on_event(struct conn *c, unsigned events) {
           continue;
         }
         if (c->have < 12 || atoi(c->buf + 9) != 200 || (size_t)(e + 4 - c->buf) != c->have) return finish(c, 0);
+        turn_done(c);
         send_request(c);
         if (c->fd < 0) return;
         continue;
@@ -199,6 +224,7 @@ static void on_event(struct conn *c, unsigned events) {
       case S_GREETING:
         if (c->have < 2) continue;
         if (c->buf[0] != 5 || c->buf[1] != 2) return finish(c, 0);
+        turn_done(c);
         c->have = 0;
         c->step = S_AUTH;
         if (send_all(c->fd, auth_req, auth_len) < 0) return finish(c, 0);
@@ -206,6 +232,7 @@ static void on_event(struct conn *c, unsigned events) {
       case S_AUTH:
         if (c->have < 2) continue;
         if (c->buf[1] != 0) return finish(c, 0);
+        turn_done(c);
         c->have = 0;
         c->step = S_SOCKS_REQ;
         if (send_all(c->fd, socks_req, socks_len) < 0) return finish(c, 0);
@@ -216,6 +243,7 @@ static void on_event(struct conn *c, unsigned events) {
         size_t need = c->buf[3] == 1 ? 10 : c->buf[3] == 4 ? 22 : 7 + (unsigned char)c->buf[4];
         if (c->have < need) continue;
         if (c->have > need) return finish(c, 0);
+        turn_done(c);
         send_request(c);
         if (c->fd < 0) return;
         continue;
@@ -309,7 +337,12 @@ int main(int argc, char **argv) {
   qsort(ttfb, ttfb_n, sizeof *ttfb, cmp);
   double p50 = ttfb_n ? ttfb[ttfb_n / 2] : 0, p90 = ttfb_n ? ttfb[ttfb_n * 9 / 10] : 0;
   printf("{\"mode\":\"%s\",\"requests\":%ld,\"errors\":%ld,\"seconds\":%.3f,\"per_sec\":%.1f,"
-         "\"ttfb_p50_ms\":%.3f,\"ttfb_p90_ms\":%.3f}\n",
+         "\"ttfb_p50_ms\":%.3f,\"ttfb_p90_ms\":%.3f,\"turns_p50_ms\":[",
          m, ok, errors, elapsed, ok / elapsed, p50, p90);
+  for (int k = 0; k < turns_n && k < MAX_TURNS; k++) {
+    qsort(turn_ms[k], ttfb_n, sizeof(double), cmp);
+    printf("%s%.3f", k ? "," : "", turn_ms[k][ttfb_n / 2]);
+  }
+  printf("]}\n");
   return 0;
 }

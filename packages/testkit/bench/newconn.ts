@@ -29,6 +29,8 @@ export interface LoadResult {
   per_sec: number;
   ttfb_p50_ms: number;
   ttfb_p90_ms: number;
+  /** Each of the client's turns, write to answer, median (connect; the proxy's handshake steps; the GET to its first byte). */
+  turns_p50_ms?: number[];
 }
 
 export function endpointOf(url: string): Endpoint {

@@ -17,8 +17,8 @@
 //   - the time to first byte newconn-load measured during the captures (tcpdump costs some: compare
 //     runs with each other, not with the `ttfb` phase).
 // Capturing costs CPU on these two cores, so the figures are a map of the path, not its speed.
-import { join } from 'node:path';
-import { existsSync } from 'node:fs';
+import { basename, join } from 'node:path';
+import { copyFileSync, existsSync } from 'node:fs';
 import type { Lab, LabProcess } from '../src/index.js';
 import { buildNewconnLoad, endpointOf, median, runNewconnLoad } from './newconn.js';
 
@@ -101,6 +101,42 @@ export interface Anatomy {
   up: Crossing;
   agent: AgentTimes;
   steps: Steps;
+  /**
+   * The same exchange seen on the relay's uplink (the customer's side of the relay): `relay[k]` the relay's
+   * (or, through the DNAT, the device's) answer to the customer's bytes k, `customer[k]` the customer's next
+   * turn; `handshake` the customer's SYN -> its first bytes (the customer's own connect turn).
+   */
+  front: Steps & { handshake: number };
+}
+
+/** Turns of data on one connection (`win`: its packets at one point, in time order; `cust`: the customer's address:port). */
+function turnsOf(win: Pkt[], cust: string): { agent: number[]; customer: number[] } {
+  const turns: { fromCustomer: boolean; t: number }[] = [];
+  for (const p of win) {
+    if (p.len === 0 || (p.src !== cust && p.dst !== cust)) continue;
+    const fromCustomer = p.src === cust;
+    if (turns.length === 0 ? fromCustomer : turns[turns.length - 1]!.fromCustomer !== fromCustomer)
+      turns.push({ fromCustomer, t: p.t });
+  }
+  const run = { agent: [] as number[], customer: [] as number[] };
+  for (let j = 0; j + 1 < turns.length; j++)
+    (turns[j]!.fromCustomer ? run.agent : run.customer).push(turns[j + 1]!.t - turns[j]!.t);
+  return run;
+}
+
+/** Medians per step over the connections with the most common number of steps (one cut short by a capture's edge has fewer). */
+function usualSteps(runs: { agent: number[]; customer: number[] }[]): Steps {
+  const counts = new Map<number, number>();
+  for (const r of runs) counts.set(r.agent.length, (counts.get(r.agent.length) ?? 0) + 1);
+  const usual = [...counts].sort((x, y) => y[1] - x[1])[0]?.[0] ?? 0;
+  const same = runs.filter((r) => r.agent.length === usual);
+  return {
+    agent: Array.from({ length: usual }, (_, k) => median(same.map((r) => r.agent[k]!))),
+    customer: Array.from({ length: Math.max(0, usual - 1) }, (_, k) =>
+      median(same.filter((r) => r.customer.length > k).map((r) => r.customer[k]!)),
+    ),
+    n: same.length,
+  };
 }
 
 /**
@@ -172,16 +208,10 @@ export function anatomy(
     for (let j = i; j < dev.length && dev[j]!.t < end; j++) win.push(dev[j]!);
     const first = (pred: (p: Pkt) => boolean, after = 0) => win.find((p) => p.t >= after && pred(p));
     // Data segments on ppd0 of this connection, as turns: the customer's bytes, then the agent's.
-    const turns: { fromCustomer: boolean; t: number }[] = [];
-    for (const p of win) {
-      if (p.at !== 'ppd0' || p.len === 0 || (p.src !== syn.src && p.dst !== syn.src)) continue;
-      const fromCustomer = p.src === syn.src;
-      if (turns.length === 0 ? fromCustomer : turns[turns.length - 1]!.fromCustomer !== fromCustomer)
-        turns.push({ fromCustomer, t: p.t });
-    }
-    const run = { agent: [] as number[], customer: [] as number[] };
-    for (let j = 0; j + 1 < turns.length; j++)
-      (turns[j]!.fromCustomer ? run.agent : run.customer).push(turns[j + 1]!.t - turns[j]!.t);
+    const run = turnsOf(
+      win.filter((p) => p.at === 'ppd0'),
+      syn.src,
+    );
     if (run.agent.length > 0) stepRuns.push(run);
     const custData = first((p) => p.at === 'ppd0' && p.src === syn.src && p.len > 0);
     const tSyn = custData && first((p) => toTarget(p) && p.flags === 'S', custData.t);
@@ -197,22 +227,25 @@ export function anatomy(
     tgt.push(answer.t - toT.t);
     ans.push(answered.t - answer.t);
   }
-  // The most common number of steps (a connection cut short by the capture's start or end has fewer).
-  const counts = new Map<number, number>();
-  for (const r of stepRuns) counts.set(r.agent.length, (counts.get(r.agent.length) ?? 0) + 1);
-  const usual = [...counts].sort((x, y) => y[1] - x[1])[0]?.[0] ?? 0;
-  const same = stepRuns.filter((r) => r.agent.length === usual);
-  const steps: Steps = {
-    agent: Array.from({ length: usual }, (_, k) => median(same.map((r) => r.agent[k]!))),
-    customer: Array.from({ length: Math.max(0, usual - 1) }, (_, k) =>
-      median(same.filter((r) => r.customer.length > k).map((r) => r.customer[k]!)),
-    ),
-    n: same.length,
-  };
+  // The customer's side of the relay: its connections to the relay's public address, turn by turn.
+  const atRelay = pkts.relay.filter((p) => !p.udp);
+  const custSyns = atRelay.filter((p) => p.flags === 'S' && host(p.src) === a.cust && host(p.dst) === a.relayIp);
+  const frontRuns: { agent: number[]; customer: number[] }[] = [];
+  const shakes: number[] = [];
+  for (const [k, syn] of custSyns.entries()) {
+    // Until the customer's next connection from the same port, if it comes back to one.
+    const end = custSyns.find((s, j) => j > k && s.src === syn.src)?.t ?? Number.POSITIVE_INFINITY;
+    const mine = atRelay.filter((p) => p.t >= syn.t && p.t < end && (p.src === syn.src || p.dst === syn.src));
+    const firstData = mine.find((p) => p.src === syn.src && p.len > 0);
+    if (firstData) shakes.push(firstData.t - syn.t);
+    const run = turnsOf(mine, syn.src);
+    if (run.agent.length > 0) frontRuns.push(run);
+  }
   return {
     down,
     up,
-    steps,
+    steps: usualSteps(stepRuns),
+    front: { ...usualSteps(frontRuns), handshake: median(shakes) },
     agent: {
       requestToDial: median(req),
       connectedToWrite: median(conn),
@@ -267,6 +300,9 @@ export async function anatomyPhase(o: {
       const res = await load(mode, 1, 30_000, n);
       await new Promise((res2) => setTimeout(res2, 300));
       await Promise.all(caps.map((c) => c.stop(3000)));
+      // BENCH_ANATOMY_KEEP=DIR: the captures kept for a closer look (tcpdump -r).
+      const keep = process.env.BENCH_ANATOMY_KEEP;
+      if (keep) for (const f of files) copyFileSync(f, join(keep, basename(f)));
       const read = async (k: number) =>
         parseTcpdump(
           (await lab.exec('cust', 'tcpdump', ['-n', '-tt', '-r', files[k]!], { timeoutMs: 60_000 })).stdout,
@@ -293,6 +329,11 @@ export async function anatomyPhase(o: {
         `anatomy ${label}: on ppd0, step by step: the agent's answer to each of the customer's turns · the customer's next turn (one tunnel round trip) (median µs)`,
         `agent ${x.steps.agent.map(f).join(' · ')}; customer ${x.steps.customer.length ? x.steps.customer.map(f).join(' · ') : '—'}`,
         `${x.steps.n} connections with ${x.steps.agent.length} steps`,
+      );
+      record(
+        `anatomy ${label}: on the relay's uplink, step by step: the customer's SYN -> its first bytes; the answer to each of its turns · its next turn (median µs)`,
+        `${f(x.front.handshake)}; answer ${x.front.agent.map(f).join(' · ')}; customer ${x.front.customer.length ? x.front.customer.map(f).join(' · ') : '—'}`,
+        `${x.front.n} connections with ${x.front.agent.length} steps`,
       );
     } finally {
       for (const c of caps) await c.stop(1000).catch(() => undefined);

@@ -110,6 +110,35 @@ it('splits an exchange into turns (a SOCKS5-like handshake), and keeps the usual
   assert.equal(x.agent.n, 0);
 });
 
+it("follows the customer's turns on the relay's uplink (a front answering some of them)", () => {
+  const relay: string[] = [];
+  for (let k = 0; k < 4; k++) {
+    const cp = `${CUST}.${42000 + k}`;
+    const rp = `${RELAY}.40001`;
+    const t = k * 10_000;
+    relay.push(tcp(t, cp, rp, 'S', '1', null, 0));
+    relay.push(tcp(t + 10, rp, cp, 'S.', '1', 2, 0));
+    relay.push(pureAck(t + 30, cp, rp, 2));
+    // greeting 40 after the SYN, answered in 20; credentials 70 later, answered in 25; the request 60
+    // later, answered in 300 (the device's); the GET 90 later, its answer 400 after it
+    const turns = [40, 60, 130, 155, 215, 515, 605, 1005];
+    for (const [j, at] of turns.entries()) {
+      const fromCustomer = j % 2 === 0;
+      relay.push(
+        tcp(t + at, fromCustomer ? cp : rp, fromCustomer ? rp : cp, 'P.', `${j * 10 + 2}:${j * 10 + 5}`, 2, 3),
+      );
+    }
+    // the sealed UDP on the same interface is not the customer's
+    relay.push(udp(t + 300, `${RELAY}.1194`, `${CARRIER}.51825`, 120));
+  }
+  relay.sort();
+  const x = anatomy(
+    { relay: parseTcpdump(relay.join('\n'), 'relay'), pp0: [], ppd0: [], dev: [] },
+    { cust: CUST, target: TARGET, relayIp: RELAY, vpnIp: VPN },
+  );
+  assert.deepEqual(x.front, { handshake: 40, agent: [20, 25, 300, 400], customer: [70, 60, 90], n: 4 });
+});
+
 it('reads tcpdump lines of every shape it meets and skips the rest', () => {
   const p = parseTcpdump(
     [
