@@ -13,7 +13,8 @@
 //     the answer on ppd0; plus the target's own time (request -> answer);
 //   - the exchange on ppd0 turn by turn: the agent's answer to each of the customer's turns, and the
 //     customer's next turn after it (one round trip through the tunnel each: what SOCKS5's greeting and
-//     credentials cost, by protocol);
+//     credentials cost, by protocol); and the same on the relay's uplink, where the relay's SOCKS5 front
+//     answers the greeting and the credentials itself (BENCH_ANATOMY_KEEP=DIR keeps the captures);
 //   - the time to first byte newconn-load measured during the captures (tcpdump costs some: compare
 //     runs with each other, not with the `ttfb` phase).
 // Capturing costs CPU on these two cores, so the figures are a map of the path, not its speed.
@@ -102,9 +103,9 @@ export interface Anatomy {
   agent: AgentTimes;
   steps: Steps;
   /**
-   * The same exchange seen on the relay's uplink (the customer's side of the relay): `relay[k]` the relay's
-   * (or, through the DNAT, the device's) answer to the customer's bytes k, `customer[k]` the customer's next
-   * turn; `handshake` the customer's SYN -> its first bytes (the customer's own connect turn).
+   * The same exchange seen on the relay's uplink (the customer's side of the relay): `agent[k]` the answer
+   * to the customer's bytes k (the relay front's own, or what came back from the device), `customer[k]` the
+   * customer's next turn; `handshake` the customer's SYN -> its first bytes (its own connect turn).
    */
   front: Steps & { handshake: number };
 }
