@@ -12,6 +12,8 @@
 //   KINDS: two of node, lean, node-cork, lean-cork, compared as first vs second (default node,lean);
 //   `-cork` gives the servers the agent's beforeEnd hook (TCP_CORK: an answer's tail and its FIN in
 //   one segment; for CONNECT and SOCKS5 the relay then holds a short answer's tail for its FIN).
+//   `front`: the native front as the agent serves (@pocketproxy/tun's engine accepts, connects and
+//   splices; JS decides; egress sockets from openTcpFd, the cork hook), e.g. KINDS=lean-cork,front.
 import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -21,17 +23,18 @@ import {
   createHttpProxy,
   createPolicyDialer,
   createSocks5Server,
+  type Dial,
   type ProxyServer,
   type ProxySocket,
 } from '../src/index.js';
-import { setTcpFlag } from '@pocketproxy/tun';
+import { openTcpFd, setTcpFlag, SpliceEngine } from '@pocketproxy/tun';
 
 const ROUNDS = Number(process.env.ROUNDS ?? 4);
 const MS = Number(process.env.MS ?? 2000);
 const CONC = Number(process.env.CONC ?? 16);
 /** MODES=absolute,connect limits the protocols; KINDS=lean runs one kind only (for a profile). */
 const MODES = (process.env.MODES ?? 'absolute,connect,socks5').split(',') as Mode[];
-type Kind = 'node' | 'lean' | 'node-cork' | 'lean-cork';
+type Kind = 'node' | 'lean' | 'node-cork' | 'lean-cork' | 'front';
 const KINDS = (process.env.KINDS ?? 'node,lean').split(',') as Kind[];
 
 const work = mkdtempSync(join(tmpdir(), 'pp-sockets-bench-'));
@@ -56,10 +59,30 @@ const targetPort = await new Promise<number>((resolve, reject) => {
 const dialer = (lean: boolean) => createPolicyDialer({ policy: { allowLoopback: true }, lean });
 const authenticate = async (u: string, p: string) =>
   u === 'u' && p === 'p' ? { principal: 'bench', meter: new ConnectionMeter() } : null;
+let engine: SpliceEngine | undefined;
+/** The agent's front: one engine for the three servers, egress sockets from the addon. */
+function frontOptions(): { front: { engine: SpliceEngine }; dial: Dial } {
+  if (!engine) {
+    engine = new SpliceEngine();
+    engine.frontInit({});
+  }
+  const dial = createPolicyDialer({
+    policy: { allowLoopback: true },
+    lean: true,
+    openFd: (family, local) => openTcpFd(family, local, { quietAck: true }),
+  });
+  return { front: { engine }, dial };
+}
 
 type Mode = 'absolute' | 'connect' | 'socks5';
 const corkForFin = (sock: ProxySocket): void => void setTcpFlag(sock, 'cork', true);
 function serversOf(kind: Kind): Record<Mode, ProxyServer> {
+  if (kind === 'front')
+    return {
+      absolute: createHttpProxy({ authenticate, ...frontOptions(), lean: true, beforeEnd: corkForFin }),
+      connect: createHttpProxy({ authenticate, ...frontOptions(), lean: true, beforeEnd: corkForFin }),
+      socks5: createSocks5Server({ authenticate, ...frontOptions(), lean: true, beforeEnd: corkForFin }),
+    };
   const lean = kind.startsWith('lean');
   const beforeEnd = kind.endsWith('-cork') ? corkForFin : undefined;
   return {
@@ -138,5 +161,6 @@ for (const mode of MODES) {
 }
 
 for (const kind of Object.values(servers)) for (const s of Object.values(kind)) await s.close();
+engine?.close();
 target.kill();
 rmSync(work, { recursive: true, force: true });
