@@ -88,6 +88,11 @@ const Schema = z.object({
       "the relay answers SOCKS5 customers' greeting and credentials itself and opens the device socket from the customer's own address with greeting, credentials and request in its SYN (TCP Fast Open): three round trips over the cellular link less per SOCKS5 connection; off: SOCKS5 ports are DNAT'ed to the device like HTTP ports (their flows then survive a restart of the tunnel process)",
     ),
   POCKETPROXY_SOCKS5_FRONT_PORT: z.coerce.number().int().min(1).max(65535).default(12346),
+  POCKETPROXY_SOCKS5_EARLY_REPLY: bool
+    .default(true)
+    .describe(
+      "with the SOCKS5 front: a CONNECT is answered success on the relay, before the device has connected, for connections without max_connections or a monthly data limit, and the customer's first bytes follow the request to the device at once (the request's round trip over the cellular link overlaps the customer's first send). A destination the device refuses (its policy, a refused or unreachable target) then resets the customer instead of answering a SOCKS5 reply code; off: every CONNECT waits for the device's reply",
+    ),
   POCKETPROXY_HTTP_FRONT: z
     .enum([...BOOL_WORDS, 'auto'])
     .transform((v): boolean | 'auto' => (v === 'auto' ? 'auto' : isTrue(v)))
@@ -234,6 +239,8 @@ export interface Config {
     /** POCKETPROXY_HTTP_FRONT_RTT_MS and _HOLD_S, for 'auto'. */
     readonly httpRttMs: number;
     readonly httpHoldMs: number;
+    /** POCKETPROXY_SOCKS5_EARLY_REPLY. */
+    readonly earlyReply: boolean;
   };
   /** The tunnel's native open path (apps/server/src/tunnel README "Native seal path"). */
   readonly nativeOpen: boolean;
@@ -400,6 +407,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
             http: c.POCKETPROXY_HTTP_FRONT,
             httpRttMs: c.POCKETPROXY_HTTP_FRONT_RTT_MS,
             httpHoldMs: c.POCKETPROXY_HTTP_FRONT_HOLD_S * 1000,
+            earlyReply: c.POCKETPROXY_SOCKS5_EARLY_REPLY,
           },
         }
       : {}),

@@ -529,6 +529,18 @@ perBackend(
       assert.equal(s5.username, sc.username);
       assert.match(s5.verifier, /^v1\$/);
       assert.equal(s5.verifier, item.verifier, 'the verifier the device gets');
+      // The relay may answer its CONNECTs early only while the device could refuse one for its destination
+      // alone: a connection cap or a data limit takes it away (their refusals carry a reply code).
+      assert.equal(s5.early_reply, true);
+      const early = async (patch: Record<string, unknown>) => {
+        assert.equal((await ts().call('PATCH', `/api/connections/${sc.id}`, patch)).status, 200);
+        const fw = await ts().call('GET', `/api/internal/devices/${d.id}/forwarding`, undefined, internal(ts()));
+        return fw.json.connections.find((x: { connection_id: string }) => x.connection_id === sc.id).early_reply;
+      };
+      assert.equal(await early({ max_connections: 5 }), false);
+      assert.equal(await early({ max_connections: null, bandwidth_limit_bytes: 1_000_000 }), false);
+      assert.equal(await early({ bandwidth_limit_bytes: null }), true);
+      assert.equal(await early({ rate_limit_down_kbps: 1000 }), true, 'a rate limit refuses nothing');
       const off = await ts().call(
         'POST',
         '/api/internal/vpn/disconnected',

@@ -224,6 +224,74 @@ describe('data-plane isolation: hostile customers and devices (relay + 2 agents 
     assert.match(await exitIp(via(c.S!)), /^curl exit/);
   });
 
+  it("SOCKS5's early reply: an uncapped connection's CONNECT is answered before the device's; a destination the device refuses resets the customer, and what it sent behind the request reaches nothing; a capped connection keeps the device's reply code", async () => {
+    // A TCP listener on the device's carrier gateway (100.64/10, which the device's policy refuses):
+    // anything that reaches it is printed.
+    const dev = lab.device(1);
+    const trap = lab.spawn(dev.cgnNs, process.execPath, [
+      '-e',
+      `require('net').createServer((s) => { console.log('connected'); s.on('data', (d) => console.log('got ' + d)); s.on('error', () => {}); }).listen(8099, '${dev.gateway}', () => console.log('trap ready'));`,
+    ]);
+    try {
+      await trap.waitForLine(/trap ready/, 10_000);
+      const probe = async (conn: Connection, ip: string, port: number, payload: string) =>
+        JSON.parse(
+          (
+            await node(CLIENTS.proxyProbe, [
+              'socks5-connect',
+              lab.relay.ip,
+              String(conn.port),
+              conn.username,
+              conn.password,
+              ip,
+              String(port),
+              payload,
+            ])
+          ).stdout,
+        ) as { hex: string; text: string; error?: string; closed?: boolean; replyMs?: number };
+      const C = c.C!;
+      const early0 = (await relay.tunnelStatus())?.socks5_front as {
+        early_replies: number;
+        early_failed: number;
+      } | null;
+      // Allowed: the success (BND 0.0.0.0:0 when the relay answered it), then the target's answer.
+      const ok = await probe(C, lab.inet.dnsRecords['echo.test']!, 80, 'GET /ip HTTP/1.0\r\nHost: echo.test\r\n\r\n');
+      assert.equal(ok.hex.slice(0, 8), '05020100', JSON.stringify(ok));
+      assert.equal(ok.hex.slice(8, 12), '0500', JSON.stringify(ok));
+      if (FRONT) assert.equal(ok.hex.slice(8, 28), '05000001000000000000', 'answered by the relay');
+      assert.match(ok.text, /200 OK/);
+      assert.ok(ok.text.includes(await carrier(1)), ok.text);
+      // Refused by the device's policy: early, a success then a reset; through the DNAT, the device's reply 02.
+      const refused = await probe(C, dev.gateway, 8099, 'SECRET-BEHIND-THE-REQUEST');
+      if (FRONT) {
+        assert.equal(refused.hex, '0502010005000001000000000000', JSON.stringify(refused));
+        assert.match(refused.error ?? '', /ECONNRESET/, JSON.stringify(refused));
+        const early1 = (await relay.tunnelStatus())?.socks5_front as { early_replies: number; early_failed: number };
+        assert.equal(early1.early_replies - early0!.early_replies, 2);
+        assert.equal(early1.early_failed - early0!.early_failed, 1);
+      } else assert.equal(refused.hex.slice(8, 12), '0502', JSON.stringify(refused));
+      // The capped connection (max_connections): the device's own reply, BND.ADDR its egress address.
+      const capped = await probe(c.M2!, lab.inet.dnsRecords['echo.test']!, 80, 'GET /ip HTTP/1.0\r\n\r\n');
+      assert.equal(capped.hex.slice(8, 16), '05000001', JSON.stringify(capped));
+      assert.notEqual(capped.hex.slice(16, 24), '00000000', "BND.ADDR is the device socket's");
+      const cappedRefused = await probe(c.M2!, dev.gateway, 8099, 'SECRET-BEHIND-THE-REQUEST');
+      assert.equal(cappedRefused.hex.slice(8, 12), '0502', JSON.stringify(cappedRefused));
+      await new Promise((r) => setTimeout(r, 300));
+      assert.deepEqual(
+        trap.lines.filter((l) => l !== 'trap ready'),
+        [],
+        'nothing reached the refused destination',
+      );
+      // The trap itself works: the device's namespace reaches it directly (so the silence above is the policy's).
+      await lab.exec(dev.ns, 'bash', ['-c', `exec 3<>/dev/tcp/${dev.gateway}/8099; echo direct >&3; sleep 0.2`], {
+        check: true,
+      });
+      await trap.waitForLine(/got direct/, 5_000);
+    } finally {
+      await trap.stop(2_000);
+    }
+  });
+
   it('UDP ASSOCIATE serves only its client: sprays without credentials, from another address or another port, are never relayed', async () => {
     const C = c.C!;
     const assoc = lab.spawnNode('cust', CLIENTS.hostile, [

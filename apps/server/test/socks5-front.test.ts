@@ -270,8 +270,21 @@ test('fuzz: socks5FrontStep answers only what frontHello answers for the same by
 });
 
 /** A stub device's SOCKS5 listener: answers the greeting, credentials `u`/`p` and a CONNECT, then echoes. */
-function stubDevice(opts: { method?: number; closeOnGarbage?: boolean } = {}) {
+function stubDevice(
+  opts: {
+    method?: number;
+    closeOnGarbage?: boolean;
+    /** The answer to the request (default a success), written `replyDelayMs` after it, `replyChunk` bytes at a time. */
+    reply?: Buffer;
+    replyDelayMs?: number;
+    replyChunk?: number;
+    /** Never answers a request. */
+    silent?: boolean;
+  } = {},
+) {
   const got: Buffer[] = [];
+  /** Bytes that came behind a request before the stub answered it. */
+  const beforeReply: Buffer[] = [];
   const sockets: net.Socket[] = [];
   const srv = net.createServer({ allowHalfOpen: true }, (s) => {
     sockets.push(s);
@@ -303,17 +316,35 @@ function stubDevice(opts: { method?: number; closeOnGarbage?: boolean } = {}) {
         } else if (stage === 2) {
           if (buf.length < 10) return;
           buf = buf.subarray(10);
-          s.write(hex('05 00 00 01 7f 00 00 01 00 50'));
-          stage = 3;
-          if (buf.length) s.write(buf);
+          if (opts.reply === undefined && opts.replyDelayMs === undefined && !opts.silent) {
+            s.write(hex('05 00 00 01 7f 00 00 01 00 50'));
+            stage = 3;
+            if (buf.length) s.write(buf);
+            return;
+          }
+          stage = 4;
+          if (opts.silent) return;
+          setTimeout(async () => {
+            beforeReply.push(buf);
+            const reply = opts.reply ?? hex('05 00 00 01 7f 00 00 01 00 50');
+            const step = opts.replyChunk ?? reply.length;
+            for (let i = 0; i < reply.length; i += step) {
+              s.write(reply.subarray(i, i + step));
+              if (step < reply.length) await new Promise((r) => setTimeout(r, 5));
+            }
+            if (reply[1] !== 0) return void s.end();
+            stage = 3;
+            if (buf.length) s.write(buf);
+          }, opts.replyDelayMs ?? 0);
           return;
-        } else return;
+        } else return; // 4: bytes behind the request wait in `buf` for the answer
       }
     });
     s.on('end', () => s.end());
   });
   return {
     got,
+    beforeReply,
     sockets,
     srv,
     listen: () =>
@@ -1022,7 +1053,9 @@ test("the front's credentials: SOCKS5 connections of the API's forwarding, by de
   const f = parseForwarding({
     vpn_ip: '192.168.255.7',
     connections: [
-      conn(40001, 'socks5', true, { username: 'u1', verifier: 'v1$s$m' }),
+      conn(40001, 'socks5', true, { username: 'u1', verifier: 'v1$s$m', early_reply: true }),
+      conn(40007, 'socks5', true, { username: 'u7', verifier: 'v1$s$q' }),
+      conn(40008, 'socks5', true, { username: 'u8', verifier: 'v1$s$r', early_reply: 'yes' }),
       conn(40002, 'socks5', false, { username: 'u2', verifier: 'v1$s$n' }),
       conn(40003, 'http', true, { username: 'u3', verifier: 'v1$s$o' }),
       conn(40004, 'socks5', true, { username: 7, verifier: 'v1$s$p' }),
@@ -1031,9 +1064,222 @@ test("the front's credentials: SOCKS5 connections of the API's forwarding, by de
   });
   assert.ok(f);
   devices.byId.get('dev_a')!.forwarding = f;
-  assert.deepEqual(devices.socks5Credentials('192.168.255.7', 40001), { username: 'u1', verifier: 'v1$s$m' });
+  assert.deepEqual(devices.socks5Credentials('192.168.255.7', 40001), {
+    username: 'u1',
+    verifier: 'v1$s$m',
+    earlyReply: true,
+  });
+  // Early replies only where the API said so, in so many words (missing or not a boolean true: none).
+  for (const p of [40007, 40008])
+    assert.equal(devices.socks5Credentials('192.168.255.7', p)?.earlyReply, false, String(p));
   for (const p of [40002, 40003, 40004, 40005, 40006])
     assert.equal(devices.socks5Credentials('192.168.255.7', p), undefined, String(p));
   assert.equal(devices.socks5Credentials('192.168.255.8', 40001), undefined);
   assert.equal(devices.socks5Credentials('not an address', 40001), undefined);
+});
+
+// ---- the early reply (POCKETPROXY_SOCKS5_EARLY_REPLY) -------------------------------------------------
+
+const EARLY_SUCCESS = hex('05 00 00 01 00 00 00 00 00 00');
+
+/** withFront in native mode with the port's route saying earlyReply (`early`), the listener's option on. */
+const withEarly = (
+  device: Parameters<typeof stubDevice>[0],
+  fn: Parameters<typeof withFront>[2],
+  o: { early?: boolean; connectMs?: number } = {},
+) =>
+  withFront(
+    device,
+    { earlyReply: true, ...(o.connectMs ? { connectMs: o.connectMs } : {}) },
+    async (f) => {
+      f.engine.setFrontRoutes([
+        {
+          port: PUBLIC,
+          deviceIp: '127.0.0.1',
+          devicePort: f.devPort,
+          socks: true,
+          credentialsTag: 'u\u0000verifier',
+          earlyReply: o.early ?? true,
+        },
+      ]);
+      await fn(f);
+    },
+    (u, p) => u === 'u' && p === 'p',
+    true,
+  );
+
+test(
+  "early reply: a CONNECT behind credentials answered here is answered success at once; the customer's first bytes reach the device behind the request before the device has answered; the device's answers are dropped and what it sends after them is the customer's",
+  { skip },
+  () =>
+    withEarly({ replyDelayMs: 300 }, async ({ port, engine, dev }) => {
+      const c = await greeted(port, 'p');
+      const t0 = Date.now();
+      c.s.write(CONNECT);
+      assert.deepEqual(await c.read(10), EARLY_SUCCESS);
+      assert.ok(Date.now() - t0 < 250, `answered before the device did (${Date.now() - t0} ms)`);
+      c.s.write('ping');
+      // The stub echoes what came behind the request once it has answered (300 ms on).
+      assert.equal((await c.read(4, 3_000)).toString(), 'ping');
+      assert.equal(
+        Buffer.concat(dev.beforeReply).toString(),
+        'ping',
+        'the first bytes were at the device before its answer',
+      );
+      assert.equal(c.pending().length, 0, "nothing of the device's answers reached the customer");
+      c.s.write('more');
+      assert.equal((await c.read(4)).toString(), 'more');
+      c.s.end();
+      assert.equal(await c.ended, 'end');
+      const st = engine.listenStats();
+      assert.equal(st.earlyReplies, 1);
+      assert.equal(st.earlyFailed, 0);
+    }),
+);
+
+test("early reply: the device's answers arriving a byte at a time (IPv6 and name replies too) are read whole before anything reaches the customer", {
+  skip,
+}, async () => {
+  for (const reply of [
+    hex('05 00 00 01 0a 00 00 02 c0 01'),
+    hex(`05 00 00 04 ${'20 01 0d b8 00 00 00 00 00 00 00 00 00 00 00 01'} 1f 90`),
+    Buffer.concat([hex('05 00 00 03 0b'), Buffer.from('example.com'), hex('00 50')]),
+  ])
+    await withEarly({ reply, replyChunk: 1 }, async ({ port, engine }) => {
+      const c = await greeted(port, 'p');
+      c.s.write(CONNECT);
+      assert.deepEqual(await c.read(10), EARLY_SUCCESS);
+      c.s.write('ping');
+      assert.equal((await c.read(4, 3_000)).toString(), 'ping', reply.toString('hex'));
+      assert.equal(c.pending().length, 0);
+      c.s.destroy();
+      assert.equal(engine.listenStats().earlyFailed, 0);
+    });
+});
+
+test('early reply: a device that refuses the request (any reply code but 00) after the early success gets the customer reset, and nothing of its answer', {
+  skip,
+}, async () => {
+  for (const code of [0x01, 0x02, 0x04, 0x05])
+    await withEarly(
+      { reply: Buffer.from([0x05, code, 0x00, 0x01, 0, 0, 0, 0, 0, 0]), replyDelayMs: 50 },
+      async ({ port, engine }) => {
+        const c = await greeted(port, 'p');
+        c.s.write(CONNECT);
+        assert.deepEqual(await c.read(10), EARLY_SUCCESS);
+        c.s.write('GET / HTTP/1.1\r\n\r\n');
+        assert.equal(await c.ended, 'reset', `code ${code}`);
+        assert.equal(c.pending().length, 0);
+        assert.equal(engine.listenStats().earlyFailed, 1);
+      },
+    );
+});
+
+test('early reply: a device that does not answer by the connect deadline gets the customer reset', { skip }, () =>
+  withEarly(
+    { silent: true },
+    async ({ port, engine }) => {
+      const c = await greeted(port, 'p');
+      c.s.write(CONNECT);
+      assert.deepEqual(await c.read(10), EARLY_SUCCESS);
+      const t0 = Date.now();
+      assert.equal(await c.ended, 'reset');
+      // The deadline is checked by the engine's once-a-second sweep.
+      assert.ok(Date.now() - t0 < 2_500, `${Date.now() - t0} ms`);
+      assert.equal(engine.listenStats().earlyFailed, 1);
+    },
+    { connectMs: 300 },
+  ),
+);
+
+test("early reply: only for a port whose route says so, and only for a CONNECT; the others get the device's own reply", {
+  skip,
+}, async () => {
+  // The route without earlyReply (a capped connection): the device's reply, its BND address and all.
+  await withEarly(
+    { replyDelayMs: 100 },
+    async ({ port, engine }) => {
+      const c = await greeted(port, 'p');
+      const t0 = Date.now();
+      c.s.write(CONNECT);
+      assert.deepEqual(await c.read(10), hex('05 00 00 01 7f 00 00 01 00 50'));
+      assert.ok(Date.now() - t0 >= 90, 'the device answered it');
+      c.s.destroy();
+      assert.equal(engine.listenStats().earlyReplies, 0);
+    },
+    { early: false },
+  );
+  // UDP ASSOCIATE and BIND are the device's to answer.
+  await withEarly({}, async ({ port, engine }) => {
+    for (const cmd of [0x02, 0x03]) {
+      const c = await greeted(port, 'p');
+      c.s.write(Buffer.from([0x05, cmd, 0x00, 0x01, 0x7f, 0, 0, 1, 0, 0x50]));
+      // The stub answers any 10-byte request with its own success.
+      assert.deepEqual(await c.read(10), hex('05 00 00 01 7f 00 00 01 00 50'), `cmd ${cmd}`);
+      c.s.destroy();
+    }
+    assert.equal(engine.listenStats().earlyReplies, 0);
+  });
+});
+
+test("fuzz: the early reply's check of the device's answers takes only 05 02 01 00 and a whole success, never more than there is", {
+  skip,
+}, () => {
+  const ok = hex('05 02 01 00');
+  const success = fc.oneof(
+    fc.uint8Array({ minLength: 6, maxLength: 6 }).map((a) => Buffer.concat([hex('05 00 00 01'), Buffer.from(a)])),
+    fc.uint8Array({ minLength: 18, maxLength: 18 }).map((a) => Buffer.concat([hex('05 00 00 04'), Buffer.from(a)])),
+    fc
+      .uint8Array({ minLength: 0, maxLength: 255 })
+      .chain((name) =>
+        fc
+          .uint8Array({ minLength: 2, maxLength: 2 })
+          .map((p) =>
+            Buffer.concat([hex('05 00 00 03'), Buffer.from([name.length]), Buffer.from(name), Buffer.from(p)]),
+          ),
+      ),
+  );
+  // A whole success with anything behind it: its length; every shorter prefix: more needed.
+  fc.assert(
+    fc.property(success, fc.uint8Array({ maxLength: 64 }), (reply, rest) => {
+      const whole = Buffer.concat([ok, reply]);
+      assert.equal(SpliceEngine.socks5EarlyAnswer(Buffer.concat([whole, Buffer.from(rest)])), whole.length);
+      for (let n = 0; n < whole.length; n++) assert.equal(SpliceEngine.socks5EarlyAnswer(whole.subarray(0, n)), 0);
+    }),
+    { numRuns: 2_000 },
+  );
+  // Anything: a length only for bytes that start with 05 02 01 00 05 00 00 and a known address type, and
+  // never more than there is; -1 as soon as the bytes cannot be the start of such an answer.
+  const seen = { length: 0, more: 0, refused: 0 };
+  fc.assert(
+    fc.property(
+      fc.oneof(
+        fc.uint8Array({ maxLength: 300 }).map((a) => Buffer.from(a)),
+        fc.uint8Array({ maxLength: 40 }).map((a) => Buffer.concat([ok, hex('05'), Buffer.from(a)])),
+        fc.uint8Array({ maxLength: 40 }).map((a) => Buffer.concat([ok, hex('05 00 00'), Buffer.from(a)])),
+        fc
+          .tuple(fc.constantFrom(1, 3, 4), fc.uint8Array({ maxLength: 30 }))
+          .map(([t, a]) => Buffer.concat([ok, hex('05 00 00'), Buffer.from([t]), Buffer.from(a)])),
+      ),
+      (b) => {
+        const n = SpliceEngine.socks5EarlyAnswer(b);
+        const prefix = Buffer.concat([ok, hex('05 00 00')]);
+        const k = Math.min(b.length, prefix.length);
+        const startsRight = b.subarray(0, k).equals(prefix.subarray(0, k));
+        const atyp = b.length > 7 ? b[7]! : undefined;
+        if (n > 0) {
+          seen.length++;
+          assert.ok(startsRight && n <= b.length && [1, 3, 4].includes(atyp!), b.toString('hex'));
+        } else if (n === 0) {
+          seen.more++;
+          assert.ok(startsRight && (atyp === undefined || [1, 3, 4].includes(atyp)), b.toString('hex'));
+        } else {
+          seen.refused++;
+          assert.ok(!startsRight || (atyp !== undefined && ![1, 3, 4].includes(atyp)), b.toString('hex'));
+        }
+      },
+    ),
+    { numRuns: 20_000 },
+  );
+  assert.ok(seen.length > 100 && seen.more > 100 && seen.refused > 1000, JSON.stringify(seen));
 });

@@ -31,6 +31,12 @@ export const ForwardedConnection = z.object({
     .optional()
     .describe("SOCKS5 only: the relay's SOCKS5 front answers a customer's credentials itself"),
   verifier: z.string().optional().describe('SOCKS5 only: the password verifier, as the device gets it'),
+  early_reply: z
+    .boolean()
+    .optional()
+    .describe(
+      "SOCKS5 only: the relay's front may answer a CONNECT success before the device has connected (no max_connections and no monthly data limit, so the device refuses one only for its destination)",
+    ),
 });
 
 /** GET /api/internal/devices/:id/forwarding */

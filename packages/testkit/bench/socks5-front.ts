@@ -13,17 +13,28 @@
 // BENCH_SOCKS5_FRONT_DELAY_MS=D: a carrier's round trip too, D ms each way between the device and the
 // relay (udp-delay.c in the device's carrier NAT, its tunnel datagrams redirected there; this kernel has
 // no sch_netem), with fewer requests per round: what the front saves on real links.
-import { carrierDelay, type Lab } from '../src/index.js';
+// BENCH_SOCKS5_FRONT_TARGET_DELAY_MS=T: a far target too, T ms one way on the lab servers' packets to the
+// carriers (link-delay.ts targetDelay): the device's connect and each answer take T longer, as a target
+// across the internet does for a phone.
+// The early reply (POCKETPROXY_SOCKS5_EARLY_REPLY, on by default) against the device's reply awaited: a
+// second SOCKS5 connection on the same device with max_connections set (the relay answers early only for
+// connections without a cap or data limit), as mode `waiting`. A capped connection is also served by the
+// agent's main thread only (no lanes: its count must be exact), ~0.3 ms more in the lab whether or not the
+// relay answers early; so in the lab compare runs with POCKETPROXY_SOCKS5_EARLY_REPLY=false and true, and
+// use `waiting` for delayed runs, where the early reply saves milliseconds.
+import { carrierDelay, targetDelay, type Lab } from '../src/index.js';
 import { buildNewconnLoad, endpointOf, median, runNewconnLoad, type Endpoint } from './newconn.js';
 
 const DELAY_MS = Math.max(0, Number(process.env.BENCH_SOCKS5_FRONT_DELAY_MS ?? 0));
-const ROUNDS = DELAY_MS > 0 ? 3 : 6;
-const COUNT = DELAY_MS > 0 ? 30 : 300;
+const TARGET_DELAY_MS = Math.max(0, Number(process.env.BENCH_SOCKS5_FRONT_TARGET_DELAY_MS ?? 0));
+const ROUNDS = DELAY_MS + TARGET_DELAY_MS > 0 ? 3 : 6;
+const COUNT = DELAY_MS + TARGET_DELAY_MS > 0 ? 30 : 300;
 /** The relay's SOCKS5 front port (POCKETPROXY_SOCKS5_FRONT_PORT's default, which the lab keeps). */
 const FRONT_PORT = 12346;
 
 const LABEL = {
   front: "SOCKS5 + GET through the relay's front",
+  waiting: 'the same on a capped connection (no early reply; on the device, no lanes either)',
   dnat: 'through the DNAT',
   connect: 'CONNECT + GET (DNAT), the reference',
   hfconnect: 'CONNECT + GET through the front',
@@ -35,6 +46,7 @@ type Mode = keyof typeof LABEL;
 /** Each mode's port (the SOCKS5 one or the HTTP one), whether it goes through the front, and the load's mode. */
 const PATHS: Record<Mode, { http: boolean; front: boolean; load: 'socks5' | 'connect' | 'absolute' }> = {
   front: { http: false, front: true, load: 'socks5' },
+  waiting: { http: false, front: true, load: 'socks5' },
   dnat: { http: false, front: false, load: 'socks5' },
   connect: { http: true, front: false, load: 'connect' },
   hfconnect: { http: true, front: true, load: 'connect' },
@@ -46,15 +58,23 @@ export async function socks5FrontPhase(o: {
   lab: Lab;
   /** A SOCKS5 connection's URL (socks5://user:pass@relay:port). */
   socksUrl: string;
+  /** Another SOCKS5 connection of the same device, with max_connections set (no early reply). */
+  cappedUrl: string;
   /** An HTTP connection's URL on the same device: CONNECT + GET, the reference. */
   proxyUrl: string;
   work: string;
   record: (what: string, value: string, note?: string) => void;
   /** The tunnel's GET /status `socks5_front` counters. */
-  frontStats: () => Promise<{ credentials_answered: number; credentials_deferred: number } | null>;
+  frontStats: () => Promise<{
+    credentials_answered: number;
+    credentials_deferred: number;
+    early_replies?: number;
+    early_failed?: number;
+  } | null>;
 }): Promise<void> {
   const { lab, work, record } = o;
   const e = endpointOf(o.socksUrl);
+  const capped = endpointOf(o.cappedUrl);
   const http = endpointOf(o.proxyUrl);
   const load = await buildNewconnLoad(lab, work);
   const listed = await lab.exec('relay', 'nft', ['list', 'set', 'ip', 'pocketproxy', 'socks5_front']);
@@ -91,7 +111,9 @@ export async function socks5FrontPhase(o: {
   const forget = (ep: Endpoint) =>
     lab.exec('relay', 'conntrack', ['-D', '-p', 'tcp', '--orig-port-dst', String(ep.port)]);
   let delay: { stop(): Promise<void> } | undefined;
+  let far: { stop(): Promise<void> } | undefined;
   try {
+    if (TARGET_DELAY_MS > 0) far = await targetDelay(lab, work, TARGET_DELAY_MS);
     if (DELAY_MS > 0) {
       delay = await carrierDelay(lab, work, DELAY_MS);
       // Through the delayed tunnel once the relay has taken the device's new source port.
@@ -108,10 +130,18 @@ export async function socks5FrontPhase(o: {
     // the peers phase's adjacent blocks read 0.09-0.12 ms (docs/benchmarks.md, 2026-12-04 15:13).
     const directs: number[] = [];
     const modes: Mode[] = HTTPX
-      ? ['front', 'dnat', 'connect', 'hfconnect', 'hfget', 'get']
-      : ['front', 'dnat', 'connect'];
-    const figures: Record<Mode, number[]> = { front: [], dnat: [], connect: [], hfconnect: [], hfget: [], get: [] };
-    const errors: Record<Mode, number> = { front: 0, dnat: 0, connect: 0, hfconnect: 0, hfget: 0, get: 0 };
+      ? ['front', 'waiting', 'dnat', 'connect', 'hfconnect', 'hfget', 'get']
+      : ['front', 'waiting', 'dnat', 'connect'];
+    const figures: Record<Mode, number[]> = {
+      front: [],
+      waiting: [],
+      dnat: [],
+      connect: [],
+      hfconnect: [],
+      hfget: [],
+      get: [],
+    };
+    const errors: Record<Mode, number> = { front: 0, waiting: 0, dnat: 0, connect: 0, hfconnect: 0, hfget: 0, get: 0 };
     // Warm agent and front, then rounds in a rotating order.
     await runNewconnLoad(lab, load, 'socks5', e, 32, 3000);
     await runNewconnLoad(lab, load, 'connect', http, 32, 2000);
@@ -123,12 +153,12 @@ export async function socks5FrontPhase(o: {
       for (let k = 0; k < modes.length; k++) {
         const mode = modes[(k + r) % modes.length]!;
         const path = PATHS[mode];
-        const ep = path.http ? http : e;
+        const ep = path.http ? http : mode === 'waiting' ? capped : e;
         await setFront(ep.port, path.front);
         await forget(ep);
         const got = await runNewconnLoad(lab, load, path.load, ep, 1, 30_000, COUNT);
         errors[mode] += got.errors;
-        if (mode === 'front') frontRequests += got.requests + got.errors;
+        if (mode === 'front' || mode === 'waiting') frontRequests += got.requests + got.errors;
         // A few may fail after a switch of path: a customer port's last connection through the other path may
         // still be in TIME_WAIT on the device under the same addresses and ports, with a sequence space it
         // does not know (a lab artefact of switching one port between paths; counted in the note).
@@ -143,18 +173,24 @@ export async function socks5FrontPhase(o: {
       }
     }
     const s1 = await o.frontStats();
+    const early = (s1?.early_replies ?? 0) - (s0?.early_replies ?? 0);
+    const earlyFailed = (s1?.early_failed ?? 0) - (s0?.early_failed ?? 0);
     const answered = (s1?.credentials_answered ?? 0) - (s0?.credentials_answered ?? 0);
     const deferred = (s1?.credentials_deferred ?? 0) - (s0?.credentials_deferred ?? 0);
     const fmt = (v: number[]) => v.map((x) => x.toFixed(2)).join(' · ');
-    const where = DELAY_MS > 0 ? ` with ${DELAY_MS} ms each way between device and relay` : '';
+    const where = [
+      DELAY_MS > 0 ? ` with ${DELAY_MS} ms each way between device and relay` : '',
+      TARGET_DELAY_MS > 0 ? ` with a target ${TARGET_DELAY_MS} ms away (one way)` : '',
+    ].join('');
     record(
       `socks5front${where}: added TTFB p50, ${modes.map((m) => LABEL[m]).join(' · ')}`,
       `${modes.map((m) => median(figures[m]).toFixed(2)).join(' · ')} ms`,
-      `medians of ${ROUNDS} rounds (rotating order) of ${COUNT} sequential requests (newconn-load), each: ${modes.map((m) => fmt(figures[m])).join(' | ')} ms; direct ${fmt(directs)} ms (before each round); failed requests ${modes.map((m) => errors[m]).join(' · ')}; each round's connections all took its path (relay conntrack); credentials answered by the relay ${answered}, left to the device ${deferred}, of ${frontRequests} through the front`,
+      `medians of ${ROUNDS} rounds (rotating order) of ${COUNT} sequential requests (newconn-load), each: ${modes.map((m) => fmt(figures[m])).join(' | ')} ms; direct ${fmt(directs)} ms (before each round); failed requests ${modes.map((m) => errors[m]).join(' · ')}; each round's connections all took its path (relay conntrack); credentials answered by the relay ${answered}, left to the device ${deferred}, of ${frontRequests} through the front; CONNECTs answered early ${early} (${earlyFailed} of them refused by the device or unanswered)`,
     );
   } finally {
     await setFront(e.port, true).catch(() => undefined);
     await setFront(http.port, HTTPX).catch(() => undefined);
     await delay?.stop();
+    await far?.stop();
   }
 }

@@ -12,7 +12,7 @@ export type { SpawnOptions, ExitStatus } from './process.js';
 export type { RunResult, RunOptions } from './run.js';
 export type { Rotation } from './carrier.js';
 export { rotateCarrier, currentCarrierAddress } from './carrier.js';
-export { carrierDelay } from './link-delay.js';
+export { carrierDelay, targetDelay } from './link-delay.js';
 export type { BlockOptions } from './firewall.js';
 export { cleanupStale } from './cleanup.js';
 export {

@@ -40,3 +40,50 @@ export async function carrierDelay(lab: Lab, work: string, ms: number): Promise<
     },
   };
 }
+
+const TUN_DELAY_SRC = new URL('../bench/tun-delay.c', import.meta.url).pathname;
+const TARGET_DELAY_IF = 'ppdly0';
+const TARGET_DELAY_TABLE = '7601';
+
+/**
+ * `ms` one way on what the lab's servers (203.0.113.0/24 in the inet namespace) send to the carriers'
+ * addresses (198.18.0.0/16): a far target, so a device's connect to it and each of its answers take `ms`
+ * longer, as a target across the internet would for a phone. tun-delay.c holds those packets on a TUN
+ * interface (the servers' source addresses route into it) and gives them back on the same interface,
+ * routed on by the main table; the relay's and customers' traffic through inet is not delayed.
+ */
+export async function targetDelay(lab: Lab, work: string, ms: number): Promise<{ stop(): Promise<void> }> {
+  const bin = join(work, 'tun-delay');
+  await lab.exec('inet', 'cc', ['-O2', '-o', bin, TUN_DELAY_SRC], { check: true, timeoutMs: 60_000 });
+  const p = lab.spawn('inet', bin, [TARGET_DELAY_IF, String(ms)]);
+  await p.waitForLine(/listening/, 10_000);
+  const sh = (script: string) => lab.exec('inet', 'sh', ['-c', script], { check: true });
+  const undo = [
+    `ip rule del pref 101 from 203.0.113.0/24 lookup ${TARGET_DELAY_TABLE}`,
+    `ip rule del pref 100 iif ${TARGET_DELAY_IF} lookup main`,
+    `ip route flush table ${TARGET_DELAY_TABLE}`,
+  ];
+  try {
+    // What comes back out of the interface carries a local source address: accepted there (accept_local),
+    // without the reverse-path check.
+    await sh(
+      [
+        `ip link set ${TARGET_DELAY_IF} up`,
+        `sysctl -qw net.ipv4.conf.${TARGET_DELAY_IF}.rp_filter=0 net.ipv4.conf.${TARGET_DELAY_IF}.accept_local=1`,
+        `ip route add 198.18.0.0/16 dev ${TARGET_DELAY_IF} table ${TARGET_DELAY_TABLE}`,
+        `ip rule add pref 100 iif ${TARGET_DELAY_IF} lookup main`,
+        `ip rule add pref 101 from 203.0.113.0/24 lookup ${TARGET_DELAY_TABLE}`,
+      ].join(' && '),
+    );
+  } catch (e) {
+    for (const u of undo) await sh(u).catch(() => undefined);
+    await p.stop(2000).catch(() => undefined);
+    throw e;
+  }
+  return {
+    async stop() {
+      for (const u of undo) await sh(u).catch(() => undefined);
+      await p.stop(2000).catch(() => undefined);
+    },
+  };
+}

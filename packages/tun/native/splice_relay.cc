@@ -105,6 +105,11 @@ struct Dir {
   // Bytes src may still give (a front's answer body of known length), UINT64_MAX for no limit; at 0
   // the direction ends as at a FIN, and a FIN before 0 is a failure (a truncated answer).
   uint64_t left = UINT64_MAX;
+  // The SOCKS5 front's early reply (earlyReply): the device's answers to the handshake come first on this
+  // direction and are not the customer's (it was told success already): read into `held` until whole
+  // (EarlyAnswerLen), then dropped; anything but a success, or a FIN before it, fails the pair.
+  bool early_answer = false;
+  std::string held;
 };
 
 struct Relay {
@@ -121,6 +126,7 @@ struct Relay {
   bool lent = false;
   uint32_t dev_addr = 0;        // a transparent listener's pair: its device (network order), for cut()
   uint16_t dev_port = 0;
+  uint64_t answer_by = 0;       // dir[1].early_answer: the loop time the device must have answered by
 };
 
 // A transparent proxy's connection before it joins (see the section "Transparent listener" below).
@@ -133,6 +139,7 @@ struct Tconn {
   bool client_eof = false;
   bool early = false;      // holds one of its device's early-dial slots
   bool socks = false;
+  bool early_reply = false;  // its CONNECT was answered success here (earlyReply): joined at once
   std::string replied;     // what hello() answered the customer here (the device's first answers are not theirs)
   bool per_addr = false;   // holds one of its address's waiting slots (maxWaitingPerAddress)
   sockaddr_in client_sa{};  // the customer's address and port (the device socket's with transparentSource)
@@ -248,6 +255,51 @@ size_t UserPassAt(const std::string& b, size_t off) {
   return b.size() < off + len ? 0 : len;
 }
 
+// The length of a whole SOCKS5 CONNECT request at `off` of `b` (RFC 1928 §4: IPv4, a name of 1-255
+// bytes, IPv6), or 0 (not whole, or not a CONNECT: those go as before, answered by the device).
+size_t ConnectRequestAt(const std::string& b, size_t off) {
+  if (b.size() < off + 5 || b[off] != 0x05 || b[off + 1] != 0x01 || b[off + 2] != 0x00) return 0;
+  const uint8_t atyp = static_cast<uint8_t>(b[off + 3]);
+  size_t len = 0;
+  if (atyp == 0x01) len = 4 + 4 + 2;
+  else if (atyp == 0x04) len = 4 + 16 + 2;
+  else if (atyp == 0x03 && b[off + 4] != 0) len = 4 + 1 + static_cast<uint8_t>(b[off + 4]) + 2;
+  else return 0;
+  return b.size() < off + len ? 0 : len;
+}
+
+// What the customer is told at once for an early-replied CONNECT: success, BND 0.0.0.0:0 (the device's
+// own egress address and port are not known yet; clients do not use them for a CONNECT).
+constexpr char kEarlySuccess[] = {0x05, 0x00, 0x00, 0x01, 0, 0, 0, 0, 0, 0};
+// The longest device answer an early reply waits for: 05 02 01 00, then a reply with a 255-byte name.
+constexpr size_t kEarlyAnswerMax = 4 + 4 + 1 + 255 + 2;
+
+// The device's answers to a handshake whose credentials and CONNECT were answered here (earlyReply):
+// 05 02 01 00 then its reply. The reply's length when whole and a success (REP 00, RSV 00, a known
+// ATYP), 0 when more is needed, SIZE_MAX when it is anything else (a refusal of the credentials or the
+// request, or not SOCKS5): the customer, told success, is reset.
+size_t EarlyAnswerLen(const std::string& b) {
+  const size_t k = std::min(b.size(), sizeof kChooseAndOk);
+  if (memcmp(b.data(), kChooseAndOk, k) != 0) return SIZE_MAX;
+  const size_t o = sizeof kChooseAndOk;
+  if (b.size() < o + 5) {
+    // What is there of the reply's head must still be a success's.
+    const char head[] = {0x05, 0x00, 0x00};
+    for (size_t i = o; i < b.size() && i < o + 3; i++)
+      if (b[i] != head[i - o]) return SIZE_MAX;
+    if (b.size() == o + 4 && b[o + 3] != 0x01 && b[o + 3] != 0x03 && b[o + 3] != 0x04) return SIZE_MAX;
+    return 0;
+  }
+  if (b[o] != 0x05 || b[o + 1] != 0x00 || b[o + 2] != 0x00) return SIZE_MAX;
+  const uint8_t atyp = static_cast<uint8_t>(b[o + 3]);
+  size_t len;
+  if (atyp == 0x01) len = 4 + 4 + 2;
+  else if (atyp == 0x04) len = 4 + 16 + 2;
+  else if (atyp == 0x03) len = 4 + 1 + static_cast<uint8_t>(b[o + 4]) + 2;
+  else return SIZE_MAX;
+  return b.size() < o + len ? 0 : o + len;
+}
+
 FrontDecision Socks5FrontStep(const std::string& buf, const std::string& replied,
                               const std::function<bool(const char*, size_t)>& known) {
   FrontDecision d;
@@ -283,6 +335,7 @@ struct FrontRoute {
   bool socks = false;
   std::string dev_ip;
   std::string tag;
+  bool early = false;  // earlyReply may answer its CONNECTs (no connection cap or data limit on the device)
 };
 // Credentials remembered as accepted, at most this many (the memo is emptied when it fills, as JS's).
 constexpr size_t kCredsMemoMax = 4096;
@@ -309,7 +362,8 @@ class SpliceRelay : public Napi::ObjectWrap<SpliceRelay> {
                         InstanceMethod<&SpliceRelay::FrontHeadLeft>("frontHeadLeft"),
                         InstanceMethod<&SpliceRelay::FrontStats>("frontStats"),
                         InstanceMethod<&SpliceRelay::SetFrontRoutes>("setFrontRoutes"),
-                        StaticMethod<&SpliceRelay::Socks5FrontStepJs>("socks5FrontStep")});
+                        StaticMethod<&SpliceRelay::Socks5FrontStepJs>("socks5FrontStep"),
+                        StaticMethod<&SpliceRelay::EarlyAnswerJs>("socks5EarlyAnswer")});
   }
 
   // new SpliceRelay(onDone(id, up, down, reason), onProgress(Float64Array [id, up, down]*))
@@ -671,6 +725,11 @@ class SpliceRelay : public Napi::ObjectWrap<SpliceRelay> {
   // is not asked (a pair just set up: the EPOLL_CTL_MOD that re-armed src reports what it holds).
   bool Pump(Relay* r, Dir& d, bool read = true) {
     if (d.done) return true;
+    if (d.early_answer) {
+      if (!read) return true;
+      const int got = ReadEarlyAnswer(r, d);
+      if (got <= 0) return got == 0;
+    }
     const int src = r->fd[d.src];
     const int dst = r->fd[d.dst];
     size_t moved = 0;
@@ -756,6 +815,32 @@ class SpliceRelay : public Napi::ObjectWrap<SpliceRelay> {
         ReturnPipe(d);
         return true;
       }
+    }
+  }
+
+  // An early-replied pair's device answers (Dir::early_answer), read until whole: 1 when they were a
+  // success (dropped; what came behind them is pending for the customer), 0 when more is to come, -1
+  // otherwise (a refusal, a FIN or an error before them: the pair fails and the customer is reset).
+  int ReadEarlyAnswer(Relay* r, Dir& d) {
+    char tmp[kEarlyAnswerMax];
+    for (;;) {
+      // Never more than the longest answer: what is read past it would be the customer's and unbounded.
+      ssize_t n = ::recv(r->fd[d.src], tmp, kEarlyAnswerMax - d.held.size(), 0);
+      if (n == 0) return -1;
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -1;
+      }
+      d.held.append(tmp, static_cast<size_t>(n));
+      const size_t len = EarlyAnswerLen(d.held);
+      if (len == SIZE_MAX) return -1;
+      if (len == 0) continue;  // (held is shorter than kEarlyAnswerMax: an undecided answer is not whole)
+      d.pending = d.held.substr(len);
+      d.pending_off = 0;
+      std::string().swap(d.held);
+      d.early_answer = false;
+      r->answer_by = 0;
+      return 1;
     }
   }
 
@@ -855,6 +940,7 @@ class SpliceRelay : public Napi::ObjectWrap<SpliceRelay> {
 
   void Finish(Relay* r, int reason) {
     relays_.erase(r->id);
+    if (r->dir[1].early_answer) t_early_failed_++;
     if (reason == kError && r->reset_on_error) {
       Reset(r->fd[0]);
       Reset(r->fd[1]);
@@ -878,7 +964,12 @@ class SpliceRelay : public Napi::ObjectWrap<SpliceRelay> {
     const uint64_t now = uv_now(loop_);
     std::vector<uint32_t> idle;
     std::vector<double> moved;
+    std::vector<uint32_t> late;
     for (auto& [id, r] : relays_) {
+      if (r->dir[1].early_answer && now >= r->answer_by) {
+        late.push_back(id);
+        continue;
+      }
       if (r->quiet) continue;
       if (r->idle_ms > 0 && now - r->last >= r->idle_ms) {
         idle.push_back(id);
@@ -903,6 +994,12 @@ class SpliceRelay : public Napi::ObjectWrap<SpliceRelay> {
       // The progress callback may have killed it meanwhile.
       auto it = relays_.find(id);
       if (it != relays_.end()) Finish(it->second, kIdle);
+    }
+    // Early-replied pairs whose device did not answer by the connect deadline: reset, as a dial that
+    // timed out is.
+    for (uint32_t id : late) {
+      auto it = relays_.find(id);
+      if (it != relays_.end()) Finish(it->second, kError);
     }
   }
 
@@ -956,6 +1053,8 @@ class SpliceRelay : public Napi::ObjectWrap<SpliceRelay> {
     fast_open_ = fo.IsBoolean() && fo.As<Napi::Boolean>().Value();
     Napi::Value sf = o.Get("socks5Front");
     socks5_front_ = sf.IsBoolean() && sf.As<Napi::Boolean>().Value();
+    Napi::Value er = o.Get("earlyReply");
+    early_reply_ = socks5_front_ && er.IsBoolean() && er.As<Napi::Boolean>().Value();
 
     if (transparent_src_) {
       // Every device socket will need IP_TRANSPARENT (CAP_NET_ADMIN): refuse to listen without it rather
@@ -1088,11 +1187,12 @@ class SpliceRelay : public Napi::ObjectWrap<SpliceRelay> {
     std::unordered_map<uint16_t, FrontRoute> next;
     for (uint32_t i = 0; i < list.Length(); i++) {
       Napi::Value v = list.Get(i);
-      if (!v.IsArray()) throw Napi::TypeError::New(env, "setFrontRoutes: each route is [port, deviceIp, devicePort, socks, tag]");
+      const char* shape = "setFrontRoutes: each route is [port, deviceIp, devicePort, socks, tag, early]";
+      if (!v.IsArray()) throw Napi::TypeError::New(env, shape);
       auto a = v.As<Napi::Array>();
-      if (a.Length() != 5 || !a.Get(0u).IsNumber() || !a.Get(1u).IsString() || !a.Get(2u).IsNumber() ||
-          !a.Get(3u).IsBoolean() || !a.Get(4u).IsString())
-        throw Napi::TypeError::New(env, "setFrontRoutes: each route is [port, deviceIp, devicePort, socks, tag]");
+      if (a.Length() != 6 || !a.Get(0u).IsNumber() || !a.Get(1u).IsString() || !a.Get(2u).IsNumber() ||
+          !a.Get(3u).IsBoolean() || !a.Get(4u).IsString() || !a.Get(5u).IsBoolean())
+        throw Napi::TypeError::New(env, shape);
       const uint32_t port = a.Get(0u).As<Napi::Number>().Uint32Value();
       const uint32_t dport = a.Get(2u).As<Napi::Number>().Uint32Value();
       FrontRoute r;
@@ -1104,6 +1204,7 @@ class SpliceRelay : public Napi::ObjectWrap<SpliceRelay> {
       r.dev_port = static_cast<uint16_t>(dport);
       r.socks = a.Get(3u).As<Napi::Boolean>().Value();
       r.tag = a.Get(4u).As<Napi::String>().Utf8Value();
+      r.early = a.Get(5u).As<Napi::Boolean>().Value();
       next[static_cast<uint16_t>(port)] = std::move(r);
     }
     front_routes_ = std::move(next);
@@ -1137,6 +1238,16 @@ class SpliceRelay : public Napi::ObjectWrap<SpliceRelay> {
     return out;
   }
 
+  // socks5EarlyAnswer(bytes) -> the length of the device's answers to drop (a success), 0 (more needed) or
+  // -1 (anything else): EarlyAnswerLen alone, for its fuzz test.
+  static Napi::Value EarlyAnswerJs(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (info.Length() != 1 || !info[0].IsBuffer()) throw Napi::TypeError::New(env, "socks5EarlyAnswer(bytes)");
+    auto b = info[0].As<Napi::Buffer<char>>();
+    const size_t n = EarlyAnswerLen(std::string(b.Data(), b.Length()));
+    return Napi::Number::New(env, n == SIZE_MAX ? -1.0 : static_cast<double>(n));
+  }
+
   Napi::Value ListenStats(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     auto o = Napi::Object::New(env);
@@ -1150,6 +1261,8 @@ class SpliceRelay : public Napi::ObjectWrap<SpliceRelay> {
     o.Set("answeredHere", Napi::Number::New(env, static_cast<double>(t_native_replies_)));
     o.Set("credentialsAnsweredHere", Napi::Number::New(env, static_cast<double>(t_native_creds_)));
     o.Set("passedHere", Napi::Number::New(env, static_cast<double>(t_native_passed_)));
+    o.Set("earlyReplies", Napi::Number::New(env, static_cast<double>(t_early_replies_)));
+    o.Set("earlyFailed", Napi::Number::New(env, static_cast<double>(t_early_failed_)));
     return o;
   }
 
@@ -1479,6 +1592,21 @@ class SpliceRelay : public Napi::ObjectWrap<SpliceRelay> {
     if (d.step == FrontStep::kAsk) return false;
     if (d.step == FrontStep::kPass) {
       t_native_passed_++;
+      // earlyReply: a whole CONNECT behind credentials answered here is answered success here too, and the
+      // pair forms at once (Handshake), so the customer's first bytes follow the request to the device
+      // instead of waiting for the device's reply to come back through the customer.
+      if (early_reply_ && fr->early) {
+        const size_t g = GreetingWithUserPass(t->buf), c = UserPassAt(t->buf, g);
+        if (ConnectRequestAt(t->buf, g + c) != 0) {
+          size_t off = 0;
+          if (SendRest(t->cfd, std::string(kEarlySuccess, sizeof kEarlySuccess), off) != 1) {
+            Drop(t, true);
+            return true;
+          }
+          t->early_reply = true;
+          t_early_replies_++;
+        }
+      }
       Handshake(t, t->buf);
       return true;
     }
@@ -1526,6 +1654,12 @@ class SpliceRelay : public Napi::ObjectWrap<SpliceRelay> {
     dialq_.emplace_back(t->deadline, t->id);
     ArmDeadline(t->deadline);
     if (t->dfd < 0 && !OpenDevice(t)) return;
+    if (t->early_reply) {
+      // What is not written yet (no TFO cookie: the socket is still connecting) goes first from the pair.
+      if (t->connected && !Flush(t)) return;
+      Join(t, 0);
+      return;
+    }
     if (t->connected && Flush(t)) JoinIfPassed(t);
   }
 
@@ -1608,6 +1742,10 @@ class SpliceRelay : public Napi::ObjectWrap<SpliceRelay> {
     if (t->out_off < t->out.size()) r->dir[0].pending = t->out.substr(t->out_off);
     r->dir[0].eof = t->client_eof;
     r->dir[1].pending = t->buf.substr(answer_len);
+    if (t->early_reply) {
+      r->dir[1].early_answer = true;
+      r->answer_by = uv_now(loop_) + connect_ms_;
+    }
     t->cfd = t->dfd = -1;
     Remove(t, true, false, false);
     relays_[r->id] = r;
@@ -2490,9 +2628,11 @@ class SpliceRelay : public Napi::ObjectWrap<SpliceRelay> {
   bool fast_open_ = false;
   bool pass_unreplied_ = false;  // a connection hello() did not answer joins once its bytes are written
   bool socks5_front_ = false;    // the relay's SOCKS5 front: its routes and happy paths here (NativeHello)
+  bool early_reply_ = false;     // socks5Front's earlyReply: a CONNECT answered success here, the pair formed at once
   std::unordered_map<uint16_t, FrontRoute> front_routes_;  // public port -> device listener (setFrontRoutes)
   std::unordered_set<std::string> creds_memo_;              // CredsKey of credentials JS accepted
   uint64_t t_native_replies_ = 0, t_native_creds_ = 0, t_native_passed_ = 0;
+  uint64_t t_early_replies_ = 0, t_early_failed_ = 0;
   bool defer_accept_ = false;    // TCP_DEFER_ACCEPT: a customer is accepted with its first bytes
   uint32_t per_addr_cap_ = 0;    // maxWaitingPerAddress; 0: no cap
   std::unordered_map<uint32_t, uint32_t> waiting_per_addr_;  // customer address -> connections not joined yet

@@ -80,7 +80,7 @@ interface NativeSpliceRelay {
   ): number;
   listenStats(): TransparentListenStats;
   cut(deviceIp: string, port: number): number;
-  setFrontRoutes(routes: [number, string, number, boolean, string][]): void;
+  setFrontRoutes(routes: [number, string, number, boolean, string, boolean][]): void;
   frontInit(
     options: FrontOptions,
     head: NativeFrontHead,
@@ -287,6 +287,13 @@ export interface TransparentListenOptions {
    * port's first bytes go to the device as they came, as `hello` sends them. Default false.
    */
   readonly socks5Front?: boolean;
+  /**
+   * With socks5Front: a CONNECT behind credentials answered here is answered success here too (BND
+   * 0.0.0.0:0) and the pair forms at once, so the customer's first bytes follow the request to the device
+   * instead of waiting for its reply to come back through the customer; the device's answers are read and
+   * dropped, and anything but a success (or none by connectMs) resets the customer. Default false.
+   */
+  readonly earlyReply?: boolean;
 }
 
 /** A SOCKS5 front's port: the device listener its customers go to, and the tag of its credentials. */
@@ -298,6 +305,8 @@ export interface FrontRoute {
   readonly socks: boolean;
   /** The credentials the relay checks there (username and verifier), '' when none: a change is a new tag. */
   readonly credentialsTag: string;
+  /** listen's earlyReply may answer this port's CONNECTs (default false). */
+  readonly earlyReply?: boolean;
 }
 
 /** The native decision alone (socks5FrontStep): answer these bytes, pass the peek to the device, or ask JS. */
@@ -318,6 +327,9 @@ export interface TransparentListenStats {
   readonly answeredHere: number;
   readonly credentialsAnsweredHere: number;
   readonly passedHere: number;
+  /** earlyReply: CONNECTs answered success here; of those, the device refused or did not answer (reset). */
+  readonly earlyReplies: number;
+  readonly earlyFailed: number;
 }
 
 export class SpliceEngine {
@@ -398,7 +410,9 @@ export class SpliceEngine {
 
   /** The SOCKS5 front's ports as they are routed now (listen's `socks5Front`); replaces the last list. */
   setFrontRoutes(routes: readonly FrontRoute[]): void {
-    this.native.setFrontRoutes(routes.map((r) => [r.port, r.deviceIp, r.devicePort, r.socks, r.credentialsTag]));
+    this.native.setFrontRoutes(
+      routes.map((r) => [r.port, r.deviceIp, r.devicePort, r.socks, r.credentialsTag, r.earlyReply === true]),
+    );
   }
 
   /** The native SOCKS5 front's decision for a peek (for tests against frontHello); `known`: credentials accepted. */
@@ -406,6 +420,15 @@ export class SpliceEngine {
     const Ctor = (loadAddon() as unknown as { SpliceRelay: { socks5FrontStep: (...a: unknown[]) => Socks5FrontStep } })
       .SpliceRelay;
     return Ctor.socks5FrontStep(peeked, replied, [...known]);
+  }
+
+  /**
+   * The native check of the device's answers behind an early reply (earlyReply): the length of 05 02 01 00
+   * and a success reply, 0 while more is needed, -1 for anything else (for its fuzz test).
+   */
+  static socks5EarlyAnswer(bytes: Buffer): number {
+    const Ctor = (loadAddon() as unknown as { SpliceRelay: { socks5EarlyAnswer: (b: Buffer) => number } }).SpliceRelay;
+    return Ctor.socks5EarlyAnswer(bytes);
   }
 
   /**

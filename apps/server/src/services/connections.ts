@@ -364,7 +364,8 @@ export async function connectionUsername(q: Queryable, id: string): Promise<stri
 export async function deviceForwarding(ctx: Ctx, q: Queryable, deviceId: string) {
   const r = await q.query<Row>(
     `SELECT id, protocol, port, allow_from, username, password_verifier,
-            (enabled AND blocked_reason IS NULL AND (expires_at IS NULL OR expires_at > $2)) AS usable
+            (enabled AND blocked_reason IS NULL AND (expires_at IS NULL OR expires_at > $2)) AS usable,
+            (max_connections IS NULL AND bandwidth_limit_bytes IS NULL) AS uncapped
        FROM connections WHERE device_id = $1 ORDER BY port`,
     [deviceId, ctx.clock.now()],
   );
@@ -376,7 +377,11 @@ export async function deviceForwarding(ctx: Ctx, q: Queryable, deviceId: string)
     enabled: Boolean(c.usable),
     // The relay's SOCKS5 front answers credentials it can check itself (tunnel/socks5-front.ts); HTTP
     // ports are DNAT'ed, so their verifiers stay with the device alone.
-    ...(c.protocol === 'socks5' ? { username: c.username as string, verifier: c.password_verifier as string } : {}),
+    // Early replies only where the device's answer to a CONNECT depends on its destination alone: a
+    // connection cap or a data limit refuses with a code the customer should get (docs/design.md §2.3).
+    ...(c.protocol === 'socks5'
+      ? { username: c.username as string, verifier: c.password_verifier as string, early_reply: Boolean(c.uncapped) }
+      : {}),
   }));
 }
 

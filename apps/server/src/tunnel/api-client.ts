@@ -14,6 +14,8 @@ export interface ForwardedConnection {
   /** SOCKS5: the credentials the relay's front checks (socks5-front.ts). */
   readonly username?: string;
   readonly verifier?: string;
+  /** SOCKS5: the front may answer its CONNECTs before the device (no connection cap, no data limit). */
+  readonly early_reply?: boolean;
 }
 
 export interface DeviceForwarding {
@@ -192,7 +194,7 @@ export function parseForwarding(v: unknown): DeviceForwarding | undefined {
       allow_from: allow,
       enabled: c.enabled === true,
       ...(typeof c.username === 'string' && typeof c.verifier === 'string'
-        ? { username: c.username, verifier: c.verifier }
+        ? { username: c.username, verifier: c.verifier, early_reply: c.early_reply === true }
         : {}),
     });
   }

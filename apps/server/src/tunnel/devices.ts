@@ -82,12 +82,15 @@ export class DeviceTable {
   }
 
   /** The username and verifier of the SOCKS5 connection a device serves on `port`, as the API last said. */
-  socks5Credentials(vpnIp: string, port: number): { username: string; verifier: string } | undefined {
+  socks5Credentials(
+    vpnIp: string,
+    port: number,
+  ): { username: string; verifier: string; earlyReply: boolean } | undefined {
     const n = ipv4ToNumber(vpnIp);
     const e = n === undefined ? undefined : this.byVpn.get(n);
     const c = e?.forwarding?.connections.find((x) => x.port === port && x.protocol === 'socks5' && x.enabled);
     return c?.username !== undefined && c.verifier !== undefined
-      ? { username: c.username, verifier: c.verifier }
+      ? { username: c.username, verifier: c.verifier, earlyReply: c.early_reply === true }
       : undefined;
   }
 

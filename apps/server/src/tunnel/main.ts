@@ -84,6 +84,7 @@ export async function runTunnel(config: Config): Promise<() => Promise<void>> {
         port: config.socks5Front.port,
         logger,
         credentials: (ip, p) => devices?.socks5Credentials(ip, p),
+        earlyReply: config.socks5Front.earlyReply,
       })
     : undefined;
   try {

@@ -24,6 +24,16 @@
 // customer a `05 02` reply ("not allowed") and a close. A greeting without username/password, or
 // anything that is not a greeting, goes to the device as it came and the device answers.
 //
+// POCKETPROXY_SOCKS5_EARLY_REPLY (on by default): a CONNECT behind credentials answered here is answered
+// success here too, for the ports whose connection has no cap the device could refuse it for (the API's
+// early_reply: no max_connections, no data limit), and the pair forms at once: the customer's first bytes
+// follow the request into the device socket instead of waiting for the device's reply to come back
+// through the customer (one relay-to-customer round trip, and the request's crossing, less before its
+// first byte). The device still decides the request: its answers are read and dropped on the relay, and
+// anything but a success — a destination its policy refuses, a refused or unreachable target, credentials
+// changed meanwhile — resets the customer instead of answering with a reply code (as tunnels that answer
+// SOCKS5 locally do). The success's BND.ADDR:PORT is 0.0.0.0:0.
+//
 // POCKETPROXY_HTTP_FRONT: HTTP ports through the same listener; `auto` (the default) those of devices whose
 // link is far (tunnel/firewall-sync.ts noteRtt), `true` all. Nothing is answered here for them: the
 // customer's first bytes (its request head, or the start of it) ride in the device socket's SYN and the
@@ -138,7 +148,12 @@ export interface Socks5FrontDeps {
    * The username and verifier of the SOCKS5 connection a device serves on a port (DeviceTable), so the
    * relay answers credentials it can check; without it, or undefined for a port, the device answers them.
    */
-  readonly credentials?: (deviceIp: string, devicePort: number) => { username: string; verifier: string } | undefined;
+  readonly credentials?: (
+    deviceIp: string,
+    devicePort: number,
+  ) => { username: string; verifier: string; earlyReply?: boolean } | undefined;
+  /** CONNECTs answered success here for ports whose credentials say earlyReply (default false; see the head). */
+  readonly earlyReply?: boolean;
 }
 
 /** The front's counters (the tunnel's GET /status, `socks5_front`). */
@@ -156,6 +171,9 @@ export interface Socks5FrontStats {
   readonly credentials_deferred: number;
   /** Handshake steps taken in the listener without a call into JS (answers given, requests passed on). */
   readonly steps_without_js: number;
+  /** CONNECTs answered success here (early replies); of those, the device refused or did not answer (reset). */
+  readonly early_replies: number;
+  readonly early_failed: number;
 }
 
 export interface Socks5Front {
@@ -234,6 +252,7 @@ export function createSocks5Front(d: Socks5FrontDeps): Socks5Front {
           devicePort: dev.port,
           socks: dev.http !== true,
           credentialsTag: c ? `${c.username}\u0000${c.verifier}` : '',
+          earlyReply: c?.earlyReply === true,
         };
       }),
     );
@@ -329,6 +348,8 @@ export function createSocks5Front(d: Socks5FrontDeps): Socks5Front {
         credentials_answered: answered + s.credentialsAnsweredHere,
         credentials_deferred: deferred,
         steps_without_js: s.answeredHere + s.passedHere,
+        early_replies: s.earlyReplies,
+        early_failed: s.earlyFailed,
       };
     },
     async start() {
@@ -350,6 +371,7 @@ export function createSocks5Front(d: Socks5FrontDeps): Socks5Front {
           passUnreplied: true,
           // Routes and the handshake's happy paths in the listener: no call into JS per step (setPorts).
           socks5Front: true,
+          earlyReply: d.earlyReply === true,
           // As the device's handshake guard caps one address's unauthenticated connections (64 by default).
           maxWaitingPerAddress: d.maxWaitingPerAddress ?? 64,
         },

@@ -4,6 +4,10 @@
 //   raw <hex|->                   send bytes (hex; '-' reads the hex from stdin, for large inputs),
 //                                 print what comes back (hex + text) and whether it closed
 //   socks5-auth <user> <pass>     print {method, auth} status bytes
+//   socks5-connect <user> <pass> <ipv4> <port> <payload>
+//                                 greeting and credentials (each answer awaited), then a CONNECT with the
+//                                 payload right behind it in one write; prints everything that came back,
+//                                 how it ended, and `replyMs` (from the request to its reply's 10 bytes)
 // Prints one JSON line.
 import * as net from 'node:net';
 import { readFileSync } from 'node:fs';
@@ -20,9 +24,11 @@ sock.on('data', (d) => {
   got = Buffer.concat([got, d]);
 });
 sock.on('error', (e) => {
-  if (!closed) out({ error: e.message, hex: got.toString('hex'), text: got.toString('latin1') });
+  if (!closed) out({ error: e.message, hex: got.toString('hex'), text: got.toString('latin1'), replyMs });
 });
-const finish = () => out({ closed, hex: got.toString('hex'), text: got.toString('latin1') });
+let sentAt = 0;
+let replyMs: number | undefined;
+const finish = () => out({ closed, hex: got.toString('hex'), text: got.toString('latin1'), replyMs });
 sock.on('close', () => {
   closed = true;
   finish();
@@ -38,5 +44,24 @@ sock.once('connect', () => {
         p = Buffer.from(rest[1]!);
       sock.write(Buffer.concat([Buffer.from([1, u.length]), u, Buffer.from([p.length]), p]));
     });
+  } else if (mode === 'socks5-connect') {
+    const [user, pass, ip, port, payload] = rest as [string, string, string, string, string];
+    const u = Buffer.from(user),
+      p = Buffer.from(pass);
+    sock.write(Buffer.from([5, 1, 2]));
+    const step = () => {
+      if (got.length === 2) sock.write(Buffer.concat([Buffer.from([1, u.length]), u, Buffer.from([p.length]), p]));
+      else if (got.length === 4 && sentAt === 0) {
+        const port16 = Number(port);
+        sentAt = performance.now();
+        sock.write(
+          Buffer.concat([
+            Buffer.from([5, 1, 0, 1, ...ip.split('.').map(Number), port16 >> 8, port16 & 0xff]),
+            Buffer.from(payload),
+          ]),
+        );
+      } else if (got.length >= 14 && replyMs === undefined && sentAt > 0) replyMs = performance.now() - sentAt;
+    };
+    sock.on('data', step);
   } else out({ error: `unknown mode ${mode}` });
 });
