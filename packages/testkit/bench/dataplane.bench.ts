@@ -1062,7 +1062,7 @@ async function peersPhase(o: {
     if (front)
       record(
         "peers: the relay's SOCKS5 front since the tunnel process started",
-        `credentials answered on the relay ${fmt(front.credentials_answered)} · left to the device ${fmt(front.credentials_deferred)} · accepted ${fmt(front.accepted)} · failed ${fmt(front.failed)}`,
+        `credentials answered on the relay ${fmt(front.credentials_answered)} · left to the device ${fmt(front.credentials_deferred)} · accepted ${fmt(front.accepted)} · failed ${fmt(front.failed)} · CONNECTs answered early ${fmt(front.early_replies ?? 0)}, of them refused by the device or unanswered ${fmt(front.early_failed ?? 0)}`,
       );
 
     // new connections per second, 32 at a time, 5 s; CPU per request by process around each run
