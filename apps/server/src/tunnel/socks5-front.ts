@@ -28,8 +28,9 @@
 // success here too, for the ports whose connection has no cap the device could refuse it for (the API's
 // early_reply: no max_connections, no data limit), and the pair forms at once: the customer's first bytes
 // follow the request into the device socket instead of waiting for the device's reply to come back
-// through the customer (one relay-to-customer round trip, and the request's crossing, less before its
-// first byte). The device still decides the request: its answers are read and dropped on the relay, and
+// through the customer, so the device's connect to the target overlaps the reply's way back (about the
+// shorter of the relay-device and device-target round trips less before the first byte, plus the
+// customer's own; docs/benchmarks.md "SOCKS5's early reply"). The device still decides the request: its answers are read and dropped on the relay, and
 // anything but a success — a destination its policy refuses, a refused or unreachable target, credentials
 // changed meanwhile — resets the customer instead of answering with a reply code (as tunnels that answer
 // SOCKS5 locally do). The success's BND.ADDR:PORT is 0.0.0.0:0.
