@@ -93,6 +93,11 @@ const Schema = z.object({
     .describe(
       "with the SOCKS5 front: a CONNECT is answered success on the relay, before the device has connected, for connections without max_connections or a monthly data limit, and the customer's first bytes follow the request to the device at once (the request's round trip over the cellular link overlaps the customer's first send). A destination the device refuses (its policy, a refused or unreachable target) then resets the customer instead of answering a SOCKS5 reply code; off: every CONNECT waits for the device's reply",
     ),
+  POCKETPROXY_HTTP_EARLY_REPLY: bool
+    .default(true)
+    .describe(
+      "with an HTTP port through the front (POCKETPROXY_HTTP_FRONT): a CONNECT whose Proxy-Authorization the relay can check is answered 200 on the relay, before the device has connected, for connections without max_connections or a monthly data limit, and the customer's first bytes (its TLS ClientHello) follow the CONNECT to the device at once. A destination the device refuses (its policy, a refused or unreachable target) then resets the customer instead of answering 403 or 502; a CONNECT without credentials still gets the device's 407; off: every CONNECT waits for the device's 200",
+    ),
   POCKETPROXY_HTTP_FRONT: z
     .enum([...BOOL_WORDS, 'auto'])
     .transform((v): boolean | 'auto' => (v === 'auto' ? 'auto' : isTrue(v)))
@@ -241,6 +246,8 @@ export interface Config {
     readonly httpHoldMs: number;
     /** POCKETPROXY_SOCKS5_EARLY_REPLY. */
     readonly earlyReply: boolean;
+    /** POCKETPROXY_HTTP_EARLY_REPLY. */
+    readonly httpEarlyReply: boolean;
   };
   /** The tunnel's native open path (apps/server/src/tunnel README "Native seal path"). */
   readonly nativeOpen: boolean;
@@ -408,6 +415,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
             httpRttMs: c.POCKETPROXY_HTTP_FRONT_RTT_MS,
             httpHoldMs: c.POCKETPROXY_HTTP_FRONT_HOLD_S * 1000,
             earlyReply: c.POCKETPROXY_SOCKS5_EARLY_REPLY,
+            httpEarlyReply: c.POCKETPROXY_HTTP_EARLY_REPLY,
           },
         }
       : {}),

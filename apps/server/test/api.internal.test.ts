@@ -500,9 +500,20 @@ perBackend(
       assert.equal(res.status, 200, res.body);
       assert.ok(!('base_port' in res.json), res.body);
       assert.equal(res.json.vpn_ip, vpnIp);
+      // Its username and verifier too (the relay's front checks an HTTP CONNECT's Proxy-Authorization itself).
       assert.deepEqual(res.json.connections, [
-        { connection_id: c.id, protocol: 'http', port: c.port, allow_from: ['203.0.113.0/24'], enabled: true },
+        {
+          connection_id: c.id,
+          protocol: 'http',
+          port: c.port,
+          allow_from: ['203.0.113.0/24'],
+          enabled: true,
+          username: c.username,
+          verifier: res.json.credentials[0].verifier,
+          early_reply: true,
+        },
       ]);
+      assert.match(res.json.connections[0].verifier, /^v1\$/);
       assert.equal(res.json.credentials[0].username, c.username);
       const creds = (await ts().call('GET', `/api/devices/${d.id}/credentials`, undefined, dev(d.token))).json;
       assert.deepEqual(res.json.credentials, creds.items, 'the same items the device gets');
@@ -520,8 +531,8 @@ perBackend(
       );
       assert.deepEqual(Object.keys(bulk.json.devices), [d.id]);
       assert.deepEqual(bulk.json.devices[d.id], { vpn_ip: vpnIp, connections: res.json.connections });
-      // A SOCKS5 connection also carries its username and verifier (the relay's SOCKS5 front checks
-      // credentials itself); an HTTP one does not (above: its verifier stays with the device).
+      // A SOCKS5 connection carries its username and verifier as an HTTP one does (the relay's front checks
+      // credentials itself).
       const sc = (await ts().call('POST', '/api/connections', { device_id: d.id, protocol: 'socks5' })).json;
       const fw2 = await ts().call('GET', `/api/internal/devices/${d.id}/forwarding`, undefined, internal(ts()));
       const s5 = fw2.json.connections.find((x: { connection_id: string }) => x.connection_id === sc.id);

@@ -45,13 +45,21 @@ describe('loadConfig', () => {
     // The relay's SOCKS5 front on, HTTP ports through it for devices whose link is far (POCKETPROXY_HTTP_FRONT=auto:
     // a handshake round trip of 10 ms or more, a path change at most once a minute), and CONNECTs answered
     // early (for uncapped connections), unless told otherwise.
-    assert.deepEqual(c.socks5Front, { port: 12346, http: 'auto', httpRttMs: 10, httpHoldMs: 60_000, earlyReply: true });
+    assert.deepEqual(c.socks5Front, {
+      port: 12346,
+      http: 'auto',
+      httpRttMs: 10,
+      httpHoldMs: 60_000,
+      earlyReply: true,
+      httpEarlyReply: true,
+    });
     assert.equal(loadConfig({ POCKETPROXY_SOCKS5_EARLY_REPLY: 'false' }).socks5Front?.earlyReply, false);
+    assert.equal(loadConfig({ POCKETPROXY_HTTP_EARLY_REPLY: 'false' }).socks5Front?.httpEarlyReply, false);
     assert.equal(loadConfig({ POCKETPROXY_HTTP_FRONT: 'true' }).socks5Front?.http, true);
     assert.equal(loadConfig({ POCKETPROXY_HTTP_FRONT: '0' }).socks5Front?.http, false);
     assert.deepEqual(
       loadConfig({ POCKETPROXY_HTTP_FRONT_RTT_MS: '25.5', POCKETPROXY_HTTP_FRONT_HOLD_S: '5' }).socks5Front,
-      { port: 12346, http: 'auto', httpRttMs: 25.5, httpHoldMs: 5_000, earlyReply: true },
+      { port: 12346, http: 'auto', httpRttMs: 25.5, httpHoldMs: 5_000, earlyReply: true, httpEarlyReply: true },
     );
     assert.equal(
       loadConfig({ POCKETPROXY_SOCKS5_FRONT: 'false' }).socks5Front,

@@ -224,9 +224,8 @@ describe('data-plane isolation: hostile customers and devices (relay + 2 agents 
     assert.match(await exitIp(via(c.S!)), /^curl exit/);
   });
 
-  it("SOCKS5's early reply: an uncapped connection's CONNECT is answered before the device's; a destination the device refuses resets the customer, and what it sent behind the request reaches nothing; a capped connection keeps the device's reply code", async () => {
-    // A TCP listener on the device's carrier gateway (100.64/10, which the device's policy refuses):
-    // anything that reaches it is printed.
+  /** A TCP listener on device 1's carrier gateway (100.64/10, which the device's policy refuses) for `fn`: it prints whatever reaches it. */
+  const withTrap = async (fn: (trap: LabProcess) => Promise<void>) => {
     const dev = lab.device(1);
     const trap = lab.spawn(dev.cgnNs, process.execPath, [
       '-e',
@@ -234,6 +233,15 @@ describe('data-plane isolation: hostile customers and devices (relay + 2 agents 
     ]);
     try {
       await trap.waitForLine(/trap ready/, 10_000);
+      await fn(trap);
+    } finally {
+      await trap.stop(2_000);
+    }
+  };
+
+  it("SOCKS5's early reply: an uncapped connection's CONNECT is answered before the device's; a destination the device refuses resets the customer, and what it sent behind the request reaches nothing; a capped connection keeps the device's reply code", async () => {
+    const dev = lab.device(1);
+    await withTrap(async (trap) => {
       const probe = async (conn: Connection, ip: string, port: number, payload: string) =>
         JSON.parse(
           (
@@ -289,9 +297,67 @@ describe('data-plane isolation: hostile customers and devices (relay + 2 agents 
         check: true,
       });
       await trap.waitForLine(/got direct/, 5_000);
-    } finally {
-      await trap.stop(2_000);
-    }
+    });
+  });
+
+  it("HTTP CONNECT's early reply (HTTP ports through the front): an uncapped connection's CONNECT with its credentials is answered before the device's; a destination the device refuses resets the customer, and what it sent behind the 200 reaches nothing; without credentials, or capped, the device's own answer", async () => {
+    const dev = lab.device(1);
+    await withTrap(async (trap) => {
+      const probe = async (conn: Connection, target: string, payload: string, user = conn.username) =>
+        JSON.parse(
+          (
+            await node(CLIENTS.proxyProbe, [
+              'http-connect',
+              lab.relay.ip,
+              String(conn.port),
+              user,
+              conn.password,
+              target,
+              payload,
+            ])
+          ).stdout,
+        ) as { hex: string; text: string; error?: string; closed?: boolean; replyMs?: number };
+      const B = c.B!;
+      type Early = { early_replies: number; early_failed: number };
+      const early0 = (await relay.tunnelStatus())?.socks5_front as Early | null;
+      const ESTABLISHED = 'HTTP/1.1 200 Connection Established\r\n\r\n';
+      // Allowed: the 200 (the relay's or the device's, the same bytes), then the target's answer from the carrier.
+      const ok = await probe(
+        B,
+        `${lab.inet.dnsRecords['echo.test']!}:80`,
+        'GET /ip HTTP/1.0\r\nHost: echo.test\r\n\r\n',
+      );
+      assert.ok(ok.text.startsWith(ESTABLISHED), JSON.stringify(ok));
+      assert.match(ok.text.slice(ESTABLISHED.length), /^HTTP\/1\.[01] 200 OK/, JSON.stringify(ok));
+      assert.ok(ok.text.includes(await carrier(1)), ok.text);
+      // Refused by the device's policy: early, a 200 then a reset; through the DNAT, the device's 403.
+      const refused = await probe(B, `${dev.gateway}:8099`, 'SECRET-BEHIND-THE-CONNECT');
+      if (HTTP_FRONT) {
+        assert.equal(refused.text, ESTABLISHED, JSON.stringify(refused));
+        assert.ok(/ECONNRESET/.test(refused.error ?? '') || refused.closed === true, JSON.stringify(refused));
+        const early1 = (await relay.tunnelStatus())?.socks5_front as Early;
+        assert.equal(early1.early_replies - early0!.early_replies, 2);
+        assert.equal(early1.early_failed - early0!.early_failed, 1);
+      } else assert.match(refused.text, /^HTTP\/1\.1 403 /, JSON.stringify(refused));
+      // No credentials, or a wrong password: the device's 407 challenge, with or without the front.
+      const anonymous = await probe(B, `${lab.inet.dnsRecords['echo.test']!}:80`, 'x', '-');
+      assert.match(anonymous.text, /^HTTP\/1\.1 407 /, JSON.stringify(anonymous));
+      const wrong = await probe({ ...B, password: `${B.password}x` }, `${lab.inet.dnsRecords['echo.test']!}:80`, 'x');
+      assert.match(wrong.text, /^HTTP\/1\.1 407 /, JSON.stringify(wrong));
+      // The capped connection (max_connections): the device answers, its 403 included.
+      const cappedRefused = await probe(c.M!, `${dev.gateway}:8099`, 'SECRET-BEHIND-THE-CONNECT');
+      assert.match(cappedRefused.text, /^HTTP\/1\.1 403 /, JSON.stringify(cappedRefused));
+      if (HTTP_FRONT) {
+        const early2 = (await relay.tunnelStatus())?.socks5_front as Early;
+        assert.equal(early2.early_replies - early0!.early_replies, 2, 'none for the anonymous, wrong or capped ones');
+      }
+      await new Promise((r) => setTimeout(r, 300));
+      assert.deepEqual(
+        trap.lines.filter((l) => l !== 'trap ready'),
+        [],
+        'nothing reached the refused destination',
+      );
+    });
   });
 
   it('UDP ASSOCIATE serves only its client: sprays without credentials, from another address or another port, are never relayed', async () => {

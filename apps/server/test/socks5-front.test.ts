@@ -11,6 +11,7 @@ import { parseGreeting, parseUserPass } from '@pocketproxy/proxy';
 import { addonAvailable, SpliceEngine, type TransparentHooks, type TransparentListenOptions } from '@pocketproxy/tun';
 import { frontAnswered, frontHello, NOT_ALLOWED, type FrontVerify } from '../src/tunnel/socks5-front.js';
 import { NOTSENT_MAX, floodingServer, notSentWhenStalled } from '@pocketproxy/testkit';
+import { customer, type FrontCustomer } from './front-customer.js';
 
 const hex = (s: string) => Buffer.from(s.replace(/ /g, ''), 'hex');
 const CONNECT_BYTES = hex('05 01 00 01 7f 00 00 01 00 50');
@@ -366,34 +367,7 @@ function hooks(devPort: number, verify?: FrontVerify, publicPort = 0): Transpare
   };
 }
 
-/** A customer: connect, then `read(n)` waits for n more bytes; `ended` resolves with 'end' | 'reset'. */
-async function customer(port: number) {
-  const s = net.connect({ port, host: '127.0.0.1', allowHalfOpen: true });
-  await new Promise<void>((r, j) => s.once('connect', r).once('error', j));
-  let buf = Buffer.alloc(0);
-  let want = 0;
-  let wake: (() => void) | undefined;
-  const ended = new Promise<string>((r) => {
-    s.on('end', () => r('end'));
-    s.on('error', (e: NodeJS.ErrnoException) => r(e.code === 'ECONNRESET' ? 'reset' : String(e.code)));
-  });
-  s.on('data', (d) => {
-    buf = Buffer.concat([buf, d]);
-    if (buf.length >= want) wake?.();
-  });
-  const read = async (n: number, ms = 2_000): Promise<Buffer> => {
-    want = n;
-    const t0 = Date.now();
-    while (buf.length < n && Date.now() - t0 < ms)
-      await Promise.race([new Promise<void>((r) => (wake = r)), new Promise((r) => setTimeout(r, 50))]);
-    const out = buf.subarray(0, n);
-    buf = buf.subarray(n);
-    return out;
-  };
-  return { s, read, ended, pending: () => buf };
-}
-
-type Customer = Awaited<ReturnType<typeof customer>>;
+type Customer = FrontCustomer;
 
 /** The front's listener options as socks5-front.ts sets them, on loopback (no SO_ORIGINAL_DST there). */
 const FRONT_LISTEN: TransparentListenOptions = {
@@ -1034,7 +1008,7 @@ test('a front that cannot listen (its port taken) throws from start() and takes 
   }
 });
 
-test("the front's credentials: SOCKS5 connections of the API's forwarding, by device address and port; HTTP, disabled or unknown ones are the device's to answer", async () => {
+test("the front's credentials: the API's forwarding's connections, by device address, port and protocol; disabled or unknown ones are the device's to answer", async () => {
   const { DeviceTable } = await import('../src/tunnel/devices.js');
   const { parseForwarding } = await import('../src/tunnel/api-client.js');
   const { parseSubnet } = await import('../src/tunnel/ipv4.js');
@@ -1064,18 +1038,25 @@ test("the front's credentials: SOCKS5 connections of the API's forwarding, by de
   });
   assert.ok(f);
   devices.byId.get('dev_a')!.forwarding = f;
-  assert.deepEqual(devices.socks5Credentials('192.168.255.7', 40001), {
+  assert.deepEqual(devices.frontCredentials('192.168.255.7', 40001, 'socks5'), {
     username: 'u1',
     verifier: 'v1$s$m',
     earlyReply: true,
   });
   // Early replies only where the API said so, in so many words (missing or not a boolean true: none).
   for (const p of [40007, 40008])
-    assert.equal(devices.socks5Credentials('192.168.255.7', p)?.earlyReply, false, String(p));
+    assert.equal(devices.frontCredentials('192.168.255.7', p, 'socks5')?.earlyReply, false, String(p));
   for (const p of [40002, 40003, 40004, 40005, 40006])
-    assert.equal(devices.socks5Credentials('192.168.255.7', p), undefined, String(p));
-  assert.equal(devices.socks5Credentials('192.168.255.8', 40001), undefined);
-  assert.equal(devices.socks5Credentials('not an address', 40001), undefined);
+    assert.equal(devices.frontCredentials('192.168.255.7', p, 'socks5'), undefined, String(p));
+  // An HTTP connection's, asked as HTTP (the front's HTTP early reply checks its Proxy-Authorization).
+  assert.deepEqual(devices.frontCredentials('192.168.255.7', 40003, 'http'), {
+    username: 'u3',
+    verifier: 'v1$s$o',
+    earlyReply: false,
+  });
+  assert.equal(devices.frontCredentials('192.168.255.7', 40001, 'http'), undefined, 'a SOCKS5 port is not HTTP');
+  assert.equal(devices.frontCredentials('192.168.255.8', 40001, 'socks5'), undefined);
+  assert.equal(devices.frontCredentials('not an address', 40001, 'socks5'), undefined);
 });
 
 // ---- the early reply (POCKETPROXY_SOCKS5_EARLY_REPLY) -------------------------------------------------

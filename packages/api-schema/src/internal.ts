@@ -29,13 +29,15 @@ export const ForwardedConnection = z.object({
   username: z
     .string()
     .optional()
-    .describe("SOCKS5 only: the relay's SOCKS5 front answers a customer's credentials itself"),
-  verifier: z.string().optional().describe('SOCKS5 only: the password verifier, as the device gets it'),
+    .describe(
+      "the relay's front answers a customer's credentials itself (SOCKS5's, and an HTTP CONNECT's through the front)",
+    ),
+  verifier: z.string().optional().describe('the password verifier, as the device gets it'),
   early_reply: z
     .boolean()
     .optional()
     .describe(
-      "SOCKS5 only: the relay's front may answer a CONNECT success before the device has connected (no max_connections and no monthly data limit, so the device refuses one only for its destination)",
+      "the relay's front may answer a CONNECT (SOCKS5, or HTTP through the front) success before the device has connected (no max_connections and no monthly data limit, so the device refuses one only for its destination)",
     ),
 });
 

@@ -61,12 +61,14 @@ export {
   parseRequestHead,
   parseResponseHead,
   findHeadEnd,
+  parseAuthority,
   MAX_HEAD_BYTES,
   MAX_HEADERS,
   type RequestHead,
   type ResponseHead,
 } from './http/head.js';
 export { ERROR_HEADER, REASON_HEADER } from './http/responses.js';
+export { basicAuthValue, parseProxyAuthorization } from './http/basic-auth.js';
 export { createSocks5Server, type Socks5Options, type Socks5UdpOptions } from './socks5/server.js';
 export type { AssociationPort } from './socks5/associate.js';
 export {

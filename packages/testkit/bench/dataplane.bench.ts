@@ -543,12 +543,14 @@ async function main(): Promise<void> {
       await phase('socks5front', async () => {
         const socks = await createConnection(relay!, agent.deviceId, 'socks5');
         const capped = await createConnection(relay!, agent.deviceId, 'socks5', { max_connections: 100_000 });
+        const cappedHttp = await createConnection(relay!, agent.deviceId, 'http', { max_connections: 100_000 });
         const frontStats = async () => (await relay!.tunnelStatus())?.socks5_front ?? null;
         await socks5FrontPhase({
           lab,
           socksUrl: socks.proxy_url,
           cappedUrl: capped.proxy_url,
           proxyUrl: con.proxy_url,
+          cappedProxyUrl: cappedHttp.proxy_url,
           work,
           record,
           frontStats,

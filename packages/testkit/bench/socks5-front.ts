@@ -21,7 +21,9 @@
 // connections without a cap or data limit), as mode `waiting`. A capped connection is also served by the
 // agent's main thread only (no lanes: its count must be exact), ~0.3 ms more in the lab whether or not the
 // relay answers early; so in the lab compare runs with POCKETPROXY_SOCKS5_EARLY_REPLY=false and true, and
-// use `waiting` for delayed runs, where the early reply saves milliseconds.
+// use `waiting` for delayed runs, where the early reply saves milliseconds. HTTP CONNECT's early reply
+// (POCKETPROXY_HTTP_EARLY_REPLY, HTTP ports through the front) likewise: `hfconnect` against `hfwaiting`, a
+// capped HTTP connection on the same device.
 import { carrierDelay, targetDelay, type Lab } from '../src/index.js';
 import { buildNewconnLoad, endpointOf, median, runNewconnLoad, type Endpoint } from './newconn.js';
 
@@ -38,6 +40,7 @@ const LABEL = {
   dnat: 'through the DNAT',
   connect: 'CONNECT + GET (DNAT), the reference',
   hfconnect: 'CONNECT + GET through the front',
+  hfwaiting: 'the same on a capped connection (no early reply)',
   hfget: 'GET through the front',
   get: 'GET (DNAT)',
 } as const;
@@ -50,6 +53,7 @@ const PATHS: Record<Mode, { http: boolean; front: boolean; load: 'socks5' | 'con
   dnat: { http: false, front: false, load: 'socks5' },
   connect: { http: true, front: false, load: 'connect' },
   hfconnect: { http: true, front: true, load: 'connect' },
+  hfwaiting: { http: true, front: true, load: 'connect' },
   hfget: { http: true, front: true, load: 'absolute' },
   get: { http: true, front: false, load: 'absolute' },
 };
@@ -62,6 +66,8 @@ export async function socks5FrontPhase(o: {
   cappedUrl: string;
   /** An HTTP connection's URL on the same device: CONNECT + GET, the reference. */
   proxyUrl: string;
+  /** Another HTTP connection of the same device, with max_connections set (no early reply). */
+  cappedProxyUrl: string;
   work: string;
   record: (what: string, value: string, note?: string) => void;
   /** The tunnel's GET /status `socks5_front` counters. */
@@ -76,6 +82,7 @@ export async function socks5FrontPhase(o: {
   const e = endpointOf(o.socksUrl);
   const capped = endpointOf(o.cappedUrl);
   const http = endpointOf(o.proxyUrl);
+  const cappedHttp = endpointOf(o.cappedProxyUrl);
   const load = await buildNewconnLoad(lab, work);
   const listed = await lab.exec('relay', 'nft', ['list', 'set', 'ip', 'pocketproxy', 'socks5_front']);
   if (!new RegExp(`\\b${e.port}\\b`).test(listed.stdout))
@@ -87,6 +94,7 @@ export async function socks5FrontPhase(o: {
   const inSet = new Map([
     [e.port, true],
     [http.port, HTTPX],
+    [cappedHttp.port, HTTPX],
   ]);
   const setFront = async (port: number, on: boolean) => {
     if (inSet.get(port) === on) return;
@@ -130,7 +138,7 @@ export async function socks5FrontPhase(o: {
     // the peers phase's adjacent blocks read 0.09-0.12 ms (docs/benchmarks.md, 2026-12-04 15:13).
     const directs: number[] = [];
     const modes: Mode[] = HTTPX
-      ? ['front', 'waiting', 'dnat', 'connect', 'hfconnect', 'hfget', 'get']
+      ? ['front', 'waiting', 'dnat', 'connect', 'hfconnect', 'hfwaiting', 'hfget', 'get']
       : ['front', 'waiting', 'dnat', 'connect'];
     const figures: Record<Mode, number[]> = {
       front: [],
@@ -138,10 +146,20 @@ export async function socks5FrontPhase(o: {
       dnat: [],
       connect: [],
       hfconnect: [],
+      hfwaiting: [],
       hfget: [],
       get: [],
     };
-    const errors: Record<Mode, number> = { front: 0, waiting: 0, dnat: 0, connect: 0, hfconnect: 0, hfget: 0, get: 0 };
+    const errors: Record<Mode, number> = {
+      front: 0,
+      waiting: 0,
+      dnat: 0,
+      connect: 0,
+      hfconnect: 0,
+      hfwaiting: 0,
+      hfget: 0,
+      get: 0,
+    };
     // Warm agent and front, then rounds in a rotating order.
     await runNewconnLoad(lab, load, 'socks5', e, 32, 3000);
     await runNewconnLoad(lab, load, 'connect', http, 32, 2000);
@@ -153,7 +171,7 @@ export async function socks5FrontPhase(o: {
       for (let k = 0; k < modes.length; k++) {
         const mode = modes[(k + r) % modes.length]!;
         const path = PATHS[mode];
-        const ep = path.http ? http : mode === 'waiting' ? capped : e;
+        const ep = path.http ? (mode === 'hfwaiting' ? cappedHttp : http) : mode === 'waiting' ? capped : e;
         await setFront(ep.port, path.front);
         await forget(ep);
         const got = await runNewconnLoad(lab, load, path.load, ep, 1, 30_000, COUNT);
@@ -190,6 +208,7 @@ export async function socks5FrontPhase(o: {
   } finally {
     await setFront(e.port, true).catch(() => undefined);
     await setFront(http.port, HTTPX).catch(() => undefined);
+    await setFront(cappedHttp.port, HTTPX).catch(() => undefined);
     await delay?.stop();
     await far?.stop();
   }

@@ -109,6 +109,7 @@ struct Dir {
   // direction and are not the customer's (it was told success already): read into `held` until whole
   // (EarlyAnswerLen), then dropped; anything but a success, or a FIN before it, fails the pair.
   bool early_answer = false;
+  bool early_http = false;  // ...the answer is an HTTP head instead (an HTTP CONNECT's 200; HttpEarlyAnswerLen)
   std::string held;
 };
 
@@ -257,15 +258,22 @@ size_t UserPassAt(const std::string& b, size_t off) {
 
 // The length of a whole SOCKS5 CONNECT request at `off` of `b` (RFC 1928 §4: IPv4, a name of 1-255
 // bytes, IPv6), or 0 (not whole, or not a CONNECT: those go as before, answered by the device).
+// The length of a SOCKS5 request or reply whose head (VER, CMD/REP, RSV, ATYP) starts at `off` and whose
+// address's first byte is there (b.size() >= off + 5): 4 + the address (IPv4, IPv6, a name of `name0`
+// bytes) + the port; 0 for an unknown ATYP.
+size_t SocksMessageLen(const std::string& b, size_t off) {
+  const uint8_t atyp = static_cast<uint8_t>(b[off + 3]);
+  if (atyp == 0x01) return 4 + 4 + 2;
+  if (atyp == 0x04) return 4 + 16 + 2;
+  if (atyp == 0x03) return 4 + 1 + static_cast<uint8_t>(b[off + 4]) + 2;
+  return 0;
+}
+
 size_t ConnectRequestAt(const std::string& b, size_t off) {
   if (b.size() < off + 5 || b[off] != 0x05 || b[off + 1] != 0x01 || b[off + 2] != 0x00) return 0;
-  const uint8_t atyp = static_cast<uint8_t>(b[off + 3]);
-  size_t len = 0;
-  if (atyp == 0x01) len = 4 + 4 + 2;
-  else if (atyp == 0x04) len = 4 + 16 + 2;
-  else if (atyp == 0x03 && b[off + 4] != 0) len = 4 + 1 + static_cast<uint8_t>(b[off + 4]) + 2;
-  else return 0;
-  return b.size() < off + len ? 0 : len;
+  if (b[off + 3] == 0x03 && b[off + 4] == 0) return 0;  // an empty name
+  const size_t len = SocksMessageLen(b, off);
+  return len == 0 || b.size() < off + len ? 0 : len;
 }
 
 // What the customer is told at once for an early-replied CONNECT: success, BND 0.0.0.0:0 (the device's
@@ -291,13 +299,32 @@ size_t EarlyAnswerLen(const std::string& b) {
     return 0;
   }
   if (b[o] != 0x05 || b[o + 1] != 0x00 || b[o + 2] != 0x00) return SIZE_MAX;
-  const uint8_t atyp = static_cast<uint8_t>(b[o + 3]);
-  size_t len;
-  if (atyp == 0x01) len = 4 + 4 + 2;
-  else if (atyp == 0x04) len = 4 + 16 + 2;
-  else if (atyp == 0x03) len = 4 + 1 + static_cast<uint8_t>(b[o + 4]) + 2;
-  else return SIZE_MAX;
+  const size_t len = SocksMessageLen(b, o);
+  if (len == 0) return SIZE_MAX;
   return b.size() < o + len ? 0 : o + len;
+}
+
+// The longest device answer head an HTTP early reply waits for (the agent's is 39 bytes).
+constexpr size_t kHttpEarlyAnswerMax = 1024;
+
+// The device's answer to an HTTP CONNECT the relay answered (httpEarlyReply): its head's length when whole
+// and a 200 (`HTTP/1.0` or `1.1`, status 200, the head up to its blank line within kHttpEarlyAnswerMax
+// bytes), 0 when more is needed, SIZE_MAX when it is anything else (a 407, 403, 502, not HTTP, too long):
+// the customer, told 200, is reset.
+size_t HttpEarlyAnswerLen(const std::string& b) {
+  static const char kStatus[] = "HTTP/1.x 200";
+  const size_t k = std::min(b.size(), sizeof kStatus - 1);
+  for (size_t i = 0; i < k; i++) {
+    const bool ok = i == 7 ? (b[i] == '0' || b[i] == '1') : b[i] == kStatus[i];
+    if (!ok) return SIZE_MAX;
+  }
+  if (b.size() < sizeof kStatus) return 0;
+  // The status code ends there: a reason phrase (SP) or the line's end (CR).
+  const char after = b[sizeof kStatus - 1];
+  if (after != ' ' && after != '\r') return SIZE_MAX;
+  const size_t end = b.find("\r\n\r\n", sizeof kStatus - 1);
+  if (end != std::string::npos && end + 4 <= kHttpEarlyAnswerMax) return end + 4;
+  return b.size() >= kHttpEarlyAnswerMax ? SIZE_MAX : 0;
 }
 
 FrontDecision Socks5FrontStep(const std::string& buf, const std::string& replied,
@@ -363,7 +390,8 @@ class SpliceRelay : public Napi::ObjectWrap<SpliceRelay> {
                         InstanceMethod<&SpliceRelay::FrontStats>("frontStats"),
                         InstanceMethod<&SpliceRelay::SetFrontRoutes>("setFrontRoutes"),
                         StaticMethod<&SpliceRelay::Socks5FrontStepJs>("socks5FrontStep"),
-                        StaticMethod<&SpliceRelay::EarlyAnswerJs>("socks5EarlyAnswer")});
+                        StaticMethod<&SpliceRelay::EarlyAnswerJs>("socks5EarlyAnswer"),
+                        StaticMethod<&SpliceRelay::HttpEarlyAnswerJs>("httpEarlyAnswer")});
   }
 
   // new SpliceRelay(onDone(id, up, down, reason), onProgress(Float64Array [id, up, down]*))
@@ -822,19 +850,21 @@ class SpliceRelay : public Napi::ObjectWrap<SpliceRelay> {
   // success (dropped; what came behind them is pending for the customer), 0 when more is to come, -1
   // otherwise (a refusal, a FIN or an error before them: the pair fails and the customer is reset).
   int ReadEarlyAnswer(Relay* r, Dir& d) {
-    char tmp[kEarlyAnswerMax];
+    static_assert(kHttpEarlyAnswerMax >= kEarlyAnswerMax, "tmp holds either answer");
+    char tmp[kHttpEarlyAnswerMax];
+    const size_t most = d.early_http ? kHttpEarlyAnswerMax : kEarlyAnswerMax;
     for (;;) {
       // Never more than the longest answer: what is read past it would be the customer's and unbounded.
-      ssize_t n = ::recv(r->fd[d.src], tmp, kEarlyAnswerMax - d.held.size(), 0);
+      ssize_t n = ::recv(r->fd[d.src], tmp, most - d.held.size(), 0);
       if (n == 0) return -1;
       if (n < 0) {
         if (errno == EINTR) continue;
         return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -1;
       }
       d.held.append(tmp, static_cast<size_t>(n));
-      const size_t len = EarlyAnswerLen(d.held);
+      const size_t len = d.early_http ? HttpEarlyAnswerLen(d.held) : EarlyAnswerLen(d.held);
       if (len == SIZE_MAX) return -1;
-      if (len == 0) continue;  // (held is shorter than kEarlyAnswerMax: an undecided answer is not whole)
+      if (len == 0) continue;  // (held is shorter than `most`: an undecided answer is not whole)
       d.pending = d.held.substr(len);
       d.pending_off = 0;
       std::string().swap(d.held);
@@ -1055,6 +1085,8 @@ class SpliceRelay : public Napi::ObjectWrap<SpliceRelay> {
     socks5_front_ = sf.IsBoolean() && sf.As<Napi::Boolean>().Value();
     Napi::Value er = o.Get("earlyReply");
     early_reply_ = socks5_front_ && er.IsBoolean() && er.As<Napi::Boolean>().Value();
+    Napi::Value her = o.Get("httpEarlyReply");
+    http_early_ = socks5_front_ && her.IsBoolean() && her.As<Napi::Boolean>().Value();
 
     if (transparent_src_) {
       // Every device socket will need IP_TRANSPARENT (CAP_NET_ADMIN): refuse to listen without it rather
@@ -1245,6 +1277,15 @@ class SpliceRelay : public Napi::ObjectWrap<SpliceRelay> {
     if (info.Length() != 1 || !info[0].IsBuffer()) throw Napi::TypeError::New(env, "socks5EarlyAnswer(bytes)");
     auto b = info[0].As<Napi::Buffer<char>>();
     const size_t n = EarlyAnswerLen(std::string(b.Data(), b.Length()));
+    return Napi::Number::New(env, n == SIZE_MAX ? -1.0 : static_cast<double>(n));
+  }
+
+  // httpEarlyAnswer(bytes) -> HttpEarlyAnswerLen as socks5EarlyAnswer gives EarlyAnswerLen (its fuzz test).
+  static Napi::Value HttpEarlyAnswerJs(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (info.Length() != 1 || !info[0].IsBuffer()) throw Napi::TypeError::New(env, "httpEarlyAnswer(bytes)");
+    auto b = info[0].As<Napi::Buffer<char>>();
+    const size_t n = HttpEarlyAnswerLen(std::string(b.Data(), b.Length()));
     return Napi::Number::New(env, n == SIZE_MAX ? -1.0 : static_cast<double>(n));
   }
 
@@ -1540,6 +1581,20 @@ class SpliceRelay : public Napi::ObjectWrap<SpliceRelay> {
                                     Napi::Boolean::New(env, final),
                                     Napi::Buffer<char>::Copy(env, t->replied.data(), t->replied.size())});
     if (h.IsUndefined() && !final) return;
+    if (h.IsArray() && !final && h.As<Napi::Array>().Length() == 2 && http_early_ && !t->socks) {
+      // [reply, handshake] (httpEarlyReply): an HTTP CONNECT answered here (JS checked its credentials);
+      // the handshake goes to the device and the pair forms at once, the device's answer head read off it.
+      Napi::Value a = h.As<Napi::Array>().Get(0u), hs = h.As<Napi::Array>().Get(1u);
+      if (!a.IsBuffer() || !hs.IsBuffer()) return (void)Fail(t, "no route for this customer any more");
+      auto rb = a.As<Napi::Buffer<char>>();
+      auto hb = hs.As<Napi::Buffer<char>>();
+      size_t off = 0;
+      if (SendRest(t->cfd, std::string(rb.Data(), rb.Length()), off) != 1) return Drop(t, true);
+      t->early_reply = true;
+      t_early_replies_++;
+      Handshake(t, std::string(hb.Data(), hb.Length()));
+      return;
+    }
     if (h.IsArray() && !final) {
       // [bytes]: an answer to the customer, from here; its handshake is still to come.
       Napi::Value a = h.As<Napi::Array>().Get(0u);
@@ -1580,8 +1635,9 @@ class SpliceRelay : public Napi::ObjectWrap<SpliceRelay> {
     const FrontRoute* fr = FrontRouteOf(t->dst_port);
     if (fr == nullptr || fr->dev_addr != t->dev_addr || fr->dev_port != t->dev_port || fr->socks != t->socks) return false;
     if (!t->socks) {
-      // An HTTP port through the front: nothing is answered here, the first bytes go as they came.
-      if (t->buf.empty()) return false;
+      // An HTTP port through the front: nothing is answered here, the first bytes go as they came; with
+      // httpEarlyReply and a route that says earlyReply, JS looks at them (a CONNECT it may answer here).
+      if (t->buf.empty() || (http_early_ && fr->early)) return false;
       t_native_passed_++;
       Handshake(t, t->buf);
       return true;
@@ -1744,6 +1800,7 @@ class SpliceRelay : public Napi::ObjectWrap<SpliceRelay> {
     r->dir[1].pending = t->buf.substr(answer_len);
     if (t->early_reply) {
       r->dir[1].early_answer = true;
+      r->dir[1].early_http = !t->socks;
       r->answer_by = uv_now(loop_) + connect_ms_;
     }
     t->cfd = t->dfd = -1;
@@ -2629,6 +2686,7 @@ class SpliceRelay : public Napi::ObjectWrap<SpliceRelay> {
   bool pass_unreplied_ = false;  // a connection hello() did not answer joins once its bytes are written
   bool socks5_front_ = false;    // the relay's SOCKS5 front: its routes and happy paths here (NativeHello)
   bool early_reply_ = false;     // socks5Front's earlyReply: a CONNECT answered success here, the pair formed at once
+  bool http_early_ = false;      // socks5Front's httpEarlyReply: JS may answer an HTTP port's CONNECT so too
   std::unordered_map<uint16_t, FrontRoute> front_routes_;  // public port -> device listener (setFrontRoutes)
   std::unordered_set<std::string> creds_memo_;              // CredsKey of credentials JS accepted
   uint64_t t_native_replies_ = 0, t_native_creds_ = 0, t_native_passed_ = 0;

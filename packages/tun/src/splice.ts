@@ -224,7 +224,10 @@ export interface TransparentHooks {
   /**
    * The handshake to write, with `peeked` behind it; undefined (only when not `final`): read more; null:
    * refuse; `[bytes]` (only when not `final`): bytes to answer the customer with from here, then read
-   * more. `replied`: every such answer given so far (answered() gets it too).
+   * more; `[reply, handshake]` (only when not `final`, an HTTP port with listen's httpEarlyReply): `reply`
+   * to the customer from here, `handshake` to the device, and the pair forms at once (the device's answer
+   * head is read and dropped: a 200, or the customer is reset). `replied`: every `[bytes]` answer given so
+   * far (answered() gets it too).
    */
   hello(
     clientIp: string,
@@ -235,7 +238,7 @@ export interface TransparentHooks {
     peeked: Buffer,
     final: boolean,
     replied: Buffer,
-  ): Buffer | [Buffer] | undefined | null;
+  ): Buffer | [Buffer] | [Buffer, Buffer] | undefined | null;
   /**
    * The device's answer's length once complete (what the customer does not get: the rest goes to them);
    * -1: more is needed; -2: refused (the customer is reset); `[bytes]`: refused, these bytes to the
@@ -294,6 +297,13 @@ export interface TransparentListenOptions {
    * dropped, and anything but a success (or none by connectMs) resets the customer. Default false.
    */
   readonly earlyReply?: boolean;
+  /**
+   * With socks5Front: an HTTP port whose route says earlyReply asks `hello` about its first bytes, which
+   * may answer a CONNECT here (`[reply, handshake]`, JS having checked its credentials): the pair forms at
+   * once and the device's answer head is read and dropped, anything but a 200 (or none by connectMs)
+   * resetting the customer, as earlyReply does for SOCKS5. Default false.
+   */
+  readonly httpEarlyReply?: boolean;
 }
 
 /** A SOCKS5 front's port: the device listener its customers go to, and the tag of its credentials. */
@@ -305,7 +315,7 @@ export interface FrontRoute {
   readonly socks: boolean;
   /** The credentials the relay checks there (username and verifier), '' when none: a change is a new tag. */
   readonly credentialsTag: string;
-  /** listen's earlyReply may answer this port's CONNECTs (default false). */
+  /** listen's earlyReply (SOCKS5) or httpEarlyReply (HTTP) may answer this port's CONNECTs (default false). */
   readonly earlyReply?: boolean;
 }
 
@@ -327,7 +337,7 @@ export interface TransparentListenStats {
   readonly answeredHere: number;
   readonly credentialsAnsweredHere: number;
   readonly passedHere: number;
-  /** earlyReply: CONNECTs answered success here; of those, the device refused or did not answer (reset). */
+  /** earlyReply and httpEarlyReply: CONNECTs answered success here; of those, the device refused or did not answer (reset). */
   readonly earlyReplies: number;
   readonly earlyFailed: number;
 }
@@ -429,6 +439,15 @@ export class SpliceEngine {
   static socks5EarlyAnswer(bytes: Buffer): number {
     const Ctor = (loadAddon() as unknown as { SpliceRelay: { socks5EarlyAnswer: (b: Buffer) => number } }).SpliceRelay;
     return Ctor.socks5EarlyAnswer(bytes);
+  }
+
+  /**
+   * The native check of the device's answer behind an HTTP early reply (httpEarlyReply): the length of a
+   * whole `HTTP/1.x 200` head (at most 1 KiB), 0 while more is needed, -1 for anything else (its fuzz test).
+   */
+  static httpEarlyAnswer(bytes: Buffer): number {
+    const Ctor = (loadAddon() as unknown as { SpliceRelay: { httpEarlyAnswer: (b: Buffer) => number } }).SpliceRelay;
+    return Ctor.httpEarlyAnswer(bytes);
   }
 
   /**

@@ -375,13 +375,13 @@ export async function deviceForwarding(ctx: Ctx, q: Queryable, deviceId: string)
     port: Number(c.port),
     allow_from: (c.allow_from as string[]) ?? [],
     enabled: Boolean(c.usable),
-    // The relay's SOCKS5 front answers credentials it can check itself (tunnel/socks5-front.ts); HTTP
-    // ports are DNAT'ed, so their verifiers stay with the device alone.
+    // The relay's front answers credentials it can check itself (tunnel/socks5-front.ts): SOCKS5 ones, and
+    // an HTTP CONNECT's Proxy-Authorization on an HTTP port through the front.
     // Early replies only where the device's answer to a CONNECT depends on its destination alone: a
     // connection cap or a data limit refuses with a code the customer should get (docs/design.md §2.3).
-    ...(c.protocol === 'socks5'
-      ? { username: c.username as string, verifier: c.password_verifier as string, early_reply: Boolean(c.uncapped) }
-      : {}),
+    username: c.username as string,
+    verifier: c.password_verifier as string,
+    early_reply: Boolean(c.uncapped),
   }));
 }
 

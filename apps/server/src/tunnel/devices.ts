@@ -81,14 +81,15 @@ export class DeviceTable {
     return this.byVpn.get(vpnNum);
   }
 
-  /** The username and verifier of the SOCKS5 connection a device serves on `port`, as the API last said. */
-  socks5Credentials(
+  /** The username and verifier of the `protocol` connection a device serves on `port`, as the API last said (the front's). */
+  frontCredentials(
     vpnIp: string,
     port: number,
+    protocol: 'socks5' | 'http',
   ): { username: string; verifier: string; earlyReply: boolean } | undefined {
     const n = ipv4ToNumber(vpnIp);
     const e = n === undefined ? undefined : this.byVpn.get(n);
-    const c = e?.forwarding?.connections.find((x) => x.port === port && x.protocol === 'socks5' && x.enabled);
+    const c = e?.forwarding?.connections.find((x) => x.port === port && x.protocol === protocol && x.enabled);
     return c?.username !== undefined && c.verifier !== undefined
       ? { username: c.username, verifier: c.verifier, earlyReply: c.early_reply === true }
       : undefined;

@@ -83,8 +83,9 @@ export async function runTunnel(config: Config): Promise<() => Promise<void>> {
         host: '0.0.0.0',
         port: config.socks5Front.port,
         logger,
-        credentials: (ip, p) => devices?.socks5Credentials(ip, p),
+        credentials: (ip, p, protocol) => devices?.frontCredentials(ip, p, protocol),
         earlyReply: config.socks5Front.earlyReply,
+        httpEarlyReply: config.socks5Front.httpEarlyReply,
       })
     : undefined;
   try {

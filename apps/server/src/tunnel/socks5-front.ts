@@ -41,13 +41,30 @@
 // pair forms as soon as they are written, so what the device says, or its close, is the customer's as
 // through the DNAT; one cellular round trip less per HTTP connection.
 //
+// POCKETPROXY_HTTP_EARLY_REPLY (on by default): the same early reply for an HTTP port through the front,
+// for a whole CONNECT head whose Proxy-Authorization matches the connection's verifier (the API's
+// forwarding gives HTTP connections' too) on a connection the API marks early_reply: the relay answers
+// `200 Connection Established` itself, the head goes to the device and the pair forms at once, so the
+// customer's TLS ClientHello follows the CONNECT instead of waiting for the device's 200 to come back
+// (httpEarlyHello). The device's answer head is read and dropped on the relay (a 200; anything else, a
+// 403 for a refused destination or a 502 for an unreachable one, resets the customer). A CONNECT without
+// credentials, or with ones the relay does not accept, goes as before: a browser still gets the device's
+// 407 challenge.
+//
 // Sockets and states are the addon's transparent listener (packages/tun native/splice_relay.cc); this
 // module answers its questions and keeps the port map in step with the firewall (a port that goes, or
 // moves, has its flows cut). The relay's byte counters count these flows in the input and output chains
 // (packages/netfw). Costs, measured in docs/benchmarks.md ("the relay's SOCKS5 front"): relay CPU per
 // connection, and these flows end when the tunnel process restarts (DNAT'ed ones survive it).
 import { frontServes, type Firewall, type FirewallState } from '@pocketproxy/netfw';
-import { parseGreeting, parseUserPass } from '@pocketproxy/proxy';
+import {
+  findHeadEnd,
+  parseAuthority,
+  parseGreeting,
+  parseProxyAuthorization,
+  parseRequestHead,
+  parseUserPass,
+} from '@pocketproxy/proxy';
 import { SpliceEngine, execRunner, type CommandRunner, type TransparentHooks } from '@pocketproxy/tun';
 import type { Logger } from 'pino';
 import { checkVerifier } from '../security/crypto.js';
@@ -130,6 +147,45 @@ export function frontAnswered(bytes: Buffer, replied: Buffer): number | [Buffer]
   return bytes.length >= replied.length ? replied.length : -1;
 }
 
+/** What an HTTP CONNECT answered on the relay is told (httpEarlyHello): the device's own words. */
+export const HTTP_ESTABLISHED = Buffer.from('HTTP/1.1 200 Connection Established\r\n\r\n');
+const CONNECT_PREFIX = Buffer.from('CONNECT ');
+
+/**
+ * An HTTP port's first bytes when the relay may answer its CONNECTs (POCKETPROXY_HTTP_EARLY_REPLY and the
+ * connection's early_reply): `[HTTP_ESTABLISHED, peeked]` (answer 200 here, the head and whatever came
+ * behind it to the device, the pair at once) for a whole, valid CONNECT head to a host:port whose Basic
+ * Proxy-Authorization `verify` accepts; undefined (not `final`) while what is there can still become a
+ * CONNECT head; null for nothing at all by the end; otherwise the bytes as they came (the device answers
+ * them: another method, no or other credentials and its 407, a head its parser refuses and its 400).
+ */
+export function httpEarlyHello(
+  peeked: Buffer,
+  final: boolean,
+  verify: FrontVerify,
+): Buffer | [Buffer, Buffer] | undefined | null {
+  if (peeked.length === 0) return final ? null : undefined;
+  const k = Math.min(peeked.length, CONNECT_PREFIX.length);
+  if (peeked.compare(CONNECT_PREFIX, 0, k, 0, k) !== 0) return peeked;
+  let end: number;
+  try {
+    end = findHeadEnd(peeked);
+  } catch {
+    return peeked; // longer than a head may be: the device's 431
+  }
+  if (end < 0) return final ? peeked : undefined;
+  try {
+    const head = parseRequestHead(peeked.subarray(0, end));
+    if (head.method !== 'CONNECT') return peeked;
+    parseAuthority(head.target);
+    const auth = parseProxyAuthorization(head.headers);
+    if (typeof auth !== 'object' || !verify(auth.user, auth.pass)) return peeked;
+  } catch {
+    return peeked; // not a head the device's parser takes: its answer is the customer's
+  }
+  return final ? peeked : [HTTP_ESTABLISHED, peeked];
+}
+
 /** Most username/password/verifier triples remembered as checked (the memo is dropped when it fills). */
 const VERIFIED_MEMO_MAX = 4096;
 
@@ -146,15 +202,18 @@ export interface Socks5FrontDeps {
   /** ip rule / ip route (tests record them). */
   readonly runner?: CommandRunner;
   /**
-   * The username and verifier of the SOCKS5 connection a device serves on a port (DeviceTable), so the
-   * relay answers credentials it can check; without it, or undefined for a port, the device answers them.
+   * The username and verifier of the connection of this protocol a device serves on a port (DeviceTable),
+   * so the relay answers credentials it can check; without it, or undefined for a port, the device answers them.
    */
   readonly credentials?: (
     deviceIp: string,
     devicePort: number,
+    protocol: 'socks5' | 'http',
   ) => { username: string; verifier: string; earlyReply?: boolean } | undefined;
-  /** CONNECTs answered success here for ports whose credentials say earlyReply (default false; see the head). */
+  /** SOCKS5 CONNECTs answered success here for ports whose credentials say earlyReply (default false; see the head). */
   readonly earlyReply?: boolean;
+  /** HTTP CONNECTs so answered, on HTTP ports through the front (default false; see the head). */
+  readonly httpEarlyReply?: boolean;
 }
 
 /** The front's counters (the tunnel's GET /status, `socks5_front`). */
@@ -172,7 +231,7 @@ export interface Socks5FrontStats {
   readonly credentials_deferred: number;
   /** Handshake steps taken in the listener without a call into JS (answers given, requests passed on). */
   readonly steps_without_js: number;
-  /** CONNECTs answered success here (early replies); of those, the device refused or did not answer (reset). */
+  /** CONNECTs (SOCKS5 and HTTP) answered success here (early replies); of those, the device refused or did not answer (reset). */
   readonly early_replies: number;
   readonly early_failed: number;
 }
@@ -221,8 +280,11 @@ export function createSocks5Front(d: Socks5FrontDeps): Socks5Front {
   let verified = new Set<string>();
   let answered = 0;
   let deferred = 0;
-  const verifierFor = (deviceIp: string, devicePort: number): FrontVerify | undefined => {
-    const c = d.credentials?.(deviceIp, devicePort);
+  const verifierFor = (
+    deviceIp: string,
+    devicePort: number,
+    c = d.credentials?.(deviceIp, devicePort, 'socks5'),
+  ): FrontVerify | undefined => {
     if (c === undefined) return undefined;
     return (user, pass) => {
       const key = `${c.verifier}\u0000${pass}`;
@@ -246,14 +308,15 @@ export function createSocks5Front(d: Socks5FrontDeps): Socks5Front {
     ports = m;
     engine.setFrontRoutes(
       [...m].map(([p, dev]) => {
-        const c = dev.http ? undefined : d.credentials?.(dev.vpnIp, dev.port);
+        const c = d.credentials?.(dev.vpnIp, dev.port, dev.http ? 'http' : 'socks5');
         return {
           port: p,
           deviceIp: dev.vpnIp,
           devicePort: dev.port,
           socks: dev.http !== true,
-          credentialsTag: c ? `${c.username}\u0000${c.verifier}` : '',
-          earlyReply: c?.earlyReply === true,
+          // The listener remembers SOCKS5 credentials only (an HTTP CONNECT's are checked in JS, hello).
+          credentialsTag: c && !dev.http ? `${c.username}\u0000${c.verifier}` : '',
+          earlyReply: c?.earlyReply === true && (dev.http ? d.httpEarlyReply === true : true),
         };
       }),
     );
@@ -273,8 +336,13 @@ export function createSocks5Front(d: Socks5FrontDeps): Socks5Front {
     hello: (_clientIp, deviceIp, devicePort, _dstIp, dstPort, peeked, final, replied) => {
       const dev = ports.get(dstPort);
       if (!same(dev, { vpnIp: deviceIp, port: devicePort })) return null;
-      // HTTP: the first bytes go as they came (with deferAccept there are some at the first ask).
-      if (dev!.http) return peeked.length > 0 ? peeked : final ? null : undefined;
+      // HTTP: the first bytes go as they came (with deferAccept there are some at the first ask), or a
+      // CONNECT is answered here (httpEarlyReply).
+      if (dev!.http) {
+        const c = d.httpEarlyReply ? d.credentials?.(deviceIp, devicePort, 'http') : undefined;
+        if (c?.earlyReply === true) return httpEarlyHello(peeked, final, verifierFor(deviceIp, devicePort, c)!);
+        return peeked.length > 0 ? peeked : final ? null : undefined;
+      }
       return frontHello(peeked, final, replied, verifierFor(deviceIp, devicePort));
     },
     answered: (_socks5, bytes, replied) => frontAnswered(bytes, replied),
@@ -373,6 +441,7 @@ export function createSocks5Front(d: Socks5FrontDeps): Socks5Front {
           // Routes and the handshake's happy paths in the listener: no call into JS per step (setPorts).
           socks5Front: true,
           earlyReply: d.earlyReply === true,
+          httpEarlyReply: d.httpEarlyReply === true,
           // As the device's handshake guard caps one address's unauthenticated connections (64 by default).
           maxWaitingPerAddress: d.maxWaitingPerAddress ?? 64,
         },

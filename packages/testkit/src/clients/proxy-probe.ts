@@ -8,6 +8,10 @@
 //                                 greeting and credentials (each answer awaited), then a CONNECT with the
 //                                 payload right behind it in one write; prints everything that came back,
 //                                 how it ended, and `replyMs` (from the request to its reply's 10 bytes)
+//   http-connect <user|-> <pass> <host:port> <payload>
+//                                 a CONNECT head (with Basic Proxy-Authorization unless user is '-'), the
+//                                 payload once the answer head is whole; prints as socks5-connect does,
+//                                 `replyMs` from the head to its answer's blank line
 // Prints one JSON line.
 import * as net from 'node:net';
 import { readFileSync } from 'node:fs';
@@ -61,6 +65,18 @@ sock.once('connect', () => {
           ]),
         );
       } else if (got.length >= 14 && replyMs === undefined && sentAt > 0) replyMs = performance.now() - sentAt;
+    };
+    sock.on('data', step);
+  } else if (mode === 'http-connect') {
+    const [user, pass, target, payload] = rest as [string, string, string, string];
+    const auth =
+      user === '-' ? '' : `Proxy-Authorization: Basic ${Buffer.from(`${user}:${pass}`).toString('base64')}\r\n`;
+    sentAt = performance.now();
+    sock.write(`CONNECT ${target} HTTP/1.1\r\nHost: ${target}\r\n${auth}\r\n`);
+    const step = () => {
+      if (replyMs !== undefined || got.indexOf('\r\n\r\n') < 0) return;
+      replyMs = performance.now() - sentAt;
+      if (got.subarray(0, 12).toString() === 'HTTP/1.1 200') sock.write(payload);
     };
     sock.on('data', step);
   } else out({ error: `unknown mode ${mode}` });
