@@ -213,6 +213,78 @@ test("fuzz: the addon's check of the device's answer takes a whole 200 head only
   assert.ok(seen.length > 100 && seen.more > 100 && seen.refused > 100, JSON.stringify(seen));
 });
 
+test("fuzz: the listener's own reading of a CONNECT's Proxy-Authorization (its memo's key) is the proxy parser's, for every head that parser takes", {
+  skip,
+}, () => {
+  assert.equal(SpliceEngine.httpConnectAuth(head())?.toString(), AUTH);
+  assert.equal(SpliceEngine.httpConnectAuth(head('example.test:443', null)), null);
+  assert.equal(SpliceEngine.httpConnectAuth(head().subarray(0, 40)), null, 'not whole');
+  assert.equal(
+    SpliceEngine.httpConnectAuth(Buffer.from(`GET / HTTP/1.1\r\nProxy-Authorization: ${AUTH}\r\n\r\n`)),
+    null,
+  );
+  assert.equal(
+    SpliceEngine.httpConnectAuth(
+      Buffer.from(`CONNECT a:1 HTTP/1.1\r\nproxy-AUTHORIZATION: \t ${AUTH} \r\nProxy-Authorization: x\r\n\r\n`),
+    )?.toString(),
+    AUTH,
+    'the first, any case, without the spaces around it',
+  );
+  const names = [
+    'Proxy-Authorization',
+    'proxy-authorization',
+    'PROXY-AUTHORIZATION',
+    'Proxy-Authorization ',
+    'Proxy-Authorizatio',
+    'X-Proxy-Authorization',
+  ];
+  const values = [AUTH, basicAuthValue('u', 'x'), '', ' ', '\t', 'Basic', 'Basic  dTpw', 'Bearer x'];
+  const seen = { value: 0, none: 0, parsed: 0 };
+  fc.assert(
+    fc.property(
+      fc.constantFrom('CONNECT', 'CONNECT', 'GET', 'CONNECTX'),
+      fc.array(
+        fc.oneof(
+          fc
+            .tuple(fc.constantFrom(...names), fc.constantFrom(...values), fc.constantFrom('', ' ', '\t', '  '))
+            .map(([n, v, sp]) => `${n}:${sp}${v}${sp}`),
+          fc.constantFrom('Host: a', ' folded', 'Bad Name: x', ':x', ''),
+          fc.string({ maxLength: 12 }),
+        ),
+        { maxLength: 5 },
+      ),
+      fc.boolean(),
+      fc.uint8Array({ maxLength: 6 }),
+      (method, lines, whole, behind) => {
+        const text = `${method} example.test:443 HTTP/1.1\r\n${lines.map((l) => `${l}\r\n`).join('')}${whole ? '\r\n' : ''}`;
+        const b = Buffer.concat([Buffer.from(text, 'latin1'), whole ? Buffer.from(behind) : Buffer.alloc(0)]);
+        const native = SpliceEngine.httpConnectAuth(b);
+        native === null ? seen.none++ : seen.value++;
+        let parsed: ReturnType<typeof parseRequestHead> | undefined;
+        try {
+          const end = findHeadEnd(b);
+          if (end > 0) parsed = parseRequestHead(b.subarray(0, end));
+        } catch {
+          parsed = undefined;
+        }
+        // Only a whole CONNECT head's.
+        if (native !== null)
+          assert.ok(
+            b.subarray(0, 8).equals(Buffer.from('CONNECT ')) && b.indexOf('\r\n\r\n') >= 0,
+            JSON.stringify(text),
+          );
+        if (parsed?.method === 'CONNECT') {
+          seen.parsed++;
+          const js = parsed.headers.find((h) => h.lower === 'proxy-authorization')?.value;
+          assert.equal(native?.toString('latin1'), js === '' ? undefined : js, JSON.stringify(text));
+        }
+      },
+    ),
+    { numRuns: 20_000 },
+  );
+  assert.ok(seen.value > 1000 && seen.none > 1000 && seen.parsed > 1000, JSON.stringify(seen));
+});
+
 // ---- the transparent listener with httpEarlyReply, on loopback -------------------------------------------
 
 /** A stub device's HTTP proxy port: reads a head, answers `answer` `delayMs` later (`chunk` bytes at a time), then echoes. */
@@ -273,6 +345,7 @@ async function withHttpFront(
   device: Parameters<typeof stubHttpDevice>[0],
   fn: (f: {
     port: number;
+    devPort: number;
     engine: SpliceEngine;
     dev: ReturnType<typeof stubHttpDevice>;
     hellos: () => number;
@@ -300,7 +373,7 @@ async function withHttpFront(
         deviceIp: '127.0.0.1',
         devicePort: devPort,
         socks: false,
-        credentialsTag: '',
+        credentialsTag: 'u\u0000verifier',
         earlyReply: o.early ?? true,
       },
     ]);
@@ -313,7 +386,7 @@ async function withHttpFront(
       answered: () => -2,
       event: () => {},
     });
-    await fn({ port, engine, dev, hellos: () => hellos });
+    await fn({ port, devPort, engine, dev, hellos: () => hellos });
   } finally {
     engine.close();
     dev.close();
@@ -441,3 +514,49 @@ test("HTTP early reply: without credentials, with ones the relay does not accept
     { early: false },
   );
 });
+
+test(
+  'HTTP early reply without JS: a CONNECT carrying a Proxy-Authorization JS accepted before for the port is answered by the listener; other credentials, and the same after the credentials changed, ask JS again',
+  {
+    skip,
+  },
+  () =>
+    withHttpFront({}, async ({ port, engine, hellos, devPort }) => {
+      const connect = async (first: Buffer) => {
+        const c = await customer(port);
+        c.s.write(first);
+        assert.equal((await c.read(HTTP_ESTABLISHED.length)).toString(), HTTP_ESTABLISHED.toString());
+        c.s.write('ping');
+        assert.equal((await c.read(4, 3_000)).toString(), 'ping');
+        c.s.destroy();
+      };
+      await connect(head());
+      assert.equal(hellos(), 1, 'the first: JS checked it');
+      for (let i = 0; i < 3; i++) await connect(head(`example${i}.test:443`));
+      assert.equal(hellos(), 1, 'the same credentials again: answered by the listener');
+      // Another spelling of the same credentials is another key: JS checks it (and accepts it).
+      await connect(head('example.test:443', `basic ${Buffer.from('u:p').toString('base64')}`));
+      assert.equal(hellos(), 2);
+      // Credentials JS refuses are asked about every time, and answered by the device (the stub's 200).
+      for (let i = 0; i < 2; i++) await connect(head('example.test:443', basicAuthValue('u', 'q')));
+      assert.equal(hellos(), 4);
+      assert.equal(engine.listenStats().earlyReplies, 5);
+      // New credentials on the port (another tag): what was remembered no longer answers.
+      engine.setFrontRoutes([
+        {
+          port: PUBLIC,
+          deviceIp: '127.0.0.1',
+          devicePort: devPort,
+          socks: false,
+          credentialsTag: 'u\u0000other',
+          earlyReply: true,
+        },
+      ]);
+      await connect(head());
+      assert.equal(hellos(), 5, 'asked again after the change');
+      const st = engine.listenStats();
+      assert.equal(st.earlyReplies, 6);
+      assert.equal(st.earlyFailed, 0);
+      assert.ok(st.passedHere >= 3, JSON.stringify(st));
+    }),
+);

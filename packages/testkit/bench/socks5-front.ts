@@ -192,6 +192,14 @@ export async function socks5FrontPhase(o: {
     }
     const s1 = await o.frontStats();
     const early = (s1?.early_replies ?? 0) - (s0?.early_replies ?? 0);
+    // The relay's settings as this run asked for them (testkit system.ts passes the switches): an A/B whose
+    // switch did not reach the relay compares a setting with itself (the first one did, 2026-12-08).
+    const off = (k: string) => ['0', 'false', 'no'].includes(process.env[k] ?? '');
+    const expected =
+      (off('POCKETPROXY_SOCKS5_EARLY_REPLY') ? 0 : ROUNDS * COUNT) +
+      (HTTPX && !off('POCKETPROXY_HTTP_EARLY_REPLY') ? ROUNDS * COUNT : 0);
+    if (expected === 0 ? early !== 0 : early < expected * 0.9)
+      throw new Error(`socks5front: ${early} early replies, ${expected} expected from this run's settings`);
     const earlyFailed = (s1?.early_failed ?? 0) - (s0?.early_failed ?? 0);
     const answered = (s1?.credentials_answered ?? 0) - (s0?.credentials_answered ?? 0);
     const deferred = (s1?.credentials_deferred ?? 0) - (s0?.credentials_deferred ?? 0);

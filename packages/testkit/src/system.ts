@@ -153,7 +153,9 @@ export interface LabRelay {
  * The relay's switches that pass from the test's or bench's environment to `pocketproxy up`, for A/B runs:
  * the offloads (packages/tun), the native seal and open paths and ACK thinning (tunnel main.ts), the
  * transparent proxy's splice and TCP Fast Open (tunnel/tproxy.ts), OpenVPN customers carried to devices
- * (openvpn/carry.ts), the SOCKS5 and HTTP fronts (tunnel/socks5-front.ts), the AEAD's way through OpenSSL
+ * (openvpn/carry.ts), the SOCKS5 and HTTP fronts and their early replies (tunnel/socks5-front.ts; until
+ * 2026-12-08 the early reply's switch was not passed, so its first lab A/B compared the reply on with itself),
+ * the AEAD's way through OpenSSL
  * (packages/tun native/aead.h).
  */
 const RELAY_SWITCHES = [
@@ -166,7 +168,9 @@ const RELAY_SWITCHES = [
   'POCKETPROXY_TPROXY_SPLICE',
   'POCKETPROXY_TPROXY_FASTOPEN',
   'POCKETPROXY_SOCKS5_FRONT',
+  'POCKETPROXY_SOCKS5_EARLY_REPLY',
   'POCKETPROXY_HTTP_FRONT',
+  'POCKETPROXY_HTTP_EARLY_REPLY',
   'POCKETPROXY_HTTP_FRONT_RTT_MS',
   'POCKETPROXY_HTTP_FRONT_HOLD_S',
   'POCKETPROXY_AEAD',

@@ -37,6 +37,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <strings.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -354,6 +355,38 @@ FrontDecision Socks5FrontStep(const std::string& buf, const std::string& replied
   return d;
 }
 
+// What an HTTP CONNECT answered on the relay is told (httpEarlyReply): the device's own words, as JS's
+// HTTP_ESTABLISHED (apps/server tunnel/socks5-front.ts).
+const std::string kHttpEstablished = "HTTP/1.1 200 Connection Established\r\n\r\n";
+
+// An HTTP port's early reply without JS (httpEarlyReply): the Proxy-Authorization value (the first such
+// field's, without the spaces around it) of a whole CONNECT head at the start of `b`; false when `b` is not
+// one, or it has none. JS's httpEarlyHello stays the reference: the listener answers only a value JS's
+// check accepted before for the port's current credentials (the memo), and the device parses the head
+// again and decides, as after JS's answer.
+bool HttpConnectAuth(const std::string& b, std::string& value) {
+  static const char kConnect[] = "CONNECT ";
+  if (b.compare(0, sizeof kConnect - 1, kConnect) != 0) return false;
+  const size_t end = b.find("\r\n\r\n");
+  if (end == std::string::npos) return false;
+  static const char kName[] = "proxy-authorization:";
+  constexpr size_t n = sizeof kName - 1;
+  // Header lines from behind the request line's CRLF up to the head's (the last line's CRLF is at `end`).
+  for (size_t line = b.find("\r\n") + 2; line < end + 2;) {
+    const size_t eol = b.find("\r\n", line);
+    if (eol - line >= n && strncasecmp(b.data() + line, kName, n) == 0) {
+      // The first such field decides, as for the device's parser: an empty one is none.
+      size_t a = line + n, z = eol;
+      while (a < z && (b[a] == ' ' || b[a] == '\t')) a++;
+      while (z > a && (b[z - 1] == ' ' || b[z - 1] == '\t')) z--;
+      value.assign(b, a, z - a);
+      return !value.empty();
+    }
+    line = eol + 2;
+  }
+  return false;
+}
+
 // A SOCKS5 front's port: the device listener it goes to (the route JS would give), and the tag of the
 // credentials JS checks there (username and verifier; empty: none known, the device answers them).
 struct FrontRoute {
@@ -391,7 +424,8 @@ class SpliceRelay : public Napi::ObjectWrap<SpliceRelay> {
                         InstanceMethod<&SpliceRelay::SetFrontRoutes>("setFrontRoutes"),
                         StaticMethod<&SpliceRelay::Socks5FrontStepJs>("socks5FrontStep"),
                         StaticMethod<&SpliceRelay::EarlyAnswerJs>("socks5EarlyAnswer"),
-                        StaticMethod<&SpliceRelay::HttpEarlyAnswerJs>("httpEarlyAnswer")});
+                        StaticMethod<&SpliceRelay::HttpEarlyAnswerJs>("httpEarlyAnswer"),
+                        StaticMethod<&SpliceRelay::HttpConnectAuthJs>("httpConnectAuth")});
   }
 
   // new SpliceRelay(onDone(id, up, down, reason), onProgress(Float64Array [id, up, down]*))
@@ -1280,6 +1314,17 @@ class SpliceRelay : public Napi::ObjectWrap<SpliceRelay> {
     return Napi::Number::New(env, n == SIZE_MAX ? -1.0 : static_cast<double>(n));
   }
 
+  // httpConnectAuth(bytes) -> the Proxy-Authorization value HttpConnectAuth finds (latin1), or null: for
+  // its differential test against the proxy's head parser.
+  static Napi::Value HttpConnectAuthJs(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (info.Length() != 1 || !info[0].IsBuffer()) throw Napi::TypeError::New(env, "httpConnectAuth(bytes)");
+    auto b = info[0].As<Napi::Buffer<char>>();
+    std::string value;
+    if (!HttpConnectAuth(std::string(b.Data(), b.Length()), value)) return env.Null();
+    return Napi::Buffer<char>::Copy(env, value.data(), value.size());
+  }
+
   // httpEarlyAnswer(bytes) -> HttpEarlyAnswerLen as socks5EarlyAnswer gives EarlyAnswerLen (its fuzz test).
   static Napi::Value HttpEarlyAnswerJs(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
@@ -1592,6 +1637,7 @@ class SpliceRelay : public Napi::ObjectWrap<SpliceRelay> {
       if (SendRest(t->cfd, std::string(rb.Data(), rb.Length()), off) != 1) return Drop(t, true);
       t->early_reply = true;
       t_early_replies_++;
+      RememberHttpAuth(t);
       Handshake(t, std::string(hb.Data(), hb.Length()));
       return;
     }
@@ -1637,7 +1683,21 @@ class SpliceRelay : public Napi::ObjectWrap<SpliceRelay> {
     if (!t->socks) {
       // An HTTP port through the front: nothing is answered here, the first bytes go as they came; with
       // httpEarlyReply and a route that says earlyReply, JS looks at them (a CONNECT it may answer here).
-      if (t->buf.empty() || (http_early_ && fr->early)) return false;
+      if (t->buf.empty()) return false;
+      if (http_early_ && fr->early) {
+        // A CONNECT with credentials JS accepted before for this port (RememberHttpAuth): answered here.
+        std::string auth;
+        if (fr->tag.empty() || !HttpConnectAuth(t->buf, auth) ||
+            creds_memo_.count(CredsKey(*fr, auth.data(), auth.size())) == 0)
+          return false;
+        size_t off = 0;
+        if (SendRest(t->cfd, kHttpEstablished, off) != 1) {
+          Drop(t, true);
+          return true;
+        }
+        t->early_reply = true;
+        t_early_replies_++;
+      }
       t_native_passed_++;
       Handshake(t, t->buf);
       return true;
@@ -1691,6 +1751,18 @@ class SpliceRelay : public Napi::ObjectWrap<SpliceRelay> {
     if (c == 0 || t->buf.size() != g + c) return;
     if (creds_memo_.size() >= kCredsMemoMax) creds_memo_.clear();
     creds_memo_.insert(CredsKey(*fr, t->buf.data() + g, c));
+  }
+
+  // The Proxy-Authorization value of the CONNECT JS just answered here (httpEarlyReply), under the port's
+  // current tag, as RememberCreds does for SOCKS5: the next CONNECT with the same value is answered without JS.
+  void RememberHttpAuth(Tconn* t) {
+    const FrontRoute* fr = FrontRouteOf(t->dst_port);
+    if (fr == nullptr || fr->tag.empty() || fr->socks || fr->dev_addr != t->dev_addr || fr->dev_port != t->dev_port)
+      return;
+    std::string auth;
+    if (!HttpConnectAuth(t->buf, auth)) return;
+    if (creds_memo_.size() >= kCredsMemoMax) creds_memo_.clear();
+    creds_memo_.insert(CredsKey(*fr, auth.data(), auth.size()));
   }
 
   const FrontRoute* FrontRouteOf(uint16_t port) const {

@@ -301,7 +301,9 @@ export interface TransparentListenOptions {
    * With socks5Front: an HTTP port whose route says earlyReply asks `hello` about its first bytes, which
    * may answer a CONNECT here (`[reply, handshake]`, JS having checked its credentials): the pair forms at
    * once and the device's answer head is read and dropped, anything but a 200 (or none by connectMs)
-   * resetting the customer, as earlyReply does for SOCKS5. Default false.
+   * resetting the customer, as earlyReply does for SOCKS5. The listener remembers the Proxy-Authorization
+   * value of such a CONNECT under the route's credentials tag and answers the next CONNECT carrying it
+   * without asking `hello`. Default false.
    */
   readonly httpEarlyReply?: boolean;
 }
@@ -448,6 +450,16 @@ export class SpliceEngine {
   static httpEarlyAnswer(bytes: Buffer): number {
     const Ctor = (loadAddon() as unknown as { SpliceRelay: { httpEarlyAnswer: (b: Buffer) => number } }).SpliceRelay;
     return Ctor.httpEarlyAnswer(bytes);
+  }
+
+  /**
+   * The Proxy-Authorization value the listener reads off a whole CONNECT head to answer it without JS
+   * (httpEarlyReply, with a value JS accepted before for the port), or null (its differential test).
+   */
+  static httpConnectAuth(bytes: Buffer): Buffer | null {
+    const Ctor = (loadAddon() as unknown as { SpliceRelay: { httpConnectAuth: (b: Buffer) => Buffer | null } })
+      .SpliceRelay;
+    return Ctor.httpConnectAuth(bytes);
   }
 
   /**

@@ -19,6 +19,8 @@ const TESTS = [
   'apps/server/test/tunnel-tproxy-hostile.test.ts',
   // The relay's SOCKS5 front on the same listener: answers from the relay, passes, refusals, caps, cuts.
   'apps/server/test/socks5-front.test.ts',
+  // HTTP CONNECT's early reply there: the device's answer head read off the pair, the memo's header reading.
+  'apps/server/test/http-early-reply.test.ts',
   'packages/tun/test/splice.test.ts',
   // The fronts (accept, head or SOCKS5 handshake, connect, answer, adopt in the addon): their own
   // hostile cases and the proxy's HTTP and SOCKS5 suites through them.

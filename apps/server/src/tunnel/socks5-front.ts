@@ -46,8 +46,10 @@
 // forwarding gives HTTP connections' too) on a connection the API marks early_reply: the relay answers
 // `200 Connection Established` itself, the head goes to the device and the pair forms at once, so the
 // customer's TLS ClientHello follows the CONNECT instead of waiting for the device's 200 to come back
-// (httpEarlyHello). The device's answer head is read and dropped on the relay (a 200; anything else, a
-// 403 for a refused destination or a 502 for an unreachable one, resets the customer). A CONNECT without
+// (httpEarlyHello; the listener remembers the Proxy-Authorization value it accepted, under the port's
+// credentials tag, and answers the next such CONNECT without JS). The device's answer head is read and
+// dropped on the relay (a 200; anything else, a 403 for a refused destination or a 502 for an unreachable
+// one, resets the customer). A CONNECT without
 // credentials, or with ones the relay does not accept, goes as before: a browser still gets the device's
 // 407 challenge.
 //
@@ -314,8 +316,7 @@ export function createSocks5Front(d: Socks5FrontDeps): Socks5Front {
           deviceIp: dev.vpnIp,
           devicePort: dev.port,
           socks: dev.http !== true,
-          // The listener remembers SOCKS5 credentials only (an HTTP CONNECT's are checked in JS, hello).
-          credentialsTag: c && !dev.http ? `${c.username}\u0000${c.verifier}` : '',
+          credentialsTag: c ? `${c.username}\u0000${c.verifier}` : '',
           earlyReply: c?.earlyReply === true && (dev.http ? d.httpEarlyReply === true : true),
         };
       }),
