@@ -3,7 +3,8 @@
 // the same interface DELAY_MS later, as if received there, to be routed on (link-delay.ts targetDelay
 // routes the lab's web servers' packets towards the carriers through it, and what comes back out by the
 // main table). One queue in arrival order is also in order of departure (one delay for all); it holds
-// at most QUEUE_MAX packets (more are dropped, as a full queue would). Single-threaded; ends at SIGTERM.
+// at most QUEUE_MAX packets (more are dropped, as a full queue would). Single-threaded; ends at SIGTERM,
+// printing how many packets it dropped (link-delay.ts warns when any were).
 // usage: tun-delay IFNAME DELAY_MS
 #define _GNU_SOURCE
 #include <errno.h>
@@ -11,6 +12,7 @@
 #include <linux/if.h>
 #include <linux/if_tun.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,6 +32,12 @@ struct item {
 
 static struct item queue[QUEUE_MAX];
 static size_t head, count;
+static volatile sig_atomic_t stopping;
+
+static void on_term(int sig) {
+  (void)sig;
+  stopping = 1;
+}
 
 static uint64_t now_us(void) {
   struct timespec ts;
@@ -60,10 +68,15 @@ int main(int argc, char **argv) {
     queue[i].data = malloc(PACKET_MAX);
     if (queue[i].data == NULL) return 1;
   }
+  // Without SA_RESTART: poll returns EINTR at SIGTERM and the loop ends.
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_term;
+  sigaction(SIGTERM, &sa, NULL);
   printf("tun-delay %s: %s ms, listening\n", ifr.ifr_name, argv[2]);
   fflush(stdout);
   uint64_t dropped = 0;
-  for (;;) {
+  while (!stopping) {
     int timeout = -1;
     if (count > 0) {
       const uint64_t t = now_us();
@@ -98,6 +111,8 @@ int main(int argc, char **argv) {
       head = (head + 1) % QUEUE_MAX;
       count--;
     }
-    (void)dropped;
   }
+  printf("tun-delay: dropped %llu\n", (unsigned long long)dropped);
+  fflush(stdout);
+  return 0;
 }

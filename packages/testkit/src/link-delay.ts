@@ -84,6 +84,9 @@ export async function targetDelay(lab: Lab, work: string, ms: number): Promise<{
     async stop() {
       for (const u of undo) await sh(u).catch(() => undefined);
       await p.stop(2000).catch(() => undefined);
+      // A full queue drops packets (retransmissions then lengthen the figures measured through it).
+      const dropped = Number(/dropped (\d+)/.exec(p.lines.join('\n'))?.[1] ?? 0);
+      if (dropped > 0) console.error(`targetDelay: tun-delay dropped ${dropped} packets (its queue was full)`);
     },
   };
 }

@@ -21,7 +21,26 @@ const out = (o: object) => {
   console.log(JSON.stringify(o));
   process.exit(0);
 };
-const sock = net.connect(Number(portS), host!);
+// socks5-connect and http-connect read a byte at a time. libuv (uv__stream_io) takes a read shorter than its
+// buffer, in a wake-up whose poll said hang-up, for the end and reports EOF without reading again; so a
+// reset that arrives while bytes ahead of it are still unread (the relay's early success, then its reset a
+// device round trip later) would read as a close. A read that fills its buffer is followed by another,
+// which returns the kernel's own verdict: 0 at a FIN, ECONNRESET at a reset.
+const oneByte = Buffer.alloc(1);
+const sock = net.connect({
+  port: Number(portS),
+  host: host!,
+  onread:
+    mode === 'socks5-connect' || mode === 'http-connect'
+      ? {
+          buffer: oneByte,
+          callback: (n: number) => {
+            sock.emit('data', Buffer.from(oneByte.subarray(0, n)));
+            return true;
+          },
+        }
+      : undefined,
+});
 let got = Buffer.alloc(0);
 let closed = false;
 sock.on('data', (d) => {
