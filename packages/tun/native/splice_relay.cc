@@ -257,11 +257,9 @@ size_t UserPassAt(const std::string& b, size_t off) {
   return b.size() < off + len ? 0 : len;
 }
 
-// The length of a whole SOCKS5 CONNECT request at `off` of `b` (RFC 1928 §4: IPv4, a name of 1-255
-// bytes, IPv6), or 0 (not whole, or not a CONNECT: those go as before, answered by the device).
-// The length of a SOCKS5 request or reply whose head (VER, CMD/REP, RSV, ATYP) starts at `off` and whose
-// address's first byte is there (b.size() >= off + 5): 4 + the address (IPv4, IPv6, a name of `name0`
-// bytes) + the port; 0 for an unknown ATYP.
+// The length of a SOCKS5 request or reply whose head (VER, CMD/REP, RSV, ATYP) starts at `off` of `b`, the
+// address's first byte there too (b.size() >= off + 5): the head, the address (IPv4, IPv6, or a name as long
+// as that first byte says) and the port; 0 for an unknown ATYP. ConnectRequestAt and EarlyAnswerLen use it.
 size_t SocksMessageLen(const std::string& b, size_t off) {
   const uint8_t atyp = static_cast<uint8_t>(b[off + 3]);
   if (atyp == 0x01) return 4 + 4 + 2;
@@ -270,6 +268,8 @@ size_t SocksMessageLen(const std::string& b, size_t off) {
   return 0;
 }
 
+// The length of a whole SOCKS5 CONNECT request at `off` of `b` (RFC 1928 §4: IPv4, a name of 1-255
+// bytes, IPv6), or 0 (not whole, or not a CONNECT: those go as before, answered by the device).
 size_t ConnectRequestAt(const std::string& b, size_t off) {
   if (b.size() < off + 5 || b[off] != 0x05 || b[off + 1] != 0x01 || b[off + 2] != 0x00) return 0;
   if (b[off + 3] == 0x03 && b[off + 4] == 0) return 0;  // an empty name

@@ -49,9 +49,8 @@
 // (httpEarlyHello; the listener remembers the Proxy-Authorization value it accepted, under the port's
 // credentials tag, and answers the next such CONNECT without JS). The device's answer head is read and
 // dropped on the relay (a 200; anything else, a 403 for a refused destination or a 502 for an unreachable
-// one, resets the customer). A CONNECT without
-// credentials, or with ones the relay does not accept, goes as before: a browser still gets the device's
-// 407 challenge.
+// one, resets the customer). A CONNECT without credentials, or with ones the relay does not accept, goes
+// as before: a browser still gets the device's 407 challenge.
 //
 // Sockets and states are the addon's transparent listener (packages/tun native/splice_relay.cc); this
 // module answers its questions and keeps the port map in step with the firewall (a port that goes, or
