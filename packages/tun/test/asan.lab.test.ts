@@ -122,7 +122,9 @@ Module._extensions['.node'] = (m, filename) => {
     });
     const out = `${run.stdout}\n${run.stderr}`;
     assert.doesNotMatch(out, /AddressSanitizer/, out.slice(out.indexOf('AddressSanitizer') - 2_000));
-    assert.equal(run.status, 0, out.slice(-4_000));
+    // The failed tests' names first (the tail alone may not hold them).
+    const failed = out.split('\n').filter((l) => /^\s*not ok /.test(l));
+    assert.equal(run.status, 0, `${failed.join('\n')}\n${out.slice(-4_000)}`);
     assert.match(out, /# fail 0/);
     // The run's own summary (the last one: per-file summaries may come before it).
     const pass = Number([...out.matchAll(/^# pass (\d+)$/gm)].at(-1)?.[1] ?? 0);
